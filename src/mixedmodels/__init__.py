@@ -1,0 +1,64 @@
+"""mixedmodels: multilevel (mixed-effects) models with lme4's language and answers.
+
+>>> import mixedmodels as mm
+>>> df = mm.datasets.load("sleepstudy")
+>>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
+>>> print(m.summary())
+
+Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    MixedModelsError,
+    MixedModelsWarning,
+    ModelSpecError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    SingularFitWarning,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use)
+_LAZY = {
+    "lmer": "mixedmodels.lmm",
+    "LinearMixedModel": "mixedmodels.lmm",
+    "LmerResults": "mixedmodels.results",
+    "datasets": "mixedmodels.datasets",
+}
+
+__all__ = [
+    "__version__",
+    "MixedModelsError",
+    "FormulaError",
+    "DataError",
+    "ModelSpecError",
+    "MixedModelsWarning",
+    "SingularFitWarning",
+    "ConvergenceWarning",
+    "RankDeficiencyWarning",
+    "ScaleWarning",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
