@@ -1,0 +1,40 @@
+"""Model frames and model matrices (formula text -> numbers), R's conventions.
+
+Names are imported lazily so that ``import mixedmodels.design`` does not pull
+in formulaic:
+
+* :mod:`.frame` -- ``required_variables``, ``model_frame``, ``ModelFrame``;
+* :mod:`.fixed` -- ``build_design``, ``build_response``, ``DesignMatrix``,
+  ``drop_aliased_columns``, ``check_scale``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "required_variables": "frame",
+    "model_frame": "frame",
+    "ModelFrame": "frame",
+    "build_design": "fixed",
+    "build_response": "fixed",
+    "DesignMatrix": "fixed",
+    "drop_aliased_columns": "fixed",
+    "check_scale": "fixed",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mixedmodels.design' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

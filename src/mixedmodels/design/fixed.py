@@ -1,0 +1,816 @@
+"""Fixed-effects model matrices with R's contrasts and R's column names.
+
+formulaic parses and evaluates the formula; this module makes the result read
+like R's ``model.matrix`` (and so like lme4's ``getME(m, "X")``):
+
+* the intercept is ``(Intercept)``; numeric terms are named by the text as
+  written (``Days``, ``scale(HEIGHT)``, ``I(x**2)``); interactions join with ``:``;
+* factors are named variable + level (``GenderM``, ``period2``), logicals use
+  R's ``xTRUE``; ordered factors use ``contr.poly`` (``f.L``, ``f.Q``, ``f.C``,
+  ``f^4``), ``contr.sum``/``contr.helmert`` columns are numbered (``f1``, ``f2``);
+* which factors in a term get contrasts and which get full indicator coding
+  follows R's rule (``TermCode`` in R's ``model.c``), not formulaic's own one,
+  so e.g. ``~ a:b`` gives R's rank-deficient coding that
+  :func:`drop_aliased_columns` then trims exactly as lme4 does;
+* factor levels are the Categorical's category order, or the sorted unique
+  values for other columns.  Unlike R (which keeps them and lets lme4 drop the
+  all-zero columns), levels that do not occur in the data are dropped, so no
+  all-zero column appears.
+
+The matrix is rebuilt for new data by replaying formulaic's ``ModelSpec``:
+``scale()`` reuses the training mean and SD, factors the training levels and
+contrasts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic import ModelSpec
+from formulaic.errors import DataMismatchWarning
+from formulaic.materializers import PandasMaterializer
+from formulaic.materializers.types import FactorValues, ScopedFactor, ScopedTerm
+from formulaic.parser.types import Factor
+from formulaic.transforms import TRANSFORMS, encode_contrasts
+from formulaic.transforms.contrasts import (
+    Contrasts,
+    HelmertContrasts,
+    PolyContrasts,
+    SASContrasts,
+    SumContrasts,
+    TreatmentContrasts,
+)
+from formulaic.utils.cast import as_columns
+from formulaic.utils.code import format_expr
+from formulaic.utils.layered_mapping import LayeredMapping
+from formulaic.utils.stateful_transforms import stateful_eval
+from interface_meta import override
+
+from ..errors import (
+    DataError,
+    FormulaError,
+    MixedModelsError,
+    ModelSpecError,
+    RankDeficiencyWarning,
+    ScaleWarning,
+)
+from .frame import check_columns, check_data_frame, plain_message, required_variables
+
+__all__ = [
+    "DesignMatrix",
+    "build_design",
+    "build_response",
+    "drop_aliased_columns",
+    "check_scale",
+]
+
+# ---------------------------------------------------------------------------
+# Contrasts with R's column names
+
+
+@dataclass
+class _RSumContrasts(SumContrasts):
+    """contr.sum; R numbers its columns 1..k-1 instead of naming levels."""
+
+    @SumContrasts.override
+    def get_coding_column_names(self, levels: Sequence, reduced_rank: bool = True) -> list:
+        return [str(i) for i in range(1, len(levels))] if reduced_rank else list(levels)
+
+
+@dataclass
+class _RHelmertContrasts(HelmertContrasts):
+    """contr.helmert; R numbers its columns 1..k-1 instead of naming levels."""
+
+    @HelmertContrasts.override
+    def get_coding_column_names(self, levels: Sequence, reduced_rank: bool = True) -> list:
+        return [str(i) for i in range(1, len(levels))] if reduced_rank else list(levels)
+
+
+_CONTRASTS: dict[str, type[Contrasts]] = {
+    "treatment": TreatmentContrasts,
+    "sum": _RSumContrasts,
+    "helmert": _RHelmertContrasts,
+    "poly": PolyContrasts,  # formulaic's numbers and names (.L .Q .C ^4) equal R's
+    "sas": SASContrasts,
+}
+
+
+class _ContrastNamespace:
+    """``contr`` inside formulas: ``C(f, contr.sum)`` as in R."""
+
+    treatment = "treatment"
+    sum = "sum"
+    helmert = "helmert"
+    poly = "poly"
+    SAS = "sas"
+
+
+_CONTRAST_CLASSES: dict[type, str] = {
+    TreatmentContrasts: "treatment",
+    SumContrasts: "sum",
+    _RSumContrasts: "sum",
+    HelmertContrasts: "helmert",
+    _RHelmertContrasts: "helmert",
+    PolyContrasts: "poly",
+    SASContrasts: "sas",
+}
+
+
+def _contrast_name(spec: Any, where: str) -> str:
+    """Canonical contrast name ('sum', ...) from 'contr.sum', 'Sum', contr.sum, a class."""
+    if isinstance(spec, type) and spec in _CONTRAST_CLASSES:
+        return _CONTRAST_CLASSES[spec]
+    if isinstance(spec, str):
+        key = spec.lower().removeprefix("contr.")
+        if key in _CONTRASTS:
+            return key
+    raise ModelSpecError(
+        f"unknown contrasts {spec!r} for {where}; use one of "
+        "'treatment', 'sum', 'helmert', 'poly' or 'SAS'"
+    )
+
+
+def _default_contrast(values: Any) -> str:
+    """R's default: contr.poly for ordered factors, contr.treatment otherwise."""
+    dtype = getattr(values, "dtype", None)
+    ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
+    return "poly" if ordered else "treatment"
+
+
+# ---------------------------------------------------------------------------
+# Factor levels and labels
+
+
+def _label(value: Any) -> str:
+    """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.15g}"
+    return str(value)
+
+
+def _is_boolean(values: Any) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and (dtype == bool or str(dtype) == "boolean")
+
+
+def _as_labelled(values: Any) -> pd.Series:
+    """A Categorical Series whose categories are R's level labels (strings)."""
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cat = series.array
+    elif _is_boolean(series):
+        cat = pd.Categorical(series, categories=[False, True])
+    else:
+        cat = pd.Categorical(series)
+    labels = [_label(c) for c in cat.categories]
+    if len(set(labels)) == len(labels):
+        cat = cat.rename_categories(labels)
+    return pd.Series(cat, index=series.index, name=series.name)
+
+
+def _observed_levels(labelled: pd.Series) -> list:
+    """Categories that occur, in category order (unused ones are dropped)."""
+    codes = labelled.cat.codes.to_numpy()
+    counts = np.bincount(codes[codes >= 0], minlength=len(labelled.cat.categories))
+    return [c for c, n in zip(labelled.cat.categories, counts) if n > 0]
+
+
+def _encode_factor(
+    values: Any,
+    reduced_rank: bool,
+    drop_rows: Sequence[int],
+    encoder_state: dict,
+    model_spec: ModelSpec,
+    *,
+    name: str | None,
+    contrast: str,
+    levels: Sequence | None = None,
+) -> FactorValues:
+    """Encode one factor with R's levels and contrasts (formulaic encoder signature).
+
+    On first use the levels and contrast are stored in ``encoder_state``, which
+    formulaic keeps in the ModelSpec; replays for new data reuse them.
+    """
+    raw = values.__wrapped__ if isinstance(values, FactorValues) else values
+    labelled = _as_labelled(raw)
+    if drop_rows:
+        labelled = labelled.drop(index=labelled.index[list(drop_rows)])
+    known = _factor_levels(labelled, encoder_state.get("categories"), levels, name)
+    contrast = encoder_state.setdefault("r_contrast", contrast)  # training's choice wins
+    labelled = labelled.cat.set_categories(known)
+    with warnings.catch_warnings():  # unseen levels were refused; NaN rows are fine
+        warnings.simplefilter("ignore", DataMismatchWarning)
+        return encode_contrasts(
+            labelled,
+            contrasts=_CONTRASTS[contrast](),
+            levels=known,
+            reduced_rank=reduced_rank,
+            _state=encoder_state,
+            _spec=model_spec,
+        )
+
+
+def _factor_levels(
+    labelled: pd.Series, trained: Sequence | None, levels: Sequence | None, name: str | None
+) -> list:
+    """Training: the observed (or given) levels, at least two.  Replay: check against them."""
+    what = f"factor {name!r}" if name else "a factor in the formula"
+    if trained is not None:
+        unseen = [v for v in _observed_levels(labelled) if v not in set(trained)]
+        if unseen:
+            raise DataError(
+                f"{what} has level(s) {', '.join(map(repr, unseen))} in the new data "
+                f"that were not in the data the model was fitted to (levels: "
+                f"{', '.join(map(repr, trained))})"
+            )
+        return list(trained)
+    known = [_label(v) for v in levels] if levels is not None else _observed_levels(labelled)
+    if len(known) < 2:
+        raise DataError(
+            f"{what} has only {len(known)} level(s) {known} in the data; "
+            "a fixed-effect factor needs at least two levels"
+        )
+    return known
+
+
+def _factor_values(values: Any, *, name: str | None, contrast: str, levels=None) -> FactorValues:
+    """Mark values as an R factor whose encoding uses :func:`_encode_factor`."""
+    encoder = functools.partial(_encode_factor, name=name, contrast=contrast, levels=levels)
+    return FactorValues(values, kind="categorical", spans_intercept=True, encoder=encoder)
+
+
+def C(data: Any, contrasts: Any = None, levels: Sequence | None = None) -> FactorValues:
+    """R's ``C(f, contr.sum)``: treat ``data`` as a factor with the given contrasts."""
+    name = getattr(data, "name", None)
+    contrast = _default_contrast(data) if contrasts is None else _contrast_name(contrasts, "C()")
+    return _factor_values(data, name=name, contrast=contrast, levels=levels)
+
+
+# ---------------------------------------------------------------------------
+# The formula context: R-like functions available inside formulas
+
+
+def _offset(x: Any) -> np.ndarray:
+    """``offset(z)``: a known term added to the linear predictor."""
+    return np.asarray(x, dtype=np.float64)
+
+
+def _cbind(*columns: Any) -> np.ndarray:
+    """R's ``cbind`` for binomial responses: columns side by side."""
+    return np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+
+
+CONTEXT: dict[str, Any] = {
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "scale": TRANSFORMS["scale"],  # formulaic's stateful scale: mean and SD with ddof=1, as R
+    "center": TRANSFORMS["center"],
+    "I": TRANSFORMS["I"],
+    "offset": _offset,
+    "cbind": _cbind,
+    "C": C,
+    "contr": _ContrastNamespace,
+}
+
+
+# ---------------------------------------------------------------------------
+# The formulaic materializer that applies R's rules
+
+
+class _RMaterializer(PandasMaterializer):
+    """Pandas materializer with R's factor coding, contrasts and column names.
+
+    Parameters (stored in the ModelSpec, so replays for new data agree):
+    ``contrasts`` maps a variable to a contrast name; ``spellings`` maps
+    formulaic's normalised code (``I(x ** 2)``) back to the text as written.
+    """
+
+    REGISTER_NAME = "mixedmodels_r"
+    REGISTER_INPUTS: Sequence[str] = ()  # only used when asked for by name
+    REGISTER_PRECEDENCE = 0
+
+    @override
+    def _is_categorical(self, values: Any) -> bool:
+        if isinstance(values, (pd.Series, np.ndarray)) and (
+            _is_boolean(values) or str(values.dtype) == "string"
+        ):
+            return True
+        return super()._is_categorical(values)
+
+    @override
+    def _encode_evaled_factor(self, factor, spec, drop_rows, reduced_rank=False):
+        self._current_factor = factor.expr  # name for _encode_categorical
+        return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
+
+    @override
+    def _encode_categorical(
+        self, values, metadata, encoder_state, spec, drop_rows, reduced_rank=False
+    ):
+        name = self._current_factor
+        chosen = self.params.get("contrasts", {}).get(name)
+        contrast = chosen or _default_contrast(getattr(values, "__wrapped__", values))
+        return as_columns(
+            _encode_factor(
+                values, reduced_rank, drop_rows, encoder_state, spec, name=name, contrast=contrast
+            )
+        )
+
+    @override
+    def _flatten_encoded_evaled_factor(self, name: str, values: Any) -> dict[str, Any]:
+        name = self.params.get("spellings", {}).get(name, name)
+        if not isinstance(values, dict):
+            return {name: values}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if isinstance(key, str) and key.startswith("__"):
+                continue
+            label = f"{name}{key + 1 if isinstance(key, (int, np.integer)) else key}"
+            if isinstance(value, dict):
+                out.update(self._flatten_encoded_evaled_factor(label, value))
+            else:
+                out[label] = value
+        return out
+
+    @override
+    def _get_scoped_terms(self, terms, ensure_full_rank=True) -> Iterator:
+        """Contrasts vs indicators per factor, as R's ``TermCode`` decides.
+
+        A factor in a term is coded by contrasts when the term without it is
+        empty or is contained in an earlier term; otherwise by indicators.
+        Without an intercept the first factor of the first term holding one
+        is coded by indicators.
+        """
+        terms = list(terms)
+        evaled = [self._evaluated(term) for term in terms]
+        has_intercept = any(fs and all(_is_constant(f) for f in fs) for fs in evaled)
+        full_first = None if has_intercept else _first_coded_factor(evaled)
+        earlier: list[frozenset[str]] = []
+        for i, (term, factors) in enumerate(zip(terms, evaled)):
+            if not factors:
+                yield term, []
+                continue
+            varying = [f for f in factors if not _is_constant(f)]
+            exprs = frozenset(f.expr for f in varying)
+            scoped = [
+                ScopedFactor(
+                    f, reduced=_uses_contrasts(f, exprs, earlier, (i, f.expr) == full_first)
+                )
+                for f in varying
+            ]
+            scale = 1
+            for constant in (f for f in factors if _is_constant(f)):
+                scale *= constant.values
+            earlier.append(exprs)
+            yield term, [ScopedTerm(scoped, scale=scale)]
+
+    def _evaluated(self, term) -> list:
+        """The evaluated factors of ``term`` (as formulaic's own scoping skips empty ones)."""
+        cache = self.factor_cache
+        return [cache[f.expr] for f in term.factors if cache[f.expr].values.__wrapped__ is not None]
+
+
+def _is_constant(factor) -> bool:
+    """Literal factors such as the intercept's ``1``."""
+    return factor.metadata.kind is Factor.Kind.CONSTANT
+
+
+def _is_coded(factor) -> bool:
+    """Whether a factor is categorical and may be coded by contrasts."""
+    meta = factor.metadata
+    return meta.kind is Factor.Kind.CATEGORICAL and bool(meta.spans_intercept)
+
+
+def _first_coded_factor(evaled: list[list]) -> tuple[int, str] | None:
+    """(term index, factor) of the first categorical factor: R's no-intercept special case."""
+    for i, factors in enumerate(evaled):
+        for factor in factors:
+            if _is_coded(factor):
+                return i, factor.expr
+    return None
+
+
+def _uses_contrasts(
+    factor, term: frozenset[str], earlier: list[frozenset[str]], full: bool
+) -> bool:
+    """R's TermCode: contrasts iff the term minus this factor is empty or in an earlier term."""
+    if full or not _is_coded(factor):
+        return False
+    rest = term - {factor.expr}
+    return not rest or any(rest <= other for other in earlier)
+
+
+# ---------------------------------------------------------------------------
+# Text as written
+
+
+_CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\s*\(")
+
+
+def _spellings(text: str) -> dict[str, str]:
+    """Map formulaic's normalised code for each call in ``text`` to its original text."""
+    out: dict[str, str] = {}
+    for match in _CALL.finditer(text):
+        end = _closing_paren(text, match.end() - 1)
+        if end is None:
+            continue
+        original = text[match.start() : end + 1]
+        try:
+            out.setdefault(format_expr(original), original)
+        except SyntaxError:
+            continue
+    return out
+
+
+def _closing_paren(text: str, start: int) -> int | None:
+    """Index of the parenthesis closing the one at ``start`` (quotes respected)."""
+    depth, quote = 0, None
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Design matrices
+
+
+@dataclass(frozen=True, eq=False)
+class DesignMatrix:
+    """A fixed-effects model matrix with R's column names.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray
+        ``(n, p)`` float64, C-contiguous.
+    column_names : tuple of str
+        R-style names (``(Intercept)``, ``Days``, ``GenderM``, ``Days:GenderM``).
+    offset : numpy.ndarray or None
+        Sum of the ``offset(...)`` terms, or None when there are none.
+    """
+
+    matrix: np.ndarray
+    column_names: tuple[str, ...]
+    offset: np.ndarray | None
+    _spec: ModelSpec | None = field(default=None, repr=False)
+    _columns: tuple[int, ...] = field(default=(), repr=False)
+    _offset_columns: tuple[int, ...] = field(default=(), repr=False)
+    _variables: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def for_newdata(self, data: pd.DataFrame) -> np.ndarray:
+        """The same columns for new data, replaying stateful transforms.
+
+        ``scale()`` uses the training mean and SD, factors the training levels
+        and contrasts.  Rows with a missing value in a used variable give NaN
+        rows (R's ``na.pass``).
+
+        Raises
+        ------
+        DataError
+            For a missing column or a factor level not seen in training.
+        """
+        full = self._replay(data)
+        return np.ascontiguousarray(full[:, list(self._columns)])
+
+    def offset_for_newdata(self, data: pd.DataFrame) -> np.ndarray | None:
+        """The offset for new data, or None when the formula has no offset."""
+        if not self._offset_columns:
+            return None
+        return self._replay(data)[:, list(self._offset_columns)].sum(axis=1)
+
+    def _replay(self, data: pd.DataFrame) -> np.ndarray:
+        if self._spec is None:
+            raise ModelSpecError("this design matrix was not built from a formula")
+        check_data_frame(data)
+        check_columns(data, sorted(self._variables))
+        full = _materialize(self._spec, data, "the fixed-effects formula on new data")
+        incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
+        if incomplete.any():
+            full[incomplete, :] = np.nan
+        return full
+
+
+def build_design(
+    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None = None
+) -> DesignMatrix:
+    """Build the fixed-effects model matrix for the formula part ``rhs``.
+
+    Parameters
+    ----------
+    rhs : str
+        formulaic right-hand side without random-effect bars, e.g.
+        ``"Days"``, ``"0 + f"``, ``"YEAR + scale(HEIGHT)"``, ``"x + offset(log(n))"``.
+    data : pandas.DataFrame
+        Complete data (see :func:`~mixedmodels.design.frame.model_frame`).
+    contrasts : mapping, optional
+        Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
+        ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
+        allowed).  Keys that are not factors in ``rhs`` are ignored, as in R.
+
+    Raises
+    ------
+    FormulaError, DataError, ModelSpecError
+    """
+    check_data_frame(data)
+    if not isinstance(rhs, str) or "~" in rhs:
+        raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
+    variables = required_variables(rhs)
+    check_columns(data, sorted(variables))
+    _check_complete(data, variables)
+    chosen = {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
+    spec = ModelSpec.from_spec(
+        rhs,
+        materializer=_RMaterializer.REGISTER_NAME,
+        materializer_params={"contrasts": chosen, "spellings": _spellings(rhs)},
+        output="numpy",
+        na_action="ignore",
+    )
+    full, spec = _materialize_new(spec, data, rhs)
+    design_cols, offset_cols, names = _layout(spec)
+    matrix = np.ascontiguousarray(full[:, design_cols])
+    offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
+    _check_finite(matrix, names, offset)
+    return DesignMatrix(
+        matrix, tuple(names), offset, spec, tuple(design_cols), tuple(offset_cols), variables
+    )
+
+
+def _materialize_new(
+    spec: ModelSpec, data: pd.DataFrame, rhs: str
+) -> tuple[np.ndarray, ModelSpec]:
+    """Materialize a fresh spec; return the float matrix and the fitted spec."""
+    build = lambda: spec.get_model_matrix(data, context=CONTEXT)  # noqa: E731
+    result = _run_formulaic(build, repr(rhs), rhs)
+    return _as_float(result, len(data)), result.model_spec
+
+
+def _materialize(spec: ModelSpec, data: pd.DataFrame, what: str) -> np.ndarray:
+    """Replay a fitted spec on ``data``."""
+    result = _run_formulaic(lambda: spec.get_model_matrix(data, context=CONTEXT), what)
+    return _as_float(result, len(data))
+
+
+def _run_formulaic(build, what: str, text: str = ""):
+    """Call formulaic, turning its exceptions into mixedmodels errors."""
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return build()
+    except MixedModelsError:
+        raise
+    except Exception as exc:
+        cause = exc.__cause__
+        if isinstance(cause, MixedModelsError):
+            raise cause from None
+        hint = _hint(cause or exc, text)
+        raise FormulaError(
+            f"cannot evaluate {what}: {plain_message(exc)}{hint}"
+        ) from exc
+
+
+def _hint(exc: BaseException, text: str) -> str:
+    if isinstance(exc, TypeError) and "^" in text:
+        return " (code inside I(...) is Python: write powers as x**2, not x^2)"
+    return ""
+
+
+def _as_float(result: Any, n: int) -> np.ndarray:
+    array = np.asarray(result, dtype=np.float64)
+    return array.reshape(n, -1) if array.ndim != 2 else array
+
+
+def _layout(spec: ModelSpec) -> tuple[list[int], list[int], list[str]]:
+    """Column indices of design and offset terms, and R's names for the design."""
+    design, offset, names, pos = [], [], [], 0
+    for entry in spec.structure:
+        columns = list(entry.columns)
+        indices = list(range(pos, pos + len(columns)))
+        pos += len(columns)
+        factors = entry.term.factors
+        if len(factors) == 1 and factors[0].expr.startswith("offset("):
+            offset.extend(indices)
+            continue
+        design.extend(indices)
+        names.extend("(Intercept)" if str(entry.term) == "1" else c for c in columns)
+    return design, offset, names
+
+
+def _check_complete(data: pd.DataFrame, variables: frozenset[str]) -> None:
+    if not variables:
+        return
+    counts = data.loc[:, sorted(variables)].isna().sum(axis=0)
+    bad = {name: int(n) for name, n in counts.items() if n > 0}
+    if bad:
+        listed = ", ".join(f"{k} ({v} rows)" for k, v in bad.items())
+        raise DataError(
+            f"missing values in {listed}; remove incomplete rows first (model_frame does this)"
+        )
+
+
+def _check_finite(matrix: np.ndarray, names: Sequence[str], offset: np.ndarray | None) -> None:
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        cols = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        raise DataError(
+            f"the fixed-effects column(s) {', '.join(cols)} have non-finite values (NaN or "
+            f"infinite) in {int(bad.any(axis=1).sum())} rows; check transformations such as "
+            "log() of zero or negative values"
+        )
+    if offset is not None and not np.isfinite(offset).all():
+        raise DataError("the offset has non-finite values (NaN or infinite)")
+
+
+# ---------------------------------------------------------------------------
+# Responses
+
+
+def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
+    """Evaluate the left-hand side of a formula.
+
+    Returns a 1-d float64 array for a column or an expression (``log(y)``,
+    ``I(y/10)``), an ``(n, 2)`` array for ``cbind(successes, failures)``.  A
+    two-level factor, logical or string response becomes 0/1 with the first
+    level as 0 (R's binomial convention).
+
+    Raises
+    ------
+    DataError
+        For a missing column, a non-numeric response with more than two
+        levels, or non-finite values.
+    """
+    check_data_frame(data)
+    if not isinstance(lhs, str) or not lhs.strip():
+        raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
+    text = lhs.strip()
+    check_columns(data, sorted(required_variables(text)))
+    if text in data.columns:
+        values = data[text]
+    else:
+        env = LayeredMapping(data, CONTEXT, TRANSFORMS)
+        values = _run_formulaic(
+            lambda: stateful_eval(text, env, None, {}, None), f"the response {text!r}", text
+        )
+    response = _response_array(values, text, len(data))
+    if not np.isfinite(response).all():
+        raise DataError(
+            f"the response {text!r} has missing or non-finite values (NaN or infinite)"
+        )
+    return response
+
+
+def _response_array(values: Any, name: str, n: int) -> np.ndarray:
+    """Float response from evaluated values (numeric, binary factor, or matrix)."""
+    if isinstance(values, pd.DataFrame):
+        values = values.to_numpy()
+    raw = getattr(values, "__wrapped__", values)
+    if np.ndim(raw) == 2:
+        array = np.asarray(raw, dtype=np.float64)
+        array = array[:, 0] if array.shape[1] == 1 else array
+    elif _is_non_numeric(raw):
+        array = _binary(raw, name)
+    else:
+        array = np.asarray(raw, dtype=np.float64)
+    if array.ndim == 0 or array.shape[0] != n:
+        raise DataError(f"the response {name!r} must have one value per row of data ({n})")
+    return np.ascontiguousarray(array)
+
+
+def _is_non_numeric(values: Any) -> bool:
+    dtype = getattr(values, "dtype", np.asarray(values).dtype)
+    if isinstance(dtype, pd.CategoricalDtype) or _is_boolean(values):
+        return True
+    if dtype == object:
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        return kind not in ("integer", "floating", "mixed-integer-float")
+    return not pd.api.types.is_numeric_dtype(dtype)
+
+
+def _binary(values: Any, name: str) -> np.ndarray:
+    """0/1 from a two-level factor: the first level is 0 (R's binomial rule)."""
+    if _is_boolean(values):
+        return np.asarray(pd.Series(values).astype("float64"), dtype=np.float64)
+    labelled = _as_labelled(values)
+    levels = list(labelled.cat.categories)
+    if len(levels) > 2:
+        levels = _observed_levels(labelled)
+    if len(levels) > 2:
+        raise DataError(
+            f"the response {name!r} is non-numeric with {len(levels)} levels "
+            f"({', '.join(map(str, levels[:6]))}{', ...' if len(levels) > 6 else ''}); "
+            "a binomial response needs two levels (the first counts as failure) or numbers"
+        )
+    codes = pd.Categorical(labelled, categories=levels).codes
+    out = (codes == 1).astype(np.float64)
+    out[codes < 0] = np.nan
+    return out
+
+
+# ---------------------------------------------------------------------------
+# lme4's checks of the fixed-effects matrix
+
+
+def drop_aliased_columns(
+    design: DesignMatrix, tol: float = 1e-7
+) -> tuple[DesignMatrix, tuple[str, ...]]:
+    """Drop columns that are linear combinations of earlier ones (lme4's rule).
+
+    Like lme4's ``chkRank.drop.cols`` (R's LINPACK QR with limited pivoting),
+    a column is aliased when its part orthogonal to the earlier kept columns
+    has norm below ``tol`` times its own norm; earlier columns are kept.
+
+    Emits :class:`~mixedmodels.errors.RankDeficiencyWarning` naming the
+    dropped columns.  The returned design's ``for_newdata`` gives only the
+    kept columns.
+    """
+    keep = _independent_columns(design.matrix, tol)
+    if len(keep) == design.matrix.shape[1]:
+        return design, ()
+    dropped = tuple(n for j, n in enumerate(design.column_names) if j not in set(keep))
+    k = len(dropped)
+    what = "1 column / coefficient" if k == 1 else f"{k} columns / coefficients"
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {what}: {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=2,
+    )
+    kept = replace(
+        design,
+        matrix=np.ascontiguousarray(design.matrix[:, keep]),
+        column_names=tuple(design.column_names[j] for j in keep),
+        _columns=tuple(design._columns[j] for j in keep) if design._columns else (),
+    )
+    return kept, dropped
+
+
+def _independent_columns(x: np.ndarray, tol: float) -> list[int]:
+    """Indices of the columns kept by a left-to-right rank-revealing QR."""
+    keep = list(range(x.shape[1]))
+    norms = np.linalg.norm(x, axis=0)
+    reference = np.where(norms > 0, norms, 1.0) * tol
+    while keep:
+        r = np.linalg.qr(x[:, keep], mode="r")
+        diag = np.zeros(len(keep))
+        m = min(r.shape)
+        diag[:m] = np.abs(np.diag(r)[:m])
+        bad = np.flatnonzero(~(diag >= reference[keep]))
+        if bad.size == 0:
+            break
+        del keep[bad[0]]
+    return keep
+
+
+def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
+    """Warn when predictors are on very different scales (lme4's ``checkScaleX``).
+
+    Only columns that are not 0/1 indicators (nor the intercept) count, and
+    constant ones are skipped.  lme4 warns when the standard deviations of two
+    such columns differ by more than a factor ``tol`` (1000), or when one SD
+    is itself above ``tol`` or below ``1/tol``.  Emits
+    :class:`~mixedmodels.errors.ScaleWarning` naming the columns at fault.
+    """
+    x = design.matrix
+    if x.shape[0] < 2:
+        return
+    binary = np.all((x == 0) | (x == 1), axis=0)
+    sd = x.std(axis=0, ddof=1)
+    idx = np.flatnonzero(~binary & (sd > 0))
+    if idx.size == 0:
+        return
+    sds = sd[idx]
+    lo, hi = idx[np.argmin(sds)], idx[np.argmax(sds)]
+    flagged = [j for j in idx if sd[j] > tol or sd[j] < 1 / tol]
+    if sd[hi] / sd[lo] > tol:
+        flagged = [hi, lo] + flagged
+    if not flagged:
+        return
+    names = ", ".join(
+        f"{design.column_names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged)
+    )
+    warnings.warn(
+        "Some predictor variables are on very different scales: "
+        f"consider rescaling (columns {names})",
+        ScaleWarning,
+        stacklevel=2,
+    )

@@ -1,0 +1,185 @@
+"""Model frames: pick the columns a formula uses and drop incomplete rows.
+
+This mirrors R's ``model.frame(..., na.action = na.omit)``: only the variables
+a formula needs are kept, and every row with a missing value in any of them is
+dropped (the original row labels are kept, so results can be matched back to
+the input).  Column look-ups fail with a :class:`~mixedmodels.errors.DataError`
+that names the missing column and suggests close spellings.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..errors import DataError, FormulaError
+
+__all__ = ["ModelFrame", "model_frame", "required_variables"]
+
+# Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
+# they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
+_NAMESPACES = frozenset({"np", "numpy", "pd", "pandas", "math", "contr"})
+
+
+def required_variables(expr: str) -> frozenset[str]:
+    """Column names a formulaic expression uses.
+
+    ``expr`` is one side of a formula or ``"lhs ~ rhs"``.  Function names,
+    namespaces such as ``np`` and literals are ignored, so
+    ``"log(y) ~ scale(x) + f:g + offset(z)"`` needs ``{y, x, f, g, z}`` and
+    ``"cbind(a, b - a)"`` needs ``{a, b}``.
+
+    Raises
+    ------
+    FormulaError
+        If formulaic cannot parse ``expr``.
+    """
+    names: set[str] = set()
+    for factor in _factors(expr):
+        method = factor.eval_method.value
+        if method == "lookup":
+            names.add(factor.expr)
+        elif method == "python":
+            names.update(_python_names(factor.expr))
+    return frozenset(names)
+
+
+def _factors(expr: str) -> Iterator:
+    """Every formulaic ``Factor`` in every part of ``expr``."""
+    from formulaic import Formula
+    from formulaic.formula import SimpleFormula
+
+    if not isinstance(expr, str):
+        raise FormulaError(f"a formula must be a string, got {type(expr).__name__}")
+    try:
+        formula = Formula(expr)
+    except Exception as exc:  # formulaic raises several unrelated exception types
+        raise FormulaError(f"cannot parse formula {expr!r}: {plain_message(exc)}") from exc
+    parts = [formula] if isinstance(formula, SimpleFormula) else formula._flatten()
+    for part in parts:
+        for term in part:
+            yield from term.factors
+
+
+def _python_names(code: str) -> set[str]:
+    """Free variable names in a Python expression, skipping called names."""
+    from formulaic.utils.code import sanitize_variable_names
+
+    aliases: dict[str, str] = {}
+    try:
+        tree = ast.parse(sanitize_variable_names(code, {}, aliases), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(f"cannot parse {code!r} in the formula: {exc.msg}") from exc
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            skip.add(id(node.func))
+        elif isinstance(node, ast.Attribute):
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in _NAMESPACES:
+                skip.add(id(root))
+    return {
+        aliases.get(node.id, node.id)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and id(node) not in skip
+    }
+
+
+def plain_message(exc: BaseException) -> str:
+    """An exception's message without formulaic's terminal colour codes."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    return " ".join(text.replace("⧛", "").replace("⧚", "").split())
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """The data a model is fitted to (R's model frame).
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        Only the used columns, rows with any missing value dropped, original
+        index kept.
+    n_dropped : int
+        Number of rows dropped because of missing values (R's ``na.omit``).
+    """
+
+    data: pd.DataFrame
+    n_dropped: int
+
+
+def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
+    """Keep the ``variables`` columns of ``data`` and drop incomplete rows.
+
+    The input frame is never modified.
+
+    Raises
+    ------
+    DataError
+        If ``data`` is not a DataFrame, a variable is not a column (the message
+        suggests close names), ``data`` has no rows, or no complete row is left.
+    """
+    check_data_frame(data)
+    columns = list(dict.fromkeys(variables))
+    check_columns(data, columns)
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    subset = data.loc[:, columns]
+    missing = subset.isna()
+    complete = ~missing.any(axis=1).to_numpy()
+    n_dropped = int(len(subset) - complete.sum())
+    if n_dropped == len(subset):
+        raise DataError(
+            f"no rows left after removing rows with missing values: all {len(subset)} "
+            f"rows had missing values ({_missing_summary(missing)})"
+        )
+    kept = subset.loc[complete].copy() if n_dropped else subset.copy()
+    return ModelFrame(data=kept, n_dropped=n_dropped)
+
+
+def _missing_summary(missing: pd.DataFrame) -> str:
+    """'Reaction: 3 rows, Days: 1 row' for the columns with missing values."""
+    counts = missing.sum(axis=0)
+    parts = [
+        f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
+    ]
+    return ", ".join(parts) or "no column"
+
+
+def check_data_frame(data: object) -> None:
+    """Raise DataError unless ``data`` is a pandas DataFrame."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(
+            f"data must be a pandas DataFrame, got {type(data).__name__}; "
+            "convert it with pandas.DataFrame(...) first"
+        )
+
+
+def check_columns(data: pd.DataFrame, names: Iterable[str]) -> None:
+    """Raise DataError naming every absent column, with close-name suggestions."""
+    available = [str(c) for c in data.columns]
+    problems = [_not_found(name, available) for name in names if name not in data.columns]
+    if problems:
+        raise DataError("; ".join(problems))
+    duplicated = [name for name in names if data.columns.tolist().count(name) > 1]
+    if duplicated:
+        raise DataError(f"column {duplicated[0]!r} appears more than once in data")
+
+
+def _not_found(name: str, available: list[str]) -> str:
+    """Message for one absent column, suggesting close names."""
+    message = f"column {name!r} not found in data"
+    same_case = [c for c in available if c.lower() == str(name).lower()]
+    close = same_case or difflib.get_close_matches(str(name), available, n=3, cutoff=0.6)
+    if close:
+        return message + "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    shown = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
+    return message + f" (columns: {shown})"

@@ -1,0 +1,145 @@
+"""Model frames and formula variables (R's model.frame with na.omit)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design.frame import ModelFrame, model_frame, required_variables
+from mixedmodels.errors import DataError, FormulaError
+
+
+@pytest.fixture
+def sleepstudy() -> pd.DataFrame:
+    return mm.datasets.load("sleepstudy")
+
+
+# --- required_variables -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("log(y) ~ scale(x) + f:g + offset(z)", {"y", "x", "f", "g", "z"}),
+        ("cbind(a, b - a)", {"a", "b"}),
+        ("Reaction ~ Days", {"Reaction", "Days"}),
+        ("0 + f", {"f"}),
+        ("1", set()),
+        ("y ~ np.log(w) + numpy.exp(v)", {"y", "w", "v"}),
+        ("C(f, contr.sum) + I(age**2) + I(x/10)", {"f", "age", "x"}),
+        ("poly(x, 2) + sqrt(abs(q))", {"x", "q"}),
+        ("Anger * Gender + btype", {"Anger", "Gender", "btype"}),
+        ("`my var` + x", {"my var", "x"}),
+        ("I(resp == 'yes') ~ x", {"resp", "x"}),
+    ],
+)
+def test_required_variables(expr: str, expected: set[str]) -> None:
+    result = required_variables(expr)
+    assert isinstance(result, frozenset)
+    assert result == expected
+
+
+def test_required_variables_rejects_unparseable_formula() -> None:
+    with pytest.raises(FormulaError, match="cannot parse"):
+        required_variables("y ~ x +")
+    with pytest.raises(FormulaError):
+        required_variables(42)  # type: ignore[arg-type]
+
+
+# --- model_frame ------------------------------------------------------------
+
+
+def test_model_frame_keeps_only_used_columns_in_order(sleepstudy: pd.DataFrame) -> None:
+    mf = model_frame(sleepstudy, ["Days", "Reaction", "Days"])
+    assert isinstance(mf, ModelFrame)
+    assert list(mf.data.columns) == ["Days", "Reaction"]
+    assert mf.n_dropped == 0
+    assert len(mf.data) == 180
+    assert mf.data.index.equals(sleepstudy.index)
+
+
+def test_model_frame_drops_incomplete_rows_and_keeps_index(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.copy()
+    data.loc[[0, 3], "Reaction"] = np.nan
+    data.loc[[3, 7], "Days"] = np.nan
+    data["Subject"] = data["Subject"].astype(object)
+    data.loc[10, "Subject"] = None
+    before = data.copy()
+    mf = model_frame(data, ["Reaction", "Days", "Subject"])
+    assert mf.n_dropped == 4  # rows 0, 3, 7, 10 (row 3 counted once)
+    assert len(mf.data) == 176
+    assert not {0, 3, 7, 10} & set(mf.data.index)
+    assert mf.data.index[:3].tolist() == [1, 2, 4]
+    assert not mf.data.isna().any().any()
+    pd.testing.assert_frame_equal(data, before)  # input untouched
+
+
+def test_model_frame_ignores_missing_values_in_unused_columns(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.assign(other=np.nan)
+    mf = model_frame(data, ["Reaction", "Days"])
+    assert mf.n_dropped == 0
+    assert "other" not in mf.data.columns
+
+
+def test_model_frame_result_is_independent_of_input(sleepstudy: pd.DataFrame) -> None:
+    mf = model_frame(sleepstudy, ["Reaction"])
+    mf.data.iloc[0, 0] = -1.0
+    assert sleepstudy["Reaction"].iloc[0] != -1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mf.n_dropped = 3  # type: ignore[misc]
+
+
+def test_model_frame_suggests_close_column_names(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(DataError) as err:
+        model_frame(sleepstudy, ["Reacton", "Days"])
+    assert str(err.value) == "column 'Reacton' not found in data; did you mean 'Reaction'?"
+    with pytest.raises(DataError, match="did you mean 'Days'"):
+        model_frame(sleepstudy, ["days"])
+
+
+def test_model_frame_lists_columns_when_nothing_is_close(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"column 'zzz' not found in data \(columns: Reaction, Days, Subject\)"):
+        model_frame(sleepstudy, ["zzz"])
+
+
+def test_model_frame_names_every_missing_column(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(DataError) as err:
+        model_frame(sleepstudy, ["Reacton", "Subjects"])
+    assert "'Reacton'" in str(err.value) and "'Subjects'" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [[{"a": 1}], {"a": [1, 2]}, np.zeros((3, 2)), None, "data.csv"])
+def test_model_frame_requires_a_data_frame(bad: object) -> None:
+    with pytest.raises(DataError, match="data must be a pandas DataFrame"):
+        model_frame(bad, ["a"])  # type: ignore[arg-type]
+
+
+def test_model_frame_rejects_empty_data(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match="no rows"):
+        model_frame(sleepstudy.iloc[:0], ["Days"])
+
+
+def test_model_frame_reports_missing_values_when_no_row_is_left() -> None:
+    data = pd.DataFrame({"a": [np.nan, None, 1.0], "b": [1.0, 2.0, np.nan], "c": [1, 2, 3]})
+    with pytest.raises(DataError) as err:
+        model_frame(data, ["a", "b", "c"])
+    message = str(err.value)
+    assert "all 3 rows had missing values" in message
+    assert "a: 2 rows" in message and "b: 1 row" in message and "c:" not in message
+
+
+def test_model_frame_handles_pandas_missing_markers() -> None:
+    data = pd.DataFrame(
+        {
+            "s": pd.array(["a", None, "b", "c"], dtype="string"),
+            "flag": pd.array([True, False, None, True], dtype="boolean"),
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    mf = model_frame(data, ["s", "flag", "x"])
+    assert mf.n_dropped == 2
+    assert mf.data.index.tolist() == [0, 3]
