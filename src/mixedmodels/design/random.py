@@ -1,0 +1,156 @@
+"""Random-effects terms: one grouping factor, its level indices and its columns.
+
+For a term ``(1 + Days | Subject)`` the model matrix ``Z_k`` has one block of
+``k`` columns per level; row ``i`` holds ``z[i]`` in the block of level
+``refs[i]`` and zeros elsewhere.  We never store ``Z_k`` itself; ``refs`` and
+the dense ``n x k`` matrix ``z`` describe it completely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelSpecError
+from ..formula import RandomTerm
+from .covariance import theta_names
+from .fixed import DesignMatrix, build_design
+
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
+
+
+@dataclass(frozen=True, eq=False)
+class RandomEffectsTerm:
+    """One random-effects term of a mixed model.
+
+    Attributes
+    ----------
+    group : str
+        Grouping factor as lme4 names it (``"Subject"``, ``"cask:batch"``).
+    factors : tuple of str
+        Data columns forming the grouping factor.
+    levels : tuple of str
+        Level labels, in lme4's order; ``refs`` indexes into them.
+    refs : ndarray of int64, shape (n,)
+        Level of each observation.
+    z : ndarray, shape (n, k)
+        The term's columns (e.g. intercept and Days) for each observation.
+    design : DesignMatrix
+        Builds ``z`` again for new data.
+    """
+
+    group: str
+    factors: tuple[str, ...]
+    levels: tuple[str, ...]
+    refs: np.ndarray
+    z: np.ndarray
+    design: DesignMatrix
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self.design.column_names
+
+    @property
+    def ncols(self) -> int:
+        return self.z.shape[1]
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def nranef(self) -> int:
+        return self.nlevels * self.ncols
+
+    @property
+    def ntheta(self) -> int:
+        return self.ncols * (self.ncols + 1) // 2
+
+    @property
+    def theta_names(self) -> list[str]:
+        return theta_names(self.group, self.column_names)
+
+    def __str__(self) -> str:
+        return f"({' + '.join(self.column_names)} | {self.group})"
+
+
+def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes and labels of one grouping column: Categorical order, else sorted values."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        labels = [str(c) for c in column.cat.categories]
+    else:
+        uniques, codes = np.unique(column.to_numpy(), return_inverse=True)
+        labels = [str(u) for u in uniques]
+    return codes.astype(np.int64), labels
+
+
+def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Level index per row and level labels of a (possibly interacted) grouping factor.
+
+    Labels of an interaction ``a:b`` are ``"a_level:b_level"``; the first factor
+    varies slowest, and only combinations present in the data are kept, as in
+    R's ``factor(a:b)``.  Unused levels are dropped.
+    """
+    combined = np.zeros(len(frame), dtype=np.int64)
+    label_lists = []
+    for name in factors:
+        codes, labels = _factor_codes(frame[name])
+        combined = combined * len(labels) + codes
+        label_lists.append(labels)
+    present, refs = np.unique(combined, return_inverse=True)
+    labels = []
+    for code in present:
+        parts = []
+        for level_labels in reversed(label_lists):
+            code, index = divmod(code, len(level_labels))
+            parts.append(level_labels[index])
+        labels.append(":".join(reversed(parts)))
+    return refs.astype(np.int64), tuple(labels)
+
+
+def _build_term(term: RandomTerm, frame: pd.DataFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
+    refs, levels = grouping_factor(frame, term.factors)
+    if len(levels) < 2:
+        raise ModelSpecError(
+            f"grouping factor {term.group!r} in {term} has {len(levels)} level; "
+            "a random effect needs at least 2 levels (use a fixed effect instead)"
+        )
+    design = build_design(term.expr, frame, contrasts)
+    if design.matrix.shape[1] == 0:
+        raise ModelSpecError(f"random-effects term {term} has no columns")
+    return RandomEffectsTerm(
+        group=term.group,
+        factors=term.factors,
+        levels=levels,
+        refs=refs,
+        z=np.ascontiguousarray(design.matrix, dtype=float),
+        design=design,
+    )
+
+
+def build_random_terms(
+    terms: tuple[RandomTerm, ...], frame: pd.DataFrame, contrasts: Mapping[str, str] | None = None
+) -> tuple[RandomEffectsTerm, ...]:
+    """Build every random-effects term and order them as lme4 does.
+
+    Terms are sorted by decreasing number of levels (stable), which also puts
+    the largest block first, where the blocked Cholesky keeps it diagonal.
+    Checks lme4's rule that each term has fewer random effects than observations.
+    """
+    if not terms:
+        raise ModelSpecError("no random-effects terms in the formula; use mm.lm() for a model without them")
+    built = [_build_term(term, frame, contrasts) for term in terms]
+    nobs = len(frame)
+    for term in built:
+        if term.nranef >= nobs:
+            raise ModelSpecError(
+                f"number of observations (={nobs}) <= number of random effects (={term.nranef}) "
+                f"for term {term}; the random-effects parameters and the residual variance "
+                "are probably unidentifiable"
+            )
+    return tuple(sorted(built, key=lambda t: -t.nlevels))
+

@@ -1,0 +1,313 @@
+"""Blocked cross-products of ``[Z X y]`` and their Cholesky factor for a given theta.
+
+The penalized least-squares problem of a linear mixed model (Bates et al.
+2015, sections 3.2-3.6) needs the Cholesky factor ``L`` of
+
+    [ Lambda' Z'Z Lambda + I   Lambda' Z'X   Lambda' Z'y ]
+    [ X'Z Lambda               X'X           X'y         ]
+    [ y'Z Lambda               y'X           y'y         ]
+
+Following MixedModels.jl, the cross-products ``A = [Z X y]'[Z X y]`` are built
+once, in blocks, and every evaluation only rescales them by ``Lambda(theta)``
+and refactors.  Nothing here touches arrays of length n after construction.
+
+Block layout
+------------
+The random-effects terms are sorted by decreasing number of levels.  The first
+("big") term's block of ``Z'Z`` is block diagonal (one ``k x k`` block per
+level) and stays so in ``L``; everything after it -- the other terms' random
+effects, then the columns of X, then y -- forms one dense "rest" block of size
+``m``.  Writing ``W = Lambda_1 (Lambda_1' A11 Lambda_1 + I)^-1 Lambda_1'``:
+
+    L11 L11' = Lambda_1' A11 Lambda_1 + I            (per level, k x k)
+    L22 L22' = D' (A22 - A21 W A21') D + I_re        (dense, m x m)
+
+where ``D`` applies the other terms' ``Lambda`` to their rows and leaves the
+X and y rows alone, and ``I_re`` adds 1 on the other terms' diagonal only.
+The objective is read off the diagonals of ``L11`` and ``L22``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack, solve_triangular
+
+from ..design.covariance import theta_to_lambda
+
+__all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
+
+# Below this many entries the first-to-rest cross-product is stored dense.
+_DENSE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class TermLayout:
+    """Where a random-effects term sits: its levels, columns and theta slice."""
+
+    nlevels: int
+    ncols: int
+    theta_start: int
+
+    @property
+    def size(self) -> int:
+        return self.nlevels * self.ncols
+
+    @property
+    def theta_stop(self) -> int:
+        return self.theta_start + self.ncols * (self.ncols + 1) // 2
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        """This term's ``k x k`` relative covariance factor."""
+        return theta_to_lambda(theta[self.theta_start : self.theta_stop], self.ncols)
+
+
+def _term_matrix(refs: np.ndarray, z: np.ndarray, nlevels: int) -> sp.csc_array:
+    """The sparse ``n x (nlevels * k)`` model matrix of one term."""
+    n, k = z.shape
+    cols = (refs[:, None] * k + np.arange(k)).ravel()
+    rows = np.repeat(np.arange(n), k)
+    return sp.csc_array((z.ravel(), (rows, cols)), shape=(n, nlevels * k))
+
+
+def _diagonal_blocks(refs: np.ndarray, z: np.ndarray, nlevels: int) -> np.ndarray:
+    """Per-level ``z'z`` blocks of a term, shape ``(nlevels, k, k)``."""
+    k = z.shape[1]
+    blocks = np.empty((nlevels, k, k))
+    for a in range(k):
+        for b in range(a + 1):
+            blocks[:, a, b] = blocks[:, b, a] = np.bincount(refs, weights=z[:, a] * z[:, b], minlength=nlevels)
+    return blocks
+
+
+@dataclass(frozen=True, eq=False)
+class BlockedCrossProducts:
+    """The blocks of ``A = [Z X y]' [Z X y]`` (rows already scaled by sqrt(weights)).
+
+    Attributes
+    ----------
+    terms : tuple of TermLayout
+        First the big term, then the others in the order of the rest block.
+    a11 : ndarray (q1, k1, k1)
+        Per-level blocks of ``Z1' Z1``.
+    a21 : ndarray or scipy sparse CSR, shape (m, q1 * k1)
+        ``[Z_rest X y]' Z1``.
+    a22 : ndarray (m, m)
+        ``[Z_rest X y]' [Z_rest X y]``.
+    nfixef : int
+        Number of columns of X.
+    nobs : int
+        Number of observations.
+    """
+
+    terms: tuple[TermLayout, ...]
+    a11: np.ndarray
+    a21: np.ndarray | sp.csr_array
+    a22: np.ndarray
+    nfixef: int
+    nobs: int
+
+    @classmethod
+    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray) -> "BlockedCrossProducts":
+        """Build the blocks from per-term level indices and columns, and ``[X y]``.
+
+        The terms must already be in block order (largest first).
+        """
+        layouts, start = [], 0
+        for z, q in zip(zs, nlevels):
+            layouts.append(TermLayout(q, z.shape[1], start))
+            start = layouts[-1].theta_stop
+        z1 = _term_matrix(refs[0], zs[0], nlevels[0])
+        rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
+        rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
+        a21 = sp.csr_array((rest.T @ z1))
+        if a21.shape[0] * a21.shape[1] <= _DENSE_LIMIT:
+            a21 = a21.toarray()
+        a22 = _dense_gram(rest_re, xy)
+        a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
+        return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0])
+
+    @property
+    def first(self) -> TermLayout:
+        return self.terms[0]
+
+    @property
+    def rest_terms(self) -> tuple[TermLayout, ...]:
+        return self.terms[1:]
+
+    @property
+    def nre_rest(self) -> int:
+        """Number of random effects in the rest block."""
+        return sum(t.size for t in self.rest_terms)
+
+    @property
+    def ntheta(self) -> int:
+        return self.terms[-1].theta_stop
+
+    def factorize(self, theta: np.ndarray) -> "Factorization":
+        """Cholesky factor of the penalized system for this theta."""
+        return Factorization.compute(self, np.asarray(theta, dtype=float))
+
+
+def _dense_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> np.ndarray:
+    """``[Z_rest X y]' [Z_rest X y]`` as a dense matrix, without densifying Z."""
+    if not rest_re:
+        return xy.T @ xy
+    z = sp.hstack(rest_re, format="csc")
+    zz = (z.T @ z).toarray()
+    zxy = np.asarray(z.T @ xy)
+    return np.block([[zz, zxy], [zxy.T, xy.T @ xy]])
+
+
+def _scale_rest(mat: np.ndarray, terms: tuple[TermLayout, ...], theta: np.ndarray, side: str) -> None:
+    """Apply each rest term's ``Lambda'`` to its rows (side="rows") or ``Lambda`` to its columns, in place."""
+    offset = 0
+    for term in terms:
+        block = slice(offset, offset + term.size)
+        lam = term.lam(theta)
+        if side == "rows":
+            if term.ncols == 1:
+                mat[block, :] *= lam[0, 0]
+            else:
+                part = mat[block, :].reshape(term.nlevels, term.ncols, -1)
+                mat[block, :] = np.einsum("ji,qjm->qim", lam, part).reshape(term.size, -1)
+        else:
+            if term.ncols == 1:
+                mat[:, block] *= lam[0, 0]
+            else:
+                part = mat[:, block].reshape(-1, term.nlevels, term.ncols)
+                mat[:, block] = np.einsum("mqj,ji->mqi", part, lam).reshape(-1, term.size)
+        offset += term.size
+
+
+def _first_block_factor(a11: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Per-level Cholesky factors of ``lam' A11_l lam + I``, shape ``(q, k, k)``."""
+    k = lam.shape[0]
+    if k == 1:
+        return np.sqrt(a11[:, 0, 0] * lam[0, 0] ** 2 + 1.0)
+    scaled = np.einsum("ji,qjl,lm->qim", lam, a11, lam) + np.eye(k)
+    return np.linalg.cholesky(scaled)
+
+
+def _first_block_weights(l11: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``W_l = lam (L11_l L11_l')^-1 lam'`` per level, shape ``(q, k, k)``."""
+    k = lam.shape[0]
+    if k == 1:
+        return (lam[0, 0] / l11) ** 2
+    g = np.linalg.solve(l11, np.broadcast_to(lam.T, l11.shape))  # L11^-1 lam'
+    return np.einsum("qji,qjm->qim", g, g)
+
+
+def _rank_update(a21: np.ndarray | sp.csr_array, weights: np.ndarray) -> np.ndarray:
+    """``A21 W A21'`` for block-diagonal W, as a dense ``m x m`` matrix."""
+    q = weights.shape[0]
+    if isinstance(a21, np.ndarray):
+        m = a21.shape[0]
+        if weights.ndim == 1 or weights.shape[1] == 1:
+            return (a21 * weights.reshape(-1)) @ a21.T
+        k = weights.shape[1]
+        part = a21.reshape(m, q, k)
+        return np.einsum("mqi,qij,nqj->mn", part, weights, part)
+    if weights.ndim == 1 or weights.shape[1] == 1:
+        wmat = sp.diags_array(weights.reshape(-1))
+    else:
+        k = weights.shape[1]
+        wmat = sp.bsr_array((weights, np.arange(q), np.arange(q + 1)), shape=(q * k, q * k))
+    return (a21 @ wmat @ a21.T).toarray()
+
+
+@dataclass(frozen=True, eq=False)
+class Factorization:
+    """Blocked Cholesky factor ``L`` of the penalized system at one theta.
+
+    Attributes
+    ----------
+    theta : ndarray
+    l11 : ndarray
+        Per-level factors of the big term, shape ``(q1,)`` for a scalar term
+        (the diagonal of L11) or ``(q1, k1, k1)``.
+    l22 : ndarray (m, m)
+        Dense lower-triangular factor of the rest block (other terms, X, y).
+    ok : bool
+        False when the rest block was not positive definite (X rank deficient).
+    """
+
+    crossprods: BlockedCrossProducts
+    theta: np.ndarray
+    l11: np.ndarray
+    l22: np.ndarray
+    ok: bool
+
+    @classmethod
+    def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
+        lam1 = cp.first.lam(theta)
+        l11 = _first_block_factor(cp.a11, lam1)
+        rest = cp.a22 - _rank_update(cp.a21, _first_block_weights(l11, lam1))
+        _scale_rest(rest, cp.rest_terms, theta, "rows")
+        _scale_rest(rest, cp.rest_terms, theta, "cols")
+        nre = cp.nre_rest
+        rest[np.arange(nre), np.arange(nre)] += 1.0
+        l22, info = lapack.dpotrf(rest, lower=1, clean=1, overwrite_a=1)
+        return cls(cp, theta, l11, l22, info == 0)
+
+    # --- pieces of the objective -------------------------------------------------
+    def logdet_re(self) -> float:
+        """``log det(L_theta)^2``: twice the log-diagonal of the random-effects part."""
+        diag11 = self.l11 if self.l11.ndim == 1 else np.diagonal(self.l11, axis1=1, axis2=2)
+        nre = self.crossprods.nre_rest
+        return 2.0 * (np.sum(np.log(diag11)) + np.sum(np.log(np.diag(self.l22)[:nre])))
+
+    def logdet_x(self) -> float:
+        """``log det(R_X)^2``, the REML correction."""
+        nre, p = self.crossprods.nre_rest, self.crossprods.nfixef
+        return 2.0 * float(np.sum(np.log(np.diag(self.l22)[nre : nre + p])))
+
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares, ``r^2``."""
+        return float(self.l22[-1, -1] ** 2)
+
+    # --- solutions (after the fit; these may touch q-sized arrays) ---------------
+    def solve(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Fixed effects beta and spherical random effects u (one (q, k) array per term)."""
+        cp = self.crossprods
+        nre = cp.nre_rest
+        x_rest = solve_triangular(self.l22[:-1, :-1], self.l22[-1, :-1], lower=True, trans="T")
+        beta = x_rest[nre:]
+        u_rest = _split_terms(x_rest[:nre], cp.rest_terms)
+        b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
+        resid = _last_row(cp.a21) - cp.a21[:-1].T @ b_and_beta
+        u1 = self._first_block_solve(np.asarray(resid).reshape(cp.first.nlevels, cp.first.ncols))
+        return beta, [u1, *u_rest]
+
+    def _first_block_solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``(L11 L11')^-1 lam' rhs_l`` per level of the big term."""
+        lam = self.crossprods.first.lam(self.theta)
+        t = rhs @ lam  # rows: lam' rhs_l
+        if self.l11.ndim == 1:
+            return t / self.l11[:, None] ** 2
+        w = np.linalg.solve(self.l11, t[:, :, None])
+        return np.linalg.solve(np.swapaxes(self.l11, 1, 2), w)[:, :, 0]
+
+
+def _last_row(mat: np.ndarray | sp.csr_array) -> np.ndarray:
+    """The y row of a (possibly sparse) block, as a dense vector."""
+    if isinstance(mat, np.ndarray):
+        return mat[-1]
+    return mat[[-1], :].toarray().ravel()
+
+
+def _split_terms(u: np.ndarray, terms: tuple[TermLayout, ...]) -> list[np.ndarray]:
+    """Split a stacked random-effects vector into one (q, k) array per term."""
+    out, offset = [], 0
+    for term in terms:
+        out.append(u[offset : offset + term.size].reshape(term.nlevels, term.ncols))
+        offset += term.size
+    return out
+
+
+def _spherical_to_b(us: list[np.ndarray], terms: tuple[TermLayout, ...], theta: np.ndarray) -> np.ndarray:
+    """Stacked ``b = Lambda u`` for the given terms."""
+    parts = [u @ term.lam(theta).T for u, term in zip(us, terms)]
+    return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)

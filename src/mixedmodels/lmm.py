@@ -1,0 +1,281 @@
+"""Linear mixed models: the model definition, its profiled objective, and ``lmer``.
+
+The pipeline, each stage inspectable on its own::
+
+    model = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", df)
+    model.objective(theta)   # REML criterion (or deviance) profiled over beta and sigma
+    result = model.fit()     # an immutable LmerResults
+
+For a given relative covariance factor theta the objective is (Bates et al.
+2015, eqs. 34 and 41)
+
+    ML:    log|L_theta|^2 + n (1 + log(2 pi r^2 / n))
+    REML:  log|L_theta|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
+residual sum of squares; all three pieces come off the blocked Cholesky factor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .design.fixed import DesignMatrix, build_design, build_response, check_scale, drop_aliased_columns
+from .design.frame import model_frame, required_variables
+from .design.random import RandomEffectsTerm, build_random_terms
+from .design.covariance import initial_theta, theta_lower_bounds
+from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
+from .formula import ParsedFormula, parse_formula
+from .linalg import BlockedCrossProducts, Factorization
+from .optim import OptimizerSettings, minimize_bounded
+
+__all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "ModelInputs"]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """Everything a mixed model is made of, before any fitting.
+
+    Attributes
+    ----------
+    formula : ParsedFormula
+    frame : DataFrame
+        The model frame: used columns, complete rows, positional index.
+    n_dropped : int
+        Rows dropped for missing values.
+    y : ndarray
+        Response (1-d, or (n, 2) for ``cbind``).
+    fixed : DesignMatrix
+        Fixed-effects model matrix X (aliased columns already dropped).
+    dropped_columns : tuple of str
+        Columns of X dropped as aliased.
+    terms : tuple of RandomEffectsTerm
+        Random-effects terms in block order.
+    weights : ndarray or None
+        Prior weights for the kept rows.
+    offset : ndarray or None
+        Offset for the kept rows (formula ``offset()`` terms plus ``offset=``).
+    """
+
+    formula: ParsedFormula
+    frame: pd.DataFrame
+    n_dropped: int
+    y: np.ndarray
+    fixed: DesignMatrix
+    dropped_columns: tuple[str, ...]
+    terms: tuple[RandomEffectsTerm, ...]
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+
+    @property
+    def nobs(self) -> int:
+        return len(self.frame)
+
+
+def _used_variables(parsed: ParsedFormula) -> set[str]:
+    names = set(required_variables(parsed.fixed))
+    if parsed.response is not None:
+        names |= required_variables(parsed.response)
+    for term in parsed.random:
+        names |= required_variables(term.expr) | set(term.factors)
+    return names
+
+
+def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
+    """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
+    if values is None:
+        return None
+    array = np.asarray(values, dtype=float).reshape(-1)
+    if array.size != nrows:
+        raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
+    return array[keep]
+
+
+def _check_weights(weights: np.ndarray | None) -> None:
+    if weights is None:
+        return
+    if not np.all(np.isfinite(weights)):
+        raise DataError("weights contain missing or infinite values; give a finite weight for every row")
+    if np.any(weights < 0):
+        raise DataError("weights must be non-negative; found a negative weight")
+
+
+def prepare_inputs(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+) -> ModelInputs:
+    """Parse the formula and build the model frame, y, X and the random-effects terms."""
+    parsed = parse_formula(formula)
+    if parsed.response is None:
+        raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
+    frame = mf.data
+    keep = frame.index.to_numpy()
+    w = _row_vector(weights, "weights", len(data), keep)
+    _check_weights(w)
+    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
+    check_scale(fixed)
+    extra_offset = _row_vector(offset, "offset", len(data), keep)
+    total_offset = _sum_offsets(fixed.offset, extra_offset)
+    return ModelInputs(
+        formula=parsed,
+        frame=frame,
+        n_dropped=mf.n_dropped,
+        y=build_response(parsed.response, frame),
+        fixed=fixed,
+        dropped_columns=dropped,
+        terms=build_random_terms(parsed.random, frame, contrasts),
+        weights=w,
+        offset=total_offset,
+    )
+
+
+def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
+    present = [o for o in offsets if o is not None]
+    return np.sum(present, axis=0) if present else None
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModel:
+    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``."""
+
+    inputs: ModelInputs
+    crossprods: BlockedCrossProducts
+    REML: bool
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
+        """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        inputs = prepare_inputs(formula, data, **kwargs)
+        if inputs.y.ndim != 1:
+            raise DataError(
+                f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
+                "cbind() responses are for binomial glmer"
+            )
+        return cls.from_inputs(inputs, REML=REML)
+
+    @classmethod
+    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
+        """Build the cross-product blocks for prepared inputs."""
+        nobs, p = inputs.nobs, len(inputs.fixed.column_names)
+        if nobs <= p:
+            raise ModelSpecError(f"{nobs} observations cannot estimate {p} fixed effects and a residual variance")
+        sqrtw = np.sqrt(inputs.weights) if inputs.weights is not None else None
+        y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
+        xy = np.column_stack([inputs.fixed.matrix, y])
+        if sqrtw is not None:
+            xy = xy * sqrtw[:, None]
+        zs = [t.z if sqrtw is None else t.z * sqrtw[:, None] for t in inputs.terms]
+        crossprods = BlockedCrossProducts.build(
+            [t.refs for t in inputs.terms], zs, [t.nlevels for t in inputs.terms], xy
+        )
+        return cls(inputs, crossprods, bool(REML))
+
+    # --- the objective --------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return self.inputs.nobs
+
+    @property
+    def nfixef(self) -> int:
+        return self.crossprods.nfixef
+
+    @property
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_names(self) -> list[str]:
+        return [name for t in self.inputs.terms for name in t.theta_names]
+
+    def _log_weights(self) -> float:
+        w = self.inputs.weights
+        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+
+    def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
+        """The profiled REML criterion or deviance given a factorization."""
+        reml = self.REML if REML is None else REML
+        if not factor.ok:
+            return np.inf
+        n = self.nobs - (self.nfixef if reml else 0)
+        value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
+        if reml:
+            value += factor.logdet_x()
+        return value - self._log_weights()
+
+    def objective(self, theta: np.ndarray) -> float:
+        """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
+        return self.objective_from(self.crossprods.factorize(theta))
+
+    # --- fitting ----------------------------------------------------------------
+    def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
+        """Minimize the objective over theta and return the results."""
+        from .results import LmerResults
+
+        x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
+        info = minimize_bounded(self.objective, x0, self.theta_lower, settings=settings)
+        if info.return_code < 0 or info.return_code == 5:
+            warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
+        result = LmerResults.from_fit(self, info)
+        if result.is_singular:
+            warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
+        return result
+
+
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    settings: OptimizerSettings | None = None,
+) -> "LmerResults":
+    """Fit a linear mixed model written in lme4's formula language.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms are
+        ``(expr | group)``, ``(expr || group)`` for uncorrelated effects,
+        ``(1 | a/b)`` for nesting and ``(1 | a:b)`` for interactions.
+    data : DataFrame
+        Rows with a missing value in any variable used are dropped.
+    REML : bool
+        Restricted maximum likelihood (default, as lme4) or maximum likelihood.
+    weights : array-like, optional
+        Prior weights, one per row of ``data``.
+    offset : array-like, optional
+        A known component of the linear predictor, one per row of ``data``.
+    contrasts : dict, optional
+        Per-variable contrasts: ``{"condition": "sum"}`` ("treatment", "sum",
+        "helmert", "poly").
+    settings : OptimizerSettings, optional
+        Optimizer tolerances.
+
+    Returns
+    -------
+    LmerResults
+    """
+    model = LinearMixedModel.from_formula(
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+    )
+    return model.fit(settings=settings)

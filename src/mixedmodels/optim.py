@@ -1,0 +1,129 @@
+"""Derivative-free bounded optimization of the profiled objective, with a fit log.
+
+The optimizer is NLopt's BOBYQA (Powell's bound-constrained quadratic
+approximation method), as used by lme4's default ``nloptwrap`` and by
+MixedModels.jl.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import nlopt
+import numpy as np
+
+__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded"]
+
+_RESULT_MESSAGES = {
+    nlopt.SUCCESS: "success",
+    nlopt.STOPVAL_REACHED: "stopval reached",
+    nlopt.FTOL_REACHED: "ftol reached",
+    nlopt.XTOL_REACHED: "xtol reached",
+    nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
+    nlopt.MAXTIME_REACHED: "maximum time reached",
+}
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Tolerances of the optimizer.
+
+    Tighter than lme4's and MixedModels.jl's: the profiled objective is flat
+    near its optimum, and these bring the estimates close enough to the true
+    optimum that they agree with lme4's to the digits R prints.
+    """
+
+    ftol_rel: float = 1e-14
+    ftol_abs: float = 1e-12
+    xtol_rel: float = 0.0
+    xtol_abs: float = 1e-12
+    initial_step: float = 0.75
+    maxeval: int = 100_000
+
+
+@dataclass(frozen=True)
+class OptInfo:
+    """What the optimizer did: where it started and ended, how long, and why it stopped."""
+
+    optimizer: str
+    initial: np.ndarray
+    final: np.ndarray
+    fmin: float
+    feval: int
+    seconds: float
+    return_code: int
+    message: str
+    settings: OptimizerSettings = field(default_factory=OptimizerSettings)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        return self.return_code > 0 and self.return_code != nlopt.MAXEVAL_REACHED and not self.warnings
+
+    def __repr__(self) -> str:
+        return (
+            f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, fmin={self.fmin:.10g}, "
+            f"seconds={self.seconds:.3g}, message={self.message!r}, converged={self.converged})"
+        )
+
+
+def _initial_steps(x0: np.ndarray, lower: np.ndarray, step: float) -> np.ndarray:
+    """Initial trust-region steps: ``step`` in every coordinate, scaled down for zeros at a bound."""
+    return np.where(x0 == 0.0, step, np.maximum(np.abs(x0) * step, step / 10))
+
+
+def minimize_bounded(
+    func: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None = None,
+    settings: OptimizerSettings | None = None,
+) -> OptInfo:
+    """Minimize ``func`` over the box ``lower <= x <= upper`` with BOBYQA.
+
+    Returns an :class:`OptInfo` whose ``final`` is the best point found.
+    """
+    settings = settings or OptimizerSettings()
+    x0 = np.asarray(x0, dtype=float)
+    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
+    opt.set_lower_bounds(np.asarray(lower, dtype=float))
+    if upper is not None:
+        opt.set_upper_bounds(np.asarray(upper, dtype=float))
+    count = [0]
+    best = [np.inf, x0.copy()]
+
+    def objective(x: np.ndarray, grad: np.ndarray) -> float:
+        count[0] += 1
+        value = float(func(x))
+        if value < best[0]:
+            best[0], best[1] = value, x.copy()
+        return value if np.isfinite(value) else 1e300
+
+    opt.set_min_objective(objective)
+    opt.set_ftol_rel(settings.ftol_rel)
+    opt.set_ftol_abs(settings.ftol_abs)
+    opt.set_xtol_rel(settings.xtol_rel)
+    opt.set_xtol_abs(settings.xtol_abs)
+    opt.set_maxeval(settings.maxeval)
+    opt.set_initial_step(_initial_steps(x0, np.asarray(lower), settings.initial_step))
+    start = time.perf_counter()
+    try:
+        opt.optimize(x0)
+        code = opt.last_optimize_result()
+    except nlopt.RoundoffLimited:
+        code = nlopt.ROUNDOFF_LIMITED
+    seconds = time.perf_counter() - start
+    message = _RESULT_MESSAGES.get(code, f"nlopt return code {code}")
+    return OptInfo(
+        optimizer="NLopt LN_BOBYQA",
+        initial=x0.copy(),
+        final=best[1],
+        fmin=float(best[0]),
+        feval=count[0],
+        seconds=seconds,
+        return_code=int(code),
+        message=message,
+        settings=settings,
+    )

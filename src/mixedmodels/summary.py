@@ -1,0 +1,176 @@
+"""lme4's summary layout, as text (``print``) and HTML (Jupyter).
+
+Numbers are formatted the way R's ``print`` does (``formatReal``): a column
+shares one number of decimals, the fewest that show every entry to the
+requested significant digits.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .results import LmerResults
+
+__all__ = ["LmerSummary", "format_r", "abbreviate"]
+
+
+def _decimals_needed(value: float, digits: int) -> int:
+    """Decimals R needs to show ``value`` to ``digits`` significant digits (trailing zeros dropped)."""
+    if value == 0 or not math.isfinite(value):
+        return 0
+    exponent = math.floor(math.log10(abs(value)))
+    rounded = float(f"{value:.{digits - 1}e}")
+    if rounded != 0:
+        exponent = math.floor(math.log10(abs(rounded)))
+    mantissa = f"{abs(rounded):.{digits - 1}e}".split("e")[0].replace(".", "").rstrip("0")
+    nsig = max(len(mantissa), 1)
+    return max(nsig - exponent - 1, 0)
+
+
+def format_r(values: Sequence[float], digits: int = 4) -> list[str]:
+    """Format numbers jointly as R's print does with ``digits`` significant digits."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    decimals = max((_decimals_needed(v, digits) for v in finite), default=0)
+    decimals = min(decimals, 15)
+    return [("NA" if v is None or not math.isfinite(v) else f"{v:.{decimals}f}") for v in values]
+
+
+def abbreviate(name: str, minlength: int = 6) -> str:
+    """R's ``abbreviate``: drop lower-case vowels, then lower-case letters, from the right."""
+    chars = list(name)
+    for pool in ("aeiou", "abcdefghijklmnopqrstuvwxyz"):
+        i = len(chars) - 1
+        while len(chars) > minlength and i > 0:
+            if chars[i] in pool and chars[i - 1] != " ":
+                del chars[i]
+            i -= 1
+    return "".join(chars[: max(minlength, 0)]) if len(chars) > minlength else "".join(chars)
+
+
+def _table(rows: list[list[str]], align: str) -> list[str]:
+    """Lay out string rows in columns; ``align`` has 'l' or 'r' per column."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(align))]
+    lines = []
+    for row in rows:
+        cells = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        lines.append(" ".join(cells).rstrip())
+    return lines
+
+
+class LmerSummary:
+    """The printed summary of a fit; ``str()`` gives lme4's text layout."""
+
+    def __init__(self, result: "LmerResults"):
+        self.result = result
+
+    # --- sections -------------------------------------------------------------
+    def _header(self) -> list[str]:
+        r = self.result
+        method = "REML" if r.REML else "maximum likelihood "
+        lines = [f"Linear mixed model fit by {method} ['lmerMod']", f"Formula: {r.formula}"]
+        if r.model.inputs.weights is not None:
+            lines.append("Weights: given")
+        lines.append("")
+        if r.REML:
+            lines.append(f"REML criterion at convergence: {r.objective:.1f}")
+        else:
+            names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+            vals = [f"{v:.1f}" for v in (r.aic, r.bic, r.loglik, r.deviance)] + [str(r.df_resid)]
+            width = max(max(len(v) for v in vals), 8)
+            lines.append(" ".join(n.rjust(width) for n in names))
+            lines.append(" ".join(v.rjust(width) for v in vals))
+        return lines
+
+    def _residuals(self) -> list[str]:
+        resid = self.result.residuals("pearson", scaled=True).to_numpy()
+        quantiles = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1])
+        rows = [["Min", "1Q", "Median", "3Q", "Max"], format_r(list(quantiles))]
+        return ["", "Scaled residuals: ", *_table(rows, "rrrrr")]
+
+    def _random_effects(self) -> list[str]:
+        r = self.result
+        vc = r.varcorr
+        max_k = max(t.ncols for t in r.terms)
+        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])
+        variances = vc[vc["var2"].isna()]
+        var_text, sd_text = format_r(list(variances["vcov"])), format_r(list(variances["sdcor"]))
+        rows = [header]
+        idx = 0
+        for (grp, cov), term in zip(r.covariances.items(), r.terms):
+            sd = np.sqrt(np.diag(cov))
+            for j, name in enumerate(term.column_names):
+                corr = [f"{cov[j, c] / (sd[j] * sd[c]):.2f}" if sd[j] * sd[c] > 0 else "NaN" for c in range(j)]
+                row = [grp if j == 0 else "", name, var_text[idx], sd_text[idx]] + corr
+                rows.append(row + [""] * (len(header) - len(row)))
+                idx += 1
+        rows.append(["Residual", "", var_text[idx], sd_text[idx]] + [""] * (len(header) - 4))
+        align = "llrr" + "r" * (len(header) - 4)
+        return ["", "Random effects:", *[" " + line for line in _table(rows, align)]]
+
+    def _groups_line(self) -> list[str]:
+        r = self.result
+        groups = "; ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+        lines = [f"Number of obs: {r.nobs}, groups:  {groups}"]
+        dropped = r.model.inputs.n_dropped
+        if dropped:
+            lines.append(f"({dropped} observation{'s' if dropped != 1 else ''} deleted due to missingness)")
+        return lines
+
+    def _fixed_effects(self) -> list[str]:
+        r = self.result
+        est, se = r.fixef.to_numpy(), r.se.to_numpy()
+        joint = format_r(list(est) + list(se))
+        tval = format_r([round(t, 3) for t in est / se])
+        rows = [["", "Estimate", "Std. Error", "t value"]]
+        for i, name in enumerate(r.fixef_names):
+            rows.append([name, joint[i], joint[len(est) + i], tval[i]])
+        return ["", "Fixed effects:", *_table(rows, "lrrr")]
+
+    def _correlation(self) -> list[str]:
+        r = self.result
+        names = r.fixef_names
+        if len(names) < 2:
+            return []
+        cov = r.vcov.to_numpy()
+        sd = np.sqrt(np.diag(cov))
+        corr = cov / np.outer(sd, sd)
+        rows = [[""] + [abbreviate(n) for n in names[:-1]]]
+        for i in range(1, len(names)):
+            rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+        return ["", "Correlation of Fixed Effects:", *_table(rows, "l" + "r" * (len(names) - 1))]
+
+    def _footer(self) -> list[str]:
+        r = self.result
+        lines = []
+        if not r.optinfo.converged:
+            lines.append(f"optimizer ({r.optinfo.optimizer}) convergence message: {r.optinfo.message}")
+        if r.is_singular:
+            lines.append("boundary (singular) fit: see help('isSingular')")
+        return [""] + lines if lines else []
+
+    # --- output ---------------------------------------------------------------
+    def lines(self) -> list[str]:
+        return (
+            self._header()
+            + self._residuals()
+            + self._random_effects()
+            + self._groups_line()
+            + self._fixed_effects()
+            + self._correlation()
+            + self._footer()
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"

@@ -1,0 +1,49 @@
+"""Shared fixtures: reference results from R and fitted models, cached per session."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import mixedmodels as mm
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+
+
+@lru_cache(maxsize=None)
+def reference(name: str) -> dict:
+    """An R reference result: ``shared/<name>.json`` (from ../shared/reference) or ``<name>.json``."""
+    path = REFERENCE_DIR / f"{name}.json"
+    return json.loads(path.read_text())
+
+
+def as_list(value) -> list:
+    """R's JSON writes length-1 vectors as scalars; make them lists again."""
+    return value if isinstance(value, list) else [value]
+
+
+@lru_cache(maxsize=None)
+def dataset(name: str):
+    return mm.datasets.load(name)
+
+
+@lru_cache(maxsize=None)
+def fitted_lmer(formula: str, data_name: str, REML: bool = True):
+    """Fit once per session; warnings (e.g. singular fits) are tested separately."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, dataset(data_name), REML=REML)
+
+
+@pytest.fixture(scope="session")
+def sleepstudy():
+    return dataset("sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def sleep_fit():
+    return fitted_lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
