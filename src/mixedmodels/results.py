@@ -265,12 +265,59 @@ class LmerResults:
             resid = resid / self.sigma
         return pd.Series(resid, index=inputs.frame.index, name="residuals")
 
+    # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimate, Std. Error, (df,) t value (, Pr(>|t|)) per fixed effect.
+
+        ``ddf`` is None (no p-values, as lme4), ``"satterthwaite"`` or
+        ``"kenward-roger"`` (lmerTest / pbkrtest).
+        """
+        from .inference.ddf import coef_table
+
+        return coef_table(self, ddf=ddf)
+
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Type III F tests per fixed-effect term (lmerTest's anova)."""
+        from .inference.ftests import anova_table
+
+        return anova_table(self, ddf=ddf)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
+        """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""
+        from .inference.intervals import confint
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def profile(self, **kwargs):
+        """Zeta profiles of the parameters (lme4's profile.merMod)."""
+        from .inference.profile import profile
+
+        return profile(self, **kwargs)
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, type: str = "response") -> pd.Series:
+        """Predictions with all (default), none (``re_form="~0"``) or some random effects."""
+        from .predict import predict
+
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type)
+
+    def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
+                 use_re: bool = False) -> pd.DataFrame:
+        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``."""
+        from .simulate import simulate
+
+        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re)
+
     # --- display ----------------------------------------------------------------
-    def summary(self):
-        """lme4's summary layout as a printable object (also renders as HTML in Jupyter)."""
+    def summary(self, ddf: str | None = None):
+        """lme4's summary layout as a printable object (also renders as HTML in Jupyter).
+
+        With ``ddf="satterthwaite"`` or ``"kenward-roger"`` the fixed-effects
+        table gains df and Pr(>|t|) columns, as lmerTest's summary.
+        """
         from .summary import LmerSummary
 
-        return LmerSummary(self)
+        return LmerSummary(self, ddf=ddf)
 
     def __repr__(self) -> str:
         method = "REML" if self.REML else "ML"

@@ -66,8 +66,9 @@ def _table(rows: list[list[str]], align: str) -> list[str]:
 class LmerSummary:
     """The printed summary of a fit; ``str()`` gives lme4's text layout."""
 
-    def __init__(self, result: "LmerResults"):
+    def __init__(self, result: "LmerResults", ddf: str | None = None):
         self.result = result
+        self.ddf = ddf
 
     # --- sections -------------------------------------------------------------
     def _header(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Inference after fitting: degrees of freedom, tests, intervals, bootstrap, marginal means."""
