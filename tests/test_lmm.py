@@ -9,10 +9,15 @@ Tolerances (the lmer issue's acceptance criteria):
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from conftest import as_list, fitted_lmer, reference
+import mixedmodels as mm
+from conftest import as_list, dataset, fitted_lmer, reference
 
 LMM_CASES = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
@@ -27,15 +32,66 @@ LMM_CASES = {
     "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "InstEval", True),
 }
 
+# More lme4 fits (tests/reference/make_references.R): formula features, contrasts, weights, offsets.
+# Derived columns are rebuilt as tests/reference/README.md defines them.
+EXTRA_CASES = {
+    "sleepstudy_weights": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True, {"weights": "w"}),
+    "sleepstudy_offset": ("Reaction ~ Days + offset(2 * Days) + (Days | Subject)", "sleepstudy", True, {}),
+    "sleepstudy_log_quadratic": ("log(Reaction) ~ Days + I(Days**2) + (1 | Subject)", "sleepstudy", True, {}),
+    "sleepstudy_scale_days": ("Reaction ~ scale(Days) + (scale(Days) | Subject)", "sleepstudy", True, {}),
+    "sleepstudy_dayf": ("Reaction ~ DayF + (1 | Subject)", "sleepstudy", True, {}),
+    "sleepstudy_dayo_poly": ("Reaction ~ DayO + (1 | Subject)", "sleepstudy_d4", True, {}),
+    "sleepstudy_dayf_sum": ("Reaction ~ DayF + (1 | Subject)", "sleepstudy", True, {"contrasts": {"DayF": "sum"}}),
+    "sleepstudy_phase": ("Reaction ~ Phase + (Phase | Subject)", "sleepstudy", True, {}),
+    "pastes_interaction_grouping": ("strength ~ 1 + (1 | batch) + (1 | batch:cask)", "Pastes", True, {}),
+    "sleepstudy_no_intercept": ("Reaction ~ 0 + Days + (1 | Subject)", "sleepstudy", True, {}),
+    "penicillin_ml": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", False, {}),
+}
+
 REL = 0.01
 
 
+def python_names(names) -> list[str]:
+    """R's fixef names with R's power operator inside I() written the Python way."""
+    return [n.replace("^", "**") if n.startswith("I(") else n for n in as_list(names)]
+
+
+def derived_data(name: str) -> pd.DataFrame:
+    """The bundled data plus the derived columns of tests/reference/README.md."""
+    if name not in ("sleepstudy", "sleepstudy_d4"):
+        return dataset(name)
+    data = dataset("sleepstudy").copy()
+    days = data["Days"].astype(int)
+    data["w"] = 1 + days % 3
+    data["DayF"] = pd.Categorical(days.astype(str), categories=[str(d) for d in range(10)])
+    data["Phase"] = pd.Categorical(np.where(days < 5, "early", "late"))
+    if name == "sleepstudy":
+        return data
+    d4 = data[days <= 4].reset_index(drop=True)
+    d4["DayO"] = pd.Categorical(d4["Days"].astype(int).astype(str), categories=[str(d) for d in range(5)], ordered=True)
+    return d4
+
+
+@lru_cache(maxsize=None)
+def _extra_fit(name):
+    formula, data_name, reml, options = EXTRA_CASES[name]
+    data = derived_data(data_name)
+    options = dict(options)
+    if "weights" in options:
+        options["weights"] = data[options["weights"]].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, data, REML=reml, **options)
+
+
 def _case(name):
+    if name in EXTRA_CASES:
+        return _extra_fit(name), reference(name)
     formula, data, reml = LMM_CASES[name]
     return fitted_lmer(formula, data, reml), reference(f"shared/{name}")
 
 
-@pytest.fixture(params=sorted(LMM_CASES), scope="module")
+@pytest.fixture(params=sorted(LMM_CASES) + sorted(EXTRA_CASES), scope="module")
 def case(request):
     return _case(request.param)
 
@@ -48,7 +104,7 @@ def test_objective_not_worse_than_lme4(case):
 
 def test_fixed_effects_within_one_percent_of_se(case):
     fit, ref = case
-    assert list(fit.fixef.index) == as_list(ref["fixef_names"])
+    assert list(fit.fixef.index) == python_names(ref["fixef_names"])
     assert np.all(np.abs(fit.fixef.to_numpy() - as_list(ref["fixef"])) <= REL * np.asarray(as_list(ref["se"])))
 
 
@@ -64,6 +120,7 @@ def test_variance_components(case):
     fit, ref = case
     ours = fit.varcorr
     theirs = ref["varcorr"]
+    theirs = theirs if isinstance(theirs, list) else [theirs]
     assert list(ours["grp"]) == [row["grp"] for row in theirs]
     assert list(ours["var1"].fillna("")) == [row["var1"] or "" for row in theirs]
     for mine, row in zip(ours["sdcor"], theirs):
@@ -79,6 +136,7 @@ def test_counts_and_names(case):
     fit, ref = case
     assert fit.nobs == ref["nobs"]
     assert fit.ngroups == ref["ngrps"]
+    assert list(fit.model.inputs.fixed.column_names) == python_names(ref["fixef_names"])
     assert fit.model.theta_names == as_list(ref["theta_names"])
     assert fit.npar == ref["df"]
 
@@ -111,3 +169,36 @@ def test_information_criteria():
     assert fit.aic == pytest.approx(ref["AIC"], rel=1e-6)
     assert fit.bic == pytest.approx(ref["BIC"], rel=1e-6)
     assert fit.deviance == pytest.approx(ref["deviance"], rel=1e-6)
+
+
+def test_weighted_pearson_residuals():
+    fit, ref = _case("sleepstudy_weights")
+    head = len(ref["resid_pearson_head"])
+    np.testing.assert_allclose(fit.residuals("pearson").to_numpy()[:head], ref["resid_pearson_head"], atol=REL * fit.sigma)
+
+
+def test_rows_with_missing_values_are_dropped_and_counted(sleepstudy):
+    data = sleepstudy.copy()
+    data.loc[[3, 50], "Reaction"] = np.nan
+    data.loc[7, "Days"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    assert fit.nobs == 177
+    assert fit.model.inputs.n_dropped == 3
+    assert "(3 observations deleted due to missingness)" in str(fit.summary())
+    assert data["Reaction"].isna().sum() == 2  # input untouched
+
+
+def test_weights_of_wrong_length_are_rejected(sleepstudy):
+    with pytest.raises(mm.DataError, match="weights has 3 values"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, weights=[1, 2, 3])
+
+
+def test_offset_argument_equals_offset_term(sleepstudy):
+    via_term = _case("sleepstudy_offset")[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        via_argument = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, offset=2 * sleepstudy["Days"].to_numpy())
+    np.testing.assert_allclose(via_argument.beta, via_term.beta, rtol=1e-6)
+    assert via_argument.objective == pytest.approx(via_term.objective, rel=1e-9)
