@@ -225,6 +225,19 @@ class LinearMixedModel:
         return self.objective_from(self.crossprods.factorize(theta))
 
     # --- fitting ----------------------------------------------------------------
+    def results_at(self, theta: np.ndarray) -> "LmerResults":
+        """Results (beta, sigma, modes, ...) at a given theta, without optimizing.
+
+        Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
+        """
+        from .optim import OptInfo
+        from .results import LmerResults
+
+        theta = np.asarray(theta, dtype=float)
+        value = self.objective(theta)
+        info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
+        return LmerResults.from_fit(self, info)
+
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
         """Minimize the objective over theta and return the results."""
         from .results import LmerResults

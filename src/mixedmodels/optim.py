@@ -39,7 +39,7 @@ class OptimizerSettings:
     ftol_abs: float = 1e-12
     xtol_rel: float = 0.0
     xtol_abs: float = 1e-12
-    initial_step: float = 0.75
+    initial_step: float = 0.25
     maxeval: int = 100_000
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from .results import LmerResults
 
-__all__ = ["LmerSummary", "format_r", "abbreviate"]
+__all__ = ["LmerSummary", "format_r", "format_coef_se", "abbreviate", "zapsmall"]
 
 
 def _decimals_needed(value: float, digits: int) -> int:
@@ -51,6 +51,49 @@ def abbreviate(name: str, minlength: int = 6) -> str:
                 del chars[i]
             i -= 1
     return "".join(chars[: max(minlength, 0)]) if len(chars) > minlength else "".join(chars)
+
+
+def format_coef_se(estimates: np.ndarray, std_errors: np.ndarray, digits: int = 4) -> list[str]:
+    """Estimates then SEs formatted jointly as R's ``printCoefmat`` does.
+
+    R first rounds both columns to ``max(1, digits - 1 - floor(log10(min |x|)))``
+    decimals, then formats them together with ``digits`` significant digits.
+    """
+    values = np.concatenate([estimates, std_errors])
+    nonzero = np.abs(values[np.isfinite(values) & (values != 0)])
+    decimals = max(1, digits - 1 - math.floor(math.log10(nonzero.min()))) if nonzero.size else 1
+    return format_r(list(np.round(values, decimals)), digits)
+
+
+def zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest magnitude.
+
+    R rounds a non-integer number of decimals to the nearest integer, so the
+    decimals are ``round(digits - log10(max|x|))``.
+    """
+    largest = float(np.max(np.abs(values)))
+    if largest == 0 or not math.isfinite(largest):
+        return values
+    decimals = max(0, math.floor(digits - math.log10(largest) + 0.5))
+    return np.round(values, decimals)
+
+
+def _common_width(cells: list[str]) -> list[str]:
+    """Right-justify formatted numbers to one width, as R's format() does."""
+    width = max(len(c) for c in cells)
+    return [c.rjust(width) for c in cells]
+
+
+def _correlation_text(cov: np.ndarray) -> list[list[str]]:
+    """Rows of the Corr columns of one term: row j lists its correlations with columns 0..j-1."""
+    sd = np.sqrt(np.diag(cov))
+    k = cov.shape[0]
+    text = [[f"{cov[j, c] / (sd[j] * sd[c]):.2f}" if sd[j] * sd[c] > 0 else "NaN" for c in range(j)] for j in range(k)]
+    for c in range(k - 1):
+        column = _common_width([text[j][c] for j in range(c + 1, k)])
+        for j, cell in zip(range(c + 1, k), column):
+            text[j][c] = cell
+    return text
 
 
 def _table(rows: list[list[str]], align: str) -> list[str]:
@@ -90,29 +133,29 @@ class LmerSummary:
 
     def _residuals(self) -> list[str]:
         resid = self.result.residuals("pearson", scaled=True).to_numpy()
-        quantiles = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1])
-        rows = [["Min", "1Q", "Median", "3Q", "Max"], format_r(list(quantiles))]
-        return ["", "Scaled residuals: ", *_table(rows, "rrrrr")]
+        quantiles = zapsmall(np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]), 5)
+        names, values = ["Min", "1Q", "Median", "3Q", "Max"], format_r(list(quantiles))
+        width = max(len(c) for c in names + values)  # R prints a named vector in equal-width columns
+        return ["", "Scaled residuals: ", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in values)]
 
     def _random_effects(self) -> list[str]:
         r = self.result
         vc = r.varcorr
-        max_k = max(t.ncols for t in r.terms)
-        header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])
         variances = vc[vc["var2"].isna()]
-        var_text, sd_text = format_r(list(variances["vcov"])), format_r(list(variances["sdcor"]))
-        rows = [header]
+        var_text = _common_width(format_r(list(variances["vcov"])))
+        sd_text = _common_width(format_r(list(variances["sdcor"])))
+        max_k = max(t.ncols for t in r.terms)
+        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])]
         idx = 0
         for (grp, cov), term in zip(r.covariances.items(), r.terms):
-            sd = np.sqrt(np.diag(cov))
+            corr = _correlation_text(cov)
             for j, name in enumerate(term.column_names):
-                corr = [f"{cov[j, c] / (sd[j] * sd[c]):.2f}" if sd[j] * sd[c] > 0 else "NaN" for c in range(j)]
-                row = [grp if j == 0 else "", name, var_text[idx], sd_text[idx]] + corr
-                rows.append(row + [""] * (len(header) - len(row)))
+                rows.append([grp if j == 0 else "", name, var_text[idx], sd_text[idx], *corr[j]])
                 idx += 1
-        rows.append(["Residual", "", var_text[idx], sd_text[idx]] + [""] * (len(header) - 4))
-        align = "llrr" + "r" * (len(header) - 4)
-        return ["", "Random effects:", *[" " + line for line in _table(rows, align)]]
+        rows.append(["Residual", "", var_text[idx], sd_text[idx]])
+        width = len(rows[0])
+        rows = [row + [""] * (width - len(row)) for row in rows]
+        return ["", "Random effects:", *[" " + line for line in _table(rows, "l" * width)]]
 
     def _groups_line(self) -> list[str]:
         r = self.result
@@ -126,7 +169,7 @@ class LmerSummary:
     def _fixed_effects(self) -> list[str]:
         r = self.result
         est, se = r.fixef.to_numpy(), r.se.to_numpy()
-        joint = format_r(list(est) + list(se))
+        joint = format_coef_se(est, se)
         tval = format_r([round(t, 3) for t in est / se])
         rows = [["", "Estimate", "Std. Error", "t value"]]
         for i, name in enumerate(r.fixef_names):
@@ -147,13 +190,15 @@ class LmerSummary:
         return ["", "Correlation of Fixed Effects:", *_table(rows, "l" + "r" * (len(names) - 1))]
 
     def _footer(self) -> list[str]:
+        """lme4's closing lines: the optimizer's verdict and the singular-fit note, when they matter."""
         r = self.result
-        lines = []
-        if not r.optinfo.converged:
-            lines.append(f"optimizer ({r.optinfo.optimizer}) convergence message: {r.optinfo.message}")
+        if r.optinfo.converged and not r.is_singular:
+            return []
+        status = "0 (OK)" if r.optinfo.converged else f"{r.optinfo.return_code} ({r.optinfo.message})"
+        lines = [f"optimizer ({r.optinfo.optimizer}) convergence code: {status}"]
         if r.is_singular:
             lines.append("boundary (singular) fit: see help('isSingular')")
-        return [""] + lines if lines else []
+        return lines
 
     # --- output ---------------------------------------------------------------
     def lines(self) -> list[str]:

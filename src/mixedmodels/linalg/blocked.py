@@ -30,6 +30,7 @@ The objective is read off the diagonals of ``L11`` and ``L22``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -229,7 +230,8 @@ class Factorization:
         Per-level factors of the big term, shape ``(q1,)`` for a scalar term
         (the diagonal of L11) or ``(q1, k1, k1)``.
     l22 : ndarray (m, m)
-        Dense lower-triangular factor of the rest block (other terms, X, y).
+        Dense lower-triangular factor of the rest block (other terms, X, y);
+        the raw LAPACK output (upper triangle not cleared) is kept in ``_l22``.
     ok : bool
         False when the rest block was not positive definite (X rank deficient).
     """
@@ -237,43 +239,51 @@ class Factorization:
     crossprods: BlockedCrossProducts
     theta: np.ndarray
     l11: np.ndarray
-    l22: np.ndarray
+    _l22: np.ndarray
     ok: bool
 
     @classmethod
     def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
         lam1 = cp.first.lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
-        rest = cp.a22 - _rank_update(cp.a21, _first_block_weights(l11, lam1))
+        rest = _rank_update(cp.a21, _first_block_weights(l11, lam1))
+        np.subtract(cp.a22, rest, out=rest)
         _scale_rest(rest, cp.rest_terms, theta, "rows")
         _scale_rest(rest, cp.rest_terms, theta, "cols")
         nre = cp.nre_rest
         rest[np.arange(nre), np.arange(nre)] += 1.0
-        l22, info = lapack.dpotrf(rest, lower=1, clean=1, overwrite_a=1)
+        # rest is symmetric and C-ordered: its transpose is a Fortran-ordered view
+        # LAPACK can factor in place without a copy.
+        l22, info = lapack.dpotrf(rest.T, lower=1, clean=0, overwrite_a=1)
         return cls(cp, theta, l11, l22, info == 0)
+
+    @cached_property
+    def l22(self) -> np.ndarray:
+        """The dense lower-triangular factor of the rest block (upper triangle zero)."""
+        return np.tril(self._l22)
 
     # --- pieces of the objective -------------------------------------------------
     def logdet_re(self) -> float:
         """``log det(L_theta)^2``: twice the log-diagonal of the random-effects part."""
         diag11 = self.l11 if self.l11.ndim == 1 else np.diagonal(self.l11, axis1=1, axis2=2)
         nre = self.crossprods.nre_rest
-        return 2.0 * (np.sum(np.log(diag11)) + np.sum(np.log(np.diag(self.l22)[:nre])))
+        return 2.0 * (np.sum(np.log(diag11)) + np.sum(np.log(np.diag(self._l22)[:nre])))
 
     def logdet_x(self) -> float:
         """``log det(R_X)^2``, the REML correction."""
         nre, p = self.crossprods.nre_rest, self.crossprods.nfixef
-        return 2.0 * float(np.sum(np.log(np.diag(self.l22)[nre : nre + p])))
+        return 2.0 * float(np.sum(np.log(np.diag(self._l22)[nre : nre + p])))
 
     def pwrss(self) -> float:
         """Penalized weighted residual sum of squares, ``r^2``."""
-        return float(self.l22[-1, -1] ** 2)
+        return float(self._l22[-1, -1] ** 2)
 
     # --- solutions (after the fit; these may touch q-sized arrays) ---------------
     def solve(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Fixed effects beta and spherical random effects u (one (q, k) array per term)."""
         cp = self.crossprods
         nre = cp.nre_rest
-        x_rest = solve_triangular(self.l22[:-1, :-1], self.l22[-1, :-1], lower=True, trans="T")
+        x_rest = solve_triangular(self._l22[:-1, :-1], self._l22[-1, :-1], lower=True, trans="T")
         beta = x_rest[nre:]
         u_rest = _split_terms(x_rest[:nre], cp.rest_terms)
         b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
