@@ -244,7 +244,7 @@ class LinearMixedModel:
 
         x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
         info = minimize_bounded(self.objective, x0, self.theta_lower, settings=settings)
-        if info.return_code < 0 or info.return_code == 5:
+        if not info.converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         result = LmerResults.from_fit(self, info)
         if result.is_singular:

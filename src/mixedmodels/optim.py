@@ -23,6 +23,7 @@ _RESULT_MESSAGES = {
     nlopt.XTOL_REACHED: "xtol reached",
     nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
     nlopt.MAXTIME_REACHED: "maximum time reached",
+    nlopt.ROUNDOFF_LIMITED: "roundoff errors limited progress (near the optimum)",
 }
 
 
@@ -60,7 +61,15 @@ class OptInfo:
 
     @property
     def converged(self) -> bool:
-        return self.return_code > 0 and self.return_code != nlopt.MAXEVAL_REACHED and not self.warnings
+        """True unless the optimizer failed, ran out of evaluations or time, or a check warned.
+
+        NLopt's "roundoff limited" stop counts as converged: BOBYQA could not
+        improve further in floating point, which happens at boundary optima
+        (e.g. singular fits); lme4 reports these as converged too.
+        """
+        stopped_early = self.return_code in (nlopt.MAXEVAL_REACHED, nlopt.MAXTIME_REACHED)
+        ok = self.return_code > 0 or self.return_code == nlopt.ROUNDOFF_LIMITED
+        return ok and not stopped_early and not self.warnings
 
     def __repr__(self) -> str:
         return (

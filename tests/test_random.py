@@ -1,0 +1,40 @@
+"""Random-effects terms: grouping factors and lme4's checks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design.random import grouping_factor
+
+
+def test_interaction_levels_first_factor_slowest_and_only_present():
+    frame = pd.DataFrame({"a": pd.Categorical(["x", "y", "x", "y"], categories=["y", "x"]),
+                          "b": ["2", "1", "1", "1"]})
+    refs, levels = grouping_factor(frame, ("a", "b"))
+    assert levels == ("y:1", "x:1", "x:2")
+    assert [levels[r] for r in refs] == ["x:2", "y:1", "x:1", "y:1"]
+
+
+def test_numeric_grouping_column_is_a_factor():
+    refs, levels = grouping_factor(pd.DataFrame({"g": [10, 2, 10]}), ("g",))
+    assert levels == ("2", "10") and list(refs) == [1, 0, 1]
+
+
+def test_one_level_grouping_factor_is_an_error():
+    data = pd.DataFrame({"y": np.arange(6.0), "g": ["a"] * 6})
+    with pytest.raises(mm.ModelSpecError, match="'g'.*at least 2 levels"):
+        mm.lmer("y ~ 1 + (1 | g)", data)
+
+
+def test_too_many_random_effects_names_the_term():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20),
+                         "participant": np.repeat(np.arange(20), 2)})
+    with pytest.raises(mm.ModelSpecError, match=r"number of observations \(=40\) <= number of random effects \(=40\)"):
+        mm.lmer("y ~ condition + (1 + condition | participant)", data)
+
+
+def test_terms_sorted_by_decreasing_levels(sleep_fit):
+    fit = mm.lmer("diameter ~ 1 + (1 | sample) + (1 | plate)", mm.datasets.load("Penicillin"))
+    assert [t.group for t in fit.terms] == ["plate", "sample"]
