@@ -19,12 +19,13 @@ residual sum of squares; all three pieces come off the blocked Cholesky factor.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from .design.fixed import DesignMatrix, build_design, build_response, check_scale, drop_aliased_columns
 from .design.frame import model_frame, required_variables
 from .design.random import RandomEffectsTerm, build_random_terms
@@ -165,6 +166,8 @@ class LinearMixedModel:
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
                 "cbind() responses are for binomial glmer"
             )
+        if np.ptp(inputs.y) == 0:
+            raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
         return cls.from_inputs(inputs, REML=REML)
 
     @classmethod
@@ -246,6 +249,11 @@ class LinearMixedModel:
         info = minimize_bounded(self.objective, x0, self.theta_lower, settings=settings)
         if not info.converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
+        elif self.nobs <= MAX_NOBS_FOR_CHECKS:
+            check = check_convergence(self.objective, info.final, self.theta_lower)
+            info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+            for message in check.messages:
+                warnings.warn(message, ConvergenceWarning, stacklevel=3)
         result = LmerResults.from_fit(self, info)
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)

@@ -46,7 +46,13 @@ class OptimizerSettings:
 
 @dataclass(frozen=True)
 class OptInfo:
-    """What the optimizer did: where it started and ended, how long, and why it stopped."""
+    """What the optimizer did: where it started and ended, how long, and why it stopped.
+
+    ``gradient`` and ``hessian`` are the finite-difference derivatives of the
+    objective at the optimum over the parameters not on a bound (lme4's
+    checkConv; None where the checks were skipped), and ``warnings`` what
+    those checks found.
+    """
 
     optimizer: str
     initial: np.ndarray
@@ -58,6 +64,8 @@ class OptInfo:
     message: str
     settings: OptimizerSettings = field(default_factory=OptimizerSettings)
     warnings: tuple[str, ...] = ()
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
 
     @property
     def converged(self) -> bool:

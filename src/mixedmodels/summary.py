@@ -195,7 +195,7 @@ class LmerSummary:
         if r.optinfo.converged and not r.is_singular:
             return []
         status = "0 (OK)" if r.optinfo.converged else f"{r.optinfo.return_code} ({r.optinfo.message})"
-        lines = [f"optimizer ({r.optinfo.optimizer}) convergence code: {status}"]
+        lines = [f"optimizer ({r.optinfo.optimizer}) convergence code: {status}", *r.optinfo.warnings]
         if r.is_singular:
             lines.append("boundary (singular) fit: see help('isSingular')")
         return lines

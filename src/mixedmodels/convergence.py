@@ -1,0 +1,93 @@
+"""Post-fit convergence checks, as lme4's ``checkConv``.
+
+At the optimum the finite-difference gradient of the objective, scaled by
+the Hessian (a Newton step), should be tiny, and the Hessian should be
+positive definite and not nearly singular.  Parameters on their lower bound
+(singular fits) are left out of the checks, as lme4 does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["ConvergenceCheck", "check_convergence", "finite_difference_derivatives"]
+
+GRADIENT_TOLERANCE = 2e-3  # lme4: check.conv.grad
+HESSIAN_TOLERANCE = 1e-6  # lme4: check.conv.hess
+MAX_NOBS_FOR_CHECKS = 10_000  # lme4 skips the derivative checks for larger data
+
+
+@dataclass(frozen=True)
+class ConvergenceCheck:
+    """Gradient and Hessian of the objective at the optimum and what lme4 would warn about."""
+
+    gradient: np.ndarray
+    hessian: np.ndarray
+    messages: tuple[str, ...]
+
+
+def finite_difference_derivatives(func: Callable[[np.ndarray], float], x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian of ``func`` at ``x`` (lme4's deriv12 scheme)."""
+    x = np.asarray(x, dtype=float)
+    k = x.size
+    f0 = func(x)
+    step = np.eye(k) * delta
+    plus = np.array([func(x + step[i]) for i in range(k)])
+    minus = np.array([func(x - step[i]) for i in range(k)])
+    gradient = (plus - minus) / (2 * delta)
+    hessian = np.empty((k, k))
+    hessian[np.diag_indices(k)] = (plus - 2 * f0 + minus) / delta**2
+    for i in range(k):
+        for j in range(i):
+            pp = func(x + step[i] + step[j])
+            mm = func(x - step[i] - step[j])
+            hessian[i, j] = hessian[j, i] = (pp - plus[i] - plus[j] + 2 * f0 - minus[i] - minus[j] + mm) / (2 * delta**2)
+    return gradient, hessian
+
+
+def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(hessian), gradient)
+    except np.linalg.LinAlgError:
+        scaled = gradient
+    worst = np.minimum(np.abs(scaled), np.abs(gradient))
+    if worst.size and worst.max() > GRADIENT_TOLERANCE:
+        return [f"Model failed to converge with max|grad| = {worst.max():.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"]
+    return []
+
+
+def _hessian_messages(hessian: np.ndarray) -> list[str]:
+    if not np.all(np.isfinite(hessian)):
+        return ["Model failed to converge: the Hessian has non-finite entries"]
+    eigen = np.linalg.eigvalsh(hessian)
+    if np.any(eigen < -HESSIAN_TOLERANCE):
+        negative = int(np.sum(eigen < -HESSIAN_TOLERANCE))
+        return [f"Model failed to converge: degenerate Hessian with {negative} negative eigenvalue{'s' if negative > 1 else ''}"]
+    if eigen.size and eigen.max() > 0 and eigen.min() / eigen.max() < HESSIAN_TOLERANCE:
+        return ["Model is nearly unidentifiable: very large eigenvalue ratio - rescale variables?"]
+    return []
+
+
+def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray) -> ConvergenceCheck:
+    """lme4's gradient and Hessian checks at the optimum ``x`` of ``func``.
+
+    Parameters at their lower bound are excluded, as are checks when the
+    interior has no parameters.
+    """
+    x = np.asarray(x, dtype=float)
+    interior = np.flatnonzero(x > lower)
+    if interior.size == 0:
+        return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
+
+    def restricted(sub: np.ndarray) -> float:
+        full = x.copy()
+        full[interior] = sub
+        return func(full)
+
+    delta = np.minimum(1e-4, 0.5 * (x[interior] - lower[interior]).min())
+    gradient, hessian = finite_difference_derivatives(restricted, x[interior], delta=float(delta))
+    messages = _hessian_messages(hessian) or _gradient_messages(gradient, hessian)
+    return ConvergenceCheck(gradient, hessian, tuple(messages))
