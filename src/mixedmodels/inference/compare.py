@@ -1,0 +1,271 @@
+"""Likelihood-ratio tests between models: ``anova(m0, m1, ...)`` (lme4) and ``ranova(m)`` (lmerTest).
+
+For nested models fitted by maximum likelihood the likelihood-ratio statistic
+
+    Chisq = 2 (logLik_1 - logLik_0)
+
+is compared with a chi-square distribution on ``Df = npar_1 - npar_0``
+degrees of freedom.  REML criteria of models with different fixed effects are
+not comparable, so, as lme4's ``anova``, linear mixed models fitted by REML are
+refitted by ML first (with a :class:`~mixedmodels.errors.MixedModelsWarning`
+saying so).  Models without random effects (``mm.lm``, ``mm.glm``) take part
+with their ML log-likelihood, so complete pooling can be tested against
+partial pooling.  A variance on the boundary of its space (H0: sigma_b = 0)
+makes the chi-square p-value conservative (Self & Liang 1987).
+
+``ranova`` removes each random-effects term in turn, or, for a term with
+covariates ``(x + z | g)``, drops one covariate at a time, and compares with
+the full model on its own criterion (REML or ML), as lmerTest's ``ranova``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..design.fixed import build_design
+from ..design.random import RandomEffectsTerm, grouping_factor
+from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
+
+__all__ = ["anova", "ranova", "REFIT_MESSAGE"]
+
+REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
+
+
+# --- anova ----------------------------------------------------------------------------
+def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, **named: Any) -> pd.DataFrame:
+    """Likelihood-ratio tests of nested models, in order of complexity (lme4's ``anova``).
+
+    Parameters
+    ----------
+    *models : fitted models
+        ``LmerResults``, ``GlmerResults``, ``LmResults``, ``GlmResults``,
+        fitted to the same observations.  With a single mixed model, its
+        F-test table (``m.anova()``) is returned instead.
+    refit : bool
+        Refit REML fits by maximum likelihood first (default, as lme4).
+    names : sequence of str, optional
+        Row labels; by default the keyword names (``anova(small=m0, big=m1)``)
+        or else the models' formulas.
+
+    Returns
+    -------
+    DataFrame
+        Rows ordered by number of parameters; columns ``npar``, ``AIC``,
+        ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``, ``Df`` and
+        ``Pr(>Chisq)`` (each row against the one above it; NaN in the first).
+    """
+    fits = list(models) + list(named.values())
+    labels = _labels(fits, names, list(named))
+    if len(fits) == 1:
+        single = getattr(fits[0], "anova", None)
+        if callable(single):
+            return single()
+        raise MixedModelsError("anova() needs at least two models to compare")
+    if not fits:
+        raise MixedModelsError("anova() needs at least two models to compare")
+    _check_comparable(fits, labels)
+    if refit and any(_is_reml(m) for m in fits):
+        warnings.warn(REFIT_MESSAGE, MixedModelsWarning, stacklevel=2)
+        fits = [_ml_refit(m) if _is_reml(m) else m for m in fits]
+    npar = np.array([m.npar for m in fits], dtype=float)
+    order = np.argsort(npar, kind="stable")
+    loglik = np.array([float(m.loglik) for m in fits])[order]
+    npar = npar[order]
+    nobs = fits[0].nobs
+    chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(loglik))])
+    df = np.concatenate([[np.nan], np.diff(npar)])
+    with np.errstate(invalid="ignore"):
+        p = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
+    table = pd.DataFrame(
+        {
+            "npar": npar.astype(int),
+            "AIC": -2 * loglik + 2 * npar,
+            "BIC": -2 * loglik + np.log(nobs) * npar,
+            "logLik": loglik,
+            "deviance": -2 * loglik,
+            "Chisq": chisq,
+            "Df": df,
+            "Pr(>Chisq)": p,
+        },
+        index=pd.Index([labels[i] for i in order], name="model"),
+    )
+    table["Df"] = table["Df"].astype("Int64")
+    return table
+
+
+def _labels(fits: list, names: Sequence[str] | None, keywords: list[str]) -> list[str]:
+    if names is not None:
+        if len(names) != len(fits):
+            raise MixedModelsError(f"names has {len(names)} entries for {len(fits)} models")
+        return [str(n) for n in names]
+    positional = len(fits) - len(keywords)
+    labels = [str(getattr(m, "formula", f"model {i + 1}")) for i, m in enumerate(fits[:positional])] + keywords
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} [{seen[label]}]")
+    return out
+
+
+def _is_reml(model: Any) -> bool:
+    return bool(getattr(model, "REML", False)) and bool(getattr(model, "terms", ()))
+
+
+def _ml_refit(model: Any) -> Any:
+    """The same linear mixed model fitted by maximum likelihood, started at the REML estimates."""
+    from ..lmm import LinearMixedModel
+
+    definition = LinearMixedModel.from_inputs(model.model.inputs, REML=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedModelsWarning)
+        return definition.fit(start=model.theta)
+
+
+def _check_comparable(fits: list, labels: list[str]) -> None:
+    """All models must describe the same observations of the same response."""
+    for fit, label in zip(fits, labels):
+        if not hasattr(fit, "loglik") or not hasattr(fit, "npar"):
+            raise MixedModelsError(f"{label!r} ({type(fit).__name__}) is not a fitted model anova() can compare")
+    counts = {label: fit.nobs for fit, label in zip(fits, labels)}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        raise MixedModelsError(
+            f"models were not all fitted to the same number of observations ({shown}); "
+            "fit them to the same rows (drop rows with missing values first)"
+        )
+    first = _response_values(fits[0])
+    for fit, label in zip(fits[1:], labels[1:]):
+        other = _response_values(fit)
+        if first.shape != other.shape or not np.allclose(first, other, equal_nan=True):
+            raise MixedModelsError(
+                f"{label!r} was fitted to a different response than {labels[0]!r} "
+                f"({fit.model.inputs.formula.response!r} vs {fits[0].model.inputs.formula.response!r}); "
+                "likelihood-ratio tests need the same data"
+            )
+
+
+def _response_values(fit: Any) -> np.ndarray:
+    y = np.asarray(fit.model.inputs.y, dtype=float)
+    if y.ndim == 2:  # cbind(successes, failures): compare successes and totals
+        return np.column_stack([y[:, 0], y.sum(axis=1)])
+    return y
+
+
+# --- ranova ----------------------------------------------------------------------------
+def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
+    """Likelihood-ratio test for each random-effects term (lmerTest's ``ranova``).
+
+    Each term ``(1 | g)`` is removed; each covariate ``x`` of a term
+    ``(1 + x + ... | g)`` is dropped from it (row ``"x in (x + ... | g)"``);
+    with ``reduce_terms=False`` whole terms are removed instead.  When the
+    last random-effects term goes, the reduced model is a linear model with
+    the same fixed effects.  Models are compared on the fit's own criterion
+    (REML or ML log-likelihood).
+
+    Returns
+    -------
+    DataFrame
+        Rows ``<none>`` (the model) and one per reduction; columns ``npar``,
+        ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
+    """
+    if getattr(result, "family", None) is not None or not getattr(result, "terms", ()):
+        raise ModelSpecError("ranova() tests the random effects of a linear mixed model (mm.lmer fit)")
+    rows = [("<none>", result.npar, float(result.loglik))]
+    for label, terms in _reductions(result, reduce_terms):
+        reduced = _fit_reduced(result, terms)
+        rows.append((label, reduced.npar, _loglik_like(reduced, result.REML)))
+    npar = np.array([r[1] for r in rows], dtype=float)
+    loglik = np.array([r[2] for r in rows])
+    lrt = np.concatenate([[np.nan], -2.0 * (loglik[1:] - loglik[0])])
+    df = np.concatenate([[np.nan], npar[0] - npar[1:]])
+    with np.errstate(invalid="ignore"):
+        p = np.where(df > 0, stats.chi2.sf(lrt, np.where(df > 0, df, 1)), np.nan)
+    table = pd.DataFrame(
+        {"npar": npar.astype(int), "logLik": loglik, "AIC": -2 * loglik + 2 * npar, "LRT": lrt, "Df": df, "Pr(>Chisq)": p},
+        index=pd.Index([r[0] for r in rows], name="term"),
+    )
+    table["Df"] = table["Df"].astype("Int64")
+    return table
+
+
+def _loglik_like(fit: Any, REML: bool) -> float:
+    loglik_at = getattr(fit, "loglik_at", None)
+    return float(loglik_at(REML=REML)) if callable(loglik_at) else float(fit.loglik)
+
+
+def _formula_order(result: Any) -> list[int]:
+    """Position in ``result.terms`` (block order) of each random term of the formula, in formula order."""
+    inputs = result.model.inputs
+    nlevels = [len(grouping_factor(inputs.frame, t.factors)[1]) for t in inputs.formula.random]
+    block_order = sorted(range(len(nlevels)), key=lambda i: -nlevels[i])
+    position = {formula_index: block for block, formula_index in enumerate(block_order)}
+    return [position[i] for i in range(len(nlevels))]
+
+
+def _display_lhs(expr: str) -> str:
+    """lme4's text for a term's left-hand side: ``1 + Days`` is shown as ``Days``."""
+    return expr[4:] if expr.startswith("1 + ") else expr
+
+
+def _lhs_terms(expr: str) -> list[str]:
+    """The covariate terms of a left-hand side (``"1 + Days + Phase"`` -> ``["Days", "Phase"]``)."""
+    from formulaic import Formula
+
+    return [str(t) for t in Formula(expr) if str(t) != "1"]
+
+
+def _reductions(result: Any, reduce_terms: bool) -> list[tuple[str, tuple[RandomEffectsTerm, ...]]]:
+    """(row label, reduced list of terms) for every reduction ranova makes."""
+    inputs = result.model.inputs
+    terms = list(inputs.terms)
+    out = []
+    for formula_term, block in zip(inputs.formula.random, _formula_order(result)):
+        shown = f"({_display_lhs(formula_term.expr)} | {formula_term.group})"
+        covariates = _lhs_terms(formula_term.expr)
+        others = terms[:block] + terms[block + 1 :]
+        if not reduce_terms or not covariates:
+            out.append((shown, tuple(others)))
+            continue
+        for covariate in covariates:
+            smaller = _without_covariate(result, terms[block], formula_term, covariate)
+            kept = others[:block] + ([smaller] if smaller is not None else []) + others[block:]
+            out.append((f"{covariate} in {shown}", tuple(kept)))
+    return out
+
+
+def _without_covariate(result: Any, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
+    """The term with one covariate dropped from its left-hand side; None if nothing is left."""
+    remaining = [t for t in _lhs_terms(formula_term.expr) if t != covariate]
+    intercept = not formula_term.expr.startswith("0")
+    if not remaining and not intercept:
+        return None
+    expr = " + ".join((["1"] if intercept else ["0"]) + remaining)
+    design = build_design(expr, result.model.inputs.frame)
+    names = list(design.column_names)
+    if set(names) <= set(term.column_names):
+        columns = [term.column_names.index(n) for n in names]
+        z = np.ascontiguousarray(term.z[:, columns])
+    else:
+        z = np.ascontiguousarray(design.matrix)
+    return replace(term, z=z, design=design)
+
+
+def _fit_reduced(result: Any, terms: tuple[RandomEffectsTerm, ...]) -> Any:
+    """Fit the model with the given random-effects terms (a linear model when there are none)."""
+    inputs = replace(result.model.inputs, terms=tuple(sorted(terms, key=lambda t: -t.nlevels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedModelsWarning)
+        if not terms:
+            from ..linear_models import LinearModel
+
+            return LinearModel(inputs).fit()
+        from ..lmm import LinearMixedModel
+
+        return LinearMixedModel.from_inputs(inputs, REML=result.REML).fit()

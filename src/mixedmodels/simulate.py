@@ -1,0 +1,214 @@
+"""Simulated responses from a fitted model (lme4's ``simulate.merMod``).
+
+By default new random effects are drawn for every level present, as if the
+study were repeated with new participants (lme4's ``re.form = NA``):
+
+    b_{k,l} ~ N(0, Sigma_k),  eta = X beta + offset + sum_k Z_k b_k.
+
+With ``use_re=True`` the random effects are fixed at their conditional modes
+(lme4's ``re.form = NULL``), so only the residual noise is new.  Given ``eta``
+the response is drawn from the model's conditional distribution:
+
+* linear models: ``y = eta + e``, ``e ~ N(0, sigma^2 / w)`` with prior weights w;
+* binomial: successes ~ Binomial(n, mu) with n the trials (``cbind`` totals or
+  the prior weights of a proportion response); a proportion response is
+  returned as successes / n, a ``cbind`` response as the successes;
+* Poisson: ``y ~ Poisson(mu)``; Gamma: shape ``w / sigma^2``, mean ``mu``;
+  inverse Gaussian: mean ``mu``, shape ``w / sigma^2``; Gaussian GLMMs as linear models,
+
+where ``mu = g^-1(eta)``.  The same ``seed`` gives the same draws.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design.random import grouping_factor
+from .errors import DataError, MixedModelsError, ModelSpecError
+from .predict import inverse_link, linear_predictor, select_terms
+
+__all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials"]
+
+_CHUNK = 4_000_000  # random-effect draws (rows x columns x replicates) per batch
+
+
+def simulate(
+    result: Any,
+    *,
+    nsim: int = 1,
+    seed: int | np.random.Generator | None = None,
+    newdata: pd.DataFrame | None = None,
+    use_re: bool = False,
+    weights: Any = None,
+) -> pd.DataFrame:
+    """Simulate ``nsim`` response vectors from a fitted model.
+
+    Parameters
+    ----------
+    result : LmerResults, GlmerResults, LmResults or GlmResults
+    nsim : int
+        Number of simulated data sets (columns ``sim_1`` ... ``sim_<nsim>``).
+    seed : int or numpy Generator, optional
+        Seed for ``numpy.random.default_rng``; the same seed gives the same draws.
+    newdata : DataFrame, optional
+        Rows to simulate for (default: the rows of the fit).  New random effects
+        are drawn for the levels in ``newdata``; with ``use_re=True`` its
+        levels must be in the fit.
+    use_re : bool
+        Condition on the estimated random effects instead of drawing new ones.
+    weights : array-like, optional
+        Prior weights (binomial: trials) for the rows of ``newdata``; default 1.
+
+    Returns
+    -------
+    DataFrame
+        One column per simulation, indexed like the data (or ``newdata``).
+    """
+    nsim = _check_nsim(nsim)
+    rng = np.random.default_rng(seed)
+    values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
+    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+
+def _check_nsim(nsim: Any) -> int:
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise MixedModelsError(f"nsim must be a positive integer, got {nsim!r}")
+    return int(nsim)
+
+
+def simulate_responses(
+    result: Any,
+    nsim: int,
+    rng: np.random.Generator,
+    *,
+    newdata: pd.DataFrame | None = None,
+    use_re: bool = False,
+    weights: Any = None,
+) -> np.ndarray:
+    """Simulated responses as an ``(n, nsim)`` array (see :func:`simulate`)."""
+    selection = select_terms(result, None if use_re else "~0")
+    eta = linear_predictor(result, newdata, selection)
+    eta = np.repeat(eta[:, None], nsim, axis=1)
+    if not use_re and result.terms:
+        eta += _new_random_effects(result, newdata, nsim, rng)
+    prior = _prior_weights(result, newdata, weights)
+    return _draw(result, eta, prior, rng, newdata is None)
+
+
+# --- random effects ------------------------------------------------------------------
+def _covariance_roots(result: Any) -> list[np.ndarray]:
+    """A square root ``R`` (``R R' = Sigma_k``) of each term's random-effects covariance."""
+    roots = []
+    for cov in result.covariances.values():
+        values, vectors = np.linalg.eigh(np.asarray(cov, dtype=float))
+        roots.append(vectors * np.sqrt(np.clip(values, 0.0, None)))
+    return roots
+
+
+def _new_random_effects(result: Any, newdata: pd.DataFrame | None, nsim: int, rng: np.random.Generator) -> np.ndarray:
+    """``sum_k Z_k b_k`` with fresh ``b_k ~ N(0, Sigma_k)`` per level, shape (n, nsim)."""
+    terms = result.terms
+    n = result.model.inputs.nobs if newdata is None else len(newdata)
+    total = np.zeros((n, nsim))
+    for term, root in zip(terms, _covariance_roots(result)):
+        if newdata is None:
+            z, refs, nlevels = term.z, term.refs, term.nlevels
+            valid = np.ones(n, dtype=bool)
+        else:
+            z = term.design.for_newdata(newdata)
+            refs, nlevels, valid = _new_levels(newdata, term.factors)
+        k = z.shape[1]
+        step = max(1, _CHUNK // max(1, (nlevels + n) * k))
+        for start in range(0, nsim, step):
+            stop = min(nsim, start + step)
+            b = rng.standard_normal((stop - start, nlevels, k)) @ root.T  # (sims, levels, k)
+            part = np.einsum("ij,sij->is", z[valid], b[:, refs[valid], :])
+            total[valid, start:stop] += part
+        total[~valid] = np.nan
+    return total
+
+
+def _new_levels(newdata: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Level index per row of ``newdata`` (its own levels), their number, and the rows with a level."""
+    from .design.frame import check_columns
+
+    check_columns(newdata, list(factors))
+    valid = ~newdata.loc[:, list(factors)].isna().any(axis=1).to_numpy()
+    refs = np.zeros(len(newdata), dtype=np.int64)
+    if not valid.any():
+        return refs, 1, valid
+    codes, labels = grouping_factor(newdata.loc[valid, list(factors)], factors)
+    refs[valid] = codes
+    return refs, len(labels), valid
+
+
+# --- responses -----------------------------------------------------------------------
+def family_name(result: Any) -> str | None:
+    """Lower-case family name of a generalized model ("binomial", "poisson", ...); None for linear models."""
+    family = getattr(result, "family", None)
+    if family is None:
+        return None
+    if isinstance(family, str):
+        name = family
+    else:
+        name = getattr(family, "name", None) or getattr(family, "family", None) or type(family).__name__
+    return str(name).lower().replace(".", "_").replace(" ", "_")
+
+
+def _prior_weights(result: Any, newdata: pd.DataFrame | None, weights: Any) -> np.ndarray | None:
+    if newdata is None:
+        if weights is not None:
+            raise MixedModelsError("weights= is for newdata; the fitted rows use the model's own weights")
+        return result.model.inputs.weights
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    if w.size != len(newdata) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise DataError(f"weights must be {len(newdata)} finite non-negative values, one per row of newdata")
+    return w
+
+
+def binomial_trials(result: Any) -> np.ndarray:
+    """Number of trials per fitted row: ``cbind`` totals, else the prior weights (default 1)."""
+    inputs = result.model.inputs
+    if inputs.y.ndim == 2:
+        return inputs.y.sum(axis=1)
+    return np.ones(inputs.nobs) if inputs.weights is None else inputs.weights
+
+
+def _draw(result: Any, eta: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+    family = family_name(result)
+    w = np.ones(eta.shape[0]) if prior is None else np.asarray(prior, dtype=float)
+    if family in (None, "gaussian"):
+        mu = inverse_link(result, eta) if family else eta
+        with np.errstate(divide="ignore"):
+            scale = np.where(w > 0, result.sigma / np.sqrt(np.where(w > 0, w, 1.0)), np.nan)
+        return mu + scale[:, None] * rng.standard_normal(eta.shape)
+    mu = inverse_link(result, eta)
+    if family == "binomial":
+        return _draw_binomial(result, mu, w, rng, fitted_rows)
+    if family in ("poisson", "quasipoisson"):
+        return rng.poisson(mu).astype(float)
+    shape = (w / result.sigma**2)[:, None]
+    if family == "gamma":
+        return rng.gamma(np.broadcast_to(shape, mu.shape), mu / shape)
+    if family in ("inverse_gaussian", "inversegaussian"):
+        return rng.wald(mu, np.broadcast_to(shape, mu.shape))
+    raise ModelSpecError(f"simulate() does not know how to draw responses from family {family!r}")
+
+
+def _draw_binomial(result: Any, mu: np.ndarray, w: np.ndarray, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+    """Successes (``cbind`` response) or proportions of Binomial(n, mu) draws."""
+    trials = binomial_trials(result) if fitted_rows else w
+    n = np.rint(trials).astype(np.int64)
+    if np.any(np.abs(trials - n) > 1e-7) or np.any(n < 0):
+        raise DataError("binomial trials (cbind totals or weights) must be non-negative whole numbers to simulate")
+    successes = rng.binomial(np.broadcast_to(n[:, None], mu.shape), np.clip(mu, 0.0, 1.0)).astype(float)
+    if fitted_rows and result.model.inputs.y.ndim == 2:
+        return successes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n[:, None] > 0, successes / np.maximum(n, 1)[:, None], np.nan)
