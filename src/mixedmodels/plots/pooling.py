@@ -1,0 +1,300 @@
+"""Pictures of pooling: three fitted lines per group, and shrinkage arrows.
+
+Both take the :class:`~mixedmodels.pooling.PoolingComparison` made by
+``mm.compare_pooling`` (also reachable as ``cmp.plot()`` and
+``cmp.plot_shrinkage()``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..errors import MixedModelsError
+from ..pooling import APPROACHES, _choose_x, _select_levels
+from ._common import DATA_COLOR, POOLING_STYLE, ellipse, figure_legend, grid_shape, pyplot, single_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..pooling import PoolingComparison
+
+__all__ = ["pooling_lines", "shrinkage"]
+
+_MAX_PANELS = 64
+_MAX_LABELS = 30
+
+
+def _response_label(cmp: "PoolingComparison") -> str:
+    inputs = cmp.partial_fit.model.inputs
+    name = str(inputs.formula.response)
+    return f"{name} - offset" if inputs.offset is not None else name
+
+
+def _observed(cmp: "PoolingComparison", x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    layout = cmp._layout
+    xs = cmp.partial_fit.model.inputs.frame[x].to_numpy(dtype=float)
+    return xs, layout.y, layout.refs
+
+
+def pooling_lines(
+    cmp: "PoolingComparison",
+    *,
+    x: str | None = None,
+    groups: Sequence[str] | None = None,
+    ncols: int | None = None,
+    npoints: int = 50,
+    figsize: tuple[float, float] | None = None,
+) -> "Figure":
+    """One panel per group: the data and the complete, no and partial pooling lines.
+
+    Parameters
+    ----------
+    cmp : PoolingComparison
+        From :func:`mixedmodels.compare_pooling`.
+    x : str, optional
+        Predictor on the horizontal axis (default: the random slope's variable).
+        A model without a numeric predictor gets one panel with the groups
+        side by side and the three estimates of each.
+    groups : sequence of str, optional
+        Levels to draw (default all; required above 64 levels).
+    ncols : int, optional
+        Panels per row (default about twice as many columns as rows).
+    npoints : int
+        Points per fitted line (they are curves for e.g. ``I(Days**2)``).
+
+    Returns
+    -------
+    Figure
+        Panel ``k`` holds the data as a scatter and up to three lines labelled
+        "complete pooling", "no pooling", "partial pooling" (gid ``complete``,
+        ``no``, ``partial``); a level whose separate fit cannot estimate the
+        line has no no-pooling line and says so.
+    """
+    x = _choose_x(cmp, x)
+    levels = _select_levels(cmp, groups)
+    if groups is None and len(levels) > _MAX_PANELS:
+        raise MixedModelsError(
+            f"{cmp.group!r} has {len(levels)} levels, too many panels; pass groups=[...] to choose up to {_MAX_PANELS}"
+        )
+    if x is None:
+        return _pooling_strip(cmp, levels, figsize)
+    return _pooling_panels(cmp, x, levels, ncols, npoints, figsize)
+
+
+def _pooling_panels(cmp, x: str, levels: list[str], ncols, npoints: int, figsize) -> "Figure":
+    lines = cmp.lines(x=x, npoints=npoints, groups=levels)
+    nrows, ncols = grid_shape(len(levels), ncols)
+    figsize = figsize or (1.75 * ncols + 0.8, 1.75 * nrows + 1.2)
+    fig, axes = pyplot().subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize, layout="constrained")
+    xs, ys, refs = _observed(cmp, x)
+    flat = axes.ravel()
+    for ax, level in zip(flat, levels):
+        rows = refs == cmp.levels.index(level)
+        ax.scatter(xs[rows], ys[rows], s=10, color=DATA_COLOR, alpha=0.75, label="observed", zorder=3)
+        _draw_lines(ax, lines[lines["group"] == level], x)
+        ax.set_title(f"{cmp.group} {level}", fontsize=9, pad=3)
+        ax.tick_params(labelsize=8)
+    _remove_unused(flat, len(levels), ncols)
+    if np.all(xs == np.round(xs)):
+        from matplotlib.ticker import MaxNLocator
+
+        flat[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    figure_legend(fig, *_legend_proxies(), where="lower", ncol=4 if ncols >= 4 else 2)
+    for k in range(max(0, len(levels) - ncols), len(levels)):  # panels with nothing below them
+        flat[k].set_xlabel(x, fontsize=9)
+    fig.supylabel(_response_label(cmp))
+    fig.suptitle(f"{_response_label(cmp)} by {cmp.group}: complete, no and partial pooling")
+    return fig
+
+
+def _draw_lines(ax: "Axes", lines, x: str) -> None:
+    for approach in APPROACHES:
+        seg = lines[lines["approach"] == approach]
+        if seg["fitted"].isna().all():
+            if approach == "no":
+                ax.text(0.04, 0.94, "no-pooling line\nnot estimable", transform=ax.transAxes, fontsize=7, va="top",
+                        color=POOLING_STYLE["no"]["color"])
+            continue
+        ax.plot(seg[x].to_numpy(), seg["fitted"].to_numpy(), linewidth=1.4, gid=approach, **POOLING_STYLE[approach])
+
+
+def _legend_proxies() -> tuple[list, list[str]]:
+    """Legend entries drawn independently of any one panel (some panels lack a line)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="none", markersize=4, color=DATA_COLOR)]
+    handles += [Line2D([], [], linewidth=1.4, **POOLING_STYLE[a]) for a in APPROACHES]
+    return handles, ["observed"] + [POOLING_STYLE[a]["label"] for a in APPROACHES]
+
+
+def _remove_unused(flat, used: int, ncols: int) -> None:
+    """Drop empty panels; panels above a dropped one get their own x tick labels."""
+    for k in range(used, len(flat)):
+        flat[k].remove()
+        if k - ncols >= 0:
+            flat[k - ncols].tick_params(labelbottom=True)
+
+
+def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
+    """Intercept-only models: groups side by side, data and the three estimates."""
+    term = cmp.random_terms[0]
+    fig, ax = single_axes(None, figsize or (max(5.0, 0.45 * len(levels) + 2.0), 4.5))
+    pos = {level: k for k, level in enumerate(levels)}
+    if cmp.terms == ("(Intercept)",):
+        layout = cmp._layout
+        keep = np.isin(np.asarray(cmp.levels)[layout.refs], levels)
+        where = np.array([pos[cmp.levels[r]] for r in layout.refs[keep]], dtype=float)
+        ax.scatter(where, layout.y[keep], s=12, color=DATA_COLOR, alpha=0.6, label="observed", zorder=3)
+    positions = np.arange(len(levels), dtype=float)
+    for approach, marker in zip(APPROACHES, ("", "o", "D")):
+        est = cmp.estimates(approach).loc[levels]
+        values = est[term].to_numpy() if term in est.columns else np.full(len(levels), np.nan)
+        style = dict(POOLING_STYLE[approach])
+        if approach == "complete":
+            ax.plot([-0.5, len(levels) - 0.5], [values[0]] * 2, gid=approach, **style)
+        else:
+            ax.plot(positions, values, marker=marker, linestyle="none", markersize=7, color=style["color"],
+                    label=style["label"], gid=approach, markerfacecolor="none" if approach == "no" else style["color"])
+    ax.set_xticks(positions, levels)
+    ax.set_xlim(-0.6, len(levels) - 0.4)
+    ax.set_xlabel(cmp.group)
+    ax.set_ylabel(_response_label(cmp) if cmp.terms == ("(Intercept)",) else f"{term} estimate")
+    ax.set_title(f"{cmp.group}: complete, no and partial pooling")
+    ax.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------
+# shrinkage
+
+
+def shrinkage(
+    cmp: "PoolingComparison",
+    *,
+    terms: Sequence[str] | None = None,
+    contours: Sequence[float] = (0.5, 0.8, 0.95),
+    label_groups: bool | None = None,
+    ax: "Axes | None" = None,
+    figsize: tuple[float, float] = (7.0, 6.0),
+) -> "Figure":
+    """Arrows from each group's no-pooling to its partial-pooling estimate.
+
+    With two pooled terms (e.g. intercept and slope) the arrows are drawn in
+    their plane over the contours of the estimated bivariate normal of the
+    random effects, ``N(beta, Sigma_b)`` ("topographic map"); the population
+    (fixed-effect) estimate and the complete-pooling estimate are marked.
+    With one pooled term (a random intercept) each arrow runs from the
+    no-pooling column to the partial-pooling column, over a line at the
+    population estimate.
+
+    Parameters
+    ----------
+    cmp : PoolingComparison
+    terms : sequence of one or two str, optional
+        Pooled terms to draw (default the first two random-term columns).
+    contours : sequence of float
+        Probabilities enclosed by the contour ellipses.
+    label_groups : bool, optional
+        Write the level names by the no-pooling points (default: up to 30 levels).
+    ax : Axes, optional
+        Draw into this axes instead of a new figure.
+
+    Returns
+    -------
+    Figure
+        The arrows are annotations (``ax.texts``, each with an ``arrow_patch``,
+        a FancyArrowPatch) from ``xyann`` (no pooling) to ``xy`` (partial
+        pooling); levels without a no-pooling estimate get no arrow.
+    """
+    terms = _shrinkage_terms(cmp, terms)
+    label_groups = len(cmp.levels) <= _MAX_LABELS if label_groups is None else label_groups
+    fig, ax = single_axes(ax, figsize)
+    if len(terms) == 1:
+        _shrinkage_1d(cmp, terms[0], ax, label_groups)
+    else:
+        _shrinkage_2d(cmp, terms, contours, ax, label_groups)
+    return fig
+
+
+def _shrinkage_terms(cmp: "PoolingComparison", terms) -> list[str]:
+    if terms is None:
+        return list(cmp.random_terms[:2])
+    terms = [terms] if isinstance(terms, str) else list(terms)
+    bad = [t for t in terms if t not in cmp.random_terms]
+    if bad or not 1 <= len(terms) <= 2:
+        raise MixedModelsError(
+            f"terms must be one or two of the pooled terms {list(cmp.random_terms)}; got {terms}"
+        )
+    return terms
+
+
+def _arrow(ax: "Axes", start, end) -> None:
+    color = POOLING_STYLE["partial"]["color"]
+    ax.annotate("", xy=tuple(end), xytext=tuple(start), zorder=4,
+                arrowprops={"arrowstyle": "-|>", "color": color, "alpha": 0.8, "linewidth": 1.0,
+                            "shrinkA": 0, "shrinkB": 2, "mutation_scale": 9})
+
+
+def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: bool) -> None:
+    no = cmp.estimates("no")[terms].to_numpy()
+    partial = cmp.estimates("partial")[terms].to_numpy()
+    center = cmp.population[terms].to_numpy()
+    cov = cmp.covariance.loc[terms, terms].to_numpy()
+    for k, p in enumerate(sorted(contours)):
+        pts = ellipse(center, cov, p)
+        label = "contours of the estimated\nrandom-effects distribution" if k == 0 else None
+        ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour", label=label, zorder=1)
+        top = pts[np.argmax(pts[:, 1])]
+        ax.text(top[0], top[1], f"{p:.0%}", fontsize=7, color="#757575", ha="center", va="bottom")
+    ok = np.all(np.isfinite(no), axis=1)
+    ax.scatter(no[ok, 0], no[ok, 1], s=28, facecolors="none", edgecolors=POOLING_STYLE["no"]["color"],
+               label="no pooling", zorder=3)
+    ax.scatter(partial[:, 0], partial[:, 1], s=22, color=POOLING_STYLE["partial"]["color"],
+               label="partial pooling (mixed model)", zorder=3)
+    for j in np.flatnonzero(ok):
+        _arrow(ax, no[j], partial[j])
+    _mark_centres(cmp, terms, center, ax)
+    if label_groups:
+        for j, level in enumerate(cmp.levels):
+            where = no[j] if ok[j] else partial[j]
+            ax.annotate(level, xy=tuple(where), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#424242")
+    ax.set_xlabel(terms[0])
+    ax.set_ylabel(terms[1])
+    ax.set_title(f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
+    ax.plot(*center, marker="X", markersize=9, color="black", linestyle="none", gid="population",
+            label="population (fixed effects)", zorder=6)
+    complete = cmp.complete_fit.coef
+    if all(t in complete.index for t in terms):
+        ax.plot(*complete[terms].to_numpy(), marker="D", markersize=13, markerfacecolor="none", markeredgewidth=1.5,
+                color=POOLING_STYLE["complete"]["color"], linestyle="none", gid="complete", label="complete pooling",
+                zorder=5)
+
+
+def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
+    no = cmp.estimates("no")[term].to_numpy()
+    partial = cmp.estimates("partial")[term].to_numpy()
+    ok = np.isfinite(no)
+    ax.scatter(np.zeros(ok.sum()), no[ok], s=28, facecolors="none", edgecolors=POOLING_STYLE["no"]["color"],
+               label="no pooling", zorder=3)
+    ax.scatter(np.ones(partial.size), partial, s=22, color=POOLING_STYLE["partial"]["color"],
+               label="partial pooling (mixed model)", zorder=3)
+    for j in np.flatnonzero(ok):
+        _arrow(ax, (0.0, no[j]), (1.0, partial[j]))
+    population = float(cmp.population[term])
+    ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
+    if label_groups:
+        for j in np.flatnonzero(ok):
+            ax.annotate(cmp.levels[j], xy=(0.0, no[j]), xytext=(-6, 0), textcoords="offset points",
+                        fontsize=7, ha="right", va="center", color="#424242")
+    ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
+    ax.set_xlim(-0.45, 1.25)
+    ax.set_ylabel(term)
+    ax.set_title(f"Shrinkage of the {cmp.group} estimates toward the population")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
