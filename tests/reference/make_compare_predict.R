@@ -130,20 +130,27 @@ glm_json <- function(f, call) {
        resid_response_head = num(head(residuals(f, "response"), 10)),
        vcov = num(as.matrix(vcov(f))))
 }
+## printed summaries (plain quotes so the text does not depend on the locale)
+options(useFancyQuotes = FALSE, width = 80)
+summary_text <- function(f) capture.output(print(summary(f)))
 nd_lm <- data.frame(Days = c(0, 4.5, 12))
 write_ref("linear_models", list(
   lm_simple = c(lm_json(ss0, "lm(Reaction ~ Days, sleepstudy)"),
-                list(predict_newdata = list(Days = nd_lm$Days, fit = num(predict(ss0, nd_lm))))),
-  lm_weights = lm_json(lm(Reaction ~ Days + Subject, sleepstudy, weights = w),
-                       "lm(Reaction ~ Days + Subject, sleepstudy, weights = w)"),
+                list(predict_newdata = list(Days = nd_lm$Days, fit = num(predict(ss0, nd_lm))),
+                     summary_text = summary_text(ss0))),
+  lm_weights = c(lm_json(f_w <- lm(Reaction ~ Days + Subject, sleepstudy, weights = w),
+                         "lm(Reaction ~ Days + Subject, sleepstudy, weights = w)"),
+                 list(summary_text = summary_text(f_w))),
   lm_no_pooling = lm_json(lm(Reaction ~ 0 + Subject, sleepstudy), "lm(Reaction ~ 0 + Subject, sleepstudy)"),
-  glm_binomial_cbind = glm_json(cb0, "glm(cbind(incidence, size - incidence) ~ period, cbpp, family = binomial)"),
+  glm_binomial_cbind = c(glm_json(cb0, "glm(cbind(incidence, size - incidence) ~ period, cbpp, family = binomial)"),
+                         list(summary_text = summary_text(cb0))),
   glm_binomial_prop = glm_json(glm(incidence / size ~ period, cbpp, weights = size, family = binomial),
                                "glm(incidence / size ~ period, cbpp, weights = size, family = binomial)"),
   glm_poisson = glm_json(glm(TICKS ~ YEAR + scale(HEIGHT), grouseticks, family = poisson),
                          "glm(TICKS ~ YEAR + scale(HEIGHT), grouseticks, family = poisson)"),
-  glm_gamma_log = glm_json(glm(Reaction ~ Days, sleepstudy, family = Gamma(link = "log")),
-                           "glm(Reaction ~ Days, sleepstudy, family = Gamma(link = 'log'))"),
+  glm_gamma_log = c(glm_json(f_g <- glm(Reaction ~ Days, sleepstudy, family = Gamma(link = "log")),
+                             "glm(Reaction ~ Days, sleepstudy, family = Gamma(link = 'log'))"),
+                    list(summary_text = summary_text(f_g))),
   glm_gaussian = glm_json(glm(Reaction ~ Days, sleepstudy, family = gaussian),
                           "glm(Reaction ~ Days, sleepstudy, family = gaussian)"),
   glm_probit_binary = glm_json(glm(Phase ~ Reaction, sleepstudy, family = binomial(link = "probit")),

@@ -175,7 +175,7 @@ class _Refitter:
         if self.kind == "lmm":
             return self._refit_lmm(y)
         new_inputs = replace(inputs, y=y)
-        if self.kind == "lm":
+        if self.kind in ("lm", "glm"):
             return replace(self.model, inputs=new_inputs).fit()
         return _refit_generalized(self.result, new_inputs)
 
@@ -190,26 +190,54 @@ class _Refitter:
 
     # --- linear mixed models: swap the y row of the blocks ---------------------------------
     def _prepare_lmm(self) -> None:
-        inputs = self.model.inputs
+        """Precompute the weighted Z and X; check the y-row update against the model's own blocks."""
+        inputs, cp = self.model.inputs, self.model.crossprods
         self.sqrtw = None if inputs.weights is None else np.sqrt(inputs.weights)
         scale = (lambda a: a) if self.sqrtw is None else (lambda a: a * self.sqrtw[:, None])
-        self.zw = [scale(t.z) for t in inputs.terms]
+        self.zw = [scale(t.z) / _column_scales(layout, t.ncols) for t, layout in zip(inputs.terms, cp.terms)]
         self.xw = scale(inputs.fixed.matrix)
+        a21, a22 = self._y_blocks(inputs.y)
+        # Never trust the update blindly: if it does not reproduce the model's blocks for the
+        # original y (the block layout changed), rebuild the blocks for every refit instead.
+        self.swap_y = _same(a21, cp.a21) and np.allclose(a22, cp.a22, rtol=1e-10, atol=1e-8 * np.abs(cp.a22).max())
 
-    def _refit_lmm(self, y: np.ndarray) -> Any:
-        inputs = self.model.inputs
+    def _y_blocks(self, y: np.ndarray) -> tuple[Any, np.ndarray]:
+        """``a21`` and ``a22`` of the model with response ``y``: only their y row changes."""
+        inputs, cp = self.model.inputs, self.model.crossprods
         yw = y - inputs.offset if inputs.offset is not None else y.copy()
         if self.sqrtw is not None:
             yw = yw * self.sqrtw
-        cp = self.model.crossprods
         zty = [_term_cross(t.refs, zw, t.nlevels, yw) for t, zw in zip(inputs.terms, self.zw)]
         column = np.concatenate(zty[1:] + [self.xw.T @ yw, [yw @ yw]])
         a22 = cp.a22.copy()
         a22[-1, :] = column
         a22[:, -1] = column
-        a21 = _replace_last_row(cp.a21, zty[0])
-        model = replace(self.model, inputs=replace(inputs, y=y), crossprods=replace(cp, a21=a21, a22=a22))
+        return _replace_last_row(cp.a21, zty[0]), a22
+
+    def _refit_lmm(self, y: np.ndarray) -> Any:
+        inputs = replace(self.model.inputs, y=y)
+        if self.swap_y:
+            a21, a22 = self._y_blocks(y)
+            model = replace(self.model, inputs=inputs, crossprods=replace(self.model.crossprods, a21=a21, a22=a22))
+        else:
+            model = type(self.model).from_inputs(inputs, REML=self.model.REML)
         return model.fit(start=self.result.theta)
+
+
+def _column_scales(layout: Any, ncols: int) -> np.ndarray:
+    """Per-column scaling of a term's Z inside the blocks (1 when the blocks store Z as is)."""
+    scales = getattr(layout, "scales", None)
+    return np.ones(ncols) if scales is None else np.asarray(scales, dtype=float).reshape(-1)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two versions of ``a21`` (dense or sparse) have the same last (y) row."""
+    if a.shape != b.shape:
+        return False
+    row_a = a[[-1], :].toarray().ravel() if sp.issparse(a) else np.asarray(a)[-1]
+    row_b = b[[-1], :].toarray().ravel() if sp.issparse(b) else np.asarray(b)[-1]
+    scale = max(float(np.abs(row_b).max(initial=0.0)), 1.0)
+    return bool(np.allclose(row_a, row_b, rtol=1e-10, atol=1e-10 * scale))
 
 
 def _term_cross(refs: np.ndarray, zw: np.ndarray, nlevels: int, yw: np.ndarray) -> np.ndarray:
@@ -236,15 +264,15 @@ def _model_kind(result: Any) -> str:
 
 
 def _refit_generalized(result: Any, inputs: Any) -> Any:
-    """Refit a GLM or GLMM to new inputs (same design, new response)."""
+    """Refit a GLMM to new inputs (same design, new response), with the original nAGQ.
+
+    The design-only parts of the model (e.g. where each observation lands in
+    the cross-products) are reused; only the validated response is new.
+    """
     model = result.model
-    refit_method = getattr(model, "refit", None) or getattr(result, "refit", None)
-    if callable(refit_method):
-        return refit_method(inputs.y)
-    from_inputs = getattr(type(model), "from_inputs", None)
-    if from_inputs is None:
-        raise MixedModelsError(f"cannot refit a {type(result).__name__} to a new response")
-    return replace(model, inputs=inputs).fit()
+    response = model.family.response(inputs.y, inputs.weights, inputs.formula.response)
+    fields = {"inputs": inputs, "response": response} if hasattr(model, "response") else {"inputs": inputs}
+    return replace(model, **fields).fit(nAGQ=getattr(result, "nAGQ", 1))
 
 
 # --- the bootstrap ---------------------------------------------------------------------
