@@ -33,7 +33,7 @@ from .design.covariance import initial_theta, theta_lower_bounds
 from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
 from .formula import ParsedFormula, parse_formula
 from .linalg import BlockedCrossProducts, Factorization
-from .optim import OptimizerSettings, minimize_bounded
+from .optim import OptInfo, OptimizerSettings, minimize_bounded
 
 __all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "ModelInputs"]
 
@@ -233,7 +233,6 @@ class LinearMixedModel:
 
         Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
         """
-        from .optim import OptInfo
         from .results import LmerResults
 
         theta = np.asarray(theta, dtype=float)
@@ -241,19 +240,34 @@ class LinearMixedModel:
         info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
         return LmerResults.from_fit(self, info)
 
+    def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray) -> "OptInfo":
+        """BOBYQA over theta in the units of the scaled columns, then lme4's checks.
+
+        The optimizer sees theta for unit-RMS random-effects columns, so its
+        steps and tolerances do not depend on the units of the predictors;
+        everything it reports is mapped back to the units of the data.  The
+        gradient and Hessian in ``optinfo`` are with respect to the scaled theta.
+        """
+        cp = self.crossprods
+
+        def scaled_objective(scaled: np.ndarray) -> float:
+            return self.objective(cp.from_scaled_theta(scaled))
+
+        info = minimize_bounded(scaled_objective, cp.to_scaled_theta(start), self.theta_lower, settings=settings)
+        if info.converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
+            check = check_convergence(scaled_objective, info.final, self.theta_lower)
+            info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+        return replace(info, initial=start.copy(), final=cp.from_scaled_theta(info.final))
+
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
         """Minimize the objective over theta and return the results."""
         from .results import LmerResults
 
-        x0 = self.theta_start if start is None else np.asarray(start, dtype=float)
-        info = minimize_bounded(self.objective, x0, self.theta_lower, settings=settings)
+        info = self._optimize(settings, self.theta_start if start is None else np.asarray(start, dtype=float))
         if not info.converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
-        elif self.nobs <= MAX_NOBS_FOR_CHECKS:
-            check = check_convergence(self.objective, info.final, self.theta_lower)
-            info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
-            for message in check.messages:
-                warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        for message in info.warnings:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
         result = LmerResults.from_fit(self, info)
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)

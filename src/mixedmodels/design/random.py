@@ -40,6 +40,8 @@ class RandomEffectsTerm:
         The term's columns (e.g. intercept and Days) for each observation.
     design : DesignMatrix
         Builds ``z`` again for new data.
+    expr : str
+        The term's left-hand side as written in the formula (``"1 + Days"``).
     """
 
     group: str
@@ -48,6 +50,7 @@ class RandomEffectsTerm:
     refs: np.ndarray
     z: np.ndarray
     design: DesignMatrix
+    expr: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -74,7 +77,7 @@ class RandomEffectsTerm:
         return theta_names(self.group, self.column_names)
 
     def __str__(self) -> str:
-        return f"({' + '.join(self.column_names)} | {self.group})"
+        return f"({self.expr or ' + '.join(self.column_names)} | {self.group})"
 
 
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -129,6 +132,7 @@ def _build_term(term: RandomTerm, frame: pd.DataFrame, contrasts: Mapping[str, s
         refs=refs,
         z=np.ascontiguousarray(design.matrix, dtype=float),
         design=design,
+        expr=term.expr,
     )
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
-from ..design.covariance import theta_to_lambda
+from ..design.covariance import lower_triangle, theta_to_lambda
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 
@@ -44,13 +44,22 @@ __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 _DENSE_LIMIT = 50_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TermLayout:
-    """Where a random-effects term sits: its levels, columns and theta slice."""
+    """Where a random-effects term sits: its levels, columns and theta slice.
+
+    ``scales`` (one per column, or None for 1) is how much the term's columns
+    were divided by before the cross-products were formed, so that every
+    column has unit root-mean-square.  Dividing ``z_j`` by ``s_j`` and
+    multiplying row j of ``lambda`` by ``s_j`` leaves the model unchanged, and
+    keeps theta on a scale where the optimizer's steps make sense whatever
+    the units of the predictors (x * 1e-6 gives the same fit).
+    """
 
     nlevels: int
     ncols: int
     theta_start: int
+    scales: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -63,6 +72,19 @@ class TermLayout:
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """This term's ``k x k`` relative covariance factor."""
         return theta_to_lambda(theta[self.theta_start : self.theta_stop], self.ncols)
+
+    def scaled_lam(self, theta: np.ndarray) -> np.ndarray:
+        """The factor that goes with the scaled columns: ``diag(scales) @ lam``."""
+        lam = self.lam(theta)
+        return lam if self.scales is None else lam * self.scales[:, None]
+
+    def scale_theta(self, theta: np.ndarray, inverse: bool = False) -> np.ndarray:
+        """This term's theta slice in scaled units (or back, with ``inverse``)."""
+        part = theta[self.theta_start : self.theta_stop]
+        if self.scales is None:
+            return part.copy()
+        rows, _ = lower_triangle(self.ncols)
+        return part / self.scales[rows] if inverse else part * self.scales[rows]
 
 
 def _term_matrix(refs: np.ndarray, z: np.ndarray, nlevels: int) -> sp.csc_array:
@@ -116,10 +138,13 @@ class BlockedCrossProducts:
 
         The terms must already be in block order (largest first).
         """
-        layouts, start = [], 0
+        layouts, start, scaled = [], 0, []
         for z, q in zip(zs, nlevels):
-            layouts.append(TermLayout(q, z.shape[1], start))
+            scales = _column_scales(z)
+            layouts.append(TermLayout(q, z.shape[1], start, scales))
+            scaled.append(z / scales)
             start = layouts[-1].theta_stop
+        zs = scaled
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -147,9 +172,23 @@ class BlockedCrossProducts:
     def ntheta(self) -> int:
         return self.terms[-1].theta_stop
 
+    def to_scaled_theta(self, theta: np.ndarray) -> np.ndarray:
+        """Theta in the units of the scaled columns (what the optimizer works on)."""
+        return np.concatenate([t.scale_theta(np.asarray(theta, dtype=float)) for t in self.terms])
+
+    def from_scaled_theta(self, scaled: np.ndarray) -> np.ndarray:
+        """Theta in the units of the data from its scaled version."""
+        return np.concatenate([t.scale_theta(np.asarray(scaled, dtype=float), inverse=True) for t in self.terms])
+
     def factorize(self, theta: np.ndarray) -> "Factorization":
         """Cholesky factor of the penalized system for this theta."""
         return Factorization.compute(self, np.asarray(theta, dtype=float))
+
+
+def _column_scales(z: np.ndarray) -> np.ndarray:
+    """Root-mean-square of each column (1 for all-zero columns)."""
+    rms = np.sqrt(np.mean(z * z, axis=0))
+    return np.where(rms > 0, rms, 1.0)
 
 
 def _dense_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> np.ndarray:
@@ -167,7 +206,7 @@ def _scale_rest(mat: np.ndarray, terms: tuple[TermLayout, ...], theta: np.ndarra
     offset = 0
     for term in terms:
         block = slice(offset, offset + term.size)
-        lam = term.lam(theta)
+        lam = term.scaled_lam(theta)
         if side == "rows":
             if term.ncols == 1:
                 mat[block, :] *= lam[0, 0]
@@ -244,7 +283,7 @@ class Factorization:
 
     @classmethod
     def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
-        lam1 = cp.first.lam(theta)
+        lam1 = cp.first.scaled_lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
         rest = _rank_update(cp.a21, _first_block_weights(l11, lam1))
         np.subtract(cp.a22, rest, out=rest)
@@ -293,7 +332,7 @@ class Factorization:
 
     def _first_block_solve(self, rhs: np.ndarray) -> np.ndarray:
         """``(L11 L11')^-1 lam' rhs_l`` per level of the big term."""
-        lam = self.crossprods.first.lam(self.theta)
+        lam = self.crossprods.first.scaled_lam(self.theta)
         t = rhs @ lam  # rows: lam' rhs_l
         if self.l11.ndim == 1:
             return t / self.l11[:, None] ** 2
@@ -318,6 +357,6 @@ def _split_terms(u: np.ndarray, terms: tuple[TermLayout, ...]) -> list[np.ndarra
 
 
 def _spherical_to_b(us: list[np.ndarray], terms: tuple[TermLayout, ...], theta: np.ndarray) -> np.ndarray:
-    """Stacked ``b = Lambda u`` for the given terms."""
-    parts = [u @ term.lam(theta).T for u, term in zip(us, terms)]
+    """Stacked ``b = Lambda u`` for the given terms, in the units of the scaled columns."""
+    parts = [u @ term.scaled_lam(theta).T for u, term in zip(us, terms)]
     return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)

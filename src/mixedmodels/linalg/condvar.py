@@ -34,13 +34,17 @@ def _column_block_grams(mat: np.ndarray, k: int) -> np.ndarray:
 
 
 def conditional_variances(factor: Factorization) -> list[np.ndarray]:
-    """Diagonal blocks of ``(L_theta L_theta')^-1``, one (levels, k, k) array per term."""
+    """Diagonal blocks of ``(L_theta L_theta')^-1``, one (levels, k, k) array per term.
+
+    These are conditional covariances of the spherical random effects u, which
+    do not depend on how the columns were scaled; ``b = Lambda u``.
+    """
     cp = factor.crossprods
     first, nre = cp.first, cp.nre_rest
     m_inv = _first_block_inverse(factor.l11)
     if nre == 0:
         return [m_inv]
-    lam1 = first.lam(factor.theta)
+    lam1 = first.scaled_lam(factor.theta)
     # T = A21r Lambda_1 M^-1 (rest random-effect rows only), then D2 and L22r^-1 on the left
     weights = np.einsum("ij,qjk->qik", lam1, m_inv)
     a21r = cp.a21[:nre]
