@@ -77,6 +77,28 @@ def test_wald_table_like_lme4(case):
     assert np.all(np.abs(ci.iloc[:, 1].to_numpy()[finite] - upper[finite]) <= 1e-3 * width)
 
 
+def test_wald_for_a_glmm_has_no_sigma_row():
+    """glmer fits: lme4's rows (NA for the SD, no sigma for binomial); SEs from a
+    finite-difference Hessian agree with lme4's to ~1 %, so 1 % of the width here."""
+    import mixedmodels as mm
+    from conftest import dataset
+
+    ref = reference("intervals")["cbpp_binomial"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.glmer(ref["formula"], dataset("cbpp"), family="binomial")
+    ci = confint(fit, method="wald")
+    wald = ref["wald"]
+    assert list(ci.index) == wald["names"]
+    assert ci.iloc[0].isna().all()
+    lower, upper = np.asarray(wald["lower"][1:], float), np.asarray(wald["upper"][1:], float)
+    width = upper - lower
+    assert np.all(np.abs(ci.iloc[1:, 0].to_numpy() - lower) <= 0.01 * width)
+    assert np.all(np.abs(ci.iloc[1:, 1].to_numpy() - upper) <= 0.01 * width)
+    with pytest.raises(MixedModelsError, match="method='wald'"):
+        confint(fit)
+
+
 def test_level_sets_the_width_and_r_column_names(sleep_fit):
     ci90 = sleep_fit.confint(method="wald", level=0.90)
     assert list(ci90.columns) == ["5 %", "95 %"]

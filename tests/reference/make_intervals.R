@@ -19,6 +19,7 @@
 ## normal quantile scale, Davison & Hinkley 1997, eq. 5.8) exactly.
 ## Derived data: grouseticks with YEAR and LOCATION as in the bundled schema,
 ## the model uses log(TICKS + 1) and scale(HEIGHT) (n - 1 SD).
+## `cbpp_binomial` holds only `wald` (a glmer fit: no profile references).
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -103,6 +104,14 @@ for (id in names(cases)) {
     wald = ci_json(confint(m, method = "Wald", oldNames = FALSE)))
   cat(id, "done in", secs, "s\n")
 }
+
+## Wald intervals of a GLMM: NA for the herd SD, no sigma row (binomial)
+cbpp <- read_dataset("cbpp")
+gm <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
+out$cbpp_binomial <- list(
+  formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)", data = "cbpp", family = "binomial",
+  call = "confint(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial), method = \"Wald\", oldNames = FALSE)",
+  wald = ci_json(confint(gm, method = "Wald", oldNames = FALSE)))
 
 ## lme4's profile of the fixed effects ignores the prior weights (its zeta for
 ## sleepstudy_weights jumps to 20 within a tenth of a standard error), so the

@@ -100,7 +100,8 @@ def _parameters(result: "LmerResults") -> list[_Parameter]:
                 params.append(_Parameter(f"sd_{cols[r]}|{term.group}", "sd", t, int(r)))
             else:
                 params.append(_Parameter(f"cor_{cols[r]}.{cols[c]}|{term.group}", "cor", t, int(r), int(c)))
-    params.append(_Parameter("sigma", "sigma"))
+    if getattr(getattr(result, "family", None), "has_dispersion", True):  # no sigma for binomial, Poisson GLMMs
+        params.append(_Parameter("sigma", "sigma"))
     params += [_Parameter(n, "fixef", index=j) for j, n in enumerate(result.fixef_names)]
     names = _dedupe([p.name for p in params])
     return [dataclasses.replace(p, name=n) for p, n in zip(params, names)]

@@ -95,8 +95,18 @@ def parameter_values(result: "LmerResults") -> pd.Series:
     """The fit's parameters with lme4's names: SDs and correlations (as ``VarCorr``),
     sigma and the fixed effects -- what ``confint`` gives intervals for."""
     params = _parameters(result)
-    values = _values(result.model.crossprods.terms, params, result.theta, result.sigma, result.beta)
-    return pd.Series(values, index=[p.name for p in params], name="estimate")
+    covariances = list(result.covariances.values())  # one per term, in term order
+    values = []
+    for p in params:
+        if p.kind == "sd":
+            values.append(np.sqrt(covariances[p.term][p.row, p.row]))
+        elif p.kind == "cor":
+            cov = covariances[p.term]
+            denom = np.sqrt(cov[p.row, p.row] * cov[p.col, p.col])
+            values.append(cov[p.row, p.col] / denom if denom > 0 else np.nan)
+        else:
+            values.append(result.sigma if p.kind == "sigma" else result.beta[p.index])
+    return pd.Series(values, index=[p.name for p in params], name="estimate", dtype=float)
 
 
 # --- walking out from the estimate ------------------------------------------------------
@@ -381,10 +391,12 @@ def profile(
 
 
 def _check_profilable(result) -> None:
-    model = getattr(result, "model", None)
-    if model is None or not hasattr(model, "crossprods") or not hasattr(result, "theta"):
+    from ..lmm import LinearMixedModel
+
+    if not isinstance(getattr(result, "model", None), LinearMixedModel):
         raise MixedModelsError(
-            f"profile() needs a linear mixed model fitted with mm.lmer, not {type(result).__name__}"
+            f"profile() needs a linear mixed model fitted with mm.lmer, not {type(result).__name__}; "
+            "for other models use confint(method='wald') or confint(method='boot')"
         )
 
 
