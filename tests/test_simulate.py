@@ -225,3 +225,34 @@ def test_proportion_response_is_simulated_as_proportions():
     counts = sims * cbpp["size"].to_numpy()[:, None]
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
     assert np.all((sims >= 0) & (sims <= 1))
+
+
+def test_glmer_poisson_crossed_terms_lognormal_moments():
+    """Poisson GLMM with two crossed terms: given eta, b ~ N(0, s2) with s2 the sum of the
+    term variances, so E[y] = exp(eta + s2/2) and Var[y] = E[y] + (exp(s2) - 1) E[y]^2."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.glmer("TICKS ~ YEAR + (1 | LOCATION) + (1 | BROOD)", dataset("grouseticks"), family="poisson")
+    sims = fit.simulate(nsim=NSIM, seed=21).to_numpy()
+    s2 = sum(float(np.squeeze(c)) for c in fit.covariances.values())
+    mean = np.exp(fit.model.inputs.fixed.matrix @ fit.beta + s2 / 2)
+    _assert_means(sims, mean, mean + np.expm1(s2) * mean**2)
+
+
+def test_glmer_gamma_dispersion_and_random_effects():
+    """Gamma GLMM (log link): Var[y | b] = sigma^2 mu^2, and the subject effects have
+    lme4's VarCorr variance sigma^2 theta^2, so E[y] = exp(eta + sigma^2 theta^2 / 2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.glmer("Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"), family=mm.families.Gamma(link="log"))
+    conditional = fit.simulate(nsim=NSIM, seed=31, use_re=True).to_numpy()
+    mu = fit.fitted.to_numpy()
+    _assert_means(conditional, mu, fit.sigma**2 * mu**2)
+    _assert_variances(conditional, fit.sigma**2 * mu**2)
+    marginal = fit.simulate(nsim=NSIM, seed=32).to_numpy()
+    var_b = float(np.squeeze(list(fit.covariances.values())[0]))
+    assert var_b == pytest.approx((fit.sigma * fit.theta[0]) ** 2)
+    eta = fit.model.inputs.fixed.matrix @ fit.beta
+    mean = np.exp(eta + var_b / 2)
+    variance = fit.sigma**2 * np.exp(2 * eta + 2 * var_b) + np.expm1(var_b) * mean**2
+    _assert_means(marginal, mean, variance)

@@ -3,7 +3,10 @@
 By default new random effects are drawn for every level present, as if the
 study were repeated with new participants (lme4's ``re.form = NA``):
 
-    b_{k,l} ~ N(0, Sigma_k),  eta = X beta + offset + sum_k Z_k b_k.
+    b_{k,l} ~ N(0, Sigma_k),  eta = X beta + offset + sum_k Z_k b_k,
+
+with ``Sigma_k = sigma^2 Lambda_k Lambda_k'`` (``result.covariances``; sigma is 1
+for binomial and Poisson GLMMs).
 
 With ``use_re=True`` the random effects are fixed at their conditional modes
 (lme4's ``re.form = NULL``), so only the residual noise is new.  Given ``eta``
@@ -13,8 +16,10 @@ the response is drawn from the model's conditional distribution:
 * binomial: successes ~ Binomial(n, mu) with n the trials (``cbind`` totals or
   the prior weights of a proportion response); a proportion response is
   returned as successes / n, a ``cbind`` response as the successes;
-* Poisson: ``y ~ Poisson(mu)``; Gamma: shape ``w / sigma^2``, mean ``mu``;
-  inverse Gaussian: mean ``mu``, shape ``w / sigma^2``; Gaussian GLMMs as linear models,
+* Poisson: ``y ~ Poisson(mu)``; Gamma: shape ``w / sigma^2``, mean ``mu`` (so
+  ``Var(y) = sigma^2 mu^2 / w``; lme4 1.1-31 uses shape ``sigma w``, which does
+  not match its own dispersion); inverse Gaussian: mean ``mu``, shape ``w / sigma^2``;
+  Gaussian GLMMs as linear models,
 
 where ``mu = g^-1(eta)``.  The same ``seed`` gives the same draws.
 """
@@ -101,7 +106,16 @@ def simulate_responses(
 
 # --- random effects ------------------------------------------------------------------
 def _covariance_roots(result: Any) -> list[np.ndarray]:
-    """A square root ``R`` (``R R' = Sigma_k``) of each term's random-effects covariance."""
+    """A square root ``R = sigma Lambda`` (``b = R u``, ``u ~ N(0, I)``) of each term's covariance.
+
+    ``sigma`` is 1 for binomial and Poisson GLMMs.  For GLMMs with a dispersion
+    (Gamma) this is the covariance lme4's ``VarCorr`` reports; lme4 1.1-31's
+    ``simulate`` leaves out ``sigma`` there.  Without relative factors, a
+    symmetric root of ``result.covariances``.
+    """
+    lambdas = getattr(result, "_lambdas", None)
+    if callable(lambdas):
+        return [result.sigma * np.asarray(lam, dtype=float) for lam in lambdas()]
     roots = []
     for cov in result.covariances.values():
         values, vectors = np.linalg.eigh(np.asarray(cov, dtype=float))

@@ -73,30 +73,39 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
     if refit and any(_is_reml(m) for m in fits):
         warnings.warn(REFIT_MESSAGE, MixedModelsWarning, stacklevel=2)
         fits = [_ml_refit(m) if _is_reml(m) else m for m in fits]
-    npar = np.array([m.npar for m in fits], dtype=float)
-    order = np.argsort(npar, kind="stable")
-    loglik = np.array([float(m.loglik) for m in fits])[order]
-    npar = npar[order]
-    nobs = fits[0].nobs
-    chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(loglik))])
-    df = np.concatenate([[np.nan], np.diff(npar)])
-    with np.errstate(invalid="ignore"):
-        p = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
+    return _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], fits[0].nobs)
+
+
+def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: int) -> pd.DataFrame:
+    """lme4's anova table: rows by increasing npar, each tested against the row above."""
+    order = np.argsort(np.asarray(npar, dtype=float), kind="stable")
+    npar_sorted = np.asarray(npar, dtype=float)[order]
+    ll = np.asarray(loglik, dtype=float)[order]
+    chisq = np.concatenate([[np.nan], 2.0 * np.maximum(0.0, np.diff(ll))])
+    df = np.concatenate([[np.nan], np.diff(npar_sorted)])
     table = pd.DataFrame(
         {
-            "npar": npar.astype(int),
-            "AIC": -2 * loglik + 2 * npar,
-            "BIC": -2 * loglik + np.log(nobs) * npar,
-            "logLik": loglik,
-            "deviance": -2 * loglik,
+            "npar": npar_sorted.astype(int),
+            "AIC": -2 * ll + 2 * npar_sorted,
+            "BIC": -2 * ll + np.log(nobs) * npar_sorted,
+            "logLik": ll,
+            "deviance": -2 * ll,
             "Chisq": chisq,
             "Df": df,
-            "Pr(>Chisq)": p,
+            "Pr(>Chisq)": _chisq_p(chisq, df),
         },
         index=pd.Index([labels[i] for i in order], name="model"),
     )
     table["Df"] = table["Df"].astype("Int64")
     return table
+
+
+def _chisq_p(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Upper chi-square tail probabilities; NaN where df is missing or not positive."""
+    ok = np.isfinite(df) & (df > 0) & np.isfinite(statistic)
+    p = np.full(statistic.shape, np.nan)
+    p[ok] = stats.chi2.sf(statistic[ok], df[ok])
+    return p
 
 
 def _labels(fits: list, names: Sequence[str] | None, keywords: list[str]) -> list[str]:
@@ -185,10 +194,9 @@ def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
     loglik = np.array([r[2] for r in rows])
     lrt = np.concatenate([[np.nan], -2.0 * (loglik[1:] - loglik[0])])
     df = np.concatenate([[np.nan], npar[0] - npar[1:]])
-    with np.errstate(invalid="ignore"):
-        p = np.where(df > 0, stats.chi2.sf(lrt, np.where(df > 0, df, 1)), np.nan)
     table = pd.DataFrame(
-        {"npar": npar.astype(int), "logLik": loglik, "AIC": -2 * loglik + 2 * npar, "LRT": lrt, "Df": df, "Pr(>Chisq)": p},
+        {"npar": npar.astype(int), "logLik": loglik, "AIC": -2 * loglik + 2 * npar, "LRT": lrt, "Df": df,
+         "Pr(>Chisq)": _chisq_p(lrt, df)},
         index=pd.Index([r[0] for r in rows], name="term"),
     )
     table["Df"] = table["Df"].astype("Int64")
