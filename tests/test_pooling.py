@@ -297,3 +297,30 @@ def test_errors_name_what_is_wrong(sleep_cmp):
         sleep_cmp.lines(groups=["999"])
     with pytest.raises(MixedModelsError, match="x='Subject'"):
         sleep_cmp.lines(x="Subject")
+
+
+def test_share_fixed_unbalanced_weighted_matches_dense_least_squares(unbalanced):
+    """The joint fit (solved without the dense design) equals lm() on the dense design."""
+    w = 1.0 + (unbalanced["Days"].to_numpy() % 3)
+    cmp = mm.compare_pooling("Reaction ~ Days + (1 | Subject)", unbalanced, share_fixed=True, weights=w)
+    codes = unbalanced["Subject"].cat.codes.to_numpy()
+    x = np.column_stack([np.eye(18)[codes], unbalanced["Days"].to_numpy(float)])
+    sw = np.sqrt(w)
+    beta, se = _ols(x * sw[:, None], unbalanced["Reaction"].to_numpy(float) * sw)
+    np.testing.assert_allclose(cmp.no_pooling_fit.coef, beta, rtol=1e-8)
+    np.testing.assert_allclose(cmp.no_pooling_fit.se, se, rtol=1e-8)
+    assert cmp.no_pooling_fit.df_resid == len(unbalanced) - 19
+
+
+def test_share_fixed_group_level_predictor_is_aliased(sleepstudy):
+    """A predictor constant within groups is aliased with the group intercepts: NaN, as R's NA."""
+    data = sleepstudy.assign(code=sleepstudy["Subject"].cat.codes.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cmp = mm.compare_pooling("Reaction ~ Days + code + (1 | Subject)", data, share_fixed=True)
+    no = cmp.estimates("no")
+    assert no["code"].isna().all() and no["Days"].notna().all()
+    assert cmp.no_pooling_fit.rank == 19
+    assert np.isfinite(cmp.partial_fit.fixef["code"])
+    separate = mm.compare_pooling(cmp.partial_fit)  # per-level fits: code is constant there too
+    assert separate.estimates("no")["code"].isna().all()

@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dtrtrs
 
-from .design.fixed import _independent_columns
 from .design.frame import required_variables
 from .errors import MixedModelsError, ModelSpecError
 
@@ -80,24 +79,48 @@ class LeastSquaresFit:
     rank: int
 
 
-def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.ndarray | None = None) -> LeastSquaresFit:
-    """Least squares with R's left-to-right rule for aliased columns (tolerance 1e-7)."""
-    if weights is not None:
-        sw = np.sqrt(weights)
-        x, y = x * sw[:, None], y * sw
+def _tri_solve(r: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``R x = b`` for upper-triangular R, one right-hand side at a time.
+
+    LAPACK's dtrtrs on a single vector costs microseconds; with a matrix
+    right-hand side OpenBLAS may start threads, which costs milliseconds per
+    call -- too much for thousands of per-level fits.
+    """
+    if b.ndim == 2:
+        return np.column_stack([_tri_solve(r, col) for col in b.T]) if b.shape[1] else np.zeros((r.shape[0], 0))
+    x, info = dtrtrs(r, b)
+    if info != 0:  # pragma: no cover - columns were checked for aliasing first
+        raise ModelSpecError("a least-squares system is singular; please report this with the data")
+    return x
+
+
+def _kept_columns(x: np.ndarray, norms: np.ndarray | None = None) -> list[int]:
+    """Columns kept by R's left-to-right rule for aliased columns.
+
+    A column is aliased when its part orthogonal to the earlier kept columns
+    has norm below ``1e-7`` times ``norms`` (its own norm by default; the
+    original column's norm when ``x`` has already been projected).
+    """
     n, p = x.shape
-    coef, se = np.full(p, np.nan), np.full(p, np.nan)
-    keep = _independent_columns(x, _ALIAS_TOL) if p and n else []
-    sigma, df = np.nan, n - len(keep)
-    if keep:
-        q, r = np.linalg.qr(x[:, keep])
-        beta = solve_triangular(r, q.T @ y)
-        coef[keep] = beta
-        if df > 0:
-            resid = y - x[:, keep] @ beta
-            sigma = float(np.sqrt(resid @ resid / df))
-            rinv = solve_triangular(r, np.eye(len(keep)))
-            se[keep] = sigma * np.sqrt(np.sum(rinv**2, axis=1))
+    if n == 0 or p == 0:
+        return []
+    norms = np.linalg.norm(x, axis=0) if norms is None else norms
+    reference = np.where(norms > 0, norms, 1.0) * _ALIAS_TOL
+    keep = list(range(p))
+    while keep:
+        r = np.linalg.qr(x[:, keep], mode="r")
+        diag = np.zeros(len(keep))
+        m = min(r.shape)
+        diag[:m] = np.abs(np.diag(r)[:m])
+        bad = np.flatnonzero(~(diag >= reference[keep]))
+        if bad.size == 0:
+            break
+        del keep[bad[0]]
+    return keep
+
+
+def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int,
+                rank: int) -> LeastSquaresFit:
     index = pd.Index(names, name="term")
     return LeastSquaresFit(
         coef=pd.Series(coef, index=index, name="estimate"),
@@ -105,8 +128,29 @@ def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.n
         sigma=sigma,
         df_resid=int(df),
         nobs=int(n),
-        rank=len(keep),
+        rank=int(rank),
     )
+
+
+def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.ndarray | None = None) -> LeastSquaresFit:
+    """Least squares ``min sum w_i (y_i - x_i'b)^2`` with R's rule for aliased columns (NaN)."""
+    if weights is not None:
+        sw = np.sqrt(weights)
+        x, y = x * sw[:, None], y * sw
+    n, p = x.shape
+    coef, se = np.full(p, np.nan), np.full(p, np.nan)
+    keep = _kept_columns(x)
+    sigma, df = np.nan, n - len(keep)
+    if keep:
+        q, r = np.linalg.qr(x[:, keep])
+        beta = _tri_solve(r, q.T @ y)
+        coef[keep] = beta
+        if df > 0:
+            resid = y - x[:, keep] @ beta
+            sigma = float(np.sqrt(resid @ resid / df))
+            rinv = _tri_solve(r, np.eye(len(keep)))
+            se[keep] = sigma * np.sqrt(np.sum(rinv**2, axis=1))
+    return _fit_result(names, coef, se, sigma, df, n, len(keep))
 
 
 # --------------------------------------------------------------------------
@@ -171,12 +215,18 @@ def _rows(layout: _Layout, level: int) -> np.ndarray:
     return np.flatnonzero(layout.refs == level)
 
 
+def _level_rows(layout: _Layout) -> list[np.ndarray]:
+    """Row indices of every level, in level order (one pass over the data)."""
+    order = np.argsort(layout.refs, kind="stable")
+    counts = np.bincount(layout.refs, minlength=len(layout.levels))
+    return np.split(order, np.cumsum(counts)[:-1])
+
+
 def _no_pooling_separate(layout: _Layout) -> dict[str, LeastSquaresFit]:
     """One least-squares fit of all coefficient columns per level (R's lmList)."""
     fits = {}
     w = layout.weights
-    for j, level in enumerate(layout.levels):
-        rows = _rows(layout, j)
+    for level, rows in zip(layout.levels, _level_rows(layout)):
         fits[level] = _least_squares(layout.design[rows], layout.y[rows], list(layout.terms), None if w is None else w[rows])
     return fits
 
@@ -187,23 +237,62 @@ def _joint_name(group: str, level: str, term: str) -> str:
 
 
 def _no_pooling_shared(layout: _Layout) -> LeastSquaresFit:
-    """One fit: the random-term columns per level, the other fixed columns shared."""
-    per_level = [layout.terms.index(t) for t in layout.random_terms]
+    """One fit ``y ~ 0 + g + g:z + x``: the random-term columns z per level, the rest x shared.
+
+    Solved by Frisch-Waugh-Lovell, never forming the n x (levels * k) matrix:
+    with ``M`` projecting each level's rows off its columns ``Z_j``, the shared
+    ``beta`` is the least-squares fit of ``M y`` on ``M X``; then
+    ``b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta)`` with
+    ``Var(b_j) = sigma^2 [(Z_j'Z_j)^-1 + A_j (X'MX)^-1 A_j']``, ``A_j = (Z_j'Z_j)^-1 Z_j'X_j``.
+    """
+    per = [layout.terms.index(t) for t in layout.random_terms]
     shared = [j for j, t in enumerate(layout.terms) if t not in layout.random_terms]
-    blocks, names = [], []
-    for j, level in enumerate(layout.levels):
-        indicator = (layout.refs == j).astype(float)[:, None]
-        blocks.append(layout.design[:, per_level] * indicator)
-        names += [_joint_name(layout.group, level, layout.terms[k]) for k in per_level]
-    x = np.column_stack(blocks + [layout.design[:, shared]])
-    names += [layout.terms[k] for k in shared]
-    return _least_squares(x, layout.y, names, layout.weights)
+    sw = np.sqrt(layout.weights) if layout.weights is not None else np.ones(len(layout.y))
+    z, x, y = layout.design[:, per] * sw[:, None], layout.design[:, shared] * sw[:, None], layout.y * sw
+    blocks = [_level_block(z, rows) for rows in _level_rows(layout)]
+    xt, yt = x.copy(), y.copy()
+    for rows, keep, q, _ in blocks:
+        if keep:
+            xt[rows] -= q @ (q.T @ x[rows])
+            yt[rows] -= q @ (q.T @ y[rows])
+    keep_x = _kept_columns(xt, np.linalg.norm(x, axis=0))
+    beta, cov_x, resid = np.zeros(0), np.zeros((0, 0)), yt
+    if keep_x:
+        q, r = np.linalg.qr(xt[:, keep_x])
+        beta = _tri_solve(r, q.T @ yt)
+        rinv = _tri_solve(r, np.eye(len(keep_x)))
+        cov_x, resid = rinv @ rinv.T, yt - xt[:, keep_x] @ beta
+    rank = sum(len(b[1]) for b in blocks) + len(keep_x)
+    df = len(y) - rank
+    sigma = float(np.sqrt(resid @ resid / df)) if df > 0 else np.nan
+    k, size = len(per), len(blocks) * len(per) + len(shared)
+    coef, var = np.full(size, np.nan), np.full(size, np.nan)
+    for j, (rows, keep, q, r) in enumerate(blocks):
+        if keep:
+            where = j * k + np.array(keep)
+            coef[where], var[where] = _level_coef(q, r, x[rows][:, keep_x], y[rows], beta, cov_x)
+    tail = len(blocks) * k + np.array(keep_x, dtype=int)
+    coef[tail], var[tail] = beta, np.diag(cov_x)
+    names = [_joint_name(layout.group, level, layout.terms[c]) for level in layout.levels for c in per]
+    return _fit_result(names + [layout.terms[c] for c in shared], coef, sigma * np.sqrt(var), sigma, df, len(y), rank)
 
 
-def _shared_estimates(layout: _Layout, joint: LeastSquaresFit, level: str) -> tuple[np.ndarray, np.ndarray]:
-    """A level's coefficients read off the joint no-pooling fit, in ``layout.terms`` order."""
-    keys = [t if t not in layout.random_terms else _joint_name(layout.group, level, t) for t in layout.terms]
-    return joint.coef[keys].to_numpy(), joint.se[keys].to_numpy()
+def _level_block(z: np.ndarray, rows: np.ndarray):
+    """Rows of one level, its non-aliased columns and their thin QR."""
+    zj = z[rows]
+    keep = _kept_columns(zj)
+    if not keep:
+        return rows, keep, None, None
+    q, r = np.linalg.qr(zj[:, keep])
+    return rows, keep, q, r
+
+
+def _level_coef(q, r, xj, yj, beta, cov_x) -> tuple[np.ndarray, np.ndarray]:
+    """A level's coefficients given the shared ones, and the diagonal of their unscaled covariance."""
+    rinv = _tri_solve(r, np.eye(r.shape[0]))
+    b = _tri_solve(r, q.T @ (yj - xj @ beta))
+    a = _tri_solve(r, q.T @ xj)
+    return b, np.diag(rinv @ rinv.T + a @ cov_x @ a.T)
 
 
 def _group_covariance(fit: "LmerResults", group: str) -> pd.DataFrame:
@@ -230,12 +319,19 @@ def _group_covariance(fit: "LmerResults", group: str) -> pd.DataFrame:
 
 
 def _no_pooling_arrays(layout: _Layout, no_fit) -> tuple[np.ndarray, np.ndarray]:
-    """No-pooling estimates and SEs, levels x terms."""
-    if isinstance(no_fit, LeastSquaresFit):
-        pairs = [_shared_estimates(layout, no_fit, level) for level in layout.levels]
-    else:
-        pairs = [(no_fit[level].coef.to_numpy(), no_fit[level].se.to_numpy()) for level in layout.levels]
-    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    """No-pooling estimates and SEs, levels x terms (``layout.terms`` order)."""
+    if not isinstance(no_fit, LeastSquaresFit):
+        est = np.array([no_fit[level].coef.to_numpy() for level in layout.levels])
+        se = np.array([no_fit[level].se.to_numpy() for level in layout.levels])
+        return est, se
+    nlev, k = len(layout.levels), len(layout.random_terms)
+    coef, ses = no_fit.coef.to_numpy(), no_fit.se.to_numpy()
+    est, se = np.empty((nlev, len(layout.terms))), np.empty((nlev, len(layout.terms)))
+    per = [layout.terms.index(t) for t in layout.random_terms]
+    shared = [j for j, t in enumerate(layout.terms) if t not in layout.random_terms]
+    est[:, per], se[:, per] = coef[: nlev * k].reshape(nlev, k), ses[: nlev * k].reshape(nlev, k)
+    est[:, shared], se[:, shared] = coef[nlev * k :], ses[nlev * k :]
+    return est, se
 
 
 def _complete_arrays(layout: _Layout, complete: LeastSquaresFit) -> tuple[np.ndarray, np.ndarray]:
@@ -252,19 +348,24 @@ def _partial_array(fit: "LmerResults", layout: _Layout) -> np.ndarray:
 
 def _table(layout: _Layout, counts: np.ndarray, estimates: dict[str, np.ndarray], ses: dict[str, np.ndarray],
            fixed: list[str]) -> pd.DataFrame:
-    """Long format: level x approach x term; complete pooling lists only the fixed terms."""
+    """Long format, level by level, then approach, then term; complete pooling lists only the fixed terms."""
     terms = np.array(layout.terms, dtype=object)
-    present = {"complete": np.isin(terms, fixed), "no": np.ones(len(terms), bool), "partial": np.ones(len(terms), bool)}
-    frames = []
-    for j, level in enumerate(layout.levels):
-        for approach in APPROACHES:
-            ok = present[approach]
-            frames.append(pd.DataFrame({
-                "group": level, "n": int(counts[j]), "approach": approach, "term": terms[ok],
-                "estimate": estimates[approach][j][ok], "se": ses[approach][j][ok],
-            }))
-    table = pd.concat(frames, ignore_index=True)
+    parts = []
+    for a, approach in enumerate(APPROACHES):
+        cols = np.flatnonzero(np.isin(terms, fixed)) if approach == "complete" else np.arange(len(terms))
+        nlev, ncol = len(layout.levels), len(cols)
+        parts.append(pd.DataFrame({
+            "level": np.repeat(np.arange(nlev), ncol), "order": a * len(terms) + np.tile(cols, nlev),
+            "approach": approach, "term": np.tile(terms[cols], nlev),
+            "estimate": estimates[approach][:, cols].ravel(), "se": ses[approach][:, cols].ravel(),
+        }))
+    long = pd.concat(parts, ignore_index=True).sort_values(["level", "order"], kind="stable")
+    levels = np.array(layout.levels, dtype=object)
+    long.insert(0, "group", levels[long["level"].to_numpy()])
+    long.insert(1, "n", counts[long["level"].to_numpy()].astype(int))
+    table = long.drop(columns=["level", "order"]).reset_index(drop=True)
     table["term"] = table["term"].astype(str)
+    table["group"] = table["group"].astype(str)
     return table
 
 

@@ -87,7 +87,7 @@ def pooling_lines(
 def _pooling_panels(cmp, x: str, levels: list[str], ncols, npoints: int, figsize) -> "Figure":
     lines = cmp.lines(x=x, npoints=npoints, groups=levels)
     nrows, ncols = grid_shape(len(levels), ncols)
-    figsize = figsize or (1.75 * ncols + 0.8, 1.75 * nrows + 1.2)
+    figsize = figsize or (max(6.0, 1.75 * ncols + 0.8), 1.75 * nrows + 1.2)
     fig, axes = pyplot().subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize, layout="constrained")
     xs, ys, refs = _observed(cmp, x)
     flat = axes.ravel()
@@ -231,11 +231,16 @@ def _shrinkage_terms(cmp: "PoolingComparison", terms) -> list[str]:
     return terms
 
 
-def _arrow(ax: "Axes", start, end) -> None:
+def _arrow(ax: "Axes", start, end, alpha: float = 0.8) -> None:
     color = POOLING_STYLE["partial"]["color"]
     ax.annotate("", xy=tuple(end), xytext=tuple(start), zorder=4,
-                arrowprops={"arrowstyle": "-|>", "color": color, "alpha": 0.8, "linewidth": 1.0,
+                arrowprops={"arrowstyle": "-|>", "color": color, "alpha": alpha, "linewidth": 1.0,
                             "shrinkA": 0, "shrinkB": 2, "mutation_scale": 9})
+
+
+def _arrow_alpha(narrows: int) -> float:
+    """Opaque enough to follow a few arrows, faint enough to see density among thousands."""
+    return float(np.clip(40.0 / max(narrows, 1), 0.08, 0.8))
 
 
 def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: bool) -> None:
@@ -255,7 +260,7 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     ax.scatter(partial[:, 0], partial[:, 1], s=22, color=POOLING_STYLE["partial"]["color"],
                label="partial pooling (mixed model)", zorder=3)
     for j in np.flatnonzero(ok):
-        _arrow(ax, no[j], partial[j])
+        _arrow(ax, no[j], partial[j], _arrow_alpha(int(ok.sum())))
     _mark_centres(cmp, terms, center, ax)
     if label_groups:
         for j, level in enumerate(cmp.levels):
@@ -286,7 +291,7 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
     ax.scatter(np.ones(partial.size), partial, s=22, color=POOLING_STYLE["partial"]["color"],
                label="partial pooling (mixed model)", zorder=3)
     for j in np.flatnonzero(ok):
-        _arrow(ax, (0.0, no[j]), (1.0, partial[j]))
+        _arrow(ax, (0.0, no[j]), (1.0, partial[j]), _arrow_alpha(int(ok.sum())))
     population = float(cmp.population[term])
     ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
     if label_groups:
