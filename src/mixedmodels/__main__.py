@@ -1,5 +1,6 @@
-"""``python -m mixedmodels``: the command line."""
+"""``python -m mixedmodels``: the command line (see :mod:`mixedmodels.cli`)."""
 
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())
