@@ -66,12 +66,16 @@ __all__ = [
 ]
 
 
+# public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
+_LAZY_MODULES = {"datasets", "families", "plots"}
+
+
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'mixedmodels' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    value = module if name in _LAZY_MODULES else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -122,10 +122,8 @@ class LmerResults:
     @cached_property
     def _vcov_unscaled(self) -> np.ndarray:
         """``(X' V^-1 X)^-1 / sigma^2`` from the X block of the Cholesky factor."""
-        cp = self.model.crossprods
-        nre, p = cp.nre_rest, cp.nfixef
-        lx = self._factor.l22[nre : nre + p, nre : nre + p]
-        inv = solve_triangular(lx, np.eye(p), lower=True)
+        lx, _ = self._factor.fixed_factor()
+        inv = solve_triangular(lx, np.eye(lx.shape[0]), lower=True)
         return inv.T @ inv
 
     @property

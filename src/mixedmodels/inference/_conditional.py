@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from ..design.covariance import lower_triangle
 from ..optim import OptimizerSettings, minimize_bounded
@@ -145,11 +146,9 @@ class _Deviance:
 
     def fixef(self, factor) -> tuple[np.ndarray, np.ndarray]:
         """``beta_hat(theta)`` and ``C = (L_X L_X')^-1`` from the X block of the factor."""
-        nre, p = self.cp.nre_rest, self.cp.nfixef
-        l22 = factor.l22
-        lx = l22[nre : nre + p, nre : nre + p]
-        linv = np.linalg.solve(lx, np.eye(p))
-        beta = linv.T @ l22[-1, nre : nre + p]
+        lx, cy = factor.fixed_factor()
+        linv = solve_triangular(lx, np.eye(lx.shape[0]), lower=True)
+        beta = linv.T @ cy
         return beta, linv.T @ linv
 
     def row_norm(self, theta: np.ndarray, term: int, row: int) -> float:

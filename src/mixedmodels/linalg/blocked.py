@@ -296,6 +296,15 @@ class Factorization:
         l22, info = lapack.dpotrf(rest.T, lower=1, clean=0, overwrite_a=1)
         return cls(cp, theta, l11, l22, info == 0)
 
+    def fixed_factor(self) -> tuple[np.ndarray, np.ndarray]:
+        """The X block of the factor, ``L_X`` (lower triangular, p x p), and the y row beside it.
+
+        ``L_X L_X' = X' V^-1 X / sigma^2`` and ``L_X' beta = c_y``: cheap
+        (p-sized copies), unlike ``l22``.
+        """
+        nre, p = self.crossprods.nre_rest, self.crossprods.nfixef
+        return np.tril(self._l22[nre : nre + p, nre : nre + p]), self._l22[-1, nre : nre + p].copy()
+
     @cached_property
     def l22(self) -> np.ndarray:
         """The dense lower-triangular factor of the rest block (upper triangle zero)."""
