@@ -191,3 +191,25 @@ def test_glmer_predict_link_and_response():
     _close(predict(fit, newdata, allow_new_levels=True), ref["cbpp_response"], rtol=1e-3)
     _close(predict(fit, newdata, re_form="~0"), ref["cbpp_response_fixed"], rtol=1e-3)
     _close(predict(fit).to_numpy()[:10], ref["cbpp_fitted_head"], rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "formula, data_name",
+    [
+        ("Reaction ~ scale(Days) + (scale(Days) | Subject)", "sleepstudy"),
+        ("log(Reaction) ~ Days + I(Days**2) + (1 | Subject)", "sleepstudy"),
+        ("Reaction ~ DayO + (1 | Subject)", "sleepstudy_d4"),
+    ],
+)
+def test_transforms_replay_on_newdata(formula, data_name):
+    """scale(), I() and polynomial contrasts of an ordered factor are rebuilt with the fit's state:
+    predicting a few rows of the data as newdata gives their fitted values."""
+    data = dataset("sleepstudy").copy()
+    if data_name == "sleepstudy_d4":
+        data = data[data["Days"] <= 4].reset_index(drop=True)
+        data["DayO"] = pd.Categorical(data["Days"].astype(int).astype(str), categories=list("01234"), ordered=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer(formula, data)
+    rows = data.iloc[[3, 17, 40, 41]]
+    _close(fit.predict(rows), fit.fitted.iloc[[3, 17, 40, 41]], rtol=1e-10)
