@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from conftest import as_list, dataset, fitted_lmer, reference
+from conftest import as_list, dataset, reference
 from mixedmodels.inference.compare import REFIT_MESSAGE, anova, ranova
 
 SLOPE = "Reaction ~ Days + (Days | Subject)"

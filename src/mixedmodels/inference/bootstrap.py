@@ -17,7 +17,6 @@ kept.  The replicates estimate the sampling distribution of the statistic:
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
