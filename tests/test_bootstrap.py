@@ -201,3 +201,11 @@ def test_glmer_bootstrap_refits_the_glmm():
         again = refit(fit, y)
         direct = mm.glmer("cbind(s, size - s) ~ period + (1 | herd)", dataset("cbpp").assign(s=y), family="binomial")
     np.testing.assert_allclose(again.beta, direct.beta, rtol=1e-6)
+
+
+def test_public_names():
+    assert mm.bootstrap is bootstrap
+    from mixedmodels.inference.compare import anova, ranova
+    from mixedmodels.linear_models import glm, lm
+
+    assert (mm.anova, mm.ranova, mm.lm, mm.glm) == (anova, ranova, lm, glm)
