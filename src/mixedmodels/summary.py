@@ -117,7 +117,11 @@ class LmerSummary:
     def _header(self) -> list[str]:
         r = self.result
         method = "REML" if r.REML else "maximum likelihood "
-        lines = [f"Linear mixed model fit by {method} ['lmerMod']", f"Formula: {r.formula}"]
+        title = f"Linear mixed model fit by {method} ['lmerMod']"
+        if self._ddf is not None:
+            name = "Satterthwaite's" if self._ddf == "satterthwaite" else "Kenward-Roger's"
+            title = f"Linear mixed model fit by {method}. t-tests use {name} method [lmerModLmerTest]"
+        lines = [title, f"Formula: {r.formula}"]
         if r.model.inputs.weights is not None:
             lines.append("Weights: given")
         lines.append("")
@@ -166,8 +170,18 @@ class LmerSummary:
             lines.append(f"({dropped} observation{'s' if dropped != 1 else ''} deleted due to missingness)")
         return lines
 
+    @property
+    def _ddf(self) -> str | None:
+        from .inference.ddf import normalize_ddf
+
+        return normalize_ddf(self.ddf)
+
     def _fixed_effects(self) -> list[str]:
         r = self.result
+        if self._ddf is not None:  # lmerTest's table: df, p-values and stars
+            from .inference.printing import coefmat_lines
+
+            return ["", "Fixed effects:", *coefmat_lines(r.coef_table(ddf=self._ddf))]
         est, se = r.fixef.to_numpy(), r.se.to_numpy()
         joint = format_coef_se(est, se)
         tval = format_r([round(t, 3) for t in est / se])
