@@ -254,7 +254,7 @@ class LinearMixedModel:
             return self.objective(cp.from_scaled_theta(scaled))
 
         info = minimize_bounded(scaled_objective, cp.to_scaled_theta(start), self.theta_lower, settings=settings)
-        if info.converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
+        if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
             check = check_convergence(scaled_objective, info.final, self.theta_lower)
             info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         return replace(info, initial=start.copy(), final=cp.from_scaled_theta(info.final))
@@ -264,7 +264,7 @@ class LinearMixedModel:
         from .results import LmerResults
 
         info = self._optimize(settings, self.theta_start if start is None else np.asarray(start, dtype=float))
-        if not info.converged:
+        if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)

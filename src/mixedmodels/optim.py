@@ -68,6 +68,12 @@ class OptInfo:
     hessian: np.ndarray | None = None
 
     @property
+    def optimizer_converged(self) -> bool:
+        """The optimizer's own verdict (its return code), before the post-fit checks."""
+        stopped_early = self.return_code in (nlopt.MAXEVAL_REACHED, nlopt.MAXTIME_REACHED)
+        return (self.return_code > 0 or self.return_code == nlopt.ROUNDOFF_LIMITED) and not stopped_early
+
+    @property
     def converged(self) -> bool:
         """True unless the optimizer failed, ran out of evaluations or time, or a check warned.
 
@@ -75,9 +81,7 @@ class OptInfo:
         improve further in floating point, which happens at boundary optima
         (e.g. singular fits); lme4 reports these as converged too.
         """
-        stopped_early = self.return_code in (nlopt.MAXEVAL_REACHED, nlopt.MAXTIME_REACHED)
-        ok = self.return_code > 0 or self.return_code == nlopt.ROUNDOFF_LIMITED
-        return ok and not stopped_early and not self.warnings
+        return self.optimizer_converged and not self.warnings
 
     def __repr__(self) -> str:
         return (

@@ -293,18 +293,24 @@ class LmerResults:
         return profile(self, **kwargs)
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "response") -> pd.Series:
-        """Predictions with all (default), none (``re_form="~0"``) or some random effects."""
+                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series:
+        """Predictions with all (default), none (``re_form="~0"``) or some random effects.
+
+        Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
+        """
         from .predict import predict
 
-        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type)
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
-                 use_re: bool = False) -> pd.DataFrame:
-        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``."""
+                 use_re: bool = False, **kwargs) -> pd.DataFrame:
+        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
+
+        Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
+        """
         from .simulate import simulate
 
-        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re)
+        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
 
     # --- display ----------------------------------------------------------------
     def summary(self, ddf: str | None = None):
