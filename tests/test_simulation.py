@@ -226,6 +226,7 @@ def test_lmer_recovers_crossed_participants_and_items():
         (dict(covariates={"y": 1.0}), "used twice"),
         (dict(sigma=-1.0), "sigma"),
         (dict(between_items={"k": ["a", "b"]}), "n_items"),
+        (dict(item_sd=80.0), "n_items"),
         (dict(covariates={"x": [0, 1]}, n_obs=3), "up to 3 trials"),
     ],
 )

@@ -286,7 +286,7 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
 @click.option("--between-items", multiple=True, metavar="NAME=A,B", help="Condition that is a property of the items.")
 @click.option("--covariate", multiple=True, metavar="NAME=SD|0:9|v1,v2",
               help="Continuous predictor: normal with this SD, or trial values.")
-@click.option("--fixed", multiple=True, metavar="COLUMN=VALUE", help="True coefficient, e.g. Intercept=800 conditionB=50.")
+@click.option("--fixed", multiple=True, metavar="COLUMN=VALUE", help="True coefficient of a design column, e.g. Intercept=800.")
 @click.option("--group-sd", multiple=True, metavar="[COLUMN=]SD", help="SD of a group random effect (a number: intercept).")
 @click.option("--group-corr", type=float, default=0.0, show_default=True, help="Correlation of the group random effects.")
 @click.option("--item-sd", multiple=True, metavar="[COLUMN=]SD", help="SD of an item random effect.")
@@ -302,7 +302,18 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
               help="Also write the generating parameters as JSON.")
 def simulate(out: str, truth: Path | None, **options: Any) -> None:
-    """Write a data set simulated from a multilevel design as CSV."""
+    """Write a data set simulated from a multilevel design as CSV.
+
+    Options naming a design column (--fixed, --group-sd, --item-sd, --outlier-shift)
+    can be repeated.  100 participants x 2 conditions x 10 trials, correlated random
+    intercepts and slopes:
+
+    \b
+      mixedmodels simulate -J 100 -n 10 --within condition=A,B \\
+        --fixed Intercept=800 --fixed conditionB=50 \\
+        --group-sd 100 --group-sd conditionB=40 --group-corr 0.7 \\
+        --sigma 150 --seed 1 --out sim.csv
+    """
     import mixedmodels as mm
     from .cli_support import parse_simulate_options, truth_to_json
 

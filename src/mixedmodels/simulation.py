@@ -147,6 +147,13 @@ def _factor(name: str, levels: Any) -> _Factor:
     return _Factor(str(name), labels, codes)
 
 
+def _given(value: Any) -> bool:
+    """True for a non-empty mapping or a non-zero number (an argument that was really set)."""
+    if isinstance(value, Mapping):
+        return bool(value)
+    return bool(np.any(np.asarray(value, dtype=float) != 0))
+
+
 def _n_obs(n_groups: int, n_obs: Any) -> np.ndarray:
     if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise ModelSpecError(f"n_groups must be a positive whole number, got {n_groups!r}")
@@ -250,8 +257,8 @@ def _make_spec(n_groups, n_obs, *, n_items, within, between, between_items, cova
         raise ModelSpecError(f"outliers must be a whole number between 0 and n_groups={n_groups}")
     if outliers and not outlier_shift:
         raise ModelSpecError("outliers > 0 needs outlier_shift, e.g. {'(Intercept)': 3.0}")
-    if between_items and not n_items:
-        raise ModelSpecError("between_items assigns conditions to items; give n_items too")
+    if (between_items or _given(item_sd) or _given(item_corr)) and not n_items:
+        raise ModelSpecError("between_items, item_sd and item_corr describe items; give n_items too")
     wf, bf, ibf = (tuple(_factor(k, v) for k, v in (c or {}).items()) for c in (within, between, between_items))
     cov = _check_covariates(covariates or {}, int(counts.max()))
     shift = {_intercept_key(str(k)): float(v) for k, v in (outlier_shift or {}).items()}
