@@ -251,3 +251,39 @@ def test_console_script():
         pytest.skip("the mixedmodels console script is not installed (pip install -e .)")
     proc = run("--version", command=[script])
     assert proc.returncode == 0 and mm.__version__ in proc.stdout
+
+
+# --------------------------------------------------------------------------- optional parts missing (in-process)
+def _without(monkeypatch, *modules: str) -> None:
+    import mixedmodels.cli as cli
+
+    real = cli._available
+    monkeypatch.setattr(cli, "_available", lambda name: name not in modules and real(name))
+
+
+def test_demo_without_matplotlib_skips_the_pictures_with_a_note(monkeypatch, capsys, tmp_path):
+    from mixedmodels.cli import main
+
+    _without(monkeypatch, "matplotlib")
+    assert main(["demo", "--out", str(tmp_path / "pics")]) == 0
+    out = capsys.readouterr().out
+    assert "REML criterion at convergence: 1743.6" in out
+    assert "pooling pictures skipped: matplotlib is not installed (pip install 'mixedmodels[plot]')" in out
+    assert not (tmp_path / "pics").exists()
+
+
+@pytest.mark.parametrize(
+    ("missing", "args", "fragment"),
+    [
+        ("mixedmodels.glmm", ["--family", "binomial"], "--family (glmer) is not available yet"),
+        ("mixedmodels.inference.ddf", ["--ddf", "satterthwaite"], "--ddf satterthwaite"),
+        ("matplotlib", ["--plot", "x.png"], "--plot needs matplotlib"),
+    ],
+)
+def test_parts_not_available_give_a_clear_error(missing, args, fragment, monkeypatch, capsys, sleep_csv):
+    from mixedmodels.cli import main
+
+    _without(monkeypatch, missing)
+    assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(sleep_csv), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mixedmodels: error: ") and fragment in err and "\n" not in err
