@@ -2,7 +2,7 @@
 
 The derived columns are those of tests/reference/make_references.R and make_ddf.R:
 ``DayF = factor(Days)``, ``Phase = early/late (Days < 5)``, ``Half = even/odd Days``,
-``w = 1 + Days %% 3``; ``sleep_unbal`` drops the rows with (subject number + Days) %% 7 == 0.
+``w = 1 + Days %% 3``, ``Third = factor(Days %/% 4)``; ``sleep_unbal`` drops the rows with (subject number + Days) %% 7 == 0.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def sleep_data() -> pd.DataFrame:
     df["Phase"] = pd.Categorical(np.where(days < 5, "early", "late"))
     df["Half"] = pd.Categorical(np.where(days % 2 == 0, "even", "odd"))
     df["w"] = 1.0 + days % 3
+    df["Third"] = pd.Categorical((days // 4).astype(str), categories=["0", "1", "2"])
     return df
 
 

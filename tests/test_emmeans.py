@@ -22,7 +22,7 @@ from conftest_ddf import assert_p_close, fit, sleep_data, table
 from mixedmodels.errors import MixedModelsError
 from mixedmodels.inference.emmeans import MarginalMeans, _adjust, contrast, emmeans
 
-LEVEL_COLUMNS = ("DayF", "Phase", "Half", "period", "1", "contrast")
+LEVEL_COLUMNS = ("DayF", "Phase", "Half", "Third", "period", "1", "contrast")
 
 
 def _compare(own: pd.DataFrame, ref: dict, rows: int | None = None) -> None:
@@ -201,3 +201,18 @@ def test_errors_name_the_problem():
         contrast(emmeans(result, "Phase"), "poly")
     with pytest.raises(MixedModelsError, match="unknown adjust"):
         contrast(emmeans(result, "Phase"), adjust="scheffe")
+
+
+@pytest.mark.parametrize(
+    "case, formula, specs, key",
+    [("phase_scale", "Reaction ~ Phase * scale(Days) + (1 | Subject)", "Phase", "emmeans_kr"),
+     ("quadratic", "Reaction ~ Phase + Days + I(Days**2) + (1 | Subject)", "Phase", "emmeans_kr"),
+     ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "Third", "emmeans_kr"),
+     ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "~ Third | Half", "emmeans_third_by_half")],
+)
+def test_transformed_covariates_and_three_levels(case, formula, specs, key):
+    """scale(Days) and I(Days**2) at Days = mean(Days), as emmeans; Tukey over 3 means."""
+    ref = reference("ddf_terms")[case][key]
+    emm = emmeans(fit(formula), specs)
+    _compare(emm.frame, ref["emmeans"])
+    _compare(emm.pairs(), ref["pairs"])

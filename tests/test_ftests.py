@@ -131,3 +131,42 @@ def test_anova_needs_a_method_and_an_lmer_fit():
         glmm = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     with pytest.raises(MixedModelsError, match="mm.anova"):
         anova_table(glmm)
+
+
+# more formulas (make_ddf.R's ddf_terms): R's I(Days^2) is I(Days**2) here
+TERMS = {
+    "phase_scale": ("Reaction ~ Phase * scale(Days) + (1 | Subject)", None),
+    "third_half": ("Reaction ~ Third * Half + (1 | Subject)", None),
+    "no_intercept": ("Reaction ~ 0 + Phase + Days + (1 | Subject)", None),
+    "quadratic": ("Reaction ~ Phase + Days + I(Days**2) + (1 | Subject)", None),
+    "helmert_days": ("Reaction ~ Third * Days + (Days | Subject)", (("Third", "helmert"),)),
+}
+
+
+def _r_labels(labels):
+    return [label.replace("**", "^") for label in labels]
+
+
+@pytest.mark.parametrize("case", sorted(TERMS))
+def test_type3_hypotheses_for_more_formulas(case):
+    formula, contrasts = TERMS[case]
+    expected = reference("ddf_terms")[case]["hypotheses_type3"]
+    own = term_hypotheses(fit(formula, contrasts=contrasts))
+    assert _r_labels(own) == list(expected)
+    for (term, matrix), r_matrix in zip(own.items(), expected.values()):
+        np.testing.assert_allclose(matrix, np.atleast_2d(r_matrix), atol=1e-6, err_msg=term)
+
+
+@pytest.mark.parametrize("case", sorted(TERMS))
+@pytest.mark.parametrize("method, key", [("satterthwaite", "anova_satterthwaite"), ("KR", "anova_kenward_roger")])
+def test_anova_for_more_formulas(case, method, key):
+    formula, contrasts = TERMS[case]
+    expected = table(reference("ddf_terms")[case][key]).set_index("rownames")
+    own = anova_table(fit(formula, contrasts=contrasts), ddf=method)
+    own.index = _r_labels(own.index)
+    _compare(own, expected)
+
+
+def test_type1_with_multi_df_terms():
+    expected = table(reference("ddf_terms")["third_half"]["anova_type1_satterthwaite"]).set_index("rownames")
+    _compare(anova_table(fit(TERMS["third_half"][0]), type=1), expected)

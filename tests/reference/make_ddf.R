@@ -12,6 +12,7 @@
 ##   sleepstudy$Phase = factor(ifelse(Days < 5, "early", "late"))
 ##   sleepstudy$Half  = factor(ifelse(Days %% 2 == 0, "even", "odd"))
 ##   sleepstudy$DayF  = factor(Days);  sleepstudy$w = 1 + Days %% 3
+##   sleepstudy$Third = factor(Days %/% 4)   (levels "0", "1", "2")
 ##   sleep_unbal      = rows of sleepstudy with (as.integer(Subject) + Days) %% 7 != 0 (156 rows)
 ##
 ## Cases (fields as in make_references.R: theta, sigma, fixef, vcov; tables
@@ -28,6 +29,8 @@
 ##   ddf_slope_ml       ML fit: Satterthwaite coef table
 ##   ddf_weights        weights = w: Satterthwaite and KR (pbkrtest ignores prior weights)
 ##   ddf_lm_phase_half  lm(Reaction ~ Phase * Half): emmeans with the residual df
+##   ddf_terms          type III hypotheses and F tests for more formulas: scale(), a 3-level
+##                      factor interaction (multi-df), no intercept, I(Days^2), helmert x numeric
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -76,6 +79,7 @@ sleepstudy$w     <- 1 + (sleepstudy$Days %% 3)
 sleepstudy$Phase <- factor(ifelse(sleepstudy$Days < 5, "early", "late"))
 sleepstudy$Half  <- factor(ifelse(sleepstudy$Days %% 2 == 0, "even", "odd"))
 sleepstudy$DayF  <- factor(sleepstudy$Days)
+sleepstudy$Third <- factor(sleepstudy$Days %/% 4)           # levels "0", "1", "2"
 ## unbalanced: drop the rows with (subject number + Days) %% 7 == 0 (subject number = factor code, 1..18)
 sleep_unbal <- subset(sleepstudy, (as.integer(Subject) + Days) %% 7 != 0)
 
@@ -194,6 +198,28 @@ cases <- list(
            anova_kenward_roger = safely(table_json(anova(m2, ddf = "Kenward-Roger"))),
            emmeans_dayf_kr = safely(emm_json(m2, ~ DayF)),
            emmeans_dayf_satterthwaite = safely(emm_json(m2, ~ DayF, lmer.df = "satterthwaite")))))
+  },
+  ddf_terms = function() {
+    anova_case <- function(formula, emm = NULL, kr = TRUE, type1 = FALSE, ...) {
+      m <- lmer(formula, sleepstudy, ...)
+      out <- c(fit_json(m), list(
+        formula = deparse(formula),
+        anova_satterthwaite = safely(table_json(anova(m))),
+        hypotheses_type3 = lapply(attr(anova(m), "hypotheses"), function(L) unname(as.matrix(L)))))
+      if (kr) out$anova_kenward_roger <- safely(table_json(anova(m, ddf = "Kenward-Roger")))
+      if (type1) out$anova_type1_satterthwaite <- safely(table_json(anova(m, type = 1)))
+      if (!is.null(emm)) out$emmeans_kr <- safely(emm_json(m, emm))
+      out
+    }
+    list(call = "see each model's formula",
+         phase_scale = anova_case(Reaction ~ Phase * scale(Days) + (1 | Subject), emm = ~ Phase),
+         third_half = c(anova_case(Reaction ~ Third * Half + (1 | Subject), emm = ~ Third, type1 = TRUE),
+                        list(emmeans_third_by_half = safely(emm_json(
+                          lmer(Reaction ~ Third * Half + (1 | Subject), sleepstudy), ~ Third | Half)))),
+         no_intercept = anova_case(Reaction ~ 0 + Phase + Days + (1 | Subject)),
+         quadratic = anova_case(Reaction ~ Phase + Days + I(Days^2) + (1 | Subject), emm = ~ Phase),
+         helmert_days = anova_case(Reaction ~ Third * Days + (Days | Subject),
+                                   contrasts = list(Third = "contr.helmert")))
   },
   ddf_slope_ml = function() {
     m <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)

@@ -53,6 +53,10 @@ __all__ = [
     "satterthwaite_df",
     "kenward_roger",
     "contrast_se_df",
+    "contrast_matrix",
+    "residual_df",
+    "is_mixed",
+    "is_generalized",
     "Satterthwaite",
     "KenwardRoger",
 ]
@@ -281,7 +285,7 @@ def satterthwaite_df(result: "LmerResults", L: Any) -> np.ndarray:
 
     ``L`` may be an array ``(k, p)`` or a DataFrame with the fixed-effect names as columns.
     """
-    return satterthwaite(result).df(_as_contrast_matrix(result, L))
+    return satterthwaite(result).df(contrast_matrix(result, L))
 
 
 def kenward_roger(result: "LmerResults") -> KenwardRoger:
@@ -295,7 +299,8 @@ def kenward_roger(result: "LmerResults") -> KenwardRoger:
     return _cached(result, "kenward-roger", compute_kenward_roger)
 
 
-def _as_contrast_matrix(result: Any, L: Any) -> np.ndarray:
+def contrast_matrix(result: Any, L: Any) -> np.ndarray:
+    """``L`` as a float array (k, p): a vector, rows, or a DataFrame with the fixed-effect names as columns."""
     names = list(result.fixef.index)
     if isinstance(L, pd.DataFrame):
         missing = [n for n in names if n not in L.columns]
@@ -318,7 +323,7 @@ def contrast_se_df(result: Any, L: Any, ddf: str | None) -> tuple[np.ndarray, np
     Models without random effects: the residual df.  GLMMs and ``ddf=None``: ``inf``
     (asymptotic normal tests).
     """
-    L = _as_contrast_matrix(result, L)
+    L = contrast_matrix(result, L)
     method = normalize_ddf(ddf)
     if method == "kenward-roger" and is_mixed(result) and not is_generalized(result):
         kr = kenward_roger(result)

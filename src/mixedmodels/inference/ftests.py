@@ -40,7 +40,7 @@ from scipy import stats
 
 from ..design.fixed import DesignMatrix, build_design, drop_aliased_columns
 from ..errors import MixedModelsError
-from .ddf import _as_contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
+from .ddf import contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
 
 if TYPE_CHECKING:
     from ..results import LmerResults
@@ -188,7 +188,10 @@ def _type3(result: Any, design: DesignMatrix, terms: list[FixedTerm], has_interc
     index = {name: i for i, name in enumerate(rd_names)}
     missing = [n for n in x_trt.column_names if n not in index]
     if missing:
-        raise MixedModelsError(f"cannot build type III hypotheses: columns {missing} have no over-parameterised match")
+        raise MixedModelsError(
+            f"cannot build type III hypotheses: columns {missing} keep contrasts fixed inside the formula "
+            "(C(...)); pass them as lmer(..., contrasts={'variable': 'sum'}) instead, or use type=1"
+        )
     k = k[[index[n] for n in x_trt.column_names]]
     to_model = _zapsmall(pinv @ design.matrix)
     out = {}
@@ -274,7 +277,7 @@ def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Seri
     method = normalize_ddf(ddf)
     if method is None:
         raise MixedModelsError("f_test needs ddf='satterthwaite' or 'kenward-roger'")
-    L = _as_contrast_matrix(result, L)
+    L = contrast_matrix(result, L)
     if L.shape[0] == 0 or not np.any(L):
         return pd.Series(dict.fromkeys(_COLUMNS, np.nan))
     row = _kenward_roger_test(result, L) if method == "kenward-roger" else _satterthwaite_test(result, L)
