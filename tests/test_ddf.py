@@ -265,3 +265,15 @@ def test_format_pval_as_r():
     ref = reference("ddf_slope_text")
     for values, expected in zip(ref["format_pval_inputs"], ref["format_pval_outputs"]):
         assert format_pval(as_list(values)) == as_list(expected)
+
+
+def test_glm_tables_follow_summary_glm():
+    """z tests for binomial, t tests on the residual df for families with a dispersion."""
+    cbpp, sleep = mm.datasets.load("cbpp"), mm.datasets.load("sleepstudy")
+    binomial = mm.glm("cbind(incidence, size - incidence) ~ period", cbpp, family="binomial")
+    gamma = mm.glm("Reaction ~ Days", sleep, family="Gamma")
+    assert list(coef_table(binomial).columns)[2:] == ["z value", "Pr(>|z|)"]
+    tab = coef_table(gamma)
+    assert list(tab.columns)[2:] == ["t value", "Pr(>|t|)"]
+    t = gamma.fixef.to_numpy() / gamma.se.to_numpy()
+    np.testing.assert_allclose(tab["Pr(>|t|)"], 2 * stats.t.sf(np.abs(t), len(sleep) - 2), rtol=1e-12)

@@ -381,21 +381,14 @@ def coef_table(result: Any, ddf: str | None = None) -> pd.DataFrame:
     method = normalize_ddf(ddf)
     est = result.fixef.to_numpy(dtype=float)
     names = list(result.fixef.index)
-    if is_generalized(result):
+    if is_generalized(result) and is_mixed(result):
         if method is not None:
             raise MixedModelsError("ddf applies to linear mixed models; GLMM tests are Wald z tests (call without ddf)")
-        se = result.se.to_numpy(dtype=float)
-        stat_name = _glmm_stat_name(result)
-        z = est / se
-        return pd.DataFrame(
-            {"Estimate": est, "Std. Error": se, stat_name: z, "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
-            index=names,
-        )
-    if not is_mixed(result):  # lm: exact t tests on the residual df, as R's summary.lm
-        se = result.se.to_numpy(dtype=float)
-        t = est / se
-        p = 2.0 * stats.t.sf(np.abs(t), residual_df(result))
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=names)
+        return _wald_table(est, result.se.to_numpy(dtype=float), names, _glmm_stat_name(result), np.inf)
+    if not is_mixed(result):  # lm / glm: R's summary.lm / summary.glm
+        df = np.inf if is_generalized(result) and not _has_dispersion(result) else residual_df(result)
+        stat = "z value" if np.isinf(df) else "t value"
+        return _wald_table(est, result.se.to_numpy(dtype=float), names, stat, df)
     if method is None:
         se = result.se.to_numpy(dtype=float)
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se}, index=names)
@@ -405,3 +398,11 @@ def coef_table(result: Any, ddf: str | None = None) -> pd.DataFrame:
         {"Estimate": est, "Std. Error": se, "df": df, "t value": t, "Pr(>|t|)": 2.0 * stats.t.sf(np.abs(t), df)},
         index=names,
     )
+
+
+def _wald_table(est: np.ndarray, se: np.ndarray, names: list[str], stat: str, df: float) -> pd.DataFrame:
+    """Estimate, Std. Error, statistic and its p-value (normal when df is infinite, as lme4 for GLMMs)."""
+    value = est / se
+    p_name = "Pr(>|z|)" if np.isinf(df) else "Pr(>|t|)"
+    p = 2.0 * (stats.norm.sf(np.abs(value)) if np.isinf(df) else stats.t.sf(np.abs(value), df))
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: value, p_name: p}, index=names)
