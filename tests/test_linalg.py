@@ -88,3 +88,13 @@ def test_not_positive_definite_is_reported_not_raised():
     xy = np.column_stack([xy[:, :1], xy[:, :1], xy[:, 1:]])  # duplicated X column
     factor = BlockedCrossProducts.build(refs, zs, nlevels, xy).factorize(theta)
     assert not factor.ok or factor.logdet_x() < -20
+
+
+def test_triangular_inverse():
+    from mixedmodels.linalg.dense import triangular_inverse
+
+    lower = np.array([[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [-1.0, 0.3, 4.0]])
+    np.testing.assert_allclose(triangular_inverse(lower) @ lower, np.eye(3), atol=1e-14)
+    np.testing.assert_allclose(triangular_inverse(lower.T, lower=False) @ lower.T, np.eye(3), atol=1e-14)
+    with pytest.raises(np.linalg.LinAlgError):
+        triangular_inverse(np.zeros((2, 2)))

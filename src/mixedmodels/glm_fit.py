@@ -24,9 +24,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.linalg import solve_triangular
 
 from .errors import ConvergenceWarning, MixedModelsError, ModelSpecError
+from .linalg.dense import triangular_inverse
 from .families import Family, get_family
 from .linear_models import LinearModel, prepare_fixed_inputs
 
@@ -59,7 +59,7 @@ def _irls(x: np.ndarray, response: Any, offset: np.ndarray, family: Family, maxi
         z = (eta - offset)[good] + (y - mu)[good] / mu_eta[good]
         w = np.sqrt(prior[good] * mu_eta[good] ** 2 / family.variance(mu[good]))
         q, r = np.linalg.qr(x[good] * w[:, None])
-        new_beta = solve_triangular(r, q.T @ (z * w))
+        new_beta = triangular_inverse(r, lower=False) @ (q.T @ (z * w))
         new_eta, new_mu, dev = _evaluate(x, new_beta, offset, family, response)
         halvings = 0
         while not (np.isfinite(dev) and link.valid_eta(new_eta) and family.valid_mu(new_mu)):
@@ -236,7 +236,7 @@ class GlmResults:
 
     @cached_property
     def _unscaled(self) -> np.ndarray:
-        inv = solve_triangular(self._fit.r, np.eye(len(self.beta)))
+        inv = triangular_inverse(self._fit.r, lower=False)
         return inv @ inv.T
 
     @property

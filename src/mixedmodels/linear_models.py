@@ -32,6 +32,7 @@ from scipy.linalg import solve_triangular
 from .design.fixed import build_design, build_response, check_scale, drop_aliased_columns
 from .design.frame import model_frame, required_variables
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
+from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
 from .lmm import ModelInputs
 
@@ -206,7 +207,7 @@ class LmResults:
     @cached_property
     def _unscaled(self) -> np.ndarray:
         p = len(self.beta)
-        inv = solve_triangular(self._r, np.eye(p)) if p else np.empty((0, 0))
+        inv = triangular_inverse(self._r, lower=False) if p else np.empty((0, 0))
         return inv @ inv.T
 
     @property

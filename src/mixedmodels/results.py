@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import solve_triangular
 
+from .linalg.dense import triangular_inverse
 from .optim import OptInfo
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class LmerResults:
     def _vcov_unscaled(self) -> np.ndarray:
         """``(X' V^-1 X)^-1 / sigma^2`` from the X block of the Cholesky factor."""
         lx, _ = self._factor.fixed_factor()
-        inv = solve_triangular(lx, np.eye(lx.shape[0]), lower=True)
+        inv = triangular_inverse(lx)
         return inv.T @ inv
 
     @property

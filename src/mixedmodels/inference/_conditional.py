@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from ..linalg.dense import triangular_inverse
 
 from ..design.covariance import lower_triangle
 from ..optim import OptimizerSettings, minimize_bounded
@@ -147,7 +147,7 @@ class _Deviance:
     def fixef(self, factor) -> tuple[np.ndarray, np.ndarray]:
         """``beta_hat(theta)`` and ``C = (L_X L_X')^-1`` from the X block of the factor."""
         lx, cy = factor.fixed_factor()
-        linv = solve_triangular(lx, np.eye(lx.shape[0]), lower=True)
+        linv = triangular_inverse(lx)
         beta = linv.T @ cy
         return beta, linv.T @ linv
 
