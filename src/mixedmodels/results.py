@@ -274,11 +274,11 @@ class LmerResults:
 
         return coef_table(self, ddf=ddf)
 
-    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """Type III F tests per fixed-effect term (lmerTest's anova)."""
+    def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+        """F tests per fixed-effect term (lmerTest's anova: type III by default, or type 1)."""
         from .inference.ftests import anova_table
 
-        return anova_table(self, ddf=ddf)
+        return anova_table(self, ddf=ddf, type=type)
 
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""

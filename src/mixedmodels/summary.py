@@ -112,6 +112,10 @@ class LmerSummary:
     def __init__(self, result: "LmerResults", ddf: str | None = None):
         self.result = result
         self.ddf = ddf
+        if ddf is not None:  # refuse a bad method now, not when the summary is printed
+            from .inference.ddf import coef_table
+
+            coef_table(result, ddf=ddf)
 
     # --- sections -------------------------------------------------------------
     def _header(self) -> list[str]:
