@@ -1,0 +1,302 @@
+"""Fitting a GLMM: lme4's two optimization stages and the Hessian-based covariance of beta.
+
+Theta is optimized in the units of unit-RMS random-effects columns (as for
+lmer), so the fit does not depend on the units of the covariates.
+Stage 1 minimizes the ``nAGQ = 0`` criterion over theta alone: for each theta,
+PIRLS finds beta and the modes u together and the Laplace formula is
+evaluated there.  Stage 2 (``nAGQ >= 1``) minimizes the Laplace (or adaptive
+quadrature) deviance over theta and beta together, starting from stage 1.
+To make BOBYQA's trust region round, beta is optimized in whitened
+coordinates ``beta = beta_1 + C delta`` where ``C C'`` is stage 1's
+covariance of beta (so the deviance is close to ``||delta||^2`` in delta).
+
+The covariance of beta is lme4's default (``use.hessian = TRUE``): the beta
+block of ``2 H^-1`` where ``H`` is the central finite-difference Hessian of the
+deviance over (theta, beta).  PIRLS restarts from the optimum's modes at every
+difference point, so the deviance is a smooth, deterministic function there.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+from scipy.linalg import cho_factor, solve_triangular
+
+from .errors import ConvergenceWarning, SingularFitWarning
+from .optim import OptimizerSettings, OptInfo, minimize_bounded
+
+if TYPE_CHECKING:
+    from .glmm import GeneralizedLinearMixedModel
+    from .glmm_results import GlmerResults
+    from .linalg.pirls import PirlsResult
+
+__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
+
+GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
+# finite-difference steps: in scaled theta, and in whitened beta (units of the stage-1 SEs,
+# where the deviance is close to ||delta||^2, so 1 % of an SE is still a short step)
+_STEP_THETA = 5e-3
+_STEP_BETA = 1e-2
+_BOUNDARY = 1e-4  # diagonal thetas below this are held at the boundary in the Hessian
+_NEWTON_ROUNDS = 3  # Hessians at most: a Newton step longer than 0.01 gets a new one
+
+
+@dataclass
+class _WarmStart:
+    """Modes (and beta) of the last successful PIRLS run, to start the next one from."""
+
+    u: np.ndarray
+    beta: np.ndarray | None = None
+
+
+def to_scaled(model, theta: np.ndarray) -> np.ndarray:
+    """Theta in the units of the unit-RMS random-effects columns (what the optimizer sees)."""
+    return np.concatenate([lay.scale_theta(np.asarray(theta, dtype=float)) for lay in model.layouts])
+
+
+def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
+    """Theta in the units of the data from its scaled version."""
+    return np.concatenate([lay.scale_theta(np.asarray(scaled, dtype=float), inverse=True) for lay in model.layouts])
+
+
+def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", res: "PirlsResult") -> np.ndarray:
+    """``C`` with ``C C' = (R_X' R_X)^-1``, from the X block of a joint PIRLS factor."""
+    nre, p = model.plan.nre_rest, model.nfixef
+    lx = res.factor.l22[nre : nre + p, nre : nre + p]
+    return solve_triangular(lx, np.eye(p), lower=True).T
+
+
+def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS)."""
+    pirls, eta0 = model.pirls, model.eta_start()
+
+    def objective(scaled: np.ndarray) -> float:
+        res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
+        value = model.laplace_value(res)
+        if np.isfinite(value):
+            warm.beta, warm.u = res.beta, res.u
+        return value
+
+    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, settings=settings)
+    info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
+    res = pirls.joint(info.final, warm.beta, warm.u, eta0)
+    return info, res
+
+
+class _Criterion:
+    """The stage-2 deviance as a function of the optimizer's ``x = (scaled theta, delta)``,
+    ``beta = beta_1 + C delta``."""
+
+    def __init__(self, model, nAGQ: int, beta1: np.ndarray, scale: np.ndarray):
+        self.model, self.nAGQ, self.beta1, self.scale = model, nAGQ, beta1, scale
+        self.ntheta = model.theta_lower.size
+        self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
+
+    def params(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return from_scaled(self.model, x[: self.ntheta]), self.beta1 + self.scale @ x[self.ntheta :]
+
+    def evaluate(self, x: np.ndarray, u0: np.ndarray) -> tuple[float, "PirlsResult"]:
+        theta, beta = self.params(x)
+        res = self.model.pirls.modes(theta, beta, u0)
+        if self.nAGQ == 1:
+            return self.model.laplace_value(res), res
+        return self.model.agq_value(res, theta, beta, self.nAGQ), res
+
+    def to_natural(self, grad: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian over the free (theta, beta) instead of (scaled theta, delta)."""
+        scales = 1.0 / from_scaled(self.model, np.ones(self.ntheta))  # d(scaled theta) / d theta
+        jac = np.zeros((free.size, free.size))
+        jac[: self.ntheta, : self.ntheta] = np.diag(scales)
+        jac[self.ntheta :, self.ntheta :] = np.linalg.inv(self.scale)
+        jac = jac[np.ix_(free, free)]
+        return jac.T @ grad, jac.T @ hess @ jac
+
+
+def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings,
+            warm: _WarmStart) -> tuple[OptInfo, _Criterion]:
+    """Minimize the Laplace / quadrature deviance over theta and (whitened) beta."""
+    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, res1))
+
+    def objective(x: np.ndarray) -> float:
+        value, res = crit.evaluate(x, warm.u)
+        if np.isfinite(value):
+            warm.u = res.u
+        return value
+
+    x0 = np.concatenate([to_scaled(model, theta1), np.zeros(model.nfixef)])
+    return minimize_bounded(objective, x0, crit.lower, settings=settings), crit
+
+
+def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
+               f0: float | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Central finite-difference value, gradient and Hessian of ``func`` at ``x``.
+
+    Uses ``d(d+1)`` evaluations: ``f(x +- h_i e_i)`` for the diagonal and the
+    gradient, and ``f(x +- (h_i e_i + h_j e_j))`` for each pair, with
+
+        H_ij = [f(x+i+j) - f(x+i) - f(x+j) + 2 f(x) - f(x-i) - f(x-j) + f(x-i-j)] / (2 h_i h_j),
+
+    which is exact for quadratics (error O(h^2)).
+    """
+    d = x.size
+    f0 = func(x) if f0 is None else f0
+    plus, minus = np.empty(d), np.empty(d)
+    hess = np.empty((d, d))
+    for i in range(d):
+        e = np.zeros(d)
+        e[i] = steps[i]
+        plus[i], minus[i] = func(x + e), func(x - e)
+        hess[i, i] = (plus[i] - 2.0 * f0 + minus[i]) / steps[i] ** 2
+    for i in range(d):
+        for j in range(i):
+            e = np.zeros(d)
+            e[i], e[j] = steps[i], steps[j]
+            both = func(x + e) + func(x - e)
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+    return f0, (plus - minus) / (2.0 * steps), hess
+
+
+def _gradient_message(grad: np.ndarray, hess: np.ndarray) -> str | None:
+    """lme4's checkConv: min(|scaled gradient|, |gradient|) must stay below 0.002."""
+    try:
+        upper = cho_factor(hess, lower=False)[0]
+        scaled = solve_triangular(np.triu(upper), grad)
+        worst = np.minimum(np.abs(scaled), np.abs(grad))
+    except np.linalg.LinAlgError:
+        worst = np.abs(grad)
+    if worst.size == 0 or np.max(worst) <= GRADIENT_TOLERANCE:
+        return None
+    k = int(np.argmax(worst))
+    return f"Model failed to converge with max|grad| = {worst[k]:.6g} (tol = {GRADIENT_TOLERANCE:g}, component {k + 1})"
+
+
+def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
+    """``-H^-1 g`` when H is positive definite and the step is small enough to trust."""
+    try:
+        step = -np.linalg.solve(hess, grad)
+        np.linalg.cholesky(hess)
+    except np.linalg.LinAlgError:
+        return None
+    return step if np.all(np.isfinite(step)) and np.max(np.abs(step)) < 0.1 else None
+
+
+def fd_gradient(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Central finite-difference gradient (2d evaluations)."""
+    grad = np.empty(x.size)
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = steps[i]
+        grad[i] = (func(x + e) - func(x - e)) / (2.0 * steps[i])
+    return grad
+
+
+@dataclass
+class _Finish:
+    x: np.ndarray
+    value: float
+    res: "PirlsResult"
+    vcov: np.ndarray | None
+    messages: list[str]
+
+
+def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsResult") -> _Finish:
+    """Hessian at the optimizer's optimum and Newton steps to polish it, the covariance of beta
+    (beta block of ``2 H^-1``) and lme4's gradient check at the final point.
+
+    A Newton step longer than 0.01 (scaled theta, or SEs of beta) gets a new Hessian at
+    its end point (so the covariance is the Hessian's at the final point, to
+    well under 0.1 %); a shorter one only a new gradient.
+
+    Diagonal thetas at the boundary (< 1e-4) are held fixed.  Every
+    difference point restarts PIRLS from the optimum's modes, so the
+    deviance is a smooth function of x there.
+    """
+    free = ~((crit.lower == 0) & (x_hat < _BOUNDARY))
+    nfree_theta = int(free[: crit.ntheta].sum())
+    steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
+
+    def deviance_at(base: np.ndarray, u0: np.ndarray) -> Callable[[np.ndarray], float]:
+        def f(xf: np.ndarray) -> float:
+            x = base.copy()
+            x[free] = xf
+            return crit.evaluate(x, u0)[0]
+        return f
+
+    x, value, res = x_hat, f_hat, res_hat
+    for _ in range(_NEWTON_ROUNDS):
+        # f(x) again from the same start as the difference points, for consistency
+        _, grad, hess = fd_hessian(deviance_at(x, res.u), x[free], steps)
+        step = _newton_step(hess, grad)
+        if step is None:
+            break
+        trial = x.copy()
+        trial[free] += step
+        if np.any(trial < crit.lower):
+            break
+        f_trial, res_trial = crit.evaluate(trial, res.u)
+        if not f_trial < value:
+            break
+        x, value, res = trial, f_trial, res_trial
+        if np.max(np.abs(step)) <= 1e-2:  # the Hessian still holds here: only re-measure the gradient
+            grad = fd_gradient(deviance_at(x, res.u), x[free], steps)
+            break
+    messages = []
+    grad_nat, hess_nat = crit.to_natural(grad, hess, free)
+    message = _gradient_message(grad_nat, hess_nat)
+    if message:
+        messages.append(message)
+    vcov = None
+    try:
+        inv = np.linalg.inv(hess)
+        vdelta = inv[nfree_theta:, nfree_theta:] + inv[nfree_theta:, nfree_theta:].T
+        vcov = crit.scale @ vdelta @ crit.scale.T
+        if not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0:
+            vcov = None
+    except np.linalg.LinAlgError:
+        vcov = None
+    if vcov is None:
+        messages.append("variance-covariance matrix computed from finite-difference Hessian is not "
+                        "positive definite: falling back to var-cov estimated from RX")
+    return _Finish(x, value, res, vcov, messages)
+
+
+def fit_glmm(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSettings) -> "GlmerResults":
+    """Both stages, the final PIRLS, the covariance of beta, and the results object."""
+    from .glmm_results import GlmerResults
+
+    start = time.perf_counter()
+    warm = _WarmStart(np.zeros(model.nranef))
+    info1, res1 = _stage1(model, settings, warm)
+    messages: list[str] = []
+    if nAGQ == 0:
+        theta, beta, res, info, vcov = info1.final, res1.beta, res1, info1, None
+        value = model.laplace_value(res1)
+    else:
+        info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
+        value, res = crit.evaluate(info.final, warm.u)
+        done = _finish(crit, info.final, value, res)
+        theta, beta = crit.params(done.x)
+        value, res, vcov = done.value, done.res, done.vcov
+        messages.extend(done.messages)
+    for code_info in ([info1] if nAGQ == 0 else [info1, info]):
+        if code_info.return_code < 0 or code_info.return_code == 5:
+            messages.append(f"optimizer did not converge: {code_info.message}")
+    info = replace(
+        info,
+        initial=np.concatenate([info1.initial, res1.beta]) if nAGQ else info1.initial,
+        final=np.concatenate([theta, beta]),
+        fmin=value,
+        feval=info1.feval + (info.feval if nAGQ else 0),
+        seconds=time.perf_counter() - start,
+        warnings=tuple(messages),
+    )
+    result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
+    for message in messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+    if result.is_singular:
+        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=4)
+    return result

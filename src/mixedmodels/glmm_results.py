@@ -1,0 +1,264 @@
+"""The immutable results of a GLMM fit (lme4's ``glmerMod``) and its printed summary.
+
+:class:`GlmerResults` keeps the lmer results contract (it extends
+:class:`~mixedmodels.results.LmerResults`, whose variance components, random
+effects, ``coef()`` and fixed-effect accessors apply unchanged) and adds what
+differs for a GLMM:
+
+* ``family`` and ``link``; ``sigma`` is 1 for binomial and Poisson fits and,
+  for families with a dispersion (Gamma, inverse Gaussian, Gaussian with a
+  non-identity link), lme4's ``sqrt((sum of squared Pearson residuals + ||u||^2) / n)``;
+* ``loglik`` (Laplace or quadrature), ``aic``, ``bic`` as lme4's glmer, and
+  ``deviance`` as lme4's ``deviance()``: the sum of squared deviance residuals;
+* ``fitted`` on the response scale and residuals of type deviance (the
+  default, as in R), pearson, working and response;
+* ``vcov``: lme4's default for glmer, from the finite-difference Hessian
+  over (theta, beta) (``vcov_method == "hessian"``); from ``R_X`` for
+  ``nAGQ = 0`` fits (``"RX"``);
+* z tests in :meth:`coef_table` and the glmer layout in :meth:`summary`.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import MixedModelsError, ModelSpecError
+from .results import LmerResults
+from .summary import LmerSummary, _common_width, _correlation_text, _table, format_r
+
+if TYPE_CHECKING:
+    from .families import Family
+    from .glmm import GeneralizedLinearMixedModel
+    from .linalg.pirls import PirlsResult
+    from .optim import OptInfo
+
+__all__ = ["GlmerResults", "GlmerSummary"]
+
+_RESIDUAL_TYPES = ("deviance", "pearson", "working", "response")
+
+
+def _split(u: np.ndarray, layouts) -> tuple[np.ndarray, ...]:
+    out, start = [], 0
+    for lay in layouts:
+        out.append(u[start : start + lay.size].reshape(lay.nlevels, lay.ncols))
+        start += lay.size
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class GlmerResults(LmerResults):
+    """A fitted generalized linear mixed model.
+
+    Attributes (besides :class:`~mixedmodels.results.LmerResults`')
+    -----------------------------------------------------------------
+    nAGQ : int
+        0, 1 (Laplace) or the number of quadrature points.
+    objective : float
+        The minimized deviance: ``-2 logLik`` (Laplace, nAGQ <= 1) or the
+        quadrature deviance (nAGQ > 1, without the family's normalising
+        constants, as lme4).
+    vcov_method : str
+        ``"hessian"`` (finite-difference Hessian over theta and beta, lme4's
+        default) or ``"RX"`` (from the fixed-effects block of the Cholesky factor).
+    """
+
+    nAGQ: int
+    vcov_method: str
+    _mu: np.ndarray
+    _vcov_beta: np.ndarray
+
+    @classmethod
+    def from_fit(cls, model: "GeneralizedLinearMixedModel", nAGQ: int, theta: np.ndarray, beta: np.ndarray,
+                 res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None) -> "GlmerResults":
+        """Assemble the results at the optimum (``vcov`` None: use ``R_X``)."""
+        response = model.response
+        sigma = 1.0
+        if model.family.has_dispersion:
+            sigma = math.sqrt((np.sum(response.pearson(res.mu) ** 2) + res.ussq) / model.nobs)
+        method = "hessian"
+        if vcov is None:
+            method = "RX"
+            factor = model.pirls.joint_factor(theta, res)
+            nre, p = model.plan.nre_rest, model.nfixef
+            lx = factor.l22[nre : nre + p, nre : nre + p]
+            inv = np.linalg.inv(lx)
+            vcov = sigma**2 * (inv.T @ inv)
+        return cls(model, np.asarray(theta, dtype=float).copy(), np.asarray(beta, dtype=float).copy(), sigma,
+                   float(value), info, res.factor, _split(res.u, model.layouts), int(nAGQ), method, res.mu, vcov)
+
+    # --- family -------------------------------------------------------------------
+    @property
+    def family(self) -> "Family":
+        return self.model.family
+
+    @property
+    def link(self) -> str:
+        return self.family.link.name
+
+    @property
+    def npar(self) -> int:
+        """Fixed effects, theta, and the dispersion for families that have one (lme4's df)."""
+        return self.model.nfixef + self.theta.size + int(self.family.has_dispersion)
+
+    def _lambdas(self) -> list[np.ndarray]:
+        return [layout.lam(self.theta) for layout in self.model.layouts]
+
+    # --- fixed effects --------------------------------------------------------------
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects (see ``vcov_method``)."""
+        names = self.fixef_names
+        return pd.DataFrame(self._vcov_beta, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov_beta)), index=self.fixef_names, name="Std. Error")
+
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimate, Std. Error, z value (t value for families with a dispersion) and Pr(>|z|).
+
+        As lme4, the p-values are Wald tests against the standard normal.
+        """
+        if ddf is not None:
+            raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        est, se = self.fixef.to_numpy(), self.se.to_numpy()
+        z = est / se
+        stat = "t value" if self.family.has_dispersion else "z value"
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: z, "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
+                            index=self.fixef_names)
+
+    # --- likelihood --------------------------------------------------------------------
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance()`` for glmer: the sum of squared deviance residuals at the modes.
+
+        (The summary's "deviance" column is ``-2 * loglik``.)
+        """
+        return self.model.response.deviance(self._mu)
+
+    # --- variance components --------------------------------------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """As R's ``as.data.frame(VarCorr(m))``: a Residual row only for families with a dispersion."""
+        table = super().varcorr
+        if self.family.has_dispersion:
+            return table
+        return table[table["grp"] != "Residual"].reset_index(drop=True)
+
+    # --- fitted values and residuals ------------------------------------------------------
+    @property
+    def linear_predictor(self) -> pd.Series:
+        """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
+        return pd.Series(self._linear_predictor, index=self.model.inputs.frame.index, name="eta")
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted means on the response scale (probabilities / proportions for binomial)."""
+        return pd.Series(self._mu, index=self.model.inputs.frame.index, name="fitted")
+
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
+        """Residuals as R's ``residuals(glmer fit, type)``.
+
+        ``"deviance"`` (default): ``sign(y - mu) sqrt(d_i)``; ``"pearson"``:
+        ``(y - mu) sqrt(wt / V(mu))``; ``"working"``: ``(y - mu) / mu_eta``;
+        ``"response"``: ``y - mu``.  ``scaled`` divides by sigma.
+        """
+        if type not in _RESIDUAL_TYPES:
+            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
+        response, mu = self.model.response, self._mu
+        if type == "deviance":
+            resid = np.sign(response.y - mu) * np.sqrt(np.maximum(response.dev_resid(mu), 0.0))
+        elif type == "pearson":
+            resid = response.pearson(mu)
+        elif type == "working":
+            resid = (response.y - mu) / self.family.link.mu_eta(self._linear_predictor)
+        else:
+            resid = response.y - mu
+        if scaled:
+            resid = resid / self.sigma
+        return pd.Series(resid, index=self.model.inputs.frame.index, name="residuals")
+
+    # --- not for GLMMs -------------------------------------------------------------------
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        raise ModelSpecError("F tests with Satterthwaite/Kenward-Roger df are for lmer fits; "
+                             "compare nested glmer fits with mm.anova(smaller, larger) (likelihood-ratio test)")
+
+    # --- display -------------------------------------------------------------------------
+    def summary(self, ddf: str | None = None) -> "GlmerSummary":
+        """lme4's glmer summary layout (z tests); ``ddf`` does not apply."""
+        if ddf is not None:
+            raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        return GlmerSummary(self)
+
+    @property
+    def method_title(self) -> str:
+        """lme4's fit-method title."""
+        if self.nAGQ == 1:
+            how = "Laplace Approximation"
+        else:
+            how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}"
+        return f"Generalized linear mixed model fit by maximum likelihood ({how})"
+
+    def __repr__(self) -> str:
+        return (f"<GlmerResults {self.formula!r} ({self.family.name}, {self.link}; nAGQ={self.nAGQ}), "
+                f"logLik={self.loglik:.4f}>")
+
+
+# --------------------------------------------------------------------------- printing
+class GlmerSummary(LmerSummary):
+    """The printed summary of a glmer fit; ``str()`` gives lme4's text layout.
+
+    Residual quantiles, the groups line, the correlation of fixed effects and
+    the closing lines are :class:`~mixedmodels.summary.LmerSummary`'s; the
+    coefficient table is R's ``printCoefmat`` with z tests.
+    """
+
+    def _header(self) -> list[str]:
+        r: GlmerResults = self.result
+        title = r.method_title
+        if len(title) + 5 + len("glmerMod") > 80:  # lme4 wraps long titles at width - 2, indenting by 2
+            lines = textwrap.wrap(title, width=77, subsequent_indent="  ", break_on_hyphens=False)
+            lines[-1] += " [glmerMod]"
+        else:
+            lines = [f"{title} ['glmerMod']"]
+        lines.append(f" Family: {r.family.name}  ( {r.link} )")
+        lines.append(f"Formula: {r.formula}")
+        if r.model.inputs.weights is not None:
+            lines.append("Weights: given")
+        names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        vals = [f"{v:.1f}" for v in (r.aic, r.bic, r.loglik, -2.0 * r.loglik)] + [str(r.df_resid)]
+        width = max(max(len(v) for v in vals), 8)
+        return lines + ["", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in vals)]
+
+    def _random_effects(self) -> list[str]:
+        r: GlmerResults = self.result
+        if r.family.has_dispersion:
+            return super()._random_effects()
+        # as LmerSummary's table, without the Residual row
+        vc = r.varcorr
+        variances = vc[vc["var2"].isna()]
+        var_text = _common_width(format_r(list(variances["vcov"])))
+        sd_text = _common_width(format_r(list(variances["sdcor"])))
+        max_k = max(t.ncols for t in r.terms)
+        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])]
+        idx = 0
+        for (grp, cov), term in zip(r.covariances.items(), r.terms):
+            corr = _correlation_text(cov)
+            for j, name in enumerate(term.column_names):
+                rows.append([grp if j == 0 else "", name, var_text[idx], sd_text[idx], *corr[j]])
+                idx += 1
+        width = len(rows[0])
+        rows = [row + [""] * (width - len(row)) for row in rows]
+        return ["", "Random effects:", *[" " + line for line in _table(rows, "l" * width)]]
+
+    def _fixed_effects(self) -> list[str]:
+        from .inference.printing import coefmat_lines
+
+        return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]
