@@ -131,9 +131,9 @@ def _exp_clamped(eta: np.ndarray) -> np.ndarray:
 def _safe(func: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """Evaluate without numpy's divide/overflow warnings (invalid values are checked by the caller)."""
 
-    def wrapped(x: np.ndarray) -> np.ndarray:
+    def wrapped(*args: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return func(x)
+            return func(*args)
 
     return wrapped
 

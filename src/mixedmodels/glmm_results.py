@@ -21,6 +21,7 @@ differs for a GLMM:
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ from scipy import stats
 
 from .errors import MixedModelsError, ModelSpecError
 from .results import LmerResults
-from .summary import LmerSummary, _common_width, _correlation_text, _table, format_r
+from .summary import LmerSummary, _common_width, _correlation_text, _table, abbreviate, format_r
 
 if TYPE_CHECKING:
     from .families import Family
@@ -212,6 +213,22 @@ class GlmerResults(LmerResults):
 
 
 # --------------------------------------------------------------------------- printing
+_BREAK_AFTER = re.compile(r"(?<= [~+\-*/|] )|(?<= \|\| )")
+
+
+def _deparse_lines(formula: str, cutoff: int = 60) -> list[str]:
+    """R's ``deparse`` line breaking of a long formula: after a binary operator once a line passes 60 characters."""
+    lines, current = [], ""
+    for piece in _BREAK_AFTER.split(formula):
+        current += piece
+        if len(current) > cutoff and piece.endswith(" "):
+            lines.append(current.rstrip())
+            current = ""
+    if current or not lines:
+        lines.append(current)
+    return lines
+
+
 class GlmerSummary(LmerSummary):
     """The printed summary of a glmer fit; ``str()`` gives lme4's text layout.
 
@@ -229,7 +246,9 @@ class GlmerSummary(LmerSummary):
         else:
             lines = [f"{title} ['glmerMod']"]
         lines.append(f" Family: {r.family.name}  ( {r.link} )")
-        lines.append(f"Formula: {r.formula}")
+        formula = _deparse_lines(r.formula)
+        lines.append(f"Formula: {formula[0]}")
+        lines.extend(f"    {line}" for line in formula[1:])
         if r.model.inputs.weights is not None:
             lines.append("Weights: given")
         names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
@@ -262,3 +281,16 @@ class GlmerSummary(LmerSummary):
         from .inference.printing import coefmat_lines
 
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]
+
+    def _correlation(self) -> list[str]:
+        """lme4 abbreviates the row names to 11 characters (``abbreviate(rn, minlength = 11)``), the columns to 6."""
+        lines = super()._correlation()
+        names = self.result.fixef_names
+        if not lines or all(abbreviate(n, 11) == n for n in names):
+            return lines
+        width = max(len(abbreviate(n, 11)) for n in names[1:])
+        out = lines[:3]
+        out[2] = " " * width + out[2][max(len(n) for n in names[1:]):]
+        for name, line in zip(names[1:], lines[3:]):
+            out.append(abbreviate(name, 11).ljust(width) + line[max(len(n) for n in names[1:]):])
+        return out

@@ -5,7 +5,8 @@
 ##   DATA_DIR defaults to ../../../shared/data relative to this script.
 ##
 ## Writes into tests/reference/glmm/:
-##   <case>_tight.json    lme4 again, with PIRLS and optimizer tolerances tightened
+##   <case>_tight.json    lme4 again, with PIRLS and optimizer tolerances tightened; its
+##                        "default" entry is lme4's default fit (logLik, fixef, se, sd, fitted_head)
 ##                        (tolPwrss = 1e-12; FtolAbs 1e-12, FtolRel 1e-14, XtolRel 1e-10).
 ##                        lme4's default PIRLS tolerance (1e-7) leaves its Laplace deviance
 ##                        about 1e-4..1e-3 too high and its finite-difference Hessian (hence
@@ -82,7 +83,9 @@ cases <- list(
   verbagg_probit = list(
     call = "glmer(r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item), VerbAgg, family = binomial(link = \"probit\")%s)", tmb = FALSE),
   sleepstudy_gamma_log = list(
-    call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = Gamma(link = \"log\")%s)", tmb = FALSE)
+    call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = Gamma(link = \"log\")%s)", tmb = FALSE),
+  cbpp_poisson_offset = list(
+    call = "glmer(incidence ~ period + offset(log(size)) + (1 | herd), cbpp, family = poisson%s)", tmb = TRUE)
 )
 
 fit_json <- function(call, m, sds, se, extra = list()) {
@@ -108,8 +111,14 @@ for (name in names(cases)) {
   sds <- setNames(vc$sdcor[keep], vc$grp[keep])
   se <- sqrt(diag(as.matrix(vcov(mt))))
   names(se) <- names(fixef(mt))
+  vc0 <- as.data.frame(VarCorr(m))
+  keep0 <- is.na(vc0$var2) & vc0$grp != "Residual"
+  default <- list(logLik = as.numeric(logLik(m)), fixef = num(fixef(m)),
+                  se = num(sqrt(diag(as.matrix(vcov(m))))), sd = num(vc0$sdcor[keep0]),
+                  theta = num(getME(m, "theta")), fitted_head = num(head(fitted(m), 10)),
+                  linpred_head = num(head(predict(m, type = "link"), 10)))
   extra <- list(theta = num(getME(mt, "theta")), sigma = sigma(mt),
-                fit_warnings = warns, optimizer_message = mt@optinfo$message)
+                fit_warnings = warns, optimizer_message = mt@optinfo$message, default = default)
   write_json(fit_json(tcall, mt, sds, se, extra), file.path(out_dir, paste0(name, "_tight.json")),
              auto_unbox = TRUE, digits = NA, pretty = TRUE)
   if (isTRUE(case$tmb)) {

@@ -212,6 +212,9 @@ class ReweightedBlocks:
         m = m_re + c
         a22 = np.empty((m, m))
         a22[m_re:, m_re:] = gram
+        # The working response's own diagonal only yields the penalized residual sum of squares,
+        # which PIRLS never uses; it is 0 at a perfect fit, where it would fail the Cholesky.
+        a22[-1, -1] += 1.0
         if m_re:
             a22[:m_re, :m_re] = buf[2].reshape(m_re, m_re)
             a22[:m_re, m_re:] = ztwxy[q1k1:]
