@@ -188,6 +188,57 @@ def test_matches_glmmtmb(name):
         assert ours[group] == pytest.approx(sd, rel=0.002)
 
 
+# --- families with a dispersion and other links (tests/reference/glmm only) --------------------
+EXTRA = {
+    "sleepstudy_gamma_inverse": mm.families.Gamma(),
+    "sleepstudy_inverse_gaussian_log": mm.families.InverseGaussian(link="log"),
+    "sleepstudy_gaussian_log": mm.families.Gaussian(link="log"),
+}
+
+
+@lru_cache(maxsize=None)
+def fitted_extra(name: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.glmer("Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"), family=EXTRA[name])
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA))
+def test_dispersion_families_match_lme4(name):
+    fit = fitted_extra(name)
+    tight = json.loads((GLMM_DIR / f"{name}_tight.json").read_text())
+    default = tight["default"]
+    assert fit.loglik >= default["logLik"] - 1e-6 * abs(default["logLik"])
+    assert fit.loglik == pytest.approx(tight["logLik"], rel=1e-8)
+    se = np.asarray(tight["se"])
+    assert np.all(np.abs(fit.fixef.to_numpy() - tight["fixef"]) <= REL * se)
+    assert fit.sigma == pytest.approx(tight["sigma"], rel=REL)
+    sd = fit.varcorr.query("grp != 'Residual'")["sdcor"].to_numpy()
+    np.testing.assert_allclose(sd, as_list(tight["sd"]), rtol=REL, atol=1e-8)
+    if name != "sleepstudy_gamma_inverse":
+        np.testing.assert_allclose(fit.se, se, rtol=REL)
+
+
+def test_gamma_inverse_ses_where_lme4s_difference_steps_are_too_long():
+    """Inverse link: beta = (4.0e-3, -1.16e-4) with SEs (1.7e-4, 7.9e-6).  lme4 differences the
+    deviance with steps of 1e-4 in beta -- 13 SEs for Days -- and warns "nearly unidentifiable";
+    its Days SE (9.2e-6) is off.  Ours agrees with a Hessian taken in (theta, beta) itself with
+    steps of 1 % and 3 % of each SE."""
+    fit = fitted_extra("sleepstudy_gamma_inverse")
+    model = fit.model
+    u0 = np.concatenate([u.ravel() for u in fit._spherical])
+    x0 = np.concatenate([fit.theta, fit.beta])
+
+    def deviance(x):
+        return model.deviance(x[:1], x[1:], u0=u0)
+
+    for k in (0.01, 0.03):
+        _, _, hess = fd_hessian(deviance, x0, k * np.r_[1e-4, fit.se.to_numpy()])
+        np.testing.assert_allclose(np.sqrt(np.diag(2 * np.linalg.inv(hess)))[1:], fit.se, rtol=1e-3)
+    lme4 = np.asarray(json.loads((GLMM_DIR / "sleepstudy_gamma_inverse_tight.json").read_text())["se"])
+    assert abs(lme4[1] / fit.se.iloc[1] - 1) > 0.1
+
+
 # --- responses, offsets and weights ---------------------------------------------------------
 def test_cbind_and_proportions_with_weights_are_the_same_fit():
     a, b = fitted_glmer("shared/cbpp_binomial"), fitted_glmer("cbpp_proportion_weights")

@@ -217,6 +217,12 @@ class GeneralizedLinearMixedModel:
         res = self.pirls.modes(theta, beta, np.zeros(self.nranef) if u0 is None else u0)
         return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
 
+    def sigma_at(self, res: PirlsResult) -> float:
+        """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``."""
+        if not self.family.has_dispersion:
+            return 1.0
+        return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / self.nobs))
+
     def check_nagq(self, nAGQ: int) -> int:
         """lme4's rules for nAGQ."""
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
+from .design.covariance import lower_triangle
 from .errors import ConvergenceWarning, SingularFitWarning
 from .optim import OptimizerSettings, OptInfo, minimize_bounded
 
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
-# finite-difference steps: in scaled theta, and in whitened beta (units of the stage-1 SEs,
-# where the deviance is close to ||delta||^2, so 1 % of an SE is still a short step)
+# finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
+# whitened beta (units of the stage-1 SEs, where the deviance is close to ||delta||^2, so
+# 1 % of an SE is still a short step)
 _STEP_THETA = 5e-3
 _STEP_BETA = 1e-2
 _BOUNDARY = 1e-4  # diagonal thetas below this are held at the boundary in the Hessian
@@ -65,10 +67,11 @@ def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
 
 
 def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", res: "PirlsResult") -> np.ndarray:
-    """``C`` with ``C C' = (R_X' R_X)^-1``, from the X block of a joint PIRLS factor."""
+    """``C`` with ``C C' = sigma^2 (R_X' R_X)^-1`` (the RX covariance of beta), from the X block
+    of a joint PIRLS factor; sigma is 1 for families without a dispersion."""
     nre, p = model.plan.nre_rest, model.nfixef
     lx = res.factor.l22[nre : nre + p, nre : nre + p]
-    return solve_triangular(lx, np.eye(p), lower=True).T
+    return model.sigma_at(res) * solve_triangular(lx, np.eye(p), lower=True).T
 
 
 def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
@@ -88,17 +91,38 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptIn
     return info, res
 
 
+def _theta_units(model, theta1: np.ndarray) -> np.ndarray:
+    """Stage 2's unit for each (scaled) theta: the stage-1 value of the diagonal element of its row.
+
+    BOBYQA then moves theta by relative steps (and does not shift a small
+    starting value onto the bound); a diagonal below 1e-4 (or at 0) keeps unit 1.
+    """
+    scaled, units, start = to_scaled(model, theta1), [], 0
+    for lay in model.layouts:
+        rows, cols = lower_triangle(lay.ncols)
+        diagonal = {r: start + i for i, (r, c) in enumerate(zip(rows, cols)) if r == c}
+        units.extend(abs(scaled[diagonal[r]]) for r in rows)
+        start = lay.theta_stop
+    units = np.asarray(units)
+    return np.where(units > _BOUNDARY, units, 1.0)
+
+
 class _Criterion:
-    """The stage-2 deviance as a function of the optimizer's ``x = (scaled theta, delta)``,
+    """The stage-2 deviance as a function of the optimizer's ``x = (scaled theta / units, delta)``,
     ``beta = beta_1 + C delta``."""
 
-    def __init__(self, model, nAGQ: int, beta1: np.ndarray, scale: np.ndarray):
+    def __init__(self, model, nAGQ: int, beta1: np.ndarray, scale: np.ndarray, theta1: np.ndarray):
         self.model, self.nAGQ, self.beta1, self.scale = model, nAGQ, beta1, scale
         self.ntheta = model.theta_lower.size
+        self.units = _theta_units(model, theta1)
         self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
 
+    def x0(self, theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
+
     def params(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return from_scaled(self.model, x[: self.ntheta]), self.beta1 + self.scale @ x[self.ntheta :]
+        theta = from_scaled(self.model, x[: self.ntheta] * self.units)
+        return theta, self.beta1 + self.scale @ x[self.ntheta :]
 
     def evaluate(self, x: np.ndarray, u0: np.ndarray) -> tuple[float, "PirlsResult"]:
         theta, beta = self.params(x)
@@ -109,7 +133,7 @@ class _Criterion:
 
     def to_natural(self, grad: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and Hessian over the free (theta, beta) instead of (scaled theta, delta)."""
-        scales = 1.0 / from_scaled(self.model, np.ones(self.ntheta))  # d(scaled theta) / d theta
+        scales = 1.0 / from_scaled(self.model, self.units)  # d x / d theta
         jac = np.zeros((free.size, free.size))
         jac[: self.ntheta, : self.ntheta] = np.diag(scales)
         jac[self.ntheta :, self.ntheta :] = np.linalg.inv(self.scale)
@@ -120,7 +144,7 @@ class _Criterion:
 def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings,
             warm: _WarmStart) -> tuple[OptInfo, _Criterion]:
     """Minimize the Laplace / quadrature deviance over theta and (whitened) beta."""
-    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, res1))
+    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, res1), theta1)
 
     def objective(x: np.ndarray) -> float:
         value, res = crit.evaluate(x, warm.u)
@@ -128,8 +152,7 @@ def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings:
             warm.u = res.u
         return value
 
-    x0 = np.concatenate([to_scaled(model, theta1), np.zeros(model.nfixef)])
-    return minimize_bounded(objective, x0, crit.lower, settings=settings), crit
+    return minimize_bounded(objective, crit.x0(theta1), crit.lower, settings=settings), crit
 
 
 def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
@@ -208,26 +231,41 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
     """Hessian at the optimizer's optimum and Newton steps to polish it, the covariance of beta
     (beta block of ``2 H^-1``) and lme4's gradient check at the final point.
 
-    A Newton step longer than 0.01 (scaled theta, or SEs of beta) gets a new Hessian at
-    its end point (so the covariance is the Hessian's at the final point, to
-    well under 0.1 %); a shorter one only a new gradient.
-
     Diagonal thetas at the boundary (< 1e-4) are held fixed.  Every
     difference point restarts PIRLS from the optimum's modes, so the
     deviance is a smooth function of x there.
     """
-    free = ~((crit.lower == 0) & (x_hat < _BOUNDARY))
-    nfree_theta = int(free[: crit.ntheta].sum())
+    theta_hat = crit.params(x_hat)[0]
+    free = ~((crit.lower == 0) & (np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)]) < _BOUNDARY))
+    x, value, res, grad, hess = _polish(crit, free, x_hat, f_hat, res_hat)
+    messages = []
+    message = _gradient_message(*crit.to_natural(grad, hess, free))
+    if message:
+        messages.append(message)
+    vcov = _beta_covariance(crit, hess, int(free[: crit.ntheta].sum()))
+    if vcov is None:
+        messages.append("variance-covariance matrix computed from finite-difference Hessian is not "
+                        "positive definite: falling back to var-cov estimated from RX")
+    return _Finish(x, value, res, vcov, messages)
+
+
+def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res: "PirlsResult"):
+    """Newton steps with the finite-difference Hessian over the free coordinates.
+
+    A step longer than 0.01 (theta units, or SEs of beta) gets a new Hessian at
+    its end point, so the covariance is the Hessian's at the final point (to
+    well under 0.1 %); a shorter one only a new gradient.  Returns the final
+    point, its deviance and PIRLS result, and the gradient and Hessian there.
+    """
     steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
 
     def deviance_at(base: np.ndarray, u0: np.ndarray) -> Callable[[np.ndarray], float]:
         def f(xf: np.ndarray) -> float:
-            x = base.copy()
-            x[free] = xf
-            return crit.evaluate(x, u0)[0]
+            point = base.copy()
+            point[free] = xf
+            return crit.evaluate(point, u0)[0]
         return f
 
-    x, value, res = x_hat, f_hat, res_hat
     for _ in range(_NEWTON_ROUNDS):
         # f(x) again from the same start as the difference points, for consistency
         _, grad, hess = fd_hessian(deviance_at(x, res.u), x[free], steps)
@@ -245,24 +283,20 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
         if np.max(np.abs(step)) <= 1e-2:  # the Hessian still holds here: only re-measure the gradient
             grad = fd_gradient(deviance_at(x, res.u), x[free], steps)
             break
-    messages = []
-    grad_nat, hess_nat = crit.to_natural(grad, hess, free)
-    message = _gradient_message(grad_nat, hess_nat)
-    if message:
-        messages.append(message)
-    vcov = None
+    return x, value, res, grad, hess
+
+
+def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np.ndarray | None:
+    """``C (2 H^-1)_{delta delta} C'``; None unless finite and positive definite."""
     try:
         inv = np.linalg.inv(hess)
-        vdelta = inv[nfree_theta:, nfree_theta:] + inv[nfree_theta:, nfree_theta:].T
-        vcov = crit.scale @ vdelta @ crit.scale.T
-        if not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0:
-            vcov = None
     except np.linalg.LinAlgError:
-        vcov = None
-    if vcov is None:
-        messages.append("variance-covariance matrix computed from finite-difference Hessian is not "
-                        "positive definite: falling back to var-cov estimated from RX")
-    return _Finish(x, value, res, vcov, messages)
+        return None
+    vdelta = inv[nfree_theta:, nfree_theta:] + inv[nfree_theta:, nfree_theta:].T
+    vcov = crit.scale @ vdelta @ crit.scale.T
+    if not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0:
+        return None
+    return vcov
 
 
 @contextmanager

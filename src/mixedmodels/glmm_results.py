@@ -20,7 +20,6 @@ differs for a GLMM:
 
 from __future__ import annotations
 
-import math
 import re
 import textwrap
 from dataclasses import dataclass
@@ -79,10 +78,7 @@ class GlmerResults(LmerResults):
     def from_fit(cls, model: "GeneralizedLinearMixedModel", nAGQ: int, theta: np.ndarray, beta: np.ndarray,
                  res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None) -> "GlmerResults":
         """Assemble the results at the optimum (``vcov`` None: use ``R_X``)."""
-        response = model.response
-        sigma = 1.0
-        if model.family.has_dispersion:
-            sigma = math.sqrt((np.sum(response.pearson(res.mu) ** 2) + res.ussq) / model.nobs)
+        sigma = model.sigma_at(res)
         method = "hessian"
         if vcov is None:
             method = "RX"

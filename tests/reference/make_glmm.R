@@ -85,7 +85,13 @@ cases <- list(
   sleepstudy_gamma_log = list(
     call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = Gamma(link = \"log\")%s)", tmb = FALSE),
   cbpp_poisson_offset = list(
-    call = "glmer(incidence ~ period + offset(log(size)) + (1 | herd), cbpp, family = poisson%s)", tmb = TRUE)
+    call = "glmer(incidence ~ period + offset(log(size)) + (1 | herd), cbpp, family = poisson%s)", tmb = TRUE),
+  sleepstudy_gamma_inverse = list(
+    call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = Gamma%s)", tmb = FALSE),
+  sleepstudy_inverse_gaussian_log = list(
+    call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = inverse.gaussian(link = \"log\")%s)", tmb = FALSE),
+  sleepstudy_gaussian_log = list(
+    call = "glmer(Reaction ~ Days + (1 | Subject), sleepstudy, family = gaussian(link = \"log\")%s)", tmb = FALSE)
 )
 
 fit_json <- function(call, m, sds, se, extra = list()) {

@@ -397,12 +397,10 @@ class Pirls:
               eta0: np.ndarray | None = None) -> PirlsResult:
         """Modes u and fixed effects beta together (nAGQ = 0).
 
-        Starts from ``(beta0, u0)``, or, when those are None, from the linear
-        predictor ``eta0`` (R's ``etastart``).
+        Starts from ``(beta0, u0)``, or, when those are None or give an
+        invalid mean, from the linear predictor ``eta0`` (R's ``etastart``).
         """
-        if beta0 is None:
-            return self._iterate(theta, self.offset, None, None, joint=True, eta0=eta0)
-        return self._iterate(theta, self.offset, beta0, u0, joint=True)
+        return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0)
 
     def _eta(self, base: np.ndarray, lam, u: np.ndarray, beta: np.ndarray | None, joint: bool) -> np.ndarray:
         eta = base + self.plan.z @ lam(u)
@@ -411,8 +409,7 @@ class Pirls:
     def _iterate(self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None) -> PirlsResult:
         lam = self.lambda_op(theta)
         newton = not self.family.canonical
-        eta = eta0 if u is None else self._eta(base, lam, u, beta, joint)
-        mu, dev = self._evaluate(eta)
+        eta, mu, dev, u, beta = self._start(base, lam, u, beta, joint, eta0)
         pdev = np.inf if u is None else dev + u @ u
         converged, it, change = False, 0, np.inf
         for it in range(1, self.maxit + 1):
@@ -438,7 +435,29 @@ class Pirls:
                 break
         if u is None:
             u, beta = np.zeros(self.plan.z.shape[1]), np.zeros(self.x.shape[1])
+        converged = converged and bool(np.isfinite(dev))
         return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged)
+
+    def _start(self, base, lam, u, beta, joint, eta0):
+        """The starting state: from (beta, u) if its mean is valid, else u = 0, else eta0 (joint only).
+
+        A warm start from another theta can put the mean outside the family's
+        range (e.g. a negative mean with the inverse link).
+        """
+        if joint and beta is None:
+            u = None
+        if u is not None:
+            eta = self._eta(base, lam, u, beta, joint)
+            mu, dev = self._evaluate(eta)
+            if np.isfinite(dev):
+                return eta, mu, dev, u, beta
+            u = np.zeros_like(u)
+            eta = self._eta(base, lam, u, beta, joint)
+            mu, dev = self._evaluate(eta)
+            if np.isfinite(dev) or not joint or eta0 is None:
+                return eta, mu, dev, u, beta
+        mu, dev = self._evaluate(eta0)
+        return eta0, mu, dev, None, None
 
     def _first_step(self, base, lam, eta, new_beta, new_u):
         """From a linear predictor with no coefficients: accept the solution if valid, else move halfway."""
@@ -467,7 +486,7 @@ class Pirls:
             eta_try = self._eta(base, lam, u_try, beta_try, joint)
             mu_try, dev_try = self._evaluate(eta_try)
             pdev_try = dev_try + u_try @ u_try
-            if pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
+            if np.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
                 break
             if step < 1e-10:
                 if not np.isfinite(pdev_try):  # no valid point along the step: stay
