@@ -74,7 +74,7 @@ def _header(info: dict, tools: list[str], results: list[dict]) -> list[str]:
         "(the machine was shared: read small differences as noise).",
         f"- mixedmodels at commit {info.get('commit')}{' with uncommitted changes in src/' if info.get('dirty') else ''}; "
         f"Python {info.get('python')}; OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}, "
-        f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}.",
+        f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; BLAS threads {info.get('blas_threads')}.",
         f"- Protocol: a fresh process per (tool, case); one warm-up fit, then {info['repeats']} timed fit(s); "
         f"the median is shown. Timeout {info['timeout']:.0f} s per (tool, case), warm-up included.",
         "- Ratio (×r) = tool time / mixedmodels time: above 1, mixedmodels is faster.",
@@ -115,7 +115,8 @@ def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results
     lines += _table(["case", "fit", "rows"] + shown, time_rows)
     lines += ["", "## First (warm-up) fit, including lazy imports and first-call costs", ""]
     lines += _table(["case"] + shown, first_rows)
-    lines += ["", "## Peak memory added by one fit (MB above the process's resident set before the fit; process peak in brackets)", ""]
+    lines += ["", "## Peak memory of the fits (MB above the resident set once the tool and the data were loaded; process peak in brackets)", "",
+              "Includes what the first fit imports lazily inside the tool (tens of MB for the Python tools).", ""]
     lines += _table(["case"] + shown, mem_rows)
     lines += ["", "## Objective evaluations / -2 log-likelihood (REML criterion for REML fits)", ""]
     lines += ["Evaluations as each tool counts them (lme4: `m@optinfo$feval`, the last optimizer stage for glmer). "

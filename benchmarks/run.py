@@ -19,7 +19,8 @@ OPENBLAS_L2_SIZE unset (in that process only), to show what the environment's
 forced OpenBLAS kernel costs.
 
 Writes ``benchmarks/results/<date>.md`` (``<date>-quick.md`` with ``--quick``)
-and the raw records beside it as JSON; a full run also replaces ``latest.md``.
+(or ``<name>.md`` with ``--name``) and the raw records beside it as JSON; a
+run with neither ``--quick`` nor ``--name`` also replaces ``latest.md``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def tool_available(tool: str) -> str | None:
     return None
 
 
-def _child_env(tool: str) -> dict[str, str]:
+def _child_env(tool: str, blas_threads: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if blas_threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(blas_threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH", "")]))
     if tool == "mixedmodels-autoblas":
         env.pop("OPENBLAS_CORETYPE", None)
@@ -99,7 +103,7 @@ def _r_spec(case: _cases.Case, repeats: int, workdir: Path) -> Path:
     return spec
 
 
-def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir: Path) -> dict:
+def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir: Path, blas_threads: int | None = None) -> dict:
     """Run one (tool, case) in a child process; return its parsed records."""
     if tool == "lme4":
         command = ["Rscript", str(HERE / "lme4_worker.R"), str(_r_spec(case, repeats, workdir))]
@@ -108,7 +112,7 @@ def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir:
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(tool), start_new_session=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(tool, blas_threads), start_new_session=True
     )
     timed_out = False
     try:
@@ -137,7 +141,6 @@ def summarize(result: dict) -> dict:
     fits = [r for r in result["records"] if r.get("event") == "fit"]
     timed = [r for r in fits if r["i"] > 0]
     other = [r for r in result["records"] if r.get("event") in ("na", "error")]
-    steady = timed or fits  # the warm-up's peak includes first imports; use it only if nothing else ran
     ready = next((r for r in result["records"] if r.get("event") == "ready"), {})
     result.update(
         status=other[0]["event"] if other else ("timeout" if result["timed_out"] else "ok"),
@@ -147,8 +150,8 @@ def summarize(result: dict) -> dict:
         median_s=statistics.median(r["seconds"] for r in timed) if timed else None,
         min_s=min(r["seconds"] for r in timed) if timed else None,
         nruns=len(timed),
-        peak_delta_mb=max(r["peak_mb"] - r["rss_before_mb"] for r in steady) if steady else None,
-        peak_mb=max(r["peak_mb"] for r in steady) if steady else None,
+        peak_delta_mb=max(r["peak_mb"] for r in fits) - ready.get("rss_mb", fits[0]["rss_before_mb"]) if fits else None,
+        peak_mb=max(r["peak_mb"] for r in fits) if fits else None,
         feval=fits[-1].get("feval") if fits else None,
         m2ll=fits[-1].get("m2ll") if fits else None,
         converged=fits[-1].get("converged") if fits else None,
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large", action="store_true", help="include the 1M-row crossed and 500k-row nested designs")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (tool, case), warm-up included")
     parser.add_argument("--name", help="file stem of the results (default: the date)")
+    parser.add_argument("--blas-threads", type=int, help="OPENBLAS/OMP_NUM_THREADS for every tool (default: as set)")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     tools = args.tools.split(",")
@@ -204,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     selected = _cases.selected(args.cases, args.large)
     missing = {t: why for t in tools if (why := tool_available(t))}
     info = machine_info()
-    info.update(repeats=repeats, timeout=args.timeout, quick=args.quick, missing_tools=missing)
+    info.update(repeats=repeats, timeout=args.timeout, quick=args.quick, missing_tools=missing,
+                blas_threads=args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "(default: one per core)"))
     results = []
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
         for case in selected:
@@ -212,13 +217,13 @@ def main(argv: list[str] | None = None) -> None:
                 if tool in missing:
                     continue
                 print(f"{case.name:>14} {tool:<22}", end=" ", file=sys.stderr, flush=True)
-                res = run_one(tool, case, repeats, args.timeout, Path(tmp))
+                res = run_one(tool, case, repeats, args.timeout, Path(tmp), args.blas_threads)
                 results.append(res)
                 shown = f"{res['median_s']:.4g} s" if res["median_s"] is not None else res["status"]
                 print(f"{shown:<12} {res['reason'][:90]}", file=sys.stderr, flush=True)
     info["load_end"] = os.getloadavg()
     stem = args.name or (info["date"] + ("-quick" if args.quick else ""))
-    out = write_report(HERE / "results", stem, selected, tools, results, info, latest=not args.quick)
+    out = write_report(HERE / "results", stem, selected, tools, results, info, latest=not args.quick and not args.name)
     print(f"written to {out}", file=sys.stderr)
 
 

@@ -72,11 +72,14 @@ def _mixedmodels(case: _cases.Case, df) -> Fitter:
     import mixedmodels as mm
 
     if case.kind == "lmer":
-        fit = lambda: mm.lmer(case.formula, df)  # noqa: E731
+        lmer = mm.lmer  # resolve the lazy import before the memory baseline
+        fit = lambda: lmer(case.formula, df)  # noqa: E731
     else:
-        if not hasattr(mm, "glmer"):
-            raise NotExpressible("mixedmodels.glmer not available in this checkout")
-        fit = lambda: mm.glmer(case.formula, df, family=case.family)  # noqa: E731
+        try:
+            glmer = mm.glmer
+        except (AttributeError, ImportError) as exc:
+            raise NotExpressible(f"mixedmodels.glmer not available in this checkout ({exc})") from exc
+        fit = lambda: glmer(case.formula, df, family=case.family)  # noqa: E731
     return fit, lambda r: {"feval": r.optinfo.feval, "m2ll": -2 * r.loglik, "converged": r.optinfo.converged}
 
 
