@@ -36,14 +36,10 @@ import numpy as np
 import pandas as pd
 
 from .design.covariance import initial_theta, theta_lower_bounds
-from .design.fixed import build_design, build_response, check_scale, drop_aliased_columns
-from .design.frame import model_frame
-from .design.random import _build_term
-from .errors import DataError, FormulaError, ModelSpecError
+from .errors import ModelSpecError
 from .families import Family, GlmResponse, get_family
-from .formula import parse_formula
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
-from .lmm import ModelInputs, _check_weights, _row_vector, _sum_offsets, _used_variables
+from .lmm import ModelInputs, prepare_inputs
 from .optim import OptimizerSettings
 
 if TYPE_CHECKING:
@@ -57,41 +53,12 @@ __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
 
 
-def _random_terms(parsed, frame: pd.DataFrame, contrasts) -> tuple:
-    """Random-effects terms in lme4's order, with glmer's check (random effects <= observations)."""
-    if not parsed.random:
-        raise ModelSpecError("no random-effects terms in the formula; a GLM without them is mm.glm()")
-    built = [_build_term(term, frame, contrasts) for term in parsed.random]
-    for term in built:
-        if term.nranef > len(frame):
-            raise ModelSpecError(
-                f"number of observations (={len(frame)}) < number of random effects (={term.nranef}) "
-                f"for term {term}; the random-effects parameters are probably unidentifiable"
-            )
-    return tuple(sorted(built, key=lambda t: -t.nlevels))
-
-
 def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
                         contrasts: Mapping[str, str] | None = None) -> ModelInputs:
     """As :func:`mixedmodels.lmm.prepare_inputs`, with glmer's rule that a term may have as many
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
-    parsed = parse_formula(formula)
-    if parsed.response is None:
-        raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
-    frame, keep = mf.data, mf.data.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
-    _check_weights(w)
-    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
-    check_scale(fixed)
-    total_offset = _sum_offsets(fixed.offset, _row_vector(offset, "offset", len(data), keep))
-    return ModelInputs(
-        formula=parsed, frame=frame, n_dropped=mf.n_dropped, y=build_response(parsed.response, frame),
-        fixed=fixed, dropped_columns=dropped, terms=_random_terms(parsed, frame, contrasts),
-        weights=w, offset=total_offset,
-    )
+    return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                          allow_as_many_ranef_as_obs=True)
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
+from ._threads import blas_threads_for
 from .design.covariance import lower_triangle
 from .errors import ConvergenceWarning, SingularFitWarning
 from .optim import OptimizerSettings, OptInfo, minimize_bounded
@@ -299,27 +300,9 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-@contextmanager
-def _one_blas_thread():
-    """Run with one BLAS thread when threadpoolctl is installed (it is optional).
-
-    Every matrix in a GLMM fit is small, and OpenBLAS wakes its thread pool for
-    a Cholesky factor above ~128 x 128: on a busy 2-core machine that costs
-    ~13 ms instead of ~0.2 ms per factorization (grouseticks: 50 s instead of 1 s).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limits = nullcontext()
-    else:
-        limits = threadpool_limits(limits=1, user_api="blas")
-    with limits:
-        yield
-
-
 def fit_glmm(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSettings) -> "GlmerResults":
     """Both stages, the final PIRLS, the covariance of beta, and the results object."""
-    with _one_blas_thread():
+    with blas_threads_for(0):  # every matrix of a GLMM fit is small: one thread
         return _fit(model, nAGQ, settings)
 
 

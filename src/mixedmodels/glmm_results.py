@@ -20,7 +20,6 @@ differs for a GLMM:
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +30,7 @@ from scipy import stats
 
 from .errors import MixedModelsError, ModelSpecError
 from .results import LmerResults
-from .summary import LmerSummary, _common_width, _correlation_text, _table, abbreviate, format_r
+from .summary import LmerSummary, deparse_lines
 
 if TYPE_CHECKING:
     from .families import Family
@@ -209,26 +208,13 @@ class GlmerResults(LmerResults):
 
 
 # --------------------------------------------------------------------------- printing
-_BREAK_AFTER = re.compile(r"(?<= [~+\-*/|] )|(?<= \|\| )")
-
-
-def _deparse_lines(formula: str, cutoff: int = 60) -> list[str]:
-    """R's ``deparse`` line breaking of a long formula: after a binary operator once a line passes 60 characters."""
-    lines, current = [], ""
-    for piece in _BREAK_AFTER.split(formula):
-        current += piece
-        if len(current) > cutoff and piece.endswith(" "):
-            lines.append(current.rstrip())
-            current = ""
-    if current or not lines:
-        lines.append(current)
-    return lines
 
 
 class GlmerSummary(LmerSummary):
     """The printed summary of a glmer fit; ``str()`` gives lme4's text layout.
 
-    Residual quantiles, the groups line, the correlation of fixed effects and
+    Residual quantiles, the random-effects table (no Residual row for families
+    without a dispersion), the groups line, the correlation of fixed effects and
     the closing lines are :class:`~mixedmodels.summary.LmerSummary`'s; the
     coefficient table is R's ``printCoefmat`` with z tests.
     """
@@ -242,7 +228,7 @@ class GlmerSummary(LmerSummary):
         else:
             lines = [f"{title} ['glmerMod']"]
         lines.append(f" Family: {r.family.name}  ( {r.link} )")
-        formula = _deparse_lines(r.formula)
+        formula = deparse_lines(r.formula)
         lines.append(f"Formula: {formula[0]}")
         lines.extend(f"    {line}" for line in formula[1:])
         if r.model.inputs.weights is not None:
@@ -252,41 +238,7 @@ class GlmerSummary(LmerSummary):
         width = max(max(len(v) for v in vals), 8)
         return lines + ["", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in vals)]
 
-    def _random_effects(self) -> list[str]:
-        r: GlmerResults = self.result
-        if r.family.has_dispersion:
-            return super()._random_effects()
-        # as LmerSummary's table, without the Residual row
-        vc = r.varcorr
-        variances = vc[vc["var2"].isna()]
-        var_text = _common_width(format_r(list(variances["vcov"])))
-        sd_text = _common_width(format_r(list(variances["sdcor"])))
-        max_k = max(t.ncols for t in r.terms)
-        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])]
-        idx = 0
-        for (grp, cov), term in zip(r.covariances.items(), r.terms):
-            corr = _correlation_text(cov)
-            for j, name in enumerate(term.column_names):
-                rows.append([grp if j == 0 else "", name, var_text[idx], sd_text[idx], *corr[j]])
-                idx += 1
-        width = len(rows[0])
-        rows = [row + [""] * (width - len(row)) for row in rows]
-        return ["", "Random effects:", *[" " + line for line in _table(rows, "l" * width)]]
-
     def _fixed_effects(self) -> list[str]:
         from .inference.printing import coefmat_lines
 
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]
-
-    def _correlation(self) -> list[str]:
-        """lme4 abbreviates the row names to 11 characters (``abbreviate(rn, minlength = 11)``), the columns to 6."""
-        lines = super()._correlation()
-        names = self.result.fixef_names
-        if not lines or all(abbreviate(n, 11) == n for n in names):
-            return lines
-        width = max(len(abbreviate(n, 11)) for n in names[1:])
-        out = lines[:3]
-        out[2] = " " * width + out[2][max(len(n) for n in names[1:]):]
-        for name, line in zip(names[1:], lines[3:]):
-            out.append(abbreviate(name, 11).ljust(width) + line[max(len(n) for n in names[1:]):])
-        return out

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from ._threads import blas_threads_for
 from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from .design.fixed import DesignMatrix, build_design, build_response, check_scale, drop_aliased_columns
 from .design.frame import model_frame, required_variables
@@ -34,6 +35,9 @@ from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError,
 from .formula import ParsedFormula, parse_formula
 from .linalg import BlockedCrossProducts, Factorization
 from .optim import OptInfo, OptimizerSettings, minimize_bounded
+
+if TYPE_CHECKING:
+    from .results import LmerResults
 
 __all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "ModelInputs"]
 
@@ -115,8 +119,13 @@ def prepare_inputs(
     weights: Any = None,
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
+    allow_as_many_ranef_as_obs: bool = False,
 ) -> ModelInputs:
-    """Parse the formula and build the model frame, y, X and the random-effects terms."""
+    """Parse the formula and build the model frame, y, X and the random-effects terms.
+
+    ``allow_as_many_ranef_as_obs`` relaxes lme4's lmer rule (random effects <
+    observations per term) to glmer's (<=).
+    """
     parsed = parse_formula(formula)
     if parsed.response is None:
         raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
@@ -138,7 +147,7 @@ def prepare_inputs(
         y=build_response(parsed.response, frame),
         fixed=fixed,
         dropped_columns=dropped,
-        terms=build_random_terms(parsed.random, frame, contrasts),
+        terms=build_random_terms(parsed.random, frame, contrasts, allow_as_many_ranef_as_obs),
         weights=w,
         offset=total_offset,
     )
@@ -253,10 +262,11 @@ class LinearMixedModel:
         def scaled_objective(scaled: np.ndarray) -> float:
             return self.objective(cp.from_scaled_theta(scaled))
 
-        info = minimize_bounded(scaled_objective, cp.to_scaled_theta(start), self.theta_lower, settings=settings)
-        if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
-            check = check_convergence(scaled_objective, info.final, self.theta_lower)
-            info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+        with blas_threads_for(cp.a22.shape[0]):
+            info = minimize_bounded(scaled_objective, cp.to_scaled_theta(start), self.theta_lower, settings=settings)
+            if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
+                check = check_convergence(scaled_objective, info.final, self.theta_lower)
+                info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         return replace(info, initial=start.copy(), final=cp.from_scaled_theta(info.final))
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":

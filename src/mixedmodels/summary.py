@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
     from .results import LmerResults
 
-__all__ = ["LmerSummary", "format_r", "format_coef_se", "abbreviate", "zapsmall"]
+__all__ = ["LmerSummary", "format_r", "format_coef_se", "abbreviate", "zapsmall", "deparse_lines"]
 
 
 def _decimals_needed(value: float, digits: int) -> int:
@@ -96,6 +96,22 @@ def _correlation_text(cov: np.ndarray) -> list[list[str]]:
     return text
 
 
+_BREAK_AFTER = re.compile(r"(?<= [~+\-*/|] )|(?<= \|\| )")
+
+
+def deparse_lines(formula: str, cutoff: int = 60) -> list[str]:
+    """R's ``deparse`` line breaking of a long formula: after a binary operator once a line passes 60 characters."""
+    lines, current = [], ""
+    for piece in _BREAK_AFTER.split(formula):
+        current += piece
+        if len(current) > cutoff and piece.endswith(" "):
+            lines.append(current.rstrip())
+            current = ""
+    if current or not lines:
+        lines.append(current)
+    return lines
+
+
 def _table(rows: list[list[str]], align: str) -> list[str]:
     """Lay out string rows in columns; ``align`` has 'l' or 'r' per column."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(align))]
@@ -125,7 +141,8 @@ class LmerSummary:
         if self._ddf is not None:
             name = "Satterthwaite's" if self._ddf == "satterthwaite" else "Kenward-Roger's"
             title = f"Linear mixed model fit by {method}. t-tests use {name} method [lmerModLmerTest]"
-        lines = [title, f"Formula: {r.formula}"]
+        formula = deparse_lines(r.formula)
+        lines = [title, f"Formula: {formula[0]}", *(f"    {line}" for line in formula[1:])]
         if r.model.inputs.weights is not None:
             lines.append("Weights: given")
         lines.append("")
@@ -160,7 +177,8 @@ class LmerSummary:
             for j, name in enumerate(term.column_names):
                 rows.append([grp if j == 0 else "", name, var_text[idx], sd_text[idx], *corr[j]])
                 idx += 1
-        rows.append(["Residual", "", var_text[idx], sd_text[idx]])
+        if (vc["grp"] == "Residual").any():  # binomial and Poisson fits have none
+            rows.append(["Residual", "", var_text[idx], sd_text[idx]])
         width = len(rows[0])
         rows = [row + [""] * (width - len(row)) for row in rows]
         return ["", "Random effects:", *[" " + line for line in _table(rows, "l" * width)]]
@@ -203,8 +221,8 @@ class LmerSummary:
         sd = np.sqrt(np.diag(cov))
         corr = cov / np.outer(sd, sd)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
-        for i in range(1, len(names)):
-            rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+        for i in range(1, len(names)):  # lme4: abbreviate(rownames, 11), abbreviate(colnames, 6)
+            rows.append([abbreviate(names[i], 11)] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
         return ["", "Correlation of Fixed Effects:", *_table(rows, "l" + "r" * (len(names) - 1))]
 
     def _footer(self) -> list[str]:

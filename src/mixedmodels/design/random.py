@@ -137,22 +137,28 @@ def _build_term(term: RandomTerm, frame: pd.DataFrame, contrasts: Mapping[str, s
 
 
 def build_random_terms(
-    terms: tuple[RandomTerm, ...], frame: pd.DataFrame, contrasts: Mapping[str, str] | None = None
+    terms: tuple[RandomTerm, ...],
+    frame: pd.DataFrame,
+    contrasts: Mapping[str, str] | None = None,
+    allow_as_many_as_observations: bool = False,
 ) -> tuple[RandomEffectsTerm, ...]:
     """Build every random-effects term and order them as lme4 does.
 
     Terms are sorted by decreasing number of levels (stable), which also puts
     the largest block first, where the blocked Cholesky keeps it diagonal.
-    Checks lme4's rule that each term has fewer random effects than observations.
+    Checks lme4's rule that each term has fewer random effects than
+    observations (lmer), or at most as many (glmer, where an observation-level
+    ``(1 | obs)`` is allowed: ``allow_as_many_as_observations``).
     """
     if not terms:
-        raise ModelSpecError("no random-effects terms in the formula; use mm.lm() for a model without them")
+        raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
     nobs = len(frame)
     for term in built:
-        if term.nranef >= nobs:
+        if term.nranef > nobs or (term.nranef == nobs and not allow_as_many_as_observations):
+            relation = "<=" if term.nranef == nobs else "<"
             raise ModelSpecError(
-                f"number of observations (={nobs}) <= number of random effects (={term.nranef}) "
+                f"number of observations (={nobs}) {relation} number of random effects (={term.nranef}) "
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
