@@ -176,7 +176,8 @@ class GlmResults:
         return ()
 
     @property
-    def _modes(self) -> list:
+    def conditional_modes(self) -> list:
+        """No random effects: an empty list (so prediction code can treat all fits alike)."""
         return []
 
     @property

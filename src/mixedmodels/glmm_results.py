@@ -103,9 +103,6 @@ class GlmerResults(LmerResults):
         """Fixed effects, theta, and the dispersion for families that have one (lme4's df)."""
         return self.model.nfixef + self.theta.size + int(self.family.has_dispersion)
 
-    def _lambdas(self) -> list[np.ndarray]:
-        return [layout.lam(self.theta) for layout in self.model.layouts]
-
     # --- fixed effects --------------------------------------------------------------
     @property
     def vcov(self) -> pd.DataFrame:

@@ -324,7 +324,8 @@ class LmResults:
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata)
 
     @property
-    def _modes(self) -> list:
+    def conditional_modes(self) -> list:
+        """No random effects: an empty list (so prediction code can treat all fits alike)."""
         return []
 
     def summary(self):

@@ -206,6 +206,11 @@ class LinearMixedModel:
         return self.crossprods.nfixef
 
     @property
+    def layouts(self):
+        """Where each random-effects term sits in theta and in the blocks (block order)."""
+        return self.crossprods.terms
+
+    @property
     def theta_lower(self) -> np.ndarray:
         return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
 

@@ -216,7 +216,7 @@ def linear_predictor(
 
 def _term_modes(result: Any) -> list[np.ndarray]:
     """Conditional modes per term in block order, each (levels, columns)."""
-    modes = getattr(result, "_modes", None)
+    modes = getattr(result, "conditional_modes", None)
     if modes is None:
         raise ModelSpecError(f"{type(result).__name__} does not provide conditional modes of random effects")
     return list(modes)

@@ -161,14 +161,18 @@ class LmerResults:
         return self.nobs - self.npar
 
     # --- variance components --------------------------------------------------
-    def _lambdas(self) -> list[np.ndarray]:
-        return [layout.lam(self.theta) for layout in self.model.crossprods.terms]
+    def relative_factors(self) -> list[np.ndarray]:
+        """Each term's relative covariance factor ``lambda`` (k x k), in block order.
+
+        The term's random effects have covariance ``sigma**2 * lambda @ lambda.T``.
+        """
+        return [layout.lam(self.theta) for layout in self.model.layouts]
 
     @property
     def covariances(self) -> dict[str, np.ndarray]:
         """Covariance matrix of each term's random effects, keyed by lme4's group name."""
         names = _unique_group_names([t.group for t in self.terms])
-        return {n: self.sigma**2 * lam @ lam.T for n, lam in zip(names, self._lambdas())}
+        return {n: self.sigma**2 * lam @ lam.T for n, lam in zip(names, self.relative_factors())}
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -187,16 +191,16 @@ class LmerResults:
 
     # --- random effects -------------------------------------------------------
     @cached_property
-    def _modes(self) -> list[np.ndarray]:
-        """Conditional modes b = Lambda u per term, shape (levels, columns)."""
-        return [u @ lam.T for u, lam in zip(self._spherical, self._lambdas())]
+    def conditional_modes(self) -> list[np.ndarray]:
+        """Conditional modes ``b = Lambda u`` per term in block order, each (levels, columns)."""
+        return [u @ lam.T for u, lam in zip(self._spherical, self.relative_factors())]
 
     @cached_property
     def _condsd(self) -> list[np.ndarray]:
         from .linalg.condvar import conditional_variances
 
         variances = conditional_variances(self._factor)
-        return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self._lambdas(), variances)]
+        return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self.relative_factors(), variances)]
 
     def _term_frame(self, index: int, values: np.ndarray) -> pd.DataFrame:
         term = self.terms[index]
@@ -216,7 +220,7 @@ class LmerResults:
         With ``condvar=True`` each frame has two column levels: ``"condval"``
         (the modes) and ``"condsd"`` (their conditional standard deviations).
         """
-        modes = self._by_group(self._modes)
+        modes = self._by_group(self.conditional_modes)
         if not condvar:
             return modes
         sds = self._by_group(self._condsd)
@@ -240,7 +244,7 @@ class LmerResults:
     def _linear_predictor(self) -> np.ndarray:
         inputs = self.model.inputs
         eta = inputs.fixed.matrix @ self.beta
-        for term, modes in zip(self.terms, self._modes):
+        for term, modes in zip(self.terms, self.conditional_modes):
             eta = eta + np.einsum("ij,ij->i", term.z, modes[term.refs])
         return eta + inputs.offset if inputs.offset is not None else eta
 

@@ -113,7 +113,7 @@ def _covariance_roots(result: Any) -> list[np.ndarray]:
     ``simulate`` leaves out ``sigma`` there.  Without relative factors, a
     symmetric root of ``result.covariances``.
     """
-    lambdas = getattr(result, "_lambdas", None)
+    lambdas = getattr(result, "relative_factors", None)
     if callable(lambdas):
         return [result.sigma * np.asarray(lam, dtype=float) for lam in lambdas()]
     roots = []

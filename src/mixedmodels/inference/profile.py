@@ -39,7 +39,7 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
-from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters, _values
+from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
 if TYPE_CHECKING:
     from ..results import LmerResults
