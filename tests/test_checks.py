@@ -86,7 +86,7 @@ def test_rank_deficient_columns_are_dropped_with_a_warning(sleep):
 
 
 def test_predictors_on_very_different_scales_warn(sleep):
-    sleep["big"] = sleep["Days"] * 1e7 + np.arange(180)
+    sleep["big"] = np.random.default_rng(3).normal(scale=1e7, size=180)
     with pytest.warns(mm.ScaleWarning, match="rescal"):
         mm.lmer("Reaction ~ Days + big + (1 | Subject)", sleep)
 
