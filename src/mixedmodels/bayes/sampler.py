@@ -94,16 +94,7 @@ def _chain(key, init, data, *, spec, settings: SamplerSettings):
     total = settings.warmup + settings.draws
     every = max(1, total // 50)
 
-    def warm(state, i):
-        state = sample_kernel(state, model_args=(data,))
-        if settings.progress:
-            _tick(i, every)
-        return state, None
-
-    def draw(state, i):
-        state = sample_kernel(state, model_args=(data,))
-        if settings.progress:
-            _tick(i, every)
+    def record(state):
         stats = {
             "diverging": state.diverging,
             "n_steps": state.num_steps,
@@ -111,10 +102,23 @@ def _chain(key, init, data, *, spec, settings: SamplerSettings):
             "energy": state.energy,
             "lp": -state.potential_energy,
         }
-        return state, (constrained(state.z, data, spec), stats)
+        return constrained(state.z, data, spec), stats
 
-    state, _ = lax.scan(warm, state, jnp.arange(settings.warmup))
-    state, (values, stats) = lax.scan(draw, state, jnp.arange(settings.warmup, total))
+    def step(i, carry):
+        # one loop over warmup and draws keeps a single copy of the NUTS kernel in the
+        # compiled program; warmup iterations write to slot 0, which the first draw overwrites
+        state, buffer = carry
+        state = sample_kernel(state, model_args=(data,))
+        if settings.progress:
+            _tick(i, every)
+        slot = jnp.maximum(i - settings.warmup, 0)
+        buffer = B.jax.tree.map(lambda buf, new: lax.dynamic_update_index_in_dim(buf, new, slot, 0),
+                                buffer, record(state))
+        return state, buffer
+
+    shapes = B.jax.eval_shape(record, state)
+    buffer = B.jax.tree.map(lambda s: jnp.zeros((settings.draws,) + s.shape, s.dtype), shapes)
+    state, (values, stats) = lax.fori_loop(0, total, step, (state, buffer))
     return values, stats, state.adapt_state.step_size
 
 
