@@ -12,14 +12,16 @@ from mixedmodels.linalg import BlockedCrossProducts
 from mixedmodels.linalg.condvar import conditional_variances
 
 
-def _problem(seed=1, n=300):
+def _problem(seed=1, n=300, scalar_first=False):
+    """Three crossed terms; the big first one has a random slope unless ``scalar_first``."""
     rng = np.random.default_rng(seed)
     nlevels = [20, 7, 4]
     refs = [rng.integers(0, q, n) for q in nlevels]
     x = rng.normal(size=n)
-    zs = [np.column_stack([np.ones(n), x]), np.ones((n, 1)), np.column_stack([np.ones(n), x])]
+    first = np.ones((n, 1)) if scalar_first else np.column_stack([np.ones(n), x])
+    zs = [first, np.ones((n, 1)), np.column_stack([np.ones(n), x])]
     xy = np.column_stack([np.ones(n), x, rng.normal(size=n)])
-    theta = np.array([0.8, 0.3, 0.5, 1.2, 0.7, -0.2, 0.4])
+    theta = np.array(([0.8] if scalar_first else [0.8, 0.3, 0.5]) + [1.2, 0.7, -0.2, 0.4])
     return refs, zs, nlevels, xy, theta
 
 
@@ -50,8 +52,9 @@ def storage(request, monkeypatch):
     return request.param
 
 
-def test_objective_pieces_match_dense_cholesky(storage):
-    refs, zs, nlevels, xy, theta = _problem()
+@pytest.mark.parametrize("scalar_first", [False, True])
+def test_objective_pieces_match_dense_cholesky(storage, scalar_first):
+    refs, zs, nlevels, xy, theta = _problem(scalar_first=scalar_first)
     factor = BlockedCrossProducts.build(refs, zs, nlevels, xy).factorize(theta)
     dense, nre, _ = _dense_factor(refs, zs, nlevels, xy, theta)
     d = np.diag(dense)
@@ -60,8 +63,9 @@ def test_objective_pieces_match_dense_cholesky(storage):
     assert factor.pwrss() == pytest.approx(d[-1] ** 2, rel=1e-12)
 
 
-def test_solution_matches_dense_solve(storage):
-    refs, zs, nlevels, xy, theta = _problem()
+@pytest.mark.parametrize("scalar_first", [False, True])
+def test_solution_matches_dense_solve(storage, scalar_first):
+    refs, zs, nlevels, xy, theta = _problem(scalar_first=scalar_first)
     beta, spherical = BlockedCrossProducts.build(refs, zs, nlevels, xy).factorize(theta).solve()
     _, nre, a = _dense_factor(refs, zs, nlevels, xy, theta)
     solution = np.linalg.solve(a[:-1, :-1], a[:-1, -1])
@@ -69,8 +73,9 @@ def test_solution_matches_dense_solve(storage):
     np.testing.assert_allclose(np.concatenate([u.ravel() for u in spherical]), solution[:nre], rtol=1e-9, atol=1e-12)
 
 
-def test_conditional_variances_match_dense_inverse(storage):
-    refs, zs, nlevels, xy, theta = _problem()
+@pytest.mark.parametrize("scalar_first", [False, True])
+def test_conditional_variances_match_dense_inverse(storage, scalar_first):
+    refs, zs, nlevels, xy, theta = _problem(scalar_first=scalar_first)
     variances = conditional_variances(BlockedCrossProducts.build(refs, zs, nlevels, xy).factorize(theta))
     dense, nre, _ = _dense_factor(refs, zs, nlevels, xy, theta)
     inverse = np.linalg.inv(dense[:nre, :nre] @ dense[:nre, :nre].T)
@@ -98,3 +103,21 @@ def test_triangular_inverse():
     np.testing.assert_allclose(triangular_inverse(lower.T, lower=False) @ lower.T, np.eye(3), atol=1e-14)
     with pytest.raises(np.linalg.LinAlgError):
         triangular_inverse(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_rank_update_plan_equals_the_sparse_product(monkeypatch, shared_weights):
+    """The planned update (levels grouped by weight) is the lower triangle of A21 W A21'."""
+    import scipy.sparse as sp
+
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    refs, zs, nlevels, xy, theta = _problem(scalar_first=True)
+    if not shared_weights:  # distinct diagonals: every level its own group
+        zs[0] = zs[0] * np.random.default_rng(5).uniform(0.5, 1.5, size=zs[0].shape)
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    plan = cp.rank_update_plan
+    assert plan is not None
+    assert (len(plan.representative) < nlevels[0]) == shared_weights
+    weights = 0.7 / (0.7 * cp.a11[:, 0, 0] + 1.0)  # as in the Cholesky: a function of the level's diagonal
+    expected = (cp.a21 @ sp.diags_array(weights) @ cp.a21.T).toarray()
+    np.testing.assert_allclose(plan.apply(weights), np.tril(expected), rtol=1e-12, atol=1e-12)

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
 from ..design.covariance import lower_triangle, theta_to_lambda
+from .rank_update import ScalarRankUpdate
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 
@@ -123,6 +124,10 @@ class BlockedCrossProducts:
         Number of columns of X.
     nobs : int
         Number of observations.
+    plan_rank_update : bool
+        Precompute the rank update's pieces (see :mod:`.rank_update`) on
+        first use.  Worth it when the blocks are factored many times;
+        PIRLS, which rebuilds them at every step, leaves it off.
     """
 
     terms: tuple[TermLayout, ...]
@@ -131,6 +136,7 @@ class BlockedCrossProducts:
     a22: np.ndarray
     nfixef: int
     nobs: int
+    plan_rank_update: bool = False
 
     @classmethod
     def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray) -> "BlockedCrossProducts":
@@ -153,7 +159,18 @@ class BlockedCrossProducts:
             a21 = a21.toarray()
         a22 = _dense_gram(rest_re, xy)
         a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
-        return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0])
+        return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
+
+    @cached_property
+    def rank_update_plan(self) -> ScalarRankUpdate | None:
+        """Precomputed pieces of ``A21 W A21'`` for a scalar big term with sparse ``A21`` (else None).
+
+        Derived from ``a21`` and ``a11`` on first use, so a copy with other
+        blocks (``dataclasses.replace``) derives its own.
+        """
+        if not self.plan_rank_update or isinstance(self.a21, np.ndarray) or self.first.ncols != 1:
+            return None
+        return ScalarRankUpdate.build(self.a21, self.a11[:, 0, 0])
 
     @property
     def first(self) -> TermLayout:
@@ -222,6 +239,12 @@ def _scale_rest(mat: np.ndarray, terms: tuple[TermLayout, ...], theta: np.ndarra
         offset += term.size
 
 
+def _symmetrize_from_lower(mat: np.ndarray) -> None:
+    """Copy the strict lower triangle of a square matrix onto its upper triangle, in place."""
+    upper = np.triu_indices(mat.shape[0], 1)
+    mat[upper] = mat.T[upper]
+
+
 def _first_block_factor(a11: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Per-level Cholesky factors of ``lam' A11_l lam + I``, shape ``(q, k, k)``."""
     k = lam.shape[0]
@@ -285,16 +308,21 @@ class Factorization:
     def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
         lam1 = cp.first.scaled_lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
-        rest = _rank_update(cp.a21, _first_block_weights(l11, lam1))
+        weights = _first_block_weights(l11, lam1)
+        plan = cp.rank_update_plan
+        rest = plan.apply(weights) if plan is not None else _rank_update(cp.a21, weights)
         np.subtract(cp.a22, rest, out=rest)
+        if plan is not None and any(t.ncols > 1 for t in cp.rest_terms):
+            _symmetrize_from_lower(rest)  # vector terms' scaling mixes rows within a level
         _scale_rest(rest, cp.rest_terms, theta, "rows")
         _scale_rest(rest, cp.rest_terms, theta, "cols")
         nre = cp.nre_rest
         rest[np.arange(nre), np.arange(nre)] += 1.0
-        # rest is symmetric and C-ordered: its transpose is a Fortran-ordered view
-        # LAPACK can factor in place without a copy.
-        l22, info = lapack.dpotrf(rest.T, lower=1, clean=0, overwrite_a=1)
-        return cls(cp, theta, l11, l22, info == 0)
+        # Only rest's lower triangle is reliable. rest.T is a Fortran-ordered view
+        # whose upper triangle is that lower triangle: LAPACK factors it in place
+        # as U'U, and U' = L is then the lower triangle of the C-ordered array.
+        upper, info = lapack.dpotrf(rest.T, lower=0, clean=0, overwrite_a=1)
+        return cls(cp, theta, l11, upper.T, info == 0)
 
     def fixed_factor(self) -> tuple[np.ndarray, np.ndarray]:
         """The X block of the factor, ``L_X`` (lower triangular, p x p), and the y row beside it.

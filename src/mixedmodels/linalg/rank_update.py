@@ -1,0 +1,87 @@
+"""The rank update ``A21 W A21'`` of the rest block, for a scalar big term.
+
+When the first (big) random-effects term has one column, ``W`` is diagonal
+with ``w_c = lambda^2 / (lambda^2 a11_c + 1)``: levels with the same diagonal
+``a11_c`` (e.g. the same number of observations) share their weight.  The
+update is then a weighted sum of fixed pieces,
+
+    A21 W A21' = sum_g  w_g  sum_{c in g} a_c a_c',
+
+whose non-zero lower-triangle entries are found once.  Each evaluation is a
+single weighted ``bincount`` over them instead of a sparse matrix product,
+and only the lower triangle is formed (all the Cholesky factorization reads).
+
+For InstEval (2,972 students in 86 weight groups, a 1,159 x 1,159 update)
+this is 1.2 M entries per evaluation instead of 4.1 M products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ScalarRankUpdate"]
+
+
+def _lower_pairs(a21: sp.csc_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of non-zeros in the same column with row_i >= row_j: flat position, product, column."""
+    m = a21.shape[0]
+    nnz_per_col = np.diff(a21.indptr)
+    col_of_entry = np.repeat(np.arange(a21.shape[1]), nnz_per_col)
+    position = np.arange(a21.nnz) - a21.indptr[col_of_entry]
+    counts = position + 1
+    first = np.repeat(np.arange(a21.nnz), counts)
+    offsets = np.arange(first.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    second = a21.indptr[col_of_entry[first]] + offsets
+    rows = a21.indices.astype(np.int64)
+    flat = rows[first] * m + rows[second]
+    return flat, a21.data[first] * a21.data[second], col_of_entry[first]
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarRankUpdate:
+    """Precomputed lower-triangle pieces of ``A21 W A21'`` grouped by weight.
+
+    Attributes
+    ----------
+    flat : ndarray of int64
+        Positions ``i * m + j`` (``i >= j``) in the m x m update.
+    values : ndarray
+        The summed products ``a_ic a_jc`` over the levels c of each group.
+    group : ndarray of intp
+        The weight group each entry belongs to.
+    representative : ndarray of intp
+        One level of each group (its weight is the group's).
+    size : int
+        m, the order of the update.
+    """
+
+    flat: np.ndarray
+    values: np.ndarray
+    group: np.ndarray
+    representative: np.ndarray
+    size: int
+
+    @classmethod
+    def build(cls, a21: sp.csr_array | sp.csc_array, a11_diagonal: np.ndarray) -> "ScalarRankUpdate":
+        """Group the levels by their diagonal (hence weight) and sum their pieces per group."""
+        csc = sp.csc_array(a21)
+        csc.sort_indices()
+        m = csc.shape[0]
+        uniques, level_group = np.unique(a11_diagonal, return_inverse=True)
+        representative = np.zeros(uniques.size, dtype=np.intp)
+        representative[level_group] = np.arange(level_group.size)
+        flat, values, column = _lower_pairs(csc)
+        group = level_group[column]
+        if uniques.size < level_group.size:  # levels share weights: merge their entries
+            keys, inverse = np.unique(group.astype(np.int64) * (m * m) + flat, return_inverse=True)
+            values = np.bincount(inverse, weights=values)
+            group, flat = np.divmod(keys, m * m)
+        return cls(flat, values, group.astype(np.intp), representative, m)
+
+    def apply(self, weights: np.ndarray) -> np.ndarray:
+        """The update for per-level weights, lower triangle only (upper is zero), C-ordered."""
+        weighted = self.values * weights[self.representative][self.group]
+        return np.bincount(self.flat, weights=weighted, minlength=self.size * self.size).reshape(self.size, self.size)
