@@ -166,7 +166,7 @@ def _jax_parts(model: BayesModel, params: dict) -> tuple[float, dict]:
                for ts, tp, c in zip(model.spec.terms, p["terms"], parts["chol"])]
         return log_density(p, d, model.spec), {**parts, "cor_jacobian": jac}
 
-    with B.jax.enable_x64(True):
+    with B.x64(True):
         value, parts = B.jax.jit(parts_fn)(params, model.data)
         return float(value), B.jax.tree.map(np.asarray, parts)
 

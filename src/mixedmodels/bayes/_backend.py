@@ -37,7 +37,8 @@ def _configure_host_devices() -> None:
 
 @lru_cache(maxsize=None)
 def backend() -> SimpleNamespace:
-    """The imported modules: ``jax``, ``jnp``, ``lax``, ``hmc`` (NumPyro's NUTS kernels), ``corr_cholesky``.
+    """The imported modules: ``jax``, ``jnp``, ``lax``, ``hmc`` (NumPyro's NUTS kernels), ``corr_cholesky``
+    (NumPyro's transform to Cholesky factors of correlation matrices) and ``x64`` (64-bit context manager).
 
     Raises
     ------
@@ -55,8 +56,12 @@ def backend() -> SimpleNamespace:
         from numpyro.infer.hmc import hmc
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # JAX before 0.7 kept the context manager in jax.experimental
+        from jax.experimental import enable_x64
     return SimpleNamespace(
-        jax=jax, jnp=jnp, lax=lax, jsp=jsp, hmc=hmc, corr_cholesky=biject_to(constraints.corr_cholesky)
+        jax=jax, jnp=jnp, lax=lax, jsp=jsp, hmc=hmc, corr_cholesky=biject_to(constraints.corr_cholesky),
+        x64=enable_x64,
     )
 
 

@@ -172,6 +172,7 @@ def compare_pooling_bayes(
     priors: Mapping[str, Any] | None = None,
     no_pooling_prior: Prior | None = None,
     prob: float = 0.95,
+    share_fixed: bool = True,
     **kwargs: Any,
 ):
     """Bayesian complete, no and partial pooling from one lmer formula, side by side.
@@ -192,6 +193,11 @@ def compare_pooling_bayes(
         model; default the prior of the matching population coefficient.
     prob : float
         HDI probability of the ``lower``/``upper`` columns.
+    share_fixed : bool
+        The Bayesian no-pooling model always shares the fixed effects outside
+        the grouping factor's random term (and sigma) across levels;
+        ``share_fixed=False`` is refused when the model has such effects, since
+        separate per-level fits of them are not what it computes.
     **kwargs
         Sampler settings (``draws``, ``warmup``, ``chains``, ``seed``,
         ``target_accept``, ``max_tree_depth``, ``progress``) for all three
@@ -227,6 +233,12 @@ def compare_pooling_bayes(
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
     layout = pooling._layout(partial, group)
+    if not share_fixed and len(layout.terms) > len(layout.random_terms):
+        others = [t for t in layout.terms if t not in layout.random_terms]
+        raise ModelSpecError(
+            f"the Bayesian no-pooling model shares the fixed effects {others} across levels of {layout.group!r}; "
+            "pass share_fixed=True (per-level separate fits of them are only available with method='lmer')"
+        )
     counts = np.bincount(layout.refs, minlength=len(layout.levels))
     fits = {
         "complete": _pooled_fit(sample(_complete_model(partial), **sampler)),

@@ -155,7 +155,7 @@ def run_nuts(model, chains: int, settings: SamplerSettings, seed: int, inits: li
     start = time.perf_counter()
     bar = _open_bar(chains * (settings.warmup + settings.draws)) if settings.progress else None
     try:
-        with jax.enable_x64(True):
+        with B.x64(True):
             keys = jax.random.split(jax.random.PRNGKey(seed), chains)
             parts = []
             for first in range(0, chains, ndev):
