@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import ModelSpecError
-from ..priors import LKJ, Fixed, Prior, Uniform, as_prior_spec, check_prior, column_scale, default_priors
+from ..priors import LKJ, Fixed, Prior, as_prior_spec, check_prior, column_scale, default_priors
 from ..priors import response_scale
 
 __all__ = ["BayesModel", "ModelSpec", "PriorGroup", "TermSpec", "ResolvedPriors", "group_names"]
