@@ -49,6 +49,8 @@ _LAZY = {
     "simulate_design": "mixedmodels.simulation",
     "power": "mixedmodels.simulation",
     "datasets": "mixedmodels.datasets",
+    "bayes": "mixedmodels.bayes",
+    "priors": "mixedmodels.priors",
 }
 
 __all__ = [
@@ -67,7 +69,7 @@ __all__ = [
 
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
-_LAZY_MODULES = {"datasets", "families", "plots"}
+_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors"}
 
 
 def __getattr__(name: str) -> Any:

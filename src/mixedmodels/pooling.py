@@ -612,6 +612,7 @@ def compare_pooling(
     *,
     group: str | None = None,
     share_fixed: bool = False,
+    method: str = "lmer",
     **lmer_kwargs: Any,
 ) -> PoolingComparison:
     """Fit complete, no and partial pooling from one lmer formula and compare them.
@@ -632,9 +633,14 @@ def compare_pooling(
         joint least-squares fit in which only the random-term columns vary by
         level and the other fixed effects are shared (Gelman & Hill's no
         pooling, ``lm(y ~ 0 + g + x)`` for a random intercept).
+    method : {"lmer", "bayes"}
+        ``"bayes"`` fits the three models with priors by NUTS
+        (:func:`mixedmodels.bayes.compare_pooling_bayes`, needs the ``bayes``
+        extra); the table then has posterior means, SDs and 95 % HDIs.
     **lmer_kwargs
         ``REML``, ``weights``, ``offset``, ``contrasts``, ``settings`` for
-        :func:`mixedmodels.lmer` (weights and offset apply to all three fits).
+        :func:`mixedmodels.lmer` (weights and offset apply to all three fits),
+        or the sampler's arguments with ``method="bayes"``.
 
     Returns
     -------
@@ -655,6 +661,12 @@ def compare_pooling(
     >>> cmp = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleep)
     >>> cmp.estimates("no").loc["308"]      # 244.19, 21.76 as in lme4's documentation
     """
+    if method == "bayes":
+        from .bayes.pooling import compare_pooling_bayes
+
+        return compare_pooling_bayes(formula, data, group=group, share_fixed=share_fixed, **lmer_kwargs)
+    if method != "lmer":
+        raise MixedModelsError(f"unknown method {method!r}; choose 'lmer' or 'bayes'")
     fit = _fit_model(formula, data, lmer_kwargs)
     layout = _layout(fit, group)
     counts = np.bincount(layout.refs, minlength=len(layout.levels))
