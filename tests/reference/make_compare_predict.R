@@ -16,55 +16,24 @@ suppressPackageStartupMessages({
 })
 
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
-args <- commandArgs(trailingOnly = TRUE)
-data_dir <- if (length(args) >= 1L) args[[1L]] else
-  file.path(script_dir, "..", "..", "..", "shared", "data")
-data_dir <- normalizePath(data_dir, mustWork = TRUE)
+source(file.path(script_dir, "common.R"))   # num, read_dataset, table_json(tab, call), ...
+data_dir <- reference_data_dir()
 
-versions <- list(R = R.version.string, lme4 = packageDescription("lme4")$Version,
-                 lmerTest = packageDescription("lmerTest")$Version,
-                 jsonlite = packageDescription("jsonlite")$Version)
+versions <- package_versions("lme4", "lmerTest", "jsonlite")
 
-read_dataset <- function(name) {
-  schema <- fromJSON(file.path(data_dir, paste0(name, ".schema.json")), simplifyVector = TRUE)
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), colClasses = "character",
-                check.names = FALSE, na.strings = c("NA", ""))
-  for (col in names(schema)) {
-    s <- schema[[col]]
-    x <- d[[col]]
-    d[[col]] <- switch(s$type,
-      factor = factor(x, levels = s$levels, ordered = isTRUE(s$ordered)),
-      numeric = as.numeric(x), integer = as.integer(x), logical = as.logical(x),
-      character = x, stop("unknown column type ", s$type))
-  }
-  d
-}
-
-sleepstudy  <- read_dataset("sleepstudy")
+sleepstudy  <- add_sleepstudy_columns(read_dataset("sleepstudy"))   # w, DayF, Phase
 Penicillin  <- read_dataset("Penicillin")
 Pastes      <- read_dataset("Pastes")
 cbpp        <- read_dataset("cbpp")
 grouseticks <- read_dataset("grouseticks")
-sleepstudy$w     <- 1 + (sleepstudy$Days %% 3)
-sleepstudy$DayF  <- factor(sleepstudy$Days)
-sleepstudy$Phase <- factor(ifelse(sleepstudy$Days < 5, "early", "late"))
 
-num <- function(x) { x <- unname(x); storage.mode(x) <- "double"; x }
-table_json <- function(tab, call) {
-  df <- as.data.frame(tab, check.names = FALSE, stringsAsFactors = FALSE)
-  out <- list(call = call, rownames = rownames(df))
-  for (cn in names(df)) out[[cn]] <- if (is.numeric(df[[cn]])) num(df[[cn]]) else as.character(df[[cn]])
-  out
-}
 quiet <- function(expr) suppressMessages(suppressWarnings(expr))
 write_ref <- function(name, x) {
   x$versions <- versions
-  write_json(x, file.path(script_dir, paste0(name, ".json")), auto_unbox = TRUE, digits = NA,
-             pretty = TRUE, na = "null", null = "null")
+  write_reference_json(x, file.path(script_dir, paste0(name, ".json")))
   cat("wrote", name, "\n")
 }
 

@@ -41,57 +41,21 @@ suppressPackageStartupMessages({
 })
 
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
-args <- commandArgs(trailingOnly = TRUE)
-data_dir <- if (length(args) >= 1L) args[[1L]] else
-  file.path(script_dir, "..", "..", "..", "shared", "data")
-data_dir <- normalizePath(data_dir, mustWork = TRUE)
+source(file.path(script_dir, "common.R"))   # read_dataset, table_json, ...
+data_dir <- reference_data_dir()
 
-versions <- list(
-  R = R.version.string,
-  lme4 = packageDescription("lme4")$Version,
-  lmerTest = packageDescription("lmerTest")$Version,
-  pbkrtest = packageDescription("pbkrtest")$Version,
-  emmeans = packageDescription("emmeans")$Version
-)
-
-read_dataset <- function(name) {
-  schema <- fromJSON(file.path(data_dir, paste0(name, ".schema.json")), simplifyVector = TRUE)
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), colClasses = "character",
-                check.names = FALSE, na.strings = c("NA", ""))
-  for (col in names(schema)) {
-    s <- schema[[col]]
-    x <- d[[col]]
-    d[[col]] <- switch(s$type,
-      factor = factor(x, levels = s$levels, ordered = isTRUE(s$ordered)),
-      numeric = as.numeric(x), integer = as.integer(x), logical = as.logical(x),
-      character = x, stop("unknown column type ", s$type))
-  }
-  d
-}
+versions <- package_versions("lme4", "lmerTest", "pbkrtest", "emmeans")
 
 sleepstudy <- read_dataset("sleepstudy")
 ## Derived columns (Python rebuilds them the same way)
-sleepstudy$w     <- 1 + (sleepstudy$Days %% 3)
-sleepstudy$Phase <- factor(ifelse(sleepstudy$Days < 5, "early", "late"))
+sleepstudy <- add_sleepstudy_columns(sleepstudy)            # w, DayF, Phase
 sleepstudy$Half  <- factor(ifelse(sleepstudy$Days %% 2 == 0, "even", "odd"))
-sleepstudy$DayF  <- factor(sleepstudy$Days)
 sleepstudy$Third <- factor(sleepstudy$Days %/% 4)           # levels "0", "1", "2"
 ## unbalanced: drop the rows with (subject number + Days) %% 7 == 0 (subject number = factor code, 1..18)
 sleep_unbal <- subset(sleepstudy, (as.integer(Subject) + Days) %% 7 != 0)
-
-table_json <- function(tab) {
-  df <- as.data.frame(tab, check.names = FALSE, stringsAsFactors = FALSE)
-  out <- list(rownames = rownames(df))
-  for (cn in names(df)) {
-    v <- df[[cn]]
-    out[[cn]] <- if (is.factor(v)) as.character(v) else if (is.numeric(v)) unname(as.numeric(v)) else unname(v)
-  }
-  out
-}
 
 safely <- function(expr) tryCatch(expr, error = function(e) list(error = conditionMessage(e)))
 
@@ -249,7 +213,6 @@ for (id in names(cases)) {
   res <- tryCatch(cases[[id]](), error = function(e) list(error = conditionMessage(e)))
   res$id <- id
   res$versions <- versions
-  writeLines(toJSON(res, auto_unbox = TRUE, digits = NA, null = "null", na = "null", pretty = FALSE),
-             file.path(script_dir, paste0(id, ".json")))
+  write_reference_json(res, file.path(script_dir, paste0(id, ".json")), pretty = FALSE)
   cat(id, if (!is.null(res$error)) paste("ERROR:", res$error) else "ok", "\n")
 }

@@ -29,39 +29,20 @@ suppressPackageStartupMessages({
 })
 
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
-args <- commandArgs(trailingOnly = TRUE)
-data_dir <- if (length(args) >= 1L) args[[1L]] else file.path(script_dir, "..", "..", "..", "shared", "data")
-data_dir <- normalizePath(data_dir, mustWork = TRUE)
+source(file.path(script_dir, "common.R"))   # num, read_dataset, write_reference_json, ...
+data_dir <- reference_data_dir()
 out_dir <- file.path(script_dir, "glmm")
 dir.create(out_dir, showWarnings = FALSE)
 
-read_dataset <- function(name) {
-  schema <- fromJSON(file.path(data_dir, paste0(name, ".schema.json")), simplifyVector = TRUE)
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), colClasses = "character",
-                check.names = FALSE, na.strings = c("NA", ""))
-  for (col in names(schema)) {
-    s <- schema[[col]]
-    x <- d[[col]]
-    d[[col]] <- switch(s$type,
-      factor = factor(x, levels = s$levels, ordered = isTRUE(s$ordered)),
-      numeric = as.numeric(x), integer = as.integer(x), logical = as.logical(x),
-      character = x, stop("unknown column type ", s$type))
-  }
-  d
-}
 cbpp        <- read_dataset("cbpp")
 grouseticks <- read_dataset("grouseticks")
 VerbAgg     <- read_dataset("VerbAgg")
 sleepstudy  <- read_dataset("sleepstudy")
 
-versions <- list(R = R.version.string, lme4 = packageDescription("lme4")$Version,
-                 glmmTMB = packageDescription("glmmTMB")$Version,
-                 TMB = packageDescription("TMB")$Version)
-num <- function(x) { x <- unname(x); storage.mode(x) <- "double"; x }
+versions <- package_versions("lme4", "glmmTMB", "TMB")
 tight <- glmerControl(tolPwrss = 1e-12,
                       optCtrl = list(FtolAbs = 1e-12, FtolRel = 1e-14, XtolRel = 1e-10, maxfun = 1e5))
 
@@ -125,16 +106,14 @@ for (name in names(cases)) {
                   linpred_head = num(head(predict(m, type = "link"), 10)))
   extra <- list(theta = num(getME(mt, "theta")), sigma = sigma(mt),
                 fit_warnings = warns, optimizer_message = mt@optinfo$message, default = default)
-  write_json(fit_json(tcall, mt, sds, se, extra), file.path(out_dir, paste0(name, "_tight.json")),
-             auto_unbox = TRUE, digits = NA, pretty = TRUE)
+  write_reference_json(fit_json(tcall, mt, sds, se, extra), file.path(out_dir, paste0(name, "_tight.json")))
   if (isTRUE(case$tmb)) {
     tmbcall <- sub("^glmer", "glmmTMB", sprintf(case$call, ""))
     mt2 <- eval(parse(text = tmbcall))
     sds2 <- unlist(lapply(VarCorr(mt2)$cond, function(v) attr(v, "stddev")))
     names(sds2) <- names(VarCorr(mt2)$cond)
     se2 <- sqrt(diag(vcov(mt2)$cond))
-    write_json(fit_json(tmbcall, mt2, sds2, se2), file.path(out_dir, paste0(name, "_glmmtmb.json")),
-               auto_unbox = TRUE, digits = NA, pretty = TRUE)
+    write_reference_json(fit_json(tmbcall, mt2, sds2, se2), file.path(out_dir, paste0(name, "_glmmtmb.json")))
   }
 }
 writeLines(c(R.version.string, paste("lme4", packageVersion("lme4")), paste("glmmTMB", packageVersion("glmmTMB"))),

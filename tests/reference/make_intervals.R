@@ -28,39 +28,17 @@ suppressPackageStartupMessages({
 })
 
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
-args <- commandArgs(trailingOnly = TRUE)
-data_dir <- if (length(args) >= 1L) args[[1L]] else
-  file.path(script_dir, "..", "..", "..", "shared", "data")
-data_dir <- normalizePath(data_dir, mustWork = TRUE)
+source(file.path(script_dir, "common.R"))   # num, ci_json, read_dataset, ...
+data_dir <- reference_data_dir()
 
-read_dataset <- function(name) {
-  schema <- fromJSON(file.path(data_dir, paste0(name, ".schema.json")), simplifyVector = TRUE)
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), colClasses = "character",
-                check.names = FALSE, na.strings = c("NA", ""))
-  for (col in names(schema)) {
-    s <- schema[[col]]
-    x <- d[[col]]
-    d[[col]] <- switch(s$type,
-      factor = factor(x, levels = s$levels, ordered = isTRUE(s$ordered)),
-      numeric = as.numeric(x), integer = as.integer(x), logical = as.logical(x),
-      character = x, stop("unknown column type ", s$type))
-  }
-  d
-}
-
-sleepstudy  <- read_dataset("sleepstudy")
+sleepstudy  <- add_sleepstudy_columns(read_dataset("sleepstudy"))   # w (also DayF, Phase)
 Dyestuff    <- read_dataset("Dyestuff")
 Dyestuff2   <- read_dataset("Dyestuff2")
 Pastes      <- read_dataset("Pastes")
 grouseticks <- read_dataset("grouseticks")
-sleepstudy$w <- 1 + (sleepstudy$Days %% 3)
-
-num <- function(x) { x <- unname(x); storage.mode(x) <- "double"; x }
-ci_json <- function(ci) list(names = rownames(ci), lower = num(ci[, 1L]), upper = num(ci[, 2L]))
 
 profile_json <- function(pr) {
   d <- as.data.frame(pr)
@@ -143,5 +121,4 @@ out$boot_perc <- list(
 
 out$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                      boot = as.character(packageVersion("boot")))
-writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, null = "null", na = "null", pretty = FALSE),
-           file.path(script_dir, "intervals.json"))
+write_reference_json(out, file.path(script_dir, "intervals.json"), pretty = FALSE)

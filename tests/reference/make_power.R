@@ -9,10 +9,10 @@
 suppressPackageStartupMessages(library(jsonlite))
 
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
+source(file.path(script_dir, "common.R"))   # package_versions, write_reference_json
 
 cases <- data.frame(
   x = c(0, 1, 5, 11, 50, 83, 199, 200, 3, 37),
@@ -32,7 +32,6 @@ out <- list(
   id = "power_binomial_ci",
   call = "prop.test(x, n, conf.level = level, correct = FALSE)$conf.int; binom.test(x, n, conf.level = level)$conf.int",
   cases = rows,
-  versions = list(R = R.version.string, jsonlite = packageDescription("jsonlite")$Version)
+  versions = package_versions("jsonlite")
 )
-writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE),
-           file.path(script_dir, "power_binomial_ci.json"))
+write_reference_json(out, file.path(script_dir, "power_binomial_ci.json"))

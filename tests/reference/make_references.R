@@ -21,50 +21,18 @@ suppressPackageStartupMessages({
 
 ## ------------------------------------------------------------------ paths --
 script_dir <- local({
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grepl("^--file=", a)])
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   if (length(f) == 1L) dirname(normalizePath(f)) else normalizePath(".")
 })
+source(file.path(script_dir, "common.R"))   # num, read_dataset, table_json, ...
 args <- commandArgs(trailingOnly = TRUE)
-data_dir <- if (length(args) >= 1L) args[[1L]] else
-  file.path(script_dir, "..", "..", "..", "shared", "data")
-data_dir <- normalizePath(data_dir, mustWork = TRUE)
+data_dir <- reference_data_dir(args)
 out_dir <- script_dir
 only <- if (length(args) >= 2L) strsplit(args[[2L]], ",")[[1L]] else NULL
 
-versions <- list(
-  R = R.version.string,
-  lme4 = packageDescription("lme4")$Version,
-  lmerTest = packageDescription("lmerTest")$Version,
-  pbkrtest = packageDescription("pbkrtest")$Version,
-  emmeans = packageDescription("emmeans")$Version,
-  Matrix = packageDescription("Matrix")$Version,
-  jsonlite = packageDescription("jsonlite")$Version
-)
+versions <- package_versions("lme4", "lmerTest", "pbkrtest", "emmeans", "Matrix", "jsonlite")
 
 ## ------------------------------------------------------------------- data --
-read_dataset <- function(name) {
-  schema <- fromJSON(file.path(data_dir, paste0(name, ".schema.json")),
-                     simplifyVector = TRUE)
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")),
-                colClasses = "character", check.names = FALSE,
-                na.strings = c("NA", ""))
-  for (col in names(schema)) {
-    s <- schema[[col]]
-    x <- d[[col]]
-    d[[col]] <- switch(s$type,
-      factor = factor(x, levels = s$levels, ordered = isTRUE(s$ordered)),
-      numeric = as.numeric(x),
-      integer = as.integer(x),
-      logical = as.logical(x),
-      character = x,
-      stop("unknown column type ", s$type))
-    if (s$type == "factor" && anyNA(d[[col]]) && !anyNA(x))
-      stop(name, "$", col, ": values outside the schema's levels")
-  }
-  d
-}
-
 sleepstudy  <- read_dataset("sleepstudy")
 Dyestuff    <- read_dataset("Dyestuff")
 Penicillin  <- read_dataset("Penicillin")
@@ -74,28 +42,13 @@ grouseticks <- read_dataset("grouseticks")
 VerbAgg     <- read_dataset("VerbAgg")
 
 ## Derived columns (documented in README.md; Python rebuilds them the same way)
-sleepstudy$w     <- 1 + (sleepstudy$Days %% 3)
-sleepstudy$DayF  <- factor(sleepstudy$Days)                 # levels "0".."9"
-sleepstudy$Phase <- factor(ifelse(sleepstudy$Days < 5, "early", "late"))
+sleepstudy <- add_sleepstudy_columns(sleepstudy)            # w, DayF, Phase
 sleepstudy_d4      <- subset(sleepstudy, Days <= 4)          # 90 rows
 sleepstudy_d4$DayO <- factor(sleepstudy_d4$Days, ordered = TRUE)  # levels "0".."4"
 
 ## --------------------------------------------------------------- helpers --
 NHEAD <- 10L
 MAX_RANEF_LEVELS <- 400L
-
-num <- function(x) { x <- unname(x); storage.mode(x) <- "double"; x }
-
-table_json <- function(tab) {
-  ## a data.frame / anova table -> {"rownames": [...], "<column>": [...], ...}
-  df <- as.data.frame(tab, check.names = FALSE, stringsAsFactors = FALSE)
-  out <- list(rownames = rownames(df))
-  for (cn in names(df)) {
-    v <- df[[cn]]
-    out[[cn]] <- if (is.factor(v)) as.character(v) else if (is.numeric(v)) unname(as.numeric(v)) else unname(v)
-  }
-  out
-}
 
 ranef_json <- function(m) {
   re <- ranef(m, condVar = TRUE)
@@ -208,8 +161,7 @@ failed <- list()
 
 write_case <- function(id, x) {
   path <- file.path(out_dir, paste0(id, ".json"))
-  write_json(x, path, auto_unbox = TRUE, digits = NA, pretty = TRUE,
-             na = "null", null = "null")
+  write_reference_json(x, path)
   written <<- c(written, basename(path))
 }
 
@@ -259,10 +211,7 @@ emm_json <- function(e) {
   table_json(d)
 }
 
-confint_profile_json <- function(m) {
-  ci <- confint(m, method = "profile", oldNames = FALSE)
-  list(names = rownames(ci), lower = num(ci[, 1L]), upper = num(ci[, 2L]))
-}
+confint_profile_json <- function(m) ci_json(confint(m, method = "profile", oldNames = FALSE))
 confint_wald_json <- function(m) {
   ci <- confint(m, method = "Wald", oldNames = FALSE)
   fe <- names(fixef(m))
