@@ -30,11 +30,11 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 
 from .design.fixed import build_design, build_response, check_scale, drop_aliased_columns
-from .design.frame import model_frame, required_variables
+from .design.frame import model_frame
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
-from .lmm import ModelInputs
+from .lmm import ModelInputs, _row_vector, _sum_offsets, _used_variables
 
 __all__ = ["lm", "glm", "LinearModel", "LmResults", "prepare_fixed_inputs"]
 
@@ -42,15 +42,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 # --- inputs ---------------------------------------------------------------------------
-def _per_row(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
-    if values is None:
-        return None
-    array = np.asarray(values, dtype=float).reshape(-1)
-    if array.size != nrows:
-        raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
-    return array[keep]
-
-
 def prepare_fixed_inputs(
     formula: str,
     data: pd.DataFrame,
@@ -71,16 +62,14 @@ def prepare_fixed_inputs(
         )
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    used = set(required_variables(parsed.fixed)) | set(required_variables(parsed.response))
-    mf = model_frame(data.reset_index(drop=True), sorted(used))
+    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
     frame, keep = mf.data, mf.data.index.to_numpy()
-    w = _per_row(weights, "weights", len(data), keep)
+    w = _row_vector(weights, "weights", len(data), keep)
     if w is not None and (not np.all(np.isfinite(w)) or np.any(w < 0)):
         raise DataError("weights must be finite and non-negative; found a missing, infinite or negative weight")
     fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
     check_scale(fixed)
-    extra = _per_row(offset, "offset", len(data), keep)
-    present = [o for o in (fixed.offset, extra) if o is not None]
+    total_offset = _sum_offsets(fixed.offset, _row_vector(offset, "offset", len(data), keep))
     return ModelInputs(
         formula=parsed,
         frame=frame,
@@ -90,7 +79,7 @@ def prepare_fixed_inputs(
         dropped_columns=dropped,
         terms=(),
         weights=w,
-        offset=np.sum(present, axis=0) if present else None,
+        offset=total_offset,
     )
 
 
