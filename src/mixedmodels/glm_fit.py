@@ -28,7 +28,7 @@ from scipy import stats
 from .errors import ConvergenceWarning, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
 from .families import Family, get_family
-from .linear_models import LinearModel, prepare_fixed_inputs
+from .linear_models import LinearModel, _NoRandomEffectsResults, prepare_fixed_inputs
 
 __all__ = ["fit_glm", "fit_glm_model", "GlmResults"]
 
@@ -131,7 +131,7 @@ def fit_glm(
 
 
 @dataclass(frozen=True, eq=False)
-class GlmResults:
+class GlmResults(_NoRandomEffectsResults):
     """A fitted generalized linear model (R's ``glm``), with the conventions of the mixed-model results.
 
     ``fitted`` is on the response scale; ``loglik``/``aic``/``bic`` as R's;
@@ -164,23 +164,6 @@ class GlmResults:
         return self.family.link.name
 
     @property
-    def formula(self) -> str:
-        return self.model.inputs.formula.formula
-
-    @property
-    def REML(self) -> bool:
-        return False
-
-    @property
-    def terms(self) -> tuple:
-        return ()
-
-    @property
-    def conditional_modes(self) -> list:
-        """No random effects: an empty list (so prediction code can treat all fits alike)."""
-        return []
-
-    @property
     def nobs(self) -> int:
         return int(np.count_nonzero(self._response.weights))
 
@@ -193,10 +176,6 @@ class GlmResults:
         return self._fit.converged
 
     @property
-    def fixef_names(self) -> list[str]:
-        return list(self.model.inputs.fixed.column_names)
-
-    @property
     def estimates_dispersion(self) -> bool:
         return bool(self.family.has_dispersion)
 
@@ -206,21 +185,10 @@ class GlmResults:
         return len(self.beta) + int(self.estimates_dispersion)
 
     @property
-    def df_resid(self) -> int:
-        return self.nobs - len(self.beta)
-
-    @property
     def df_null(self) -> int:
         return self.nobs - int("(Intercept)" in self.fixef_names)
 
     # --- coefficients ------------------------------------------------------------------
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
-
-    def coef(self) -> pd.Series:
-        return self.fixef
-
     @cached_property
     def dispersion(self) -> float:
         """1 for binomial and Poisson; else the Pearson estimate ``sum W r_w^2 / (n - p)``."""
@@ -275,10 +243,6 @@ class GlmResults:
     def loglik(self) -> float:
         return self.npar - self.aic / 2
 
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
-
     # --- fitted values and residuals -------------------------------------------------------
     @property
     def fitted(self) -> pd.Series:
@@ -306,12 +270,6 @@ class GlmResults:
         else:
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'deviance', 'pearson', 'working' or 'response'")
         return pd.Series(values, index=self.model.inputs.frame.index, name="residuals")
-
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", **kwargs: Any) -> pd.Series:
-        """Predictions on the response (default) or link scale; see :func:`mixedmodels.predict.predict`."""
-        from .predict import predict
-
-        return predict(self, newdata, type=type, **kwargs)
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None) -> pd.DataFrame:
         """Simulated responses from the fitted distribution."""

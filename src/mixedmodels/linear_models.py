@@ -117,8 +117,63 @@ class LinearModel:
 
 
 # --- results --------------------------------------------------------------------------
+class _NoRandomEffectsResults:
+    """What :class:`LmResults` and :class:`GlmResults` share: facts read off ``model`` and ``beta``.
+
+    A fit without random effects has no ``terms`` and no conditional modes, so
+    code written for mixed models (prediction, model comparison) works on it too.
+    """
+
+    @property
+    def formula(self) -> str:
+        return self.model.inputs.formula.formula
+
+    @property
+    def REML(self) -> bool:
+        return False
+
+    @property
+    def terms(self) -> tuple:
+        """No random-effects terms (so code written for mixed models also works here)."""
+        return ()
+
+    @property
+    def conditional_modes(self) -> list:
+        """No random effects: an empty list (so prediction code can treat all fits alike)."""
+        return []
+
+    @property
+    def fixef_names(self) -> list[str]:
+        return list(self.model.inputs.fixed.column_names)
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - len(self.beta)
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
+
+    def coef(self) -> pd.Series:
+        """The coefficients (R's ``coef``), the same as ``fixef``."""
+        return self.fixef
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", **kwargs: Any) -> pd.Series:
+        """Predictions for ``newdata`` (default: the fitted rows), on the response (default) or link scale.
+
+        See :func:`mixedmodels.predict.predict`.
+        """
+        from .predict import predict
+
+        return predict(self, newdata, type=type, **kwargs)
+
+
 @dataclass(frozen=True, eq=False)
-class LmResults:
+class LmResults(_NoRandomEffectsResults):
     """A least-squares fit (R's ``lm``), with the conventions of :class:`LmerResults`.
 
     Attributes
@@ -155,44 +210,15 @@ class LmResults:
 
     # --- basic facts -------------------------------------------------------------------
     @property
-    def formula(self) -> str:
-        return self.model.inputs.formula.formula
-
-    @property
-    def REML(self) -> bool:
-        return False
-
-    @property
     def nobs(self) -> int:
         return self.model.nobs
-
-    @property
-    def terms(self) -> tuple:
-        """No random-effects terms (so code written for mixed models also works here)."""
-        return ()
-
-    @property
-    def fixef_names(self) -> list[str]:
-        return list(self.model.inputs.fixed.column_names)
 
     @property
     def npar(self) -> int:
         """Coefficients plus the residual variance (R's logLik df)."""
         return len(self.beta) + 1
 
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - len(self.beta)
-
     # --- coefficients --------------------------------------------------------------------
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
-
-    def coef(self) -> pd.Series:
-        """The coefficients (R's ``coef(lm)``), the same as ``fixef``."""
-        return self.fixef
-
     @cached_property
     def _unscaled(self) -> np.ndarray:
         p = len(self.beta)
@@ -243,10 +269,6 @@ class LmResults:
     @property
     def aic(self) -> float:
         return -2.0 * self.loglik + 2.0 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
 
     # --- fit statistics ------------------------------------------------------------------
     @property
@@ -300,22 +322,11 @@ class LmResults:
             resid = resid * np.sqrt(inputs.weights)
         return pd.Series(resid, index=inputs.frame.index, name="residuals")
 
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", **kwargs: Any) -> pd.Series:
-        """Predictions for ``newdata`` (default: the fitted rows); see :func:`mixedmodels.predict.predict`."""
-        from .predict import predict
-
-        return predict(self, newdata, type=type, **kwargs)
-
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None) -> pd.DataFrame:
         """Simulated responses from the fitted model (R's ``simulate.lm``)."""
         from .simulate import simulate
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata)
-
-    @property
-    def conditional_modes(self) -> list:
-        """No random effects: an empty list (so prediction code can treat all fits alike)."""
-        return []
 
     def summary(self):
         """R's ``summary(lm)`` layout as a printable object."""
