@@ -40,6 +40,7 @@ from ..linalg.dense import triangular_inverse
 
 from ..design.covariance import lower_triangle
 from ..optim import OptimizerSettings, minimize_bounded
+from ..results import _unique_group_names
 
 if TYPE_CHECKING:
     from ..results import LmerResults
@@ -80,16 +81,6 @@ class _Parameter:
         return self.kind in ("sd", "cor")
 
 
-def _dedupe(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        count = seen.get(name, 0)
-        out.append(name if count == 0 else f"{name}.{count}")
-        seen[name] = count + 1
-    return out
-
-
 def _parameters(result: "LmerResults") -> list[_Parameter]:
     """All parameters in lme4's order: per term SDs and correlations (lower triangle
     column by column), then sigma, then the fixed effects."""
@@ -104,7 +95,7 @@ def _parameters(result: "LmerResults") -> list[_Parameter]:
     if getattr(getattr(result, "family", None), "has_dispersion", True):  # no sigma for binomial, Poisson GLMMs
         params.append(_Parameter("sigma", "sigma"))
     params += [_Parameter(n, "fixef", index=j) for j, n in enumerate(result.fixef_names)]
-    names = _dedupe([p.name for p in params])
+    names = _unique_group_names([p.name for p in params])
     return [dataclasses.replace(p, name=n) for p, n in zip(params, names)]
 
 
