@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import build_design
+from ..design.fixed import _label, build_design
 from ..design.frame import required_variables
 from ..errors import MixedModelsError
 from .ddf import contrast_se_df, is_generalized, is_mixed, normalize_ddf
@@ -79,14 +79,6 @@ def _levels(values: pd.Series) -> list:
     if pd.api.types.is_bool_dtype(values.dtype):
         return [v for v in (False, True) if v in set(values)]
     return sorted(values.dropna().unique().tolist())
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.15g}"
-    return str(value)
 
 
 def _categorical_exprs(design: Any) -> set[str]:
