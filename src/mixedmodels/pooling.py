@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg.lapack import dtrtrs
 
+from .design.fixed import _independent_columns
 from .design.frame import required_variables
 from .errors import MixedModelsError, ModelSpecError
 
@@ -104,19 +105,7 @@ def _kept_columns(x: np.ndarray, norms: np.ndarray | None = None) -> list[int]:
     n, p = x.shape
     if n == 0 or p == 0:
         return []
-    norms = np.linalg.norm(x, axis=0) if norms is None else norms
-    reference = np.where(norms > 0, norms, 1.0) * _ALIAS_TOL
-    keep = list(range(p))
-    while keep:
-        r = np.linalg.qr(x[:, keep], mode="r")
-        diag = np.zeros(len(keep))
-        m = min(r.shape)
-        diag[:m] = np.abs(np.diag(r)[:m])
-        bad = np.flatnonzero(~(diag >= reference[keep]))
-        if bad.size == 0:
-            break
-        del keep[bad[0]]
-    return keep
+    return _independent_columns(x, _ALIAS_TOL, norms)
 
 
 def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int,

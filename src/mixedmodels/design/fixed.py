@@ -764,10 +764,14 @@ def drop_aliased_columns(
     return kept, dropped
 
 
-def _independent_columns(x: np.ndarray, tol: float) -> list[int]:
-    """Indices of the columns kept by a left-to-right rank-revealing QR."""
+def _independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
+    """Indices of the columns kept by a left-to-right rank-revealing QR.
+
+    A column goes when its part orthogonal to the earlier kept columns has norm
+    below ``tol`` times ``norms`` (each column's own norm by default).
+    """
     keep = list(range(x.shape[1]))
-    norms = np.linalg.norm(x, axis=0)
+    norms = np.linalg.norm(x, axis=0) if norms is None else norms
     reference = np.where(norms > 0, norms, 1.0) * tol
     while keep:
         r = np.linalg.qr(x[:, keep], mode="r")
