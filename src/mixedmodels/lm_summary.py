@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .inference.printing import format_pval
+from .inference.printing import signif_stars as _signif_stars
+from .summary import _table, zapsmall
+
 if TYPE_CHECKING:
     from .glm_fit import GlmResults
     from .linear_models import LmResults
 
 __all__ = ["LmSummary", "GlmSummary", "format_numbers", "format_pvalues", "signif_stars", "coefficient_lines"]
 
-_EPS = float(np.finfo(float).eps)
 SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
@@ -58,44 +61,16 @@ def _sci(value: float, mantissa_digits: int) -> str:
 
 
 def format_pvalues(pvalues: Sequence[float], digits: int = 3) -> list[str]:
-    """R's ``format.pval``: fixed down to 1e-4, scientific below, ``"< 2e-16"``-style under epsilon."""
-    p = [float(v) for v in pvalues]
-    tiny = [v < _EPS for v in p]
-    out = ["" for _ in p]
-    rest = [i for i, t in enumerate(tiny) if not t and not math.isnan(p[i])]
-    if rest:
-        expo = {i: math.floor(math.log10(p[i])) if p[i] > 0 else -50 for i in rest}
-        fix = [i for i in rest if expo[i] >= -3 or (expo[i] == -4 and digits > 1)]
-        sci = [i for i in rest if i not in fix]
-        for group in (fix, sci):
-            for i, text in zip(group, format_numbers([p[i] for i in group], digits)):
-                out[i] = text
-    if any(tiny):
-        small_digits = max(1, digits - 2)
-        if rest:
-            width = max(len(out[i]) for i in rest)
-            if small_digits > 1 and small_digits + 6 > width:
-                small_digits = max(1, width - 7)
-            sep = "" if small_digits == 1 and width <= 6 else " "
-        else:
-            sep = "" if small_digits == 1 else " "
-        text = "<" + sep + format_numbers([_EPS], small_digits)[0]
-        out = [text if t else o for o, t in zip(out, tiny)]
-    return ["NA" if math.isnan(v) else o for v, o in zip(p, out)]
+    """R's ``format.pval``: fixed down to 1e-4, scientific below, ``"< 2e-16"``-style under epsilon.
+
+    The one implementation is :func:`mixedmodels.inference.printing.format_pval`.
+    """
+    return format_pval(pvalues, digits)
 
 
 def signif_stars(p: float) -> str:
-    if not math.isfinite(p):
-        return ""
-    for cut, star in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
-        if p <= cut:
-            return star
-    return " "
-
-
-def _table(rows: list[list[str]], align: str) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(align))]
-    return [" ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip() for r in rows]
+    """R's significance code of one p-value (``***`` p <= 0.001 ... ``" "`` above 0.1, ``""`` if not finite)."""
+    return _signif_stars([p])[0]
 
 
 def coefficient_lines(names: Sequence[str], est, se, stat, p, stat_name: str, p_name: str, digits: int = 4) -> list[str]:
@@ -127,17 +102,10 @@ def coefficient_lines(names: Sequence[str], est, se, stat, p, stat_name: str, p_
     return _table([header] + rows, align) + legend
 
 
-def _zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
-    """R's ``zapsmall``: round to ``digits - log10(max |x|)`` decimals (rounded half up)."""
-    largest = float(np.max(np.abs(values))) if values.size else 0.0
-    decimals = max(0, math.floor(digits - math.log10(largest) + 0.5)) if largest > 0 else digits
-    return np.round(values, decimals)
-
-
 def _quantile_lines(values: np.ndarray, digits: int = 4, gap: int = 1) -> list[str]:
     """Min, quartiles and max as R prints ``zapsmall(quantile(x), digits + 1)``."""
     names = ["Min", "1Q", "Median", "3Q", "Max"]
-    quantiles = _zapsmall(np.quantile(values, [0, 0.25, 0.5, 0.75, 1]), digits + 1)
+    quantiles = zapsmall(np.quantile(values, [0, 0.25, 0.5, 0.75, 1]), digits + 1)
     text = format_numbers(list(quantiles), digits)
     width = max(max(map(len, names)), max(map(len, text)))
     sep = " " * gap

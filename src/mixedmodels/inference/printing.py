@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..summary import format_r
+from ..summary import _table, format_r
 
 __all__ = ["format_pval", "format_sig", "signif_stars", "coefmat_lines", "SIGNIF_LEGEND"]
 
@@ -103,14 +103,6 @@ def signif_stars(pvalues: Sequence[float]) -> list[str]:
     return out
 
 
-def _layout(rows: list[list[str]], align: str) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(align))]
-    return [
-        " ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)).rstrip()
-        for row in rows
-    ]
-
-
 def coefmat_lines(table: pd.DataFrame, digits: int = 4, legend: bool = True) -> list[str]:
     """``printCoefmat(table, digits)`` for a table whose last column is a p-value and the one before it the statistic.
 
@@ -134,7 +126,7 @@ def coefmat_lines(table: pd.DataFrame, digits: int = 4, legend: bool = True) -> 
     for i, name in enumerate(table.index):
         cells = [joint[j * n + i] for j in range(est.shape[1])]
         rows.append([str(name), *cells, stat[i], pvals[i]] + ([stars[i].ljust(3)] if show_stars else []))
-    lines = _layout(rows, "l" + "r" * (len(header) - 1))
+    lines = _table(rows, "l" + "r" * (len(header) - 1))
     if show_stars and legend:
         lines += ["---", SIGNIF_LEGEND]
     return lines
