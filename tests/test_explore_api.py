@@ -277,3 +277,26 @@ def test_importing_the_explorer_does_not_import_flask():
     code = "import sys, mixedmodels, mixedmodels.explore; assert 'flask' not in sys.modules; assert 'werkzeug' not in sys.modules"
     src = str(Path(mm.__file__).parents[1])
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": src, "PATH": ""})
+
+
+def test_serve_prints_its_address_and_stops_on_ctrl_c():
+    """What ``mixedmodels explore --no-browser`` runs: serve() in the foreground until SIGINT."""
+    import signal
+
+    src = str(Path(mm.__file__).parents[1])
+    code = "from mixedmodels.explore import serve; serve(port=0, open_browser=False)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": src, "PATH": ""})
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("Shrinkage explorer running at http://127.0.0.1:")
+        url = line.split(" at ", 1)[1].split()[0]
+        with urllib.request.urlopen(url + "api/simulate?J=2&nbar=2", timeout=30) as response:
+            assert response.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in proc.stderr.read()
