@@ -287,3 +287,14 @@ def test_parts_not_available_give_a_clear_error(missing, args, fragment, monkeyp
     assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(sleep_csv), *args]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("mixedmodels: error: ") and fragment in err and "\n" not in err
+
+
+def test_explore_command_is_listed_with_its_options():
+    from mixedmodels.cli import main
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["explore", "--help"]) == 0
+    assert "--port" in out.getvalue() and "--no-browser" in out.getvalue()

@@ -51,6 +51,7 @@ _LAZY = {
     "datasets": "mixedmodels.datasets",
     "bayes": "mixedmodels.bayes",
     "priors": "mixedmodels.priors",
+    "explore": "mixedmodels.explore",
 }
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
 
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
-_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors"}
+_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore"}
 
 
 def __getattr__(name: str) -> Any:

@@ -147,6 +147,21 @@ def _figure(drawn):
     return drawn.get_figure() if hasattr(drawn, "get_figure") and not hasattr(drawn, "savefig") else drawn
 
 
+# --------------------------------------------------------------------------- explore
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
+def explore(port: int, no_browser: bool) -> None:
+    """Start the shrinkage explorer, an interactive page on partial pooling, on 127.0.0.1."""
+    from .explore import serve
+
+    try:
+        serve(host="127.0.0.1", port=port, open_browser=not no_browser)
+    except ImportError as exc:  # Flask is an optional extra: say how to install it, in one line
+        raise click.ClickException(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- fit
 @cli.command()
 @click.argument("formula")
