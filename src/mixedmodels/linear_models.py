@@ -29,12 +29,10 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import solve_triangular
 
-from .design.fixed import build_design, build_response, check_scale, drop_aliased_columns
-from .design.frame import model_frame
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
-from .lmm import ModelInputs, _row_vector, _sum_offsets, _used_variables
+from .lmm import ModelInputs, prepare_fixed_part
 
 __all__ = ["lm", "glm", "LinearModel", "LmResults", "prepare_fixed_inputs"]
 
@@ -60,27 +58,7 @@ def prepare_fixed_inputs(
             f"formula {formula!r} has random-effects terms {random_terms_text(parsed.random)}; "
             f"{caller}() fits models without them -- use mm.lmer or mm.glmer, or drop the terms"
         )
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
-    frame, keep = mf.data, mf.data.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
-    if w is not None and (not np.all(np.isfinite(w)) or np.any(w < 0)):
-        raise DataError("weights must be finite and non-negative; found a missing, infinite or negative weight")
-    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
-    check_scale(fixed)
-    total_offset = _sum_offsets(fixed.offset, _row_vector(offset, "offset", len(data), keep))
-    return ModelInputs(
-        formula=parsed,
-        frame=frame,
-        n_dropped=mf.n_dropped,
-        y=build_response(parsed.response, frame),
-        fixed=fixed,
-        dropped_columns=dropped,
-        terms=(),
-        weights=w,
-        offset=total_offset,
-    )
+    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,7 +39,7 @@ from .optim import OptInfo, OptimizerSettings, minimize_bounded
 if TYPE_CHECKING:
     from .results import LmerResults
 
-__all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "ModelInputs"]
+__all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "prepare_fixed_part", "ModelInputs"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -112,6 +112,44 @@ def _check_weights(weights: np.ndarray | None) -> None:
         raise DataError("weights must be non-negative; found a negative weight")
 
 
+def prepare_fixed_part(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+) -> ModelInputs:
+    """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
+
+    The model frame keeps the rows complete in every variable the formula
+    uses, the grouping factors of its random terms included.
+    """
+    if parsed.response is None:
+        raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
+    frame = mf.data
+    keep = frame.index.to_numpy()
+    w = _row_vector(weights, "weights", len(data), keep)
+    _check_weights(w)
+    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
+    check_scale(fixed)
+    extra_offset = _row_vector(offset, "offset", len(data), keep)
+    return ModelInputs(
+        formula=parsed,
+        frame=frame,
+        n_dropped=mf.n_dropped,
+        y=build_response(parsed.response, frame),
+        fixed=fixed,
+        dropped_columns=dropped,
+        terms=(),
+        weights=w,
+        offset=_sum_offsets(fixed.offset, extra_offset),
+    )
+
+
 def prepare_inputs(
     formula: str,
     data: pd.DataFrame,
@@ -127,30 +165,9 @@ def prepare_inputs(
     observations per term) to glmer's (<=).
     """
     parsed = parse_formula(formula)
-    if parsed.response is None:
-        raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
-    frame = mf.data
-    keep = frame.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
-    _check_weights(w)
-    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
-    check_scale(fixed)
-    extra_offset = _row_vector(offset, "offset", len(data), keep)
-    total_offset = _sum_offsets(fixed.offset, extra_offset)
-    return ModelInputs(
-        formula=parsed,
-        frame=frame,
-        n_dropped=mf.n_dropped,
-        y=build_response(parsed.response, frame),
-        fixed=fixed,
-        dropped_columns=dropped,
-        terms=build_random_terms(parsed.random, frame, contrasts, allow_as_many_ranef_as_obs),
-        weights=w,
-        offset=total_offset,
-    )
+    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
+    terms = build_random_terms(parsed.random, inputs.frame, contrasts, allow_as_many_ranef_as_obs)
+    return replace(inputs, terms=terms)
 
 
 def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
