@@ -26,18 +26,37 @@ __all__ = ["ScalarRankUpdate"]
 
 
 def _lower_pairs(a21: sp.csc_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair of non-zeros in the same column with row_i >= row_j: flat position, product, column."""
+    """Every pair of non-zeros in the same column with row_i >= row_j: flat position, product, column.
+
+    Columns with the same number of non-zeros share one triangular index
+    pattern, so the pairs are built with one broadcast per distinct count.
+    """
     m = a21.shape[0]
-    nnz_per_col = np.diff(a21.indptr)
-    col_of_entry = np.repeat(np.arange(a21.shape[1]), nnz_per_col)
-    position = np.arange(a21.nnz) - a21.indptr[col_of_entry]
-    counts = position + 1
-    first = np.repeat(np.arange(a21.nnz), counts)
-    offsets = np.arange(first.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    second = a21.indptr[col_of_entry[first]] + offsets
+    counts = np.diff(a21.indptr)
     rows = a21.indices.astype(np.int64)
-    flat = rows[first] * m + rows[second]
-    return flat, a21.data[first] * a21.data[second], col_of_entry[first]
+    # positions into a21.data fit 32 bits for any a21 we can hold; halving the index arrays matters here
+    index_type = np.int32 if a21.nnz < 2**31 else np.int64
+    indptr = a21.indptr.astype(index_type)
+    firsts, seconds, columns = [], [], []
+    for k in np.unique(counts[counts > 0]):
+        cols = np.flatnonzero(counts == k)
+        tri_i, tri_j = (t.astype(index_type) for t in np.tril_indices(k))
+        starts = indptr[cols][:, None]
+        firsts.append((starts + tri_i).ravel())
+        seconds.append((starts + tri_j).ravel())
+        columns.append(np.repeat(cols, tri_i.size))
+    if not firsts:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0, np.intp)
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    return rows[first] * m + rows[second], a21.data[first] * a21.data[second], np.concatenate(columns)
+
+
+def _sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) and the sum of the values of each (np.unique is ~6x slower)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return sorted_keys[starts], np.add.reduceat(values[order], starts)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,9 +94,8 @@ class ScalarRankUpdate:
         representative[level_group] = np.arange(level_group.size)
         flat, values, column = _lower_pairs(csc)
         group = level_group[column]
-        if uniques.size < level_group.size:  # levels share weights: merge their entries
-            keys, inverse = np.unique(group.astype(np.int64) * (m * m) + flat, return_inverse=True)
-            values = np.bincount(inverse, weights=values)
+        if uniques.size < level_group.size and flat.size:  # levels share weights: merge their entries
+            keys, values = _sum_by_key(group.astype(np.int64) * (m * m) + flat, values)
             group, flat = np.divmod(keys, m * m)
         return cls(flat, values, group.astype(np.intp), representative, m)
 
