@@ -47,9 +47,12 @@ def bench(name: str, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cases", nargs="*", default=["verbagg"], choices=[[], *CASES][1:] or None)
+    parser.add_argument("cases", nargs="*", help=f"cases to time (default verbagg): {', '.join(CASES)}")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     for name in args.cases or ["verbagg"]:
         bench(name, args.runs)
