@@ -6,26 +6,39 @@ spin against each other: a 300 x 300 factorization then costs ~13 ms instead
 of ~0.2 ms, and InstEval's 1,159 x 1,159 block 147 ms instead of 28 ms (load
 average 7; measured 2026-11-22).  The pool gains at most a factor of two on
 an idle machine, and loses five to fifty on a busy one, so fits use one BLAS
-thread unless their dense block is very large.
+thread unless their dense block is very large.  Blocks too small for OpenBLAS
+to thread need no limit, which saves the limit's own cost (~0.1 ms).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import lru_cache
+from typing import ContextManager, Iterator
 
-from threadpoolctl import threadpool_limits
+__all__ = ["blas_threads_for", "one_blas_thread", "THREADED_BLOCK", "SMALL_BLOCK"]
 
-__all__ = ["blas_threads_for", "SMALL_BLOCK"]
-
+THREADED_BLOCK = 128  # OpenBLAS factors smaller blocks in the calling thread anyway
 SMALL_BLOCK = 4000  # dense blocks below this size are factored with one thread
 
 
+@lru_cache(maxsize=1)
+def _controller():
+    """One controller for the process: finding the BLAS libraries costs ~2 ms per look."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 @contextmanager
-def blas_threads_for(block_size: int) -> Iterator[None]:
-    """Limit BLAS to one thread while fitting a model whose largest dense block is small."""
-    if block_size >= SMALL_BLOCK:
+def one_blas_thread() -> Iterator[None]:
+    """Run the body with one BLAS thread."""
+    with _controller().limit(limits=1, user_api="blas"):
         yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+
+
+def blas_threads_for(block_size: int) -> ContextManager[None]:
+    """One BLAS thread while fitting a model whose largest dense block is of moderate size."""
+    if THREADED_BLOCK <= block_size < SMALL_BLOCK:
+        return one_blas_thread()
+    return nullcontext()

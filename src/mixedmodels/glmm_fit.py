@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
-from ._threads import blas_threads_for
+from ._threads import one_blas_thread
 from .design.covariance import lower_triangle
 from .errors import ConvergenceWarning, SingularFitWarning
 from .optim import OptimizerSettings, OptInfo, minimize_bounded
@@ -302,7 +302,7 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
 
 def fit_glmm(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSettings) -> "GlmerResults":
     """Both stages, the final PIRLS, the covariance of beta, and the results object."""
-    with blas_threads_for(0):  # every matrix of a GLMM fit is small: one thread
+    with one_blas_thread():  # every matrix of a GLMM fit is small
         return _fit(model, nAGQ, settings)
 
 

@@ -8,6 +8,8 @@ slice of ``theta``.  The term's covariance matrix is
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = [
@@ -20,9 +22,12 @@ __all__ = [
 ]
 
 
+@lru_cache(maxsize=64)
 def lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a ``k x k`` lower triangle in column-major order."""
+    """Row and column indices of a ``k x k`` lower triangle in column-major order (read-only, cached)."""
     cols, rows = np.triu_indices(k)
+    rows.flags.writeable = False
+    cols.flags.writeable = False
     return rows, cols
 
 
