@@ -173,6 +173,17 @@ def _wrap_glmer(probe: Probe) -> None:
     probe.wrap(pirls.Pirls, "_evaluate", "mu, deviance (Pirls._evaluate)")
 
 
+def _wrap_rank_update_plans(probe: Probe) -> None:
+    """Time ``apply`` of every precomputed rank-update plan class, where the checkout has them."""
+    try:
+        import mixedmodels.linalg.rank_update as plans
+    except ImportError:
+        return
+    for name, obj in vars(plans).items():
+        if isinstance(obj, type) and obj.__module__ == plans.__name__ and "apply" in obj.__dict__:
+            probe.wrap(obj, "apply", f"{name}.apply (rank update plan)")
+
+
 def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) -> dict:
     """Median time of ``model.objective(theta)`` and the share of every helper of linalg/blocked.py."""
     import numpy as np
@@ -195,6 +206,7 @@ def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) 
         probe.wrap(blocked, name, name)
     _lapack_proxy(blocked, probe)
     probe.wrap(blocked.Factorization, "compute", "Factorization.compute")
+    _wrap_rank_update_plans(probe)
     try:
         wrapped = []
         for _ in range(evals):
@@ -256,13 +268,13 @@ def lme4_reference(case: _cases.Case, timeout: float) -> dict:
 
 
 def _fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+    return f"{seconds * 1000:,.3g} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
 def report_case(name: str, prof: dict, breakdown: dict | None, ref: dict | None, listing_file: str, tool: str) -> list[str]:
     lines = [f"## {name}", ""]
     feval, nfact = prof["feval"], prof["calls"].get("Factorization.compute (per evaluation)", 0)
-    lines.append(f"Whole fit: {prof['total_s']:.2f} s; optimizer evaluations {feval}; "
+    lines.append(f"Whole fit: {prof['total_s']:.4g} s; optimizer evaluations {feval}; "
                  f"Factorization.compute calls {nfact} (evaluations incl. checks and results); "
                  f"-2 log L {prof['m2ll']:.4f}; peak RSS {prof['peak_mb']:,.0f} MB "
                  f"({prof['peak_mb'] - prof['rss_before_mb']:,.0f} MB above the {prof['rss_before_mb']:,.0f} MB before the fit).")
@@ -275,7 +287,7 @@ def report_case(name: str, prof: dict, breakdown: dict | None, ref: dict | None,
     lines += ["", "| phase | seconds | calls | share of fit | peak RSS in phase (MB) |", "|---|---|---|---|---|"]
     for label, secs in sorted(prof["seconds"].items(), key=lambda kv: -kv[1]):
         peak = prof["peaks"].get(label)
-        lines.append(f"| {label} | {secs:.3f} | {prof['calls'][label]} | {100 * secs / prof['total_s']:.0f} % | "
+        lines.append(f"| {label} | {secs:.4f} | {prof['calls'][label]} | {100 * secs / prof['total_s']:.0f} % | "
                      f"{'' if peak is None else f'{peak:,.0f}'} |")
     if nfact:
         per = prof["seconds"]["Factorization.compute (per evaluation)"] / nfact
@@ -292,8 +304,8 @@ def report_case(name: str, prof: dict, breakdown: dict | None, ref: dict | None,
         parts = {k: v for k, v in breakdown["per_call"].items() if k != "Factorization.compute"}
         inner = sum(parts.values())
         for label, secs in sorted(parts.items(), key=lambda kv: -kv[1]):
-            lines.append(f"| {label} | {secs * 1000:.2f} | {breakdown['calls'][label]:g} | {100 * secs / total:.0f} % |")
-        lines.append(f"| other (objective_from, allocation, Python) | {(total - inner) * 1000:.2f} | | "
+            lines.append(f"| {label} | {secs * 1000:.3f} | {breakdown['calls'][label]:g} | {100 * secs / total:.0f} % |")
+        lines.append(f"| other (objective_from, allocation, Python) | {(total - inner) * 1000:.3f} | | "
                      f"{100 * (total - inner) / total:.0f} % |")
     if tool:
         lines += ["", f"Full listing ({tool}): `{listing_file}`"]

@@ -75,8 +75,11 @@ def _header(info: dict, tools: list[str], results: list[dict]) -> list[str]:
         f"- mixedmodels at commit {info.get('commit')}{' with uncommitted changes in src/' if info.get('dirty') else ''}; "
         f"Python {info.get('python')}; OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}, "
         f"OPENBLAS_L2_SIZE={info['OPENBLAS_L2_SIZE']}; BLAS threads {info.get('blas_threads')}.",
-        f"- Protocol: a fresh process per (tool, case); one warm-up fit, then {info['repeats']} timed fit(s); "
-        f"the median is shown. Timeout {info['timeout']:.0f} s per (tool, case), warm-up included.",
+        f"- Protocol: a fresh process per (tool, case); one warm-up fit, then {info['repeats']} timed fit(s)"
+        + (f", in {info['rounds']} interleaved rounds (timed fits pooled)" if info.get("rounds", 1) > 1 else "")
+        + f"; the median is shown. Timeout {info['timeout']:.0f} s per (tool, case) and round, warm-up included. "
+        "The load column is the range of the 1-minute load average over the case's runs (2 cores: above 2, "
+        "tools shared the cores with other work).",
         "- Ratio (×r) = tool time / mixedmodels time: above 1, mixedmodels is faster.",
         "- glmm is called with satterthwaite=False and anova_test='Wald' (the fit alone, like lme4's lmer/glmer); "
         "lme4, mixedlm and statsmodels with their defaults.",
@@ -104,7 +107,9 @@ def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results
     for case in cases:
         base = by.get((case.name, BASE))
         rows = f"{nrows.get(case.name, 0):,}" if nrows.get(case.name) else "?"
-        label = [case.name, case.kind, rows]
+        loads = [x for r in results if r["case"] == case.name for x in r.get("load", [])]
+        load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-"
+        label = [case.name, case.kind, rows, load]
         time_rows.append(label + [_time_cell(by.get((case.name, t)), base, notes) for t in shown])
         first_rows.append([case.name] + [format_seconds((by.get((case.name, t)) or {}).get("first_s")) for t in shown])
         mem_rows.append([case.name] + [_mem_cell(by.get((case.name, t))) for t in shown])
@@ -112,7 +117,7 @@ def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results
 
     lines = _header(info, tools, results)
     lines += ["", "## Time per fit (median) and ratio to mixedmodels", ""]
-    lines += _table(["case", "fit", "rows"] + shown, time_rows)
+    lines += _table(["case", "fit", "rows", "load"] + shown, time_rows)
     lines += ["", "## First (warm-up) fit, including lazy imports and first-call costs", ""]
     lines += _table(["case"] + shown, first_rows)
     lines += ["", "## Peak memory of the fits (MB above the resident set once the tool and the data were loaded; process peak in brackets)", "",

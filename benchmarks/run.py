@@ -136,6 +136,19 @@ def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir:
     return summarize(result)
 
 
+def merge(earlier: dict | None, later: dict) -> dict:
+    """One result from two rounds of the same (tool, case): records pooled, then summarized again."""
+    if earlier is None:
+        later["rounds"] = 1
+        return later
+    earlier["records"] = earlier["records"] + later["records"]
+    earlier["timed_out"] = earlier["timed_out"] or later["timed_out"]
+    earlier["wall"] += later["wall"]
+    earlier["load"] = earlier["load"] + later["load"]
+    earlier["rounds"] += 1
+    return summarize(earlier)
+
+
 def summarize(result: dict) -> dict:
     """Add median/min/first times, peak memory, evaluations and -2 logLik to a raw result."""
     fits = [r for r in result["records"] if r.get("event") == "fit"]
@@ -155,11 +168,18 @@ def summarize(result: dict) -> dict:
         feval=fits[-1].get("feval") if fits else None,
         m2ll=fits[-1].get("m2ll") if fits else None,
         converged=fits[-1].get("converged") if fits else None,
-        warnings=sorted({w for r in fits for w in (r.get("warnings") or [])}),
+        warnings=sorted({w for r in fits for w in _as_list(r.get("warnings"))}),
     )
     if result["status"] == "ok" and fits and not timed:
         result["status"] = "error"
     return result
+
+
+def _as_list(value) -> list:
+    """R's jsonlite writes a length-1 vector as a scalar."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def machine_info() -> dict:
@@ -199,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (tool, case), warm-up included")
     parser.add_argument("--name", help="file stem of the results (default: the date)")
     parser.add_argument("--blas-threads", type=int, help="OPENBLAS/OMP_NUM_THREADS for every tool (default: as set)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every (case, tool) this many times, interleaved, pooling the timed fits "
+                             "(steadier ratios on a shared machine)")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     tools = args.tools.split(",")
@@ -208,19 +231,22 @@ def main(argv: list[str] | None = None) -> None:
     selected = _cases.selected(args.cases, args.large)
     missing = {t: why for t in tools if (why := tool_available(t))}
     info = machine_info()
-    info.update(repeats=repeats, timeout=args.timeout, quick=args.quick, missing_tools=missing,
+    info.update(repeats=repeats, rounds=args.rounds, timeout=args.timeout, quick=args.quick, missing_tools=missing,
                 blas_threads=args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "(default: one per core)"))
-    results = []
+    pooled: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
-        for case in selected:
-            for tool in tools:
-                if tool in missing:
-                    continue
-                print(f"{case.name:>14} {tool:<22}", end=" ", file=sys.stderr, flush=True)
-                res = run_one(tool, case, repeats, args.timeout, Path(tmp), args.blas_threads)
-                results.append(res)
-                shown = f"{res['median_s']:.4g} s" if res["median_s"] is not None else res["status"]
-                print(f"{shown:<12} {res['reason'][:90]}", file=sys.stderr, flush=True)
+        for round_no in range(args.rounds):
+            for case in selected:
+                for tool in tools:
+                    done = pooled.get((case.name, tool))
+                    if tool in missing or (done and done["status"] != "ok"):
+                        continue  # n/a, failed or timed out once: not again
+                    print(f"{round_no + 1} {case.name:>14} {tool:<22}", end=" ", file=sys.stderr, flush=True)
+                    res = run_one(tool, case, repeats, args.timeout, Path(tmp), args.blas_threads)
+                    shown = f"{res['median_s']:.4g} s" if res["median_s"] is not None else res["status"]
+                    print(f"{shown:<12} {res['reason'][:90]}", file=sys.stderr, flush=True)
+                    pooled[(case.name, tool)] = merge(done, res)
+    results = list(pooled.values())
     info["load_end"] = os.getloadavg()
     stem = args.name or (info["date"] + ("-quick" if args.quick else ""))
     out = write_report(HERE / "results", stem, selected, tools, results, info, latest=not args.quick and not args.name)
