@@ -162,3 +162,14 @@ def test_highly_unbalanced_groups_fit():
     assert fit.optinfo.converged and not fit.is_singular
     assert fit.sigma == pytest.approx(1.0, rel=0.05)
     assert fit.ranef()["g"].shape == (6, 1)
+
+
+def test_a_failed_fit_leaves_no_state_behind(sleep):
+    first = mm.lmer(FORMULA, sleep)
+    theta = first.theta.copy()
+    with pytest.raises(mm.DataError):
+        mm.lmer(FORMULA, sleep, weights=-np.ones(180))
+    with pytest.raises(mm.ModelSpecError):
+        mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g="a"))
+    np.testing.assert_array_equal(first.theta, theta)
+    assert mm.lmer(FORMULA, sleep).theta.tobytes() == theta.tobytes()
