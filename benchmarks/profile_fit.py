@@ -16,7 +16,8 @@ For each case, in one process:
 2. **One objective evaluation at the optimum, taken apart** (lmer cases): every
    helper of ``linalg/blocked.py`` (``_first_block_factor``, ``_rank_update``,
    ``_scale_rest``, ...) and LAPACK ``dpotrf`` timed over ``--evals`` calls of
-   ``model.objective(theta)``; "other" is the rest of the call.
+   ``model.objective(theta)``, with the BLAS threads the fit would use;
+   "other" is the rest of the call.
 3. A pyinstrument (else cProfile) listing of a whole fit, written beside the
    report as ``profile-<date>-<case>.txt``.
 
@@ -173,6 +174,17 @@ def _wrap_glmer(probe: Probe) -> None:
     probe.wrap(pirls.Pirls, "_evaluate", "mu, deviance (Pirls._evaluate)")
 
 
+def _fit_threads(block_size: int):
+    """The package's BLAS-thread policy for a block of this size, where the checkout has one."""
+    try:
+        from mixedmodels._threads import blas_threads_for
+    except ImportError:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return blas_threads_for(block_size)
+
+
 def _wrap_rank_update_plans(probe: Probe) -> None:
     """Time ``apply`` of every precomputed rank-update plan class, where the checkout has them."""
     try:
@@ -193,12 +205,14 @@ def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) 
 
     model = mm.LinearMixedModel.from_formula(case.formula, df)
     theta = np.asarray(theta)
-    model.objective(theta)  # warm
-    plain = []
-    for _ in range(evals):
-        start = time.perf_counter()
-        model.objective(theta)
-        plain.append(time.perf_counter() - start)
+    threads = _fit_threads(model.crossprods.a22.shape[0])
+    with threads:  # the BLAS threads the fit itself would use
+        model.objective(theta)  # warm
+        plain = []
+        for _ in range(evals):
+            start = time.perf_counter()
+            model.objective(theta)
+            plain.append(time.perf_counter() - start)
     probe = Probe()
     helpers = [name for name, obj in vars(blocked).items() if name.startswith("_") and callable(obj) and not name.startswith("__")
                and getattr(obj, "__module__", "") == blocked.__name__ and not isinstance(obj, type)]
@@ -209,10 +223,11 @@ def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) 
     _wrap_rank_update_plans(probe)
     try:
         wrapped = []
-        for _ in range(evals):
-            start = time.perf_counter()
-            model.objective(theta)
-            wrapped.append(time.perf_counter() - start)
+        with _fit_threads(model.crossprods.a22.shape[0]):
+            for _ in range(evals):
+                start = time.perf_counter()
+                model.objective(theta)
+                wrapped.append(time.perf_counter() - start)
     finally:
         probe.restore()
     cp = model.crossprods
