@@ -33,12 +33,15 @@ class OptimizerSettings:
 
     Tighter than lme4's and MixedModels.jl's: the profiled objective is flat
     near its optimum, and these bring the estimates close enough to the true
-    optimum that they agree with lme4's to the digits R prints.
+    optimum that they agree with lme4's to the digits R prints.  ``xtol_rel``
+    1e-6 (lme4: 1e-4) stops once theta moves by less than a millionth, which
+    changes SEs and SDs by ~1e-8 relative and saves a quarter to a third of
+    the evaluations on small and nested models (Penicillin 102 -> 78).
     """
 
     ftol_rel: float = 1e-14
     ftol_abs: float = 1e-12
-    xtol_rel: float = 0.0
+    xtol_rel: float = 1e-6
     xtol_abs: float = 1e-12
     initial_step: float = 0.25
     maxeval: int = 100_000
