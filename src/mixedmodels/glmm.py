@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .design.covariance import initial_theta, theta_lower_bounds
 from .errors import ModelSpecError
 from .families import Family, GlmResponse, get_family
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
-from .lmm import ModelInputs, prepare_inputs
+from .lmm import ModelInputs, ThetaParameters, prepare_inputs
 from .optim import OptimizerSettings
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(ThetaParameters):
     """A GLMM, defined but not fitted: inputs, family, and the PIRLS machinery.
 
     Attributes
@@ -119,18 +118,6 @@ class GeneralizedLinearMixedModel:
     @property
     def layouts(self):
         return self.plan.layouts
-
-    @property
-    def theta_lower(self) -> np.ndarray:
-        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
-
-    @property
-    def theta_start(self) -> np.ndarray:
-        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
-
-    @property
-    def theta_names(self) -> list[str]:
-        return [name for t in self.inputs.terms for name in t.theta_names]
 
     @cached_property
     def pirls(self) -> Pirls:

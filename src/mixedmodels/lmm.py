@@ -175,8 +175,26 @@ def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
     return np.sum(present, axis=0) if present else None
 
 
+class ThetaParameters:
+    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms``."""
+
+    inputs: ModelInputs
+
+    @property
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_names(self) -> list[str]:
+        return [name for t in self.inputs.terms for name in t.theta_names]
+
+
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(ThetaParameters):
     """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``."""
 
     inputs: ModelInputs
@@ -226,18 +244,6 @@ class LinearMixedModel:
     def layouts(self):
         """Where each random-effects term sits in theta and in the blocks (block order)."""
         return self.crossprods.terms
-
-    @property
-    def theta_lower(self) -> np.ndarray:
-        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
-
-    @property
-    def theta_start(self) -> np.ndarray:
-        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
-
-    @property
-    def theta_names(self) -> list[str]:
-        return [name for t in self.inputs.terms for name in t.theta_names]
 
     def _log_weights(self) -> float:
         w = self.inputs.weights
