@@ -28,6 +28,7 @@ import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
 from ._threads import one_blas_thread
+from .linalg.dense import triangular_inverse
 from .design.covariance import lower_triangle
 from .errors import ConvergenceWarning, SingularFitWarning
 from .optim import OptimizerSettings, OptInfo, minimize_bounded
@@ -70,9 +71,8 @@ def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
 def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", res: "PirlsResult") -> np.ndarray:
     """``C`` with ``C C' = sigma^2 (R_X' R_X)^-1`` (the RX covariance of beta), from the X block
     of a joint PIRLS factor; sigma is 1 for families without a dispersion."""
-    nre, p = model.plan.nre_rest, model.nfixef
-    lx = res.factor.l22[nre : nre + p, nre : nre + p]
-    return model.sigma_at(res) * solve_triangular(lx, np.eye(p), lower=True).T
+    lx, _ = res.factor.fixed_factor()
+    return model.sigma_at(res) * triangular_inverse(lx).T
 
 
 def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:

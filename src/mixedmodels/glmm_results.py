@@ -82,8 +82,7 @@ class GlmerResults(LmerResults):
         if vcov is None:
             method = "RX"
             factor = model.pirls.joint_factor(theta, res)
-            nre, p = model.plan.nre_rest, model.nfixef
-            lx = factor.l22[nre : nre + p, nre : nre + p]
+            lx, _ = factor.fixed_factor()
             inv = np.linalg.inv(lx)
             vcov = sigma**2 * (inv.T @ inv)
         return cls(model, np.asarray(theta, dtype=float).copy(), np.asarray(beta, dtype=float).copy(), sigma,

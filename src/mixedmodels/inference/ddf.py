@@ -147,12 +147,12 @@ class Satterthwaite:
             return 2.0 * var**2 / denom
 
 
-def _unscaled_vcov(factor, nre: int, p: int) -> np.ndarray:
+def _unscaled_vcov(factor) -> np.ndarray:
     """``(R_X' R_X)^-1`` from the X block of the Cholesky factor."""
-    lx = np.ascontiguousarray(factor.l22[nre : nre + p, nre : nre + p])
+    lx, _ = factor.fixed_factor()
     inv, info = lapack.dtrtri(lx, lower=1)  # (solve_triangular costs ms per call on tiny matrices)
     if info != 0:
-        return np.full((p, p), np.nan)
+        return np.full(lx.shape, np.nan)
     return inv.T @ inv
 
 
@@ -198,7 +198,7 @@ class _ThetaPieces:
         if not factor.ok:
             return np.nan, np.nan, np.full((p, p), np.nan)
         logdet = factor.logdet_re() + (factor.logdet_x() if self.model.REML else 0.0)
-        return logdet, _pwrss(self.model, factor), _unscaled_vcov(factor, cp.nre_rest, p)
+        return logdet, _pwrss(self.model, factor), _unscaled_vcov(factor)
 
     def _progress(self, seconds: float) -> None:
         if self.bar is None and len(self.cache) == 1 and seconds * self.evaluations > _PROGRESS_SECONDS:
