@@ -17,25 +17,10 @@ import pandas as pd
 from ..design.fixed import build_response
 from ..errors import DataError, MixedModelsError
 from ..predict import match_levels
+from ..predict import _new_offset
 from .model import inverse_link
 
 __all__ = ["new_design", "simulate_response"]
-
-
-def _offset_for(inputs, newdata: pd.DataFrame, offset: Any) -> np.ndarray | None:
-    formula_offset = inputs.fixed.offset_for_newdata(newdata)
-    total = np.zeros(len(newdata)) if formula_offset is None else formula_offset
-    if offset is not None:
-        extra = np.asarray(offset, dtype=float).reshape(-1)
-        if extra.size != len(newdata):
-            raise DataError(f"offset has {extra.size} values but newdata has {len(newdata)} rows; give one per row")
-        return total + extra
-    used_argument = inputs.offset is not None and (
-        inputs.fixed.offset is None or not np.array_equal(inputs.offset, inputs.fixed.offset))
-    if used_argument:
-        raise DataError("the model was fitted with an offset= argument, which newdata cannot supply; "
-                        "pass offset=<values for the new rows>")
-    return total
 
 
 def _new_level_effects(sd: np.ndarray, cor: np.ndarray | None, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +51,7 @@ def new_design(result, newdata: pd.DataFrame | None, use_re: bool, idx: np.ndarr
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     x = inputs.fixed.for_newdata(newdata)
-    offs = _offset_for(inputs, newdata, offset)
+    offs = _new_offset(inputs, newdata, offset)
     if not use_re:
         return x, offs, [], [], []
     zs, refs_all, bs = [], [], []
