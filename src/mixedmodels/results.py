@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .convergence import BOUNDARY_TOLERANCE
 from .linalg.dense import triangular_inverse
 from .optim import OptInfo
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
 
-SINGULAR_TOLERANCE = 1e-4
+SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
 
 
 def _unique_group_names(groups: list[str]) -> list[str]:
