@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -33,11 +34,21 @@ def required_variables(expr: str) -> frozenset[str]:
     ``"log(y) ~ scale(x) + f:g + offset(z)"`` needs ``{y, x, f, g, z}`` and
     ``"cbind(a, b - a)"`` needs ``{a, b}``.
 
+    The answer depends on the text alone and formulaic's parse is the costly
+    part of a small fit, so it is cached by text (the frozenset is immutable).
+
     Raises
     ------
     FormulaError
         If formulaic cannot parse ``expr``.
     """
+    if not isinstance(expr, str):
+        raise FormulaError(f"a formula must be a string, got {type(expr).__name__}")
+    return _required_variables(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _required_variables(expr: str) -> frozenset[str]:
     names: set[str] = set()
     for factor in _factors(expr):
         method = factor.eval_method.value

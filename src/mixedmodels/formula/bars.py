@@ -16,6 +16,7 @@ untouched.  Problems raise :class:`~mixedmodels.errors.FormulaError`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,12 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(
             f"the formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}"
         )
+    return _parse_formula(formula)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_formula(formula: str) -> ParsedFormula:
+    """:func:`parse_formula` for a string, cached: the result is immutable and refits reuse their text."""
     if not formula.strip():
         raise FormulaError("the formula is empty; write e.g. 'y ~ x + (1 | g)'")
     list(_walk(formula, formula))  # balance check on the text as the user wrote it
