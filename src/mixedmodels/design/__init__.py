@@ -4,8 +4,8 @@ Names are imported lazily so that ``import mixedmodels.design`` does not pull
 in formulaic:
 
 * :mod:`.frame` -- ``required_variables``, ``model_frame``, ``ModelFrame``;
-* :mod:`.fixed` -- ``build_design``, ``build_response``, ``DesignMatrix``,
-  ``drop_aliased_columns``, ``check_scale``.
+* :mod:`.fixed` -- ``build_design``, ``build_response``, ``DesignMatrix``;
+* :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ _LAZY = {
     "build_design": "fixed",
     "build_response": "fixed",
     "DesignMatrix": "fixed",
-    "drop_aliased_columns": "fixed",
-    "check_scale": "fixed",
+    "drop_aliased_columns": "checks",
+    "check_scale": "checks",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,109 @@
+"""lme4's checks of a fixed-effects model matrix: aliased columns and predictor scales.
+
+Kept apart from :mod:`.fixed` (which builds the matrices and re-exports these
+names) because they only read a finished :class:`~.fixed.DesignMatrix`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import RankDeficiencyWarning, ScaleWarning
+
+if TYPE_CHECKING:
+    from .fixed import DesignMatrix
+
+__all__ = ["drop_aliased_columns", "check_scale"]
+
+
+def drop_aliased_columns(
+    design: DesignMatrix, tol: float = 1e-7
+) -> tuple[DesignMatrix, tuple[str, ...]]:
+    """Drop columns that are linear combinations of earlier ones (lme4's rule).
+
+    Like lme4's ``chkRank.drop.cols`` (R's LINPACK QR with limited pivoting),
+    a column is aliased when its part orthogonal to the earlier kept columns
+    has norm below ``tol`` times its own norm; earlier columns are kept.
+
+    Emits :class:`~mixedmodels.errors.RankDeficiencyWarning` naming the
+    dropped columns.  The returned design's ``for_newdata`` gives only the
+    kept columns.
+    """
+    keep = _independent_columns(design.matrix, tol)
+    if len(keep) == design.matrix.shape[1]:
+        return design, ()
+    dropped = tuple(n for j, n in enumerate(design.column_names) if j not in set(keep))
+    k = len(dropped)
+    what = "1 column / coefficient" if k == 1 else f"{k} columns / coefficients"
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {what}: {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=2,
+    )
+    kept = replace(
+        design,
+        matrix=np.ascontiguousarray(design.matrix[:, keep]),
+        column_names=tuple(design.column_names[j] for j in keep),
+        _columns=tuple(design._columns[j] for j in keep) if design._columns else (),
+    )
+    return kept, dropped
+
+
+def _independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
+    """Indices of the columns kept by a left-to-right rank-revealing QR.
+
+    A column goes when its part orthogonal to the earlier kept columns has norm
+    below ``tol`` times ``norms`` (each column's own norm by default).
+    """
+    keep = list(range(x.shape[1]))
+    norms = np.linalg.norm(x, axis=0) if norms is None else norms
+    reference = np.where(norms > 0, norms, 1.0) * tol
+    while keep:
+        r = np.linalg.qr(x[:, keep], mode="r")
+        diag = np.zeros(len(keep))
+        m = min(r.shape)
+        diag[:m] = np.abs(np.diag(r)[:m])
+        bad = np.flatnonzero(~(diag >= reference[keep]))
+        if bad.size == 0:
+            break
+        del keep[bad[0]]
+    return keep
+
+
+def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
+    """Warn when predictors are on very different scales (lme4's ``checkScaleX``).
+
+    Only columns that are not 0/1 indicators (nor the intercept) count, and
+    constant ones are skipped.  lme4 warns when the standard deviations of two
+    such columns differ by more than a factor ``tol`` (1000), or when one SD
+    is itself above ``tol`` or below ``1/tol``.  Emits
+    :class:`~mixedmodels.errors.ScaleWarning` naming the columns at fault.
+    """
+    x = design.matrix
+    if x.shape[0] < 2:
+        return
+    binary = np.all((x == 0) | (x == 1), axis=0)
+    sd = x.std(axis=0, ddof=1)
+    idx = np.flatnonzero(~binary & (sd > 0))
+    if idx.size == 0:
+        return
+    sds = sd[idx]
+    lo, hi = idx[np.argmin(sds)], idx[np.argmax(sds)]
+    flagged = [j for j in idx if sd[j] > tol or sd[j] < 1 / tol]
+    if sd[hi] / sd[lo] > tol:
+        flagged = [hi, lo] + flagged
+    if not flagged:
+        return
+    names = ", ".join(
+        f"{design.column_names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged)
+    )
+    warnings.warn(
+        "Some predictor variables are on very different scales: "
+        f"consider rescaling (columns {names})",
+        ScaleWarning,
+        stacklevel=2,
+    )
