@@ -45,10 +45,14 @@ def _dense_factor(refs, zs, nlevels, xy, theta):
     return np.linalg.cholesky(a), nre, a
 
 
-@pytest.fixture(params=["dense", "sparse"])
+@pytest.fixture(params=["dense", "sparse", "compiled"])
 def storage(request, monkeypatch):
-    if request.param == "sparse":
+    """How A21 is stored and updated: dense, sparse (scipy), sparse with the compiled per-level update."""
+    if request.param != "dense":
         monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    if request.param == "compiled":
+        pytest.importorskip("numba", reason="the compiled rank update needs numba (the 'fast' extra)")
+        monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 0)
     return request.param
 
 
@@ -121,3 +125,32 @@ def test_rank_update_plan_equals_the_sparse_product(monkeypatch, shared_weights)
     weights = 0.7 / (0.7 * cp.a11[:, 0, 0] + 1.0)  # as in the Cholesky: a function of the level's diagonal
     expected = (cp.a21 @ sp.diags_array(weights) @ cp.a21.T).toarray()
     np.testing.assert_allclose(plan.apply(weights), np.tril(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_update_is_used_for_a_vector_big_term(monkeypatch):
+    pytest.importorskip("numba", reason="the compiled rank update needs numba (the 'fast' extra)")
+    from mixedmodels.linalg.rank_update import VectorRankUpdate
+
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 0)
+    refs, zs, nlevels, xy, theta = _problem()
+    assert isinstance(BlockedCrossProducts.build(refs, zs, nlevels, xy).rank_update_plan, VectorRankUpdate)
+    monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 10**9)  # too small to be worth compiling
+    assert BlockedCrossProducts.build(refs, zs, nlevels, xy).rank_update_plan is None
+
+
+def test_without_numba_a_vector_big_term_keeps_scipys_update(monkeypatch):
+    from mixedmodels.linalg import _kernels
+
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 0)
+    monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
+    _kernels.compiled.cache_clear()
+    try:
+        refs, zs, nlevels, xy, theta = _problem()
+        cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+        assert cp.rank_update_plan is None
+        dense, nre, _ = _dense_factor(refs, zs, nlevels, xy, theta)
+        assert cp.factorize(theta).logdet_re() == pytest.approx(2 * np.sum(np.log(np.diag(dense)[:nre])), rel=1e-12)
+    finally:
+        _kernels.compiled.cache_clear()

@@ -37,12 +37,15 @@ import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
 from ..design.covariance import lower_triangle, theta_to_lambda
-from .rank_update import ScalarRankUpdate
+from .rank_update import ScalarRankUpdate, VectorRankUpdate
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
+# From this many non-zeros in A21, a big term with k > 1 columns gets the
+# compiled rank update (numba's one-off compilation, ~1 s, is then repaid).
+_COMPILED_UPDATE_MIN_NNZ = 20_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,15 +165,21 @@ class BlockedCrossProducts:
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
 
     @cached_property
-    def rank_update_plan(self) -> ScalarRankUpdate | None:
-        """Precomputed pieces of ``A21 W A21'`` for a scalar big term with sparse ``A21`` (else None).
+    def rank_update_plan(self) -> ScalarRankUpdate | VectorRankUpdate | None:
+        """Precomputed pieces of ``A21 W A21'`` when ``A21`` is sparse (else None).
 
-        Derived from ``a21`` and ``a11`` on first use, so a copy with other
-        blocks (``dataclasses.replace``) derives its own.
+        A scalar big term always gets one; a term with k > 1 columns gets the
+        compiled per-level update when ``A21`` is large enough and numba is
+        installed.  Derived from ``a21`` and ``a11`` on first use, so a copy
+        with other blocks (``dataclasses.replace``) derives its own.
         """
-        if not self.plan_rank_update or isinstance(self.a21, np.ndarray) or self.first.ncols != 1:
+        if not self.plan_rank_update or isinstance(self.a21, np.ndarray):
             return None
-        return ScalarRankUpdate.build(self.a21, self.a11[:, 0, 0])
+        if self.first.ncols == 1:
+            return ScalarRankUpdate.build(self.a21, self.a11[:, 0, 0])
+        if self.a21.nnz < _COMPILED_UPDATE_MIN_NNZ:
+            return None
+        return VectorRankUpdate.build(self.a21, self.first.ncols)
 
     @property
     def first(self) -> TermLayout:
@@ -254,13 +263,30 @@ def _first_block_factor(a11: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(scaled)
 
 
+def _first_block_roots(l11: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``g_l = L11_l^-1 lam'`` per level (k > 1), shape ``(q, k, k)``: ``W_l = g_l' g_l``."""
+    return np.linalg.solve(l11, np.broadcast_to(lam.T, l11.shape))
+
+
 def _first_block_weights(l11: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """``W_l = lam (L11_l L11_l')^-1 lam'`` per level, shape ``(q, k, k)``."""
     k = lam.shape[0]
     if k == 1:
         return (lam[0, 0] / l11) ** 2
-    g = np.linalg.solve(l11, np.broadcast_to(lam.T, l11.shape))  # L11^-1 lam'
+    g = _first_block_roots(l11, lam)
     return np.einsum("qji,qjm->qim", g, g)
+
+
+def _updated_rest(cp: BlockedCrossProducts, l11: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``A22 - A21 W A21'`` and whether only its lower triangle was formed."""
+    plan = cp.rank_update_plan
+    if isinstance(plan, VectorRankUpdate):
+        rest = plan.apply(_first_block_roots(l11, lam))
+    else:
+        weights = _first_block_weights(l11, lam)
+        rest = plan.apply(weights) if plan is not None else _rank_update(cp.a21, weights)
+    np.subtract(cp.a22, rest, out=rest)
+    return rest, plan is not None
 
 
 def _rank_update(a21: np.ndarray | sp.csr_array, weights: np.ndarray) -> np.ndarray:
@@ -308,11 +334,8 @@ class Factorization:
     def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
         lam1 = cp.first.scaled_lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
-        weights = _first_block_weights(l11, lam1)
-        plan = cp.rank_update_plan
-        rest = plan.apply(weights) if plan is not None else _rank_update(cp.a21, weights)
-        np.subtract(cp.a22, rest, out=rest)
-        if plan is not None and any(t.ncols > 1 for t in cp.rest_terms):
+        rest, lower_only = _updated_rest(cp, l11, lam1)
+        if lower_only and any(t.ncols > 1 for t in cp.rest_terms):
             _symmetrize_from_lower(rest)  # vector terms' scaling mixes rows within a level
         _scale_rest(rest, cp.rest_terms, theta, "rows")
         _scale_rest(rest, cp.rest_terms, theta, "cols")

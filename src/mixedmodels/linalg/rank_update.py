@@ -1,4 +1,7 @@
-"""The rank update ``A21 W A21'`` of the rest block, for a scalar big term.
+"""The rank update ``A21 W A21'`` of the rest block, precomputed per big term.
+
+Scalar big term (:class:`ScalarRankUpdate`)
+-------------------------------------------
 
 When the first (big) random-effects term has one column, ``W`` is diagonal
 with ``w_c = lambda^2 / (lambda^2 a11_c + 1)``: levels with the same diagonal
@@ -13,6 +16,17 @@ and only the lower triangle is formed (all the Cholesky factorization reads).
 
 For InstEval (2,972 students in 86 weight groups, a 1,159 x 1,159 update)
 this is 1.2 M entries per evaluation instead of 4.1 M products.
+
+Big term with k > 1 columns (:class:`VectorRankUpdate`)
+-------------------------------------------------------
+``W`` is block diagonal with ``k x k`` blocks ``W_l = g_l' g_l``.  Each
+level's k columns of ``A21`` are stored once as a dense ``rows x k`` slab on
+the union of their non-zero rows, and a compiled loop
+(:func:`._kernels.level_syrk`) adds each level's ``(V_l g_l')(V_l g_l')'``
+to the lower triangle.  For the 1M-row crossed benchmark (10,000 subjects
+with a random slope, 2,003 rest rows) this is ~0.2 s per evaluation against
+1.2-1.9 s for scipy's sparse ``A21 W A21'``.  It needs numba; without it
+:func:`VectorRankUpdate.build` returns None and the caller keeps scipy's path.
 """
 
 from __future__ import annotations
@@ -22,7 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ScalarRankUpdate"]
+from . import _kernels
+
+__all__ = ["ScalarRankUpdate", "VectorRankUpdate"]
 
 
 def _lower_pairs(a21: sp.csc_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,3 +119,50 @@ class ScalarRankUpdate:
         """The update for per-level weights, lower triangle only (upper is zero), C-ordered."""
         weighted = self.values * weights[self.representative][self.group]
         return np.bincount(self.flat, weights=weighted, minlength=self.size * self.size).reshape(self.size, self.size)
+
+
+@dataclass(frozen=True, eq=False)
+class VectorRankUpdate:
+    """Per-level dense slabs of ``A21`` for a big term with k columns, and the compiled loop.
+
+    Attributes
+    ----------
+    indptr : ndarray (q + 1,)
+        Level l's entries are ``indptr[l]:indptr[l+1]``.
+    rows : ndarray of int64
+        Row of ``A21`` of each entry, ascending within a level.
+    values : ndarray (entries, k)
+        The level's k columns on those rows (zeros where one column has none).
+    size : int
+        m, the order of the update.
+    """
+
+    indptr: np.ndarray
+    rows: np.ndarray
+    values: np.ndarray
+    size: int
+    kernel: object
+
+    @classmethod
+    def build(cls, a21: sp.csr_array | sp.csc_array, ncols: int) -> "VectorRankUpdate | None":
+        """Gather each level's columns onto the union of their rows (None without numba)."""
+        kernel = _kernels.compiled("level_syrk")
+        if kernel is None:
+            return None
+        coo = sp.coo_array(a21)
+        m = coo.shape[0]
+        level, column = np.divmod(coo.col.astype(np.int64), ncols)
+        keys, entry = np.unique(level * m + coo.row, return_inverse=True)
+        values = np.zeros((keys.size, ncols))
+        values[entry, column] = coo.data
+        entry_level, rows = np.divmod(keys, m)
+        nlevels = a21.shape[1] // ncols
+        indptr = np.zeros(nlevels + 1, dtype=np.int64)
+        np.cumsum(np.bincount(entry_level, minlength=nlevels), out=indptr[1:])
+        return cls(indptr, rows, values, m, kernel)
+
+    def apply(self, factors: np.ndarray) -> np.ndarray:
+        """The update for per-level factors ``g_l`` (``W_l = g_l' g_l``), lower triangle only, C-ordered."""
+        out = np.zeros((self.size, self.size))
+        self.kernel(self.indptr, self.rows, self.values, np.ascontiguousarray(factors), out)
+        return out

@@ -1,0 +1,68 @@
+"""The compiled loops (mixedmodels.linalg._kernels): their Python bodies against dense algebra, and numba against Python."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mixedmodels.linalg import _kernels
+from mixedmodels.linalg.rank_update import VectorRankUpdate
+
+
+def _level_slabs(seed: int, nlevels: int, k: int, m: int):
+    """Random per-level slabs on random sorted row sets, and the same as a dense m x (nlevels*k) A21."""
+    rng = np.random.default_rng(seed)
+    indptr, rows, values = [0], [], []
+    a21 = np.zeros((m, nlevels * k))
+    for lev in range(nlevels):
+        chosen = np.sort(rng.choice(m, size=rng.integers(1, m), replace=False))
+        slab = rng.normal(size=(chosen.size, k))
+        a21[chosen, lev * k : (lev + 1) * k] = slab
+        rows.append(chosen)
+        values.append(slab)
+        indptr.append(indptr[-1] + chosen.size)
+    factors = rng.normal(size=(nlevels, k, k))
+    return np.array(indptr), np.concatenate(rows), np.vstack(values), factors, a21
+
+
+def _expected_lower(a21: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    weights = np.einsum("lji,ljm->lim", factors, factors)  # W_l = g_l' g_l
+    return np.tril(a21 @ sp.block_diag(list(weights)).toarray() @ a21.T)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_level_syrk_python_body_is_the_lower_triangle_of_a21_w_a21t(k):
+    indptr, rows, values, factors, a21 = _level_slabs(k, nlevels=6, k=k, m=9)
+    out = np.zeros((9, 9))
+    _kernels.level_syrk(indptr, rows, values, factors, out)
+    np.testing.assert_allclose(out, _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_compiled_level_syrk_equals_its_python_body(k):
+    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    kernel = _kernels.compiled("level_syrk")
+    indptr, rows, values, factors, _ = _level_slabs(10 + k, nlevels=40, k=k, m=25)
+    compiled_out, python_out = np.zeros((25, 25)), np.zeros((25, 25))
+    kernel(indptr, rows, values, factors, compiled_out)
+    _kernels.level_syrk(indptr, rows, values, factors, python_out)
+    np.testing.assert_allclose(compiled_out, python_out, rtol=1e-13, atol=1e-13)
+
+
+def test_vector_rank_update_gathers_columns_with_different_row_patterns():
+    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    _, _, _, factors, a21 = _level_slabs(3, nlevels=8, k=2, m=12)
+    a21[::3, 1::2] = 0.0  # the slope column misses rows the intercept column has
+    plan = VectorRankUpdate.build(sp.csr_array(a21), ncols=2)
+    np.testing.assert_allclose(plan.apply(factors), _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_is_none_when_disabled(monkeypatch):
+    monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
+    _kernels.compiled.cache_clear()
+    try:
+        assert _kernels.compiled("level_syrk") is None
+        assert VectorRankUpdate.build(sp.csr_array(np.eye(4)), ncols=2) is None
+    finally:
+        _kernels.compiled.cache_clear()
