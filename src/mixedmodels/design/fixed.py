@@ -61,6 +61,7 @@ from ..errors import (
 )
 from .frame import check_columns, check_data_frame, plain_message, required_variables
 from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
+from .simple import numeric_columns, simple_matrix, simple_terms
 
 __all__ = [
     "DesignMatrix",
@@ -286,6 +287,9 @@ CONTEXT: dict[str, Any] = {
     "contr": _ContrastNamespace,
 }
 
+# Names formulaic may read as functions or namespaces, never as plain columns (the simple path skips them).
+_RESERVED = frozenset(CONTEXT) | frozenset(TRANSFORMS) | frozenset({"np", "numpy", "pd", "pandas", "math"})
+
 
 # ---------------------------------------------------------------------------
 # The formulaic materializer that applies R's rules
@@ -474,10 +478,16 @@ class DesignMatrix:
     matrix: np.ndarray
     column_names: tuple[str, ...]
     offset: np.ndarray | None
-    _spec: ModelSpec | None = field(default=None, repr=False)
+    _spec_source: ModelSpec | _DeferredSpec | None = field(default=None, repr=False)
     _columns: tuple[int, ...] = field(default=(), repr=False)
     _offset_columns: tuple[int, ...] = field(default=(), repr=False)
     _variables: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @property
+    def _spec(self) -> ModelSpec | None:
+        """formulaic's fitted spec (replays, term structure); built on first use for simple designs."""
+        source = self._spec_source
+        return source.get() if isinstance(source, _DeferredSpec) else source
 
     def for_newdata(self, data: pd.DataFrame) -> np.ndarray:
         """The same columns for new data, replaying stateful transforms.
@@ -536,18 +546,14 @@ def build_design(
     check_data_frame(data)
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
+    simple = _simple_design(rhs, data, contrasts)
+    if simple is not None:
+        return simple
     variables = required_variables(rhs)
     check_columns(data, sorted(variables))
     _check_complete(data, variables)
-    chosen = {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
-    spec = ModelSpec.from_spec(
-        rhs,
-        materializer=_RMaterializer.REGISTER_NAME,
-        materializer_params={"contrasts": chosen, "spellings": _spellings(rhs)},
-        output="numpy",
-        na_action="ignore",
-    )
-    full, spec = _materialize_new(spec, data, rhs)
+    chosen = _chosen_contrasts(contrasts)
+    full, spec = _materialize_new(_new_spec(rhs, chosen), data, rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -555,6 +561,73 @@ def build_design(
     return DesignMatrix(
         matrix, tuple(names), offset, spec, tuple(design_cols), tuple(offset_cols), variables
     )
+
+
+def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
+    """Canonical contrast names per variable; unknown names raise ModelSpecError."""
+    return {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
+
+
+def _new_spec(rhs: str, chosen: Mapping[str, str]) -> ModelSpec:
+    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings."""
+    return ModelSpec.from_spec(
+        rhs,
+        materializer=_RMaterializer.REGISTER_NAME,
+        materializer_params={"contrasts": dict(chosen), "spellings": _spellings(rhs)},
+        output="numpy",
+        na_action="ignore",
+    )
+
+
+def _simple_design(
+    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None
+) -> DesignMatrix | None:
+    """The design of an intercept and plain numeric columns without formulaic, else None.
+
+    Same checks, in the same order, and the same matrix as the formulaic path
+    (see :mod:`.simple`); formulaic's spec is made only if a replay or the
+    term structure is asked for.
+    """
+    terms = simple_terms(rhs)
+    if terms is None or any(name in _RESERVED for name in terms[1]):
+        return None
+    intercept, names = terms
+    variables = frozenset(names)
+    check_columns(data, sorted(variables))
+    columns = numeric_columns(data, names)
+    if columns is None:
+        return None
+    if any(np.isnan(column).any() for column in columns):
+        _check_complete(data, variables)  # raises, naming the columns
+    chosen = _chosen_contrasts(contrasts)
+    matrix = simple_matrix(intercept, columns, len(data))
+    column_names = ("(Intercept)",) * intercept + names
+    _check_finite(matrix, column_names, None)
+    sample = {name: data[name].to_numpy()[:2].copy() for name in names}
+    deferred = _DeferredSpec(rhs, chosen, sample, min(2, len(data)))
+    return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
+
+
+class _DeferredSpec:
+    """formulaic's fitted spec of a simple design, made on first use.
+
+    A simple design (intercept and plain numeric columns) has no stateful
+    transform nor factor level to remember, so its spec fitted on the first
+    two rows equals the one fitted on all of them (tested); those rows are
+    kept (copied) instead of the data.
+    """
+
+    __slots__ = ("_rhs", "_chosen", "_sample", "_nrows", "_spec")
+
+    def __init__(self, rhs: str, chosen: Mapping[str, str], sample: dict[str, np.ndarray], nrows: int) -> None:
+        self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), sample, nrows
+        self._spec: ModelSpec | None = None
+
+    def get(self) -> ModelSpec:
+        if self._spec is None:
+            sample = pd.DataFrame(self._sample, index=range(self._nrows))
+            self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
+        return self._spec
 
 
 def _materialize_new(
