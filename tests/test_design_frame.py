@@ -143,3 +143,42 @@ def test_model_frame_handles_pandas_missing_markers() -> None:
     mf = model_frame(data, ["s", "flag", "x"])
     assert mf.n_dropped == 2
     assert mf.data.index.tolist() == [0, 3]
+
+
+def _mixed_frame(with_missing: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    n = 10
+    data = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "k": rng.integers(0, 5, size=n),
+            "b": rng.random(n) > 0.5,
+            "f": pd.Categorical(rng.choice(["a", "b"], size=n)),
+            "o": pd.Categorical(rng.choice(["lo", "hi"], size=n), categories=["lo", "hi"], ordered=True),
+            "s": pd.array(rng.choice(["p", "q"], size=n), dtype="string"),
+            "obj": rng.choice(["u", "v"], size=n).astype(object),
+            "nb": pd.array(rng.random(n) > 0.5, dtype="boolean"),
+            "ni": pd.array(rng.integers(0, 5, size=n), dtype="Int64"),
+            "t": pd.date_range("2026-01-01", periods=n),
+        },
+        index=[f"r{i}" for i in range(n)],
+    )
+    if with_missing:
+        for j, column in enumerate(["x", "f", "s", "obj", "nb", "ni", "t"]):
+            data.loc[data.index[j], column] = None
+    return data
+
+
+@pytest.mark.parametrize("with_missing", [False, True])
+def test_model_frame_equals_the_label_based_frame(with_missing: bool) -> None:
+    """The column-wise model frame gives what ``.loc`` selection and ``isna`` give, dtypes and index included."""
+    from mixedmodels.design.frame import _model_frame_by_label
+
+    data = _mixed_frame(with_missing)
+    before = data.copy()
+    columns = ["t", "x", "k", "b", "f", "o", "s", "obj", "nb", "ni"]
+    fast, slow = model_frame(data, columns), _model_frame_by_label(data, columns)
+    assert fast.n_dropped == slow.n_dropped == (7 if with_missing else 0)
+    pd.testing.assert_frame_equal(fast.data, slow.data)
+    fast.data.iloc[:, :] = fast.data.iloc[::-1].to_numpy()  # writing to the result leaves the input alone
+    pd.testing.assert_frame_equal(data, before)

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
@@ -143,6 +144,38 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
     check_columns(data, columns)
     if len(data) == 0:
         raise DataError("data has no rows")
+    series = [data[name] for name in columns]
+    if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
+        return _model_frame_by_label(data, columns)
+    complete = ~_missing_rows(series, len(data))
+    n_dropped = int(len(data) - complete.sum())
+    if n_dropped == len(data):
+        _model_frame_by_label(data, columns)  # raises, summarising the missing values
+    if n_dropped:
+        arrays = {name: s.array[complete] for name, s in zip(columns, series)}
+        kept = pd.DataFrame(arrays, index=data.index[complete], copy=False)  # masking copied
+    else:
+        arrays = {name: s.array for name, s in zip(columns, series)}
+        kept = pd.DataFrame(arrays, index=data.index, copy=True)
+    return ModelFrame(data=kept, n_dropped=n_dropped)
+
+
+def _missing_rows(series: list[pd.Series], nrows: int) -> np.ndarray:
+    """Rows with a missing value in any of ``series``; NumPy numbers are checked without pandas."""
+    missing = np.zeros(nrows, dtype=bool)
+    for column in series:
+        dtype = column.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind == "f":
+            missing |= np.isnan(column.to_numpy())
+        else:
+            missing |= column.isna().to_numpy()
+    return missing
+
+
+def _model_frame_by_label(data: pd.DataFrame, columns: list[str]) -> ModelFrame:
+    """:func:`model_frame` through ``.loc`` (general and slower): odd column labels and the error path."""
     subset = data.loc[:, columns]
     missing = subset.isna()
     complete = ~missing.any(axis=1).to_numpy()
