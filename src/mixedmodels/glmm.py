@@ -122,7 +122,8 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     @cached_property
     def pirls(self) -> Pirls:
         offset = self.inputs.offset if self.inputs.offset is not None else np.zeros(self.nobs)
-        return Pirls(self.response, np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float), offset, self.plan)
+        return Pirls(self.response, np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float), offset, self.plan,
+                     terms=self.inputs.terms)
 
     @property
     def nranef(self) -> int:

@@ -68,10 +68,10 @@ def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
     return np.concatenate([lay.scale_theta(np.asarray(scaled, dtype=float), inverse=True) for lay in model.layouts])
 
 
-def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", res: "PirlsResult") -> np.ndarray:
+def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", theta: np.ndarray, res: "PirlsResult") -> np.ndarray:
     """``C`` with ``C C' = sigma^2 (R_X' R_X)^-1`` (the RX covariance of beta), from the X block
-    of a joint PIRLS factor; sigma is 1 for families without a dispersion."""
-    lx, _ = res.factor.fixed_factor()
+    of the joint blocked factor at a PIRLS solution; sigma is 1 for families without a dispersion."""
+    lx, _ = model.pirls.joint_factor(theta, res).fixed_factor()
     return model.sigma_at(res) * triangular_inverse(lx).T
 
 
@@ -145,7 +145,7 @@ class _Criterion:
 def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings,
             warm: _WarmStart) -> tuple[OptInfo, _Criterion]:
     """Minimize the Laplace / quadrature deviance over theta and (whitened) beta."""
-    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, res1), theta1)
+    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
 
     def objective(x: np.ndarray) -> float:
         value, res = crit.evaluate(x, warm.u)
@@ -335,6 +335,8 @@ def _fit(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSet
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )
+    # the results read the blocked factor's blocks (conditional variances)
+    res = replace(res, factor=model.pirls.blocked_factor(theta, res))
     result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
     for message in messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=4)

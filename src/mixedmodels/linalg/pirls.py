@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from ..design.covariance import lower_triangle
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
+from .pirls_scalar import ScalarFactor, ScalarSystem
 
 __all__ = ["ReweightedBlocks", "PirlsResult", "Pirls"]
 
@@ -310,7 +311,7 @@ class Pirls:
     """
 
     def __init__(self, response, x: np.ndarray, offset: np.ndarray, plan: ReweightedBlocks,
-                 tol: float = 1e-10, maxit: int = 200):
+                 tol: float = 1e-10, maxit: int = 200, terms: Sequence | None = None):
         self.response = response
         self.link = response.family.link
         self.family = response.family
@@ -322,6 +323,12 @@ class Pirls:
         self._scalar = all(lay.ncols == 1 for lay in plan.layouts)
         self._term_of_column = np.repeat(np.arange(len(plan.layouts)), [lay.size for lay in plan.layouts])
         self._x_products: tuple[np.ndarray, sp.csr_array] | None = None
+        # all-scalar terms: the PIRLS step's own linear algebra (see pirls_scalar); else the blocked factor
+        self._system = None
+        if self._scalar and terms is not None:
+            zs = [np.asarray(t.z, dtype=float)[:, 0] / lay.scales[0] for t, lay in zip(terms, plan.layouts)]
+            self._system = ScalarSystem([np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts],
+                                        x, plan.zt)
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
         """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
@@ -406,8 +413,25 @@ class Pirls:
         eta = base + self.plan.z @ lam(u)
         return eta + self.x @ beta if joint else eta
 
+    def _step_system(self, theta: np.ndarray):
+        """The factorization for one theta: ``(w, zw, joint) -> factor`` with ``ok`` and ``solve()``."""
+        if self._system is not None:
+            state = self._system.at(np.asarray([theta[lay.theta_start] * lay.scales[0] for lay in self.plan.layouts]))
+            return lambda w, zw, joint: self._system.factorize(state, w, zw, joint)
+
+        def blocked(w, zw, joint):
+            return (self._joint_blocks(w, zw) if joint else self.plan.blocks(w, zw[:, None])).factorize(theta)
+        return blocked
+
+    def _solution(self, factor) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(factor, ScalarFactor):
+            return factor.solve()
+        new_beta, new_u = factor.solve()
+        return new_beta, self._stack(new_u)
+
     def _iterate(self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None) -> PirlsResult:
         lam = self.lambda_op(theta)
+        system = self._step_system(theta)
         newton = not self.family.canonical
         eta, mu, dev, u, beta = self._start(base, lam, u, beta, joint, eta0)
         pdev = np.inf if u is None else dev + u @ u
@@ -416,12 +440,10 @@ class Pirls:
             polish = newton and not converged and change < _NEWTON_FROM
             w, resid = self.response.working_weights(eta, mu, observed=polish)
             zw = (eta - base) + resid
-            blocks = self._joint_blocks(w, zw) if joint else self.plan.blocks(w, zw[:, None])
-            factor = blocks.factorize(theta)
+            factor = system(w, zw, joint)
             if converged or not factor.ok:
                 break
-            new_beta, new_u = factor.solve()
-            new_u = self._stack(new_u)
+            new_beta, new_u = self._solution(factor)
             if u is None:  # start from eta0: move towards the first solution until the mean is valid
                 eta, mu, dev, u, beta, pdev = self._first_step(base, lam, eta, new_beta, new_u)
                 continue
@@ -498,6 +520,16 @@ class Pirls:
 
     def _evaluate_pair(self, base, lam, u, beta, joint):
         return self._evaluate(self._eta(base, lam, u, beta, joint))
+
+    def blocked_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
+        """The blocked factor of the random-effects system at a PIRLS solution's (expected) weights.
+
+        What the results need (conditional variances read its blocks); the
+        iterations themselves may have used :class:`ScalarSystem`'s factor.
+        """
+        w, resid = self.response.working_weights(res.eta, res.mu)
+        base = res.eta - self.plan.z @ self.lambda_u(res.u, theta)
+        return self.plan.blocks(w, ((res.eta - base) + resid)[:, None]).factorize(theta)
 
     def joint_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
         """The factor of the full system ``[Z X z]`` at a PIRLS solution's (expected) weights; gives R_X."""

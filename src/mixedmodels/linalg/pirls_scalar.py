@@ -1,0 +1,254 @@
+"""PIRLS's penalized least-squares step when every random-effects term has one column.
+
+Scalar terms (``(1 | g)``, ``(0 + x | g)``) are what most GLMMs have, and a
+PIRLS fit solves tens of thousands of small systems
+
+    [ Lambda' Z'WZ Lambda + I   Lambda' Z'WX ] [u   ]   [ Lambda' Z'W z ]
+    [ X'WZ Lambda               X'WX         ] [beta] = [ X'W z         ]
+
+(the X rows only for the ``nAGQ = 0`` criterion), each with new weights
+``W``.  The general blocked code (:mod:`.blocked`, built for linear mixed
+models whose blocks never change) spent most of a GLMM fit in scipy.sparse
+constructors and per-call dispatch: ~1 ms per iteration on grouseticks,
+~0.2 ms on VerbAgg.  Here everything that does not depend on the weights is
+worked out once per model:
+
+* every entry of the first term's diagonal, of its cross-products with the
+  other terms (``A21``) and of the other terms' own cross-products
+  (``A22``) is a weighted sum over observations: one sparse matrix-vector
+  product gives them all;
+* the rank update ``A21 D1^-1 A21'`` is a dense product when ``A21`` is
+  small, else a single ``bincount`` over the pairs of non-zeros that share a
+  first-term level (found once);
+* theta enters only as per-entry products ``lambda_r lambda_s``, computed
+  once per PIRLS run, not per iteration.
+
+The factor is the same as the blocked one (first term diagonal, dense rest
+block factored by LAPACK), so the Laplace deviance agrees to rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+__all__ = ["ScalarSystem", "ScalarFactor"]
+
+# A21 (rest rows x first-term levels) is handled dense below this many entries
+_DENSE_LIMIT = 50_000
+
+
+@dataclass(frozen=True, eq=False)
+class _Entries:
+    """Distinct block positions and, per position, which observations add to it (the gather matrix rows)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _distinct(rows: np.ndarray, cols: np.ndarray, nrows: int) -> tuple[_Entries, np.ndarray]:
+    """Distinct (row, col) positions, sorted by column then row, and each input's position index."""
+    keys, inverse = np.unique(cols.astype(np.int64) * nrows + rows, return_inverse=True)
+    return _Entries(keys % nrows, keys // nrows), inverse.ravel()
+
+
+def _lower_pairs(entries: _Entries, sizes: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
+    """Pairs (a, b) of A21 entries in the same column with row_a >= row_b: indices, flat destination
+    in an m x m block for each m in ``sizes``, column.
+
+    ``A21 D^-1 A21'`` is the sum over these of ``a21_a a21_b / d_col`` at (row_a, row_b).
+    """
+    counts = np.bincount(entries.cols)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    firsts, seconds = [], []
+    for k in np.unique(counts[counts > 0]):
+        cols = np.flatnonzero(counts == k)
+        tri_i, tri_j = np.tril_indices(k)
+        firsts.append((starts[cols][:, None] + tri_i).ravel())
+        seconds.append((starts[cols][:, None] + tri_j).ravel())
+    first = np.concatenate(firsts) if firsts else np.empty(0, np.intp)
+    second = np.concatenate(seconds) if seconds else np.empty(0, np.intp)
+    # entries are sorted by row within a column, so row[first] >= row[second]
+    dest = {m: entries.rows[first] * m + entries.rows[second] for m in sizes}
+    return first, second, dest, entries.cols[first]
+
+
+class ScalarSystem:
+    """The weight-independent layout of PIRLS's system for scalar terms (built once per model).
+
+    Parameters
+    ----------
+    refs, z : per term, level index and (scaled) column per observation, in block order
+    nlevels : per term
+    x : ndarray (n, p)
+    zt : sparse (q, n), ``Z'`` with the scaled columns
+    """
+
+    def __init__(self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray,
+                 zt: sp.csr_array):
+        n = refs[0].size
+        self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], zt, x
+        self.nlevels = list(nlevels)
+        offsets = np.concatenate([[0], np.cumsum(nlevels[1:])]).astype(np.int64)
+        rows_rest = [offsets[t - 1] + refs[t] for t in range(1, len(refs))]
+        self.e21, inv21 = _distinct(np.concatenate(rows_rest) if rows_rest else np.empty(0, np.int64),
+                                    np.tile(refs[0], len(rows_rest)), max(self.m_re, 1))
+        pairs = [(t, s) for t in range(1, len(refs)) for s in range(1, t + 1)]
+        self.e22, inv22 = _distinct(np.concatenate([rows_rest[t - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
+                                    np.concatenate([rows_rest[s - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
+                                    max(self.m_re, 1))
+        n21, n22 = self.e21.rows.size, self.e22.rows.size
+        gather_rows = np.concatenate([refs[0], self.q1 + inv21, self.q1 + n21 + inv22]).astype(np.int64)
+        gather_vals = np.concatenate([z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))]
+                                     + [z[t] * z[s] for t, s in pairs])
+        gather_cols = np.tile(np.arange(n), 1 + len(rows_rest) + len(pairs))
+        self.gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
+        # which term each rest row belongs to (for lambda products), and the column scale per stacked u
+        self.term_of_rest = np.repeat(np.arange(1, len(refs)), nlevels[1:]).astype(np.intp)
+        self.term_of_u = np.repeat(np.arange(len(refs)), nlevels).astype(np.intp)
+        self.dense21 = (self.m_re + self.p) * self.q1 <= _DENSE_LIMIT
+        if not self.dense21 and n21:
+            self.pairs = _lower_pairs(self.e21, (self.m_re, self.m_re + self.p))
+        self._joint_gathers: tuple[np.ndarray, sp.csr_array] | None = None
+        self._z = z
+        self._refs = refs
+
+    def joint_gathers(self) -> tuple[np.ndarray, sp.csr_array]:
+        """``x_i x_i'`` per observation (p^2 x n) and the gather matrix of ``Z'WX`` (q p x n), on first use."""
+        if self._joint_gathers is None:
+            x, n, p = self.x, self.x.shape[0], self.p
+            xx = np.ascontiguousarray((x[:, :, None] * x[:, None, :]).reshape(n, p * p).T)
+            offsets = np.concatenate([[0], np.cumsum(self.nlevels)])
+            rows = np.concatenate([((offsets[t] + r)[:, None] * p + np.arange(p)).ravel() for t, r in enumerate(self._refs)])
+            vals = np.concatenate([(zc[:, None] * x).ravel() for zc in self._z])
+            cols = np.tile(np.repeat(np.arange(n), p), len(self._refs))
+            self._joint_gathers = (xx, sp.csr_array((vals, (rows, cols)), shape=(offsets[-1] * p, n)))
+        return self._joint_gathers
+
+    def at(self, lams: np.ndarray) -> "_ThetaState":
+        """Per-run quantities for one theta (``lams``: each term's scaled lambda)."""
+        rest = lams[self.term_of_rest]
+        return _ThetaState(lams[0], lams[self.term_of_u], rest[self.e21.rows] * lams[0] if self.e21.rows.size else np.empty(0),
+                           rest[self.e22.rows] * rest[self.e22.cols] if self.e22.rows.size else np.empty(0), rest)
+
+    def factorize(self, state: "_ThetaState", w: np.ndarray, zw: np.ndarray, joint: bool) -> "ScalarFactor":
+        """Factor the system for weights ``w`` and working response ``zw`` and solve it."""
+        g = self.gather @ w
+        d1 = state.lam1 ** 2 * g[self._slices[0]] + 1.0
+        a21 = g[self._slices[1]] * state.coef21
+        rz = state.lamu * (self.zt @ (w * zw))
+        rz1, rz2 = rz[: self.q1], rz[self.q1 :]
+        if joint:
+            xx, zx = self.joint_gathers()
+            xx = (xx @ w).reshape(self.p, self.p)
+            wz = self.x.T @ (w * zw)
+            zxw = (zx @ w).reshape(-1, self.p) * state.lamu[:, None]
+            rz2 = np.concatenate([rz2, wz])
+        m = self.m_re + (self.p if joint else 0)
+        if self.dense21:
+            build = self._dense_rest
+        else:
+            build = self._sparse_rest
+        s, a21_apply, a21t_apply = build(state, g, d1, a21, m, joint, xx if joint else None, zxw if joint else None)
+        return ScalarFactor.compute(d1, s, self.m_re, rz1, rz2 - a21_apply(rz1 / d1), a21t_apply, joint)
+
+    def _dense_rest(self, state, g, d1, a21, m, joint, xx, zxw):
+        """Rest block and A21 products with A21 held dense (m x q1)."""
+        full = np.zeros((m, self.q1))
+        full[self.e21.rows, self.e21.cols] = a21
+        s = np.zeros((m, m))
+        if self.e22.rows.size:
+            s[self.e22.rows, self.e22.cols] = g[self._slices[2]] * state.coef22
+            s[self.e22.cols, self.e22.rows] = s[self.e22.rows, self.e22.cols]
+        idx = np.arange(self.m_re)
+        s[idx, idx] += 1.0
+        if joint:
+            full[self.m_re :] = zxw[: self.q1].T
+            s[self.m_re :, : self.m_re] = zxw[self.q1 :].T
+            s[: self.m_re, self.m_re :] = zxw[self.q1 :]
+            s[self.m_re :, self.m_re :] = xx
+        scaled = full / d1
+        s -= scaled @ full.T
+        return s, lambda v: full @ v, lambda v: full.T @ v
+
+    def _sparse_rest(self, state, g, d1, a21, m, joint, xx, zxw):
+        """Rest block with A21's random-effects rows sparse: the rank update is one bincount over pairs."""
+        first, second, dest, col = self.pairs
+        lower = np.zeros(m * m)
+        if self.e22.rows.size:
+            lower[self.e22.rows * m + self.e22.cols] = g[self._slices[2]] * state.coef22
+        lower -= np.bincount(dest[m], weights=a21[first] * a21[second] / d1[col], minlength=m * m)
+        s = lower.reshape(m, m)
+        idx = np.arange(self.m_re)
+        s[idx, idx] += 1.0
+        rows, cols, q1, m_re = self.e21.rows, self.e21.cols, self.q1, self.m_re
+
+        def apply(v):  # A21 v (rest rows)
+            out = np.bincount(rows, weights=a21 * v[cols], minlength=m_re)
+            return np.concatenate([out, ax @ v]) if joint else out
+
+        def apply_t(v):  # A21' v
+            out = np.bincount(cols, weights=a21 * v[rows], minlength=q1)
+            return out + ax.T @ v[m_re:] if joint else out
+
+        if joint:
+            ax = zxw[:q1].T  # X rows of A21 (p x q1), dense
+            scaled = ax / d1
+            p = self.p
+            cross = np.bincount((rows[:, None] * p + np.arange(p)).ravel(), weights=(a21[:, None] * scaled.T[cols]).ravel(),
+                                minlength=m_re * p).reshape(m_re, p)
+            s[m_re:, :m_re] = zxw[q1:].T - cross.T
+            s[m_re:, m_re:] = xx - scaled @ ax.T
+        return s, apply, apply_t
+
+
+@dataclass(frozen=True, eq=False)
+class _ThetaState:
+    lam1: float
+    lamu: np.ndarray  # scaled lambda per stacked u
+    coef21: np.ndarray
+    coef22: np.ndarray
+    rest: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarFactor:
+    """The factor of one PIRLS system and its solution.
+
+    ``l11`` is the first term's diagonal factor (``sqrt(d1)``), ``upper``
+    LAPACK's ``U`` of the rest block (``U'U``), as the blocked factor holds them.
+    """
+
+    l11: np.ndarray
+    upper: np.ndarray
+    m_re: int
+    ok: bool
+    u: np.ndarray | None
+    beta: np.ndarray | None
+
+    @classmethod
+    def compute(cls, d1, s, m_re, rz1, c2, a21t_apply, joint: bool) -> "ScalarFactor":
+        l11 = np.sqrt(d1)
+        if s.shape[0] == 0:
+            return cls(l11, s, m_re, True, rz1 / d1, np.empty(0))
+        # s's lower triangle is complete; s.T (Fortran order) has it as its upper triangle
+        upper, info = lapack.dpotrf(s.T, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            return cls(l11, upper, m_re, False, None, None)
+        x2, _ = lapack.dpotrs(upper, c2, lower=0)
+        u1 = (rz1 - a21t_apply(x2)) / d1
+        u = np.concatenate([u1, x2[:m_re]])
+        return cls(l11, upper, m_re, True, u, x2[m_re:] if joint else np.empty(0))
+
+    def logdet_re(self) -> float:
+        """``log det(L_theta)^2``: the first term's diagonal and the rest's random-effects rows."""
+        diag = np.diagonal(self.upper)[: self.m_re]
+        return 2.0 * float(np.sum(np.log(self.l11)) + np.sum(np.log(diag)))
+
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed effects (empty unless joint) and the stacked spherical random effects."""
+        return self.beta, self.u
