@@ -76,6 +76,24 @@ def _lower_pairs(entries: _Entries, sizes: tuple[int, int]) -> tuple[np.ndarray,
     return first, second, dest, entries.cols[first]
 
 
+def _diagonal_lead_size(e21: _Entries, e22: _Entries, nlevels: list[int], dense21: bool) -> int:
+    """Levels of the second term when its block of the rest stays diagonal, else 0.
+
+    It does when no first-term level meets two of its levels (A21's column
+    has at most one non-zero there) and no observation pairs two of them
+    (A22 is diagonal there): e.g. an observation-level term first, then a
+    term nested in the next one.  Only worth it for large sparse rests.
+    """
+    if dense21 or len(nlevels) < 3:
+        return 0
+    q2 = nlevels[1]
+    lead = e21.rows < q2
+    if np.any(np.bincount(e21.cols[lead]) > 1):
+        return 0
+    in_block = (e22.rows < q2) & (e22.cols < q2)
+    return q2 if np.all(e22.rows[in_block] == e22.cols[in_block]) else 0
+
+
 class ScalarSystem:
     """The weight-independent layout of PIRLS's system for scalar terms (built once per model).
 
@@ -111,8 +129,10 @@ class ScalarSystem:
         self.term_of_rest = np.repeat(np.arange(1, len(refs)), nlevels[1:]).astype(np.intp)
         self.term_of_u = np.repeat(np.arange(len(refs)), nlevels).astype(np.intp)
         self.dense21 = (self.m_re + self.p) * self.q1 <= _DENSE_LIMIT
+        self.grid21 = n21 == self.m_re * self.q1
         if not self.dense21 and n21:
             self.pairs = _lower_pairs(self.e21, (self.m_re, self.m_re + self.p))
+        self.nd = _diagonal_lead_size(self.e21, self.e22, nlevels, self.dense21)
         self._joint_gathers: tuple[np.ndarray, sp.csr_array] | None = None
         self._z = z
         self._refs = refs
@@ -154,26 +174,28 @@ class ScalarSystem:
         else:
             build = self._sparse_rest
         s, a21_apply, a21t_apply = build(state, g, d1, a21, m, joint, xx if joint else None, zxw if joint else None)
-        return ScalarFactor.compute(d1, s, self.m_re, rz1, rz2 - a21_apply(rz1 / d1), a21t_apply, joint)
+        return ScalarFactor.compute(d1, s, self.m_re, rz1, rz2 - a21_apply(rz1 / d1), a21t_apply, joint, self.nd)
 
     def _dense_rest(self, state, g, d1, a21, m, joint, xx, zxw):
-        """Rest block and A21 products with A21 held dense (m x q1)."""
-        full = np.zeros((m, self.q1))
-        full[self.e21.rows, self.e21.cols] = a21
-        s = np.zeros((m, m))
+        """Rest block and A21 products with A21 held dense, transposed (q1 x m: one row per first-term level)."""
+        m_re = self.m_re
+        if self.grid21 and not joint:  # every (level, rest row) pair occurs: a21 is A21' in row-major order
+            at = a21.reshape(self.q1, m_re)
+        else:
+            at = np.zeros((self.q1, m))
+            at[self.e21.cols, self.e21.rows] = a21
+            if joint:
+                at[:, m_re:] = zxw[: self.q1]
+        s = at.T @ (at / d1[:, None])
+        np.negative(s, out=s)
         if self.e22.rows.size:
-            s[self.e22.rows, self.e22.cols] = g[self._slices[2]] * state.coef22
-            s[self.e22.cols, self.e22.rows] = s[self.e22.rows, self.e22.cols]
-        idx = np.arange(self.m_re)
+            s[self.e22.rows, self.e22.cols] += g[self._slices[2]] * state.coef22
+        idx = np.arange(m_re)
         s[idx, idx] += 1.0
         if joint:
-            full[self.m_re :] = zxw[: self.q1].T
-            s[self.m_re :, : self.m_re] = zxw[self.q1 :].T
-            s[: self.m_re, self.m_re :] = zxw[self.q1 :]
-            s[self.m_re :, self.m_re :] = xx
-        scaled = full / d1
-        s -= scaled @ full.T
-        return s, lambda v: full @ v, lambda v: full.T @ v
+            s[m_re:, :m_re] += zxw[self.q1 :].T
+            s[m_re:, m_re:] += xx
+        return s, lambda v: v @ at, lambda v: at @ v
 
     def _sparse_rest(self, state, g, d1, a21, m, joint, xx, zxw):
         """Rest block with A21's random-effects rows sparse: the rank update is one bincount over pairs."""
@@ -215,15 +237,28 @@ class _ThetaState:
     rest: np.ndarray
 
 
+def _diagonal_lead(s: np.ndarray, c: np.ndarray, nd: int):
+    """Eliminate a leading block of ``s`` known to be diagonal: its root, the scaled off-diagonal
+    block ``L_RD``, and the reduced lower block with its right-hand side (a cheap first Cholesky step)."""
+    root = np.sqrt(np.diagonal(s)[:nd])
+    lrd = s[nd:, :nd] / root
+    yd = c[:nd] / root
+    reduced = s[nd:, nd:] - lrd @ lrd.T
+    return root, lrd, yd, reduced, c[nd:] - lrd @ yd
+
+
 @dataclass(frozen=True, eq=False)
 class ScalarFactor:
     """The factor of one PIRLS system and its solution.
 
-    ``l11`` is the first term's diagonal factor (``sqrt(d1)``), ``upper``
-    LAPACK's ``U`` of the rest block (``U'U``), as the blocked factor holds them.
+    ``l11`` is the first term's diagonal factor (``sqrt(d1)``); the rest
+    block's factor is a diagonal lead (``root``, for a rest term whose block
+    stays diagonal, e.g. broods nested in locations) and LAPACK's ``U`` of
+    what remains (``U'U``).
     """
 
     l11: np.ndarray
+    root: np.ndarray
     upper: np.ndarray
     m_re: int
     ok: bool
@@ -231,23 +266,26 @@ class ScalarFactor:
     beta: np.ndarray | None
 
     @classmethod
-    def compute(cls, d1, s, m_re, rz1, c2, a21t_apply, joint: bool) -> "ScalarFactor":
+    def compute(cls, d1, s, m_re, rz1, c2, a21t_apply, joint: bool, nd: int = 0) -> "ScalarFactor":
         l11 = np.sqrt(d1)
         if s.shape[0] == 0:
-            return cls(l11, s, m_re, True, rz1 / d1, np.empty(0))
+            return cls(l11, np.empty(0), s, m_re, True, rz1 / d1, np.empty(0))
+        root, lrd, yd, s, c = _diagonal_lead(s, c2, nd) if nd else (c2[:0], None, None, s, c2)
         # s's lower triangle is complete; s.T (Fortran order) has it as its upper triangle
         upper, info = lapack.dpotrf(s.T, lower=0, clean=0, overwrite_a=1)
-        if info != 0:
-            return cls(l11, upper, m_re, False, None, None)
-        x2, _ = lapack.dpotrs(upper, c2, lower=0)
+        if info != 0 or (nd and not np.all(root > 0)):
+            return cls(l11, root, upper, m_re, False, None, None)
+        x2, _ = lapack.dpotrs(upper, c, lower=0)
+        if nd:
+            x2 = np.concatenate([(yd - lrd.T @ x2) / root, x2])
         u1 = (rz1 - a21t_apply(x2)) / d1
         u = np.concatenate([u1, x2[:m_re]])
-        return cls(l11, upper, m_re, True, u, x2[m_re:] if joint else np.empty(0))
+        return cls(l11, root, upper, m_re, True, u, x2[m_re:] if joint else np.empty(0))
 
     def logdet_re(self) -> float:
         """``log det(L_theta)^2``: the first term's diagonal and the rest's random-effects rows."""
-        diag = np.diagonal(self.upper)[: self.m_re]
-        return 2.0 * float(np.sum(np.log(self.l11)) + np.sum(np.log(diag)))
+        diag = np.diagonal(self.upper)[: self.m_re - self.root.size]
+        return 2.0 * float(np.sum(np.log(self.l11)) + np.sum(np.log(self.root)) + np.sum(np.log(diag)))
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         """Fixed effects (empty unless joint) and the stacked spherical random effects."""
