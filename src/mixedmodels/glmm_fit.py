@@ -209,16 +209,6 @@ def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
     return step if np.all(np.isfinite(step)) and np.max(np.abs(step)) < 0.1 else None
 
 
-def fd_gradient(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Central finite-difference gradient (2d evaluations)."""
-    grad = np.empty(x.size)
-    for i in range(x.size):
-        e = np.zeros(x.size)
-        e[i] = steps[i]
-        grad[i] = (func(x + e) - func(x - e)) / (2.0 * steps[i])
-    return grad
-
-
 @dataclass
 class _Finish:
     x: np.ndarray
@@ -259,17 +249,8 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
     point, its deviance and PIRLS result, and the gradient and Hessian there.
     """
     steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
-
-    def deviance_at(base: np.ndarray, u0: np.ndarray) -> Callable[[np.ndarray], float]:
-        def f(xf: np.ndarray) -> float:
-            point = base.copy()
-            point[free] = xf
-            return crit.evaluate(point, u0)[0]
-        return f
-
     for _ in range(_NEWTON_ROUNDS):
-        # f(x) again from the same start as the difference points, for consistency
-        _, grad, hess = fd_hessian(deviance_at(x, res.u), x[free], steps)
+        grad, hess = _fd_derivatives(crit, free, x, steps, res.u)
         step = _newton_step(hess, grad)
         if step is None:
             break
@@ -282,9 +263,46 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
             break
         x, value, res = trial, f_trial, res_trial
         if np.max(np.abs(step)) <= 1e-2:  # the Hessian still holds here: only re-measure the gradient
-            grad = fd_gradient(deviance_at(x, res.u), x[free], steps)
+            grad = _fd_derivatives(crit, free, x, steps, res.u, hessian=False)[0]
             break
     return x, value, res, grad, hess
+
+
+def _fd_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray,
+                    u_hat: np.ndarray, hessian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Central-difference gradient and Hessian over the free coordinates (as :func:`fd_hessian`).
+
+    Each difference point's PIRLS starts from a linear extrapolation of the
+    modes already found (``u(x-i) ~ 2 u(x) - u(x+i)``, ``u(x+i+j) ~ u(x+i) + u(x+j) - u(x)``),
+    within O(h^2) of its own modes, which saves about one PIRLS iteration per point.
+    """
+    d, index = steps.size, np.flatnonzero(free)
+
+    def at(delta: np.ndarray, u0: np.ndarray) -> tuple[float, np.ndarray]:
+        point = x.copy()
+        point[index] += delta
+        value, res = crit.evaluate(point, u0)
+        return value, res.u
+
+    plus, minus, u_plus, u_minus = np.empty(d), np.empty(d), [], []
+    for i in range(d):
+        e = np.zeros(d)
+        e[i] = steps[i]
+        plus[i], up = at(e, u_hat)
+        minus[i], um = at(-e, 2.0 * u_hat - up)
+        u_plus.append(up)
+        u_minus.append(um)
+    if not hessian:
+        return (plus - minus) / (2.0 * steps), None
+    f0, _ = crit.evaluate(x, u_hat)  # again from the same start as the difference points, for consistency
+    hess = np.diag((plus - 2.0 * f0 + minus) / steps**2)
+    for i in range(d):
+        for j in range(i):
+            e = np.zeros(d)
+            e[i], e[j] = steps[i], steps[j]
+            both = at(e, u_plus[i] + u_plus[j] - u_hat)[0] + at(-e, u_minus[i] + u_minus[j] - u_hat)[0]
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+    return (plus - minus) / (2.0 * steps), hess
 
 
 def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np.ndarray | None:
