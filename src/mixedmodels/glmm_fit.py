@@ -47,7 +47,11 @@ GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 _STEP_THETA = 5e-3
 _STEP_BETA = 1e-2
 _BOUNDARY = 1e-4  # diagonal thetas below this are held at the boundary in the Hessian
-_NEWTON_ROUNDS = 3  # Hessians at most: a Newton step longer than 0.01 gets a new one
+_NEWTON_ROUNDS = 3  # Hessians at most: a Newton step longer than _HESSIAN_HOLDS gets a new one
+# A Newton step this long (whitened units) changes the Hessian little: on VerbAgg a step of 0.011
+# moved the SEs from the Hessian by <= 2e-4 relative, so 0.02 keeps them within ~4e-4 (a new
+# Hessian costs d(d+1) PIRLS runs: 72 on VerbAgg)
+_HESSIAN_HOLDS = 2e-2
 # Stage 1 only gives stage 2 its start (and its whitening of beta) when nAGQ >= 1: deviance
 # changes below 1e-3 there are refined by stage 2 anyway (VerbAgg 39 -> ~20 stage-1 evaluations)
 _START_TOLERANCES = dict(ftol_rel=1e-6, ftol_abs=1e-3, xtol_rel=1e-3, xtol_abs=1e-3)
@@ -251,9 +255,9 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
 def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res: "PirlsResult"):
     """Newton steps with the finite-difference Hessian over the free coordinates.
 
-    A step longer than 0.01 (theta units, or SEs of beta) gets a new Hessian at
+    A step longer than 0.02 (theta units, or SEs of beta) gets a new Hessian at
     its end point, so the covariance is the Hessian's at the final point (to
-    well under 0.1 %); a shorter one only a new gradient.  Returns the final
+    under 0.05 %); a shorter one only a new gradient.  Returns the final
     point, its deviance and PIRLS result, and the gradient and Hessian there.
     """
     steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
@@ -270,7 +274,7 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
         if not f_trial < value:
             break
         x, value, res = trial, f_trial, res_trial
-        if np.max(np.abs(step)) <= 1e-2:  # the Hessian still holds here: only re-measure the gradient
+        if np.max(np.abs(step)) <= _HESSIAN_HOLDS:  # the Hessian still holds here: only re-measure the gradient
             grad = _fd_derivatives(crit, free, x, steps, res.u, hessian=False)[0]
             break
     return x, value, res, grad, hess

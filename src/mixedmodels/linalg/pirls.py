@@ -447,6 +447,9 @@ class Pirls:
             if u is None:  # start from eta0: move towards the first solution until the mean is valid
                 eta, mu, dev, u, beta, pdev = self._first_step(base, lam, eta, new_beta, new_u)
                 continue
+            if not newton and self._step_size(new_u - u, new_beta - beta if joint else None) < _REUSE_FACTOR:
+                converged = True  # a step below rounding: u is the mode, and this factor is its own
+                break
             u, beta, eta, mu, dev, pdev, change, step = self._halving(base, lam, u, beta, new_u, new_beta, pdev, joint)
             if change < self.tol:
                 converged = True
@@ -496,6 +499,10 @@ class Pirls:
             step *= 0.5
         mu, dev = self._evaluate(eta)
         return eta, mu, dev, None, None, np.inf
+
+    @staticmethod
+    def _step_size(du: np.ndarray, dbeta: np.ndarray | None) -> float:
+        return max(np.max(np.abs(du), initial=0.0), 0.0 if dbeta is None else np.max(np.abs(dbeta), initial=0.0))
 
     def _halving(self, base, lam, u, beta, new_u, new_beta, pdev, joint):
         """Step towards the new solution, halving while the penalized deviance does not decrease."""
