@@ -96,7 +96,8 @@ def test_diagnostics_match_arviz():
         assert D.rhat(x) == pytest.approx(float(az.rhat(x)), rel=1e-10)
         assert D.ess_bulk(x) == pytest.approx(float(az.ess(x)), rel=1e-10)
         assert D.ess_tail(x) == pytest.approx(float(az.ess(x, method="tail")), rel=1e-10)
-        assert D.mcse_mean(x) == pytest.approx(float(az.mcse(x)), rel=1e-10)
+        # .item(): with numba installed ArviZ returns mcse as a length-1 array
+        assert D.mcse_mean(x) == pytest.approx(np.asarray(az.mcse(x)).item(), rel=1e-10)
         np.testing.assert_allclose(D.hdi(x.ravel(), 0.9), az.hdi(x.ravel(), 0.9), rtol=1e-12)
     assert D.rhat(np.ones((2, 50))) != D.rhat(np.ones((2, 50)))  # NaN for constant draws
     assert D.rhat(np.array([[0.0] * 50 + [1.0] * 50, [5.0] * 100])) > 1.01

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from mixedmodels.linalg import _kernels
-from mixedmodels.linalg.rank_update import VectorRankUpdate
+from mixedmodels.linalg.rank_update import ScalarRankUpdate, VectorRankUpdate
 
 
 def _level_slabs(seed: int, nlevels: int, k: int, m: int):
@@ -31,12 +31,19 @@ def _expected_lower(a21: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.tril(a21 @ sp.block_diag(list(weights)).toarray() @ a21.T)
 
 
+def _symmetric(m: int, seed: int = 0) -> np.ndarray:
+    a = np.random.default_rng(seed).normal(size=(m, m))
+    return a + a.T
+
+
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_level_syrk_python_body_is_the_lower_triangle_of_a21_w_a21t(k):
+def test_level_syrk_python_body_subtracts_the_lower_triangle_of_a21_w_a21t(k):
     indptr, rows, values, factors, a21 = _level_slabs(k, nlevels=6, k=k, m=9)
-    out = np.zeros((9, 9))
+    a22 = _symmetric(9)
+    out = a22.copy()
     _kernels.level_syrk(indptr, rows, values, factors, out)
-    np.testing.assert_allclose(out, _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.tril(out), np.tril(a22) - _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.triu(out, 1), np.triu(a22, 1))  # upper triangle untouched
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -50,19 +57,54 @@ def test_compiled_level_syrk_equals_its_python_body(k):
     np.testing.assert_allclose(compiled_out, python_out, rtol=1e-13, atol=1e-13)
 
 
+def test_grouped_scatter_python_and_compiled():
+    rng = np.random.default_rng(4)
+    flat = np.sort(rng.integers(0, 36, 50))
+    values, group, weights = rng.normal(size=50), rng.integers(0, 3, 50), rng.normal(size=3)
+    expected = np.zeros(36)
+    np.subtract.at(expected, flat, values * weights[group])
+    python_out = np.zeros(36)
+    _kernels.grouped_scatter(flat, values, group, weights, python_out)
+    np.testing.assert_allclose(python_out, expected, rtol=1e-13, atol=1e-13)
+    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    compiled_out = np.zeros(36)
+    _kernels.compiled("grouped_scatter")(flat, values, group, weights, compiled_out)
+    np.testing.assert_allclose(compiled_out, expected, rtol=1e-13, atol=1e-13)
+
+
 def test_vector_rank_update_gathers_columns_with_different_row_patterns():
     pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
     _, _, _, factors, a21 = _level_slabs(3, nlevels=8, k=2, m=12)
     a21[::3, 1::2] = 0.0  # the slope column misses rows the intercept column has
     plan = VectorRankUpdate.build(sp.csr_array(a21), ncols=2)
-    np.testing.assert_allclose(plan.apply(factors), _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
+    a22 = _symmetric(12)
+    updated = plan.subtract_from(a22, factors)
+    np.testing.assert_allclose(np.tril(updated), np.tril(a22) - _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
 
 
-def test_compiled_is_none_when_disabled(monkeypatch):
+@pytest.fixture
+def without_numba(monkeypatch):
     monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
     _kernels.compiled.cache_clear()
-    try:
-        assert _kernels.compiled("level_syrk") is None
-        assert VectorRankUpdate.build(sp.csr_array(np.eye(4)), ncols=2) is None
-    finally:
-        _kernels.compiled.cache_clear()
+    yield
+    _kernels.compiled.cache_clear()
+
+
+def test_compiled_is_none_when_disabled(without_numba):
+    assert _kernels.compiled("level_syrk") is None
+    assert VectorRankUpdate.build(sp.csr_array(np.eye(4)), ncols=2) is None
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_scalar_rank_update_subtracts_with_and_without_numba(compiled, request):
+    if compiled:
+        pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    else:
+        request.getfixturevalue("without_numba")
+    _, _, _, _, a21 = _level_slabs(5, nlevels=30, k=1, m=10)
+    diagonal = np.random.default_rng(6).integers(1, 4, 30).astype(float)  # shared diagonals: grouped levels
+    plan = ScalarRankUpdate.build(sp.csr_array(a21), diagonal)
+    weights = 0.7 / (0.7 * diagonal + 1.0)
+    a22 = _symmetric(10)
+    updated = plan.subtract_from(a22, weights)
+    np.testing.assert_allclose(np.tril(updated), np.tril(a22 - a21 @ np.diag(weights) @ a21.T), rtol=1e-12, atol=1e-12)

@@ -16,18 +16,18 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["compiled", "level_syrk"]
+__all__ = ["compiled", "level_syrk", "grouped_scatter"]
 
 
 def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
-    """Add ``sum_l (V_l g_l')(V_l g_l')'`` to the lower triangle of ``out``, level by level.
+    """Subtract ``sum_l (V_l g_l')(V_l g_l')'`` from the lower triangle of ``out``, level by level.
 
     Level ``l`` owns entries ``indptr[l]:indptr[l+1]`` of ``rows`` (sorted,
     ascending) and ``values`` (one row of k values per entry): ``V_l`` is the
     level's k columns of ``A21`` on those rows.  ``factors[l]`` is the k x k
     ``g_l`` with ``W_l = g_l' g_l``.  This is MixedModels.jl's per-level
     ``rankUpdate!`` for a sparse ``A21``: one small product per level, its
-    lower triangle added straight into the dense ``out``.  (One function, not
+    lower triangle subtracted straight from the dense ``out`` (a copy of A22).  (One function, not
     several, so that numba compiles it without compiling helpers first.)
     """
     nlevels, k = factors.shape[0], factors.shape[1]
@@ -47,13 +47,24 @@ def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors
             if k == 2:  # intercept + slope, the common case: ~2x faster without the loop over a
                 x0, x1 = first[p], second[p]
                 for s in range(start, p + 1):
-                    target[rows[s]] += x0 * first[s] + x1 * second[s]
+                    target[rows[s]] -= x0 * first[s] + x1 * second[s]
             else:
                 for s in range(start, p + 1):
                     total = 0.0
                     for a in range(k):
                         total += scaled[a, p] * scaled[a, s]
-                    target[rows[s]] += total
+                    target[rows[s]] -= total
+
+
+def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[flat[i]] -= values[i] * weights[group[i]]`` for every entry (``out`` flat, C order).
+
+    The scalar big term's update (:class:`.rank_update.ScalarRankUpdate`)
+    subtracted in one pass from a copy of A22, instead of a ``bincount`` into
+    a fresh m x m array and a subtraction.
+    """
+    for i in range(flat.shape[0]):
+        out[flat[i]] -= values[i] * weights[group[i]]
 
 
 @lru_cache(maxsize=None)

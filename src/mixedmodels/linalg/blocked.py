@@ -281,12 +281,12 @@ def _updated_rest(cp: BlockedCrossProducts, l11: np.ndarray, lam: np.ndarray) ->
     """``A22 - A21 W A21'`` and whether only its lower triangle was formed."""
     plan = cp.rank_update_plan
     if isinstance(plan, VectorRankUpdate):
-        rest = plan.apply(_first_block_roots(l11, lam))
-    else:
-        weights = _first_block_weights(l11, lam)
-        rest = plan.apply(weights) if plan is not None else _rank_update(cp.a21, weights)
-    np.subtract(cp.a22, rest, out=rest)
-    return rest, plan is not None
+        return plan.subtract_from(cp.a22, _first_block_roots(l11, lam)), True
+    weights = _first_block_weights(l11, lam)
+    if plan is not None:
+        return plan.subtract_from(cp.a22, weights), True
+    rest = _rank_update(cp.a21, weights)
+    return np.subtract(cp.a22, rest, out=rest), False
 
 
 def _rank_update(a21: np.ndarray | sp.csr_array, weights: np.ndarray) -> np.ndarray:

@@ -113,12 +113,26 @@ class ScalarRankUpdate:
         if uniques.size < level_group.size and flat.size:  # levels share weights: merge their entries
             keys, values = _sum_by_key(group.astype(np.int64) * (m * m) + flat, values)
             group, flat = np.divmod(keys, m * m)
-        return cls(flat, values, group.astype(np.intp), representative, m)
+        order = np.argsort(flat, kind="stable")  # one sweep through the m x m block when applied
+        return cls(flat[order], values[order], group[order].astype(np.intp), representative, m)
 
     def apply(self, weights: np.ndarray) -> np.ndarray:
         """The update for per-level weights, lower triangle only (upper is zero), C-ordered."""
         weighted = self.values * weights[self.representative][self.group]
         return np.bincount(self.flat, weights=weighted, minlength=self.size * self.size).reshape(self.size, self.size)
+
+    def subtract_from(self, a22: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``A22 - A21 W A21'``; only its lower triangle is updated.
+
+        With numba, one compiled pass over the entries (sorted by position)
+        into a copy of A22; without it, :meth:`apply` and a subtraction.
+        """
+        kernel = _kernels.compiled("grouped_scatter")
+        if kernel is None:
+            return np.subtract(a22, self.apply(weights))
+        out = a22.copy()
+        kernel(self.flat, self.values, self.group, weights[self.representative], out.reshape(-1))
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,8 +175,8 @@ class VectorRankUpdate:
         np.cumsum(np.bincount(entry_level, minlength=nlevels), out=indptr[1:])
         return cls(indptr, rows, values, m, kernel)
 
-    def apply(self, factors: np.ndarray) -> np.ndarray:
-        """The update for per-level factors ``g_l`` (``W_l = g_l' g_l``), lower triangle only, C-ordered."""
-        out = np.zeros((self.size, self.size))
+    def subtract_from(self, a22: np.ndarray, factors: np.ndarray) -> np.ndarray:
+        """``A22 - A21 W A21'`` for per-level factors ``g_l`` (``W_l = g_l' g_l``); only its lower triangle is updated."""
+        out = a22.copy()
         self.kernel(self.indptr, self.rows, self.values, np.ascontiguousarray(factors), out)
         return out
