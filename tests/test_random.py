@@ -21,6 +21,30 @@ def test_numeric_grouping_column_is_a_factor():
     assert levels == ("2", "10") and list(refs) == [1, 0, 1]
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Categorical(["b", "a", "c", "a"], categories=["c", "b", "a"]),  # every level used
+        pd.Categorical(["b", "a", "b", "a"], categories=["c", "b", "a"]),  # "c" unused: dropped
+        pd.Categorical(["b", "a", "b", "a"], categories=["b", "a", "z"], ordered=True),
+        [3.5, 1.0, 3.5, 2.0],
+        ["s2", "s10", "s1", "s2"],
+    ],
+)
+def test_single_grouping_factor_levels_and_refs(column):
+    """One factor: the used levels in category (else sorted) order, refs index them; refs are ours to keep."""
+    frame = pd.DataFrame({"g": column})
+    refs, levels = grouping_factor(frame, ("g",))
+    series = frame["g"]
+    ordered = list(series.cat.categories) if isinstance(series.dtype, pd.CategoricalDtype) else sorted(set(series))
+    expected = tuple(str(v) for v in ordered if v in set(series))
+    assert levels == expected
+    assert [levels[r] for r in refs] == [str(v) for v in series]
+    assert refs.dtype == np.int64 and refs.flags.writeable
+    refs[0] = 99  # does not write through to the data
+    assert grouping_factor(frame, ("g",))[0][0] != 99
+
+
 def test_one_level_grouping_factor_is_an_error():
     data = pd.DataFrame({"y": np.arange(6.0), "g": ["a"] * 6})
     with pytest.raises(mm.ModelSpecError, match="'g'.*at least 2 levels"):

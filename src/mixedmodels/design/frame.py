@@ -170,7 +170,7 @@ def _missing_rows(series: list[pd.Series], nrows: int) -> np.ndarray:
         if isinstance(dtype, np.dtype) and dtype.kind == "f":
             missing |= np.isnan(column.to_numpy())
         else:
-            missing |= column.isna().to_numpy()
+            missing |= np.asarray(column.array.isna(), dtype=bool)  # the array's own isna: no Series built
     return missing
 
 

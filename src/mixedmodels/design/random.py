@@ -83,8 +83,9 @@ class RandomEffectsTerm:
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes and labels of one grouping column: Categorical order, else sorted values."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
-        labels = [str(c) for c in column.cat.categories]
+        categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
+        codes = categorical.codes
+        labels = [str(c) for c in categorical.categories]
     else:
         uniques, codes = np.unique(column.to_numpy(), return_inverse=True)
         labels = [str(u) for u in uniques]
@@ -98,6 +99,10 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
     varies slowest, and only combinations present in the data are kept, as in
     R's ``factor(a:b)``.  Unused levels are dropped.
     """
+    if len(factors) == 1:
+        codes, labels = _factor_codes(frame[factors[0]])
+        if np.bincount(codes, minlength=len(labels)).all():  # every level used: codes are the refs
+            return codes, tuple(labels)
     combined = np.zeros(len(frame), dtype=np.int64)
     label_lists = []
     for name in factors:
