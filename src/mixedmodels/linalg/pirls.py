@@ -16,7 +16,10 @@ halving the step while the penalized deviance does not decrease.
 The sparsity of every block is fixed by the grouping factors, so
 :class:`ReweightedBlocks` works out once where each observation's products
 land; a reweighting is then a single ``bincount`` plus one sparse-times-dense
-product, with no model matrix rebuilt.
+product, with no model matrix rebuilt.  When every term is scalar, the
+iterations use :class:`~mixedmodels.linalg.pirls_scalar.ScalarSystem` instead
+(the same factor, without the general blocked code's per-call overhead); the
+results still get the blocked factor (:meth:`Pirls.blocked_factor`).
 """
 
 from __future__ import annotations

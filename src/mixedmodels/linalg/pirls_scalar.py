@@ -153,7 +153,7 @@ class ScalarSystem:
         """Per-run quantities for one theta (``lams``: each term's scaled lambda)."""
         rest = lams[self.term_of_rest]
         return _ThetaState(lams[0], lams[self.term_of_u], rest[self.e21.rows] * lams[0] if self.e21.rows.size else np.empty(0),
-                           rest[self.e22.rows] * rest[self.e22.cols] if self.e22.rows.size else np.empty(0), rest)
+                           rest[self.e22.rows] * rest[self.e22.cols] if self.e22.rows.size else np.empty(0))
 
     def factorize(self, state: "_ThetaState", w: np.ndarray, zw: np.ndarray, joint: bool) -> "ScalarFactor":
         """Factor the system for weights ``w`` and working response ``zw`` and solve it."""
@@ -182,8 +182,11 @@ class ScalarSystem:
         if self.grid21 and not joint:  # every (level, rest row) pair occurs: a21 is A21' in row-major order
             at = a21.reshape(self.q1, m_re)
         else:
-            at = np.zeros((self.q1, m))
-            at[self.e21.cols, self.e21.rows] = a21
+            at = np.empty((self.q1, m)) if self.grid21 else np.zeros((self.q1, m))
+            if self.grid21:
+                at[:, :m_re] = a21.reshape(self.q1, m_re)
+            else:
+                at[self.e21.cols, self.e21.rows] = a21
             if joint:
                 at[:, m_re:] = zxw[: self.q1]
         s = at.T @ (at / d1[:, None])
@@ -234,7 +237,6 @@ class _ThetaState:
     lamu: np.ndarray  # scaled lambda per stacked u
     coef21: np.ndarray
     coef22: np.ndarray
-    rest: np.ndarray
 
 
 def _diagonal_lead(s: np.ndarray, c: np.ndarray, nd: int):
