@@ -47,12 +47,17 @@ def _dense_factor(refs, zs, nlevels, xy, theta):
 
 @pytest.fixture(params=["dense", "sparse", "compiled"])
 def storage(request, monkeypatch):
-    """How A21 is stored and updated: dense, sparse (scipy), sparse with the compiled per-level update."""
+    """How A21 is stored and updated: dense, sparse (scipy), sparse with the compiled per-level update.
+
+    The compiled variant also takes the closed-form 2 x 2 per-level factors
+    that big terms with many levels use.
+    """
     if request.param != "dense":
         monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
     if request.param == "compiled":
         pytest.importorskip("numba", reason="the compiled rank update needs numba (the 'fast' extra)")
         monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 0)
+        monkeypatch.setattr(blocked, "_CLOSED_FORM_MIN_LEVELS", 0)
     return request.param
 
 
