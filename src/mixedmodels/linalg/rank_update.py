@@ -67,12 +67,17 @@ def _lower_pairs(a21: sp.csc_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return rows[first] * m + rows[second], a21.data[first] * a21.data[second], np.concatenate(columns)
 
 
-def _sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct keys (sorted) and the sum of the values of each (np.unique is ~6x slower)."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    return sorted_keys[starts], np.add.reduceat(values[order], starts)
+def _merge_by_position(flat: np.ndarray, group: np.ndarray, values: np.ndarray, ngroups: int, m: int):
+    """Entries sorted by position (then group), with the values of equal (position, group) summed.
+
+    Sorted by position so that applying the update is one sweep through the
+    m x m block.  scipy's COO -> CSR conversion is a counting sort by
+    position: InstEval's 2.1M pairs in 0.11 s, against 0.25 s for argsorts.
+    """
+    merged = sp.coo_array((values, (flat, group)), shape=(m * m, ngroups)).tocsr()
+    merged.sum_duplicates()
+    positions = np.repeat(np.arange(m * m, dtype=np.int64), np.diff(merged.indptr))
+    return positions, merged.indices.astype(np.intp), merged.data
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,12 +114,8 @@ class ScalarRankUpdate:
         representative = np.zeros(uniques.size, dtype=np.intp)
         representative[level_group] = np.arange(level_group.size)
         flat, values, column = _lower_pairs(csc)
-        group = level_group[column]
-        if uniques.size < level_group.size and flat.size:  # levels share weights: merge their entries
-            keys, values = _sum_by_key(group.astype(np.int64) * (m * m) + flat, values)
-            group, flat = np.divmod(keys, m * m)
-        order = np.argsort(flat, kind="stable")  # one sweep through the m x m block when applied
-        return cls(flat[order], values[order], group[order].astype(np.intp), representative, m)
+        flat, group, values = _merge_by_position(flat, level_group[column], values, uniques.size, m)
+        return cls(flat, values, group, representative, m)
 
     def apply(self, weights: np.ndarray) -> np.ndarray:
         """The update for per-level weights, lower triangle only (upper is zero), C-ordered."""
