@@ -1,0 +1,202 @@
+"""Compiled loops for PIRLS with scalar terms: a sparse LDL' of the whole penalized system.
+
+When every random-effects term has one column, PIRLS's system
+``[Lambda'Z'WZ Lambda + I, Lambda'Z'WX; X'WZ Lambda, X'WX]`` has a pattern
+fixed by the grouping factors, often very sparse: on grouseticks
+(observation-level ``INDEX``, ``BROOD`` nested in ``LOCATION``) every column
+of the factor has a handful of entries, while the dense rest block that
+:mod:`.pirls_scalar` factors with LAPACK has 185 rows.  These kernels are
+Tim Davis's LDL (ACM TOMS 32(2), 2006): :func:`ldl_symbolic` finds the
+elimination tree and the column counts once per model; each PIRLS
+iteration then calls :func:`assemble` (the values for new weights),
+:func:`ldl_numeric` (the random-effects block) and :func:`block_solve` (the
+fixed-effects rows as a dense Schur complement, and the solution).
+
+As in :mod:`._kernels`, each kernel is one plain-Python function that numba
+compiles on first use (:func:`compiled` gives None without numba or with
+``MIXEDMODELS_NO_NUMBA=1``; callers then keep the numpy path); the tests run
+the Python bodies against the numpy path and the compiled ones against them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "block_solve"]
+
+
+def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndarray, lnz: np.ndarray,
+                 flag: np.ndarray) -> None:
+    """Elimination tree (``parent``, -1 at roots) and column pointers ``lp`` of L for the
+    upper-triangular CSC pattern ``(ap, ai)`` (column k holds rows i <= k); ``lnz``, ``flag`` are work."""
+    n = ap.shape[0] - 1
+    for k in range(n):
+        parent[k] = -1
+        flag[k] = k
+        lnz[k] = 0
+        for p in range(ap[k], ap[k + 1]):
+            i = ai[p]
+            while i < k and flag[i] != k:  # walk up the tree from i to the root of k's subtree
+                if parent[i] == -1:
+                    parent[i] = k
+                lnz[i] += 1
+                flag[i] = k
+                i = parent[i]
+    lp[0] = 0
+    for k in range(n):
+        lp[k + 1] = lp[k] + lnz[k]
+
+
+def assemble(p: int, gp: np.ndarray, gi: np.ndarray, gx: np.ndarray, coef: np.ndarray, shift: np.ndarray,
+             bp: np.ndarray, bi: np.ndarray, bx: np.ndarray, lam: np.ndarray, w: np.ndarray, wz: np.ndarray,
+             x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
+    """The system's values for weights ``w`` and weighted working response ``wz``.
+
+    ``ax[e] = coef[e] (G w)[e] + shift[e]``: the random-effects block's entries (G is CSR, one row
+    per entry of the pattern).  ``y`` (n x p+1) gets ``Lambda Z' W [X z]`` (B = Z' in CSR, ``lam``
+    the scale per column of Z) and ``s`` (p x p+1) gets the lower triangle of ``X'WX`` and ``X'W z``;
+    ``p = 0`` for the system in u alone.
+    """
+    for e in range(gp.shape[0] - 1):
+        total = 0.0
+        for q in range(gp[e], gp[e + 1]):
+            total += gx[q] * w[gi[q]]
+        ax[e] = coef[e] * total + shift[e]
+    y[:, :] = 0.0
+    for r in range(bp.shape[0] - 1):
+        for q in range(bp[r], bp[r + 1]):
+            i = bi[q]
+            v = bx[q] * w[i]
+            for c in range(p):
+                y[r, c] += v * x[i, c]
+            y[r, p] += bx[q] * wz[i]
+        for c in range(p + 1):
+            y[r, c] *= lam[r]
+    s[:, :] = 0.0
+    for i in range(w.shape[0]):
+        for a in range(p):
+            v = w[i] * x[i, a]
+            for b in range(a + 1):
+                s[a, b] += v * x[i, b]
+            s[a, p] += x[i, a] * wz[i]
+
+
+def ldl_numeric(ap: np.ndarray, ai: np.ndarray, ax: np.ndarray, lp: np.ndarray, parent: np.ndarray,
+                lnz: np.ndarray, li: np.ndarray, lx: np.ndarray, d: np.ndarray, work: np.ndarray,
+                pattern: np.ndarray, flag: np.ndarray) -> float:
+    """``L D L'`` of the upper-triangular CSC ``(ap, ai, ax)`` (LDL's ``ldl_numeric``: row k of L from
+    a sparse triangular solve along the elimination tree); L's columns go to ``(lp, lnz, li, lx)``.
+
+    Returns ``sum(log D)`` (the log-determinant), or nan as soon as a pivot is not positive.
+    """
+    n = ap.shape[0] - 1
+    logdet, product = 0.0, 1.0
+    for k in range(n):
+        work[k] = 0.0
+        top = n
+        flag[k] = k
+        lnz[k] = 0
+        for q in range(ap[k], ap[k + 1]):
+            i = ai[q]
+            work[i] += ax[q]
+            length = 0
+            while flag[i] != k:
+                pattern[length] = i
+                length += 1
+                flag[i] = k
+                i = parent[i]
+            while length > 0:
+                top -= 1
+                length -= 1
+                pattern[top] = pattern[length]
+        d[k] = work[k]
+        work[k] = 0.0
+        for t in range(top, n):
+            i = pattern[t]
+            yi = work[i]
+            work[i] = 0.0
+            end = lp[i] + lnz[i]
+            for q in range(lp[i], end):
+                work[li[q]] -= lx[q] * yi
+            lki = yi / d[i]
+            d[k] -= lki * yi
+            li[end] = k
+            lx[end] = lki
+            lnz[i] += 1
+        if not d[k] > 0.0:  # not positive definite (or nan)
+            return np.nan
+        product *= d[k]  # one log per ~100 pivots, not per pivot (a third of the time)
+        if not 1e-100 < product < 1e100:
+            logdet += np.log(product)
+            product = 1.0
+    return logdet + np.log(product)
+
+
+def block_solve(lp: np.ndarray, lnz: np.ndarray, li: np.ndarray, lx: np.ndarray, d: np.ndarray, y: np.ndarray,
+                s: np.ndarray, u: np.ndarray, beta: np.ndarray) -> bool:
+    """Solve ``[K_ZZ K_ZX; K_XZ K_XX] [u; beta] = [b_Z; b_X]`` given ``K_ZZ = L D L'`` (from
+    :func:`ldl_numeric`), ``y = [K_ZX b_Z]`` and ``s = [K_XX b_X]`` (lower triangle), both overwritten.
+
+    ``y <- L^-1 y`` column by column of L; the Schur complement ``K_XX - Y_X' D^-1 Y_X`` is factored
+    by a dense Cholesky (p x p); ``u = L'^-1 D^-1 (y_b - Y_X beta)``.  False when the Schur
+    complement is not positive definite.
+    """
+    n, p = y.shape[0], y.shape[1] - 1
+    for i in range(n):
+        for q in range(lp[i], lp[i] + lnz[i]):
+            r, value = li[q], lx[q]
+            for c in range(p + 1):
+                y[r, c] -= value * y[i, c]
+    for i in range(n):
+        inv = 1.0 / d[i]
+        for a in range(p):
+            v = y[i, a] * inv
+            for b in range(a + 1):
+                s[a, b] -= v * y[i, b]
+            s[a, p] -= v * y[i, p]
+    for j in range(p):  # Cholesky of s[:, :p], then the two triangular solves for beta
+        for k in range(j):
+            s[j, j] -= s[j, k] * s[j, k]
+        if not s[j, j] > 0.0:
+            return False
+        s[j, j] = np.sqrt(s[j, j])
+        for a in range(j + 1, p):
+            for k in range(j):
+                s[a, j] -= s[a, k] * s[j, k]
+            s[a, j] /= s[j, j]
+        for k in range(j):
+            s[j, p] -= s[j, k] * s[k, p]
+        s[j, p] /= s[j, j]
+    for j in range(p - 1, -1, -1):
+        beta[j] = s[j, p]
+        for k in range(j + 1, p):
+            beta[j] -= s[k, j] * beta[k]
+        beta[j] /= s[j, j]
+    for i in range(n):
+        v = y[i, p]
+        for c in range(p):
+            v -= y[i, c] * beta[c]
+        u[i] = v / d[i]
+    for i in range(n - 1, -1, -1):
+        for q in range(lp[i], lp[i] + lnz[i]):
+            u[i] -= lx[q] * u[li[q]]
+    return True
+
+
+@lru_cache(maxsize=None)
+def compiled(name: str) -> Callable | None:
+    """The numba-compiled version of the kernel ``name``, or None without numba."""
+    if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        return numba.njit(cache=True, nogil=True)(globals()[name])
+    except RuntimeError:  # no writable cache location: compile in memory for this process
+        return numba.njit(cache=False, nogil=True)(globals()[name])
