@@ -11,7 +11,7 @@ from mixedmodels.linalg import _pirls_kernels
 from mixedmodels.linalg import pirls as pirls_module
 from mixedmodels.linalg.pirls_scalar import ScalarSystem, SparseScalarSystem
 
-_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve")
+_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor")
 
 
 def _design(seed: int, nested: bool):
@@ -92,3 +92,21 @@ def test_with_kernels_a_sparse_design_gets_the_sparse_system(monkeypatch):
     refs, z, nlevels, x, zt, _, _ = _design(6, nested=True)
     monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", lambda name: getattr(_pirls_kernels, name))
     assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), SparseScalarSystem)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_linear_predictor_is_base_plus_z_v(compiled):
+    if compiled and _pirls_kernels.compiled("linear_predictor") is None:
+        pytest.skip("compiled kernels need numba (the 'fast' extra) and MIXEDMODELS_NO_NUMBA unset")
+    refs, z, nlevels, x, zt, w, base = _design(7, nested=False)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled))
+    v = np.random.default_rng(8).normal(size=sum(nlevels))
+    np.testing.assert_array_equal(sparse.linear_predictor(base, v), base + zt.T.tocsr() @ v)
+
+
+def test_factor_only_gives_the_same_log_determinant():
+    refs, z, nlevels, x, _, w, zw = _design(9, nested=True)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    state = sparse.at(np.array([0.8, 1.1, 0.7]))
+    full, only = sparse.factorize(state, w, zw, False), sparse.factorize(state, w, zw, False, solve=False)
+    assert only.u is None and only.logdet_re() == full.logdet_re()

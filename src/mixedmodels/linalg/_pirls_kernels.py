@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "block_solve"]
+__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor"]
 
 
 def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndarray, lnz: np.ndarray,
@@ -185,6 +185,16 @@ def block_solve(lp: np.ndarray, lnz: np.ndarray, li: np.ndarray, lx: np.ndarray,
         for q in range(lp[i], lp[i] + lnz[i]):
             u[i] -= lx[q] * u[li[q]]
     return True
+
+
+def linear_predictor(cols: np.ndarray, vals: np.ndarray, v: np.ndarray, base: np.ndarray, out: np.ndarray) -> None:
+    """``out = base + Z v`` with Z's rows given by their column ``cols[i]`` and value ``vals[i]`` per
+    term (the sums in the order of scipy's CSR product, so the numbers are the same)."""
+    for i in range(cols.shape[0]):
+        total = 0.0
+        for t in range(cols.shape[1]):
+            total += vals[i, t] * v[cols[i, t]]
+        out[i] = base[i] + total
 
 
 @lru_cache(maxsize=None)

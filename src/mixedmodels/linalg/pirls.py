@@ -314,7 +314,7 @@ def _scalar_system(refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[i
     return sparse if sparse.ldl_flops() <= budget else dense
 
 
-_SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve")
+_SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor")
 _SPARSE_SLOWDOWN = 8.0  # flops of LDL's indexed loops per flop of BLAS, in time
 _NUMPY_OVERHEAD = 20_000.0  # the dense system's fixed cost per iteration, in flops
 
@@ -354,6 +354,8 @@ class Pirls:
         self._scalar = all(lay.ncols == 1 for lay in plan.layouts)
         self._term_of_column = np.repeat(np.arange(len(plan.layouts)), [lay.size for lay in plan.layouts])
         self._x_products: tuple[np.ndarray, sp.csr_array] | None = None
+        self._theta_starts = np.array([lay.theta_start for lay in plan.layouts], dtype=np.intp)
+        self._scales = np.array([lay.scales[0] for lay in plan.layouts]) if self._scalar else None
         # all-scalar terms: the PIRLS step's own linear algebra (see pirls_scalar); else the blocked factor
         self._system = None
         if self._scalar and terms is not None:
@@ -393,8 +395,7 @@ class Pirls:
     def lambda_op(self, theta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """``u -> Lambda(theta) u`` in the units of the scaled columns of ``plan.z``."""
         if self._scalar:
-            scale = np.asarray([theta[lay.theta_start] * lay.scales[0] for lay in self.plan.layouts])
-            scale = scale[self._term_of_column]
+            scale = self._scalar_lams(theta)[self._term_of_column]
             return lambda u: scale * u
         lams = [lay.scaled_lam(theta) for lay in self.plan.layouts]
 
@@ -407,6 +408,10 @@ class Pirls:
             return out
 
         return apply
+
+    def _scalar_lams(self, theta: np.ndarray) -> np.ndarray:
+        """Each scalar term's lambda in the units of its scaled column."""
+        return theta[self._theta_starts] * self._scales
 
     def lambda_u(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
         return self.lambda_op(theta)(u)
@@ -441,16 +446,21 @@ class Pirls:
         return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0)
 
     def _eta(self, base: np.ndarray, lam, u: np.ndarray, beta: np.ndarray | None, joint: bool) -> np.ndarray:
-        eta = base + self.plan.z @ lam(u)
+        if isinstance(self._system, SparseScalarSystem):
+            eta = self._system.linear_predictor(base, lam(u))
+        else:
+            eta = base + self.plan.z @ lam(u)
         return eta + self.x @ beta if joint else eta
 
     def _step_system(self, theta: np.ndarray):
         """The factorization for one theta: ``(w, zw, joint) -> factor`` with ``ok`` and ``solve()``."""
         if self._system is not None:
-            state = self._system.at(np.asarray([theta[lay.theta_start] * lay.scales[0] for lay in self.plan.layouts]))
-            return lambda w, zw, joint: self._system.factorize(state, w, zw, joint)
+            state = self._system.at(self._scalar_lams(theta))
+            if isinstance(self._system, SparseScalarSystem):
+                return lambda w, zw, joint, solve=True: self._system.factorize(state, w, zw, joint, solve)
+            return lambda w, zw, joint, solve=True: self._system.factorize(state, w, zw, joint)
 
-        def blocked(w, zw, joint):
+        def blocked(w, zw, joint, solve=True):
             return (self._joint_blocks(w, zw) if joint else self.plan.blocks(w, zw[:, None])).factorize(theta)
         return blocked
 
@@ -471,17 +481,19 @@ class Pirls:
             polish = newton and not converged and change < _NEWTON_FROM
             w, resid = self.response.working_weights(eta, mu, observed=polish)
             zw = (eta - base) + resid
-            factor = system(w, zw, joint)
+            factor = system(w, zw, joint, solve=not converged)
             if converged or not factor.ok:
                 break
             new_beta, new_u = self._solution(factor)
             if u is None:  # start from eta0: move towards the first solution until the mean is valid
                 eta, mu, dev, u, beta, pdev = self._first_step(base, lam, eta, new_beta, new_u)
                 continue
-            if not newton and self._step_size(new_u - u, new_beta - beta if joint else None) < _REUSE_FACTOR:
+            du, dbeta = new_u - u, (new_beta - beta if joint else None)
+            size = self._step_size(du, dbeta)
+            if not newton and size < _REUSE_FACTOR:
                 converged = True  # a step below rounding: u is the mode, and this factor is its own
                 break
-            u, beta, eta, mu, dev, pdev, change, step = self._halving(base, lam, u, beta, new_u, new_beta, pdev, joint)
+            u, beta, eta, mu, dev, pdev, change, step = self._halving(base, lam, u, beta, du, dbeta, size, pdev, joint)
             if change < self.tol:
                 converged = True
                 if not newton and change < _REUSE_FACTOR:  # this factor's weights are the modes' own
@@ -533,12 +545,13 @@ class Pirls:
 
     @staticmethod
     def _step_size(du: np.ndarray, dbeta: np.ndarray | None) -> float:
-        return max(np.max(np.abs(du), initial=0.0), 0.0 if dbeta is None else np.max(np.abs(dbeta), initial=0.0))
+        """The largest absolute change (0 for empty steps)."""
+        size = float(np.abs(du).max()) if du.size else 0.0
+        return size if dbeta is None or not dbeta.size else max(size, float(np.abs(dbeta).max()))
 
-    def _halving(self, base, lam, u, beta, new_u, new_beta, pdev, joint):
-        """Step towards the new solution, halving while the penalized deviance does not decrease."""
-        du = new_u - u
-        dbeta = new_beta - beta if joint else None
+    def _halving(self, base, lam, u, beta, du, dbeta, size, pdev, joint):
+        """Step ``(du, dbeta)`` (largest change ``size``) towards the new solution, halving while the
+        penalized deviance does not decrease."""
         step = 1.0
         while True:
             u_try = u + step * du
@@ -553,7 +566,7 @@ class Pirls:
                     return u, beta, self._eta(base, lam, u, beta, joint), *self._evaluate_pair(base, lam, u, beta, joint), pdev, 0.0, 0.0
                 break
             step *= 0.5
-        change = step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(dbeta), initial=0.0) if joint else 0.0)
+        change = step * size
         return u_try, beta_try, eta_try, mu_try, dev_try, pdev_try, change, step
 
     def _evaluate_pair(self, base, lam, u, beta, joint):

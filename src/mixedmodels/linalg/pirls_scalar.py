@@ -326,6 +326,7 @@ class SparseScalarSystem:
         offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
         cols = np.column_stack([o + r for o, r in zip(offsets, refs)]).astype(np.int64)
         vals = np.column_stack(z)
+        self._rows = (np.ascontiguousarray(cols), np.ascontiguousarray(vals, dtype=float))
         lo, hi = np.triu_indices(cols.shape[1])  # cols increase along a row: (lo, hi) is an upper entry
         keys = (cols[:, hi] * size + cols[:, lo]).ravel()
         diag = np.arange(size, dtype=np.int64) * (size + 1)
@@ -352,14 +353,26 @@ class SparseScalarSystem:
         return _SparseState(lam, lam[self.column_of] * lam[self.ai], np.empty(self.ai.size), np.empty(nnz, np.int64),
                             np.empty(nnz), np.empty(size), *ints)
 
-    def factorize(self, state: "_SparseState", w: np.ndarray, zw: np.ndarray, joint: bool) -> "SparseFactor":
-        """Assemble, factor and solve for weights ``w`` and working response ``zw``."""
+    def linear_predictor(self, base: np.ndarray, lam_u: np.ndarray) -> np.ndarray:
+        """``base + Z Lambda u`` (given ``Lambda u``), without scipy's per-call overhead."""
+        out = np.empty(base.size)
+        self._kernels["linear_predictor"](*self._rows, lam_u, base, out)
+        return out
+
+    def factorize(self, state: "_SparseState", w: np.ndarray, zw: np.ndarray, joint: bool,
+                  solve: bool = True) -> "SparseFactor":
+        """Assemble, factor and solve for weights ``w`` and working response ``zw``.
+
+        ``solve=False`` (u only): just the factor, for the log-determinant at the modes.
+        """
         p, k = (self.p if joint else 0), self._kernels
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
         d, u, beta = np.empty(self.nre), np.empty(self.nre), np.empty(p)
         k["assemble"](p, *self.gather, state.coef, self.shift, *self.zt, state.lam, w, w * zw, self.x, state.ax, y, s)
         logdet = k["ldl_numeric"](self.ap, self.ai, state.ax, self.lp, self.parent, state.lnz, state.li, state.lx, d,
                                   state.work, state.pattern, state.flag)
+        if not (solve or joint):
+            return SparseFactor(d, self.q1, float(logdet), None, None)
         if np.isnan(logdet) or not k["block_solve"](self.lp, state.lnz, state.li, state.lx, d, y, s, u, beta):
             return SparseFactor(d, self.q1, np.nan, u, beta)
         return SparseFactor(d, self.q1, float(logdet), u, beta)
@@ -394,8 +407,8 @@ class SparseFactor:
     d: np.ndarray
     q1: int
     logdet: float
-    u: np.ndarray
-    beta: np.ndarray
+    u: np.ndarray | None  # None when only factored
+    beta: np.ndarray | None
 
     @property
     def ok(self) -> bool:
