@@ -51,38 +51,40 @@ def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndar
         lp[k + 1] = lp[k] + lnz[k]
 
 
-def assemble(p: int, gp: np.ndarray, gi: np.ndarray, gx: np.ndarray, coef: np.ndarray, shift: np.ndarray,
-             bp: np.ndarray, bi: np.ndarray, bx: np.ndarray, lam: np.ndarray, w: np.ndarray, wz: np.ndarray,
-             x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
-    """The system's values for weights ``w`` and weighted working response ``wz``.
+def assemble(p: int, entries: np.ndarray, pair_vals: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+             column_of: np.ndarray, ai: np.ndarray, shift: np.ndarray, lam: np.ndarray, w: np.ndarray,
+             wz: np.ndarray, x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
+    """The system's values for weights ``w`` and weighted working response ``wz``, observation by observation.
 
-    ``ax[e] = coef[e] (G w)[e] + shift[e]``: the random-effects block's entries (G is CSR, one row
-    per entry of the pattern).  ``y`` (n x p+1) gets ``Lambda Z' W [X z]`` (B = Z' in CSR, ``lam``
-    the scale per column of Z) and ``s`` (p x p+1) gets the lower triangle of ``X'WX`` and ``X'W z``;
+    Observation i adds ``w_i pair_vals[i, t]`` to entry ``entries[i, t]`` of the random-effects
+    block; ``ax[e]`` is then scaled by ``lambda_r lambda_c`` of its column and row (``lam``) and
+    ``shift[e]`` (1 on the diagonal) added.  ``y`` (n x p+1) gets ``Lambda Z' W [X z]`` (Z's row i:
+    ``vals[i]`` at ``cols[i]``) and ``s`` (p x p+1) the lower triangle of ``X'WX`` and ``X'W z``;
     ``p = 0`` for the system in u alone.
     """
-    for e in range(gp.shape[0] - 1):
-        total = 0.0
-        for q in range(gp[e], gp[e + 1]):
-            total += gx[q] * w[gi[q]]
-        ax[e] = coef[e] * total + shift[e]
+    ax[:] = 0.0
     y[:, :] = 0.0
-    for r in range(bp.shape[0] - 1):
-        for q in range(bp[r], bp[r + 1]):
-            i = bi[q]
-            v = bx[q] * w[i]
-            for c in range(p):
-                y[r, c] += v * x[i, c]
-            y[r, p] += bx[q] * wz[i]
-        for c in range(p + 1):
-            y[r, c] *= lam[r]
     s[:, :] = 0.0
     for i in range(w.shape[0]):
+        wi, wzi = w[i], wz[i]
+        for t in range(entries.shape[1]):
+            ax[entries[i, t]] += pair_vals[i, t] * wi
+        for t in range(cols.shape[1]):
+            r = cols[i, t]
+            v = vals[i, t] * wi
+            for c in range(p):
+                y[r, c] += v * x[i, c]
+            y[r, p] += vals[i, t] * wzi
         for a in range(p):
-            v = w[i] * x[i, a]
+            v = wi * x[i, a]
             for b in range(a + 1):
                 s[a, b] += v * x[i, b]
-            s[a, p] += x[i, a] * wz[i]
+            s[a, p] += x[i, a] * wzi
+    for e in range(ax.shape[0]):
+        ax[e] = lam[column_of[e]] * lam[ai[e]] * ax[e] + shift[e]
+    for r in range(y.shape[0]):
+        for c in range(p + 1):
+            y[r, c] *= lam[r]
 
 
 def ldl_numeric(ap: np.ndarray, ai: np.ndarray, ax: np.ndarray, lp: np.ndarray, parent: np.ndarray,

@@ -306,7 +306,7 @@ class SparseScalarSystem:
     Observation i adds ``w_i v_i v_i'`` to the random-effects block, ``v_i``
     holding ``z_ti`` at its level's column of each term; theta scales entry
     (r, c) by ``lambda_r lambda_c``.  So its upper-triangular pattern, the
-    gather matrix G giving every entry's ``sum_i w_i v_ir v_ic`` and the
+    entry each observation's products ``v_ir v_ic`` add to, and the
     elimination tree are worked out here once, and an iteration is three
     compiled calls (:mod:`._pirls_kernels`): the values, ``L D L'`` of the
     random-effects block (no fill where the terms nest, e.g. grouseticks'
@@ -331,11 +331,10 @@ class SparseScalarSystem:
         keys = (cols[:, hi] * size + cols[:, lo]).ravel()
         diag = np.arange(size, dtype=np.int64) * (size + 1)
         unique, inverse = np.unique(np.concatenate([diag, keys]), return_inverse=True)
-        self.column_of, self.ai = unique // size, (unique % size).astype(np.int64)
+        self.column_of, self.ai = (unique // size).astype(np.int64), (unique % size).astype(np.int64)
         self.ap = np.searchsorted(self.column_of, np.arange(size + 1)).astype(np.int64)
-        obs = np.repeat(np.arange(nobs), lo.size)
-        self.gather = _csr_parts(inverse.ravel()[size:], obs, (vals[:, hi] * vals[:, lo]).ravel(), unique.size, nobs)
-        self.zt = _csr_parts(cols.ravel(), np.repeat(np.arange(nobs), cols.shape[1]), vals.ravel(), size, nobs)
+        self._entries = np.ascontiguousarray(inverse.ravel()[size:].reshape(nobs, lo.size), dtype=np.int64)
+        self._pair_vals = np.ascontiguousarray(vals[:, hi] * vals[:, lo], dtype=float)
         self.shift = (self.column_of == self.ai).astype(float)
         self.lp, self.parent = np.empty(size + 1, np.int64), np.empty(size, np.int64)
         kernels["ldl_symbolic"](self.ap, self.ai, self.lp, self.parent, np.empty(size, np.int64), np.empty(size, np.int64))
@@ -347,11 +346,10 @@ class SparseScalarSystem:
 
     def at(self, lams: np.ndarray) -> "_SparseState":
         """Per-run quantities for one theta (``lams``: each term's scaled lambda) and the workspace."""
-        lam = lams[self._term_of_u]
-        size, nnz = lam.size, int(self.lp[-1])
+        size, nnz = self.nre, int(self.lp[-1])
         ints = [np.empty(size, np.int64) for _ in range(3)]
-        return _SparseState(lam, lam[self.column_of] * lam[self.ai], np.empty(self.ai.size), np.empty(nnz, np.int64),
-                            np.empty(nnz), np.empty(size), *ints)
+        return _SparseState(lams[self._term_of_u], np.empty(self.ai.size), np.empty(nnz, np.int64), np.empty(nnz),
+                            np.empty(size), *ints)
 
     def linear_predictor(self, base: np.ndarray, lam_u: np.ndarray) -> np.ndarray:
         """``base + Z Lambda u`` (given ``Lambda u``), without scipy's per-call overhead."""
@@ -368,7 +366,8 @@ class SparseScalarSystem:
         p, k = (self.p if joint else 0), self._kernels
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
         d, u, beta = np.empty(self.nre), np.empty(self.nre), np.empty(p)
-        k["assemble"](p, *self.gather, state.coef, self.shift, *self.zt, state.lam, w, w * zw, self.x, state.ax, y, s)
+        k["assemble"](p, self._entries, self._pair_vals, *self._rows, self.column_of, self.ai, self.shift, state.lam,
+                      w, w * zw, self.x, state.ax, y, s)
         logdet = k["ldl_numeric"](self.ap, self.ai, state.ax, self.lp, self.parent, state.lnz, state.li, state.lx, d,
                                   state.work, state.pattern, state.flag)
         if not (solve or joint):
@@ -378,18 +377,11 @@ class SparseScalarSystem:
         return SparseFactor(d, self.q1, float(logdet), u, beta)
 
 
-def _csr_parts(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, nrows: int, ncols: int):
-    """(indptr, indices, data) of the CSR matrix with these entries, as int64 / float arrays."""
-    mat = sp.csr_array((vals.astype(float), (rows, cols)), shape=(nrows, ncols))
-    return mat.indptr.astype(np.int64), mat.indices.astype(np.int64), np.ascontiguousarray(mat.data, dtype=float)
-
-
 @dataclass(frozen=True, eq=False)
 class _SparseState:
-    """One PIRLS run's theta-dependent scales (``lam`` per column, ``coef`` per entry) and LDL workspace."""
+    """One PIRLS run's scale per column of Z (``lam``) and LDL workspace."""
 
     lam: np.ndarray
-    coef: np.ndarray
     ax: np.ndarray
     li: np.ndarray
     lx: np.ndarray
