@@ -11,7 +11,7 @@ from mixedmodels.linalg import _pirls_kernels
 from mixedmodels.linalg import pirls as pirls_module
 from mixedmodels.linalg.pirls_scalar import ScalarSystem, SparseScalarSystem
 
-_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor")
+_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
 
 
 def _design(seed: int, nested: bool):

@@ -7,10 +7,12 @@ fixed by the grouping factors, often very sparse: on grouseticks
 of the factor has a handful of entries, while the dense rest block that
 :mod:`.pirls_scalar` factors with LAPACK has 185 rows.  These kernels are
 Tim Davis's LDL (ACM TOMS 32(2), 2006): :func:`ldl_symbolic` finds the
-elimination tree and the column counts once per model; each PIRLS
-iteration then calls :func:`assemble` (the values for new weights),
-:func:`ldl_numeric` (the random-effects block) and :func:`block_solve` (the
-fixed-effects rows as a dense Schur complement, and the solution).
+elimination tree and the column counts once per model, and one pass of
+:func:`ldl_numeric` the pattern of L; each PIRLS iteration then calls
+:func:`assemble` (the values for new weights), :func:`ldl_mapped` (the
+random-effects block, column by column on the known pattern) and
+:func:`block_solve` (the fixed-effects rows as a dense Schur complement, and
+the solution).
 
 As in :mod:`._kernels`, each kernel is one plain-Python function that numba
 compiles on first use (:func:`compiled` gives None without numba or with
@@ -26,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor"]
+__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor"]
 
 
 def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndarray, lnz: np.ndarray,
@@ -135,6 +137,37 @@ def ldl_numeric(ap: np.ndarray, ai: np.ndarray, ax: np.ndarray, lp: np.ndarray, 
         if not 1e-100 < product < 1e100:
             logdet += np.log(product)
             product = 1.0
+    return logdet + np.log(product)
+
+
+def ldl_mapped(amap: np.ndarray, ax: np.ndarray, pair_ptr: np.ndarray, first: np.ndarray, second: np.ndarray,
+               target: np.ndarray, lp: np.ndarray, vals: np.ndarray) -> float:
+    """``L D L'`` column by column on a known pattern: L's entries in ``vals[:lp[-1]]`` (CSC), D after them.
+
+    ``vals`` starts as the matrix (entry e of ``ax`` added at ``amap[e]``).  Column j's pivot is
+    ``vals[lp[-1] + j]``; for each pair of its entries (positions ``first``, ``second`` from
+    ``pair_ptr[j]`` on, rows r1 <= r2) ``c_r1 c_r2 / d_j`` comes off ``target`` (L's (r2, r1) or
+    pivot r1), then the column is divided by ``d_j``.  Once the pattern and the pairs are known
+    (:class:`.pirls_scalar.SparseScalarSystem`) this is all the factorization does, with none of
+    :func:`ldl_numeric`'s tree walks.  Returns ``sum(log D)``, or nan at a pivot that is not positive.
+    """
+    vals[:] = 0.0
+    for e in range(ax.shape[0]):
+        vals[amap[e]] += ax[e]
+    n, nnz = lp.shape[0] - 1, lp[-1]
+    logdet, product = 0.0, 1.0
+    for j in range(n):
+        dj = vals[nnz + j]
+        if not dj > 0.0:  # not positive definite (or nan)
+            return np.nan
+        product *= dj  # one log per ~100 pivots, not per pivot
+        if not 1e-100 < product < 1e100:
+            logdet += np.log(product)
+            product = 1.0
+        for t in range(pair_ptr[j], pair_ptr[j + 1]):
+            vals[target[t]] -= vals[first[t]] * vals[second[t]] / dj
+        for q in range(lp[j], lp[j + 1]):
+            vals[q] /= dj
     return logdet + np.log(product)
 
 

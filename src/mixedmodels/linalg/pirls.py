@@ -314,7 +314,7 @@ def _scalar_system(refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[i
     return sparse if sparse.ldl_flops() <= budget else dense
 
 
-_SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "block_solve", "linear_predictor")
+_SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
 _SPARSE_SLOWDOWN = 8.0  # flops of LDL's indexed loops per flop of BLAS, in time
 _NUMPY_OVERHEAD = 20_000.0  # the dense system's fixed cost per iteration, in flops
 

@@ -306,15 +306,17 @@ class SparseScalarSystem:
     Observation i adds ``w_i v_i v_i'`` to the random-effects block, ``v_i``
     holding ``z_ti`` at its level's column of each term; theta scales entry
     (r, c) by ``lambda_r lambda_c``.  So its upper-triangular pattern, the
-    entry each observation's products ``v_ir v_ic`` add to, and the
-    elimination tree are worked out here once, and an iteration is three
+    entry each observation's products ``v_ir v_ic`` add to, the pattern of
+    L (elimination tree, then one symbolic pass of LDL) and the updates each
+    column of L makes are worked out here once, and an iteration is three
     compiled calls (:mod:`._pirls_kernels`): the values, ``L D L'`` of the
     random-effects block (no fill where the terms nest, e.g. grouseticks'
     broods in locations), and the solve, whose X rows (``nAGQ = 0``) form a
     small dense Schur complement.
 
     Parameters as :class:`ScalarSystem`, and ``kernels``: the compiled
-    ``ldl_symbolic``, ``assemble``, ``ldl_numeric`` and ``block_solve``.
+    ``ldl_symbolic``, ``ldl_numeric``, ``assemble``, ``ldl_mapped``, ``block_solve``
+    and ``linear_predictor``.
     """
 
     def __init__(self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray,
@@ -338,6 +340,17 @@ class SparseScalarSystem:
         self.shift = (self.column_of == self.ai).astype(float)
         self.lp, self.parent = np.empty(size + 1, np.int64), np.empty(size, np.int64)
         kernels["ldl_symbolic"](self.ap, self.ai, self.lp, self.parent, np.empty(size, np.int64), np.empty(size, np.int64))
+        self.li = self._pattern()
+        self._lnz = np.diff(self.lp)
+        self._amap, self._pairs = _update_maps(self.ap, self.ai, self.column_of, self.lp, self.li)
+
+    def _pattern(self) -> np.ndarray:
+        """Row indices of L, column by column: what :func:`ldl_numeric` writes for any values (here I)."""
+        size, nnz = self.nre, int(self.lp[-1])
+        li, ints = np.empty(nnz, np.int64), [np.empty(size, np.int64) for _ in range(3)]
+        self._kernels["ldl_numeric"](self.ap, self.ai, self.shift.copy(), self.lp, self.parent, ints[0], li,
+                                     np.empty(nnz), np.empty(size), np.zeros(size), ints[1], ints[2])
+        return li
 
     def ldl_flops(self) -> float:
         """Multiply-adds of one factorization (the sum of squared column counts of L)."""
@@ -346,10 +359,7 @@ class SparseScalarSystem:
 
     def at(self, lams: np.ndarray) -> "_SparseState":
         """Per-run quantities for one theta (``lams``: each term's scaled lambda) and the workspace."""
-        size, nnz = self.nre, int(self.lp[-1])
-        ints = [np.empty(size, np.int64) for _ in range(3)]
-        return _SparseState(lams[self._term_of_u], np.empty(self.ai.size), np.empty(nnz, np.int64), np.empty(nnz),
-                            np.empty(size), *ints)
+        return _SparseState(lams[self._term_of_u], np.empty(self.ai.size))
 
     def linear_predictor(self, base: np.ndarray, lam_u: np.ndarray) -> np.ndarray:
         """``base + Z Lambda u`` (given ``Lambda u``), without scipy's per-call overhead."""
@@ -365,30 +375,51 @@ class SparseScalarSystem:
         """
         p, k = (self.p if joint else 0), self._kernels
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
-        d, u, beta = np.empty(self.nre), np.empty(self.nre), np.empty(p)
+        nnz = self.li.size
+        vals, u, beta = np.empty(nnz + self.nre), np.empty(self.nre), np.empty(p)
         k["assemble"](p, self._entries, self._pair_vals, *self._rows, self.column_of, self.ai, self.shift, state.lam,
                       w, w * zw, self.x, state.ax, y, s)
-        logdet = k["ldl_numeric"](self.ap, self.ai, state.ax, self.lp, self.parent, state.lnz, state.li, state.lx, d,
-                                  state.work, state.pattern, state.flag)
+        logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+        d = vals[nnz:]
         if not (solve or joint):
             return SparseFactor(d, self.q1, float(logdet), None, None)
-        if np.isnan(logdet) or not k["block_solve"](self.lp, state.lnz, state.li, state.lx, d, y, s, u, beta):
+        if np.isnan(logdet) or not k["block_solve"](self.lp, self._lnz, self.li, vals[:nnz], d, y, s, u, beta):
             return SparseFactor(d, self.q1, np.nan, u, beta)
         return SparseFactor(d, self.q1, float(logdet), u, beta)
 
 
+def _update_maps(ap, ai, column_of, lp, li) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Where :func:`._pirls_kernels.ldl_mapped` puts each matrix entry, and its pairs per column of L.
+
+    Positions: L's entries in CSC order, then the n pivots.  A pair is two entries of one
+    column of L (rows r1 <= r2); its target is L's (r2, r1), or pivot r1 when r1 = r2.
+    """
+    n, nnz = lp.size - 1, int(lp[-1])
+    keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(lp)) * n + li  # (column, row) of L, sorted
+
+    def position(rows, cols):  # rows <= cols: pivot, or L's entry (cols, rows) in column rows
+        return np.where(rows == cols, nnz + rows, np.searchsorted(keys, rows * n + cols))
+
+    counts = np.diff(lp)
+    parts = [(np.empty(0, np.int64),) * 3]
+    for c in np.unique(counts[counts > 0]):
+        columns = np.flatnonzero(counts == c)
+        hi, lo = np.tril_indices(c)
+        parts.append((np.repeat(columns, lo.size), (lp[columns][:, None] + lo).ravel(), (lp[columns][:, None] + hi).ravel()))
+    column, first, second = (np.concatenate(v).astype(np.int64) for v in zip(*parts))
+    order = np.argsort(column, kind="stable")
+    column, first, second = column[order], first[order], second[order]
+    pair_ptr = np.searchsorted(column, np.arange(n + 1)).astype(np.int64)
+    target = position(li[first], li[second])
+    return position(ai, column_of).astype(np.int64), (pair_ptr, first, second, target.astype(np.int64))
+
+
 @dataclass(frozen=True, eq=False)
 class _SparseState:
-    """One PIRLS run's scale per column of Z (``lam``) and LDL workspace."""
+    """One PIRLS run's scale per column of Z (``lam``) and the buffer of the matrix's entries."""
 
     lam: np.ndarray
     ax: np.ndarray
-    li: np.ndarray
-    lx: np.ndarray
-    work: np.ndarray
-    lnz: np.ndarray
-    pattern: np.ndarray
-    flag: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
