@@ -125,6 +125,13 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return Pirls(self.response, np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float), offset, self.plan,
                      terms=self.inputs.terms)
 
+    @cached_property
+    def theta_scales(self) -> np.ndarray:
+        """Per theta element, its row's column scale: scaled theta = theta * this (each term's
+        ``scale_theta`` as one product, as it is called for every evaluation)."""
+        ones = np.ones(sum(lay.theta_stop - lay.theta_start for lay in self.layouts))
+        return np.concatenate([lay.scale_theta(ones) for lay in self.layouts]) if self.layouts else ones
+
     @property
     def nranef(self) -> int:
         return sum(lay.size for lay in self.layouts)

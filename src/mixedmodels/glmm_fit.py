@@ -72,12 +72,12 @@ class _WarmStart:
 
 def to_scaled(model, theta: np.ndarray) -> np.ndarray:
     """Theta in the units of the unit-RMS random-effects columns (what the optimizer sees)."""
-    return np.concatenate([lay.scale_theta(np.asarray(theta, dtype=float)) for lay in model.layouts])
+    return np.asarray(theta, dtype=float) * model.theta_scales
 
 
 def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
     """Theta in the units of the data from its scaled version."""
-    return np.concatenate([lay.scale_theta(np.asarray(scaled, dtype=float), inverse=True) for lay in model.layouts])
+    return np.asarray(scaled, dtype=float) / model.theta_scales
 
 
 def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", theta: np.ndarray, res: "PirlsResult") -> np.ndarray:

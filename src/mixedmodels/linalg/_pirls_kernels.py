@@ -55,8 +55,8 @@ def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndar
 
 def assemble(p: int, entries: np.ndarray, pair_vals: np.ndarray, cols: np.ndarray, vals: np.ndarray,
              column_of: np.ndarray, ai: np.ndarray, shift: np.ndarray, lam: np.ndarray, w: np.ndarray,
-             wz: np.ndarray, x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
-    """The system's values for weights ``w`` and weighted working response ``wz``, observation by observation.
+             zw: np.ndarray, x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
+    """The system's values for weights ``w`` and working response ``zw``, observation by observation.
 
     Observation i adds ``w_i pair_vals[i, t]`` to entry ``entries[i, t]`` of the random-effects
     block; ``ax[e]`` is then scaled by ``lambda_r lambda_c`` of its column and row (``lam``) and
@@ -68,7 +68,8 @@ def assemble(p: int, entries: np.ndarray, pair_vals: np.ndarray, cols: np.ndarra
     y[:, :] = 0.0
     s[:, :] = 0.0
     for i in range(w.shape[0]):
-        wi, wzi = w[i], wz[i]
+        wi = w[i]
+        wzi = wi * zw[i]
         for t in range(entries.shape[1]):
             ax[entries[i, t]] += pair_vals[i, t] * wi
         for t in range(cols.shape[1]):

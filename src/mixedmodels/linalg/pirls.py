@@ -362,6 +362,8 @@ class Pirls:
             zs = [np.asarray(t.z, dtype=float)[:, 0] / lay.scales[0] for t, lay in zip(terms, plan.layouts)]
             self._system = _scalar_system([np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts],
                                           x, plan.zt)
+        self._re_predictor = (self._system.linear_predictor if isinstance(self._system, SparseScalarSystem)
+                              else lambda base, lam_u: base + self.plan.z @ lam_u)
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
         """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
@@ -446,10 +448,7 @@ class Pirls:
         return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0)
 
     def _eta(self, base: np.ndarray, lam, u: np.ndarray, beta: np.ndarray | None, joint: bool) -> np.ndarray:
-        if isinstance(self._system, SparseScalarSystem):
-            eta = self._system.linear_predictor(base, lam(u))
-        else:
-            eta = base + self.plan.z @ lam(u)
+        eta = self._re_predictor(base, lam(u))
         return eta + self.x @ beta if joint else eta
 
     def _step_system(self, theta: np.ndarray):

@@ -378,7 +378,7 @@ class SparseScalarSystem:
         nnz = self.li.size
         vals, u, beta = np.empty(nnz + self.nre), np.empty(self.nre), np.empty(p)
         k["assemble"](p, self._entries, self._pair_vals, *self._rows, self.column_of, self.ai, self.shift, state.lam,
-                      w, w * zw, self.x, state.ax, y, s)
+                      w, zw, self.x, state.ax, y, s)
         logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
         d = vals[nnz:]
         if not (solve or joint):
