@@ -104,9 +104,10 @@ def test_linear_predictor_is_base_plus_z_v(compiled):
     np.testing.assert_array_equal(sparse.linear_predictor(base, v), base + zt.T.tocsr() @ v)
 
 
-def test_factor_only_gives_the_same_log_determinant():
+@pytest.mark.parametrize("joint", [False, True])
+def test_factor_only_gives_the_same_log_determinant(joint):
     refs, z, nlevels, x, _, w, zw = _design(9, nested=True)
     sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
     state = sparse.at(np.array([0.8, 1.1, 0.7]))
-    full, only = sparse.factorize(state, w, zw, False), sparse.factorize(state, w, zw, False, solve=False)
+    full, only = sparse.factorize(state, w, zw, joint), sparse.factorize(state, w, zw, joint, solve=False)
     assert only.u is None and only.logdet_re() == full.logdet_re()

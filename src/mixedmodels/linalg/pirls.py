@@ -24,6 +24,7 @@ results still get the blocked factor (:meth:`Pirls.blocked_factor`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -426,7 +427,7 @@ class Pirls:
         if not self.response.always_valid and not self.family.valid_mu(mu):
             return mu, np.inf
         dev = self.response.deviance(mu)
-        return mu, dev if np.isfinite(dev) else np.inf
+        return mu, dev if math.isfinite(dev) else np.inf
 
     @staticmethod
     def _stack(parts: list[np.ndarray]) -> np.ndarray:
@@ -553,15 +554,15 @@ class Pirls:
         penalized deviance does not decrease."""
         step = 1.0
         while True:
-            u_try = u + step * du
-            beta_try = beta + step * dbeta if joint else beta
+            u_try = u + du if step == 1.0 else u + step * du  # (1.0 * du is du: the same numbers)
+            beta_try = (beta + dbeta if step == 1.0 else beta + step * dbeta) if joint else beta
             eta_try = self._eta(base, lam, u_try, beta_try, joint)
             mu_try, dev_try = self._evaluate(eta_try)
-            pdev_try = dev_try + u_try @ u_try
-            if np.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
+            pdev_try = dev_try + float(u_try @ u_try)
+            if math.isfinite(pdev_try) and pdev_try <= pdev + 1e-10 * (1.0 + abs(pdev)):
                 break
             if step < 1e-10:
-                if not np.isfinite(pdev_try):  # no valid point along the step: stay
+                if not math.isfinite(pdev_try):  # no valid point along the step: stay
                     return u, beta, self._eta(base, lam, u, beta, joint), *self._evaluate_pair(base, lam, u, beta, joint), pdev, 0.0, 0.0
                 break
             step *= 0.5

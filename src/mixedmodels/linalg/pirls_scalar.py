@@ -371,7 +371,9 @@ class SparseScalarSystem:
                   solve: bool = True) -> "SparseFactor":
         """Assemble, factor and solve for weights ``w`` and working response ``zw``.
 
-        ``solve=False`` (u only): just the factor, for the log-determinant at the modes.
+        ``solve=False``: just the random-effects factor, for the log-determinant at the modes
+        (PIRLS's last pass; the fixed-effects rows' Schur complement, positive definite one
+        step of below 1e-10 earlier, is not re-checked).
         """
         p, k = (self.p if joint else 0), self._kernels
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
@@ -381,7 +383,7 @@ class SparseScalarSystem:
                       w, zw, self.x, state.ax, y, s)
         logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
         d = vals[nnz:]
-        if not (solve or joint):
+        if not solve:
             return SparseFactor(d, self.q1, float(logdet), None, None)
         if np.isnan(logdet) or not k["block_solve"](self.lp, self._lnz, self.li, vals[:nnz], d, y, s, u, beta):
             return SparseFactor(d, self.q1, np.nan, u, beta)
