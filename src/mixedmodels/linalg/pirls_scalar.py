@@ -34,6 +34,7 @@ dense rest block has 185 rows and the sparse factor ~3 entries a column).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -437,7 +438,7 @@ class SparseFactor:
 
     @property
     def ok(self) -> bool:
-        return not np.isnan(self.logdet)
+        return not math.isnan(self.logdet)
 
     @property
     def l11(self) -> np.ndarray:
