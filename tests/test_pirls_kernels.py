@@ -91,7 +91,18 @@ def test_without_numba_pirls_keeps_the_numpy_system(monkeypatch):
 def test_with_kernels_a_sparse_design_gets_the_sparse_system(monkeypatch):
     refs, z, nlevels, x, zt, _, _ = _design(6, nested=True)
     monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", lambda name: getattr(_pirls_kernels, name))
+    monkeypatch.setattr(pirls_module, "_COMPILE_FROM", 0.0)
     assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), SparseScalarSystem)
+
+
+def test_a_small_dense_system_does_not_ask_for_numba(monkeypatch):
+    refs, z, nlevels, x, zt, _, _ = _design(6, nested=True)  # rest block 20 rows: ~27,000 flops
+
+    def fail(name):
+        raise AssertionError("a small system should not load compiled kernels")
+
+    monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", fail)
+    assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), ScalarSystem)
 
 
 @pytest.mark.parametrize("compiled", [False, True])

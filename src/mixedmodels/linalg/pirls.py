@@ -295,19 +295,26 @@ class PirlsResult:
 
 def _scalar_system(refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], x: np.ndarray,
                    zt: sp.csr_array) -> ScalarSystem | SparseScalarSystem:
-    """The compiled sparse LDL' system where it is cheaper (numba installed and little fill), else numpy's.
+    """The compiled sparse LDL' system where it is worth it (numba installed, a large dense rest
+    block, little fill), else numpy's.  Both give the same numbers to rounding.
 
-    Both give the same numbers to rounding.  The dense one's cost is the rank
-    update ``q1 m^2`` and the Cholesky ``m^3 / 3`` of the rest block, in BLAS
-    and LAPACK, plus ~20 us of numpy calls; LDL's loops do about one
-    multiply-add per ns, ~8x fewer than BLAS.  (VerbAgg: ~0.19 M LDL flops
-    against 0.18 M dense, so dense; grouseticks: 1,700 against 13 M.)
+    The dense system's cost per iteration is the rank update ``q1 m^2`` and the Cholesky
+    ``m^3 / 3`` of the rest block, in BLAS and LAPACK, plus ~20 us of numpy calls.  Below
+    ``_COMPILE_FROM`` of those flops it stays: a fit then spends little in PIRLS's linear
+    algebra, and importing numba and loading the kernels (~0.3 s and ~90 MB, once per
+    process) would cost a one-off fit more than it saves (cbpp: 34 ms first fit, ~16 ms after).
+    LDL's loops do about one multiply-add per ns, ~8x fewer than BLAS, so the sparse system
+    needs ``8 x`` fewer flops.  (VerbAgg: ~0.19 M LDL flops against 0.18 M dense, so dense;
+    grouseticks: 1,700 against 13 M.)
     """
     dense = ScalarSystem(refs, zs, nlevels, x, zt)
+    dense_flops = dense.q1 * dense.m_re**2 + dense.m_re**3 / 3
+    if dense_flops < _COMPILE_FROM:
+        return dense
     kernels = {name: _pirls_kernels.compiled(name) for name in _SPARSE_KERNELS}
     if any(k is None for k in kernels.values()):
         return dense
-    budget = (dense.q1 * dense.m_re**2 + dense.m_re**3 / 3 + _NUMPY_OVERHEAD) / _SPARSE_SLOWDOWN
+    budget = (dense_flops + _NUMPY_OVERHEAD) / _SPARSE_SLOWDOWN
     fill = np.bincount(dense.e21.cols, minlength=dense.q1).astype(float)  # first term's columns of L
     if fill @ fill > budget:
         return dense
@@ -318,6 +325,7 @@ def _scalar_system(refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[i
 _SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
 _SPARSE_SLOWDOWN = 8.0  # flops of LDL's indexed loops per flop of BLAS, in time
 _NUMPY_OVERHEAD = 20_000.0  # the dense system's fixed cost per iteration, in flops
+_COMPILE_FROM = 1e6  # dense flops per iteration from which compiling is worth numba's import
 
 
 class Pirls:
