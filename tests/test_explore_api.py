@@ -284,7 +284,11 @@ def test_serve_prints_its_address_and_stops_on_ctrl_c():
     import signal
 
     src = str(Path(mm.__file__).parents[1])
-    code = "from mixedmodels.explore import serve; serve(port=0, open_browser=False)"
+    # A test run started in the background by a non-interactive shell (as CI
+    # scripts may be) inherits SIGINT ignored, and so would this child: give
+    # it the handler an interactive terminal gives Python.
+    code = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from mixedmodels.explore import serve; serve(port=0, open_browser=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={"PYTHONPATH": src, "PATH": ""})
     try:
