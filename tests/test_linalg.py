@@ -150,7 +150,7 @@ def test_without_numba_a_vector_big_term_keeps_scipys_update(monkeypatch):
     monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
     monkeypatch.setattr(blocked, "_COMPILED_UPDATE_MIN_NNZ", 0)
     monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
-    _kernels.compiled.cache_clear()
+    _kernels.jit.cache_clear()
     try:
         refs, zs, nlevels, xy, theta = _problem()
         cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
@@ -158,4 +158,4 @@ def test_without_numba_a_vector_big_term_keeps_scipys_update(monkeypatch):
         dense, nre, _ = _dense_factor(refs, zs, nlevels, xy, theta)
         assert cp.factorize(theta).logdet_re() == pytest.approx(2 * np.sum(np.log(np.diag(dense)[:nre])), rel=1e-12)
     finally:
-        _kernels.compiled.cache_clear()
+        _kernels.jit.cache_clear()

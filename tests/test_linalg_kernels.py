@@ -85,9 +85,9 @@ def test_vector_rank_update_gathers_columns_with_different_row_patterns():
 @pytest.fixture
 def without_numba(monkeypatch):
     monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
-    _kernels.compiled.cache_clear()
+    _kernels.jit.cache_clear()
     yield
-    _kernels.compiled.cache_clear()
+    _kernels.jit.cache_clear()
 
 
 def test_compiled_is_none_when_disabled(without_numba):

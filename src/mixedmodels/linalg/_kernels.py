@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["compiled", "level_syrk", "grouped_scatter"]
+__all__ = ["compiled", "jit", "level_syrk", "grouped_scatter"]
 
 
 def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
@@ -68,8 +68,8 @@ def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, wei
 
 
 @lru_cache(maxsize=None)
-def compiled(name: str) -> Callable | None:
-    """The numba-compiled version of the kernel ``name``, or None without numba."""
+def jit(kernel: Callable) -> Callable | None:
+    """The numba-compiled ``kernel`` (cached on disk), or None without numba or with ``MIXEDMODELS_NO_NUMBA=1``."""
     if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
         return None
     try:
@@ -77,6 +77,11 @@ def compiled(name: str) -> Callable | None:
     except ImportError:
         return None
     try:
-        return numba.njit(cache=True, nogil=True)(globals()[name])
+        return numba.njit(cache=True, nogil=True)(kernel)
     except RuntimeError:  # no writable cache location: compile in memory for this process
-        return numba.njit(cache=False, nogil=True)(globals()[name])
+        return numba.njit(cache=False, nogil=True)(kernel)
+
+
+def compiled(name: str) -> Callable | None:
+    """The numba-compiled version of this module's kernel ``name``, or None (see :func:`jit`)."""
+    return jit(globals()[name])

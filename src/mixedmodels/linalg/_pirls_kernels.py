@@ -22,11 +22,11 @@ the Python bodies against the numpy path and the compiled ones against them.
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+
+from ._kernels import jit
 
 __all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor"]
 
@@ -233,16 +233,6 @@ def linear_predictor(cols: np.ndarray, vals: np.ndarray, v: np.ndarray, base: np
         out[i] = base[i] + total
 
 
-@lru_cache(maxsize=None)
 def compiled(name: str) -> Callable | None:
-    """The numba-compiled version of the kernel ``name``, or None without numba."""
-    if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return numba.njit(cache=True, nogil=True)(globals()[name])
-    except RuntimeError:  # no writable cache location: compile in memory for this process
-        return numba.njit(cache=False, nogil=True)(globals()[name])
+    """The numba-compiled version of this module's kernel ``name``, or None (see :func:`._kernels.jit`)."""
+    return jit(globals()[name])
