@@ -108,3 +108,17 @@ def test_scalar_rank_update_subtracts_with_and_without_numba(compiled, request):
     a22 = _symmetric(10)
     updated = plan.subtract_from(a22, weights)
     np.testing.assert_allclose(np.tril(updated), np.tril(a22 - a21 @ np.diag(weights) @ a21.T), rtol=1e-12, atol=1e-12)
+
+
+def test_grouped_scatter_gives_the_bits_of_bincount():
+    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    _, _, _, _, a21 = _level_slabs(8, nlevels=200, k=1, m=40)
+    diagonal = np.random.default_rng(9).integers(1, 6, 200).astype(float)
+    plan = ScalarRankUpdate.build(sp.csr_array(a21), diagonal)
+    weights = 0.3 / (0.3 * diagonal + 1.0)
+    a22 = _symmetric(40)
+    via_bincount = np.subtract(a22, plan.apply(weights))
+    out = a22.copy()
+    _kernels.compiled("grouped_scatter")(plan.flat, plan.values, plan.group, weights[plan.representative], out.reshape(-1))
+    np.testing.assert_array_equal(np.tril(out), np.tril(via_bincount))
+    assert _kernels.compiled_if_loaded("grouped_scatter") is not None  # numba is loaded by now

@@ -45,8 +45,10 @@ __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
 # From this many non-zeros in A21, a big term with k > 1 columns gets the
-# compiled rank update (numba's one-off compilation, ~1 s, is then repaid).
-_COMPILED_UPDATE_MIN_NNZ = 20_000
+# compiled rank update: below it, importing numba and loading the kernel
+# (~0.4 s per process; ~1 s to compile it the first time) costs a fit more
+# than the kernel saves (crossed_100k, 200k non-zeros: 22 -> 3 ms per evaluation).
+_COMPILED_UPDATE_MIN_NNZ = 50_000
 # From this many levels, a 2-column big term's per-level factors and solves use
 # the closed forms of .small (same bits; 7x faster at 10,000 levels, but slower
 # than np.linalg's batched calls on a handful of levels).

@@ -125,10 +125,11 @@ class ScalarRankUpdate:
     def subtract_from(self, a22: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``A22 - A21 W A21'``; only its lower triangle is updated.
 
-        With numba, one compiled pass over the entries (sorted by position)
-        into a copy of A22; without it, :meth:`apply` and a subtraction.
+        Once numba is loaded, one compiled pass over the entries (sorted by
+        position) into a copy of A22; otherwise :meth:`apply` and a
+        subtraction.  Both give the same bits.
         """
-        kernel = _kernels.compiled("grouped_scatter")
+        kernel = _kernels.compiled_if_loaded("grouped_scatter")
         if kernel is None:
             return np.subtract(a22, self.apply(weights))
         out = a22.copy()
