@@ -1,31 +1,36 @@
 """Starting values for theta from moments of the stored cross-products.
 
 lme4 starts every fit at theta = identity (each random effect's SD equal to
-the residual SD).  When a term's true relative SD is far from 1 -- InstEval's
-``dept:service`` is 0.09 -- BOBYQA spends most of its evaluations walking
-there: 101 evaluations from the identity against ~45 from a start within
-30 % of the optimum.  This module makes such a start without touching any
-n-sized array, from the blocks of ``[Z X y]'[Z X y]`` alone.
+the residual SD).  BOBYQA then spends many evaluations walking to the
+optimum: InstEval's ``dept:service`` relative SD is 0.09, and sleepstudy,
+Penicillin and Pastes need 2-3x the evaluations from the identity that they
+need from a start near the optimum.  This module makes such a start from the
+blocks of ``[Z X y]'[Z X y]`` alone, without touching any n-sized array.
 
-The estimate is a method-of-moments one per random-effects column ``z``
-(columns already scaled to unit root-mean-square).  With ``r`` the
-ordinary-least-squares residuals, ``v = r'r / (n - p)`` their variance and,
-for level ``g``, ``S_g = sum_g z r`` and ``N_g = sum_g z^2``: if the column
-carried an effect of variance ``tau^2`` and everything else behaved like
-independent noise of variance ``v - tau^2``, then
+The estimate is the method of moments on ordinary-least-squares residuals
+(MINQUE with identity weights; Henderson's method for balanced data, where it
+equals REML whenever that is inside the parameter space).  Every column of
+every random-effects term is treated as its own variance component ``tau_t^2``
+(correlations start at 0).  With ``M = I - X (X'X)^-1 X'``, the residuals
+``r = M y`` and ``Z_t`` the columns of component t,
 
-    E sum_g S_g^2  =  tau^2 sum_g (N_g^2 - N_g)  +  v sum_g N_g,
+    E |Z_t' r|^2 = sum_u tau_u^2 |Z_t' M Z_u|_F^2 + sigma^2 tr(Z_t' M Z_t)
+    E  r' r      = sum_u tau_u^2 tr(Z_u' M Z_u)  + sigma^2 (n - p),
 
-which gives ``tau^2``.  ``sigma^2`` is ``v`` minus all the ``tau^2``, and the
-starting theta is ``tau / sigma`` on the diagonal, 0 below it.  The
-independence assumption is wrong for nested and correlated effects, so this
-is only a starting point: the caller compares it with lme4's start and keeps
-whichever has the lower objective.
+a linear system in ``(tau^2, sigma^2)``.  ``Z' M Z = Z'Z - H`` with
+``H = C' G C``, ``C = X'Z``, ``G = (X'X)^-1``; the big term's part of ``H``
+is never formed (its Frobenius sums reduce to p x p products).  Columns are
+the unit-RMS scaled ones, so the result is theta in scaled units.  The
+caller compares the start with lme4's and keeps whichever has the lower
+objective.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import scipy.sparse as sp
 
 from ..design.covariance import lower_triangle
 from .blocked import BlockedCrossProducts
@@ -36,62 +41,113 @@ __all__ = ["moment_start"]
 # boundary, where BOBYQA's first steps would be wasted on a zero coordinate.
 _MIN_SIGMA2_FRACTION = 0.05
 _MIN_THETA = 0.05
+# A moment system this ill-conditioned (after scaling) cannot separate its components.
+_MAX_CONDITION = 1e10
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Per variance component t, u: ``|Z_t'MZ_u|_F^2``, ``tr(Z_t'MZ_t)`` and ``|Z_t'r|^2``."""
+
+    frobenius: np.ndarray
+    trace: np.ndarray
+    score: np.ndarray
 
 
 def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     """Theta (in the units of the scaled columns) from moments, or None if it can't be formed."""
     nre, p = cp.nre_rest, cp.nfixef
-    a22 = cp.a22
-    xtx, xty = a22[nre : nre + p, nre : nre + p], a22[nre : nre + p, -1]
-    beta = np.linalg.lstsq(xtx, xty, rcond=None)[0] if p else np.empty(0)
+    xs = slice(nre, nre + p)
+    gram_inv = np.linalg.pinv(cp.a22[xs, xs]) if p else np.zeros((0, 0))
+    beta = gram_inv @ cp.a22[xs, -1]
     dof = cp.nobs - p
-    rss = a22[-1, -1] - beta @ xty
+    rss = cp.a22[-1, -1] - beta @ cp.a22[xs, -1]
     if dof <= 0 or not rss > 0:
         return None
-    v = rss / dof
-    taus = [_column_variances(sums, norms, v) for sums, norms in _level_moments(cp, beta)]
-    if any(t is None for t in taus):
-        return None
-    sigma2 = max(v - sum(float(np.sum(t)) for t in taus), _MIN_SIGMA2_FRACTION * v)
-    return np.concatenate([_term_theta(t, sigma2) for t in taus])
+    moments = _moments(cp, gram_inv, beta)
+    count = moments.trace.size
+    lhs = np.empty((count + 1, count + 1))
+    lhs[:count, :count], lhs[:count, count], lhs[count, :count] = moments.frobenius, moments.trace, moments.trace
+    lhs[count, count] = dof
+    scale = np.sqrt(np.abs(np.diagonal(lhs)))
+    scale[scale == 0] = 1.0
+    if not np.all(np.isfinite(lhs)) or np.linalg.cond(lhs / np.outer(scale, scale)) > _MAX_CONDITION:
+        return None  # e.g. a component with one observation per level, aliased with sigma
+    solution = np.linalg.solve(lhs, np.append(moments.score, rss))
+    tau2 = np.maximum(solution[:count], 0.0)
+    sigma2 = max(solution[count], _MIN_SIGMA2_FRACTION * rss / dof)
+    return _theta_from_components(cp, np.sqrt(tau2 / sigma2))
 
 
-def _level_moments(cp: BlockedCrossProducts, beta: np.ndarray):
-    """Per term: ``S`` (levels x k) = Z' r per level and column, and ``N`` = per-level sums of z^2."""
-    nre, p = cp.nre_rest, cp.nfixef
-    first = cp.first
-    a21 = cp.a21
-    zty, ztx = _rows(a21, [-1])[0], _rows(a21, range(nre, nre + p))
-    sums = (zty - beta @ ztx).reshape(first.nlevels, first.ncols)
-    norms = np.diagonal(cp.a11, axis1=1, axis2=2)
-    yield sums, norms
-    offset = 0
+def _theta_from_components(cp: BlockedCrossProducts, relative_sd: np.ndarray) -> np.ndarray:
+    """Theta slices with the components' relative SDs on the diagonals, zeros below."""
+    parts, start = [], 0
+    for term in cp.terms:
+        rows, cols = lower_triangle(term.ncols)
+        diagonal = np.maximum(relative_sd[start : start + term.ncols], _MIN_THETA)
+        parts.append(np.where(rows == cols, diagonal[rows], 0.0))
+        start += term.ncols
+    return np.concatenate(parts)
+
+
+def _rest_components(cp: BlockedCrossProducts) -> np.ndarray:
+    """For each random-effects row of the rest block, the index of its component (after the big term's)."""
+    index, first = [], cp.first.ncols
     for term in cp.rest_terms:
-        block = slice(offset, offset + term.size)
-        sums = cp.a22[block, -1] - cp.a22[block, nre : nre + p] @ beta
-        norms = np.diag(cp.a22)[block]
-        yield sums.reshape(term.nlevels, term.ncols), norms.reshape(term.nlevels, term.ncols)
-        offset += term.size
+        index.append(np.tile(np.arange(term.ncols), term.nlevels) + first)
+        first += term.ncols
+    return np.concatenate(index) if index else np.empty(0, dtype=int)
 
 
-def _rows(mat, rows) -> np.ndarray:
-    """Selected rows of a dense or sparse block, as a dense array."""
-    rows = list(rows)
-    if isinstance(mat, np.ndarray):
-        return mat[rows]
-    return mat[rows, :].toarray()
+def _moments(cp: BlockedCrossProducts, gram_inv: np.ndarray, beta: np.ndarray) -> _Moments:
+    """The moment matrices of all components: the big term's columns first, then the rest's."""
+    nre, p, k1 = cp.nre_rest, cp.nfixef, cp.first.ncols
+    component = _rest_components(cp)
+    count = k1 + (component.max() + 1 - k1 if component.size else 0)
+    indicator = np.zeros((count, nre))
+    indicator[component, np.arange(nre)] = 1.0
+    # rest-rest: Z'MZ is dense and small enough to form
+    c_rest = cp.a22[nre : nre + p, :nre]
+    g_c_rest = gram_inv @ c_rest
+    resid_cross = cp.a22[:nre, :nre] - c_rest.T @ g_c_rest
+    frobenius = np.zeros((count, count))
+    frobenius[k1:, k1:] = (indicator @ (resid_cross * resid_cross) @ indicator.T)[k1:, k1:]
+    trace = indicator @ np.diagonal(resid_cross)
+    score = indicator @ (cp.a22[:nre, -1] - c_rest.T @ beta) ** 2
+    # the big term: per column c, without forming its part of H
+    a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else sp.csr_array(cp.a21)
+    c_first = _dense(a21[nre : nre + p])
+    s_first = _dense(a21[[-1]])[0] - c_first.T @ beta
+    outer = [gram_inv @ c_rest[:, component == t] @ c_rest[:, component == t].T for t in range(count)]
+    for c in range(k1):
+        cols = slice(c, None, k1)
+        g_c = gram_inv @ c_first[:, cols]
+        outer[c] = g_c @ c_first[:, cols].T
+        score[c] = np.sum(s_first[cols] ** 2)
+        trace[c] = np.sum(cp.a11[:, c, c]) - np.einsum("pl,pl->", g_c, c_first[:, cols])
+        for d in range(c + 1):
+            a = cp.a11[:, c, d]
+            cross = np.einsum("pl,pl->l", g_c, c_first[:, slice(d, None, k1)])
+            frobenius[c, d] = np.sum(a * a) - 2.0 * np.sum(a * cross)
+        frobenius[k1:, c] = _first_rest_sums(a21[:nre, cols], g_c_rest, c_first[:, cols], indicator)[k1:]
+    for t in range(count):  # the sum H^2 part of every block involving the big term
+        for u in range(min(t + 1, k1)):
+            frobenius[t, u] += np.sum(outer[t] * outer[u].T)
+    frobenius = np.tril(frobenius) + np.tril(frobenius, -1).T
+    return _Moments(frobenius, trace, score)
 
 
-def _column_variances(sums: np.ndarray, norms: np.ndarray, v: float) -> np.ndarray | None:
-    """``tau^2`` per column of one term (None when no level has two observations)."""
-    spread = np.sum(norms * norms - norms, axis=0)
-    if np.any(spread <= 0):
-        return None
-    return np.maximum((np.sum(sums * sums, axis=0) - v * np.sum(norms, axis=0)) / spread, 0.0)
+def _first_rest_sums(a21_c, g_c_rest: np.ndarray, c_first_c: np.ndarray, indicator: np.ndarray) -> np.ndarray:
+    """``sum (A - H)^2 - sum H^2`` over the block of one big-term column against each rest component.
+
+    ``A`` is the column's part of ``A21`` (sparse or dense), ``H_rl = c_r' G c_l``;
+    the ``sum H^2`` part is added by the caller from p x p products.
+    """
+    coo = sp.coo_array(a21_c)
+    h = np.einsum("pn,pn->n", g_c_rest[:, coo.row], c_first_c[:, coo.col])
+    per_row = np.bincount(coo.row, weights=coo.data * coo.data - 2.0 * coo.data * h, minlength=indicator.shape[1])
+    return indicator @ per_row
 
 
-def _term_theta(tau2: np.ndarray, sigma2: float) -> np.ndarray:
-    """A term's theta slice: ``tau / sigma`` on the diagonal, zeros below."""
-    rows, cols = lower_triangle(tau2.size)
-    diagonal = np.maximum(np.sqrt(tau2 / sigma2), _MIN_THETA)
-    return np.where(rows == cols, diagonal[rows], 0.0)
+def _dense(block) -> np.ndarray:
+    return block if isinstance(block, np.ndarray) else block.toarray()
