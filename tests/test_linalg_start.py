@@ -137,3 +137,15 @@ def test_fits_from_either_start_reach_the_same_optimum():
     assert from_moments.optinfo.fmin == pytest.approx(from_identity.optinfo.fmin, abs=1e-8)
     np.testing.assert_allclose(from_moments.theta, from_identity.theta, rtol=1e-4)
     np.testing.assert_array_equal(from_identity.optinfo.initial, model.theta_start)
+
+
+def test_a_failing_moment_estimate_falls_back_to_lme4s_start(monkeypatch):
+    import mixedmodels.lmm as lmm
+
+    def broken(cp):
+        raise np.linalg.LinAlgError("singular")
+
+    monkeypatch.setattr(lmm, "moment_start", broken)
+    model = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"))
+    np.testing.assert_array_equal(model.starting_theta(), model.theta_start)
+    assert model.fit().optinfo.fmin == pytest.approx(1743.6282719, abs=1e-6)

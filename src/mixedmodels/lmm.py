@@ -288,7 +288,10 @@ class LinearMixedModel(ThetaParameters):
         worse start.
         """
         default = self.theta_start
-        guess = moment_start(self.crossprods)
+        try:
+            guess = moment_start(self.crossprods)
+        except (np.linalg.LinAlgError, ValueError):  # only a start: never let it stop a fit
+            guess = None
         if guess is None:
             return default
         guess = self.crossprods.from_scaled_theta(guess)
