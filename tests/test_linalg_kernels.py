@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from mixedmodels.linalg import _kernels
-from mixedmodels.linalg.rank_update import ScalarRankUpdate, VectorRankUpdate
+from mixedmodels.linalg.rank_update import ScalarRankUpdate, VectorRankUpdate, tile_bounds
 
 
 def _level_slabs(seed: int, nlevels: int, k: int, m: int):
@@ -26,6 +26,17 @@ def _level_slabs(seed: int, nlevels: int, k: int, m: int):
     return np.array(indptr), np.concatenate(rows), np.vstack(values), factors, a21
 
 
+def _bounds(indptr: np.ndarray, rows: np.ndarray, m: int, tile: int) -> np.ndarray:
+    levels = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    return tile_bounds(levels * m + rows, indptr.size - 1, m, tile)
+
+
+def test_tile_bounds_cut_each_level_at_tile_edges():
+    indptr, rows = np.array([0, 3, 3, 5]), np.array([0, 4, 7, 5, 6])  # level 1 has no rows
+    np.testing.assert_array_equal(_bounds(indptr, rows, m=8, tile=4), [[0, 1, 3], [3, 3, 3], [3, 3, 5]])
+    np.testing.assert_array_equal(_bounds(indptr, rows, m=8, tile=1024), [[0, 3], [3, 3], [3, 5]])
+
+
 def _expected_lower(a21: np.ndarray, factors: np.ndarray) -> np.ndarray:
     weights = np.einsum("lji,ljm->lim", factors, factors)  # W_l = g_l' g_l
     return np.tril(a21 @ sp.block_diag(list(weights)).toarray() @ a21.T)
@@ -36,12 +47,13 @@ def _symmetric(m: int, seed: int = 0) -> np.ndarray:
     return a + a.T
 
 
+@pytest.mark.parametrize("tile", [2, 4, 9])
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_level_syrk_python_body_subtracts_the_lower_triangle_of_a21_w_a21t(k):
+def test_level_syrk_python_body_subtracts_the_lower_triangle_of_a21_w_a21t(k, tile):
     indptr, rows, values, factors, a21 = _level_slabs(k, nlevels=6, k=k, m=9)
     a22 = _symmetric(9)
     out = a22.copy()
-    _kernels.level_syrk(indptr, rows, values, factors, out)
+    _kernels.level_syrk(indptr, rows, values, factors, _bounds(indptr, rows, 9, tile), out)
     np.testing.assert_allclose(np.tril(out), np.tril(a22) - _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(np.triu(out, 1), np.triu(a22, 1))  # upper triangle untouched
 
@@ -51,10 +63,15 @@ def test_compiled_level_syrk_equals_its_python_body(k):
     pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
     kernel = _kernels.compiled("level_syrk")
     indptr, rows, values, factors, _ = _level_slabs(10 + k, nlevels=40, k=k, m=25)
-    compiled_out, python_out = np.zeros((25, 25)), np.zeros((25, 25))
-    kernel(indptr, rows, values, factors, compiled_out)
-    _kernels.level_syrk(indptr, rows, values, factors, python_out)
-    np.testing.assert_allclose(compiled_out, python_out, rtol=1e-13, atol=1e-13)
+    untiled = np.zeros((25, 25))
+    kernel(indptr, rows, values, factors, _bounds(indptr, rows, 25, 25), untiled)
+    for tile in (3, 8, 25):
+        compiled_out, python_out = np.zeros((25, 25)), np.zeros((25, 25))
+        bounds = _bounds(indptr, rows, 25, tile)
+        kernel(indptr, rows, values, factors, bounds, compiled_out)
+        _kernels.level_syrk(indptr, rows, values, factors, bounds, python_out)
+        np.testing.assert_allclose(compiled_out, python_out, rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(compiled_out, untiled)  # tiles keep each entry's order of terms
 
 
 def test_grouped_scatter_python_and_compiled():

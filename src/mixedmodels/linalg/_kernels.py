@@ -20,7 +20,8 @@ import numpy as np
 __all__ = ["compiled", "compiled_if_loaded", "jit", "level_syrk", "grouped_scatter"]
 
 
-def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
+def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray,
+               bounds: np.ndarray, out: np.ndarray) -> None:
     """Subtract ``sum_l (V_l g_l')(V_l g_l')'`` from the lower triangle of ``out``, level by level.
 
     Level ``l`` owns entries ``indptr[l]:indptr[l+1]`` of ``rows`` (sorted,
@@ -28,8 +29,15 @@ def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors
     level's k columns of ``A21`` on those rows.  ``factors[l]`` is the k x k
     ``g_l`` with ``W_l = g_l' g_l``.  This is MixedModels.jl's per-level
     ``rankUpdate!`` for a sparse ``A21``: one small product per level, its
-    lower triangle subtracted straight from the dense ``out`` (a copy of A22).  (One function, not
-    several, so that numba compiles it without compiling helpers first.)
+    lower triangle subtracted straight from the dense ``out`` (a copy of A22).
+
+    The rows are cut into tiles (``bounds[l, t]`` is level l's first entry at
+    or past tile t) and the levels are swept once per pair of tiles, so the
+    scattered writes stay inside one block of ``out`` that fits in cache:
+    the 1M-row design's 2,003^2 block is 32 MB, and untiled writes ran 4x
+    slower whenever another process shared the cache.  Every entry still
+    receives its levels' terms in level order, so tiling does not change a bit.
+    (One function, not several, so that numba compiles it without helpers.)
     """
     nlevels, k = factors.shape[0], factors.shape[1]
     scaled = np.empty((k, values.shape[0]))  # V_l g_l', column-wise
@@ -41,20 +49,23 @@ def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors
                     total += values[e, c] * factors[lev, a, c]
                 scaled[a, e] = total
     first, second = scaled[0], scaled[min(1, k - 1)]
-    for lev in range(nlevels):
-        start, stop = indptr[lev], indptr[lev + 1]
-        for p in range(start, stop):
-            target = out[rows[p]]
-            if k == 2:  # intercept + slope, the common case: ~2x faster without the loop over a
-                x0, x1 = first[p], second[p]
-                for s in range(start, p + 1):
-                    target[rows[s]] -= x0 * first[s] + x1 * second[s]
-            else:
-                for s in range(start, p + 1):
-                    total = 0.0
-                    for a in range(k):
-                        total += scaled[a, p] * scaled[a, s]
-                    target[rows[s]] -= total
+    ntiles = bounds.shape[1] - 1
+    for tile_p in range(ntiles):
+        for tile_s in range(tile_p + 1):
+            for lev in range(nlevels):
+                for p in range(bounds[lev, tile_p], bounds[lev, tile_p + 1]):
+                    target = out[rows[p]]
+                    stop = p + 1 if tile_s == tile_p else bounds[lev, tile_s + 1]
+                    if k == 2:  # intercept + slope, the common case: ~2x faster without the loop over a
+                        x0, x1 = first[p], second[p]
+                        for s in range(bounds[lev, tile_s], stop):
+                            target[rows[s]] -= x0 * first[s] + x1 * second[s]
+                    else:
+                        for s in range(bounds[lev, tile_s], stop):
+                            total = 0.0
+                            for a in range(k):
+                                total += scaled[a, p] * scaled[a, s]
+                            target[rows[s]] -= total
 
 
 def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
