@@ -94,9 +94,13 @@ def measure(name: str) -> None:
     l11 = blocked._first_block_factor(cp.a11, lam)
     weights = blocked._first_block_weights(l11, lam)
     plan = getattr(cp, "rank_update_plan", None)
-    package = (lambda: plan.apply(weights)) if plan is not None else (lambda: blocked._rank_update(cp.a21, weights))
-    t_pkg, ref = _median_ms(package)
     g = (lam[0, 0] / l11).reshape(-1, 1, 1) if k == 1 else np.linalg.solve(l11, np.broadcast_to(lam.T, l11.shape))
+    if plan is None:
+        package = lambda: blocked._rank_update(cp.a21, weights)  # noqa: E731
+    else:  # the plans subtract from A22 (lower triangle only); give back the update itself
+        factors = weights if k == 1 else g
+        package = lambda: np.tril(cp.a22 - plan.subtract_from(cp.a22, factors))  # noqa: E731
+    t_pkg, ref = _median_ms(package)
     a = sp.csc_array(cp.a21)
     a.sort_indices()
     m = a.shape[0]
