@@ -186,14 +186,16 @@ def _fit_threads(block_size: int):
 
 
 def _wrap_rank_update_plans(probe: Probe) -> None:
-    """Time ``apply`` of every precomputed rank-update plan class, where the checkout has them."""
+    """Time ``subtract_from``/``apply`` of every precomputed rank-update plan class, where the checkout has them."""
     try:
         import mixedmodels.linalg.rank_update as plans
     except ImportError:
         return
     for name, obj in vars(plans).items():
-        if isinstance(obj, type) and obj.__module__ == plans.__name__ and "apply" in obj.__dict__:
-            probe.wrap(obj, "apply", f"{name}.apply (rank update plan)")
+        if isinstance(obj, type) and obj.__module__ == plans.__name__:
+            for method in ("subtract_from", "apply"):
+                if method in obj.__dict__:
+                    probe.wrap(obj, method, f"{name}.{method} (rank update plan)")
 
 
 def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) -> dict:
