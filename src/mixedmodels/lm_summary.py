@@ -9,7 +9,6 @@ are added when some p-value is below 0.1.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import TYPE_CHECKING, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from .inference.printing import format_pval
 from .inference.printing import signif_stars as _signif_stars
-from .summary import _table, zapsmall
+from .summary import _Printable, _table, zapsmall
 
 if TYPE_CHECKING:
     from .glm_fit import GlmResults
@@ -115,20 +114,6 @@ def _quantile_lines(values: np.ndarray, digits: int = 4, gap: int = 1) -> list[s
 def _g(value: float, digits: int = 4) -> str:
     """R's ``formatC(x, digits=)`` (C's %g)."""
     return f"{value:.{digits}g}"
-
-
-class _Printable:
-    def lines(self) -> list[str]:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 class LmSummary(_Printable):

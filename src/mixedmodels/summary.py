@@ -122,7 +122,23 @@ def _table(rows: list[list[str]], align: str) -> list[str]:
     return lines
 
 
-class LmerSummary:
+class _Printable:
+    """Text that prints as itself: ``str()`` joins :meth:`lines`; notebooks show it preformatted."""
+
+    def lines(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+
+class LmerSummary(_Printable):
     """The printed summary of a fit; ``str()`` gives lme4's text layout."""
 
     def __init__(self, result: "LmerResults", ddf: str | None = None):
@@ -247,12 +263,3 @@ class LmerSummary:
             + self._correlation()
             + self._footer()
         )
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"

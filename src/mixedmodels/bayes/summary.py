@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..summary import _Printable
+
 __all__ = ["BayesSummary"]
 
 
@@ -20,7 +22,7 @@ def _fmt_table(table: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-class BayesSummary:
+class BayesSummary(_Printable):
     """Printable summary; ``.table`` holds the numbers (one row per parameter)."""
 
     def __init__(self, result, prob: float = 0.95):
@@ -50,7 +52,7 @@ class BayesSummary:
                          f"{d['max_r_hat']:.3f}; {d['max_tree_depth_hits']} hits of max tree depth")
         return lines
 
-    def __str__(self) -> str:
+    def lines(self) -> list[str]:
         t = self.table
         fixed = t.loc[[n for n in self.result.fixef_names]]
         ranpars = t.drop(index=fixed.index)
@@ -62,10 +64,4 @@ class BayesSummary:
         out += ["", f"mean and sd of the posterior; {pct} highest-density intervals; mcse: Monte-Carlo SE of the mean;",
                 "ess: effective sample sizes; r_hat: rank-normalised split R-hat (trust draws with r_hat <= 1.01).",
                 "Priors: .prior_summary()"]
-        return "\n".join(out)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + str(self).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+        return out
