@@ -47,3 +47,14 @@ def sleepstudy():
 @pytest.fixture(scope="session")
 def sleep_fit():
     return fitted_lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def sleep_cmp(sleep_fit):
+    """Complete, no and partial pooling of sleepstudy's random-slope fit (shared by the pooling and plot tests)."""
+    return mm.compare_pooling(sleep_fit)
+
+
+@pytest.fixture(scope="session")
+def dyes_cmp():
+    return mm.compare_pooling(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff"))

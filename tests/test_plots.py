@@ -30,16 +30,6 @@ def _close_figures():
     plt.close("all")
 
 
-@pytest.fixture(scope="module")
-def sleep_cmp():
-    return mm.compare_pooling(fitted_lmer(SLOPE, "sleepstudy"))
-
-
-@pytest.fixture(scope="module")
-def dyes_cmp():
-    return mm.compare_pooling(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff"))
-
-
 def _lines(ax, gid=None):
     return [line for line in ax.get_lines() if gid is None or line.get_gid() == gid]
 

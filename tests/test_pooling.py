@@ -27,16 +27,6 @@ from mixedmodels.pooling import LeastSquaresFit, PoolingComparison
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 
 
-@pytest.fixture(scope="module")
-def sleep_cmp():
-    return mm.compare_pooling(fitted_lmer(SLOPE, "sleepstudy"))
-
-
-@pytest.fixture(scope="module")
-def dyes_cmp():
-    return mm.compare_pooling(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff"))
-
-
 def _ols(x, y):
     """Independent least squares: coefficients and SEs from the normal equations."""
     beta = np.linalg.solve(x.T @ x, x.T @ y)
