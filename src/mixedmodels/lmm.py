@@ -263,7 +263,7 @@ class LinearMixedModel(ThetaParameters):
 
     def objective(self, theta: np.ndarray) -> float:
         """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
-        return self.objective_from(self.crossprods.factorize(theta))
+        return self.objective_from(self.crossprods.objective_factor(theta))
 
     # --- fitting ----------------------------------------------------------------
     def results_at(self, theta: np.ndarray) -> "LmerResults":

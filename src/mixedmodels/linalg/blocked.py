@@ -39,6 +39,7 @@ from scipy.linalg import lapack, solve_triangular
 from ..design.covariance import lower_triangle, theta_to_lambda
 from . import small
 from .rank_update import ScalarRankUpdate, VectorRankUpdate
+from .reordered_rest import ReorderedRest
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 
@@ -183,10 +184,24 @@ class BlockedCrossProducts:
         if not self.plan_rank_update or isinstance(self.a21, np.ndarray):
             return None
         if self.first.ncols == 1:
+            if self.reordered_rest is not None:  # already has the level-by-level kernel; skip the grouped build
+                return self.reordered_rest.update_in_original_order(self.a21)
             return ScalarRankUpdate.build(self.a21, self.a11[:, 0, 0])
         if self.a21.nnz < _COMPILED_UPDATE_MIN_NNZ:
             return None
         return VectorRankUpdate.build(self.a21, self.first.ncols)
+
+    @cached_property
+    def reordered_rest(self) -> ReorderedRest | None:
+        """The rest block in a fill-reducing order for a supernodal factorization, where that pays (else None).
+
+        Only for a scalar big term with scalar rest terms; see :mod:`.reordered_rest`.
+        """
+        if not self.plan_rank_update or isinstance(self.a21, np.ndarray) or self.first.ncols > 1:
+            return None
+        if any(t.ncols > 1 for t in self.rest_terms):
+            return None
+        return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
 
     @property
     def first(self) -> TermLayout:
@@ -216,6 +231,18 @@ class BlockedCrossProducts:
     def factorize(self, theta: np.ndarray) -> "Factorization":
         """Cholesky factor of the penalized system for this theta."""
         return Factorization.compute(self, np.asarray(theta, dtype=float))
+
+    def objective_factor(self, theta: np.ndarray) -> "Factorization":
+        """The cheapest factor that gives the objective: reordered and supernodal where that pays.
+
+        Its log-determinants, ``pwrss`` and :meth:`Factorization.solve` are
+        those of :meth:`factorize`; its ``l22`` is in another order (see
+        :attr:`Factorization.order`).
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self.reordered_rest is None:
+            return Factorization.compute(self, theta)
+        return Factorization.compute_reordered(self, theta)
 
 
 def _column_scales(z: np.ndarray) -> np.ndarray:
@@ -273,7 +300,9 @@ def _first_block_factor(a11: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 
 def _first_block_roots(l11: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``g_l = L11_l^-1 lam'`` per level (k > 1), shape ``(q, k, k)``: ``W_l = g_l' g_l``."""
+    """``g_l = L11_l^-1 lam'`` per level, shape ``(q, k, k)``: ``W_l = g_l' g_l``."""
+    if l11.ndim == 1:
+        return (lam[0, 0] / l11).reshape(-1, 1, 1)
     if lam.shape[0] == 2 and l11.shape[0] >= _CLOSED_FORM_MIN_LEVELS:
         return small.first_block_roots_2x2(l11, lam)
     return np.linalg.solve(l11, np.broadcast_to(lam.T, l11.shape))
@@ -335,6 +364,10 @@ class Factorization:
         the raw LAPACK output (upper triangle not cleared) is kept in ``_l22``.
     ok : bool
         False when the rest block was not positive definite (X rank deficient).
+    order : ndarray or None
+        None, or the order of the rest block's random-effects rows in ``l22``
+        (row k is original row ``order[k]``; the X and y rows stay last) when
+        the factor came from :meth:`BlockedCrossProducts.objective_factor`.
     """
 
     crossprods: BlockedCrossProducts
@@ -342,6 +375,7 @@ class Factorization:
     l11: np.ndarray
     _l22: np.ndarray
     ok: bool
+    order: np.ndarray | None = None
 
     @classmethod
     def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
@@ -360,6 +394,17 @@ class Factorization:
         upper, info = lapack.dpotrf(rest.T, lower=0, clean=0, overwrite_a=1)
         return cls(cp, theta, l11, upper.T, info == 0)
 
+    @classmethod
+    def compute_reordered(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
+        """The factor with the rest block in :attr:`BlockedCrossProducts.reordered_rest`'s order."""
+        reordered = cp.reordered_rest
+        lam1 = cp.first.scaled_lam(theta)
+        l11 = _first_block_factor(cp.a11, lam1)
+        scales = np.array([t.scaled_lam(theta)[0, 0] for t in cp.rest_terms])
+        rest = reordered.assemble(_first_block_roots(l11, lam1), scales)
+        ok = reordered.factor(rest)
+        return cls(cp, theta, l11, rest, ok, reordered.cholesky.order[: cp.nre_rest])
+
     def fixed_factor(self) -> tuple[np.ndarray, np.ndarray]:
         """The X block of the factor, ``L_X`` (lower triangular, p x p), and the y row beside it.
 
@@ -371,7 +416,9 @@ class Factorization:
 
     @cached_property
     def l22(self) -> np.ndarray:
-        """The dense lower-triangular factor of the rest block (upper triangle zero)."""
+        """The dense lower-triangular factor of the rest block (upper triangle zero), in the original order."""
+        if self.order is not None:
+            raise ValueError("this factor is reordered (objective_factor); use BlockedCrossProducts.factorize for l22")
         return np.tril(self._l22)
 
     # --- pieces of the objective -------------------------------------------------
@@ -396,6 +443,8 @@ class Factorization:
         cp = self.crossprods
         nre = cp.nre_rest
         x_rest = solve_triangular(self._l22[:-1, :-1], self._l22[-1, :-1], lower=True, trans="T")
+        if self.order is not None:
+            x_rest[self.order] = x_rest[:nre].copy()
         beta = x_rest[nre:]
         u_rest = _split_terms(x_rest[:nre], cp.rest_terms)
         b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])

@@ -1,0 +1,105 @@
+"""The reordered, supernodal rest block (linalg/reordered_rest.py) against the original-order factor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba", reason="the reordered rest block needs numba (the 'fast' extra)")
+
+import mixedmodels.linalg.blocked as blocked  # noqa: E402
+import mixedmodels.linalg.reordered_rest as reordered_rest  # noqa: E402
+from mixedmodels.linalg import BlockedCrossProducts  # noqa: E402
+from mixedmodels.linalg.rank_update import VectorRankUpdate  # noqa: E402
+
+
+def _crossed(seed=3, n=2000, rest_k=1):
+    """Students x lecturers x departments, all scalar (like InstEval) unless ``rest_k`` is 2."""
+    rng = np.random.default_rng(seed)
+    nlevels = [300, 120, 6]
+    lecturer_dept = rng.integers(0, nlevels[2], nlevels[1])
+    student = rng.integers(0, nlevels[0], n)
+    # each student sees lecturers of a few departments: a sparse, clustered rest block
+    lecturer = (student * 7 + rng.integers(0, 15, n)) % nlevels[1]
+    refs = [student, lecturer, lecturer_dept[lecturer]]
+    x = rng.normal(size=n)
+    zs = [np.ones((n, 1)), np.ones((n, 1)), np.ones((n, 1)) if rest_k == 1 else np.column_stack([np.ones(n), x])]
+    xy = np.column_stack([np.ones(n), x, rng.normal(size=n) + x])
+    theta = np.array([0.6, 0.9] + ([0.4] if rest_k == 1 else [0.4, 0.1, 0.3]))
+    return refs, zs, nlevels, xy, theta
+
+
+@pytest.fixture
+def always_reorder(monkeypatch):
+    """Reorder whatever the size and density (the defaults keep small blocks dense)."""
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    monkeypatch.setattr(reordered_rest, "_MIN_ROWS", 0)
+    monkeypatch.setattr(reordered_rest, "_MIN_ROWS_TO_LOAD", 0)
+    monkeypatch.setattr(reordered_rest, "_MAX_DENSITY", 1.0)
+    monkeypatch.setattr(reordered_rest, "_MAX_FLOP_SHARE", 1.0)
+
+
+@pytest.mark.parametrize("theta_scale", [1.0, 0.05, 3.0])
+def test_objective_factor_gives_the_original_objective_and_solution(always_reorder, theta_scale):
+    refs, zs, nlevels, xy, theta = _crossed()
+    theta = theta * theta_scale
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    assert cp.reordered_rest is not None
+    fast, plain = cp.objective_factor(theta), cp.factorize(theta)
+    assert fast.order is not None and plain.order is None
+    assert sorted(fast.order) == list(range(cp.nre_rest))
+    assert fast.ok and plain.ok
+    assert fast.logdet_re() == pytest.approx(plain.logdet_re(), rel=1e-12)
+    assert fast.logdet_x() == pytest.approx(plain.logdet_x(), rel=1e-12)
+    assert fast.pwrss() == pytest.approx(plain.pwrss(), rel=1e-10)
+    beta_fast, u_fast = fast.solve()
+    beta_plain, u_plain = plain.solve()
+    np.testing.assert_allclose(beta_fast, beta_plain, rtol=1e-10)
+    for a, b in zip(u_fast, u_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="reordered"):
+        fast.l22
+
+
+def test_the_original_order_factor_uses_the_level_update(always_reorder):
+    """Once the block is reordered, the original-order factor takes the same per-level update (no grouped plan)."""
+    refs, zs, nlevels, xy, theta = _crossed()
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    assert isinstance(cp.rank_update_plan, VectorRankUpdate)
+    np.testing.assert_array_equal(cp.reordered_rest.cholesky.order[cp.nre_rest :], np.arange(cp.nre_rest, cp.a22.shape[0]))
+
+
+def test_rank_deficient_fixed_effects_are_reported(always_reorder):
+    refs, zs, nlevels, xy, theta = _crossed()
+    xy = np.column_stack([xy[:, :2], 2 * xy[:, 1], xy[:, 2]])  # a repeated column
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    assert not cp.objective_factor(theta).ok
+
+
+def test_only_where_it_pays(monkeypatch):
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+    refs, zs, nlevels, xy, theta = _crossed()
+    assert BlockedCrossProducts.build(refs, zs, nlevels, xy).reordered_rest is None  # 129 rows: LAPACK is cheaper
+    monkeypatch.setattr(reordered_rest, "_MIN_ROWS", 0)
+    monkeypatch.setattr(reordered_rest, "_MIN_ROWS_TO_LOAD", 0)
+    monkeypatch.setattr(reordered_rest, "_MAX_DENSITY", 0.01)
+    assert BlockedCrossProducts.build(refs, zs, nlevels, xy).reordered_rest is None  # too dense
+    monkeypatch.setattr(reordered_rest, "_MAX_DENSITY", 1.0)
+    monkeypatch.setattr(reordered_rest, "_MAX_FLOP_SHARE", 0.0)
+    assert BlockedCrossProducts.build(refs, zs, nlevels, xy).reordered_rest is None  # no flops saved
+
+
+def test_not_for_vector_rest_terms_or_without_numba(always_reorder, monkeypatch):
+    from mixedmodels.linalg import _kernels
+
+    refs, zs, nlevels, xy, theta = _crossed(rest_k=2)
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    assert cp.reordered_rest is None
+    assert cp.objective_factor(theta).order is None
+    monkeypatch.setenv("MIXEDMODELS_NO_NUMBA", "1")
+    _kernels.jit.cache_clear()
+    try:
+        refs, zs, nlevels, xy, theta = _crossed()
+        assert BlockedCrossProducts.build(refs, zs, nlevels, xy).reordered_rest is None
+    finally:
+        _kernels.jit.cache_clear()
