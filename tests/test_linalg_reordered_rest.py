@@ -103,3 +103,14 @@ def test_not_for_vector_rest_terms_or_without_numba(always_reorder, monkeypatch)
         assert BlockedCrossProducts.build(refs, zs, nlevels, xy).reordered_rest is None
     finally:
         _kernels.jit.cache_clear()
+
+
+def test_conditional_variances_of_a_reordered_factor_are_those_of_the_original_order(always_reorder):
+    from mixedmodels.linalg.condvar import conditional_variances
+
+    refs, zs, nlevels, xy, theta = _crossed()
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    fast = cp.objective_factor(theta)
+    assert fast.in_original_order().order is None
+    for a, b in zip(conditional_variances(fast), conditional_variances(cp.factorize(theta))):
+        np.testing.assert_array_equal(a, b)

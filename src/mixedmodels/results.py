@@ -71,7 +71,7 @@ class LmerResults:
     @classmethod
     def from_fit(cls, model: "LinearMixedModel", info: OptInfo) -> "LmerResults":
         """Assemble the results from the optimizer's final theta."""
-        factor = model.crossprods.factorize(info.final)
+        factor = model.crossprods.objective_factor(info.final)  # the optimizer's own factor: same objective
         beta, spherical = factor.solve()
         dof = model.nobs - (model.nfixef if model.REML else 0)
         sigma = float(np.sqrt(factor.pwrss() / dof))

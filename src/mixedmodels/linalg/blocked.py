@@ -414,11 +414,15 @@ class Factorization:
         nre, p = self.crossprods.nre_rest, self.crossprods.nfixef
         return np.tril(self._l22[nre : nre + p, nre : nre + p]), self._l22[-1, nre : nre + p].copy()
 
+    def in_original_order(self) -> "Factorization":
+        """This factor, or for a reordered one the same theta's factor in the original order (one more factorization)."""
+        return self if self.order is None else Factorization.compute(self.crossprods, self.theta)
+
     @cached_property
     def l22(self) -> np.ndarray:
         """The dense lower-triangular factor of the rest block (upper triangle zero), in the original order."""
         if self.order is not None:
-            raise ValueError("this factor is reordered (objective_factor); use BlockedCrossProducts.factorize for l22")
+            raise ValueError("this factor is reordered (objective_factor): take l22 from in_original_order()")
         return np.tril(self._l22)
 
     # --- pieces of the objective -------------------------------------------------

@@ -39,6 +39,7 @@ def conditional_variances(factor: Factorization) -> list[np.ndarray]:
     These are conditional covariances of the spherical random effects u, which
     do not depend on how the columns were scaled; ``b = Lambda u``.
     """
+    factor = factor.in_original_order()
     cp = factor.crossprods
     first, nre = cp.first, cp.nre_rest
     m_inv = _first_block_inverse(factor.l11)
