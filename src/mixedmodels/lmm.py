@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -287,15 +287,17 @@ class LinearMixedModel(ThetaParameters):
         two evaluations and keeps the identity wherever the estimate is the
         worse start.
         """
-        default = self.theta_start
+        candidates = self._start_candidates()
+        values = [self.objective(theta) for theta in candidates] if len(candidates) > 1 else [0.0]
+        return candidates[int(np.argmin(values))]
+
+    def _start_candidates(self) -> list[np.ndarray]:
+        """lme4's identity start, then the moment estimate where there is one (theta in the units of the data)."""
         try:
             guess = moment_start(self.crossprods)
         except (np.linalg.LinAlgError, ValueError):  # only a start: never let it stop a fit
             guess = None
-        if guess is None:
-            return default
-        guess = self.crossprods.from_scaled_theta(guess)
-        return guess if self.objective(guess) < self.objective(default) else default
+        return [self.theta_start] if guess is None else [self.theta_start, self.crossprods.from_scaled_theta(guess)]
 
     def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> "OptInfo":
         """BOBYQA over theta in the units of the scaled columns, then lme4's checks.
@@ -304,7 +306,9 @@ class LinearMixedModel(ThetaParameters):
         steps and tolerances do not depend on the units of the predictors;
         everything it reports is mapped back to the units of the data.  The
         gradient and Hessian in ``optinfo`` are with respect to the scaled theta.
-        Without a ``start``, :meth:`starting_theta` chooses one.
+        Without a ``start``, the better of :meth:`_start_candidates` (as
+        :meth:`starting_theta`), whose objective the optimizer then reuses for
+        its first evaluation.
         """
         cp = self.crossprods
 
@@ -312,12 +316,16 @@ class LinearMixedModel(ThetaParameters):
             return self.objective(cp.from_scaled_theta(scaled))
 
         with blas_threads_for(cp.a22.shape[0]):
-            start = self.starting_theta() if start is None else start
-            info = minimize_bounded(scaled_objective, cp.to_scaled_theta(start), self.theta_lower, settings=settings)
+            candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
+            points = [cp.to_scaled_theta(theta) for theta in candidates]
+            values = [scaled_objective(x) for x in points] if len(points) > 1 else [None]
+            best = int(np.argmin(values)) if len(points) > 1 else 0
+            objective = _reuse_first_value(scaled_objective, points[best], values[best])
+            info = minimize_bounded(objective, points[best], self.theta_lower, settings=settings)
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
                 check = check_convergence(scaled_objective, info.final, self.theta_lower)
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
-        return replace(info, initial=start.copy(), final=cp.from_scaled_theta(info.final))
+        return replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
         """Minimize the objective over theta and return the results.
@@ -336,6 +344,19 @@ class LinearMixedModel(ThetaParameters):
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
         return result
+
+
+def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None) -> Callable[[np.ndarray], float]:
+    """``func``, except that its first call at ``point`` returns the already known ``value`` (once)."""
+    known = [value]
+
+    def wrapped(x: np.ndarray) -> float:
+        if known[0] is not None and np.array_equal(x, point):
+            result, known[0] = known[0], None
+            return result
+        return func(x)
+
+    return wrapped
 
 
 def lmer(
