@@ -53,7 +53,7 @@ def test_level_syrk_python_body_subtracts_the_lower_triangle_of_a21_w_a21t(k, ti
     indptr, rows, values, factors, a21 = _level_slabs(k, nlevels=6, k=k, m=9)
     a22 = _symmetric(9)
     out = a22.copy()
-    _kernels.level_syrk(indptr, rows, values, factors, _bounds(indptr, rows, 9, tile), out)
+    _kernels.level_syrk(indptr, rows, values, factors, _bounds(indptr, rows, 9, tile), np.ones(9), out)
     np.testing.assert_allclose(np.tril(out), np.tril(a22) - _expected_lower(a21, factors), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(np.triu(out, 1), np.triu(a22, 1))  # upper triangle untouched
 
@@ -64,12 +64,12 @@ def test_compiled_level_syrk_equals_its_python_body(k):
     kernel = _kernels.compiled("level_syrk")
     indptr, rows, values, factors, _ = _level_slabs(10 + k, nlevels=40, k=k, m=25)
     untiled = np.zeros((25, 25))
-    kernel(indptr, rows, values, factors, _bounds(indptr, rows, 25, 25), untiled)
+    kernel(indptr, rows, values, factors, _bounds(indptr, rows, 25, 25), np.ones(25), untiled)
     for tile in (3, 8, 25):
         compiled_out, python_out = np.zeros((25, 25)), np.zeros((25, 25))
         bounds = _bounds(indptr, rows, 25, tile)
-        kernel(indptr, rows, values, factors, bounds, compiled_out)
-        _kernels.level_syrk(indptr, rows, values, factors, bounds, python_out)
+        kernel(indptr, rows, values, factors, bounds, np.ones(25), compiled_out)
+        _kernels.level_syrk(indptr, rows, values, factors, bounds, np.ones(25), python_out)
         np.testing.assert_allclose(compiled_out, python_out, rtol=1e-13, atol=1e-13)
         np.testing.assert_array_equal(compiled_out, untiled)  # tiles keep each entry's order of terms
 
@@ -139,3 +139,27 @@ def test_grouped_scatter_gives_the_bits_of_bincount():
     _kernels.compiled("grouped_scatter")(plan.flat, plan.values, plan.group, weights[plan.representative], out.reshape(-1))
     np.testing.assert_array_equal(np.tril(out), np.tril(via_bincount))
     assert _kernels.compiled_if_loaded("grouped_scatter") is not None  # numba is loaded by now
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_level_syrk_row_scale_is_the_update_of_the_scaled_rows(k):
+    indptr, rows, values, factors, a21 = _level_slabs(k + 20, nlevels=6, k=k, m=9)
+    scale = np.random.default_rng(k).uniform(0.2, 3.0, 9)
+    out = np.zeros((9, 9))
+    _kernels.level_syrk(indptr, rows, values, factors, _bounds(indptr, rows, 9, 4), scale, out)
+    expected = -_expected_lower(scale[:, None] * a21, factors)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scaled_lower_copy_python_and_compiled():
+    source, scale = _symmetric(7, seed=2), np.random.default_rng(3).uniform(0.5, 2.0, 7)
+    expected = np.tril(scale[:, None] * source * scale)
+    out = np.full((7, 7), np.nan)
+    _kernels.scaled_lower_copy(source, scale, out)
+    np.testing.assert_allclose(np.tril(out), expected, rtol=1e-15)
+    assert np.isnan(out[np.triu_indices(7, 1)]).all()  # the upper triangle is not written
+    kernel = _kernels.compiled("scaled_lower_copy")
+    if kernel is not None:
+        compiled_out = np.full((7, 7), np.nan)
+        kernel(source, scale, compiled_out)
+        np.testing.assert_array_equal(np.tril(compiled_out), np.tril(out))

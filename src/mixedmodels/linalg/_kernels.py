@@ -17,12 +17,15 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["compiled", "compiled_if_loaded", "jit", "level_syrk", "grouped_scatter"]
+__all__ = ["compiled", "compiled_if_loaded", "jit", "level_syrk", "grouped_scatter", "scaled_lower_copy"]
 
 
 def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray,
-               bounds: np.ndarray, out: np.ndarray) -> None:
-    """Subtract ``sum_l (V_l g_l')(V_l g_l')'`` from the lower triangle of ``out``, level by level.
+               bounds: np.ndarray, row_scale: np.ndarray, out: np.ndarray) -> None:
+    """Subtract ``sum_l (D V_l g_l')(D V_l g_l')'`` from the lower triangle of ``out``, level by level.
+
+    ``D = diag(row_scale)`` (ones for the plain update; the rest terms'
+    lambdas when the caller wants the scaled block in one pass).
 
     Level ``l`` owns entries ``indptr[l]:indptr[l+1]`` of ``rows`` (sorted,
     ascending) and ``values`` (one row of k values per entry): ``V_l`` is the
@@ -47,7 +50,7 @@ def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors
                 total = 0.0
                 for c in range(k):
                     total += values[e, c] * factors[lev, a, c]
-                scaled[a, e] = total
+                scaled[a, e] = total * row_scale[rows[e]]
     first, second = scaled[0], scaled[min(1, k - 1)]
     ntiles = bounds.shape[1] - 1
     for tile_p in range(ntiles):
@@ -70,6 +73,14 @@ def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors
                             for a in range(k):
                                 total += scaled[a, p] * scaled[a, s]
                             target[rows[s]] -= total
+
+
+def scaled_lower_copy(source: np.ndarray, scale: np.ndarray, out: np.ndarray) -> None:
+    """``out[i, j] = scale[i] * source[i, j] * scale[j]`` on the lower triangle (the upper is not written)."""
+    for i in range(source.shape[0]):
+        si = scale[i]
+        for j in range(i + 1):
+            out[i, j] = si * source[i, j] * scale[j]
 
 
 def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:

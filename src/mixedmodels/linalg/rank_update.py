@@ -189,8 +189,11 @@ class VectorRankUpdate:
 
     def subtract_from(self, a22: np.ndarray, factors: np.ndarray) -> np.ndarray:
         """``A22 - A21 W A21'`` for per-level factors ``g_l`` (``W_l = g_l' g_l``); only its lower triangle is updated."""
-        out = a22.copy()
-        self.kernel(self.indptr, self.rows, self.values, np.ascontiguousarray(factors), self.bounds, out)
+        return self.subtract_scaled(a22.copy(), factors, np.ones(self.size))
+
+    def subtract_scaled(self, out: np.ndarray, factors: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+        """``out - D A21 W A21' D`` in place (lower triangle), ``D = diag(row_scale)``; returns ``out``."""
+        self.kernel(self.indptr, self.rows, self.values, np.ascontiguousarray(factors), self.bounds, row_scale, out)
         return out
 
 

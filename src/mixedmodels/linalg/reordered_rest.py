@@ -30,7 +30,7 @@ import numpy as np
 
 import scipy.sparse as sp
 
-from . import _ordering_kernels
+from . import _kernels, _ordering_kernels
 from .rank_update import VectorRankUpdate
 from .supernodal import SupernodalCholesky, supernodal_available
 
@@ -95,10 +95,10 @@ class ReorderedRest:
         ``roots`` are the big term's per-level ``sqrt(w_l)`` as ``(q, 1, 1)``
         and ``term_scales`` each rest term's scalar lambda.
         """
-        out = self.update.subtract_from(self.a22, roots)
         row_scale = np.append(term_scales, 1.0)[self.row_term]  # row_term -1 (X and y rows) picks the 1.0
-        out *= row_scale[:, None]
-        out *= row_scale
+        out = np.empty_like(self.a22)  # only the lower triangle is written, and read
+        _kernels.compiled("scaled_lower_copy")(self.a22, row_scale, out)
+        self.update.subtract_scaled(out, roots, row_scale)
         diagonal = np.arange(self.nre)
         out[diagonal, diagonal] += 1.0
         return out
