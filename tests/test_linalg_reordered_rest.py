@@ -114,3 +114,18 @@ def test_conditional_variances_of_a_reordered_factor_are_those_of_the_original_o
     assert fast.in_original_order().order is None
     for a, b in zip(conditional_variances(fast), conditional_variances(cp.factorize(theta))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_strict_upper_triangle_is_never_read(always_reorder):
+    """The reordered block's upper triangle is left unwritten (np.empty): NaN there must change nothing."""
+    refs, zs, nlevels, xy, theta = _crossed()
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    fast = cp.objective_factor(theta)
+    expected_beta, expected_u = fast.solve()
+    expected = (fast.logdet_re(), fast.logdet_x(), fast.pwrss(), fast.fixed_factor()[0].tolist())
+    fast._l22[np.triu_indices(fast._l22.shape[0], 1)] = np.nan
+    beta, u = fast.solve()
+    np.testing.assert_array_equal(beta, expected_beta)
+    for a, b in zip(u, expected_u):
+        np.testing.assert_array_equal(a, b)
+    assert (fast.logdet_re(), fast.logdet_x(), fast.pwrss(), fast.fixed_factor()[0].tolist()) == expected

@@ -361,7 +361,8 @@ class Factorization:
         (the diagonal of L11) or ``(q1, k1, k1)``.
     l22 : ndarray (m, m)
         Dense lower-triangular factor of the rest block (other terms, X, y);
-        the raw LAPACK output (upper triangle not cleared) is kept in ``_l22``.
+        the raw output (upper triangle not cleared: the block's values after
+        LAPACK, undefined after the supernodal factorization) is kept in ``_l22``.
     ok : bool
         False when the rest block was not positive definite (X rank deficient).
     order : ndarray or None
@@ -446,7 +447,8 @@ class Factorization:
         """Fixed effects beta and spherical random effects u (one (q, k) array per term)."""
         cp = self.crossprods
         nre = cp.nre_rest
-        x_rest = solve_triangular(self._l22[:-1, :-1], self._l22[-1, :-1], lower=True, trans="T")
+        # check_finite=False: the strict upper triangle is not part of the factor (and undefined when reordered)
+        x_rest = solve_triangular(self._l22[:-1, :-1], self._l22[-1, :-1], lower=True, trans="T", check_finite=False)
         if self.order is not None:
             x_rest[self.order] = x_rest[:nre].copy()
         beta = x_rest[nre:]
