@@ -174,3 +174,13 @@ def test_level_pair_pattern_marks_rows_sharing_a_column():
     kernels.compiled("level_pair_pattern")(a21.indptr, a21.indices, mask)
     product = ((a21 != 0).astype(float) @ (a21 != 0).astype(float).T).toarray() > 0
     np.testing.assert_array_equal(mask, np.tril(product))
+
+
+def test_factor_refuses_an_array_it_could_not_factor_in_place():
+    pattern = _random_pattern(30, 0.2, seed=7)
+    plan = SupernodalCholesky.analyse(pattern)
+    matrix = _spd_with_pattern(pattern, seed=7)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        plan.factor(np.asfortranarray(matrix))
+    with pytest.raises(ValueError, match="30 x 30"):
+        plan.factor(np.eye(31))

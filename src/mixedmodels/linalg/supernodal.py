@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels, _ordering_kernels
+from . import _ordering_kernels
 
 __all__ = ["SupernodalCholesky", "minimum_degree_order", "supernodal_available"]
 
@@ -49,7 +49,7 @@ _RELAX = ((4, 0.8), (16, 0.1), (48, 0.05))
 
 def supernodal_available() -> bool:
     """True when the compiled numeric phase can run (numba installed and not disabled)."""
-    return _kernels.jit(_kernels.grouped_scatter) is not None
+    return _ordering_kernels.compiled("minimum_degree") is not None
 
 
 def minimum_degree_order(pattern: np.ndarray, nfixed: int = 0) -> np.ndarray:
@@ -82,6 +82,11 @@ def _symbolic(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parent = np.empty(m, dtype=np.int64)
     _kernel("elimination_structure")(structure, parent)
     return structure, parent
+
+
+def _permuted(mask: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows and columns of a square array taken in ``order`` (two takes: ~6x faster than ``np.ix_`` on booleans)."""
+    return mask.take(order, axis=0).take(order, axis=1)
 
 
 def _postorder(parent: np.ndarray) -> np.ndarray:
@@ -133,13 +138,13 @@ class SupernodalCholesky:
         lower = np.tril(pattern)
         symmetric = lower | lower.T
         order = minimum_degree_order(symmetric, nfixed)
-        structure, parent = _symbolic(symmetric[np.ix_(order, order)])
+        structure, parent = _symbolic(_permuted(symmetric, order))
         post = _postorder(parent)
         if nfixed and not np.array_equal(post[len(post) - nfixed :], np.arange(len(post) - nfixed, len(post))):
             post = np.arange(len(post))  # keep the fixed rows last; never expected (they end the tree)
         order = order[post]
         # a postorder of the tree leaves the filled pattern as it is, only renumbered
-        structure = structure[np.ix_(post, post)]
+        structure = _permuted(structure, post)
         new_index = np.empty_like(post)
         new_index[post] = np.arange(post.size)
         parent = np.where(parent[post] >= 0, new_index[parent[post]], -1)
@@ -174,6 +179,8 @@ class SupernodalCholesky:
         """
         from ._supernodal_kernels import supernodal_cholesky
 
+        if mat.shape != (self.size, self.size) or not mat.flags.c_contiguous:
+            raise ValueError(f"factor needs a C-contiguous {self.size} x {self.size} array (it works in place)")
         widths = np.diff(self.starts)
         counts = np.diff(self.rowptr)
         panel = np.empty(max(1, int((widths * counts).max())))
