@@ -202,3 +202,15 @@ def test_offset_argument_equals_offset_term(sleepstudy):
         via_argument = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, offset=2 * sleepstudy["Days"].to_numpy())
     np.testing.assert_allclose(via_argument.beta, via_term.beta, rtol=1e-6)
     assert via_argument.objective == pytest.approx(via_term.objective, rel=1e-9)
+
+
+def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
+    """The fit keeps the factorization of its best evaluation; a fresh one at the same theta gives the same results."""
+    from mixedmodels.results import LmerResults
+
+    np.testing.assert_array_equal(sleep_fit._factor.theta, sleep_fit.theta)
+    assert sleep_fit.objective == sleep_fit.optinfo.fmin
+    fresh = LmerResults.from_fit(sleep_fit.model, sleep_fit.optinfo)
+    assert fresh._factor is not sleep_fit._factor
+    np.testing.assert_array_equal(fresh.beta, sleep_fit.beta)
+    assert (fresh.sigma, fresh.objective) == (sleep_fit.sigma, sleep_fit.objective)

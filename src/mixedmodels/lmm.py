@@ -299,7 +299,7 @@ class LinearMixedModel(ThetaParameters):
             guess = None
         return [self.theta_start] if guess is None else [self.theta_start, self.crossprods.from_scaled_theta(guess)]
 
-    def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> "OptInfo":
+    def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> "tuple[OptInfo, Factorization | None]":
         """BOBYQA over theta in the units of the scaled columns, then lme4's checks.
 
         The optimizer sees theta for unit-RMS random-effects columns, so its
@@ -308,12 +308,18 @@ class LinearMixedModel(ThetaParameters):
         gradient and Hessian in ``optinfo`` are with respect to the scaled theta.
         Without a ``start``, the better of :meth:`_start_candidates` (as
         :meth:`starting_theta`), whose objective the optimizer then reuses for
-        its first evaluation.
+        its first evaluation.  Also returns the factorization at the final
+        theta when it was the best evaluation (else None), so the results
+        need not factor again.
         """
         cp = self.crossprods
+        best_factor = _BestFactor()
 
         def scaled_objective(scaled: np.ndarray) -> float:
-            return self.objective(cp.from_scaled_theta(scaled))
+            factor = cp.objective_factor(cp.from_scaled_theta(scaled))
+            value = self.objective_from(factor)
+            best_factor.offer(value, factor)
+            return value
 
         with blas_threads_for(cp.a22.shape[0]):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
@@ -325,7 +331,8 @@ class LinearMixedModel(ThetaParameters):
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
                 check = check_convergence(scaled_objective, info.final, self.theta_lower)
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
-        return replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
+        info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
+        return info, best_factor.at(info.final)
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
         """Minimize the objective over theta and return the results.
@@ -335,15 +342,32 @@ class LinearMixedModel(ThetaParameters):
         """
         from .results import LmerResults
 
-        info = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
+        info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        result = LmerResults.from_fit(self, info)
+        result = LmerResults.from_fit(self, info, factor)
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
         return result
+
+
+class _BestFactor:
+    """Keeps the factorization of the lowest objective seen (one at a time: a dense block's worth of memory)."""
+
+    def __init__(self) -> None:
+        self.value, self.factor = np.inf, None
+
+    def offer(self, value: float, factor: Factorization) -> None:
+        if value < self.value:
+            self.value, self.factor = value, factor
+
+    def at(self, theta: np.ndarray) -> Factorization | None:
+        """The kept factorization if it is the one at exactly ``theta``."""
+        if self.factor is not None and np.array_equal(self.factor.theta, theta):
+            return self.factor
+        return None
 
 
 def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None) -> Callable[[np.ndarray], float]:

@@ -69,9 +69,10 @@ class LmerResults:
     _spherical: tuple[np.ndarray, ...]
 
     @classmethod
-    def from_fit(cls, model: "LinearMixedModel", info: OptInfo) -> "LmerResults":
-        """Assemble the results from the optimizer's final theta."""
-        factor = model.crossprods.objective_factor(info.final)  # the optimizer's own factor: same objective
+    def from_fit(cls, model: "LinearMixedModel", info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
+        """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
+        if factor is None:
+            factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
         beta, spherical = factor.solve()
         dof = model.nobs - (model.nfixef if model.REML else 0)
         sigma = float(np.sqrt(factor.pwrss() / dof))
