@@ -35,8 +35,7 @@ _dtrsm = _external("scipy.linalg.cython_blas", "dtrsm", 11)
 _dsyrk = _external("scipy.linalg.cython_blas", "dsyrk", 10)
 
 
-@numba.njit(cache=True, nogil=True)
-def supernodal_cholesky(flat, m, starts, rowptr, rows, panel, update):  # pragma: no cover - compiled
+def _supernodal_cholesky(flat, m, starts, rowptr, rows, panel, update):  # pragma: no cover - compiled
     """Factor the C-ordered ``m x m`` matrix ``flat`` (raveled) in place, supernode by supernode.
 
     Supernode ``s`` owns columns ``starts[s]:starts[s+1]`` and the rows
@@ -85,3 +84,9 @@ def supernodal_cholesky(flat, m, starts, rowptr, rows, panel, update):  # pragma
             for k1 in range(k2 + 1):
                 flat[row + below[k1]] -= update[k2 * n + k1]
     return 0
+
+
+try:
+    supernodal_cholesky = numba.njit(cache=True, nogil=True)(_supernodal_cholesky)
+except RuntimeError:  # no writable cache location: compile in memory for this process
+    supernodal_cholesky = numba.njit(cache=False, nogil=True)(_supernodal_cholesky)
