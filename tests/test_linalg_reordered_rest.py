@@ -129,3 +129,53 @@ def test_the_strict_upper_triangle_is_never_read(always_reorder):
     for a, b in zip(u, expected_u):
         np.testing.assert_array_equal(a, b)
     assert (fast.logdet_re(), fast.logdet_x(), fast.pwrss(), fast.fixed_factor()[0].tolist()) == expected
+
+
+def _crossed_frame(seed=11, n=3000):
+    """A data frame like InstEval: students x lecturers, lecturers within departments, a binary service."""
+    import pandas as pd
+
+    refs, _, nlevels, _, _ = _crossed(seed=seed, n=n)
+    rng = np.random.default_rng(seed)
+    service = rng.integers(0, 2, n)
+    effects = [rng.normal(0, sd, q) for sd, q in zip([0.5, 0.8, 0.3], nlevels)]
+    y = 3 + 0.4 * service + sum(e[r] for e, r in zip(effects, refs)) + rng.normal(size=n)
+    return pd.DataFrame({
+        "y": y, "service": pd.Categorical(service.astype(str)),
+        "s": pd.Categorical(refs[0].astype(str)), "d": pd.Categorical(refs[1].astype(str)),
+        "dept": pd.Categorical(refs[2].astype(str)),
+    })
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_whole_fits_agree_with_the_original_order_path(monkeypatch, REML):
+    """lmer through the supernodal path and through LAPACK's: the same estimates, SEs, modes, df."""
+    import warnings
+
+    import mixedmodels as mm
+
+    data = _crossed_frame()
+    formula = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
+
+    monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
+
+    def fit(reorder: bool):
+        for name, value in [("_MIN_ROWS", 0 if reorder else 10**9), ("_MIN_ROWS_TO_LOAD", 0 if reorder else 10**9),
+                            ("_MAX_DENSITY", 1.0), ("_MAX_FLOP_SHARE", 1.0)]:
+            monkeypatch.setattr(reordered_rest, name, value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mm.lmer(formula, data, REML=REML)
+
+    fast, plain = fit(True), fit(False)
+    assert fast.model.crossprods.reordered_rest is not None and plain.model.crossprods.reordered_rest is None
+    assert fast._factor.order is not None
+    assert fast.objective == pytest.approx(plain.objective, rel=1e-10)
+    np.testing.assert_allclose(fast.theta, plain.theta, rtol=1e-4)
+    np.testing.assert_allclose(fast.beta, plain.beta, rtol=1e-6)
+    np.testing.assert_allclose(fast.se, plain.se, rtol=1e-4)
+    fast_modes, plain_modes = fast.ranef(condvar=True), plain.ranef(condvar=True)
+    for group in plain_modes:
+        np.testing.assert_allclose(fast_modes[group].to_numpy(float), plain_modes[group].to_numpy(float), rtol=1e-3, atol=1e-6)
+    if REML:
+        np.testing.assert_allclose(fast.coef_table(ddf="satterthwaite")["df"], plain.coef_table(ddf="satterthwaite")["df"], rtol=1e-3)
