@@ -179,3 +179,20 @@ def test_whole_fits_agree_with_the_original_order_path(monkeypatch, REML):
         np.testing.assert_allclose(fast_modes[group].to_numpy(float), plain_modes[group].to_numpy(float), rtol=1e-3, atol=1e-6)
     if REML:
         np.testing.assert_allclose(fast.coef_table(ddf="satterthwaite")["df"], plain.coef_table(ddf="satterthwaite")["df"], rtol=1e-3)
+
+
+def test_with_response_keeps_the_analysis_and_gives_the_new_responses_factor(always_reorder):
+    refs, zs, nlevels, xy, theta = _crossed()
+    other = xy.copy()
+    other[:, -1] = np.random.default_rng(9).normal(size=xy.shape[0])
+    cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    fresh = BlockedCrossProducts.build(refs, zs, nlevels, other)
+    assert cp.reordered_rest is not None
+    swapped = cp.with_response(fresh.a21, fresh.a22)
+    assert swapped.reordered_rest.cholesky is cp.reordered_rest.cholesky
+    got, expected = swapped.objective_factor(theta), fresh.objective_factor(theta)
+    assert got.pwrss() == pytest.approx(expected.pwrss(), rel=1e-12)
+    assert got.logdet_re() == pytest.approx(expected.logdet_re(), rel=1e-12)
+    np.testing.assert_allclose(got.solve()[0], expected.solve()[0], rtol=1e-10)
+    plain = BlockedCrossProducts.build(refs, zs, nlevels, xy)  # nothing analysed yet: nothing to carry
+    assert "reordered_rest" not in plain.with_response(fresh.a21, fresh.a22).__dict__

@@ -217,7 +217,7 @@ class _Refitter:
         inputs = replace(self.model.inputs, y=y)
         if self.swap_y:
             a21, a22 = self._y_blocks(y)
-            model = replace(self.model, inputs=inputs, crossprods=replace(self.model.crossprods, a21=a21, a22=a22))
+            model = replace(self.model, inputs=inputs, crossprods=self.model.crossprods.with_response(a21, a22))
         else:
             model = type(self.model).from_inputs(inputs, REML=self.model.REML)
         return model.fit(start=self.result.theta)

@@ -29,7 +29,7 @@ The objective is read off the diagonals of ``L11`` and ``L22``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -202,6 +202,18 @@ class BlockedCrossProducts:
         if any(t.ncols > 1 for t in self.rest_terms):
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
+
+    def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
+        """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
+
+        The reordered structure's analysis carries over (the y row is dense
+        in it anyway); everything derived from the values is derived anew.
+        """
+        copy = replace(self, a21=a21, a22=a22)
+        analysed = self.__dict__.get("reordered_rest")
+        if analysed is not None:
+            copy.__dict__["reordered_rest"] = analysed.with_blocks(a21, a22)
+        return copy
 
     @property
     def first(self) -> TermLayout:

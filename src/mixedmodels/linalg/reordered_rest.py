@@ -91,6 +91,12 @@ class ReorderedRest:
         update = VectorRankUpdate.build(sp.csr_array(a21)[order], 1)
         return cls(cholesky, np.ascontiguousarray(a22[order][:, order]), update, row_term[order], nre)
 
+    def with_blocks(self, a21: sp.csr_array, a22: np.ndarray) -> "ReorderedRest":
+        """The same order and supernodes for blocks with the same pattern (e.g. another response)."""
+        order = self.cholesky.order
+        update = VectorRankUpdate.build(sp.csr_array(a21)[order], 1)
+        return ReorderedRest(self.cholesky, np.ascontiguousarray(a22[order][:, order]), update, self.row_term, self.nre)
+
     def assemble(self, roots: np.ndarray, term_scales: np.ndarray) -> np.ndarray:
         """``D (A22 - A21 W A21') D + I_re`` in the new order (lower triangle).
 
