@@ -288,8 +288,7 @@ class LinearMixedModel(ThetaParameters):
         worse start.
         """
         candidates = self._start_candidates()
-        values = [self.objective(theta) for theta in candidates] if len(candidates) > 1 else [0.0]
-        return candidates[int(np.argmin(values))]
+        return candidates[_better_start(candidates, self.objective)[0]]
 
     def _start_candidates(self) -> list[np.ndarray]:
         """lme4's identity start, then the moment estimate where there is one (theta in the units of the data)."""
@@ -324,9 +323,8 @@ class LinearMixedModel(ThetaParameters):
         with blas_threads_for(cp.a22.shape[0]):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
-            values = [scaled_objective(x) for x in points] if len(points) > 1 else [None]
-            best = int(np.argmin(values)) if len(points) > 1 else 0
-            objective = _reuse_first_value(scaled_objective, points[best], values[best])
+            best, value = _better_start(points, scaled_objective)
+            objective = _reuse_first_value(scaled_objective, points[best], value)
             info = minimize_bounded(objective, points[best], self.theta_lower, settings=settings)
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
                 check = check_convergence(scaled_objective, info.final, self.theta_lower)
@@ -368,6 +366,15 @@ class _BestFactor:
         if self.factor is not None and np.array_equal(self.factor.theta, theta):
             return self.factor
         return None
+
+
+def _better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], float]) -> tuple[int, float | None]:
+    """Index of the start with the lowest objective (the first on ties) and that objective; a lone start is not evaluated."""
+    if len(points) == 1:
+        return 0, None
+    values = [evaluate(point) for point in points]
+    best = int(np.argmin(values))
+    return best, values[best]
 
 
 def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None) -> Callable[[np.ndarray], float]:

@@ -184,8 +184,8 @@ class BlockedCrossProducts:
         if not self.plan_rank_update or isinstance(self.a21, np.ndarray):
             return None
         if self.first.ncols == 1:
-            if self.reordered_rest is not None:  # already has the level-by-level kernel; skip the grouped build
-                return self.reordered_rest.update_in_original_order(self.a21)
+            if self.reordered_rest is not None:  # numba is loaded: the level-by-level kernel, no grouped build
+                return VectorRankUpdate.build(self.a21, 1)
             return ScalarRankUpdate.build(self.a21, self.a11[:, 0, 0])
         if self.a21.nnz < _COMPILED_UPDATE_MIN_NNZ:
             return None

@@ -85,17 +85,21 @@ class ReorderedRest:
         cholesky = SupernodalCholesky.analyse(pattern, nfixed=m - nre)
         if cholesky.flops > _MAX_FLOP_SHARE * cholesky.dense_flops:
             return None
-        order = cholesky.order
         row_term = np.full(m, -1, dtype=np.intp)
         row_term[:nre] = np.repeat(np.arange(len(term_sizes)), term_sizes)
-        update = VectorRankUpdate.build(sp.csr_array(a21)[order], 1)
-        return cls(cholesky, np.ascontiguousarray(a22[order][:, order]), update, row_term[order], nre)
+        return cls._in_order(cholesky, row_term[cholesky.order], nre, a21, a22)
 
     def with_blocks(self, a21: sp.csr_array, a22: np.ndarray) -> "ReorderedRest":
         """The same order and supernodes for blocks with the same pattern (e.g. another response)."""
-        order = self.cholesky.order
+        return self._in_order(self.cholesky, self.row_term, self.nre, a21, a22)
+
+    @classmethod
+    def _in_order(cls, cholesky: SupernodalCholesky, row_term: np.ndarray, nre: int, a21: sp.csr_array,
+                  a22: np.ndarray) -> "ReorderedRest":
+        """A22 and the big term's update taken in ``cholesky.order`` (``row_term`` already in that order)."""
+        order = cholesky.order
         update = VectorRankUpdate.build(sp.csr_array(a21)[order], 1)
-        return ReorderedRest(self.cholesky, np.ascontiguousarray(a22[order][:, order]), update, self.row_term, self.nre)
+        return cls(cholesky, np.ascontiguousarray(a22[order][:, order]), update, row_term, nre)
 
     def assemble(self, roots: np.ndarray, term_scales: np.ndarray) -> np.ndarray:
         """``D (A22 - A21 W A21') D + I_re`` in the new order (lower triangle).
@@ -110,10 +114,6 @@ class ReorderedRest:
         diagonal = np.arange(self.nre)
         out[diagonal, diagonal] += 1.0
         return out
-
-    def update_in_original_order(self, a21: sp.csr_array) -> VectorRankUpdate:
-        """The same level-by-level update for the block in its original order (for :meth:`.blocked.BlockedCrossProducts.factorize`)."""
-        return VectorRankUpdate.build(a21, 1)
 
     def factor(self, mat: np.ndarray) -> bool:
         """Factor an assembled block in place (see :meth:`SupernodalCholesky.factor`)."""
