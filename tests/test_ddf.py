@@ -33,7 +33,7 @@ from mixedmodels.inference.ddf import (
     satterthwaite_df,
 )
 from mixedmodels.inference.kenward_roger import compute_kenward_roger
-from mixedmodels.inference.printing import format_pval
+from mixedmodels.format import format_pval
 
 SHARED = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),

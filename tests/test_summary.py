@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.summary import abbreviate, format_coef_se, format_r, zapsmall
+from mixedmodels.format import abbreviate, format_coef_se, format_r, zapsmall
 from conftest import as_list, dataset, reference
 
 SUMMARIES = Path(__file__).parent / "reference" / "summaries"

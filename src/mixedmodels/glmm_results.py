@@ -30,7 +30,8 @@ from scipy import stats
 
 from .errors import MixedModelsError, ModelSpecError
 from .results import LmerResults
-from .summary import LmerSummary, deparse_lines
+from .format import coefmat_lines, deparse_lines
+from .summary import LmerSummary
 
 if TYPE_CHECKING:
     from .families import Family
@@ -235,6 +236,4 @@ class GlmerSummary(LmerSummary):
         return lines + ["", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in vals)]
 
     def _fixed_effects(self) -> list[str]:
-        from .inference.printing import coefmat_lines
-
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]
