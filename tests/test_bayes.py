@@ -194,7 +194,7 @@ DENSITY_CASES = [
                          ids=[f"{c[2]}-{c[0]}-{i}" for i, c in enumerate(DENSITY_CASES)])
 def test_log_density_equals_an_independent_numpy_computation(family, formula, data_name, priors, extra):
     from mixedmodels.families import get_family
-    from mixedmodels.glmm import prepare_glmm_inputs
+    from mixedmodels.design.inputs import prepare_glmm_inputs
 
     data = dataset(data_name).copy()
     kwargs = {}
@@ -420,7 +420,7 @@ def _sbc_ranks(reps: int = 40) -> dict[str, np.ndarray]:
     ranks the true sigma among posterior sigma draws inflated by 30 % (a miscalibrated control)."""
     from mixedmodels.bayes.fit import sample
     from mixedmodels.families import get_family
-    from mixedmodels.lmm import prepare_inputs
+    from mixedmodels.design.inputs import prepare_inputs
 
     rng = np.random.default_rng(2026)
     frame = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(8)], 5), "x": np.tile(np.arange(5.0), 8),

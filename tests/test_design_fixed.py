@@ -14,12 +14,11 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from mixedmodels.design.checks import check_scale, drop_aliased_columns
 from mixedmodels.design.fixed import (
     DesignMatrix,
     build_design,
     build_response,
-    check_scale,
-    drop_aliased_columns,
 )
 from mixedmodels.errors import (
     DataError,

@@ -8,7 +8,7 @@ import pytest
 
 from mixedmodels import LinearMixedModel
 from mixedmodels.linalg.start import moment_start
-from mixedmodels.lmm import prepare_inputs
+from mixedmodels.design.inputs import prepare_inputs
 
 from conftest import dataset
 

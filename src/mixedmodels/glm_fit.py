@@ -28,7 +28,8 @@ from scipy import stats
 from .errors import ConvergenceWarning, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
 from .families import Family, get_family
-from .linear_models import LinearModel, _NoRandomEffectsResults, prepare_fixed_inputs
+from .design.inputs import prepare_fixed_inputs
+from .linear_models import LinearModel, _NoRandomEffectsResults
 
 __all__ = ["fit_glm", "fit_glm_model", "GlmResults"]
 

@@ -38,7 +38,8 @@ import pandas as pd
 from .errors import ModelSpecError
 from .families import Family, GlmResponse, get_family
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
-from .lmm import ModelInputs, ThetaParameters, prepare_inputs
+from .design.inputs import ModelInputs, prepare_glmm_inputs
+from .lmm import ThetaParameters
 from .optim import OptimizerSettings
 
 if TYPE_CHECKING:
@@ -50,14 +51,6 @@ __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
 # the finite-difference Hessian afterwards takes the rest of the way.
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
-
-
-def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
-                        contrasts: Mapping[str, str] | None = None) -> ModelInputs:
-    """As :func:`mixedmodels.lmm.prepare_inputs`, with glmer's rule that a term may have as many
-    random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
-    return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                          allow_as_many_ranef_as_obs=True)
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:

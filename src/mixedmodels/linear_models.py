@@ -29,36 +29,13 @@ import pandas as pd
 from scipy import stats
 from scipy.linalg import solve_triangular
 
-from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
+from .design.inputs import ModelInputs, prepare_fixed_inputs
+from .errors import DataError, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
-from .formula import parse_formula, random_terms_text
-from .lmm import ModelInputs, prepare_fixed_part
 
-__all__ = ["lm", "glm", "LinearModel", "LmResults", "prepare_fixed_inputs"]
+__all__ = ["lm", "glm", "LinearModel", "LmResults"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-# --- inputs ---------------------------------------------------------------------------
-def prepare_fixed_inputs(
-    formula: str,
-    data: pd.DataFrame,
-    *,
-    weights: Any = None,
-    offset: Any = None,
-    contrasts: Mapping[str, str] | None = None,
-    caller: str = "lm",
-) -> ModelInputs:
-    """Model frame, response and fixed-effects matrix of a formula without random effects."""
-    parsed = parse_formula(formula)
-    if parsed.response is None:
-        raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
-    if parsed.random:
-        raise FormulaError(
-            f"formula {formula!r} has random-effects terms {random_terms_text(parsed.random)}; "
-            f"{caller}() fits models without them -- use mm.lmer or mm.glmer, or drop the terms"
-        )
-    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
 
 
 @dataclass(frozen=True, eq=False)

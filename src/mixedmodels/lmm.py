@@ -27,12 +27,9 @@ import pandas as pd
 
 from ._threads import blas_threads_for
 from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
-from .design.fixed import DesignMatrix, build_design, build_response, check_scale, drop_aliased_columns
-from .design.frame import model_frame, required_variables
-from .design.random import RandomEffectsTerm, build_random_terms
 from .design.covariance import initial_theta, theta_lower_bounds
-from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
-from .formula import ParsedFormula, parse_formula
+from .design.inputs import ModelInputs, prepare_inputs
+from .errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from .linalg import BlockedCrossProducts, Factorization
 from .linalg.start import moment_start
 from .optim import OptInfo, OptimizerSettings, minimize_bounded
@@ -40,140 +37,9 @@ from .optim import OptInfo, OptimizerSettings, minimize_bounded
 if TYPE_CHECKING:
     from .results import LmerResults
 
-__all__ = ["LinearMixedModel", "lmer", "prepare_inputs", "prepare_fixed_part", "ModelInputs"]
+__all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
-
-
-@dataclass(frozen=True, eq=False)
-class ModelInputs:
-    """Everything a mixed model is made of, before any fitting.
-
-    Attributes
-    ----------
-    formula : ParsedFormula
-    frame : DataFrame
-        The model frame: used columns, complete rows, positional index.
-    n_dropped : int
-        Rows dropped for missing values.
-    y : ndarray
-        Response (1-d, or (n, 2) for ``cbind``).
-    fixed : DesignMatrix
-        Fixed-effects model matrix X (aliased columns already dropped).
-    dropped_columns : tuple of str
-        Columns of X dropped as aliased.
-    terms : tuple of RandomEffectsTerm
-        Random-effects terms in block order.
-    weights : ndarray or None
-        Prior weights for the kept rows.
-    offset : ndarray or None
-        Offset for the kept rows (formula ``offset()`` terms plus ``offset=``).
-    """
-
-    formula: ParsedFormula
-    frame: pd.DataFrame
-    n_dropped: int
-    y: np.ndarray
-    fixed: DesignMatrix
-    dropped_columns: tuple[str, ...]
-    terms: tuple[RandomEffectsTerm, ...]
-    weights: np.ndarray | None
-    offset: np.ndarray | None
-
-    @property
-    def nobs(self) -> int:
-        return len(self.frame)
-
-
-def _used_variables(parsed: ParsedFormula) -> set[str]:
-    names = set(required_variables(parsed.fixed))
-    if parsed.response is not None:
-        names |= required_variables(parsed.response)
-    for term in parsed.random:
-        names |= required_variables(term.expr) | set(term.factors)
-    return names
-
-
-def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
-    """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
-    if values is None:
-        return None
-    array = np.asarray(values, dtype=float).reshape(-1)
-    if array.size != nrows:
-        raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
-    return array[keep]
-
-
-def _check_weights(weights: np.ndarray | None) -> None:
-    if weights is None:
-        return
-    if not np.all(np.isfinite(weights)):
-        raise DataError("weights contain missing or infinite values; give a finite weight for every row")
-    if np.any(weights < 0):
-        raise DataError("weights must be non-negative; found a negative weight")
-
-
-def prepare_fixed_part(
-    parsed: ParsedFormula,
-    data: pd.DataFrame,
-    *,
-    weights: Any = None,
-    offset: Any = None,
-    contrasts: Mapping[str, str] | None = None,
-) -> ModelInputs:
-    """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
-
-    The model frame keeps the rows complete in every variable the formula
-    uses, the grouping factors of its random terms included.
-    """
-    if parsed.response is None:
-        raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
-    frame = mf.data
-    keep = frame.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
-    _check_weights(w)
-    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
-    check_scale(fixed)
-    extra_offset = _row_vector(offset, "offset", len(data), keep)
-    return ModelInputs(
-        formula=parsed,
-        frame=frame,
-        n_dropped=mf.n_dropped,
-        y=build_response(parsed.response, frame),
-        fixed=fixed,
-        dropped_columns=dropped,
-        terms=(),
-        weights=w,
-        offset=_sum_offsets(fixed.offset, extra_offset),
-    )
-
-
-def prepare_inputs(
-    formula: str,
-    data: pd.DataFrame,
-    *,
-    weights: Any = None,
-    offset: Any = None,
-    contrasts: Mapping[str, str] | None = None,
-    allow_as_many_ranef_as_obs: bool = False,
-) -> ModelInputs:
-    """Parse the formula and build the model frame, y, X and the random-effects terms.
-
-    ``allow_as_many_ranef_as_obs`` relaxes lme4's lmer rule (random effects <
-    observations per term) to glmer's (<=).
-    """
-    parsed = parse_formula(formula)
-    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
-    terms = build_random_terms(parsed.random, inputs.frame, contrasts, allow_as_many_ranef_as_obs)
-    return replace(inputs, terms=terms)
-
-
-def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
-    present = [o for o in offsets if o is not None]
-    return np.sum(present, axis=0) if present else None
 
 
 class ThetaParameters:

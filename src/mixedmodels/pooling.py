@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg.lapack import dtrtrs
 
-from .design.fixed import _independent_columns
+from .design.checks import independent_columns
 from .design.frame import required_variables
 from .errors import MixedModelsError, ModelSpecError
 
@@ -105,7 +105,7 @@ def _kept_columns(x: np.ndarray, norms: np.ndarray | None = None) -> list[int]:
     n, p = x.shape
     if n == 0 or p == 0:
         return []
-    return _independent_columns(x, _ALIAS_TOL, norms)
+    return independent_columns(x, _ALIAS_TOL, norms)
 
 
 def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int,

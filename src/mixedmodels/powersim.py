@@ -114,7 +114,7 @@ class _Model:
 
 
 def _prepare(formula: str, data: pd.DataFrame):
-    from .lmm import prepare_inputs
+    from .design.inputs import prepare_inputs
 
     return prepare_inputs(formula, data)
 
@@ -131,7 +131,8 @@ class _OlsInputs:
 
 
 def _prepare_ols(parsed, formula: str, data: pd.DataFrame) -> _OlsInputs:
-    from .design.fixed import build_design, build_response, drop_aliased_columns
+    from .design.checks import drop_aliased_columns
+    from .design.fixed import build_design, build_response
     from .design.frame import model_frame, required_variables
 
     used = required_variables(parsed.fixed) | required_variables(parsed.response)

@@ -148,7 +148,7 @@ def lmer(
     >>> print(b.summary())
     >>> b.hdi(0.95)
     """
-    from ..lmm import prepare_inputs
+    from ..design.inputs import prepare_inputs
 
     inputs = prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
@@ -193,7 +193,7 @@ def glmer(
     --------
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
-    from ..glmm import prepare_glmm_inputs
+    from ..design.inputs import prepare_glmm_inputs
 
     fam = get_family(family)
     inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)

@@ -11,7 +11,7 @@ like R's ``model.matrix`` (and so like lme4's ``getME(m, "X")``):
 * which factors in a term get contrasts and which get full indicator coding
   follows R's rule (``TermCode`` in R's ``model.c``), not formulaic's own one,
   so e.g. ``~ a:b`` gives R's rank-deficient coding that
-  :func:`drop_aliased_columns` then trims exactly as lme4 does;
+  :func:`~.checks.drop_aliased_columns` then trims exactly as lme4 does;
 * factor levels are the Categorical's category order, or the sorted unique
   values for other columns.  Unlike R (which keeps them and lets lme4 drop the
   all-zero columns), levels that do not occur in the data are dropped, so no
@@ -28,7 +28,7 @@ import functools
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,16 +59,13 @@ from ..errors import (
     MixedModelsError,
     ModelSpecError,
 )
-from .frame import check_columns, check_data_frame, plain_message, required_variables
-from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
+from .frame import ModelFrame, check_columns, check_data_frame, plain_message, required_variables
 from .simple import numeric_columns, simple_matrix, simple_terms
 
 __all__ = [
     "DesignMatrix",
     "build_design",
     "build_response",
-    "drop_aliased_columns",
-    "check_scale",
 ]
 
 # ---------------------------------------------------------------------------
@@ -489,6 +486,16 @@ class DesignMatrix:
         source = self._spec_source
         return source.get() if isinstance(source, _DeferredSpec) else source
 
+    def keep_columns(self, keep: Sequence[int]) -> "DesignMatrix":
+        """The same design with only the columns ``keep`` (in that order); ``for_newdata`` gives only those."""
+        keep = list(keep)
+        return replace(
+            self,
+            matrix=np.ascontiguousarray(self.matrix[:, keep]),
+            column_names=tuple(self.column_names[j] for j in keep),
+            _columns=tuple(self._columns[j] for j in keep) if self._columns else (),
+        )
+
     def for_newdata(self, data: pd.DataFrame) -> np.ndarray:
         """The same columns for new data, replaying stateful transforms.
 
@@ -523,7 +530,7 @@ class DesignMatrix:
 
 
 def build_design(
-    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None = None
+    rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None = None
 ) -> DesignMatrix:
     """Build the fixed-effects model matrix for the formula part ``rhs``.
 
@@ -532,8 +539,11 @@ def build_design(
     rhs : str
         formulaic right-hand side without random-effect bars, e.g.
         ``"Days"``, ``"0 + f"``, ``"YEAR + scale(HEIGHT)"``, ``"x + offset(log(n))"``.
-    data : pandas.DataFrame
-        Complete data (see :func:`~mixedmodels.design.frame.model_frame`).
+    data : pandas.DataFrame or ModelFrame
+        Complete data.  A DataFrame is checked here (a DataFrame, with the
+        columns, without missing values); a
+        :class:`~mixedmodels.design.frame.ModelFrame` was checked when it was
+        made and is trusted.
     contrasts : mapping, optional
         Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
         ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
@@ -543,15 +553,17 @@ def build_design(
     ------
     FormulaError, DataError, ModelSpecError
     """
-    check_data_frame(data)
+    trusted = isinstance(data, ModelFrame)
+    data = data.data if trusted else _checked_frame(data)
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
-    simple = _simple_design(rhs, data, contrasts)
+    simple = _simple_design(rhs, data, contrasts, trusted)
     if simple is not None:
         return simple
     variables = required_variables(rhs)
-    check_columns(data, sorted(variables))
-    _check_complete(data, variables)
+    if not trusted:
+        check_columns(data, sorted(variables))
+        _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
     full, spec = _materialize_new(_new_spec(rhs, chosen), data, rhs)
     design_cols, offset_cols, names = _layout(spec)
@@ -579,25 +591,31 @@ def _new_spec(rhs: str, chosen: Mapping[str, str]) -> ModelSpec:
     )
 
 
+def _checked_frame(data: pd.DataFrame) -> pd.DataFrame:
+    check_data_frame(data)
+    return data
+
+
 def _simple_design(
-    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None
+    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None, trusted: bool
 ) -> DesignMatrix | None:
     """The design of an intercept and plain numeric columns without formulaic, else None.
 
     Same checks, in the same order, and the same matrix as the formulaic path
     (see :mod:`.simple`); formulaic's spec is made only if a replay or the
-    term structure is asked for.
+    term structure is asked for.  ``trusted``: ``data`` is a model frame's.
     """
     terms = simple_terms(rhs)
     if terms is None or any(name in _RESERVED for name in terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)
-    check_columns(data, sorted(variables))
+    if not trusted:
+        check_columns(data, sorted(variables))
     columns = numeric_columns(data, names)
     if columns is None:
         return None
-    if any(np.isnan(column).any() for column in columns):
+    if not trusted and any(np.isnan(column).any() for column in columns):
         _check_complete(data, variables)  # raises, naming the columns
     chosen = _chosen_contrasts(contrasts)
     matrix = simple_matrix(intercept, columns, len(data))
@@ -718,13 +736,14 @@ def _check_finite(matrix: np.ndarray, names: Sequence[str], offset: np.ndarray |
 # Responses
 
 
-def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
+def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     """Evaluate the left-hand side of a formula.
 
     Returns a 1-d float64 array for a column or an expression (``log(y)``,
     ``I(y/10)``), an ``(n, 2)`` array for ``cbind(successes, failures)``.  A
     two-level factor, logical or string response becomes 0/1 with the first
-    level as 0 (R's binomial convention).
+    level as 0 (R's binomial convention).  ``data`` is checked as for
+    :func:`build_design` (a ModelFrame is trusted).
 
     Raises
     ------
@@ -732,11 +751,13 @@ def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
         For a missing column, a non-numeric response with more than two
         levels, or non-finite values.
     """
-    check_data_frame(data)
+    trusted = isinstance(data, ModelFrame)
+    data = data.data if trusted else _checked_frame(data)
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
-    check_columns(data, sorted(required_variables(text)))
+    if not trusted:
+        check_columns(data, sorted(required_variables(text)))
     if text in data.columns:
         values = data[text]
     else:

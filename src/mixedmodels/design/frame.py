@@ -128,10 +128,13 @@ class ModelFrame:
     n_dropped: int
 
 
-def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
+def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: bool = False) -> ModelFrame:
     """Keep the ``variables`` columns of ``data`` and drop incomplete rows.
 
-    The input frame is never modified.
+    This is where the data are checked, once: the design code trusts a
+    :class:`ModelFrame`.  The input frame is never modified.  With
+    ``positional=True`` the kept rows are labelled by their position in
+    ``data`` (0, 1, 3, ... when row 2 was dropped) instead of ``data``'s index.
 
     Raises
     ------
@@ -144,19 +147,20 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
     check_columns(data, columns)
     if len(data) == 0:
         raise DataError("data has no rows")
+    index = pd.RangeIndex(len(data)) if positional else data.index
     series = [data[name] for name in columns]
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns)
+        return _model_frame_by_label(data, columns, index)
     complete = ~_missing_rows(series, len(data))
     n_dropped = int(len(data) - complete.sum())
     if n_dropped == len(data):
-        _model_frame_by_label(data, columns)  # raises, summarising the missing values
+        _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
         arrays = {name: s.array[complete] for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index[complete], copy=False)  # masking copied
+        kept = pd.DataFrame(arrays, index=index[complete], copy=False)  # masking copied
     else:
         arrays = {name: s.array for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index, copy=True)
+        kept = pd.DataFrame(arrays, index=index, copy=True)
     return ModelFrame(data=kept, n_dropped=n_dropped)
 
 
@@ -174,9 +178,11 @@ def _missing_rows(series: list[pd.Series], nrows: int) -> np.ndarray:
     return missing
 
 
-def _model_frame_by_label(data: pd.DataFrame, columns: list[str]) -> ModelFrame:
+def _model_frame_by_label(data: pd.DataFrame, columns: list[str], index: pd.Index | None = None) -> ModelFrame:
     """:func:`model_frame` through ``.loc`` (general and slower): odd column labels and the error path."""
     subset = data.loc[:, columns]
+    if index is not None:
+        subset = subset.set_axis(index, axis=0)
     missing = subset.isna()
     complete = ~missing.any(axis=1).to_numpy()
     n_dropped = int(len(subset) - complete.sum())

@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import DesignMatrix, build_design, drop_aliased_columns
+from ..design.checks import drop_aliased_columns
+from ..design.fixed import DesignMatrix, build_design
 from ..errors import MixedModelsError
 from .ddf import contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
 
