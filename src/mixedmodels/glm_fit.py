@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ConvergenceWarning, MixedModelsError, ModelSpecError
-from .linalg.dense import triangular_inverse
+from .linalg.lstsq import lstsq, unscaled_covariance
 from .families import Family, get_family
 from .design.inputs import prepare_fixed_inputs
 from .linear_models import LinearModel, _NoRandomEffectsResults
@@ -58,9 +58,9 @@ def _irls(x: np.ndarray, response: Any, offset: np.ndarray, family: Family, maxi
         mu_eta = link.mu_eta(eta)
         good = good_rows & (mu_eta != 0)
         z = (eta - offset)[good] + (y - mu)[good] / mu_eta[good]
-        w = np.sqrt(prior[good] * mu_eta[good] ** 2 / family.variance(mu[good]))
-        q, r = np.linalg.qr(x[good] * w[:, None])
-        new_beta = triangular_inverse(r, lower=False) @ (q.T @ (z * w))
+        working = prior[good] * mu_eta[good] ** 2 / family.variance(mu[good])
+        step = lstsq(x[good], z, working, alias=False)
+        new_beta, r = step.coef, step.r
         new_eta, new_mu, dev = _evaluate(x, new_beta, offset, family, response)
         halvings = 0
         while not (np.isfinite(dev) and link.valid_eta(new_eta) and family.valid_mu(new_mu)):
@@ -73,7 +73,7 @@ def _irls(x: np.ndarray, response: Any, offset: np.ndarray, family: Family, maxi
             new_eta, new_mu, dev = _evaluate(x, new_beta, offset, family, response)
             halvings += 1
         weights = np.zeros_like(y)
-        weights[good] = w**2
+        weights[good] = working
         beta, eta, mu = new_beta, new_eta, new_mu
         if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
             return _Irls(beta, eta, mu, weights, r, dev, iteration, True)
@@ -206,8 +206,7 @@ class GlmResults(_NoRandomEffectsResults):
 
     @cached_property
     def _unscaled(self) -> np.ndarray:
-        inv = triangular_inverse(self._fit.r, lower=False)
-        return inv @ inv.T
+        return unscaled_covariance(self._fit.r)
 
     @property
     def vcov(self) -> pd.DataFrame:

@@ -27,11 +27,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.linalg import solve_triangular
 
 from .design.inputs import ModelInputs, prepare_fixed_inputs
 from .errors import DataError, MixedModelsError, ModelSpecError
-from .linalg.dense import triangular_inverse
+from .linalg.lstsq import lstsq, unscaled_covariance
 
 __all__ = ["lm", "glm", "LinearModel", "LmResults"]
 
@@ -153,15 +152,12 @@ class LmResults(_NoRandomEffectsResults):
         inputs = model.inputs
         if inputs.y.ndim != 1:
             raise DataError(f"the response {inputs.formula.response!r} must be one numeric column for lm")
-        x, y = _weighted_system(inputs)
-        n, p = model.nobs, x.shape[1]
+        n, p = model.nobs, model.nfixef
         if n <= p:
             raise ModelSpecError(f"{n} observations cannot estimate {p} coefficients and a residual variance")
-        q, r = np.linalg.qr(x)
-        beta = solve_triangular(r, q.T @ y) if p else np.empty(0)
-        resid = y - x @ beta
-        rss = float(resid @ resid)
-        return cls(model, beta, float(np.sqrt(rss / (n - p))), rss, r)
+        y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
+        fit = lstsq(inputs.fixed.matrix, y, inputs.weights, alias=False)  # X's aliased columns are already dropped
+        return cls(model, fit.coef, fit.sigma, fit.rss, fit.r)
 
     # --- basic facts -------------------------------------------------------------------
     @property
@@ -176,9 +172,7 @@ class LmResults(_NoRandomEffectsResults):
     # --- coefficients --------------------------------------------------------------------
     @cached_property
     def _unscaled(self) -> np.ndarray:
-        p = len(self.beta)
-        inv = triangular_inverse(self._r, lower=False) if p else np.empty((0, 0))
-        return inv @ inv.T
+        return unscaled_covariance(self._r)
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -291,20 +285,6 @@ class LmResults(_NoRandomEffectsResults):
 
     def __repr__(self) -> str:
         return f"<LmResults {self.formula!r}, sigma={self.sigma:.4g}, logLik={self.loglik:.4f}>"
-
-
-def _weighted_system(inputs: ModelInputs, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(W^1/2 X, W^1/2 (y - offset))`` without the zero-weight rows."""
-    x = inputs.fixed.matrix
-    y = inputs.y if y is None else y
-    if inputs.offset is not None:
-        y = y - inputs.offset
-    w = inputs.weights
-    if w is None:
-        return x, y
-    keep = w > 0
-    sw = np.sqrt(w[keep])
-    return x[keep] * sw[:, None], y[keep] * sw
 
 
 def lm(

@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.linalg.lapack import dtrtrs
 
-from .design.checks import independent_columns
 from .design.frame import required_variables
 from .errors import MixedModelsError, ModelSpecError
+from .linalg.lstsq import LeastSquares, lstsq
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["compare_pooling", "PoolingComparison", "LeastSquaresFit", "APPROACHES"]
 
 APPROACHES = ("complete", "no", "partial")
-_ALIAS_TOL = 1e-7
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,34 +78,6 @@ class LeastSquaresFit:
     rank: int
 
 
-def _tri_solve(r: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``R x = b`` for upper-triangular R, one right-hand side at a time.
-
-    LAPACK's dtrtrs on a single vector costs microseconds; with a matrix
-    right-hand side OpenBLAS may start threads, which costs milliseconds per
-    call -- too much for thousands of per-level fits.
-    """
-    if b.ndim == 2:
-        return np.column_stack([_tri_solve(r, col) for col in b.T]) if b.shape[1] else np.zeros((r.shape[0], 0))
-    x, info = dtrtrs(r, b)
-    if info != 0:  # pragma: no cover - columns were checked for aliasing first
-        raise ModelSpecError("a least-squares system is singular; please report this with the data")
-    return x
-
-
-def _kept_columns(x: np.ndarray, norms: np.ndarray | None = None) -> list[int]:
-    """Columns kept by R's left-to-right rule for aliased columns.
-
-    A column is aliased when its part orthogonal to the earlier kept columns
-    has norm below ``1e-7`` times ``norms`` (its own norm by default; the
-    original column's norm when ``x`` has already been projected).
-    """
-    n, p = x.shape
-    if n == 0 or p == 0:
-        return []
-    return independent_columns(x, _ALIAS_TOL, norms)
-
-
 def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int,
                 rank: int) -> LeastSquaresFit:
     index = pd.Index(names, name="term")
@@ -123,23 +93,9 @@ def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float
 
 def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.ndarray | None = None) -> LeastSquaresFit:
     """Least squares ``min sum w_i (y_i - x_i'b)^2`` with R's rule for aliased columns (NaN)."""
-    if weights is not None:
-        sw = np.sqrt(weights)
-        x, y = x * sw[:, None], y * sw
-    n, p = x.shape
-    coef, se = np.full(p, np.nan), np.full(p, np.nan)
-    keep = _kept_columns(x)
-    sigma, df = np.nan, n - len(keep)
-    if keep:
-        q, r = np.linalg.qr(x[:, keep])
-        beta = _tri_solve(r, q.T @ y)
-        coef[keep] = beta
-        if df > 0:
-            resid = y - x[:, keep] @ beta
-            sigma = float(np.sqrt(resid @ resid / df))
-            rinv = _tri_solve(r, np.eye(len(keep)))
-            se[keep] = sigma * np.sqrt(np.sum(rinv**2, axis=1))
-    return _fit_result(names, coef, se, sigma, df, n, len(keep))
+    fit = lstsq(x, y, weights)
+    sigma = fit.sigma if fit.rank else np.nan
+    return _fit_result(names, fit.coef, fit.std_errors(sigma), sigma, fit.df_resid, fit.nobs, fit.rank)
 
 
 # --------------------------------------------------------------------------
@@ -238,50 +194,34 @@ def _no_pooling_shared(layout: _Layout) -> LeastSquaresFit:
     shared = [j for j, t in enumerate(layout.terms) if t not in layout.random_terms]
     sw = np.sqrt(layout.weights) if layout.weights is not None else np.ones(len(layout.y))
     z, x, y = layout.design[:, per] * sw[:, None], layout.design[:, shared] * sw[:, None], layout.y * sw
-    blocks = [_level_block(z, rows) for rows in _level_rows(layout)]
-    xt, yt = x.copy(), y.copy()
-    for rows, keep, q, _ in blocks:
-        if keep:
-            xt[rows] -= q @ (q.T @ x[rows])
-            yt[rows] -= q @ (q.T @ y[rows])
-    keep_x = _kept_columns(xt, np.linalg.norm(x, axis=0))
-    beta, cov_x, resid = np.zeros(0), np.zeros((0, 0)), yt
-    if keep_x:
-        q, r = np.linalg.qr(xt[:, keep_x])
-        beta = _tri_solve(r, q.T @ yt)
-        rinv = _tri_solve(r, np.eye(len(keep_x)))
-        cov_x, resid = rinv @ rinv.T, yt - xt[:, keep_x] @ beta
-    rank = sum(len(b[1]) for b in blocks) + len(keep_x)
-    df = len(y) - rank
-    sigma = float(np.sqrt(resid @ resid / df)) if df > 0 else np.nan
+    blocks = [(rows, lstsq(z[rows], y[rows])) for rows in _level_rows(layout)]
+    xt = x.copy()
+    yt = np.empty_like(y)
+    for rows, level in blocks:
+        xt[rows] -= level.q @ (level.q.T @ x[rows])
+        yt[rows] = level.resid
+    common = lstsq(xt, yt, norms=np.linalg.norm(x, axis=0))
+    beta, cov_x = common.coef[list(common.kept)], common.unscaled_cov
+    rank = sum(level.rank for _, level in blocks) + common.rank
+    df = int(np.count_nonzero(sw)) - rank
+    sigma = float(np.sqrt(common.rss / df)) if df > 0 else np.nan
     k, size = len(per), len(blocks) * len(per) + len(shared)
     coef, var = np.full(size, np.nan), np.full(size, np.nan)
-    for j, (rows, keep, q, r) in enumerate(blocks):
-        if keep:
-            where = j * k + np.array(keep)
-            coef[where], var[where] = _level_coef(q, r, x[rows][:, keep_x], y[rows], beta, cov_x)
-    tail = len(blocks) * k + np.array(keep_x, dtype=int)
+    for j, (rows, level) in enumerate(blocks):
+        if level.rank:
+            where = j * k + np.array(level.kept)
+            coef[where], var[where] = _level_coef(level, x[rows][:, list(common.kept)], y[rows], beta, cov_x)
+    tail = len(blocks) * k + np.array(common.kept, dtype=int)
     coef[tail], var[tail] = beta, np.diag(cov_x)
     names = [_joint_name(layout.group, level, layout.terms[c]) for level in layout.levels for c in per]
-    return _fit_result(names + [layout.terms[c] for c in shared], coef, sigma * np.sqrt(var), sigma, df, len(y), rank)
+    return _fit_result(names + [layout.terms[c] for c in shared], coef, sigma * np.sqrt(var), sigma, df, df + rank, rank)
 
 
-def _level_block(z: np.ndarray, rows: np.ndarray):
-    """Rows of one level, its non-aliased columns and their thin QR."""
-    zj = z[rows]
-    keep = _kept_columns(zj)
-    if not keep:
-        return rows, keep, None, None
-    q, r = np.linalg.qr(zj[:, keep])
-    return rows, keep, q, r
-
-
-def _level_coef(q, r, xj, yj, beta, cov_x) -> tuple[np.ndarray, np.ndarray]:
+def _level_coef(level: LeastSquares, xj: np.ndarray, yj: np.ndarray, beta: np.ndarray,
+                cov_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A level's coefficients given the shared ones, and the diagonal of their unscaled covariance."""
-    rinv = _tri_solve(r, np.eye(r.shape[0]))
-    b = _tri_solve(r, q.T @ (yj - xj @ beta))
-    a = _tri_solve(r, q.T @ xj)
-    return b, np.diag(rinv @ rinv.T + a @ cov_x @ a.T)
+    a = level.solve(xj)
+    return level.solve(yj - xj @ beta), np.diag(level.unscaled_cov + a @ cov_x @ a.T)
 
 
 def _group_covariance(fit: "LmerResults", group: str) -> pd.DataFrame:

@@ -36,7 +36,11 @@ import pandas as pd
 from scipy import special, stats
 from tqdm.auto import tqdm
 
+from .design.frame import required_variables
+from .design.inputs import ModelInputs, prepare_fixed_part, prepare_inputs
 from .errors import ModelSpecError
+from .formula import parse_formula
+from .linalg.lstsq import lstsq
 
 __all__ = ["power", "PowerResult", "binomial_ci"]
 
@@ -75,9 +79,6 @@ class _Model:
     """
 
     def __init__(self, formula: str) -> None:
-        from .design.frame import required_variables
-        from .formula import parse_formula
-
         self.formula = formula
         self.parsed = parse_formula(formula)
         if self.parsed.response is None:
@@ -98,10 +99,10 @@ class _Model:
                 and data[self.predictors].equals(old))
 
     def inputs(self, data: pd.DataFrame):
-        """Model inputs for this data set (ModelInputs; X and y only for OLS)."""
+        """Model inputs for this data set (no random-effects terms for OLS)."""
         if self._reusable(data):
             return replace(self._cache[1], y=data[self.parsed.response].to_numpy(dtype=float))
-        inputs = _prepare(self.formula, data) if self.mixed else _prepare_ols(self.parsed, self.formula, data)
+        inputs = prepare_inputs(self.formula, data) if self.mixed else prepare_fixed_part(self.parsed, data)
         self._cache = (data[self.predictors].copy(), inputs)
         return inputs
 
@@ -113,61 +114,22 @@ class _Model:
         return _ols_pvalue(inputs, test, method, self.formula), False
 
 
-def _prepare(formula: str, data: pd.DataFrame):
-    from .design.inputs import prepare_inputs
-
-    return prepare_inputs(formula, data)
-
-
-@dataclass(frozen=True)
-class _OlsInputs:
-    """What an OLS fit needs: the model matrix and the response (offset removed)."""
-
-    x: np.ndarray
-    names: tuple[str, ...]
-    y: np.ndarray
-    offset: np.ndarray | None
-    n_dropped: int
-
-
-def _prepare_ols(parsed, formula: str, data: pd.DataFrame) -> _OlsInputs:
-    from .design.checks import drop_aliased_columns
-    from .design.fixed import build_design, build_response
-    from .design.frame import model_frame, required_variables
-
-    used = required_variables(parsed.fixed) | required_variables(parsed.response)
-    mf = model_frame(data.reset_index(drop=True), sorted(used))
-    design, _ = drop_aliased_columns(build_design(parsed.fixed, mf.data))
-    y = build_response(parsed.response, mf.data)
-    return _OlsInputs(design.matrix, tuple(design.column_names), y, design.offset, mf.n_dropped)
-
-
-def _ols_pvalue(inputs: _OlsInputs, test: str, method: str, formula: str) -> float:
+def _ols_pvalue(inputs: ModelInputs, test: str, method: str, formula: str) -> float:
     """p-value of one coefficient in an ordinary least-squares fit (no random effects)."""
-    x, j = inputs.x, _column_index(inputs.names, test, formula)
+    x, j = inputs.fixed.matrix, _column_index(inputs.fixed.column_names, test, formula)
     y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
     n, p = x.shape
     if n <= p:
         raise ModelSpecError(f"{n} observations cannot estimate {p} coefficients of {formula!r}")
-    q, r = np.linalg.qr(x)
-    beta = np.linalg.solve(r, q.T @ y)
-    resid = y - x @ beta
-    rss = float(resid @ resid)
+    fit = lstsq(x, y, alias=False)  # X's aliased columns are already dropped
     if method == "lrt":
-        return _chi2_1_pvalue(n * np.log(_rss(np.delete(x, j, axis=1), y) / rss))
-    rinv = np.linalg.solve(r, np.eye(p))
-    se = np.sqrt(rss / (n - p) * np.sum(rinv[j] ** 2))
-    return float(2 * special.stdtr(n - p, -abs(beta[j] / se)))
+        return _chi2_1_pvalue(n * np.log(lstsq(np.delete(x, j, axis=1), y, alias=False).rss / fit.rss))
+    return float(2 * special.stdtr(n - p, -abs(fit.coef[j] / fit.std_errors()[j])))
 
 
 def _chi2_1_pvalue(stat: float) -> float:
     """Upper tail of chi-square with 1 df (negative statistics from round-off count as 0)."""
     return float(special.chdtrc(1, max(stat, 0.0)))
-
-
-def _rss(x: np.ndarray, y: np.ndarray) -> float:
-    resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-    return float(resid @ resid)
 
 
 def _column_index(names: Sequence[str], test: str, formula: str) -> int:
@@ -195,17 +157,10 @@ def _lmer_pvalue(inputs, test: str, method: str, formula: str) -> tuple[float, b
     return float(table["Pr(>|t|)"].iloc[j]), fit.is_singular
 
 
-def _drop_fixed_column(inputs, j: int):
+def _drop_fixed_column(inputs: ModelInputs, j: int) -> ModelInputs:
     """The same model inputs without column j of X (the null model of a 1-df test)."""
-    fixed = inputs.fixed
-    keep = [k for k in range(len(fixed.column_names)) if k != j]
-    reduced = replace(
-        fixed,
-        matrix=np.ascontiguousarray(fixed.matrix[:, keep]),
-        column_names=tuple(fixed.column_names[k] for k in keep),
-        _columns=tuple(fixed._columns[k] for k in keep) if fixed._columns else (),
-    )
-    return replace(inputs, fixed=reduced)
+    keep = [k for k in range(len(inputs.fixed.column_names)) if k != j]
+    return replace(inputs, fixed=inputs.fixed.keep_columns(keep))
 
 
 # --------------------------------------------------------------------------- the loop
