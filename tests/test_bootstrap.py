@@ -206,6 +206,6 @@ def test_glmer_bootstrap_refits_the_glmm():
 def test_public_names():
     assert mm.bootstrap is bootstrap
     from mixedmodels.inference.compare import anova, ranova
-    from mixedmodels.linear_models import glm, lm
+    from mixedmodels.linear_models.model import glm, lm
 
     assert (mm.anova, mm.ranova, mm.lm, mm.glm) == (anova, ranova, lm, glm)

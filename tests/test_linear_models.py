@@ -16,7 +16,8 @@ import pytest
 
 import mixedmodels as mm
 from conftest import dataset, reference
-from mixedmodels.linear_models import LmResults, glm, lm
+from mixedmodels.linear_models.model import glm, lm
+from mixedmodels.linear_models.results import LmResults
 
 RTOL = 1e-8
 

@@ -271,7 +271,7 @@ def _fit_reduced(result: Any, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         if not terms:
-            from ..linear_models import LinearModel
+            from ..linear_models.model import LinearModel
 
             return LinearModel(inputs).fit()
         from ..lmm import LinearMixedModel

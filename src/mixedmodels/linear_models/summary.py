@@ -10,15 +10,10 @@ legend of the stars quotes with ``'``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .format import Printable, coefmat_lines, format_g, format_pval, format_sig, quantile_lines, signif_legend
-
-if TYPE_CHECKING:
-    from .glm_fit import GlmResults
-    from .linear_models import LmResults
+from ..fitted import Fit, GeneralizedFit
+from ..format import Printable, coefmat_lines, format_g, format_pval, format_sig, quantile_lines, signif_legend
 
 __all__ = ["LmSummary", "GlmSummary"]
 
@@ -28,7 +23,8 @@ _LEGEND = signif_legend(utf8=False)
 class LmSummary(Printable):
     """``summary(lm)``: residual quantiles, coefficients with t tests, R-squared and the F test."""
 
-    def __init__(self, result: "LmResults"):
+    def __init__(self, result: Fit):
+        """``result``: an :class:`~.results.LmResults`."""
         self.result = result
 
     def lines(self) -> list[str]:
@@ -58,7 +54,8 @@ class LmSummary(Printable):
 class GlmSummary(Printable):
     """``summary(glm)``: coefficients with z (or t) tests, dispersion, deviances, AIC, iterations."""
 
-    def __init__(self, result: "GlmResults"):
+    def __init__(self, result: GeneralizedFit):
+        """``result``: a :class:`~.results.GlmResults`."""
         self.result = result
 
     def lines(self) -> list[str]:
