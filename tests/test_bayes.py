@@ -321,7 +321,7 @@ def _penicillin_quadrature() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mixture, evaluated on a log grid of (theta_plate, theta_sample, sigma).
     Returns the mixture's weights, means and SDs.
     """
-    from mixedmodels.lmm import LinearMixedModel
+    from mixedmodels.lmm.model import LinearMixedModel
 
     model = LinearMixedModel.from_formula("diameter ~ 1 + (1 | plate) + (1 | sample)", dataset("Penicillin"))
     n, p = model.nobs, 1

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
 from mixedmodels.inference.bootstrap import BootstrapResult, _replace_last_row, bootstrap, refit
-from mixedmodels.lmm import LinearMixedModel
+from mixedmodels.lmm.model import LinearMixedModel
 
 NSIM = 200
 

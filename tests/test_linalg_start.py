@@ -140,7 +140,7 @@ def test_fits_from_either_start_reach_the_same_optimum():
 
 
 def test_a_failing_moment_estimate_falls_back_to_lme4s_start(monkeypatch):
-    import mixedmodels.lmm as lmm
+    import mixedmodels.lmm.model as lmm
 
     def broken(cp):
         raise np.linalg.LinAlgError("singular")

@@ -206,7 +206,7 @@ def test_offset_argument_equals_offset_term(sleepstudy):
 
 def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
     """The fit keeps the factorization of its best evaluation; a fresh one at the same theta gives the same results."""
-    from mixedmodels.results import LmerResults
+    from mixedmodels.lmm.results import LmerResults
 
     np.testing.assert_array_equal(sleep_fit._factor.theta, sleep_fit.theta)
     assert sleep_fit.objective == sleep_fit.optinfo.fmin

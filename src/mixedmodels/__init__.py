@@ -29,9 +29,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
-    "lmer": "mixedmodels.lmm",
-    "LinearMixedModel": "mixedmodels.lmm",
-    "LmerResults": "mixedmodels.results",
+    "lmer": "mixedmodels.lmm.model",
+    "LinearMixedModel": "mixedmodels.lmm.model",
+    "LmerResults": "mixedmodels.lmm.results",
     "OptimizerSettings": "mixedmodels.optim",
     "glmer": "mixedmodels.glmm",
     "GeneralizedLinearMixedModel": "mixedmodels.glmm",

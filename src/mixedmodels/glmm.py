@@ -39,7 +39,7 @@ from .errors import ModelSpecError
 from .families import Family, GlmResponse, get_family
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from .design.inputs import ModelInputs, prepare_glmm_inputs
-from .lmm import ThetaParameters
+from .lmm.model import ThetaParameters
 from .optim import OptimizerSettings
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def glmer(
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from .errors import MixedModelsWarning
-        from .lmm import lmer
+        from .lmm.model import lmer
 
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)

@@ -29,9 +29,9 @@ import pandas as pd
 from scipy import stats
 
 from .errors import MixedModelsError, ModelSpecError
-from .results import LmerResults
+from .lmm.results import LmerResults
 from .format import coefmat_lines, deparse_lines
-from .summary import LmerSummary
+from .lmm.summary import LmerSummary
 
 if TYPE_CHECKING:
     from .families import Family

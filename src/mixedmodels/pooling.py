@@ -43,7 +43,7 @@ from .linalg.lstsq import LeastSquares, lstsq
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .results import LmerResults
+    from .lmm.results import LmerResults
 
 __all__ = ["compare_pooling", "PoolingComparison", "LeastSquaresFit", "APPROACHES"]
 
@@ -524,13 +524,13 @@ def _select_levels(cmp: PoolingComparison, groups) -> list[str]:
 
 
 def _fit_model(formula, data, kwargs: Mapping[str, Any]) -> "LmerResults":
-    from .results import LmerResults
+    from .lmm.results import LmerResults
 
     if isinstance(formula, LmerResults):
         if kwargs:
             raise MixedModelsError(f"arguments {sorted(kwargs)} apply when fitting; a fitted model was given")
         return formula
-    from .lmm import lmer
+    from .lmm.model import lmer
 
     return lmer(formula, data, **kwargs)
 

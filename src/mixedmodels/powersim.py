@@ -142,7 +142,7 @@ def _column_index(names: Sequence[str], test: str, formula: str) -> int:
 
 def _lmer_pvalue(inputs, test: str, method: str, formula: str) -> tuple[float, bool]:
     """p-value of one fixed effect of a linear mixed model, and whether the fit is singular."""
-    from .lmm import LinearMixedModel
+    from .lmm.model import LinearMixedModel
 
     j = _column_index(inputs.fixed.column_names, test, formula)
     if method == "lrt":

@@ -66,6 +66,7 @@ __all__ = [
     "DesignMatrix",
     "build_design",
     "build_response",
+    "level_label",
 ]
 
 # ---------------------------------------------------------------------------
@@ -145,7 +146,7 @@ def _default_contrast(values: Any) -> str:
 # Factor levels and labels
 
 
-def _label(value: Any) -> str:
+def level_label(value: Any) -> str:
     """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
@@ -168,7 +169,7 @@ def _as_labelled(values: Any) -> pd.Series:
         cat = pd.Categorical(series, categories=[False, True])
     else:
         cat = pd.Categorical(series)
-    labels = [_label(c) for c in cat.categories]
+    labels = [level_label(c) for c in cat.categories]
     if len(set(labels)) == len(labels):
         cat = cat.rename_categories(labels)
     return pd.Series(cat, index=series.index, name=series.name)
@@ -230,7 +231,7 @@ def _factor_levels(
                 f"{', '.join(map(repr, trained))})"
             )
         return list(trained)
-    known = [_label(v) for v in levels] if levels is not None else _observed_levels(labelled)
+    known = [level_label(v) for v in levels] if levels is not None else _observed_levels(labelled)
     if len(known) < 2:
         raise DataError(
             f"{what} has only {len(known)} level(s) {known} in the data; "

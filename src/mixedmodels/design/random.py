@@ -20,7 +20,7 @@ from .covariance import theta_names
 from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +79,17 @@ class RandomEffectsTerm:
 
     def __str__(self) -> str:
         return f"({self.expr or ' + '.join(self.column_names)} | {self.group})"
+
+
+def unique_group_names(groups: list[str]) -> list[str]:
+    """lme4's names for repeated grouping factors: Subject, Subject.1, Subject.2, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for g in groups:
+        count = seen.get(g, 0)
+        out.append(g if count == 0 else f"{g}.{count}")
+        seen[g] = count + 1
+    return out
 
 
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:

@@ -143,7 +143,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
 
 def _fit(data: pd.DataFrame) -> tuple[Any, list[str]]:
     """REML fit of the random-intercept model; mixedmodels' warnings are returned as text."""
-    from ..lmm import lmer
+    from ..lmm.model import lmer
 
     with _FIT_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MixedModelsWarning)

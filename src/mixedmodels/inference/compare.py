@@ -129,7 +129,7 @@ def _is_reml(model: Any) -> bool:
 
 def _ml_refit(model: Any) -> Any:
     """The same linear mixed model fitted by maximum likelihood, started at the REML estimates."""
-    from ..lmm import LinearMixedModel
+    from ..lmm.model import LinearMixedModel
 
     definition = LinearMixedModel.from_inputs(model.model.inputs, REML=False)
     with warnings.catch_warnings():
@@ -274,6 +274,6 @@ def _fit_reduced(result: Any, terms: tuple[RandomEffectsTerm, ...]) -> Any:
             from ..linear_models.model import LinearModel
 
             return LinearModel(inputs).fit()
-        from ..lmm import LinearMixedModel
+        from ..lmm.model import LinearMixedModel
 
         return LinearMixedModel.from_inputs(inputs, REML=result.REML).fit()

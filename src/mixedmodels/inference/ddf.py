@@ -31,7 +31,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,11 +40,10 @@ from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..fitted import MixedFit, is_generalized, is_mixed
 from . import _numderiv
 from .kenward_roger import KenwardRoger, compute_kenward_roger
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = [
     "coef_table",
@@ -55,8 +54,6 @@ __all__ = [
     "contrast_se_df",
     "contrast_matrix",
     "residual_df",
-    "is_mixed",
-    "is_generalized",
     "Satterthwaite",
     "KenwardRoger",
 ]
@@ -97,16 +94,6 @@ def _cached(result: Any, key: str, compute):
     if key not in store:
         store[key] = compute(result)
     return store[key]
-
-
-def is_mixed(result: Any) -> bool:
-    """True for a fit with random effects (it has theta); False for lm/glm fits."""
-    return hasattr(result, "theta") and hasattr(result, "model")
-
-
-def is_generalized(result: Any) -> bool:
-    """True for a GLMM or GLM fit (it carries a family)."""
-    return getattr(result, "family", None) is not None
 
 
 # --- Satterthwaite ---------------------------------------------------------------------
@@ -211,7 +198,7 @@ class _ThetaPieces:
             self.bar.close()
 
 
-def _compute_satterthwaite(result: "LmerResults") -> Satterthwaite:
+def _compute_satterthwaite(result: MixedFit) -> Satterthwaite:
     model = result.model
     p, sigma = model.nfixef, float(result.sigma)
     n_eff = model.nobs - (p if model.REML else 0)
@@ -274,13 +261,13 @@ def _require_lmm(result: Any, method: str) -> None:
         )
 
 
-def satterthwaite(result: "LmerResults") -> Satterthwaite:
+def satterthwaite(result: MixedFit) -> Satterthwaite:
     """Satterthwaite building blocks of an lmer fit (computed once per fit and cached)."""
     _require_lmm(result, "Satterthwaite")
     return _cached(result, "satterthwaite", _compute_satterthwaite)
 
 
-def satterthwaite_df(result: "LmerResults", L: Any) -> np.ndarray:
+def satterthwaite_df(result: MixedFit, L: Any) -> np.ndarray:
     """Satterthwaite df of the contrasts ``L beta`` (one per row of ``L``; a vector is one contrast).
 
     ``L`` may be an array ``(k, p)`` or a DataFrame with the fixed-effect names as columns.
@@ -288,7 +275,7 @@ def satterthwaite_df(result: "LmerResults", L: Any) -> np.ndarray:
     return satterthwaite(result).df(contrast_matrix(result, L))
 
 
-def kenward_roger(result: "LmerResults") -> KenwardRoger:
+def kenward_roger(result: MixedFit) -> KenwardRoger:
     """Kenward-Roger adjusted covariance and building blocks of a REML lmer fit (cached).
 
     ``kenward_roger(m).vcov_adjusted`` is pbkrtest's ``vcovAdj(m)``;

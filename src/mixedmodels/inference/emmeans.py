@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import _label, build_design
+from ..design.fixed import build_design, level_label
 from ..design.frame import required_variables
 from ..errors import MixedModelsError
-from .ddf import contrast_se_df, is_generalized, is_mixed, normalize_ddf
+from ..fitted import is_generalized, is_mixed
+from .ddf import contrast_se_df, normalize_ddf
 from .kenward_roger import MAX_RANDOM_EFFECTS
 
 __all__ = ["emmeans", "contrast", "MarginalMeans"]
@@ -111,10 +112,10 @@ def _reference_grid(inputs: Any, at: Mapping[str, Any] | None) -> _Grid:
             levels = _levels(column)
             if name in at:
                 chosen = list(np.atleast_1d(at[name]))
-                bad = [v for v in chosen if _label(v) not in {_label(x) for x in levels}]
+                bad = [v for v in chosen if level_label(v) not in {level_label(x) for x in levels}]
                 if bad:
                     raise MixedModelsError(f"'at' gives level(s) {bad} of {name!r}, which has levels {levels}")
-                levels = [x for x in levels if _label(x) in {_label(v) for v in chosen}]
+                levels = [x for x in levels if level_label(x) in {level_label(v) for v in chosen}]
             factors[name] = levels
         else:
             covariates[name] = at.get(name, float(column.mean()))
@@ -178,12 +179,12 @@ def _cell_matrix(x_grid: np.ndarray, grid: pd.DataFrame, keys: list[str], cells:
     """Equal-weight averages of the grid rows in each cell."""
     if not keys:
         return x_grid.mean(axis=0, keepdims=True)
-    labels = grid[keys].map(_label) if hasattr(grid, "map") else grid[keys].applymap(_label)
+    labels = grid[keys].map(level_label) if hasattr(grid, "map") else grid[keys].applymap(level_label)
     out = []
     for _, cell in cells.iterrows():
         mask = np.ones(len(grid), dtype=bool)
         for k in keys:
-            mask &= (labels[k] == _label(cell[k])).to_numpy()
+            mask &= (labels[k] == level_label(cell[k])).to_numpy()
         out.append(x_grid[mask].mean(axis=0))
     return np.array(out)
 
@@ -313,7 +314,7 @@ def _label_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """Level columns as ordered Categoricals of R's labels."""
     out = {}
     for name in cells.columns:
-        labels = [_label(v) for v in cells[name]]
+        labels = [level_label(v) for v in cells[name]]
         out[name] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
     return pd.DataFrame(out)
 

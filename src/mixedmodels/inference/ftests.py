@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,10 +41,9 @@ from scipy import stats
 from ..design.checks import drop_aliased_columns
 from ..design.fixed import DesignMatrix, build_design
 from ..errors import MixedModelsError
-from .ddf import contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
+from ..fitted import MixedFit, is_generalized, is_mixed
+from .ddf import contrast_matrix, kenward_roger, normalize_ddf, satterthwaite
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["anova_table", "f_test", "fixed_terms", "term_hypotheses", "FixedTerm"]
 
@@ -273,7 +272,7 @@ def _kenward_roger_test(result: Any, L: np.ndarray) -> dict[str, float]:
     return _row(f_unscaled, q, ddf, result.sigma, scale)
 
 
-def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Series:
+def f_test(result: MixedFit, L: Any, ddf: str = "satterthwaite") -> pd.Series:
     """F test of ``L beta = 0`` (lmerTest's ``contestMD``): Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)."""
     method = normalize_ddf(ddf)
     if method is None:
@@ -285,7 +284,7 @@ def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Seri
     return pd.Series(row)[_COLUMNS]
 
 
-def anova_table(result: "LmerResults", ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+def anova_table(result: MixedFit, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
     """F tests per fixed-effect term with lmerTest's defaults (type III, Satterthwaite).
 
     Returns a DataFrame indexed by term with columns Sum Sq, Mean Sq, NumDF,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -39,10 +39,9 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
+from ..fitted import MixedFit, is_generalized, is_mixed
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["ProfileResult", "profile", "parameter_names", "parameter_values"]
 
@@ -53,7 +52,7 @@ _LOWER_DEVIANCE_TOL = 1e-6  # (relative) a point this far below the fit's devian
 # --- the parameters -------------------------------------------------------------
 
 
-def parameter_names(result: "LmerResults") -> list[str]:
+def parameter_names(result: MixedFit) -> list[str]:
     """lme4's names of all parameters, as ``confint(..., oldNames = FALSE)`` shows them.
 
     ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
@@ -91,7 +90,7 @@ def _select(params: list[_Parameter], which) -> list[_Parameter]:
     return [p for i, p in enumerate(params) if i in chosen]
 
 
-def parameter_values(result: "LmerResults") -> pd.Series:
+def parameter_values(result: MixedFit) -> pd.Series:
     """The fit's parameters with lme4's names: SDs and correlations (as ``VarCorr``),
     sigma and the fixed effects -- what ``confint`` gives intervals for."""
     params = _parameters(result)
@@ -167,7 +166,7 @@ class _Walk:
         return points
 
 
-def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate: float, delta: float) -> float:
+def _first_step(fit: MixedFit, dev: _Deviance, param: _Parameter, estimate: float, delta: float) -> float:
     """A step expected to change zeta by about ``delta`` (large-sample standard errors)."""
     sigma = fit.sigma
     if param.kind == "fixef":
@@ -181,7 +180,7 @@ def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate:
     return delta * max(1.0 - estimate**2, 0.01) / np.sqrt(nlevels)
 
 
-def _ml_fit(result: "LmerResults") -> "LmerResults":
+def _ml_fit(result: MixedFit) -> MixedFit:
     """The ML fit whose deviance is profiled (the fit itself unless it is REML)."""
     if not result.REML:
         return result
@@ -294,7 +293,7 @@ class ProfileResult:
 
     def plot(self, **kwargs):
         """Zeta plots, one panel per parameter (:func:`mixedmodels.plots.profile_zeta`; needs matplotlib)."""
-        from ..plots import profile_zeta
+        from ..plots import profile_zeta  # upward: a convenience method (see tests/test_layering.py)
 
         return profile_zeta(self, **kwargs)
 
@@ -314,7 +313,7 @@ def _spline(values: np.ndarray, zetas: np.ndarray) -> CubicSpline:
 
 
 def profile(
-    result: "LmerResults",
+    result: MixedFit,
     *,
     which: str | int | Iterable[str | int] | None = None,
     alphamax: float = 0.01,
@@ -390,17 +389,16 @@ def profile(
     )
 
 
-def _check_profilable(result) -> None:
-    from ..lmm import LinearMixedModel
-
-    if not isinstance(getattr(result, "model", None), LinearMixedModel):
+def _check_profilable(result: MixedFit) -> None:
+    """Profiles re-solve a linear mixed model's penalized least squares (its ``model.crossprods``)."""
+    if not is_mixed(result) or is_generalized(result):
         raise MixedModelsError(
             f"profile() needs a linear mixed model fitted with mm.lmer, not {type(result).__name__}; "
             "for other models use confint(method='wald') or confint(method='boot')"
         )
 
 
-def _profile_one(walk: _Walk, fit: "LmerResults", param: _Parameter, position: int) -> pd.DataFrame:
+def _profile_one(walk: _Walk, fit: MixedFit, param: _Parameter, position: int) -> pd.DataFrame:
     """All points of one parameter's profile, ordered by value."""
     estimate = walk.estimates[position]
     if not np.isfinite(estimate):

@@ -8,20 +8,20 @@ import numpy as np
 from scipy import stats
 
 from ..errors import MixedModelsError
+from ..fitted import MixedFit
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, pyplot, single_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..results import LmerResults
 
 __all__ = ["caterpillar", "ranef_scatter"]
 
 _MAX_TICK_LABELS = 40
 
 
-def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
+def _chosen_groups(fit: MixedFit, groups) -> list[str]:
     available = list(fit.ranef().keys())
     if groups is None:
         return available
@@ -33,7 +33,7 @@ def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
 
 
 def caterpillar(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     groups: str | Sequence[str] | None = None,
     level: float = 0.95,
@@ -96,7 +96,7 @@ def _caterpillar_row(row, group: str, frame, z: float, sort: bool) -> None:
 
 
 def ranef_scatter(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     group: str | None = None,
     terms: Sequence[str] | None = None,
@@ -150,7 +150,7 @@ def ranef_scatter(
     return fig
 
 
-def _scatter_terms(fit: "LmerResults", group: str | None, terms) -> tuple[str, list[str]]:
+def _scatter_terms(fit: MixedFit, group: str | None, terms) -> tuple[str, list[str]]:
     ranef = fit.ranef()
     if group is None:
         group = next((g for g, f in ranef.items() if f.shape[1] >= 2), None)

@@ -15,32 +15,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .convergence import BOUNDARY_TOLERANCE
-from .linalg.dense import triangular_inverse
-from .optim import OptInfo
+from ..convergence import BOUNDARY_TOLERANCE
+from ..design.random import unique_group_names
+from ..errors import MixedModelsError
+from ..fitted import InformationCriteria, MixedModel
+from ..linalg.dense import triangular_inverse
+from ..optim import OptInfo
 
 if TYPE_CHECKING:
-    from .lmm import LinearMixedModel
-    from .linalg import Factorization
+    from ..linalg import Factorization
 
 __all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
 
 
-def _unique_group_names(groups: list[str]) -> list[str]:
-    """lme4's names for repeated grouping factors: Subject, Subject.1, Subject.2, ..."""
-    seen: dict[str, int] = {}
-    out = []
-    for g in groups:
-        count = seen.get(g, 0)
-        out.append(g if count == 0 else f"{g}.{count}")
-        seen[g] = count + 1
-    return out
-
-
 @dataclass(frozen=True, eq=False)
-class LmerResults:
+class LmerResults(InformationCriteria):
     """A fitted linear mixed model.
 
     Attributes
@@ -59,7 +50,7 @@ class LmerResults:
         Optimizer log: evaluations, time, convergence message.
     """
 
-    model: "LinearMixedModel"
+    model: MixedModel
     theta: np.ndarray
     beta: np.ndarray
     sigma: float
@@ -69,7 +60,7 @@ class LmerResults:
     _spherical: tuple[np.ndarray, ...]
 
     @classmethod
-    def from_fit(cls, model: "LinearMixedModel", info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
+    def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
         """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
         if factor is None:
             factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
@@ -151,14 +142,6 @@ class LmerResults:
         return self.objective
 
     @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
-
-    @property
     def df_resid(self) -> int:
         return self.nobs - self.npar
 
@@ -173,7 +156,7 @@ class LmerResults:
     @property
     def covariances(self) -> dict[str, np.ndarray]:
         """Covariance matrix of each term's random effects, keyed by lme4's group name."""
-        names = _unique_group_names([t.group for t in self.terms])
+        names = unique_group_names([t.group for t in self.terms])
         return {n: self.sigma**2 * lam @ lam.T for n, lam in zip(names, self.relative_factors())}
 
     @property
@@ -199,7 +182,7 @@ class LmerResults:
 
     @cached_property
     def _condsd(self) -> list[np.ndarray]:
-        from .linalg.condvar import conditional_variances
+        from ..linalg.condvar import conditional_variances
 
         variances = conditional_variances(self._factor)
         return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self.relative_factors(), variances)]
@@ -258,8 +241,6 @@ class LmerResults:
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
         if type not in ("response", "pearson"):
-            from .errors import MixedModelsError
-
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
@@ -276,25 +257,25 @@ class LmerResults:
         ``ddf`` is None (no p-values, as lme4), ``"satterthwaite"`` or
         ``"kenward-roger"`` (lmerTest / pbkrtest).
         """
-        from .inference.ddf import coef_table
+        from ..inference.ddf import coef_table  # upward: a convenience method (see tests/test_layering.py)
 
         return coef_table(self, ddf=ddf)
 
     def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
         """F tests per fixed-effect term (lmerTest's anova: type III by default, or type 1)."""
-        from .inference.ftests import anova_table
+        from ..inference.ftests import anova_table  # upward: a convenience method
 
         return anova_table(self, ddf=ddf, type=type)
 
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""
-        from .inference.intervals import confint
+        from ..inference.intervals import confint  # upward: a convenience method
 
         return confint(self, method=method, level=level, **kwargs)
 
     def profile(self, **kwargs):
         """Zeta profiles of the parameters (lme4's profile.merMod)."""
-        from .inference.profile import profile
+        from ..inference.profile import profile  # upward: a convenience method
 
         return profile(self, **kwargs)
 
@@ -304,7 +285,7 @@ class LmerResults:
 
         Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
         """
-        from .predict import predict
+        from ..predict import predict  # upward: a convenience method
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
@@ -314,7 +295,7 @@ class LmerResults:
 
         Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
         """
-        from .simulate import simulate
+        from ..simulate import simulate  # upward: a convenience method
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
 

@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ._threads import blas_threads_for
-from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
-from .design.covariance import initial_theta, theta_lower_bounds
-from .design.inputs import ModelInputs, prepare_inputs
-from .errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
-from .linalg import BlockedCrossProducts, Factorization
-from .linalg.start import moment_start
-from .optim import OptInfo, OptimizerSettings, minimize_bounded
-
-if TYPE_CHECKING:
-    from .results import LmerResults
+from .._threads import blas_threads_for
+from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
+from ..design.covariance import initial_theta, theta_lower_bounds
+from ..design.inputs import ModelInputs, prepare_inputs
+from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
+from ..linalg import BlockedCrossProducts, Factorization
+from ..linalg.start import moment_start
+from ..optim import OptInfo, OptimizerSettings, minimize_bounded
+from .results import LmerResults
 
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
@@ -132,13 +130,11 @@ class LinearMixedModel(ThetaParameters):
         return self.objective_from(self.crossprods.objective_factor(theta))
 
     # --- fitting ----------------------------------------------------------------
-    def results_at(self, theta: np.ndarray) -> "LmerResults":
+    def results_at(self, theta: np.ndarray) -> LmerResults:
         """Results (beta, sigma, modes, ...) at a given theta, without optimizing.
 
         Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
         """
-        from .results import LmerResults
-
         theta = np.asarray(theta, dtype=float)
         value = self.objective(theta)
         info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
@@ -198,14 +194,12 @@ class LinearMixedModel(ThetaParameters):
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
         return info, best_factor.at(info.final)
 
-    def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
+    def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
         """Minimize the objective over theta and return the results.
 
         ``start`` is theta in the units of the data; by default
         :meth:`starting_theta` picks lme4's start or a moment estimate.
         """
-        from .results import LmerResults
-
         info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
@@ -265,7 +259,7 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
-) -> "LmerResults":
+) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
     Parameters

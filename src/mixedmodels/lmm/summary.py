@@ -7,14 +7,10 @@ the requested significant digits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .format import Printable, abbreviate, coefmat_lines, common_width, deparse_lines, format_r, quantile_lines, table_lines
-
-if TYPE_CHECKING:
-    from .results import LmerResults
+from ..fitted import MixedFit
+from ..format import Printable, abbreviate, coefmat_lines, common_width, deparse_lines, format_r, quantile_lines, table_lines
 
 __all__ = ["LmerSummary"]
 
@@ -34,11 +30,11 @@ def _correlation_text(cov: np.ndarray) -> list[list[str]]:
 class LmerSummary(Printable):
     """The printed summary of a fit; ``str()`` gives lme4's text layout."""
 
-    def __init__(self, result: "LmerResults", ddf: str | None = None):
+    def __init__(self, result: MixedFit, ddf: str | None = None):
         self.result = result
         self.ddf = ddf
         if ddf is not None:  # refuse a bad method now, not when the summary is printed
-            from .inference.ddf import coef_table
+            from ..inference.ddf import coef_table  # upward: summary(ddf=...) is lmerTest's (see tests/test_layering.py)
 
             coef_table(result, ddf=ddf)
 
@@ -100,7 +96,7 @@ class LmerSummary(Printable):
 
     @property
     def _ddf(self) -> str | None:
-        from .inference.ddf import normalize_ddf
+        from ..inference.ddf import normalize_ddf  # upward: summary(ddf=...)
 
         return normalize_ddf(self.ddf)
 
