@@ -30,8 +30,8 @@ from scipy import stats
 
 import mixedmodels as mm
 from mixedmodels.errors import DataError, MixedModelsWarning, ModelSpecError, SingularFitWarning
-from mixedmodels.glmm import GeneralizedLinearMixedModel, gauss_hermite
-from mixedmodels.glmm_fit import fd_hessian
+from mixedmodels.glmm.fit import fd_hessian
+from mixedmodels.glmm.model import GeneralizedLinearMixedModel, gauss_hermite
 from conftest import as_list, dataset, reference
 
 GLMM_DIR = Path(__file__).parent / "reference" / "glmm"

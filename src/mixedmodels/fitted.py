@@ -14,6 +14,8 @@ without an import cycle.
 :class:`GeneralizedFit`  a fit with a family (glm, glmer)
 :class:`Model`         a model defined but not fitted: its inputs (lme4's lFormula stage)
 :class:`MixedModel`    ... with random effects: theta's bounds and names, each term's layout
+:class:`GeneralizedMixedModel`  ... with a family: PIRLS and the deviance at its solutions
+                       (what glmer's fit stages and results use of the model)
 =====================  =====================================================================
 
 :func:`is_mixed` and :func:`is_generalized` tell the kinds apart (a fit of
@@ -36,11 +38,12 @@ import pandas as pd
 if TYPE_CHECKING:
     from .design.inputs import ModelInputs
     from .design.random import RandomEffectsTerm
-    from .families import Family
+    from .families import Family, GlmResponse
     from .linalg.blocked import TermLayout
+    from .linalg.pirls import Pirls, PirlsResult
 
-__all__ = ["Fit", "MixedFit", "GeneralizedFit", "Model", "MixedModel", "InformationCriteria", "is_mixed",
-           "is_generalized"]
+__all__ = ["Fit", "MixedFit", "GeneralizedFit", "Model", "MixedModel", "GeneralizedMixedModel",
+           "InformationCriteria", "is_mixed", "is_generalized"]
 
 
 class Model(Protocol):
@@ -70,6 +73,36 @@ class MixedModel(Model, Protocol):
 
     @property
     def layouts(self) -> Sequence[TermLayout]: ...
+
+
+class GeneralizedMixedModel(MixedModel, Protocol):
+    """A GLMM: its response and family, PIRLS, and the Laplace / quadrature deviance at a PIRLS solution."""
+
+    @property
+    def response(self) -> GlmResponse: ...
+
+    @property
+    def family(self) -> Family: ...
+
+    @property
+    def pirls(self) -> Pirls: ...
+
+    @property
+    def theta_start(self) -> np.ndarray: ...
+
+    @property
+    def theta_scales(self) -> np.ndarray: ...
+
+    @property
+    def nranef(self) -> int: ...
+
+    def eta_start(self) -> np.ndarray: ...
+
+    def laplace_value(self, res: PirlsResult) -> float: ...
+
+    def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float: ...
+
+    def sigma_at(self, res: PirlsResult) -> float: ...
 
 
 class Fit(Protocol):

@@ -1,6 +1,6 @@
 """Generalized linear mixed models: the model, its Laplace / quadrature deviance, and ``glmer``.
 
-The pipeline mirrors :mod:`mixedmodels.lmm`::
+The pipeline mirrors :mod:`mixedmodels.lmm.model`::
 
     model = GeneralizedLinearMixedModel.from_formula(
         "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
@@ -19,10 +19,10 @@ with the family's normalising constants (R's ``family$aic``).  For ``nAGQ > 1``
 the Laplace step level by level; like lme4, that deviance is built from the
 deviance residuals, so its log-likelihood omits the normalising constants.
 
-Fitting follows lme4's two stages: first theta alone with beta taken from
-PIRLS (the ``nAGQ = 0`` criterion), then theta and beta together.  The
-covariance of beta is lme4's default: twice the inverse of the finite-difference
-Hessian of the deviance over (theta, beta), beta block.
+Fitting (:mod:`.fit`) follows lme4's two stages: first theta alone with beta
+taken from PIRLS (the ``nAGQ = 0`` criterion), then theta and beta together.
+The covariance of beta is lme4's default: twice the inverse of the
+finite-difference Hessian of the deviance over (theta, beta), beta block.
 """
 
 from __future__ import annotations
@@ -30,20 +30,19 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .errors import ModelSpecError
-from .families import Family, GlmResponse, get_family
-from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
-from .design.inputs import ModelInputs, prepare_glmm_inputs
-from .lmm.model import ThetaParameters
-from .optim import OptimizerSettings
-
-if TYPE_CHECKING:
-    from .glmm_results import GlmerResults
+from ..design.inputs import ModelInputs, prepare_glmm_inputs
+from ..errors import ModelSpecError
+from ..families import Family, GlmResponse, get_family
+from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
+from ..lmm.model import ThetaParameters
+from ..optim import OptimizerSettings
+from .fit import fit_glmm
+from .results import GlmerResults
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
 
@@ -192,10 +191,8 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return nAGQ
 
     # --- fitting ----------------------------------------------------------------------
-    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> "GlmerResults":
-        """Maximize the (approximate) likelihood; returns a :class:`~mixedmodels.glmm_results.GlmerResults`."""
-        from .glmm_fit import fit_glmm
-
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> GlmerResults:
+        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`."""
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS)
 
 
@@ -247,8 +244,8 @@ def glmer(
     """
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
-        from .errors import MixedModelsWarning
-        from .lmm.model import lmer
+        from ..errors import MixedModelsWarning
+        from ..lmm.model import lmer
 
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)

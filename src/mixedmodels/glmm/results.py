@@ -1,4 +1,4 @@
-"""The immutable results of a GLMM fit (lme4's ``glmerMod``) and its printed summary.
+"""The immutable results of a GLMM fit (lme4's ``glmerMod``).
 
 :class:`GlmerResults` keeps the lmer results contract (it extends
 :class:`~mixedmodels.results.LmerResults`, whose variance components, random
@@ -20,7 +20,6 @@ differs for a GLMM:
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,18 +27,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import MixedModelsError, ModelSpecError
-from .lmm.results import LmerResults
-from .format import coefmat_lines, deparse_lines
-from .lmm.summary import LmerSummary
+from ..errors import MixedModelsError, ModelSpecError
+from ..fitted import GeneralizedMixedModel
+from ..lmm.results import LmerResults
 
 if TYPE_CHECKING:
-    from .families import Family
-    from .glmm import GeneralizedLinearMixedModel
-    from .linalg.pirls import PirlsResult
-    from .optim import OptInfo
+    from ..families import Family
+    from ..linalg.pirls import PirlsResult
+    from ..optim import OptInfo
+    from .summary import GlmerSummary
 
-__all__ = ["GlmerResults", "GlmerSummary"]
+__all__ = ["GlmerResults"]
 
 _RESIDUAL_TYPES = ("deviance", "pearson", "working", "response")
 
@@ -75,7 +73,7 @@ class GlmerResults(LmerResults):
     _vcov_beta: np.ndarray
 
     @classmethod
-    def from_fit(cls, model: "GeneralizedLinearMixedModel", nAGQ: int, theta: np.ndarray, beta: np.ndarray,
+    def from_fit(cls, model: GeneralizedMixedModel, nAGQ: int, theta: np.ndarray, beta: np.ndarray,
                  res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None) -> "GlmerResults":
         """Assemble the results at the optimum (``vcov`` None: use ``R_X``)."""
         sigma = model.sigma_at(res)
@@ -188,6 +186,8 @@ class GlmerResults(LmerResults):
         """lme4's glmer summary layout (z tests); ``ddf`` does not apply."""
         if ddf is not None:
             raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        from .summary import GlmerSummary
+
         return GlmerSummary(self)
 
     @property
@@ -202,38 +202,3 @@ class GlmerResults(LmerResults):
     def __repr__(self) -> str:
         return (f"<GlmerResults {self.formula!r} ({self.family.name}, {self.link}; nAGQ={self.nAGQ}), "
                 f"logLik={self.loglik:.4f}>")
-
-
-# --------------------------------------------------------------------------- printing
-
-
-class GlmerSummary(LmerSummary):
-    """The printed summary of a glmer fit; ``str()`` gives lme4's text layout.
-
-    Residual quantiles, the random-effects table (no Residual row for families
-    without a dispersion), the groups line, the correlation of fixed effects and
-    the closing lines are :class:`~mixedmodels.summary.LmerSummary`'s; the
-    coefficient table is R's ``printCoefmat`` with z tests.
-    """
-
-    def _header(self) -> list[str]:
-        r: GlmerResults = self.result
-        title = r.method_title
-        if len(title) + 5 + len("glmerMod") > 80:  # lme4 wraps long titles at width - 2, indenting by 2
-            lines = textwrap.wrap(title, width=77, subsequent_indent="  ", break_on_hyphens=False)
-            lines[-1] += " [glmerMod]"
-        else:
-            lines = [f"{title} ['glmerMod']"]
-        lines.append(f" Family: {r.family.name}  ( {r.link} )")
-        formula = deparse_lines(r.formula)
-        lines.append(f"Formula: {formula[0]}")
-        lines.extend(f"    {line}" for line in formula[1:])
-        if r.model.inputs.weights is not None:
-            lines.append("Weights: given")
-        names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-        vals = [f"{v:.1f}" for v in (r.aic, r.bic, r.loglik, -2.0 * r.loglik)] + [str(r.df_resid)]
-        width = max(max(len(v) for v in vals), 8)
-        return lines + ["", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in vals)]
-
-    def _fixed_effects(self) -> list[str]:
-        return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]

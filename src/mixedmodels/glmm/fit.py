@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
-from ._threads import one_blas_thread
-from .linalg.dense import triangular_inverse
-from .design.covariance import lower_triangle
-from .errors import ConvergenceWarning, SingularFitWarning
-from .optim import OptimizerSettings, OptInfo, minimize_bounded
+from .._threads import one_blas_thread
+from ..design.covariance import lower_triangle
+from ..errors import ConvergenceWarning, SingularFitWarning
+from ..fitted import GeneralizedMixedModel
+from ..linalg.dense import triangular_inverse
+from ..optim import OptimizerSettings, OptInfo, minimize_bounded
+from .results import GlmerResults
 
 if TYPE_CHECKING:
-    from .glmm import GeneralizedLinearMixedModel
-    from .glmm_results import GlmerResults
-    from .linalg.pirls import PirlsResult
+    from ..linalg.pirls import PirlsResult
 
 __all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
 
@@ -80,7 +80,7 @@ def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
     return np.asarray(scaled, dtype=float) / model.theta_scales
 
 
-def _x_block_inverse_factor(model: "GeneralizedLinearMixedModel", theta: np.ndarray, res: "PirlsResult") -> np.ndarray:
+def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res: "PirlsResult") -> np.ndarray:
     """``C`` with ``C C' = sigma^2 (R_X' R_X)^-1`` (the RX covariance of beta), from the X block
     of the joint blocked factor at a PIRLS solution; sigma is 1 for families without a dispersion."""
     lx, _ = model.pirls.joint_factor(theta, res).fixed_factor()
@@ -330,15 +330,13 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-def fit_glmm(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSettings) -> "GlmerResults":
+def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
     """Both stages, the final PIRLS, the covariance of beta, and the results object."""
     with one_blas_thread():  # every matrix of a GLMM fit is small
         return _fit(model, nAGQ, settings)
 
 
-def _fit(model: "GeneralizedLinearMixedModel", nAGQ: int, settings: OptimizerSettings) -> "GlmerResults":
-    from .glmm_results import GlmerResults
-
+def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
     start = time.perf_counter()
     warm = _WarmStart(np.zeros(model.nranef))
     info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
