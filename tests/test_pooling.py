@@ -22,7 +22,8 @@ import pytest
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
 from mixedmodels.errors import MixedModelsError, ModelSpecError
-from mixedmodels.pooling import LeastSquaresFit, PoolingComparison
+from mixedmodels.pooling.layout import LeastSquaresFit
+from mixedmodels.pooling.results import PoolingComparison
 
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 

@@ -44,7 +44,7 @@ _LAZY = {
     "bootstrap": "mixedmodels.inference.bootstrap",
     "emmeans": "mixedmodels.inference.emmeans",
     "contrast": "mixedmodels.inference.emmeans",
-    "compare_pooling": "mixedmodels.pooling",
+    "compare_pooling": "mixedmodels.pooling.compare",
     "plots": "mixedmodels.plots",
     "simulate_design": "mixedmodels.simulation",
     "power": "mixedmodels.simulation",

@@ -9,6 +9,7 @@ from scipy import stats
 
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
+from ..pooling.layout import group_covariance
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, pyplot, single_axes
 
 if TYPE_CHECKING:
@@ -126,15 +127,13 @@ def ranef_scatter(
     Figure
         The points are the axes' one scatter collection, in the factor's level order.
     """
-    from ..pooling import _group_covariance
-
     group, terms = _scatter_terms(fit, group, terms)
     modes = fit.ranef()[group][terms]
     fig, ax = single_axes(ax, figsize)
     values = modes.to_numpy()
     ax.scatter(values[:, 0], values[:, 1], s=20, color=POOLING_STYLE["partial"]["color"], zorder=3, label="conditional modes")
     if ellipse_level is not None:
-        cov = _group_covariance(fit, group).loc[terms, terms].to_numpy()
+        cov = group_covariance(fit, group).loc[terms, terms].to_numpy()
         pts = ellipse(np.zeros(2), cov, ellipse_level)
         ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour",
                 label=f"{ellipse_level:.0%} contour of the estimated distribution")
