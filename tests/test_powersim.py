@@ -20,7 +20,7 @@ from scipy import stats
 
 import mixedmodels as mm
 from conftest import reference
-from mixedmodels.powersim import PowerResult, binomial_ci
+from mixedmodels.planning.power import PowerResult, binomial_ci
 
 BETWEEN = dict(n_groups=30, n_obs=10, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0},
                group_sd=1.0, sigma=1.0)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.simulation import DesignTruth
+from mixedmodels.planning.study import DesignTruth
 
 RHO_DESIGN = dict(n_groups=100, n_obs=10, within={"condition": ["A", "B"]},
                   fixed={"(Intercept)": 800.0, "conditionB": 50.0},

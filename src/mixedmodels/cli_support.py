@@ -185,7 +185,7 @@ def results_to_json(result: Any, ddf: str | None = None) -> dict:
 
 
 def truth_to_json(truth: Any) -> dict:
-    """The generating parameters of a simulated data set (:class:`~mixedmodels.simulation.DesignTruth`)."""
+    """The generating parameters of a simulated data set (:class:`~mixedmodels.planning.study.DesignTruth`)."""
     out = {
         "formula": truth.formula,
         "fixef": truth.fixef,

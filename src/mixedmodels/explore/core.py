@@ -129,7 +129,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
     any adjustment made to the design.  The same seed gives the same standard
     normal draws whatever the SDs, so moving a slider rescales one data set.
     """
-    from ..simulation import simulate_design
+    from ..planning.study import simulate_design
 
     rng = np.random.default_rng(params.seed)
     sizes, notes = _cluster_sizes(params, rng)

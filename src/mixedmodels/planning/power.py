@@ -36,11 +36,13 @@ import pandas as pd
 from scipy import special, stats
 from tqdm.auto import tqdm
 
-from .design.frame import required_variables
-from .design.inputs import ModelInputs, prepare_fixed_part, prepare_inputs
-from .errors import ModelSpecError
-from .formula import parse_formula
-from .linalg.lstsq import lstsq
+from ..design.frame import required_variables
+from ..design.inputs import ModelInputs, prepare_fixed_part, prepare_inputs
+from ..errors import ModelSpecError
+from ..formula import parse_formula
+from ..linalg.lstsq import lstsq
+from ..lmm.model import LinearMixedModel
+from .study import sampler
 
 __all__ = ["power", "PowerResult", "binomial_ci"]
 
@@ -142,8 +144,6 @@ def _column_index(names: Sequence[str], test: str, formula: str) -> int:
 
 def _lmer_pvalue(inputs, test: str, method: str, formula: str) -> tuple[float, bool]:
     """p-value of one fixed effect of a linear mixed model, and whether the fit is singular."""
-    from .lmm.model import LinearMixedModel
-
     j = _column_index(inputs.fixed.column_names, test, formula)
     if method == "lrt":
         full = LinearMixedModel.from_inputs(inputs, REML=False).fit()
@@ -166,8 +166,6 @@ def _drop_fixed_column(inputs: ModelInputs, j: int) -> ModelInputs:
 # --------------------------------------------------------------------------- the loop
 def _data_source(design: Any) -> tuple[Callable[[np.random.Generator], pd.DataFrame], Any]:
     """A function rng -> data set, and the design's truth (or None)."""
-    from .simulation import _sampler
-
     if callable(design) and not isinstance(design, pd.DataFrame):
         return design, None
     if isinstance(design, pd.DataFrame):
@@ -182,7 +180,7 @@ def _data_source(design: Any) -> tuple[Callable[[np.random.Generator], pd.DataFr
         settings = dict(design)
     else:
         raise ModelSpecError(f"design must be a dict of simulate_design arguments, not {type(design).__name__}")
-    return _sampler(settings)
+    return sampler(settings)
 
 
 def _models(formula: str | Sequence[str] | Mapping[str, str]) -> dict[str, _Model]:

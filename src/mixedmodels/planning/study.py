@@ -1,4 +1,4 @@
-"""Simulating multilevel data the way a study is described, and power by simulation.
+"""Simulating multilevel data the way a study is described (``mm.simulate_design``).
 
 A design is ``J`` groups (participants) with ``n_j`` trials in every cell of
 the within-group conditions, optionally crossed with ``K`` items (stimuli):
@@ -36,8 +36,9 @@ The teaching designs, a few lines each::
                               fixed={"(Intercept)": 800, "condition": 30}, group_sd=100,
                               item_sd=50, sigma=200, seed=1)
 
-``power(design, formula, test=...)`` simulates many data sets from a design,
-fits one or more models to each and reports how often each rejects the null.
+:func:`mixedmodels.planning.power.power` (``mm.power(design, formula, test=...)``)
+simulates many data sets from a design with :func:`sampler`, fits one or more
+models to each and reports how often each rejects the null.
 """
 
 from __future__ import annotations
@@ -50,11 +51,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ModelSpecError
+from ..errors import ModelSpecError
 
-__all__ = ["simulate_design", "DesignTruth", "power", "PowerResult", "binomial_ci"]
-
-_POWER_NAMES = ("power", "PowerResult", "binomial_ci")
+__all__ = ["simulate_design", "DesignTruth", "sampler"]
 
 INTERCEPT = "(Intercept)"
 _INTERCEPT_ALIASES = {"1", "intercept", "Intercept", "(intercept)", INTERCEPT}
@@ -574,7 +573,7 @@ def simulate_design(
     return frame
 
 
-def _sampler(settings: Mapping[str, Any]) -> tuple[Any, DesignTruth]:
+def sampler(settings: Mapping[str, Any]) -> tuple[Any, DesignTruth]:
     """For repeated draws (power): a function rng -> data set without attrs, and the design's truth.
 
     ``settings`` are keyword arguments of :func:`simulate_design` (``seed`` is ignored).
@@ -583,12 +582,3 @@ def _sampler(settings: Mapping[str, Any]) -> tuple[Any, DesignTruth]:
     truth = simulate_design(**settings, seed=0).attrs["truth"]  # validates the design once
     spec = replace(_make_spec(**truth.settings), settings=truth.settings)
     return (lambda rng: _simulate(spec, _as_rng(rng))[0]), truth
-
-
-def __getattr__(name: str) -> Any:
-    """``power``, ``PowerResult`` and ``binomial_ci`` live in :mod:`mixedmodels.powersim`."""
-    if name in _POWER_NAMES:
-        from . import powersim
-
-        return getattr(powersim, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
