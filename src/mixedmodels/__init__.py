@@ -50,7 +50,7 @@ _LAZY = {
     "power": "mixedmodels.planning.power",
     "datasets": "mixedmodels.datasets",
     "bayes": "mixedmodels.bayes",
-    "priors": "mixedmodels.priors",
+    "priors": "mixedmodels.bayes.priors",
     "explore": "mixedmodels.explore",
 }
 

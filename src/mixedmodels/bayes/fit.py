@@ -114,7 +114,7 @@ def lmer(
         As for :func:`mixedmodels.lmer`: the same model matrices.
     priors : dict, optional
         ``{"fixef": ..., "sd": ..., "cor": ..., "sigma": ...}`` with objects
-        from :mod:`mixedmodels.priors`, one per class or per coefficient /
+        from :mod:`mixedmodels.bayes.priors` (``mm.priors``), one per class or per coefficient /
         group (see there); missing ones get data-scaled weakly-informative defaults.
     draws : int
         Draws kept per chain (after warmup).

@@ -32,7 +32,7 @@ from ..errors import MixedModelsError, ModelSpecError
 from ..families import get_family
 from ..pooling.layout import APPROACHES, build_layout, joint_name, shrinkage_table
 from ..pooling.results import PoolingComparison
-from ..priors import Normal, Prior, check_prior, column_scale
+from .priors import Normal, Prior, check_prior, column_scale
 from .diagnostics import hdi
 from .fit import sample
 from .model import BayesModel
@@ -181,7 +181,7 @@ def compare_pooling_bayes(
     group : str, optional
         Grouping factor to compare (default the first random term's).
     priors : dict, optional
-        Priors of the partial-pooling model (see :mod:`mixedmodels.priors`);
+        Priors of the partial-pooling model (see :mod:`mixedmodels.bayes.priors` (``mm.priors``));
         the other two models reuse its fixed-effect and sigma priors.
     no_pooling_prior : Prior, optional
         The fixed prior of every level's own coefficients in the no-pooling

@@ -53,7 +53,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import stats
 
-from .errors import ModelSpecError
+from ..errors import ModelSpecError
 
 __all__ = [
     "Prior",
