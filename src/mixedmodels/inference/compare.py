@@ -31,6 +31,7 @@ from scipy import stats
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
+from ..fitted import Fit
 
 __all__ = ["anova", "ranova", "REFIT_MESSAGE"]
 
@@ -160,7 +161,7 @@ def _check_comparable(fits: list, labels: list[str]) -> None:
             )
 
 
-def _response_values(fit: Any) -> np.ndarray:
+def _response_values(fit: Fit) -> np.ndarray:
     y = np.asarray(fit.model.inputs.y, dtype=float)
     if y.ndim == 2:  # cbind(successes, failures): compare successes and totals
         return np.column_stack([y[:, 0], y.sum(axis=1)])
@@ -168,7 +169,7 @@ def _response_values(fit: Any) -> np.ndarray:
 
 
 # --- ranova ----------------------------------------------------------------------------
-def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
+def ranova(result: Fit, reduce_terms: bool = True) -> pd.DataFrame:
     """Likelihood-ratio test for each random-effects term (lmerTest's ``ranova``).
 
     Each term ``(1 | g)`` is removed; each covariate ``x`` of a term
@@ -203,12 +204,12 @@ def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
     return table
 
 
-def _loglik_like(fit: Any, REML: bool) -> float:
+def _loglik_like(fit: Fit, REML: bool) -> float:
     loglik_at = getattr(fit, "loglik_at", None)
     return float(loglik_at(REML=REML)) if callable(loglik_at) else float(fit.loglik)
 
 
-def _formula_order(result: Any) -> list[int]:
+def _formula_order(result: Fit) -> list[int]:
     """Position in ``result.terms`` (block order) of each random term of the formula, in formula order."""
     inputs = result.model.inputs
     nlevels = [len(grouping_factor(inputs.frame, t.factors)[1]) for t in inputs.formula.random]
@@ -229,7 +230,7 @@ def _lhs_terms(expr: str) -> list[str]:
     return [str(t) for t in Formula(expr) if str(t) != "1"]
 
 
-def _reductions(result: Any, reduce_terms: bool) -> list[tuple[str, tuple[RandomEffectsTerm, ...]]]:
+def _reductions(result: Fit, reduce_terms: bool) -> list[tuple[str, tuple[RandomEffectsTerm, ...]]]:
     """(row label, reduced list of terms) for every reduction ranova makes."""
     inputs = result.model.inputs
     terms = list(inputs.terms)
@@ -248,7 +249,7 @@ def _reductions(result: Any, reduce_terms: bool) -> list[tuple[str, tuple[Random
     return out
 
 
-def _without_covariate(result: Any, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
+def _without_covariate(result: Fit, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
     """The term with one covariate dropped from its left-hand side; None if nothing is left."""
     remaining = [t for t in _lhs_terms(formula_term.expr) if t != covariate]
     intercept = not formula_term.expr.startswith("0")
@@ -265,7 +266,7 @@ def _without_covariate(result: Any, term: RandomEffectsTerm, formula_term: Any, 
     return replace(term, z=z, design=design)
 
 
-def _fit_reduced(result: Any, terms: tuple[RandomEffectsTerm, ...]) -> Any:
+def _fit_reduced(result: Fit, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     """Fit the model with the given random-effects terms (a linear model when there are none)."""
     inputs = replace(result.model.inputs, terms=tuple(sorted(terms, key=lambda t: -t.nlevels)))
     with warnings.catch_warnings():

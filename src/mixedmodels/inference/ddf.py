@@ -40,7 +40,7 @@ from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceWarning, MixedModelsError
-from ..fitted import MixedFit, is_generalized, is_mixed
+from ..fitted import Fit, MixedFit, is_generalized, is_mixed
 from . import _numderiv
 from .kenward_roger import KenwardRoger, compute_kenward_roger
 
@@ -88,7 +88,7 @@ def normalize_ddf(ddf: str | None) -> str | None:
     return _ALIASES[key]
 
 
-def _cached(result: Any, key: str, compute):
+def _cached(result: Fit, key: str, compute):
     """Per-result cache of expensive building blocks (results are immutable)."""
     store = _CACHE.setdefault(result, {})
     if key not in store:
@@ -252,7 +252,7 @@ def _positive_inverse(hess: np.ndarray) -> np.ndarray:
     return (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
 
 
-def _require_lmm(result: Any, method: str) -> None:
+def _require_lmm(result: Fit, method: str) -> None:
     if not is_mixed(result) or is_generalized(result):
         kind = "generalized models" if is_generalized(result) else "models without random effects"
         raise MixedModelsError(
@@ -286,7 +286,7 @@ def kenward_roger(result: MixedFit) -> KenwardRoger:
     return _cached(result, "kenward-roger", compute_kenward_roger)
 
 
-def contrast_matrix(result: Any, L: Any) -> np.ndarray:
+def contrast_matrix(result: Fit, L: Any) -> np.ndarray:
     """``L`` as a float array (k, p): a vector, rows, or a DataFrame with the fixed-effect names as columns."""
     names = list(result.fixef.index)
     if isinstance(L, pd.DataFrame):
@@ -303,7 +303,7 @@ def contrast_matrix(result: Any, L: Any) -> np.ndarray:
     return matrix
 
 
-def contrast_se_df(result: Any, L: Any, ddf: str | None) -> tuple[np.ndarray, np.ndarray]:
+def contrast_se_df(result: Fit, L: Any, ddf: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Standard errors and df of the contrasts ``L beta`` under a ddf method.
 
     Mixed models: Satterthwaite or Kenward-Roger (with the adjusted covariance).
@@ -324,7 +324,7 @@ def contrast_se_df(result: Any, L: Any, ddf: str | None) -> tuple[np.ndarray, np
     return se, np.full(len(L), np.inf)
 
 
-def residual_df(result: Any) -> float:
+def residual_df(result: Fit) -> float:
     """Residual df of a model without random effects (``n - p``, or its ``df_residual``)."""
     for name in ("df_residual", "df_resid"):
         value = getattr(result, name, None)
@@ -336,7 +336,7 @@ def residual_df(result: Any) -> float:
 # --- the coefficient table -----------------------------------------------------------------
 
 
-def _has_dispersion(result: Any) -> bool:
+def _has_dispersion(result: Fit) -> bool:
     """Whether the family has an estimated scale (Gamma, gaussian, inverse.gaussian)."""
     family = getattr(result, "family", None)
     flag = getattr(family, "has_dispersion", None)
@@ -346,12 +346,12 @@ def _has_dispersion(result: Any) -> bool:
     return name in ("gamma", "gaussian", "inverse.gaussian", "inverse_gaussian")
 
 
-def _glmm_stat_name(result: Any) -> str:
+def _glmm_stat_name(result: Fit) -> str:
     """lme4 prints "t value" for families with an estimated scale (Gamma, gaussian), else "z value"."""
     return "t value" if _has_dispersion(result) else "z value"
 
 
-def coef_table(result: Any, ddf: str | None = None) -> pd.DataFrame:
+def coef_table(result: Fit, ddf: str | None = None) -> pd.DataFrame:
     """Fixed-effects coefficient table, as lme4's or lmerTest's ``summary``.
 
     ============================  ===============================================================

@@ -35,7 +35,7 @@ from scipy import stats
 from ..design.fixed import build_design, level_label
 from ..design.frame import required_variables
 from ..errors import MixedModelsError
-from ..fitted import is_generalized, is_mixed
+from ..fitted import Fit, is_generalized, is_mixed
 from .ddf import contrast_se_df, normalize_ddf
 from .kenward_roger import MAX_RANDOM_EFFECTS
 
@@ -47,7 +47,7 @@ _ADJUST = ("tukey", "bonferroni", "holm", "sidak", "fdr", "none")
 # --- the model's pieces (duck-typed: lmer, glmer, lm, glm results) -------------------------
 
 
-def _inputs(result: Any) -> Any:
+def _inputs(result: Fit) -> Any:
     model = getattr(result, "model", None)
     inputs = getattr(model, "inputs", None) or getattr(result, "inputs", None)
     if inputs is None or getattr(inputs, "fixed", None) is None:
@@ -55,7 +55,7 @@ def _inputs(result: Any) -> Any:
     return inputs
 
 
-def _default_ddf(result: Any) -> str | None:
+def _default_ddf(result: Fit) -> str | None:
     """emmeans' default for lmer: Kenward-Roger; Satterthwaite when KR would be too large."""
     if not is_mixed(result) or is_generalized(result):
         return None
@@ -228,7 +228,7 @@ class MarginalMeans:
 
     frame: pd.DataFrame
     L: np.ndarray
-    result: Any = field(repr=False)
+    result: Fit = field(repr=False)
     specs: tuple[str, ...]
     by: tuple[str, ...]
     ddf: str | None
@@ -261,7 +261,7 @@ class MarginalMeans:
         return self.frame.to_html(index=False)
 
 
-def emmeans(result: Any, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
+def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
             at: Mapping[str, Any] | None = None) -> MarginalMeans:
     """Estimated marginal means (R's ``emmeans(m, specs, by)``), equal weights over other factors.
 
@@ -319,7 +319,7 @@ def _label_frame(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _summarize(result: Any, L: np.ndarray, offset: np.ndarray | None, ddf: str | None, level: float) -> pd.DataFrame:
+def _summarize(result: Fit, L: np.ndarray, offset: np.ndarray | None, ddf: str | None, level: float) -> pd.DataFrame:
     est = L @ result.fixef.to_numpy(dtype=float)
     if offset is not None:
         est = est + offset

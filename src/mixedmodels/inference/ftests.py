@@ -41,7 +41,7 @@ from scipy import stats
 from ..design.checks import drop_aliased_columns
 from ..design.fixed import DesignMatrix, build_design
 from ..errors import MixedModelsError
-from ..fitted import MixedFit, is_generalized, is_mixed
+from ..fitted import Fit, MixedFit, is_generalized, is_mixed
 from .ddf import contrast_matrix, kenward_roger, normalize_ddf, satterthwaite
 
 
@@ -144,7 +144,7 @@ def _contains(inner: FixedTerm, outer: FixedTerm) -> bool:
     return a <= b and bool(b - a) and set(inner.numeric) == set(outer.numeric)
 
 
-def _treatment_design(result: Any, design: DesignMatrix) -> DesignMatrix:
+def _treatment_design(result: Fit, design: DesignMatrix) -> DesignMatrix:
     """The fixed design rebuilt with treatment contrasts for every factor, full column rank."""
     spec = design._spec
     inputs = result.model.inputs
@@ -155,7 +155,7 @@ def _treatment_design(result: Any, design: DesignMatrix) -> DesignMatrix:
         return drop_aliased_columns(rebuilt)[0]
 
 
-def _overparameterized(result: Any, terms: list[FixedTerm], has_intercept: bool) -> tuple[np.ndarray, list[str]]:
+def _overparameterized(result: Fit, terms: list[FixedTerm], has_intercept: bool) -> tuple[np.ndarray, list[str]]:
     """lmerTest's rank-deficient design: ``model.matrix(~ 0 + term)`` per term, after an intercept."""
     frame = result.model.inputs.frame
     blocks = [np.ones((len(frame), 1))] if has_intercept else []
@@ -173,7 +173,7 @@ def _overparameterized(result: Any, terms: list[FixedTerm], has_intercept: bool)
     return matrix, names
 
 
-def _type3(result: Any, design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
+def _type3(result: Fit, design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
     x_trt = _treatment_design(result, design)
     trt_terms, _ = fixed_terms(x_trt)
     rdx, rd_names = _overparameterized(result, trt_terms, has_intercept)
@@ -202,7 +202,7 @@ def _type3(result: Any, design: DesignMatrix, terms: list[FixedTerm], has_interc
     return out
 
 
-def term_hypotheses(result: Any, type: int | str = 3) -> dict[str, np.ndarray]:
+def term_hypotheses(result: Fit, type: int | str = 3) -> dict[str, np.ndarray]:
     """Hypothesis matrices ``L`` (rows x fixed effects) per fixed-effect term, as lmerTest builds them.
 
     ``type`` is 3/"III" (default; SAS-style, as lmerTest's anova) or 1/"I" (sequential).
@@ -239,7 +239,7 @@ def _row(f_unscaled: float, ndf: float, ddf: float, sigma: float, scale: float =
             "F value": f_value, "Pr(>F)": float(stats.f.sf(f_value, ndf, ddf))}
 
 
-def _satterthwaite_test(result: Any, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> dict[str, float]:
+def _satterthwaite_test(result: Fit, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> dict[str, float]:
     sat = satterthwaite(result)
     beta = result.fixef.to_numpy(dtype=float)
     values, vectors = np.linalg.eigh(L @ sat.vcov @ L.T)
@@ -262,7 +262,7 @@ def _row_basis(L: np.ndarray) -> np.ndarray:
     return vt[s > s[0] * 1e-10]
 
 
-def _kenward_roger_test(result: Any, L: np.ndarray) -> dict[str, float]:
+def _kenward_roger_test(result: Fit, L: np.ndarray) -> dict[str, float]:
     kr = kenward_roger(result)
     L = _row_basis(L)
     lb = L @ result.fixef.to_numpy(dtype=float)
