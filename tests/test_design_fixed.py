@@ -15,11 +15,8 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.design.checks import check_scale, drop_aliased_columns
-from mixedmodels.design.fixed import (
-    DesignMatrix,
-    build_design,
-    build_response,
-)
+from mixedmodels.design.fixed import DesignMatrix, build_design
+from mixedmodels.design.response import build_response
 from mixedmodels.errors import (
     DataError,
     FormulaError,

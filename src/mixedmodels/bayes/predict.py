@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..design.fixed import build_response
+from ..design.response import build_response
 from ..errors import DataError, MixedModelsError
 from ..predict import match_levels, new_offset
 from .model import inverse_link

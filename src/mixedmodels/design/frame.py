@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 
-__all__ = ["ModelFrame", "model_frame", "required_variables"]
+__all__ = ["ModelFrame", "model_frame", "required_variables", "frame_data", "check_data_frame", "check_columns"]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
 # they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
@@ -202,6 +202,15 @@ def _missing_summary(missing: pd.DataFrame) -> str:
         f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
     ]
     return ", ".join(parts) or "no column"
+
+
+def frame_data(data: "pd.DataFrame | ModelFrame") -> tuple[pd.DataFrame, bool]:
+    """The data to build from and whether they are trusted: a ModelFrame's were checked
+    when it was made; a DataFrame is checked here (that it is one)."""
+    if isinstance(data, ModelFrame):
+        return data.data, True
+    check_data_frame(data)
+    return data, False
 
 
 def check_data_frame(data: object) -> None:

@@ -32,9 +32,10 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, parse_formula, random_terms_text
 from .checks import check_scale, drop_aliased_columns
-from .fixed import DesignMatrix, build_design, build_response
+from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame, model_frame, required_variables
 from .random import RandomEffectsTerm, build_random_terms
+from .response import build_response
 
 __all__ = [
     "ModelInputs",

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import build_design, level_label
+from ..design.contrasts import level_label
+from ..design.fixed import build_design
 from ..design.frame import required_variables
 from ..errors import MixedModelsError
 from ..fitted import Fit, is_generalized, is_mixed
