@@ -17,7 +17,7 @@ the results are the same bits, and a fit takes the same optimizer path:
 * LAPACK's ``dgesv`` on a lower factor ``[[a, 0], [b, c]]`` pivots rows when
   ``|b| > |a|``, scales by reciprocals of pivots, and solves.
 
-Checked bit for bit against NumPy on random stacks (``tests/test_linalg_small.py``)
+Checked bit for bit against NumPy on random stacks (``tests/linalg/test_small.py``)
 with NumPy's bundled OpenBLAS; subnormal pivots, where LAPACK divides instead
 of multiplying by the reciprocal, are not replicated.
 """

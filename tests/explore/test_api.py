@@ -30,7 +30,7 @@ flask = pytest.importorskip("flask", reason="the explorer's server needs Flask (
 from mixedmodels.explore import create_app, start_server  # noqa: E402
 from mixedmodels.explore.server import STATIC_DIR  # noqa: E402
 
-REFERENCE_DIR = Path(__file__).parent / "reference"
+REFERENCE_DIR = Path(__file__).parents[1] / "reference"
 EXACT = dict(rtol=1e-10, atol=1e-12)   # same data, same code path: equal up to rounding
 LME4 = dict(rtol=2e-5, atol=2e-6)      # our optimum vs lme4's (lme4 prints 4-5 significant digits)
 

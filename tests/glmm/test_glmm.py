@@ -34,7 +34,7 @@ from mixedmodels.glmm.fit import fd_hessian
 from mixedmodels.glmm.model import GeneralizedLinearMixedModel, gauss_hermite
 from conftest import as_list, dataset, reference
 
-GLMM_DIR = Path(__file__).parent / "reference" / "glmm"
+GLMM_DIR = Path(__file__).parents[1] / "reference" / "glmm"
 REL = 0.01
 VERBAGG = "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)"
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"

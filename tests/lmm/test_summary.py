@@ -23,7 +23,7 @@ import mixedmodels as mm
 from mixedmodels.format import abbreviate, format_coef_se, format_r, zapsmall
 from conftest import as_list, dataset, reference
 
-SUMMARIES = Path(__file__).parent / "reference" / "summaries"
+SUMMARIES = Path(__file__).parents[1] / "reference" / "summaries"
 CASES = {
     "sleepstudy_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
     "sleepstudy_ml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", False),

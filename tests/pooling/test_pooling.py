@@ -4,7 +4,7 @@ Tolerances:
 - no pooling against lme4's documentation (printed to 2 decimals): 0.006 absolute;
 - no / complete pooling against independent numpy least squares: 1e-8 relative;
 - no pooling against R's lm (tests/reference JSON, full precision): 1e-6 relative;
-- partial pooling against lme4's fixef + ranef: 1 % of the conditional SD (as tests/test_lmm.py);
+- partial pooling against lme4's fixef + ranef: 1 % of the conditional SD (as tests/lmm/test_model.py);
 - partial pooling against our own m.coef(): exact (it is the same computation);
 - the textbook identity BLUP = lambda ybar_j + (1 - lambda) mu_hat: 1e-6 relative to the
   group mean's scale (it holds exactly at any variance components).

@@ -270,7 +270,7 @@ def test_figure_script_renders(tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "docs" / "make_figures.py"
+    path = Path(__file__).resolve().parents[2] / "docs" / "make_figures.py"
     spec = importlib.util.spec_from_file_location("make_figures", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

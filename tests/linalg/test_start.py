@@ -75,7 +75,7 @@ def test_moment_start_solves_the_moment_equations(monkeypatch, dense_a21):
     import mixedmodels.linalg.blocked as blocked
     from mixedmodels.linalg import BlockedCrossProducts
 
-    from test_linalg import _problem
+    from .test_blocked import _problem
 
     if not dense_a21:
         monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
