@@ -5,6 +5,19 @@
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
 >>> print(m.summary())
 
+The pipeline, one folder per stage: data flow down the list, and a stage imports only the
+stages above it (but for a few deferred doors such as ``m.confint()``):
+
+    formula/     "y ~ x + (x | g)"  ->  fixed part and lme4's bar terms
+    design/      model frame, y, X (R's contrasts), Z terms, theta <-> Lambda; inputs.py: lme4's lFormula
+    linalg/      blocked [Z X y]'[Z X y] and its Cholesky factor, PIRLS, weighted least squares
+    model        linear_models/model.py (lm, glm)   lmm/model.py (lmer)   glmm/model.py (glmer)
+    fit          linear_models/irls.py   lmm/model.py (BOBYQA over theta)   glmm/fit.py (two stages, Hessian)
+    results      {linear_models,lmm,glmm}/results.py and summary.py, printed by format.py, read via fitted.py
+    inference/   df, F tests, profiles, intervals, bootstrap, emmeans, anova; with predict.py, simulate.py
+    on top       pooling/, planning/, plots/, explore/, bayes/, cli.py
+
+Why it is laid out so: docs/architecture.md; tests/test_layering.py keeps it so.
 Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
 """
 
