@@ -19,6 +19,8 @@ import pytest
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 LMM_CASES = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
     "sleepstudy_slope_ml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", False),

@@ -29,6 +29,8 @@ from mixedmodels.errors import ConvergenceWarning, MixedModelsError
 from mixedmodels.inference._conditional import _correlation_factor
 from mixedmodels.inference.profile import _CENTRE_SETTINGS, ProfileResult, parameter_names, parameter_values, profile
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 WIDTH_TOL = 1e-3
 ZETA_TOL = 0.01
 
