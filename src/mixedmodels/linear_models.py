@@ -30,6 +30,7 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
+from .tables import r_table
 from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
 from .lmm import ModelInputs, prepare_fixed_part
@@ -213,13 +214,12 @@ class LmResults(_NoRandomEffectsResults):
         return pd.Series(self.sigma * np.sqrt(np.diag(self._unscaled)), index=self.fixef_names, name="Std. Error")
 
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``)."""
+        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``, printed as R prints it)."""
         est, se = self.beta, self.se.to_numpy()
         t = est / se
         p = 2.0 * stats.t.sf(np.abs(t), self.df_resid)
-        return pd.DataFrame(
-            {"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names
-        )
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names)
+        return r_table(table, layout="matrix")
 
     # --- likelihood ----------------------------------------------------------------------
     def _log_weights(self) -> float:
