@@ -16,7 +16,8 @@
 ## logLik, REMLcrit (REML lmer) / deviance (ML or glmer; lm: residual sum of squares),
 ## model_matrix_colnames (colnames(model.matrix(m))), model_matrix_rows (1-based data rows),
 ## model_matrix (those rows), newdata + predict_newdata (lm: predict(m, newdata); lmer/glmer:
-## predict(m, newdata, re.form = NA), link scale) where the case has new data, basis (the
+## predict(m, newdata, re.form = NA), link scale) where the case has new data (lm cases also
+## newdata_model_matrix: the fixed design at the new data through the fit's predvars), basis (the
 ## stateful attributes of the term's columns: poly coefs alpha/norm2, ns/bs knots,
 ## Boundary.knots, degree, intercept; scale's scaled:center / scaled:scale), fit_warnings.
 
@@ -83,6 +84,11 @@ case <- function(id, call, data, newdata = NULL) {
     pw <- eval_capturing(if (is_lm) "predict(m, newdata)" else "predict(m, newdata, re.form = NA)",
                          environment())
     res$predict_newdata <- num(pw$value)
+    if (is_lm) {   # the fixed design at the new data, through the fit's predvars (stateful bases)
+      tt <- delete.response(terms(m))
+      Xn <- suppressWarnings(model.matrix(tt, model.frame(tt, newdata), contrasts.arg = m$contrasts))
+      res$newdata_model_matrix <- num(Xn)
+    }
     if (length(pw$warnings)) res$predict_warnings <- pw$warnings
   }
   res$basis <- basis_json(m)
