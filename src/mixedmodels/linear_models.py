@@ -288,7 +288,7 @@ class LmResults(_NoRandomEffectsResults):
 
     @property
     def fitted(self) -> pd.Series:
-        return pd.Series(self._fitted, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._fitted, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response") -> pd.Series:
         """``"response"`` (y - fitted; R's default) or ``"pearson"`` (times sqrt(weights))."""
@@ -298,7 +298,7 @@ class LmResults(_NoRandomEffectsResults):
         resid = inputs.y - self._fitted
         if type in ("pearson", "deviance") and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
-        return pd.Series(resid, index=inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None) -> pd.DataFrame:
         """Simulated responses from the fitted model (R's ``simulate.lm``)."""

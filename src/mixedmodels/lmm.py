@@ -54,6 +54,10 @@ class ModelInputs:
     formula : ParsedFormula
     frame : DataFrame
         The model frame: used columns, complete rows, positional index.
+    row_index : Index
+        The caller's labels of the rows used (``data.index`` without the
+        dropped rows); every row-shaped result (fitted values, residuals,
+        predictions, simulations) is indexed by it.
     n_dropped : int
         Rows dropped for missing values.
     y : ndarray
@@ -72,6 +76,7 @@ class ModelInputs:
 
     formula: ParsedFormula
     frame: pd.DataFrame
+    row_index: pd.Index
     n_dropped: int
     y: np.ndarray
     fixed: DesignMatrix
@@ -141,6 +146,7 @@ def prepare_fixed_part(
     return ModelInputs(
         formula=parsed,
         frame=frame,
+        row_index=data.index[keep],
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, frame),
         fixed=fixed,

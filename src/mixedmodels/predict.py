@@ -102,7 +102,7 @@ def predict(
     selection = select_terms(result, re_form)
     eta = linear_predictor(result, newdata, selection, allow_new_levels=allow_new_levels, offset=offset)
     values = inverse_link(result, eta) if type == "response" else eta
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     return pd.Series(values, index=index, name="predicted")
 
 

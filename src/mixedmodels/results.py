@@ -253,7 +253,7 @@ class LmerResults:
     @property
     def fitted(self) -> pd.Series:
         """Fitted values, conditional on the random effects, indexed like the data rows used."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
@@ -267,7 +267,7 @@ class LmerResults:
             resid = resid * np.sqrt(inputs.weights)
         if scaled:
             resid = resid / self.sigma
-        return pd.Series(resid, index=inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
 
     # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
     def coef_table(self, ddf: str | None = None) -> pd.DataFrame:

@@ -75,7 +75,7 @@ def simulate(
     nsim = _check_nsim(nsim)
     rng = np.random.default_rng(seed)
     values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
 
 

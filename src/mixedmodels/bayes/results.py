@@ -427,7 +427,7 @@ def _tidy(values: np.ndarray, effect: str, labels: list[tuple], prob: float) -> 
 
 
 def _draw_frame(values: np.ndarray, result: BayesResults, newdata: pd.DataFrame | None) -> pd.DataFrame:
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     if values.shape[1] != len(index):
         raise DataError("internal: predictions do not match the rows")  # pragma: no cover
     return pd.DataFrame(values, index=pd.RangeIndex(values.shape[0], name="draw"), columns=index)
