@@ -31,6 +31,7 @@ from scipy import stats
 from .errors import MixedModelsError, ModelSpecError
 from .results import LmerResults
 from .summary import LmerSummary, deparse_lines
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from .families import Family
@@ -173,7 +174,7 @@ class GlmerResults(LmerResults):
             resid = (response.y - mu) / self.family.link.mu_eta(self._linear_predictor)
         else:
             resid = response.y - mu
-        if scaled:
+        if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
         return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
 

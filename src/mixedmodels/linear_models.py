@@ -33,6 +33,7 @@ from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
 from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
 from .lmm import ModelInputs, prepare_fixed_part
+from ._validate import check_bool
 
 __all__ = ["lm", "glm", "LinearModel", "LmResults", "prepare_fixed_inputs"]
 
@@ -228,6 +229,7 @@ class LmResults(_NoRandomEffectsResults):
 
     def loglik_at(self, REML: bool = False) -> float:
         """Log-likelihood; with ``REML=True`` the restricted one (R's ``logLik(fit, REML = TRUE)``)."""
+        REML = check_bool(REML, "REML")
         n = self.nobs - (len(self.beta) if REML else 0)
         value = 0.5 * (self._log_weights() - n * (_LOG_2PI + 1.0 - np.log(n) + np.log(self.rss)))
         if REML:

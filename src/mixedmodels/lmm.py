@@ -33,6 +33,7 @@ from .design.random import RandomEffectsTerm, build_random_terms
 from .design.covariance import initial_theta, theta_lower_bounds
 from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
 from .formula import ParsedFormula, parse_formula
+from ._validate import check_bool
 from .linalg import BlockedCrossProducts, Factorization
 from .linalg.start import moment_start
 from .optim import OptInfo, OptimizerSettings, minimize_bounded
@@ -211,6 +212,7 @@ class LinearMixedModel(ThetaParameters):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_bool(REML, "REML")
         inputs = prepare_inputs(formula, data, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
@@ -236,7 +238,7 @@ class LinearMixedModel(ThetaParameters):
         crossprods = BlockedCrossProducts.build(
             [t.refs for t in inputs.terms], zs, [t.nlevels for t in inputs.terms], xy
         )
-        return cls(inputs, crossprods, bool(REML))
+        return cls(inputs, crossprods, check_bool(REML, "REML"))
 
     # --- the objective --------------------------------------------------------
     @property

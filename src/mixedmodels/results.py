@@ -18,6 +18,7 @@ import pandas as pd
 from .convergence import BOUNDARY_TOLERANCE
 from .linalg.dense import triangular_inverse
 from .optim import OptInfo
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from .lmm import LinearMixedModel
@@ -223,7 +224,7 @@ class LmerResults:
         (the modes) and ``"condsd"`` (their conditional standard deviations).
         """
         modes = self._by_group(self.conditional_modes)
-        if not condvar:
+        if not check_bool(condvar, "condvar"):
             return modes
         sds = self._by_group(self._condsd)
         return {g: pd.concat({"condval": modes[g], "condsd": sds[g]}, axis=1) for g in modes}
@@ -265,7 +266,7 @@ class LmerResults:
         resid = inputs.y - self._linear_predictor
         if type == "pearson" and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
-        if scaled:
+        if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
         return pd.Series(resid, index=inputs.row_index, name="residuals")
 

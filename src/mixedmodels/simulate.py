@@ -34,6 +34,7 @@ import pandas as pd
 from .design.random import grouping_factor
 from .errors import DataError, MixedModelsError, ModelSpecError
 from .predict import inverse_link, linear_predictor, select_terms
+from ._validate import check_bool
 
 __all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials"]
 
@@ -95,7 +96,7 @@ def simulate_responses(
     weights: Any = None,
 ) -> np.ndarray:
     """Simulated responses as an ``(n, nsim)`` array (see :func:`simulate`)."""
-    selection = select_terms(result, None if use_re else "~0")
+    selection = select_terms(result, None if check_bool(use_re, "use_re") else "~0")
     eta = linear_predictor(result, newdata, selection)
     eta = np.repeat(eta[:, None], nsim, axis=1)
     if not use_re and result.terms:

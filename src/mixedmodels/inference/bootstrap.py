@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
 from ..simulate import _check_nsim, simulate_responses
+from .._validate import check_bool
 
 __all__ = ["bootstrap", "BootstrapResult", "refit"]
 
@@ -316,6 +317,7 @@ def bootstrap(
     if not callable(statistic):
         raise MixedModelsError("statistic must be a function of a fitted model, e.g. lambda m: m.fixef")
     nsim = _check_nsim(nsim)
+    progress, use_re = check_bool(progress, "progress"), check_bool(use_re, "use_re")
     t0 = _as_series(statistic(result))
     rng = np.random.default_rng(seed)
     refitter = _Refitter(result)

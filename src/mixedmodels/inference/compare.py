@@ -31,6 +31,7 @@ from scipy import stats
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
+from .._validate import check_bool
 
 __all__ = ["anova", "ranova", "REFIT_MESSAGE"]
 
@@ -60,6 +61,7 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
         ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``, ``Df`` and
         ``Pr(>Chisq)`` (each row against the one above it; NaN in the first).
     """
+    refit = check_bool(refit, "refit")
     fits = list(models) + list(named.values())
     labels = _labels(fits, names, list(named))
     if len(fits) == 1:
@@ -184,6 +186,7 @@ def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
         Rows ``<none>`` (the model) and one per reduction; columns ``npar``,
         ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
     """
+    reduce_terms = check_bool(reduce_terms, "reduce_terms")
     if getattr(result, "family", None) is not None or not getattr(result, "terms", ()):
         raise ModelSpecError("ranova() tests the random effects of a linear mixed model (mm.lmer fit)")
     rows = [("<none>", result.npar, float(result.loglik))]

@@ -39,6 +39,7 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
+from .._validate import check_bool
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
 if TYPE_CHECKING:
@@ -351,6 +352,7 @@ def profile(
         ``.table`` of points, ``.splines`` and ``.confint(level)``.
     """
     _check_profilable(result)
+    progress = check_bool(progress, "progress")
     if not 0.0 < alphamax < 1.0:
         raise MixedModelsError(f"alphamax must be between 0 and 1, not {alphamax}")
     if int(maxpts) < 1:
