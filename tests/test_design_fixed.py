@@ -287,6 +287,29 @@ def test_input_frame_is_not_modified(small: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(small, before)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint32", "int64", "Int32"])
+def test_integer_columns_are_doubles_inside_formula_code(dtype) -> None:
+    """``I(x**2)`` on an int32 column wrapped around silently; R computes in doubles (issue 22, item 3).
+
+    Values are chosen so that x**3 overflows every integer type listed (and x**2 all but int64):
+    the matrix must equal the float64 computation to rounding (rtol 1e-15, float64's).
+    """
+    info = np.iinfo(dtype.lower())
+    x = np.linspace(1, min(info.max, 3_000_000), 6).astype(np.float64).round()
+    data = pd.DataFrame({"x": pd.array(x.astype(np.int64), dtype=dtype), "y": np.arange(6.0), "k": [1, 2, 3] * 2})
+    data["k"] = data["k"].astype(dtype)
+    before = data.copy()
+    design = build_design("I(x**3) + I(x*x) + np.log(x) + x:k + C(k)", data)
+    assert design.column_names == ("(Intercept)", "I(x**3)", "I(x*x)", "np.log(x)", "C(k)2", "C(k)3", "x:k")
+    k = data["k"].to_numpy(dtype=np.float64)
+    expected = np.column_stack([x**3, x * x, np.log(x), k == 2, k == 3, x * k])
+    np.testing.assert_allclose(design.matrix[:, 1:], expected, rtol=1e-15)
+    np.testing.assert_allclose(design.for_newdata(data.iloc[::-1]), design.matrix[::-1], rtol=1e-15)
+    np.testing.assert_allclose(build_response("I(x**3)", data), x**3, rtol=1e-15)
+    np.testing.assert_allclose(build_design("offset(x*x*x)", data).offset, x**3, rtol=1e-15)
+    pd.testing.assert_frame_equal(data, before)  # the caller's integer columns stay integers
+
+
 # --- new data ---------------------------------------------------------------
 
 

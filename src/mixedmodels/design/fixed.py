@@ -515,7 +515,7 @@ class DesignMatrix:
             raise ModelSpecError("this design matrix was not built from a formula")
         check_data_frame(data)
         check_columns(data, sorted(self._variables))
-        full = _materialize(self._spec, data, "the fixed-effects formula on new data")
+        full = _materialize(self._spec, _as_doubles(data, self._variables), "the fixed-effects formula on new data")
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
@@ -553,7 +553,7 @@ def build_design(
     check_columns(data, sorted(variables))
     _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    full, spec = _materialize_new(_new_spec(rhs, chosen), data, rhs)
+    full, spec = _materialize_new(_new_spec(rhs, chosen), _as_doubles(data, variables), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -628,6 +628,29 @@ class _DeferredSpec:
             sample = pd.DataFrame(self._sample, index=range(self._nrows))
             self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec
+
+
+def _as_doubles(data: pd.DataFrame, variables: frozenset[str]) -> pd.DataFrame:
+    """``data`` with its integer columns among ``variables`` as float64, for formula code.
+
+    R does arithmetic in doubles; NumPy keeps a column's integer type, so
+    ``I(x**2)`` on an int32 column would wrap around silently.  Factor levels
+    are unchanged (``C(x)`` labels 2.0 as "2", as 2).  ``data`` itself is not
+    modified: the converted columns replace those of a shallow copy.
+    """
+    names = [name for name in sorted(variables) if name in data.columns and _is_integer(data[name])]
+    if not names:
+        return data
+    out = data.copy(deep=False)
+    for name in names:
+        out[name] = data[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def _is_integer(column: Any) -> bool:
+    """NumPy and pandas (nullable) integer columns; not booleans, which are factors."""
+    dtype = getattr(column, "dtype", None)
+    return dtype is not None and pd.api.types.is_integer_dtype(dtype) and not _is_boolean(column)
 
 
 def _materialize_new(
@@ -740,7 +763,7 @@ def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
     if text in data.columns:
         values = data[text]
     else:
-        env = LayeredMapping(data, CONTEXT, TRANSFORMS)
+        env = LayeredMapping(_as_doubles(data, required_variables(text)), CONTEXT, TRANSFORMS)
         values = _run_formulaic(
             lambda: stateful_eval(text, env, None, {}, None), f"the response {text!r}", text
         )
