@@ -195,6 +195,30 @@ def test_weights_of_wrong_length_are_rejected(sleepstudy):
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, weights=[1, 2, 3])
 
 
+def test_contrasts_for_a_variable_not_in_the_formula_warn(sleepstudy):
+    """R's model.matrix warns "variable 'foo' is absent, its contrast will be ignored" (issue 22, item 6)."""
+    data = sleepstudy.assign(Phase=np.where(sleepstudy["Days"] < 5, "early", "late"))
+    for fit in (lambda c: mm.lmer("Reaction ~ Days + (1 | Subject)", data, contrasts=c),
+                lambda c: mm.lm("Reaction ~ Days", data, contrasts=c),
+                lambda c: mm.glmer("Reaction ~ Days + (1 | Subject)", data, family=mm.families.Gamma(link="log"),
+                                   contrasts=c)):
+        with pytest.warns(mm.MixedModelsWarning, match="variable 'Phaze', which is not in the formula"):
+            fit({"Phaze": "sum"})
+    with warnings.catch_warnings(record=True) as caught:  # a variable used anywhere in the formula is in it
+        warnings.simplefilter("always")
+        mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Phase | Subject)", data, contrasts={"Phase": "sum"})
+        mm.lm("Reaction ~ Phase", data, contrasts={"Phase": "sum"})
+    assert not [w for w in caught if "not in the formula" in str(w.message)]
+    with pytest.raises(mm.ModelSpecError, match="contrasts must be a dict"):
+        mm.lm("Reaction ~ Phase", data, contrasts="sum")
+
+
+def test_complex_predictors_are_refused(sleepstudy):
+    data = sleepstudy.assign(z=sleepstudy["Days"] * (1 + 1j))
+    with pytest.raises(mm.DataError, match="column 'z' has complex values"):
+        mm.lmer("Reaction ~ z + (1 | Subject)", data)
+
+
 def test_offset_argument_equals_offset_term(sleepstudy):
     via_term = _case("sleepstudy_offset")[0]
     with warnings.catch_warnings():

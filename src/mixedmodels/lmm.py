@@ -31,7 +31,7 @@ from .design.fixed import DesignMatrix, build_design, build_response, check_scal
 from .design.frame import model_frame, required_variables
 from .design.random import RandomEffectsTerm, build_random_terms
 from .design.covariance import initial_theta, theta_lower_bounds
-from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, DataError, FormulaError, MixedModelsWarning, ModelSpecError, SingularFitWarning
 from .formula import ParsedFormula, parse_formula
 from ._validate import check_bool
 from .linalg import BlockedCrossProducts, Factorization
@@ -100,6 +100,26 @@ def _used_variables(parsed: ParsedFormula) -> set[str]:
     return names
 
 
+def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
+    """Warn about ``contrasts=`` entries for variables the formula does not use (R's model.matrix warns too)."""
+    if contrasts is None:
+        return
+    if not isinstance(contrasts, Mapping):
+        raise ModelSpecError(
+            f"contrasts must be a dict of variable -> contrast, e.g. {{'condition': 'sum'}}, "
+            f"not {type(contrasts).__name__}"
+        )
+    used = _used_variables(parsed)
+    for name in contrasts:
+        if name not in used:
+            warnings.warn(
+                f"contrasts were given for variable {name!r}, which is not in the formula "
+                f"{parsed.formula!r}: they are ignored (check the spelling)",
+                MixedModelsWarning,
+                stacklevel=4,
+            )
+
+
 def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
     """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
     if values is None:
@@ -136,6 +156,7 @@ def prepare_fixed_part(
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    _check_contrasts(contrasts, parsed)
     mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
     frame = mf.data
     keep = frame.index.to_numpy()

@@ -59,7 +59,7 @@ from ..errors import (
     MixedModelsError,
     ModelSpecError,
 )
-from .frame import check_columns, check_data_frame, plain_message, required_variables
+from .frame import alias_numeric_names, check_columns, check_data_frame, check_real, plain_message, required_variables
 from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
 from .simple import numeric_columns, simple_matrix, simple_terms
 
@@ -515,7 +515,9 @@ class DesignMatrix:
             raise ModelSpecError("this design matrix was not built from a formula")
         check_data_frame(data)
         check_columns(data, sorted(self._variables))
-        full = _materialize(self._spec, _as_doubles(data, self._variables), "the fixed-effects formula on new data")
+        check_real(data, sorted(self._variables))
+        aliases = self._spec.materializer_params.get("aliases", {})
+        full = _materialize(self._spec, _formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
@@ -537,7 +539,9 @@ def build_design(
     contrasts : mapping, optional
         Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
         ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
-        allowed).  Keys that are not factors in ``rhs`` are ignored, as in R.
+        allowed).  Keys that are not factors in ``rhs`` are ignored here (a
+        model's random terms are built with the same mapping); the model
+        functions warn about keys that no part of the formula uses, as R does.
 
     Raises
     ------
@@ -551,9 +555,11 @@ def build_design(
         return simple
     variables = required_variables(rhs)
     check_columns(data, sorted(variables))
+    check_real(data, sorted(variables))
     _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    full, spec = _materialize_new(_new_spec(rhs, chosen), _as_doubles(data, variables), rhs)
+    text, aliases = alias_numeric_names(rhs)
+    full, spec = _materialize_new(_new_spec(text, chosen, aliases), _formula_data(data, variables, aliases), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -568,12 +574,24 @@ def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
 
 
-def _new_spec(rhs: str, chosen: Mapping[str, str]) -> ModelSpec:
-    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings."""
+def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> ModelSpec:
+    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings.
+
+    ``aliases`` (see :func:`~.frame.alias_numeric_names`) name columns that
+    ``rhs`` refers to by alias; the spec keeps them for replays, and the
+    columns are named as written (`` `1` ``).
+    """
+    aliases = dict(aliases or {})
+    spellings = _spellings(rhs)
+    if aliases:
+        written = re.compile("|".join(map(re.escape, sorted(aliases, key=len, reverse=True))))
+        spellings = {key: written.sub(lambda m: f"`{aliases[m.group(0)]}`", value) for key, value in spellings.items()}
+        spellings.update({alias: f"`{name}`" for alias, name in aliases.items()})
+        chosen = {**chosen, **{alias: chosen[name] for alias, name in aliases.items() if name in chosen}}
     return ModelSpec.from_spec(
         rhs,
         materializer=_RMaterializer.REGISTER_NAME,
-        materializer_params={"contrasts": dict(chosen), "spellings": _spellings(rhs)},
+        materializer_params={"contrasts": dict(chosen), "spellings": spellings, "aliases": aliases},
         output="numpy",
         na_action="ignore",
     )
@@ -630,20 +648,25 @@ class _DeferredSpec:
         return self._spec
 
 
-def _as_doubles(data: pd.DataFrame, variables: frozenset[str]) -> pd.DataFrame:
-    """``data`` with its integer columns among ``variables`` as float64, for formula code.
+def _formula_data(
+    data: pd.DataFrame, variables: frozenset[str], aliases: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """``data`` as formula code sees it: integer columns among ``variables`` as float64, plus aliases.
 
     R does arithmetic in doubles; NumPy keeps a column's integer type, so
     ``I(x**2)`` on an int32 column would wrap around silently.  Factor levels
-    are unchanged (``C(x)`` labels 2.0 as "2", as 2).  ``data`` itself is not
-    modified: the converted columns replace those of a shallow copy.
+    are unchanged (``C(x)`` labels 2.0 as "2", as 2).  ``aliases`` maps extra
+    names to columns (see :func:`~.frame.alias_numeric_names`).  ``data``
+    itself is not modified: new columns go into a shallow copy.
     """
     names = [name for name in sorted(variables) if name in data.columns and _is_integer(data[name])]
-    if not names:
+    if not names and not aliases:
         return data
     out = data.copy(deep=False)
     for name in names:
         out[name] = data[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    for alias, name in (aliases or {}).items():
+        out[alias] = out[name]
     return out
 
 
@@ -759,13 +782,16 @@ def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
-    check_columns(data, sorted(required_variables(text)))
+    variables = required_variables(text)
+    check_columns(data, sorted(variables))
+    check_real(data, sorted(variables))
     if text in data.columns:
         values = data[text]
     else:
-        env = LayeredMapping(_as_doubles(data, required_variables(text)), CONTEXT, TRANSFORMS)
+        code, aliases = alias_numeric_names(text)
+        env = LayeredMapping(_formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = _run_formulaic(
-            lambda: stateful_eval(text, env, None, {}, None), f"the response {text!r}", text
+            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
         )
     response = _response_array(values, text, len(data))
     if not np.isfinite(response).all():
