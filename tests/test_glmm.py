@@ -278,6 +278,22 @@ def test_offset_in_formula_or_argument_matches_lme4():
     np.testing.assert_allclose(in_formula.linear_predictor.to_numpy()[:10], tight["default"]["linpred_head"], atol=0.01)
 
 
+def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused():
+    """glmer(offset=) with a NaN raised numpy's ValueError; lme4 drops the row (issue 22, item 5)."""
+    data = dataset("cbpp").copy()
+    offset = np.log(data["size"].to_numpy(dtype=float))
+    offset[[0, 9]] = np.nan
+    fit = mm.glmer("incidence ~ period + (1 | herd)", data, family="poisson", offset=offset)
+    kept = np.isfinite(offset)
+    without = mm.glmer("incidence ~ period + (1 | herd)", data[kept], family="poisson", offset=offset[kept])
+    assert fit.nobs == 54 and fit.model.inputs.n_dropped == 2
+    assert fit.loglik == pytest.approx(without.loglik, rel=1e-10)
+    np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-6)
+    offset[0] = -np.inf
+    with pytest.raises(DataError, match=r"offset= has 1 infinite value"):
+        mm.glmer("incidence ~ period + (1 | herd)", data, family="poisson", offset=offset)
+
+
 @pytest.mark.parametrize(
     "formula, family, column, message",
     [

@@ -228,6 +228,36 @@ def test_offset_argument_equals_offset_term(sleepstudy):
     assert via_argument.objective == pytest.approx(via_term.objective, rel=1e-9)
 
 
+def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused(sleepstudy):
+    """As lme4 (lmer(..., offset = o) with o[4] = NA has nobs 179) and as offset(o) in the formula (issue 22, item 5).
+
+    The fit must be the fit without those rows: same criterion to 1e-9 relative (the same
+    optimization on the same numbers), same estimates.
+    """
+    formula = "Reaction ~ Days + (Days | Subject)"
+    data = sleepstudy.assign(o=0.5 * sleepstudy["Days"])
+    data.loc[[3, 100], "o"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_argument = mm.lmer(formula, data, offset=data["o"].to_numpy())
+        in_formula = mm.lmer("Reaction ~ Days + offset(o) + (Days | Subject)", data)
+        without = mm.lmer(formula, data.drop(index=[3, 100]), offset=data["o"].drop(index=[3, 100]).to_numpy())
+    for fit in (by_argument, in_formula):
+        assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
+        assert fit.objective == pytest.approx(without.objective, rel=1e-9)
+        np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-6)
+        pd.testing.assert_index_equal(fit.fitted.index, without.fitted.index)
+    assert "(2 observations deleted due to missingness)" in str(by_argument.summary())
+    infinite = data["o"].fillna(0.0).to_numpy(copy=True)
+    infinite[7] = np.inf
+    with pytest.raises(mm.DataError, match=r"offset= has 1 infinite value\(s\) \(rows 7\)"):
+        mm.lmer(formula, data, offset=infinite)
+    with pytest.raises(mm.DataError, match="offset= is missing"):
+        mm.lmer(formula, data, offset=np.full(len(data), np.nan))
+    with pytest.raises(mm.DataError, match="offset must be numbers"):
+        mm.lmer(formula, data, offset="o")
+
+
 def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
     """The fit keeps the factorization of its best evaluation; a fresh one at the same theta gives the same results."""
     from mixedmodels.results import LmerResults

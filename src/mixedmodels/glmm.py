@@ -238,7 +238,8 @@ def glmer(
     weights : array-like, optional
         Prior weights (for proportions: the numbers of trials).
     offset : array-like, optional
-        Added to the linear predictor, with any ``offset()`` in the formula.
+        Added to the linear predictor, with any ``offset()`` in the formula;
+        rows where it is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, as for :func:`mixedmodels.lmer`.
     settings : OptimizerSettings, optional

@@ -352,7 +352,8 @@ def lm(
     weights : array-like, optional
         Prior weights, one per row of ``data``.
     offset : array-like, optional
-        A known component of the mean, one per row of ``data``.
+        A known component of the mean, one per row of ``data``; rows where it
+        is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, e.g. ``{"condition": "sum"}``.
 

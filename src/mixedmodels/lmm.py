@@ -120,14 +120,42 @@ def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula)
             )
 
 
-def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
-    """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
+def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
+    """A per-row argument (weights, offset) as floats, one per row of the data."""
     if values is None:
         return None
-    array = np.asarray(values, dtype=float).reshape(-1)
+    try:
+        array = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must be numbers, one per row of data (an array or a Series such as data['w']), "
+            f"not {type(values).__name__}"
+        ) from None
     if array.size != nrows:
         raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
-    return array[keep]
+    return array
+
+
+def _missing_offset(offset: np.ndarray | None, labels: pd.Index) -> np.ndarray | None:
+    """Rows whose ``offset=`` value is missing (NaN), or None; an infinite value is refused.
+
+    As lme4's model frame does (and as for ``offset(o)`` in the formula), a
+    row with a missing offset is dropped and counted; an infinite offset
+    would make the likelihood undefined, so it is an error.
+    """
+    if offset is None:
+        return None
+    infinite = np.isinf(offset)
+    if infinite.any():
+        shown = ", ".join(map(repr, labels[infinite][:3])) + (", ..." if infinite.sum() > 3 else "")
+        raise DataError(
+            f"offset= has {int(infinite.sum())} infinite value(s) (rows {shown}); an offset must be finite: "
+            "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
+        )
+    missing = np.isnan(offset)
+    if missing.all():
+        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")
+    return missing if missing.any() else None
 
 
 def _check_weights(weights: np.ndarray | None) -> None:
@@ -157,19 +185,24 @@ def prepare_fixed_part(
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     _check_contrasts(contrasts, parsed)
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
+    all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
+    positional = data.reset_index(drop=True)
+    missing_offset = _missing_offset(all_offsets, data.index)
+    if missing_offset is not None:
+        positional = positional.loc[~missing_offset]
+    mf = model_frame(positional, sorted(_used_variables(parsed)))
     frame = mf.data
     keep = frame.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
+    w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
     fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
     check_scale(fixed)
-    extra_offset = _row_vector(offset, "offset", len(data), keep)
+    extra_offset = None if all_offsets is None else all_offsets[keep]
     return ModelInputs(
         formula=parsed,
         frame=frame,
         row_index=data.index[keep],
-        n_dropped=mf.n_dropped,
+        n_dropped=mf.n_dropped + (0 if missing_offset is None else int(missing_offset.sum())),
         y=build_response(parsed.response, frame),
         fixed=fixed,
         dropped_columns=dropped,
@@ -445,6 +478,9 @@ def lmer(
         Prior weights, one per row of ``data``.
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
+        Rows with a missing (NaN) offset are dropped like rows with missing
+        data (as lme4, and as ``offset(o)`` in the formula); infinite values
+        are refused.
     contrasts : dict, optional
         Per-variable contrasts: ``{"condition": "sum"}`` ("treatment", "sum",
         "helmert", "poly").
