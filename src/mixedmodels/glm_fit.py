@@ -243,6 +243,12 @@ class GlmResults(_NoRandomEffectsResults):
     def loglik(self) -> float:
         return self.npar - self.aic / 2
 
+    @property
+    def bic(self) -> float:
+        """R's ``BIC`` of a glm: ``log`` of every row of the model frame (R's ``logLik.glm`` counts
+        rows of weight 0, which ``nobs`` leaves out)."""
+        return -2.0 * self.loglik + np.log(self.model.inputs.nobs) * self.npar
+
     # --- fitted values and residuals -------------------------------------------------------
     @property
     def fitted(self) -> pd.Series:

@@ -75,7 +75,7 @@ class LmerResults:
         if factor is None:
             factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
         beta, spherical = factor.solve()
-        dof = model.nobs - (model.nfixef if model.REML else 0)
+        dof = model.n_likelihood - (model.nfixef if model.REML else 0)
         sigma = float(np.sqrt(factor.pwrss() / dof))
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
 

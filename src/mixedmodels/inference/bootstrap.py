@@ -186,6 +186,10 @@ class _Refitter:
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
             raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+        if inputs.weights is not None and not np.all(inputs.weights > 0):
+            # rows of weight 0 carry no information (their simulated value is NaN): keep the observed one
+            informative = (inputs.weights > 0).reshape((-1,) + (1,) * (y.ndim - 1))
+            y = np.where(informative, y, inputs.y)
         return y
 
     # --- linear mixed models: swap the y row of the blocks ---------------------------------

@@ -175,7 +175,7 @@ def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate:
         _, cov = dev.fixef(dev.profiled(fit.theta)[0])
         return delta * sigma * float(np.sqrt(cov[param.index, param.index]))
     if param.kind == "sigma":
-        return delta * sigma / np.sqrt(2.0 * fit.nobs)
+        return delta * sigma / np.sqrt(2.0 * fit.model.n_likelihood)
     nlevels = fit.terms[param.term].nlevels
     if param.kind == "sd":
         return delta * (estimate if estimate > 0 else 0.01 * sigma) / np.sqrt(2.0 * nlevels)
