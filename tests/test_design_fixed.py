@@ -335,6 +335,20 @@ def test_backticked_numeric_names_are_columns_not_literals() -> None:
     assert list(data.columns) == ["y", "1", "x", "0"]  # no alias column leaks into the caller's frame
 
 
+def test_factor_mixing_numbers_and_strings_is_read_as_text() -> None:
+    """An object column with 1 and "1" was coded as six nonsense levels (h2, h3, h0, ...) silently:
+    values are R's text labels, so it is the factor of the all-text column (issue 22, item 7)."""
+    mixed = pd.Series([0, "1", 2, "0", 1, "2"], dtype=object)
+    text = pd.Series(["0", "1", "2", "0", "1", "2"], dtype=object)
+    for rhs in ("h", "C(h, contr.sum)"):
+        design, expected = build_design(rhs, pd.DataFrame({"h": mixed})), build_design(rhs, pd.DataFrame({"h": text}))
+        assert design.column_names == expected.column_names
+        np.testing.assert_array_equal(design.matrix, expected.matrix)
+    assert build_design("h", pd.DataFrame({"h": mixed})).column_names == ("(Intercept)", "h1", "h2")
+    np.testing.assert_array_equal(build_response("h", pd.DataFrame({"h": pd.Series([0, "1", 1, "0"], dtype=object)})),
+                                  [0.0, 1.0, 1.0, 0.0])
+
+
 def test_complex_columns_are_refused_by_name(small: pd.DataFrame) -> None:
     """Converting complex values to float drops the imaginary part (numpy only warns): refuse instead."""
     data = small.assign(c=small["x"] + 1j, y=small["x"] * 2)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import ModelSpecError
+from .errors import DataError, ModelSpecError
 from .families import Family, GlmResponse, get_family
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from .lmm import ModelInputs, ThetaParameters, prepare_inputs
@@ -58,6 +58,22 @@ def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
     return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
                           allow_as_many_ranef_as_obs=True)
+
+
+def _check_not_constant(response: GlmResponse, name: str) -> None:
+    """lme4's "Response is constant": refuse a response without variation (over the rows with weight).
+
+    An all-zero count or no successes at all would send the fixed effects to
+    minus infinity (PIRLS ends in NaN); lme4 refuses every constant response.
+    """
+    values = response.y[response.weights > 0]
+    if values.size and np.ptp(values) == 0:
+        what = "proportion of successes" if response.family.name == "binomial" else "value"
+        raise DataError(
+            f"the response {name!r} is constant (every {what} is {values[0]:g}): there is no variation "
+            "for a GLMM to model (lme4 refuses it too: 'Response is constant'); check the response "
+            "column and the rows kept"
+        )
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +114,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
         fam = get_family(family)
         response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
+        _check_not_constant(response, inputs.formula.response)
         n, p = int(np.count_nonzero(response.weights)), len(inputs.fixed.column_names)
         if n <= p:
             zero = "" if n == inputs.nobs else " with non-zero weight"

@@ -238,4 +238,6 @@ class GlmerSummary(LmerSummary):
     def _fixed_effects(self) -> list[str]:
         from .inference.printing import coefmat_lines
 
+        if not self.result.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]

@@ -157,6 +157,28 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+_MIXED_KINDS = frozenset({"mixed", "mixed-integer"})
+
+
+def level_values(values: Any) -> Any:
+    """The values whose levels a factor takes: an object column mixing numbers and strings as text.
+
+    Such columns come from CSV files read in chunks (pandas' "mixed types"
+    warning), where one chunk holds ``1`` and the next ``"1"``: both become the
+    level ``"1"`` (R's text of a number, :func:`_label`), and levels sort as
+    text, as R's factor of a character vector does.  Anything else is returned
+    unchanged; missing values stay missing.
+    """
+    if getattr(values, "dtype", None) != object:
+        return values
+    if pd.api.types.infer_dtype(values, skipna=True) not in _MIXED_KINDS:
+        return values
+    labels = [value if pd.isna(value) else _label(value) for value in values]
+    if isinstance(values, pd.Series):
+        return pd.Series(labels, index=values.index, name=values.name, dtype=object)
+    return np.array(labels, dtype=object)
+
+
 def _is_boolean(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     return dtype is not None and (dtype == bool or str(dtype) == "boolean")
@@ -164,7 +186,7 @@ def _is_boolean(values: Any) -> bool:
 
 def _as_labelled(values: Any) -> pd.Series:
     """A Categorical Series whose categories are R's level labels (strings)."""
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    series = level_values(values if isinstance(values, pd.Series) else pd.Series(np.asarray(values)))
     if isinstance(series.dtype, pd.CategoricalDtype):
         cat = series.array
     elif _is_boolean(series):

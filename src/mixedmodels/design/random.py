@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import theta_names
-from .fixed import DesignMatrix, build_design
+from .fixed import DesignMatrix, build_design, level_values
 
 __all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
 
@@ -81,13 +81,14 @@ class RandomEffectsTerm:
 
 
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Codes and labels of one grouping column: Categorical order, else sorted values."""
+    """Codes and labels of one grouping column: Categorical order, else sorted values
+    (an object column mixing numbers and strings sorted as text, see :func:`.fixed.level_values`)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
         codes = categorical.codes
         labels = [str(c) for c in categorical.categories]
     else:
-        uniques, codes = np.unique(column.to_numpy(), return_inverse=True)
+        uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = [str(u) for u in uniques]
     return codes.astype(np.int64), labels
 
