@@ -62,6 +62,7 @@ from ..errors import (
 from .frame import alias_numeric_names, check_columns, check_data_frame, check_real, plain_message, required_variables
 from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
 from .simple import numeric_columns, simple_matrix, simple_terms
+from .values import _label, formula_data, level_values  # noqa: F401 (_label, level_values re-exported)
 
 __all__ = [
     "DesignMatrix",
@@ -146,37 +147,6 @@ def _default_contrast(values: Any) -> str:
 
 # ---------------------------------------------------------------------------
 # Factor levels and labels
-
-
-def _label(value: Any) -> str:
-    """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.15g}"
-    return str(value)
-
-
-_MIXED_KINDS = frozenset({"mixed", "mixed-integer"})
-
-
-def level_values(values: Any) -> Any:
-    """The values whose levels a factor takes: an object column mixing numbers and strings as text.
-
-    Such columns come from CSV files read in chunks (pandas' "mixed types"
-    warning), where one chunk holds ``1`` and the next ``"1"``: both become the
-    level ``"1"`` (R's text of a number, :func:`_label`), and levels sort as
-    text, as R's factor of a character vector does.  Anything else is returned
-    unchanged; missing values stay missing.
-    """
-    if getattr(values, "dtype", None) != object:
-        return values
-    if pd.api.types.infer_dtype(values, skipna=True) not in _MIXED_KINDS:
-        return values
-    labels = [value if pd.isna(value) else _label(value) for value in values]
-    if isinstance(values, pd.Series):
-        return pd.Series(labels, index=values.index, name=values.name, dtype=object)
-    return np.array(labels, dtype=object)
 
 
 def _is_boolean(values: Any) -> bool:
@@ -539,7 +509,7 @@ class DesignMatrix:
         check_columns(data, sorted(self._variables))
         check_real(data, sorted(self._variables))
         aliases = self._spec.materializer_params.get("aliases", {})
-        full = _materialize(self._spec, _formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
+        full = _materialize(self._spec, formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
@@ -581,7 +551,7 @@ def build_design(
     _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
     text, aliases = alias_numeric_names(rhs)
-    full, spec = _materialize_new(_new_spec(text, chosen, aliases), _formula_data(data, variables, aliases), rhs)
+    full, spec = _materialize_new(_new_spec(text, chosen, aliases), formula_data(data, variables, aliases), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -668,34 +638,6 @@ class _DeferredSpec:
             sample = pd.DataFrame(self._sample, index=range(self._nrows))
             self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec
-
-
-def _formula_data(
-    data: pd.DataFrame, variables: frozenset[str], aliases: Mapping[str, str] | None = None
-) -> pd.DataFrame:
-    """``data`` as formula code sees it: integer columns among ``variables`` as float64, plus aliases.
-
-    R does arithmetic in doubles; NumPy keeps a column's integer type, so
-    ``I(x**2)`` on an int32 column would wrap around silently.  Factor levels
-    are unchanged (``C(x)`` labels 2.0 as "2", as 2).  ``aliases`` maps extra
-    names to columns (see :func:`~.frame.alias_numeric_names`).  ``data``
-    itself is not modified: new columns go into a shallow copy.
-    """
-    names = [name for name in sorted(variables) if name in data.columns and _is_integer(data[name])]
-    if not names and not aliases:
-        return data
-    out = data.copy(deep=False)
-    for name in names:
-        out[name] = data[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    for alias, name in (aliases or {}).items():
-        out[alias] = out[name]
-    return out
-
-
-def _is_integer(column: Any) -> bool:
-    """NumPy and pandas (nullable) integer columns; not booleans, which are factors."""
-    dtype = getattr(column, "dtype", None)
-    return dtype is not None and pd.api.types.is_integer_dtype(dtype) and not _is_boolean(column)
 
 
 def _materialize_new(
@@ -811,7 +753,7 @@ def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
         values = data[text]
     else:
         code, aliases = alias_numeric_names(text)
-        env = LayeredMapping(_formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
+        env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = _run_formulaic(
             lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
         )

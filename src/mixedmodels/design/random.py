@@ -17,7 +17,8 @@ import pandas as pd
 from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import theta_names
-from .fixed import DesignMatrix, build_design, level_values
+from .fixed import DesignMatrix, build_design
+from .values import level_values
 
 __all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
 
@@ -82,7 +83,7 @@ class RandomEffectsTerm:
 
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes and labels of one grouping column: Categorical order, else sorted values
-    (an object column mixing numbers and strings sorted as text, see :func:`.fixed.level_values`)."""
+    (an object column mixing numbers and strings sorted as text, see :func:`.values.level_values`)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
         codes = categorical.codes
