@@ -23,8 +23,8 @@ SOURCE = Path(mixedmodels.__file__).parent
 
 # bottom to top; a name is a subpackage or a module directly under mixedmodels ("" is mixedmodels/__init__.py)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_threads"),
-    ("families", "optim", "convergence", "format", "datasets"),
+    ("errors", "_threads", "_validate"),
+    ("families", "optim", "convergence", "format", "tables", "datasets"),
     ("formula",),
     ("design",),
     ("linalg",),

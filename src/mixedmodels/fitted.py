@@ -218,11 +218,20 @@ def is_generalized(fit: Any) -> bool:
 
 
 class InformationCriteria:
-    """AIC and BIC from the ``loglik``, ``npar`` and ``nobs`` that the fit defines."""
+    """AIC and BIC from the ``loglik``, ``npar`` and ``nobs`` that the fit defines.
+
+    The ``n`` of BIC is R's ``attr(logLik(fit), "nobs")``: ``nobs``, unless the
+    fit says otherwise in ``_loglik_nobs`` (a glm counts its rows of weight 0
+    there, though its ``nobs`` leaves them out, as R does).
+    """
 
     loglik: float
     npar: int
     nobs: int
+
+    @property
+    def _loglik_nobs(self) -> int:
+        return self.nobs
 
     @property
     def aic(self) -> float:
@@ -230,4 +239,4 @@ class InformationCriteria:
 
     @property
     def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+        return -2.0 * self.loglik + np.log(self._loglik_nobs) * self.npar

@@ -25,6 +25,8 @@ from mixedmodels.errors import MixedModelsError, ModelSpecError
 from mixedmodels.pooling.layout import LeastSquaresFit
 from mixedmodels.pooling.results import PoolingComparison
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.fixed import DesignMatrix
+from .._validate import check_bool
 from ..errors import MixedModelsError, ModelSpecError
 from ..families import get_family
 from ..pooling.layout import APPROACHES, build_layout, joint_name, shrinkage_table
@@ -226,7 +227,7 @@ def compare_pooling_bayes(
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
     layout = build_layout(partial, group)
-    if not share_fixed and len(layout.terms) > len(layout.random_terms):
+    if not check_bool(share_fixed, "share_fixed") and len(layout.terms) > len(layout.random_terms):
         others = [t for t in layout.terms if t not in layout.random_terms]
         raise ModelSpecError(
             f"the Bayesian no-pooling model shares the fixed effects {others} across levels of {layout.group!r}; "

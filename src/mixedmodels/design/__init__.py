@@ -7,6 +7,7 @@ in formulaic:
 * :mod:`.fixed` -- ``build_design``, ``DesignMatrix`` (with R's contrasts, :mod:`.contrasts`);
 * :mod:`.response` -- ``build_response``;
 * :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``;
+* :mod:`.values` -- how column values enter formulas (doubles, level labels);
 * :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda;
 * :mod:`.inputs` -- lme4's ``lFormula`` stage: everything a model is made of.
 

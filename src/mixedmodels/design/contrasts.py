@@ -37,6 +37,7 @@ from formulaic.transforms.contrasts import (
 )
 
 from ..errors import DataError, ModelSpecError
+from .values import level_label, level_values
 
 __all__ = [
     "C",
@@ -44,7 +45,6 @@ __all__ = [
     "ContrastNamespace",
     "contrast_name",
     "default_contrast",
-    "level_label",
     "is_boolean",
     "as_labelled",
     "observed_levels",
@@ -129,15 +129,6 @@ def default_contrast(values: Any) -> str:
 # Factor levels and labels
 
 
-def level_label(value: Any) -> str:
-    """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.15g}"
-    return str(value)
-
-
 def is_boolean(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     return dtype is not None and (dtype == bool or str(dtype) == "boolean")
@@ -145,7 +136,7 @@ def is_boolean(values: Any) -> bool:
 
 def as_labelled(values: Any) -> pd.Series:
     """A Categorical Series whose categories are R's level labels (strings)."""
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    series = level_values(values if isinstance(values, pd.Series) else pd.Series(np.asarray(values)))
     if isinstance(series.dtype, pd.CategoricalDtype):
         cat = series.array
     elif is_boolean(series):

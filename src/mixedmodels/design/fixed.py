@@ -49,8 +49,18 @@ from ..errors import (
     ModelSpecError,
 )
 from .contrasts import C, ContrastNamespace, contrast_name, default_contrast, encode_factor, is_boolean
-from .frame import ModelFrame, check_columns, check_data_frame, frame_data, plain_message, required_variables
+from .frame import (
+    ModelFrame,
+    alias_numeric_names,
+    check_columns,
+    check_data_frame,
+    check_real,
+    frame_data,
+    plain_message,
+    required_variables,
+)
 from .simple import numeric_columns, simple_matrix, simple_terms
+from .values import formula_data
 
 __all__ = [
     "DesignMatrix",
@@ -329,7 +339,9 @@ class DesignMatrix:
             raise ModelSpecError("this design matrix was not built from a formula")
         check_data_frame(data)
         check_columns(data, sorted(self._variables))
-        full = _materialize(self._spec, data, "the fixed-effects formula on new data")
+        check_real(data, sorted(self._variables))
+        aliases = self._spec.materializer_params.get("aliases", {})
+        full = _materialize(self._spec, formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
@@ -354,7 +366,9 @@ def build_design(
     contrasts : mapping, optional
         Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
         ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
-        allowed).  Keys that are not factors in ``rhs`` are ignored, as in R.
+        allowed).  Keys that are not factors in ``rhs`` are ignored here (a
+        model's random terms are built with the same mapping); the model
+        functions warn about keys that no part of the formula uses, as R does.
 
     Raises
     ------
@@ -369,9 +383,11 @@ def build_design(
     variables = required_variables(rhs)
     if not trusted:
         check_columns(data, sorted(variables))
+        check_real(data, sorted(variables))
         _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    full, spec = _materialize_new(_new_spec(rhs, chosen), data, rhs)
+    text, aliases = alias_numeric_names(rhs)
+    full, spec = _materialize_new(_new_spec(text, chosen, aliases), formula_data(data, variables, aliases), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -386,12 +402,24 @@ def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k): contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
 
 
-def _new_spec(rhs: str, chosen: Mapping[str, str]) -> ModelSpec:
-    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings."""
+def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> ModelSpec:
+    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings.
+
+    ``aliases`` (see :func:`~.frame.alias_numeric_names`) name columns that
+    ``rhs`` refers to by alias; the spec keeps them for replays, and the
+    columns are named as written (`` `1` ``).
+    """
+    aliases = dict(aliases or {})
+    spellings = _spellings(rhs)
+    if aliases:
+        written = re.compile("|".join(map(re.escape, sorted(aliases, key=len, reverse=True))))
+        spellings = {key: written.sub(lambda m: f"`{aliases[m.group(0)]}`", value) for key, value in spellings.items()}
+        spellings.update({alias: f"`{name}`" for alias, name in aliases.items()})
+        chosen = {**chosen, **{alias: chosen[name] for alias, name in aliases.items() if name in chosen}}
     return ModelSpec.from_spec(
         rhs,
         materializer=_RMaterializer.REGISTER_NAME,
-        materializer_params={"contrasts": dict(chosen), "spellings": _spellings(rhs)},
+        materializer_params={"contrasts": dict(chosen), "spellings": spellings, "aliases": aliases},
         output="numpy",
         na_action="ignore",
     )

@@ -10,8 +10,9 @@
 3. the fixed-effects matrix ``X`` with R's contrasts and names, aliased
    columns dropped (lme4's ``chkRank.drop.cols``) and lme4's check of the
    predictors' scales;
-4. prior weights and the offset (the formula's ``offset()`` terms plus ``offset=``),
-   for the kept rows;
+4. prior weights and the offset (the formula's ``offset()`` terms plus ``offset=``;
+   a row whose ``offset=`` is missing is dropped like an incomplete row), for
+   the kept rows, whose own labels are kept in ``row_index``;
 5. the random-effects terms (level index per row, the term's columns), in
    lme4's order (most levels first).
 
@@ -23,13 +24,14 @@ random-effects terms), the Bayesian models and the power simulations.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, MixedModelsWarning, ModelSpecError
 from ..formula import ParsedFormula, parse_formula, random_terms_text
 from .checks import check_scale, drop_aliased_columns
 from .fixed import DesignMatrix, build_design
@@ -55,6 +57,10 @@ class ModelInputs:
     formula : ParsedFormula
     frame : DataFrame
         The model frame: used columns, complete rows, positional index.
+    row_index : Index
+        The caller's labels of the rows used (``data.index`` without the
+        dropped rows); every row-shaped result (fitted values, residuals,
+        predictions, simulations) is indexed by it.
     n_dropped : int
         Rows dropped for missing values.
     y : ndarray
@@ -73,6 +79,7 @@ class ModelInputs:
 
     formula: ParsedFormula
     frame: pd.DataFrame
+    row_index: pd.Index
     n_dropped: int
     y: np.ndarray
     fixed: DesignMatrix
@@ -95,14 +102,72 @@ def _used_variables(parsed: ParsedFormula) -> set[str]:
     return names
 
 
-def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
-    """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
+def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
+    """Warn about ``contrasts=`` entries for variables the formula does not use (R's model.matrix warns too)."""
+    if contrasts is None:
+        return
+    if not isinstance(contrasts, Mapping):
+        raise ModelSpecError(
+            f"contrasts must be a dict of variable -> contrast, e.g. {{'condition': 'sum'}}, "
+            f"not {type(contrasts).__name__}"
+        )
+    used = _used_variables(parsed)
+    for name in contrasts:
+        if name not in used:
+            warnings.warn(
+                f"contrasts were given for variable {name!r}, which is not in the formula "
+                f"{parsed.formula!r}: they are ignored (check the spelling)",
+                MixedModelsWarning,
+                stacklevel=4,
+            )
+
+
+def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
+    """A per-row argument (weights, offset) as floats, one per row of the data."""
     if values is None:
         return None
-    array = np.asarray(values, dtype=float).reshape(-1)
+    try:
+        array = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must be numbers, one per row of data (an array or a Series such as data['w']), "
+            f"not {type(values).__name__}"
+        ) from None
     if array.size != nrows:
         raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
-    return array[keep]
+    return array
+
+
+def _missing_offset(offset: np.ndarray | None, labels: pd.Index) -> np.ndarray | None:
+    """Rows whose ``offset=`` value is missing (NaN), or None; an infinite value is refused.
+
+    As lme4's model frame does (and as for ``offset(o)`` in the formula), a
+    row with a missing offset is dropped and counted; an infinite offset
+    would make the likelihood undefined, so it is an error.
+    """
+    if offset is None:
+        return None
+    infinite = np.isinf(offset)
+    if infinite.any():
+        shown = ", ".join(map(repr, labels[infinite][:3])) + (", ..." if infinite.sum() > 3 else "")
+        raise DataError(
+            f"offset= has {int(infinite.sum())} infinite value(s) (rows {shown}); an offset must be finite: "
+            "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
+        )
+    missing = np.isnan(offset)
+    if missing.all():
+        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")
+    return missing if missing.any() else None
+
+
+def _without_rows(mf: ModelFrame, missing: np.ndarray | None) -> ModelFrame:
+    """The model frame without the rows marked ``missing`` (by position in the data), counted as dropped."""
+    if missing is None:
+        return mf
+    ok = ~missing[mf.data.index.to_numpy()]
+    if not ok.any():
+        raise DataError("no rows left: every row with complete data has a missing (NaN) offset=")
+    return ModelFrame(mf.data.loc[ok], mf.n_dropped + int((~ok).sum())) if not ok.all() else mf
 
 
 def _check_weights(weights: np.ndarray | None) -> None:
@@ -112,6 +177,11 @@ def _check_weights(weights: np.ndarray | None) -> None:
         raise DataError("weights contain missing or infinite values; give a finite weight for every row")
     if np.any(weights < 0):
         raise DataError("weights must be non-negative; found a negative weight")
+    if weights.size and not np.any(weights > 0):
+        raise DataError(
+            f"every weight is zero ({weights.size} rows): rows with weight 0 carry no information, "
+            "so there is nothing to fit; give positive weights to the rows to fit"
+        )
 
 
 def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
@@ -134,16 +204,20 @@ def prepare_fixed_part(
     """
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
+    _check_contrasts(contrasts, parsed)
     mf = model_frame(data, sorted(_used_variables(parsed)), positional=True)  # the one check of the data
+    all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
+    mf = _without_rows(mf, _missing_offset(all_offsets, data.index))
     keep = mf.data.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
+    w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
     fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, mf, contrasts))
     check_scale(fixed)
-    extra_offset = _row_vector(offset, "offset", len(data), keep)
+    extra_offset = None if all_offsets is None else all_offsets[keep]
     return ModelInputs(
         formula=parsed,
         frame=mf.data,
+        row_index=data.index[keep],
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, mf),
         fixed=fixed,

@@ -20,7 +20,8 @@ from formulaic.utils.stateful_transforms import stateful_eval
 from ..errors import DataError, FormulaError
 from .contrasts import as_labelled, is_boolean, observed_levels
 from .fixed import CONTEXT, run_formulaic
-from .frame import ModelFrame, check_columns, frame_data, required_variables
+from .frame import ModelFrame, alias_numeric_names, check_columns, check_real, frame_data, required_variables
+from .values import formula_data
 
 __all__ = ["build_response"]
 
@@ -44,14 +45,17 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
+    variables = required_variables(text)
     if not trusted:
-        check_columns(data, sorted(required_variables(text)))
+        check_columns(data, sorted(variables))
+        check_real(data, sorted(variables))
     if text in data.columns:
         values = data[text]
     else:
-        env = LayeredMapping(data, CONTEXT, TRANSFORMS)
+        code, aliases = alias_numeric_names(text)
+        env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = run_formulaic(
-            lambda: stateful_eval(text, env, None, {}, None), f"the response {text!r}", text
+            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
         )
     response = _response_array(values, text, len(data))
     if not np.isfinite(response).all():

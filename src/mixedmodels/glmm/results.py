@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validate import check_bool
 from ..errors import MixedModelsError, ModelSpecError
 from ..fitted import GeneralizedMixedModel
 from ..lmm.results import LmerResults
@@ -147,12 +148,12 @@ class GlmerResults(LmerResults):
     @property
     def linear_predictor(self) -> pd.Series:
         """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.frame.index, name="eta")
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="eta")
 
     @property
     def fitted(self) -> pd.Series:
         """Fitted means on the response scale (probabilities / proportions for binomial)."""
-        return pd.Series(self._mu, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._mu, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         """Residuals as R's ``residuals(glmer fit, type)``.
@@ -172,9 +173,9 @@ class GlmerResults(LmerResults):
             resid = (response.y - mu) / self.family.link.mu_eta(self._linear_predictor)
         else:
             resid = response.y - mu
-        if scaled:
+        if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=self.model.inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
 
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:

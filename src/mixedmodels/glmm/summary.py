@@ -40,4 +40,6 @@ class GlmerSummary(LmerSummary):
         return lines + ["", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in vals)]
 
     def _fixed_effects(self) -> list[str]:
+        if not self.result.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]

@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
+from .._validate import check_bool
 from ..fitted import Fit
 from ..simulate import check_nsim, simulate_responses
 
@@ -186,6 +187,10 @@ class _Refitter:
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
             raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+        if inputs.weights is not None and not np.all(inputs.weights > 0):
+            # rows of weight 0 carry no information (their simulated value is NaN): keep the observed one
+            informative = (inputs.weights > 0).reshape((-1,) + (1,) * (y.ndim - 1))
+            y = np.where(informative, y, inputs.y)
         return y
 
     # --- linear mixed models: swap the y row of the blocks ---------------------------------
@@ -317,6 +322,7 @@ def bootstrap(
     if not callable(statistic):
         raise MixedModelsError("statistic must be a function of a fitted model, e.g. lambda m: m.fixef")
     nsim = check_nsim(nsim)
+    progress, use_re = check_bool(progress, "progress"), check_bool(use_re, "use_re")
     t0 = _as_series(statistic(result))
     rng = np.random.default_rng(seed)
     refitter = _Refitter(result)

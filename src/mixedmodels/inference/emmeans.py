@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.contrasts import level_label
+from ..design.values import level_label
 from ..design.fixed import build_design
 from ..design.frame import required_variables
 from ..errors import MixedModelsError

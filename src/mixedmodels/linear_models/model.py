@@ -76,9 +76,11 @@ def lm(
     data : DataFrame
         Rows with a missing value in a used variable are dropped.
     weights : array-like, optional
-        Prior weights, one per row of ``data``.
+        Prior weights, one per row of ``data``; rows of weight 0 are left out
+        of the fit and of ``nobs``, as in R (they keep fitted values).
     offset : array-like, optional
-        A known component of the mean, one per row of ``data``.
+        A known component of the mean, one per row of ``data``; rows where it
+        is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, e.g. ``{"condition": "sum"}``.
 

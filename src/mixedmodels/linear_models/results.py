@@ -33,10 +33,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validate import check_bool
 from ..errors import ConvergenceWarning, DataError, MixedModelsError, ModelSpecError
 from ..families import Family
 from ..fitted import InformationCriteria, Model
 from ..linalg.lstsq import lstsq, unscaled_covariance
+from ..tables import r_table
 from .irls import IrlsSolution, irls, null_deviance
 
 __all__ = ["LmResults", "GlmResults", "NoRandomEffectsResults"]
@@ -153,13 +155,12 @@ class LmResults(NoRandomEffectsResults):
         return pd.Series(self.sigma * np.sqrt(np.diag(self._unscaled)), index=self.fixef_names, name="Std. Error")
 
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``)."""
+        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``, printed as R prints it)."""
         est, se = self.beta, self.se.to_numpy()
         t = est / se
         p = 2.0 * stats.t.sf(np.abs(t), self.df_resid)
-        return pd.DataFrame(
-            {"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names
-        )
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names)
+        return r_table(table, layout="matrix")
 
     # --- likelihood ----------------------------------------------------------------------
     def _log_weights(self) -> float:
@@ -168,6 +169,7 @@ class LmResults(NoRandomEffectsResults):
 
     def loglik_at(self, REML: bool = False) -> float:
         """Log-likelihood; with ``REML=True`` the restricted one (R's ``logLik(fit, REML = TRUE)``)."""
+        REML = check_bool(REML, "REML")
         n = self.nobs - (len(self.beta) if REML else 0)
         value = 0.5 * (self._log_weights() - n * (_LOG_2PI + 1.0 - np.log(n) + np.log(self.rss)))
         if REML:
@@ -224,7 +226,7 @@ class LmResults(NoRandomEffectsResults):
 
     @property
     def fitted(self) -> pd.Series:
-        return pd.Series(self._fitted, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._fitted, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response") -> pd.Series:
         """``"response"`` (y - fitted; R's default) or ``"pearson"`` (times sqrt(weights))."""
@@ -234,7 +236,7 @@ class LmResults(NoRandomEffectsResults):
         resid = inputs.y - self._fitted
         if type in ("pearson", "deviance") and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
-        return pd.Series(resid, index=inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None) -> pd.DataFrame:
         """Simulated responses from the fitted model (R's ``simulate.lm``)."""
@@ -375,15 +377,20 @@ class GlmResults(NoRandomEffectsResults):
         """R's ``logLik.glm``: ``npar - (family$aic + 2 p) / 2``."""
         return self.npar - (self._response.minus2_loglik(self._fit.mu, self._fit.deviance) + 2 * len(self.beta)) / 2
 
+    @property
+    def _loglik_nobs(self) -> int:
+        """R's ``logLik.glm`` counts every row of the model frame, rows of weight 0 too (``nobs`` leaves them out)."""
+        return self.model.inputs.nobs
+
     # --- fitted values and residuals -------------------------------------------------------
     @property
     def fitted(self) -> pd.Series:
         """Fitted means (response scale)."""
-        return pd.Series(self._fit.mu, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._fit.mu, index=self.model.inputs.row_index, name="fitted")
 
     @property
     def linear_predictor(self) -> pd.Series:
-        return pd.Series(self._fit.eta, index=self.model.inputs.frame.index, name="eta")
+        return pd.Series(self._fit.eta, index=self.model.inputs.row_index, name="eta")
 
     def _working_residuals(self) -> np.ndarray:
         return (self._response.y - self._fit.mu) / self.family.link.mu_eta(self._fit.eta)
@@ -401,7 +408,7 @@ class GlmResults(NoRandomEffectsResults):
             values = y - mu
         else:
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'deviance', 'pearson', 'working' or 'response'")
-        return pd.Series(values, index=self.model.inputs.frame.index, name="residuals")
+        return pd.Series(values, index=self.model.inputs.row_index, name="residuals")
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None) -> pd.DataFrame:
         """Simulated responses from the fitted distribution."""

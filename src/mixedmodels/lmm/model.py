@@ -14,6 +14,10 @@ For a given relative covariance factor theta the objective is (Bates et al.
 
 minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
 residual sum of squares; all three pieces come off the blocked Cholesky factor.
+Rows with prior weight 0 carry no information: they are left out of the
+cross-products and of ``n`` (:attr:`LinearMixedModel.n_likelihood`), so the
+fit equals the fit without them, while ``nobs`` counts every row as lme4's
+does (lme4 itself cannot fit them: its criterion is infinite).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._threads import blas_threads_for
+from .._validate import check_bool
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import initial_theta, theta_lower_bounds
 from ..design.inputs import ModelInputs, prepare_inputs
@@ -69,6 +74,7 @@ class LinearMixedModel(ThetaParameters):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_bool(REML, "REML")
         inputs = prepare_inputs(formula, data, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
@@ -81,25 +87,37 @@ class LinearMixedModel(ThetaParameters):
 
     @classmethod
     def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
-        """Build the cross-product blocks for prepared inputs."""
-        nobs, p = inputs.nobs, len(inputs.fixed.column_names)
-        if nobs <= p:
-            raise ModelSpecError(f"{nobs} observations cannot estimate {p} fixed effects and a residual variance")
+        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+        REML = check_bool(REML, "REML")
+        rows = _informative_rows(inputs.weights)
+        n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
+        if n <= p:
+            zero = "" if rows is None else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects and a residual variance")
         sqrtw = np.sqrt(inputs.weights) if inputs.weights is not None else None
         y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
         xy = np.column_stack([inputs.fixed.matrix, y])
         if sqrtw is not None:
             xy = xy * sqrtw[:, None]
         zs = [t.z if sqrtw is None else t.z * sqrtw[:, None] for t in inputs.terms]
-        crossprods = BlockedCrossProducts.build(
-            [t.refs for t in inputs.terms], zs, [t.nlevels for t in inputs.terms], xy
-        )
-        return cls(inputs, crossprods, bool(REML))
+        refs = [t.refs for t in inputs.terms]
+        if rows is not None:
+            xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
+        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
+        return cls(inputs, crossprods, REML)
 
     # --- the objective --------------------------------------------------------
     @property
     def nobs(self) -> int:
         return self.inputs.nobs
+
+    @property
+    def n_likelihood(self) -> int:
+        """The ``n`` of the likelihood: rows with non-zero prior weight (every row without weights).
+
+        ``nobs`` counts every row of the model frame, as lme4's ``nobs`` does.
+        """
+        return self.crossprods.nobs
 
     @property
     def nfixef(self) -> int:
@@ -119,7 +137,7 @@ class LinearMixedModel(ThetaParameters):
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
-        n = self.nobs - (self.nfixef if reml else 0)
+        n = self.n_likelihood - (self.nfixef if reml else 0)
         value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
         if reml:
             value += factor.logdet_x()
@@ -211,6 +229,13 @@ class LinearMixedModel(ThetaParameters):
         return result
 
 
+def _informative_rows(weights: np.ndarray | None) -> np.ndarray | None:
+    """Positions of the rows with non-zero weight, or None when that is every row."""
+    if weights is None or np.all(weights > 0):
+        return None
+    return np.flatnonzero(weights > 0)
+
+
 class _BestFactor:
     """Keeps the factorization of the lowest objective seen (one at a time: a dense block's worth of memory)."""
 
@@ -273,9 +298,15 @@ def lmer(
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
     weights : array-like, optional
-        Prior weights, one per row of ``data``.
+        Prior weights, one per row of ``data``, non-negative.  A row of weight
+        0 contributes nothing: the estimates are those of the fit without it
+        (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
+        value and response residual, and ``nobs`` counts it, as lme4's does.
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
+        Rows with a missing (NaN) offset are dropped like rows with missing
+        data (as lme4, and as ``offset(o)`` in the formula); infinite values
+        are refused.
     contrasts : dict, optional
         Per-variable contrasts: ``{"condition": "sum"}`` ("treatment", "sum",
         "helmert", "poly").

@@ -102,6 +102,8 @@ class LmerSummary(Printable):
 
     def _fixed_effects(self) -> list[str]:
         """lme4's table (Estimate, Std. Error, t value), or lmerTest's with df, p-values and stars."""
+        if not self.result.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table(ddf=self._ddf))]
 
     def _correlation(self) -> list[str]:

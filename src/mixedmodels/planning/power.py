@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import special, stats
 from tqdm.auto import tqdm
 
+from .._validate import check_bool
 from ..design.frame import required_variables
 from ..design.inputs import ModelInputs, prepare_fixed_part, prepare_inputs
 from ..errors import ModelSpecError
@@ -275,6 +276,7 @@ def power(
     if not 0 < alpha < 1:
         raise ModelSpecError(f"alpha must be between 0 and 1, got {alpha!r}")
     _check_method(method)
+    progress = check_bool(progress, "progress")
     binomial_ci(0, 1, level, ci)  # validates level and ci before the long run
     source, truth = _data_source(design)
     models = _models(formula)

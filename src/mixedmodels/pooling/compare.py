@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .._validate import check_bool
 from ..errors import MixedModelsError
 from ..lmm.model import lmer
 from ..lmm.results import LmerResults
@@ -88,6 +89,7 @@ def compare_pooling(
     >>> cmp = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleep)
     >>> cmp.estimates("no").loc["308"]      # 244.19, 21.76 as in lme4's documentation
     """
+    share_fixed = check_bool(share_fixed, "share_fixed")
     if method == "bayes":
         from ..bayes.pooling import compare_pooling_bayes  # upward: method="bayes" (see tests/test_layering.py)
 
