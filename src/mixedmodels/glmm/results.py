@@ -1,7 +1,7 @@
 """The immutable results of a GLMM fit (lme4's ``glmerMod``).
 
 :class:`GlmerResults` keeps the lmer results contract (it extends
-:class:`~mixedmodels.results.LmerResults`, whose variance components, random
+:class:`~mixedmodels.lmm.results.LmerResults`, whose variance components, random
 effects, ``coef()`` and fixed-effect accessors apply unchanged) and adds what
 differs for a GLMM:
 
@@ -55,7 +55,7 @@ def _split(u: np.ndarray, layouts) -> tuple[np.ndarray, ...]:
 class GlmerResults(LmerResults):
     """A fitted generalized linear mixed model.
 
-    Attributes (besides :class:`~mixedmodels.results.LmerResults`')
+    Attributes (besides :class:`~mixedmodels.lmm.results.LmerResults`')
     -----------------------------------------------------------------
     nAGQ : int
         0, 1 (Laplace) or the number of quadrature points.
