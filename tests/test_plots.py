@@ -389,8 +389,10 @@ def test_figure_script_renders(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "DPI", 30)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module.main()
-    assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png"} <= {p.name for p in tmp_path.iterdir()}
+        module.main(explorer=False)  # the explorer's screenshot is the browser test's business
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png", "shrinkage_sleepstudy_intercept.png",
+            "pooling_dyestuff.png", "profile_dyestuff.png", "diagnostics_cbpp.png"} <= written
 
 
 def test_profile_zeta_of_a_fitted_model():
@@ -408,3 +410,15 @@ def test_profile_zeta_of_a_fitted_model():
         np.testing.assert_allclose(spline.get_ydata(), prof.zeta(name, spline.get_xdata()))
         (mark,) = _lines(ax, "estimate")
         assert mark.get_xdata()[0] == pytest.approx(prof.estimates[name], rel=1e-3, abs=1e-3)
+
+
+def test_ranef_scatter_labels_clear_of_each_other_and_of_points(sleep_fit):
+    fig = mm.plots.ranef_scatter(sleep_fit)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = _labels(ax)
+    assert sorted(t.get_text() for t in labels) == sorted(sleep_fit.ranef()["Subject"].index)
+    boxes = _boxes(fig, labels)
+    assert _overlapping_pairs(boxes) == []
+    points = ax.transData.transform(ax.collections[0].get_offsets())
+    assert not any(b[0] < x < b[2] and b[1] < y < b[3] for b in boxes for x, y in points)
