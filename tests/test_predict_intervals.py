@@ -155,16 +155,30 @@ def test_new_levels_get_the_population_se_and_a_new_group_interval():
     np.testing.assert_allclose(table.to_numpy(), fixed.to_numpy(), rtol=1e-10)
 
 
-def test_lm_intervals_use_the_t_quantile_as_predict_lm():
-    """R: predict(lm(Reaction ~ Days, sleepstudy), data.frame(Days = 4.5), interval = "confidence") at
-    x = mean(Days) has se = sigma / sqrt(n), and the t quantile on n - 2 df."""
-    from scipy.stats import t
-
+def test_lm_se_and_intervals_as_predict_lm():
+    """R's predict.lm (make_postfit_checks.R): se.fit, and intervals with the t quantile on n - 2 df."""
+    r = reference("postfit_checks")["lm_predict"]
     lm = mm.lm("Reaction ~ Days", dataset("sleepstudy"))
-    table = lm.predict(pd.DataFrame({"Days": [4.5]}), se_fit=True, interval="confidence")
-    assert table["se_fit"].iloc[0] == pytest.approx(lm.sigma / np.sqrt(180), rel=1e-10)
-    half = table["upper"].iloc[0] - table["fit"].iloc[0]
-    assert half == pytest.approx(t.ppf(0.975, 178) * table["se_fit"].iloc[0], rel=1e-10)
+    nd = pd.DataFrame({"Days": r["Days"]})
+    table = lm.predict(nd, se_fit=True, interval="confidence")
+    _close(table["fit"], r["fit"], 1e-10)
+    _close(table["se_fit"], r["se_fit"], 1e-10)
+    for kind in ("confidence", "prediction"):
+        table = lm.predict(nd, interval=kind)
+        _close(table["lower"], r[kind]["lower"], 1e-10)
+        _close(table["upper"], r[kind]["upper"], 1e-10)
+
+
+def test_glm_se_on_both_scales_as_predict_glm():
+    r = reference("postfit_checks")["glm_predict"]
+    glm = mm.glm("cbind(incidence, size - incidence) ~ period", dataset("cbpp"), "binomial")
+    rows = dataset("cbpp").iloc[np.asarray(r["rows"]) - 1]
+    link = glm.predict(rows, type="link", se_fit=True)
+    response = glm.predict(rows, se_fit=True)
+    _close(link["fit"], r["link"], 1e-8)
+    _close(link["se_fit"], r["se_link"], 1e-6)
+    _close(response["fit"], r["response"], 1e-8)
+    _close(response["se_fit"], r["se_response"], 1e-6)
 
 
 # --- newparams -------------------------------------------------------------------------------

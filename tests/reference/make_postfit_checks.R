@@ -22,6 +22,8 @@
 ##   tolerances (each herd deleted, started at the tight fit's theta and fixef): deleted, fixef,
 ##   se (Hessian vcov), theta, logLik; what lme4's influence() reports with its default glmer
 ##   settings is in postfit_diagnostics.json (its SEs are > 1 % off, as the full fit's).
+## lm_predict, glm_predict: R's predict.lm (se.fit, interval = "confidence" / "prediction") and
+##   predict.glm (se.fit on the link and response scales) for the same interface on lm / glm fits.
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -122,8 +124,24 @@ cbpp_tight_influence <- list(
   fixef = lapply(infl_tight, `[[`, "fixef"), se = lapply(infl_tight, `[[`, "se"),
   theta = sapply(infl_tight, `[[`, "theta"), logLik = sapply(infl_tight, `[[`, "logLik"))
 
+## ----------------------------------------------------------- lm and glm --
+lm0 <- lm(Reaction ~ Days, sleepstudy)
+nd_lm <- data.frame(Days = c(0, 4.5, 12))
+pl <- predict(lm0, nd_lm, se.fit = TRUE)
+lm_predict <- list(call = "lm(Reaction ~ Days, sleepstudy)", Days = nd_lm$Days, fit = num(pl$fit),
+                   se_fit = num(pl$se.fit), df = pl$df,
+                   confidence = ci_json(predict(lm0, nd_lm, interval = "confidence")[, -1, drop = FALSE]),
+                   prediction = ci_json(predict(lm0, nd_lm, interval = "prediction")[, -1, drop = FALSE]))
+glm_predict <- local({
+  rows <- 1:5
+  pk <- predict(glm0, cbpp[rows, ], se.fit = TRUE)
+  pr <- predict(glm0, cbpp[rows, ], se.fit = TRUE, type = "response")
+  list(call = "glm(cbind(incidence, size - incidence) ~ period, cbpp, family = binomial)", rows = rows,
+       link = num(pk$fit), se_link = num(pk$se.fit), response = num(pr$fit), se_response = num(pr$se.fit))
+})
+
 write_reference_json(list(
-  gauge_data = gauge_json, term_order = term_order, refusals = refusals, cbpp_tight_se_fixed = cbpp_tight,
+  gauge_data = gauge_json, lm_predict = lm_predict, glm_predict = glm_predict, term_order = term_order, refusals = refusals, cbpp_tight_se_fixed = cbpp_tight,
   cbpp_tight_influence = cbpp_tight_influence,
   notes = list(
     gauge_data = paste("rows of expand.grid(rep = 1:2, Operator = 1:10, Part = 1:10) (Operator, Part as",
