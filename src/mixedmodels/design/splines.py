@@ -28,6 +28,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 from formulaic.materializers.types import FactorValues
 from formulaic.utils.stateful_transforms import stateful_transform
@@ -128,10 +129,15 @@ def _learn(x, state, where, df, knots, boundary_knots, fixed) -> tuple[np.ndarra
 
 
 def _finite_rows(x: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as floats and its finite rows; a factor, text or logicals are refused (as R's splines do)."""
+    dtype = getattr(x, "dtype", None)
+    numeric = dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     try:
         values = np.asarray(x, dtype=float).reshape(-1)
     except (TypeError, ValueError):
-        raise FormulaError(f"{where} needs a numeric variable") from None
+        numeric = False
+    if not numeric:
+        raise FormulaError(f"{where} needs a numeric variable, got {dtype or type(x).__name__}")
     return values, np.isfinite(values)
 
 

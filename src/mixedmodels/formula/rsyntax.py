@@ -64,7 +64,9 @@ def to_formulaic(text: str) -> str:
 def _rewrite(match: re.Match, text: str) -> str:
     """The formulaic spelling of one token."""
     if match["q"] is not None:
-        return quote_name(_string_value(match["qs"]), where=match["q"])
+        name = _string_value(match["qs"])
+        quote_name(name, where=match["q"])  # refuses a backtick
+        return name if name.isidentifier() and not keyword.iskeyword(name) and name not in _LITERALS else f"`{name}`"
     name = match["name"]
     if name is None:
         return match.group(0)
