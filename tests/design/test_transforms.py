@@ -172,6 +172,8 @@ def test_dot_errors_name_the_problem():
         mm.lmer("y ~ 1 + (. | g)", d)
     with pytest.raises(FormulaError, match="no name a formula can use"):
         mm.lm("y ~ .", d.rename(columns={"x": 3}))
+    with pytest.raises(FormulaError, match="expand it from their data"):  # not formulaic's internals
+        build_design(". - g", d)
 
 
 def test_input_data_are_not_modified():

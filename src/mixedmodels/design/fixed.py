@@ -219,7 +219,7 @@ def _spellings(written: str) -> dict[str, str]:
         original = written[match.start() : end + 1]
         try:
             out.setdefault(sanitize_python_code(formula_code(original)[0]), original)
-        except (SyntaxError, MixedModelsError):
+        except Exception:  # noqa: BLE001 -- only names are at stake; formulaic reports bad code itself
             continue
     code, aliases = formula_code(written)
     out.update({alias: f"`{name}`" for alias, name in aliases.items()})

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from ..formula import to_formulaic
+from ..formula import has_dot, to_formulaic
 
 __all__ = [
     "ModelFrame", "model_frame", "required_variables", "formula_code", "alias_numeric_names", "frame_data",
@@ -55,6 +55,11 @@ def required_variables(expr: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=512)
 def _required_variables(expr: str) -> frozenset[str]:
+    if has_dot(expr):
+        raise FormulaError(
+            f"'.' (all other columns) in {expr!r}: the model functions (lmer, glmer, lm, glm) expand it "
+            "from their data, in the fixed part of a formula; here, name the columns"
+        )
     text, aliases = formula_code(expr)
     names: set[str] = set()
     for factor in _factors(text):
