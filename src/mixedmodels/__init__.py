@@ -11,7 +11,7 @@ Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConvergenceWarning,
@@ -68,6 +68,23 @@ __all__ = [
     *_LAZY,
 ]
 
+
+if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export);
+    # at run time _LAZY imports each name on first use
+    from . import bayes as bayes, datasets as datasets, explore as explore
+    from . import families as families, plots as plots, priors as priors
+    from .glmm import GeneralizedLinearMixedModel as GeneralizedLinearMixedModel, glmer as glmer
+    from .glmm_results import GlmerResults as GlmerResults
+    from .inference.bootstrap import bootstrap as bootstrap
+    from .inference.compare import anova as anova, ranova as ranova
+    from .inference.emmeans import contrast as contrast, emmeans as emmeans
+    from .linear_models import glm as glm, lm as lm
+    from .lmm import LinearMixedModel as LinearMixedModel, lmer as lmer
+    from .optim import OptimizerSettings as OptimizerSettings
+    from .pooling import compare_pooling as compare_pooling
+    from .powersim import power as power
+    from .results import LmerResults as LmerResults
+    from .simulation import simulate_design as simulate_design
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
 _LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore"}
