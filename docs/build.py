@@ -63,6 +63,7 @@ def execute_in_parallel(jobs: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    os.environ["IPYTHONDIR"] = str(DOCS / "_ipython")  # the notebooks' kernels: see its startup file
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning", MPLBACKEND="Agg")
     jobs = os.environ.get("MIXEDMODELS_DOCS_JOBS", "auto")
     if os.environ.get("MIXEDMODELS_DOCS_EXECUTE", "cache") == "cache":

@@ -64,7 +64,6 @@ nb_execution_raise_on_error = True  # a failing tutorial fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
 nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # never load widget JavaScript from a CDN
-nb_render_image_options = {"width": "100%"}
 
 # --- HTML ------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
@@ -78,7 +77,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "navbar_align": "left",
     "header_links_before_dropdown": 6,
-    "secondary_sidebar_items": ["page-toc"],
+    # the tutorials' figures and tables need the width more than an "on this page" column
+    "secondary_sidebar_items": {"tutorials/*": [], "coming-from-*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
