@@ -115,7 +115,8 @@ def _page(name: str, target: str, obj: object, returned: bool) -> str:
             lines += ["Returned by the public API (it has no name of its own in ``mixedmodels``).", ""]
         foreign = ", ".join(_foreign_bases(obj))  # a DataFrame subclass does not repeat pandas' reference
         lines += [f".. autoclass:: {target}", "   :members:", f"   :inherited-members: {foreign}".rstrip(),
-                  "   :undoc-members:", "   :show-inheritance:", ""]
+                  "   :undoc-members:"]
+        lines += ["   :show-inheritance:", ""] if obj.__bases__ != (object,) else [""]
     else:
         lines += [f".. autofunction:: {target}", ""]
     return "\n".join(lines)
@@ -207,7 +208,17 @@ def check_coverage(app: Sphinx, exception: Exception | None) -> None:
         raise ExtensionError(f"API reference: public attributes with no entry: {missing}")
 
 
+def hide_private_signatures(app: Sphinx, what: str, name: str, obj: object, options: object,
+                            signature: str | None, return_annotation: str | None) -> tuple[str, str] | None:
+    """A class whose constructor takes private fields (results objects) is made by the library, not
+    by users: show it without a constructor signature rather than with ``_factor`` and friends."""
+    if what == "class" and signature and ("(_" in signature or ", _" in signature):
+        return "", return_annotation or ""
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, object]:
+    app.connect("autodoc-process-signature", hide_private_signatures)
     app.connect("builder-inited", write_pages)
     app.connect("build-finished", check_coverage)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
