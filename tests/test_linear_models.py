@@ -138,6 +138,22 @@ def test_lm_drops_rows_with_missing_values():
     assert "(2 observations deleted due to missingness)" in str(fit.summary())
 
 
+def test_lm_and_glm_drop_rows_with_missing_offsets_and_refuse_infinite_ones():
+    """R's lm(offset = o) drops a row whose offset is NA and stops on Inf (issue 22, item 5)."""
+    data = _sleepstudy()
+    offset = 0.1 * data["Days"].to_numpy()
+    offset[[2, 40]] = np.nan
+    kept = np.isfinite(offset)
+    for fitter in (lambda d, o: lm("Reaction ~ Days", d, offset=o),
+                   lambda d, o: glm("Reaction ~ Days", d, family=mm.families.Gamma(link="log"), offset=o)):
+        fit, without = fitter(data, offset), fitter(data[kept], offset[kept])
+        assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
+        np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-10)
+        assert fit.loglik == pytest.approx(without.loglik, rel=1e-12)
+        with pytest.raises(mm.DataError, match="offset= has 1 infinite value"):
+            fitter(data, np.where(np.arange(len(data)) == 5, np.inf, 0.0))
+
+
 # --- glm ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(GLM_CASES))
 def test_glm_matches_r(name):

@@ -218,6 +218,8 @@ class LmerSummary(_Printable):
 
     def _fixed_effects(self) -> list[str]:
         r = self.result
+        if not r.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         if self._ddf is not None:  # lmerTest's table: df, p-values and stars
             from .inference.printing import coefmat_lines
 

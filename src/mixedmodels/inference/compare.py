@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validate import check_bool
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
@@ -65,6 +66,7 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
         it; NaN in the first).  It prints as lme4's table, each model's
         formula listed above it.
     """
+    refit = check_bool(refit, "refit")
     fits = list(models) + list(named.values())
     if names is None and models:
         names = _caller_names(list(models), inspect.currentframe()) + list(named)
@@ -80,7 +82,7 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
     if refit and any(_is_reml(m) for m in fits):
         warnings.warn(REFIT_MESSAGE, MixedModelsWarning, stacklevel=2)
         fits = [_ml_refit(m) if _is_reml(m) else m for m in fits]
-    table = _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], fits[0].nobs)
+    table = _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], [m.nobs for m in fits])
     formulas = dict(zip(labels, (str(getattr(m, "formula", "")) for m in fits)))
     return r_table(table, ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)])
 
@@ -100,8 +102,12 @@ def _caller_names(models: list, frame: Any) -> list[str]:
     return labels if len(set(labels)) == len(labels) else [f"Model {i + 1}" for i in range(len(models))]
 
 
-def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: int) -> pd.DataFrame:
-    """lme4's anova table: rows by increasing npar, each tested against the row above."""
+def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: list[int]) -> pd.DataFrame:
+    """lme4's anova table: rows by increasing npar, each tested against the row above.
+
+    Each BIC uses its model's own ``nobs``, as lme4's (they differ only with
+    zero prior weights, which lm/glm do not count and lmer/glmer do).
+    """
     order = np.argsort(np.asarray(npar, dtype=float), kind="stable")
     npar_sorted = np.asarray(npar, dtype=float)[order]
     ll = np.asarray(loglik, dtype=float)[order]
@@ -111,7 +117,7 @@ def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: in
         {
             "npar": npar_sorted.astype(int),
             "AIC": -2 * ll + 2 * npar_sorted,
-            "BIC": -2 * ll + np.log(nobs) * npar_sorted,
+            "BIC": -2 * ll + np.log(np.asarray(nobs, dtype=float)[order]) * npar_sorted,
             "logLik": ll,
             "deviance": -2 * ll,
             "Chisq": chisq,
@@ -161,12 +167,18 @@ def _ml_refit(model: Any) -> Any:
         return definition.fit(start=model.theta)
 
 
+def _frame_rows(fit: Any) -> int:
+    """Rows of the model frame (``nobs`` leaves out zero-weight rows for lm/glm, not for lmer/glmer)."""
+    inputs = getattr(getattr(fit, "model", None), "inputs", None)
+    return int(inputs.nobs) if inputs is not None else int(fit.nobs)
+
+
 def _check_comparable(fits: list, labels: list[str]) -> None:
     """All models must describe the same observations of the same response."""
     for fit, label in zip(fits, labels):
         if not hasattr(fit, "loglik") or not hasattr(fit, "npar"):
             raise MixedModelsError(f"{label!r} ({type(fit).__name__}) is not a fitted model anova() can compare")
-    counts = {label: fit.nobs for fit, label in zip(fits, labels)}
+    counts = {label: _frame_rows(fit) for fit, label in zip(fits, labels)}
     if len(set(counts.values())) > 1:
         shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
         raise MixedModelsError(
@@ -209,6 +221,7 @@ def ranova(result: Any, reduce_terms: bool = True) -> RTable:
         columns ``npar``, ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
         It prints as lmerTest's table.
     """
+    reduce_terms = check_bool(reduce_terms, "reduce_terms")
     if getattr(result, "family", None) is not None or not getattr(result, "terms", ()):
         raise ModelSpecError("ranova() tests the random effects of a linear mixed model (mm.lmer fit)")
     rows = [("<none>", result.npar, float(result.loglik))]

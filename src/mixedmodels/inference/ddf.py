@@ -215,7 +215,7 @@ class _ThetaPieces:
 def _compute_satterthwaite(result: "LmerResults") -> Satterthwaite:
     model = result.model
     p, sigma = model.nfixef, float(result.sigma)
-    n_eff = model.nobs - (p if model.REML else 0)
+    n_eff = model.n_likelihood - (p if model.REML else 0)
     theta = np.asarray(result.theta, dtype=float)
     k = theta.size
     pieces = _ThetaPieces(model, _numderiv.evaluations(k))

@@ -39,6 +39,7 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
+from .._validate import check_bool
 from ..optim import OptimizerSettings
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
@@ -175,7 +176,7 @@ def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate:
         _, cov = dev.fixef(dev.profiled(fit.theta)[0])
         return delta * sigma * float(np.sqrt(cov[param.index, param.index]))
     if param.kind == "sigma":
-        return delta * sigma / np.sqrt(2.0 * fit.nobs)
+        return delta * sigma / np.sqrt(2.0 * fit.model.n_likelihood)
     nlevels = fit.terms[param.term].nlevels
     if param.kind == "sd":
         return delta * (estimate if estimate > 0 else 0.01 * sigma) / np.sqrt(2.0 * nlevels)
@@ -361,6 +362,7 @@ def profile(
         ``.table`` of points, ``.splines`` and ``.confint(level)``.
     """
     _check_profilable(result)
+    progress = check_bool(progress, "progress")
     if not 0.0 < alphamax < 1.0:
         raise MixedModelsError(f"alphamax must be between 0 and 1, not {alphamax}")
     if int(maxpts) < 1:
