@@ -1,8 +1,9 @@
 """Build the documentation site: ``python docs/build.py`` (HTML in docs/_build/html).
 
 Runs Sphinx with warnings as errors, the tutorials executed (a failing tutorial fails the
-build), then checks that no page loads anything from the network. Options are passed on to
-sphinx-build (e.g. ``-E`` to re-read everything); ``MIXEDMODELS_DOCS_EXECUTE=force`` re-runs
+build), then checks that no page loads anything from the network. Sphinx runs quietly (warnings
+and errors only); options are passed on to sphinx-build (e.g. ``-v`` for progress, ``-E`` to
+re-read everything); ``MIXEDMODELS_DOCS_EXECUTE=force`` re-runs
 every tutorial instead of reusing the execution cache in docs/_build/.jupyter_cache.
 """
 
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> int:
     jobs = os.environ.get("MIXEDMODELS_DOCS_JOBS", "auto")
     if os.environ.get("MIXEDMODELS_DOCS_EXECUTE", "cache") == "cache":
         execute_in_parallel(os.cpu_count() or 1 if jobs == "auto" else int(jobs))
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-T", "-j", jobs, *argv,
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-T", "-j", jobs, *argv,
                str(DOCS), str(HTML)]
     start = time.perf_counter()
     status = subprocess.run(command, env=env, check=False).returncode
