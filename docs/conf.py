@@ -33,7 +33,10 @@ extensions = [
     "api_pages",  # docs/_ext/api_pages.py: one page per public name, coverage checks
 ]
 
-exclude_patterns = ["_build", "examples", "images", "README.md", "**.ipynb_checkpoints", "jupyter_execute"]
+# the site's pages; other Markdown under docs/ (notes for developers) is not part of it until a
+# toctree includes it
+include_patterns = ["index.md", "changelog.md", "coming-from-*.md", "guide/**", "tutorials/**", "api/**"]
+exclude_patterns = ["_build", "examples", "images", "**.ipynb_checkpoints", "jupyter_execute"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"
 templates_path: list[str] = []
