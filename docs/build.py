@@ -59,8 +59,9 @@ def execute_in_parallel(jobs: int) -> None:
     start = time.perf_counter()
     executor = load_executor("local-parallel" if jobs > 1 else "local-serial", cache=cache)
     result = executor.run_and_cache(filter_pks=stale, timeout=300)
-    print(f"docs: executed {len(result.succeeded)} notebook(s) in {time.perf_counter() - start:.0f} s "
-          f"({jobs} at a time); failed: {len(result.errored)}")
+    failed = len(stale) - len(result.succeeded)
+    print(f"docs: executed {len(stale)} notebook(s) in {time.perf_counter() - start:.0f} s ({jobs} at a time); "
+          f"{failed} failed" + (" (Sphinx runs them again and shows the error)" if failed else ""))
 
 
 def main(argv: list[str]) -> int:
