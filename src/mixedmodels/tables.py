@@ -23,15 +23,13 @@ DataFrame again, so the heading never describes a table it does not belong to.
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .inference.printing import SIGNIF_LEGEND, format_pval, format_sig, signif_stars
-from .summary import zapsmall
+from .format import SIGNIF_LEGEND, format_pval, format_sig, signif_stars, zapsmall
 
 __all__ = ["RTable", "r_table"]
 

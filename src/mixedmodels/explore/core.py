@@ -129,7 +129,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
     any adjustment made to the design.  The same seed gives the same standard
     normal draws whatever the SDs, so moving a slider rescales one data set.
     """
-    from ..simulation import simulate_design
+    from ..planning.study import simulate_design
 
     rng = np.random.default_rng(params.seed)
     sizes, notes = _cluster_sizes(params, rng)
@@ -143,7 +143,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
 
 def _fit(data: pd.DataFrame) -> tuple[Any, list[str]]:
     """REML fit of the random-intercept model; mixedmodels' warnings are returned as text."""
-    from ..lmm import lmer
+    from ..lmm.model import lmer
 
     with _FIT_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MixedModelsWarning)

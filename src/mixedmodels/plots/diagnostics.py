@@ -9,17 +9,17 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedModelsError
+from ..fitted import MixedFit
 from ._common import DATA_COLOR, draw_qq, grid_shape, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..results import LmerResults
 
 __all__ = ["diagnostics", "profile_zeta"]
 
 
-def diagnostics(fit: "LmerResults", *, ncols: int | None = None, figsize: tuple[float, float] | None = None) -> "Figure":
+def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float, float] | None = None) -> "Figure":
     """Residuals against fitted values, and normal QQ plots of the residuals and of each random effect.
 
     Panels, in order: Pearson residuals vs fitted values (lme4's ``plot(m)``),
@@ -50,7 +50,7 @@ def diagnostics(fit: "LmerResults", *, ncols: int | None = None, figsize: tuple[
     return fig
 
 
-def _residuals_vs_fitted(ax, fit: "LmerResults") -> None:
+def _residuals_vs_fitted(ax, fit: MixedFit) -> None:
     fitted = fit.fitted.to_numpy()
     resid = fit.residuals(type="pearson").to_numpy()
     ax.scatter(fitted, resid, s=10, color=DATA_COLOR, alpha=0.6)

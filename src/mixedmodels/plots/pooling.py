@@ -1,6 +1,6 @@
 """Pictures of pooling: three fitted lines per group, and shrinkage arrows.
 
-Both take the :class:`~mixedmodels.pooling.PoolingComparison` made by
+Both take the :class:`~mixedmodels.pooling.results.PoolingComparison` made by
 ``mm.compare_pooling`` (also reachable as ``cmp.plot()`` and
 ``cmp.plot_shrinkage()``).
 """
@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import MixedModelsError
-from ..pooling import APPROACHES, _choose_x, _select_levels
+from ..pooling.layout import APPROACHES, Comparison, choose_x, select_levels
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, figure_legend, grid_shape, pyplot, single_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from ..pooling import PoolingComparison
 
 __all__ = ["pooling_lines", "shrinkage"]
 
@@ -27,20 +25,20 @@ _MAX_PANELS = 64
 _MAX_LABELS = 30
 
 
-def _response_label(cmp: "PoolingComparison") -> str:
+def _response_label(cmp: Comparison) -> str:
     inputs = cmp.partial_fit.model.inputs
     name = str(inputs.formula.response)
     return f"{name} - offset" if inputs.offset is not None else name
 
 
-def _observed(cmp: "PoolingComparison", x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    layout = cmp._layout
+def _observed(cmp: Comparison, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    layout = cmp.layout
     xs = cmp.partial_fit.model.inputs.frame[x].to_numpy(dtype=float)
     return xs, layout.y, layout.refs
 
 
 def pooling_lines(
-    cmp: "PoolingComparison",
+    cmp: Comparison,
     *,
     x: str | None = None,
     groups: Sequence[str] | None = None,
@@ -73,8 +71,8 @@ def pooling_lines(
         ``no``, ``partial``); a level whose separate fit cannot estimate the
         line has no no-pooling line and says so.
     """
-    x = _choose_x(cmp, x)
-    levels = _select_levels(cmp, groups)
+    x = choose_x(cmp, x)
+    levels = select_levels(cmp, groups)
     if groups is None and len(levels) > _MAX_PANELS:
         raise MixedModelsError(
             f"{cmp.group!r} has {len(levels)} levels, too many panels; pass groups=[...] to choose up to {_MAX_PANELS}"
@@ -144,7 +142,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
     fig, ax = single_axes(None, figsize or (max(5.0, 0.45 * len(levels) + 2.0), 4.5))
     pos = {level: k for k, level in enumerate(levels)}
     if cmp.terms == ("(Intercept)",):
-        layout = cmp._layout
+        layout = cmp.layout
         keep = np.isin(np.asarray(cmp.levels)[layout.refs], levels)
         where = np.array([pos[cmp.levels[r]] for r in layout.refs[keep]], dtype=float)
         ax.scatter(where, layout.y[keep], s=12, color=DATA_COLOR, alpha=0.6, label="observed", zorder=3)
@@ -172,7 +170,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
 
 
 def shrinkage(
-    cmp: "PoolingComparison",
+    cmp: Comparison,
     *,
     terms: Sequence[str] | None = None,
     contours: Sequence[float] = (0.5, 0.8, 0.95),
@@ -219,7 +217,7 @@ def shrinkage(
     return fig
 
 
-def _shrinkage_terms(cmp: "PoolingComparison", terms) -> list[str]:
+def _shrinkage_terms(cmp: Comparison, terms) -> list[str]:
     if terms is None:
         return list(cmp.random_terms[:2])
     terms = [terms] if isinstance(terms, str) else list(terms)

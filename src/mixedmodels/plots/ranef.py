@@ -8,20 +8,21 @@ import numpy as np
 from scipy import stats
 
 from ..errors import MixedModelsError
+from ..fitted import MixedFit
+from ..pooling.layout import group_covariance
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, pyplot, single_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..results import LmerResults
 
 __all__ = ["caterpillar", "ranef_scatter"]
 
 _MAX_TICK_LABELS = 40
 
 
-def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
+def _chosen_groups(fit: MixedFit, groups) -> list[str]:
     available = list(fit.ranef().keys())
     if groups is None:
         return available
@@ -33,7 +34,7 @@ def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
 
 
 def caterpillar(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     groups: str | Sequence[str] | None = None,
     level: float = 0.95,
@@ -96,7 +97,7 @@ def _caterpillar_row(row, group: str, frame, z: float, sort: bool) -> None:
 
 
 def ranef_scatter(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     group: str | None = None,
     terms: Sequence[str] | None = None,
@@ -126,15 +127,13 @@ def ranef_scatter(
     Figure
         The points are the axes' one scatter collection, in the factor's level order.
     """
-    from ..pooling import _group_covariance
-
     group, terms = _scatter_terms(fit, group, terms)
     modes = fit.ranef()[group][terms]
     fig, ax = single_axes(ax, figsize)
     values = modes.to_numpy()
     ax.scatter(values[:, 0], values[:, 1], s=20, color=POOLING_STYLE["partial"]["color"], zorder=3, label="conditional modes")
     if ellipse_level is not None:
-        cov = _group_covariance(fit, group).loc[terms, terms].to_numpy()
+        cov = group_covariance(fit, group).loc[terms, terms].to_numpy()
         pts = ellipse(np.zeros(2), cov, ellipse_level)
         ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour",
                 label=f"{ellipse_level:.0%} contour of the estimated distribution")
@@ -150,7 +149,7 @@ def ranef_scatter(
     return fig
 
 
-def _scatter_terms(fit: "LmerResults", group: str | None, terms) -> tuple[str, list[str]]:
+def _scatter_terms(fit: MixedFit, group: str | None, terms) -> tuple[str, list[str]]:
     ranef = fit.ranef()
     if group is None:
         group = next((g for g, f in ranef.items() if f.shape[1] >= 2), None)
