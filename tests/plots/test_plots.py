@@ -35,7 +35,8 @@ def _lines(ax, gid=None):
 
 
 def _arrows(ax):
-    return [t for t in ax.texts if isinstance(t, Annotation) and t.arrow_patch is not None]
+    """Shrinkage arrows (group labels may carry leader lines: they are not arrows)."""
+    return [t for t in ax.texts if isinstance(t, Annotation) and t.arrow_patch is not None and t.get_gid() != "group-label"]
 
 
 def test_importing_mixedmodels_does_not_import_matplotlib():
@@ -165,6 +166,92 @@ def test_shrinkage_into_given_axes_and_missing_estimates(sleep_cmp):
 
 
 # --------------------------------------------------------------------------
+# label placement and legends: nothing written over anything else
+
+
+def _boxes(fig, texts):
+    """Display boxes of the texts themselves (an annotation's own extent includes its leader line)."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    return np.array([list(Text.get_window_extent(t, renderer).extents) for t in texts])
+
+
+def _overlapping_pairs(boxes):
+    pairs = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i], boxes[j]
+            if min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5:
+                pairs.append((i, j))
+    return pairs
+
+
+def _labels(ax):
+    return [t for t in ax.texts if t.get_gid() == "group-label"]
+
+
+def test_spread_1d_is_the_nearest_spacing():
+    from mixedmodels.plots._labels import spread_1d
+
+    assert spread_1d([0.0, 10.0, 20.0], gap=5.0).tolist() == [0.0, 10.0, 20.0]  # far enough: unchanged
+    np.testing.assert_allclose(spread_1d([3.0, 3.0], gap=2.0), [2.0, 4.0])   # ties part symmetrically
+    np.testing.assert_allclose(spread_1d([9.0, 0.0, 1.0], gap=2.0), [9.0, -0.5, 1.5])  # input order kept
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=40)
+    out = spread_1d(y, gap=0.3)
+    order = np.argsort(y, kind="stable")
+    assert np.all(np.diff(out[order]) >= 0.3 - 1e-12)
+    # least squares: no feasible small move lowers the squared displacement (checked on random nudges)
+    base = np.sum((out - y) ** 2)
+    for _ in range(200):
+        moved = out + rng.normal(scale=0.01, size=y.size)
+        if np.all(np.diff(moved[order]) >= 0.3):
+            assert np.sum((moved - y) ** 2) >= base - 1e-12
+
+
+def test_shrinkage_1d_labels_do_not_overlap():
+    """18 subjects' intercepts crowd the no-pooling column: the labels stack one line apart."""
+    cmp = mm.compare_pooling(fitted_lmer("Reaction ~ Days + (1 | Subject)", "sleepstudy"))
+    fig = cmp.plot_shrinkage()
+    ax = fig.axes[0]
+    labels = _labels(ax)
+    assert sorted(t.get_text() for t in labels) == sorted(cmp.levels)
+    no = cmp.estimates("no")["(Intercept)"]
+    for t in labels:
+        assert t.xy == pytest.approx((0.0, no[t.get_text()]))
+    fig.canvas.draw()
+    assert _overlapping_pairs(_boxes(fig, labels)) == []
+    assert len(_arrows(ax)) == 18
+
+
+def test_shrinkage_2d_labels_clear_of_each_other_and_of_markers(sleep_cmp):
+    fig = sleep_cmp.plot_shrinkage()
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = _labels(ax)
+    assert len(labels) == 18
+    boxes = _boxes(fig, labels)
+    assert _overlapping_pairs(boxes) == []
+    markers = np.vstack([ax.transData.transform(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)])
+    covered = [(t.get_text(), m) for t, b in zip(labels, boxes) for m in markers
+               if b[0] < m[0] < b[2] and b[1] < m[1] < b[3]]
+    assert covered == []
+
+
+def test_shrinkage_2d_legend_leaves_the_contours_alone(sleep_cmp):
+    fig = sleep_cmp.plot_shrinkage()
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend.y1 <= ax.get_window_extent().y0  # below the axes
+    assert legend.y1 <= ax.xaxis.label.get_window_extent().y0  # and below the axis title
+    for line in _lines(ax, "contour"):
+        pts = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+        assert not any(legend.x0 < x < legend.x1 and legend.y0 < y < legend.y1 for x, y in pts)
+
+
+# --------------------------------------------------------------------------
 # random effects
 
 
@@ -228,6 +315,21 @@ def test_diagnostics_panels_and_qq_data(sleep_fit):
     assert len(_lines(fig.axes[1], "qq-points")[0].get_xdata()) == 180
 
 
+def test_diagnostics_of_a_glmm_say_which_scale():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), family="binomial")
+    fig = mm.plots.diagnostics(fit)
+    first, qq_resid, qq_herd = fig.axes
+    assert first.get_xlabel() == "fitted probability (response scale)"
+    np.testing.assert_allclose(first.collections[0].get_offsets()[:, 0], fit.fitted)  # the response scale indeed
+    assert first.get_ylabel() == qq_resid.get_ylabel() == "Pearson residuals"
+    assert qq_herd.get_ylabel() == "conditional modes (logit scale)"
+    np.testing.assert_allclose(_lines(qq_herd, "qq-points")[0].get_ydata(), np.sort(fit.ranef()["herd"]["(Intercept)"]))
+    # a linear mixed model's axes keep their plain names
+    assert mm.plots.diagnostics(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")).axes[2].get_ylabel() == "conditional modes"
+
+
 def _synthetic_profile():
     """A quadratic log-likelihood: zeta is linear, (value - estimate) / se."""
     rows = []
@@ -249,8 +351,17 @@ def test_profile_zeta_from_expected_frame():
         (mark,) = _lines(ax, "estimate")
         assert mark.get_xdata()[0] == pytest.approx(est)
     assert fig.axes[0].get_ylabel() == "zeta"
-    absolute = mm.plots.profile_zeta(prof, parameters=["Days"], absolute=True)
+    # the reference lines' confidence levels are named on the right of the row
+    (right,) = [a for a in fig.axes[2].child_axes if a.get_gid() == "levels"]
+    z = stats.norm.ppf(0.5 + np.array([0.5, 0.8, 0.9, 0.95, 0.99]) / 2)
+    np.testing.assert_allclose(right.get_yticks(), np.ravel(np.column_stack([-z, z])))
+    assert [t.get_text() for t in right.get_yticklabels()] == [l for l in ("50%", "80%", "90%", "95%", "99%") for _ in "+-"]
+    np.testing.assert_allclose(sorted(line.get_ydata()[0] for line in _lines(fig.axes[0], "level")), np.sort(np.r_[-z, z]))
+    assert not [a for a in fig.axes[0].child_axes if a.get_gid() == "levels"]  # once per row
+    absolute = mm.plots.profile_zeta(prof, parameters=["Days"], absolute=True, levels=(0.9, 0.999))
     assert len(absolute.axes) == 1 and np.all(_lines(absolute.axes[0], "zeta")[0].get_ydata() >= 0)
+    (right,) = absolute.axes[0].child_axes
+    assert [t.get_text() for t in right.get_yticklabels()] == ["90%", "99.9%"]
 
 
 def test_profile_zeta_accepts_to_frame_and_rejects_bad_input():
@@ -278,8 +389,10 @@ def test_figure_script_renders(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "DPI", 30)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module.main()
-    assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png"} <= {p.name for p in tmp_path.iterdir()}
+        module.main(explorer=False)  # the explorer's screenshot is the browser test's business
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png", "shrinkage_sleepstudy_intercept.png",
+            "pooling_dyestuff.png", "profile_dyestuff.png", "diagnostics_cbpp.png"} <= written
 
 
 def test_profile_zeta_of_a_fitted_model():
@@ -297,3 +410,15 @@ def test_profile_zeta_of_a_fitted_model():
         np.testing.assert_allclose(spline.get_ydata(), prof.zeta(name, spline.get_xdata()))
         (mark,) = _lines(ax, "estimate")
         assert mark.get_xdata()[0] == pytest.approx(prof.estimates[name], rel=1e-3, abs=1e-3)
+
+
+def test_ranef_scatter_labels_clear_of_each_other_and_of_points(sleep_fit):
+    fig = mm.plots.ranef_scatter(sleep_fit)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = _labels(ax)
+    assert sorted(t.get_text() for t in labels) == sorted(sleep_fit.ranef()["Subject"].index)
+    boxes = _boxes(fig, labels)
+    assert _overlapping_pairs(boxes) == []
+    points = ax.transData.transform(ax.collections[0].get_offsets())
+    assert not any(b[0] < x < b[2] and b[1] < y < b[3] for b in boxes for x, y in points)

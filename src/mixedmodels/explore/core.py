@@ -16,7 +16,8 @@ with cluster sizes ``n_j`` drawn uniformly from ``1, ..., 2\\bar n - 1`` (mean
 * partial pooling -- lme4's ``coef()`` of the REML fit of
   ``y ~ 1 + (1 | cluster)``, which for this model is exactly
   ``\\lambda_j \\bar y_j + (1 - \\lambda_j) \\hat\\mu`` with the shrinkage factor
-  ``\\lambda_j = \\hat\\sigma_u^2 / (\\hat\\sigma_u^2 + \\hat\\sigma_e^2 / n_j)``.
+  ``\\lambda_j = \\hat\\sigma_u^2 / (\\hat\\sigma_u^2 + \\hat\\sigma_e^2 / n_j)``.  The page calls
+  it ``\\alpha_j``, as teaching texts often do; the JSON key is ``lambda``.
 
 Each approach is scored by its mean squared error against the true cluster
 means, averaged over clusters.

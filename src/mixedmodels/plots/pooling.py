@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import MixedModelsError
 from ..pooling.layout import APPROACHES, Comparison, choose_x, select_levels
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, figure_legend, grid_shape, pyplot, single_axes
+from ._labels import label_column, label_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -205,7 +206,9 @@ def shrinkage(
     Figure
         The arrows are annotations (``ax.texts``, each with an ``arrow_patch``,
         a FancyArrowPatch) from ``xyann`` (no pooling) to ``xy`` (partial
-        pooling); levels without a no-pooling estimate get no arrow.
+        pooling); levels without a no-pooling estimate get no arrow.  Group
+        labels are annotations with gid ``"group-label"``, placed so they do
+        not overlap (a label moved away from its point gets a thin leader line).
     """
     terms = _shrinkage_terms(cmp, terms)
     label_groups = len(cmp.levels) <= _MAX_LABELS if label_groups is None else label_groups
@@ -260,14 +263,15 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     for j in np.flatnonzero(ok):
         _arrow(ax, no[j], partial[j], _arrow_alpha(int(ok.sum())))
     _mark_centres(cmp, terms, center, ax)
-    if label_groups:
-        for j, level in enumerate(cmp.levels):
-            where = no[j] if ok[j] else partial[j]
-            ax.annotate(level, xy=tuple(where), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#424242")
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
     ax.set_title(f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling")
-    ax.legend(fontsize=8, loc="best")
+    # below the axes (clear of the tick labels and axis title), never over the contours
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6, ncol=3, frameon=False)
+    if label_groups:
+        where = np.where(ok[:, None], no, partial)
+        label_points(ax, where, list(cmp.levels), obstacles=np.vstack([partial, center[None, :]]),
+                     segments=np.stack([no[ok], partial[ok]], axis=1))
 
 
 def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
@@ -292,12 +296,10 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
         _arrow(ax, (0.0, no[j]), (1.0, partial[j]), _arrow_alpha(int(ok.sum())))
     population = float(cmp.population[term])
     ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
-    if label_groups:
-        for j in np.flatnonzero(ok):
-            ax.annotate(cmp.levels[j], xy=(0.0, no[j]), xytext=(-6, 0), textcoords="offset points",
-                        fontsize=7, ha="right", va="center", color="#424242")
     ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
     ax.set_xlim(-0.45, 1.25)
     ax.set_ylabel(term)
     ax.set_title(f"Shrinkage of the {cmp.group} estimates toward the population")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    if label_groups:  # stacked left of the no-pooling column, one line apart
+        label_column(ax, 0.0, no[ok], [cmp.levels[j] for j in np.flatnonzero(ok)])

@@ -10,7 +10,8 @@ from scipy import stats
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
 from ..pooling.layout import group_covariance
-from ._common import DATA_COLOR, POOLING_STYLE, ellipse, pyplot, single_axes
+from ._common import POOLING_STYLE, ellipse, pyplot, single_axes
+from ._labels import label_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -137,15 +138,14 @@ def ranef_scatter(
         pts = ellipse(np.zeros(2), cov, ellipse_level)
         ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour",
                 label=f"{ellipse_level:.0%} contour of the estimated distribution")
-    if label_levels if label_levels is not None else len(modes) <= 30:
-        for name, (u, v) in zip(modes.index, values):
-            ax.annotate(str(name), xy=(u, v), xytext=(3, 3), textcoords="offset points", fontsize=7, color=DATA_COLOR)
     ax.axhline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.axvline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.set_xlabel(f"{terms[0]} (conditional mode)")
     ax.set_ylabel(f"{terms[1]} (conditional mode)")
     ax.set_title(f"Random effects of {group}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    if label_levels if label_levels is not None else len(modes) <= 30:  # placed clear of each other and the points
+        label_points(ax, values, [str(name) for name in modes.index])
     return fig
 
 
