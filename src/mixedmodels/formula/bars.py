@@ -378,7 +378,7 @@ def _uncorrelated_exprs(lhs: str, term: str) -> list[str]:
     drop = {_term_key(t) for s, t in rest if s < 0}
     seen: set[frozenset[str]] = set()
     kept: list[str] = []
-    for t in (x for s, t in rest if s > 0 for x in _expand_star(t)):
+    for t in (x for sign, added in rest if sign > 0 for x in _expand_star(added)):
         key = _term_key(t)
         if key not in drop and key not in seen:
             seen.add(key)
