@@ -148,7 +148,7 @@ def test_se_of_the_fitted_rows_follows_the_data_labels():
 
 
 def test_new_levels_get_the_population_se_and_a_new_group_interval():
-    m, r = fit("ss"), ref("ss")
+    m = fit("ss")
     nd = pd.DataFrame({"Days": [0.0, 9.0], "Subject": ["new1", "new2"]})
     table = m.predict(nd, allow_new_levels=True, se_fit=True, interval="prediction")
     fixed = m.predict(nd, re_form="~0", se_fit=True, interval="prediction")

@@ -113,7 +113,10 @@ class ModelInputs:
         has the same likelihood as no level), and X keeps its columns.
         """
         keep = np.asarray(keep)
-        pick = (lambda a: None if a is None else a[keep])
+
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
         fixed = replace(self.fixed, matrix=np.ascontiguousarray(self.fixed.matrix[keep]), offset=pick(self.fixed.offset))
         terms = tuple(replace(t, refs=t.refs[keep], z=np.ascontiguousarray(t.z[keep])) for t in self.terms)
         return replace(self, frame=self.frame.iloc[keep], row_index=self.row_index[keep], y=self.y[keep],
