@@ -40,7 +40,7 @@ def fit_and_read() -> mm.LmerResults:
     table: pd.DataFrame = m.coef_table(ddf="satterthwaite")
     ftests: pd.DataFrame = m.anova()
     intervals: pd.DataFrame = m.confint(method="wald")
-    predicted: pd.Series = m.predict(sleep.head(3), re_form="~0")
+    predicted: pd.Series | pd.DataFrame = m.predict(sleep.head(3), re_form="~0")
     simulated: pd.DataFrame = m.simulate(nsim=2, seed=1)
     print(m.summary(ddf="kenward-roger"))
     del fixef, se, vcov, sigma, theta, varcorr, ranef, coef, fitted, residuals, criteria, counts, singular
