@@ -28,7 +28,6 @@ import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
 from .._threads import one_blas_thread
-from ..design.covariance import lower_triangle
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
@@ -98,24 +97,29 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptIn
             warm.beta, warm.u = res.beta, res.u
         return value
 
-    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, settings=settings)
+    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, _finite_or_none(model.theta_upper),
+                            settings=settings)
     info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
 
 
+def _finite_or_none(upper: np.ndarray) -> np.ndarray | None:
+    """Upper bounds for the optimizer, or None when there are none (only ``cs`` and ``ar1`` correlations have one)."""
+    return None if np.all(np.isinf(upper)) else upper
+
+
 def _theta_units(model, theta1: np.ndarray) -> np.ndarray:
-    """Stage 2's unit for each (scaled) theta: the stage-1 value of the diagonal element of its row.
+    """Stage 2's unit for each (scaled) theta: the stage-1 value of the SD it scales (the diagonal
+    element of its row, for an unstructured term), or 1 for a correlation parameter.
 
     BOBYQA then moves theta by relative steps (and does not shift a small
-    starting value onto the bound); a diagonal below 1e-4 (or at 0) keeps unit 1.
+    starting value onto the bound); an SD below 1e-4 (or at 0) keeps unit 1.
     """
-    scaled, units, start = to_scaled(model, theta1), [], 0
+    scaled, units = to_scaled(model, theta1), []
     for lay in model.layouts:
-        rows, cols = lower_triangle(lay.ncols)
-        diagonal = {r: start + i for i, (r, c) in enumerate(zip(rows, cols)) if r == c}
-        units.extend(abs(scaled[diagonal[r]]) for r in rows)
-        start = lay.theta_stop
+        index = lay.structure.unit_index(lay.ncols)
+        units.extend(abs(scaled[lay.theta_start + i]) if i >= 0 else 1.0 for i in index)
     units = np.asarray(units)
     return np.where(units > _BOUNDARY, units, 1.0)
 
@@ -129,6 +133,7 @@ class _Criterion:
         self.ntheta = model.theta_lower.size
         self.units = _theta_units(model, theta1)
         self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
+        self.upper = np.concatenate([model.theta_upper, np.full(model.nfixef, np.inf)])  # correlations: unit 1
 
     def x0(self, theta: np.ndarray) -> np.ndarray:
         return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
@@ -165,7 +170,7 @@ def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings:
             warm.u = res.u
         return value
 
-    return minimize_bounded(objective, crit.x0(theta1), crit.lower, settings=settings), crit
+    return minimize_bounded(objective, crit.x0(theta1), crit.lower, _finite_or_none(crit.upper), settings=settings), crit
 
 
 def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
@@ -239,7 +244,9 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
     deviance is a smooth function of x there.
     """
     theta_hat = crit.params(x_hat)[0]
-    free = ~((crit.lower == 0) & (np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)]) < _BOUNDARY))
+    values = np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)])
+    near_bound = (values - crit.lower < 2 * _STEP_THETA) | (crit.upper - values < 2 * _STEP_THETA)  # correlations near +-1
+    free = ~(((crit.lower == 0) & (values < _BOUNDARY)) | ((crit.lower != 0) & near_bound))
     x, value, res, grad, hess = _polish(crit, free, x_hat, f_hat, res_hat)
     messages = []
     message = _gradient_message(*crit.to_natural(grad, hess, free))
@@ -268,7 +275,7 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
             break
         trial = x.copy()
         trial[free] += step
-        if np.any(trial < crit.lower):
+        if np.any(trial < crit.lower) or np.any(trial > crit.upper):
             break
         f_trial, res_trial = crit.evaluate(trial, res.u)
         if not f_trial < value:

@@ -275,10 +275,10 @@ def _reductions(result: Fit, reduce_terms: bool) -> list[tuple[str, tuple[Random
     terms = list(inputs.terms)
     out = []
     for formula_term, block in zip(inputs.formula.random, _formula_order(result)):
-        shown = f"({_display_lhs(formula_term.expr)} | {formula_term.group})"
+        shown = terms[block].structure.wrap(f"({_display_lhs(formula_term.expr)} | {formula_term.group})")
         covariates = _lhs_terms(formula_term.expr)
         others = terms[:block] + terms[block + 1 :]
-        if not reduce_terms or not covariates:
+        if not reduce_terms or not covariates or not terms[block].structure.is_default():  # a structure goes whole
             out.append((shown, tuple(others)))
             continue
         for covariate in covariates:

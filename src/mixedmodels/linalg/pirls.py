@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..design.covariance import lower_triangle
+from ..design.covariance import UNSTRUCTURED, lower_triangle
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 from . import _pirls_kernels
 from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem
@@ -68,6 +68,8 @@ class _Layout(TermLayout):
     """
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
+        if self.structure is not UNSTRUCTURED:
+            return super().lam(theta)
         k = self.ncols
         if k == 1:
             return np.array([[theta[self.theta_start]]])
@@ -85,7 +87,9 @@ def _column_scales(z: np.ndarray) -> np.ndarray:
 def _layouts(terms: Sequence) -> list[TermLayout]:
     out, start = [], 0
     for term in terms:
-        out.append(_Layout(term.nlevels, term.z.shape[1], start, _column_scales(np.asarray(term.z, dtype=float))))
+        structure = getattr(term, "structure", UNSTRUCTURED)
+        scales = structure.column_scales(_column_scales(np.asarray(term.z, dtype=float)))
+        out.append(_Layout(term.nlevels, term.z.shape[1], start, scales, structure))
         start = out[-1].theta_stop
     return out
 

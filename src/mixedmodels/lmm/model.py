@@ -32,7 +32,6 @@ import pandas as pd
 from .._threads import blas_threads_for
 from .._validate import check_bool
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
-from ..design.covariance import initial_theta, theta_lower_bounds
 from ..design.inputs import ModelInputs, prepare_inputs
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
@@ -46,17 +45,22 @@ _LOG_2PI = np.log(2.0 * np.pi)
 
 
 class ThetaParameters:
-    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms``."""
+    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms`` (each term's structure's)."""
 
     inputs: ModelInputs
 
     @property
     def theta_lower(self) -> np.ndarray:
-        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
+        return np.concatenate([t.structure.lower(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_upper(self) -> np.ndarray:
+        """Upper bounds (``inf`` but for the correlation parameters of ``cs`` and ``ar1`` terms)."""
+        return np.concatenate([t.structure.upper(t.ncols) for t in self.inputs.terms])
 
     @property
     def theta_start(self) -> np.ndarray:
-        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
+        return np.concatenate([t.structure.initial(t.ncols) for t in self.inputs.terms])
 
     @property
     def theta_names(self) -> list[str]:
@@ -103,7 +107,8 @@ class LinearMixedModel(ThetaParameters):
         refs = [t.refs for t in inputs.terms]
         if rows is not None:
             xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
-        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
+        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy,
+                                                [t.structure for t in inputs.terms])
         return cls(inputs, crossprods, REML)
 
     # --- the objective --------------------------------------------------------
@@ -205,12 +210,20 @@ class LinearMixedModel(ThetaParameters):
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = _better_start(points, scaled_objective)
             objective = _reuse_first_value(scaled_objective, points[best], value)
-            info = minimize_bounded(objective, points[best], self.theta_lower, settings=settings)
+            info = minimize_bounded(objective, points[best], self.theta_lower, self._scaled_upper(), settings=settings)
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
-                check = check_convergence(scaled_objective, info.final, self.theta_lower)
+                check = check_convergence(scaled_objective, info.final, self.theta_lower, self._scaled_upper())
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
         return info, best_factor.at(info.final)
+
+    def _scaled_upper(self) -> np.ndarray | None:
+        """Upper bounds of the scaled theta, or None when there are none (no cs or ar1 term).
+
+        Only correlation parameters have upper bounds, and scaling the columns leaves them alone.
+        """
+        upper = self.theta_upper
+        return None if np.all(np.isinf(upper)) else upper
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
         """Minimize the objective over theta and return the results.

@@ -162,13 +162,16 @@ class LmerResults(InformationCriteria):
 
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``."""
+        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``.
+
+        A ``diag()`` term has no covariance rows (its effects are independent).
+        """
         rows = []
         for (grp, cov), term in zip(self.covariances.items(), self.terms):
             cols = term.column_names
             sd = np.sqrt(np.diag(cov))
             rows += [(grp, c, None, cov[i, i], sd[i]) for i, c in enumerate(cols)]
-            for j in range(len(cols)):
+            for j in range(len(cols) if term.structure.name != "diag" else 0):
                 for i in range(j + 1, len(cols)):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                     rows.append((grp, cols[j], cols[i], cov[i, j], corr))
