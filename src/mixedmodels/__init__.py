@@ -46,6 +46,8 @@ _LAZY = {
     "LinearMixedModel": "mixedmodels.lmm.model",
     "LmerResults": "mixedmodels.lmm.results",
     "OptimizerSettings": "mixedmodels.optim",
+    "var_ident": "mixedmodels.design.residual",
+    "cor_ar1": "mixedmodels.design.residual",
     "glmer": "mixedmodels.glmm.model",
     "GeneralizedLinearMixedModel": "mixedmodels.glmm.model",
     "GlmerResults": "mixedmodels.glmm.results",

@@ -14,6 +14,9 @@ For a given relative covariance factor theta the objective is (Bates et al.
 
 minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
 residual sum of squares; all three pieces come off the blocked Cholesky factor.
+A residual structure (nlme's ``varIdent`` and ``corAR1``: ``weights=mm.var_ident()``,
+``correlation=mm.cor_ar1()``) adds ``log det R`` and its parameters to the fit
+(:mod:`.residual`).
 Rows with prior weight 0 carry no information: they are left out of the
 cross-products and of ``n`` (:attr:`LinearMixedModel.n_likelihood`), so the
 fit equals the fit without them, while ``nobs`` counts every row as lme4's
@@ -33,10 +36,12 @@ from .._threads import blas_threads_for
 from .._validate import check_bool
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.inputs import ModelInputs, prepare_inputs
+from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variables
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
 from ..linalg.start import moment_start
 from ..optim import OptInfo, OptimizerSettings, minimize_bounded
+from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
 from .results import LmerResults
 
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
@@ -69,17 +74,27 @@ class ThetaParameters:
 
 @dataclass(frozen=True, eq=False)
 class LinearMixedModel(ThetaParameters):
-    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``."""
+    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``.
+
+    ``residual`` (None, or a :class:`~.residual.ResidualModel`) is a residual
+    structure with its stored cross-products; ``crossprods`` are then those at
+    its current parameters.
+    """
 
     inputs: ModelInputs
     crossprods: BlockedCrossProducts
     REML: bool
+    residual: ResidualModel | None = None
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
+    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, weights: Any = None,
+                     correlation: CorAR1 | None = None, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
         check_bool(REML, "REML")
-        inputs = prepare_inputs(formula, data, **kwargs)
+        variance = weights if isinstance(weights, VarIdent) else None
+        extra = residual_variables(variance, correlation)
+        inputs = prepare_inputs(formula, data, weights=None if variance is not None else weights,
+                                extra_variables=extra, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -87,12 +102,21 @@ class LinearMixedModel(ThetaParameters):
             )
         if np.ptp(inputs.y) == 0:
             raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
-        return cls.from_inputs(inputs, REML=REML)
+        return cls.from_inputs(inputs, REML=REML, variance=variance, correlation=correlation)
 
     @classmethod
-    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
-        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True, variance: VarIdent | None = None,
+                    correlation: CorAR1 | None = None) -> "LinearMixedModel":
+        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing).
+
+        With a residual structure (``variance``, ``correlation``; their columns
+        must be in ``inputs.frame``) the blocks are stored in pieces and combined
+        at the structure's start.
+        """
         REML = check_bool(REML, "REML")
+        structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
+        if structure is not None:
+            check_no_zero_weights(inputs.weights)
         rows = _informative_rows(inputs.weights)
         n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
         if n <= p:
@@ -107,9 +131,27 @@ class LinearMixedModel(ThetaParameters):
         refs = [t.refs for t in inputs.terms]
         if rows is not None:
             xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
-        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy,
-                                                [t.structure for t in inputs.terms])
-        return cls(inputs, crossprods, REML)
+        nlevels, structures = [t.nlevels for t in inputs.terms], [t.structure for t in inputs.terms]
+        if structure is not None:
+            residual = ResidualModel.build(structure, refs, zs, nlevels, xy, structures)
+            return cls(inputs, residual.crossprods(), REML, residual)
+        return cls(inputs, BlockedCrossProducts.build(refs, zs, nlevels, xy, structures), REML)
+
+    def at_residual(self, params: np.ndarray) -> "LinearMixedModel":
+        """The model with its residual structure's parameters fixed at ``params`` (delta's, then phi)."""
+        residual = self.residual.at(params)
+        return replace(self, crossprods=residual.crossprods(), residual=residual)
+
+    def rebuild(self, inputs: ModelInputs | None = None, REML: bool | None = None) -> "LinearMixedModel":
+        """The same kind of model for other inputs or another criterion, keeping the residual structure
+        (its current parameters become the new model's start)."""
+        inputs = self.inputs if inputs is None else inputs
+        REML = self.REML if REML is None else REML
+        if self.residual is None:
+            return type(self).from_inputs(inputs, REML=REML)
+        structure = self.residual.structure
+        model = type(self).from_inputs(inputs, REML=REML, variance=structure.variance, correlation=structure.correlation)
+        return model.at_residual(self.residual.params)
 
     # --- the objective --------------------------------------------------------
     @property
@@ -137,8 +179,12 @@ class LinearMixedModel(ThetaParameters):
         w = self.inputs.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
-    def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
-        """The profiled REML criterion or deviance given a factorization."""
+    def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
+        """The profiled REML criterion or deviance given a factorization.
+
+        With a residual structure, ``log det R`` at its current parameters is
+        added (or ``residual_logdet``, for a factor made at other parameters).
+        """
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
@@ -146,7 +192,9 @@ class LinearMixedModel(ThetaParameters):
         value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
         if reml:
             value += factor.logdet_x()
-        return value - self._log_weights()
+        if residual_logdet is None and self.residual is not None:
+            residual_logdet = self.residual.logdet()
+        return value - self._log_weights() + (residual_logdet or 0.0)
 
     def objective(self, theta: np.ndarray) -> float:
         """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
@@ -226,17 +274,24 @@ class LinearMixedModel(ThetaParameters):
         return None if np.all(np.isinf(upper)) else upper
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
-        """Minimize the objective over theta and return the results.
+        """Minimize the objective over theta (and a residual structure's parameters) and return the results.
 
         ``start`` is theta in the units of the data; by default
-        :meth:`starting_theta` picks lme4's start or a moment estimate.
+        :meth:`starting_theta` picks lme4's start or a moment estimate.  A
+        residual structure starts from its current parameters.
         """
-        info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
+        start = None if start is None else np.asarray(start, dtype=float)
+        if self.residual is None:
+            info, factor = self._optimize(settings, start)
+            model = self
+        else:
+            info, params = optimize_with_residual(self, settings, start)
+            model, factor = self.at_residual(params), None
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        result = LmerResults.from_fit(self, info, factor)
+        result = LmerResults.from_fit(model, info, factor)
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
         return result
@@ -297,6 +352,7 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    correlation: CorAR1 | None = None,
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -310,11 +366,13 @@ def lmer(
         Rows with a missing value in any variable used are dropped.
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
-    weights : array-like, optional
+    weights : array-like or VarIdent, optional
         Prior weights, one per row of ``data``, non-negative.  A row of weight
         0 contributes nothing: the estimates are those of the fit without it
         (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
         value and response residual, and ``nobs`` counts it, as lme4's does.
+        Or ``mm.var_ident("column")``: a residual SD per level of the column,
+        estimated (nlme's ``weights = varIdent(form = ~ 1 | column)``).
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
         Rows with a missing (NaN) offset are dropped like rows with missing
@@ -325,12 +383,16 @@ def lmer(
         "helmert", "poly").
     settings : OptimizerSettings, optional
         Optimizer tolerances.
+    correlation : CorAR1, optional
+        ``mm.cor_ar1("time", group="g")``: AR(1) residuals within each level of
+        ``g`` at whole-number times one apart (nlme's ``corAR1(form = ~ time | g)``);
+        ``g`` must be nested in the random-effects grouping factors.
 
     Returns
     -------
     LmerResults
     """
     model = LinearMixedModel.from_formula(
-        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation
     )
     return model.fit(settings=settings)

@@ -104,8 +104,54 @@ class LmerResults(InformationCriteria):
 
     @property
     def npar(self) -> int:
-        """Number of parameters: fixed effects, theta, and sigma."""
-        return self.model.nfixef + self.theta.size + 1
+        """Number of parameters: fixed effects, theta, sigma, and a residual structure's."""
+        return self.model.nfixef + self.theta.size + 1 + self._residual_nparams
+
+    # --- residual structure (nlme's varIdent, corAR1) ------------------------------
+    @property
+    def _residual(self):
+        return getattr(self.model, "residual", None)
+
+    @property
+    def _residual_nparams(self) -> int:
+        return 0 if self._residual is None else self._residual.nparams
+
+    @property
+    def residual_params(self) -> pd.Series:
+        """A residual structure's estimates: ``ratio.<level>`` (residual SD of that level over the
+        first level's, nlme's varIdent) and ``phi`` (AR(1) lag-1 correlation); empty without one."""
+        if self._residual is None:
+            return pd.Series([], dtype=float, name="estimate")
+        return pd.Series(self._residual.params, index=self._residual.structure.names, name="estimate")
+
+    @property
+    def phi(self) -> float | None:
+        """The AR(1) correlation of the residuals at lag 1 (``correlation=mm.cor_ar1(...)``), else None."""
+        return None if self._residual is None else self._residual.structure.phi(self._residual.params)
+
+    @property
+    def var_ratios(self) -> pd.Series | None:
+        """Residual SD of each level over the first level's (``weights=mm.var_ident(...)``), else None."""
+        if self._residual is None or self._residual.structure.variance is None:
+            return None
+        structure = self._residual.structure
+        return pd.Series(structure.ratios(self._residual.params), index=list(structure.levels), name="ratio")
+
+    @property
+    def sigma_by_level(self) -> pd.Series | None:
+        """Residual SD of each level (``sigma`` times :attr:`var_ratios`), else None."""
+        ratios = self.var_ratios
+        return None if ratios is None else (self.sigma * ratios).rename("sigma")
+
+    def _pearson_factors(self) -> np.ndarray | None:
+        """Per row, sigma over the row's residual SD: sqrt(prior weight) over a varIdent level's ratio (None: all 1)."""
+        inputs, factor = self.model.inputs, None
+        if inputs.weights is not None:
+            factor = np.sqrt(inputs.weights)
+        if self._residual is not None:
+            ratio = self._residual.structure.row_ratios(self._residual.params)
+            factor = 1.0 / ratio if factor is None else factor / ratio
+        return factor
 
     # --- fixed effects --------------------------------------------------------
     @property
@@ -243,13 +289,19 @@ class LmerResults(InformationCriteria):
         return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
-        if type not in ("response", "pearson"):
-            raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
+        """Residuals: ``"response"`` (y - fitted), ``"pearson"`` (over each row's residual SD ratio:
+        times sqrt(weights), over a varIdent level's ratio) or ``"normalized"`` (nlme's: pearson
+        residuals decorrelated within AR(1) groups); ``scaled`` divides by sigma."""
+        if type not in ("response", "pearson", "normalized"):
+            raise MixedModelsError(f"unknown residual type {type!r}; choose 'response', 'pearson' or 'normalized'")
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
-        if type == "pearson" and inputs.weights is not None:
-            resid = resid * np.sqrt(inputs.weights)
+        if type == "normalized" and self._residual is not None:
+            prior = 1.0 if inputs.weights is None else np.sqrt(inputs.weights)
+            resid = self._residual.structure.normalize(resid * prior, self._residual.params)
+        elif type in ("pearson", "normalized"):
+            factor = self._pearson_factors()
+            resid = resid if factor is None else resid * factor
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
         return pd.Series(resid, index=inputs.row_index, name="residuals")

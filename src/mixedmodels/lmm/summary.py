@@ -98,6 +98,13 @@ class LmerSummary(Printable):
         rows = [row + [""] * (width - len(row)) for row in rows]
         return ["", "Random effects:", *[" " + line for line in table_lines(rows, "l" * width)]]
 
+    def _residual_structure(self) -> list[str]:
+        """nlme's lines for a residual structure (SD ratios per level, AR(1) phi), if the model has one."""
+        residual = getattr(self.result.model, "residual", None)
+        if residual is None:
+            return []
+        return residual.structure.describe(residual.params)
+
     def _groups_line(self) -> list[str]:
         r = self.result
         groups = "; ".join(f"{g}, {n}" for g, n in r.ngroups.items())
@@ -129,7 +136,7 @@ class LmerSummary(Printable):
         corr = cov / np.outer(sd, sd)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
         for i in range(1, len(names)):  # lme4: abbreviate(rownames, 11), abbreviate(colnames, 6)
-            rows.append([abbreviate(names[i], 11)] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+            rows.append([abbreviate(names[i], 11)] + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
         return ["", "Correlation of Fixed Effects:", *table_lines(rows, "l" + "r" * (len(names) - 1))]
 
     def _footer(self) -> list[str]:
@@ -149,6 +156,7 @@ class LmerSummary(Printable):
             self._header()
             + self._residuals()
             + self._random_effects()
+            + self._residual_structure()
             + self._groups_line()
             + self._fixed_effects()
             + self._correlation()
