@@ -227,3 +227,25 @@ def test_kenward_roger_and_satterthwaite_refuse_residual_structures():
     for ddf in ("kenward-roger", "satterthwaite"):
         with pytest.raises(mm.MixedModelsError, match="residual structure"):
             fit.coef_table(ddf=ddf)
+
+
+def test_both_structures_together_give_the_gaussian_likelihood():
+    """var_ident and cor_ar1 together (R = D C D, lag pairs across strata): the ML log-likelihood at
+    the estimates equals the multivariate normal density of y formed densely, and the fit is at
+    least as good as either structure alone (nested models)."""
+    from scipy import stats
+
+    data = issue19_dataset("sleepstudy")
+    both = mm.lmer("Reaction ~ Days + (1 | Subject)", data, REML=False, weights=mm.var_ident("Phase3"),
+                   correlation=mm.cor_ar1("Days", group="Subject"))
+    inputs = both.model.inputs
+    subject = inputs.terms[0].refs
+    days = data["Days"].to_numpy()
+    delta = both.var_ratios.to_numpy()[both.model.residual.structure.strata]
+    corr = np.where(np.equal.outer(subject, subject), both.phi ** np.abs(np.subtract.outer(days, days)), 0.0)
+    z = (subject[:, None] == np.arange(18)).astype(float)
+    cov = both.sigma**2 * (np.outer(delta, delta) * corr) + both.covariances["Subject"][0, 0] * z @ z.T
+    dense = stats.multivariate_normal(inputs.fixed.matrix @ both.beta, cov).logpdf(inputs.y)
+    assert both.loglik == pytest.approx(dense, abs=1e-6)
+    assert both.npar == 2 + 1 + 1 + 2 + 1  # fixed effects, theta, sigma, two SD ratios, phi
+    assert both.loglik >= _fit("sleepstudy_ar1", False).loglik - 1e-6
