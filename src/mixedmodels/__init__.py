@@ -50,6 +50,7 @@ _LAZY = {
     "cor_ar1": "mixedmodels.design.residual",
     "glmer": "mixedmodels.glmm.model",
     "GeneralizedLinearMixedModel": "mixedmodels.glmm.model",
+    "glmer_nb": "mixedmodels.glmm.negbin",
     "GlmerResults": "mixedmodels.glmm.results",
     "families": "mixedmodels.families",
     "lm": "mixedmodels.linear_models.model",

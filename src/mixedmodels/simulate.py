@@ -18,7 +18,8 @@ the response is drawn from the model's conditional distribution:
 * binomial: successes ~ Binomial(n, mu) with n the trials (``cbind`` totals or
   the prior weights of a proportion response); a proportion response is
   returned as successes / n, a ``cbind`` response as the successes;
-* Poisson: ``y ~ Poisson(mu)``; Gamma: shape ``w / sigma^2``, mean ``mu`` (so
+* Poisson: ``y ~ Poisson(mu)``; negative binomial: ``y ~ NB(mu, theta)``
+  (variance ``mu + mu^2 / theta``); Gamma: shape ``w / sigma^2``, mean ``mu`` (so
   ``Var(y) = sigma^2 mu^2 / w``; lme4 1.1-31 uses shape ``sigma w``, which does
   not match its own dispersion); inverse Gaussian: mean ``mu``, shape ``w / sigma^2``;
   Gaussian GLMMs as linear models,
@@ -227,6 +228,9 @@ def _draw(result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random
         return _draw_binomial(result, mu, w, rng, fitted_rows)
     if family in ("poisson", "quasipoisson"):
         return rng.poisson(mu).astype(float)
+    if family == "negative_binomial":
+        theta = result.family.theta
+        return rng.negative_binomial(theta, theta / (theta + mu)).astype(float)
     shape = (w / result.sigma**2)[:, None]
     if family == "gamma":
         return rng.gamma(np.broadcast_to(shape, mu.shape), mu / shape)

@@ -37,7 +37,7 @@ from .results import GlmerResults
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
+__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
@@ -347,34 +347,54 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -
     start = time.perf_counter()
     warm = _WarmStart(np.zeros(model.nranef))
     info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
-    messages: list[str] = []
     if nAGQ == 0:
-        theta, beta, res, info, vcov = info1.final, res1.beta, res1, info1, None
-        value = model.laplace_value(res1)
-    else:
-        info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
-        value, res = crit.evaluate(info.final, warm.u)
-        done = _finish(crit, info.final, value, res)
-        theta, beta = crit.params(done.x)
-        value, res, vcov = done.value, done.res, done.vcov
-        messages.extend(done.messages)
+        return make_results(model, nAGQ, Stages(info1, res1, info1, info1.final, res1.beta, res1,
+                                                model.laplace_value(res1), None, []), start)
+    info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
+    value, res = crit.evaluate(info.final, warm.u)
+    done = _finish(crit, info.final, value, res)
+    theta, beta = crit.params(done.x)
+    return make_results(model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov,
+                                            list(done.messages)), start)
+
+
+@dataclass
+class Stages:
+    """What the optimization stages found: both logs, the final estimates, PIRLS there, the covariance of beta."""
+
+    info1: OptInfo
+    res1: "PirlsResult"
+    info: OptInfo  # the last stage's log (stage 1's for nAGQ = 0)
+    theta: np.ndarray
+    beta: np.ndarray
+    res: "PirlsResult"
+    value: float
+    vcov: np.ndarray | None
+    messages: list[str]
+
+
+def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start: float, family_npar: int = 0,
+                 extra_evaluations: int = 0) -> GlmerResults:
+    """The results object from the stages (one optimizer log for both), with lme4's warnings."""
+    info1, info, messages = stages.info1, stages.info, list(stages.messages)
     for code_info in ([info1] if nAGQ == 0 else [info1, info]):
         if code_info.return_code < 0 or code_info.return_code == 5:
             messages.append(f"optimizer did not converge: {code_info.message}")
     info = replace(
         info,
-        initial=np.concatenate([info1.initial, res1.beta]) if nAGQ else info1.initial,
-        final=np.concatenate([theta, beta]),
-        fmin=value,
-        feval=info1.feval + (info.feval if nAGQ else 0),
+        initial=np.concatenate([info1.initial, stages.res1.beta]) if nAGQ else info1.initial,
+        final=np.concatenate([stages.theta, stages.beta]),
+        fmin=stages.value,
+        feval=info1.feval + (info.feval if nAGQ else 0) + extra_evaluations,
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )
     # the results read the blocked factor's blocks (conditional variances)
-    res = replace(res, factor=model.pirls.blocked_factor(theta, res))
-    result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
+    res = replace(stages.res, factor=model.pirls.blocked_factor(stages.theta, stages.res))
+    result = GlmerResults.from_fit(model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov,
+                                   family_npar=family_npar)
     for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+        warnings.warn(message, ConvergenceWarning, stacklevel=5)
     if result.is_singular:
-        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=4)
+        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=5)
     return result

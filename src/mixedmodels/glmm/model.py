@@ -28,7 +28,7 @@ finite-difference Hessian of the deviance over (theta, beta), beta block.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -112,6 +112,19 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             zero = "" if n == inputs.nobs else " with non-zero weight"
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
         return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
+
+    def with_family(self, family: Family) -> "GeneralizedLinearMixedModel":
+        """The same model with another family of the same kind (the negative binomial at another theta).
+
+        The response is not checked again, and the PIRLS machinery (built from
+        X, Z and the offset) is shared.
+        """
+        old = self.response
+        response = GlmResponse.make(family, old.y, old.weights, old.trials)
+        new = replace(self, response=response)
+        if "pirls" in self.__dict__:
+            new.__dict__["pirls"] = self.pirls.with_response(response)
+        return new
 
     # --- facts ------------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ results still get the blocked factor (:meth:`Pirls.blocked_factor`).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -377,6 +378,13 @@ class Pirls:
                                           x, plan.zt)
         self._re_predictor = (self._system.linear_predictor if isinstance(self._system, SparseScalarSystem)
                               else lambda base, lam_u: base + self.plan.z @ lam_u)
+
+    def with_response(self, response) -> "Pirls":
+        """The same iterations for another response of the same rows (a family with another parameter,
+        e.g. the negative binomial's theta); everything precomputed from X, Z and the offset is shared."""
+        other = copy.copy(self)
+        other.response, other.family, other.link = response, response.family, response.family.link
+        return other
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
         """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
