@@ -8,7 +8,9 @@ in formulaic:
 * :mod:`.response` -- ``build_response``;
 * :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``;
 * :mod:`.values` -- how column values enter formulas (doubles, level labels);
-* :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda;
+* :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda, the
+  covariance structures (us, diag, cs, ar1);
+* :mod:`.residual` -- nlme's residual structures (``var_ident``, ``cor_ar1``) bound to the rows;
 * :mod:`.inputs` -- lme4's ``lFormula`` stage: everything a model is made of.
 
 The data are checked once, when the model frame is made (:func:`~.frame.model_frame`);
