@@ -97,3 +97,13 @@ def test_structure_the_term_cannot_carry_is_named(formula, message):
 
     with pytest.raises(mm.ModelSpecError, match=message):
         mm.lmer(formula, issue19_dataset("sleepstudy"))
+
+
+def test_ar1_over_a_factor_with_an_unobserved_level_is_refused():
+    """A missing level would make non-neighbours neighbours: say so instead of fitting."""
+    from conftest import issue19_dataset
+
+    data = issue19_dataset("sleepstudy")
+    data = data[data["DayPair"] != "2"]
+    with pytest.raises(mm.ModelSpecError, match=r"level\(s\) '2' have no rows"):
+        mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", data)

@@ -194,6 +194,14 @@ def _check_ar1(term: RandomTerm, design: DesignMatrix, data: pd.DataFrame) -> No
         )
     if len(design.column_names) < 2:
         raise ModelSpecError(f"ar1() in {term} needs an ordered factor with at least two levels; {variable!r} has one")
+    levels = [str(c) for c in column.dtype.categories]
+    unused = [level for level in levels if f"{variable}{level}" not in design.column_names]
+    if unused:
+        raise ModelSpecError(
+            f"ar1() in {term} correlates neighbouring levels of {variable!r}, but level(s) {', '.join(map(repr, unused))} "
+            "have no rows, so the levels left would not be equally spaced: keep rows for every level, or drop "
+            f"unused levels on purpose (data[{variable!r}].cat.remove_unused_categories()) if the spacing allows"
+        )
 
 
 def build_random_terms(
