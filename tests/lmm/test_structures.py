@@ -143,3 +143,12 @@ def test_glmer_cs_fits():
 def test_profile_refuses_structured_terms():
     with pytest.raises(mm.MixedModelsError, match=r"cs\(\) structure"):
         _fit("cs", True).confint()
+
+
+def test_degenerate_ar1_days_is_refused_as_lme4_refuses_it():
+    """ar1(0 + DayO | Subject) has one observation per subject and level (180 random effects for
+    180 rows): glmmTMB drifts to sigma -> 0 (the reference's ar1_days, flagged "not a target");
+    lme4's rule (random effects < observations) refuses the model with a message naming the term."""
+    assert "DEGENERATE" in _case("ar1_days", True)["note"]
+    with pytest.raises(mm.ModelSpecError, match=r"number of random effects \(=180\) for term ar1\(0 \+ DayO \| Subject\)"):
+        mm.lmer("Reaction ~ Days + ar1(0 + DayO | Subject)", issue19_dataset("sleepstudy"))
