@@ -672,6 +672,15 @@ class GlmResponse:
     def pearson(self, mu: np.ndarray) -> np.ndarray:
         return (self.y - mu) * np.sqrt(self.weights / self.family.variance(mu))
 
+    def observed_weights(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """The observed information per observation, ``-d^2 log p(y | eta) / d eta^2``:
+        ``wt [mu_eta^2 / V - (y - mu) d/deta(mu_eta / V)]`` (may be negative for a non-canonical link)."""
+        link, family = self.family.link, self.family
+        d1 = link.mu_eta(eta)
+        var = family.variance(mu)
+        slope = link.mu_eta2(eta, mu, d1) / var - d1 * d1 * family.variance_deriv(mu) / (var * var)
+        return self.weights * (d1 * d1 / var - (self.y - mu) * slope)
+
     def working_weights(self, eta: np.ndarray, mu: np.ndarray, observed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """PIRLS weights and ``(y - mu) / mu_eta``-type working residuals at eta.
 

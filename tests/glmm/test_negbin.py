@@ -17,7 +17,11 @@ hold.  Our glmer is lme4's (PIRLS, expected information), so:
   glmmTMB's estimates equals lme4's there (``lme4_minus2logLik_at_tmb``) up to lme4's PIRLS
   tolerance, and our optimum is better under this approximation than glmmTMB's estimates are
   (grouseticks: 1777.68 against 1777.78; glmmTMB's own -2 log L is 1777.82 under its
-  approximation, and lme4's estimates give 1777.92 under glmmTMB's).
+  approximation, and lme4's estimates give 1777.92 under glmmTMB's);
+* ``glmer_nb(laplace="observed")`` is glmmTMB's approximation: its deviance at lme4's estimates is
+  glmmTMB's there (``tmb_minus2logLik_at_lme4``, 1e-9 relative), and its fit is checked against
+  glmmTMB's at the issue's tolerances (glmmTMB's SEs add the variance parameters' uncertainty,
+  which changes them by < 0.2 % here, so they are compared at 1 % too).
 """
 
 from __future__ import annotations
@@ -161,3 +165,32 @@ def test_theta_ml_recovers_a_known_theta():
     mu = np.exp(rng.normal(1.0, 0.5, 20_000))
     y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float)
     assert theta_ml(y, mu) == pytest.approx(2.0, rel=0.05)  # SE of theta-hat ~ 0.04 here
+
+
+@pytest.mark.parametrize("case", ALL)
+def test_observed_laplace_is_glmmtmbs_approximation(case):
+    """At lme4's estimates the observed-information Laplace deviance is glmmTMB's objective there."""
+    from dataclasses import replace
+
+    from conftest import as_list
+
+    ref = _ref(case)
+    lme4 = ref["lme4"]
+    model = replace(_fit(case).model, laplace="observed").with_family(mm.families.NegativeBinomial(theta=lme4["nb_theta"]))
+    value = model.deviance(np.array(as_list(lme4["theta"])), np.array(lme4["fixef"]))
+    assert value == pytest.approx(ref["cross"]["tmb_minus2logLik_at_lme4"], rel=1e-9)
+
+
+@pytest.mark.parametrize("case", list(ESTIMATED))
+def test_glmer_nb_observed_against_glmmtmb(case):
+    formula, data = ESTIMATED[case]
+    ref, fit = _ref(case)["glmmTMB"], fitted_issue19("glmer_nb", formula, data, laplace="observed")
+    assert fit.family.theta == pytest.approx(ref["nb_theta"], rel=REL)
+    assert fit.loglik >= ref["logLik"] - 1e-6 * abs(ref["logLik"])
+    se = np.array(ref["se"])
+    assert np.all(np.abs(fit.beta - np.array(ref["fixef"])) <= REL * se)
+    np.testing.assert_allclose(fit.se.to_numpy(), se, rtol=REL)
+    for group, sd in ref["random_sd"].items():
+        assert np.sqrt(fit.covariances[group][0, 0]) == pytest.approx(sd, rel=REL)
+    with pytest.raises(mm.ModelSpecError, match="laplace must be 'expected'"):
+        mm.glmer_nb(formula, mm.datasets.load(data), laplace="tmb")

@@ -85,11 +85,17 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         The validated response (proportions and trial weights for binomial).
     plan : ReweightedBlocks
         Where each observation's products land in the blocked cross-products.
+    laplace : str
+        ``"expected"`` (lme4's Laplace approximation: the log-determinant at the
+        PIRLS weights, the expected information) or ``"observed"`` (glmmTMB's:
+        at the observed information, the exact Hessian in the random effects).
+        They differ only for non-canonical links.
     """
 
     inputs: ModelInputs
     response: GlmResponse
     plan: ReweightedBlocks
+    laplace: str = "expected"
 
     REML = False
 
@@ -166,10 +172,17 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     # --- the deviance ---------------------------------------------------------------
     def laplace_value(self, res: PirlsResult) -> float:
-        """``-2 log L`` by the Laplace approximation at a PIRLS solution."""
+        """``-2 log L`` by the Laplace approximation at a PIRLS solution (see ``laplace``)."""
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
-        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + res.factor.logdet_re()
+        logdet = res.factor.logdet_re()
+        if self.laplace == "observed" and not self.family.canonical:
+            factor = self.pirls.observed_factor(res.theta, res)
+            with np.errstate(invalid="ignore"):
+                logdet = factor.logdet_re() if factor.ok else np.inf
+            if not np.isfinite(logdet):
+                return np.inf
+        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + logdet
 
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
         """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""

@@ -288,6 +288,7 @@ class PirlsResult:
     factor: Factorization
     iterations: int
     converged: bool
+    theta: np.ndarray | None = None  # the covariance parameters the modes are for
 
     @property
     def ussq(self) -> float:
@@ -524,7 +525,8 @@ class Pirls:
         if u is None:
             u, beta = np.zeros(self.plan.z.shape[1]), np.zeros(self.x.shape[1])
         converged = converged and bool(np.isfinite(dev))
-        return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged)
+        return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged,
+                           theta=theta)
 
     def _start(self, base, lam, u, beta, joint, eta0):
         """The starting state: from (beta, u) if its mean is valid, else u = 0, else eta0 (joint only).
@@ -601,6 +603,17 @@ class Pirls:
         w, resid = self.response.working_weights(res.eta, res.mu)
         base = res.eta - self.plan.z @ self.lambda_u(res.u, theta)
         return self.plan.blocks(w, ((res.eta - base) + resid)[:, None]).factorize(theta)
+
+    def observed_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
+        """The factor of ``Lambda' Z' W Z Lambda + I`` with the observed information as ``W`` at the modes.
+
+        Its log-determinant is the one of the Laplace approximation with the
+        exact Hessian of the joint log-density in ``u`` (glmmTMB's); for a
+        canonical link it equals the expected-information one.  No response
+        column (the y row is zero), so only the random-effects part is used.
+        """
+        w = self.response.observed_weights(res.eta, res.mu)
+        return self.plan.blocks(w, np.zeros((w.size, 1))).factorize(theta)
 
     def joint_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
         """The factor of the full system ``[Z X z]`` at a PIRLS solution's (expected) weights; gives R_X."""
