@@ -103,6 +103,7 @@ def test_anova_with_and_without_the_structure(name, reml):
         warnings.simplefilter("error")  # no refit message: nlme's comparison
         out = mm.anova(without=_fit(name, reml, null=True), with_structure=_fit(name, reml))
     np.testing.assert_array_equal(out["npar"].to_numpy(), table["df"])
+    assert ("compared on their REML likelihoods" in repr(out)) == reml
     np.testing.assert_allclose(out["logLik"].to_numpy(), table["logLik"], rtol=1e-6)
     assert out["Chisq"].iloc[1] == pytest.approx(table["L.Ratio"][1], rel=1e-4)
     assert out["Pr(>Chisq)"].iloc[1] == pytest.approx(table["p-value"][1], rel=1e-3)

@@ -96,7 +96,10 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
         warnings.warn(REML_FIXED_MESSAGE, MixedModelsWarning, stacklevel=2)
     table = _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], [m.nobs for m in fits])
     formulas = dict(zip(labels, (str(getattr(m, "formula", "")) for m in fits)))
-    return r_table(table, ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)])
+    heading = ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)]
+    if reml_comparison:
+        heading.append("(REML fits with the same fixed effects, compared on their REML likelihoods as nlme does)")
+    return r_table(table, heading)
 
 
 def _caller_names(models: list, frame: Any) -> list[str]:
