@@ -86,6 +86,34 @@ def check_no_zero_weights(weights: np.ndarray | None) -> None:
                         "correlation=): drop those rows from the data instead")
 
 
+_PHI_STARTS = (0.3, 0.6, 0.9)
+
+
+def _starting_params(model: Any, theta0: np.ndarray) -> tuple[np.ndarray, int]:
+    """The residual parameters to start from, and how many evaluations choosing them took.
+
+    The structure's start (equal SDs, phi = 0), or for an AR(1) structure the best, at the
+    starting theta, of phi = 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its
+    evaluations walking phi up (sleepstudy, Ovary and BodyWeight all have phi near 0.6;
+    BodyWeight's fit takes 90 evaluations instead of 129).  (SD ratios started from the
+    strata's least-squares residuals saved nothing on Orthodont.)
+    """
+    residual = model.residual
+    if residual.structure.ar1 is None:
+        return residual.params.copy(), 0
+
+    def value(params: np.ndarray) -> float:
+        factor = residual.crossprods(params).objective_factor(theta0)
+        return model.objective_from(factor, residual_logdet=residual.logdet(params))
+
+    candidates = [residual.params.copy()]
+    for phi in _PHI_STARTS:
+        candidates.append(candidates[0].copy())
+        candidates[-1][-1] = phi
+    values = [value(c) for c in candidates]
+    return candidates[int(np.argmin(values))], len(values)
+
+
 def optimize_with_residual(model: Any, settings: OptimizerSettings | None,
                            start: np.ndarray | None) -> tuple[OptInfo, np.ndarray]:
     """BOBYQA over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
@@ -106,7 +134,8 @@ def optimize_with_residual(model: Any, settings: OptimizerSettings | None,
         return model.objective_from(factor, residual_logdet=residual.logdet(rho))
 
     theta0 = np.asarray(start, dtype=float) if start is not None else model.starting_theta()
-    x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(residual.params)])
+    rho0, tries = (residual.params, 0) if start is not None else _starting_params(model, theta0)
+    x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
     lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
     bounded = None if np.all(np.isinf(upper)) else upper
@@ -116,4 +145,4 @@ def optimize_with_residual(model: Any, settings: OptimizerSettings | None,
             check = check_convergence(objective, info.final, lower, bounded)
             info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
     theta, rho = split(info.final)
-    return replace(info, initial=theta0.copy(), final=theta), rho
+    return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho
