@@ -40,7 +40,8 @@ from ..design.inputs import prepare_glmm_inputs
 from ..errors import ModelSpecError
 from ..families import NegativeBinomial, Poisson
 from ..optim import OptimizerSettings, minimize_bounded
-from .fit import Stages, _Criterion, _finish, _finite_or_none, _stage1, _start_settings, _WarmStart, _x_block_inverse_factor, make_results
+from .fit import (Stages, _Criterion, _finish, _finite_or_none, _stage1, _start_settings, _WarmStart,
+                  _x_block_inverse_factor, make_results)
 from .model import GLMM_SETTINGS, GeneralizedLinearMixedModel
 from .results import GlmerResults
 
