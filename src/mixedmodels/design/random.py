@@ -194,8 +194,8 @@ def _check_ar1(term: RandomTerm, design: DesignMatrix, data: pd.DataFrame) -> No
         )
     if len(design.column_names) < 2:
         raise ModelSpecError(f"ar1() in {term} needs an ordered factor with at least two levels; {variable!r} has one")
-    levels = [str(c) for c in column.dtype.categories]
-    unused = [level for level in levels if f"{variable}{level}" not in design.column_names]
+    counts = np.bincount(column.array.codes[column.array.codes >= 0], minlength=len(column.dtype.categories))
+    unused = [str(level) for level, count in zip(column.dtype.categories, counts) if count == 0]
     if unused:
         raise ModelSpecError(
             f"ar1() in {term} correlates neighbouring levels of {variable!r}, but level(s) {', '.join(map(repr, unused))} "

@@ -68,6 +68,9 @@ class GlmerResults(LmerResults):
     vcov_method : str
         ``"hessian"`` (finite-difference Hessian over theta and beta, lme4's
         default) or ``"RX"`` (from the fixed-effects block of the Cholesky factor).
+    family_npar : int
+        Parameters of the family estimated with the fit and counted in ``npar``
+        (1 for ``mm.glmer_nb``'s theta, else 0).
     """
 
     nAGQ: int

@@ -76,9 +76,18 @@ class ThetaParameters:
 class LinearMixedModel(ThetaParameters):
     """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``.
 
-    ``residual`` (None, or a :class:`~.residual.ResidualModel`) is a residual
-    structure with its stored cross-products; ``crossprods`` are then those at
-    its current parameters.
+    Attributes
+    ----------
+    inputs : ModelInputs
+        lme4's ``lFormula`` stage: the model frame, y, X and the random-effects terms.
+    crossprods : BlockedCrossProducts
+        The blocks of ``[Z X y]'[Z X y]`` (with a residual structure: ``[Z X y]' R^-1 [Z X y]``
+        at its current parameters).
+    REML : bool
+        REML criterion (True) or deviance (False).
+    residual : ResidualModel or None
+        A residual structure (``weights=mm.var_ident()``, ``correlation=mm.cor_ar1()``)
+        with its stored cross-products and current parameters; None without one.
     """
 
     inputs: ModelInputs
