@@ -37,7 +37,7 @@ from .results import GlmerResults
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE", "Stages", "make_results"]
+__all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
@@ -86,9 +86,11 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
     return model.sigma_at(res) * triangular_inverse(lx).T
 
 
-def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
-    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS)."""
+def _stage1(model, settings: OptimizerSettings, warm: _WarmStart,
+            theta0: np.ndarray | None = None) -> tuple[OptInfo, "PirlsResult"]:
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
     pirls, eta0 = model.pirls, model.eta_start()
+    theta0 = model.theta_start if theta0 is None else theta0
 
     def objective(scaled: np.ndarray) -> float:
         res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
@@ -97,9 +99,9 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptIn
             warm.beta, warm.u = res.beta, res.u
         return value
 
-    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, _finite_or_none(model.theta_upper),
+    info = minimize_bounded(objective, to_scaled(model, theta0), model.theta_lower, _finite_or_none(model.theta_upper),
                             settings=settings)
-    info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
+    info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
 
@@ -337,16 +339,45 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
-    """Both stages, the final PIRLS, the covariance of beta, and the results object."""
+def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings,
+             start: "GlmmStart | None" = None) -> GlmerResults:
+    """Both stages, the final PIRLS, the covariance of beta, and the results object.
+
+    With a ``start`` (lme4's ``start = list(theta, fixef)``), stage 1 starts at
+    its theta; given fixef too (and nAGQ >= 1), stage 1 is skipped and stage 2
+    starts at (theta, fixef), as lme4's ``influence`` refits do.
+    """
     with one_blas_thread():  # every matrix of a GLMM fit is small
-        return _fit(model, nAGQ, settings)
+        return _fit(model, nAGQ, settings, start)
 
 
-def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
+@dataclass(frozen=True)
+class GlmmStart:
+    """Where a glmer fit starts: theta, and optionally the fixed effects."""
+
+    theta: np.ndarray
+    fixef: np.ndarray | None = None
+
+
+def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
+    """Stage 1's place taken by the given (theta, fixef): PIRLS for the modes there."""
+    res = model.pirls.modes(start.theta, start.fixef, warm.u)
+    warm.u, warm.beta = res.u, start.fixef
+    info = OptInfo("none (start given)", start.theta.copy(), start.theta.copy(), model.laplace_value(res), 0, 0.0,
+                   1, "stage 1 skipped: theta and fixef given")
+    return info, res
+
+
+def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, given: GlmmStart | None) -> GlmerResults:
     start = time.perf_counter()
     warm = _WarmStart(np.zeros(model.nranef))
-    info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
+    if given is not None and given.fixef is not None and nAGQ > 0:
+        info1, res1 = _given_start(model, given, warm)
+    else:
+        if given is not None and given.fixef is not None:
+            warm.beta = given.fixef
+        theta0 = None if given is None else given.theta
+        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0)
     if nAGQ == 0:
         return make_results(model, nAGQ, Stages(info1, res1, info1, info1.final, res1.beta, res1,
                                                 model.laplace_value(res1), None, []), start)
@@ -374,8 +405,9 @@ class Stages:
 
 
 def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start: float, family_npar: int = 0,
-                 extra_evaluations: int = 0) -> GlmerResults:
-    """The results object from the stages (one optimizer log for both), with lme4's warnings."""
+                 extra_evaluations: int = 0, stacklevel: int = 5) -> GlmerResults:
+    """The results object from the stages (one optimizer log for both), with lme4's warnings
+    (``stacklevel`` from here to the user's call)."""
     info1, info, messages = stages.info1, stages.info, list(stages.messages)
     for code_info in ([info1] if nAGQ == 0 else [info1, info]):
         if code_info.return_code < 0 or code_info.return_code == 5:
@@ -389,12 +421,13 @@ def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start:
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )
-    # the results read the blocked factor's blocks (conditional variances)
-    res = replace(stages.res, factor=model.pirls.blocked_factor(stages.theta, stages.res))
+    # the results read the joint factor's blocks (conditional variances, prediction SEs, leverages)
+    res = replace(stages.res, factor=model.pirls.joint_factor(stages.theta, stages.res))
     result = GlmerResults.from_fit(model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov,
                                    family_npar=family_npar)
     for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=5)
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
     if result.is_singular:
-        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=5)
+        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning,
+                      stacklevel=stacklevel)
     return result

@@ -131,7 +131,7 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         done = _finish(crit, info.final[:-1], value, res)
         theta, beta = crit.params(done.x)
         stages = Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov, list(done.messages))
-        return make_results(fitted, nAGQ, stages, start, family_npar=1)
+        return make_results(fitted, nAGQ, stages, start, family_npar=1, stacklevel=4)
 
 
 def glmer_nb(
