@@ -251,3 +251,16 @@ def test_both_structures_together_give_the_gaussian_likelihood():
     assert both.loglik == pytest.approx(dense, abs=1e-6)
     assert both.npar == 2 + 1 + 1 + 2 + 1  # fixed effects, theta, sigma, two SD ratios, phi
     assert both.loglik >= _fit("sleepstudy_ar1", False).loglik - 1e-6
+
+
+def test_influence_and_prediction_intervals_refuse_residual_structures():
+    """Leverages, deletion refits and a new row's residual SD assume independent residuals with
+    prior weights: refused clearly rather than computed wrongly."""
+    fit = _fit("orthodont_varident", True)
+    for call in (fit.hatvalues, fit.cooks_distance, fit.rstudent, lambda: fit.influence(group="Subject")):
+        with pytest.raises(mm.MixedModelsError, match="residual structure"):
+            call()
+    with pytest.raises(mm.ModelSpecError, match="prediction intervals are not available"):
+        fit.predict(issue19_dataset("Orthodont").head(), interval="prediction")
+    confidence = fit.predict(issue19_dataset("Orthodont").head(), interval="confidence")
+    assert np.all(confidence["lower"] < confidence["fit"])

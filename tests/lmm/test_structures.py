@@ -152,3 +152,12 @@ def test_degenerate_ar1_days_is_refused_as_lme4_refuses_it():
     assert "DEGENERATE" in _case("ar1_days", True)["note"]
     with pytest.raises(mm.ModelSpecError, match=r"number of random effects \(=180\) for term ar1\(0 \+ DayO \| Subject\)"):
         mm.lmer("Reaction ~ Days + ar1(0 + DayO | Subject)", issue19_dataset("sleepstudy"))
+
+
+def test_wald_intervals_and_influence_work_with_structures():
+    fit = _fit("cs", True)
+    wald = fit.confint(method="wald")
+    assert list(wald.index[-2:]) == ["(Intercept)", "Days"]
+    assert wald.loc["Days"].notna().all()
+    refits = fit.influence(group="Subject")
+    assert refits.converged.all() and refits.dfbeta().shape == (18, 2)
