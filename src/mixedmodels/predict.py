@@ -396,6 +396,12 @@ def prediction_table(
             "prediction intervals are for linear models: a generalized model has no normal residual "
             "to add on the link scale; use interval='confidence', or simulate() new responses"
         )
+    if interval == "prediction" and getattr(result.model, "residual", None) is not None:
+        raise ModelSpecError(
+            "prediction intervals are not available for a model with a residual structure (weights=var_ident() or "
+            "correlation=): a new row's residual SD depends on its stratum; use interval='confidence', "
+            "m.sigma_by_level, or simulate()"
+        )
     rows = _PredictionRows.build(result, newdata, allow_new_levels, {sel.term for sel in selection})
     se = np.sqrt(_link_variance(result, rows, selection))
     q = _quantile(result, level)

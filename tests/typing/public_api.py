@@ -69,6 +69,22 @@ def generalized() -> None:
     print(mm.anova(complete, g))
 
 
+def structured_models() -> None:
+    sleep = mm.datasets.load("sleepstudy")
+    sleep["DayPair"] = pd.Categorical(sleep["Days"] // 2, ordered=True)
+    a: mm.LmerResults = mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", sleep)
+    r: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep,
+                                correlation=mm.cor_ar1("Days", group="Subject"))
+    h: mm.LmerResults = mm.lmer("distance ~ age + Sex + (1 | Subject)", mm.datasets.load("Orthodont"),
+                                weights=mm.var_ident("Sex"))
+    phi: float | None = r.phi
+    ratios: pd.Series | None = h.var_ratios
+    nb: mm.GlmerResults = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"))
+    known: mm.GlmerResults = mm.glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"),
+                                      family=mm.families.NegativeBinomial(theta=2.0))
+    print(a.summary(), phi, ratios, nb.family, known.npar)
+
+
 def inference(m: mm.LmerResults) -> None:
     sleep = mm.datasets.load("sleepstudy")
     m0: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep)
@@ -124,6 +140,7 @@ def main() -> None:
     m = fit_and_read()
     the_pipeline()
     generalized()
+    structured_models()
     inference(m)
     pooling_and_pictures(m)
     planning()

@@ -282,19 +282,22 @@ def prepare_fixed_part(
     weights: Any = None,
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
+    extra_variables: tuple[str, ...] = (),
     na_action: str = "omit",
 ) -> ModelInputs:
     """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
 
     The model frame keeps the rows complete in every variable the formula
-    uses, the grouping factors of its random terms included.
+    uses, the grouping factors of its random terms included, and in
+    ``extra_variables`` (a residual structure's strata, times and groups).
     """
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
     parsed = expand_formula_dot(parsed, data)
     _check_contrasts(contrasts, parsed)
-    mf = model_frame(data, sorted(_used_variables(parsed)), positional=True)  # the one check of the data
+    variables = sorted(_used_variables(parsed) | set(extra_variables))
+    mf = model_frame(data, variables, positional=True)  # the one check of the data
     all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
     mf = _without_rows(mf, _missing_offset(all_offsets, data.index))
     keep = mf.data.index.to_numpy()
@@ -329,16 +332,18 @@ def prepare_inputs(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     allow_as_many_ranef_as_obs: bool = False,
+    extra_variables: tuple[str, ...] = (),
     na_action: str = "omit",
 ) -> ModelInputs:
     """Parse the formula and build the model frame, y, X and the random-effects terms.
 
     ``allow_as_many_ranef_as_obs`` relaxes lme4's lmer rule (random effects <
-    observations per term) to glmer's (<=).
+    observations per term) to glmer's (<=); ``extra_variables`` are columns
+    the model frame keeps besides the formula's (a residual structure's).
     """
     parsed = parse_formula(formula)
     inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
-                                na_action=na_action)
+                                extra_variables=extra_variables, na_action=na_action)
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     return replace(inputs, terms=terms)

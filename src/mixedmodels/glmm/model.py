@@ -28,7 +28,7 @@ finite-difference Hessian of the deviance over (theta, beta), beta block.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -86,11 +86,17 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         The validated response (proportions and trial weights for binomial).
     plan : ReweightedBlocks
         Where each observation's products land in the blocked cross-products.
+    laplace : str
+        ``"expected"`` (lme4's Laplace approximation: the log-determinant at the
+        PIRLS weights, the expected information) or ``"observed"`` (glmmTMB's:
+        at the observed information, the exact Hessian in the random effects).
+        They differ only for non-canonical links.
     """
 
     inputs: ModelInputs
     response: GlmResponse
     plan: ReweightedBlocks
+    laplace: str = "expected"
 
     REML = False
 
@@ -115,6 +121,19 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             zero = "" if n == inputs.nobs else " with non-zero weight"
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
         return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
+
+    def with_family(self, family: Family) -> "GeneralizedLinearMixedModel":
+        """The same model with another family of the same kind (the negative binomial at another theta).
+
+        The response is not checked again, and the PIRLS machinery (built from
+        X, Z and the offset) is shared.
+        """
+        old = self.response
+        response = GlmResponse.make(family, old.y, old.weights, old.trials)
+        new = replace(self, response=response)
+        if "pirls" in self.__dict__:
+            new.__dict__["pirls"] = self.pirls.with_response(response)
+        return new
 
     # --- facts ------------------------------------------------------------------
     @property
@@ -161,10 +180,17 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     # --- the deviance ---------------------------------------------------------------
     def laplace_value(self, res: PirlsResult) -> float:
-        """``-2 log L`` by the Laplace approximation at a PIRLS solution."""
+        """``-2 log L`` by the Laplace approximation at a PIRLS solution (see ``laplace``)."""
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
-        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + res.factor.logdet_re()
+        logdet = res.factor.logdet_re()
+        if self.laplace == "observed" and not self.family.canonical:
+            factor = self.pirls.observed_factor(res.theta, res)
+            with np.errstate(invalid="ignore"):
+                logdet = factor.logdet_re() if factor.ok else np.inf
+            if not np.isfinite(logdet):
+                return np.inf
+        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + logdet
 
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
         """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""

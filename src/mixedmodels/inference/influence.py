@@ -53,8 +53,19 @@ _MAXFUN = 1000  # lme4's influence(maxfun = 1000)
 
 
 # --- from the fit alone ---------------------------------------------------------------------
+def _refuse_residual_structure(result: MixedFit) -> None:
+    """Leverages and deletion refits assume independent residuals with prior weights only."""
+    if getattr(result.model, "residual", None) is not None:
+        raise MixedModelsError(
+            "influence diagnostics (hat values, Cook's distances, studentized residuals, deletion refits) are not "
+            "available for a model with a residual structure (weights=var_ident() or correlation=): its residuals "
+            "are not independent with known weights"
+        )
+
+
 def _leverages(result: MixedFit) -> np.ndarray:
     """``h_i`` of every row used (see the module docstring)."""
+    _refuse_residual_structure(result)
     rows = [TermRows(t.refs, t.z) for t in result.terms]
     norms = solve_rows(result.factor, rows, result.model.inputs.fixed.matrix).squared_norms(joint=True)
     return _used(result.weights("working"), result) * norms
@@ -212,6 +223,7 @@ def influence(result: MixedFit, group: str | None = None, *, maxfun: int = _MAXF
     InfluenceResult
         With ``dfbeta()``, ``dfbetas()`` and ``cooks_distance()``.
     """
+    _refuse_residual_structure(result)
     units, labels, name = _deletion_units(result, group)
     fits = [_refit_without(result, rows, maxfun) for rows in units]
     fixef_names = result.fixef_names

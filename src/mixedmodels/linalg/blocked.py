@@ -36,12 +36,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
-from ..design.covariance import lower_triangle, theta_to_lambda
+from ..design.covariance import UNSTRUCTURED, CovarianceStructure
 from . import small
 from .rank_update import ScalarRankUpdate, VectorRankUpdate
 from .reordered_rest import ReorderedRest
 
-__all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
+__all__ = ["TermLayout", "BlockedCrossProducts", "Factorization", "term_layouts"]
 
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
@@ -58,20 +58,23 @@ _CLOSED_FORM_MIN_LEVELS = 64
 
 @dataclass(frozen=True, eq=False)
 class TermLayout:
-    """Where a random-effects term sits: its levels, columns and theta slice.
+    """Where a random-effects term sits: its levels, columns and theta slice, and its structure.
 
     ``scales`` (one per column, or None for 1) is how much the term's columns
     were divided by before the cross-products were formed, so that every
     column has unit root-mean-square.  Dividing ``z_j`` by ``s_j`` and
     multiplying row j of ``lambda`` by ``s_j`` leaves the model unchanged, and
     keeps theta on a scale where the optimizer's steps make sense whatever
-    the units of the predictors (x * 1e-6 gives the same fit).
+    the units of the predictors (x * 1e-6 gives the same fit).  The
+    ``structure`` (:mod:`mixedmodels.design.covariance`) makes ``lambda`` from
+    theta and says how theta changes with the scales.
     """
 
     nlevels: int
     ncols: int
     theta_start: int
     scales: np.ndarray | None = None
+    structure: CovarianceStructure = UNSTRUCTURED
 
     @property
     def size(self) -> int:
@@ -79,11 +82,15 @@ class TermLayout:
 
     @property
     def theta_stop(self) -> int:
-        return self.theta_start + self.ncols * (self.ncols + 1) // 2
+        return self.theta_start + self.structure.ntheta(self.ncols)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """This term's ``k x k`` relative covariance factor."""
-        return theta_to_lambda(theta[self.theta_start : self.theta_stop], self.ncols)
+        return self.structure.lam(theta[self.theta_start : self.theta_stop], self.ncols)
+
+    def dlam(self, theta: np.ndarray) -> np.ndarray:
+        """``d lam / d theta_i`` for this term's theta elements, shape ``(ntheta, k, k)`` (see ``structure.has_derivative``)."""
+        return self.structure.dlam(theta[self.theta_start : self.theta_stop], self.ncols)
 
     def scaled_lam(self, theta: np.ndarray) -> np.ndarray:
         """The factor that goes with the scaled columns: ``diag(scales) @ lam``."""
@@ -95,8 +102,8 @@ class TermLayout:
         part = theta[self.theta_start : self.theta_stop]
         if self.scales is None:
             return part.copy()
-        rows, _ = lower_triangle(self.ncols)
-        return part / self.scales[rows] if inverse else part * self.scales[rows]
+        factors = self.structure.scale_factors(self.scales)
+        return part / factors if inverse else part * factors
 
 
 def _term_matrix(refs: np.ndarray, z: np.ndarray, nlevels: int) -> sp.csc_array:
@@ -150,18 +157,20 @@ class BlockedCrossProducts:
     plan_rank_update: bool = False
 
     @classmethod
-    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray) -> "BlockedCrossProducts":
+    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
+              structures: list[CovarianceStructure] | None = None,
+              layouts: tuple[TermLayout, ...] | None = None) -> "BlockedCrossProducts":
         """Build the blocks from per-term level indices and columns, and ``[X y]``.
 
-        The terms must already be in block order (largest first).
+        The terms must already be in block order (largest first).  Each
+        term's columns are divided by their root-mean-square (as its
+        ``structure`` wants them: one common scale for ``ar1``), unless
+        ``layouts`` are given: then their scales are used, so that blocks of
+        several row subsets add up (:mod:`.weighted_blocks`).
         """
-        layouts, start, scaled = [], 0, []
-        for z, q in zip(zs, nlevels):
-            scales = _column_scales(z)
-            layouts.append(TermLayout(q, z.shape[1], start, scales))
-            scaled.append(z / scales)
-            start = layouts[-1].theta_stop
-        zs = scaled
+        if layouts is None:
+            layouts = term_layouts(zs, nlevels, structures)
+        zs = [z / lay.scales for z, lay in zip(zs, layouts)]
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -293,8 +302,20 @@ def _blocks_of(layouts: tuple[TermLayout, ...], refs: list[np.ndarray], zs: list
 
 def _column_scales(z: np.ndarray) -> np.ndarray:
     """Root-mean-square of each column (1 for all-zero columns)."""
-    rms = np.sqrt(np.mean(z * z, axis=0))
+    rms = np.sqrt(np.mean(z * z, axis=0)) if z.shape[0] else np.ones(z.shape[1])
     return np.where(rms > 0, rms, 1.0)
+
+
+def term_layouts(zs: list[np.ndarray], nlevels: list[int],
+                 structures: list[CovarianceStructure] | None = None) -> tuple[TermLayout, ...]:
+    """The layouts of terms in block order: theta slices, structures, and the columns' scales."""
+    structures = structures or [UNSTRUCTURED] * len(zs)
+    layouts, start = [], 0
+    for z, q, structure in zip(zs, nlevels, structures):
+        scales = structure.column_scales(_column_scales(z))
+        layouts.append(TermLayout(q, z.shape[1], start, scales, structure))
+        start = layouts[-1].theta_stop
+    return tuple(layouts)
 
 
 def _dense_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["LmerResults", "FixedEffects", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
-_RESIDUAL_TYPES = ("response", "pearson", "working", "deviance")
+_RESIDUAL_TYPES = ("response", "pearson", "working", "deviance", "normalized")
 
 
 class FixedEffects(pd.Series):
@@ -141,8 +141,54 @@ class LmerResults(InformationCriteria):
 
     @property
     def npar(self) -> int:
-        """Number of parameters: fixed effects, theta, and sigma."""
-        return self.model.nfixef + self.theta.size + 1
+        """Number of parameters: fixed effects, theta, sigma, and a residual structure's."""
+        return self.model.nfixef + self.theta.size + 1 + self._residual_nparams
+
+    # --- residual structure (nlme's varIdent, corAR1) ------------------------------
+    @property
+    def _residual(self):
+        return getattr(self.model, "residual", None)
+
+    @property
+    def _residual_nparams(self) -> int:
+        return 0 if self._residual is None else self._residual.nparams
+
+    @property
+    def residual_params(self) -> pd.Series:
+        """A residual structure's estimates: ``ratio.<level>`` (residual SD of that level over the
+        first level's, nlme's varIdent) and ``phi`` (AR(1) lag-1 correlation); empty without one."""
+        if self._residual is None:
+            return pd.Series([], dtype=float, name="estimate")
+        return pd.Series(self._residual.params, index=self._residual.structure.names, name="estimate")
+
+    @property
+    def phi(self) -> float | None:
+        """The AR(1) correlation of the residuals at lag 1 (``correlation=mm.cor_ar1(...)``), else None."""
+        return None if self._residual is None else self._residual.structure.phi(self._residual.params)
+
+    @property
+    def var_ratios(self) -> pd.Series | None:
+        """Residual SD of each level over the first level's (``weights=mm.var_ident(...)``), else None."""
+        if self._residual is None or self._residual.structure.variance is None:
+            return None
+        structure = self._residual.structure
+        return pd.Series(structure.ratios(self._residual.params), index=list(structure.levels), name="ratio")
+
+    @property
+    def sigma_by_level(self) -> pd.Series | None:
+        """Residual SD of each level (``sigma`` times :attr:`var_ratios`), else None."""
+        ratios = self.var_ratios
+        return None if ratios is None else (self.sigma * ratios).rename("sigma")
+
+    def _pearson_factors(self) -> np.ndarray | None:
+        """Per row, sigma over the row's residual SD: sqrt(prior weight) over a varIdent level's ratio (None: all 1)."""
+        inputs, factor = self.model.inputs, None
+        if inputs.weights is not None:
+            factor = np.sqrt(inputs.weights)
+        if self._residual is not None:
+            ratio = self._residual.structure.row_ratios(self._residual.params)
+            factor = 1.0 / ratio if factor is None else factor / ratio
+        return factor
 
     # --- fixed effects --------------------------------------------------------
     @property
@@ -203,13 +249,16 @@ class LmerResults(InformationCriteria):
 
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``."""
+        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``.
+
+        A ``diag()`` term has no covariance rows (its effects are independent).
+        """
         rows = []
         for (grp, cov), term in zip(self.covariances.items(), self.terms):
             cols = term.column_names
             sd = np.sqrt(np.diag(cov))
             rows += [(grp, c, None, cov[i, i], sd[i]) for i, c in enumerate(cols)]
-            for j in range(len(cols)):
+            for j in range(len(cols) if term.structure.name != "diag" else 0):
                 for i in range(j + 1, len(cols)):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                     rows.append((grp, cols[j], cols[i], cov[i, j], corr))
@@ -312,16 +361,22 @@ class LmerResults(InformationCriteria):
         """Residuals as lme4's ``residuals(lmer fit, type)``; ``scaled`` divides by sigma.
 
         ``"response"`` and ``"working"``: ``y - fitted``; ``"pearson"`` and
-        ``"deviance"``: ``sqrt(w) (y - fitted)`` with the prior weights ``w``
-        (for a linear mixed model the working weights are the prior weights
-        and the deviance residuals the Pearson ones).
+        ``"deviance"``: ``(y - fitted)`` over each row's residual SD ratio, i.e. times
+        ``sqrt(w)`` with the prior weights ``w`` and over a ``var_ident`` level's ratio
+        (for a linear mixed model the working weights are the prior weights and the
+        deviance residuals the Pearson ones); ``"normalized"``: nlme's, the Pearson
+        residuals decorrelated within ``cor_ar1`` groups (the Pearson ones without).
         """
         if type not in _RESIDUAL_TYPES:
             raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
-        if type in ("pearson", "deviance") and inputs.weights is not None:
-            resid = resid * np.sqrt(inputs.weights)
+        if type == "normalized" and self._residual is not None:
+            prior = 1.0 if inputs.weights is None else np.sqrt(inputs.weights)
+            resid = self._residual.structure.normalize(resid * prior, self._residual.params)
+        elif type in ("pearson", "deviance", "normalized"):
+            factor = self._pearson_factors()
+            resid = resid if factor is None else resid * factor
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
         return inputs.row_series(resid, "residuals")
