@@ -37,6 +37,7 @@ from .errors import (
     ScaleWarning,
     SingularFitWarning,
 )
+from .options import get_option, option_context, options
 
 __version__ = "0.1.0"
 
@@ -78,6 +79,9 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "options",
+    "option_context",
+    "get_option",
     *_LAZY,
 ]
 
