@@ -284,6 +284,7 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    method: str | None = None,
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -312,12 +313,28 @@ def lmer(
         "helmert", "poly").
     settings : OptimizerSettings, optional
         Optimizer tolerances.
+    method : None
+        Not an argument of lmer: ``method="ML"`` (nlme's and old lme4's spelling) is
+        ``REML=False`` here, and a MixedModelsError says so.
 
     Returns
     -------
     LmerResults
     """
+    if method is not None:
+        raise ModelSpecError(_method_message(method))
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
     )
     return model.fit(settings=settings)
+
+
+def _method_message(method: Any) -> str:
+    """What to write instead of nlme's (and old lme4's) ``method=`` argument."""
+    wanted = str(method).upper() if isinstance(method, str) else None
+    if wanted == "ML":
+        return ("lmer has no method= argument: for maximum likelihood (nlme's method='ML') use REML=False, "
+                "e.g. mm.lmer(formula, data, REML=False)")
+    if wanted == "REML":
+        return "lmer has no method= argument: REML is the default (REML=True); drop method='REML'"
+    return f"lmer has no method= argument (got {method!r}); choose the criterion with REML=True (default) or REML=False"
