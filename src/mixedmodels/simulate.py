@@ -100,8 +100,8 @@ def check_nsim(nsim: Any) -> int:
 
 def _kept_terms(result: Fit, re_form: Any, use_re: bool | None) -> tuple[TermSelection, ...]:
     """The whole terms ``re_form`` (or the older ``use_re``) keeps at their conditional modes."""
-    if use_re is not None:
-        use_re = check_bool(use_re, "use_re")
+    if check_bool(use_re, "use_re", allow_none=True) is not None:
+        use_re = bool(use_re)
         if re_form not in ("~0", None if use_re else "~0"):
             raise MixedModelsError(f"give re_form= or use_re=, not both (re_form={re_form!r}, use_re={use_re})")
         re_form = None if use_re else "~0"

@@ -161,7 +161,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
     ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.set_xlabel(cmp.group)
     ax.set_ylabel(_response_label(cmp) if cmp.terms == ("(Intercept)",) else f"{term} estimate")
-    ax.set_title(f"{cmp.group}: complete, no and partial pooling")
+    _title(ax, f"{cmp.group}: complete, no and partial pooling", cmp)
     ax.legend(fontsize=8)
     return fig
 
@@ -265,13 +265,20 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     _mark_centres(cmp, terms, center, ax)
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
-    ax.set_title(f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling")
+    _title(ax, f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling", cmp)
     # below the axes (clear of the tick labels and axis title), never over the contours
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6, ncol=3, frameon=False)
     if label_groups:
         where = np.where(ok[:, None], no, partial)
         label_points(ax, where, list(cmp.levels), obstacles=np.vstack([partial, center[None, :]]),
                      segments=np.stack([no[ok], partial[ok]], axis=1))
+
+
+def _title(ax: "Axes", title: str, cmp: Comparison) -> None:
+    """The title, and under it what no pooling estimated per level and what it held fixed."""
+    ax.set_title(title, pad=18)
+    ax.text(0.5, 1.012, cmp.no_pooling_note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
+            color="#424242", gid="no-pooling-note", wrap=True)
 
 
 def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
@@ -299,7 +306,7 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
     ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
     ax.set_xlim(-0.45, 1.25)
     ax.set_ylabel(term)
-    ax.set_title(f"Shrinkage of the {cmp.group} estimates toward the population")
+    _title(ax, f"Shrinkage of the {cmp.group} estimates toward the population", cmp)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     if label_groups:  # stacked left of the no-pooling column, one line apart
         label_column(ax, 0.0, no[ok], [cmp.levels[j] for j in np.flatnonzero(ok)])

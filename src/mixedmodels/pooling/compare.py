@@ -19,7 +19,7 @@ from ..lmm.model import lmer
 from ..lmm.results import LmerResults
 from .layout import (
     build_layout, complete_arrays, complete_pooling, long_table, no_pooling_arrays, no_pooling_separate,
-    no_pooling_shared, partial_array, shrinkage_table,
+    no_pooling_shared, partial_array, shared_terms, shrinkage_table,
 )
 from .results import PoolingComparison
 
@@ -39,7 +39,7 @@ def compare_pooling(
     data: pd.DataFrame | None = None,
     *,
     group: str | None = None,
-    share_fixed: bool = False,
+    share_fixed: bool | None = None,
     method: str = "lmer",
     **lmer_kwargs: Any,
 ) -> PoolingComparison:
@@ -54,13 +54,18 @@ def compare_pooling(
     group : str, optional
         Grouping factor to compare (lme4's name, e.g. ``"cask:batch"``);
         default the first random term's.
-    share_fixed : bool
+    share_fixed : bool, optional
         No pooling fits the group's random-term columns separately per level.
-        False (default): every coefficient column, including fixed effects not
-        in the random term, is fitted per level (R's ``lmList``).  True: one
-        joint least-squares fit in which only the random-term columns vary by
-        level and the other fixed effects are shared (Gelman & Hill's no
-        pooling, ``lm(y ~ 0 + g + x)`` for a random intercept).
+        True: one joint least-squares fit in which only the random-term columns
+        vary by level and the other fixed effects are shared (Gelman & Hill's no
+        pooling, ``lm(y ~ 0 + g + x)`` for a random intercept): the pooled
+        coefficients are then compared with the same slopes held in common, as
+        partial pooling holds them.  False: every coefficient column, including
+        fixed effects not in the random term, is fitted per level (R's
+        ``lmList``).  None (default): True when the fixed part has columns
+        outside the group's random terms (``Reaction ~ Days + (1 | Subject)``),
+        else False (there both give the same estimates; False gives each
+        level's fit its own residual SD).
     method : {"lmer", "bayes"}
         ``"bayes"`` fits the three models with priors by NUTS
         (:func:`mixedmodels.bayes.compare_pooling_bayes`, needs the ``bayes``
@@ -89,7 +94,7 @@ def compare_pooling(
     >>> cmp = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleep)
     >>> cmp.estimates("no").loc["308"]      # 244.19, 21.76 as in lme4's documentation
     """
-    share_fixed = check_bool(share_fixed, "share_fixed")
+    share_fixed = check_bool(share_fixed, "share_fixed", allow_none=True)
     if method == "bayes":
         from ..bayes.pooling import compare_pooling_bayes  # upward: method="bayes" (see tests/test_layering.py)
 
@@ -98,6 +103,8 @@ def compare_pooling(
         raise MixedModelsError(f"unknown method {method!r}; choose 'lmer' or 'bayes'")
     fit = _fit_model(formula, data, lmer_kwargs)
     layout = build_layout(fit, group)
+    if share_fixed is None:
+        share_fixed = bool(shared_terms(layout))
     counts = np.bincount(layout.refs, minlength=len(layout.levels))
     complete = complete_pooling(fit, layout)
     no_fit = no_pooling_shared(layout) if share_fixed else no_pooling_separate(layout)

@@ -51,7 +51,7 @@ __all__ = [
     "APPROACHES", "LeastSquaresFit", "Layout", "Comparison", "build_layout", "level_rows", "complete_pooling",
     "no_pooling_separate", "no_pooling_shared", "joint_name", "group_covariance", "no_pooling_arrays",
     "complete_arrays", "partial_array", "long_table", "shrinkage_factor", "shrinkage_table", "numeric_variables",
-    "choose_x", "select_levels",
+    "choose_x", "select_levels", "shared_terms",
 ]
 
 APPROACHES = ("complete", "no", "partial")
@@ -156,6 +156,11 @@ def build_layout(fit: MixedFit, group: str | None) -> Layout:
         y=np.asarray(y, dtype=float),
         weights=inputs.weights,
     )
+
+
+def shared_terms(layout: Layout) -> list[str]:
+    """Fixed-effect columns outside the group's random terms: shared by all levels under no pooling."""
+    return [t for t in layout.terms if t not in layout.random_terms]
 
 
 def complete_pooling(fit: MixedFit, layout: Layout) -> LeastSquaresFit:
@@ -359,6 +364,9 @@ class Comparison(Protocol):
 
     @property
     def population(self) -> pd.Series: ...
+
+    @property
+    def no_pooling_note(self) -> str: ...
 
     def estimates(self, approach: str) -> pd.DataFrame: ...
 

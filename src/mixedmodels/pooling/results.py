@@ -108,6 +108,31 @@ class PoolingComparison:
         fixef = self.partial_fit.fixef
         return pd.Series([float(fixef.get(t, 0.0)) for t in self.random_terms], index=list(self.random_terms))
 
+    @property
+    def held_fixed(self) -> pd.Series:
+        """The coefficients no pooling holds in common across levels (empty when it fits all per level).
+
+        With ``share_fixed`` these are the fixed effects outside the group's random
+        terms, estimated once from all the data (e.g. the ``Days`` slope of
+        ``Reaction ~ Days + (1 | Subject)``), as partial pooling also holds them.
+        """
+        shared = [t for t in self.terms if t not in self.random_terms] if self.share_fixed else []
+        no = self.estimates("no")
+        return pd.Series([_first_finite(no[t]) for t in shared], index=shared, dtype=float, name="estimate")
+
+    @property
+    def no_pooling_note(self) -> str:
+        """One line saying what no pooling estimated per level and what it held fixed (printed on the plots)."""
+        pooled = ", ".join(self.random_terms)
+        others = [t for t in self.terms if t not in self.random_terms]
+        if not others:
+            return f"no pooling: {pooled} estimated separately for each {self.group}"
+        if self.share_fixed:
+            held = ", ".join(f"{t} = {v:.4g}" for t, v in self.held_fixed.items())
+            return f"no pooling: {pooled} per {self.group}, with {held} held fixed (shared by all, as in partial pooling)"
+        return (f"no pooling: a separate regression per {self.group}, each with its own "
+                f"{', '.join(others)} (share_fixed=False)")
+
     def estimates(self, approach: str) -> pd.DataFrame:
         """One approach's coefficients as a levels x terms frame (like lme4's ``coef()``)."""
         if approach not in APPROACHES:
@@ -145,6 +170,11 @@ class PoolingComparison:
     def __repr__(self) -> str:
         return (f"<PoolingComparison {self.partial_fit.formula!r}: {len(self.levels)} levels of "
                 f"{self.group!r}, terms {list(self.terms)}>")
+
+
+def _first_finite(values: pd.Series) -> float:
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    return float(finite.iloc[0]) if len(finite) else np.nan
 
 
 # --------------------------------------------------------------------------
