@@ -13,7 +13,9 @@
 ##       (Days 0; Reaction 245), bound as in the lecture (Subject becomes text, so levels sort);
 ##       `no_pooling` (lm(Reaction ~ Days) per subject: intercept, days; NA for 373's slope) and
 ##       `coef_intercept`, `coef_slope`, `coef_both`: coef() of lmer with (1 | Subject),
-##       (0 + Days | Subject), (1 + Days | Subject) ([level x (Intercept), Days]);
+##       (0 + Days | Subject), (1 + Days | Subject) ([level x (Intercept), Days]); `*_tight`: the same
+##       with nloptwrap's tolerances at 1e-15 (the criterion is flat: lme4's default stops ~1e-8
+##       from the optimum, which moves the coef() of 374 by 2.7e-4);
 ##   lowess.<case>: `x`, `y`, `f`, `iter`, `delta` and R's lowess() output (`fit_x`, `fit_y`);
 ##   glmm_pooling.<case>: complete pooling glm, shared no pooling glm(y ~ 0 + g + x), per-level
 ##       glm (lmList's fits), the glmer coef(), and the glm warnings (separation).
@@ -82,8 +84,10 @@ df_sleep <- rbind(
   data.frame(Reaction = 245, Days = 0, Subject = "373"))
 subjects <- sort(unique(df_sleep$Subject))
 no_pooling <- t(sapply(subjects, function(s) coef(lm(Reaction ~ Days, df_sleep[df_sleep$Subject == s, ]))))
-coef_table <- function(formula) {
-  m <- lmer(formula, df_sleep)
+tight <- lmerControl(optimizer = "nloptwrap",
+                     optCtrl = list(xtol_rel = 1e-15, xtol_abs = 1e-15, ftol_rel = 1e-16, ftol_abs = 1e-16, maxeval = 1e5))
+coef_table <- function(formula, control = lmerControl()) {
+  m <- lmer(formula, df_sleep, control = control)
   cf <- coef(m)$Subject
   list(formula = deparse(formula), levels = rownames(cf), intercept = num(cf[["(Intercept)"]]), days = num(cf[["Days"]]),
        fixef = num(fixef(m)), sdcor = num(as.data.frame(VarCorr(m))$sdcor))
@@ -95,7 +99,9 @@ incomplete <- list(
   complete_pooling = num(coef(lm(Reaction ~ Days, df_sleep))),
   coef_intercept = coef_table(Reaction ~ 1 + Days + (1 | Subject)),
   coef_slope = coef_table(Reaction ~ 1 + Days + (0 + Days | Subject)),
-  coef_both = coef_table(Reaction ~ 1 + Days + (1 + Days | Subject))
+  coef_both = coef_table(Reaction ~ 1 + Days + (1 + Days | Subject)),
+  coef_slope_tight = coef_table(Reaction ~ 1 + Days + (0 + Days | Subject), tight),
+  coef_both_tight = coef_table(Reaction ~ 1 + Days + (1 + Days | Subject), tight)
 )
 
 ## ------------------------------------------------------------------ lowess --
