@@ -18,7 +18,9 @@
 ##       from the optimum, which moves the coef() of 374 by 2.7e-4);
 ##   lowess.<case>: `x`, `y`, `f`, `iter`, `delta` and R's lowess() output (`fit_x`, `fit_y`);
 ##   glmm_pooling.<case>: complete pooling glm, shared no pooling glm(y ~ 0 + g + x), per-level
-##       glm (lmList's fits), the glmer coef(), and the glm warnings (separation).
+##       glms (lmList's fits: `separate` of y ~ 1, `separate_period` of y ~ period), the glmer
+##       coef(), and the glm warnings; where a level is separated R's glm stops at a large
+##       coefficient (|b| > 15) with a huge SE instead of warning.
 ## R's NA is null; length-1 vectors are bare scalars.
 
 suppressPackageStartupMessages({
@@ -139,8 +141,10 @@ glm_json <- function(fit) {
 }
 per_level <- function(formula, data, group, family) {
   out <- lapply(levels(data[[group]]), function(l) {
-    fit <- capture_warnings(glm(formula, data = data[data[[group]] == l, ], family = family))
-    c(list(level = l), glm_json(fit))
+    tryCatch({
+      fit <- capture_warnings(glm(formula, data = data[data[[group]] == l, ], family = family))
+      c(list(level = l), glm_json(fit))
+    }, error = function(e) list(level = l, error = conditionMessage(e)))  # as lmList: that level's fit fails
   })
   out
 }
@@ -159,6 +163,7 @@ glmm_pooling <- list(
     complete = glm_json(capture_warnings(glm(cbind(incidence, size - incidence) ~ period, cbpp, family = binomial))),
     shared = glm_json(capture_warnings(glm(cbind(incidence, size - incidence) ~ 0 + herd + period, cbpp, family = binomial))),
     separate = per_level(cbind(incidence, size - incidence) ~ 1, cbpp, "herd", binomial),
+    separate_period = per_level(cbind(incidence, size - incidence) ~ period, cbpp, "herd", binomial),
     partial = glmm_coef(cbpp_glmer, "herd")),
   grouseticks = list(
     call = "glmer(TICKS ~ YEAR + (1 | LOCATION), grouseticks, family = poisson)",

@@ -42,13 +42,15 @@ class PoolingComparison:
     share_fixed : bool
         Whether no pooling shares the fixed columns outside the random term.
     complete_fit : LeastSquaresFit
-        The fixed part alone by least squares.
+        The fixed part alone by least squares (for a GLMM a
+        :class:`~mixedmodels.pooling.generalized.GlmFit`, R's ``glm``).
     no_pooling_fit : dict of LeastSquaresFit, or LeastSquaresFit
         One fit per level (read-only mapping level -> fit), or with
         ``share_fixed=True`` the single joint fit (coefficients named as R
-        names ``lm(y ~ 0 + g + g:x + ...)``: ``Subject308``, ``Subject308:Days``).
-    partial_fit : LmerResults
-        The mixed model.
+        names ``lm(y ~ 0 + g + g:x + ...)``: ``Subject308``, ``Subject308:Days``);
+        GlmFits for a GLMM.
+    partial_fit : LmerResults or GlmerResults
+        The mixed model.  For a GLMM every estimate is on the link scale (``scale``).
     layout : Layout
         Where each data row sits: its level, the response (minus any offset)
         and the coefficient columns (what the pictures draw).
@@ -64,6 +66,24 @@ class PoolingComparison:
     _table: pd.DataFrame
     _shrinkage: pd.DataFrame
     layout: Layout
+    _separation: pd.DataFrame | None = None
+
+    @property
+    def separation(self) -> pd.DataFrame:
+        """GLMMs: the levels whose no-pooling fit has no finite estimate (empty for LMMs and when none).
+
+        One row per coefficient without a finite no-pooling estimate: ``group`` (the level, or
+        ``"(all)"`` for a shared coefficient), ``term``, ``n`` and ``mean_response`` (the level's
+        observations and their mean), ``estimate`` (-inf, +inf, or NaN where nothing is left to
+        estimate it) and ``reason`` (see :mod:`mixedmodels.pooling.generalized`).
+        """
+        columns = ["group", "term", "n", "mean_response", "estimate", "reason"]
+        return pd.DataFrame(columns=columns) if self._separation is None else self._separation.copy()
+
+    @property
+    def scale(self) -> str | None:
+        """The scale of the estimates: None for a linear mixed model, else the link's name ("logit", "log")."""
+        return self.partial_fit.family.link.name if self.layout.generalized else None
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -151,7 +171,9 @@ class PoolingComparison:
         group's random-term variables, else the fixed part's).  Other
         variables are held at the level's first observed row.  Returns a tidy
         frame: ``group``, ``approach``, ``x`` (column named after the
-        variable), ``fitted``; a line is NaN where its coefficients are.
+        variable), ``fitted``; a line is NaN where its coefficients are.  For a GLMM
+        ``fitted`` is on the response scale (a probability, a rate: ``g^-1`` of the
+        linear predictor, with the level's first offset) and ``link`` is the linear predictor.
         """
         return _fitted_lines(self, choose_x(self, x), npoints, groups)
 
@@ -211,8 +233,15 @@ def _fitted_lines(cmp: PoolingComparison, x: str | None, npoints: int, groups) -
     coef["complete"] = coef["complete"].fillna(0.0)  # random-only terms are not in the fixed part
     frames = []
     for level in selected:
-        design = _level_design(cmp, layout.levels.index(level), x, grid)
+        j = layout.levels.index(level)
+        design = _level_design(cmp, j, x, grid)
         for approach in APPROACHES:
-            fitted = design @ coef[approach].loc[level].to_numpy()
-            frames.append(pd.DataFrame({"group": level, "approach": approach, x: grid, "fitted": fitted}))
+            with np.errstate(invalid="ignore"):  # an infinite (separated) intercept times 0
+                eta = design @ coef[approach].loc[level].to_numpy()
+            frame = pd.DataFrame({"group": level, "approach": approach, x: grid, "fitted": eta})
+            if layout.generalized:
+                offset = 0.0 if layout.offset is None else float(layout.offset[_rows(layout, j)[0]])
+                frame["link"] = eta + offset
+                frame["fitted"] = cmp.partial_fit.family.link.inverse(frame["link"].to_numpy())
+            frames.append(frame)
     return pd.concat(frames, ignore_index=True)
