@@ -218,6 +218,7 @@ def compare_pooling_bayes(
         sampler.setdefault("seed", partial.seed)
         if partial.settings is not None:
             sampler.setdefault("warmup", partial.settings.warmup)
+            sampler.setdefault("progress", partial.settings.progress)
     else:
         from .fit import lmer
 
