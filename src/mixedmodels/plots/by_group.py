@@ -156,6 +156,11 @@ def by_group(
             flat[k - ncols].tick_params(labelbottom=True)
     for k in range(max(0, len(levels) - ncols), len(levels)):
         flat[k].set_xlabel(x, fontsize=9)
+    values = data[x].dropna().to_numpy(dtype=float)
+    if values.size and np.all(values == np.round(values)):  # whole numbers (days, trials): whole ticks
+        from matplotlib.ticker import MaxNLocator
+
+        flat[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     fig.supylabel(y)
     _legend(fig, smooth, span, fit)
     fig.suptitle(f"{y} by {x}, one panel per {group}")
