@@ -28,7 +28,6 @@ import importlib.util
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
