@@ -63,6 +63,8 @@ SECTIONS = (
     Section("Shrinkage explorer", "The browser app of ``mixedmodels explore`` and the numbers behind it.",
             ("explore",)),
     Section("Data sets", "The bundled data sets, with R's factor levels.", ("datasets",)),
+    Section("Settings", "Package-wide settings, as R's ``options()``: the default contrasts.",
+            ("options", "option_context", "get_option")),
     Section("Errors and warnings", "Everything the package raises or warns derives from these.",
             ("MixedModelsError", "FormulaError", "DataError", "ModelSpecError", "MixedModelsWarning",
              "SingularFitWarning", "ConvergenceWarning", "RankDeficiencyWarning", "ScaleWarning")),

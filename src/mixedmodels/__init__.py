@@ -37,6 +37,7 @@ from .errors import (
     ScaleWarning,
     SingularFitWarning,
 )
+from .options import get_option, option_context, options
 
 from ._version import __version__
 
@@ -81,6 +82,9 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "options",
+    "option_context",
+    "get_option",
     *_LAZY,
 ]
 

@@ -42,9 +42,10 @@ def fit_and_read() -> mm.LmerResults:
     intervals: pd.DataFrame = m.confint(method="wald")
     predicted: pd.Series | pd.DataFrame = m.predict(sleep.head(3), re_form="~0")
     simulated: pd.DataFrame = m.simulate(nsim=2, seed=1)
+    same_subjects: pd.DataFrame = m.simulate(nsim=2, seed=1, re_form=None)
     print(m.summary(ddf="kenward-roger"))
     del fixef, se, vcov, sigma, theta, varcorr, ranef, coef, fitted, residuals, criteria, counts, singular
-    del table, ftests, intervals, predicted, simulated
+    del table, ftests, intervals, predicted, simulated, same_subjects
     return m
 
 
@@ -107,6 +108,25 @@ def pooling_and_pictures(m: mm.LmerResults) -> None:
     del long_table, shrinkage, figures
 
 
+def r_habits() -> None:
+    old: dict[str, object] = mm.options(contrasts=("contr.sum", "contr.poly"))
+    mm.options(**old)
+    with mm.option_context(contrasts=("sum", "poly")) as now:
+        fit = mm.lm("Reaction ~ Days", mm.datasets.load("sleepstudy"))
+    coding: tuple[str, str] = mm.get_option("contrasts")
+    print(now, fit, coding)
+
+
+def classroom_pictures(m: mm.LmerResults) -> None:
+    sleep = mm.datasets.load("sleepstudy")
+    panels = mm.plots.by_group(sleep, "Days", "Reaction", "Subject", smooth="lowess", fit=m)
+    xs, smooth = mm.plots.lowess(sleep["Days"], sleep["Reaction"], f=2 / 3, iter=3)
+    glmm = mm.compare_pooling("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                              mm.datasets.load("cbpp"), family="binomial")
+    separated: pd.DataFrame = glmm.separation
+    print(panels, xs.shape, smooth.shape, separated)
+
+
 def planning() -> None:
     data: pd.DataFrame = mm.simulate_design(n_groups=10, n_obs=4, between={"condition": ["A", "B"]},
                                             group_sd=1.0, sigma=1.0, seed=1)
@@ -134,6 +154,11 @@ def bayesian() -> None:  # typed, not run by the tests (sampling takes a while)
     b = mm.bayes.lmer("Reaction ~ Days + (Days | Subject)", sleep, draws=200, chains=2, seed=1,
                       priors={"fixef": mm.priors.Normal(0, 1000), "sd": mm.priors.HalfCauchy(0, 100)})
     print(b.summary())
+    complete = mm.bayes.lm("Reaction ~ Days", sleep, draws=200, chains=2, seed=1,
+                           priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)})
+    taught = mm.bayes.lmer("Reaction ~ Days + (1 | Subject)", sleep, priors={"sd": mm.priors.Fixed(1000)},
+                           parametrization="auto")
+    print(complete.hdi(), taught.coef())
 
 
 def main() -> None:
@@ -143,6 +168,8 @@ def main() -> None:
     structured_models()
     inference(m)
     pooling_and_pictures(m)
+    r_habits()
+    classroom_pictures(m)
     planning()
     explorer()
     errors()

@@ -294,6 +294,7 @@ def glmer(
     settings: OptimizerSettings | None = None,
     start: Any = None,
     na_action: str = "omit",
+    method: str | None = None,
 ):
     """Fit a generalized linear mixed model written in lme4's formula language.
 
@@ -330,6 +331,9 @@ def glmer(
         fixed effects too the first stage is skipped.
     na_action : {"omit", "exclude"}
         As for :func:`mixedmodels.lmer`.
+    method : None
+        Not an argument: old lme4's ``method="Laplace"`` / ``"AGQ"`` is ``nAGQ=1`` / ``nAGQ=k``
+        here, and a MixedModelsError says so.
 
     Returns
     -------
@@ -340,6 +344,11 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
+    if method is not None:
+        raise ModelSpecError(
+            f"glmer has no method= argument (got {method!r}): it maximises the likelihood, by the Laplace "
+            "approximation with nAGQ=1 (default) or adaptive Gauss-Hermite quadrature with nAGQ > 1 (old lme4's "
+            "method='AGQ'); for a linear mixed model's ML fit use mm.lmer(..., REML=False)")
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning

@@ -412,6 +412,7 @@ def lmer(
     correlation: CorAR1 | None = None,
     start: Any = None,
     na_action: str = "omit",
+    method: str | None = None,
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -455,11 +456,16 @@ def lmer(
         ``"exclude"`` (R's ``na.exclude``) fitted values, residuals,
         predictions without new data, simulations, weights and the influence
         diagnostics have a NaN for each of them, so they line up with ``data``.
+    method : None
+        Not an argument of lmer: ``method="ML"`` (nlme's and old lme4's spelling) is
+        ``REML=False`` here, and a MixedModelsError says so.
 
     Returns
     -------
     LmerResults
     """
+    if method is not None:
+        raise ModelSpecError(_method_message(method))
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation,
         na_action=na_action
@@ -475,3 +481,14 @@ def _start_theta(start: Any) -> Any:
             raise ModelSpecError(f"lmer's start is theta or {{'theta': ...}}; got the keys {list(start)}")
         return start["theta"]
     return start
+
+
+def _method_message(method: Any) -> str:
+    """What to write instead of nlme's (and old lme4's) ``method=`` argument."""
+    wanted = str(method).upper() if isinstance(method, str) else None
+    if wanted == "ML":
+        return ("lmer has no method= argument: for maximum likelihood (nlme's method='ML') use REML=False, "
+                "e.g. mm.lmer(formula, data, REML=False)")
+    if wanted == "REML":
+        return "lmer has no method= argument: REML is the default (REML=True); drop method='REML'"
+    return f"lmer has no method= argument (got {method!r}); choose the criterion with REML=True (default) or REML=False"

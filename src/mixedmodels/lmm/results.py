@@ -471,14 +471,18 @@ class LmerResults(InformationCriteria):
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
-                 use_re: bool = False, **kwargs) -> pd.DataFrame:
-        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
+                 re_form: str | bool | None = "~0", **kwargs) -> pd.DataFrame:
+        """Simulated responses (lme4's simulate), with lme4's ``re.form``.
 
-        Extra keywords (``newparams=``, ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
+        ``re_form="~0"`` (default, R's ``NA``): new random effects for every term;
+        ``re_form=None`` (R's ``NULL``): all kept at their conditional modes;
+        ``re_form="~ (1 | g)"``: the named terms kept, the others drawn anew.
+        Extra keywords (``newparams=``, ``weights=`` for new data, the older ``use_re=``) go to
+        :func:`mixedmodels.simulate.simulate`.
         """
         from ..simulate import simulate  # upward: a convenience method
 
-        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
+        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, re_form=re_form, **kwargs)
 
     # --- display ----------------------------------------------------------------
     def summary(self, ddf: str | None = None):
