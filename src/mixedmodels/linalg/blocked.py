@@ -389,14 +389,18 @@ class Factorization:
     _l22: np.ndarray
     ok: bool
     order: np.ndarray | None = None
+    unscaled_rest: np.ndarray | None = None
 
     @classmethod
-    def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
+    def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray, keep_unscaled: bool = False) -> "Factorization":
+        """The factor in the original order; ``keep_unscaled`` also keeps ``A22 - A21 W A21'``
+        (symmetric, before the rest terms' lambdas are applied), which the gradient reads."""
         lam1 = cp.first.scaled_lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
         rest, lower_only = _updated_rest(cp, l11, lam1)
-        if lower_only and any(t.ncols > 1 for t in cp.rest_terms):
+        if lower_only and (keep_unscaled or any(t.ncols > 1 for t in cp.rest_terms)):
             _symmetrize_from_lower(rest)  # vector terms' scaling mixes rows within a level
+        unscaled = rest.copy() if keep_unscaled else None
         _scale_rest(rest, cp.rest_terms, theta, "rows")
         _scale_rest(rest, cp.rest_terms, theta, "cols")
         nre = cp.nre_rest
@@ -405,7 +409,7 @@ class Factorization:
         # whose upper triangle is that lower triangle: LAPACK factors it in place
         # as U'U, and U' = L is then the lower triangle of the C-ordered array.
         upper, info = lapack.dpotrf(rest.T, lower=0, clean=0, overwrite_a=1)
-        return cls(cp, theta, l11, upper.T, info == 0)
+        return cls(cp, theta, l11, upper.T, info == 0, unscaled_rest=unscaled)
 
     @classmethod
     def compute_reordered(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
