@@ -214,3 +214,26 @@ def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
     assert fresh._factor is not sleep_fit._factor
     np.testing.assert_array_equal(fresh.beta, sleep_fit.beta)
     assert (fresh.sigma, fresh.objective) == (sleep_fit.sigma, sleep_fit.objective)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_slope_reml", "sleepstudy_slope_ml", "penicillin_crossed", "sleepstudy_weights"])
+def test_bfgs_and_bobyqa_reach_the_same_optimum(name):
+    """The default (BFGS with the analytic gradient) and lme4's BOBYQA agree to BOBYQA's own tolerance (1e-8)."""
+    formula, data_name, reml, options = (*LMM_CASES[name], {}) if name in LMM_CASES else EXTRA_CASES[name]
+    data = derived_data(data_name)
+    options = dict(options)
+    if "weights" in options:
+        options["weights"] = data[options["weights"]].to_numpy()
+    fits = {}
+    for optimizer in ("bfgs", "bobyqa"):
+        fits[optimizer] = mm.lmer(formula, data, REML=reml, settings=mm.OptimizerSettings(optimizer=optimizer), **options)
+    assert fits["bfgs"].optinfo.geval > 0 and fits["bobyqa"].optinfo.geval == 0
+    assert fits["bfgs"].objective <= fits["bobyqa"].objective + 1e-8
+    np.testing.assert_allclose(fits["bfgs"].theta, fits["bobyqa"].theta, rtol=1e-3, atol=1e-4)
+
+
+def test_bfgs_puts_a_singular_fit_exactly_on_the_boundary():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Yield ~ 1 + (1 | Batch)", dataset("Dyestuff2"), settings=mm.OptimizerSettings(optimizer="bfgs"))
+    assert fit.theta[0] == 0.0 and fit.is_singular

@@ -15,3 +15,44 @@ def test_minimizes_within_bounds_and_logs():
 def test_maxeval_is_reported_as_not_converged():
     info = minimize_bounded(lambda x: np.sum((x - 3) ** 2), np.zeros(3), np.full(3, -np.inf), settings=OptimizerSettings(maxeval=10))
     assert not info.converged and "maximum number of evaluations" in info.message
+
+
+def test_quasi_newton_minimizes_a_quadratic_with_few_calls():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    hessian = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    target = np.array([1.0, -2.0, 0.5])
+    info = minimize_quasi_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
+                                 lambda x: hessian @ (x - target), np.zeros(3))
+    np.testing.assert_allclose(info.final, target, atol=1e-5)
+    assert info.converged and info.feval <= 15 and 0 < info.geval <= info.feval + 1
+
+
+def test_quasi_newton_follows_a_curved_valley():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    def rosenbrock(x):
+        return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+    def gradient(x):
+        return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+    info = minimize_quasi_newton(rosenbrock, gradient, np.array([-1.2, 1.0]), OptimizerSettings(ftol_abs=1e-12))
+    np.testing.assert_allclose(info.final, [1.0, 1.0], atol=1e-4)
+    assert info.converged
+
+
+def test_quasi_newton_stops_at_maxeval_and_says_so():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    info = minimize_quasi_newton(lambda x: np.sum(x**4), lambda x: 4 * x**3, np.full(3, 5.0), OptimizerSettings(maxeval=4))
+    assert not info.converged and info.feval <= 4 and "maximum number of evaluations" in info.message
+
+
+def test_an_unknown_optimizer_is_refused():
+    import pytest
+
+    from mixedmodels.errors import ModelSpecError
+
+    with pytest.raises(ModelSpecError, match="bobyqa"):
+        OptimizerSettings(optimizer="newton")

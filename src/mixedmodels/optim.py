@@ -1,8 +1,13 @@
-"""Derivative-free bounded optimization of the profiled objective, with a fit log.
+"""Optimizers of the profiled objective, with a fit log.
 
-The optimizer is NLopt's BOBYQA (Powell's bound-constrained quadratic
-approximation method), as used by lme4's default ``nloptwrap`` and by
-MixedModels.jl.
+* :func:`minimize_bounded`: NLopt's BOBYQA (Powell's bound-constrained
+  quadratic approximation method), derivative-free, as used by lme4's default
+  ``nloptwrap`` and by MixedModels.jl.
+* :func:`minimize_quasi_newton`: BFGS with a backtracking line search, for
+  objectives whose gradient is available (:mod:`mixedmodels.linalg.gradient`);
+  unconstrained, because the profiled objective is defined for any theta and
+  invariant under a change of sign of a column of lambda (the caller maps the
+  optimum back to non-negative diagonals).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded"]
+__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "QUASI_NEWTON"]
+
+OPTIMIZERS = ("auto", "bobyqa", "bfgs")
 
 _RESULT_MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -40,6 +47,10 @@ class OptimizerSettings:
     and moved the optimum by at most 8e-9 in the objective, with the
     estimates still matching lme4's to the digits R prints (the whole test
     suite against lme4's references).
+
+    ``optimizer``: ``"bobyqa"``, ``"bfgs"`` (quasi-Newton with the analytic
+    gradient, linear mixed models; GLMMs always use BOBYQA), or ``"auto"``
+    (the model picks; see ``LinearMixedModel.fit``).
     """
 
     ftol_rel: float = 1e-14
@@ -48,6 +59,13 @@ class OptimizerSettings:
     xtol_abs: float = 1e-12
     initial_step: float = 0.25
     maxeval: int = 100_000
+    optimizer: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            from .errors import ModelSpecError
+
+            raise ModelSpecError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class OptInfo:
     warnings: tuple[str, ...] = ()
     gradient: np.ndarray | None = None
     hessian: np.ndarray | None = None
+    geval: int = 0
 
     @property
     def optimizer_converged(self) -> bool:
@@ -91,7 +110,7 @@ class OptInfo:
 
     def __repr__(self) -> str:
         return (
-            f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, fmin={self.fmin:.10g}, "
+            f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, geval={self.geval}, fmin={self.fmin:.10g}, "
             f"seconds={self.seconds:.3g}, message={self.message!r}, converged={self.converged})"
         )
 
@@ -154,3 +173,139 @@ def minimize_bounded(
         message=message,
         settings=settings,
     )
+
+
+QUASI_NEWTON = "BFGS (analytic gradient)"
+_ARMIJO = 1e-4  # sufficient decrease, as a share of the decrease the slope predicts
+# NLopt's return codes, so that OptInfo reads the same for either optimizer
+_SUCCESS, _FTOL, _MAXEVAL, _STALLED = nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.MAXEVAL_REACHED, nlopt.ROUNDOFF_LIMITED
+
+
+@dataclass
+class _QuasiNewtonState:
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    inverse_hessian: np.ndarray | None = None
+
+
+def minimize_quasi_newton(
+    func: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    settings: OptimizerSettings | None = None,
+    f0: float | None = None,
+) -> OptInfo:
+    """Minimize ``func`` over all of R^n by BFGS with a backtracking (Armijo) line search.
+
+    ``grad(x)`` is called at ``x0`` and at points ``func`` was just called at
+    (so a caller may keep the factorization of the last ``func`` call for it).  The first step is steepest descent of length
+    ``settings.initial_step`` at most; later steps use the BFGS inverse-Hessian
+    approximation ``H``, scaled after the first step by ``s'y / y'y`` (Shanno).
+    Stops when the decrease the quadratic model predicts, ``g'Hg / 2``, is
+    below ``settings.ftol_abs / 100`` (``converged``), when a step gains less
+    than ``ftol_abs / 100`` with a predicted decrease below ``ftol_abs``, when the
+    line search cannot decrease ``func`` (roundoff), or after ``maxeval``
+    calls of ``func``.
+    """
+    settings = settings or OptimizerSettings()
+    counts = [0, 0]
+
+    def value(x: np.ndarray) -> float:
+        counts[0] += 1
+        result = float(func(x))
+        return result if np.isfinite(result) else np.inf
+
+    def gradient(x: np.ndarray) -> np.ndarray:
+        counts[1] += 1
+        return np.asarray(grad(x), dtype=float)
+
+    start = time.perf_counter()
+    x = np.asarray(x0, dtype=float).copy()
+    state = _QuasiNewtonState(x, value(x) if f0 is None else float(f0), np.empty(0))
+    state.g = gradient(x)
+    code = _bfgs_iterations(state, value, gradient, counts, settings)
+    return OptInfo(
+        optimizer=QUASI_NEWTON,
+        initial=np.asarray(x0, dtype=float).copy(),
+        final=state.x,
+        fmin=state.f,
+        feval=counts[0],
+        seconds=time.perf_counter() - start,
+        return_code=code,
+        message=_RESULT_MESSAGES.get(code, f"code {code}"),
+        settings=settings,
+        geval=counts[1],
+    )
+
+
+def _bfgs_iterations(state: _QuasiNewtonState, value, gradient, counts: list[int], settings: OptimizerSettings) -> int:
+    """BFGS steps from ``state`` (updated in place); returns an NLopt-style code."""
+    tolerance = settings.ftol_abs / 100.0
+    while True:
+        if not np.all(np.isfinite(state.g)):
+            return _STALLED
+        direction = _direction(state, settings.initial_step)
+        predicted = -float(state.g @ direction)
+        if predicted <= 0:  # not a descent direction: restart from steepest descent once
+            state.inverse_hessian = None
+            direction = _direction(state, settings.initial_step)
+            predicted = -float(state.g @ direction)
+        if predicted / 2.0 < tolerance and state.inverse_hessian is not None:
+            return _SUCCESS
+        if counts[0] >= settings.maxeval:
+            return _MAXEVAL
+        near = predicted < settings.ftol_abs  # within the tolerance already: one try, no backtracking in roundoff
+        step = _line_search(state, direction, -predicted, value, counts, settings.maxeval, tries=1 if near else 60)
+        if step is None:
+            return _SUCCESS if near else (_MAXEVAL if counts[0] >= settings.maxeval else _STALLED)
+        x_new, f_new = step
+        g_new = gradient(x_new)
+        _update_inverse_hessian(state, x_new - state.x, g_new - state.g)
+        gain = state.f - f_new
+        state.x, state.f, state.g = x_new, f_new, g_new
+        if gain < tolerance and predicted < settings.ftol_abs:
+            return _FTOL
+
+
+def _direction(state: _QuasiNewtonState, initial_step: float) -> np.ndarray:
+    if state.inverse_hessian is None:
+        largest = float(np.max(np.abs(state.g))) if state.g.size else 0.0
+        return -state.g * (min(1.0, initial_step / largest) if largest > 0 else 1.0)
+    return -(state.inverse_hessian @ state.g)
+
+
+def _line_search(state: _QuasiNewtonState, direction: np.ndarray, slope: float, value, counts: list[int],
+                 maxeval: int, tries: int) -> tuple[np.ndarray, float] | None:
+    """The first step ``alpha = 1, ...`` (quadratic interpolation, clipped to [0.1, 0.5] of the last)
+    that decreases ``f`` enough (Armijo); None when none does within ``tries`` or before alpha is negligible."""
+    alpha = 1.0
+    for _ in range(tries):
+        if counts[0] >= maxeval:
+            return None
+        trial = state.x + alpha * direction
+        f_trial = value(trial)
+        if f_trial <= state.f + _ARMIJO * alpha * slope:
+            return trial, f_trial
+        if alpha * float(np.max(np.abs(direction))) < 1e-12 * max(1.0, float(np.max(np.abs(state.x)))):
+            return None
+        if np.isfinite(f_trial):
+            curvature = f_trial - state.f - slope * alpha
+            guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
+            alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
+        else:
+            alpha *= 0.1
+    return None
+
+
+def _update_inverse_hessian(state: _QuasiNewtonState, s: np.ndarray, y: np.ndarray) -> None:
+    """The BFGS update of ``H`` (skipped unless the curvature ``s'y`` is positive)."""
+    sy = float(s @ y)
+    if not sy > 1e-12 * float(np.sqrt((s @ s) * (y @ y))):
+        return
+    n = s.size
+    if state.inverse_hessian is None:
+        state.inverse_hessian = np.eye(n) * (sy / float(y @ y))
+    rho = 1.0 / sy
+    left = np.eye(n) - rho * np.outer(s, y)
+    state.inverse_hessian = left @ state.inverse_hessian @ left.T + rho * np.outer(s, s)
