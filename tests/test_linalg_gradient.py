@@ -145,3 +145,33 @@ def test_a_scalar_term_at_zero_is_a_stationary_point():
     gradient = profiled_gradient(gradient_factor(cp, cp.from_scaled_theta(point)), True)
     assert gradient[0] == 0.0 or abs(gradient[0]) < 1e-10
     _check(model, point)
+
+
+# --- the dense system of small models (linalg/dense_system.py) --------------------------------
+SMALL = sorted(name for name in set(LMM_CASES) | set(EXTRA_CASES) if name != "insteval")
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", SMALL)
+def test_dense_system_objective_gradient_and_hessian(name, reml):
+    """The dense path's objective and gradient equal the blocked path's (rounding); its Hessian the
+    central differences of its gradient (step 1e-5: error ~1e-10 |H| + rounding 1e-13 |g| / 1e-5)."""
+    model = _model(name, reml)
+    cp = model.crossprods
+    dense = cp.dense_system
+    assert dense is not None
+    x = _points(model)[1]
+    factor = dense.factor(x)
+    assert model.objective_from(factor) == pytest.approx(_objective(model)(x), rel=1e-12, abs=1e-9)
+    blocked = profiled_gradient(gradient_factor(cp, cp.from_scaled_theta(x)), reml)
+    gradient, hessian = dense.derivatives(factor, reml, cp.nobs)
+    np.testing.assert_allclose(dense.gradient(factor, reml, cp.nobs), blocked, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(gradient, blocked, rtol=1e-8, atol=1e-8)
+    h = 1e-5
+    columns = [(dense.gradient(dense.factor(x + e), reml, cp.nobs) - dense.gradient(dense.factor(x - e), reml, cp.nobs)) / (2 * h)
+               for e in np.eye(x.size) * h]
+    np.testing.assert_allclose(hessian, np.array(columns), rtol=1e-5, atol=1e-6 * (1 + np.abs(hessian).max()))
+
+
+def test_large_systems_have_no_dense_version():
+    assert _model("insteval", True).crossprods.dense_system is None

@@ -55,4 +55,30 @@ def test_an_unknown_optimizer_is_refused():
     from mixedmodels.errors import ModelSpecError
 
     with pytest.raises(ModelSpecError, match="bobyqa"):
-        OptimizerSettings(optimizer="newton")
+        OptimizerSettings(optimizer="nelder-mead")
+
+
+def test_newton_solves_a_quadratic_in_one_step_and_returns_its_derivatives():
+    from mixedmodels.optim import minimize_newton
+
+    hessian = np.array([[4.0, 1.0], [1.0, 3.0]])
+    target = np.array([0.3, -0.2])
+    info = minimize_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
+                           lambda x: (hessian @ (x - target), hessian), np.zeros(2))
+    np.testing.assert_allclose(info.final, target, atol=1e-12)
+    assert info.converged and info.feval == 2 and info.geval == 2
+    np.testing.assert_array_equal(info.hessian, hessian)
+
+
+def test_newton_leaves_a_saddle_and_a_concave_region():
+    from mixedmodels.optim import minimize_newton
+
+    def f(x):
+        return x[0] ** 4 - 2 * x[0] ** 2 + x[1] ** 2
+
+    def derivatives(x):
+        return np.array([4 * x[0] ** 3 - 4 * x[0], 2 * x[1]]), np.diag([12 * x[0] ** 2 - 4, 2.0])
+
+    info = minimize_newton(f, derivatives, np.array([0.1, 1.0]))  # the Hessian is indefinite at the start
+    np.testing.assert_allclose(np.abs(info.final), [1.0, 0.0], atol=1e-6)
+    assert info.converged

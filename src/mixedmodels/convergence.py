@@ -90,18 +90,24 @@ def gradient_differences(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray
 
 
 def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
-                      grad: Callable[[np.ndarray], np.ndarray] | None = None) -> ConvergenceCheck:
+                      grad: Callable[[np.ndarray], np.ndarray] | None = None,
+                      derivatives: tuple[np.ndarray, np.ndarray] | None = None) -> ConvergenceCheck:
     """lme4's gradient and Hessian checks at the optimum ``x`` of ``func``.
 
     Parameters within ``BOUNDARY_TOLERANCE`` of their lower bound (what
     ``is_singular`` calls the boundary) are excluded.  With ``grad`` (the
     analytic gradient), the gradient is exact and the Hessian its central
-    differences (:func:`gradient_differences`).
+    differences (:func:`gradient_differences`); ``derivatives``, the exact
+    gradient and Hessian at ``x``, are used as they are.
     """
     x = np.asarray(x, dtype=float)
     interior = np.flatnonzero(x - lower > BOUNDARY_TOLERANCE)
     if interior.size == 0:
         return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
+    if derivatives is not None:
+        gradient, hessian = derivatives[0][interior], derivatives[1][np.ix_(interior, interior)]
+        messages = _hessian_messages(hessian) or _gradient_messages(gradient, hessian)
+        return ConvergenceCheck(gradient, hessian, tuple(messages))
 
     def restricted(sub: np.ndarray) -> float:
         full = x.copy()

@@ -38,7 +38,7 @@ from .design.covariance import canonical_theta
 from .linalg import BlockedCrossProducts, Factorization
 from .linalg.gradient import ProfiledObjective
 from .linalg.start import moment_start
-from .optim import OptInfo, OptimizerSettings, minimize_bounded, minimize_quasi_newton
+from .optim import OptInfo, OptimizerSettings, minimize_bounded, minimize_newton, minimize_quasi_newton
 
 if TYPE_CHECKING:
     from .results import LmerResults
@@ -317,25 +317,34 @@ class LinearMixedModel(ThetaParameters):
         """
         cp = self.crossprods
         settings = settings or OptimizerSettings()
-        quasi_newton = choose_optimizer(settings, cp) == "bfgs"
-        objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=quasi_newton)
+        method = choose_optimizer(settings, cp)
+        objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
         with blas_threads_for(cp.a22.shape[0]):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = _better_start(points, objective.value)
-            if quasi_newton:
-                info = _quasi_newton_fit(objective, points[best], value, self.layouts, self.theta_lower, settings)
-            else:
+            if method == "bobyqa":
                 first = _reuse_first_value(objective.value, points[best], value)
                 info = minimize_bounded(first, points[best], self.theta_lower, settings=settings)
+            else:
+                info = _derivative_fit(objective, points[best], value, self.layouts, self.theta_lower, settings,
+                                       newton=method == "newton")
             if len(points) > 1:  # the start candidates' evaluations (the best one's reused)
-                info = replace(info, feval=info.feval + len(points) - (0 if quasi_newton else 1))
+                info = replace(info, feval=info.feval + len(points) - (1 if method == "bobyqa" else 0))
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
+                derivatives = None
+                if method == "newton":  # the optimizer's own at its final point, when it stopped there
+                    known = info.gradient is not None and info.hessian is not None
+                    derivatives = (info.gradient, info.hessian) if known else objective.derivatives(info.final)
                 check = check_convergence(objective.value, info.final, self.theta_lower,
-                                          grad=objective.gradient if quasi_newton else None)
+                                          grad=objective.gradient if method == "bfgs" else None, derivatives=derivatives)
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
-        return info, objective.best_factor_at(info.final)
+        factor = objective.best_factor_at(info.final)
+        if factor is None and objective.dense is not None:  # the results' blocked factor, and its objective's bits
+            factor = cp.objective_factor(info.final)
+            info = replace(info, fmin=self.objective_from(factor))
+        return info, factor
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> "LmerResults":
         """Minimize the objective over theta and return the results.
@@ -357,45 +366,54 @@ class LinearMixedModel(ThetaParameters):
 
 
 def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
-    """``"bfgs"`` or ``"bobyqa"``: the settings' choice; for ``"auto"`` BFGS with the analytic gradient.
+    """``"newton"``, ``"bfgs"`` or ``"bobyqa"``: the settings' choice, or for ``"auto"`` the one measured fastest.
 
-    Measured (evaluation counts, and seconds in ``benchmarks/``): BFGS needed
-    85 objective and 92 gradient evaluations on the 20 small reference models
-    where BOBYQA needed 456 evaluations, and 16 + 12 on InstEval against 53,
-    while a gradient costs one to two evaluations (the inverse of the rest
-    block on the factor's pattern, and one pass over ``A21``).
+    Small systems (at most :data:`.linalg.dense_system.MAX_SIZE` rows: one
+    dense matrix) get Newton's method with the exact Hessian, whose gradient
+    and Hessian at the optimum also serve lme4's convergence checks; larger
+    ones BFGS with the analytic gradient.  Measured (evaluation counts, and
+    seconds in ``benchmarks/``): BFGS needed 85 objective and 92 gradient
+    evaluations on the 20 small reference models where BOBYQA needed 456
+    evaluations, and 13 + 10 on InstEval against 53, while a gradient costs
+    one to two evaluations.
     """
-    return "bfgs" if settings.optimizer == "auto" else settings.optimizer
+    if settings.optimizer != "auto":
+        return settings.optimizer
+    return "newton" if cp.dense_system is not None else "bfgs"
 
 
-def _quasi_newton_fit(objective: ProfiledObjective, x0: np.ndarray, f0: float | None, layouts, lower: np.ndarray,
-                      settings: OptimizerSettings) -> OptInfo:
-    """BFGS over the scaled theta, then the optimum with non-negative diagonals.
+def _derivative_fit(objective: ProfiledObjective, x0: np.ndarray, f0: float | None, layouts, lower: np.ndarray,
+                    settings: OptimizerSettings, newton: bool) -> OptInfo:
+    """Newton or BFGS over the scaled theta, then the optimum with non-negative diagonals.
 
     At a boundary (a diagonal within 1e-3 of zero, where lme4's optimum sits
     on the bound exactly) the small diagonals are set to zero when that is
-    not worse by more than ``ftol_abs``.  BOBYQA takes over when BFGS stalls
-    far from an optimum, and when a diagonal started at zero and never moved
-    (zero is a stationary point of a scalar term, so the gradient cannot
-    tell a minimum there from a maximum).
+    not worse by more than ``ftol_abs``.  BOBYQA takes over when the
+    optimizer stalls far from an optimum, and when a diagonal started at
+    zero and never moved (zero is a stationary point of a scalar term, so the
+    gradient cannot tell a minimum there from a maximum).  ``gradient`` and
+    ``hessian`` are kept only when they are the final point's.
     """
-    info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
+    if newton:
+        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
+    else:
+        info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
     x = np.concatenate([canonical_theta(info.final[t.theta_start : t.theta_stop], t.ncols) for t in layouts])
     bounded = lower == 0
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
-        return replace(info, final=x)
+        return replace(info, final=x, gradient=None, hessian=None)
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         small = bounded & (x < _POLISH_BELOW) & (x != 0)
         candidate = np.where(small, 0.0, x)
-        if not np.array_equal(candidate, info.final):  # the same objective, but the results need its factor
-            value = objective.value(candidate)
-            info = replace(info, feval=info.feval + 1)
-            if small.any() and value > info.fmin + settings.ftol_abs:
-                objective.value(x)
-                return replace(info, final=x, feval=info.feval + 1)
-            return replace(info, final=candidate, fmin=value)
-        return replace(info, final=x)
+        if np.array_equal(candidate, info.final):
+            return info
+        value = objective.value(candidate)  # the same objective after sign changes, but the results need its factor
+        info = replace(info, feval=info.feval + 1, gradient=None, hessian=None)
+        if small.any() and value > info.fmin + settings.ftol_abs:
+            objective.value(x)
+            return replace(info, final=x, feval=info.feval + 1)
+        return replace(info, final=candidate, fmin=value)
     polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
     polish = minimize_bounded(objective.value, np.maximum(x, lower), lower, settings=polish_settings)
     return replace(polish, optimizer=f"{info.optimizer} + {polish.optimizer}", feval=info.feval + polish.feval,

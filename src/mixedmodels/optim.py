@@ -19,9 +19,10 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "QUASI_NEWTON"]
+__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "minimize_newton",
+           "QUASI_NEWTON", "NEWTON"]
 
-OPTIMIZERS = ("auto", "bobyqa", "bfgs")
+OPTIMIZERS = ("auto", "bobyqa", "bfgs", "newton")
 
 _RESULT_MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -49,8 +50,8 @@ class OptimizerSettings:
     suite against lme4's references).
 
     ``optimizer``: ``"bobyqa"``, ``"bfgs"`` (quasi-Newton with the analytic
-    gradient, linear mixed models; GLMMs always use BOBYQA), or ``"auto"``
-    (the model picks; see ``LinearMixedModel.fit``).
+    gradient), ``"newton"`` (exact Hessian; small linear mixed models only),
+    or ``"auto"`` (the model picks: see ``mixedmodels.lmm.choose_optimizer``).
     """
 
     ftol_rel: float = 1e-14
@@ -309,3 +310,82 @@ def _update_inverse_hessian(state: _QuasiNewtonState, s: np.ndarray, y: np.ndarr
     rho = 1.0 / sy
     left = np.eye(n) - rho * np.outer(s, y)
     state.inverse_hessian = left @ state.inverse_hessian @ left.T + rho * np.outer(s, s)
+
+
+NEWTON = "Newton (analytic gradient and Hessian)"
+_MAX_NEWTON_STEP = 1.0  # longest step in any coordinate, relative to the largest (scaled theta is O(1))
+
+
+def minimize_newton(
+    func: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x0: np.ndarray,
+    settings: OptimizerSettings | None = None,
+    f0: float | None = None,
+) -> OptInfo:
+    """Minimize ``func`` over R^n by Newton's method with the exact Hessian and a backtracking line search.
+
+    ``derivatives(x)`` returns the gradient and Hessian at ``x`` (called at
+    ``x0`` and at points ``func`` was just called at).  Where the Hessian is
+    not positive definite it is shifted by a multiple of the identity until
+    it is; steps are at most ``_MAX_NEWTON_STEP`` in every coordinate.  Stops
+    when the Newton decrement ``g'H^-1 g / 2`` is below ``ftol_abs / 100``
+    at a positive definite Hessian (``converged``: the final point is the
+    one whose gradient and Hessian are returned in ``gradient`` and ``hessian``),
+    when the line search cannot decrease ``func``, or after ``maxeval`` calls.
+    """
+    settings = settings or OptimizerSettings()
+    counts = [0, 0]
+
+    def value(x: np.ndarray) -> float:
+        counts[0] += 1
+        result = float(func(x))
+        return result if np.isfinite(result) else np.inf
+
+    start = time.perf_counter()
+    x = np.asarray(x0, dtype=float).copy()
+    f = value(x) if f0 is None else float(f0)
+    counts[1] += 1
+    g, h = derivatives(x)
+    code = _STALLED
+    while np.all(np.isfinite(g)) and np.all(np.isfinite(h)):
+        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.max(np.abs(x), initial=0.0))))
+        predicted = -float(g @ step)
+        if positive and predicted / 2.0 < settings.ftol_abs / 100.0:
+            code = _SUCCESS
+            break
+        if counts[0] >= settings.maxeval:
+            code = _MAXEVAL
+            break
+        state = _QuasiNewtonState(x, f, g)
+        near = positive and predicted < settings.ftol_abs
+        found = _line_search(state, step, -predicted, value, counts, settings.maxeval, tries=1 if near else 60)
+        if found is None:
+            code = _SUCCESS if near else (_MAXEVAL if counts[0] >= settings.maxeval else _STALLED)
+            break
+        x, f = found
+        counts[1] += 1
+        g, h = derivatives(x)
+    return OptInfo(optimizer=NEWTON, initial=np.asarray(x0, dtype=float).copy(), final=x, fmin=f, feval=counts[0],
+                   seconds=time.perf_counter() - start, return_code=code,
+                   message=_RESULT_MESSAGES.get(code, f"code {code}"), settings=settings, geval=counts[1],
+                   gradient=g, hessian=h)
+
+
+def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
+    """``-H^-1 g`` (H shifted to positive definite if it is not), at most ``limit`` in any coordinate; and whether H was."""
+    n = g.size
+    shift, scale = 0.0, max(float(np.max(np.abs(np.diagonal(h)))), 1e-12) if n else 1.0
+    for _ in range(60):
+        try:
+            lower = np.linalg.cholesky(h + shift * np.eye(n))
+            break
+        except np.linalg.LinAlgError:
+            shift = max(2.0 * shift, 1e-8 * scale)
+    else:
+        return -g, False
+    step = -np.linalg.solve(lower.T, np.linalg.solve(lower, g))
+    largest = float(np.max(np.abs(step))) if n else 0.0
+    if largest > limit:
+        step *= limit / largest
+    return step, shift == 0.0

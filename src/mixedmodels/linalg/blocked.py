@@ -203,16 +203,27 @@ class BlockedCrossProducts:
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
 
+    @cached_property
+    def dense_system(self):
+        """The whole system as one dense matrix when it is small (:mod:`.dense_system`), else None."""
+        from .dense_system import DenseSystem
+
+        return DenseSystem.build(self)
+
     def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
         """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
 
-        The reordered structure's analysis carries over (the y row is dense
-        in it anyway); everything derived from the values is derived anew.
+        The reordered structure's analysis and the dense system carry over
+        (the y row is dense in them anyway); everything derived from the
+        values is derived anew.
         """
         copy = replace(self, a21=a21, a22=a22)
         analysed = self.__dict__.get("reordered_rest")
         if analysed is not None:
             copy.__dict__["reordered_rest"] = analysed.with_blocks(a21, a22)
+        dense = self.__dict__.get("dense_system")
+        if dense is not None:
+            copy.__dict__["dense_system"] = dense.with_response(copy)
         return copy
 
     @property

@@ -307,38 +307,61 @@ class ProfiledObjective:
 
     ``value(x)`` factors at x (keeping what the gradient needs when
     ``with_gradient``); ``gradient(x)`` reuses the factor of the last
-    ``value`` call, or of the best one, when it was at x.  The factor of the
-    lowest value seen is kept for the results (:meth:`best_factor_at`).
+    ``value`` call, or of the best one, when it was at x.  Small systems are
+    factored as one dense matrix (:mod:`.dense_system`); otherwise the factor
+    of the lowest value seen is kept for the results (:meth:`best_factor_at`).
     """
 
     def __init__(self, cp: BlockedCrossProducts, objective_from, REML: bool, with_gradient: bool) -> None:
         self.cp, self.objective_from, self.REML, self.with_gradient = cp, objective_from, REML, with_gradient
-        self._last: Factorization | None = None
+        self.dense = cp.dense_system
+        self._last = None
         self.best_value, self._best = np.inf, None
 
-    def _factor(self, scaled: np.ndarray) -> Factorization:
+    def _factor(self, scaled: np.ndarray):
+        if self.dense is not None:
+            return self.dense.factor(scaled)
         theta = self.cp.from_scaled_theta(scaled)
         return gradient_factor(self.cp, theta) if self.with_gradient else self.cp.objective_factor(theta)
 
     def value(self, scaled: np.ndarray) -> float:
-        factor = self._factor(np.asarray(scaled, dtype=float))
+        scaled = np.asarray(scaled, dtype=float)
+        factor = self._factor(scaled)
         value = self.objective_from(factor)
-        self._last = factor
+        self._last = (scaled.copy(), factor)
         if value < self.best_value:
-            self.best_value, self._best = value, factor
+            self.best_value, self._best = value, self._last
         return value
 
     def gradient(self, scaled: np.ndarray) -> np.ndarray:
-        theta = self.cp.from_scaled_theta(np.asarray(scaled, dtype=float))
-        for factor in (self._last, self._best):
-            if factor is not None and np.array_equal(factor.theta, theta):
+        scaled = np.asarray(scaled, dtype=float)
+        for kept in (self._last, self._best):
+            if kept is not None and np.array_equal(kept[0], scaled):
+                factor = kept[1]
                 break
         else:
-            factor = gradient_factor(self.cp, theta)
+            factor = self._factor(scaled) if self.dense is not None or self.with_gradient else \
+                gradient_factor(self.cp, self.cp.from_scaled_theta(scaled))
+        if self.dense is not None:
+            return self.dense.gradient(factor, self.REML, self.cp.nobs)
+        if factor.order is None and factor.unscaled_rest is None:
+            factor = gradient_factor(self.cp, factor.theta)
         return profiled_gradient(factor, self.REML)
 
+    def derivatives(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and exact Hessian (dense systems only: see :meth:`.dense_system.DenseSystem.derivatives`)."""
+        scaled = np.asarray(scaled, dtype=float)
+        for kept in (self._last, self._best):
+            if kept is not None and np.array_equal(kept[0], scaled):
+                factor = kept[1]
+                break
+        else:
+            factor = self.dense.factor(scaled)
+        return self.dense.derivatives(factor, self.REML, self.cp.nobs)
+
     def best_factor_at(self, theta: np.ndarray) -> Factorization | None:
-        """The kept best factorization if it is the one at exactly ``theta`` (in the units of the data)."""
-        if self._best is not None and np.array_equal(self._best.theta, theta):
-            return self._best
-        return None
+        """The kept best blocked factorization if it is the one at exactly ``theta`` (in the units of the data)."""
+        if self._best is None or not isinstance(self._best[1], Factorization):
+            return None
+        factor = self._best[1]
+        return factor if np.array_equal(factor.theta, theta) else None
