@@ -326,13 +326,13 @@ def minimize_newton(
     """Minimize ``func`` over R^n by Newton's method with the exact Hessian and a backtracking line search.
 
     ``derivatives(x)`` returns the gradient and Hessian at ``x`` (called at
-    ``x0`` and at points ``func`` was just called at).  Where the Hessian is
-    not positive definite it is shifted by a multiple of the identity until
-    it is; steps are at most ``_MAX_NEWTON_STEP`` in every coordinate.  Stops
+    ``x0`` and at points ``func`` was just called at).  Steps are at most
+    ``_MAX_NEWTON_STEP`` times the largest coordinate (or 1) in every coordinate.  Stops
     when the Newton decrement ``g'H^-1 g / 2`` is below ``ftol_abs / 100``
     at a positive definite Hessian (``converged``: the final point is the
     one whose gradient and Hessian are returned in ``gradient`` and ``hessian``),
     when the line search cannot decrease ``func``, or after ``maxeval`` calls.
+    Directions of negative curvature are followed downhill (:func:`_newton_direction`).
     """
     settings = settings or OptimizerSettings()
     counts = [0, 0]
@@ -373,19 +373,27 @@ def minimize_newton(
 
 
 def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
-    """``-H^-1 g`` (H shifted to positive definite if it is not), at most ``limit`` in any coordinate; and whether H was."""
-    n = g.size
-    shift, scale = 0.0, max(float(np.max(np.abs(np.diagonal(h)))), 1e-12) if n else 1.0
-    for _ in range(60):
-        try:
-            lower = np.linalg.cholesky(h + shift * np.eye(n))
-            break
-        except np.linalg.LinAlgError:
-            shift = max(2.0 * shift, 1e-8 * scale)
-    else:
-        return -g, False
-    step = -np.linalg.solve(lower.T, np.linalg.solve(lower, g))
-    largest = float(np.max(np.abs(step))) if n else 0.0
+    """The Newton step ``-H^-1 g`` and whether H was positive definite; at most ``limit`` in any coordinate.
+
+    Where H is not positive definite, each eigen-direction's curvature is
+    taken in absolute value (so the step goes downhill), and along directions
+    of negative curvature the step is at least a tenth of ``limit``: at a
+    saddle -- a diagonal element of lambda at zero, where the objective is even
+    in its column -- the gradient is zero there and only the curvature shows
+    the way down.
+    """
+    if g.size == 0:
+        return g.copy(), True
+    values, vectors = np.linalg.eigh(h)
+    floor = 1e-10 * max(float(np.max(np.abs(values))), 1e-300)
+    along = vectors.T @ g
+    positive = bool(values.min() > floor)
+    steps = -along / np.maximum(np.abs(values), floor)
+    if not positive:
+        push = (values < -floor) & (np.abs(steps) < 0.1 * limit)
+        steps[push] = np.where(along[push] > 0, -0.1, 0.1) * limit
+    step = vectors @ steps
+    largest = float(np.max(np.abs(step)))
     if largest > limit:
         step *= limit / largest
-    return step, shift == 0.0
+    return step, positive

@@ -308,6 +308,16 @@ class LmerResults:
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
+    def refit(self, y) -> "LmerResults":
+        """The same model fitted to a new response ``y`` (lme4's ``refit``), from this fit's theta.
+
+        Reuses the design, the cross-products (only their y row is new) and
+        the symbolic analysis; ``y`` has one value per row of the fit.
+        """
+        from .inference.bootstrap import refit
+
+        return refit(self, y)
+
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
                  use_re: bool = False, **kwargs) -> pd.DataFrame:
         """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
