@@ -45,6 +45,10 @@ __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
 
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
+# Systems with at most this many rows (random effects, X and y; the dense system's size) and
+# data of at most this many entries of [Z X y] are built from one dense product.
+_SMALL_SYSTEM = 64
+_SMALL_SYSTEM_ENTRIES = 2_000_000
 # From this many non-zeros in A21, a big term with k > 1 columns gets the
 # compiled rank update: below it, importing numba and loading the kernel
 # (~0.4 s per process; ~1 s to compile it the first time) costs a fit more
@@ -162,6 +166,10 @@ class BlockedCrossProducts:
             scaled.append(z / scales)
             start = layouts[-1].theta_stop
         zs = scaled
+        size = sum(t.size for t in layouts) + xy.shape[1]
+        small = size <= _SMALL_SYSTEM and xy.shape[0] * size <= _SMALL_SYSTEM_ENTRIES
+        if small and (size - layouts[0].size) * layouts[0].size <= _DENSE_LIMIT:  # A21 would be held dense anyway
+            return cls._build_dense(tuple(layouts), refs, zs, xy)
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -171,6 +179,24 @@ class BlockedCrossProducts:
         a22 = _dense_gram(rest_re, xy)
         a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
+
+    @classmethod
+    def _build_dense(cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> "BlockedCrossProducts":
+        """The blocks of a small system from one dense ``[Z X y]`` (one product; no sparse matrices built)."""
+        n = xy.shape[0]
+        q = sum(t.size for t in layouts)
+        full = np.zeros((n, q + xy.shape[1]))
+        offset = 0
+        for layout, r, z in zip(layouts, refs, zs):
+            columns = offset + r[:, None] * layout.ncols + np.arange(layout.ncols)
+            full[np.arange(n)[:, None], columns] = z
+            offset += layout.size
+        full[:, q:] = xy
+        gram = full.T @ full
+        q1, k1 = layouts[0].size, layouts[0].ncols
+        a11 = np.array([gram[l : l + k1, l : l + k1] for l in range(0, q1, k1)]).reshape(-1, k1, k1)
+        return cls(layouts, a11, np.ascontiguousarray(gram[q1:, :q1]), np.ascontiguousarray(gram[q1:, q1:]),
+                   xy.shape[1] - 1, n, plan_rank_update=True)
 
     @cached_property
     def rank_update_plan(self) -> ScalarRankUpdate | VectorRankUpdate | None:

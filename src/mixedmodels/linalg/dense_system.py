@@ -129,7 +129,10 @@ class DenseSystem:
         last = cp.a21[-1] if isinstance(cp.a21, np.ndarray) else cp.a21[[-1], :].toarray().ravel()
         a[-1, :q1] = a[:q1, -1] = last
         a[-1, q1:] = a[q1:, -1] = cp.a22[-1]
-        return DenseSystem(a, self.base, self.rows, self.cols, self.index, self.nre, self.nfixef, self.ntheta)
+        system = DenseSystem(a, self.base, self.rows, self.cols, self.index, self.nre, self.nfixef, self.ntheta)
+        if "_pair_cache" in self.__dict__:  # theta's positions are random-effects rows: the y row is not among them
+            object.__setattr__(system, "_pair_cache", self.__dict__["_pair_cache"])
+        return system
 
     def lam(self, scaled: np.ndarray) -> np.ndarray:
         """``Lambda~`` for a scaled theta."""
@@ -204,17 +207,24 @@ class DenseSystem:
 
         ``Lambda~_k' A Lambda~_l = sum_{e in k, f in l} A[rows_e, rows_f] E_{cols_e, cols_f}``.
         """
-        a_pairs = self.a[np.ix_(self.rows, self.rows)]
-        p_pairs = a_pairs * lead[np.ix_(self.cols, self.cols)].T
+        a_pairs, cols_flat, indicator = self._pairs()
+        p_pairs = a_pairs * lead.reshape(-1)[cols_flat]  # lead[cols_e, cols_f]: P is symmetric
         zc = z[self.cols]
         z_pairs = a_pairs * np.outer(zc, zc)
-        indicator = self._indicator()
         return a_pairs, indicator @ p_pairs @ indicator.T, indicator @ z_pairs @ indicator.T
 
-    def _indicator(self) -> np.ndarray:
-        cached = self.__dict__.get("_indicator_matrix")
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``A[rows_e, rows_f]`` for every pair of theta's positions, the flat positions ``(cols_e, cols_f)``,
+        and the positions-to-theta indicator (all fixed for a system: found once)."""
+        cached = self.__dict__.get("_pair_cache")
         if cached is None:
-            cached = np.zeros((self.ntheta, self.index.size))
-            cached[self.index, np.arange(self.index.size)] = 1.0
-            object.__setattr__(self, "_indicator_matrix", cached)
+            size = self.a.shape[0]
+            indicator = np.zeros((self.ntheta, self.index.size))
+            indicator[self.index, np.arange(self.index.size)] = 1.0
+            cols_flat = (self.cols[:, None] * size + self.cols[None, :])
+            cached = (self.a[np.ix_(self.rows, self.rows)], cols_flat, indicator)
+            object.__setattr__(self, "_pair_cache", cached)
         return cached
+
+    def _indicator(self) -> np.ndarray:
+        return self._pairs()[2]
