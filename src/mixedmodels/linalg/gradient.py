@@ -285,15 +285,15 @@ def _residual_gradient(factor: Factorization) -> np.ndarray:
     b = [u @ lam.T for u, lam in zip(us, lams)]
     b_rest = np.concatenate([part.ravel() for part in b[1:]]) if nre else np.empty(0)
     a21, a22 = cp.a21, cp.a22
-    fixed_and_rest = np.concatenate([b_rest, beta])
-    first_y = np.asarray(a21[[-1], :].toarray()).ravel() if sp.issparse(a21) else a21[-1]
-    ze_first = first_y - np.asarray(a21[:-1].T @ fixed_and_rest).ravel()
+    # Z1'e = Z1'y - [Z_rest X]'Z1 [b_rest; beta] - Z1'Z1 b1: one product with A21' (no slicing of a sparse A21)
+    coefficients = np.concatenate([-b_rest, -beta, [1.0]])
+    ze_first = np.asarray(a21.T @ coefficients).ravel()
     ze_first = ze_first.reshape(b[0].shape) - np.einsum("lab,lb->la", cp.a11, b[0])
     out = np.empty(cp.ntheta)
     _term_gradient(cp.first, us[0].T @ ze_first, out, factor=-2.0)
     if nre:
         ze_rest = a22[:nre, -1] - a22[:nre, :nre] @ b_rest - a22[:nre, nre : nre + p] @ beta
-        ze_rest = ze_rest - np.asarray(a21[:nre] @ b[0].ravel()).ravel()
+        ze_rest = ze_rest - np.asarray(a21 @ b[0].ravel()).ravel()[:nre]
         offset = 0
         for term, u in zip(cp.rest_terms, us[1:]):
             part = ze_rest[offset : offset + term.size].reshape(term.nlevels, term.ncols)
