@@ -18,6 +18,7 @@ residual sum of squares; all three pieces come off the blocked Cholesky factor.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import nlopt
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ._threads import blas_threads_for
 from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
@@ -366,20 +368,55 @@ class LinearMixedModel(ThetaParameters):
 
 
 def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
-    """``"newton"``, ``"bfgs"`` or ``"bobyqa"``: the settings' choice, or for ``"auto"`` the one measured fastest.
+    """``"newton"``, ``"bfgs"`` or ``"bobyqa"``: the settings' choice, or for ``"auto"`` the one expected to be fastest.
 
     Small systems (at most :data:`.linalg.dense_system.MAX_SIZE` rows: one
     dense matrix) get Newton's method with the exact Hessian, whose gradient
-    and Hessian at the optimum also serve lme4's convergence checks; larger
-    ones BFGS with the analytic gradient.  Measured (evaluation counts, and
-    seconds in ``benchmarks/``): BFGS needed 85 objective and 92 gradient
-    evaluations on the 20 small reference models where BOBYQA needed 456
-    evaluations, and 13 + 10 on InstEval against 53, while a gradient costs
-    one to two evaluations.
+    and Hessian at the optimum also serve lme4's convergence checks.  Larger
+    ones get BFGS with the analytic gradient when a gradient costs less than
+    :data:`_GRADIENT_COST_LIMIT` evaluations (:func:`_gradient_cost_ratio`), else
+    BOBYQA.  Measured on the reference and benchmark models: BFGS needs about
+    a quarter of BOBYQA's evaluations plus as many gradients (InstEval 13 + 10
+    against 53, crossed_100k 15 + 13 against 65, nested_50k 10 + 5 against 22),
+    so it wins while a gradient costs less than about three evaluations
+    (InstEval: ~2, so BFGS; nested_50k: ~30, so BOBYQA).  Deterministic: the
+    choice never depends on the machine's load.
     """
     if settings.optimizer != "auto":
         return settings.optimizer
-    return "newton" if cp.dense_system is not None else "bfgs"
+    if cp.dense_system is not None:
+        return "newton"
+    return "bfgs" if _gradient_cost_ratio(cp) < _GRADIENT_COST_LIMIT else "bobyqa"
+
+
+_GRADIENT_COST_LIMIT = 2.5
+# Python's overhead per call in flop-equivalents (~0.1-0.3 ms at ~1 Gflop/s for these small operations)
+_EVALUATION_OVERHEAD, _GRADIENT_OVERHEAD = 2e5, 5e5
+
+
+def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
+    """Estimated cost of one gradient over one objective evaluation, from flop counts of their parts.
+
+    An evaluation factors the rest block (``m^3 / 3`` flops, or the supernodal
+    count) after the big term's update; a gradient inverts the rest block on
+    its pattern (about twice the factorization) and forms the per-level
+    quadratic forms of A21 (as many products as the update, times k; through
+    scipy without numba: ``nnz(A21) m``).
+    """
+    m, k = cp.a22.shape[0], cp.first.ncols
+    reordered = cp.reordered_rest
+    factor = reordered.cholesky.flops if reordered is not None else m**3 / 3.0
+    if isinstance(cp.a21, np.ndarray):
+        update = quadratic = float(m * m * cp.first.size)
+    else:
+        counts = np.diff(sp.csc_array(cp.a21).indptr).reshape(-1, k).max(axis=1).astype(float)
+        pairs = float(counts @ counts) / 2.0
+        update = pairs * k
+        kernels = reordered is not None or "numba" in sys.modules
+        quadratic = 2.0 * pairs * k * k if kernels else float(cp.a21.nnz * m)
+    evaluation = _EVALUATION_OVERHEAD + factor + update
+    gradient = _GRADIENT_OVERHEAD + 2.0 * factor + quadratic + m * m
+    return gradient / evaluation
 
 
 def _derivative_fit(objective: ProfiledObjective, x0: np.ndarray, f0: float | None, layouts, lower: np.ndarray,
