@@ -18,6 +18,7 @@ import pytest
 
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
+from mixedmodels.lmm import LinearMixedModel
 
 LMM_CASES = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
@@ -237,3 +238,23 @@ def test_bfgs_puts_a_singular_fit_exactly_on_the_boundary():
         warnings.simplefilter("ignore")
         fit = mm.lmer("Yield ~ 1 + (1 | Batch)", dataset("Dyestuff2"), settings=mm.OptimizerSettings(optimizer="bfgs"))
     assert fit.theta[0] == 0.0 and fit.is_singular
+
+
+def test_the_automatic_optimizer_follows_the_cost_of_a_gradient():
+    """Newton for systems held dense, BFGS where a gradient costs about two evaluations (InstEval, with
+    numba's supernodal path), BOBYQA where it would cost several (a nested design with a cheap update)."""
+    from mixedmodels.lmm import _gradient_cost_ratio, choose_optimizer
+
+    auto = mm.OptimizerSettings()
+    sleep = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"))
+    assert choose_optimizer(auto, sleep.crossprods) == "newton"
+    rng = np.random.default_rng(1)
+    n = 12_000
+    outer = rng.integers(0, 60, n)
+    nested = pd.DataFrame(dict(y=rng.standard_normal(n), outer=outer, inner=outer * 40 + rng.integers(0, 40, n)))
+    model = LinearMixedModel.from_formula("y ~ 1 + (1 | outer/inner)", nested)
+    assert _gradient_cost_ratio(model.crossprods) > 2.5 and choose_optimizer(auto, model.crossprods) == "bobyqa"
+    assert choose_optimizer(mm.OptimizerSettings(optimizer="bfgs"), model.crossprods) == "bfgs"
+    insteval = LinearMixedModel.from_formula(LMM_CASES["insteval"][0], dataset("InstEval"))
+    if insteval.crossprods.reordered_rest is not None:  # numba's supernodal path (the fit is a reference case)
+        assert choose_optimizer(auto, insteval.crossprods) == "bfgs"
