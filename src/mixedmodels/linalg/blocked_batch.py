@@ -253,7 +253,12 @@ def _safe_cholesky(s: np.ndarray) -> np.ndarray:
 # --- BFGS for every response ------------------------------------------------------------------
 @dataclass
 class BatchFits:
-    """Where each fit of :func:`bfgs_batch` ended (codes as :class:`.dense_batch.BatchFits`)."""
+    """Where each fit of :func:`bfgs_batch` ended.
+
+    ``code`` per fit: 1 converged (the predicted decrease below tolerance), 5
+    out of evaluations, -4 the line search could not decrease the objective
+    far from an optimum (the caller refits those one by one).
+    """
 
     x: np.ndarray
     f: np.ndarray
