@@ -73,10 +73,14 @@ class OptimizerSettings:
 class OptInfo:
     """What the optimizer did: where it started and ended, how long, and why it stopped.
 
-    ``gradient`` and ``hessian`` are the finite-difference derivatives of the
-    objective at the optimum over the parameters not on a bound (lme4's
-    checkConv; None where the checks were skipped), and ``warnings`` what
-    those checks found.
+    ``gradient`` and ``hessian`` are the derivatives of the objective at the
+    optimum over the parameters not on a bound that lme4's checkConv uses
+    (finite differences after BOBYQA; the analytic gradient and its
+    differences, or the exact Hessian, after the derivative-based optimizers;
+    None where the checks were skipped), and ``warnings`` what those checks
+    found.  ``feval`` counts objective evaluations (for linear mixed models
+    the start candidates included), ``geval`` gradient evaluations (0 for
+    BOBYQA), ``seconds`` the optimizer's time.
     """
 
     optimizer: str
