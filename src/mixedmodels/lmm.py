@@ -18,7 +18,6 @@ residual sum of squares; all three pieces come off the blocked Cholesky factor.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -400,8 +399,8 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
     An evaluation factors the rest block (``m^3 / 3`` flops, or the supernodal
     count) after the big term's update; a gradient inverts the rest block on
     its pattern (about twice the factorization) and forms the per-level
-    quadratic forms of A21 (as many products as the update, times k; through
-    scipy without numba: ``nnz(A21) m``).
+    quadratic forms of A21 (as many products as the update, times k, with the
+    supernodal path's compiled kernel; else counted as scipy's ``nnz(A21) m``).
     """
     m, k = cp.a22.shape[0], cp.first.ncols
     reordered = cp.reordered_rest
@@ -412,8 +411,9 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
         counts = np.diff(sp.csc_array(cp.a21).indptr).reshape(-1, k).max(axis=1).astype(float)
         pairs = float(counts @ counts) / 2.0
         update = pairs * k
-        kernels = reordered is not None or "numba" in sys.modules
-        quadratic = 2.0 * pairs * k * k if kernels else float(cp.a21.nnz * m)
+        # the compiled per-level pass where numba is certainly loaded (the supernodal path needs it);
+        # elsewhere scipy's products, whatever this process imported before (the choice must not depend on it)
+        quadratic = 2.0 * pairs * k * k if reordered is not None else float(cp.a21.nnz * m)
     evaluation = _EVALUATION_OVERHEAD + factor + update
     gradient = _GRADIENT_OVERHEAD + 2.0 * factor + quadratic + m * m
     return gradient / evaluation

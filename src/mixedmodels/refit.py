@@ -147,6 +147,10 @@ class ManyFits:
         Convergence messages of each fit (lme4's checks, or the optimizer's).
     failures : list of str or None
         The error of each fit that failed, else None.
+    infos : list of OptInfo
+        Each fit's optimizer log (None where it failed).
+    y_rows : ndarray (B, N) or None
+        The responses' y rows of the blocks, when computed (batched fits).
     """
 
     theta: np.ndarray
@@ -158,7 +162,6 @@ class ManyFits:
     messages: list
     failures: list
     infos: list
-
     y_rows: np.ndarray | None = None
 
     def result(self, model: "LinearMixedModel", rows: ResponseRows, responses: np.ndarray, j: int) -> "LmerResults":

@@ -10,7 +10,7 @@
 The refit reuses the model definition: for a linear mixed model only the
 response row of the blocks ``[Z X y]'[Z X y]`` changes, i.e. ``Z'y``, ``X'y``
 and ``y'y``, which cost O(n) to recompute; ``Z'Z``, ``X'Z`` and ``X'X`` are
-kept.  The replicates estimate the sampling distribution of the statistic:
+kept, and 200 replicates are refitted at once (:func:`mixedmodels.refit.fit_many`).  The replicates estimate the sampling distribution of the statistic:
 ``sd`` is its bootstrap standard error and the 2.5 % and 97.5 % quantiles a
 95 % percentile interval.
 """
@@ -23,7 +23,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
 from ..refit import ResponseRows, fit_many, refit_lmm

@@ -275,7 +275,7 @@ def bfgs_batch(batch: BlockedBatch, x0: np.ndarray, inverse_hessian: np.ndarray,
     Stops a fit when the decrease its quadratic model predicts, ``g'Hg / 2``,
     is below ``ftol_abs / 100``, as :func:`mixedmodels.optim.minimize_quasi_newton`.
     """
-    size, k = batch.a22.shape[0], x0.size
+    size = batch.a22.shape[0]
     x = np.repeat(np.asarray(x0, dtype=float)[None], size, axis=0)
     state = batch.factor(x)
     f = state.value.copy()
