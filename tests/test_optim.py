@@ -1,8 +1,11 @@
 """BOBYQA wrapper and its fit log."""
 
 import numpy as np
+import pytest
 
-from mixedmodels.optim import OptimizerSettings, minimize_bounded
+from mixedmodels.optim import OptimizerSettings, minimize_bounded, snap_to_zero_bounds
+
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
 
 def test_minimizes_within_bounds_and_logs():
@@ -84,3 +87,44 @@ def test_newton_leaves_a_saddle_and_a_concave_region():
         # the stop (Newton decrement g'H^-1 g / 2 < 1e-10, curvature 8 at x = 1) leaves |x - 1| < 5e-6
         np.testing.assert_allclose(np.abs(info.final), [1.0, 0.0], atol=1e-5)
         assert info.converged
+
+
+def test_a_coordinate_just_above_a_zero_bound_is_set_to_the_bound():
+    # the minimum over x >= 0 is at x = 0; BOBYQA may stop a hair above it
+    info = minimize_bounded(lambda x: (x[0] + 1e-3) ** 2 + (x[1] - 1) ** 2, np.array([0.5, 0.5]), np.zeros(2))
+    assert info.final[0] == 0.0 and info.fmin == pytest.approx(1e-6 + 0.0, abs=1e-9)
+
+
+def test_snapping_is_refused_when_it_makes_the_objective_worse():
+    def func(x):
+        return (x[0] - 5e-5) ** 2 * 1e6  # a genuine interior optimum just above 0: 0 costs 2.5e-3
+    x = np.array([5e-5])
+    assert snap_to_zero_bounds(func, x, 0.0, np.zeros(1), OptimizerSettings()) is None
+    assert snap_to_zero_bounds(func, np.array([2e-4]), 0.0, np.zeros(1), OptimizerSettings()) is None  # beyond zero_tol
+
+
+def test_singular_fit_reports_theta_exactly_zero_as_lme4():
+    import mixedmodels as mm
+
+    with pytest.warns(mm.SingularFitWarning):
+        fit = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff2"))
+    assert fit.theta[0] == 0.0  # lme4: theta = 0 (shared/reference/dyestuff2_singular.json)
+
+
+def test_snapping_a_batch_keeps_only_the_rows_that_are_no_worse():
+    from mixedmodels.optim import snap_rows_to_zero_bounds
+
+    x = np.array([[5e-5, 1.0], [5e-5, 1.0], [0.5, 1.0]])  # rows 0 and 1 near the bound, row 2 not
+    fmin = np.array([0.0, 0.0, 0.0])
+    calls = []
+
+    def values(rows, points):  # row 0's optimum is at the bound, row 1's just above it
+        calls.append(rows.tolist())
+        return np.array([0.0 if r == 0 else (p[0] - 5e-5) ** 2 * 1e6 for r, p in zip(rows, points)])
+
+    snapped, values_after = snap_rows_to_zero_bounds(values, x, fmin, np.array([0.0, -np.inf]), OptimizerSettings())
+    assert calls == [[0, 1]]
+    np.testing.assert_array_equal(snapped, [[0.0, 1.0], [5e-5, 1.0], [0.5, 1.0]])
+    np.testing.assert_array_equal(values_after, [0.0, 0.0, 0.0])
+    assert x[0, 0] == 5e-5  # the input is not modified
+

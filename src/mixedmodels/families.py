@@ -6,15 +6,15 @@ to the linear predictor, ``eta = g(mu)``.  Names, links, clamping and the
 log-likelihood constants follow R's ``stats`` families, which lme4's
 ``glmer`` uses:
 
-=================  ====================================  ===========
-family             links                                  default
-=================  ====================================  ===========
-``Binomial``       logit, probit, cloglog, cauchit, log   logit
-``Poisson``        log, sqrt, identity                    log
-``Gamma``          inverse, log, identity                 inverse
-``InverseGaussian``  1/mu^2, inverse, log, identity       1/mu^2
-``Gaussian``       identity, log, inverse                 identity
-=================  ====================================  ===========
+===================  ====================================  ===========
+family               links                                 default
+===================  ====================================  ===========
+``Binomial``         logit, probit, cloglog, cauchit, log  logit
+``Poisson``          log, sqrt, identity                   log
+``Gamma``            inverse, log, identity                inverse
+``InverseGaussian``  1/mu^2, inverse, log, identity        1/mu^2
+``Gaussian``         identity, log, inverse                identity
+===================  ====================================  ===========
 
 >>> import mixedmodels as mm
 >>> mm.families.Binomial(link="probit")
@@ -593,4 +593,5 @@ class GlmResponse:
         slope = d2 / var - d1 * d1 * family.variance_deriv(mu) / (var * var)
         w_obs = w - self.weights * resid * slope
         use = np.where(w_obs > 1e-3 * w, w_obs, w)
-        return use, self.weights * resid * d1 / var / use
+        score = self.weights * resid * d1 / var
+        return use, np.divide(score, use, out=np.zeros_like(score), where=use > 0)  # rows of weight 0: no score

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelSpecError
 from ..families import get_family
+from .._validate import check_bool
 from .diagnostics import SamplingWarning
 from .model import BayesModel
 from .results import BayesResults
@@ -52,6 +53,7 @@ def sample(
     ``max_tree_depth`` are reported as :class:`SamplingWarning`.
     """
     _check_counts(chains, draws)
+    progress, prior_only = check_bool(progress, "progress"), check_bool(prior_only, "prior_only")
     seed = _seed(seed)
     rng = np.random.default_rng(seed)
     if prior_only:
@@ -66,6 +68,12 @@ def sample(
     result = BayesResults(model, out.draws, out.stats, settings, seed, seconds=out.seconds)
     _warn(result)
     return result
+
+
+def _check_flags(**flags: Any) -> None:
+    """Refuse non-boolean flags before the data are prepared (a MixedModelsError naming the flag)."""
+    for name, value in flags.items():
+        check_bool(value, name)
 
 
 def _warn(result: BayesResults) -> None:
@@ -114,7 +122,7 @@ def lmer(
         As for :func:`mixedmodels.lmer`: the same model matrices.
     priors : dict, optional
         ``{"fixef": ..., "sd": ..., "cor": ..., "sigma": ...}`` with objects
-        from :mod:`mixedmodels.priors`, one per class or per coefficient /
+        from :mod:`mixedmodels.bayes.priors` (``mm.priors``), one per class or per coefficient /
         group (see there); missing ones get data-scaled weakly-informative defaults.
     draws : int
         Draws kept per chain (after warmup).
@@ -148,8 +156,9 @@ def lmer(
     >>> print(b.summary())
     >>> b.hdi(0.95)
     """
-    from ..lmm import prepare_inputs
+    from ..design.inputs import prepare_inputs
 
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
         raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -193,9 +202,10 @@ def glmer(
     --------
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
-    from ..glmm import prepare_glmm_inputs
+    from ..design.inputs import prepare_glmm_inputs
 
     fam = get_family(family)
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     model = BayesModel.build(inputs, fam, priors, center=center)
     return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,

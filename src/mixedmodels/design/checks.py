@@ -1,13 +1,14 @@
 """lme4's checks of a fixed-effects model matrix: aliased columns and predictor scales.
 
-Kept apart from :mod:`.fixed` (which builds the matrices and re-exports these
-names) because they only read a finished :class:`~.fixed.DesignMatrix`.
+Kept apart from :mod:`.fixed` (which builds the matrices) because they only
+read a finished :class:`~.fixed.DesignMatrix`.  :func:`independent_columns`
+is R's rule for aliased columns, used also by the least-squares fits of
+:mod:`mixedmodels.linalg.lstsq`.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..errors import RankDeficiencyWarning, ScaleWarning
 if TYPE_CHECKING:
     from .fixed import DesignMatrix
 
-__all__ = ["drop_aliased_columns", "check_scale"]
+__all__ = ["drop_aliased_columns", "check_scale", "independent_columns"]
 
 
 def drop_aliased_columns(
@@ -33,7 +34,7 @@ def drop_aliased_columns(
     dropped columns.  The returned design's ``for_newdata`` gives only the
     kept columns.
     """
-    keep = _independent_columns(design.matrix, tol)
+    keep = independent_columns(design.matrix, tol)
     if len(keep) == design.matrix.shape[1]:
         return design, ()
     dropped = tuple(n for j, n in enumerate(design.column_names) if j not in set(keep))
@@ -44,16 +45,10 @@ def drop_aliased_columns(
         RankDeficiencyWarning,
         stacklevel=2,
     )
-    kept = replace(
-        design,
-        matrix=np.ascontiguousarray(design.matrix[:, keep]),
-        column_names=tuple(design.column_names[j] for j in keep),
-        _columns=tuple(design._columns[j] for j in keep) if design._columns else (),
-    )
-    return kept, dropped
+    return design.keep_columns(keep), dropped
 
 
-def _independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
+def independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
     """Indices of the columns kept by a left-to-right rank-revealing QR.
 
     A column goes when its part orthogonal to the earlier kept columns has norm

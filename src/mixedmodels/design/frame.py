@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -19,8 +20,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
+from ..formula import has_dot, to_formulaic
 
-__all__ = ["ModelFrame", "model_frame", "required_variables"]
+__all__ = [
+    "ModelFrame", "model_frame", "required_variables", "formula_code", "alias_numeric_names", "frame_data",
+    "check_data_frame", "check_columns", "check_real",
+]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
 # they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
@@ -50,14 +55,64 @@ def required_variables(expr: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=512)
 def _required_variables(expr: str) -> frozenset[str]:
+    if has_dot(expr):
+        raise FormulaError(
+            f"'.' (all other columns) in {expr!r}: the model functions (lmer, glmer, lm, glm) expand it "
+            "from their data, in the fixed part of a formula; here, name the columns"
+        )
+    text, aliases = formula_code(expr)
     names: set[str] = set()
-    for factor in _factors(expr):
+    for factor in _factors(text):
         method = factor.eval_method.value
         if method == "lookup":
             names.add(factor.expr)
         elif method == "python":
             names.update(_python_names(factor.expr))
-    return frozenset(names)
+    return frozenset(aliases.get(name, name) for name in names)
+
+
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def formula_code(text: str) -> tuple[str, dict[str, str]]:
+    """The code formulaic evaluates for formula text, and the aliases it uses for columns.
+
+    R's spellings are rewritten (:func:`~mixedmodels.formula.rsyntax.to_formulaic`:
+    ``Sepal.Length``, ``as.numeric(f)``, ``raw = TRUE``, ``Q("my days")``), then
+    backticked names that read as numbers are aliased (:func:`alias_numeric_names`).
+    The same text always gives the same code, also as part of a longer text.
+    """
+    return alias_numeric_names(to_formulaic(text))
+
+
+def alias_numeric_names(text: str) -> tuple[str, dict[str, str]]:
+    """Backticked column names that read as numbers (`` `1` ``) replaced by plain aliases.
+
+    formulaic identifies a term by its text, so the column `` `1` `` would be
+    the intercept ``1`` (and ``x:`1` `` would lose it).  Each such name becomes
+    ``_mm_numeric_name_<hex of the name>`` (the same alias wherever the name
+    appears); returns the new text and ``{alias: column name}`` (empty, and the
+    text unchanged, when there is none).
+    """
+    aliases: dict[str, str] = {}
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if not _reads_as_number(name):
+            return match.group(0)
+        alias = f"_mm_numeric_name_{name.encode().hex()}"
+        aliases[alias] = name
+        return alias
+
+    return _BACKTICKED.sub(replace, text), aliases
+
+
+def _reads_as_number(name: str) -> bool:
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _factors(expr: str) -> Iterator:
@@ -128,10 +183,13 @@ class ModelFrame:
     n_dropped: int
 
 
-def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
+def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: bool = False) -> ModelFrame:
     """Keep the ``variables`` columns of ``data`` and drop incomplete rows.
 
-    The input frame is never modified.
+    This is where the data are checked, once: the design code trusts a
+    :class:`ModelFrame`.  The input frame is never modified.  With
+    ``positional=True`` the kept rows are labelled by their position in
+    ``data`` (0, 1, 3, ... when row 2 was dropped) instead of ``data``'s index.
 
     Raises
     ------
@@ -142,21 +200,23 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
     check_data_frame(data)
     columns = list(dict.fromkeys(variables))
     check_columns(data, columns)
+    check_real(data, columns)
     if len(data) == 0:
         raise DataError("data has no rows")
+    index = pd.RangeIndex(len(data)) if positional else data.index
     series = [data[name] for name in columns]
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns)
+        return _model_frame_by_label(data, columns, index)
     complete = ~_missing_rows(series, len(data))
     n_dropped = int(len(data) - complete.sum())
     if n_dropped == len(data):
-        _model_frame_by_label(data, columns)  # raises, summarising the missing values
+        _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
         arrays = {name: s.array[complete] for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index[complete], copy=False)  # masking copied
+        kept = pd.DataFrame(arrays, index=index[complete], copy=False)  # masking copied
     else:
         arrays = {name: s.array for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index, copy=True)
+        kept = pd.DataFrame(arrays, index=index, copy=True)
     return ModelFrame(data=kept, n_dropped=n_dropped)
 
 
@@ -174,9 +234,11 @@ def _missing_rows(series: list[pd.Series], nrows: int) -> np.ndarray:
     return missing
 
 
-def _model_frame_by_label(data: pd.DataFrame, columns: list[str]) -> ModelFrame:
+def _model_frame_by_label(data: pd.DataFrame, columns: list[str], index: pd.Index | None = None) -> ModelFrame:
     """:func:`model_frame` through ``.loc`` (general and slower): odd column labels and the error path."""
     subset = data.loc[:, columns]
+    if index is not None:
+        subset = subset.set_axis(index, axis=0)
     missing = subset.isna()
     complete = ~missing.any(axis=1).to_numpy()
     n_dropped = int(len(subset) - complete.sum())
@@ -198,6 +260,15 @@ def _missing_summary(missing: pd.DataFrame) -> str:
     return ", ".join(parts) or "no column"
 
 
+def frame_data(data: "pd.DataFrame | ModelFrame") -> tuple[pd.DataFrame, bool]:
+    """The data to build from and whether they are trusted: a ModelFrame's were checked
+    when it was made; a DataFrame is checked here (that it is one)."""
+    if isinstance(data, ModelFrame):
+        return data.data, True
+    check_data_frame(data)
+    return data, False
+
+
 def check_data_frame(data: object) -> None:
     """Raise DataError unless ``data`` is a pandas DataFrame."""
     if not isinstance(data, pd.DataFrame):
@@ -216,6 +287,17 @@ def check_columns(data: pd.DataFrame, names: Iterable[str]) -> None:
     duplicated = [name for name in names if data.columns.tolist().count(name) > 1]
     if duplicated:
         raise DataError(f"column {duplicated[0]!r} appears more than once in data")
+
+
+def check_real(data: pd.DataFrame, names: Iterable[str]) -> None:
+    """Raise DataError for a complex-valued column among ``names`` (converting would drop the imaginary part)."""
+    for name in names:
+        column = data[name]
+        if isinstance(column, pd.Series) and pd.api.types.is_complex_dtype(column.dtype):
+            raise DataError(
+                f"column {name!r} has complex values; models need real numbers: "
+                f"use its real part, imaginary part or modulus as a column (e.g. data[{name!r}].abs())"
+            )
 
 
 def _not_found(name: str, available: list[str]) -> str:

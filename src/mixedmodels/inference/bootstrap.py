@@ -10,7 +10,8 @@
 The refit reuses the model definition: for a linear mixed model only the
 response row of the blocks ``[Z X y]'[Z X y]`` changes, i.e. ``Z'y``, ``X'y``
 and ``y'y``, which cost O(n) to recompute; ``Z'Z``, ``X'Z`` and ``X'X`` are
-kept, and 200 replicates are refitted at once (:func:`mixedmodels.refit.fit_many`).  The replicates estimate the sampling distribution of the statistic:
+kept, and 200 replicates are refitted at once (:func:`mixedmodels.lmm.refit.fit_many`).  The
+replicates estimate the sampling distribution of the statistic:
 ``sd`` is its bootstrap standard error and the 2.5 % and 97.5 % quantiles a
 95 % percentile interval.
 """
@@ -25,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
-from ..refit import ResponseRows, fit_many, refit_lmm
-from ..simulate import _check_nsim, simulate_responses
+from .._validate import check_bool
+from ..fitted import Fit
+from ..lmm.refit import ResponseRows, fit_many, refit_lmm
+from ..simulate import check_nsim, simulate_responses
 
 __all__ = ["bootstrap", "BootstrapResult", "refit"]
 
@@ -157,7 +160,7 @@ def _values_of(value: Any, t0: pd.Series) -> np.ndarray:
 
 
 # --- refitting -------------------------------------------------------------------------
-def refit(result: Any, y: Any) -> Any:
+def refit(result: Fit, y: Any) -> Any:
     """Refit ``result``'s model to a new response ``y`` (lme4's ``refit(object, newresp)``).
 
     ``y`` has one value per row of the fit (for a ``cbind`` binomial response
@@ -169,7 +172,7 @@ def refit(result: Any, y: Any) -> Any:
 class _Refitter:
     """Refits one model to many responses, reusing everything that does not depend on y."""
 
-    def __init__(self, result: Any):
+    def __init__(self, result: Fit):
         self.result = result
         self.model = result.model
         self.kind = _model_kind(result)
@@ -192,16 +195,26 @@ class _Refitter:
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
             raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+        return self.responses(y)
+
+    def responses(self, y: np.ndarray) -> np.ndarray:
+        """``y`` (one response, or one per column for a linear mixed model) with the observed values
+        in the rows of weight 0: they carry no information, and their simulated value is NaN."""
+        inputs = self.model.inputs
+        if inputs.weights is not None and not np.all(inputs.weights > 0):
+            informative = (inputs.weights > 0).reshape((-1,) + (1,) * (y.ndim - 1))
+            observed = inputs.y if y.ndim == inputs.y.ndim else inputs.y[:, None]
+            y = np.where(informative, y, observed)
         return y
 
 
-def _model_kind(result: Any) -> str:
+def _model_kind(result: Fit) -> str:
     if getattr(result, "family", None) is not None:
         return "glmm" if result.terms else "glm"
     return "lmm" if result.terms else "lm"
 
 
-def _refit_generalized(result: Any, inputs: Any) -> Any:
+def _refit_generalized(result: Fit, inputs: Any) -> Any:
     """Refit a GLMM to new inputs (same design, new response), with the original nAGQ.
 
     The design-only parts of the model (e.g. where each observation lands in
@@ -215,7 +228,7 @@ def _refit_generalized(result: Any, inputs: Any) -> Any:
 
 # --- the bootstrap ---------------------------------------------------------------------
 def bootstrap(
-    result: Any,
+    result: Fit,
     statistic: Callable[[Any], Any],
     nsim: int,
     seed: int | np.random.Generator | None = None,
@@ -254,7 +267,8 @@ def bootstrap(
 
     if not callable(statistic):
         raise MixedModelsError("statistic must be a function of a fitted model, e.g. lambda m: m.fixef")
-    nsim = _check_nsim(nsim)
+    nsim = check_nsim(nsim)
+    progress, use_re = check_bool(progress, "progress"), check_bool(use_re, "use_re")
     t0 = _as_series(statistic(result))
     rng = np.random.default_rng(seed)
     refitter = _Refitter(result)
@@ -279,7 +293,8 @@ def bootstrap(
 
 
 def _lmm_replicates(refitter: _Refitter, ys: np.ndarray, statistic: Callable, counts: dict, failures: list) -> list:
-    """All refits of a chunk at once (:func:`mixedmodels.refit.fit_many`), then the statistic of each."""
+    """All refits of a chunk at once (:func:`mixedmodels.lmm.refit.fit_many`), then the statistic of each."""
+    ys = refitter.responses(ys)
     fits = fit_many(refitter.model, ys, refitter.result.theta, refitter.rows)
     values = []
     for j in range(ys.shape[1]):

@@ -24,17 +24,17 @@ Three methods, all returning a DataFrame with lme4's row names
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..fitted import MixedFit
+from ..tables import RTable, r_table
 from .profile import ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_values, profile
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["confint", "percentile_interval"]
 
@@ -42,7 +42,7 @@ _METHODS = ("profile", "wald", "boot")
 
 
 def confint(
-    result: "LmerResults | ProfileResult",
+    result: "MixedFit | ProfileResult",
     method: str = "profile",
     level: float = 0.95,
     nsim: int = 500,
@@ -50,7 +50,7 @@ def confint(
     *,
     parm: str | int | Iterable[str | int] | None = None,
     **kwargs: Any,
-) -> pd.DataFrame:
+) -> RTable:
     """Confidence intervals for the SDs, correlations, sigma and fixed effects.
 
     Parameters
@@ -78,9 +78,9 @@ def confint(
 
     Returns
     -------
-    DataFrame
-        One row per parameter, columns ``"2.5 %"`` and ``"97.5 %"`` (for
-        ``level=0.95``).
+    RTable
+        A DataFrame with one row per parameter, columns ``"2.5 %"`` and
+        ``"97.5 %"`` (for ``level=0.95``), that prints as R's matrix.
 
     Examples
     --------
@@ -94,12 +94,15 @@ def confint(
         if method != "profile":
             raise MixedModelsError(f"a ProfileResult gives profile intervals only, not method={method!r}")
         table = result.confint(level)
-        return table if parm is None else table.loc[[n for n in result.parameters if n in _names(result, parm)]]
-    if method == "wald":
-        return _wald(result, level, parm)
-    if method == "profile":
-        return profile(result, which=parm, **kwargs).confint(level)
-    return _boot(result, level, nsim, seed, parm, **kwargs)
+        if parm is not None:
+            table = table.loc[[n for n in result.parameters if n in _names(result, parm)]]
+    elif method == "wald":
+        table = _wald(result, level, parm)
+    elif method == "profile":
+        table = profile(result, which=parm, **kwargs).confint(level)
+    else:
+        table = _boot(result, level, nsim, seed, parm, **kwargs)
+    return r_table(table, layout="matrix")
 
 
 def _check_method(method: str) -> str:
@@ -130,7 +133,7 @@ def _names(pr: ProfileResult, parm) -> set[str]:
 # --- Wald ---------------------------------------------------------------------------------
 
 
-def _wald(result: "LmerResults", level: float, parm) -> pd.DataFrame:
+def _wald(result: MixedFit, level: float, parm) -> pd.DataFrame:
     """``beta -/+ z SE`` for the fixed effects, NaN for the variance parameters (as lme4)."""
     params = _select(_parameters(result), parm)
     z = float(norm.ppf((1.0 + level) / 2.0))
@@ -147,7 +150,7 @@ def _wald(result: "LmerResults", level: float, parm) -> pd.DataFrame:
 # --- bootstrap ------------------------------------------------------------------------------
 
 
-def _boot(result: "LmerResults", level: float, nsim: int, seed, parm, progress: bool = True, **kwargs) -> pd.DataFrame:
+def _boot(result: MixedFit, level: float, nsim: int, seed, parm, progress: bool = True, **kwargs) -> pd.DataFrame:
     """Percentile intervals from a parametric bootstrap of all selected parameters."""
     from .bootstrap import bootstrap
 

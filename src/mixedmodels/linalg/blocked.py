@@ -55,7 +55,7 @@ _SMALL_SYSTEM_ENTRIES = 2_000_000
 # than the kernel saves (crossed_100k, 200k non-zeros: 22 -> 3 ms per evaluation).
 _COMPILED_UPDATE_MIN_NNZ = 50_000
 # From this many levels, a 2-column big term's per-level factors and solves use
-# the closed forms of .small (same bits; 7x faster at 10,000 levels, but slower
+# the closed forms of .small (LAPACK's arithmetic; 7x faster at 10,000 levels, but slower
 # than np.linalg's batched calls on a handful of levels).
 _CLOSED_FORM_MIN_LEVELS = 64
 
@@ -194,7 +194,7 @@ class BlockedCrossProducts:
         full[:, q:] = xy
         gram = full.T @ full
         q1, k1 = layouts[0].size, layouts[0].ncols
-        a11 = np.array([gram[l : l + k1, l : l + k1] for l in range(0, q1, k1)]).reshape(-1, k1, k1)
+        a11 = np.array([gram[i : i + k1, i : i + k1] for i in range(0, q1, k1)]).reshape(-1, k1, k1)
         return cls(layouts, a11, np.ascontiguousarray(gram[q1:, :q1]), np.ascontiguousarray(gram[q1:, q1:]),
                    xy.shape[1] - 1, n, plan_rank_update=True)
 

@@ -33,12 +33,12 @@ Everything is in the units of the scaled columns (the optimizer's theta).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
-from .blocked import BlockedCrossProducts
 
 __all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE"]
 
@@ -94,8 +94,9 @@ class DenseSystem:
     ntheta: int
 
     @classmethod
-    def build(cls, cp: BlockedCrossProducts) -> "DenseSystem | None":
-        """The dense system of some blocks, or None when it would have more than ``MAX_SIZE`` rows."""
+    def build(cls, cp: Any) -> "DenseSystem | None":
+        """The dense system of a :class:`.blocked.BlockedCrossProducts` (typed Any: that module imports this
+        one), or None when it would have more than ``MAX_SIZE`` rows."""
         q1 = cp.first.size
         size = q1 + cp.a22.shape[0]
         if size > MAX_SIZE:
@@ -122,7 +123,7 @@ class DenseSystem:
         base[np.arange(nre, size), np.arange(nre, size)] = 1.0
         return cls(a, base, np.concatenate(rows), np.concatenate(cols), np.concatenate(index), nre, cp.nfixef, cp.ntheta)
 
-    def with_response(self, cp: BlockedCrossProducts) -> "DenseSystem":
+    def with_response(self, cp: Any) -> "DenseSystem":
         """The same system with the y row and column of ``cp`` (blocks that differ only there)."""
         a = self.a.copy()
         q1 = cp.first.size

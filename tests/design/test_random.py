@@ -1,0 +1,83 @@
+"""Random-effects terms: grouping factors and lme4's checks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design.random import grouping_factor
+
+
+def test_interaction_levels_first_factor_slowest_and_only_present():
+    frame = pd.DataFrame({"a": pd.Categorical(["x", "y", "x", "y"], categories=["y", "x"]),
+                          "b": ["2", "1", "1", "1"]})
+    refs, levels = grouping_factor(frame, ("a", "b"))
+    assert levels == ("y:1", "x:1", "x:2")
+    assert [levels[r] for r in refs] == ["x:2", "y:1", "x:1", "y:1"]
+
+
+def test_numeric_grouping_column_is_a_factor():
+    refs, levels = grouping_factor(pd.DataFrame({"g": [10, 2, 10]}), ("g",))
+    assert levels == ("2", "10") and list(refs) == [1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Categorical(["b", "a", "c", "a"], categories=["c", "b", "a"]),  # every level used
+        pd.Categorical(["b", "a", "b", "a"], categories=["c", "b", "a"]),  # "c" unused: dropped
+        pd.Categorical(["b", "a", "b", "a"], categories=["b", "a", "z"], ordered=True),
+        [3.5, 1.0, 3.5, 2.0],
+        ["s2", "s10", "s1", "s2"],
+    ],
+)
+def test_single_grouping_factor_levels_and_refs(column):
+    """One factor: the used levels in category (else sorted) order, refs index them; refs are ours to keep."""
+    frame = pd.DataFrame({"g": column})
+    refs, levels = grouping_factor(frame, ("g",))
+    series = frame["g"]
+    ordered = list(series.cat.categories) if isinstance(series.dtype, pd.CategoricalDtype) else sorted(set(series))
+    expected = tuple(str(v) for v in ordered if v in set(series))
+    assert levels == expected
+    assert [levels[r] for r in refs] == [str(v) for v in series]
+    assert refs.dtype == np.int64 and refs.flags.writeable
+    refs[0] = 99  # does not write through to the data
+    assert grouping_factor(frame, ("g",))[0][0] != 99
+
+
+def test_one_level_grouping_factor_is_an_error():
+    data = pd.DataFrame({"y": np.arange(6.0), "g": ["a"] * 6})
+    with pytest.raises(mm.ModelSpecError, match="'g'.*at least 2 levels"):
+        mm.lmer("y ~ 1 + (1 | g)", data)
+
+
+def test_too_many_random_effects_names_the_term():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20),
+                         "participant": np.repeat(np.arange(20), 2)})
+    with pytest.raises(mm.ModelSpecError, match=r"number of observations \(=40\) <= number of random effects \(=40\)"):
+        mm.lmer("y ~ condition + (1 + condition | participant)", data)
+
+
+def test_terms_sorted_by_decreasing_levels(sleep_fit):
+    fit = mm.lmer("diameter ~ 1 + (1 | sample) + (1 | plate)", mm.datasets.load("Penicillin"))
+    assert [t.group for t in fit.terms] == ["plate", "sample"]
+
+
+def test_grouping_column_mixing_numbers_and_strings_is_read_as_text():
+    """pandas gives object columns holding both 1 and "1" (CSV files read in chunks); sorting
+    them raised a raw TypeError (issue 22, item 7).  Values are R's text labels, so 1 and "1" are
+    one level, and the fit equals the fit with the all-text column."""
+    sleep = mm.datasets.load("sleepstudy")
+    codes = sleep["Subject"].cat.codes.to_numpy()
+    mixed = pd.Series([int(c) if i % 2 else str(c) for i, c in enumerate(codes)], dtype=object)
+    text = pd.Series([str(c) for c in codes], dtype=object)
+    refs, levels = grouping_factor(pd.DataFrame({"g": mixed}), ("g",))
+    assert levels == tuple(sorted(str(c) for c in set(codes)))  # 18 levels, sorted as text
+    np.testing.assert_array_equal(refs, grouping_factor(pd.DataFrame({"g": text}), ("g",))[0])
+    floats = pd.Series([1.0, "a", 2.5, "a", 1], dtype=object)  # 1.0 and 1 are both "1", as R prints them
+    assert grouping_factor(pd.DataFrame({"g": floats}), ("g",))[1] == ("1", "2.5", "a")
+    fit_mixed = mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g=mixed.to_numpy()))
+    fit_text = mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g=text.to_numpy()))
+    assert fit_mixed.objective == fit_text.objective
+    assert fit_mixed.ngroups == {"g": 18}

@@ -1,0 +1,126 @@
+"""The sparse LDL' PIRLS system (linalg/_pirls_kernels, SparseScalarSystem): its Python bodies against
+the numpy ScalarSystem, and numba against the Python bodies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mixedmodels.linalg import _pirls_kernels
+from mixedmodels.linalg import pirls as pirls_module
+from mixedmodels.linalg.pirls_scalar import ScalarSystem, SparseScalarSystem
+
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
+_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
+
+
+def _design(seed: int, nested: bool):
+    """Three scalar terms (an observation-level one first, then two nested or crossed), p = 3."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    lev3 = rng.integers(0, 5, n)
+    lev2 = lev3 * 3 + rng.integers(0, 3, n) if nested else rng.integers(0, 8, n)
+    refs = [np.arange(n), np.unique(lev2, return_inverse=True)[1], np.unique(lev3, return_inverse=True)[1]]
+    nlevels = [int(r.max()) + 1 for r in refs]
+    z = [np.ones(n), rng.uniform(0.5, 2.0, n), np.ones(n)]
+    x = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n).astype(float)])
+    offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
+    zt = sp.csr_array(sp.coo_array((np.concatenate(z), (np.concatenate([o + r for o, r in zip(offsets, refs)]),
+                                                       np.tile(np.arange(n), 3))), shape=(sum(nlevels), n)))
+    return refs, z, nlevels, x, zt, rng.uniform(0.2, 3.0, n), rng.normal(size=n)
+
+
+def _kernels(compiled: bool) -> dict:
+    return {name: (_pirls_kernels.compiled(name) if compiled else getattr(_pirls_kernels, name)) for name in _NAMES}
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("joint", [False, True])
+def test_python_bodies_solve_the_system_of_the_numpy_path(nested, joint):
+    refs, z, nlevels, x, zt, w, zw = _design(1, nested)
+    lams = np.array([0.6, 1.4, 0.3])
+    numpy_factor = ScalarSystem(refs, z, nlevels, x, zt)
+    expected = numpy_factor.factorize(numpy_factor.at(lams), w, zw, joint)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    got = sparse.factorize(sparse.at(lams), w, zw, joint)
+    assert got.ok and expected.ok
+    np.testing.assert_allclose(got.logdet_re(), expected.logdet_re(), rtol=1e-13)
+    np.testing.assert_allclose(got.u, expected.u, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(got.beta, expected.beta, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(got.l11, expected.l11, rtol=1e-14)
+
+
+def test_nested_terms_make_no_fill():
+    refs, z, nlevels, x, _, _, _ = _design(2, nested=True)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    # each observation's column of L: its level of the second and third term; each second-term level's: its third
+    assert int(sparse.lp[-1]) == 2 * refs[0].size + nlevels[1]
+
+
+def test_a_system_that_is_not_positive_definite_is_not_ok():
+    refs, z, nlevels, x, _, w, zw = _design(3, nested=True)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    w = w.copy()
+    w[refs[1] == 0] = -50.0
+    assert not sparse.factorize(sparse.at(np.array([1.0, 1.0, 1.0])), w, zw, False).ok
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_compiled_kernels_equal_their_python_bodies(nested):
+    if _pirls_kernels.compiled("ldl_numeric") is None:
+        pytest.skip("compiled kernels need numba (the 'fast' extra) and MIXEDMODELS_NO_NUMBA unset")
+    refs, z, nlevels, x, _, w, zw = _design(4, nested)
+    lams = np.array([0.9, 0.5, 1.2])
+    for joint in (False, True):
+        factors = []
+        for compiled in (False, True):
+            sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled))
+            factors.append(sparse.factorize(sparse.at(lams), w, zw, joint))
+        python, numba_ = factors
+        np.testing.assert_allclose(numba_.logdet_re(), python.logdet_re(), rtol=1e-14)
+        np.testing.assert_allclose(numba_.u, python.u, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(numba_.beta, python.beta, rtol=1e-13, atol=1e-14)
+
+
+def test_without_numba_pirls_keeps_the_numpy_system(monkeypatch):
+    refs, z, nlevels, x, zt, _, _ = _design(5, nested=True)
+    monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", lambda name: None)
+    assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), ScalarSystem)
+
+
+def test_with_kernels_a_sparse_design_gets_the_sparse_system(monkeypatch):
+    refs, z, nlevels, x, zt, _, _ = _design(6, nested=True)
+    monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", lambda name: getattr(_pirls_kernels, name))
+    monkeypatch.setattr(pirls_module, "_COMPILE_FROM", 0.0)
+    assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), SparseScalarSystem)
+
+
+def test_a_small_dense_system_does_not_ask_for_numba(monkeypatch):
+    refs, z, nlevels, x, zt, _, _ = _design(6, nested=True)  # rest block 20 rows: ~27,000 flops
+
+    def fail(name):
+        raise AssertionError("a small system should not load compiled kernels")
+
+    monkeypatch.setattr(pirls_module._pirls_kernels, "compiled", fail)
+    assert isinstance(pirls_module._scalar_system(refs, z, nlevels, x, zt), ScalarSystem)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_linear_predictor_is_base_plus_z_v(compiled):
+    if compiled and _pirls_kernels.compiled("linear_predictor") is None:
+        pytest.skip("compiled kernels need numba (the 'fast' extra) and MIXEDMODELS_NO_NUMBA unset")
+    refs, z, nlevels, x, zt, w, base = _design(7, nested=False)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled))
+    v = np.random.default_rng(8).normal(size=sum(nlevels))
+    np.testing.assert_array_equal(sparse.linear_predictor(base, v), base + zt.T.tocsr() @ v)
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_factor_only_gives_the_same_log_determinant(joint):
+    refs, z, nlevels, x, _, w, zw = _design(9, nested=True)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    state = sparse.at(np.array([0.8, 1.1, 0.7]))
+    full, only = sparse.factorize(state, w, zw, joint), sparse.factorize(state, w, zw, joint, solve=False)
+    assert only.u is None and only.logdet_re() == full.logdet_re()
