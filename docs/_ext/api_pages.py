@@ -45,7 +45,7 @@ class Section:
 
 SECTIONS = (
     Section("Fitting models", "Formula and data in, an immutable results object out.",
-            ("lmer", "glmer", "lm", "glm", "families", "OptimizerSettings")),
+            ("lmer", "glmer", "glmer_nb", "lm", "glm", "families", "var_ident", "cor_ar1", "OptimizerSettings")),
     Section("Results", "What a fit holds: estimates, variance components, random effects, fitted values, "
             "information criteria, tests and summaries (lme4's accessors).",
             ("LmerResults", "GlmerResults"), ("LmResults", "GlmResults", "OptInfo", "LmerSummary")),

@@ -90,18 +90,23 @@ def gradient_differences(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray
 
 
 def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
+                      upper: np.ndarray | None = None,
                       grad: Callable[[np.ndarray], np.ndarray] | None = None,
                       derivatives: tuple[np.ndarray, np.ndarray] | None = None) -> ConvergenceCheck:
     """lme4's gradient and Hessian checks at the optimum ``x`` of ``func``.
 
     Parameters within ``BOUNDARY_TOLERANCE`` of their lower bound (what
-    ``is_singular`` calls the boundary) are excluded.  With ``grad`` (the
+    ``is_singular`` calls the boundary), or of an upper bound (a correlation
+    parameter of a structured covariance at +-1), are excluded.  With ``grad`` (the
     analytic gradient), the gradient is exact and the Hessian its central
     differences (:func:`gradient_differences`); ``derivatives``, the exact
     gradient and Hessian at ``x``, are used as they are.
     """
     x = np.asarray(x, dtype=float)
-    interior = np.flatnonzero(x - lower > BOUNDARY_TOLERANCE)
+    inside = x - lower > BOUNDARY_TOLERANCE
+    if upper is not None:
+        inside &= np.asarray(upper, dtype=float) - x > BOUNDARY_TOLERANCE
+    interior = np.flatnonzero(inside)
     if interior.size == 0:
         return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
     if derivatives is not None:

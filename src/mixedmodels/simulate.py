@@ -13,10 +13,13 @@ With ``use_re=True`` the random effects are fixed at their conditional modes
 the response is drawn from the model's conditional distribution:
 
 * linear models: ``y = eta + e``, ``e ~ N(0, sigma^2 / w)`` with prior weights w;
+  with a residual structure (``var_ident``, ``cor_ar1``) ``e ~ N(0, sigma^2 R)``,
+  the AR(1) drawn by its recursion within each group (fitted rows only);
 * binomial: successes ~ Binomial(n, mu) with n the trials (``cbind`` totals or
   the prior weights of a proportion response); a proportion response is
   returned as successes / n, a ``cbind`` response as the successes;
-* Poisson: ``y ~ Poisson(mu)``; Gamma: shape ``w / sigma^2``, mean ``mu`` (so
+* Poisson: ``y ~ Poisson(mu)``; negative binomial: ``y ~ NB(mu, theta)``
+  (variance ``mu + mu^2 / theta``); Gamma: shape ``w / sigma^2``, mean ``mu`` (so
   ``Var(y) = sigma^2 mu^2 / w``; lme4 1.1-31 uses shape ``sigma w``, which does
   not match its own dispersion); inverse Gaussian: mean ``mu``, shape ``w / sigma^2``;
   Gaussian GLMMs as linear models,
@@ -34,7 +37,7 @@ import pandas as pd
 from .design.random import grouping_factor
 from .errors import DataError, MixedModelsError, ModelSpecError
 from .fitted import Fit
-from .predict import inverse_link, linear_predictor, select_terms
+from .predict import inverse_link, linear_predictor, select_terms, with_newparams
 from ._validate import check_bool
 
 __all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials", "check_nsim"]
@@ -50,6 +53,7 @@ def simulate(
     newdata: pd.DataFrame | None = None,
     use_re: bool = False,
     weights: Any = None,
+    newparams: Any = None,
 ) -> pd.DataFrame:
     """Simulate ``nsim`` response vectors from a fitted model.
 
@@ -68,17 +72,26 @@ def simulate(
         Condition on the estimated random effects instead of drawing new ones.
     weights : array-like, optional
         Prior weights (binomial: trials) for the rows of ``newdata``; default 1.
+    newparams : dict, optional
+        ``{"theta": ..., "beta": ..., "sigma": ...}`` (any of them) to simulate
+        from instead of the estimates (lme4's ``newparams``), e.g. for power
+        analysis; with ``use_re=True`` the modes are ``Lambda(theta) u``.
 
     Returns
     -------
     DataFrame
-        One column per simulation, indexed like the data (or ``newdata``).
+        One column per simulation, indexed like the data (padded with NaN rows
+        for ``na_action="exclude"`` fits) or like ``newdata``.
     """
     nsim = check_nsim(nsim)
     rng = np.random.default_rng(seed)
+    if newparams is not None:
+        result = with_newparams(result, newparams)
     values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
-    index = result.model.inputs.row_index if newdata is None else newdata.index
-    return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
+    columns = [f"sim_{i + 1}" for i in range(nsim)]
+    if newdata is None:
+        return result.model.inputs.row_frame(values, columns)
+    return pd.DataFrame(values, index=newdata.index, columns=columns)
 
 
 def check_nsim(nsim: Any) -> int:
@@ -104,7 +117,22 @@ def simulate_responses(
     if not use_re and result.terms:
         eta += _new_random_effects(result, newdata, nsim, rng)
     prior = _prior_weights(result, newdata, weights)
+    residual = getattr(result.model, "residual", None)
+    if residual is not None:
+        return _draw_structured(result, residual, eta, prior, rng, newdata)
     return _draw(result, eta, prior, rng, newdata is None)
+
+
+def _draw_structured(result: Fit, residual: Any, eta: np.ndarray, prior: np.ndarray | None,
+                     rng: np.random.Generator, newdata: pd.DataFrame | None) -> np.ndarray:
+    """``eta + sigma e``, ``e ~ N(0, R)`` from the model's residual structure (over sqrt(prior weights))."""
+    if newdata is not None:
+        raise MixedModelsError("simulate(newdata=...) is not available for a model with a residual structure "
+                               "(weights=var_ident() or correlation=): its groups and strata are those of the fit")
+    noise = residual.structure.draw(rng, eta.shape[1], residual.params)
+    if prior is not None:
+        noise = noise / np.sqrt(prior)[:, None]
+    return eta + result.sigma * noise
 
 
 # --- random effects ------------------------------------------------------------------
@@ -210,6 +238,9 @@ def _draw(result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random
         return _draw_binomial(result, mu, w, rng, fitted_rows)
     if family in ("poisson", "quasipoisson"):
         return rng.poisson(mu).astype(float)
+    if family == "negative_binomial":
+        theta = result.family.theta
+        return rng.negative_binomial(theta, theta / (theta + mu)).astype(float)
     shape = (w / result.sigma**2)[:, None]
     if family == "gamma":
         return rng.gamma(np.broadcast_to(shape, mu.shape), mu / shape)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import dataset
-from mixedmodels.glmm.fit import _laplace_gradient
+from mixedmodels.glmm.fit import _laplace_gradient, _scalar_columns
 from mixedmodels.glmm.model import GeneralizedLinearMixedModel
 from mixedmodels.linalg.laplace_gradient import LaplaceGradient
 
@@ -25,13 +25,17 @@ CASES = [
     ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial"),
     ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "VerbAgg", "binomial"),
     ("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", "grouseticks", "poisson"),
+    # a diag() term: one scalar term per column, its modes read from the model's level-by-level order
+    ("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + diag(1 + scale(HEIGHT) | LOCATION)", "grouseticks", "poisson"),
 ]
 
 
 def _gradient(model) -> LaplaceGradient:
-    terms = model.inputs.terms
-    return LaplaceGradient.build([t.refs for t in terms], [t.z[:, 0] / lay.scales[0] for t, lay in zip(terms, model.layouts)],
-                                 [t.nlevels for t in terms], model.pirls.x, model.response)
+    gradient = _laplace_gradient(model)
+    if gradient is None:  # where the fit does not use it (PIRLS's sparse system), built all the same
+        refs, z, nlevels, permutation = _scalar_columns(model)
+        gradient = LaplaceGradient.build(refs, z, nlevels, model.pirls.x, model.response, permutation)
+    return gradient
 
 
 @pytest.mark.parametrize("formula, data_name, family", CASES)
@@ -49,12 +53,18 @@ def test_laplace_gradient_equals_central_differences(formula, data_name, family)
 
         res = model.pirls.modes(theta, beta, u0)
         lam = theta * scales
-        d_lam, d_beta = gradient(lam, res.eta, res.mu, res.u)
+        modes: list = []
+        d_lam, d_beta = gradient(lam, res.eta, res.mu, res.u, modes)
         h = 1e-5
         fd_lam = [(deviance(lam + h * e, beta) - deviance(lam - h * e, beta)) / (2 * h) for e in np.eye(lam.size)]
         fd_beta = [(deviance(lam, beta + h * e) - deviance(lam, beta - h * e)) / (2 * h) for e in np.eye(beta.size)]
         expected = np.concatenate([fd_lam, fd_beta])
         np.testing.assert_array_less(np.abs(np.concatenate([d_lam, d_beta]) - expected), 1e-5 * (np.abs(expected) + 1))
+        # how the modes move with lambda (the warm starts' prediction), in the model's order of u
+        for i, e in enumerate(np.eye(lam.size)):
+            moved = (model.pirls.modes((lam + h * e) / scales, beta, u0).u
+                     - model.pirls.modes((lam - h * e) / scales, beta, u0).u) / (2 * h)
+            np.testing.assert_allclose(modes[0][:, i], moved, rtol=0, atol=1e-5 * (np.abs(moved).max() + 1))
 
 
 def test_the_gradient_applies_to_canonical_links_only():

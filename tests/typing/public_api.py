@@ -40,7 +40,7 @@ def fit_and_read() -> mm.LmerResults:
     table: pd.DataFrame = m.coef_table(ddf="satterthwaite")
     ftests: pd.DataFrame = m.anova()
     intervals: pd.DataFrame = m.confint(method="wald")
-    predicted: pd.Series = m.predict(sleep.head(3), re_form="~0")
+    predicted: pd.Series | pd.DataFrame = m.predict(sleep.head(3), re_form="~0")
     simulated: pd.DataFrame = m.simulate(nsim=2, seed=1)
     print(m.summary(ddf="kenward-roger"))
     del fixef, se, vcov, sigma, theta, varcorr, ranef, coef, fitted, residuals, criteria, counts, singular
@@ -67,6 +67,22 @@ def generalized() -> None:
     print(g.summary(), g_model.fit().deviance, family)
     complete = mm.glm("cbind(incidence, size - incidence) ~ period", cbpp, family="binomial")
     print(mm.anova(complete, g))
+
+
+def structured_models() -> None:
+    sleep = mm.datasets.load("sleepstudy")
+    sleep["DayPair"] = pd.Categorical(sleep["Days"] // 2, ordered=True)
+    a: mm.LmerResults = mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", sleep)
+    r: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep,
+                                correlation=mm.cor_ar1("Days", group="Subject"))
+    h: mm.LmerResults = mm.lmer("distance ~ age + Sex + (1 | Subject)", mm.datasets.load("Orthodont"),
+                                weights=mm.var_ident("Sex"))
+    phi: float | None = r.phi
+    ratios: pd.Series | None = h.var_ratios
+    nb: mm.GlmerResults = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"))
+    known: mm.GlmerResults = mm.glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"),
+                                      family=mm.families.NegativeBinomial(theta=2.0))
+    print(a.summary(), phi, ratios, nb.family, known.npar)
 
 
 def inference(m: mm.LmerResults) -> None:
@@ -124,6 +140,7 @@ def main() -> None:
     m = fit_and_read()
     the_pipeline()
     generalized()
+    structured_models()
     inference(m)
     pooling_and_pictures(m)
     planning()

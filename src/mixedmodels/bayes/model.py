@@ -283,6 +283,10 @@ class BayesModel:
             raise ModelSpecError(
                 f"mm.bayes fits the gaussian, binomial and poisson families; {family.name!r} is not available yet"
             )
+        for term in inputs.terms:
+            if not term.structure.is_default():
+                raise ModelSpecError(f"mm.bayes models unstructured covariances; {term} has a {term.structure.name}() "
+                                     "structure (fit it with mm.lmer or mm.glmer)")
         x = np.asarray(inputs.fixed.matrix, dtype=float)
         names = tuple(inputs.fixed.column_names)
         lik, y_mean, cbind = _response_arrays(family, inputs)

@@ -78,7 +78,8 @@ class BlockedBatch:
 
     @staticmethod
     def supports(cp: BlockedCrossProducts) -> bool:
-        return isinstance(cp.a21, np.ndarray)
+        """Whether the batch can hold these blocks: A21 dense, every term unstructured (lower-triangle theta)."""
+        return isinstance(cp.a21, np.ndarray) and cp.unstructured
 
     def subset(self, which: np.ndarray) -> "BlockedBatch":
         return BlockedBatch(self.cp, self.a21[which], self.a22[which], self.REML, self.log_weights)

@@ -96,10 +96,11 @@ class DenseSystem:
     @classmethod
     def build(cls, cp: Any) -> "DenseSystem | None":
         """The dense system of a :class:`.blocked.BlockedCrossProducts` (typed Any: that module imports this
-        one), or None when it would have more than ``MAX_SIZE`` rows."""
+        one), or None when it would have more than ``MAX_SIZE`` rows or a structured term (its lambda
+        is not the lower triangle of theta)."""
         q1 = cp.first.size
         size = q1 + cp.a22.shape[0]
-        if size > MAX_SIZE:
+        if size > MAX_SIZE or not cp.unstructured:
             return None
         a = np.zeros((size, size))
         k1 = cp.first.ncols

@@ -1,4 +1,4 @@
-"""Gradient of a GLMM's Laplace deviance over (theta, beta), for scalar terms and a canonical link.
+"""Gradient of a GLMM's Laplace deviance over (theta, beta), for scalar (or diagonal) terms and a canonical link.
 
 The Laplace deviance at the conditional modes ``u*`` (PIRLS) is
 
@@ -54,10 +54,17 @@ class LaplaceGradient:
     offsets: np.ndarray  # first index of each term in u
     x: np.ndarray
     response: object
+    permutation: np.ndarray | None = None  # the model's index of each u here (None: the same order)
 
     @classmethod
-    def build(cls, refs, z, nlevels, x: np.ndarray, response) -> "LaplaceGradient | None":
-        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense."""
+    def build(cls, refs, z, nlevels, x: np.ndarray, response,
+              permutation: np.ndarray | None = None) -> "LaplaceGradient | None":
+        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense.
+
+        ``permutation`` (``u_here = u_model[permutation]``) lets scalar terms stand for the columns
+        of a diagonal term (one scalar term per column, all on its grouping factor), whose modes
+        the model keeps level by level.
+        """
         if not getattr(response, "natural", False):
             return None
         rest = int(sum(nlevels[1:]))
@@ -65,7 +72,7 @@ class LaplaceGradient:
             return None
         offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
         return cls(tuple(np.asarray(r) for r in refs), tuple(np.asarray(c, dtype=float) for c in z), tuple(nlevels),
-                   offsets, x, response)
+                   offsets, x, response, permutation)
 
     def __call__(self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray,
                  modes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +81,8 @@ class LaplaceGradient:
         With a list ``modes``, also appends ``du / d(lambda, beta)`` (q x (terms + p)): how the
         modes move, a first-order start for PIRLS at nearby parameters.
         """
+        if self.permutation is not None:
+            u = u[self.permutation]
         r = self.response
         var = r.family.variance(mu)
         weights = r.weights * var
@@ -89,7 +98,12 @@ class LaplaceGradient:
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(refs, weights=z * score, minlength=self.nlevels[t])
         du = -inverse.solve(rhs)
         if modes is not None:
-            modes.append(du)
+            if self.permutation is None:
+                modes.append(du)
+            else:  # rows in the model's order of u
+                in_model_order = np.empty_like(du)
+                in_model_order[self.permutation] = du
+                modes.append(in_model_order)
         d_eta = explicit + self._z_lambda(lams, du)
         gradient = 2.0 * score @ explicit + (slope * leverage) @ d_eta
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):

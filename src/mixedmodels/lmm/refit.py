@@ -50,6 +50,9 @@ class ResponseRows:
     def __init__(self, model: LinearMixedModel) -> None:
         inputs, cp = model.inputs, model.crossprods
         self.model = model
+        if getattr(model, "residual", None) is not None:  # blocks stored in pieces: rebuilt for each response
+            self.exact = False
+            return
         sqrtw = None if inputs.weights is None else np.sqrt(inputs.weights)
         blocks = []
         for term, layout in zip(inputs.terms, cp.terms):
@@ -93,7 +96,7 @@ class ResponseRows:
         model = self.model
         inputs = replace(model.inputs, y=np.asarray(y, dtype=float))
         if not self.exact:
-            return type(model).from_inputs(inputs, REML=model.REML)
+            return model.rebuild(inputs=inputs)  # keeps a residual structure, started at its estimates
         a21, a22 = self.blocks(y, row)
         return replace(model, inputs=inputs, crossprods=model.crossprods.with_response(a21, a22))
 
