@@ -133,3 +133,23 @@ def test_power_with_a_drawn_covariate_takes_the_general_path():
     design = {**DESIGN, "covariates": {"x": 1.0}}
     result = mm.power(design, "y ~ condition + x + (1 | participant)", test="conditionB", nsim=4, seed=2, progress=False)
     assert result.table.loc["y ~ condition + x + (1 | participant)", "fits"] == 4
+
+
+@pytest.mark.parametrize("formula, data_name, reml", CASES[:1] + CASES[3:4])
+def test_a_batched_fits_results_form_their_factor_on_first_use(formula, data_name, reml):
+    """``ManyFits.result`` keeps the batch's estimates and forms the factor (and the modes) only when
+    asked: what reads them (ranef, vcov, SEs) equals the results assembled from the factor at once.
+    The batch's beta and sigma solve the same system by other calls: equal to ~1e-10 relative."""
+    fit, responses = _fit_and_responses(formula, data_name, reml, count=3)
+    rows = ResponseRows(fit.model)
+    many = fit_many(fit.model, responses, fit.theta, rows)
+    lazy = many.result(fit.model, rows, responses, 1)
+    assert lazy._factor is None and lazy._spherical is None
+    eager = lazy.model.results_from(lazy.optinfo)
+    np.testing.assert_allclose(lazy.beta, eager.beta, rtol=1e-9, atol=1e-9 * np.abs(eager.beta).max())
+    assert lazy.sigma == pytest.approx(eager.sigma, rel=1e-9)
+    assert lazy.objective == pytest.approx(eager.objective, rel=1e-12, abs=1e-9)
+    lazy_ranef = lazy.ranef()
+    for group, table in eager.ranef().items():
+        np.testing.assert_allclose(lazy_ranef[group].to_numpy(), table.to_numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(lazy.vcov.to_numpy(), eager.vcov.to_numpy(), rtol=1e-8)

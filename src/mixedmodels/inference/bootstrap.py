@@ -156,6 +156,8 @@ def _values_of(value: Any, t0: pd.Series) -> np.ndarray:
     """A replicate's statistic as values in the order of ``t0`` (a Series with t0's index: as it is)."""
     if isinstance(value, pd.Series) and value.index.equals(t0.index):
         return value.to_numpy(dtype=float)
+    if not isinstance(value, (pd.Series, Mapping)) and np.size(value) == t0.size:
+        return np.asarray(value, dtype=float).reshape(-1)  # values in t0's order (as _as_series labels them): no Series
     return _as_series(value, list(t0.index)).reindex(t0.index).to_numpy()
 
 

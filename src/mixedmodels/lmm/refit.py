@@ -170,7 +170,13 @@ class ManyFits:
     def result(self, model: LinearMixedModel, rows: ResponseRows, responses: np.ndarray, j: int) -> MixedFit:
         """The full results object of fit ``j`` (its blocks and one factorization at its theta)."""
         row = None if self.y_rows is None else self.y_rows[j]
-        return rows.model_for(responses[:, j], row).results_from(self.infos[j])
+        model = rows.model_for(responses[:, j], row)
+        if self.y_rows is None:  # fitted one by one: the model's own results
+            return model.results_from(self.infos[j])
+        from .results import LmerResults  # deferred, as the model's type above
+
+        # the batch's estimates; the factorization is formed if the caller asks for it
+        return LmerResults.from_estimates(model, self.infos[j], self.beta[j], self.sigma[j], self.objective[j])
 
 
 def fit_many(model: LinearMixedModel, responses: np.ndarray, start: np.ndarray, rows: ResponseRows | None = None,
