@@ -124,7 +124,8 @@ def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results
               "Includes what the first fit imports lazily inside the tool (tens of MB for the Python tools).", ""]
     lines += _table(["case"] + shown, mem_rows)
     lines += ["", "## Objective evaluations / -2 log-likelihood (REML criterion for REML fits)", ""]
-    lines += ["Evaluations as each tool counts them (lme4: `m@optinfo$feval`, the last optimizer stage for glmer). "
+    lines += ["Evaluations as each tool counts them (lme4: `m@optinfo$feval`, the last optimizer stage for glmer; "
+              "mixedmodels: objective evaluations + gradient evaluations (g), start candidates included, checks not). "
               "A -2 log L that differs from the others by more than ~0.01 means a different optimum, "
               "or (for glmer across tools) a different constant in the likelihood.", ""]
     lines += _table(["case"] + shown, eval_rows)
@@ -148,8 +149,9 @@ def _eval_cell(res: dict | None) -> str:
     if res is None or res.get("m2ll") is None:
         return "-"
     feval = res.get("feval")
+    gradients = f" + {res['geval']} g" if res.get("geval") else ""
     flag = "" if res.get("converged") in (True, None) else " (not converged)"
-    return f"{feval if feval is not None else '?'} / {res['m2ll']:.4f}{flag}"
+    return f"{feval if feval is not None else '?'}{gradients} / {res['m2ll']:.4f}{flag}"
 
 
 def _footer(cases: list, results: list[dict], notes: _Notes) -> list[str]:

@@ -16,7 +16,9 @@ runs past ``--timeout`` seconds (warm-up and repeats together) is "timeout".
 
 ``mixedmodels-autoblas`` is mixedmodels run with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE unset (in that process only), to show what the environment's
-forced OpenBLAS kernel costs.
+forced OpenBLAS kernel costs.  ``mixedmodels-before`` is mixedmodels at the
+commit given by ``--before COMMIT`` (its ``src/`` exported with ``git archive``),
+so that a change is measured against the code it replaces in the same run.
 
 Writes ``benchmarks/results/<date>.md`` (``<date>-quick.md`` with ``--quick``)
 (or ``<name>.md`` with ``--name``) and the raw records beside it as JSON; a
@@ -48,7 +50,7 @@ import cases as _cases  # noqa: E402
 from report import write_report  # noqa: E402
 
 TAG = "@@BENCH "
-ALL_TOOLS = ["mixedmodels", "lme4", "glmm", "mixedlm", "statsmodels", "mixedmodels-autoblas"]
+ALL_TOOLS = ["mixedmodels", "lme4", "glmm", "mixedlm", "statsmodels", "mixedmodels-autoblas", "mixedmodels-before"]
 DEFAULT_TOOLS = ALL_TOOLS[:5]
 _MODULE = {"glmm": "glmm", "mixedlm": "mixedlm", "statsmodels": "statsmodels"}
 
@@ -69,12 +71,25 @@ def tool_available(tool: str) -> str | None:
     return None
 
 
+BEFORE_SRC: list[Path] = []  # the exported src/ of --before, when given
+
+
+def export_before(commit: str, workdir: Path) -> Path:
+    """``src/`` of the repository at ``commit``, exported into ``workdir`` (``git archive``)."""
+    target = workdir / "before"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "src"
+
+
 def _child_env(tool: str, blas_threads: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if blas_threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(blas_threads)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH", "")]))
+    source = BEFORE_SRC[0] if tool == "mixedmodels-before" and BEFORE_SRC else ROOT / "src"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")]))
     if tool == "mixedmodels-autoblas":
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
@@ -166,6 +181,7 @@ def summarize(result: dict) -> dict:
         peak_delta_mb=max(r["peak_mb"] for r in fits) - ready.get("rss_mb", fits[0]["rss_before_mb"]) if fits else None,
         peak_mb=max(r["peak_mb"] for r in fits) if fits else None,
         feval=fits[-1].get("feval") if fits else None,
+        geval=fits[-1].get("geval") if fits else None,
         m2ll=fits[-1].get("m2ll") if fits else None,
         converged=fits[-1].get("converged") if fits else None,
         warnings=sorted({w for r in fits for w in _as_list(r.get("warnings"))}),
@@ -219,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per (tool, case), warm-up included")
     parser.add_argument("--name", help="file stem of the results (default: the date)")
     parser.add_argument("--blas-threads", type=int, help="OPENBLAS/OMP_NUM_THREADS for every tool (default: as set)")
+    parser.add_argument("--before", help="commit whose mixedmodels the tool mixedmodels-before runs")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every (case, tool) this many times, interleaved, pooling the timed fits "
                              "(steadier ratios on a shared machine)")
@@ -230,11 +247,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"unknown tool(s) {unknown}; choose from {', '.join(ALL_TOOLS)}")
     selected = _cases.selected(args.cases, args.large)
     missing = {t: why for t in tools if (why := tool_available(t))}
+    if "mixedmodels-before" in tools and not args.before:
+        missing["mixedmodels-before"] = "no --before commit given"
     info = machine_info()
     info.update(repeats=repeats, rounds=args.rounds, timeout=args.timeout, quick=args.quick, missing_tools=missing,
                 blas_threads=args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "(default: one per core)"))
     pooled: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
+        if args.before and "mixedmodels-before" in tools:
+            BEFORE_SRC[:] = [export_before(args.before, Path(tmp))]
+            info["before"] = args.before
         for round_no in range(args.rounds):
             for case in selected:
                 for tool in tools:

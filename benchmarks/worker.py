@@ -80,7 +80,8 @@ def _mixedmodels(case: _cases.Case, df) -> Fitter:
         except (AttributeError, ImportError) as exc:
             raise NotExpressible(f"mixedmodels.glmer not available in this checkout ({exc})") from exc
         fit = lambda: glmer(case.formula, df, family=case.family)  # noqa: E731
-    return fit, lambda r: {"feval": r.optinfo.feval, "m2ll": -2 * r.loglik, "converged": r.optinfo.converged}
+    return fit, lambda r: {"feval": r.optinfo.feval, "geval": getattr(r.optinfo, "geval", 0), "m2ll": -2 * r.loglik,
+                           "converged": r.optinfo.converged}
 
 
 def _glmm(case: _cases.Case, df) -> Fitter:
@@ -125,12 +126,13 @@ def _statsmodels(case: _cases.Case, df) -> Fitter:
 TOOLS: dict[str, Callable[[_cases.Case, Any], Fitter]] = {
     "mixedmodels": _mixedmodels,
     "mixedmodels-autoblas": _mixedmodels,  # run.py unsets OPENBLAS_CORETYPE/L2_SIZE for it
+    "mixedmodels-before": _mixedmodels,  # run.py puts an earlier commit's src/ on PYTHONPATH
     "glmm": _glmm,
     "mixedlm": _mixedlm,
     "statsmodels": _statsmodels,
 }
 
-_VERSION_OF = {"mixedmodels-autoblas": "mixedmodels"}
+_VERSION_OF = {"mixedmodels-autoblas": "mixedmodels", "mixedmodels-before": "mixedmodels"}
 
 
 def _environment(tool: str) -> dict:

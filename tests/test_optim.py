@@ -20,6 +20,75 @@ def test_maxeval_is_reported_as_not_converged():
     assert not info.converged and "maximum number of evaluations" in info.message
 
 
+def test_quasi_newton_minimizes_a_quadratic_with_few_calls():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    hessian = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    target = np.array([1.0, -2.0, 0.5])
+    info = minimize_quasi_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
+                                 lambda x: hessian @ (x - target), np.zeros(3))
+    np.testing.assert_allclose(info.final, target, atol=1e-5)
+    assert info.converged and info.feval <= 15 and 0 < info.geval <= info.feval + 1
+
+
+def test_quasi_newton_follows_a_curved_valley():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    def rosenbrock(x):
+        return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+    def gradient(x):
+        return np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2), 200 * (x[1] - x[0] ** 2)])
+
+    info = minimize_quasi_newton(rosenbrock, gradient, np.array([-1.2, 1.0]), OptimizerSettings(ftol_abs=1e-12))
+    np.testing.assert_allclose(info.final, [1.0, 1.0], atol=1e-4)
+    assert info.converged
+
+
+def test_quasi_newton_stops_at_maxeval_and_says_so():
+    from mixedmodels.optim import minimize_quasi_newton
+
+    info = minimize_quasi_newton(lambda x: np.sum(x**4), lambda x: 4 * x**3, np.full(3, 5.0), OptimizerSettings(maxeval=4))
+    assert not info.converged and info.feval <= 4 and "maximum number of evaluations" in info.message
+
+
+def test_an_unknown_optimizer_is_refused():
+    import pytest
+
+    from mixedmodels.errors import ModelSpecError
+
+    with pytest.raises(ModelSpecError, match="bobyqa"):
+        OptimizerSettings(optimizer="nelder-mead")
+
+
+def test_newton_solves_a_quadratic_in_one_step_and_returns_its_derivatives():
+    from mixedmodels.optim import minimize_newton
+
+    hessian = np.array([[4.0, 1.0], [1.0, 3.0]])
+    target = np.array([0.3, -0.2])
+    info = minimize_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
+                           lambda x: (hessian @ (x - target), hessian), np.zeros(2))
+    np.testing.assert_allclose(info.final, target, atol=1e-12)
+    assert info.converged and info.feval == 2 and info.geval == 2
+    np.testing.assert_array_equal(info.hessian, hessian)
+
+
+def test_newton_leaves_a_saddle_and_a_concave_region():
+    from mixedmodels.optim import minimize_newton
+
+    def f(x):
+        return x[0] ** 4 - 2 * x[0] ** 2 + x[1] ** 2
+
+    def derivatives(x):
+        return np.array([4 * x[0] ** 3 - 4 * x[0], 2 * x[1]]), np.diag([12 * x[0] ** 2 - 4, 2.0])
+
+    for start in ([0.1, 1.0], [0.0, 1.0]):  # indefinite Hessian; a saddle where the gradient's first entry is 0
+        info = minimize_newton(f, derivatives, np.array(start))
+        # the stop (Newton decrement g'H^-1 g / 2 < 1e-10, curvature 8 at x = 1) leaves |x - 1| < 5e-6
+        np.testing.assert_allclose(np.abs(info.final), [1.0, 0.0], atol=1e-5)
+        assert info.converged
+
+
 def test_a_coordinate_just_above_a_zero_bound_is_set_to_the_bound():
     # the minimum over x >= 0 is at x = 0; BOBYQA may stop a hair above it
     info = minimize_bounded(lambda x: (x[0] + 1e-3) ** 2 + (x[1] - 1) ** 2, np.array([0.5, 0.5]), np.zeros(2))
@@ -27,7 +96,7 @@ def test_a_coordinate_just_above_a_zero_bound_is_set_to_the_bound():
 
 
 def test_snapping_is_refused_when_it_makes_the_objective_worse():
-    def func(x, grad=None):
+    def func(x):
         return (x[0] - 5e-5) ** 2 * 1e6  # a genuine interior optimum just above 0: 0 costs 2.5e-3
     x = np.array([5e-5])
     assert snap_to_zero_bounds(func, x, 0.0, np.zeros(1), OptimizerSettings()) is None
@@ -40,3 +109,22 @@ def test_singular_fit_reports_theta_exactly_zero_as_lme4():
     with pytest.warns(mm.SingularFitWarning):
         fit = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff2"))
     assert fit.theta[0] == 0.0  # lme4: theta = 0 (shared/reference/dyestuff2_singular.json)
+
+
+def test_snapping_a_batch_keeps_only_the_rows_that_are_no_worse():
+    from mixedmodels.optim import snap_rows_to_zero_bounds
+
+    x = np.array([[5e-5, 1.0], [5e-5, 1.0], [0.5, 1.0]])  # rows 0 and 1 near the bound, row 2 not
+    fmin = np.array([0.0, 0.0, 0.0])
+    calls = []
+
+    def values(rows, points):  # row 0's optimum is at the bound, row 1's just above it
+        calls.append(rows.tolist())
+        return np.array([0.0 if r == 0 else (p[0] - 5e-5) ** 2 * 1e6 for r, p in zip(rows, points)])
+
+    snapped, values_after = snap_rows_to_zero_bounds(values, x, fmin, np.array([0.0, -np.inf]), OptimizerSettings())
+    assert calls == [[0, 1]]
+    np.testing.assert_array_equal(snapped, [[0.0, 1.0], [5e-5, 1.0], [0.5, 1.0]])
+    np.testing.assert_array_equal(values_after, [0.0, 0.0, 0.0])
+    assert x[0, 0] == 5e-5  # the input is not modified
+

@@ -1,8 +1,13 @@
-"""Derivative-free bounded optimization of the profiled objective, with a fit log.
+"""Optimizers of the profiled objective, with a fit log.
 
-The optimizer is NLopt's BOBYQA (Powell's bound-constrained quadratic
-approximation method), as used by lme4's default ``nloptwrap`` and by
-MixedModels.jl.
+* :func:`minimize_bounded`: NLopt's BOBYQA (Powell's bound-constrained
+  quadratic approximation method), derivative-free, as used by lme4's default
+  ``nloptwrap`` and by MixedModels.jl.
+* :func:`minimize_quasi_newton`: BFGS with a backtracking line search, for
+  objectives whose gradient is available (:mod:`mixedmodels.linalg.gradient`);
+  unconstrained, because the profiled objective is defined for any theta and
+  invariant under a change of sign of a column of lambda (the caller maps the
+  optimum back to non-negative diagonals).
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from typing import Callable
 import nlopt
 import numpy as np
 
-__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded"]
+__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "minimize_newton",
+           "snap_to_zero_bounds", "snap_rows_to_zero_bounds", "QUASI_NEWTON", "NEWTON"]
+
+OPTIMIZERS = ("auto", "bobyqa", "bfgs", "newton")
 
 _RESULT_MESSAGES = {
     nlopt.SUCCESS: "success",
@@ -41,7 +49,11 @@ class OptimizerSettings:
     estimates still matching lme4's to the digits R prints (the whole test
     suite against lme4's references).  ``zero_tol``: coordinates that end in
     ``(0, zero_tol)`` on a lower bound of 0 are set to 0 when that is no
-    worse by ``ftol_abs`` (:func:`snap_to_zero_bounds`).
+    worse by ``ftol_abs`` (:func:`snap_to_zero_bounds`, after every optimizer).
+
+    ``optimizer``: ``"bobyqa"``, ``"bfgs"`` (quasi-Newton with the analytic
+    gradient), ``"newton"`` (exact Hessian; small linear mixed models only),
+    or ``"auto"`` (the model picks: see ``mixedmodels.lmm.model.choose_optimizer``).
     """
 
     ftol_rel: float = 1e-14
@@ -51,16 +63,27 @@ class OptimizerSettings:
     initial_step: float = 0.25
     maxeval: int = 100_000
     zero_tol: float = 1e-4
+    optimizer: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            from .errors import ModelSpecError
+
+            raise ModelSpecError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
 
 
 @dataclass(frozen=True)
 class OptInfo:
     """What the optimizer did: where it started and ended, how long, and why it stopped.
 
-    ``gradient`` and ``hessian`` are the finite-difference derivatives of the
-    objective at the optimum over the parameters not on a bound (lme4's
-    checkConv; None where the checks were skipped), and ``warnings`` what
-    those checks found.
+    ``gradient`` and ``hessian`` are the derivatives of the objective at the
+    optimum over the parameters not on a bound that lme4's checkConv uses
+    (finite differences after BOBYQA; the analytic gradient and its
+    differences, or the exact Hessian, after the derivative-based optimizers;
+    None where the checks were skipped), and ``warnings`` what those checks
+    found.  ``feval`` counts objective evaluations (for linear mixed models
+    the start candidates included), ``geval`` gradient evaluations (0 for
+    BOBYQA), ``seconds`` the optimizer's time.
     """
 
     optimizer: str
@@ -75,6 +98,7 @@ class OptInfo:
     warnings: tuple[str, ...] = ()
     gradient: np.ndarray | None = None
     hessian: np.ndarray | None = None
+    geval: int = 0
 
     @property
     def optimizer_converged(self) -> bool:
@@ -94,7 +118,7 @@ class OptInfo:
 
     def __repr__(self) -> str:
         return (
-            f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, fmin={self.fmin:.10g}, "
+            f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, geval={self.geval}, fmin={self.fmin:.10g}, "
             f"seconds={self.seconds:.3g}, message={self.message!r}, converged={self.converged})"
         )
 
@@ -105,7 +129,7 @@ def _initial_steps(x0: np.ndarray, lower: np.ndarray, step: float) -> np.ndarray
 
 
 def snap_to_zero_bounds(
-    func: Callable[..., float], x: np.ndarray, fmin: float, lower: np.ndarray, settings: OptimizerSettings
+    func: Callable[[np.ndarray], float], x: np.ndarray, fmin: float, lower: np.ndarray, settings: OptimizerSettings
 ) -> tuple[float, np.ndarray] | None:
     """``(value, x)`` with the coordinates that ended just above a lower bound of 0 set to 0, if that is no worse.
 
@@ -114,15 +138,44 @@ def snap_to_zero_bounds(
     noise.  Coordinates in ``(0, settings.zero_tol)`` on a bound of 0 are set to 0
     together, and the point is kept when its objective is within
     ``settings.ftol_abs`` of ``fmin`` (MixedModels.jl does the same after its
-    fits).  ``func(x, grad)`` is evaluated once, or not at all; None when
-    nothing changes.
+    fits).  Every optimizer's result goes through here: BOBYQA's in
+    :func:`minimize_bounded`, the derivative-based ones' (whose theta is
+    unconstrained) after their signs are made canonical.  ``func(x)`` is
+    evaluated once, or not at all; None when nothing changes.
     """
-    near = (lower == 0.0) & (x > 0.0) & (x < settings.zero_tol)
+    near = _near_zero_bound(x, lower, settings.zero_tol)
     if not near.any():
         return None
     candidate = np.where(near, 0.0, x)
-    value = float(func(candidate, np.empty(0)))
+    value = float(func(candidate))
     return (value, candidate) if value <= fmin + settings.ftol_abs else None
+
+
+def snap_rows_to_zero_bounds(
+    func: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, fmin: np.ndarray, lower: np.ndarray,
+    settings: OptimizerSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`snap_to_zero_bounds` for a batch of optima (the rows of ``x``, their values ``fmin``).
+
+    ``func(rows, points)`` evaluates the objectives of the fits ``rows`` at
+    ``points`` (one row each), once for every fit that has a coordinate to
+    snap.  Returns the new ``(x, fmin)`` (copies where anything changed).
+    """
+    near = _near_zero_bound(x, lower[None, :], settings.zero_tol)
+    rows = np.flatnonzero(near.any(axis=1))
+    if rows.size == 0:
+        return x, fmin
+    candidate = np.where(near[rows], 0.0, x[rows])
+    values = np.asarray(func(rows, candidate), dtype=float)
+    keep = values <= fmin[rows] + settings.ftol_abs
+    x, fmin = x.copy(), np.array(fmin, dtype=float)
+    x[rows[keep]], fmin[rows[keep]] = candidate[keep], values[keep]
+    return x, fmin
+
+
+def _near_zero_bound(x: np.ndarray, lower: np.ndarray, zero_tol: float) -> np.ndarray:
+    """Coordinates in ``(0, zero_tol)`` whose lower bound is 0."""
+    return (lower == 0.0) & (x > 0.0) & (x < zero_tol)
 
 
 def minimize_bounded(
@@ -165,7 +218,8 @@ def minimize_bounded(
         code = opt.last_optimize_result()
     except nlopt.RoundoffLimited:
         code = nlopt.ROUNDOFF_LIMITED
-    snapped = snap_to_zero_bounds(objective, best[1], best[0], np.asarray(lower, dtype=float), settings)
+    snapped = snap_to_zero_bounds(lambda x: objective(x, np.empty(0)), best[1], best[0],
+                                  np.asarray(lower, dtype=float), settings)
     if snapped is not None:
         best[0], best[1] = snapped
     seconds = time.perf_counter() - start
@@ -181,3 +235,226 @@ def minimize_bounded(
         message=message,
         settings=settings,
     )
+
+
+QUASI_NEWTON = "BFGS (analytic gradient)"
+_ARMIJO = 1e-4  # sufficient decrease, as a share of the decrease the slope predicts
+# NLopt's return codes, so that OptInfo reads the same for either optimizer
+_SUCCESS, _FTOL, _MAXEVAL, _STALLED = nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.MAXEVAL_REACHED, nlopt.ROUNDOFF_LIMITED
+
+
+@dataclass
+class _QuasiNewtonState:
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    inverse_hessian: np.ndarray | None = None
+
+
+def minimize_quasi_newton(
+    func: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    settings: OptimizerSettings | None = None,
+    f0: float | None = None,
+) -> OptInfo:
+    """Minimize ``func`` over all of R^n by BFGS with a backtracking (Armijo) line search.
+
+    ``grad(x)`` is called at ``x0`` and at points ``func`` was just called at
+    (so a caller may keep the factorization of the last ``func`` call for it).  The first step is steepest descent of length
+    ``settings.initial_step`` at most; later steps use the BFGS inverse-Hessian
+    approximation ``H``, scaled after the first step by ``s'y / y'y`` (Shanno).
+    Stops when the decrease the quadratic model predicts, ``g'Hg / 2``, is
+    below ``settings.ftol_abs / 100`` (``converged``), when a step gains less
+    than ``ftol_abs / 100`` with a predicted decrease below ``ftol_abs``, when the
+    line search cannot decrease ``func`` (roundoff), or after ``maxeval``
+    calls of ``func``.
+    """
+    settings = settings or OptimizerSettings()
+    counts = [0, 0]
+
+    def value(x: np.ndarray) -> float:
+        counts[0] += 1
+        result = float(func(x))
+        return result if np.isfinite(result) else np.inf
+
+    def gradient(x: np.ndarray) -> np.ndarray:
+        counts[1] += 1
+        return np.asarray(grad(x), dtype=float)
+
+    start = time.perf_counter()
+    x = np.asarray(x0, dtype=float).copy()
+    state = _QuasiNewtonState(x, value(x) if f0 is None else float(f0), np.empty(0))
+    state.g = gradient(x)
+    code = _bfgs_iterations(state, value, gradient, counts, settings)
+    return OptInfo(
+        optimizer=QUASI_NEWTON,
+        initial=np.asarray(x0, dtype=float).copy(),
+        final=state.x,
+        fmin=state.f,
+        feval=counts[0],
+        seconds=time.perf_counter() - start,
+        return_code=code,
+        message=_RESULT_MESSAGES.get(code, f"code {code}"),
+        settings=settings,
+        geval=counts[1],
+    )
+
+
+def _bfgs_iterations(state: _QuasiNewtonState, value, gradient, counts: list[int], settings: OptimizerSettings) -> int:
+    """BFGS steps from ``state`` (updated in place); returns an NLopt-style code."""
+    tolerance = settings.ftol_abs / 100.0
+    while True:
+        if not np.all(np.isfinite(state.g)):
+            return _STALLED
+        direction = _direction(state, settings.initial_step)
+        predicted = -float(state.g @ direction)
+        if predicted <= 0:  # not a descent direction: restart from steepest descent once
+            state.inverse_hessian = None
+            direction = _direction(state, settings.initial_step)
+            predicted = -float(state.g @ direction)
+        if predicted / 2.0 < tolerance and state.inverse_hessian is not None:
+            return _SUCCESS
+        if counts[0] >= settings.maxeval:
+            return _MAXEVAL
+        near = predicted < settings.ftol_abs  # within the tolerance already: one try, no backtracking in roundoff
+        step = _line_search(state, direction, -predicted, value, counts, settings.maxeval, tries=1 if near else 60)
+        if step is None:
+            return _SUCCESS if near else (_MAXEVAL if counts[0] >= settings.maxeval else _STALLED)
+        x_new, f_new = step
+        g_new = gradient(x_new)
+        _update_inverse_hessian(state, x_new - state.x, g_new - state.g)
+        gain = state.f - f_new
+        state.x, state.f, state.g = x_new, f_new, g_new
+        if gain < tolerance and predicted < settings.ftol_abs:
+            return _FTOL
+
+
+def _direction(state: _QuasiNewtonState, initial_step: float) -> np.ndarray:
+    if state.inverse_hessian is None:
+        largest = float(np.max(np.abs(state.g))) if state.g.size else 0.0
+        return -state.g * (min(1.0, initial_step / largest) if largest > 0 else 1.0)
+    return -(state.inverse_hessian @ state.g)
+
+
+def _line_search(state: _QuasiNewtonState, direction: np.ndarray, slope: float, value, counts: list[int],
+                 maxeval: int, tries: int) -> tuple[np.ndarray, float] | None:
+    """The first step ``alpha = 1, ...`` (quadratic interpolation, clipped to [0.1, 0.5] of the last)
+    that decreases ``f`` enough (Armijo); None when none does within ``tries`` or before alpha is negligible."""
+    alpha = 1.0
+    for _ in range(tries):
+        if counts[0] >= maxeval:
+            return None
+        trial = state.x + alpha * direction
+        f_trial = value(trial)
+        if f_trial <= state.f + _ARMIJO * alpha * slope:
+            return trial, f_trial
+        if alpha * float(np.max(np.abs(direction))) < 1e-12 * max(1.0, float(np.max(np.abs(state.x)))):
+            return None
+        if np.isfinite(f_trial):
+            curvature = f_trial - state.f - slope * alpha
+            guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
+            alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
+        else:
+            alpha *= 0.1
+    return None
+
+
+def _update_inverse_hessian(state: _QuasiNewtonState, s: np.ndarray, y: np.ndarray) -> None:
+    """The BFGS update of ``H`` (skipped unless the curvature ``s'y`` is positive)."""
+    sy = float(s @ y)
+    if not sy > 1e-12 * float(np.sqrt((s @ s) * (y @ y))):
+        return
+    n = s.size
+    if state.inverse_hessian is None:
+        state.inverse_hessian = np.eye(n) * (sy / float(y @ y))
+    rho = 1.0 / sy
+    left = np.eye(n) - rho * np.outer(s, y)
+    state.inverse_hessian = left @ state.inverse_hessian @ left.T + rho * np.outer(s, s)
+
+
+NEWTON = "Newton (analytic gradient and Hessian)"
+_MAX_NEWTON_STEP = 1.0  # longest step in any coordinate, relative to the largest (scaled theta is O(1))
+
+
+def minimize_newton(
+    func: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    x0: np.ndarray,
+    settings: OptimizerSettings | None = None,
+    f0: float | None = None,
+) -> OptInfo:
+    """Minimize ``func`` over R^n by Newton's method with the exact Hessian and a backtracking line search.
+
+    ``derivatives(x)`` returns the gradient and Hessian at ``x`` (called at
+    ``x0`` and at points ``func`` was just called at).  Steps are at most
+    ``_MAX_NEWTON_STEP`` times the largest coordinate (or 1) in every coordinate.  Stops
+    when the Newton decrement ``g'H^-1 g / 2`` is below ``ftol_abs / 100``
+    at a positive definite Hessian (``converged``: the final point is the
+    one whose gradient and Hessian are returned in ``gradient`` and ``hessian``),
+    when the line search cannot decrease ``func``, or after ``maxeval`` calls.
+    Directions of negative curvature are followed downhill (:func:`_newton_direction`).
+    """
+    settings = settings or OptimizerSettings()
+    counts = [0, 0]
+
+    def value(x: np.ndarray) -> float:
+        counts[0] += 1
+        result = float(func(x))
+        return result if np.isfinite(result) else np.inf
+
+    start = time.perf_counter()
+    x = np.asarray(x0, dtype=float).copy()
+    f = value(x) if f0 is None else float(f0)
+    counts[1] += 1
+    g, h = derivatives(x)
+    code = _STALLED
+    while np.all(np.isfinite(g)) and np.all(np.isfinite(h)):
+        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.max(np.abs(x), initial=0.0))))
+        predicted = -float(g @ step)
+        if positive and predicted / 2.0 < settings.ftol_abs / 100.0:
+            code = _SUCCESS
+            break
+        if counts[0] >= settings.maxeval:
+            code = _MAXEVAL
+            break
+        state = _QuasiNewtonState(x, f, g)
+        near = positive and predicted < settings.ftol_abs
+        found = _line_search(state, step, -predicted, value, counts, settings.maxeval, tries=1 if near else 60)
+        if found is None:
+            code = _SUCCESS if near else (_MAXEVAL if counts[0] >= settings.maxeval else _STALLED)
+            break
+        x, f = found
+        counts[1] += 1
+        g, h = derivatives(x)
+    return OptInfo(optimizer=NEWTON, initial=np.asarray(x0, dtype=float).copy(), final=x, fmin=f, feval=counts[0],
+                   seconds=time.perf_counter() - start, return_code=code,
+                   message=_RESULT_MESSAGES.get(code, f"code {code}"), settings=settings, geval=counts[1],
+                   gradient=g, hessian=h)
+
+
+def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
+    """The Newton step ``-H^-1 g`` and whether H was positive definite; at most ``limit`` in any coordinate.
+
+    Where H is not positive definite, each eigen-direction's curvature is
+    taken in absolute value (so the step goes downhill), and along directions
+    of negative curvature the step is at least a tenth of ``limit``: at a
+    saddle -- a diagonal element of lambda at zero, where the objective is even
+    in its column -- the gradient is zero there and only the curvature shows
+    the way down.
+    """
+    if g.size == 0:
+        return g.copy(), True
+    values, vectors = np.linalg.eigh(h)
+    floor = 1e-10 * max(float(np.max(np.abs(values))), 1e-300)
+    along = vectors.T @ g
+    positive = bool(values.min() > floor)
+    steps = -along / np.maximum(np.abs(values), floor)
+    if not positive:
+        push = (values < -floor) & (np.abs(steps) < 0.1 * limit)
+        steps[push] = np.where(along[push] > 0, -0.1, 0.1) * limit
+    step = vectors @ steps
+    largest = float(np.max(np.abs(step)))
+    if largest > limit:
+        step *= limit / largest
+    return step, positive

@@ -25,8 +25,9 @@ import scipy.sparse as sp
 
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
-from mixedmodels.inference.bootstrap import BootstrapResult, _replace_last_row, bootstrap, refit
+from mixedmodels.inference.bootstrap import BootstrapResult, bootstrap, refit
 from mixedmodels.lmm.model import LinearMixedModel
+from mixedmodels.lmm.refit import _with_last_row
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
@@ -100,9 +101,10 @@ def test_refit_equals_building_the_model_again(formula, data_name, options):
     np.testing.assert_array_equal(fit.model.inputs.y, dataset(data_name)[fit.model.inputs.formula.response])
 
 
-def test_sparse_cross_product_row_is_replaced():
-    dense = np.arange(12.0).reshape(3, 4)
-    out = _replace_last_row(sp.csr_array(dense), np.array([9.0, 8.0, 7.0, 6.0]))
+@pytest.mark.parametrize("last", [[8.0, 9.0, 10.0, 11.0], [8.0, 0.0, 10.0, 11.0]], ids=["stored-full", "with-a-zero"])
+def test_sparse_cross_product_row_is_replaced(last):
+    dense = np.vstack([np.arange(8.0).reshape(2, 4), last])
+    out = _with_last_row(sp.csr_array(dense), np.array([9.0, 8.0, 7.0, 6.0]))
     assert sp.issparse(out)
     np.testing.assert_array_equal(out.toarray(), np.vstack([dense[:2], [9.0, 8.0, 7.0, 6.0]]))
 
@@ -147,20 +149,24 @@ def test_statistic_forms(statistic, names):
     assert list(boot.t0.index) == names and list(boot.replicates.columns) == names
 
 
-def test_failed_refits_are_recorded_not_raised(monkeypatch):
+@pytest.mark.parametrize("where", ["batched", "one by one"])
+def test_failed_refits_are_recorded_not_raised(monkeypatch, where):
+    """A refit that fails (in the batch's per-replicate results, or in a refit of its own) is NaN and recorded."""
     fit = fitted_lmer("Reaction ~ Days + (1 | Subject)", "sleepstudy")
-    import mixedmodels.inference.bootstrap as module
+    import mixedmodels.lmm.refit as module
 
     calls = {"n": 0}
-    original = module._Refitter.__call__
+    if where == "one by one":  # no batched fits at all
+        monkeypatch.setattr(module.BlockedBatch, "supports", staticmethod(lambda cp: False))
+    original = module.ResponseRows.model_for
 
-    def sometimes_failing(self, y):
+    def sometimes_failing(self, y, *args):
         calls["n"] += 1
         if calls["n"] == 2:
             raise mm.ModelSpecError("simulated failure")
-        return original(self, y)
+        return original(self, y, *args)
 
-    monkeypatch.setattr(module._Refitter, "__call__", sometimes_failing)
+    monkeypatch.setattr(module.ResponseRows, "model_for", sometimes_failing)
     boot = bootstrap(fit, lambda m: m.sigma, nsim=3, seed=1, progress=False)
     assert boot.n_ok == 2 and boot.replicates.iloc[1].isna().all()
     assert boot.failures == ("ModelSpecError: simulated failure",)

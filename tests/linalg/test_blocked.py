@@ -161,3 +161,15 @@ def test_without_numba_a_vector_big_term_keeps_scipys_update(monkeypatch):
         assert cp.factorize(theta).logdet_re() == pytest.approx(2 * np.sum(np.log(np.diag(dense)[:nre])), rel=1e-12)
     finally:
         _kernels.jit.cache_clear()
+
+
+def test_small_systems_are_built_from_one_dense_product(monkeypatch):
+    """The dense build of a small system gives the sparse build's blocks (to rounding: other sums)."""
+    refs, zs, nlevels, xy, _ = _problem()
+    dense = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    monkeypatch.setattr(blocked, "_SMALL_SYSTEM", 0)
+    general = BlockedCrossProducts.build(refs, zs, nlevels, xy)
+    for name in ("a11", "a21", "a22"):
+        ours, theirs = getattr(dense, name), getattr(general, name)
+        theirs = theirs.toarray() if hasattr(theirs, "toarray") else theirs
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12 * np.abs(theirs).max())

@@ -186,3 +186,22 @@ def test_factor_refuses_an_array_it_could_not_factor_in_place():
         plan.factor(np.asfortranarray(matrix))
     with pytest.raises(ValueError, match="30 x 30"):
         plan.factor(np.eye(31))
+
+
+@pytest.mark.parametrize("m, density, blocks, nfixed", CASES)
+@pytest.mark.parametrize("lead", [0, 1, 2], ids=["all", "no-last", "no-last-two"])
+def test_selected_inverse_equals_the_dense_inverse_on_the_pattern(m, density, blocks, nfixed, lead):
+    """Takahashi's recurrences on the supernodes give (L L')^-1 of the leading block wherever L has an entry."""
+    pattern = _random_pattern(m, density, seed=m, blocks=blocks)
+    if nfixed:
+        pattern = _fixed_rows_dense(pattern, nfixed)
+    plan = SupernodalCholesky.analyse(pattern, nfixed=nfixed)
+    reordered = np.ascontiguousarray(_spd_with_pattern(pattern, seed=1)[np.ix_(plan.order, plan.order)])
+    work = reordered.copy()
+    assert plan.factor(work)
+    nlead = m - lead
+    selected = plan.selected_inverse(work, nlead)
+    expected = np.linalg.inv(reordered[:nlead, :nlead])
+    structure = _symbolic(pattern[np.ix_(plan.order, plan.order)])[0][:nlead, :nlead]
+    np.testing.assert_allclose(selected[:nlead, :nlead][structure], expected[structure], rtol=1e-10,
+                               atol=1e-12 * np.abs(expected).max())

@@ -18,6 +18,7 @@ import pytest
 
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
+from mixedmodels.lmm.model import LinearMixedModel
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
@@ -279,3 +280,48 @@ def test_method_ml_says_use_reml_false(sleepstudy):
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, method="REML")
     with pytest.raises(mm.MixedModelsError, match=r"nAGQ"):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), method="Laplace")
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_slope_reml", "sleepstudy_slope_ml", "penicillin_crossed", "sleepstudy_weights"])
+def test_bfgs_and_bobyqa_reach_the_same_optimum(name):
+    """The default (BFGS with the analytic gradient) and lme4's BOBYQA agree to BOBYQA's own tolerance (1e-8)."""
+    formula, data_name, reml, options = (*LMM_CASES[name], {}) if name in LMM_CASES else EXTRA_CASES[name]
+    data = derived_data(data_name)
+    options = dict(options)
+    if "weights" in options:
+        options["weights"] = data[options["weights"]].to_numpy()
+    fits = {}
+    for optimizer in ("bfgs", "bobyqa"):
+        fits[optimizer] = mm.lmer(formula, data, REML=reml, settings=mm.OptimizerSettings(optimizer=optimizer), **options)
+    assert fits["bfgs"].optinfo.geval > 0 and fits["bobyqa"].optinfo.geval == 0
+    assert fits["bfgs"].objective <= fits["bobyqa"].objective + 1e-8
+    np.testing.assert_allclose(fits["bfgs"].theta, fits["bobyqa"].theta, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["bfgs", "newton", "bobyqa"])
+def test_every_optimizer_puts_a_singular_fit_exactly_on_the_boundary(optimizer):
+    """lme4: theta = 0 exactly (shared reference dyestuff2_singular); optim.snap_to_zero_bounds after each optimizer."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mm.lmer("Yield ~ 1 + (1 | Batch)", dataset("Dyestuff2"), settings=mm.OptimizerSettings(optimizer=optimizer))
+    assert fit.theta[0] == 0.0 and fit.is_singular
+
+
+def test_the_automatic_optimizer_follows_the_cost_of_a_gradient():
+    """Newton for systems held dense, BFGS where a gradient costs about two evaluations (InstEval, with
+    numba's supernodal path), BOBYQA where it would cost several (a nested design with a cheap update)."""
+    from mixedmodels.lmm.model import _gradient_cost_ratio, choose_optimizer
+
+    auto = mm.OptimizerSettings()
+    sleep = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"))
+    assert choose_optimizer(auto, sleep.crossprods) == "newton"
+    rng = np.random.default_rng(1)
+    n = 12_000
+    outer = rng.integers(0, 60, n)
+    nested = pd.DataFrame(dict(y=rng.standard_normal(n), outer=outer, inner=outer * 40 + rng.integers(0, 40, n)))
+    model = LinearMixedModel.from_formula("y ~ 1 + (1 | outer/inner)", nested)
+    assert _gradient_cost_ratio(model.crossprods) > 2.5 and choose_optimizer(auto, model.crossprods) == "bobyqa"
+    assert choose_optimizer(mm.OptimizerSettings(optimizer="bfgs"), model.crossprods) == "bfgs"
+    insteval = LinearMixedModel.from_formula(LMM_CASES["insteval"][0], dataset("InstEval"))
+    if insteval.crossprods.reordered_rest is not None:  # numba's supernodal path (the fit is a reference case)
+        assert choose_optimizer(auto, insteval.crossprods) == "bfgs"

@@ -264,3 +264,13 @@ def test_influence_and_prediction_intervals_refuse_residual_structures():
         fit.predict(issue19_dataset("Orthodont").head(), interval="prediction")
     confidence = fit.predict(issue19_dataset("Orthodont").head(), interval="confidence")
     assert np.all(confidence["lower"] < confidence["fit"])
+
+
+def test_residual_structures_are_fitted_by_bobyqa():
+    """The analytic gradient knows nothing of a residual structure: BOBYQA fits it, and a
+    derivative-based optimizer asked for by name is refused."""
+    assert _fit("sleepstudy_ar1", True).optinfo.optimizer == "NLopt LN_BOBYQA"
+    formula, data, kwargs = MODELS["sleepstudy_ar1"]
+    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), **kwargs)
+    with pytest.raises(mm.ModelSpecError, match="residual structure"):
+        model.fit(settings=mm.OptimizerSettings(optimizer="bfgs"))

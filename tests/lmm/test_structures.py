@@ -161,3 +161,21 @@ def test_wald_intervals_and_influence_work_with_structures():
     assert wald.loc["Days"].notna().all()
     refits = fit.influence(group="Subject")
     assert refits.converged.all() and refits.dfbeta().shape == (18, 2)
+
+
+@pytest.mark.parametrize("name", ["diag", "cs", "ar1_pairs"])
+def test_structured_terms_are_fitted_without_the_unstructured_gradient(name):
+    """The analytic gradient, Newton's dense system and the batched refits read theta as the lower
+    triangle of lambda: a structured term goes to BOBYQA (never a wrong gradient), and asking for a
+    derivative-based optimizer is refused by name."""
+    fit = _fit(name, False)
+    assert fit.optinfo.optimizer == "NLopt LN_BOBYQA"
+    assert fit.model.crossprods.dense_system is None
+    model = mm.LinearMixedModel.from_formula(FORMULAS[name], issue19_dataset("sleepstudy"), REML=False)
+    for optimizer in ("bfgs", "newton"):
+        with pytest.raises(mm.ModelSpecError, match=f"optimizer='{optimizer}'.*unstructured"):
+            model.fit(settings=mm.OptimizerSettings(optimizer=optimizer))
+
+
+def test_unstructured_terms_keep_the_derivative_based_fit():
+    assert _fit("us", False).optinfo.optimizer != "NLopt LN_BOBYQA"

@@ -47,6 +47,7 @@ __all__ = [
     "theta_lower_bounds",
     "theta_names",
     "covariance_to_theta",
+    "canonical_theta",
     "CovarianceStructure",
     "Unstructured",
     "Diagonal",
@@ -112,6 +113,18 @@ def _semidefinite_factor(cov: np.ndarray) -> np.ndarray:
         if lam[j, j] > 0:
             lam[j + 1 :, j] = (cov[j + 1 :, j] - lam[j + 1 :, :j] @ lam[j, :j]) / lam[j, j]
     return lam
+
+
+def canonical_theta(theta: np.ndarray, k: int) -> np.ndarray:
+    """The theta slice whose lambda has non-negative diagonal and the same ``lambda @ lambda.T``.
+
+    Changing the sign of a column of lambda leaves the covariance (and every
+    objective) unchanged, so an unconstrained optimizer may end with negative
+    diagonal elements; this flips those columns back.
+    """
+    lam = theta_to_lambda(np.asarray(theta, dtype=float), k)
+    signs = np.where(np.diagonal(lam) < 0, -1.0, 1.0)
+    return (lam * signs)[lower_triangle(k)]
 
 
 # --- structures ---------------------------------------------------------------------------

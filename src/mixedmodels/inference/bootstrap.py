@@ -10,7 +10,8 @@
 The refit reuses the model definition: for a linear mixed model only the
 response row of the blocks ``[Z X y]'[Z X y]`` changes, i.e. ``Z'y``, ``X'y``
 and ``y'y``, which cost O(n) to recompute; ``Z'Z``, ``X'Z`` and ``X'X`` are
-kept.  The replicates estimate the sampling distribution of the statistic:
+kept, and 200 replicates are refitted at once (:func:`mixedmodels.lmm.refit.fit_many`).  The
+replicates estimate the sampling distribution of the statistic:
 ``sd`` is its bootstrap standard error and the 2.5 % and 97.5 % quantiles a
 95 % percentile interval.
 """
@@ -23,16 +24,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
 from .._validate import check_bool
 from ..fitted import Fit
+from ..lmm.refit import ResponseRows, fit_many, refit_lmm
 from ..simulate import check_nsim, simulate_responses
 
 __all__ = ["bootstrap", "BootstrapResult", "refit"]
 
 _BATCH = 20  # replicates simulated at once (fixed, so results depend only on the seed)
+_FIT_CHUNK = 200  # replicates refitted at once (a multiple of _BATCH)
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,6 +152,15 @@ def _as_series(value: Any, names: Sequence[str] | None = None) -> pd.Series:
     return pd.Series(array, index=labels, dtype=float)
 
 
+def _values_of(value: Any, t0: pd.Series) -> np.ndarray:
+    """A replicate's statistic as values in the order of ``t0`` (a Series with t0's index: as it is)."""
+    if isinstance(value, pd.Series) and value.index.equals(t0.index):
+        return value.to_numpy(dtype=float)
+    if not isinstance(value, (pd.Series, Mapping)) and np.size(value) == t0.size:
+        return np.asarray(value, dtype=float).reshape(-1)  # values in t0's order (as _as_series labels them): no Series
+    return _as_series(value, list(t0.index)).reindex(t0.index).to_numpy()
+
+
 # --- refitting -------------------------------------------------------------------------
 def refit(result: Fit, y: Any) -> Any:
     """Refit ``result``'s model to a new response ``y`` (lme4's ``refit(object, newresp)``).
@@ -167,14 +178,13 @@ class _Refitter:
         self.result = result
         self.model = result.model
         self.kind = _model_kind(result)
-        if self.kind == "lmm":
-            self._prepare_lmm()
+        self.rows = ResponseRows(self.model) if self.kind == "lmm" else None
 
     def __call__(self, y: np.ndarray) -> Any:
         inputs = self.model.inputs
         y = self._response(y)
         if self.kind == "lmm":
-            return self._refit_lmm(y)
+            return refit_lmm(self.result, y, self.rows)
         new_inputs = replace(inputs, y=y)
         if self.kind in ("lm", "glm"):
             return replace(self.model, inputs=new_inputs).fit()
@@ -187,82 +197,17 @@ class _Refitter:
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
             raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+        return self.responses(y)
+
+    def responses(self, y: np.ndarray) -> np.ndarray:
+        """``y`` (one response, or one per column for a linear mixed model) with the observed values
+        in the rows of weight 0: they carry no information, and their simulated value is NaN."""
+        inputs = self.model.inputs
         if inputs.weights is not None and not np.all(inputs.weights > 0):
-            # rows of weight 0 carry no information (their simulated value is NaN): keep the observed one
             informative = (inputs.weights > 0).reshape((-1,) + (1,) * (y.ndim - 1))
-            y = np.where(informative, y, inputs.y)
+            observed = inputs.y if y.ndim == inputs.y.ndim else inputs.y[:, None]
+            y = np.where(informative, y, observed)
         return y
-
-    # --- linear mixed models: swap the y row of the blocks ---------------------------------
-    def _prepare_lmm(self) -> None:
-        """Precompute the weighted Z and X; check the y-row update against the model's own blocks."""
-        inputs, cp = self.model.inputs, self.model.crossprods
-        if getattr(self.model, "residual", None) is not None:  # stored pieces: rebuild them for each response
-            self.swap_y = False
-            return
-        self.sqrtw = None if inputs.weights is None else np.sqrt(inputs.weights)
-        scale = (lambda a: a) if self.sqrtw is None else (lambda a: a * self.sqrtw[:, None])
-        self.zw = [scale(t.z) / _column_scales(layout, t.ncols) for t, layout in zip(inputs.terms, cp.terms)]
-        self.xw = scale(inputs.fixed.matrix)
-        a21, a22 = self._y_blocks(inputs.y)
-        # Never trust the update blindly: if it does not reproduce the model's blocks for the
-        # original y (the block layout changed), rebuild the blocks for every refit instead.
-        self.swap_y = _same(a21, cp.a21) and np.allclose(a22, cp.a22, rtol=1e-10, atol=1e-8 * np.abs(cp.a22).max())
-
-    def _y_blocks(self, y: np.ndarray) -> tuple[Any, np.ndarray]:
-        """``a21`` and ``a22`` of the model with response ``y``: only their y row changes."""
-        inputs, cp = self.model.inputs, self.model.crossprods
-        yw = y - inputs.offset if inputs.offset is not None else y.copy()
-        if self.sqrtw is not None:
-            yw = yw * self.sqrtw
-        zty = [_term_cross(t.refs, zw, t.nlevels, yw) for t, zw in zip(inputs.terms, self.zw)]
-        column = np.concatenate(zty[1:] + [self.xw.T @ yw, [yw @ yw]])
-        a22 = cp.a22.copy()
-        a22[-1, :] = column
-        a22[:, -1] = column
-        return _replace_last_row(cp.a21, zty[0]), a22
-
-    def _refit_lmm(self, y: np.ndarray) -> Any:
-        inputs = replace(self.model.inputs, y=y)
-        if self.swap_y:
-            a21, a22 = self._y_blocks(y)
-            model = replace(self.model, inputs=inputs, crossprods=self.model.crossprods.with_response(a21, a22))
-        else:
-            model = self.model.rebuild(inputs=inputs)  # keeps a residual structure, started at its estimates
-        return model.fit(start=self.result.theta)
-
-
-def _column_scales(layout: Any, ncols: int) -> np.ndarray:
-    """Per-column scaling of a term's Z inside the blocks (1 when the blocks store Z as is)."""
-    scales = getattr(layout, "scales", None)
-    return np.ones(ncols) if scales is None else np.asarray(scales, dtype=float).reshape(-1)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two versions of ``a21`` (dense or sparse) have the same last (y) row."""
-    if a.shape != b.shape:
-        return False
-    row_a = a[[-1], :].toarray().ravel() if sp.issparse(a) else np.asarray(a)[-1]
-    row_b = b[[-1], :].toarray().ravel() if sp.issparse(b) else np.asarray(b)[-1]
-    scale = max(float(np.abs(row_b).max(initial=0.0)), 1.0)
-    return bool(np.allclose(row_a, row_b, rtol=1e-10, atol=1e-10 * scale))
-
-
-def _term_cross(refs: np.ndarray, zw: np.ndarray, nlevels: int, yw: np.ndarray) -> np.ndarray:
-    """``Z_k' y`` for one term, level-major (level l, column j at ``l * k + j``)."""
-    k = zw.shape[1]
-    out = np.empty((nlevels, k))
-    for j in range(k):
-        out[:, j] = np.bincount(refs, weights=zw[:, j] * yw, minlength=nlevels)
-    return out.ravel()
-
-
-def _replace_last_row(a21: Any, row: np.ndarray) -> Any:
-    if isinstance(a21, np.ndarray):
-        out = a21.copy()
-        out[-1] = row
-        return out
-    return sp.csr_array(sp.vstack([a21[:-1], sp.csr_array(row[None, :])], format="csr"))
 
 
 def _model_kind(result: Fit) -> str:
@@ -333,16 +278,42 @@ def bootstrap(
     counts = {"singular": 0, "convergence": 0}
     failures: list[str] = []
     with tqdm(total=nsim, desc="bootstrap", disable=not progress, leave=False) as bar:
-        for start in range(0, nsim, _BATCH):
-            stop = min(nsim, start + _BATCH)
-            ys = simulate_responses(result, stop - start, rng, use_re=use_re)
-            for j in range(stop - start):
-                value = _one_replicate(refitter, ys[:, j], statistic, counts, failures)
+        for start in range(0, nsim, _FIT_CHUNK):
+            stop = min(nsim, start + _FIT_CHUNK)
+            ys = np.hstack([simulate_responses(result, min(_BATCH, stop - first), rng, use_re=use_re)
+                            for first in range(start, stop, _BATCH)])
+            if refitter.kind == "lmm":
+                values = _lmm_replicates(refitter, ys, statistic, counts, failures)
+            else:
+                values = [_one_replicate(refitter, ys[:, j], statistic, counts, failures) for j in range(ys.shape[1])]
+            for j, value in enumerate(values):
                 if value is not None:
-                    rows[start + j] = _as_series(value, list(t0.index)).reindex(t0.index).to_numpy()
-                bar.update(1)
+                    rows[start + j] = _values_of(value, t0)
+            bar.update(stop - start)
     replicates = pd.DataFrame(rows, columns=t0.index)
     return BootstrapResult(t0, replicates, seed, counts["singular"], counts["convergence"], tuple(failures))
+
+
+def _lmm_replicates(refitter: _Refitter, ys: np.ndarray, statistic: Callable, counts: dict, failures: list) -> list:
+    """All refits of a chunk at once (:func:`mixedmodels.lmm.refit.fit_many`), then the statistic of each."""
+    ys = refitter.responses(ys)
+    fits = fit_many(refitter.model, ys, refitter.result.theta, refitter.rows)
+    values = []
+    for j in range(ys.shape[1]):
+        failure = fits.failures[j]
+        if failure is None:
+            try:
+                fit = fits.result(refitter.model, refitter.rows, ys, j)
+            except (MixedModelsError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+        if failure is not None:
+            failures.append(failure)
+            values.append(None)
+            continue
+        counts["singular"] += bool(fits.singular[j])
+        counts["convergence"] += bool(fits.messages[j])
+        values.append(statistic(fit))
+    return values
 
 
 def _one_replicate(refitter: _Refitter, y: np.ndarray, statistic: Callable, counts: dict, failures: list) -> Any:

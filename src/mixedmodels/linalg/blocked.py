@@ -45,6 +45,10 @@ __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization", "term_layouts"
 
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
+# Systems with at most this many rows (random effects, X and y; the dense system's size) and
+# data of at most this many entries of [Z X y] are built from one dense product.
+_SMALL_SYSTEM = 64
+_SMALL_SYSTEM_ENTRIES = 2_000_000
 # From this many non-zeros in A21, a big term with k > 1 columns gets the
 # compiled rank update: below it, importing numba and loading the kernel
 # (~0.4 s per process; ~1 s to compile it the first time) costs a fit more
@@ -171,6 +175,10 @@ class BlockedCrossProducts:
         if layouts is None:
             layouts = term_layouts(zs, nlevels, structures)
         zs = [z / lay.scales for z, lay in zip(zs, layouts)]
+        size = sum(t.size for t in layouts) + xy.shape[1]
+        small = size <= _SMALL_SYSTEM and xy.shape[0] * size <= _SMALL_SYSTEM_ENTRIES
+        if small and (size - layouts[0].size) * layouts[0].size <= _DENSE_LIMIT:  # A21 would be held dense anyway
+            return cls._build_dense(tuple(layouts), refs, zs, xy)
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -180,6 +188,24 @@ class BlockedCrossProducts:
         a22 = _dense_gram(rest_re, xy)
         a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
+
+    @classmethod
+    def _build_dense(cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> "BlockedCrossProducts":
+        """The blocks of a small system from one dense ``[Z X y]`` (one product; no sparse matrices built)."""
+        n = xy.shape[0]
+        q = sum(t.size for t in layouts)
+        full = np.zeros((n, q + xy.shape[1]))
+        offset = 0
+        for layout, r, z in zip(layouts, refs, zs):
+            columns = offset + r[:, None] * layout.ncols + np.arange(layout.ncols)
+            full[np.arange(n)[:, None], columns] = z
+            offset += layout.size
+        full[:, q:] = xy
+        gram = full.T @ full
+        q1, k1 = layouts[0].size, layouts[0].ncols
+        a11 = np.array([gram[i : i + k1, i : i + k1] for i in range(0, q1, k1)]).reshape(-1, k1, k1)
+        return cls(layouts, a11, np.ascontiguousarray(gram[q1:, :q1]), np.ascontiguousarray(gram[q1:, q1:]),
+                   xy.shape[1] - 1, n, plan_rank_update=True)
 
     @cached_property
     def rank_update_plan(self) -> ScalarRankUpdate | VectorRankUpdate | None:
@@ -212,6 +238,13 @@ class BlockedCrossProducts:
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
 
+    @cached_property
+    def dense_system(self):
+        """The whole system as one dense matrix when it is small (:mod:`.dense_system`), else None."""
+        from .dense_system import DenseSystem
+
+        return DenseSystem.build(self)
+
     def without_rows(self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray,
                      nrows: int) -> "BlockedCrossProducts":
         """These blocks less the cross-products of some of their rows: the blocks of the data without them.
@@ -224,7 +257,9 @@ class BlockedCrossProducts:
         """
         removed = _blocks_of(self.terms, refs, zs, xy)
         a21 = self.a21 - removed.a21
-        if not isinstance(self.a21, np.ndarray):
+        if isinstance(self.a21, np.ndarray):
+            a21 = np.asarray(a21)
+        else:
             a21 = sp.csr_array(a21)
         return replace(self, a11=self.a11 - removed.a11, a21=a21, a22=self.a22 - removed.a22,
                        nobs=self.nobs - int(nrows))
@@ -232,13 +267,17 @@ class BlockedCrossProducts:
     def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
         """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
 
-        The reordered structure's analysis carries over (the y row is dense
-        in it anyway); everything derived from the values is derived anew.
+        The reordered structure's analysis and the dense system carry over
+        (the y row is dense in them anyway); everything derived from the
+        values is derived anew.
         """
         copy = replace(self, a21=a21, a22=a22)
         analysed = self.__dict__.get("reordered_rest")
         if analysed is not None:
             copy.__dict__["reordered_rest"] = analysed.with_blocks(a21, a22)
+        dense = self.__dict__.get("dense_system")
+        if dense is not None:
+            copy.__dict__["dense_system"] = dense.with_response(copy)
         return copy
 
     @property
@@ -248,6 +287,15 @@ class BlockedCrossProducts:
     @property
     def rest_terms(self) -> tuple[TermLayout, ...]:
         return self.terms[1:]
+
+    @property
+    def unstructured(self) -> bool:
+        """Whether every term is unstructured (theta is the lower triangle of each lambda).
+
+        The derivative-based paths (:mod:`.gradient`, :mod:`.dense_system`,
+        :mod:`.blocked_batch`) assume it; other structures are fitted by BOBYQA.
+        """
+        return all(t.structure.is_default() for t in self.terms)
 
     @cached_property
     def nre_rest(self) -> int:
@@ -444,14 +492,18 @@ class Factorization:
     _l22: np.ndarray
     ok: bool
     order: np.ndarray | None = None
+    unscaled_rest: np.ndarray | None = None
 
     @classmethod
-    def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":
+    def compute(cls, cp: BlockedCrossProducts, theta: np.ndarray, keep_unscaled: bool = False) -> "Factorization":
+        """The factor in the original order; ``keep_unscaled`` also keeps ``A22 - A21 W A21'``
+        (symmetric, before the rest terms' lambdas are applied), which the gradient reads."""
         lam1 = cp.first.scaled_lam(theta)
         l11 = _first_block_factor(cp.a11, lam1)
         rest, lower_only = _updated_rest(cp, l11, lam1)
-        if lower_only and any(t.ncols > 1 for t in cp.rest_terms):
+        if lower_only and (keep_unscaled or any(t.ncols > 1 for t in cp.rest_terms)):
             _symmetrize_from_lower(rest)  # vector terms' scaling mixes rows within a level
+        unscaled = rest.copy() if keep_unscaled else None
         _scale_rest(rest, cp.rest_terms, theta, "rows")
         _scale_rest(rest, cp.rest_terms, theta, "cols")
         nre = cp.nre_rest
@@ -460,7 +512,7 @@ class Factorization:
         # whose upper triangle is that lower triangle: LAPACK factors it in place
         # as U'U, and U' = L is then the lower triangle of the C-ordered array.
         upper, info = lapack.dpotrf(rest.T, lower=0, clean=0, overwrite_a=1)
-        return cls(cp, theta, l11, upper.T, info == 0)
+        return cls(cp, theta, l11, upper.T, info == 0, unscaled_rest=unscaled)
 
     @classmethod
     def compute_reordered(cls, cp: BlockedCrossProducts, theta: np.ndarray) -> "Factorization":

@@ -63,7 +63,8 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     rss = cp.a22[-1, -1] - beta @ cp.a22[xs, -1]
     if dof <= 0 or not rss > 0:
         return None
-    moments = _moments(cp, gram_inv, beta)
+    dense = cp.dense_system
+    moments = _moments(cp, gram_inv, beta) if dense is None else _dense_moments(cp, dense.a, gram_inv, beta)
     count = moments.trace.size
     lhs = np.empty((count + 1, count + 1))
     lhs[:count, :count], lhs[:count, count], lhs[count, :count] = moments.frobenius, moments.trace, moments.trace
@@ -133,6 +134,23 @@ def _moments(cp: BlockedCrossProducts, gram_inv: np.ndarray, beta: np.ndarray) -
             frobenius[t, u] += np.sum(outer[t] * outer[u].T)
     frobenius = np.tril(frobenius) + np.tril(frobenius, -1).T
     return _Moments(frobenius, trace, score)
+
+
+def _dense_moments(cp: BlockedCrossProducts, a: np.ndarray, gram_inv: np.ndarray, beta: np.ndarray) -> _Moments:
+    """:func:`_moments` from the whole system held dense (small models): ``Z'MZ`` formed outright."""
+    q, p = cp.first.size + cp.nre_rest, cp.nfixef
+    zx, zz = a[:q, q : q + p], a[:q, :q]
+    resid_cross = zz - zx @ gram_inv @ zx.T
+    score_rows = a[:q, -1] - zx @ beta
+    component, offset, first = np.empty(q, dtype=np.intp), 0, 0
+    for term in cp.terms:
+        component[offset : offset + term.size] = np.tile(np.arange(term.ncols), term.nlevels) + first
+        offset += term.size
+        first += term.ncols
+    indicator = np.zeros((first, q))
+    indicator[component, np.arange(q)] = 1.0
+    return _Moments(indicator @ (resid_cross * resid_cross) @ indicator.T, indicator @ np.diagonal(resid_cross),
+                    indicator @ score_rows**2)
 
 
 def _first_rest_sums(a21_c, g_c_rest: np.ndarray, c_first_c: np.ndarray, indicator: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ The numeric phase is compiled (numba, the ``fast`` extra); without numba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -131,6 +131,7 @@ class SupernodalCholesky:
     rowptr: np.ndarray
     rows: np.ndarray
     flops: float
+    _leading: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def analyse(cls, pattern: np.ndarray, nfixed: int = 0) -> "SupernodalCholesky":
@@ -187,3 +188,46 @@ class SupernodalCholesky:
         update = np.empty(max(1, int((counts * counts).max())))
         status = supernodal_cholesky(mat.reshape(-1), self.size, self.starts, self.rowptr, self.rows, panel, update)
         return status == 0
+
+    def leading(self, nlead: int) -> "SupernodalCholesky":
+        """The structure of the leading ``nlead`` columns (the factor of the leading block is L's leading block)."""
+        if nlead >= self.size:
+            return self
+        if nlead not in self._leading:
+            kept = int(np.searchsorted(self.starts, nlead, side="left"))  # supernodes starting before nlead
+            starts = np.minimum(self.starts[: kept + 1], nlead)
+            rows, rowptr = [], [0]
+            for s in range(kept):
+                below = self.rows[self.rowptr[s] : self.rowptr[s + 1]]
+                below = below[below < nlead]
+                rows.append(below)
+                rowptr.append(rowptr[-1] + below.size)
+            rows_all = np.concatenate(rows).astype(np.int64) if rows else np.empty(0, np.int64)
+            self._leading[nlead] = SupernodalCholesky(self.order[:nlead], starts.astype(np.int64),
+                                                      np.asarray(rowptr, dtype=np.int64), rows_all, np.nan)
+        return self._leading[nlead]
+
+    def selected_inverse(self, factor: np.ndarray, nlead: int | None = None) -> np.ndarray:
+        """``(L L')^-1`` of the leading ``nlead`` rows of a factor from :meth:`factor`, on L's pattern.
+
+        Returns an ``m x m`` C-ordered array whose lower triangle holds the
+        inverse wherever L's supernodal pattern has an entry (rows and columns
+        below ``nlead``); other entries are not meaningful.  ``factor`` is not changed.
+        """
+        from ._supernodal_kernels import supernodal_inverse
+
+        structure = self.leading(self.size if nlead is None else nlead)
+        out = np.array(factor, order="C", copy=True)
+        if structure.starts.size < 2:
+            return out
+        widths = np.diff(structure.starts)
+        counts = np.diff(structure.rowptr)
+        diag = np.empty(max(1, int((widths * widths).max())))
+        panel = np.empty(max(1, int((widths * counts).max())))
+        pdr = np.empty_like(panel)
+        prr = np.empty(max(1, int((counts * counts).max())))
+        status = supernodal_inverse(out.reshape(-1), self.size, structure.starts, structure.rowptr, structure.rows,
+                                    diag, panel, prr, pdr)
+        if status != 0:
+            raise np.linalg.LinAlgError(f"the factor has a zero pivot in column {status - 1}")
+        return out

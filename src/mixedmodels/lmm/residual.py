@@ -31,7 +31,7 @@ import numpy as np
 from .._threads import blas_threads_for
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.residual import ResidualStructure
-from ..errors import DataError
+from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
 from ..linalg.blocked import term_layouts
 from ..linalg.weighted_blocks import WeightedBlocks
@@ -121,6 +121,9 @@ def optimize_with_residual(model: Any, settings: OptimizerSettings | None,
     ``model`` is a :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
+    if settings is not None and settings.optimizer in ("bfgs", "newton"):
+        raise ModelSpecError(f"optimizer={settings.optimizer!r} has no gradient for a residual structure: "
+                             "use optimizer='bobyqa' or 'auto'")
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
     ntheta = model.theta_lower.size

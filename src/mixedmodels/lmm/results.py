@@ -82,8 +82,8 @@ class LmerResults(InformationCriteria):
     sigma: float
     objective: float
     optinfo: OptInfo
-    _factor: "Factorization"
-    _spherical: tuple[np.ndarray, ...]
+    _factor: "Factorization | None"
+    _spherical: tuple[np.ndarray, ...] | None
 
     @classmethod
     def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
@@ -95,13 +95,30 @@ class LmerResults(InformationCriteria):
         sigma = float(np.sqrt(factor.pwrss() / dof))
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
 
+    @classmethod
+    def from_estimates(cls, model: MixedModel, info: OptInfo, beta: np.ndarray, sigma: float,
+                       objective: float) -> "LmerResults":
+        """Results whose estimates were computed elsewhere (batched refits, from the same factor's
+        formulas); the factorization and the modes are formed on first use, not for every refit."""
+        return cls(model, info.final.copy(), np.asarray(beta, dtype=float).copy(), float(sigma), float(objective),
+                   info, None, None)
+
     # --- basic facts ----------------------------------------------------------
     @property
     def factor(self) -> "Factorization":
         """The blocked Cholesky factor at the optimum (:mod:`mixedmodels.linalg.blocked`): of
         ``[Z Lambda, X, y]`` with the prior weights for lmer, at PIRLS' weights for glmer.
         Prediction SEs, leverages and conditional covariances are solves with it."""
+        if self._factor is None:
+            object.__setattr__(self, "_factor", self.model.crossprods.objective_factor(self.theta))
         return self._factor
+
+    @property
+    def _modes(self) -> tuple[np.ndarray, ...]:
+        """The spherical random effects u per term (``b = Lambda u``), from the factor."""
+        if self._spherical is None:
+            object.__setattr__(self, "_spherical", tuple(self.factor.solve()[1]))
+        return self._spherical
 
     @property
     def REML(self) -> bool:
@@ -203,7 +220,7 @@ class LmerResults(InformationCriteria):
     @cached_property
     def _vcov_unscaled(self) -> np.ndarray:
         """``(X' V^-1 X)^-1 / sigma^2`` from the X block of the Cholesky factor."""
-        lx, _ = self._factor.fixed_factor()
+        lx, _ = self.factor.fixed_factor()
         inv = triangular_inverse(lx)
         return inv.T @ inv
 
@@ -269,13 +286,13 @@ class LmerResults(InformationCriteria):
     @cached_property
     def conditional_modes(self) -> list[np.ndarray]:
         """Conditional modes ``b = Lambda u`` per term in block order, each (levels, columns)."""
-        return [u @ lam.T for u, lam in zip(self._spherical, self.relative_factors())]
+        return [u @ lam.T for u, lam in zip(self._modes, self.relative_factors())]
 
     @cached_property
     def _condsd(self) -> list[np.ndarray]:
         from ..linalg.condvar import conditional_variances
 
-        variances = conditional_variances(self._factor)
+        variances = conditional_variances(self.factor)
         return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self.relative_factors(), variances)]
 
     def _term_frame(self, index: int, values: np.ndarray) -> pd.DataFrame:
@@ -322,7 +339,7 @@ class LmerResults(InformationCriteria):
         from ..linalg.rows import level_covariances
 
         terms = [i for i, t in enumerate(self.terms) if t.group == group]
-        blocks = self.sigma**2 * level_covariances(self._factor, terms)
+        blocks = self.sigma**2 * level_covariances(self.factor, terms)
         columns = list(modes.columns)
         index = pd.MultiIndex.from_product([modes.index, columns], names=[modes.index.name, "column"])
         frame = pd.DataFrame(blocks.reshape(-1, len(columns)), index=index, columns=columns)
@@ -469,6 +486,16 @@ class LmerResults(InformationCriteria):
         from ..predict import predict  # upward: a convenience method
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
+
+    def refit(self, y) -> "LmerResults":
+        """The same model fitted to a new response ``y`` (lme4's ``refit``), from this fit's theta.
+
+        Reuses the design, the cross-products (only their y row is new) and
+        the symbolic analysis; ``y`` has one value per row of the fit.
+        """
+        from ..inference.bootstrap import refit  # upward: a convenience method
+
+        return refit(self, y)
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
                  re_form: str | bool | None = "~0", **kwargs) -> pd.DataFrame:

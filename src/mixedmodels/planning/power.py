@@ -43,7 +43,8 @@ from ..errors import ModelSpecError
 from ..formula import parse_formula
 from ..linalg.lstsq import lstsq
 from ..lmm.model import LinearMixedModel
-from .study import sampler
+from ..lmm.refit import ResponseRows, fit_many
+from .study import response_sampler, sampler
 
 __all__ = ["power", "PowerResult", "binomial_ci"]
 
@@ -109,6 +110,16 @@ class _Model:
         self._cache = (data[self.predictors].copy(), inputs)
         return inputs
 
+    def pvalues_many(self, frame: pd.DataFrame, responses: np.ndarray, test: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """p-values and singular flags for every response (columns of an n x nsim array) on one design."""
+        data = frame.assign(**{self.parsed.response: responses[:, 0]})
+        inputs = prepare_inputs(self.formula, data) if self.mixed else prepare_fixed_part(self.parsed, data)
+        if inputs.n_dropped or not np.all(np.isfinite(responses)):  # rows would differ between data sets
+            return _loop(self, frame, responses, test, method)
+        if not self.mixed:
+            return _ols_pvalues(inputs, responses, test, method, self.formula), np.zeros(responses.shape[1], dtype=bool)
+        return _lmer_pvalues(inputs, responses, test, method, self.formula)
+
     def pvalue(self, data: pd.DataFrame, test: str, method: str) -> tuple[float, bool]:
         """p-value of the test of ``test`` and whether the (mixed) fit was singular."""
         inputs = self.inputs(data)
@@ -128,6 +139,64 @@ def _ols_pvalue(inputs: ModelInputs, test: str, method: str, formula: str) -> fl
     if method == "lrt":
         return _chi2_1_pvalue(n * np.log(lstsq(np.delete(x, j, axis=1), y, alias=False).rss / fit.rss))
     return float(2 * special.stdtr(n - p, -abs(fit.coef[j] / fit.std_errors()[j])))
+
+
+def _loop(model: "_Model", frame: pd.DataFrame, responses: np.ndarray, test: str, method: str):
+    """One data set after another (the general path), for a design given as frame + responses."""
+    pvals, singular = np.full(responses.shape[1], np.nan), np.zeros(responses.shape[1], dtype=bool)
+    for i in range(responses.shape[1]):
+        data = frame.assign(**{model.parsed.response: responses[:, i]})
+        p, s = _one_run({"m": model}, data, test, method, strict=i == 0)
+        pvals[i], singular[i] = p[0], s[0]
+    return pvals, singular
+
+
+def _ols_pvalues(inputs: ModelInputs, responses: np.ndarray, test: str, method: str, formula: str) -> np.ndarray:
+    """:func:`_ols_pvalue` for every column of ``responses`` at once (one QR of X, as :func:`.linalg.lstsq.lstsq`)."""
+    x, j = inputs.fixed.matrix, _column_index(inputs.fixed.column_names, test, formula)
+    y = responses - inputs.offset[:, None] if inputs.offset is not None else responses
+    n, p = x.shape
+    if n <= p:
+        raise ModelSpecError(f"{n} observations cannot estimate {p} coefficients of {formula!r}")
+    fit = lstsq(x, y[:, 0], alias=False)  # X's aliased columns are already dropped
+    beta = fit.solve(y)
+    rss = np.sum((y - x @ beta) ** 2, axis=0)
+    if method == "lrt":
+        reduced = np.delete(x, j, axis=1)
+        fitted = reduced @ lstsq(reduced, y[:, 0], alias=False).solve(y)
+        stat = n * np.log(np.sum((y - fitted) ** 2, axis=0) / rss)
+        return special.chdtrc(1, np.maximum(stat, 0.0))
+    se = np.sqrt(rss / (n - p) * fit.unscaled_cov[j, j])
+    return 2 * special.stdtr(n - p, -np.abs(beta[j] / se))
+
+
+def _lmer_pvalues(inputs, responses: np.ndarray, test: str, method: str, formula: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_lmer_pvalue` for every column of ``responses``: each model's blocks built once, the fits
+    batched (:func:`mixedmodels.lmm.refit.fit_many`) from the first data set's optimum."""
+    j = _column_index(inputs.fixed.column_names, test, formula)
+
+    def fits(model_inputs, reml: bool):
+        model = LinearMixedModel.from_inputs(model_inputs, REML=reml)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first = model.fit()
+        rows = ResponseRows(model)
+        return fit_many(model, responses, first.theta, rows, checks=method not in ("lrt", "wald")), model, rows
+
+    if method == "lrt":
+        full, _, _ = fits(inputs, False)
+        reduced, _, _ = fits(_drop_fixed_column(inputs, j), False)
+        stat = np.maximum(reduced.objective - full.objective, 0.0)
+        return special.chdtrc(1, stat), full.singular
+    many, model, rows = fits(inputs, True)
+    if method == "wald":
+        return 2 * special.ndtr(-np.abs(many.beta[:, j] / many.se[:, j])), many.singular
+    pvals = np.full(responses.shape[1], np.nan)
+    for i in range(responses.shape[1]):
+        if many.failures[i] is None:
+            table = many.result(model, rows, responses, i).coef_table(ddf=method)
+            pvals[i] = float(table["Pr(>|t|)"].iloc[j])
+    return pvals, many.singular
 
 
 def _chi2_1_pvalue(stat: float) -> float:
@@ -167,8 +236,16 @@ def _drop_fixed_column(inputs: ModelInputs, j: int) -> ModelInputs:
 # --------------------------------------------------------------------------- the loop
 def _data_source(design: Any) -> tuple[Callable[[np.random.Generator], pd.DataFrame], Any]:
     """A function rng -> data set, and the design's truth (or None)."""
-    if callable(design) and not isinstance(design, pd.DataFrame):
+    settings = _design_settings(design)
+    if settings is None:
         return design, None
+    return sampler(settings)
+
+
+def _design_settings(design: Any) -> dict | None:
+    """The keyword arguments of simulate_design behind a design (None for a function)."""
+    if callable(design) and not isinstance(design, pd.DataFrame):
+        return None
     if isinstance(design, pd.DataFrame):
         truth = design.attrs.get("truth")
         if truth is None:
@@ -176,12 +253,10 @@ def _data_source(design: Any) -> tuple[Callable[[np.random.Generator], pd.DataFr
                 "design is a DataFrame without attrs['truth']; pass a data set made by "
                 "mm.simulate_design, a dict of its arguments, or a function rng -> DataFrame"
             )
-        settings = dict(truth.settings)
-    elif isinstance(design, Mapping):
-        settings = dict(design)
-    else:
-        raise ModelSpecError(f"design must be a dict of simulate_design arguments, not {type(design).__name__}")
-    return sampler(settings)
+        return dict(truth.settings)
+    if isinstance(design, Mapping):
+        return dict(design)
+    raise ModelSpecError(f"design must be a dict of simulate_design arguments, not {type(design).__name__}")
 
 
 def _models(formula: str | Sequence[str] | Mapping[str, str]) -> dict[str, _Model]:
@@ -281,15 +356,44 @@ def power(
     source, truth = _data_source(design)
     models = _models(formula)
     streams = np.random.SeedSequence(seed).spawn(nsim)
-    pvals = np.full((nsim, len(models)), np.nan)
-    singular = np.zeros((nsim, len(models)), dtype=bool)
-    for i in tqdm(range(nsim), desc="power", unit="sim", disable=not progress, leave=False):
-        data = source(np.random.default_rng(streams[i]))
-        pvals[i], singular[i] = _one_run(models, data, test, method, strict=i == 0)
+    batch = _response_batch(design, streams, progress)
+    if batch is not None:
+        pvals, singular = _all_runs(models, *batch, test, method)
+    else:
+        pvals = np.full((nsim, len(models)), np.nan)
+        singular = np.zeros((nsim, len(models)), dtype=bool)
+        for i in tqdm(range(nsim), desc="power", unit="sim", disable=not progress, leave=False):
+            data = source(np.random.default_rng(streams[i]))
+            pvals[i], singular[i] = _one_run(models, data, test, method, strict=i == 0)
     labels = list(models)
     table = _summarise(pvals, singular, alpha, level, ci, [models[k].formula for k in labels], labels)
     true_value = float(truth.fixef.get(test, 0.0)) if truth is not None else None
     return PowerResult(table, pd.DataFrame(pvals, columns=labels), test, method, alpha, level, ci, true_value)
+
+
+# --------------------------------------------------------------------------- all data sets at once
+def _response_batch(design: Any, streams, progress: bool) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The design's predictors and every data set's response (n x nsim), when only the response
+    changes between data sets (the same draws as the data sets themselves); else None."""
+
+    settings = _design_settings(design)
+    sampler = None if settings is None else response_sampler(settings)
+    if sampler is None:
+        return None
+    frame, draw = sampler
+    responses = [draw(np.random.default_rng(stream))
+                 for stream in tqdm(streams, desc="power: simulate", unit="sim", disable=not progress, leave=False)]
+    return frame, np.column_stack(responses)
+
+
+def _all_runs(models: dict[str, "_Model"], frame: pd.DataFrame, responses: np.ndarray, test: str,
+              method: str) -> tuple[np.ndarray, np.ndarray]:
+    """p-values and singular flags (data sets x models) with each model's design built once."""
+    pvals = np.full((responses.shape[1], len(models)), np.nan)
+    singular = np.zeros(pvals.shape, dtype=bool)
+    for k, model in enumerate(models.values()):
+        pvals[:, k], singular[:, k] = model.pvalues_many(frame, responses, test, method)
+    return pvals, singular
 
 
 def _summarise(pvals, singular, alpha, level, ci, formulas, labels) -> pd.DataFrame:

@@ -53,7 +53,7 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 
-__all__ = ["simulate_design", "DesignTruth", "sampler"]
+__all__ = ["simulate_design", "DesignTruth", "sampler", "response_sampler"]
 
 INTERCEPT = "(Intercept)"
 _INTERCEPT_ALIASES = {"1", "intercept", "Intercept", "(intercept)", INTERCEPT}
@@ -355,6 +355,13 @@ def _simulate(spec: _Spec, rng: np.random.Generator) -> tuple[pd.DataFrame, dict
     levels = _factor_indices(spec, rows)
     covariates = _draw_covariates(spec, rows, rng)
     cols = _design_columns(spec, rows, levels, covariates)
+    y, b, c = _draw_response(spec, rows, cols, rng)
+    frame = _frame(spec, rows, levels, covariates, y)
+    return frame, {"group_effects": b, "item_effects": c}
+
+
+def _draw_response(spec: _Spec, rows, cols, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The response given the design columns, and the group and item effects drawn for it."""
     b = _draw_effects(spec.group_sd, spec.group_corr, spec.n_groups, rng)
     gkeys = list(spec.group_sd)
     for key, shift in spec.outlier_shift.items():
@@ -363,9 +370,7 @@ def _simulate(spec: _Spec, rng: np.random.Generator) -> tuple[pd.DataFrame, dict
     eta = sum(cols[k] * v for k, v in spec.fixed.items()) + _random_part(cols, b, gkeys, rows["group"])
     if spec.n_items:
         eta = eta + _random_part(cols, c, list(spec.item_sd), rows["item"])
-    y = eta + rng.normal(0.0, spec.sigma, len(rows["group"]))
-    frame = _frame(spec, rows, levels, covariates, y)
-    return frame, {"group_effects": b, "item_effects": c}
+    return eta + rng.normal(0.0, spec.sigma, len(rows["group"])), b, c
 
 
 def _frame(spec: _Spec, rows, levels, covariates, y) -> pd.DataFrame:
@@ -582,3 +587,24 @@ def sampler(settings: Mapping[str, Any]) -> tuple[Any, DesignTruth]:
     truth = simulate_design(**settings, seed=0).attrs["truth"]  # validates the design once
     spec = replace(_make_spec(**truth.settings), settings=truth.settings)
     return (lambda rng: _simulate(spec, _as_rng(rng))[0]), truth
+
+
+def response_sampler(settings: Mapping[str, Any]) -> tuple[pd.DataFrame, Any] | None:
+    """For power: the design's predictors as a data set, and a function rng -> response.
+
+    ``fn(rng)`` gives exactly the response of ``sampler(settings)[0](rng)``
+    (the same draws in the same order), without building a data frame.  None
+    when a covariate is drawn anew for every data set (the predictors change).
+    """
+    settings = {k: v for k, v in settings.items() if k != "seed"}
+    truth = simulate_design(**settings, seed=0).attrs["truth"]
+    spec = replace(_make_spec(**truth.settings), settings=truth.settings)
+    if any(np.ndim(sd) == 0 for sd in spec.covariates.values()):
+        return None
+    rows = _skeleton(spec)
+    levels = _factor_indices(spec, rows)
+    covariates = _draw_covariates(spec, rows, np.random.default_rng(0))  # fixed values: draws nothing
+    cols = _design_columns(spec, rows, levels, covariates)
+    frame = _frame(spec, rows, levels, covariates, np.zeros(len(rows["group"])))
+    return frame, (lambda rng: _draw_response(spec, rows, cols, _as_rng(rng))[0])
+

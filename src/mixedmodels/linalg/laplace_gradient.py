@@ -1,0 +1,260 @@
+"""Gradient of a GLMM's Laplace deviance over (theta, beta), for scalar (or diagonal) terms and a canonical link.
+
+The Laplace deviance at the conditional modes ``u*`` (PIRLS) is
+
+    f(theta, beta) = dev(eta*) + ||u*||^2 + log det M,     M = Lambda' Z' W Z Lambda + I,
+    eta = X beta + Z Lambda u + offset,
+
+with ``W`` the working weights at ``eta*``.  For logit-binomial and
+log-Poisson (canonical links) ``s = d dev / d eta / 2 = -wt (y - mu)``,
+``ds / d eta = W = wt V(mu)`` and ``dW / d eta = wt V'(mu) V(mu)``.  For a
+parameter phi (a term's scaled lambda, or a fixed effect) with explicit
+``a_phi = d eta / d phi`` at fixed u (``Z_t u_t`` or ``X_j``):
+
+* the first two terms, minimized over u, change by their explicit
+  derivative only (envelope theorem): ``2 s' a_phi``;
+* ``u*`` moves with phi: differentiating the mode equation
+  ``Lambda' Z' s + u = 0`` gives ``M du = -(Lambda' Z' W a_phi + b_phi)``
+  with ``b_phi = E_t Z_t' s`` for the lambda of term t (0 for beta), and
+  ``d eta = a_phi + Z Lambda du``;
+* ``d log det M = tr(M^-1 dM)``: an explicit part for lambda_t,
+  ``2 sum_i W_i z_ti v_ti`` with ``v_i = M^-1 (Z Lambda)_i'`` read at term
+  t's index of observation i, and the weights' part
+  ``sum_i dW_i/deta d eta_i h_i`` with the leverages ``h_i = (Z Lambda M^-1 Lambda' Z')_ii``.
+
+M is factored as the blocked systems are: the first term's diagonal ``D``,
+the first-to-rest block ``B`` and the rest block, whose Schur complement is
+inverted densely; the entries of ``M^-1`` every observation needs (its first
+term's diagonal, first-to-rest and rest-to-rest entries) follow from those.
+All of theta's derivatives are with respect to the scaled lambdas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LaplaceGradient"]
+
+# B (rest random effects x first-term levels) is held dense up to this many entries
+MAX_DENSE_ENTRIES = 4_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class LaplaceGradient:
+    """What the gradient needs from a model: per term its level indices and scaled column, X and the response.
+
+    Build with :meth:`build`, which returns None where this gradient does not apply.
+    """
+
+    refs: tuple
+    z: tuple
+    nlevels: tuple
+    offsets: np.ndarray  # first index of each term in u
+    x: np.ndarray
+    response: object
+    permutation: np.ndarray | None = None  # the model's index of each u here (None: the same order)
+
+    @classmethod
+    def build(cls, refs, z, nlevels, x: np.ndarray, response,
+              permutation: np.ndarray | None = None) -> "LaplaceGradient | None":
+        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense.
+
+        ``permutation`` (``u_here = u_model[permutation]``) lets scalar terms stand for the columns
+        of a diagonal term (one scalar term per column, all on its grouping factor), whose modes
+        the model keeps level by level.
+        """
+        if not getattr(response, "natural", False):
+            return None
+        rest = int(sum(nlevels[1:]))
+        if rest * nlevels[0] > MAX_DENSE_ENTRIES:
+            return None
+        offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
+        return cls(tuple(np.asarray(r) for r in refs), tuple(np.asarray(c, dtype=float) for c in z), tuple(nlevels),
+                   offsets, x, response, permutation)
+
+    def __call__(self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray,
+                 modes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients over the scaled lambdas (one per term) and over beta, at a PIRLS solution.
+
+        With a list ``modes``, also appends ``du / d(lambda, beta)`` (q x (terms + p)): how the
+        modes move, a first-order start for PIRLS at nearby parameters.
+        """
+        if self.permutation is not None:
+            u = u[self.permutation]
+        r = self.response
+        var = r.family.variance(mu)
+        weights = r.weights * var
+        slope = r.weights * r.family.variance_deriv(mu) * var  # dW / d eta
+        score = -r.weights * (r.y - mu)
+        c = [lam * z for lam, z in zip(lams, self.z)]
+        inverse = self._inverse(weights, c)
+        v, leverage = self._solved_rows(inverse, c)
+        us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
+        explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
+        rhs = self._lambda_zt(lams, weights[:, None] * explicit)
+        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
+            rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(refs, weights=z * score, minlength=self.nlevels[t])
+        du = -inverse.solve(rhs)
+        if modes is not None:
+            if self.permutation is None:
+                modes.append(du)
+            else:  # rows in the model's order of u
+                in_model_order = np.empty_like(du)
+                in_model_order[self.permutation] = du
+                modes.append(in_model_order)
+        d_eta = explicit + self._z_lambda(lams, du)
+        gradient = 2.0 * score @ explicit + (slope * leverage) @ d_eta
+        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
+            gradient[t] += 2.0 * np.sum(weights * z * v[t])
+        ntheta = len(self.z)
+        return gradient[:ntheta], gradient[ntheta:]
+
+    # --- M and the entries of its inverse ------------------------------------------------
+    def _inverse(self, weights: np.ndarray, c: list) -> "_BlockedInverse":
+        q1, refs0 = self.nlevels[0], self.refs[0]
+        diagonal = 1.0 + np.bincount(refs0, weights=weights * c[0] ** 2, minlength=q1)
+        layout = self._layout()
+        m_re = layout.m_re
+        rest = np.eye(m_re)
+        for (t, s), flat in layout.rest_pairs.items():
+            block = np.bincount(flat, weights=weights * c[t] * c[s], minlength=m_re * m_re).reshape(m_re, m_re)
+            rest += block if s == t else block + block.T
+        values = np.concatenate([weights * c[t] * c[0] for t in range(1, len(c))]) if m_re else np.empty(0)
+        if layout.dense:
+            cross = np.bincount(layout.cross_flat, weights=values, minlength=m_re * q1).reshape(m_re, q1)
+        else:
+            cross = layout.cross_pattern.copy()
+            cross.data = np.bincount(layout.cross_entry, weights=values, minlength=cross.nnz)
+        return _BlockedInverse.compute(diagonal, cross, rest)
+
+    def _layout(self) -> "_Layout":
+        """Where every observation's products land in B and the rest block (found once)."""
+        cached = self.__dict__.get("_blocks")
+        if cached is None:
+            cached = _Layout.build(self.refs, self.nlevels, self.offsets)
+            object.__setattr__(self, "_blocks", cached)
+        return cached
+
+    def _solved_rows(self, inverse: "_BlockedInverse", c: list) -> tuple[list, np.ndarray]:
+        """``v_t`` (per term, per observation) and the leverages ``h = sum_t c_t v_t``."""
+        q1, refs0 = self.nlevels[0], self.refs[0]
+        index = [self.offsets[t] - q1 + self.refs[t] for t in range(1, len(c))]
+        v0 = inverse.first_diagonal[refs0] * c[0]
+        for t, rows in enumerate(index, start=1):
+            v0 = v0 + inverse.cross[rows, refs0] * c[t]
+        v = [v0]
+        for rows in index:
+            vt = inverse.cross[rows, refs0] * c[0]
+            for s, cols in enumerate(index, start=1):
+                vt = vt + inverse.rest[rows, cols] * c[s]
+            v.append(vt)
+        leverage = sum(ct * vt for ct, vt in zip(c, v))
+        return v, leverage
+
+    # --- products with Z Lambda -------------------------------------------------------------
+    def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``Lambda' Z' columns`` (q x k), by one sparse product per term."""
+        out = np.empty((int(self.offsets[-1]), columns.shape[1]))
+        for t, zt in enumerate(self._transposed()):
+            out[self.offsets[t] : self.offsets[t + 1]] = lams[t] * (zt @ columns)
+        return out
+
+    def _transposed(self) -> list:
+        """Each term's ``Z_t'`` (levels x n) as a sparse matrix, built on first use."""
+        cached = self.__dict__.get("_zt")
+        if cached is None:
+            import scipy.sparse as sp
+
+            n = self.x.shape[0]
+            cached = [sp.csr_array((z, (refs, np.arange(n))), shape=(q, n)) for z, refs, q in zip(self.z, self.refs, self.nlevels)]
+            object.__setattr__(self, "_zt", cached)
+        return cached
+
+    def _z_lambda(self, lams: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``Z Lambda values`` (n x k) for values on the random effects (q x k)."""
+        out = np.zeros((self.x.shape[0], values.shape[1]))
+        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
+            out += (lams[t] * z)[:, None] * values[self.offsets[t] : self.offsets[t + 1]][refs]
+        return out
+
+
+# B is held dense when it has at most this many entries or is at least this dense
+_DENSE_B_ENTRIES = 10_000
+_DENSE_B_SHARE = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Flat positions of the observations' products in B (dense, or the data of a fixed CSR pattern)
+    and in the rest block, per pair of rest terms."""
+
+    m_re: int
+    dense: bool
+    cross_flat: np.ndarray | None
+    cross_pattern: object
+    cross_entry: np.ndarray | None
+    rest_pairs: dict
+
+    @classmethod
+    def build(cls, refs, nlevels, offsets) -> "_Layout":
+        import scipy.sparse as sp
+
+        q1 = nlevels[0]
+        m_re = int(offsets[-1] - q1)
+        index = [offsets[t] - q1 + refs[t] for t in range(1, len(refs))]
+        rest_pairs = {(t, s): index[t - 1] * m_re + index[s - 1] for t in range(1, len(refs)) for s in range(1, t + 1)}
+        rows = np.concatenate(index) if index else np.empty(0, dtype=np.intp)
+        cols = np.tile(refs[0], len(index))
+        flat = rows * q1 + cols
+        unique, entry = np.unique(flat, return_inverse=True)
+        dense = m_re * q1 <= _DENSE_B_ENTRIES or unique.size >= _DENSE_B_SHARE * m_re * q1
+        if dense:
+            return cls(m_re, True, flat, None, None, rest_pairs)
+        pattern = sp.csr_array((np.zeros(unique.size), (unique // q1, unique % q1)), shape=(m_re, q1))
+        pattern.sort_indices()  # unique flat positions are row-major: CSR order already
+        return cls(m_re, False, None, pattern, entry.ravel(), rest_pairs)
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockedInverse:
+    """``M^-1`` of ``M = [[D, B'], [B, R]]`` (D diagonal, B dense or sparse): its first block's diagonal,
+    ``(M^-1)_21`` (dense) and ``(M^-1)_22``."""
+
+    diagonal: np.ndarray
+    scaled: object  # B D^-1 (dense, or sparse as B)
+    b: object
+    first_diagonal: np.ndarray
+    cross: np.ndarray
+    rest: np.ndarray
+
+    @classmethod
+    def compute(cls, diagonal: np.ndarray, b, r: np.ndarray) -> "_BlockedInverse":
+        if isinstance(b, np.ndarray):
+            scaled = b / diagonal
+            schur = r - scaled @ b.T
+        else:
+            scaled = b.copy()
+            scaled.data = scaled.data / diagonal[scaled.indices]
+            schur = r - (scaled @ b.T).toarray()
+        if schur.size:
+            inverse_lower = np.linalg.inv(np.linalg.cholesky(schur))
+            rest = inverse_lower.T @ inverse_lower
+        else:
+            rest = schur
+        cross = -np.asarray(scaled.T @ rest).T  # -(M^-1)_22 B D^-1, dense m_re x q1
+        if isinstance(b, np.ndarray):
+            first_diagonal = 1.0 / diagonal - np.einsum("rl,rl->l", scaled, cross)
+        else:
+            coo = scaled.tocoo()
+            first_diagonal = 1.0 / diagonal - np.bincount(coo.col, weights=coo.data * cross[coo.row, coo.col],
+                                                          minlength=diagonal.size)
+        return cls(diagonal, scaled, b, first_diagonal, cross, rest)
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``M^-1 rhs`` (first-term rows first)."""
+        q1 = self.diagonal.size
+        first, second = rhs[:q1], rhs[q1:]
+        rest = self.rest @ (second - self.scaled @ first)
+        return np.vstack([(first - self.b.T @ rest) / self.diagonal[:, None], rest])
