@@ -7,6 +7,8 @@ has the answer, lme4's numbers (tolerances as in tests/lmm/test_model.py).
 
 from __future__ import annotations
 
+import re
+
 import runpy
 import sys
 from importlib.util import find_spec
@@ -100,8 +102,12 @@ def test_sleepstudy_incomplete(tmp_path, capsys):
         assert abs(both.loc[subject, "Days"] - float(days)) < 1.5e-4, subject
     printed = capsys.readouterr().out
     assert "373  245.0000        NA" in printed and "374  286.0000  2.000000" in printed
-    assert "373    248.2086 10.43191" in printed and "374    252.2965 11.9097926" in printed
-    assert "373    248.9753 10.3915295" in printed
+    # printed as R prints coef(): the random-intercept and random-slope models' rows to every digit
+    # lme4 prints at its tight optimum (11.9097915: lme4 tight 11.90979151; the lecture's default fit
+    # 11.9097917); the model with both has a flat criterion, so its printed width follows the 7th
+    # significant digit of -0.3355620 (ours) or -0.3355625 (lme4 tight): the digits both pin down
+    assert "373    248.2086 10.43191" in printed and "374    252.2965 11.9097915" in printed
+    assert re.search(r"\n373    248\.9753 10\.3915\d* *\n", printed)
     # the point of the example: the incomplete subjects move furthest toward the population
     fraction = result["shrinkage"].query("term == 'Days'").set_index("group")["fraction"]
     assert fraction["374"] > 0.9 and fraction["374"] > fraction.drop(["373", "374"]).max()
