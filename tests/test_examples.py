@@ -8,7 +8,6 @@ has the answer, lme4's numbers (tolerances as in tests/lmm/test_model.py).
 from __future__ import annotations
 
 import re
-
 import runpy
 import sys
 from importlib.util import find_spec
