@@ -1,0 +1,92 @@
+"""The size of the fixed-effects matrix X, known before it is built.
+
+``y ~ a * b`` with 1,000 levels in each factor asks for a million columns:
+formulaic would allocate them one factor at a time until the machine runs
+out, and numpy would then fail on some small array ("Unable to allocate
+7.81 KiB").  :func:`fixed_columns` counts the columns from the formula's
+terms and the data's levels without building anything (an upper bound: a
+factor's contrasts take one column fewer per level, and aliased columns are
+dropped later), and :func:`check_fixed_size` refuses a design whose X would
+not fit, saying which term is to blame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from .._memory import MemoryEstimate, check_memory
+from .frame import formula_code, required_variables
+
+__all__ = ["fixed_columns", "check_fixed_size", "X_COPIES"]
+
+# X is held about three times over at the peak of its construction: formulaic's
+# per-factor encodings, the stacked matrix, and the copy of the kept columns
+# (measured with benchmarks/memory_estimate.py).
+X_COPIES = 3
+
+
+def _levels(values: pd.Series) -> int | None:
+    """Number of levels of a column that a formula treats as a factor, or None for a numeric column."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return max(len(dtype.categories), 1)
+    if pd.api.types.is_bool_dtype(dtype):
+        return 2
+    if pd.api.types.is_numeric_dtype(dtype):
+        return None
+    return max(int(values.nunique(dropna=True)), 1)
+
+
+def _variables(expr: str, data: pd.DataFrame) -> set[str]:
+    """The data's columns a factor of a term reads (a backticked name such as ``Sepal Width`` is one column)."""
+    if expr in data.columns:
+        return {expr}
+    try:
+        return {name for name in required_variables(expr) if name in data.columns}
+    except Exception:  # noqa: BLE001 - the formula's own errors are reported when X is built
+        return set()
+
+
+def fixed_columns(rhs: str, data: pd.DataFrame) -> list[tuple[str, int]]:
+    """An upper bound on the columns of X per term of ``rhs`` (``[(term, columns), ...]``).
+
+    A term's columns are the product of its factors' level counts (numeric
+    factors count 1; a call such as ``poly(x, 3)`` counts 1 per column it
+    names, an underestimate that does not matter for the size of X).
+    """
+    from formulaic import Formula
+
+    try:
+        terms = list(Formula(formula_code(rhs)[0]))
+    except Exception:  # noqa: BLE001 - the formula's own errors are reported when X is built
+        return []
+    out = []
+    for term in terms:
+        count = 1
+        for factor in term.factors:
+            for name in _variables(str(factor.expr), data):
+                count *= _levels(data[name]) or 1
+        out.append((str(term), count))
+    return out
+
+
+def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> None:
+    """Refuse a fixed-effects part whose X would not fit in memory, naming the largest term."""
+    columns = fixed_columns(rhs, data)
+    if not columns:
+        return
+    total = sum(count for _, count in columns)
+    n = len(data)
+    estimate = MemoryEstimate().add(f"X, {n:,} rows x up to {total:,} columns", X_COPIES * 8.0 * n * total)
+    if total > n:
+        estimate.add("its QR decomposition", 8.0 * min(n, total) * total)
+    term, count = max(columns, key=lambda item: item[1])
+    factors = ", ".join(f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data))
+                        if _levels(data[v]))
+    advice = (f"the term {term!r} alone has up to {count:,} columns ({factors}) -- "
+              f"for a factor with many levels a random effect such as (1 | {term}) is usually meant"
+              if count > math.sqrt(max(total, 1)) and factors else "use fewer or coarser predictors")
+    check_memory(estimate, max_memory, "the fixed-effects matrix X", advice)
