@@ -35,6 +35,7 @@ import numpy as np
 from scipy import special, stats
 
 from .errors import DataError, ModelSpecError
+from ._validate import Text, check_arguments, argument_kinds
 
 __all__ = [
     "Link",
@@ -184,7 +185,9 @@ class Family:
     links: tuple[str, ...] = ()
     has_dispersion: bool = False
 
+    @argument_kinds(link=Text(allow_none=True))
     def __init__(self, link: str | None = None):
+        check_arguments(locals())
         chosen = self.links[0] if link is None else _LINK_ALIASES.get(link, link)
         if chosen not in self.links:
             raise ModelSpecError(
@@ -473,6 +476,7 @@ FAMILIES: dict[str, type[Family]] = {
 }
 
 
+@argument_kinds(link=Text(allow_none=True))
 def get_family(family: Any, link: str | None = None) -> Family:
     """A family object from a name (``"binomial"``, ``"poisson"``, ``"Gamma"``, ...) or a family.
 
@@ -482,6 +486,7 @@ def get_family(family: Any, link: str | None = None) -> Family:
         For an unknown family or a link the family does not offer; the
         message lists the choices.
     """
+    check_arguments(locals())
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
             return type(family)(link=link)

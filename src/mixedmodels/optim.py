@@ -14,6 +14,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 
+from ._validate import Integer, Real, check_arguments, argument_kinds
+
 __all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded"]
 
 _RESULT_MESSAGES = {
@@ -48,6 +50,11 @@ class OptimizerSettings:
     xtol_abs: float = 1e-12
     initial_step: float = 0.25
     maxeval: int = 100_000
+
+    @argument_kinds(ftol_rel=Real(0.0), ftol_abs=Real(0.0), xtol_rel=Real(0.0), xtol_abs=Real(0.0),
+                initial_step=Real(0.0, low_open=True), maxeval=Integer(1))
+    def __post_init__(self) -> None:
+        check_arguments(vars(self))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelSpecError
 from ..families import get_family
-from .._validate import check_bool
+from .._validate import Instance, Seed, check_arguments, check_bool, argument_kinds
 from .diagnostics import SamplingWarning
 from .model import BayesModel
 from .results import BayesResults
@@ -33,6 +33,7 @@ def _check_counts(chains: Any, draws: Any) -> None:
             raise ModelSpecError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
+@argument_kinds(model=Instance(BayesModel), seed=Seed(generator=False))
 def sample(
     model: BayesModel,
     *,
@@ -52,6 +53,7 @@ def sample(
     Divergent transitions, R-hat above 1.01 and trajectories that hit
     ``max_tree_depth`` are reported as :class:`SamplingWarning`.
     """
+    check_arguments(locals())
     _check_counts(chains, draws)
     progress, prior_only = check_bool(progress, "progress"), check_bool(prior_only, "prior_only")
     seed = _seed(seed)
@@ -96,6 +98,7 @@ def _warn(result: BayesResults) -> None:
             "(draws=, warmup=) before trusting the results", SamplingWarning, stacklevel=3)
 
 
+@argument_kinds(seed=Seed(generator=False))
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -156,6 +159,7 @@ def lmer(
     >>> print(b.summary())
     >>> b.hdi(0.95)
     """
+    check_arguments(locals())
     from ..design.inputs import prepare_inputs
 
     _check_flags(progress=progress, prior_only=prior_only, center=center)
@@ -170,6 +174,7 @@ def lmer(
                   max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
 
 
+@argument_kinds(seed=Seed(generator=False))
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -202,6 +207,7 @@ def glmer(
     --------
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
+    check_arguments(locals())
     from ..design.inputs import prepare_glmm_inputs
 
     fam = get_family(family)

@@ -42,13 +42,16 @@ from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
 from .fit import fit_glmm
-from .results import GlmerResults
+from .results import PIRLS_RESULT, GlmerResults
+from .._validate import Instance, Numbers, check_arguments, argument_kinds
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
 # the finite-difference Hessian afterwards takes the rest of the way.
+_SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
+_BETA = Numbers(what="beta: a list or array of finite numbers (empty without fixed effects)")
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
 
 
@@ -98,12 +101,15 @@ class GeneralizedLinearMixedModel(ThetaParameters):
                      weights: Any = None, offset: Any = None,
                      contrasts: Mapping[str, str] | None = None) -> "GeneralizedLinearMixedModel":
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
+        check_arguments(locals())
         fam = get_family(family)
         inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
         return cls.from_inputs(inputs, fam)
 
     @classmethod
+    @argument_kinds(inputs=Instance(ModelInputs))
     def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
+        check_arguments(locals())
         fam = get_family(family)
         response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
         _check_not_constant(response, inputs.formula.response)
@@ -152,14 +158,18 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return self.family.link.link(self.response.mustart())
 
     # --- the deviance ---------------------------------------------------------------
+    @argument_kinds(res=PIRLS_RESULT)
     def laplace_value(self, res: PirlsResult) -> float:
         """``-2 log L`` by the Laplace approximation at a PIRLS solution."""
+        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + res.factor.logdet_re()
 
+    @argument_kinds(res=PIRLS_RESULT, beta=_BETA)
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
         """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""
+        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         term = self.inputs.terms[0]
@@ -184,12 +194,15 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             mult += w * np.exp((z * z + devc0 - devc) / 2.0)
         return float(np.sum(devc0) - 2.0 * (np.sum(np.log(mult)) + np.sum(np.log(sd))))
 
+    @argument_kinds(beta=_BETA, u0=Numbers(allow_none=True))
     def deviance(self, theta: np.ndarray, beta: np.ndarray, nAGQ: int = 1, u0: np.ndarray | None = None) -> float:
         """The GLMM deviance at (theta, beta): Laplace (nAGQ=1) or adaptive quadrature."""
+        check_arguments(locals())
         theta, beta = np.asarray(theta, dtype=float), np.asarray(beta, dtype=float)
         res = self.pirls.modes(theta, beta, np.zeros(self.nranef) if u0 is None else u0)
         return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
 
+    @argument_kinds(res=PIRLS_RESULT)
     def sigma_at(self, res: PirlsResult) -> float:
         """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``.
 
@@ -197,6 +210,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         row, so its sigma shrinks as zero-weight rows are added; R's glm leaves
         them out, and so does this, so that such rows change nothing).
         """
+        check_arguments(locals())
         if not self.family.has_dispersion:
             return 1.0
         n = int(np.count_nonzero(self.response.weights))
@@ -204,6 +218,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     def check_nagq(self, nAGQ: int) -> int:
         """lme4's rules for nAGQ."""
+        check_arguments(locals())
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
             raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
         nAGQ = int(nAGQ)
@@ -216,11 +231,14 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return nAGQ
 
     # --- fitting ----------------------------------------------------------------------
+    @argument_kinds(settings=_SETTINGS)
     def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> GlmerResults:
         """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`."""
+        check_arguments(locals())
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS)
 
 
+@argument_kinds(settings=_SETTINGS)
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -254,6 +272,7 @@ def glmer(
         Prior weights (for proportions: the numbers of trials).  Rows of
         weight 0 contribute nothing to the estimates but count in ``nobs``,
         as in lme4 (the dispersion of a Gamma fit leaves them out, as R's glm).
+        Rows with a missing (NaN) weight are dropped, as lme4 does.
     offset : array-like, optional
         Added to the linear predictor, with any ``offset()`` in the formula;
         rows where it is missing (NaN) are dropped, infinite values refused.
@@ -270,6 +289,7 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
+    check_arguments(locals())
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..design.inputs import ModelInputs, prepare_fixed_inputs
 from ..families import get_family
+from .._validate import check_arguments
 from .results import GlmResults, LmResults
 
 __all__ = ["lm", "glm", "LinearModel"]
@@ -78,6 +79,7 @@ def lm(
     weights : array-like, optional
         Prior weights, one per row of ``data``; rows of weight 0 are left out
         of the fit and of ``nobs``, as in R (they keep fitted values).
+        Rows with a missing (NaN) weight are dropped, as in R.
     offset : array-like, optional
         A known component of the mean, one per row of ``data``; rows where it
         is missing (NaN) are dropped, infinite values refused.
@@ -94,6 +96,7 @@ def lm(
     >>> partial = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
     >>> mm.anova(pooled, partial)                                # LRT, partial refitted by ML
     """
+    check_arguments(locals())
     inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm")
     return LinearModel(inputs).fit()
 
@@ -130,6 +133,7 @@ def glm(
     -------
     GlmResults
     """
+    check_arguments(locals())
     chosen = get_family(family)
     inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm")
     return GlmResults.from_model(LinearModel(inputs, chosen), maxit=maxit, tol=tol)

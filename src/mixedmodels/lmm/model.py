@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._threads import blas_threads_for
-from .._validate import check_bool
+from .._validate import Flag, Instance, check_arguments, check_bool, argument_kinds
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import initial_theta, theta_lower_bounds
 from ..design.inputs import ModelInputs, prepare_inputs
@@ -43,6 +43,7 @@ from .results import LmerResults
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+_SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
 
 
 class ThetaParameters:
@@ -74,6 +75,7 @@ class LinearMixedModel(ThetaParameters):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_arguments(locals())
         check_bool(REML, "REML")
         inputs = prepare_inputs(formula, data, **kwargs)
         if inputs.y.ndim != 1:
@@ -86,8 +88,10 @@ class LinearMixedModel(ThetaParameters):
         return cls.from_inputs(inputs, REML=REML)
 
     @classmethod
+    @argument_kinds(inputs=Instance(ModelInputs))
     def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
         """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+        check_arguments(locals())
         REML = check_bool(REML, "REML")
         rows = _informative_rows(inputs.weights)
         n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
@@ -132,8 +136,10 @@ class LinearMixedModel(ThetaParameters):
         w = self.inputs.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
+    @argument_kinds(factor=Instance(Factorization), REML=Flag(allow_none=True))
     def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
         """The profiled REML criterion or deviance given a factorization."""
+        check_arguments(locals())
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
@@ -145,6 +151,7 @@ class LinearMixedModel(ThetaParameters):
 
     def objective(self, theta: np.ndarray) -> float:
         """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
+        check_arguments(locals())
         return self.objective_from(self.crossprods.objective_factor(theta))
 
     # --- fitting ----------------------------------------------------------------
@@ -153,6 +160,7 @@ class LinearMixedModel(ThetaParameters):
 
         Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
         """
+        check_arguments(locals())
         theta = np.asarray(theta, dtype=float)
         value = self.objective(theta)
         info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
@@ -212,12 +220,14 @@ class LinearMixedModel(ThetaParameters):
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
         return info, best_factor.at(info.final)
 
+    @argument_kinds(settings=_SETTINGS)
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
         """Minimize the objective over theta and return the results.
 
         ``start`` is theta in the units of the data; by default
         :meth:`starting_theta` picks lme4's start or a moment estimate.
         """
+        check_arguments(locals())
         info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
@@ -275,6 +285,7 @@ def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, v
     return wrapped
 
 
+@argument_kinds(settings=_SETTINGS)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -302,6 +313,8 @@ def lmer(
         0 contributes nothing: the estimates are those of the fit without it
         (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
         value and response residual, and ``nobs`` counts it, as lme4's does.
+        Rows with a missing (NaN) weight are dropped like rows with missing
+        data (as lme4's model frame); infinite weights are refused.
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
         Rows with a missing (NaN) offset are dropped like rows with missing
@@ -317,6 +330,7 @@ def lmer(
     -------
     LmerResults
     """
+    check_arguments(locals())
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import check_bool
+from .._validate import Duck, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
+FACTOR = Duck("logdet_re", "solve", what="a factorization (model.crossprods.factorize(theta))", allow_none=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,8 +62,10 @@ class LmerResults(InformationCriteria):
     _spherical: tuple[np.ndarray, ...]
 
     @classmethod
+    @argument_kinds(model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo), factor=FACTOR)
     def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
         """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
+        check_arguments(locals())
         if factor is None:
             factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
         beta, spherical = factor.solve()
@@ -211,6 +214,7 @@ class LmerResults(InformationCriteria):
         With ``condvar=True`` each frame has two column levels: ``"condval"``
         (the modes) and ``"condsd"`` (their conditional standard deviations).
         """
+        check_arguments(locals())
         modes = self._by_group(self.conditional_modes)
         if not check_bool(condvar, "condvar"):
             return modes
@@ -246,6 +250,7 @@ class LmerResults(InformationCriteria):
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
+        check_arguments(locals())
         if type not in ("response", "pearson"):
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
         inputs = self.model.inputs
@@ -263,18 +268,22 @@ class LmerResults(InformationCriteria):
         ``ddf`` is None (no p-values, as lme4), ``"satterthwaite"`` or
         ``"kenward-roger"`` (lmerTest / pbkrtest).
         """
+        check_arguments(locals())
         from ..inference.ddf import coef_table  # upward: a convenience method (see tests/test_layering.py)
 
         return coef_table(self, ddf=ddf)
 
+    @argument_kinds(type=OneOf(Integer(1, 3), Text(), what="3 or 1 (or 'III', 'I')"))
     def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
         """F tests per fixed-effect term (lmerTest's anova: type III by default, or type 1)."""
+        check_arguments(locals())
         from ..inference.ftests import anova_table  # upward: a convenience method
 
         return anova_table(self, ddf=ddf, type=type)
 
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""
+        check_arguments(locals())
         from ..inference.intervals import confint  # upward: a convenience method
 
         return confint(self, method=method, level=level, **kwargs)
@@ -291,6 +300,7 @@ class LmerResults(InformationCriteria):
 
         Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
         """
+        check_arguments(locals())
         from ..predict import predict  # upward: a convenience method
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
@@ -301,6 +311,7 @@ class LmerResults(InformationCriteria):
 
         Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
         """
+        check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
@@ -312,6 +323,7 @@ class LmerResults(InformationCriteria):
         With ``ddf="satterthwaite"`` or ``"kenward-roger"`` the fixed-effects
         table gains df and Pr(>|t|) columns, as lmerTest's summary.
         """
+        check_arguments(locals())
         from .summary import LmerSummary
 
         return LmerSummary(self, ddf=ddf)

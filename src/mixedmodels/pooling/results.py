@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
 from .layout import APPROACHES, LeastSquaresFit, Layout, choose_x, group_covariance, select_levels
+from .._validate import Text, argument_kinds, check_arguments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -108,8 +109,10 @@ class PoolingComparison:
         fixef = self.partial_fit.fixef
         return pd.Series([float(fixef.get(t, 0.0)) for t in self.random_terms], index=list(self.random_terms))
 
+    @argument_kinds(approach=Text())
     def estimates(self, approach: str) -> pd.DataFrame:
         """One approach's coefficients as a levels x terms frame (like lme4's ``coef()``)."""
+        check_arguments(locals())
         if approach not in APPROACHES:
             raise MixedModelsError(f"unknown approach {approach!r}; choose one of {list(APPROACHES)}")
         rows = self._table[self._table["approach"] == approach]
@@ -119,6 +122,7 @@ class PoolingComparison:
         wide.index.name, wide.columns.name = self.group, None
         return wide
 
+    @argument_kinds(x=Text(allow_none=True))
     def lines(self, x: str | None = None, npoints: int = 50, groups=None) -> pd.DataFrame:
         """Each approach's fitted line per level over the range of ``x``.
 
@@ -128,6 +132,7 @@ class PoolingComparison:
         frame: ``group``, ``approach``, ``x`` (column named after the
         variable), ``fitted``; a line is NaN where its coefficients are.
         """
+        check_arguments(locals())
         return _fitted_lines(self, choose_x(self, x), npoints, groups)
 
     def plot(self, **kwargs) -> "Figure":
