@@ -45,6 +45,8 @@ def main(explorer: bool = True) -> None:
     _save(mm.plots.caterpillar(cmp.partial_fit), "caterpillar_sleepstudy.png")
     _save(mm.plots.ranef_scatter(cmp.partial_fit), "ranef_scatter_sleepstudy.png")
     _save(mm.plots.diagnostics(cmp.partial_fit), "diagnostics_sleepstudy.png")
+    # the lecture's xyplot(Reaction ~ Days | Subject) with lowess, and the model's lines
+    _save(mm.plots.by_group(sleep, "Days", "Reaction", "Subject", fit=cmp.partial_fit), "by_group_sleepstudy.png")
     # a random intercept with 18 levels: the 1-D shrinkage plot's crowded label column
     intercepts = mm.compare_pooling("Reaction ~ Days + (1 | Subject)", sleep)
     _save(intercepts.plot_shrinkage(), "shrinkage_sleepstudy_intercept.png")
@@ -60,6 +62,11 @@ def main(explorer: bool = True) -> None:
                         family="binomial")
     _save(mm.plots.caterpillar(penicillin), "caterpillar_penicillin.png")
     _save(mm.plots.diagnostics(cbpp), "diagnostics_cbpp.png")
+    # pooling of a GLMM on the link scale, with levels whose no-pooling estimate is -inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ticks = mm.compare_pooling("TICKS ~ YEAR + (1 | LOCATION)", mm.datasets.load("grouseticks"), family="poisson")
+    _save(ticks.plot_shrinkage(), "shrinkage_grouseticks.png")
     if explorer:
         explorer_screenshot(IMAGES / "explorer.png")
 

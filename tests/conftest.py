@@ -39,6 +39,37 @@ def fitted_lmer(formula: str, data_name: str, REML: bool = True):
         return mm.lmer(formula, dataset(data_name), REML=REML)
 
 
+@lru_cache(maxsize=None)
+def issue19_dataset(name: str):
+    """A bundled data set with the derived columns of the issue #19 R scripts (tests/reference/README.md).
+
+    sleepstudy: ``Phase3`` (days 0-2, 3-5, 6-9), ``DayPair`` (ordered ``Days // 2``), ``DayO``
+    (ordered ``Days``); BodyWeight, Ovary: ``obs``, the index 1, 2, ... within Rat / Mare in row order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    df = dataset(name).copy()
+    if name == "sleepstudy":
+        days = df["Days"].to_numpy()
+        df["Phase3"] = pd.Categorical(np.where(days <= 2, "d0_2", np.where(days <= 5, "d3_5", "d6_9")))
+        df["DayPair"] = pd.Categorical((days // 2).astype(int).astype(str), categories=list("01234"), ordered=True)
+        df["DayO"] = pd.Categorical(days.astype(int).astype(str), categories=[str(d) for d in range(10)], ordered=True)
+    group = {"BodyWeight": "Rat", "Ovary": "Mare"}.get(name)
+    if group is not None:
+        df["obs"] = df.groupby(group, observed=True).cumcount().astype(float) + 1.0
+    return df
+
+
+@lru_cache(maxsize=None)
+def fitted_issue19(kind: str, formula: str, data_name: str, **kwargs):
+    """An lmer / glmer / glmer_nb fit on :func:`issue19_dataset`, once per session (``kwargs`` hashable)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = getattr(mm, kind)
+        return fit(formula, issue19_dataset(data_name), **kwargs)
+
+
 @pytest.fixture(scope="session")
 def sleepstudy():
     return dataset("sleepstudy")

@@ -136,8 +136,10 @@ def test_get_family_by_name_object_or_class():
 
 
 def test_unknown_family_lists_the_choices():
-    with pytest.raises(ModelSpecError, match="unknown family 'negbin'.*'binomial', 'poisson', 'Gamma'"):
-        get_family("negbin")
+    with pytest.raises(ModelSpecError, match="unknown family 'tweedie'.*'binomial', 'poisson', 'Gamma'"):
+        get_family("tweedie")
+    with pytest.raises(ModelSpecError, match=r"negative binomial family needs its theta.*glmer_nb"):
+        get_family("negbin")  # issue #19: the family exists, with a theta
 
 
 def test_unknown_link_lists_the_family_s_links():
@@ -178,3 +180,24 @@ def test_binomial_responses_agree():
     mu7 = np.array([0.4, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2])
     expected = -2 * (2 * np.log(0.4) + 2 * np.log(0.6) + 3 * np.log(0.8))
     assert bernoulli.deviance(mu7) == pytest.approx(expected, rel=1e-12)  # saturated log L of 0/1 data is 0
+
+
+def test_negative_binomial_family_matches_r():
+    """MASS::negative.binomial(theta = 2): variance, deviance residuals and -2 log L (R's aic) by hand."""
+    from scipy import stats
+
+    from mixedmodels.families import NegativeBinomial
+
+    fam = NegativeBinomial(theta=2.0)
+    y = np.array([0.0, 1.0, 3.0, 7.0, 12.0])
+    mu = np.array([0.5, 1.5, 2.5, 6.0, 10.0])
+    np.testing.assert_allclose(fam.variance(mu), mu + mu**2 / 2.0)
+    response = fam.response(y, None, "y")
+    # R: 2 * (y * log(pmax(1, y) / mu) - (y + theta) * log((y + theta) / (mu + theta)))
+    dev = 2 * (y * np.log(np.maximum(1, y) / mu) - (y + 2) * np.log((y + 2) / (mu + 2)))
+    np.testing.assert_allclose(response.dev_resid(mu), dev, rtol=1e-12)
+    minus2 = -2 * stats.nbinom.logpmf(y, 2.0, 2.0 / (2.0 + mu)).sum()
+    assert response.minus2_loglik(mu) == pytest.approx(minus2, rel=1e-12)
+    assert not fam.canonical and fam.label == "Negative Binomial(2)"
+    assert NegativeBinomial(3.30339470796232).label == "Negative Binomial(3.3034)"
+    assert fam == NegativeBinomial(2.0) and fam != NegativeBinomial(2.5) and fam.with_theta(2.5) == NegativeBinomial(2.5)

@@ -23,7 +23,7 @@ SOURCE = Path(mixedmodels.__file__).parent
 
 # bottom to top; a name is a subpackage or a module directly under mixedmodels ("" is mixedmodels/__init__.py)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_threads", "_validate", "_memory", "_version"),
+    ("errors", "options", "_threads", "_validate", "_memory", "_version"),
     ("families", "optim", "convergence", "format", "tables", "datasets"),
     ("formula",),
     ("design",),
@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, ...]] = [
 
 # The only imports of a higher layer: deferred ones, each a door from a result to what reads it.
 UPWARD: dict[tuple[str, str], str] = {
-    ("mixedmodels.lmm.results", "mixedmodels.inference"): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile()",
+    ("mixedmodels.lmm.results", "mixedmodels.inference"): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile(), m.hatvalues(), m.influence()",
     ("mixedmodels.lmm.results", "mixedmodels.predict"): "m.predict()",
     ("mixedmodels.lmm.results", "mixedmodels.simulate"): "m.simulate()",
     ("mixedmodels.lmm.summary", "mixedmodels.inference"): "m.summary(ddf=...): lmerTest's df and p-values",

@@ -149,6 +149,37 @@ def test_crossed_random_effects():
     _assert_covariance(sims[:2], cov)
 
 
+def test_re_form_keeps_the_named_terms_and_redraws_the_others():
+    """lme4's re.form = ~ (1 | plate): plates at their modes, new samples; NULL: both kept; NA: none."""
+    fit = fitted_lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin")
+    k = [t.group for t in fit.terms].index("plate")
+    plate, sample = fit.terms[k], fit.terms[1 - k]
+    var_sample = float(np.squeeze(fit.covariances["sample"]))
+    sims = fit.simulate(nsim=NSIM, seed=4, re_form="~ (1 | plate)").to_numpy()
+    mean = fit.predict(re_form="~ (1 | plate)").to_numpy()
+    _assert_means(sims, mean, np.full(fit.nobs, var_sample + fit.sigma**2))
+    _assert_variances(sims, np.full(fit.nobs, var_sample + fit.sigma**2))
+    # rows 0 and 1: same plate, other samples -> independent given the plate's mode
+    assert plate.refs[0] == plate.refs[1] and sample.refs[0] != sample.refs[1]
+    total = var_sample + fit.sigma**2
+    _assert_covariance(sims[:2], np.diag([total, total]))
+    both = fit.simulate(nsim=NSIM, seed=5, re_form=None).to_numpy()
+    _assert_means(both, fit.fitted.to_numpy(), np.full(fit.nobs, fit.sigma**2))
+    _assert_variances(both, np.full(fit.nobs, fit.sigma**2))
+    pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form="~0"), fit.simulate(nsim=2, seed=6))
+    pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form=None), fit.simulate(nsim=2, seed=6, use_re=True))
+    pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form=False), fit.simulate(nsim=2, seed=6, re_form="NA"))
+
+
+def test_re_form_refuses_part_of_a_term(sleep_fit):
+    with pytest.raises(mm.MixedModelsError, match=r"whole terms.*\(1 \+ Days \| Subject\)"):
+        sleep_fit.simulate(re_form="~ (1 | Subject)")
+    with pytest.raises(mm.MixedModelsError, match="not in the model"):
+        sleep_fit.simulate(re_form="~ (1 | Item)")
+    with pytest.raises(mm.MixedModelsError, match="not both"):
+        sleep_fit.simulate(re_form=None, use_re=False)
+
+
 # --- interface ------------------------------------------------------------------------------
 def test_columns_index_and_reproducibility(sleep_fit):
     first = sleep_fit.simulate(nsim=3, seed=42)

@@ -55,17 +55,18 @@ CALLS = [
      lambda v: mm.LinearMixedModel.from_formula(SLEEP, dataset("sleepstudy"), REML=v)),
     ("LmResults.loglik_at", "REML", lambda v: _lm_fit().loglik_at(REML=v)),
     ("predict", "allow_new_levels", lambda v: _sleep_fit().predict(allow_new_levels=v)),
-    ("simulate", "use_re", lambda v: _sleep_fit().simulate(use_re=v, seed=1)),
     ("residuals", "scaled", lambda v: _sleep_fit().residuals(scaled=v)),
     ("glmer residuals", "scaled", lambda v: _glmer_fit().residuals(scaled=v)),
     ("ranef", "condvar", lambda v: _sleep_fit().ranef(condvar=v)),
+    ("predict", "se_fit", lambda v: _sleep_fit().predict(se_fit=v)),
+    ("confint", "old_names", lambda v: _sleep_fit().confint(method="wald", old_names=v)),
+    ("fixef", "add_dropped", lambda v: _sleep_fit().fixef(add_dropped=v)),
     ("bootstrap", "use_re", lambda v: mm.bootstrap(_sleep_fit(), lambda m: m.sigma, nsim=1, use_re=v)),
     ("bootstrap", "progress", lambda v: mm.bootstrap(_sleep_fit(), lambda m: m.sigma, nsim=1, progress=v)),
     ("confint boot", "progress", lambda v: _sleep_fit().confint(method="boot", nsim=1, progress=v)),
     ("profile", "progress", lambda v: _sleep_fit().profile(progress=v)),
     ("anova", "refit", lambda v: mm.anova(_lm_fit(), _sleep_fit(), refit=v)),
     ("ranova", "reduce_terms", lambda v: mm.ranova(_sleep_fit(), reduce_terms=v)),
-    ("compare_pooling", "share_fixed", lambda v: mm.compare_pooling(_sleep_fit(), share_fixed=v)),
     ("power", "progress",
      lambda v: mm.power({"n_groups": 4, "n_obs": 3}, "y ~ x", "x", nsim=1, progress=v)),
 ]
@@ -75,6 +76,20 @@ CALLS = [
 @pytest.mark.parametrize("value", BAD_FLAGS, ids=repr)
 def test_non_boolean_flags_are_refused_by_name(label, name, call, value):
     with pytest.raises(mm.MixedModelsError, match=rf"^{name} must be True or False"):
+        call(value)
+
+
+# flags where None means "choose for me" (the default)
+OPTIONAL_CALLS = [
+    ("simulate", "use_re", lambda v: _sleep_fit().simulate(use_re=v, seed=1)),
+    ("compare_pooling", "share_fixed", lambda v: mm.compare_pooling(_sleep_fit(), share_fixed=v)),
+]
+
+
+@pytest.mark.parametrize("label,name,call", OPTIONAL_CALLS, ids=[f"{c[0]}-{c[1]}" for c in OPTIONAL_CALLS])
+@pytest.mark.parametrize("value", [v for v in BAD_FLAGS if v is not None], ids=repr)
+def test_optional_flags_refuse_non_booleans_by_name(label, name, call, value):
+    with pytest.raises(mm.MixedModelsError, match=rf"^{name} must be True, False or None"):
         call(value)
 
 
@@ -115,7 +130,7 @@ def test_bayes_flags_are_refused_by_name():
     }
     for name, funcs in calls.items():
         for func in funcs:
-            with pytest.raises(mm.MixedModelsError, match=f"^{name} must be True or False"):
+            with pytest.raises(mm.MixedModelsError, match=f"^{name} must be True(,| or) False"):
                 func("yes")
     with pytest.raises(mm.MixedModelsError, match="^log_likelihood must be True, False or None"):
         prior.to_idata(log_likelihood="yes")

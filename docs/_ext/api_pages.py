@@ -45,7 +45,7 @@ class Section:
 
 SECTIONS = (
     Section("Fitting models", "Formula and data in, an immutable results object out.",
-            ("lmer", "glmer", "lm", "glm", "families", "OptimizerSettings")),
+            ("lmer", "glmer", "glmer_nb", "lm", "glm", "families", "var_ident", "cor_ar1", "OptimizerSettings")),
     Section("Results", "What a fit holds: estimates, variance components, random effects, fitted values, "
             "information criteria, tests and summaries (lme4's accessors).",
             ("LmerResults", "GlmerResults"), ("LmResults", "GlmResults", "OptInfo", "LmerSummary")),
@@ -63,6 +63,8 @@ SECTIONS = (
     Section("Shrinkage explorer", "The browser app of ``mixedmodels explore`` and the numbers behind it.",
             ("explore",)),
     Section("Data sets", "The bundled data sets, with R's factor levels.", ("datasets",)),
+    Section("Settings", "Package-wide settings, as R's ``options()``: the default contrasts.",
+            ("options", "option_context", "get_option")),
     Section("Errors and warnings", "Everything the package raises or warns derives from these.",
             ("MixedModelsError", "FormulaError", "DataError", "ModelSpecError", "MixedModelsWarning",
              "SingularFitWarning", "ConvergenceWarning", "RankDeficiencyWarning", "ScaleWarning")),

@@ -37,6 +37,7 @@ from .errors import (
     ScaleWarning,
     SingularFitWarning,
 )
+from .options import get_option, option_context, options
 
 from ._version import __version__
 
@@ -46,8 +47,11 @@ _LAZY = {
     "LinearMixedModel": "mixedmodels.lmm.model",
     "LmerResults": "mixedmodels.lmm.results",
     "OptimizerSettings": "mixedmodels.optim",
+    "var_ident": "mixedmodels.design.residual",
+    "cor_ar1": "mixedmodels.design.residual",
     "glmer": "mixedmodels.glmm.model",
     "GeneralizedLinearMixedModel": "mixedmodels.glmm.model",
+    "glmer_nb": "mixedmodels.glmm.negbin",
     "GlmerResults": "mixedmodels.glmm.results",
     "families": "mixedmodels.families",
     "lm": "mixedmodels.linear_models.model",
@@ -78,6 +82,9 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "options",
+    "option_context",
+    "get_option",
     *_LAZY,
 ]
 
@@ -87,7 +94,9 @@ if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export
     from . import bayes as bayes, datasets as datasets, explore as explore
     from . import families as families, plots as plots
     from .bayes import priors as priors
+    from .design.residual import cor_ar1 as cor_ar1, var_ident as var_ident
     from .glmm.model import GeneralizedLinearMixedModel as GeneralizedLinearMixedModel, glmer as glmer
+    from .glmm.negbin import glmer_nb as glmer_nb
     from .glmm.results import GlmerResults as GlmerResults
     from .inference.bootstrap import bootstrap as bootstrap
     from .inference.compare import anova as anova, ranova as ranova

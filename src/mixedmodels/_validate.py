@@ -673,7 +673,9 @@ COMMON: dict[str, Kind] = {
     "result": FIT,
     "theta": Numbers(min_length=1, what="theta: a list or array of finite numbers"),
     "beta": Numbers(min_length=1, what="a list or array of finite numbers"),
-    "start": Numbers(min_length=1, what="theta: a list or array of finite numbers", allow_none=True),
+    "start": OneOf(Numbers(min_length=1), Dict(), allow_none=True,
+                   what="theta (a list or array of finite numbers) or a dict such as {'theta': [...]}"),
+    "na_action": Text(),  # the spellings ('omit', 'na.exclude', ...) are read by design.inputs.check_na_action
     "ndraws": Integer(1, allow_none=True),
     "nAGQ": Integer(0, 100),
     "maxit": Integer(1),

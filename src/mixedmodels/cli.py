@@ -5,7 +5,7 @@ Commands::
     mixedmodels demo [--out DIR]                    # sleepstudy: summary, pooling pictures
     mixedmodels fit FORMULA --data FILE [--family F] [--ml] [--ddf satterthwaite] [--json] [--plot OUT.png]
     mixedmodels datasets [NAME] [--head N] [--info]
-    mixedmodels pooling FORMULA --data FILE [--plot OUT.png] [--shrinkage-plot OUT.png]
+    mixedmodels pooling FORMULA --data FILE [--family F] [--plot OUT.png] [--shrinkage-plot OUT.png]
     mixedmodels simulate --groups J --obs N [...] [--out FILE.csv]
 
 Bad input gives one line on stderr (``mixedmodels: error: ...``) and exit
@@ -269,8 +269,10 @@ def datasets(name: str | None, head: int | None, info: bool) -> None:
               help="Save the per-group pooling picture.")
 @click.option("--shrinkage-plot", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.png",
               help="Save the shrinkage picture.")
+@click.option("--family", "-f", metavar="F",
+              help="A GLMM (glmer): binomial, poisson, ...; estimates on the link scale, glm fits for no pooling.")
 def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path | None,
-            shrinkage_plot: Path | None) -> None:
+            shrinkage_plot: Path | None, family: str | None) -> None:
     """Complete, no and partial pooling of FORMULA side by side."""
     _require("mixedmodels.pooling", "the pooling comparison (mm.compare_pooling)")
     if (plot or shrinkage_plot) and not _available("matplotlib"):
@@ -278,12 +280,18 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
     import mixedmodels as mm
     import pandas as pd
 
-    cmp = mm.compare_pooling(formula, _load(data_path, factors))
+    cmp = mm.compare_pooling(formula, _load(data_path, factors), family=family)
     with pd.option_context("display.max_rows", None, "display.width", 120):
+        if cmp.scale is not None:
+            click.echo(f"Estimates on the {cmp.scale} scale (the linear predictor of the {family} GLMM)")
+        click.echo(cmp.no_pooling_note)
         click.echo(cmp.table.to_string())
         if getattr(cmp, "shrinkage", None) is not None:
             click.echo("\nShrinkage (no pooling -> partial pooling):")
             click.echo(cmp.shrinkage.to_string())
+        if not cmp.separation.empty:
+            click.echo("\nNo finite no-pooling estimate (separation):")
+            click.echo(cmp.separation.to_string())
     if plot or shrinkage_plot:
         for path in _pooling_pictures(formula, None, plot, shrinkage_plot, cmp=cmp):
             click.echo(f"saved {path}")

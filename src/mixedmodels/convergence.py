@@ -72,14 +72,19 @@ def _hessian_messages(hessian: np.ndarray) -> list[str]:
     return []
 
 
-def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray) -> ConvergenceCheck:
+def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
+                      upper: np.ndarray | None = None) -> ConvergenceCheck:
     """lme4's gradient and Hessian checks at the optimum ``x`` of ``func``.
 
     Parameters within ``BOUNDARY_TOLERANCE`` of their lower bound (what
-    ``is_singular`` calls the boundary) are excluded.
+    ``is_singular`` calls the boundary), or of an upper bound (a correlation
+    parameter of a structured covariance at +-1), are excluded.
     """
     x = np.asarray(x, dtype=float)
-    interior = np.flatnonzero(x - lower > BOUNDARY_TOLERANCE)
+    inside = x - lower > BOUNDARY_TOLERANCE
+    if upper is not None:
+        inside &= np.asarray(upper, dtype=float) - x > BOUNDARY_TOLERANCE
+    interior = np.flatnonzero(inside)
     if interior.size == 0:
         return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
 

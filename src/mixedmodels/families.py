@@ -6,15 +6,20 @@ to the linear predictor, ``eta = g(mu)``.  Names, links, clamping and the
 log-likelihood constants follow R's ``stats`` families, which lme4's
 ``glmer`` uses:
 
-===================  ====================================  ===========
-family               links                                 default
-===================  ====================================  ===========
-``Binomial``         logit, probit, cloglog, cauchit, log  logit
-``Poisson``          log, sqrt, identity                   log
-``Gamma``            inverse, log, identity                inverse
-``InverseGaussian``  1/mu^2, inverse, log, identity        1/mu^2
-``Gaussian``         identity, log, inverse                identity
-===================  ====================================  ===========
+======================  ====================================  ===========
+family                  links                                 default
+======================  ====================================  ===========
+``Binomial``            logit, probit, cloglog, cauchit, log  logit
+``Poisson``             log, sqrt, identity                   log
+``Gamma``               inverse, log, identity                inverse
+``InverseGaussian``     1/mu^2, inverse, log, identity        1/mu^2
+``Gaussian``            identity, log, inverse                identity
+``NegativeBinomial``    log, sqrt, identity                   log
+======================  ====================================  ===========
+
+``NegativeBinomial(theta)`` is MASS's ``negative.binomial(theta)`` (lme4's
+``glmer.nb`` family): counts with variance ``mu + mu^2 / theta`` for a known
+``theta``; :func:`mixedmodels.glmer_nb` estimates it.
 
 >>> import mixedmodels as mm
 >>> mm.families.Binomial(link="probit")
@@ -35,7 +40,7 @@ import numpy as np
 from scipy import special, stats
 
 from .errors import DataError, ModelSpecError
-from ._validate import Text, check_arguments, argument_kinds
+from ._validate import Real, Text, check_arguments, argument_kinds
 
 __all__ = [
     "Link",
@@ -45,6 +50,7 @@ __all__ = [
     "Gamma",
     "InverseGaussian",
     "Gaussian",
+    "NegativeBinomial",
     "GlmResponse",
     "get_family",
     "FAMILIES",
@@ -204,6 +210,11 @@ class Family:
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.link.name))
+
+    @property
+    def label(self) -> str:
+        """The family as R's summaries print it (``family(m)$family``)."""
+        return self.name
 
     # --- the distribution ------------------------------------------------------
     def variance(self, mu: np.ndarray) -> np.ndarray:
@@ -466,6 +477,89 @@ class Gaussian(Family):
         return float(nobs * (np.log(2 * np.pi * dev / nobs) + 1.0) + 2.0 - logw)
 
 
+class NegativeBinomial(Family):
+    """Overdispersed counts with variance ``mu + mu^2 / theta`` (MASS's ``negative.binomial(theta)``,
+    glmmTMB's ``nbinom2``) for a known ``theta > 0``.  Default link log.
+
+    ``-2 log L`` has the normalising constants of R's ``family$aic``; there is no
+    dispersion to estimate (sigma is 1, as lme4's).  The log link is not the
+    canonical one, so PIRLS weights are the expected information
+    ``mu_eta^2 / V(mu)`` (lme4's).
+    """
+
+    name = "Negative Binomial"
+    links = ("log", "sqrt", "identity")
+
+    @argument_kinds(theta=Real(0.0, low_open=True), link=Text(allow_none=True))
+    def __init__(self, theta: float, link: str | None = None):
+        check_arguments(locals())
+        if isinstance(theta, bool) or not isinstance(theta, (int, float, np.integer, np.floating)) or not (
+                np.isfinite(theta) and theta > 0):
+            raise ModelSpecError(
+                f"the negative binomial theta (its size: variance mu + mu^2 / theta) must be a positive number, "
+                f"got theta={theta!r}; use mm.glmer_nb() to estimate it"
+            )
+        super().__init__(link)
+        self.theta = float(theta)
+
+    def __repr__(self) -> str:
+        return f"NegativeBinomial(theta={self.theta!r}, link={self.link.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.link.name == self.link.name and other.theta == self.theta
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.link.name, self.theta))
+
+    @property
+    def label(self) -> str:
+        """MASS's ``Negative Binomial(3.3034)`` (theta rounded to 4 decimals)."""
+        return f"Negative Binomial({round(self.theta, 4):.15g})"
+
+    @property
+    def canonical(self) -> bool:
+        return False  # the canonical link would be log(mu / (mu + theta))
+
+    def with_theta(self, theta: float) -> "NegativeBinomial":
+        return NegativeBinomial(theta, link=self.link.name)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        return mu + mu * mu / self.theta
+
+    def valid_mu(self, mu: np.ndarray) -> bool:
+        return bool(np.all(np.isfinite(mu)) and np.all(mu > 0))
+
+    def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
+        return 1.0 + 2.0 * mu / self.theta
+
+    def kernel(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        return special.xlogy(y, mu) - (y + self.theta) * np.log(mu + self.theta)
+
+    def saturated(self, y: np.ndarray) -> np.ndarray:
+        return special.xlogy(y, y) - (y + self.theta) * np.log(y + self.theta)
+
+    def mustart(self, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return y + (y == 0) / 6.0  # MASS's negative.binomial()$initialize
+
+    def _check(self, y: np.ndarray, name: str) -> None:
+        if np.any(y < 0):
+            bad = np.flatnonzero(y < 0)[0]
+            raise DataError(f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); "
+                            "negative binomial counts must be >= 0")
+        _check_integers(y, name, "whole-number counts for the negative binomial family")
+
+    def log_density_constant(self, y: np.ndarray) -> np.ndarray:
+        """The part of ``log p(y | mu)`` without mu: ``lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) + theta log theta``."""
+        t = self.theta
+        return special.gammaln(y + t) - special.gammaln(t) - special.gammaln(y + 1.0) + t * np.log(t)
+
+    def _constant(self, y: np.ndarray, wt: np.ndarray, m: np.ndarray) -> float:
+        return float(-2.0 * np.sum(wt * (self.log_density_constant(y) + self.saturated(y))))
+
+    def _minus2_loglik(self, r: "GlmResponse", mu: np.ndarray, dev: float) -> float:
+        return dev + r.constant
+
+
 FAMILIES: dict[str, type[Family]] = {
     "binomial": Binomial,
     "poisson": Poisson,
@@ -489,14 +583,24 @@ def get_family(family: Any, link: str | None = None) -> Family:
     check_arguments(locals())
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
-            return type(family)(link=link)
+            return NegativeBinomial(family.theta, link) if isinstance(family, NegativeBinomial) else type(family)(link=link)
         return family
+    if isinstance(family, type) and issubclass(family, NegativeBinomial):
+        raise ModelSpecError(
+            "the negative binomial family needs its theta: family=mm.families.NegativeBinomial(theta=...) for "
+            "a known theta, or mm.glmer_nb(formula, data) to estimate it"
+        )
     if isinstance(family, type) and issubclass(family, Family):
         return family(link=link)
     if isinstance(family, str):
         cls = FAMILIES.get(family.strip().lower())
         if cls is not None:
             return cls(link=link)
+        if family.strip().lower().replace(".", "_").replace(" ", "_") in ("negative_binomial", "nbinom2", "negbin"):
+            raise ModelSpecError(
+                "the negative binomial family needs its theta: family=mm.families.NegativeBinomial(theta=...) for "
+                "a known theta, or mm.glmer_nb(formula, data) to estimate it"
+            )
     names = ["binomial", "poisson", "Gamma", "inverse_gaussian", "gaussian"]
     raise ModelSpecError(
         f"unknown family {family!r}; choose one of {', '.join(repr(n) for n in names)} "
@@ -548,7 +652,7 @@ class GlmResponse:
         # clamped the same, V(mu) differs from those only at weights below 1e-13.
         natural = (family.name, family.link.name) in (("binomial", "logit"), ("poisson", "log"))
         always_valid = (family.name == "binomial" and family.link.name in ("logit", "probit", "cloglog", "cauchit")) or (
-            family.name in ("poisson", "Gamma", "inverse.gaussian") and family.link.name == "log")
+            family.name in ("poisson", "Gamma", "inverse.gaussian", "Negative Binomial") and family.link.name == "log")
         return cls(family, y, weights, trials, family._constant(y, weights, trials), sat,
                    float(weights @ sat), binary, natural, always_valid)
 
@@ -574,6 +678,15 @@ class GlmResponse:
 
     def pearson(self, mu: np.ndarray) -> np.ndarray:
         return (self.y - mu) * np.sqrt(self.weights / self.family.variance(mu))
+
+    def observed_weights(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """The observed information per observation, ``-d^2 log p(y | eta) / d eta^2``:
+        ``wt [mu_eta^2 / V - (y - mu) d/deta(mu_eta / V)]`` (may be negative for a non-canonical link)."""
+        link, family = self.family.link, self.family
+        d1 = link.mu_eta(eta)
+        var = family.variance(mu)
+        slope = link.mu_eta2(eta, mu, d1) / var - d1 * d1 * family.variance_deriv(mu) / (var * var)
+        return self.weights * (d1 * d1 / var - (self.y - mu) * slope)
 
     def working_weights(self, eta: np.ndarray, mu: np.ndarray, observed: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """PIRLS weights and ``(y - mu) / mu_eta``-type working residuals at eta.

@@ -122,7 +122,15 @@ def _numpy_log_density(model: BayesModel, params: dict, parts: dict) -> float:
             if g.support != "point":
                 lp += _jacobian(g, tp["sd"][g.free[0] : g.free[1]], [model.priors.sd[k][c] for c in g.index])
                 lp += sum(model.priors.sd[k][c].logpdf(sd[c]) for c in g.index)
-        lp += stats.norm.logpdf(tp["u"]).sum() + 0.5 * np.log(2 * np.pi) * tp["u"].size
+        if ts.centred:  # the level coefficients gamma = beta[match] + b are sampled; b ~ N(0, Sigma)
+            b_k = np.array(parts["b"][k])
+            shift = np.array([beta_c[j] if j >= 0 else 0.0 for j in ts.match])
+            np.testing.assert_allclose(b_k, np.asarray(tp["u"]) - shift, rtol=1e-12, atol=1e-12)
+            chol = np.array(parts["chol"][k])
+            cov = np.outer(sd, sd) * (chol @ chol.T)
+            lp += stats.multivariate_normal(np.zeros(len(sd)), cov).logpdf(b_k).sum() + 0.5 * np.log(2 * np.pi) * b_k.size
+        else:
+            lp += stats.norm.logpdf(tp["u"]).sum() + 0.5 * np.log(2 * np.pi) * tp["u"].size
         if ts.correlated:
             lp += float(parts["cor_jacobian"][k]) + model.priors.cor[k].logpdf(np.array(parts["chol"][k]))
     b = [np.array(x)[None] for x in parts["b"]]
@@ -187,6 +195,15 @@ DENSITY_CASES = [
     ("poisson", "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)", "grouseticks",
      {"sd": {"BROOD": P.Exponential(1)}}, {}),
     (mm.families.Poisson(link="sqrt"), "TICKS ~ YEAR + (1 | LOCATION)", "grouseticks", None, {}),
+    # sampled centred (see mixedmodels.bayes.parametrization): the taught no-pooling model, a random
+    # intercept whose levels' data dominate, and correlated effects forced centred
+    ("gaussian", "Reaction ~ Days + (1 | Subject)", "sleepstudy",
+     {"fixef": P.Normal(0, 1000), "sd": P.Fixed(1000), "sigma": P.HalfCauchy(0, 100)}, {"centred": [True]}),
+    ("gaussian", "Reaction ~ Days + (1 | Subject)", "sleepstudy", None, {"centred": [True]}),
+    ("gaussian", "Reaction ~ Days + (Days | Subject)", "sleepstudy", {"cor": P.LKJ(2)},
+     {"parametrization": "centred", "centred": [True]}),
+    ("binomial", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", {"sd": P.Fixed(100)},
+     {"centred": [True]}),
 ]
 
 
@@ -201,7 +218,8 @@ def test_log_density_equals_an_independent_numpy_computation(family, formula, da
     if extra.get("weights"):
         kwargs["weights"] = np.random.default_rng(1).uniform(0.5, 2.0, len(data))
     inputs = prepare_glmm_inputs(formula, data, **kwargs)
-    model = BayesModel.build(inputs, get_family(family), priors)
+    model = BayesModel.build(inputs, get_family(family), priors, parametrization=extra.get("parametrization", "auto"))
+    assert [t.centred for t in model.spec.terms] == extra.get("centred", [t.centred for t in model.spec.terms])
     params = model.initial_values(np.random.default_rng(4), jitter=2.0)
     value, parts = _jax_parts(model, params)
     assert np.isfinite(value)

@@ -81,3 +81,29 @@ def test_grouping_column_mixing_numbers_and_strings_is_read_as_text():
     fit_text = mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g=text.to_numpy()))
     assert fit_mixed.objective == fit_text.objective
     assert fit_mixed.ngroups == {"g": 18}
+
+
+# --- covariance structures that do not fit the term (issue #19) ---------------------------------
+
+
+@pytest.mark.parametrize("formula,message", [
+    ("Reaction ~ Days + cs(1 | Subject)", r"cs\(\) needs at least two columns .* cs\(1 \| Subject\)"),
+    ("Reaction ~ Days + ar1(0 + Phase3 | Subject)", r"ar1\(\) in ar1\(0 \+ Phase3 \| Subject\) needs an ordered factor, but 'Phase3' is an unordered factor"),
+    ("Reaction ~ Days + ar1(0 + Days | Subject)", r"ar1\(\) in ar1\(0 \+ Days \| Subject\) needs an ordered factor, but 'Days' is continuous"),
+    ("Reaction ~ Days + ar1(DayPair | Subject)", r"written ar1\(0 \+ f \| Subject\); ar1\(1 \+ DayPair \| Subject\) is not of that form"),
+])
+def test_structure_the_term_cannot_carry_is_named(formula, message):
+    from conftest import issue19_dataset
+
+    with pytest.raises(mm.ModelSpecError, match=message):
+        mm.lmer(formula, issue19_dataset("sleepstudy"))
+
+
+def test_ar1_over_a_factor_with_an_unobserved_level_is_refused():
+    """A missing level would make non-neighbours neighbours: say so instead of fitting."""
+    from conftest import issue19_dataset
+
+    data = issue19_dataset("sleepstudy")
+    data = data[data["DayPair"] != "2"]
+    with pytest.raises(mm.ModelSpecError, match=r"level\(s\) '2' have no rows"):
+        mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", data)

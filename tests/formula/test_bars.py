@@ -27,7 +27,7 @@ def rt(expr: str, *factors: str) -> RandomTerm:
 def test_exports():
     assert set(formula_pkg.__all__) >= {"ParsedFormula", "RandomTerm", "parse_formula",
                                         "random_terms_text"}
-    assert [f.name for f in dataclasses.fields(RandomTerm)] == ["expr", "group", "factors"]
+    assert [f.name for f in dataclasses.fields(RandomTerm)] == ["expr", "group", "factors", "structure"]
     assert [f.name for f in dataclasses.fields(ParsedFormula)] == [
         "formula", "response", "fixed", "random"]
 

@@ -270,3 +270,12 @@ def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
     assert fresh._factor is not sleep_fit._factor
     np.testing.assert_array_equal(fresh.beta, sleep_fit.beta)
     assert (fresh.sigma, fresh.objective) == (sleep_fit.sigma, sleep_fit.objective)
+
+
+def test_method_ml_says_use_reml_false(sleepstudy):
+    with pytest.raises(mm.MixedModelsError, match=r"REML=False"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, method="ML")
+    with pytest.raises(mm.MixedModelsError, match=r"REML is the default"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, method="REML")
+    with pytest.raises(mm.MixedModelsError, match=r"nAGQ"):
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), method="Laplace")

@@ -392,7 +392,8 @@ def test_figure_script_renders(tmp_path, monkeypatch):
         module.main(explorer=False)  # the explorer's screenshot is the browser test's business
     written = {p.name for p in tmp_path.iterdir()}
     assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png", "shrinkage_sleepstudy_intercept.png",
-            "pooling_dyestuff.png", "profile_dyestuff.png", "diagnostics_cbpp.png"} <= written
+            "pooling_dyestuff.png", "profile_dyestuff.png", "diagnostics_cbpp.png", "by_group_sleepstudy.png",
+            "shrinkage_grouseticks.png"} <= written
 
 
 def test_profile_zeta_of_a_fitted_model():

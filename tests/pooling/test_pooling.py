@@ -226,9 +226,31 @@ def test_share_fixed_intercept_only_matches_r_lm():
 
 
 def test_separate_fits_include_fixed_terms_outside_the_random_term(sleepstudy):
-    """Without share_fixed every coefficient column is fitted per level (lmList)."""
-    cmp = mm.compare_pooling("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    """With share_fixed=False every coefficient column is fitted per level (lmList)."""
+    cmp = mm.compare_pooling("Reaction ~ Days + (1 | Subject)", sleepstudy, share_fixed=False)
     np.testing.assert_allclose(cmp.estimates("no").loc["308", "Days"], 21.764702, rtol=1e-6)
+    assert cmp.held_fixed.empty and "own Days" in cmp.no_pooling_note
+
+
+def test_intercept_only_default_holds_the_slope_fixed(sleepstudy):
+    """Issue 21 item 8: Reaction ~ Days + (1 | Subject) compares intercepts at one shared Days slope.
+
+    With a slope per subject, 308's own intercept is 244.2 and partial pooling (292.3, the
+    lecture's coef table) lies on the far side of the population (251.4): 9 of 18 arrows
+    pointed away.  With the slope held fixed (Gelman & Hill's lm(Reaction ~ Days + Subject)),
+    every subject moves toward the population, by the factor 1 - lambda_j of a balanced design.
+    """
+    cmp = mm.compare_pooling("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    assert cmp.share_fixed and list(cmp.held_fixed.index) == ["Days"]
+    np.testing.assert_allclose(cmp.held_fixed["Days"], 10.467286, rtol=1e-6)  # = lm's slope: balanced Days
+    shrink = cmp.shrinkage.set_index("group")
+    np.testing.assert_allclose(shrink.loc["308", "partial_pooling"], 292.1888, atol=5e-4)
+    toward = np.sign(shrink["population"] - shrink["no_pooling"]) == np.sign(shrink["shift"])
+    assert toward.all()
+    np.testing.assert_allclose(shrink["fraction"], 1 - shrink["shrinkage_factor"], rtol=1e-6)
+    assert "Days = 10.47 held fixed" in cmp.no_pooling_note
+    slope = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    assert not slope.share_fixed and "separately" in slope.no_pooling_note  # nothing outside the random term
 
 
 def test_random_only_term_and_other_factor():

@@ -40,11 +40,12 @@ def fit_and_read() -> mm.LmerResults:
     table: pd.DataFrame = m.coef_table(ddf="satterthwaite")
     ftests: pd.DataFrame = m.anova()
     intervals: pd.DataFrame = m.confint(method="wald")
-    predicted: pd.Series = m.predict(sleep.head(3), re_form="~0")
+    predicted: pd.Series | pd.DataFrame = m.predict(sleep.head(3), re_form="~0")
     simulated: pd.DataFrame = m.simulate(nsim=2, seed=1)
+    same_subjects: pd.DataFrame = m.simulate(nsim=2, seed=1, re_form=None)
     print(m.summary(ddf="kenward-roger"))
     del fixef, se, vcov, sigma, theta, varcorr, ranef, coef, fitted, residuals, criteria, counts, singular
-    del table, ftests, intervals, predicted, simulated
+    del table, ftests, intervals, predicted, simulated, same_subjects
     return m
 
 
@@ -69,6 +70,22 @@ def generalized() -> None:
     print(mm.anova(complete, g))
 
 
+def structured_models() -> None:
+    sleep = mm.datasets.load("sleepstudy")
+    sleep["DayPair"] = pd.Categorical(sleep["Days"] // 2, ordered=True)
+    a: mm.LmerResults = mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", sleep)
+    r: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep,
+                                correlation=mm.cor_ar1("Days", group="Subject"))
+    h: mm.LmerResults = mm.lmer("distance ~ age + Sex + (1 | Subject)", mm.datasets.load("Orthodont"),
+                                weights=mm.var_ident("Sex"))
+    phi: float | None = r.phi
+    ratios: pd.Series | None = h.var_ratios
+    nb: mm.GlmerResults = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"))
+    known: mm.GlmerResults = mm.glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"),
+                                      family=mm.families.NegativeBinomial(theta=2.0))
+    print(a.summary(), phi, ratios, nb.family, known.npar)
+
+
 def inference(m: mm.LmerResults) -> None:
     sleep = mm.datasets.load("sleepstudy")
     m0: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep)
@@ -89,6 +106,25 @@ def pooling_and_pictures(m: mm.LmerResults) -> None:
     shrinkage: pd.DataFrame = cmp.shrinkage
     figures = [cmp.plot(), cmp.plot_shrinkage(), mm.plots.caterpillar(m), mm.plots.diagnostics(m)]
     del long_table, shrinkage, figures
+
+
+def r_habits() -> None:
+    old: dict[str, object] = mm.options(contrasts=("contr.sum", "contr.poly"))
+    mm.options(**old)
+    with mm.option_context(contrasts=("sum", "poly")) as now:
+        fit = mm.lm("Reaction ~ Days", mm.datasets.load("sleepstudy"))
+    coding: tuple[str, str] = mm.get_option("contrasts")
+    print(now, fit, coding)
+
+
+def classroom_pictures(m: mm.LmerResults) -> None:
+    sleep = mm.datasets.load("sleepstudy")
+    panels = mm.plots.by_group(sleep, "Days", "Reaction", "Subject", smooth="lowess", fit=m)
+    xs, smooth = mm.plots.lowess(sleep["Days"], sleep["Reaction"], f=2 / 3, iter=3)
+    glmm = mm.compare_pooling("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                              mm.datasets.load("cbpp"), family="binomial")
+    separated: pd.DataFrame = glmm.separation
+    print(panels, xs.shape, smooth.shape, separated)
 
 
 def planning() -> None:
@@ -118,14 +154,22 @@ def bayesian() -> None:  # typed, not run by the tests (sampling takes a while)
     b = mm.bayes.lmer("Reaction ~ Days + (Days | Subject)", sleep, draws=200, chains=2, seed=1,
                       priors={"fixef": mm.priors.Normal(0, 1000), "sd": mm.priors.HalfCauchy(0, 100)})
     print(b.summary())
+    complete = mm.bayes.lm("Reaction ~ Days", sleep, draws=200, chains=2, seed=1,
+                           priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)})
+    taught = mm.bayes.lmer("Reaction ~ Days + (1 | Subject)", sleep, priors={"sd": mm.priors.Fixed(1000)},
+                           parametrization="auto")
+    print(complete.hdi(), taught.coef())
 
 
 def main() -> None:
     m = fit_and_read()
     the_pipeline()
     generalized()
+    structured_models()
     inference(m)
     pooling_and_pictures(m)
+    r_habits()
+    classroom_pictures(m)
     planning()
     explorer()
     errors()

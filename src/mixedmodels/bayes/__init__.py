@@ -27,6 +27,8 @@ from .diagnostics import SamplingWarning
 _LAZY = {
     "lmer": "mixedmodels.bayes.fit",
     "glmer": "mixedmodels.bayes.fit",
+    "lm": "mixedmodels.bayes.fit",
+    "glm": "mixedmodels.bayes.fit",
     "sample": "mixedmodels.bayes.fit",
     "BayesModel": "mixedmodels.bayes.model",
     "BayesResults": "mixedmodels.bayes.results",

@@ -8,6 +8,9 @@ matrices through NumPyro's ``CorrCholeskyTransform`` (the Cholesky factor
     log p(theta | y) = sum_i log p(y_i | eta_i) + log p(beta) + sum_k [log p(s_k) + log LKJ(L_k) - |u_k|^2 / 2]
                        + log p(sigma) + const.
 
+For a term sampled centred (fixed, wide SDs; see :mod:`.model`) the term's part is the normal
+density of ``b_k = gamma_k - beta[match]`` instead of ``-|u_k|^2 / 2``.
+
 Everything here is a pure function of ``(params, data)`` with the model's
 :class:`~mixedmodels.bayes.model.ModelSpec` as a static argument, so one
 compiled sampler serves every data set of the same shape.
@@ -115,15 +118,14 @@ def _assemble(params, data, spec):
     out = {"beta_c": beta_c, "sd": [], "chol": [], "b": []}
     for ts, tp, td in zip(spec.terms, params["terms"], data["terms"]):
         sd, lp_sd = _vector(tp["sd"], td["sd_const"], ts.sd_groups, td["sd_prior"])
-        u = tp["u"]
-        lp = lp + lp_sd - 0.5 * jnp.sum(u * u)
+        lp = lp + lp_sd
         if ts.correlated:
             chol = B.corr_cholesky(tp["cor"])
             lp = lp + B.corr_cholesky.log_abs_det_jacobian(tp["cor"], chol) + _lkj_logpdf(chol, td["lkj"])
-            b = u @ (sd[:, None] * chol).T
         else:
             chol = jnp.ones((1, 1))
-            b = u * sd
+        b, lp_b = _centred_effects(tp["u"], beta_c, sd, chol, ts) if ts.centred else _scaled_effects(tp["u"], sd, chol, ts)
+        lp = lp + lp_b
         eta = eta + jnp.sum(td["z"] * b[td["refs"]], axis=1)
         out["sd"].append(sd)
         out["chol"].append(chol)
@@ -135,6 +137,31 @@ def _assemble(params, data, spec):
         lp = lp + lp_sigma
     out["sigma"] = sigma
     return out, eta, lp
+
+
+def _scaled_effects(u, sd, chol, ts):
+    """Non-centred: ``b = u (diag(s) L)'`` with ``u ~ N(0, I)``."""
+    jnp = backend().jnp
+    b = u @ (sd[:, None] * chol).T if ts.correlated else u * sd
+    return b, -0.5 * jnp.sum(u * u)
+
+
+def _centred_effects(gamma, beta_c, sd, chol, ts):
+    """Centred: the level coefficients ``gamma`` are sampled; ``b = gamma - beta[match] ~ N(0, Sigma)``.
+
+    ``log N(b | 0, diag(s) L L' diag(s)) = -|L^-1 (b / s)|^2 / 2 - J sum_c (log s_c + log L_cc)``
+    plus a constant, for the ``J`` levels.
+    """
+    B = backend()
+    jnp = B.jnp
+    shift = jnp.stack([beta_c[j] if j >= 0 else jnp.zeros(()) for j in ts.match])
+    b = gamma - shift
+    scaled = b / sd
+    log_det = ts.nlevels * jnp.sum(jnp.log(sd))
+    if not ts.correlated:
+        return b, -0.5 * jnp.sum(scaled * scaled) - log_det
+    u = B.jax.scipy.linalg.solve_triangular(chol, scaled.T, lower=True)
+    return b, -0.5 * jnp.sum(u * u) - log_det - ts.nlevels * jnp.sum(jnp.log(jnp.diagonal(chol)))
 
 
 def _binomial_logs(link: str, eta):

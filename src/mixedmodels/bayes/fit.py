@@ -1,4 +1,9 @@
-"""``mm.bayes.lmer`` and ``mm.bayes.glmer``: the frequentist formulas, fitted with priors by NUTS."""
+"""``mm.bayes.lmer``, ``glmer``, ``lm`` and ``glm``: the frequentist formulas, fitted with priors by NUTS.
+
+A formula without random-effects terms is a complete-pooling regression: ``mm.bayes.lm`` (or
+``mm.bayes.lmer`` given such a formula, where lme4's ``lmer`` would refuse it) fits it with the
+same priors, summaries, HDIs and ``idata``.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ import pandas as pd
 
 from ..errors import DataError, ModelSpecError
 from ..families import get_family
-from .._validate import Instance, Seed, check_arguments, check_bool, argument_kinds
+from .._validate import Choice, Instance, Seed, check_arguments, check_bool, argument_kinds
 from .diagnostics import SamplingWarning
 from .model import BayesModel
 from .results import BayesResults
 
-__all__ = ["lmer", "glmer", "sample"]
+__all__ = ["lmer", "glmer", "lm", "glm", "sample"]
+
+
+_PARAMETRIZATION = Choice("auto", "centred", "noncentred")
 
 
 def _seed(seed: Any) -> int:
@@ -95,10 +103,11 @@ def _warn(result: BayesResults) -> None:
         warnings.warn(
             f"R-hat is above 1.01 for {d['n_r_hat_above_1.01']} parameter(s) (largest "
             f"{d['max_r_hat']:.3f} for {d['max_r_hat_parameter']}): the chains disagree; run more draws "
-            "(draws=, warmup=) before trusting the results", SamplingWarning, stacklevel=3)
+            "(draws=, warmup=) before trusting the results, or try the other parametrization= of the group effects",
+            SamplingWarning, stacklevel=3)
 
 
-@argument_kinds(seed=Seed(generator=False))
+@argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -116,13 +125,15 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     center: bool = True,
+    parametrization: str = "auto",
 ) -> BayesResults:
     """Fit a linear mixed model with priors by NUTS (NumPyro), from an lme4 formula.
 
     Parameters
     ----------
     formula, data, weights, offset, contrasts
-        As for :func:`mixedmodels.lmer`: the same model matrices.
+        As for :func:`mixedmodels.lmer`: the same model matrices.  A formula without
+        random-effects terms is fitted as :func:`lm` does (complete pooling).
     priors : dict, optional
         ``{"fixef": ..., "sd": ..., "cor": ..., "sigma": ...}`` with objects
         from :mod:`mixedmodels.bayes.priors` (``mm.priors``), one per class or per coefficient /
@@ -148,6 +159,11 @@ def lmer(
         Centre the fixed-effects columns for sampling when there is an
         intercept (the intercept's prior then refers to the predictors at
         their means; results are always on the original scale).
+    parametrization : {"auto", "centred", "noncentred"}
+        The coordinates of the group effects NUTS samples (the model is the
+        same): ``"auto"`` chooses per term from how much each level's data say
+        (:mod:`mixedmodels.bayes.parametrization`); the other two force one for
+        every term, e.g. when R-hat stays above 1.01.
 
     Returns
     -------
@@ -160,13 +176,65 @@ def lmer(
     >>> b.hdi(0.95)
     """
     check_arguments(locals())
-    from ..design.inputs import prepare_inputs
-
     _check_flags(progress=progress, prior_only=prior_only, center=center)
-    inputs = prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+    inputs = _inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
         raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
                         "cbind() responses are for binomial glmer")
+    if np.ptp(inputs.y) == 0:
+        raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
+    model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center, parametrization=parametrization)
+    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
+                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+
+
+def _inputs(formula: str, data: pd.DataFrame, *, generalized: bool = False, fixed_only: bool = False, **kwargs: Any):
+    """lme4's model inputs; a formula without bars gives the fixed part alone (complete pooling)."""
+    from ..design.inputs import prepare_fixed_inputs, prepare_glmm_inputs, prepare_inputs
+    from ..formula import parse_formula
+
+    if fixed_only or not parse_formula(formula).random:
+        caller = "mm.bayes.glm" if generalized else "mm.bayes.lm"
+        return prepare_fixed_inputs(formula, data, caller=caller, **kwargs)
+    return (prepare_glmm_inputs if generalized else prepare_inputs)(formula, data, **kwargs)
+
+
+@argument_kinds(seed=Seed(generator=False))
+def lm(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    priors: Mapping[str, Any] | None = None,
+    draws: int = 1000,
+    warmup: int | None = None,
+    chains: int = 4,
+    seed: int | None = None,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    progress: bool = True,
+    prior_only: bool = False,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    center: bool = True,
+) -> BayesResults:
+    """Fit a linear model (complete pooling: no random effects) with priors by NUTS.
+
+    The Bayesian ``lm(y ~ x)``: ``y_i ~ Normal(x_i' beta, sigma^2 / w_i)`` with priors on
+    ``beta`` (``priors["fixef"]``) and ``sigma`` (``priors["sigma"]``); the other arguments
+    and the results (``summary()``, ``hdi()``, ``idata``, ``posterior_predict()``) are those of
+    :func:`lmer`.  The course's model 1, ``points ~ N(a0 + D date, sigma^2)`` with
+    ``N(0, 1000^2)`` priors on the coefficients and ``HalfCauchy(0, 100)`` on sigma::
+
+        mm.bayes.lm("points ~ game", raptors,
+                    priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)})
+    """
+    check_arguments(locals())
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
+    inputs = _inputs(formula, data, fixed_only=True, weights=weights, offset=offset, contrasts=contrasts)
+    if inputs.y.ndim != 1:
+        raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lm; "
+                        "cbind() responses are for mm.bayes.glm(family='binomial')")
     if np.ptp(inputs.y) == 0:
         raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
     model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center)
@@ -175,7 +243,7 @@ def lmer(
 
 
 @argument_kinds(seed=Seed(generator=False))
-def glmer(
+def glm(
     formula: str,
     data: pd.DataFrame,
     family: Any = "binomial",
@@ -194,6 +262,38 @@ def glmer(
     contrasts: Mapping[str, str] | None = None,
     center: bool = True,
 ) -> BayesResults:
+    """Fit a generalized linear model (no random effects) with priors by NUTS; arguments as :func:`glmer`."""
+    check_arguments(locals())
+    fam = get_family(family)
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
+    inputs = _inputs(formula, data, generalized=True, fixed_only=True, weights=weights, offset=offset,
+                     contrasts=contrasts)
+    model = BayesModel.build(inputs, fam, priors, center=center)
+    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
+                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+
+
+@argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: Any = "binomial",
+    *,
+    priors: Mapping[str, Any] | None = None,
+    draws: int = 1000,
+    warmup: int | None = None,
+    chains: int = 4,
+    seed: int | None = None,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    progress: bool = True,
+    prior_only: bool = False,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    center: bool = True,
+    parametrization: str = "auto",
+) -> BayesResults:
     """Fit a generalized linear mixed model with priors by NUTS, from an lme4 formula.
 
     ``family`` is ``"binomial"`` (links logit, probit, cloglog, cauchit, log),
@@ -208,11 +308,9 @@ def glmer(
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
     check_arguments(locals())
-    from ..design.inputs import prepare_glmm_inputs
-
     fam = get_family(family)
     _check_flags(progress=progress, prior_only=prior_only, center=center)
-    inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
-    model = BayesModel.build(inputs, fam, priors, center=center)
+    inputs = _inputs(formula, data, generalized=True, weights=weights, offset=offset, contrasts=contrasts)
+    model = BayesModel.build(inputs, fam, priors, center=center, parametrization=parametrization)
     return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
                   max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)

@@ -9,6 +9,12 @@ columns ``Z_k`` and ``J_k`` levels, the model is
     y_i   ~ Normal(mu_i, sigma^2 / w_i)   or  Binomial(m_i, mu_i)  or  Poisson(mu_i),  mu_i = g^-1(eta_i)
 
 so ``b_kj ~ N(0, Sigma_k)`` with ``Sigma_k = diag(s_k) L_k L_k' diag(s_k)``.
+
+A term whose levels' data pin down their coefficients -- many observations per level, or the
+no-pooling model as taught, ``(1 | player)`` with ``sd = Fixed(1000)`` -- is sampled centred
+instead: the level coefficients ``gamma_kj = beta[match] + b_kj`` themselves (``beta[match]``
+the fixed effects of the same columns, e.g. the intercept), with
+``b_kj = gamma_kj - beta[match] ~ N(0, Sigma_k)``; :mod:`.parametrization` says which and why.
 When X has an intercept, the other columns are centred at their means for
 sampling (``beta`` is reported on the original scale) and the intercept's
 prior applies to the intercept at the predictors' means, as in rstanarm and
@@ -31,6 +37,7 @@ from scipy import special
 from ..errors import ModelSpecError
 from .priors import LKJ, Fixed, Prior, as_prior_spec, check_prior, column_scale, default_priors
 from .priors import response_scale
+from .parametrization import check_parametrization, choose_parametrization, column_matches
 
 __all__ = ["BayesModel", "ModelSpec", "PriorGroup", "TermSpec", "ResolvedPriors", "group_names"]
 
@@ -50,10 +57,19 @@ class PriorGroup:
 
 @dataclass(frozen=True)
 class TermSpec:
+    """One random-effects term's structure.
+
+    ``centred``: the term's group coefficients are sampled directly (see :mod:`.parametrization`),
+    as ``gamma_j = b_j + beta[match]``; ``match`` gives, per column, the fixed effect it deviates
+    from (-1 for none).
+    """
+
     nlevels: int
     ncols: int
     sd_groups: tuple[PriorGroup, ...]
     nfree_sd: int
+    centred: bool = False
+    match: tuple[int, ...] = ()
 
     @property
     def correlated(self) -> bool:
@@ -173,6 +189,10 @@ def resolve_priors(priors: Mapping[str, Any] | None, defaults: dict, names: tupl
                    family: str) -> ResolvedPriors:
     """Merge the user's ``priors=`` with the defaults, validating names and supports."""
     given = as_prior_spec(priors)
+    if not terms and ({"sd", "cor"} & set(given)):
+        extra = sorted({"sd", "cor"} & set(given))
+        raise ModelSpecError(f"priors {extra} were given but the model has no random-effects terms (no group SDs or "
+                             "correlations to put them on); drop them, or add a term such as (1 | group)")
     user: set[str] = set()
     gnames = group_names(terms)
     fixef = _resolve_fixef(given.get("fixef"), names, defaults["fixef"], user)
@@ -277,12 +297,22 @@ class BayesModel:
     cbind: bool = False
 
     @classmethod
-    def build(cls, inputs, family, priors: Mapping[str, Any] | None = None, *, center: bool = True) -> "BayesModel":
-        """Assemble the model from lmer/glmer inputs, a family and the ``priors=`` argument."""
+    def build(cls, inputs, family, priors: Mapping[str, Any] | None = None, *, center: bool = True,
+              parametrization: str = "auto") -> "BayesModel":
+        """Assemble the model from lmer/glmer inputs, a family and the ``priors=`` argument.
+
+        ``parametrization``: ``"auto"``, ``"centred"`` or ``"noncentred"`` group effects
+        (see :mod:`mixedmodels.bayes.parametrization`).
+        """
+        how = check_parametrization(parametrization)
         if family.name not in SUPPORTED_FAMILIES:
             raise ModelSpecError(
                 f"mm.bayes fits the gaussian, binomial and poisson families; {family.name!r} is not available yet"
             )
+        for term in inputs.terms:
+            if not term.structure.is_default():
+                raise ModelSpecError(f"mm.bayes models unstructured covariances; {term} has a {term.structure.name}() "
+                                     "structure (fit it with mm.lmer or mm.glmer)")
         x = np.asarray(inputs.fixed.matrix, dtype=float)
         names = tuple(inputs.fixed.column_names)
         lik, y_mean, cbind = _response_arrays(family, inputs)
@@ -300,7 +330,8 @@ class BayesModel:
         if ci >= 0:
             x_center = x.mean(axis=0)
             x_center[ci] = 0.0
-        spec, data = _spec_and_data(inputs, family, resolved, x - x_center, x_center, ci, lik)
+        centred = choose_parametrization(inputs, family, resolved.sd, how, scales["s_y"])
+        spec, data = _spec_and_data(inputs, family, resolved, x - x_center, x_center, ci, lik, centred)
         return cls(inputs, family, resolved, spec, data, names, x_center, scales, cbind)
 
     # --- facts -----------------------------------------------------------------
@@ -337,6 +368,7 @@ class BayesModel:
                 centre = s["location"] if j == spec.center_index else 0.0
                 scale = (s["s_y"] if j == spec.center_index else s["s_y"] / s["s_x"][j]) * 0.25
                 beta[slot] = centre + jitter * scale * rng.uniform(-1, 1) if g.support == "real" else jitter * rng.uniform(-1, 1)
+        beta_full = self._beta_start(beta)
         terms = []
         for k, ts in enumerate(spec.terms):
             sd = np.zeros(ts.nfree_sd)
@@ -345,16 +377,25 @@ class BayesModel:
                     start = np.log(0.5 * s["s_y"] / s["s_z"][k][c]) if g.support == "positive" else 0.0
                     sd[slot] = start + jitter * 0.5 * rng.uniform(-1, 1)
             ncor = ts.ncols * (ts.ncols - 1) // 2
-            terms.append({
-                "u": jitter * 0.5 * rng.uniform(-1, 1, size=(ts.nlevels, ts.ncols)),
-                "sd": sd,
-                "cor": jitter * 0.5 * rng.uniform(-1, 1, size=ncor),
-            })
+            u = jitter * 0.5 * rng.uniform(-1, 1, size=(ts.nlevels, ts.ncols))
+            if ts.centred:  # the level coefficients: near the population's, spread like the data
+                centre = np.array([beta_full[j] if j >= 0 else 0.0 for j in ts.match])
+                u = centre + u * (s["s_y"] / s["s_z"][k])
+            terms.append({"u": u, "sd": sd, "cor": jitter * 0.5 * rng.uniform(-1, 1, size=ncor)})
         sigma = np.zeros(0 if spec.sigma_group is None or spec.sigma_group.support == "point" else 1)
         if sigma.size:
             start = np.log(s["s_y"]) if spec.sigma_group.support == "positive" else 0.0
             sigma[0] = start + jitter * 0.5 * rng.uniform(-1, 1)
         return {"beta": beta, "terms": tuple(terms), "sigma": sigma}
+
+    def _beta_start(self, free: np.ndarray) -> np.ndarray:
+        """Every fixed effect (centred scale) at the start: the free ones' values, the fixed ones' constants."""
+        spec = self.spec
+        full = np.array(self.data["beta_const"], dtype=float)
+        for g in spec.beta_groups:
+            if g.support == "real":
+                full[list(g.index)] = free[g.free[0]:g.free[1]]
+        return full
 
     # --- prior draws (exact, no MCMC) ---------------------------------------------
     def prior_draws(self, rng: np.random.Generator, chains: int, draws: int) -> dict:
@@ -389,12 +430,15 @@ class BayesModel:
 
 
 def _spec_and_data(inputs, family, pr: ResolvedPriors, xc: np.ndarray, x_center: np.ndarray, ci: int,
-                   lik: dict) -> tuple[ModelSpec, dict]:
+                   lik: dict, centred: list[bool]) -> tuple[ModelSpec, dict]:
     beta_groups, nfree_beta = _groups(pr.fixef)
     term_specs, term_data = [], []
+    names = list(inputs.fixed.column_names)
+    x = np.asarray(inputs.fixed.matrix, dtype=float)
     for k, term in enumerate(inputs.terms):
         sd_groups, nfree_sd = _groups(pr.sd[k])
-        term_specs.append(TermSpec(term.nlevels, term.ncols, sd_groups, nfree_sd))
+        match = column_matches(term, names, x) if centred[k] else ()
+        term_specs.append(TermSpec(term.nlevels, term.ncols, sd_groups, nfree_sd, centred[k], match))
         term_data.append({
             "z": np.ascontiguousarray(term.z, dtype=float),
             "refs": np.asarray(term.refs, dtype=np.int32),

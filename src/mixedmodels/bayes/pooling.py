@@ -170,7 +170,7 @@ def compare_pooling_bayes(
     priors: Mapping[str, Any] | None = None,
     no_pooling_prior: Prior | None = None,
     prob: float = 0.95,
-    share_fixed: bool = True,
+    share_fixed: bool | None = True,
     **kwargs: Any,
 ):
     """Bayesian complete, no and partial pooling from one lmer formula, side by side.
@@ -191,7 +191,7 @@ def compare_pooling_bayes(
         model; default the prior of the matching population coefficient.
     prob : float
         HDI probability of the ``lower``/``upper`` columns.
-    share_fixed : bool
+    share_fixed : bool or None
         The Bayesian no-pooling model always shares the fixed effects outside
         the grouping factor's random term (and sigma) across levels;
         ``share_fixed=False`` is refused when the model has such effects, since
@@ -221,6 +221,7 @@ def compare_pooling_bayes(
         sampler.setdefault("seed", partial.seed)
         if partial.settings is not None:
             sampler.setdefault("warmup", partial.settings.warmup)
+            sampler.setdefault("progress", partial.settings.progress)
     else:
         from .fit import lmer
 
@@ -230,7 +231,7 @@ def compare_pooling_bayes(
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
     layout = build_layout(partial, group)
-    if not check_bool(share_fixed, "share_fixed") and len(layout.terms) > len(layout.random_terms):
+    if check_bool(share_fixed, "share_fixed", allow_none=True) is False and len(layout.terms) > len(layout.random_terms):
         others = [t for t in layout.terms if t not in layout.random_terms]
         raise ModelSpecError(
             f"the Bayesian no-pooling model shares the fixed effects {others} across levels of {layout.group!r}; "

@@ -35,11 +35,12 @@ class BayesSummary(Printable):
         fam = r.family
         kind = "linear" if fam.name == "gaussian" and fam.link.name == "identity" else "generalized linear"
         groups = ", ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+        mixed = " mixed" if r.terms else ""
         lines = [
-            f"Bayesian {kind} mixed model ({'prior draws' if r.prior_only else 'NUTS, NumPyro'})",
+            f"Bayesian {kind}{mixed} model ({'prior draws' if r.prior_only else 'NUTS, NumPyro'})",
             f" Family: {fam.name} ( {fam.link.name} )",
             f"Formula: {r.formula}",
-            f"   Data: {r.nobs} observations; groups: {groups}",
+            f"   Data: {r.nobs} observations" + (f"; groups: {groups}" if r.terms else " (no groups: complete pooling)"),
         ]
         if r.prior_only:
             lines.append(f"  Draws: {r.nchains * r.ndraws} independent draws from the prior")

@@ -10,7 +10,9 @@ in formulaic:
 * :mod:`.values` -- how column values enter formulas (doubles, level labels);
 * :mod:`.transforms` -- the functions formulas call (R's ``ns``/``bs`` from :mod:`.splines`,
   ``factor``, ``as.numeric``, ``poly``, ``scale``, ``offset`` ...);
-* :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda;
+* :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda, the
+  covariance structures (us, diag, cs, ar1);
+* :mod:`.residual` -- nlme's residual structures (``var_ident``, ``cor_ar1``) bound to the rows;
 * :mod:`.inputs` -- lme4's ``lFormula`` stage: everything a model is made of.
 
 The data are checked once, when the model frame is made (:func:`~.frame.model_frame`);

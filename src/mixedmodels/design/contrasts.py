@@ -7,7 +7,8 @@ the data are dropped, so no all-zero column appears (R keeps them and lets
 lme4 drop the columns).  Each factor is encoded with R's contrasts and R's
 column names: ``contr.treatment`` (``GenderM``, ``period2``; the default),
 ``contr.poly`` for ordered factors (``f.L``, ``f.Q``, ``f.C``, ``f^4``),
-``contr.sum`` / ``contr.helmert`` numbered (``f1``, ``f2``) and ``contr.SAS``.
+``contr.sum`` / ``contr.helmert`` numbered (``f1``, ``f2``) and ``contr.SAS``; ``mm.options(contrasts=...)``
+changes the defaults for unordered and ordered factors, as R's ``options(contrasts = ...)``.
 The levels and the contrast are kept in formulaic's ``ModelSpec``, so new data
 are coded as the training data were, and an unseen level is refused.
 ``C(f, contr.sum)`` in a formula chooses a factor's contrasts as in R.
@@ -37,6 +38,7 @@ from formulaic.transforms.contrasts import (
 )
 
 from ..errors import DataError, ModelSpecError
+from ..options import get_option
 from .values import level_label, level_values
 
 __all__ = [
@@ -119,10 +121,14 @@ def contrast_name(spec: Any, where: str) -> str:
 
 
 def default_contrast(values: Any) -> str:
-    """R's default: contr.poly for ordered factors, contr.treatment otherwise."""
+    """R's ``options("contrasts")``: by default contr.poly for ordered factors, contr.treatment otherwise.
+
+    The pair is :func:`mixedmodels.options`' ``contrasts`` setting, read when the design is built.
+    """
     dtype = getattr(values, "dtype", None)
     ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
-    return "poly" if ordered else "treatment"
+    unordered_coding, ordered_coding = get_option("contrasts")
+    return ordered_coding if ordered else unordered_coding
 
 
 # ---------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 For a term ``(1 + Days | Subject)`` the model matrix ``Z_k`` has one block of
 ``k`` columns per level; row ``i`` holds ``z[i]`` in the block of level
 ``refs[i]`` and zeros elsewhere.  We never store ``Z_k`` itself; ``refs`` and
-the dense ``n x k`` matrix ``z`` describe it completely.
+the dense ``n x k`` matrix ``z`` describe it completely.  The term's
+covariance structure (:mod:`.covariance`: ``us``, ``diag``, ``cs``, ``ar1``)
+is checked against its columns here, where the data are known.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import pandas as pd
 
 from ..errors import ModelSpecError
 from ..formula import RandomTerm
-from .covariance import theta_names
+from .covariance import UNSTRUCTURED, CovarianceStructure, get_structure
 from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame
 from .values import level_values
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names"]
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names", "lme4_term_order"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +46,8 @@ class RandomEffectsTerm:
         Builds ``z`` again for new data.
     expr : str
         The term's left-hand side as written in the formula (``"1 + Days"``).
+    structure : CovarianceStructure
+        How theta makes the term's covariance (unstructured by default).
     """
 
     group: str
@@ -53,6 +57,7 @@ class RandomEffectsTerm:
     z: np.ndarray
     design: DesignMatrix
     expr: str = ""
+    structure: CovarianceStructure = UNSTRUCTURED
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -72,14 +77,14 @@ class RandomEffectsTerm:
 
     @property
     def ntheta(self) -> int:
-        return self.ncols * (self.ncols + 1) // 2
+        return self.structure.ntheta(self.ncols)
 
     @property
     def theta_names(self) -> list[str]:
-        return theta_names(self.group, self.column_names)
+        return self.structure.names(self.group, self.column_names)
 
     def __str__(self) -> str:
-        return f"({self.expr or ' + '.join(self.column_names)} | {self.group})"
+        return self.structure.wrap(f"({self.expr or ' + '.join(self.column_names)} | {self.group})")
 
 
 def unique_group_names(groups: list[str]) -> list[str]:
@@ -144,6 +149,8 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     design = build_design(term.expr, frame, contrasts)
     if design.matrix.shape[1] == 0:
         raise ModelSpecError(f"random-effects term {term} has no columns")
+    structure = get_structure(term.structure)
+    _check_structure(term, structure, design, frame.data)
     return RandomEffectsTerm(
         group=term.group,
         factors=term.factors,
@@ -152,7 +159,67 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
         z=np.ascontiguousarray(design.matrix, dtype=float),
         design=design,
         expr=term.expr,
+        structure=structure,
     )
+
+
+def _check_structure(term: RandomTerm, structure: CovarianceStructure, design: DesignMatrix, data: pd.DataFrame) -> None:
+    """Refuse a structure the term's columns cannot carry: ``cs`` with one column, ``ar1`` not over an ordered factor."""
+    k = len(design.column_names)
+    if structure.name == "cs" and k < 2:
+        raise ModelSpecError(
+            f"cs() needs at least two columns (a variance per column and one common correlation), but {term} "
+            f"has one ({design.column_names[0]}); use ({term.expr} | {term.group}), or cs(0 + f | {term.group}) "
+            "with a factor f"
+        )
+    if structure.name == "ar1":
+        _check_ar1(term, design, data)
+
+
+def _check_ar1(term: RandomTerm, design: DesignMatrix, data: pd.DataFrame) -> None:
+    """``ar1`` is over the levels of one ordered factor, without an intercept: ``ar1(0 + f | g)``."""
+    variable = term.expr[4:].strip().strip("`") if term.expr.startswith("0 + ") else None
+    if variable is None or variable not in data.columns:
+        raise ModelSpecError(
+            f"ar1() is an AR(1) correlation over the levels of one ordered factor, written ar1(0 + f | {term.group}); "
+            f"{term} is not of that form"
+        )
+    column = data[variable]
+    if not (isinstance(column.dtype, pd.CategoricalDtype) and column.dtype.ordered):
+        kind = "an unordered factor" if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object else "continuous"
+        raise ModelSpecError(
+            f"ar1() in {term} needs an ordered factor, but {variable!r} is {kind}: its levels must have an order "
+            f"(make one with data[{variable!r}] = pd.Categorical(data[{variable!r}], ordered=True), levels "
+            "equally spaced in time)"
+        )
+    if len(design.column_names) < 2:
+        raise ModelSpecError(f"ar1() in {term} needs an ordered factor with at least two levels; {variable!r} has one")
+    counts = np.bincount(column.array.codes[column.array.codes >= 0], minlength=len(column.dtype.categories))
+    unused = [str(level) for level, count in zip(column.dtype.categories, counts) if count == 0]
+    if unused:
+        raise ModelSpecError(
+            f"ar1() in {term} correlates neighbouring levels of {variable!r}, but level(s) {', '.join(map(repr, unused))} "
+            "have no rows, so the levels left would not be equally spaced: keep rows for every level, or drop "
+            f"unused levels on purpose (data[{variable!r}].cat.remove_unused_categories()) if the spacing allows"
+        )
+
+
+def lme4_term_order(nlevels: list[int]) -> list[int]:
+    """The order lme4 puts random-effects terms in, from their numbers of levels in formula order.
+
+    lme4's ``mkReTrms`` leaves the formula's order alone when the numbers of
+    levels never increase along it; otherwise it orders the terms by
+    decreasing number of levels, and terms with equal numbers then come in
+    reverse formula order (``rev(order(nl))``: R's ``order`` is stable).  So
+    ``(1 | Part) + (1 | Operator)`` with 10 levels each keeps its order, while
+    ``(1 | Part) + (1 | Operator) + (1 | Part:Operator)`` becomes
+    ``Part:Operator, Operator, Part``.  The term with the most levels comes
+    first either way, which is where the blocked Cholesky keeps it diagonal.
+    """
+    counts = list(nlevels)
+    if all(later <= earlier for earlier, later in zip(counts, counts[1:])):
+        return list(range(len(counts)))
+    return sorted(range(len(counts)), key=lambda i: counts[i])[::-1]
 
 
 def build_random_terms(
@@ -163,7 +230,8 @@ def build_random_terms(
 ) -> tuple[RandomEffectsTerm, ...]:
     """Build every random-effects term and order them as lme4 does.
 
-    Terms are sorted by decreasing number of levels (stable), which also puts
+    Terms come in lme4's order (:func:`lme4_term_order`: by decreasing number
+    of levels where the formula's order is not already so), which also puts
     the largest block first, where the blocked Cholesky keeps it diagonal.
     Checks lme4's rule that each term has fewer random effects than
     observations (lmer), or at most as many (glmer, where an observation-level
@@ -182,5 +250,5 @@ def build_random_terms(
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
-    return tuple(sorted(built, key=lambda t: -t.nlevels))
+    return tuple(built[i] for i in lme4_term_order([t.nlevels for t in built]))
 

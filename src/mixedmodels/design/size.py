@@ -13,14 +13,15 @@ not fit, saying which term is to blame.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
 from .._memory import MemoryEstimate, check_memory
 from .frame import formula_code, required_variables
 
-__all__ = ["fixed_columns", "check_fixed_size", "X_COPIES"]
+__all__ = ["fixed_columns", "check_fixed_size", "X_COPIES", "REST_COPIES", "rest_block_size", "model_memory",
+           "check_model_size"]
 
 # X is held about three times over at the peak of its construction: formulaic's
 # per-factor encodings, the stacked matrix, and the copy of the kept columns
@@ -90,3 +91,53 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
               f"for a factor with many levels a random effect such as (1 | {term}) is usually meant"
               if count > math.sqrt(max(total, 1)) and factors else "use fewer or coarser predictors")
     check_memory(estimate, max_memory, "the fixed-effects matrix X", advice)
+
+
+# The dense rest block (the random effects after the first term's, then X and y) is held
+# about four times over at the peak of a fit: A22, the updated block of an evaluation, its
+# Cholesky factor, and the factor the optimizer keeps of its best point (measured with
+# benchmarks/memory_estimate.py).
+REST_COPIES = 4
+
+
+def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
+    """Rows of the dense rest block: every random effect after the first (largest) term's, X's columns and y."""
+    sizes = sorted((len(t.levels) * t.z.shape[1] for t in terms), reverse=True)
+    return sum(sizes[1:]) + nfixef + 1
+
+
+def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate:
+    """An estimate of a mixed model's peak memory from its design, before the cross-products are formed.
+
+    Parts: X (``n p`` doubles), the random-effects columns (``n k`` per
+    term, with the level indices), the first term's cross-product with the
+    rest (sparse: at most one entry per row and pair of columns), and the
+    dense rest block, ``REST_COPIES`` times ``m^2`` doubles.  The last
+    dominates crossed designs: ``(1 | a) + (1 | b)`` with 20,000 levels
+    each has ``m = 20,002`` and needs 12.8 GB.
+    """
+    m = rest_block_size(terms, nfixef)
+    estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", 8.0 * nobs * nfixef)
+    estimate.add("random-effects columns", sum(16.0 * nobs * t.z.shape[1] for t in terms))
+    if terms:
+        k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
+        per_row = sum(t.z.shape[1] for t in terms) - k1 + nfixef + 1
+        estimate.add("the first term's cross-products", 12.0 * nobs * k1 * per_row)
+    estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
+    return estimate
+
+
+def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None) -> None:
+    """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
+    if not terms:
+        return
+    estimate = model_memory(nobs, nfixef, terms)
+    biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
+    if biggest:
+        term = biggest[0]
+        advice = (f"its size comes from the random effects after the first term's, which are held as one dense "
+                  f"block -- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
+                  "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows")
+    else:
+        advice = "use fewer rows or fewer fixed-effects columns"
+    check_memory(estimate, max_memory, "the mixed model's cross-products", advice)

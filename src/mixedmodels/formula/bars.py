@@ -7,7 +7,10 @@ terms ``(lhs | group)``.  The expansions lme4 performs are done here:
 * ``(x || g)`` (uncorrelated) becomes ``(1 | g) + (0 + x | g)``;
 * ``(1 | a/b)`` (nesting) becomes ``(1 | b:a) + (1 | a)``, in lme4's order;
 * the lhs gets an explicit intercept marker: ``(x | g)`` -> ``1 + x``,
-  ``(x - 1 | g)`` -> ``0 + x``.
+  ``(x - 1 | g)`` -> ``0 + x``;
+* a covariance-structure call around a term, ``diag(1 + x | g)`` (glmmTMB's
+  ``us``, ``diag``, ``cs``, ``ar1``; see :mod:`.structures`), is expanded
+  like the term inside it, and each resulting term records the structure.
 
 Everything is text processing that respects parentheses, brackets, braces and
 quotes, so terms such as ``log(x + 1)`` or ``I((x - 1)**2)`` pass through
@@ -19,10 +22,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 from ..errors import FormulaError
+from .structures import structure_call
 
 __all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "random_terms_text", "MAX_DEPTH"]
 
@@ -45,16 +49,20 @@ class RandomTerm:
     with an explicit intercept marker ("1", "1 + Days", "0 + Days");
     ``group`` is the grouping factor as lme4 names it ("cask:batch") and
     ``factors`` the variables forming it, in order (("cask", "batch")).
+    ``structure`` is the covariance structure's name (``"us"``, the
+    default, or ``"diag"``, ``"cs"``, ``"ar1"``; see :mod:`.structures`).
     """
 
     expr: str
     group: str
     factors: tuple[str, ...]
+    structure: str = "us"
 
     def __str__(self) -> str:
-        """lme4 text of the term, e.g. ``"(1 + Days | Subject)"``."""
+        """lme4 text of the term, e.g. ``"(1 + Days | Subject)"`` or ``"diag(1 + Days | Subject)"``."""
         group = ":".join(_quote_name(f) for f in self.factors) if self.factors else self.group
-        return f"({self.expr} | {group})"
+        text = f"({self.expr} | {group})"
+        return text if self.structure == "us" else f"{self.structure}{text}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,10 @@ def _split_rhs(rhs: str) -> tuple[str, tuple[RandomTerm, ...]]:
     fixed_terms: list[tuple[int, str]] = []
     random: list[RandomTerm] = []
     for sign, term in _signed_terms(rhs, "the right-hand side"):
+        structured = _structured_terms(term, sign)
+        if structured is not None:
+            random.extend(structured)
+            continue
         inner = _bar_inner(term)
         if inner is None:
             fixed_terms.append((sign, term))
@@ -296,6 +308,23 @@ def _bar_inner(term: str) -> str | None:
             "parentheses and be added with '+', as in 'y ~ x + (1 + x | g)'"
         )
     return None
+
+
+def _structured_terms(term: str, sign: int) -> list[RandomTerm] | None:
+    """The expanded terms of ``diag(1 + x | g)`` and the like, each with its structure; None for other terms."""
+    call = structure_call(term, lambda text: bool(_bar_positions(text)))
+    if call is None or not _wrapped(call[1]):
+        return None
+    name, inner = call[0], call[1][1:-1].strip()
+    if sign < 0:
+        raise FormulaError(f"the random-effects term {term!r} is subtracted; random terms can only be added")
+    bars = _bar_positions(inner)
+    if len(bars) == 2 and bars[1] == bars[0] + 1:
+        raise FormulaError(
+            f"the term {term!r} uses '||' inside {name}(); write {name}(lhs | group) -- "
+            "diag(lhs | group) is the uncorrelated structure, and '(lhs || group)' lme4's split into terms"
+        )
+    return [replace(t, structure=name) for t in _parse_bar(inner, term)]
 
 
 def _bar_positions(text: str) -> list[int]:

@@ -3,6 +3,8 @@
 * :mod:`.model` -- :class:`~.model.GeneralizedLinearMixedModel` (defined, not fitted),
   its Laplace / adaptive-quadrature deviance at (theta, beta), :func:`~.model.glmer`;
 * :mod:`.fit` -- lme4's two optimization stages and the Hessian-based covariance of beta;
+* :mod:`.negbin` -- :func:`~.negbin.glmer_nb`: negative binomial GLMMs with theta estimated
+  jointly (it drives the fit's stages with one more coordinate);
 * :mod:`.results` -- :class:`~.results.GlmerResults` (lme4's ``glmerMod``), immutable;
 * :mod:`.summary` -- lme4's printed summary.
 

@@ -28,7 +28,6 @@ import numpy as np
 from scipy.linalg import cho_factor, solve_triangular
 
 from .._threads import one_blas_thread
-from ..design.covariance import lower_triangle
 from ..errors import ConvergenceWarning, SingularFitWarning
 from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
@@ -38,7 +37,7 @@ from .results import GlmerResults
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
+__all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
@@ -87,9 +86,11 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
     return model.sigma_at(res) * triangular_inverse(lx).T
 
 
-def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
-    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS)."""
+def _stage1(model, settings: OptimizerSettings, warm: _WarmStart,
+            theta0: np.ndarray | None = None) -> tuple[OptInfo, "PirlsResult"]:
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
     pirls, eta0 = model.pirls, model.eta_start()
+    theta0 = model.theta_start if theta0 is None else theta0
 
     def objective(scaled: np.ndarray) -> float:
         res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
@@ -98,24 +99,29 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptIn
             warm.beta, warm.u = res.beta, res.u
         return value
 
-    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, settings=settings)
-    info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
+    info = minimize_bounded(objective, to_scaled(model, theta0), model.theta_lower, _finite_or_none(model.theta_upper),
+                            settings=settings)
+    info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
 
 
+def _finite_or_none(upper: np.ndarray) -> np.ndarray | None:
+    """Upper bounds for the optimizer, or None when there are none (only ``cs`` and ``ar1`` correlations have one)."""
+    return None if np.all(np.isinf(upper)) else upper
+
+
 def _theta_units(model, theta1: np.ndarray) -> np.ndarray:
-    """Stage 2's unit for each (scaled) theta: the stage-1 value of the diagonal element of its row.
+    """Stage 2's unit for each (scaled) theta: the stage-1 value of the SD it scales (the diagonal
+    element of its row, for an unstructured term), or 1 for a correlation parameter.
 
     BOBYQA then moves theta by relative steps (and does not shift a small
-    starting value onto the bound); a diagonal below 1e-4 (or at 0) keeps unit 1.
+    starting value onto the bound); an SD below 1e-4 (or at 0) keeps unit 1.
     """
-    scaled, units, start = to_scaled(model, theta1), [], 0
+    scaled, units = to_scaled(model, theta1), []
     for lay in model.layouts:
-        rows, cols = lower_triangle(lay.ncols)
-        diagonal = {r: start + i for i, (r, c) in enumerate(zip(rows, cols)) if r == c}
-        units.extend(abs(scaled[diagonal[r]]) for r in rows)
-        start = lay.theta_stop
+        index = lay.structure.unit_index(lay.ncols)
+        units.extend(abs(scaled[lay.theta_start + i]) if i >= 0 else 1.0 for i in index)
     units = np.asarray(units)
     return np.where(units > _BOUNDARY, units, 1.0)
 
@@ -129,6 +135,7 @@ class _Criterion:
         self.ntheta = model.theta_lower.size
         self.units = _theta_units(model, theta1)
         self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
+        self.upper = np.concatenate([model.theta_upper, np.full(model.nfixef, np.inf)])  # correlations: unit 1
 
     def x0(self, theta: np.ndarray) -> np.ndarray:
         return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
@@ -165,7 +172,7 @@ def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings:
             warm.u = res.u
         return value
 
-    return minimize_bounded(objective, crit.x0(theta1), crit.lower, settings=settings), crit
+    return minimize_bounded(objective, crit.x0(theta1), crit.lower, _finite_or_none(crit.upper), settings=settings), crit
 
 
 def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
@@ -239,7 +246,9 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
     deviance is a smooth function of x there.
     """
     theta_hat = crit.params(x_hat)[0]
-    free = ~((crit.lower == 0) & (np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)]) < _BOUNDARY))
+    values = np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)])
+    near_bound = (values - crit.lower < 2 * _STEP_THETA) | (crit.upper - values < 2 * _STEP_THETA)  # correlations near +-1
+    free = ~(((crit.lower == 0) & (values < _BOUNDARY)) | ((crit.lower != 0) & near_bound))
     x, value, res, grad, hess = _polish(crit, free, x_hat, f_hat, res_hat)
     messages = []
     message = _gradient_message(*crit.to_natural(grad, hess, free))
@@ -268,7 +277,7 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
             break
         trial = x.copy()
         trial[free] += step
-        if np.any(trial < crit.lower):
+        if np.any(trial < crit.lower) or np.any(trial > crit.upper):
             break
         f_trial, res_trial = crit.evaluate(trial, res.u)
         if not f_trial < value:
@@ -330,44 +339,95 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
-    """Both stages, the final PIRLS, the covariance of beta, and the results object."""
+def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings,
+             start: "GlmmStart | None" = None) -> GlmerResults:
+    """Both stages, the final PIRLS, the covariance of beta, and the results object.
+
+    With a ``start`` (lme4's ``start = list(theta, fixef)``), stage 1 starts at
+    its theta; given fixef too (and nAGQ >= 1), stage 1 is skipped and stage 2
+    starts at (theta, fixef), as lme4's ``influence`` refits do.
+    """
     with one_blas_thread():  # every matrix of a GLMM fit is small
-        return _fit(model, nAGQ, settings)
+        return _fit(model, nAGQ, settings, start)
 
 
-def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
+@dataclass(frozen=True)
+class GlmmStart:
+    """Where a glmer fit starts: theta, and optionally the fixed effects."""
+
+    theta: np.ndarray
+    fixef: np.ndarray | None = None
+
+
+def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
+    """Stage 1's place taken by the given (theta, fixef): PIRLS for the modes there."""
+    res = model.pirls.modes(start.theta, start.fixef, warm.u)
+    warm.u, warm.beta = res.u, start.fixef
+    info = OptInfo("none (start given)", start.theta.copy(), start.theta.copy(), model.laplace_value(res), 0, 0.0,
+                   1, "stage 1 skipped: theta and fixef given")
+    return info, res
+
+
+def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, given: GlmmStart | None) -> GlmerResults:
     start = time.perf_counter()
     warm = _WarmStart(np.zeros(model.nranef))
-    info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
-    messages: list[str] = []
-    if nAGQ == 0:
-        theta, beta, res, info, vcov = info1.final, res1.beta, res1, info1, None
-        value = model.laplace_value(res1)
+    if given is not None and given.fixef is not None and nAGQ > 0:
+        info1, res1 = _given_start(model, given, warm)
     else:
-        info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
-        value, res = crit.evaluate(info.final, warm.u)
-        done = _finish(crit, info.final, value, res)
-        theta, beta = crit.params(done.x)
-        value, res, vcov = done.value, done.res, done.vcov
-        messages.extend(done.messages)
+        if given is not None and given.fixef is not None:
+            warm.beta = given.fixef
+        theta0 = None if given is None else given.theta
+        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0)
+    if nAGQ == 0:
+        return make_results(model, nAGQ, Stages(info1, res1, info1, info1.final, res1.beta, res1,
+                                                model.laplace_value(res1), None, []), start)
+    info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
+    value, res = crit.evaluate(info.final, warm.u)
+    done = _finish(crit, info.final, value, res)
+    theta, beta = crit.params(done.x)
+    return make_results(model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov,
+                                            list(done.messages)), start)
+
+
+@dataclass
+class Stages:
+    """What the optimization stages found: both logs, the final estimates, PIRLS there, the covariance of beta."""
+
+    info1: OptInfo
+    res1: "PirlsResult"
+    info: OptInfo  # the last stage's log (stage 1's for nAGQ = 0)
+    theta: np.ndarray
+    beta: np.ndarray
+    res: "PirlsResult"
+    value: float
+    vcov: np.ndarray | None
+    messages: list[str]
+
+
+def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start: float, family_npar: int = 0,
+                 extra_evaluations: int = 0, stacklevel: int = 5) -> GlmerResults:
+    """The results object from the stages (one optimizer log for both), with lme4's warnings
+    (``stacklevel`` from here to the user's call)."""
+    info1, info, messages = stages.info1, stages.info, list(stages.messages)
     for code_info in ([info1] if nAGQ == 0 else [info1, info]):
         if code_info.return_code < 0 or code_info.return_code == 5:
             messages.append(f"optimizer did not converge: {code_info.message}")
     info = replace(
         info,
-        initial=np.concatenate([info1.initial, res1.beta]) if nAGQ else info1.initial,
-        final=np.concatenate([theta, beta]),
-        fmin=value,
-        feval=info1.feval + (info.feval if nAGQ else 0),
+        initial=np.concatenate([info1.initial, stages.res1.beta]) if nAGQ else info1.initial,
+        final=np.concatenate([stages.theta, stages.beta]),
+        fmin=stages.value,
+        feval=info1.feval + (info.feval if nAGQ else 0) + extra_evaluations,
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )
-    # the results read the blocked factor's blocks (conditional variances)
-    res = replace(res, factor=model.pirls.blocked_factor(theta, res))
-    result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
+    # the results read the joint factor's blocks (conditional variances, prediction SEs, leverages)
+    res = replace(stages.res, factor=model.pirls.joint_factor(stages.theta, stages.res))
+    result = GlmerResults.from_fit(model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov,
+                                   family_npar=family_npar)
     for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
     if result.is_singular:
-        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=4)
+        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning,
+                      stacklevel=stacklevel)
     return result

@@ -28,7 +28,7 @@ finite-difference Hessian of the deviance over (theta, beta), beta block.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -41,11 +41,11 @@ from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
-from .fit import fit_glmm
+from .._validate import Anything, Instance, Numbers, check_arguments, argument_kinds
+from .fit import GlmmStart, fit_glmm
 from .results import PIRLS_RESULT, GlmerResults
-from .._validate import Instance, Numbers, check_arguments, argument_kinds
 
-__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
+__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS", "MAX_NAGQ"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
@@ -53,6 +53,7 @@ __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
 _BETA = Numbers(what="beta: a list or array of finite numbers (empty without fixed effects)")
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
+MAX_NAGQ = 100  # lme4's GHrule: ord < 101
 
 
 def _check_not_constant(response: GlmResponse, name: str) -> None:
@@ -88,22 +89,30 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         The validated response (proportions and trial weights for binomial).
     plan : ReweightedBlocks
         Where each observation's products land in the blocked cross-products.
+    laplace : str
+        ``"expected"`` (lme4's Laplace approximation: the log-determinant at the
+        PIRLS weights, the expected information) or ``"observed"`` (glmmTMB's:
+        at the observed information, the exact Hessian in the random effects).
+        They differ only for non-canonical links.
     """
 
     inputs: ModelInputs
     response: GlmResponse
     plan: ReweightedBlocks
+    laplace: str = "expected"
 
     REML = False
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, family: Any = "binomial", *,
                      weights: Any = None, offset: Any = None,
-                     contrasts: Mapping[str, str] | None = None) -> "GeneralizedLinearMixedModel":
+                     contrasts: Mapping[str, str] | None = None,
+                     na_action: str = "omit", max_memory: Any = None) -> "GeneralizedLinearMixedModel":
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
-        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                                     na_action=na_action, max_memory=max_memory)
         return cls.from_inputs(inputs, fam)
 
     @classmethod
@@ -118,6 +127,21 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             zero = "" if n == inputs.nobs else " with non-zero weight"
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
         return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
+
+    @argument_kinds(family=Instance(Family, what="a family object (mm.families.NegativeBinomial(theta))"))
+    def with_family(self, family: Family) -> "GeneralizedLinearMixedModel":
+        """The same model with another family of the same kind (the negative binomial at another theta).
+
+        The response is not checked again, and the PIRLS machinery (built from
+        X, Z and the offset) is shared.
+        """
+        check_arguments(locals())
+        old = self.response
+        response = GlmResponse.make(family, old.y, old.weights, old.trials)
+        new = replace(self, response=response)
+        if "pirls" in self.__dict__:
+            new.__dict__["pirls"] = self.pirls.with_response(response)
+        return new
 
     # --- facts ------------------------------------------------------------------
     @property
@@ -150,6 +174,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return np.concatenate([lay.scale_theta(ones) for lay in self.layouts]) if self.layouts else ones
 
     @property
+    def default_settings(self) -> OptimizerSettings:
+        """The optimizer settings of a glmer fit unless others are given (``GLMM_SETTINGS``)."""
+        return GLMM_SETTINGS
+
+    @property
     def nranef(self) -> int:
         return sum(lay.size for lay in self.layouts)
 
@@ -160,11 +189,18 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     # --- the deviance ---------------------------------------------------------------
     @argument_kinds(res=PIRLS_RESULT)
     def laplace_value(self, res: PirlsResult) -> float:
-        """``-2 log L`` by the Laplace approximation at a PIRLS solution."""
+        """``-2 log L`` by the Laplace approximation at a PIRLS solution (see ``laplace``)."""
         check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
-        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + res.factor.logdet_re()
+        logdet = res.factor.logdet_re()
+        if self.laplace == "observed" and not self.family.canonical:
+            factor = self.pirls.observed_factor(res.theta, res)
+            with np.errstate(invalid="ignore"):
+                logdet = factor.logdet_re() if factor.ok else np.inf
+            if not np.isfinite(logdet):
+                return np.inf
+        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + logdet
 
     @argument_kinds(res=PIRLS_RESULT, beta=_BETA)
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
@@ -217,11 +253,16 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / n))
 
     def check_nagq(self, nAGQ: int) -> int:
-        """lme4's rules for nAGQ."""
+        """lme4's rules for nAGQ: a whole number from 0 to 100, above 1 only for one scalar term."""
         check_arguments(locals())
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
             raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
         nAGQ = int(nAGQ)
+        if nAGQ > MAX_NAGQ:
+            raise ModelSpecError(
+                f"nAGQ = {nAGQ} is more than {MAX_NAGQ} quadrature points, which lme4 refuses too "
+                "('ord < 101L is not TRUE'); 25 points are already exact to many digits"
+            )
         terms = self.inputs.terms
         if nAGQ > 1 and (len(terms) != 1 or terms[0].ncols != 1):
             raise ModelSpecError(
@@ -232,13 +273,35 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     # --- fitting ----------------------------------------------------------------------
     @argument_kinds(settings=_SETTINGS)
-    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> GlmerResults:
-        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`."""
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None, start: Any = None) -> GlmerResults:
+        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`.
+
+        ``start``: theta, or ``{"theta": ..., "fixef": ...}`` (lme4's ``start``; see :func:`glmer`).
+        """
         check_arguments(locals())
-        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS)
+        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+
+    def _check_start(self, start: Any) -> GlmmStart | None:
+        """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
+        if start is None:
+            return None
+        if not isinstance(start, Mapping):
+            return GlmmStart(self.check_theta(start))
+        extra = [k for k in start if k not in ("theta", "fixef")]
+        if extra or not start:
+            raise ModelSpecError(f"glmer's start is theta or {{'theta': ..., 'fixef': ...}}; got the keys {list(start)}")
+        theta = self.check_theta(start["theta"]) if "theta" in start else self.theta_start
+        fixef = None
+        if "fixef" in start:
+            fixef = np.asarray(start["fixef"], dtype=float).reshape(-1)
+            if fixef.size != self.nfixef or not np.all(np.isfinite(fixef)):
+                raise ModelSpecError(
+                    f"start fixef must be {self.nfixef} finite numbers ({', '.join(self.inputs.fixed.column_names)})"
+                )
+        return GlmmStart(theta, fixef)
 
 
-@argument_kinds(settings=_SETTINGS)
+@argument_kinds(settings=_SETTINGS, method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"))
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -249,6 +312,10 @@ def glmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    start: Any = None,
+    na_action: str = "omit",
+    method: str | None = None,
+    max_memory: Any = None,
 ):
     """Fit a generalized linear mixed model written in lme4's formula language.
 
@@ -266,8 +333,9 @@ def glmer(
         ``mm.families.Binomial(link="probit")``.
     nAGQ : int
         1: Laplace approximation (default).  > 1: adaptive Gauss-Hermite
-        quadrature with that many points (one scalar random-effects term
-        only).  0: optimize theta only, beta from PIRLS (faster, less exact).
+        quadrature with that many points, at most 100 (one scalar
+        random-effects term only).  0: optimize theta only, beta from PIRLS
+        (faster, less exact).
     weights : array-like, optional
         Prior weights (for proportions: the numbers of trials).  Rows of
         weight 0 contribute nothing to the estimates but count in ``nobs``,
@@ -279,6 +347,19 @@ def glmer(
     contrasts : dict, optional
         Per-variable contrasts, as for :func:`mixedmodels.lmer`.
     settings : OptimizerSettings, optional
+    start : array-like or dict, optional
+        lme4's ``start``: theta, or ``{"theta": ..., "fixef": ...}``.  With
+        theta alone the first optimization stage starts there; with the
+        fixed effects too the first stage is skipped.
+    na_action : {"omit", "exclude"}
+        As for :func:`mixedmodels.lmer`.
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: the model is refused before its
+        matrices are formed when their estimated size exceeds this (default:
+        the memory available now).
+    method : None
+        Not an argument: old lme4's ``method="Laplace"`` / ``"AGQ"`` is ``nAGQ=1`` / ``nAGQ=k``
+        here, and a MixedModelsError says so.
 
     Returns
     -------
@@ -290,6 +371,11 @@ def glmer(
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
     check_arguments(locals())
+    if method is not None:
+        raise ModelSpecError(
+            f"glmer has no method= argument (got {method!r}): it maximises the likelihood, by the Laplace "
+            "approximation with nAGQ=1 (default) or adaptive Gauss-Hermite quadrature with nAGQ > 1 (old lme4's "
+            "method='AGQ'); for a linear mixed model's ML fit use mm.lmer(..., REML=False)")
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning
@@ -297,7 +383,8 @@ def glmer(
 
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
-        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action,
+                    start=start, max_memory=max_memory)
     model = GeneralizedLinearMixedModel.from_formula(formula, data, fam, weights=weights, offset=offset,
-                                                     contrasts=contrasts)
-    return model.fit(nAGQ=nAGQ, settings=settings)
+                                                     contrasts=contrasts, na_action=na_action, max_memory=max_memory)
+    return model.fit(nAGQ=nAGQ, settings=settings, start=start)

@@ -71,20 +71,26 @@ class GlmerResults(LmerResults):
     vcov_method : str
         ``"hessian"`` (finite-difference Hessian over theta and beta, lme4's
         default) or ``"RX"`` (from the fixed-effects block of the Cholesky factor).
+    family_npar : int
+        Parameters of the family estimated with the fit and counted in ``npar``
+        (1 for ``mm.glmer_nb``'s theta, else 0).
     """
 
     nAGQ: int
     vcov_method: str
     _mu: np.ndarray
     _vcov_beta: np.ndarray
+    family_npar: int = 0
 
     @classmethod
     @argument_kinds(model=Duck("inputs", "pirls", what="a GeneralizedLinearMixedModel"), nAGQ=Integer(0, 100),
                 beta=Numbers(), res=PIRLS_RESULT, value=Real(allow_inf=True), info=Instance(OptInfo),
-                vcov=Instance(np.ndarray, what="a matrix", allow_none=True))
+                vcov=Instance(np.ndarray, what="a matrix", allow_none=True), family_npar=Integer(0))
     def from_fit(cls, model: GeneralizedMixedModel, nAGQ: int, theta: np.ndarray, beta: np.ndarray,
-                 res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None) -> "GlmerResults":
-        """Assemble the results at the optimum (``vcov`` None: use ``R_X``)."""
+                 res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None,
+                 family_npar: int = 0) -> "GlmerResults":
+        """Assemble the results at the optimum (``vcov`` None: use ``R_X``); ``family_npar`` counts the
+        family's parameters estimated with the fit (``glmer_nb``'s theta)."""
         check_arguments(locals())
         sigma = model.sigma_at(res)
         method = "hessian"
@@ -95,7 +101,8 @@ class GlmerResults(LmerResults):
             inv = np.linalg.inv(lx)
             vcov = sigma**2 * (inv.T @ inv)
         return cls(model, np.asarray(theta, dtype=float).copy(), np.asarray(beta, dtype=float).copy(), sigma,
-                   float(value), info, res.factor, _split(res.u, model.layouts), int(nAGQ), method, res.mu, vcov)
+                   float(value), info, res.factor, _split(res.u, model.layouts), int(nAGQ), method, res.mu, vcov,
+                   int(family_npar))
 
     # --- family -------------------------------------------------------------------
     @property
@@ -108,8 +115,10 @@ class GlmerResults(LmerResults):
 
     @property
     def npar(self) -> int:
-        """Fixed effects, theta, and the dispersion for families that have one (lme4's df)."""
-        return self.model.nfixef + self.theta.size + int(self.family.has_dispersion)
+        """Fixed effects, theta, the dispersion for families that have one (lme4's df), and a family
+        parameter estimated with the fit (``glmer_nb``'s theta; a known theta is not counted, as glmmTMB,
+        where lme4 1.1 counts it for every negative binomial fit)."""
+        return self.model.nfixef + self.theta.size + int(self.family.has_dispersion) + self.family_npar
 
     # --- fixed effects --------------------------------------------------------------
     @property
@@ -158,12 +167,22 @@ class GlmerResults(LmerResults):
     @property
     def linear_predictor(self) -> pd.Series:
         """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="eta")
+        return self.model.inputs.row_series(self._linear_predictor, "eta")
 
     @property
     def fitted(self) -> pd.Series:
         """Fitted means on the response scale (probabilities / proportions for binomial)."""
-        return pd.Series(self._mu, index=self.model.inputs.row_index, name="fitted")
+        return self.model.inputs.row_series(self._mu, "fitted")
+
+    @property
+    def _prior_weights(self) -> np.ndarray:
+        """The response's prior weights: the numbers of trials of a binomial ``cbind`` or proportion response."""
+        return np.asarray(self.model.response.weights, dtype=float)
+
+    def _working_weights(self) -> np.ndarray:
+        """``prior * mu_eta(eta)^2 / V(mu)`` at the conditional modes (PIRLS' weights, lme4's ``type = "working"``)."""
+        eta = self._linear_predictor
+        return self._prior_weights * self.family.link.mu_eta(eta) ** 2 / self.family.variance(self._mu)
 
     def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         """Residuals as R's ``residuals(glmer fit, type)``.
@@ -186,7 +205,7 @@ class GlmerResults(LmerResults):
             resid = response.y - mu
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
+        return self.model.inputs.row_series(resid, "residuals")
 
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:

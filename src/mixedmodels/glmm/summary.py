@@ -28,7 +28,7 @@ class GlmerSummary(LmerSummary):
             lines[-1] += " [glmerMod]"
         else:
             lines = [f"{title} ['glmerMod']"]
-        lines.append(f" Family: {r.family.name}  ( {r.link} )")
+        lines.append(f" Family: {r.family.label}  ( {r.link} )")
         formula = deparse_lines(r.formula)
         lines.append(f"Formula: {formula[0]}")
         lines.extend(f"    {line}" for line in formula[1:])

@@ -200,6 +200,9 @@ class _Refitter:
     def _prepare_lmm(self) -> None:
         """Precompute the weighted Z and X; check the y-row update against the model's own blocks."""
         inputs, cp = self.model.inputs, self.model.crossprods
+        if getattr(self.model, "residual", None) is not None:  # stored pieces: rebuild them for each response
+            self.swap_y = False
+            return
         self.sqrtw = None if inputs.weights is None else np.sqrt(inputs.weights)
         scale = (lambda a: a) if self.sqrtw is None else (lambda a: a * self.sqrtw[:, None])
         self.zw = [scale(t.z) / _column_scales(layout, t.ncols) for t, layout in zip(inputs.terms, cp.terms)]
@@ -228,7 +231,7 @@ class _Refitter:
             a21, a22 = self._y_blocks(y)
             model = replace(self.model, inputs=inputs, crossprods=self.model.crossprods.with_response(a21, a22))
         else:
-            model = type(self.model).from_inputs(inputs, REML=self.model.REML)
+            model = self.model.rebuild(inputs=inputs)  # keeps a residual structure, started at its estimates
         return model.fit(start=self.result.theta)
 
 

@@ -13,6 +13,13 @@ with their ML log-likelihood, so complete pooling can be tested against
 partial pooling.  A variance on the boundary of its space (H0: sigma_b = 0)
 makes the chi-square p-value conservative (Self & Liang 1987).
 
+Models with a residual structure (``weights=mm.var_ident()``,
+``correlation=mm.cor_ar1()``) are compared as nlme's ``anova.lme`` does: REML
+fits with the same fixed effects on their REML likelihoods, as they are (the
+REML criterion is comparable when only the covariance differs).  REML fits
+with different fixed effects are refitted by ML (``refit=True``), or compared
+with nlme's warning that REML comparisons are not meaningful (``refit=False``).
+
 ``ranova`` removes each random-effects term in turn, or, for a term with
 covariates ``(x + z | g)``, drops one covariate at a time, and compares with
 the full model on its own criterion (REML or ML), as lmerTest's ``ranova``.
@@ -31,14 +38,15 @@ from scipy import stats
 
 from .._validate import FIT, TextList, check_arguments, check_bool, argument_kinds
 from ..design.fixed import build_design
-from ..design.random import RandomEffectsTerm, grouping_factor
+from ..design.random import RandomEffectsTerm, grouping_factor, lme4_term_order
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
 from ..fitted import Fit
 from ..tables import RTable, r_table
 
-__all__ = ["anova", "ranova", "REFIT_MESSAGE"]
+__all__ = ["anova", "ranova", "REFIT_MESSAGE", "REML_FIXED_MESSAGE"]
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
+REML_FIXED_MESSAGE = "Fitted objects with different fixed effects. REML comparisons are not meaningful."
 
 
 # --- anova ----------------------------------------------------------------------------
@@ -82,12 +90,18 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
     if not fits:
         raise MixedModelsError("anova() needs at least two models to compare")
     _check_comparable(fits, labels)
-    if refit and any(_is_reml(m) for m in fits):
+    reml_comparison = _nlme_reml_comparison(fits)
+    if refit and any(_is_reml(m) for m in fits) and not reml_comparison:
         warnings.warn(REFIT_MESSAGE, MixedModelsWarning, stacklevel=2)
         fits = [_ml_refit(m) if _is_reml(m) else m for m in fits]
+    elif any(_is_reml(m) for m in fits) and not _same_fixed_effects(fits):
+        warnings.warn(REML_FIXED_MESSAGE, MixedModelsWarning, stacklevel=2)
     table = _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], [m.nobs for m in fits])
     formulas = dict(zip(labels, (str(getattr(m, "formula", "")) for m in fits)))
-    return r_table(table, ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)])
+    heading = ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)]
+    if reml_comparison:
+        heading.append("(REML fits with the same fixed effects, compared on their REML likelihoods as nlme does)")
+    return r_table(table, heading)
 
 
 def _caller_names(models: list, frame: Any) -> list[str]:
@@ -160,11 +174,29 @@ def _is_reml(model: Any) -> bool:
     return bool(getattr(model, "REML", False)) and bool(getattr(model, "terms", ()))
 
 
-def _ml_refit(model: Any) -> Any:
-    """The same linear mixed model fitted by maximum likelihood, started at the REML estimates."""
-    from ..lmm.model import LinearMixedModel
+def _has_residual_structure(fit: Any) -> bool:
+    return getattr(getattr(fit, "model", None), "residual", None) is not None
 
-    definition = LinearMixedModel.from_inputs(model.model.inputs, REML=False)
+
+def _same_fixed_effects(fits: list) -> bool:
+    """Do all models have the same fixed-effects columns (names and values)?"""
+    first = fits[0].model.inputs.fixed
+    for fit in fits[1:]:
+        other = fit.model.inputs.fixed
+        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(other.matrix, first.matrix):
+            return False
+    return True
+
+
+def _nlme_reml_comparison(fits: list) -> bool:
+    """nlme's rule: all REML linear mixed models, one with a residual structure, the same fixed effects."""
+    return (any(_has_residual_structure(m) for m in fits) and all(_is_reml(m) and getattr(m, "family", None) is None for m in fits)
+            and _same_fixed_effects(fits))
+
+
+def _ml_refit(model: Any) -> Any:
+    """The same linear mixed model (residual structure included) fitted by ML, started at the REML estimates."""
+    definition = model.model.rebuild(REML=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         return definition.fit(start=model.theta)
@@ -177,10 +209,18 @@ def _frame_rows(fit: Any) -> int:
 
 
 def _check_comparable(fits: list, labels: list[str]) -> None:
-    """All models must describe the same observations of the same response."""
+    """All models must describe the same observations of the same response, on one likelihood scale."""
     for fit, label in zip(fits, labels):
         if not hasattr(fit, "loglik") or not hasattr(fit, "npar"):
             raise MixedModelsError(f"{label!r} ({type(fit).__name__}) is not a fitted model anova() can compare")
+    quadrature = [label for fit, label in zip(fits, labels) if getattr(fit, "nAGQ", 1) > 1]
+    without_re = [label for fit, label in zip(fits, labels) if not getattr(fit, "terms", ())]
+    if quadrature and without_re:
+        raise ModelSpecError(
+            f"{', '.join(map(repr, quadrature))} (nAGQ > 1) cannot be compared with {', '.join(map(repr, without_re))}: "
+            "GLMMs with nAGQ > 1 have log-likelihoods incommensurate with glm() objects (lme4's reason: the "
+            "quadrature deviance leaves out the family's normalising constants); refit with nAGQ=1 to compare"
+        )
     counts = {label: _frame_rows(fit) for fit, label in zip(fits, labels)}
     if len(set(counts.values())) > 1:
         shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -255,7 +295,7 @@ def _formula_order(result: Fit) -> list[int]:
     """Position in ``result.terms`` (block order) of each random term of the formula, in formula order."""
     inputs = result.model.inputs
     nlevels = [len(grouping_factor(inputs.frame, t.factors)[1]) for t in inputs.formula.random]
-    block_order = sorted(range(len(nlevels)), key=lambda i: -nlevels[i])
+    block_order = lme4_term_order(nlevels)
     position = {formula_index: block for block, formula_index in enumerate(block_order)}
     return [position[i] for i in range(len(nlevels))]
 
@@ -278,10 +318,10 @@ def _reductions(result: Fit, reduce_terms: bool) -> list[tuple[str, tuple[Random
     terms = list(inputs.terms)
     out = []
     for formula_term, block in zip(inputs.formula.random, _formula_order(result)):
-        shown = f"({_display_lhs(formula_term.expr)} | {formula_term.group})"
+        shown = terms[block].structure.wrap(f"({_display_lhs(formula_term.expr)} | {formula_term.group})")
         covariates = _lhs_terms(formula_term.expr)
         others = terms[:block] + terms[block + 1 :]
-        if not reduce_terms or not covariates:
+        if not reduce_terms or not covariates or not terms[block].structure.is_default():  # a structure goes whole
             out.append((shown, tuple(others)))
             continue
         for covariate in covariates:
@@ -310,13 +350,15 @@ def _without_covariate(result: Fit, term: RandomEffectsTerm, formula_term: Any, 
 
 def _fit_reduced(result: Fit, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     """Fit the model with the given random-effects terms (a linear model when there are none)."""
-    inputs = replace(result.model.inputs, terms=tuple(sorted(terms, key=lambda t: -t.nlevels)))
+    ordered = lme4_term_order([t.nlevels for t in terms])
+    inputs = replace(result.model.inputs, terms=tuple(terms[i] for i in ordered))
+    if not terms and _has_residual_structure(result):
+        raise ModelSpecError("ranova() would drop the last random-effects term of a model with a residual structure, "
+                             "which leaves a gls model (not available): compare two fits with mm.anova() instead")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         if not terms:
             from ..linear_models.model import LinearModel
 
             return LinearModel(inputs).fit()
-        from ..lmm.model import LinearMixedModel
-
-        return LinearMixedModel.from_inputs(inputs, REML=result.REML).fit()
+        return result.model.rebuild(inputs=inputs).fit()

@@ -260,6 +260,11 @@ def _require_lmm(result: Fit, method: str) -> None:
             f"{method} degrees of freedom are for linear mixed models (lmer fits), not {kind}; "
             "call without ddf"
         )
+    if getattr(result.model, "residual", None) is not None:
+        raise MixedModelsError(
+            f"{method} degrees of freedom are not available for a model with a residual structure (weights=var_ident() "
+            "or correlation=): their derivatives would need its parameters too; call without ddf"
+        )
 
 
 def satterthwaite(result: MixedFit) -> Satterthwaite:

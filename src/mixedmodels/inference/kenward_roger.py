@@ -161,6 +161,19 @@ def _indicators(k: int) -> list[np.ndarray]:
     return out
 
 
+def _check_structures(result: MixedFit) -> None:
+    """Kenward-Roger needs a covariance linear in its parameters: unstructured or ``diag`` terms, no residual structure."""
+    for term in result.terms:
+        if term.structure.name not in ("us", "diag"):
+            raise MixedModelsError(
+                f"Kenward-Roger's method needs covariances linear in their parameters; {term} has a "
+                f"{term.structure.name}() structure: use ddf='satterthwaite'"
+            )
+    if getattr(result.model, "residual", None) is not None:
+        raise MixedModelsError("Kenward-Roger's method is not available with a residual structure (weights= or "
+                               "correlation=); use ddf='satterthwaite'")
+
+
 def _check_size(result: MixedFit, q: int) -> None:
     if not result.REML:
         raise MixedModelsError(
@@ -178,7 +191,9 @@ class _Sandwiches:
     """``Z' Sigma^-1 Z``, ``Z' Sigma^-1 X``, ``X' Sigma^-1 X`` and ``G = sigma^2 Lambda Lambda'``."""
 
     def __init__(self, result: MixedFit, use_weights: bool = True):
+        _check_structures(result)
         inputs = result.model.inputs
+        self.diagonal_only = [t.structure.name == "diag" for t in result.terms]
         z, self.blocks = _random_design(result)
         self.n = inputs.nobs
         w = inputs.weights if inputs.weights is not None and use_weights else np.ones(self.n)
@@ -203,8 +218,9 @@ class _Sandwiches:
 
 
 def _random_parameters(sw: _Sandwiches) -> list[tuple[_Block, np.ndarray]]:
-    """(term block, k x k indicator) for every covariance element, in lme4's order."""
-    return [(b, e) for b in sw.blocks for e in _indicators(b.ncols)]
+    """(term block, k x k indicator) for every covariance element, in lme4's order (the variances only for ``diag`` terms)."""
+    return [(b, e) for b, diagonal in zip(sw.blocks, sw.diagonal_only) for e in _indicators(b.ncols)
+            if not diagonal or np.count_nonzero(e) == 1]
 
 
 def _apply_d(block: _Block, e: np.ndarray, mat: np.ndarray) -> np.ndarray:

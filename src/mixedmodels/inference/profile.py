@@ -411,6 +411,15 @@ def _check_profilable(result: MixedFit) -> None:
             f"profile() needs a linear mixed model fitted with mm.lmer, not {type(result).__name__}; "
             "for other models use confint(method='wald') or confint(method='boot')"
         )
+    for term in result.terms:
+        if not term.structure.is_default():
+            raise MixedModelsError(
+                f"profile() walks lme4's standard deviations and correlations of unstructured terms; {term} has a "
+                f"{term.structure.name}() structure: use confint(method='wald') or confint(method='boot')"
+            )
+    if getattr(result.model, "residual", None) is not None:
+        raise MixedModelsError("profile() is not available with a residual structure (weights= or correlation=) yet; "
+                               "use confint(method='wald')")
 
 
 def _profile_one(walk: _Walk, fit: MixedFit, param: _Parameter, position: int) -> pd.DataFrame:

@@ -36,12 +36,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack, solve_triangular
 
-from ..design.covariance import lower_triangle, theta_to_lambda
+from ..design.covariance import UNSTRUCTURED, CovarianceStructure
 from . import small
 from .rank_update import ScalarRankUpdate, VectorRankUpdate
 from .reordered_rest import ReorderedRest
 
-__all__ = ["TermLayout", "BlockedCrossProducts", "Factorization"]
+__all__ = ["TermLayout", "BlockedCrossProducts", "Factorization", "term_layouts"]
 
 # Below this many entries the first-to-rest cross-product is stored dense.
 _DENSE_LIMIT = 50_000
@@ -58,20 +58,23 @@ _CLOSED_FORM_MIN_LEVELS = 64
 
 @dataclass(frozen=True, eq=False)
 class TermLayout:
-    """Where a random-effects term sits: its levels, columns and theta slice.
+    """Where a random-effects term sits: its levels, columns and theta slice, and its structure.
 
     ``scales`` (one per column, or None for 1) is how much the term's columns
     were divided by before the cross-products were formed, so that every
     column has unit root-mean-square.  Dividing ``z_j`` by ``s_j`` and
     multiplying row j of ``lambda`` by ``s_j`` leaves the model unchanged, and
     keeps theta on a scale where the optimizer's steps make sense whatever
-    the units of the predictors (x * 1e-6 gives the same fit).
+    the units of the predictors (x * 1e-6 gives the same fit).  The
+    ``structure`` (:mod:`mixedmodels.design.covariance`) makes ``lambda`` from
+    theta and says how theta changes with the scales.
     """
 
     nlevels: int
     ncols: int
     theta_start: int
     scales: np.ndarray | None = None
+    structure: CovarianceStructure = UNSTRUCTURED
 
     @property
     def size(self) -> int:
@@ -79,11 +82,15 @@ class TermLayout:
 
     @property
     def theta_stop(self) -> int:
-        return self.theta_start + self.ncols * (self.ncols + 1) // 2
+        return self.theta_start + self.structure.ntheta(self.ncols)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """This term's ``k x k`` relative covariance factor."""
-        return theta_to_lambda(theta[self.theta_start : self.theta_stop], self.ncols)
+        return self.structure.lam(theta[self.theta_start : self.theta_stop], self.ncols)
+
+    def dlam(self, theta: np.ndarray) -> np.ndarray:
+        """``d lam / d theta_i`` for this term's theta elements, shape ``(ntheta, k, k)`` (see ``structure.has_derivative``)."""
+        return self.structure.dlam(theta[self.theta_start : self.theta_stop], self.ncols)
 
     def scaled_lam(self, theta: np.ndarray) -> np.ndarray:
         """The factor that goes with the scaled columns: ``diag(scales) @ lam``."""
@@ -95,8 +102,8 @@ class TermLayout:
         part = theta[self.theta_start : self.theta_stop]
         if self.scales is None:
             return part.copy()
-        rows, _ = lower_triangle(self.ncols)
-        return part / self.scales[rows] if inverse else part * self.scales[rows]
+        factors = self.structure.scale_factors(self.scales)
+        return part / factors if inverse else part * factors
 
 
 def _term_matrix(refs: np.ndarray, z: np.ndarray, nlevels: int) -> sp.csc_array:
@@ -150,18 +157,20 @@ class BlockedCrossProducts:
     plan_rank_update: bool = False
 
     @classmethod
-    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray) -> "BlockedCrossProducts":
+    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
+              structures: list[CovarianceStructure] | None = None,
+              layouts: tuple[TermLayout, ...] | None = None) -> "BlockedCrossProducts":
         """Build the blocks from per-term level indices and columns, and ``[X y]``.
 
-        The terms must already be in block order (largest first).
+        The terms must already be in block order (largest first).  Each
+        term's columns are divided by their root-mean-square (as its
+        ``structure`` wants them: one common scale for ``ar1``), unless
+        ``layouts`` are given: then their scales are used, so that blocks of
+        several row subsets add up (:mod:`.weighted_blocks`).
         """
-        layouts, start, scaled = [], 0, []
-        for z, q in zip(zs, nlevels):
-            scales = _column_scales(z)
-            layouts.append(TermLayout(q, z.shape[1], start, scales))
-            scaled.append(z / scales)
-            start = layouts[-1].theta_stop
-        zs = scaled
+        if layouts is None:
+            layouts = term_layouts(zs, nlevels, structures)
+        zs = [z / lay.scales for z, lay in zip(zs, layouts)]
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -202,6 +211,23 @@ class BlockedCrossProducts:
         if any(t.ncols > 1 for t in self.rest_terms):
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
+
+    def without_rows(self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray,
+                     nrows: int) -> "BlockedCrossProducts":
+        """These blocks less the cross-products of some of their rows: the blocks of the data without them.
+
+        The rows are given as :meth:`build` takes them (levels and columns per
+        term in block order, ``[X y]``, all already multiplied by sqrt(weights));
+        ``nrows`` is how many of them had non-zero weight (``nobs`` drops by that).
+        The layouts (and their column scales) are kept, so theta means the same.
+        Deleting rows costs their own number, not a new pass over the data.
+        """
+        removed = _blocks_of(self.terms, refs, zs, xy)
+        a21 = self.a21 - removed.a21
+        if not isinstance(self.a21, np.ndarray):
+            a21 = sp.csr_array(a21)
+        return replace(self, a11=self.a11 - removed.a11, a21=a21, a22=self.a22 - removed.a22,
+                       nobs=self.nobs - int(nrows))
 
     def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
         """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
@@ -257,10 +283,39 @@ class BlockedCrossProducts:
         return Factorization.compute_reordered(self, theta)
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    a11: np.ndarray
+    a21: np.ndarray | sp.csr_array
+    a22: np.ndarray
+
+
+def _blocks_of(layouts: tuple[TermLayout, ...], refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> _Blocks:
+    """``A11``, ``A21`` and ``A22`` of some rows with the given layouts' levels and column scales."""
+    scaled = [z / (lay.scales if lay.scales is not None else 1.0) for z, lay in zip(zs, layouts)]
+    z1 = _term_matrix(refs[0], scaled[0], layouts[0].nlevels)
+    rest_re = [_term_matrix(r, z, lay.nlevels) for r, z, lay in zip(refs[1:], scaled[1:], layouts[1:])]
+    rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
+    a21 = sp.csr_array(rest.T @ z1)
+    return _Blocks(_diagonal_blocks(refs[0], scaled[0], layouts[0].nlevels), a21, _dense_gram(rest_re, xy))
+
+
 def _column_scales(z: np.ndarray) -> np.ndarray:
     """Root-mean-square of each column (1 for all-zero columns)."""
-    rms = np.sqrt(np.mean(z * z, axis=0))
+    rms = np.sqrt(np.mean(z * z, axis=0)) if z.shape[0] else np.ones(z.shape[1])
     return np.where(rms > 0, rms, 1.0)
+
+
+def term_layouts(zs: list[np.ndarray], nlevels: list[int],
+                 structures: list[CovarianceStructure] | None = None) -> tuple[TermLayout, ...]:
+    """The layouts of terms in block order: theta slices, structures, and the columns' scales."""
+    structures = structures or [UNSTRUCTURED] * len(zs)
+    layouts, start = [], 0
+    for z, q, structure in zip(zs, nlevels, structures):
+        scales = structure.column_scales(_column_scales(z))
+        layouts.append(TermLayout(q, z.shape[1], start, scales, structure))
+        start = layouts[-1].theta_stop
+    return tuple(layouts)
 
 
 def _dense_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> np.ndarray:

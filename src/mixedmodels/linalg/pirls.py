@@ -24,6 +24,7 @@ results still get the blocked factor (:meth:`Pirls.blocked_factor`).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..design.covariance import lower_triangle
+from ..design.covariance import UNSTRUCTURED, lower_triangle
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 from . import _pirls_kernels
 from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem
@@ -68,6 +69,8 @@ class _Layout(TermLayout):
     """
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
+        if self.structure is not UNSTRUCTURED:
+            return super().lam(theta)
         k = self.ncols
         if k == 1:
             return np.array([[theta[self.theta_start]]])
@@ -85,7 +88,9 @@ def _column_scales(z: np.ndarray) -> np.ndarray:
 def _layouts(terms: Sequence) -> list[TermLayout]:
     out, start = [], 0
     for term in terms:
-        out.append(_Layout(term.nlevels, term.z.shape[1], start, _column_scales(np.asarray(term.z, dtype=float))))
+        structure = getattr(term, "structure", UNSTRUCTURED)
+        scales = structure.column_scales(_column_scales(np.asarray(term.z, dtype=float)))
+        out.append(_Layout(term.nlevels, term.z.shape[1], start, scales, structure))
         start = out[-1].theta_stop
     return out
 
@@ -283,6 +288,7 @@ class PirlsResult:
     factor: Factorization
     iterations: int
     converged: bool
+    theta: np.ndarray | None = None  # the covariance parameters the modes are for
 
     @property
     def ussq(self) -> float:
@@ -373,6 +379,13 @@ class Pirls:
                                           x, plan.zt)
         self._re_predictor = (self._system.linear_predictor if isinstance(self._system, SparseScalarSystem)
                               else lambda base, lam_u: base + self.plan.z @ lam_u)
+
+    def with_response(self, response) -> "Pirls":
+        """The same iterations for another response of the same rows (a family with another parameter,
+        e.g. the negative binomial's theta); everything precomputed from X, Z and the offset is shared."""
+        other = copy.copy(self)
+        other.response, other.family, other.link = response, response.family, response.family.link
+        return other
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
         """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
@@ -512,7 +525,8 @@ class Pirls:
         if u is None:
             u, beta = np.zeros(self.plan.z.shape[1]), np.zeros(self.x.shape[1])
         converged = converged and bool(np.isfinite(dev))
-        return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged)
+        return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged,
+                           theta=theta)
 
     def _start(self, base, lam, u, beta, joint, eta0):
         """The starting state: from (beta, u) if its mean is valid, else u = 0, else eta0 (joint only).
@@ -589,6 +603,17 @@ class Pirls:
         w, resid = self.response.working_weights(res.eta, res.mu)
         base = res.eta - self.plan.z @ self.lambda_u(res.u, theta)
         return self.plan.blocks(w, ((res.eta - base) + resid)[:, None]).factorize(theta)
+
+    def observed_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
+        """The factor of ``Lambda' Z' W Z Lambda + I`` with the observed information as ``W`` at the modes.
+
+        Its log-determinant is the one of the Laplace approximation with the
+        exact Hessian of the joint log-density in ``u`` (glmmTMB's); for a
+        canonical link it equals the expected-information one.  No response
+        column (the y row is zero), so only the random-effects part is used.
+        """
+        w = self.response.observed_weights(res.eta, res.mu)
+        return self.plan.blocks(w, np.zeros((w.size, 1))).factorize(theta)
 
     def joint_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
         """The factor of the full system ``[Z X z]`` at a PIRLS solution's (expected) weights; gives R_X."""

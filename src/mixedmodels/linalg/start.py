@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..design.covariance import lower_triangle
 from .blocked import BlockedCrossProducts
 
 __all__ = ["moment_start"]
@@ -80,12 +79,11 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
 
 
 def _theta_from_components(cp: BlockedCrossProducts, relative_sd: np.ndarray) -> np.ndarray:
-    """Theta slices with the components' relative SDs on the diagonals, zeros below."""
+    """Theta slices with the components' relative SDs and no correlation, as each term's structure writes them."""
     parts, start = [], 0
     for term in cp.terms:
-        rows, cols = lower_triangle(term.ncols)
-        diagonal = np.maximum(relative_sd[start : start + term.ncols], _MIN_THETA)
-        parts.append(np.where(rows == cols, diagonal[rows], 0.0))
+        sds = np.maximum(relative_sd[start : start + term.ncols], _MIN_THETA)
+        parts.append(term.structure.from_column_sds(sds))
         start += term.ncols
     return np.concatenate(parts)
 

@@ -66,6 +66,7 @@ def lm(
     *,
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
+    max_memory: Any = None,
 ) -> LmResults:
     """Fit a linear model by (weighted) least squares, as R's ``lm``.
 
@@ -85,6 +86,9 @@ def lm(
         is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, e.g. ``{"condition": "sum"}``.
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: refused before X is built when its estimated
+        size exceeds this (default: the memory available now).
 
     Returns
     -------
@@ -97,7 +101,8 @@ def lm(
     >>> mm.anova(pooled, partial)                                # LRT, partial refitted by ML
     """
     check_arguments(locals())
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm")
+    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm",
+                                  max_memory=max_memory)
     return LinearModel(inputs).fit()
 
 
@@ -111,6 +116,7 @@ def glm(
     contrasts: Mapping[str, str] | None = None,
     maxit: int = 25,
     tol: float = 1e-8,
+    max_memory: Any = None,
 ) -> GlmResults:
     """Fit a generalized linear model by IRLS, as R's ``glm``.
 
@@ -128,6 +134,9 @@ def glm(
         As for :func:`lm`.
     maxit, tol : int, float
         IRLS iterations and relative deviance tolerance (R's ``glm.control``).
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: refused before X is built when its estimated
+        size exceeds this (default: the memory available now).
 
     Returns
     -------
@@ -135,5 +144,6 @@ def glm(
     """
     check_arguments(locals())
     chosen = get_family(family)
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm")
+    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm",
+                                  max_memory=max_memory)
     return GlmResults.from_model(LinearModel(inputs, chosen), maxit=maxit, tol=tol)

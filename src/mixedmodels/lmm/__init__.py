@@ -2,6 +2,8 @@
 
 * :mod:`.model` -- :class:`~.model.LinearMixedModel` (defined, not fitted: inputs and the blocks
   of ``[Z X y]'[Z X y]``), its REML criterion or deviance at theta, the fit, :func:`~.model.lmer`;
+* :mod:`.residual` -- a residual structure's stored cross-products and the joint optimization
+  over theta and its parameters (``weights=mm.var_ident()``, ``correlation=mm.cor_ar1()``);
 * :mod:`.results` -- :class:`~.results.LmerResults` (lme4's ``merMod``), immutable;
 * :mod:`.summary` -- lme4's printed summary.
 

@@ -14,6 +14,9 @@ For a given relative covariance factor theta the objective is (Bates et al.
 
 minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
 residual sum of squares; all three pieces come off the blocked Cholesky factor.
+A residual structure (nlme's ``varIdent`` and ``corAR1``: ``weights=mm.var_ident()``,
+``correlation=mm.cor_ar1()``) adds ``log det R`` and its parameters to the fit
+(:mod:`.residual`).
 Rows with prior weight 0 carry no information: they are left out of the
 cross-products and of ``n`` (:attr:`LinearMixedModel.n_likelihood`), so the
 fit equals the fit without them, while ``nobs`` counts every row as lme4's
@@ -30,54 +33,111 @@ import numpy as np
 import pandas as pd
 
 from .._threads import blas_threads_for
-from .._validate import Flag, Instance, check_arguments, check_bool, argument_kinds
+from .._validate import Anything, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds, check_arguments, check_bool
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
-from ..design.covariance import initial_theta, theta_lower_bounds
 from ..design.inputs import ModelInputs, prepare_inputs
+from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variables
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
 from ..linalg.start import moment_start
 from ..optim import OptInfo, OptimizerSettings, minimize_bounded
+from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
 from .results import LmerResults
 
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
+_WEIGHTS = OneOf(PerRow(), Instance(VarIdent), allow_none=True,
+                 what="numbers, one per row of the data (e.g. data['w']), or mm.var_ident('column')")
+_CORRELATION = Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True)
+_METHOD = Anything("any value but None is refused by lmer itself, saying what to write instead (REML=False)")
 
 
 class ThetaParameters:
-    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms``."""
+    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms`` (each term's structure's)."""
 
     inputs: ModelInputs
 
     @property
     def theta_lower(self) -> np.ndarray:
-        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
+        return np.concatenate([t.structure.lower(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_upper(self) -> np.ndarray:
+        """Upper bounds (``inf`` but for the correlation parameters of ``cs`` and ``ar1`` terms)."""
+        return np.concatenate([t.structure.upper(t.ncols) for t in self.inputs.terms])
 
     @property
     def theta_start(self) -> np.ndarray:
-        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
+        return np.concatenate([t.structure.initial(t.ncols) for t in self.inputs.terms])
 
     @property
     def theta_names(self) -> list[str]:
         return [name for t in self.inputs.terms for name in t.theta_names]
 
+    @argument_kinds(theta=Anything("a sequence, Series or dict by theta's names, checked here against the model"), what=Text())
+    def check_theta(self, theta: Any, what: str = "start") -> np.ndarray:
+        """``theta`` as floats of the model's length within its bounds, or a ModelSpecError naming them.
+
+        A Series or dict is read by lme4's theta names (``model.theta_names``).
+        """
+        check_arguments(locals())
+        names = self.theta_names
+        if isinstance(theta, Mapping) or isinstance(theta, pd.Series):
+            items = dict(theta)
+            unknown = [k for k in items if k not in names]
+            if unknown or len(items) != len(names):
+                raise ModelSpecError(f"{what} theta by name needs exactly the names {names}; got {list(items)}")
+            theta = [items[n] for n in names]
+        try:
+            values = np.asarray(theta, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ModelSpecError(f"{what} theta must be {len(names)} numbers ({', '.join(names)})") from None
+        if values.size != len(names):
+            raise ModelSpecError(f"{what} theta has {values.size} values; the model has {len(names)}: {', '.join(names)}")
+        lower, upper = self.theta_lower, self.theta_upper
+        if not np.all(np.isfinite(values)) or np.any(values < lower) or np.any(values > upper):
+            bad = [n for n, v, lo, up in zip(names, values, lower, upper) if not (np.isfinite(v) and lo <= v <= up)]
+            raise ModelSpecError(f"{what} theta must be finite and >= 0 for the diagonal elements (correlations of cs() "
+                                 f"and ar1() terms within their bounds); check {', '.join(bad)}")
+        return values
+
 
 @dataclass(frozen=True, eq=False)
 class LinearMixedModel(ThetaParameters):
-    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``."""
+    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``.
+
+    Attributes
+    ----------
+    inputs : ModelInputs
+        lme4's ``lFormula`` stage: the model frame, y, X and the random-effects terms.
+    crossprods : BlockedCrossProducts
+        The blocks of ``[Z X y]'[Z X y]`` (with a residual structure: ``[Z X y]' R^-1 [Z X y]``
+        at its current parameters).
+    REML : bool
+        REML criterion (True) or deviance (False).
+    residual : ResidualModel or None
+        A residual structure (``weights=mm.var_ident()``, ``correlation=mm.cor_ar1()``)
+        with its stored cross-products and current parameters; None without one.
+    """
 
     inputs: ModelInputs
     crossprods: BlockedCrossProducts
     REML: bool
+    residual: ResidualModel | None = None
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
+    @argument_kinds(weights=_WEIGHTS, correlation=_CORRELATION)
+    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, weights: Any = None,
+                     correlation: CorAR1 | None = None, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
         check_arguments(locals())
         check_bool(REML, "REML")
-        inputs = prepare_inputs(formula, data, **kwargs)
+        variance = weights if isinstance(weights, VarIdent) else None
+        extra = residual_variables(variance, correlation)
+        inputs = prepare_inputs(formula, data, weights=None if variance is not None else weights,
+                                extra_variables=extra, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -85,14 +145,24 @@ class LinearMixedModel(ThetaParameters):
             )
         if np.ptp(inputs.y) == 0:
             raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
-        return cls.from_inputs(inputs, REML=REML)
+        return cls.from_inputs(inputs, REML=REML, variance=variance, correlation=correlation)
 
     @classmethod
-    @argument_kinds(inputs=Instance(ModelInputs))
-    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
-        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+    @argument_kinds(inputs=Instance(ModelInputs), variance=Instance(VarIdent, what="mm.var_ident(...)", allow_none=True),
+                    correlation=Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True))
+    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True, variance: VarIdent | None = None,
+                    correlation: CorAR1 | None = None) -> "LinearMixedModel":
+        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing).
+
+        With a residual structure (``variance``, ``correlation``; their columns
+        must be in ``inputs.frame``) the blocks are stored in pieces and combined
+        at the structure's start.
+        """
         check_arguments(locals())
         REML = check_bool(REML, "REML")
+        structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
+        if structure is not None:
+            check_no_zero_weights(inputs.weights)
         rows = _informative_rows(inputs.weights)
         n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
         if n <= p:
@@ -107,8 +177,56 @@ class LinearMixedModel(ThetaParameters):
         refs = [t.refs for t in inputs.terms]
         if rows is not None:
             xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
-        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
-        return cls(inputs, crossprods, REML)
+        nlevels, structures = [t.nlevels for t in inputs.terms], [t.structure for t in inputs.terms]
+        if structure is not None:
+            residual = ResidualModel.build(structure, refs, zs, nlevels, xy, structures)
+            return cls(inputs, residual.crossprods(), REML, residual)
+        return cls(inputs, BlockedCrossProducts.build(refs, zs, nlevels, xy, structures), REML)
+
+    @argument_kinds(params=Numbers(min_length=1))
+    def at_residual(self, params: np.ndarray) -> "LinearMixedModel":
+        """The model with its residual structure's parameters fixed at ``params`` (delta's, then phi)."""
+        check_arguments(locals())
+        residual = self.residual.at(params)
+        return replace(self, crossprods=residual.crossprods(), residual=residual)
+
+    @argument_kinds(inputs=Instance(ModelInputs, allow_none=True), REML=Flag(allow_none=True))
+    def rebuild(self, inputs: ModelInputs | None = None, REML: bool | None = None) -> "LinearMixedModel":
+        """The same kind of model for other inputs or another criterion, keeping the residual structure
+        (its current parameters become the new model's start)."""
+        check_arguments(locals())
+        inputs = self.inputs if inputs is None else inputs
+        REML = self.REML if REML is None else REML
+        if self.residual is None:
+            return type(self).from_inputs(inputs, REML=REML)
+        structure = self.residual.structure
+        model = type(self).from_inputs(inputs, REML=REML, variance=structure.variance, correlation=structure.correlation)
+        return model.at_residual(self.residual.params)
+
+    @argument_kinds(rows=Numbers(Integer(0), what="row positions: whole numbers >= 0"))
+    def without_rows(self, rows: np.ndarray) -> "LinearMixedModel":
+        """The model for the data without the rows at positions ``rows`` (for influence diagnostics).
+
+        The cross-products lose those rows' contributions (no new pass over
+        the other rows); the random-effects terms keep their levels and
+        theta its meaning, so the fit can start at this model's theta.
+        """
+        check_arguments(locals())
+        if self.residual is not None:
+            raise ModelSpecError("influence diagnostics (refits without rows) are not available for a model with a "
+                                 "residual structure (weights=var_ident() or correlation=): its rows are correlated")
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        inputs = self.inputs
+        keep = np.setdiff1d(np.arange(inputs.nobs), rows)
+        if keep.size <= self.nfixef:
+            raise ModelSpecError(f"without {rows.size} rows, {keep.size} are left: too few for {self.nfixef} fixed effects")
+        sqrtw = np.ones(rows.size) if inputs.weights is None else np.sqrt(inputs.weights[rows])
+        y = inputs.y[rows] - (inputs.offset[rows] if inputs.offset is not None else 0.0)
+        xy = np.column_stack([inputs.fixed.matrix[rows], y]) * sqrtw[:, None]
+        zs = [t.z[rows] * sqrtw[:, None] for t in inputs.terms]
+        refs = [t.refs[rows] for t in inputs.terms]
+        crossprods = self.crossprods.without_rows(refs, zs, xy, int(np.count_nonzero(sqrtw)))
+        return LinearMixedModel(inputs.subset(keep), crossprods, self.REML)
 
     # --- the objective --------------------------------------------------------
     @property
@@ -136,9 +254,14 @@ class LinearMixedModel(ThetaParameters):
         w = self.inputs.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
-    @argument_kinds(factor=Instance(Factorization), REML=Flag(allow_none=True))
-    def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
-        """The profiled REML criterion or deviance given a factorization."""
+    @argument_kinds(factor=Instance(Factorization), REML=Flag(allow_none=True),
+                    residual_logdet=Real(allow_none=True))
+    def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
+        """The profiled REML criterion or deviance given a factorization.
+
+        With a residual structure, ``log det R`` at its current parameters is
+        added (or ``residual_logdet``, for a factor made at other parameters).
+        """
         check_arguments(locals())
         reml = self.REML if REML is None else REML
         if not factor.ok:
@@ -147,7 +270,9 @@ class LinearMixedModel(ThetaParameters):
         value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
         if reml:
             value += factor.logdet_x()
-        return value - self._log_weights()
+        if residual_logdet is None and self.residual is not None:
+            residual_logdet = self.residual.logdet()
+        return value - self._log_weights() + (residual_logdet or 0.0)
 
     def objective(self, theta: np.ndarray) -> float:
         """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
@@ -213,27 +338,42 @@ class LinearMixedModel(ThetaParameters):
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = _better_start(points, scaled_objective)
             objective = _reuse_first_value(scaled_objective, points[best], value)
-            info = minimize_bounded(objective, points[best], self.theta_lower, settings=settings)
+            info = minimize_bounded(objective, points[best], self.theta_lower, self._scaled_upper(), settings=settings)
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
-                check = check_convergence(scaled_objective, info.final, self.theta_lower)
+                check = check_convergence(scaled_objective, info.final, self.theta_lower, self._scaled_upper())
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
         return info, best_factor.at(info.final)
 
+    def _scaled_upper(self) -> np.ndarray | None:
+        """Upper bounds of the scaled theta, or None when there are none (no cs or ar1 term).
+
+        Only correlation parameters have upper bounds, and scaling the columns leaves them alone.
+        """
+        upper = self.theta_upper
+        return None if np.all(np.isinf(upper)) else upper
+
     @argument_kinds(settings=_SETTINGS)
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
-        """Minimize the objective over theta and return the results.
+        """Minimize the objective over theta (and a residual structure's parameters) and return the results.
 
         ``start`` is theta in the units of the data; by default
-        :meth:`starting_theta` picks lme4's start or a moment estimate.
+        :meth:`starting_theta` picks lme4's start or a moment estimate.  A
+        residual structure starts from its current parameters.
         """
         check_arguments(locals())
-        info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
+        start = None if start is None else self.check_theta(start)
+        if self.residual is None:
+            info, factor = self._optimize(settings, start)
+            model = self
+        else:
+            info, params = optimize_with_residual(self, settings, start)
+            model, factor = self.at_residual(params), None
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        result = LmerResults.from_fit(self, info, factor)
+        result = LmerResults.from_fit(model, info, factor)
         if result.is_singular:
             warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
         return result
@@ -285,7 +425,7 @@ def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, v
     return wrapped
 
 
-@argument_kinds(settings=_SETTINGS)
+@argument_kinds(settings=_SETTINGS, weights=_WEIGHTS, correlation=_CORRELATION, method=_METHOD)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -295,6 +435,11 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    correlation: CorAR1 | None = None,
+    start: Any = None,
+    na_action: str = "omit",
+    method: str | None = None,
+    max_memory: Any = None,
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -308,13 +453,15 @@ def lmer(
         Rows with a missing value in any variable used are dropped.
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
-    weights : array-like, optional
+    weights : array-like or VarIdent, optional
         Prior weights, one per row of ``data``, non-negative.  A row of weight
         0 contributes nothing: the estimates are those of the fit without it
         (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
         value and response residual, and ``nobs`` counts it, as lme4's does.
         Rows with a missing (NaN) weight are dropped like rows with missing
         data (as lme4's model frame); infinite weights are refused.
+        Or ``mm.var_ident("column")``: a residual SD per level of the column,
+        estimated (nlme's ``weights = varIdent(form = ~ 1 | column)``).
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
         Rows with a missing (NaN) offset are dropped like rows with missing
@@ -325,13 +472,59 @@ def lmer(
         "helmert", "poly").
     settings : OptimizerSettings, optional
         Optimizer tolerances.
+    correlation : CorAR1, optional
+        ``mm.cor_ar1("time", group="g")``: AR(1) residuals within each level of
+        ``g`` at whole-number times one apart (nlme's ``corAR1(form = ~ time | g)``);
+        ``g`` must be nested in the random-effects grouping factors.
+    start : array-like or dict, optional
+        Where the optimizer starts (lme4's ``start``): theta (lme4's order,
+        ``model.theta_names``), or ``{"theta": ...}``.  By default the better
+        of lme4's start and a moment estimate.
+    na_action : {"omit", "exclude"}
+        Rows with missing values are left out of the fit either way; with
+        ``"exclude"`` (R's ``na.exclude``) fitted values, residuals,
+        predictions without new data, simulations, weights and the influence
+        diagnostics have a NaN for each of them, so they line up with ``data``.
+    max_memory : int, float or str, optional
+        The most memory the model may use, in bytes or as text (``"8GB"``).  Its
+        size is estimated from the design before the matrices are formed (X,
+        and the dense block of the random effects after the first term's); a
+        model whose estimate exceeds this -- by default the memory available
+        now -- is refused with the estimate and what to do.
+    method : None
+        Not an argument of lmer: ``method="ML"`` (nlme's and old lme4's spelling) is
+        ``REML=False`` here, and a MixedModelsError says so.
 
     Returns
     -------
     LmerResults
     """
     check_arguments(locals())
+    if method is not None:
+        raise ModelSpecError(_method_message(method))
     model = LinearMixedModel.from_formula(
-        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation,
+        na_action=na_action, max_memory=max_memory
     )
-    return model.fit(settings=settings)
+    return model.fit(settings=settings, start=None if start is None else model.check_theta(_start_theta(start)))
+
+
+def _start_theta(start: Any) -> Any:
+    """lme4's ``start``: theta itself (a sequence, or a dict by theta's names), or ``{"theta": ...}``."""
+    if isinstance(start, Mapping) and ("theta" in start or "fixef" in start):
+        extra = [k for k in start if k != "theta"]
+        if extra or "theta" not in start:
+            raise ModelSpecError(f"lmer's start is theta or {{'theta': ...}}; got the keys {list(start)}")
+        return start["theta"]
+    return start
+
+
+def _method_message(method: Any) -> str:
+    """What to write instead of nlme's (and old lme4's) ``method=`` argument."""
+    wanted = str(method).upper() if isinstance(method, str) else None
+    if wanted == "ML":
+        return ("lmer has no method= argument: for maximum likelihood (nlme's method='ML') use REML=False, "
+                "e.g. mm.lmer(formula, data, REML=False)")
+    if wanted == "REML":
+        return "lmer has no method= argument: REML is the default (REML=True); drop method='REML'"
+    return f"lmer has no method= argument (got {method!r}); choose the criterion with REML=True (default) or REML=False"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import Duck, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
+from .._validate import Choice, Duck, Flag, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -26,10 +26,35 @@ from ..optim import OptInfo
 if TYPE_CHECKING:
     from ..linalg import Factorization
 
-__all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
+__all__ = ["LmerResults", "FixedEffects", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
 FACTOR = Duck("logdet_re", "solve", what="a factorization (model.crossprods.factorize(theta))", allow_none=True)
+_RESIDUAL_TYPES = ("response", "pearson", "working", "deviance", "normalized")
+
+
+class FixedEffects(pd.Series):
+    """The fixed-effects estimates: a Series that can also be called as lme4's ``fixef()``.
+
+    ``m.fixef`` is the Series of the estimated coefficients; ``m.fixef(add_dropped=True)``
+    (lme4's ``fixef(m, add.dropped = TRUE)``) puts NaN where X had columns that
+    were dropped as aliased, so the result has every column of the full design.
+    Arithmetic on it gives plain Series.
+    """
+
+    _metadata = ["dropped"]  # ((position in the full design, name), ...)
+
+    @property
+    def _constructor(self):
+        return pd.Series
+
+    def __call__(self, add_dropped: bool = False) -> pd.Series:
+        values, names = list(self.to_numpy(dtype=float)), list(self.index)
+        if check_bool(add_dropped, "add_dropped"):
+            for position, name in sorted(getattr(self, "dropped", ()) or ()):
+                values.insert(position, np.nan)
+                names.insert(position, name)
+        return pd.Series(values, index=names, name=self.name, dtype=float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +100,13 @@ class LmerResults(InformationCriteria):
 
     # --- basic facts ----------------------------------------------------------
     @property
+    def factor(self) -> "Factorization":
+        """The blocked Cholesky factor at the optimum (:mod:`mixedmodels.linalg.blocked`): of
+        ``[Z Lambda, X, y]`` with the prior weights for lmer, at PIRLS' weights for glmer.
+        Prediction SEs, leverages and conditional covariances are solves with it."""
+        return self._factor
+
+    @property
     def REML(self) -> bool:
         """True for a REML fit, False for maximum likelihood."""
         return self.model.REML
@@ -112,14 +144,64 @@ class LmerResults(InformationCriteria):
 
     @property
     def npar(self) -> int:
-        """Number of parameters: fixed effects, theta, and sigma."""
-        return self.model.nfixef + self.theta.size + 1
+        """Number of parameters: fixed effects, theta, sigma, and a residual structure's."""
+        return self.model.nfixef + self.theta.size + 1 + self._residual_nparams
+
+    # --- residual structure (nlme's varIdent, corAR1) ------------------------------
+    @property
+    def _residual(self):
+        return getattr(self.model, "residual", None)
+
+    @property
+    def _residual_nparams(self) -> int:
+        return 0 if self._residual is None else self._residual.nparams
+
+    @property
+    def residual_params(self) -> pd.Series:
+        """A residual structure's estimates: ``ratio.<level>`` (residual SD of that level over the
+        first level's, nlme's varIdent) and ``phi`` (AR(1) lag-1 correlation); empty without one."""
+        if self._residual is None:
+            return pd.Series([], dtype=float, name="estimate")
+        return pd.Series(self._residual.params, index=self._residual.structure.names, name="estimate")
+
+    @property
+    def phi(self) -> float | None:
+        """The AR(1) correlation of the residuals at lag 1 (``correlation=mm.cor_ar1(...)``), else None."""
+        return None if self._residual is None else self._residual.structure.phi(self._residual.params)
+
+    @property
+    def var_ratios(self) -> pd.Series | None:
+        """Residual SD of each level over the first level's (``weights=mm.var_ident(...)``), else None."""
+        if self._residual is None or self._residual.structure.variance is None:
+            return None
+        structure = self._residual.structure
+        return pd.Series(structure.ratios(self._residual.params), index=list(structure.levels), name="ratio")
+
+    @property
+    def sigma_by_level(self) -> pd.Series | None:
+        """Residual SD of each level (``sigma`` times :attr:`var_ratios`), else None."""
+        ratios = self.var_ratios
+        return None if ratios is None else (self.sigma * ratios).rename("sigma")
+
+    def _pearson_factors(self) -> np.ndarray | None:
+        """Per row, sigma over the row's residual SD: sqrt(prior weight) over a varIdent level's ratio (None: all 1)."""
+        inputs, factor = self.model.inputs, None
+        if inputs.weights is not None:
+            factor = np.sqrt(inputs.weights)
+        if self._residual is not None:
+            ratio = self._residual.structure.row_ratios(self._residual.params)
+            factor = 1.0 / ratio if factor is None else factor / ratio
+        return factor
 
     # --- fixed effects --------------------------------------------------------
     @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effects estimates, named as R names them."""
-        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
+    def fixef(self) -> FixedEffects:
+        """Fixed-effects estimates, named as R names them; ``m.fixef(add_dropped=True)``
+        adds NaN for the columns dropped as aliased (lme4's ``add.dropped``)."""
+        inputs = self.model.inputs
+        fixef = FixedEffects(self.beta, index=self.fixef_names, name="Estimate")
+        fixef.dropped = tuple(zip(inputs.dropped_positions, inputs.dropped_columns))
+        return fixef
 
     @cached_property
     def _vcov_unscaled(self) -> np.ndarray:
@@ -170,13 +252,16 @@ class LmerResults(InformationCriteria):
 
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``."""
+        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``.
+
+        A ``diag()`` term has no covariance rows (its effects are independent).
+        """
         rows = []
         for (grp, cov), term in zip(self.covariances.items(), self.terms):
             cols = term.column_names
             sd = np.sqrt(np.diag(cov))
             rows += [(grp, c, None, cov[i, i], sd[i]) for i, c in enumerate(cols)]
-            for j in range(len(cols)):
+            for j in range(len(cols) if term.structure.name != "diag" else 0):
                 for i in range(j + 1, len(cols)):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                     rows.append((grp, cols[j], cols[i], cov[i, j], corr))
@@ -208,18 +293,46 @@ class LmerResults(InformationCriteria):
             out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
         return out
 
-    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+    @argument_kinds(condvar=OneOf(Flag(), Choice("full"), what="True, False or 'full'"))
+    def ranef(self, condvar: bool | str = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame (levels x columns) per grouping factor.
 
         With ``condvar=True`` each frame has two column levels: ``"condval"``
         (the modes) and ``"condsd"`` (their conditional standard deviations).
+        With ``condvar="full"`` each frame has one row per level and column
+        (index ``(level, column)``): ``condval``, the mode, then the level's
+        whole conditional covariance matrix, one column per random-effects
+        column of the grouping factor (lme4's ``postVar``,
+        ``sigma^2 Lambda (L L')^-1 Lambda'`` given beta; across the terms of a
+        grouping factor too, where lme4 gives each term's block alone), so
+        ``re["Subject"].loc["308"]`` is level 308's modes and covariance.
         """
         check_arguments(locals())
+        full = isinstance(condvar, str) and condvar == "full"
+        if not full:
+            try:
+                condvar = check_bool(condvar, "condvar")
+            except MixedModelsError as exc:
+                raise MixedModelsError(f"{exc} (or 'full' for the whole conditional covariances)") from None
         modes = self._by_group(self.conditional_modes)
-        if not check_bool(condvar, "condvar"):
+        if full:
+            return {g: self._full_condvar(g, modes[g]) for g in modes}
+        if not condvar:
             return modes
         sds = self._by_group(self._condsd)
         return {g: pd.concat({"condval": modes[g], "condsd": sds[g]}, axis=1) for g in modes}
+
+    def _full_condvar(self, group: str, modes: pd.DataFrame) -> pd.DataFrame:
+        """One grouping factor's modes and per-level conditional covariances, stacked (see :meth:`ranef`)."""
+        from ..linalg.rows import level_covariances
+
+        terms = [i for i, t in enumerate(self.terms) if t.group == group]
+        blocks = self.sigma**2 * level_covariances(self._factor, terms)
+        columns = list(modes.columns)
+        index = pd.MultiIndex.from_product([modes.index, columns], names=[modes.index.name, "column"])
+        frame = pd.DataFrame(blocks.reshape(-1, len(columns)), index=index, columns=columns)
+        frame.insert(0, "condval", modes.to_numpy().reshape(-1))
+        return frame
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """Per-level coefficients: fixed effects plus the level's random effects (lme4's coef())."""
@@ -245,21 +358,57 @@ class LmerResults(InformationCriteria):
 
     @property
     def fitted(self) -> pd.Series:
-        """Fitted values, conditional on the random effects, indexed like the data rows used."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
+        """Fitted values, conditional on the random effects, indexed like the data rows used
+        (every data row with ``na_action="exclude"``, NaN where a row was left out)."""
+        return self.model.inputs.row_series(self._linear_predictor, "fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
+        """Residuals as lme4's ``residuals(lmer fit, type)``; ``scaled`` divides by sigma.
+
+        ``"response"`` and ``"working"``: ``y - fitted``; ``"pearson"`` and
+        ``"deviance"``: ``(y - fitted)`` over each row's residual SD ratio, i.e. times
+        ``sqrt(w)`` with the prior weights ``w`` and over a ``var_ident`` level's ratio
+        (for a linear mixed model the working weights are the prior weights and the
+        deviance residuals the Pearson ones); ``"normalized"``: nlme's, the Pearson
+        residuals decorrelated within ``cor_ar1`` groups (the Pearson ones without).
+        """
         check_arguments(locals())
-        if type not in ("response", "pearson"):
-            raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
+        if type not in _RESIDUAL_TYPES:
+            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
-        if type == "pearson" and inputs.weights is not None:
-            resid = resid * np.sqrt(inputs.weights)
+        if type == "normalized" and self._residual is not None:
+            prior = 1.0 if inputs.weights is None else np.sqrt(inputs.weights)
+            resid = self._residual.structure.normalize(resid * prior, self._residual.params)
+        elif type in ("pearson", "deviance", "normalized"):
+            factor = self._pearson_factors()
+            resid = resid if factor is None else resid * factor
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=inputs.row_index, name="residuals")
+        return inputs.row_series(resid, "residuals")
+
+    @property
+    def _prior_weights(self) -> np.ndarray:
+        weights = self.model.inputs.weights
+        return np.ones(self.model.inputs.nobs) if weights is None else np.asarray(weights, dtype=float)
+
+    def _working_weights(self) -> np.ndarray:
+        return self._prior_weights
+
+    @argument_kinds(type=Choice("prior", "working"))
+    def weights(self, type: str = "prior") -> pd.Series:
+        """Prior weights (1 without ``weights=``) or working weights, per row used.
+
+        For a linear mixed model the working weights of the penalised least
+        squares are the prior weights (lme4 1.1-31 has ``type = "working"``
+        for glmer only).  For glmer: ``prior * mu_eta(eta)^2 / V(mu)`` at the
+        conditional modes, the weights of PIRLS' last step.
+        """
+        check_arguments(locals())
+        if type not in ("prior", "working"):
+            raise MixedModelsError(f"unknown weights type {type!r}; choose 'prior' or 'working'")
+        values = self._prior_weights if type == "prior" else self._working_weights()
+        return self.model.inputs.row_series(values, "weights")
 
     # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
     def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
@@ -288,6 +437,33 @@ class LmerResults(InformationCriteria):
 
         return confint(self, method=method, level=level, **kwargs)
 
+    def hatvalues(self) -> pd.Series:
+        """Leverages, the diagonal of the hat matrix (lme4's ``hatvalues``; see :mod:`mixedmodels.inference.influence`)."""
+        from ..inference.influence import hatvalues  # upward: a convenience method
+
+        return hatvalues(self)
+
+    def cooks_distance(self) -> pd.Series:
+        """One-step Cook's distances (lme4's ``cooks.distance``); by deletion: ``m.influence().cooks_distance()``."""
+        from ..inference.influence import cooks_distance  # upward: a convenience method
+
+        return cooks_distance(self)
+
+    def rstudent(self) -> pd.Series:
+        """Studentized residuals (lme4's ``rstudent``)."""
+        from ..inference.influence import rstudent  # upward: a convenience method
+
+        return rstudent(self)
+
+    def influence(self, group: str | None = None, **kwargs):
+        """Refits without each case or each level of ``group`` (lme4's ``influence.merMod``):
+        an :class:`~mixedmodels.inference.influence.InfluenceResult` with ``dfbeta()``,
+        ``dfbetas()`` and ``cooks_distance()``."""
+        check_arguments(locals())
+        from ..inference.influence import influence  # upward: a convenience method
+
+        return influence(self, group, **kwargs)
+
     def profile(self, **kwargs):
         """Zeta profiles of the parameters (lme4's profile.merMod)."""
         from ..inference.profile import profile  # upward: a convenience method
@@ -295,10 +471,13 @@ class LmerResults(InformationCriteria):
         return profile(self, **kwargs)
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series:
+                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series | pd.DataFrame:
         """Predictions with all (default), none (``re_form="~0"``) or some random effects.
 
-        Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
+        Extra keywords go to :func:`mixedmodels.predict.predict`: ``se_fit=True``
+        and ``interval="confidence" | "prediction"`` (a DataFrame with ``fit``,
+        ``se_fit``, ``lower``, ``upper``; lme4 >= 2.0's ``se.fit``), ``level``,
+        ``newparams={"theta", "beta", "sigma"}``, ``offset=`` for new data.
         """
         check_arguments(locals())
         from ..predict import predict  # upward: a convenience method
@@ -306,15 +485,19 @@ class LmerResults(InformationCriteria):
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
-                 use_re: bool = False, **kwargs) -> pd.DataFrame:
-        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
+                 re_form: str | bool | None = "~0", **kwargs) -> pd.DataFrame:
+        """Simulated responses (lme4's simulate), with lme4's ``re.form``.
 
-        Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
+        ``re_form="~0"`` (default, R's ``NA``): new random effects for every term;
+        ``re_form=None`` (R's ``NULL``): all kept at their conditional modes;
+        ``re_form="~ (1 | g)"``: the named terms kept, the others drawn anew.
+        Extra keywords (``newparams=``, ``weights=`` for new data, the older ``use_re=``) go to
+        :func:`mixedmodels.simulate.simulate`.
         """
         check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method
 
-        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
+        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, re_form=re_form, **kwargs)
 
     # --- display ----------------------------------------------------------------
     def summary(self, ddf: str | None = None):

@@ -27,6 +27,19 @@ def _correlation_text(cov: np.ndarray) -> list[list[str]]:
     return text
 
 
+def _structure_text(term, cov: np.ndarray) -> list[list[str]]:
+    """The Corr cells of one term: lme4's triangle (unstructured), none (``diag``), or
+    glmmTMB's ``0.92 (cs)`` / ``0.85 (ar1)`` on the first row (the common or lag-1 correlation)."""
+    name = term.structure.name
+    if name == "us":
+        return _correlation_text(cov)
+    if name == "diag":
+        return [[] for _ in range(cov.shape[0])]
+    sd = np.sqrt(np.diag(cov))
+    rho = cov[1, 0] / (sd[1] * sd[0]) if sd[0] * sd[1] > 0 else np.nan
+    return [[f"{rho:.2f} ({name})"]] + [[""] for _ in range(cov.shape[0] - 1)]
+
+
 class LmerSummary(Printable):
     """The printed summary of a fit; ``str()`` gives lme4's text layout."""
 
@@ -71,11 +84,11 @@ class LmerSummary(Printable):
         variances = vc[vc["var2"].isna()]
         var_text = common_width(format_r(list(variances["vcov"])))
         sd_text = common_width(format_r(list(variances["sdcor"])))
-        max_k = max(t.ncols for t in r.terms)
-        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (max_k - 2) if max_k > 1 else [])]
+        corrs = [_structure_text(term, cov) for cov, term in zip(r.covariances.values(), r.terms)]
+        ncorr = max(len(row) for corr in corrs for row in corr)
+        rows = [["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr else [])]
         idx = 0
-        for (grp, cov), term in zip(r.covariances.items(), r.terms):
-            corr = _correlation_text(cov)
+        for (grp, cov), term, corr in zip(r.covariances.items(), r.terms, corrs):
             for j, name in enumerate(term.column_names):
                 rows.append([grp if j == 0 else "", name, var_text[idx], sd_text[idx], *corr[j]])
                 idx += 1
@@ -84,6 +97,13 @@ class LmerSummary(Printable):
         width = len(rows[0])
         rows = [row + [""] * (width - len(row)) for row in rows]
         return ["", "Random effects:", *[" " + line for line in table_lines(rows, "l" * width)]]
+
+    def _residual_structure(self) -> list[str]:
+        """nlme's lines for a residual structure (SD ratios per level, AR(1) phi), if the model has one."""
+        residual = getattr(self.result.model, "residual", None)
+        if residual is None:
+            return []
+        return residual.structure.describe(residual.params)
 
     def _groups_line(self) -> list[str]:
         r = self.result
@@ -116,7 +136,7 @@ class LmerSummary(Printable):
         corr = cov / np.outer(sd, sd)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
         for i in range(1, len(names)):  # lme4: abbreviate(rownames, 11), abbreviate(colnames, 6)
-            rows.append([abbreviate(names[i], 11)] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+            rows.append([abbreviate(names[i], 11)] + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
         return ["", "Correlation of Fixed Effects:", *table_lines(rows, "l" + "r" * (len(names) - 1))]
 
     def _footer(self) -> list[str]:
@@ -136,6 +156,7 @@ class LmerSummary(Printable):
             self._header()
             + self._residuals()
             + self._random_effects()
+            + self._residual_structure()
             + self._groups_line()
             + self._fixed_effects()
             + self._correlation()

@@ -5,6 +5,9 @@ imported only when a plot is drawn, so ``import mixedmodels`` never loads it.
 Every function returns the matplotlib ``Figure`` (nothing is shown), and the
 single-panel ones accept an ``ax`` to draw into.
 
+* :func:`by_group` -- per-group panels of the raw data with a lowess or least-squares smoother and
+  a fitted model's conditional lines (lattice's ``xyplot(y ~ x | g)``, languageR's ``xylowess.fnc``);
+  :func:`lowess` is R's smoother;
 * :func:`pooling_lines` -- per-group panels: data with complete, no and partial pooling lines;
 * :func:`shrinkage` -- arrows from no- to partial-pooling estimates over the
   contours of the estimated random-effects distribution;
@@ -17,8 +20,10 @@ single-panel ones accept an ``ax`` to draw into.
 
 from __future__ import annotations
 
+from .by_group import by_group
 from .diagnostics import diagnostics, profile_zeta
 from .pooling import pooling_lines, shrinkage
 from .ranef import caterpillar, ranef_scatter
+from .smooth import lowess
 
-__all__ = ["pooling_lines", "shrinkage", "caterpillar", "ranef_scatter", "diagnostics", "profile_zeta"]
+__all__ = ["by_group", "lowess", "pooling_lines", "shrinkage", "caterpillar", "ranef_scatter", "diagnostics", "profile_zeta"]

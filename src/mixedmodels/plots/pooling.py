@@ -30,7 +30,15 @@ _MAX_LABELS = 30
 def _response_label(cmp: Comparison) -> str:
     inputs = cmp.partial_fit.model.inputs
     name = str(inputs.formula.response)
+    if cmp.scale is not None:  # a GLMM's data and lines are drawn on the response scale
+        return f"proportion: {name}" if cmp.partial_fit.family.name == "binomial" else name
     return f"{name} - offset" if inputs.offset is not None else name
+
+
+def _estimate_label(cmp: Comparison, term: str, what: str = "") -> str:
+    """A coefficient's axis label, with the link scale for a GLMM: "(Intercept) estimate (logit scale)"."""
+    label = f"{term} {what}".strip()
+    return label if cmp.scale is None else f"{label} ({cmp.scale} scale)"
 
 
 def _observed(cmp: Comparison, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,7 +153,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
     term = cmp.random_terms[0]
     fig, ax = single_axes(None, figsize or (max(5.0, 0.45 * len(levels) + 2.0), 4.5))
     pos = {level: k for k, level in enumerate(levels)}
-    if cmp.terms == ("(Intercept)",):
+    if cmp.terms == ("(Intercept)",) and cmp.scale is None:
         layout = cmp.layout
         keep = np.isin(np.asarray(cmp.levels)[layout.refs], levels)
         where = np.array([pos[cmp.levels[r]] for r in layout.refs[keep]], dtype=float)
@@ -158,13 +166,17 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
         if approach == "complete":
             ax.plot([-0.5, len(levels) - 0.5], [values[0]] * 2, gid=approach, **style)
         else:
-            ax.plot(positions, values, marker=marker, linestyle="none", markersize=7, color=style["color"],
-                    label=style["label"], gid=approach, markerfacecolor="none" if approach == "no" else style["color"])
+            ax.plot(positions, np.where(np.isinf(values), np.nan, values), marker=marker, linestyle="none",
+                    markersize=7, color=style["color"], label=style["label"], gid=approach,
+                    markerfacecolor="none" if approach == "no" else style["color"])
+    no = cmp.estimates("no").loc[levels, term].to_numpy()
+    _mark_infinite(ax, positions, no, cmp.estimates("partial").loc[levels, term].to_numpy(), arrows=False)
     ax.set_xticks(positions, levels)
     ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.set_xlabel(cmp.group)
-    ax.set_ylabel(_response_label(cmp) if cmp.terms == ("(Intercept)",) else f"{term} estimate")
-    ax.set_title(f"{cmp.group}: complete, no and partial pooling")
+    data_shown = cmp.terms == ("(Intercept)",) and cmp.scale is None
+    ax.set_ylabel(_response_label(cmp) if data_shown else _estimate_label(cmp, term, "estimate"))
+    _title(ax, f"{cmp.group}: complete, no and partial pooling", cmp)
     ax.legend(fontsize=8)
     return fig
 
@@ -268,15 +280,22 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     for j in np.flatnonzero(ok):
         _arrow(ax, no[j], partial[j], _arrow_alpha(int(ok.sum())))
     _mark_centres(cmp, terms, center, ax)
-    ax.set_xlabel(terms[0])
-    ax.set_ylabel(terms[1])
-    ax.set_title(f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling")
+    ax.set_xlabel(_estimate_label(cmp, terms[0]))
+    ax.set_ylabel(_estimate_label(cmp, terms[1]))
+    _title(ax, f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling", cmp)
     # below the axes (clear of the tick labels and axis title), never over the contours
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6, ncol=3, frameon=False)
     if label_groups:
         where = np.where(ok[:, None], no, partial)
         label_points(ax, where, list(cmp.levels), obstacles=np.vstack([partial, center[None, :]]),
                      segments=np.stack([no[ok], partial[ok]], axis=1))
+
+
+def _title(ax: "Axes", title: str, cmp: Comparison) -> None:
+    """The title, and under it what no pooling estimated per level and what it held fixed."""
+    ax.set_title(title, pad=18)
+    ax.text(0.5, 1.012, cmp.no_pooling_note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
+            color="#424242", gid="no-pooling-note", wrap=True)
 
 
 def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
@@ -297,14 +316,49 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
                label="no pooling", zorder=3)
     ax.scatter(np.ones(partial.size), partial, s=22, color=POOLING_STYLE["partial"]["color"],
                label="partial pooling (mixed model)", zorder=3)
+    alpha = _arrow_alpha(int(np.count_nonzero(~np.isnan(no))))
     for j in np.flatnonzero(ok):
-        _arrow(ax, (0.0, no[j]), (1.0, partial[j]), _arrow_alpha(int(ok.sum())))
+        _arrow(ax, (0.0, no[j]), (1.0, partial[j]), alpha)
+    edges = _mark_infinite(ax, np.zeros(len(no)), no, partial, arrows=True, alpha=alpha)
     population = float(cmp.population[term])
     ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
     ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
     ax.set_xlim(-0.45, 1.25)
-    ax.set_ylabel(term)
-    ax.set_title(f"Shrinkage of the {cmp.group} estimates toward the population")
+    ax.set_ylabel(_estimate_label(cmp, term))
+    _title(ax, f"Shrinkage of the {cmp.group} estimates toward the population", cmp)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     if label_groups:  # stacked left of the no-pooling column, one line apart
-        label_column(ax, 0.0, no[ok], [cmp.levels[j] for j in np.flatnonzero(ok)])
+        shown = np.flatnonzero(ok | np.isinf(no))
+        label_column(ax, 0.0, np.where(np.isinf(no), edges, no)[shown], [cmp.levels[j] for j in shown])
+
+
+def _mark_infinite(ax: "Axes", where: np.ndarray, values: np.ndarray, partial: np.ndarray, *, arrows: bool,
+                   alpha: float = 0.8) -> np.ndarray:
+    """No-pooling estimates of -inf/+inf (separation in a GLMM): triangles just past the other points.
+
+    ``where`` is each level's position along the other axis; with ``arrows`` a dashed arrow runs
+    from the triangle (x = 0) to the level's partial-pooling estimate (x = 1).  Returns the
+    values drawn for the infinite estimates (NaN elsewhere).
+    """
+    infinite = np.isinf(values)
+    edges = np.full(len(values), np.nan)
+    if not infinite.any():
+        return edges
+    finite = [v[np.isfinite(v)] for v in (values, partial)]
+    low, high = (float(f(np.concatenate(finite))) for f in (np.min, np.max))
+    span = max(high - low, 1e-9)
+    edges[infinite] = np.where(values[infinite] < 0, low - 0.08 * span, high + 0.08 * span)
+    color = POOLING_STYLE["no"]["color"]
+    for sign, marker in ((-1, "v"), (1, "^")):
+        rows = infinite & (np.sign(values) == sign)
+        if rows.any():
+            label = f"no pooling: {'-' if sign < 0 else '+'}\u221e (separation)"
+            ax.scatter(where[rows], edges[rows], marker=marker, s=40, facecolors="none", edgecolors=color,
+                       label=label, zorder=3, gid="separated")
+    if arrows:
+        for j in np.flatnonzero(infinite):
+            ax.annotate("", xy=(1.0, partial[j]), xytext=(0.0, edges[j]), zorder=4, gid="separated-arrow",
+                        arrowprops={"arrowstyle": "-|>", "color": POOLING_STYLE["partial"]["color"], "alpha": alpha,
+                                    "linewidth": 1.0, "linestyle": "--", "shrinkA": 0, "shrinkB": 2,
+                                    "mutation_scale": 9})
+    return edges

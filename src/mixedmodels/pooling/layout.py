@@ -51,7 +51,7 @@ __all__ = [
     "APPROACHES", "LeastSquaresFit", "Layout", "Comparison", "build_layout", "level_rows", "complete_pooling",
     "no_pooling_separate", "no_pooling_shared", "joint_name", "group_covariance", "no_pooling_arrays",
     "complete_arrays", "partial_array", "long_table", "shrinkage_factor", "shrinkage_table", "numeric_variables",
-    "choose_x", "select_levels",
+    "choose_x", "select_levels", "shared_terms", "is_glmm", "shared_names", "shared_least_squares", "SharedSolution",
 ]
 
 APPROACHES = ("complete", "no", "partial")
@@ -111,7 +111,13 @@ def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.n
 
 @dataclass(frozen=True, eq=False)
 class Layout:
-    """The chosen grouping factor and the coefficient columns, per data row (response minus offset)."""
+    """The chosen grouping factor and the coefficient columns, per data row.
+
+    For a linear mixed model ``y`` is the response minus any offset.  For a GLMM ``response``
+    is the family's validated response (:class:`~mixedmodels.families.GlmResponse`), ``y``
+    its values on the mean scale (proportions for binomial), ``weights`` its prior weights
+    (binomial: the trials) and ``offset`` the offset on the link scale.
+    """
 
     group: str
     levels: tuple[str, ...]
@@ -119,8 +125,14 @@ class Layout:
     terms: tuple[str, ...]  # coef() columns: fixed names, then random-only names
     random_terms: tuple[str, ...]  # the group's random-term columns
     design: np.ndarray  # n x len(terms), the columns of `terms`
-    y: np.ndarray  # response minus offset
+    y: np.ndarray  # response minus offset (LMM); response on the mean scale (GLMM)
     weights: np.ndarray | None
+    response: Any = None  # GlmResponse of a GLMM, else None
+    offset: np.ndarray | None = None  # link-scale offset of a GLMM (an LMM's is taken off y)
+
+    @property
+    def generalized(self) -> bool:
+        return self.response is not None
 
 
 def _group_terms(fit: MixedFit, group: str | None):
@@ -145,17 +157,26 @@ def build_layout(fit: MixedFit, group: str | None) -> Layout:
                 random.append(name)
                 columns.setdefault(name, term.z[:, j])
     names = fixed + [r for r in random if r not in fixed]
+    design = np.column_stack([columns[n] for n in names])
+    common = dict(group=group, levels=tuple(terms[0].levels), refs=terms[0].refs, terms=tuple(names),
+                  random_terms=tuple(random), design=design)
+    if is_glmm(fit):
+        response = fit.family.response(inputs.y, inputs.weights, str(inputs.formula.response))
+        return Layout(**common, y=np.asarray(response.y, dtype=float), weights=np.asarray(response.weights, dtype=float),
+                      response=response, offset=inputs.offset)
     y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
-    return Layout(
-        group=group,
-        levels=tuple(terms[0].levels),
-        refs=terms[0].refs,
-        terms=tuple(names),
-        random_terms=tuple(random),
-        design=np.column_stack([columns[n] for n in names]),
-        y=np.asarray(y, dtype=float),
-        weights=inputs.weights,
-    )
+    return Layout(**common, y=np.asarray(y, dtype=float), weights=inputs.weights)
+
+
+def is_glmm(fit: Any) -> bool:
+    """A fit with a family other than the Gaussian with identity link (a glmer fit)."""
+    family = getattr(fit, "family", None)
+    return family is not None and not (family.name == "gaussian" and family.link.name == "identity")
+
+
+def shared_terms(layout: Layout) -> list[str]:
+    """Fixed-effect columns outside the group's random terms: shared by all levels under no pooling."""
+    return [t for t in layout.terms if t not in layout.random_terms]
 
 
 def complete_pooling(fit: MixedFit, layout: Layout) -> LeastSquaresFit:
@@ -187,37 +208,65 @@ def joint_name(group: str, level: str, term: str) -> str:
 def no_pooling_shared(layout: Layout) -> LeastSquaresFit:
     """One fit ``y ~ 0 + g + g:z + x``: the random-term columns z per level, the rest x shared.
 
-    Solved by Frisch-Waugh-Lovell, never forming the n x (levels * k) matrix:
-    with ``M`` projecting each level's rows off its columns ``Z_j``, the shared
-    ``beta`` is the least-squares fit of ``M y`` on ``M X``; then
+    Solved by :func:`shared_least_squares` without forming the n x (levels * k) matrix.
+    """
+    sol = shared_least_squares(layout, layout.y, layout.weights)
+    sigma = float(np.sqrt(sol.rss / sol.df_resid)) if sol.df_resid > 0 else np.nan
+    return _fit_result(shared_names(layout), sol.coef, sigma * np.sqrt(sol.unscaled_var), sigma, sol.df_resid,
+                       sol.df_resid + sol.rank, sol.rank)
+
+
+def shared_names(layout: Layout) -> list[str]:
+    """R's coefficient names of ``lm(y ~ 0 + g + g:z + x)``, in the joint fit's order."""
+    per = [layout.terms.index(t) for t in layout.random_terms]
+    shared = [j for j, t in enumerate(layout.terms) if t not in layout.random_terms]
+    names = [joint_name(layout.group, level, layout.terms[c]) for level in layout.levels for c in per]
+    return names + [layout.terms[c] for c in shared]
+
+
+@dataclass(frozen=True)
+class SharedSolution:
+    """The joint least-squares fit of :func:`shared_least_squares`: coefficients (NaN if aliased),
+    the diagonal of ``(X'WX)^-1``, rank, weighted RSS and residual df."""
+
+    coef: np.ndarray
+    unscaled_var: np.ndarray
+    rank: int
+    rss: float
+    df_resid: int
+
+
+def shared_least_squares(layout: Layout, y: np.ndarray, weights: np.ndarray | None) -> SharedSolution:
+    """Weighted least squares of ``y`` on the per-level random-term columns and the shared columns.
+
+    By Frisch-Waugh-Lovell: with ``M`` projecting each level's rows off its columns ``Z_j``, the
+    shared ``beta`` is the least-squares fit of ``M y`` on ``M X``; then
     ``b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta)`` with
-    ``Var(b_j) = sigma^2 [(Z_j'Z_j)^-1 + A_j (X'MX)^-1 A_j']``, ``A_j = (Z_j'Z_j)^-1 Z_j'X_j``.
+    ``Var(b_j) = sigma^2 [(Z_j'Z_j)^-1 + A_j (X'MX)^-1 A_j']``, ``A_j = (Z_j'Z_j)^-1 Z_j'X_j``
+    (all weighted by ``weights``).  Also each IRLS step of a GLM's joint no-pooling fit.
     """
     per = [layout.terms.index(t) for t in layout.random_terms]
     shared = [j for j, t in enumerate(layout.terms) if t not in layout.random_terms]
-    sw = np.sqrt(layout.weights) if layout.weights is not None else np.ones(len(layout.y))
-    z, x, y = layout.design[:, per] * sw[:, None], layout.design[:, shared] * sw[:, None], layout.y * sw
-    blocks = [(rows, lstsq(z[rows], y[rows])) for rows in level_rows(layout)]
+    sw = np.sqrt(weights) if weights is not None else np.ones(len(y))
+    z, x, yw = layout.design[:, per] * sw[:, None], layout.design[:, shared] * sw[:, None], y * sw
+    blocks = [(rows, lstsq(z[rows], yw[rows])) for rows in level_rows(layout)]
     xt = x.copy()
-    yt = np.empty_like(y)
+    yt = np.empty_like(yw)
     for rows, level in blocks:
         xt[rows] -= level.q @ (level.q.T @ x[rows])
         yt[rows] = level.resid
     common = lstsq(xt, yt, norms=np.linalg.norm(x, axis=0))
     beta, cov_x = common.coef[list(common.kept)], common.unscaled_cov
     rank = sum(level.rank for _, level in blocks) + common.rank
-    df = int(np.count_nonzero(sw)) - rank
-    sigma = float(np.sqrt(common.rss / df)) if df > 0 else np.nan
     k, size = len(per), len(blocks) * len(per) + len(shared)
     coef, var = np.full(size, np.nan), np.full(size, np.nan)
     for j, (rows, level) in enumerate(blocks):
         if level.rank:
             where = j * k + np.array(level.kept)
-            coef[where], var[where] = _level_coef(level, x[rows][:, list(common.kept)], y[rows], beta, cov_x)
+            coef[where], var[where] = _level_coef(level, x[rows][:, list(common.kept)], yw[rows], beta, cov_x)
     tail = len(blocks) * k + np.array(common.kept, dtype=int)
     coef[tail], var[tail] = beta, np.diag(cov_x)
-    names = [joint_name(layout.group, level, layout.terms[c]) for level in layout.levels for c in per]
-    return _fit_result(names + [layout.terms[c] for c in shared], coef, sigma * np.sqrt(var), sigma, df, df + rank, rank)
+    return SharedSolution(coef, var, rank, float(common.rss), int(np.count_nonzero(sw)) - rank)
 
 
 def _level_coef(level: LeastSquares, xj: np.ndarray, yj: np.ndarray, beta: np.ndarray,
@@ -302,8 +351,11 @@ def long_table(layout: Layout, counts: np.ndarray, estimates: dict[str, np.ndarr
 
 
 def shrinkage_factor(fit: MixedFit, layout: Layout, counts: np.ndarray) -> np.ndarray | None:
-    """lambda_j = s_u^2 / (s_u^2 + s_e^2 / n_j) for a random-intercept-only grouping factor."""
-    if layout.random_terms != ("(Intercept)",):
+    """lambda_j = s_u^2 / (s_u^2 + s_e^2 / n_j) for a random-intercept-only grouping factor of an LMM.
+
+    A GLMM has no such closed form (its shrinkage depends on each level's data): None.
+    """
+    if layout.random_terms != ("(Intercept)",) or layout.generalized:
         return None
     su2 = float(group_covariance(fit, layout.group).iloc[0, 0])
     return su2 / (su2 + fit.sigma**2 / counts)
@@ -359,6 +411,12 @@ class Comparison(Protocol):
 
     @property
     def population(self) -> pd.Series: ...
+
+    @property
+    def no_pooling_note(self) -> str: ...
+
+    @property
+    def scale(self) -> str | None: ...
 
     def estimates(self, approach: str) -> pd.DataFrame: ...
 

@@ -43,13 +43,15 @@ class PoolingComparison:
     share_fixed : bool
         Whether no pooling shares the fixed columns outside the random term.
     complete_fit : LeastSquaresFit
-        The fixed part alone by least squares.
+        The fixed part alone by least squares (for a GLMM a
+        :class:`~mixedmodels.pooling.generalized.GlmFit`, R's ``glm``).
     no_pooling_fit : dict of LeastSquaresFit, or LeastSquaresFit
         One fit per level (read-only mapping level -> fit), or with
         ``share_fixed=True`` the single joint fit (coefficients named as R
-        names ``lm(y ~ 0 + g + g:x + ...)``: ``Subject308``, ``Subject308:Days``).
-    partial_fit : LmerResults
-        The mixed model.
+        names ``lm(y ~ 0 + g + g:x + ...)``: ``Subject308``, ``Subject308:Days``);
+        GlmFits for a GLMM.
+    partial_fit : LmerResults or GlmerResults
+        The mixed model.  For a GLMM every estimate is on the link scale (``scale``).
     layout : Layout
         Where each data row sits: its level, the response (minus any offset)
         and the coefficient columns (what the pictures draw).
@@ -65,6 +67,24 @@ class PoolingComparison:
     _table: pd.DataFrame
     _shrinkage: pd.DataFrame
     layout: Layout
+    _separation: pd.DataFrame | None = None
+
+    @property
+    def separation(self) -> pd.DataFrame:
+        """GLMMs: the levels whose no-pooling fit has no finite estimate (empty for LMMs and when none).
+
+        One row per coefficient without a finite no-pooling estimate: ``group`` (the level, or
+        ``"(all)"`` for a shared coefficient), ``term``, ``n`` and ``mean_response`` (the level's
+        observations and their mean), ``estimate`` (-inf, +inf, or NaN where nothing is left to
+        estimate it) and ``reason`` (see :mod:`mixedmodels.pooling.generalized`).
+        """
+        columns = ["group", "term", "n", "mean_response", "estimate", "reason"]
+        return pd.DataFrame(columns=columns) if self._separation is None else self._separation.copy()
+
+    @property
+    def scale(self) -> str | None:
+        """The scale of the estimates: None for a linear mixed model, else the link's name ("logit", "log")."""
+        return self.partial_fit.family.link.name if self.layout.generalized else None
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -109,6 +129,31 @@ class PoolingComparison:
         fixef = self.partial_fit.fixef
         return pd.Series([float(fixef.get(t, 0.0)) for t in self.random_terms], index=list(self.random_terms))
 
+    @property
+    def held_fixed(self) -> pd.Series:
+        """The coefficients no pooling holds in common across levels (empty when it fits all per level).
+
+        With ``share_fixed`` these are the fixed effects outside the group's random
+        terms, estimated once from all the data (e.g. the ``Days`` slope of
+        ``Reaction ~ Days + (1 | Subject)``), as partial pooling also holds them.
+        """
+        shared = [t for t in self.terms if t not in self.random_terms] if self.share_fixed else []
+        no = self.estimates("no")
+        return pd.Series([_first_finite(no[t]) for t in shared], index=shared, dtype=float, name="estimate")
+
+    @property
+    def no_pooling_note(self) -> str:
+        """One line saying what no pooling estimated per level and what it held fixed (printed on the plots)."""
+        pooled = ", ".join(self.random_terms)
+        others = [t for t in self.terms if t not in self.random_terms]
+        if not others:
+            return f"no pooling: {pooled} estimated separately for each {self.group}"
+        if self.share_fixed:
+            held = ", ".join(f"{t} = {v:.4g}" for t, v in self.held_fixed.items())
+            return f"no pooling: {pooled} per {self.group}, with {held} held fixed (shared by all, as in partial pooling)"
+        return (f"no pooling: a separate regression per {self.group}, each with its own "
+                f"{', '.join(others)} (share_fixed=False)")
+
     @argument_kinds(approach=Text())
     def estimates(self, approach: str) -> pd.DataFrame:
         """One approach's coefficients as a levels x terms frame (like lme4's ``coef()``)."""
@@ -130,7 +175,9 @@ class PoolingComparison:
         group's random-term variables, else the fixed part's).  Other
         variables are held at the level's first observed row.  Returns a tidy
         frame: ``group``, ``approach``, ``x`` (column named after the
-        variable), ``fitted``; a line is NaN where its coefficients are.
+        variable), ``fitted``; a line is NaN where its coefficients are.  For a GLMM
+        ``fitted`` is on the response scale (a probability, a rate: ``g^-1`` of the
+        linear predictor, with the level's first offset) and ``link`` is the linear predictor.
         """
         check_arguments(locals())
         return _fitted_lines(self, choose_x(self, x), npoints, groups)
@@ -150,6 +197,11 @@ class PoolingComparison:
     def __repr__(self) -> str:
         return (f"<PoolingComparison {self.partial_fit.formula!r}: {len(self.levels)} levels of "
                 f"{self.group!r}, terms {list(self.terms)}>")
+
+
+def _first_finite(values: pd.Series) -> float:
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    return float(finite.iloc[0]) if len(finite) else np.nan
 
 
 # --------------------------------------------------------------------------
@@ -186,8 +238,15 @@ def _fitted_lines(cmp: PoolingComparison, x: str | None, npoints: int, groups) -
     coef["complete"] = coef["complete"].fillna(0.0)  # random-only terms are not in the fixed part
     frames = []
     for level in selected:
-        design = _level_design(cmp, layout.levels.index(level), x, grid)
+        j = layout.levels.index(level)
+        design = _level_design(cmp, j, x, grid)
         for approach in APPROACHES:
-            fitted = design @ coef[approach].loc[level].to_numpy()
-            frames.append(pd.DataFrame({"group": level, "approach": approach, x: grid, "fitted": fitted}))
+            with np.errstate(invalid="ignore"):  # an infinite (separated) intercept times 0
+                eta = design @ coef[approach].loc[level].to_numpy()
+            frame = pd.DataFrame({"group": level, "approach": approach, x: grid, "fitted": eta})
+            if layout.generalized:
+                offset = 0.0 if layout.offset is None else float(layout.offset[_rows(layout, j)[0]])
+                frame["link"] = eta + offset
+                frame["fitted"] = cmp.partial_fit.family.link.inverse(frame["link"].to_numpy())
+            frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,416 @@
+"""Residual structures, nlme's way: a residual SD per stratum, AR(1) correlation within groups.
+
+A linear mixed model's residuals are ``e ~ N(0, sigma^2 R)``.  lme4 has
+``R = W^-1`` (prior weights); nlme's ``lme`` also offers
+
+* ``weights = varIdent(form = ~ 1 | s)`` -- :func:`var_ident`: the residual SD
+  of stratum ``s`` is ``sigma delta_s`` (``delta = 1`` for the first level), so
+  ``R = D^2`` with ``D = diag(delta_s(i))``;
+* ``correlation = corAR1(form = ~ t | g)`` -- :func:`cor_ar1`: within each group
+  ``g``, at consecutive whole-number times ``t``, ``cor(e_i, e_j) = phi^|t_i - t_j|``.
+
+Both together give ``R = D C D``.  The AR(1) correlation of a group of ``m``
+observations has a tridiagonal inverse,
+
+    C^-1 = c(phi) (I + phi^2 I_interior - phi L),    c(phi) = 1 / (1 - phi^2),
+
+where ``I_interior`` marks the group's inner times and ``L`` pairs each time
+with the next (both ways).  So for the model matrix ``M = [Z X y]``
+
+    M' R^-1 M = sum_s c/delta_s^2 M_s'M_s + sum_s c phi^2/delta_s^2 M_s,int' M_s,int
+                - sum_(s,t) c phi/(delta_s delta_t) (M_prev,st' M_next,st + M_next,st' M_prev,st):
+
+a weighted sum of cross-products that do not depend on the parameters.
+:class:`ResidualStructure` lists them (:attr:`~ResidualStructure.pieces`: row
+sets, and pairs of rows for the lag terms) and their weights
+(:meth:`~ResidualStructure.coefficients`); the model stores each once
+(:mod:`mixedmodels.linalg.weighted_blocks`) and an evaluation only adds them
+up.  The likelihood also needs
+
+    log det R = 2 sum_i log delta_s(i) + (n - G) log(1 - phi^2)     (G groups).
+
+The parameters are ``delta`` of every stratum but the first, then ``phi``;
+the optimizer sees ``log delta`` and ``atanh phi`` (:meth:`~ResidualStructure.to_free`).
+Gaps or unequal spacing in time, a group with one time point, or a
+correlation group that spans several levels of a random-effects grouping
+factor are errors naming the group or the term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._validate import Text, argument_kinds, check_arguments
+import pandas as pd
+
+from ..errors import DataError, ModelSpecError
+from .values import level_values
+
+__all__ = ["VarIdent", "CorAR1", "var_ident", "cor_ar1", "RowPiece", "ResidualStructure", "bind_residual",
+           "residual_variables"]
+
+_SPACING_TOLERANCE = 1e-8
+
+
+@dataclass(frozen=True)
+class VarIdent:
+    """nlme's ``varIdent(form = ~ 1 | column)``: a residual SD ratio per level of ``column``.
+
+    The first level (the factor's first category, else the smallest value)
+    is the reference, with ratio 1.
+    """
+
+    column: str
+
+    def __str__(self) -> str:
+        return f"var_ident({self.column!r})"
+
+
+@dataclass(frozen=True)
+class CorAR1:
+    """nlme's ``corAR1(form = ~ time | group)``: AR(1) residuals within each group.
+
+    ``time`` holds whole numbers, consecutive within a group (one apart); without
+    a time, the rows' order within the group is the time order (nlme's
+    ``corAR1(form = ~ 1 | group)``).
+    """
+
+    time: str | None
+    group: str
+
+    def __str__(self) -> str:
+        return f"cor_ar1({self.time!r}, group={self.group!r})"
+
+
+@argument_kinds(column=Text())
+def var_ident(column: str) -> VarIdent:
+    """A residual standard deviation per level of ``column`` (nlme's ``varIdent(form = ~ 1 | column)``).
+
+    Use as ``mm.lmer(formula, data, weights=mm.var_ident("Sex"))``; the fit
+    reports the SD ratios to the first level (``m.residual_structure``).
+    """
+    check_arguments(locals())
+    if not isinstance(column, str) or not column:
+        raise ModelSpecError(f"var_ident() takes the name of a column of the data, e.g. var_ident('Sex'), not {column!r}")
+    return VarIdent(column)
+
+
+@argument_kinds(time=Text(allow_none=True), group=Text())
+def cor_ar1(time: str | None = None, *, group: str) -> CorAR1:
+    """AR(1) correlated residuals within ``group`` over ``time`` (nlme's ``corAR1(form = ~ time | group)``).
+
+    Use as ``mm.lmer(formula, data, correlation=mm.cor_ar1("Days", group="Subject"))``.
+    ``time`` must be whole numbers one apart within each group (any order of
+    rows); ``time=None`` takes the rows' order within each group.
+    """
+    check_arguments(locals())
+    for name, value in (("group", group), ("time", time)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ModelSpecError(f"cor_ar1() takes column names: {name}={value!r} is not one")
+    if group is None:
+        raise ModelSpecError("cor_ar1() needs group=: the column whose levels are the independent series")
+    return CorAR1(time, group)
+
+
+@dataclass(frozen=True, eq=False)
+class RowPiece:
+    """One stored cross-product: ``M_rows' M_rows``, or with ``partner`` the lag term
+    ``sum_p (m_rows[p] m_partner[p]' + m_partner[p] m_rows[p]')``."""
+
+    rows: np.ndarray
+    partner: np.ndarray | None = None
+    kind: str = "all"  # "all", "interior" or "pair"
+    strata: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class _AR1Rows:
+    """The AR(1) layout of the rows: consecutive pairs (in time order), inner rows, groups."""
+
+    previous: np.ndarray  # row of each pair's earlier time
+    following: np.ndarray  # row of each pair's later time
+    interior: np.ndarray  # bool per row: neither the first nor the last time of its group
+    ngroups: int
+    position: np.ndarray  # position of each row within its group (0 = first time)
+    predecessor: np.ndarray  # the row before each row in its group, -1 for the first
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualStructure:
+    """A residual structure bound to the rows of a model (see the module docstring).
+
+    Attributes
+    ----------
+    variance : VarIdent or None
+    correlation : CorAR1 or None
+    strata : ndarray of int
+        Stratum of each row (all 0 without ``variance``).
+    levels : tuple of str
+        The strata's labels (the first is the reference).
+    ar1 : _AR1Rows or None
+    pieces : tuple of RowPiece
+        The stored cross-products, in the order of :meth:`coefficients`.
+    """
+
+    variance: VarIdent | None
+    correlation: CorAR1 | None
+    strata: np.ndarray
+    levels: tuple[str, ...]
+    ar1: _AR1Rows | None
+    pieces: tuple[RowPiece, ...]
+
+    # --- parameters ---------------------------------------------------------------------
+    @property
+    def nparams(self) -> int:
+        return (len(self.levels) - 1) + (self.ar1 is not None)
+
+    @property
+    def names(self) -> list[str]:
+        """``ratio.<level>`` for each stratum but the first, then ``phi``."""
+        return [f"ratio.{level}" for level in self.levels[1:]] + (["phi"] if self.ar1 is not None else [])
+
+    def start(self) -> np.ndarray:
+        """Equal SDs and no correlation."""
+        return np.concatenate([np.ones(len(self.levels) - 1), np.zeros(int(self.ar1 is not None))])
+
+    def to_free(self, params: np.ndarray) -> np.ndarray:
+        """The optimizer's coordinates: ``log delta`` and ``atanh phi`` (unbounded)."""
+        params = np.asarray(params, dtype=float)
+        nd = len(self.levels) - 1
+        return np.concatenate([np.log(params[:nd]), np.arctanh(params[nd:])])
+
+    def from_free(self, free: np.ndarray) -> np.ndarray:
+        free = np.asarray(free, dtype=float)
+        nd = len(self.levels) - 1
+        return np.concatenate([np.exp(free[:nd]), np.tanh(free[nd:])])
+
+    def ratios(self, params: np.ndarray) -> np.ndarray:
+        """``delta`` of every stratum (1 for the first)."""
+        return np.concatenate([[1.0], np.asarray(params, dtype=float)[: len(self.levels) - 1]])
+
+    def phi(self, params: np.ndarray) -> float | None:
+        return float(params[-1]) if self.ar1 is not None else None
+
+    # --- the likelihood's pieces -----------------------------------------------------------
+    def coefficients(self, params: np.ndarray) -> np.ndarray:
+        """The weight of each stored cross-product in ``M' R^-1 M``."""
+        delta = self.ratios(params)
+        phi = self.phi(params) or 0.0
+        c = 1.0 / (1.0 - phi * phi)
+        out = np.empty(len(self.pieces))
+        for i, piece in enumerate(self.pieces):
+            s, t = piece.strata
+            if piece.kind == "all":
+                out[i] = c / delta[s] ** 2
+            elif piece.kind == "interior":
+                out[i] = c * phi * phi / delta[s] ** 2
+            else:
+                out[i] = -c * phi / (delta[s] * delta[t])
+        return out
+
+    def logdet(self, params: np.ndarray) -> float:
+        """``log det R`` (R the residual covariance over sigma^2)."""
+        delta = self.ratios(params)
+        value = 2.0 * float(np.sum(np.bincount(self.strata, minlength=len(self.levels)) * np.log(delta)))
+        if self.ar1 is not None:
+            phi = self.phi(params)
+            value += (self.strata.size - self.ar1.ngroups) * np.log1p(-phi * phi)
+        return value
+
+    def row_ratios(self, params: np.ndarray) -> np.ndarray:
+        """``delta`` of each row's stratum."""
+        return self.ratios(params)[self.strata]
+
+    # --- residuals and simulation ----------------------------------------------------------
+    def normalize(self, resid: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """``chol(R)^-1 resid``: divided by the rows' ratios, then decorrelated within each group
+        (nlme's normalized residuals, before dividing by sigma)."""
+        u = resid / self.row_ratios(params)
+        if self.ar1 is None:
+            return u
+        phi = self.phi(params)
+        out = u.copy()
+        later = self.ar1.predecessor >= 0
+        out[later] = (u[later] - phi * u[self.ar1.predecessor[later]]) / np.sqrt(1.0 - phi * phi)
+        return out
+
+    def draw(self, rng: np.random.Generator, nsim: int, params: np.ndarray) -> np.ndarray:
+        """``nsim`` draws of ``e ~ N(0, R)``, shape (n, nsim): the AR(1) recursion in time order, times the ratios."""
+        z = rng.standard_normal((self.strata.size, nsim))
+        if self.ar1 is not None:
+            phi = self.phi(params)
+            innovation = np.sqrt(1.0 - phi * phi)
+            e = z.copy()
+            for k in range(1, int(self.ar1.position.max()) + 1):
+                rows = np.flatnonzero(self.ar1.position == k)
+                e[rows] = phi * e[self.ar1.predecessor[rows]] + innovation * z[rows]
+            z = e
+        return z * self.row_ratios(params)[:, None]
+
+    def describe(self, params: np.ndarray) -> list[str]:
+        """nlme's report of the structure's estimates, as summary lines."""
+        lines = []
+        if self.variance is not None:
+            ratios = self.ratios(params)
+            lines.append(f"Variance function: different standard deviations per level of {self.variance.column} (varIdent)")
+            width = max(max(len(level) for level in self.levels), 6)
+            lines.append(" " + " ".join(level.rjust(width) for level in self.levels))
+            lines.append(" " + " ".join(f"{r:.4f}".rjust(width) for r in ratios))
+        if self.correlation is not None:
+            time = self.correlation.time or "row order"
+            lines.append(f"Correlation structure: AR(1) within {self.correlation.group} over {time} (corAR1)")
+            lines.append(f" Phi: {self.phi(params):.4f}")
+        return lines
+
+
+# --- binding to the data ------------------------------------------------------------------------
+
+
+def residual_variables(variance: Any, correlation: Any) -> tuple[str, ...]:
+    """The columns a residual structure reads (the model frame keeps them); checks the arguments' types."""
+    if variance is not None and not isinstance(variance, VarIdent):
+        raise ModelSpecError(f"weights= takes prior weights (numbers) or mm.var_ident('column'), not {type(variance).__name__}")
+    if correlation is not None and not isinstance(correlation, CorAR1):
+        raise ModelSpecError(f"correlation= takes mm.cor_ar1('time', group='g'), not {correlation!r}")
+    names = [variance.column] if variance is not None else []
+    if correlation is not None:
+        names += [correlation.group] + ([correlation.time] if correlation.time is not None else [])
+    return tuple(names)
+
+
+def bind_residual(variance: Any, correlation: Any, frame: pd.DataFrame, terms: Sequence = ()) -> ResidualStructure | None:
+    """The structure for the rows of ``frame`` (a model frame, rows in model order), or None for neither.
+
+    ``terms`` are the model's random-effects terms: an AR(1) group must lie
+    within one level of each of their grouping factors (nlme's nesting).
+    """
+    residual_variables(variance, correlation)
+    if variance is None and correlation is None:
+        return None
+    strata, levels = _strata(frame, variance)
+    ar1 = _ar1_rows(frame, correlation, terms) if correlation is not None else None
+    return ResidualStructure(variance, correlation, strata, levels, ar1, _pieces(strata, len(levels), ar1))
+
+
+def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Stratum codes per row and labels (used levels, in the factor's order)."""
+    n = len(frame)
+    if variance is None:
+        return np.zeros(n, dtype=np.int64), ("all",)
+    column = frame[variance.column]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.array.codes.astype(np.int64)
+        labels = [str(c) for c in column.dtype.categories]
+    else:
+        uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
+        labels = [str(u) for u in uniques]
+    used = np.flatnonzero(np.bincount(codes, minlength=len(labels)))
+    if used.size < 2:
+        raise ModelSpecError(
+            f"var_ident({variance.column!r}) needs at least two levels with observations to compare; "
+            f"{variance.column!r} has {used.size} ({', '.join(labels[i] for i in used)})"
+        )
+    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    return remap[codes], tuple(labels[i] for i in used)
+
+
+def _group_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    column = frame[name]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array.codes.astype(np.int64), [str(c) for c in column.dtype.categories]
+    uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _times(frame: pd.DataFrame, correlation: CorAR1) -> np.ndarray:
+    if correlation.time is None:
+        return np.arange(len(frame), dtype=float)
+    column = frame[correlation.time]
+    if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
+        raise DataError(f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}")
+    return column.to_numpy(dtype=float)
+
+
+def _ar1_rows(frame: pd.DataFrame, correlation: CorAR1, terms: Sequence) -> _AR1Rows:
+    """Sort each group by time, check the spacing and the nesting, and pair consecutive times."""
+    groups, labels = _group_codes(frame, correlation.group)
+    times = _times(frame, correlation)
+    order = np.lexsort((times, groups))
+    g, t = groups[order], times[order]
+    same = g[1:] == g[:-1]
+    step = np.diff(t)
+    spacing = 1.0 if correlation.time is not None else None
+    _check_groups(g, t, same, step, labels, correlation, spacing)
+    previous, following = order[:-1][same], order[1:][same]
+    for term in terms:
+        _check_nested(term, previous, following, groups, labels, correlation)
+    starts = np.concatenate([[True], ~same])
+    ends = np.concatenate([~same, [True]])
+    interior = np.empty(len(frame), dtype=bool)
+    interior[order] = ~(starts | ends)
+    position = np.empty(len(frame), dtype=np.int64)
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(len(frame)), 0))
+    position[order] = np.arange(len(frame)) - run_start
+    predecessor = np.full(len(frame), -1, dtype=np.int64)
+    predecessor[following] = previous
+    return _AR1Rows(previous, following, interior, int(starts.sum()), position, predecessor)
+
+
+def _check_groups(g, t, same, step, labels, correlation: CorAR1, spacing: float | None) -> None:
+    """Two or more times per group, distinct, one unit apart (when a time column is given)."""
+    sizes = np.bincount(g, minlength=len(labels))
+    lone = np.flatnonzero(sizes == 1)
+    if lone.size:
+        raise ModelSpecError(
+            f"cor_ar1(group={correlation.group!r}): group {labels[lone[0]]!r} has one time point"
+            f"{f' (and {lone.size - 1} more groups)' if lone.size > 1 else ''}; an AR(1) correlation needs at "
+            "least two observations per group: drop those rows or group differently"
+        )
+    if spacing is None:
+        return
+    if not np.all(np.isfinite(t)):
+        raise DataError(f"cor_ar1(): the time column {correlation.time!r} has infinite values")
+    bad = np.flatnonzero(same & (np.abs(step - spacing) > _SPACING_TOLERANCE))
+    if bad.size:
+        group = labels[g[bad[0] + 1]]
+        shown = ", ".join(f"{v:g}" for v in t[g == g[bad[0] + 1]][:8])
+        what = "repeats a time" if step[bad[0]] == 0 else "has a gap or unequal spacing"
+        raise ModelSpecError(
+            f"cor_ar1({correlation.time!r}, group={correlation.group!r}): group {group!r} {what} (times {shown}); "
+            "AR(1) residuals need whole-number times one apart within each group (nlme's corAR1): use an index of "
+            "the observations within the group as time if the spacing does not matter"
+        )
+
+
+def _check_nested(term, previous: np.ndarray, following: np.ndarray, groups: np.ndarray, labels, correlation: CorAR1) -> None:
+    """Every correlation group lies within one level of the term's grouping factor."""
+    crossing = np.flatnonzero(term.refs[previous] != term.refs[following])
+    if crossing.size:
+        group = labels[groups[previous[crossing[0]]]]
+        raise ModelSpecError(
+            f"cor_ar1(group={correlation.group!r}): group {group!r} spans several levels of {term.group!r} in the "
+            f"random-effects term {term}; the correlation groups must be nested in every random-effects "
+            f"grouping factor (as nlme requires): use group={term.group!r} or a factor nested in it"
+        )
+
+
+def _pieces(strata: np.ndarray, nstrata: int, ar1: _AR1Rows | None) -> tuple[RowPiece, ...]:
+    """The stored cross-products: per stratum all rows (and the inner ones), and the lag pairs per pair of strata."""
+    pieces = []
+    for s in range(nstrata):
+        pieces.append(RowPiece(np.flatnonzero(strata == s), None, "all", (s, s)))
+        if ar1 is not None:
+            inner = np.flatnonzero((strata == s) & ar1.interior)
+            if inner.size:
+                pieces.append(RowPiece(inner, None, "interior", (s, s)))
+    if ar1 is not None:
+        for s in range(nstrata):
+            for t in range(nstrata):
+                pick = (strata[ar1.previous] == s) & (strata[ar1.following] == t)
+                if pick.any():
+                    pieces.append(RowPiece(ar1.previous[pick], ar1.following[pick], "pair", (s, t)))
+    return tuple(pieces)
