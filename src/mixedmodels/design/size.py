@@ -94,10 +94,10 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
 
 
 # The dense rest block (the random effects after the first term's, then X and y) is held
-# about four times over at the peak of a fit: A22, the updated block of an evaluation, its
-# Cholesky factor, and the factor the optimizer keeps of its best point (measured with
-# benchmarks/memory_estimate.py).
-REST_COPIES = 4
+# about six times over at the peak of a fit: its dense Z'Z and the stacked A22 while it is
+# built, then A22, the updated block of an evaluation, its Cholesky factor, the factor the
+# optimizer keeps of its best point and the results' (measured with benchmarks/memory_estimate.py).
+REST_COPIES = 6
 
 
 def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
@@ -114,10 +114,10 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
     rest (sparse: at most one entry per row and pair of columns), and the
     dense rest block, ``REST_COPIES`` times ``m^2`` doubles.  The last
     dominates crossed designs: ``(1 | a) + (1 | b)`` with 20,000 levels
-    each has ``m = 20,002`` and needs 12.8 GB.
+    each has ``m = 20,002`` and needs 19 GB.
     """
     m = rest_block_size(terms, nfixef)
-    estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", 8.0 * nobs * nfixef)
+    estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", X_COPIES * 8.0 * nobs * nfixef)
     estimate.add("random-effects columns", sum(16.0 * nobs * t.z.shape[1] for t in terms))
     if terms:
         k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
