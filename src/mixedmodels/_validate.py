@@ -641,7 +641,7 @@ COMMON: dict[str, Kind] = {
     "condvar": Flag(),
     "refit": Flag(),
     "reduce_terms": Flag(),
-    "share_fixed": Flag(),
+    "share_fixed": Flag(allow_none=True),
     "prior_only": Flag(),
     "center": Flag(),
     "draws": Integer(1),
@@ -677,7 +677,7 @@ COMMON: dict[str, Kind] = {
                    what="theta (a list or array of finite numbers) or a dict such as {'theta': [...]}"),
     "na_action": Text(),  # the spellings ('omit', 'na.exclude', ...) are read by design.inputs.check_na_action
     "ndraws": Integer(1, allow_none=True),
-    "nAGQ": Integer(0, 100),
+    "nAGQ": Integer(0),  # above lme4's 100, glmer says so itself ("nAGQ = 101 is more than 100")
     "maxit": Integer(1),
     "tol": Real(0.0, low_open=True),
     "host": Text(),

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special, stats
 
 from .errors import DataError, ModelSpecError
-from ._validate import Real, Text, check_arguments, argument_kinds
+from ._validate import Anything, Text, check_arguments, argument_kinds
 
 __all__ = [
     "Link",
@@ -490,7 +490,8 @@ class NegativeBinomial(Family):
     name = "Negative Binomial"
     links = ("log", "sqrt", "identity")
 
-    @argument_kinds(theta=Real(0.0, low_open=True), link=Text(allow_none=True))
+    @argument_kinds(theta=Anything("checked below: 'negative binomial theta ... must be a positive number'"),
+                    link=Text(allow_none=True))
     def __init__(self, theta: float, link: str | None = None):
         check_arguments(locals())
         if isinstance(theta, bool) or not isinstance(theta, (int, float, np.integer, np.floating)) or not (

@@ -98,7 +98,7 @@ def var_ident(column: str) -> VarIdent:
     return VarIdent(column)
 
 
-@argument_kinds(time=Text(allow_none=True), group=Text())
+@argument_kinds(time=Text(allow_none=True), group=Text(allow_none=True))
 def cor_ar1(time: str | None = None, *, group: str) -> CorAR1:
     """AR(1) correlated residuals within ``group`` over ``time`` (nlme's ``corAR1(form = ~ time | group)``).
 

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from .._threads import one_blas_thread
-from .._validate import Choice, Instance, Text, argument_kinds, check_arguments
+from .._validate import Instance, Text, argument_kinds, check_arguments
 from ..design.inputs import prepare_glmm_inputs
 from ..errors import ModelSpecError
 from ..families import NegativeBinomial, Poisson
@@ -135,7 +135,7 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         return make_results(fitted, nAGQ, stages, start, family_npar=1, stacklevel=4)
 
 
-@argument_kinds(link=Text(), laplace=Choice("expected", "observed"),
+@argument_kinds(link=Text(), laplace=Text(),
                 settings=Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True))
 def glmer_nb(
     formula: str,

@@ -50,7 +50,7 @@ _LOG_2PI = np.log(2.0 * np.pi)
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
 _WEIGHTS = OneOf(PerRow(), Instance(VarIdent), allow_none=True,
                  what="numbers, one per row of the data (e.g. data['w']), or mm.var_ident('column')")
-_CORRELATION = Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True)
+_CORRELATION = Anything("checked by design.residual.bind_residual: 'correlation= takes mm.cor_ar1(...)'")
 _METHOD = Anything("any value but None is refused by lmer itself, saying what to write instead (REML=False)")
 
 

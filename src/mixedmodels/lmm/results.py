@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import Choice, Duck, Flag, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
+from .._validate import Anything, Duck, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -293,7 +293,7 @@ class LmerResults(InformationCriteria):
             out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
         return out
 
-    @argument_kinds(condvar=OneOf(Flag(), Choice("full"), what="True, False or 'full'"))
+    @argument_kinds(condvar=Anything("checked below: True or False, or 'full' (the message names condvar)"))
     def ranef(self, condvar: bool | str = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame (levels x columns) per grouping factor.
 
@@ -395,7 +395,6 @@ class LmerResults(InformationCriteria):
     def _working_weights(self) -> np.ndarray:
         return self._prior_weights
 
-    @argument_kinds(type=Choice("prior", "working"))
     def weights(self, type: str = "prior") -> pd.Series:
         """Prior weights (1 without ``weights=``) or working weights, per row used.
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .._validate import FIT, Choice, Instance, Integer, Real, Text, argument_kinds, check_arguments
+from .._validate import FIT, Anything, Choice, Integer, Real, Text, argument_kinds, check_arguments
 from ..errors import DataError, MixedModelsError
 from ._common import DATA_COLOR, POOLING_STYLE, figure_legend, grid_shape, pyplot
 from .smooth import least_squares_line, lowess
@@ -87,7 +87,7 @@ def _conditional_line(fit: Any, rows: pd.DataFrame, x: str, npoints: int):
 
 
 @argument_kinds(x=Text(), y=Text(), group=Text(), smooth=Choice("lowess", "lm", allow_none=True), fit=_FIT,
-                groups=Instance(list, tuple, what="a list of the group's levels", allow_none=True),
+                groups=Anything("levels of any type, matched against the group column by _levels, which names what is missing"),
                 span=Real(0.0, 1.0, low_open=True), iterations=Integer(0, 100))
 def by_group(
     data: pd.DataFrame,

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import Integer, Numbers, Real, argument_kinds, check_arguments
+from .._validate import Anything, Integer, Real, argument_kinds, check_arguments
 from ..errors import DataError
 
-_NUMBERS = Numbers(what="a list or array of finite numbers")
+_ARRAY = Anything("checked below: finite numbers, as many of each (DataError naming what is wrong)")
 
 __all__ = ["lowess", "least_squares_line"]
 
@@ -98,7 +98,7 @@ def _bisquare_weights(residuals: np.ndarray) -> np.ndarray | None:
                     np.where(size <= 0.999 * six_mad, (1.0 - (size / six_mad) ** 2) ** 2, 0.0))
 
 
-@argument_kinds(x=_NUMBERS, y=_NUMBERS, f=Real(0.0, 1.0, low_open=True), iter=Integer(0, 100),
+@argument_kinds(x=_ARRAY, y=_ARRAY, f=Real(0.0, 1.0, low_open=True), iter=Integer(0, 100),
                 delta=Real(0.0, allow_none=True))
 def lowess(x, y, f: float = 2.0 / 3.0, iter: int = 3, delta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """R's ``lowess(x, y, f, iter, delta)``: the sorted x and the smoothed y there.
