@@ -320,7 +320,7 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
 @click.option("--response", default="y", show_default=True, help="Name of the response column.")
 @click.option("--group", default="participant", show_default=True, help="Name of the group column.")
 @click.option("--item", default="item", show_default=True, help="Name of the item column.")
-@click.option("--seed", type=int, help="Random seed (same seed, same data).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed, a whole number >= 0 (same seed, same data).")
 @click.option("--out", "-o", default="-", show_default=True, metavar="FILE.csv", help="Output CSV ('-': stdout).")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
               help="Also write the generating parameters as JSON.")
@@ -356,11 +356,14 @@ def simulate(out: str, truth: Path | None, **options: Any) -> None:
 # --------------------------------------------------------------------------- entry point
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line: 'mixedmodels: warning: boundary (singular) fit ...'."""
-    click.echo(f"mixedmodels: warning: {message}", err=True)
+    text = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
+    click.echo(f"mixedmodels: warning: {text}", err=True)
 
 
 def _error(message: str) -> None:
     text = " ".join(str(message).split())  # one line
+    # text from the user's input may hold undecodable bytes (surrogates): show them escaped, never fail on them
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     click.echo(f"mixedmodels: error: {text}", err=True)
 
 
@@ -394,6 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--traceback" in args:
             raise
         _error(exc.format_message() if isinstance(exc, click.ClickException) else _describe(exc))
+        return 1
+    except MemoryError:
+        if "--traceback" in args:
+            raise
+        _error("not enough memory for this model or data set; try a smaller one")
         return 1
     except Exception as exc:  # a bug: one line unless --traceback
         if "--traceback" in args:

@@ -62,8 +62,8 @@ def read_table(path: str | Path, factors: Sequence[str] = ()) -> pd.DataFrame:
     """
     where = "standard input" if str(path) == "-" else str(path)
     try:
-        if str(path) == "-":
-            frame = pd.read_csv(sys.stdin)
+        if str(path) == "-":  # bytes, decoded as UTF-8 here: binary input is an error, not surrogates
+            frame = pd.read_csv(getattr(sys.stdin, "buffer", sys.stdin), encoding="utf-8")
         else:
             frame = _read_file(Path(path))
     except FileNotFoundError:
@@ -72,7 +72,9 @@ def read_table(path: str | Path, factors: Sequence[str] = ()) -> pd.DataFrame:
         raise DataError(f"{where!r} is a folder, not a data file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"data file {where!r} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"cannot read {where!r}: it is not UTF-8 text (a CSV or TSV file is expected)") from None
+    except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"cannot read {where!r}: {' '.join(str(exc).split())}") from None
     if frame.shape[1] == 0 or len(frame) == 0:
         raise DataError(f"data file {where!r} has no rows")
@@ -209,6 +211,16 @@ def _number(text: str, option: str) -> float:
         raise click.BadParameter(f"{text!r} is not a number", param_hint=option) from None
 
 
+_MAX_TRIAL_VALUES = 1_000_000
+
+
+def _whole(text: str, option: str) -> int:
+    value = _number(text, option)
+    if not math.isfinite(value) or value != int(value):
+        raise click.BadParameter(f"{text!r} is not a whole number", param_hint=option)
+    return int(value)
+
+
 def _pair(text: str, option: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
@@ -238,7 +250,10 @@ def _covariate(text: str, option: str) -> float | list[float]:
         return [_number(v, option) for v in text.split(",") if v.strip()]
     if ":" in text:
         start, _, stop = text.partition(":")
-        a, b = int(_number(start, option)), int(_number(stop, option))
+        a, b = _whole(start, option), _whole(stop, option)
+        if abs(b - a) >= _MAX_TRIAL_VALUES:
+            raise click.BadParameter(f"{text!r} gives {abs(b - a) + 1:,} trial values; at most {_MAX_TRIAL_VALUES:,}",
+                                     param_hint=option)
         return list(range(a, b + 1) if b >= a else range(a, b - 1, -1))
     return _number(text, option)
 

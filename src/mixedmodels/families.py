@@ -40,6 +40,7 @@ import numpy as np
 from scipy import special, stats
 
 from .errors import DataError, ModelSpecError
+from ._validate import Anything, Text, check_arguments, argument_kinds
 
 __all__ = [
     "Link",
@@ -190,7 +191,9 @@ class Family:
     links: tuple[str, ...] = ()
     has_dispersion: bool = False
 
+    @argument_kinds(link=Text(allow_none=True))
     def __init__(self, link: str | None = None):
+        check_arguments(locals())
         chosen = self.links[0] if link is None else _LINK_ALIASES.get(link, link)
         if chosen not in self.links:
             raise ModelSpecError(
@@ -487,7 +490,10 @@ class NegativeBinomial(Family):
     name = "Negative Binomial"
     links = ("log", "sqrt", "identity")
 
+    @argument_kinds(theta=Anything("checked below: 'negative binomial theta ... must be a positive number'"),
+                    link=Text(allow_none=True))
     def __init__(self, theta: float, link: str | None = None):
+        check_arguments(locals())
         if isinstance(theta, bool) or not isinstance(theta, (int, float, np.integer, np.floating)) or not (
                 np.isfinite(theta) and theta > 0):
             raise ModelSpecError(
@@ -565,6 +571,7 @@ FAMILIES: dict[str, type[Family]] = {
 }
 
 
+@argument_kinds(link=Text(allow_none=True))
 def get_family(family: Any, link: str | None = None) -> Family:
     """A family object from a name (``"binomial"``, ``"poisson"``, ``"Gamma"``, ...) or a family.
 
@@ -574,6 +581,7 @@ def get_family(family: Any, link: str | None = None) -> Family:
         For an unknown family or a link the family does not offer; the
         message lists the choices.
     """
+    check_arguments(locals())
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
             return NegativeBinomial(family.theta, link) if isinstance(family, NegativeBinomial) else type(family)(link=link)

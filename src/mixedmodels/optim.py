@@ -19,6 +19,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 
+from ._validate import Choice, Integer, Real, argument_kinds, check_arguments
+
 __all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "minimize_newton",
            "snap_to_zero_bounds", "snap_rows_to_zero_bounds", "QUASI_NEWTON", "NEWTON"]
 
@@ -65,11 +67,11 @@ class OptimizerSettings:
     zero_tol: float = 1e-4
     optimizer: str = "auto"
 
+    @argument_kinds(ftol_rel=Real(0.0), ftol_abs=Real(0.0), xtol_rel=Real(0.0), xtol_abs=Real(0.0),
+                    initial_step=Real(0.0, low_open=True), maxeval=Integer(1), zero_tol=Real(0.0),
+                    optimizer=Choice(*OPTIMIZERS))
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            from .errors import ModelSpecError
-
-            raise ModelSpecError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        check_arguments(vars(self))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ._validate import check_arguments
 from .errors import ModelSpecError
 
 __all__ = ["options", "option_context", "get_option", "CONTRAST_NAMES"]
@@ -89,6 +90,7 @@ def options(**settings: Any) -> dict[str, Any]:
 
 def get_option(name: str) -> Any:
     """The current value of one setting (``"contrasts"``)."""
+    check_arguments(locals())
     if name not in _current:
         raise ModelSpecError(f"unknown option {name!r}; mixedmodels has {sorted(_current)}")
     return _current[name]

@@ -73,7 +73,7 @@ def test_as_many_random_effects_as_observations_names_the_term():
 
 
 @pytest.mark.parametrize("weights, text", [([1.0] * 3, "has 3 values"), (-np.ones(180), "non-negative"),
-                                           (np.full(180, np.nan), "missing or infinite")])
+                                           (np.full(180, np.nan), "missing \\(NaN\\) for every row")])
 def test_bad_weights(weights, text, sleep):
     with pytest.raises(mm.DataError, match=text):
         mm.lmer(FORMULA, sleep, weights=weights)

@@ -155,7 +155,7 @@ def test_anova_refuses_different_data():
         _anova_quietly(fit(SLOPE), other)
     with pytest.raises(mm.MixedModelsError, match="at least two models"):
         anova(mm.lm("Reaction ~ Days", data))
-    with pytest.raises(mm.MixedModelsError, match="not a fitted model"):
+    with pytest.raises(mm.MixedModelsError, match="must be a fitted model"):
         anova(fit(SLOPE), "Reaction ~ Days")
     with pytest.raises(mm.MixedModelsError, match="names has 1"):
         anova(fit(SLOPE), fit(INTERCEPT), names=["a"])

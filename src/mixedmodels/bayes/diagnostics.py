@@ -23,6 +23,7 @@ import numpy as np
 from scipy import fft, special, stats
 
 from ..errors import MixedModelsWarning
+from .._validate import Instance, check_arguments, argument_kinds
 
 __all__ = ["SamplingWarning", "rhat", "ess_bulk", "ess_tail", "ess_mean", "mcse_mean", "hdi", "summarize_draws"]
 
@@ -61,8 +62,10 @@ def _rhat_classic(x: np.ndarray) -> float:
     return float(np.sqrt((between / within + n - 1) / n))
 
 
+@argument_kinds(x=Instance(np.ndarray, list, tuple, what="an array of draws"))
 def rhat(x: np.ndarray) -> float:
     """Rank-normalised split R-hat (max of bulk and folded); NaN for constant draws."""
+    check_arguments(locals())
     x = _as_chains(x)
     if _degenerate(x):
         return np.nan
@@ -116,8 +119,10 @@ def _ess(x: np.ndarray) -> float:
     return float(size / tau)
 
 
+@argument_kinds(x=Instance(np.ndarray, list, tuple, what="an array of draws"))
 def ess_bulk(x: np.ndarray) -> float:
     """Bulk effective sample size (rank-normalised split chains)."""
+    check_arguments(locals())
     x = _as_chains(x)
     return np.nan if _degenerate(x) else _ess(_z_scale(_split(x)))
 
@@ -145,12 +150,14 @@ def mcse_mean(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / np.sqrt(ess_mean(x)))
 
 
+@argument_kinds(draws=Instance(np.ndarray, list, tuple, what="an array of draws"))
 def hdi(draws: np.ndarray, prob: float = 0.95) -> np.ndarray:
     """Highest-density intervals of each column of ``draws`` (``(S,)`` or ``(S, K)``).
 
     Returns ``(2,)`` or ``(K, 2)``: the shortest interval holding ``floor(prob S) + 1``
     of the sorted draws.
     """
+    check_arguments(locals())
     if not 0.0 < prob < 1.0:
         from ..errors import MixedModelsError
 

@@ -16,12 +16,15 @@ import pandas as pd
 
 from ..errors import DataError, ModelSpecError
 from ..families import get_family
-from .._validate import check_bool
+from .._validate import Choice, Instance, Seed, check_arguments, check_bool, argument_kinds
 from .diagnostics import SamplingWarning
 from .model import BayesModel
 from .results import BayesResults
 
 __all__ = ["lmer", "glmer", "lm", "glm", "sample"]
+
+
+_PARAMETRIZATION = Choice("auto", "centred", "noncentred")
 
 
 def _seed(seed: Any) -> int:
@@ -38,6 +41,7 @@ def _check_counts(chains: Any, draws: Any) -> None:
             raise ModelSpecError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
+@argument_kinds(model=Instance(BayesModel), seed=Seed(generator=False))
 def sample(
     model: BayesModel,
     *,
@@ -57,6 +61,7 @@ def sample(
     Divergent transitions, R-hat above 1.01 and trajectories that hit
     ``max_tree_depth`` are reported as :class:`SamplingWarning`.
     """
+    check_arguments(locals())
     _check_counts(chains, draws)
     progress, prior_only = check_bool(progress, "progress"), check_bool(prior_only, "prior_only")
     seed = _seed(seed)
@@ -102,6 +107,7 @@ def _warn(result: BayesResults) -> None:
             SamplingWarning, stacklevel=3)
 
 
+@argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -169,6 +175,7 @@ def lmer(
     >>> print(b.summary())
     >>> b.hdi(0.95)
     """
+    check_arguments(locals())
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
@@ -192,6 +199,7 @@ def _inputs(formula: str, data: pd.DataFrame, *, generalized: bool = False, fixe
     return (prepare_glmm_inputs if generalized else prepare_inputs)(formula, data, **kwargs)
 
 
+@argument_kinds(seed=Seed(generator=False))
 def lm(
     formula: str,
     data: pd.DataFrame,
@@ -221,6 +229,7 @@ def lm(
         mm.bayes.lm("points ~ game", raptors,
                     priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)})
     """
+    check_arguments(locals())
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, fixed_only=True, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
@@ -233,6 +242,7 @@ def lm(
                   max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
 
 
+@argument_kinds(seed=Seed(generator=False))
 def glm(
     formula: str,
     data: pd.DataFrame,
@@ -253,6 +263,7 @@ def glm(
     center: bool = True,
 ) -> BayesResults:
     """Fit a generalized linear model (no random effects) with priors by NUTS; arguments as :func:`glmer`."""
+    check_arguments(locals())
     fam = get_family(family)
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, generalized=True, fixed_only=True, weights=weights, offset=offset,
@@ -262,6 +273,7 @@ def glm(
                   max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
 
 
+@argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -295,6 +307,7 @@ def glmer(
     --------
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
+    check_arguments(locals())
     fam = get_family(family)
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, generalized=True, weights=weights, offset=offset, contrasts=contrasts)

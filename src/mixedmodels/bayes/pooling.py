@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.fixed import DesignMatrix
-from .._validate import check_bool
+from .._validate import Duck, Frame, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..errors import MixedModelsError, ModelSpecError
 from ..families import get_family
 from ..pooling.layout import APPROACHES, build_layout, joint_name, shrinkage_table
@@ -160,6 +160,8 @@ def _bayes_table(layout, counts: np.ndarray, per_approach: dict[str, np.ndarray]
     return table, {a: stats[a][0] for a in APPROACHES}
 
 
+@argument_kinds(formula=OneOf(Text(), Duck("draws", "model", what="a Bayesian fit"), what="a formula (str) or a Bayesian fit"),
+            data=Frame(allow_none=True), no_pooling_prior=Duck("logpdf", "support", what="a prior (mm.priors)", allow_none=True))
 def compare_pooling_bayes(
     formula: "str | BayesResults",
     data: pd.DataFrame | None = None,
@@ -208,6 +210,7 @@ def compare_pooling_bayes(
         are :class:`BayesPooledFit` and ``partial_fit`` the
         :class:`BayesResults`.
     """
+    check_arguments(locals())
     sampler = {k: kwargs.pop(k) for k in _SAMPLER_ARGS if k in kwargs}
     if isinstance(formula, BayesResults):
         if kwargs or priors is not None or data is not None:

@@ -54,6 +54,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import ModelSpecError
+from .._validate import Instance, Real, Text, TextList, argument_kinds, check_arguments
 
 __all__ = [
     "Prior",
@@ -78,13 +79,16 @@ PRIOR_CLASSES = ("fixef", "sd", "cor", "sigma")
 
 
 def _finite(value: Any, name: str, positive: bool = False) -> float:
+    """A prior parameter as a float: a real number (not a bool, not text), finite, and positive if asked."""
+    need = "a positive finite number" if positive else "a finite number"
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ModelSpecError(f"{name} (a prior parameter) must be {need}, not {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ModelSpecError(f"prior parameter {name} must be a number, got {value!r}") from None
+        raise ModelSpecError(f"{name} (a prior parameter) must be {need}, not {value!r}") from None
     if not math.isfinite(number) or (positive and number <= 0):
-        need = "a positive finite number" if positive else "a finite number"
-        raise ModelSpecError(f"prior parameter {name} must be {need}, got {value!r}")
+        raise ModelSpecError(f"{name} (a prior parameter) must be {need}, not {value!r}")
     return number
 
 
@@ -139,6 +143,7 @@ class Normal(Prior):
     sd: float = 1.0
     kind = "normal"
 
+    @argument_kinds(mean=Real(), sd=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _finite(self.mean, "mean"))
         object.__setattr__(self, "sd", _finite(self.sd, "sd", positive=True))
@@ -162,6 +167,7 @@ class StudentT(Prior):
     scale: float = 1.0
     kind = "student_t"
 
+    @argument_kinds(df=Real(0.0, low_open=True), location=Real(), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "df", _finite(self.df, "df", positive=True))
         object.__setattr__(self, "location", _finite(self.location, "location"))
@@ -185,6 +191,7 @@ class Cauchy(Prior):
     scale: float = 1.0
     kind = "cauchy"
 
+    @argument_kinds(location=Real(), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "location", _finite(self.location, "location"))
         object.__setattr__(self, "scale", _finite(self.scale, "scale", positive=True))
@@ -238,8 +245,9 @@ def _half_args(cls_name: str, args: tuple) -> float:
 class _Half(Prior):
     support = "positive"
 
-    def __init__(self, *args: float) -> None:
-        object.__setattr__(self, "scale", _half_args(type(self).__name__, args))
+    @argument_kinds(scale=Real())
+    def __init__(self, *scale: float) -> None:
+        object.__setattr__(self, "scale", _half_args(type(self).__name__, scale))
 
     def params(self) -> tuple[float, ...]:
         return (self.scale,)
@@ -289,9 +297,10 @@ class HalfStudentT(_Half):
 
     kind = "half_student_t"
 
-    def __init__(self, df: float, *args: float) -> None:
+    @argument_kinds(df=Real(0.0, low_open=True), scale=Real())
+    def __init__(self, df: float, *scale: float) -> None:
         object.__setattr__(self, "df", _finite(df, "df", positive=True))
-        object.__setattr__(self, "scale", _half_args("HalfStudentT", args) if args else 1.0)
+        object.__setattr__(self, "scale", _half_args("HalfStudentT", scale) if scale else 1.0)
 
     def params(self) -> tuple[float, ...]:
         return (self.df, self.scale)
@@ -315,6 +324,7 @@ class Exponential(Prior):
     kind = "exponential"
     support = "positive"
 
+    @argument_kinds(rate=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", _finite(self.rate, "rate", positive=True))
 
@@ -337,6 +347,7 @@ class Gamma(Prior):
     kind = "gamma"
     support = "positive"
 
+    @argument_kinds(shape=Real(0.0, low_open=True), rate=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _finite(self.shape, "shape", positive=True))
         object.__setattr__(self, "rate", _finite(self.rate, "rate", positive=True))
@@ -360,6 +371,7 @@ class InverseGamma(Prior):
     kind = "inverse_gamma"
     support = "positive"
 
+    @argument_kinds(shape=Real(0.0, low_open=True), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _finite(self.shape, "shape", positive=True))
         object.__setattr__(self, "scale", _finite(self.scale, "scale", positive=True))
@@ -383,6 +395,7 @@ class Uniform(Prior):
     kind = "uniform"
     support = "interval"
 
+    @argument_kinds(lower=Real(), upper=Real())  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         lower, upper = _finite(self.lower, "lower"), _finite(self.upper, "upper")
         if upper <= lower:
@@ -415,6 +428,7 @@ class LKJ(Prior):
     kind = "lkj"
     support = "corr"
 
+    @argument_kinds(eta=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "eta", _finite(self.eta, "eta", positive=True))
 
@@ -464,6 +478,7 @@ class Fixed(Prior):
     kind = "fixed"
     support = "point"
 
+    @argument_kinds(value=Real())  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _finite(self.value, "value"))
 
@@ -531,6 +546,8 @@ def column_scale(column: np.ndarray) -> float:
     return s if s > 0 and np.isfinite(s) else 1.0
 
 
+@argument_kinds(x=Instance(np.ndarray, what="a matrix"), x_names=TextList(single=False),
+                z_columns=Instance(list), y=Instance(np.ndarray, what="an array"), family_name=Text(), intercept_location=Real())
 def default_priors(
     x: np.ndarray,
     x_names: tuple[str, ...] | list[str],
@@ -555,6 +572,7 @@ def default_priors(
         ``{"fixef": {name: prior}, "sd": [[prior per column] per term],
         "cor": [LKJ per term], "sigma": prior or None}``.
     """
+    check_arguments(locals())
     sy = response_scale(y, family_name)
     fixef: dict[str, Prior] = {}
     for j, name in enumerate(x_names):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MixedModelsError
-from .._validate import check_bool
+from .._validate import Flag, PerRow, TextList, check_arguments, check_bool, argument_kinds
 from .diagnostics import hdi as _hdi
 from .diagnostics import rhat, summarize_draws
 from .model import BayesModel, draws_table, inverse_link, linear_predictor_draws, pointwise_loglik
@@ -145,6 +145,7 @@ class BayesResults:
             out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
         return out
 
+    @argument_kinds(draws=Flag())
     def ranef(self, draws: bool = False) -> dict[str, pd.DataFrame]:
         """Group effects ``b`` per grouping factor.
 
@@ -152,6 +153,7 @@ class BayesResults:
         conditional modes).  ``draws=True``: every draw, rows ``(chain, draw)``,
         columns ``(level, column)``.
         """
+        check_arguments(locals())
         if not check_bool(draws, "draws"):
             return self._group_frames([b.mean(axis=(0, 1)) for b in self.draws["b"]])
         out: dict[str, pd.DataFrame] = {}
@@ -202,12 +204,14 @@ class BayesResults:
         Returns a printable :class:`~mixedmodels.bayes.summary.BayesSummary`;
         its ``.table`` is the DataFrame.
         """
+        check_arguments(locals())
         from .summary import BayesSummary
 
         return BayesSummary(self, prob)
 
     def summary_table(self, prob: float = 0.95) -> pd.DataFrame:
         """The table of :meth:`summary` (index: lme4's parameter names)."""
+        check_arguments(locals())
         low, high = _interval_labels(prob)
         rows = []
         for p in self._params:
@@ -216,6 +220,7 @@ class BayesResults:
                          "ess_bulk": s["ess_bulk"], "ess_tail": s["ess_tail"], "r_hat": s["r_hat"]})
         return pd.DataFrame(rows, index=pd.Index([p.name for p in self._params], name="parameter"))
 
+    @argument_kinds(effects=TextList())
     def hdi(self, prob: float = 0.95, effects: Sequence[str] | str = EFFECTS) -> pd.DataFrame:
         """Tidy posterior means, SDs and ``prob`` highest-density intervals.
 
@@ -235,6 +240,7 @@ class BayesResults:
             Columns ``effect``, ``group``, ``level``, ``term``, ``mean``,
             ``sd``, ``lower``, ``upper``.
         """
+        check_arguments(locals())
         wanted = (effects,) if isinstance(effects, str) else tuple(effects)
         bad = [e for e in wanted if e not in EFFECTS]
         if bad:
@@ -297,8 +303,10 @@ class BayesResults:
         """The draws as ArviZ ``InferenceData`` (posterior or prior, sample stats, log-likelihood, observed data)."""
         return self.to_idata()
 
+    @argument_kinds(log_likelihood=Flag(allow_none=True))
     def to_idata(self, log_likelihood: bool | None = None):
         """ArviZ ``InferenceData``; ``log_likelihood=None`` includes it unless it would exceed 50 million values."""
+        check_arguments(locals())
         from .idata import to_inference_data
 
         if check_bool(log_likelihood, "log_likelihood", allow_none=True) is None:
@@ -335,6 +343,7 @@ class BayesResults:
         A level of a grouping factor not seen in the fit gets new effects drawn
         from the estimated population distribution, per draw.
         """
+        check_arguments(locals())
         rng = np.random.default_rng(seed)
         idx = self._select(ndraws, rng)
         mu = inverse_link(self.model.spec.link, self._eta(newdata, use_re, idx, rng, offset))
@@ -342,8 +351,10 @@ class BayesResults:
 
     def predict(self, newdata: pd.DataFrame | None = None, use_re: bool = True, **kwargs: Any) -> pd.Series:
         """Posterior mean of the expected response for the fitted rows or ``newdata``."""
+        check_arguments(locals())
         return self.posterior_epred(newdata, use_re, **kwargs).mean(axis=0).rename("predicted")
 
+    @argument_kinds(trials=PerRow(allow_none=True))
     def posterior_predict(self, newdata: pd.DataFrame | None = None, use_re: bool = True, *,
                           ndraws: int | None = None, seed: Any = None, trials: Any = None,
                           weights: Any = None, offset: Any = None) -> pd.DataFrame:
@@ -373,6 +384,7 @@ class BayesResults:
             response's scale (Gaussian values; binomial successes for
             ``cbind`` responses, else proportions; Poisson counts).
         """
+        check_arguments(locals())
         from .predict import simulate_response
 
         rng = np.random.default_rng(seed)

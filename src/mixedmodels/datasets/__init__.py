@@ -30,6 +30,7 @@ from importlib import resources
 import pandas as pd
 
 from ..errors import DataError
+from .._validate import check_arguments
 
 __all__ = ["load", "list", "schema"]
 
@@ -55,6 +56,7 @@ def _resolve(name: str) -> str:
 
 def schema(name: str) -> dict:
     """The column schema of a bundled data set (type, levels, ordered)."""
+    check_arguments(locals())
     path = _DATA / f"{_resolve(name)}.schema.json"
     return json.loads(path.read_text())
 
@@ -67,6 +69,7 @@ def load(name: str) -> pd.DataFrame:
     name : str
         Case-insensitive name, e.g. ``"sleepstudy"`` or ``"Penicillin"``.
     """
+    check_arguments(locals())
     real = _resolve(name)
     columns = schema(real)
     dtypes = {col: "string" for col, spec in columns.items() if spec["type"] in ("factor", "character")}

@@ -11,7 +11,8 @@
    columns dropped (lme4's ``chkRank.drop.cols``) and lme4's check of the
    predictors' scales;
 4. prior weights and the offset (the formula's ``offset()`` terms plus ``offset=``;
-   a row whose ``offset=`` is missing is dropped like an incomplete row), for
+   a row whose ``offset=`` or ``weights=`` is missing is dropped like an
+   incomplete row, as lme4's model frame does), for
    the kept rows, whose own labels are kept in ``row_index``;
 5. the random-effects terms (level index per row, the term's columns), in
    lme4's order (most levels first).
@@ -38,6 +39,7 @@ from .checks import check_scale, drop_aliased_columns
 from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame, check_data_frame, model_frame, required_variables
 from .random import RandomEffectsTerm, build_random_terms
+from .size import check_fixed_size, check_model_size
 from .response import build_response
 
 __all__ = [
@@ -174,8 +176,14 @@ def expand_formula_dot(parsed: ParsedFormula, data: pd.DataFrame) -> ParsedFormu
     return replace(parsed, fixed=expand_dot(parsed.fixed, names))
 
 
-def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
-    """Warn about ``contrasts=`` entries for variables the formula does not use (R's model.matrix warns too)."""
+def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula, data: pd.DataFrame) -> None:
+    """Check ``contrasts=`` against the formula and the data.
+
+    An entry for a variable the formula does not use is ignored with a
+    warning (R's model.matrix warns too); an entry for a numeric variable the
+    formula uses is an error, as in R ("contrasts apply only to factors"):
+    silently ignoring it would fit a model other than the one asked for.
+    """
     if contrasts is None:
         return
     if not isinstance(contrasts, Mapping):
@@ -192,6 +200,23 @@ def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula)
                 MixedModelsWarning,
                 stacklevel=4,
             )
+        elif _is_numeric_column(data, name):
+            raise ModelSpecError(
+                f"contrasts were given for {name!r}, a numeric variable: contrasts apply only to factors "
+                f"(R stops here too); to code {name!r} as a factor, make the column one "
+                f"(data[{name!r}].astype('category')), or drop the entry"
+            )
+
+
+def _is_numeric_column(data: pd.DataFrame, name: str) -> bool:
+    """A column that formulas use as numbers: integers, floats or complex numbers (not booleans, not categories)."""
+    if name not in data.columns:
+        return False
+    dtype = data[name].dtype
+    return isinstance(dtype, np.dtype) and dtype.kind in "iufc" or (
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        and not isinstance(dtype, pd.CategoricalDtype)
+    )
 
 
 def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
@@ -210,26 +235,31 @@ def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
     return array
 
 
-def _missing_offset(offset: np.ndarray | None, labels: pd.Index) -> np.ndarray | None:
-    """Rows whose ``offset=`` value is missing (NaN), or None; an infinite value is refused.
+def _missing_values(values: np.ndarray | None, name: str, labels: pd.Index) -> np.ndarray | None:
+    """Rows whose ``offset=`` or ``weights=`` value is missing (NaN), or None; an infinite value is refused.
 
     As lme4's model frame does (and as for ``offset(o)`` in the formula), a
-    row with a missing offset is dropped and counted; an infinite offset
-    would make the likelihood undefined, so it is an error.
+    row with a missing offset or weight is dropped and counted; an infinite
+    one would make the likelihood undefined, so it is an error.
     """
-    if offset is None:
+    if values is None:
         return None
-    infinite = np.isinf(offset)
+    infinite = np.isinf(values)
     if infinite.any():
         shown = ", ".join(map(repr, labels[infinite][:3])) + (", ..." if infinite.sum() > 3 else "")
         raise DataError(
-            f"offset= has {int(infinite.sum())} infinite value(s) (rows {shown}); an offset must be finite: "
+            f"{name}= has {int(infinite.sum())} infinite value(s) (rows {shown}); {name} must be finite: "
             "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
         )
-    missing = np.isnan(offset)
+    missing = np.isnan(values)
     if missing.all():
-        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")
+        raise DataError(f"{name}= is missing (NaN) for every row; give a finite {name} for the rows to fit")
     return missing if missing.any() else None
+
+
+def _either(*masks: np.ndarray | None) -> np.ndarray | None:
+    present = [m for m in masks if m is not None]
+    return np.logical_or.reduce(present) if present else None
 
 
 def _without_rows(mf: ModelFrame, missing: np.ndarray | None) -> ModelFrame:
@@ -238,15 +268,13 @@ def _without_rows(mf: ModelFrame, missing: np.ndarray | None) -> ModelFrame:
         return mf
     ok = ~missing[mf.data.index.to_numpy()]
     if not ok.any():
-        raise DataError("no rows left: every row with complete data has a missing (NaN) offset=")
+        raise DataError("no rows left: every row with complete data has a missing (NaN) offset= or weights=")
     return ModelFrame(mf.data.loc[ok], mf.n_dropped + int((~ok).sum())) if not ok.all() else mf
 
 
 def _check_weights(weights: np.ndarray | None) -> None:
     if weights is None:
         return
-    if not np.all(np.isfinite(weights)):
-        raise DataError("weights contain missing or infinite values; give a finite weight for every row")
     if np.any(weights < 0):
         raise DataError("weights must be non-negative; found a negative weight")
     if weights.size and not np.any(weights > 0):
@@ -284,6 +312,7 @@ def prepare_fixed_part(
     contrasts: Mapping[str, str] | None = None,
     extra_variables: tuple[str, ...] = (),
     na_action: str = "omit",
+    max_memory: Any = None,
 ) -> ModelInputs:
     """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
 
@@ -295,14 +324,16 @@ def prepare_fixed_part(
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
     parsed = expand_formula_dot(parsed, data)
-    _check_contrasts(contrasts, parsed)
+    _check_contrasts(contrasts, parsed, data)
     variables = sorted(_used_variables(parsed) | set(extra_variables))
     mf = model_frame(data, variables, positional=True)  # the one check of the data
     all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
-    mf = _without_rows(mf, _missing_offset(all_offsets, data.index))
+    missing = _either(_missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index))
+    mf = _without_rows(mf, missing)
     keep = mf.data.index.to_numpy()
     w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
+    check_fixed_size(parsed.fixed, mf.data, max_memory)  # before X is built: refuse what would not fit
     full = build_design(parsed.fixed, mf, contrasts)
     fixed, dropped = drop_aliased_columns(full)
     check_scale(fixed)
@@ -334,6 +365,7 @@ def prepare_inputs(
     allow_as_many_ranef_as_obs: bool = False,
     extra_variables: tuple[str, ...] = (),
     na_action: str = "omit",
+    max_memory: Any = None,
 ) -> ModelInputs:
     """Parse the formula and build the model frame, y, X and the random-effects terms.
 
@@ -343,18 +375,20 @@ def prepare_inputs(
     """
     parsed = parse_formula(formula)
     inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
-                                extra_variables=extra_variables, na_action=na_action)
+                                extra_variables=extra_variables, na_action=na_action, max_memory=max_memory)
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
+    check_model_size(inputs.nobs, len(inputs.fixed.column_names), terms, max_memory)  # before the cross-products
     return replace(inputs, terms=terms)
 
 
 def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
-                        contrasts: Mapping[str, str] | None = None, na_action: str = "omit") -> ModelInputs:
+                        contrasts: Mapping[str, str] | None = None, na_action: str = "omit",
+                        max_memory: Any = None) -> ModelInputs:
     """As :func:`prepare_inputs`, with glmer's rule that a term may have as many
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
     return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                          allow_as_many_ranef_as_obs=True, na_action=na_action)
+                          allow_as_many_ranef_as_obs=True, na_action=na_action, max_memory=max_memory)
 
 
 def prepare_fixed_inputs(
@@ -365,6 +399,7 @@ def prepare_fixed_inputs(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     caller: str = "lm",
+    max_memory: Any = None,
 ) -> ModelInputs:
     """Model frame, response and fixed-effects matrix of a formula without random effects (lm, glm)."""
     parsed = parse_formula(formula)
@@ -375,4 +410,5 @@ def prepare_fixed_inputs(
             f"formula {formula!r} has random-effects terms {random_terms_text(parsed.random)}; "
             f"{caller}() fits models without them -- use mm.lmer or mm.glmer, or drop the terms"
         )
-    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
+    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
+                              max_memory=max_memory)

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+from .._validate import Text, argument_kinds, check_arguments
 import pandas as pd
 
 from ..errors import DataError, ModelSpecError
@@ -83,17 +85,20 @@ class CorAR1:
         return f"cor_ar1({self.time!r}, group={self.group!r})"
 
 
+@argument_kinds(column=Text())
 def var_ident(column: str) -> VarIdent:
     """A residual standard deviation per level of ``column`` (nlme's ``varIdent(form = ~ 1 | column)``).
 
     Use as ``mm.lmer(formula, data, weights=mm.var_ident("Sex"))``; the fit
     reports the SD ratios to the first level (``m.residual_structure``).
     """
+    check_arguments(locals())
     if not isinstance(column, str) or not column:
         raise ModelSpecError(f"var_ident() takes the name of a column of the data, e.g. var_ident('Sex'), not {column!r}")
     return VarIdent(column)
 
 
+@argument_kinds(time=Text(allow_none=True), group=Text(allow_none=True))
 def cor_ar1(time: str | None = None, *, group: str) -> CorAR1:
     """AR(1) correlated residuals within ``group`` over ``time`` (nlme's ``corAR1(form = ~ time | group)``).
 
@@ -101,6 +106,7 @@ def cor_ar1(time: str | None = None, *, group: str) -> CorAR1:
     ``time`` must be whole numbers one apart within each group (any order of
     rows); ``time=None`` takes the rows' order within each group.
     """
+    check_arguments(locals())
     for name, value in (("group", group), ("time", time)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ModelSpecError(f"cor_ar1() takes column names: {name}={value!r} is not one")

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixedModelsWarning, ModelSpecError
+from .._validate import Dict, Instance, Integer, Real, check_arguments, argument_kinds
 
 __all__ = ["ExploreParams", "parse_params", "simulate_clusters", "shrinkage_demo", "summarise_clusters", "FORMULA", "MU",
            "LIMITS"]
@@ -66,7 +67,9 @@ class ExploreParams:
     sigma_e: float = 2.0
     seed: int = 48
 
-    def __post_init__(self) -> None:
+    @argument_kinds(J=Integer(2, 100), nbar=Integer(1, 100), sigma_u=Real(0.0, 10.0), sigma_e=Real(0.1, 10.0),
+                seed=Integer(0, 2**32 - 1))
+    def __post_init__(self) -> None:  # checks its fields itself, by LIMITS (the kinds say the same)
         for name, (_, _, whole, _) in LIMITS.items():
             value = getattr(self, name)
             _check_range(name, value)
@@ -93,6 +96,7 @@ def _parse_value(name: str, text: str) -> int | float:
     return int(value) if whole else value
 
 
+@argument_kinds(query=Dict())
 def parse_params(query: Mapping[str, str]) -> ExploreParams:
     """Settings from query-string values (text); missing ones take their defaults.
 
@@ -102,6 +106,7 @@ def parse_params(query: Mapping[str, str]) -> ExploreParams:
         For an unknown name, a value that is not a number, or one out of range,
         naming the parameter and its allowed range.
     """
+    check_arguments(locals())
     unknown = sorted(set(query) - set(LIMITS))
     if unknown:
         raise ModelSpecError(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(LIMITS)}")
@@ -123,6 +128,7 @@ def _cluster_sizes(params: ExploreParams, rng: np.random.Generator) -> tuple[np.
     return sizes, notes
 
 
+@argument_kinds(params=Instance(ExploreParams))
 def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
     """One data set (columns ``cluster``, ``trial``, ``y``) with its truth in ``attrs``.
 
@@ -130,6 +136,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
     any adjustment made to the design.  The same seed gives the same standard
     normal draws whatever the SDs, so moving a slider rescales one data set.
     """
+    check_arguments(locals())
     from ..planning.study import simulate_design
 
     rng = np.random.default_rng(params.seed)
@@ -162,6 +169,7 @@ def _mse(estimate: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean((estimate - truth) ** 2))
 
 
+@argument_kinds(params=Instance(ExploreParams, allow_none=True))
 def shrinkage_demo(params: ExploreParams | None = None) -> dict[str, Any]:
     """Simulate, fit by REML and compare the three pooling approaches (the JSON of ``/api/simulate``).
 
@@ -176,6 +184,7 @@ def shrinkage_demo(params: ExploreParams | None = None) -> dict[str, Any]:
         ``warnings``); ``mse`` per approach (``complete``, ``no``, ``partial``);
         ``notes``.
     """
+    check_arguments(locals())
     params = params or ExploreParams()
     data = simulate_clusters(params)
     return {"params": asdict(params), **summarise_clusters(data, data.attrs["true_means"]),

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MixedModelsError
 from .core import parse_params, shrinkage_demo
+from .._validate import check_arguments
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -174,6 +175,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0) -> ExplorerServer:
     'http://127.0.0.1:54321/'
     >>> server.shutdown()                # doctest: +SKIP
     """
+    check_arguments(locals())
     server = _make_server(host, port)
     server._thread = threading.Thread(target=server.serve_forever, name="mixedmodels-explore", daemon=True)
     server._thread.start()
@@ -199,6 +201,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
     ImportError
         When Flask is not installed (``pip install 'mixedmodels[explore]'``).
     """
+    check_arguments(locals())
     server = _make_server(host, port)
     print(f"Shrinkage explorer running at {server.url}  (press Ctrl+C to stop)", flush=True)
     if open_browser:

@@ -41,14 +41,17 @@ from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
+from .._validate import Anything, Instance, Numbers, check_arguments, argument_kinds
 from .fit import GlmmStart, fit_glmm
-from .results import GlmerResults
+from .results import PIRLS_RESULT, GlmerResults
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS", "MAX_NAGQ"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
 # the finite-difference Hessian afterwards takes the rest of the way.
+_SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
+_BETA = Numbers(what="beta: a list or array of finite numbers (empty without fixed effects)")
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
 MAX_NAGQ = 100  # lme4's GHrule: ord < 101
 
@@ -104,15 +107,18 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     def from_formula(cls, formula: str, data: pd.DataFrame, family: Any = "binomial", *,
                      weights: Any = None, offset: Any = None,
                      contrasts: Mapping[str, str] | None = None,
-                     na_action: str = "omit") -> "GeneralizedLinearMixedModel":
+                     na_action: str = "omit", max_memory: Any = None) -> "GeneralizedLinearMixedModel":
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
+        check_arguments(locals())
         fam = get_family(family)
         inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                                     na_action=na_action)
+                                     na_action=na_action, max_memory=max_memory)
         return cls.from_inputs(inputs, fam)
 
     @classmethod
+    @argument_kinds(inputs=Instance(ModelInputs))
     def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
+        check_arguments(locals())
         fam = get_family(family)
         response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
         _check_not_constant(response, inputs.formula.response)
@@ -122,12 +128,14 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
         return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
 
+    @argument_kinds(family=Instance(Family, what="a family object (mm.families.NegativeBinomial(theta))"))
     def with_family(self, family: Family) -> "GeneralizedLinearMixedModel":
         """The same model with another family of the same kind (the negative binomial at another theta).
 
         The response is not checked again, and the PIRLS machinery (built from
         X, Z and the offset) is shared.
         """
+        check_arguments(locals())
         old = self.response
         response = GlmResponse.make(family, old.y, old.weights, old.trials)
         new = replace(self, response=response)
@@ -179,8 +187,10 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return self.family.link.link(self.response.mustart())
 
     # --- the deviance ---------------------------------------------------------------
+    @argument_kinds(res=PIRLS_RESULT)
     def laplace_value(self, res: PirlsResult) -> float:
         """``-2 log L`` by the Laplace approximation at a PIRLS solution (see ``laplace``)."""
+        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         logdet = res.factor.logdet_re()
@@ -192,8 +202,10 @@ class GeneralizedLinearMixedModel(ThetaParameters):
                 return np.inf
         return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + logdet
 
+    @argument_kinds(res=PIRLS_RESULT, beta=_BETA)
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
         """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""
+        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         term = self.inputs.terms[0]
@@ -218,12 +230,15 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             mult += w * np.exp((z * z + devc0 - devc) / 2.0)
         return float(np.sum(devc0) - 2.0 * (np.sum(np.log(mult)) + np.sum(np.log(sd))))
 
+    @argument_kinds(beta=_BETA, u0=Numbers(allow_none=True))
     def deviance(self, theta: np.ndarray, beta: np.ndarray, nAGQ: int = 1, u0: np.ndarray | None = None) -> float:
         """The GLMM deviance at (theta, beta): Laplace (nAGQ=1) or adaptive quadrature."""
+        check_arguments(locals())
         theta, beta = np.asarray(theta, dtype=float), np.asarray(beta, dtype=float)
         res = self.pirls.modes(theta, beta, np.zeros(self.nranef) if u0 is None else u0)
         return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
 
+    @argument_kinds(res=PIRLS_RESULT)
     def sigma_at(self, res: PirlsResult) -> float:
         """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``.
 
@@ -231,6 +246,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         row, so its sigma shrinks as zero-weight rows are added; R's glm leaves
         them out, and so does this, so that such rows change nothing).
         """
+        check_arguments(locals())
         if not self.family.has_dispersion:
             return 1.0
         n = int(np.count_nonzero(self.response.weights))
@@ -238,6 +254,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     def check_nagq(self, nAGQ: int) -> int:
         """lme4's rules for nAGQ: a whole number from 0 to 100, above 1 only for one scalar term."""
+        check_arguments(locals())
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
             raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
         nAGQ = int(nAGQ)
@@ -255,11 +272,13 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return nAGQ
 
     # --- fitting ----------------------------------------------------------------------
+    @argument_kinds(settings=_SETTINGS)
     def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None, start: Any = None) -> GlmerResults:
         """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`.
 
         ``start``: theta, or ``{"theta": ..., "fixef": ...}`` (lme4's ``start``; see :func:`glmer`).
         """
+        check_arguments(locals())
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _check_start(self, start: Any) -> GlmmStart | None:
@@ -282,6 +301,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return GlmmStart(theta, fixef)
 
 
+@argument_kinds(settings=_SETTINGS, method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"))
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -295,6 +315,7 @@ def glmer(
     start: Any = None,
     na_action: str = "omit",
     method: str | None = None,
+    max_memory: Any = None,
 ):
     """Fit a generalized linear mixed model written in lme4's formula language.
 
@@ -319,6 +340,7 @@ def glmer(
         Prior weights (for proportions: the numbers of trials).  Rows of
         weight 0 contribute nothing to the estimates but count in ``nobs``,
         as in lme4 (the dispersion of a Gamma fit leaves them out, as R's glm).
+        Rows with a missing (NaN) weight are dropped, as lme4 does.
     offset : array-like, optional
         Added to the linear predictor, with any ``offset()`` in the formula;
         rows where it is missing (NaN) are dropped, infinite values refused.
@@ -331,6 +353,10 @@ def glmer(
         fixed effects too the first stage is skipped.
     na_action : {"omit", "exclude"}
         As for :func:`mixedmodels.lmer`.
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: the model is refused before its
+        matrices are formed when their estimated size exceeds this (default:
+        the memory available now).
     method : None
         Not an argument: old lme4's ``method="Laplace"`` / ``"AGQ"`` is ``nAGQ=1`` / ``nAGQ=k``
         here, and a MixedModelsError says so.
@@ -344,6 +370,7 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
+    check_arguments(locals())
     if method is not None:
         raise ModelSpecError(
             f"glmer has no method= argument (got {method!r}): it maximises the likelihood, by the Laplace "
@@ -357,7 +384,7 @@ def glmer(
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
         return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action,
-                    start=start)
+                    start=start, max_memory=max_memory)
     model = GeneralizedLinearMixedModel.from_formula(formula, data, fam, weights=weights, offset=offset,
-                                                     contrasts=contrasts, na_action=na_action)
+                                                     contrasts=contrasts, na_action=na_action, max_memory=max_memory)
     return model.fit(nAGQ=nAGQ, settings=settings, start=start)

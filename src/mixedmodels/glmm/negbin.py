@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from .._threads import one_blas_thread
+from .._validate import Instance, Text, argument_kinds, check_arguments
 from ..design.inputs import prepare_glmm_inputs
 from ..errors import ModelSpecError
 from ..families import NegativeBinomial, Poisson
@@ -134,6 +135,8 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         return make_results(fitted, nAGQ, stages, start, family_npar=1, stacklevel=4)
 
 
+@argument_kinds(link=Text(), laplace=Text(),
+                settings=Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True))
 def glmer_nb(
     formula: str,
     data: pd.DataFrame,
@@ -182,6 +185,7 @@ def glmer_nb(
     :mod:`mixedmodels.glmm.negbin`), under lme4's Laplace approximation; for a
     known theta use ``mm.glmer(..., family=mm.families.NegativeBinomial(theta=...))``.
     """
+    check_arguments(locals())
     if nAGQ == 0:
         raise ModelSpecError("glmer_nb() estimates theta from the Laplace (nAGQ=1) or quadrature likelihood; "
                              "nAGQ=0 is not available")

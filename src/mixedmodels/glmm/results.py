@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._validate import check_bool
+from .._validate import Duck, Instance, Integer, Numbers, Real, check_arguments, check_bool, argument_kinds
 from ..errors import MixedModelsError, ModelSpecError
 from ..fitted import GeneralizedMixedModel
 from ..lmm.results import LmerResults
+from ..optim import OptInfo
 
 if TYPE_CHECKING:
     from ..families import Family
     from ..linalg.pirls import PirlsResult
-    from ..optim import OptInfo
     from .summary import GlmerSummary
 
 __all__ = ["GlmerResults"]
@@ -49,6 +49,9 @@ def _split(u: np.ndarray, layouts) -> tuple[np.ndarray, ...]:
         out.append(u[start : start + lay.size].reshape(lay.nlevels, lay.ncols))
         start += lay.size
     return tuple(out)
+
+
+PIRLS_RESULT = Duck("u", "mu", "factor", what="a PIRLS solution (model.pirls.modes(...))")
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,11 +83,15 @@ class GlmerResults(LmerResults):
     family_npar: int = 0
 
     @classmethod
+    @argument_kinds(model=Duck("inputs", "pirls", what="a GeneralizedLinearMixedModel"), nAGQ=Integer(0, 100),
+                beta=Numbers(), res=PIRLS_RESULT, value=Real(allow_inf=True), info=Instance(OptInfo),
+                vcov=Instance(np.ndarray, what="a matrix", allow_none=True), family_npar=Integer(0))
     def from_fit(cls, model: GeneralizedMixedModel, nAGQ: int, theta: np.ndarray, beta: np.ndarray,
                  res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None,
                  family_npar: int = 0) -> "GlmerResults":
         """Assemble the results at the optimum (``vcov`` None: use ``R_X``); ``family_npar`` counts the
         family's parameters estimated with the fit (``glmer_nb``'s theta)."""
+        check_arguments(locals())
         sigma = model.sigma_at(res)
         method = "hessian"
         if vcov is None:
@@ -129,6 +136,7 @@ class GlmerResults(LmerResults):
 
         As lme4, the p-values are Wald tests against the standard normal.
         """
+        check_arguments(locals())
         if ddf is not None:
             raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
         est, se = self.fixef.to_numpy(), self.se.to_numpy()
@@ -183,6 +191,7 @@ class GlmerResults(LmerResults):
         ``(y - mu) sqrt(wt / V(mu))``; ``"working"``: ``(y - mu) / mu_eta``;
         ``"response"``: ``y - mu``.  ``scaled`` divides by sigma.
         """
+        check_arguments(locals())
         if type not in _RESIDUAL_TYPES:
             raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
         response, mu = self.model.response, self._mu
@@ -200,12 +209,14 @@ class GlmerResults(LmerResults):
 
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        check_arguments(locals())
         raise ModelSpecError("F tests with Satterthwaite/Kenward-Roger df are for lmer fits; "
                              "compare nested glmer fits with mm.anova(smaller, larger) (likelihood-ratio test)")
 
     # --- display -------------------------------------------------------------------------
     def summary(self, ddf: str | None = None) -> "GlmerSummary":
         """lme4's glmer summary layout (z tests); ``ddf`` does not apply."""
+        check_arguments(locals())
         if ddf is not None:
             raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
         from .summary import GlmerSummary

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
-from .._validate import check_bool
+from .._validate import Function, Numbers, Real, check_arguments, check_bool, argument_kinds
 from ..fitted import Fit
 from ..lmm.refit import ResponseRows, fit_many, refit_lmm
 from ..simulate import check_nsim, simulate_responses
@@ -88,8 +88,10 @@ class BootstrapResult:
         """Mean of the replicates minus the original value."""
         return self.mean() - self.t0
 
+    @argument_kinds(probs=Numbers(Real(0.0, 1.0), scalar=True, min_length=1, what="a probability or a list of them"))
     def quantile(self, probs: float | Sequence[float] = (0.025, 0.5, 0.975)) -> pd.DataFrame:
         """Quantiles of each statistic (R's default type 7), one row per statistic."""
+        check_arguments(locals())
         probs = np.atleast_1d(np.asarray(probs, dtype=float))
         q = self.replicates.quantile(probs, axis=0)
         q.index = [_percent(p) for p in probs]
@@ -101,6 +103,7 @@ class BootstrapResult:
         percentile: the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the
         replicates; normal: ``t0 - bias -/+ z sd``; basic: ``2 t0 - q_upper, 2 t0 - q_lower``.
         """
+        check_arguments(locals())
         if not 0 < level < 1:
             raise MixedModelsError(f"level must be between 0 and 1, got {level!r}")
         lo, hi = (1 - level) / 2, (1 + level) / 2
@@ -229,6 +232,7 @@ def _refit_generalized(result: Fit, inputs: Any) -> Any:
 
 
 # --- the bootstrap ---------------------------------------------------------------------
+@argument_kinds(statistic=Function())
 def bootstrap(
     result: Fit,
     statistic: Callable[[Any], Any],
@@ -265,6 +269,7 @@ def bootstrap(
     >>> boot = mm.bootstrap(m, lambda f: {**f.fixef, "sigma": f.sigma}, nsim=1000, seed=101)
     >>> boot.confint()          # percentile intervals
     """
+    check_arguments(locals())
     from tqdm.auto import tqdm
 
     if not callable(statistic):

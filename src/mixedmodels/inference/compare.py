@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._validate import check_bool
+from .._validate import FIT, TextList, check_arguments, check_bool, argument_kinds
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor, lme4_term_order
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
@@ -50,6 +50,7 @@ REML_FIXED_MESSAGE = "Fitted objects with different fixed effects. REML comparis
 
 
 # --- anova ----------------------------------------------------------------------------
+@argument_kinds(models=FIT, names=TextList(single=False, allow_none=True))
 def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, **named: Any) -> RTable:
     """Likelihood-ratio tests of nested models, in order of complexity (lme4's ``anova``).
 
@@ -75,6 +76,7 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
         it; NaN in the first).  It prints as lme4's table, each model's
         formula listed above it.
     """
+    check_arguments(locals())
     refit = check_bool(refit, "refit")
     fits = list(models) + list(named.values())
     if names is None and models:
@@ -262,6 +264,7 @@ def ranova(result: Fit, reduce_terms: bool = True) -> RTable:
         columns ``npar``, ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
         It prints as lmerTest's table.
     """
+    check_arguments(locals())
     reduce_terms = check_bool(reduce_terms, "reduce_terms")
     if getattr(result, "family", None) is not None or not getattr(result, "terms", ()):
         raise ModelSpecError("ranova() tests the random effects of a linear mixed model (mm.lmer fit)")

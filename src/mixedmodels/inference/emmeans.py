@@ -39,8 +39,11 @@ from ..errors import MixedModelsError
 from ..fitted import Fit, is_generalized, is_mixed
 from .ddf import contrast_se_df, normalize_ddf
 from .kenward_roger import MAX_RANDOM_EFFECTS
+from .._validate import Dict, Duck, OneOf, Text, TextList, check_arguments, argument_kinds
 
 __all__ = ["emmeans", "contrast", "MarginalMeans"]
+
+_METHOD = OneOf(Text(), Dict(), what="a method's name ('pairwise', ...) or a dict {name: coefficients}")
 
 _ADJUST = ("tukey", "bonferroni", "holm", "sidak", "fdr", "none")
 
@@ -241,12 +244,15 @@ class MarginalMeans:
     level: float
     offset: np.ndarray | None = field(default=None, repr=False)
 
+    @argument_kinds(method=_METHOD)
     def contrast(self, method: str | Mapping[str, Sequence[float]] = "pairwise", adjust: str | None = None) -> pd.DataFrame:
         """Contrasts of the means within each ``by`` group; see :func:`contrast`."""
+        check_arguments(locals())
         return contrast(self, method, adjust)
 
     def pairs(self, adjust: str = "tukey") -> pd.DataFrame:
         """All pairwise differences (emmeans' ``pairs``), Tukey-adjusted by default."""
+        check_arguments(locals())
         return contrast(self, "pairwise", adjust)
 
     def to_frame(self) -> pd.DataFrame:
@@ -267,6 +273,7 @@ class MarginalMeans:
         return self.frame.to_html(index=False)
 
 
+@argument_kinds(specs=TextList(), by=TextList(allow_none=True), at=Dict(allow_none=True))
 def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
             at: Mapping[str, Any] | None = None) -> MarginalMeans:
     """Estimated marginal means (R's ``emmeans(m, specs, by)``), equal weights over other factors.
@@ -291,6 +298,7 @@ def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: s
     -------
     MarginalMeans
     """
+    check_arguments(locals())
     if not 0 < level < 1:
         raise MixedModelsError(f"level must be between 0 and 1, got {level}")
     method = _default_ddf(result) if ddf == "default" else (None if str(ddf).lower() == "asymptotic" else normalize_ddf(ddf))
@@ -410,6 +418,7 @@ def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, method: str, nmeans: i
     return out
 
 
+@argument_kinds(emm=Duck("frame", "contrast", what="marginal means (from mm.emmeans)"), method=_METHOD)
 def contrast(emm: MarginalMeans, method: str | Mapping[str, Sequence[float]] = "pairwise",
              adjust: str | None = None) -> pd.DataFrame:
     """Contrasts of marginal means within each ``by`` group (emmeans' ``contrast``).
@@ -424,6 +433,7 @@ def contrast(emm: MarginalMeans, method: str | Mapping[str, Sequence[float]] = "
     Returns a DataFrame with contrast, the by columns, estimate, SE, df, t.ratio
     (z.ratio when df is infinite) and p.value.
     """
+    check_arguments(locals())
     if not isinstance(emm, MarginalMeans):
         raise MixedModelsError("contrast() takes the result of mm.emmeans(...)")
     if adjust is None:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validate import Text, argument_kinds, check_arguments
 from ..errors import MixedModelsError, ModelSpecError
 from ..fitted import MixedFit, is_generalized
 from ..linalg.rows import TermRows, solve_rows
@@ -165,8 +166,10 @@ class InfluenceResult:
         """The deleted cases or levels, in data order."""
         return self.fixed_effects_deleted.index
 
+    @argument_kinds(which=Text())
     def dfbeta(self, which: str = "fixed") -> pd.DataFrame:
         """Change in the fixed effects (``"fixed"``) or variance components (``"var_cov"``) on deletion."""
+        check_arguments(locals())
         if which == "fixed":
             return self.fixed_effects_deleted - self.fixed_effects
         if which == "var_cov":

@@ -39,7 +39,7 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
-from .._validate import check_bool
+from .._validate import Numbers, Text, check_arguments, check_bool, argument_kinds
 from ..fitted import MixedFit, is_generalized, is_mixed
 from ..optim import OptimizerSettings
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
@@ -256,8 +256,10 @@ class ProfileResult:
         """The profiled parameters, in model order."""
         return list(self.splines)
 
+    @argument_kinds(parameter=Text(), values=Numbers(scalar=True, what="a number or a list of numbers"))
     def zeta(self, parameter: str, values) -> np.ndarray:
         """The interpolated zeta of ``parameter`` at ``values`` (NaN outside the profiled range)."""
+        check_arguments(locals())
         spline = self._spline(parameter)
         x = np.asarray(values, dtype=float)
         lo, hi = spline.x[0], spline.x[-1]
@@ -275,6 +277,7 @@ class ProfileResult:
         A limit the profile does not reach is the parameter's bound when the
         profile ends there (e.g. 0 for an SD), otherwise NaN with a warning.
         """
+        check_arguments(locals())
         z = float(norm.ppf((1.0 + _check_level(level)) / 2.0))
         rows = [[self._limit(name, -z), self._limit(name, z)] for name in self.parameters]
         return pd.DataFrame(rows, index=self.parameters, columns=_interval_labels(level))

@@ -25,7 +25,29 @@ from ..errors import ModelSpecError
 from ..families import Family
 from ..linalg.lstsq import lstsq
 
-__all__ = ["IrlsSolution", "irls", "null_deviance"]
+__all__ = ["IrlsSolution", "irls", "null_deviance", "check_estimable"]
+
+
+def check_estimable(response: Any, name: str) -> None:
+    """Refuse a response that is constant on the edge of the family's range (all counts 0, no successes or no failures).
+
+    Its maximum-likelihood coefficients do not exist (they run off to minus
+    or plus infinity): IRLS would stop at an intercept near -27 with numpy's
+    divide-by-zero warning.  lme4's glmer refuses a constant response in the
+    same words; a constant inside the range (every count 3) is fitted, as by R.
+    """
+    values = response.y[response.weights > 0]
+    if not values.size or np.ptp(values) != 0:
+        return
+    family, value = response.family.name, float(values[0])
+    edge = (family == "poisson" and value == 0) or (family == "binomial" and value in (0.0, 1.0))
+    if edge:
+        what = "proportion of successes" if family == "binomial" else "value"
+        raise ModelSpecError(
+            f"the response {name!r} is constant (every {what} is {value:g}): a {family} GLM has no estimate "
+            "then (its coefficients run off to infinity), and lme4 refuses a constant response too "
+            "('Response is constant'); check the response column and the rows kept"
+        )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..design.inputs import ModelInputs, prepare_fixed_inputs
 from ..families import get_family
+from .._validate import check_arguments
 from .results import GlmResults, LmResults
 
 __all__ = ["lm", "glm", "LinearModel"]
@@ -65,6 +66,7 @@ def lm(
     *,
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
+    max_memory: Any = None,
 ) -> LmResults:
     """Fit a linear model by (weighted) least squares, as R's ``lm``.
 
@@ -78,11 +80,15 @@ def lm(
     weights : array-like, optional
         Prior weights, one per row of ``data``; rows of weight 0 are left out
         of the fit and of ``nobs``, as in R (they keep fitted values).
+        Rows with a missing (NaN) weight are dropped, as in R.
     offset : array-like, optional
         A known component of the mean, one per row of ``data``; rows where it
         is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, e.g. ``{"condition": "sum"}``.
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: refused before X is built when its estimated
+        size exceeds this (default: the memory available now).
 
     Returns
     -------
@@ -94,7 +100,9 @@ def lm(
     >>> partial = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
     >>> mm.anova(pooled, partial)                                # LRT, partial refitted by ML
     """
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm")
+    check_arguments(locals())
+    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm",
+                                  max_memory=max_memory)
     return LinearModel(inputs).fit()
 
 
@@ -108,6 +116,7 @@ def glm(
     contrasts: Mapping[str, str] | None = None,
     maxit: int = 25,
     tol: float = 1e-8,
+    max_memory: Any = None,
 ) -> GlmResults:
     """Fit a generalized linear model by IRLS, as R's ``glm``.
 
@@ -125,11 +134,16 @@ def glm(
         As for :func:`lm`.
     maxit, tol : int, float
         IRLS iterations and relative deviance tolerance (R's ``glm.control``).
+    max_memory : int, float or str, optional
+        As for :func:`mixedmodels.lmer`: refused before X is built when its estimated
+        size exceeds this (default: the memory available now).
 
     Returns
     -------
     GlmResults
     """
+    check_arguments(locals())
     chosen = get_family(family)
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm")
+    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm",
+                                  max_memory=max_memory)
     return GlmResults.from_model(LinearModel(inputs, chosen), maxit=maxit, tol=tol)

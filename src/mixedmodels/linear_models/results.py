@@ -33,13 +33,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._validate import check_bool
+from .._validate import Duck, check_arguments, check_bool, argument_kinds
 from ..errors import ConvergenceWarning, DataError, MixedModelsError, ModelSpecError
 from ..families import Family
 from ..fitted import InformationCriteria, Model
 from ..linalg.lstsq import lstsq, unscaled_covariance
 from ..tables import r_table
-from .irls import IrlsSolution, irls, null_deviance
+from .irls import IrlsSolution, check_estimable, irls, null_deviance
+
+_MODEL = Duck("inputs", "family", what="a LinearModel (mm.lm and mm.glm make one)")
 
 __all__ = ["LmResults", "GlmResults", "NoRandomEffectsResults"]
 
@@ -92,6 +94,7 @@ class NoRandomEffectsResults(InformationCriteria):
 
         See :func:`mixedmodels.predict.predict`.
         """
+        check_arguments(locals())
         from ..predict import predict  # upward: a convenience method (see tests/test_layering.py)
 
         return predict(self, newdata, type=type, **kwargs)
@@ -119,7 +122,9 @@ class LmResults(NoRandomEffectsResults):
     _r: np.ndarray
 
     @classmethod
+    @argument_kinds(model=_MODEL)
     def from_model(cls, model: Model) -> "LmResults":
+        check_arguments(locals())
         inputs = model.inputs
         if inputs.y.ndim != 1:
             raise DataError(f"the response {inputs.formula.response!r} must be one numeric column for lm")
@@ -169,6 +174,7 @@ class LmResults(NoRandomEffectsResults):
 
     def loglik_at(self, REML: bool = False) -> float:
         """Log-likelihood; with ``REML=True`` the restricted one (R's ``logLik(fit, REML = TRUE)``)."""
+        check_arguments(locals())
         REML = check_bool(REML, "REML")
         n = self.nobs - (len(self.beta) if REML else 0)
         value = 0.5 * (self._log_weights() - n * (_LOG_2PI + 1.0 - np.log(n) + np.log(self.rss)))
@@ -230,6 +236,7 @@ class LmResults(NoRandomEffectsResults):
 
     def residuals(self, type: str = "response") -> pd.Series:
         """``"response"`` (y - fitted; R's default) or ``"pearson"`` (times sqrt(weights))."""
+        check_arguments(locals())
         if type not in ("response", "pearson", "working", "deviance"):
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
         inputs = self.model.inputs
@@ -240,6 +247,7 @@ class LmResults(NoRandomEffectsResults):
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None) -> pd.DataFrame:
         """Simulated responses from the fitted model (R's ``simulate.lm``)."""
+        check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method (see tests/test_layering.py)
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata)
@@ -269,10 +277,13 @@ class GlmResults(NoRandomEffectsResults):
     null_deviance: float
 
     @classmethod
+    @argument_kinds(model=_MODEL)
     def from_model(cls, model: Model, maxit: int = 25, tol: float = 1e-8) -> "GlmResults":
         """Fit a defined GLM (a ``LinearModel`` with a family) by IRLS (see :mod:`.irls`)."""
+        check_arguments(locals())
         inputs, family = model.inputs, model.family
         response = family.response(inputs.y, inputs.weights, inputs.formula.response)
+        check_estimable(response, inputs.formula.response)
         x = inputs.fixed.matrix
         if x.shape[1] == 0:
             raise ModelSpecError("glm() needs at least one coefficient (the formula has none)")
@@ -397,6 +408,7 @@ class GlmResults(NoRandomEffectsResults):
 
     def residuals(self, type: str = "deviance") -> pd.Series:
         """Residuals: ``"deviance"`` (default, as R), ``"pearson"``, ``"working"`` or ``"response"``."""
+        check_arguments(locals())
         y, mu = self._response.y, self._fit.mu
         if type == "deviance":
             values = np.sign(y - mu) * np.sqrt(np.maximum(self._response.dev_resid(mu), 0.0))
@@ -412,6 +424,7 @@ class GlmResults(NoRandomEffectsResults):
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None) -> pd.DataFrame:
         """Simulated responses from the fitted distribution."""
+        check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method (see tests/test_layering.py)
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata, weights=weights)

@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._threads import blas_threads_for
-from .._validate import check_bool
+from .._validate import Anything, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds, check_arguments, check_bool
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import canonical_theta
 from ..design.inputs import ModelInputs, prepare_inputs
@@ -52,6 +52,11 @@ from .results import LmerResults
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+_SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
+_WEIGHTS = OneOf(PerRow(), Instance(VarIdent), allow_none=True,
+                 what="numbers, one per row of the data (e.g. data['w']), or mm.var_ident('column')")
+_CORRELATION = Anything("checked by design.residual.bind_residual: 'correlation= takes mm.cor_ar1(...)'")
+_METHOD = Anything("any value but None is refused by lmer itself, saying what to write instead (REML=False)")
 
 
 class ThetaParameters:
@@ -76,11 +81,13 @@ class ThetaParameters:
     def theta_names(self) -> list[str]:
         return [name for t in self.inputs.terms for name in t.theta_names]
 
+    @argument_kinds(theta=Anything("a sequence, Series or dict by theta's names, checked here against the model"), what=Text())
     def check_theta(self, theta: Any, what: str = "start") -> np.ndarray:
         """``theta`` as floats of the model's length within its bounds, or a ModelSpecError naming them.
 
         A Series or dict is read by lme4's theta names (``model.theta_names``).
         """
+        check_arguments(locals())
         names = self.theta_names
         if isinstance(theta, Mapping) or isinstance(theta, pd.Series):
             items = dict(theta)
@@ -126,9 +133,11 @@ class LinearMixedModel(ThetaParameters):
     residual: ResidualModel | None = None
 
     @classmethod
+    @argument_kinds(weights=_WEIGHTS, correlation=_CORRELATION)
     def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, weights: Any = None,
                      correlation: CorAR1 | None = None, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_arguments(locals())
         check_bool(REML, "REML")
         variance = weights if isinstance(weights, VarIdent) else None
         extra = residual_variables(variance, correlation)
@@ -144,6 +153,8 @@ class LinearMixedModel(ThetaParameters):
         return cls.from_inputs(inputs, REML=REML, variance=variance, correlation=correlation)
 
     @classmethod
+    @argument_kinds(inputs=Instance(ModelInputs), variance=Instance(VarIdent, what="mm.var_ident(...)", allow_none=True),
+                    correlation=Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True))
     def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True, variance: VarIdent | None = None,
                     correlation: CorAR1 | None = None) -> "LinearMixedModel":
         """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing).
@@ -152,6 +163,7 @@ class LinearMixedModel(ThetaParameters):
         must be in ``inputs.frame``) the blocks are stored in pieces and combined
         at the structure's start.
         """
+        check_arguments(locals())
         REML = check_bool(REML, "REML")
         structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
         if structure is not None:
@@ -176,14 +188,18 @@ class LinearMixedModel(ThetaParameters):
             return cls(inputs, residual.crossprods(), REML, residual)
         return cls(inputs, BlockedCrossProducts.build(refs, zs, nlevels, xy, structures), REML)
 
+    @argument_kinds(params=Numbers(min_length=1))
     def at_residual(self, params: np.ndarray) -> "LinearMixedModel":
         """The model with its residual structure's parameters fixed at ``params`` (delta's, then phi)."""
+        check_arguments(locals())
         residual = self.residual.at(params)
         return replace(self, crossprods=residual.crossprods(), residual=residual)
 
+    @argument_kinds(inputs=Instance(ModelInputs, allow_none=True), REML=Flag(allow_none=True))
     def rebuild(self, inputs: ModelInputs | None = None, REML: bool | None = None) -> "LinearMixedModel":
         """The same kind of model for other inputs or another criterion, keeping the residual structure
         (its current parameters become the new model's start)."""
+        check_arguments(locals())
         inputs = self.inputs if inputs is None else inputs
         REML = self.REML if REML is None else REML
         if self.residual is None:
@@ -192,6 +208,7 @@ class LinearMixedModel(ThetaParameters):
         model = type(self).from_inputs(inputs, REML=REML, variance=structure.variance, correlation=structure.correlation)
         return model.at_residual(self.residual.params)
 
+    @argument_kinds(rows=Numbers(Integer(0), what="row positions: whole numbers >= 0"))
     def without_rows(self, rows: np.ndarray) -> "LinearMixedModel":
         """The model for the data without the rows at positions ``rows`` (for influence diagnostics).
 
@@ -199,6 +216,7 @@ class LinearMixedModel(ThetaParameters):
         the other rows); the random-effects terms keep their levels and
         theta its meaning, so the fit can start at this model's theta.
         """
+        check_arguments(locals())
         if self.residual is not None:
             raise ModelSpecError("influence diagnostics (refits without rows) are not available for a model with a "
                                  "residual structure (weights=var_ident() or correlation=): its rows are correlated")
@@ -241,12 +259,15 @@ class LinearMixedModel(ThetaParameters):
         w = self.inputs.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
+    @argument_kinds(factor=Instance(Factorization), REML=Flag(allow_none=True),
+                    residual_logdet=Real(allow_none=True))
     def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
         """The profiled REML criterion or deviance given a factorization.
 
         With a residual structure, ``log det R`` at its current parameters is
         added (or ``residual_logdet``, for a factor made at other parameters).
         """
+        check_arguments(locals())
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
@@ -260,6 +281,7 @@ class LinearMixedModel(ThetaParameters):
 
     def objective(self, theta: np.ndarray) -> float:
         """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
+        check_arguments(locals())
         return self.objective_from(self.crossprods.objective_factor(theta))
 
     # --- fitting ----------------------------------------------------------------
@@ -268,6 +290,7 @@ class LinearMixedModel(ThetaParameters):
 
         Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
         """
+        check_arguments(locals())
         theta = np.asarray(theta, dtype=float)
         value = self.objective(theta)
         info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
@@ -355,6 +378,7 @@ class LinearMixedModel(ThetaParameters):
         upper = self.theta_upper
         return None if np.all(np.isinf(upper)) else upper
 
+    @argument_kinds(settings=_SETTINGS)
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
         """Minimize the objective over theta (and a residual structure's parameters) and return the results.
 
@@ -362,6 +386,7 @@ class LinearMixedModel(ThetaParameters):
         :meth:`starting_theta` picks lme4's start or a moment estimate.  A
         residual structure starts from its current parameters.
         """
+        check_arguments(locals())
         start = None if start is None else self.check_theta(start)
         if self.residual is None:
             info, factor = self._optimize(settings, start)
@@ -513,6 +538,7 @@ def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, v
     return wrapped
 
 
+@argument_kinds(settings=_SETTINGS, weights=_WEIGHTS, correlation=_CORRELATION, method=_METHOD)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -526,6 +552,7 @@ def lmer(
     start: Any = None,
     na_action: str = "omit",
     method: str | None = None,
+    max_memory: Any = None,
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -544,6 +571,8 @@ def lmer(
         0 contributes nothing: the estimates are those of the fit without it
         (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
         value and response residual, and ``nobs`` counts it, as lme4's does.
+        Rows with a missing (NaN) weight are dropped like rows with missing
+        data (as lme4's model frame); infinite weights are refused.
         Or ``mm.var_ident("column")``: a residual SD per level of the column,
         estimated (nlme's ``weights = varIdent(form = ~ 1 | column)``).
     offset : array-like, optional
@@ -569,6 +598,12 @@ def lmer(
         ``"exclude"`` (R's ``na.exclude``) fitted values, residuals,
         predictions without new data, simulations, weights and the influence
         diagnostics have a NaN for each of them, so they line up with ``data``.
+    max_memory : int, float or str, optional
+        The most memory the model may use, in bytes or as text (``"8GB"``).  Its
+        size is estimated from the design before the matrices are formed (X,
+        and the dense block of the random effects after the first term's); a
+        model whose estimate exceeds this -- by default the memory available
+        now -- is refused with the estimate and what to do.
     method : None
         Not an argument of lmer: ``method="ML"`` (nlme's and old lme4's spelling) is
         ``REML=False`` here, and a MixedModelsError says so.
@@ -577,11 +612,12 @@ def lmer(
     -------
     LmerResults
     """
+    check_arguments(locals())
     if method is not None:
         raise ModelSpecError(_method_message(method))
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation,
-        na_action=na_action
+        na_action=na_action, max_memory=max_memory
     )
     return model.fit(settings=settings, start=None if start is None else model.check_theta(_start_theta(start)))
 

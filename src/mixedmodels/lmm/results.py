@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import check_bool
+from .._validate import Anything, Duck, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["LmerResults", "FixedEffects", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
+FACTOR = Duck("logdet_re", "solve", what="a factorization (model.crossprods.factorize(theta))", allow_none=True)
 _RESIDUAL_TYPES = ("response", "pearson", "working", "deviance", "normalized")
 
 
@@ -86,8 +87,10 @@ class LmerResults(InformationCriteria):
     _spherical: tuple[np.ndarray, ...] | None
 
     @classmethod
+    @argument_kinds(model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo), factor=FACTOR)
     def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
         """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
+        check_arguments(locals())
         if factor is None:
             factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
         beta, spherical = factor.solve()
@@ -307,6 +310,7 @@ class LmerResults(InformationCriteria):
             out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
         return out
 
+    @argument_kinds(condvar=Anything("checked below: True or False, or 'full' (the message names condvar)"))
     def ranef(self, condvar: bool | str = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame (levels x columns) per grouping factor.
 
@@ -320,6 +324,7 @@ class LmerResults(InformationCriteria):
         grouping factor too, where lme4 gives each term's block alone), so
         ``re["Subject"].loc["308"]`` is level 308's modes and covariance.
         """
+        check_arguments(locals())
         full = isinstance(condvar, str) and condvar == "full"
         if not full:
             try:
@@ -384,6 +389,7 @@ class LmerResults(InformationCriteria):
         deviance residuals the Pearson ones); ``"normalized"``: nlme's, the Pearson
         residuals decorrelated within ``cor_ar1`` groups (the Pearson ones without).
         """
+        check_arguments(locals())
         if type not in _RESIDUAL_TYPES:
             raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
         inputs = self.model.inputs
@@ -414,6 +420,7 @@ class LmerResults(InformationCriteria):
         for glmer only).  For glmer: ``prior * mu_eta(eta)^2 / V(mu)`` at the
         conditional modes, the weights of PIRLS' last step.
         """
+        check_arguments(locals())
         if type not in ("prior", "working"):
             raise MixedModelsError(f"unknown weights type {type!r}; choose 'prior' or 'working'")
         values = self._prior_weights if type == "prior" else self._working_weights()
@@ -426,18 +433,22 @@ class LmerResults(InformationCriteria):
         ``ddf`` is None (no p-values, as lme4), ``"satterthwaite"`` or
         ``"kenward-roger"`` (lmerTest / pbkrtest).
         """
+        check_arguments(locals())
         from ..inference.ddf import coef_table  # upward: a convenience method (see tests/test_layering.py)
 
         return coef_table(self, ddf=ddf)
 
+    @argument_kinds(type=OneOf(Integer(1, 3), Text(), what="3 or 1 (or 'III', 'I')"))
     def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
         """F tests per fixed-effect term (lmerTest's anova: type III by default, or type 1)."""
+        check_arguments(locals())
         from ..inference.ftests import anova_table  # upward: a convenience method
 
         return anova_table(self, ddf=ddf, type=type)
 
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
         """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""
+        check_arguments(locals())
         from ..inference.intervals import confint  # upward: a convenience method
 
         return confint(self, method=method, level=level, **kwargs)
@@ -464,6 +475,7 @@ class LmerResults(InformationCriteria):
         """Refits without each case or each level of ``group`` (lme4's ``influence.merMod``):
         an :class:`~mixedmodels.inference.influence.InfluenceResult` with ``dfbeta()``,
         ``dfbetas()`` and ``cooks_distance()``."""
+        check_arguments(locals())
         from ..inference.influence import influence  # upward: a convenience method
 
         return influence(self, group, **kwargs)
@@ -483,6 +495,7 @@ class LmerResults(InformationCriteria):
         ``se_fit``, ``lower``, ``upper``; lme4 >= 2.0's ``se.fit``), ``level``,
         ``newparams={"theta", "beta", "sigma"}``, ``offset=`` for new data.
         """
+        check_arguments(locals())
         from ..predict import predict  # upward: a convenience method
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
@@ -507,6 +520,7 @@ class LmerResults(InformationCriteria):
         Extra keywords (``newparams=``, ``weights=`` for new data, the older ``use_re=``) go to
         :func:`mixedmodels.simulate.simulate`.
         """
+        check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method
 
         return simulate(self, nsim=nsim, seed=seed, newdata=newdata, re_form=re_form, **kwargs)
@@ -518,6 +532,7 @@ class LmerResults(InformationCriteria):
         With ``ddf="satterthwaite"`` or ``"kenward-roger"`` the fixed-effects
         table gains df and Pr(>|t|) columns, as lmerTest's summary.
         """
+        check_arguments(locals())
         from .summary import LmerSummary
 
         return LmerSummary(self, ddf=ddf)

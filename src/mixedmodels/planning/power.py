@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import special, stats
 from tqdm.auto import tqdm
 
-from .._validate import check_bool
+from .._validate import Dict, Frame, Function, OneOf, Seed, Text, TextList, check_arguments, check_bool, argument_kinds
 from ..design.frame import required_variables
 from ..design.inputs import ModelInputs, prepare_fixed_part, prepare_inputs
 from ..errors import ModelSpecError
@@ -299,6 +299,9 @@ def _one_run(models, data, test, method, strict: bool) -> tuple[list[float], lis
     return pvals, singular
 
 
+@argument_kinds(design=OneOf(Dict(), Frame(), Function(), what="a dict of simulate_design's arguments, a data set it made, or a function rng -> DataFrame"),
+            formula=OneOf(TextList(), Dict(Text()), what="a formula, a list of formulas or a dict label -> formula"),
+            test=Text(), seed=Seed(generator=False), ci=Text())
 def power(
     design: Any,
     formula: str | Sequence[str] | Mapping[str, str],
@@ -346,6 +349,7 @@ def power(
         ``.table`` (per model: rejections, successful fits, rate, CI, failures,
         singular fits), ``.pvalues`` (data sets x models), ``.rate``.
     """
+    check_arguments(locals())
     if not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise ModelSpecError(f"nsim must be a positive whole number, got {nsim!r}")
     if not 0 < alpha < 1:

@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecError
+from .._memory import MemoryEstimate, check_memory
+from .._validate import Dict, Instance, Integer, Numbers, OneOf, Real, Text, check_arguments, argument_kinds
 
 __all__ = ["simulate_design", "DesignTruth", "sampler", "response_sampler"]
 
@@ -245,8 +247,19 @@ def _names(response: str, group: str, item: str, spec_names: list[str]) -> dict[
     return names
 
 
+def _check_size(n_groups: int, n_obs: Any, n_items: int | None, within: Mapping | None) -> None:
+    """Refuse a design whose data would not fit in memory, before any array is made (e.g. ``n_groups=10**9``)."""
+    trials = int(n_groups) * int(n_obs) if np.ndim(n_obs) == 0 else int(np.sum(n_obs))
+    cells = math.prod(max(len(levels), 1) for levels in (within or {}).values())
+    rows = trials * max(int(n_items or 1), 1) * cells
+    estimate = MemoryEstimate().add(f"{rows:,} rows x ~12 columns", rows * 12 * 8 * 2)
+    check_memory(estimate, None, "the simulated data set",
+                 "simulate fewer groups, trials or items (or several smaller data sets)", settable=False)
+
+
 def _make_spec(n_groups, n_obs, *, n_items, within, between, between_items, covariates, fixed, group_sd, group_corr,
                item_sd, item_corr, sigma, outliers, outlier_shift, response, group, item) -> _Spec:
+    _check_size(n_groups, n_obs, n_items, within)
     counts = _n_obs(n_groups, n_obs)
     if n_items is not None and (not isinstance(n_items, (int, np.integer)) or n_items < 1):
         raise ModelSpecError(f"n_items must be a positive whole number or None, got {n_items!r}")
@@ -492,6 +505,15 @@ def _as_rng(seed: Any) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
+_SD = OneOf(Real(0.0), Dict(Real(0.0)), what="an SD >= 0 or a dict of design column -> SD")
+_CORR = OneOf(Real(-1.0, 1.0), Instance(np.ndarray, list), what="a correlation in [-1, 1] or a correlation matrix")
+
+
+@argument_kinds(n_groups=Integer(1), n_obs=OneOf(Integer(1), Numbers(Integer(1), min_length=1), what="a whole number >= 1 or one per group"),
+            n_items=Integer(1, allow_none=True), within=Dict(allow_none=True), between=Dict(allow_none=True),
+            between_items=Dict(allow_none=True), covariates=Dict(allow_none=True), fixed=Dict(Real(), allow_none=True),
+            group_sd=_SD, group_corr=_CORR, item_sd=_SD, item_corr=_CORR, sigma=Real(0.0), outliers=Integer(0),
+            outlier_shift=Dict(Real(), allow_none=True), response=Text(), group=Text(), item=Text())
 def simulate_design(
     n_groups: int = 20,
     n_obs: int | Sequence[int] = 10,
@@ -570,6 +592,7 @@ def simulate_design(
     ModelSpecError
         For an impossible design, naming the argument at fault.
     """
+    check_arguments(locals())
     settings = {k: v for k, v in locals().items() if k != "seed"}
     spec = _make_spec(**settings)
     spec = replace(spec, settings=settings)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .._validate import FIT, Anything, Choice, Integer, Real, Text, argument_kinds, check_arguments
 from ..errors import DataError, MixedModelsError
 from ._common import DATA_COLOR, POOLING_STYLE, figure_legend, grid_shape, pyplot
 from .smooth import least_squares_line, lowess
@@ -29,6 +30,9 @@ _SMOOTHERS = ("lowess", "lm", None)
 _MAX_PANELS = 64
 _SMOOTH_COLOR = "#0072B2"
 _FIT_COLOR = POOLING_STYLE["partial"]["color"]
+
+
+_FIT = FIT.__class__(*FIT.attributes, what=FIT.what, allow_none=True)
 
 
 def _check_columns(data: Any, x: str, y: str, group: str) -> pd.DataFrame:
@@ -82,6 +86,9 @@ def _conditional_line(fit: Any, rows: pd.DataFrame, x: str, npoints: int):
     return grid, np.asarray(values, dtype=float)
 
 
+@argument_kinds(x=Text(), y=Text(), group=Text(), smooth=Choice("lowess", "lm", allow_none=True), fit=_FIT,
+                groups=Anything("levels of any type, matched against the group column by _levels, which names what is missing"),
+                span=Real(0.0, 1.0, low_open=True), iterations=Integer(0, 100))
 def by_group(
     data: pd.DataFrame,
     x: str,
@@ -128,6 +135,7 @@ def by_group(
         Panel per group, titled ``"<group> <level>"``; its lines have gid ``"smooth"`` (the
         smoother) and ``"fit"`` (the model's line); the points are the first collection.
     """
+    check_arguments(locals())
     if smooth not in _SMOOTHERS:
         raise MixedModelsError(f"smooth must be 'lowess', 'lm' or None, not {smooth!r}")
     if not 0.0 < float(span) <= 1.0:

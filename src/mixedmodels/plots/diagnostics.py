@@ -11,6 +11,7 @@ from scipy import stats
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
 from ._common import DATA_COLOR, draw_qq, grid_shape, pyplot
+from .._validate import Duck, Frame, Numbers, OneOf, Real, check_arguments, argument_kinds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,6 +35,7 @@ def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float
     Figure
         ``2 + (number of random-effect columns)`` panels.
     """
+    check_arguments(locals())
     scales = _scales(fit)
     panels = [("Residuals vs fitted", None)]
     panels.append(("Normal Q-Q: residuals", fit.residuals(type="pearson").dropna().to_numpy()))  # na_action="exclude" pads
@@ -101,6 +103,7 @@ def _profile_frame(profile: Any) -> pd.DataFrame:
     return frame
 
 
+@argument_kinds(profile=OneOf(Frame(), *(Duck(a, what="a profile") for a in ("to_frame", "frame", "table")), what="a profile (m.profile()) or its data frame"), levels=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"))
 def profile_zeta(
     profile: Any,
     *,
@@ -140,6 +143,7 @@ def profile_zeta(
         lines with gid ``level`` the reference lines, whose confidence levels
         the right-hand axis (gid ``levels``) of each row's last panel names.
     """
+    check_arguments(locals())
     frame = _profile_frame(profile)
     names = list(dict.fromkeys(frame["parameter"].astype(str))) if parameters is None else list(parameters)
     unknown = [p for p in names if p not in set(frame["parameter"].astype(str))]

@@ -15,6 +15,7 @@ from ..errors import MixedModelsError
 from ..pooling.layout import APPROACHES, Comparison, choose_x, select_levels
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, figure_legend, grid_shape, pyplot, single_axes
 from ._labels import label_column, label_points
+from .._validate import Duck, Numbers, Real, Text, argument_kinds, check_arguments
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -46,6 +47,7 @@ def _observed(cmp: Comparison, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return xs, layout.y, layout.refs
 
 
+@argument_kinds(x=Text(allow_none=True), cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)"))
 def pooling_lines(
     cmp: Comparison,
     *,
@@ -80,6 +82,7 @@ def pooling_lines(
         ``no``, ``partial``); a level whose separate fit cannot estimate the
         line has no no-pooling line and says so.
     """
+    check_arguments(locals())
     x = choose_x(cmp, x)
     levels = select_levels(cmp, groups)
     if groups is None and len(levels) > _MAX_PANELS:
@@ -182,6 +185,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
 # shrinkage
 
 
+@argument_kinds(cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)"), contours=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"))
 def shrinkage(
     cmp: Comparison,
     *,
@@ -222,6 +226,7 @@ def shrinkage(
         labels are annotations with gid ``"group-label"``, placed so they do
         not overlap (a label moved away from its point gets a thin leader line).
     """
+    check_arguments(locals())
     terms = _shrinkage_terms(cmp, terms)
     label_groups = len(cmp.levels) <= _MAX_LABELS if label_groups is None else label_groups
     fig, ax = single_axes(ax, figsize)

@@ -12,6 +12,7 @@ from ..fitted import MixedFit
 from ..pooling.layout import group_covariance
 from ._common import POOLING_STYLE, ellipse, pyplot, single_axes
 from ._labels import label_points
+from .._validate import Real, check_arguments, argument_kinds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,6 +58,7 @@ def caterpillar(
         One row of panels per factor; each panel's ``errorbar`` line holds
         the sorted modes (x) against positions 0..J-1 (y), its bars the intervals.
     """
+    check_arguments(locals())
     if not 0 < level < 1:
         raise MixedModelsError(f"level must be between 0 and 1, got {level}")
     z = float(stats.norm.ppf(0.5 + level / 2))
@@ -97,6 +99,7 @@ def _caterpillar_row(row, group: str, frame, z: float, sort: bool) -> None:
             ax.set_ylabel(group)
 
 
+@argument_kinds(ellipse_level=Real(0.0, 1.0, low_open=True, high_open=True, allow_none=True))
 def ranef_scatter(
     fit: MixedFit,
     *,
@@ -128,6 +131,7 @@ def ranef_scatter(
     Figure
         The points are the axes' one scatter collection, in the factor's level order.
     """
+    check_arguments(locals())
     group, terms = _scatter_terms(fit, group, terms)
     modes = fit.ranef()[group][terms]
     fig, ax = single_axes(ax, figsize)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import Anything, Integer, Real, argument_kinds, check_arguments
 from ..errors import DataError
+
+_ARRAY = Anything("checked below: finite numbers, as many of each (DataError naming what is wrong)")
 
 __all__ = ["lowess", "least_squares_line"]
 
@@ -95,6 +98,8 @@ def _bisquare_weights(residuals: np.ndarray) -> np.ndarray | None:
                     np.where(size <= 0.999 * six_mad, (1.0 - (size / six_mad) ** 2) ** 2, 0.0))
 
 
+@argument_kinds(x=_ARRAY, y=_ARRAY, f=Real(0.0, 1.0, low_open=True), iter=Integer(0, 100),
+                delta=Real(0.0, allow_none=True))
 def lowess(x, y, f: float = 2.0 / 3.0, iter: int = 3, delta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """R's ``lowess(x, y, f, iter, delta)``: the sorted x and the smoothed y there.
 
@@ -114,6 +119,7 @@ def lowess(x, y, f: float = 2.0 / 3.0, iter: int = 3, delta: float | None = None
     -------
     (x, fitted) : two arrays sorted by x (ties kept in their original order).
     """
+    check_arguments(locals())
     x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
     if x.size != y.size:
         raise DataError(f"lowess needs as many y values as x values, got {x.size} and {y.size}")

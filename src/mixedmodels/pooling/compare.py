@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .._validate import check_bool
+from .._validate import FAMILY, FIT, Choice, Flag, Frame, OneOf, Text, check_arguments, check_bool, argument_kinds
 from ..errors import MixedModelsError
 from ..lmm.model import lmer
 from ..lmm.results import LmerResults
@@ -40,6 +40,9 @@ def _fit_model(formula, data, family: Any, kwargs: Mapping[str, Any]) -> LmerRes
     return lmer(formula, data, **kwargs)
 
 
+@argument_kinds(formula=OneOf(Text(), FIT, what="a formula (str) or an lmer fit"), data=Frame(allow_none=True),
+                family=OneOf(FAMILY, allow_none=True, what=FAMILY.what), method=Choice("lmer", "bayes"),
+                share_fixed=Flag(allow_none=True))
 def compare_pooling(
     formula: "str | LmerResults",
     data: pd.DataFrame | None = None,
@@ -108,6 +111,7 @@ def compare_pooling(
     >>> cmp = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleep)
     >>> cmp.estimates("no").loc["308"]      # 244.19, 21.76 as in lme4's documentation
     """
+    check_arguments(locals())
     share_fixed = check_bool(share_fixed, "share_fixed", allow_none=True)
     if method == "bayes":
         from ..bayes.pooling import compare_pooling_bayes  # upward: method="bayes" (see tests/test_layering.py)

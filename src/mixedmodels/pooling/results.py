@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
 from .layout import APPROACHES, LeastSquaresFit, Layout, choose_x, group_covariance, select_levels
+from .._validate import Text, argument_kinds, check_arguments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -153,8 +154,10 @@ class PoolingComparison:
         return (f"no pooling: a separate regression per {self.group}, each with its own "
                 f"{', '.join(others)} (share_fixed=False)")
 
+    @argument_kinds(approach=Text())
     def estimates(self, approach: str) -> pd.DataFrame:
         """One approach's coefficients as a levels x terms frame (like lme4's ``coef()``)."""
+        check_arguments(locals())
         if approach not in APPROACHES:
             raise MixedModelsError(f"unknown approach {approach!r}; choose one of {list(APPROACHES)}")
         rows = self._table[self._table["approach"] == approach]
@@ -164,6 +167,7 @@ class PoolingComparison:
         wide.index.name, wide.columns.name = self.group, None
         return wide
 
+    @argument_kinds(x=Text(allow_none=True))
     def lines(self, x: str | None = None, npoints: int = 50, groups=None) -> pd.DataFrame:
         """Each approach's fitted line per level over the range of ``x``.
 
@@ -175,6 +179,7 @@ class PoolingComparison:
         ``fitted`` is on the response scale (a probability, a rate: ``g^-1`` of the
         linear predictor, with the level's first offset) and ``link`` is the linear predictor.
         """
+        check_arguments(locals())
         return _fitted_lines(self, choose_x(self, x), npoints, groups)
 
     def plot(self, **kwargs) -> "Figure":

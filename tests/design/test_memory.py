@@ -1,0 +1,74 @@
+"""Memory bounded before it is spent (issue 22, item 9).
+
+The size of a model's matrices is estimated from the design before they are
+allocated (:mod:`mixedmodels.design.size`), and a model whose estimate exceeds
+the limit (``max_memory=``, else the memory available) is refused with the
+estimate and what to do.  benchmarks/memory_estimate.py checks the estimate
+against measured peaks (within 2x); these tests check the refusals.
+
+Not reached yet: a sparse factorization of the rest block.  The 20,000 x
+20,000 crossed design on 50,000 rows is held as a dense ~18,000^2 block
+(19 GB estimated), so it is refused under a 2 GB limit rather than fitted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels._memory import format_size, parse_size
+from mixedmodels.design.size import model_memory, rest_block_size
+
+
+@pytest.mark.parametrize("text, size", [("8GB", 8e9), ("1.5 GiB", 1.5 * 2**30), ("500mb", 5e8), (1024, 1024.0)])
+def test_sizes_are_read(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["lots", "-1GB", 0, -5, float("nan"), True])
+def test_bad_sizes_are_refused_by_name(bad, sleepstudy):
+    with pytest.raises(mm.MixedModelsError, match="^max_memory"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, max_memory=bad)
+
+
+def test_a_factor_crossed_as_fixed_effects_is_refused_before_x_is_built():
+    rng = np.random.default_rng(0)
+    n = 2000
+    data = pd.DataFrame({"y": rng.normal(size=n), "a": pd.Categorical(rng.integers(0, 1000, n)),
+                         "b": pd.Categorical(rng.integers(0, 1000, n)), "g": rng.integers(0, 10, n).astype(str)})
+    with pytest.raises(mm.MixedModelsError, match=r"fixed-effects matrix X needs about .* the term 'a:b'") as info:
+        mm.lmer("y ~ a * b + (1 | g)", data, max_memory="1GB")
+    assert "(1 | a:b)" in str(info.value) and "max_memory='1GB'" in str(info.value)
+
+
+def _crossed(n: int, levels: int) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"y": rng.normal(size=n), "a": pd.Categorical(rng.integers(0, levels, n)),
+                         "b": pd.Categorical(rng.integers(0, levels, n))})
+
+
+def test_the_20k_crossed_design_states_its_estimate_and_is_refused_under_2gb():
+    """Today's path holds the rest block dense: 20k x 20k crossed levels on 50k rows cannot fit in 2 GB."""
+    with pytest.raises(mm.MixedModelsError, match=r"needs about 1\d\.\d GB .* dense rest block, 18,\d{3} x 18,\d{3}"
+                       r".* more than max_memory='2GB'") as info:
+        mm.lmer("y ~ 1 + (1 | a) + (1 | b)", _crossed(50_000, 20_000), max_memory="2GB")
+    assert "'b'" in str(info.value)
+
+
+def test_the_estimate_grows_with_the_rest_block():
+    small = _crossed(5_000, 500)
+    from mixedmodels.design.inputs import prepare_inputs
+
+    inputs = prepare_inputs("y ~ 1 + (1 | a) + (1 | b)", small)
+    m = rest_block_size(inputs.terms, 1)
+    assert m == 500 + 1 + 1
+    estimate = model_memory(inputs.nobs, 1, inputs.terms)
+    assert 6 * 8 * m * m <= estimate.total < 6 * 8 * m * m + 5e6
+    assert format_size(estimate.total).endswith("MB")
+
+
+def test_a_model_that_fits_is_not_refused(sleepstudy):
+    fit = mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, max_memory="100MB")
+    assert fit.nobs == 180
