@@ -94,6 +94,13 @@ def _own_methods(cls: type) -> dict[str, Any]:
     return out
 
 
+# The evaluators' inner loops: called by the optimizer at every step with objects the model itself
+# made (a factorization, a PIRLS solution); a check there costs microseconds per evaluation and once
+# refused a valid factor type (a dense factor of a small model).  Users call objective(theta) and
+# deviance(theta, beta), which are checked.
+_INNER_LOOPS = {"LinearMixedModel.objective_from", "GeneralizedLinearMixedModel.laplace_value",
+                "GeneralizedLinearMixedModel.agq_value", "GeneralizedLinearMixedModel.sigma_at"}
+
 _RESULT_NAME = re.compile(r"(Result|Results|Summary|Comparison|Means)$")
 # modules of value classes (a family, a prior): constructors only, their methods are inner loops
 _VALUE_CLASSES = ("mixedmodels.families", "mixedmodels.bayes.priors")
@@ -134,6 +141,8 @@ def public_api() -> dict[str, tuple[Callable, type | None, Callable]]:
                 continue
             seen[obj] = True
             for method_name, (owner, member) in _own_methods(obj).items():
+                if f"{obj.__name__}.{method_name}" in _INNER_LOOPS:
+                    continue
                 func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
                 bound = getattr(obj, method_name) if isinstance(member, (staticmethod, classmethod)) else None
                 found[f"{obj.__name__}.{method_name}"] = (bound or func, None if bound else obj, func)

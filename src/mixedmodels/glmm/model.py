@@ -43,7 +43,7 @@ from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
 from .._validate import Anything, Instance, Numbers, check_arguments, argument_kinds
 from .fit import GlmmStart, fit_glmm
-from .results import PIRLS_RESULT, GlmerResults
+from .results import GlmerResults
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS", "MAX_NAGQ"]
 
@@ -187,10 +187,8 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return self.family.link.link(self.response.mustart())
 
     # --- the deviance ---------------------------------------------------------------
-    @argument_kinds(res=PIRLS_RESULT)
     def laplace_value(self, res: PirlsResult) -> float:
         """``-2 log L`` by the Laplace approximation at a PIRLS solution (see ``laplace``)."""
-        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         logdet = res.factor.logdet_re()
@@ -202,10 +200,8 @@ class GeneralizedLinearMixedModel(ThetaParameters):
                 return np.inf
         return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + logdet
 
-    @argument_kinds(res=PIRLS_RESULT, beta=_BETA)
     def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
         """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""
-        check_arguments(locals())
         if not (np.isfinite(res.dev) and res.factor.ok):
             return np.inf
         term = self.inputs.terms[0]
@@ -238,7 +234,6 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         res = self.pirls.modes(theta, beta, np.zeros(self.nranef) if u0 is None else u0)
         return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
 
-    @argument_kinds(res=PIRLS_RESULT)
     def sigma_at(self, res: PirlsResult) -> float:
         """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``.
 
@@ -246,7 +241,6 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         row, so its sigma shrinks as zero-weight rows are added; R's glm leaves
         them out, and so does this, so that such rows change nothing).
         """
-        check_arguments(locals())
         if not self.family.has_dispersion:
             return 1.0
         n = int(np.count_nonzero(self.response.weights))

@@ -35,7 +35,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._threads import blas_threads_for
-from .._validate import Anything, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds, check_arguments, check_bool
+from .._validate import (Anything, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
+                         check_arguments, check_bool)
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import canonical_theta
 from ..design.inputs import ModelInputs, prepare_inputs
@@ -47,7 +48,7 @@ from ..linalg.start import moment_start
 from ..optim import (OptInfo, OptimizerSettings, minimize_bounded, minimize_newton, minimize_quasi_newton,
                      snap_to_zero_bounds)
 from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
-from .results import LmerResults
+from .results import FACTOR, LmerResults
 
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
 
@@ -259,15 +260,12 @@ class LinearMixedModel(ThetaParameters):
         w = self.inputs.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
-    @argument_kinds(factor=Instance(Factorization), REML=Flag(allow_none=True),
-                    residual_logdet=Real(allow_none=True))
     def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
         """The profiled REML criterion or deviance given a factorization.
 
         With a residual structure, ``log det R`` at its current parameters is
         added (or ``residual_logdet``, for a factor made at other parameters).
         """
-        check_arguments(locals())
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
@@ -296,12 +294,16 @@ class LinearMixedModel(ThetaParameters):
         info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
         return LmerResults.from_fit(self, info)
 
+    @argument_kinds(info=Instance(OptInfo), factor=FACTOR)
     def results_from(self, info: OptInfo, factor: Factorization | None = None) -> LmerResults:
         """Results for an optimizer's log whose ``final`` is theta (fits made elsewhere: batched refits)."""
+        check_arguments(locals())
         return LmerResults.from_fit(self, info, factor)
 
+    @argument_kinds(info=Instance(OptInfo), beta=Numbers(), sigma=Real(0.0), objective=Real(allow_inf=True))
     def results_from_estimates(self, info: OptInfo, beta: np.ndarray, sigma: float, objective: float) -> LmerResults:
         """Results from estimates computed elsewhere (a batched refit); the factorization is formed on first use."""
+        check_arguments(locals())
         return LmerResults.from_estimates(self, info, beta, sigma, objective)
 
     def starting_theta(self) -> np.ndarray:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import Anything, Duck, Instance, Integer, OneOf, Text, check_arguments, check_bool, argument_kinds
+from .._validate import (Anything, Duck, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
+                         check_arguments, check_bool)
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -99,10 +100,13 @@ class LmerResults(InformationCriteria):
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
 
     @classmethod
+    @argument_kinds(model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo),
+                    beta=Numbers(), sigma=Real(0.0), objective=Real(allow_inf=True))
     def from_estimates(cls, model: MixedModel, info: OptInfo, beta: np.ndarray, sigma: float,
                        objective: float) -> "LmerResults":
         """Results whose estimates were computed elsewhere (batched refits, from the same factor's
         formulas); the factorization and the modes are formed on first use, not for every refit."""
+        check_arguments(locals())
         return cls(model, info.final.copy(), np.asarray(beta, dtype=float).copy(), float(sigma), float(objective),
                    info, None, None)
 
@@ -500,12 +504,14 @@ class LmerResults(InformationCriteria):
 
         return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
 
+    @argument_kinds(y=PerRow())
     def refit(self, y) -> "LmerResults":
         """The same model fitted to a new response ``y`` (lme4's ``refit``), from this fit's theta.
 
         Reuses the design, the cross-products (only their y row is new) and
         the symbolic analysis; ``y`` has one value per row of the fit.
         """
+        check_arguments(locals())
         from ..inference.bootstrap import refit  # upward: a convenience method
 
         return refit(self, y)
