@@ -30,6 +30,7 @@ from .convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from .design.fixed import DesignMatrix, build_design, build_response, check_scale, drop_aliased_columns
 from .design.frame import model_frame, required_variables
 from .design.random import RandomEffectsTerm, build_random_terms
+from .design.tables import as_pandas
 from .design.covariance import initial_theta, theta_lower_bounds
 from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
 from .formula import ParsedFormula, parse_formula
@@ -84,6 +85,12 @@ class ModelInputs:
     def nobs(self) -> int:
         return len(self.frame)
 
+    @property
+    def sum_log_weights(self) -> float:
+        """``sum(log(w))`` over the positive prior weights (0 without weights): the objective's weights term."""
+        w = self.weights
+        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+
 
 def _used_variables(parsed: ParsedFormula) -> set[str]:
     names = set(required_variables(parsed.fixed))
@@ -128,6 +135,7 @@ def prepare_fixed_part(
     """
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
@@ -247,8 +255,7 @@ class LinearMixedModel(ThetaParameters):
         return self.crossprods.terms
 
     def _log_weights(self) -> float:
-        w = self.inputs.weights
-        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+        return self.inputs.sum_log_weights
 
     def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
         """The profiled REML criterion or deviance given a factorization."""
@@ -408,8 +415,12 @@ def lmer(
         e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms are
         ``(expr | group)``, ``(expr || group)`` for uncorrelated effects,
         ``(1 | a/b)`` for nesting and ``(1 | a:b)`` for interactions.
-    data : DataFrame
-        Rows with a missing value in any variable used are dropped.
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        Rows with a missing value in any variable used are dropped.  A dask
+        DataFrame, or a path or glob of Parquet files (read with dask), is
+        fitted without bringing its rows into memory
+        (:func:`mixedmodels.dask.lmer`; ``weights`` and ``offset`` are then
+        column names).
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
     weights : array-like, optional
@@ -426,6 +437,13 @@ def lmer(
     -------
     LmerResults
     """
+    from .dask import is_dask_input
+
+    if is_dask_input(data):
+        from .dask.lmer import lmer as dask_lmer
+
+        return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
+                         settings=settings)
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
     )

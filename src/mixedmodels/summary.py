@@ -172,12 +172,18 @@ class LmerSummary(_Printable):
             lines.append(" ".join(v.rjust(width) for v in vals))
         return lines
 
-    def _residuals(self) -> list[str]:
+    def residual_quantiles(self) -> tuple[np.ndarray, bool]:
+        """Min, quartiles and max of the scaled Pearson residuals, and whether they are approximate (here: exact)."""
         resid = self.result.residuals("pearson", scaled=True).to_numpy()
-        quantiles = zapsmall(np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]), 5)
+        return np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]), False
+
+    def _residuals(self) -> list[str]:
+        raw, approximate = self.residual_quantiles()
+        quantiles = zapsmall(np.asarray(raw, dtype=float), 5)
         names, values = ["Min", "1Q", "Median", "3Q", "Max"], format_r(list(quantiles))
         width = max(len(c) for c in names + values)  # R prints a named vector in equal-width columns
-        return ["", "Scaled residuals: ", " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in values)]
+        title = "Scaled residuals (approximate quantiles): " if approximate else "Scaled residuals: "
+        return ["", title, " ".join(n.rjust(width) for n in names), " ".join(v.rjust(width) for v in values)]
 
     def _random_effects(self) -> list[str]:
         r = self.result

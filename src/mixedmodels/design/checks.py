@@ -17,7 +17,7 @@ from ..errors import RankDeficiencyWarning, ScaleWarning
 if TYPE_CHECKING:
     from .fixed import DesignMatrix
 
-__all__ = ["drop_aliased_columns", "check_scale"]
+__all__ = ["drop_aliased_columns", "check_scale", "independent_columns", "keep_columns", "check_column_scales"]
 
 
 def drop_aliased_columns(
@@ -33,7 +33,26 @@ def drop_aliased_columns(
     dropped columns.  The returned design's ``for_newdata`` gives only the
     kept columns.
     """
-    keep = _independent_columns(design.matrix, tol)
+    return keep_columns(design, _independent_columns(design.matrix, tol), stacklevel=2)
+
+
+def independent_columns(x: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Indices of the columns :func:`drop_aliased_columns` keeps, for a model matrix ``x``.
+
+    The answer depends on ``x`` only through the ``R`` of its QR
+    decomposition (column norms included), so ``x`` may also be that ``R``,
+    e.g. one assembled from blocks of rows (tall-skinny QR).
+    """
+    return _independent_columns(np.asarray(x, dtype=float), tol)
+
+
+def keep_columns(design: DesignMatrix, keep: list[int], stacklevel: int = 1) -> tuple[DesignMatrix, tuple[str, ...]]:
+    """``design`` with only the columns ``keep`` and the names of the others.
+
+    Emits lme4's :class:`~mixedmodels.errors.RankDeficiencyWarning` naming
+    the dropped columns (``stacklevel`` 1: at the caller); ``for_newdata`` of
+    the result gives the kept columns.
+    """
     if len(keep) == design.matrix.shape[1]:
         return design, ()
     dropped = tuple(n for j, n in enumerate(design.column_names) if j not in set(keep))
@@ -42,7 +61,7 @@ def drop_aliased_columns(
     warnings.warn(
         f"fixed-effect model matrix is rank deficient so dropping {what}: {', '.join(dropped)}",
         RankDeficiencyWarning,
-        stacklevel=2,
+        stacklevel=stacklevel + 1,
     )
     kept = replace(
         design,
@@ -88,6 +107,12 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
         return
     binary = np.all((x == 0) | (x == 1), axis=0)
     sd = x.std(axis=0, ddof=1)
+    check_column_scales(design.column_names, sd, binary, tol, stacklevel=2)
+
+
+def check_column_scales(names, sd: np.ndarray, binary: np.ndarray, tol: float = 1e3, stacklevel: int = 1) -> None:
+    """:func:`check_scale` given each column's standard deviation (ddof 1) and whether it is all 0/1."""
+    sd, binary = np.asarray(sd, dtype=float), np.asarray(binary, dtype=bool)
     idx = np.flatnonzero(~binary & (sd > 0))
     if idx.size == 0:
         return
@@ -98,12 +123,10 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
         flagged = [hi, lo] + flagged
     if not flagged:
         return
-    names = ", ".join(
-        f"{design.column_names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged)
-    )
+    listed = ", ".join(f"{names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged))
     warnings.warn(
         "Some predictor variables are on very different scales: "
-        f"consider rescaling (columns {names})",
+        f"consider rescaling (columns {listed})",
         ScaleWarning,
-        stacklevel=2,
+        stacklevel=stacklevel + 1,
     )

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 
-__all__ = ["ModelFrame", "model_frame", "required_variables"]
+__all__ = ["ModelFrame", "model_frame", "required_variables", "formula_factors", "no_complete_rows_error"]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
 # they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
@@ -58,6 +58,23 @@ def _required_variables(expr: str) -> frozenset[str]:
         elif method == "python":
             names.update(_python_names(factor.expr))
     return frozenset(names)
+
+
+def formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
+    """Every factor of ``expr`` as ``(code, how)``, ``how`` being formulaic's "lookup", "python" or "literal".
+
+    ``"log(y) ~ scale(x) + f:g"`` gives ``(("log(y)", "python"),
+    ("scale(x)", "python"), ("f", "lookup"), ("g", "lookup"))`` (in
+    formulaic's order); the code is what formulaic evaluates for the factor.
+    """
+    if not isinstance(expr, str):
+        raise FormulaError(f"a formula must be a string, got {type(expr).__name__}")
+    return _formula_factors(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
+    return tuple(dict.fromkeys((f.expr, f.eval_method.value) for f in _factors(expr)))
 
 
 def _factors(expr: str) -> Iterator:
@@ -181,17 +198,21 @@ def _model_frame_by_label(data: pd.DataFrame, columns: list[str]) -> ModelFrame:
     complete = ~missing.any(axis=1).to_numpy()
     n_dropped = int(len(subset) - complete.sum())
     if n_dropped == len(subset):
-        raise DataError(
-            f"no rows left after removing rows with missing values: all {len(subset)} "
-            f"rows had missing values ({_missing_summary(missing)})"
-        )
+        raise no_complete_rows_error(len(subset), missing.sum(axis=0))
     kept = subset.loc[complete].copy() if n_dropped else subset.copy()
     return ModelFrame(data=kept, n_dropped=n_dropped)
 
 
-def _missing_summary(missing: pd.DataFrame) -> str:
+def no_complete_rows_error(nrows: int, missing_counts: pd.Series) -> DataError:
+    """The error for data none of whose ``nrows`` rows is complete; ``missing_counts``: missing values per column."""
+    return DataError(
+        f"no rows left after removing rows with missing values: all {nrows} "
+        f"rows had missing values ({_missing_summary(missing_counts)})"
+    )
+
+
+def _missing_summary(counts: pd.Series) -> str:
     """'Reaction: 3 rows, Days: 1 row' for the columns with missing values."""
-    counts = missing.sum(axis=0)
     parts = [
         f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
     ]

@@ -128,10 +128,12 @@ def _is_reml(model: Any) -> bool:
 
 
 def _ml_refit(model: Any) -> Any:
-    """The same linear mixed model fitted by maximum likelihood, started at the REML estimates."""
-    from ..lmm import LinearMixedModel
+    """The same linear mixed model fitted by maximum likelihood, started at the REML estimates.
 
-    definition = LinearMixedModel.from_inputs(model.model.inputs, REML=False)
+    The cross-products do not depend on the criterion, so the model is the
+    fitted one with ``REML=False`` (nothing is rebuilt; a fit on Dask makes no pass).
+    """
+    definition = replace(model.model, REML=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         return definition.fit(start=model.theta)
@@ -161,6 +163,9 @@ def _check_comparable(fits: list, labels: list[str]) -> None:
 
 
 def _response_values(fit: Any) -> np.ndarray:
+    summary = getattr(fit.model.inputs, "response_summary", None)  # a fit on Dask: n and the response's sums
+    if summary is not None:
+        return np.asarray(summary, dtype=float)
     y = np.asarray(fit.model.inputs.y, dtype=float)
     if y.ndim == 2:  # cbind(successes, failures): compare successes and totals
         return np.column_stack([y[:, 0], y.sum(axis=1)])

@@ -1,0 +1,284 @@
+"""Pass 2: each partition's contribution to the blocked cross-products, and their sum.
+
+The blocks are those of :class:`~mixedmodels.linalg.blocked.BlockedCrossProducts`
+(terms in block order, the first, "big" one kept per level; rows already
+multiplied by ``sqrt(weights)``; ``xy = [X, y - offset]``):
+
+    A11 = Z1'Z1 (per level, k1 x k1)     A21 = [Z_rest  xy]' Z1
+    A22 = [Z_rest  xy]' [Z_rest  xy]
+
+A partition only touches the levels of the big term that occur in it, so its
+part of ``A11`` and ``A21`` is sparse (:class:`PartialBlocks` keeps them as
+sparse matrices over the global columns); sums of sparse parts stay sparse
+until the root.  The products themselves are the in-memory ones: a sparse
+``Z`` per partition times the dense columns.
+
+:class:`DesignFacts` rides along for the checks the in-memory code makes on
+the whole X: which columns are aliased (the ``R`` of a QR of X, assembled
+from each partition's ``R``: tall-skinny QR), the columns' standard
+deviations and whether they are 0/1 (lme4's scale check), non-finite values,
+and the response's range and sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..linalg import BlockedCrossProducts
+from .encode import EncodedPartition, encode_partition
+from .plan import EncodingPlan
+
+__all__ = ["PartialBlocks", "DesignFacts", "Pass2", "partial_blocks", "pass2_partition", "response_row",
+           "ResponseRow", "assemble"]
+
+
+def _term_matrix(refs: np.ndarray, z: np.ndarray, ncols_total: int, offset: int = 0) -> sp.csr_array:
+    """The sparse ``n x ncols_total`` matrix of one term's columns (level-major) starting at column ``offset``."""
+    n, k = z.shape
+    indices = (offset + refs[:, None] * k + np.arange(k)).ravel()
+    return sp.csr_array((z.ravel(), indices, np.arange(0, n * k + 1, k)), shape=(n, ncols_total))
+
+
+@dataclass(frozen=True, eq=False)
+class PartialBlocks:
+    """Some rows' part of the blocks; ``+`` adds two parts.
+
+    Attributes
+    ----------
+    nobs : int
+    a11 : sparse (q1, k1 * k1)
+        Row l: the big term's ``z'z`` block of level l, flattened.
+    a21 : sparse (m, q1 * k1)
+        ``[Z_rest xy]' Z1``.
+    a22_re : sparse (m_re, m_re)
+        ``Z_rest' Z_rest``.
+    a22_re_xy : ndarray (m_re, c)
+        ``Z_rest' xy``.
+    a22_xy : ndarray (c, c)
+        ``xy' xy``.
+    """
+
+    nobs: int
+    a11: sp.csr_array
+    a21: sp.csr_array
+    a22_re: sp.csr_array
+    a22_re_xy: np.ndarray
+    a22_xy: np.ndarray
+
+    def __add__(self, other: "PartialBlocks") -> "PartialBlocks":
+        return PartialBlocks(self.nobs + other.nobs, self.a11 + other.a11, self.a21 + other.a21,
+                             self.a22_re + other.a22_re, self.a22_re_xy + other.a22_re_xy, self.a22_xy + other.a22_xy)
+
+    def dense_blocks(self, keep_xy: np.ndarray | None = None) -> tuple[np.ndarray, sp.csr_array, np.ndarray]:
+        """``(a11 (q1, k1, k1), a21, a22)`` with only the ``keep_xy`` columns of xy (default all)."""
+        q1 = self.a11.shape[0]
+        k1 = int(round(np.sqrt(self.a11.shape[1])))
+        a11 = self.a11.toarray().reshape(q1, k1, k1)
+        m_re, c = self.a22_re_xy.shape
+        keep = np.arange(c) if keep_xy is None else np.asarray(keep_xy)
+        rows = np.concatenate([np.arange(m_re), m_re + keep])
+        a21 = sp.csr_array(self.a21[rows])
+        a21.eliminate_zeros()
+        a22 = np.empty((rows.size, rows.size))
+        a22[:m_re, :m_re] = self.a22_re.toarray()
+        a22[:m_re, m_re:] = self.a22_re_xy[:, keep]
+        a22[m_re:, :m_re] = self.a22_re_xy[:, keep].T
+        a22[m_re:, m_re:] = self.a22_xy[np.ix_(keep, keep)]
+        return a11, a21, a22
+
+
+def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
+                   xy: np.ndarray) -> PartialBlocks:
+    """The blocks of some rows (``zs`` and ``xy`` already multiplied by sqrt(weights))."""
+    n, c = xy.shape
+    k1, q1 = zs[0].shape[1], nlevels[0]
+    present, local = _present_levels(refs[0], q1)
+    z1 = _term_matrix(local, zs[0], present.size * k1)
+    global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
+    sizes = [q * z.shape[1] for q, z in zip(nlevels[1:], zs[1:])]
+    m_re = int(sum(sizes))
+    a11 = _first_blocks(local, zs[0], present, q1)
+    xy_z1 = np.asarray(z1.T @ xy)  # (P k1, c)
+    if m_re:
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        z_rest = sum((_term_matrix(r, z, m_re, int(o)) for r, z, o in zip(refs[1:], zs[1:], offsets)),
+                     start=sp.csr_array((n, m_re)))
+        re_z1 = sp.coo_array(z_rest.T @ z1)
+        a22_re = sp.csr_array(z_rest.T @ z_rest)
+        a22_re_xy = np.asarray(z_rest.T @ xy)
+    else:
+        re_z1 = sp.coo_array((0, present.size * k1))
+        a22_re, a22_re_xy = sp.csr_array((0, 0)), np.zeros((0, c))
+    rows = np.concatenate([re_z1.row, np.repeat(m_re + np.arange(c), present.size * k1)])
+    cols = np.concatenate([global_columns[re_z1.col], np.tile(global_columns, c)])
+    vals = np.concatenate([re_z1.data, xy_z1.T.ravel()])
+    a21 = sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(m_re + c, q1 * k1)))
+    return PartialBlocks(n, a11, a21, a22_re, a22_re_xy, xy.T @ xy)
+
+
+def _present_levels(refs: np.ndarray, nlevels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The levels that occur (sorted) and each row's position among them."""
+    counts = np.bincount(refs, minlength=nlevels)
+    present = np.flatnonzero(counts)
+    position = np.zeros(nlevels, dtype=np.int64)
+    position[present] = np.arange(present.size)
+    return present, position[refs]
+
+
+def _first_blocks(local: np.ndarray, z: np.ndarray, present: np.ndarray, nlevels: int) -> sp.csr_array:
+    """Per-level ``z'z`` of the big term, as rows of a sparse (q1, k1^2) matrix (only levels present)."""
+    k = z.shape[1]
+    blocks = np.empty((present.size, k, k))
+    for a in range(k):
+        for b in range(a + 1):
+            blocks[:, a, b] = blocks[:, b, a] = np.bincount(local, weights=z[:, a] * z[:, b], minlength=present.size)
+    indptr = np.zeros(nlevels + 1, dtype=np.int64)
+    indptr[present + 1] = k * k
+    return sp.csr_array((blocks.reshape(-1), np.tile(np.arange(k * k), present.size), np.cumsum(indptr)),
+                        shape=(nlevels, k * k))
+
+
+def zero_blocks(nlevels: tuple[int, ...], ncols: tuple[int, ...], c: int) -> PartialBlocks:
+    """The blocks of no rows."""
+    q1, k1 = nlevels[0], ncols[0]
+    m_re = sum(q * k for q, k in zip(nlevels[1:], ncols[1:]))
+    return PartialBlocks(0, sp.csr_array((q1, k1 * k1)), sp.csr_array((m_re + c, q1 * k1)),
+                         sp.csr_array((m_re, m_re)), np.zeros((m_re, c)), np.zeros((c, c)))
+
+
+# --------------------------------------------------------------------------- checks on X and y
+@dataclass(frozen=True, eq=False)
+class DesignFacts:
+    """What the in-memory checks of X and y need, for some rows; :meth:`combine` joins two parts.
+
+    ``r``: the R of a QR of X (unweighted); ``mean``, ``m2``: per column of X,
+    mean and sum of squared deviations; ``binary``: all values 0 or 1;
+    ``nonfinite``: per column, rows with a non-finite value, and
+    ``nonfinite_rows``; ``offset_nonfinite``: rows with a non-finite offset; ``y_min``, ``y_max``, ``y_sums`` (``sum y``, ``sum y^2``,
+    of successes and totals for ``cbind``) for the response.
+    """
+
+    n: int
+    r: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    binary: np.ndarray
+    nonfinite: np.ndarray
+    nonfinite_rows: int
+    offset_nonfinite: int
+    y_min: float
+    y_max: float
+    y_sums: np.ndarray
+
+    @classmethod
+    def of(cls, part: EncodedPartition) -> "DesignFacts":
+        x, n = part.x, part.nobs
+        bad = ~np.isfinite(x)
+        clean = np.where(bad, 0.0, x)
+        mean = clean.mean(axis=0) if n else np.zeros(x.shape[1])
+        m2 = ((clean - mean) ** 2).sum(axis=0)
+        r = np.linalg.qr(clean, mode="r") if n else np.zeros((0, x.shape[1]))
+        y = part.y
+        response = y[:, 0] if y.ndim == 2 else y
+        totals = y.sum(axis=1) if y.ndim == 2 else y * y
+        offset_bad = 0 if part.offset is None else int((~np.isfinite(part.offset)).sum())
+        return cls(n, r, mean, m2, np.all((x == 0) | (x == 1), axis=0), bad.sum(axis=0), int(bad.any(axis=1).sum()),
+                   offset_bad, float(response.min()) if n else np.inf, float(response.max()) if n else -np.inf,
+                   np.array([response.sum(), totals.sum()]))
+
+    def combine(self, other: "DesignFacts") -> "DesignFacts":
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.n / n
+        m2 = self.m2 + other.m2 + delta**2 * self.n * other.n / n
+        r = np.linalg.qr(np.vstack([self.r, other.r]), mode="r")
+        return DesignFacts(n, r, mean, m2, self.binary & other.binary, self.nonfinite + other.nonfinite,
+                           self.nonfinite_rows + other.nonfinite_rows, self.offset_nonfinite + other.offset_nonfinite,
+                           min(self.y_min, other.y_min),
+                           max(self.y_max, other.y_max), self.y_sums + other.y_sums)
+
+    @property
+    def sd(self) -> np.ndarray:
+        """Standard deviation of each column of X (ddof 1, as lme4's scale check)."""
+        return np.sqrt(self.m2 / max(self.n - 1, 1))
+
+
+@dataclass(frozen=True, eq=False)
+class Pass2:
+    """Pass 2's result for some rows: the blocks and the facts about X and y."""
+
+    blocks: PartialBlocks
+    facts: DesignFacts
+
+    def combine(self, other: "Pass2") -> "Pass2":
+        return Pass2(self.blocks + other.blocks, self.facts.combine(other.facts))
+
+
+def weighted_columns(part: EncodedPartition) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Each term's z and ``[X, y - offset]``, rows multiplied by sqrt(weights)."""
+    y = part.response()
+    xy = np.column_stack([part.x, y[:, 0] if y.ndim == 2 else y])
+    if part.weights is None:
+        return part.zs, xy
+    root = np.sqrt(part.weights)
+    return tuple(z * root[:, None] for z in part.zs), xy * root[:, None]
+
+
+def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
+    """One partition's blocks and facts (the function the workers run)."""
+    part = encode_partition(frame, plan)
+    facts = DesignFacts.of(part)
+    nlevels = tuple(t.nlevels for t in plan.terms)
+    if part.nobs == 0 or facts.nonfinite_rows or facts.offset_nonfinite:
+        return Pass2(zero_blocks(nlevels, tuple(t.ncols for t in plan.terms), part.x.shape[1] + 1), facts)
+    zs, xy = weighted_columns(part)
+    return Pass2(partial_blocks(part.refs, zs, nlevels, xy), facts)
+
+
+def combine_pass2(a: Pass2, b: Pass2) -> Pass2:
+    return a.combine(b)
+
+
+def assemble(total: PartialBlocks, keep_x: list[int], nlevels: tuple[int, ...], ncols: tuple[int, ...],
+             scales: list[np.ndarray] | None = None, plan_rank_update: bool = True) -> BlockedCrossProducts:
+    """The :class:`BlockedCrossProducts` of the summed blocks, with only the ``keep_x`` columns of X."""
+    c = total.a22_xy.shape[0]
+    keep = np.concatenate([np.asarray(keep_x, dtype=np.int64), [c - 1]])
+    a11, a21, a22 = total.dense_blocks(keep)
+    return BlockedCrossProducts.from_sums(list(nlevels), list(ncols), a11, a21, a22, len(keep_x), total.nobs,
+                                          scales=scales, plan_rank_update=plan_rank_update)
+
+
+# --------------------------------------------------------------------------- a response row
+@dataclass(frozen=True, eq=False)
+class ResponseRow:
+    """The products of one response column ``r`` with every column: ``Z1'r`` (q1 k1), ``Z_rest'r``, ``X'r``, ``r'r``."""
+
+    z1: np.ndarray
+    rest: np.ndarray
+    x: np.ndarray
+    rr: float
+
+    def __add__(self, other: "ResponseRow") -> "ResponseRow":
+        return ResponseRow(self.z1 + other.z1, self.rest + other.rest, self.x + other.x, self.rr + other.rr)
+
+
+def response_row(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
+                 x: np.ndarray, r: np.ndarray) -> ResponseRow:
+    """``[Z X]'r`` and ``r'r`` for some rows (already multiplied by sqrt(weights))."""
+    parts = []
+    for ref, z, q in zip(refs, zs, nlevels):
+        k = z.shape[1]
+        block = np.empty((q, k))
+        for a in range(k):
+            block[:, a] = np.bincount(ref, weights=z[:, a] * r, minlength=q)
+        parts.append(block.ravel())
+    rest = np.concatenate(parts[1:]) if len(parts) > 1 else np.zeros(0)
+    return ResponseRow(parts[0], rest, x.T @ r, float(r @ r))
