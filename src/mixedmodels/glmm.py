@@ -226,7 +226,10 @@ def glmer(
         Binomial responses may be 0/1 numbers, booleans, two-level factors
         (the first level is failure, as R), ``cbind(successes, failures)``, or
         proportions with ``weights=`` the numbers of trials.
-    data : DataFrame
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        A dask DataFrame, or a path or glob of Parquet files, is fitted
+        without bringing its rows into memory (:func:`mixedmodels.dask.glmer`:
+        binomial and Poisson families; ``weights`` and ``offset`` are column names).
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
         ``"gaussian"``, or an object from :mod:`mixedmodels.families` such as
@@ -252,6 +255,13 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
+    from .dask import is_dask_input
+
+    if is_dask_input(data):
+        from .dask.glmm import glmer as dask_glmer
+
+        return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
+                          settings=settings)
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from .errors import MixedModelsWarning

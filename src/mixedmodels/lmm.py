@@ -440,7 +440,7 @@ def lmer(
     from .dask import is_dask_input
 
     if is_dask_input(data):
-        from .dask.lmer import lmer as dask_lmer
+        from .dask.lmm import lmer as dask_lmer
 
         return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
                          settings=settings)

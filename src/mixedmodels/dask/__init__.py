@@ -14,11 +14,11 @@ on the numbers of levels, not of rows:
    with the global transform state); :mod:`.encode` applies it;
 3. :mod:`.crossprods` (pass 2): each partition's contribution to the blocks,
    summed by a tree reduction on the workers (:mod:`.reduction`);
-4. :mod:`.lmer` runs the in-memory optimizer on the reduced blocks and
+4. :mod:`.lmm` (``lmer``) runs the in-memory optimizer on the reduced blocks and
    returns :class:`~.results.DaskLmerResults` (an ``LmerResults``); row-level
    outputs are lazy Dask Series (:mod:`.lazy`).
 
-``glmer`` (:mod:`.glmer`, :mod:`.pirls`) persists the encoded partitions on
+``glmer`` (:mod:`.glmm`, :mod:`.pirls`) persists the encoded partitions on
 the workers and makes one pass over them per PIRLS iteration.
 
 Nothing here imports dask until a Dask fit is asked for; :func:`is_dask_input`
@@ -44,9 +44,12 @@ def is_dask_input(data: Any) -> bool:
     return is_dask_collection(data) or isinstance(data, (str, os.PathLike))
 
 
+_ENTRY_POINTS = {"lmer": "lmm", "glmer": "glmm"}
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("lmer", "glmer"):
+    if name in _ENTRY_POINTS:
         import importlib
 
-        return getattr(importlib.import_module(f".{name}", __name__), name)
+        return getattr(importlib.import_module(f".{_ENTRY_POINTS[name]}", __name__), name)
     raise AttributeError(f"module 'mixedmodels.dask' has no attribute {name!r}")

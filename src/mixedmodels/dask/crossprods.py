@@ -42,18 +42,30 @@ def _term_matrix(refs: np.ndarray, z: np.ndarray, ncols_total: int, offset: int 
     return sp.csr_array((z.ravel(), indices, np.arange(0, n * k + 1, k)), shape=(n, ncols_total))
 
 
+# Blocks with at most this many entries are summed as dense arrays (bincounts), larger ones as sparse matrices.
+DENSE_ENTRIES = 50_000
+
+
+def _dense(rows: int, cols: int) -> bool:
+    return rows * cols <= DENSE_ENTRIES
+
+
 @dataclass(frozen=True, eq=False)
 class PartialBlocks:
     """Some rows' part of the blocks; ``+`` adds two parts.
 
+    Each of ``a11``, ``a21`` and ``a22_re`` is a dense array when it has at
+    most :data:`DENSE_ENTRIES` entries, else a sparse matrix (the choice
+    depends on the shapes only, so every partition makes the same).
+
     Attributes
     ----------
     nobs : int
-    a11 : sparse (q1, k1 * k1)
+    a11 : (q1, k1 * k1)
         Row l: the big term's ``z'z`` block of level l, flattened.
-    a21 : sparse (m, q1 * k1)
+    a21 : (m, q1 * k1)
         ``[Z_rest xy]' Z1``.
-    a22_re : sparse (m_re, m_re)
+    a22_re : (m_re, m_re)
         ``Z_rest' Z_rest``.
     a22_re_xy : ndarray (m_re, c)
         ``Z_rest' xy``.
@@ -62,9 +74,9 @@ class PartialBlocks:
     """
 
     nobs: int
-    a11: sp.csr_array
-    a21: sp.csr_array
-    a22_re: sp.csr_array
+    a11: np.ndarray | sp.csr_array
+    a21: np.ndarray | sp.csr_array
+    a22_re: np.ndarray | sp.csr_array
     a22_re_xy: np.ndarray
     a22_xy: np.ndarray
 
@@ -72,22 +84,29 @@ class PartialBlocks:
         return PartialBlocks(self.nobs + other.nobs, self.a11 + other.a11, self.a21 + other.a21,
                              self.a22_re + other.a22_re, self.a22_re_xy + other.a22_re_xy, self.a22_xy + other.a22_xy)
 
-    def dense_blocks(self, keep_xy: np.ndarray | None = None) -> tuple[np.ndarray, sp.csr_array, np.ndarray]:
+    def dense_blocks(self, keep_xy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | sp.csr_array, np.ndarray]:
         """``(a11 (q1, k1, k1), a21, a22)`` with only the ``keep_xy`` columns of xy (default all)."""
         q1 = self.a11.shape[0]
         k1 = int(round(np.sqrt(self.a11.shape[1])))
-        a11 = self.a11.toarray().reshape(q1, k1, k1)
+        a11 = _as_dense(self.a11).reshape(q1, k1, k1)
         m_re, c = self.a22_re_xy.shape
         keep = np.arange(c) if keep_xy is None else np.asarray(keep_xy)
         rows = np.concatenate([np.arange(m_re), m_re + keep])
-        a21 = sp.csr_array(self.a21[rows])
-        a21.eliminate_zeros()
+        if isinstance(self.a21, np.ndarray):
+            a21 = self.a21[rows]
+        else:
+            a21 = sp.csr_array(self.a21[rows])
+            a21.eliminate_zeros()
         a22 = np.empty((rows.size, rows.size))
-        a22[:m_re, :m_re] = self.a22_re.toarray()
+        a22[:m_re, :m_re] = _as_dense(self.a22_re)
         a22[:m_re, m_re:] = self.a22_re_xy[:, keep]
         a22[m_re:, :m_re] = self.a22_re_xy[:, keep].T
         a22[m_re:, m_re:] = self.a22_xy[np.ix_(keep, keep)]
         return a11, a21, a22
+
+
+def _as_dense(block: np.ndarray | sp.sparray) -> np.ndarray:
+    return block if isinstance(block, np.ndarray) else block.toarray()
 
 
 def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
@@ -95,28 +114,91 @@ def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nle
     """The blocks of some rows (``zs`` and ``xy`` already multiplied by sqrt(weights))."""
     n, c = xy.shape
     k1, q1 = zs[0].shape[1], nlevels[0]
-    present, local = _present_levels(refs[0], q1)
-    z1 = _term_matrix(local, zs[0], present.size * k1)
-    global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
     sizes = [q * z.shape[1] for q, z in zip(nlevels[1:], zs[1:])]
     m_re = int(sum(sizes))
-    a11 = _first_blocks(local, zs[0], present, q1)
-    xy_z1 = np.asarray(z1.T @ xy)  # (P k1, c)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    rest = [(r, z, int(o)) for r, z, o in zip(refs[1:], zs[1:], offsets)]
+    if _dense(m_re + c, q1 * k1):
+        a11 = _level_blocks(refs[0], zs[0], q1)
+        a21 = np.empty((m_re + c, q1 * k1))
+        a21[:m_re] = _pair_sums(rest, [(refs[0], zs[0], 0)], m_re, q1 * k1) if m_re else 0.0
+        a21[m_re:] = _column_sums(refs[0], zs[0], q1, xy).T
+    else:
+        a11, a21 = _sparse_first(refs[0], zs[0], q1, rest, m_re, xy)
     if m_re:
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        z_rest = sum((_term_matrix(r, z, m_re, int(o)) for r, z, o in zip(refs[1:], zs[1:], offsets)),
-                     start=sp.csr_array((n, m_re)))
-        re_z1 = sp.coo_array(z_rest.T @ z1)
-        a22_re = sp.csr_array(z_rest.T @ z_rest)
-        a22_re_xy = np.asarray(z_rest.T @ xy)
+        a22_re = _pair_sums(rest, rest, m_re, m_re) if _dense(m_re, m_re) else _sparse_rest(rest, n, m_re)
+        a22_re_xy = np.vstack([_column_sums(r, z, q, xy) for (r, z, _), q in zip(rest, nlevels[1:])])
+    else:
+        a22_re, a22_re_xy = np.zeros((0, 0)), np.zeros((0, c))
+    return PartialBlocks(n, a11, a21, a22_re, a22_re_xy, xy.T @ xy)
+
+
+def _pair_sums(left: list, right: list, nrows: int, ncols: int) -> np.ndarray:
+    """Dense ``sum over rows of z_a z_b`` at (row of a's column, column of b's column), one bincount per column pair.
+
+    ``left`` and ``right`` are ``(refs, z, offset)`` of terms; column ``a`` of
+    level ``l`` of a term is row (or column) ``offset + l k + a``.
+    """
+    out = np.zeros(nrows * ncols)
+    for ra, za, oa in left:
+        ka = za.shape[1]
+        for rb, zb, ob in right:
+            kb = zb.shape[1]
+            for a in range(ka):
+                for b in range(kb):
+                    index = (oa + ra * ka + a) * ncols + (ob + rb * kb + b)
+                    out += np.bincount(index, weights=za[:, a] * zb[:, b], minlength=out.size)
+    return out.reshape(nrows, ncols)
+
+
+def _level_blocks(refs: np.ndarray, z: np.ndarray, nlevels: int) -> np.ndarray:
+    """Per-level ``z'z`` of a term, dense (levels, k * k)."""
+    k = z.shape[1]
+    blocks = np.empty((nlevels, k, k))
+    for a in range(k):
+        for b in range(a + 1):
+            blocks[:, a, b] = blocks[:, b, a] = np.bincount(refs, weights=z[:, a] * z[:, b], minlength=nlevels)
+    return blocks.reshape(nlevels, k * k)
+
+
+def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, xy: np.ndarray) -> np.ndarray:
+    """``Z' xy`` of one term, dense (levels * k, c)."""
+    k, c = z.shape[1], xy.shape[1]
+    out = np.empty((nlevels, k, c))
+    for a in range(k):
+        for j in range(c):
+            out[:, a, j] = np.bincount(refs, weights=z[:, a] * xy[:, j], minlength=nlevels)
+    return out.reshape(nlevels * k, c)
+
+
+def _sparse_first(refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int,
+                  xy: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+    """The big term's blocks as sparse matrices over its levels present in these rows."""
+    n, c = xy.shape
+    k1 = z1.shape[1]
+    present, local = _present_levels(refs1, q1)
+    z1_local = _term_matrix(local, z1, present.size * k1)
+    global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
+    a11 = _first_blocks(local, z1, present, q1)
+    xy_z1 = np.asarray(z1_local.T @ xy)  # (P k1, c)
+    if m_re:
+        re_z1 = sp.coo_array(_rest_matrix(rest, n, m_re).T @ z1_local)
     else:
         re_z1 = sp.coo_array((0, present.size * k1))
-        a22_re, a22_re_xy = sp.csr_array((0, 0)), np.zeros((0, c))
     rows = np.concatenate([re_z1.row, np.repeat(m_re + np.arange(c), present.size * k1)])
     cols = np.concatenate([global_columns[re_z1.col], np.tile(global_columns, c)])
     vals = np.concatenate([re_z1.data, xy_z1.T.ravel()])
     a21 = sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(m_re + c, q1 * k1)))
-    return PartialBlocks(n, a11, a21, a22_re, a22_re_xy, xy.T @ xy)
+    return a11, a21
+
+
+def _rest_matrix(rest: list, n: int, m_re: int) -> sp.csr_array:
+    return sum((_term_matrix(r, z, m_re, o) for r, z, o in rest), start=sp.csr_array((n, m_re)))
+
+
+def _sparse_rest(rest: list, n: int, m_re: int) -> sp.csr_array:
+    z_rest = _rest_matrix(rest, n, m_re)
+    return sp.csr_array(z_rest.T @ z_rest)
 
 
 def _present_levels(refs: np.ndarray, nlevels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +224,10 @@ def _first_blocks(local: np.ndarray, z: np.ndarray, present: np.ndarray, nlevels
 
 
 def zero_blocks(nlevels: tuple[int, ...], ncols: tuple[int, ...], c: int) -> PartialBlocks:
-    """The blocks of no rows."""
-    q1, k1 = nlevels[0], ncols[0]
-    m_re = sum(q * k for q, k in zip(nlevels[1:], ncols[1:]))
-    return PartialBlocks(0, sp.csr_array((q1, k1 * k1)), sp.csr_array((m_re + c, q1 * k1)),
-                         sp.csr_array((m_re, m_re)), np.zeros((m_re, c)), np.zeros((c, c)))
+    """The blocks of no rows (in the representation :func:`partial_blocks` uses for these shapes)."""
+    refs = tuple(np.empty(0, dtype=np.int64) for _ in nlevels)
+    zs = tuple(np.empty((0, k)) for k in ncols)
+    return partial_blocks(refs, zs, nlevels, np.empty((0, c)))
 
 
 # --------------------------------------------------------------------------- checks on X and y

@@ -24,6 +24,7 @@ Two steps, on the client, neither of which touches the rows:
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -390,7 +391,10 @@ def _as_dtype(cycle: np.ndarray, column: pd.Series, levels: np.ndarray) -> Any:
 def _design(rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | None, summary: DataSummary,
             spec: SummarySpec) -> DesignMatrix:
     """A model matrix's spec built on the stand-in frame and given the global transform state."""
-    design = build_design(rhs, stand_in, contrasts)
+    try:
+        design = build_design(rhs, stand_in, contrasts)
+    except DataError as exc:  # non-finite values for some of the stand-in's (real) values: the count is not the data's
+        raise DataError(re.sub(r" in \d+ rows;", " in some rows;", str(exc))) from None
     states = {key: state for key, state in summary.transform_states.items() if key in design.transform_state}
     missing = [key for key, state in design.transform_state.items() if state and key not in states]
     if missing:

@@ -28,7 +28,7 @@ def shared(value: Any, what: str = "shared") -> Any:
     """``value`` as one node of the graph that many tasks depend on (not tokenized: it may be large)."""
     import dask
 
-    return dask.delayed(value, name=f"mixedmodels-{what}-{uuid.uuid4().hex}")
+    return dask.delayed(value, name=f"mixedmodels-{what}-{uuid.uuid4().hex}", traverse=False)
 
 
 def _combine_all(combine: Callable[[Any, Any], Any], *items: Any) -> Any:

@@ -27,11 +27,15 @@ def read_data(data: Any) -> Any:
 
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
+        hint = "give a Parquet file, a folder of them or a glob such as 'ratings/*.parquet'"
         try:
-            return dd.read_parquet(path)
+            frame = dd.read_parquet(path)
         except (FileNotFoundError, OSError, IndexError, ValueError) as exc:
-            raise DataError(f"cannot read Parquet data from {path!r}: {' '.join(str(exc).split()) or type(exc).__name__}; "
-                            "give a Parquet file, a folder of them or a glob such as 'ratings/*.parquet'") from None
+            raise DataError(f"cannot read Parquet data from {path!r}: "
+                            f"{' '.join(str(exc).split()) or type(exc).__name__}; {hint}") from None
+        if len(frame.columns) == 0:
+            raise DataError(f"no Parquet data found at {path!r}; {hint}")
+        return frame
     if isinstance(data, dd.DataFrame):
         return data
     if is_dask_collection(data):
