@@ -58,3 +58,18 @@ def sleep_cmp(sleep_fit):
 @pytest.fixture(scope="session")
 def dyes_cmp():
     return mm.compare_pooling(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff"))
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real ``distributed.LocalCluster`` (2 worker processes, 1 thread each) for the Dask tests.
+
+    Started on first use and closed at the end of the session; it is not the
+    default scheduler (tests choose it with ``conftest_dask.on``).
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

@@ -98,7 +98,7 @@ def _factor_arguments(parsed: ParsedFormula) -> set[str]:
                 tree, _ = _parse(code)
                 for node in ast.walk(tree):
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "C" and node.args:
-                        names |= set(required_variables(ast.unparse(node.args[0])))
+                        names |= set(required_variables(f"I({ast.unparse(node.args[0])})"))
     return names
 
 
@@ -405,10 +405,15 @@ def _design(rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | Non
 
 
 def _check_factors(design: DesignMatrix, spec: SummarySpec) -> None:
-    """Every factor the design encodes must be a column whose levels pass 1 collected (or ``C(column)``)."""
+    """Every factor the design encodes must come from one column whose levels pass 1 collected.
+
+    The stand-in frame holds every observed value of such a column, so any
+    function of it (``C(Days // 3)``) sees every observed level; a factor
+    computed from several columns would need their observed combinations.
+    """
     for code in design.factor_levels():
-        names = required_variables(code)
-        if not names or not names <= set(spec.level_columns):
+        names = required_variables(code) if code not in spec.level_columns else {code}
+        if len(names) != 1 or not names <= set(spec.level_columns):
             raise NotOnDaskError(f"the factor {code!r} is computed from other columns; on Dask its levels cannot be "
                                  "collected: add it to the data as a column first")
 

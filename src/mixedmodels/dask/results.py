@@ -108,8 +108,13 @@ class DaskLmerResults(_LazyRows, LmerResults):
         return super().coef_table(ddf=ddf)
 
     def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+        """Not on Dask: lmerTest's term-wise hypotheses are built from the model matrices' rows."""
         _refuse_kenward_roger(ddf)
-        return super().anova(ddf=ddf, type=type)
+        raise NotOnDaskError(
+            "term-wise F tests (anova of one fit) build their hypotheses from the rows of the model matrix, "
+            "which a fit on Dask never forms; use coef_table(ddf='satterthwaite'), "
+            "mixedmodels.inference.ftests.f_test(fit, L) for a contrast, or mm.anova(smaller, larger)"
+        )
 
     def summary(self, ddf: str | None = None) -> DaskLmerSummary:
         _refuse_kenward_roger(ddf)

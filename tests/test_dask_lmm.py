@@ -1,0 +1,272 @@
+"""lmer on Dask (mixedmodels.dask.lmm): the in-memory answers from partitions, on a LocalCluster and locally.
+
+Every case is fitted on Dask's synchronous scheduler and on a real
+``distributed.LocalCluster`` (2 worker processes) and compared with the
+in-memory fit of the same rows (which the in-memory tests hold to lme4),
+with the tolerances of ``conftest_dask`` (issue #17's).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from conftest import dataset
+from conftest_dask import SCHEDULERS, assert_same_fit, on, partitioned, relative
+from mixedmodels.inference.ftests import f_test
+
+dd = pytest.importorskip("dask.dataframe")
+
+
+def _sleep() -> pd.DataFrame:
+    df = dataset("sleepstudy").copy()
+    days = df["Days"].astype(int)
+    df["w"] = 1.0 + days % 3
+    df["off"] = 0.5 * df["Days"]
+    df["z"] = np.sin(df["Days"])
+    df["Phase"] = pd.Categorical(np.where(days < 5, "early", "late"))
+    df["Half"] = np.where(days % 2 == 0, "even", "odd")  # plain text: levels from the values
+    df["Id"] = df["Subject"].cat.codes.astype(np.int64) + 100  # a numeric grouping factor
+    return df
+
+
+# name -> (formula, data, partition sizes or a count, in-memory keywords, Dask keywords)
+CASES = {
+    # 7 partitions, one empty, each holding only some subjects
+    "sleepstudy": ("Reaction ~ Days + (Days | Subject)", _sleep, [30, 25, 0, 35, 30, 30, 30], {}, {}),
+    "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", lambda: dataset("Penicillin"), 3, {}, {}),
+    "pastes": ("strength ~ 1 + (1 | batch/cask)", lambda: dataset("Pastes"), 4, {}, {}),
+    "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", lambda: dataset("InstEval"), 8, {}, {}),
+    "weights_offset": ("Reaction ~ Days + (Days | Subject)", _sleep, 5,
+                       {"weights": "w", "offset": "off"}, {"weights": "w", "offset": "off"}),
+    "scale_poly": ("Reaction ~ scale(Days) + poly(z, 2) + (1 + scale(Days) | Subject)", _sleep, 6, {}, {}),
+    "categorical": ("Reaction ~ Phase * Half + C(Days // 3) + (1 | Id)", _sleep, 4, {}, {}),
+}
+
+
+def _memory_kwargs(df: pd.DataFrame, kwargs: dict) -> dict:
+    return {k: df[v].to_numpy() for k, v in kwargs.items()}
+
+
+def _dask_frame(name: str):
+    _, data, sizes, _, _ = CASES[name]
+    df = data()
+    return partitioned(df, sizes) if isinstance(sizes, list) else dd.from_pandas(df, npartitions=sizes)
+
+
+@lru_cache(maxsize=None)
+def memory_fit(name: str):
+    formula, data, _, memory_kwargs, _ = CASES[name]
+    df = data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.lmer(formula, df, **_memory_kwargs(df, memory_kwargs))
+
+
+_FITS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def dask_fit(request):
+    """The Dask fit of a case on a scheduler, cached for the module."""
+
+    def fit(name: str, scheduler: str):
+        key = (name, scheduler)
+        if key not in _FITS:
+            client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+            formula, _, _, _, dask_kwargs = CASES[name]
+            with on(scheduler, client), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _FITS[key] = mm.lmer(formula, _dask_frame(name), **dask_kwargs)
+        return _FITS[key]
+
+    return fit
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_dask_fit_equals_memory_fit(name, scheduler, dask_fit):
+    fit = dask_fit(name, scheduler)
+    assert isinstance(fit, mm.LmerResults) and type(fit).__name__ == "DaskLmerResults"
+    assert_same_fit(fit, memory_fit(name))
+
+
+def test_partitions_with_missing_levels_and_an_empty_one_give_lme4s_levels(dask_fit):
+    fit = dask_fit("sleepstudy", "sync")
+    assert fit.ranef()["Subject"].index.tolist() == memory_fit("sleepstudy").ranef()["Subject"].index.tolist()
+    assert _dask_frame("sleepstudy").npartitions == 7
+
+
+def test_two_passes_build_the_model(dask_fit):
+    assert dask_fit("penicillin", "sync").data_passes == 2
+
+
+def test_summary_is_the_in_memory_summary(dask_fit):
+    """Small data: even the residual quantiles are exact, so the whole text is lme4's layout with our numbers."""
+    fit, memory = dask_fit("sleepstudy", "sync"), memory_fit("sleepstudy")
+    with on("sync"):
+        assert str(fit.summary()) == str(memory.summary())
+        assert str(fit.summary(ddf="satterthwaite")) == str(memory.summary(ddf="satterthwaite"))
+
+
+def test_satterthwaite_df_and_f_tests(dask_fit):
+    """Satterthwaite's derivatives come from the blocks and one pass for the residuals: the in-memory df."""
+    fit, memory = dask_fit("categorical", "sync"), memory_fit("categorical")
+    with on("sync"):
+        ours, theirs = fit.coef_table(ddf="satterthwaite"), memory.coef_table(ddf="satterthwaite")
+        assert relative(ours["df"], theirs["df"]) <= 1e-5
+        assert relative(ours["Pr(>|t|)"], theirs["Pr(>|t|)"]) <= 1e-4
+        names = list(memory.fixef.index)
+        L = np.eye(len(names))[[j for j, n in enumerate(names) if n.startswith("C(")]]  # the C(Days // 3) effects
+        f_ours, f_theirs = f_test(fit, L), f_test(memory, L)
+        assert relative(f_ours[["F value", "DenDF"]], f_theirs[["F value", "DenDF"]]) <= 1e-5
+    assert fit.model.data_passes == 3
+    with pytest.raises(mm.NotOnDaskError, match="F tests"):
+        fit.anova()
+
+
+def test_satterthwaite_on_the_cluster(dask_fit, dask_client):
+    fit, memory = dask_fit("weights_offset", "cluster"), memory_fit("weights_offset")
+    with on("cluster", dask_client):
+        assert relative(fit.coef_table(ddf="satterthwaite")["df"], memory.coef_table(ddf="satterthwaite")["df"]) <= 1e-5
+
+
+def test_anova_between_dask_fits(dask_fit):
+    """Likelihood-ratio tests refit by ML from the same blocks (no pass) and check the responses by their sums."""
+    small, big = dask_fit("pastes", "sync"), None
+    formula = "strength ~ 1 + (1 | batch)"
+    with on("sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        big = small
+        small = mm.lmer(formula, dd.from_pandas(dataset("Pastes"), npartitions=3))
+        ours = mm.anova(small, big)
+        theirs = mm.anova(mm.lmer(formula, dataset("Pastes")), memory_fit("pastes"))
+    assert relative(ours["logLik"], theirs["logLik"]) <= 1e-10
+    assert abs(ours["Pr(>Chisq)"].iloc[1] / theirs["Pr(>Chisq)"].iloc[1] - 1) <= 1e-5
+
+
+def test_anova_refuses_fits_of_different_responses(dask_fit):
+    with on("sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = mm.lmer("Days ~ 1 + (1 | Subject)", _dask_frame("sleepstudy"))
+        with pytest.raises(mm.MixedModelsError, match="different response"):
+            mm.anova(dask_fit("sleepstudy", "sync"), other)
+
+
+@pytest.mark.parametrize("ddf", ["kenward-roger", "KR"])
+def test_kenward_roger_is_refused(dask_fit, ddf):
+    fit = dask_fit("sleepstudy", "sync")
+    for call in (lambda: fit.coef_table(ddf=ddf), lambda: fit.summary(ddf=ddf), lambda: fit.anova(ddf=ddf)):
+        with pytest.raises(mm.NotOnDaskError, match="Kenward-Roger"):
+            call()
+
+
+def test_what_needs_the_rows_in_memory_says_so(dask_fit):
+    fit = dask_fit("sleepstudy", "sync")
+    with pytest.raises(mm.NotOnDaskError, match="fitted on Dask"):
+        mm.ranova(fit)
+    with pytest.raises(mm.NotOnDaskError, match="fitted on Dask"):
+        mm.bootstrap(fit, lambda refit: refit.fixef, nsim=2, progress=False)
+    with pytest.raises(mm.NotOnDaskError, match="rows of the data in memory"):
+        np.asarray(fit.model.inputs.y)
+
+
+# --- lazy row-level outputs -------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["weights_offset", "categorical"])
+def test_fitted_and_residuals_are_lazy_and_match(name, dask_fit):
+    fit, memory = dask_fit(name, "sync"), memory_fit(name)
+    fitted = fit.fitted
+    assert type(fitted).__module__.startswith("dask")
+    with on("sync"):
+        computed = fitted.compute()
+        assert computed.index.tolist() == memory.fitted.index.tolist()  # the data's own row labels
+        np.testing.assert_allclose(computed.to_numpy(), memory.fitted.to_numpy(), rtol=1e-7)
+        for kind in ("response", "pearson"):
+            for scaled in (False, True):
+                ours = fit.residuals(kind, scaled=scaled).compute().to_numpy()
+                theirs = memory.residuals(kind, scaled=scaled).to_numpy()
+                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.abs(theirs).max())
+
+
+def test_predictions_for_the_fit_pandas_and_dask_newdata(dask_fit):
+    fit, memory = dask_fit("categorical", "sync"), memory_fit("categorical")
+    new = _sleep().iloc[::7]
+    with on("sync"):
+        for re_form in (None, "~0", "~ (1 | Id)"):
+            np.testing.assert_allclose(fit.predict(re_form=re_form).compute().to_numpy(),
+                                       memory.predict(re_form=re_form).to_numpy(), rtol=1e-7)
+            pandas_new = fit.predict(new, re_form=re_form)
+            assert isinstance(pandas_new, pd.Series) and pandas_new.index.equals(new.index)
+            np.testing.assert_allclose(pandas_new.to_numpy(), memory.predict(new, re_form=re_form).to_numpy(), rtol=1e-7)
+            lazy = fit.predict(dd.from_pandas(new, npartitions=3), re_form=re_form).compute()
+            np.testing.assert_allclose(lazy.to_numpy(), pandas_new.to_numpy(), rtol=1e-12)
+        with pytest.raises(mm.DataError, match="not in the fitted data"):
+            fit.predict(new.assign(Id=1))
+
+
+def test_predictions_read_the_offset_column_of_newdata(dask_fit):
+    fit, memory = dask_fit("weights_offset", "sync"), memory_fit("weights_offset")
+    new = _sleep().iloc[:20]
+    with on("sync"):
+        ours = fit.predict(new)
+    np.testing.assert_allclose(ours.to_numpy(), memory.predict(new, offset=new["off"].to_numpy()).to_numpy(), rtol=1e-7)
+
+
+def test_simulate_is_lazy_reproducible_and_centred_on_the_fit(dask_fit):
+    fit = dask_fit("sleepstudy", "sync")
+    with on("sync"):
+        sims = fit.simulate(nsim=40, seed=3)
+        first, again = sims.compute(), fit.simulate(nsim=40, seed=3).compute()
+        conditional = fit.simulate(nsim=200, seed=4, use_re=True).compute()
+        fitted = fit.fitted.compute()
+    assert list(first.columns) == [f"sim_{i}" for i in range(1, 41)] and first.index.equals(fitted.index)
+    pd.testing.assert_frame_equal(first, again)
+    # with the modes fixed only the residual noise varies: 200 draws put the mean within 4 sigma / sqrt(200) of fitted
+    assert np.all(np.abs(conditional.mean(axis=1) - fitted) <= 4 * fit.sigma / np.sqrt(200))
+
+
+def test_fits_on_the_cluster_give_lazy_outputs_there(dask_fit, dask_client):
+    fit, memory = dask_fit("sleepstudy", "cluster"), memory_fit("sleepstudy")
+    with on("cluster", dask_client):
+        np.testing.assert_allclose(fit.fitted.compute().to_numpy(), memory.fitted.to_numpy(), rtol=1e-7)
+
+
+# --- data sources -------------------------------------------------------------------------
+def test_a_parquet_glob_is_read_with_dask(tmp_path):
+    df = dataset("sleepstudy")
+    with on("sync"):
+        dd.from_pandas(df, npartitions=3).to_parquet(tmp_path / "sleep")
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", str(tmp_path / "sleep" / "*.parquet"))
+    assert_same_fit(fit, mm.lmer("Reaction ~ Days + (Days | Subject)", df))
+
+
+def test_a_path_without_parquet_data_is_a_data_error(tmp_path):
+    with pytest.raises(mm.DataError, match="no Parquet data"):
+        mm.lmer("y ~ x + (1 | g)", str(tmp_path / "nothing" / "*.parquet"))
+
+
+def test_weights_must_be_a_column_on_dask():
+    with on("sync"), pytest.raises(mm.DataError, match="name of a column"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", _dask_frame("sleepstudy"), weights=np.ones(180))
+
+
+def test_weights_as_a_dask_series_lined_up_with_the_data():
+    df = _sleep()
+    ddf = dd.from_pandas(df, npartitions=4)
+    with on("sync"):
+        fit = mm.lmer("Reaction ~ Days + (Days | Subject)", ddf[["Reaction", "Days", "Subject"]], weights=ddf["w"])
+    assert_same_fit(fit, mm.lmer("Reaction ~ Days + (Days | Subject)", df, weights=df["w"].to_numpy()))
+
+
+def test_import_mixedmodels_does_not_import_dask():
+    code = ("import sys, mixedmodels as mm; mm.lmer; mm.glmer; import mixedmodels.dask; "
+            "print(any(m == 'dask' or m.startswith('dask.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
