@@ -53,6 +53,7 @@ _LAZY = {
     "bayes": "mixedmodels.bayes",
     "priors": "mixedmodels.priors",
     "explore": "mixedmodels.explore",
+    "dask": "mixedmodels.dask",
 }
 
 __all__ = [
@@ -72,7 +73,7 @@ __all__ = [
 
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
-_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore"}
+_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore", "dask"}
 
 
 def __getattr__(name: str) -> Any:
