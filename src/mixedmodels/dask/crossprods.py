@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from ..linalg import BlockedCrossProducts
 from .encode import EncodedPartition, encode_partition
+from .kernels import per_level_sums
 from .plan import EncodingPlan
 
 __all__ = ["PartialBlocks", "DesignFacts", "Pass2", "partial_blocks", "pass2_partition", "response_row",
@@ -119,10 +120,11 @@ def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nle
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     rest = [(r, z, int(o)) for r, z, o in zip(refs[1:], zs[1:], offsets)]
     if _dense(m_re + c, q1 * k1):
-        a11 = _level_blocks(refs[0], zs[0], q1)
+        blocks, z1_xy = per_level_sums(refs[0], zs[0], xy, q1)
+        a11 = blocks.reshape(q1, k1 * k1)
         a21 = np.empty((m_re + c, q1 * k1))
         a21[:m_re] = _pair_sums(rest, [(refs[0], zs[0], 0)], m_re, q1 * k1) if m_re else 0.0
-        a21[m_re:] = _column_sums(refs[0], zs[0], q1, xy).T
+        a21[m_re:] = z1_xy.transpose(2, 0, 1).reshape(c, q1 * k1)
     else:
         a11, a21 = _sparse_first(refs[0], zs[0], q1, rest, m_re, xy)
     if m_re:
@@ -151,16 +153,6 @@ def _pair_sums(left: list, right: list, nrows: int, ncols: int) -> np.ndarray:
     return out.reshape(nrows, ncols)
 
 
-def _level_blocks(refs: np.ndarray, z: np.ndarray, nlevels: int) -> np.ndarray:
-    """Per-level ``z'z`` of a term, dense (levels, k * k)."""
-    k = z.shape[1]
-    blocks = np.empty((nlevels, k, k))
-    for a in range(k):
-        for b in range(a + 1):
-            blocks[:, a, b] = blocks[:, b, a] = np.bincount(refs, weights=z[:, a] * z[:, b], minlength=nlevels)
-    return blocks.reshape(nlevels, k * k)
-
-
 def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, xy: np.ndarray) -> np.ndarray:
     """``Z' xy`` of one term, dense (levels * k, c)."""
     k, c = z.shape[1], xy.shape[1]
@@ -177,17 +169,20 @@ def _sparse_first(refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: 
     n, c = xy.shape
     k1 = z1.shape[1]
     present, local = _present_levels(refs1, q1)
-    z1_local = _term_matrix(local, z1, present.size * k1)
+    blocks, z1_xy = per_level_sums(local, z1, xy, present.size)
+    indptr = np.zeros(q1 + 1, dtype=np.int64)
+    indptr[present + 1] = k1 * k1
+    a11 = sp.csr_array((blocks.reshape(-1), np.tile(np.arange(k1 * k1), present.size), np.cumsum(indptr)),
+                       shape=(q1, k1 * k1))
     global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
-    a11 = _first_blocks(local, z1, present, q1)
-    xy_z1 = np.asarray(z1_local.T @ xy)  # (P k1, c)
     if m_re:
+        z1_local = _term_matrix(local, z1, present.size * k1)
         re_z1 = sp.coo_array(_rest_matrix(rest, n, m_re).T @ z1_local)
     else:
         re_z1 = sp.coo_array((0, present.size * k1))
     rows = np.concatenate([re_z1.row, np.repeat(m_re + np.arange(c), present.size * k1)])
     cols = np.concatenate([global_columns[re_z1.col], np.tile(global_columns, c)])
-    vals = np.concatenate([re_z1.data, xy_z1.T.ravel()])
+    vals = np.concatenate([re_z1.data, z1_xy.transpose(2, 0, 1).ravel()])
     a21 = sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(m_re + c, q1 * k1)))
     return a11, a21
 
@@ -208,19 +203,6 @@ def _present_levels(refs: np.ndarray, nlevels: int) -> tuple[np.ndarray, np.ndar
     position = np.zeros(nlevels, dtype=np.int64)
     position[present] = np.arange(present.size)
     return present, position[refs]
-
-
-def _first_blocks(local: np.ndarray, z: np.ndarray, present: np.ndarray, nlevels: int) -> sp.csr_array:
-    """Per-level ``z'z`` of the big term, as rows of a sparse (q1, k1^2) matrix (only levels present)."""
-    k = z.shape[1]
-    blocks = np.empty((present.size, k, k))
-    for a in range(k):
-        for b in range(a + 1):
-            blocks[:, a, b] = blocks[:, b, a] = np.bincount(local, weights=z[:, a] * z[:, b], minlength=present.size)
-    indptr = np.zeros(nlevels + 1, dtype=np.int64)
-    indptr[present + 1] = k * k
-    return sp.csr_array((blocks.reshape(-1), np.tile(np.arange(k * k), present.size), np.cumsum(indptr)),
-                        shape=(nlevels, k * k))
 
 
 def zero_blocks(nlevels: tuple[int, ...], ncols: tuple[int, ...], c: int) -> PartialBlocks:
@@ -256,19 +238,27 @@ class DesignFacts:
 
     @classmethod
     def of(cls, part: EncodedPartition) -> "DesignFacts":
-        x, n = part.x, part.nobs
-        bad = ~np.isfinite(x)
-        clean = np.where(bad, 0.0, x)
-        mean = clean.mean(axis=0) if n else np.zeros(x.shape[1])
-        m2 = ((clean - mean) ** 2).sum(axis=0)
-        r = np.linalg.qr(clean, mode="r") if n else np.zeros((0, x.shape[1]))
+        n, p = part.x.shape
         y = part.y
         response = y[:, 0] if y.ndim == 2 else y
-        totals = y.sum(axis=1) if y.ndim == 2 else y * y
+        second = y.sum(axis=1) if y.ndim == 2 else y * y
         offset_bad = 0 if part.offset is None else int((~np.isfinite(part.offset)).sum())
-        return cls(n, r, mean, m2, np.all((x == 0) | (x == 1), axis=0), bad.sum(axis=0), int(bad.any(axis=1).sum()),
-                   offset_bad, float(response.min()) if n else np.inf, float(response.max()) if n else -np.inf,
-                   np.array([response.sum(), totals.sum()]))
+        y_facts = (float(response.min()) if n else np.inf, float(response.max()) if n else -np.inf,
+                   np.array([response.sum(), second.sum()]))
+        if n == 0:
+            zeros = np.zeros(p)
+            return cls(0, np.zeros((0, p)), zeros, zeros, np.ones(p, dtype=bool), zeros, 0, offset_bad, *y_facts)
+        x = np.asfortranarray(part.x)  # contiguous columns
+        if np.isfinite(x).all():
+            nonfinite, bad_rows = np.zeros(p), 0
+        else:
+            bad = ~np.isfinite(x)
+            nonfinite, bad_rows = bad.sum(axis=0), int(bad.any(axis=1).sum())
+            x = np.asfortranarray(np.where(bad, 0.0, x))
+        mean = x.sum(axis=0) / n
+        m2 = np.array([float(np.sum((x[:, j] - mean[j]) ** 2)) for j in range(p)])
+        binary = np.array([_zero_one(x[:, j]) for j in range(p)], dtype=bool)
+        return cls(n, np.linalg.qr(x, mode="r"), mean, m2, binary, nonfinite, bad_rows, offset_bad, *y_facts)
 
     def combine(self, other: "DesignFacts") -> "DesignFacts":
         if other.n == 0:
@@ -291,6 +281,14 @@ class DesignFacts:
         return np.sqrt(self.m2 / max(self.n - 1, 1))
 
 
+def _zero_one(column: np.ndarray) -> bool:
+    """Whether every value is 0 or 1 (lme4's scale check skips such columns)."""
+    low, high = column.min(), column.max()
+    if low < 0 or high > 1:
+        return False
+    return bool(low == high or np.all((column == 0) | (column == 1)))
+
+
 @dataclass(frozen=True, eq=False)
 class Pass2:
     """Pass 2's result for some rows: the blocks and the facts about X and y."""
@@ -305,7 +303,9 @@ class Pass2:
 def weighted_columns(part: EncodedPartition) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Each term's z and ``[X, y - offset]``, rows multiplied by sqrt(weights)."""
     y = part.response()
-    xy = np.column_stack([part.x, y[:, 0] if y.ndim == 2 else y])
+    xy = np.empty((part.nobs, part.x.shape[1] + 1))
+    xy[:, :-1] = part.x
+    xy[:, -1] = y[:, 0] if y.ndim == 2 else y
     if part.weights is None:
         return part.zs, xy
     root = np.sqrt(part.weights)

@@ -71,7 +71,8 @@ def encode_partition(part: pd.DataFrame, plan: EncodingPlan) -> EncodedPartition
     weights = kept[plan.weights].to_numpy(dtype=float) if plan.weights is not None else None
     y = build_response(plan.parsed.response, kept)
     refs = tuple(term.refs(kept) for term in plan.terms)
-    zs = tuple(np.ascontiguousarray(_matrix(term.design, term.simple, kept)) for term in plan.terms)
+    zs = tuple(x if term.simple is not None and term.simple == plan.fixed_simple  # z = X: the same columns
+               else np.ascontiguousarray(_matrix(term.design, term.simple, kept)) for term in plan.terms)
     return EncodedPartition(kept.index, x, y, weights, offset, refs, zs)
 
 

@@ -11,10 +11,9 @@ arrays are :class:`~.placeholders.RowsOnWorkers`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from ..design.checks import check_column_scales, independent_columns, keep_columns
 from ..design.fixed import DesignMatrix
@@ -149,6 +148,3 @@ def _term(plan, n: int) -> RandomEffectsTerm:
         expr=plan.term.expr,
     )
 
-
-def source_for(data: Any, weights: Any, offset: Any) -> DataSource:
-    return DataSource.make(data, weights, offset)

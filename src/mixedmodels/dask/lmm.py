@@ -20,8 +20,8 @@ where every term is small near ``s0``, so no large ``y'y`` cancels.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field, fields
+import time
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import DataError, ModelSpecError
 from ..lmm import LinearMixedModel
 from ..optim import OptimizerSettings
-from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, response_row, weighted_columns
+from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, response_row
 from .encode import encode_partition
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model
 from .reduction import map_reduce
@@ -53,15 +53,18 @@ class DaskLinearMixedModel(LinearMixedModel):
     def from_dask(cls, formula: str, data: Any, *, REML: bool = True, weights: Any = None, offset: Any = None,
                   contrasts: Mapping[str, str] | None = None) -> "DaskLinearMixedModel":
         """Build the model from a dask DataFrame (or Parquet path) in two passes (see :func:`lmer`)."""
+        started = time.perf_counter()
         parsed = parse_with_response(formula)
         source = DataSource.make(data, weights, offset)
         plan, summary = plan_model(parsed, source, contrasts)
+        pass1 = time.perf_counter()
         if plan.response_ndim != 1:
             raise DataError(
                 f"the response {parsed.response!r} must be a single numeric column for lmer; "
                 "cbind() responses are for binomial glmer"
             )
         total: Pass2 = map_reduce(source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2)
+        pass2 = time.perf_counter()
         keep, design, dropped = check_design(plan, total.facts)
         if total.facts.y_min == total.facts.y_max:
             raise DataError(f"the response {parsed.response!r} is constant; there is no variation to model")
@@ -70,7 +73,13 @@ class DaskLinearMixedModel(LinearMixedModel):
             raise ModelSpecError(f"{inputs.nobs} observations cannot estimate {len(keep)} fixed effects and a residual variance")
         nlevels = tuple(t.nlevels for t in plan.terms)
         crossprods = assemble(total.blocks, keep, nlevels, tuple(t.ncols for t in plan.terms))
-        return cls(inputs, crossprods, bool(REML))
+        seconds = {"pass 1": pass1 - started, "pass 2": pass2 - pass1, "blocks": time.perf_counter() - pass2}
+        return cls(inputs, crossprods, bool(REML), {"seconds": seconds})
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Wall-clock seconds of pass 1, pass 2 and the assembly of the summed blocks."""
+        return dict(self._cache.get("seconds", {}))
 
     @property
     def data_passes(self) -> int:

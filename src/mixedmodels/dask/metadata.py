@@ -189,7 +189,7 @@ def summarize_partition(part: pd.DataFrame, spec: SummarySpec) -> PartSummary:
         missing={name: int(mask.sum()) for name, mask in missing_by_column.items()},
         category_counts={name: _category_counts(kept[name], categories)
                          for name, categories in spec.level_columns.items() if categories is not None},
-        distinct={name: np.asarray(pd.unique(kept[name]))
+        distinct={name: _distinct_values(kept[name])
                   for name, categories in spec.level_columns.items() if categories is None},
         combos={cols: _distinct(kept.loc[:, list(cols)].reset_index(drop=True)) for cols in spec.combos},
         samples={name: _partition_sample(kept[name].to_numpy()) for name in spec.numeric},
@@ -206,6 +206,16 @@ def _missing(column: pd.Series) -> np.ndarray:
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return np.isnan(column.to_numpy())
     return np.asarray(column.isna(), dtype=bool)
+
+
+def _distinct_values(column: pd.Series) -> np.ndarray:
+    """The distinct values of a column (integers in a short range by counting, the rest by hashing)."""
+    values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+    if values is not None and values.dtype.kind in "iu" and values.size:
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 4 * values.size:
+            return (np.flatnonzero(np.bincount(values - low, minlength=high - low + 1)) + low).astype(values.dtype)
+    return np.asarray(pd.unique(column))
 
 
 def _category_counts(column: pd.Series, categories: tuple) -> np.ndarray:
