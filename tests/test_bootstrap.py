@@ -28,6 +28,8 @@ from conftest import as_list, dataset, fitted_lmer, reference
 from mixedmodels.inference.bootstrap import BootstrapResult, _replace_last_row, bootstrap, refit
 from mixedmodels.lmm import LinearMixedModel
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 NSIM = 200
 
 

@@ -12,6 +12,8 @@ import pytest
 import mixedmodels as mm
 from conftest import dataset
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 

@@ -20,6 +20,8 @@ import mixedmodels as mm
 from conftest import as_list, dataset, reference
 from mixedmodels.inference.compare import REFIT_MESSAGE, anova, ranova
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 INTERCEPT = "Reaction ~ Days + (1 | Subject)"
 
@@ -90,7 +92,7 @@ def test_lmertest_anova_lm_vs_lmer():
     pooled = mm.lm("Reaction ~ Days", _sleepstudy())
     with pytest.warns(mm.MixedModelsWarning, match=REFIT_MESSAGE.replace("(", r"\(").replace(")", r"\)")):
         table = anova(fit(SLOPE), pooled)
-    assert list(table.index) == ["Reaction ~ Days", SLOPE]
+    assert list(table.index) == ["pooled", "Model 1"]  # a name where the caller has one, else the position
     _compare_table(table, ref)
 
 
@@ -120,7 +122,7 @@ def test_ml_fits_are_not_refitted():
 def test_glm_against_glmer():
     pooled, _, full = cbpp_fits()
     table, ref = anova(full, pooled), reference("compare_anova")["glm_vs_glmer"]
-    assert list(table.index) == ["cbind(incidence, size - incidence) ~ period", full.formula]
+    assert list(table.index) == ["pooled", "full"]
     _compare_table(table, ref, rtol=1e-5, chisq_atol=2e-3)
     _glmm_loglik_at_least_lme4s(table, ref)
 

@@ -5,6 +5,8 @@ import pytest
 
 from mixedmodels.convergence import check_convergence, finite_difference_derivatives
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 
 def test_derivatives_of_a_quadratic():
     a = np.array([[3.0, 1.0], [1.0, 2.0]])

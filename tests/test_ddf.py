@@ -35,6 +35,8 @@ from mixedmodels.inference.ddf import (
 from mixedmodels.inference.kenward_roger import compute_kenward_roger
 from mixedmodels.inference.printing import format_pval
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 SHARED = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
     "sleepstudy_intercept": ("Reaction ~ Days + (1 | Subject)", "sleepstudy"),

@@ -246,7 +246,8 @@ def test_contrasts_in_formula_and_unknown_contrasts(small: pd.DataFrame) -> None
     assert build_design("C(f, 'helmert')", small).column_names[1:] == ("C(f, 'helmert')1", "C(f, 'helmert')2")
     with pytest.raises(ModelSpecError, match="unknown contrasts 'summ'"):
         build_design("f", small, contrasts={"f": "summ"})
-    # contrasts for variables that are not in the formula are ignored, as in R
+    # contrasts for variables that are not in this part of the formula are ignored (the model
+    # functions warn when no part uses them: tests/test_lmm.py)
     assert build_design("x", small, contrasts={"f": "sum"}).column_names == ("(Intercept)", "x")
 
 
@@ -286,6 +287,80 @@ def test_input_frame_is_not_modified(small: pd.DataFrame) -> None:
     before = small.copy()
     build_design("x + flag + s + f + scale(z)", small)
     pd.testing.assert_frame_equal(small, before)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint32", "int64", "Int32"])
+def test_integer_columns_are_doubles_inside_formula_code(dtype) -> None:
+    """``I(x**2)`` on an int32 column wrapped around silently; R computes in doubles (issue 22, item 3).
+
+    Values are chosen so that x**3 overflows every integer type listed (and x**2 all but int64):
+    the matrix must equal the float64 computation to rounding (rtol 1e-15, float64's).
+    """
+    info = np.iinfo(dtype.lower())
+    x = np.linspace(1, min(info.max, 3_000_000), 6).astype(np.float64).round()
+    data = pd.DataFrame({"x": pd.array(x.astype(np.int64), dtype=dtype), "y": np.arange(6.0), "k": [1, 2, 3] * 2})
+    data["k"] = data["k"].astype(dtype)
+    before = data.copy()
+    design = build_design("I(x**3) + I(x*x) + np.log(x) + x:k + C(k)", data)
+    assert design.column_names == ("(Intercept)", "I(x**3)", "I(x*x)", "np.log(x)", "C(k)2", "C(k)3", "x:k")
+    k = data["k"].to_numpy(dtype=np.float64)
+    expected = np.column_stack([x**3, x * x, np.log(x), k == 2, k == 3, x * k])
+    np.testing.assert_allclose(design.matrix[:, 1:], expected, rtol=1e-15)
+    np.testing.assert_allclose(design.for_newdata(data.iloc[::-1]), design.matrix[::-1], rtol=1e-15)
+    np.testing.assert_allclose(build_response("I(x**3)", data), x**3, rtol=1e-15)
+    np.testing.assert_allclose(build_design("offset(x*x*x)", data).offset, x**3, rtol=1e-15)
+    pd.testing.assert_frame_equal(data, before)  # the caller's integer columns stay integers
+
+
+def test_backticked_numeric_names_are_columns_not_literals() -> None:
+    """A column named ``1`` written `` `1` `` is that column, never the intercept (issue 22, item 6).
+
+    Expected names and values are R's: ``coef(lm(y ~ `1`, d))`` is (Intercept) 2.1, `1` 0.3, and
+    ``model.matrix(~ x:`1`)`` has columns (Intercept) and x:`1`.
+    """
+    data = pd.DataFrame({"y": [1.0, 3, 2, 5, 4], "1": [2.0, 1, 4, 3, 5], "x": [1.0, 2, 3, 4, 5], "0": [1.0, 0, 2, 0, 1]})
+    one = data["1"].to_numpy()
+    cases = {
+        "`1`": (("(Intercept)", "`1`"), [np.ones(5), one]),
+        "0 + `1`": (("`1`",), [one]),
+        "x:`1`": (("(Intercept)", "x:`1`"), [np.ones(5), data["x"] * one]),
+        "I(`1`**2) + `0`": (("(Intercept)", "I(`1`**2)", "`0`"), [np.ones(5), one**2, data["0"]]),
+    }
+    for rhs, (names, columns) in cases.items():
+        design = build_design(rhs, data)
+        assert design.column_names == names, rhs
+        np.testing.assert_array_equal(design.matrix, np.column_stack(columns), err_msg=rhs)
+        np.testing.assert_array_equal(design.for_newdata(data.iloc[[4, 0]]), design.matrix[[4, 0]], err_msg=rhs)
+    np.testing.assert_array_equal(build_response("`1`", data), one)
+    np.testing.assert_allclose(mm.lm("y ~ `1`", data).fixef.to_numpy(), [2.1, 0.3], rtol=1e-12)
+    assert list(data.columns) == ["y", "1", "x", "0"]  # no alias column leaks into the caller's frame
+
+
+def test_factor_mixing_numbers_and_strings_is_read_as_text() -> None:
+    """An object column with 1 and "1" was coded as six nonsense levels (h2, h3, h0, ...) silently:
+    values are R's text labels, so it is the factor of the all-text column (issue 22, item 7)."""
+    mixed = pd.Series([0, "1", 2, "0", 1, "2"], dtype=object)
+    text = pd.Series(["0", "1", "2", "0", "1", "2"], dtype=object)
+    for rhs in ("h", "C(h, contr.sum)"):
+        design, expected = build_design(rhs, pd.DataFrame({"h": mixed})), build_design(rhs, pd.DataFrame({"h": text}))
+        assert design.column_names == expected.column_names
+        np.testing.assert_array_equal(design.matrix, expected.matrix)
+    assert build_design("h", pd.DataFrame({"h": mixed})).column_names == ("(Intercept)", "h1", "h2")
+    np.testing.assert_array_equal(build_response("h", pd.DataFrame({"h": pd.Series([0, "1", 1, "0"], dtype=object)})),
+                                  [0.0, 1.0, 1.0, 0.0])
+
+
+def test_complex_columns_are_refused_by_name(small: pd.DataFrame) -> None:
+    """Converting complex values to float drops the imaginary part (numpy only warns): refuse instead."""
+    data = small.assign(c=small["x"] + 1j, y=small["x"] * 2)
+    for call in (lambda: build_design("c", data), lambda: build_design("I(c*2) + x", data),
+                 lambda: build_response("c", data), lambda: build_design("x", small).for_newdata(data.assign(x=data["c"]))):
+        with pytest.raises(DataError, match="column '(c|x)' has complex values"):
+            call()
+    with pytest.raises(DataError, match="column 'c' has complex values"):
+        mm.lm("y ~ c", data)
+    with pytest.raises(DataError, match="column 'c' has complex values"):
+        mm.lm("c ~ x", data)
 
 
 # --- new data ---------------------------------------------------------------

@@ -26,6 +26,8 @@ from mixedmodels.inference.ftests import (
 )
 from mixedmodels.inference.ddf import coef_table
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
 
 # reference file, key prefix, formula, contrasts

@@ -34,6 +34,8 @@ from mixedmodels.glmm import GeneralizedLinearMixedModel, gauss_hermite
 from mixedmodels.glmm_fit import fd_hessian
 from conftest import as_list, dataset, reference
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 GLMM_DIR = Path(__file__).parent / "reference" / "glmm"
 REL = 0.01
 VERBAGG = "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)"
@@ -278,6 +280,61 @@ def test_offset_in_formula_or_argument_matches_lme4():
     np.testing.assert_allclose(in_formula.linear_predictor.to_numpy()[:10], tight["default"]["linpred_head"], atol=0.01)
 
 
+def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused():
+    """glmer(offset=) with a NaN raised numpy's ValueError; lme4 drops the row (issue 22, item 5)."""
+    data = dataset("cbpp").copy()
+    offset = np.log(data["size"].to_numpy(dtype=float))
+    offset[[0, 9]] = np.nan
+    fit = mm.glmer("incidence ~ period + (1 | herd)", data, family="poisson", offset=offset)
+    kept = np.isfinite(offset)
+    without = mm.glmer("incidence ~ period + (1 | herd)", data[kept], family="poisson", offset=offset[kept])
+    assert fit.nobs == 54 and fit.model.inputs.n_dropped == 2
+    assert fit.loglik == pytest.approx(without.loglik, rel=1e-10)
+    np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-6)
+    offset[0] = -np.inf
+    with pytest.raises(DataError, match=r"offset= has 1 infinite value"):
+        mm.glmer("incidence ~ period + (1 | herd)", data, family="poisson", offset=offset)
+
+
+EDGE = json.loads((Path(__file__).parent / "reference" / "glmer_edge_cases.json").read_text())
+
+
+@pytest.mark.parametrize("name, formula, family, nagq", [
+    ("no_fixef_binomial", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 1),
+    ("no_fixef_binomial_agq9", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 9),
+    ("no_fixef_poisson", "incidence ~ 0 + (1 | herd)", "poisson", 1),
+])
+def test_models_without_fixed_effects_match_lme4(name, formula, family, nagq):
+    """They crashed on a reshape of the empty X block (issue 22, item 7).  References: lme4 at tight
+    tolerances (make_glmer_edge_cases.R); the usual criteria: logLik not below lme4's by more than
+    1e-6 relative, theta within 1 %, fitted values and modes within 1e-3."""
+    ref = EDGE[name]
+    fit = mm.glmer(formula, dataset("cbpp"), family=family, nAGQ=nagq)
+    assert fit.fixef.empty and fit.vcov.shape == (0, 0) and fit.coef_table().empty
+    assert fit.loglik >= ref["default_logLik"] - 1e-6 * abs(ref["default_logLik"])
+    assert fit.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=REL)
+    assert (fit.nobs, fit.df_resid) == (ref["nobs"], ref["df_residual"])
+    assert fit.aic == pytest.approx(ref["AIC"], rel=1e-6) and fit.bic == pytest.approx(ref["BIC"], rel=1e-6)
+    np.testing.assert_allclose(fit.fitted, ref["fitted"], rtol=1e-3)
+    np.testing.assert_allclose(fit.ranef()["herd"].iloc[:, 0], ref["ranef"], atol=1e-3)
+    text = str(fit.summary())
+    assert "Fixed effects" not in text and "Number of obs: 56, groups:  herd, 15" in text
+
+
+@pytest.mark.parametrize("column, family", [("zero", "poisson"), ("three", "poisson"), ("none", "binomial")])
+def test_constant_responses_are_refused_as_lme4_does(column, family):
+    """An all-zero Poisson response crashed in PIRLS ("array must not contain infs or NaNs");
+    lme4 says "Response is constant" for each of these (the reference records its messages)."""
+    assert set(EDGE["constant_response"].values()) == {"Response is constant"}
+    sleep = dataset("sleepstudy").assign(zero=0, three=3)
+    data = sleep if family == "poisson" else dataset("cbpp").assign(none=0)
+    formula = f"{column} ~ Days + (1 | Subject)" if family == "poisson" else "cbind(none, size) ~ period + (1 | herd)"
+    name = column if family == "poisson" else "cbind(none, size)"
+    with pytest.raises(DataError, match=rf"the response '{re.escape(name)}' is constant"):
+        mm.glmer(formula, data, family=family)
+
+
 @pytest.mark.parametrize(
     "formula, family, column, message",
     [
@@ -437,8 +494,11 @@ def test_results_contract():
 
 
 def test_singular_fit_is_flagged():
-    """No between-group variation at all: theta goes to the boundary."""
-    rows = [(g, 5.0, 5.0) for g in range(12)]
+    """Less between-group variation than binomial noise: theta goes to the boundary (lme4 too:
+    theta 0, isSingular TRUE, on these data; a constant response, which this test once used,
+    is refused by lme4 and by glmer: test_constant_responses_are_refused_as_lme4_does)."""
+    successes = [5.0, 6, 4, 7, 5, 6, 5, 6, 4, 7, 5, 6]
+    rows = [(g, s, 10.0 - s) for g, s in enumerate(successes)]
     data = pd.DataFrame(rows, columns=["g", "s", "f"]).assign(g=lambda d: d["g"].astype(str), x=np.tile([0.0, 1.0], 6))
     with pytest.warns(SingularFitWarning):
         fit = mm.glmer("cbind(s, f) ~ x + (1 | g)", data, family="binomial")

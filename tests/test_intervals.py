@@ -28,6 +28,8 @@ from mixedmodels.errors import MixedModelsError
 from mixedmodels.inference.intervals import confint, percentile_interval
 from mixedmodels.inference.profile import parameter_names, profile
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
 

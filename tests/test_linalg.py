@@ -11,6 +11,8 @@ from mixedmodels.design.covariance import theta_to_lambda
 from mixedmodels.linalg import BlockedCrossProducts
 from mixedmodels.linalg.condvar import conditional_variances
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 
 def _problem(seed=1, n=300, scalar_first=False):
     """Three crossed terms; the big first one has a random slope unless ``scalar_first``."""

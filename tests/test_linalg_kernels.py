@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from mixedmodels.linalg import _kernels
 from mixedmodels.linalg.rank_update import ScalarRankUpdate, VectorRankUpdate, tile_bounds
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 
 def _level_slabs(seed: int, nlevels: int, k: int, m: int):
     """Random per-level slabs on random sorted row sets, and the same as a dense m x (nlevels*k) A21."""

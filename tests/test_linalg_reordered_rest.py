@@ -12,6 +12,8 @@ import mixedmodels.linalg.reordered_rest as reordered_rest  # noqa: E402
 from mixedmodels.linalg import BlockedCrossProducts  # noqa: E402
 from mixedmodels.linalg.rank_update import VectorRankUpdate  # noqa: E402
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 
 def _crossed(seed=3, n=2000, rest_k=1):
     """Students x lecturers x departments, all scalar (like InstEval) unless ``rest_k`` is 2."""

@@ -14,6 +14,8 @@ from mixedmodels.linalg.supernodal import (  # noqa: E402
     minimum_degree_order,
 )
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 
 def _random_pattern(m, density, seed, blocks=1):
     """A symmetric pattern: random entries inside ``blocks`` diagonal blocks, a few links between them."""

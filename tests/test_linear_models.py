@@ -18,6 +18,8 @@ import mixedmodels as mm
 from conftest import dataset, reference
 from mixedmodels.linear_models import LmResults, glm, lm
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 RTOL = 1e-8
 
 
@@ -134,6 +136,22 @@ def test_lm_drops_rows_with_missing_values():
     fit = lm("Reaction ~ Days", data)
     assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
     assert "(2 observations deleted due to missingness)" in str(fit.summary())
+
+
+def test_lm_and_glm_drop_rows_with_missing_offsets_and_refuse_infinite_ones():
+    """R's lm(offset = o) drops a row whose offset is NA and stops on Inf (issue 22, item 5)."""
+    data = _sleepstudy()
+    offset = 0.1 * data["Days"].to_numpy()
+    offset[[2, 40]] = np.nan
+    kept = np.isfinite(offset)
+    for fitter in (lambda d, o: lm("Reaction ~ Days", d, offset=o),
+                   lambda d, o: glm("Reaction ~ Days", d, family=mm.families.Gamma(link="log"), offset=o)):
+        fit, without = fitter(data, offset), fitter(data[kept], offset[kept])
+        assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
+        np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-10)
+        assert fit.loglik == pytest.approx(without.loglik, rel=1e-12)
+        with pytest.raises(mm.DataError, match="offset= has 1 infinite value"):
+            fitter(data, np.where(np.arange(len(data)) == 5, np.inf, 0.0))
 
 
 # --- glm ----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import pytest
 import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 LMM_CASES = {
     "sleepstudy_slope_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
     "sleepstudy_slope_ml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", False),
@@ -195,6 +197,30 @@ def test_weights_of_wrong_length_are_rejected(sleepstudy):
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, weights=[1, 2, 3])
 
 
+def test_contrasts_for_a_variable_not_in_the_formula_warn(sleepstudy):
+    """R's model.matrix warns "variable 'foo' is absent, its contrast will be ignored" (issue 22, item 6)."""
+    data = sleepstudy.assign(Phase=np.where(sleepstudy["Days"] < 5, "early", "late"))
+    for fit in (lambda c: mm.lmer("Reaction ~ Days + (1 | Subject)", data, contrasts=c),
+                lambda c: mm.lm("Reaction ~ Days", data, contrasts=c),
+                lambda c: mm.glmer("Reaction ~ Days + (1 | Subject)", data, family=mm.families.Gamma(link="log"),
+                                   contrasts=c)):
+        with pytest.warns(mm.MixedModelsWarning, match="variable 'Phaze', which is not in the formula"):
+            fit({"Phaze": "sum"})
+    with warnings.catch_warnings(record=True) as caught:  # a variable used anywhere in the formula is in it
+        warnings.simplefilter("always")
+        mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Phase | Subject)", data, contrasts={"Phase": "sum"})
+        mm.lm("Reaction ~ Phase", data, contrasts={"Phase": "sum"})
+    assert not [w for w in caught if "not in the formula" in str(w.message)]
+    with pytest.raises(mm.ModelSpecError, match="contrasts must be a dict"):
+        mm.lm("Reaction ~ Phase", data, contrasts="sum")
+
+
+def test_complex_predictors_are_refused(sleepstudy):
+    data = sleepstudy.assign(z=sleepstudy["Days"] * (1 + 1j))
+    with pytest.raises(mm.DataError, match="column 'z' has complex values"):
+        mm.lmer("Reaction ~ z + (1 | Subject)", data)
+
+
 def test_offset_argument_equals_offset_term(sleepstudy):
     via_term = _case("sleepstudy_offset")[0]
     with warnings.catch_warnings():
@@ -202,6 +228,36 @@ def test_offset_argument_equals_offset_term(sleepstudy):
         via_argument = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, offset=2 * sleepstudy["Days"].to_numpy())
     np.testing.assert_allclose(via_argument.beta, via_term.beta, rtol=1e-6)
     assert via_argument.objective == pytest.approx(via_term.objective, rel=1e-9)
+
+
+def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused(sleepstudy):
+    """As lme4 (lmer(..., offset = o) with o[4] = NA has nobs 179) and as offset(o) in the formula (issue 22, item 5).
+
+    The fit must be the fit without those rows: same criterion to 1e-9 relative (the same
+    optimization on the same numbers), same estimates.
+    """
+    formula = "Reaction ~ Days + (Days | Subject)"
+    data = sleepstudy.assign(o=0.5 * sleepstudy["Days"])
+    data.loc[[3, 100], "o"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_argument = mm.lmer(formula, data, offset=data["o"].to_numpy())
+        in_formula = mm.lmer("Reaction ~ Days + offset(o) + (Days | Subject)", data)
+        without = mm.lmer(formula, data.drop(index=[3, 100]), offset=data["o"].drop(index=[3, 100]).to_numpy())
+    for fit in (by_argument, in_formula):
+        assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
+        assert fit.objective == pytest.approx(without.objective, rel=1e-9)
+        np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-6)
+        pd.testing.assert_index_equal(fit.fitted.index, without.fitted.index)
+    assert "(2 observations deleted due to missingness)" in str(by_argument.summary())
+    infinite = data["o"].fillna(0.0).to_numpy(copy=True)
+    infinite[7] = np.inf
+    with pytest.raises(mm.DataError, match=r"offset= has 1 infinite value\(s\) \(rows 7\)"):
+        mm.lmer(formula, data, offset=infinite)
+    with pytest.raises(mm.DataError, match="offset= is missing"):
+        mm.lmer(formula, data, offset=np.full(len(data), np.nan))
+    with pytest.raises(mm.DataError, match="offset must be numbers"):
+        mm.lmer(formula, data, offset="o")
 
 
 def test_results_reuse_the_optimizers_best_factorization(sleep_fit):

@@ -11,6 +11,8 @@ from mixedmodels.linalg import _pirls_kernels
 from mixedmodels.linalg import pirls as pirls_module
 from mixedmodels.linalg.pirls_scalar import ScalarSystem, SparseScalarSystem
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 _NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
 
 

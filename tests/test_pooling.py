@@ -24,6 +24,8 @@ from conftest import as_list, dataset, fitted_lmer, reference
 from mixedmodels.errors import MixedModelsError, ModelSpecError
 from mixedmodels.pooling import LeastSquaresFit, PoolingComparison
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 
 

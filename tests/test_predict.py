@@ -20,6 +20,8 @@ import mixedmodels as mm
 from conftest import dataset, fitted_lmer, reference
 from mixedmodels.predict import predict, select_terms
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 RTOL = 1e-5
 SLOPE = "Reaction ~ Days + (Days | Subject)"
 

@@ -27,7 +27,9 @@ import mixedmodels as mm
 from conftest import as_list, dataset, fitted_lmer, reference
 from mixedmodels.errors import ConvergenceWarning, MixedModelsError
 from mixedmodels.inference._conditional import _correlation_factor
-from mixedmodels.inference.profile import ProfileResult, parameter_names, parameter_values, profile
+from mixedmodels.inference.profile import _CENTRE_SETTINGS, ProfileResult, parameter_names, parameter_values, profile
+
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
 WIDTH_TOL = 1e-3
 ZETA_TOL = 0.01
@@ -175,8 +177,14 @@ def test_table_layout_and_estimates():
     assert list(pr.table.columns) == ["parameter", "value", "zeta", *names]
     assert pr.parameters == names
     ml = fitted_lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy", False)
-    pd.testing.assert_series_equal(pr.estimates, parameter_values(ml), rtol=1e-4, atol=1e-5)
-    assert pr.REML and pr.deviance == pytest.approx(ml.objective, abs=1e-6)
+    # The profile is centred on the ML optimum found to ftol 1e-12 from the REML theta; an ML fit
+    # to the same tolerance from the default start finds the same point.  (A default fit, at
+    # lme4's ftol 1e-8, may stop up to ~1e-7 short on this flat optimum, which moves the
+    # correlation by ~1e-3 relative: too far for rtol 1e-4.)
+    polished = ml.model.fit(settings=_CENTRE_SETTINGS)
+    pd.testing.assert_series_equal(pr.estimates, parameter_values(polished), rtol=1e-4, atol=1e-5)
+    assert pr.REML and pr.deviance == pytest.approx(polished.objective, abs=1e-9)
+    assert pr.deviance <= ml.objective + 1e-10  # never worse than the default ML fit
     for name, rows in pr.table.groupby("parameter", sort=False):
         assert np.all(np.diff(rows["value"]) > 0), name
         assert np.all(np.sign(rows["zeta"]) == np.sign(rows["value"] - pr.estimates[name])), name

@@ -62,3 +62,22 @@ def test_too_many_random_effects_names_the_term():
 def test_terms_sorted_by_decreasing_levels(sleep_fit):
     fit = mm.lmer("diameter ~ 1 + (1 | sample) + (1 | plate)", mm.datasets.load("Penicillin"))
     assert [t.group for t in fit.terms] == ["plate", "sample"]
+
+
+def test_grouping_column_mixing_numbers_and_strings_is_read_as_text():
+    """pandas gives object columns holding both 1 and "1" (CSV files read in chunks); sorting
+    them raised a raw TypeError (issue 22, item 7).  Values are R's text labels, so 1 and "1" are
+    one level, and the fit equals the fit with the all-text column."""
+    sleep = mm.datasets.load("sleepstudy")
+    codes = sleep["Subject"].cat.codes.to_numpy()
+    mixed = pd.Series([int(c) if i % 2 else str(c) for i, c in enumerate(codes)], dtype=object)
+    text = pd.Series([str(c) for c in codes], dtype=object)
+    refs, levels = grouping_factor(pd.DataFrame({"g": mixed}), ("g",))
+    assert levels == tuple(sorted(str(c) for c in set(codes)))  # 18 levels, sorted as text
+    np.testing.assert_array_equal(refs, grouping_factor(pd.DataFrame({"g": text}), ("g",))[0])
+    floats = pd.Series([1.0, "a", 2.5, "a", 1], dtype=object)  # 1.0 and 1 are both "1", as R prints them
+    assert grouping_factor(pd.DataFrame({"g": floats}), ("g",))[1] == ("1", "2.5", "a")
+    fit_mixed = mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g=mixed.to_numpy()))
+    fit_text = mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g=text.to_numpy()))
+    assert fit_mixed.objective == fit_text.objective
+    assert fit_mixed.ngroups == {"g": 18}

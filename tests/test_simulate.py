@@ -24,6 +24,8 @@ import mixedmodels as mm
 from conftest import dataset, fitted_lmer
 from mixedmodels.simulate import simulate
 
+pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
+
 NSIM = 2000
 ZMAX = 4.5
 

@@ -593,4 +593,5 @@ class GlmResponse:
         slope = d2 / var - d1 * d1 * family.variance_deriv(mu) / (var * var)
         w_obs = w - self.weights * resid * slope
         use = np.where(w_obs > 1e-3 * w, w_obs, w)
-        return use, self.weights * resid * d1 / var / use
+        score = self.weights * resid * d1 / var
+        return use, np.divide(score, use, out=np.zeros_like(score), where=use > 0)  # rows of weight 0: no score

@@ -243,15 +243,21 @@ class GlmResults(_NoRandomEffectsResults):
     def loglik(self) -> float:
         return self.npar - self.aic / 2
 
+    @property
+    def bic(self) -> float:
+        """R's ``BIC`` of a glm: ``log`` of every row of the model frame (R's ``logLik.glm`` counts
+        rows of weight 0, which ``nobs`` leaves out)."""
+        return -2.0 * self.loglik + np.log(self.model.inputs.nobs) * self.npar
+
     # --- fitted values and residuals -------------------------------------------------------
     @property
     def fitted(self) -> pd.Series:
         """Fitted means (response scale)."""
-        return pd.Series(self._fit.mu, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._fit.mu, index=self.model.inputs.row_index, name="fitted")
 
     @property
     def linear_predictor(self) -> pd.Series:
-        return pd.Series(self._fit.eta, index=self.model.inputs.frame.index, name="eta")
+        return pd.Series(self._fit.eta, index=self.model.inputs.row_index, name="eta")
 
     def _working_residuals(self) -> np.ndarray:
         return (self._response.y - self._fit.mu) / self.family.link.mu_eta(self._fit.eta)
@@ -269,7 +275,7 @@ class GlmResults(_NoRandomEffectsResults):
             values = y - mu
         else:
             raise MixedModelsError(f"unknown residual type {type!r}; choose 'deviance', 'pearson', 'working' or 'response'")
-        return pd.Series(values, index=self.model.inputs.frame.index, name="residuals")
+        return pd.Series(values, index=self.model.inputs.row_index, name="residuals")
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None) -> pd.DataFrame:
         """Simulated responses from the fitted distribution."""

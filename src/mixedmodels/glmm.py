@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import ModelSpecError
+from .errors import DataError, ModelSpecError
 from .families import Family, GlmResponse, get_family
 from .linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from .lmm import ModelInputs, ThetaParameters, prepare_inputs
@@ -58,6 +58,22 @@ def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
     return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
                           allow_as_many_ranef_as_obs=True)
+
+
+def _check_not_constant(response: GlmResponse, name: str) -> None:
+    """lme4's "Response is constant": refuse a response without variation (over the rows with weight).
+
+    An all-zero count or no successes at all would send the fixed effects to
+    minus infinity (PIRLS ends in NaN); lme4 refuses every constant response.
+    """
+    values = response.y[response.weights > 0]
+    if values.size and np.ptp(values) == 0:
+        what = "proportion of successes" if response.family.name == "binomial" else "value"
+        raise DataError(
+            f"the response {name!r} is constant (every {what} is {values[0]:g}): there is no variation "
+            "for a GLMM to model (lme4 refuses it too: 'Response is constant'); check the response "
+            "column and the rows kept"
+        )
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +114,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
         fam = get_family(family)
         response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
-        if inputs.nobs <= len(inputs.fixed.column_names):
-            raise ModelSpecError(f"{inputs.nobs} observations cannot estimate {len(inputs.fixed.column_names)} fixed effects")
+        _check_not_constant(response, inputs.formula.response)
+        n, p = int(np.count_nonzero(response.weights)), len(inputs.fixed.column_names)
+        if n <= p:
+            zero = "" if n == inputs.nobs else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
         return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
 
     # --- facts ------------------------------------------------------------------
@@ -180,10 +199,16 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
 
     def sigma_at(self, res: PirlsResult) -> float:
-        """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``."""
+        """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``.
+
+        ``n`` counts the rows with non-zero prior weight (lme4 divides by every
+        row, so its sigma shrinks as zero-weight rows are added; R's glm leaves
+        them out, and so does this, so that such rows change nothing).
+        """
         if not self.family.has_dispersion:
             return 1.0
-        return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / self.nobs))
+        n = int(np.count_nonzero(self.response.weights))
+        return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / n))
 
     def check_nagq(self, nAGQ: int) -> int:
         """lme4's rules for nAGQ."""
@@ -239,9 +264,12 @@ def glmer(
         quadrature with that many points (one scalar random-effects term
         only).  0: optimize theta only, beta from PIRLS (faster, less exact).
     weights : array-like, optional
-        Prior weights (for proportions: the numbers of trials).
+        Prior weights (for proportions: the numbers of trials).  Rows of
+        weight 0 contribute nothing to the estimates but count in ``nobs``,
+        as in lme4 (the dispersion of a Gamma fit leaves them out, as R's glm).
     offset : array-like, optional
-        Added to the linear predictor, with any ``offset()`` in the formula.
+        Added to the linear predictor, with any ``offset()`` in the formula;
+        rows where it is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, as for :func:`mixedmodels.lmer`.
     settings : OptimizerSettings, optional

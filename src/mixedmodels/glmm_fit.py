@@ -325,7 +325,7 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
         return None
     vdelta = inv[nfree_theta:, nfree_theta:] + inv[nfree_theta:, nfree_theta:].T
     vcov = crit.scale @ vdelta @ crit.scale.T
-    if not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0:
+    if vcov.size and (not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0):
         return None
     return vcov
 

@@ -31,6 +31,7 @@ from scipy import stats
 from .errors import MixedModelsError, ModelSpecError
 from .results import LmerResults
 from .summary import LmerSummary, deparse_lines
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from .families import Family
@@ -148,12 +149,12 @@ class GlmerResults(LmerResults):
     @property
     def linear_predictor(self) -> pd.Series:
         """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.frame.index, name="eta")
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="eta")
 
     @property
     def fitted(self) -> pd.Series:
         """Fitted means on the response scale (probabilities / proportions for binomial)."""
-        return pd.Series(self._mu, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._mu, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         """Residuals as R's ``residuals(glmer fit, type)``.
@@ -173,9 +174,9 @@ class GlmerResults(LmerResults):
             resid = (response.y - mu) / self.family.link.mu_eta(self._linear_predictor)
         else:
             resid = response.y - mu
-        if scaled:
+        if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=self.model.inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
 
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
@@ -237,4 +238,6 @@ class GlmerSummary(LmerSummary):
     def _fixed_effects(self) -> list[str]:
         from .inference.printing import coefmat_lines
 
+        if not self.result.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         return ["", "Fixed effects:", *coefmat_lines(self.result.coef_table())]

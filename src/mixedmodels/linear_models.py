@@ -30,9 +30,11 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
+from .tables import r_table
 from .linalg.dense import triangular_inverse
 from .formula import parse_formula, random_terms_text
 from .lmm import ModelInputs, prepare_fixed_part
+from ._validate import check_bool
 
 __all__ = ["lm", "glm", "LinearModel", "LmResults", "prepare_fixed_inputs"]
 
@@ -213,13 +215,12 @@ class LmResults(_NoRandomEffectsResults):
         return pd.Series(self.sigma * np.sqrt(np.diag(self._unscaled)), index=self.fixef_names, name="Std. Error")
 
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``)."""
+        """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``, printed as R prints it)."""
         est, se = self.beta, self.se.to_numpy()
         t = est / se
         p = 2.0 * stats.t.sf(np.abs(t), self.df_resid)
-        return pd.DataFrame(
-            {"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names
-        )
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": t, "Pr(>|t|)": p}, index=self.fixef_names)
+        return r_table(table, layout="matrix")
 
     # --- likelihood ----------------------------------------------------------------------
     def _log_weights(self) -> float:
@@ -228,6 +229,7 @@ class LmResults(_NoRandomEffectsResults):
 
     def loglik_at(self, REML: bool = False) -> float:
         """Log-likelihood; with ``REML=True`` the restricted one (R's ``logLik(fit, REML = TRUE)``)."""
+        REML = check_bool(REML, "REML")
         n = self.nobs - (len(self.beta) if REML else 0)
         value = 0.5 * (self._log_weights() - n * (_LOG_2PI + 1.0 - np.log(n) + np.log(self.rss)))
         if REML:
@@ -288,7 +290,7 @@ class LmResults(_NoRandomEffectsResults):
 
     @property
     def fitted(self) -> pd.Series:
-        return pd.Series(self._fitted, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._fitted, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response") -> pd.Series:
         """``"response"`` (y - fitted; R's default) or ``"pearson"`` (times sqrt(weights))."""
@@ -298,7 +300,7 @@ class LmResults(_NoRandomEffectsResults):
         resid = inputs.y - self._fitted
         if type in ("pearson", "deviance") and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
-        return pd.Series(resid, index=inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
 
     def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None) -> pd.DataFrame:
         """Simulated responses from the fitted model (R's ``simulate.lm``)."""
@@ -348,9 +350,11 @@ def lm(
     data : DataFrame
         Rows with a missing value in a used variable are dropped.
     weights : array-like, optional
-        Prior weights, one per row of ``data``.
+        Prior weights, one per row of ``data``; rows of weight 0 are left out
+        of the fit and of ``nobs``, as in R (they keep fitted values).
     offset : array-like, optional
-        A known component of the mean, one per row of ``data``.
+        A known component of the mean, one per row of ``data``; rows where it
+        is missing (NaN) are dropped, infinite values refused.
     contrasts : dict, optional
         Per-variable contrasts, e.g. ``{"condition": "sum"}``.
 

@@ -14,6 +14,10 @@ For a given relative covariance factor theta the objective is (Bates et al.
 
 minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
 residual sum of squares; all three pieces come off the blocked Cholesky factor.
+Rows with prior weight 0 carry no information: they are left out of the
+cross-products and of ``n`` (:attr:`LinearMixedModel.n_likelihood`), so the
+fit equals the fit without them, while ``nobs`` counts every row as lme4's
+does (lme4 itself cannot fit them: its criterion is infinite).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from .design.frame import model_frame, required_variables
 from .design.random import RandomEffectsTerm, build_random_terms
 from .design.tables import as_pandas
 from .design.covariance import initial_theta, theta_lower_bounds
-from .errors import ConvergenceWarning, DataError, FormulaError, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, DataError, FormulaError, MixedModelsWarning, ModelSpecError, SingularFitWarning
 from .formula import ParsedFormula, parse_formula
+from ._validate import check_bool
 from .linalg import BlockedCrossProducts, Factorization
 from .linalg.start import moment_start
 from .optim import OptInfo, OptimizerSettings, minimize_bounded
@@ -55,6 +60,10 @@ class ModelInputs:
     formula : ParsedFormula
     frame : DataFrame
         The model frame: used columns, complete rows, positional index.
+    row_index : Index
+        The caller's labels of the rows used (``data.index`` without the
+        dropped rows); every row-shaped result (fitted values, residuals,
+        predictions, simulations) is indexed by it.
     n_dropped : int
         Rows dropped for missing values.
     y : ndarray
@@ -73,6 +82,7 @@ class ModelInputs:
 
     formula: ParsedFormula
     frame: pd.DataFrame
+    row_index: pd.Index
     n_dropped: int
     y: np.ndarray
     fixed: DesignMatrix
@@ -101,14 +111,62 @@ def _used_variables(parsed: ParsedFormula) -> set[str]:
     return names
 
 
-def _row_vector(values: Any, name: str, nrows: int, keep: np.ndarray) -> np.ndarray | None:
-    """Validate a per-row argument (weights, offset) and keep the model-frame rows."""
+def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
+    """Warn about ``contrasts=`` entries for variables the formula does not use (R's model.matrix warns too)."""
+    if contrasts is None:
+        return
+    if not isinstance(contrasts, Mapping):
+        raise ModelSpecError(
+            f"contrasts must be a dict of variable -> contrast, e.g. {{'condition': 'sum'}}, "
+            f"not {type(contrasts).__name__}"
+        )
+    used = _used_variables(parsed)
+    for name in contrasts:
+        if name not in used:
+            warnings.warn(
+                f"contrasts were given for variable {name!r}, which is not in the formula "
+                f"{parsed.formula!r}: they are ignored (check the spelling)",
+                MixedModelsWarning,
+                stacklevel=4,
+            )
+
+
+def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
+    """A per-row argument (weights, offset) as floats, one per row of the data."""
     if values is None:
         return None
-    array = np.asarray(values, dtype=float).reshape(-1)
+    try:
+        array = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must be numbers, one per row of data (an array or a Series such as data['w']), "
+            f"not {type(values).__name__}"
+        ) from None
     if array.size != nrows:
         raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
-    return array[keep]
+    return array
+
+
+def _missing_offset(offset: np.ndarray | None, labels: pd.Index) -> np.ndarray | None:
+    """Rows whose ``offset=`` value is missing (NaN), or None; an infinite value is refused.
+
+    As lme4's model frame does (and as for ``offset(o)`` in the formula), a
+    row with a missing offset is dropped and counted; an infinite offset
+    would make the likelihood undefined, so it is an error.
+    """
+    if offset is None:
+        return None
+    infinite = np.isinf(offset)
+    if infinite.any():
+        shown = ", ".join(map(repr, labels[infinite][:3])) + (", ..." if infinite.sum() > 3 else "")
+        raise DataError(
+            f"offset= has {int(infinite.sum())} infinite value(s) (rows {shown}); an offset must be finite: "
+            "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
+        )
+    missing = np.isnan(offset)
+    if missing.all():
+        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")
+    return missing if missing.any() else None
 
 
 def _check_weights(weights: np.ndarray | None) -> None:
@@ -118,6 +176,11 @@ def _check_weights(weights: np.ndarray | None) -> None:
         raise DataError("weights contain missing or infinite values; give a finite weight for every row")
     if np.any(weights < 0):
         raise DataError("weights must be non-negative; found a negative weight")
+    if weights.size and not np.any(weights > 0):
+        raise DataError(
+            f"every weight is zero ({weights.size} rows): rows with weight 0 carry no information, "
+            "so there is nothing to fit; give positive weights to the rows to fit"
+        )
 
 
 def prepare_fixed_part(
@@ -138,18 +201,25 @@ def prepare_fixed_part(
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    mf = model_frame(data.reset_index(drop=True), sorted(_used_variables(parsed)))
+    _check_contrasts(contrasts, parsed)
+    all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
+    positional = data.reset_index(drop=True)
+    missing_offset = _missing_offset(all_offsets, data.index)
+    if missing_offset is not None:
+        positional = positional.loc[~missing_offset]
+    mf = model_frame(positional, sorted(_used_variables(parsed)))
     frame = mf.data
     keep = frame.index.to_numpy()
-    w = _row_vector(weights, "weights", len(data), keep)
+    w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
     fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, frame, contrasts))
     check_scale(fixed)
-    extra_offset = _row_vector(offset, "offset", len(data), keep)
+    extra_offset = None if all_offsets is None else all_offsets[keep]
     return ModelInputs(
         formula=parsed,
         frame=frame,
-        n_dropped=mf.n_dropped,
+        row_index=data.index[keep],
+        n_dropped=mf.n_dropped + (0 if missing_offset is None else int(missing_offset.sum())),
         y=build_response(parsed.response, frame),
         fixed=fixed,
         dropped_columns=dropped,
@@ -213,6 +283,7 @@ class LinearMixedModel(ThetaParameters):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_bool(REML, "REML")
         inputs = prepare_inputs(formula, data, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
@@ -225,25 +296,37 @@ class LinearMixedModel(ThetaParameters):
 
     @classmethod
     def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
-        """Build the cross-product blocks for prepared inputs."""
-        nobs, p = inputs.nobs, len(inputs.fixed.column_names)
-        if nobs <= p:
-            raise ModelSpecError(f"{nobs} observations cannot estimate {p} fixed effects and a residual variance")
+        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+        REML = check_bool(REML, "REML")
+        rows = _informative_rows(inputs.weights)
+        n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
+        if n <= p:
+            zero = "" if rows is None else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects and a residual variance")
         sqrtw = np.sqrt(inputs.weights) if inputs.weights is not None else None
         y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
         xy = np.column_stack([inputs.fixed.matrix, y])
         if sqrtw is not None:
             xy = xy * sqrtw[:, None]
         zs = [t.z if sqrtw is None else t.z * sqrtw[:, None] for t in inputs.terms]
-        crossprods = BlockedCrossProducts.build(
-            [t.refs for t in inputs.terms], zs, [t.nlevels for t in inputs.terms], xy
-        )
-        return cls(inputs, crossprods, bool(REML))
+        refs = [t.refs for t in inputs.terms]
+        if rows is not None:
+            xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
+        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
+        return cls(inputs, crossprods, REML)
 
     # --- the objective --------------------------------------------------------
     @property
     def nobs(self) -> int:
         return self.inputs.nobs
+
+    @property
+    def n_likelihood(self) -> int:
+        """The ``n`` of the likelihood: rows with non-zero prior weight (every row without weights).
+
+        ``nobs`` counts every row of the model frame, as lme4's ``nobs`` does.
+        """
+        return self.crossprods.nobs
 
     @property
     def nfixef(self) -> int:
@@ -262,7 +345,7 @@ class LinearMixedModel(ThetaParameters):
         reml = self.REML if REML is None else REML
         if not factor.ok:
             return np.inf
-        n = self.nobs - (self.nfixef if reml else 0)
+        n = self.n_likelihood - (self.nfixef if reml else 0)
         value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
         if reml:
             value += factor.logdet_x()
@@ -358,6 +441,13 @@ class LinearMixedModel(ThetaParameters):
         return result
 
 
+def _informative_rows(weights: np.ndarray | None) -> np.ndarray | None:
+    """Positions of the rows with non-zero weight, or None when that is every row."""
+    if weights is None or np.all(weights > 0):
+        return None
+    return np.flatnonzero(weights > 0)
+
+
 class _BestFactor:
     """Keeps the factorization of the lowest objective seen (one at a time: a dense block's worth of memory)."""
 
@@ -424,9 +514,15 @@ def lmer(
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
     weights : array-like, optional
-        Prior weights, one per row of ``data``.
+        Prior weights, one per row of ``data``, non-negative.  A row of weight
+        0 contributes nothing: the estimates are those of the fit without it
+        (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
+        value and response residual, and ``nobs`` counts it, as lme4's does.
     offset : array-like, optional
         A known component of the linear predictor, one per row of ``data``.
+        Rows with a missing (NaN) offset are dropped like rows with missing
+        data (as lme4, and as ``offset(o)`` in the formula); infinite values
+        are refused.
     contrasts : dict, optional
         Per-variable contrasts: ``{"condition": "sum"}`` ("treatment", "sum",
         "helmert", "poly").

@@ -40,6 +40,7 @@ from scipy.linalg.lapack import dtrtrs
 from .design.fixed import _independent_columns
 from .design.frame import required_variables
 from .errors import MixedModelsError, ModelSpecError
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -650,6 +651,7 @@ def compare_pooling(
     >>> cmp = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", sleep)
     >>> cmp.estimates("no").loc["308"]      # 244.19, 21.76 as in lme4's documentation
     """
+    share_fixed = check_bool(share_fixed, "share_fixed")
     if method == "bayes":
         from .bayes.pooling import compare_pooling_bayes
 

@@ -37,6 +37,7 @@ from scipy import special, stats
 from tqdm.auto import tqdm
 
 from .errors import ModelSpecError
+from ._validate import check_bool
 
 __all__ = ["power", "PowerResult", "binomial_ci"]
 
@@ -321,6 +322,7 @@ def power(
     if not 0 < alpha < 1:
         raise ModelSpecError(f"alpha must be between 0 and 1, got {alpha!r}")
     _check_method(method)
+    progress = check_bool(progress, "progress")
     binomial_ci(0, 1, level, ci)  # validates level and ci before the long run
     source, truth = _data_source(design)
     models = _models(formula)

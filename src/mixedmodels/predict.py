@@ -34,6 +34,7 @@ import pandas as pd
 from .design.fixed import build_design
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
 from .formula import parse_formula
+from ._validate import check_bool
 
 __all__ = ["predict", "linear_predictor", "select_terms", "TermSelection", "inverse_link", "match_levels"]
 
@@ -99,10 +100,11 @@ def predict(
     """
     if type not in ("response", "link"):
         raise MixedModelsError(f"unknown prediction type {type!r}; choose 'response' or 'link'")
+    allow_new_levels = check_bool(allow_new_levels, "allow_new_levels")
     selection = select_terms(result, re_form)
     eta = linear_predictor(result, newdata, selection, allow_new_levels=allow_new_levels, offset=offset)
     values = inverse_link(result, eta) if type == "response" else eta
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     return pd.Series(values, index=index, name="predicted")
 
 

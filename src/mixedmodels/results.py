@@ -18,6 +18,7 @@ import pandas as pd
 from .convergence import BOUNDARY_TOLERANCE
 from .linalg.dense import triangular_inverse
 from .optim import OptInfo
+from ._validate import check_bool
 
 if TYPE_CHECKING:
     from .lmm import LinearMixedModel
@@ -74,7 +75,7 @@ class LmerResults:
         if factor is None:
             factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
         beta, spherical = factor.solve()
-        dof = model.nobs - (model.nfixef if model.REML else 0)
+        dof = model.n_likelihood - (model.nfixef if model.REML else 0)
         sigma = float(np.sqrt(factor.pwrss() / dof))
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
 
@@ -223,7 +224,7 @@ class LmerResults:
         (the modes) and ``"condsd"`` (their conditional standard deviations).
         """
         modes = self._by_group(self.conditional_modes)
-        if not condvar:
+        if not check_bool(condvar, "condvar"):
             return modes
         sds = self._by_group(self._condsd)
         return {g: pd.concat({"condval": modes[g], "condsd": sds[g]}, axis=1) for g in modes}
@@ -253,7 +254,7 @@ class LmerResults:
     @property
     def fitted(self) -> pd.Series:
         """Fitted values, conditional on the random effects, indexed like the data rows used."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.frame.index, name="fitted")
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
@@ -265,9 +266,9 @@ class LmerResults:
         resid = inputs.y - self._linear_predictor
         if type == "pearson" and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
-        if scaled:
+        if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=inputs.frame.index, name="residuals")
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
 
     # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
     def coef_table(self, ddf: str | None = None) -> pd.DataFrame:

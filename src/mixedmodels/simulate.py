@@ -34,6 +34,7 @@ import pandas as pd
 from .design.random import grouping_factor
 from .errors import DataError, MixedModelsError, ModelSpecError
 from .predict import inverse_link, linear_predictor, select_terms
+from ._validate import check_bool
 
 __all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials"]
 
@@ -75,7 +76,7 @@ def simulate(
     nsim = _check_nsim(nsim)
     rng = np.random.default_rng(seed)
     values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
 
 
@@ -95,7 +96,7 @@ def simulate_responses(
     weights: Any = None,
 ) -> np.ndarray:
     """Simulated responses as an ``(n, nsim)`` array (see :func:`simulate`)."""
-    selection = select_terms(result, None if use_re else "~0")
+    selection = select_terms(result, None if check_bool(use_re, "use_re") else "~0")
     eta = linear_predictor(result, newdata, selection)
     eta = np.repeat(eta[:, None], nsim, axis=1)
     if not use_re and result.terms:

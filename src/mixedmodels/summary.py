@@ -69,10 +69,12 @@ def zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
     """R's ``zapsmall``: round to ``digits`` significant digits of the largest magnitude.
 
     R rounds a non-integer number of decimals to the nearest integer, so the
-    decimals are ``round(digits - log10(max|x|))``.
+    decimals are ``round(digits - log10(max|x|))`` (R 4.2, which made the
+    references; R 4.4 changed it).  Missing values are ignored, as in R.
     """
-    largest = float(np.max(np.abs(values)))
-    if largest == 0 or not math.isfinite(largest):
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if finite.size else 0.0
+    if largest == 0:
         return values
     decimals = max(0, math.floor(digits - math.log10(largest) + 0.5))
     return np.round(values, decimals)
@@ -222,6 +224,8 @@ class LmerSummary(_Printable):
 
     def _fixed_effects(self) -> list[str]:
         r = self.result
+        if not r.fixef_names:  # lme4's summary has no fixed-effects section then
+            return []
         if self._ddf is not None:  # lmerTest's table: df, p-values and stars
             from .inference.printing import coefmat_lines
 

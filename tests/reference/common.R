@@ -89,3 +89,29 @@ write_reference_json <- function(x, path, pretty = TRUE) {
                               na = "null", null = "null"),
              path, useBytes = TRUE)
 }
+
+## The package's bundled data (src/mixedmodels/datasets/data): the shared/data sets plus
+## the ones make_datasets.R exports (Orthodont, BodyWeight, Ovary, Owls, iris).  The
+## scripts for issues #19 and #20 read from here unless given a DATA_DIR argument.
+bundled_data_dir <- function(args = commandArgs(trailingOnly = TRUE)) {
+  d <- if (length(args) >= 1L) args[[1L]] else
+    file.path(script_dir, "..", "..", "src", "mixedmodels", "datasets", "data")
+  normalizePath(d, mustWork = TRUE)
+}
+
+## Evaluate the R call given as text in `env`, collecting warnings and messages
+## instead of printing them: list(value, warnings, seconds).  Errors propagate.
+eval_capturing <- function(call, env = globalenv()) {
+  warns <- character(0)
+  t0 <- proc.time()[["elapsed"]]
+  value <- withCallingHandlers(eval(parse(text = call)[[1L]], envir = env),
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) { warns <<- c(warns, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
+  list(value = value, warnings = unique(warns), seconds = proc.time()[["elapsed"]] - t0)
+}
+
+## Like eval_capturing(), but an error becomes list(error = message, warnings = ...).
+try_capturing <- function(call, env = globalenv()) {
+  tryCatch(eval_capturing(call, env), error = function(e)
+    list(value = NULL, error = conditionMessage(e), warnings = character(0)))
+}

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelSpecError
 from ..families import get_family
+from .._validate import check_bool
 from .diagnostics import SamplingWarning
 from .model import BayesModel
 from .results import BayesResults
@@ -52,6 +53,7 @@ def sample(
     ``max_tree_depth`` are reported as :class:`SamplingWarning`.
     """
     _check_counts(chains, draws)
+    progress, prior_only = check_bool(progress, "progress"), check_bool(prior_only, "prior_only")
     seed = _seed(seed)
     rng = np.random.default_rng(seed)
     if prior_only:
@@ -66,6 +68,12 @@ def sample(
     result = BayesResults(model, out.draws, out.stats, settings, seed, seconds=out.seconds)
     _warn(result)
     return result
+
+
+def _check_flags(**flags: Any) -> None:
+    """Refuse non-boolean flags before the data are prepared (a MixedModelsError naming the flag)."""
+    for name, value in flags.items():
+        check_bool(value, name)
 
 
 def _warn(result: BayesResults) -> None:
@@ -150,6 +158,7 @@ def lmer(
     """
     from ..lmm import prepare_inputs
 
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
         raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -196,6 +205,7 @@ def glmer(
     from ..glmm import prepare_glmm_inputs
 
     fam = get_family(family)
+    _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     model = BayesModel.build(inputs, fam, priors, center=center)
     return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,

@@ -46,7 +46,7 @@ def to_inference_data(result, log_likelihood: bool = True):
     az = import_arviz()
     draws = result.draws
     variables = {"fixef": draws["beta"]}
-    coords = {"fixef_term": list(result.fixef_names), "obs": list(map(str, result.model.inputs.frame.index))}
+    coords = {"fixef_term": list(result.fixef_names), "obs": list(map(str, result.model.inputs.row_index))}
     dims = {"fixef": ["fixef_term"], "y": ["obs"]}
     for g, term, sd, cor, b in zip(result.model.group_names, result.terms, draws["sd"], draws["cor"], draws["b"]):
         cols = list(term.column_names)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..design.fixed import DesignMatrix
 from ..errors import MixedModelsError, ModelSpecError
+from .._validate import check_bool
 from ..families import get_family
 from ..priors import Normal, Prior, check_prior, column_scale
 from .diagnostics import hdi
@@ -233,7 +234,7 @@ def compare_pooling_bayes(
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
     layout = pooling._layout(partial, group)
-    if not share_fixed and len(layout.terms) > len(layout.random_terms):
+    if not check_bool(share_fixed, "share_fixed") and len(layout.terms) > len(layout.random_terms):
         others = [t for t in layout.terms if t not in layout.random_terms]
         raise ModelSpecError(
             f"the Bayesian no-pooling model shares the fixed effects {others} across levels of {layout.group!r}; "

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MixedModelsError
+from .._validate import check_bool
 from .diagnostics import hdi as _hdi
 from .diagnostics import rhat, summarize_draws
 from .model import BayesModel, draws_table, inverse_link, linear_predictor_draws, pointwise_loglik
@@ -151,7 +152,7 @@ class BayesResults:
         conditional modes).  ``draws=True``: every draw, rows ``(chain, draw)``,
         columns ``(level, column)``.
         """
-        if not draws:
+        if not check_bool(draws, "draws"):
             return self._group_frames([b.mean(axis=(0, 1)) for b in self.draws["b"]])
         out: dict[str, pd.DataFrame] = {}
         for term, b in zip(self.terms, self.draws["b"]):
@@ -300,7 +301,7 @@ class BayesResults:
         """ArviZ ``InferenceData``; ``log_likelihood=None`` includes it unless it would exceed 50 million values."""
         from .idata import to_inference_data
 
-        if log_likelihood is None:
+        if check_bool(log_likelihood, "log_likelihood", allow_none=True) is None:
             log_likelihood = self.nchains * self.ndraws * self.nobs <= _LOGLIK_LIMIT
         return to_inference_data(self, log_likelihood=log_likelihood and not self.prior_only)
 
@@ -324,7 +325,7 @@ class BayesResults:
         from .predict import new_design
 
         beta = self._flat(self.draws["beta"])[idx]
-        x, offs, z, refs, b = new_design(self, newdata, use_re, idx, rng, offset)
+        x, offs, z, refs, b = new_design(self, newdata, check_bool(use_re, "use_re"), idx, rng, offset)
         return linear_predictor_draws(beta, b, x, z, refs, offs)
 
     def posterior_epred(self, newdata: pd.DataFrame | None = None, use_re: bool = True, *, ndraws: int | None = None,
@@ -427,7 +428,7 @@ def _tidy(values: np.ndarray, effect: str, labels: list[tuple], prob: float) -> 
 
 
 def _draw_frame(values: np.ndarray, result: BayesResults, newdata: pd.DataFrame | None) -> pd.DataFrame:
-    index = result.model.inputs.frame.index if newdata is None else newdata.index
+    index = result.model.inputs.row_index if newdata is None else newdata.index
     if values.shape[1] != len(index):
         raise DataError("internal: predictions do not match the rows")  # pragma: no cover
     return pd.DataFrame(values, index=pd.RangeIndex(values.shape[0], name="draw"), columns=index)

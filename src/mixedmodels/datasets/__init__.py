@@ -2,6 +2,23 @@
 
 ``load(name)`` returns a pandas DataFrame with factor columns as Categoricals in
 R's level order (ordered where R's factor is ordered); ``list()`` names them.
+
+Sources (each CSV is the R object as distributed, exported with its factor levels):
+
+- lme4: ``sleepstudy`` (Belenky et al. 2003), ``Dyestuff``, ``Dyestuff2``, ``Penicillin``,
+  ``Pastes`` (Davies and Goldsmith 1972), ``InstEval``, ``cbpp`` (Lesnoff et al. 2004),
+  ``grouseticks`` (Elston et al. 2001), ``VerbAgg`` (De Boeck and Wilson 2004).
+- nlme (Pinheiro and Bates 2000, *Mixed-Effects Models in S and S-PLUS*, appendix A):
+  ``Orthodont`` (Potthoff and Roy 1964), ``BodyWeight`` (Crowder and Hand 1990),
+  ``Ovary`` (Pierson and Ginther 1987). Subject, Rat and Mare are ordered factors in
+  nlme's order (by the groups' response), kept as such.
+- glmmTMB: ``Owls`` (Roulin and Bersier 2007, *Animal Behaviour* 74, 1099-1106; the
+  data as provided by Zuur et al. 2009).
+- R's datasets package: ``iris`` (Anderson 1935, Fisher 1936).
+
+The numbers are measurements published in the works cited; the R packages
+distributing them are GPL (lme4, nlme) or AGPL (glmmTMB). Regenerate the five
+non-lme4 sets with ``Rscript tests/reference/make_datasets.R``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ in formulaic:
 * :mod:`.frame` -- ``required_variables``, ``model_frame``, ``ModelFrame``;
 * :mod:`.fixed` -- ``build_design``, ``build_response``, ``DesignMatrix``;
 * :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``.
+* :mod:`.values` -- how column values enter formulas (doubles, level labels; internal).
 """
 
 from __future__ import annotations

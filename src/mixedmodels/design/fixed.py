@@ -59,9 +59,10 @@ from ..errors import (
     MixedModelsError,
     ModelSpecError,
 )
-from .frame import check_columns, check_data_frame, plain_message, required_variables
+from .frame import alias_numeric_names, check_columns, check_data_frame, check_real, plain_message, required_variables
 from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
 from .simple import numeric_columns, simple_matrix, simple_terms
+from .values import _label, formula_data, level_values  # noqa: F401 (_label, level_values re-exported)
 
 __all__ = [
     "DesignMatrix",
@@ -148,15 +149,6 @@ def _default_contrast(values: Any) -> str:
 # Factor levels and labels
 
 
-def _label(value: Any) -> str:
-    """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.15g}"
-    return str(value)
-
-
 def _is_boolean(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     return dtype is not None and (dtype == bool or str(dtype) == "boolean")
@@ -164,7 +156,7 @@ def _is_boolean(values: Any) -> bool:
 
 def _as_labelled(values: Any) -> pd.Series:
     """A Categorical Series whose categories are R's level labels (strings)."""
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    series = level_values(values if isinstance(values, pd.Series) else pd.Series(np.asarray(values)))
     if isinstance(series.dtype, pd.CategoricalDtype):
         cat = series.array
     elif _is_boolean(series):
@@ -552,7 +544,9 @@ class DesignMatrix:
             raise ModelSpecError("this design matrix was not built from a formula")
         check_data_frame(data)
         check_columns(data, sorted(self._variables))
-        full = _materialize(self._spec, data, "the fixed-effects formula on new data")
+        check_real(data, sorted(self._variables))
+        aliases = self._spec.materializer_params.get("aliases", {})
+        full = _materialize(self._spec, formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
@@ -574,7 +568,9 @@ def build_design(
     contrasts : mapping, optional
         Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
         ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
-        allowed).  Keys that are not factors in ``rhs`` are ignored, as in R.
+        allowed).  Keys that are not factors in ``rhs`` are ignored here (a
+        model's random terms are built with the same mapping); the model
+        functions warn about keys that no part of the formula uses, as R does.
 
     Raises
     ------
@@ -588,9 +584,11 @@ def build_design(
         return simple
     variables = required_variables(rhs)
     check_columns(data, sorted(variables))
+    check_real(data, sorted(variables))
     _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    full, spec = _materialize_new(_new_spec(rhs, chosen), data, rhs)
+    text, aliases = alias_numeric_names(rhs)
+    full, spec = _materialize_new(_new_spec(text, chosen, aliases), formula_data(data, variables, aliases), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -605,12 +603,24 @@ def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
 
 
-def _new_spec(rhs: str, chosen: Mapping[str, str]) -> ModelSpec:
-    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings."""
+def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> ModelSpec:
+    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings.
+
+    ``aliases`` (see :func:`~.frame.alias_numeric_names`) name columns that
+    ``rhs`` refers to by alias; the spec keeps them for replays, and the
+    columns are named as written (`` `1` ``).
+    """
+    aliases = dict(aliases or {})
+    spellings = _spellings(rhs)
+    if aliases:
+        written = re.compile("|".join(map(re.escape, sorted(aliases, key=len, reverse=True))))
+        spellings = {key: written.sub(lambda m: f"`{aliases[m.group(0)]}`", value) for key, value in spellings.items()}
+        spellings.update({alias: f"`{name}`" for alias, name in aliases.items()})
+        chosen = {**chosen, **{alias: chosen[name] for alias, name in aliases.items() if name in chosen}}
     return ModelSpec.from_spec(
         rhs,
         materializer=_RMaterializer.REGISTER_NAME,
-        materializer_params={"contrasts": dict(chosen), "spellings": _spellings(rhs)},
+        materializer_params={"contrasts": dict(chosen), "spellings": spellings, "aliases": aliases},
         output="numpy",
         na_action="ignore",
     )
@@ -773,13 +783,16 @@ def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
-    check_columns(data, sorted(required_variables(text)))
+    variables = required_variables(text)
+    check_columns(data, sorted(variables))
+    check_real(data, sorted(variables))
     if text in data.columns:
         values = data[text]
     else:
-        env = LayeredMapping(data, CONTEXT, TRANSFORMS)
+        code, aliases = alias_numeric_names(text)
+        env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = _run_formulaic(
-            lambda: stateful_eval(text, env, None, {}, None), f"the response {text!r}", text
+            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
         )
     response = _response_array(values, text, len(data))
     if not np.isfinite(response).all():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 
-__all__ = ["ModelFrame", "model_frame", "required_variables", "formula_factors", "no_complete_rows_error"]
+__all__ = ["ModelFrame", "model_frame", "required_variables", "alias_numeric_names", "check_real", "formula_factors",
+           "no_complete_rows_error"]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
 # they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
@@ -50,14 +52,48 @@ def required_variables(expr: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=512)
 def _required_variables(expr: str) -> frozenset[str]:
+    text, aliases = alias_numeric_names(expr)
     names: set[str] = set()
-    for factor in _factors(expr):
+    for factor in _factors(text):
         method = factor.eval_method.value
         if method == "lookup":
             names.add(factor.expr)
         elif method == "python":
             names.update(_python_names(factor.expr))
-    return frozenset(names)
+    return frozenset(aliases.get(name, name) for name in names)
+
+
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def alias_numeric_names(text: str) -> tuple[str, dict[str, str]]:
+    """Backticked column names that read as numbers (`` `1` ``) replaced by plain aliases.
+
+    formulaic identifies a term by its text, so the column `` `1` `` would be
+    the intercept ``1`` (and ``x:`1` `` would lose it).  Each such name becomes
+    ``_mm_numeric_name_<i>``; returns the new text and ``{alias: column name}``
+    (empty, and the text unchanged, when there is none).
+    """
+    aliases: dict[str, str] = {}
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if not _reads_as_number(name):
+            return match.group(0)
+        known = [alias for alias, column in aliases.items() if column == name]
+        alias = known[0] if known else f"_mm_numeric_name_{len(aliases)}"
+        aliases[alias] = name
+        return alias
+
+    return _BACKTICKED.sub(replace, text), aliases
+
+
+def _reads_as_number(name: str) -> bool:
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
 
 
 def formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
@@ -159,6 +195,7 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
     check_data_frame(data)
     columns = list(dict.fromkeys(variables))
     check_columns(data, columns)
+    check_real(data, columns)
     if len(data) == 0:
         raise DataError("data has no rows")
     series = [data[name] for name in columns]
@@ -237,6 +274,17 @@ def check_columns(data: pd.DataFrame, names: Iterable[str]) -> None:
     duplicated = [name for name in names if data.columns.tolist().count(name) > 1]
     if duplicated:
         raise DataError(f"column {duplicated[0]!r} appears more than once in data")
+
+
+def check_real(data: pd.DataFrame, names: Iterable[str]) -> None:
+    """Raise DataError for a complex-valued column among ``names`` (converting would drop the imaginary part)."""
+    for name in names:
+        column = data[name]
+        if isinstance(column, pd.Series) and pd.api.types.is_complex_dtype(column.dtype):
+            raise DataError(
+                f"column {name!r} has complex values; models need real numbers: "
+                f"use its real part, imaginary part or modulus as a column (e.g. data[{name!r}].abs())"
+            )
 
 
 def _not_found(name: str, available: list[str]) -> str:

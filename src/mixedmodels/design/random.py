@@ -18,6 +18,7 @@ from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import theta_names
 from .fixed import DesignMatrix, build_design
+from .values import level_values
 
 __all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
 
@@ -81,13 +82,14 @@ class RandomEffectsTerm:
 
 
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Codes and labels of one grouping column: Categorical order, else sorted values."""
+    """Codes and labels of one grouping column: Categorical order, else sorted values
+    (an object column mixing numbers and strings sorted as text, see :func:`.values.level_values`)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
         codes = categorical.codes
         labels = [str(c) for c in categorical.categories]
     else:
-        uniques, codes = np.unique(column.to_numpy(), return_inverse=True)
+        uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = [str(u) for u in uniques]
     return codes.astype(np.int64), labels
 

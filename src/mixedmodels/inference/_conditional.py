@@ -109,7 +109,7 @@ class _Deviance:
         self.model = fit.model
         self.cp = fit.model.crossprods
         self.layouts = self.cp.terms
-        self.n = fit.nobs
+        self.n = fit.model.n_likelihood  # rows with non-zero weight (fit.nobs counts every row)
         self.theta_lower = fit.model.theta_lower
         # theta's row r multiplies column r of the term, so its natural size is
         # 1 / rms(z_r): the smallest scale the optimizer uses for it.

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
 from ..simulate import _check_nsim, simulate_responses
+from .._validate import check_bool
 
 __all__ = ["bootstrap", "BootstrapResult", "refit"]
 
@@ -185,6 +186,10 @@ class _Refitter:
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
             raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+        if inputs.weights is not None and not np.all(inputs.weights > 0):
+            # rows of weight 0 carry no information (their simulated value is NaN): keep the observed one
+            informative = (inputs.weights > 0).reshape((-1,) + (1,) * (y.ndim - 1))
+            y = np.where(informative, y, inputs.y)
         return y
 
     # --- linear mixed models: swap the y row of the blocks ---------------------------------
@@ -316,6 +321,7 @@ def bootstrap(
     if not callable(statistic):
         raise MixedModelsError("statistic must be a function of a fitted model, e.g. lambda m: m.fixef")
     nsim = _check_nsim(nsim)
+    progress, use_re = check_bool(progress, "progress"), check_bool(use_re, "use_re")
     t0 = _as_series(statistic(result))
     rng = np.random.default_rng(seed)
     refitter = _Refitter(result)

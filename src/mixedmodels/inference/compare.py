@@ -20,6 +20,7 @@ the full model on its own criterion (REML or ML), as lmerTest's ``ranova``.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import replace
 from typing import Any, Sequence
@@ -28,9 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validate import check_bool
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
+from ..tables import RTable, r_table
 
 __all__ = ["anova", "ranova", "REFIT_MESSAGE"]
 
@@ -38,7 +41,7 @@ REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
 
 # --- anova ----------------------------------------------------------------------------
-def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, **named: Any) -> pd.DataFrame:
+def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, **named: Any) -> RTable:
     """Likelihood-ratio tests of nested models, in order of complexity (lme4's ``anova``).
 
     Parameters
@@ -50,17 +53,23 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
     refit : bool
         Refit REML fits by maximum likelihood first (default, as lme4).
     names : sequence of str, optional
-        Row labels; by default the keyword names (``anova(small=m0, big=m1)``)
-        or else the models' formulas.
+        Row labels.  By default the keyword names (``anova(small=m0, big=m1)``),
+        else the names the models have where ``anova`` is called (``m0``,
+        ``m1``: what R shows), else ``Model 1``, ``Model 2``, ...
 
     Returns
     -------
-    DataFrame
-        Rows ordered by number of parameters; columns ``npar``, ``AIC``,
-        ``BIC``, ``logLik``, ``deviance`` (-2 logLik), ``Chisq``, ``Df`` and
-        ``Pr(>Chisq)`` (each row against the one above it; NaN in the first).
+    RTable
+        A DataFrame with rows ordered by number of parameters; columns
+        ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik),
+        ``Chisq``, ``Df`` and ``Pr(>Chisq)`` (each row against the one above
+        it; NaN in the first).  It prints as lme4's table, each model's
+        formula listed above it.
     """
+    refit = check_bool(refit, "refit")
     fits = list(models) + list(named.values())
+    if names is None and models:
+        names = _caller_names(list(models), inspect.currentframe()) + list(named)
     labels = _labels(fits, names, list(named))
     if len(fits) == 1:
         single = getattr(fits[0], "anova", None)
@@ -73,11 +82,32 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None, 
     if refit and any(_is_reml(m) for m in fits):
         warnings.warn(REFIT_MESSAGE, MixedModelsWarning, stacklevel=2)
         fits = [_ml_refit(m) if _is_reml(m) else m for m in fits]
-    return _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], fits[0].nobs)
+    table = _lrt_table(labels, [m.npar for m in fits], [float(m.loglik) for m in fits], [m.nobs for m in fits])
+    formulas = dict(zip(labels, (str(getattr(m, "formula", "")) for m in fits)))
+    return r_table(table, ["Models:", *(f"{label}: {formulas[label]}" for label in table.index)])
 
 
-def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: int) -> pd.DataFrame:
-    """lme4's anova table: rows by increasing npar, each tested against the row above."""
+def _caller_names(models: list, frame: Any) -> list[str]:
+    """The variable name of each model in the frame that called ``anova`` (as R deparses its arguments).
+
+    A model bound to no name, or to several, is ``Model i``; so is every model if
+    two of them would share a label.
+    """
+    caller = frame.f_back if frame is not None else None
+    scope = {**caller.f_globals, **caller.f_locals} if caller is not None else {}
+    labels = []
+    for i, model in enumerate(models):
+        found = [name for name, value in scope.items() if value is model and not name.startswith("_")]
+        labels.append(found[0] if len(found) == 1 else f"Model {i + 1}")
+    return labels if len(set(labels)) == len(labels) else [f"Model {i + 1}" for i in range(len(models))]
+
+
+def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: list[int]) -> pd.DataFrame:
+    """lme4's anova table: rows by increasing npar, each tested against the row above.
+
+    Each BIC uses its model's own ``nobs``, as lme4's (they differ only with
+    zero prior weights, which lm/glm do not count and lmer/glmer do).
+    """
     order = np.argsort(np.asarray(npar, dtype=float), kind="stable")
     npar_sorted = np.asarray(npar, dtype=float)[order]
     ll = np.asarray(loglik, dtype=float)[order]
@@ -87,7 +117,7 @@ def _lrt_table(labels: list[str], npar: list[int], loglik: list[float], nobs: in
         {
             "npar": npar_sorted.astype(int),
             "AIC": -2 * ll + 2 * npar_sorted,
-            "BIC": -2 * ll + np.log(nobs) * npar_sorted,
+            "BIC": -2 * ll + np.log(np.asarray(nobs, dtype=float)[order]) * npar_sorted,
             "logLik": ll,
             "deviance": -2 * ll,
             "Chisq": chisq,
@@ -114,7 +144,7 @@ def _labels(fits: list, names: Sequence[str] | None, keywords: list[str]) -> lis
             raise MixedModelsError(f"names has {len(names)} entries for {len(fits)} models")
         return [str(n) for n in names]
     positional = len(fits) - len(keywords)
-    labels = [str(getattr(m, "formula", f"model {i + 1}")) for i, m in enumerate(fits[:positional])] + keywords
+    labels = [f"Model {i + 1}" for i in range(positional)] + keywords
     seen: dict[str, int] = {}
     out = []
     for label in labels:
@@ -139,12 +169,18 @@ def _ml_refit(model: Any) -> Any:
         return definition.fit(start=model.theta)
 
 
+def _frame_rows(fit: Any) -> int:
+    """Rows of the model frame (``nobs`` leaves out zero-weight rows for lm/glm, not for lmer/glmer)."""
+    inputs = getattr(getattr(fit, "model", None), "inputs", None)
+    return int(inputs.nobs) if inputs is not None else int(fit.nobs)
+
+
 def _check_comparable(fits: list, labels: list[str]) -> None:
     """All models must describe the same observations of the same response."""
     for fit, label in zip(fits, labels):
         if not hasattr(fit, "loglik") or not hasattr(fit, "npar"):
             raise MixedModelsError(f"{label!r} ({type(fit).__name__}) is not a fitted model anova() can compare")
-    counts = {label: fit.nobs for fit, label in zip(fits, labels)}
+    counts = {label: _frame_rows(fit) for fit, label in zip(fits, labels)}
     if len(set(counts.values())) > 1:
         shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
         raise MixedModelsError(
@@ -173,7 +209,7 @@ def _response_values(fit: Any) -> np.ndarray:
 
 
 # --- ranova ----------------------------------------------------------------------------
-def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
+def ranova(result: Any, reduce_terms: bool = True) -> RTable:
     """Likelihood-ratio test for each random-effects term (lmerTest's ``ranova``).
 
     Each term ``(1 | g)`` is removed; each covariate ``x`` of a term
@@ -185,10 +221,12 @@ def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame
-        Rows ``<none>`` (the model) and one per reduction; columns ``npar``,
-        ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
+    RTable
+        A DataFrame with rows ``<none>`` (the model) and one per reduction;
+        columns ``npar``, ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``.
+        It prints as lmerTest's table.
     """
+    reduce_terms = check_bool(reduce_terms, "reduce_terms")
     if getattr(result, "family", None) is not None or not getattr(result, "terms", ()):
         raise ModelSpecError("ranova() tests the random effects of a linear mixed model (mm.lmer fit)")
     rows = [("<none>", result.npar, float(result.loglik))]
@@ -205,7 +243,8 @@ def ranova(result: Any, reduce_terms: bool = True) -> pd.DataFrame:
         index=pd.Index([r[0] for r in rows], name="term"),
     )
     table["Df"] = table["Df"].astype("Int64")
-    return table
+    heading = ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", str(result.formula)]
+    return r_table(table, heading)
 
 
 def _loglik_like(fit: Any, REML: bool) -> float:

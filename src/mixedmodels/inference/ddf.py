@@ -40,6 +40,7 @@ from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..tables import r_table
 from . import _numderiv
 from .kenward_roger import KenwardRoger, compute_kenward_roger
 
@@ -218,7 +219,7 @@ class _ThetaPieces:
 def _compute_satterthwaite(result: "LmerResults") -> Satterthwaite:
     model = result.model
     p, sigma = model.nfixef, float(result.sigma)
-    n_eff = model.nobs - (p if model.REML else 0)
+    n_eff = model.n_likelihood - (p if model.REML else 0)
     theta = np.asarray(result.theta, dtype=float)
     k = theta.size
     pieces = _ThetaPieces(model, _numderiv.evaluations(k))
@@ -380,8 +381,15 @@ def coef_table(result: Any, ddf: str | None = None) -> pd.DataFrame:
                                   (exact; ``ddf`` is ignored), as R's ``summary.lm``
     ============================  ===============================================================
 
-    ``t = Estimate / Std. Error`` and ``Pr(>|t|) = 2 P(T_df > |t|)``.
+    ``t = Estimate / Std. Error`` and ``Pr(>|t|) = 2 P(T_df > |t|)``.  The
+    table is an :class:`~mixedmodels.tables.RTable`: a DataFrame that prints
+    as R prints ``coef(summary(m))``.
     """
+    return r_table(_coef_table(result, ddf), layout="matrix")
+
+
+def _coef_table(result: Any, ddf: str | None) -> pd.DataFrame:
+    """The coefficient table of :func:`coef_table` as a plain DataFrame."""
     method = normalize_ddf(ddf)
     est = result.fixef.to_numpy(dtype=float)
     names = list(result.fixef.index)

@@ -40,6 +40,7 @@ from scipy import stats
 
 from ..design.fixed import DesignMatrix, build_design, drop_aliased_columns
 from ..errors import MixedModelsError
+from ..tables import r_table
 from .ddf import contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
 
 if TYPE_CHECKING:
@@ -287,7 +288,8 @@ def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Seri
 def anova_table(result: "LmerResults", ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
     """F tests per fixed-effect term with lmerTest's defaults (type III, Satterthwaite).
 
-    Returns a DataFrame indexed by term with columns Sum Sq, Mean Sq, NumDF,
+    Returns a DataFrame (an :class:`~mixedmodels.tables.RTable`, printed as
+    lmerTest prints it) indexed by term with columns Sum Sq, Mean Sq, NumDF,
     DenDF, F value, Pr(>F); ``attrs["heading"]`` holds lmerTest's title.
     ``ddf`` is ``"satterthwaite"`` or ``"kenward-roger"`` ("KR"); ``type`` 3 or 1.
     """
@@ -304,5 +306,6 @@ def anova_table(result: "LmerResults", ddf: str = "satterthwaite", type: int | s
     table = pd.DataFrame(rows).T.reindex(columns=_COLUMNS) if rows else pd.DataFrame(columns=_COLUMNS)
     kind = "III" if str(type).strip().lower() in ("3", "iii") else "I"
     name = "Satterthwaite's" if method == "satterthwaite" else "Kenward-Roger's"
-    table.attrs["heading"] = f"Type {kind} Analysis of Variance Table with {name} method"
-    return table
+    heading = f"Type {kind} Analysis of Variance Table with {name} method"
+    table.attrs["heading"] = heading
+    return r_table(table, [heading])

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..tables import RTable, r_table
 from .profile import ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_values, profile
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def confint(
     *,
     parm: str | int | Iterable[str | int] | None = None,
     **kwargs: Any,
-) -> pd.DataFrame:
+) -> RTable:
     """Confidence intervals for the SDs, correlations, sigma and fixed effects.
 
     Parameters
@@ -78,9 +79,9 @@ def confint(
 
     Returns
     -------
-    DataFrame
-        One row per parameter, columns ``"2.5 %"`` and ``"97.5 %"`` (for
-        ``level=0.95``).
+    RTable
+        A DataFrame with one row per parameter, columns ``"2.5 %"`` and
+        ``"97.5 %"`` (for ``level=0.95``), that prints as R's matrix.
 
     Examples
     --------
@@ -94,12 +95,15 @@ def confint(
         if method != "profile":
             raise MixedModelsError(f"a ProfileResult gives profile intervals only, not method={method!r}")
         table = result.confint(level)
-        return table if parm is None else table.loc[[n for n in result.parameters if n in _names(result, parm)]]
-    if method == "wald":
-        return _wald(result, level, parm)
-    if method == "profile":
-        return profile(result, which=parm, **kwargs).confint(level)
-    return _boot(result, level, nsim, seed, parm, **kwargs)
+        if parm is not None:
+            table = table.loc[[n for n in result.parameters if n in _names(result, parm)]]
+    elif method == "wald":
+        table = _wald(result, level, parm)
+    elif method == "profile":
+        table = profile(result, which=parm, **kwargs).confint(level)
+    else:
+        table = _boot(result, level, nsim, seed, parm, **kwargs)
+    return r_table(table, layout="matrix")
 
 
 def _check_method(method: str) -> str:

@@ -39,6 +39,8 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
+from .._validate import check_bool
+from ..optim import OptimizerSettings
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
 if TYPE_CHECKING:
@@ -174,21 +176,30 @@ def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate:
         _, cov = dev.fixef(dev.profiled(fit.theta)[0])
         return delta * sigma * float(np.sqrt(cov[param.index, param.index]))
     if param.kind == "sigma":
-        return delta * sigma / np.sqrt(2.0 * fit.nobs)
+        return delta * sigma / np.sqrt(2.0 * fit.model.n_likelihood)
     nlevels = fit.terms[param.term].nlevels
     if param.kind == "sd":
         return delta * (estimate if estimate > 0 else 0.01 * sigma) / np.sqrt(2.0 * nlevels)
     return delta * max(1.0 - estimate**2, 0.01) / np.sqrt(nlevels)
 
 
+# The ML optimum the profile is centred on, to a tighter tolerance than a fit's
+# (lme4's ftol_abs 1e-8).  Near the optimum zeta is the square root of a small
+# deviance difference, so an optimum stopped 1e-7 short moves zeta by ~3e-4 and
+# the estimates of flat directions by much more: sleepstudy's ML refit started
+# at the REML theta stopped 1.3e-7 above the optimum with one BLAS kernel and
+# 5e-10 with another, which moved the correlation from 0.08132 to 0.08143.  At
+# 1e-12 both starts and every kernel agree to ~1e-5 relative.
+_CENTRE_SETTINGS = OptimizerSettings(ftol_abs=1e-12, xtol_rel=1e-10)
+
+
 def _ml_fit(result: "LmerResults") -> "LmerResults":
-    """The ML fit whose deviance is profiled (the fit itself unless it is REML)."""
-    if not result.REML:
-        return result
-    model = dataclasses.replace(result.model, REML=False)
+    """The ML fit whose deviance is profiled: the model refitted by ML from the fit's theta,
+    to :data:`_CENTRE_SETTINGS` (a REML fit's ML optimum, or an ML fit's polished)."""
+    model = dataclasses.replace(result.model, REML=False) if result.REML else result.model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingularFitWarning)
-        return model.fit(start=result.theta)
+        return model.fit(settings=_CENTRE_SETTINGS, start=result.theta)
 
 
 # --- the result ----------------------------------------------------------------------------
@@ -351,6 +362,7 @@ def profile(
         ``.table`` of points, ``.splines`` and ``.confint(level)``.
     """
     _check_profilable(result)
+    progress = check_bool(progress, "progress")
     if not 0.0 < alphamax < 1.0:
         raise MixedModelsError(f"alphamax must be between 0 and 1, not {alphamax}")
     if int(maxpts) < 1:

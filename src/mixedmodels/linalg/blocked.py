@@ -51,7 +51,7 @@ _DENSE_LIMIT = 50_000
 # than the kernel saves (crossed_100k, 200k non-zeros: 22 -> 3 ms per evaluation).
 _COMPILED_UPDATE_MIN_NNZ = 50_000
 # From this many levels, a 2-column big term's per-level factors and solves use
-# the closed forms of .small (same bits; 7x faster at 10,000 levels, but slower
+# the closed forms of .small (LAPACK's arithmetic; 7x faster at 10,000 levels, but slower
 # than np.linalg's batched calls on a handful of levels).
 _CLOSED_FORM_MIN_LEVELS = 64
 

@@ -398,7 +398,7 @@ class Pirls:
         gram[:p, p] = gram[p, :p] = xwz
         gram[p, p] = zw @ wz
         ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
-        ztwxy[:, :p] = (zx @ w).reshape(-1, p)
+        ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
         ztwxy[:, p] = self.plan.zt @ wz
         return self.plan.assemble(w, ztwxy, gram)
 

@@ -173,7 +173,7 @@ class ScalarSystem:
             xx, zx = self.joint_gathers()
             xx = (xx @ w).reshape(self.p, self.p)
             wz = self.x.T @ (w * zw)
-            zxw = (zx @ w).reshape(-1, self.p) * state.lamu[:, None]
+            zxw = (zx @ w).reshape(state.lamu.size, self.p) * state.lamu[:, None]  # (also without fixed effects)
             rz2 = np.concatenate([rz2, wz])
         m = self.m_re + (self.p if joint else 0)
         if self.dense21:

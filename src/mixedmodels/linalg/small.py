@@ -1,4 +1,4 @@
-"""Closed-form 2 x 2 Cholesky factors and solves over stacks of blocks, LAPACK's numbers.
+"""Closed-form 2 x 2 Cholesky factors and solves over stacks of blocks, LAPACK's arithmetic.
 
 A big random-effects term with an intercept and a slope has one 2 x 2 block
 per level.  ``np.linalg.cholesky``/``solve`` and a three-operand ``einsum``
@@ -7,8 +7,8 @@ about half of an objective evaluation of a small model such as sleepstudy
 (18 levels).  The formulas below do the same work in a few vectorised
 operations on (q,) columns.
 
-They repeat the arithmetic of what they replace, operation for operation, so
-the results are the same bits, and a fit takes the same optimizer path:
+They repeat the arithmetic of LAPACK's reference algorithms, operation for
+operation:
 
 * ``einsum("ji,qjl,lm->qim", lam, a, lam)`` sums ``(lam[j, i] a[j, l]) lam[l, m]``
   over ``(j, l) = 00, 01, 10, 11`` in that order;
@@ -17,9 +17,11 @@ the results are the same bits, and a fit takes the same optimizer path:
 * LAPACK's ``dgesv`` on a lower factor ``[[a, 0], [b, c]]`` pivots rows when
   ``|b| > |a|``, scales by reciprocals of pivots, and solves.
 
-Checked bit for bit against NumPy on random stacks (``tests/test_linalg_small.py``)
-with NumPy's bundled OpenBLAS; subnormal pivots, where LAPACK divides instead
-of multiplying by the reciprocal, are not replicated.
+With OpenBLAS's Haswell kernel that gives NumPy's bits; optimized kernels
+(SkylakeX's ``dgesv``) order the operations differently and can differ in the
+last place, so the results are equal to NumPy's within rounding-error bounds
+set by the blocks' conditioning, which is what ``tests/test_linalg_small.py``
+checks (with the backward stability of the factor).
 """
 
 from __future__ import annotations
