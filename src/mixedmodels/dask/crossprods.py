@@ -320,7 +320,11 @@ def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
     if part.nobs == 0 or facts.nonfinite_rows or facts.offset_nonfinite:
         return Pass2(zero_blocks(nlevels, tuple(t.ncols for t in plan.terms), part.x.shape[1] + 1), facts)
     zs, xy = weighted_columns(part)
-    return Pass2(partial_blocks(part.refs, zs, nlevels, xy), facts)
+    refs = part.refs
+    if part.weights is not None and not np.all(part.weights > 0):  # rows of weight 0 add nothing, nor count in n
+        rows = np.flatnonzero(part.weights > 0)
+        refs, zs, xy = tuple(r[rows] for r in refs), tuple(z[rows] for z in zs), xy[rows]
+    return Pass2(partial_blocks(refs, zs, nlevels, xy), facts)
 
 
 def combine_pass2(a: Pass2, b: Pass2) -> Pass2:

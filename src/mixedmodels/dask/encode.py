@@ -58,7 +58,7 @@ def complete_rows(part: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def encode_partition(part: pd.DataFrame, plan: EncodingPlan) -> EncodedPartition:
     """The arrays of one partition (see the module docstring)."""
-    kept = complete_rows(part, plan.frame_columns)
+    kept = complete_rows(part, plan.complete_columns)
     n = len(kept)
     if n == 0:
         return _empty(kept.index, plan)

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import MixedModelsWarning, ModelSpecError, NotOnDaskError
+from ..errors import DataError, MixedModelsWarning, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
 from ..glmm import GeneralizedLinearMixedModel
 from ..linalg.blocked import TermLayout
@@ -97,12 +97,40 @@ def _glm_partition(part: EncodedPartition, finish: _Finish) -> GlmPartition:
     return GlmPartition(part.refs, zs, np.ascontiguousarray(part.x[:, list(finish.keep)]), offset, response, eta0)
 
 
-def _constant(part: GlmPartition, _: Any) -> float:
-    return float(part.response.constant) if part.nobs else 0.0
+@dataclass(frozen=True)
+class _ResponseSums:
+    """The response over the rows with weight: ``-2 log L - deviance``, how many, smallest and largest value."""
+
+    constant: float
+    weighted: int
+    low: float
+    high: float
+
+    def combine(self, other: "_ResponseSums") -> "_ResponseSums":
+        return _ResponseSums(self.constant + other.constant, self.weighted + other.weighted,
+                             min(self.low, other.low), max(self.high, other.high))
 
 
-def _add(a: float, b: float) -> float:
-    return a + b
+def _response_sums(part: GlmPartition, _: Any) -> _ResponseSums:
+    if part.nobs == 0:
+        return _ResponseSums(0.0, 0, np.inf, -np.inf)
+    values = part.response.y[part.response.weights > 0]
+    low, high = (float(values.min()), float(values.max())) if values.size else (np.inf, -np.inf)
+    return _ResponseSums(float(part.response.constant), int(values.size), low, high)
+
+
+def _check_response(sums: _ResponseSums, family: Family, name: str, nobs: int, p: int) -> None:
+    """The in-memory checks of a GLMM's response: not constant, more weighted rows than fixed effects."""
+    if sums.weighted and sums.low == sums.high:
+        what = "proportion of successes" if family.name == "binomial" else "value"
+        raise DataError(
+            f"the response {name!r} is constant (every {what} is {sums.low:g}): there is no variation "
+            "for a GLMM to model (lme4 refuses it too: 'Response is constant'); check the response "
+            "column and the rows kept"
+        )
+    if sums.weighted <= p:
+        zero = "" if sums.weighted == nobs else " with non-zero weight"
+        raise ModelSpecError(f"{sums.weighted} observations{zero} cannot estimate {p} fixed effects")
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,14 +158,13 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
         facts: _GlmFacts = map_reduce(list(encoded), _glm_facts_partition, None, _GlmFacts.combine)
         keep, design, dropped = check_design(plan, facts.design)
         inputs = dask_inputs(plan, summary, source, keep, design, dropped, facts.design)
-        if inputs.nobs <= len(keep):
-            raise ModelSpecError(f"{inputs.nobs} observations cannot estimate {len(keep)} fixed effects")
         layouts = _layouts(plan, facts.squares, inputs.nobs)
         finish = _Finish(tuple(keep), tuple(lay.scales for lay in layouts), fam, parsed.response, facts.many_trials)
         parts = dask.persist(*[dask.delayed(_glm_partition, pure=False)(part, finish) for part in encoded])
         del encoded
-        constant = map_reduce(list(parts), _constant, None, _add)
-        return cls(inputs, ResponseFacts(fam, constant), _Layouts(layouts), tuple(parts), progress)
+        sums: _ResponseSums = map_reduce(list(parts), _response_sums, None, _ResponseSums.combine)
+        _check_response(sums, fam, parsed.response, inputs.nobs, len(keep))
+        return cls(inputs, ResponseFacts(fam, sums.constant), _Layouts(layouts), tuple(parts), progress)
 
     # --- what differs from the in-memory model ----------------------------------------------
     @cached_property

@@ -101,7 +101,7 @@ def check_design(plan: EncodingPlan, facts: DesignFacts) -> tuple[list[int], Des
             f"{facts.nonfinite_rows} rows; check transformations such as log() of zero or negative values"
         )
     if facts.offset_nonfinite:
-        raise DataError("the offset has non-finite values (NaN or infinite)")
+        raise DataError("the offset has non-finite values (NaN or infinite)")  # a formula offset() of finite data
     keep = independent_columns(facts.r) if len(names) else []
     design, dropped = keep_columns(plan.fixed, keep, stacklevel=4)
     if facts.n >= 2:
@@ -119,6 +119,7 @@ def dask_inputs(plan: EncodingPlan, summary: DataSummary, source: DataSource, ke
     return DaskModelInputs(
         formula=plan.parsed,
         frame=RowsOnWorkers("the model frame", (n, len(plan.frame_columns))),
+        row_index=RowsOnWorkers("the labels of the rows used", (n,)),
         n_dropped=summary.n_dropped,
         y=RowsOnWorkers("the response", (n, 2) if plan.response_ndim == 2 else (n,)),
         fixed=fixed,

@@ -69,8 +69,10 @@ class DaskLinearMixedModel(LinearMixedModel):
         if total.facts.y_min == total.facts.y_max:
             raise DataError(f"the response {parsed.response!r} is constant; there is no variation to model")
         inputs = dask_inputs(plan, summary, source, keep, design, dropped, total.facts)
-        if inputs.nobs <= len(keep):
-            raise ModelSpecError(f"{inputs.nobs} observations cannot estimate {len(keep)} fixed effects and a residual variance")
+        n = total.blocks.nobs  # rows with non-zero weight
+        if n <= len(keep):
+            zero = "" if n == inputs.nobs else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {len(keep)} fixed effects and a residual variance")
         nlevels = tuple(t.nlevels for t in plan.terms)
         crossprods = assemble(total.blocks, keep, nlevels, tuple(t.ncols for t in plan.terms))
         seconds = {"pass 1": pass1 - started, "pass 2": pass2 - pass1, "blocks": time.perf_counter() - pass2}

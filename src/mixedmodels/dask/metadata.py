@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.fixed import CONTEXT
+from ..design.values import level_values
 from ..errors import DataError
 from .moments import Moments, poly_state, scale_state
 
@@ -106,7 +107,7 @@ class PartSummary:
     samples: dict[str, np.ndarray]
     transforms: dict[str, Moments]
     weights: "WeightFacts | None" = None
-    offset_nonfinite: int = 0
+    offset: "OffsetFacts | None" = None
 
     def combine(self, other: "PartSummary") -> "PartSummary":
         """The summary of both parts' rows."""
@@ -120,20 +121,36 @@ class PartSummary:
             samples={k: _sample(np.concatenate([v, other.samples[k]])) for k, v in self.samples.items()},
             transforms={k: v.combine(other.transforms[k]) for k, v in self.transforms.items()},
             weights=None if self.weights is None else self.weights.combine(other.weights),
-            offset_nonfinite=self.offset_nonfinite + other.offset_nonfinite,
+            offset=None if self.offset is None else self.offset.combine(other.offset),
         )
 
 
 @dataclass(frozen=True)
 class WeightFacts:
-    """What the checks of prior weights need: non-finite and negative counts, and ``sum log(w > 0)``."""
+    """What the checks of prior weights need: non-finite, negative and positive counts, and ``sum log(w > 0)``."""
 
     nonfinite: int
     negative: int
+    positive: int
     log_sum: float
 
     def combine(self, other: "WeightFacts") -> "WeightFacts":
-        return WeightFacts(self.nonfinite + other.nonfinite, self.negative + other.negative, self.log_sum + other.log_sum)
+        return WeightFacts(self.nonfinite + other.nonfinite, self.negative + other.negative,
+                           self.positive + other.positive, self.log_sum + other.log_sum)
+
+
+@dataclass(frozen=True)
+class OffsetFacts:
+    """An ``offset=`` column: rows where it is missing (dropped, as in memory) and the labels of infinite ones."""
+
+    rows: int
+    missing: int
+    infinite: int
+    infinite_labels: tuple
+
+    def combine(self, other: "OffsetFacts") -> "OffsetFacts":
+        return OffsetFacts(self.rows + other.rows, self.missing + other.missing, self.infinite + other.infinite,
+                           (self.infinite_labels + other.infinite_labels)[:3])
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,8 @@ class DataSummary:
         formulaic's state of each stateful call, over the complete rows.
     log_weights : float
         ``sum log(w)`` over the complete rows with positive weight.
+    offset_missing : int
+        Rows dropped because their ``offset=`` is missing (counted in ``nrows``).
     """
 
     nrows: int
@@ -169,6 +188,8 @@ class DataSummary:
     transform_states: dict[str, dict]
     log_weights: float = 0.0
     categorical: dict[str, bool] = field(default_factory=dict)
+    offset_missing: int = 0
+    text_levels: frozenset = frozenset()
 
     @property
     def n_dropped(self) -> int:
@@ -178,13 +199,16 @@ class DataSummary:
 # --------------------------------------------------------------------------- one partition
 def summarize_partition(part: pd.DataFrame, spec: SummarySpec) -> PartSummary:
     """The summary of one partition's rows."""
+    offset = None if spec.offset is None else _offset_facts(part[spec.offset])
+    if offset is not None and offset.missing:  # dropped before the model frame, as in memory
+        part = part.loc[~np.isnan(part[spec.offset].to_numpy(dtype=float))]
     missing_by_column = {name: _missing(part[name]) for name in spec.frame_columns}
     incomplete = np.zeros(len(part), dtype=bool)
     for mask in missing_by_column.values():
         incomplete |= mask
     kept = part.loc[~incomplete] if incomplete.any() else part
     return PartSummary(
-        nrows=len(part),
+        nrows=len(part) + (0 if offset is None else offset.missing),
         ncomplete=len(kept),
         missing={name: int(mask.sum()) for name, mask in missing_by_column.items()},
         category_counts={name: _category_counts(kept[name], categories)
@@ -195,8 +219,15 @@ def summarize_partition(part: pd.DataFrame, spec: SummarySpec) -> PartSummary:
         samples={name: _partition_sample(kept[name].to_numpy()) for name in spec.numeric},
         transforms={t.key: Moments.of(_evaluate(t, kept), t.order) for t in spec.transforms},
         weights=None if spec.weights is None else _weight_facts(kept[spec.weights]),
-        offset_nonfinite=0 if spec.offset is None else int((~np.isfinite(kept[spec.offset].to_numpy(dtype=float))).sum()),
+        offset=offset,
     )
+
+
+def _offset_facts(column: pd.Series) -> OffsetFacts:
+    values = column.to_numpy(dtype=float)
+    infinite = np.isinf(values)
+    labels = tuple(column.index[infinite][:3].tolist()) if infinite.any() else ()
+    return OffsetFacts(values.size, int(np.isnan(values).sum()), int(infinite.sum()), labels)
 
 
 def _missing(column: pd.Series) -> np.ndarray:
@@ -253,7 +284,8 @@ def _weight_facts(column: pd.Series) -> WeightFacts:
     w = column.to_numpy(dtype=float)
     finite = np.isfinite(w)
     positive = finite & (w > 0)
-    return WeightFacts(int((~finite).sum()), int((finite & (w < 0)).sum()), float(np.log(w[positive]).sum()))
+    return WeightFacts(int((~finite).sum()), int((finite & (w < 0)).sum()), int(positive.sum()),
+                       float(np.log(w[positive]).sum()))
 
 
 _SAMPLE_SIZE = 16
@@ -294,11 +326,10 @@ def finish(total: PartSummary, spec: SummarySpec) -> DataSummary:
                                     categories)
               for name, categories in spec.level_columns.items()}
     combos = {cols: _combo_codes(total.combos[cols], [levels[c] for c in cols]) for cols in spec.combos}
+    if total.offset is not None:
+        _check_offset(total.offset)
     if spec.weights is not None:
-        _check_weights(total.weights)
-    if total.offset_nonfinite:
-        raise DataError(f"the offset column {spec.offset!r} has {total.offset_nonfinite} missing or infinite values "
-                        "in rows used by the model; give a finite offset for every row")
+        _check_weights(total.weights, total.ncomplete)
     return DataSummary(
         nrows=total.nrows,
         ncomplete=total.ncomplete,
@@ -309,16 +340,23 @@ def finish(total: PartSummary, spec: SummarySpec) -> DataSummary:
         transform_states={t.key: t.state(total.transforms[t.key]) for t in spec.transforms},
         log_weights=0.0 if total.weights is None else total.weights.log_sum,
         categorical={name: categories is not None for name, categories in spec.level_columns.items()},
+        offset_missing=0 if total.offset is None else total.offset.missing,
+        text_levels=frozenset(name for name, categories in spec.level_columns.items()
+                              if categories is None and level_values(total.distinct[name]) is not total.distinct[name]),
     )
 
 
 def _ordered_levels(facts: np.ndarray, categories: tuple | None) -> np.ndarray:
-    """Observed levels in order: category order for known categories, else sorted as R's factor()."""
+    """Observed levels in order: category order for known categories, else sorted as R's factor().
+
+    An object column mixing numbers and strings (over all partitions, as in
+    memory: :func:`~mixedmodels.design.values.level_values`) has text levels.
+    """
     if categories is not None:
         return np.asarray([c for c, n in zip(categories, facts) if n > 0], dtype=object if _is_text(categories) else None)
     if facts.size == 0:
         return facts
-    return np.asarray(pd.Categorical(facts).categories.to_numpy())
+    return np.asarray(pd.Categorical(level_values(facts)).categories.to_numpy())
 
 
 def _is_text(values: tuple) -> bool:
@@ -333,9 +371,26 @@ def _combo_codes(combos: pd.DataFrame, levels: list[np.ndarray]) -> np.ndarray:
     return codes[order].astype(np.int64)
 
 
-def _check_weights(facts: WeightFacts) -> None:
+def _check_weights(facts: WeightFacts, nrows: int) -> None:
     """The in-memory checks of prior weights, on pass 1's counts."""
     if facts.nonfinite:
         raise DataError("weights contain missing or infinite values; give a finite weight for every row")
     if facts.negative:
         raise DataError("weights must be non-negative; found a negative weight")
+    if nrows and not facts.positive:
+        raise DataError(
+            f"every weight is zero ({nrows} rows): rows with weight 0 carry no information, "
+            "so there is nothing to fit; give positive weights to the rows to fit"
+        )
+
+
+def _check_offset(facts: OffsetFacts) -> None:
+    """The in-memory checks of an ``offset=`` (infinite values refused, all missing refused)."""
+    if facts.infinite:
+        shown = ", ".join(map(repr, facts.infinite_labels)) + (", ..." if facts.infinite > 3 else "")
+        raise DataError(
+            f"offset= has {facts.infinite} infinite value(s) (rows {shown}); an offset must be finite: "
+            "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
+        )
+    if facts.rows and facts.missing == facts.rows:
+        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")

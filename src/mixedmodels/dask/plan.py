@@ -34,6 +34,7 @@ import pandas as pd
 from ..design.fixed import CONTEXT, DesignMatrix, build_design, build_response
 from ..design.frame import check_columns, formula_factors, no_complete_rows_error, required_variables
 from ..design.simple import simple_terms
+from ..design.values import level_label
 from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..formula import ParsedFormula, RandomTerm
 from .metadata import DataSummary, SummarySpec, TransformSpec
@@ -197,9 +198,10 @@ class LevelCoder:
     categories: tuple | None
     lookup: np.ndarray | None
     first: int | None
+    text: bool = False
 
     @classmethod
-    def make(cls, levels: np.ndarray, categories: tuple | None) -> "LevelCoder":
+    def make(cls, levels: np.ndarray, categories: tuple | None, text: bool = False) -> "LevelCoder":
         if categories is not None:
             index = {c: i for i, c in enumerate(levels.tolist())}
             lookup = np.array([index.get(c, -1) for c in categories], dtype=np.int64)
@@ -207,7 +209,7 @@ class LevelCoder:
         first = None
         if levels.dtype.kind in "iu" and levels.size and int(levels[-1]) - int(levels[0]) + 1 == levels.size:
             first = int(levels[0])
-        return cls(levels, None, None, first)
+        return cls(levels, None, None, first, text)
 
     def codes(self, column: pd.Series) -> np.ndarray:
         """Level index of each value; -1 for a value that is not a level."""
@@ -223,7 +225,9 @@ class LevelCoder:
         if self.first is not None and values.dtype.kind in "iu":
             codes = values.astype(np.int64) - self.first
             return np.where((codes >= 0) & (codes < self.levels.size), codes, -1)
-        return pd.Index(self.levels).get_indexer(np.asarray(values, dtype=self.levels.dtype if self.levels.dtype != object else object))
+        if self.text:  # an object column mixing numbers and strings: its levels are R's text of the values
+            values = np.array([level_label(v) for v in values], dtype=object)
+        return pd.Index(self.levels).get_indexer(values)
 
 
 @dataclass(frozen=True)
@@ -318,6 +322,11 @@ class EncodingPlan:
     stand_in: pd.DataFrame
 
     @property
+    def complete_columns(self) -> tuple[str, ...]:
+        """A row is used when none of these is missing: the formula's variables and an ``offset=`` column."""
+        return self.frame_columns + ((self.offset,) if self.offset is not None else ())
+
+    @property
     def read_columns(self) -> list[str]:
         """The columns read from the data."""
         return list(dict.fromkeys([*self.frame_columns, *(c for c in (self.weights, self.offset) if c)]))
@@ -330,7 +339,7 @@ def encoding_plan(parsed: ParsedFormula, summary: DataSummary, spec: SummarySpec
     if summary.nrows == 0:
         raise DataError("data has no rows")
     if summary.ncomplete == 0:
-        raise no_complete_rows_error(summary.nrows, pd.Series(summary.missing))
+        raise no_complete_rows_error(summary.nrows - summary.offset_missing, pd.Series(summary.missing))
     stand_in = stand_in_frame(parsed, summary, spec, meta)
     fixed = _design(parsed.fixed, stand_in, contrasts, summary, spec)
     y = build_response(parsed.response, stand_in)
@@ -456,7 +465,8 @@ def _term_text(plan: TermPlan) -> str:
 
 def _term_plan(term: RandomTerm, summary: DataSummary, spec: SummarySpec, stand_in: pd.DataFrame,
                contrasts: Mapping[str, str] | None) -> TermPlan:
-    coders = tuple(LevelCoder.make(summary.levels[name], spec.level_columns[name]) for name in term.factors)
+    coders = tuple(LevelCoder.make(summary.levels[name], spec.level_columns[name], name in summary.text_levels)
+                   for name in term.factors)
     combos = None
     if len(term.factors) == 1:
         labels = tuple(str(v) for v in coders[0].levels.tolist())

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["level_values", "formula_data"]
+__all__ = ["level_values", "level_label", "formula_data"]
 
 
 def _label(value: Any) -> str:
@@ -26,6 +26,11 @@ def _label(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.15g}"
     return str(value)
+
+
+def level_label(value: Any) -> str:
+    """R's text for a level (``TRUE``/``FALSE``, numbers to 15 significant digits, anything else as text)."""
+    return _label(value)
 
 
 _MIXED_KINDS = frozenset({"mixed", "mixed-integer"})
