@@ -75,7 +75,7 @@ def fit(args: argparse.Namespace) -> dict:
 
     design = dask_data.DESIGNS[args.design]
     path = str(Path(args.data) / "*.parquet")
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            memory_limit=args.memory_limit)
     client = Client(cluster)
     try:
@@ -133,7 +133,7 @@ def overhead(args: argparse.Namespace) -> None:
         frame = dd.from_pandas(data.data, npartitions=args.partitions)
         with dask.config.set(scheduler="threads"):
             threaded = _timed_fit(formula, frame, record, "dask_threads")
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
         try:
             client.run(lambda: __import__("mixedmodels.dask.crossprods"))
