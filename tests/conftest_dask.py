@@ -64,8 +64,14 @@ def assert_same_fit(fit, memory, beta_se: float = 1e-6, se: float = 1e-5, rel: f
     assert relative(fit.se, memory.se) <= se
     assert relative(fit.theta, memory.theta) <= rel
     assert fit.nobs == memory.nobs and fit.ngroups == memory.ngroups
-    for group, frame in memory.ranef().items():
-        ours = fit.ranef()[group]
+    for group, frame in memory.ranef(condvar=True).items():  # conditional modes and their SDs
+        ours = fit.ranef(condvar=True)[group]
         assert list(ours.index) == list(frame.index) and list(ours.columns) == list(frame.columns)
         scale = np.max(np.abs(frame.to_numpy()), axis=0)
         assert np.all(np.max(np.abs(ours.to_numpy() - frame.to_numpy()), axis=0) <= rel * scale)
+    for group, frame in memory.coef().items():
+        scale = np.max(np.abs(frame.to_numpy()), axis=0)
+        assert np.all(np.max(np.abs(fit.coef()[group].to_numpy() - frame.to_numpy()), axis=0) <= rel * scale)
+    ours, theirs = fit.varcorr, memory.varcorr
+    assert ours[["grp", "var1", "var2"]].equals(theirs[["grp", "var1", "var2"]])
+    assert np.allclose(ours["sdcor"], theirs["sdcor"], rtol=rel, atol=rel)  # correlations near 0: absolute

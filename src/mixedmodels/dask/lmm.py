@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._validate import check_bool
 from ..errors import DataError, ModelSpecError
 from ..lmm import LinearMixedModel
 from ..optim import OptimizerSettings
@@ -54,6 +55,7 @@ class DaskLinearMixedModel(LinearMixedModel):
                   contrasts: Mapping[str, str] | None = None) -> "DaskLinearMixedModel":
         """Build the model from a dask DataFrame (or Parquet path) in two passes (see :func:`lmer`)."""
         started = time.perf_counter()
+        REML = check_bool(REML, "REML")
         parsed = parse_with_response(formula)
         source = DataSource.make(data, weights, offset)
         plan, summary = plan_model(parsed, source, contrasts)

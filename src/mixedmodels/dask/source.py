@@ -23,7 +23,11 @@ _WEIGHTS, _OFFSET = "(weights)", "(offset)"
 
 def read_data(data: Any) -> Any:
     """A dask DataFrame from one, or from a path / glob of Parquet files."""
-    import dask.dataframe as dd
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise DataError(f"data given as a path ({os.fspath(data)!r}) are read as Parquet files with dask, which is not "
+                        "installed: pip install 'mixedmodels[dask]' (or read the file into a pandas DataFrame)") from None
 
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
