@@ -270,3 +270,17 @@ def test_import_mixedmodels_does_not_import_dask():
             "print(any(m == 'dask' or m.startswith('dask.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_aliased_columns_are_dropped_as_in_memory_with_one_more_pass():
+    """A nearly rank-deficient X (here exactly: scale(Days) and poly's first column) gets a QR pass for lme4's rule."""
+    formula = "Reaction ~ scale(Days) + poly(Days, 2) + (1 | Subject)"
+    df = _sleep()
+    with pytest.warns(mm.RankDeficiencyWarning, match=r"poly\(Days, 2\)1") as memory_warnings:
+        memory = mm.lmer(formula, df)
+    with on("sync"), pytest.warns(mm.RankDeficiencyWarning) as dask_warnings:
+        fit = mm.lmer(formula, dd.from_pandas(df, npartitions=4))
+    message = [str(w.message) for w in memory_warnings if issubclass(w.category, mm.RankDeficiencyWarning)]
+    assert [str(w.message) for w in dask_warnings if issubclass(w.category, mm.RankDeficiencyWarning)] == message
+    assert fit.model.inputs.dropped_columns == memory.model.inputs.dropped_columns == ("poly(Days, 2)1",)
+    assert_same_fit(fit, memory)

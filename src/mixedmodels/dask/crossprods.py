@@ -217,7 +217,8 @@ def zero_blocks(nlevels: tuple[int, ...], ncols: tuple[int, ...], c: int) -> Par
 class DesignFacts:
     """What the in-memory checks of X and y need, for some rows; :meth:`combine` joins two parts.
 
-    ``r``: the R of a QR of X (unweighted); ``mean``, ``m2``: per column of X,
+    ``gram``: ``X'X`` (unweighted), from which :func:`well_conditioned` tells
+    whether any column could be aliased; ``mean``, ``m2``: per column of X,
     mean and sum of squared deviations; ``binary``: all values 0 or 1;
     ``nonfinite``: per column, rows with a non-finite value, and
     ``nonfinite_rows``; ``offset_nonfinite``: rows with a non-finite offset; ``y_min``, ``y_max``, ``y_sums`` (``sum y``, ``sum y^2``,
@@ -225,7 +226,7 @@ class DesignFacts:
     """
 
     n: int
-    r: np.ndarray
+    gram: np.ndarray
     mean: np.ndarray
     m2: np.ndarray
     binary: np.ndarray
@@ -247,7 +248,7 @@ class DesignFacts:
                    np.array([response.sum(), second.sum()]))
         if n == 0:
             zeros = np.zeros(p)
-            return cls(0, np.zeros((0, p)), zeros, zeros, np.ones(p, dtype=bool), zeros, 0, offset_bad, *y_facts)
+            return cls(0, np.zeros((p, p)), zeros, zeros, np.ones(p, dtype=bool), zeros, 0, offset_bad, *y_facts)
         x = np.asfortranarray(part.x)  # contiguous columns
         if np.isfinite(x).all():
             nonfinite, bad_rows = np.zeros(p), 0
@@ -258,7 +259,7 @@ class DesignFacts:
         mean = x.sum(axis=0) / n
         m2 = np.array([float(np.sum((x[:, j] - mean[j]) ** 2)) for j in range(p)])
         binary = np.array([_zero_one(x[:, j]) for j in range(p)], dtype=bool)
-        return cls(n, np.linalg.qr(x, mode="r"), mean, m2, binary, nonfinite, bad_rows, offset_bad, *y_facts)
+        return cls(n, x.T @ x, mean, m2, binary, nonfinite, bad_rows, offset_bad, *y_facts)
 
     def combine(self, other: "DesignFacts") -> "DesignFacts":
         if other.n == 0:
@@ -269,8 +270,7 @@ class DesignFacts:
         delta = other.mean - self.mean
         mean = self.mean + delta * other.n / n
         m2 = self.m2 + other.m2 + delta**2 * self.n * other.n / n
-        r = np.linalg.qr(np.vstack([self.r, other.r]), mode="r")
-        return DesignFacts(n, r, mean, m2, self.binary & other.binary, self.nonfinite + other.nonfinite,
+        return DesignFacts(n, self.gram + other.gram, mean, m2, self.binary & other.binary, self.nonfinite + other.nonfinite,
                            self.nonfinite_rows + other.nonfinite_rows, self.offset_nonfinite + other.offset_nonfinite,
                            min(self.y_min, other.y_min),
                            max(self.y_max, other.y_max), self.y_sums + other.y_sums)
@@ -279,6 +279,44 @@ class DesignFacts:
     def sd(self) -> np.ndarray:
         """Standard deviation of each column of X (ddof 1, as lme4's scale check)."""
         return np.sqrt(self.m2 / max(self.n - 1, 1))
+
+
+# Below this condition number of X no column can be aliased (lme4's rule drops a column whose part
+# orthogonal to the earlier ones is below 1e-7 of its norm, which needs a condition number of at
+# least 1e7), and the Gram's Cholesky (relative error ~ eps * cond^2) is far from that boundary.
+_SURELY_FULL_RANK = 1e5
+
+
+def well_conditioned(gram: np.ndarray) -> bool:
+    """Whether the columns of X with this ``X'X`` are surely not aliased (so no QR of the rows is needed)."""
+    if gram.shape[0] == 0:
+        return True
+    try:
+        r = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.linalg.cond(r) <= _SURELY_FULL_RANK)
+
+
+def qr_r(part: EncodedPartition) -> np.ndarray:
+    """The R of a QR decomposition of a partition's (finite) X."""
+    return np.linalg.qr(part.x, mode="r") if part.nobs else np.zeros((0, part.x.shape[1]))
+
+
+def stack_qr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The R of the rows of two parts (tall-skinny QR): that of their stacked R's."""
+    return np.linalg.qr(np.vstack([a, b]), mode="r")
+
+
+def _qr_partition(frame, plan: EncodingPlan) -> np.ndarray:
+    return qr_r(encode_partition(frame, plan))
+
+
+def qr_pass(source, plan: EncodingPlan) -> np.ndarray:
+    """One more pass, for a nearly rank-deficient X: the R of a QR of all its rows, for lme4's aliasing rule."""
+    from .reduction import map_reduce
+
+    return map_reduce(source.partitions(plan.read_columns), _qr_partition, plan, stack_qr)
 
 
 def _zero_one(column: np.ndarray) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,16 +29,19 @@ import numpy as np
 from ..errors import DataError, MixedModelsWarning, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
 from ..glmm import GeneralizedLinearMixedModel
+from ..glmm_results import GlmerResults, GlmerSummary
 from ..linalg.blocked import TermLayout
 from ..optim import OptimizerSettings
-from .crossprods import DesignFacts
+from .crossprods import DesignFacts, qr_r, stack_qr
 from .encode import EncodedPartition, encode_partition
 from .inputs import check_design, dask_inputs, parse_with_response, plan_model
+from . import lazy
 from .pirls import DaskPirls, GlmPartition, PirlsResult
 from .reduction import map_reduce
+from .results import LazyRows, as_dask_results, dask_quantiles
 from .source import DataSource
 
-__all__ = ["DaskGeneralizedLinearMixedModel", "glmer"]
+__all__ = ["DaskGeneralizedLinearMixedModel", "DaskGlmerResults", "DaskGlmerSummary", "glmer"]
 
 _FAMILIES = ("binomial", "poisson")
 
@@ -156,7 +159,7 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
         encoded = dask.persist(*[dask.delayed(encode_partition, pure=False)(part, plan)
                                  for part in source.partitions(plan.read_columns)])
         facts: _GlmFacts = map_reduce(list(encoded), _glm_facts_partition, None, _GlmFacts.combine)
-        keep, design, dropped = check_design(plan, facts.design)
+        keep, design, dropped = check_design(plan, facts.design, partial(_exact_r, list(encoded)))
         inputs = dask_inputs(plan, summary, source, keep, design, dropped, facts.design)
         layouts = _layouts(plan, facts.squares, inputs.nobs)
         finish = _Finish(tuple(keep), tuple(lay.scales for lay in layouts), fam, parsed.response, facts.many_trials)
@@ -202,19 +205,26 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
                                  "use nAGQ=1 (Laplace), or fit the data in memory")
         return nAGQ
 
-    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None):
-        from .results import as_dask_results
-
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> "DaskGlmerResults":
         try:
             result = super().fit(nAGQ=nAGQ, settings=settings)
         finally:
             if self.pirls.progress is not None:
                 self.pirls.progress.close()
-        return as_dask_results(result, deviance_value=float(self.pirls.last_dev))
+        return as_dask_results(result, DaskGlmerResults, deviance_value=float(self.pirls.last_dev))
 
 
 def _glm_facts_partition(part: EncodedPartition, _: Any) -> _GlmFacts:
     return _facts(part)
+
+
+def _qr_encoded(part: EncodedPartition, _: Any) -> np.ndarray:
+    return qr_r(part)
+
+
+def _exact_r(parts: list) -> np.ndarray:
+    """The R of a QR of X over the persisted partitions (for a nearly rank-deficient X)."""
+    return map_reduce(parts, _qr_encoded, None, stack_qr)
 
 
 def _layouts(plan, squares: tuple[np.ndarray, ...], nobs: int) -> tuple[TermLayout, ...]:
@@ -225,6 +235,43 @@ def _layouts(plan, squares: tuple[np.ndarray, ...], nobs: int) -> tuple[TermLayo
         out.append(TermLayout(term.nlevels, term.ncols, start, np.where(rms > 0, rms, 1.0)))
         start = out[-1].theta_stop
     return tuple(out)
+
+
+
+# --------------------------------------------------------------------------- results
+class DaskGlmerSummary(GlmerSummary):
+    """The glmer summary of a fit on Dask (approximate residual quantiles, as :class:`DaskLmerSummary`)."""
+
+    def residual_quantiles(self) -> tuple[np.ndarray, bool]:
+        return dask_quantiles(self)
+
+
+@dataclass(frozen=True, eq=False)
+class DaskGlmerResults(LazyRows, GlmerResults):
+    """A generalized linear mixed model fitted on Dask (see the module docstring)."""
+
+    deviance_value: float = np.nan
+
+    @property
+    def linear_predictor(self):
+        """``eta = X beta + Z b + offset``, a lazy dask Series."""
+        return lazy.linear_predictor(self)
+
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance()``: the sum of squared deviance residuals at the modes (summed on the workers)."""
+        return self.deviance_value
+
+    def residuals(self, type: str = "deviance", scaled: bool = False):
+        """Residuals as R's (deviance, pearson, working, response), a lazy dask Series."""
+        return lazy.residuals(self, type=type, scaled=scaled)
+
+    def summary(self, ddf: str | None = None) -> DaskGlmerSummary:
+        super().summary(ddf)  # refuses ddf as in memory
+        return DaskGlmerSummary(self)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("<GlmerResults", "<DaskGlmerResults", 1)
 
 
 def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, weights: Any = None, offset: Any = None,

@@ -11,7 +11,7 @@ arrays are :class:`~.placeholders.RowsOnWorkers`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..design.random import RandomEffectsTerm
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, parse_formula
 from ..lmm import ModelInputs
-from .crossprods import DesignFacts
+from .crossprods import DesignFacts, well_conditioned
 from .metadata import DataSummary, PartSummary, summarize_partition, finish
 from .placeholders import RowsOnWorkers
 from .plan import EncodingPlan, encoding_plan, summary_spec
@@ -88,10 +88,14 @@ def plan_model(parsed: ParsedFormula, source: DataSource, contrasts: Mapping[str
     return encoding_plan(parsed, summary, spec, source.meta, contrasts, allow_as_many_ranef_as_obs), summary
 
 
-def check_design(plan: EncodingPlan, facts: DesignFacts) -> tuple[list[int], DesignMatrix, tuple[str, ...]]:
+def check_design(plan: EncodingPlan, facts: DesignFacts,
+                 exact_r: Callable[[], np.ndarray]) -> tuple[list[int], DesignMatrix, tuple[str, ...]]:
     """The in-memory checks of the whole X: non-finite values, aliased columns (dropped, with lme4's warning), scales.
 
-    Returns the kept columns' indices, the design with only them, and the dropped columns' names.
+    Aliased columns are looked for only when ``X'X`` is not well conditioned:
+    then ``exact_r()`` (one more pass) gives the R of a QR of X, on which
+    lme4's rule decides as on X itself.  Returns the kept columns' indices,
+    the design with only them, and the dropped columns' names.
     """
     names = plan.fixed.column_names
     if facts.nonfinite_rows:
@@ -102,7 +106,12 @@ def check_design(plan: EncodingPlan, facts: DesignFacts) -> tuple[list[int], Des
         )
     if facts.offset_nonfinite:
         raise DataError("the offset has non-finite values (NaN or infinite)")  # a formula offset() of finite data
-    keep = independent_columns(facts.r) if len(names) else []
+    if not names:
+        keep = []
+    elif well_conditioned(facts.gram):
+        keep = list(range(len(names)))
+    else:
+        keep = independent_columns(exact_r())
     design, dropped = keep_columns(plan.fixed, keep, stacklevel=4)
     if facts.n >= 2:
         check_column_scales(design.column_names, facts.sd[keep], facts.binary[keep], stacklevel=4)

@@ -30,7 +30,7 @@ from .._validate import check_bool
 from ..errors import DataError, ModelSpecError
 from ..lmm import LinearMixedModel
 from ..optim import OptimizerSettings
-from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, response_row
+from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, qr_pass, response_row
 from .encode import encode_partition
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model
 from .reduction import map_reduce
@@ -67,7 +67,7 @@ class DaskLinearMixedModel(LinearMixedModel):
             )
         total: Pass2 = map_reduce(source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2)
         pass2 = time.perf_counter()
-        keep, design, dropped = check_design(plan, total.facts)
+        keep, design, dropped = check_design(plan, total.facts, lambda: qr_pass(source, plan))
         if total.facts.y_min == total.facts.y_max:
             raise DataError(f"the response {parsed.response!r} is constant; there is no variation to model")
         inputs = dask_inputs(plan, summary, source, keep, design, dropped, total.facts)

@@ -1,7 +1,7 @@
 """Results of fits on Dask: the in-memory results, with lazy row-level outputs.
 
 :class:`DaskLmerResults` is an :class:`~mixedmodels.results.LmerResults` (and
-:class:`DaskGlmerResults` a :class:`~mixedmodels.glmm_results.GlmerResults`):
+:class:`~.glmm.DaskGlmerResults` a :class:`~mixedmodels.glmm_results.GlmerResults`):
 everything computed from the blocks (fixed effects, vcov, variance
 components, conditional modes and variances, ``coef()``, information
 criteria, Satterthwaite df, likelihood-ratio tests) is the in-memory code.
@@ -27,12 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotOnDaskError
-from ..glmm_results import GlmerResults, GlmerSummary
 from ..results import LmerResults
 from ..summary import LmerSummary
 from . import lazy
 
-__all__ = ["DaskLmerResults", "DaskGlmerResults", "as_dask_results"]
+__all__ = ["DaskLmerResults", "DaskLmerSummary", "LazyRows", "dask_quantiles", "as_dask_results"]
 
 _KENWARD_ROGER = (
     "Kenward-Roger's df need n x n matrices of the observations, which a fit on Dask never forms; "
@@ -47,7 +46,7 @@ def _refuse_kenward_roger(ddf: str | None) -> None:
         raise NotOnDaskError(_KENWARD_ROGER)
 
 
-class _LazyRows:
+class LazyRows:
     """Row-level outputs of a fit on Dask, as lazy dask collections (shared by the lmer and glmer results)."""
 
     @property
@@ -73,7 +72,7 @@ class _LazyRows:
         return lazy.simulate(self, nsim=nsim, seed=seed, use_re=use_re)
 
 
-def _dask_quantiles(summary: LmerSummary) -> tuple[np.ndarray, bool]:
+def dask_quantiles(summary: LmerSummary) -> tuple[np.ndarray, bool]:
     """The scaled Pearson residuals' min, quartiles and max from one pass (exact unless the data are large)."""
     from .quantiles import series_quantiles
 
@@ -85,18 +84,11 @@ class DaskLmerSummary(LmerSummary):
     """lme4's summary of a fit on Dask; the residual quantiles are approximate for more than a few thousand rows."""
 
     def residual_quantiles(self) -> tuple[np.ndarray, bool]:
-        return _dask_quantiles(self)
-
-
-class DaskGlmerSummary(GlmerSummary):
-    """The glmer summary of a fit on Dask (approximate residual quantiles, as :class:`DaskLmerSummary`)."""
-
-    def residual_quantiles(self) -> tuple[np.ndarray, bool]:
-        return _dask_quantiles(self)
+        return dask_quantiles(self)
 
 
 @dataclass(frozen=True, eq=False)
-class DaskLmerResults(_LazyRows, LmerResults):
+class DaskLmerResults(LazyRows, LmerResults):
     """A linear mixed model fitted on Dask (see the module docstring)."""
 
     def residuals(self, type: str = "response", scaled: bool = False):
@@ -124,37 +116,9 @@ class DaskLmerResults(_LazyRows, LmerResults):
         return super().__repr__().replace("<LmerResults", "<DaskLmerResults", 1)
 
 
-@dataclass(frozen=True, eq=False)
-class DaskGlmerResults(_LazyRows, GlmerResults):
-    """A generalized linear mixed model fitted on Dask (see the module docstring)."""
-
-    deviance_value: float = np.nan
-
-    @property
-    def linear_predictor(self):
-        """``eta = X beta + Z b + offset``, a lazy dask Series."""
-        return lazy.linear_predictor(self)
-
-    @property
-    def deviance(self) -> float:
-        """lme4's ``deviance()``: the sum of squared deviance residuals at the modes (summed on the workers)."""
-        return self.deviance_value
-
-    def residuals(self, type: str = "deviance", scaled: bool = False):
-        """Residuals as R's (deviance, pearson, working, response), a lazy dask Series."""
-        return lazy.residuals(self, type=type, scaled=scaled)
-
-    def summary(self, ddf: str | None = None) -> DaskGlmerSummary:
-        super().summary(ddf)  # refuses ddf as in memory
-        return DaskGlmerSummary(self)
-
-    def __repr__(self) -> str:
-        return super().__repr__().replace("<GlmerResults", "<DaskGlmerResults", 1)
-
-
-def as_dask_results(result: LmerResults, **extra: Any) -> LmerResults:
-    """The same results as the Dask kind (lazy row-level outputs)."""
-    kind = DaskGlmerResults if isinstance(result, GlmerResults) else DaskLmerResults
-    values = {f.name: getattr(result, f.name) for f in fields(result) if f.init and f.name in
-              {g.name for g in fields(kind)}}
+def as_dask_results(result: LmerResults, kind: type | None = None, **extra: Any) -> LmerResults:
+    """The same results as the Dask kind (lazy row-level outputs): ``kind``, by default :class:`DaskLmerResults`."""
+    kind = DaskLmerResults if kind is None else kind
+    names = {g.name for g in fields(kind)}
+    values = {f.name: getattr(result, f.name) for f in fields(result) if f.init and f.name in names}
     return kind(**values, **extra)
