@@ -170,12 +170,13 @@ def test_kenward_roger_is_refused(dask_fit, ddf):
 
 def test_what_needs_the_rows_in_memory_says_so(dask_fit):
     fit = dask_fit("sleepstudy", "sync")
-    with pytest.raises(mm.NotOnDaskError, match="fitted on Dask"):
-        mm.ranova(fit)
-    with pytest.raises(mm.NotOnDaskError, match="fitted on Dask"):
-        mm.bootstrap(fit, lambda refit: refit.fixef, nsim=2, progress=False)
-    with pytest.raises(mm.NotOnDaskError, match="rows of the data in memory"):
+    for needs_rows in (lambda: mm.ranova(fit), lambda: mm.bootstrap(fit, lambda refit: refit.fixef, nsim=2, progress=False),
+                       lambda: fit.confint(), lambda: mm.emmeans(fit, "Days")):
+        with pytest.raises(mm.NotOnDaskError, match="a fit on Dask keeps the rows of the data on the workers"):
+            needs_rows()
+    with pytest.raises(mm.NotOnDaskError, match="this needs the response in memory"):
         np.asarray(fit.model.inputs.y)
+    assert fit.confint(method="wald").loc["Days"].notna().all()
 
 
 # --- lazy row-level outputs -------------------------------------------------------------------

@@ -22,8 +22,8 @@ __all__ = ["RowsOnWorkers", "refuse"]
 def refuse(what: str) -> NoReturn:
     """Raise the error for something that needs the rows of a fit on Dask in memory."""
     raise NotOnDaskError(
-        f"{what} needs the rows of the data in memory, and this model was fitted on Dask, whose rows stay "
-        "on the workers; fit it in memory (mm.lmer(formula, ddf.compute())) if the data fit there"
+        f"this needs {what} in memory, and a fit on Dask keeps the rows of the data on the workers; "
+        "fit the data in memory (mm.lmer(formula, ddf.compute())) if they fit there"
     )
 
 
