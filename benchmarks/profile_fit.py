@@ -115,9 +115,9 @@ def _fit(case: _cases.Case, df):
 
 def phases(case: _cases.Case, df) -> dict:
     """Time (and peak memory of) the phases of one whole fit."""
-    import mixedmodels.lmm as lmm
+    import mixedmodels.lmm.model as lmm
     import mixedmodels.linalg.blocked as blocked
-    import mixedmodels.results as results
+    import mixedmodels.lmm.results as results
 
     probe = Probe()
     probe.wrap(lmm, "prepare_inputs", "formula -> design (prepare_inputs)", memory=True)
@@ -158,9 +158,9 @@ def phases(case: _cases.Case, df) -> dict:
 def _wrap_glmer(probe: Probe) -> None:
     """Timers on the GLMM pipeline (whatever of it exists in this checkout)."""
     try:
-        import mixedmodels.glmm as glmm
-        import mixedmodels.glmm_fit as glmm_fit
-        import mixedmodels.glmm_results as glmm_results
+        import mixedmodels.glmm.fit as glmm_fit
+        import mixedmodels.glmm.model as glmm
+        import mixedmodels.glmm.results as glmm_results
         import mixedmodels.linalg.pirls as pirls
     except ImportError as exc:
         probe.missing.append(f"glmer modules ({exc})")

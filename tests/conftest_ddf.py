@@ -15,9 +15,9 @@ import pandas as pd
 
 import mixedmodels as mm
 from conftest import as_list
-from mixedmodels.lmm import LinearMixedModel
+from mixedmodels.lmm.model import LinearMixedModel
 from mixedmodels.optim import OptInfo
-from mixedmodels.results import LmerResults
+from mixedmodels.lmm.results import LmerResults
 
 
 @lru_cache(maxsize=None)

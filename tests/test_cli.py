@@ -5,7 +5,7 @@ installs the package with ``pip install -e .``, which gives the same code); one 
 runs the ``mixedmodels`` console script when it is on PATH.
 
 Numbers printed as JSON are compared with lme4 (tests/reference/shared) with the
-tolerances of tests/test_lmm.py: fixed effects within 1 % of their SE, SEs, SDs and
+tolerances of tests/lmm/test_model.py: fixed effects within 1 % of their SE, SEs, SDs and
 sigma within 1 % relative; the log-likelihood within 1e-6 relative.
 """
 

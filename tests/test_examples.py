@@ -2,7 +2,7 @@
 
 Each script's ``main(fast=True)`` runs here; the assertions are the claims the example
 makes in its docstring (with fixed seeds, so each is deterministic), and where lme4
-has the answer, lme4's numbers (tolerances as in tests/test_lmm.py).
+has the answer, lme4's numbers (tolerances as in tests/lmm/test_model.py).
 """
 
 from __future__ import annotations

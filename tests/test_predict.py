@@ -181,7 +181,7 @@ def test_glm_and_lm_predict_through_the_same_function():
 
 # --- GLMMs (glmer) ------------------------------------------------------------------------
 def test_glmer_predict_link_and_response():
-    glmm = pytest.importorskip("mixedmodels.glmm")
+    glmm = pytest.importorskip("mixedmodels.glmm.model")
     ref = reference("predict_extra")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

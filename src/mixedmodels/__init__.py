@@ -5,6 +5,19 @@
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
 >>> print(m.summary())
 
+The pipeline, one folder per stage: data flow down the list, and a stage imports only the
+stages above it (but for a few deferred doors such as ``m.confint()``):
+
+    formula/     "y ~ x + (x | g)"  ->  fixed part and lme4's bar terms
+    design/      model frame, y, X (R's contrasts), Z terms, theta <-> Lambda; inputs.py: lme4's lFormula
+    linalg/      blocked [Z X y]'[Z X y] and its Cholesky factor, PIRLS, weighted least squares
+    model        linear_models/model.py (lm, glm)   lmm/model.py (lmer)   glmm/model.py (glmer)
+    fit          linear_models/irls.py   lmm/model.py (BOBYQA over theta)   glmm/fit.py (two stages, Hessian)
+    results      {linear_models,lmm,glmm}/results.py and summary.py, printed by format.py, read via fitted.py
+    inference/   df, F tests, profiles, intervals, bootstrap, emmeans, anova; with predict.py, simulate.py
+    on top       pooling/, planning/, plots/, explore/, bayes/, dask/ (data larger than memory), cli.py
+
+Why it is laid out so: docs/architecture.md; tests/test_layering.py keeps it so.
 Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
 """
 
@@ -30,28 +43,28 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
-    "lmer": "mixedmodels.lmm",
-    "LinearMixedModel": "mixedmodels.lmm",
-    "LmerResults": "mixedmodels.results",
+    "lmer": "mixedmodels.lmm.model",
+    "LinearMixedModel": "mixedmodels.lmm.model",
+    "LmerResults": "mixedmodels.lmm.results",
     "OptimizerSettings": "mixedmodels.optim",
-    "glmer": "mixedmodels.glmm",
-    "GeneralizedLinearMixedModel": "mixedmodels.glmm",
-    "GlmerResults": "mixedmodels.glmm_results",
+    "glmer": "mixedmodels.glmm.model",
+    "GeneralizedLinearMixedModel": "mixedmodels.glmm.model",
+    "GlmerResults": "mixedmodels.glmm.results",
     "families": "mixedmodels.families",
-    "lm": "mixedmodels.linear_models",
-    "glm": "mixedmodels.linear_models",
+    "lm": "mixedmodels.linear_models.model",
+    "glm": "mixedmodels.linear_models.model",
     "anova": "mixedmodels.inference.compare",
     "ranova": "mixedmodels.inference.compare",
     "bootstrap": "mixedmodels.inference.bootstrap",
     "emmeans": "mixedmodels.inference.emmeans",
     "contrast": "mixedmodels.inference.emmeans",
-    "compare_pooling": "mixedmodels.pooling",
+    "compare_pooling": "mixedmodels.pooling.compare",
     "plots": "mixedmodels.plots",
-    "simulate_design": "mixedmodels.simulation",
-    "power": "mixedmodels.simulation",
+    "simulate_design": "mixedmodels.planning.study",
+    "power": "mixedmodels.planning.power",
     "datasets": "mixedmodels.datasets",
     "bayes": "mixedmodels.bayes",
-    "priors": "mixedmodels.priors",
+    "priors": "mixedmodels.bayes.priors",
     "explore": "mixedmodels.explore",
     "dask": "mixedmodels.dask",
 }

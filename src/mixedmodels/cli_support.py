@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .fitted import Fit
 
 __all__ = ["read_table", "as_factors", "results_to_json", "truth_to_json", "parse_simulate_options", "plain"]
 
@@ -153,7 +154,7 @@ def _maybe(result: Any, name: str) -> Any:
     return value() if callable(value) else value
 
 
-def results_to_json(result: Any, ddf: str | None = None) -> dict:
+def results_to_json(result: Fit, ddf: str | None = None) -> dict:
     """Every number of the results contract as JSON-ready values.
 
     ``vcov`` and ``ranef`` are nested objects (``vcov[row][column]``,
@@ -185,7 +186,7 @@ def results_to_json(result: Any, ddf: str | None = None) -> dict:
 
 
 def truth_to_json(truth: Any) -> dict:
-    """The generating parameters of a simulated data set (:class:`~mixedmodels.simulation.DesignTruth`)."""
+    """The generating parameters of a simulated data set (:class:`~mixedmodels.planning.study.DesignTruth`)."""
     out = {
         "formula": truth.formula,
         "fixef": truth.fixef,

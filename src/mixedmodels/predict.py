@@ -32,11 +32,13 @@ import numpy as np
 import pandas as pd
 
 from .design.fixed import build_design
+from .design.inputs import ModelInputs
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
+from .fitted import Fit
 from .formula import parse_formula
 from ._validate import check_bool
 
-__all__ = ["predict", "linear_predictor", "select_terms", "TermSelection", "inverse_link", "match_levels"]
+__all__ = ["predict", "linear_predictor", "select_terms", "TermSelection", "inverse_link", "match_levels", "new_offset"]
 
 _NO_RE = ("~0", "~ 0", "0", "~-1", "NA", "~NA", "~ NA", "~ -1")
 
@@ -54,7 +56,7 @@ class TermSelection:
 
 
 def predict(
-    result: Any,
+    result: Fit,
     newdata: pd.DataFrame | None = None,
     *,
     re_form: str | bool | None = None,
@@ -109,7 +111,7 @@ def predict(
 
 
 # --- which random effects -----------------------------------------------------------
-def select_terms(result: Any, re_form: str | bool | None) -> tuple[TermSelection, ...]:
+def select_terms(result: Fit, re_form: str | bool | None) -> tuple[TermSelection, ...]:
     """The random-effects columns ``re_form`` asks for (see the module docstring)."""
     terms = tuple(getattr(result, "terms", ()))
     if re_form is None or re_form is True:
@@ -141,7 +143,7 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def _match_term(result: Any, terms: Sequence[Any], wanted: Any, re_form: str) -> list[tuple[int, list[int]]]:
+def _match_term(result: Fit, terms: Sequence[Any], wanted: Any, re_form: str) -> list[tuple[int, list[int]]]:
     """Model terms (and their columns) that a random term of ``re_form`` refers to."""
     candidates = [i for i, t in enumerate(terms) if t.group == wanted.group]
     if not candidates:
@@ -167,7 +169,7 @@ def _match_term(result: Any, terms: Sequence[Any], wanted: Any, re_form: str) ->
     return found
 
 
-def _column_names(result: Any, wanted: Any, re_form: str) -> set[str]:
+def _column_names(result: Fit, wanted: Any, re_form: str) -> set[str]:
     """Column names of a random term's left-hand side, built on the fitted data."""
     frame = result.model.inputs.frame
     try:
@@ -179,7 +181,7 @@ def _column_names(result: Any, wanted: Any, re_form: str) -> set[str]:
 
 # --- the linear predictor ------------------------------------------------------------
 def linear_predictor(
-    result: Any,
+    result: Fit,
     newdata: pd.DataFrame | None,
     selection: Sequence[TermSelection],
     *,
@@ -202,7 +204,7 @@ def linear_predictor(
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     eta = inputs.fixed.for_newdata(newdata) @ beta
-    eta = eta + _new_offset(inputs, newdata, offset)
+    eta = eta + new_offset(inputs, newdata, offset)
     for sel in selection:
         term = result.terms[sel.term]
         cols = list(sel.columns)
@@ -216,7 +218,7 @@ def linear_predictor(
     return eta
 
 
-def _term_modes(result: Any) -> list[np.ndarray]:
+def _term_modes(result: Fit) -> list[np.ndarray]:
     """Conditional modes per term in block order, each (levels, columns)."""
     modes = getattr(result, "conditional_modes", None)
     if modes is None:
@@ -224,7 +226,7 @@ def _term_modes(result: Any) -> list[np.ndarray]:
     return list(modes)
 
 
-def _new_offset(inputs: Any, newdata: pd.DataFrame, offset: Any) -> np.ndarray | float:
+def new_offset(inputs: ModelInputs, newdata: pd.DataFrame, offset: Any) -> np.ndarray | float:
     """Formula offsets evaluated on ``newdata`` plus the ``offset=`` argument's values."""
     formula_offset = inputs.fixed.offset_for_newdata(newdata)
     total = np.zeros(len(newdata)) if formula_offset is None else formula_offset
@@ -242,7 +244,7 @@ def _new_offset(inputs: Any, newdata: pd.DataFrame, offset: Any) -> np.ndarray |
     return total
 
 
-def _has_argument_offset(inputs: Any) -> bool:
+def _has_argument_offset(inputs: ModelInputs) -> bool:
     total, in_formula = inputs.offset, inputs.fixed.offset
     if total is None:
         return False
@@ -298,7 +300,7 @@ def _split_label(label: str, nfactors: int) -> list[str]:
 
 
 # --- response scale ------------------------------------------------------------------
-def inverse_link(result: Any, eta: np.ndarray) -> np.ndarray:
+def inverse_link(result: Fit, eta: np.ndarray) -> np.ndarray:
     """``g^-1(eta)`` for a generalized model's family; ``eta`` itself for linear models."""
     family = getattr(result, "family", None)
     if family is None:

@@ -33,16 +33,17 @@ import pandas as pd
 
 from .design.random import grouping_factor
 from .errors import DataError, MixedModelsError, ModelSpecError
+from .fitted import Fit
 from .predict import inverse_link, linear_predictor, select_terms
 from ._validate import check_bool
 
-__all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials"]
+__all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials", "check_nsim"]
 
 _CHUNK = 4_000_000  # random-effect draws (rows x columns x replicates) per batch
 
 
 def simulate(
-    result: Any,
+    result: Fit,
     *,
     nsim: int = 1,
     seed: int | np.random.Generator | None = None,
@@ -73,21 +74,22 @@ def simulate(
     DataFrame
         One column per simulation, indexed like the data (or ``newdata``).
     """
-    nsim = _check_nsim(nsim)
+    nsim = check_nsim(nsim)
     rng = np.random.default_rng(seed)
     values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
     index = result.model.inputs.row_index if newdata is None else newdata.index
     return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
 
 
-def _check_nsim(nsim: Any) -> int:
+def check_nsim(nsim: Any) -> int:
+    """``nsim`` as a positive whole number, or a MixedModelsError."""
     if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise MixedModelsError(f"nsim must be a positive integer, got {nsim!r}")
     return int(nsim)
 
 
 def simulate_responses(
-    result: Any,
+    result: Fit,
     nsim: int,
     rng: np.random.Generator,
     *,
@@ -106,7 +108,7 @@ def simulate_responses(
 
 
 # --- random effects ------------------------------------------------------------------
-def _covariance_roots(result: Any) -> list[np.ndarray]:
+def _covariance_roots(result: Fit) -> list[np.ndarray]:
     """A square root ``R = sigma Lambda`` (``b = R u``, ``u ~ N(0, I)``) of each term's covariance.
 
     ``sigma`` is 1 for binomial and Poisson GLMMs.  For GLMMs with a dispersion
@@ -124,7 +126,7 @@ def _covariance_roots(result: Any) -> list[np.ndarray]:
     return roots
 
 
-def _new_random_effects(result: Any, newdata: pd.DataFrame | None, nsim: int, rng: np.random.Generator) -> np.ndarray:
+def _new_random_effects(result: Fit, newdata: pd.DataFrame | None, nsim: int, rng: np.random.Generator) -> np.ndarray:
     """``sum_k Z_k b_k`` with fresh ``b_k ~ N(0, Sigma_k)`` per level, shape (n, nsim)."""
     terms = result.terms
     n = result.model.inputs.nobs if newdata is None else len(newdata)
@@ -162,7 +164,7 @@ def _new_levels(newdata: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.nda
 
 
 # --- responses -----------------------------------------------------------------------
-def family_name(result: Any) -> str | None:
+def family_name(result: Fit) -> str | None:
     """Lower-case family name of a generalized model ("binomial", "poisson", ...); None for linear models."""
     family = getattr(result, "family", None)
     if family is None:
@@ -174,7 +176,7 @@ def family_name(result: Any) -> str | None:
     return str(name).lower().replace(".", "_").replace(" ", "_")
 
 
-def _prior_weights(result: Any, newdata: pd.DataFrame | None, weights: Any) -> np.ndarray | None:
+def _prior_weights(result: Fit, newdata: pd.DataFrame | None, weights: Any) -> np.ndarray | None:
     if newdata is None:
         if weights is not None:
             raise MixedModelsError("weights= is for newdata; the fitted rows use the model's own weights")
@@ -187,7 +189,7 @@ def _prior_weights(result: Any, newdata: pd.DataFrame | None, weights: Any) -> n
     return w
 
 
-def binomial_trials(result: Any) -> np.ndarray:
+def binomial_trials(result: Fit) -> np.ndarray:
     """Number of trials per fitted row: ``cbind`` totals, else the prior weights (default 1)."""
     inputs = result.model.inputs
     if inputs.y.ndim == 2:
@@ -195,7 +197,7 @@ def binomial_trials(result: Any) -> np.ndarray:
     return np.ones(inputs.nobs) if inputs.weights is None else inputs.weights
 
 
-def _draw(result: Any, eta: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+def _draw(result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
     family = family_name(result)
     w = np.ones(eta.shape[0]) if prior is None else np.asarray(prior, dtype=float)
     if family in (None, "gaussian"):
@@ -216,7 +218,7 @@ def _draw(result: Any, eta: np.ndarray, prior: np.ndarray | None, rng: np.random
     raise ModelSpecError(f"simulate() does not know how to draw responses from family {family!r}")
 
 
-def _draw_binomial(result: Any, mu: np.ndarray, w: np.ndarray, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+def _draw_binomial(result: Fit, mu: np.ndarray, w: np.ndarray, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
     """Successes (``cbind`` response) or proportions of Binomial(n, mu) draws."""
     trials = binomial_trials(result) if fitted_rows else w
     n = np.rint(trials).astype(np.int64)

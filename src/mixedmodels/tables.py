@@ -30,8 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .inference.printing import SIGNIF_LEGEND, format_pval, format_sig, signif_stars
-from .summary import zapsmall
+from .format import SIGNIF_LEGEND, format_pval, format_sig, signif_stars, zapsmall
 
 __all__ = ["RTable", "r_table"]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env Rscript
 ## Reference results for degrees of freedom, F tests and marginal means
 ## (lmerTest / pbkrtest / emmeans) beyond make_references.R.  The Python
-## tests (test_ddf.py, test_ftests.py, test_emmeans.py) read the JSON files
+## tests (inference/test_ddf.py, test_ftests.py, test_emmeans.py) read the JSON files
 ## and never run R.
 ##
 ## Usage:  Rscript tests/reference/make_ddf.R [DATA_DIR]

@@ -1,7 +1,7 @@
 #!/usr/bin/env Rscript
 ## Reference results for confidence intervals (lme4's profile, confint and the
-## percentile bootstrap interval) used by tests/test_profile.py and
-## tests/test_intervals.py.  The tests never run R: they read intervals.json.
+## percentile bootstrap interval) used by tests/inference/test_profile.py and
+## tests/inference/test_intervals.py.  The tests never run R: they read intervals.json.
 ##
 ## Usage:  Rscript tests/reference/make_intervals.R [DATA_DIR]
 ##   DATA_DIR defaults to ../../../shared/data relative to this script.

@@ -10,7 +10,7 @@
 >>> b.posterior_predict()  # posterior predictive draws
 
 The model is the frequentist one (same model matrices as ``mm.lmer`` and
-``mm.glmer``) with priors from :mod:`mixedmodels.priors` (data-scaled
+``mm.glmer``) with priors from :mod:`mixedmodels.bayes.priors` (``mm.priors``) (data-scaled
 weakly-informative defaults, or your own), non-centred random effects and
 LKJ priors on correlation matrices.  Needs the optional extra:
 ``pip install mixedmodels[bayes]`` (NumPyro, JAX, ArviZ); nothing heavy is

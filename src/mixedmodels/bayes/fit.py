@@ -122,7 +122,7 @@ def lmer(
         As for :func:`mixedmodels.lmer`: the same model matrices.
     priors : dict, optional
         ``{"fixef": ..., "sd": ..., "cor": ..., "sigma": ...}`` with objects
-        from :mod:`mixedmodels.priors`, one per class or per coefficient /
+        from :mod:`mixedmodels.bayes.priors` (``mm.priors``), one per class or per coefficient /
         group (see there); missing ones get data-scaled weakly-informative defaults.
     draws : int
         Draws kept per chain (after warmup).
@@ -156,7 +156,7 @@ def lmer(
     >>> print(b.summary())
     >>> b.hdi(0.95)
     """
-    from ..lmm import prepare_inputs
+    from ..design.inputs import prepare_inputs
 
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
@@ -202,7 +202,7 @@ def glmer(
     --------
     >>> mm.bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     """
-    from ..glmm import prepare_glmm_inputs
+    from ..design.inputs import prepare_glmm_inputs
 
     fam = get_family(family)
     _check_flags(progress=progress, prior_only=prior_only, center=center)

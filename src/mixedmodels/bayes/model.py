@@ -29,8 +29,8 @@ import pandas as pd
 from scipy import special
 
 from ..errors import ModelSpecError
-from ..priors import LKJ, Fixed, Prior, as_prior_spec, check_prior, column_scale, default_priors
-from ..priors import response_scale
+from .priors import LKJ, Fixed, Prior, as_prior_spec, check_prior, column_scale, default_priors
+from .priors import response_scale
 
 __all__ = ["BayesModel", "ModelSpec", "PriorGroup", "TermSpec", "ResolvedPriors", "group_names"]
 
@@ -261,7 +261,7 @@ class BayesModel:
         Column means subtracted from X for sampling (0 for the intercept and
         for uncentred models).
     scales : dict
-        ``s_y``, per-column ``s_x`` and ``s_z`` and ``g(ybar)`` (see mixedmodels.priors).
+        ``s_y``, per-column ``s_x`` and ``s_z`` and ``g(ybar)`` (see mixedmodels.bayes.priors).
     cbind : bool
         The binomial response was ``cbind(successes, failures)``.
     """

@@ -13,7 +13,7 @@ partial-pooling model:
 * **partial pooling** -- the mixed model: the group effects' SDs (and
   correlations) are learned, so levels borrow strength from each other.
 
-The result is a :class:`~mixedmodels.pooling.PoolingComparison`, so
+The result is a :class:`~mixedmodels.pooling.results.PoolingComparison`, so
 ``.table``, ``.shrinkage``, ``.estimates()``, ``.plot()`` and
 ``.plot_shrinkage()`` work as for the frequentist comparison; estimates are
 posterior means, ``se`` posterior SDs, and ``lower``/``upper`` the 95 % HDI.
@@ -28,10 +28,12 @@ import numpy as np
 import pandas as pd
 
 from ..design.fixed import DesignMatrix
-from ..errors import MixedModelsError, ModelSpecError
 from .._validate import check_bool
+from ..errors import MixedModelsError, ModelSpecError
 from ..families import get_family
-from ..priors import Normal, Prior, check_prior, column_scale
+from ..pooling.layout import APPROACHES, build_layout, joint_name, shrinkage_table
+from ..pooling.results import PoolingComparison
+from .priors import Normal, Prior, check_prior, column_scale
 from .diagnostics import hdi
 from .fit import sample
 from .model import BayesModel
@@ -46,7 +48,7 @@ _SAMPLER_ARGS = ("draws", "warmup", "chains", "seed", "target_accept", "max_tree
 class BayesPooledFit:
     """A complete- or no-pooling Bayesian regression: posterior means and SDs of its coefficients.
 
-    ``coef`` and ``se`` mirror :class:`~mixedmodels.pooling.LeastSquaresFit`;
+    ``coef`` and ``se`` mirror :class:`~mixedmodels.pooling.layout.LeastSquaresFit`;
     ``results`` holds the draws.
     """
 
@@ -63,11 +65,6 @@ def _pooled_fit(results: BayesResults) -> BayesPooledFit:
     return BayesPooledFit(pd.Series(beta.mean(axis=0), index=index, name="estimate"),
                           pd.Series(beta.std(axis=0, ddof=1), index=index, name="se"),
                           results.sigma, results.nobs, results)
-
-
-def _joint_name(group: str, level: str, term: str) -> str:
-    """R's names in ``lm(y ~ 0 + g + g:x)``: ``Subject308``, ``Subject308:Days``."""
-    return f"{group}{level}" if term == "(Intercept)" else f"{group}{level}:{term}"
 
 
 def _fixef_priors(partial: BayesResults) -> dict[str, Prior]:
@@ -93,7 +90,7 @@ def _no_pooling_model(partial: BayesResults, layout, no_prior: Prior | None) -> 
         blocks.append(layout.design[:, per_level] * indicator)
         for k in per_level:
             term = layout.terms[k]
-            name = _joint_name(layout.group, level, term)
+            name = joint_name(layout.group, level, term)
             names.append(name)
             priors[name] = no_prior or base.get(term) or Normal(0.0, 2.5 * s_y / column_scale(layout.design[:, k]))
     x = np.column_stack(blocks + [layout.design[:, shared]])
@@ -132,7 +129,7 @@ def _level_draws(layout, approach: str, fits: dict, partial: BayesResults) -> np
     out = np.full((beta.shape[0], len(layout.levels), nterms), np.nan)
     for j, level in enumerate(layout.levels):
         for k, term in enumerate(layout.terms):
-            name = _joint_name(layout.group, level, term) if approach == "no" and term in layout.random_terms else term
+            name = joint_name(layout.group, level, term) if approach == "no" and term in layout.random_terms else term
             if name in res.fixef_names:
                 out[:, j, k] = beta[:, res.fixef_names.index(name)]
     return out
@@ -141,8 +138,6 @@ def _level_draws(layout, approach: str, fits: dict, partial: BayesResults) -> np
 def _bayes_table(layout, counts: np.ndarray, per_approach: dict[str, np.ndarray], fixed: list[str],
                  prob: float) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Long format like the frequentist table (level x approach x term), plus HDI bounds."""
-    from ..pooling import APPROACHES
-
     terms = np.array(layout.terms, dtype=object)
     nlev, nterm = len(layout.levels), len(terms)
     stats = {}
@@ -187,7 +182,7 @@ def compare_pooling_bayes(
     group : str, optional
         Grouping factor to compare (default the first random term's).
     priors : dict, optional
-        Priors of the partial-pooling model (see :mod:`mixedmodels.priors`);
+        Priors of the partial-pooling model (see :mod:`mixedmodels.bayes.priors` (``mm.priors``));
         the other two models reuse its fixed-effect and sigma priors.
     no_pooling_prior : Prior, optional
         The fixed prior of every level's own coefficients in the no-pooling
@@ -213,8 +208,6 @@ def compare_pooling_bayes(
         are :class:`BayesPooledFit` and ``partial_fit`` the
         :class:`BayesResults`.
     """
-    from .. import pooling
-
     sampler = {k: kwargs.pop(k) for k in _SAMPLER_ARGS if k in kwargs}
     if isinstance(formula, BayesResults):
         if kwargs or priors is not None or data is not None:
@@ -233,7 +226,7 @@ def compare_pooling_bayes(
         raise ModelSpecError("compare_pooling with method='bayes' needs a Gaussian (lmer) posterior fit")
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
-    layout = pooling._layout(partial, group)
+    layout = build_layout(partial, group)
     if not check_bool(share_fixed, "share_fixed") and len(layout.terms) > len(layout.random_terms):
         others = [t for t in layout.terms if t not in layout.random_terms]
         raise ModelSpecError(
@@ -247,8 +240,8 @@ def compare_pooling_bayes(
     }
     per_approach = {a: _level_draws(layout, a, fits, partial) for a in ("complete", "no", "partial")}
     table, means = _bayes_table(layout, counts, per_approach, list(fits["complete"].coef.index), prob)
-    return pooling.PoolingComparison(
+    return PoolingComparison(
         group=layout.group, terms=layout.terms, random_terms=layout.random_terms, share_fixed=True,
         complete_fit=fits["complete"], no_pooling_fit=fits["no"], partial_fit=partial, _table=table,
-        _shrinkage=pooling._shrinkage(partial, layout, counts, means["no"], means["partial"]), _layout=layout,
+        _shrinkage=shrinkage_table(partial, layout, counts, means["no"], means["partial"]), layout=layout,
     )

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..design.fixed import build_response
+from ..design.response import build_response
 from ..errors import DataError, MixedModelsError
-from ..predict import match_levels
-from ..predict import _new_offset
+from ..predict import match_levels, new_offset
 from .model import inverse_link
 
 __all__ = ["new_design", "simulate_response"]
@@ -51,7 +50,7 @@ def new_design(result, newdata: pd.DataFrame | None, use_re: bool, idx: np.ndarr
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     x = inputs.fixed.for_newdata(newdata)
-    offs = _new_offset(inputs, newdata, offset)
+    offs = new_offset(inputs, newdata, offset)
     if not use_re:
         return x, offs, [], [], []
     zs, refs_all, bs = [], [], []

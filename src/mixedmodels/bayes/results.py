@@ -1,6 +1,6 @@
 """Posterior draws of a Bayesian mixed model and what users read off them.
 
-:class:`BayesResults` mirrors :class:`~mixedmodels.results.LmerResults` where
+:class:`BayesResults` mirrors :class:`~mixedmodels.lmm.results.LmerResults` where
 the two agree in meaning (``fixef``, ``sigma``, ``covariances``, ``ranef()``,
 ``coef()`` are posterior means) and adds what only draws give: ``summary()``
 with MCMC diagnostics, ``hdi()`` (tidy highest-density intervals of every

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..summary import _Printable
+from ..format import Printable
 
 __all__ = ["BayesSummary"]
 
@@ -22,7 +22,7 @@ def _fmt_table(table: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-class BayesSummary(_Printable):
+class BayesSummary(Printable):
     """Printable summary; ``.table`` holds the numbers (one row per parameter)."""
 
     def __init__(self, result, prob: float = 0.95):

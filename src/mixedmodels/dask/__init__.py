@@ -21,28 +21,20 @@ on the numbers of levels, not of rows:
 ``glmer`` (:mod:`.glmm`, :mod:`.pirls`) persists the encoded partitions on
 the workers and makes one pass over them per PIRLS iteration.
 
-Nothing here imports dask until a Dask fit is asked for; :func:`is_dask_input`
-recognises a dask collection by its type's module.
+Nothing here imports dask until a Dask fit is asked for;
+:func:`~mixedmodels.design.tables.is_dask_input` recognises a dask collection
+by its type's module.  ``mm.lmer`` and ``mm.glmer`` send such data here
+(a deferred import of this package's ``lmer``/``glmer``, which are resolved
+on first use, as ``mm.*`` are).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from ..design.tables import is_dask_collection, is_dask_input
+
 __all__ = ["is_dask_input", "is_dask_collection", "lmer", "glmer"]
-
-
-def is_dask_collection(data: Any) -> bool:
-    """True for a dask collection (DataFrame, Series, ...), without importing dask."""
-    module = type(data).__module__ or ""
-    return module.split(".")[0] == "dask" and hasattr(data, "__dask_graph__")
-
-
-def is_dask_input(data: Any) -> bool:
-    """True for data that are fitted on Dask: a dask collection, or a path / glob string (Parquet)."""
-    return is_dask_collection(data) or isinstance(data, (str, os.PathLike))
-
 
 _ENTRY_POINTS = {"lmer": "lmm", "glmer": "glmm"}
 

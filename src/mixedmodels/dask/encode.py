@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..design.fixed import build_response
+from ..design.response import build_response
 from ..design.simple import numeric_columns, simple_matrix
 from .plan import EncodingPlan
 

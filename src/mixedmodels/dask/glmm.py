@@ -9,7 +9,7 @@ partitions are then kept as :class:`~.pirls.GlmPartition` (z divided by the
 scales, only the kept columns of X, the validated response, ``eta0``).
 
 :class:`DaskGeneralizedLinearMixedModel` is the in-memory
-:class:`~mixedmodels.glmm.GeneralizedLinearMixedModel` with
+:class:`~mixedmodels.glmm.model.GeneralizedLinearMixedModel` with
 :class:`~.pirls.DaskPirls` as its PIRLS, so lme4's two optimization stages,
 the Newton polish and the finite-difference Hessian of the in-memory fit run
 unchanged; every PIRLS step is one pass (counted in ``data_passes`` and shown
@@ -28,8 +28,9 @@ import numpy as np
 
 from ..errors import DataError, MixedModelsWarning, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
-from ..glmm import GeneralizedLinearMixedModel
-from ..glmm_results import GlmerResults, GlmerSummary
+from ..glmm.model import GeneralizedLinearMixedModel
+from ..glmm.results import GlmerResults
+from ..glmm.summary import GlmerSummary
 from ..linalg.blocked import TermLayout
 from ..optim import OptimizerSettings
 from .crossprods import DesignFacts, qr_r, stack_qr

@@ -20,7 +20,7 @@ from ..design.fixed import DesignMatrix
 from ..design.random import RandomEffectsTerm
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, parse_formula
-from ..lmm import ModelInputs
+from ..design.inputs import ModelInputs
 from .crossprods import DesignFacts, well_conditioned
 from .metadata import DataSummary, PartSummary, summarize_partition, finish
 from .placeholders import RowsOnWorkers

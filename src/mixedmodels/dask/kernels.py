@@ -8,7 +8,7 @@ For rows ``i`` with level ``l_i`` of the big term, columns ``z_i`` (k) and
 the per-level blocks of ``Z1'Z1`` and ``Z1'[X y]``.  With numpy that is one
 ``bincount`` per column pair (k(k+1)/2 + k c passes over the rows); the
 compiled loop makes one.  :func:`level_sums` is the plain-Python kernel
-(compiled by :func:`mixedmodels.linalg._kernels.jit`, the package's numba
+(compiled by :func:`mixedmodels.linalg.jit.jit`, the package's numba
 rules: none without numba or with ``MIXEDMODELS_NO_NUMBA=1``), and
 :func:`per_level_sums` takes the compiled loop when there is one, else the
 bincounts; both give the same sums up to rounding.
@@ -39,7 +39,7 @@ def level_sums(levels: np.ndarray, z: np.ndarray, xy: np.ndarray, a11: np.ndarra
 
 @lru_cache(maxsize=None)
 def _compiled() -> Callable | None:
-    from ..linalg._kernels import jit
+    from ..linalg.jit import jit
 
     return jit(level_sums)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import MixedModelsError
 from ..predict import predict as predict_rows
 from ..predict import select_terms
-from . import is_dask_collection
+from ..design.tables import is_dask_collection
 from .encode import EncodedPartition, encode_partition
 from .plan import EncodingPlan
 from .reduction import shared

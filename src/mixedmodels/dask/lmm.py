@@ -4,7 +4,7 @@ Pass 1 (:func:`~.inputs.plan_model`) learns levels, transform states and the
 rows to drop; pass 2 sums each partition's cross-products
 (:func:`~.crossprods.pass2_partition`) in a tree on the workers.  From there
 on the fit is the in-memory one: :class:`DaskLinearMixedModel` is a
-:class:`~mixedmodels.lmm.LinearMixedModel` whose blocks came from Dask, and
+:class:`~mixedmodels.lmm.model.LinearMixedModel` whose blocks came from Dask, and
 its results are :class:`~.results.DaskLmerResults`.
 
 Satterthwaite's derivatives need the penalized residual sum of squares at
@@ -28,7 +28,7 @@ import numpy as np
 
 from .._validate import check_bool
 from ..errors import DataError, ModelSpecError
-from ..lmm import LinearMixedModel
+from ..lmm.model import LinearMixedModel
 from ..optim import OptimizerSettings
 from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, qr_pass, response_row
 from .encode import encode_partition

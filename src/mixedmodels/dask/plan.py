@@ -31,7 +31,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..design.fixed import CONTEXT, DesignMatrix, build_design, build_response
+from ..design.fixed import CONTEXT, DesignMatrix, build_design
+from ..design.response import build_response
 from ..design.frame import check_columns, formula_factors, no_complete_rows_error, required_variables
 from ..design.simple import simple_terms
 from ..design.values import level_label

@@ -1,7 +1,7 @@
 """Results of fits on Dask: the in-memory results, with lazy row-level outputs.
 
-:class:`DaskLmerResults` is an :class:`~mixedmodels.results.LmerResults` (and
-:class:`~.glmm.DaskGlmerResults` a :class:`~mixedmodels.glmm_results.GlmerResults`):
+:class:`DaskLmerResults` is an :class:`~mixedmodels.lmm.results.LmerResults` (and
+:class:`~.glmm.DaskGlmerResults` a :class:`~mixedmodels.glmm.results.GlmerResults`):
 everything computed from the blocks (fixed effects, vcov, variance
 components, conditional modes and variances, ``coef()``, information
 criteria, Satterthwaite df, likelihood-ratio tests) is the in-memory code.
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotOnDaskError
-from ..results import LmerResults
-from ..summary import LmerSummary
+from ..lmm.results import LmerResults
+from ..lmm.summary import LmerSummary
 from . import lazy
 
 __all__ = ["DaskLmerResults", "DaskLmerSummary", "LazyRows", "dask_quantiles", "as_dask_results"]

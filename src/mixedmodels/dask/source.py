@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataError
-from . import is_dask_collection
+from ..design.tables import is_dask_collection
 
 __all__ = ["DataSource", "read_data"]
 

@@ -4,9 +4,15 @@ Names are imported lazily so that ``import mixedmodels.design`` does not pull
 in formulaic:
 
 * :mod:`.frame` -- ``required_variables``, ``model_frame``, ``ModelFrame``;
-* :mod:`.fixed` -- ``build_design``, ``build_response``, ``DesignMatrix``;
-* :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``.
-* :mod:`.values` -- how column values enter formulas (doubles, level labels; internal).
+* :mod:`.fixed` -- ``build_design``, ``DesignMatrix`` (with R's contrasts, :mod:`.contrasts`);
+* :mod:`.response` -- ``build_response``;
+* :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``;
+* :mod:`.values` -- how column values enter formulas (doubles, level labels);
+* :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda;
+* :mod:`.inputs` -- lme4's ``lFormula`` stage: everything a model is made of.
+
+The data are checked once, when the model frame is made (:func:`~.frame.model_frame`);
+the builders trust a :class:`~.frame.ModelFrame` and check only a plain DataFrame.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ _LAZY = {
     "model_frame": "frame",
     "ModelFrame": "frame",
     "build_design": "fixed",
-    "build_response": "fixed",
+    "build_response": "response",
     "DesignMatrix": "fixed",
     "drop_aliased_columns": "checks",
     "check_scale": "checks",

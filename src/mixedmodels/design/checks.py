@@ -1,13 +1,14 @@
 """lme4's checks of a fixed-effects model matrix: aliased columns and predictor scales.
 
-Kept apart from :mod:`.fixed` (which builds the matrices and re-exports these
-names) because they only read a finished :class:`~.fixed.DesignMatrix`.
+Kept apart from :mod:`.fixed` (which builds the matrices) because they only
+read a finished :class:`~.fixed.DesignMatrix`.  :func:`independent_columns`
+is R's rule for aliased columns, used also by the least-squares fits of
+:mod:`mixedmodels.linalg.lstsq`.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,17 +34,7 @@ def drop_aliased_columns(
     dropped columns.  The returned design's ``for_newdata`` gives only the
     kept columns.
     """
-    return keep_columns(design, _independent_columns(design.matrix, tol), stacklevel=2)
-
-
-def independent_columns(x: np.ndarray, tol: float = 1e-7) -> list[int]:
-    """Indices of the columns :func:`drop_aliased_columns` keeps, for a model matrix ``x``.
-
-    The answer depends on ``x`` only through the ``R`` of its QR
-    decomposition (column norms included), so ``x`` may also be that ``R``,
-    e.g. one assembled from blocks of rows (tall-skinny QR).
-    """
-    return _independent_columns(np.asarray(x, dtype=float), tol)
+    return keep_columns(design, independent_columns(design.matrix, tol), stacklevel=2)
 
 
 def keep_columns(design: DesignMatrix, keep: list[int], stacklevel: int = 1) -> tuple[DesignMatrix, tuple[str, ...]]:
@@ -63,21 +54,19 @@ def keep_columns(design: DesignMatrix, keep: list[int], stacklevel: int = 1) -> 
         RankDeficiencyWarning,
         stacklevel=stacklevel + 1,
     )
-    kept = replace(
-        design,
-        matrix=np.ascontiguousarray(design.matrix[:, keep]),
-        column_names=tuple(design.column_names[j] for j in keep),
-        _columns=tuple(design._columns[j] for j in keep) if design._columns else (),
-    )
-    return kept, dropped
+    return design.keep_columns(keep), dropped
 
 
-def _independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
+def independent_columns(x: np.ndarray, tol: float = 1e-7, norms: np.ndarray | None = None) -> list[int]:
     """Indices of the columns kept by a left-to-right rank-revealing QR.
 
     A column goes when its part orthogonal to the earlier kept columns has norm
-    below ``tol`` times ``norms`` (each column's own norm by default).
+    below ``tol`` times ``norms`` (each column's own norm by default).  The
+    answer depends on ``x`` only through the ``R`` of its QR decomposition
+    (column norms included), so ``x`` may also be that ``R``, e.g. one
+    assembled from blocks of rows (tall-skinny QR).
     """
+    x = np.asarray(x, dtype=float)
     keep = list(range(x.shape[1]))
     norms = np.linalg.norm(x, axis=0) if norms is None else norms
     reference = np.where(norms > 0, norms, 1.0) * tol

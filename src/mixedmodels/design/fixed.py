@@ -7,11 +7,12 @@ like R's ``model.matrix`` (and so like lme4's ``getME(m, "X")``):
   written (``Days``, ``scale(HEIGHT)``, ``I(x**2)``); interactions join with ``:``;
 * factors are named variable + level (``GenderM``, ``period2``), logicals use
   R's ``xTRUE``; ordered factors use ``contr.poly`` (``f.L``, ``f.Q``, ``f.C``,
-  ``f^4``), ``contr.sum``/``contr.helmert`` columns are numbered (``f1``, ``f2``);
+  ``f^4``), ``contr.sum``/``contr.helmert`` columns are numbered (``f1``, ``f2``)
+  (the contrasts and levels are :mod:`.contrasts`');
 * which factors in a term get contrasts and which get full indicator coding
   follows R's rule (``TermCode`` in R's ``model.c``), not formulaic's own one,
   so e.g. ``~ a:b`` gives R's rank-deficient coding that
-  :func:`drop_aliased_columns` then trims exactly as lme4 does;
+  :func:`~.checks.drop_aliased_columns` then trims exactly as lme4 does;
 * factor levels are the Categorical's category order, or the sorted unique
   values for other columns.  Unlike R (which keeps them and lets lme4 drop the
   all-zero columns), levels that do not occur in the data are dropped, so no
@@ -19,14 +20,13 @@ like R's ``model.matrix`` (and so like lme4's ``getME(m, "X")``):
 
 The matrix is rebuilt for new data by replaying formulaic's ``ModelSpec``:
 ``scale()`` reuses the training mean and SD, factors the training levels and
-contrasts.
+contrasts.  The response is built by :mod:`.response` with the same formula
+functions (:data:`CONTEXT`).
 """
 
 from __future__ import annotations
 
-import functools
 import re
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,23 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulaic import ModelSpec
-from formulaic.errors import DataMismatchWarning
 from formulaic.materializers import PandasMaterializer
-from formulaic.materializers.types import FactorValues, ScopedFactor, ScopedTerm
+from formulaic.materializers.types import ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor
-from formulaic.transforms import TRANSFORMS, encode_contrasts
-from formulaic.transforms.contrasts import (
-    Contrasts,
-    HelmertContrasts,
-    PolyContrasts,
-    SASContrasts,
-    SumContrasts,
-    TreatmentContrasts,
-)
+from formulaic.transforms import TRANSFORMS
 from formulaic.utils.cast import as_columns
 from formulaic.utils.code import format_expr
-from formulaic.utils.layered_mapping import LayeredMapping
-from formulaic.utils.stateful_transforms import stateful_eval
 from interface_meta import override
 
 from ..errors import (
@@ -59,193 +48,26 @@ from ..errors import (
     MixedModelsError,
     ModelSpecError,
 )
-from .frame import alias_numeric_names, check_columns, check_data_frame, check_real, plain_message, required_variables
-from .checks import _independent_columns, check_scale, drop_aliased_columns  # noqa: F401 (re-exported)
+from .contrasts import C, ContrastNamespace, contrast_name, default_contrast, encode_factor, is_boolean
+from .frame import (
+    ModelFrame,
+    alias_numeric_names,
+    check_columns,
+    check_data_frame,
+    check_real,
+    frame_data,
+    plain_message,
+    required_variables,
+)
 from .simple import numeric_columns, simple_matrix, simple_terms
-from .values import _label, formula_data, level_values  # noqa: F401 (_label, level_values re-exported)
+from .values import formula_data
 
 __all__ = [
     "DesignMatrix",
     "build_design",
-    "build_response",
-    "drop_aliased_columns",
-    "check_scale",
+    "CONTEXT",
+    "run_formulaic",
 ]
-
-# ---------------------------------------------------------------------------
-# Contrasts with R's column names
-
-
-@dataclass
-class _RSumContrasts(SumContrasts):
-    """contr.sum; R numbers its columns 1..k-1 instead of naming levels."""
-
-    @SumContrasts.override
-    def get_coding_column_names(self, levels: Sequence, reduced_rank: bool = True) -> list:
-        return [str(i) for i in range(1, len(levels))] if reduced_rank else list(levels)
-
-
-@dataclass
-class _RHelmertContrasts(HelmertContrasts):
-    """contr.helmert; R numbers its columns 1..k-1 instead of naming levels."""
-
-    @HelmertContrasts.override
-    def get_coding_column_names(self, levels: Sequence, reduced_rank: bool = True) -> list:
-        return [str(i) for i in range(1, len(levels))] if reduced_rank else list(levels)
-
-
-_CONTRASTS: dict[str, type[Contrasts]] = {
-    "treatment": TreatmentContrasts,
-    "sum": _RSumContrasts,
-    "helmert": _RHelmertContrasts,
-    "poly": PolyContrasts,  # formulaic's numbers and names (.L .Q .C ^4) equal R's
-    "sas": SASContrasts,
-}
-
-
-class _ContrastNamespace:
-    """``contr`` inside formulas: ``C(f, contr.sum)`` as in R."""
-
-    treatment = "treatment"
-    sum = "sum"
-    helmert = "helmert"
-    poly = "poly"
-    SAS = "sas"
-
-
-_CONTRAST_CLASSES: dict[type, str] = {
-    TreatmentContrasts: "treatment",
-    SumContrasts: "sum",
-    _RSumContrasts: "sum",
-    HelmertContrasts: "helmert",
-    _RHelmertContrasts: "helmert",
-    PolyContrasts: "poly",
-    SASContrasts: "sas",
-}
-
-
-def _contrast_name(spec: Any, where: str) -> str:
-    """Canonical contrast name ('sum', ...) from 'contr.sum', 'Sum', contr.sum, a class."""
-    if isinstance(spec, type) and spec in _CONTRAST_CLASSES:
-        return _CONTRAST_CLASSES[spec]
-    if isinstance(spec, str):
-        key = spec.lower().removeprefix("contr.")
-        if key in _CONTRASTS:
-            return key
-    raise ModelSpecError(
-        f"unknown contrasts {spec!r} for {where}; use one of "
-        "'treatment', 'sum', 'helmert', 'poly' or 'SAS'"
-    )
-
-
-def _default_contrast(values: Any) -> str:
-    """R's default: contr.poly for ordered factors, contr.treatment otherwise."""
-    dtype = getattr(values, "dtype", None)
-    ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
-    return "poly" if ordered else "treatment"
-
-
-# ---------------------------------------------------------------------------
-# Factor levels and labels
-
-
-def _is_boolean(values: Any) -> bool:
-    dtype = getattr(values, "dtype", None)
-    return dtype is not None and (dtype == bool or str(dtype) == "boolean")
-
-
-def _as_labelled(values: Any) -> pd.Series:
-    """A Categorical Series whose categories are R's level labels (strings)."""
-    series = level_values(values if isinstance(values, pd.Series) else pd.Series(np.asarray(values)))
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        cat = series.array
-    elif _is_boolean(series):
-        cat = pd.Categorical(series, categories=[False, True])
-    else:
-        cat = pd.Categorical(series)
-    labels = [_label(c) for c in cat.categories]
-    if len(set(labels)) == len(labels):
-        cat = cat.rename_categories(labels)
-    return pd.Series(cat, index=series.index, name=series.name)
-
-
-def _observed_levels(labelled: pd.Series) -> list:
-    """Categories that occur, in category order (unused ones are dropped)."""
-    codes = labelled.cat.codes.to_numpy()
-    counts = np.bincount(codes[codes >= 0], minlength=len(labelled.cat.categories))
-    return [c for c, n in zip(labelled.cat.categories, counts) if n > 0]
-
-
-def _encode_factor(
-    values: Any,
-    reduced_rank: bool,
-    drop_rows: Sequence[int],
-    encoder_state: dict,
-    model_spec: ModelSpec,
-    *,
-    name: str | None,
-    contrast: str,
-    levels: Sequence | None = None,
-) -> FactorValues:
-    """Encode one factor with R's levels and contrasts (formulaic encoder signature).
-
-    On first use the levels and contrast are stored in ``encoder_state``, which
-    formulaic keeps in the ModelSpec; replays for new data reuse them.
-    """
-    raw = values.__wrapped__ if isinstance(values, FactorValues) else values
-    labelled = _as_labelled(raw)
-    if drop_rows:
-        labelled = labelled.drop(index=labelled.index[list(drop_rows)])
-    known = _factor_levels(labelled, encoder_state.get("categories"), levels, name)
-    contrast = encoder_state.setdefault("r_contrast", contrast)  # training's choice wins
-    labelled = labelled.cat.set_categories(known)
-    with warnings.catch_warnings():  # unseen levels were refused; NaN rows are fine
-        warnings.simplefilter("ignore", DataMismatchWarning)
-        return encode_contrasts(
-            labelled,
-            contrasts=_CONTRASTS[contrast](),
-            levels=known,
-            reduced_rank=reduced_rank,
-            _state=encoder_state,
-            _spec=model_spec,
-        )
-
-
-def _factor_levels(
-    labelled: pd.Series, trained: Sequence | None, levels: Sequence | None, name: str | None
-) -> list:
-    """Training: the observed (or given) levels, at least two.  Replay: check against them."""
-    what = f"factor {name!r}" if name else "a factor in the formula"
-    if trained is not None:
-        unseen = [v for v in _observed_levels(labelled) if v not in set(trained)]
-        if unseen:
-            raise DataError(
-                f"{what} has level(s) {', '.join(map(repr, unseen))} in the new data "
-                f"that were not in the data the model was fitted to (levels: "
-                f"{', '.join(map(repr, trained))})"
-            )
-        return list(trained)
-    known = [_label(v) for v in levels] if levels is not None else _observed_levels(labelled)
-    if len(known) < 2:
-        raise DataError(
-            f"{what} has only {len(known)} level(s) {known} in the data; "
-            "a fixed-effect factor needs at least two levels"
-        )
-    return known
-
-
-def _factor_values(values: Any, *, name: str | None, contrast: str, levels=None) -> FactorValues:
-    """Mark values as an R factor whose encoding uses :func:`_encode_factor`."""
-    encoder = functools.partial(_encode_factor, name=name, contrast=contrast, levels=levels)
-    return FactorValues(values, kind="categorical", spans_intercept=True, encoder=encoder)
-
-
-def C(data: Any, contrasts: Any = None, levels: Sequence | None = None) -> FactorValues:
-    """R's ``C(f, contr.sum)``: treat ``data`` as a factor with the given contrasts."""
-    name = getattr(data, "name", None)
-    contrast = _default_contrast(data) if contrasts is None else _contrast_name(contrasts, "C()")
-    return _factor_values(data, name=name, contrast=contrast, levels=levels)
-
 
 # ---------------------------------------------------------------------------
 # The formula context: R-like functions available inside formulas
@@ -276,7 +98,7 @@ CONTEXT: dict[str, Any] = {
     "offset": _offset,
     "cbind": _cbind,
     "C": C,
-    "contr": _ContrastNamespace,
+    "contr": ContrastNamespace,
 }
 
 # Names formulaic may read as functions or namespaces, never as plain columns (the simple path skips them).
@@ -302,7 +124,7 @@ class _RMaterializer(PandasMaterializer):
     @override
     def _is_categorical(self, values: Any) -> bool:
         if isinstance(values, (pd.Series, np.ndarray)) and (
-            _is_boolean(values) or str(values.dtype) == "string"
+            is_boolean(values) or str(values.dtype) == "string"
         ):
             return True
         return super()._is_categorical(values)
@@ -318,9 +140,9 @@ class _RMaterializer(PandasMaterializer):
     ):
         name = self._current_factor
         chosen = self.params.get("contrasts", {}).get(name)
-        contrast = chosen or _default_contrast(getattr(values, "__wrapped__", values))
+        contrast = chosen or default_contrast(getattr(values, "__wrapped__", values))
         return as_columns(
-            _encode_factor(
+            encode_factor(
                 values, reduced_rank, drop_rows, encoder_state, spec, name=name, contrast=contrast
             )
         )
@@ -481,6 +303,16 @@ class DesignMatrix:
         source = self._spec_source
         return source.get() if isinstance(source, _DeferredSpec) else source
 
+    def keep_columns(self, keep: Sequence[int]) -> "DesignMatrix":
+        """The same design with only the columns ``keep`` (in that order); ``for_newdata`` gives only those."""
+        keep = list(keep)
+        return replace(
+            self,
+            matrix=np.ascontiguousarray(self.matrix[:, keep]),
+            column_names=tuple(self.column_names[j] for j in keep),
+            _columns=tuple(self._columns[j] for j in keep) if self._columns else (),
+        )
+
     def for_newdata(self, data: pd.DataFrame) -> np.ndarray:
         """The same columns for new data, replaying stateful transforms.
 
@@ -554,7 +386,7 @@ class DesignMatrix:
 
 
 def build_design(
-    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None = None
+    rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None = None
 ) -> DesignMatrix:
     """Build the fixed-effects model matrix for the formula part ``rhs``.
 
@@ -563,8 +395,11 @@ def build_design(
     rhs : str
         formulaic right-hand side without random-effect bars, e.g.
         ``"Days"``, ``"0 + f"``, ``"YEAR + scale(HEIGHT)"``, ``"x + offset(log(n))"``.
-    data : pandas.DataFrame
-        Complete data (see :func:`~mixedmodels.design.frame.model_frame`).
+    data : pandas.DataFrame or ModelFrame
+        Complete data.  A DataFrame is checked here (a DataFrame, with the
+        columns, without missing values); a
+        :class:`~mixedmodels.design.frame.ModelFrame` was checked when it was
+        made and is trusted.
     contrasts : mapping, optional
         Per-variable contrasts: ``{"f": "sum"}``; values ``"treatment"``,
         ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"`` (``"contr."`` prefix
@@ -576,16 +411,17 @@ def build_design(
     ------
     FormulaError, DataError, ModelSpecError
     """
-    check_data_frame(data)
+    data, trusted = frame_data(data)
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
-    simple = _simple_design(rhs, data, contrasts)
+    simple = _simple_design(rhs, data, contrasts, trusted)
     if simple is not None:
         return simple
     variables = required_variables(rhs)
-    check_columns(data, sorted(variables))
-    check_real(data, sorted(variables))
-    _check_complete(data, variables)
+    if not trusted:
+        check_columns(data, sorted(variables))
+        check_real(data, sorted(variables))
+        _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
     text, aliases = alias_numeric_names(rhs)
     full, spec = _materialize_new(_new_spec(text, chosen, aliases), formula_data(data, variables, aliases), rhs)
@@ -600,7 +436,7 @@ def build_design(
 
 def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     """Canonical contrast names per variable; unknown names raise ModelSpecError."""
-    return {str(k): _contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
+    return {str(k): contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
 
 
 def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> ModelSpec:
@@ -627,24 +463,25 @@ def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | 
 
 
 def _simple_design(
-    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None
+    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None, trusted: bool
 ) -> DesignMatrix | None:
     """The design of an intercept and plain numeric columns without formulaic, else None.
 
     Same checks, in the same order, and the same matrix as the formulaic path
     (see :mod:`.simple`); formulaic's spec is made only if a replay or the
-    term structure is asked for.
+    term structure is asked for.  ``trusted``: ``data`` is a model frame's.
     """
     terms = simple_terms(rhs)
     if terms is None or any(name in _RESERVED for name in terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)
-    check_columns(data, sorted(variables))
+    if not trusted:
+        check_columns(data, sorted(variables))
     columns = numeric_columns(data, names)
     if columns is None:
         return None
-    if any(np.isnan(column).any() for column in columns):
+    if not trusted and any(np.isnan(column).any() for column in columns):
         _check_complete(data, variables)  # raises, naming the columns
     chosen = _chosen_contrasts(contrasts)
     matrix = simple_matrix(intercept, columns, len(data))
@@ -682,17 +519,17 @@ def _materialize_new(
 ) -> tuple[np.ndarray, ModelSpec]:
     """Materialize a fresh spec; return the float matrix and the fitted spec."""
     build = lambda: spec.get_model_matrix(data, context=CONTEXT)  # noqa: E731
-    result = _run_formulaic(build, repr(rhs), rhs)
+    result = run_formulaic(build, repr(rhs), rhs)
     return _as_float(result, len(data)), result.model_spec
 
 
 def _materialize(spec: ModelSpec, data: pd.DataFrame, what: str) -> np.ndarray:
     """Replay a fitted spec on ``data``."""
-    result = _run_formulaic(lambda: spec.get_model_matrix(data, context=CONTEXT), what)
+    result = run_formulaic(lambda: spec.get_model_matrix(data, context=CONTEXT), what)
     return _as_float(result, len(data))
 
 
-def _run_formulaic(build, what: str, text: str = ""):
+def run_formulaic(build, what: str, text: str = ""):
     """Call formulaic, turning its exceptions into mixedmodels errors."""
     try:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -761,89 +598,3 @@ def _check_finite(matrix: np.ndarray, names: Sequence[str], offset: np.ndarray |
         raise DataError("the offset has non-finite values (NaN or infinite)")
 
 
-# ---------------------------------------------------------------------------
-# Responses
-
-
-def build_response(lhs: str, data: pd.DataFrame) -> np.ndarray:
-    """Evaluate the left-hand side of a formula.
-
-    Returns a 1-d float64 array for a column or an expression (``log(y)``,
-    ``I(y/10)``), an ``(n, 2)`` array for ``cbind(successes, failures)``.  A
-    two-level factor, logical or string response becomes 0/1 with the first
-    level as 0 (R's binomial convention).
-
-    Raises
-    ------
-    DataError
-        For a missing column, a non-numeric response with more than two
-        levels, or non-finite values.
-    """
-    check_data_frame(data)
-    if not isinstance(lhs, str) or not lhs.strip():
-        raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
-    text = lhs.strip()
-    variables = required_variables(text)
-    check_columns(data, sorted(variables))
-    check_real(data, sorted(variables))
-    if text in data.columns:
-        values = data[text]
-    else:
-        code, aliases = alias_numeric_names(text)
-        env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
-        values = _run_formulaic(
-            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
-        )
-    response = _response_array(values, text, len(data))
-    if not np.isfinite(response).all():
-        raise DataError(
-            f"the response {text!r} has missing or non-finite values (NaN or infinite)"
-        )
-    return response
-
-
-def _response_array(values: Any, name: str, n: int) -> np.ndarray:
-    """Float response from evaluated values (numeric, binary factor, or matrix)."""
-    if isinstance(values, pd.DataFrame):
-        values = values.to_numpy()
-    raw = getattr(values, "__wrapped__", values)
-    if np.ndim(raw) == 2:
-        array = np.asarray(raw, dtype=np.float64)
-        array = array[:, 0] if array.shape[1] == 1 else array
-    elif _is_non_numeric(raw):
-        array = _binary(raw, name)
-    else:
-        array = np.asarray(raw, dtype=np.float64)
-    if array.ndim == 0 or array.shape[0] != n:
-        raise DataError(f"the response {name!r} must have one value per row of data ({n})")
-    return np.ascontiguousarray(array)
-
-
-def _is_non_numeric(values: Any) -> bool:
-    dtype = getattr(values, "dtype", np.asarray(values).dtype)
-    if isinstance(dtype, pd.CategoricalDtype) or _is_boolean(values):
-        return True
-    if dtype == object:
-        kind = pd.api.types.infer_dtype(values, skipna=True)
-        return kind not in ("integer", "floating", "mixed-integer-float")
-    return not pd.api.types.is_numeric_dtype(dtype)
-
-
-def _binary(values: Any, name: str) -> np.ndarray:
-    """0/1 from a two-level factor: the first level is 0 (R's binomial rule)."""
-    if _is_boolean(values):
-        return np.asarray(pd.Series(values).astype("float64"), dtype=np.float64)
-    labelled = _as_labelled(values)
-    levels = list(labelled.cat.categories)
-    if len(levels) > 2:
-        levels = _observed_levels(labelled)
-    if len(levels) > 2:
-        raise DataError(
-            f"the response {name!r} is non-numeric with {len(levels)} levels "
-            f"({', '.join(map(str, levels[:6]))}{', ...' if len(levels) > 6 else ''}); "
-            "a binomial response needs two levels (the first counts as failure) or numbers"
-        )
-    codes = pd.Categorical(labelled, categories=levels).codes
-    out = (codes == 1).astype(np.float64)
-    out[codes < 0] = np.nan
-    return out

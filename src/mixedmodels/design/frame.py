@@ -21,8 +21,10 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 
-__all__ = ["ModelFrame", "model_frame", "required_variables", "alias_numeric_names", "check_real", "formula_factors",
-           "no_complete_rows_error"]
+__all__ = [
+    "ModelFrame", "model_frame", "required_variables", "alias_numeric_names", "frame_data", "check_data_frame",
+    "check_columns", "check_real", "formula_factors", "no_complete_rows_error",
+]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
 # they are never data columns.  Called names (``log``, ``scale``) are skipped anyway.
@@ -181,10 +183,13 @@ class ModelFrame:
     n_dropped: int
 
 
-def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
+def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: bool = False) -> ModelFrame:
     """Keep the ``variables`` columns of ``data`` and drop incomplete rows.
 
-    The input frame is never modified.
+    This is where the data are checked, once: the design code trusts a
+    :class:`ModelFrame`.  The input frame is never modified.  With
+    ``positional=True`` the kept rows are labelled by their position in
+    ``data`` (0, 1, 3, ... when row 2 was dropped) instead of ``data``'s index.
 
     Raises
     ------
@@ -198,19 +203,20 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str]) -> ModelFrame:
     check_real(data, columns)
     if len(data) == 0:
         raise DataError("data has no rows")
+    index = pd.RangeIndex(len(data)) if positional else data.index
     series = [data[name] for name in columns]
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns)
+        return _model_frame_by_label(data, columns, index)
     complete = ~_missing_rows(series, len(data))
     n_dropped = int(len(data) - complete.sum())
     if n_dropped == len(data):
-        _model_frame_by_label(data, columns)  # raises, summarising the missing values
+        _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
         arrays = {name: s.array[complete] for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index[complete], copy=False)  # masking copied
+        kept = pd.DataFrame(arrays, index=index[complete], copy=False)  # masking copied
     else:
         arrays = {name: s.array for name, s in zip(columns, series)}
-        kept = pd.DataFrame(arrays, index=data.index, copy=True)
+        kept = pd.DataFrame(arrays, index=index, copy=True)
     return ModelFrame(data=kept, n_dropped=n_dropped)
 
 
@@ -228,9 +234,11 @@ def _missing_rows(series: list[pd.Series], nrows: int) -> np.ndarray:
     return missing
 
 
-def _model_frame_by_label(data: pd.DataFrame, columns: list[str]) -> ModelFrame:
+def _model_frame_by_label(data: pd.DataFrame, columns: list[str], index: pd.Index | None = None) -> ModelFrame:
     """:func:`model_frame` through ``.loc`` (general and slower): odd column labels and the error path."""
     subset = data.loc[:, columns]
+    if index is not None:
+        subset = subset.set_axis(index, axis=0)
     missing = subset.isna()
     complete = ~missing.any(axis=1).to_numpy()
     n_dropped = int(len(subset) - complete.sum())
@@ -254,6 +262,15 @@ def _missing_summary(counts: pd.Series) -> str:
         f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
     ]
     return ", ".join(parts) or "no column"
+
+
+def frame_data(data: "pd.DataFrame | ModelFrame") -> tuple[pd.DataFrame, bool]:
+    """The data to build from and whether they are trusted: a ModelFrame's were checked
+    when it was made; a DataFrame is checked here (that it is one)."""
+    if isinstance(data, ModelFrame):
+        return data.data, True
+    check_data_frame(data)
+    return data, False
 
 
 def check_data_frame(data: object) -> None:

@@ -18,9 +18,10 @@ from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import theta_names
 from .fixed import DesignMatrix, build_design
+from .frame import ModelFrame
 from .values import level_values
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms"]
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +82,17 @@ class RandomEffectsTerm:
         return f"({self.expr or ' + '.join(self.column_names)} | {self.group})"
 
 
+def unique_group_names(groups: list[str]) -> list[str]:
+    """lme4's names for repeated grouping factors: Subject, Subject.1, Subject.2, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for g in groups:
+        count = seen.get(g, 0)
+        out.append(g if count == 0 else f"{g}.{count}")
+        seen[g] = count + 1
+    return out
+
+
 def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes and labels of one grouping column: Categorical order, else sorted values
     (an object column mixing numbers and strings sorted as text, see :func:`.values.level_values`)."""
@@ -122,8 +134,8 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
     return refs.astype(np.int64), tuple(labels)
 
 
-def _build_term(term: RandomTerm, frame: pd.DataFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
-    refs, levels = grouping_factor(frame, term.factors)
+def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
+    refs, levels = grouping_factor(frame.data, term.factors)
     if len(levels) < 2:
         raise ModelSpecError(
             f"grouping factor {term.group!r} in {term} has {len(levels)} level; "
@@ -145,7 +157,7 @@ def _build_term(term: RandomTerm, frame: pd.DataFrame, contrasts: Mapping[str, s
 
 def build_random_terms(
     terms: tuple[RandomTerm, ...],
-    frame: pd.DataFrame,
+    frame: ModelFrame,
     contrasts: Mapping[str, str] | None = None,
     allow_as_many_as_observations: bool = False,
 ) -> tuple[RandomEffectsTerm, ...]:
@@ -155,12 +167,13 @@ def build_random_terms(
     the largest block first, where the blocked Cholesky keeps it diagonal.
     Checks lme4's rule that each term has fewer random effects than
     observations (lmer), or at most as many (glmer, where an observation-level
-    ``(1 | obs)`` is allowed: ``allow_as_many_as_observations``).
+    ``(1 | obs)`` is allowed: ``allow_as_many_as_observations``).  The model
+    frame's data were checked when it was made.
     """
     if not terms:
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
-    nobs = len(frame)
+    nobs = len(frame.data)
     for term in built:
         if term.nranef > nobs or (term.nranef == nobs and not allow_as_many_as_observations):
             relation = "<=" if term.nranef == nobs else "<"

@@ -1,6 +1,6 @@
 """How column values enter formulas: R's labels of levels, numbers as doubles, aliased names.
 
-* :func:`_label` is R's text of a level (``TRUE``, 15 significant digits);
+* :func:`level_label` is R's text of a level (``TRUE``, 15 significant digits);
 * :func:`level_values` reads an object column mixing numbers and strings as
   text, so ``1`` and ``"1"`` are one level (grouping and fixed-effect factors);
 * :func:`formula_data` gives formula code integer columns as float64 (R
@@ -16,21 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["level_values", "level_label", "formula_data"]
+__all__ = ["level_label", "level_values", "formula_data"]
 
 
-def _label(value: Any) -> str:
+def level_label(value: Any) -> str:
     """R's text for a level: TRUE/FALSE for logicals, 15 significant digits for numbers."""
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.15g}"
     return str(value)
-
-
-def level_label(value: Any) -> str:
-    """R's text for a level (``TRUE``/``FALSE``, numbers to 15 significant digits, anything else as text)."""
-    return _label(value)
 
 
 _MIXED_KINDS = frozenset({"mixed", "mixed-integer"})
@@ -41,7 +36,7 @@ def level_values(values: Any) -> Any:
 
     Such columns come from CSV files read in chunks (pandas' "mixed types"
     warning), where one chunk holds ``1`` and the next ``"1"``: both become the
-    level ``"1"`` (R's text of a number, :func:`_label`), and levels sort as
+    level ``"1"`` (R's text of a number, :func:`level_label`), and levels sort as
     text, as R's factor of a character vector does.  Anything else is returned
     unchanged; missing values stay missing.
     """
@@ -49,7 +44,7 @@ def level_values(values: Any) -> Any:
         return values
     if pd.api.types.infer_dtype(values, skipna=True) not in _MIXED_KINDS:
         return values
-    labels = [value if pd.isna(value) else _label(value) for value in values]
+    labels = [value if pd.isna(value) else level_label(value) for value in values]
     if isinstance(values, pd.Series):
         return pd.Series(labels, index=values.index, name=values.name, dtype=object)
     return np.array(labels, dtype=object)

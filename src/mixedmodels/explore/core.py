@@ -16,7 +16,8 @@ with cluster sizes ``n_j`` drawn uniformly from ``1, ..., 2\\bar n - 1`` (mean
 * partial pooling -- lme4's ``coef()`` of the REML fit of
   ``y ~ 1 + (1 | cluster)``, which for this model is exactly
   ``\\lambda_j \\bar y_j + (1 - \\lambda_j) \\hat\\mu`` with the shrinkage factor
-  ``\\lambda_j = \\hat\\sigma_u^2 / (\\hat\\sigma_u^2 + \\hat\\sigma_e^2 / n_j)``.
+  ``\\lambda_j = \\hat\\sigma_u^2 / (\\hat\\sigma_u^2 + \\hat\\sigma_e^2 / n_j)``.  The page calls
+  it ``\\alpha_j``, as teaching texts often do; the JSON key is ``lambda``.
 
 Each approach is scored by its mean squared error against the true cluster
 means, averaged over clusters.
@@ -129,7 +130,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
     any adjustment made to the design.  The same seed gives the same standard
     normal draws whatever the SDs, so moving a slider rescales one data set.
     """
-    from ..simulation import simulate_design
+    from ..planning.study import simulate_design
 
     rng = np.random.default_rng(params.seed)
     sizes, notes = _cluster_sizes(params, rng)
@@ -143,7 +144,7 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
 
 def _fit(data: pd.DataFrame) -> tuple[Any, list[str]]:
     """REML fit of the random-intercept model; mixedmodels' warnings are returned as text."""
-    from ..lmm import lmer
+    from ..lmm.model import lmer
 
     with _FIT_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MixedModelsWarning)

@@ -33,17 +33,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
-from ..linalg.dense import triangular_inverse
 
 from ..design.covariance import lower_triangle
+from ..design.random import unique_group_names
+from ..fitted import MixedFit
+from ..linalg.dense import triangular_inverse
 from ..optim import OptimizerSettings, minimize_bounded
-from ..results import _unique_group_names
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 # Looser than a fit's settings: every point starts next to its optimum, and
 # zeta needs the deviance to ~1e-8, not to the last digit.
@@ -81,7 +80,7 @@ class _Parameter:
         return self.kind in ("sd", "cor")
 
 
-def _parameters(result: "LmerResults") -> list[_Parameter]:
+def _parameters(result: MixedFit) -> list[_Parameter]:
     """All parameters in lme4's order: per term SDs and correlations (lower triangle
     column by column), then sigma, then the fixed effects."""
     params: list[_Parameter] = []
@@ -95,7 +94,7 @@ def _parameters(result: "LmerResults") -> list[_Parameter]:
     if getattr(getattr(result, "family", None), "has_dispersion", True):  # no sigma for binomial, Poisson GLMMs
         params.append(_Parameter("sigma", "sigma"))
     params += [_Parameter(n, "fixef", index=j) for j, n in enumerate(result.fixef_names)]
-    names = _unique_group_names([p.name for p in params])
+    names = unique_group_names([p.name for p in params])
     return [dataclasses.replace(p, name=n) for p, n in zip(params, names)]
 
 
@@ -105,7 +104,7 @@ def _parameters(result: "LmerResults") -> list[_Parameter]:
 class _Deviance:
     """The ML deviance of a model and the pieces the conditional problems need."""
 
-    def __init__(self, fit: "LmerResults"):
+    def __init__(self, fit: MixedFit):
         self.model = fit.model
         self.cp = fit.model.crossprods
         self.layouts = self.cp.terms

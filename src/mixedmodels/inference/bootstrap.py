@@ -26,8 +26,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
-from ..simulate import _check_nsim, simulate_responses
 from .._validate import check_bool
+from ..fitted import Fit
+from ..simulate import check_nsim, simulate_responses
 
 __all__ = ["bootstrap", "BootstrapResult", "refit"]
 
@@ -150,7 +151,7 @@ def _as_series(value: Any, names: Sequence[str] | None = None) -> pd.Series:
 
 
 # --- refitting -------------------------------------------------------------------------
-def refit(result: Any, y: Any) -> Any:
+def refit(result: Fit, y: Any) -> Any:
     """Refit ``result``'s model to a new response ``y`` (lme4's ``refit(object, newresp)``).
 
     ``y`` has one value per row of the fit (for a ``cbind`` binomial response
@@ -162,7 +163,7 @@ def refit(result: Any, y: Any) -> Any:
 class _Refitter:
     """Refits one model to many responses, reusing everything that does not depend on y."""
 
-    def __init__(self, result: Any):
+    def __init__(self, result: Fit):
         self.result = result
         self.model = result.model
         self.kind = _model_kind(result)
@@ -261,13 +262,13 @@ def _replace_last_row(a21: Any, row: np.ndarray) -> Any:
     return sp.csr_array(sp.vstack([a21[:-1], sp.csr_array(row[None, :])], format="csr"))
 
 
-def _model_kind(result: Any) -> str:
+def _model_kind(result: Fit) -> str:
     if getattr(result, "family", None) is not None:
         return "glmm" if result.terms else "glm"
     return "lmm" if result.terms else "lm"
 
 
-def _refit_generalized(result: Any, inputs: Any) -> Any:
+def _refit_generalized(result: Fit, inputs: Any) -> Any:
     """Refit a GLMM to new inputs (same design, new response), with the original nAGQ.
 
     The design-only parts of the model (e.g. where each observation lands in
@@ -281,7 +282,7 @@ def _refit_generalized(result: Any, inputs: Any) -> Any:
 
 # --- the bootstrap ---------------------------------------------------------------------
 def bootstrap(
-    result: Any,
+    result: Fit,
     statistic: Callable[[Any], Any],
     nsim: int,
     seed: int | np.random.Generator | None = None,
@@ -320,7 +321,7 @@ def bootstrap(
 
     if not callable(statistic):
         raise MixedModelsError("statistic must be a function of a fitted model, e.g. lambda m: m.fixef")
-    nsim = _check_nsim(nsim)
+    nsim = check_nsim(nsim)
     progress, use_re = check_bool(progress, "progress"), check_bool(use_re, "use_re")
     t0 = _as_series(statistic(result))
     rng = np.random.default_rng(seed)

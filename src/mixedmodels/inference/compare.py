@@ -33,6 +33,7 @@ from .._validate import check_bool
 from ..design.fixed import build_design
 from ..design.random import RandomEffectsTerm, grouping_factor
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
+from ..fitted import Fit
 from ..tables import RTable, r_table
 
 __all__ = ["anova", "ranova", "REFIT_MESSAGE"]
@@ -198,7 +199,7 @@ def _check_comparable(fits: list, labels: list[str]) -> None:
             )
 
 
-def _response_values(fit: Any) -> np.ndarray:
+def _response_values(fit: Fit) -> np.ndarray:
     summary = getattr(fit.model.inputs, "response_summary", None)  # a fit on Dask: n and the response's sums
     if summary is not None:
         return np.asarray(summary, dtype=float)
@@ -209,7 +210,7 @@ def _response_values(fit: Any) -> np.ndarray:
 
 
 # --- ranova ----------------------------------------------------------------------------
-def ranova(result: Any, reduce_terms: bool = True) -> RTable:
+def ranova(result: Fit, reduce_terms: bool = True) -> RTable:
     """Likelihood-ratio test for each random-effects term (lmerTest's ``ranova``).
 
     Each term ``(1 | g)`` is removed; each covariate ``x`` of a term
@@ -247,12 +248,12 @@ def ranova(result: Any, reduce_terms: bool = True) -> RTable:
     return r_table(table, heading)
 
 
-def _loglik_like(fit: Any, REML: bool) -> float:
+def _loglik_like(fit: Fit, REML: bool) -> float:
     loglik_at = getattr(fit, "loglik_at", None)
     return float(loglik_at(REML=REML)) if callable(loglik_at) else float(fit.loglik)
 
 
-def _formula_order(result: Any) -> list[int]:
+def _formula_order(result: Fit) -> list[int]:
     """Position in ``result.terms`` (block order) of each random term of the formula, in formula order."""
     inputs = result.model.inputs
     nlevels = [len(grouping_factor(inputs.frame, t.factors)[1]) for t in inputs.formula.random]
@@ -273,7 +274,7 @@ def _lhs_terms(expr: str) -> list[str]:
     return [str(t) for t in Formula(expr) if str(t) != "1"]
 
 
-def _reductions(result: Any, reduce_terms: bool) -> list[tuple[str, tuple[RandomEffectsTerm, ...]]]:
+def _reductions(result: Fit, reduce_terms: bool) -> list[tuple[str, tuple[RandomEffectsTerm, ...]]]:
     """(row label, reduced list of terms) for every reduction ranova makes."""
     inputs = result.model.inputs
     terms = list(inputs.terms)
@@ -292,7 +293,7 @@ def _reductions(result: Any, reduce_terms: bool) -> list[tuple[str, tuple[Random
     return out
 
 
-def _without_covariate(result: Any, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
+def _without_covariate(result: Fit, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
     """The term with one covariate dropped from its left-hand side; None if nothing is left."""
     remaining = [t for t in _lhs_terms(formula_term.expr) if t != covariate]
     intercept = not formula_term.expr.startswith("0")
@@ -309,15 +310,15 @@ def _without_covariate(result: Any, term: RandomEffectsTerm, formula_term: Any, 
     return replace(term, z=z, design=design)
 
 
-def _fit_reduced(result: Any, terms: tuple[RandomEffectsTerm, ...]) -> Any:
+def _fit_reduced(result: Fit, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     """Fit the model with the given random-effects terms (a linear model when there are none)."""
     inputs = replace(result.model.inputs, terms=tuple(sorted(terms, key=lambda t: -t.nlevels)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         if not terms:
-            from ..linear_models import LinearModel
+            from ..linear_models.model import LinearModel
 
             return LinearModel(inputs).fit()
-        from ..lmm import LinearMixedModel
+        from ..lmm.model import LinearMixedModel
 
         return LinearMixedModel.from_inputs(inputs, REML=result.REML).fit()

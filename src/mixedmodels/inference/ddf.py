@@ -31,7 +31,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,11 @@ from scipy.linalg import lapack
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..fitted import Fit, MixedFit, is_generalized, is_mixed
 from ..tables import r_table
 from . import _numderiv
 from .kenward_roger import KenwardRoger, compute_kenward_roger
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = [
     "coef_table",
@@ -56,8 +55,6 @@ __all__ = [
     "contrast_se_df",
     "contrast_matrix",
     "residual_df",
-    "is_mixed",
-    "is_generalized",
     "Satterthwaite",
     "KenwardRoger",
 ]
@@ -92,22 +89,12 @@ def normalize_ddf(ddf: str | None) -> str | None:
     return _ALIASES[key]
 
 
-def _cached(result: Any, key: str, compute):
+def _cached(result: Fit, key: str, compute):
     """Per-result cache of expensive building blocks (results are immutable)."""
     store = _CACHE.setdefault(result, {})
     if key not in store:
         store[key] = compute(result)
     return store[key]
-
-
-def is_mixed(result: Any) -> bool:
-    """True for a fit with random effects (it has theta); False for lm/glm fits."""
-    return hasattr(result, "theta") and hasattr(result, "model")
-
-
-def is_generalized(result: Any) -> bool:
-    """True for a GLMM or GLM fit (it carries a family)."""
-    return getattr(result, "family", None) is not None
 
 
 # --- Satterthwaite ---------------------------------------------------------------------
@@ -216,7 +203,7 @@ class _ThetaPieces:
             self.bar.close()
 
 
-def _compute_satterthwaite(result: "LmerResults") -> Satterthwaite:
+def _compute_satterthwaite(result: MixedFit) -> Satterthwaite:
     model = result.model
     p, sigma = model.nfixef, float(result.sigma)
     n_eff = model.n_likelihood - (p if model.REML else 0)
@@ -270,7 +257,7 @@ def _positive_inverse(hess: np.ndarray) -> np.ndarray:
     return (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
 
 
-def _require_lmm(result: Any, method: str) -> None:
+def _require_lmm(result: Fit, method: str) -> None:
     if not is_mixed(result) or is_generalized(result):
         kind = "generalized models" if is_generalized(result) else "models without random effects"
         raise MixedModelsError(
@@ -279,13 +266,13 @@ def _require_lmm(result: Any, method: str) -> None:
         )
 
 
-def satterthwaite(result: "LmerResults") -> Satterthwaite:
+def satterthwaite(result: MixedFit) -> Satterthwaite:
     """Satterthwaite building blocks of an lmer fit (computed once per fit and cached)."""
     _require_lmm(result, "Satterthwaite")
     return _cached(result, "satterthwaite", _compute_satterthwaite)
 
 
-def satterthwaite_df(result: "LmerResults", L: Any) -> np.ndarray:
+def satterthwaite_df(result: MixedFit, L: Any) -> np.ndarray:
     """Satterthwaite df of the contrasts ``L beta`` (one per row of ``L``; a vector is one contrast).
 
     ``L`` may be an array ``(k, p)`` or a DataFrame with the fixed-effect names as columns.
@@ -293,7 +280,7 @@ def satterthwaite_df(result: "LmerResults", L: Any) -> np.ndarray:
     return satterthwaite(result).df(contrast_matrix(result, L))
 
 
-def kenward_roger(result: "LmerResults") -> KenwardRoger:
+def kenward_roger(result: MixedFit) -> KenwardRoger:
     """Kenward-Roger adjusted covariance and building blocks of a REML lmer fit (cached).
 
     ``kenward_roger(m).vcov_adjusted`` is pbkrtest's ``vcovAdj(m)``;
@@ -304,7 +291,7 @@ def kenward_roger(result: "LmerResults") -> KenwardRoger:
     return _cached(result, "kenward-roger", compute_kenward_roger)
 
 
-def contrast_matrix(result: Any, L: Any) -> np.ndarray:
+def contrast_matrix(result: Fit, L: Any) -> np.ndarray:
     """``L`` as a float array (k, p): a vector, rows, or a DataFrame with the fixed-effect names as columns."""
     names = list(result.fixef.index)
     if isinstance(L, pd.DataFrame):
@@ -321,7 +308,7 @@ def contrast_matrix(result: Any, L: Any) -> np.ndarray:
     return matrix
 
 
-def contrast_se_df(result: Any, L: Any, ddf: str | None) -> tuple[np.ndarray, np.ndarray]:
+def contrast_se_df(result: Fit, L: Any, ddf: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Standard errors and df of the contrasts ``L beta`` under a ddf method.
 
     Mixed models: Satterthwaite or Kenward-Roger (with the adjusted covariance).
@@ -342,7 +329,7 @@ def contrast_se_df(result: Any, L: Any, ddf: str | None) -> tuple[np.ndarray, np
     return se, np.full(len(L), np.inf)
 
 
-def residual_df(result: Any) -> float:
+def residual_df(result: Fit) -> float:
     """Residual df of a model without random effects (``n - p``, or its ``df_residual``)."""
     for name in ("df_residual", "df_resid"):
         value = getattr(result, name, None)
@@ -354,7 +341,7 @@ def residual_df(result: Any) -> float:
 # --- the coefficient table -----------------------------------------------------------------
 
 
-def _has_dispersion(result: Any) -> bool:
+def _has_dispersion(result: Fit) -> bool:
     """Whether the family has an estimated scale (Gamma, gaussian, inverse.gaussian)."""
     family = getattr(result, "family", None)
     flag = getattr(family, "has_dispersion", None)
@@ -364,12 +351,12 @@ def _has_dispersion(result: Any) -> bool:
     return name in ("gamma", "gaussian", "inverse.gaussian", "inverse_gaussian")
 
 
-def _glmm_stat_name(result: Any) -> str:
+def _glmm_stat_name(result: Fit) -> str:
     """lme4 prints "t value" for families with an estimated scale (Gamma, gaussian), else "z value"."""
     return "t value" if _has_dispersion(result) else "z value"
 
 
-def coef_table(result: Any, ddf: str | None = None) -> pd.DataFrame:
+def coef_table(result: Fit, ddf: str | None = None) -> pd.DataFrame:
     """Fixed-effects coefficient table, as lme4's or lmerTest's ``summary``.
 
     ============================  ===============================================================

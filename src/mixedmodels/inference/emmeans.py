@@ -32,10 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import _label, build_design
+from ..design.values import level_label
+from ..design.fixed import build_design
 from ..design.frame import required_variables
 from ..errors import MixedModelsError
-from .ddf import contrast_se_df, is_generalized, is_mixed, normalize_ddf
+from ..fitted import Fit, is_generalized, is_mixed
+from .ddf import contrast_se_df, normalize_ddf
 from .kenward_roger import MAX_RANDOM_EFFECTS
 
 __all__ = ["emmeans", "contrast", "MarginalMeans"]
@@ -46,7 +48,7 @@ _ADJUST = ("tukey", "bonferroni", "holm", "sidak", "fdr", "none")
 # --- the model's pieces (duck-typed: lmer, glmer, lm, glm results) -------------------------
 
 
-def _inputs(result: Any) -> Any:
+def _inputs(result: Fit) -> Any:
     model = getattr(result, "model", None)
     inputs = getattr(model, "inputs", None) or getattr(result, "inputs", None)
     if inputs is None or getattr(inputs, "fixed", None) is None:
@@ -54,7 +56,7 @@ def _inputs(result: Any) -> Any:
     return inputs
 
 
-def _default_ddf(result: Any) -> str | None:
+def _default_ddf(result: Fit) -> str | None:
     """emmeans' default for lmer: Kenward-Roger; Satterthwaite when KR would be too large."""
     if not is_mixed(result) or is_generalized(result):
         return None
@@ -111,10 +113,10 @@ def _reference_grid(inputs: Any, at: Mapping[str, Any] | None) -> _Grid:
             levels = _levels(column)
             if name in at:
                 chosen = list(np.atleast_1d(at[name]))
-                bad = [v for v in chosen if _label(v) not in {_label(x) for x in levels}]
+                bad = [v for v in chosen if level_label(v) not in {level_label(x) for x in levels}]
                 if bad:
                     raise MixedModelsError(f"'at' gives level(s) {bad} of {name!r}, which has levels {levels}")
-                levels = [x for x in levels if _label(x) in {_label(v) for v in chosen}]
+                levels = [x for x in levels if level_label(x) in {level_label(v) for v in chosen}]
             factors[name] = levels
         else:
             covariates[name] = at.get(name, float(column.mean()))
@@ -178,12 +180,12 @@ def _cell_matrix(x_grid: np.ndarray, grid: pd.DataFrame, keys: list[str], cells:
     """Equal-weight averages of the grid rows in each cell."""
     if not keys:
         return x_grid.mean(axis=0, keepdims=True)
-    labels = grid[keys].map(_label) if hasattr(grid, "map") else grid[keys].applymap(_label)
+    labels = grid[keys].map(level_label) if hasattr(grid, "map") else grid[keys].applymap(level_label)
     out = []
     for _, cell in cells.iterrows():
         mask = np.ones(len(grid), dtype=bool)
         for k in keys:
-            mask &= (labels[k] == _label(cell[k])).to_numpy()
+            mask &= (labels[k] == level_label(cell[k])).to_numpy()
         out.append(x_grid[mask].mean(axis=0))
     return np.array(out)
 
@@ -227,7 +229,7 @@ class MarginalMeans:
 
     frame: pd.DataFrame
     L: np.ndarray
-    result: Any = field(repr=False)
+    result: Fit = field(repr=False)
     specs: tuple[str, ...]
     by: tuple[str, ...]
     ddf: str | None
@@ -260,7 +262,7 @@ class MarginalMeans:
         return self.frame.to_html(index=False)
 
 
-def emmeans(result: Any, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
+def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
             at: Mapping[str, Any] | None = None) -> MarginalMeans:
     """Estimated marginal means (R's ``emmeans(m, specs, by)``), equal weights over other factors.
 
@@ -313,12 +315,12 @@ def _label_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """Level columns as ordered Categoricals of R's labels."""
     out = {}
     for name in cells.columns:
-        labels = [_label(v) for v in cells[name]]
+        labels = [level_label(v) for v in cells[name]]
         out[name] = pd.Categorical(labels, categories=list(dict.fromkeys(labels)))
     return pd.DataFrame(out)
 
 
-def _summarize(result: Any, L: np.ndarray, offset: np.ndarray | None, ddf: str | None, level: float) -> pd.DataFrame:
+def _summarize(result: Fit, L: np.ndarray, offset: np.ndarray | None, ddf: str | None, level: float) -> pd.DataFrame:
     est = L @ result.fixef.to_numpy(dtype=float)
     if offset is not None:
         est = est + offset

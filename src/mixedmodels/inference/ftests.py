@@ -32,19 +32,19 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.fixed import DesignMatrix, build_design, drop_aliased_columns
+from ..design.checks import drop_aliased_columns
+from ..design.fixed import DesignMatrix, build_design
 from ..errors import MixedModelsError
+from ..fitted import Fit, MixedFit, is_generalized, is_mixed
 from ..tables import r_table
-from .ddf import contrast_matrix, is_generalized, is_mixed, kenward_roger, normalize_ddf, satterthwaite
+from .ddf import contrast_matrix, kenward_roger, normalize_ddf, satterthwaite
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["anova_table", "f_test", "fixed_terms", "term_hypotheses", "FixedTerm"]
 
@@ -145,7 +145,7 @@ def _contains(inner: FixedTerm, outer: FixedTerm) -> bool:
     return a <= b and bool(b - a) and set(inner.numeric) == set(outer.numeric)
 
 
-def _treatment_design(result: Any, design: DesignMatrix) -> DesignMatrix:
+def _treatment_design(result: Fit, design: DesignMatrix) -> DesignMatrix:
     """The fixed design rebuilt with treatment contrasts for every factor, full column rank."""
     spec = design._spec
     inputs = result.model.inputs
@@ -156,7 +156,7 @@ def _treatment_design(result: Any, design: DesignMatrix) -> DesignMatrix:
         return drop_aliased_columns(rebuilt)[0]
 
 
-def _overparameterized(result: Any, terms: list[FixedTerm], has_intercept: bool) -> tuple[np.ndarray, list[str]]:
+def _overparameterized(result: Fit, terms: list[FixedTerm], has_intercept: bool) -> tuple[np.ndarray, list[str]]:
     """lmerTest's rank-deficient design: ``model.matrix(~ 0 + term)`` per term, after an intercept."""
     frame = result.model.inputs.frame
     blocks = [np.ones((len(frame), 1))] if has_intercept else []
@@ -174,7 +174,7 @@ def _overparameterized(result: Any, terms: list[FixedTerm], has_intercept: bool)
     return matrix, names
 
 
-def _type3(result: Any, design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
+def _type3(result: Fit, design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
     x_trt = _treatment_design(result, design)
     trt_terms, _ = fixed_terms(x_trt)
     rdx, rd_names = _overparameterized(result, trt_terms, has_intercept)
@@ -203,7 +203,7 @@ def _type3(result: Any, design: DesignMatrix, terms: list[FixedTerm], has_interc
     return out
 
 
-def term_hypotheses(result: Any, type: int | str = 3) -> dict[str, np.ndarray]:
+def term_hypotheses(result: Fit, type: int | str = 3) -> dict[str, np.ndarray]:
     """Hypothesis matrices ``L`` (rows x fixed effects) per fixed-effect term, as lmerTest builds them.
 
     ``type`` is 3/"III" (default; SAS-style, as lmerTest's anova) or 1/"I" (sequential).
@@ -240,7 +240,7 @@ def _row(f_unscaled: float, ndf: float, ddf: float, sigma: float, scale: float =
             "F value": f_value, "Pr(>F)": float(stats.f.sf(f_value, ndf, ddf))}
 
 
-def _satterthwaite_test(result: Any, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> dict[str, float]:
+def _satterthwaite_test(result: Fit, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> dict[str, float]:
     sat = satterthwaite(result)
     beta = result.fixef.to_numpy(dtype=float)
     values, vectors = np.linalg.eigh(L @ sat.vcov @ L.T)
@@ -263,7 +263,7 @@ def _row_basis(L: np.ndarray) -> np.ndarray:
     return vt[s > s[0] * 1e-10]
 
 
-def _kenward_roger_test(result: Any, L: np.ndarray) -> dict[str, float]:
+def _kenward_roger_test(result: Fit, L: np.ndarray) -> dict[str, float]:
     kr = kenward_roger(result)
     L = _row_basis(L)
     lb = L @ result.fixef.to_numpy(dtype=float)
@@ -273,7 +273,7 @@ def _kenward_roger_test(result: Any, L: np.ndarray) -> dict[str, float]:
     return _row(f_unscaled, q, ddf, result.sigma, scale)
 
 
-def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Series:
+def f_test(result: MixedFit, L: Any, ddf: str = "satterthwaite") -> pd.Series:
     """F test of ``L beta = 0`` (lmerTest's ``contestMD``): Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)."""
     method = normalize_ddf(ddf)
     if method is None:
@@ -285,7 +285,7 @@ def f_test(result: "LmerResults", L: Any, ddf: str = "satterthwaite") -> pd.Seri
     return pd.Series(row)[_COLUMNS]
 
 
-def anova_table(result: "LmerResults", ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+def anova_table(result: MixedFit, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
     """F tests per fixed-effect term with lmerTest's defaults (type III, Satterthwaite).
 
     Returns a DataFrame (an :class:`~mixedmodels.tables.RTable`, printed as

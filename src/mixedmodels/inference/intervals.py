@@ -24,18 +24,17 @@ Three methods, all returning a DataFrame with lme4's row names
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
 from ..errors import ConvergenceWarning, MixedModelsError
+from ..fitted import MixedFit
 from ..tables import RTable, r_table
 from .profile import ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_values, profile
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["confint", "percentile_interval"]
 
@@ -43,7 +42,7 @@ _METHODS = ("profile", "wald", "boot")
 
 
 def confint(
-    result: "LmerResults | ProfileResult",
+    result: "MixedFit | ProfileResult",
     method: str = "profile",
     level: float = 0.95,
     nsim: int = 500,
@@ -134,7 +133,7 @@ def _names(pr: ProfileResult, parm) -> set[str]:
 # --- Wald ---------------------------------------------------------------------------------
 
 
-def _wald(result: "LmerResults", level: float, parm) -> pd.DataFrame:
+def _wald(result: MixedFit, level: float, parm) -> pd.DataFrame:
     """``beta -/+ z SE`` for the fixed effects, NaN for the variance parameters (as lme4)."""
     params = _select(_parameters(result), parm)
     z = float(norm.ppf((1.0 + level) / 2.0))
@@ -151,7 +150,7 @@ def _wald(result: "LmerResults", level: float, parm) -> pd.DataFrame:
 # --- bootstrap ------------------------------------------------------------------------------
 
 
-def _boot(result: "LmerResults", level: float, nsim: int, seed, parm, progress: bool = True, **kwargs) -> pd.DataFrame:
+def _boot(result: MixedFit, level: float, nsim: int, seed, parm, progress: bool = True, **kwargs) -> pd.DataFrame:
     """Percentile intervals from a parametric bootstrap of all selected parameters."""
     from .bootstrap import bootstrap
 

@@ -34,7 +34,6 @@ parameter.  The cost is a few dense q x q matrices, so q is limited.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,9 +41,8 @@ from scipy import linalg
 
 from ..design.covariance import lower_triangle
 from ..errors import MixedModelsError
+from ..fitted import MixedFit
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["KenwardRoger", "compute_kenward_roger", "MAX_RANDOM_EFFECTS"]
 
@@ -133,7 +131,7 @@ class _Block:
         return slice(self.start, self.start + self.size)
 
 
-def _random_design(result: "LmerResults") -> tuple[sp.csc_array, list[_Block]]:
+def _random_design(result: MixedFit) -> tuple[sp.csc_array, list[_Block]]:
     """Sparse Z (n x q), columns level-major within each term, and the term positions."""
     mats, blocks, start, tstart = [], [], 0, 0
     for term in result.terms:
@@ -147,7 +145,7 @@ def _random_design(result: "LmerResults") -> tuple[sp.csc_array, list[_Block]]:
     return sp.hstack(mats, format="csc"), blocks
 
 
-def _lambda(result: "LmerResults", blocks: list[_Block]) -> sp.csr_array:
+def _lambda(result: MixedFit, blocks: list[_Block]) -> sp.csr_array:
     """Block-diagonal relative covariance factor Lambda (q x q)."""
     parts = [sp.kron(sp.eye(b.nlevels), layout.lam(result.theta)) for b, layout in zip(blocks, result.model.crossprods.terms)]
     return sp.csr_array(sp.block_diag(parts, format="csr"))
@@ -163,7 +161,7 @@ def _indicators(k: int) -> list[np.ndarray]:
     return out
 
 
-def _check_size(result: "LmerResults", q: int) -> None:
+def _check_size(result: MixedFit, q: int) -> None:
     if not result.REML:
         raise MixedModelsError(
             "Kenward-Roger's method is only available for REML fits; refit with REML=True "
@@ -179,7 +177,7 @@ def _check_size(result: "LmerResults", q: int) -> None:
 class _Sandwiches:
     """``Z' Sigma^-1 Z``, ``Z' Sigma^-1 X``, ``X' Sigma^-1 X`` and ``G = sigma^2 Lambda Lambda'``."""
 
-    def __init__(self, result: "LmerResults", use_weights: bool = True):
+    def __init__(self, result: MixedFit, use_weights: bool = True):
         inputs = result.model.inputs
         z, self.blocks = _random_design(result)
         self.n = inputs.nobs
@@ -215,7 +213,7 @@ def _apply_d(block: _Block, e: np.ndarray, mat: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ljc->lic", e, part).reshape(block.size, -1)
 
 
-def compute_kenward_roger(result: "LmerResults", use_weights: bool = True) -> KenwardRoger:
+def compute_kenward_roger(result: MixedFit, use_weights: bool = True) -> KenwardRoger:
     """Compute the Kenward-Roger adjusted covariance and building blocks of a REML fit.
 
     The residual block of ``Sigma`` is ``sigma^2 W^-1`` for prior weights ``W``.

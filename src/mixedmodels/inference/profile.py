@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -40,11 +40,10 @@ from scipy.stats import chi2, norm
 
 from ..errors import ConvergenceWarning, MixedModelsError, SingularFitWarning
 from .._validate import check_bool
+from ..fitted import MixedFit, is_generalized, is_mixed
 from ..optim import OptimizerSettings
 from ._conditional import _conditional, _Deviance, _optimize, _Parameter, _parameters
 
-if TYPE_CHECKING:
-    from ..results import LmerResults
 
 __all__ = ["ProfileResult", "profile", "parameter_names", "parameter_values"]
 
@@ -55,7 +54,7 @@ _LOWER_DEVIANCE_TOL = 1e-6  # (relative) a point this far below the fit's devian
 # --- the parameters -------------------------------------------------------------
 
 
-def parameter_names(result: "LmerResults") -> list[str]:
+def parameter_names(result: MixedFit) -> list[str]:
     """lme4's names of all parameters, as ``confint(..., oldNames = FALSE)`` shows them.
 
     ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
@@ -93,7 +92,7 @@ def _select(params: list[_Parameter], which) -> list[_Parameter]:
     return [p for i, p in enumerate(params) if i in chosen]
 
 
-def parameter_values(result: "LmerResults") -> pd.Series:
+def parameter_values(result: MixedFit) -> pd.Series:
     """The fit's parameters with lme4's names: SDs and correlations (as ``VarCorr``),
     sigma and the fixed effects -- what ``confint`` gives intervals for."""
     params = _parameters(result)
@@ -169,7 +168,7 @@ class _Walk:
         return points
 
 
-def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate: float, delta: float) -> float:
+def _first_step(fit: MixedFit, dev: _Deviance, param: _Parameter, estimate: float, delta: float) -> float:
     """A step expected to change zeta by about ``delta`` (large-sample standard errors)."""
     sigma = fit.sigma
     if param.kind == "fixef":
@@ -193,7 +192,7 @@ def _first_step(fit: "LmerResults", dev: _Deviance, param: _Parameter, estimate:
 _CENTRE_SETTINGS = OptimizerSettings(ftol_abs=1e-12, xtol_rel=1e-10)
 
 
-def _ml_fit(result: "LmerResults") -> "LmerResults":
+def _ml_fit(result: MixedFit) -> MixedFit:
     """The ML fit whose deviance is profiled: the model refitted by ML from the fit's theta,
     to :data:`_CENTRE_SETTINGS` (a REML fit's ML optimum, or an ML fit's polished)."""
     model = dataclasses.replace(result.model, REML=False) if result.REML else result.model
@@ -305,7 +304,7 @@ class ProfileResult:
 
     def plot(self, **kwargs):
         """Zeta plots, one panel per parameter (:func:`mixedmodels.plots.profile_zeta`; needs matplotlib)."""
-        from ..plots import profile_zeta
+        from ..plots import profile_zeta  # upward: a convenience method (see tests/test_layering.py)
 
         return profile_zeta(self, **kwargs)
 
@@ -325,7 +324,7 @@ def _spline(values: np.ndarray, zetas: np.ndarray) -> CubicSpline:
 
 
 def profile(
-    result: "LmerResults",
+    result: MixedFit,
     *,
     which: str | int | Iterable[str | int] | None = None,
     alphamax: float = 0.01,
@@ -402,17 +401,16 @@ def profile(
     )
 
 
-def _check_profilable(result) -> None:
-    from ..lmm import LinearMixedModel
-
-    if not isinstance(getattr(result, "model", None), LinearMixedModel):
+def _check_profilable(result: MixedFit) -> None:
+    """Profiles re-solve a linear mixed model's penalized least squares (its ``model.crossprods``)."""
+    if not is_mixed(result) or is_generalized(result):
         raise MixedModelsError(
             f"profile() needs a linear mixed model fitted with mm.lmer, not {type(result).__name__}; "
             "for other models use confint(method='wald') or confint(method='boot')"
         )
 
 
-def _profile_one(walk: _Walk, fit: "LmerResults", param: _Parameter, position: int) -> pd.DataFrame:
+def _profile_one(walk: _Walk, fit: MixedFit, param: _Parameter, position: int) -> pd.DataFrame:
     """All points of one parameter's profile, ordered by value."""
     estimate = walk.estimates[position]
     if not np.isfinite(estimate):

@@ -20,7 +20,7 @@ operation:
 With OpenBLAS's Haswell kernel that gives NumPy's bits; optimized kernels
 (SkylakeX's ``dgesv``) order the operations differently and can differ in the
 last place, so the results are equal to NumPy's within rounding-error bounds
-set by the blocks' conditioning, which is what ``tests/test_linalg_small.py``
+set by the blocks' conditioning, which is what ``tests/linalg/test_small.py``
 checks (with the backward stability of the factor).
 """
 

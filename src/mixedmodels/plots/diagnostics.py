@@ -9,29 +9,32 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedModelsError
+from ..fitted import MixedFit
 from ._common import DATA_COLOR, draw_qq, grid_shape, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..results import LmerResults
 
 __all__ = ["diagnostics", "profile_zeta"]
 
 
-def diagnostics(fit: "LmerResults", *, ncols: int | None = None, figsize: tuple[float, float] | None = None) -> "Figure":
+def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float, float] | None = None) -> "Figure":
     """Residuals against fitted values, and normal QQ plots of the residuals and of each random effect.
 
     Panels, in order: Pearson residuals vs fitted values (lme4's ``plot(m)``),
     ``qqnorm`` of the residuals, then ``qqnorm`` of the conditional modes of
     every grouping factor and term (``ranef(m)``).  QQ plots use R's
-    ``ppoints`` and the ``qqline`` through the quartiles.
+    ``ppoints`` and the ``qqline`` through the quartiles.  For a glmer fit the
+    axes say their scale: fitted means are on the response scale (e.g.
+    probabilities), conditional modes on the link scale (e.g. logit).
 
     Returns
     -------
     Figure
         ``2 + (number of random-effect columns)`` panels.
     """
+    scales = _scales(fit)
     panels = [("Residuals vs fitted", None)]
     panels.append(("Normal Q-Q: residuals", fit.residuals(type="pearson").to_numpy()))
     for group, modes in fit.ranef().items():
@@ -41,22 +44,36 @@ def diagnostics(fit: "LmerResults", *, ncols: int | None = None, figsize: tuple[
     figsize = figsize or (3.6 * ncols, 3.2 * nrows + 0.4)
     fig, axes = pyplot().subplots(nrows, ncols, squeeze=False, figsize=figsize, layout="constrained")
     flat = axes.ravel()
-    _residuals_vs_fitted(flat[0], fit)
-    for ax, (title, values) in zip(flat[1:], panels[1:]):
+    _residuals_vs_fitted(flat[0], fit, scales["fitted"])
+    for k, (ax, (title, values)) in enumerate(zip(flat[1:], panels[1:])):
         draw_qq(ax, values, title)
+        ax.set_ylabel("Pearson residuals" if k == 0 else scales["modes"])
     for ax in flat[len(panels):]:
         ax.remove()
     fig.suptitle(f"Diagnostics: {fit.formula}")
     return fig
 
 
-def _residuals_vs_fitted(ax, fit: "LmerResults") -> None:
+# what a glmer fit's fitted mean is, per family, on the response scale
+_MEAN_NAMES = {"binomial": "fitted probability", "poisson": "fitted mean count"}
+
+
+def _scales(fit: MixedFit) -> dict[str, str]:
+    """Axis labels that name the scale: the response scale for fitted means, the link scale for modes."""
+    family = getattr(fit, "family", None)
+    if family is None or family.name == "gaussian" and family.link.name == "identity":
+        return {"fitted": "fitted values", "modes": "conditional modes"}
+    mean = _MEAN_NAMES.get(family.name, f"fitted mean ({family.name})")
+    return {"fitted": f"{mean} (response scale)", "modes": f"conditional modes ({family.link.name} scale)"}
+
+
+def _residuals_vs_fitted(ax, fit: MixedFit, xlabel: str) -> None:
     fitted = fit.fitted.to_numpy()
     resid = fit.residuals(type="pearson").to_numpy()
     ax.scatter(fitted, resid, s=10, color=DATA_COLOR, alpha=0.6)
     ax.axhline(0.0, color="#D55E00", linewidth=1)
     ax.set_title("Residuals vs fitted")
-    ax.set_xlabel("fitted values")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Pearson residuals")
 
 
@@ -119,7 +136,9 @@ def profile_zeta(
     -------
     Figure
         Panel k's line (gid ``zeta``) holds the profile points sorted by value;
-        a line with gid ``spline`` the interpolated curve when there is one.
+        a line with gid ``spline`` the interpolated curve when there is one;
+        lines with gid ``level`` the reference lines, whose confidence levels
+        the right-hand axis (gid ``levels``) of each row's last panel names.
     """
     frame = _profile_frame(profile)
     names = list(dict.fromkeys(frame["parameter"].astype(str))) if parameters is None else list(parameters)
@@ -141,19 +160,38 @@ def profile_zeta(
             ax.plot(grid, np.abs(curve) if absolute else curve, color="#0072B2", linewidth=1.4, gid="spline")
     for ax in flat[len(names):]:
         ax.remove()
+    for row in range(nrows):  # the last panel of each row names the reference lines' levels
+        _label_levels(flat[min((row + 1) * ncols, len(names)) - 1], levels, absolute)
     for ax in axes[:, 0]:
         ax.set_ylabel("|zeta|" if absolute else "zeta")
     fig.suptitle("Profile zeta plots")
     return fig
 
 
+def _level_bounds(levels, absolute: bool) -> list[tuple[float, float]]:
+    """(zeta, level) of each reference line: +-Phi^-1((1 + level) / 2), only + for |zeta|."""
+    out = []
+    for lev in levels:
+        z = float(stats.norm.ppf(0.5 + lev / 2))
+        out += [(b, lev) for b in ((z,) if absolute else (-z, z))]
+    return out
+
+
+def _label_levels(ax, levels, absolute: bool) -> None:
+    """A right-hand axis whose ticks name the confidence level of each reference line."""
+    bounds = _level_bounds(levels, absolute)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks([b for b, _ in bounds], [f"{100 * lev:g}%" for _, lev in bounds])
+    right.tick_params(labelsize=7, length=2, colors="#757575")
+    right.set_ylabel("confidence level", fontsize=8, color="#757575")
+    right.set_gid("levels")
+
+
 def _zeta_panel(ax, name: str, value: np.ndarray, zeta: np.ndarray, levels, absolute: bool) -> None:
     shown = np.abs(zeta) if absolute else zeta
     ax.plot(value, shown, color="#0072B2", linewidth=1.0, marker="o", markersize=3, gid="zeta")
-    for lev in levels:
-        z = float(stats.norm.ppf(0.5 + lev / 2))
-        for bound in ((z,) if absolute else (-z, z)):
-            ax.axhline(bound, color="#BDBDBD", linewidth=0.7, linestyle=":")
+    for bound, _ in _level_bounds(levels, absolute):
+        ax.axhline(bound, color="#BDBDBD", linewidth=0.7, linestyle=":", gid="level")
     ax.axhline(0.0, color="#9E9E9E", linewidth=0.8)
     estimate = _zero_crossing(value, zeta)
     if estimate is not None:

@@ -1,6 +1,6 @@
 """Pictures of pooling: three fitted lines per group, and shrinkage arrows.
 
-Both take the :class:`~mixedmodels.pooling.PoolingComparison` made by
+Both take the :class:`~mixedmodels.pooling.results.PoolingComparison` made by
 ``mm.compare_pooling`` (also reachable as ``cmp.plot()`` and
 ``cmp.plot_shrinkage()``).
 """
@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import MixedModelsError
-from ..pooling import APPROACHES, _choose_x, _select_levels
+from ..pooling.layout import APPROACHES, Comparison, choose_x, select_levels
 from ._common import DATA_COLOR, POOLING_STYLE, ellipse, figure_legend, grid_shape, pyplot, single_axes
+from ._labels import label_column, label_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from ..pooling import PoolingComparison
 
 __all__ = ["pooling_lines", "shrinkage"]
 
@@ -27,20 +26,20 @@ _MAX_PANELS = 64
 _MAX_LABELS = 30
 
 
-def _response_label(cmp: "PoolingComparison") -> str:
+def _response_label(cmp: Comparison) -> str:
     inputs = cmp.partial_fit.model.inputs
     name = str(inputs.formula.response)
     return f"{name} - offset" if inputs.offset is not None else name
 
 
-def _observed(cmp: "PoolingComparison", x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    layout = cmp._layout
+def _observed(cmp: Comparison, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    layout = cmp.layout
     xs = cmp.partial_fit.model.inputs.frame[x].to_numpy(dtype=float)
     return xs, layout.y, layout.refs
 
 
 def pooling_lines(
-    cmp: "PoolingComparison",
+    cmp: Comparison,
     *,
     x: str | None = None,
     groups: Sequence[str] | None = None,
@@ -73,8 +72,8 @@ def pooling_lines(
         ``no``, ``partial``); a level whose separate fit cannot estimate the
         line has no no-pooling line and says so.
     """
-    x = _choose_x(cmp, x)
-    levels = _select_levels(cmp, groups)
+    x = choose_x(cmp, x)
+    levels = select_levels(cmp, groups)
     if groups is None and len(levels) > _MAX_PANELS:
         raise MixedModelsError(
             f"{cmp.group!r} has {len(levels)} levels, too many panels; pass groups=[...] to choose up to {_MAX_PANELS}"
@@ -144,7 +143,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
     fig, ax = single_axes(None, figsize or (max(5.0, 0.45 * len(levels) + 2.0), 4.5))
     pos = {level: k for k, level in enumerate(levels)}
     if cmp.terms == ("(Intercept)",):
-        layout = cmp._layout
+        layout = cmp.layout
         keep = np.isin(np.asarray(cmp.levels)[layout.refs], levels)
         where = np.array([pos[cmp.levels[r]] for r in layout.refs[keep]], dtype=float)
         ax.scatter(where, layout.y[keep], s=12, color=DATA_COLOR, alpha=0.6, label="observed", zorder=3)
@@ -172,7 +171,7 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
 
 
 def shrinkage(
-    cmp: "PoolingComparison",
+    cmp: Comparison,
     *,
     terms: Sequence[str] | None = None,
     contours: Sequence[float] = (0.5, 0.8, 0.95),
@@ -207,7 +206,9 @@ def shrinkage(
     Figure
         The arrows are annotations (``ax.texts``, each with an ``arrow_patch``,
         a FancyArrowPatch) from ``xyann`` (no pooling) to ``xy`` (partial
-        pooling); levels without a no-pooling estimate get no arrow.
+        pooling); levels without a no-pooling estimate get no arrow.  Group
+        labels are annotations with gid ``"group-label"``, placed so they do
+        not overlap (a label moved away from its point gets a thin leader line).
     """
     terms = _shrinkage_terms(cmp, terms)
     label_groups = len(cmp.levels) <= _MAX_LABELS if label_groups is None else label_groups
@@ -219,7 +220,7 @@ def shrinkage(
     return fig
 
 
-def _shrinkage_terms(cmp: "PoolingComparison", terms) -> list[str]:
+def _shrinkage_terms(cmp: Comparison, terms) -> list[str]:
     if terms is None:
         return list(cmp.random_terms[:2])
     terms = [terms] if isinstance(terms, str) else list(terms)
@@ -262,14 +263,15 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     for j in np.flatnonzero(ok):
         _arrow(ax, no[j], partial[j], _arrow_alpha(int(ok.sum())))
     _mark_centres(cmp, terms, center, ax)
-    if label_groups:
-        for j, level in enumerate(cmp.levels):
-            where = no[j] if ok[j] else partial[j]
-            ax.annotate(level, xy=tuple(where), xytext=(4, 3), textcoords="offset points", fontsize=7, color="#424242")
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
     ax.set_title(f"Shrinkage of the {cmp.group} estimates: no pooling \u2192 partial pooling")
-    ax.legend(fontsize=8, loc="best")
+    # below the axes (clear of the tick labels and axis title), never over the contours
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6, ncol=3, frameon=False)
+    if label_groups:
+        where = np.where(ok[:, None], no, partial)
+        label_points(ax, where, list(cmp.levels), obstacles=np.vstack([partial, center[None, :]]),
+                     segments=np.stack([no[ok], partial[ok]], axis=1))
 
 
 def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
@@ -294,12 +296,10 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
         _arrow(ax, (0.0, no[j]), (1.0, partial[j]), _arrow_alpha(int(ok.sum())))
     population = float(cmp.population[term])
     ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
-    if label_groups:
-        for j in np.flatnonzero(ok):
-            ax.annotate(cmp.levels[j], xy=(0.0, no[j]), xytext=(-6, 0), textcoords="offset points",
-                        fontsize=7, ha="right", va="center", color="#424242")
     ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
     ax.set_xlim(-0.45, 1.25)
     ax.set_ylabel(term)
     ax.set_title(f"Shrinkage of the {cmp.group} estimates toward the population")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    if label_groups:  # stacked left of the no-pooling column, one line apart
+        label_column(ax, 0.0, no[ok], [cmp.levels[j] for j in np.flatnonzero(ok)])

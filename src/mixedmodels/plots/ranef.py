@@ -8,20 +8,22 @@ import numpy as np
 from scipy import stats
 
 from ..errors import MixedModelsError
-from ._common import DATA_COLOR, POOLING_STYLE, ellipse, pyplot, single_axes
+from ..fitted import MixedFit
+from ..pooling.layout import group_covariance
+from ._common import POOLING_STYLE, ellipse, pyplot, single_axes
+from ._labels import label_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..results import LmerResults
 
 __all__ = ["caterpillar", "ranef_scatter"]
 
 _MAX_TICK_LABELS = 40
 
 
-def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
+def _chosen_groups(fit: MixedFit, groups) -> list[str]:
     available = list(fit.ranef().keys())
     if groups is None:
         return available
@@ -33,7 +35,7 @@ def _chosen_groups(fit: "LmerResults", groups) -> list[str]:
 
 
 def caterpillar(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     groups: str | Sequence[str] | None = None,
     level: float = 0.95,
@@ -96,7 +98,7 @@ def _caterpillar_row(row, group: str, frame, z: float, sort: bool) -> None:
 
 
 def ranef_scatter(
-    fit: "LmerResults",
+    fit: MixedFit,
     *,
     group: str | None = None,
     terms: Sequence[str] | None = None,
@@ -126,31 +128,28 @@ def ranef_scatter(
     Figure
         The points are the axes' one scatter collection, in the factor's level order.
     """
-    from ..pooling import _group_covariance
-
     group, terms = _scatter_terms(fit, group, terms)
     modes = fit.ranef()[group][terms]
     fig, ax = single_axes(ax, figsize)
     values = modes.to_numpy()
     ax.scatter(values[:, 0], values[:, 1], s=20, color=POOLING_STYLE["partial"]["color"], zorder=3, label="conditional modes")
     if ellipse_level is not None:
-        cov = _group_covariance(fit, group).loc[terms, terms].to_numpy()
+        cov = group_covariance(fit, group).loc[terms, terms].to_numpy()
         pts = ellipse(np.zeros(2), cov, ellipse_level)
         ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour",
                 label=f"{ellipse_level:.0%} contour of the estimated distribution")
-    if label_levels if label_levels is not None else len(modes) <= 30:
-        for name, (u, v) in zip(modes.index, values):
-            ax.annotate(str(name), xy=(u, v), xytext=(3, 3), textcoords="offset points", fontsize=7, color=DATA_COLOR)
     ax.axhline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.axvline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.set_xlabel(f"{terms[0]} (conditional mode)")
     ax.set_ylabel(f"{terms[1]} (conditional mode)")
     ax.set_title(f"Random effects of {group}")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    if label_levels if label_levels is not None else len(modes) <= 30:  # placed clear of each other and the points
+        label_points(ax, values, [str(name) for name in modes.index])
     return fig
 
 
-def _scatter_terms(fit: "LmerResults", group: str | None, terms) -> tuple[str, list[str]]:
+def _scatter_terms(fit: MixedFit, group: str | None, terms) -> tuple[str, list[str]]:
     ranef = fit.ranef()
     if group is None:
         group = next((g for g, f in ranef.items() if f.shape[1] >= 2), None)

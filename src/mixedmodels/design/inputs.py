@@ -1,0 +1,286 @@
+"""A model's inputs before any fitting: lme4's ``lFormula`` stage.
+
+``prepare_inputs(formula, data)`` parses an lme4 formula and builds, in order,
+
+1. the model frame: the columns the formula uses, rows complete in all of
+   them (grouping factors included), labelled by their position in ``data``;
+   this is where the data are checked, once -- the design code below trusts
+   the frame;
+2. the response ``y`` (a column, an expression, or ``cbind`` for binomial);
+3. the fixed-effects matrix ``X`` with R's contrasts and names, aliased
+   columns dropped (lme4's ``chkRank.drop.cols``) and lme4's check of the
+   predictors' scales;
+4. prior weights and the offset (the formula's ``offset()`` terms plus ``offset=``;
+   a row whose ``offset=`` is missing is dropped like an incomplete row), for
+   the kept rows, whose own labels are kept in ``row_index``;
+5. the random-effects terms (level index per row, the term's columns), in
+   lme4's order (most levels first).
+
+Every model kind starts here: ``lmer`` (:func:`prepare_inputs`), ``glmer``
+(:func:`prepare_glmm_inputs`: a term may have as many random effects as
+there are observations), ``lm``/``glm`` (:func:`prepare_fixed_inputs`: no
+random-effects terms), the Bayesian models and the power simulations.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError, MixedModelsWarning, ModelSpecError
+from ..formula import ParsedFormula, parse_formula, random_terms_text
+from .checks import check_scale, drop_aliased_columns
+from .fixed import DesignMatrix, build_design
+from .frame import ModelFrame, model_frame, required_variables
+from .random import RandomEffectsTerm, build_random_terms
+from .response import build_response
+from .tables import as_pandas
+
+__all__ = [
+    "ModelInputs",
+    "prepare_inputs",
+    "prepare_glmm_inputs",
+    "prepare_fixed_inputs",
+    "prepare_fixed_part",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """Everything a model is made of, before any fitting.
+
+    Attributes
+    ----------
+    formula : ParsedFormula
+    frame : DataFrame
+        The model frame: used columns, complete rows, positional index.
+    row_index : Index
+        The caller's labels of the rows used (``data.index`` without the
+        dropped rows); every row-shaped result (fitted values, residuals,
+        predictions, simulations) is indexed by it.
+    n_dropped : int
+        Rows dropped for missing values.
+    y : ndarray
+        Response (1-d, or (n, 2) for ``cbind``).
+    fixed : DesignMatrix
+        Fixed-effects model matrix X (aliased columns already dropped).
+    dropped_columns : tuple of str
+        Columns of X dropped as aliased.
+    terms : tuple of RandomEffectsTerm
+        Random-effects terms in block order (empty for lm and glm).
+    weights : ndarray or None
+        Prior weights for the kept rows.
+    offset : ndarray or None
+        Offset for the kept rows (formula ``offset()`` terms plus ``offset=``).
+    """
+
+    formula: ParsedFormula
+    frame: pd.DataFrame
+    row_index: pd.Index
+    n_dropped: int
+    y: np.ndarray
+    fixed: DesignMatrix
+    dropped_columns: tuple[str, ...]
+    terms: tuple[RandomEffectsTerm, ...]
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+
+    @property
+    def nobs(self) -> int:
+        return len(self.frame)
+
+    @property
+    def sum_log_weights(self) -> float:
+        """``sum(log(w))`` over the positive prior weights (0 without weights): the objective's weights term."""
+        w = self.weights
+        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+
+
+def _used_variables(parsed: ParsedFormula) -> set[str]:
+    names = set(required_variables(parsed.fixed))
+    if parsed.response is not None:
+        names |= required_variables(parsed.response)
+    for term in parsed.random:
+        names |= required_variables(term.expr) | set(term.factors)
+    return names
+
+
+def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
+    """Warn about ``contrasts=`` entries for variables the formula does not use (R's model.matrix warns too)."""
+    if contrasts is None:
+        return
+    if not isinstance(contrasts, Mapping):
+        raise ModelSpecError(
+            f"contrasts must be a dict of variable -> contrast, e.g. {{'condition': 'sum'}}, "
+            f"not {type(contrasts).__name__}"
+        )
+    used = _used_variables(parsed)
+    for name in contrasts:
+        if name not in used:
+            warnings.warn(
+                f"contrasts were given for variable {name!r}, which is not in the formula "
+                f"{parsed.formula!r}: they are ignored (check the spelling)",
+                MixedModelsWarning,
+                stacklevel=4,
+            )
+
+
+def _per_row(values: Any, name: str, nrows: int) -> np.ndarray | None:
+    """A per-row argument (weights, offset) as floats, one per row of the data."""
+    if values is None:
+        return None
+    try:
+        array = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{name} must be numbers, one per row of data (an array or a Series such as data['w']), "
+            f"not {type(values).__name__}"
+        ) from None
+    if array.size != nrows:
+        raise DataError(f"{name} has {array.size} values but the data have {nrows} rows; give one per row")
+    return array
+
+
+def _missing_offset(offset: np.ndarray | None, labels: pd.Index) -> np.ndarray | None:
+    """Rows whose ``offset=`` value is missing (NaN), or None; an infinite value is refused.
+
+    As lme4's model frame does (and as for ``offset(o)`` in the formula), a
+    row with a missing offset is dropped and counted; an infinite offset
+    would make the likelihood undefined, so it is an error.
+    """
+    if offset is None:
+        return None
+    infinite = np.isinf(offset)
+    if infinite.any():
+        shown = ", ".join(map(repr, labels[infinite][:3])) + (", ..." if infinite.sum() > 3 else "")
+        raise DataError(
+            f"offset= has {int(infinite.sum())} infinite value(s) (rows {shown}); an offset must be finite: "
+            "check how it was computed (e.g. log of zero), or set those values to NaN to drop the rows"
+        )
+    missing = np.isnan(offset)
+    if missing.all():
+        raise DataError("offset= is missing (NaN) for every row; give a finite offset for the rows to fit")
+    return missing if missing.any() else None
+
+
+def _without_rows(mf: ModelFrame, missing: np.ndarray | None) -> ModelFrame:
+    """The model frame without the rows marked ``missing`` (by position in the data), counted as dropped."""
+    if missing is None:
+        return mf
+    ok = ~missing[mf.data.index.to_numpy()]
+    if not ok.any():
+        raise DataError("no rows left: every row with complete data has a missing (NaN) offset=")
+    return ModelFrame(mf.data.loc[ok], mf.n_dropped + int((~ok).sum())) if not ok.all() else mf
+
+
+def _check_weights(weights: np.ndarray | None) -> None:
+    if weights is None:
+        return
+    if not np.all(np.isfinite(weights)):
+        raise DataError("weights contain missing or infinite values; give a finite weight for every row")
+    if np.any(weights < 0):
+        raise DataError("weights must be non-negative; found a negative weight")
+    if weights.size and not np.any(weights > 0):
+        raise DataError(
+            f"every weight is zero ({weights.size} rows): rows with weight 0 carry no information, "
+            "so there is nothing to fit; give positive weights to the rows to fit"
+        )
+
+
+def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
+    present = [o for o in offsets if o is not None]
+    return np.sum(present, axis=0) if present else None
+
+
+def prepare_fixed_part(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+) -> ModelInputs:
+    """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
+
+    The model frame keeps the rows complete in every variable the formula
+    uses, the grouping factors of its random terms included.
+    """
+    if parsed.response is None:
+        raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables
+    _check_contrasts(contrasts, parsed)
+    mf = model_frame(data, sorted(_used_variables(parsed)), positional=True)  # the one check of the data
+    all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
+    mf = _without_rows(mf, _missing_offset(all_offsets, data.index))
+    keep = mf.data.index.to_numpy()
+    w = None if all_weights is None else all_weights[keep]
+    _check_weights(w)
+    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, mf, contrasts))
+    check_scale(fixed)
+    extra_offset = None if all_offsets is None else all_offsets[keep]
+    return ModelInputs(
+        formula=parsed,
+        frame=mf.data,
+        row_index=data.index[keep],
+        n_dropped=mf.n_dropped,
+        y=build_response(parsed.response, mf),
+        fixed=fixed,
+        dropped_columns=dropped,
+        terms=(),
+        weights=w,
+        offset=_sum_offsets(fixed.offset, extra_offset),
+    )
+
+
+def prepare_inputs(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    allow_as_many_ranef_as_obs: bool = False,
+) -> ModelInputs:
+    """Parse the formula and build the model frame, y, X and the random-effects terms.
+
+    ``allow_as_many_ranef_as_obs`` relaxes lme4's lmer rule (random effects <
+    observations per term) to glmer's (<=).
+    """
+    parsed = parse_formula(formula)
+    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
+    frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
+    terms = build_random_terms(parsed.random, frame, contrasts, allow_as_many_ranef_as_obs)
+    return replace(inputs, terms=terms)
+
+
+def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
+                        contrasts: Mapping[str, str] | None = None) -> ModelInputs:
+    """As :func:`prepare_inputs`, with glmer's rule that a term may have as many
+    random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
+    return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                          allow_as_many_ranef_as_obs=True)
+
+
+def prepare_fixed_inputs(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    caller: str = "lm",
+) -> ModelInputs:
+    """Model frame, response and fixed-effects matrix of a formula without random effects (lm, glm)."""
+    parsed = parse_formula(formula)
+    if parsed.response is None:
+        raise FormulaError(f"formula {formula!r} has no response; write it as 'y ~ ...'")
+    if parsed.random:
+        raise FormulaError(
+            f"formula {formula!r} has random-effects terms {random_terms_text(parsed.random)}; "
+            f"{caller}() fits models without them -- use mm.lmer or mm.glmer, or drop the terms"
+        )
+    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)

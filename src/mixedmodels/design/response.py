@@ -1,0 +1,112 @@
+"""The response of a formula: a column, an expression, ``cbind`` for binomial, or a two-level factor.
+
+``build_response(lhs, data)`` evaluates the left-hand side with the same
+functions as the right-hand side (:data:`~.fixed.CONTEXT`: ``log``, ``I()``,
+``cbind`` ...).  A two-level factor, logical or string response becomes 0/1
+with the first level as 0 (R's binomial convention); missing and non-finite
+values are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic.transforms import TRANSFORMS
+from formulaic.utils.layered_mapping import LayeredMapping
+from formulaic.utils.stateful_transforms import stateful_eval
+
+from ..errors import DataError, FormulaError
+from .contrasts import as_labelled, is_boolean, observed_levels
+from .fixed import CONTEXT, run_formulaic
+from .frame import ModelFrame, alias_numeric_names, check_columns, check_real, frame_data, required_variables
+from .values import formula_data
+
+__all__ = ["build_response"]
+
+
+def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
+    """Evaluate the left-hand side of a formula.
+
+    Returns a 1-d float64 array for a column or an expression (``log(y)``,
+    ``I(y/10)``), an ``(n, 2)`` array for ``cbind(successes, failures)``.  A
+    two-level factor, logical or string response becomes 0/1 with the first
+    level as 0 (R's binomial convention).  ``data`` is checked as for
+    :func:`build_design` (a ModelFrame is trusted).
+
+    Raises
+    ------
+    DataError
+        For a missing column, a non-numeric response with more than two
+        levels, or non-finite values.
+    """
+    data, trusted = frame_data(data)
+    if not isinstance(lhs, str) or not lhs.strip():
+        raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
+    text = lhs.strip()
+    variables = required_variables(text)
+    if not trusted:
+        check_columns(data, sorted(variables))
+        check_real(data, sorted(variables))
+    if text in data.columns:
+        values = data[text]
+    else:
+        code, aliases = alias_numeric_names(text)
+        env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
+        values = run_formulaic(
+            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
+        )
+    response = _response_array(values, text, len(data))
+    if not np.isfinite(response).all():
+        raise DataError(
+            f"the response {text!r} has missing or non-finite values (NaN or infinite)"
+        )
+    return response
+
+
+def _response_array(values: Any, name: str, n: int) -> np.ndarray:
+    """Float response from evaluated values (numeric, binary factor, or matrix)."""
+    if isinstance(values, pd.DataFrame):
+        values = values.to_numpy()
+    raw = getattr(values, "__wrapped__", values)
+    if np.ndim(raw) == 2:
+        array = np.asarray(raw, dtype=np.float64)
+        array = array[:, 0] if array.shape[1] == 1 else array
+    elif _is_non_numeric(raw):
+        array = _binary(raw, name)
+    else:
+        array = np.asarray(raw, dtype=np.float64)
+    if array.ndim == 0 or array.shape[0] != n:
+        raise DataError(f"the response {name!r} must have one value per row of data ({n})")
+    return np.ascontiguousarray(array)
+
+
+def _is_non_numeric(values: Any) -> bool:
+    dtype = getattr(values, "dtype", np.asarray(values).dtype)
+    if isinstance(dtype, pd.CategoricalDtype) or is_boolean(values):
+        return True
+    if dtype == object:
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        return kind not in ("integer", "floating", "mixed-integer-float")
+    return not pd.api.types.is_numeric_dtype(dtype)
+
+
+def _binary(values: Any, name: str) -> np.ndarray:
+    """0/1 from a two-level factor: the first level is 0 (R's binomial rule)."""
+    if is_boolean(values):
+        return np.asarray(pd.Series(values).astype("float64"), dtype=np.float64)
+    labelled = as_labelled(values)
+    levels = list(labelled.cat.categories)
+    if len(levels) > 2:
+        levels = observed_levels(labelled)
+    if len(levels) > 2:
+        raise DataError(
+            f"the response {name!r} is non-numeric with {len(levels)} levels "
+            f"({', '.join(map(str, levels[:6]))}{', ...' if len(levels) > 6 else ''}); "
+            "a binomial response needs two levels (the first counts as failure) or numbers"
+        )
+    codes = pd.Categorical(labelled, categories=levels).codes
+    out = (codes == 1).astype(np.float64)
+    out[codes < 0] = np.nan
+    return out

@@ -1,0 +1,373 @@
+"""Fitting a GLMM: lme4's two optimization stages and the Hessian-based covariance of beta.
+
+Theta is optimized in the units of unit-RMS random-effects columns (as for
+lmer), so the fit does not depend on the units of the covariates.
+Stage 1 minimizes the ``nAGQ = 0`` criterion over theta alone: for each theta,
+PIRLS finds beta and the modes u together and the Laplace formula is
+evaluated there.  Stage 2 (``nAGQ >= 1``) minimizes the Laplace (or adaptive
+quadrature) deviance over theta and beta together, starting from stage 1.
+To make BOBYQA's trust region round, beta is optimized in whitened
+coordinates ``beta = beta_1 + C delta`` where ``C C'`` is stage 1's
+covariance of beta (so the deviance is close to ``||delta||^2`` in delta).
+
+The covariance of beta is lme4's default (``use.hessian = TRUE``): the beta
+block of ``2 H^-1`` where ``H`` is the central finite-difference Hessian of the
+deviance over (theta, beta).  PIRLS restarts from the optimum's modes at every
+difference point, so the deviance is a smooth, deterministic function there.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+from scipy.linalg import cho_factor, solve_triangular
+
+from .._threads import one_blas_thread
+from ..design.covariance import lower_triangle
+from ..errors import ConvergenceWarning, SingularFitWarning
+from ..fitted import GeneralizedMixedModel
+from ..linalg.dense import triangular_inverse
+from ..optim import OptimizerSettings, OptInfo, minimize_bounded
+from .results import GlmerResults
+
+if TYPE_CHECKING:
+    from ..linalg.pirls import PirlsResult
+
+__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
+
+GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
+# finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
+# whitened beta (units of the stage-1 SEs, where the deviance is close to ||delta||^2, so
+# 1 % of an SE is still a short step)
+_STEP_THETA = 5e-3
+_STEP_BETA = 1e-2
+_BOUNDARY = 1e-4  # diagonal thetas below this are held at the boundary in the Hessian
+_NEWTON_ROUNDS = 3  # Hessians at most: a Newton step longer than _HESSIAN_HOLDS gets a new one
+# A Newton step this long (whitened units) changes the Hessian little: on VerbAgg a step of 0.011
+# moved the SEs from the Hessian by <= 2e-4 relative, so 0.02 keeps them within ~4e-4 (a new
+# Hessian costs d(d+1) PIRLS runs: 72 on VerbAgg)
+_HESSIAN_HOLDS = 2e-2
+# Stage 1 only gives stage 2 its start (and its whitening of beta) when nAGQ >= 1: deviance
+# changes below 1e-3 there are refined by stage 2 anyway (VerbAgg 39 -> ~20 stage-1 evaluations)
+_START_TOLERANCES = dict(ftol_rel=1e-6, ftol_abs=1e-3, xtol_rel=1e-3, xtol_abs=1e-3)
+
+
+def _start_settings(settings: OptimizerSettings) -> OptimizerSettings:
+    """Stage 1's settings when stage 2 follows: each tolerance the looser of the given and ``_START_TOLERANCES``."""
+    return replace(settings, **{k: max(getattr(settings, k), v) for k, v in _START_TOLERANCES.items()})
+
+
+@dataclass
+class _WarmStart:
+    """Modes (and beta) of the last successful PIRLS run, to start the next one from."""
+
+    u: np.ndarray
+    beta: np.ndarray | None = None
+
+
+def to_scaled(model, theta: np.ndarray) -> np.ndarray:
+    """Theta in the units of the unit-RMS random-effects columns (what the optimizer sees)."""
+    return np.asarray(theta, dtype=float) * model.theta_scales
+
+
+def from_scaled(model, scaled: np.ndarray) -> np.ndarray:
+    """Theta in the units of the data from its scaled version."""
+    return np.asarray(scaled, dtype=float) / model.theta_scales
+
+
+def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res: "PirlsResult") -> np.ndarray:
+    """``C`` with ``C C' = sigma^2 (R_X' R_X)^-1`` (the RX covariance of beta), from the X block
+    of the joint blocked factor at a PIRLS solution; sigma is 1 for families without a dispersion."""
+    lx, _ = model.pirls.joint_factor(theta, res).fixed_factor()
+    return model.sigma_at(res) * triangular_inverse(lx).T
+
+
+def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS)."""
+    pirls, eta0 = model.pirls, model.eta_start()
+
+    def objective(scaled: np.ndarray) -> float:
+        res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
+        value = model.laplace_value(res)
+        if np.isfinite(value):
+            warm.beta, warm.u = res.beta, res.u
+        return value
+
+    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, settings=settings)
+    info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
+    res = pirls.joint(info.final, warm.beta, warm.u, eta0)
+    return info, res
+
+
+def _theta_units(model, theta1: np.ndarray) -> np.ndarray:
+    """Stage 2's unit for each (scaled) theta: the stage-1 value of the diagonal element of its row.
+
+    BOBYQA then moves theta by relative steps (and does not shift a small
+    starting value onto the bound); a diagonal below 1e-4 (or at 0) keeps unit 1.
+    """
+    scaled, units, start = to_scaled(model, theta1), [], 0
+    for lay in model.layouts:
+        rows, cols = lower_triangle(lay.ncols)
+        diagonal = {r: start + i for i, (r, c) in enumerate(zip(rows, cols)) if r == c}
+        units.extend(abs(scaled[diagonal[r]]) for r in rows)
+        start = lay.theta_stop
+    units = np.asarray(units)
+    return np.where(units > _BOUNDARY, units, 1.0)
+
+
+class _Criterion:
+    """The stage-2 deviance as a function of the optimizer's ``x = (scaled theta / units, delta)``,
+    ``beta = beta_1 + C delta``."""
+
+    def __init__(self, model, nAGQ: int, beta1: np.ndarray, scale: np.ndarray, theta1: np.ndarray):
+        self.model, self.nAGQ, self.beta1, self.scale = model, nAGQ, beta1, scale
+        self.ntheta = model.theta_lower.size
+        self.units = _theta_units(model, theta1)
+        self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
+
+    def x0(self, theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
+
+    def params(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = from_scaled(self.model, x[: self.ntheta] * self.units)
+        return theta, self.beta1 + self.scale @ x[self.ntheta :]
+
+    def evaluate(self, x: np.ndarray, u0: np.ndarray) -> tuple[float, "PirlsResult"]:
+        theta, beta = self.params(x)
+        res = self.model.pirls.modes(theta, beta, u0)
+        if self.nAGQ == 1:
+            return self.model.laplace_value(res), res
+        return self.model.agq_value(res, theta, beta, self.nAGQ), res
+
+    def to_natural(self, grad: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian over the free (theta, beta) instead of (scaled theta, delta)."""
+        scales = 1.0 / from_scaled(self.model, self.units)  # d x / d theta
+        jac = np.zeros((free.size, free.size))
+        jac[: self.ntheta, : self.ntheta] = np.diag(scales)
+        jac[self.ntheta :, self.ntheta :] = np.linalg.inv(self.scale)
+        jac = jac[np.ix_(free, free)]
+        return jac.T @ grad, jac.T @ hess @ jac
+
+
+def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings,
+            warm: _WarmStart) -> tuple[OptInfo, _Criterion]:
+    """Minimize the Laplace / quadrature deviance over theta and (whitened) beta."""
+    crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
+
+    def objective(x: np.ndarray) -> float:
+        value, res = crit.evaluate(x, warm.u)
+        if np.isfinite(value):
+            warm.u = res.u
+        return value
+
+    return minimize_bounded(objective, crit.x0(theta1), crit.lower, settings=settings), crit
+
+
+def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
+               f0: float | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Central finite-difference value, gradient and Hessian of ``func`` at ``x``.
+
+    Uses ``d(d+1)`` evaluations: ``f(x +- h_i e_i)`` for the diagonal and the
+    gradient, and ``f(x +- (h_i e_i + h_j e_j))`` for each pair, with
+
+        H_ij = [f(x+i+j) - f(x+i) - f(x+j) + 2 f(x) - f(x-i) - f(x-j) + f(x-i-j)] / (2 h_i h_j),
+
+    which is exact for quadratics (error O(h^2)).
+    """
+    d = x.size
+    f0 = func(x) if f0 is None else f0
+    plus, minus = np.empty(d), np.empty(d)
+    hess = np.empty((d, d))
+    for i in range(d):
+        e = np.zeros(d)
+        e[i] = steps[i]
+        plus[i], minus[i] = func(x + e), func(x - e)
+        hess[i, i] = (plus[i] - 2.0 * f0 + minus[i]) / steps[i] ** 2
+    for i in range(d):
+        for j in range(i):
+            e = np.zeros(d)
+            e[i], e[j] = steps[i], steps[j]
+            both = func(x + e) + func(x - e)
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+    return f0, (plus - minus) / (2.0 * steps), hess
+
+
+def _gradient_message(grad: np.ndarray, hess: np.ndarray) -> str | None:
+    """lme4's checkConv: min(|scaled gradient|, |gradient|) must stay below 0.002."""
+    try:
+        upper = cho_factor(hess, lower=False)[0]
+        scaled = solve_triangular(np.triu(upper), grad)
+        worst = np.minimum(np.abs(scaled), np.abs(grad))
+    except np.linalg.LinAlgError:
+        worst = np.abs(grad)
+    if worst.size == 0 or np.max(worst) <= GRADIENT_TOLERANCE:
+        return None
+    k = int(np.argmax(worst))
+    return f"Model failed to converge with max|grad| = {worst[k]:.6g} (tol = {GRADIENT_TOLERANCE:g}, component {k + 1})"
+
+
+def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
+    """``-H^-1 g`` when H is positive definite and the step is small enough to trust."""
+    try:
+        step = -np.linalg.solve(hess, grad)
+        np.linalg.cholesky(hess)
+    except np.linalg.LinAlgError:
+        return None
+    return step if np.all(np.isfinite(step)) and np.max(np.abs(step)) < 0.1 else None
+
+
+@dataclass
+class _Finish:
+    x: np.ndarray
+    value: float
+    res: "PirlsResult"
+    vcov: np.ndarray | None
+    messages: list[str]
+
+
+def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsResult") -> _Finish:
+    """Hessian at the optimizer's optimum and Newton steps to polish it, the covariance of beta
+    (beta block of ``2 H^-1``) and lme4's gradient check at the final point.
+
+    Diagonal thetas at the boundary (< 1e-4) are held fixed.  Every
+    difference point restarts PIRLS from the optimum's modes, so the
+    deviance is a smooth function of x there.
+    """
+    theta_hat = crit.params(x_hat)[0]
+    free = ~((crit.lower == 0) & (np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)]) < _BOUNDARY))
+    x, value, res, grad, hess = _polish(crit, free, x_hat, f_hat, res_hat)
+    messages = []
+    message = _gradient_message(*crit.to_natural(grad, hess, free))
+    if message:
+        messages.append(message)
+    vcov = _beta_covariance(crit, hess, int(free[: crit.ntheta].sum()))
+    if vcov is None:
+        messages.append("variance-covariance matrix computed from finite-difference Hessian is not "
+                        "positive definite: falling back to var-cov estimated from RX")
+    return _Finish(x, value, res, vcov, messages)
+
+
+def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res: "PirlsResult"):
+    """Newton steps with the finite-difference Hessian over the free coordinates.
+
+    A step longer than 0.02 (theta units, or SEs of beta) gets a new Hessian at
+    its end point, so the covariance is the Hessian's at the final point (to
+    under 0.05 %); a shorter one only a new gradient.  Returns the final
+    point, its deviance and PIRLS result, and the gradient and Hessian there.
+    """
+    steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
+    for _ in range(_NEWTON_ROUNDS):
+        grad, hess = _fd_derivatives(crit, free, x, steps, res.u)
+        step = _newton_step(hess, grad)
+        if step is None:
+            break
+        trial = x.copy()
+        trial[free] += step
+        if np.any(trial < crit.lower):
+            break
+        f_trial, res_trial = crit.evaluate(trial, res.u)
+        if not f_trial < value:
+            break
+        x, value, res = trial, f_trial, res_trial
+        if np.max(np.abs(step)) <= _HESSIAN_HOLDS:  # the Hessian still holds here: only re-measure the gradient
+            grad = _fd_derivatives(crit, free, x, steps, res.u, hessian=False)[0]
+            break
+    return x, value, res, grad, hess
+
+
+def _fd_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray,
+                    u_hat: np.ndarray, hessian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Central-difference gradient and Hessian over the free coordinates (as :func:`fd_hessian`).
+
+    Each difference point's PIRLS starts from a linear extrapolation of the
+    modes already found (``u(x-i) ~ 2 u(x) - u(x+i)``, ``u(x+i+j) ~ u(x+i) + u(x+j) - u(x)``),
+    within O(h^2) of its own modes, which saves about one PIRLS iteration per point.
+    """
+    d, index = steps.size, np.flatnonzero(free)
+
+    def at(delta: np.ndarray, u0: np.ndarray) -> tuple[float, np.ndarray]:
+        point = x.copy()
+        point[index] += delta
+        value, res = crit.evaluate(point, u0)
+        return value, res.u
+
+    plus, minus, u_plus, u_minus = np.empty(d), np.empty(d), [], []
+    for i in range(d):
+        e = np.zeros(d)
+        e[i] = steps[i]
+        plus[i], up = at(e, u_hat)
+        minus[i], um = at(-e, 2.0 * u_hat - up)
+        u_plus.append(up)
+        u_minus.append(um)
+    if not hessian:
+        return (plus - minus) / (2.0 * steps), None
+    f0, _ = crit.evaluate(x, u_hat)  # again from the same start as the difference points, for consistency
+    hess = np.diag((plus - 2.0 * f0 + minus) / steps**2)
+    for i in range(d):
+        for j in range(i):
+            e = np.zeros(d)
+            e[i], e[j] = steps[i], steps[j]
+            both = at(e, u_plus[i] + u_plus[j] - u_hat)[0] + at(-e, u_minus[i] + u_minus[j] - u_hat)[0]
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+    return (plus - minus) / (2.0 * steps), hess
+
+
+def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np.ndarray | None:
+    """``C (2 H^-1)_{delta delta} C'``; None unless finite and positive definite."""
+    try:
+        inv = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return None
+    vdelta = inv[nfree_theta:, nfree_theta:] + inv[nfree_theta:, nfree_theta:].T
+    vcov = crit.scale @ vdelta @ crit.scale.T
+    if vcov.size and (not np.all(np.isfinite(vcov)) or np.min(np.linalg.eigvalsh(vcov)) <= 0):
+        return None
+    return vcov
+
+
+def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
+    """Both stages, the final PIRLS, the covariance of beta, and the results object."""
+    with one_blas_thread():  # every matrix of a GLMM fit is small
+        return _fit(model, nAGQ, settings)
+
+
+def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
+    start = time.perf_counter()
+    warm = _WarmStart(np.zeros(model.nranef))
+    info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
+    messages: list[str] = []
+    if nAGQ == 0:
+        theta, beta, res, info, vcov = info1.final, res1.beta, res1, info1, None
+        value = model.laplace_value(res1)
+    else:
+        info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
+        value, res = crit.evaluate(info.final, warm.u)
+        done = _finish(crit, info.final, value, res)
+        theta, beta = crit.params(done.x)
+        value, res, vcov = done.value, done.res, done.vcov
+        messages.extend(done.messages)
+    for code_info in ([info1] if nAGQ == 0 else [info1, info]):
+        if code_info.return_code < 0 or code_info.return_code == 5:
+            messages.append(f"optimizer did not converge: {code_info.message}")
+    info = replace(
+        info,
+        initial=np.concatenate([info1.initial, res1.beta]) if nAGQ else info1.initial,
+        final=np.concatenate([theta, beta]),
+        fmin=value,
+        feval=info1.feval + (info.feval if nAGQ else 0),
+        seconds=time.perf_counter() - start,
+        warnings=tuple(messages),
+    )
+    # the results read the blocked factor's blocks (conditional variances)
+    res = replace(res, factor=model.pirls.blocked_factor(theta, res))
+    result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
+    for message in messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+    if result.is_singular:
+        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=4)
+    return result

@@ -1,0 +1,292 @@
+"""Generalized linear mixed models: the model, its Laplace / quadrature deviance, and ``glmer``.
+
+The pipeline mirrors :mod:`mixedmodels.lmm.model`::
+
+    model = GeneralizedLinearMixedModel.from_formula(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    model.deviance(theta, beta)   # Laplace approximation to -2 log L
+    result = model.fit()          # an immutable GlmerResults
+
+For given ``theta`` and ``beta``, PIRLS (:mod:`mixedmodels.linalg.pirls`) finds
+the conditional modes ``u`` and the Cholesky factor ``L`` of
+``Lambda' Z' W Z Lambda + I`` at the modes.  The Laplace approximation to the
+deviance is, as lme4 computes it,
+
+    -2 log L(theta, beta) ~ -2 sum_i log p(y_i | mu_i) + ||u||^2 + log det(L)^2,
+
+with the family's normalising constants (R's ``family$aic``).  For ``nAGQ > 1``
+(one scalar random-effects term) adaptive Gauss-Hermite quadrature replaces
+the Laplace step level by level; like lme4, that deviance is built from the
+deviance residuals, so its log-likelihood omits the normalising constants.
+
+Fitting (:mod:`.fit`) follows lme4's two stages: first theta alone with beta
+taken from PIRLS (the ``nAGQ = 0`` criterion), then theta and beta together.
+The covariance of beta is lme4's default: twice the inverse of the
+finite-difference Hessian of the deviance over (theta, beta), beta block.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..design.inputs import ModelInputs, prepare_glmm_inputs
+from ..design.tables import is_dask_input
+from ..errors import DataError, ModelSpecError
+from ..families import Family, GlmResponse, get_family
+from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
+from ..lmm.model import ThetaParameters
+from ..optim import OptimizerSettings
+from .fit import fit_glmm
+from .results import GlmerResults
+
+__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
+
+# Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
+# where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
+# the finite-difference Hessian afterwards takes the rest of the way.
+GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
+
+
+def _check_not_constant(response: GlmResponse, name: str) -> None:
+    """lme4's "Response is constant": refuse a response without variation (over the rows with weight).
+
+    An all-zero count or no successes at all would send the fixed effects to
+    minus infinity (PIRLS ends in NaN); lme4 refuses every constant response.
+    """
+    values = response.y[response.weights > 0]
+    if values.size and np.ptp(values) == 0:
+        what = "proportion of successes" if response.family.name == "binomial" else "value"
+        raise DataError(
+            f"the response {name!r} is constant (every {what} is {values[0]:g}): there is no variation "
+            "for a GLMM to model (lme4 refuses it too: 'Response is constant'); check the response "
+            "column and the rows kept"
+        )
+
+
+def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of n-point Gauss-Hermite quadrature for the standard normal density."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n)
+    return nodes, weights / np.sqrt(2.0 * np.pi)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearMixedModel(ThetaParameters):
+    """A GLMM, defined but not fitted: inputs, family, and the PIRLS machinery.
+
+    Attributes
+    ----------
+    inputs : ModelInputs
+    response : GlmResponse
+        The validated response (proportions and trial weights for binomial).
+    plan : ReweightedBlocks
+        Where each observation's products land in the blocked cross-products.
+    """
+
+    inputs: ModelInputs
+    response: GlmResponse
+    plan: ReweightedBlocks
+
+    REML = False
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, family: Any = "binomial", *,
+                     weights: Any = None, offset: Any = None,
+                     contrasts: Mapping[str, str] | None = None) -> "GeneralizedLinearMixedModel":
+        """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
+        fam = get_family(family)
+        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        return cls.from_inputs(inputs, fam)
+
+    @classmethod
+    def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
+        fam = get_family(family)
+        response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
+        _check_not_constant(response, inputs.formula.response)
+        n, p = int(np.count_nonzero(response.weights)), len(inputs.fixed.column_names)
+        if n <= p:
+            zero = "" if n == inputs.nobs else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects")
+        return cls(inputs, response, ReweightedBlocks.build(inputs.terms))
+
+    # --- facts ------------------------------------------------------------------
+    @property
+    def family(self) -> Family:
+        return self.response.family
+
+    @property
+    def nobs(self) -> int:
+        return self.inputs.nobs
+
+    @property
+    def nfixef(self) -> int:
+        return len(self.inputs.fixed.column_names)
+
+    @property
+    def layouts(self):
+        return self.plan.layouts
+
+    @cached_property
+    def pirls(self) -> Pirls:
+        offset = self.inputs.offset if self.inputs.offset is not None else np.zeros(self.nobs)
+        return Pirls(self.response, np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float), offset, self.plan,
+                     terms=self.inputs.terms)
+
+    @cached_property
+    def theta_scales(self) -> np.ndarray:
+        """Per theta element, its row's column scale: scaled theta = theta * this (each term's
+        ``scale_theta`` as one product, as it is called for every evaluation)."""
+        ones = np.ones(sum(lay.theta_stop - lay.theta_start for lay in self.layouts))
+        return np.concatenate([lay.scale_theta(ones) for lay in self.layouts]) if self.layouts else ones
+
+    @property
+    def nranef(self) -> int:
+        return sum(lay.size for lay in self.layouts)
+
+    def eta_start(self) -> np.ndarray:
+        """R's ``etastart``: the link of the family's starting means."""
+        return self.family.link.link(self.response.mustart())
+
+    # --- the deviance ---------------------------------------------------------------
+    def laplace_value(self, res: PirlsResult) -> float:
+        """``-2 log L`` by the Laplace approximation at a PIRLS solution."""
+        if not (np.isfinite(res.dev) and res.factor.ok):
+            return np.inf
+        return self.response.minus2_loglik(res.mu, res.dev) + res.ussq + res.factor.logdet_re()
+
+    def agq_value(self, res: PirlsResult, theta: np.ndarray, beta: np.ndarray, nAGQ: int) -> float:
+        """Adaptive Gauss-Hermite deviance for one scalar term (lme4's and MixedModels.jl's form)."""
+        if not (np.isfinite(res.dev) and res.factor.ok):
+            return np.inf
+        term = self.inputs.terms[0]
+        refs, q = term.refs, term.nlevels
+        zcol = term.z[:, 0] * theta[0]
+        fixed = self.pirls.x @ beta + self.pirls.offset
+        sd = 1.0 / res.factor.l11
+        u0 = res.u
+        devc0 = np.bincount(refs, weights=self.response.dev_resid(res.mu), minlength=q) + u0 * u0
+        mult = np.zeros(q)
+        link, family = self.family.link, self.family
+        for z, w in zip(*gauss_hermite(nAGQ)):
+            if z == 0.0:
+                mult += w
+                continue
+            u = u0 + z * sd
+            eta = fixed + zcol * u[refs]
+            mu = link.inverse(eta)
+            if not family.valid_mu(mu):
+                return np.inf
+            devc = np.bincount(refs, weights=self.response.dev_resid(mu), minlength=q) + u * u
+            mult += w * np.exp((z * z + devc0 - devc) / 2.0)
+        return float(np.sum(devc0) - 2.0 * (np.sum(np.log(mult)) + np.sum(np.log(sd))))
+
+    def deviance(self, theta: np.ndarray, beta: np.ndarray, nAGQ: int = 1, u0: np.ndarray | None = None) -> float:
+        """The GLMM deviance at (theta, beta): Laplace (nAGQ=1) or adaptive quadrature."""
+        theta, beta = np.asarray(theta, dtype=float), np.asarray(beta, dtype=float)
+        res = self.pirls.modes(theta, beta, np.zeros(self.nranef) if u0 is None else u0)
+        return self.laplace_value(res) if nAGQ <= 1 else self.agq_value(res, theta, beta, nAGQ)
+
+    def sigma_at(self, res: PirlsResult) -> float:
+        """lme4's sigma: 1, or for families with a dispersion ``sqrt((sum r_pearson^2 + ||u||^2) / n)``.
+
+        ``n`` counts the rows with non-zero prior weight (lme4 divides by every
+        row, so its sigma shrinks as zero-weight rows are added; R's glm leaves
+        them out, and so does this, so that such rows change nothing).
+        """
+        if not self.family.has_dispersion:
+            return 1.0
+        n = int(np.count_nonzero(self.response.weights))
+        return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / n))
+
+    def check_nagq(self, nAGQ: int) -> int:
+        """lme4's rules for nAGQ."""
+        if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
+            raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
+        nAGQ = int(nAGQ)
+        terms = self.inputs.terms
+        if nAGQ > 1 and (len(terms) != 1 or terms[0].ncols != 1):
+            raise ModelSpecError(
+                "nAGQ > 1 is only available for models with a single, scalar random-effects term; "
+                f"this model has {', '.join(str(t) for t in terms)}: use nAGQ=1 (Laplace)"
+            )
+        return nAGQ
+
+    # --- fitting ----------------------------------------------------------------------
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> GlmerResults:
+        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`."""
+        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS)
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: Any = "binomial",
+    *,
+    nAGQ: int = 1,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    settings: OptimizerSettings | None = None,
+):
+    """Fit a generalized linear mixed model written in lme4's formula language.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"cbind(incidence, size - incidence) ~ period + (1 | herd)"``.
+        Binomial responses may be 0/1 numbers, booleans, two-level factors
+        (the first level is failure, as R), ``cbind(successes, failures)``, or
+        proportions with ``weights=`` the numbers of trials.
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        A dask DataFrame, or a path or glob of Parquet files, is fitted
+        without bringing its rows into memory (:func:`mixedmodels.dask.glmer`:
+        binomial and Poisson families; ``weights`` and ``offset`` are column names).
+    family : str or Family
+        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
+        ``"gaussian"``, or an object from :mod:`mixedmodels.families` such as
+        ``mm.families.Binomial(link="probit")``.
+    nAGQ : int
+        1: Laplace approximation (default).  > 1: adaptive Gauss-Hermite
+        quadrature with that many points (one scalar random-effects term
+        only).  0: optimize theta only, beta from PIRLS (faster, less exact).
+    weights : array-like, optional
+        Prior weights (for proportions: the numbers of trials).  Rows of
+        weight 0 contribute nothing to the estimates but count in ``nobs``,
+        as in lme4 (the dispersion of a Gamma fit leaves them out, as R's glm).
+    offset : array-like, optional
+        Added to the linear predictor, with any ``offset()`` in the formula;
+        rows where it is missing (NaN) are dropped, infinite values refused.
+    contrasts : dict, optional
+        Per-variable contrasts, as for :func:`mixedmodels.lmer`.
+    settings : OptimizerSettings, optional
+
+    Returns
+    -------
+    GlmerResults
+
+    Notes
+    -----
+    ``family="gaussian"`` with the identity link is a linear mixed model:
+    as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
+    """
+    if is_dask_input(data):
+        from ..dask import glmer as dask_glmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
+
+        return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
+                          settings=settings)
+    fam = get_family(family)
+    if fam.name == "gaussian" and fam.link.name == "identity":
+        from ..errors import MixedModelsWarning
+        from ..lmm.model import lmer
+
+        warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
+                      "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
+        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+    model = GeneralizedLinearMixedModel.from_formula(formula, data, fam, weights=weights, offset=offset,
+                                                     contrasts=contrasts)
+    return model.fit(nAGQ=nAGQ, settings=settings)

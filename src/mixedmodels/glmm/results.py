@@ -1,0 +1,205 @@
+"""The immutable results of a GLMM fit (lme4's ``glmerMod``).
+
+:class:`GlmerResults` keeps the lmer results contract (it extends
+:class:`~mixedmodels.lmm.results.LmerResults`, whose variance components, random
+effects, ``coef()`` and fixed-effect accessors apply unchanged) and adds what
+differs for a GLMM:
+
+* ``family`` and ``link``; ``sigma`` is 1 for binomial and Poisson fits and,
+  for families with a dispersion (Gamma, inverse Gaussian, Gaussian with a
+  non-identity link), lme4's ``sqrt((sum of squared Pearson residuals + ||u||^2) / n)``;
+* ``loglik`` (Laplace or quadrature), ``aic``, ``bic`` as lme4's glmer, and
+  ``deviance`` as lme4's ``deviance()``: the sum of squared deviance residuals;
+* ``fitted`` on the response scale and residuals of type deviance (the
+  default, as in R), pearson, working and response;
+* ``vcov``: lme4's default for glmer, from the finite-difference Hessian
+  over (theta, beta) (``vcov_method == "hessian"``); from ``R_X`` for
+  ``nAGQ = 0`` fits (``"RX"``);
+* z tests in :meth:`coef_table` and the glmer layout in :meth:`summary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._validate import check_bool
+from ..errors import MixedModelsError, ModelSpecError
+from ..fitted import GeneralizedMixedModel
+from ..lmm.results import LmerResults
+
+if TYPE_CHECKING:
+    from ..families import Family
+    from ..linalg.pirls import PirlsResult
+    from ..optim import OptInfo
+    from .summary import GlmerSummary
+
+__all__ = ["GlmerResults"]
+
+_RESIDUAL_TYPES = ("deviance", "pearson", "working", "response")
+
+
+def _split(u: np.ndarray, layouts) -> tuple[np.ndarray, ...]:
+    out, start = [], 0
+    for lay in layouts:
+        out.append(u[start : start + lay.size].reshape(lay.nlevels, lay.ncols))
+        start += lay.size
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class GlmerResults(LmerResults):
+    """A fitted generalized linear mixed model.
+
+    Attributes (besides :class:`~mixedmodels.lmm.results.LmerResults`')
+    -----------------------------------------------------------------
+    nAGQ : int
+        0, 1 (Laplace) or the number of quadrature points.
+    objective : float
+        The minimized deviance: ``-2 logLik`` (Laplace, nAGQ <= 1) or the
+        quadrature deviance (nAGQ > 1, without the family's normalising
+        constants, as lme4).
+    vcov_method : str
+        ``"hessian"`` (finite-difference Hessian over theta and beta, lme4's
+        default) or ``"RX"`` (from the fixed-effects block of the Cholesky factor).
+    """
+
+    nAGQ: int
+    vcov_method: str
+    _mu: np.ndarray
+    _vcov_beta: np.ndarray
+
+    @classmethod
+    def from_fit(cls, model: GeneralizedMixedModel, nAGQ: int, theta: np.ndarray, beta: np.ndarray,
+                 res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None) -> "GlmerResults":
+        """Assemble the results at the optimum (``vcov`` None: use ``R_X``)."""
+        sigma = model.sigma_at(res)
+        method = "hessian"
+        if vcov is None:
+            method = "RX"
+            factor = model.pirls.joint_factor(theta, res)
+            lx, _ = factor.fixed_factor()
+            inv = np.linalg.inv(lx)
+            vcov = sigma**2 * (inv.T @ inv)
+        return cls(model, np.asarray(theta, dtype=float).copy(), np.asarray(beta, dtype=float).copy(), sigma,
+                   float(value), info, res.factor, _split(res.u, model.layouts), int(nAGQ), method, res.mu, vcov)
+
+    # --- family -------------------------------------------------------------------
+    @property
+    def family(self) -> "Family":
+        return self.model.family
+
+    @property
+    def link(self) -> str:
+        return self.family.link.name
+
+    @property
+    def npar(self) -> int:
+        """Fixed effects, theta, and the dispersion for families that have one (lme4's df)."""
+        return self.model.nfixef + self.theta.size + int(self.family.has_dispersion)
+
+    # --- fixed effects --------------------------------------------------------------
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects (see ``vcov_method``)."""
+        names = self.fixef_names
+        return pd.DataFrame(self._vcov_beta, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov_beta)), index=self.fixef_names, name="Std. Error")
+
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimate, Std. Error, z value (t value for families with a dispersion) and Pr(>|z|).
+
+        As lme4, the p-values are Wald tests against the standard normal.
+        """
+        if ddf is not None:
+            raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        est, se = self.fixef.to_numpy(), self.se.to_numpy()
+        z = est / se
+        stat = "t value" if self.family.has_dispersion else "z value"
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: z, "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
+                            index=self.fixef_names)
+
+    # --- likelihood --------------------------------------------------------------------
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance()`` for glmer: the sum of squared deviance residuals at the modes.
+
+        (The summary's "deviance" column is ``-2 * loglik``.)
+        """
+        return self.model.response.deviance(self._mu)
+
+    # --- variance components --------------------------------------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """As R's ``as.data.frame(VarCorr(m))``: a Residual row only for families with a dispersion."""
+        table = super().varcorr
+        if self.family.has_dispersion:
+            return table
+        return table[table["grp"] != "Residual"].reset_index(drop=True)
+
+    # --- fitted values and residuals ------------------------------------------------------
+    @property
+    def linear_predictor(self) -> pd.Series:
+        """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="eta")
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted means on the response scale (probabilities / proportions for binomial)."""
+        return pd.Series(self._mu, index=self.model.inputs.row_index, name="fitted")
+
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
+        """Residuals as R's ``residuals(glmer fit, type)``.
+
+        ``"deviance"`` (default): ``sign(y - mu) sqrt(d_i)``; ``"pearson"``:
+        ``(y - mu) sqrt(wt / V(mu))``; ``"working"``: ``(y - mu) / mu_eta``;
+        ``"response"``: ``y - mu``.  ``scaled`` divides by sigma.
+        """
+        if type not in _RESIDUAL_TYPES:
+            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
+        response, mu = self.model.response, self._mu
+        if type == "deviance":
+            resid = np.sign(response.y - mu) * np.sqrt(np.maximum(response.dev_resid(mu), 0.0))
+        elif type == "pearson":
+            resid = response.pearson(mu)
+        elif type == "working":
+            resid = (response.y - mu) / self.family.link.mu_eta(self._linear_predictor)
+        else:
+            resid = response.y - mu
+        if check_bool(scaled, "scaled"):
+            resid = resid / self.sigma
+        return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
+
+    # --- not for GLMMs -------------------------------------------------------------------
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        raise ModelSpecError("F tests with Satterthwaite/Kenward-Roger df are for lmer fits; "
+                             "compare nested glmer fits with mm.anova(smaller, larger) (likelihood-ratio test)")
+
+    # --- display -------------------------------------------------------------------------
+    def summary(self, ddf: str | None = None) -> "GlmerSummary":
+        """lme4's glmer summary layout (z tests); ``ddf`` does not apply."""
+        if ddf is not None:
+            raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        from .summary import GlmerSummary
+
+        return GlmerSummary(self)
+
+    @property
+    def method_title(self) -> str:
+        """lme4's fit-method title."""
+        if self.nAGQ == 1:
+            how = "Laplace Approximation"
+        else:
+            how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.nAGQ}"
+        return f"Generalized linear mixed model fit by maximum likelihood ({how})"
+
+    def __repr__(self) -> str:
+        return (f"<GlmerResults {self.formula!r} ({self.family.name}, {self.link}; nAGQ={self.nAGQ}), "
+                f"logLik={self.loglik:.4f}>")

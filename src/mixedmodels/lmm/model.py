@@ -1,0 +1,332 @@
+"""Linear mixed models: the model definition, its profiled objective, and ``lmer``.
+
+The pipeline, each stage inspectable on its own::
+
+    model = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", df)
+    model.objective(theta)   # REML criterion (or deviance) profiled over beta and sigma
+    result = model.fit()     # an immutable LmerResults
+
+For a given relative covariance factor theta the objective is (Bates et al.
+2015, eqs. 34 and 41)
+
+    ML:    log|L_theta|^2 + n (1 + log(2 pi r^2 / n))
+    REML:  log|L_theta|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+minus ``sum(log(weights))`` for prior weights, where ``r^2`` is the penalized
+residual sum of squares; all three pieces come off the blocked Cholesky factor.
+Rows with prior weight 0 carry no information: they are left out of the
+cross-products and of ``n`` (:attr:`LinearMixedModel.n_likelihood`), so the
+fit equals the fit without them, while ``nobs`` counts every row as lme4's
+does (lme4 itself cannot fit them: its criterion is infinite).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._threads import blas_threads_for
+from .._validate import check_bool
+from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
+from ..design.covariance import initial_theta, theta_lower_bounds
+from ..design.inputs import ModelInputs, prepare_inputs
+from ..design.tables import is_dask_input
+from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
+from ..linalg import BlockedCrossProducts, Factorization
+from ..linalg.start import moment_start
+from ..optim import OptInfo, OptimizerSettings, minimize_bounded
+from .results import LmerResults
+
+__all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+class ThetaParameters:
+    """Bounds, start and lme4's names of theta, for any model with ``inputs.terms``."""
+
+    inputs: ModelInputs
+
+    @property
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([theta_lower_bounds(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([initial_theta(t.ncols) for t in self.inputs.terms])
+
+    @property
+    def theta_names(self) -> list[str]:
+        return [name for t in self.inputs.terms for name in t.theta_names]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModel(ThetaParameters):
+    """A linear mixed model, defined but not fitted: inputs plus the blocks of ``[Z X y]'[Z X y]``."""
+
+    inputs: ModelInputs
+    crossprods: BlockedCrossProducts
+    REML: bool
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, **kwargs: Any) -> "LinearMixedModel":
+        """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
+        check_bool(REML, "REML")
+        inputs = prepare_inputs(formula, data, **kwargs)
+        if inputs.y.ndim != 1:
+            raise DataError(
+                f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
+                "cbind() responses are for binomial glmer"
+            )
+        if np.ptp(inputs.y) == 0:
+            raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
+        return cls.from_inputs(inputs, REML=REML)
+
+    @classmethod
+    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True) -> "LinearMixedModel":
+        """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing)."""
+        REML = check_bool(REML, "REML")
+        rows = _informative_rows(inputs.weights)
+        n, p = (inputs.nobs if rows is None else rows.size), len(inputs.fixed.column_names)
+        if n <= p:
+            zero = "" if rows is None else " with non-zero weight"
+            raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects and a residual variance")
+        sqrtw = np.sqrt(inputs.weights) if inputs.weights is not None else None
+        y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
+        xy = np.column_stack([inputs.fixed.matrix, y])
+        if sqrtw is not None:
+            xy = xy * sqrtw[:, None]
+        zs = [t.z if sqrtw is None else t.z * sqrtw[:, None] for t in inputs.terms]
+        refs = [t.refs for t in inputs.terms]
+        if rows is not None:
+            xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
+        crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
+        return cls(inputs, crossprods, REML)
+
+    # --- the objective --------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return self.inputs.nobs
+
+    @property
+    def n_likelihood(self) -> int:
+        """The ``n`` of the likelihood: rows with non-zero prior weight (every row without weights).
+
+        ``nobs`` counts every row of the model frame, as lme4's ``nobs`` does.
+        """
+        return self.crossprods.nobs
+
+    @property
+    def nfixef(self) -> int:
+        return self.crossprods.nfixef
+
+    @property
+    def layouts(self):
+        """Where each random-effects term sits in theta and in the blocks (block order)."""
+        return self.crossprods.terms
+
+    def _log_weights(self) -> float:
+        return self.inputs.sum_log_weights
+
+    def objective_from(self, factor: Factorization, REML: bool | None = None) -> float:
+        """The profiled REML criterion or deviance given a factorization."""
+        reml = self.REML if REML is None else REML
+        if not factor.ok:
+            return np.inf
+        n = self.n_likelihood - (self.nfixef if reml else 0)
+        value = factor.logdet_re() + n * (1.0 + _LOG_2PI + np.log(factor.pwrss() / n))
+        if reml:
+            value += factor.logdet_x()
+        return value - self._log_weights()
+
+    def objective(self, theta: np.ndarray) -> float:
+        """REML criterion (REML=True) or deviance, profiled over beta and sigma, at theta."""
+        return self.objective_from(self.crossprods.objective_factor(theta))
+
+    # --- fitting ----------------------------------------------------------------
+    def results_at(self, theta: np.ndarray) -> LmerResults:
+        """Results (beta, sigma, modes, ...) at a given theta, without optimizing.
+
+        Useful to inspect the model at someone else's estimates, e.g. lme4's theta.
+        """
+        theta = np.asarray(theta, dtype=float)
+        value = self.objective(theta)
+        info = OptInfo("none (theta given)", theta, theta, value, 1, 0.0, 1, "theta given")
+        return LmerResults.from_fit(self, info)
+
+    def starting_theta(self) -> np.ndarray:
+        """Where the optimizer starts: lme4's identity start or a moment estimate, whichever fits better.
+
+        The moment estimate (:func:`~mixedmodels.linalg.start.moment_start`)
+        halves the evaluations or better (sleepstudy 79 -> 41, Penicillin
+        78 -> 23, InstEval 101 -> 46); comparing it with lme4's start costs
+        two evaluations and keeps the identity wherever the estimate is the
+        worse start.
+        """
+        candidates = self._start_candidates()
+        return candidates[_better_start(candidates, self.objective)[0]]
+
+    def _start_candidates(self) -> list[np.ndarray]:
+        """lme4's identity start, then the moment estimate where there is one (theta in the units of the data)."""
+        try:
+            guess = moment_start(self.crossprods)
+        except (np.linalg.LinAlgError, ValueError):  # only a start: never let it stop a fit
+            guess = None
+        return [self.theta_start] if guess is None else [self.theta_start, self.crossprods.from_scaled_theta(guess)]
+
+    def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> "tuple[OptInfo, Factorization | None]":
+        """BOBYQA over theta in the units of the scaled columns, then lme4's checks.
+
+        The optimizer sees theta for unit-RMS random-effects columns, so its
+        steps and tolerances do not depend on the units of the predictors;
+        everything it reports is mapped back to the units of the data.  The
+        gradient and Hessian in ``optinfo`` are with respect to the scaled theta.
+        Without a ``start``, the better of :meth:`_start_candidates` (as
+        :meth:`starting_theta`), whose objective the optimizer then reuses for
+        its first evaluation.  Also returns the factorization at the final
+        theta when it was the best evaluation (else None), so the results
+        need not factor again.
+        """
+        cp = self.crossprods
+        best_factor = _BestFactor()
+
+        def scaled_objective(scaled: np.ndarray) -> float:
+            factor = cp.objective_factor(cp.from_scaled_theta(scaled))
+            value = self.objective_from(factor)
+            best_factor.offer(value, factor)
+            return value
+
+        with blas_threads_for(cp.a22.shape[0]):
+            candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
+            points = [cp.to_scaled_theta(theta) for theta in candidates]
+            best, value = _better_start(points, scaled_objective)
+            objective = _reuse_first_value(scaled_objective, points[best], value)
+            info = minimize_bounded(objective, points[best], self.theta_lower, settings=settings)
+            if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
+                check = check_convergence(scaled_objective, info.final, self.theta_lower)
+                info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+        info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
+        return info, best_factor.at(info.final)
+
+    def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
+        """Minimize the objective over theta and return the results.
+
+        ``start`` is theta in the units of the data; by default
+        :meth:`starting_theta` picks lme4's start or a moment estimate.
+        """
+        info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
+        if not info.optimizer_converged:
+            warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
+        for message in info.warnings:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        result = LmerResults.from_fit(self, info, factor)
+        if result.is_singular:
+            warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
+        return result
+
+
+def _informative_rows(weights: np.ndarray | None) -> np.ndarray | None:
+    """Positions of the rows with non-zero weight, or None when that is every row."""
+    if weights is None or np.all(weights > 0):
+        return None
+    return np.flatnonzero(weights > 0)
+
+
+class _BestFactor:
+    """Keeps the factorization of the lowest objective seen (one at a time: a dense block's worth of memory)."""
+
+    def __init__(self) -> None:
+        self.value, self.factor = np.inf, None
+
+    def offer(self, value: float, factor: Factorization) -> None:
+        if value < self.value:
+            self.value, self.factor = value, factor
+
+    def at(self, theta: np.ndarray) -> Factorization | None:
+        """The kept factorization if it is the one at exactly ``theta``."""
+        if self.factor is not None and np.array_equal(self.factor.theta, theta):
+            return self.factor
+        return None
+
+
+def _better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], float]) -> tuple[int, float | None]:
+    """Index of the start with the lowest objective (the first on ties) and that objective; a lone start is not evaluated."""
+    if len(points) == 1:
+        return 0, None
+    values = [evaluate(point) for point in points]
+    best = int(np.argmin(values))
+    return best, values[best]
+
+
+def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None) -> Callable[[np.ndarray], float]:
+    """``func``, except that its first call at ``point`` returns the already known ``value`` (once)."""
+    known = [value]
+
+    def wrapped(x: np.ndarray) -> float:
+        if known[0] is not None and np.array_equal(x, point):
+            result, known[0] = known[0], None
+            return result
+        return func(x)
+
+    return wrapped
+
+
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    settings: OptimizerSettings | None = None,
+) -> LmerResults:
+    """Fit a linear mixed model written in lme4's formula language.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms are
+        ``(expr | group)``, ``(expr || group)`` for uncorrelated effects,
+        ``(1 | a/b)`` for nesting and ``(1 | a:b)`` for interactions.
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        Rows with a missing value in any variable used are dropped.  A dask
+        DataFrame, or a path or glob of Parquet files (read with dask), is
+        fitted without bringing its rows into memory
+        (:func:`mixedmodels.dask.lmer`; ``weights`` and ``offset`` are then
+        column names).
+    REML : bool
+        Restricted maximum likelihood (default, as lme4) or maximum likelihood.
+    weights : array-like, optional
+        Prior weights, one per row of ``data``, non-negative.  A row of weight
+        0 contributes nothing: the estimates are those of the fit without it
+        (lme4 cannot fit it: its criterion is infinite), it keeps its fitted
+        value and response residual, and ``nobs`` counts it, as lme4's does.
+    offset : array-like, optional
+        A known component of the linear predictor, one per row of ``data``.
+        Rows with a missing (NaN) offset are dropped like rows with missing
+        data (as lme4, and as ``offset(o)`` in the formula); infinite values
+        are refused.
+    contrasts : dict, optional
+        Per-variable contrasts: ``{"condition": "sum"}`` ("treatment", "sum",
+        "helmert", "poly").
+    settings : OptimizerSettings, optional
+        Optimizer tolerances.
+
+    Returns
+    -------
+    LmerResults
+    """
+    if is_dask_input(data):
+        from ..dask import lmer as dask_lmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
+
+        return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
+                         settings=settings)
+    model = LinearMixedModel.from_formula(
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+    )
+    return model.fit(settings=settings)

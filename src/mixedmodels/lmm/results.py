@@ -1,0 +1,316 @@
+"""The immutable results of a linear mixed-model fit (lme4's ``merMod``).
+
+Everything a user reads off a fit lives here: ``fixef``, ``vcov``, ``sigma``,
+``theta``, ``varcorr``, ``ranef``, ``coef``, fitted values, residuals,
+information criteria and the summary.  A results object never changes after
+it is made; derived quantities are computed on first use and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._validate import check_bool
+from ..convergence import BOUNDARY_TOLERANCE
+from ..design.random import unique_group_names
+from ..errors import MixedModelsError
+from ..fitted import InformationCriteria, MixedModel
+from ..linalg.dense import triangular_inverse
+from ..optim import OptInfo
+
+if TYPE_CHECKING:
+    from ..linalg import Factorization
+
+__all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
+
+SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
+
+
+@dataclass(frozen=True, eq=False)
+class LmerResults(InformationCriteria):
+    """A fitted linear mixed model.
+
+    Attributes
+    ----------
+    model : LinearMixedModel
+        The model definition that was fitted.
+    theta : ndarray
+        Relative covariance parameters at the optimum (lme4's order).
+    beta : ndarray
+        Fixed-effects estimates.
+    sigma : float
+        Residual standard deviation.
+    objective : float
+        REML criterion (REML fits) or deviance -2 logLik (ML fits).
+    optinfo : OptInfo
+        Optimizer log: evaluations, time, convergence message.
+    """
+
+    model: MixedModel
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    objective: float
+    optinfo: OptInfo
+    _factor: "Factorization"
+    _spherical: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
+        """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
+        if factor is None:
+            factor = model.crossprods.objective_factor(info.final)  # as the optimizer factors: same objective
+        beta, spherical = factor.solve()
+        dof = model.n_likelihood - (model.nfixef if model.REML else 0)
+        sigma = float(np.sqrt(factor.pwrss() / dof))
+        return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
+
+    # --- basic facts ----------------------------------------------------------
+    @property
+    def REML(self) -> bool:
+        return self.model.REML
+
+    @property
+    def formula(self) -> str:
+        return self.model.inputs.formula.formula
+
+    @property
+    def nobs(self) -> int:
+        return self.model.nobs
+
+    @property
+    def terms(self):
+        return self.model.inputs.terms
+
+    @property
+    def fixef_names(self) -> list[str]:
+        return list(self.model.inputs.fixed.column_names)
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels per grouping factor."""
+        return {t.group: t.nlevels for t in self.terms}
+
+    @property
+    def is_singular(self) -> bool:
+        """True when a variance parameter is on the boundary (a diagonal theta < 1e-4), as lme4's isSingular."""
+        lower = self.model.theta_lower
+        return bool(np.any(self.theta[lower == 0] < SINGULAR_TOLERANCE))
+
+    @property
+    def npar(self) -> int:
+        """Number of parameters: fixed effects, theta, and sigma."""
+        return self.model.nfixef + self.theta.size + 1
+
+    # --- fixed effects --------------------------------------------------------
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates, named as R names them."""
+        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
+
+    @cached_property
+    def _vcov_unscaled(self) -> np.ndarray:
+        """``(X' V^-1 X)^-1 / sigma^2`` from the X block of the Cholesky factor."""
+        lx, _ = self._factor.fixed_factor()
+        inv = triangular_inverse(lx)
+        return inv.T @ inv
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effects estimates."""
+        names = self.fixef_names
+        return pd.DataFrame(self.sigma**2 * self._vcov_unscaled, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.sigma**2 * self._vcov_unscaled)), index=self.fixef_names, name="Std. Error")
+
+    # --- likelihood -----------------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits, as lme4)."""
+        return -0.5 * self.objective
+
+    @property
+    def deviance(self) -> float:
+        """-2 logLik; for REML fits the REML criterion, as lme4's deviance()."""
+        return self.objective
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    # --- variance components --------------------------------------------------
+    def relative_factors(self) -> list[np.ndarray]:
+        """Each term's relative covariance factor ``lambda`` (k x k), in block order.
+
+        The term's random effects have covariance ``sigma**2 * lambda @ lambda.T``.
+        """
+        return [layout.lam(self.theta) for layout in self.model.layouts]
+
+    @property
+    def covariances(self) -> dict[str, np.ndarray]:
+        """Covariance matrix of each term's random effects, keyed by lme4's group name."""
+        names = unique_group_names([t.group for t in self.terms])
+        return {n: self.sigma**2 * lam @ lam.T for n, lam in zip(names, self.relative_factors())}
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variances, covariances and their SDs and correlations, like R's ``as.data.frame(VarCorr(m))``."""
+        rows = []
+        for (grp, cov), term in zip(self.covariances.items(), self.terms):
+            cols = term.column_names
+            sd = np.sqrt(np.diag(cov))
+            rows += [(grp, c, None, cov[i, i], sd[i]) for i, c in enumerate(cols)]
+            for j in range(len(cols)):
+                for i in range(j + 1, len(cols)):
+                    corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    rows.append((grp, cols[j], cols[i], cov[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    # --- random effects -------------------------------------------------------
+    @cached_property
+    def conditional_modes(self) -> list[np.ndarray]:
+        """Conditional modes ``b = Lambda u`` per term in block order, each (levels, columns)."""
+        return [u @ lam.T for u, lam in zip(self._spherical, self.relative_factors())]
+
+    @cached_property
+    def _condsd(self) -> list[np.ndarray]:
+        from ..linalg.condvar import conditional_variances
+
+        variances = conditional_variances(self._factor)
+        return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self.relative_factors(), variances)]
+
+    def _term_frame(self, index: int, values: np.ndarray) -> pd.DataFrame:
+        term = self.terms[index]
+        return pd.DataFrame(values, index=pd.Index(term.levels, name=term.group), columns=list(term.column_names))
+
+    def _by_group(self, per_term: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+        """Join the terms of each grouping factor into one frame (levels x columns)."""
+        out: dict[str, pd.DataFrame] = {}
+        for i, term in enumerate(self.terms):
+            frame = self._term_frame(i, per_term[i])
+            out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
+        return out
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame (levels x columns) per grouping factor.
+
+        With ``condvar=True`` each frame has two column levels: ``"condval"``
+        (the modes) and ``"condsd"`` (their conditional standard deviations).
+        """
+        modes = self._by_group(self.conditional_modes)
+        if not check_bool(condvar, "condvar"):
+            return modes
+        sds = self._by_group(self._condsd)
+        return {g: pd.concat({"condval": modes[g], "condsd": sds[g]}, axis=1) for g in modes}
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus the level's random effects (lme4's coef())."""
+        out = {}
+        for group, modes in self.ranef().items():
+            frame = pd.DataFrame(np.tile(self.beta, (len(modes), 1)), index=modes.index, columns=self.fixef_names)
+            for col in modes.columns:
+                if col in frame.columns:
+                    frame[col] += modes[col].to_numpy()
+                else:
+                    frame[col] = modes[col].to_numpy()
+            out[group] = frame
+        return out
+
+    # --- fitted values and residuals -------------------------------------------
+    @cached_property
+    def _linear_predictor(self) -> np.ndarray:
+        inputs = self.model.inputs
+        eta = inputs.fixed.matrix @ self.beta
+        for term, modes in zip(self.terms, self.conditional_modes):
+            eta = eta + np.einsum("ij,ij->i", term.z, modes[term.refs])
+        return eta + inputs.offset if inputs.offset is not None else eta
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted values, conditional on the random effects, indexed like the data rows used."""
+        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
+
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
+        if type not in ("response", "pearson"):
+            raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
+        inputs = self.model.inputs
+        resid = inputs.y - self._linear_predictor
+        if type == "pearson" and inputs.weights is not None:
+            resid = resid * np.sqrt(inputs.weights)
+        if check_bool(scaled, "scaled"):
+            resid = resid / self.sigma
+        return pd.Series(resid, index=inputs.row_index, name="residuals")
+
+    # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """Estimate, Std. Error, (df,) t value (, Pr(>|t|)) per fixed effect.
+
+        ``ddf`` is None (no p-values, as lme4), ``"satterthwaite"`` or
+        ``"kenward-roger"`` (lmerTest / pbkrtest).
+        """
+        from ..inference.ddf import coef_table  # upward: a convenience method (see tests/test_layering.py)
+
+        return coef_table(self, ddf=ddf)
+
+    def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+        """F tests per fixed-effect term (lmerTest's anova: type III by default, or type 1)."""
+        from ..inference.ftests import anova_table  # upward: a convenience method
+
+        return anova_table(self, ddf=ddf, type=type)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs) -> pd.DataFrame:
+        """Confidence intervals ("wald", "profile" or "boot") with lme4's row names."""
+        from ..inference.intervals import confint  # upward: a convenience method
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def profile(self, **kwargs):
+        """Zeta profiles of the parameters (lme4's profile.merMod)."""
+        from ..inference.profile import profile  # upward: a convenience method
+
+        return profile(self, **kwargs)
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series:
+        """Predictions with all (default), none (``re_form="~0"``) or some random effects.
+
+        Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
+        """
+        from ..predict import predict  # upward: a convenience method
+
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
+
+    def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
+                 use_re: bool = False, **kwargs) -> pd.DataFrame:
+        """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
+
+        Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
+        """
+        from ..simulate import simulate  # upward: a convenience method
+
+        return simulate(self, nsim=nsim, seed=seed, newdata=newdata, use_re=use_re, **kwargs)
+
+    # --- display ----------------------------------------------------------------
+    def summary(self, ddf: str | None = None):
+        """lme4's summary layout as a printable object (also renders as HTML in Jupyter).
+
+        With ``ddf="satterthwaite"`` or ``"kenward-roger"`` the fixed-effects
+        table gains df and Pr(>|t|) columns, as lmerTest's summary.
+        """
+        from .summary import LmerSummary
+
+        return LmerSummary(self, ddf=ddf)
+
+    def __repr__(self) -> str:
+        method = "REML" if self.REML else "ML"
+        return f"<LmerResults {self.formula!r} ({method}), objective={self.objective:.4f}>"

@@ -1,0 +1,188 @@
+"""The result of ``mm.compare_pooling``: complete, no and partial pooling estimates side by side.
+
+:class:`PoolingComparison` holds the three fits, the tidy tables and the
+:class:`~.layout.Layout` of the data; its ``lines()`` are each approach's
+fitted line per level over the range of a numeric predictor, and ``plot()`` /
+``plot_shrinkage()`` draw it with :mod:`mixedmodels.plots`.  The tables and
+fits are made in :mod:`.layout` (lmer) or :mod:`mixedmodels.bayes.pooling`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MixedModelsError
+from ..fitted import MixedFit
+from .layout import APPROACHES, LeastSquaresFit, Layout, choose_x, group_covariance, select_levels
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PoolingComparison"]
+
+
+@dataclass(frozen=True, eq=False)
+class PoolingComparison:
+    """Complete, no and partial pooling estimates of one model, side by side.
+
+    Made by :func:`~mixedmodels.pooling.compare.compare_pooling`; immutable (the tables are returned as copies).
+
+    Attributes
+    ----------
+    group : str
+        The grouping factor compared (lme4's name, e.g. ``"Subject"``).
+    terms : tuple of str
+        Coefficient names in lme4's ``coef()`` order.
+    random_terms : tuple of str
+        The group's random-effects columns: the coefficients that are pooled.
+    share_fixed : bool
+        Whether no pooling shares the fixed columns outside the random term.
+    complete_fit : LeastSquaresFit
+        The fixed part alone by least squares.
+    no_pooling_fit : dict of LeastSquaresFit, or LeastSquaresFit
+        One fit per level (read-only mapping level -> fit), or with
+        ``share_fixed=True`` the single joint fit (coefficients named as R
+        names ``lm(y ~ 0 + g + g:x + ...)``: ``Subject308``, ``Subject308:Days``).
+    partial_fit : LmerResults
+        The mixed model.
+    layout : Layout
+        Where each data row sits: its level, the response (minus any offset)
+        and the coefficient columns (what the pictures draw).
+    """
+
+    group: str
+    terms: tuple[str, ...]
+    random_terms: tuple[str, ...]
+    share_fixed: bool
+    complete_fit: LeastSquaresFit
+    no_pooling_fit: Any
+    partial_fit: MixedFit
+    _table: pd.DataFrame
+    _shrinkage: pd.DataFrame
+    layout: Layout
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Levels of the grouping factor, in lme4's order."""
+        return self.layout.levels
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Tidy estimates: one row per group, approach and term.
+
+        Columns ``group``, ``n`` (observations in the group), ``approach``
+        (``"complete"``, ``"no"``, ``"partial"``), ``term``, ``estimate`` and
+        ``se``.  Complete pooling repeats its single estimate in every group
+        and lists only the fixed-effect terms; no-pooling SEs are those of the
+        separate fits (each with its own residual SD), NaN where a fit has no
+        residual degrees of freedom; partial pooling has no SE (NaN), as
+        lme4's ``coef()`` has none.
+        """
+        return self._table.copy()
+
+    @property
+    def shrinkage(self) -> pd.DataFrame:
+        """How far partial pooling moved each level, per pooled term.
+
+        Columns ``group``, ``n``, ``term``, ``no_pooling``, ``partial_pooling``,
+        ``population`` (the fixed effect, 0 for a term with no fixed effect),
+        ``shift`` (partial minus no pooling) and ``fraction`` (shift as a
+        fraction of the way to the population estimate; ``1 - lambda_j`` in a
+        one-factor random-intercept model).  For a random-intercept-only
+        factor also ``shrinkage_factor`` ``lambda_j = s_u^2 / (s_u^2 + s_e^2/n_j)``.
+        """
+        return self._shrinkage.copy()
+
+    @property
+    def covariance(self) -> pd.DataFrame:
+        """Estimated covariance matrix of the group's random effects (over ``random_terms``)."""
+        return group_covariance(self.partial_fit, self.group)
+
+    @property
+    def population(self) -> pd.Series:
+        """The population estimate of each pooled term: its fixed effect, 0 if it has none."""
+        fixef = self.partial_fit.fixef
+        return pd.Series([float(fixef.get(t, 0.0)) for t in self.random_terms], index=list(self.random_terms))
+
+    def estimates(self, approach: str) -> pd.DataFrame:
+        """One approach's coefficients as a levels x terms frame (like lme4's ``coef()``)."""
+        if approach not in APPROACHES:
+            raise MixedModelsError(f"unknown approach {approach!r}; choose one of {list(APPROACHES)}")
+        rows = self._table[self._table["approach"] == approach]
+        wide = rows.pivot(index="group", columns="term", values="estimate")
+        terms = [t for t in self.terms if t in wide.columns]
+        wide = wide.reindex(index=list(self.levels), columns=terms)
+        wide.index.name, wide.columns.name = self.group, None
+        return wide
+
+    def lines(self, x: str | None = None, npoints: int = 50, groups=None) -> pd.DataFrame:
+        """Each approach's fitted line per level over the range of ``x``.
+
+        ``x`` is a numeric predictor (default: the only one among the
+        group's random-term variables, else the fixed part's).  Other
+        variables are held at the level's first observed row.  Returns a tidy
+        frame: ``group``, ``approach``, ``x`` (column named after the
+        variable), ``fitted``; a line is NaN where its coefficients are.
+        """
+        return _fitted_lines(self, choose_x(self, x), npoints, groups)
+
+    def plot(self, **kwargs) -> "Figure":
+        """Per-level panels: data plus the three fitted lines (see :func:`mixedmodels.plots.pooling_lines`)."""
+        from ..plots import pooling_lines  # upward: a convenience method (see tests/test_layering.py)
+
+        return pooling_lines(self, **kwargs)
+
+    def plot_shrinkage(self, **kwargs) -> "Figure":
+        """Arrows from no- to partial-pooling estimates (see :func:`mixedmodels.plots.shrinkage`)."""
+        from ..plots import shrinkage  # upward: a convenience method
+
+        return shrinkage(self, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"<PoolingComparison {self.partial_fit.formula!r}: {len(self.levels)} levels of "
+                f"{self.group!r}, terms {list(self.terms)}>")
+
+
+# --------------------------------------------------------------------------
+# fitted lines for plotting
+
+
+def _rows(layout: Layout, level: int) -> np.ndarray:
+    return np.flatnonzero(layout.refs == level)
+
+
+def _level_design(cmp: PoolingComparison, level: int, x: str, grid: np.ndarray) -> np.ndarray:
+    """The coefficient columns on a grid of ``x``, other variables at the level's first row."""
+    fit, layout = cmp.partial_fit, cmp.layout
+    inputs = fit.model.inputs
+    first = inputs.frame.iloc[[_rows(layout, level)[0]]]
+    new = first.loc[first.index.repeat(len(grid))].reset_index(drop=True)
+    new[x] = grid
+    columns = dict(zip(inputs.fixed.column_names, inputs.fixed.for_newdata(new).T))
+    for term in fit.terms:
+        if term.group == layout.group:
+            for name, col in zip(term.column_names, term.design.for_newdata(new).T):
+                columns.setdefault(name, col)
+    return np.column_stack([columns[t] for t in layout.terms])
+
+
+def _fitted_lines(cmp: PoolingComparison, x: str | None, npoints: int, groups) -> pd.DataFrame:
+    if x is None:
+        raise MixedModelsError("the model has no numeric predictor to draw lines along; its estimates are in .table")
+    layout = cmp.layout
+    selected = select_levels(cmp, groups)
+    values = cmp.partial_fit.model.inputs.frame[x].to_numpy(dtype=float)
+    grid = np.linspace(values.min(), values.max(), npoints)
+    coef = {a: cmp.estimates(a).reindex(columns=list(layout.terms)) for a in APPROACHES}
+    coef["complete"] = coef["complete"].fillna(0.0)  # random-only terms are not in the fixed part
+    frames = []
+    for level in selected:
+        design = _level_design(cmp, layout.levels.index(level), x, grid)
+        for approach in APPROACHES:
+            fitted = design @ coef[approach].loc[level].to_numpy()
+            frames.append(pd.DataFrame({"group": level, "approach": approach, x: grid, "fitted": fitted}))
+    return pd.concat(frames, ignore_index=True)
