@@ -39,6 +39,15 @@ def fitted_lmer(formula: str, data_name: str, REML: bool = True):
         return mm.lmer(formula, dataset(data_name), REML=REML)
 
 
+@lru_cache(maxsize=None)
+def fitted_glmer(formula: str, data_name: str, family="binomial", nAGQ: int = 1):
+    """Fit once per session (``family`` a name or a (name, link) pair); warnings are tested separately."""
+    family = mm.families.get_family(*family) if isinstance(family, tuple) else family
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.glmer(formula, dataset(data_name), family=family, nAGQ=nAGQ)
+
+
 @pytest.fixture(scope="session")
 def sleepstudy():
     return dataset("sleepstudy")
