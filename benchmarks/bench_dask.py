@@ -50,7 +50,7 @@ def _warm_up() -> None:
 
     from mixedmodels.dask.kernels import per_level_sums
 
-    per_level_sums(np.zeros(20_000, dtype=np.int64), np.ones((20_000, 1)), np.ones((20_000, 1)), 1)
+    per_level_sums(np.zeros(20_000, dtype=np.int64), np.ones((20_000, 1)), np.ones((20_000, 1)), np.ones(20_000), 1)
 
 
 def _read_floor(path: str, columns: list[str]) -> float:

@@ -91,15 +91,16 @@ def test_rows_on_workers_refuse_everything_but_their_shape():
 def test_summed_partial_blocks_are_the_in_memory_blocks(formula, data, pieces):
     model = LinearMixedModel.from_formula(formula, dataset(data))
     inputs = model.inputs
-    xy = np.column_stack([inputs.fixed.matrix, inputs.y])
+    x, y = inputs.fixed.matrix, inputs.y
     nlevels = tuple(t.nlevels for t in inputs.terms)
     total = None
     for rows in np.array_split(np.arange(inputs.nobs), pieces):
-        part = partial_blocks(tuple(t.refs[rows] for t in inputs.terms), tuple(t.z[rows] for t in inputs.terms),
-                              nlevels, xy[rows])
+        x_rows = x[rows]  # a z that is X itself (the same array) takes the kernel's shortcut
+        zs = tuple(x_rows if np.array_equal(t.z, x) else t.z[rows] for t in inputs.terms)
+        part = partial_blocks(tuple(t.refs[rows] for t in inputs.terms), zs, nlevels, x_rows, y[rows])
         total = part if total is None else total + part
     assert isinstance(total, PartialBlocks)
-    ours = assemble(total, list(range(xy.shape[1] - 1)), nlevels, tuple(t.ncols for t in inputs.terms))
+    ours = assemble(total, list(range(x.shape[1])), nlevels, tuple(t.ncols for t in inputs.terms))
     theirs = model.crossprods
     dense = lambda a: a.toarray() if sp.issparse(a) else a  # noqa: E731
     assert type(ours.a21) is type(theirs.a21)
@@ -138,3 +139,27 @@ def test_pass1_orders_levels_as_the_in_memory_code():
     for group in ("g", "h", "g:h"):
         assert fit.ranef()[group].index.tolist() == memory.ranef()[group].index.tolist()
     assert fit.fixef.index.tolist() == memory.fixef.index.tolist() == ["(Intercept)", "tbeta"]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("z_is_x", [True, False])
+def test_per_level_sums_are_the_per_level_products(compiled, z_is_x, monkeypatch):
+    """The compiled sweep and the bincounts both give z'z and z'[x y] per level, also when z is X itself."""
+    from mixedmodels.dask import kernels
+
+    if compiled and kernels._compiled() is None:
+        pytest.skip("numba is not installed (or MIXEDMODELS_NO_NUMBA is set)")
+    if not compiled:
+        monkeypatch.setattr(kernels, "_compiled", lambda: None)
+    rng = np.random.default_rng(7)
+    n, q = 12_000, 40  # above the size from which the compiled sweep is used
+    levels = rng.integers(0, q, n)
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    z = x if z_is_x else rng.normal(size=(n, 2))
+    y = rng.normal(size=n)
+    a11, zxy = kernels.per_level_sums(levels, z, x, y, q + 1)  # one level without rows
+    xy = np.column_stack([x, y])
+    for level in range(q + 1):
+        rows = levels == level
+        np.testing.assert_allclose(a11[level], z[rows].T @ z[rows], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(zxy[level], z[rows].T @ xy[rows], rtol=1e-12, atol=1e-9)

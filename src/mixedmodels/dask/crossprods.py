@@ -111,28 +111,43 @@ def _as_dense(block: np.ndarray | sp.sparray) -> np.ndarray:
 
 
 def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
-                   xy: np.ndarray) -> PartialBlocks:
-    """The blocks of some rows (``zs`` and ``xy`` already multiplied by sqrt(weights))."""
-    n, c = xy.shape
+                   x: np.ndarray, y: np.ndarray, xtx: np.ndarray | None = None) -> PartialBlocks:
+    """The blocks of some rows, ``xy = [x, y]`` (``zs``, ``x`` and ``y`` already multiplied by sqrt(weights)).
+
+    ``x`` and ``y`` are read where they are (no ``[x y]`` copy); a z that is
+    ``x`` itself (the same array) saves its own products (see :mod:`.kernels`);
+    ``xtx``, when given, is ``x'x`` already computed.
+    """
+    n, c = x.shape[0], x.shape[1] + 1
     k1, q1 = zs[0].shape[1], nlevels[0]
     sizes = [q * z.shape[1] for q, z in zip(nlevels[1:], zs[1:])]
     m_re = int(sum(sizes))
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     rest = [(r, z, int(o)) for r, z, o in zip(refs[1:], zs[1:], offsets)]
     if _dense(m_re + c, q1 * k1):
-        blocks, z1_xy = per_level_sums(refs[0], zs[0], xy, q1)
+        blocks, z1_xy = per_level_sums(refs[0], zs[0], x, y, q1)
         a11 = blocks.reshape(q1, k1 * k1)
         a21 = np.empty((m_re + c, q1 * k1))
         a21[:m_re] = _pair_sums(rest, [(refs[0], zs[0], 0)], m_re, q1 * k1) if m_re else 0.0
         a21[m_re:] = z1_xy.transpose(2, 0, 1).reshape(c, q1 * k1)
     else:
-        a11, a21 = _sparse_first(refs[0], zs[0], q1, rest, m_re, xy)
+        a11, a21 = _sparse_first(refs[0], zs[0], q1, rest, m_re, x, y)
     if m_re:
         a22_re = _pair_sums(rest, rest, m_re, m_re) if _dense(m_re, m_re) else _sparse_rest(rest, n, m_re)
-        a22_re_xy = np.vstack([_column_sums(r, z, q, xy) for (r, z, _), q in zip(rest, nlevels[1:])])
+        a22_re_xy = np.vstack([_column_sums(r, z, q, x, y) for (r, z, _), q in zip(rest, nlevels[1:])])
     else:
         a22_re, a22_re_xy = np.zeros((0, 0)), np.zeros((0, c))
-    return PartialBlocks(n, a11, a21, a22_re, a22_re_xy, xy.T @ xy)
+    return PartialBlocks(n, a11, a21, a22_re, a22_re_xy, _gram(x, y, xtx))
+
+
+def _gram(x: np.ndarray, y: np.ndarray, xtx: np.ndarray | None) -> np.ndarray:
+    """``[x y]'[x y]`` from ``x'x``, ``x'y`` and ``y'y`` (BLAS on x as it is: no ``[x y]`` copy)."""
+    p = x.shape[1]
+    out = np.empty((p + 1, p + 1))
+    out[:p, :p] = x.T @ x if xtx is None else xtx
+    out[:p, p] = out[p, :p] = x.T @ y
+    out[p, p] = y @ y
+    return out
 
 
 def _pair_sums(left: list, right: list, nrows: int, ncols: int) -> np.ndarray:
@@ -153,23 +168,24 @@ def _pair_sums(left: list, right: list, nrows: int, ncols: int) -> np.ndarray:
     return out.reshape(nrows, ncols)
 
 
-def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, xy: np.ndarray) -> np.ndarray:
-    """``Z' xy`` of one term, dense (levels * k, c)."""
-    k, c = z.shape[1], xy.shape[1]
-    out = np.empty((nlevels, k, c))
+def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``Z' [x y]`` of one term, dense (levels * k, p + 1)."""
+    k, p = z.shape[1], x.shape[1]
+    out = np.empty((nlevels, k, p + 1))
     for a in range(k):
-        for j in range(c):
-            out[:, a, j] = np.bincount(refs, weights=z[:, a] * xy[:, j], minlength=nlevels)
-    return out.reshape(nlevels * k, c)
+        for j in range(p + 1):
+            column = x[:, j] if j < p else y
+            out[:, a, j] = np.bincount(refs, weights=z[:, a] * column, minlength=nlevels)
+    return out.reshape(nlevels * k, p + 1)
 
 
 def _sparse_first(refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int,
-                  xy: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+                  x: np.ndarray, y: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
     """The big term's blocks as sparse matrices over its levels present in these rows."""
-    n, c = xy.shape
+    n, c = x.shape[0], x.shape[1] + 1
     k1 = z1.shape[1]
     present, local = _present_levels(refs1, q1)
-    blocks, z1_xy = per_level_sums(local, z1, xy, present.size)
+    blocks, z1_xy = per_level_sums(local, z1, x, y, present.size)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
     a11 = sp.csr_array((blocks.reshape(-1), np.tile(np.arange(k1 * k1), present.size), np.cumsum(indptr)),
@@ -209,7 +225,7 @@ def zero_blocks(nlevels: tuple[int, ...], ncols: tuple[int, ...], c: int) -> Par
     """The blocks of no rows (in the representation :func:`partial_blocks` uses for these shapes)."""
     refs = tuple(np.empty(0, dtype=np.int64) for _ in nlevels)
     zs = tuple(np.empty((0, k)) for k in ncols)
-    return partial_blocks(refs, zs, nlevels, np.empty((0, c)))
+    return partial_blocks(refs, zs, nlevels, np.empty((0, c - 1)), np.empty(0))
 
 
 # --------------------------------------------------------------------------- checks on X and y
@@ -338,16 +354,15 @@ class Pass2:
         return Pass2(self.blocks + other.blocks, self.facts.combine(other.facts))
 
 
-def weighted_columns(part: EncodedPartition) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Each term's z and ``[X, y - offset]``, rows multiplied by sqrt(weights)."""
+def weighted_columns(part: EncodedPartition) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """Each term's z, X and ``y - offset``, rows multiplied by sqrt(weights); a z that is X stays X."""
     y = part.response()
-    xy = np.empty((part.nobs, part.x.shape[1] + 1))
-    xy[:, :-1] = part.x
-    xy[:, -1] = y[:, 0] if y.ndim == 2 else y
+    y = y[:, 0] if y.ndim == 2 else y
     if part.weights is None:
-        return part.zs, xy
+        return part.zs, part.x, y
     root = np.sqrt(part.weights)
-    return tuple(z * root[:, None] for z in part.zs), xy * root[:, None]
+    x = part.x * root[:, None]
+    return tuple(x if z is part.x else z * root[:, None] for z in part.zs), x, y * root
 
 
 def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
@@ -357,12 +372,15 @@ def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
     nlevels = tuple(t.nlevels for t in plan.terms)
     if part.nobs == 0 or facts.nonfinite_rows or facts.offset_nonfinite:
         return Pass2(zero_blocks(nlevels, tuple(t.ncols for t in plan.terms), part.x.shape[1] + 1), facts)
-    zs, xy = weighted_columns(part)
+    zs, x, y = weighted_columns(part)
     refs = part.refs
     if part.weights is not None and not np.all(part.weights > 0):  # rows of weight 0 add nothing, nor count in n
         rows = np.flatnonzero(part.weights > 0)
-        refs, zs, xy = tuple(r[rows] for r in refs), tuple(z[rows] for z in zs), xy[rows]
-    return Pass2(partial_blocks(refs, zs, nlevels, xy), facts)
+        kept_x = x[rows]
+        refs, zs, x, y = (tuple(r[rows] for r in refs), tuple(kept_x if z is x else z[rows] for z in zs),
+                          kept_x, y[rows])
+    xtx = facts.gram if part.weights is None else None  # the facts' X'X is the blocks' when rows are unweighted
+    return Pass2(partial_blocks(refs, zs, nlevels, x, y, xtx), facts)
 
 
 def combine_pass2(a: Pass2, b: Pass2) -> Pass2:

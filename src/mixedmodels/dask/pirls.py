@@ -143,9 +143,9 @@ def pirls_pass(part: GlmPartition, job: PassJob) -> PassResult:
     w, resid = part.response.working_weights(eta, mu, observed=job.weights == "observed")
     base = part.offset if job.base_beta is None else part.offset + part.x @ job.base_beta
     zw = (eta - base) + resid
-    xy = np.column_stack([part.x, zw]) if job.joint else zw[:, None]
     root = np.sqrt(w)
-    blocks = partial_blocks(part.refs, tuple(z * root[:, None] for z in part.zs), job.nlevels, xy * root[:, None])
+    x = part.x * root[:, None] if job.joint else np.empty((part.nobs, 0))
+    blocks = partial_blocks(part.refs, tuple(z * root[:, None] for z in part.zs), job.nlevels, x, zw * root)
     return PassResult(dev, blocks)
 
 
