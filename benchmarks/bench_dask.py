@@ -13,6 +13,10 @@ Run by hand (never in CI)::
     # the 1M-row crossed design of benchmarks/synthetic.py in memory vs on Dask (same machine)
     python benchmarks/bench_dask.py overhead
 
+    # per partition, in one process with one BLAS thread (as a worker): the read, and the
+    # compute of pass 1 and pass 2 on the rows read (no scheduler in the times)
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_dask.py partitions --design repeated --data /tmp/mm/repeated
+
 ``fit`` reports, per design: the read floor (one dask pass over the same
 files that only sums the model's columns: reading and decoding the Parquet
 is all it does), the fit's wall time and its ratio to the floor (goal for
@@ -156,6 +160,61 @@ def overhead(args: argparse.Namespace) -> None:
     print(json.dumps(record, indent=2))
 
 
+def partitions(args: argparse.Namespace) -> dict:
+    """Per partition: seconds to read it (dask, sync scheduler) and to compute pass 1 and pass 2 on the rows read.
+
+    Each pass reads its own columns and computes right after its read, as on a
+    worker.  The scheduler's round trips and the fixed costs of a fit are left
+    out, so the ratios to the read (pass 2's columns) are what the passes cost
+    per row: the part of the <= 3x goal that grows with the data.  Minimum and
+    median over ``--repeats`` rounds of every partition, the arrays fresh each time.
+    """
+    import dask
+    import numpy as np
+
+    from mixedmodels.dask.crossprods import pass2_partition
+    from mixedmodels.dask.inputs import parse_with_response, plan_model
+    from mixedmodels.dask.metadata import summarize_partition
+    from mixedmodels.dask.plan import summary_spec
+    from mixedmodels.dask.source import DataSource
+
+    design = dask_data.DESIGNS[args.design]
+    path = str(Path(args.data) / "*.parquet")
+    times: dict[str, list[float]] = {"read": [], "pass 1": [], "pass 2": []}
+    with dask.config.set(scheduler="sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = parse_with_response(design.formula)
+        source = DataSource.make(path)
+        plan, _ = plan_model(parsed, source, None)
+        spec = summary_spec(parsed, source.meta, None, None)
+        first_parts = source.partitions(list(spec.frame_columns))
+        second_parts = source.partitions(plan.read_columns)
+        _warm_up()
+        for _ in range(args.repeats):
+            for first, second in zip(first_parts, second_parts):
+                (frame,) = dask.compute(first)
+                started = time.perf_counter()
+                summarize_partition(frame, spec)
+                times["pass 1"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                (frame,) = dask.compute(second)
+                read = time.perf_counter()
+                pass2_partition(frame, plan)
+                times["read"].append(read - started)
+                times["pass 2"].append(time.perf_counter() - read)
+    record = {"design": design.name, "formula": design.formula, "partitions": len(second_parts),
+              "rows_per_partition": int(round(plan.nobs / len(second_parts))), "repeats": args.repeats,
+              "seconds": {k: {"min": float(np.min(v)), "median": float(np.median(v))} for k, v in times.items()},
+              "date": dt.date.today().isoformat()}
+    read = record["seconds"]["read"]
+    for name in ("pass 1", "pass 2"):
+        record["seconds"][name]["min_over_read"] = record["seconds"][name]["min"] / read["min"]
+        record["seconds"][name]["median_over_read"] = record["seconds"][name]["median"] / read["median"]
+    _save(record, f"dask-partitions-{design.name}-{plan.nobs}")
+    print(json.dumps(record, indent=2))
+    return record
+
+
 def _timed_fit(formula: str, frame, record: dict, name: str):
     """Fit on Dask, recording the wall time, the passes' times and the optimizer's."""
     from mixedmodels.dask.lmm import DaskLinearMixedModel
@@ -197,11 +256,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", required=True, help="the folder make wrote")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-limit", default="auto")
+    p = sub.add_parser("partitions", help="per partition: read, pass 1 and pass 2 compute, in one process")
+    p.add_argument("--design", choices=sorted(dask_data.DESIGNS), required=True)
+    p.add_argument("--data", required=True, help="the folder make wrote")
+    p.add_argument("--repeats", type=int, default=12)
     p = sub.add_parser("overhead", help="the 1M-row crossed design in memory vs on Dask")
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--partitions", type=int, default=8)
     args = parser.parse_args(argv)
-    {"make": make, "fit": fit, "overhead": overhead}[args.command](args)
+    {"make": make, "fit": fit, "partitions": partitions, "overhead": overhead}[args.command](args)
 
 
 if __name__ == "__main__":
