@@ -135,8 +135,50 @@ def test_satterthwaite_df_and_f_tests(dask_fit):
         f_ours, f_theirs = f_test(fit, L), f_test(memory, L)
         assert relative(f_ours[["F value", "DenDF"]], f_theirs[["F value", "DenDF"]]) <= 1e-5
     assert fit.model.data_passes == 3
-    with pytest.raises(mm.NotOnDaskError, match="F tests"):
-        fit.anova()
+
+
+@pytest.mark.parametrize("name, scheduler", [("categorical", "sync"), ("scale_poly", "cluster")])
+def test_f_tests_per_term_are_the_in_memory_ones(name, scheduler, dask_fit, request):
+    """lmerTest's anova: type III's hypotheses from one pass (R of [X_trt, X, 1, X_rd]), type I's from pass 2's X'X.
+
+    Tolerances: the F statistics and sums of squares follow beta and vcov
+    (1e-5, conftest_dask), the df and p-values Satterthwaite's df (as in
+    coef_table: 1e-5 and 1e-4); the hypotheses themselves are rounded to 7
+    digits (lmerTest's zapsmall) on both paths.
+    """
+    fit, memory = dask_fit(name, scheduler), memory_fit(name)
+    client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+    for kind in (3, 1):
+        passes = fit.model.data_passes
+        with on(scheduler, client), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = fit.anova(type=kind)
+            theirs = memory.anova(type=kind)
+        assert fit.model.data_passes - passes == (1 if kind == 3 else 0) + (passes < 3)  # + Satterthwaite's once
+        assert list(ours.index) == list(theirs.index) and ours.attrs["heading"] == theirs.attrs["heading"]
+        assert ours["NumDF"].tolist() == theirs["NumDF"].tolist()
+        for column, rel in [("Sum Sq", 1e-5), ("Mean Sq", 1e-5), ("F value", 1e-5), ("DenDF", 1e-5), ("Pr(>F)", 1e-4)]:
+            assert relative(ours[column], theirs[column]) <= rel, column
+
+
+def test_type_iii_with_a_missing_cell_warns_and_tests_as_in_memory():
+    """An empty Phase x Half cell: X is rank deficient (one more pass for lme4's rule), X_rd has an all-zero column."""
+    df = _sleep()
+    df = df[~((df["Phase"] == "late") & (df["Half"] == "odd"))].reset_index(drop=True)
+    formula = "Reaction ~ Phase * Half + (1 | Subject)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.RankDeficiencyWarning)
+        memory = mm.lmer(formula, df)
+        with on("sync"):
+            fit = mm.lmer(formula, dd.from_pandas(df, npartitions=3))
+    tables = []
+    for model in (memory, fit):
+        with on("sync"), pytest.warns(UserWarning, match=r"Missing cells for: Phaselate:Halfodd\."):
+            tables.append(model.anova())
+    ours, theirs = tables[1], tables[0]
+    assert list(ours.index) == list(theirs.index) == ["Phase", "Half", "Phase:Half"]
+    assert ours.loc["Phase:Half"].isna().all() and theirs.loc["Phase:Half"].isna().all()
+    assert relative(ours["F value"].iloc[:2], theirs["F value"].iloc[:2]) <= 1e-5
 
 
 def test_satterthwaite_on_the_cluster(dask_fit, dask_client):

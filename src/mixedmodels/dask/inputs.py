@@ -53,6 +53,9 @@ class DaskModelInputs(ModelInputs):
     response_summary : ndarray
         ``n``, ``sum y`` and ``sum y^2`` (``cbind``: sums of successes and of
         totals), to tell whether two fits saw the same response.
+    fixed_gram : ndarray
+        ``X'X`` of the kept fixed-effects columns over the complete rows
+        (unweighted), from pass 2 (lmerTest's type I hypotheses read it).
     """
 
     n: int = 0
@@ -61,6 +64,7 @@ class DaskModelInputs(ModelInputs):
     keep_x: tuple[int, ...] = ()
     source: DataSource | None = None
     response_summary: np.ndarray | None = None
+    fixed_gram: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
@@ -142,6 +146,7 @@ def dask_inputs(plan: EncodingPlan, summary: DataSummary, source: DataSource, ke
         keep_x=tuple(int(j) for j in keep),
         source=source,
         response_summary=np.concatenate([[n], facts.y_sums]),
+        fixed_gram=facts.gram[np.ix_(keep, keep)],
     )
 
 

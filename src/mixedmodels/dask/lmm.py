@@ -85,10 +85,19 @@ class DaskLinearMixedModel(LinearMixedModel):
         """Wall-clock seconds of pass 1, pass 2 and the assembly of the summed blocks."""
         return dict(self._cache.get("seconds", {}))
 
+    def hypothesis_columns(self):
+        """The rows as lmerTest's F tests per term read them (:mod:`.hypotheses`: one pass for type III)."""
+        from .hypotheses import DaskColumns
+
+        def counted() -> None:
+            self._cache["hypothesis passes"] = self._cache.get("hypothesis passes", 0) + 1
+
+        return DaskColumns(self.inputs, counted)
+
     @property
     def data_passes(self) -> int:
-        """Passes over the data so far (2 to build the model, 1 more for Satterthwaite's residuals)."""
-        return 2 + int("centre" in self._cache)
+        """Passes over the data so far (2 to build the model, 1 more for Satterthwaite's residuals, 1 per type III anova)."""
+        return 2 + int("centre" in self._cache) + self._cache.get("hypothesis passes", 0)
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None):
         from .results import as_dask_results

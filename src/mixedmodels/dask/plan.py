@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -40,7 +41,7 @@ from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..formula import ParsedFormula, RandomTerm
 from .metadata import DataSummary, SummarySpec, TransformSpec
 
-__all__ = ["summary_spec", "encoding_plan", "EncodingPlan", "TermPlan", "LevelCoder"]
+__all__ = ["summary_spec", "encoding_plan", "global_design", "EncodingPlan", "TermPlan", "LevelCoder"]
 
 _UNKNOWN_CATEGORIES = "__UNKNOWN_CATEGORIES__"  # dask's placeholder category
 _SAMPLE_VALUES = 16  # distinct values of a numeric column kept for the stand-in frame
@@ -411,6 +412,24 @@ def _design(rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | Non
         raise NotOnDaskError(f"cannot work out the state of {missing[0]} over all partitions; "
                              "on Dask only scale(), center(), standardize() and poly() can be used")
     _check_factors(design, spec)
+    return design.with_transform_state(states)
+
+
+def global_design(rhs: str, plan: EncodingPlan, contrasts: Mapping[str, str] | None = None) -> DesignMatrix:
+    """Another design of the fixed part's variables (e.g. other contrasts, one term alone), for any partition.
+
+    Built on the plan's stand-in frame (every level of every factor), with
+    the whole data's transform states of the fixed part (``scale(x)`` means
+    the same here as in X).  ``for_newdata`` of the result gives a partition's rows.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = build_design(rhs, plan.stand_in, contrasts)
+    known = plan.fixed.transform_state
+    states = {key: state for key, state in known.items() if key in design.transform_state}
+    missing = [key for key, state in design.transform_state.items() if state and key not in states]
+    if missing:
+        raise NotOnDaskError(f"{rhs!r} needs the state of {missing[0]}, which the fit's fixed part does not have")
     return design.with_transform_state(states)
 
 

@@ -4,7 +4,9 @@
 :class:`~.glmm.DaskGlmerResults` a :class:`~mixedmodels.glmm.results.GlmerResults`):
 everything computed from the blocks (fixed effects, vcov, variance
 components, conditional modes and variances, ``coef()``, information
-criteria, Satterthwaite df, likelihood-ratio tests) is the in-memory code.
+criteria, Satterthwaite df, likelihood-ratio tests, F tests per term) is the
+in-memory code; what that code reads of the rows comes from one more pass
+(Satterthwaite's residuals; type III hypotheses, :mod:`.hypotheses`).
 What is row-shaped (``fitted``, ``residuals()``, ``predict()``,
 ``simulate()``) is a lazy dask Series or DataFrame (:mod:`.lazy`), indexed
 like the data's rows; ``compute()`` it, or write it out with
@@ -100,13 +102,9 @@ class DaskLmerResults(LazyRows, LmerResults):
         return super().coef_table(ddf=ddf)
 
     def anova(self, ddf: str = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
-        """Not on Dask: lmerTest's term-wise hypotheses are built from the model matrices' rows."""
+        """lmerTest's F tests per term (Satterthwaite): type III's hypotheses take one pass, type I's none."""
         _refuse_kenward_roger(ddf)
-        raise NotOnDaskError(
-            "term-wise F tests (anova of one fit) build their hypotheses from the rows of the model matrix, "
-            "which a fit on Dask never forms; use coef_table(ddf='satterthwaite'), "
-            "mixedmodels.inference.ftests.f_test(fit, L) for a contrast, or mm.anova(smaller, larger)"
-        )
+        return super().anova(ddf=ddf, type=type)
 
     def summary(self, ddf: str | None = None) -> DaskLmerSummary:
         _refuse_kenward_roger(ddf)
