@@ -194,7 +194,7 @@ def machine_info() -> dict:
     }
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith("Model name")), "?")
+        info["cpu"] = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
     except OSError:
         info["cpu"] = platform.processor() or "?"
     try:

@@ -23,7 +23,7 @@ SOURCE = Path(mixedmodels.__file__).parent
 
 # bottom to top; a name is a subpackage or a module directly under mixedmodels ("" is mixedmodels/__init__.py)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_threads", "_validate"),
+    ("errors", "_threads", "_validate", "_version"),
     ("families", "optim", "convergence", "format", "tables", "datasets"),
     ("formula",),
     ("design",),

@@ -24,7 +24,7 @@ Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConvergenceWarning,
@@ -39,7 +39,7 @@ from .errors import (
     SingularFitWarning,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it (imported on first use)
 _LAZY = {
@@ -84,6 +84,24 @@ __all__ = [
     *_LAZY,
 ]
 
+
+if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export);
+    # at run time _LAZY imports each name on first use
+    from . import bayes as bayes, datasets as datasets, explore as explore
+    from . import families as families, plots as plots
+    from .bayes import priors as priors
+    from .glmm.model import GeneralizedLinearMixedModel as GeneralizedLinearMixedModel, glmer as glmer
+    from .glmm.results import GlmerResults as GlmerResults
+    from .inference.bootstrap import bootstrap as bootstrap
+    from .inference.compare import anova as anova, ranova as ranova
+    from .inference.emmeans import contrast as contrast, emmeans as emmeans
+    from .linear_models.model import glm as glm, lm as lm
+    from .lmm.model import LinearMixedModel as LinearMixedModel, lmer as lmer
+    from .lmm.results import LmerResults as LmerResults
+    from .optim import OptimizerSettings as OptimizerSettings
+    from .planning.power import power as power
+    from .planning.study import simulate_design as simulate_design
+    from .pooling.compare import compare_pooling as compare_pooling
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
 _LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore", "dask"}

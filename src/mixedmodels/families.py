@@ -6,15 +6,15 @@ to the linear predictor, ``eta = g(mu)``.  Names, links, clamping and the
 log-likelihood constants follow R's ``stats`` families, which lme4's
 ``glmer`` uses:
 
-=================  ====================================  ===========
-family             links                                  default
-=================  ====================================  ===========
-``Binomial``       logit, probit, cloglog, cauchit, log   logit
-``Poisson``        log, sqrt, identity                    log
-``Gamma``          inverse, log, identity                 inverse
-``InverseGaussian``  1/mu^2, inverse, log, identity       1/mu^2
-``Gaussian``       identity, log, inverse                 identity
-=================  ====================================  ===========
+===================  ====================================  ===========
+family               links                                 default
+===================  ====================================  ===========
+``Binomial``         logit, probit, cloglog, cauchit, log  logit
+``Poisson``          log, sqrt, identity                   log
+``Gamma``            inverse, log, identity                inverse
+``InverseGaussian``  1/mu^2, inverse, log, identity        1/mu^2
+``Gaussian``         identity, log, inverse                identity
+===================  ====================================  ===========
 
 >>> import mixedmodels as mm
 >>> mm.families.Binomial(link="probit")

@@ -35,7 +35,7 @@ from .design.fixed import build_design
 from .design.inputs import ModelInputs
 from .errors import DataError, FormulaError, MixedModelsError, ModelSpecError
 from .fitted import Fit
-from .formula import parse_formula
+from .formula import parse_formula, with_bar_parentheses
 from ._validate import check_bool
 
 __all__ = ["predict", "linear_predictor", "select_terms", "TermSelection", "inverse_link", "match_levels", "new_offset"]
@@ -76,7 +76,8 @@ def predict(
         terms used, their variables and grouping columns; not the response.
     re_form : None, str or False
         ``None``: all random effects; ``"~0"`` (or ``False``, ``"NA"``): none;
-        ``"~ (1 | Subject)"``: only these terms (a subset of the model's).
+        ``"~ (1 | Subject)"`` (or, as lme4 accepts, ``"~ 1 | Subject"``): only
+        these terms (a subset of the model's).
     allow_new_levels : bool
         Predict rows whose grouping level was not in the fit at the population
         level (random effects 0) instead of raising.
@@ -126,7 +127,7 @@ def select_terms(result: Fit, re_form: str | bool | None) -> tuple[TermSelection
     text = re_form.strip()
     if text.replace(" ", "") in {s.replace(" ", "") for s in _NO_RE}:
         return ()
-    parsed = parse_formula(text if text.startswith("~") else "~ " + text)
+    parsed = parse_formula(with_bar_parentheses(text if text.startswith("~") else "~ " + text))  # "~ 1 | g" too
     if parsed.response is not None:
         raise FormulaError(f"re_form {re_form!r} must be one-sided, e.g. '~ (1 | Subject)'")
     selected: dict[int, set[int]] = {}

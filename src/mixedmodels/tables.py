@@ -23,7 +23,6 @@ DataFrame again, so the heading never describes a table it does not belong to.
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Sequence
 

@@ -22,7 +22,7 @@ import pytest
 import mixedmodels as mm
 from conftest import as_list, reference
 from mixedmodels.errors import MixedModelsError, ModelSpecError, SingularFitWarning
-from mixedmodels.explore import ExploreParams, parse_params, shrinkage_demo, simulate_clusters
+from mixedmodels.explore import ExploreParams, parse_params, simulate_clusters
 from mixedmodels.explore.core import FORMULA, summarise_clusters
 
 flask = pytest.importorskip("flask", reason="the explorer's server needs Flask (pip install 'mixedmodels[explore]')")

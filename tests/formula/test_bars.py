@@ -453,3 +453,46 @@ def test_too_many_bars(f, piece):
 
 def test_nested_bar_in_lhs():
     raises("y ~ ((1 | h) | g)", "'((1 | h) | g)'", "nested")
+
+
+# --------------------------------------------------------------------------
+# nesting depth (issue 22 item 10): refused at once, never a quadratic scan
+
+
+def _count_walked(monkeypatch) -> list[int]:
+    """Count the characters the bracket scanner visits (the parser's unit of work)."""
+    from mixedmodels.formula import bars
+
+    walked = [0]
+    original = bars._walk
+
+    def counting(text, formula):
+        for item in original(text, formula):
+            walked[0] += 1
+            yield item
+
+    monkeypatch.setattr(bars, "_walk", counting)
+    return walked
+
+
+@pytest.mark.parametrize("opener", ["(", "log(", "["])
+def test_ten_thousand_nested_brackets_are_refused_after_one_short_scan(monkeypatch, opener):
+    closer = {"(": ")", "log(": ")", "[": "]"}[opener]
+    formula = "y ~ " + opener * 10_000 + "x" + closer * 10_000
+    walked = _count_walked(monkeypatch)
+    with pytest.raises(FormulaError, match=r"more than 100 levels deep") as info:
+        parse_formula(formula)
+    # the refusal comes from the first scan, at the 101st bracket: a bounded amount of work
+    assert walked[0] <= len("y ~ ") + 101 * len(opener)
+    assert len(str(info.value)) < 400  # the message quotes an excerpt, not 30,000 characters
+
+
+def test_allowed_depth_parses_with_work_linear_in_length(monkeypatch):
+    from mixedmodels.formula.bars import MAX_DEPTH
+
+    formula = "y ~ z + " + "(" * MAX_DEPTH + "x" + ")" * MAX_DEPTH + " + (1 | g)"
+    walked = _count_walked(monkeypatch)
+    p = parse_formula(formula)
+    assert p.fixed.startswith("z + ((") and [str(t) for t in p.random] == ["(1 | g)"]
+    # each bracket level is unwrapped once at most: work <= (depth + a few scans) x length
+    assert walked[0] <= (MAX_DEPTH + 10) * len(formula)

@@ -355,7 +355,7 @@ def test_profile_zeta_from_expected_frame():
     (right,) = [a for a in fig.axes[2].child_axes if a.get_gid() == "levels"]
     z = stats.norm.ppf(0.5 + np.array([0.5, 0.8, 0.9, 0.95, 0.99]) / 2)
     np.testing.assert_allclose(right.get_yticks(), np.ravel(np.column_stack([-z, z])))
-    assert [t.get_text() for t in right.get_yticklabels()] == [l for l in ("50%", "80%", "90%", "95%", "99%") for _ in "+-"]
+    assert [t.get_text() for t in right.get_yticklabels()] == [level for level in ("50%", "80%", "90%", "95%", "99%") for _ in "+-"]
     np.testing.assert_allclose(sorted(line.get_ydata()[0] for line in _lines(fig.axes[0], "level")), np.sort(np.r_[-z, z]))
     assert not [a for a in fig.axes[0].child_axes if a.get_gid() == "levels"]  # once per row
     absolute = mm.plots.profile_zeta(prof, parameters=["Days"], absolute=True, levels=(0.9, 0.999))

@@ -258,7 +258,7 @@ class _Half(Prior):
 
 
 class HalfNormal(_Half):
-    """``HalfNormal(scale)`` or ``HalfNormal(0, scale)``: |N(0, scale^2)|, a standard deviation's prior."""
+    """``HalfNormal(scale)`` or ``HalfNormal(0, scale)``: ``|N(0, scale^2)|``, a standard deviation's prior."""
 
     kind = "half_normal"
 

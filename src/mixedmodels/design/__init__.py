@@ -8,6 +8,8 @@ in formulaic:
 * :mod:`.response` -- ``build_response``;
 * :mod:`.checks` -- ``drop_aliased_columns``, ``check_scale``;
 * :mod:`.values` -- how column values enter formulas (doubles, level labels);
+* :mod:`.transforms` -- the functions formulas call (R's ``ns``/``bs`` from :mod:`.splines`,
+  ``factor``, ``as.numeric``, ``poly``, ``scale``, ``offset`` ...);
 * :mod:`.random` and :mod:`.covariance` -- random-effects terms, theta and Lambda;
 * :mod:`.inputs` -- lme4's ``lFormula`` stage: everything a model is made of.
 

@@ -37,9 +37,8 @@ from formulaic import ModelSpec
 from formulaic.materializers import PandasMaterializer
 from formulaic.materializers.types import ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor
-from formulaic.transforms import TRANSFORMS
+from formulaic.parser.algos.sanitize_tokens import sanitize_python_code
 from formulaic.utils.cast import as_columns
-from formulaic.utils.code import format_expr
 from interface_meta import override
 
 from ..errors import (
@@ -48,18 +47,20 @@ from ..errors import (
     MixedModelsError,
     ModelSpecError,
 )
-from .contrasts import C, ContrastNamespace, contrast_name, default_contrast, encode_factor, is_boolean
+from ..formula import is_plain_name
+from .contrasts import contrast_name, default_contrast, encode_factor, is_boolean
 from .frame import (
     ModelFrame,
-    alias_numeric_names,
     check_columns,
     check_data_frame,
     check_real,
+    formula_code,
     frame_data,
     plain_message,
     required_variables,
 )
 from .simple import numeric_columns, simple_matrix, simple_terms
+from .transforms import CONTEXT, RESERVED
 from .values import formula_data
 
 __all__ = [
@@ -68,42 +69,6 @@ __all__ = [
     "CONTEXT",
     "run_formulaic",
 ]
-
-# ---------------------------------------------------------------------------
-# The formula context: R-like functions available inside formulas
-
-
-def _offset(x: Any) -> np.ndarray:
-    """``offset(z)``: a known term added to the linear predictor."""
-    return np.asarray(x, dtype=np.float64)
-
-
-def _cbind(*columns: Any) -> np.ndarray:
-    """R's ``cbind`` for binomial responses: columns side by side."""
-    return np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-
-
-CONTEXT: dict[str, Any] = {
-    "log": np.log,
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "expm1": np.expm1,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "scale": TRANSFORMS["scale"],  # formulaic's stateful scale: mean and SD with ddof=1, as R
-    "center": TRANSFORMS["center"],
-    "I": TRANSFORMS["I"],
-    "offset": _offset,
-    "cbind": _cbind,
-    "C": C,
-    "contr": ContrastNamespace,
-}
-
-# Names formulaic may read as functions or namespaces, never as plain columns (the simple path skips them).
-_RESERVED = frozenset(CONTEXT) | frozenset(TRANSFORMS) | frozenset({"np", "numpy", "pd", "pandas", "math"})
-
 
 # ---------------------------------------------------------------------------
 # The formulaic materializer that applies R's rules
@@ -236,20 +201,31 @@ def _uses_contrasts(
 
 
 _CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\s*\(")
+_BACKTICKED = re.compile(r"`([^`]+)`")
 
 
-def _spellings(text: str) -> dict[str, str]:
-    """Map formulaic's normalised code for each call in ``text`` to its original text."""
+def _spellings(written: str) -> dict[str, str]:
+    """Names as written, keyed by formulaic's code for them.
+
+    Each call in ``written`` (``poly(Days, 2, raw = TRUE)``) is keyed by the
+    code formulaic normalises its R spelling to (``poly(Days, 2, raw=True)``);
+    a column whose name needs backticks keeps them, as in R (`` `Sepal Width` ``).
+    """
     out: dict[str, str] = {}
-    for match in _CALL.finditer(text):
-        end = _closing_paren(text, match.end() - 1)
+    for match in _CALL.finditer(written):
+        end = _closing_paren(written, match.end() - 1)
         if end is None:
             continue
-        original = text[match.start() : end + 1]
+        original = written[match.start() : end + 1]
         try:
-            out.setdefault(format_expr(original), original)
-        except SyntaxError:
+            out.setdefault(sanitize_python_code(formula_code(original)[0]), original)
+        except Exception:  # noqa: BLE001 -- only names are at stake; formulaic reports bad code itself
             continue
+    code, aliases = formula_code(written)
+    out.update({alias: f"`{name}`" for alias, name in aliases.items()})
+    for name in _BACKTICKED.findall(code):
+        if not is_plain_name(name):
+            out.setdefault(name, f"`{name}`")
     return out
 
 
@@ -423,8 +399,8 @@ def build_design(
         check_real(data, sorted(variables))
         _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    text, aliases = alias_numeric_names(rhs)
-    full, spec = _materialize_new(_new_spec(text, chosen, aliases), formula_data(data, variables, aliases), rhs)
+    code, aliases = formula_code(rhs)
+    full, spec = _materialize_new(_new_spec(code, chosen, aliases, rhs), formula_data(data, variables, aliases), rhs)
     design_cols, offset_cols, names = _layout(spec)
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
@@ -439,22 +415,20 @@ def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     return {str(k): contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
 
 
-def _new_spec(rhs: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None) -> ModelSpec:
-    """An unfitted formulaic spec for ``rhs`` with our materializer and R's contrasts and spellings.
+def _new_spec(
+    code: str, chosen: Mapping[str, str], aliases: Mapping[str, str] | None = None, written: str | None = None
+) -> ModelSpec:
+    """An unfitted formulaic spec for ``code`` with our materializer and R's contrasts and spellings.
 
-    ``aliases`` (see :func:`~.frame.alias_numeric_names`) name columns that
-    ``rhs`` refers to by alias; the spec keeps them for replays, and the
-    columns are named as written (`` `1` ``).
+    ``code`` is formulaic's code for the text ``written`` (:func:`~.frame.formula_code`);
+    ``aliases`` name columns that ``code`` refers to by alias: the spec keeps
+    them for replays, and the columns are named as written (`` `1` ``).
     """
     aliases = dict(aliases or {})
-    spellings = _spellings(rhs)
-    if aliases:
-        written = re.compile("|".join(map(re.escape, sorted(aliases, key=len, reverse=True))))
-        spellings = {key: written.sub(lambda m: f"`{aliases[m.group(0)]}`", value) for key, value in spellings.items()}
-        spellings.update({alias: f"`{name}`" for alias, name in aliases.items()})
-        chosen = {**chosen, **{alias: chosen[name] for alias, name in aliases.items() if name in chosen}}
+    spellings = _spellings(code if written is None else written)
+    chosen = {**chosen, **{alias: chosen[name] for alias, name in aliases.items() if name in chosen}}
     return ModelSpec.from_spec(
-        rhs,
+        code,
         materializer=_RMaterializer.REGISTER_NAME,
         materializer_params={"contrasts": dict(chosen), "spellings": spellings, "aliases": aliases},
         output="numpy",
@@ -472,7 +446,7 @@ def _simple_design(
     term structure is asked for.  ``trusted``: ``data`` is a model frame's.
     """
     terms = simple_terms(rhs)
-    if terms is None or any(name in _RESERVED for name in terms[1]):
+    if terms is None or any(name in RESERVED for name in terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)

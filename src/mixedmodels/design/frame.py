@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
+from ..formula import has_dot, to_formulaic
 
 __all__ = [
-    "ModelFrame", "model_frame", "required_variables", "alias_numeric_names", "frame_data", "check_data_frame",
-    "check_columns", "check_real", "formula_factors", "no_complete_rows_error",
+    "ModelFrame", "model_frame", "required_variables", "formula_code", "alias_numeric_names", "frame_data",
+    "check_data_frame", "check_columns", "check_real", "formula_factors", "no_complete_rows_error",
 ]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
@@ -54,7 +55,12 @@ def required_variables(expr: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=512)
 def _required_variables(expr: str) -> frozenset[str]:
-    text, aliases = alias_numeric_names(expr)
+    if has_dot(expr):
+        raise FormulaError(
+            f"'.' (all other columns) in {expr!r}: the model functions (lmer, glmer, lm, glm) expand it "
+            "from their data, in the fixed part of a formula; here, name the columns"
+        )
+    text, aliases = formula_code(expr)
     names: set[str] = set()
     for factor in _factors(text):
         method = factor.eval_method.value
@@ -68,13 +74,25 @@ def _required_variables(expr: str) -> frozenset[str]:
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
 
+def formula_code(text: str) -> tuple[str, dict[str, str]]:
+    """The code formulaic evaluates for formula text, and the aliases it uses for columns.
+
+    R's spellings are rewritten (:func:`~mixedmodels.formula.rsyntax.to_formulaic`:
+    ``Sepal.Length``, ``as.numeric(f)``, ``raw = TRUE``, ``Q("my days")``), then
+    backticked names that read as numbers are aliased (:func:`alias_numeric_names`).
+    The same text always gives the same code, also as part of a longer text.
+    """
+    return alias_numeric_names(to_formulaic(text))
+
+
 def alias_numeric_names(text: str) -> tuple[str, dict[str, str]]:
     """Backticked column names that read as numbers (`` `1` ``) replaced by plain aliases.
 
     formulaic identifies a term by its text, so the column `` `1` `` would be
     the intercept ``1`` (and ``x:`1` `` would lose it).  Each such name becomes
-    ``_mm_numeric_name_<i>``; returns the new text and ``{alias: column name}``
-    (empty, and the text unchanged, when there is none).
+    ``_mm_numeric_name_<hex of the name>`` (the same alias wherever the name
+    appears); returns the new text and ``{alias: column name}`` (empty, and the
+    text unchanged, when there is none).
     """
     aliases: dict[str, str] = {}
 
@@ -82,8 +100,7 @@ def alias_numeric_names(text: str) -> tuple[str, dict[str, str]]:
         name = match.group(1)
         if not _reads_as_number(name):
             return match.group(0)
-        known = [alias for alias, column in aliases.items() if column == name]
-        alias = known[0] if known else f"_mm_numeric_name_{len(aliases)}"
+        alias = f"_mm_numeric_name_{name.encode().hex()}"
         aliases[alias] = name
         return alias
 

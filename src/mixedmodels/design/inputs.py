@@ -33,9 +33,10 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, MixedModelsWarning, ModelSpecError
 from ..formula import ParsedFormula, parse_formula, random_terms_text
+from ..formula import expand_dot, has_dot
 from .checks import check_scale, drop_aliased_columns
 from .fixed import DesignMatrix, build_design
-from .frame import ModelFrame, model_frame, required_variables
+from .frame import ModelFrame, check_data_frame, model_frame, required_variables
 from .random import RandomEffectsTerm, build_random_terms
 from .response import build_response
 from .tables import as_pandas
@@ -46,6 +47,7 @@ __all__ = [
     "prepare_glmm_inputs",
     "prepare_fixed_inputs",
     "prepare_fixed_part",
+    "expand_formula_dot",
 ]
 
 
@@ -107,6 +109,33 @@ def _used_variables(parsed: ParsedFormula) -> set[str]:
     for term in parsed.random:
         names |= required_variables(term.expr) | set(term.factors)
     return names
+
+
+def expand_formula_dot(parsed: ParsedFormula, data: pd.DataFrame) -> ParsedFormula:
+    """R's ``.`` in the fixed part: every column of ``data`` that the response does not use.
+
+    ``y ~ .`` uses all other columns, in the data's order; ``log(y) ~ .`` and
+    ``cbind(s, f) ~ .`` leave out the response's variables, as R does.  With
+    random terms (``y ~ . + (1 | g)``) ``g`` is among the fixed effects too, as
+    in lme4; ``y ~ . - g + (1 | g)`` leaves it out.
+    """
+    if any(has_dot(term.expr) for term in parsed.random):
+        raise FormulaError(
+            f"'.' (all other columns) in a random-effects term of {parsed.formula!r}: it stands for "
+            "columns only in the fixed part; name the random effects' variables"
+        )
+    if not has_dot(parsed.fixed):
+        return parsed
+    check_data_frame(data)
+    used = required_variables(parsed.response) if parsed.response is not None else frozenset()
+    names = [c for c in data.columns if c not in used]
+    odd = [c for c in names if not isinstance(c, str)]
+    if odd:
+        raise FormulaError(
+            f"'.' in {parsed.formula!r} stands for the data's columns, and column {odd[0]!r} has no "
+            "name a formula can use; give the columns string names or list them instead of '.'"
+        )
+    return replace(parsed, fixed=expand_dot(parsed.fixed, names))
 
 
 def _check_contrasts(contrasts: Mapping[str, str] | None, parsed: ParsedFormula) -> None:
@@ -212,6 +241,7 @@ def prepare_fixed_part(
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables
+    parsed = expand_formula_dot(parsed, data)
     _check_contrasts(contrasts, parsed)
     mf = model_frame(data, sorted(_used_variables(parsed)), positional=True)  # the one check of the data
     all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
@@ -253,7 +283,7 @@ def prepare_inputs(
     parsed = parse_formula(formula)
     inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
-    terms = build_random_terms(parsed.random, frame, contrasts, allow_as_many_ranef_as_obs)
+    terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     return replace(inputs, terms=terms)
 
 

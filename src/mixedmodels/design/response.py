@@ -1,7 +1,7 @@
 """The response of a formula: a column, an expression, ``cbind`` for binomial, or a two-level factor.
 
 ``build_response(lhs, data)`` evaluates the left-hand side with the same
-functions as the right-hand side (:data:`~.fixed.CONTEXT`: ``log``, ``I()``,
+functions as the right-hand side (:data:`~.transforms.CONTEXT`: ``log``, ``I()``,
 ``cbind`` ...).  A two-level factor, logical or string response becomes 0/1
 with the first level as 0 (R's binomial convention); missing and non-finite
 values are refused.
@@ -19,8 +19,9 @@ from formulaic.utils.stateful_transforms import stateful_eval
 
 from ..errors import DataError, FormulaError
 from .contrasts import as_labelled, is_boolean, observed_levels
-from .fixed import CONTEXT, run_formulaic
-from .frame import ModelFrame, alias_numeric_names, check_columns, check_real, frame_data, required_variables
+from .fixed import run_formulaic
+from .frame import ModelFrame, check_columns, check_real, formula_code, frame_data, required_variables
+from .transforms import CONTEXT
 from .values import formula_data
 
 __all__ = ["build_response"]
@@ -52,7 +53,7 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     if text in data.columns:
         values = data[text]
     else:
-        code, aliases = alias_numeric_names(text)
+        code, aliases = formula_code(text)
         env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = run_formulaic(
             lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text

@@ -24,9 +24,12 @@ from itertools import combinations
 
 from ..errors import FormulaError
 
-__all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "random_terms_text"]
+__all__ = ["RandomTerm", "ParsedFormula", "parse_formula", "random_terms_text", "MAX_DEPTH"]
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
+# Deeper nesting is refused as soon as the scan reaches it: no model formula needs it (Python's own
+# parser stops at 200), and the splitting below costs (length x depth).
+MAX_DEPTH = 100
 _CLOSE = {v: k for k, v in _OPEN.items()}
 _QUOTES = "'\"`"
 _NAME = r"(?:[^\W\d]|\.)[\w.]*"
@@ -169,6 +172,8 @@ def _walk(text: str, formula: str) -> Iterator[tuple[int, str, int, bool]]:
         yield i, ch, len(stack), False
         if ch in _OPEN:
             stack.append((ch, i))
+            if len(stack) > MAX_DEPTH:
+                raise _too_deep(formula, i)
     if quote is not None:
         raise _where(formula, text, quote[1], f"the quote {quote[0]} is never closed")
     if stack:
@@ -182,6 +187,16 @@ def _where(formula: str, text: str, i: int, what: str) -> FormulaError:
     return FormulaError(
         f"unbalanced brackets or quotes in formula {formula!r}: {what} "
         f"(character {i + 1}):\n    {line}\n    {' ' * i}^"
+    )
+
+
+def _too_deep(formula: str, i: int) -> FormulaError:
+    """The error for brackets nested deeper than :data:`MAX_DEPTH` (reached at character ``i``)."""
+    start = max(i - 30, 0)
+    excerpt = ("..." if start else "") + formula[start : i + 1]
+    return FormulaError(
+        f"the formula nests brackets more than {MAX_DEPTH} levels deep (at character {i + 1}: "
+        f"{excerpt!r}); write it with fewer nested parentheses, or compute the term as a column first"
     )
 
 
@@ -363,7 +378,7 @@ def _uncorrelated_exprs(lhs: str, term: str) -> list[str]:
     drop = {_term_key(t) for s, t in rest if s < 0}
     seen: set[frozenset[str]] = set()
     kept: list[str] = []
-    for t in (x for s, t in rest if s > 0 for x in _expand_star(t)):
+    for t in (x for sign, added in rest if sign > 0 for x in _expand_star(added)):
         key = _term_key(t)
         if key not in drop and key not in seen:
             seen.add(key)

@@ -55,8 +55,10 @@ def _split(u: np.ndarray, layouts) -> tuple[np.ndarray, ...]:
 class GlmerResults(LmerResults):
     """A fitted generalized linear mixed model.
 
-    Attributes (besides :class:`~mixedmodels.lmm.results.LmerResults`')
-    -----------------------------------------------------------------
+    It has every attribute of :class:`~mixedmodels.lmm.results.LmerResults`, and these.
+
+    Attributes
+    ----------
     nAGQ : int
         0, 1 (Laplace) or the number of quadrature points.
     objective : float

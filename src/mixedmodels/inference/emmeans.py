@@ -83,9 +83,14 @@ def _levels(values: pd.Series) -> list:
     return sorted(values.dropna().unique().tolist())
 
 
+_FACTOR_CALL = re.compile(r"(?:factor|as_factor|C)\((\w+)[,)]")
+
+
 def _categorical_exprs(design: Any) -> set[str]:
+    """The design's categorical factors; a variable made one in the formula (``factor(Days)``) counts too, as in emmeans."""
     spec = getattr(design, "_spec", None)
-    return {f.expr for f in spec.factor_contrasts} if spec is not None else set()
+    exprs = {f.expr for f in spec.factor_contrasts} if spec is not None else set()
+    return exprs | {m.group(1) for e in exprs if (m := _FACTOR_CALL.match(e))}
 
 
 @dataclass

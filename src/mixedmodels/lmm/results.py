@@ -73,22 +73,27 @@ class LmerResults(InformationCriteria):
     # --- basic facts ----------------------------------------------------------
     @property
     def REML(self) -> bool:
+        """True for a REML fit, False for maximum likelihood."""
         return self.model.REML
 
     @property
     def formula(self) -> str:
+        """The model formula as written."""
         return self.model.inputs.formula.formula
 
     @property
     def nobs(self) -> int:
+        """Number of observations used (rows with a missing value are dropped)."""
         return self.model.nobs
 
     @property
     def terms(self):
+        """The random-effects terms, in lme4's order (decreasing number of levels)."""
         return self.model.inputs.terms
 
     @property
     def fixef_names(self) -> list[str]:
+        """Names of the fixed-effects columns, as R names them."""
         return list(self.model.inputs.fixed.column_names)
 
     @property
