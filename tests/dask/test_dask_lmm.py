@@ -39,6 +39,15 @@ def _sleep() -> pd.DataFrame:
     return df
 
 
+def _sleep_r() -> pd.DataFrame:
+    """sleepstudy with a dotted column name and a Categorical with its own level order and an unused level."""
+    df = dataset("sleepstudy")[["Reaction", "Days", "Subject"]].copy()
+    df["Days.sq"] = df["Days"] ** 2
+    stage = np.where(df["Days"] < 3, "a", np.where(df["Days"] < 6, "b", "c"))
+    df["Fc"] = pd.Categorical(stage, categories=["c", "a", "b", "unused"])
+    return df
+
+
 # name -> (formula, data, partition sizes or a count, in-memory keywords, Dask keywords,
 #          the bundled data set whose session-wide in-memory fit is the same fit, or None)
 CASES = {
@@ -52,9 +61,12 @@ CASES = {
                        {"weights": "w", "offset": "off"}, {"weights": "w", "offset": "off"}, None),
     "scale_poly": ("Reaction ~ scale(Days) + poly(z, 2) + (1 + scale(Days) | Subject)", _sleep, 6, {}, {}, None),
     "categorical": ("Reaction ~ Phase * Half + C(Days // 3) + (1 | Id)", _sleep, 4, {}, {}, None),
+    # R's formula language: '.', a dotted name, as.numeric() of a factor (a stateful transform)
+    "r_syntax": ("Reaction ~ . - Subject - Fc + as.numeric(Fc) + (1 | Subject)", _sleep_r, 3, {}, {}, None),
 }
+ONLY_ON = {"insteval": "cluster", "r_syntax": "sync"}  # the rest on both schedulers
 RUNS = [(name, scheduler) for name in sorted(CASES) for scheduler in SCHEDULERS
-        if not (name == "insteval" and scheduler == "sync")]
+        if ONLY_ON.get(name, scheduler) == scheduler]
 
 
 def _memory_kwargs(df: pd.DataFrame, kwargs: dict) -> dict:
@@ -103,6 +115,11 @@ def test_dask_fit_equals_memory_fit(name, scheduler, dask_fit):
     fit = dask_fit(name, scheduler)
     assert isinstance(fit, mm.LmerResults) and type(fit).__name__ == "DaskLmerResults"
     assert_same_fit(fit, memory_fit(name))
+
+
+def test_r_syntax_reads_as_in_memory(dask_fit):
+    fit = dask_fit("r_syntax", "sync")
+    assert list(fit.fixef.index) == ["(Intercept)", "Days", "Days.sq", "as.numeric(Fc)"]
 
 
 def test_partitions_with_missing_levels_and_an_empty_one_give_lme4s_levels(dask_fit):

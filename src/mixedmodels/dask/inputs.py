@@ -20,7 +20,7 @@ from ..design.fixed import DesignMatrix
 from ..design.random import RandomEffectsTerm
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, parse_formula
-from ..design.inputs import ModelInputs
+from ..design.inputs import ModelInputs, expand_formula_dot
 from .crossprods import DesignFacts, well_conditioned
 from .metadata import DataSummary, PartSummary, summarize_partition, finish
 from .placeholders import RowsOnWorkers
@@ -84,7 +84,8 @@ def parse_with_response(formula: str) -> ParsedFormula:
 
 def plan_model(parsed: ParsedFormula, source: DataSource, contrasts: Mapping[str, str] | None,
                allow_as_many_ranef_as_obs: bool = False) -> tuple[EncodingPlan, DataSummary]:
-    """Pass 1 and the plan for pass 2."""
+    """Pass 1 and the plan for pass 2 (R's ``.`` in the fixed part expanded from the data's columns, as in memory)."""
+    parsed = expand_formula_dot(parsed, source.data_meta)
     spec = summary_spec(parsed, source.meta, source.weights, source.offset)
     columns = list(dict.fromkeys([*spec.frame_columns, *(c for c in (spec.weights, spec.offset) if c)]))
     total: PartSummary = map_reduce(source.partitions(columns), summarize_partition, spec, PartSummary.combine)

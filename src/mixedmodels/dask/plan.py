@@ -153,12 +153,23 @@ _SIGNATURES = {"scale": ("center", "scale", "ddof"), "standardize": ("center", "
                "poly": ("degree", "raw"), "Q": ()}
 
 
+# Stateful calls whose state is a factor's levels: the stand-in frame has every level, so its state is the data's.
+_LEVEL_STATES = frozenset({"as_numeric"})
+
+
+def _state_from_levels(key: str) -> bool:
+    return key.split("(", 1)[0] in _LEVEL_STATES
+
+
 def _transform_spec(key: str, node: ast.Call, aliases: dict) -> TransformSpec | None:
-    """What the state of one call needs; None for calls without state (``Q()``, raw ``poly()``)."""
+    """What the state of one call needs; None for calls without state (``Q()``, raw ``poly()``) or whose
+    state is a factor's levels (``as.numeric(f)``: learnt from the stand-in frame)."""
     name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+    if name in _LEVEL_STATES:
+        return None
     if name not in _SIGNATURES:
         raise NotOnDaskError(f"{key} needs all rows at once to set up its state (e.g. spline knots from quantiles); "
-                             "on Dask only scale(), center(), standardize() and poly() can be used")
+                             "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used")
     options = _call_options(key, node, _SIGNATURES[name])
     if name == "Q" or (name == "poly" and options.get("raw", False)):
         return None
@@ -407,10 +418,11 @@ def _design(rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | Non
     except DataError as exc:  # non-finite values for some of the stand-in's (real) values: the count is not the data's
         raise DataError(re.sub(r" in \d+ rows;", " in some rows;", str(exc))) from None
     states = {key: state for key, state in summary.transform_states.items() if key in design.transform_state}
-    missing = [key for key, state in design.transform_state.items() if state and key not in states]
+    missing = [key for key, state in design.transform_state.items()
+               if state and key not in states and not _state_from_levels(key)]
     if missing:
         raise NotOnDaskError(f"cannot work out the state of {missing[0]} over all partitions; "
-                             "on Dask only scale(), center(), standardize() and poly() can be used")
+                             "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used")
     _check_factors(design, spec)
     return design.with_transform_state(states)
 
@@ -427,7 +439,8 @@ def global_design(rhs: str, plan: EncodingPlan, contrasts: Mapping[str, str] | N
         design = build_design(rhs, plan.stand_in, contrasts)
     known = plan.fixed.transform_state
     states = {key: state for key, state in known.items() if key in design.transform_state}
-    missing = [key for key, state in design.transform_state.items() if state and key not in states]
+    missing = [key for key, state in design.transform_state.items()
+               if state and key not in states and not _state_from_levels(key)]
     if missing:
         raise NotOnDaskError(f"{rhs!r} needs the state of {missing[0]}, which the fit's fixed part does not have")
     return design.with_transform_state(states)

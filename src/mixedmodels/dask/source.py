@@ -72,6 +72,12 @@ class DataSource:
         """An empty pandas frame with the data's columns and types (dask's metadata; no rows are read)."""
         return self.frame._meta
 
+    @property
+    def data_meta(self) -> pd.DataFrame:
+        """:attr:`meta` without the columns added for weights or an offset given as dask Series (what ``.`` means)."""
+        added = [name for name in (_WEIGHTS, _OFFSET) if name in self.meta.columns]
+        return self.meta.drop(columns=added) if added else self.meta
+
     def partitions(self, columns: list[str]) -> list[Any]:
         """One delayed pandas DataFrame per partition, with only ``columns`` read."""
         return list(self.frame[columns].to_delayed(optimize_graph=True))

@@ -120,7 +120,9 @@ def formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
 
     ``"log(y) ~ scale(x) + f:g"`` gives ``(("log(y)", "python"),
     ("scale(x)", "python"), ("f", "lookup"), ("g", "lookup"))`` (in
-    formulaic's order); the code is what formulaic evaluates for the factor.
+    formulaic's order); the code is what formulaic evaluates for the factor,
+    R's spellings rewritten as :func:`formula_code` does (``as.numeric(f)``,
+    ``raw = TRUE``; a column aliased there keeps its alias).
     """
     if not isinstance(expr, str):
         raise FormulaError(f"a formula must be a string, got {type(expr).__name__}")
@@ -129,7 +131,8 @@ def formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
 
 @functools.lru_cache(maxsize=512)
 def _formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
-    return tuple(dict.fromkeys((f.expr, f.eval_method.value) for f in _factors(expr)))
+    code, _ = formula_code(expr)
+    return tuple(dict.fromkeys((f.expr, f.eval_method.value) for f in _factors(code)))
 
 
 def _factors(expr: str) -> Iterator:
