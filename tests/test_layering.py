@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
 
 # The only imports of a higher layer: deferred ones, each a door from a result to what reads it.
 UPWARD: dict[tuple[str, str], str] = {
-    ("mixedmodels.lmm.results", "mixedmodels.inference"): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile()",
+    ("mixedmodels.lmm.results", "mixedmodels.inference"): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile(), m.hatvalues(), m.influence()",
     ("mixedmodels.lmm.results", "mixedmodels.predict"): "m.predict()",
     ("mixedmodels.lmm.results", "mixedmodels.simulate"): "m.simulate()",
     ("mixedmodels.lmm.summary", "mixedmodels.inference"): "m.summary(ddf=...): lmerTest's df and p-values",

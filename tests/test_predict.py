@@ -9,6 +9,7 @@ random effect would be off by 1-30 ms.
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import lru_cache
 
@@ -215,3 +216,17 @@ def test_transforms_replay_on_newdata(formula, data_name):
         fit = mm.lmer(formula, data)
     rows = data.iloc[[3, 17, 40, 41]]
     _close(fit.predict(rows), fit.fitted.iloc[[3, 17, 40, 41]], rtol=1e-10)
+
+
+def test_new_levels_are_named_in_order_of_appearance_as_lme4(sleep_fit):
+    """lme4: "new levels detected in newdata: 9, 10, 1000, 11, 12, 13, 14" (the order of the
+    rows; a sort as strings would put 10 first, and a cut after 5 hid the rest)."""
+    ref = reference("postfit_checks")["refusals"]["new_levels"]
+    newdata = pd.DataFrame(ref["newdata"])
+    listed = ref["error"].split(": ")[1].split(", ")
+    expected = ", ".join(repr(level) for level in listed)
+    with pytest.raises(mm.DataError, match=rf"7 level\(s\) .* not in the fitted data: {re.escape(expected)};"):
+        sleep_fit.predict(newdata)
+    many = pd.DataFrame({"Days": np.zeros(15), "Subject": [f"x{i}" for i in range(15)]})
+    with pytest.raises(mm.DataError, match=r"'x9', \.\.\. \(5 more\)"):
+        sleep_fit.predict(many)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .design.inputs import ModelInputs
     from .design.random import RandomEffectsTerm
     from .families import Family, GlmResponse
-    from .linalg.blocked import TermLayout
+    from .linalg.blocked import Factorization, TermLayout
     from .linalg.pirls import Pirls, PirlsResult
 
 __all__ = ["Fit", "MixedFit", "GeneralizedFit", "Model", "MixedModel", "GeneralizedMixedModel",
@@ -73,6 +73,10 @@ class MixedModel(Model, Protocol):
 
     @property
     def layouts(self) -> Sequence[TermLayout]: ...
+
+    def check_theta(self, theta: Any, what: str = ...) -> np.ndarray:
+        """``theta`` checked against the model (its length and bounds; by lme4's names if a dict)."""
+        ...
 
 
 class GeneralizedMixedModel(MixedModel, Protocol):
@@ -191,6 +195,11 @@ class MixedFit(Fit, Protocol):
 
     @property
     def varcorr(self) -> pd.DataFrame: ...
+
+    @property
+    def factor(self) -> Factorization:
+        """The blocked Cholesky factor at the optimum."""
+        ...
 
     def relative_factors(self) -> list[np.ndarray]: ...
 

@@ -34,7 +34,7 @@ import pandas as pd
 from .design.random import grouping_factor
 from .errors import DataError, MixedModelsError, ModelSpecError
 from .fitted import Fit
-from .predict import inverse_link, linear_predictor, select_terms
+from .predict import inverse_link, linear_predictor, select_terms, with_newparams
 from ._validate import check_bool
 
 __all__ = ["simulate", "simulate_responses", "family_name", "binomial_trials", "check_nsim"]
@@ -50,6 +50,7 @@ def simulate(
     newdata: pd.DataFrame | None = None,
     use_re: bool = False,
     weights: Any = None,
+    newparams: Any = None,
 ) -> pd.DataFrame:
     """Simulate ``nsim`` response vectors from a fitted model.
 
@@ -68,17 +69,26 @@ def simulate(
         Condition on the estimated random effects instead of drawing new ones.
     weights : array-like, optional
         Prior weights (binomial: trials) for the rows of ``newdata``; default 1.
+    newparams : dict, optional
+        ``{"theta": ..., "beta": ..., "sigma": ...}`` (any of them) to simulate
+        from instead of the estimates (lme4's ``newparams``), e.g. for power
+        analysis; with ``use_re=True`` the modes are ``Lambda(theta) u``.
 
     Returns
     -------
     DataFrame
-        One column per simulation, indexed like the data (or ``newdata``).
+        One column per simulation, indexed like the data (padded with NaN rows
+        for ``na_action="exclude"`` fits) or like ``newdata``.
     """
     nsim = check_nsim(nsim)
     rng = np.random.default_rng(seed)
+    if newparams is not None:
+        result = with_newparams(result, newparams)
     values = simulate_responses(result, nsim, rng, newdata=newdata, use_re=use_re, weights=weights)
-    index = result.model.inputs.row_index if newdata is None else newdata.index
-    return pd.DataFrame(values, index=index, columns=[f"sim_{i + 1}" for i in range(nsim)])
+    columns = [f"sim_{i + 1}" for i in range(nsim)]
+    if newdata is None:
+        return result.model.inputs.row_frame(values, columns)
+    return pd.DataFrame(values, index=newdata.index, columns=columns)
 
 
 def check_nsim(nsim: Any) -> int:

@@ -575,3 +575,24 @@ def test_gamma_summary_has_t_values_and_a_residual_row():
     assert " Family: Gamma  ( log )" in text
     assert re.search(r"Estimate Std\. Error t value Pr\(>\|z\|\)", text)
     assert re.search(r"^ Residual\s+0\.0111", text, flags=re.M)
+
+
+@pytest.mark.parametrize("column, proportion", [("none", 0), ("everything", 1)])
+def test_all_zero_and_all_one_binomial_responses_are_refused(column, proportion):
+    """lme4: "Response is constant" for cbind() with no successes or only successes, and for 0/1
+    responses all 0 or all 1 (make_postfit_checks.R)."""
+    refusals = reference("postfit_checks")["refusals"]
+    assert {refusals[k]["error"] for k in ("cbind_all_zero", "cbind_all_one", "binary_all_zero", "binary_all_one")} \
+        == {"Response is constant"}
+    data = dataset("cbpp").assign(none=0, everything=dataset("cbpp")["size"], zero=0, one=1)
+    for formula in (f"cbind({column}, size - {column}) ~ period + (1 | herd)",
+                    f"{'zero' if proportion == 0 else 'one'} ~ period + (1 | herd)"):
+        with pytest.raises(DataError, match=rf"is constant \(every proportion of successes is {proportion}\)"):
+            mm.glmer(formula, data, family="binomial")
+
+
+def test_more_than_100_quadrature_points_are_refused_as_lme4():
+    refusals = reference("postfit_checks")["refusals"]
+    assert refusals["nagq_101"]["error"] == "ord < 101L is not TRUE" and refusals["nagq_100"]["accepted"]
+    with pytest.raises(mm.ModelSpecError, match="nAGQ = 101 is more than 100"):
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), nAGQ=101)

@@ -216,3 +216,17 @@ def test_ranova_is_for_lmer_fits():
         ranova(full)
     with pytest.raises(mm.ModelSpecError, match="lmer"):
         ranova(mm.lm("Reaction ~ Days", _sleepstudy()))
+
+
+def test_anova_refuses_a_quadrature_glmer_against_a_glm_with_lme4s_reason():
+    """lme4 (make_postfit_checks.R): anova(nAGQ = 9 fit, glm) stops with "GLMMs with nAGQ>1 have
+    log-likelihoods incommensurate with glm() objects"; the Laplace fit is accepted."""
+    refusals = reference("postfit_checks")["refusals"]
+    assert "incommensurate" in refusals["anova_agq_vs_glm"]["error"] and refusals["anova_laplace_vs_glm"]["accepted"]
+    pooled, _, full = cbpp_fits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agq = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), nAGQ=9)
+    with pytest.raises(mm.ModelSpecError, match="nAGQ > 1 have log-likelihoods incommensurate with glm"):
+        mm.anova(agq, pooled)
+    assert len(mm.anova(full, pooled)) == 2

@@ -66,7 +66,7 @@ def test_wald_fixed_effects_match_lme4(name, formula, data):
 def test_wald_table_like_lme4(case):
     ref_case = reference("intervals")[case]
     fit = fitted_lmer(ref_case["formula"], ref_case["data"], ref_case["REML"])
-    ci = confint(fit, method="Wald")
+    ci = confint(fit, method="Wald", old_names=False)  # the reference has lme4's oldNames = FALSE names
     wald = ref_case["wald"]
     assert list(ci.index) == as_list(wald["names"])
     assert list(ci.columns) == ["2.5 %", "97.5 %"]
@@ -89,7 +89,7 @@ def test_wald_for_a_glmm_has_no_sigma_row():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = mm.glmer(ref["formula"], dataset("cbpp"), family="binomial")
-    ci = confint(fit, method="wald")
+    ci = confint(fit, method="wald", old_names=False)
     wald = ref["wald"]
     assert list(ci.index) == wald["names"]
     assert ci.iloc[0].isna().all()
@@ -110,16 +110,19 @@ def test_level_sets_the_width_and_r_column_names(sleep_fit):
 
 
 def test_parm_selects_rows(sleep_fit):
-    assert list(confint(sleep_fit, method="wald", parm=["sigma", "Days"]).index) == ["sigma", "Days"]
-    assert list(confint(sleep_fit, method="wald", parm="theta_").index) == parameter_names(sleep_fit)[:4]
+    assert list(confint(sleep_fit, method="wald", parm=["sigma", "Days"]).index) == [".sigma", "Days"]
+    assert list(confint(sleep_fit, method="wald", parm=[".sig03", "Days"]).index) == [".sig03", "Days"]
+    assert list(confint(sleep_fit, method="wald", parm=["sigma", "Days"], old_names=False).index) == ["sigma", "Days"]
+    assert list(confint(sleep_fit, method="wald", parm="theta_", old_names=False).index) == parameter_names(sleep_fit)[:4]
 
 
 # --- profile ---------------------------------------------------------------------------------
 
 
 def test_results_confint_defaults_to_profile(dyestuff_fit):
-    ci = dyestuff_fit.confint()
-    ref = reference("dyestuff_confint")["confint_profile"]
+    assert list(dyestuff_fit.confint().index) == [".sig01", ".sigma", "(Intercept)"]  # lme4's oldNames = TRUE
+    ci = dyestuff_fit.confint(old_names=False)
+    ref = reference("dyestuff_confint")["confint_profile"]  # made with oldNames = FALSE
     assert list(ci.index) == ref["names"]
     width = np.asarray(ref["upper"]) - np.asarray(ref["lower"])
     assert np.all(np.abs(ci.iloc[:, 0] - ref["lower"]) <= 1e-3 * width)
@@ -129,7 +132,8 @@ def test_results_confint_defaults_to_profile(dyestuff_fit):
 def test_confint_of_a_profile_result(dyestuff_fit):
     pr = profile(dyestuff_fit)
     np.testing.assert_array_equal(confint(pr, level=0.9).to_numpy(), pr.confint(0.9).to_numpy())
-    assert list(confint(pr, parm="sigma").index) == ["sigma"]
+    assert list(confint(pr, parm="sigma").index) == [".sigma"]
+    assert list(confint(pr, parm=".sig01", old_names=False).index) == ["sd_(Intercept)|Batch"]
     with pytest.raises(MixedModelsError, match="profile intervals only"):
         confint(pr, method="wald")
 
@@ -159,7 +163,7 @@ NSIM = 100
 def boot_ci(sleep_fit):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return confint(sleep_fit, method="boot", nsim=NSIM, seed=20240601, progress=False)
+        return confint(sleep_fit, method="boot", nsim=NSIM, seed=20240601, progress=False, old_names=False)
 
 
 def test_bootstrap_intervals_agree_with_bootmer(boot_ci):
@@ -201,3 +205,37 @@ def test_bootstrap_is_reproducible(dyestuff_fit):
 def test_bad_arguments(dyestuff_fit, kwargs, match):
     with pytest.raises(MixedModelsError, match=match):
         confint(dyestuff_fit, **kwargs)
+
+
+# --- row names: lme4's oldNames = TRUE (default) and FALSE -----------------------------------------
+POSTFIT_FITS = {
+    "ss": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+    "pen": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+}
+
+
+@pytest.mark.parametrize("key, method", [("ss", "wald"), ("pen", "wald"), ("pen", "profile"), ("cb", "wald")])
+@pytest.mark.parametrize("old", [True, False])
+def test_confint_row_names_as_lme4(key, method, old):
+    """make_postfit.R: confint(m, method, oldNames = TRUE / FALSE) with lme4 1.1-31; limits to
+    1e-3 of the interval's width (1 % for glmer, whose SEs come from a finite-difference Hessian)."""
+    import mixedmodels as mm
+    from conftest import dataset
+
+    ref = reference("postfit_misc")["confint"][f"{key}_{method}_oldNames{'TRUE' if old else 'FALSE'}"]
+    if key == "cb":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"))
+    else:
+        fit = fitted_lmer(*POSTFIT_FITS[key])
+    ci = fit.confint(method=method, old_names=old)
+    assert list(ci.index) == ref["names"]
+    lower = np.array([np.nan if v is None else v for v in ref["lower"]], dtype=float)
+    upper = np.array([np.nan if v is None else v for v in ref["upper"]], dtype=float)
+    np.testing.assert_array_equal(np.isnan(ci.iloc[:, 0].to_numpy()), np.isnan(lower))
+    finite = np.isfinite(lower)
+    width = (upper - lower)[finite]
+    share = 1e-2 if key == "cb" else 1e-3
+    assert np.all(np.abs(ci.iloc[:, 0].to_numpy()[finite] - lower[finite]) <= share * width)
+    assert np.all(np.abs(ci.iloc[:, 1].to_numpy()[finite] - upper[finite]) <= share * width)

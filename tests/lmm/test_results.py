@@ -70,7 +70,7 @@ def test_ml_information_criteria_are_consistent():
 
 
 def test_unknown_residual_type(sleep_fit):
-    with pytest.raises(mm.MixedModelsError, match="'response' or 'pearson'"):
+    with pytest.raises(mm.MixedModelsError, match="'response', 'pearson', 'working', 'deviance'"):
         sleep_fit.residuals("deviance-ish")
 
 

@@ -43,6 +43,7 @@ from .tables import as_pandas
 
 __all__ = [
     "ModelInputs",
+    "check_na_action",
     "prepare_inputs",
     "prepare_glmm_inputs",
     "prepare_fixed_inputs",
@@ -78,6 +79,14 @@ class ModelInputs:
         Prior weights for the kept rows.
     offset : ndarray or None
         Offset for the kept rows (formula ``offset()`` terms plus ``offset=``).
+    dropped_positions : tuple of int
+        Where the dropped columns were in X before dropping (lme4's
+        ``col.dropped``), for ``fixef(add_dropped=True)``.
+    na_action : {"omit", "exclude"}
+        R's ``na.action``: with ``"exclude"`` row-shaped results are padded
+        with NaN to every row of the data (``data_index``).
+    data_index : Index or None
+        The caller's labels of every row of the data (incomplete ones too).
     """
 
     formula: ParsedFormula
@@ -90,6 +99,9 @@ class ModelInputs:
     terms: tuple[RandomEffectsTerm, ...]
     weights: np.ndarray | None
     offset: np.ndarray | None
+    dropped_positions: tuple[int, ...] = ()
+    na_action: str = "omit"
+    data_index: pd.Index | None = None
 
     @property
     def nobs(self) -> int:
@@ -100,6 +112,34 @@ class ModelInputs:
         """``sum(log(w))`` over the positive prior weights (0 without weights): the objective's weights term."""
         w = self.weights
         return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+
+    def subset(self, keep: np.ndarray) -> "ModelInputs":
+        """The inputs of the rows at positions ``keep`` only (a case- or group-deletion refit).
+
+        The random-effects terms keep all their levels (a level without rows
+        has the same likelihood as no level), and X keeps its columns.
+        """
+        keep = np.asarray(keep)
+        pick = (lambda a: None if a is None else a[keep])
+        fixed = replace(self.fixed, matrix=np.ascontiguousarray(self.fixed.matrix[keep]), offset=pick(self.fixed.offset))
+        terms = tuple(replace(t, refs=t.refs[keep], z=np.ascontiguousarray(t.z[keep])) for t in self.terms)
+        return replace(self, frame=self.frame.iloc[keep], row_index=self.row_index[keep], y=self.y[keep],
+                       fixed=fixed, terms=terms, weights=pick(self.weights), offset=pick(self.offset),
+                       na_action="omit", data_index=None)
+
+    def row_series(self, values: np.ndarray, name: str) -> pd.Series:
+        """Values for the rows used, labelled by ``row_index``; with ``na_action="exclude"``
+        padded with NaN to every row of the data, in the data's order (R's ``napredict``)."""
+        return self.row_frame(np.asarray(values)[:, None], [name])[name]
+
+    def row_frame(self, values: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        """As :meth:`row_series`, for a two-dimensional result (e.g. simulations, one column each)."""
+        values = np.asarray(values)
+        if self.na_action != "exclude" or self.data_index is None or len(self.data_index) == len(values):
+            return pd.DataFrame(values, index=self.row_index, columns=columns)
+        padded = np.full((len(self.data_index), values.shape[1]), np.nan)
+        padded[self.frame.index.to_numpy()] = values  # the frame is labelled by position in the data
+        return pd.DataFrame(padded, index=self.data_index, columns=columns)
 
 
 def _used_variables(parsed: ParsedFormula) -> set[str]:
@@ -225,6 +265,20 @@ def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
     return np.sum(present, axis=0) if present else None
 
 
+_NA_ACTIONS = ("omit", "exclude")
+
+
+def check_na_action(na_action: Any) -> str:
+    """R's ``na.action`` by name: ``"omit"`` (or ``"na.omit"``) or ``"exclude"`` (``"na.exclude"``)."""
+    key = str(na_action).lower().replace("na.", "").replace("na_", "") if isinstance(na_action, str) else None
+    if key not in _NA_ACTIONS:
+        raise ModelSpecError(
+            f"na_action must be 'omit' (drop incomplete rows, R's na.omit) or 'exclude' (drop them, and "
+            f"give row-shaped results NaN in their place, R's na.exclude), not {na_action!r}"
+        )
+    return key
+
+
 def prepare_fixed_part(
     parsed: ParsedFormula,
     data: pd.DataFrame,
@@ -232,12 +286,14 @@ def prepare_fixed_part(
     weights: Any = None,
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
+    na_action: str = "omit",
 ) -> ModelInputs:
     """Model frame, y, X, weights and offset of a parsed formula; no random-effects terms yet.
 
     The model frame keeps the rows complete in every variable the formula
     uses, the grouping factors of its random terms included.
     """
+    na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables
@@ -249,7 +305,8 @@ def prepare_fixed_part(
     keep = mf.data.index.to_numpy()
     w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
-    fixed, dropped = drop_aliased_columns(build_design(parsed.fixed, mf, contrasts))
+    full = build_design(parsed.fixed, mf, contrasts)
+    fixed, dropped = drop_aliased_columns(full)
     check_scale(fixed)
     extra_offset = None if all_offsets is None else all_offsets[keep]
     return ModelInputs(
@@ -263,6 +320,9 @@ def prepare_fixed_part(
         terms=(),
         weights=w,
         offset=_sum_offsets(fixed.offset, extra_offset),
+        dropped_positions=tuple(j for j, name in enumerate(full.column_names) if name in set(dropped)),
+        na_action=na_action,
+        data_index=data.index,
     )
 
 
@@ -274,6 +334,7 @@ def prepare_inputs(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     allow_as_many_ranef_as_obs: bool = False,
+    na_action: str = "omit",
 ) -> ModelInputs:
     """Parse the formula and build the model frame, y, X and the random-effects terms.
 
@@ -281,18 +342,19 @@ def prepare_inputs(
     observations per term) to glmer's (<=).
     """
     parsed = parse_formula(formula)
-    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts)
+    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
+                                na_action=na_action)
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     return replace(inputs, terms=terms)
 
 
 def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
-                        contrasts: Mapping[str, str] | None = None) -> ModelInputs:
+                        contrasts: Mapping[str, str] | None = None, na_action: str = "omit") -> ModelInputs:
     """As :func:`prepare_inputs`, with glmer's rule that a term may have as many
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
     return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                          allow_as_many_ranef_as_obs=True)
+                          allow_as_many_ranef_as_obs=True, na_action=na_action)
 
 
 def prepare_fixed_inputs(

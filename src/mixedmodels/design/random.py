@@ -21,7 +21,7 @@ from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame
 from .values import level_values
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names"]
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names", "lme4_term_order"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +155,24 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     )
 
 
+def lme4_term_order(nlevels: list[int]) -> list[int]:
+    """The order lme4 puts random-effects terms in, from their numbers of levels in formula order.
+
+    lme4's ``mkReTrms`` leaves the formula's order alone when the numbers of
+    levels never increase along it; otherwise it orders the terms by
+    decreasing number of levels, and terms with equal numbers then come in
+    reverse formula order (``rev(order(nl))``: R's ``order`` is stable).  So
+    ``(1 | Part) + (1 | Operator)`` with 10 levels each keeps its order, while
+    ``(1 | Part) + (1 | Operator) + (1 | Part:Operator)`` becomes
+    ``Part:Operator, Operator, Part``.  The term with the most levels comes
+    first either way, which is where the blocked Cholesky keeps it diagonal.
+    """
+    counts = list(nlevels)
+    if all(later <= earlier for earlier, later in zip(counts, counts[1:])):
+        return list(range(len(counts)))
+    return sorted(range(len(counts)), key=lambda i: counts[i])[::-1]
+
+
 def build_random_terms(
     terms: tuple[RandomTerm, ...],
     frame: ModelFrame,
@@ -163,7 +181,8 @@ def build_random_terms(
 ) -> tuple[RandomEffectsTerm, ...]:
     """Build every random-effects term and order them as lme4 does.
 
-    Terms are sorted by decreasing number of levels (stable), which also puts
+    Terms come in lme4's order (:func:`lme4_term_order`: by decreasing number
+    of levels where the formula's order is not already so), which also puts
     the largest block first, where the blocked Cholesky keeps it diagonal.
     Checks lme4's rule that each term has fewer random effects than
     observations (lmer), or at most as many (glmer, where an observation-level
@@ -182,5 +201,5 @@ def build_random_terms(
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
-    return tuple(sorted(built, key=lambda t: -t.nlevels))
+    return tuple(built[i] for i in lme4_term_order([t.nlevels for t in built]))
 

@@ -38,7 +38,7 @@ from .results import GlmerResults
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fd_hessian", "GRADIENT_TOLERANCE"]
+__all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE"]
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
@@ -87,9 +87,11 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
     return model.sigma_at(res) * triangular_inverse(lx).T
 
 
-def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
-    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS)."""
+def _stage1(model, settings: OptimizerSettings, warm: _WarmStart,
+            theta0: np.ndarray | None = None) -> tuple[OptInfo, "PirlsResult"]:
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
     pirls, eta0 = model.pirls, model.eta_start()
+    theta0 = model.theta_start if theta0 is None else theta0
 
     def objective(scaled: np.ndarray) -> float:
         res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
@@ -98,8 +100,8 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart) -> tuple[OptIn
             warm.beta, warm.u = res.beta, res.u
         return value
 
-    info = minimize_bounded(objective, to_scaled(model, model.theta_start), model.theta_lower, settings=settings)
-    info = replace(info, initial=model.theta_start, final=from_scaled(model, info.final))
+    info = minimize_bounded(objective, to_scaled(model, theta0), model.theta_lower, settings=settings)
+    info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
 
@@ -330,16 +332,45 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
-    """Both stages, the final PIRLS, the covariance of beta, and the results object."""
+def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings,
+             start: "GlmmStart | None" = None) -> GlmerResults:
+    """Both stages, the final PIRLS, the covariance of beta, and the results object.
+
+    With a ``start`` (lme4's ``start = list(theta, fixef)``), stage 1 starts at
+    its theta; given fixef too (and nAGQ >= 1), stage 1 is skipped and stage 2
+    starts at (theta, fixef), as lme4's ``influence`` refits do.
+    """
     with one_blas_thread():  # every matrix of a GLMM fit is small
-        return _fit(model, nAGQ, settings)
+        return _fit(model, nAGQ, settings, start)
 
 
-def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -> GlmerResults:
+@dataclass(frozen=True)
+class GlmmStart:
+    """Where a glmer fit starts: theta, and optionally the fixed effects."""
+
+    theta: np.ndarray
+    fixef: np.ndarray | None = None
+
+
+def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "PirlsResult"]:
+    """Stage 1's place taken by the given (theta, fixef): PIRLS for the modes there."""
+    res = model.pirls.modes(start.theta, start.fixef, warm.u)
+    warm.u, warm.beta = res.u, start.fixef
+    info = OptInfo("none (start given)", start.theta.copy(), start.theta.copy(), model.laplace_value(res), 0, 0.0,
+                   1, "stage 1 skipped: theta and fixef given")
+    return info, res
+
+
+def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, given: GlmmStart | None) -> GlmerResults:
     start = time.perf_counter()
     warm = _WarmStart(np.zeros(model.nranef))
-    info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm)
+    if given is not None and given.fixef is not None and nAGQ > 0:
+        info1, res1 = _given_start(model, given, warm)
+    else:
+        if given is not None and given.fixef is not None:
+            warm.beta = given.fixef
+        theta0 = None if given is None else given.theta
+        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0)
     messages: list[str] = []
     if nAGQ == 0:
         theta, beta, res, info, vcov = info1.final, res1.beta, res1, info1, None
@@ -363,8 +394,8 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings) -
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )
-    # the results read the blocked factor's blocks (conditional variances)
-    res = replace(res, factor=model.pirls.blocked_factor(theta, res))
+    # the results read the joint factor's blocks (conditional variances, prediction SEs, leverages)
+    res = replace(res, factor=model.pirls.joint_factor(theta, res))
     result = GlmerResults.from_fit(model, nAGQ, theta, beta, res, value, info, vcov)
     for message in messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=4)

@@ -42,15 +42,16 @@ from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
-from .fit import fit_glmm
+from .fit import GlmmStart, fit_glmm
 from .results import GlmerResults
 
-__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS"]
+__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS", "MAX_NAGQ"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
 # the finite-difference Hessian afterwards takes the rest of the way.
 GLMM_SETTINGS = OptimizerSettings(ftol_rel=1e-10, ftol_abs=1e-6, xtol_rel=0.0, xtol_abs=1e-5, initial_step=0.2)
+MAX_NAGQ = 100  # lme4's GHrule: ord < 101
 
 
 def _check_not_constant(response: GlmResponse, name: str) -> None:
@@ -97,10 +98,12 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, family: Any = "binomial", *,
                      weights: Any = None, offset: Any = None,
-                     contrasts: Mapping[str, str] | None = None) -> "GeneralizedLinearMixedModel":
+                     contrasts: Mapping[str, str] | None = None,
+                     na_action: str = "omit") -> "GeneralizedLinearMixedModel":
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         fam = get_family(family)
-        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                                     na_action=na_action)
         return cls.from_inputs(inputs, fam)
 
     @classmethod
@@ -143,6 +146,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         ``scale_theta`` as one product, as it is called for every evaluation)."""
         ones = np.ones(sum(lay.theta_stop - lay.theta_start for lay in self.layouts))
         return np.concatenate([lay.scale_theta(ones) for lay in self.layouts]) if self.layouts else ones
+
+    @property
+    def default_settings(self) -> OptimizerSettings:
+        """The optimizer settings of a glmer fit unless others are given (``GLMM_SETTINGS``)."""
+        return GLMM_SETTINGS
 
     @property
     def nranef(self) -> int:
@@ -204,10 +212,15 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return float(np.sqrt((np.sum(self.response.pearson(res.mu) ** 2) + res.ussq) / n))
 
     def check_nagq(self, nAGQ: int) -> int:
-        """lme4's rules for nAGQ."""
+        """lme4's rules for nAGQ: a whole number from 0 to 100, above 1 only for one scalar term."""
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
             raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
         nAGQ = int(nAGQ)
+        if nAGQ > MAX_NAGQ:
+            raise ModelSpecError(
+                f"nAGQ = {nAGQ} is more than {MAX_NAGQ} quadrature points, which lme4 refuses too "
+                "('ord < 101L is not TRUE'); 25 points are already exact to many digits"
+            )
         terms = self.inputs.terms
         if nAGQ > 1 and (len(terms) != 1 or terms[0].ncols != 1):
             raise ModelSpecError(
@@ -217,9 +230,31 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return nAGQ
 
     # --- fitting ----------------------------------------------------------------------
-    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> GlmerResults:
-        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`."""
-        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS)
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None, start: Any = None) -> GlmerResults:
+        """Maximize the (approximate) likelihood (:mod:`.fit`); returns a :class:`~.results.GlmerResults`.
+
+        ``start``: theta, or ``{"theta": ..., "fixef": ...}`` (lme4's ``start``; see :func:`glmer`).
+        """
+        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+
+    def _check_start(self, start: Any) -> GlmmStart | None:
+        """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
+        if start is None:
+            return None
+        if not isinstance(start, Mapping):
+            return GlmmStart(self.check_theta(start))
+        extra = [k for k in start if k not in ("theta", "fixef")]
+        if extra or not start:
+            raise ModelSpecError(f"glmer's start is theta or {{'theta': ..., 'fixef': ...}}; got the keys {list(start)}")
+        theta = self.check_theta(start["theta"]) if "theta" in start else self.theta_start
+        fixef = None
+        if "fixef" in start:
+            fixef = np.asarray(start["fixef"], dtype=float).reshape(-1)
+            if fixef.size != self.nfixef or not np.all(np.isfinite(fixef)):
+                raise ModelSpecError(
+                    f"start fixef must be {self.nfixef} finite numbers ({', '.join(self.inputs.fixed.column_names)})"
+                )
+        return GlmmStart(theta, fixef)
 
 
 def glmer(
@@ -232,6 +267,8 @@ def glmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    start: Any = None,
+    na_action: str = "omit",
 ):
     """Fit a generalized linear mixed model written in lme4's formula language.
 
@@ -252,8 +289,9 @@ def glmer(
         ``mm.families.Binomial(link="probit")``.
     nAGQ : int
         1: Laplace approximation (default).  > 1: adaptive Gauss-Hermite
-        quadrature with that many points (one scalar random-effects term
-        only).  0: optimize theta only, beta from PIRLS (faster, less exact).
+        quadrature with that many points, at most 100 (one scalar
+        random-effects term only).  0: optimize theta only, beta from PIRLS
+        (faster, less exact).
     weights : array-like, optional
         Prior weights (for proportions: the numbers of trials).  Rows of
         weight 0 contribute nothing to the estimates but count in ``nobs``,
@@ -264,6 +302,12 @@ def glmer(
     contrasts : dict, optional
         Per-variable contrasts, as for :func:`mixedmodels.lmer`.
     settings : OptimizerSettings, optional
+    start : array-like or dict, optional
+        lme4's ``start``: theta, or ``{"theta": ..., "fixef": ...}``.  With
+        theta alone the first optimization stage starts there; with the
+        fixed effects too the first stage is skipped.
+    na_action : {"omit", "exclude"}
+        As for :func:`mixedmodels.lmer`.
 
     Returns
     -------
@@ -286,7 +330,8 @@ def glmer(
 
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
-        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action,
+                    start=start)
     model = GeneralizedLinearMixedModel.from_formula(formula, data, fam, weights=weights, offset=offset,
-                                                     contrasts=contrasts)
-    return model.fit(nAGQ=nAGQ, settings=settings)
+                                                     contrasts=contrasts, na_action=na_action)
+    return model.fit(nAGQ=nAGQ, settings=settings, start=start)

@@ -150,12 +150,22 @@ class GlmerResults(LmerResults):
     @property
     def linear_predictor(self) -> pd.Series:
         """``eta = X beta + Z b + offset`` (R's ``predict(m, type = "link")``)."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="eta")
+        return self.model.inputs.row_series(self._linear_predictor, "eta")
 
     @property
     def fitted(self) -> pd.Series:
         """Fitted means on the response scale (probabilities / proportions for binomial)."""
-        return pd.Series(self._mu, index=self.model.inputs.row_index, name="fitted")
+        return self.model.inputs.row_series(self._mu, "fitted")
+
+    @property
+    def _prior_weights(self) -> np.ndarray:
+        """The response's prior weights: the numbers of trials of a binomial ``cbind`` or proportion response."""
+        return np.asarray(self.model.response.weights, dtype=float)
+
+    def _working_weights(self) -> np.ndarray:
+        """``prior * mu_eta(eta)^2 / V(mu)`` at the conditional modes (PIRLS' weights, lme4's ``type = "working"``)."""
+        eta = self._linear_predictor
+        return self._prior_weights * self.family.link.mu_eta(eta) ** 2 / self.family.variance(self._mu)
 
     def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         """Residuals as R's ``residuals(glmer fit, type)``.
@@ -177,7 +187,7 @@ class GlmerResults(LmerResults):
             resid = response.y - mu
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=self.model.inputs.row_index, name="residuals")
+        return self.model.inputs.row_series(resid, "residuals")
 
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:

@@ -31,7 +31,7 @@ from scipy import stats
 
 from .._validate import check_bool
 from ..design.fixed import build_design
-from ..design.random import RandomEffectsTerm, grouping_factor
+from ..design.random import RandomEffectsTerm, grouping_factor, lme4_term_order
 from ..errors import MixedModelsError, MixedModelsWarning, ModelSpecError
 from ..fitted import Fit
 from ..tables import RTable, r_table
@@ -177,10 +177,18 @@ def _frame_rows(fit: Any) -> int:
 
 
 def _check_comparable(fits: list, labels: list[str]) -> None:
-    """All models must describe the same observations of the same response."""
+    """All models must describe the same observations of the same response, on one likelihood scale."""
     for fit, label in zip(fits, labels):
         if not hasattr(fit, "loglik") or not hasattr(fit, "npar"):
             raise MixedModelsError(f"{label!r} ({type(fit).__name__}) is not a fitted model anova() can compare")
+    quadrature = [label for fit, label in zip(fits, labels) if getattr(fit, "nAGQ", 1) > 1]
+    without_re = [label for fit, label in zip(fits, labels) if not getattr(fit, "terms", ())]
+    if quadrature and without_re:
+        raise ModelSpecError(
+            f"{', '.join(map(repr, quadrature))} (nAGQ > 1) cannot be compared with {', '.join(map(repr, without_re))}: "
+            "GLMMs with nAGQ > 1 have log-likelihoods incommensurate with glm() objects (lme4's reason: the "
+            "quadrature deviance leaves out the family's normalising constants); refit with nAGQ=1 to compare"
+        )
     counts = {label: _frame_rows(fit) for fit, label in zip(fits, labels)}
     if len(set(counts.values())) > 1:
         shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -257,7 +265,7 @@ def _formula_order(result: Fit) -> list[int]:
     """Position in ``result.terms`` (block order) of each random term of the formula, in formula order."""
     inputs = result.model.inputs
     nlevels = [len(grouping_factor(inputs.frame, t.factors)[1]) for t in inputs.formula.random]
-    block_order = sorted(range(len(nlevels)), key=lambda i: -nlevels[i])
+    block_order = lme4_term_order(nlevels)
     position = {formula_index: block for block, formula_index in enumerate(block_order)}
     return [position[i] for i in range(len(nlevels))]
 
@@ -312,7 +320,8 @@ def _without_covariate(result: Fit, term: RandomEffectsTerm, formula_term: Any, 
 
 def _fit_reduced(result: Fit, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     """Fit the model with the given random-effects terms (a linear model when there are none)."""
-    inputs = replace(result.model.inputs, terms=tuple(sorted(terms, key=lambda t: -t.nlevels)))
+    ordered = lme4_term_order([t.nlevels for t in terms])
+    inputs = replace(result.model.inputs, terms=tuple(terms[i] for i in ordered))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         if not terms:

@@ -333,6 +333,8 @@ def anova_table(result: MixedFit, ddf: str = "satterthwaite", type: int | str = 
     lmerTest prints it) indexed by term with columns Sum Sq, Mean Sq, NumDF,
     DenDF, F value, Pr(>F); ``attrs["heading"]`` holds lmerTest's title.
     ``ddf`` is ``"satterthwaite"`` or ``"kenward-roger"`` ("KR"); ``type`` 3 or 1.
+    A term whose columns were all dropped as aliased has no row, as in
+    lme4's ``anova`` (lmerTest prints an empty one).
     """
     method = normalize_ddf(ddf)
     if method is None:
@@ -342,8 +344,7 @@ def anova_table(result: MixedFit, ddf: str = "satterthwaite", type: int | str = 
             "term-wise F tests are for lmer fits; compare nested models with mm.anova(m0, m1)"
         )
     hypotheses = term_hypotheses(result, type)
-    rows = {label: f_test(result, L, method) if L.size else pd.Series(dict.fromkeys(_COLUMNS, np.nan))
-            for label, L in hypotheses.items()}
+    rows = {label: f_test(result, L, method) for label, L in hypotheses.items() if L.size}
     table = pd.DataFrame(rows).T.reindex(columns=_COLUMNS) if rows else pd.DataFrame(columns=_COLUMNS)
     kind = "III" if str(type).strip().lower() in ("3", "iii") else "I"
     name = "Satterthwaite's" if method == "satterthwaite" else "Kenward-Roger's"

@@ -1,9 +1,12 @@
 """Confidence intervals for the parameters of a linear mixed model (lme4's ``confint.merMod``).
 
-Three methods, all returning a DataFrame with lme4's row names
+Three methods, all returning a DataFrame with lme4's row names and R's column
+names (``"2.5 %"``, ``"97.5 %"``).  The rows are the random-effect SDs and
+correlations term by term, sigma, then the fixed effects, named as lme4's
+default ``oldNames = TRUE`` names them (``.sig01``, ``.sig02``, ...,
+``.sigma``), or with ``old_names=False`` as ``oldNames = FALSE`` does
 (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
-``sd_Days|Subject``, ``sigma``, then the fixed effects) and R's column names
-(``"2.5 %"``, ``"97.5 %"``):
+``sd_Days|Subject``, ``sigma``):
 
 * ``"profile"`` (default): likelihood-ratio intervals, the ``p`` with
   ``zeta(p) = -/+ z_{(1 + level)/2}`` on the zeta profiles of
@@ -30,13 +33,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .._validate import check_bool
 from ..errors import ConvergenceWarning, MixedModelsError
 from ..fitted import MixedFit
 from ..tables import RTable, r_table
-from .profile import ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_values, profile
+from .profile import (ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_names,
+                      parameter_values, profile)
 
 
-__all__ = ["confint", "percentile_interval"]
+__all__ = ["confint", "percentile_interval", "old_parameter_names"]
 
 _METHODS = ("profile", "wald", "boot")
 
@@ -49,6 +54,7 @@ def confint(
     seed: int | np.random.Generator | None = None,
     *,
     parm: str | int | Iterable[str | int] | None = None,
+    old_names: bool = True,
     **kwargs: Any,
 ) -> RTable:
     """Confidence intervals for the SDs, correlations, sigma and fixed effects.
@@ -68,9 +74,12 @@ def confint(
     seed : int or numpy Generator, optional
         Seed of the bootstrap simulations.
     parm : str, int or list, optional
-        Parameters to report: names (``"sigma"``, ``"Days"``), 0-based
-        positions, ``"theta_"`` (SDs, correlations and sigma) or ``"beta_"``
-        (fixed effects).  Default: all.
+        Parameters to report: names (``"sigma"``, ``".sig01"``, ``"Days"``),
+        0-based positions, ``"theta_"`` (SDs, correlations and sigma) or
+        ``"beta_"`` (fixed effects).  Default: all.
+    old_names : bool
+        Row names as lme4's default ``oldNames = TRUE`` (``.sig01``, ...,
+        ``.sigma``); False for ``sd_(Intercept)|Subject``, ``cor_...``, ``sigma``.
     **kwargs
         Passed on to :func:`~mixedmodels.inference.profile.profile`
         (``alphamax``, ``maxpts``, ``delta``, ``progress``) or, for
@@ -87,7 +96,9 @@ def confint(
     >>> m.confint()                               # profile intervals
     >>> m.confint(method="wald", level=0.9)
     >>> m.confint(method="boot", nsim=1000, seed=1)
+    >>> m.confint(old_names=False)                # sd_(Intercept)|Subject, ..., sigma
     """
+    old_names = check_bool(old_names, "old_names")
     level = _check_level(level)
     method = _check_method(method)
     if isinstance(result, ProfileResult):
@@ -102,7 +113,28 @@ def confint(
         table = profile(result, which=parm, **kwargs).confint(level)
     else:
         table = _boot(result, level, nsim, seed, parm, **kwargs)
+    if old_names:
+        everything = list(result.estimates.index) if isinstance(result, ProfileResult) else parameter_names(result)
+        table = table.rename(index=old_parameter_names(everything))
     return r_table(table, layout="matrix")
+
+
+def old_parameter_names(names: list[str]) -> dict[str, str]:
+    """lme4's ``oldNames = TRUE`` name of each variance parameter among all parameters ``names``.
+
+    The SDs and correlations (``sd_...|g``, ``cor_...|g``) become ``.sig01``,
+    ``.sig02``, ... in model order and the residual SD ``.sigma``; the fixed
+    effects keep their names (so they are not in the mapping).
+    """
+    mapping: dict[str, str] = {}
+    count = 0
+    for name in names:
+        if name.startswith(("sd_", "cor_")) and "|" in name:
+            count += 1
+            mapping[name] = f".sig{count:02d}"
+        elif name == "sigma" and ".sigma" not in mapping.values():
+            mapping[name] = ".sigma"
+    return mapping
 
 
 def _check_method(method: str) -> str:
@@ -115,6 +147,7 @@ def _check_method(method: str) -> str:
 def _names(pr: ProfileResult, parm) -> set[str]:
     """Names selected by ``parm`` among a profile's parameters."""
     index = list(pr.estimates.index)
+    new_name = {old: new for new, old in old_parameter_names(index).items()}
     if isinstance(parm, (str, int, np.integer)):
         parm = [parm]
     out: set[str] = set()
@@ -126,7 +159,7 @@ def _names(pr: ProfileResult, parm) -> set[str]:
         elif isinstance(item, (int, np.integer)):
             out.add(index[int(item)])
         else:
-            out.add(str(item))
+            out.add(new_name.get(str(item), str(item)))
     return out
 
 

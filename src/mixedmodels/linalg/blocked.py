@@ -245,6 +245,23 @@ class BlockedCrossProducts:
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
 
+    def without_rows(self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray,
+                     nrows: int) -> "BlockedCrossProducts":
+        """These blocks less the cross-products of some of their rows: the blocks of the data without them.
+
+        The rows are given as :meth:`build` takes them (levels and columns per
+        term in block order, ``[X y]``, all already multiplied by sqrt(weights));
+        ``nrows`` is how many of them had non-zero weight (``nobs`` drops by that).
+        The layouts (and their column scales) are kept, so theta means the same.
+        Deleting rows costs their own number, not a new pass over the data.
+        """
+        removed = _blocks_of(self.terms, refs, zs, xy)
+        a21 = self.a21 - removed.a21
+        if not isinstance(self.a21, np.ndarray):
+            a21 = sp.csr_array(a21)
+        return replace(self, a11=self.a11 - removed.a11, a21=a21, a22=self.a22 - removed.a22,
+                       nobs=self.nobs - int(nrows))
+
     def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
         """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
 
@@ -297,6 +314,23 @@ class BlockedCrossProducts:
         if self.reordered_rest is None:
             return Factorization.compute(self, theta)
         return Factorization.compute_reordered(self, theta)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    a11: np.ndarray
+    a21: np.ndarray | sp.csr_array
+    a22: np.ndarray
+
+
+def _blocks_of(layouts: tuple[TermLayout, ...], refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> _Blocks:
+    """``A11``, ``A21`` and ``A22`` of some rows with the given layouts' levels and column scales."""
+    scaled = [z / (lay.scales if lay.scales is not None else 1.0) for z, lay in zip(zs, layouts)]
+    z1 = _term_matrix(refs[0], scaled[0], layouts[0].nlevels)
+    rest_re = [_term_matrix(r, z, lay.nlevels) for r, z, lay in zip(refs[1:], scaled[1:], layouts[1:])]
+    rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
+    a21 = sp.csr_array(rest.T @ z1)
+    return _Blocks(_diagonal_blocks(refs[0], scaled[0], layouts[0].nlevels), a21, _dense_gram(rest_re, xy))
 
 
 def _column_scales(z: np.ndarray) -> np.ndarray:

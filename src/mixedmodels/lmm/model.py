@@ -63,6 +63,30 @@ class ThetaParameters:
     def theta_names(self) -> list[str]:
         return [name for t in self.inputs.terms for name in t.theta_names]
 
+    def check_theta(self, theta: Any, what: str = "start") -> np.ndarray:
+        """``theta`` as floats of the model's length within its bounds, or a ModelSpecError naming them.
+
+        A Series or dict is read by lme4's theta names (``model.theta_names``).
+        """
+        names = self.theta_names
+        if isinstance(theta, Mapping) or isinstance(theta, pd.Series):
+            items = dict(theta)
+            unknown = [k for k in items if k not in names]
+            if unknown or len(items) != len(names):
+                raise ModelSpecError(f"{what} theta by name needs exactly the names {names}; got {list(items)}")
+            theta = [items[n] for n in names]
+        try:
+            values = np.asarray(theta, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ModelSpecError(f"{what} theta must be {len(names)} numbers ({', '.join(names)})") from None
+        if values.size != len(names):
+            raise ModelSpecError(f"{what} theta has {values.size} values; the model has {len(names)}: {', '.join(names)}")
+        lower = self.theta_lower
+        if not np.all(np.isfinite(values)) or np.any(values < lower):
+            bad = [n for n, v, lo in zip(names, values, lower) if not (np.isfinite(v) and v >= lo)]
+            raise ModelSpecError(f"{what} theta must be finite and >= 0 for the diagonal elements; check {', '.join(bad)}")
+        return values
+
 
 @dataclass(frozen=True, eq=False)
 class LinearMixedModel(ThetaParameters):
@@ -106,6 +130,26 @@ class LinearMixedModel(ThetaParameters):
             xy, zs, refs = xy[rows], [z[rows] for z in zs], [r[rows] for r in refs]
         crossprods = BlockedCrossProducts.build(refs, zs, [t.nlevels for t in inputs.terms], xy)
         return cls(inputs, crossprods, REML)
+
+    def without_rows(self, rows: np.ndarray) -> "LinearMixedModel":
+        """The model for the data without the rows at positions ``rows`` (for influence diagnostics).
+
+        The cross-products lose those rows' contributions (no new pass over
+        the other rows); the random-effects terms keep their levels and
+        theta its meaning, so the fit can start at this model's theta.
+        """
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        inputs = self.inputs
+        keep = np.setdiff1d(np.arange(inputs.nobs), rows)
+        if keep.size <= self.nfixef:
+            raise ModelSpecError(f"without {rows.size} rows, {keep.size} are left: too few for {self.nfixef} fixed effects")
+        sqrtw = np.ones(rows.size) if inputs.weights is None else np.sqrt(inputs.weights[rows])
+        y = inputs.y[rows] - (inputs.offset[rows] if inputs.offset is not None else 0.0)
+        xy = np.column_stack([inputs.fixed.matrix[rows], y]) * sqrtw[:, None]
+        zs = [t.z[rows] * sqrtw[:, None] for t in inputs.terms]
+        refs = [t.refs[rows] for t in inputs.terms]
+        crossprods = self.crossprods.without_rows(refs, zs, xy, int(np.count_nonzero(sqrtw)))
+        return LinearMixedModel(inputs.subset(keep), crossprods, self.REML)
 
     # --- the objective --------------------------------------------------------
     @property
@@ -218,7 +262,7 @@ class LinearMixedModel(ThetaParameters):
         ``start`` is theta in the units of the data; by default
         :meth:`starting_theta` picks lme4's start or a moment estimate.
         """
-        info, factor = self._optimize(settings, None if start is None else np.asarray(start, dtype=float))
+        info, factor = self._optimize(settings, None if start is None else self.check_theta(start))
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
@@ -284,6 +328,8 @@ def lmer(
     offset: Any = None,
     contrasts: Mapping[str, str] | None = None,
     settings: OptimizerSettings | None = None,
+    start: Any = None,
+    na_action: str = "omit",
 ) -> LmerResults:
     """Fit a linear mixed model written in lme4's formula language.
 
@@ -316,6 +362,15 @@ def lmer(
         "helmert", "poly").
     settings : OptimizerSettings, optional
         Optimizer tolerances.
+    start : array-like or dict, optional
+        Where the optimizer starts (lme4's ``start``): theta (lme4's order,
+        ``model.theta_names``), or ``{"theta": ...}``.  By default the better
+        of lme4's start and a moment estimate.
+    na_action : {"omit", "exclude"}
+        Rows with missing values are left out of the fit either way; with
+        ``"exclude"`` (R's ``na.exclude``) fitted values, residuals,
+        predictions without new data, simulations, weights and the influence
+        diagnostics have a NaN for each of them, so they line up with ``data``.
 
     Returns
     -------
@@ -327,6 +382,16 @@ def lmer(
         return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
                          settings=settings)
     model = LinearMixedModel.from_formula(
-        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action
     )
-    return model.fit(settings=settings)
+    return model.fit(settings=settings, start=None if start is None else model.check_theta(_start_theta(start)))
+
+
+def _start_theta(start: Any) -> Any:
+    """lme4's ``start``: theta itself (a sequence, or a dict by theta's names), or ``{"theta": ...}``."""
+    if isinstance(start, Mapping) and ("theta" in start or "fixef" in start):
+        extra = [k for k in start if k != "theta"]
+        if extra or "theta" not in start:
+            raise ModelSpecError(f"lmer's start is theta or {{'theta': ...}}; got the keys {list(start)}")
+        return start["theta"]
+    return start

@@ -26,9 +26,34 @@ from ..optim import OptInfo
 if TYPE_CHECKING:
     from ..linalg import Factorization
 
-__all__ = ["LmerResults", "SINGULAR_TOLERANCE"]
+__all__ = ["LmerResults", "FixedEffects", "SINGULAR_TOLERANCE"]
 
 SINGULAR_TOLERANCE = BOUNDARY_TOLERANCE  # one boundary for is_singular and the convergence checks
+_RESIDUAL_TYPES = ("response", "pearson", "working", "deviance")
+
+
+class FixedEffects(pd.Series):
+    """The fixed-effects estimates: a Series that can also be called as lme4's ``fixef()``.
+
+    ``m.fixef`` is the Series of the estimated coefficients; ``m.fixef(add_dropped=True)``
+    (lme4's ``fixef(m, add.dropped = TRUE)``) puts NaN where X had columns that
+    were dropped as aliased, so the result has every column of the full design.
+    Arithmetic on it gives plain Series.
+    """
+
+    _metadata = ["dropped"]  # ((position in the full design, name), ...)
+
+    @property
+    def _constructor(self):
+        return pd.Series
+
+    def __call__(self, add_dropped: bool = False) -> pd.Series:
+        values, names = list(self.to_numpy(dtype=float)), list(self.index)
+        if check_bool(add_dropped, "add_dropped"):
+            for position, name in sorted(getattr(self, "dropped", ()) or ()):
+                values.insert(position, np.nan)
+                names.insert(position, name)
+        return pd.Series(values, index=names, name=self.name, dtype=float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +97,13 @@ class LmerResults(InformationCriteria):
 
     # --- basic facts ----------------------------------------------------------
     @property
+    def factor(self) -> "Factorization":
+        """The blocked Cholesky factor at the optimum (:mod:`mixedmodels.linalg.blocked`): of
+        ``[Z Lambda, X, y]`` with the prior weights for lmer, at PIRLS' weights for glmer.
+        Prediction SEs, leverages and conditional covariances are solves with it."""
+        return self._factor
+
+    @property
     def REML(self) -> bool:
         """True for a REML fit, False for maximum likelihood."""
         return self.model.REML
@@ -114,9 +146,13 @@ class LmerResults(InformationCriteria):
 
     # --- fixed effects --------------------------------------------------------
     @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effects estimates, named as R names them."""
-        return pd.Series(self.beta, index=self.fixef_names, name="Estimate")
+    def fixef(self) -> FixedEffects:
+        """Fixed-effects estimates, named as R names them; ``m.fixef(add_dropped=True)``
+        adds NaN for the columns dropped as aliased (lme4's ``add.dropped``)."""
+        inputs = self.model.inputs
+        fixef = FixedEffects(self.beta, index=self.fixef_names, name="Estimate")
+        fixef.dropped = tuple(zip(inputs.dropped_positions, inputs.dropped_columns))
+        return fixef
 
     @cached_property
     def _vcov_unscaled(self) -> np.ndarray:
@@ -205,17 +241,44 @@ class LmerResults(InformationCriteria):
             out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
         return out
 
-    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+    def ranef(self, condvar: bool | str = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame (levels x columns) per grouping factor.
 
         With ``condvar=True`` each frame has two column levels: ``"condval"``
         (the modes) and ``"condsd"`` (their conditional standard deviations).
+        With ``condvar="full"`` each frame has one row per level and column
+        (index ``(level, column)``): ``condval``, the mode, then the level's
+        whole conditional covariance matrix, one column per random-effects
+        column of the grouping factor (lme4's ``postVar``,
+        ``sigma^2 Lambda (L L')^-1 Lambda'`` given beta; across the terms of a
+        grouping factor too, where lme4 gives each term's block alone), so
+        ``re["Subject"].loc["308"]`` is level 308's modes and covariance.
         """
+        full = isinstance(condvar, str) and condvar == "full"
+        if not full:
+            try:
+                condvar = check_bool(condvar, "condvar")
+            except MixedModelsError as exc:
+                raise MixedModelsError(f"{exc} (or 'full' for the whole conditional covariances)") from None
         modes = self._by_group(self.conditional_modes)
-        if not check_bool(condvar, "condvar"):
+        if full:
+            return {g: self._full_condvar(g, modes[g]) for g in modes}
+        if not condvar:
             return modes
         sds = self._by_group(self._condsd)
         return {g: pd.concat({"condval": modes[g], "condsd": sds[g]}, axis=1) for g in modes}
+
+    def _full_condvar(self, group: str, modes: pd.DataFrame) -> pd.DataFrame:
+        """One grouping factor's modes and per-level conditional covariances, stacked (see :meth:`ranef`)."""
+        from ..linalg.rows import level_covariances
+
+        terms = [i for i, t in enumerate(self.terms) if t.group == group]
+        blocks = self.sigma**2 * level_covariances(self._factor, terms)
+        columns = list(modes.columns)
+        index = pd.MultiIndex.from_product([modes.index, columns], names=[modes.index.name, "column"])
+        frame = pd.DataFrame(blocks.reshape(-1, len(columns)), index=index, columns=columns)
+        frame.insert(0, "condval", modes.to_numpy().reshape(-1))
+        return frame
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """Per-level coefficients: fixed effects plus the level's random effects (lme4's coef())."""
@@ -241,20 +304,48 @@ class LmerResults(InformationCriteria):
 
     @property
     def fitted(self) -> pd.Series:
-        """Fitted values, conditional on the random effects, indexed like the data rows used."""
-        return pd.Series(self._linear_predictor, index=self.model.inputs.row_index, name="fitted")
+        """Fitted values, conditional on the random effects, indexed like the data rows used
+        (every data row with ``na_action="exclude"``, NaN where a row was left out)."""
+        return self.model.inputs.row_series(self._linear_predictor, "fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)); ``scaled`` divides by sigma."""
-        if type not in ("response", "pearson"):
-            raise MixedModelsError(f"unknown residual type {type!r}; choose 'response' or 'pearson'")
+        """Residuals as lme4's ``residuals(lmer fit, type)``; ``scaled`` divides by sigma.
+
+        ``"response"`` and ``"working"``: ``y - fitted``; ``"pearson"`` and
+        ``"deviance"``: ``sqrt(w) (y - fitted)`` with the prior weights ``w``
+        (for a linear mixed model the working weights are the prior weights
+        and the deviance residuals the Pearson ones).
+        """
+        if type not in _RESIDUAL_TYPES:
+            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
-        if type == "pearson" and inputs.weights is not None:
+        if type in ("pearson", "deviance") and inputs.weights is not None:
             resid = resid * np.sqrt(inputs.weights)
         if check_bool(scaled, "scaled"):
             resid = resid / self.sigma
-        return pd.Series(resid, index=inputs.row_index, name="residuals")
+        return inputs.row_series(resid, "residuals")
+
+    @property
+    def _prior_weights(self) -> np.ndarray:
+        weights = self.model.inputs.weights
+        return np.ones(self.model.inputs.nobs) if weights is None else np.asarray(weights, dtype=float)
+
+    def _working_weights(self) -> np.ndarray:
+        return self._prior_weights
+
+    def weights(self, type: str = "prior") -> pd.Series:
+        """Prior weights (1 without ``weights=``) or working weights, per row used.
+
+        For a linear mixed model the working weights of the penalised least
+        squares are the prior weights (lme4 1.1-31 has ``type = "working"``
+        for glmer only).  For glmer: ``prior * mu_eta(eta)^2 / V(mu)`` at the
+        conditional modes, the weights of PIRLS' last step.
+        """
+        if type not in ("prior", "working"):
+            raise MixedModelsError(f"unknown weights type {type!r}; choose 'prior' or 'working'")
+        values = self._prior_weights if type == "prior" else self._working_weights()
+        return self.model.inputs.row_series(values, "weights")
 
     # --- inference (implemented in mixedmodels.inference, mixedmodels.predict) -------
     def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
@@ -279,6 +370,32 @@ class LmerResults(InformationCriteria):
 
         return confint(self, method=method, level=level, **kwargs)
 
+    def hatvalues(self) -> pd.Series:
+        """Leverages, the diagonal of the hat matrix (lme4's ``hatvalues``; see :mod:`mixedmodels.inference.influence`)."""
+        from ..inference.influence import hatvalues  # upward: a convenience method
+
+        return hatvalues(self)
+
+    def cooks_distance(self) -> pd.Series:
+        """One-step Cook's distances (lme4's ``cooks.distance``); by deletion: ``m.influence().cooks_distance()``."""
+        from ..inference.influence import cooks_distance  # upward: a convenience method
+
+        return cooks_distance(self)
+
+    def rstudent(self) -> pd.Series:
+        """Studentized residuals (lme4's ``rstudent``)."""
+        from ..inference.influence import rstudent  # upward: a convenience method
+
+        return rstudent(self)
+
+    def influence(self, group: str | None = None, **kwargs):
+        """Refits without each case or each level of ``group`` (lme4's ``influence.merMod``):
+        an :class:`~mixedmodels.inference.influence.InfluenceResult` with ``dfbeta()``,
+        ``dfbetas()`` and ``cooks_distance()``."""
+        from ..inference.influence import influence  # upward: a convenience method
+
+        return influence(self, group, **kwargs)
+
     def profile(self, **kwargs):
         """Zeta profiles of the parameters (lme4's profile.merMod)."""
         from ..inference.profile import profile  # upward: a convenience method
@@ -286,10 +403,13 @@ class LmerResults(InformationCriteria):
         return profile(self, **kwargs)
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series:
+                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series | pd.DataFrame:
         """Predictions with all (default), none (``re_form="~0"``) or some random effects.
 
-        Extra keywords (e.g. ``offset=`` for new data) go to :func:`mixedmodels.predict.predict`.
+        Extra keywords go to :func:`mixedmodels.predict.predict`: ``se_fit=True``
+        and ``interval="confidence" | "prediction"`` (a DataFrame with ``fit``,
+        ``se_fit``, ``lower``, ``upper``; lme4 >= 2.0's ``se.fit``), ``level``,
+        ``newparams={"theta", "beta", "sigma"}``, ``offset=`` for new data.
         """
         from ..predict import predict  # upward: a convenience method
 
@@ -299,7 +419,7 @@ class LmerResults(InformationCriteria):
                  use_re: bool = False, **kwargs) -> pd.DataFrame:
         """Simulated responses (lme4's simulate): new random effects unless ``use_re=True``.
 
-        Extra keywords (e.g. ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
+        Extra keywords (``newparams=``, ``weights=`` for new data) go to :func:`mixedmodels.simulate.simulate`.
         """
         from ..simulate import simulate  # upward: a convenience method
 

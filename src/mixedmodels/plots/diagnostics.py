@@ -36,7 +36,7 @@ def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float
     """
     scales = _scales(fit)
     panels = [("Residuals vs fitted", None)]
-    panels.append(("Normal Q-Q: residuals", fit.residuals(type="pearson").to_numpy()))
+    panels.append(("Normal Q-Q: residuals", fit.residuals(type="pearson").dropna().to_numpy()))  # na_action="exclude" pads
     for group, modes in fit.ranef().items():
         for term in modes.columns:
             panels.append((f"Normal Q-Q: {group} {term}", modes[term].to_numpy()))
