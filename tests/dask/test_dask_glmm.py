@@ -132,3 +132,15 @@ def test_what_glmer_on_dask_does_not_do():
         with pytest.warns(mm.MixedModelsWarning, match="linear mixed model"):
             fit = mm.glmer("size ~ period + (1 | herd)", ddf, family="gaussian")
     assert type(fit).__name__ == "DaskLmerResults"
+
+
+def test_start_reaches_the_fit_as_in_memory():
+    df = dataset("cbpp")
+    start = {"theta": [0.5], "fixef": [-1.4, -1.0, -1.1, -1.6]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = mm.glmer(CBPP, df, family="binomial", nAGQ=0, start=start)
+        with on("sync"):
+            fit = mm.glmer(CBPP, dd.from_pandas(df, npartitions=2), family="binomial", nAGQ=0, start=start)
+    np.testing.assert_array_equal(fit.optinfo.initial, memory.optinfo.initial)
+    assert_same_fit(fit, memory)

@@ -35,7 +35,7 @@ from ..linalg.blocked import TermLayout
 from ..optim import OptimizerSettings
 from .crossprods import DesignFacts, qr_r, stack_qr
 from .encode import EncodedPartition, encode_partition
-from .inputs import check_design, dask_inputs, parse_with_response, plan_model
+from .inputs import check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
 from . import lazy
 from .pirls import DaskPirls, GlmPartition, PirlsResult
 from .reduction import map_reduce
@@ -206,9 +206,9 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
                                  "use nAGQ=1 (Laplace), or fit the data in memory")
         return nAGQ
 
-    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None) -> "DaskGlmerResults":
+    def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None, start: Any = None) -> "DaskGlmerResults":
         try:
-            result = super().fit(nAGQ=nAGQ, settings=settings)
+            result = super().fit(nAGQ=nAGQ, settings=settings, start=start)
         finally:
             if self.pirls.progress is not None:
                 self.pirls.progress.close()
@@ -276,15 +276,16 @@ class DaskGlmerResults(LazyRows, GlmerResults):
 
 
 def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, weights: Any = None, offset: Any = None,
-          contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None,
-          progress: bool | None = None):
+          contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None, start: Any = None,
+          na_action: str = "omit", progress: bool | None = None):
     """Fit a GLMM to a dask DataFrame, or to Parquet files read with dask.
 
     The same arguments and answers as :func:`mixedmodels.glmer` (binomial and
     Poisson families, nAGQ 0 or 1), with ``weights`` and ``offset`` as column
-    names.  Each PIRLS step is one pass over the partitions, which are
-    encoded once and persisted on the workers; ``progress`` shows the passes
-    (default: when the output is a terminal).
+    names; ``na_action="exclude"`` is refused (see :func:`.lmm.lmer`).  Each
+    PIRLS step is one pass over the partitions, which are encoded once and
+    persisted on the workers; ``progress`` shows the passes (default: when
+    the output is a terminal).
 
     Returns
     -------
@@ -296,7 +297,8 @@ def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, w
 
         warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
-        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts)
+        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, start=start, na_action=na_action)
+    refuse_na_exclude(na_action)
     model = DaskGeneralizedLinearMixedModel.from_dask(formula, data, fam, weights=weights, offset=offset,
                                                       contrasts=contrasts, progress=progress)
-    return model.fit(nAGQ=nAGQ, settings=settings)
+    return model.fit(nAGQ=nAGQ, settings=settings, start=start)

@@ -18,9 +18,9 @@ import numpy as np
 from ..design.checks import check_column_scales, independent_columns, keep_columns
 from ..design.fixed import DesignMatrix
 from ..design.random import RandomEffectsTerm
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, NotOnDaskError
 from ..formula import ParsedFormula, parse_formula
-from ..design.inputs import ModelInputs, expand_formula_dot
+from ..design.inputs import ModelInputs, check_na_action, expand_formula_dot
 from .crossprods import DesignFacts, well_conditioned
 from .metadata import DataSummary, PartSummary, summarize_partition, finish
 from .placeholders import RowsOnWorkers
@@ -28,7 +28,7 @@ from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
 
-__all__ = ["DaskModelInputs", "plan_model", "check_design", "dask_inputs", "parse_with_response"]
+__all__ = ["DaskModelInputs", "plan_model", "check_design", "dask_inputs", "parse_with_response", "refuse_na_exclude"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +73,14 @@ class DaskModelInputs(ModelInputs):
     @property
     def sum_log_weights(self) -> float:
         return self.log_weights
+
+
+def refuse_na_exclude(na_action: str) -> None:
+    """``na_action="exclude"`` pads row outputs to every row of the data: not for lazy outputs on Dask."""
+    if check_na_action(na_action) == "exclude":
+        raise NotOnDaskError("na_action='exclude' pads row-level results with NaN for the rows left out, which "
+                             "needs every row's label in memory; on Dask the lazy row-level results cover the rows "
+                             "used (na_action='omit'): join them back to the data with dask if needed")
 
 
 def parse_with_response(formula: str) -> ParsedFormula:

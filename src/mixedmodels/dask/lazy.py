@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import MixedModelsError
+from ..errors import MixedModelsError, NotOnDaskError
 from ..predict import predict as predict_rows
 from ..predict import select_terms
 from ..design.tables import is_dask_collection
@@ -150,7 +150,10 @@ def _selected_columns(result: Any, re_form: Any) -> tuple[tuple[int, ...], ...]:
 
 
 def _proxy(result: Any) -> SimpleNamespace:
-    """What :func:`mixedmodels.predict.predict` reads of a fit, with the design's stand-in frame for ``re_form``."""
+    """What :func:`mixedmodels.predict.predict` reads of a fit, with the design's stand-in frame for ``re_form``.
+
+    Small, as it travels to the workers for predictions on new data on Dask.
+    """
     inputs = result.model.inputs
     fixed = replace(inputs.fixed, offset=None)
     frame = inputs.plan.stand_in
@@ -158,6 +161,17 @@ def _proxy(result: Any) -> SimpleNamespace:
     return SimpleNamespace(model=model, beta=np.asarray(result.beta), terms=result.terms,
                            conditional_modes=[np.asarray(m) for m in result.conditional_modes],
                            family=getattr(result, "family", None))
+
+
+class _FitWithStandIn:
+    """The fit itself, but for its model, :func:`_proxy`'s (the stand-in frame): standard errors and intervals
+    of predictions for pandas new data read the fit's vcov and conditional covariances, which need no rows."""
+
+    def __init__(self, result: Any):
+        self._result, self.model = result, _proxy(result).model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
 
 
 def _predict_new(frame: pd.DataFrame, proxy: SimpleNamespace, offset_column: str | None, options: dict) -> pd.Series:
@@ -174,10 +188,26 @@ def _predict_fitted(frame: pd.DataFrame, rows: RowModel, link_scale: bool) -> pd
 
 
 def predict(result: Any, newdata: Any = None, *, re_form: Any = None, allow_new_levels: bool = False,
-            type: str = "response", offset: Any = None):
-    """Predictions with all, none or some random effects (see :func:`mixedmodels.predict.predict`)."""
+            type: str = "response", offset: Any = None, **options: Any):
+    """Predictions with all, none or some random effects (see :func:`mixedmodels.predict.predict`).
+
+    ``options`` (``se_fit``, ``interval``, ``level``, ``weights``,
+    ``newparams``) are for new data as a pandas DataFrame; for the fit's rows
+    or new data on Dask they are refused.
+    """
     if type not in ("response", "link"):
         raise MixedModelsError(f"unknown prediction type {type!r}; choose 'response' or 'link'")
+    asked = {k: v for k, v in options.items() if not (v is None or v is False or (k == "interval" and v == "none"))}
+    if asked and (newdata is None or is_dask_collection(newdata)):
+        raise NotOnDaskError(f"predict({', '.join(f'{k}=' for k in asked)}) of a fit on Dask is available for new data "
+                             "given as a pandas DataFrame; for the fit's rows or a dask DataFrame it is not (yet)")
+    if asked:
+        extra = offset
+        offset_column = result.model.inputs.plan.offset
+        if extra is None and offset_column is not None and offset_column in getattr(newdata, "columns", ()):
+            extra = newdata[offset_column].to_numpy(dtype=float)
+        return predict_rows(_FitWithStandIn(result), newdata, re_form=re_form, allow_new_levels=allow_new_levels,
+                            type=type, offset=extra, **options)
     if newdata is None:
         rows = RowModel.of(result)
         rows = RowModel(rows.plan, rows.keep_x, rows.beta, rows.modes, rows.sigma, rows.family,

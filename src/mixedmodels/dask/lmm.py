@@ -28,11 +28,11 @@ import numpy as np
 
 from .._validate import check_bool
 from ..errors import DataError, ModelSpecError
-from ..lmm.model import LinearMixedModel
+from ..lmm.model import LinearMixedModel, start_theta
 from ..optim import OptimizerSettings
 from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, qr_pass, response_row
 from .encode import encode_partition
-from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model
+from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
 from .reduction import map_reduce
 from .source import DataSource
 
@@ -176,15 +176,17 @@ def _residual_partition(frame, job: _ResidualJob) -> ResponseRow:
 
 
 def lmer(formula: str, data: Any, *, REML: bool = True, weights: Any = None, offset: Any = None,
-         contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None):
+         contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None, start: Any = None,
+         na_action: str = "omit"):
     """Fit a linear mixed model to a dask DataFrame, or to Parquet files read with dask.
 
     The same arguments and answers as :func:`mixedmodels.lmer`, except that
     ``weights`` and ``offset`` are column names (or dask Series lined up with
-    ``data``).  The rows never come to the client: two passes (levels and
-    transform states; then the cross-products, summed on the workers) build
-    the model, and the optimizer runs on the summed blocks.  Uses the active
-    dask scheduler (a ``distributed.Client`` if one was made).
+    ``data``), and ``na_action="exclude"`` is refused (row-level results are
+    lazy and cover the rows used).  The rows never come to the client: two
+    passes (levels and transform states; then the cross-products, summed on
+    the workers) build the model, and the optimizer runs on the summed
+    blocks.  Uses the active dask scheduler (a ``distributed.Client`` if one was made).
 
     Returns
     -------
@@ -192,6 +194,7 @@ def lmer(formula: str, data: Any, *, REML: bool = True, weights: Any = None, off
         An ``LmerResults`` whose fitted values, residuals, predictions and
         simulations are lazy dask collections.
     """
+    refuse_na_exclude(na_action)
     model = DaskLinearMixedModel.from_dask(formula, data, REML=REML, weights=weights, offset=offset,
                                            contrasts=contrasts)
-    return model.fit(settings=settings)
+    return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))

@@ -237,7 +237,8 @@ class DaskPirls:
         return self.factor(result.blocks, theta, joint=False)
 
     def joint_factor(self, theta: np.ndarray, res: PirlsResult) -> Factorization:
-        """The factor of ``[Z X z]`` at a solution's expected weights (gives R_X)."""
+        """The factor of ``[Z X z]`` at a solution's expected weights (gives R_X; the results read it)."""
+        self.last_dev = res.dev
         result = self.run(res.eta, "expected", True, None)
         return self.factor(result.blocks, theta, joint=True)
 

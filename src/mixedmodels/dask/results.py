@@ -68,9 +68,11 @@ class LazyRows:
 
     def simulate(self, nsim: int = 1, seed: Any = None, newdata: Any = None, use_re: bool = False, **kwargs: Any):
         """Simulated responses for the fit's rows, as a lazy dask DataFrame (columns ``sim_1`` ...)."""
-        if newdata is not None or kwargs:
-            raise NotOnDaskError("simulate() of a fit on Dask draws for the fit's own rows: newdata and weights "
-                                 "are not available; predict on the new rows and draw from there")
+        asked = (["newdata"] if newdata is not None else []) + sorted(k for k, v in kwargs.items() if v is not None)
+        if asked:
+            raise NotOnDaskError(f"simulate({', '.join(a + '=' for a in asked)}) of a fit on Dask is not available: "
+                                 "it draws, lazily, for the fit's own rows at the fitted parameters; for new rows, "
+                                 "predict on them and draw from there")
         return lazy.simulate(self, nsim=nsim, seed=seed, use_re=use_re)
 
 

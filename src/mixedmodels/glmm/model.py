@@ -322,7 +322,7 @@ def glmer(
         from ..dask import glmer as dask_glmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
 
         return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
-                          settings=settings)
+                          settings=settings, start=start, na_action=na_action)
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning

@@ -41,7 +41,7 @@ from ..linalg.start import moment_start
 from ..optim import OptInfo, OptimizerSettings, minimize_bounded
 from .results import LmerResults
 
-__all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
+__all__ = ["LinearMixedModel", "lmer", "ThetaParameters", "start_theta"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -380,14 +380,14 @@ def lmer(
         from ..dask import lmer as dask_lmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
 
         return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
-                         settings=settings)
+                         settings=settings, start=start, na_action=na_action)
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action
     )
-    return model.fit(settings=settings, start=None if start is None else model.check_theta(_start_theta(start)))
+    return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))
 
 
-def _start_theta(start: Any) -> Any:
+def start_theta(start: Any) -> Any:
     """lme4's ``start``: theta itself (a sequence, or a dict by theta's names), or ``{"theta": ...}``."""
     if isinstance(start, Mapping) and ("theta" in start or "fixef" in start):
         extra = [k for k in start if k != "theta"]
