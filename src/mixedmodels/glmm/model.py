@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
+from ..design.tables import is_dask_input
 from ..errors import DataError, ModelSpecError
 from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
@@ -304,7 +305,10 @@ def glmer(
         Binomial responses may be 0/1 numbers, booleans, two-level factors
         (the first level is failure, as R), ``cbind(successes, failures)``, or
         proportions with ``weights=`` the numbers of trials.
-    data : DataFrame
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        A dask DataFrame, or a path or glob of Parquet files, is fitted
+        without bringing its rows into memory (:func:`mixedmodels.dask.glmer`:
+        binomial and Poisson families; ``weights`` and ``offset`` are column names).
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
         ``"gaussian"``, or an object from :mod:`mixedmodels.families` such as
@@ -340,6 +344,11 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
+    if is_dask_input(data):
+        from ..dask import glmer as dask_glmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
+
+        return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
+                          settings=settings, start=start, na_action=na_action)
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning

@@ -193,8 +193,16 @@ def _nlme_reml_comparison(fits: list) -> bool:
 
 
 def _ml_refit(model: Any) -> Any:
-    """The same linear mixed model (residual structure included) fitted by ML, started at the REML estimates."""
-    definition = model.model.rebuild(REML=False)
+    """The same linear mixed model (residual structure included) fitted by ML, started at the REML estimates.
+
+    Without a residual structure the cross-products do not depend on the
+    criterion, so the model is the fitted one with ``REML=False`` (nothing is
+    rebuilt; a fit on Dask makes no pass).
+    """
+    if _has_residual_structure(model):
+        definition = model.model.rebuild(REML=False)
+    else:
+        definition = replace(model.model, REML=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         return definition.fit(start=model.theta)
@@ -238,6 +246,9 @@ def _check_comparable(fits: list, labels: list[str]) -> None:
 
 
 def _response_values(fit: Fit) -> np.ndarray:
+    summary = getattr(fit.model.inputs, "response_summary", None)  # a fit on Dask: n and the response's sums
+    if summary is not None:
+        return np.asarray(summary, dtype=float)
     y = np.asarray(fit.model.inputs.y, dtype=float)
     if y.ndim == 2:  # cbind(successes, failures): compare successes and totals
         return np.column_stack([y[:, 0], y.sum(axis=1)])
