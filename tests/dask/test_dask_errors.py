@@ -26,6 +26,10 @@ def _data() -> pd.DataFrame:
     df["obs"] = np.arange(len(df))
     df["allnan"] = np.nan
     df["negative"] = -1.0
+    stage = np.minimum(df["Days"].to_numpy() // 3, 2)
+    df["Stage"] = pd.Categorical(stage, ordered=True)
+    df["StageGap"] = pd.Categorical(stage, categories=[0, 1, 5, 2], ordered=True)  # a category without rows
+    df["StageUnordered"] = pd.Categorical(stage)
     return df
 
 
@@ -42,6 +46,11 @@ PASS1_CASES = [
     ("Reaction ~ Days", {}, mm.ModelSpecError, "no random-effects terms"),
     ("Subject ~ Days + (1 | Subject)", {}, mm.DataError, "non-numeric with 18 levels"),
     ("cbind(Reaction, Days) ~ Days + (1 | Subject)", {}, mm.DataError, "must be a single numeric column for lmer"),
+    # covariance structures the term's columns cannot carry
+    ("Reaction ~ Days + cs(1 | Subject)", {}, mm.ModelSpecError, "cs() needs at least two columns"),
+    ("Reaction ~ Days + ar1(1 + Days | Subject)", {}, mm.ModelSpecError, "is not of that form"),
+    ("Reaction ~ Days + ar1(0 + StageUnordered | Subject)", {}, mm.ModelSpecError, "needs an ordered factor"),
+    ("Reaction ~ Days + ar1(0 + StageGap | Subject)", {}, mm.ModelSpecError, "level(s) '5' have no rows"),
 ]
 
 
@@ -102,3 +111,34 @@ def test_what_dask_cannot_evaluate_partition_by_partition():
             mm.lmer("scale(Reaction) ~ Days + (1 | Subject)", ddf)
         with pytest.raises(mm.NotOnDaskError, match="computed from other columns"):
             mm.lmer("Reaction ~ C(Days * obs) + (1 | Subject)", ddf)
+
+
+def test_residual_structures_are_refused_on_dask():
+    """Residual structures' blocks are not sums over rows: lmer refuses them on Dask; glmer has none anywhere."""
+    df = _data()
+    ddf = dd.from_pandas(df, npartitions=3)
+    with on("sync"):
+        with pytest.raises(mm.NotOnDaskError, match=r"weights=var_ident\(\) \(a residual structure\) is not available on Dask"):
+            mm.lmer("Reaction ~ Days + (1 | Subject)", ddf, weights=mm.var_ident("Stage"))
+        with pytest.raises(mm.NotOnDaskError, match="correlation= .* not available on Dask"):
+            mm.lmer("Reaction ~ Days + (1 | Subject)", ddf, correlation=mm.cor_ar1("Days", group="Subject"))
+        with pytest.raises(mm.DataError):  # in memory too: glmer's weights are prior weights
+            mm.glmer("Days ~ Reaction + (1 | Subject)", df, family="poisson", weights=mm.var_ident("Stage"))
+        with pytest.raises(mm.DataError, match="only lmer"):
+            mm.glmer("Days ~ Reaction + (1 | Subject)", ddf, family="poisson", weights=mm.var_ident("Stage"))
+
+
+def test_negative_binomial_is_refused_on_dask():
+    ddf = dd.from_pandas(dataset("cbpp"), npartitions=2)
+    with on("sync"):
+        with pytest.raises(mm.NotOnDaskError, match="glmer_nb.. is not available on Dask"):
+            mm.glmer_nb("incidence ~ period + (1 | herd)", ddf)
+        with pytest.raises(mm.NotOnDaskError, match="binomial and Poisson"):
+            mm.glmer("incidence ~ period + (1 | herd)", ddf, family=mm.families.NegativeBinomial(theta=2.0))
+
+
+def test_ar1_needs_known_categories_on_dask():
+    ddf = dd.from_pandas(_data(), npartitions=3)
+    ddf["Stage"] = ddf["Stage"].cat.as_unknown()
+    with on("sync"), pytest.raises(mm.NotOnDaskError, match="as_known"):
+        mm.lmer("Reaction ~ Days + ar1(0 + Stage | Subject)", ddf)

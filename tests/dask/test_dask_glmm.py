@@ -2,10 +2,11 @@
 
 Each PIRLS step is one pass, so a Laplace fit of cbpp makes ~270 of them:
 milliseconds each on the synchronous scheduler, a scheduler round trip each
-on a cluster.  So the Laplace fits (cbpp, VerbAgg's crossed terms, a
-Poisson fit with an offset) run on the synchronous scheduler, and the
-LocalCluster fits cbpp with nAGQ=0 (~50 passes: the same passes, partitions
-persisted on the workers and summed there, one optimization stage).
+on a cluster.  The LocalCluster fits cbpp at nAGQ=1 (both optimization
+stages and the Hessian, partitions persisted on the workers and summed
+there); the other Laplace fits (VerbAgg's crossed terms, a Poisson fit with
+an offset, random slopes and covariance structures) and cbpp at nAGQ=0 run
+on the synchronous scheduler.
 Tolerances: see ``conftest_dask`` (glmer's beta and SEs are held to what its
 own optimizer and finite-difference Hessian determine; nAGQ=0's SEs come
 from R_X, as lmer's, and are held to lmer's 1e-5).
@@ -14,8 +15,10 @@ from R_X, as lmer's, and are held to lmer's 1e-5).
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -34,20 +37,38 @@ CASES = {
     "cbpp_nagq0": (CBPP, "cbpp", "binomial", 0, [20, 0, 15, 21], {}),
     "verbagg": (VERBAGG, "VerbAgg", "binomial", 1, 5, {}),
     "cbpp_poisson_offset": ("incidence ~ period + (1 | herd)", "cbpp", "poisson", 1, 3, {"offset": "logsize"}),
+    # random slopes (columns other than an intercept: the workers' z are divided by their scales once) and structures
+    "slope": ("y ~ x + (1 + x | g)", "counts", "poisson", 1, 3, {}),
+    "diag": ("y ~ x + diag(1 + x | g)", "counts", "poisson", 1, 3, {}),
+    "cs": ("y ~ x + cs(1 + x | g)", "counts", "poisson", 1, [100, 0, 120, 80], {}),
 }
-RUNS = [("cbpp", "sync"), ("cbpp_nagq0", "cluster"), ("verbagg", "sync"), ("cbpp_poisson_offset", "sync")]
+RUNS = [("cbpp", "sync"), ("cbpp", "cluster"), ("cbpp_nagq0", "sync"), ("verbagg", "sync"), ("cbpp_poisson_offset", "sync"),
+        ("slope", "sync"), ("diag", "sync"), ("cs", "sync")]
+
+
+def _counts():
+    """Poisson counts of 30 groups x 10 rows with a correlated random intercept and slope."""
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(30), 10)
+    x = rng.normal(size=g.size)
+    b = rng.normal(size=(30, 2)) * [0.5, 0.3]
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + b[g, 0] + b[g, 1] * x))
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g)})
 
 
 def _data(name: str):
+    if CASES[name][1] == "counts":
+        return _counts()
     df = dataset(CASES[name][1]).copy()
     if name == "cbpp_poisson_offset":
         df["logsize"] = np.log(df["size"])
     return df
 
 
+@lru_cache(maxsize=None)
 def memory_fit(name: str):
     formula, data_name, family, nagq, _, kwargs = CASES[name]
-    if not kwargs:
+    if not kwargs and data_name != "counts":
         return fitted_glmer(formula, data_name, family, nagq)  # shared with the in-memory tests
     df = _data(name)
     with warnings.catch_warnings():

@@ -36,7 +36,19 @@ def _sleep() -> pd.DataFrame:
     df["Phase"] = pd.Categorical(np.where(days < 5, "early", "late"))
     df["Half"] = np.where(days % 2 == 0, "even", "odd")  # plain text: levels from the values
     df["Id"] = df["Subject"].cat.codes.astype(np.int64) + 100  # a numeric grouping factor
+    df["Stage"] = pd.Categorical(np.minimum(days // 3, 2), ordered=True)  # an ordered factor for ar1()
     return df
+
+
+def _crossed() -> pd.DataFrame:
+    """40 users x 12 items, a correlated random slope per item: structured terms in the rest block (item has fewer levels)."""
+    rng = np.random.default_rng(17)
+    user, item = np.repeat(np.arange(40), 12), np.tile(np.arange(12), 40)
+    x = rng.normal(size=user.size)
+    b_item = rng.normal(size=(12, 2)) * [1.0, 0.6]
+    b_item[:, 1] += 0.5 * b_item[:, 0]
+    y = 1 + 0.5 * x + rng.normal(size=40)[user] + b_item[item, 0] + b_item[item, 1] * x + rng.normal(size=user.size)
+    return pd.DataFrame({"y": y, "x": x, "user": pd.Categorical(user), "item": pd.Categorical(item)})
 
 
 def _sleep_r() -> pd.DataFrame:
@@ -63,8 +75,17 @@ CASES = {
     "categorical": ("Reaction ~ Phase * Half + C(Days // 3) + (1 | Id)", _sleep, 4, {}, {}, None),
     # R's formula language: '.', a dotted name, as.numeric() of a factor (a stateful transform)
     "r_syntax": ("Reaction ~ . - Subject - Fc + as.numeric(Fc) + (1 | Subject)", _sleep_r, 3, {}, {}, None),
+    # covariance structures (the big term's, then a rest term's: the column scales as each structure wants them)
+    "cs": ("Reaction ~ Days + cs(1 + Days | Subject)", _sleep, [30, 25, 0, 35, 30, 30, 30], {}, {}, None),
+    "diag": ("Reaction ~ Days + diag(1 + Days | Subject)", _sleep, 4, {}, {}, None),
+    "ar1": ("Reaction ~ Days + ar1(0 + Stage | Subject)", _sleep, 5, {}, {}, None),  # one common column scale
+    "cs_factor": ("Reaction ~ Days + cs(0 + Stage | Subject)", _sleep, 3, {}, {}, None),
+    "diag_rest": ("y ~ x + (1 | user) + diag(1 + x | item)", _crossed, 4, {}, {}, None),
+    "cs_rest_weights": ("y ~ x + (1 | user) + cs(1 + x | item)", lambda: _crossed().assign(w=lambda d: 1.0 + d.index % 3),
+                        3, {"weights": "w"}, {"weights": "w"}, None),
 }
-ONLY_ON = {"insteval": "cluster", "r_syntax": "sync"}  # the rest on both schedulers
+ONLY_ON = {"insteval": "cluster", "r_syntax": "sync", "diag": "sync", "ar1": "sync", "cs_factor": "sync",
+           "diag_rest": "sync", "cs_rest_weights": "sync"}  # the rest on both schedulers
 RUNS = [(name, scheduler) for name in sorted(CASES) for scheduler in SCHEDULERS
         if ONLY_ON.get(name, scheduler) == scheduler]
 
@@ -117,6 +138,19 @@ def test_dask_fit_equals_memory_fit(name, scheduler, dask_fit):
     assert_same_fit(fit, memory_fit(name))
 
 
+@pytest.mark.parametrize("name", ["cs", "diag", "ar1", "cs_factor", "diag_rest", "cs_rest_weights"])
+def test_structured_terms_keep_their_structure_on_dask(name, dask_fit):
+    """Each term's structure reaches the blocks: theta's names and bounds and the column scales are the in-memory ones."""
+    fit, memory = dask_fit(name, "sync"), memory_fit(name)
+    assert fit.model.theta_names == memory.model.theta_names
+    np.testing.assert_array_equal(fit.model.theta_upper, memory.model.theta_upper)
+    assert any(lay.structure.name != "us" for lay in fit.model.layouts)
+    for ours, theirs in zip(fit.model.layouts, memory.model.layouts):
+        assert ours.structure == theirs.structure
+        np.testing.assert_allclose(ours.scales, theirs.scales, rtol=1e-12)  # sums of squares in another order
+    assert [t.structure for t in fit.model.inputs.terms] == [t.structure for t in memory.model.inputs.terms]
+
+
 def test_r_syntax_reads_as_in_memory(dask_fit):
     fit = dask_fit("r_syntax", "sync")
     assert list(fit.fixef.index) == ["(Intercept)", "Days", "Days.sq", "as.numeric(Fc)"]
@@ -138,6 +172,19 @@ def test_summary_is_the_in_memory_summary(dask_fit):
     with on("sync"):
         assert str(fit.summary()) == str(memory.summary())
         assert str(fit.summary(ddf="satterthwaite")) == str(memory.summary(ddf="satterthwaite"))
+
+
+def test_summary_of_many_rows_says_its_residual_quantiles_are_approximate(dask_fit, dask_client):
+    """InstEval's 73k rows overflow the sketch: the quartiles are within the sketch's rank error (0.05 %) of the exact ones."""
+    fit, memory = dask_fit("insteval", "cluster"), memory_fit("insteval")
+    with on("cluster", dask_client):
+        quantiles, approximate = fit.summary().residual_quantiles()
+        text = str(fit.summary())
+    assert approximate and "Scaled residuals (approximate quantiles):" in text
+    exact = np.sort(memory.residuals("pearson", scaled=True).to_numpy())
+    assert quantiles[0] == pytest.approx(exact[0], rel=1e-6) and quantiles[-1] == pytest.approx(exact[-1], rel=1e-6)
+    ranks = np.searchsorted(exact, quantiles[1:-1]) / exact.size
+    assert np.all(np.abs(ranks - [0.25, 0.5, 0.75]) <= 1e-3)  # rank error 5e-4, and ties in the exact residuals
 
 
 def test_satterthwaite_df_and_f_tests(dask_fit):
@@ -215,6 +262,27 @@ def test_anova_between_dask_fits(dask_fit):
         theirs = mm.anova(mm.lmer(formula, dataset("Pastes")), memory_fit("pastes"))
     assert relative(ours["logLik"], theirs["logLik"]) <= 1e-10
     assert abs(ours["Pr(>Chisq)"].iloc[1] / theirs["Pr(>Chisq)"].iloc[1] - 1) <= 1e-5
+
+
+def test_anova_between_dask_fits_with_other_fixed_effects_refits_ml_without_a_pass(dask_fit):
+    """REML fits with different fixed effects: the ML refit works on the same blocks (no pass); refit=False warns as nlme."""
+    big, memory_big = dask_fit("sleepstudy", "sync"), memory_fit("sleepstudy")
+    formula = "Reaction ~ 1 + (Days | Subject)"
+    with on("sync"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = mm.lmer(formula, _dask_frame("sleepstudy"))
+        memory_small = mm.lmer(formula, _sleep())
+    passes = (small.model.data_passes, big.model.data_passes)
+    with on("sync"), pytest.warns(mm.MixedModelsWarning, match="refitting model"):
+        ours = mm.anova(small, big)
+    with pytest.warns(mm.MixedModelsWarning, match="refitting model"):
+        theirs = mm.anova(memory_small, memory_big)
+    assert (small.model.data_passes, big.model.data_passes) == passes
+    assert relative(ours["logLik"], theirs["logLik"]) <= 1e-10
+    assert relative(ours["Pr(>Chisq)"].iloc[1:], theirs["Pr(>Chisq)"].iloc[1:]) <= 1e-5
+    with on("sync"), pytest.warns(mm.MixedModelsWarning, match="REML comparisons are not meaningful"):
+        unrefitted = mm.anova(small, big, refit=False)
+    assert relative(unrefitted["logLik"], [small.loglik, big.loglik]) <= 1e-12
 
 
 def test_anova_refuses_fits_of_different_responses(dask_fit):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..design.covariance import CovarianceStructure
 from ..linalg import BlockedCrossProducts
 from .encode import EncodedPartition, encode_partition
 from .kernels import per_level_sums
@@ -388,13 +389,22 @@ def combine_pass2(a: Pass2, b: Pass2) -> Pass2:
 
 
 def assemble(total: PartialBlocks, keep_x: list[int], nlevels: tuple[int, ...], ncols: tuple[int, ...],
-             scales: list[np.ndarray] | None = None, plan_rank_update: bool = True) -> BlockedCrossProducts:
-    """The :class:`BlockedCrossProducts` of the summed blocks, with only the ``keep_x`` columns of X."""
+             scales: list[np.ndarray] | None = None, plan_rank_update: bool = True,
+             structures: tuple[CovarianceStructure, ...] | None = None, prescaled: bool = False) -> BlockedCrossProducts:
+    """The :class:`BlockedCrossProducts` of the summed blocks, with only the ``keep_x`` columns of X.
+
+    ``structures``: each term's covariance structure (default unstructured),
+    which sets how theta makes its ``lambda`` and how its columns are scaled;
+    ``prescaled``: the sums are of columns already divided by ``scales``
+    (see :meth:`BlockedCrossProducts.from_sums`).
+    """
     c = total.a22_xy.shape[0]
     keep = np.concatenate([np.asarray(keep_x, dtype=np.int64), [c - 1]])
     a11, a21, a22 = total.dense_blocks(keep)
     return BlockedCrossProducts.from_sums(list(nlevels), list(ncols), a11, a21, a22, len(keep_x), total.nobs,
-                                          scales=scales, plan_rank_update=plan_rank_update)
+                                          scales=scales, plan_rank_update=plan_rank_update,
+                                          structures=None if structures is None else list(structures),
+                                          prescaled=prescaled)
 
 
 # --------------------------------------------------------------------------- a response row

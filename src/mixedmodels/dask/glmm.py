@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..design.residual import VarIdent
 from ..errors import DataError, MixedModelsWarning, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
 from ..glmm.model import GeneralizedLinearMixedModel
@@ -168,7 +169,7 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
         del encoded
         sums: _ResponseSums = map_reduce(list(parts), _response_sums, None, _ResponseSums.combine)
         _check_response(sums, fam, parsed.response, inputs.nobs, len(keep))
-        return cls(inputs, ResponseFacts(fam, sums.constant), _Layouts(layouts), tuple(parts), progress)
+        return cls(inputs, ResponseFacts(fam, sums.constant), _Layouts(layouts), parts=tuple(parts), progress=progress)
 
     # --- what differs from the in-memory model ----------------------------------------------
     @cached_property
@@ -229,11 +230,16 @@ def _exact_r(parts: list) -> np.ndarray:
 
 
 def _layouts(plan, squares: tuple[np.ndarray, ...], nobs: int) -> tuple[TermLayout, ...]:
-    """The terms' layouts with the root-mean-square of each unweighted column (1 for all-zero ones)."""
+    """The terms' layouts with the scales of the unweighted columns (1 for all-zero ones) as each structure takes them.
+
+    As in memory (:func:`~mixedmodels.linalg.blocked.term_layouts`): the
+    root-mean-square of each column, one common scale for an ``ar1`` term.
+    """
     out, start = [], 0
     for term, sq in zip(plan.terms, squares):
         rms = np.sqrt(np.asarray(sq, dtype=float) / nobs)
-        out.append(TermLayout(term.nlevels, term.ncols, start, np.where(rms > 0, rms, 1.0)))
+        scales = term.structure.column_scales(np.where(rms > 0, rms, 1.0))
+        out.append(TermLayout(term.nlevels, term.ncols, start, scales, term.structure))
         start = out[-1].theta_stop
     return tuple(out)
 
@@ -299,6 +305,9 @@ def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, w
                       "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
         return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, start=start, na_action=na_action)
     refuse_na_exclude(na_action)
+    if isinstance(weights, VarIdent):  # DataError, as in memory: glmer has no residual structures anywhere
+        raise DataError("weights=var_ident() is a residual structure, which only lmer() takes; glmer()'s weights are "
+                        "prior weights (on Dask: a column name)")
     model = DaskGeneralizedLinearMixedModel.from_dask(formula, data, fam, weights=weights, offset=offset,
                                                       contrasts=contrasts, progress=progress)
     return model.fit(nAGQ=nAGQ, settings=settings, start=start)

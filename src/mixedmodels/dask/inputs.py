@@ -170,5 +170,6 @@ def _term(plan, n: int) -> RandomEffectsTerm:
         z=RowsOnWorkers(f"the columns of {plan.term}", (n, k)),
         design=design,
         expr=plan.term.expr,
+        structure=plan.structure,
     )
 

@@ -76,9 +76,10 @@ class DaskLinearMixedModel(LinearMixedModel):
             zero = "" if n == inputs.nobs else " with non-zero weight"
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {len(keep)} fixed effects and a residual variance")
         nlevels = tuple(t.nlevels for t in plan.terms)
-        crossprods = assemble(total.blocks, keep, nlevels, tuple(t.ncols for t in plan.terms))
+        crossprods = assemble(total.blocks, keep, nlevels, tuple(t.ncols for t in plan.terms),
+                              structures=tuple(t.structure for t in plan.terms))
         seconds = {"pass 1": pass1 - started, "pass 2": pass2 - pass1, "blocks": time.perf_counter() - pass2}
-        return cls(inputs, crossprods, bool(REML), {"seconds": seconds})
+        return cls(inputs, crossprods, bool(REML), _cache={"seconds": seconds})
 
     @property
     def seconds(self) -> dict[str, float]:

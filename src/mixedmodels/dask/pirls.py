@@ -200,7 +200,8 @@ class DaskPirls:
     def factor(self, blocks: PartialBlocks, theta: np.ndarray, joint: bool) -> Factorization:
         """The blocked factor of summed blocks (with PIRLS's +1 on the working response's diagonal)."""
         c = blocks.a22_xy.shape[0]
-        cp = assemble(blocks, list(range(c - 1)), self.nlevels, self.ncols, scales=self.scales, plan_rank_update=False)
+        cp = assemble(blocks, list(range(c - 1)), self.nlevels, self.ncols, scales=self.scales, plan_rank_update=False,
+                      structures=tuple(lay.structure for lay in self.layouts), prescaled=True)  # z / scales on the workers
         cp.a22[-1, -1] += 1.0  # as ReweightedBlocks.assemble: the working response's own diagonal is never used
         return cp.factorize(theta)
 

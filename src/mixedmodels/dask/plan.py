@@ -32,9 +32,11 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..design.covariance import CovarianceStructure, get_structure
 from ..design.fixed import CONTEXT, DesignMatrix, build_design
 from ..design.response import build_response
 from ..design.frame import check_columns, formula_factors, no_complete_rows_error, required_variables
+from ..design.random import check_structure
 from ..design.simple import simple_terms
 from ..design.values import level_label
 from ..errors import DataError, ModelSpecError, NotOnDaskError
@@ -274,6 +276,11 @@ class TermPlan:
     @property
     def nlevels(self) -> int:
         return len(self.levels)
+
+    @property
+    def structure(self) -> CovarianceStructure:
+        """The term's covariance structure (``cs(...)``, ``diag(...)``, ``ar1(...)``; unstructured by default)."""
+        return get_structure(self.term.structure)
 
     @property
     def ncols(self) -> int:
@@ -517,5 +524,28 @@ def _term_plan(term: RandomTerm, summary: DataSummary, spec: SummarySpec, stand_
     design = _design(term.expr, stand_in, contrasts, summary, spec)
     if not design.column_names:
         raise ModelSpecError(f"random-effects term {term} has no columns")
+    check_structure(term, get_structure(term.structure), design, _structure_frame(term, stand_in, spec))
     meta = stand_in
     return TermPlan(term, labels, coders, combos, design, _simple(term.expr, design, meta))
+
+
+def _structure_frame(term: RandomTerm, stand_in: pd.DataFrame, spec: SummarySpec) -> pd.DataFrame:
+    """The stand-in frame with an ``ar1`` factor's every known category (unused ones too), for the in-memory check.
+
+    The stand-in holds each observed level once or more, so the check finds
+    categories without rows as it does on the whole data.  An ordered factor
+    whose categories dask does not know has no order to follow: refused.
+    """
+    if term.structure != "ar1" or not term.expr.startswith("0 + "):
+        return stand_in
+    name = term.expr[4:].strip().strip("`")
+    column = stand_in.get(name)
+    if column is None or not isinstance(column.dtype, pd.CategoricalDtype):
+        return stand_in
+    categories = spec.level_columns.get(name)
+    if categories is None:
+        raise NotOnDaskError(f"ar1() in {term} needs the order of {name!r}'s categories, which dask does not know: "
+                             f"make them known first (ddf[{name!r}] = ddf[{name!r}].cat.as_known())")
+    frame = stand_in.copy()
+    frame[name] = pd.Categorical(column.astype(object), categories=list(categories), ordered=column.dtype.ordered)
+    return frame

@@ -37,7 +37,8 @@ from scipy import optimize, special
 
 from .._threads import one_blas_thread
 from ..design.inputs import prepare_glmm_inputs
-from ..errors import ModelSpecError
+from ..design.tables import is_dask_input
+from ..errors import ModelSpecError, NotOnDaskError
 from ..families import NegativeBinomial, Poisson
 from ..optim import OptimizerSettings, minimize_bounded
 from .fit import (Stages, _Criterion, _finish, _finite_or_none, _stage1, _start_settings, _WarmStart,
@@ -182,6 +183,10 @@ def glmer_nb(
     :mod:`mixedmodels.glmm.negbin`), under lme4's Laplace approximation; for a
     known theta use ``mm.glmer(..., family=mm.families.NegativeBinomial(theta=...))``.
     """
+    if is_dask_input(data):
+        raise NotOnDaskError("glmer_nb() is not available on Dask: estimating the negative binomial theta needs a pass "
+                             "over the rows for every theta tried (its likelihood's constant depends on it); fit the "
+                             "model in memory, or fit mm.glmer(..., family='poisson') on Dask")
     if nAGQ == 0:
         raise ModelSpecError("glmer_nb() estimates theta from the Laplace (nAGQ=1) or quadrature likelihood; "
                              "nAGQ=0 is not available")

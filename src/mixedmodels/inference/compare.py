@@ -177,13 +177,22 @@ def _has_residual_structure(fit: Any) -> bool:
 
 
 def _same_fixed_effects(fits: list) -> bool:
-    """Do all models have the same fixed-effects columns (names and values)?"""
+    """Do all models have the same fixed-effects columns (names and values)?
+
+    For a fit on Dask, whose X stays on the workers, the values are compared
+    through ``X'X`` (summed in pass 2).
+    """
     first = fits[0].model.inputs.fixed
     for fit in fits[1:]:
         other = fit.model.inputs.fixed
-        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(other.matrix, first.matrix):
+        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(_fixed_values(fit), _fixed_values(fits[0])):
             return False
     return True
+
+
+def _fixed_values(fit: Any) -> np.ndarray:
+    gram = getattr(fit.model.inputs, "fixed_gram", None)  # a fit on Dask: X'X of the kept columns
+    return np.asarray(fit.model.inputs.fixed.matrix if gram is None else gram, dtype=float)
 
 
 def _nlme_reml_comparison(fits: list) -> bool:

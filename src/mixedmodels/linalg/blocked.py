@@ -184,7 +184,8 @@ class BlockedCrossProducts:
     @classmethod
     def from_sums(cls, nlevels: list[int], ncols: list[int], a11: np.ndarray, a21: np.ndarray | sp.sparray,
                   a22: np.ndarray, nfixef: int, nobs: int, scales: list[np.ndarray] | None = None,
-                  plan_rank_update: bool = True) -> "BlockedCrossProducts":
+                  plan_rank_update: bool = True, structures: list[CovarianceStructure] | None = None,
+                  prescaled: bool = False) -> "BlockedCrossProducts":
         """The blocks from products of the columns as they are, summed over parts of the rows.
 
         What :meth:`build` makes, for sums formed elsewhere (e.g. per
@@ -192,24 +193,40 @@ class BlockedCrossProducts:
         (m, q1 k1, dense or sparse) and ``a22`` (m, m) hold the products of the
         terms' columns without the unit-RMS scaling (rows already multiplied
         by sqrt(weights)).  The scales are read off the diagonals (the sum of
-        ``z_j^2`` over the rows is the sum over levels of the diagonal entry)
-        and applied here; :meth:`build` applies them before the products,
-        which changes only rounding.  ``scales`` (one array per term) uses
-        given scales instead (as PIRLS does: those of the unweighted columns);
-        ``plan_rank_update`` as the attribute.
+        ``z_j^2`` over the rows is the sum over levels of the diagonal entry),
+        made into each term's ``structure``'s scales as :func:`term_layouts`
+        makes them (one common scale for ``ar1``), and applied here;
+        :meth:`build` applies them before the products, which changes only
+        rounding.  ``scales`` (one array per term) uses given scales instead
+        (as PIRLS does: those of the unweighted columns); ``structures`` (one
+        per term, default unstructured) as in :meth:`build`;
+        ``plan_rank_update`` as the attribute.  ``prescaled``: the sums are
+        of the columns already divided by the given ``scales`` (PIRLS on
+        Dask divides them once, in the persisted partitions), so the blocks
+        are used as they are.
         """
+        if prescaled and scales is None:
+            raise ValueError("prescaled sums need the scales they were divided by")
+        structures = list(structures) if structures is not None else [UNSTRUCTURED] * len(nlevels)
         layouts, start = [], 0
-        for q, k in zip(nlevels, ncols):
-            layouts.append(TermLayout(q, k, start))
+        for q, k, structure in zip(nlevels, ncols, structures, strict=True):
+            layouts.append(TermLayout(q, k, start, structure=structure))
             start = layouts[-1].theta_stop
         first, rest = layouts[0], layouts[1:]
-        s1 = _scales_from_squares(np.einsum("qjj->j", a11), nobs) if scales is None else np.asarray(scales[0])
+
+        def term_scales(i: int, squares: np.ndarray) -> np.ndarray:
+            if scales is not None:
+                return np.asarray(scales[i], dtype=float)
+            return layouts[i].structure.column_scales(_scales_from_squares(squares, nobs))
+
+        s1 = term_scales(0, np.einsum("qjj->j", a11))
         diagonal, offset, rest_scales = np.diagonal(a22), 0, []
         for i, lay in enumerate(rest, start=1):
-            squares = diagonal[offset : offset + lay.size].reshape(lay.nlevels, lay.ncols).sum(axis=0)
-            rest_scales.append(_scales_from_squares(squares, nobs) if scales is None else np.asarray(scales[i]))
+            rest_scales.append(term_scales(i, diagonal[offset : offset + lay.size].reshape(lay.nlevels, lay.ncols).sum(axis=0)))
             offset += lay.size
         layouts = [replace(first, scales=s1)] + [replace(lay, scales=s) for lay, s in zip(rest, rest_scales)]
+        if prescaled:
+            return cls(tuple(layouts), a11, a21, a22, int(nfixef), int(nobs), plan_rank_update=plan_rank_update)
         row_scale = np.ones(a22.shape[0])
         row_scale[:offset] = np.concatenate([np.tile(s, lay.nlevels) for lay, s in zip(rest, rest_scales)]) if rest else []
         column_scale = np.tile(s1, first.nlevels)
