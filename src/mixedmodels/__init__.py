@@ -91,7 +91,7 @@ __all__ = [
 if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export);
     # at run time _LAZY imports each name on first use
     from . import bayes as bayes, datasets as datasets, explore as explore
-    from . import families as families, plots as plots
+    from . import dask as dask, families as families, plots as plots
     from .bayes import priors as priors
     from .design.residual import cor_ar1 as cor_ar1, var_ident as var_ident
     from .glmm.model import GeneralizedLinearMixedModel as GeneralizedLinearMixedModel, glmer as glmer
