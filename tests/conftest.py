@@ -70,6 +70,15 @@ def fitted_issue19(kind: str, formula: str, data_name: str, **kwargs):
         return fit(formula, issue19_dataset(data_name), **kwargs)
 
 
+@lru_cache(maxsize=None)
+def fitted_glmer(formula: str, data_name: str, family="binomial", nAGQ: int = 1):
+    """Fit once per session (``family`` a name or a (name, link) pair); warnings are tested separately."""
+    family = mm.families.get_family(*family) if isinstance(family, tuple) else family
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.glmer(formula, dataset(data_name), family=family, nAGQ=nAGQ)
+
+
 @pytest.fixture(scope="session")
 def sleepstudy():
     return dataset("sleepstudy")
@@ -89,3 +98,18 @@ def sleep_cmp(sleep_fit):
 @pytest.fixture(scope="session")
 def dyes_cmp():
     return mm.compare_pooling(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff"))
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real ``distributed.LocalCluster`` (2 worker processes, 1 thread each) for the Dask tests.
+
+    Started on first use and closed at the end of the session; it is not the
+    default scheduler (tests choose it with ``conftest_dask.on``).
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

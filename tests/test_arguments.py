@@ -104,7 +104,9 @@ _INNER_LOOPS = {"LinearMixedModel.objective_from", "GeneralizedLinearMixedModel.
 _RESULT_NAME = re.compile(r"(Result|Results|Summary|Comparison|Means)$")
 # modules of value classes (a family, a prior): constructors only, their methods are inner loops
 _VALUE_CLASSES = ("mixedmodels.families", "mixedmodels.bayes.priors")
-_INTERNAL_STAGES = ("mixedmodels.linalg", "mixedmodels.design", "mixedmodels.formula")
+# (and the Dask passes' per-partition pieces: PartSummary, PassResult are summed by the reductions)
+_INTERNAL_STAGES = ("mixedmodels.linalg", "mixedmodels.design", "mixedmodels.formula", "mixedmodels.dask.metadata",
+                    "mixedmodels.dask.pirls")
 
 
 def public_api() -> dict[str, tuple[Callable, type | None, Callable]]:

@@ -298,3 +298,46 @@ def test_explore_command_is_listed_with_its_options():
     with contextlib.redirect_stdout(out):
         assert main(["explore", "--help"]) == 0
     assert "--port" in out.getvalue() and "--no-browser" in out.getvalue()
+
+
+# --- fit --dask ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sleep_parquet(tmp_path_factory) -> Path:
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+
+    folder = tmp_path_factory.mktemp("parquet") / "sleep"
+    with dask.config.set(scheduler="sync"):
+        dd.from_pandas(mm.datasets.load("sleepstudy"), npartitions=3).to_parquet(folder)
+    return folder
+
+
+def test_fit_dask_reads_parquet_with_dask_and_gives_the_in_memory_numbers(sleep_parquet):
+    proc = run("fit", SLEEP_FORMULA, "--data", str(sleep_parquet / "*.parquet"), "--dask", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    memory = fitted_lmer(SLEEP_FORMULA, "sleepstudy")
+    assert out["class"] == "DaskLmerResults" and out["nobs"] == 180
+    assert out["objective"] == pytest.approx(memory.objective, rel=1e-10)
+
+
+# in-process (one command run as a subprocess above is enough): a folder, --ddf, mistakes
+def test_fit_dask_reads_a_folder_and_prints_satterthwaites_summary(sleep_parquet, capsys):
+    from mixedmodels.cli import main
+
+    assert main(["fit", SLEEP_FORMULA, "--data", str(sleep_parquet), "--dask", "--ddf", "satterthwaite"]) == 0
+    out, err = capsys.readouterr()
+    assert "Satterthwaite" in out and "warning" not in err.lower(), err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--data", "{folder}/missing/*.parquet", "--dask"], "no Parquet data found"),
+    (["--data", "{folder}", "--dask", "--factor", "Days"], "--factor cannot be used with --dask"),
+])
+def test_fit_dask_bad_input_gives_one_line(args, fragment, sleep_parquet, capsys):
+    from mixedmodels.cli import main
+
+    args = [a.replace("{folder}", str(sleep_parquet)) for a in args]
+    assert main(["fit", SLEEP_FORMULA, *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mixedmodels: error: ") and fragment in err and "\n" not in err, err

@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("plots",),
     ("explore",),
     ("bayes",),
+    ("dask",),
     ("cli_support", "cli", "__main__", ""),
 ]
 
@@ -54,6 +55,8 @@ UPWARD: dict[tuple[str, str], str] = {
     ("mixedmodels.inference.profile", "mixedmodels.plots"): "profile(m).plot()",
     ("mixedmodels.pooling.results", "mixedmodels.plots"): "cmp.plot(), cmp.plot_shrinkage()",
     ("mixedmodels.pooling.compare", "mixedmodels.bayes"): "compare_pooling(method='bayes')",
+    ("mixedmodels.lmm.model", "mixedmodels.dask"): "lmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
+    ("mixedmodels.glmm.model", "mixedmodels.dask"): "glmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
 }
 
 

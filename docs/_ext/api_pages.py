@@ -62,11 +62,13 @@ SECTIONS = (
             ("bayes", "priors")),
     Section("Shrinkage explorer", "The browser app of ``mixedmodels explore`` and the numbers behind it.",
             ("explore",)),
+    Section("Data larger than memory", "Fits on Dask: a dask DataFrame or Parquet files, on this machine or a cluster "
+            "(the ``dask`` extra).", ("dask",)),
     Section("Data sets", "The bundled data sets, with R's factor levels.", ("datasets",)),
     Section("Settings", "Package-wide settings, as R's ``options()``: the default contrasts.",
             ("options", "option_context", "get_option")),
     Section("Errors and warnings", "Everything the package raises or warns derives from these.",
-            ("MixedModelsError", "FormulaError", "DataError", "ModelSpecError", "MixedModelsWarning",
+            ("MixedModelsError", "FormulaError", "DataError", "ModelSpecError", "NotOnDaskError", "MixedModelsWarning",
              "SingularFitWarning", "ConvergenceWarning", "RankDeficiencyWarning", "ScaleWarning")),
 )
 

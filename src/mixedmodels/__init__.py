@@ -15,7 +15,7 @@ stages above it (but for a few deferred doors such as ``m.confint()``):
     fit          linear_models/irls.py   lmm/model.py (BOBYQA over theta)   glmm/fit.py (two stages, Hessian)
     results      {linear_models,lmm,glmm}/results.py and summary.py, printed by format.py, read via fitted.py
     inference/   df, F tests, profiles, intervals, bootstrap, emmeans, anova; with predict.py, simulate.py
-    on top       pooling/, planning/, plots/, explore/, bayes/, cli.py
+    on top       pooling/, planning/, plots/, explore/, bayes/, dask/ (data larger than memory), cli.py
 
 Why it is laid out so: docs/architecture.md; tests/test_layering.py keeps it so.
 Heavy modules are imported lazily, so ``import mixedmodels`` stays fast.
@@ -33,6 +33,7 @@ from .errors import (
     MixedModelsError,
     MixedModelsWarning,
     ModelSpecError,
+    NotOnDaskError,
     RankDeficiencyWarning,
     ScaleWarning,
     SingularFitWarning,
@@ -69,6 +70,7 @@ _LAZY = {
     "bayes": "mixedmodels.bayes",
     "priors": "mixedmodels.bayes.priors",
     "explore": "mixedmodels.explore",
+    "dask": "mixedmodels.dask",
 }
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "FormulaError",
     "DataError",
     "ModelSpecError",
+    "NotOnDaskError",
     "MixedModelsWarning",
     "SingularFitWarning",
     "ConvergenceWarning",
@@ -92,7 +95,7 @@ __all__ = [
 if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export);
     # at run time _LAZY imports each name on first use
     from . import bayes as bayes, datasets as datasets, explore as explore
-    from . import families as families, plots as plots
+    from . import dask as dask, families as families, plots as plots
     from .bayes import priors as priors
     from .design.residual import cor_ar1 as cor_ar1, var_ident as var_ident
     from .glmm.model import GeneralizedLinearMixedModel as GeneralizedLinearMixedModel, glmer as glmer
@@ -110,7 +113,7 @@ if TYPE_CHECKING:  # what type checkers and editors see (``x as x``: a re-export
     from .pooling.compare import compare_pooling as compare_pooling
 
 # public names that are modules themselves (mm.datasets.load, mm.families.Binomial, ...)
-_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore"}
+_LAZY_MODULES = {"datasets", "families", "plots", "bayes", "priors", "explore", "dask"}
 
 
 def __getattr__(name: str) -> Any:

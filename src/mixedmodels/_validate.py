@@ -41,7 +41,9 @@ parameters kinds (most have them through :data:`COMMON`) and calling
 
 from __future__ import annotations
 
+import glob
 import math
+import os
 import reprlib
 import sys
 from collections.abc import Mapping
@@ -353,6 +355,34 @@ class Frame(Kind):
 
     def refused(self) -> list[Any]:
         return [*super().refused(), "data.csv", {"x": [1, 2]}, [[1, 2]], 3]
+
+
+class FitData(Frame):
+    """The data of a fit: a pandas or polars DataFrame, a pyarrow Table, a dask DataFrame, or a path
+    or glob of Parquet files (fitted on Dask; remote URLs such as ``s3://...`` are passed on unchecked)."""
+
+    what = "a pandas DataFrame (or a polars or dask DataFrame, a pyarrow Table, or a path or glob of Parquet files)"
+
+    def check(self, value: Any, name: str) -> None:
+        if isinstance(value, (str, os.PathLike)) and self.problem(value):
+            raise self.error(f"{name}: no Parquet data found at {os.fspath(value)!r} (no file matches this path "
+                             "or glob); pass a DataFrame, or the path of existing Parquet files")
+        super().check(value, name)
+
+    def problem(self, value: Any) -> bool:
+        if isinstance(value, (str, os.PathLike)):
+            text = os.fspath(value)
+            return not isinstance(text, str) or ("://" not in text and not glob.glob(text))
+        package = type(value).__module__.split(".")[0]
+        name = type(value).__name__
+        if package == "polars" or package == "dask":
+            return name != "DataFrame"
+        if package == "pyarrow":
+            return name != "Table"
+        return super().problem(value)
+
+    def refused(self) -> list[Any]:
+        return [*Kind.refused(self), "no/such/file.parquet", {"x": [1, 2]}, [[1, 2]], 3]
 
 
 class PerRow(Kind):

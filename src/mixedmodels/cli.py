@@ -4,6 +4,7 @@ Commands::
 
     mixedmodels demo [--out DIR]                    # sleepstudy: summary, pooling pictures
     mixedmodels fit FORMULA --data FILE [--family F] [--ml] [--ddf satterthwaite] [--json] [--plot OUT.png]
+    mixedmodels fit FORMULA --data 'dir/*.parquet' --dask [--scheduler ADDRESS]   # data larger than memory
     mixedmodels datasets [NAME] [--head N] [--info]
     mixedmodels pooling FORMULA --data FILE [--family F] [--plot OUT.png] [--shrinkage-plot OUT.png]
     mixedmodels simulate --groups J --obs N [...] [--out FILE.csv]
@@ -176,8 +177,12 @@ def explore(port: int, no_browser: bool) -> None:
               help="Save a caterpillar plot of the random effects.")
 @click.option("--factor", "factors", multiple=True, metavar="COL",
               help="Treat a column as a factor (repeat, or give a,b,c). Text columns are factors anyway.")
+@click.option("--dask", "use_dask", is_flag=True,
+              help="Read Parquet data (a file, folder or glob) with dask and fit without loading it into memory.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --dask: a dask scheduler to run on (tcp://host:8786); default: this machine's cores.")
 def fit(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | None, as_json: bool,
-        plot: Path | None, factors: tuple[str, ...]) -> None:
+        plot: Path | None, factors: tuple[str, ...], use_dask: bool, scheduler: str | None) -> None:
     """Fit FORMULA (lme4 syntax) to a data file and print the summary."""
     if ddf and family:
         raise CliError("--ddf applies to linear mixed models; a GLMM (--family) reports z tests")
@@ -185,8 +190,39 @@ def fit(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | N
         _require("mixedmodels.inference.ddf", f"--ddf {ddf} (denominator degrees of freedom)")
     if plot is not None and not _available("matplotlib"):
         raise CliError(f"--plot needs matplotlib ({_PLOT_EXTRA})")
+    if use_dask or scheduler:
+        _fit_on_dask(formula, data_path, family, ml, ddf, as_json, plot, factors, scheduler)
+        return
     data = _load(data_path, factors)
     result = _fit(formula, data, family, ml)
+    _report(result, ddf, as_json, plot)
+
+
+def _fit_on_dask(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | None, as_json: bool,
+                 plot: Path | None, factors: tuple[str, ...], scheduler: str | None) -> None:
+    """``fit --dask``: the data stay in the Parquet files; the passes run on this machine or at ``scheduler``."""
+    if not (_available("dask") and _available("distributed")):
+        raise CliError("--dask needs dask and distributed: pip install 'mixedmodels[dask]'")
+    if factors:
+        raise CliError("--factor cannot be used with --dask: store the column as a categorical (dictionary) "
+                       "column in the Parquet files, or as text")
+    if data_path == "-":
+        raise CliError("--dask reads Parquet files, not standard input")
+    if scheduler is None:
+        _report(_fit(formula, data_path, family, ml), ddf, as_json, plot)
+        return
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise CliError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        _report(_fit(formula, data_path, family, ml), ddf, as_json, plot)
+
+
+def _report(result, ddf: str | None, as_json: bool, plot: Path | None) -> None:
+    """Print the summary (or JSON) and save the plot of a fit."""
     if as_json:
         from .cli_support import results_to_json
 
@@ -370,6 +406,9 @@ def _error(message: str) -> None:
 def _run(args: list[str]) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        for library in ("dask", "distributed"):  # their deprecation notices are not the user's business here
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=library)
+            warnings.filterwarnings("ignore", category=FutureWarning, module=library)
         warnings.showwarning = _show_warning
         value = cli.main(args=args, prog_name="mixedmodels", standalone_mode=False)
     return value if isinstance(value, int) else 0

@@ -12,6 +12,7 @@ __all__ = [
     "FormulaError",
     "DataError",
     "ModelSpecError",
+    "NotOnDaskError",
     "MixedModelsWarning",
     "SingularFitWarning",
     "ConvergenceWarning",
@@ -34,6 +35,10 @@ class DataError(MixedModelsError):
 
 class ModelSpecError(MixedModelsError):
     """The model cannot be estimated as specified (too many random effects, ...)."""
+
+
+class NotOnDaskError(MixedModelsError):
+    """Asked of a fit on Dask, this needs the rows in one process's memory (e.g. Kenward-Roger's n x n work)."""
 
 
 class MixedModelsWarning(UserWarning):

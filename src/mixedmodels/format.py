@@ -24,8 +24,8 @@ summary) formats its numbers here, the way R's ``print`` does:
   ``max(1, min(5, digits - 1))`` decimals, p-values by ``format.pval`` and
   stars when some p-value is below 0.1;
 * :func:`zapsmall`, :func:`abbreviate`, :func:`deparse_lines`,
-  :func:`format_g` (``formatC``), :func:`quantile_lines` (a summary's
-  residual quantiles) and :func:`table_lines` (a character matrix printed
+  :func:`format_g` (``formatC``), :func:`quantile_lines` and
+  :func:`five_number_lines` (a summary's residual quantiles) and :func:`table_lines` (a character matrix printed
   in columns);
 * :class:`Printable` -- printed objects: ``str()`` joins ``lines()``,
   notebooks show the same text preformatted.
@@ -52,6 +52,7 @@ __all__ = [
     "SIGNIF_LEGEND",
     "coefmat_lines",
     "quantile_lines",
+    "five_number_lines",
     "zapsmall",
     "abbreviate",
     "deparse_lines",
@@ -233,8 +234,13 @@ def coefmat_lines(table: pd.DataFrame, digits: int = 4, legend: str | None = SIG
 
 def quantile_lines(values: np.ndarray, digits: int = 4, gap: int = 1) -> list[str]:
     """Min, quartiles and max as R prints ``zapsmall(quantile(x), digits + 1)``: a named vector in equal-width columns."""
+    return five_number_lines(np.quantile(values, [0, 0.25, 0.5, 0.75, 1]), digits, gap)
+
+
+def five_number_lines(quantiles: Sequence[float], digits: int = 4, gap: int = 1) -> list[str]:
+    """:func:`quantile_lines` given the min, quartiles and max (e.g. computed where the values are)."""
     names = ["Min", "1Q", "Median", "3Q", "Max"]
-    quantiles = zapsmall(np.quantile(values, [0, 0.25, 0.5, 0.75, 1]), digits + 1)
+    quantiles = zapsmall(np.asarray(quantiles, dtype=float), digits + 1)
     text = format_sig(list(quantiles), digits)
     width = max(len(c) for c in names + text)
     sep = " " * gap

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.design.checks import check_scale, drop_aliased_columns
+from mixedmodels.design.checks import check_column_scales, check_scale, drop_aliased_columns, independent_columns, keep_columns
 from mixedmodels.design.fixed import DesignMatrix, build_design
 from mixedmodels.design.response import build_response
 from mixedmodels.errors import (
@@ -534,3 +534,40 @@ def test_check_scale_ignores_indicators_and_ordinary_scales(verbagg: pd.DataFram
         check_scale(build_design("Days", ss))
         check_scale(build_design("Anger + Gender + btype + small", data))
         check_scale(build_design("0 + btype", verbagg))
+
+
+def test_with_transform_state_changes_only_the_replays():
+    """The state of scale() can be given from elsewhere (as a fit on Dask does); the design built stays as it was."""
+    df = mm.datasets.load("sleepstudy")
+    design = build_design("scale(Days) + Days", df)
+    state = design.transform_state["scale(Days)"]
+    assert state["center"] == pytest.approx(4.5) and state["ddof"] == 1
+    shifted = design.with_transform_state({"scale(Days)": {"ddof": 1, "center": 0.0, "scale": 2.0}})
+    np.testing.assert_allclose(shifted.for_newdata(df.head(3))[:, 1], df["Days"].to_numpy()[:3] / 2.0)
+    np.testing.assert_allclose(design.for_newdata(df.head(3)), design.matrix[:3])
+    with pytest.raises(ModelSpecError, match="no stateful transform"):
+        design.with_transform_state({"scale(Reaction)": {}})
+
+
+def test_factor_levels_by_factor_code():
+    design = build_design("period + C(size > 15)", mm.datasets.load("cbpp"))
+    assert design.factor_levels() == {"period": ["1", "2", "3", "4"], "C(size > 15)": ["FALSE", "TRUE"]}
+
+
+def test_independent_columns_from_x_or_its_r():
+    """The QR's R alone decides which columns are aliased (what a tall-skinny QR over partitions gives)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    x = np.column_stack([x, x[:, 0] + x[:, 1]])
+    r = np.linalg.qr(x, mode="r")
+    assert independent_columns(x) == independent_columns(r) == [0, 1, 2]
+
+
+def test_keep_columns_and_check_column_scales_warn_as_lme4():
+    df = mm.datasets.load("sleepstudy")
+    design = build_design("Days + I(2 * Days)", df)
+    with pytest.warns(RankDeficiencyWarning, match=r"dropping 1 column / coefficient: I\(2 \* Days\)"):
+        kept, dropped = keep_columns(design, [0, 1])
+    assert kept.column_names == ("(Intercept)", "Days") and dropped == ("I(2 * Days)",)
+    with pytest.warns(ScaleWarning, match="very different scales"):
+        check_column_scales(["a", "b"], np.array([1.0, 5000.0]), np.array([False, False]))

@@ -18,7 +18,7 @@ from ..errors import RankDeficiencyWarning, ScaleWarning
 if TYPE_CHECKING:
     from .fixed import DesignMatrix
 
-__all__ = ["drop_aliased_columns", "check_scale", "independent_columns"]
+__all__ = ["drop_aliased_columns", "check_scale", "independent_columns", "keep_columns", "check_column_scales"]
 
 
 def drop_aliased_columns(
@@ -34,7 +34,16 @@ def drop_aliased_columns(
     dropped columns.  The returned design's ``for_newdata`` gives only the
     kept columns.
     """
-    keep = independent_columns(design.matrix, tol)
+    return keep_columns(design, independent_columns(design.matrix, tol), stacklevel=2)
+
+
+def keep_columns(design: DesignMatrix, keep: list[int], stacklevel: int = 1) -> tuple[DesignMatrix, tuple[str, ...]]:
+    """``design`` with only the columns ``keep`` and the names of the others.
+
+    Emits lme4's :class:`~mixedmodels.errors.RankDeficiencyWarning` naming
+    the dropped columns (``stacklevel`` 1: at the caller); ``for_newdata`` of
+    the result gives the kept columns.
+    """
     if len(keep) == design.matrix.shape[1]:
         return design, ()
     dropped = tuple(n for j, n in enumerate(design.column_names) if j not in set(keep))
@@ -43,17 +52,21 @@ def drop_aliased_columns(
     warnings.warn(
         f"fixed-effect model matrix is rank deficient so dropping {what}: {', '.join(dropped)}",
         RankDeficiencyWarning,
-        stacklevel=2,
+        stacklevel=stacklevel + 1,
     )
     return design.keep_columns(keep), dropped
 
 
-def independent_columns(x: np.ndarray, tol: float, norms: np.ndarray | None = None) -> list[int]:
+def independent_columns(x: np.ndarray, tol: float = 1e-7, norms: np.ndarray | None = None) -> list[int]:
     """Indices of the columns kept by a left-to-right rank-revealing QR.
 
     A column goes when its part orthogonal to the earlier kept columns has norm
-    below ``tol`` times ``norms`` (each column's own norm by default).
+    below ``tol`` times ``norms`` (each column's own norm by default).  The
+    answer depends on ``x`` only through the ``R`` of its QR decomposition
+    (column norms included), so ``x`` may also be that ``R``, e.g. one
+    assembled from blocks of rows (tall-skinny QR).
     """
+    x = np.asarray(x, dtype=float)
     keep = list(range(x.shape[1]))
     norms = np.linalg.norm(x, axis=0) if norms is None else norms
     reference = np.where(norms > 0, norms, 1.0) * tol
@@ -83,6 +96,12 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
         return
     binary = np.all((x == 0) | (x == 1), axis=0)
     sd = x.std(axis=0, ddof=1)
+    check_column_scales(design.column_names, sd, binary, tol, stacklevel=2)
+
+
+def check_column_scales(names, sd: np.ndarray, binary: np.ndarray, tol: float = 1e3, stacklevel: int = 1) -> None:
+    """:func:`check_scale` given each column's standard deviation (ddof 1) and whether it is all 0/1."""
+    sd, binary = np.asarray(sd, dtype=float), np.asarray(binary, dtype=bool)
     idx = np.flatnonzero(~binary & (sd > 0))
     if idx.size == 0:
         return
@@ -93,12 +112,10 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
         flagged = [hi, lo] + flagged
     if not flagged:
         return
-    names = ", ".join(
-        f"{design.column_names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged)
-    )
+    listed = ", ".join(f"{names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged))
     warnings.warn(
         "Some predictor variables are on very different scales: "
-        f"consider rescaling (columns {names})",
+        f"consider rescaling (columns {listed})",
         ScaleWarning,
-        stacklevel=2,
+        stacklevel=stacklevel + 1,
     )

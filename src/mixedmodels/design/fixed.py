@@ -304,6 +304,43 @@ class DesignMatrix:
         full = self._replay(data)
         return np.ascontiguousarray(full[:, list(self._columns)])
 
+    @property
+    def transform_state(self) -> dict[str, dict]:
+        """The state of the stateful transforms by call (``{"scale(x)": {"center": ..., "scale": ...}}``), as formulaic keeps it."""
+        spec = self._spec
+        return {} if spec is None else dict(spec.transform_state)
+
+    def with_transform_state(self, states: Mapping[str, dict]) -> "DesignMatrix":
+        """The same design whose replays (:meth:`for_newdata`) use the given transform states.
+
+        For states computed from more data than the design was built on (e.g.
+        ``scale()``'s mean and SD over every partition of a dask DataFrame).
+
+        Raises
+        ------
+        ModelSpecError
+            For a call the design has no state for.
+        """
+        current = self.transform_state
+        unknown = sorted(set(states) - set(current))
+        if unknown:
+            raise ModelSpecError(f"the design has no stateful transform {unknown[0]!r} (it has {sorted(current)})")
+        if not states:
+            return self
+        spec = self._spec.update(transform_state={**current, **{k: dict(v) for k, v in states.items()}})
+        return replace(self, _spec_source=spec)
+
+    def factor_levels(self) -> dict[str, list[str]]:
+        """The levels of each factor the design encodes, by the factor's code (``{"period": ["1", "2", ...]}``)."""
+        spec = self._spec
+        if spec is None:
+            return {}
+        out = {}
+        for code, (kind, state) in spec.encoder_state.items():
+            if getattr(kind, "value", kind) == "categorical":
+                out[code] = [str(level) for level in state.get("categories", ())]
+        return out
+
     def offset_for_newdata(self, data: pd.DataFrame) -> np.ndarray | None:
         """The offset for new data, or None when the formula has no offset."""
         if not self._offset_columns:

@@ -24,7 +24,7 @@ from ..formula import has_dot, to_formulaic
 
 __all__ = [
     "ModelFrame", "model_frame", "required_variables", "formula_code", "alias_numeric_names", "frame_data",
-    "check_data_frame", "check_columns", "check_real",
+    "check_data_frame", "check_columns", "check_real", "formula_factors", "no_complete_rows_error",
 ]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
@@ -113,6 +113,26 @@ def _reads_as_number(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
+    """Every factor of ``expr`` as ``(code, how)``, ``how`` being formulaic's "lookup", "python" or "literal".
+
+    ``"log(y) ~ scale(x) + f:g"`` gives ``(("log(y)", "python"),
+    ("scale(x)", "python"), ("f", "lookup"), ("g", "lookup"))`` (in
+    formulaic's order); the code is what formulaic evaluates for the factor,
+    R's spellings rewritten as :func:`formula_code` does (``as.numeric(f)``,
+    ``raw = TRUE``; a column aliased there keeps its alias).
+    """
+    if not isinstance(expr, str):
+        raise FormulaError(f"a formula must be a string, got {type(expr).__name__}")
+    return _formula_factors(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _formula_factors(expr: str) -> tuple[tuple[str, str], ...]:
+    code, _ = formula_code(expr)
+    return tuple(dict.fromkeys((f.expr, f.eval_method.value) for f in _factors(code)))
 
 
 def _factors(expr: str) -> Iterator:
@@ -243,17 +263,21 @@ def _model_frame_by_label(data: pd.DataFrame, columns: list[str], index: pd.Inde
     complete = ~missing.any(axis=1).to_numpy()
     n_dropped = int(len(subset) - complete.sum())
     if n_dropped == len(subset):
-        raise DataError(
-            f"no rows left after removing rows with missing values: all {len(subset)} "
-            f"rows had missing values ({_missing_summary(missing)})"
-        )
+        raise no_complete_rows_error(len(subset), missing.sum(axis=0))
     kept = subset.loc[complete].copy() if n_dropped else subset.copy()
     return ModelFrame(data=kept, n_dropped=n_dropped)
 
 
-def _missing_summary(missing: pd.DataFrame) -> str:
+def no_complete_rows_error(nrows: int, missing_counts: pd.Series) -> DataError:
+    """The error for data none of whose ``nrows`` rows is complete; ``missing_counts``: missing values per column."""
+    return DataError(
+        f"no rows left after removing rows with missing values: all {nrows} "
+        f"rows had missing values ({_missing_summary(missing_counts)})"
+    )
+
+
+def _missing_summary(counts: pd.Series) -> str:
     """'Reaction: 3 rows, Days: 1 row' for the columns with missing values."""
-    counts = missing.sum(axis=0)
     parts = [
         f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
     ]

@@ -41,6 +41,7 @@ from .frame import ModelFrame, check_data_frame, model_frame, required_variables
 from .random import RandomEffectsTerm, build_random_terms
 from .size import check_fixed_size, check_model_size
 from .response import build_response
+from .tables import as_pandas
 
 __all__ = [
     "ModelInputs",
@@ -107,6 +108,12 @@ class ModelInputs:
     @property
     def nobs(self) -> int:
         return len(self.frame)
+
+    @property
+    def sum_log_weights(self) -> float:
+        """``sum(log(w))`` over the positive prior weights (0 without weights): the objective's weights term."""
+        w = self.weights
+        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
 
     def subset(self, keep: np.ndarray) -> "ModelInputs":
         """The inputs of the rows at positions ``keep`` only (a case- or group-deletion refit).
@@ -323,6 +330,7 @@ def prepare_fixed_part(
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables
     parsed = expand_formula_dot(parsed, data)
     _check_contrasts(contrasts, parsed, data)
     variables = sorted(_used_variables(parsed) | set(extra_variables))

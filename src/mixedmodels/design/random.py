@@ -23,7 +23,8 @@ from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame
 from .values import level_values
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names", "lme4_term_order"]
+__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names", "lme4_term_order",
+           "check_structure"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +151,7 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     if design.matrix.shape[1] == 0:
         raise ModelSpecError(f"random-effects term {term} has no columns")
     structure = get_structure(term.structure)
-    _check_structure(term, structure, design, frame.data)
+    check_structure(term, structure, design, frame.data)
     return RandomEffectsTerm(
         group=term.group,
         factors=term.factors,
@@ -163,8 +164,12 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     )
 
 
-def _check_structure(term: RandomTerm, structure: CovarianceStructure, design: DesignMatrix, data: pd.DataFrame) -> None:
-    """Refuse a structure the term's columns cannot carry: ``cs`` with one column, ``ar1`` not over an ordered factor."""
+def check_structure(term: RandomTerm, structure: CovarianceStructure, design: DesignMatrix, data: pd.DataFrame) -> None:
+    """Refuse a structure the term's columns cannot carry: ``cs`` with one column, ``ar1`` not over an ordered factor.
+
+    ``data`` needs the ``ar1`` factor's column with every category and at
+    least one row per level used (the Dask path passes such a small frame).
+    """
     k = len(design.column_names)
     if structure.name == "cs" and k < 2:
         raise ModelSpecError(

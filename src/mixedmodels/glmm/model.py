@@ -36,12 +36,13 @@ import numpy as np
 import pandas as pd
 
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
+from ..design.tables import as_pandas, is_dask_input
 from ..errors import DataError, ModelSpecError
 from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
-from .._validate import Anything, Instance, Numbers, check_arguments, argument_kinds
+from .._validate import Anything, FitData, Instance, Numbers, argument_kinds, check_arguments
 from .fit import GlmmStart, fit_glmm
 from .results import GlmerResults
 
@@ -295,7 +296,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return GlmmStart(theta, fixef)
 
 
-@argument_kinds(settings=_SETTINGS, method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"))
+@argument_kinds(data=FitData(), settings=_SETTINGS, method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"))
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -320,7 +321,10 @@ def glmer(
         Binomial responses may be 0/1 numbers, booleans, two-level factors
         (the first level is failure, as R), ``cbind(successes, failures)``, or
         proportions with ``weights=`` the numbers of trials.
-    data : DataFrame
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        A dask DataFrame, or a path or glob of Parquet files, is fitted
+        without bringing its rows into memory (:func:`mixedmodels.dask.glmer`:
+        binomial and Poisson families; ``weights`` and ``offset`` are column names).
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
         ``"gaussian"``, or an object from :mod:`mixedmodels.families` such as
@@ -364,12 +368,19 @@ def glmer(
     ``family="gaussian"`` with the identity link is a linear mixed model:
     as lme4 does, this calls :func:`mixedmodels.lmer` (with a warning).
     """
-    check_arguments(locals())
+    check_arguments({"formula": formula, "data": data, "method": method})
     if method is not None:
         raise ModelSpecError(
             f"glmer has no method= argument (got {method!r}): it maximises the likelihood, by the Laplace "
             "approximation with nAGQ=1 (default) or adaptive Gauss-Hermite quadrature with nAGQ > 1 (old lme4's "
             "method='AGQ'); for a linear mixed model's ML fit use mm.lmer(..., REML=False)")
+    if is_dask_input(data):  # weights and offset are column names there: mixedmodels.dask checks its arguments
+        from ..dask import glmer as dask_glmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
+
+        return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
+                          settings=settings, start=start, na_action=na_action)
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
+    check_arguments(locals())
     fam = get_family(family)
     if fam.name == "gaussian" and fam.link.name == "identity":
         from ..errors import MixedModelsWarning

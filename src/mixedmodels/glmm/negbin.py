@@ -36,9 +36,10 @@ import pandas as pd
 from scipy import optimize, special
 
 from .._threads import one_blas_thread
-from .._validate import Instance, Text, argument_kinds, check_arguments
+from .._validate import FitData, Instance, Text, argument_kinds, check_arguments
 from ..design.inputs import prepare_glmm_inputs
-from ..errors import ModelSpecError
+from ..design.tables import as_pandas, is_dask_input
+from ..errors import ModelSpecError, NotOnDaskError
 from ..families import NegativeBinomial, Poisson
 from ..optim import OptimizerSettings, minimize_bounded
 from .fit import (Stages, _Criterion, _finish, _finite_or_none, _stage1, _start_settings, _WarmStart,
@@ -135,7 +136,7 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         return make_results(fitted, nAGQ, stages, start, family_npar=1, stacklevel=4)
 
 
-@argument_kinds(link=Text(), laplace=Text(),
+@argument_kinds(data=FitData(), link=Text(), laplace=Text(),
                 settings=Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True))
 def glmer_nb(
     formula: str,
@@ -185,6 +186,11 @@ def glmer_nb(
     :mod:`mixedmodels.glmm.negbin`), under lme4's Laplace approximation; for a
     known theta use ``mm.glmer(..., family=mm.families.NegativeBinomial(theta=...))``.
     """
+    if is_dask_input(data) and FitData().accepts(data):
+        raise NotOnDaskError("glmer_nb() is not available on Dask: estimating the negative binomial theta needs a pass "
+                             "over the rows for every theta tried (its likelihood's constant depends on it); fit the "
+                             "model in memory, or fit mm.glmer(..., family='poisson') on Dask")
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     if nAGQ == 0:
         raise ModelSpecError("glmer_nb() estimates theta from the Laplace (nAGQ=1) or quadrature likelihood; "

@@ -179,13 +179,22 @@ def _has_residual_structure(fit: Any) -> bool:
 
 
 def _same_fixed_effects(fits: list) -> bool:
-    """Do all models have the same fixed-effects columns (names and values)?"""
+    """Do all models have the same fixed-effects columns (names and values)?
+
+    For a fit on Dask, whose X stays on the workers, the values are compared
+    through ``X'X`` (summed in pass 2).
+    """
     first = fits[0].model.inputs.fixed
     for fit in fits[1:]:
         other = fit.model.inputs.fixed
-        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(other.matrix, first.matrix):
+        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(_fixed_values(fit), _fixed_values(fits[0])):
             return False
     return True
+
+
+def _fixed_values(fit: Any) -> np.ndarray:
+    gram = getattr(fit.model.inputs, "fixed_gram", None)  # a fit on Dask: X'X of the kept columns
+    return np.asarray(fit.model.inputs.fixed.matrix if gram is None else gram, dtype=float)
 
 
 def _nlme_reml_comparison(fits: list) -> bool:
@@ -195,8 +204,16 @@ def _nlme_reml_comparison(fits: list) -> bool:
 
 
 def _ml_refit(model: Any) -> Any:
-    """The same linear mixed model (residual structure included) fitted by ML, started at the REML estimates."""
-    definition = model.model.rebuild(REML=False)
+    """The same linear mixed model (residual structure included) fitted by ML, started at the REML estimates.
+
+    Without a residual structure the cross-products do not depend on the
+    criterion, so the model is the fitted one with ``REML=False`` (nothing is
+    rebuilt; a fit on Dask makes no pass).
+    """
+    if _has_residual_structure(model):
+        definition = model.model.rebuild(REML=False)
+    else:
+        definition = replace(model.model, REML=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         return definition.fit(start=model.theta)
@@ -240,6 +257,9 @@ def _check_comparable(fits: list, labels: list[str]) -> None:
 
 
 def _response_values(fit: Fit) -> np.ndarray:
+    summary = getattr(fit.model.inputs, "response_summary", None)  # a fit on Dask: n and the response's sums
+    if summary is not None:
+        return np.asarray(summary, dtype=float)
     y = np.asarray(fit.model.inputs.y, dtype=float)
     if y.ndim == 2:  # cbind(successes, failures): compare successes and totals
         return np.column_stack([y[:, 0], y.sum(axis=1)])

@@ -149,8 +149,12 @@ def _pwrss(model, factor) -> float:
 
     The corner of the Cholesky factor holds it too, but after cancellation
     against ``y'y`` (noise ~ 1e-11 for sleepstudy); second differences need
-    the accurate value.
+    the accurate value.  A model that computes it itself (a fit on Dask,
+    whose rows are not in memory) does so through ``penalized_rss``.
     """
+    own = getattr(model, "penalized_rss", None)
+    if callable(own):
+        return float(own(factor))
     inputs = model.inputs
     beta, spherical = factor.solve()
     eta = inputs.fixed.matrix @ beta

@@ -25,6 +25,12 @@ replaced by their residuals on the columns of the terms that contain it
 (containment needs the same numeric variables); the rows of ``K`` named like
 the columns of ``X`` give the hypothesis, mapped back to the model's own
 contrasts by ``X^+ X_model``.  Models with one term use type I, as lmerTest.
+
+The rows enter only through ``X'X`` (type I) and the R of a QR decomposition
+of ``[X_trt, X, 1, X_rd]`` (type III: ``X_trt^+ B`` is the least-squares
+solution on R, and ``X_trt``'s aliased columns are found by lme4's rule on
+its block of R), read through :class:`FrameColumns`; a fit whose rows are
+elsewhere (on Dask) offers the same methods and forms R where the rows are.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.checks import drop_aliased_columns
+from ..design.checks import independent_columns
 from ..design.fixed import DesignMatrix, build_design
 from ..errors import MixedModelsError
 from ..fitted import Fit, MixedFit, is_generalized, is_mixed
@@ -46,7 +52,7 @@ from ..tables import r_table
 from .ddf import contrast_matrix, kenward_roger, normalize_ddf, satterthwaite
 
 
-__all__ = ["anova_table", "f_test", "fixed_terms", "term_hypotheses", "FixedTerm"]
+__all__ = ["anova_table", "f_test", "fixed_terms", "term_hypotheses", "FixedTerm", "FrameColumns"]
 
 _COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
 _MATRIX_CALLS = re.compile(r"^(scale|poly|ns|bs|cbind|center)\(")
@@ -130,12 +136,11 @@ def _doolittle_upper(xtx: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return lower.T
 
 
-def _type1(design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
-    x = design.matrix
-    p = x.shape[1]
+def _type1(xtx: np.ndarray, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
+    p = xtx.shape[0]
     if p == 1 and has_intercept:
         return {t.label: np.zeros((0, 1)) for t in terms}
-    full = np.ones((1, 1)) if p == 1 else _doolittle_upper(x.T @ x)
+    full = np.ones((1, 1)) if p == 1 else _doolittle_upper(xtx)
     return {t.label: full[list(t.columns)] for t in terms}
 
 
@@ -145,41 +150,69 @@ def _contains(inner: FixedTerm, outer: FixedTerm) -> bool:
     return a <= b and bool(b - a) and set(inner.numeric) == set(outer.numeric)
 
 
-def _treatment_design(result: Fit, design: DesignMatrix) -> DesignMatrix:
-    """The fixed design rebuilt with treatment contrasts for every factor, full column rank."""
-    spec = design._spec
-    inputs = result.model.inputs
-    contrasts = {f.expr: "treatment" for f in spec.factor_contrasts}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rebuilt = build_design(inputs.formula.fixed, inputs.frame, contrasts)
-        return drop_aliased_columns(rebuilt)[0]
+class FrameColumns:
+    """The model frame's columns as the hypotheses read them: designs built on the frame, and their products.
 
+    A fit whose rows are not in memory (on Dask) offers the same three
+    methods through ``model.hypothesis_columns()``, computing the products
+    where the rows are.
+    """
 
-def _overparameterized(result: Fit, terms: list[FixedTerm], has_intercept: bool) -> tuple[np.ndarray, list[str]]:
-    """lmerTest's rank-deficient design: ``model.matrix(~ 0 + term)`` per term, after an intercept."""
-    frame = result.model.inputs.frame
-    blocks = [np.ones((len(frame), 1))] if has_intercept else []
-    names = ["(Intercept)"] if has_intercept else []
-    for term in terms:
+    def __init__(self, result: Fit):
+        self.inputs = result.model.inputs
+
+    def design(self, rhs: str, contrasts: dict[str, str] | None = None) -> DesignMatrix:
+        """The design of ``rhs`` (all its columns, none dropped) on the model frame."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            part = build_design("0 + " + term.label, frame)
-        blocks.append(part.matrix)
-        names.extend(part.column_names)
-    matrix = np.column_stack(blocks) if blocks else np.zeros((len(frame), 0))
-    empty = [n for n, col in zip(names, matrix.T) if not np.any(col)]
-    if empty:
-        warnings.warn(f"Missing cells for: {', '.join(empty)}. Interpret type III hypotheses with care.", stacklevel=4)
-    return matrix, names
+            return build_design(rhs, self.inputs.frame, contrasts)
+
+    def r_factor(self, designs: list[DesignMatrix]) -> np.ndarray:
+        """The R of a QR decomposition of the designs' columns side by side (every row of the frame)."""
+        return np.linalg.qr(np.column_stack([d.matrix for d in designs]), mode="r")
+
+    def fixed_crossproduct(self) -> np.ndarray:
+        """``X'X`` of the model's fixed-effects columns."""
+        x = self.inputs.fixed.matrix
+        return x.T @ x
 
 
-def _type3(result: Fit, design: DesignMatrix, terms: list[FixedTerm], has_intercept: bool) -> dict[str, np.ndarray]:
-    x_trt = _treatment_design(result, design)
+def _hypothesis_columns(result: Fit) -> Any:
+    own = getattr(result.model, "hypothesis_columns", None)  # a fit on Dask: products formed on the workers
+    return own() if callable(own) else FrameColumns(result)
+
+
+def _solve(r: np.ndarray, a: list[int], b: list[int]) -> np.ndarray:
+    """``A^+ B`` for columns ``a`` (full column rank) and ``b`` of the matrix whose QR has this ``R``."""
+    return np.linalg.lstsq(r[:, a], r[:, b], rcond=None)[0]
+
+
+def _type3(result: Fit, design: DesignMatrix, columns: Any, has_intercept: bool) -> dict[str, np.ndarray]:
+    """lmerTest's type III hypotheses, from the R of a QR of ``[X_trt, X, 1, X_rd]`` (one pass on Dask).
+
+    ``X_trt`` is the design with treatment contrasts (its aliased columns
+    dropped by lme4's rule on its block of R), ``X_rd`` the over-parameterised
+    design of every term of ``X_trt``; ``X_trt^+ B`` is the least-squares
+    solution on the R factor, as on the rows.
+    """
+    contrasts = {f.expr: "treatment" for f in design._spec.factor_contrasts}
+    trt_all = columns.design(result.model.inputs.formula.fixed, contrasts)
+    all_terms, _ = fixed_terms(trt_all)
+    blocks = [trt_all, design, columns.design("1")] + [columns.design("0 + " + t.label) for t in all_terms]
+    r = columns.r_factor(blocks)
+    starts = np.cumsum([0] + [len(b.column_names) for b in blocks])
+    ntrt = len(trt_all.column_names)
+    keep = independent_columns(r[:, :ntrt])  # lme4's rule on X_trt's own R (its leading block)
+    x_trt = trt_all.keep_columns(keep)
     trt_terms, _ = fixed_terms(x_trt)
-    rdx, rd_names = _overparameterized(result, trt_terms, has_intercept)
-    pinv = np.linalg.pinv(x_trt.matrix)
-    k = _zapsmall((pinv @ rdx).T)  # rows: over-parameterised effects, columns: X_trt
+    rd_cols, rd_names = ([int(starts[2])], ["(Intercept)"]) if has_intercept else ([], [])
+    block_of = {t.label: i for i, t in enumerate(all_terms, start=3)}
+    for term in trt_terms:
+        i = block_of[term.label]
+        rd_cols.extend(range(starts[i], starts[i + 1]))
+        rd_names.extend(blocks[i].column_names)
+    _warn_missing_cells(r, rd_cols, rd_names)
+    k = _zapsmall(_solve(r, keep, rd_cols).T)  # rows: over-parameterised effects, columns: X_trt
     for term in sorted(trt_terms, key=lambda t: -t.order):
         containing = [c for other in trt_terms if _contains(term, other) for c in other.columns]
         if containing and term.columns:
@@ -194,13 +227,20 @@ def _type3(result: Fit, design: DesignMatrix, terms: list[FixedTerm], has_interc
             "(C(...)); pass them as lmer(..., contrasts={'variable': 'sum'}) instead, or use type=1"
         )
     k = k[[index[n] for n in x_trt.column_names]]
-    to_model = _zapsmall(pinv @ design.matrix)
+    to_model = _zapsmall(_solve(r, keep, list(range(starts[1], starts[2]))))
     out = {}
     for term in trt_terms:
         hyp = k[:, list(term.columns)].T
         hyp = hyp[np.abs(hyp).sum(axis=1) > 1e-8]
         out[term.label] = hyp @ to_model
     return out
+
+
+def _warn_missing_cells(r: np.ndarray, cols: list[int], names: list[str]) -> None:
+    """lmerTest's warning for over-parameterised columns without a row (an all-zero column has a zero column of R)."""
+    empty = [n for n, j in zip(names, cols) if not np.any(r[:, j])]
+    if empty:
+        warnings.warn(f"Missing cells for: {', '.join(empty)}. Interpret type III hypotheses with care.", stacklevel=4)
 
 
 def term_hypotheses(result: Fit, type: int | str = 3) -> dict[str, np.ndarray]:
@@ -213,9 +253,10 @@ def term_hypotheses(result: Fit, type: int | str = 3) -> dict[str, np.ndarray]:
         raise MixedModelsError(f"unknown anova type {type!r}; use 3 ('III') or 1 ('I')")
     design = result.model.inputs.fixed
     terms, has_intercept = fixed_terms(design)
+    columns = _hypothesis_columns(result)
     if kind == 1 or design.matrix.shape[1] <= 1 or len(terms) <= 1:
-        return _type1(design, terms, has_intercept)
-    return _type3(result, design, terms, has_intercept)
+        return _type1(columns.fixed_crossproduct(), terms, has_intercept)
+    return _type3(result, design, columns, has_intercept)
 
 
 # --- tests ------------------------------------------------------------------------------------

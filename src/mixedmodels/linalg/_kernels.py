@@ -10,12 +10,12 @@ without a compiler.
 
 from __future__ import annotations
 
-import os
 import sys
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+
+from .jit import jit
 
 __all__ = ["compiled", "compiled_if_loaded", "jit", "level_syrk", "grouped_scatter", "scaled_lower_copy",
            "level_gradient_sums", "lower_trace_sums"]
@@ -100,21 +100,6 @@ def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, wei
             total += values[i] * weights[group[i]]
             i += 1
         out[position] -= total
-
-
-@lru_cache(maxsize=None)
-def jit(kernel: Callable) -> Callable | None:
-    """The numba-compiled ``kernel`` (cached on disk), or None without numba or with ``MIXEDMODELS_NO_NUMBA=1``."""
-    if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
-        return None
-    try:
-        import numba
-    except ImportError:
-        return None
-    try:
-        return numba.njit(cache=True, nogil=True)(kernel)
-    except RuntimeError:  # no writable cache location: compile in memory for this process
-        return numba.njit(cache=False, nogil=True)(kernel)
 
 
 def compiled(name: str) -> Callable | None:

@@ -207,6 +207,65 @@ class BlockedCrossProducts:
         return cls(layouts, a11, np.ascontiguousarray(gram[q1:, :q1]), np.ascontiguousarray(gram[q1:, q1:]),
                    xy.shape[1] - 1, n, plan_rank_update=True)
 
+    @classmethod
+    def from_sums(cls, nlevels: list[int], ncols: list[int], a11: np.ndarray, a21: np.ndarray | sp.sparray,
+                  a22: np.ndarray, nfixef: int, nobs: int, scales: list[np.ndarray] | None = None,
+                  plan_rank_update: bool = True, structures: list[CovarianceStructure] | None = None,
+                  prescaled: bool = False) -> "BlockedCrossProducts":
+        """The blocks from products of the columns as they are, summed over parts of the rows.
+
+        What :meth:`build` makes, for sums formed elsewhere (e.g. per
+        partition of a dask DataFrame): ``a11`` (q1, k1, k1), ``a21``
+        (m, q1 k1, dense or sparse) and ``a22`` (m, m) hold the products of the
+        terms' columns without the unit-RMS scaling (rows already multiplied
+        by sqrt(weights)).  The scales are read off the diagonals (the sum of
+        ``z_j^2`` over the rows is the sum over levels of the diagonal entry),
+        made into each term's ``structure``'s scales as :func:`term_layouts`
+        makes them (one common scale for ``ar1``), and applied here;
+        :meth:`build` applies them before the products, which changes only
+        rounding.  ``scales`` (one array per term) uses given scales instead
+        (as PIRLS does: those of the unweighted columns); ``structures`` (one
+        per term, default unstructured) as in :meth:`build`;
+        ``plan_rank_update`` as the attribute.  ``prescaled``: the sums are
+        of the columns already divided by the given ``scales`` (PIRLS on
+        Dask divides them once, in the persisted partitions), so the blocks
+        are used as they are.
+        """
+        if prescaled and scales is None:
+            raise ValueError("prescaled sums need the scales they were divided by")
+        structures = list(structures) if structures is not None else [UNSTRUCTURED] * len(nlevels)
+        layouts, start = [], 0
+        for q, k, structure in zip(nlevels, ncols, structures, strict=True):
+            layouts.append(TermLayout(q, k, start, structure=structure))
+            start = layouts[-1].theta_stop
+        first, rest = layouts[0], layouts[1:]
+
+        def term_scales(i: int, squares: np.ndarray) -> np.ndarray:
+            if scales is not None:
+                return np.asarray(scales[i], dtype=float)
+            return layouts[i].structure.column_scales(_scales_from_squares(squares, nobs))
+
+        s1 = term_scales(0, np.einsum("qjj->j", a11))
+        diagonal, offset, rest_scales = np.diagonal(a22), 0, []
+        for i, lay in enumerate(rest, start=1):
+            rest_scales.append(term_scales(i, diagonal[offset : offset + lay.size].reshape(lay.nlevels, lay.ncols).sum(axis=0)))
+            offset += lay.size
+        layouts = [replace(first, scales=s1)] + [replace(lay, scales=s) for lay, s in zip(rest, rest_scales)]
+        if prescaled:
+            return cls(tuple(layouts), a11, a21, a22, int(nfixef), int(nobs), plan_rank_update=plan_rank_update)
+        row_scale = np.ones(a22.shape[0])
+        row_scale[:offset] = np.concatenate([np.tile(s, lay.nlevels) for lay, s in zip(rest, rest_scales)]) if rest else []
+        column_scale = np.tile(s1, first.nlevels)
+        a11 = a11 / (s1[:, None] * s1[None, :])
+        a22 = a22 / np.outer(row_scale, row_scale)
+        if isinstance(a21, np.ndarray):
+            a21 = a21 / np.outer(row_scale, column_scale)
+        else:
+            a21 = sp.csr_array(sp.diags_array(1.0 / row_scale) @ sp.csr_array(a21) @ sp.diags_array(1.0 / column_scale))
+            if a21.shape[0] * a21.shape[1] <= _DENSE_LIMIT:
+                a21 = a21.toarray()
+        return cls(tuple(layouts), a11, a21, a22, int(nfixef), int(nobs), plan_rank_update=plan_rank_update)
+
     @cached_property
     def rank_update_plan(self) -> ScalarRankUpdate | VectorRankUpdate | None:
         """Precomputed pieces of ``A21 W A21'`` when ``A21`` is sparse (else None).
@@ -364,6 +423,12 @@ def term_layouts(zs: list[np.ndarray], nlevels: list[int],
         layouts.append(TermLayout(q, z.shape[1], start, scales, structure))
         start = layouts[-1].theta_stop
     return tuple(layouts)
+
+
+def _scales_from_squares(squares: np.ndarray, nobs: int) -> np.ndarray:
+    """Root-mean-square of each column from its sum of squares (1 for all-zero columns), as :func:`_column_scales`."""
+    rms = np.sqrt(np.asarray(squares, dtype=float) / nobs)
+    return np.where(rms > 0, rms, 1.0)
 
 
 def _dense_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> np.ndarray:

@@ -35,12 +35,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._threads import blas_threads_for
-from .._validate import (Anything, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
+from .._validate import (Anything, FitData, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
                          check_arguments, check_bool)
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import canonical_theta
 from ..design.inputs import ModelInputs, prepare_inputs
 from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variables
+from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
 from ..linalg.gradient import ProfiledObjective
@@ -50,7 +51,7 @@ from ..optim import (OptInfo, OptimizerSettings, minimize_bounded, minimize_newt
 from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
 from .results import FACTOR, LmerResults
 
-__all__ = ["LinearMixedModel", "lmer", "ThetaParameters"]
+__all__ = ["LinearMixedModel", "lmer", "ThetaParameters", "start_theta"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
@@ -257,8 +258,7 @@ class LinearMixedModel(ThetaParameters):
         return self.crossprods.terms
 
     def _log_weights(self) -> float:
-        w = self.inputs.weights
-        return float(np.sum(np.log(w[w > 0]))) if w is not None else 0.0
+        return self.inputs.sum_log_weights
 
     def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
         """The profiled REML criterion or deviance given a factorization.
@@ -540,7 +540,7 @@ def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, v
     return wrapped
 
 
-@argument_kinds(settings=_SETTINGS, weights=_WEIGHTS, correlation=_CORRELATION, method=_METHOD)
+@argument_kinds(data=FitData(), settings=_SETTINGS, weights=_WEIGHTS, correlation=_CORRELATION, method=_METHOD)
 def lmer(
     formula: str,
     data: pd.DataFrame,
@@ -564,8 +564,12 @@ def lmer(
         e.g. ``"Reaction ~ Days + (Days | Subject)"``; random-effects terms are
         ``(expr | group)``, ``(expr || group)`` for uncorrelated effects,
         ``(1 | a/b)`` for nesting and ``(1 | a:b)`` for interactions.
-    data : DataFrame
-        Rows with a missing value in any variable used are dropped.
+    data : DataFrame, polars DataFrame, pyarrow Table, dask DataFrame or str
+        Rows with a missing value in any variable used are dropped.  A dask
+        DataFrame, or a path or glob of Parquet files (read with dask), is
+        fitted without bringing its rows into memory
+        (:func:`mixedmodels.dask.lmer`; ``weights`` and ``offset`` are then
+        column names).
     REML : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
     weights : array-like or VarIdent, optional
@@ -614,17 +618,24 @@ def lmer(
     -------
     LmerResults
     """
-    check_arguments(locals())
+    check_arguments({"formula": formula, "data": data, "method": method})
     if method is not None:
         raise ModelSpecError(_method_message(method))
+    if is_dask_input(data):  # weights and offset are column names there: mixedmodels.dask checks its arguments
+        from ..dask import lmer as dask_lmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
+
+        return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
+                         settings=settings, start=start, na_action=na_action, correlation=correlation)
+    data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
+    check_arguments(locals())
     model = LinearMixedModel.from_formula(
         formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation,
         na_action=na_action, max_memory=max_memory
     )
-    return model.fit(settings=settings, start=None if start is None else model.check_theta(_start_theta(start)))
+    return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))
 
 
-def _start_theta(start: Any) -> Any:
+def start_theta(start: Any) -> Any:
     """lme4's ``start``: theta itself (a sequence, or a dict by theta's names), or ``{"theta": ...}``."""
     if isinstance(start, Mapping) and ("theta" in start or "fixef" in start):
         extra = [k for k in start if k != "theta"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fitted import MixedFit
-from ..format import Printable, abbreviate, coefmat_lines, common_width, deparse_lines, format_r, quantile_lines, table_lines
+from ..format import Printable, abbreviate, coefmat_lines, common_width, deparse_lines, five_number_lines, format_r, table_lines
 
 __all__ = ["LmerSummary"]
 
@@ -74,9 +74,15 @@ class LmerSummary(Printable):
             lines.append(" ".join(v.rjust(width) for v in vals))
         return lines
 
-    def _residuals(self) -> list[str]:
+    def residual_quantiles(self) -> tuple[np.ndarray, bool]:
+        """Min, quartiles and max of the scaled Pearson residuals, and whether they are approximate (here: exact)."""
         resid = self.result.residuals("pearson", scaled=True).to_numpy()
-        return ["", "Scaled residuals: ", *quantile_lines(resid)]
+        return np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]), False
+
+    def _residuals(self) -> list[str]:
+        quantiles, approximate = self.residual_quantiles()
+        title = "Scaled residuals (approximate quantiles): " if approximate else "Scaled residuals: "
+        return ["", title, *five_number_lines(quantiles)]
 
     def _random_effects(self) -> list[str]:
         r = self.result
