@@ -4,6 +4,7 @@
 
 * the API page of ``mm.lmer``: its signature and parameter table are there;
 * the pooling tutorial: every figure has loaded and has a size, the printed summary is there;
+* a page of the user guide (pooling, with the README's pictures that moved there);
 * the site's front page;
 
 and fails when a page logs an error, requests anything from another host, or shows a broken
@@ -38,7 +39,8 @@ PAGES = [
     ("tutorials/glmm.html", "tutorial-glmm", ["Generalized linear mixed models", "glmerMod"], 3),
     ("tutorials/bayes.html", "tutorial-bayes", ["NUTS", "hdi"], 2),
     ("tutorials/shrinkage.html", "tutorial-shrinkage", ["shrinkage", "partial"], 2),
-    ("coming-from-lme4.html", "coming-from-lme4", ["ranef(m, condVar = TRUE)", "mm.emmeans"], 0),
+    ("coming-from-lme4.html", "coming-from-lme4", ["ranef(m, condVar = TRUE)", "mm.emmeans", "Deliberately absent"], 0),
+    ("guide/pooling.html", "guide-pooling", ["Complete, no and partial pooling", "share_fixed", "Shrinkage explorer"], 4),
     ("index.html", "index", ["mixedmodels", "tutorials"], 0),
 ]
 

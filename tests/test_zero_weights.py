@@ -2,7 +2,7 @@
 
 tests/reference/make_zero_weights.R fits sleepstudy with weights ``wz`` (0 on every tenth
 row and on all of Subject 372's rows, else ``1 + Days %% 3``) and cbpp with weights ``cw``
-(0 on rows 1, 5, 9 and 28, the last being herd 8's only row).  The semantics (README,
+(0 on rows 1, 5, 9 and 28, the last being herd 8's only row).  The semantics (docs/guide/formulas.md,
 "Weights"): a zero-weight row contributes nothing to any estimate -- R's lm, glm and lme4's
 glmer give exactly the fit to the other rows (the reference checks this), and lme4's lmer,
 whose criterion is infinite with a zero weight, is compared with its fit to the rows of
