@@ -99,6 +99,10 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
 # optimizer keeps of its best point and the results' (measured with benchmarks/memory_estimate.py).
 REST_COPIES = 6
 
+# Above this many bytes as a dense m x m block of doubles, the rest block is held and factored
+# sparsely (mixedmodels.linalg.sparse_rest); every model below it keeps its dense path.
+SPARSE_REST_MIN_BYTES = 2e9
+
 
 def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
     """Rows of the dense rest block: every random effect after the first (largest) term's, X's columns and y."""

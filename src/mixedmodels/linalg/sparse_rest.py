@@ -1,0 +1,230 @@
+"""The rest block held and factored sparsely, for crossed designs whose dense rest block would not fit.
+
+A crossed design ``(1 | a) + (1 | b)`` with 20,000 levels of each on 50,000
+rows has a rest block of 20,002 rows: 3.2 GB dense, six copies at a fit's
+peak.  Yet after the big term's levels are eliminated, each level of ``b``
+is joined only to the few levels of ``b`` it shares a level of ``a`` with:
+the block ``M = Lambda' (A22 - A21 W A21') Lambda + I_re`` has ~150,000
+non-zeros, and its Cholesky factor, in a fill-reducing order, ~10 million
+(CHOLMOD-class; lme4 holds its whole factor the same way).
+
+Here the block is split into its random-effects part and the few fixed
+rows (X's columns and y)::
+
+    M = [ M_re  M_rf ]      M_re   sparse (nre x nre)
+        [ M_fr  M_ff ]      M_rf   dense, nre x (p + 1)
+
+``M_re`` is factored sparsely; the fixed rows are eliminated through it:
+``G = M_re^-1 M_rf`` (p + 1 solves) and ``S = M_ff - M_fr G``, whose dense
+Cholesky factor ``[[L_X, 0], [c_y', r]]`` is exactly the X and y rows of the
+dense path's factor.  So ``log det L_theta^2 = log det L11^2 + log det M_re``,
+``log det R_X^2 = 2 sum log diag L_X``, the penalized residual sum of squares
+is ``r^2``, ``beta`` solves ``L_X' beta = c_y``, and the rest terms' spherical
+random effects are ``G_y - G_X beta``.
+
+The sparse factorization is SuperLU's (scipy) with diagonal pivots
+(``diag_pivot_thresh=0``: a symmetric positive definite matrix needs no
+pivoting, and the LU factors are then ``L D^(1/2)`` and ``D^(1/2) L'`` of
+the Cholesky factor, so ``log det M_re`` is the sum of ``log U_ii``).  The
+fill-reducing order (SuperLU's multiple minimum degree on ``M_re + M_re'``)
+is computed at the first factorization and kept: later ones permute the
+block symmetrically and ask for no reordering.  scipy alone: no new
+dependency.
+
+What this path does not give: the dense factor ``l22`` (conditional
+variances, hat values and the inference that refactors in the original
+order need its inverse, which would be dense) -- those raise a
+:class:`~mixedmodels.errors.MixedModelsError` that says so.
+
+The path is chosen only when the dense rest block would need more than
+:data:`mixedmodels.design.size.SPARSE_REST_MIN_BYTES` (2 GB): every model
+that fits densely stays on its dense path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.linalg import solve_triangular
+
+from ..design import size as _size
+from ..errors import MixedModelsError
+
+__all__ = ["SparseRest", "SparseFactorization", "use_sparse_rest", "sparse_gram"]
+
+
+def use_sparse_rest(m: int) -> bool:
+    """Whether a rest block of ``m`` rows is held sparsely (its dense ``m x m`` doubles above the limit)."""
+    return 8.0 * m * m > _size.SPARSE_REST_MIN_BYTES
+
+
+def sparse_gram(rest_re: list[sp.csc_array], xy: np.ndarray) -> sp.csc_array:
+    """``[Z_rest X y]' [Z_rest X y]`` as a sparse matrix (the X and y columns are dense columns in it)."""
+    rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc")
+    gram = sp.csc_array(rest.T @ rest)
+    gram.sort_indices()
+    return gram
+
+
+def _rest_lambda(terms: tuple[Any, ...], theta: np.ndarray, nfixed: int) -> sp.csr_array:
+    """Block-diagonal ``Lambda`` of the rest terms (one ``lam`` per level), then the identity for X and y."""
+    blocks = [sp.kron(sp.eye_array(t.nlevels), sp.csr_array(t.scaled_lam(theta)), format="csr") for t in terms]
+    return sp.csr_array(sp.block_diag(blocks + [sp.eye_array(nfixed)], format="csr"))
+
+
+@dataclass(frozen=True, eq=False)
+class SparseRest:
+    """The sparse rest block's fixed parts and its fill-reducing order (found at the first factorization).
+
+    Attributes
+    ----------
+    nre : int
+        Rows of the rest terms' random effects (they come first).
+    order : dict
+        ``{"perm": ndarray}`` once the first factorization has chosen the
+        order: ``M_re[perm][:, perm]`` is factored without reordering.
+    """
+
+    nre: int
+    order: dict = field(default_factory=dict, repr=False)
+
+    def factorize(self, cp: Any, theta: np.ndarray, l11: np.ndarray, weights: np.ndarray) -> "SparseFactorization":
+        """The factor at theta, given the big term's per-level factors ``l11`` and weights ``W_l``."""
+        nre = self.nre
+        updated = sp.csc_array(cp.a22 - _rank_update_sparse(cp.a21, weights))
+        lam = _rest_lambda(cp.rest_terms, theta, updated.shape[0] - nre)
+        mat = sp.csc_array(lam.T @ updated @ lam)
+        m_re = sp.csc_array(mat[:nre, :nre] + sp.eye_array(nre))
+        m_rf = mat[:nre, nre:].toarray()
+        m_ff = mat[nre:, nre:].toarray()
+        del updated, mat
+        failed = SparseFactorization(cp, theta, l11, np.nan, np.empty((nre, 0)), np.empty((0, 0)), False)
+        lu = self._factor_re(m_re)
+        if lu is None:
+            return failed
+        g = lu.solve(m_rf)
+        schur = m_ff - m_rf.T @ g
+        try:
+            lower = np.linalg.cholesky(0.5 * (schur + schur.T))
+        except np.linalg.LinAlgError:  # X rank deficient (or y in its span)
+            return failed
+        return SparseFactorization(cp, theta, l11, lu.logdet(), g, lower, True)
+
+    def _factor_re(self, m_re: sp.csc_array) -> "_OrderedLU | None":
+        """SuperLU of ``M_re`` in the kept order (chosen now on the first call), or None if not positive definite."""
+        options = {"SymmetricMode": True}
+        perm = self.order.get("perm")
+        try:
+            if perm is None:
+                lu = spla.splu(m_re, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=options)
+                if not np.array_equal(lu.perm_r, lu.perm_c):
+                    return None  # a pivot left the diagonal: not positive definite
+                inverse = np.empty_like(lu.perm_c)
+                inverse[lu.perm_c] = np.arange(lu.perm_c.size)
+                self.order["perm"] = inverse  # row k of the ordered block is row inverse[k]
+            else:
+                lu = spla.splu(sp.csc_array(m_re[perm][:, perm]), permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                               options=options)
+        except RuntimeError:  # SuperLU: "Factor is exactly singular"
+            return None
+        if not np.all(lu.U.diagonal() > 0):
+            return None
+        return _OrderedLU(lu, perm)
+
+
+@dataclass(frozen=True, eq=False)
+class _OrderedLU:
+    """A SuperLU factor of ``M_re`` (``perm`` None) or of ``M_re[perm][:, perm]``, solving in the original order."""
+
+    lu: Any
+    perm: np.ndarray | None
+
+    def logdet(self) -> float:
+        """``log det M_re``: the LU's U has the pivots ``d_i = L_ii^2`` of the Cholesky factor on its diagonal."""
+        return float(np.log(self.lu.U.diagonal()).sum())
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        if self.perm is None:
+            return self.lu.solve(rhs)
+        out = np.empty_like(rhs)
+        out[self.perm] = self.lu.solve(np.ascontiguousarray(rhs[self.perm]))
+        return out
+
+
+def _rank_update_sparse(a21: sp.csr_array, weights: np.ndarray) -> sp.csr_array:
+    """``A21 W A21'`` for block-diagonal W, kept sparse."""
+    q = weights.shape[0]
+    if weights.ndim == 1 or weights.shape[1] == 1:
+        wmat = sp.diags_array(weights.reshape(-1))
+    else:
+        k = weights.shape[1]
+        wmat = sp.bsr_array((weights, np.arange(q), np.arange(q + 1)), shape=(q * k, q * k))
+    return sp.csr_array(a21 @ wmat @ a21.T)
+
+
+@dataclass(frozen=True, eq=False)
+class SparseFactorization:
+    """The blocked factor with a sparsely factored rest block: the objective's pieces and the solutions.
+
+    Same reading methods as :class:`.blocked.Factorization` (``logdet_re``,
+    ``logdet_x``, ``pwrss``, ``solve``, ``fixed_factor``); the dense ``l22``
+    is not formed.
+    """
+
+    crossprods: Any
+    theta: np.ndarray
+    l11: np.ndarray
+    logdet_rest: float
+    g: np.ndarray
+    schur_factor: np.ndarray
+    ok: bool
+    order: None = None
+
+    @property
+    def l22(self) -> np.ndarray:
+        raise _dense_needed("the dense rest factor l22")
+
+    def in_original_order(self) -> "SparseFactorization":
+        raise _dense_needed("this computation (conditional variances, hat values, refactoring in the original order)")
+
+    def logdet_re(self) -> float:
+        diag11 = self.l11 if self.l11.ndim == 1 else self.l11.diagonal(0, 1, 2)
+        return 2.0 * float(np.log(diag11).sum()) + self.logdet_rest
+
+    def logdet_x(self) -> float:
+        p = self.crossprods.nfixef
+        return 2.0 * float(np.log(self.schur_factor.diagonal()[:p]).sum())
+
+    def pwrss(self) -> float:
+        return float(self.schur_factor[-1, -1] ** 2)
+
+    def fixed_factor(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.crossprods.nfixef
+        return np.tril(self.schur_factor[:p, :p]), self.schur_factor[-1, :p].copy()
+
+    def solve(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Fixed effects beta and spherical random effects u (one (q, k) array per term)."""
+        from .blocked import _first_block_solve, _last_row, _spherical_to_b, _split_terms
+
+        cp = self.crossprods
+        lx, cy = self.fixed_factor()
+        beta = solve_triangular(lx, cy, lower=True, trans="T") if lx.size else np.empty(0)
+        u_rest_flat = self.g[:, -1] - self.g[:, :-1] @ beta
+        u_rest = _split_terms(u_rest_flat, cp.rest_terms)
+        b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
+        resid = _last_row(cp.a21) - cp.a21[:-1].T @ b_and_beta
+        rhs = np.asarray(resid).reshape(cp.first.nlevels, cp.first.ncols)
+        u1 = _first_block_solve(self.l11, cp.first.scaled_lam(self.theta), rhs)
+        return beta, [u1, *u_rest]
+
+
+def _dense_needed(what: str) -> MixedModelsError:
+    return MixedModelsError(
+        f"{what} needs the dense factor of the rest block, which this model does not form: its rest block is "
+        "factored sparsely because the dense one would not fit in memory (see mixedmodels.linalg.sparse_rest); "
+        "the estimates, the random effects' conditional modes, vcov() and the log-likelihood are available")
+
