@@ -102,6 +102,14 @@ REST_COPIES = 6
 # Above this many bytes as a dense m x m block of doubles, the rest block is held and factored
 # sparsely (mixedmodels.linalg.sparse_rest); every model below it keeps its dense path.
 SPARSE_REST_MIN_BYTES = 2e9
+# On that path the factor's size depends on the fill-reducing order, known only after it is computed
+# (seconds): the estimate takes SPARSE_FILL * nre^1.5 entries, the fill of the minimum-degree order of
+# a random crossed design (20,000 x 20,000 levels on 50,000 rows: 10.0 million = 3.5 * 20,000^1.5),
+# each held as SuperLU's L and U (values and row indices) with its supernodal slack and workspace,
+# SPARSE_FACTOR_BYTES per entry (measured with benchmarks/memory_estimate.py). A rough figure: designs
+# with many more rows per level fill more (up to the dense triangle, which bounds it).
+SPARSE_FILL = 3.5
+SPARSE_FACTOR_BYTES = 40.0
 
 
 def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
@@ -118,7 +126,10 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
     rest (sparse: at most one entry per row and pair of columns), and the
     dense rest block, ``REST_COPIES`` times ``m^2`` doubles.  The last
     dominates crossed designs: ``(1 | a) + (1 | b)`` with 20,000 levels
-    each has ``m = 20,002`` and needs 19 GB.
+    each has ``m = 20,002`` and would need 19 GB; above
+    ``SPARSE_REST_MIN_BYTES`` the block is factored sparsely instead
+    (:mod:`mixedmodels.linalg.sparse_rest`), estimated from its expected
+    fill (``SPARSE_FILL``, ``SPARSE_FACTOR_BYTES``).
     """
     m = rest_block_size(terms, nfixef)
     estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", X_COPIES * 8.0 * nobs * nfixef)
@@ -127,7 +138,12 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
         k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
         per_row = sum(t.z.shape[1] for t in terms) - k1 + nfixef + 1
         estimate.add("the first term's cross-products", 12.0 * nobs * k1 * per_row)
-    estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
+    if 8.0 * m * m > SPARSE_REST_MIN_BYTES:
+        nre = m - nfixef - 1
+        entries = min(SPARSE_FILL * nre**1.5, nre * (nre + 1) / 2.0) + nre * (nfixef + 1)
+        estimate.add(f"the sparse rest block's factor, {m:,} rows, ~{entries:,.0f} entries", SPARSE_FACTOR_BYTES * entries)
+    else:
+        estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
     return estimate
 
 
