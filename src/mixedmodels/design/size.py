@@ -155,8 +155,10 @@ def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: A
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]
-        advice = (f"its size comes from the random effects after the first term's, which are held as one dense "
-                  f"block -- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
+        m = rest_block_size(terms, nfixef)
+        held = "factored sparsely" if 8.0 * m * m > SPARSE_REST_MIN_BYTES else "held as one dense block"
+        advice = (f"its size comes from the random effects after the first term's, which are {held} "
+                  f"-- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
                   "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows")
     else:
         advice = "use fewer rows or fewer fixed-effects columns"
