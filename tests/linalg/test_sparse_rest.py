@@ -97,3 +97,35 @@ def test_derivative_optimizers_are_refused_on_the_sparse_path(pair):
     _, sparse = pair
     with pytest.raises(mm.MixedModelsError, match="optimizer='bfgs' needs the analytic gradient"):
         sparse.fit(mm.OptimizerSettings(optimizer="bfgs"))
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 + x | b)", "y ~ x + (1 + x | a) + (1 | b) + (1 | c)"])
+def test_vector_and_several_rest_terms_equal_the_dense_path(formula):
+    """Rest terms with two columns (their lambda mixes a level's rows) and more than one rest term."""
+    data = _crossed(800, 60, seed=5)
+    data["c"] = pd.Categorical(np.random.default_rng(6).integers(0, 40, len(data)))
+    dense = mm.LinearMixedModel.from_formula(formula, data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(size, "SPARSE_REST_MIN_BYTES", 0.0)
+        sparse = mm.LinearMixedModel.from_formula(formula, data)
+    assert sparse.crossprods.sparse_rest is not None
+    theta = np.linspace(0.4, 1.3, dense.crossprods.ntheta)
+    theta[[i for i, v in enumerate(dense.theta_lower) if v == -np.inf]] = 0.2  # off-diagonal elements
+    assert sparse.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-10)
+    beta_d, u_d = dense.crossprods.factorize(theta).solve()
+    beta_s, u_s = sparse.crossprods.factorize(theta).solve()
+    np.testing.assert_allclose(beta_s, beta_d, rtol=1e-9, atol=1e-12)
+    for a, b in zip(u_s, u_d):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_a_refit_rebuilds_the_sparse_blocks(pair):
+    """refit(y + 1) moves the intercept by 1 and leaves theta (the blocks are rebuilt, not patched)."""
+    _, sparse = pair
+    fit = sparse.fit()
+    with pytest.MonkeyPatch.context() as patch:  # the rebuilt blocks choose their path again
+        patch.setattr(size, "SPARSE_REST_MIN_BYTES", 0.0)
+        shifted = fit.refit(sparse.inputs.y + 1.0)
+    assert shifted.model.crossprods.sparse_rest is not None
+    np.testing.assert_allclose(shifted.theta, fit.theta, rtol=1e-4)
+    assert shifted.fixef.iloc[0] == pytest.approx(fit.fixef.iloc[0] + 1.0, rel=1e-5)
