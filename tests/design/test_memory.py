@@ -87,3 +87,11 @@ def test_the_estimate_grows_with_the_rest_block():
 def test_a_model_that_fits_is_not_refused(sleepstudy):
     fit = mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy, max_memory="100MB")
     assert fit.nobs == 180
+
+
+def test_glmer_has_no_sparse_path_so_the_20k_design_is_estimated_dense():
+    """PIRLS assembles a dense rest block: glmer's estimate (19 GB) must not borrow lmer's sparse one."""
+    data = _crossed(50_000, 20_000)
+    data["y"] = (data["y"] > 0).astype(float)
+    with pytest.raises(mm.MixedModelsError, match=r"dense rest block, 18,\d{3} x 18,\d{3}.* more than max_memory='2GB'"):
+        mm.glmer("y ~ 1 + (1 | a) + (1 | b)", data, family="binomial", max_memory="2GB")

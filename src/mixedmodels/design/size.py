@@ -126,7 +126,7 @@ def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
     return sum(sizes[1:]) + nfixef + 1
 
 
-def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate:
+def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool = True) -> MemoryEstimate:
     """An estimate of a mixed model's peak memory from its design, before the cross-products are formed.
 
     Parts: X (``n p`` doubles), the random-effects columns (``n k`` per
@@ -137,7 +137,8 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
     each has ``m = 20,002`` and would need 19 GB; above
     ``SPARSE_REST_MIN_BYTES`` the block is factored sparsely instead
     (:mod:`mixedmodels.linalg.sparse_rest`), estimated from its expected
-    fill (:func:`sparse_factor_entries`, ``SPARSE_FACTOR_BYTES`` per entry).
+    fill (:func:`sparse_factor_entries`, ``SPARSE_FACTOR_BYTES`` per entry)
+    -- for models that have that path (``sparse_rest``; glmer does not).
     """
     m = rest_block_size(terms, nfixef)
     estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", X_COPIES * 8.0 * nobs * nfixef)
@@ -146,7 +147,7 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
         k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
         per_row = sum(t.z.shape[1] for t in terms) - k1 + nfixef + 1
         estimate.add("the first term's cross-products", 12.0 * nobs * k1 * per_row)
-    if 8.0 * m * m > SPARSE_REST_MIN_BYTES:
+    if sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES:
         nre = m - nfixef - 1
         entries = sparse_factor_entries(terms) + nre * (nfixef + 1)
         estimate.add(f"the sparse rest block's factor, {m:,} rows, ~{entries:,.0f} entries", SPARSE_FACTOR_BYTES * entries)
@@ -187,16 +188,18 @@ def sparse_factor_entries(terms: Sequence[Any]) -> float:
     return k * k * max(nnz / 2.0, share * nlevels * nlevels / 2.0)
 
 
-def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None) -> None:
+def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None,
+                     sparse_rest: bool = True) -> None:
     """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
     if not terms:
         return
-    estimate = model_memory(nobs, nfixef, terms)
+    estimate = model_memory(nobs, nfixef, terms, sparse_rest)
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]
         m = rest_block_size(terms, nfixef)
-        held = "factored sparsely" if 8.0 * m * m > SPARSE_REST_MIN_BYTES else "held as one dense block"
+        sparse = sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES
+        held = "factored sparsely" if sparse else "held as one dense block"
         advice = (f"its size comes from the random effects after the first term's, which are {held} "
                   f"-- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
                   "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows")

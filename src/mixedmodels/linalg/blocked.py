@@ -170,14 +170,16 @@ class BlockedCrossProducts:
     @classmethod
     def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
               structures: list[CovarianceStructure] | None = None,
-              layouts: tuple[TermLayout, ...] | None = None) -> "BlockedCrossProducts":
+              layouts: tuple[TermLayout, ...] | None = None, allow_sparse: bool = True) -> "BlockedCrossProducts":
         """Build the blocks from per-term level indices and columns, and ``[X y]``.
 
         The terms must already be in block order (largest first).  Each
         term's columns are divided by their root-mean-square (as its
         ``structure`` wants them: one common scale for ``ar1``), unless
         ``layouts`` are given: then their scales are used, so that blocks of
-        several row subsets add up (:mod:`.weighted_blocks`).
+        several row subsets add up (:mod:`.weighted_blocks`).  A rest block
+        too large to hold densely is held sparsely (:mod:`.sparse_rest`)
+        unless ``allow_sparse`` is False (blocks that are added up).
         """
         if layouts is None:
             layouts = term_layouts(zs, nlevels, structures)
@@ -192,7 +194,7 @@ class BlockedCrossProducts:
         a21 = sp.csr_array((rest.T @ z1))
         if a21.shape[0] * a21.shape[1] <= _DENSE_LIMIT:
             a21 = a21.toarray()
-        hold_sparse = bool(rest_re) and use_sparse_rest(rest.shape[1])  # the dense block would not fit
+        hold_sparse = allow_sparse and bool(rest_re) and use_sparse_rest(rest.shape[1])  # the dense block would not fit
         a22 = sparse_gram(rest_re, xy) if hold_sparse else _dense_gram(rest_re, xy)
         a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)

@@ -143,7 +143,7 @@ class LinearMixedModel(ThetaParameters):
         variance = weights if isinstance(weights, VarIdent) else None
         extra = residual_variables(variance, correlation)
         inputs = prepare_inputs(formula, data, weights=None if variance is not None else weights,
-                                extra_variables=extra, **kwargs)
+                                extra_variables=extra, sparse_rest=variance is None and correlation is None, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
