@@ -8,7 +8,7 @@ against measured peaks (within 2x); these tests check the refusals.
 
 The 20,000 x 20,000 crossed design on 50,000 rows would need a dense
 ~18,000^2 rest block (19 GB); it is held and factored sparsely instead
-(:mod:`mixedmodels.linalg.sparse_rest`), estimated at ~0.4 GB (measured peak:
+(:mod:`mixedmodels.linalg.sparse_rest`), estimated at ~0.46 GB (measured peak 0.49 GB:
 benchmarks/results/2026-12-07-memory-estimate.md).  Its fit takes minutes, so
 the test checks the chosen path and the estimate, not the fit.
 """

@@ -40,6 +40,7 @@ from ..design.covariance import UNSTRUCTURED, CovarianceStructure
 from . import small
 from .rank_update import ScalarRankUpdate, VectorRankUpdate
 from .reordered_rest import ReorderedRest
+from .modes import spherical_modes
 from .sparse_rest import SparseFactorization, SparseRest, sparse_gram, use_sparse_rest
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization", "term_layouts"]
@@ -594,40 +595,4 @@ class Factorization:
         if self.order is not None:
             x_rest[self.order] = x_rest[:nre].copy()
         beta = x_rest[nre:]
-        u_rest = _split_terms(x_rest[:nre], cp.rest_terms)
-        b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
-        resid = _last_row(cp.a21) - cp.a21[:-1].T @ b_and_beta
-        rhs = np.asarray(resid).reshape(cp.first.nlevels, cp.first.ncols)
-        u1 = _first_block_solve(self.l11, cp.first.scaled_lam(self.theta), rhs)
-        return beta, [u1, *u_rest]
-
-
-def _first_block_solve(l11: np.ndarray, lam: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``(L11 L11')^-1 lam' rhs_l`` per level of the big term."""
-    t = rhs @ lam  # rows: lam' rhs_l
-    if l11.ndim == 1:
-        return t / l11[:, None] ** 2
-    w = np.linalg.solve(l11, t[:, :, None])
-    return np.linalg.solve(np.swapaxes(l11, 1, 2), w)[:, :, 0]
-
-
-def _last_row(mat: np.ndarray | sp.csr_array) -> np.ndarray:
-    """The y row of a (possibly sparse) block, as a dense vector."""
-    if isinstance(mat, np.ndarray):
-        return mat[-1]
-    return mat[[-1], :].toarray().ravel()
-
-
-def _split_terms(u: np.ndarray, terms: tuple[TermLayout, ...]) -> list[np.ndarray]:
-    """Split a stacked random-effects vector into one (q, k) array per term."""
-    out, offset = [], 0
-    for term in terms:
-        out.append(u[offset : offset + term.size].reshape(term.nlevels, term.ncols))
-        offset += term.size
-    return out
-
-
-def _spherical_to_b(us: list[np.ndarray], terms: tuple[TermLayout, ...], theta: np.ndarray) -> np.ndarray:
-    """Stacked ``b = Lambda u`` for the given terms, in the units of the scaled columns."""
-    parts = [u @ term.scaled_lam(theta).T for u, term in zip(us, terms)]
-    return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)
+        return beta, spherical_modes(cp, self.theta, self.l11, x_rest[:nre], beta)

@@ -53,6 +53,7 @@ from scipy.linalg import solve_triangular
 
 from ..design import size as _size
 from ..errors import MixedModelsError
+from .modes import spherical_modes
 
 __all__ = ["SparseRest", "SparseFactorization", "use_sparse_rest", "sparse_gram"]
 
@@ -208,18 +209,10 @@ class SparseFactorization:
 
     def solve(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Fixed effects beta and spherical random effects u (one (q, k) array per term)."""
-        from .blocked import _first_block_solve, _last_row, _spherical_to_b, _split_terms
-
-        cp = self.crossprods
         lx, cy = self.fixed_factor()
         beta = solve_triangular(lx, cy, lower=True, trans="T") if lx.size else np.empty(0)
-        u_rest_flat = self.g[:, -1] - self.g[:, :-1] @ beta
-        u_rest = _split_terms(u_rest_flat, cp.rest_terms)
-        b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
-        resid = _last_row(cp.a21) - cp.a21[:-1].T @ b_and_beta
-        rhs = np.asarray(resid).reshape(cp.first.nlevels, cp.first.ncols)
-        u1 = _first_block_solve(self.l11, cp.first.scaled_lam(self.theta), rhs)
-        return beta, [u1, *u_rest]
+        u_rest = self.g[:, -1] - self.g[:, :-1] @ beta
+        return beta, spherical_modes(self.crossprods, self.theta, self.l11, u_rest, beta)
 
 
 def _dense_needed(what: str) -> MixedModelsError:
