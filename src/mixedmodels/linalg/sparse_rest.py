@@ -132,9 +132,10 @@ class SparseRest:
                                options=options)
         except RuntimeError:  # SuperLU: "Factor is exactly singular"
             return None
-        if not np.all(lu.U.diagonal() > 0):
+        pivots = lu.U.diagonal()  # U is copied out of SuperLU: read its diagonal once
+        if not np.all(pivots > 0):
             return None
-        return _OrderedLU(lu, perm)
+        return _OrderedLU(lu, perm, pivots)
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,10 +144,11 @@ class _OrderedLU:
 
     lu: Any
     perm: np.ndarray | None
+    pivots: np.ndarray
 
     def logdet(self) -> float:
-        """``log det M_re``: the LU's U has the pivots ``d_i = L_ii^2`` of the Cholesky factor on its diagonal."""
-        return float(np.log(self.lu.U.diagonal()).sum())
+        """``log det M_re``: U's diagonal holds the pivots ``d_i = L_ii^2`` of the Cholesky factor."""
+        return float(np.log(self.pivots).sum())
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         if self.perm is None:
