@@ -95,3 +95,23 @@ def test_glmer_has_no_sparse_path_so_the_20k_design_is_estimated_dense():
     data["y"] = (data["y"] > 0).astype(float)
     with pytest.raises(mm.MixedModelsError, match=r"dense rest block, 18,\d{3} x 18,\d{3}.* more than max_memory='2GB'"):
         mm.glmer("y ~ 1 + (1 | a) + (1 | b)", data, family="binomial", max_memory="2GB")
+
+
+@pytest.mark.parametrize(("levels", "n"), [(4_000, 10_000), (4_000, 6_000), (2_000, 12_000)])
+def test_the_sparse_fill_estimate_is_within_2x_of_a_minimum_degree_factor(levels, n):
+    """sparse_factor_entries against the fill of SuperLU's minimum-degree factor of the same pattern."""
+    import scipy.sparse.linalg as spla
+
+    from mixedmodels.design.inputs import prepare_inputs
+    from mixedmodels.design.size import sparse_factor_entries
+
+    inputs = prepare_inputs("y ~ 1 + (1 | a) + (1 | b)", _crossed(n, levels))
+    first, rest = sorted(inputs.terms, key=lambda t: len(t.levels), reverse=True)
+    z1 = sp.csc_array((np.ones(n), (np.arange(n), first.refs)), shape=(n, len(first.levels)))
+    z2 = sp.csc_array((np.ones(n), (np.arange(n), rest.refs)), shape=(n, len(rest.levels)))
+    a21 = z2.T @ z1
+    weights = 1.0 / (np.asarray(z1.sum(axis=0)).ravel() + 1.0)  # theta = 1
+    block = sp.csc_array(z2.T @ z2 - a21 @ sp.diags_array(weights) @ a21.T + sp.eye_array(z2.shape[1]))
+    lu = spla.splu(block, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    measured = lu.L.nnz
+    assert 0.5 * measured <= sparse_factor_entries(inputs.terms) <= 2.0 * measured
