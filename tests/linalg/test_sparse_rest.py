@@ -129,3 +129,46 @@ def test_a_refit_rebuilds_the_sparse_blocks(pair):
     assert shifted.model.crossprods.sparse_rest is not None
     np.testing.assert_allclose(shifted.theta, fit.theta, rtol=1e-4)
     assert shifted.fixef.iloc[0] == pytest.approx(fit.fixef.iloc[0] + 1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_the_dense_front_handed_to_lapack_gives_the_same_objective(reml):
+    """The factor's dense trailing front factored by LAPACK (``_RootFactor``; from 500 rows normally, 10 here)."""
+    from mixedmodels.linalg import sparse_rest
+
+    if sparse_rest._sparse_kernels.compiled("lu_solve_columns") is None:
+        pytest.skip("the front goes to LAPACK only with numba")
+    data = _crossed(2000, 200, seed=7)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    dense = mm.LinearMixedModel.from_formula(formula, data, REML=reml)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(size, "SPARSE_REST_MIN_BYTES", 0.0)
+        patch.setattr(sparse_rest, "_MIN_ROOT", 10)
+        sparse = mm.LinearMixedModel.from_formula(formula, data, REML=reml)
+        cp = sparse.crossprods
+        for theta in ([1.0, 1.0], [0.4, 2.0], [2.5, 0.05]):
+            factor = cp.factorize(theta)
+            assert cp.sparse_rest.order["split"] is not None
+            assert sparse.objective_from(factor) == pytest.approx(dense.objective(theta), rel=1e-10)
+            beta_d, u_d = dense.crossprods.factorize(theta).solve()
+            beta_s, u_s = factor.solve()
+            np.testing.assert_allclose(beta_s, beta_d, rtol=1e-9, atol=1e-12)
+            for a, b in zip(u_s, u_d):
+                np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_the_compiled_solve_matches_superlu():
+    """The Python body of the kernel (what numba compiles) against SuperLU's own solve."""
+    import scipy.sparse.linalg as spla
+
+    from mixedmodels.linalg._sparse_kernels import lu_solve_columns
+
+    rng = np.random.default_rng(2)
+    pattern = sp.random_array((60, 60), density=0.05, random_state=rng)
+    mat = sp.csc_array(pattern @ pattern.T + sp.eye_array(60) * 3.0)
+    lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    lower, upper = sp.csc_array(lu.L), sp.csc_array(lu.U)
+    rhs = rng.normal(size=(60, 3))
+    x = rhs.copy()
+    lu_solve_columns(lower.indptr, lower.indices, lower.data, upper.indptr, upper.indices, upper.data, x)
+    np.testing.assert_allclose(x, lu.solve(rhs), rtol=1e-12, atol=1e-12)
