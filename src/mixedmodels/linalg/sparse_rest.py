@@ -31,6 +31,14 @@ is computed at the first factorization and kept: later ones permute the
 block symmetrically and ask for no reordering.  scipy alone: no new
 dependency.
 
+In that order most of the factor is one dense front at the end (the
+20,000 x 20,000 design: 4,213 rows holding 8.9 of 10.0 million entries),
+which SuperLU factors slowly.  With numba, a front of at least
+``_MIN_ROOT`` rows is split off: the block is ``[[A, B], [B', C]]`` with A
+(the sparse part, 66,000 entries in its factor) factored by SuperLU,
+``C - B' A^-1 B`` formed with compiled multi-column solves and factored by
+LAPACK (``_RootFactor``): 3.8 s per factorization instead of 12 s.
+
 What this path does not give: the dense factor ``l22`` (conditional
 variances, hat values and the inference that refactors in the original
 order need its inverse, which would be dense) -- those raise a
