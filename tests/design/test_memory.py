@@ -8,9 +8,9 @@ against measured peaks (within 2x); these tests check the refusals.
 
 The 20,000 x 20,000 crossed design on 50,000 rows would need a dense
 ~18,000^2 rest block (19 GB); it is held and factored sparsely instead
-(:mod:`mixedmodels.linalg.sparse_rest`), estimated at ~0.46 GB (measured peak 0.49 GB:
-benchmarks/results/2026-12-07-memory-estimate.md).  Its fit takes minutes, so
-the test checks the chosen path and the estimate, not the fit.
+(:mod:`mixedmodels.linalg.sparse_rest`), estimated at ~0.46 GB (measured peak 0.54 GB:
+benchmarks/results/2026-12-07-memory-estimate.md).  Its fit takes over a minute,
+so the test checks the chosen path and the estimate, not the fit.
 """
 
 from __future__ import annotations
