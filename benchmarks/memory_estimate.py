@@ -23,11 +23,13 @@ import sys
 DESIGNS = {
     "crossed 3000 x 3000 levels, 20k rows: y ~ x + (1|a) + (1|b)": dict(kind="crossed", n=20_000, levels=3_000),
     "crossed 5000 x 5000 levels, 30k rows: y ~ x + (1|a) + (1|b)": dict(kind="crossed", n=30_000, levels=5_000),
+    "crossed 20000 x 20000 levels, 50k rows (sparse rest block): y ~ x + (1|a) + (1|b)":
+        dict(kind="crossed", n=50_000, levels=20_000),
     "wide X, 200k rows x 60 columns: y ~ f + (1|g)": dict(kind="wide", n=200_000, levels=60),
 }
 
 _WORKER = r"""
-import json, resource, sys, warnings
+import json, resource, sys, time, warnings
 import numpy as np, pandas as pd
 import mixedmodels as mm
 from mixedmodels.design.inputs import prepare_inputs
@@ -48,11 +50,13 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 inputs = prepare_inputs(formula, data)
 estimate = model_memory(inputs.nobs, len(inputs.fixed.column_names), inputs.terms).total
 del inputs
+start = time.perf_counter()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    mm.lmer(formula, data)
+    fit = mm.lmer(formula, data)
+fit.ranef()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"baseline": base, "peak": peak, "estimate": estimate}))
+print(json.dumps({"baseline": base, "peak": peak, "estimate": estimate, "seconds": time.perf_counter() - start}))
 """
 
 
@@ -64,10 +68,13 @@ def measure(spec: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="write the table (markdown) here too")
+    parser.add_argument("--only", help="run only the designs whose name contains this text")
     args = parser.parse_args()
     lines = ["| design | estimate (MB) | measured peak above baseline (MB) | baseline (MB) | ratio |",
              "|---|---|---|---|---|"]
     for name, spec in DESIGNS.items():
+        if args.only and args.only not in name:
+            continue
         r = measure(spec)
         used = r["peak"] - r["baseline"]
         lines.append(f"| {name} | {r['estimate'] / 1e6:.0f} | {used / 1e6:.0f} | {r['baseline'] / 1e6:.0f} | "

@@ -374,19 +374,23 @@ def prepare_inputs(
     extra_variables: tuple[str, ...] = (),
     na_action: str = "omit",
     max_memory: Any = None,
+    sparse_rest: bool = True,
 ) -> ModelInputs:
     """Parse the formula and build the model frame, y, X and the random-effects terms.
 
     ``allow_as_many_ranef_as_obs`` relaxes lme4's lmer rule (random effects <
     observations per term) to glmer's (<=); ``extra_variables`` are columns
     the model frame keeps besides the formula's (a residual structure's).
+    ``sparse_rest``: the model can hold a large rest block sparsely (lmer; not
+    glmer's PIRLS), which the memory estimate takes into account.
     """
     parsed = parse_formula(formula)
     inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
                                 extra_variables=extra_variables, na_action=na_action, max_memory=max_memory)
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
-    check_model_size(inputs.nobs, len(inputs.fixed.column_names), terms, max_memory)  # before the cross-products
+    check_model_size(inputs.nobs, len(inputs.fixed.column_names), terms, max_memory,  # before the cross-products
+                     sparse_rest=sparse_rest)
     return replace(inputs, terms=terms)
 
 
@@ -396,7 +400,8 @@ def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None
     """As :func:`prepare_inputs`, with glmer's rule that a term may have as many
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
     return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                          allow_as_many_ranef_as_obs=True, na_action=na_action, max_memory=max_memory)
+                          allow_as_many_ranef_as_obs=True, na_action=na_action, max_memory=max_memory,
+                          sparse_rest=False)  # PIRLS assembles a dense rest block
 
 
 def prepare_fixed_inputs(

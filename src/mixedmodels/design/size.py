@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .._memory import MemoryEstimate, check_memory
 from .frame import formula_code, required_variables
 
 __all__ = ["fixed_columns", "check_fixed_size", "X_COPIES", "REST_COPIES", "rest_block_size", "model_memory",
-           "check_model_size"]
+           "check_model_size", "sparse_factor_entries"]
 
 # X is held about three times over at the peak of its construction: formulaic's
 # per-factor encodings, the stacked matrix, and the copy of the kept columns
@@ -99,6 +101,24 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
 # optimizer keeps of its best point and the results' (measured with benchmarks/memory_estimate.py).
 REST_COPIES = 6
 
+# Above this many bytes as a dense m x m block of doubles, the rest block is held and factored
+# sparsely (mixedmodels.linalg.sparse_rest); every model below it keeps its dense path.
+SPARSE_REST_MIN_BYTES = 2e9
+# On that path the factor's size depends on the fill-reducing order, known only once it is computed
+# (seconds to minutes). The estimate reads the fill off the pattern's average degree instead: the share
+# of the dense triangle that the minimum-degree order's factor fills, measured on random crossed designs
+# (SuperLU's MMD; 2,000 to 20,000 levels, 1.5 to 7 rows per level): about 0.004 at 3 neighbours per
+# level, 0.06-0.07 at 7 (the 20,000 x 20,000 design on 50,000 rows: 10.0 million entries), 0.38 at 25,
+# 0.49 at 36, 0.56 at 44 -- interpolated in this table, each point a little above the measured share.
+_FILL_DEGREE = (0.0, 2.0, 3.0, 7.0, 25.0, 45.0, 100.0, 1e9)
+_FILL_SHARE = (0.0, 0.0, 0.005, 0.07, 0.40, 0.60, 0.85, 1.0)
+# Bytes per entry of the factor at the peak: SuperLU's L and U (values and row indices, with the
+# supernodes' padding) and its working storage (measured with benchmarks/memory_estimate.py).
+SPARSE_FACTOR_BYTES = 40.0
+# Above this many level pairs sharing a level of the first term, the pattern is not formed (it would be
+# large itself): the factor is taken as the dense triangle.
+_MAX_PATTERN_PAIRS = 50_000_000
+
 
 def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
     """Rows of the dense rest block: every random effect after the first (largest) term's, X's columns and y."""
@@ -106,7 +126,7 @@ def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
     return sum(sizes[1:]) + nfixef + 1
 
 
-def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate:
+def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool = True) -> MemoryEstimate:
     """An estimate of a mixed model's peak memory from its design, before the cross-products are formed.
 
     Parts: X (``n p`` doubles), the random-effects columns (``n k`` per
@@ -114,7 +134,11 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
     rest (sparse: at most one entry per row and pair of columns), and the
     dense rest block, ``REST_COPIES`` times ``m^2`` doubles.  The last
     dominates crossed designs: ``(1 | a) + (1 | b)`` with 20,000 levels
-    each has ``m = 20,002`` and needs 19 GB.
+    each has ``m = 20,002`` and would need 19 GB; above
+    ``SPARSE_REST_MIN_BYTES`` the block is factored sparsely instead
+    (:mod:`mixedmodels.linalg.sparse_rest`), estimated from its expected
+    fill (:func:`sparse_factor_entries`, ``SPARSE_FACTOR_BYTES`` per entry)
+    -- for models that have that path (``sparse_rest``; glmer does not).
     """
     m = rest_block_size(terms, nfixef)
     estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", X_COPIES * 8.0 * nobs * nfixef)
@@ -123,20 +147,61 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any]) -> MemoryEstimate
         k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
         per_row = sum(t.z.shape[1] for t in terms) - k1 + nfixef + 1
         estimate.add("the first term's cross-products", 12.0 * nobs * k1 * per_row)
-    estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
+    if sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES:
+        nre = m - nfixef - 1
+        entries = sparse_factor_entries(terms) + nre * (nfixef + 1)
+        estimate.add(f"the sparse rest block's factor, {m:,} rows, ~{entries:,.0f} entries", SPARSE_FACTOR_BYTES * entries)
+    else:
+        estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
     return estimate
 
 
-def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None) -> None:
+def _indicator(term: Any) -> sp.csc_array:
+    """The rows x levels 0/1 matrix of a term's grouping factor (rows without a level left empty)."""
+    refs = np.asarray(term.refs)
+    rows = np.flatnonzero(refs >= 0)
+    return sp.csc_array((np.ones(rows.size), (rows, refs[rows])), shape=(refs.size, max(len(term.levels), 1)))
+
+
+def sparse_factor_entries(terms: Sequence[Any]) -> float:
+    """Expected entries of the sparse rest block's factor (random-effects part), from its pattern's degree.
+
+    The pattern joins two levels of the rest terms when they share a row or a
+    level of the first (largest) term; its average degree gives the share of
+    the dense triangle the factor fills (``_FILL_SHARE``), never less than the
+    pattern itself.  Terms with ``k`` columns count ``k x k`` per pair of levels.
+    """
+    ordered = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)
+    first, rest = ordered[0], ordered[1:]
+    if not rest:
+        return 0.0
+    k = max(t.z.shape[1] for t in rest)
+    zr = sp.csc_array(sp.hstack([_indicator(t) for t in rest], format="csc"))
+    nlevels = zr.shape[1]
+    shared = sp.csc_array(zr.T @ _indicator(first))
+    shared.data[:] = 1.0
+    if float(np.sum(np.diff(shared.indptr).astype(float) ** 2)) > _MAX_PATTERN_PAIRS:
+        return k * k * nlevels * (nlevels + 1) / 2.0
+    nnz = sp.csr_array(zr.T @ zr + shared @ shared.T + sp.eye_array(nlevels)).nnz  # with the whole diagonal
+    degree = nnz / nlevels - 1.0
+    share = float(np.interp(degree, _FILL_DEGREE, _FILL_SHARE))
+    return k * k * max(nnz / 2.0, share * nlevels * nlevels / 2.0)
+
+
+def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None,
+                     sparse_rest: bool = True) -> None:
     """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
     if not terms:
         return
-    estimate = model_memory(nobs, nfixef, terms)
+    estimate = model_memory(nobs, nfixef, terms, sparse_rest)
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]
-        advice = (f"its size comes from the random effects after the first term's, which are held as one dense "
-                  f"block -- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
+        m = rest_block_size(terms, nfixef)
+        sparse = sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES
+        held = "factored sparsely" if sparse else "held as one dense block"
+        advice = (f"its size comes from the random effects after the first term's, which are {held} "
+                  f"-- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
                   "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows")
     else:
         advice = "use fewer rows or fewer fixed-effects columns"

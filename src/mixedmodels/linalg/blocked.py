@@ -40,6 +40,8 @@ from ..design.covariance import UNSTRUCTURED, CovarianceStructure
 from . import small
 from .rank_update import ScalarRankUpdate, VectorRankUpdate
 from .reordered_rest import ReorderedRest
+from .modes import spherical_modes
+from .sparse_rest import SparseFactorization, SparseRest, sparse_gram, use_sparse_rest
 
 __all__ = ["TermLayout", "BlockedCrossProducts", "Factorization", "term_layouts"]
 
@@ -140,8 +142,9 @@ class BlockedCrossProducts:
         Per-level blocks of ``Z1' Z1``.
     a21 : ndarray or scipy sparse CSR, shape (m, q1 * k1)
         ``[Z_rest X y]' Z1``.
-    a22 : ndarray (m, m)
-        ``[Z_rest X y]' [Z_rest X y]``.
+    a22 : ndarray (m, m), or scipy sparse CSC when the dense one would not fit
+        ``[Z_rest X y]' [Z_rest X y]``; sparse only on the sparse rest path
+        (:mod:`.sparse_rest`, see :attr:`sparse_rest`).
     nfixef : int
         Number of columns of X.
     nobs : int
@@ -160,17 +163,24 @@ class BlockedCrossProducts:
     nobs: int
     plan_rank_update: bool = False
 
+    @cached_property
+    def sparse_rest(self) -> SparseRest | None:
+        """The sparse rest block's factorization (:mod:`.sparse_rest`) when ``a22`` is held sparsely, else None."""
+        return SparseRest(self.nre_rest) if sp.issparse(self.a22) else None
+
     @classmethod
     def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
               structures: list[CovarianceStructure] | None = None,
-              layouts: tuple[TermLayout, ...] | None = None) -> "BlockedCrossProducts":
+              layouts: tuple[TermLayout, ...] | None = None, allow_sparse: bool = True) -> "BlockedCrossProducts":
         """Build the blocks from per-term level indices and columns, and ``[X y]``.
 
         The terms must already be in block order (largest first).  Each
         term's columns are divided by their root-mean-square (as its
         ``structure`` wants them: one common scale for ``ar1``), unless
         ``layouts`` are given: then their scales are used, so that blocks of
-        several row subsets add up (:mod:`.weighted_blocks`).
+        several row subsets add up (:mod:`.weighted_blocks`).  A rest block
+        too large to hold densely is held sparsely (:mod:`.sparse_rest`)
+        unless ``allow_sparse`` is False (blocks that are added up).
         """
         if layouts is None:
             layouts = term_layouts(zs, nlevels, structures)
@@ -185,7 +195,8 @@ class BlockedCrossProducts:
         a21 = sp.csr_array((rest.T @ z1))
         if a21.shape[0] * a21.shape[1] <= _DENSE_LIMIT:
             a21 = a21.toarray()
-        a22 = _dense_gram(rest_re, xy)
+        hold_sparse = allow_sparse and bool(rest_re) and use_sparse_rest(rest.shape[1])  # the dense block would not fit
+        a22 = sparse_gram(rest_re, xy) if hold_sparse else _dense_gram(rest_re, xy)
         a11 = _diagonal_blocks(refs[0], zs[0], nlevels[0])
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
 
@@ -293,6 +304,8 @@ class BlockedCrossProducts:
         """
         if not self.plan_rank_update or isinstance(self.a21, np.ndarray) or self.first.ncols > 1:
             return None
+        if self.sparse_rest is not None:
+            return None
         if any(t.ncols > 1 for t in self.rest_terms):
             return None
         return ReorderedRest.build(self.a21, self.a22, [t.size for t in self.rest_terms])
@@ -375,7 +388,16 @@ class BlockedCrossProducts:
 
     def factorize(self, theta: np.ndarray) -> "Factorization":
         """Cholesky factor of the penalized system for this theta."""
+        if self.sparse_rest is not None:
+            return self._sparse_factor(np.asarray(theta, dtype=float))  # type: ignore[return-value]
         return Factorization.compute(self, np.asarray(theta, dtype=float))
+
+    def _sparse_factor(self, theta: np.ndarray) -> SparseFactorization:
+        """The factor with the rest block factored sparsely (:mod:`.sparse_rest`)."""
+        assert self.sparse_rest is not None
+        lam1 = self.first.scaled_lam(theta)
+        l11 = _first_block_factor(self.a11, lam1)
+        return self.sparse_rest.factorize(self, theta, l11, _first_block_weights(l11, lam1))
 
     def objective_factor(self, theta: np.ndarray) -> "Factorization":
         """The cheapest factor that gives the objective: reordered and supernodal where that pays.
@@ -385,6 +407,8 @@ class BlockedCrossProducts:
         :attr:`Factorization.order`).
         """
         theta = np.asarray(theta, dtype=float)
+        if self.sparse_rest is not None:
+            return self._sparse_factor(theta)  # type: ignore[return-value]
         if self.reordered_rest is None:
             return Factorization.compute(self, theta)
         return Factorization.compute_reordered(self, theta)
@@ -636,39 +660,4 @@ class Factorization:
         if self.order is not None:
             x_rest[self.order] = x_rest[:nre].copy()
         beta = x_rest[nre:]
-        u_rest = _split_terms(x_rest[:nre], cp.rest_terms)
-        b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, self.theta), beta])
-        resid = _last_row(cp.a21) - cp.a21[:-1].T @ b_and_beta
-        u1 = self._first_block_solve(np.asarray(resid).reshape(cp.first.nlevels, cp.first.ncols))
-        return beta, [u1, *u_rest]
-
-    def _first_block_solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``(L11 L11')^-1 lam' rhs_l`` per level of the big term."""
-        lam = self.crossprods.first.scaled_lam(self.theta)
-        t = rhs @ lam  # rows: lam' rhs_l
-        if self.l11.ndim == 1:
-            return t / self.l11[:, None] ** 2
-        w = np.linalg.solve(self.l11, t[:, :, None])
-        return np.linalg.solve(np.swapaxes(self.l11, 1, 2), w)[:, :, 0]
-
-
-def _last_row(mat: np.ndarray | sp.csr_array) -> np.ndarray:
-    """The y row of a (possibly sparse) block, as a dense vector."""
-    if isinstance(mat, np.ndarray):
-        return mat[-1]
-    return mat[[-1], :].toarray().ravel()
-
-
-def _split_terms(u: np.ndarray, terms: tuple[TermLayout, ...]) -> list[np.ndarray]:
-    """Split a stacked random-effects vector into one (q, k) array per term."""
-    out, offset = [], 0
-    for term in terms:
-        out.append(u[offset : offset + term.size].reshape(term.nlevels, term.ncols))
-        offset += term.size
-    return out
-
-
-def _spherical_to_b(us: list[np.ndarray], terms: tuple[TermLayout, ...], theta: np.ndarray) -> np.ndarray:
-    """Stacked ``b = Lambda u`` for the given terms, in the units of the scaled columns."""
-    parts = [u @ term.scaled_lam(theta).T for u, term in zip(us, terms)]
-    return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)
+        return beta, spherical_modes(cp, self.theta, self.l11, x_rest[:nre], beta)

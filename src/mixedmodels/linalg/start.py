@@ -54,7 +54,12 @@ class _Moments:
 
 
 def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
-    """Theta (in the units of the scaled columns) from moments, or None if it can't be formed."""
+    """Theta (in the units of the scaled columns) from moments, or None if it can't be formed.
+
+    None on the sparse rest path (:mod:`.sparse_rest`): the moments read the dense rest block.
+    """
+    if cp.sparse_rest is not None:
+        return None
     nre, p = cp.nre_rest, cp.nfixef
     xs = slice(nre, nre + p)
     gram_inv = np.linalg.pinv(cp.a22[xs, xs]) if p else np.zeros((0, 0))

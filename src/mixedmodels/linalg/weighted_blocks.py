@@ -143,10 +143,11 @@ def _dense_piece(m: np.ndarray, layouts, ncols_xy: int, piece) -> BlockedCrossPr
 def _rows_blocks(refs, zs, nlevels, xy, layouts, rows: np.ndarray, signs: tuple[np.ndarray, np.ndarray] | None = None):
     """The blocks of the rows ``rows`` (or of ``m_a + sign m_b`` for the pairs in ``signs``)."""
     if signs is None:
-        return BlockedCrossProducts.build([r[rows] for r in refs], [z[rows] for z in zs], nlevels, xy[rows], layouts=layouts)
+        return BlockedCrossProducts.build([r[rows] for r in refs], [z[rows] for z in zs], nlevels, xy[rows], layouts=layouts,
+                                         allow_sparse=False)
     first, second, sign = rows, signs[0], signs[1]
     return BlockedCrossProducts.build([r[first] for r in refs], [z[first] + sign * z[second] for z in zs], nlevels,
-                                      xy[first] + sign * xy[second], layouts=layouts)
+                                      xy[first] + sign * xy[second], layouts=layouts, allow_sparse=False)
 
 
 def _piece_blocks(refs, zs, nlevels, xy, layouts, piece) -> BlockedCrossProducts:

@@ -144,7 +144,7 @@ class LinearMixedModel(ThetaParameters):
         variance = weights if isinstance(weights, VarIdent) else None
         extra = residual_variables(variance, correlation)
         inputs = prepare_inputs(formula, data, weights=None if variance is not None else weights,
-                                extra_variables=extra, **kwargs)
+                                extra_variables=extra, sparse_rest=variance is None and correlation is None, **kwargs)
         if inputs.y.ndim != 1:
             raise DataError(
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -430,8 +430,17 @@ def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> s
 
     Only unstructured terms have the analytic gradient: a model with a
     structured term (``diag``, ``cs``, ``ar1``) is fitted by BOBYQA, and
-    asking for a derivative-based optimizer for it is an error.
+    asking for a derivative-based optimizer for it is an error.  So is a
+    model whose rest block is factored sparsely (:mod:`.linalg.sparse_rest`:
+    the gradient needs the dense inverse of the rest block).
     """
+    if cp.sparse_rest is not None:
+        if settings.optimizer in ("bfgs", "newton"):
+            raise ModelSpecError(
+                f"optimizer={settings.optimizer!r} needs the analytic gradient, which this model's sparsely "
+                "factored rest block (a crossed design too large for the dense one) does not give: use "
+                "optimizer='bobyqa' or 'auto'")
+        return "bobyqa"
     if not cp.unstructured:
         if settings.optimizer in ("bfgs", "newton"):
             structured = sorted({t.structure.name for t in cp.terms if not t.structure.is_default()})

@@ -53,6 +53,9 @@ class ResponseRows:
         if getattr(model, "residual", None) is not None:  # blocks stored in pieces: rebuilt for each response
             self.exact = False
             return
+        if cp.sparse_rest is not None:  # a sparse rest block: rebuilt for each response (its order found anew)
+            self.exact = False
+            return
         sqrtw = None if inputs.weights is None else np.sqrt(inputs.weights)
         blocks = []
         for term, layout in zip(inputs.terms, cp.terms):
