@@ -77,8 +77,10 @@ def make(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     paths = dask_data.write(design, folder, rows_per_file=args.rows_per_file)
     size = sum(p.stat().st_size for p in paths) / 2**30
-    print(f"wrote {design.rows:,} rows ({design.groups:,} groups) in {len(paths)} files, {size:.2f} GiB, "
-          f"to {folder} in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {design.rows:,} rows ({design.groups:,} groups) in {len(paths)} files, {size:.2f} GiB, "
+        f"to {folder} in {time.perf_counter() - started:.0f} s"
+    )
 
 
 def fit(args: argparse.Namespace) -> dict:
@@ -88,8 +90,13 @@ def fit(args: argparse.Namespace) -> dict:
 
     design = dask_data.DESIGNS[args.design]
     path = str(Path(args.data) / "*.parquet")
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           memory_limit=args.memory_limit)
+    cluster = LocalCluster(
+        n_workers=args.workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        memory_limit=args.memory_limit,
+    )
     client = Client(cluster)
     try:
         started = time.perf_counter()
@@ -110,13 +117,25 @@ def fit(args: argparse.Namespace) -> dict:
         cluster.close()
     floor = min(floor_before, floor_after)
     record = {
-        "design": design.name, "formula": design.formula, "rows": int(result.nobs), "groups": result.ngroups,
-        "workers": args.workers, "worker_imports_s": warm_up, "read_floor_s": [floor_before, floor_after], "fit_s": seconds,
-        "ratio_to_floor": seconds / floor, "passes_s": model.seconds, "build_s": built - started,
-        "optimizer_s": result.optinfo.seconds, "evaluations": result.optinfo.feval,
+        "design": design.name,
+        "formula": design.formula,
+        "rows": int(result.nobs),
+        "groups": result.ngroups,
+        "workers": args.workers,
+        "worker_imports_s": warm_up,
+        "read_floor_s": [floor_before, floor_after],
+        "fit_s": seconds,
+        "ratio_to_floor": seconds / floor,
+        "passes_s": model.seconds,
+        "build_s": built - started,
+        "optimizer_s": result.optinfo.seconds,
+        "evaluations": result.optinfo.feval,
         "peak_mib": {"client": _peak_mib(), "workers": workers, "total": _peak_mib() + sum(workers.values())},
-        "theta": result.theta.tolist(), "fixef": result.fixef.to_dict(), "sigma": result.sigma,
-        "objective": result.objective, "date": dt.date.today().isoformat(),
+        "theta": result.theta.tolist(),
+        "fixef": result.fixef.to_dict(),
+        "sigma": result.sigma,
+        "objective": result.objective,
+        "date": dt.date.today().isoformat(),
     }
     _save(record, f"dask-{design.name}-{result.nobs}")
     _print(record)
@@ -155,7 +174,10 @@ def overhead(args: argparse.Namespace) -> None:
         finally:
             client.close()
             cluster.close()
-    record["objective_rel_diff"] = [threaded.objective / memory.objective - 1, on_cluster.objective / memory.objective - 1]
+    record["objective_rel_diff"] = [
+        threaded.objective / memory.objective - 1,
+        on_cluster.objective / memory.objective - 1,
+    ]
     _save(record, f"dask-overhead-{args.rows}")
     print(json.dumps(record, indent=2))
 
@@ -202,10 +224,15 @@ def partitions(args: argparse.Namespace) -> dict:
                 pass2_partition(frame, plan)
                 times["read"].append(read - started)
                 times["pass 2"].append(time.perf_counter() - read)
-    record = {"design": design.name, "formula": design.formula, "partitions": len(second_parts),
-              "rows_per_partition": int(round(plan.nobs / len(second_parts))), "repeats": args.repeats,
-              "seconds": {k: {"min": float(np.min(v)), "median": float(np.median(v))} for k, v in times.items()},
-              "date": dt.date.today().isoformat()}
+    record = {
+        "design": design.name,
+        "formula": design.formula,
+        "partitions": len(second_parts),
+        "rows_per_partition": int(round(plan.nobs / len(second_parts))),
+        "repeats": args.repeats,
+        "seconds": {k: {"min": float(np.min(v)), "median": float(np.median(v))} for k, v in times.items()},
+        "date": dt.date.today().isoformat(),
+    }
     read = record["seconds"]["read"]
     for name in ("pass 1", "pass 2"):
         record["seconds"][name]["min_over_read"] = record["seconds"][name]["min"] / read["min"]
@@ -238,9 +265,11 @@ def _print(r: dict) -> None:
     floor = min(r["read_floor_s"])
     print("\n| design | rows | read floor | fit | ratio | pass 1 | pass 2 | optimizer | peak memory |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {r['design']} | {r['rows']:,} | {floor:.1f} s | {r['fit_s']:.1f} s | {r['ratio_to_floor']:.2f}x | "
-          f"{r['passes_s'].get('pass 1', float('nan')):.1f} s | {r['passes_s'].get('pass 2', float('nan')):.1f} s | "
-          f"{r['optimizer_s']:.1f} s | {r['peak_mib']['total'] / 1024:.2f} GiB |")
+    print(
+        f"| {r['design']} | {r['rows']:,} | {floor:.1f} s | {r['fit_s']:.1f} s | {r['ratio_to_floor']:.2f}x | "
+        f"{r['passes_s'].get('pass 1', float('nan')):.1f} s | {r['passes_s'].get('pass 2', float('nan')):.1f} s | "
+        f"{r['optimizer_s']:.1f} s | {r['peak_mib']['total'] / 1024:.2f} GiB |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

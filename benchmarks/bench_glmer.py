@@ -19,12 +19,20 @@ import mixedmodels as mm
 
 CASES = {
     "verbagg": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "VerbAgg", "binomial", 1),
-    "verbagg_probit": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "VerbAgg",
-                       mm.families.Binomial(link="probit"), 1),
+    "verbagg_probit": (
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        "VerbAgg",
+        mm.families.Binomial(link="probit"),
+        1,
+    ),
     "cbpp": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial", 1),
     "cbpp_agq25": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial", 25),
-    "grouseticks": ("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", "grouseticks",
-                    "poisson", 1),
+    "grouseticks": (
+        "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+        "grouseticks",
+        "poisson",
+        1,
+    ),
 }
 
 
@@ -40,9 +48,11 @@ def bench(name: str, runs: int) -> None:
             fit = mm.glmer(formula, data, family=family, nAGQ=nagq)
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
-    print(f"{name:15s} median wall {statistics.median(walls):6.3f} s  (min {min(walls):.3f})  "
-          f"median cpu {statistics.median(cpus):6.3f} s  evaluations {fit.optinfo.feval:4d}  "
-          f"logLik {fit.loglik:.4f}")
+    print(
+        f"{name:15s} median wall {statistics.median(walls):6.3f} s  (min {min(walls):.3f})  "
+        f"median cpu {statistics.median(cpus):6.3f} s  evaluations {fit.optinfo.feval:4d}  "
+        f"logLik {fit.loglik:.4f}"
+    )
 
 
 def main() -> None:

@@ -66,18 +66,34 @@ def _lmer(formula: str, reml: bool, **kwargs):
 
 def _cases() -> list[Case]:
     out = []
-    for name, formula in [("diag", "Reaction ~ Days + diag(Days | Subject)"),
-                          ("cs", "Reaction ~ Days + cs(0 + Phase3 | Subject)"),
-                          ("ar1_pairs", "Reaction ~ Days + ar1(0 + DayPair | Subject)")]:
+    for name, formula in [
+        ("diag", "Reaction ~ Days + diag(Days | Subject)"),
+        ("cs", "Reaction ~ Days + cs(0 + Phase3 | Subject)"),
+        ("ar1_pairs", "Reaction ~ Days + ar1(0 + DayPair | Subject)"),
+    ]:
         for reml in (False, True):
             cid = f"{name}_{'reml' if reml else 'ml'}"
             out.append(Case(cid, "covariance", "sleepstudy", _lmer(formula, reml), (cid,)))
     residual = [
         ("orthodont_varident", "distance ~ age + Sex + (1 | Subject)", "Orthodont", dict(weights=mm.var_ident("Sex"))),
-        ("sleepstudy_ar1", "Reaction ~ Days + (1 | Subject)", "sleepstudy", dict(correlation=mm.cor_ar1("Days", group="Subject"))),
-        ("ovary_ar1", "follicles ~ np.sin(2 * np.pi * Time) + np.cos(2 * np.pi * Time) + (1 | Mare)", "Ovary",
-         dict(correlation=mm.cor_ar1("obs", group="Mare"))),
-        ("bodyweight_ar1", "weight ~ Time * Diet + (Time | Rat)", "BodyWeight", dict(correlation=mm.cor_ar1("obs", group="Rat"))),
+        (
+            "sleepstudy_ar1",
+            "Reaction ~ Days + (1 | Subject)",
+            "sleepstudy",
+            dict(correlation=mm.cor_ar1("Days", group="Subject")),
+        ),
+        (
+            "ovary_ar1",
+            "follicles ~ np.sin(2 * np.pi * Time) + np.cos(2 * np.pi * Time) + (1 | Mare)",
+            "Ovary",
+            dict(correlation=mm.cor_ar1("obs", group="Mare")),
+        ),
+        (
+            "bodyweight_ar1",
+            "weight ~ Time * Diet + (Time | Rat)",
+            "BodyWeight",
+            dict(correlation=mm.cor_ar1("obs", group="Rat")),
+        ),
     ]
     for name, formula, data, kwargs in residual:
         for reml in (True, False):
@@ -86,11 +102,21 @@ def _cases() -> list[Case]:
     grouse = "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)"
     owls = "SiblingNegotiation ~ FoodTreatment * SexParent + offset(logBroodSize) + (1 | Nest)"
     out += [
-        Case("nb_grouseticks", "negbin", "grouseticks", lambda d: mm.glmer_nb(grouse, d),
-             ("nb_grouseticks_lme4", "nb_grouseticks_glmmTMB")),
+        Case(
+            "nb_grouseticks",
+            "negbin",
+            "grouseticks",
+            lambda d: mm.glmer_nb(grouse, d),
+            ("nb_grouseticks_lme4", "nb_grouseticks_glmmTMB"),
+        ),
         Case("nb_owls", "negbin", "Owls", lambda d: mm.glmer_nb(owls, d), ("nb_owls_lme4", "nb_owls_glmmTMB")),
-        Case("nb_owls_theta1", "negbin", "Owls",
-             lambda d: mm.glmer(owls, d, family=mm.families.NegativeBinomial(theta=1.0)), ("nb_owls_theta1_lme4",)),
+        Case(
+            "nb_owls_theta1",
+            "negbin",
+            "Owls",
+            lambda d: mm.glmer(owls, d, family=mm.families.NegativeBinomial(theta=1.0)),
+            ("nb_owls_theta1_lme4",),
+        ),
     ]
     return out
 
@@ -118,22 +144,30 @@ def run_r(ids: list[str], repeats: int) -> dict[str, dict]:
     out = {}
     for line in done.stdout.splitlines():
         if line.startswith("@@BENCH "):
-            item = json.loads(line[len("@@BENCH "):])
+            item = json.loads(line[len("@@BENCH ") :])
             item["seconds"] = item["seconds"] if isinstance(item["seconds"], list) else [item["seconds"]]
             out[item["case"]] = item
     return out
 
 
 def _table(cases: list[Case], r_times: dict[str, list[float]], r_m2ll: dict[str, float]) -> list[str]:
-    lines = ["| case | R fit | R median (ms) | mixedmodels median (ms) | R / mixedmodels | -2 log L: R, mixedmodels |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "| case | R fit | R median (ms) | mixedmodels median (ms) | R / mixedmodels | -2 log L: R, mixedmodels |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for case in cases:
         ours = statistics.median(case.times) * 1e3
         for rid in case.r_cases:
             theirs = statistics.median(r_times[rid]) * 1e3
-            tool = "glmmTMB" if ("glmmTMB" in rid or case.kind == "covariance") else ("nlme" if case.kind == "residual" else "lme4")
-            lines.append(f"| {case.id} | {tool} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.1f} | "
-                         f"{r_m2ll[rid]:.4f}, {case.minus2ll:.4f} |")
+            tool = (
+                "glmmTMB"
+                if ("glmmTMB" in rid or case.kind == "covariance")
+                else ("nlme" if case.kind == "residual" else "lme4")
+            )
+            lines.append(
+                f"| {case.id} | {tool} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.1f} | "
+                f"{r_m2ll[rid]:.4f}, {case.minus2ll:.4f} |"
+            )
     return lines
 
 
@@ -163,22 +197,30 @@ def main() -> None:
     stamp = time.strftime("%Y-%m-%d")
     name = f"{stamp}-issue19" + (f"-{args.name}" if args.name else "")
     header = [
-        f"# Issue #19 model classes against R ({stamp})", "",
+        f"# Issue #19 model classes against R ({stamp})",
+        "",
         f"{args.rounds} rounds x (R, then Python) x {args.repeats} timed fits per case after one warm-up; medians of "
         "all timed fits. R times are system.time() of the call alone (in one R process); Python times perf_counter() "
-        "around the mm.* call (formula and data in, results out).", "",
+        "around the mm.* call (formula and data in, results out).",
+        "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"mixedmodels {mm.__version__}. 1-minute load average at each block's start: "
-        + ", ".join(f"{who} {r}: {load:.1f}" for who, r, load in loads) + ".", "",
+        + ", ".join(f"{who} {r}: {load:.1f}" for who, r, load in loads)
+        + ".",
+        "",
     ]
     lines = header + _table(cases, r_times, r_m2ll)
     print("\n".join(lines))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"{name}.md").write_text("\n".join(lines) + "\n")
-    raw = {"loads": loads, "repeats": args.repeats, "rounds": args.rounds,
-           "python": {c.id: {"seconds": c.times, "minus2logLik": c.minus2ll, "r_cases": c.r_cases} for c in cases},
-           "R": {rid: {"seconds": r_times[rid], "minus2logLik": r_m2ll.get(rid)} for rid in r_ids}}
+    raw = {
+        "loads": loads,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "python": {c.id: {"seconds": c.times, "minus2logLik": c.minus2ll, "r_cases": c.r_cases} for c in cases},
+        "R": {rid: {"seconds": r_times[rid], "minus2logLik": r_m2ll.get(rid)} for rid in r_ids},
+    }
     (results / f"{name}.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"\nwrote {results / name}.md and .json", file=sys.stderr)
 

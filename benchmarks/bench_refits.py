@@ -34,7 +34,7 @@ from run import ROOT, export_before  # noqa: E402
 
 TAG = "@@BENCH "
 
-PYTHON_TASK = r'''
+PYTHON_TASK = r"""
 import json, sys, time, warnings
 import numpy as np
 import mixedmodels as mm
@@ -59,9 +59,9 @@ for i in range(repeats):
     seconds = time.perf_counter() - start
     summary = out.sd().tolist() if task == "bootstrap" else float(out.rate.iloc[0])
     emit(seconds=seconds, summary=summary)
-'''
+"""
 
-R_TASK = r'''
+R_TASK = r"""
 args <- commandArgs(trailingOnly = TRUE)
 n <- as.integer(args[[1]]); repeats <- as.integer(args[[2]])
 suppressPackageStartupMessages(library(lme4))
@@ -72,7 +72,7 @@ for (i in seq_len(repeats)) {
   t <- system.time(b <- suppressWarnings(suppressMessages(bootMer(m, f, nsim = n, seed = i))))[["elapsed"]]
   cat("@@BENCH ", jsonlite::toJSON(list(seconds = t, summary = unname(apply(b$t, 2, sd))), auto_unbox = TRUE, digits = NA), "\n", sep = "")
 }
-'''
+"""
 
 
 def run_task(tool: str, task: str, size: int, repeats: int, before: Path | None) -> list[dict]:
@@ -85,7 +85,7 @@ def run_task(tool: str, task: str, size: int, repeats: int, before: Path | None)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")]))
         command = [sys.executable, "-c", PYTHON_TASK, task, str(size), str(repeats)]
     out = subprocess.run(command, capture_output=True, text=True, env=env)
-    records = [json.loads(line[len(TAG):]) for line in out.stdout.splitlines() if line.startswith(TAG)]
+    records = [json.loads(line[len(TAG) :]) for line in out.stdout.splitlines() if line.startswith(TAG)]
     if not records:
         print(f"{tool} {task}: no records; {out.stderr.strip()[-400:]}", file=sys.stderr)
     return records
@@ -100,9 +100,11 @@ def main() -> None:
     parser.add_argument("--npower", type=int, default=1000)
     parser.add_argument("--name", default=f"{date.today().isoformat()}-refits")
     args = parser.parse_args()
-    tasks = {"bootstrap": (args.nboot, ["mixedmodels", "mixedmodels-before", "lme4"]),
-             "power-lrt": (args.npower, ["mixedmodels", "mixedmodels-before"]),
-             "power-wald": (args.npower, ["mixedmodels", "mixedmodels-before"])}
+    tasks = {
+        "bootstrap": (args.nboot, ["mixedmodels", "mixedmodels-before", "lme4"]),
+        "power-lrt": (args.npower, ["mixedmodels", "mixedmodels-before"]),
+        "power-wald": (args.npower, ["mixedmodels", "mixedmodels-before"]),
+    }
     pooled: dict[tuple[str, str], list] = {}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="mm-refits-") as tmp:
@@ -116,18 +118,26 @@ def main() -> None:
                     pooled.setdefault((task, tool), []).extend(records)
                     loads.append(os.getloadavg()[0])
                     times = [r["seconds"] for r in records]
-                    print(f"{round_no + 1} {task:<11} {tool:<20} {statistics.median(times) if times else float('nan'):.3f} s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"{round_no + 1} {task:<11} {tool:<20} {statistics.median(times) if times else float('nan'):.3f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     write(args, tasks, pooled, loads)
 
 
 def write(args, tasks: dict, pooled: dict, loads: list[float]) -> None:
-    lines = [f"# Refits in bulk, {date.today().isoformat()}", "",
-             f"- Load average (1 min) over the run: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores.",
-             f"- {args.rounds} interleaved rounds x {args.repeats} timed calls per (task, tool), each tool in a fresh "
-             "process after one warm-up call; the median is shown.",
-             f"- mixedmodels-before: the commit {args.before}." if args.before else "", "",
-             "| task | size | tool | median | per replicate / simulation | ratio to mixedmodels |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Refits in bulk, {date.today().isoformat()}",
+        "",
+        f"- Load average (1 min) over the run: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores.",
+        f"- {args.rounds} interleaved rounds x {args.repeats} timed calls per (task, tool), each tool in a fresh "
+        "process after one warm-up call; the median is shown.",
+        f"- mixedmodels-before: the commit {args.before}." if args.before else "",
+        "",
+        "| task | size | tool | median | per replicate / simulation | ratio to mixedmodels |",
+        "|---|---|---|---|---|---|",
+    ]
     for task, (size, tools) in tasks.items():
         ours = pooled.get((task, "mixedmodels"))
         reference = statistics.median(r["seconds"] for r in ours) if ours else None

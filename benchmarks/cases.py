@@ -63,49 +63,82 @@ CASES: dict[str, Case] = {
     c.name: c
     for c in [
         Case(
-            "sleepstudy", "sleepstudy", "Reaction ~ Days + (Days | Subject)",
+            "sleepstudy",
+            "sleepstudy",
+            "Reaction ~ Days + (Days | Subject)",
             statsmodels={"formula": "Reaction ~ Days", "groups": "Subject", "re_formula": "~Days"},
         ),
         Case(
-            "penicillin", "Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)",
+            "penicillin",
+            "Penicillin",
+            "diameter ~ 1 + (1 | plate) + (1 | sample)",
             statsmodels={"formula": "diameter ~ 1", "groups": "_one", "vc": ["plate", "sample"]},
         ),
         Case(
-            "pastes", "Pastes", "strength ~ 1 + (1 | batch/cask)",
+            "pastes",
+            "Pastes",
+            "strength ~ 1 + (1 | batch/cask)",
             statsmodels={"formula": "strength ~ 1", "groups": "batch", "vc": ["cask"]},
         ),
         Case("insteval", "InstEval", "y ~ service + (1 | s) + (1 | d) + (1 | dept:service)"),
         Case(
-            "cbpp", "cbpp", _CBPP, family="binomial", glmm="prop ~ period + (1 | herd)",
-            mixedlm="prop ~ period + (1 | herd)", weights="size", statsmodels=_SM_GLMM,
+            "cbpp",
+            "cbpp",
+            _CBPP,
+            family="binomial",
+            glmm="prop ~ period + (1 | herd)",
+            mixedlm="prop ~ period + (1 | herd)",
+            weights="size",
+            statsmodels=_SM_GLMM,
             note="glmm and mixedlm: proportion response with weights = size (same likelihood as cbind)",
         ),
         Case(
-            "grouseticks", "grouseticks", _GROUSE, family="poisson", statsmodels=_SM_GLMM,
+            "grouseticks",
+            "grouseticks",
+            _GROUSE,
+            family="poisson",
+            statsmodels=_SM_GLMM,
             note="sHEIGHT = scale(HEIGHT), precomputed",
         ),
         Case(
-            "verbagg", "VerbAgg", _VERBAGG, family="binomial", glmm=_VERBAGG.replace("r2 ~", "r2n ~"),
-            mixedlm=_VERBAGG.replace("r2 ~", "r2n ~"), statsmodels=_SM_GLMM,
+            "verbagg",
+            "VerbAgg",
+            _VERBAGG,
+            family="binomial",
+            glmm=_VERBAGG.replace("r2 ~", "r2n ~"),
+            mixedlm=_VERBAGG.replace("r2 ~", "r2n ~"),
+            statsmodels=_SM_GLMM,
             note="glmm and mixedlm: r2n = (r2 == 'Y') as 0/1",
         ),
         Case(
-            "crossed_100k", "crossed_100k", "y ~ x + (1 + x | subject) + (1 | item)",
+            "crossed_100k",
+            "crossed_100k",
+            "y ~ x + (1 + x | subject) + (1 | item)",
             note="synthetic: 100,000 rows, 1,000 subjects x 200 items",
         ),
         Case(
-            "nested_50k", "nested_50k", "y ~ x + (1 | outer/inner)",
-            glmm="y ~ x + (1 | outer) + (1 | outer:inner)", mixedlm="y ~ x + (1 | outer) + (1 | outer:inner)",
+            "nested_50k",
+            "nested_50k",
+            "y ~ x + (1 | outer/inner)",
+            glmm="y ~ x + (1 | outer) + (1 | outer:inner)",
+            mixedlm="y ~ x + (1 | outer) + (1 | outer:inner)",
             statsmodels={"formula": "y ~ x", "groups": "outer", "vc": ["inner"]},
             note="synthetic: 50,000 rows, 10,000 inner groups in 100 outer",
         ),
         Case(
-            "crossed_1m", "crossed_1m", "y ~ x + (1 + x | subject) + (1 | item)", large=True,
+            "crossed_1m",
+            "crossed_1m",
+            "y ~ x + (1 + x | subject) + (1 | item)",
+            large=True,
             note="synthetic: 1,000,000 rows, 10,000 subjects x 2,000 items",
         ),
         Case(
-            "nested_500k", "nested_500k", "y ~ x + (1 | outer/inner)", large=True,
-            glmm="y ~ x + (1 | outer) + (1 | outer:inner)", mixedlm="y ~ x + (1 | outer) + (1 | outer:inner)",
+            "nested_500k",
+            "nested_500k",
+            "y ~ x + (1 | outer/inner)",
+            large=True,
+            glmm="y ~ x + (1 | outer) + (1 | outer:inner)",
+            mixedlm="y ~ x + (1 | outer) + (1 | outer:inner)",
             statsmodels={"formula": "y ~ x", "groups": "outer", "vc": ["inner"]},
             note="synthetic: 500,000 rows, 100,000 inner groups in 1,000 outer",
         ),
@@ -152,9 +185,12 @@ def selected(names: str | None, large: bool) -> list[Case]:
 
 def factor_levels(df: pd.DataFrame) -> dict[str, list[str]]:
     """Level lists of the categorical columns (R gets the same factor levels)."""
-    return {col: [str(v) for v in df[col].cat.categories] for col in df.columns if isinstance(df[col].dtype, pd.CategoricalDtype)}
+    return {
+        col: [str(v) for v in df[col].cat.categories]
+        for col in df.columns
+        if isinstance(df[col].dtype, pd.CategoricalDtype)
+    }
 
 
 def ordered_columns(df: pd.DataFrame) -> list[str]:
     return [col for col in df.columns if isinstance(df[col].dtype, pd.CategoricalDtype) and df[col].cat.ordered]
-

@@ -53,7 +53,9 @@ class Design:
 
     def scaled(self, fraction: float) -> "Design":
         """The same design with ``fraction`` of the groups (the rows per group kept)."""
-        return Design(self.name, self.formula, self.group, max(2, int(round(self.groups * fraction))), self.obs, self.items)
+        return Design(
+            self.name, self.formula, self.group, max(2, int(round(self.groups * fraction))), self.obs, self.items
+        )
 
 
 DESIGNS = {
@@ -78,8 +80,13 @@ def _block(design: Design, first: int, count: int, seed: int, item_effects: np.n
     return {"y": y, "x": x, **columns}
 
 
-def write(design: Design, folder: str | Path, seed: int = 20261122, rows_per_file: int = 10_000_000,
-          row_group: int = 1_000_000) -> list[Path]:
+def write(
+    design: Design,
+    folder: str | Path,
+    seed: int = 20261122,
+    rows_per_file: int = 10_000_000,
+    row_group: int = 1_000_000,
+) -> list[Path]:
     """Write ``design`` as Parquet files ``part-00000.parquet`` ... in ``folder``; returns their paths."""
     import pyarrow as pa
     import pyarrow.parquet as pq

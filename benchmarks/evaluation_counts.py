@@ -35,20 +35,24 @@ def _lmm_fits():
     for name, (formula, data_name, reml) in sorted(test_lmm.LMM_CASES.items()):
         yield name, lambda f=formula, d=data_name, r=reml: mm.lmer(f, dataset(d), REML=r)
     for name, (formula, data_name, reml, options) in sorted(test_lmm.EXTRA_CASES.items()):
+
         def fit(f=formula, d=data_name, r=reml, o=options):
             data = test_lmm.derived_data(d)
             o = dict(o)
             if "weights" in o:
                 o["weights"] = data[o["weights"]].to_numpy()
             return mm.lmer(f, data, REML=r, **o)
+
         yield name, fit
 
 
 def _glmm_fits():
     for name, (formula, data_name, family, nagq, weights, _) in sorted(test_glmm.CASES.items()):
+
         def fit(f=formula, d=data_name, fam=family, a=nagq, w=weights):
             data = dataset(d)
             return mm.glmer(f, data, family=test_glmm._family(fam), nAGQ=a, weights=None if w is None else data[w])
+
         yield "glmm:" + name.replace("shared/", ""), fit
 
 
@@ -76,8 +80,10 @@ def run(selected: set[str] | None) -> dict:
 
 
 def compare(now: dict, before: dict) -> str:
-    lines = ["| case | evaluations before | evaluations now (gradient calls) | objective now - before |",
-             "|---|---|---|---|"]
+    lines = [
+        "| case | evaluations before | evaluations now (gradient calls) | objective now - before |",
+        "|---|---|---|---|",
+    ]
     for name, rec in now.items():
         old = before.get(name)
         if old is None:

@@ -23,8 +23,9 @@ import sys
 DESIGNS = {
     "crossed 3000 x 3000 levels, 20k rows: y ~ x + (1|a) + (1|b)": dict(kind="crossed", n=20_000, levels=3_000),
     "crossed 5000 x 5000 levels, 30k rows: y ~ x + (1|a) + (1|b)": dict(kind="crossed", n=30_000, levels=5_000),
-    "crossed 20000 x 20000 levels, 50k rows (sparse rest block): y ~ x + (1|a) + (1|b)":
-        dict(kind="crossed", n=50_000, levels=20_000),
+    "crossed 20000 x 20000 levels, 50k rows (sparse rest block): y ~ x + (1|a) + (1|b)": dict(
+        kind="crossed", n=50_000, levels=20_000
+    ),
     "wide X, 200k rows x 60 columns: y ~ f + (1|g)": dict(kind="wide", n=200_000, levels=60),
 }
 
@@ -70,15 +71,19 @@ def main() -> None:
     parser.add_argument("--out", help="write the table (markdown) here too")
     parser.add_argument("--only", help="run only the designs whose name contains this text")
     args = parser.parse_args()
-    lines = ["| design | estimate (MB) | measured peak above baseline (MB) | baseline (MB) | ratio |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| design | estimate (MB) | measured peak above baseline (MB) | baseline (MB) | ratio |",
+        "|---|---|---|---|---|",
+    ]
     for name, spec in DESIGNS.items():
         if args.only and args.only not in name:
             continue
         r = measure(spec)
         used = r["peak"] - r["baseline"]
-        lines.append(f"| {name} | {r['estimate'] / 1e6:.0f} | {used / 1e6:.0f} | {r['baseline'] / 1e6:.0f} | "
-                     f"{r['estimate'] / used:.2f} |")
+        lines.append(
+            f"| {name} | {r['estimate'] / 1e6:.0f} | {used / 1e6:.0f} | {r['baseline'] / 1e6:.0f} | "
+            f"{r['estimate'] / used:.2f} |"
+        )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     print(table)

@@ -229,8 +229,15 @@ def evaluation_breakdown(case: _cases.Case, df, theta: list[float], evals: int) 
             model.objective(theta)
             plain.append(time.perf_counter() - start)
     probe = Probe()
-    helpers = [name for name, obj in vars(blocked).items() if name.startswith("_") and callable(obj) and not name.startswith("__")
-               and getattr(obj, "__module__", "") == blocked.__name__ and not isinstance(obj, type)]
+    helpers = [
+        name
+        for name, obj in vars(blocked).items()
+        if name.startswith("_")
+        and callable(obj)
+        and not name.startswith("__")
+        and getattr(obj, "__module__", "") == blocked.__name__
+        and not isinstance(obj, type)
+    ]
     for name in helpers:
         probe.wrap(blocked, name, name)
     _lapack_proxy(blocked, probe)
@@ -294,52 +301,83 @@ def lme4_reference(case: _cases.Case, timeout: float) -> dict:
     fits = [r for r in res["records"] if r.get("event") == "fit"]
     if not fits:
         return {"status": res["status"], "reason": res.get("reason", "")}
-    return {"status": "ok", "seconds": fits[0]["seconds"], "feval": fits[0]["feval"], "m2ll": fits[0]["m2ll"],
-            "peak_delta_mb": fits[0]["peak_mb"] - fits[0]["rss_before_mb"]}
+    return {
+        "status": "ok",
+        "seconds": fits[0]["seconds"],
+        "feval": fits[0]["feval"],
+        "m2ll": fits[0]["m2ll"],
+        "peak_delta_mb": fits[0]["peak_mb"] - fits[0]["rss_before_mb"],
+    }
 
 
 def _fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:,.3g} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
-def report_case(name: str, prof: dict, breakdown: dict | None, ref: dict | None, listing_file: str, tool: str) -> list[str]:
+def report_case(
+    name: str, prof: dict, breakdown: dict | None, ref: dict | None, listing_file: str, tool: str
+) -> list[str]:
     lines = [f"## {name}", ""]
     feval = prof["feval"]
-    factor_label = next((key for key in ("Factorization.compute_reordered (per evaluation)", "Factorization.compute (per evaluation)")
-                         if prof["calls"].get(key)), "Factorization.compute (per evaluation)")
+    factor_label = next(
+        (
+            key
+            for key in ("Factorization.compute_reordered (per evaluation)", "Factorization.compute (per evaluation)")
+            if prof["calls"].get(key)
+        ),
+        "Factorization.compute (per evaluation)",
+    )
     nfact = prof["calls"].get(factor_label, 0)
-    lines.append(f"Whole fit: {prof['total_s']:.4g} s; optimizer evaluations {feval}; "
-                 f"{factor_label.split(' ')[0]} calls {nfact} (evaluations incl. checks and results); "
-                 f"-2 log L {prof['m2ll']:.4f}; peak RSS {prof['peak_mb']:,.0f} MB "
-                 f"({prof['peak_mb'] - prof['rss_before_mb']:,.0f} MB above the {prof['rss_before_mb']:,.0f} MB before the fit).")
+    lines.append(
+        f"Whole fit: {prof['total_s']:.4g} s; optimizer evaluations {feval}; "
+        f"{factor_label.split(' ')[0]} calls {nfact} (evaluations incl. checks and results); "
+        f"-2 log L {prof['m2ll']:.4f}; peak RSS {prof['peak_mb']:,.0f} MB "
+        f"({prof['peak_mb'] - prof['rss_before_mb']:,.0f} MB above the {prof['rss_before_mb']:,.0f} MB before the fit)."
+    )
     if ref:
         if ref.get("status") == "ok":
-            lines.append(f"lme4 (same data, one fit): {ref['seconds']:.2f} s, `m@optinfo$feval` = {ref['feval']}, "
-                         f"-2 log L {ref['m2ll']:.4f}, peak +{ref['peak_delta_mb']:,.0f} MB.")
+            lines.append(
+                f"lme4 (same data, one fit): {ref['seconds']:.2f} s, `m@optinfo$feval` = {ref['feval']}, "
+                f"-2 log L {ref['m2ll']:.4f}, peak +{ref['peak_delta_mb']:,.0f} MB."
+            )
         else:
             lines.append(f"lme4: {ref.get('status')} {ref.get('reason', '')}")
     lines += ["", "| phase | seconds | calls | share of fit | peak RSS in phase (MB) |", "|---|---|---|---|---|"]
     for label, secs in sorted(prof["seconds"].items(), key=lambda kv: -kv[1]):
         peak = prof["peaks"].get(label)
-        lines.append(f"| {label} | {secs:.4f} | {prof['calls'][label]} | {100 * secs / prof['total_s']:.0f} % | "
-                     f"{'' if peak is None else f'{peak:,.0f}'} |")
+        lines.append(
+            f"| {label} | {secs:.4f} | {prof['calls'][label]} | {100 * secs / prof['total_s']:.0f} % | "
+            f"{'' if peak is None else f'{peak:,.0f}'} |"
+        )
     if nfact:
         per = prof["seconds"][factor_label] / nfact
-        lines += ["", f"Per evaluation inside the fit: {_fmt_ms(per)} x {nfact} = {prof['seconds'][factor_label]:.2f} s."]
+        lines += [
+            "",
+            f"Per evaluation inside the fit: {_fmt_ms(per)} x {nfact} = {prof['seconds'][factor_label]:.2f} s.",
+        ]
     if prof["missing"]:
         lines.append(f"(not found in this checkout, so not timed: {', '.join(prof['missing'])})")
     if breakdown:
-        lines += ["", f"One objective evaluation at the optimum: median {_fmt_ms(breakdown['median_s'])} "
-                  f"({_fmt_ms(breakdown['median_wrapped_s'])} with the timers); shapes: "
-                  + "; ".join(f"{k} {v}" for k, v in breakdown["shapes"].items()) + ".", ""]
+        lines += [
+            "",
+            f"One objective evaluation at the optimum: median {_fmt_ms(breakdown['median_s'])} "
+            f"({_fmt_ms(breakdown['median_wrapped_s'])} with the timers); shapes: "
+            + "; ".join(f"{k} {v}" for k, v in breakdown["shapes"].items())
+            + ".",
+            "",
+        ]
         lines += ["| inside model.objective(theta) | ms per evaluation (mean) | calls | share |", "|---|---|---|---|"]
         total = breakdown["mean_wrapped_s"]  # the parts are means too
         parts = {k: v for k, v in breakdown["per_call"].items() if k != "Factorization.compute"}
         inner = sum(parts.values())
         for label, secs in sorted(parts.items(), key=lambda kv: -kv[1]):
-            lines.append(f"| {label} | {secs * 1000:.3f} | {breakdown['calls'][label]:g} | {100 * secs / total:.0f} % |")
-        lines.append(f"| other (objective_from, allocation, Python) | {(total - inner) * 1000:.3f} | | "
-                     f"{100 * (total - inner) / total:.0f} % |")
+            lines.append(
+                f"| {label} | {secs * 1000:.3f} | {breakdown['calls'][label]:g} | {100 * secs / total:.0f} % |"
+            )
+        lines.append(
+            f"| other (objective_from, allocation, Python) | {(total - inner) * 1000:.3f} | | "
+            f"{100 * (total - inner) / total:.0f} % |"
+        )
     if tool:
         lines += ["", f"Full listing ({tool}): `{listing_file}`"]
     lines.append("")
@@ -359,9 +397,13 @@ def main() -> None:
     stem = args.name or f"profile-{date.today().isoformat()}"
     outdir = HERE / "results"
     outdir.mkdir(exist_ok=True)
-    lines = [f"# Profile of mixedmodels fits, {date.today().isoformat()}", "",
-             "Made by `benchmarks/profile_fit.py` (see its docstring for the method). The machine is shared: "
-             "absolute times are noisy, shares within a fit less so.", ""]
+    lines = [
+        f"# Profile of mixedmodels fits, {date.today().isoformat()}",
+        "",
+        "Made by `benchmarks/profile_fit.py` (see its docstring for the method). The machine is shared: "
+        "absolute times are noisy, shares within a fit less so.",
+        "",
+    ]
     raw = {}
     for name in args.cases.split(","):
         case = _cases.CASES[name]

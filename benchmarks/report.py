@@ -95,7 +95,9 @@ def _header(info: dict, tools: list[str], results: list[dict]) -> list[str]:
     return lines
 
 
-def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results: list[dict], info: dict, latest: bool) -> Path:
+def write_report(
+    outdir: Path, stem: str, cases: list, tools: list[str], results: list[dict], info: dict, latest: bool
+) -> Path:
     """Write ``<stem>.md`` and ``<stem>.json`` under ``outdir`` (and ``latest.md``); return the markdown path."""
     outdir.mkdir(parents=True, exist_ok=True)
     by = {(r["case"], r["tool"]): r for r in results}
@@ -120,14 +122,22 @@ def write_report(outdir: Path, stem: str, cases: list, tools: list[str], results
     lines += _table(["case", "fit", "rows", "load"] + shown, time_rows)
     lines += ["", "## First (warm-up) fit, including lazy imports and first-call costs", ""]
     lines += _table(["case"] + shown, first_rows)
-    lines += ["", "## Peak memory of the fits (MB above the resident set once the tool and the data were loaded; process peak in brackets)", "",
-              "Includes what the first fit imports lazily inside the tool (tens of MB for the Python tools).", ""]
+    lines += [
+        "",
+        "## Peak memory of the fits (MB above the resident set once the tool and the data were loaded; process peak in brackets)",
+        "",
+        "Includes what the first fit imports lazily inside the tool (tens of MB for the Python tools).",
+        "",
+    ]
     lines += _table(["case"] + shown, mem_rows)
     lines += ["", "## Objective evaluations / -2 log-likelihood (REML criterion for REML fits)", ""]
-    lines += ["Evaluations as each tool counts them (lme4: `m@optinfo$feval`, the last optimizer stage for glmer; "
-              "mixedmodels: objective evaluations + gradient evaluations (g), start candidates included, checks not). "
-              "A -2 log L that differs from the others by more than ~0.01 means a different optimum, "
-              "or (for glmer across tools) a different constant in the likelihood.", ""]
+    lines += [
+        "Evaluations as each tool counts them (lme4: `m@optinfo$feval`, the last optimizer stage for glmer; "
+        "mixedmodels: objective evaluations + gradient evaluations (g), start candidates included, checks not). "
+        "A -2 log L that differs from the others by more than ~0.01 means a different optimum, "
+        "or (for glmer across tools) a different constant in the likelihood.",
+        "",
+    ]
     lines += _table(["case"] + shown, eval_rows)
     lines += _footer(cases, results, notes)
     text = "\n".join(lines) + "\n"
@@ -157,11 +167,17 @@ def _eval_cell(res: dict | None) -> str:
 def _footer(cases: list, results: list[dict], notes: _Notes) -> list[str]:
     lines = ["", "## Notes", ""]
     for case in cases:
-        lines.append(f"- {case.name}: `{case.formula}`" + (f" ({case.family})" if case.family != "gaussian" else "")
-                     + (f"; {case.note}" if case.note else ""))
+        lines.append(
+            f"- {case.name}: `{case.formula}`"
+            + (f" ({case.family})" if case.family != "gaussian" else "")
+            + (f"; {case.note}" if case.note else "")
+        )
     for res in results:
         if res.get("warnings"):
-            lines.append(f"- warnings from {res['tool']} on {res['case']}: " + "; ".join(w.replace("|", "/") for w in res["warnings"][:3]))
+            lines.append(
+                f"- warnings from {res['tool']} on {res['case']}: "
+                + "; ".join(w.replace("|", "/") for w in res["warnings"][:3])
+            )
     if notes.texts:
         lines.append("")
         lines += [f"[{i + 1}] {text.replace('|', '/')}" for i, text in enumerate(notes.texts)]

@@ -61,7 +61,11 @@ def tool_available(tool: str) -> str | None:
         if shutil.which("Rscript") is None:
             return "Rscript not found"
         probe = subprocess.run(
-            ["Rscript", "-e", "suppressPackageStartupMessages({library(lme4); library(jsonlite); library(data.table)})"],
+            [
+                "Rscript",
+                "-e",
+                "suppressPackageStartupMessages({library(lme4); library(jsonlite); library(data.table)})",
+            ],
             capture_output=True,
         )
         return None if probe.returncode == 0 else "R packages lme4, jsonlite or data.table missing"
@@ -118,7 +122,9 @@ def _r_spec(case: _cases.Case, repeats: int, workdir: Path) -> Path:
     return spec
 
 
-def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir: Path, blas_threads: int | None = None) -> dict:
+def run_one(
+    tool: str, case: _cases.Case, repeats: int, timeout: float, workdir: Path, blas_threads: int | None = None
+) -> dict:
     """Run one (tool, case) in a child process; return its parsed records."""
     if tool == "lme4":
         command = ["Rscript", str(HERE / "lme4_worker.R"), str(_r_spec(case, repeats, workdir))]
@@ -127,7 +133,12 @@ def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir:
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(tool, blas_threads), start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(tool, blas_threads),
+        start_new_session=True,
     )
     timed_out = False
     try:
@@ -136,7 +147,7 @@ def run_one(tool: str, case: _cases.Case, repeats: int, timeout: float, workdir:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-    records = [json.loads(line[len(TAG):]) for line in out.splitlines() if line.startswith(TAG)]
+    records = [json.loads(line[len(TAG) :]) for line in out.splitlines() if line.startswith(TAG)]
     result = {
         "tool": tool,
         "case": case.name,
@@ -210,7 +221,9 @@ def machine_info() -> dict:
     }
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+        info["cpu"] = next(
+            (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?"
+        )
     except OSError:
         info["cpu"] = platform.processor() or "?"
     try:
@@ -219,7 +232,9 @@ def machine_info() -> dict:
     except OSError:
         pass
     git = ["git", "-C", str(ROOT)]
-    info["commit"] = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    info["commit"] = subprocess.run(
+        git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     dirty = subprocess.run(git + ["status", "--porcelain", "src"], capture_output=True, text=True).stdout.strip()
     info["dirty"] = bool(dirty)
     return info
@@ -228,7 +243,9 @@ def machine_info() -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(_cases.CASES)}")
-    parser.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"comma-separated, from: {', '.join(ALL_TOOLS)}")
+    parser.add_argument(
+        "--tools", default=",".join(DEFAULT_TOOLS), help=f"comma-separated, from: {', '.join(ALL_TOOLS)}"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed fits after the warm-up (default 3)")
     parser.add_argument("--quick", action="store_true", help="1 timed fit each, results to <date>-quick.md")
     parser.add_argument("--large", action="store_true", help="include the 1M-row crossed and 500k-row nested designs")
@@ -236,9 +253,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", help="file stem of the results (default: the date)")
     parser.add_argument("--blas-threads", type=int, help="OPENBLAS/OMP_NUM_THREADS for every tool (default: as set)")
     parser.add_argument("--before", help="commit whose mixedmodels the tool mixedmodels-before runs")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every (case, tool) this many times, interleaved, pooling the timed fits "
-                             "(steadier ratios on a shared machine)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every (case, tool) this many times, interleaved, pooling the timed fits "
+        "(steadier ratios on a shared machine)",
+    )
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     tools = args.tools.split(",")
@@ -250,8 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     if "mixedmodels-before" in tools and not args.before:
         missing["mixedmodels-before"] = "no --before commit given"
     info = machine_info()
-    info.update(repeats=repeats, rounds=args.rounds, timeout=args.timeout, quick=args.quick, missing_tools=missing,
-                blas_threads=args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "(default: one per core)"))
+    info.update(
+        repeats=repeats,
+        rounds=args.rounds,
+        timeout=args.timeout,
+        quick=args.quick,
+        missing_tools=missing,
+        blas_threads=args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS", "(default: one per core)"),
+    )
     pooled: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
         if args.before and "mixedmodels-before" in tools:

@@ -80,7 +80,10 @@ def crossed(
     item = rng.integers(0, n_items, size=n_rows)
     x = rng.standard_normal(n_rows)
     cov = np.array(
-        [[sd_subject[0] ** 2, rho * sd_subject[0] * sd_subject[1]], [rho * sd_subject[0] * sd_subject[1], sd_subject[1] ** 2]]
+        [
+            [sd_subject[0] ** 2, rho * sd_subject[0] * sd_subject[1]],
+            [rho * sd_subject[0] * sd_subject[1], sd_subject[1] ** 2],
+        ]
     )
     u = rng.multivariate_normal(np.zeros(2), cov, size=n_subjects)
     w = rng.normal(0.0, sd_item, size=n_items)

@@ -80,8 +80,12 @@ def _mixedmodels(case: _cases.Case, df) -> Fitter:
         except (AttributeError, ImportError) as exc:
             raise NotExpressible(f"mixedmodels.glmer not available in this checkout ({exc})") from exc
         fit = lambda: glmer(case.formula, df, family=case.family)  # noqa: E731
-    return fit, lambda r: {"feval": r.optinfo.feval, "geval": getattr(r.optinfo, "geval", 0), "m2ll": -2 * r.loglik,
-                           "converged": r.optinfo.converged}
+    return fit, lambda r: {
+        "feval": r.optinfo.feval,
+        "geval": getattr(r.optinfo, "geval", 0),
+        "m2ll": -2 * r.loglik,
+        "converged": r.optinfo.converged,
+    }
 
 
 def _glmm(case: _cases.Case, df) -> Fitter:
@@ -101,11 +105,19 @@ def _mixedlm(case: _cases.Case, df) -> Fitter:
     formula = case.formula_for("mixedlm")
     if case.kind == "lmer":
         fit = lambda: mixedlm.lmer(formula, df)  # noqa: E731
-        return fit, lambda r: {"feval": r.function_evals, "m2ll": -2 * float(r.logLik().value), "converged": bool(r.converged)}
+        return fit, lambda r: {
+            "feval": r.function_evals,
+            "m2ll": -2 * float(r.logLik().value),
+            "converged": bool(r.converged),
+        }
     family = {"binomial": mixedlm.families.Binomial, "poisson": mixedlm.families.Poisson}[case.family]()
     kwargs = {"weights": df[case.weights].to_numpy(float)} if case.weights else {}
     fit = lambda: mixedlm.glmer(formula, df, family=family, **kwargs)  # noqa: E731
-    return fit, lambda r: {"feval": getattr(r, "n_iter", None), "m2ll": -2 * float(r.logLik().value), "converged": bool(r.converged)}
+    return fit, lambda r: {
+        "feval": getattr(r, "n_iter", None),
+        "m2ll": -2 * float(r.logLik().value),
+        "converged": bool(r.converged),
+    }
 
 
 def _statsmodels(case: _cases.Case, df) -> Fitter:
@@ -117,7 +129,9 @@ def _statsmodels(case: _cases.Case, df) -> Fitter:
     vc = {name: f"0 + C({name})" for name in spec.get("vc", [])} or None
 
     def fit():
-        model = smf.mixedlm(spec["formula"], df, groups=df[spec["groups"]], re_formula=spec.get("re_formula"), vc_formula=vc)
+        model = smf.mixedlm(
+            spec["formula"], df, groups=df[spec["groups"]], re_formula=spec.get("re_formula"), vc_formula=vc
+        )
         return model.fit()
 
     return fit, lambda r: {"feval": None, "m2ll": -2 * float(r.llf), "converged": bool(r.converged)}

@@ -36,8 +36,11 @@ def remote_loads(root: Path) -> list[str]:
 
 def notebooks() -> list[Path]:
     """The pages that are executed: MyST notebooks (``file_format: mystnb`` in their front matter)."""
-    return sorted(path for path in DOCS.rglob("*.md")
-                  if "_build" not in path.parts and path.read_text(encoding="utf-8").startswith("---\nfile_format: mystnb"))
+    return sorted(
+        path
+        for path in DOCS.rglob("*.md")
+        if "_build" not in path.parts and path.read_text(encoding="utf-8").startswith("---\nfile_format: mystnb")
+    )
 
 
 def execute_in_parallel(jobs: int) -> None:
@@ -51,8 +54,9 @@ def execute_in_parallel(jobs: int) -> None:
     from jupyter_cache.executors import load_executor
 
     cache = get_cache(str(DOCS / "_build" / ".jupyter_cache"))
-    records = [cache.add_nb_to_project(str(path), read_data={"name": "myst_nb_md", "type": "plugin"})
-               for path in notebooks()]
+    records = [
+        cache.add_nb_to_project(str(path), read_data={"name": "myst_nb_md", "type": "plugin"}) for path in notebooks()
+    ]
     stale = [record.pk for record in records if cache.get_cached_project_nb(record.pk) is None]
     if not stale:
         return
@@ -60,8 +64,10 @@ def execute_in_parallel(jobs: int) -> None:
     executor = load_executor("local-parallel" if jobs > 1 else "local-serial", cache=cache)
     result = executor.run_and_cache(filter_pks=stale, timeout=300)
     failed = len(stale) - len(result.succeeded)
-    print(f"docs: executed {len(stale)} notebook(s) in {time.perf_counter() - start:.0f} s ({jobs} at a time); "
-          f"{failed} failed" + (" (Sphinx runs them again and shows the error)" if failed else ""))
+    print(
+        f"docs: executed {len(stale)} notebook(s) in {time.perf_counter() - start:.0f} s ({jobs} at a time); "
+        f"{failed} failed" + (" (Sphinx runs them again and shows the error)" if failed else "")
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -70,8 +76,22 @@ def main(argv: list[str]) -> int:
     jobs = os.environ.get("MIXEDMODELS_DOCS_JOBS", "auto")
     if os.environ.get("MIXEDMODELS_DOCS_EXECUTE", "cache") == "cache":
         execute_in_parallel(os.cpu_count() or 1 if jobs == "auto" else int(jobs))
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-T", "-j", jobs, *argv,
-               str(DOCS), str(HTML)]
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-b",
+        "html",
+        "-q",
+        "-W",
+        "--keep-going",
+        "-T",
+        "-j",
+        jobs,
+        *argv,
+        str(DOCS),
+        str(HTML),
+    ]
     start = time.perf_counter()
     status = subprocess.run(command, env=env, check=False).returncode
     print(f"docs: sphinx-build finished with status {status} in {time.perf_counter() - start:.0f} s")

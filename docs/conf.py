@@ -35,8 +35,15 @@ extensions = [
 
 # the site's pages; other Markdown under docs/ (notes for developers) is not part of it until a
 # toctree includes it
-include_patterns = ["index.md", "changelog.md", "coming-from-*.md", "architecture.md", "guide/**", "tutorials/**",
-                    "api/**"]
+include_patterns = [
+    "index.md",
+    "changelog.md",
+    "coming-from-*.md",
+    "architecture.md",
+    "guide/**",
+    "tutorials/**",
+    "api/**",
+]
 exclude_patterns = ["_build", "examples", "images", "**.ipynb_checkpoints", "jupyter_execute"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"

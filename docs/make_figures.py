@@ -58,8 +58,9 @@ def main(explorer: bool = True) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         penicillin = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mm.datasets.load("Penicillin"))
-        cbpp = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"),
-                        family="binomial")
+        cbpp = mm.glmer(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial"
+        )
     _save(mm.plots.caterpillar(penicillin), "caterpillar_penicillin.png")
     _save(mm.plots.diagnostics(cbpp), "diagnostics_cbpp.png")
     # pooling of a GLMM on the link scale, with levels whose no-pooling estimate is -inf
@@ -90,7 +91,9 @@ def explorer_screenshot(path: Path, width: int = 1366, height: int = 900) -> Non
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
             page.goto(server.url)
-            page.wait_for_function("() => window.explorer && window.explorer.data && document.body.dataset.state === 'ready'")
+            page.wait_for_function(
+                "() => window.explorer && window.explorer.data && document.body.dataset.state === 'ready'"
+            )
             page.wait_for_timeout(800)  # the chart's animation
             page.screenshot(path=str(path), full_page=True)
             browser.close()

@@ -26,8 +26,16 @@ DOCS = Path(__file__).resolve().parent
 HTML = DOCS / "_build" / "html"
 SHOTS = DOCS / "_build" / "screenshots"
 CHROMIUM = os.environ.get("MIXEDMODELS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 # (file, screenshot name, what must be on the page, minimum number of loaded figures)
 PAGES = [
@@ -40,7 +48,12 @@ PAGES = [
     ("tutorials/bayes.html", "tutorial-bayes", ["NUTS", "hdi"], 2),
     ("tutorials/shrinkage.html", "tutorial-shrinkage", ["shrinkage", "partial"], 2),
     ("coming-from-lme4.html", "coming-from-lme4", ["ranef(m, condVar = TRUE)", "mm.emmeans", "Deliberately absent"], 0),
-    ("guide/pooling.html", "guide-pooling", ["Complete, no and partial pooling", "share_fixed", "Shrinkage explorer"], 4),
+    (
+        "guide/pooling.html",
+        "guide-pooling",
+        ["Complete, no and partial pooling", "share_fixed", "Shrinkage explorer"],
+        4,
+    ),
     ("index.html", "index", ["mixedmodels", "tutorials"], 0),
 ]
 
@@ -58,8 +71,13 @@ def check_page(browser, relative: str, name: str, texts: list[str], figures: int
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("request", lambda r: urlparse(r.url).scheme not in ("file", "data", "blob", "about")
-            and problems.append(f"network request: {r.url}"))
+    page.on(
+        "request",
+        lambda r: (
+            urlparse(r.url).scheme not in ("file", "data", "blob", "about")
+            and problems.append(f"network request: {r.url}")
+        ),
+    )
     page.goto((HTML / relative).as_uri(), wait_until="load")
     page.wait_for_timeout(300)  # let the theme's scripts settle
     body = page.inner_text("article") if page.query_selector("article") else page.inner_text("body")

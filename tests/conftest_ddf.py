@@ -58,8 +58,9 @@ def _kwargs(weights: bool, contrasts: tuple | None) -> dict:
 
 
 @lru_cache(maxsize=None)
-def fit(formula: str, data: str = "sleepstudy", REML: bool = True, weights: bool = False,
-        contrasts: tuple | None = None) -> LmerResults:
+def fit(
+    formula: str, data: str = "sleepstudy", REML: bool = True, weights: bool = False, contrasts: tuple | None = None
+) -> LmerResults:
     """Our own fit, once per session."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -67,8 +68,14 @@ def fit(formula: str, data: str = "sleepstudy", REML: bool = True, weights: bool
 
 
 @lru_cache(maxsize=None)
-def at_reference(formula: str, theta: tuple, data: str = "sleepstudy", REML: bool = True,
-                 weights: bool = False, contrasts: tuple | None = None) -> LmerResults:
+def at_reference(
+    formula: str,
+    theta: tuple,
+    data: str = "sleepstudy",
+    REML: bool = True,
+    weights: bool = False,
+    contrasts: tuple | None = None,
+) -> LmerResults:
     """The results at R's optimum theta, to test a method apart from optimizer differences."""
     model = LinearMixedModel.from_formula(formula, _data(data), REML=REML, **_kwargs(weights, contrasts))
     theta_arr = np.asarray(theta, dtype=float)

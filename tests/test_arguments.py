@@ -42,8 +42,14 @@ from mixedmodels._validate import Anything, Kind, kinds_of
 
 # Classes users do not construct (the library makes them); their public methods are still tested.
 MADE_BY_THE_LIBRARY = {
-    "LinearMixedModel", "GeneralizedLinearMixedModel", "LmerResults", "GlmerResults", "GlmResponse", "Link",
-    "BayesModel", "BayesResults",
+    "LinearMixedModel",
+    "GeneralizedLinearMixedModel",
+    "LmerResults",
+    "GlmerResults",
+    "GlmResponse",
+    "Link",
+    "BayesModel",
+    "BayesResults",
 }
 # Parameters that may go unchecked, with the reason (each entry is a decision, not a gap).
 _SKIP_FUNCTIONS = {
@@ -98,15 +104,24 @@ def _own_methods(cls: type) -> dict[str, Any]:
 # made (a factorization, a PIRLS solution); a check there costs microseconds per evaluation and once
 # refused a valid factor type (a dense factor of a small model).  Users call objective(theta) and
 # deviance(theta, beta), which are checked.
-_INNER_LOOPS = {"LinearMixedModel.objective_from", "GeneralizedLinearMixedModel.laplace_value",
-                "GeneralizedLinearMixedModel.agq_value", "GeneralizedLinearMixedModel.sigma_at"}
+_INNER_LOOPS = {
+    "LinearMixedModel.objective_from",
+    "GeneralizedLinearMixedModel.laplace_value",
+    "GeneralizedLinearMixedModel.agq_value",
+    "GeneralizedLinearMixedModel.sigma_at",
+}
 
 _RESULT_NAME = re.compile(r"(Result|Results|Summary|Comparison|Means)$")
 # modules of value classes (a family, a prior): constructors only, their methods are inner loops
 _VALUE_CLASSES = ("mixedmodels.families", "mixedmodels.bayes.priors")
 # (and the Dask passes' per-partition pieces: PartSummary, PassResult are summed by the reductions)
-_INTERNAL_STAGES = ("mixedmodels.linalg", "mixedmodels.design", "mixedmodels.formula", "mixedmodels.dask.metadata",
-                    "mixedmodels.dask.pirls")
+_INTERNAL_STAGES = (
+    "mixedmodels.linalg",
+    "mixedmodels.design",
+    "mixedmodels.formula",
+    "mixedmodels.dask.metadata",
+    "mixedmodels.dask.pirls",
+)
 
 
 def public_api() -> dict[str, tuple[Callable, type | None, Callable]]:
@@ -122,8 +137,11 @@ def public_api() -> dict[str, tuple[Callable, type | None, Callable]]:
     found: dict[str, tuple[Callable, type | None, Callable]] = {}
     queue: list[tuple[str, Any, bool]] = []
     # results objects by name, also those only returned by unannotated methods (m.profile(), m.summary())
-    queue.extend((name, cls, True) for name, cls in classes.items()
-                 if _RESULT_NAME.search(name) and not cls.__module__.startswith(_INTERNAL_STAGES))
+    queue.extend(
+        (name, cls, True)
+        for name, cls in classes.items()
+        if _RESULT_NAME.search(name) and not cls.__module__.startswith(_INTERNAL_STAGES)
+    )
     for name in mm.__all__:
         obj = getattr(mm, name)
         if isinstance(obj, types.ModuleType):
@@ -138,7 +156,12 @@ def public_api() -> dict[str, tuple[Callable, type | None, Callable]]:
                 continue
             if obj not in seen and obj.__name__ not in MADE_BY_THE_LIBRARY and label.startswith("mm."):
                 found[label] = (obj, None, obj)
-            if not with_methods or seen.get(obj) or obj.__module__ in _VALUE_CLASSES or getattr(obj, "_is_protocol", False):
+            if (
+                not with_methods
+                or seen.get(obj)
+                or obj.__module__ in _VALUE_CLASSES
+                or getattr(obj, "_is_protocol", False)
+            ):
                 seen.setdefault(obj, False)
                 continue
             seen[obj] = True
@@ -181,9 +204,19 @@ def kinds_of_class(cls: type, init: Callable) -> dict[str, Kind]:
 
 def test_the_enumeration_finds_the_api():
     """The walk reaches the fitters, the results' methods and the submodules' functions."""
-    for label in ("mm.lmer", "mm.glmer", "LmerResults.predict", "GlmerResults.simulate", "LmResults.predict",
-                  "mm.plots.caterpillar", "mm.datasets.load", "mm.explore.serve", "mm.OptimizerSettings",
-                  "BootstrapResult.confint", "MarginalMeans.contrast"):
+    for label in (
+        "mm.lmer",
+        "mm.glmer",
+        "LmerResults.predict",
+        "GlmerResults.simulate",
+        "LmResults.predict",
+        "mm.plots.caterpillar",
+        "mm.datasets.load",
+        "mm.explore.serve",
+        "mm.OptimizerSettings",
+        "BootstrapResult.confint",
+        "MarginalMeans.contrast",
+    ):
         assert label in API, label
 
 
@@ -206,10 +239,18 @@ def test_unchecked_parameters_say_why():
 
 # a pool of wrongly typed values, mixed with each kind's own refusals
 _POOL = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), st.binary(max_size=4),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    st.just(object()), st.just(complex(1, 2)), st.just(np.array([[1.0, 2.0]])), st.just(pd.Series(["a"])),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.binary(max_size=4),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(object()),
+    st.just(complex(1, 2)),
+    st.just(np.array([[1.0, 2.0]])),
+    st.just(pd.Series(["a"])),
 )
 
 
@@ -239,8 +280,11 @@ def _call_with(label: str, name: str, value: Any) -> None:
     elif p.kind is p.KEYWORD_ONLY or p.default is not inspect.Parameter.empty:
         kwargs[name] = value
     else:
-        positional = [q.name for q in params.values() if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
-                      and q.default is inspect.Parameter.empty]
+        positional = [
+            q.name
+            for q in params.values()
+            if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD) and q.default is inspect.Parameter.empty
+        ]
         args[positional.index(name)] = value
     if owner is not None:
         args = [object.__new__(owner), *args]
@@ -249,8 +293,12 @@ def _call_with(label: str, name: str, value: Any) -> None:
         call(*args, **kwargs)
 
 
-CASES = sorted((label, name) for label, (_, _, target) in API.items() for name, kind in _kinds(target).items()
-               if kind is not None and not isinstance(kind, Anything))
+CASES = sorted(
+    (label, name)
+    for label, (_, _, target) in API.items()
+    for name, kind in _kinds(target).items()
+    if kind is not None and not isinstance(kind, Anything)
+)
 
 
 @pytest.mark.parametrize("label,name", CASES, ids=[f"{a}-{b}" for a, b in CASES])

@@ -27,14 +27,34 @@ from conftest import as_list, fitted_lmer, reference
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
-CONTRACT = {"fixef", "se", "vcov", "theta", "sigma", "varcorr", "ranef", "objective", "loglik", "aic", "bic",
-            "deviance", "nobs", "ngroups", "is_singular", "optinfo"}
+CONTRACT = {
+    "fixef",
+    "se",
+    "vcov",
+    "theta",
+    "sigma",
+    "varcorr",
+    "ranef",
+    "objective",
+    "loglik",
+    "aic",
+    "bic",
+    "deviance",
+    "nobs",
+    "ngroups",
+    "is_singular",
+    "optinfo",
+}
 HAS_PLOTS = find_spec("matplotlib") is not None
 
 
 def run(*args: str, cwd: Path | None = None, stdin: str | None = None, command=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-               MPLBACKEND="Agg", PYTHONWARNINGS="default")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        MPLBACKEND="Agg",
+        PYTHONWARNINGS="default",
+    )
     base = command or [sys.executable, "-m", "mixedmodels"]
     return subprocess.run([*base, *args], cwd=cwd, input=stdin, capture_output=True, text=True, env=env, timeout=300)
 
@@ -123,8 +143,9 @@ def test_fit_ddf_satterthwaite(sleep_csv):
     table = json.loads(proc.stdout)["coef_table"]
     ref = reference("shared/sleepstudy_slope_reml")
     np.testing.assert_allclose([table[k]["df"] for k in ("(Intercept)", "Days")], ref["satterthwaite_df"], rtol=1e-3)
-    np.testing.assert_allclose([table[k]["Pr(>|t|)"] for k in ("(Intercept)", "Days")], ref["satterthwaite_p"],
-                               rtol=0.01)
+    np.testing.assert_allclose(
+        [table[k]["Pr(>|t|)"] for k in ("(Intercept)", "Days")], ref["satterthwaite_p"], rtol=0.01
+    )
 
 
 def test_ddf_text_shows_p_values():
@@ -159,8 +180,17 @@ def test_fit_binomial_glmm(tmp_path):
     pytest.importorskip("mixedmodels.glmm")
     path = tmp_path / "cbpp.csv"
     mm.datasets.load("cbpp").to_csv(path, index=False)
-    proc = run("fit", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "--data", str(path),
-               "--family", "binomial", "--factor", "period", "--json")
+    proc = run(
+        "fit",
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "--data",
+        str(path),
+        "--family",
+        "binomial",
+        "--factor",
+        "period",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["family"] == "binomial" and CONTRACT <= set(out)
@@ -229,16 +259,42 @@ def test_pooling_command(sleep_csv, tmp_path):
 
 
 def test_simulate_writes_the_design_as_csv(tmp_path):
-    args = ["simulate", "--groups", "100", "--obs", "10", "--within", "condition=A,B", "--fixed", "Intercept=800",
-            "--fixed", "conditionB=50", "--group-sd", "100", "--group-sd", "conditionB=60", "--group-corr", "0.7",
-            "--sigma", "50", "--seed", "1"]
+    args = [
+        "simulate",
+        "--groups",
+        "100",
+        "--obs",
+        "10",
+        "--within",
+        "condition=A,B",
+        "--fixed",
+        "Intercept=800",
+        "--fixed",
+        "conditionB=50",
+        "--group-sd",
+        "100",
+        "--group-sd",
+        "conditionB=60",
+        "--group-corr",
+        "0.7",
+        "--sigma",
+        "50",
+        "--seed",
+        "1",
+    ]
     proc = run(*args, "--out", str(tmp_path / "sim.csv"), "--truth", str(tmp_path / "truth.json"))
     assert proc.returncode == 0, proc.stderr
     assert "y ~ condition + (1 + condition | participant)" in proc.stdout
-    expected = mm.simulate_design(100, 10, within={"condition": ["A", "B"]},
-                                  fixed={"(Intercept)": 800.0, "conditionB": 50.0},
-                                  group_sd={"(Intercept)": 100.0, "conditionB": 60.0}, group_corr=0.7,
-                                  sigma=50.0, seed=1)
+    expected = mm.simulate_design(
+        100,
+        10,
+        within={"condition": ["A", "B"]},
+        fixed={"(Intercept)": 800.0, "conditionB": 50.0},
+        group_sd={"(Intercept)": 100.0, "conditionB": 60.0},
+        group_corr=0.7,
+        sigma=50.0,
+        seed=1,
+    )
     assert (tmp_path / "sim.csv").read_text() == expected.to_csv(index=False)
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert truth["fixef"] == {"(Intercept)": 800.0, "conditionB": 50.0}
@@ -330,10 +386,13 @@ def test_fit_dask_reads_a_folder_and_prints_satterthwaites_summary(sleep_parquet
     assert "Satterthwaite" in out and "warning" not in err.lower(), err
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--data", "{folder}/missing/*.parquet", "--dask"], "no Parquet data found"),
-    (["--data", "{folder}", "--dask", "--factor", "Days"], "--factor cannot be used with --dask"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--data", "{folder}/missing/*.parquet", "--dask"], "no Parquet data found"),
+        (["--data", "{folder}", "--dask", "--factor", "Days"], "--factor cannot be used with --dask"),
+    ],
+)
 def test_fit_dask_bad_input_gives_one_line(args, fragment, sleep_parquet, capsys):
     from mixedmodels.cli import main
 

@@ -21,7 +21,9 @@ def test_flags_a_point_that_is_not_an_optimum():
 
 
 def test_accepts_an_optimum_and_skips_bound_parameters():
-    check = check_convergence(lambda x: (x[0] + 1) ** 2 + (x[1] - 2) ** 2, np.array([0.0, 2.0]), np.array([0.0, -np.inf]))
+    check = check_convergence(
+        lambda x: (x[0] + 1) ** 2 + (x[1] - 2) ** 2, np.array([0.0, 2.0]), np.array([0.0, -np.inf])
+    )
     assert check.messages == ()
     assert check.gradient.shape == (1,)
 

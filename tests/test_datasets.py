@@ -7,9 +7,22 @@ import mixedmodels as mm
 
 
 def test_lists_every_bundled_dataset():
-    assert mm.datasets.list() == ["BodyWeight", "cbpp", "Dyestuff", "Dyestuff2", "grouseticks",
-                                  "InstEval", "iris", "Orthodont", "Ovary", "Owls", "Pastes",
-                                  "Penicillin", "sleepstudy", "VerbAgg"]
+    assert mm.datasets.list() == [
+        "BodyWeight",
+        "cbpp",
+        "Dyestuff",
+        "Dyestuff2",
+        "grouseticks",
+        "InstEval",
+        "iris",
+        "Orthodont",
+        "Ovary",
+        "Owls",
+        "Pastes",
+        "Penicillin",
+        "sleepstudy",
+        "VerbAgg",
+    ]
 
 
 def test_factors_are_categoricals_in_r_order():
@@ -50,9 +63,9 @@ def test_new_datasets_keep_r_levels_and_order(name, shape, factor, levels_head, 
 
 def test_new_datasets_numeric_columns_and_dotted_names():
     owls = mm.datasets.load("Owls")
-    assert owls["SiblingNegotiation"].dtype == "int64"      # R integer
+    assert owls["SiblingNegotiation"].dtype == "int64"  # R integer
     assert owls["logBroodSize"].dtype == "float64"
-    assert owls["SiblingNegotiation"].sum() == 4025   # sum(glmmTMB::Owls$SiblingNegotiation) in R
+    assert owls["SiblingNegotiation"].sum() == 4025  # sum(glmmTMB::Owls$SiblingNegotiation) in R
     iris = mm.datasets.load("iris")
     assert list(iris.columns[:2]) == ["Sepal.Length", "Sepal.Width"]
     assert iris["Sepal.Length"].mean() == pytest.approx(5.843333333333334, rel=1e-12)

@@ -39,8 +39,8 @@ def test_pooling_three_ways():
     errors = example("pooling_three_ways")["main"](fast=True)
     alike, different, outlier = errors["alike"], errors["different"], errors["one outlier"]
     assert alike["complete"] < alike["no"] and alike["partial"] < alike["no"]  # alike: pool everything
-    assert different["partial"] < different["complete"]                        # different: don't
-    assert outlier["partial"] < min(outlier["complete"], outlier["no"])        # partial pooling adapts
+    assert different["partial"] < different["complete"]  # different: don't
+    assert outlier["partial"] < min(outlier["complete"], outlier["no"])  # partial pooling adapts
 
 
 def _printed(value: float, text: str) -> str:
@@ -87,8 +87,10 @@ def test_sleepstudy_incomplete(tmp_path, capsys):
     coef = result["coef"]
     exact = coef["random intercepts"]
     for subject, intercept, days in _lecture_rows(lecture["coef_intercept"]):
-        assert (_printed(exact.loc[subject, "(Intercept)"], intercept), _printed(exact.loc[subject, "Days"], days)) \
-            == (intercept, days), subject
+        assert (_printed(exact.loc[subject, "(Intercept)"], intercept), _printed(exact.loc[subject, "Days"], days)) == (
+            intercept,
+            days,
+        ), subject
     slopes = coef["random slopes"]
     for subject, intercept, days in _lecture_rows(lecture["coef_slope"]):
         assert _printed(slopes.loc[subject, "(Intercept)"], intercept) == intercept, subject
@@ -116,8 +118,8 @@ def test_sleepstudy_incomplete(tmp_path, capsys):
 
 def test_simpsons_paradox():
     slopes = example("simpsons_paradox")["main"](fast=True)
-    assert slopes["ols"] > 2.0                     # the between-group trend, ignoring groups
-    assert abs(slopes["lmer"] - (-1.0)) < 0.15    # the within-group slope, once groups are modelled
+    assert slopes["ols"] > 2.0  # the between-group trend, ignoring groups
+    assert abs(slopes["lmer"] - (-1.0)) < 0.15  # the within-group slope, once groups are modelled
     assert abs(slopes["within"] - (-1.0)) < 0.15 and abs(slopes["between"] - 3.0) < 0.5
 
 

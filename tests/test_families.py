@@ -59,7 +59,9 @@ def test_binomial_deviance_and_loglik_match_r_formulas():
     r = Binomial().response(np.column_stack([y_counts, trials - y_counts]), None, "cbind(s, f)")
     prop = y_counts / trials
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(prop > 0, prop * np.log(prop / mu), 0) + np.where(prop < 1, (1 - prop) * np.log((1 - prop) / (1 - mu)), 0)
+        terms = np.where(prop > 0, prop * np.log(prop / mu), 0) + np.where(
+            prop < 1, (1 - prop) * np.log((1 - prop) / (1 - mu)), 0
+        )
     np.testing.assert_allclose(r.dev_resid(mu), 2 * trials * terms, rtol=1e-12)
     assert r.deviance(mu) == pytest.approx(np.sum(2 * trials * terms), rel=1e-12)
     # R: -2 sum(wt/m * dbinom(m y, m, mu, log = TRUE)) with m = trials
@@ -71,7 +73,9 @@ def test_poisson_loglik_matches_dpois():
     mu = np.array([0.5, 1.2, 3.0, 11.0, 2.0])
     r = Poisson().response(y, None, "y")
     assert r.minus2_loglik(mu) == pytest.approx(-2 * np.sum(stats.poisson.logpmf(y, mu)), rel=1e-12)
-    np.testing.assert_allclose(r.dev_resid(mu), 2 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0) - (y - mu)))
+    np.testing.assert_allclose(
+        r.dev_resid(mu), 2 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mu), 0) - (y - mu))
+    )
 
 
 def test_gamma_loglik_is_r_aic_with_its_dispersion():
@@ -91,7 +95,9 @@ def test_inverse_gaussian_and_gaussian_loglik_match_r():
     r = InverseGaussian().response(y, None, "y")
     dev = r.deviance(mu)
     assert dev == pytest.approx(np.sum((y - mu) ** 2 / (y * mu**2)), rel=1e-12)
-    assert r.minus2_loglik(mu) == pytest.approx(y.size * (np.log(dev / y.size * 2 * np.pi) + 1) + 3 * np.sum(np.log(y)) + 2)
+    assert r.minus2_loglik(mu) == pytest.approx(
+        y.size * (np.log(dev / y.size * 2 * np.pi) + 1) + 3 * np.sum(np.log(y)) + 2
+    )
     g = Gaussian(link="log").response(y, None, "y")
     dev = g.deviance(mu)
     assert g.minus2_loglik(mu) == pytest.approx(y.size * (np.log(2 * np.pi * dev / y.size) + 1) + 2)
@@ -99,14 +105,25 @@ def test_inverse_gaussian_and_gaussian_loglik_match_r():
 
 @pytest.mark.parametrize(
     "family",
-    [Binomial(link=k) for k in Binomial.links] + [Poisson(link=k) for k in Poisson.links]
-    + [Gamma(link=k) for k in Gamma.links] + [InverseGaussian(link=k) for k in InverseGaussian.links],
+    [Binomial(link=k) for k in Binomial.links]
+    + [Poisson(link=k) for k in Poisson.links]
+    + [Gamma(link=k) for k in Gamma.links]
+    + [InverseGaussian(link=k) for k in InverseGaussian.links],
     ids=repr,
 )
 def test_observed_weights_are_half_the_second_derivative_of_the_deviance(family):
     """PIRLS's Newton weights: (1/2) d^2 dev_i / d eta^2 (where positive); score = -(1/2) d dev_i / d eta."""
-    eta = {"logit": 0.3, "probit": 0.2, "cloglog": -0.4, "cauchit": 0.5, "log": -0.6 if family.name == "binomial" else 0.4,
-           "identity": 0.4 if family.name == "binomial" else 1.5, "sqrt": 1.2, "inverse": 0.8, "1/mu^2": 0.7}[family.link.name]
+    eta = {
+        "logit": 0.3,
+        "probit": 0.2,
+        "cloglog": -0.4,
+        "cauchit": 0.5,
+        "log": -0.6 if family.name == "binomial" else 0.4,
+        "identity": 0.4 if family.name == "binomial" else 1.5,
+        "sqrt": 1.2,
+        "inverse": 0.8,
+        "1/mu^2": 0.7,
+    }[family.link.name]
     y = np.array([2.0 / 3.0 if family.name == "binomial" else 2.0])
     r = family.response(y, np.array([3.0]) if family.name == "binomial" else None, "y")
     e = np.array([eta])
@@ -200,4 +217,6 @@ def test_negative_binomial_family_matches_r():
     assert response.minus2_loglik(mu) == pytest.approx(minus2, rel=1e-12)
     assert not fam.canonical and fam.label == "Negative Binomial(2)"
     assert NegativeBinomial(3.30339470796232).label == "Negative Binomial(3.3034)"
-    assert fam == NegativeBinomial(2.0) and fam != NegativeBinomial(2.5) and fam.with_theta(2.5) == NegativeBinomial(2.5)
+    assert (
+        fam == NegativeBinomial(2.0) and fam != NegativeBinomial(2.5) and fam.with_theta(2.5) == NegativeBinomial(2.5)
+    )

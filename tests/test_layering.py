@@ -46,7 +46,10 @@ LAYERS: list[tuple[str, ...]] = [
 
 # The only imports of a higher layer: deferred ones, each a door from a result to what reads it.
 UPWARD: dict[tuple[str, str], str] = {
-    ("mixedmodels.lmm.results", "mixedmodels.inference"): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile(), m.refit(), m.hatvalues(), m.influence()",
+    (
+        "mixedmodels.lmm.results",
+        "mixedmodels.inference",
+    ): "m.coef_table(ddf=), m.anova(), m.confint(), m.profile(), m.refit(), m.hatvalues(), m.influence()",
     ("mixedmodels.lmm.results", "mixedmodels.predict"): "m.predict()",
     ("mixedmodels.lmm.results", "mixedmodels.simulate"): "m.simulate()",
     ("mixedmodels.lmm.summary", "mixedmodels.inference"): "m.summary(ddf=...): lmerTest's df and p-values",
@@ -55,8 +58,14 @@ UPWARD: dict[tuple[str, str], str] = {
     ("mixedmodels.inference.profile", "mixedmodels.plots"): "profile(m).plot()",
     ("mixedmodels.pooling.results", "mixedmodels.plots"): "cmp.plot(), cmp.plot_shrinkage()",
     ("mixedmodels.pooling.compare", "mixedmodels.bayes"): "compare_pooling(method='bayes')",
-    ("mixedmodels.lmm.model", "mixedmodels.dask"): "lmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
-    ("mixedmodels.glmm.model", "mixedmodels.dask"): "glmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
+    (
+        "mixedmodels.lmm.model",
+        "mixedmodels.dask",
+    ): "lmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
+    (
+        "mixedmodels.glmm.model",
+        "mixedmodels.dask",
+    ): "glmer(formula, ddf): a dask DataFrame or Parquet path is fitted on Dask",
 }
 
 
@@ -132,8 +141,9 @@ def upward_imports(imports: list[Import], package: str, allowed: dict[tuple[str,
     for imp in imports:
         if layer_of(imp.target, package) <= layer_of(imp.importer, package):
             continue
-        listed = any(imp.importer == low and (imp.target == high or imp.target.startswith(high + "."))
-                     for low, high in allowed)
+        listed = any(
+            imp.importer == low and (imp.target == high or imp.target.startswith(high + ".")) for low, high in allowed
+        )
         if not (listed and imp.deferred):
             kind = "deferred, not listed in UPWARD" if imp.deferred else "at module level"
             bad.append(f"{imp.importer} (line {imp.line}) imports the higher {imp.target} {kind}")
@@ -210,8 +220,12 @@ def test_lower_layers_never_import_upper_ones():
 
 def test_every_listed_upward_import_is_used():
     """The whitelist stays short: an entry that no import needs any more is removed."""
-    used = {(low, high) for low, high in UPWARD
-            for imp in IMPORTS if imp.importer == low and (imp.target == high or imp.target.startswith(high + "."))}
+    used = {
+        (low, high)
+        for low, high in UPWARD
+        for imp in IMPORTS
+        if imp.importer == low and (imp.target == high or imp.target.startswith(high + "."))
+    }
     assert set(UPWARD) - used == set()
 
 
@@ -250,7 +264,10 @@ def test_the_checks_find_upward_imports_private_names_and_cycles(tmp_path):
         "mixedmodels.lmm.results (line 1) imports the higher mixedmodels.inference.ddf at module level",
     ]
     assert upward_imports(imports, "mixedmodels", {}) == upward + [
-        "mixedmodels.lmm.results (line 4) imports the higher mixedmodels.predict deferred, not listed in UPWARD"]
+        "mixedmodels.lmm.results (line 4) imports the higher mixedmodels.predict deferred, not listed in UPWARD"
+    ]
     assert private_imports(imports) == ["mixedmodels.lmm.results (line 1) imports mixedmodels.inference.ddf._cached"]
-    assert cycles(imports) == [["mixedmodels.formula", "mixedmodels.lmm.model"],
-                               ["mixedmodels.inference.ddf", "mixedmodels.lmm.results"]]
+    assert cycles(imports) == [
+        ["mixedmodels.formula", "mixedmodels.lmm.model"],
+        ["mixedmodels.inference.ddf", "mixedmodels.lmm.results"],
+    ]

@@ -16,7 +16,9 @@ def test_minimizes_within_bounds_and_logs():
 
 
 def test_maxeval_is_reported_as_not_converged():
-    info = minimize_bounded(lambda x: np.sum((x - 3) ** 2), np.zeros(3), np.full(3, -np.inf), settings=OptimizerSettings(maxeval=10))
+    info = minimize_bounded(
+        lambda x: np.sum((x - 3) ** 2), np.zeros(3), np.full(3, -np.inf), settings=OptimizerSettings(maxeval=10)
+    )
     assert not info.converged and "maximum number of evaluations" in info.message
 
 
@@ -25,8 +27,9 @@ def test_quasi_newton_minimizes_a_quadratic_with_few_calls():
 
     hessian = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
     target = np.array([1.0, -2.0, 0.5])
-    info = minimize_quasi_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
-                                 lambda x: hessian @ (x - target), np.zeros(3))
+    info = minimize_quasi_newton(
+        lambda x: (x - target) @ hessian @ (x - target) / 2, lambda x: hessian @ (x - target), np.zeros(3)
+    )
     np.testing.assert_allclose(info.final, target, atol=1e-5)
     assert info.converged and info.feval <= 15 and 0 < info.geval <= info.feval + 1
 
@@ -48,7 +51,9 @@ def test_quasi_newton_follows_a_curved_valley():
 def test_quasi_newton_stops_at_maxeval_and_says_so():
     from mixedmodels.optim import minimize_quasi_newton
 
-    info = minimize_quasi_newton(lambda x: np.sum(x**4), lambda x: 4 * x**3, np.full(3, 5.0), OptimizerSettings(maxeval=4))
+    info = minimize_quasi_newton(
+        lambda x: np.sum(x**4), lambda x: 4 * x**3, np.full(3, 5.0), OptimizerSettings(maxeval=4)
+    )
     assert not info.converged and info.feval <= 4 and "maximum number of evaluations" in info.message
 
 
@@ -66,8 +71,9 @@ def test_newton_solves_a_quadratic_in_one_step_and_returns_its_derivatives():
 
     hessian = np.array([[4.0, 1.0], [1.0, 3.0]])
     target = np.array([0.3, -0.2])
-    info = minimize_newton(lambda x: (x - target) @ hessian @ (x - target) / 2,
-                           lambda x: (hessian @ (x - target), hessian), np.zeros(2))
+    info = minimize_newton(
+        lambda x: (x - target) @ hessian @ (x - target) / 2, lambda x: (hessian @ (x - target), hessian), np.zeros(2)
+    )
     np.testing.assert_allclose(info.final, target, atol=1e-12)
     assert info.converged and info.feval == 2 and info.geval == 2
     np.testing.assert_array_equal(info.hessian, hessian)
@@ -98,6 +104,7 @@ def test_a_coordinate_just_above_a_zero_bound_is_set_to_the_bound():
 def test_snapping_is_refused_when_it_makes_the_objective_worse():
     def func(x):
         return (x[0] - 5e-5) ** 2 * 1e6  # a genuine interior optimum just above 0: 0 costs 2.5e-3
+
     x = np.array([5e-5])
     assert snap_to_zero_bounds(func, x, 0.0, np.zeros(1), OptimizerSettings()) is None
     assert snap_to_zero_bounds(func, np.array([2e-4]), 0.0, np.zeros(1), OptimizerSettings()) is None  # beyond zero_tol
@@ -127,4 +134,3 @@ def test_snapping_a_batch_keeps_only_the_rows_that_are_no_worse():
     np.testing.assert_array_equal(snapped, [[0.0, 1.0], [5e-5, 1.0], [0.5, 1.0]])
     np.testing.assert_array_equal(values_after, [0.0, 0.0, 0.0])
     assert x[0, 0] == 5e-5  # the input is not modified
-

@@ -33,8 +33,9 @@ def _data(name: str) -> pd.DataFrame:
         data["Phase"] = pd.Categorical(np.where(days < 5, "early", "late"))
     if name == "sleepstudy_d4":
         data = data[data["Days"] <= 4].copy()
-        data["DayO"] = pd.Categorical(data["Days"].astype(int).astype(str), categories=[str(d) for d in range(5)],
-                                      ordered=True)
+        data["DayO"] = pd.Categorical(
+            data["Days"].astype(int).astype(str), categories=[str(d) for d in range(5)], ordered=True
+        )
     return data
 
 
@@ -46,7 +47,9 @@ def _fit(case: str):
         "lm_ordered_poly": lambda: mm.lm("Reaction ~ DayO", _data("sleepstudy_d4")),
         "lm_ordered_sum": lambda: mm.lm("Reaction ~ DayO", _data("sleepstudy_d4")),
         "lm_ordered_treatment": lambda: mm.lm("Reaction ~ DayO + Subject", _data("sleepstudy_d4")),
-        "lm_override": lambda: mm.lm("Reaction ~ DayF + Subject", _data("sleepstudy"), contrasts={"DayF": "contr.treatment"}),
+        "lm_override": lambda: mm.lm(
+            "Reaction ~ DayF + Subject", _data("sleepstudy"), contrasts={"DayF": "contr.treatment"}
+        ),
         "glm_sum": lambda: mm.glm("cbind(incidence, size - incidence) ~ period", dataset("cbpp"), family="binomial"),
         "lmer_sum_random": lambda: mm.lmer("Reaction ~ Phase + (Phase | Subject)", _data("sleepstudy")),
         "lmer_ordered": lambda: mm.lmer("Reaction ~ DayO + (1 | Subject)", _data("sleepstudy_d4")),
@@ -78,7 +81,9 @@ def test_fits_match_r_under_options_contrasts(case):
     if mixed:
         names = [n for n in as_list(ref["varcorr_names"]) if n is not None and "." not in n]
         assert [c for t in fit.terms for c in t.column_names] == names
-        sds = [s for n, s in zip(as_list(ref["varcorr_names"]), as_list(ref["sdcor"])) if n is not None and "." not in n]
+        sds = [
+            s for n, s in zip(as_list(ref["varcorr_names"]), as_list(ref["sdcor"])) if n is not None and "." not in n
+        ]
         ours = np.concatenate([np.sqrt(np.diag(c)) for c in fit.covariances.values()])
         np.testing.assert_allclose(ours, sds, rtol=0.01 if case.startswith("glmer") else 1e-4)
 
@@ -132,9 +137,15 @@ def test_every_fitter_reads_the_option():
             assert "cond1" in mm.lmer("y ~ cond + (1 | participant)", sim).fixef.index
 
 
-@pytest.mark.parametrize("bad, words", [
-    (("sum",), "pair"), ("contr.sum", "pair"), (("sum", "bogus"), "ordered"), (("nope", "poly"), "unordered"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (("sum",), "pair"),
+        ("contr.sum", "pair"),
+        (("sum", "bogus"), "ordered"),
+        (("nope", "poly"), "unordered"),
+    ],
+)
 def test_bad_settings_name_what_to_give(bad, words):
     with pytest.raises(mm.MixedModelsError, match=words):
         mm.options(contrasts=bad)

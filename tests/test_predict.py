@@ -59,7 +59,9 @@ def test_shared_predict_newdata_with_a_new_level(sleep_fit):
 def test_new_level_without_permission_names_level_and_column(sleep_fit):
     ref = reference("shared/sleepstudy_slope_reml")["predict_newdata"]
     newdata = pd.DataFrame({"Days": ref["Days"], "Subject": ref["Subject"]})
-    with pytest.raises(mm.DataError, match=r"grouping factor 'Subject' \(column 'Subject'\).*'NEW'.*allow_new_levels=True"):
+    with pytest.raises(
+        mm.DataError, match=r"grouping factor 'Subject' \(column 'Subject'\).*'NEW'.*allow_new_levels=True"
+    ):
         sleep_fit.predict(newdata)
 
 
@@ -112,8 +114,10 @@ def test_newdata_equal_to_the_data_gives_fitted_values(sleep_fit, sleepstudy):
 @pytest.mark.parametrize("none", ["~0", "~ 0", "0", "NA", False, np.nan])
 def test_spellings_of_no_random_effects(sleep_fit, none):
     assert select_terms(sleep_fit, none) == ()
-    _close(sleep_fit.predict(_newdata(), re_form=none), reference("predict_extra")["slope_full"][:0] or
-           sleep_fit.predict(_newdata(), re_form="~0"))
+    _close(
+        sleep_fit.predict(_newdata(), re_form=none),
+        reference("predict_extra")["slope_full"][:0] or sleep_fit.predict(_newdata(), re_form="~0"),
+    )
 
 
 def test_link_and_response_agree_for_linear_models(sleep_fit):

@@ -98,8 +98,12 @@ def test_confidence_and_prediction_intervals_of_lmer(key):
         (None, "prediction", r["pi_conditional_joint"], np.sqrt(se**2 + r["sigma"] ** 2)),
         ("~0", "confidence", r["ci_fixed"], np.asarray(r["se_fixed"])),
         # a population-level prediction interval is for a new group: the random effects' variance enters
-        ("~0", "prediction", r["pi_fixed_new_group"],
-         np.sqrt(np.asarray(r["se_fixed"]) ** 2 + np.asarray(r["re_var_new_group"]) + r["sigma"] ** 2)),
+        (
+            "~0",
+            "prediction",
+            r["pi_fixed_new_group"],
+            np.sqrt(np.asarray(r["se_fixed"]) ** 2 + np.asarray(r["re_var_new_group"]) + r["sigma"] ** 2),
+        ),
     ]:
         table = m.predict(nd, re_form=re_form, interval=kind)
         assert list(table.columns) == ["fit", "lower", "upper"]
@@ -195,13 +199,16 @@ def test_predict_with_newparams_as_lme4():
     _close(unchanged, m.predict(nd), 1e-12)
 
 
-@pytest.mark.parametrize("newparams, match", [
-    ({"theta": [1.0, 0.1]}, "theta has 2 values"),
-    ({"theta": [-1.0, 0.1, 0.2]}, ">= 0"),
-    ({"beta": [1.0]}, "2 finite numbers"),
-    ({"sigma": -1.0}, "positive"),
-    ({"fixef": [1.0, 2.0]}, "any of 'theta', 'beta' and 'sigma'"),
-])
+@pytest.mark.parametrize(
+    "newparams, match",
+    [
+        ({"theta": [1.0, 0.1]}, "theta has 2 values"),
+        ({"theta": [-1.0, 0.1, 0.2]}, ">= 0"),
+        ({"beta": [1.0]}, "2 finite numbers"),
+        ({"sigma": -1.0}, "positive"),
+        ({"fixef": [1.0, 2.0]}, "any of 'theta', 'beta' and 'sigma'"),
+    ],
+)
 def test_bad_newparams_name_what_is_wrong(newparams, match):
     with pytest.raises(mm.ModelSpecError, match=match):
         fit("ss").predict(newdata("ss"), newparams=newparams)

@@ -28,7 +28,9 @@ def _type_checking_imports() -> dict[str, tuple[str, bool]]:
     """name -> (absolute module, whether the name is that module itself) for each import under
     ``if TYPE_CHECKING:`` in mixedmodels/__init__.py."""
     tree = ast.parse(INIT.read_text(encoding="utf-8"))
-    blocks = [node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"]
+    blocks = [
+        node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    ]
     assert len(blocks) == 1, "mixedmodels/__init__.py should have one `if TYPE_CHECKING:` block"
     found: dict[str, tuple[str, bool]] = {}
     for node in blocks[0].body:

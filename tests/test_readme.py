@@ -57,8 +57,11 @@ def _stripped(text: str) -> list[str]:
     return [line.rstrip() for line in text.rstrip("\n").splitlines()]
 
 
-EXAMPLES = [example for path in DOCUMENTS
-            for example in readme_examples(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())]
+EXAMPLES = [
+    example
+    for path in DOCUMENTS
+    for example in readme_examples(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +79,14 @@ def test_the_pages_have_python_blocks_with_shown_output():
     readme = [example for example in EXAMPLES if example.document == "README.md"]
     assert readme and readme[0].expected is not None and "lmerMod" in readme[0].expected
     shown = {example.document for example in EXAMPLES if example.expected is not None}
-    assert {"docs/guide/formulas.md", "docs/guide/glmm.md", "docs/guide/structures.md", "docs/guide/inference.md",
-            "docs/guide/pooling.md", "docs/guide/planning.md"} <= shown
+    assert {
+        "docs/guide/formulas.md",
+        "docs/guide/glmm.md",
+        "docs/guide/structures.md",
+        "docs/guide/inference.md",
+        "docs/guide/pooling.md",
+        "docs/guide/planning.md",
+    } <= shown
     assert sum(example.expected is not None for example in EXAMPLES) >= 11
 
 

@@ -121,8 +121,16 @@ def test_bayes_outputs_carry_the_row_labels(sleep_subset):
     pytest.importorskip("numpyro")
     from mixedmodels import bayes
 
-    fit = _quiet(bayes.lmer, "Reaction ~ Days + (1 | Subject)", sleep_subset, draws=30, warmup=30, chains=1,
-                 seed=5, progress=False)
+    fit = _quiet(
+        bayes.lmer,
+        "Reaction ~ Days + (1 | Subject)",
+        sleep_subset,
+        draws=30,
+        warmup=30,
+        chains=1,
+        seed=5,
+        progress=False,
+    )
     used = sleep_subset.index[sleep_subset["Reaction"].notna()]
     pd.testing.assert_index_equal(fit.predict().index, used)
     for draws in (fit.posterior_epred(), fit.posterior_predict(seed=1)):

@@ -144,8 +144,11 @@ def test_crossed_random_effects():
     # rows 0 and 1 share a plate (different samples): covariance is the plate variance
     plate = fit.terms[[t.group for t in fit.terms].index("plate")]
     assert plate.refs[0] == plate.refs[1]
-    cov = np.array([[total, variances[0]], [variances[0], total]]) if fit.terms[0].group == "plate" else \
-        np.array([[total, variances[1]], [variances[1], total]])
+    cov = (
+        np.array([[total, variances[0]], [variances[0], total]])
+        if fit.terms[0].group == "plate"
+        else np.array([[total, variances[1]], [variances[1], total]])
+    )
     _assert_covariance(sims[:2], cov)
 
 
@@ -168,7 +171,9 @@ def test_re_form_keeps_the_named_terms_and_redraws_the_others():
     _assert_variances(both, np.full(fit.nobs, fit.sigma**2))
     pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form="~0"), fit.simulate(nsim=2, seed=6))
     pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form=None), fit.simulate(nsim=2, seed=6, use_re=True))
-    pd.testing.assert_frame_equal(fit.simulate(nsim=2, seed=6, re_form=False), fit.simulate(nsim=2, seed=6, re_form="NA"))
+    pd.testing.assert_frame_equal(
+        fit.simulate(nsim=2, seed=6, re_form=False), fit.simulate(nsim=2, seed=6, re_form="NA")
+    )
 
 
 def test_re_form_refuses_part_of_a_term(sleep_fit):

@@ -107,8 +107,13 @@ def test_tables_are_dataframes_and_what_derives_from_them_is_plain(m1):
 
 def test_print_anova_formats_each_column_like_r():
     frame = pd.DataFrame(
-        {"Df": [1.0, 178.0], "Sum Sq": [162702.6, 405252.0], "Mean Sq": [162702.6, 2276.7],
-         "F value": [71.46377, np.nan], "Pr(>F)": [9.894e-15, np.nan]},
+        {
+            "Df": [1.0, 178.0],
+            "Sum Sq": [162702.6, 405252.0],
+            "Mean Sq": [162702.6, 2276.7],
+            "F value": [71.46377, np.nan],
+            "Pr(>F)": [9.894e-15, np.nan],
+        },
         index=["Days", "Residuals"],
     )
     # R: print(anova(lm(Reaction ~ Days, sleepstudy)))
@@ -122,7 +127,9 @@ def test_print_anova_formats_each_column_like_r():
 
 
 def test_no_stars_when_no_p_value_is_below_a_tenth():
-    frame = pd.DataFrame({"Chisq": [np.nan, 1.2], "Df": [np.nan, 1.0], "Pr(>Chisq)": [np.nan, 0.2733]}, index=["a", "b"])
+    frame = pd.DataFrame(
+        {"Chisq": [np.nan, 1.2], "Df": [np.nan, 1.0], "Pr(>Chisq)": [np.nan, 0.2733]}, index=["a", "b"]
+    )
     assert anova_lines(frame) == ["  Chisq Df Pr(>Chisq)", "a", "b   1.2  1     0.2733"]
 
 

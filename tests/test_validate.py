@@ -51,8 +51,11 @@ def _glmer_fit():
 # (label, parameter, call taking the value); each call refuses a non-bool before any work
 CALLS = [
     ("lmer", "REML", lambda v: mm.lmer(SLEEP, dataset("sleepstudy"), REML=v)),
-    ("LinearMixedModel.from_formula", "REML",
-     lambda v: mm.LinearMixedModel.from_formula(SLEEP, dataset("sleepstudy"), REML=v)),
+    (
+        "LinearMixedModel.from_formula",
+        "REML",
+        lambda v: mm.LinearMixedModel.from_formula(SLEEP, dataset("sleepstudy"), REML=v),
+    ),
     ("LmResults.loglik_at", "REML", lambda v: _lm_fit().loglik_at(REML=v)),
     ("predict", "allow_new_levels", lambda v: _sleep_fit().predict(allow_new_levels=v)),
     ("residuals", "scaled", lambda v: _sleep_fit().residuals(scaled=v)),
@@ -67,8 +70,7 @@ CALLS = [
     ("profile", "progress", lambda v: _sleep_fit().profile(progress=v)),
     ("anova", "refit", lambda v: mm.anova(_lm_fit(), _sleep_fit(), refit=v)),
     ("ranova", "reduce_terms", lambda v: mm.ranova(_sleep_fit(), reduce_terms=v)),
-    ("power", "progress",
-     lambda v: mm.power({"n_groups": 4, "n_obs": 3}, "y ~ x", "x", nsim=1, progress=v)),
+    ("power", "progress", lambda v: mm.power({"n_groups": 4, "n_obs": 3}, "y ~ x", "x", nsim=1, progress=v)),
 ]
 
 
@@ -123,8 +125,11 @@ def test_bayes_flags_are_refused_by_name():
             bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), **{name: None})
     prior = bayes.lmer("Reaction ~ Days + (1 | Subject)", sleep, prior_only=True, draws=5, chains=1, seed=1)
     calls = {
-        "use_re": [lambda v: prior.predict(use_re=v), lambda v: prior.posterior_predict(use_re=v),
-                   lambda v: prior.posterior_epred(use_re=v)],
+        "use_re": [
+            lambda v: prior.predict(use_re=v),
+            lambda v: prior.posterior_predict(use_re=v),
+            lambda v: prior.posterior_epred(use_re=v),
+        ],
         "draws": [lambda v: prior.ranef(draws=v)],
         "share_fixed": [lambda v: mm.compare_pooling(prior, method="bayes", share_fixed=v)],
     }

@@ -29,8 +29,9 @@ def test_the_installed_distribution_has_the_same_version():
 
 
 def test_the_command_line_prints_the_same_version():
-    proc = subprocess.run([sys.executable, "-m", "mixedmodels", "--version"], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedmodels", "--version"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0
     assert proc.stdout.split() == ["mixedmodels,", "version", mm.__version__]
 

@@ -133,7 +133,9 @@ def test_lm_matches_r():
 @pytest.mark.parametrize("name", ["glm_binomial", "glm_gamma"])
 def test_glm_matches_r(name):
     if name == "glm_binomial":
-        fit = mm.glm("cbind(incidence, size - incidence) ~ period", dataset("cbpp"), "binomial", weights=_cbpp_weights())
+        fit = mm.glm(
+            "cbind(incidence, size - incidence) ~ period", dataset("cbpp"), "binomial", weights=_cbpp_weights()
+        )
     else:
         fit = mm.glm("Reaction ~ Days", dataset("sleepstudy"), mm.families.Gamma(link="log"), weights=_sleep_weights())
     _check_fixed(fit, REF[name], GLM_TYPES, 1e-6)  # IRLS to R's relative deviance tolerance 1e-8
@@ -150,8 +152,13 @@ def glmer_case(request):
         fit = _quiet(mm.glmer, CBPP, dataset("cbpp"), "binomial", weights=_cbpp_weights())
         zero = _cbpp_weights() == 0
     else:
-        fit = _quiet(mm.glmer, "Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"),
-                     mm.families.Gamma(link="log"), weights=_sleep_weights())
+        fit = _quiet(
+            mm.glmer,
+            "Reaction ~ Days + (1 | Subject)",
+            dataset("sleepstudy"),
+            mm.families.Gamma(link="log"),
+            weights=_sleep_weights(),
+        )
         zero = _sleep_weights() == 0
     return fit, REF[request.param], zero
 
@@ -182,8 +189,13 @@ def test_glmer_dispersion_leaves_zero_weight_rows_out():
     """Deliberately not lme4's: lme4 divides sum(r_pearson^2) by every row (0.1272 here, 0.1380 without
     the zero-weight rows), so its sigma moves when rows of weight 0 are added; R's glm leaves them out."""
     ref = REF["glmer_gamma"]
-    fit = _quiet(mm.glmer, "Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"), mm.families.Gamma(link="log"),
-                 weights=_sleep_weights())
+    fit = _quiet(
+        mm.glmer,
+        "Reaction ~ Days + (1 | Subject)",
+        dataset("sleepstudy"),
+        mm.families.Gamma(link="log"),
+        weights=_sleep_weights(),
+    )
     assert fit.sigma == pytest.approx(ref["sigma_subset"], rel=REL)
     assert ref["sigma_lme4"] == pytest.approx(ref["sigma_subset"] * np.sqrt(ref["subset_nobs"] / ref["nobs"]), rel=1e-3)
 
@@ -194,7 +206,9 @@ def test_every_fitter_equals_its_fit_without_the_zero_weight_rows():
     kept = w > 0
     fitters = {
         "lmer": lambda d, ww: mm.lmer(SLEEP, d, weights=ww),
-        "glmer": lambda d, ww: mm.glmer("Reaction ~ Days + (1 | Subject)", d, mm.families.Gamma(link="log"), weights=ww),
+        "glmer": lambda d, ww: mm.glmer(
+            "Reaction ~ Days + (1 | Subject)", d, mm.families.Gamma(link="log"), weights=ww
+        ),
         "lm": lambda d, ww: mm.lm("Reaction ~ Days", d, weights=ww),
         "glm": lambda d, ww: mm.glm("Reaction ~ Days", d, mm.families.Gamma(link="log"), weights=ww),
     }
@@ -206,12 +220,16 @@ def test_every_fitter_equals_its_fit_without_the_zero_weight_rows():
         pd.testing.assert_series_equal(full.fitted[kept], part.fitted, rtol=1e-4, check_names=False)
 
 
-@pytest.mark.parametrize("fitter", [
-    lambda w: mm.lmer(SLEEP, dataset("sleepstudy"), weights=w),
-    lambda w: mm.lm("Reaction ~ Days", dataset("sleepstudy"), weights=w),
-    lambda w: mm.glm("Reaction ~ Days", dataset("sleepstudy"), "Gamma", weights=w),
-    lambda w: mm.glmer("Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"), "Gamma", weights=w),
-], ids=["lmer", "lm", "glm", "glmer"])
+@pytest.mark.parametrize(
+    "fitter",
+    [
+        lambda w: mm.lmer(SLEEP, dataset("sleepstudy"), weights=w),
+        lambda w: mm.lm("Reaction ~ Days", dataset("sleepstudy"), weights=w),
+        lambda w: mm.glm("Reaction ~ Days", dataset("sleepstudy"), "Gamma", weights=w),
+        lambda w: mm.glmer("Reaction ~ Days + (1 | Subject)", dataset("sleepstudy"), "Gamma", weights=w),
+    ],
+    ids=["lmer", "lm", "glm", "glmer"],
+)
 def test_all_weights_zero_is_a_clear_error(fitter):
     """lme4 stops with "Downdated VtV is not positive definite" (see the reference); say what is wrong."""
     assert "VtV" in REF["all_weights_zero"]["lmer"]

@@ -107,10 +107,14 @@ def measure(name: str) -> None:
     ip = a.indptr
     shared = all(
         np.array_equal(a.indices[ip[lev * k] : ip[lev * k + 1]], a.indices[ip[lev * k + j] : ip[lev * k + j + 1]])
-        for lev in range(cp.first.nlevels) for j in range(1, k)
+        for lev in range(cp.first.nlevels)
+        for j in range(1, k)
     )
-    print(f"{name}: A21 {a.shape}, nnz {a.nnz:,}, k={k}, shared row pattern: {shared}; "
-          f"package ({'plan' if plan is not None else '_rank_update'}) {t_pkg:.1f} ms", flush=True)
+    print(
+        f"{name}: A21 {a.shape}, nnz {a.nnz:,}, k={k}, shared row pattern: {shared}; "
+        f"package ({'plan' if plan is not None else '_rank_update'}) {t_pkg:.1f} ms",
+        flush=True,
+    )
     if not shared:
         return
     if not COMPILED and a.nnz > 200_000:

@@ -44,32 +44,74 @@ class Section:
 
 
 SECTIONS = (
-    Section("Fitting models", "Formula and data in, an immutable results object out.",
-            ("lmer", "glmer", "glmer_nb", "lm", "glm", "families", "var_ident", "cor_ar1", "OptimizerSettings")),
-    Section("Results", "What a fit holds: estimates, variance components, random effects, fitted values, "
-            "information criteria, tests and summaries (lme4's accessors).",
-            ("LmerResults", "GlmerResults"), ("LmResults", "GlmResults", "OptInfo", "LmerSummary")),
-    Section("The pipeline", "lme4's stages as objects: the model before it is fitted, its objective, its fit.",
-            ("LinearMixedModel", "GeneralizedLinearMixedModel")),
-    Section("Inference", "Tests, intervals, the bootstrap, marginal means (lmerTest, pbkrtest, emmeans).",
-            ("anova", "ranova", "bootstrap", "emmeans", "contrast"),
-            ("RTable", "BootstrapResult", "MarginalMeans", "ProfileResult")),
-    Section("Pooling and pictures", "Complete, no and partial pooling side by side, and the figures.",
-            ("compare_pooling", "plots"), ("PoolingComparison",)),
-    Section("Planning a study", "Simulated designs with known parameters, and power by simulation.",
-            ("simulate_design", "power"), ("DesignTruth", "PowerResult")),
-    Section("Bayesian models", "The same formulas with priors, sampled by NUTS (the ``bayes`` extra).",
-            ("bayes", "priors")),
-    Section("Shrinkage explorer", "The browser app of ``mixedmodels explore`` and the numbers behind it.",
-            ("explore",)),
-    Section("Data larger than memory", "Fits on Dask: a dask DataFrame or Parquet files, on this machine or a cluster "
-            "(the ``dask`` extra).", ("dask",)),
+    Section(
+        "Fitting models",
+        "Formula and data in, an immutable results object out.",
+        ("lmer", "glmer", "glmer_nb", "lm", "glm", "families", "var_ident", "cor_ar1", "OptimizerSettings"),
+    ),
+    Section(
+        "Results",
+        "What a fit holds: estimates, variance components, random effects, fitted values, "
+        "information criteria, tests and summaries (lme4's accessors).",
+        ("LmerResults", "GlmerResults"),
+        ("LmResults", "GlmResults", "OptInfo", "LmerSummary"),
+    ),
+    Section(
+        "The pipeline",
+        "lme4's stages as objects: the model before it is fitted, its objective, its fit.",
+        ("LinearMixedModel", "GeneralizedLinearMixedModel"),
+    ),
+    Section(
+        "Inference",
+        "Tests, intervals, the bootstrap, marginal means (lmerTest, pbkrtest, emmeans).",
+        ("anova", "ranova", "bootstrap", "emmeans", "contrast"),
+        ("RTable", "BootstrapResult", "MarginalMeans", "ProfileResult"),
+    ),
+    Section(
+        "Pooling and pictures",
+        "Complete, no and partial pooling side by side, and the figures.",
+        ("compare_pooling", "plots"),
+        ("PoolingComparison",),
+    ),
+    Section(
+        "Planning a study",
+        "Simulated designs with known parameters, and power by simulation.",
+        ("simulate_design", "power"),
+        ("DesignTruth", "PowerResult"),
+    ),
+    Section(
+        "Bayesian models", "The same formulas with priors, sampled by NUTS (the ``bayes`` extra).", ("bayes", "priors")
+    ),
+    Section(
+        "Shrinkage explorer", "The browser app of ``mixedmodels explore`` and the numbers behind it.", ("explore",)
+    ),
+    Section(
+        "Data larger than memory",
+        "Fits on Dask: a dask DataFrame or Parquet files, on this machine or a cluster (the ``dask`` extra).",
+        ("dask",),
+    ),
     Section("Data sets", "The bundled data sets, with R's factor levels.", ("datasets",)),
-    Section("Settings", "Package-wide settings, as R's ``options()``: the default contrasts.",
-            ("options", "option_context", "get_option")),
-    Section("Errors and warnings", "Everything the package raises or warns derives from these.",
-            ("MixedModelsError", "FormulaError", "DataError", "ModelSpecError", "NotOnDaskError", "MixedModelsWarning",
-             "SingularFitWarning", "ConvergenceWarning", "RankDeficiencyWarning", "ScaleWarning")),
+    Section(
+        "Settings",
+        "Package-wide settings, as R's ``options()``: the default contrasts.",
+        ("options", "option_context", "get_option"),
+    ),
+    Section(
+        "Errors and warnings",
+        "Everything the package raises or warns derives from these.",
+        (
+            "MixedModelsError",
+            "FormulaError",
+            "DataError",
+            "ModelSpecError",
+            "NotOnDaskError",
+            "MixedModelsWarning",
+            "SingularFitWarning",
+            "ConvergenceWarning",
+            "RankDeficiencyWarning",
+            "ScaleWarning",
+        ),
+    ),
 )
 
 
@@ -91,7 +133,11 @@ def _find_class(name: str) -> type:
 
 def _foreign_bases(cls: type) -> list[str]:
     """Bases from outside mixedmodels (pandas' DataFrame, ...), whose members are not ours to document."""
-    return [base.__name__ for base in cls.__mro__[1:] if base is not object and not base.__module__.startswith("mixedmodels")]
+    return [
+        base.__name__
+        for base in cls.__mro__[1:]
+        if base is not object and not base.__module__.startswith("mixedmodels")
+    ]
 
 
 def _defined_here(cls: type, attr: str) -> bool:
@@ -118,8 +164,12 @@ def _page(name: str, target: str, obj: object, returned: bool) -> str:
         if returned:
             lines += ["Returned by the public API (it has no name of its own in ``mixedmodels``).", ""]
         foreign = ", ".join(_foreign_bases(obj))  # a DataFrame subclass does not repeat pandas' reference
-        lines += [f".. autoclass:: {target}", "   :members:", f"   :inherited-members: {foreign}".rstrip(),
-                  "   :undoc-members:"]
+        lines += [
+            f".. autoclass:: {target}",
+            "   :members:",
+            f"   :inherited-members: {foreign}".rstrip(),
+            "   :undoc-members:",
+        ]
         lines += ["   :show-inheritance:", ""] if obj.__bases__ != (object,) else [""]
     else:
         lines += [f".. autofunction:: {target}", ""]
@@ -149,8 +199,16 @@ def write_pages(app: Sphinx) -> None:
     index = []
     documented: dict[str, type] = {}
     for section, items in _entries():
-        index += [section.title, "-" * len(section.title), "", section.intro, "", ".. list-table::",
-                  "   :widths: 30 70", ""]
+        index += [
+            section.title,
+            "-" * len(section.title),
+            "",
+            section.intro,
+            "",
+            ".. list-table::",
+            "   :widths: 30 70",
+            "",
+        ]
         for name, target, obj, returned in items:
             text = _page(name, target, obj, returned)
             path = out / f"{name}.rst"
@@ -206,14 +264,23 @@ def check_coverage(app: Sphinx, exception: Exception | None) -> None:
                     undocumented.append(f"{target}.{attr}")
     report = Path(app.outdir).parent / "api-undocumented.txt"
     report.write_text("\n".join(sorted(undocumented)) + "\n", encoding="utf-8")
-    logger.info(f"API reference: {len(classes)} classes checked, {len(undocumented)} members without a docstring "
-                f"(listed in {report})")
+    logger.info(
+        f"API reference: {len(classes)} classes checked, {len(undocumented)} members without a docstring "
+        f"(listed in {report})"
+    )
     if missing:
         raise ExtensionError(f"API reference: public attributes with no entry: {missing}")
 
 
-def hide_private_signatures(app: Sphinx, what: str, name: str, obj: object, options: object,
-                            signature: str | None, return_annotation: str | None) -> tuple[str, str] | None:
+def hide_private_signatures(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str] | None:
     """A class whose constructor takes private fields (results objects) is made by the library, not
     by users: show it without a constructor signature rather than with ``_factor`` and friends."""
     if what == "class" and signature and ("(_" in signature or ", _" in signature):

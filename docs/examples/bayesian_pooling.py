@@ -37,9 +37,17 @@ FORMULA = "points ~ game + (1 | player)"
 
 def raptors_like(seed: int = 2018) -> pd.DataFrame:
     """17 players x 82 games: points = 8 + 0.02 game + player effect (SD 5) + noise (SD 5)."""
-    data = mm.simulate_design(n_groups=17, n_obs=82, covariates={"game": range(1, 83)},
-                              fixed={"Intercept": 8.0, "game": 0.02}, group_sd=5.0, sigma=5.0,
-                              response="points", group="player", seed=seed)
+    data = mm.simulate_design(
+        n_groups=17,
+        n_obs=82,
+        covariates={"game": range(1, 83)},
+        fixed={"Intercept": 8.0, "game": 0.02},
+        group_sd=5.0,
+        sigma=5.0,
+        response="points",
+        group="player",
+        seed=seed,
+    )
     return data[["player", "game", "points"]]
 
 
@@ -55,14 +63,18 @@ def checks(name: str, fit) -> dict:
     return {"max_r_hat": d["max_r_hat"], "divergences": d["divergences"]}
 
 
-def main(fast: bool = False, out: Path | None = None, data: pd.DataFrame | None = None,
-         formula: str = FORMULA) -> dict:
+def main(fast: bool = False, out: Path | None = None, data: pd.DataFrame | None = None, formula: str = FORMULA) -> dict:
     """Fit the three models (and the side-by-side comparison); returns fits, checks and the comparison."""
     data = raptors_like() if data is None else data
     response, rest = (part.strip() for part in formula.split("~"))
     fixed = rest.split("+ (")[0].strip()
-    sampler = {"draws": 500 if fast else 1000, "warmup": 500 if fast else 1000, "chains": 4, "seed": 1,
-               "progress": False}
+    sampler = {
+        "draws": 500 if fast else 1000,
+        "warmup": 500 if fast else 1000,
+        "chains": 4,
+        "seed": 1,
+        "progress": False,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.bayes.SamplingWarning)  # the checks below report them
         fits = {
@@ -79,8 +91,10 @@ def main(fast: bool = False, out: Path | None = None, data: pd.DataFrame | None 
     group = no.terms[0].group
     effects = no.ranef(draws=True)[group]
     centred = effects.sub(effects.mean(axis=1), axis=0)  # the slides' centring: P_j - mean(P)
-    print(f"\nno pooling: a0 = {no.fixef['(Intercept)']:.1f} (posterior SD {no.parameters()['(Intercept)'].std():.0f}: "
-          "the prior's), but each player's coefficient a0 + P_j is well determined:")
+    print(
+        f"\nno pooling: a0 = {no.fixef['(Intercept)']:.1f} (posterior SD {no.parameters()['(Intercept)'].std():.0f}: "
+        "the prior's), but each player's coefficient a0 + P_j is well determined:"
+    )
     table = no.hdi(effects="ran_coefs").query("term == '(Intercept)'").set_index("level")[["mean", "lower", "upper"]]
     table["centred effect"] = centred.mean().to_numpy()
     print(table.head(6).round(2).to_string())

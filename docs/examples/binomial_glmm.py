@@ -29,11 +29,13 @@ def cbpp_odds_ratios() -> tuple[object, pd.DataFrame]:
     cbpp = mm.datasets.load("cbpp")
     fit = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     z = 1.959963984540054
-    table = pd.DataFrame({
-        "odds ratio": np.exp(fit.fixef),
-        "2.5 %": np.exp(fit.fixef - z * fit.se),
-        "97.5 %": np.exp(fit.fixef + z * fit.se),
-    })
+    table = pd.DataFrame(
+        {
+            "odds ratio": np.exp(fit.fixef),
+            "2.5 %": np.exp(fit.fixef - z * fit.se),
+            "97.5 %": np.exp(fit.fixef + z * fit.se),
+        }
+    )
     return fit, table
 
 
@@ -43,14 +45,20 @@ def simulate_accuracy(n_participants: int, n_items: int, seed: int = 5) -> pd.Da
     p = np.repeat(np.arange(n_participants), n_items)
     i = np.tile(np.arange(n_items), n_participants)
     condition = (i % 2) - 0.5  # items alternate between the two conditions
-    eta = (TRUE["(Intercept)"] + TRUE["condition"] * condition
-           + rng.normal(0, TRUE["participant_sd"], n_participants)[p] + rng.normal(0, TRUE["item_sd"], n_items)[i])
-    return pd.DataFrame({
-        "participant": pd.Categorical.from_codes(p, [f"p{k + 1:02d}" for k in range(n_participants)]),
-        "item": pd.Categorical.from_codes(i, [f"i{k + 1:02d}" for k in range(n_items)]),
-        "condition": condition,
-        "correct": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))),
-    })
+    eta = (
+        TRUE["(Intercept)"]
+        + TRUE["condition"] * condition
+        + rng.normal(0, TRUE["participant_sd"], n_participants)[p]
+        + rng.normal(0, TRUE["item_sd"], n_items)[i]
+    )
+    return pd.DataFrame(
+        {
+            "participant": pd.Categorical.from_codes(p, [f"p{k + 1:02d}" for k in range(n_participants)]),
+            "item": pd.Categorical.from_codes(i, [f"i{k + 1:02d}" for k in range(n_items)]),
+            "condition": condition,
+            "correct": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))),
+        }
+    )
 
 
 def main(fast: bool = False) -> dict:
@@ -63,7 +71,9 @@ def main(fast: bool = False) -> dict:
     accuracy = mm.glmer("correct ~ condition + (1 | participant) + (1 | item)", data, family="binomial")
     print(f"\nsimulated accuracy experiment ({len(data)} answers):")
     for name in ("(Intercept)", "condition"):
-        print(f"  {name:<12} true {TRUE[name]:+.2f}  estimated {accuracy.fixef[name]:+.2f} (SE {accuracy.se[name]:.2f})")
+        print(
+            f"  {name:<12} true {TRUE[name]:+.2f}  estimated {accuracy.fixef[name]:+.2f} (SE {accuracy.se[name]:.2f})"
+        )
     return {"cbpp": cbpp_fit, "odds_ratios": odds, "accuracy": accuracy}
 
 

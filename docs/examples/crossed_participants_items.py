@@ -23,8 +23,10 @@ import mixedmodels as mm
 DESIGN = dict(
     between_items={"category": {"ingroup": -0.5, "outgroup": 0.5}},
     fixed={"(Intercept)": 800.0, "category": 50.0},
-    group_sd={"(Intercept)": 100.0, "category": 40.0}, group_corr=0.2,
-    item_sd=80.0, sigma=200.0,
+    group_sd={"(Intercept)": 100.0, "category": 40.0},
+    group_corr=0.2,
+    item_sd=80.0,
+    sigma=200.0,
 )
 
 
@@ -41,8 +43,12 @@ def main(fast: bool = False, seed: int = 1) -> dict:
     print("\nvariance components, truth vs estimate:")
     vc = crossed.varcorr[crossed.varcorr["var2"].isna()]
     estimated = {(r.grp, r.var1 if isinstance(r.var1, str) else ""): r.sdcor for r in vc.itertuples()}
-    true_sd = {("participant", "(Intercept)"): 100.0, ("participant", "category"): 40.0,
-               ("item", "(Intercept)"): 80.0, ("Residual", ""): 200.0}
+    true_sd = {
+        ("participant", "(Intercept)"): 100.0,
+        ("participant", "category"): 40.0,
+        ("item", "(Intercept)"): 80.0,
+        ("Residual", ""): 200.0,
+    }
     for (grp, var), true in true_sd.items():
         print(f"  {grp + ' ' + var:<24} true SD {true:6.1f}   estimated {estimated[(grp, var)]:6.1f}")
     print("\ncategory effect (true 50):")

@@ -46,8 +46,10 @@ def main(fast: bool = False) -> dict:
     ml = lrt(mm.lmer(SMALL, sleep, REML=False).loglik, mm.lmer(LARGE, sleep, REML=False).loglik)
     reml = lrt(mm.lmer(SMALL, sleep).loglik, mm.lmer(LARGE, sleep).loglik)
     for label, r in (("ML fits (lme4's anova)", ml), ("REML fits (lmerTest's ranova)", reml)):
-        print(f"{label:<30} LR = {r['statistic']:.3f}, p = {r['p']:.3g} (chi-square 2 df), "
-              f"{r['p_mixture']:.3g} (boundary mixture)")
+        print(
+            f"{label:<30} LR = {r['statistic']:.3f}, p = {r['p']:.3g} (chi-square 2 df), "
+            f"{r['p_mixture']:.3g} (boundary mixture)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.MixedModelsWarning)  # "refitting model(s) with ML"
         table = mm.anova(mm.lmer(SMALL, sleep), mm.lmer(LARGE, sleep))

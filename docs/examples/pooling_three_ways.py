@@ -28,8 +28,9 @@ BASE = dict(n_groups=8, n_obs=6, covariates={"x": 1.0}, fixed={"(Intercept)": 2.
 SCENARIOS = {
     "alike": dict(group_sd={"(Intercept)": 0.0, "x": 0.0}),
     "different": dict(group_sd={"(Intercept)": 1.5, "x": 0.75}),
-    "one outlier": dict(group_sd={"(Intercept)": 0.3, "x": 0.15}, outliers=1,
-                        outlier_shift={"(Intercept)": 5.0, "x": -2.0}),
+    "one outlier": dict(
+        group_sd={"(Intercept)": 0.3, "x": 0.15}, outliers=1, outlier_shift={"(Intercept)": 5.0, "x": -2.0}
+    ),
 }
 APPROACHES = ("complete", "no", "partial")
 
@@ -51,14 +52,18 @@ def main(fast: bool = False, out: Path | None = None, seed: int = 2024) -> dict:
             cmp = mm.compare_pooling(truth.formula, data)
         true_coef = truth.coef()[["(Intercept)", "x"]]
         errors[name] = {a: rmse(cmp.estimates(a), true_coef) for a in APPROACHES}
-        print(f"{name:>12}: distance from each participant's true line (RMSE) -- "
-              + ", ".join(f"{a} pooling {errors[name][a]:.3f}" for a in APPROACHES))
+        print(
+            f"{name:>12}: distance from each participant's true line (RMSE) -- "
+            + ", ".join(f"{a} pooling {errors[name][a]:.3f}" for a in APPROACHES)
+        )
         for w in caught:  # e.g. "alike": the true SDs are 0, so a singular fit is the right answer
             print(f"{'':>12}  (lmer: {w.message})")
         if name == "one outlier":
             outlier = truth.outlier_groups[0]
-            print(f"{'':>12}  outlier {outlier}: true {true_coef.loc[outlier].round(2).to_dict()}, "
-                  f"partial pooling {cmp.estimates('partial').loc[outlier].round(2).to_dict()}")
+            print(
+                f"{'':>12}  outlier {outlier}: true {true_coef.loc[outlier].round(2).to_dict()}, "
+                f"partial pooling {cmp.estimates('partial').loc[outlier].round(2).to_dict()}"
+            )
         _save_plot(cmp, out, name)
     return errors
 

@@ -19,8 +19,8 @@ import pandas as pd
 
 import mixedmodels as mm
 
-WITHIN_SLOPE = -1.0      # y on x inside a group
-BASELINE_PER_X = 3.0     # a group's baseline rises by 3 per unit of its mean x
+WITHIN_SLOPE = -1.0  # y on x inside a group
+BASELINE_PER_X = 3.0  # a group's baseline rises by 3 per unit of its mean x
 
 
 def simulate(n_groups: int = 8, n_per_group: int = 25, seed: int = 11) -> pd.DataFrame:
@@ -50,9 +50,13 @@ def main(fast: bool = False) -> dict:
         "between": float(mundlak.fixef["x_mean"]),
     }
     print(f"ignoring the groups   y ~ x:                 slope {slopes['ols']:+.2f}")
-    print(f"random intercepts     y ~ x + (1 | group):   slope {slopes['lmer']:+.2f}  (true within-group slope {WITHIN_SLOPE:+.0f})")
-    print(f"within-between model  within {slopes['within']:+.2f}, between {slopes['between']:+.2f}"
-          f"  (true between-group slope {BASELINE_PER_X:+.0f})")
+    print(
+        f"random intercepts     y ~ x + (1 | group):   slope {slopes['lmer']:+.2f}  (true within-group slope {WITHIN_SLOPE:+.0f})"
+    )
+    print(
+        f"within-between model  within {slopes['within']:+.2f}, between {slopes['between']:+.2f}"
+        f"  (true between-group slope {BASELINE_PER_X:+.0f})"
+    )
     return slopes
 
 

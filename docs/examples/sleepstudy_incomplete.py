@@ -58,12 +58,16 @@ def main(fast: bool = False, out: Path | None = None) -> dict:
     """Fit the three approaches; returns the tables (``no``, ``coef``) and the comparison's shrinkage."""
     data = incomplete_sleepstudy()
     counts = data["Subject"].value_counts()
-    print(f"{len(data)} observations, {data['Subject'].nunique()} subjects; "
-          f"373 has {counts['373']} observation, 374 has {counts['374']}\n")
+    print(
+        f"{len(data)} observations, {data['Subject'].nunique()} subjects; "
+        f"373 has {counts['373']} observation, 374 has {counts['374']}\n"
+    )
 
     complete = mm.lm("Reaction ~ Days", data)
-    print(f"complete pooling, lm(Reaction ~ Days): {complete.fixef['(Intercept)']:.4f} + "
-          f"{complete.fixef['Days']:.5f} * Days\n")
+    print(
+        f"complete pooling, lm(Reaction ~ Days): {complete.fixef['(Intercept)']:.4f} + "
+        f"{complete.fixef['Days']:.5f} * Days\n"
+    )
 
     cmp = mm.compare_pooling(FORMULAS["random intercepts and slopes"], data)
     no = cmp.estimates("no").rename(columns={"(Intercept)": "intercept", "Days": "days"})
@@ -79,11 +83,20 @@ def main(fast: bool = False, out: Path | None = None) -> dict:
     print(f"population line (fixed effects): {population['(Intercept)']:.1f} + {population['Days']:.2f} * Days")
     shrink = cmp.shrinkage
     slope_shift = shrink[shrink["term"] == "Days"].set_index("group")["fraction"]
-    print("fraction of the way from the own slope to the population slope:",
-          ", ".join(f"{g} {slope_shift[g]:.2f}" for g in ["308", "335", "374"]))
+    print(
+        "fraction of the way from the own slope to the population slope:",
+        ", ".join(f"{g} {slope_shift[g]:.2f}" for g in ["308", "335", "374"]),
+    )
     _save_plots(cmp, out)
-    return {"data": data, "no": cmp.estimates("no"), "partial": cmp.estimates("partial"), "coef": coef,
-            "shrinkage": shrink, "population": population, "complete": complete}
+    return {
+        "data": data,
+        "no": cmp.estimates("no"),
+        "partial": cmp.estimates("partial"),
+        "coef": coef,
+        "shrinkage": shrink,
+        "population": population,
+        "complete": complete,
+    }
 
 
 def _save_plots(cmp, out: Path | None) -> None:

@@ -22,22 +22,45 @@ import argparse
 
 import mixedmodels as mm
 
-BETWEEN = dict(n_groups=30, n_obs=10, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0},
-               group_sd=1.0, sigma=1.0)
-WITHIN = dict(n_groups=30, n_obs=10, within={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0},
-              group_sd={"(Intercept)": 1.0, "conditionB": 0.5}, sigma=1.0)
+BETWEEN = dict(
+    n_groups=30, n_obs=10, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0}, group_sd=1.0, sigma=1.0
+)
+WITHIN = dict(
+    n_groups=30,
+    n_obs=10,
+    within={"condition": ["A", "B"]},
+    fixed={"(Intercept)": 0.0},
+    group_sd={"(Intercept)": 1.0, "conditionB": 0.5},
+    sigma=1.0,
+)
 
 
 def main(fast: bool = False, seed: int = 2024) -> dict:
     """Type-I error rates of the competing analyses (and a power curve in the full run)."""
     nsim = 60 if fast else 1000
-    between = mm.power(BETWEEN, {"OLS": "y ~ condition", "lmer": "y ~ condition + (1 | participant)"},
-                       test="conditionB", method="lrt", nsim=nsim, seed=seed, progress=not fast)
+    between = mm.power(
+        BETWEEN,
+        {"OLS": "y ~ condition", "lmer": "y ~ condition + (1 | participant)"},
+        test="conditionB",
+        method="lrt",
+        nsim=nsim,
+        seed=seed,
+        progress=not fast,
+    )
     print(between, end="\n\n")
-    within = mm.power(WITHIN, {"OLS": "y ~ condition",
-                               "random intercept": "y ~ condition + (1 | participant)",
-                               "random slope": "y ~ condition + (condition | participant)"},
-                      test="conditionB", method="lrt", nsim=nsim, seed=seed + 1, progress=not fast)
+    within = mm.power(
+        WITHIN,
+        {
+            "OLS": "y ~ condition",
+            "random intercept": "y ~ condition + (1 | participant)",
+            "random slope": "y ~ condition + (condition | participant)",
+        },
+        test="conditionB",
+        method="lrt",
+        nsim=nsim,
+        seed=seed + 1,
+        progress=not fast,
+    )
     print(within)
     out = {"between": between, "within": within}
     if not fast:
@@ -50,8 +73,15 @@ def _power_curve(seed: int) -> dict:
     curve = {}
     for effect in (0.1, 0.2, 0.3, 0.4):
         design = {**WITHIN, "fixed": {"(Intercept)": 0.0, "conditionB": effect}}
-        result = mm.power(design, "y ~ condition + (condition | participant)", test="conditionB",
-                          method="lrt", nsim=200, seed=seed, progress=False)
+        result = mm.power(
+            design,
+            "y ~ condition + (condition | participant)",
+            test="conditionB",
+            method="lrt",
+            nsim=200,
+            seed=seed,
+            progress=False,
+        )
         row = result.table.iloc[0]
         curve[effect] = float(row["rate"])
         print(f"  effect {effect:.1f}: power {row['rate']:.2f}  [{row['ci_low']:.2f}, {row['ci_high']:.2f}]")

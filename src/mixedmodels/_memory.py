@@ -22,8 +22,22 @@ from .errors import MixedModelsError
 
 __all__ = ["parse_size", "format_size", "available_memory", "memory_limit", "check_memory", "MemoryEstimate"]
 
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1e3,
+    "kb": 1e3,
+    "m": 1e6,
+    "mb": 1e6,
+    "g": 1e9,
+    "gb": 1e9,
+    "t": 1e12,
+    "tb": 1e12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -113,8 +127,7 @@ class MemoryEstimate:
         return "; ".join(f"{what}: {format_size(n)}" for what, n in self.parts if n >= 1e6) or "small"
 
 
-def check_memory(estimate: MemoryEstimate, max_memory: Any, what: str, advice: str, *,
-                 settable: bool = True) -> None:
+def check_memory(estimate: MemoryEstimate, max_memory: Any, what: str, advice: str, *, settable: bool = True) -> None:
     """Refuse (MixedModelsError) when ``estimate`` exceeds the limit, stating both and ``advice``.
 
     ``settable``: the caller takes ``max_memory=``, so the message says how to raise the limit.
@@ -122,8 +135,10 @@ def check_memory(estimate: MemoryEstimate, max_memory: Any, what: str, advice: s
     limit, source = memory_limit(max_memory)
     if limit is None or estimate.total <= limit:
         return
-    message = (f"{what} needs about {format_size(estimate.total)} of memory ({estimate.describe()}), more than "
-               f"{source} ({format_size(limit)}); {advice}")
+    message = (
+        f"{what} needs about {format_size(estimate.total)} of memory ({estimate.describe()}), more than "
+        f"{source} ({format_size(limit)}); {advice}"
+    )
     if settable:
         larger = format_size(estimate.total * 1.25).replace(" ", "")
         message += f". If the memory is there after all (e.g. swap), pass a larger max_memory=, such as '{larger}'"

@@ -215,8 +215,16 @@ class Integer(Kind):
 class Real(Kind):
     """A finite real number in a range; ``open`` ends exclude the bound."""
 
-    def __init__(self, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-                 high_open: bool = False, allow_none: bool = False, allow_inf: bool = False) -> None:
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+        allow_none: bool = False,
+        allow_inf: bool = False,
+    ) -> None:
         super().__init__(allow_none=allow_none)
         self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
         self.allow_inf = allow_inf
@@ -365,8 +373,10 @@ class FitData(Frame):
 
     def check(self, value: Any, name: str) -> None:
         if isinstance(value, (str, os.PathLike)) and self.problem(value):
-            raise self.error(f"{name}: no Parquet data found at {os.fspath(value)!r} (no file matches this path "
-                             "or glob); pass a DataFrame, or the path of existing Parquet files")
+            raise self.error(
+                f"{name}: no Parquet data found at {os.fspath(value)!r} (no file matches this path "
+                "or glob); pass a DataFrame, or the path of existing Parquet files"
+            )
         super().check(value, name)
 
     def problem(self, value: Any) -> bool:
@@ -474,7 +484,8 @@ class Duck(Kind):
 
     def problem(self, value: Any) -> bool:
         return isinstance(value, (str, bytes, int, float, list, dict, tuple)) or not all(
-            hasattr(type(value), a) or hasattr(value, a) for a in self.attributes)
+            hasattr(type(value), a) or hasattr(value, a) for a in self.attributes
+        )
 
     @property
     def example(self) -> Any:  # type: ignore[override]
@@ -547,8 +558,16 @@ class Axes(Kind):
 class Numbers(Kind):
     """A sequence (list, tuple, array) of finite numbers, optionally each in a range and of a given length."""
 
-    def __init__(self, item: Real | None = None, *, length: int | None = None, min_length: int = 0,
-                 what: str | None = None, allow_none: bool = False, scalar: bool = False) -> None:
+    def __init__(
+        self,
+        item: Real | None = None,
+        *,
+        length: int | None = None,
+        min_length: int = 0,
+        what: str | None = None,
+        allow_none: bool = False,
+        scalar: bool = False,
+    ) -> None:
         super().__init__(allow_none=allow_none)
         self.item, self.length, self.min_length, self.scalar = item or Real(), length, min_length, scalar
         self.what = what or f"a list of numbers ({self.item.what} each)"
@@ -657,8 +676,7 @@ COMMON: dict[str, Kind] = {
     "REML": Flag(),
     "weights": PerRow(allow_none=True),
     "offset": PerRow(allow_none=True),
-    "contrasts": Dict(Text(), what="a dict of variable -> contrast name, e.g. {'condition': 'sum'}",
-                      allow_none=True),
+    "contrasts": Dict(Text(), what="a dict of variable -> contrast name, e.g. {'condition': 'sum'}", allow_none=True),
     "family": FAMILY,
     "seed": Seed(),
     "nsim": Integer(1),
@@ -703,8 +721,12 @@ COMMON: dict[str, Kind] = {
     "result": FIT,
     "theta": Numbers(min_length=1, what="theta: a list or array of finite numbers"),
     "beta": Numbers(min_length=1, what="a list or array of finite numbers"),
-    "start": OneOf(Numbers(min_length=1), Dict(), allow_none=True,
-                   what="theta (a list or array of finite numbers) or a dict such as {'theta': [...]}"),
+    "start": OneOf(
+        Numbers(min_length=1),
+        Dict(),
+        allow_none=True,
+        what="theta (a list or array of finite numbers) or a dict such as {'theta': [...]}",
+    ),
     "na_action": Text(),  # the spellings ('omit', 'na.exclude', ...) are read by design.inputs.check_na_action
     "ndraws": Integer(1, allow_none=True),
     "nAGQ": Integer(0),  # above lme4's 100, glmer says so itself ("nAGQ = 101 is more than 100")
@@ -752,8 +774,7 @@ def kinds_of(func: Any) -> dict[str, Kind]:
 
     declared = _DECLARED.get(_code_of(func), {})  # type: ignore[arg-type]
     names = [p.name for p in inspect.signature(getattr(func, "__func__", func)).parameters.values()]
-    return {name: declared.get(name, COMMON.get(name)) for name in names
-            if name in declared or name in COMMON}
+    return {name: declared.get(name, COMMON.get(name)) for name in names if name in declared or name in COMMON}
 
 
 _SKIPPED = ("self", "cls", "__class__")

@@ -106,8 +106,13 @@ def cli(traceback: bool) -> None:
 
 # --------------------------------------------------------------------------- demo
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path(DEMO_DIR),
-              show_default=True, help="Folder for the pooling and shrinkage pictures.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(DEMO_DIR),
+    show_default=True,
+    help="Folder for the pooling and shrinkage pictures.",
+)
 @click.option("--no-plots", is_flag=True, help="Only print the summary.")
 def demo(out: Path, no_plots: bool) -> None:
     """Fit sleepstudy from the bundled data, print the summary, save the pooling pictures."""
@@ -150,8 +155,13 @@ def _figure(drawn):
 
 # --------------------------------------------------------------------------- explore
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
 def explore(port: int, no_browser: bool) -> None:
     """Start the shrinkage explorer, an interactive page on partial pooling, on 127.0.0.1."""
@@ -166,23 +176,58 @@ def explore(port: int, no_browser: bool) -> None:
 # --------------------------------------------------------------------------- fit
 @cli.command()
 @click.argument("formula")
-@click.option("--data", "-d", "data_path", required=True, metavar="FILE",
-              help="CSV, TSV or Parquet file ('-' reads CSV from stdin).")
+@click.option(
+    "--data",
+    "-d",
+    "data_path",
+    required=True,
+    metavar="FILE",
+    help="CSV, TSV or Parquet file ('-' reads CSV from stdin).",
+)
 @click.option("--family", "-f", metavar="F", help="Fit a GLMM (glmer): binomial, poisson, Gamma, ...")
 @click.option("--ml", is_flag=True, help="Maximum likelihood instead of REML (lmer).")
-@click.option("--ddf", type=click.Choice(["satterthwaite", "kenward-roger"], case_sensitive=False),
-              help="Add df and p-values to the fixed effects (lmerTest).")
+@click.option(
+    "--ddf",
+    type=click.Choice(["satterthwaite", "kenward-roger"], case_sensitive=False),
+    help="Add df and p-values to the fixed effects (lmerTest).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every number of the fit as JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.png",
-              help="Save a caterpillar plot of the random effects.")
-@click.option("--factor", "factors", multiple=True, metavar="COL",
-              help="Treat a column as a factor (repeat, or give a,b,c). Text columns are factors anyway.")
-@click.option("--dask", "use_dask", is_flag=True,
-              help="Read Parquet data (a file, folder or glob) with dask and fit without loading it into memory.")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="With --dask: a dask scheduler to run on (tcp://host:8786); default: this machine's cores.")
-def fit(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | None, as_json: bool,
-        plot: Path | None, factors: tuple[str, ...], use_dask: bool, scheduler: str | None) -> None:
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="OUT.png",
+    help="Save a caterpillar plot of the random effects.",
+)
+@click.option(
+    "--factor",
+    "factors",
+    multiple=True,
+    metavar="COL",
+    help="Treat a column as a factor (repeat, or give a,b,c). Text columns are factors anyway.",
+)
+@click.option(
+    "--dask",
+    "use_dask",
+    is_flag=True,
+    help="Read Parquet data (a file, folder or glob) with dask and fit without loading it into memory.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --dask: a dask scheduler to run on (tcp://host:8786); default: this machine's cores.",
+)
+def fit(
+    formula: str,
+    data_path: str,
+    family: str | None,
+    ml: bool,
+    ddf: str | None,
+    as_json: bool,
+    plot: Path | None,
+    factors: tuple[str, ...],
+    use_dask: bool,
+    scheduler: str | None,
+) -> None:
     """Fit FORMULA (lme4 syntax) to a data file and print the summary."""
     if ddf and family:
         raise CliError("--ddf applies to linear mixed models; a GLMM (--family) reports z tests")
@@ -198,14 +243,25 @@ def fit(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | N
     _report(result, ddf, as_json, plot)
 
 
-def _fit_on_dask(formula: str, data_path: str, family: str | None, ml: bool, ddf: str | None, as_json: bool,
-                 plot: Path | None, factors: tuple[str, ...], scheduler: str | None) -> None:
+def _fit_on_dask(
+    formula: str,
+    data_path: str,
+    family: str | None,
+    ml: bool,
+    ddf: str | None,
+    as_json: bool,
+    plot: Path | None,
+    factors: tuple[str, ...],
+    scheduler: str | None,
+) -> None:
     """``fit --dask``: the data stay in the Parquet files; the passes run on this machine or at ``scheduler``."""
     if not (_available("dask") and _available("distributed")):
         raise CliError("--dask needs dask and distributed: pip install 'mixedmodels[dask]'")
     if factors:
-        raise CliError("--factor cannot be used with --dask: store the column as a categorical (dictionary) "
-                       "column in the Parquet files, or as text")
+        raise CliError(
+            "--factor cannot be used with --dask: store the column as a categorical (dictionary) "
+            "column in the Parquet files, or as text"
+        )
     if data_path == "-":
         raise CliError("--dask reads Parquet files, not standard input")
     if scheduler is None:
@@ -289,7 +345,11 @@ def datasets(name: str | None, head: int | None, info: bool) -> None:
     if info:
         for column, spec in mm.datasets.schema(name).items():
             levels = spec.get("levels")
-            text = f" ({len(levels)} levels: {', '.join(levels[:8])}{', ...' if len(levels) > 8 else ''})" if levels else ""
+            text = (
+                f" ({len(levels)} levels: {', '.join(levels[:8])}{', ...' if len(levels) > 8 else ''})"
+                if levels
+                else ""
+            )
             click.echo(f"{column}: {spec['type']}{' (ordered)' if spec.get('ordered') else ''}{text}")
         return
     frame = mm.datasets.load(name)
@@ -301,14 +361,32 @@ def datasets(name: str | None, head: int | None, info: bool) -> None:
 @click.argument("formula")
 @click.option("--data", "-d", "data_path", required=True, metavar="FILE", help="CSV, TSV or Parquet file.")
 @click.option("--factor", "factors", multiple=True, metavar="COL", help="Treat a column as a factor.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.png",
-              help="Save the per-group pooling picture.")
-@click.option("--shrinkage-plot", type=click.Path(dir_okay=False, path_type=Path), metavar="OUT.png",
-              help="Save the shrinkage picture.")
-@click.option("--family", "-f", metavar="F",
-              help="A GLMM (glmer): binomial, poisson, ...; estimates on the link scale, glm fits for no pooling.")
-def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path | None,
-            shrinkage_plot: Path | None, family: str | None) -> None:
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="OUT.png",
+    help="Save the per-group pooling picture.",
+)
+@click.option(
+    "--shrinkage-plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="OUT.png",
+    help="Save the shrinkage picture.",
+)
+@click.option(
+    "--family",
+    "-f",
+    metavar="F",
+    help="A GLMM (glmer): binomial, poisson, ...; estimates on the link scale, glm fits for no pooling.",
+)
+def pooling(
+    formula: str,
+    data_path: str,
+    factors: tuple[str, ...],
+    plot: Path | None,
+    shrinkage_plot: Path | None,
+    family: str | None,
+) -> None:
     """Complete, no and partial pooling of FORMULA side by side."""
     _require("mixedmodels.pooling", "the pooling comparison (mm.compare_pooling)")
     if (plot or shrinkage_plot) and not _available("matplotlib"):
@@ -335,19 +413,45 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
 
 # --------------------------------------------------------------------------- simulate
 @cli.command()
-@click.option("--groups", "-J", "n_groups", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Number of groups (participants).")
-@click.option("--obs", "-n", "n_obs", default="10", show_default=True, metavar="N[,N...]",
-              help="Trials per group and cell: one number, or one per group.")
+@click.option(
+    "--groups",
+    "-J",
+    "n_groups",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Number of groups (participants).",
+)
+@click.option(
+    "--obs",
+    "-n",
+    "n_obs",
+    default="10",
+    show_default=True,
+    metavar="N[,N...]",
+    help="Trials per group and cell: one number, or one per group.",
+)
 @click.option("--items", "n_items", type=click.IntRange(min=1), help="Crossed items (stimuli).")
-@click.option("--within", multiple=True, metavar="NAME=A,B", help="Within-group condition (levels, or A:-0.5,B:0.5 codes).")
+@click.option(
+    "--within", multiple=True, metavar="NAME=A,B", help="Within-group condition (levels, or A:-0.5,B:0.5 codes)."
+)
 @click.option("--between", multiple=True, metavar="NAME=A,B", help="Between-group condition.")
 @click.option("--between-items", multiple=True, metavar="NAME=A,B", help="Condition that is a property of the items.")
-@click.option("--covariate", multiple=True, metavar="NAME=SD|0:9|v1,v2",
-              help="Continuous predictor: normal with this SD, or trial values.")
-@click.option("--fixed", multiple=True, metavar="COLUMN=VALUE", help="True coefficient of a design column, e.g. Intercept=800.")
-@click.option("--group-sd", multiple=True, metavar="[COLUMN=]SD", help="SD of a group random effect (a number: intercept).")
-@click.option("--group-corr", type=float, default=0.0, show_default=True, help="Correlation of the group random effects.")
+@click.option(
+    "--covariate",
+    multiple=True,
+    metavar="NAME=SD|0:9|v1,v2",
+    help="Continuous predictor: normal with this SD, or trial values.",
+)
+@click.option(
+    "--fixed", multiple=True, metavar="COLUMN=VALUE", help="True coefficient of a design column, e.g. Intercept=800."
+)
+@click.option(
+    "--group-sd", multiple=True, metavar="[COLUMN=]SD", help="SD of a group random effect (a number: intercept)."
+)
+@click.option(
+    "--group-corr", type=float, default=0.0, show_default=True, help="Correlation of the group random effects."
+)
 @click.option("--item-sd", multiple=True, metavar="[COLUMN=]SD", help="SD of an item random effect.")
 @click.option("--item-corr", type=float, default=0.0, show_default=True, help="Correlation of the item random effects.")
 @click.option("--sigma", type=float, default=1.0, show_default=True, help="Residual SD.")
@@ -358,8 +462,12 @@ def pooling(formula: str, data_path: str, factors: tuple[str, ...], plot: Path |
 @click.option("--item", default="item", show_default=True, help="Name of the item column.")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed, a whole number >= 0 (same seed, same data).")
 @click.option("--out", "-o", default="-", show_default=True, metavar="FILE.csv", help="Output CSV ('-': stdout).")
-@click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.json",
-              help="Also write the generating parameters as JSON.")
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.json",
+    help="Also write the generating parameters as JSON.",
+)
 def simulate(out: str, truth: Path | None, **options: Any) -> None:
     """Write a data set simulated from a multilevel design as CSV.
 

@@ -252,8 +252,9 @@ def _covariate(text: str, option: str) -> float | list[float]:
         start, _, stop = text.partition(":")
         a, b = _whole(start, option), _whole(stop, option)
         if abs(b - a) >= _MAX_TRIAL_VALUES:
-            raise click.BadParameter(f"{text!r} gives {abs(b - a) + 1:,} trial values; at most {_MAX_TRIAL_VALUES:,}",
-                                     param_hint=option)
+            raise click.BadParameter(
+                f"{text!r} gives {abs(b - a) + 1:,} trial values; at most {_MAX_TRIAL_VALUES:,}", param_hint=option
+            )
         return list(range(a, b + 1) if b >= a else range(a, b - 1, -1))
     return _number(text, option)
 

@@ -30,7 +30,9 @@ class ConvergenceCheck:
     messages: tuple[str, ...]
 
 
-def finite_difference_derivatives(func: Callable[[np.ndarray], float], x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def finite_difference_derivatives(
+    func: Callable[[np.ndarray], float], x: np.ndarray, delta: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
     """Central-difference gradient and Hessian of ``func`` at ``x`` (lme4's deriv12 scheme)."""
     x = np.asarray(x, dtype=float)
     k = x.size
@@ -45,7 +47,9 @@ def finite_difference_derivatives(func: Callable[[np.ndarray], float], x: np.nda
         for j in range(i):
             pp = func(x + step[i] + step[j])
             mm = func(x - step[i] - step[j])
-            hessian[i, j] = hessian[j, i] = (pp - plus[i] - plus[j] + 2 * f0 - minus[i] - minus[j] + mm) / (2 * delta**2)
+            hessian[i, j] = hessian[j, i] = (pp - plus[i] - plus[j] + 2 * f0 - minus[i] - minus[j] + mm) / (
+                2 * delta**2
+            )
     return gradient, hessian
 
 
@@ -56,7 +60,9 @@ def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
         scaled = gradient
     worst = np.minimum(np.abs(scaled), np.abs(gradient))
     if worst.size and worst.max() > GRADIENT_TOLERANCE:
-        return [f"Model failed to converge with max|grad| = {worst.max():.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"]
+        return [
+            f"Model failed to converge with max|grad| = {worst.max():.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"
+        ]
     return []
 
 
@@ -66,13 +72,17 @@ def _hessian_messages(hessian: np.ndarray) -> list[str]:
     eigen = np.linalg.eigvalsh(hessian)
     if np.any(eigen < -HESSIAN_TOLERANCE):
         negative = int(np.sum(eigen < -HESSIAN_TOLERANCE))
-        return [f"Model failed to converge: degenerate Hessian with {negative} negative eigenvalue{'s' if negative > 1 else ''}"]
+        return [
+            f"Model failed to converge: degenerate Hessian with {negative} negative eigenvalue{'s' if negative > 1 else ''}"
+        ]
     if eigen.size and eigen.max() > 0 and eigen.min() / eigen.max() < HESSIAN_TOLERANCE:
         return ["Model is nearly unidentifiable: very large eigenvalue ratio - rescale variables?"]
     return []
 
 
-def gradient_differences(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def gradient_differences(
+    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, delta: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
     """The gradient at ``x`` and the Hessian by central differences of the gradient (symmetrized).
 
     ``2 k + 1`` gradient calls, against ``k^2 + k + 1`` objective calls for
@@ -89,10 +99,14 @@ def gradient_differences(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray
     return grad(x), (hessian + hessian.T) / 2.0
 
 
-def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
-                      upper: np.ndarray | None = None,
-                      grad: Callable[[np.ndarray], np.ndarray] | None = None,
-                      derivatives: tuple[np.ndarray, np.ndarray] | None = None) -> ConvergenceCheck:
+def check_convergence(
+    func: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None = None,
+    grad: Callable[[np.ndarray], np.ndarray] | None = None,
+    derivatives: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ConvergenceCheck:
     """lme4's gradient and Hessian checks at the optimum ``x`` of ``func``.
 
     Parameters within ``BOUNDARY_TOLERANCE`` of their lower bound (what
@@ -122,6 +136,7 @@ def check_convergence(func: Callable[[np.ndarray], float], x: np.ndarray, lower:
     # Steps may cross a bound: the objective is defined (and even in each
     # diagonal element of lambda) on both sides, as lme4's deriv12 assumes.
     if grad is not None:
+
         def restricted_grad(sub: np.ndarray) -> np.ndarray:
             full = x.copy()
             full[interior] = sub

@@ -146,20 +146,44 @@ def _safe(func: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np
 
 
 LINKS: dict[str, Link] = {
-    "logit": Link("logit", _safe(special.logit), _logit_inverse, _logit_mu_eta,
-                  lambda eta, mu, d1: d1 * (1.0 - 2.0 * mu)),
+    "logit": Link(
+        "logit", _safe(special.logit), _logit_inverse, _logit_mu_eta, lambda eta, mu, d1: d1 * (1.0 - 2.0 * mu)
+    ),
     "probit": Link("probit", special.ndtri, _probit_inverse, _probit_mu_eta, lambda eta, mu, d1: -eta * d1),
-    "cloglog": Link("cloglog", _safe(lambda mu: np.log(-np.log1p(-mu))), _cloglog_inverse, _cloglog_mu_eta,
-                    lambda eta, mu, d1: d1 * (1.0 - np.exp(np.minimum(eta, 700.0)))),
-    "cauchit": Link("cauchit", lambda mu: np.tan(np.pi * (mu - 0.5)), _cauchit_inverse, _cauchit_mu_eta,
-                    lambda eta, mu, d1: -2.0 * eta * d1 * d1 * np.pi),
+    "cloglog": Link(
+        "cloglog",
+        _safe(lambda mu: np.log(-np.log1p(-mu))),
+        _cloglog_inverse,
+        _cloglog_mu_eta,
+        lambda eta, mu, d1: d1 * (1.0 - np.exp(np.minimum(eta, 700.0))),
+    ),
+    "cauchit": Link(
+        "cauchit",
+        lambda mu: np.tan(np.pi * (mu - 0.5)),
+        _cauchit_inverse,
+        _cauchit_mu_eta,
+        lambda eta, mu, d1: -2.0 * eta * d1 * d1 * np.pi,
+    ),
     "log": Link("log", _safe(np.log), _exp_clamped, _exp_clamped, lambda eta, mu, d1: d1),
-    "identity": Link("identity", lambda mu: np.asarray(mu, dtype=float), lambda eta: eta, np.ones_like,
-                     lambda eta, mu, d1: np.zeros_like(eta)),
+    "identity": Link(
+        "identity",
+        lambda mu: np.asarray(mu, dtype=float),
+        lambda eta: eta,
+        np.ones_like,
+        lambda eta, mu, d1: np.zeros_like(eta),
+    ),
     # as lme4 (not R's glm), the sign of eta is not restricted: mu = eta^2 whatever it is
-    "sqrt": Link("sqrt", np.sqrt, np.square, lambda eta: 2.0 * eta, lambda eta, mu, d1: np.full_like(eta, 2.0), _nonzero),
-    "inverse": Link("inverse", _safe(np.reciprocal), _safe(np.reciprocal), _safe(lambda eta: -1.0 / (eta * eta)),
-                    _safe(lambda eta, mu, d1: 2.0 / eta**3), _nonzero),
+    "sqrt": Link(
+        "sqrt", np.sqrt, np.square, lambda eta: 2.0 * eta, lambda eta, mu, d1: np.full_like(eta, 2.0), _nonzero
+    ),
+    "inverse": Link(
+        "inverse",
+        _safe(np.reciprocal),
+        _safe(np.reciprocal),
+        _safe(lambda eta: -1.0 / (eta * eta)),
+        _safe(lambda eta, mu, d1: 2.0 / eta**3),
+        _nonzero,
+    ),
     "1/mu^2": Link(
         "1/mu^2",
         _safe(lambda mu: 1.0 / (mu * mu)),
@@ -282,9 +306,7 @@ class Family:
 def _check_integers(values: np.ndarray, name: str, what: str) -> None:
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
-        raise DataError(
-            f"the response {name!r} must be {what}; row {bad[0]} has {values[bad[0]]:g}"
-        )
+        raise DataError(f"the response {name!r} must be {what}; row {bad[0]} has {values[bad[0]]:g}")
 
 
 class Binomial(Family):
@@ -377,7 +399,9 @@ class Poisson(Family):
     def _check(self, y: np.ndarray, name: str) -> None:
         if np.any(y < 0):
             bad = np.flatnonzero(y < 0)[0]
-            raise DataError(f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); Poisson counts must be >= 0")
+            raise DataError(
+                f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); Poisson counts must be >= 0"
+            )
         _check_integers(y, name, "whole-number counts for the Poisson family")
 
     def _constant(self, y: np.ndarray, wt: np.ndarray, m: np.ndarray) -> float:
@@ -490,12 +514,17 @@ class NegativeBinomial(Family):
     name = "Negative Binomial"
     links = ("log", "sqrt", "identity")
 
-    @argument_kinds(theta=Anything("checked below: 'negative binomial theta ... must be a positive number'"),
-                    link=Text(allow_none=True))
+    @argument_kinds(
+        theta=Anything("checked below: 'negative binomial theta ... must be a positive number'"),
+        link=Text(allow_none=True),
+    )
     def __init__(self, theta: float, link: str | None = None):
         check_arguments(locals())
-        if isinstance(theta, bool) or not isinstance(theta, (int, float, np.integer, np.floating)) or not (
-                np.isfinite(theta) and theta > 0):
+        if (
+            isinstance(theta, bool)
+            or not isinstance(theta, (int, float, np.integer, np.floating))
+            or not (np.isfinite(theta) and theta > 0)
+        ):
             raise ModelSpecError(
                 f"the negative binomial theta (its size: variance mu + mu^2 / theta) must be a positive number, "
                 f"got theta={theta!r}; use mm.glmer_nb() to estimate it"
@@ -545,8 +574,10 @@ class NegativeBinomial(Family):
     def _check(self, y: np.ndarray, name: str) -> None:
         if np.any(y < 0):
             bad = np.flatnonzero(y < 0)[0]
-            raise DataError(f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); "
-                            "negative binomial counts must be >= 0")
+            raise DataError(
+                f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); "
+                "negative binomial counts must be >= 0"
+            )
         _check_integers(y, name, "whole-number counts for the negative binomial family")
 
     def log_density_constant(self, y: np.ndarray) -> np.ndarray:
@@ -584,7 +615,11 @@ def get_family(family: Any, link: str | None = None) -> Family:
     check_arguments(locals())
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
-            return NegativeBinomial(family.theta, link) if isinstance(family, NegativeBinomial) else type(family)(link=link)
+            return (
+                NegativeBinomial(family.theta, link)
+                if isinstance(family, NegativeBinomial)
+                else type(family)(link=link)
+            )
         return family
     if isinstance(family, type) and issubclass(family, NegativeBinomial):
         raise ModelSpecError(
@@ -652,10 +687,23 @@ class GlmResponse:
         # R clamps mu_eta at eps where |eta| > 30 (logit) and exp(eta) at eps (log); with eta
         # clamped the same, V(mu) differs from those only at weights below 1e-13.
         natural = (family.name, family.link.name) in (("binomial", "logit"), ("poisson", "log"))
-        always_valid = (family.name == "binomial" and family.link.name in ("logit", "probit", "cloglog", "cauchit")) or (
-            family.name in ("poisson", "Gamma", "inverse.gaussian", "Negative Binomial") and family.link.name == "log")
-        return cls(family, y, weights, trials, family._constant(y, weights, trials), sat,
-                   float(weights @ sat), binary, natural, always_valid)
+        always_valid = (
+            family.name == "binomial" and family.link.name in ("logit", "probit", "cloglog", "cauchit")
+        ) or (
+            family.name in ("poisson", "Gamma", "inverse.gaussian", "Negative Binomial") and family.link.name == "log"
+        )
+        return cls(
+            family,
+            y,
+            weights,
+            trials,
+            family._constant(y, weights, trials),
+            sat,
+            float(weights @ sat),
+            binary,
+            natural,
+            always_valid,
+        )
 
     def kernel(self, mu: np.ndarray) -> np.ndarray:
         if self.binary is not None:

@@ -42,8 +42,17 @@ if TYPE_CHECKING:
     from .linalg.blocked import Factorization, TermLayout
     from .linalg.pirls import Pirls, PirlsResult
 
-__all__ = ["Fit", "MixedFit", "GeneralizedFit", "Model", "MixedModel", "GeneralizedMixedModel",
-           "InformationCriteria", "is_mixed", "is_generalized"]
+__all__ = [
+    "Fit",
+    "MixedFit",
+    "GeneralizedFit",
+    "Model",
+    "MixedModel",
+    "GeneralizedMixedModel",
+    "InformationCriteria",
+    "is_mixed",
+    "is_generalized",
+]
 
 
 class Model(Protocol):

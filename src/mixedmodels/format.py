@@ -224,8 +224,9 @@ def coefmat_lines(table: pd.DataFrame, digits: int = 4, legend: str | None = SIG
         show_stars = any(math.isfinite(p) and p < 0.1 for p in pvals)
         stars = [s.ljust(3) for s in signif_stars(pvals)]
     header = ["", *map(str, table.columns)] + ([""] if show_stars else [])
-    rows = [header] + [[str(name), *(c[i] for c in columns)] + ([stars[i]] if show_stars else [])
-                       for i, name in enumerate(table.index)]
+    rows = [header] + [
+        [str(name), *(c[i] for c in columns)] + ([stars[i]] if show_stars else []) for i, name in enumerate(table.index)
+    ]
     lines = table_lines(rows, "l" + "r" * (len(header) - 1))
     if show_stars and legend is not None:
         lines += ["---", legend]

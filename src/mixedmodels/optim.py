@@ -21,8 +21,17 @@ import numpy as np
 
 from ._validate import Choice, Integer, Real, argument_kinds, check_arguments
 
-__all__ = ["OptimizerSettings", "OptInfo", "minimize_bounded", "minimize_quasi_newton", "minimize_newton",
-           "snap_to_zero_bounds", "snap_rows_to_zero_bounds", "QUASI_NEWTON", "NEWTON"]
+__all__ = [
+    "OptimizerSettings",
+    "OptInfo",
+    "minimize_bounded",
+    "minimize_quasi_newton",
+    "minimize_newton",
+    "snap_to_zero_bounds",
+    "snap_rows_to_zero_bounds",
+    "QUASI_NEWTON",
+    "NEWTON",
+]
 
 OPTIMIZERS = ("auto", "bobyqa", "bfgs", "newton")
 
@@ -67,9 +76,16 @@ class OptimizerSettings:
     zero_tol: float = 1e-4
     optimizer: str = "auto"
 
-    @argument_kinds(ftol_rel=Real(0.0), ftol_abs=Real(0.0), xtol_rel=Real(0.0), xtol_abs=Real(0.0),
-                    initial_step=Real(0.0, low_open=True), maxeval=Integer(1), zero_tol=Real(0.0),
-                    optimizer=Choice(*OPTIMIZERS))
+    @argument_kinds(
+        ftol_rel=Real(0.0),
+        ftol_abs=Real(0.0),
+        xtol_rel=Real(0.0),
+        xtol_abs=Real(0.0),
+        initial_step=Real(0.0, low_open=True),
+        maxeval=Integer(1),
+        zero_tol=Real(0.0),
+        optimizer=Choice(*OPTIMIZERS),
+    )
     def __post_init__(self) -> None:
         check_arguments(vars(self))
 
@@ -154,7 +170,10 @@ def snap_to_zero_bounds(
 
 
 def snap_rows_to_zero_bounds(
-    func: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, fmin: np.ndarray, lower: np.ndarray,
+    func: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x: np.ndarray,
+    fmin: np.ndarray,
+    lower: np.ndarray,
     settings: OptimizerSettings,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`snap_to_zero_bounds` for a batch of optima (the rows of ``x``, their values ``fmin``).
@@ -220,8 +239,9 @@ def minimize_bounded(
         code = opt.last_optimize_result()
     except nlopt.RoundoffLimited:
         code = nlopt.ROUNDOFF_LIMITED
-    snapped = snap_to_zero_bounds(lambda x: objective(x, np.empty(0)), best[1], best[0],
-                                  np.asarray(lower, dtype=float), settings)
+    snapped = snap_to_zero_bounds(
+        lambda x: objective(x, np.empty(0)), best[1], best[0], np.asarray(lower, dtype=float), settings
+    )
     if snapped is not None:
         best[0], best[1] = snapped
     seconds = time.perf_counter() - start
@@ -339,8 +359,9 @@ def _direction(state: _QuasiNewtonState, initial_step: float) -> np.ndarray:
     return -(state.inverse_hessian @ state.g)
 
 
-def _line_search(state: _QuasiNewtonState, direction: np.ndarray, slope: float, value, counts: list[int],
-                 maxeval: int, tries: int) -> tuple[np.ndarray, float] | None:
+def _line_search(
+    state: _QuasiNewtonState, direction: np.ndarray, slope: float, value, counts: list[int], maxeval: int, tries: int
+) -> tuple[np.ndarray, float] | None:
     """The first step ``alpha = 1, ...`` (quadratic interpolation, clipped to [0.1, 0.5] of the last)
     that decreases ``f`` enough (Armijo); None when none does within ``tries`` or before alpha is negligible."""
     alpha = 1.0
@@ -434,10 +455,20 @@ def minimize_newton(
         x, f = found
         counts[1] += 1
         g, h = derivatives(x)
-    return OptInfo(optimizer=NEWTON, initial=np.asarray(x0, dtype=float).copy(), final=x, fmin=f, feval=counts[0],
-                   seconds=time.perf_counter() - start, return_code=code,
-                   message=_RESULT_MESSAGES.get(code, f"code {code}"), settings=settings, geval=counts[1],
-                   gradient=g, hessian=h)
+    return OptInfo(
+        optimizer=NEWTON,
+        initial=np.asarray(x0, dtype=float).copy(),
+        final=x,
+        fmin=f,
+        feval=counts[0],
+        seconds=time.perf_counter() - start,
+        return_code=code,
+        message=_RESULT_MESSAGES.get(code, f"code {code}"),
+        settings=settings,
+        geval=counts[1],
+        gradient=g,
+        hessian=h,
+    )
 
 
 def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:

@@ -61,8 +61,17 @@ from .formula import parse_formula, with_bar_parentheses
 from .linalg.rows import TermRows, solve_rows
 from ._validate import check_bool
 
-__all__ = ["predict", "linear_predictor", "select_terms", "TermSelection", "inverse_link", "match_levels",
-           "new_offset", "with_newparams", "prediction_table"]
+__all__ = [
+    "predict",
+    "linear_predictor",
+    "select_terms",
+    "TermSelection",
+    "inverse_link",
+    "match_levels",
+    "new_offset",
+    "with_newparams",
+    "prediction_table",
+]
 
 _INTERVALS = ("none", "confidence", "prediction")
 _SHOWN = 10  # new levels named in the error message
@@ -157,14 +166,25 @@ def predict(
         raise MixedModelsError(f"unknown interval {interval!r}; choose 'none', 'confidence' or 'prediction'")
     if newparams is not None:
         if se_fit or interval != "none":
-            raise ModelSpecError("standard errors and intervals are those of the fit: predict with newparams "
-                                 "gives point predictions only")
+            raise ModelSpecError(
+                "standard errors and intervals are those of the fit: predict with newparams "
+                "gives point predictions only"
+            )
         result = with_newparams(result, newparams)
     selection = select_terms(result, re_form)
     eta = linear_predictor(result, newdata, selection, allow_new_levels=allow_new_levels, offset=offset)
     if se_fit or interval != "none":
-        table = prediction_table(result, newdata, selection, eta, allow_new_levels=allow_new_levels, type=type,
-                                 interval=interval, level=level, weights=weights)
+        table = prediction_table(
+            result,
+            newdata,
+            selection,
+            eta,
+            allow_new_levels=allow_new_levels,
+            type=type,
+            interval=interval,
+            level=level,
+            weights=weights,
+        )
         return table if se_fit else table.drop(columns="se_fit")
     values = inverse_link(result, eta) if type == "response" else eta
     if newdata is None:
@@ -338,13 +358,17 @@ def match_levels(term: Any, newdata: pd.DataFrame, *, allow_new_levels: bool = F
 
     Raises DataError for new levels unless ``allow_new_levels``.
     """
-    lookup = {":".join(_normalise(p) for p in _split_label(lab, len(term.factors))): i for i, lab in enumerate(term.levels)}
+    lookup = {
+        ":".join(_normalise(p) for p in _split_label(lab, len(term.factors))): i for i, lab in enumerate(term.levels)
+    }
     labels, missing = _row_labels(newdata, term.factors)
     refs = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
     refs[missing] = -2
     new = list(dict.fromkeys(lab for lab, r in zip(labels, refs) if r == -1))  # in order of appearance, as lme4
     if new and not allow_new_levels:
-        shown = ", ".join(repr(v) for v in new[:_SHOWN]) + (f", ... ({len(new) - _SHOWN} more)" if len(new) > _SHOWN else "")
+        shown = ", ".join(repr(v) for v in new[:_SHOWN]) + (
+            f", ... ({len(new) - _SHOWN} more)" if len(new) > _SHOWN else ""
+        )
         columns = ", ".join(repr(f) for f in term.factors)
         raise DataError(
             f"newdata has {len(new)} level(s) of grouping factor {term.group!r} (column {columns}) "
@@ -447,15 +471,18 @@ class _PredictionRows:
     z: tuple[np.ndarray | None, ...]
 
     @classmethod
-    def build(cls, result: Fit, newdata: pd.DataFrame | None, allow_new_levels: bool,
-              selected: set[int]) -> "_PredictionRows":
+    def build(
+        cls, result: Fit, newdata: pd.DataFrame | None, allow_new_levels: bool, selected: set[int]
+    ) -> "_PredictionRows":
         """The rows; levels only for the ``selected`` terms (the others' levels do not matter)."""
         inputs = result.model.inputs
         terms = tuple(getattr(result, "terms", ()))
         if newdata is None:
             return cls(inputs.fixed.matrix, tuple(t.refs for t in terms), tuple(t.z for t in terms))
-        refs = tuple(match_levels(t, newdata, allow_new_levels=allow_new_levels) if i in selected else None
-                     for i, t in enumerate(terms))
+        refs = tuple(
+            match_levels(t, newdata, allow_new_levels=allow_new_levels) if i in selected else None
+            for i, t in enumerate(terms)
+        )
         z = tuple(_columns_or_none(t, newdata) for t in terms)
         return cls(inputs.fixed.for_newdata(newdata), refs, z)
 
@@ -487,8 +514,9 @@ def _link_variance(result: Fit, rows: _PredictionRows, selection: Sequence[TermS
     return variance
 
 
-def _new_observation_variance(result: Fit, rows: _PredictionRows, selection: Sequence[TermSelection],
-                              weights: Any) -> np.ndarray:
+def _new_observation_variance(
+    result: Fit, rows: _PredictionRows, selection: Sequence[TermSelection], weights: Any
+) -> np.ndarray:
     """``sigma^2 / w`` plus ``z' Sigma z`` over the random effects the prediction leaves out."""
     n = len(rows.x)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float).reshape(-1)
@@ -499,8 +527,10 @@ def _new_observation_variance(result: Fit, rows: _PredictionRows, selection: Seq
     covariances = list(getattr(result, "covariances", {}).values())
     for i, term in enumerate(getattr(result, "terms", ())):
         if rows.z[i] is None:
-            raise DataError(f"a prediction interval needs the columns of {term} in newdata (its random "
-                            "effects' variance enters the interval)")
+            raise DataError(
+                f"a prediction interval needs the columns of {term} in newdata (its random "
+                "effects' variance enters the interval)"
+            )
         left_out = np.ones((n, term.ncols), dtype=bool)
         if i in chosen and rows.refs[i] is not None:
             known = rows.refs[i] >= 0

@@ -125,7 +125,8 @@ def _kept_terms(result: Fit, re_form: Any, use_re: bool | None) -> tuple[TermSel
             kept = ", ".join(term.column_names[c] for c in sel.columns)
             raise MixedModelsError(
                 f"re_form {re_form!r} keeps only column(s) {kept} of the term {term}; simulate() keeps or redraws "
-                f"whole terms: name the term as in the model (e.g. '~ {term}') or leave it out")
+                f"whole terms: name the term as in the model (e.g. '~ {term}') or leave it out"
+            )
     return selection
 
 
@@ -159,12 +160,20 @@ def simulate_responses(
     return _draw(result, eta, prior, rng, newdata is None)
 
 
-def _draw_structured(result: Fit, residual: Any, eta: np.ndarray, prior: np.ndarray | None,
-                     rng: np.random.Generator, newdata: pd.DataFrame | None) -> np.ndarray:
+def _draw_structured(
+    result: Fit,
+    residual: Any,
+    eta: np.ndarray,
+    prior: np.ndarray | None,
+    rng: np.random.Generator,
+    newdata: pd.DataFrame | None,
+) -> np.ndarray:
     """``eta + sigma e``, ``e ~ N(0, R)`` from the model's residual structure (over sqrt(prior weights))."""
     if newdata is not None:
-        raise MixedModelsError("simulate(newdata=...) is not available for a model with a residual structure "
-                               "(weights=var_ident() or correlation=): its groups and strata are those of the fit")
+        raise MixedModelsError(
+            "simulate(newdata=...) is not available for a model with a residual structure "
+            "(weights=var_ident() or correlation=): its groups and strata are those of the fit"
+        )
     noise = residual.structure.draw(rng, eta.shape[1], residual.params)
     if prior is not None:
         noise = noise / np.sqrt(prior)[:, None]
@@ -190,8 +199,9 @@ def _covariance_roots(result: Fit) -> list[np.ndarray]:
     return roots
 
 
-def _new_random_effects(result: Fit, newdata: pd.DataFrame | None, nsim: int, rng: np.random.Generator,
-                        which: list[int]) -> np.ndarray:
+def _new_random_effects(
+    result: Fit, newdata: pd.DataFrame | None, nsim: int, rng: np.random.Generator, which: list[int]
+) -> np.ndarray:
     """``sum_k Z_k b_k`` over the terms ``which``, fresh ``b_k ~ N(0, Sigma_k)`` per level, shape (n, nsim)."""
     n = result.model.inputs.nobs if newdata is None else len(newdata)
     total = np.zeros((n, nsim))
@@ -262,7 +272,9 @@ def binomial_trials(result: Fit) -> np.ndarray:
     return np.ones(inputs.nobs) if inputs.weights is None else inputs.weights
 
 
-def _draw(result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+def _draw(
+    result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random.Generator, fitted_rows: bool
+) -> np.ndarray:
     family = family_name(result)
     w = np.ones(eta.shape[0]) if prior is None else np.asarray(prior, dtype=float)
     if family in (None, "gaussian"):
@@ -286,7 +298,9 @@ def _draw(result: Fit, eta: np.ndarray, prior: np.ndarray | None, rng: np.random
     raise ModelSpecError(f"simulate() does not know how to draw responses from family {family!r}")
 
 
-def _draw_binomial(result: Fit, mu: np.ndarray, w: np.ndarray, rng: np.random.Generator, fitted_rows: bool) -> np.ndarray:
+def _draw_binomial(
+    result: Fit, mu: np.ndarray, w: np.ndarray, rng: np.random.Generator, fitted_rows: bool
+) -> np.ndarray:
     """Successes (``cbind`` response) or proportions of Binomial(n, mu) draws."""
     trials = binomial_trials(result) if fitted_rows else w
     n = np.rint(trials).astype(np.int64)

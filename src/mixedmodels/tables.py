@@ -100,7 +100,9 @@ def anova_lines(table: pd.DataFrame, digits: int = 5) -> list[str]:
     cells = np.full(values.shape, "", dtype=object)
     if tests:
         rounded = np.round(values[:, tests], max(1, min(5, digits - 1)))
-        cells[:, tests] = np.array(format_sig(list(rounded.ravel(order="F")), digits), dtype=object).reshape(rounded.shape, order="F")
+        cells[:, tests] = np.array(format_sig(list(rounded.ravel(order="F")), digits), dtype=object).reshape(
+            rounded.shape, order="F"
+        )
     others = [i for i in range(len(columns)) if i not in tests and not (has_p and i == len(columns) - 1)]
     for i in others:
         cells[:, i] = format_sig(list(values[:, i]), digits)
@@ -118,7 +120,11 @@ def anova_lines(table: pd.DataFrame, digits: int = 5) -> list[str]:
 def _reformat_false_zeros(cells: np.ndarray, values: np.ndarray, columns: list[int], digits: int) -> None:
     """Cells that print as zero but are not (or the reverse) get ``digits - 1`` digits of their own, as printCoefmat."""
     for i in columns:
-        rows = [r for r in range(values.shape[0]) if np.isfinite(values[r, i]) and (values[r, i] == 0) != (float(cells[r, i]) == 0)]
+        rows = [
+            r
+            for r in range(values.shape[0])
+            if np.isfinite(values[r, i]) and (values[r, i] == 0) != (float(cells[r, i]) == 0)
+        ]
         if rows:
             for r, text in zip(rows, format_sig([values[r, i] for r in rows], max(1, digits - 1))):
                 cells[r, i] = text

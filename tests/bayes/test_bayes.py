@@ -54,20 +54,49 @@ def _fit(fun, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def sleep_fit():
-    return _fit(bayes.lmer, "Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"), priors=DIFFUSE,
-                draws=3000, warmup=1000, chains=2, seed=101, target_accept=0.9, **QUIET)
+    return _fit(
+        bayes.lmer,
+        "Reaction ~ Days + (Days | Subject)",
+        dataset("sleepstudy"),
+        priors=DIFFUSE,
+        draws=3000,
+        warmup=1000,
+        chains=2,
+        seed=101,
+        target_accept=0.9,
+        **QUIET,
+    )
 
 
 @pytest.fixture(scope="module")
 def penicillin_fit():
-    return _fit(bayes.lmer, "diameter ~ 1 + (1 | plate) + (1 | sample)", dataset("Penicillin"), priors=DIFFUSE,
-                draws=2000, warmup=1000, chains=2, seed=7, target_accept=0.95, **QUIET)[0]
+    return _fit(
+        bayes.lmer,
+        "diameter ~ 1 + (1 | plate) + (1 | sample)",
+        dataset("Penicillin"),
+        priors=DIFFUSE,
+        draws=2000,
+        warmup=1000,
+        chains=2,
+        seed=7,
+        target_accept=0.95,
+        **QUIET,
+    )[0]
 
 
 @pytest.fixture(scope="module")
 def cbpp_fit():
-    return _fit(bayes.glmer, "cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"),
-                family="binomial", draws=1000, warmup=500, chains=2, seed=3, **QUIET)[0]
+    return _fit(
+        bayes.glmer,
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        dataset("cbpp"),
+        family="binomial",
+        draws=1000,
+        warmup=500,
+        chains=2,
+        seed=3,
+        **QUIET,
+    )[0]
 
 
 def _mean_ok(draws: np.ndarray, target: float) -> bool:
@@ -128,7 +157,9 @@ def _numpy_log_density(model: BayesModel, params: dict, parts: dict) -> float:
             np.testing.assert_allclose(b_k, np.asarray(tp["u"]) - shift, rtol=1e-12, atol=1e-12)
             chol = np.array(parts["chol"][k])
             cov = np.outer(sd, sd) * (chol @ chol.T)
-            lp += stats.multivariate_normal(np.zeros(len(sd)), cov).logpdf(b_k).sum() + 0.5 * np.log(2 * np.pi) * b_k.size
+            lp += (
+                stats.multivariate_normal(np.zeros(len(sd)), cov).logpdf(b_k).sum() + 0.5 * np.log(2 * np.pi) * b_k.size
+            )
         else:
             lp += stats.norm.logpdf(tp["u"]).sum() + 0.5 * np.log(2 * np.pi) * tp["u"].size
         if ts.correlated:
@@ -136,8 +167,9 @@ def _numpy_log_density(model: BayesModel, params: dict, parts: dict) -> float:
     b = [np.array(x)[None] for x in parts["b"]]
     beta = model._uncenter(beta_c[None])
     inputs = model.inputs
-    eta = linear_predictor_draws(beta, b, inputs.fixed.matrix, [t.z for t in inputs.terms],
-                                 [t.refs for t in inputs.terms], inputs.offset)[0]
+    eta = linear_predictor_draws(
+        beta, b, inputs.fixed.matrix, [t.z for t in inputs.terms], [t.refs for t in inputs.terms], inputs.offset
+    )[0]
     mu = inverse_link(model.spec.link, eta)
     if model.family.name == "gaussian":
         sigma = float(parts["sigma"])
@@ -171,8 +203,10 @@ def _jax_parts(model: BayesModel, params: dict) -> tuple[float, dict]:
 
     def parts_fn(p, d):
         parts, _, _ = _assemble(p, d, model.spec)
-        jac = [B.corr_cholesky.log_abs_det_jacobian(tp["cor"], c) if ts.correlated else 0.0
-               for ts, tp, c in zip(model.spec.terms, p["terms"], parts["chol"])]
+        jac = [
+            B.corr_cholesky.log_abs_det_jacobian(tp["cor"], c) if ts.correlated else 0.0
+            for ts, tp, c in zip(model.spec.terms, p["terms"], parts["chol"])
+        ]
         return log_density(p, d, model.spec), {**parts, "cor_jacobian": jac}
 
     with B.x64(True):
@@ -181,34 +215,80 @@ def _jax_parts(model: BayesModel, params: dict) -> tuple[float, dict]:
 
 
 DENSITY_CASES = [
-    ("gaussian", "Reaction ~ Days + (Days | Subject)", "sleepstudy",
-     {"fixef": {"Days": P.StudentT(3, 10, 5), "(Intercept)": P.Uniform(100, 400)},
-      "sd": {("Subject", "Days"): P.Gamma(2, 0.2), "Subject": P.InverseGamma(3, 40)}, "cor": P.LKJ(3),
-      "sigma": P.Uniform(0, 100)}, {}),
-    ("gaussian", "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", "sleepstudy",
-     {"sd": {("Subject", "Days"): P.Fixed(5.0)}, "sigma": P.HalfNormal(0, 40)}, {"weights": "w"}),
+    (
+        "gaussian",
+        "Reaction ~ Days + (Days | Subject)",
+        "sleepstudy",
+        {
+            "fixef": {"Days": P.StudentT(3, 10, 5), "(Intercept)": P.Uniform(100, 400)},
+            "sd": {("Subject", "Days"): P.Gamma(2, 0.2), "Subject": P.InverseGamma(3, 40)},
+            "cor": P.LKJ(3),
+            "sigma": P.Uniform(0, 100),
+        },
+        {},
+    ),
+    (
+        "gaussian",
+        "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
+        "sleepstudy",
+        {"sd": {("Subject", "Days"): P.Fixed(5.0)}, "sigma": P.HalfNormal(0, 40)},
+        {"weights": "w"},
+    ),
     ("binomial", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", None, {}),
-    (mm.families.Binomial(link="probit"), "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
-     {"fixef": P.Cauchy(0, 2.5), "sd": P.HalfCauchy(0, 1)}, {}),
-    (mm.families.Binomial(link="cloglog"), "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp",
-     None, {}),
-    ("poisson", "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)", "grouseticks",
-     {"sd": {"BROOD": P.Exponential(1)}}, {}),
+    (
+        mm.families.Binomial(link="probit"),
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "cbpp",
+        {"fixef": P.Cauchy(0, 2.5), "sd": P.HalfCauchy(0, 1)},
+        {},
+    ),
+    (
+        mm.families.Binomial(link="cloglog"),
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "cbpp",
+        None,
+        {},
+    ),
+    (
+        "poisson",
+        "TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD) + (1 | LOCATION)",
+        "grouseticks",
+        {"sd": {"BROOD": P.Exponential(1)}},
+        {},
+    ),
     (mm.families.Poisson(link="sqrt"), "TICKS ~ YEAR + (1 | LOCATION)", "grouseticks", None, {}),
     # sampled centred (see mixedmodels.bayes.parametrization): the taught no-pooling model, a random
     # intercept whose levels' data dominate, and correlated effects forced centred
-    ("gaussian", "Reaction ~ Days + (1 | Subject)", "sleepstudy",
-     {"fixef": P.Normal(0, 1000), "sd": P.Fixed(1000), "sigma": P.HalfCauchy(0, 100)}, {"centred": [True]}),
+    (
+        "gaussian",
+        "Reaction ~ Days + (1 | Subject)",
+        "sleepstudy",
+        {"fixef": P.Normal(0, 1000), "sd": P.Fixed(1000), "sigma": P.HalfCauchy(0, 100)},
+        {"centred": [True]},
+    ),
     ("gaussian", "Reaction ~ Days + (1 | Subject)", "sleepstudy", None, {"centred": [True]}),
-    ("gaussian", "Reaction ~ Days + (Days | Subject)", "sleepstudy", {"cor": P.LKJ(2)},
-     {"parametrization": "centred", "centred": [True]}),
-    ("binomial", "cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", {"sd": P.Fixed(100)},
-     {"centred": [True]}),
+    (
+        "gaussian",
+        "Reaction ~ Days + (Days | Subject)",
+        "sleepstudy",
+        {"cor": P.LKJ(2)},
+        {"parametrization": "centred", "centred": [True]},
+    ),
+    (
+        "binomial",
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "cbpp",
+        {"sd": P.Fixed(100)},
+        {"centred": [True]},
+    ),
 ]
 
 
-@pytest.mark.parametrize("family,formula,data_name,priors,extra", DENSITY_CASES,
-                         ids=[f"{c[2]}-{c[0]}-{i}" for i, c in enumerate(DENSITY_CASES)])
+@pytest.mark.parametrize(
+    "family,formula,data_name,priors,extra",
+    DENSITY_CASES,
+    ids=[f"{c[2]}-{c[0]}-{i}" for i, c in enumerate(DENSITY_CASES)],
+)
 def test_log_density_equals_an_independent_numpy_computation(family, formula, data_name, priors, extra):
     from mixedmodels.families import get_family
     from mixedmodels.design.inputs import prepare_glmm_inputs
@@ -246,8 +326,14 @@ def test_sleepstudy_group_effects_track_lme4_modes(sleep_fit):
 def test_sleepstudy_summary_table(sleep_fit):
     fit, _ = sleep_fit
     table = fit.summary_table()
-    assert list(table.index) == ["(Intercept)", "Days", "sd_(Intercept)|Subject", "sd_Days|Subject",
-                                 "cor_Days.(Intercept)|Subject", "sigma"]
+    assert list(table.index) == [
+        "(Intercept)",
+        "Days",
+        "sd_(Intercept)|Subject",
+        "sd_Days|Subject",
+        "cor_Days.(Intercept)|Subject",
+        "sigma",
+    ]
     assert list(table.columns) == ["mean", "sd", "hdi_2.5%", "hdi_97.5%", "mcse", "ess_bulk", "ess_tail", "r_hat"]
     assert (table["r_hat"] < 1.01).all() and (table["ess_bulk"] > 400).all()
     assert (table["hdi_2.5%"] < table["mean"]).all() and (table["mean"] < table["hdi_97.5%"]).all()
@@ -256,8 +342,14 @@ def test_sleepstudy_summary_table(sleep_fit):
     assert table.loc["sigma", "mean"] == pytest.approx(ref[(None, None)], rel=0.05)
     assert table.loc["sd_Days|Subject", "mean"] == pytest.approx(ref[("Days", None)], rel=0.2)
     text = str(fit.summary())
-    for piece in ["Formula: Reaction ~ Days + (Days | Subject)", "sd_Days|Subject", "sigma", "r_hat",
-                  "2 chains x 3000 draws", "0 divergent"]:
+    for piece in [
+        "Formula: Reaction ~ Days + (Days | Subject)",
+        "sd_Days|Subject",
+        "sigma",
+        "r_hat",
+        "2 chains x 3000 draws",
+        "0 divergent",
+    ]:
         assert piece in text
 
 
@@ -267,8 +359,10 @@ def test_sleepstudy_hdi_ranef_coef(sleep_fit):
     assert tidy["effect"].value_counts().to_dict() == {"ran_vals": 36, "ran_coefs": 36, "ran_pars": 4, "fixed": 2}
     assert ((tidy["lower"] <= tidy["mean"]) & (tidy["mean"] <= tidy["upper"])).all()
     narrow = fit.hdi(0.5, effects="fixed")
-    assert (narrow["upper"] - narrow["lower"] < tidy.query("effect == 'fixed'")["upper"]
-            - tidy.query("effect == 'fixed'")["lower"].to_numpy()).all()
+    assert (
+        narrow["upper"] - narrow["lower"]
+        < tidy.query("effect == 'fixed'")["upper"] - tidy.query("effect == 'fixed'")["lower"].to_numpy()
+    ).all()
     coef = fit.coef()["Subject"]
     ranef = fit.ranef()["Subject"]
     np.testing.assert_allclose(coef.to_numpy(), ranef.to_numpy() + fit.fixef.to_numpy(), rtol=1e-12)
@@ -289,10 +383,12 @@ def test_sleepstudy_idata_and_loo(sleep_fit):
     post = idata.posterior
     assert post["fixef"].shape == (2, 3000, 2)
     assert post["ranef_Subject"].sel(Subject_level="308", Subject_term="Days").mean() == pytest.approx(
-        fit.ranef()["Subject"].loc["308", "Days"])
+        fit.ranef()["Subject"].loc["308", "Days"]
+    )
     assert idata.log_likelihood["y"].shape == (2, 3000, 180)
-    np.testing.assert_allclose(idata.log_likelihood["y"].sum(dim="obs").values[0, :5],
-                               _gaussian_loglik(fit)[:5], rtol=1e-10)
+    np.testing.assert_allclose(
+        idata.log_likelihood["y"].sum(dim="obs").values[0, :5], _gaussian_loglik(fit)[:5], rtol=1e-10
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loo = az.loo(idata)
@@ -343,8 +439,11 @@ def _penicillin_quadrature() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     model = LinearMixedModel.from_formula("diameter ~ 1 + (1 | plate) + (1 | sample)", dataset("Penicillin"))
     n, p = model.nobs, 1
-    ltp, lts, ls = np.linspace(np.log(0.2), np.log(10), 40), np.linspace(np.log(0.3), np.log(400), 70), \
-        np.linspace(np.log(0.40), np.log(0.78), 40)
+    ltp, lts, ls = (
+        np.linspace(np.log(0.2), np.log(10), 40),
+        np.linspace(np.log(0.3), np.log(400), 70),
+        np.linspace(np.log(0.40), np.log(0.78), 40),
+    )
     sig = np.exp(ls)
     log_hc = lambda x: -np.log1p((x / 100.0) ** 2)  # noqa: E731
     logw, means, sds = [], [], []
@@ -353,8 +452,18 @@ def _penicillin_quadrature() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             factor = model.crossprods.factorize(np.array([np.exp(a), np.exp(c)]))
             beta, _ = factor.solve()
             ldx = factor.logdet_x()
-            logw.append(-(n - p) * ls - 0.5 * factor.logdet_re() - 0.5 * ldx - factor.pwrss() / (2 * sig**2)
-                        + log_hc(np.exp(a) * sig) + log_hc(np.exp(c) * sig) + log_hc(sig) + 3 * ls + a + c)
+            logw.append(
+                -(n - p) * ls
+                - 0.5 * factor.logdet_re()
+                - 0.5 * ldx
+                - factor.pwrss() / (2 * sig**2)
+                + log_hc(np.exp(a) * sig)
+                + log_hc(np.exp(c) * sig)
+                + log_hc(sig)
+                + 3 * ls
+                + a
+                + c
+            )
             means.append(np.full(ls.size, beta[0]))
             sds.append(sig * np.exp(-0.5 * ldx))
     logw, means, sds = (np.concatenate(v) for v in (logw, means, sds))
@@ -405,8 +514,16 @@ def test_cbpp_posterior_predict_counts_and_reproducibility(cbpp_fit):
     with pytest.raises(DataError, match="trials"):
         cbpp_fit.posterior_predict(new)
     assert cbpp_fit.posterior_predict(new, trials=[10, 20], seed=1).max().max() <= 20
-    again = bayes.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial",
-                        draws=1000, warmup=500, chains=2, seed=3, **QUIET)
+    again = bayes.glmer(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        cbpp,
+        family="binomial",
+        draws=1000,
+        warmup=500,
+        chains=2,
+        seed=3,
+        **QUIET,
+    )
     np.testing.assert_array_equal(again.draws["beta"], cbpp_fit.draws["beta"])
     np.testing.assert_array_equal(again.draws["b"][0], cbpp_fit.draws["b"][0])
 
@@ -414,8 +531,15 @@ def test_cbpp_posterior_predict_counts_and_reproducibility(cbpp_fit):
 # --------------------------------------------------------------------------- prior only
 def test_prior_only_draws_from_the_priors():
     sleep = dataset("sleepstudy")
-    fit = bayes.lmer("Reaction ~ Days + (Days | Subject)", sleep, prior_only=True, draws=4000, chains=2, seed=5,
-                     priors={"fixef": {"Days": P.Normal(10, 3)}, "sd": P.HalfNormal(0, 20), "cor": P.LKJ(2)})
+    fit = bayes.lmer(
+        "Reaction ~ Days + (Days | Subject)",
+        sleep,
+        prior_only=True,
+        draws=4000,
+        chains=2,
+        seed=5,
+        priors={"fixef": {"Days": P.Normal(10, 3)}, "sd": P.HalfNormal(0, 20), "cor": P.LKJ(2)},
+    )
     assert fit.prior_only and fit.stats is None
     days = fit.draws["beta"][..., 1].ravel()
     assert stats.kstest(days, stats.norm(10, 3).cdf).pvalue > 1e-3
@@ -441,8 +565,9 @@ def _sbc_ranks(reps: int = 40) -> dict[str, np.ndarray]:
     from mixedmodels.design.inputs import prepare_inputs
 
     rng = np.random.default_rng(2026)
-    frame = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(8)], 5), "x": np.tile(np.arange(5.0), 8),
-                          "y": rng.normal(size=40)})
+    frame = pd.DataFrame(
+        {"g": np.repeat([f"g{i}" for i in range(8)], 5), "x": np.tile(np.arange(5.0), 8), "y": rng.normal(size=40)}
+    )
     priors = {"fixef": P.Normal(0, 2), "sd": P.HalfNormal(0, 1), "sigma": P.HalfNormal(0, 1)}
     model = BayesModel.build(prepare_inputs("y ~ x + (1 | g)", frame), get_family("gaussian"), priors)
     truth = model.prior_draws(rng, 1, reps)
@@ -456,9 +581,13 @@ def _sbc_ranks(reps: int = 40) -> dict[str, np.ndarray]:
             warnings.simplefilter("ignore")
             post = sample(fit_r, draws=200, warmup=200, chains=1, seed=r, progress=False)
         thin = slice(None, None, 2)  # 100 nearly independent draws
-        values = {"(Intercept)": post.draws["beta"][0, thin, 0], "x": post.draws["beta"][0, thin, 1],
-                  "sd": post.draws["sd"][0][0, thin, 0], "sigma": post.draws["sigma"][0, thin],
-                  "sigma*1.3": post.draws["sigma"][0, thin] * 1.3}
+        values = {
+            "(Intercept)": post.draws["beta"][0, thin, 0],
+            "x": post.draws["beta"][0, thin, 1],
+            "sd": post.draws["sd"][0][0, thin, 0],
+            "sigma": post.draws["sigma"][0, thin],
+            "sigma*1.3": post.draws["sigma"][0, thin] * 1.3,
+        }
         true = {"(Intercept)": beta[0], "x": beta[1], "sd": truth["sd"][0][0, r, 0], "sigma": sigma, "sigma*1.3": sigma}
         for key in ranks:
             ranks[key].append(int(np.sum(values[key] < true[key])))
@@ -504,17 +633,20 @@ def test_sampling_warnings_name_the_problem(sleep_fit):
     assert issubclass(bayes.SamplingWarning, mm.MixedModelsWarning)
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    ({"priors": {"fixef": {"Dayz": P.Normal()}}}, ModelSpecError, "Dayz"),
-    ({"priors": {"sd": {"Subjekt": P.HalfNormal(1)}}}, ModelSpecError, "Subjekt"),
-    ({"priors": {"sd": P.Normal(0, 1)}}, ModelSpecError, "positive"),
-    ({"priors": {"cor": {"Subject": P.HalfNormal(1)}}}, ModelSpecError, "LKJ"),
-    ({"priors": {"random": P.Normal()}}, ModelSpecError, "unknown prior class"),
-    ({"draws": 0}, ModelSpecError, "draws"),
-    ({"chains": 1.5}, ModelSpecError, "chains"),
-    ({"seed": -1}, ModelSpecError, "seed"),
-    ({"target_accept": 1.2}, ModelSpecError, "target_accept"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"priors": {"fixef": {"Dayz": P.Normal()}}}, ModelSpecError, "Dayz"),
+        ({"priors": {"sd": {"Subjekt": P.HalfNormal(1)}}}, ModelSpecError, "Subjekt"),
+        ({"priors": {"sd": P.Normal(0, 1)}}, ModelSpecError, "positive"),
+        ({"priors": {"cor": {"Subject": P.HalfNormal(1)}}}, ModelSpecError, "LKJ"),
+        ({"priors": {"random": P.Normal()}}, ModelSpecError, "unknown prior class"),
+        ({"draws": 0}, ModelSpecError, "draws"),
+        ({"chains": 1.5}, ModelSpecError, "chains"),
+        ({"seed": -1}, ModelSpecError, "seed"),
+        ({"target_accept": 1.2}, ModelSpecError, "target_accept"),
+    ],
+)
 def test_bad_arguments_raise_before_sampling(kwargs, error, message):
     with pytest.raises(error, match=message):
         bayes.lmer("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"), **kwargs)
@@ -531,9 +663,11 @@ def test_family_errors():
 
 
 def test_import_is_lazy():
-    code = ("import sys, mixedmodels.bayes as b, mixedmodels.bayes.priors; "
-            "assert 'jax' not in sys.modules and 'numpyro' not in sys.modules; "
-            "assert issubclass(b.SamplingWarning, Warning); b.lmer; assert 'jax' not in sys.modules")
+    code = (
+        "import sys, mixedmodels.bayes as b, mixedmodels.bayes.priors; "
+        "assert 'jax' not in sys.modules and 'numpyro' not in sys.modules; "
+        "assert issubclass(b.SamplingWarning, Warning); b.lmer; assert 'jax' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ})
 
 
@@ -549,10 +683,12 @@ def test_bayesian_pooling_comparison(sleep_fit):
     assert list(table.columns) == ["group", "n", "approach", "term", "estimate", "se", "lower", "upper"]
     assert len(table) == 18 * 3 * 2
     freq = mm.compare_pooling("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"))
-    assert list(table[["group", "approach", "term"]].itertuples(index=False)) == \
-        list(freq.table[["group", "approach", "term"]].itertuples(index=False))
-    pd.testing.assert_frame_equal(cmp.estimates("partial"), fit.coef()["Subject"].rename_axis("Subject"),
-                                  check_names=False)
+    assert list(table[["group", "approach", "term"]].itertuples(index=False)) == list(
+        freq.table[["group", "approach", "term"]].itertuples(index=False)
+    )
+    pd.testing.assert_frame_equal(
+        cmp.estimates("partial"), fit.coef()["Subject"].rename_axis("Subject"), check_names=False
+    )
     # diffuse priors: complete and no pooling are least squares up to Monte-Carlo error (posterior SDs / 10)
     for approach in ("complete", "no"):
         ours, theirs = cmp.estimates(approach), freq.estimates(approach)
@@ -562,8 +698,12 @@ def test_bayesian_pooling_comparison(sleep_fit):
     assert cmp.estimates("no").loc["308"].to_numpy() == pytest.approx([244.19, 21.76], abs=1.5)
     shrink = cmp.shrinkage
     assert set(shrink["term"]) == {"(Intercept)", "Days"}
-    np.testing.assert_allclose(shrink["partial_pooling"], cmp.table.query("approach == 'partial'")
-                               .set_index(["group", "term"]).loc[list(zip(shrink["group"], shrink["term"])), "estimate"])
+    np.testing.assert_allclose(
+        shrink["partial_pooling"],
+        cmp.table.query("approach == 'partial'")
+        .set_index(["group", "term"])
+        .loc[list(zip(shrink["group"], shrink["term"])), "estimate"],
+    )
     pytest.importorskip("matplotlib")
     import matplotlib
 

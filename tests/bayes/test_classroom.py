@@ -97,8 +97,16 @@ def test_lmer_accepts_a_formula_without_bars(recipes):
     settings = fit.settings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayes.SamplingWarning)
-        again = bayes.lmer("Reaction ~ Days", recipe["data"], priors=recipe_priors(), draws=fit.ndraws,
-                           warmup=settings.warmup, chains=fit.nchains, seed=fit.seed, progress=False)
+        again = bayes.lmer(
+            "Reaction ~ Days",
+            recipe["data"],
+            priors=recipe_priors(),
+            draws=fit.ndraws,
+            warmup=settings.warmup,
+            chains=fit.nchains,
+            seed=fit.seed,
+            progress=False,
+        )
     pd.testing.assert_frame_equal(again.parameters(), fit.parameters())
     with pytest.raises(mm.MixedModelsError, match="no random-effects terms"):
         bayes.lm("Reaction ~ Days", recipe["data"], priors={**recipe_priors(), "sd": mm.priors.HalfCauchy(0, 100)})

@@ -41,7 +41,9 @@ def test_density_integrates_to_one_and_matches_scipy(prior, dist):
         np.testing.assert_allclose(prior.logpdf(grid), dist.logpdf(grid), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("prior,dist", [c for c in CASES if c[1] is not None], ids=[str(c[0]) for c in CASES if c[1] is not None])
+@pytest.mark.parametrize(
+    "prior,dist", [c for c in CASES if c[1] is not None], ids=[str(c[0]) for c in CASES if c[1] is not None]
+)
 def test_draws_follow_the_density(prior, dist):
     draws = prior.sample(np.random.default_rng(7), 4000)
     assert stats.kstest(draws, dist.cdf).pvalue > 1e-3
@@ -87,29 +89,35 @@ def test_printing_equality_and_immutability():
         P.Normal(0, 1).sd = 2
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: P.Normal(0, -1), "sd"),
-    (lambda: P.Normal("a", 1), "mean"),
-    (lambda: P.HalfCauchy(1, 100), "location 0"),
-    (lambda: P.HalfNormal(1, 2, 3), "takes"),
-    (lambda: P.Uniform(2, 1), "lower < upper"),
-    (lambda: P.StudentT(0, 0, 1), "df"),
-    (lambda: P.LKJ(0), "eta"),
-    (lambda: P.Exponential(np.inf), "rate"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: P.Normal(0, -1), "sd"),
+        (lambda: P.Normal("a", 1), "mean"),
+        (lambda: P.HalfCauchy(1, 100), "location 0"),
+        (lambda: P.HalfNormal(1, 2, 3), "takes"),
+        (lambda: P.Uniform(2, 1), "lower < upper"),
+        (lambda: P.StudentT(0, 0, 1), "df"),
+        (lambda: P.LKJ(0), "eta"),
+        (lambda: P.Exponential(np.inf), "rate"),
+    ],
+)
 def test_bad_parameters_raise_model_spec_errors(make, message):
     with pytest.raises(ModelSpecError, match=message):
         make()
 
 
-@pytest.mark.parametrize("prior,cls,message", [
-    (P.HalfCauchy(0, 10), "fixef", "real line"),
-    (P.Normal(0, 10), "sd", "positive"),
-    (P.LKJ(2), "sigma", "positive"),
-    (P.Normal(0, 1), "cor", "LKJ"),
-    (P.Uniform(-1, 5), "sd", "lower bound"),
-    ("Normal(0, 1)", "fixef", "mixedmodels.priors object"),
-])
+@pytest.mark.parametrize(
+    "prior,cls,message",
+    [
+        (P.HalfCauchy(0, 10), "fixef", "real line"),
+        (P.Normal(0, 10), "sd", "positive"),
+        (P.LKJ(2), "sigma", "positive"),
+        (P.Normal(0, 1), "cor", "LKJ"),
+        (P.Uniform(-1, 5), "sd", "lower bound"),
+        ("Normal(0, 1)", "fixef", "mixedmodels.priors object"),
+    ],
+)
 def test_check_prior_names_the_class_and_what_fits(prior, cls, message):
     with pytest.raises(ModelSpecError, match=message):
         P.check_prior(prior, cls, "the parameter")
@@ -132,8 +140,9 @@ def test_defaults_are_scaled_to_the_data_as_documented():
     sleep = mm.datasets.load("sleepstudy")
     y, days = sleep["Reaction"].to_numpy(), sleep["Days"].to_numpy(dtype=float)
     x = np.column_stack([np.ones_like(days), days])
-    d = P.default_priors(x, ("(Intercept)", "Days"), [("Subject", ("(Intercept)", "Days"), x)], y, "gaussian",
-                         float(np.mean(y)))
+    d = P.default_priors(
+        x, ("(Intercept)", "Days"), [("Subject", ("(Intercept)", "Days"), x)], y, "gaussian", float(np.mean(y))
+    )
     sy, sx = np.std(y, ddof=1), np.std(days, ddof=1)
     assert d["fixef"]["(Intercept)"] == P.Normal(np.mean(y), 2.5 * sy)
     assert d["fixef"]["Days"] == P.Normal(0, 2.5 * sy / sx)
@@ -141,8 +150,9 @@ def test_defaults_are_scaled_to_the_data_as_documented():
     assert d["sd"][0][1] == P.HalfStudentT(3, 0, 2.5 * sy / sx)
     assert d["cor"] == [P.LKJ(1)]
     assert d["sigma"] == P.Exponential(1 / sy)
-    binomial = P.default_priors(x, ("(Intercept)", "Days"), [("Subject", ("(Intercept)",), x[:, :1])],
-                                (y > 300).astype(float), "binomial", 0.2)
+    binomial = P.default_priors(
+        x, ("(Intercept)", "Days"), [("Subject", ("(Intercept)",), x[:, :1])], (y > 300).astype(float), "binomial", 0.2
+    )
     assert binomial["fixef"]["(Intercept)"] == P.Normal(0.2, 2.5)
     assert binomial["fixef"]["Days"] == P.Normal(0, 2.5 / sx)
     assert binomial["sd"][0][0] == P.HalfStudentT(3, 0, 2.5)

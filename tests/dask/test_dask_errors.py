@@ -39,8 +39,18 @@ PASS1_CASES = [
     ("Reaction ~ Days + (1 | one)", {}, mm.ModelSpecError, "grouping factor 'one' in (1 | one) has 1 level"),
     ("Reaction ~ onetext + (1 | Subject)", {}, mm.DataError, "factor 'onetext' has only 1 level(s)"),
     ("allnan ~ Days + (1 | Subject)", {}, mm.DataError, "all 180 rows had missing values (allnan: 180 rows)"),
-    ("Reaction ~ Days + (Days | obs)", {}, mm.ModelSpecError, "number of observations (=180) < number of random effects (=360)"),
-    ("Reaction ~ Days + (1 | obs)", {}, mm.ModelSpecError, "number of observations (=180) <= number of random effects (=180)"),
+    (
+        "Reaction ~ Days + (Days | obs)",
+        {},
+        mm.ModelSpecError,
+        "number of observations (=180) < number of random effects (=360)",
+    ),
+    (
+        "Reaction ~ Days + (1 | obs)",
+        {},
+        mm.ModelSpecError,
+        "number of observations (=180) <= number of random effects (=180)",
+    ),
     ("Reaction ~ Days + (1 | Subject)", {"weights": "allnan"}, mm.DataError, "weights= is missing (NaN) for every row"),
     ("Reaction ~ Days + (1 | Subject)", {"weights": "negative"}, mm.DataError, "weights must be non-negative"),
     ("Reaction ~ Days", {}, mm.ModelSpecError, "no random-effects terms"),
@@ -118,7 +128,9 @@ def test_residual_structures_are_refused_on_dask():
     df = _data()
     ddf = dd.from_pandas(df, npartitions=3)
     with on("sync"):
-        with pytest.raises(mm.NotOnDaskError, match=r"weights=var_ident\(\) \(a residual structure\) is not available on Dask"):
+        with pytest.raises(
+            mm.NotOnDaskError, match=r"weights=var_ident\(\) \(a residual structure\) is not available on Dask"
+        ):
             mm.lmer("Reaction ~ Days + (1 | Subject)", ddf, weights=mm.var_ident("Stage"))
         with pytest.raises(mm.NotOnDaskError, match="correlation= .* not available on Dask"):
             mm.lmer("Reaction ~ Days + (1 | Subject)", ddf, correlation=mm.cor_ar1("Days", group="Subject"))

@@ -42,8 +42,16 @@ CASES = {
     "diag": ("y ~ x + diag(1 + x | g)", "counts", "poisson", 1, 3, {}),
     "cs": ("y ~ x + cs(1 + x | g)", "counts", "poisson", 1, [100, 0, 120, 80], {}),
 }
-RUNS = [("cbpp", "sync"), ("cbpp", "cluster"), ("cbpp_nagq0", "sync"), ("verbagg", "sync"), ("cbpp_poisson_offset", "sync"),
-        ("slope", "sync"), ("diag", "sync"), ("cs", "sync")]
+RUNS = [
+    ("cbpp", "sync"),
+    ("cbpp", "cluster"),
+    ("cbpp_nagq0", "sync"),
+    ("verbagg", "sync"),
+    ("cbpp_poisson_offset", "sync"),
+    ("slope", "sync"),
+    ("diag", "sync"),
+    ("cs", "sync"),
+]
 
 
 def _counts():
@@ -78,8 +86,9 @@ def memory_fit(name: str):
     df = _data(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = GeneralizedLinearMixedModel.from_formula(formula, df, family,
-                                                         **{k: df[v].to_numpy() for k, v in kwargs.items()})
+        model = GeneralizedLinearMixedModel.from_formula(
+            formula, df, family, **{k: df[v].to_numpy() for k, v in kwargs.items()}
+        )
         model.__dict__["_laplace_gradient"] = None  # as on Dask (glmm.fit._laplace_gradient's cache): no gradient
         return model.fit(nAGQ=nagq)
 
@@ -128,13 +137,17 @@ def test_deviance_summary_and_lazy_outputs(dask_fit):
     with on("sync"):
         assert str(fit.summary()) == str(memory.summary())
         np.testing.assert_allclose(fit.fitted.compute().to_numpy(), memory.fitted.to_numpy(), rtol=1e-6)
-        np.testing.assert_allclose(fit.linear_predictor.compute().to_numpy(), memory.linear_predictor.to_numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            fit.linear_predictor.compute().to_numpy(), memory.linear_predictor.to_numpy(), rtol=1e-6
+        )
         for kind in ("deviance", "pearson", "working", "response"):
-            np.testing.assert_allclose(fit.residuals(kind).compute().to_numpy(), memory.residuals(kind).to_numpy(),
-                                       rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(
+                fit.residuals(kind).compute().to_numpy(), memory.residuals(kind).to_numpy(), rtol=1e-5, atol=1e-8
+            )
         new = _data("cbpp").iloc[::5]
-        np.testing.assert_allclose(fit.predict(new, type="link").to_numpy(),
-                                   memory.predict(new, type="link").to_numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            fit.predict(new, type="link").to_numpy(), memory.predict(new, type="link").to_numpy(), rtol=1e-6
+        )
 
 
 def test_simulated_counts_are_whole_numbers_within_the_trials(dask_fit):

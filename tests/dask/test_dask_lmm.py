@@ -67,10 +67,22 @@ CASES = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", _sleep, [30, 25, 0, 35, 30, 30, 30], {}, {}, "sleepstudy"),
     "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", lambda: dataset("Penicillin"), 3, {}, {}, "Penicillin"),
     "pastes": ("strength ~ 1 + (1 | batch/cask)", lambda: dataset("Pastes"), 4, {}, {}, "Pastes"),
-    "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", lambda: dataset("InstEval"), 8, {}, {},
-                 "InstEval"),
-    "weights_offset": ("Reaction ~ Days + (Days | Subject)", _sleep, 5,
-                       {"weights": "w", "offset": "off"}, {"weights": "w", "offset": "off"}, None),
+    "insteval": (
+        "y ~ service + (1 | s) + (1 | d) + (1 | dept:service)",
+        lambda: dataset("InstEval"),
+        8,
+        {},
+        {},
+        "InstEval",
+    ),
+    "weights_offset": (
+        "Reaction ~ Days + (Days | Subject)",
+        _sleep,
+        5,
+        {"weights": "w", "offset": "off"},
+        {"weights": "w", "offset": "off"},
+        None,
+    ),
     "scale_poly": ("Reaction ~ scale(Days) + poly(z, 2) + (1 + scale(Days) | Subject)", _sleep, 6, {}, {}, None),
     "categorical": ("Reaction ~ Phase * Half + C(Days // 3) + (1 | Id)", _sleep, 4, {}, {}, None),
     # R's formula language: '.', a dotted name, as.numeric() of a factor (a stateful transform)
@@ -81,13 +93,27 @@ CASES = {
     "ar1": ("Reaction ~ Days + ar1(0 + Stage | Subject)", _sleep, 5, {}, {}, None),  # one common column scale
     "cs_factor": ("Reaction ~ Days + cs(0 + Stage | Subject)", _sleep, 3, {}, {}, None),
     "diag_rest": ("y ~ x + (1 | user) + diag(1 + x | item)", _crossed, 4, {}, {}, None),
-    "cs_rest_weights": ("y ~ x + (1 | user) + cs(1 + x | item)", lambda: _crossed().assign(w=lambda d: 1.0 + d.index % 3),
-                        3, {"weights": "w"}, {"weights": "w"}, None),
+    "cs_rest_weights": (
+        "y ~ x + (1 | user) + cs(1 + x | item)",
+        lambda: _crossed().assign(w=lambda d: 1.0 + d.index % 3),
+        3,
+        {"weights": "w"},
+        {"weights": "w"},
+        None,
+    ),
 }
-ONLY_ON = {"insteval": "cluster", "r_syntax": "sync", "diag": "sync", "ar1": "sync", "cs_factor": "sync",
-           "diag_rest": "sync", "cs_rest_weights": "sync"}  # the rest on both schedulers
-RUNS = [(name, scheduler) for name in sorted(CASES) for scheduler in SCHEDULERS
-        if ONLY_ON.get(name, scheduler) == scheduler]
+ONLY_ON = {
+    "insteval": "cluster",
+    "r_syntax": "sync",
+    "diag": "sync",
+    "ar1": "sync",
+    "cs_factor": "sync",
+    "diag_rest": "sync",
+    "cs_rest_weights": "sync",
+}  # the rest on both schedulers
+RUNS = [
+    (name, scheduler) for name in sorted(CASES) for scheduler in SCHEDULERS if ONLY_ON.get(name, scheduler) == scheduler
+]
 
 
 def _memory_kwargs(df: pd.DataFrame, kwargs: dict) -> dict:
@@ -312,8 +338,12 @@ def test_kenward_roger_is_refused(dask_fit, ddf):
 
 def test_what_needs_the_rows_in_memory_says_so(dask_fit):
     fit = dask_fit("sleepstudy", "sync")
-    for needs_rows in (lambda: mm.ranova(fit), lambda: mm.bootstrap(fit, lambda refit: refit.fixef, nsim=2, progress=False),
-                       lambda: fit.confint(), lambda: mm.emmeans(fit, "Days")):
+    for needs_rows in (
+        lambda: mm.ranova(fit),
+        lambda: mm.bootstrap(fit, lambda refit: refit.fixef, nsim=2, progress=False),
+        lambda: fit.confint(),
+        lambda: mm.emmeans(fit, "Days"),
+    ):
         with pytest.raises(mm.NotOnDaskError, match="a fit on Dask keeps the rows of the data on the workers"):
             needs_rows()
     with pytest.raises(mm.NotOnDaskError, match="this needs the response in memory"):
@@ -343,11 +373,14 @@ def test_predictions_for_the_fit_pandas_and_dask_newdata(dask_fit):
     new = _sleep().iloc[::7]
     with on("sync"):
         for re_form in (None, "~0", "~ (1 | Id)"):
-            np.testing.assert_allclose(fit.predict(re_form=re_form).compute().to_numpy(),
-                                       memory.predict(re_form=re_form).to_numpy(), rtol=1e-7)
+            np.testing.assert_allclose(
+                fit.predict(re_form=re_form).compute().to_numpy(), memory.predict(re_form=re_form).to_numpy(), rtol=1e-7
+            )
             pandas_new = fit.predict(new, re_form=re_form)
             assert isinstance(pandas_new, pd.Series) and pandas_new.index.equals(new.index)
-            np.testing.assert_allclose(pandas_new.to_numpy(), memory.predict(new, re_form=re_form).to_numpy(), rtol=1e-7)
+            np.testing.assert_allclose(
+                pandas_new.to_numpy(), memory.predict(new, re_form=re_form).to_numpy(), rtol=1e-7
+            )
             lazy = fit.predict(dd.from_pandas(new, npartitions=3), re_form=re_form).compute()
             np.testing.assert_allclose(lazy.to_numpy(), pandas_new.to_numpy(), rtol=1e-12)
         with pytest.raises(mm.DataError, match="not in the fitted data"):
@@ -424,11 +457,13 @@ def test_weights_as_a_dask_series_lined_up_with_the_data():
 
 def test_import_mixedmodels_and_a_fit_in_memory_do_not_import_dask():
     """Neither dask nor mixedmodels.dask's modules are imported until a fit on Dask is asked for."""
-    code = ("import sys, mixedmodels as mm; "
-            "mm.lmer('Reaction ~ Days + (1 | Subject)', mm.datasets.load('sleepstudy')); mm.glmer; "
-            "loaded = [m for m in sys.modules if m.split('.')[0] == 'dask' or m.startswith('mixedmodels.dask')]; "
-            "import mixedmodels.dask; "
-            "loaded += [m for m in sys.modules if m.split('.')[0] == 'dask']; print(loaded)")
+    code = (
+        "import sys, mixedmodels as mm; "
+        "mm.lmer('Reaction ~ Days + (1 | Subject)', mm.datasets.load('sleepstudy')); mm.glmer; "
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'dask' or m.startswith('mixedmodels.dask')]; "
+        "import mixedmodels.dask; "
+        "loaded += [m for m in sys.modules if m.split('.')[0] == 'dask']; print(loaded)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -460,5 +495,9 @@ def test_start_and_na_action_as_in_memory():
         with pytest.raises(mm.NotOnDaskError, match="na_action='exclude'"):
             mm.lmer(formula, dd.from_pandas(df, npartitions=3), na_action="exclude")
         with pytest.raises(mm.ModelSpecError, match="na_action must be"):
-            mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                     dd.from_pandas(dataset("cbpp"), npartitions=2), family="binomial", na_action="pass")
+            mm.glmer(
+                "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                dd.from_pandas(dataset("cbpp"), npartitions=2),
+                family="binomial",
+                na_action="pass",
+            )

@@ -76,18 +76,27 @@ def test_quantile_sketch_is_exact_while_small_and_close_when_compressed():
 def test_rows_on_workers_refuse_everything_but_their_shape():
     rows = RowsOnWorkers("the response", (180,))
     assert rows.shape == (180,) and rows.ndim == 1
-    for action in (lambda: np.asarray(rows), lambda: rows[:3], lambda: rows @ np.ones(180), lambda: len(rows),
-                   lambda: rows.sum(), lambda: np.log(rows)):
+    for action in (
+        lambda: np.asarray(rows),
+        lambda: rows[:3],
+        lambda: rows @ np.ones(180),
+        lambda: len(rows),
+        lambda: rows.sum(),
+        lambda: np.log(rows),
+    ):
         with pytest.raises(mm.NotOnDaskError, match="the response"):
             action()
     again = pickle.loads(pickle.dumps(rows))
     assert again.shape == (180,) and repr(again) == repr(rows)
 
 
-@pytest.mark.parametrize("formula, data, pieces", [
-    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", 5),  # dense partial blocks
-    ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "InstEval", 6),  # sparse ones
-])
+@pytest.mark.parametrize(
+    "formula, data, pieces",
+    [
+        ("Reaction ~ Days + (Days | Subject)", "sleepstudy", 5),  # dense partial blocks
+        ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "InstEval", 6),  # sparse ones
+    ],
+)
 def test_summed_partial_blocks_are_the_in_memory_blocks(formula, data, pieces):
     model = LinearMixedModel.from_formula(formula, dataset(data))
     inputs = model.inputs
@@ -126,12 +135,14 @@ def test_level_coder_handles_runs_values_and_known_categories():
 @pytest.mark.filterwarnings("ignore::mixedmodels.SingularFitWarning")
 def test_pass1_orders_levels_as_the_in_memory_code():
     """Known categories keep their order (unused ones dropped); other columns sort their values, numbers as numbers."""
-    df = pd.DataFrame({
-        "y": np.arange(12.0) % 5,
-        "g": pd.Categorical(list("bacbacbacbac"), categories=["c", "b", "a", "unused"]),
-        "h": np.tile([10, 9, 100], 4),
-        "t": np.tile(["beta", "alpha"], 6),
-    })
+    df = pd.DataFrame(
+        {
+            "y": np.arange(12.0) % 5,
+            "g": pd.Categorical(list("bacbacbacbac"), categories=["c", "b", "a", "unused"]),
+            "h": np.tile([10, 9, 100], 4),
+            "t": np.tile(["beta", "alpha"], 6),
+        }
+    )
     formula = "y ~ t + (1 | g) + (1 | h) + (1 | g:h)"
     memory = mm.lmer(formula, df)
     with on("sync"):

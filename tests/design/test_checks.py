@@ -34,8 +34,18 @@ BAD_INPUTS = {
     "empty data": (FORMULA, lambda d: d.iloc[:0], mm.DataError, "no rows"),
     "no rows after dropping missing": (FORMULA, lambda d: d.assign(Reaction=np.nan), mm.DataError, "Reaction"),
     "non-numeric response": ("Subject ~ Days + (1 | Subject)", None, mm.DataError, "Subject"),
-    "infinite response": (FORMULA, lambda d: d.assign(Reaction=d["Reaction"].where(d.index != 3, np.inf)), mm.DataError, "Reaction"),
-    "infinite predictor": (FORMULA, lambda d: d.assign(Days=d["Days"].where(d.index != 3, np.inf)), mm.DataError, "Days"),
+    "infinite response": (
+        FORMULA,
+        lambda d: d.assign(Reaction=d["Reaction"].where(d.index != 3, np.inf)),
+        mm.DataError,
+        "Reaction",
+    ),
+    "infinite predictor": (
+        FORMULA,
+        lambda d: d.assign(Days=d["Days"].where(d.index != 3, np.inf)),
+        mm.DataError,
+        "Days",
+    ),
     "log of zero": ("Reaction ~ log(Days) + (1 | Subject)", None, mm.DataError, "log"),
     "one-level grouping factor": ("Reaction ~ Days + (1 | g)", lambda d: d.assign(g="a"), mm.ModelSpecError, "'g'"),
     "constant response": ("y ~ Days + (1 | Subject)", lambda d: d.assign(y=1.0), mm.DataError, "'y' is constant"),
@@ -66,14 +76,21 @@ def test_formula_must_be_text(formula, sleep):
 
 def test_as_many_random_effects_as_observations_names_the_term():
     rng = np.random.default_rng(0)
-    data = pd.DataFrame({"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20),
-                         "participant": np.repeat(np.arange(20), 2)})
+    data = pd.DataFrame(
+        {"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20), "participant": np.repeat(np.arange(20), 2)}
+    )
     with pytest.raises(mm.ModelSpecError, match=r"\(=40\) for term \(1 \+ condition \| participant\)"):
         mm.lmer("y ~ condition + (condition | participant)", data)
 
 
-@pytest.mark.parametrize("weights, text", [([1.0] * 3, "has 3 values"), (-np.ones(180), "non-negative"),
-                                           (np.full(180, np.nan), "missing \\(NaN\\) for every row")])
+@pytest.mark.parametrize(
+    "weights, text",
+    [
+        ([1.0] * 3, "has 3 values"),
+        (-np.ones(180), "non-negative"),
+        (np.full(180, np.nan), "missing \\(NaN\\) for every row"),
+    ],
+)
 def test_bad_weights(weights, text, sleep):
     with pytest.raises(mm.DataError, match=text):
         mm.lmer(FORMULA, sleep, weights=weights)

@@ -26,7 +26,10 @@ def test_start_and_bounds():
 
 def test_names_follow_lme4():
     assert theta_names("Subject", ("(Intercept)", "Days")) == [
-        "Subject.(Intercept)", "Subject.Days.(Intercept)", "Subject.Days"]
+        "Subject.(Intercept)",
+        "Subject.Days.(Intercept)",
+        "Subject.Days",
+    ]
 
 
 def test_covariance_round_trip_including_singular():
@@ -111,7 +114,9 @@ def test_semidefinite_boundaries_give_finite_factors():
     for rho in (1.0, -0.5):
         lam = cs.lam(np.array([1.0, 2.0, 3.0, rho]), 3)
         assert np.all(np.isfinite(lam)) and np.all(np.isfinite(cs.dlam(np.array([1.0, 2.0, 3.0, rho]), 3)))
-        np.testing.assert_allclose(lam @ lam.T, _structured_covariance("cs", np.array([1.0, 2.0, 3.0, rho]), 3), atol=1e-12)
+        np.testing.assert_allclose(
+            lam @ lam.T, _structured_covariance("cs", np.array([1.0, 2.0, 3.0, rho]), 3), atol=1e-12
+        )
     ar1 = get_structure("ar1")
     np.testing.assert_allclose(ar1.lam(np.array([2.0, 1.0]), 3) @ ar1.lam(np.array([2.0, 1.0]), 3).T, 4.0)
 

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.design.checks import check_column_scales, check_scale, drop_aliased_columns, independent_columns, keep_columns
+from mixedmodels.design.checks import (
+    check_column_scales,
+    check_scale,
+    drop_aliased_columns,
+    independent_columns,
+    keep_columns,
+)
 from mixedmodels.design.fixed import DesignMatrix, build_design
 from mixedmodels.design.response import build_response
 from mixedmodels.errors import (
@@ -84,7 +90,12 @@ def test_treatment_names_cbpp_period() -> None:
 def test_verbagg_names_and_values(verbagg: pd.DataFrame) -> None:
     design = build_design("Anger + Gender + btype + situ", verbagg)
     assert design.column_names == (
-        "(Intercept)", "Anger", "GenderM", "btypescold", "btypeshout", "situself",
+        "(Intercept)",
+        "Anger",
+        "GenderM",
+        "btypescold",
+        "btypeshout",
+        "situself",
     )
     x = design.matrix
     np.testing.assert_array_equal(x[:, 0], 1.0)
@@ -126,8 +137,12 @@ def test_no_intercept_gives_full_indicator_coding(verbagg: pd.DataFrame) -> None
         (
             "btype:situ",
             (
-                "(Intercept)", "btypecurse:situother", "btypescold:situother",
-                "btypeshout:situother", "btypecurse:situself", "btypescold:situself",
+                "(Intercept)",
+                "btypecurse:situother",
+                "btypescold:situother",
+                "btypeshout:situother",
+                "btypecurse:situself",
+                "btypescold:situself",
                 "btypeshout:situself",
             ),
         ),
@@ -135,8 +150,12 @@ def test_no_intercept_gives_full_indicator_coding(verbagg: pd.DataFrame) -> None
         (
             "btype + btype:situ",
             (
-                "(Intercept)", "btypescold", "btypeshout", "btypecurse:situself",
-                "btypescold:situself", "btypeshout:situself",
+                "(Intercept)",
+                "btypescold",
+                "btypeshout",
+                "btypecurse:situself",
+                "btypescold:situself",
+                "btypeshout:situself",
             ),
         ),
         # numeric by factor without the factor's main effect
@@ -146,8 +165,13 @@ def test_no_intercept_gives_full_indicator_coding(verbagg: pd.DataFrame) -> None
         (
             "situ:btype + Gender",
             (
-                "(Intercept)", "GenderM", "situother:btypecurse", "situself:btypecurse",
-                "situother:btypescold", "situself:btypescold", "situother:btypeshout",
+                "(Intercept)",
+                "GenderM",
+                "situother:btypecurse",
+                "situself:btypecurse",
+                "situother:btypescold",
+                "situself:btypescold",
+                "situother:btypeshout",
                 "situself:btypeshout",
             ),
         ),
@@ -168,8 +192,16 @@ def test_contr_poly_higher_degrees_inst_eval_names() -> None:
     ie = mm.datasets.load("InstEval")
     design = build_design("service + lectage + studage", ie)
     assert design.column_names == (
-        "(Intercept)", "service1", "lectage.L", "lectage.Q", "lectage.C", "lectage^4",
-        "lectage^5", "studage.L", "studage.Q", "studage.C",
+        "(Intercept)",
+        "service1",
+        "lectage.L",
+        "lectage.Q",
+        "lectage.C",
+        "lectage^4",
+        "lectage^5",
+        "studage.L",
+        "studage.Q",
+        "studage.C",
     )
     # contr.poly(6): orthonormal columns, .L proportional to -5, -3, ..., 5
     levels = ie["lectage"].cat.categories
@@ -177,7 +209,9 @@ def test_contr_poly_higher_degrees_inst_eval_names() -> None:
     coding = design.matrix[first, 2:7]
     np.testing.assert_allclose(coding.T @ coding, np.eye(5), atol=1e-12)
     np.testing.assert_allclose(coding[:, 0], np.arange(-5, 6, 2) / np.sqrt(70), atol=1e-12)
-    np.testing.assert_allclose(coding[:, 3], [0.1889822, -0.5669467, 0.3779645, 0.3779645, -0.5669467, 0.1889822], atol=1e-7)
+    np.testing.assert_allclose(
+        coding[:, 3], [0.1889822, -0.5669467, 0.3779645, 0.3779645, -0.5669467, 0.1889822], atol=1e-7
+    )
 
 
 def test_inst_eval_design() -> None:
@@ -252,12 +286,17 @@ def test_no_intercept_factor_uses_indicators_whatever_the_contrasts(small: pd.Da
 def test_calls_are_named_as_written(small: pd.DataFrame) -> None:
     design = build_design("I(x**2) + log(x+1) + sqrt(z) + exp(x/10) + abs(z - 2)", small)
     assert design.column_names == (
-        "(Intercept)", "I(x**2)", "log(x+1)", "sqrt(z)", "exp(x/10)", "abs(z - 2)",
+        "(Intercept)",
+        "I(x**2)",
+        "log(x+1)",
+        "sqrt(z)",
+        "exp(x/10)",
+        "abs(z - 2)",
     )
     x, z = small["x"].to_numpy(), small["z"].to_numpy()
-    np.testing.assert_allclose(design.matrix[:, 1:], np.column_stack(
-        [x**2, np.log(x + 1), np.sqrt(z), np.exp(x / 10), np.abs(z - 2)]
-    ))
+    np.testing.assert_allclose(
+        design.matrix[:, 1:], np.column_stack([x**2, np.log(x + 1), np.sqrt(z), np.exp(x / 10), np.abs(z - 2)])
+    )
     assert build_design("poly(x, 2)", small).column_names == ("(Intercept)", "poly(x, 2)1", "poly(x, 2)2")
 
 
@@ -311,7 +350,9 @@ def test_backticked_numeric_names_are_columns_not_literals() -> None:
     Expected names and values are R's: ``coef(lm(y ~ `1`, d))`` is (Intercept) 2.1, `1` 0.3, and
     ``model.matrix(~ x:`1`)`` has columns (Intercept) and x:`1`.
     """
-    data = pd.DataFrame({"y": [1.0, 3, 2, 5, 4], "1": [2.0, 1, 4, 3, 5], "x": [1.0, 2, 3, 4, 5], "0": [1.0, 0, 2, 0, 1]})
+    data = pd.DataFrame(
+        {"y": [1.0, 3, 2, 5, 4], "1": [2.0, 1, 4, 3, 5], "x": [1.0, 2, 3, 4, 5], "0": [1.0, 0, 2, 0, 1]}
+    )
     one = data["1"].to_numpy()
     cases = {
         "`1`": (("(Intercept)", "`1`"), [np.ones(5), one]),
@@ -339,15 +380,20 @@ def test_factor_mixing_numbers_and_strings_is_read_as_text() -> None:
         assert design.column_names == expected.column_names
         np.testing.assert_array_equal(design.matrix, expected.matrix)
     assert build_design("h", pd.DataFrame({"h": mixed})).column_names == ("(Intercept)", "h1", "h2")
-    np.testing.assert_array_equal(build_response("h", pd.DataFrame({"h": pd.Series([0, "1", 1, "0"], dtype=object)})),
-                                  [0.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(
+        build_response("h", pd.DataFrame({"h": pd.Series([0, "1", 1, "0"], dtype=object)})), [0.0, 1.0, 1.0, 0.0]
+    )
 
 
 def test_complex_columns_are_refused_by_name(small: pd.DataFrame) -> None:
     """Converting complex values to float drops the imaginary part (numpy only warns): refuse instead."""
     data = small.assign(c=small["x"] + 1j, y=small["x"] * 2)
-    for call in (lambda: build_design("c", data), lambda: build_design("I(c*2) + x", data),
-                 lambda: build_response("c", data), lambda: build_design("x", small).for_newdata(data.assign(x=data["c"]))):
+    for call in (
+        lambda: build_design("c", data),
+        lambda: build_design("I(c*2) + x", data),
+        lambda: build_response("c", data),
+        lambda: build_design("x", small).for_newdata(data.assign(x=data["c"])),
+    ):
         with pytest.raises(DataError, match="column '(c|x)' has complex values"):
             call()
     with pytest.raises(DataError, match="column 'c' has complex values"):
@@ -437,7 +483,9 @@ def test_binary_responses_use_first_level_as_zero(verbagg: pd.DataFrame) -> None
     # a declared but unused first level still counts as the failure level
     declared = pd.DataFrame({"r": pd.Categorical(["Y", "Y"], categories=["N", "Y"])})
     np.testing.assert_array_equal(build_response("r", declared), [1.0, 1.0])
-    np.testing.assert_array_equal(build_response("I(resp == 'yes')", verbagg), (verbagg["resp"] == "yes").to_numpy(float))
+    np.testing.assert_array_equal(
+        build_response("I(resp == 'yes')", verbagg), (verbagg["resp"] == "yes").to_numpy(float)
+    )
 
 
 def test_response_errors(verbagg: pd.DataFrame) -> None:
@@ -519,7 +567,10 @@ def test_full_rank_design_is_returned_unchanged(verbagg: pd.DataFrame) -> None:
 def test_check_scale_warns_like_lme4() -> None:
     rng = np.random.default_rng(1)
     data = pd.DataFrame({"big": rng.normal(size=50) * 1e4, "unit": rng.normal(size=50)})
-    with pytest.warns(ScaleWarning, match=r"Some predictor variables are on very different scales: consider rescaling \(columns big .*unit"):
+    with pytest.warns(
+        ScaleWarning,
+        match=r"Some predictor variables are on very different scales: consider rescaling \(columns big .*unit",
+    ):
         check_scale(build_design("big + unit", data))
     # one column with SD > 1000 is enough for lme4
     with pytest.warns(ScaleWarning, match="big"):

@@ -15,15 +15,60 @@ from hypothesis import strategies as st
 
 import mixedmodels as mm
 
-DATA = pd.DataFrame({
-    "y": np.arange(12.0) % 5 + 1, "x.a": np.arange(12.0), "my x": np.arange(12.0) ** 0.5,
-    "g": list("abc") * 4, "f": pd.Categorical(list("uv") * 6),
-})
+DATA = pd.DataFrame(
+    {
+        "y": np.arange(12.0) % 5 + 1,
+        "x.a": np.arange(12.0),
+        "my x": np.arange(12.0) ** 0.5,
+        "g": list("abc") * 4,
+        "f": pd.Categorical(list("uv") * 6),
+    }
+)
 PIECES = [
-    "y", "x.a", "`my x`", "Q('my x')", "g", "f", "~", " + ", " - ", ":", "*", "(", ")", "1", "0", ".", "TRUE",
-    "NULL", "poly(", "ns(", "bs(", "factor(", "as.numeric(", "scale(", ", ", "df = ", "raw = ", "center=",
-    "Boundary.knots = c(", "|", "`", "'", '"', "^2", "2", "offset(", "I(", "**", "log(", "Q(", "x.a.b", ".x",
-    "np.log(", "knots = ",
+    "y",
+    "x.a",
+    "`my x`",
+    "Q('my x')",
+    "g",
+    "f",
+    "~",
+    " + ",
+    " - ",
+    ":",
+    "*",
+    "(",
+    ")",
+    "1",
+    "0",
+    ".",
+    "TRUE",
+    "NULL",
+    "poly(",
+    "ns(",
+    "bs(",
+    "factor(",
+    "as.numeric(",
+    "scale(",
+    ", ",
+    "df = ",
+    "raw = ",
+    "center=",
+    "Boundary.knots = c(",
+    "|",
+    "`",
+    "'",
+    '"',
+    "^2",
+    "2",
+    "offset(",
+    "I(",
+    "**",
+    "log(",
+    "Q(",
+    "x.a.b",
+    ".x",
+    "np.log(",
+    "knots = ",
 ]
 
 

@@ -39,8 +39,14 @@ def test_bad_sizes_are_refused_by_name(bad, sleepstudy):
 def test_a_factor_crossed_as_fixed_effects_is_refused_before_x_is_built():
     rng = np.random.default_rng(0)
     n = 2000
-    data = pd.DataFrame({"y": rng.normal(size=n), "a": pd.Categorical(rng.integers(0, 1000, n)),
-                         "b": pd.Categorical(rng.integers(0, 1000, n)), "g": rng.integers(0, 10, n).astype(str)})
+    data = pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "a": pd.Categorical(rng.integers(0, 1000, n)),
+            "b": pd.Categorical(rng.integers(0, 1000, n)),
+            "g": rng.integers(0, 10, n).astype(str),
+        }
+    )
     with pytest.raises(mm.MixedModelsError, match=r"fixed-effects matrix X needs about .* the term 'a:b'") as info:
         mm.lmer("y ~ a * b + (1 | g)", data, max_memory="1GB")
     assert "(1 | a:b)" in str(info.value) and "max_memory='1GB'" in str(info.value)
@@ -48,8 +54,13 @@ def test_a_factor_crossed_as_fixed_effects_is_refused_before_x_is_built():
 
 def _crossed(n: int, levels: int) -> pd.DataFrame:
     rng = np.random.default_rng(1)
-    return pd.DataFrame({"y": rng.normal(size=n), "a": pd.Categorical(rng.integers(0, levels, n)),
-                         "b": pd.Categorical(rng.integers(0, levels, n))})
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "a": pd.Categorical(rng.integers(0, levels, n)),
+            "b": pd.Categorical(rng.integers(0, levels, n)),
+        }
+    )
 
 
 def test_the_20k_crossed_design_is_held_sparsely_and_estimated_under_2gb():
@@ -93,7 +104,9 @@ def test_glmer_has_no_sparse_path_so_the_20k_design_is_estimated_dense():
     """PIRLS assembles a dense rest block: glmer's estimate (19 GB) must not borrow lmer's sparse one."""
     data = _crossed(50_000, 20_000)
     data["y"] = (data["y"] > 0).astype(float)
-    with pytest.raises(mm.MixedModelsError, match=r"dense rest block, 18,\d{3} x 18,\d{3}.* more than max_memory='2GB'"):
+    with pytest.raises(
+        mm.MixedModelsError, match=r"dense rest block, 18,\d{3} x 18,\d{3}.* more than max_memory='2GB'"
+    ):
         mm.glmer("y ~ 1 + (1 | a) + (1 | b)", data, family="binomial", max_memory="2GB")
 
 

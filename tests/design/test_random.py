@@ -9,8 +9,7 @@ from mixedmodels.design.random import grouping_factor
 
 
 def test_interaction_levels_first_factor_slowest_and_only_present():
-    frame = pd.DataFrame({"a": pd.Categorical(["x", "y", "x", "y"], categories=["y", "x"]),
-                          "b": ["2", "1", "1", "1"]})
+    frame = pd.DataFrame({"a": pd.Categorical(["x", "y", "x", "y"], categories=["y", "x"]), "b": ["2", "1", "1", "1"]})
     refs, levels = grouping_factor(frame, ("a", "b"))
     assert levels == ("y:1", "x:1", "x:2")
     assert [levels[r] for r in refs] == ["x:2", "y:1", "x:1", "y:1"]
@@ -53,8 +52,9 @@ def test_one_level_grouping_factor_is_an_error():
 
 def test_too_many_random_effects_names_the_term():
     rng = np.random.default_rng(0)
-    data = pd.DataFrame({"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20),
-                         "participant": np.repeat(np.arange(20), 2)})
+    data = pd.DataFrame(
+        {"y": rng.normal(size=40), "condition": np.tile(["a", "b"], 20), "participant": np.repeat(np.arange(20), 2)}
+    )
     with pytest.raises(mm.ModelSpecError, match=r"number of observations \(=40\) <= number of random effects \(=40\)"):
         mm.lmer("y ~ condition + (1 + condition | participant)", data)
 
@@ -86,12 +86,24 @@ def test_grouping_column_mixing_numbers_and_strings_is_read_as_text():
 # --- covariance structures that do not fit the term (issue #19) ---------------------------------
 
 
-@pytest.mark.parametrize("formula,message", [
-    ("Reaction ~ Days + cs(1 | Subject)", r"cs\(\) needs at least two columns .* cs\(1 \| Subject\)"),
-    ("Reaction ~ Days + ar1(0 + Phase3 | Subject)", r"ar1\(\) in ar1\(0 \+ Phase3 \| Subject\) needs an ordered factor, but 'Phase3' is an unordered factor"),
-    ("Reaction ~ Days + ar1(0 + Days | Subject)", r"ar1\(\) in ar1\(0 \+ Days \| Subject\) needs an ordered factor, but 'Days' is continuous"),
-    ("Reaction ~ Days + ar1(DayPair | Subject)", r"written ar1\(0 \+ f \| Subject\); ar1\(1 \+ DayPair \| Subject\) is not of that form"),
-])
+@pytest.mark.parametrize(
+    "formula,message",
+    [
+        ("Reaction ~ Days + cs(1 | Subject)", r"cs\(\) needs at least two columns .* cs\(1 \| Subject\)"),
+        (
+            "Reaction ~ Days + ar1(0 + Phase3 | Subject)",
+            r"ar1\(\) in ar1\(0 \+ Phase3 \| Subject\) needs an ordered factor, but 'Phase3' is an unordered factor",
+        ),
+        (
+            "Reaction ~ Days + ar1(0 + Days | Subject)",
+            r"ar1\(\) in ar1\(0 \+ Days \| Subject\) needs an ordered factor, but 'Days' is continuous",
+        ),
+        (
+            "Reaction ~ Days + ar1(DayPair | Subject)",
+            r"written ar1\(0 \+ f \| Subject\); ar1\(1 \+ DayPair \| Subject\) is not of that form",
+        ),
+    ],
+)
 def test_structure_the_term_cannot_carry_is_named(formula, message):
     from conftest import issue19_dataset
 

@@ -81,7 +81,11 @@ def test_simple_path_equals_formulaic(rhs: str, data: pd.DataFrame, monkeypatch:
     np.testing.assert_array_equal(fast.matrix, slow.matrix)
     assert fast.matrix.dtype == np.float64 and fast.matrix.flags.c_contiguous
     assert fast.offset is None and slow.offset is None
-    assert (fast._columns, fast._offset_columns, fast._variables) == (slow._columns, slow._offset_columns, slow._variables)
+    assert (fast._columns, fast._offset_columns, fast._variables) == (
+        slow._columns,
+        slow._offset_columns,
+        slow._variables,
+    )
     assert fast._spec == slow._spec
     assert fast._spec is fast._spec  # made once
     pd.testing.assert_frame_equal(data, before)

@@ -29,7 +29,8 @@ def test_arrow_table_fits_as_its_pandas_copy_in_lmer_and_glmer():
     cbpp = pa.Table.from_pandas(dataset("cbpp"))
     fit = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     assert fit.objective == pytest.approx(
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp")).objective, rel=1e-12)
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp")).objective, rel=1e-12
+    )
 
 
 def test_other_inputs_pass_through_unchanged():

@@ -28,19 +28,23 @@ def _gauge() -> pd.DataFrame:
     raw = pd.DataFrame(reference("postfit_checks")["gauge_data"])
     data = raw.copy()
     for name in ("Part", "Operator", "Machine"):
-        data[name] = pd.Categorical(raw[name].astype(int).astype(str),
-                                    categories=[str(v) for v in sorted(raw[name].astype(int).unique())])
+        data[name] = pd.Categorical(
+            raw[name].astype(int).astype(str), categories=[str(v) for v in sorted(raw[name].astype(int).unique())]
+        )
     return data
 
 
-@pytest.mark.parametrize("nlevels, expected", [
-    ([10, 10], [0, 1]),             # never increasing: formula order
-    ([10, 3, 3], [0, 1, 2]),
-    ([3, 10], [1, 0]),
-    ([10, 10, 100], [2, 1, 0]),     # reordered: equal counts in reverse formula order
-    ([10, 3, 10], [2, 0, 1]),
-    ([], []),
-])
+@pytest.mark.parametrize(
+    "nlevels, expected",
+    [
+        ([10, 10], [0, 1]),  # never increasing: formula order
+        ([10, 3, 3], [0, 1, 2]),
+        ([3, 10], [1, 0]),
+        ([10, 10, 100], [2, 1, 0]),  # reordered: equal counts in reverse formula order
+        ([10, 3, 10], [2, 0, 1]),
+        ([], []),
+    ],
+)
 def test_lme4_term_order(nlevels, expected):
     assert lme4_term_order(nlevels) == expected
 

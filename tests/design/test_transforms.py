@@ -144,8 +144,10 @@ def test_dotted_names_inside_calls_and_random_terms():
     iris = dataset("iris").assign(Plant=lambda d: np.arange(len(d)) // 5)
     plain = iris.rename(columns=lambda c: c.replace(".", "_"))
     pairs = [
-        ("log(Sepal.Length) ~ Sepal.Width:Species + (log(Petal.Length) | Species)",
-         "log(Sepal_Length) ~ Sepal_Width:Species + (log(Petal_Length) | Species)"),
+        (
+            "log(Sepal.Length) ~ Sepal.Width:Species + (log(Petal.Length) | Species)",
+            "log(Sepal_Length) ~ Sepal_Width:Species + (log(Petal_Length) | Species)",
+        ),
         ("Sepal.Length ~ I(Petal.Width**2) + (1 | Plant)", "Sepal_Length ~ I(Petal_Width**2) + (1 | Plant)"),
     ]
     with warnings.catch_warnings():

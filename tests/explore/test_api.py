@@ -31,8 +31,8 @@ from mixedmodels.explore import create_app, start_server  # noqa: E402
 from mixedmodels.explore.server import STATIC_DIR  # noqa: E402
 
 REFERENCE_DIR = Path(__file__).parents[1] / "reference"
-EXACT = dict(rtol=1e-10, atol=1e-12)   # same data, same code path: equal up to rounding
-LME4 = dict(rtol=2e-5, atol=2e-6)      # our optimum vs lme4's (lme4 prints 4-5 significant digits)
+EXACT = dict(rtol=1e-10, atol=1e-12)  # same data, same code path: equal up to rounding
+LME4 = dict(rtol=2e-5, atol=2e-6)  # our optimum vs lme4's (lme4 prints 4-5 significant digits)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ def test_default_payload_matches_a_direct_lmer_fit(default_payload):
     got = _frame(default_payload)
     assert list(got.index) == list(data["cluster"].cat.categories)
     np.testing.assert_allclose(got["partial"], m.coef()["cluster"]["(Intercept)"].loc[got.index], **EXACT)
-    np.testing.assert_allclose(got["no_pool"], data.groupby("cluster", observed=True)["y"].mean().loc[got.index], **EXACT)
+    np.testing.assert_allclose(
+        got["no_pool"], data.groupby("cluster", observed=True)["y"].mean().loc[got.index], **EXACT
+    )
     np.testing.assert_array_equal(got["n"], data.groupby("cluster", observed=True).size().loc[got.index])
     np.testing.assert_allclose(got["true_mean"], data.attrs["true_means"].loc[got.index], **EXACT)
     vc = m.varcorr.set_index("grp")["sdcor"]
@@ -100,11 +102,14 @@ def test_mse_of_each_approach(default_payload):
     assert mse["partial"] < min(mse["no"], mse["complete"])
 
 
-@pytest.mark.parametrize("case, settings", [
-    ("default", {}),
-    ("singular", {"sigma_u": 0.2}),
-    ("nbar3", {"nbar": 3}),
-])
+@pytest.mark.parametrize(
+    "case, settings",
+    [
+        ("default", {}),
+        ("singular", {"sigma_u": 0.2}),
+        ("nbar3", {"nbar": 3}),
+    ],
+)
 def test_stored_explorer_data_against_lme4(case, settings):
     """lme4's fit of data sets the explorer simulated (stored as CSV beside the reference)."""
     ref = reference(f"explore_{case}")
@@ -190,25 +195,28 @@ def test_payload_is_strict_json(client):
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("query, names", [
-    ("J=1", "J (number of clusters)"),
-    ("J=101", "J (number of clusters)"),
-    ("J=abc", "J (number of clusters)"),
-    ("J=2.5", "J (number of clusters)"),
-    ("J=", "J (number of clusters)"),
-    ("nbar=0", "nbar (mean cluster size)"),
-    ("nbar=1e9", "nbar (mean cluster size)"),
-    ("sigma_u=-0.1", "sigma_u (between-cluster SD)"),
-    ("sigma_u=nan", "sigma_u (between-cluster SD)"),
-    ("sigma_u=inf", "sigma_u (between-cluster SD)"),
-    ("sigma_u=10.5", "sigma_u (between-cluster SD)"),
-    ("sigma_e=0", "sigma_e (within-cluster SD)"),
-    ("sigma_e=0.05", "sigma_e (within-cluster SD)"),
-    ("seed=-1", "seed"),
-    ("seed=1.5", "seed"),
-    ("seed=4294967296", "seed"),
-    ("sigma=1", "unknown parameter 'sigma'"),
-])
+@pytest.mark.parametrize(
+    "query, names",
+    [
+        ("J=1", "J (number of clusters)"),
+        ("J=101", "J (number of clusters)"),
+        ("J=abc", "J (number of clusters)"),
+        ("J=2.5", "J (number of clusters)"),
+        ("J=", "J (number of clusters)"),
+        ("nbar=0", "nbar (mean cluster size)"),
+        ("nbar=1e9", "nbar (mean cluster size)"),
+        ("sigma_u=-0.1", "sigma_u (between-cluster SD)"),
+        ("sigma_u=nan", "sigma_u (between-cluster SD)"),
+        ("sigma_u=inf", "sigma_u (between-cluster SD)"),
+        ("sigma_u=10.5", "sigma_u (between-cluster SD)"),
+        ("sigma_e=0", "sigma_e (within-cluster SD)"),
+        ("sigma_e=0.05", "sigma_e (within-cluster SD)"),
+        ("seed=-1", "seed"),
+        ("seed=1.5", "seed"),
+        ("seed=4294967296", "seed"),
+        ("sigma=1", "unknown parameter 'sigma'"),
+    ],
+)
 def test_bad_query_values_give_400_with_a_message(client, query, names):
     response = client.get(f"/api/simulate?{query}")
     assert response.status_code == 400
@@ -287,10 +295,17 @@ def test_serve_prints_its_address_and_stops_on_ctrl_c():
     # A test run started in the background by a non-interactive shell (as CI
     # scripts may be) inherits SIGINT ignored, and so would this child: give
     # it the handler an interactive terminal gives Python.
-    code = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from mixedmodels.explore import serve; serve(port=0, open_browser=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={"PYTHONPATH": src, "PATH": ""})
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from mixedmodels.explore import serve; serve(port=0, open_browser=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": src, "PATH": ""},
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("Shrinkage explorer running at http://127.0.0.1:")

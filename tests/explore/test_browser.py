@@ -29,7 +29,9 @@ import pytest
 from mixedmodels.explore import ExploreParams, shrinkage_demo
 
 pytest.importorskip("flask", reason="the explorer's server needs Flask (pip install 'mixedmodels[explore]')")
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
 
 CHROMIUM = os.environ.get("MIXEDMODELS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
@@ -38,8 +40,16 @@ if not Path(CHROMIUM).exists():
 from mixedmodels.explore import start_server  # noqa: E402
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 # what the page shows, read from the live Chart.js instance and the DOM
 READ_PAGE = """() => {
@@ -121,7 +131,9 @@ def _wait_until(page, predicate: str, timeout: float = 30.0) -> None:
 def _wait_for(page, **params) -> dict:
     """Wait until the page shows the answer for these settings, then read it."""
     checks = " && ".join(f"d.params.{k} === {v!r}" for k, v in params.items())
-    _wait_until(page, f"() => {{ const d = window.explorer.data; return document.body.dataset.state === 'ready' && {checks}; }}")
+    _wait_until(
+        page, f"() => {{ const d = window.explorer.data; return document.body.dataset.state === 'ready' && {checks}; }}"
+    )
     return page.evaluate(READ_PAGE)
 
 
@@ -204,8 +216,9 @@ def test_view_switch_plots_each_approach(page):
     page.get_by_role("radio", name="No pooling").click()
     shown = page.evaluate(READ_PAGE)
     assert shown["view"] == "no" and shown["title"] == "No pooling estimates" and shown["current"] == ["no"]
-    np.testing.assert_allclose(shown["sets"]["estimates"]["y"], [c["no_pool"] for c in _by_size(data["clusters"])],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        shown["sets"]["estimates"]["y"], [c["no_pool"] for c in _by_size(data["clusters"])], rtol=1e-12
+    )
     assert not any(shown["sets"][k]["visible"] for k in ("path", "nopool", "muhat"))
     assert shown["sets"]["grand"]["visible"]
     assert shown["legend"] == ["estimates", "truth", "grand"]  # the legend lists what is drawn
@@ -273,8 +286,15 @@ def test_page_fits_the_screen_without_sideways_scrolling(browser, server, width,
 
 # --------------------------------------------------------------------------- address, stale chart
 def test_view_and_order_are_kept_in_the_address(browser, server, page):
-    assert page.evaluate(READ_PAGE)["query"] == {"J": "16", "nbar": "8", "sigma_u": "1.5", "sigma_e": "2", "seed": "48",
-                                                 "view": "partial", "order": "size"}
+    assert page.evaluate(READ_PAGE)["query"] == {
+        "J": "16",
+        "nbar": "8",
+        "sigma_u": "1.5",
+        "sigma_e": "2",
+        "seed": "48",
+        "view": "partial",
+        "order": "size",
+    }
     page.get_by_role("radio", name="No pooling").click()
     assert page.evaluate(READ_PAGE)["query"]["view"] == "no"
     page.get_by_role("radio", name="Complete").click()
@@ -330,9 +350,11 @@ LEGEND_SWATCHES = """() => Object.fromEntries([...document.querySelectorAll('#le
 
 def test_legend_draws_each_series_as_the_chart_does(page):
     swatches = page.evaluate(LEGEND_SWATCHES)
-    dashes = page.evaluate("() => Object.fromEntries(window.explorer.chart.data.datasets.map((d) => [d.id, d.borderDash || null]))")
-    assert swatches["grand"]["dash"] == " ".join(map(str, dashes["grand"])) == "6 5"   # dashed, as on the chart
-    assert swatches["muhat"]["dash"] == " ".join(map(str, dashes["muhat"])) == "2 3"   # dotted
+    dashes = page.evaluate(
+        "() => Object.fromEntries(window.explorer.chart.data.datasets.map((d) => [d.id, d.borderDash || null]))"
+    )
+    assert swatches["grand"]["dash"] == " ".join(map(str, dashes["grand"])) == "6 5"  # dashed, as on the chart
+    assert swatches["muhat"]["dash"] == " ".join(map(str, dashes["muhat"])) == "2 3"  # dotted
     assert swatches["path"]["dash"] in (None, "none") and dashes["path"] is None  # solid
     # grand mean and shrink path: different swatches (a horizontal dashed line, a vertical solid one)
     assert not swatches["grand"]["vertical"] and swatches["path"]["vertical"]

@@ -25,11 +25,9 @@ def rt(expr: str, *factors: str) -> RandomTerm:
 
 
 def test_exports():
-    assert set(formula_pkg.__all__) >= {"ParsedFormula", "RandomTerm", "parse_formula",
-                                        "random_terms_text"}
+    assert set(formula_pkg.__all__) >= {"ParsedFormula", "RandomTerm", "parse_formula", "random_terms_text"}
     assert [f.name for f in dataclasses.fields(RandomTerm)] == ["expr", "group", "factors", "structure"]
-    assert [f.name for f in dataclasses.fields(ParsedFormula)] == [
-        "formula", "response", "fixed", "random"]
+    assert [f.name for f in dataclasses.fields(ParsedFormula)] == ["formula", "response", "fixed", "random"]
 
 
 def test_dataclasses_are_frozen():
@@ -119,21 +117,24 @@ def test_bars_anywhere_among_fixed_terms():
     assert p.random == (rt("1", "g"), rt("0 + x", "h"))
 
 
-@pytest.mark.parametrize("f, fixed", [
-    ("y ~ (1 | g)", "1"),
-    ("y ~ 1 + (1 | g)", "1"),
-    ("y ~ 0 + (1 | g)", "0"),
-    ("y ~ -1 + (1 | g)", "0"),
-    ("y ~ (1 | g) - 1", "0"),
-    ("y ~ 1 + Days + (1 | g)", "1 + Days"),
-    ("y ~ 0 + f + (1 | g)", "0 + f"),
-    ("y ~ x - 1 + (1 | g)", "x - 1"),
-    ("y ~ -1 + x + (1 | g)", "-1 + x"),
-    ("y ~ x + offset(log(z)) + (1 | g)", "x + offset(log(z))"),
-    ("y ~ a*b + a:c + (1 | g)", "a*b + a:c"),
-    ("y ~ (a + b)^2 + (1 | g)", "(a + b)^2"),
-    ("y ~ x", "x"),
-])
+@pytest.mark.parametrize(
+    "f, fixed",
+    [
+        ("y ~ (1 | g)", "1"),
+        ("y ~ 1 + (1 | g)", "1"),
+        ("y ~ 0 + (1 | g)", "0"),
+        ("y ~ -1 + (1 | g)", "0"),
+        ("y ~ (1 | g) - 1", "0"),
+        ("y ~ 1 + Days + (1 | g)", "1 + Days"),
+        ("y ~ 0 + f + (1 | g)", "0 + f"),
+        ("y ~ x - 1 + (1 | g)", "x - 1"),
+        ("y ~ -1 + x + (1 | g)", "-1 + x"),
+        ("y ~ x + offset(log(z)) + (1 | g)", "x + offset(log(z))"),
+        ("y ~ a*b + a:c + (1 | g)", "a*b + a:c"),
+        ("y ~ (a + b)^2 + (1 | g)", "(a + b)^2"),
+        ("y ~ x", "x"),
+    ],
+)
 def test_fixed_part(f, fixed):
     assert parse_formula(f).fixed == fixed
 
@@ -173,24 +174,27 @@ def test_parenthesised_fixed_term_kept():
 # lhs normalisation
 
 
-@pytest.mark.parametrize("lhs, expr", [
-    ("1", "1"),
-    ("x", "1 + x"),
-    ("1 + x", "1 + x"),
-    ("x + 1", "1 + x"),
-    ("0 + x", "0 + x"),
-    ("x + 0", "0 + x"),
-    ("x - 1", "0 + x"),
-    ("-1 + x", "0 + x"),
-    ("1 + condition", "1 + condition"),
-    ("log(x)", "1 + log(x)"),
-    ("I(x**2)", "1 + I(x**2)"),
-    ("scale(x)", "1 + scale(x)"),
-    ("a:b", "1 + a:b"),
-    ("a*b", "1 + a*b"),
-    ("0 + a*b - a:b", "0 + a*b - a:b"),
-    ("x + I((x - 1)**2)", "1 + x + I((x - 1)**2)"),
-])
+@pytest.mark.parametrize(
+    "lhs, expr",
+    [
+        ("1", "1"),
+        ("x", "1 + x"),
+        ("1 + x", "1 + x"),
+        ("x + 1", "1 + x"),
+        ("0 + x", "0 + x"),
+        ("x + 0", "0 + x"),
+        ("x - 1", "0 + x"),
+        ("-1 + x", "0 + x"),
+        ("1 + condition", "1 + condition"),
+        ("log(x)", "1 + log(x)"),
+        ("I(x**2)", "1 + I(x**2)"),
+        ("scale(x)", "1 + scale(x)"),
+        ("a:b", "1 + a:b"),
+        ("a*b", "1 + a*b"),
+        ("0 + a*b - a:b", "0 + a*b - a:b"),
+        ("x + I((x - 1)**2)", "1 + x + I((x - 1)**2)"),
+    ],
+)
 def test_lhs_normalisation(lhs, expr):
     (term,) = parse_formula(f"y ~ ({lhs} | g)").random
     assert term.expr == expr
@@ -201,28 +205,30 @@ def test_lhs_normalisation(lhs, expr):
 # || (uncorrelated)
 
 
-@pytest.mark.parametrize("bar, expected", [
-    ("(Days || Subject)", ["(1 | Subject)", "(0 + Days | Subject)"]),
-    ("(0 + a + b || g)", ["(0 + a | g)", "(0 + b | g)"]),
-    ("(1 + a || g)", ["(1 | g)", "(0 + a | g)"]),
-    ("(a + b - 1 || g)", ["(0 + a | g)", "(0 + b | g)"]),
-    ("(1 || g)", ["(1 | g)"]),
-    ("(log(x + 1) || g)", ["(1 | g)", "(0 + log(x + 1) | g)"]),
-    # like R's terms(): a*b expands, degree order, duplicates and '-' terms dropped
-    ("(0 + a*b || g)", ["(0 + a | g)", "(0 + b | g)", "(0 + a:b | g)"]),
-    ("(a:b + c || g)", ["(1 | g)", "(0 + c | g)", "(0 + a:b | g)"]),
-    ("(a*b - a:b || g)", ["(1 | g)", "(0 + a | g)", "(0 + b | g)"]),
-    ("(a + b + a || g)", ["(1 | g)", "(0 + a | g)", "(0 + b | g)"]),
-    ("(0 + I(x**2) || g)", ["(0 + I(x**2) | g)"]),
-])
+@pytest.mark.parametrize(
+    "bar, expected",
+    [
+        ("(Days || Subject)", ["(1 | Subject)", "(0 + Days | Subject)"]),
+        ("(0 + a + b || g)", ["(0 + a | g)", "(0 + b | g)"]),
+        ("(1 + a || g)", ["(1 | g)", "(0 + a | g)"]),
+        ("(a + b - 1 || g)", ["(0 + a | g)", "(0 + b | g)"]),
+        ("(1 || g)", ["(1 | g)"]),
+        ("(log(x + 1) || g)", ["(1 | g)", "(0 + log(x + 1) | g)"]),
+        # like R's terms(): a*b expands, degree order, duplicates and '-' terms dropped
+        ("(0 + a*b || g)", ["(0 + a | g)", "(0 + b | g)", "(0 + a:b | g)"]),
+        ("(a:b + c || g)", ["(1 | g)", "(0 + c | g)", "(0 + a:b | g)"]),
+        ("(a*b - a:b || g)", ["(1 | g)", "(0 + a | g)", "(0 + b | g)"]),
+        ("(a + b + a || g)", ["(1 | g)", "(0 + a | g)", "(0 + b | g)"]),
+        ("(0 + I(x**2) || g)", ["(0 + I(x**2) | g)"]),
+    ],
+)
 def test_double_bar(bar, expected):
     assert terms(f"y ~ x + {bar}") == expected
 
 
 def test_double_bar_with_nesting():
     # lme4 expands || first, then the slash
-    assert terms("y ~ (x || a/b)") == [
-        "(1 | b:a)", "(1 | a)", "(0 + x | b:a)", "(0 + x | a)"]
+    assert terms("y ~ (x || a/b)") == ["(1 | b:a)", "(1 | a)", "(0 + x | b:a)", "(0 + x | a)"]
 
 
 # --------------------------------------------------------------------------
@@ -257,8 +263,7 @@ def test_interaction_group():
 def test_group_spaces_stripped():
     (t,) = parse_formula("y ~ (1 |  cask : batch )").random
     assert t == rt("1", "cask", "batch")
-    assert [t.group for t in parse_formula("y ~ (1 | batch / cask)").random] == [
-        "cask:batch", "batch"]
+    assert [t.group for t in parse_formula("y ~ (1 | batch / cask)").random] == ["cask:batch", "batch"]
 
 
 def test_group_names_with_dots_and_underscores():
@@ -378,13 +383,16 @@ def test_trailing_plus():
     raises("y ~ x + (1 | g) +", "ends with '+'")
 
 
-@pytest.mark.parametrize("f, where, what", [
-    ("y ~ x + (1 | g", "character 9", "'(' is never closed"),
-    ("y ~ x) + (1 | g)", "character 6", "')' has no matching '('"),
-    ("y ~ log(x] + (1 | g)", "character 8", "'(' is closed by ']'"),
-    ("y ~ (1 + log(x | g)", "character 5", "never closed"),
-    ("y ~ C(f, 'a) + (1 | g)", "character 10", "quote ' is never closed"),
-])
+@pytest.mark.parametrize(
+    "f, where, what",
+    [
+        ("y ~ x + (1 | g", "character 9", "'(' is never closed"),
+        ("y ~ x) + (1 | g)", "character 6", "')' has no matching '('"),
+        ("y ~ log(x] + (1 | g)", "character 8", "'(' is closed by ']'"),
+        ("y ~ (1 + log(x | g)", "character 5", "never closed"),
+        ("y ~ C(f, 'a) + (1 | g)", "character 10", "quote ' is never closed"),
+    ],
+)
 def test_unbalanced(f, where, what):
     err = raises(f, "unbalanced", where, what)
     # the caret line points at the offending character
@@ -393,21 +401,27 @@ def test_unbalanced(f, where, what):
     assert caret_line.index("^") - 4 == column
 
 
-@pytest.mark.parametrize("f, piece", [
-    ("y ~ x | g", "'x | g'"),
-    ("y ~ 1 + x || g", "'1 + x || g'"),
-])
+@pytest.mark.parametrize(
+    "f, piece",
+    [
+        ("y ~ x | g", "'x | g'"),
+        ("y ~ 1 + x || g", "'1 + x || g'"),
+    ],
+)
 def test_bar_outside_parentheses(f, piece):
     raises(f, piece, "outside parentheses")
 
 
-@pytest.mark.parametrize("f, piece", [
-    ("y ~ I(a | b)", "'I(a | b)'"),
-    ("y ~ x*(1 | g)", "'x*(1 | g)'"),
-    ("y ~ (1 | g):x", "'(1 | g):x'"),
-    ("y ~ (x + (1 | g))", "'(x + (1 | g))'"),
-    ("y ~ (1 | g) (1 | h)", "'(1 | g) (1 | h)'"),
-])
+@pytest.mark.parametrize(
+    "f, piece",
+    [
+        ("y ~ I(a | b)", "'I(a | b)'"),
+        ("y ~ x*(1 | g)", "'x*(1 | g)'"),
+        ("y ~ (1 | g):x", "'(1 | g):x'"),
+        ("y ~ (x + (1 | g))", "'(x + (1 | g))'"),
+        ("y ~ (1 | g) (1 | h)", "'(1 | g) (1 | h)'"),
+    ],
+)
 def test_bar_not_a_top_level_term(f, piece):
     raises(f, piece, "own parentheses")
 
@@ -435,18 +449,32 @@ def test_lhs_without_effects(f):
     raises(f, "no random effects")
 
 
-@pytest.mark.parametrize("group", [
-    "factor(g)", "g + h", "2", "a//b", "a/", ":a", "a b", "g$h", "interaction(a, b)",
-])
+@pytest.mark.parametrize(
+    "group",
+    [
+        "factor(g)",
+        "g + h",
+        "2",
+        "a//b",
+        "a/",
+        ":a",
+        "a b",
+        "g$h",
+        "interaction(a, b)",
+    ],
+)
 def test_group_not_variable_names(group):
     raises(f"y ~ x + (1 | {group})", f"'{group}'", "not a variable name", "':'", "'/'")
 
 
-@pytest.mark.parametrize("f, piece", [
-    ("y ~ (1 ||| g)", "'(1 ||| g)'"),
-    ("y ~ (1 | g | h)", "'(1 | g | h)'"),
-    ("y ~ (1 | | g)", "'(1 | | g)'"),
-])
+@pytest.mark.parametrize(
+    "f, piece",
+    [
+        ("y ~ (1 ||| g)", "'(1 ||| g)'"),
+        ("y ~ (1 | g | h)", "'(1 | g | h)'"),
+        ("y ~ (1 | | g)", "'(1 | | g)'"),
+    ],
+)
 def test_too_many_bars(f, piece):
     raises(f, piece, "too many bars")
 

@@ -25,7 +25,9 @@ def random_terms(draw):
     if not parts or parts == ["0"]:
         parts = ["1"]
     bar = draw(st.sampled_from(["|", "||"]))
-    group = draw(st.one_of(groups, st.builds(lambda a, b, op: f"{a}{op}{b}", groups, groups, st.sampled_from([":", "/"]))))
+    group = draw(
+        st.one_of(groups, st.builds(lambda a, b, op: f"{a}{op}{b}", groups, groups, st.sampled_from([":", "/"])))
+    )
     return f"({' + '.join(parts)} {bar} {group})"
 
 

@@ -44,8 +44,19 @@ def test_q_of_a_name_with_a_backtick_is_refused():
 
 @pytest.mark.parametrize(
     "name, plain",
-    [("Days", True), ("Sepal.Length", True), ("_x", True), (".x", True), ("é", True),
-     ("Sepal Width", False), ("1", False), (".5x", False), ("if", False), ("TRUE", False), ("a-b", False)],
+    [
+        ("Days", True),
+        ("Sepal.Length", True),
+        ("_x", True),
+        (".x", True),
+        ("é", True),
+        ("Sepal Width", False),
+        ("1", False),
+        (".5x", False),
+        ("if", False),
+        ("TRUE", False),
+        ("a-b", False),
+    ],
 )
 def test_plain_names_are_written_bare_others_in_backticks(name, plain):
     assert is_plain_name(name) is plain

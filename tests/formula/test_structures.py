@@ -19,7 +19,10 @@ def test_structure_is_recorded_and_printed(name):
 
 def test_lhs_is_normalised_and_nesting_expands():
     p = parse_formula("y ~ diag(Days | a/b)")
-    assert [(t.expr, t.group, t.structure) for t in p.random] == [("1 + Days", "b:a", "diag"), ("1 + Days", "a", "diag")]
+    assert [(t.expr, t.group, t.structure) for t in p.random] == [
+        ("1 + Days", "b:a", "diag"),
+        ("1 + Days", "a", "diag"),
+    ]
 
 
 def test_same_name_without_a_bar_is_a_fixed_term():

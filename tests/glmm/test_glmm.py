@@ -52,14 +52,38 @@ CASES = {
     "verbagg_probit": (VERBAGG, "VerbAgg", ("binomial", "probit"), 1, None, "verbagg_probit"),
     "cbpp_nagq0": (CBPP, "cbpp", "binomial", 0, None, "cbpp_nagq0"),
     "cbpp_cloglog": (CBPP, "cbpp", ("binomial", "cloglog"), 1, None, "cbpp_cloglog"),
-    "grouseticks_poisson_sqrt": ("TICKS ~ YEAR + scale(HEIGHT) + (1 | LOCATION)", "grouseticks", ("poisson", "sqrt"), 1,
-                                 None, "grouseticks_poisson_sqrt"),
-    "sleepstudy_gamma_log": ("Reaction ~ Days + (1 | Subject)", "sleepstudy", ("Gamma", "log"), 1, None,
-                             "sleepstudy_gamma_log"),
-    "cbpp_proportion_weights": ("incidence / size ~ period + (1 | herd)", "cbpp", "binomial", 1, "size", "cbpp_binomial"),
+    "grouseticks_poisson_sqrt": (
+        "TICKS ~ YEAR + scale(HEIGHT) + (1 | LOCATION)",
+        "grouseticks",
+        ("poisson", "sqrt"),
+        1,
+        None,
+        "grouseticks_poisson_sqrt",
+    ),
+    "sleepstudy_gamma_log": (
+        "Reaction ~ Days + (1 | Subject)",
+        "sleepstudy",
+        ("Gamma", "log"),
+        1,
+        None,
+        "sleepstudy_gamma_log",
+    ),
+    "cbpp_proportion_weights": (
+        "incidence / size ~ period + (1 | herd)",
+        "cbpp",
+        "binomial",
+        1,
+        "size",
+        "cbpp_binomial",
+    ),
 }
 # lme4's default SEs differ from lme4 at tight tolerance by more than 1 % here (see the module docstring)
-LME4_DEFAULT_SE_OFF = {"shared/cbpp_binomial", "cbpp_proportion_weights", "grouseticks_poisson_sqrt", "sleepstudy_gamma_log"}
+LME4_DEFAULT_SE_OFF = {
+    "shared/cbpp_binomial",
+    "cbpp_proportion_weights",
+    "grouseticks_poisson_sqrt",
+    "sleepstudy_gamma_log",
+}
 
 
 def _family(spec):
@@ -70,12 +94,15 @@ def _family(spec):
 def fitted_glmer(name: str):
     formula, data_name, family, nagq, weights, _ = CASES[name]
     if weights is None:
-        return shared_glmer(formula, data_name, family, nagq)  # fitted once per session (the Dask tests compare with it)
+        return shared_glmer(
+            formula, data_name, family, nagq
+        )  # fitted once per session (the Dask tests compare with it)
     data = dataset(data_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mm.glmer(formula, data, family=_family(family), nAGQ=nagq,
-                        weights=None if weights is None else data[weights])
+        return mm.glmer(
+            formula, data, family=_family(family), nAGQ=nagq, weights=None if weights is None else data[weights]
+        )
 
 
 @lru_cache(maxsize=None)
@@ -162,12 +189,19 @@ def test_conditional_modes_and_sds(case):
 
 def test_fitted_values_residuals_and_linear_predictor(case):
     _, fit, ref = case
-    pairs = [("fitted_head", fit.fitted), ("resid_head", fit.residuals()), ("linpred_head", fit.linear_predictor),
-             ("resid_pearson_head", fit.residuals("pearson")), ("resid_response_head", fit.residuals("response"))]
+    pairs = [
+        ("fitted_head", fit.fitted),
+        ("resid_head", fit.residuals()),
+        ("linpred_head", fit.linear_predictor),
+        ("resid_pearson_head", fit.residuals("pearson")),
+        ("resid_response_head", fit.residuals("response")),
+    ]
     for key, ours in pairs:
         if key in ref:
             theirs = np.asarray(ref[key])
-            np.testing.assert_allclose(ours.to_numpy()[:10], theirs, rtol=REL, atol=REL * np.max(np.abs(theirs)), err_msg=key)
+            np.testing.assert_allclose(
+                ours.to_numpy()[:10], theirs, rtol=REL, atol=REL * np.max(np.abs(theirs)), err_msg=key
+            )
 
 
 # --- against lme4 at tight tolerance, and glmmTMB ----------------------------------------
@@ -263,7 +297,9 @@ def test_factor_boolean_and_numeric_binary_responses_agree():
     data["yes"] = data["r2"] == "Y"
     data["num"] = data["yes"].astype(float)
     data["flipped"] = data["r2"].cat.reorder_categories(["Y", "N"])
-    fits = {col: mm.glmer(f"{col} ~ btype + (1 | item)", data, family="binomial") for col in ("r2", "yes", "num", "flipped")}
+    fits = {
+        col: mm.glmer(f"{col} ~ btype + (1 | item)", data, family="binomial") for col in ("r2", "yes", "num", "flipped")
+    }
     for col in ("yes", "num"):
         assert fits[col].loglik == pytest.approx(fits["r2"].loglik, rel=1e-10)
         np.testing.assert_allclose(fits[col].fixef, fits["r2"].fixef, rtol=1e-6)
@@ -302,11 +338,14 @@ def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused():
 EDGE = json.loads((Path(__file__).parents[1] / "reference" / "glmer_edge_cases.json").read_text())
 
 
-@pytest.mark.parametrize("name, formula, family, nagq", [
-    ("no_fixef_binomial", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 1),
-    ("no_fixef_binomial_agq9", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 9),
-    ("no_fixef_poisson", "incidence ~ 0 + (1 | herd)", "poisson", 1),
-])
+@pytest.mark.parametrize(
+    "name, formula, family, nagq",
+    [
+        ("no_fixef_binomial", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 1),
+        ("no_fixef_binomial_agq9", "cbind(incidence, size - incidence) ~ 0 + (1 | herd)", "binomial", 9),
+        ("no_fixef_poisson", "incidence ~ 0 + (1 | herd)", "poisson", 1),
+    ],
+)
 def test_models_without_fixed_effects_match_lme4(name, formula, family, nagq):
     """They crashed on a reshape of the empty X block (issue 22, item 7).  References: lme4 at tight
     tolerances (make_glmer_edge_cases.R); the usual criteria: logLik not below lme4's by more than
@@ -344,7 +383,12 @@ def test_constant_responses_are_refused_as_lme4_does(column, family):
         ("incidence ~ period + (1 | herd)", "binomial", "incidence", r"'incidence' must be between 0 and 1"),
         ("neg ~ period + (1 | herd)", "poisson", "neg", r"'neg' has a negative count"),
         ("half ~ period + (1 | herd)", "poisson", "half", r"'half' must be whole-number counts"),
-        ("cbind(incidence, neg) ~ period + (1 | herd)", "binomial", None, r"'cbind\(incidence, neg\)' has negative counts"),
+        (
+            "cbind(incidence, neg) ~ period + (1 | herd)",
+            "binomial",
+            None,
+            r"'cbind\(incidence, neg\)' has negative counts",
+        ),
         ("zero ~ period + (1 | herd)", "Gamma", "zero", r"'zero' must be positive for the Gamma family"),
     ],
 )
@@ -454,8 +498,9 @@ def test_laplace_deviance_matches_a_dense_computation_with_vector_valued_terms()
     data = dataset("sleepstudy").copy()
     data["slow"] = data["Reaction"] > 300
     data["g"] = (np.arange(len(data)) % 7).astype(str)
-    model = GeneralizedLinearMixedModel.from_formula("slow ~ Days + (Days | Subject) + (1 | g)", data,
-                                                     mm.families.Binomial(link="probit"))
+    model = GeneralizedLinearMixedModel.from_formula(
+        "slow ~ Days + (Days | Subject) + (1 | g)", data, mm.families.Binomial(link="probit")
+    )
     theta, beta = np.array([0.8, -0.1, 0.3, 0.5]), np.array([-2.0, 0.3])
     dense, _ = _dense_laplace(model, theta, beta)
     assert model.deviance(theta, beta) == pytest.approx(dense, rel=1e-11)
@@ -464,7 +509,9 @@ def test_laplace_deviance_matches_a_dense_computation_with_vector_valued_terms()
 def test_fd_hessian_is_exact_for_quadratics():
     a = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.2], [-0.5, 0.2, 2.0]])
     b = np.array([1.0, -2.0, 0.5])
-    value, grad, hess = fd_hessian(lambda x: 0.5 * x @ a @ x + b @ x + 3.0, np.array([0.3, -0.1, 0.7]), np.full(3, 1e-3))
+    value, grad, hess = fd_hessian(
+        lambda x: 0.5 * x @ a @ x + b @ x + 3.0, np.array([0.3, -0.1, 0.7]), np.full(3, 1e-3)
+    )
     np.testing.assert_allclose(hess, a, rtol=1e-6)
     np.testing.assert_allclose(grad, a @ np.array([0.3, -0.1, 0.7]) + b, rtol=1e-8)
 
@@ -480,7 +527,9 @@ def test_results_contract():
     y = fit.model.response.y
     np.testing.assert_allclose(fit.residuals("response"), y - mu)
     np.testing.assert_allclose(fit.residuals("working"), (y - mu) / (mu * (1 - mu)))
-    np.testing.assert_allclose(fit.residuals("pearson"), (y - mu) * np.sqrt(fit.model.response.weights / (mu * (1 - mu))))
+    np.testing.assert_allclose(
+        fit.residuals("pearson"), (y - mu) * np.sqrt(fit.model.response.weights / (mu * (1 - mu)))
+    )
     with pytest.raises(mm.MixedModelsError, match="unknown residual type 'raw'"):
         fit.residuals("raw")
     coefs = fit.coef()["herd"]
@@ -489,7 +538,9 @@ def test_results_contract():
     assert list(table.columns) == ["Estimate", "Std. Error", "z value", "Pr(>|z|)"]
     np.testing.assert_allclose(table["Pr(>|z|)"], 2 * stats.norm.sf(np.abs(table["z value"])))
     agq = fitted_glmer("shared/cbpp_binomial_agq25")  # where our SEs are lme4's to 1e-4
-    np.testing.assert_allclose(agq.coef_table()["Pr(>|z|)"], as_list(reference("shared/cbpp_binomial_agq25")["p"]), rtol=0.01)
+    np.testing.assert_allclose(
+        agq.coef_table()["Pr(>|z|)"], as_list(reference("shared/cbpp_binomial_agq25")["p"]), rtol=0.01
+    )
     assert fitted_glmer("sleepstudy_gamma_log").coef_table().columns[2] == "t value"
     assert fit.optinfo.final.size == fit.theta.size + fit.beta.size
     with pytest.raises(ModelSpecError, match="glmer uses z tests"):
@@ -548,13 +599,16 @@ def _same_text_apart_from_last_digits(ours: str, theirs: str, exact_layout: bool
     return all(_close(a, b, rel) for a, b in zip(mine, other))
 
 
-@pytest.mark.parametrize("name, case, exact_layout", [
-    ("shared/cbpp_binomial_agq25", "cbpp_binomial_agq25", True),  # our numbers are lme4's to ~1e-4 here
-    ("cbpp_cloglog", "cbpp_cloglog", True),
-    ("cbpp_nagq0", "cbpp_nagq0", False),
-    ("shared/grouseticks_poisson", "grouseticks_poisson", False),
-    ("shared/verbagg_binomial", "verbagg_binomial", False),
-])
+@pytest.mark.parametrize(
+    "name, case, exact_layout",
+    [
+        ("shared/cbpp_binomial_agq25", "cbpp_binomial_agq25", True),  # our numbers are lme4's to ~1e-4 here
+        ("cbpp_cloglog", "cbpp_cloglog", True),
+        ("cbpp_nagq0", "cbpp_nagq0", False),
+        ("shared/grouseticks_poisson", "grouseticks_poisson", False),
+        ("shared/verbagg_binomial", "verbagg_binomial", False),
+    ],
+)
 def test_summary_has_lme4s_layout_and_numbers(name, case, exact_layout):
     """lme4's glmer summary line by line (no "Data:" line), numbers to the last printed digit or two.
 
@@ -582,11 +636,14 @@ def test_all_zero_and_all_one_binomial_responses_are_refused(column, proportion)
     """lme4: "Response is constant" for cbind() with no successes or only successes, and for 0/1
     responses all 0 or all 1 (make_postfit_checks.R)."""
     refusals = reference("postfit_checks")["refusals"]
-    assert {refusals[k]["error"] for k in ("cbind_all_zero", "cbind_all_one", "binary_all_zero", "binary_all_one")} \
-        == {"Response is constant"}
+    assert {refusals[k]["error"] for k in ("cbind_all_zero", "cbind_all_one", "binary_all_zero", "binary_all_one")} == {
+        "Response is constant"
+    }
     data = dataset("cbpp").assign(none=0, everything=dataset("cbpp")["size"], zero=0, one=1)
-    for formula in (f"cbind({column}, size - {column}) ~ period + (1 | herd)",
-                    f"{'zero' if proportion == 0 else 'one'} ~ period + (1 | herd)"):
+    for formula in (
+        f"cbind({column}, size - {column}) ~ period + (1 | herd)",
+        f"{'zero' if proportion == 0 else 'one'} ~ period + (1 | herd)",
+    ):
         with pytest.raises(DataError, match=rf"is constant \(every proportion of successes is {proportion}\)"):
             mm.glmer(formula, data, family="binomial")
 

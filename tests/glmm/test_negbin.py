@@ -176,7 +176,9 @@ def test_observed_laplace_is_glmmtmbs_approximation(case):
 
     ref = _ref(case)
     lme4 = ref["lme4"]
-    model = replace(_fit(case).model, laplace="observed").with_family(mm.families.NegativeBinomial(theta=lme4["nb_theta"]))
+    model = replace(_fit(case).model, laplace="observed").with_family(
+        mm.families.NegativeBinomial(theta=lme4["nb_theta"])
+    )
     value = model.deviance(np.array(as_list(lme4["theta"])), np.array(lme4["fixef"]))
     assert value == pytest.approx(ref["cross"]["tmb_minus2logLik_at_lme4"], rel=1e-9)
 

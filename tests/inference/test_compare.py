@@ -97,7 +97,9 @@ def test_lmertest_anova_lm_vs_lmer():
 
 
 def test_lmertest_anova_nested_lmer():
-    _compare_table(_anova_quietly(fit(INTERCEPT), fit(SLOPE)), reference("sleepstudy_slope_lmertest")["anova_nested_lmer"])
+    _compare_table(
+        _anova_quietly(fit(INTERCEPT), fit(SLOPE)), reference("sleepstudy_slope_lmertest")["anova_nested_lmer"]
+    )
 
 
 def test_three_models_ordered_by_complexity():
@@ -137,7 +139,9 @@ def test_nested_glmers():
 def test_models_are_not_changed_by_the_refit():
     reml = fit(SLOPE)
     _anova_quietly(fit(INTERCEPT), reml)
-    assert reml.REML and reml.objective == pytest.approx(reference("shared/sleepstudy_slope_reml")["REMLcrit"], rel=1e-6)
+    assert reml.REML and reml.objective == pytest.approx(
+        reference("shared/sleepstudy_slope_reml")["REMLcrit"], rel=1e-6
+    )
 
 
 def test_refit_false_keeps_the_reml_criteria():

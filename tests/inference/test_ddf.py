@@ -95,8 +95,12 @@ DDF_CASES = {
 
 @pytest.mark.parametrize(
     "name, method",
-    [(n, m) for n in sorted(DDF_CASES) for m in ("satterthwaite", "kenward_roger")
-     if not (n == "ddf_phase_half_sum" and m == "kenward_roger")],
+    [
+        (n, m)
+        for n in sorted(DDF_CASES)
+        for m in ("satterthwaite", "kenward_roger")
+        if not (n == "ddf_phase_half_sum" and m == "kenward_roger")
+    ],
 )
 def test_coef_tables_with_factors_and_contrasts(name, method):
     formula, contrasts = DDF_CASES[name]
@@ -241,7 +245,9 @@ def _fixed_block(lines: list[str]) -> list[str]:
     return [line.rstrip() for line in lines[start : end + 1]]
 
 
-@pytest.mark.parametrize("ddf, key", [("satterthwaite", "summary_satterthwaite_text"), ("KR", "summary_kenward_roger_text")])
+@pytest.mark.parametrize(
+    "ddf, key", [("satterthwaite", "summary_satterthwaite_text"), ("KR", "summary_kenward_roger_text")]
+)
 def test_summary_prints_lmertest_layout(ddf, key):
     r_lines = as_list(reference("ddf_slope_text")[key])
     ours = str(fit("Reaction ~ Days + (Days | Subject)").summary(ddf=ddf)).splitlines()
@@ -250,7 +256,9 @@ def test_summary_prints_lmertest_layout(ddf, key):
     assert _fixed_block(ours) == _fixed_block(r_lines)
 
 
-@pytest.mark.parametrize("ddf, key", [("satterthwaite", "summary_satterthwaite_text"), ("KR", "summary_kenward_roger_text")])
+@pytest.mark.parametrize(
+    "ddf, key", [("satterthwaite", "summary_satterthwaite_text"), ("KR", "summary_kenward_roger_text")]
+)
 def test_summary_table_with_factor_terms(ddf, key):
     ref = reference("ddf_phase_days")
     result = at_reference("Reaction ~ Phase * Days + (Days | Subject)", ref_theta(ref))

@@ -71,7 +71,9 @@ PHASE_DAYS = "Reaction ~ Phase * Days + (Days | Subject)"
 PHASE_HALF = "Reaction ~ Phase * Half + (1 | Subject)"
 
 
-@pytest.mark.parametrize("key, ddf", [("emmeans_phase_kr", "default"), ("emmeans_phase_satterthwaite", "satterthwaite")])
+@pytest.mark.parametrize(
+    "key, ddf", [("emmeans_phase_kr", "default"), ("emmeans_phase_satterthwaite", "satterthwaite")]
+)
 def test_covariate_at_its_mean(key, ddf):
     ref = reference("ddf_phase_days")[key]
     emm = emmeans(fit(PHASE_DAYS), "Phase", ddf=ddf)
@@ -90,9 +92,13 @@ def test_covariate_at_a_given_value():
 
 @pytest.mark.parametrize(
     "specs, by, key",
-    [("Phase", None, "emmeans_phase_kr"), ("~ Half | Phase", None, "emmeans_half_by_phase_kr"),
-     ("Half", "Phase", "emmeans_half_by_phase_kr"), ("~ Phase * Half", None, "emmeans_cells_kr"),
-     (["Phase", "Half"], None, "emmeans_cells_kr")],
+    [
+        ("Phase", None, "emmeans_phase_kr"),
+        ("~ Half | Phase", None, "emmeans_half_by_phase_kr"),
+        ("Half", "Phase", "emmeans_half_by_phase_kr"),
+        ("~ Phase * Half", None, "emmeans_cells_kr"),
+        (["Phase", "Half"], None, "emmeans_cells_kr"),
+    ],
 )
 def test_averaging_by_groups_and_cells(specs, by, key):
     ref = reference("ddf_phase_half")[key]
@@ -124,9 +130,11 @@ def test_sum_contrasts_give_the_same_means():
 
 def test_tukey_step_on_r_ratios():
     """Tukey p from R's own t/z ratios and df, for 4 and 10 means (df 159, 153, infinite)."""
-    for ref, nmeans in [(reference("ddf_phase_half")["emmeans_cells_kr"]["pairs"], 4),
-                        (reference("sleepstudy_dayf")["pairs_kr_head"], 10),
-                        (reference("ddf_cbpp_emmeans")["emmeans_period"]["pairs"], 4)]:
+    for ref, nmeans in [
+        (reference("ddf_phase_half")["emmeans_cells_kr"]["pairs"], 4),
+        (reference("sleepstudy_dayf")["pairs_kr_head"], 10),
+        (reference("ddf_cbpp_emmeans")["emmeans_period"]["pairs"], 4),
+    ]:
         tab = table(ref)
         ratio = tab["t.ratio"] if "t.ratio" in tab else tab["z.ratio"]
         df = tab["df"].astype(float).fillna(np.inf).to_numpy()
@@ -155,8 +163,9 @@ def test_glmm_means_are_asymptotic():
     ref = reference("ddf_cbpp_emmeans")["emmeans_period"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"),
-                          family="binomial")
+        result = mm.glmer(
+            "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial"
+        )
     emm = emmeans(result, "period")
     assert list(emm.frame.columns) == ["period", "emmean", "SE", "df", "asymp.LCL", "asymp.UCL"]
     assert np.all(np.isinf(emm["df"]))
@@ -180,7 +189,8 @@ def test_other_contrast_methods():
     np.testing.assert_allclose(eff["estimate"], emm["emmean"] - emm["emmean"].mean(), rtol=1e-10)
     custom = contrast(emm, {"late minus early": [-0.5, 0.5, -0.5, 0.5]})
     assert custom["estimate"].iloc[0] == pytest.approx(
-        (emm["emmean"].iloc[1] + emm["emmean"].iloc[3] - emm["emmean"].iloc[0] - emm["emmean"].iloc[2]) / 2)
+        (emm["emmean"].iloc[1] + emm["emmean"].iloc[3] - emm["emmean"].iloc[0] - emm["emmean"].iloc[2]) / 2
+    )
     with pytest.warns(UserWarning, match="sidak"):
         contrast(emm, "eff", adjust="tukey")
 
@@ -207,10 +217,12 @@ def test_errors_name_the_problem():
 
 @pytest.mark.parametrize(
     "case, formula, specs, key",
-    [("phase_scale", "Reaction ~ Phase * scale(Days) + (1 | Subject)", "Phase", "emmeans_kr"),
-     ("quadratic", "Reaction ~ Phase + Days + I(Days**2) + (1 | Subject)", "Phase", "emmeans_kr"),
-     ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "Third", "emmeans_kr"),
-     ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "~ Third | Half", "emmeans_third_by_half")],
+    [
+        ("phase_scale", "Reaction ~ Phase * scale(Days) + (1 | Subject)", "Phase", "emmeans_kr"),
+        ("quadratic", "Reaction ~ Phase + Days + I(Days**2) + (1 | Subject)", "Phase", "emmeans_kr"),
+        ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "Third", "emmeans_kr"),
+        ("third_half", "Reaction ~ Third * Half + (1 | Subject)", "~ Third | Half", "emmeans_third_by_half"),
+    ],
 )
 def test_transformed_covariates_and_three_levels(case, formula, specs, key):
     """scale(Days) and I(Days**2) at Days = mean(Days), as emmeans; Tukey over 3 means."""

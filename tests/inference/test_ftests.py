@@ -36,8 +36,11 @@ CASES = {
     "slope": ("sleepstudy_slope_lmertest", "Reaction ~ Days + (Days | Subject)", None),
     "phase_days": ("ddf_phase_days", "Reaction ~ Phase * Days + (Days | Subject)", None),
     "phase_half": ("ddf_phase_half", "Reaction ~ Phase * Half + (1 | Subject)", None),
-    "phase_half_sum": ("ddf_phase_half_sum", "Reaction ~ Phase * Half + (1 | Subject)",
-                       (("Phase", "sum"), ("Half", "sum"))),
+    "phase_half_sum": (
+        "ddf_phase_half_sum",
+        "Reaction ~ Phase * Half + (1 | Subject)",
+        (("Phase", "sum"), ("Half", "sum")),
+    ),
 }
 
 
@@ -52,7 +55,9 @@ def _compare(own: pd.DataFrame, expected: pd.DataFrame, df_rtol: float = 1e-3, p
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("method, key", [("satterthwaite", "anova_satterthwaite"), ("Kenward-Roger", "anova_kenward_roger")])
+@pytest.mark.parametrize(
+    "method, key", [("satterthwaite", "anova_satterthwaite"), ("Kenward-Roger", "anova_kenward_roger")]
+)
 def test_type3_anova(case, method, key):
     name, formula, contrasts = CASES[case]
     expected = table(reference(name)[key]).set_index("rownames")
@@ -118,7 +123,10 @@ def test_fixed_terms_map_columns():
     terms, has_intercept = fixed_terms(result.model.inputs.fixed)
     assert has_intercept
     assert [(t.label, t.columns, t.numeric) for t in terms] == [
-        ("Phase", (1,), ()), ("Days", (2,), ("Days",)), ("Phase:Days", (3,), ("Days",))]
+        ("Phase", (1,), ()),
+        ("Days", (2,), ("Days",)),
+        ("Phase:Days", (3,), ("Days",)),
+    ]
 
 
 def test_anova_needs_a_method_and_an_lmer_fit():

@@ -140,7 +140,9 @@ def _check_influence(ours, ref, glmer: bool, fit=None, rows=None):
     if isinstance(ref["dfbetas"], list):  # in SE units; for glmer over the tight refits' SEs (see above)
         dfbetas = np.asarray(ref["dfbetas"]).reshape(-1, p)
         if glmer:
-            dfbetas = np.asarray(ref["dfbeta"]).reshape(-1, p) / np.asarray(reference("postfit_checks")["cbpp_tight_influence"]["se"])
+            dfbetas = np.asarray(ref["dfbeta"]).reshape(-1, p) / np.asarray(
+                reference("postfit_checks")["cbpp_tight_influence"]["se"]
+            )
         assert np.all(np.abs(ours.dfbetas().to_numpy() - dfbetas) <= 1e-2)
     assert ours.converged.all() and list(ours.converged) == list(ref["converged"])
 
@@ -194,8 +196,13 @@ def _level_rows(key: str, group: str) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("key", sorted(CALLS))
 def test_group_deletion_as_lme4(key):
-    _check_influence(deletions(key, GROUPS[key]), diagnostics(key)["influence_group"], key == "cb",
-                     None if key == "cb" else fit(key), _level_rows(key, GROUPS[key]))
+    _check_influence(
+        deletions(key, GROUPS[key]),
+        diagnostics(key)["influence_group"],
+        key == "cb",
+        None if key == "cb" else fit(key),
+        _level_rows(key, GROUPS[key]),
+    )
 
 
 def test_penicillin_by_sample_and_dfbetas_with_one_fixed_effect():
@@ -213,8 +220,9 @@ def test_case_deletion_as_lme4():
     ref = diagnostics("ss")["influence_case"]
     ours = deletions("ss", None)
     assert ours.group == "case" and len(ours.deleted) == 180
-    _check_influence(ours, {**ref, "deleted": [str(int(d) - 1) for d in ref["deleted"]]}, False,
-                     fit("ss"), [[i] for i in range(180)])
+    _check_influence(
+        ours, {**ref, "deleted": [str(int(d) - 1) for d in ref["deleted"]]}, False, fit("ss"), [[i] for i in range(180)]
+    )
 
 
 @pytest.mark.parametrize("key", ["ss", "pen", "ssw"])

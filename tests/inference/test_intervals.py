@@ -113,7 +113,9 @@ def test_parm_selects_rows(sleep_fit):
     assert list(confint(sleep_fit, method="wald", parm=["sigma", "Days"]).index) == [".sigma", "Days"]
     assert list(confint(sleep_fit, method="wald", parm=[".sig03", "Days"]).index) == [".sig03", "Days"]
     assert list(confint(sleep_fit, method="wald", parm=["sigma", "Days"], old_names=False).index) == ["sigma", "Days"]
-    assert list(confint(sleep_fit, method="wald", parm="theta_", old_names=False).index) == parameter_names(sleep_fit)[:4]
+    assert (
+        list(confint(sleep_fit, method="wald", parm="theta_", old_names=False).index) == parameter_names(sleep_fit)[:4]
+    )
 
 
 # --- profile ---------------------------------------------------------------------------------

@@ -140,7 +140,9 @@ def test_fixef_profile_equals_refit_with_offset(sleepstudy):
     pr = _profile("sleepstudy_ml")
     base = fitted_lmer("Reaction ~ Days + (Days | Subject)", "sleepstudy", False).objective
     for b in (240.0, 262.0):
-        refit = mm.lmer("Reaction ~ 0 + Days + (Days | Subject)", sleepstudy, REML=False, offset=np.full(len(sleepstudy), b))
+        refit = mm.lmer(
+            "Reaction ~ 0 + Days + (Days | Subject)", sleepstudy, REML=False, offset=np.full(len(sleepstudy), b)
+        )
         expected = np.sign(b - 251.405105) * np.sqrt(refit.objective - base)
         assert pr.zeta("(Intercept)", b) == pytest.approx(expected, abs=1e-4)
 
@@ -156,7 +158,9 @@ def test_sd_profile_equals_direct_minimization():
             sigma = np.exp(log_sigma)
             return _ml_deviance(model, s / sigma, sigma)
 
-        result = minimize_scalar(deviance, bounds=(np.log(10.0), np.log(150.0)), method="bounded", options={"xatol": 1e-10})
+        result = minimize_scalar(
+            deviance, bounds=(np.log(10.0), np.log(150.0)), method="bounded", options={"xatol": 1e-10}
+        )
         expected = np.sign(s - pr.estimates["sd_(Intercept)|Batch"]) * np.sqrt(result.fun - fit.objective)
         assert pr.zeta("sd_(Intercept)|Batch", s) == pytest.approx(expected, abs=1e-3)
 

@@ -170,8 +170,11 @@ def test_dense_system_objective_gradient_and_hessian(name, reml):
     np.testing.assert_allclose(dense.gradient(factor, reml, cp.nobs), blocked, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(gradient, blocked, rtol=1e-8, atol=1e-8)
     h = 1e-5
-    columns = [(dense.gradient(dense.factor(x + e), reml, cp.nobs) - dense.gradient(dense.factor(x - e), reml, cp.nobs)) / (2 * h)
-               for e in np.eye(x.size) * h]
+    columns = [
+        (dense.gradient(dense.factor(x + e), reml, cp.nobs) - dense.gradient(dense.factor(x - e), reml, cp.nobs))
+        / (2 * h)
+        for e in np.eye(x.size) * h
+    ]
     np.testing.assert_allclose(hessian, np.array(columns), rtol=1e-5, atol=1e-6 * (1 + np.abs(hessian).max()))
 
 

@@ -138,7 +138,9 @@ def test_grouped_scatter_gives_the_bits_of_bincount():
     a22 = _symmetric(40)
     via_bincount = np.subtract(a22, plan.apply(weights))
     out = a22.copy()
-    _kernels.compiled("grouped_scatter")(plan.flat, plan.values, plan.group, weights[plan.representative], out.reshape(-1))
+    _kernels.compiled("grouped_scatter")(
+        plan.flat, plan.values, plan.group, weights[plan.representative], out.reshape(-1)
+    )
     np.testing.assert_array_equal(np.tril(out), np.tril(via_bincount))
     assert _kernels.compiled_if_loaded("grouped_scatter") is not None  # numba is loaded by now
 

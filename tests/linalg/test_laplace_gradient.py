@@ -62,8 +62,10 @@ def test_laplace_gradient_equals_central_differences(formula, data_name, family)
         np.testing.assert_array_less(np.abs(np.concatenate([d_lam, d_beta]) - expected), 1e-5 * (np.abs(expected) + 1))
         # how the modes move with lambda (the warm starts' prediction), in the model's order of u
         for i, e in enumerate(np.eye(lam.size)):
-            moved = (model.pirls.modes((lam + h * e) / scales, beta, u0).u
-                     - model.pirls.modes((lam - h * e) / scales, beta, u0).u) / (2 * h)
+            moved = (
+                model.pirls.modes((lam + h * e) / scales, beta, u0).u
+                - model.pirls.modes((lam - h * e) / scales, beta, u0).u
+            ) / (2 * h)
             np.testing.assert_allclose(modes[0][:, i], moved, rtol=0, atol=1e-5 * (np.abs(moved).max() + 1))
 
 

@@ -27,8 +27,12 @@ def _design(seed: int, nested: bool):
     z = [np.ones(n), rng.uniform(0.5, 2.0, n), np.ones(n)]
     x = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n).astype(float)])
     offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
-    zt = sp.csr_array(sp.coo_array((np.concatenate(z), (np.concatenate([o + r for o, r in zip(offsets, refs)]),
-                                                       np.tile(np.arange(n), 3))), shape=(sum(nlevels), n)))
+    zt = sp.csr_array(
+        sp.coo_array(
+            (np.concatenate(z), (np.concatenate([o + r for o, r in zip(offsets, refs)]), np.tile(np.arange(n), 3))),
+            shape=(sum(nlevels), n),
+        )
+    )
     return refs, z, nlevels, x, zt, rng.uniform(0.2, 3.0, n), rng.normal(size=n)
 
 

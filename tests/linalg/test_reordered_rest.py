@@ -68,7 +68,9 @@ def test_the_original_order_factor_uses_the_level_update(always_reorder):
     refs, zs, nlevels, xy, theta = _crossed()
     cp = BlockedCrossProducts.build(refs, zs, nlevels, xy)
     assert isinstance(cp.rank_update_plan, VectorRankUpdate)
-    np.testing.assert_array_equal(cp.reordered_rest.cholesky.order[cp.nre_rest :], np.arange(cp.nre_rest, cp.a22.shape[0]))
+    np.testing.assert_array_equal(
+        cp.reordered_rest.cholesky.order[cp.nre_rest :], np.arange(cp.nre_rest, cp.a22.shape[0])
+    )
 
 
 def test_rank_deficient_fixed_effects_are_reported(always_reorder):
@@ -142,11 +144,15 @@ def _crossed_frame(seed=11, n=3000):
     service = rng.integers(0, 2, n)
     effects = [rng.normal(0, sd, q) for sd, q in zip([0.5, 0.8, 0.3], nlevels)]
     y = 3 + 0.4 * service + sum(e[r] for e, r in zip(effects, refs)) + rng.normal(size=n)
-    return pd.DataFrame({
-        "y": y, "service": pd.Categorical(service.astype(str)),
-        "s": pd.Categorical(refs[0].astype(str)), "d": pd.Categorical(refs[1].astype(str)),
-        "dept": pd.Categorical(refs[2].astype(str)),
-    })
+    return pd.DataFrame(
+        {
+            "y": y,
+            "service": pd.Categorical(service.astype(str)),
+            "s": pd.Categorical(refs[0].astype(str)),
+            "d": pd.Categorical(refs[1].astype(str)),
+            "dept": pd.Categorical(refs[2].astype(str)),
+        }
+    )
 
 
 @pytest.mark.parametrize("REML", [True, False])
@@ -162,8 +168,12 @@ def test_whole_fits_agree_with_the_original_order_path(monkeypatch, REML):
     monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
 
     def fit(reorder: bool):
-        for name, value in [("_MIN_ROWS", 0 if reorder else 10**9), ("_MIN_ROWS_TO_LOAD", 0 if reorder else 10**9),
-                            ("_MAX_DENSITY", 1.0), ("_MAX_FLOP_SHARE", 1.0)]:
+        for name, value in [
+            ("_MIN_ROWS", 0 if reorder else 10**9),
+            ("_MIN_ROWS_TO_LOAD", 0 if reorder else 10**9),
+            ("_MAX_DENSITY", 1.0),
+            ("_MAX_FLOP_SHARE", 1.0),
+        ]:
             monkeypatch.setattr(reordered_rest, name, value)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -178,9 +188,13 @@ def test_whole_fits_agree_with_the_original_order_path(monkeypatch, REML):
     np.testing.assert_allclose(fast.se, plain.se, rtol=1e-4)
     fast_modes, plain_modes = fast.ranef(condvar=True), plain.ranef(condvar=True)
     for group in plain_modes:
-        np.testing.assert_allclose(fast_modes[group].to_numpy(float), plain_modes[group].to_numpy(float), rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(
+            fast_modes[group].to_numpy(float), plain_modes[group].to_numpy(float), rtol=1e-3, atol=1e-6
+        )
     if REML:
-        np.testing.assert_allclose(fast.coef_table(ddf="satterthwaite")["df"], plain.coef_table(ddf="satterthwaite")["df"], rtol=1e-3)
+        np.testing.assert_allclose(
+            fast.coef_table(ddf="satterthwaite")["df"], plain.coef_table(ddf="satterthwaite")["df"], rtol=1e-3
+        )
 
 
 def test_with_response_keeps_the_analysis_and_gives_the_new_responses_factor(always_reorder):

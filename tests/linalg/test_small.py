@@ -103,7 +103,9 @@ def test_cholesky_equals_numpy_on_spd_stacks() -> None:
     expected = np.linalg.cholesky(s)
     _assert_within_bound(factor, expected, _cond(expected))
     np.testing.assert_array_equal(factor[:, 0, 1], 0.0)
-    np.testing.assert_allclose(factor @ np.swapaxes(factor, 1, 2), np.tril(s) + np.swapaxes(np.tril(s, -1), 1, 2), rtol=1e-12)
+    np.testing.assert_allclose(
+        factor @ np.swapaxes(factor, 1, 2), np.tril(s) + np.swapaxes(np.tril(s, -1), 1, 2), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(

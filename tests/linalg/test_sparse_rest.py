@@ -26,8 +26,7 @@ def _crossed(n: int, levels: int, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, levels, n), rng.integers(0, levels, n)
     data = pd.DataFrame({"x": rng.normal(size=n), "a": pd.Categorical(a), "b": pd.Categorical(b)})
-    data["y"] = (1 + 0.5 * data.x + rng.normal(size=levels)[a] + 0.7 * rng.normal(size=levels)[b]
-                 + rng.normal(size=n))
+    data["y"] = 1 + 0.5 * data.x + rng.normal(size=levels)[a] + 0.7 * rng.normal(size=levels)[b] + rng.normal(size=n)
     return data
 
 

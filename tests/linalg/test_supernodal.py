@@ -109,7 +109,9 @@ def _python_minimum_degree(pattern, nfixed):
     words = (m + 63) // 64
     full = pattern | np.eye(m, dtype=bool)
     packed = np.pad(np.packbits(full, axis=1, bitorder="little"), ((0, 0), (0, words * 8 - (m + 7) // 8)))
-    return kernels.minimum_degree(np.ascontiguousarray(packed).view(np.uint64), full.sum(axis=1).astype(np.int64), nfixed)
+    return kernels.minimum_degree(
+        np.ascontiguousarray(packed).view(np.uint64), full.sum(axis=1).astype(np.int64), nfixed
+    )
 
 
 def _reference_minimum_degree(pattern, nfixed):
@@ -203,5 +205,6 @@ def test_selected_inverse_equals_the_dense_inverse_on_the_pattern(m, density, bl
     selected = plan.selected_inverse(work, nlead)
     expected = np.linalg.inv(reordered[:nlead, :nlead])
     structure = _symbolic(pattern[np.ix_(plan.order, plan.order)])[0][:nlead, :nlead]
-    np.testing.assert_allclose(selected[:nlead, :nlead][structure], expected[structure], rtol=1e-10,
-                               atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        selected[:nlead, :nlead][structure], expected[structure], rtol=1e-10, atol=1e-12 * np.abs(expected).max()
+    )

@@ -14,8 +14,11 @@ pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS
 def _model():
     """Two terms (so the rest block holds random effects too), three strata and AR(1) pairs across them."""
     return mm.LinearMixedModel.from_formula(
-        "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", issue19_dataset("sleepstudy"),
-        weights=mm.var_ident("Phase3"), correlation=mm.cor_ar1("Days", group="Subject"))
+        "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
+        issue19_dataset("sleepstudy"),
+        weights=mm.var_ident("Phase3"),
+        correlation=mm.cor_ar1("Days", group="Subject"),
+    )
 
 
 def _sparse_path(monkeypatch) -> None:
@@ -29,8 +32,14 @@ def _pieces(model, monkeypatch, dense: bool) -> WeightedBlocks:
         _sparse_path(monkeypatch)
     inputs = model.inputs
     xy = np.column_stack([inputs.fixed.matrix, inputs.y])
-    return WeightedBlocks.build([t.refs for t in inputs.terms], [t.z for t in inputs.terms],
-                                [t.nlevels for t in inputs.terms], xy, model.layouts, model.residual.structure.pieces)
+    return WeightedBlocks.build(
+        [t.refs for t in inputs.terms],
+        [t.z for t in inputs.terms],
+        [t.nlevels for t in inputs.terms],
+        xy,
+        model.layouts,
+        model.residual.structure.pieces,
+    )
 
 
 def test_dense_and_sparse_builds_agree(monkeypatch):
@@ -42,17 +51,21 @@ def test_dense_and_sparse_builds_agree(monkeypatch):
     a, b = dense.combine(c), sparse.combine(c)
     np.testing.assert_allclose(a.a11, b.a11, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(a.a22, b.a22, rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(np.asarray(a.a21), np.asarray(b.a21.toarray() if hasattr(b.a21, "toarray") else b.a21),
-                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(a.a21), np.asarray(b.a21.toarray() if hasattr(b.a21, "toarray") else b.a21), rtol=1e-12, atol=1e-9
+    )
 
 
 def test_pieces_add_up_to_the_unweighted_cross_products(monkeypatch):
     """With every stratum weight 1 and phi 0, A(c) is [Z X y]'[Z X y]: lmer's own blocks."""
     model = _model()
-    plain = mm.LinearMixedModel.from_formula("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
-                                             issue19_dataset("sleepstudy"))
+    plain = mm.LinearMixedModel.from_formula(
+        "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", issue19_dataset("sleepstudy")
+    )
     for dense in (True, False):
-        combined = _pieces(model, monkeypatch, dense).combine(model.residual.structure.coefficients(np.array([1.0, 1.0, 0.0])))
+        combined = _pieces(model, monkeypatch, dense).combine(
+            model.residual.structure.coefficients(np.array([1.0, 1.0, 0.0]))
+        )
         np.testing.assert_allclose(combined.a11, plain.crossprods.a11, rtol=1e-12)
         np.testing.assert_allclose(combined.a22, plain.crossprods.a22, rtol=1e-12, atol=1e-8)
 

@@ -86,8 +86,10 @@ def test_lm_matches_r(name):
     _close(table["Pr(>|t|)"], ref["p"], rtol=1e-6)
     _close(fit.sigma, ref["sigma"])
     assert fit.df_resid == ref["df_residual"] and fit.nobs == ref["nobs"] and fit.npar == ref["df"]
-    _close([fit.loglik, fit.loglik_at(REML=True), fit.aic, fit.bic, fit.deviance],
-           [ref["logLik"], ref["logLik_REML"], ref["AIC"], ref["BIC"], ref["deviance"]])
+    _close(
+        [fit.loglik, fit.loglik_at(REML=True), fit.aic, fit.bic, fit.deviance],
+        [ref["logLik"], ref["logLik_REML"], ref["AIC"], ref["BIC"], ref["deviance"]],
+    )
     _close(fit.vcov.to_numpy(), ref["vcov"], atol=1e-10)
     _close(fit.fitted.to_numpy()[:10], ref["fitted_head"])
     _close(fit.residuals().to_numpy()[:10], ref["resid_head"], atol=1e-9)
@@ -145,8 +147,10 @@ def test_lm_and_glm_drop_rows_with_missing_offsets_and_refuse_infinite_ones():
     offset = 0.1 * data["Days"].to_numpy()
     offset[[2, 40]] = np.nan
     kept = np.isfinite(offset)
-    for fitter in (lambda d, o: lm("Reaction ~ Days", d, offset=o),
-                   lambda d, o: glm("Reaction ~ Days", d, family=mm.families.Gamma(link="log"), offset=o)):
+    for fitter in (
+        lambda d, o: lm("Reaction ~ Days", d, offset=o),
+        lambda d, o: glm("Reaction ~ Days", d, family=mm.families.Gamma(link="log"), offset=o),
+    ):
         fit, without = fitter(data, offset), fitter(data[kept], offset[kept])
         assert fit.nobs == 178 and fit.model.inputs.n_dropped == 2
         np.testing.assert_allclose(fit.beta, without.beta, rtol=1e-10)
@@ -167,10 +171,17 @@ def test_glm_matches_r(name):
     assert table.columns[2] == ref["stat_name"]
     _close(table.iloc[:, 2], ref["stat"], rtol=1e-7)
     _close(table.iloc[:, 3], ref["p"], rtol=1e-5)
-    _close([fit.deviance, fit.null_deviance, fit.loglik, fit.aic, fit.bic, fit.dispersion],
-           [ref["deviance"], ref["null_deviance"], ref["logLik"], ref["AIC"], ref["BIC"], ref["dispersion"]])
+    _close(
+        [fit.deviance, fit.null_deviance, fit.loglik, fit.aic, fit.bic, fit.dispersion],
+        [ref["deviance"], ref["null_deviance"], ref["logLik"], ref["AIC"], ref["BIC"], ref["dispersion"]],
+    )
     assert (fit.npar, fit.nobs, fit.df_resid, fit.df_null, fit.iterations) == (
-        ref["df"], ref["nobs"], ref["df_residual"], ref["df_null"], ref["iter"])
+        ref["df"],
+        ref["nobs"],
+        ref["df_residual"],
+        ref["df_null"],
+        ref["iter"],
+    )
     _close(fit.vcov.to_numpy(), ref["vcov"], rtol=1e-7, atol=1e-14)
 
 

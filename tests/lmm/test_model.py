@@ -177,7 +177,9 @@ def test_information_criteria():
 def test_weighted_pearson_residuals():
     fit, ref = _case("sleepstudy_weights")
     head = len(ref["resid_pearson_head"])
-    np.testing.assert_allclose(fit.residuals("pearson").to_numpy()[:head], ref["resid_pearson_head"], atol=REL * fit.sigma)
+    np.testing.assert_allclose(
+        fit.residuals("pearson").to_numpy()[:head], ref["resid_pearson_head"], atol=REL * fit.sigma
+    )
 
 
 def test_rows_with_missing_values_are_dropped_and_counted(sleepstudy):
@@ -201,10 +203,11 @@ def test_weights_of_wrong_length_are_rejected(sleepstudy):
 def test_contrasts_for_a_variable_not_in_the_formula_warn(sleepstudy):
     """R's model.matrix warns "variable 'foo' is absent, its contrast will be ignored" (issue 22, item 6)."""
     data = sleepstudy.assign(Phase=np.where(sleepstudy["Days"] < 5, "early", "late"))
-    for fit in (lambda c: mm.lmer("Reaction ~ Days + (1 | Subject)", data, contrasts=c),
-                lambda c: mm.lm("Reaction ~ Days", data, contrasts=c),
-                lambda c: mm.glmer("Reaction ~ Days + (1 | Subject)", data, family=mm.families.Gamma(link="log"),
-                                   contrasts=c)):
+    for fit in (
+        lambda c: mm.lmer("Reaction ~ Days + (1 | Subject)", data, contrasts=c),
+        lambda c: mm.lm("Reaction ~ Days", data, contrasts=c),
+        lambda c: mm.glmer("Reaction ~ Days + (1 | Subject)", data, family=mm.families.Gamma(link="log"), contrasts=c),
+    ):
         with pytest.warns(mm.MixedModelsWarning, match="variable 'Phaze', which is not in the formula"):
             fit({"Phaze": "sum"})
     with warnings.catch_warnings(record=True) as caught:  # a variable used anywhere in the formula is in it
@@ -226,7 +229,9 @@ def test_offset_argument_equals_offset_term(sleepstudy):
     via_term = _case("sleepstudy_offset")[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        via_argument = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, offset=2 * sleepstudy["Days"].to_numpy())
+        via_argument = mm.lmer(
+            "Reaction ~ Days + (Days | Subject)", sleepstudy, offset=2 * sleepstudy["Days"].to_numpy()
+        )
     np.testing.assert_allclose(via_argument.beta, via_term.beta, rtol=1e-6)
     assert via_argument.objective == pytest.approx(via_term.objective, rel=1e-9)
 
@@ -282,7 +287,9 @@ def test_method_ml_says_use_reml_false(sleepstudy):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", dataset("cbpp"), method="Laplace")
 
 
-@pytest.mark.parametrize("name", ["sleepstudy_slope_reml", "sleepstudy_slope_ml", "penicillin_crossed", "sleepstudy_weights"])
+@pytest.mark.parametrize(
+    "name", ["sleepstudy_slope_reml", "sleepstudy_slope_ml", "penicillin_crossed", "sleepstudy_weights"]
+)
 def test_bfgs_and_bobyqa_reach_the_same_optimum(name):
     """The default (BFGS with the analytic gradient) and lme4's BOBYQA agree to BOBYQA's own tolerance (1e-8)."""
     formula, data_name, reml, options = (*LMM_CASES[name], {}) if name in LMM_CASES else EXTRA_CASES[name]
@@ -292,7 +299,9 @@ def test_bfgs_and_bobyqa_reach_the_same_optimum(name):
         options["weights"] = data[options["weights"]].to_numpy()
     fits = {}
     for optimizer in ("bfgs", "bobyqa"):
-        fits[optimizer] = mm.lmer(formula, data, REML=reml, settings=mm.OptimizerSettings(optimizer=optimizer), **options)
+        fits[optimizer] = mm.lmer(
+            formula, data, REML=reml, settings=mm.OptimizerSettings(optimizer=optimizer), **options
+        )
     assert fits["bfgs"].optinfo.geval > 0 and fits["bobyqa"].optinfo.geval == 0
     assert fits["bfgs"].objective <= fits["bobyqa"].objective + 1e-8
     np.testing.assert_allclose(fits["bfgs"].theta, fits["bobyqa"].theta, rtol=1e-3, atol=1e-4)
@@ -303,7 +312,9 @@ def test_every_optimizer_puts_a_singular_fit_exactly_on_the_boundary(optimizer):
     """lme4: theta = 0 exactly (shared reference dyestuff2_singular); optim.snap_to_zero_bounds after each optimizer."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = mm.lmer("Yield ~ 1 + (1 | Batch)", dataset("Dyestuff2"), settings=mm.OptimizerSettings(optimizer=optimizer))
+        fit = mm.lmer(
+            "Yield ~ 1 + (1 | Batch)", dataset("Dyestuff2"), settings=mm.OptimizerSettings(optimizer=optimizer)
+        )
     assert fit.theta[0] == 0.0 and fit.is_singular
 
 

@@ -103,8 +103,14 @@ def test_refit_method_of_a_glmm():
 
 
 # --- power: the batched path against data set by data set ----------------------------------------
-DESIGN = dict(n_groups=12, n_obs=6, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0, "conditionB": 0.8},
-              group_sd=0.7, sigma=1.0)
+DESIGN = dict(
+    n_groups=12,
+    n_obs=6,
+    between={"condition": ["A", "B"]},
+    fixed={"(Intercept)": 0.0, "conditionB": 0.8},
+    group_sd=0.7,
+    sigma=1.0,
+)
 MODELS = {"OLS": "y ~ condition", "lmer": "y ~ condition + (1 | participant)"}
 
 
@@ -131,7 +137,9 @@ def test_power_batched_equals_data_set_by_data_set(method, monkeypatch):
 
 def test_power_with_a_drawn_covariate_takes_the_general_path():
     design = {**DESIGN, "covariates": {"x": 1.0}}
-    result = mm.power(design, "y ~ condition + x + (1 | participant)", test="conditionB", nsim=4, seed=2, progress=False)
+    result = mm.power(
+        design, "y ~ condition + x + (1 | participant)", test="conditionB", nsim=4, seed=2, progress=False
+    )
     assert result.table.loc["y ~ condition + x + (1 | participant)", "fits"] == 4
 
 

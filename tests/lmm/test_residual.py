@@ -23,10 +23,21 @@ pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS
 
 MODELS = {
     "orthodont_varident": ("distance ~ age + Sex + (1 | Subject)", "Orthodont", dict(weights=mm.var_ident("Sex"))),
-    "sleepstudy_ar1": ("Reaction ~ Days + (1 | Subject)", "sleepstudy", dict(correlation=mm.cor_ar1("Days", group="Subject"))),
-    "ovary_ar1": ("follicles ~ np.sin(2 * np.pi * Time) + np.cos(2 * np.pi * Time) + (1 | Mare)", "Ovary",
-                  dict(correlation=mm.cor_ar1("obs", group="Mare"))),
-    "bodyweight_ar1": ("weight ~ Time * Diet + (Time | Rat)", "BodyWeight", dict(correlation=mm.cor_ar1("obs", group="Rat"))),
+    "sleepstudy_ar1": (
+        "Reaction ~ Days + (1 | Subject)",
+        "sleepstudy",
+        dict(correlation=mm.cor_ar1("Days", group="Subject")),
+    ),
+    "ovary_ar1": (
+        "follicles ~ np.sin(2 * np.pi * Time) + np.cos(2 * np.pi * Time) + (1 | Mare)",
+        "Ovary",
+        dict(correlation=mm.cor_ar1("obs", group="Mare")),
+    ),
+    "bodyweight_ar1": (
+        "weight ~ Time * Diet + (Time | Rat)",
+        "BodyWeight",
+        dict(correlation=mm.cor_ar1("obs", group="Rat")),
+    ),
 }
 CASES = [(name, reml) for name in MODELS for reml in (True, False)]
 REL = 0.01
@@ -53,7 +64,7 @@ def test_loglik_no_worse_than_nlme(name, reml):
 def test_fixed_effects_and_standard_errors(name, reml):
     ref, fit = _ref(name, reml), _fit(name, reml)
     se = np.array(ref["se"])
-    assert list(fit.fixef_names)[: 1] == ref["fixef_names"][: 1]
+    assert list(fit.fixef_names)[:1] == ref["fixef_names"][:1]
     assert np.all(np.abs(fit.beta - np.array(ref["fixef"])) <= REL * se)
     n, p = fit.nobs, len(fit.beta)
     nlme_scale = 1.0 if reml else np.sqrt(n / (n - p))
@@ -66,7 +77,11 @@ def test_variance_components_phi_and_ratios(name, reml):
     assert fit.sigma == pytest.approx(ref["sigma"], rel=REL)
     for group, random in ref["random"].items():
         cov = fit.covariances[group]
-        np.testing.assert_allclose(np.sqrt(np.diag(cov)), random["stddev"] if isinstance(random["stddev"], list) else [random["stddev"]], rtol=REL)
+        np.testing.assert_allclose(
+            np.sqrt(np.diag(cov)),
+            random["stddev"] if isinstance(random["stddev"], list) else [random["stddev"]],
+            rtol=REL,
+        )
     if ref["phi"] is not None:
         assert fit.phi == pytest.approx(ref["phi"], rel=REL)
         assert fit.residual_params["phi"] == fit.phi
@@ -88,10 +103,13 @@ def test_fitted_and_residuals(name, reml):
     np.testing.assert_allclose(fit.fitted.to_numpy()[:k], ref["fitted_head"], rtol=0, atol=REL * scale)
     np.testing.assert_allclose(fit.residuals().to_numpy()[:k], ref["resid_head"], rtol=0, atol=REL * scale)
     pearson = np.array(ref["resid_pearson_head"])
-    np.testing.assert_allclose(fit.residuals("pearson", scaled=True).to_numpy()[:k], pearson, atol=REL * np.abs(pearson).max())
+    np.testing.assert_allclose(
+        fit.residuals("pearson", scaled=True).to_numpy()[:k], pearson, atol=REL * np.abs(pearson).max()
+    )
     normalized = np.array(ref["resid_normalized_head"])
-    np.testing.assert_allclose(fit.residuals("normalized", scaled=True).to_numpy()[:k], normalized,
-                               atol=REL * np.abs(normalized).max())
+    np.testing.assert_allclose(
+        fit.residuals("normalized", scaled=True).to_numpy()[:k], normalized, atol=REL * np.abs(normalized).max()
+    )
 
 
 @pytest.mark.parametrize("name,reml", CASES)
@@ -159,13 +177,17 @@ def _check_blocks_against_dense(fit, weights):
     days = issue19_dataset("sleepstudy")["Days"].to_numpy()
     subject = inputs.terms[0].refs
     corr = np.where(np.equal.outer(subject, subject), fit.phi ** np.abs(np.subtract.outer(days, days)), 0.0)
-    m = np.column_stack([inputs.terms[0].z[:, [0]] * (subject[:, None] == np.arange(18)), inputs.fixed.matrix, inputs.y])
+    m = np.column_stack(
+        [inputs.terms[0].z[:, [0]] * (subject[:, None] == np.arange(18)), inputs.fixed.matrix, inputs.y]
+    )
     m = m * np.sqrt(weights)[:, None]
     direct = m.T @ np.linalg.solve(corr, m)
     cp, scale = fit.model.crossprods, fit.model.layouts[0].scales[0]
     np.testing.assert_allclose(cp.a11[:, 0, 0] * scale**2, np.diag(direct)[:18], rtol=1e-10)
     np.testing.assert_allclose(cp.a22, direct[18:, 18:], rtol=1e-10)
-    np.testing.assert_allclose(np.asarray(cp.a21) * scale, direct[18:, :18], rtol=1e-10, atol=1e-9 * np.abs(direct).max())
+    np.testing.assert_allclose(
+        np.asarray(cp.a21) * scale, direct[18:, :18], rtol=1e-10, atol=1e-9 * np.abs(direct).max()
+    )
 
 
 def test_stored_blocks_are_the_weighted_cross_products():
@@ -179,8 +201,12 @@ def test_stored_blocks_are_the_weighted_cross_products():
     assert blocks.packed.shape == (blocks.npieces, q + m * q + m * m)  # no dimension of length n
     assert fit.model.rebuild().objective(fit.theta) == pytest.approx(fit.objective, rel=1e-10)
     w = 1.0 + (issue19_dataset("sleepstudy")["Days"].to_numpy() % 3)
-    weighted = mm.lmer("Reaction ~ Days + (1 | Subject)", issue19_dataset("sleepstudy"), weights=w,
-                       correlation=mm.cor_ar1("Days", group="Subject"))
+    weighted = mm.lmer(
+        "Reaction ~ Days + (1 | Subject)",
+        issue19_dataset("sleepstudy"),
+        weights=w,
+        correlation=mm.cor_ar1("Days", group="Subject"),
+    )
     _check_blocks_against_dense(weighted, w)
     assert weighted.optinfo.converged and 0 < weighted.phi < 1
 
@@ -195,18 +221,38 @@ def _sleep(**changes):
     return data
 
 
-@pytest.mark.parametrize("data,correlation,message", [
-    (lambda: _sleep(Days=np.where(issue19_dataset("sleepstudy")["Days"] == 9, 10.0, issue19_dataset("sleepstudy")["Days"])),
-     mm.cor_ar1("Days", group="Subject"), r"group '308' has a gap or unequal spacing \(times 0, 1, 2, 3, 4, 5, 6, 7"),
-    (lambda: _sleep(Days=issue19_dataset("sleepstudy")["Days"] * 0.5),
-     mm.cor_ar1("Days", group="Subject"), r"group '308' has a gap or unequal spacing"),
-    (lambda: _sleep(Days=np.minimum(issue19_dataset("sleepstudy")["Days"], 8)),
-     mm.cor_ar1("Days", group="Subject"), r"group '308' repeats a time"),
-    (lambda: _sleep(g=np.arange(180).astype(str)),
-     mm.cor_ar1("Days", group="g"), r"cor_ar1\(group='g'\): group '0' has one time point \(and 179 more groups\)"),
-    (lambda: _sleep(pair=(issue19_dataset("sleepstudy").index // 20).astype(str)),
-     mm.cor_ar1(None, group="pair"), r"group '0' spans several levels of 'Subject' in the random-effects term \(1 \| Subject\)"),
-])
+@pytest.mark.parametrize(
+    "data,correlation,message",
+    [
+        (
+            lambda: _sleep(
+                Days=np.where(issue19_dataset("sleepstudy")["Days"] == 9, 10.0, issue19_dataset("sleepstudy")["Days"])
+            ),
+            mm.cor_ar1("Days", group="Subject"),
+            r"group '308' has a gap or unequal spacing \(times 0, 1, 2, 3, 4, 5, 6, 7",
+        ),
+        (
+            lambda: _sleep(Days=issue19_dataset("sleepstudy")["Days"] * 0.5),
+            mm.cor_ar1("Days", group="Subject"),
+            r"group '308' has a gap or unequal spacing",
+        ),
+        (
+            lambda: _sleep(Days=np.minimum(issue19_dataset("sleepstudy")["Days"], 8)),
+            mm.cor_ar1("Days", group="Subject"),
+            r"group '308' repeats a time",
+        ),
+        (
+            lambda: _sleep(g=np.arange(180).astype(str)),
+            mm.cor_ar1("Days", group="g"),
+            r"cor_ar1\(group='g'\): group '0' has one time point \(and 179 more groups\)",
+        ),
+        (
+            lambda: _sleep(pair=(issue19_dataset("sleepstudy").index // 20).astype(str)),
+            mm.cor_ar1(None, group="pair"),
+            r"group '0' spans several levels of 'Subject' in the random-effects term \(1 \| Subject\)",
+        ),
+    ],
+)
 def test_bad_correlation_groups_are_named(data, correlation, message):
     with pytest.raises(mm.ModelSpecError, match=message):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data(), correlation=correlation)
@@ -238,8 +284,13 @@ def test_both_structures_together_give_the_gaussian_likelihood():
     from scipy import stats
 
     data = issue19_dataset("sleepstudy")
-    both = mm.lmer("Reaction ~ Days + (1 | Subject)", data, REML=False, weights=mm.var_ident("Phase3"),
-                   correlation=mm.cor_ar1("Days", group="Subject"))
+    both = mm.lmer(
+        "Reaction ~ Days + (1 | Subject)",
+        data,
+        REML=False,
+        weights=mm.var_ident("Phase3"),
+        correlation=mm.cor_ar1("Days", group="Subject"),
+    )
     inputs = both.model.inputs
     subject = inputs.terms[0].refs
     days = data["Days"].to_numpy()

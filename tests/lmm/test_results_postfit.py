@@ -77,8 +77,9 @@ def test_residual_types_as_lme4(key, kind):
 @pytest.mark.parametrize("key", ["ss", "pen", "ssw"])
 def test_scaled_pearson_residuals(key):
     m, r = fit(key), diagnostics(key)
-    np.testing.assert_allclose(m.residuals(type="pearson", scaled=True), r["residuals_pearson_scaled"]["value"],
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        m.residuals(type="pearson", scaled=True), r["residuals_pearson_scaled"]["value"], rtol=0, atol=1e-4
+    )
 
 
 # --- the fixed effects of a rank-deficient fit ---------------------------------------------------
@@ -86,8 +87,10 @@ def _rank_deficient(case: str):
     data = dataset("sleepstudy").copy()
     data["DayF"] = pd.Categorical(data["Days"].astype(int).astype(str), categories=[str(d) for d in range(10)])
     data["Phase"] = pd.Categorical(np.where(data["Days"] < 5, "early", "late"))
-    formula = {"factor": "Reaction ~ DayF + Phase + (1 | Subject)",
-               "numeric": "Reaction ~ Days + I(2 * Days) + (1 | Subject)"}[case]
+    formula = {
+        "factor": "Reaction ~ DayF + Phase + (1 | Subject)",
+        "numeric": "Reaction ~ Days + I(2 * Days) + (1 | Subject)",
+    }[case]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.RankDeficiencyWarning)
         return mm.lmer(formula, data)
@@ -158,10 +161,13 @@ def test_full_condvar_covers_every_term_of_a_group():
 
 
 # --- start ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case, start", [
-    ("theta_list", {"theta": [0.5, 0.0, 0.5]}),
-    ("theta_vector", [2.0, -0.5, 1.0]),
-])
+@pytest.mark.parametrize(
+    "case, start",
+    [
+        ("theta_list", {"theta": [0.5, 0.0, 0.5]}),
+        ("theta_vector", [2.0, -0.5, 1.0]),
+    ],
+)
 def test_lmer_start_reaches_lme4s_optimum(case, start):
     """From another start the same optimum: logLik to 1e-7 relative (lme4's own starts differ by 6e-8)."""
     r = reference("postfit_misc")["start"][case]
@@ -178,15 +184,19 @@ def test_lmer_start_at_the_optimum_needs_few_evaluations():
     assert again.optinfo.feval <= r["feval"] + 5
     assert again.loglik == pytest.approx(default.loglik, rel=1e-10)
     by_name = dict(zip(default.model.theta_names, default.theta))
-    assert mm.lmer("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"), start=by_name).loglik == \
-        pytest.approx(default.loglik, rel=1e-10)
+    assert mm.lmer("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"), start=by_name).loglik == pytest.approx(
+        default.loglik, rel=1e-10
+    )
 
 
-@pytest.mark.parametrize("start, match", [
-    ([1.0, 0.0], "2 values; the model has 3"),
-    ([-1.0, 0.0, 1.0], ">= 0"),
-    ({"theta": [1.0, 0.0, 1.0], "fixef": [1.0, 2.0]}, "lmer's start"),
-])
+@pytest.mark.parametrize(
+    "start, match",
+    [
+        ([1.0, 0.0], "2 values; the model has 3"),
+        ([-1.0, 0.0, 1.0], ">= 0"),
+        ({"theta": [1.0, 0.0, 1.0], "fixef": [1.0, 2.0]}, "lmer's start"),
+    ],
+)
 def test_bad_lmer_start(start, match):
     with pytest.raises(mm.ModelSpecError, match=match):
         mm.lmer("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"), start=start)
@@ -197,8 +207,12 @@ def test_glmer_start_with_theta_and_fixef():
     r = reference("postfit_misc")["start"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        g = mm.glmer(CALLS["cb"][0], dataset("cbpp"), family="binomial",
-                     start={"theta": [1.0], "fixef": [-1.0, -1.0, -1.0, -1.0]})
+        g = mm.glmer(
+            CALLS["cb"][0],
+            dataset("cbpp"),
+            family="binomial",
+            start={"theta": [1.0], "fixef": [-1.0, -1.0, -1.0, -1.0]},
+        )
         theta_only = mm.glmer(CALLS["cb"][0], dataset("cbpp"), family="binomial", start=[1.0])
     # our optimum is lme4's to 3e-4 in logLik, and better (lme4 stops early: tests/glmm/test_glmm.py)
     assert g.loglik >= r["glmer_theta_fixef"]["logLik"] - 1e-6
@@ -232,8 +246,12 @@ def test_na_exclude_pads_row_shaped_results():
     assert exclude.nobs == ref["nobs"] == omit.nobs
     assert exclude.loglik == pytest.approx(ref["logLik"], rel=1e-7)
     outputs = {
-        "fitted": exclude.fitted, "residuals": exclude.residuals(), "residuals_pearson": exclude.residuals("pearson"),
-        "predict": exclude.predict(), "predict_fixed": exclude.predict(re_form="~0"), "hatvalues": exclude.hatvalues(),
+        "fitted": exclude.fitted,
+        "residuals": exclude.residuals(),
+        "residuals_pearson": exclude.residuals("pearson"),
+        "predict": exclude.predict(),
+        "predict_fixed": exclude.predict(re_form="~0"),
+        "hatvalues": exclude.hatvalues(),
     }
     for name, series in outputs.items():
         assert series.index.equals(data.index), name

@@ -62,7 +62,9 @@ def test_variance_components_and_correlations(name, reml):
     sd = np.sqrt(np.diag(cov))
     np.testing.assert_allclose(sd, vc["stddev"], rtol=REL)
     corr = cov / np.outer(sd, sd)
-    np.testing.assert_allclose(corr, np.array(vc["correlation"], dtype=float), rtol=REL, atol=1e-12 if name == "diag" else 0)
+    np.testing.assert_allclose(
+        corr, np.array(vc["correlation"], dtype=float), rtol=REL, atol=1e-12 if name == "diag" else 0
+    )
     assert fit.sigma == pytest.approx(ref["sigma"], rel=REL)
     if "rho" in vc:
         assert corr[1, 0] == pytest.approx(vc["rho"], rel=REL)
@@ -127,7 +129,9 @@ def test_predict_and_simulate_follow_the_structure():
 
 def test_glmer_diag_is_glmers_uncorrelated_terms():
     """The structures reach glmer through the same layouts: diag(1 + x | g) = (1 + x || g)."""
-    a = fitted_issue19("glmer", "TICKS ~ YEAR + cHEIGHT + diag(1 + cHEIGHT | LOCATION)", "grouseticks", family="poisson")
+    a = fitted_issue19(
+        "glmer", "TICKS ~ YEAR + cHEIGHT + diag(1 + cHEIGHT | LOCATION)", "grouseticks", family="poisson"
+    )
     b = fitted_issue19("glmer", "TICKS ~ YEAR + cHEIGHT + (1 + cHEIGHT || LOCATION)", "grouseticks", family="poisson")
     assert a.loglik == pytest.approx(b.loglik, abs=1e-6)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-4, atol=1e-6)
@@ -136,7 +140,10 @@ def test_glmer_diag_is_glmers_uncorrelated_terms():
 def test_glmer_cs_fits():
     fit = fitted_issue19("glmer", "TICKS ~ YEAR + cHEIGHT + cs(0 + YEAR | LOCATION)", "grouseticks", family="poisson")
     assert fit.optinfo.converged
-    assert fit.loglik > fitted_issue19("glmer", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", "grouseticks", family="poisson").loglik
+    assert (
+        fit.loglik
+        > fitted_issue19("glmer", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", "grouseticks", family="poisson").loglik
+    )
     assert -0.5 < fit.theta[-1] < 1
 
 
@@ -150,7 +157,9 @@ def test_degenerate_ar1_days_is_refused_as_lme4_refuses_it():
     180 rows): glmmTMB drifts to sigma -> 0 (the reference's ar1_days, flagged "not a target");
     lme4's rule (random effects < observations) refuses the model with a message naming the term."""
     assert "DEGENERATE" in _case("ar1_days", True)["note"]
-    with pytest.raises(mm.ModelSpecError, match=r"number of random effects \(=180\) for term ar1\(0 \+ DayO \| Subject\)"):
+    with pytest.raises(
+        mm.ModelSpecError, match=r"number of random effects \(=180\) for term ar1\(0 \+ DayO \| Subject\)"
+    ):
         mm.lmer("Reaction ~ Days + ar1(0 + DayO | Subject)", issue19_dataset("sleepstudy"))
 
 

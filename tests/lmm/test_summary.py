@@ -98,7 +98,11 @@ def test_format_r_shares_decimals_like_r():
 def test_format_coef_se_rounds_like_printcoefmat():
     assert format_coef_se(np.array([5.6656]), np.array([0.67838])) == ["5.6656", "0.6784"]
     assert format_coef_se(np.array([251.4051, 10.46729]), np.array([6.8246, 1.54579])) == [
-        "251.405", "10.467", "6.825", "1.546"]
+        "251.405",
+        "10.467",
+        "6.825",
+        "1.546",
+    ]
 
 
 def test_zapsmall_rounds_decimals_to_nearest_integer_like_r():

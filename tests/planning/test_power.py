@@ -22,8 +22,9 @@ import mixedmodels as mm
 from conftest import reference
 from mixedmodels.planning.power import PowerResult, binomial_ci
 
-BETWEEN = dict(n_groups=30, n_obs=10, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0},
-               group_sd=1.0, sigma=1.0)
+BETWEEN = dict(
+    n_groups=30, n_obs=10, between={"condition": ["A", "B"]}, fixed={"(Intercept)": 0.0}, group_sd=1.0, sigma=1.0
+)
 MODELS = {"OLS": "y ~ condition", "lmer": "y ~ condition + (1 | participant)"}
 
 
@@ -62,7 +63,16 @@ def test_power_result_contents(type_one):
     assert type_one.pvalues.shape == (120, 2) and list(type_one.pvalues.columns) == ["OLS", "lmer"]
     rate = (type_one.pvalues < 0.05).mean()
     np.testing.assert_allclose(type_one.rate.to_numpy(), rate.to_numpy())
-    assert list(type_one.table.columns) == ["formula", "rejected", "fits", "rate", "ci_low", "ci_high", "failed", "singular"]
+    assert list(type_one.table.columns) == [
+        "formula",
+        "rejected",
+        "fits",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "failed",
+        "singular",
+    ]
     text = str(type_one)
     assert "OLS" in text and "lmer" in text and "95% CI (wilson)" in text
 

@@ -19,13 +19,26 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.planning.study import DesignTruth
 
-RHO_DESIGN = dict(n_groups=100, n_obs=10, within={"condition": ["A", "B"]},
-                  fixed={"(Intercept)": 800.0, "conditionB": 50.0},
-                  group_sd={"(Intercept)": 100.0, "conditionB": 60.0}, group_corr=0.7, sigma=50.0)
-CROSSED_DESIGN = dict(n_groups=100, n_obs=5, n_items=50,
-                      between_items={"category": {"ingroup": -0.5, "outgroup": 0.5}},
-                      fixed={"(Intercept)": 800.0, "category": 50.0},
-                      group_sd={"(Intercept)": 100.0, "category": 40.0}, group_corr=0.2, item_sd=80.0, sigma=200.0)
+RHO_DESIGN = dict(
+    n_groups=100,
+    n_obs=10,
+    within={"condition": ["A", "B"]},
+    fixed={"(Intercept)": 800.0, "conditionB": 50.0},
+    group_sd={"(Intercept)": 100.0, "conditionB": 60.0},
+    group_corr=0.7,
+    sigma=50.0,
+)
+CROSSED_DESIGN = dict(
+    n_groups=100,
+    n_obs=5,
+    n_items=50,
+    between_items={"category": {"ingroup": -0.5, "outgroup": 0.5}},
+    fixed={"(Intercept)": 800.0, "category": 50.0},
+    group_sd={"(Intercept)": 100.0, "category": 40.0},
+    group_corr=0.2,
+    item_sd=80.0,
+    sigma=200.0,
+)
 LINE = dict(covariates={"x": 1.0}, fixed={"(Intercept)": 2.0, "x": 0.5})
 
 
@@ -95,14 +108,25 @@ def test_hundred_by_fifty_stimuli_by_five_trials_crossed():
 # --------------------------------------------------------------------------- bookkeeping
 def test_response_is_exactly_fixed_plus_random_part_without_noise():
     """sigma = 0: y = x'beta + z'b_group + w'c_item exactly, from the returned truth."""
-    kwargs = dict(CROSSED_DESIGN, n_groups=12, n_items=6, n_obs=2, sigma=0.0,
-                  item_sd={"(Intercept)": 80.0}, within={"time": ["pre", "post"]})
+    kwargs = dict(
+        CROSSED_DESIGN,
+        n_groups=12,
+        n_items=6,
+        n_obs=2,
+        sigma=0.0,
+        item_sd={"(Intercept)": 80.0},
+        within={"time": ["pre", "post"]},
+    )
     kwargs["fixed"] = {**kwargs["fixed"], "timepost": -20.0, "category:timepost": 15.0}
     data = mm.simulate_design(**kwargs, seed=4)
     truth = data.attrs["truth"]
     post = (data["time"] == "post").to_numpy(float)
-    x = {"(Intercept)": 1.0, "category": data["category"].to_numpy(), "timepost": post,
-         "category:timepost": data["category"].to_numpy() * post}
+    x = {
+        "(Intercept)": 1.0,
+        "category": data["category"].to_numpy(),
+        "timepost": post,
+        "category:timepost": data["category"].to_numpy() * post,
+    }
     expected = sum(truth.fixef[k] * v for k, v in x.items())
     g = truth.group_effects.loc[data["participant"].astype(str)].to_numpy()
     expected = expected + g[:, 0] + g[:, 1] * x["category"]
@@ -156,8 +180,9 @@ def test_truth_is_a_design_truth_and_concat_keeps_working():
 def test_random_effects_and_residuals_have_the_stated_distribution():
     """m = 4000 groups: SDs within 4 sd/sqrt(2m), correlation within 4 (1 - rho^2)/sqrt(m)."""
     m = 4000
-    data = mm.simulate_design(m, 2, within={"c": ["A", "B"]}, group_sd={"(Intercept)": 100.0, "cB": 40.0},
-                              group_corr=0.7, sigma=50.0, seed=5)
+    data = mm.simulate_design(
+        m, 2, within={"c": ["A", "B"]}, group_sd={"(Intercept)": 100.0, "cB": 40.0}, group_corr=0.7, sigma=50.0, seed=5
+    )
     effects = data.attrs["truth"].group_effects.to_numpy()
     sd = effects.std(axis=0, ddof=1)
     assert abs(sd[0] - 100.0) < 4 * 100.0 / np.sqrt(2 * m)
@@ -186,8 +211,14 @@ def _replicates(design: dict, formula: str, reps: int, seed: int) -> pd.DataFram
         vc = fit.varcorr
         sds = vc[vc["var2"].isna() & (vc["grp"] != "Residual")]
         corr = vc.loc[vc["var2"].notna(), "sdcor"]
-        rows.append({**fit.fixef.to_dict(), **{f"sd {g} {v}": s for g, v, s in zip(sds["grp"], sds["var1"], sds["sdcor"])},
-                     "corr": corr.iloc[0] if len(corr) else np.nan, "sigma": fit.sigma})
+        rows.append(
+            {
+                **fit.fixef.to_dict(),
+                **{f"sd {g} {v}": s for g, v, s in zip(sds["grp"], sds["var1"], sds["sdcor"])},
+                "corr": corr.iloc[0] if len(corr) else np.nan,
+                "sigma": fit.sigma,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -200,16 +231,34 @@ def _assert_recovered(estimates: pd.DataFrame, truth: dict[str, float]) -> None:
 
 def test_lmer_recovers_correlated_intercepts_and_slopes():
     est = _replicates(RHO_DESIGN, "y ~ condition + (1 + condition | participant)", reps=12, seed=100)
-    _assert_recovered(est, {"(Intercept)": 800.0, "conditionB": 50.0, "sd participant (Intercept)": 100.0,
-                            "sd participant conditionB": 60.0, "corr": 0.7, "sigma": 50.0})
+    _assert_recovered(
+        est,
+        {
+            "(Intercept)": 800.0,
+            "conditionB": 50.0,
+            "sd participant (Intercept)": 100.0,
+            "sd participant conditionB": 60.0,
+            "corr": 0.7,
+            "sigma": 50.0,
+        },
+    )
 
 
 def test_lmer_recovers_crossed_participants_and_items():
     design = dict(CROSSED_DESIGN, n_groups=40, n_items=20, n_obs=3)
     est = _replicates(design, "y ~ category + (1 + category | participant) + (1 | item)", reps=8, seed=200)
-    _assert_recovered(est, {"(Intercept)": 800.0, "category": 50.0, "sd participant (Intercept)": 100.0,
-                            "sd participant category": 40.0, "corr": 0.2, "sd item (Intercept)": 80.0,
-                            "sigma": 200.0})
+    _assert_recovered(
+        est,
+        {
+            "(Intercept)": 800.0,
+            "category": 50.0,
+            "sd participant (Intercept)": 100.0,
+            "sd participant category": 40.0,
+            "corr": 0.2,
+            "sd item (Intercept)": 80.0,
+            "sigma": 200.0,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- bad designs

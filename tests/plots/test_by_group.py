@@ -104,13 +104,16 @@ def test_a_glmm_fit_draws_on_the_response_scale(plt):
     plt.close(fig)
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"x": "Hours"}, mm.DataError, "Hours"),
-    ({"group": "Days", "y": "Subject"}, mm.DataError, "numeric"),
-    ({"smooth": "loess"}, mm.MixedModelsError, "lowess"),
-    ({"groups": ["999"]}, mm.MixedModelsError, "999"),
-    ({"span": 0}, mm.MixedModelsError, "span"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"x": "Hours"}, mm.DataError, "Hours"),
+        ({"group": "Days", "y": "Subject"}, mm.DataError, "numeric"),
+        ({"smooth": "loess"}, mm.MixedModelsError, "lowess"),
+        ({"groups": ["999"]}, mm.MixedModelsError, "999"),
+        ({"span": 0}, mm.MixedModelsError, "span"),
+    ],
+)
 def test_errors_name_the_problem(plt, kwargs, error, words):
     args = {"x": "Days", "y": "Reaction", "group": "Subject", **kwargs}
     with pytest.raises(error, match=words):

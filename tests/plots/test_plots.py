@@ -36,7 +36,9 @@ def _lines(ax, gid=None):
 
 def _arrows(ax):
     """Shrinkage arrows (group labels may carry leader lines: they are not arrows)."""
-    return [t for t in ax.texts if isinstance(t, Annotation) and t.arrow_patch is not None and t.get_gid() != "group-label"]
+    return [
+        t for t in ax.texts if isinstance(t, Annotation) and t.arrow_patch is not None and t.get_gid() != "group-label"
+    ]
 
 
 def test_importing_mixedmodels_does_not_import_matplotlib():
@@ -195,7 +197,7 @@ def test_spread_1d_is_the_nearest_spacing():
     from mixedmodels.plots._labels import spread_1d
 
     assert spread_1d([0.0, 10.0, 20.0], gap=5.0).tolist() == [0.0, 10.0, 20.0]  # far enough: unchanged
-    np.testing.assert_allclose(spread_1d([3.0, 3.0], gap=2.0), [2.0, 4.0])   # ties part symmetrically
+    np.testing.assert_allclose(spread_1d([3.0, 3.0], gap=2.0), [2.0, 4.0])  # ties part symmetrically
     np.testing.assert_allclose(spread_1d([9.0, 0.0, 1.0], gap=2.0), [9.0, -0.5, 1.5])  # input order kept
     rng = np.random.default_rng(1)
     y = rng.normal(size=40)
@@ -233,9 +235,12 @@ def test_shrinkage_2d_labels_clear_of_each_other_and_of_markers(sleep_cmp):
     assert len(labels) == 18
     boxes = _boxes(fig, labels)
     assert _overlapping_pairs(boxes) == []
-    markers = np.vstack([ax.transData.transform(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)])
-    covered = [(t.get_text(), m) for t, b in zip(labels, boxes) for m in markers
-               if b[0] < m[0] < b[2] and b[1] < m[1] < b[3]]
+    markers = np.vstack(
+        [ax.transData.transform(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection)]
+    )
+    covered = [
+        (t.get_text(), m) for t, b in zip(labels, boxes) for m in markers if b[0] < m[0] < b[2] and b[1] < m[1] < b[3]
+    ]
     assert covered == []
 
 
@@ -302,11 +307,16 @@ def test_ranef_scatter(sleep_fit):
 def test_diagnostics_panels_and_qq_data(sleep_fit):
     fig = mm.plots.diagnostics(sleep_fit)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["Residuals vs fitted", "Normal Q-Q: residuals",
-                      "Normal Q-Q: Subject (Intercept)", "Normal Q-Q: Subject Days"]
+    assert titles == [
+        "Residuals vs fitted",
+        "Normal Q-Q: residuals",
+        "Normal Q-Q: Subject (Intercept)",
+        "Normal Q-Q: Subject Days",
+    ]
     first = fig.axes[0]
-    np.testing.assert_allclose(first.collections[0].get_offsets(),
-                               np.column_stack([sleep_fit.fitted, sleep_fit.residuals()]))
+    np.testing.assert_allclose(
+        first.collections[0].get_offsets(), np.column_stack([sleep_fit.fitted, sleep_fit.residuals()])
+    )
     assert first.get_xlabel() == "fitted values"
     (qq,) = _lines(fig.axes[3], "qq-points")
     n = 18
@@ -327,7 +337,10 @@ def test_diagnostics_of_a_glmm_say_which_scale():
     assert qq_herd.get_ylabel() == "conditional modes (logit scale)"
     np.testing.assert_allclose(_lines(qq_herd, "qq-points")[0].get_ydata(), np.sort(fit.ranef()["herd"]["(Intercept)"]))
     # a linear mixed model's axes keep their plain names
-    assert mm.plots.diagnostics(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")).axes[2].get_ylabel() == "conditional modes"
+    assert (
+        mm.plots.diagnostics(fitted_lmer("Yield ~ 1 + (1 | Batch)", "Dyestuff")).axes[2].get_ylabel()
+        == "conditional modes"
+    )
 
 
 def _synthetic_profile():
@@ -355,8 +368,12 @@ def test_profile_zeta_from_expected_frame():
     (right,) = [a for a in fig.axes[2].child_axes if a.get_gid() == "levels"]
     z = stats.norm.ppf(0.5 + np.array([0.5, 0.8, 0.9, 0.95, 0.99]) / 2)
     np.testing.assert_allclose(right.get_yticks(), np.ravel(np.column_stack([-z, z])))
-    assert [t.get_text() for t in right.get_yticklabels()] == [level for level in ("50%", "80%", "90%", "95%", "99%") for _ in "+-"]
-    np.testing.assert_allclose(sorted(line.get_ydata()[0] for line in _lines(fig.axes[0], "level")), np.sort(np.r_[-z, z]))
+    assert [t.get_text() for t in right.get_yticklabels()] == [
+        level for level in ("50%", "80%", "90%", "95%", "99%") for _ in "+-"
+    ]
+    np.testing.assert_allclose(
+        sorted(line.get_ydata()[0] for line in _lines(fig.axes[0], "level")), np.sort(np.r_[-z, z])
+    )
     assert not [a for a in fig.axes[0].child_axes if a.get_gid() == "levels"]  # once per row
     absolute = mm.plots.profile_zeta(prof, parameters=["Days"], absolute=True, levels=(0.9, 0.999))
     assert len(absolute.axes) == 1 and np.all(_lines(absolute.axes[0], "zeta")[0].get_ydata() >= 0)
@@ -391,9 +408,16 @@ def test_figure_script_renders(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")
         module.main(explorer=False)  # the explorer's screenshot is the browser test's business
     written = {p.name for p in tmp_path.iterdir()}
-    assert {"pooling_sleepstudy.png", "shrinkage_sleepstudy.png", "shrinkage_sleepstudy_intercept.png",
-            "pooling_dyestuff.png", "profile_dyestuff.png", "diagnostics_cbpp.png", "by_group_sleepstudy.png",
-            "shrinkage_grouseticks.png"} <= written
+    assert {
+        "pooling_sleepstudy.png",
+        "shrinkage_sleepstudy.png",
+        "shrinkage_sleepstudy_intercept.png",
+        "pooling_dyestuff.png",
+        "profile_dyestuff.png",
+        "diagnostics_cbpp.png",
+        "by_group_sleepstudy.png",
+        "shrinkage_grouseticks.png",
+    } <= written
 
 
 def test_profile_zeta_of_a_fitted_model():

@@ -98,8 +98,9 @@ def test_separate_binomial_fits_report_separation_as_infinite(cbpp_fit):
 
 def test_separate_intercepts_are_the_logits_of_the_proportions():
     """y ~ 1 + (1 | herd): each herd's own glm is the logit of its total incidence / size (R's lmList)."""
-    cmp = _quiet(mm.compare_pooling, "cbind(incidence, size - incidence) ~ 1 + (1 | herd)", dataset("cbpp"),
-                 family="binomial")
+    cmp = _quiet(
+        mm.compare_pooling, "cbind(incidence, size - incidence) ~ 1 + (1 | herd)", dataset("cbpp"), family="binomial"
+    )
     assert not cmp.share_fixed
     for r in REF["cbpp"]["separate"]:
         _assert_glm(cmp.no_pooling_fit[r["level"]], r)
@@ -135,8 +136,9 @@ def test_a_whole_level_at_a_bound_is_left_out_of_the_shared_fit():
     with_zero = _quiet(mm.compare_pooling, CBPP, both, family="binomial")
     without = _quiet(mm.compare_pooling, CBPP, data, family="binomial")
     assert with_zero.estimates("no").loc["z", "(Intercept)"] == -np.inf
-    np.testing.assert_allclose(with_zero.estimates("no").drop("z").to_numpy(), without.estimates("no").to_numpy(),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        with_zero.estimates("no").drop("z").to_numpy(), without.estimates("no").to_numpy(), rtol=1e-9
+    )
 
 
 def test_lines_are_on_the_response_scale():
@@ -184,8 +186,20 @@ def test_cli_pooling_family(tmp_path):
     out = tmp_path / "shrink.png"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        status = main(["pooling", CBPP, "--data", str(path), "--factor", "herd,period", "--family", "binomial",
-                       "--shrinkage-plot", str(out)])
+        status = main(
+            [
+                "pooling",
+                CBPP,
+                "--data",
+                str(path),
+                "--factor",
+                "herd,period",
+                "--family",
+                "binomial",
+                "--shrinkage-plot",
+                str(out),
+            ]
+        )
     assert status == 0 and out.exists()
 
 

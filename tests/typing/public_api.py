@@ -22,8 +22,9 @@ def fit_and_read() -> mm.LmerResults:
     names: list[str] = mm.datasets.list()
     assert "sleepstudy" in names
     m: mm.LmerResults = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
-    ml: mm.LmerResults = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=False,
-                                 settings=mm.OptimizerSettings())
+    ml: mm.LmerResults = mm.lmer(
+        "Reaction ~ Days + (Days | Subject)", sleep, REML=False, settings=mm.OptimizerSettings()
+    )
     fixef: pd.Series = m.fixef
     se: pd.Series = m.se
     vcov: pd.DataFrame = m.vcov
@@ -60,10 +61,15 @@ def the_pipeline() -> None:
 
 def generalized() -> None:
     cbpp = mm.datasets.load("cbpp")
-    g: mm.GlmerResults = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
-                                  family=mm.families.Binomial(link="logit"), nAGQ=1)
-    g_model = mm.GeneralizedLinearMixedModel.from_formula("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                                                          cbpp, family="binomial")
+    g: mm.GlmerResults = mm.glmer(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        cbpp,
+        family=mm.families.Binomial(link="logit"),
+        nAGQ=1,
+    )
+    g_model = mm.GeneralizedLinearMixedModel.from_formula(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    )
     family: mm.families.Family = g.family
     print(g.summary(), g_model.fit().deviance, family)
     complete = mm.glm("cbind(incidence, size - incidence) ~ period", cbpp, family="binomial")
@@ -74,15 +80,20 @@ def structured_models() -> None:
     sleep = mm.datasets.load("sleepstudy")
     sleep["DayPair"] = pd.Categorical(sleep["Days"] // 2, ordered=True)
     a: mm.LmerResults = mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", sleep)
-    r: mm.LmerResults = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep,
-                                correlation=mm.cor_ar1("Days", group="Subject"))
-    h: mm.LmerResults = mm.lmer("distance ~ age + Sex + (1 | Subject)", mm.datasets.load("Orthodont"),
-                                weights=mm.var_ident("Sex"))
+    r: mm.LmerResults = mm.lmer(
+        "Reaction ~ Days + (1 | Subject)", sleep, correlation=mm.cor_ar1("Days", group="Subject")
+    )
+    h: mm.LmerResults = mm.lmer(
+        "distance ~ age + Sex + (1 | Subject)", mm.datasets.load("Orthodont"), weights=mm.var_ident("Sex")
+    )
     phi: float | None = r.phi
     ratios: pd.Series | None = h.var_ratios
     nb: mm.GlmerResults = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"))
-    known: mm.GlmerResults = mm.glmer("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", mm.datasets.load("grouseticks"),
-                                      family=mm.families.NegativeBinomial(theta=2.0))
+    known: mm.GlmerResults = mm.glmer(
+        "TICKS ~ YEAR + cHEIGHT + (1 | BROOD)",
+        mm.datasets.load("grouseticks"),
+        family=mm.families.NegativeBinomial(theta=2.0),
+    )
     print(a.summary(), phi, ratios, nb.family, known.npar)
 
 
@@ -121,18 +132,21 @@ def classroom_pictures(m: mm.LmerResults) -> None:
     sleep = mm.datasets.load("sleepstudy")
     panels = mm.plots.by_group(sleep, "Days", "Reaction", "Subject", smooth="lowess", fit=m)
     xs, smooth = mm.plots.lowess(sleep["Days"], sleep["Reaction"], f=2 / 3, iter=3)
-    glmm = mm.compare_pooling("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                              mm.datasets.load("cbpp"), family="binomial")
+    glmm = mm.compare_pooling(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial"
+    )
     separated: pd.DataFrame = glmm.separation
     print(panels, xs.shape, smooth.shape, separated)
 
 
 def planning() -> None:
-    data: pd.DataFrame = mm.simulate_design(n_groups=10, n_obs=4, between={"condition": ["A", "B"]},
-                                            group_sd=1.0, sigma=1.0, seed=1)
+    data: pd.DataFrame = mm.simulate_design(
+        n_groups=10, n_obs=4, between={"condition": ["A", "B"]}, group_sd=1.0, sigma=1.0, seed=1
+    )
     design = dict(n_groups=10, n_obs=4, between={"condition": ["A", "B"]}, group_sd=1.0, sigma=1.0)
-    result = mm.power(design, {"lmer": "y ~ condition + (1 | participant)"}, test="conditionB", nsim=2,
-                      seed=1, progress=False)
+    result = mm.power(
+        design, {"lmer": "y ~ condition + (1 | participant)"}, test="conditionB", nsim=2, seed=1, progress=False
+    )
     print(data.shape, result)
 
 
@@ -143,21 +157,39 @@ def explorer() -> None:
 
 def errors() -> None:
     problems: tuple[type[Exception], ...] = (mm.MixedModelsError, mm.FormulaError, mm.DataError, mm.ModelSpecError)
-    warnings: tuple[type[Warning], ...] = (mm.MixedModelsWarning, mm.SingularFitWarning, mm.ConvergenceWarning,
-                                           mm.RankDeficiencyWarning, mm.ScaleWarning)
+    warnings: tuple[type[Warning], ...] = (
+        mm.MixedModelsWarning,
+        mm.SingularFitWarning,
+        mm.ConvergenceWarning,
+        mm.RankDeficiencyWarning,
+        mm.ScaleWarning,
+    )
     version: str = mm.__version__
     del problems, warnings, version
 
 
 def bayesian() -> None:  # typed, not run by the tests (sampling takes a while)
     sleep = mm.datasets.load("sleepstudy")
-    b = mm.bayes.lmer("Reaction ~ Days + (Days | Subject)", sleep, draws=200, chains=2, seed=1,
-                      priors={"fixef": mm.priors.Normal(0, 1000), "sd": mm.priors.HalfCauchy(0, 100)})
+    b = mm.bayes.lmer(
+        "Reaction ~ Days + (Days | Subject)",
+        sleep,
+        draws=200,
+        chains=2,
+        seed=1,
+        priors={"fixef": mm.priors.Normal(0, 1000), "sd": mm.priors.HalfCauchy(0, 100)},
+    )
     print(b.summary())
-    complete = mm.bayes.lm("Reaction ~ Days", sleep, draws=200, chains=2, seed=1,
-                           priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)})
-    taught = mm.bayes.lmer("Reaction ~ Days + (1 | Subject)", sleep, priors={"sd": mm.priors.Fixed(1000)},
-                           parametrization="auto")
+    complete = mm.bayes.lm(
+        "Reaction ~ Days",
+        sleep,
+        draws=200,
+        chains=2,
+        seed=1,
+        priors={"fixef": mm.priors.Normal(0, 1000), "sigma": mm.priors.HalfCauchy(0, 100)},
+    )
+    taught = mm.bayes.lmer(
+        "Reaction ~ Days + (1 | Subject)", sleep, priors={"sd": mm.priors.Fixed(1000)}, parametrization="auto"
+    )
     print(complete.hdi(), taught.coef())
 
 

@@ -60,7 +60,12 @@ def backend() -> SimpleNamespace:
     if enable_x64 is None:  # JAX before 0.7 kept the context manager in jax.experimental
         from jax.experimental import enable_x64
     return SimpleNamespace(
-        jax=jax, jnp=jnp, lax=lax, jsp=jsp, hmc=hmc, corr_cholesky=biject_to(constraints.corr_cholesky),
+        jax=jax,
+        jnp=jnp,
+        lax=lax,
+        jsp=jsp,
+        hmc=hmc,
+        corr_cholesky=biject_to(constraints.corr_cholesky),
         x64=enable_x64,
     )
 

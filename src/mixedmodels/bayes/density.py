@@ -35,8 +35,13 @@ def _student_t(x, df, loc, scale):
     B = backend()
     jnp, gammaln = B.jnp, B.jsp.gammaln
     z = (x - loc) / scale
-    return (gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * jnp.log(df * math.pi) - jnp.log(scale)
-            - (df + 1) / 2 * jnp.log1p(z * z / df))
+    return (
+        gammaln((df + 1) / 2)
+        - gammaln(df / 2)
+        - 0.5 * jnp.log(df * math.pi)
+        - jnp.log(scale)
+        - (df + 1) / 2 * jnp.log1p(z * z / df)
+    )
 
 
 def prior_logpdf(kind: str, x, params):
@@ -124,7 +129,9 @@ def _assemble(params, data, spec):
             lp = lp + B.corr_cholesky.log_abs_det_jacobian(tp["cor"], chol) + _lkj_logpdf(chol, td["lkj"])
         else:
             chol = jnp.ones((1, 1))
-        b, lp_b = _centred_effects(tp["u"], beta_c, sd, chol, ts) if ts.centred else _scaled_effects(tp["u"], sd, chol, ts)
+        b, lp_b = (
+            _centred_effects(tp["u"], beta_c, sd, chol, ts) if ts.centred else _scaled_effects(tp["u"], sd, chol, ts)
+        )
         lp = lp + lp_b
         eta = eta + jnp.sum(td["z"] * b[td["refs"]], axis=1)
         out["sd"].append(sd)
@@ -132,7 +139,9 @@ def _assemble(params, data, spec):
         out["b"].append(b)
     sigma = None
     if spec.sigma_group is not None:
-        sigma_vec, lp_sigma = _vector(params["sigma"], data["sigma_const"][None], (spec.sigma_group,), (data["sigma_prior"],))
+        sigma_vec, lp_sigma = _vector(
+            params["sigma"], data["sigma_const"][None], (spec.sigma_group,), (data["sigma_prior"],)
+        )
         sigma = sigma_vec[0]
         lp = lp + lp_sigma
     out["sigma"] = sigma

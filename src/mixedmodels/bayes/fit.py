@@ -71,8 +71,9 @@ def sample(
         return BayesResults(model, values, None, None, seed, prior_only=True)
     from .sampler import SamplerSettings, run_nuts
 
-    settings = SamplerSettings(int(draws if warmup is None else warmup), int(draws), float(target_accept),
-                               int(max_tree_depth), bool(progress))
+    settings = SamplerSettings(
+        int(draws if warmup is None else warmup), int(draws), float(target_accept), int(max_tree_depth), bool(progress)
+    )
     inits = [model.initial_values(rng) for _ in range(int(chains))]
     out = run_nuts(model, int(chains), settings, seed, inits)
     result = BayesResults(model, out.draws, out.stats, settings, seed, seconds=out.seconds)
@@ -93,18 +94,25 @@ def _warn(result: BayesResults) -> None:
         warnings.warn(
             f"{d['divergences']} of {total} transitions after warmup were divergent: the draws may miss part of "
             "the posterior; increase target_accept (e.g. target_accept=0.95), or simplify the random-effects "
-            "structure or make the priors more informative", SamplingWarning, stacklevel=3)
+            "structure or make the priors more informative",
+            SamplingWarning,
+            stacklevel=3,
+        )
     if d["max_tree_depth_hits"]:
         warnings.warn(
             f"{d['max_tree_depth_hits']} of {total} transitions hit the maximum tree depth "
             f"({result.settings.max_tree_depth}): sampling is inefficient; increase max_tree_depth",
-            SamplingWarning, stacklevel=3)
+            SamplingWarning,
+            stacklevel=3,
+        )
     if d["n_r_hat_above_1.01"]:
         warnings.warn(
             f"R-hat is above 1.01 for {d['n_r_hat_above_1.01']} parameter(s) (largest "
             f"{d['max_r_hat']:.3f} for {d['max_r_hat_parameter']}): the chains disagree; run more draws "
             "(draws=, warmup=) before trusting the results, or try the other parametrization= of the group effects",
-            SamplingWarning, stacklevel=3)
+            SamplingWarning,
+            stacklevel=3,
+        )
 
 
 @argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
@@ -179,13 +187,24 @@ def lmer(
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
-        raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
-                        "cbind() responses are for binomial glmer")
+        raise DataError(
+            f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
+            "cbind() responses are for binomial glmer"
+        )
     if np.ptp(inputs.y) == 0:
         raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
     model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center, parametrization=parametrization)
-    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
-                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+    return sample(
+        model,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        progress=progress,
+        prior_only=prior_only,
+    )
 
 
 def _inputs(formula: str, data: pd.DataFrame, *, generalized: bool = False, fixed_only: bool = False, **kwargs: Any):
@@ -233,13 +252,24 @@ def lm(
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, fixed_only=True, weights=weights, offset=offset, contrasts=contrasts)
     if inputs.y.ndim != 1:
-        raise DataError(f"the response {inputs.formula.response!r} must be a single numeric column for lm; "
-                        "cbind() responses are for mm.bayes.glm(family='binomial')")
+        raise DataError(
+            f"the response {inputs.formula.response!r} must be a single numeric column for lm; "
+            "cbind() responses are for mm.bayes.glm(family='binomial')"
+        )
     if np.ptp(inputs.y) == 0:
         raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
     model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center)
-    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
-                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+    return sample(
+        model,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        progress=progress,
+        prior_only=prior_only,
+    )
 
 
 @argument_kinds(seed=Seed(generator=False))
@@ -266,11 +296,21 @@ def glm(
     check_arguments(locals())
     fam = get_family(family)
     _check_flags(progress=progress, prior_only=prior_only, center=center)
-    inputs = _inputs(formula, data, generalized=True, fixed_only=True, weights=weights, offset=offset,
-                     contrasts=contrasts)
+    inputs = _inputs(
+        formula, data, generalized=True, fixed_only=True, weights=weights, offset=offset, contrasts=contrasts
+    )
     model = BayesModel.build(inputs, fam, priors, center=center)
-    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
-                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+    return sample(
+        model,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        progress=progress,
+        prior_only=prior_only,
+    )
 
 
 @argument_kinds(seed=Seed(generator=False), parametrization=_PARAMETRIZATION)
@@ -312,5 +352,14 @@ def glmer(
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, generalized=True, weights=weights, offset=offset, contrasts=contrasts)
     model = BayesModel.build(inputs, fam, priors, center=center, parametrization=parametrization)
-    return sample(model, draws=draws, warmup=warmup, chains=chains, seed=seed, target_accept=target_accept,
-                  max_tree_depth=max_tree_depth, progress=progress, prior_only=prior_only)
+    return sample(
+        model,
+        draws=draws,
+        warmup=warmup,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        progress=progress,
+        prior_only=prior_only,
+    )

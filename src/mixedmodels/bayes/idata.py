@@ -36,8 +36,11 @@ def import_arviz():
 def _observed(result) -> np.ndarray:
     data = result.model.data
     if result.model.spec.family == "binomial":
-        return data["k"] if result.model.cbind else np.divide(data["k"], data["trials"], out=np.zeros_like(data["k"]),
-                                                              where=data["trials"] > 0)
+        return (
+            data["k"]
+            if result.model.cbind
+            else np.divide(data["k"], data["trials"], out=np.zeros_like(data["k"]), where=data["trials"] > 0)
+        )
     return data["y"]
 
 

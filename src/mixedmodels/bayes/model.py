@@ -131,7 +131,9 @@ def _resolve_fixef(given: Any, names: tuple[str, ...], defaults: dict[str, Prior
         raise ModelSpecError(f"priors['fixef'] must be a prior or a dict by coefficient name, got {given!r}")
     unknown = [k for k in given if k not in names]
     if unknown:
-        raise ModelSpecError(f"priors['fixef'] names {unknown}, which are not fixed effects; the model's are {list(names)}")
+        raise ModelSpecError(
+            f"priors['fixef'] names {unknown}, which are not fixed effects; the model's are {list(names)}"
+        )
     user.update(given)
     return tuple(check_prior(given[n], "fixef", f"fixed effect {n!r}") if n in given else defaults[n] for n in names)
 
@@ -181,18 +183,23 @@ def _resolve_cor(given: Any, terms, gnames: list[str], user: set[str]) -> tuple:
         unknown = [k for k in given if k not in used]
         if unknown:
             valid = sorted({t.group for t in terms if t.ncols > 1})
-            raise ModelSpecError(f"priors['cor'] keys {unknown} name no correlated random-effects term; use one of {valid}")
+            raise ModelSpecError(
+                f"priors['cor'] keys {unknown} name no correlated random-effects term; use one of {valid}"
+            )
     return tuple(out)
 
 
-def resolve_priors(priors: Mapping[str, Any] | None, defaults: dict, names: tuple[str, ...], terms,
-                   family: str) -> ResolvedPriors:
+def resolve_priors(
+    priors: Mapping[str, Any] | None, defaults: dict, names: tuple[str, ...], terms, family: str
+) -> ResolvedPriors:
     """Merge the user's ``priors=`` with the defaults, validating names and supports."""
     given = as_prior_spec(priors)
     if not terms and ({"sd", "cor"} & set(given)):
         extra = sorted({"sd", "cor"} & set(given))
-        raise ModelSpecError(f"priors {extra} were given but the model has no random-effects terms (no group SDs or "
-                             "correlations to put them on); drop them, or add a term such as (1 | group)")
+        raise ModelSpecError(
+            f"priors {extra} were given but the model has no random-effects terms (no group SDs or "
+            "correlations to put them on); drop them, or add a term such as (1 | group)"
+        )
     user: set[str] = set()
     gnames = group_names(terms)
     fixef = _resolve_fixef(given.get("fixef"), names, defaults["fixef"], user)
@@ -297,8 +304,15 @@ class BayesModel:
     cbind: bool = False
 
     @classmethod
-    def build(cls, inputs, family, priors: Mapping[str, Any] | None = None, *, center: bool = True,
-              parametrization: str = "auto") -> "BayesModel":
+    def build(
+        cls,
+        inputs,
+        family,
+        priors: Mapping[str, Any] | None = None,
+        *,
+        center: bool = True,
+        parametrization: str = "auto",
+    ) -> "BayesModel":
         """Assemble the model from lmer/glmer inputs, a family and the ``priors=`` argument.
 
         ``parametrization``: ``"auto"``, ``"centred"`` or ``"noncentred"`` group effects
@@ -311,8 +325,10 @@ class BayesModel:
             )
         for term in inputs.terms:
             if not term.structure.is_default():
-                raise ModelSpecError(f"mm.bayes models unstructured covariances; {term} has a {term.structure.name}() "
-                                     "structure (fit it with mm.lmer or mm.glmer)")
+                raise ModelSpecError(
+                    f"mm.bayes models unstructured covariances; {term} has a {term.structure.name}() "
+                    "structure (fit it with mm.lmer or mm.glmer)"
+                )
         x = np.asarray(inputs.fixed.matrix, dtype=float)
         names = tuple(inputs.fixed.column_names)
         lik, y_mean, cbind = _response_arrays(family, inputs)
@@ -320,12 +336,19 @@ class BayesModel:
             "s_y": response_scale(y_mean, family.name),
             "s_x": np.array([column_scale(x[:, j]) for j in range(x.shape[1])]),
             "s_z": [np.array([column_scale(t.z[:, c]) for c in range(t.ncols)]) for t in inputs.terms],
-            "location": _intercept_location(family, y_mean, lik["w"] if family.name != "binomial" else lik["trials"] * lik["w"]),
+            "location": _intercept_location(
+                family, y_mean, lik["w"] if family.name != "binomial" else lik["trials"] * lik["w"]
+            ),
         }
-        defaults = default_priors(x, names, [(t.group, t.column_names, t.z) for t in inputs.terms], y_mean,
-                                  family.name, scales["location"])
+        defaults = default_priors(
+            x, names, [(t.group, t.column_names, t.z) for t in inputs.terms], y_mean, family.name, scales["location"]
+        )
         resolved = resolve_priors(priors, defaults, names, inputs.terms, family.name)
-        ci = names.index("(Intercept)") if center and "(Intercept)" in names and np.all(x[:, names.index("(Intercept)")] == 1) else -1
+        ci = (
+            names.index("(Intercept)")
+            if center and "(Intercept)" in names and np.all(x[:, names.index("(Intercept)")] == 1)
+            else -1
+        )
         x_center = np.zeros(len(names))
         if ci >= 0:
             x_center = x.mean(axis=0)
@@ -367,7 +390,9 @@ class BayesModel:
             for slot, j in zip(range(*g.free), g.index):
                 centre = s["location"] if j == spec.center_index else 0.0
                 scale = (s["s_y"] if j == spec.center_index else s["s_y"] / s["s_x"][j]) * 0.25
-                beta[slot] = centre + jitter * scale * rng.uniform(-1, 1) if g.support == "real" else jitter * rng.uniform(-1, 1)
+                beta[slot] = (
+                    centre + jitter * scale * rng.uniform(-1, 1) if g.support == "real" else jitter * rng.uniform(-1, 1)
+                )
         beta_full = self._beta_start(beta)
         terms = []
         for k, ts in enumerate(spec.terms):
@@ -394,7 +419,7 @@ class BayesModel:
         full = np.array(self.data["beta_const"], dtype=float)
         for g in spec.beta_groups:
             if g.support == "real":
-                full[list(g.index)] = free[g.free[0]:g.free[1]]
+                full[list(g.index)] = free[g.free[0] : g.free[1]]
         return full
 
     # --- prior draws (exact, no MCMC) ---------------------------------------------
@@ -429,8 +454,9 @@ class BayesModel:
         return beta
 
 
-def _spec_and_data(inputs, family, pr: ResolvedPriors, xc: np.ndarray, x_center: np.ndarray, ci: int,
-                   lik: dict, centred: list[bool]) -> tuple[ModelSpec, dict]:
+def _spec_and_data(
+    inputs, family, pr: ResolvedPriors, xc: np.ndarray, x_center: np.ndarray, ci: int, lik: dict, centred: list[bool]
+) -> tuple[ModelSpec, dict]:
     beta_groups, nfree_beta = _groups(pr.fixef)
     term_specs, term_data = [], []
     names = list(inputs.fixed.column_names)
@@ -439,13 +465,15 @@ def _spec_and_data(inputs, family, pr: ResolvedPriors, xc: np.ndarray, x_center:
         sd_groups, nfree_sd = _groups(pr.sd[k])
         match = column_matches(term, names, x) if centred[k] else ()
         term_specs.append(TermSpec(term.nlevels, term.ncols, sd_groups, nfree_sd, centred[k], match))
-        term_data.append({
-            "z": np.ascontiguousarray(term.z, dtype=float),
-            "refs": np.asarray(term.refs, dtype=np.int32),
-            "sd_const": _constants(pr.sd[k]),
-            "sd_prior": _group_params(pr.sd[k], sd_groups),
-            "lkj": np.array(pr.cor[k].eta if pr.cor[k] is not None else 1.0),
-        })
+        term_data.append(
+            {
+                "z": np.ascontiguousarray(term.z, dtype=float),
+                "refs": np.asarray(term.refs, dtype=np.int32),
+                "sd_const": _constants(pr.sd[k]),
+                "sd_prior": _group_params(pr.sd[k], sd_groups),
+                "lkj": np.array(pr.cor[k].eta if pr.cor[k] is not None else 1.0),
+            }
+        )
     sigma_group = None
     data: dict[str, Any] = {}
     if family.name == "gaussian":
@@ -453,23 +481,27 @@ def _spec_and_data(inputs, family, pr: ResolvedPriors, xc: np.ndarray, x_center:
         data["sigma_const"] = np.array(pr.sigma.value if isinstance(pr.sigma, Fixed) else 0.0)
         data["sigma_prior"] = np.array(pr.sigma.params(), dtype=float).reshape(1, -1)
     offset = inputs.offset if inputs.offset is not None else np.zeros(inputs.nobs)
-    data.update({
-        "X": np.ascontiguousarray(xc, dtype=float),
-        "center": np.asarray(x_center, dtype=float),
-        "offset": np.asarray(offset, dtype=float),
-        "beta_const": _constants(pr.fixef),
-        "beta_prior": _group_params(pr.fixef, beta_groups),
-        "terms": tuple(term_data),
-        **{key: np.asarray(value, dtype=float) for key, value in lik.items()},
-    })
-    spec = ModelSpec(family.name, family.link.name, len(pr.fixef), beta_groups, nfree_beta, ci,
-                     tuple(term_specs), sigma_group)
+    data.update(
+        {
+            "X": np.ascontiguousarray(xc, dtype=float),
+            "center": np.asarray(x_center, dtype=float),
+            "offset": np.asarray(offset, dtype=float),
+            "beta_const": _constants(pr.fixef),
+            "beta_prior": _group_params(pr.fixef, beta_groups),
+            "terms": tuple(term_data),
+            **{key: np.asarray(value, dtype=float) for key, value in lik.items()},
+        }
+    )
+    spec = ModelSpec(
+        family.name, family.link.name, len(pr.fixef), beta_groups, nfree_beta, ci, tuple(term_specs), sigma_group
+    )
     return spec, data
 
 
 # --------------------------------------------------------------------------- draws -> predictions
-def linear_predictor_draws(beta: np.ndarray, b: list, x: np.ndarray, z: list, refs: list,
-                           offset: np.ndarray | None) -> np.ndarray:
+def linear_predictor_draws(
+    beta: np.ndarray, b: list, x: np.ndarray, z: list, refs: list, offset: np.ndarray | None
+) -> np.ndarray:
     """``eta`` for every draw: ``(S, n)`` from ``beta (S, p)``, ``b[k] (S, J_k, q_k)`` and row data.
 
     A row whose level index is -1 (a new level) must have been given draws in

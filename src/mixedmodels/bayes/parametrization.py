@@ -42,8 +42,15 @@ from .priors import Fixed, Prior, column_scale
 __all__ = ["PARAMETRIZATIONS", "check_parametrization", "choose_parametrization", "column_matches"]
 
 PARAMETRIZATIONS = ("auto", "centred", "noncentred")
-_SPELLINGS = {"auto": "auto", "centred": "centred", "centered": "centred", "noncentred": "noncentred",
-              "non-centred": "noncentred", "noncentered": "noncentred", "non-centered": "noncentred"}
+_SPELLINGS = {
+    "auto": "auto",
+    "centred": "centred",
+    "centered": "centred",
+    "noncentred": "noncentred",
+    "non-centred": "noncentred",
+    "noncentered": "noncentred",
+    "non-centered": "noncentred",
+}
 
 
 def check_parametrization(value: Any) -> str:
@@ -89,8 +96,9 @@ def _reml_estimates(inputs) -> tuple[list[np.ndarray], float] | None:
     return [np.diag(np.asarray(c, dtype=float)) for c in fit.covariances.values()], float(fit.sigma)
 
 
-def choose_parametrization(inputs, family, sd_priors: tuple[tuple[Prior, ...], ...], how: str,
-                           s_y: float) -> list[bool]:
+def choose_parametrization(
+    inputs, family, sd_priors: tuple[tuple[Prior, ...], ...], how: str, s_y: float
+) -> list[bool]:
     """Whether each term of ``inputs`` is sampled centred (see the module docstring)."""
     terms = inputs.terms
     if how != "auto":

@@ -62,9 +62,13 @@ class BayesPooledFit:
 def _pooled_fit(results: BayesResults) -> BayesPooledFit:
     beta = results.draws["beta"].reshape(-1, results.draws["beta"].shape[-1])
     index = pd.Index(results.fixef_names, name="term")
-    return BayesPooledFit(pd.Series(beta.mean(axis=0), index=index, name="estimate"),
-                          pd.Series(beta.std(axis=0, ddof=1), index=index, name="se"),
-                          results.sigma, results.nobs, results)
+    return BayesPooledFit(
+        pd.Series(beta.mean(axis=0), index=index, name="estimate"),
+        pd.Series(beta.std(axis=0, ddof=1), index=index, name="se"),
+        results.sigma,
+        results.nobs,
+        results,
+    )
 
 
 def _fixef_priors(partial: BayesResults) -> dict[str, Prior]:
@@ -99,8 +103,9 @@ def _no_pooling_model(partial: BayesResults, layout, no_prior: Prior | None) -> 
         priors[layout.terms[k]] = base[layout.terms[k]]
     fixed = DesignMatrix(np.ascontiguousarray(x), tuple(names), inputs.fixed.offset)
     no_inputs = replace(inputs, fixed=fixed, dropped_columns=(), terms=())
-    return BayesModel.build(no_inputs, get_family("gaussian"), {"fixef": priors, "sigma": partial.model.priors.sigma},
-                            center=False)
+    return BayesModel.build(
+        no_inputs, get_family("gaussian"), {"fixef": priors, "sigma": partial.model.priors.sigma}, center=False
+    )
 
 
 def _summaries(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,8 +140,9 @@ def _level_draws(layout, approach: str, fits: dict, partial: BayesResults) -> np
     return out
 
 
-def _bayes_table(layout, counts: np.ndarray, per_approach: dict[str, np.ndarray], fixed: list[str],
-                 prob: float) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _bayes_table(
+    layout, counts: np.ndarray, per_approach: dict[str, np.ndarray], fixed: list[str], prob: float
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Long format like the frequentist table (level x approach x term), plus HDI bounds."""
     terms = np.array(layout.terms, dtype=object)
     nlev, nterm = len(layout.levels), len(terms)
@@ -151,17 +157,30 @@ def _bayes_table(layout, counts: np.ndarray, per_approach: dict[str, np.ndarray]
         for approach in APPROACHES:
             mean, sd, bounds = stats[approach]
             ok = present[approach]
-            frames.append(pd.DataFrame({
-                "group": level, "n": int(counts[j]), "approach": approach, "term": terms[ok],
-                "estimate": mean[j][ok], "se": sd[j][ok], "lower": bounds[j, ok, 0], "upper": bounds[j, ok, 1],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "group": level,
+                        "n": int(counts[j]),
+                        "approach": approach,
+                        "term": terms[ok],
+                        "estimate": mean[j][ok],
+                        "se": sd[j][ok],
+                        "lower": bounds[j, ok, 0],
+                        "upper": bounds[j, ok, 1],
+                    }
+                )
+            )
     table = pd.concat(frames, ignore_index=True)
     table["term"] = table["term"].astype(str)
     return table, {a: stats[a][0] for a in APPROACHES}
 
 
-@argument_kinds(formula=OneOf(Text(), Duck("draws", "model", what="a Bayesian fit"), what="a formula (str) or a Bayesian fit"),
-            data=Frame(allow_none=True), no_pooling_prior=Duck("logpdf", "support", what="a prior (mm.priors)", allow_none=True))
+@argument_kinds(
+    formula=OneOf(Text(), Duck("draws", "model", what="a Bayesian fit"), what="a formula (str) or a Bayesian fit"),
+    data=Frame(allow_none=True),
+    no_pooling_prior=Duck("logpdf", "support", what="a prior (mm.priors)", allow_none=True),
+)
 def compare_pooling_bayes(
     formula: "str | BayesResults",
     data: pd.DataFrame | None = None,
@@ -231,7 +250,9 @@ def compare_pooling_bayes(
     if no_pooling_prior is not None:
         check_prior(no_pooling_prior, "fixef", "the no-pooling coefficients")
     layout = build_layout(partial, group)
-    if check_bool(share_fixed, "share_fixed", allow_none=True) is False and len(layout.terms) > len(layout.random_terms):
+    if check_bool(share_fixed, "share_fixed", allow_none=True) is False and len(layout.terms) > len(
+        layout.random_terms
+    ):
         others = [t for t in layout.terms if t not in layout.random_terms]
         raise ModelSpecError(
             f"the Bayesian no-pooling model shares the fixed effects {others} across levels of {layout.group!r}; "
@@ -245,7 +266,14 @@ def compare_pooling_bayes(
     per_approach = {a: _level_draws(layout, a, fits, partial) for a in ("complete", "no", "partial")}
     table, means = _bayes_table(layout, counts, per_approach, list(fits["complete"].coef.index), prob)
     return PoolingComparison(
-        group=layout.group, terms=layout.terms, random_terms=layout.random_terms, share_fixed=True,
-        complete_fit=fits["complete"], no_pooling_fit=fits["no"], partial_fit=partial, _table=table,
-        _shrinkage=shrinkage_table(partial, layout, counts, means["no"], means["partial"]), layout=layout,
+        group=layout.group,
+        terms=layout.terms,
+        random_terms=layout.random_terms,
+        share_fixed=True,
+        complete_fit=fits["complete"],
+        no_pooling_fit=fits["no"],
+        partial_fit=partial,
+        _table=table,
+        _shrinkage=shrinkage_table(partial, layout, counts, means["no"], means["partial"]),
+        layout=layout,
     )

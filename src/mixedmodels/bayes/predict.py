@@ -63,8 +63,9 @@ def new_design(result, newdata: pd.DataFrame | None, use_re: bool, idx: np.ndarr
             labels = _level_labels(newdata.iloc[new_rows], term.factors)
             unique, which = np.unique(labels, return_inverse=True)
             cor = result.draws["cor"][k]
-            extra = _new_level_effects(flat(result.draws["sd"][k]), flat(cor) if cor is not None else None,
-                                       len(unique), rng)
+            extra = _new_level_effects(
+                flat(result.draws["sd"][k]), flat(cor) if cor is not None else None, len(unique), rng
+            )
             b = np.concatenate([b, extra], axis=1)
             refs = refs.copy()
             refs[new_rows] = term.nlevels + which
@@ -91,14 +92,23 @@ def _binomial_trials(result, newdata: pd.DataFrame | None, trials: Any) -> np.nd
         try:
             counts = build_response(response, newdata)
         except MixedModelsError as exc:
-            raise DataError(f"newdata lacks the columns of the response {response!r} that give the numbers of "
-                            f"trials; pass trials= ({exc})") from exc
+            raise DataError(
+                f"newdata lacks the columns of the response {response!r} that give the numbers of "
+                f"trials; pass trials= ({exc})"
+            ) from exc
         return np.asarray(counts, dtype=float).sum(axis=1)
     return np.ones(n)
 
 
-def simulate_response(result, eta: np.ndarray, sigma: np.ndarray | None, newdata: pd.DataFrame | None,
-                      rng: np.random.Generator, trials: Any = None, weights: Any = None) -> np.ndarray:
+def simulate_response(
+    result,
+    eta: np.ndarray,
+    sigma: np.ndarray | None,
+    newdata: pd.DataFrame | None,
+    rng: np.random.Generator,
+    trials: Any = None,
+    weights: Any = None,
+) -> np.ndarray:
     """Responses drawn given the linear predictor draws ``eta (S, n)``."""
     model = result.model
     family = model.spec.family
@@ -107,8 +117,13 @@ def simulate_response(result, eta: np.ndarray, sigma: np.ndarray | None, newdata
     if family == "gaussian":
         if weights is not None and newdata is None:
             raise MixedModelsError("weights= is for newdata; the fitted rows use the fit's weights")
-        w = model.data["w"] if newdata is None else (np.ones(eta.shape[1]) if weights is None
-                                                       else np.broadcast_to(np.asarray(weights, float), eta.shape[1:]))
+        w = (
+            model.data["w"]
+            if newdata is None
+            else (
+                np.ones(eta.shape[1]) if weights is None else np.broadcast_to(np.asarray(weights, float), eta.shape[1:])
+            )
+        )
         with np.errstate(divide="ignore"):
             sd = sigma[:, None] / np.sqrt(w)
         values = mu + sd * rng.standard_normal(mu.shape)

@@ -167,7 +167,9 @@ class StudentT(Prior):
     scale: float = 1.0
     kind = "student_t"
 
-    @argument_kinds(df=Real(0.0, low_open=True), location=Real(), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
+    @argument_kinds(
+        df=Real(0.0, low_open=True), location=Real(), scale=Real(0.0, low_open=True)
+    )  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "df", _finite(self.df, "df", positive=True))
         object.__setattr__(self, "location", _finite(self.location, "location"))
@@ -191,7 +193,9 @@ class Cauchy(Prior):
     scale: float = 1.0
     kind = "cauchy"
 
-    @argument_kinds(location=Real(), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
+    @argument_kinds(
+        location=Real(), scale=Real(0.0, low_open=True)
+    )  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "location", _finite(self.location, "location"))
         object.__setattr__(self, "scale", _finite(self.scale, "scale", positive=True))
@@ -347,7 +351,9 @@ class Gamma(Prior):
     kind = "gamma"
     support = "positive"
 
-    @argument_kinds(shape=Real(0.0, low_open=True), rate=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
+    @argument_kinds(
+        shape=Real(0.0, low_open=True), rate=Real(0.0, low_open=True)
+    )  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _finite(self.shape, "shape", positive=True))
         object.__setattr__(self, "rate", _finite(self.rate, "rate", positive=True))
@@ -371,7 +377,9 @@ class InverseGamma(Prior):
     kind = "inverse_gamma"
     support = "positive"
 
-    @argument_kinds(shape=Real(0.0, low_open=True), scale=Real(0.0, low_open=True))  # checked by the body (_finite); the kinds say the same
+    @argument_kinds(
+        shape=Real(0.0, low_open=True), scale=Real(0.0, low_open=True)
+    )  # checked by the body (_finite); the kinds say the same
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _finite(self.shape, "shape", positive=True))
         object.__setattr__(self, "scale", _finite(self.scale, "scale", positive=True))
@@ -505,8 +513,7 @@ def check_prior(prior: Any, cls: str, where: str) -> Prior:
     """Validate that ``prior`` can serve as a prior of parameter class ``cls``; return it."""
     if not isinstance(prior, Prior):
         raise ModelSpecError(
-            f"the prior for {where} must be a mixedmodels.priors object such as Normal(0, 10), "
-            f"got {prior!r}"
+            f"the prior for {where} must be a mixedmodels.priors object such as Normal(0, 10), got {prior!r}"
         )
     if prior.support not in _SUPPORTS[cls]:
         hint = {
@@ -521,7 +528,9 @@ def check_prior(prior: Any, cls: str, where: str) -> Prior:
     if cls in ("sd", "sigma"):
         low = prior.lower if isinstance(prior, Uniform) else prior.value if isinstance(prior, Fixed) else 0.0
         if low < 0:
-            raise ModelSpecError(f"{prior} gives negative values to {where}, a standard deviation; use a lower bound >= 0")
+            raise ModelSpecError(
+                f"{prior} gives negative values to {where}, a standard deviation; use a lower bound >= 0"
+            )
     return prior
 
 
@@ -546,8 +555,14 @@ def column_scale(column: np.ndarray) -> float:
     return s if s > 0 and np.isfinite(s) else 1.0
 
 
-@argument_kinds(x=Instance(np.ndarray, what="a matrix"), x_names=TextList(single=False),
-                z_columns=Instance(list), y=Instance(np.ndarray, what="an array"), family_name=Text(), intercept_location=Real())
+@argument_kinds(
+    x=Instance(np.ndarray, what="a matrix"),
+    x_names=TextList(single=False),
+    z_columns=Instance(list),
+    y=Instance(np.ndarray, what="an array"),
+    family_name=Text(),
+    intercept_location=Real(),
+)
 def default_priors(
     x: np.ndarray,
     x_names: tuple[str, ...] | list[str],

@@ -216,8 +216,18 @@ class BayesResults:
         rows = []
         for p in self._params:
             s = summarize_draws(p.values, prob)
-            rows.append({"mean": s["mean"], "sd": s["sd"], low: s["lower"], high: s["upper"], "mcse": s["mcse"],
-                         "ess_bulk": s["ess_bulk"], "ess_tail": s["ess_tail"], "r_hat": s["r_hat"]})
+            rows.append(
+                {
+                    "mean": s["mean"],
+                    "sd": s["sd"],
+                    low: s["lower"],
+                    high: s["upper"],
+                    "mcse": s["mcse"],
+                    "ess_bulk": s["ess_bulk"],
+                    "ess_tail": s["ess_tail"],
+                    "r_hat": s["r_hat"],
+                }
+            )
         return pd.DataFrame(rows, index=pd.Index([p.name for p in self._params], name="parameter"))
 
     @argument_kinds(effects=TextList())
@@ -336,8 +346,15 @@ class BayesResults:
         x, offs, z, refs, b = new_design(self, newdata, check_bool(use_re, "use_re"), idx, rng, offset)
         return linear_predictor_draws(beta, b, x, z, refs, offs)
 
-    def posterior_epred(self, newdata: pd.DataFrame | None = None, use_re: bool = True, *, ndraws: int | None = None,
-                        seed: Any = None, offset: Any = None) -> pd.DataFrame:
+    def posterior_epred(
+        self,
+        newdata: pd.DataFrame | None = None,
+        use_re: bool = True,
+        *,
+        ndraws: int | None = None,
+        seed: Any = None,
+        offset: Any = None,
+    ) -> pd.DataFrame:
         """Draws of the expected response ``g^-1(eta)``: rows are draws, columns the data rows.
 
         A level of a grouping factor not seen in the fit gets new effects drawn
@@ -355,9 +372,17 @@ class BayesResults:
         return self.posterior_epred(newdata, use_re, **kwargs).mean(axis=0).rename("predicted")
 
     @argument_kinds(trials=PerRow(allow_none=True))
-    def posterior_predict(self, newdata: pd.DataFrame | None = None, use_re: bool = True, *,
-                          ndraws: int | None = None, seed: Any = None, trials: Any = None,
-                          weights: Any = None, offset: Any = None) -> pd.DataFrame:
+    def posterior_predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        use_re: bool = True,
+        *,
+        ndraws: int | None = None,
+        seed: Any = None,
+        trials: Any = None,
+        weights: Any = None,
+        offset: Any = None,
+    ) -> pd.DataFrame:
         """Draws from the posterior predictive distribution (the prior predictive for ``prior_only`` fits).
 
         Parameters
@@ -427,16 +452,18 @@ def _interval_labels(prob: float) -> tuple[str, str]:
 def _tidy(values: np.ndarray, effect: str, labels: list[tuple], prob: float) -> pd.DataFrame:
     """Rows of the tidy HDI table from draws ``(S, K)`` and ``(group, level, term)`` labels."""
     bounds = _hdi(values, prob).reshape(-1, 2)
-    return pd.DataFrame({
-        "effect": effect,
-        "group": [g for g, _, _ in labels],
-        "level": [lv for _, lv, _ in labels],
-        "term": [t for _, _, t in labels],
-        "mean": values.mean(axis=0),
-        "sd": values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.nan,
-        "lower": bounds[:, 0],
-        "upper": bounds[:, 1],
-    })
+    return pd.DataFrame(
+        {
+            "effect": effect,
+            "group": [g for g, _, _ in labels],
+            "level": [lv for _, lv, _ in labels],
+            "term": [t for _, _, t in labels],
+            "mean": values.mean(axis=0),
+            "sd": values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.nan,
+            "lower": bounds[:, 0],
+            "upper": bounds[:, 1],
+        }
+    )
 
 
 def _draw_frame(values: np.ndarray, result: BayesResults, newdata: pd.DataFrame | None) -> pd.DataFrame:

@@ -89,8 +89,14 @@ def _chain(key, init, data, *, spec, settings: SamplerSettings):
         return lambda params: -log_density(params, d, spec)
 
     init_kernel, sample_kernel = B.hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
-    state = init_kernel(init, settings.warmup, target_accept_prob=settings.target_accept,
-                        max_tree_depth=settings.max_tree_depth, model_args=(data,), rng_key=key)
+    state = init_kernel(
+        init,
+        settings.warmup,
+        target_accept_prob=settings.target_accept,
+        max_tree_depth=settings.max_tree_depth,
+        model_args=(data,),
+        rng_key=key,
+    )
     total = settings.warmup + settings.draws
     every = max(1, total // 50)
 
@@ -112,8 +118,9 @@ def _chain(key, init, data, *, spec, settings: SamplerSettings):
         if settings.progress:
             _tick(i, every)
         slot = jnp.maximum(i - settings.warmup, 0)
-        buffer = B.jax.tree.map(lambda buf, new: lax.dynamic_update_index_in_dim(buf, new, slot, 0),
-                                buffer, record(state))
+        buffer = B.jax.tree.map(
+            lambda buf, new: lax.dynamic_update_index_in_dim(buf, new, slot, 0), buffer, record(state)
+        )
         return state, buffer
 
     shapes = B.jax.eval_shape(record, state)

@@ -40,17 +40,22 @@ class BayesSummary(Printable):
             f"Bayesian {kind}{mixed} model ({'prior draws' if r.prior_only else 'NUTS, NumPyro'})",
             f" Family: {fam.name} ( {fam.link.name} )",
             f"Formula: {r.formula}",
-            f"   Data: {r.nobs} observations" + (f"; groups: {groups}" if r.terms else " (no groups: complete pooling)"),
+            f"   Data: {r.nobs} observations"
+            + (f"; groups: {groups}" if r.terms else " (no groups: complete pooling)"),
         ]
         if r.prior_only:
             lines.append(f"  Draws: {r.nchains * r.ndraws} independent draws from the prior")
         else:
             s = r.settings
-            lines.append(f"  Draws: {r.nchains} chains x {r.ndraws} draws after {s.warmup} warmup; "
-                         f"{r.nchains * r.ndraws} in total; seed {r.seed}")
+            lines.append(
+                f"  Draws: {r.nchains} chains x {r.ndraws} draws after {s.warmup} warmup; "
+                f"{r.nchains * r.ndraws} in total; seed {r.seed}"
+            )
             d = r.diagnostics
-            lines.append(f"  Checks: {d['divergences']} divergent transitions; largest R-hat "
-                         f"{d['max_r_hat']:.3f}; {d['max_tree_depth_hits']} hits of max tree depth")
+            lines.append(
+                f"  Checks: {d['divergences']} divergent transitions; largest R-hat "
+                f"{d['max_r_hat']:.3f}; {d['max_tree_depth_hits']} hits of max tree depth"
+            )
         return lines
 
     def lines(self) -> list[str]:
@@ -62,7 +67,10 @@ class BayesSummary(Printable):
             out += ["", "Group-level and residual parameters:", _fmt_table(ranpars)]
         out += ["", "Population-level effects (fixed effects):", _fmt_table(fixed)]
         pct = f"{self.prob * 100:g} %"
-        out += ["", f"mean and sd of the posterior; {pct} highest-density intervals; mcse: Monte-Carlo SE of the mean;",
-                "ess: effective sample sizes; r_hat: rank-normalised split R-hat (trust draws with r_hat <= 1.01).",
-                "Priors: .prior_summary()"]
+        out += [
+            "",
+            f"mean and sd of the posterior; {pct} highest-density intervals; mcse: Monte-Carlo SE of the mean;",
+            "ess: effective sample sizes; r_hat: rank-normalised split R-hat (trust draws with r_hat <= 1.01).",
+            "Priors: .prior_summary()",
+        ]
         return out

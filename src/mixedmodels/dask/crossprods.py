@@ -33,8 +33,16 @@ from .encode import EncodedPartition, encode_partition
 from .kernels import per_level_sums
 from .plan import EncodingPlan
 
-__all__ = ["PartialBlocks", "DesignFacts", "Pass2", "partial_blocks", "pass2_partition", "response_row",
-           "ResponseRow", "assemble"]
+__all__ = [
+    "PartialBlocks",
+    "DesignFacts",
+    "Pass2",
+    "partial_blocks",
+    "pass2_partition",
+    "response_row",
+    "ResponseRow",
+    "assemble",
+]
 
 
 def _term_matrix(refs: np.ndarray, z: np.ndarray, ncols_total: int, offset: int = 0) -> sp.csr_array:
@@ -83,10 +91,18 @@ class PartialBlocks:
     a22_xy: np.ndarray
 
     def __add__(self, other: "PartialBlocks") -> "PartialBlocks":
-        return PartialBlocks(self.nobs + other.nobs, self.a11 + other.a11, self.a21 + other.a21,
-                             self.a22_re + other.a22_re, self.a22_re_xy + other.a22_re_xy, self.a22_xy + other.a22_xy)
+        return PartialBlocks(
+            self.nobs + other.nobs,
+            self.a11 + other.a11,
+            self.a21 + other.a21,
+            self.a22_re + other.a22_re,
+            self.a22_re_xy + other.a22_re_xy,
+            self.a22_xy + other.a22_xy,
+        )
 
-    def dense_blocks(self, keep_xy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | sp.csr_array, np.ndarray]:
+    def dense_blocks(
+        self, keep_xy: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | sp.csr_array, np.ndarray]:
         """``(a11 (q1, k1, k1), a21, a22)`` with only the ``keep_xy`` columns of xy (default all)."""
         q1 = self.a11.shape[0]
         k1 = int(round(np.sqrt(self.a11.shape[1])))
@@ -111,8 +127,14 @@ def _as_dense(block: np.ndarray | sp.sparray) -> np.ndarray:
     return block if isinstance(block, np.ndarray) else block.toarray()
 
 
-def partial_blocks(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
-                   x: np.ndarray, y: np.ndarray, xtx: np.ndarray | None = None) -> PartialBlocks:
+def partial_blocks(
+    refs: tuple[np.ndarray, ...],
+    zs: tuple[np.ndarray, ...],
+    nlevels: tuple[int, ...],
+    x: np.ndarray,
+    y: np.ndarray,
+    xtx: np.ndarray | None = None,
+) -> PartialBlocks:
     """The blocks of some rows, ``xy = [x, y]`` (``zs``, ``x`` and ``y`` already multiplied by sqrt(weights)).
 
     ``x`` and ``y`` are read where they are (no ``[x y]`` copy); a z that is
@@ -180,8 +202,9 @@ def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, x: np.ndarray, y
     return out.reshape(nlevels * k, p + 1)
 
 
-def _sparse_first(refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int,
-                  x: np.ndarray, y: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+def _sparse_first(
+    refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int, x: np.ndarray, y: np.ndarray
+) -> tuple[sp.csr_array, sp.csr_array]:
     """The big term's blocks as sparse matrices over its levels present in these rows."""
     n, c = x.shape[0], x.shape[1] + 1
     k1 = z1.shape[1]
@@ -189,8 +212,9 @@ def _sparse_first(refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: 
     blocks, z1_xy = per_level_sums(local, z1, x, y, present.size)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
-    a11 = sp.csr_array((blocks.reshape(-1), np.tile(np.arange(k1 * k1), present.size), np.cumsum(indptr)),
-                       shape=(q1, k1 * k1))
+    a11 = sp.csr_array(
+        (blocks.reshape(-1), np.tile(np.arange(k1 * k1), present.size), np.cumsum(indptr)), shape=(q1, k1 * k1)
+    )
     global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
     if m_re:
         z1_local = _term_matrix(local, z1, present.size * k1)
@@ -261,8 +285,11 @@ class DesignFacts:
         response = y[:, 0] if y.ndim == 2 else y
         second = y.sum(axis=1) if y.ndim == 2 else y * y
         offset_bad = 0 if part.offset is None else int((~np.isfinite(part.offset)).sum())
-        y_facts = (float(response.min()) if n else np.inf, float(response.max()) if n else -np.inf,
-                   np.array([response.sum(), second.sum()]))
+        y_facts = (
+            float(response.min()) if n else np.inf,
+            float(response.max()) if n else -np.inf,
+            np.array([response.sum(), second.sum()]),
+        )
         if n == 0:
             zeros = np.zeros(p)
             return cls(0, np.zeros((p, p)), zeros, zeros, np.ones(p, dtype=bool), zeros, 0, offset_bad, *y_facts)
@@ -287,10 +314,19 @@ class DesignFacts:
         delta = other.mean - self.mean
         mean = self.mean + delta * other.n / n
         m2 = self.m2 + other.m2 + delta**2 * self.n * other.n / n
-        return DesignFacts(n, self.gram + other.gram, mean, m2, self.binary & other.binary, self.nonfinite + other.nonfinite,
-                           self.nonfinite_rows + other.nonfinite_rows, self.offset_nonfinite + other.offset_nonfinite,
-                           min(self.y_min, other.y_min),
-                           max(self.y_max, other.y_max), self.y_sums + other.y_sums)
+        return DesignFacts(
+            n,
+            self.gram + other.gram,
+            mean,
+            m2,
+            self.binary & other.binary,
+            self.nonfinite + other.nonfinite,
+            self.nonfinite_rows + other.nonfinite_rows,
+            self.offset_nonfinite + other.offset_nonfinite,
+            min(self.y_min, other.y_min),
+            max(self.y_max, other.y_max),
+            self.y_sums + other.y_sums,
+        )
 
     @property
     def sd(self) -> np.ndarray:
@@ -378,8 +414,12 @@ def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
     if part.weights is not None and not np.all(part.weights > 0):  # rows of weight 0 add nothing, nor count in n
         rows = np.flatnonzero(part.weights > 0)
         kept_x = x[rows]
-        refs, zs, x, y = (tuple(r[rows] for r in refs), tuple(kept_x if z is x else z[rows] for z in zs),
-                          kept_x, y[rows])
+        refs, zs, x, y = (
+            tuple(r[rows] for r in refs),
+            tuple(kept_x if z is x else z[rows] for z in zs),
+            kept_x,
+            y[rows],
+        )
     xtx = facts.gram if part.weights is None else None  # the facts' X'X is the blocks' when rows are unweighted
     return Pass2(partial_blocks(refs, zs, nlevels, x, y, xtx), facts)
 
@@ -388,9 +428,16 @@ def combine_pass2(a: Pass2, b: Pass2) -> Pass2:
     return a.combine(b)
 
 
-def assemble(total: PartialBlocks, keep_x: list[int], nlevels: tuple[int, ...], ncols: tuple[int, ...],
-             scales: list[np.ndarray] | None = None, plan_rank_update: bool = True,
-             structures: tuple[CovarianceStructure, ...] | None = None, prescaled: bool = False) -> BlockedCrossProducts:
+def assemble(
+    total: PartialBlocks,
+    keep_x: list[int],
+    nlevels: tuple[int, ...],
+    ncols: tuple[int, ...],
+    scales: list[np.ndarray] | None = None,
+    plan_rank_update: bool = True,
+    structures: tuple[CovarianceStructure, ...] | None = None,
+    prescaled: bool = False,
+) -> BlockedCrossProducts:
     """The :class:`BlockedCrossProducts` of the summed blocks, with only the ``keep_x`` columns of X.
 
     ``structures``: each term's covariance structure (default unstructured),
@@ -401,10 +448,19 @@ def assemble(total: PartialBlocks, keep_x: list[int], nlevels: tuple[int, ...], 
     c = total.a22_xy.shape[0]
     keep = np.concatenate([np.asarray(keep_x, dtype=np.int64), [c - 1]])
     a11, a21, a22 = total.dense_blocks(keep)
-    return BlockedCrossProducts.from_sums(list(nlevels), list(ncols), a11, a21, a22, len(keep_x), total.nobs,
-                                          scales=scales, plan_rank_update=plan_rank_update,
-                                          structures=None if structures is None else list(structures),
-                                          prescaled=prescaled)
+    return BlockedCrossProducts.from_sums(
+        list(nlevels),
+        list(ncols),
+        a11,
+        a21,
+        a22,
+        len(keep_x),
+        total.nobs,
+        scales=scales,
+        plan_rank_update=plan_rank_update,
+        structures=None if structures is None else list(structures),
+        prescaled=prescaled,
+    )
 
 
 # --------------------------------------------------------------------------- a response row
@@ -421,8 +477,9 @@ class ResponseRow:
         return ResponseRow(self.z1 + other.z1, self.rest + other.rest, self.x + other.x, self.rr + other.rr)
 
 
-def response_row(refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...],
-                 x: np.ndarray, r: np.ndarray) -> ResponseRow:
+def response_row(
+    refs: tuple[np.ndarray, ...], zs: tuple[np.ndarray, ...], nlevels: tuple[int, ...], x: np.ndarray, r: np.ndarray
+) -> ResponseRow:
     """``[Z X]'r`` and ``r'r`` for some rows (already multiplied by sqrt(weights))."""
     parts = []
     for ref, z, q in zip(refs, zs, nlevels):

@@ -51,8 +51,11 @@ def complete_rows(part: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
         dtype = column.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "biu":
             continue
-        incomplete |= np.isnan(column.to_numpy()) if isinstance(dtype, np.dtype) and dtype.kind == "f" \
+        incomplete |= (
+            np.isnan(column.to_numpy())
+            if isinstance(dtype, np.dtype) and dtype.kind == "f"
             else np.asarray(column.isna(), dtype=bool)
+        )
     return part.loc[~incomplete] if incomplete.any() else part
 
 
@@ -71,8 +74,12 @@ def encode_partition(part: pd.DataFrame, plan: EncodingPlan) -> EncodedPartition
     weights = kept[plan.weights].to_numpy(dtype=float) if plan.weights is not None else None
     y = build_response(plan.parsed.response, kept)
     refs = tuple(term.refs(kept) for term in plan.terms)
-    zs = tuple(x if term.simple is not None and term.simple == plan.fixed_simple  # z = X: the same columns
-               else np.ascontiguousarray(_matrix(term.design, term.simple, kept)) for term in plan.terms)
+    zs = tuple(
+        x
+        if term.simple is not None and term.simple == plan.fixed_simple  # z = X: the same columns
+        else np.ascontiguousarray(_matrix(term.design, term.simple, kept))
+        for term in plan.terms
+    )
     return EncodedPartition(kept.index, x, y, weights, offset, refs, zs)
 
 
@@ -80,7 +87,9 @@ def _empty(index: pd.Index, plan: EncodingPlan) -> EncodedPartition:
     p = len(plan.fixed.column_names)
     y = np.empty((0, 2)) if plan.response_ndim == 2 else np.empty(0)
     return EncodedPartition(
-        index, np.empty((0, p)), y,
+        index,
+        np.empty((0, p)),
+        y,
         None if plan.weights is None else np.empty(0),
         None if plan.fixed.offset is None and plan.offset is None else np.empty(0),
         tuple(np.empty(0, dtype=np.int64) for _ in plan.terms),

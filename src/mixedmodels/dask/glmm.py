@@ -74,8 +74,11 @@ class _GlmFacts:
     many_trials: bool
 
     def combine(self, other: "_GlmFacts") -> "_GlmFacts":
-        return _GlmFacts(self.design.combine(other.design), tuple(a + b for a, b in zip(self.squares, other.squares)),
-                         self.many_trials or other.many_trials)
+        return _GlmFacts(
+            self.design.combine(other.design),
+            tuple(a + b for a, b in zip(self.squares, other.squares)),
+            self.many_trials or other.many_trials,
+        )
 
 
 def _facts(part: EncodedPartition) -> _GlmFacts:
@@ -114,8 +117,12 @@ class _ResponseSums:
     high: float
 
     def combine(self, other: "_ResponseSums") -> "_ResponseSums":
-        return _ResponseSums(self.constant + other.constant, self.weighted + other.weighted,
-                             min(self.low, other.low), max(self.high, other.high))
+        return _ResponseSums(
+            self.constant + other.constant,
+            self.weighted + other.weighted,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
 
 
 def _response_sums(part: GlmPartition, _: Any) -> _ResponseSums:
@@ -149,20 +156,32 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
     rows_in_memory: ClassVar[bool] = False  # no row-level work (e.g. the Laplace gradient's columns) in the optimizer
 
     @classmethod
-    def from_dask(cls, formula: str, data: Any, family: Any = "binomial", *, weights: Any = None, offset: Any = None,
-                  contrasts: Mapping[str, str] | None = None, progress: bool | None = None) -> "DaskGeneralizedLinearMixedModel":
+    def from_dask(
+        cls,
+        formula: str,
+        data: Any,
+        family: Any = "binomial",
+        *,
+        weights: Any = None,
+        offset: Any = None,
+        contrasts: Mapping[str, str] | None = None,
+        progress: bool | None = None,
+    ) -> "DaskGeneralizedLinearMixedModel":
         """Encode and persist the partitions and check the design (see :func:`glmer`)."""
         import dask
 
         fam = get_family(family)
         if fam.name not in _FAMILIES:
-            raise NotOnDaskError(f"glmer on Dask fits the binomial and Poisson families; the {fam.name} family's "
-                                 "likelihood needs a dispersion from all rows at once: fit it in memory")
+            raise NotOnDaskError(
+                f"glmer on Dask fits the binomial and Poisson families; the {fam.name} family's "
+                "likelihood needs a dispersion from all rows at once: fit it in memory"
+            )
         parsed = parse_with_response(formula)
         source = DataSource.make(data, weights, offset)
         plan, summary = plan_model(parsed, source, contrasts, allow_as_many_ranef_as_obs=True)
-        encoded = dask.persist(*[dask.delayed(encode_partition, pure=False)(part, plan)
-                                 for part in source.partitions(plan.read_columns)])
+        encoded = dask.persist(
+            *[dask.delayed(encode_partition, pure=False)(part, plan) for part in source.partitions(plan.read_columns)]
+        )
         facts: _GlmFacts = map_reduce(list(encoded), _glm_facts_partition, None, _GlmFacts.combine)
         keep, design, dropped = check_design(plan, facts.design, partial(_exact_r, list(encoded)))
         inputs = dask_inputs(plan, summary, source, keep, design, dropped, facts.design)
@@ -182,8 +201,12 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
     def _progress_bar(self):
         from tqdm.auto import tqdm
 
-        return tqdm(desc="glmer on Dask: data passes", unit=" pass", disable=None if self.progress is None else not self.progress,
-                    leave=False)
+        return tqdm(
+            desc="glmer on Dask: data passes",
+            unit=" pass",
+            disable=None if self.progress is None else not self.progress,
+            leave=False,
+        )
 
     @property
     def data_passes(self) -> int:
@@ -201,13 +224,17 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
         return res.dev + self.response.constant + res.ussq + res.factor.logdet_re()
 
     def agq_value(self, res, theta, beta, nAGQ):  # pragma: no cover - refused by check_nagq
-        raise NotOnDaskError("adaptive Gauss-Hermite quadrature (nAGQ > 1) is not available on Dask; use nAGQ=1 (Laplace)")
+        raise NotOnDaskError(
+            "adaptive Gauss-Hermite quadrature (nAGQ > 1) is not available on Dask; use nAGQ=1 (Laplace)"
+        )
 
     def check_nagq(self, nAGQ: int) -> int:
         nAGQ = super().check_nagq(nAGQ)
         if nAGQ > 1:
-            raise NotOnDaskError("adaptive Gauss-Hermite quadrature (nAGQ > 1) is not available on Dask yet; "
-                                 "use nAGQ=1 (Laplace), or fit the data in memory")
+            raise NotOnDaskError(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) is not available on Dask yet; "
+                "use nAGQ=1 (Laplace), or fit the data in memory"
+            )
         return nAGQ
 
     def fit(self, nAGQ: int = 1, settings: OptimizerSettings | None = None, start: Any = None) -> "DaskGlmerResults":
@@ -245,7 +272,6 @@ def _layouts(plan, squares: tuple[np.ndarray, ...], nobs: int) -> tuple[TermLayo
         out.append(TermLayout(term.nlevels, term.ncols, start, scales, term.structure))
         start = out[-1].theta_stop
     return tuple(out)
-
 
 
 # --------------------------------------------------------------------------- results
@@ -287,9 +313,20 @@ class DaskGlmerResults(LazyRows, GlmerResults):
 
 
 @argument_kinds(data=DASK_DATA, weights=COLUMN, offset=COLUMN, settings=SETTINGS, progress=Flag(allow_none=True))
-def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, weights: Any = None, offset: Any = None,
-          contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None, start: Any = None,
-          na_action: str = "omit", progress: bool | None = None):
+def glmer(
+    formula: str,
+    data: Any,
+    family: Any = "binomial",
+    *,
+    nAGQ: int = 1,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    settings: OptimizerSettings | None = None,
+    start: Any = None,
+    na_action: str = "omit",
+    progress: bool | None = None,
+):
     """Fit a GLMM to a dask DataFrame, or to Parquet files read with dask.
 
     The same arguments and answers as :func:`mixedmodels.glmer` (binomial and
@@ -307,14 +344,23 @@ def glmer(formula: str, data: Any, family: Any = "binomial", *, nAGQ: int = 1, w
     if fam.name == "gaussian" and fam.link.name == "identity":
         from .lmm import lmer
 
-        warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
-                      "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
-        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, start=start, na_action=na_action)
+        warnings.warn(
+            "glmer() with family='gaussian' (identity link) is a linear mixed model: "
+            "fitting it with mm.lmer(); call lmer() directly",
+            MixedModelsWarning,
+            stacklevel=2,
+        )
+        return lmer(
+            formula, data, weights=weights, offset=offset, contrasts=contrasts, start=start, na_action=na_action
+        )
     refuse_na_exclude(na_action)
     if isinstance(weights, VarIdent):  # DataError, as in memory: glmer has no residual structures anywhere
-        raise DataError("weights=var_ident() is a residual structure, which only lmer() takes; glmer()'s weights are "
-                        "prior weights (on Dask: a column name)")
+        raise DataError(
+            "weights=var_ident() is a residual structure, which only lmer() takes; glmer()'s weights are "
+            "prior weights (on Dask: a column name)"
+        )
     check_arguments(locals())
-    model = DaskGeneralizedLinearMixedModel.from_dask(formula, data, fam, weights=weights, offset=offset,
-                                                      contrasts=contrasts, progress=progress)
+    model = DaskGeneralizedLinearMixedModel.from_dask(
+        formula, data, fam, weights=weights, offset=offset, contrasts=contrasts, progress=progress
+    )
     return model.fit(nAGQ=nAGQ, settings=settings, start=start)

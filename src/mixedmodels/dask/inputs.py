@@ -78,9 +78,11 @@ class DaskModelInputs(ModelInputs):
 def refuse_na_exclude(na_action: str) -> None:
     """``na_action="exclude"`` pads row outputs to every row of the data: not for lazy outputs on Dask."""
     if check_na_action(na_action) == "exclude":
-        raise NotOnDaskError("na_action='exclude' pads row-level results with NaN for the rows left out, which "
-                             "needs every row's label in memory; on Dask the lazy row-level results cover the rows "
-                             "used (na_action='omit'): join them back to the data with dask if needed")
+        raise NotOnDaskError(
+            "na_action='exclude' pads row-level results with NaN for the rows left out, which "
+            "needs every row's label in memory; on Dask the lazy row-level results cover the rows "
+            "used (na_action='omit'): join them back to the data with dask if needed"
+        )
 
 
 def parse_with_response(formula: str) -> ParsedFormula:
@@ -90,8 +92,12 @@ def parse_with_response(formula: str) -> ParsedFormula:
     return parsed
 
 
-def plan_model(parsed: ParsedFormula, source: DataSource, contrasts: Mapping[str, str] | None,
-               allow_as_many_ranef_as_obs: bool = False) -> tuple[EncodingPlan, DataSummary]:
+def plan_model(
+    parsed: ParsedFormula,
+    source: DataSource,
+    contrasts: Mapping[str, str] | None,
+    allow_as_many_ranef_as_obs: bool = False,
+) -> tuple[EncodingPlan, DataSummary]:
     """Pass 1 and the plan for pass 2 (R's ``.`` in the fixed part expanded from the data's columns, as in memory)."""
     parsed = expand_formula_dot(parsed, source.data_meta)
     spec = summary_spec(parsed, source.meta, source.weights, source.offset)
@@ -101,8 +107,9 @@ def plan_model(parsed: ParsedFormula, source: DataSource, contrasts: Mapping[str
     return encoding_plan(parsed, summary, spec, source.meta, contrasts, allow_as_many_ranef_as_obs), summary
 
 
-def check_design(plan: EncodingPlan, facts: DesignFacts,
-                 exact_r: Callable[[], np.ndarray]) -> tuple[list[int], DesignMatrix, tuple[str, ...]]:
+def check_design(
+    plan: EncodingPlan, facts: DesignFacts, exact_r: Callable[[], np.ndarray]
+) -> tuple[list[int], DesignMatrix, tuple[str, ...]]:
     """The in-memory checks of the whole X: non-finite values, aliased columns (dropped, with lme4's warning), scales.
 
     Aliased columns are looked for only when ``X'X`` is not well conditioned:
@@ -131,13 +138,23 @@ def check_design(plan: EncodingPlan, facts: DesignFacts,
     return keep, design, dropped
 
 
-def dask_inputs(plan: EncodingPlan, summary: DataSummary, source: DataSource, keep: list[int],
-                design: DesignMatrix, dropped: tuple[str, ...], facts: DesignFacts) -> DaskModelInputs:
+def dask_inputs(
+    plan: EncodingPlan,
+    summary: DataSummary,
+    source: DataSource,
+    keep: list[int],
+    design: DesignMatrix,
+    dropped: tuple[str, ...],
+    facts: DesignFacts,
+) -> DaskModelInputs:
     """``ModelInputs`` for the fit, with placeholders for every row-level array."""
     n = plan.nobs
     has_offset = plan.fixed.offset is not None or plan.offset is not None
-    fixed = replace(design, matrix=RowsOnWorkers("the fixed-effects model matrix", (n, len(keep))),
-                    offset=RowsOnWorkers("the formula's offset", (n,)) if design.offset is not None else None)
+    fixed = replace(
+        design,
+        matrix=RowsOnWorkers("the fixed-effects model matrix", (n, len(keep))),
+        offset=RowsOnWorkers("the formula's offset", (n,)) if design.offset is not None else None,
+    )
     return DaskModelInputs(
         formula=plan.parsed,
         frame=RowsOnWorkers("the model frame", (n, len(plan.frame_columns))),
@@ -172,4 +189,3 @@ def _term(plan, n: int) -> RandomEffectsTerm:
         expr=plan.term.expr,
         structure=plan.structure,
     )
-

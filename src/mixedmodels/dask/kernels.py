@@ -28,8 +28,9 @@ import numpy as np
 __all__ = ["level_sums", "per_level_sums"]
 
 
-def level_sums(levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray, with_zz: bool,
-               a11: np.ndarray, zxy: np.ndarray) -> None:
+def level_sums(
+    levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray, with_zz: bool, a11: np.ndarray, zxy: np.ndarray
+) -> None:
     """Add each row's ``z [x' y]`` to ``zxy[l]`` and, if ``with_zz``, ``z z'`` (lower triangle) to ``a11[l]``."""
     k, p = z.shape[1], x.shape[1]
     for i in range(levels.shape[0]):
@@ -52,8 +53,9 @@ def _compiled() -> Callable | None:
     return jit(level_sums)
 
 
-def per_level_sums(levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray,
-                   nlevels: int) -> tuple[np.ndarray, np.ndarray]:
+def per_level_sums(
+    levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray, nlevels: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(a11 (nlevels, k, k), zxy (nlevels, k, p + 1))``: per-level ``z'z`` and ``z'[x y]``.
 
     ``z is x`` (the same array) skips ``z'z``, read off ``z'x`` instead.
@@ -64,9 +66,15 @@ def per_level_sums(levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarr
     kernel = _compiled() if n >= 10_000 else None  # below that, loading the compiled loop costs more than it saves
     if kernel is not None:
         a11, zxy = np.zeros((nlevels, k, k)), np.zeros((nlevels, k, p + 1))
-        kernel(np.ascontiguousarray(levels, dtype=np.int64), np.ascontiguousarray(z, dtype=np.float64),
-               np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64), not same,
-               a11, zxy)
+        kernel(
+            np.ascontiguousarray(levels, dtype=np.int64),
+            np.ascontiguousarray(z, dtype=np.float64),
+            np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.float64),
+            not same,
+            a11,
+            zxy,
+        )
         if same:
             a11[:] = zxy[:, :, :k]
         else:

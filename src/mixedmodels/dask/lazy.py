@@ -53,9 +53,14 @@ class RowModel:
     @classmethod
     def of(cls, result: Any) -> "RowModel":
         inputs = result.model.inputs
-        return cls(inputs.plan, inputs.keep_x, np.asarray(result.beta, dtype=float),
-                   tuple(np.asarray(m) for m in result.conditional_modes), float(result.sigma),
-                   getattr(result, "family", None))
+        return cls(
+            inputs.plan,
+            inputs.keep_x,
+            np.asarray(result.beta, dtype=float),
+            tuple(np.asarray(m) for m in result.conditional_modes),
+            float(result.sigma),
+            getattr(result, "family", None),
+        )
 
     def eta(self, part: EncodedPartition) -> np.ndarray:
         """The linear predictor of a partition's rows (with the selected random effects)."""
@@ -158,9 +163,13 @@ def _proxy(result: Any) -> SimpleNamespace:
     fixed = replace(inputs.fixed, offset=None)
     frame = inputs.plan.stand_in
     model = SimpleNamespace(inputs=SimpleNamespace(fixed=fixed, offset=None, frame=frame))
-    return SimpleNamespace(model=model, beta=np.asarray(result.beta), terms=result.terms,
-                           conditional_modes=[np.asarray(m) for m in result.conditional_modes],
-                           family=getattr(result, "family", None))
+    return SimpleNamespace(
+        model=model,
+        beta=np.asarray(result.beta),
+        terms=result.terms,
+        conditional_modes=[np.asarray(m) for m in result.conditional_modes],
+        family=getattr(result, "family", None),
+    )
 
 
 class _FitWithStandIn:
@@ -187,8 +196,16 @@ def _predict_fitted(frame: pd.DataFrame, rows: RowModel, link_scale: bool) -> pd
     return pd.Series(eta if link_scale else rows.mean(eta), index=part.index, name="predicted")
 
 
-def predict(result: Any, newdata: Any = None, *, re_form: Any = None, allow_new_levels: bool = False,
-            type: str = "response", offset: Any = None, **options: Any):
+def predict(
+    result: Any,
+    newdata: Any = None,
+    *,
+    re_form: Any = None,
+    allow_new_levels: bool = False,
+    type: str = "response",
+    offset: Any = None,
+    **options: Any,
+):
     """Predictions with all, none or some random effects (see :func:`mixedmodels.predict.predict`).
 
     ``options`` (``se_fit``, ``interval``, ``level``, ``weights``,
@@ -199,19 +216,29 @@ def predict(result: Any, newdata: Any = None, *, re_form: Any = None, allow_new_
         raise MixedModelsError(f"unknown prediction type {type!r}; choose 'response' or 'link'")
     asked = {k: v for k, v in options.items() if not (v is None or v is False or (k == "interval" and v == "none"))}
     if asked and (newdata is None or is_dask_collection(newdata)):
-        raise NotOnDaskError(f"predict({', '.join(f'{k}=' for k in asked)}) of a fit on Dask is available for new data "
-                             "given as a pandas DataFrame; for the fit's rows or a dask DataFrame it is not (yet)")
+        raise NotOnDaskError(
+            f"predict({', '.join(f'{k}=' for k in asked)}) of a fit on Dask is available for new data "
+            "given as a pandas DataFrame; for the fit's rows or a dask DataFrame it is not (yet)"
+        )
     if asked:
         extra = offset
         offset_column = result.model.inputs.plan.offset
         if extra is None and offset_column is not None and offset_column in getattr(newdata, "columns", ()):
             extra = newdata[offset_column].to_numpy(dtype=float)
-        return predict_rows(_FitWithStandIn(result), newdata, re_form=re_form, allow_new_levels=allow_new_levels,
-                            type=type, offset=extra, **options)
+        return predict_rows(
+            _FitWithStandIn(result),
+            newdata,
+            re_form=re_form,
+            allow_new_levels=allow_new_levels,
+            type=type,
+            offset=extra,
+            **options,
+        )
     if newdata is None:
         rows = RowModel.of(result)
-        rows = RowModel(rows.plan, rows.keep_x, rows.beta, rows.modes, rows.sigma, rows.family,
-                        _selected_columns(result, re_form))
+        rows = RowModel(
+            rows.plan, rows.keep_x, rows.beta, rows.modes, rows.sigma, rows.family, _selected_columns(result, re_form)
+        )
         return _series(result, _predict_fitted, "predicted", rows, type == "link")
     proxy = _proxy(result)
     select_terms(proxy, re_form)  # a bad re_form fails now, not on the workers
@@ -223,8 +250,9 @@ def predict(result: Any, newdata: Any = None, *, re_form: Any = None, allow_new_
             extra = newdata[offset_column].to_numpy(dtype=float)
         return predict_rows(proxy, newdata, offset=extra, **options)
     if offset is not None:
-        raise MixedModelsError("for new data on Dask, give the offset as a column of newdata "
-                               f"(named as in the fit: {offset_column!r})")
+        raise MixedModelsError(
+            f"for new data on Dask, give the offset as a column of newdata (named as in the fit: {offset_column!r})"
+        )
     meta = pd.Series([], dtype=float, name="predicted")
     return newdata.map_partitions(_predict_new, shared(proxy, "proxy"), offset_column, options, meta=meta)
 
@@ -286,10 +314,15 @@ def simulate(result: Any, *, nsim: int = 1, seed: Any = None, use_re: bool = Fal
     rows = RowModel.of(result)
     effects = None
     if not use_re:
-        rows = RowModel(rows.plan, rows.keep_x, rows.beta, rows.modes, rows.sigma, rows.family,
-                        tuple(() for _ in result.terms))
-        roots = [result.sigma * np.asarray(lam) for lam in result.relative_factors()]  # sigma is 1 for binomial, Poisson
-        effects = tuple(rng.standard_normal((nsim, t.nlevels, t.ncols)) @ root.T for t, root in zip(result.terms, roots))
+        rows = RowModel(
+            rows.plan, rows.keep_x, rows.beta, rows.modes, rows.sigma, rows.family, tuple(() for _ in result.terms)
+        )
+        roots = [
+            result.sigma * np.asarray(lam) for lam in result.relative_factors()
+        ]  # sigma is 1 for binomial, Poisson
+        effects = tuple(
+            rng.standard_normal((nsim, t.nlevels, t.ncols)) @ root.T for t, root in zip(result.terms, roots)
+        )
     draws = _Draws(rows, effects, nsim, int(rng.integers(0, 2**63 - 1)))
     meta = pd.DataFrame({f"sim_{i + 1}": pd.Series([], dtype=float) for i in range(nsim)})
     return _rows(result).map_partitions(_simulate_partition, shared(draws, "draws"), meta=meta)

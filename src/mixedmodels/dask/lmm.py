@@ -26,8 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._validate import (Anything, Duck, FitData, Instance, OneOf, Text, argument_kinds, check_arguments,
-                         check_bool)
+from .._validate import Anything, Duck, FitData, Instance, OneOf, Text, argument_kinds, check_arguments, check_bool
 from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..lmm.model import LinearMixedModel, start_theta
 from ..optim import OptimizerSettings
@@ -52,8 +51,16 @@ class DaskLinearMixedModel(LinearMixedModel):
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_dask(cls, formula: str, data: Any, *, REML: bool = True, weights: Any = None, offset: Any = None,
-                  contrasts: Mapping[str, str] | None = None) -> "DaskLinearMixedModel":
+    def from_dask(
+        cls,
+        formula: str,
+        data: Any,
+        *,
+        REML: bool = True,
+        weights: Any = None,
+        offset: Any = None,
+        contrasts: Mapping[str, str] | None = None,
+    ) -> "DaskLinearMixedModel":
         """Build the model from a dask DataFrame (or Parquet path) in two passes (see :func:`lmer`)."""
         started = time.perf_counter()
         REML = check_bool(REML, "REML")
@@ -75,10 +82,17 @@ class DaskLinearMixedModel(LinearMixedModel):
         n = total.blocks.nobs  # rows with non-zero weight
         if n <= len(keep):
             zero = "" if n == inputs.nobs else " with non-zero weight"
-            raise ModelSpecError(f"{n} observations{zero} cannot estimate {len(keep)} fixed effects and a residual variance")
+            raise ModelSpecError(
+                f"{n} observations{zero} cannot estimate {len(keep)} fixed effects and a residual variance"
+            )
         nlevels = tuple(t.nlevels for t in plan.terms)
-        crossprods = assemble(total.blocks, keep, nlevels, tuple(t.ncols for t in plan.terms),
-                              structures=tuple(t.structure for t in plan.terms))
+        crossprods = assemble(
+            total.blocks,
+            keep,
+            nlevels,
+            tuple(t.ncols for t in plan.terms),
+            structures=tuple(t.structure for t in plan.terms),
+        )
         seconds = {"pass 1": pass1 - started, "pass 2": pass2 - pass1, "blocks": time.perf_counter() - pass2}
         return cls(inputs, crossprods, bool(REML), _cache={"seconds": seconds})
 
@@ -144,8 +158,9 @@ class DaskLinearMixedModel(LinearMixedModel):
         modes = tuple(u @ lay.lam(theta).T for u, lay in zip(spherical, layouts))
         inputs: DaskModelInputs = self.inputs
         job = _ResidualJob(inputs.plan, inputs.keep_x, np.asarray(beta, dtype=float), modes)
-        total: ResponseRow = map_reduce(inputs.source.partitions(inputs.plan.read_columns), _residual_partition,
-                                        job, ResponseRow.__add__)
+        total: ResponseRow = map_reduce(
+            inputs.source.partitions(inputs.plan.read_columns), _residual_partition, job, ResponseRow.__add__
+        )
         self._cache["rr"] = total.rr
         scales = [np.tile(lay.scales, lay.nlevels) for lay in layouts]
         z_rest = [total.rest] if len(layouts) > 1 else []
@@ -180,17 +195,36 @@ def _residual_partition(frame, job: _ResidualJob) -> ResponseRow:
 # What the Dask fits take that differs from the in-memory ones: the data's source, and weights and
 # offset as column names (or dask Series lined up with the data).
 DASK_DATA = FitData()
-COLUMN = OneOf(Text(), Duck("npartitions", "compute", what="a dask Series"), allow_none=True,
-               what="the name of a column of the data (or a dask Series lined up with it)")
+COLUMN = OneOf(
+    Text(),
+    Duck("npartitions", "compute", what="a dask Series"),
+    allow_none=True,
+    what="the name of a column of the data (or a dask Series lined up with it)",
+)
 COLUMN.error = DataError
 SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
 
 
-@argument_kinds(data=DASK_DATA, weights=COLUMN, offset=COLUMN, settings=SETTINGS,
-                correlation=Anything("any value but None is refused: residual structures are not available on Dask"))
-def lmer(formula: str, data: Any, *, REML: bool = True, weights: Any = None, offset: Any = None,
-         contrasts: Mapping[str, str] | None = None, settings: OptimizerSettings | None = None, start: Any = None,
-         na_action: str = "omit", correlation: Any = None):
+@argument_kinds(
+    data=DASK_DATA,
+    weights=COLUMN,
+    offset=COLUMN,
+    settings=SETTINGS,
+    correlation=Anything("any value but None is refused: residual structures are not available on Dask"),
+)
+def lmer(
+    formula: str,
+    data: Any,
+    *,
+    REML: bool = True,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    settings: OptimizerSettings | None = None,
+    start: Any = None,
+    na_action: str = "omit",
+    correlation: Any = None,
+):
     """Fit a linear mixed model to a dask DataFrame, or to Parquet files read with dask.
 
     The same arguments and answers as :func:`mixedmodels.lmer`, except that
@@ -210,8 +244,9 @@ def lmer(formula: str, data: Any, *, REML: bool = True, weights: Any = None, off
     _refuse_residual_structure(weights, correlation)
     check_arguments(locals())
     refuse_na_exclude(na_action)
-    model = DaskLinearMixedModel.from_dask(formula, data, REML=REML, weights=weights, offset=offset,
-                                           contrasts=contrasts)
+    model = DaskLinearMixedModel.from_dask(
+        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts
+    )
     return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))
 
 
@@ -221,5 +256,7 @@ def _refuse_residual_structure(weights: Any, correlation: Any) -> None:
 
     if correlation is not None or isinstance(weights, VarIdent):
         what = "correlation=" if correlation is not None else "weights=var_ident()"
-        raise NotOnDaskError(f"{what} (a residual structure) is not available on Dask: its blocks are not sums over "
-                             "rows; fit the model to a pandas DataFrame")
+        raise NotOnDaskError(
+            f"{what} (a residual structure) is not available on Dask: its blocks are not sums over "
+            "rows; fit the model to a pandas DataFrame"
+        )

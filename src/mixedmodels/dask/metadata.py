@@ -60,8 +60,9 @@ class TransformSpec:
         options = dict(self.options)
         if self.kind == "poly":
             return poly_state(moments, int(options["degree"]))
-        return scale_state(moments, bool(options.get("center", True)), bool(options.get("scale", True)),
-                           options.get("ddof", 1))
+        return scale_state(
+            moments, bool(options.get("center", True)), bool(options.get("scale", True)), options.get("ddof", 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,12 @@ class WeightFacts:
     log_sum: float
 
     def combine(self, other: "WeightFacts") -> "WeightFacts":
-        return WeightFacts(self.nonfinite + other.nonfinite, self.negative + other.negative,
-                           self.positive + other.positive, self.log_sum + other.log_sum)
+        return WeightFacts(
+            self.nonfinite + other.nonfinite,
+            self.negative + other.negative,
+            self.positive + other.positive,
+            self.log_sum + other.log_sum,
+        )
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,12 @@ class OffsetFacts:
     infinite_labels: tuple
 
     def combine(self, other: "OffsetFacts") -> "OffsetFacts":
-        return OffsetFacts(self.rows + other.rows, self.missing + other.missing, self.infinite + other.infinite,
-                           (self.infinite_labels + other.infinite_labels)[:3])
+        return OffsetFacts(
+            self.rows + other.rows,
+            self.missing + other.missing,
+            self.infinite + other.infinite,
+            (self.infinite_labels + other.infinite_labels)[:3],
+        )
 
 
 @dataclass(frozen=True)
@@ -220,11 +229,19 @@ def summarize_partition(part: pd.DataFrame, spec: SummarySpec) -> PartSummary:
         nrows=len(part) + (0 if offset is None else offset.missing) + weights_missing,
         ncomplete=len(kept),
         missing={name: int(mask.sum()) for name, mask in missing_by_column.items()}
-        | ({spec.weights: weights_missing} if spec.weights is not None and spec.weights not in missing_by_column else {}),
-        category_counts={name: _category_counts(kept[name], categories)
-                         for name, categories in spec.level_columns.items() if categories is not None},
-        distinct={name: _distinct_values(kept[name])
-                  for name, categories in spec.level_columns.items() if categories is None},
+        | (
+            {spec.weights: weights_missing}
+            if spec.weights is not None and spec.weights not in missing_by_column
+            else {}
+        ),
+        category_counts={
+            name: _category_counts(kept[name], categories)
+            for name, categories in spec.level_columns.items()
+            if categories is not None
+        },
+        distinct={
+            name: _distinct_values(kept[name]) for name, categories in spec.level_columns.items() if categories is None
+        },
         combos={cols: _distinct(kept.loc[:, list(cols)].reset_index(drop=True)) for cols in spec.combos},
         samples={name: _partition_sample(kept[name].to_numpy()) for name in spec.numeric},
         transforms={t.key: Moments.of(_evaluate(t, kept), t.order) for t in spec.transforms},
@@ -294,8 +311,9 @@ def _weight_facts(column: pd.Series) -> WeightFacts:
     w = column.to_numpy(dtype=float)
     finite = np.isfinite(w)
     positive = finite & (w > 0)
-    return WeightFacts(int((~finite).sum()), int((finite & (w < 0)).sum()), int(positive.sum()),
-                       float(np.log(w[positive]).sum()))
+    return WeightFacts(
+        int((~finite).sum()), int((finite & (w < 0)).sum()), int(positive.sum()), float(np.log(w[positive]).sum())
+    )
 
 
 _SAMPLE_SIZE = 16
@@ -332,9 +350,12 @@ def _distinct(frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- the whole data
 def finish(total: PartSummary, spec: SummarySpec) -> DataSummary:
     """The :class:`DataSummary` of the combined summary of every partition."""
-    levels = {name: _ordered_levels(total.category_counts[name] if categories is not None else total.distinct[name],
-                                    categories)
-              for name, categories in spec.level_columns.items()}
+    levels = {
+        name: _ordered_levels(
+            total.category_counts[name] if categories is not None else total.distinct[name], categories
+        )
+        for name, categories in spec.level_columns.items()
+    }
     combos = {cols: _combo_codes(total.combos[cols], [levels[c] for c in cols]) for cols in spec.combos}
     if total.offset is not None:
         _check_offset(total.offset)
@@ -354,8 +375,11 @@ def finish(total: PartSummary, spec: SummarySpec) -> DataSummary:
         log_weights=0.0 if total.weights is None else total.weights.log_sum,
         categorical={name: categories is not None for name, categories in spec.level_columns.items()},
         offset_missing=0 if total.offset is None else total.offset.missing,
-        text_levels=frozenset(name for name, categories in spec.level_columns.items()
-                              if categories is None and level_values(total.distinct[name]) is not total.distinct[name]),
+        text_levels=frozenset(
+            name
+            for name, categories in spec.level_columns.items()
+            if categories is None and level_values(total.distinct[name]) is not total.distinct[name]
+        ),
     )
 
 
@@ -366,7 +390,9 @@ def _ordered_levels(facts: np.ndarray, categories: tuple | None) -> np.ndarray:
     memory: :func:`~mixedmodels.design.values.level_values`) has text levels.
     """
     if categories is not None:
-        return np.asarray([c for c, n in zip(categories, facts) if n > 0], dtype=object if _is_text(categories) else None)
+        return np.asarray(
+            [c for c, n in zip(categories, facts) if n > 0], dtype=object if _is_text(categories) else None
+        )
     if facts.size == 0:
         return facts
     return np.asarray(pd.Categorical(level_values(facts)).categories.to_numpy())
@@ -378,8 +404,11 @@ def _is_text(values: tuple) -> bool:
 
 def _combo_codes(combos: pd.DataFrame, levels: list[np.ndarray]) -> np.ndarray:
     """Observed combinations as codes into each column's levels, sorted with the first column slowest."""
-    codes = np.column_stack([pd.Index(lv).get_indexer(combos.iloc[:, j].to_numpy()) for j, lv in enumerate(levels)]) \
-        if len(combos) else np.zeros((0, len(levels)), dtype=np.int64)
+    codes = (
+        np.column_stack([pd.Index(lv).get_indexer(combos.iloc[:, j].to_numpy()) for j, lv in enumerate(levels)])
+        if len(combos)
+        else np.zeros((0, len(levels)), dtype=np.int64)
+    )
     order = np.lexsort(codes.T[::-1]) if len(codes) else np.zeros(0, dtype=np.int64)
     return codes[order].astype(np.int64)
 

@@ -76,7 +76,9 @@ class EtaState:
 
     def mix(self, other: "EtaState", step: float) -> "EtaState":
         """``self + step (other - self)``."""
-        points = tuple((c * (1.0 - step), b, e) for c, b, e in self.points) + tuple((c * step, b, e) for c, b, e in other.points)
+        points = tuple((c * (1.0 - step), b, e) for c, b, e in self.points) + tuple(
+            (c * step, b, e) for c, b, e in other.points
+        )
         return EtaState(self.start * (1.0 - step) + other.start * step, points)
 
     def eta(self, part: GlmPartition) -> np.ndarray:
@@ -175,8 +177,16 @@ class DaskPirls:
         Updated once per pass.
     """
 
-    def __init__(self, parts: list[Any], layouts: tuple[TermLayout, ...], family: Any, nfixef: int,
-                 tol: float = 1e-10, maxit: int = 200, progress: Any = None):
+    def __init__(
+        self,
+        parts: list[Any],
+        layouts: tuple[TermLayout, ...],
+        family: Any,
+        nfixef: int,
+        tol: float = 1e-10,
+        maxit: int = 200,
+        progress: Any = None,
+    ):
         self.parts, self.layouts, self.family = parts, tuple(layouts), family
         self.nfixef, self.tol, self.maxit = nfixef, tol, maxit
         self.nlevels = tuple(lay.nlevels for lay in layouts)
@@ -200,8 +210,16 @@ class DaskPirls:
     def factor(self, blocks: PartialBlocks, theta: np.ndarray, joint: bool) -> Factorization:
         """The blocked factor of summed blocks (with PIRLS's +1 on the working response's diagonal)."""
         c = blocks.a22_xy.shape[0]
-        cp = assemble(blocks, list(range(c - 1)), self.nlevels, self.ncols, scales=self.scales, plan_rank_update=False,
-                      structures=tuple(lay.structure for lay in self.layouts), prescaled=True)  # z / scales on the workers
+        cp = assemble(
+            blocks,
+            list(range(c - 1)),
+            self.nlevels,
+            self.ncols,
+            scales=self.scales,
+            plan_rank_update=False,
+            structures=tuple(lay.structure for lay in self.layouts),
+            prescaled=True,
+        )  # z / scales on the workers
         cp.a22[-1, -1] += 1.0  # as ReweightedBlocks.assemble: the working response's own diagonal is never used
         return cp.factorize(theta)
 
@@ -227,7 +245,9 @@ class DaskPirls:
         """Conditional modes for fixed theta and beta (nAGQ >= 1), starting from u0."""
         return self._iterate(np.asarray(theta, dtype=float), np.asarray(beta, dtype=float), u0, joint=False)
 
-    def joint(self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None, eta0: Any = None) -> PirlsResult:
+    def joint(
+        self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None, eta0: Any = None
+    ) -> PirlsResult:
         """Modes and fixed effects together (nAGQ = 0), from (beta0, u0) or else from ``eta0 = g(mustart)``."""
         return self._iterate(np.asarray(theta, dtype=float), beta0, u0, joint=True, start_at_eta0=eta0 is not None)
 
@@ -277,8 +297,16 @@ class DaskPirls:
         u = point.u if point.u is not None else np.zeros(sum(lay.size for lay in self.layouts))
         beta_out = point.beta if point.beta is not None else np.zeros(self.nfixef)
         converged = converged and bool(np.isfinite(point.dev))
-        return PirlsResult(u=u, beta=beta_out, eta=point.state, mu=None, dev=point.dev, factor=factor,
-                           iterations=it, converged=converged)
+        return PirlsResult(
+            u=u,
+            beta=beta_out,
+            eta=point.state,
+            mu=None,
+            dev=point.dev,
+            factor=factor,
+            iterations=it,
+            converged=converged,
+        )
 
     def _start(self, theta, u, beta, joint, start_at_eta0, base_beta) -> _Point:
         if joint and beta is None:

@@ -64,8 +64,11 @@ def summary_spec(parsed: ParsedFormula, meta: pd.DataFrame, weights: str | None,
     check_columns(meta, variables + [c for c in (weights, offset) if c is not None])
     grouping = {f for term in parsed.random for f in term.factors}
     as_factors = _factor_arguments(parsed)
-    level_columns = {name: _known_categories(meta[name]) for name in variables
-                     if not _is_numeric(meta[name]) or name in grouping or name in as_factors}
+    level_columns = {
+        name: _known_categories(meta[name])
+        for name in variables
+        if not _is_numeric(meta[name]) or name in grouping or name in as_factors
+    }
     return SummarySpec(
         frame_columns=tuple(variables),
         level_columns=level_columns,
@@ -102,7 +105,12 @@ def _factor_arguments(parsed: ParsedFormula) -> set[str]:
             if how == "python":
                 tree, _ = _parse(code)
                 for node in ast.walk(tree):
-                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "C" and node.args:
+                    if (
+                        isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Name)
+                        and node.func.id == "C"
+                        and node.args
+                    ):
                         names |= set(required_variables(f"I({ast.unparse(node.args[0])})"))
     return names
 
@@ -110,8 +118,10 @@ def _factor_arguments(parsed: ParsedFormula) -> set[str]:
 def stateful_calls(parsed: ParsedFormula) -> tuple[TransformSpec, ...]:
     """Every stateful transform call in the model-matrix parts, keyed as formulaic keys its state."""
     if parsed.response is not None and _stateful_nodes(parsed.response):
-        raise NotOnDaskError(f"the response {parsed.response!r} uses a stateful transform (scale(), poly(), ...), "
-                             "which cannot be evaluated partition by partition; transform the column first")
+        raise NotOnDaskError(
+            f"the response {parsed.response!r} uses a stateful transform (scale(), poly(), ...), "
+            "which cannot be evaluated partition by partition; transform the column first"
+        )
     found: dict[str, TransformSpec] = {}
     for expr in _expressions(parsed):
         for code, how in formula_factors(expr):
@@ -151,8 +161,13 @@ def _stateful_nodes(code: str) -> list[tuple[str, ast.Call, dict]]:
     return out
 
 
-_SIGNATURES = {"scale": ("center", "scale", "ddof"), "standardize": ("center", "scale", "ddof"), "center": (),
-               "poly": ("degree", "raw"), "Q": ()}
+_SIGNATURES = {
+    "scale": ("center", "scale", "ddof"),
+    "standardize": ("center", "scale", "ddof"),
+    "center": (),
+    "poly": ("degree", "raw"),
+    "Q": (),
+}
 
 
 # Stateful calls whose state is a factor's levels: the stand-in frame has every level, so its state is the data's.
@@ -170,8 +185,10 @@ def _transform_spec(key: str, node: ast.Call, aliases: dict) -> TransformSpec | 
     if name in _LEVEL_STATES:
         return None
     if name not in _SIGNATURES:
-        raise NotOnDaskError(f"{key} needs all rows at once to set up its state (e.g. spline knots from quantiles); "
-                             "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used")
+        raise NotOnDaskError(
+            f"{key} needs all rows at once to set up its state (e.g. spline knots from quantiles); "
+            "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used"
+        )
     options = _call_options(key, node, _SIGNATURES[name])
     if name == "Q" or (name == "poly" and options.get("raw", False)):
         return None
@@ -182,8 +199,13 @@ def _transform_spec(key: str, node: ast.Call, aliases: dict) -> TransformSpec | 
     if not node.args:
         raise ModelSpecError(f"{key} has no argument")
     used = {alias: column for alias, column in aliases.items()}
-    return TransformSpec(key, "poly" if name == "poly" else "scale", ast.unparse(node.args[0]),
-                         tuple(sorted(used.items())), tuple(sorted(options.items())))
+    return TransformSpec(
+        key,
+        "poly" if name == "poly" else "scale",
+        ast.unparse(node.args[0]),
+        tuple(sorted(used.items())),
+        tuple(sorted(options.items())),
+    )
 
 
 def _call_options(key: str, node: ast.Call, names: tuple[str, ...]) -> dict[str, Any]:
@@ -233,8 +255,9 @@ class LevelCoder:
             if isinstance(array, pd.Categorical) and tuple(array.categories) == self.categories:
                 codes = np.asarray(array.codes, dtype=np.int64)
             else:
-                codes = np.asarray(pd.Categorical(np.asarray(column), categories=list(self.categories)).codes,
-                                   dtype=np.int64)
+                codes = np.asarray(
+                    pd.Categorical(np.asarray(column), categories=list(self.categories)).codes, dtype=np.int64
+                )
             return np.where(codes >= 0, self.lookup[np.maximum(codes, 0)], -1)
         values = column.to_numpy()
         if self.first is not None and values.dtype.kind in "iu":
@@ -298,8 +321,10 @@ class TermPlan:
             refs = pd.Index(self.combos).get_indexer(combined)
             refs[np.any(np.column_stack(codes) < 0, axis=1)] = -1
         if refs.size and refs.min() < 0:
-            raise DataError(f"grouping factor {self.term.group!r} has a level that was not in the data when the "
-                            "model was set up; did the data change between the passes?")
+            raise DataError(
+                f"grouping factor {self.term.group!r} has a level that was not in the data when the "
+                "model was set up; did the data change between the passes?"
+            )
         return refs
 
 
@@ -354,8 +379,14 @@ class EncodingPlan:
 
 
 # --------------------------------------------------------------------------- the plan
-def encoding_plan(parsed: ParsedFormula, summary: DataSummary, spec: SummarySpec, meta: pd.DataFrame,
-                  contrasts: Mapping[str, str] | None, allow_as_many_ranef_as_obs: bool = False) -> EncodingPlan:
+def encoding_plan(
+    parsed: ParsedFormula,
+    summary: DataSummary,
+    spec: SummarySpec,
+    meta: pd.DataFrame,
+    contrasts: Mapping[str, str] | None,
+    allow_as_many_ranef_as_obs: bool = False,
+) -> EncodingPlan:
     """The plan for pass 2, after the in-memory checks that pass 1's summary allows."""
     if summary.nrows == 0:
         raise DataError("data has no rows")
@@ -390,8 +421,11 @@ def stand_in_frame(parsed: ParsedFormula, summary: DataSummary, spec: SummarySpe
     factor occurs (the design gets the whole data's columns), and transforms
     such as ``log()`` see values that occur in the data.
     """
-    names = sorted(set(required_variables(parsed.response)) | set(required_variables(parsed.fixed))
-                   | {v for term in parsed.random for v in required_variables(term.expr)})
+    names = sorted(
+        set(required_variables(parsed.response))
+        | set(required_variables(parsed.fixed))
+        | {v for term in parsed.random for v in required_variables(term.expr)}
+    )
     values = {name: _stand_in_values(name, summary, spec, meta) for name in names}
     rows = max([2, *(len(v) for v in values.values())])
     data = {}
@@ -418,19 +452,25 @@ def _as_dtype(cycle: np.ndarray, column: pd.Series, levels: np.ndarray) -> Any:
         return cycle
 
 
-def _design(rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | None, summary: DataSummary,
-            spec: SummarySpec) -> DesignMatrix:
+def _design(
+    rhs: str, stand_in: pd.DataFrame, contrasts: Mapping[str, str] | None, summary: DataSummary, spec: SummarySpec
+) -> DesignMatrix:
     """A model matrix's spec built on the stand-in frame and given the global transform state."""
     try:
         design = build_design(rhs, stand_in, contrasts)
     except DataError as exc:  # non-finite values for some of the stand-in's (real) values: the count is not the data's
         raise DataError(re.sub(r" in \d+ rows;", " in some rows;", str(exc))) from None
     states = {key: state for key, state in summary.transform_states.items() if key in design.transform_state}
-    missing = [key for key, state in design.transform_state.items()
-               if state and key not in states and not _state_from_levels(key)]
+    missing = [
+        key
+        for key, state in design.transform_state.items()
+        if state and key not in states and not _state_from_levels(key)
+    ]
     if missing:
-        raise NotOnDaskError(f"cannot work out the state of {missing[0]} over all partitions; "
-                             "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used")
+        raise NotOnDaskError(
+            f"cannot work out the state of {missing[0]} over all partitions; "
+            "on Dask only scale(), center(), standardize(), poly() and as.numeric() can be used"
+        )
     _check_factors(design, spec)
     return design.with_transform_state(states)
 
@@ -447,8 +487,11 @@ def global_design(rhs: str, plan: EncodingPlan, contrasts: Mapping[str, str] | N
         design = build_design(rhs, plan.stand_in, contrasts)
     known = plan.fixed.transform_state
     states = {key: state for key, state in known.items() if key in design.transform_state}
-    missing = [key for key, state in design.transform_state.items()
-               if state and key not in states and not _state_from_levels(key)]
+    missing = [
+        key
+        for key, state in design.transform_state.items()
+        if state and key not in states and not _state_from_levels(key)
+    ]
     if missing:
         raise NotOnDaskError(f"{rhs!r} needs the state of {missing[0]}, which the fit's fixed part does not have")
     return design.with_transform_state(states)
@@ -464,8 +507,10 @@ def _check_factors(design: DesignMatrix, spec: SummarySpec) -> None:
     for code in design.factor_levels():
         names = required_variables(code) if code not in spec.level_columns else {code}
         if len(names) != 1 or not names <= set(spec.level_columns):
-            raise NotOnDaskError(f"the factor {code!r} is computed from other columns; on Dask its levels cannot be "
-                                 "collected: add it to the data as a column first")
+            raise NotOnDaskError(
+                f"the factor {code!r} is computed from other columns; on Dask its levels cannot be "
+                "collected: add it to the data as a column first"
+            )
 
 
 def _simple(rhs: str, design: DesignMatrix, meta: pd.DataFrame) -> tuple[bool, tuple[str, ...]] | None:
@@ -481,8 +526,14 @@ def _simple(rhs: str, design: DesignMatrix, meta: pd.DataFrame) -> tuple[bool, t
     return intercept, names
 
 
-def _term_plans(parsed: ParsedFormula, summary: DataSummary, spec: SummarySpec, stand_in: pd.DataFrame,
-                contrasts: Mapping[str, str] | None, allow_as_many: bool) -> tuple[TermPlan, ...]:
+def _term_plans(
+    parsed: ParsedFormula,
+    summary: DataSummary,
+    spec: SummarySpec,
+    stand_in: pd.DataFrame,
+    contrasts: Mapping[str, str] | None,
+    allow_as_many: bool,
+) -> tuple[TermPlan, ...]:
     """Each term's plan, with lme4's checks, in block order."""
     if not parsed.random:
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
@@ -504,10 +555,17 @@ def _term_text(plan: TermPlan) -> str:
     return f"({plan.term.expr or ' + '.join(plan.design.column_names)} | {plan.term.group})"
 
 
-def _term_plan(term: RandomTerm, summary: DataSummary, spec: SummarySpec, stand_in: pd.DataFrame,
-               contrasts: Mapping[str, str] | None) -> TermPlan:
-    coders = tuple(LevelCoder.make(summary.levels[name], spec.level_columns[name], name in summary.text_levels)
-                   for name in term.factors)
+def _term_plan(
+    term: RandomTerm,
+    summary: DataSummary,
+    spec: SummarySpec,
+    stand_in: pd.DataFrame,
+    contrasts: Mapping[str, str] | None,
+) -> TermPlan:
+    coders = tuple(
+        LevelCoder.make(summary.levels[name], spec.level_columns[name], name in summary.text_levels)
+        for name in term.factors
+    )
     combos = None
     if len(term.factors) == 1:
         labels = tuple(str(v) for v in coders[0].levels.tolist())
@@ -545,8 +603,10 @@ def _structure_frame(term: RandomTerm, stand_in: pd.DataFrame, spec: SummarySpec
         return stand_in
     categories = spec.level_columns.get(name)
     if categories is None:
-        raise NotOnDaskError(f"ar1() in {term} needs the order of {name!r}'s categories, which dask does not know: "
-                             f"make them known first (ddf[{name!r}] = ddf[{name!r}].cat.as_known())")
+        raise NotOnDaskError(
+            f"ar1() in {term} needs the order of {name!r}'s categories, which dask does not know: "
+            f"make them known first (ddf[{name!r}] = ddf[{name!r}].cat.as_known())"
+        )
     frame = stand_in.copy()
     frame[name] = pd.Categorical(column.astype(object), categories=list(categories), ordered=column.dtype.ordered)
     return frame

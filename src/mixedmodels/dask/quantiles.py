@@ -41,8 +41,13 @@ class QuantileSketch:
     def combine(self, other: "QuantileSketch", budget: int = BUDGET) -> "QuantileSketch":
         values = np.concatenate([self.values, other.values])
         order = np.argsort(values, kind="stable")
-        joint = QuantileSketch(values[order], np.concatenate([self.weights, other.weights])[order],
-                               self.exact and other.exact, min(self.low, other.low), max(self.high, other.high))
+        joint = QuantileSketch(
+            values[order],
+            np.concatenate([self.weights, other.weights])[order],
+            self.exact and other.exact,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
         return joint.compressed(budget)
 
     def compressed(self, budget: int) -> "QuantileSketch":

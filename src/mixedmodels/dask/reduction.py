@@ -43,13 +43,20 @@ def tree_reduce(items: Sequence[Any], combine: Callable[[Any, Any], Any], split_
     if not level:
         raise ValueError("nothing to reduce")
     while len(level) > 1:
-        level = [dask.delayed(_combine_all, pure=False)(combine, *level[i : i + split_every])
-                 for i in range(0, len(level), split_every)]
+        level = [
+            dask.delayed(_combine_all, pure=False)(combine, *level[i : i + split_every])
+            for i in range(0, len(level), split_every)
+        ]
     return level[0]
 
 
-def map_reduce(parts: Sequence[Any], summarize: Callable[..., Any], shared_value: Any,
-               combine: Callable[[Any, Any], Any], *extra: Any) -> Any:
+def map_reduce(
+    parts: Sequence[Any],
+    summarize: Callable[..., Any],
+    shared_value: Any,
+    combine: Callable[[Any, Any], Any],
+    *extra: Any,
+) -> Any:
     """``combine`` over ``summarize(part, shared_value, *extra)`` for every partition, computed."""
     import dask
 

@@ -49,8 +49,9 @@ def _refuse_kenward_roger(ddf: str | None) -> None:
         raise NotOnDaskError(_KENWARD_ROGER)
 
 
-NEWDATA = OneOf(Frame(), Duck("npartitions", "compute", what="a dask DataFrame"), allow_none=True,
-                what="a pandas or dask DataFrame")
+NEWDATA = OneOf(
+    Frame(), Duck("npartitions", "compute", what="a dask DataFrame"), allow_none=True, what="a pandas or dask DataFrame"
+)
 
 
 class LazyRows:
@@ -67,8 +68,14 @@ class LazyRows:
         return lazy.fitted(self)
 
     @argument_kinds(newdata=NEWDATA)
-    def predict(self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False,
-                type: str = "response", **kwargs: Any):
+    def predict(
+        self,
+        newdata: Any = None,
+        re_form: Any = None,
+        allow_new_levels: bool = False,
+        type: str = "response",
+        **kwargs: Any,
+    ):
         """Predictions (lme4's predict): lazy for the fit's rows or a dask ``newdata``; a pandas Series for pandas ``newdata``."""
         check_arguments(locals())
         return lazy.predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels, type=type, **kwargs)
@@ -78,9 +85,11 @@ class LazyRows:
         check_arguments(locals())
         asked = (["newdata"] if newdata is not None else []) + sorted(k for k, v in kwargs.items() if v is not None)
         if asked:
-            raise NotOnDaskError(f"simulate({', '.join(a + '=' for a in asked)}) of a fit on Dask is not available: "
-                                 "it draws, lazily, for the fit's own rows at the fitted parameters; for new rows, "
-                                 "predict on them and draw from there")
+            raise NotOnDaskError(
+                f"simulate({', '.join(a + '=' for a in asked)}) of a fit on Dask is not available: "
+                "it draws, lazily, for the fit's own rows at the fitted parameters; for new rows, "
+                "predict on them and draw from there"
+            )
         return lazy.simulate(self, nsim=nsim, seed=seed, use_re=use_re)
 
 

@@ -26,8 +26,10 @@ def read_data(data: Any) -> Any:
     try:
         import dask.dataframe as dd
     except ImportError:
-        raise DataError(f"data given as a path ({os.fspath(data)!r}) are read as Parquet files with dask, which is not "
-                        "installed: pip install 'mixedmodels[dask]' (or read the file into a pandas DataFrame)") from None
+        raise DataError(
+            f"data given as a path ({os.fspath(data)!r}) are read as Parquet files with dask, which is not "
+            "installed: pip install 'mixedmodels[dask]' (or read the file into a pandas DataFrame)"
+        ) from None
 
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
@@ -35,16 +37,18 @@ def read_data(data: Any) -> Any:
         try:
             frame = dd.read_parquet(path)
         except (FileNotFoundError, OSError, IndexError, ValueError) as exc:
-            raise DataError(f"cannot read Parquet data from {path!r}: "
-                            f"{' '.join(str(exc).split()) or type(exc).__name__}; {hint}") from None
+            raise DataError(
+                f"cannot read Parquet data from {path!r}: {' '.join(str(exc).split()) or type(exc).__name__}; {hint}"
+            ) from None
         if len(frame.columns) == 0:
             raise DataError(f"no Parquet data found at {path!r}; {hint}")
         return frame
     if isinstance(data, dd.DataFrame):
         return data
     if is_dask_collection(data):
-        raise DataError(f"data must be a dask DataFrame, not a {type(data).__name__}; "
-                        "for one column use series.to_frame()")
+        raise DataError(
+            f"data must be a dask DataFrame, not a {type(data).__name__}; for one column use series.to_frame()"
+        )
     raise DataError(f"data must be a dask DataFrame or a path to Parquet files, not {type(data).__name__}")
 
 
@@ -91,5 +95,7 @@ def _as_column(frame: Any, values: Any, what: str, name: str) -> tuple[Any, str 
         return frame, values
     if is_dask_collection(values) and hasattr(values, "to_frame"):
         return frame.assign(**{name: values}), name
-    raise DataError(f"on Dask, {what} must be the name of a column of the data (or a dask Series lined up with it), "
-                    f"not {type(values).__name__}")
+    raise DataError(
+        f"on Dask, {what} must be the name of a column of the data (or a dask Series lined up with it), "
+        f"not {type(values).__name__}"
+    )

@@ -48,9 +48,7 @@ def _resolve(name: str) -> str:
     available = list()
     by_lower = {n.lower(): n for n in available}
     if not isinstance(name, str) or name.lower() not in by_lower:
-        raise DataError(
-            f"no bundled data set named {name!r}; choose one of: {', '.join(available)}"
-        )
+        raise DataError(f"no bundled data set named {name!r}; choose one of: {', '.join(available)}")
     return by_lower[name.lower()]
 
 

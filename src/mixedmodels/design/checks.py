@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["drop_aliased_columns", "check_scale", "independent_columns", "keep_columns", "check_column_scales"]
 
 
-def drop_aliased_columns(
-    design: DesignMatrix, tol: float = 1e-7
-) -> tuple[DesignMatrix, tuple[str, ...]]:
+def drop_aliased_columns(design: DesignMatrix, tol: float = 1e-7) -> tuple[DesignMatrix, tuple[str, ...]]:
     """Drop columns that are linear combinations of earlier ones (lme4's rule).
 
     Like lme4's ``chkRank.drop.cols`` (R's LINPACK QR with limited pivoting),
@@ -114,8 +112,7 @@ def check_column_scales(names, sd: np.ndarray, binary: np.ndarray, tol: float = 
         return
     listed = ", ".join(f"{names[j]} (SD {sd[j]:.3g})" for j in dict.fromkeys(flagged))
     warnings.warn(
-        "Some predictor variables are on very different scales: "
-        f"consider rescaling (columns {listed})",
+        f"Some predictor variables are on very different scales: consider rescaling (columns {listed})",
         ScaleWarning,
         stacklevel=stacklevel + 1,
     )

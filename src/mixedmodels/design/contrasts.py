@@ -115,8 +115,7 @@ def contrast_name(spec: Any, where: str) -> str:
         if key in CONTRASTS:
             return key
     raise ModelSpecError(
-        f"unknown contrasts {spec!r} for {where}; use one of "
-        "'treatment', 'sum', 'helmert', 'poly' or 'SAS'"
+        f"unknown contrasts {spec!r} for {where}; use one of 'treatment', 'sum', 'helmert', 'poly' or 'SAS'"
     )
 
 
@@ -197,9 +196,7 @@ def encode_factor(
         )
 
 
-def _factor_levels(
-    labelled: pd.Series, trained: Sequence | None, levels: Sequence | None, name: str | None
-) -> list:
+def _factor_levels(labelled: pd.Series, trained: Sequence | None, levels: Sequence | None, name: str | None) -> list:
     """Training: the observed (or given) levels, at least two.  Replay: check against them."""
     what = f"factor {name!r}" if name else "a factor in the formula"
     if trained is not None:

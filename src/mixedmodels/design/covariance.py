@@ -90,10 +90,7 @@ def theta_lower_bounds(k: int) -> np.ndarray:
 def theta_names(group: str, columns: tuple[str, ...]) -> list[str]:
     """lme4's names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ``Subject.Days``."""
     rows, cols = lower_triangle(len(columns))
-    return [
-        f"{group}.{columns[r]}" if r == c else f"{group}.{columns[r]}.{columns[c]}"
-        for r, c in zip(rows, cols)
-    ]
+    return [f"{group}.{columns[r]}" if r == c else f"{group}.{columns[r]}.{columns[c]}" for r, c in zip(rows, cols)]
 
 
 def covariance_to_theta(cov: np.ndarray, sigma: float) -> np.ndarray:

@@ -88,9 +88,7 @@ class _RMaterializer(PandasMaterializer):
 
     @override
     def _is_categorical(self, values: Any) -> bool:
-        if isinstance(values, (pd.Series, np.ndarray)) and (
-            is_boolean(values) or str(values.dtype) == "string"
-        ):
+        if isinstance(values, (pd.Series, np.ndarray)) and (is_boolean(values) or str(values.dtype) == "string"):
             return True
         return super()._is_categorical(values)
 
@@ -100,16 +98,12 @@ class _RMaterializer(PandasMaterializer):
         return super()._encode_evaled_factor(factor, spec, drop_rows, reduced_rank)
 
     @override
-    def _encode_categorical(
-        self, values, metadata, encoder_state, spec, drop_rows, reduced_rank=False
-    ):
+    def _encode_categorical(self, values, metadata, encoder_state, spec, drop_rows, reduced_rank=False):
         name = self._current_factor
         chosen = self.params.get("contrasts", {}).get(name)
         contrast = chosen or default_contrast(getattr(values, "__wrapped__", values))
         return as_columns(
-            encode_factor(
-                values, reduced_rank, drop_rows, encoder_state, spec, name=name, contrast=contrast
-            )
+            encode_factor(values, reduced_rank, drop_rows, encoder_state, spec, name=name, contrast=contrast)
         )
 
     @override
@@ -149,10 +143,7 @@ class _RMaterializer(PandasMaterializer):
             varying = [f for f in factors if not _is_constant(f)]
             exprs = frozenset(f.expr for f in varying)
             scoped = [
-                ScopedFactor(
-                    f, reduced=_uses_contrasts(f, exprs, earlier, (i, f.expr) == full_first)
-                )
-                for f in varying
+                ScopedFactor(f, reduced=_uses_contrasts(f, exprs, earlier, (i, f.expr) == full_first)) for f in varying
             ]
             scale = 1
             for constant in (f for f in factors if _is_constant(f)):
@@ -186,9 +177,7 @@ def _first_coded_factor(evaled: list[list]) -> tuple[int, str] | None:
     return None
 
 
-def _uses_contrasts(
-    factor, term: frozenset[str], earlier: list[frozenset[str]], full: bool
-) -> bool:
+def _uses_contrasts(factor, term: frozenset[str], earlier: list[frozenset[str]], full: bool) -> bool:
     """R's TermCode: contrasts iff the term minus this factor is empty or in an earlier term."""
     if full or not _is_coded(factor):
         return False
@@ -354,16 +343,16 @@ class DesignMatrix:
         check_columns(data, sorted(self._variables))
         check_real(data, sorted(self._variables))
         aliases = self._spec.materializer_params.get("aliases", {})
-        full = _materialize(self._spec, formula_data(data, self._variables, aliases), "the fixed-effects formula on new data")
+        full = _materialize(
+            self._spec, formula_data(data, self._variables, aliases), "the fixed-effects formula on new data"
+        )
         incomplete = data.loc[:, sorted(self._variables)].isna().any(axis=1).to_numpy()
         if incomplete.any():
             full[incomplete, :] = np.nan
         return full
 
 
-def build_design(
-    rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None = None
-) -> DesignMatrix:
+def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None = None) -> DesignMatrix:
     """Build the fixed-effects model matrix for the formula part ``rhs``.
 
     Parameters
@@ -405,9 +394,7 @@ def build_design(
     matrix = np.ascontiguousarray(full[:, design_cols])
     offset = full[:, offset_cols].sum(axis=1) if offset_cols else None
     _check_finite(matrix, names, offset)
-    return DesignMatrix(
-        matrix, tuple(names), offset, spec, tuple(design_cols), tuple(offset_cols), variables
-    )
+    return DesignMatrix(matrix, tuple(names), offset, spec, tuple(design_cols), tuple(offset_cols), variables)
 
 
 def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
@@ -488,9 +475,7 @@ class _DeferredSpec:
         return self._spec
 
 
-def _materialize_new(
-    spec: ModelSpec, data: pd.DataFrame, rhs: str
-) -> tuple[np.ndarray, ModelSpec]:
+def _materialize_new(spec: ModelSpec, data: pd.DataFrame, rhs: str) -> tuple[np.ndarray, ModelSpec]:
     """Materialize a fresh spec; return the float matrix and the fitted spec."""
     build = lambda: spec.get_model_matrix(data, context=CONTEXT)  # noqa: E731
     result = run_formulaic(build, repr(rhs), rhs)
@@ -515,9 +500,7 @@ def run_formulaic(build, what: str, text: str = ""):
         if isinstance(cause, MixedModelsError):
             raise cause from None
         hint = _hint(cause or exc, text)
-        raise FormulaError(
-            f"cannot evaluate {what}: {plain_message(exc)}{hint}"
-        ) from exc
+        raise FormulaError(f"cannot evaluate {what}: {plain_message(exc)}{hint}") from exc
 
 
 def _hint(exc: BaseException, text: str) -> str:
@@ -554,9 +537,7 @@ def _check_complete(data: pd.DataFrame, variables: frozenset[str]) -> None:
     bad = {name: int(n) for name, n in counts.items() if n > 0}
     if bad:
         listed = ", ".join(f"{k} ({v} rows)" for k, v in bad.items())
-        raise DataError(
-            f"missing values in {listed}; remove incomplete rows first (model_frame does this)"
-        )
+        raise DataError(f"missing values in {listed}; remove incomplete rows first (model_frame does this)")
 
 
 def _check_finite(matrix: np.ndarray, names: Sequence[str], offset: np.ndarray | None) -> None:
@@ -570,5 +551,3 @@ def _check_finite(matrix: np.ndarray, names: Sequence[str], offset: np.ndarray |
         )
     if offset is not None and not np.isfinite(offset).all():
         raise DataError("the offset has non-finite values (NaN or infinite)")
-
-

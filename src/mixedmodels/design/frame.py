@@ -23,8 +23,17 @@ from ..errors import DataError, FormulaError
 from ..formula import has_dot, to_formulaic
 
 __all__ = [
-    "ModelFrame", "model_frame", "required_variables", "formula_code", "alias_numeric_names", "frame_data",
-    "check_data_frame", "check_columns", "check_real", "formula_factors", "no_complete_rows_error",
+    "ModelFrame",
+    "model_frame",
+    "required_variables",
+    "formula_code",
+    "alias_numeric_names",
+    "frame_data",
+    "check_data_frame",
+    "check_columns",
+    "check_real",
+    "formula_factors",
+    "no_complete_rows_error",
 ]
 
 # Names used as namespaces inside formula code (``np.log(x)``, ``C(f, contr.sum)``);
@@ -172,9 +181,7 @@ def _python_names(code: str) -> set[str]:
             if isinstance(root, ast.Name) and root.id in _NAMESPACES:
                 skip.add(id(root))
     return {
-        aliases.get(node.id, node.id)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and id(node) not in skip
+        aliases.get(node.id, node.id) for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in skip
     }
 
 
@@ -278,9 +285,7 @@ def no_complete_rows_error(nrows: int, missing_counts: pd.Series) -> DataError:
 
 def _missing_summary(counts: pd.Series) -> str:
     """'Reaction: 3 rows, Days: 1 row' for the columns with missing values."""
-    parts = [
-        f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0
-    ]
+    parts = [f"{name}: {int(n)} row{'s' if n != 1 else ''}" for name, n in counts.items() if n > 0]
     return ", ".join(parts) or "no column"
 
 
@@ -297,8 +302,7 @@ def check_data_frame(data: object) -> None:
     """Raise DataError unless ``data`` is a pandas DataFrame."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(
-            f"data must be a pandas DataFrame, got {type(data).__name__}; "
-            "convert it with pandas.DataFrame(...) first"
+            f"data must be a pandas DataFrame, got {type(data).__name__}; convert it with pandas.DataFrame(...) first"
         )
 
 

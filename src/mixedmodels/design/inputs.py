@@ -126,11 +126,22 @@ class ModelInputs:
         def pick(values: np.ndarray | None) -> np.ndarray | None:
             return None if values is None else values[keep]
 
-        fixed = replace(self.fixed, matrix=np.ascontiguousarray(self.fixed.matrix[keep]), offset=pick(self.fixed.offset))
+        fixed = replace(
+            self.fixed, matrix=np.ascontiguousarray(self.fixed.matrix[keep]), offset=pick(self.fixed.offset)
+        )
         terms = tuple(replace(t, refs=t.refs[keep], z=np.ascontiguousarray(t.z[keep])) for t in self.terms)
-        return replace(self, frame=self.frame.iloc[keep], row_index=self.row_index[keep], y=self.y[keep],
-                       fixed=fixed, terms=terms, weights=pick(self.weights), offset=pick(self.offset),
-                       na_action="omit", data_index=None)
+        return replace(
+            self,
+            frame=self.frame.iloc[keep],
+            row_index=self.row_index[keep],
+            y=self.y[keep],
+            fixed=fixed,
+            terms=terms,
+            weights=pick(self.weights),
+            offset=pick(self.offset),
+            na_action="omit",
+            data_index=None,
+        )
 
     def row_series(self, values: np.ndarray, name: str) -> pd.Series:
         """Values for the rows used, labelled by ``row_index``; with ``na_action="exclude"``
@@ -220,9 +231,14 @@ def _is_numeric_column(data: pd.DataFrame, name: str) -> bool:
     if name not in data.columns:
         return False
     dtype = data[name].dtype
-    return isinstance(dtype, np.dtype) and dtype.kind in "iufc" or (
-        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-        and not isinstance(dtype, pd.CategoricalDtype)
+    return (
+        isinstance(dtype, np.dtype)
+        and dtype.kind in "iufc"
+        or (
+            pd.api.types.is_numeric_dtype(dtype)
+            and not pd.api.types.is_bool_dtype(dtype)
+            and not isinstance(dtype, pd.CategoricalDtype)
+        )
     )
 
 
@@ -336,7 +352,9 @@ def prepare_fixed_part(
     variables = sorted(_used_variables(parsed) | set(extra_variables))
     mf = model_frame(data, variables, positional=True)  # the one check of the data
     all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
-    missing = _either(_missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index))
+    missing = _either(
+        _missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index)
+    )
     mf = _without_rows(mf, missing)
     keep = mf.data.index.to_numpy()
     w = None if all_weights is None else all_weights[keep]
@@ -385,23 +403,51 @@ def prepare_inputs(
     glmer's PIRLS), which the memory estimate takes into account.
     """
     parsed = parse_formula(formula)
-    inputs = prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
-                                extra_variables=extra_variables, na_action=na_action, max_memory=max_memory)
+    inputs = prepare_fixed_part(
+        parsed,
+        data,
+        weights=weights,
+        offset=offset,
+        contrasts=contrasts,
+        extra_variables=extra_variables,
+        na_action=na_action,
+        max_memory=max_memory,
+    )
     frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
-    check_model_size(inputs.nobs, len(inputs.fixed.column_names), terms, max_memory,  # before the cross-products
-                     sparse_rest=sparse_rest)
+    check_model_size(
+        inputs.nobs,
+        len(inputs.fixed.column_names),
+        terms,
+        max_memory,  # before the cross-products
+        sparse_rest=sparse_rest,
+    )
     return replace(inputs, terms=terms)
 
 
-def prepare_glmm_inputs(formula: str, data: pd.DataFrame, *, weights: Any = None, offset: Any = None,
-                        contrasts: Mapping[str, str] | None = None, na_action: str = "omit",
-                        max_memory: Any = None) -> ModelInputs:
+def prepare_glmm_inputs(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    contrasts: Mapping[str, str] | None = None,
+    na_action: str = "omit",
+    max_memory: Any = None,
+) -> ModelInputs:
     """As :func:`prepare_inputs`, with glmer's rule that a term may have as many
     random effects as there are observations (e.g. an observation-level ``(1 | obs)``)."""
-    return prepare_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                          allow_as_many_ranef_as_obs=True, na_action=na_action, max_memory=max_memory,
-                          sparse_rest=False)  # PIRLS assembles a dense rest block
+    return prepare_inputs(
+        formula,
+        data,
+        weights=weights,
+        offset=offset,
+        contrasts=contrasts,
+        allow_as_many_ranef_as_obs=True,
+        na_action=na_action,
+        max_memory=max_memory,
+        sparse_rest=False,
+    )  # PIRLS assembles a dense rest block
 
 
 def prepare_fixed_inputs(
@@ -423,5 +469,4 @@ def prepare_fixed_inputs(
             f"formula {formula!r} has random-effects terms {random_terms_text(parsed.random)}; "
             f"{caller}() fits models without them -- use mm.lmer or mm.glmer, or drop the terms"
         )
-    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts,
-                              max_memory=max_memory)
+    return prepare_fixed_part(parsed, data, weights=weights, offset=offset, contrasts=contrasts, max_memory=max_memory)

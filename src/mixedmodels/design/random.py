@@ -23,8 +23,14 @@ from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame
 from .values import level_values
 
-__all__ = ["RandomEffectsTerm", "grouping_factor", "build_random_terms", "unique_group_names", "lme4_term_order",
-           "check_structure"]
+__all__ = [
+    "RandomEffectsTerm",
+    "grouping_factor",
+    "build_random_terms",
+    "unique_group_names",
+    "lme4_term_order",
+    "check_structure",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +197,11 @@ def _check_ar1(term: RandomTerm, design: DesignMatrix, data: pd.DataFrame) -> No
         )
     column = data[variable]
     if not (isinstance(column.dtype, pd.CategoricalDtype) and column.dtype.ordered):
-        kind = "an unordered factor" if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object else "continuous"
+        kind = (
+            "an unordered factor"
+            if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object
+            else "continuous"
+        )
         raise ModelSpecError(
             f"ar1() in {term} needs an ordered factor, but {variable!r} is {kind}: its levels must have an order "
             f"(make one with data[{variable!r}] = pd.Categorical(data[{variable!r}], ordered=True), levels "
@@ -256,4 +266,3 @@ def build_random_terms(
                 "are probably unidentifiable"
             )
     return tuple(built[i] for i in lme4_term_order([t.nlevels for t in built]))
-

@@ -49,8 +49,16 @@ import pandas as pd
 from ..errors import DataError, ModelSpecError
 from .values import level_values
 
-__all__ = ["VarIdent", "CorAR1", "var_ident", "cor_ar1", "RowPiece", "ResidualStructure", "bind_residual",
-           "residual_variables"]
+__all__ = [
+    "VarIdent",
+    "CorAR1",
+    "var_ident",
+    "cor_ar1",
+    "RowPiece",
+    "ResidualStructure",
+    "bind_residual",
+    "residual_variables",
+]
 
 _SPACING_TOLERANCE = 1e-8
 
@@ -94,7 +102,9 @@ def var_ident(column: str) -> VarIdent:
     """
     check_arguments(locals())
     if not isinstance(column, str) or not column:
-        raise ModelSpecError(f"var_ident() takes the name of a column of the data, e.g. var_ident('Sex'), not {column!r}")
+        raise ModelSpecError(
+            f"var_ident() takes the name of a column of the data, e.g. var_ident('Sex'), not {column!r}"
+        )
     return VarIdent(column)
 
 
@@ -255,7 +265,9 @@ class ResidualStructure:
         lines = []
         if self.variance is not None:
             ratios = self.ratios(params)
-            lines.append(f"Variance function: different standard deviations per level of {self.variance.column} (varIdent)")
+            lines.append(
+                f"Variance function: different standard deviations per level of {self.variance.column} (varIdent)"
+            )
             width = max(max(len(level) for level in self.levels), 6)
             lines.append(" " + " ".join(level.rjust(width) for level in self.levels))
             lines.append(" " + " ".join(f"{r:.4f}".rjust(width) for r in ratios))
@@ -272,7 +284,9 @@ class ResidualStructure:
 def residual_variables(variance: Any, correlation: Any) -> tuple[str, ...]:
     """The columns a residual structure reads (the model frame keeps them); checks the arguments' types."""
     if variance is not None and not isinstance(variance, VarIdent):
-        raise ModelSpecError(f"weights= takes prior weights (numbers) or mm.var_ident('column'), not {type(variance).__name__}")
+        raise ModelSpecError(
+            f"weights= takes prior weights (numbers) or mm.var_ident('column'), not {type(variance).__name__}"
+        )
     if correlation is not None and not isinstance(correlation, CorAR1):
         raise ModelSpecError(f"correlation= takes mm.cor_ar1('time', group='g'), not {correlation!r}")
     names = [variance.column] if variance is not None else []
@@ -281,7 +295,9 @@ def residual_variables(variance: Any, correlation: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def bind_residual(variance: Any, correlation: Any, frame: pd.DataFrame, terms: Sequence = ()) -> ResidualStructure | None:
+def bind_residual(
+    variance: Any, correlation: Any, frame: pd.DataFrame, terms: Sequence = ()
+) -> ResidualStructure | None:
     """The structure for the rows of ``frame`` (a model frame, rows in model order), or None for neither.
 
     ``terms`` are the model's random-effects terms: an AR(1) group must lie
@@ -331,7 +347,9 @@ def _times(frame: pd.DataFrame, correlation: CorAR1) -> np.ndarray:
         return np.arange(len(frame), dtype=float)
     column = frame[correlation.time]
     if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
-        raise DataError(f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}")
+        raise DataError(
+            f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}"
+        )
     return column.to_numpy(dtype=float)
 
 
@@ -386,7 +404,9 @@ def _check_groups(g, t, same, step, labels, correlation: CorAR1, spacing: float 
         )
 
 
-def _check_nested(term, previous: np.ndarray, following: np.ndarray, groups: np.ndarray, labels, correlation: CorAR1) -> None:
+def _check_nested(
+    term, previous: np.ndarray, following: np.ndarray, groups: np.ndarray, labels, correlation: CorAR1
+) -> None:
     """Every correlation group lies within one level of the term's grouping factor."""
     crossing = np.flatnonzero(term.refs[previous] != term.refs[following])
     if crossing.size:

@@ -55,14 +55,10 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     else:
         code, aliases = formula_code(text)
         env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
-        values = run_formulaic(
-            lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text
-        )
+        values = run_formulaic(lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text)
     response = _response_array(values, text, len(data))
     if not np.isfinite(response).all():
-        raise DataError(
-            f"the response {text!r} has missing or non-finite values (NaN or infinite)"
-        )
+        raise DataError(f"the response {text!r} has missing or non-finite values (NaN or infinite)")
     return response
 
 

@@ -22,8 +22,16 @@ import scipy.sparse as sp
 from .._memory import MemoryEstimate, check_memory
 from .frame import formula_code, required_variables
 
-__all__ = ["fixed_columns", "check_fixed_size", "X_COPIES", "REST_COPIES", "rest_block_size", "model_memory",
-           "check_model_size", "sparse_factor_entries"]
+__all__ = [
+    "fixed_columns",
+    "check_fixed_size",
+    "X_COPIES",
+    "REST_COPIES",
+    "rest_block_size",
+    "model_memory",
+    "check_model_size",
+    "sparse_factor_entries",
+]
 
 # X is held about three times over at the peak of its construction: formulaic's
 # per-factor encodings, the stacked matrix, and the copy of the kept columns
@@ -87,11 +95,15 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
     if total > n:
         estimate.add("its QR decomposition", 8.0 * min(n, total) * total)
     term, count = max(columns, key=lambda item: item[1])
-    factors = ", ".join(f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data))
-                        if _levels(data[v]))
-    advice = (f"the term {term!r} alone has up to {count:,} columns ({factors}) -- "
-              f"for a factor with many levels a random effect such as (1 | {term}) is usually meant"
-              if count > math.sqrt(max(total, 1)) and factors else "use fewer or coarser predictors")
+    factors = ", ".join(
+        f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data)) if _levels(data[v])
+    )
+    advice = (
+        f"the term {term!r} alone has up to {count:,} columns ({factors}) -- "
+        f"for a factor with many levels a random effect such as (1 | {term}) is usually meant"
+        if count > math.sqrt(max(total, 1)) and factors
+        else "use fewer or coarser predictors"
+    )
     check_memory(estimate, max_memory, "the fixed-effects matrix X", advice)
 
 
@@ -150,7 +162,9 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool
     if sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES:
         nre = m - nfixef - 1
         entries = sparse_factor_entries(terms) + nre * (nfixef + 1)
-        estimate.add(f"the sparse rest block's factor, {m:,} rows, ~{entries:,.0f} entries", SPARSE_FACTOR_BYTES * entries)
+        estimate.add(
+            f"the sparse rest block's factor, {m:,} rows, ~{entries:,.0f} entries", SPARSE_FACTOR_BYTES * entries
+        )
     else:
         estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
     return estimate
@@ -188,8 +202,9 @@ def sparse_factor_entries(terms: Sequence[Any]) -> float:
     return k * k * max(nnz / 2.0, share * nlevels * nlevels / 2.0)
 
 
-def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None,
-                     sparse_rest: bool = True) -> None:
+def check_model_size(
+    nobs: int, nfixef: int, terms: Sequence[Any], max_memory: Any = None, sparse_rest: bool = True
+) -> None:
     """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
     if not terms:
         return
@@ -200,9 +215,11 @@ def check_model_size(nobs: int, nfixef: int, terms: Sequence[Any], max_memory: A
         m = rest_block_size(terms, nfixef)
         sparse = sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES
         held = "factored sparsely" if sparse else "held as one dense block"
-        advice = (f"its size comes from the random effects after the first term's, which are {held} "
-                  f"-- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
-                  "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows")
+        advice = (
+            f"its size comes from the random effects after the first term's, which are {held} "
+            f"-- here {len(term.levels):,} levels of {term.group!r} crossed with the first term; "
+            "fit a subset of the data or coarser grouping factors, or nest the factors if the design allows"
+        )
     else:
         advice = "use fewer rows or fewer fixed-effects columns"
     check_memory(estimate, max_memory, "the mixed model's cross-products", advice)

@@ -62,9 +62,7 @@ def bspline_basis(
     return basis if intercept else basis[:, 1:]
 
 
-def natural_spline_basis(
-    x: np.ndarray, knots: np.ndarray, boundary: np.ndarray, intercept: bool = False
-) -> np.ndarray:
+def natural_spline_basis(x: np.ndarray, knots: np.ndarray, boundary: np.ndarray, intercept: bool = False) -> np.ndarray:
     """R's ``ns()`` basis at finite ``x`` for the given interior and boundary knots."""
     t = _knot_sequence(knots, boundary, 4)
     basis = np.empty((len(x), len(t) - 4))
@@ -160,8 +158,15 @@ def _check_degree(degree: Any) -> int:
 
 
 @stateful_transform
-def bs(x: Any, df: Any = None, knots: Any = None, degree: int = 3, intercept: bool = False,
-       Boundary_knots: Any = None, _state: dict | None = None) -> FactorValues:  # noqa: N803 (R's name)
+def bs(
+    x: Any,
+    df: Any = None,
+    knots: Any = None,
+    degree: int = 3,
+    intercept: bool = False,
+    Boundary_knots: Any = None,
+    _state: dict | None = None,
+) -> FactorValues:  # noqa: N803 (R's name)
     """R's ``bs()``: B-spline basis; knots from the fitted data reused for new data."""
     state = {} if _state is None else _state
     degree = int(state.get("degree", _check_degree(degree)))
@@ -181,8 +186,14 @@ def bs(x: Any, df: Any = None, knots: Any = None, degree: int = 3, intercept: bo
 
 
 @stateful_transform
-def ns(x: Any, df: Any = None, knots: Any = None, intercept: bool = False,
-       Boundary_knots: Any = None, _state: dict | None = None) -> FactorValues:  # noqa: N803 (R's name)
+def ns(
+    x: Any,
+    df: Any = None,
+    knots: Any = None,
+    intercept: bool = False,
+    Boundary_knots: Any = None,
+    _state: dict | None = None,
+) -> FactorValues:  # noqa: N803 (R's name)
     """R's ``ns()``: natural cubic spline basis; knots from the fitted data reused for new data."""
     state = {} if _state is None else _state
     intercept = bool(state.setdefault("intercept", bool(intercept)))

@@ -14,5 +14,12 @@ from __future__ import annotations
 from .core import ExploreParams, parse_params, shrinkage_demo, simulate_clusters
 from .server import create_app, serve, start_server
 
-__all__ = ["serve", "create_app", "start_server", "shrinkage_demo", "simulate_clusters", "parse_params",
-           "ExploreParams"]
+__all__ = [
+    "serve",
+    "create_app",
+    "start_server",
+    "shrinkage_demo",
+    "simulate_clusters",
+    "parse_params",
+    "ExploreParams",
+]

@@ -37,8 +37,16 @@ import pandas as pd
 from ..errors import MixedModelsWarning, ModelSpecError
 from .._validate import Dict, Instance, Integer, Real, check_arguments, argument_kinds
 
-__all__ = ["ExploreParams", "parse_params", "simulate_clusters", "shrinkage_demo", "summarise_clusters", "FORMULA", "MU",
-           "LIMITS"]
+__all__ = [
+    "ExploreParams",
+    "parse_params",
+    "simulate_clusters",
+    "shrinkage_demo",
+    "summarise_clusters",
+    "FORMULA",
+    "MU",
+    "LIMITS",
+]
 
 FORMULA = "y ~ 1 + (1 | cluster)"
 MU = 0.0
@@ -52,8 +60,13 @@ LIMITS: dict[str, tuple[float, float, bool, float]] = {
     "sigma_e": (0.1, 10.0, False, 2.0),
     "seed": (0, 2**32 - 1, True, 48),
 }
-_LABELS = {"J": "J (number of clusters)", "nbar": "nbar (mean cluster size)", "sigma_u": "sigma_u (between-cluster SD)",
-           "sigma_e": "sigma_e (within-cluster SD)", "seed": "seed"}
+_LABELS = {
+    "J": "J (number of clusters)",
+    "nbar": "nbar (mean cluster size)",
+    "sigma_u": "sigma_u (between-cluster SD)",
+    "sigma_e": "sigma_e (within-cluster SD)",
+    "seed": "seed",
+}
 _FIT_LOCK = threading.Lock()  # warnings.catch_warnings is process-global: one fit at a time
 
 
@@ -67,8 +80,13 @@ class ExploreParams:
     sigma_e: float = 2.0
     seed: int = 48
 
-    @argument_kinds(J=Integer(2, 100), nbar=Integer(1, 100), sigma_u=Real(0.0, 10.0), sigma_e=Real(0.1, 10.0),
-                seed=Integer(0, 2**32 - 1))
+    @argument_kinds(
+        J=Integer(2, 100),
+        nbar=Integer(1, 100),
+        sigma_u=Real(0.0, 10.0),
+        sigma_e=Real(0.1, 10.0),
+        seed=Integer(0, 2**32 - 1),
+    )
     def __post_init__(self) -> None:  # checks its fields itself, by LIMITS (the kinds say the same)
         for name, (_, _, whole, _) in LIMITS.items():
             value = getattr(self, name)
@@ -123,8 +141,10 @@ def _cluster_sizes(params: ExploreParams, rng: np.random.Generator) -> tuple[np.
     notes = []
     if sizes.sum() <= params.J:
         sizes[0] = 2
-        notes.append("Every cluster had one observation, which cannot separate within- from between-cluster "
-                     "variation; cluster 1 was given a second observation so the model can be fitted.")
+        notes.append(
+            "Every cluster had one observation, which cannot separate within- from between-cluster "
+            "variation; cluster 1 was given a second observation so the model can be fitted."
+        )
     return sizes, notes
 
 
@@ -141,8 +161,15 @@ def simulate_clusters(params: ExploreParams) -> pd.DataFrame:
 
     rng = np.random.default_rng(params.seed)
     sizes, notes = _cluster_sizes(params, rng)
-    data = simulate_design(params.J, sizes, fixed={"(Intercept)": MU}, group_sd=params.sigma_u,
-                           sigma=params.sigma_e, group="cluster", seed=rng)
+    data = simulate_design(
+        params.J,
+        sizes,
+        fixed={"(Intercept)": MU},
+        group_sd=params.sigma_u,
+        sigma=params.sigma_e,
+        group="cluster",
+        seed=rng,
+    )
     truth = data.attrs.pop("truth")
     data.attrs["true_means"] = truth.coef()["(Intercept)"].rename("true_mean")
     data.attrs["notes"] = notes
@@ -187,8 +214,11 @@ def shrinkage_demo(params: ExploreParams | None = None) -> dict[str, Any]:
     check_arguments(locals())
     params = params or ExploreParams()
     data = simulate_clusters(params)
-    return {"params": asdict(params), **summarise_clusters(data, data.attrs["true_means"]),
-            "notes": data.attrs["notes"]}
+    return {
+        "params": asdict(params),
+        **summarise_clusters(data, data.attrs["true_means"]),
+        "notes": data.attrs["notes"],
+    }
 
 
 def summarise_clusters(data: pd.DataFrame, true_means: pd.Series) -> dict[str, Any]:
@@ -208,17 +238,33 @@ def summarise_clusters(data: pd.DataFrame, true_means: pd.Series) -> dict[str, A
     var_e = float(model.sigma) ** 2
     lam = var_u / (var_u + var_e / n.to_numpy())
     grand = float(data["y"].mean())
-    clusters = pd.DataFrame({"cluster": labels.astype(str), "n": n.to_numpy(), "true_mean": true_mean,
-                             "no_pool": no_pool.to_numpy(), "partial": partial, "lambda": lam})
+    clusters = pd.DataFrame(
+        {
+            "cluster": labels.astype(str),
+            "n": n.to_numpy(),
+            "true_mean": true_mean,
+            "no_pool": no_pool.to_numpy(),
+            "partial": partial,
+            "lambda": lam,
+        }
+    )
     return {
         "formula": FORMULA,
         "clusters": clusters.to_dict(orient="records"),
         "grand_mean": grand,
         "mu_hat": float(model.fixef["(Intercept)"]),
         "mu_true": MU,
-        "fit": {"sigma_u": var_u**0.5, "sigma_e": var_e**0.5, "REML": True, "singular": bool(model.is_singular),
-                "nobs": int(model.nobs), "warnings": messages},
-        "mse": {"complete": _mse(np.full_like(true_mean, grand), true_mean),
-                "no": _mse(no_pool.to_numpy(), true_mean),
-                "partial": _mse(partial, true_mean)},
+        "fit": {
+            "sigma_u": var_u**0.5,
+            "sigma_e": var_e**0.5,
+            "REML": True,
+            "singular": bool(model.is_singular),
+            "nobs": int(model.nobs),
+            "warnings": messages,
+        },
+        "mse": {
+            "complete": _mse(np.full_like(true_mean, grand), true_mean),
+            "no": _mse(no_pool.to_numpy(), true_mean),
+            "partial": _mse(partial, true_mean),
+        },
     }

@@ -101,9 +101,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises :class:`FormulaError` for text that is not a valid lme4 formula.
     """
     if not isinstance(formula, str):
-        raise FormulaError(
-            f"the formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}"
-        )
+        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
     return _parse_formula(formula)
 
 
@@ -179,8 +177,7 @@ def _walk(text: str, formula: str) -> Iterator[tuple[int, str, int, bool]]:
                 raise _where(formula, text, i, f"{ch!r} has no matching {_CLOSE[ch]!r}")
             opener, j = stack.pop()
             if _OPEN[opener] != ch:
-                raise _where(formula, text, j, f"{opener!r} is closed by {ch!r}; "
-                             f"use {_OPEN[opener]!r}")
+                raise _where(formula, text, j, f"{opener!r} is closed by {ch!r}; use {_OPEN[opener]!r}")
         yield i, ch, len(stack), False
         if ch in _OPEN:
             stack.append((ch, i))
@@ -197,8 +194,7 @@ def _where(formula: str, text: str, i: int, what: str) -> FormulaError:
     """An 'unbalanced' error pointing at character ``i`` of ``text``."""
     line = text.replace("\n", " ").replace("\t", " ").replace("\r", " ")
     return FormulaError(
-        f"unbalanced brackets or quotes in formula {formula!r}: {what} "
-        f"(character {i + 1}):\n    {line}\n    {' ' * i}^"
+        f"unbalanced brackets or quotes in formula {formula!r}: {what} (character {i + 1}):\n    {line}\n    {' ' * i}^"
     )
 
 
@@ -257,14 +253,11 @@ def _split_tilde(text: str) -> tuple[str, str]:
         )
     if len(tildes) > 1:
         raise FormulaError(
-            f"the formula {text!r} has {len(tildes)} '~'; a model formula has exactly "
-            "one, as in 'y ~ x + (1 | g)'"
+            f"the formula {text!r} has {len(tildes)} '~'; a model formula has exactly one, as in 'y ~ x + (1 | g)'"
         )
     lhs, rhs = text[: tildes[0]].strip(), text[tildes[0] + 1 :].strip()
     if not rhs:
-        raise FormulaError(
-            f"nothing right of '~' in {text!r}; add predictors, e.g. '~ 1 + (1 | g)'"
-        )
+        raise FormulaError(f"nothing right of '~' in {text!r}; add predictors, e.g. '~ 1 + (1 | g)'")
     return lhs, rhs
 
 
@@ -282,7 +275,8 @@ def _signed_terms(text: str, where: str) -> list[tuple[int, str]]:
         elif k == len(pieces) - 1:
             raise FormulaError(
                 f"{where} {text!r} ends with {ops[-1]!r}; remove it or add a term after it"
-                if ops else f"{where} is empty"
+                if ops
+                else f"{where} is empty"
             )
     return terms
 
@@ -419,8 +413,7 @@ def _uncorrelated_exprs(lhs: str, term: str) -> list[str]:
 def _expand_star(t: str) -> list[str]:
     """``a*b`` -> ``[a, b, a:b]`` (R order); other terms unchanged."""
     marked = "".join(
-        "\0" if ch == "*" and top and "*" not in t[max(i - 1, 0) : i] + t[i + 1 : i + 2]
-        else ch
+        "\0" if ch == "*" and top and "*" not in t[max(i - 1, 0) : i] + t[i + 1 : i + 2] else ch
         for i, (ch, top) in enumerate(zip(t, _top_level(t)))
     )
     factors = [f.strip() for f in marked.split("\0")]
@@ -454,10 +447,7 @@ def _expand_group(group: str, term: str) -> list[tuple[str, ...]]:
             "Create the grouping column in the data first, e.g. df['g'] = ..."
         )
     # lme4's makeInteraction: innermost first, each level named inner:...:outer
-    return [
-        tuple(name for piece in reversed(pieces[: k + 1]) for name in piece)
-        for k in reversed(range(len(pieces)))
-    ]
+    return [tuple(name for piece in reversed(pieces[: k + 1]) for name in piece) for k in reversed(range(len(pieces)))]
 
 
 def _quote_name(name: str) -> str:

@@ -96,12 +96,7 @@ def _string_value(literal: str) -> str:
 
 def is_plain_name(name: str) -> bool:
     """Whether ``name`` can be written without backticks (an R or Python name, not a keyword)."""
-    return (
-        bool(_PLAIN.fullmatch(name))
-        and name != "."
-        and not keyword.iskeyword(name)
-        and name not in _R_RESERVED
-    )
+    return bool(_PLAIN.fullmatch(name)) and name != "." and not keyword.iskeyword(name) and name not in _R_RESERVED
 
 
 def quote_name(name: str, where: str | None = None) -> str:
@@ -140,9 +135,7 @@ def expand_dot(text: str, names: Sequence[str]) -> str:
     'Sepal.Width + Species - Species'
     """
     if not names:
-        raise FormulaError(
-            f"'.' in {text!r} stands for the data's columns other than the response, and there are none"
-        )
+        raise FormulaError(f"'.' in {text!r} stands for the data's columns other than the response, and there are none")
     joined = " + ".join(quote_name(n) for n in names)
     out, pos = [], 0
     for m in _dot_tokens(text):

@@ -143,8 +143,9 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
     return model.sigma_at(res) * triangular_inverse(lx).T
 
 
-def _stage1(model, settings: OptimizerSettings, warm: _WarmStart,
-            theta0: np.ndarray | None = None) -> tuple[OptInfo, "PirlsResult"]:
+def _stage1(
+    model, settings: OptimizerSettings, warm: _WarmStart, theta0: np.ndarray | None = None
+) -> tuple[OptInfo, "PirlsResult"]:
     """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
     pirls, eta0 = model.pirls, model.eta_start()
     theta0 = model.theta_start if theta0 is None else theta0
@@ -156,8 +157,9 @@ def _stage1(model, settings: OptimizerSettings, warm: _WarmStart,
             warm.beta, warm.u = res.beta, res.u
         return value
 
-    info = minimize_bounded(objective, to_scaled(model, theta0), model.theta_lower, _finite_or_none(model.theta_upper),
-                            settings=settings)
+    info = minimize_bounded(
+        objective, to_scaled(model, theta0), model.theta_lower, _finite_or_none(model.theta_upper), settings=settings
+    )
     info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
@@ -231,12 +233,14 @@ class _Criterion:
 
     def value_for(self, warm: _WarmStart):
         """``x -> deviance``, keeping the last PIRLS solution for :meth:`gradient_for` and warm starts."""
+
         def value(x: np.ndarray) -> float:
             result, res = self.evaluate(x, warm.start_for(x))
             warm.last = (x.copy(), res)
             if np.isfinite(result):
                 warm.u = res.u
             return result
+
         return value
 
     def gradient_for(self, warm: _WarmStart):
@@ -244,6 +248,7 @@ class _Criterion:
             last = warm.last
             res = last[1] if last is not None and np.array_equal(last[0], x) else self.evaluate(x, warm.u)[1]
             return self.gradient_at(x, res, warm)
+
         return gradient
 
     def to_natural(self, grad: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +261,9 @@ class _Criterion:
         return jac.T @ grad, jac.T @ hess @ jac
 
 
-def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings,
-            warm: _WarmStart) -> tuple[OptInfo, _Criterion]:
+def _stage2(
+    model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings: OptimizerSettings, warm: _WarmStart
+) -> tuple[OptInfo, _Criterion]:
     """Minimize the Laplace / quadrature deviance over theta and (whitened) beta.
 
     BFGS with the analytic gradient (:mod:`.linalg.laplace_gradient`) where it
@@ -275,11 +281,14 @@ def _stage2(model, nAGQ: int, theta1: np.ndarray, res1: "PirlsResult", settings:
             warm.u = res.u
         return value
 
-    return minimize_bounded(objective, crit.x0(theta1), crit.lower, _finite_or_none(crit.upper), settings=settings), crit
+    return minimize_bounded(
+        objective, crit.x0(theta1), crit.lower, _finite_or_none(crit.upper), settings=settings
+    ), crit
 
 
-def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray,
-               f0: float | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def fd_hessian(
+    func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.ndarray, f0: float | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Central finite-difference value, gradient and Hessian of ``func`` at ``x``.
 
     Uses ``d(d+1)`` evaluations: ``f(x +- h_i e_i)`` for the diagonal and the
@@ -303,7 +312,9 @@ def fd_hessian(func: Callable[[np.ndarray], float], x: np.ndarray, steps: np.nda
             e = np.zeros(d)
             e[i], e[j] = steps[i], steps[j]
             both = func(x + e) + func(x - e)
-            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (
+                2.0 * steps[i] * steps[j]
+            )
     return f0, (plus - minus) / (2.0 * steps), hess
 
 
@@ -350,7 +361,9 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
     """
     theta_hat = crit.params(x_hat)[0]
     values = np.concatenate([theta_hat, np.ones(crit.lower.size - crit.ntheta)])
-    near_bound = (values - crit.lower < 2 * _STEP_THETA) | (crit.upper - values < 2 * _STEP_THETA)  # correlations near +-1
+    near_bound = (values - crit.lower < 2 * _STEP_THETA) | (
+        crit.upper - values < 2 * _STEP_THETA
+    )  # correlations near +-1
     free = ~(((crit.lower == 0) & (values < _BOUNDARY)) | ((crit.lower != 0) & near_bound))
     x, value, res, grad, hess = _polish(crit, free, x_hat, f_hat, res_hat)
     messages = []
@@ -359,8 +372,10 @@ def _finish(crit: _Criterion, x_hat: np.ndarray, f_hat: float, res_hat: "PirlsRe
         messages.append(message)
     vcov = _beta_covariance(crit, hess, int(free[: crit.ntheta].sum()))
     if vcov is None:
-        messages.append("variance-covariance matrix computed from finite-difference Hessian is not "
-                        "positive definite: falling back to var-cov estimated from RX")
+        messages.append(
+            "variance-covariance matrix computed from finite-difference Hessian is not "
+            "positive definite: falling back to var-cov estimated from RX"
+        )
     return _Finish(x, value, res, vcov, messages)
 
 
@@ -372,7 +387,9 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
     under 0.05 %); a shorter one only a new gradient.  Returns the final
     point, its deviance and PIRLS result, and the gradient and Hessian there.
     """
-    steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[free]
+    steps = np.concatenate([np.full(crit.ntheta, _STEP_THETA), np.full(crit.lower.size - crit.ntheta, _STEP_BETA)])[
+        free
+    ]
     derivatives = _gradient_derivatives if crit.gradient is not None else _fd_derivatives
     for _ in range(_NEWTON_ROUNDS):
         grad, hess = derivatives(crit, free, x, steps, res.u)
@@ -393,8 +410,9 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
     return x, value, res, grad, hess
 
 
-def _gradient_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray,
-                          u_hat: np.ndarray, hessian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def _gradient_derivatives(
+    crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray, u_hat: np.ndarray, hessian: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The analytic gradient over the free coordinates, and the Hessian by its central differences
     (``2 d`` PIRLS runs and gradients instead of ``d (d + 1)`` runs; symmetrized)."""
     index = np.flatnonzero(free)
@@ -418,8 +436,9 @@ def _gradient_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, ste
     return gradient, (hess + hess.T) / 2.0
 
 
-def _fd_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray,
-                    u_hat: np.ndarray, hessian: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def _fd_derivatives(
+    crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray, u_hat: np.ndarray, hessian: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Central-difference gradient and Hessian over the free coordinates (as :func:`fd_hessian`).
 
     Each difference point's PIRLS starts from a linear extrapolation of the
@@ -451,7 +470,9 @@ def _fd_derivatives(crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np
             e = np.zeros(d)
             e[i], e[j] = steps[i], steps[j]
             both = at(e, u_plus[i] + u_plus[j] - u_hat)[0] + at(-e, u_minus[i] + u_minus[j] - u_hat)[0]
-            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (2.0 * steps[i] * steps[j])
+            hess[i, j] = hess[j, i] = (both - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]) / (
+                2.0 * steps[i] * steps[j]
+            )
     return (plus - minus) / (2.0 * steps), hess
 
 
@@ -468,8 +489,9 @@ def _beta_covariance(crit: _Criterion, hess: np.ndarray, nfree_theta: int) -> np
     return vcov
 
 
-def fit_glmm(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings,
-             start: "GlmmStart | None" = None) -> GlmerResults:
+def fit_glmm(
+    model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, start: "GlmmStart | None" = None
+) -> GlmerResults:
     """Both stages, the final PIRLS, the covariance of beta, and the results object.
 
     With a ``start`` (lme4's ``start = list(theta, fixef)``), stage 1 starts at
@@ -492,8 +514,16 @@ def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "P
     """Stage 1's place taken by the given (theta, fixef): PIRLS for the modes there."""
     res = model.pirls.modes(start.theta, start.fixef, warm.u)
     warm.u, warm.beta = res.u, start.fixef
-    info = OptInfo("none (start given)", start.theta.copy(), start.theta.copy(), model.laplace_value(res), 0, 0.0,
-                   1, "stage 1 skipped: theta and fixef given")
+    info = OptInfo(
+        "none (start given)",
+        start.theta.copy(),
+        start.theta.copy(),
+        model.laplace_value(res),
+        0,
+        0.0,
+        1,
+        "stage 1 skipped: theta and fixef given",
+    )
     return info, res
 
 
@@ -508,14 +538,19 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
         theta0 = None if given is None else given.theta
         info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0)
     if nAGQ == 0:
-        return make_results(model, nAGQ, Stages(info1, res1, info1, info1.final, res1.beta, res1,
-                                                model.laplace_value(res1), None, []), start)
+        return make_results(
+            model,
+            nAGQ,
+            Stages(info1, res1, info1, info1.final, res1.beta, res1, model.laplace_value(res1), None, []),
+            start,
+        )
     info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
     value, res = crit.evaluate(info.final, warm.u)
     done = _finish(crit, info.final, value, res)
     theta, beta = crit.params(done.x)
-    return make_results(model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov,
-                                            list(done.messages)), start)
+    return make_results(
+        model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov, list(done.messages)), start
+    )
 
 
 @dataclass
@@ -533,12 +568,19 @@ class Stages:
     messages: list[str]
 
 
-def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start: float, family_npar: int = 0,
-                 extra_evaluations: int = 0, stacklevel: int = 5) -> GlmerResults:
+def make_results(
+    model: GeneralizedMixedModel,
+    nAGQ: int,
+    stages: Stages,
+    start: float,
+    family_npar: int = 0,
+    extra_evaluations: int = 0,
+    stacklevel: int = 5,
+) -> GlmerResults:
     """The results object from the stages (one optimizer log for both), with lme4's warnings
     (``stacklevel`` from here to the user's call)."""
     info1, info, messages = stages.info1, stages.info, list(stages.messages)
-    for code_info in ([info1] if nAGQ == 0 else [info1, info]):
+    for code_info in [info1] if nAGQ == 0 else [info1, info]:
         if code_info.return_code < 0 or code_info.return_code == 5:
             messages.append(f"optimizer did not converge: {code_info.message}")
     info = replace(
@@ -552,11 +594,13 @@ def make_results(model: GeneralizedMixedModel, nAGQ: int, stages: Stages, start:
     )
     # the results read the joint factor's blocks (conditional variances, prediction SEs, leverages)
     res = replace(stages.res, factor=model.pirls.joint_factor(stages.theta, stages.res))
-    result = GlmerResults.from_fit(model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov,
-                                   family_npar=family_npar)
+    result = GlmerResults.from_fit(
+        model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov, family_npar=family_npar
+    )
     for message in messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
     if result.is_singular:
-        warnings.warn("boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning,
-                      stacklevel=stacklevel)
+        warnings.warn(
+            "boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=stacklevel
+        )
     return result

@@ -105,15 +105,30 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     REML = False
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, family: Any = "binomial", *,
-                     weights: Any = None, offset: Any = None,
-                     contrasts: Mapping[str, str] | None = None,
-                     na_action: str = "omit", max_memory: Any = None) -> "GeneralizedLinearMixedModel":
+    def from_formula(
+        cls,
+        formula: str,
+        data: pd.DataFrame,
+        family: Any = "binomial",
+        *,
+        weights: Any = None,
+        offset: Any = None,
+        contrasts: Mapping[str, str] | None = None,
+        na_action: str = "omit",
+        max_memory: Any = None,
+    ) -> "GeneralizedLinearMixedModel":
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
-        inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts,
-                                     na_action=na_action, max_memory=max_memory)
+        inputs = prepare_glmm_inputs(
+            formula,
+            data,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            na_action=na_action,
+            max_memory=max_memory,
+        )
         return cls.from_inputs(inputs, fam)
 
     @classmethod
@@ -164,8 +179,13 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     @cached_property
     def pirls(self) -> Pirls:
         offset = self.inputs.offset if self.inputs.offset is not None else np.zeros(self.nobs)
-        return Pirls(self.response, np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float), offset, self.plan,
-                     terms=self.inputs.terms)
+        return Pirls(
+            self.response,
+            np.ascontiguousarray(self.inputs.fixed.matrix, dtype=float),
+            offset,
+            self.plan,
+            terms=self.inputs.terms,
+        )
 
     @cached_property
     def theta_scales(self) -> np.ndarray:
@@ -284,7 +304,9 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             return GlmmStart(self.check_theta(start))
         extra = [k for k in start if k not in ("theta", "fixef")]
         if extra or not start:
-            raise ModelSpecError(f"glmer's start is theta or {{'theta': ..., 'fixef': ...}}; got the keys {list(start)}")
+            raise ModelSpecError(
+                f"glmer's start is theta or {{'theta': ..., 'fixef': ...}}; got the keys {list(start)}"
+            )
         theta = self.check_theta(start["theta"]) if "theta" in start else self.theta_start
         fixef = None
         if "fixef" in start:
@@ -296,7 +318,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return GlmmStart(theta, fixef)
 
 
-@argument_kinds(data=FitData(), settings=_SETTINGS, method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"))
+@argument_kinds(
+    data=FitData(),
+    settings=_SETTINGS,
+    method=Anything("any value but None is refused by glmer itself, saying what to write instead (nAGQ)"),
+)
 def glmer(
     formula: str,
     data: pd.DataFrame,
@@ -373,12 +399,23 @@ def glmer(
         raise ModelSpecError(
             f"glmer has no method= argument (got {method!r}): it maximises the likelihood, by the Laplace "
             "approximation with nAGQ=1 (default) or adaptive Gauss-Hermite quadrature with nAGQ > 1 (old lme4's "
-            "method='AGQ'); for a linear mixed model's ML fit use mm.lmer(..., REML=False)")
+            "method='AGQ'); for a linear mixed model's ML fit use mm.lmer(..., REML=False)"
+        )
     if is_dask_input(data):  # weights and offset are column names there: mixedmodels.dask checks its arguments
         from ..dask import glmer as dask_glmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
 
-        return dask_glmer(formula, data, family, nAGQ=nAGQ, weights=weights, offset=offset, contrasts=contrasts,
-                          settings=settings, start=start, na_action=na_action)
+        return dask_glmer(
+            formula,
+            data,
+            family,
+            nAGQ=nAGQ,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            settings=settings,
+            start=start,
+            na_action=na_action,
+        )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     fam = get_family(family)
@@ -386,10 +423,30 @@ def glmer(
         from ..errors import MixedModelsWarning
         from ..lmm.model import lmer
 
-        warnings.warn("glmer() with family='gaussian' (identity link) is a linear mixed model: "
-                      "fitting it with mm.lmer(); call lmer() directly", MixedModelsWarning, stacklevel=2)
-        return lmer(formula, data, weights=weights, offset=offset, contrasts=contrasts, na_action=na_action,
-                    start=start, max_memory=max_memory)
-    model = GeneralizedLinearMixedModel.from_formula(formula, data, fam, weights=weights, offset=offset,
-                                                     contrasts=contrasts, na_action=na_action, max_memory=max_memory)
+        warnings.warn(
+            "glmer() with family='gaussian' (identity link) is a linear mixed model: "
+            "fitting it with mm.lmer(); call lmer() directly",
+            MixedModelsWarning,
+            stacklevel=2,
+        )
+        return lmer(
+            formula,
+            data,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            na_action=na_action,
+            start=start,
+            max_memory=max_memory,
+        )
+    model = GeneralizedLinearMixedModel.from_formula(
+        formula,
+        data,
+        fam,
+        weights=weights,
+        offset=offset,
+        contrasts=contrasts,
+        na_action=na_action,
+        max_memory=max_memory,
+    )
     return model.fit(nAGQ=nAGQ, settings=settings, start=start)

@@ -42,8 +42,17 @@ from ..design.tables import as_pandas, is_dask_input
 from ..errors import ModelSpecError, NotOnDaskError
 from ..families import NegativeBinomial, Poisson
 from ..optim import OptimizerSettings, minimize_bounded
-from .fit import (Stages, _Criterion, _finish, _finite_or_none, _stage1, _start_settings, _WarmStart,
-                  _x_block_inverse_factor, make_results)
+from .fit import (
+    Stages,
+    _Criterion,
+    _finish,
+    _finite_or_none,
+    _stage1,
+    _start_settings,
+    _WarmStart,
+    _x_block_inverse_factor,
+    make_results,
+)
 from .model import GLMM_SETTINGS, GeneralizedLinearMixedModel
 from .results import GlmerResults
 
@@ -59,11 +68,20 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, weights: np.ndarray | None = None) -
 
     def minus_loglik(log_theta: float) -> float:
         t = np.exp(log_theta)
-        return -float(np.sum(w * (special.gammaln(y + t) - special.gammaln(t) + t * np.log(t)
-                                  + special.xlogy(y, mu) - (y + t) * np.log(mu + t))))
+        return -float(
+            np.sum(
+                w
+                * (
+                    special.gammaln(y + t)
+                    - special.gammaln(t)
+                    + t * np.log(t)
+                    + special.xlogy(y, mu)
+                    - (y + t) * np.log(mu + t)
+                )
+            )
+        )
 
-    found = optimize.minimize_scalar(minus_loglik, bounds=_LOG_THETA_BOUNDS, method="bounded",
-                                     options={"xatol": 1e-6})
+    found = optimize.minimize_scalar(minus_loglik, bounds=_LOG_THETA_BOUNDS, method="bounded", options={"xatol": 1e-6})
     return float(np.exp(found.x))
 
 
@@ -125,8 +143,9 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
                 warm.u = res.u
             return value
 
-        info = minimize_bounded(objective, joint.x0(info1.final), joint.lower, _finite_or_none(joint.upper),
-                                settings=settings)
+        info = minimize_bounded(
+            objective, joint.x0(info1.final), joint.lower, _finite_or_none(joint.upper), settings=settings
+        )
         fitted = joint.model_at(info.final)
         crit = _criterion_for(base, fitted)
         value, res = crit.evaluate(info.final[:-1], warm.u)
@@ -136,8 +155,12 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         return make_results(fitted, nAGQ, stages, start, family_npar=1, stacklevel=4)
 
 
-@argument_kinds(data=FitData(), link=Text(), laplace=Text(),
-                settings=Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True))
+@argument_kinds(
+    data=FitData(),
+    link=Text(),
+    laplace=Text(),
+    settings=Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True),
+)
 def glmer_nb(
     formula: str,
     data: pd.DataFrame,
@@ -187,16 +210,21 @@ def glmer_nb(
     known theta use ``mm.glmer(..., family=mm.families.NegativeBinomial(theta=...))``.
     """
     if is_dask_input(data) and FitData().accepts(data):
-        raise NotOnDaskError("glmer_nb() is not available on Dask: estimating the negative binomial theta needs a pass "
-                             "over the rows for every theta tried (its likelihood's constant depends on it); fit the "
-                             "model in memory, or fit mm.glmer(..., family='poisson') on Dask")
+        raise NotOnDaskError(
+            "glmer_nb() is not available on Dask: estimating the negative binomial theta needs a pass "
+            "over the rows for every theta tried (its likelihood's constant depends on it); fit the "
+            "model in memory, or fit mm.glmer(..., family='poisson') on Dask"
+        )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     if nAGQ == 0:
-        raise ModelSpecError("glmer_nb() estimates theta from the Laplace (nAGQ=1) or quadrature likelihood; "
-                             "nAGQ=0 is not available")
+        raise ModelSpecError(
+            "glmer_nb() estimates theta from the Laplace (nAGQ=1) or quadrature likelihood; nAGQ=0 is not available"
+        )
     if laplace not in ("expected", "observed"):
-        raise ModelSpecError(f"laplace must be 'expected' (lme4's approximation) or 'observed' (glmmTMB's), not {laplace!r}")
+        raise ModelSpecError(
+            f"laplace must be 'expected' (lme4's approximation) or 'observed' (glmmTMB's), not {laplace!r}"
+        )
     inputs = prepare_glmm_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
     model = replace(GeneralizedLinearMixedModel.from_inputs(inputs, NegativeBinomial(1.0, link=link)), laplace=laplace)
     return fit_negbin(model, model.check_nagq(nAGQ), settings or GLMM_SETTINGS)

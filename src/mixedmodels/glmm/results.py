@@ -83,12 +83,28 @@ class GlmerResults(LmerResults):
     family_npar: int = 0
 
     @classmethod
-    @argument_kinds(model=Duck("inputs", "pirls", what="a GeneralizedLinearMixedModel"), nAGQ=Integer(0, 100),
-                beta=Numbers(), res=PIRLS_RESULT, value=Real(allow_inf=True), info=Instance(OptInfo),
-                vcov=Instance(np.ndarray, what="a matrix", allow_none=True), family_npar=Integer(0))
-    def from_fit(cls, model: GeneralizedMixedModel, nAGQ: int, theta: np.ndarray, beta: np.ndarray,
-                 res: "PirlsResult", value: float, info: "OptInfo", vcov: np.ndarray | None,
-                 family_npar: int = 0) -> "GlmerResults":
+    @argument_kinds(
+        model=Duck("inputs", "pirls", what="a GeneralizedLinearMixedModel"),
+        nAGQ=Integer(0, 100),
+        beta=Numbers(),
+        res=PIRLS_RESULT,
+        value=Real(allow_inf=True),
+        info=Instance(OptInfo),
+        vcov=Instance(np.ndarray, what="a matrix", allow_none=True),
+        family_npar=Integer(0),
+    )
+    def from_fit(
+        cls,
+        model: GeneralizedMixedModel,
+        nAGQ: int,
+        theta: np.ndarray,
+        beta: np.ndarray,
+        res: "PirlsResult",
+        value: float,
+        info: "OptInfo",
+        vcov: np.ndarray | None,
+        family_npar: int = 0,
+    ) -> "GlmerResults":
         """Assemble the results at the optimum (``vcov`` None: use ``R_X``); ``family_npar`` counts the
         family's parameters estimated with the fit (``glmer_nb``'s theta)."""
         check_arguments(locals())
@@ -100,9 +116,21 @@ class GlmerResults(LmerResults):
             lx, _ = factor.fixed_factor()
             inv = np.linalg.inv(lx)
             vcov = sigma**2 * (inv.T @ inv)
-        return cls(model, np.asarray(theta, dtype=float).copy(), np.asarray(beta, dtype=float).copy(), sigma,
-                   float(value), info, res.factor, _split(res.u, model.layouts), int(nAGQ), method, res.mu, vcov,
-                   int(family_npar))
+        return cls(
+            model,
+            np.asarray(theta, dtype=float).copy(),
+            np.asarray(beta, dtype=float).copy(),
+            sigma,
+            float(value),
+            info,
+            res.factor,
+            _split(res.u, model.layouts),
+            int(nAGQ),
+            method,
+            res.mu,
+            vcov,
+            int(family_npar),
+        )
 
     # --- family -------------------------------------------------------------------
     @property
@@ -142,8 +170,10 @@ class GlmerResults(LmerResults):
         est, se = self.fixef.to_numpy(), self.se.to_numpy()
         z = est / se
         stat = "t value" if self.family.has_dispersion else "z value"
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, stat: z, "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
-                            index=self.fixef_names)
+        return pd.DataFrame(
+            {"Estimate": est, "Std. Error": se, stat: z, "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
+            index=self.fixef_names,
+        )
 
     # --- likelihood --------------------------------------------------------------------
     @property
@@ -193,7 +223,9 @@ class GlmerResults(LmerResults):
         """
         check_arguments(locals())
         if type not in _RESIDUAL_TYPES:
-            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
+            raise MixedModelsError(
+                f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}"
+            )
         response, mu = self.model.response, self._mu
         if type == "deviance":
             resid = np.sign(response.y - mu) * np.sqrt(np.maximum(response.dev_resid(mu), 0.0))
@@ -210,8 +242,10 @@ class GlmerResults(LmerResults):
     # --- not for GLMMs -------------------------------------------------------------------
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         check_arguments(locals())
-        raise ModelSpecError("F tests with Satterthwaite/Kenward-Roger df are for lmer fits; "
-                             "compare nested glmer fits with mm.anova(smaller, larger) (likelihood-ratio test)")
+        raise ModelSpecError(
+            "F tests with Satterthwaite/Kenward-Roger df are for lmer fits; "
+            "compare nested glmer fits with mm.anova(smaller, larger) (likelihood-ratio test)"
+        )
 
     # --- display -------------------------------------------------------------------------
     def summary(self, ddf: str | None = None) -> "GlmerSummary":
@@ -233,5 +267,7 @@ class GlmerResults(LmerResults):
         return f"Generalized linear mixed model fit by maximum likelihood ({how})"
 
     def __repr__(self) -> str:
-        return (f"<GlmerResults {self.formula!r} ({self.family.name}, {self.link}; nAGQ={self.nAGQ}), "
-                f"logLik={self.loglik:.4f}>")
+        return (
+            f"<GlmerResults {self.formula!r} ({self.family.name}, {self.link}; nAGQ={self.nAGQ}), "
+            f"logLik={self.loglik:.4f}>"
+        )

@@ -47,8 +47,9 @@ def _extrapolate(estimates: list[np.ndarray]) -> np.ndarray:
     return table[0]
 
 
-def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = _REL_STEP,
-             levels: int = _LEVELS) -> np.ndarray:
+def jacobian(
+    fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = _REL_STEP, levels: int = _LEVELS
+) -> np.ndarray:
     """Jacobian ``d fun / d x`` of a vector-valued function, shape ``(len(fun(x)), len(x))``."""
     x = np.asarray(x, dtype=float)
     h0 = step_sizes(x, rel)
@@ -64,8 +65,9 @@ def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float 
     return np.column_stack(columns)
 
 
-def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray, rel: float = _REL_STEP,
-            levels: int = _LEVELS) -> np.ndarray:
+def hessian(
+    fun: Callable[[np.ndarray], float], x: np.ndarray, rel: float = _REL_STEP, levels: int = _LEVELS
+) -> np.ndarray:
     """Hessian of a scalar function by extrapolated second central differences.
 
     ``fun`` should cache its values: the off-diagonal differences reuse the
@@ -86,8 +88,15 @@ def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray, rel: float = _REL
                 if i == j:
                     d = (fun(x + ei) - 2.0 * f0 + fun(x - ei)) / hi**2
                 else:  # reuses the diagonal points: two new evaluations per pair and step
-                    d = (fun(x + ei + ej) + fun(x - ei - ej) - fun(x + ei) - fun(x - ei)
-                         - fun(x + ej) - fun(x - ej) + 2.0 * f0) / (2.0 * hi * hj)
+                    d = (
+                        fun(x + ei + ej)
+                        + fun(x - ei - ej)
+                        - fun(x + ei)
+                        - fun(x - ei)
+                        - fun(x + ej)
+                        - fun(x - ej)
+                        + 2.0 * f0
+                    ) / (2.0 * hi * hj)
                 estimates.append(d)
             out[i, j] = out[j, i] = float(_extrapolate(estimates))
     return out

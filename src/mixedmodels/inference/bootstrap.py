@@ -126,13 +126,15 @@ class BootstrapResult:
 
     def summary(self) -> pd.DataFrame:
         """R's ``summary(boot)``: original, bootBias, bootSE, bootMed per statistic."""
-        return pd.DataFrame({
-            "R": self.n_ok,
-            "original": self.t0,
-            "bootBias": self.bias(),
-            "bootSE": self.sd(),
-            "bootMed": self.replicates.median(axis=0),
-        })
+        return pd.DataFrame(
+            {
+                "R": self.n_ok,
+                "original": self.t0,
+                "bootBias": self.bias(),
+                "bootSE": self.sd(),
+                "bootMed": self.replicates.median(axis=0),
+            }
+        )
 
     def __repr__(self) -> str:
         return f"<BootstrapResult: {self.nsim} replicates of {list(self.t0.index)}, {self.n_ok} ok>\n{self.summary()}"
@@ -199,7 +201,9 @@ class _Refitter:
             totals = inputs.y.sum(axis=1)
             y = np.column_stack([y, totals - y])
         if y.shape != inputs.y.shape:
-            raise MixedModelsError(f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}")
+            raise MixedModelsError(
+                f"the new response has shape {y.shape}; the model's response has shape {inputs.y.shape}"
+            )
         return self.responses(y)
 
     def responses(self, y: np.ndarray) -> np.ndarray:
@@ -285,8 +289,12 @@ def bootstrap(
     with tqdm(total=nsim, desc="bootstrap", disable=not progress, leave=False) as bar:
         for start in range(0, nsim, _FIT_CHUNK):
             stop = min(nsim, start + _FIT_CHUNK)
-            ys = np.hstack([simulate_responses(result, min(_BATCH, stop - first), rng, use_re=use_re)
-                            for first in range(start, stop, _BATCH)])
+            ys = np.hstack(
+                [
+                    simulate_responses(result, min(_BATCH, stop - first), rng, use_re=use_re)
+                    for first in range(start, stop, _BATCH)
+                ]
+            )
             if refitter.kind == "lmm":
                 values = _lmm_replicates(refitter, ys, statistic, counts, failures)
             else:

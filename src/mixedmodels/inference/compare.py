@@ -187,7 +187,9 @@ def _same_fixed_effects(fits: list) -> bool:
     first = fits[0].model.inputs.fixed
     for fit in fits[1:]:
         other = fit.model.inputs.fixed
-        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(_fixed_values(fit), _fixed_values(fits[0])):
+        if tuple(other.column_names) != tuple(first.column_names) or not np.allclose(
+            _fixed_values(fit), _fixed_values(fits[0])
+        ):
             return False
     return True
 
@@ -199,8 +201,11 @@ def _fixed_values(fit: Any) -> np.ndarray:
 
 def _nlme_reml_comparison(fits: list) -> bool:
     """nlme's rule: all REML linear mixed models, one with a residual structure, the same fixed effects."""
-    return (any(_has_residual_structure(m) for m in fits) and all(_is_reml(m) and getattr(m, "family", None) is None for m in fits)
-            and _same_fixed_effects(fits))
+    return (
+        any(_has_residual_structure(m) for m in fits)
+        and all(_is_reml(m) and getattr(m, "family", None) is None for m in fits)
+        and _same_fixed_effects(fits)
+    )
 
 
 def _ml_refit(model: Any) -> Any:
@@ -297,8 +302,14 @@ def ranova(result: Fit, reduce_terms: bool = True) -> RTable:
     lrt = np.concatenate([[np.nan], -2.0 * (loglik[1:] - loglik[0])])
     df = np.concatenate([[np.nan], npar[0] - npar[1:]])
     table = pd.DataFrame(
-        {"npar": npar.astype(int), "logLik": loglik, "AIC": -2 * loglik + 2 * npar, "LRT": lrt, "Df": df,
-         "Pr(>Chisq)": _chisq_p(lrt, df)},
+        {
+            "npar": npar.astype(int),
+            "logLik": loglik,
+            "AIC": -2 * loglik + 2 * npar,
+            "LRT": lrt,
+            "Df": df,
+            "Pr(>Chisq)": _chisq_p(lrt, df),
+        },
         index=pd.Index([r[0] for r in rows], name="term"),
     )
     table["Df"] = table["Df"].astype("Int64")
@@ -351,7 +362,9 @@ def _reductions(result: Fit, reduce_terms: bool) -> list[tuple[str, tuple[Random
     return out
 
 
-def _without_covariate(result: Fit, term: RandomEffectsTerm, formula_term: Any, covariate: str) -> RandomEffectsTerm | None:
+def _without_covariate(
+    result: Fit, term: RandomEffectsTerm, formula_term: Any, covariate: str
+) -> RandomEffectsTerm | None:
     """The term with one covariate dropped from its left-hand side; None if nothing is left."""
     remaining = [t for t in _lhs_terms(formula_term.expr) if t != covariate]
     intercept = not formula_term.expr.startswith("0")
@@ -373,8 +386,10 @@ def _fit_reduced(result: Fit, terms: tuple[RandomEffectsTerm, ...]) -> Any:
     ordered = lme4_term_order([t.nlevels for t in terms])
     inputs = replace(result.model.inputs, terms=tuple(terms[i] for i in ordered))
     if not terms and _has_residual_structure(result):
-        raise ModelSpecError("ranova() would drop the last random-effects term of a model with a residual structure, "
-                             "which leaves a gls model (not available): compare two fits with mm.anova() instead")
+        raise ModelSpecError(
+            "ranova() would drop the last random-effects term of a model with a residual structure, "
+            "which leaves a gls model (not available): compare two fits with mm.anova() instead"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedModelsWarning)
         if not terms:

@@ -83,9 +83,7 @@ def normalize_ddf(ddf: str | None) -> str | None:
     if key in ("none", "lme4", ""):
         return None
     if key not in _ALIASES:
-        raise MixedModelsError(
-            f"unknown ddf {ddf!r}; use None, 'satterthwaite' or 'kenward-roger' (alias 'KR')"
-        )
+        raise MixedModelsError(f"unknown ddf {ddf!r}; use None, 'satterthwaite' or 'kenward-roger' (alias 'KR')")
     return _ALIASES[key]
 
 
@@ -261,8 +259,7 @@ def _require_lmm(result: Fit, method: str) -> None:
     if not is_mixed(result) or is_generalized(result):
         kind = "generalized models" if is_generalized(result) else "models without random effects"
         raise MixedModelsError(
-            f"{method} degrees of freedom are for linear mixed models (lmer fits), not {kind}; "
-            "call without ddf"
+            f"{method} degrees of freedom are for linear mixed models (lmer fits), not {kind}; call without ddf"
         )
     if getattr(result.model, "residual", None) is not None:
         raise MixedModelsError(

@@ -140,8 +140,11 @@ def _expand(frame: pd.DataFrame, factors: dict[str, list], covariates: dict[str,
     for i, name in enumerate(reversed(names)):
         values = [c[i] for c in combos]
         dtype = frame[name].dtype
-        data[name] = pd.Categorical(values, categories=dtype.categories, ordered=dtype.ordered) if isinstance(
-            dtype, pd.CategoricalDtype) else values
+        data[name] = (
+            pd.Categorical(values, categories=dtype.categories, ordered=dtype.ordered)
+            if isinstance(dtype, pd.CategoricalDtype)
+            else values
+        )
     grid = pd.DataFrame(data, index=range(max(len(combos), 1)))
     for name, value in covariates.items():
         values = np.atleast_1d(value)
@@ -214,7 +217,7 @@ def _estimability(inputs: Any, grid: pd.DataFrame, weights: np.ndarray) -> np.nd
         warnings.simplefilter("ignore")
         full = build_design(inputs.formula.fixed, inputs.frame, params.get("contrasts"))
     _, s, vt = np.linalg.svd(full.matrix, full_matrices=True)
-    null = vt[int(np.sum(s > s[0] * 1e-8)):].T
+    null = vt[int(np.sum(s > s[0] * 1e-8)) :].T
     rows = weights @ full.for_newdata(grid)
     return np.all(np.abs(rows @ null) <= 1e-8 * np.maximum(1.0, np.abs(rows).max(axis=1, keepdims=True)), axis=1)
 
@@ -245,7 +248,9 @@ class MarginalMeans:
     offset: np.ndarray | None = field(default=None, repr=False)
 
     @argument_kinds(method=_METHOD)
-    def contrast(self, method: str | Mapping[str, Sequence[float]] = "pairwise", adjust: str | None = None) -> pd.DataFrame:
+    def contrast(
+        self, method: str | Mapping[str, Sequence[float]] = "pairwise", adjust: str | None = None
+    ) -> pd.DataFrame:
         """Contrasts of the means within each ``by`` group; see :func:`contrast`."""
         check_arguments(locals())
         return contrast(self, method, adjust)
@@ -265,8 +270,11 @@ class MarginalMeans:
         return len(self.frame)
 
     def __repr__(self) -> str:
-        method = {None: "asymptotic" if np.isinf(self.frame["df"]).all() else "residual",
-                  "satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}[self.ddf]
+        method = {
+            None: "asymptotic" if np.isinf(self.frame["df"]).all() else "residual",
+            "satterthwaite": "Satterthwaite",
+            "kenward-roger": "Kenward-Roger",
+        }[self.ddf]
         return f"{self.frame.to_string(index=False)}\n\nDegrees-of-freedom method: {method}\nConfidence level used: {self.level}"
 
     def _repr_html_(self) -> str:
@@ -274,8 +282,14 @@ class MarginalMeans:
 
 
 @argument_kinds(specs=TextList(), by=TextList(allow_none=True), at=Dict(allow_none=True))
-def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: str | None = "default",
-            at: Mapping[str, Any] | None = None) -> MarginalMeans:
+def emmeans(
+    result: Fit,
+    specs: Any,
+    by: Any = None,
+    level: float = 0.95,
+    ddf: str | None = "default",
+    at: Mapping[str, Any] | None = None,
+) -> MarginalMeans:
     """Estimated marginal means (R's ``emmeans(m, specs, by)``), equal weights over other factors.
 
     Parameters
@@ -301,7 +315,9 @@ def emmeans(result: Fit, specs: Any, by: Any = None, level: float = 0.95, ddf: s
     check_arguments(locals())
     if not 0 < level < 1:
         raise MixedModelsError(f"level must be between 0 and 1, got {level}")
-    method = _default_ddf(result) if ddf == "default" else (None if str(ddf).lower() == "asymptotic" else normalize_ddf(ddf))
+    method = (
+        _default_ddf(result) if ddf == "default" else (None if str(ddf).lower() == "asymptotic" else normalize_ddf(ddf))
+    )
     inputs = _inputs(result)
     names, by_names = _parse_specs(specs, by)
     grid = _reference_grid(inputs, at)
@@ -419,8 +435,9 @@ def _adjust(p: np.ndarray, t: np.ndarray, df: np.ndarray, method: str, nmeans: i
 
 
 @argument_kinds(emm=Duck("frame", "contrast", what="marginal means (from mm.emmeans)"), method=_METHOD)
-def contrast(emm: MarginalMeans, method: str | Mapping[str, Sequence[float]] = "pairwise",
-             adjust: str | None = None) -> pd.DataFrame:
+def contrast(
+    emm: MarginalMeans, method: str | Mapping[str, Sequence[float]] = "pairwise", adjust: str | None = None
+) -> pd.DataFrame:
     """Contrasts of marginal means within each ``by`` group (emmeans' ``contrast``).
 
     ``method``: ``"pairwise"`` (``a - b`` for every pair, emmeans' order), ``"revpairwise"``,
@@ -438,7 +455,8 @@ def contrast(emm: MarginalMeans, method: str | Mapping[str, Sequence[float]] = "
         raise MixedModelsError("contrast() takes the result of mm.emmeans(...)")
     if adjust is None:
         adjust = {"pairwise": "tukey", "revpairwise": "tukey", "trt.vs.ctrl": "sidak", "eff": "fdr"}.get(
-            method if isinstance(method, str) else "", "none")
+            method if isinstance(method, str) else "", "none"
+        )
     adjust = str(adjust).lower()
     if adjust not in _ADJUST:
         raise MixedModelsError(f"unknown adjust {adjust!r}; use one of {', '.join(_ADJUST)}")
@@ -465,8 +483,9 @@ def _by_groups(emm: MarginalMeans) -> list[tuple[list[int], dict[str, str]]]:
     return [(rows, dict(zip(emm.by, key))) for key, rows in groups.items()]
 
 
-def _contrast_family(emm: MarginalMeans, L: np.ndarray, labels: list[str], by_values: dict[str, str],
-                     adjust: str, nmeans: int) -> pd.DataFrame:
+def _contrast_family(
+    emm: MarginalMeans, L: np.ndarray, labels: list[str], by_values: dict[str, str], adjust: str, nmeans: int
+) -> pd.DataFrame:
     est = L @ emm.result.fixef.to_numpy(dtype=float)
     se, df = contrast_se_df(emm.result, L, emm.ddf)
     t = est / se

@@ -277,8 +277,14 @@ def _nu_to_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
 def _row(f_unscaled: float, ndf: float, ddf: float, sigma: float, scale: float = 1.0) -> dict[str, float]:
     mean_sq = f_unscaled * sigma**2
     f_value = f_unscaled * scale
-    return {"Sum Sq": mean_sq * ndf, "Mean Sq": mean_sq, "NumDF": ndf, "DenDF": ddf,
-            "F value": f_value, "Pr(>F)": float(stats.f.sf(f_value, ndf, ddf))}
+    return {
+        "Sum Sq": mean_sq * ndf,
+        "Mean Sq": mean_sq,
+        "NumDF": ndf,
+        "DenDF": ddf,
+        "F value": f_value,
+        "Pr(>F)": float(stats.f.sf(f_value, ndf, ddf)),
+    }
 
 
 def _satterthwaite_test(result: Fit, L: np.ndarray, eps: float = np.sqrt(np.finfo(float).eps)) -> dict[str, float]:
@@ -340,9 +346,7 @@ def anova_table(result: MixedFit, ddf: str = "satterthwaite", type: int | str = 
     if method is None:
         raise MixedModelsError("anova F tests need ddf='satterthwaite' or 'kenward-roger'")
     if not is_mixed(result) or is_generalized(result):
-        raise MixedModelsError(
-            "term-wise F tests are for lmer fits; compare nested models with mm.anova(m0, m1)"
-        )
+        raise MixedModelsError("term-wise F tests are for lmer fits; compare nested models with mm.anova(m0, m1)")
     hypotheses = term_hypotheses(result, type)
     rows = {label: f_test(result, L, method) for label, L in hypotheses.items() if L.size}
     table = pd.DataFrame(rows).T.reindex(columns=_COLUMNS) if rows else pd.DataFrame(columns=_COLUMNS)

@@ -178,8 +178,11 @@ class InfluenceResult:
 
     def dfbetas(self) -> pd.DataFrame:
         """``dfbeta`` over the deleted fits' standard errors (also with a single fixed effect)."""
-        se = pd.DataFrame([np.sqrt(np.diag(self.vcov_deleted[k].to_numpy())) for k in self.deleted],
-                          index=self.deleted, columns=self.fixed_effects.index)
+        se = pd.DataFrame(
+            [np.sqrt(np.diag(self.vcov_deleted[k].to_numpy())) for k in self.deleted],
+            index=self.deleted,
+            columns=self.fixed_effects.index,
+        )
         return self.dfbeta() / se
 
     def cooks_distance(self) -> pd.Series:
@@ -232,13 +235,21 @@ def influence(result: MixedFit, group: str | None = None, *, maxfun: int = _MAXF
     fixef_names = result.fixef_names
     vc0 = var_cov_components(result)
     index = pd.Index(labels, name=name)
-    beta = pd.DataFrame([f.beta if f is not None else np.full(len(fixef_names), np.nan) for f in fits],
-                        index=index, columns=fixef_names)
-    vc = pd.DataFrame([var_cov_components(f).to_numpy() if f is not None else np.full(len(vc0), np.nan) for f in fits],
-                      index=index, columns=vc0.index)
-    vcov = {label: (f.vcov if f is not None else pd.DataFrame(np.nan, index=fixef_names, columns=fixef_names))
-            for label, f in zip(labels, fits)}
-    converged = pd.Series([f is not None and f.optinfo.optimizer_converged for f in fits], index=index, name="converged")
+    beta = pd.DataFrame(
+        [f.beta if f is not None else np.full(len(fixef_names), np.nan) for f in fits], index=index, columns=fixef_names
+    )
+    vc = pd.DataFrame(
+        [var_cov_components(f).to_numpy() if f is not None else np.full(len(vc0), np.nan) for f in fits],
+        index=index,
+        columns=vc0.index,
+    )
+    vcov = {
+        label: (f.vcov if f is not None else pd.DataFrame(np.nan, index=fixef_names, columns=fixef_names))
+        for label, f in zip(labels, fits)
+    }
+    converged = pd.Series(
+        [f is not None and f.optinfo.optimizer_converged for f in fits], index=index, name="converged"
+    )
     evals = pd.Series([f.optinfo.feval if f is not None else 0 for f in fits], index=index, name="function_evals")
     return InfluenceResult(name, result.fixef.copy(), beta, vc0, vc, result.vcov.copy(), vcov, converged, evals)
 

@@ -37,8 +37,16 @@ from .._validate import check_bool
 from ..errors import ConvergenceWarning, MixedModelsError
 from ..fitted import MixedFit
 from ..tables import RTable, r_table
-from .profile import (ProfileResult, _check_level, _interval_labels, _parameters, _select, parameter_names,
-                      parameter_values, profile)
+from .profile import (
+    ProfileResult,
+    _check_level,
+    _interval_labels,
+    _parameters,
+    _select,
+    parameter_names,
+    parameter_values,
+    profile,
+)
 
 
 __all__ = ["confint", "percentile_interval", "old_parameter_names"]
@@ -196,7 +204,9 @@ def _boot(result: MixedFit, level: float, nsim: int, seed, parm, progress: bool 
     replicates = boot.replicates
     failed = int(replicates.isna().all(axis=1).sum())
     if failed:
-        warnings.warn(f"{failed} of {len(replicates)} bootstrap refits failed and were left out", ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"{failed} of {len(replicates)} bootstrap refits failed and were left out", ConvergenceWarning, stacklevel=3
+        )
     rows = [percentile_interval(replicates[name].to_numpy(), level) for name in names]
     return pd.DataFrame(rows, index=names, columns=_interval_labels(level), dtype=float)
 

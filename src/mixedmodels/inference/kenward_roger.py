@@ -147,7 +147,9 @@ def _random_design(result: MixedFit) -> tuple[sp.csc_array, list[_Block]]:
 
 def _lambda(result: MixedFit, blocks: list[_Block]) -> sp.csr_array:
     """Block-diagonal relative covariance factor Lambda (q x q)."""
-    parts = [sp.kron(sp.eye(b.nlevels), layout.lam(result.theta)) for b, layout in zip(blocks, result.model.crossprods.terms)]
+    parts = [
+        sp.kron(sp.eye(b.nlevels), layout.lam(result.theta)) for b, layout in zip(blocks, result.model.crossprods.terms)
+    ]
     return sp.csr_array(sp.block_diag(parts, format="csr"))
 
 
@@ -170,15 +172,16 @@ def _check_structures(result: MixedFit) -> None:
                 f"{term.structure.name}() structure: use ddf='satterthwaite'"
             )
     if getattr(result.model, "residual", None) is not None:
-        raise MixedModelsError("Kenward-Roger's method is not available with a residual structure (weights= or "
-                               "correlation=); use ddf='satterthwaite'")
+        raise MixedModelsError(
+            "Kenward-Roger's method is not available with a residual structure (weights= or "
+            "correlation=); use ddf='satterthwaite'"
+        )
 
 
 def _check_size(result: MixedFit, q: int) -> None:
     if not result.REML:
         raise MixedModelsError(
-            "Kenward-Roger's method is only available for REML fits; refit with REML=True "
-            "or use ddf='satterthwaite'"
+            "Kenward-Roger's method is only available for REML fits; refit with REML=True or use ddf='satterthwaite'"
         )
     if q > MAX_RANDOM_EFFECTS:
         raise MixedModelsError(
@@ -219,8 +222,12 @@ class _Sandwiches:
 
 def _random_parameters(sw: _Sandwiches) -> list[tuple[_Block, np.ndarray]]:
     """(term block, k x k indicator) for every covariance element, in lme4's order (the variances only for ``diag`` terms)."""
-    return [(b, e) for b, diagonal in zip(sw.blocks, sw.diagonal_only) for e in _indicators(b.ncols)
-            if not diagonal or np.count_nonzero(e) == 1]
+    return [
+        (b, e)
+        for b, diagonal in zip(sw.blocks, sw.diagonal_only)
+        for e in _indicators(b.ncols)
+        if not diagonal or np.count_nonzero(e) == 1
+    ]
 
 
 def _apply_d(block: _Block, e: np.ndarray, mat: np.ndarray) -> np.ndarray:

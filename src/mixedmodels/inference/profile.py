@@ -74,7 +74,9 @@ def _select(params: list[_Parameter], which) -> list[_Parameter]:
     for item in items:
         if isinstance(item, (int, np.integer)):
             if not -len(params) <= item < len(params):
-                raise MixedModelsError(f"parameter index {item} is out of range: the model has {len(params)} parameters")
+                raise MixedModelsError(
+                    f"parameter index {item} is out of range: the model has {len(params)} parameters"
+                )
             chosen.add(int(item) % len(params))
         elif item == "theta_":
             chosen |= {i for i, p in enumerate(params) if p.kind != "fixef"}
@@ -418,8 +420,10 @@ def _check_profilable(result: MixedFit) -> None:
                 f"{term.structure.name}() structure: use confint(method='wald') or confint(method='boot')"
             )
     if getattr(result.model, "residual", None) is not None:
-        raise MixedModelsError("profile() is not available with a residual structure (weights= or correlation=) yet; "
-                               "use confint(method='wald')")
+        raise MixedModelsError(
+            "profile() is not available with a residual structure (weights= or correlation=) yet; "
+            "use confint(method='wald')"
+        )
 
 
 def _profile_one(walk: _Walk, fit: MixedFit, param: _Parameter, position: int) -> pd.DataFrame:

@@ -17,12 +17,27 @@ import numpy as np
 
 from .jit import jit
 
-__all__ = ["compiled", "compiled_if_loaded", "jit", "level_syrk", "grouped_scatter", "scaled_lower_copy",
-           "level_gradient_sums", "lower_trace_sums"]
+__all__ = [
+    "compiled",
+    "compiled_if_loaded",
+    "jit",
+    "level_syrk",
+    "grouped_scatter",
+    "scaled_lower_copy",
+    "level_gradient_sums",
+    "lower_trace_sums",
+]
 
 
-def level_syrk(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, factors: np.ndarray,
-               bounds: np.ndarray, row_scale: np.ndarray, out: np.ndarray) -> None:
+def level_syrk(
+    indptr: np.ndarray,
+    rows: np.ndarray,
+    values: np.ndarray,
+    factors: np.ndarray,
+    bounds: np.ndarray,
+    row_scale: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """Subtract ``sum_l (D V_l g_l')(D V_l g_l')'`` from the lower triangle of ``out``, level by level.
 
     ``D = diag(row_scale)`` (ones for the plain update; the rest terms'
@@ -84,7 +99,9 @@ def scaled_lower_copy(source: np.ndarray, scale: np.ndarray, out: np.ndarray) ->
             out[i, j] = si * source[i, j] * scale[j]
 
 
-def grouped_scatter(flat: np.ndarray, values: np.ndarray, group: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+def grouped_scatter(
+    flat: np.ndarray, values: np.ndarray, group: np.ndarray, weights: np.ndarray, out: np.ndarray
+) -> None:
     """``out[pos] -= sum(values[i] * weights[group[i]] for i with flat[i] == pos)``, ``flat`` sorted.
 
     The scalar big term's update (:class:`.rank_update.ScalarRankUpdate`)
@@ -116,9 +133,18 @@ def compiled_if_loaded(name: str) -> Callable | None:
     return compiled(name) if "numba" in sys.modules else None
 
 
-def level_gradient_sums(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray, pmat: np.ndarray,
-                        row_scale: np.ndarray, nlead: int, weights: np.ndarray, row_term: np.ndarray,
-                        out_q: np.ndarray, out_terms: np.ndarray) -> None:
+def level_gradient_sums(
+    indptr: np.ndarray,
+    rows: np.ndarray,
+    values: np.ndarray,
+    pmat: np.ndarray,
+    row_scale: np.ndarray,
+    nlead: int,
+    weights: np.ndarray,
+    row_term: np.ndarray,
+    out_q: np.ndarray,
+    out_terms: np.ndarray,
+) -> None:
     """Per level l of the big term, the sums the gradient needs from ``P`` on the level's rows.
 
     With ``V_l`` the level's k columns of ``A21`` on its rows below ``nlead``
@@ -182,8 +208,9 @@ def level_gradient_sums(indptr: np.ndarray, rows: np.ndarray, values: np.ndarray
                 out_terms[term] += total
 
 
-def lower_trace_sums(pmat: np.ndarray, a22: np.ndarray, row_scale: np.ndarray, row_term: np.ndarray, nlead: int,
-                     out: np.ndarray) -> None:
+def lower_trace_sums(
+    pmat: np.ndarray, a22: np.ndarray, row_scale: np.ndarray, row_term: np.ndarray, nlead: int, out: np.ndarray
+) -> None:
     """``out[t] += sum_{j in t} sum_k P_jk D_k A22_kj`` over rows and columns below ``nlead``.
 
     Reads the lower triangles of the symmetric ``pmat`` and ``a22``;

@@ -96,7 +96,9 @@ def elimination_structure(structure: np.ndarray, parent: np.ndarray) -> None:
                     structure[i, parent[j]] = True
 
 
-def supernode_starts(structure: np.ndarray, parent: np.ndarray, limits: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+def supernode_starts(
+    structure: np.ndarray, parent: np.ndarray, limits: np.ndarray, fractions: np.ndarray
+) -> np.ndarray:
     """First column of each supernode (and m at the end), merging chains within the zero limits.
 
     Column j joins the supernode before it when it is its predecessor's

@@ -31,8 +31,9 @@ from ._kernels import jit
 __all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor"]
 
 
-def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndarray, lnz: np.ndarray,
-                 flag: np.ndarray) -> None:
+def ldl_symbolic(
+    ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndarray, lnz: np.ndarray, flag: np.ndarray
+) -> None:
     """Elimination tree (``parent``, -1 at roots) and column pointers ``lp`` of L for the
     upper-triangular CSC pattern ``(ap, ai)`` (column k holds rows i <= k); ``lnz``, ``flag`` are work."""
     n = ap.shape[0] - 1
@@ -53,9 +54,23 @@ def ldl_symbolic(ap: np.ndarray, ai: np.ndarray, lp: np.ndarray, parent: np.ndar
         lp[k + 1] = lp[k] + lnz[k]
 
 
-def assemble(p: int, entries: np.ndarray, pair_vals: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-             column_of: np.ndarray, ai: np.ndarray, shift: np.ndarray, lam: np.ndarray, w: np.ndarray,
-             zw: np.ndarray, x: np.ndarray, ax: np.ndarray, y: np.ndarray, s: np.ndarray) -> None:
+def assemble(
+    p: int,
+    entries: np.ndarray,
+    pair_vals: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    column_of: np.ndarray,
+    ai: np.ndarray,
+    shift: np.ndarray,
+    lam: np.ndarray,
+    w: np.ndarray,
+    zw: np.ndarray,
+    x: np.ndarray,
+    ax: np.ndarray,
+    y: np.ndarray,
+    s: np.ndarray,
+) -> None:
     """The system's values for weights ``w`` and working response ``zw``, observation by observation.
 
     Observation i adds ``w_i pair_vals[i, t]`` to entry ``entries[i, t]`` of the random-effects
@@ -90,9 +105,20 @@ def assemble(p: int, entries: np.ndarray, pair_vals: np.ndarray, cols: np.ndarra
             y[r, c] *= lam[r]
 
 
-def ldl_numeric(ap: np.ndarray, ai: np.ndarray, ax: np.ndarray, lp: np.ndarray, parent: np.ndarray,
-                lnz: np.ndarray, li: np.ndarray, lx: np.ndarray, d: np.ndarray, work: np.ndarray,
-                pattern: np.ndarray, flag: np.ndarray) -> float:
+def ldl_numeric(
+    ap: np.ndarray,
+    ai: np.ndarray,
+    ax: np.ndarray,
+    lp: np.ndarray,
+    parent: np.ndarray,
+    lnz: np.ndarray,
+    li: np.ndarray,
+    lx: np.ndarray,
+    d: np.ndarray,
+    work: np.ndarray,
+    pattern: np.ndarray,
+    flag: np.ndarray,
+) -> float:
     """``L D L'`` of the upper-triangular CSC ``(ap, ai, ax)`` (LDL's ``ldl_numeric``: row k of L from
     a sparse triangular solve along the elimination tree); L's columns go to ``(lp, lnz, li, lx)``.
 
@@ -141,8 +167,16 @@ def ldl_numeric(ap: np.ndarray, ai: np.ndarray, ax: np.ndarray, lp: np.ndarray, 
     return logdet + np.log(product)
 
 
-def ldl_mapped(amap: np.ndarray, ax: np.ndarray, pair_ptr: np.ndarray, first: np.ndarray, second: np.ndarray,
-               target: np.ndarray, lp: np.ndarray, vals: np.ndarray) -> float:
+def ldl_mapped(
+    amap: np.ndarray,
+    ax: np.ndarray,
+    pair_ptr: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    target: np.ndarray,
+    lp: np.ndarray,
+    vals: np.ndarray,
+) -> float:
     """``L D L'`` column by column on a known pattern: L's entries in ``vals[:lp[-1]]`` (CSC), D after them.
 
     ``vals`` starts as the matrix (entry e of ``ax`` added at ``amap[e]``).  Column j's pivot is
@@ -172,8 +206,17 @@ def ldl_mapped(amap: np.ndarray, ax: np.ndarray, pair_ptr: np.ndarray, first: np
     return logdet + np.log(product)
 
 
-def block_solve(lp: np.ndarray, lnz: np.ndarray, li: np.ndarray, lx: np.ndarray, d: np.ndarray, y: np.ndarray,
-                s: np.ndarray, u: np.ndarray, beta: np.ndarray) -> bool:
+def block_solve(
+    lp: np.ndarray,
+    lnz: np.ndarray,
+    li: np.ndarray,
+    lx: np.ndarray,
+    d: np.ndarray,
+    y: np.ndarray,
+    s: np.ndarray,
+    u: np.ndarray,
+    beta: np.ndarray,
+) -> bool:
     """Solve ``[K_ZZ K_ZX; K_XZ K_XX] [u; beta] = [b_Z; b_X]`` given ``K_ZZ = L D L'`` (from
     :func:`ldl_numeric`), ``y = [K_ZX b_Z]`` and ``s = [K_XX b_X]`` (lower triangle), both overwritten.
 

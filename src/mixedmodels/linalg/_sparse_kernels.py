@@ -17,8 +17,9 @@ from . import _kernels
 __all__ = ["compiled", "lu_solve_columns"]
 
 
-def lu_solve_columns(lp: np.ndarray, li: np.ndarray, lx: np.ndarray, up: np.ndarray, ui: np.ndarray,
-                     ux: np.ndarray, x: np.ndarray) -> None:
+def lu_solve_columns(
+    lp: np.ndarray, li: np.ndarray, lx: np.ndarray, up: np.ndarray, ui: np.ndarray, ux: np.ndarray, x: np.ndarray
+) -> None:
     """``x <- U^-1 L^-1 x`` in place for a C-ordered ``(n, r)`` ``x``.
 
     ``L`` is unit lower triangular and ``U`` upper triangular, both CSC

@@ -62,11 +62,11 @@ def _supernodal_cholesky(flat, m, starts, rowptr, rows, panel, update):  # pragm
         a, b = starts[s], starts[s + 1]
         w = b - a
         width[0] = w
-        diagonal = flat[a * m + a:]
+        diagonal = flat[a * m + a :]
         _dpotrf(upper.ctypes, width.ctypes, diagonal.ctypes, lda.ctypes, info.ctypes)
         if info[0] != 0:
             return a + info[0]
-        below = rows[rowptr[s]:rowptr[s + 1]]
+        below = rows[rowptr[s] : rowptr[s + 1]]
         n = below.shape[0]
         if n == 0:
             continue
@@ -75,14 +75,35 @@ def _supernodal_cholesky(flat, m, starts, rowptr, rows, panel, update):  # pragm
             source = below[k] * m + a
             for i in range(w):
                 panel[k * w + i] = flat[source + i]
-        _dtrsm(left.ctypes, upper.ctypes, trans.ctypes, nontrans.ctypes, width.ctypes, count.ctypes,
-               one.ctypes, diagonal.ctypes, lda.ctypes, panel.ctypes, width.ctypes)
+        _dtrsm(
+            left.ctypes,
+            upper.ctypes,
+            trans.ctypes,
+            nontrans.ctypes,
+            width.ctypes,
+            count.ctypes,
+            one.ctypes,
+            diagonal.ctypes,
+            lda.ctypes,
+            panel.ctypes,
+            width.ctypes,
+        )
         for k in range(n):
             target = below[k] * m + a
             for i in range(w):
                 flat[target + i] = panel[k * w + i]
-        _dsyrk(upper.ctypes, trans.ctypes, count.ctypes, width.ctypes, one.ctypes, panel.ctypes,
-               width.ctypes, zero.ctypes, update.ctypes, count.ctypes)
+        _dsyrk(
+            upper.ctypes,
+            trans.ctypes,
+            count.ctypes,
+            width.ctypes,
+            one.ctypes,
+            panel.ctypes,
+            width.ctypes,
+            zero.ctypes,
+            update.ctypes,
+            count.ctypes,
+        )
         for k2 in range(n):  # A[below, below] -= panel' panel, lower triangle (row below[k2])
             row = below[k2] * m
             for k1 in range(k2 + 1):
@@ -130,7 +151,7 @@ def _supernodal_inverse(flat, m, starts, rowptr, rows, diag, panel, prr, pdr):  
         for j in range(w):  # U (upper, Fortran w x w) = L_D'
             for i in range(j + 1):
                 diag[j * w + i] = flat[(a + j) * m + a + i]
-        below = rows[rowptr[s]:rowptr[s + 1]]
+        below = rows[rowptr[s] : rowptr[s + 1]]
         n = below.shape[0]
         count[0] = n
         if n > 0:
@@ -139,23 +160,59 @@ def _supernodal_inverse(flat, m, starts, rowptr, rows, diag, panel, prr, pdr):  
                 for i in range(w):
                     panel[k * w + i] = flat[source + i]
             # panel <- U^-1 L_R' = T'
-            _dtrsm(left.ctypes, upper.ctypes, nontrans.ctypes, nontrans.ctypes, width.ctypes, count.ctypes,
-                   one.ctypes, flat[a * m + a:].ctypes, lda.ctypes, panel.ctypes, width.ctypes)
+            _dtrsm(
+                left.ctypes,
+                upper.ctypes,
+                nontrans.ctypes,
+                nontrans.ctypes,
+                width.ctypes,
+                count.ctypes,
+                one.ctypes,
+                flat[a * m + a :].ctypes,
+                lda.ctypes,
+                panel.ctypes,
+                width.ctypes,
+            )
             for k2 in range(n):  # prr (Fortran n x n, upper) = P_RR
                 row = below[k2] * m
                 for k1 in range(k2 + 1):
                     prr[k2 * n + k1] = flat[row + below[k1]]
             # pdr = -T' P_RR = P_DR (w x n)
-            _dsymm(right.ctypes, upper.ctypes, width.ctypes, count.ctypes, minus_one.ctypes, prr.ctypes,
-                   count.ctypes, panel.ctypes, width.ctypes, zero.ctypes, pdr.ctypes, width.ctypes)
+            _dsymm(
+                right.ctypes,
+                upper.ctypes,
+                width.ctypes,
+                count.ctypes,
+                minus_one.ctypes,
+                prr.ctypes,
+                count.ctypes,
+                panel.ctypes,
+                width.ctypes,
+                zero.ctypes,
+                pdr.ctypes,
+                width.ctypes,
+            )
         _dtrtri(upper.ctypes, nontrans.ctypes, width.ctypes, diag.ctypes, width.ctypes, info.ctypes)
         if info[0] != 0:
             return a + info[0]
         _dlauum(upper.ctypes, width.ctypes, diag.ctypes, width.ctypes, info.ctypes)  # U^-1 U^-T = L_D^-T L_D^-1
         if n > 0:
             # P_DD = L_D^-T L_D^-1 - P_DR T
-            _dgemm(nontrans.ctypes, trans.ctypes, width.ctypes, width.ctypes, count.ctypes, minus_one.ctypes,
-                   pdr.ctypes, width.ctypes, panel.ctypes, width.ctypes, one.ctypes, diag.ctypes, width.ctypes)
+            _dgemm(
+                nontrans.ctypes,
+                trans.ctypes,
+                width.ctypes,
+                width.ctypes,
+                count.ctypes,
+                minus_one.ctypes,
+                pdr.ctypes,
+                width.ctypes,
+                panel.ctypes,
+                width.ctypes,
+                one.ctypes,
+                diag.ctypes,
+                width.ctypes,
+            )
             for k in range(n):
                 target = below[k] * m + a
                 for i in range(w):

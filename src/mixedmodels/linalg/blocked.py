@@ -169,9 +169,16 @@ class BlockedCrossProducts:
         return SparseRest(self.nre_rest) if sp.issparse(self.a22) else None
 
     @classmethod
-    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
-              structures: list[CovarianceStructure] | None = None,
-              layouts: tuple[TermLayout, ...] | None = None, allow_sparse: bool = True) -> "BlockedCrossProducts":
+    def build(
+        cls,
+        refs: list[np.ndarray],
+        zs: list[np.ndarray],
+        nlevels: list[int],
+        xy: np.ndarray,
+        structures: list[CovarianceStructure] | None = None,
+        layouts: tuple[TermLayout, ...] | None = None,
+        allow_sparse: bool = True,
+    ) -> "BlockedCrossProducts":
         """Build the blocks from per-term level indices and columns, and ``[X y]``.
 
         The terms must already be in block order (largest first).  Each
@@ -201,7 +208,9 @@ class BlockedCrossProducts:
         return cls(tuple(layouts), a11, a21, a22, xy.shape[1] - 1, xy.shape[0], plan_rank_update=True)
 
     @classmethod
-    def _build_dense(cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> "BlockedCrossProducts":
+    def _build_dense(
+        cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray
+    ) -> "BlockedCrossProducts":
         """The blocks of a small system from one dense ``[Z X y]`` (one product; no sparse matrices built)."""
         n = xy.shape[0]
         q = sum(t.size for t in layouts)
@@ -215,14 +224,31 @@ class BlockedCrossProducts:
         gram = full.T @ full
         q1, k1 = layouts[0].size, layouts[0].ncols
         a11 = np.array([gram[i : i + k1, i : i + k1] for i in range(0, q1, k1)]).reshape(-1, k1, k1)
-        return cls(layouts, a11, np.ascontiguousarray(gram[q1:, :q1]), np.ascontiguousarray(gram[q1:, q1:]),
-                   xy.shape[1] - 1, n, plan_rank_update=True)
+        return cls(
+            layouts,
+            a11,
+            np.ascontiguousarray(gram[q1:, :q1]),
+            np.ascontiguousarray(gram[q1:, q1:]),
+            xy.shape[1] - 1,
+            n,
+            plan_rank_update=True,
+        )
 
     @classmethod
-    def from_sums(cls, nlevels: list[int], ncols: list[int], a11: np.ndarray, a21: np.ndarray | sp.sparray,
-                  a22: np.ndarray, nfixef: int, nobs: int, scales: list[np.ndarray] | None = None,
-                  plan_rank_update: bool = True, structures: list[CovarianceStructure] | None = None,
-                  prescaled: bool = False) -> "BlockedCrossProducts":
+    def from_sums(
+        cls,
+        nlevels: list[int],
+        ncols: list[int],
+        a11: np.ndarray,
+        a21: np.ndarray | sp.sparray,
+        a22: np.ndarray,
+        nfixef: int,
+        nobs: int,
+        scales: list[np.ndarray] | None = None,
+        plan_rank_update: bool = True,
+        structures: list[CovarianceStructure] | None = None,
+        prescaled: bool = False,
+    ) -> "BlockedCrossProducts":
         """The blocks from products of the columns as they are, summed over parts of the rows.
 
         What :meth:`build` makes, for sums formed elsewhere (e.g. per
@@ -259,13 +285,17 @@ class BlockedCrossProducts:
         s1 = term_scales(0, np.einsum("qjj->j", a11))
         diagonal, offset, rest_scales = np.diagonal(a22), 0, []
         for i, lay in enumerate(rest, start=1):
-            rest_scales.append(term_scales(i, diagonal[offset : offset + lay.size].reshape(lay.nlevels, lay.ncols).sum(axis=0)))
+            rest_scales.append(
+                term_scales(i, diagonal[offset : offset + lay.size].reshape(lay.nlevels, lay.ncols).sum(axis=0))
+            )
             offset += lay.size
         layouts = [replace(first, scales=s1)] + [replace(lay, scales=s) for lay, s in zip(rest, rest_scales)]
         if prescaled:
             return cls(tuple(layouts), a11, a21, a22, int(nfixef), int(nobs), plan_rank_update=plan_rank_update)
         row_scale = np.ones(a22.shape[0])
-        row_scale[:offset] = np.concatenate([np.tile(s, lay.nlevels) for lay, s in zip(rest, rest_scales)]) if rest else []
+        row_scale[:offset] = (
+            np.concatenate([np.tile(s, lay.nlevels) for lay, s in zip(rest, rest_scales)]) if rest else []
+        )
         column_scale = np.tile(s1, first.nlevels)
         a11 = a11 / (s1[:, None] * s1[None, :])
         a22 = a22 / np.outer(row_scale, row_scale)
@@ -317,8 +347,9 @@ class BlockedCrossProducts:
 
         return DenseSystem.build(self)
 
-    def without_rows(self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray,
-                     nrows: int) -> "BlockedCrossProducts":
+    def without_rows(
+        self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray, nrows: int
+    ) -> "BlockedCrossProducts":
         """These blocks less the cross-products of some of their rows: the blocks of the data without them.
 
         The rows are given as :meth:`build` takes them (levels and columns per
@@ -333,8 +364,9 @@ class BlockedCrossProducts:
             a21 = np.asarray(a21)
         else:
             a21 = sp.csr_array(a21)
-        return replace(self, a11=self.a11 - removed.a11, a21=a21, a22=self.a22 - removed.a22,
-                       nobs=self.nobs - int(nrows))
+        return replace(
+            self, a11=self.a11 - removed.a11, a21=a21, a22=self.a22 - removed.a22, nobs=self.nobs - int(nrows)
+        )
 
     def with_response(self, a21: np.ndarray | sp.csr_array, a22: np.ndarray) -> "BlockedCrossProducts":
         """A copy whose blocks differ only in the y row (another response, as in a parametric bootstrap).
@@ -421,7 +453,9 @@ class _Blocks:
     a22: np.ndarray
 
 
-def _blocks_of(layouts: tuple[TermLayout, ...], refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray) -> _Blocks:
+def _blocks_of(
+    layouts: tuple[TermLayout, ...], refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray
+) -> _Blocks:
     """``A11``, ``A21`` and ``A22`` of some rows with the given layouts' levels and column scales."""
     scaled = [z / (lay.scales if lay.scales is not None else 1.0) for z, lay in zip(zs, layouts)]
     z1 = _term_matrix(refs[0], scaled[0], layouts[0].nlevels)
@@ -437,8 +471,9 @@ def _column_scales(z: np.ndarray) -> np.ndarray:
     return np.where(rms > 0, rms, 1.0)
 
 
-def term_layouts(zs: list[np.ndarray], nlevels: list[int],
-                 structures: list[CovarianceStructure] | None = None) -> tuple[TermLayout, ...]:
+def term_layouts(
+    zs: list[np.ndarray], nlevels: list[int], structures: list[CovarianceStructure] | None = None
+) -> tuple[TermLayout, ...]:
     """The layouts of terms in block order: theta slices, structures, and the columns' scales."""
     structures = structures or [UNSTRUCTURED] * len(zs)
     layouts, start = [], 0

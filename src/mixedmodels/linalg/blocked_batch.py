@@ -64,7 +64,9 @@ class BlockedBatch:
     log_weights: float = 0.0
 
     @classmethod
-    def from_rows(cls, cp: BlockedCrossProducts, y_rows: np.ndarray, REML: bool, log_weights: float = 0.0) -> "BlockedBatch":
+    def from_rows(
+        cls, cp: BlockedCrossProducts, y_rows: np.ndarray, REML: bool, log_weights: float = 0.0
+    ) -> "BlockedBatch":
         """One system per row of ``y_rows`` (``[Z'y, X'y, y'y]`` in the blocks' order)."""
         q1k1 = cp.first.size
         batch = y_rows.shape[0]
@@ -177,8 +179,11 @@ class BlockedBatch:
         if nre:
             a22 = self.a22
             known_rest = np.concatenate([b_rest, beta], axis=1)[..., None]
-            ze_rest = (a22[:, :nre, -1] - (a22[:, :nre, : nre + p] @ known_rest)[..., 0]
-                       - (a21[:, :nre].reshape(batch, nre, q * k) @ b1.reshape(batch, q * k, 1))[..., 0])
+            ze_rest = (
+                a22[:, :nre, -1]
+                - (a22[:, :nre, : nre + p] @ known_rest)[..., 0]
+                - (a21[:, :nre].reshape(batch, nre, q * k) @ b1.reshape(batch, q * k, 1))[..., 0]
+            )
             offset = 0
             for term, u in zip(cp.rest_terms, us_rest):
                 part = ze_rest[:, offset : offset + term.size].reshape(batch, term.nlevels, term.ncols)
@@ -212,8 +217,9 @@ def _put(out: np.ndarray, term, total: np.ndarray, factor: float = 2.0) -> None:
     out[:, term.theta_start : term.theta_stop] += factor * total[:, cols, rows]
 
 
-def _rest_lambda(mat: np.ndarray, cp: BlockedCrossProducts, lams: list, transpose_rows: bool,
-                 columns: bool = True) -> np.ndarray:
+def _rest_lambda(
+    mat: np.ndarray, cp: BlockedCrossProducts, lams: list, transpose_rows: bool, columns: bool = True
+) -> np.ndarray:
     """The rest terms' lambdas applied to a stack: ``L' mat L`` (``transpose_rows``) or ``L mat L'``;
     only on the rows with ``columns=False``.  Rows and columns past the terms are left alone."""
     out = mat.copy()
@@ -269,8 +275,9 @@ class BatchFits:
     geval: np.ndarray
 
 
-def bfgs_batch(batch: BlockedBatch, x0: np.ndarray, inverse_hessian: np.ndarray, ftol_abs: float = 1e-8,
-               maxeval: int = 200) -> BatchFits:
+def bfgs_batch(
+    batch: BlockedBatch, x0: np.ndarray, inverse_hessian: np.ndarray, ftol_abs: float = 1e-8, maxeval: int = 200
+) -> BatchFits:
     """BFGS from ``x0`` with the initial inverse Hessian ``inverse_hessian`` for every system, in lockstep.
 
     Stops a fit when the decrease its quadratic model predicts, ``g'Hg / 2``,
@@ -326,8 +333,18 @@ def _bfgs_update(h: np.ndarray, rows: np.ndarray, s: np.ndarray, y: np.ndarray) 
     h[rows] = left @ h[rows] @ np.swapaxes(left, 1, 2) + rho[:, None, None] * s[:, :, None] * s[:, None, :]
 
 
-def _line_search(batch: BlockedBatch, idx: np.ndarray, x: np.ndarray, f: np.ndarray, step: np.ndarray,
-                 predicted: np.ndarray, near: np.ndarray, feval: np.ndarray, code: np.ndarray, maxeval: int) -> list:
+def _line_search(
+    batch: BlockedBatch,
+    idx: np.ndarray,
+    x: np.ndarray,
+    f: np.ndarray,
+    step: np.ndarray,
+    predicted: np.ndarray,
+    near: np.ndarray,
+    feval: np.ndarray,
+    code: np.ndarray,
+    maxeval: int,
+) -> list:
     """Backtracking (Armijo) for the fits ``idx`` at once; updates ``x``, ``f`` and ``code``.
 
     Returns, per round of trials, the fits it accepted, their factored state
@@ -359,12 +376,23 @@ def _line_search(batch: BlockedBatch, idx: np.ndarray, x: np.ndarray, f: np.ndar
         finite = np.isfinite(values[retry])
         a = alpha[pending[retry]]
         curvature = values[retry] - f[rows[retry]] - slope[retry] * a
-        guess = np.where(finite & (curvature > 0), -slope[retry] * a * a / (2.0 * np.where(curvature > 0, curvature, 1.0)), 0.5 * a)
+        guess = np.where(
+            finite & (curvature > 0), -slope[retry] * a * a / (2.0 * np.where(curvature > 0, curvature, 1.0)), 0.5 * a
+        )
         alpha[pending[retry]] = np.where(finite, np.clip(guess, 0.1 * a, 0.5 * a), 0.1 * a)
         pending = pending[retry]
     return rounds
 
 
 def _take(state: _State, ok: np.ndarray) -> _State:
-    return _State(state.x[ok], state.lam1[ok], [lam[ok] for lam in state.lams], state.m1[ok], state.g1[ok],
-                  state.w1[ok], state.c[ok], state.l22[ok], state.value[ok])
+    return _State(
+        state.x[ok],
+        state.lam1[ok],
+        [lam[ok] for lam in state.lams],
+        state.m1[ok],
+        state.g1[ok],
+        state.w1[ok],
+        state.c[ok],
+        state.l22[ok],
+        state.value[ok],
+    )

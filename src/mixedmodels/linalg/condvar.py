@@ -53,7 +53,9 @@ def conditional_variances(factor: Factorization) -> list[np.ndarray]:
         part = a21r.reshape(nre, first.nlevels, first.ncols)
         t = np.einsum("mqi,qij->mqj", part, weights).reshape(nre, -1)
     else:
-        wmat = sp.bsr_array((weights, np.arange(first.nlevels), np.arange(first.nlevels + 1)), shape=(first.size, first.size))
+        wmat = sp.bsr_array(
+            (weights, np.arange(first.nlevels), np.arange(first.nlevels + 1)), shape=(first.size, first.size)
+        )
         t = (a21r @ wmat).toarray()
     _scale_rest(t, cp.rest_terms, factor.theta, "rows")
     l22r = factor.l22[:nre, :nre]

@@ -122,7 +122,9 @@ class DenseSystem:
         nre = offset
         base = np.zeros((size, size))
         base[np.arange(nre, size), np.arange(nre, size)] = 1.0
-        return cls(a, base, np.concatenate(rows), np.concatenate(cols), np.concatenate(index), nre, cp.nfixef, cp.ntheta)
+        return cls(
+            a, base, np.concatenate(rows), np.concatenate(cols), np.concatenate(index), nre, cp.nfixef, cp.ntheta
+        )
 
     def with_response(self, cp: Any) -> "DenseSystem":
         """The same system with the y row and column of ``cp`` (blocks that differ only there)."""
@@ -223,7 +225,7 @@ class DenseSystem:
             size = self.a.shape[0]
             indicator = np.zeros((self.ntheta, self.index.size))
             indicator[self.index, np.arange(self.index.size)] = 1.0
-            cols_flat = (self.cols[:, None] * size + self.cols[None, :])
+            cols_flat = self.cols[:, None] * size + self.cols[None, :]
             cached = (self.a[np.ix_(self.rows, self.rows)], cols_flat, indicator)
             object.__setattr__(self, "_pair_cache", cached)
         return cached

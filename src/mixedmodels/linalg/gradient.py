@@ -178,8 +178,18 @@ def _quadratic_forms_dense(cp: BlockedCrossProducts, sandwich: np.ndarray, nlead
     kernel = _kernels.compiled_if_loaded("level_gradient_sums")  # scipy's products below cost no numba import
     if kernel is not None:
         slabs = _slabs(cp)
-        kernel(slabs.indptr, slabs.rows, slabs.values, sandwich, np.ones(sandwich.shape[0]), nlead,
-               np.zeros((q, k, k)), np.full(sandwich.shape[0], -1, dtype=np.intp), out, np.zeros(1))
+        kernel(
+            slabs.indptr,
+            slabs.rows,
+            slabs.values,
+            sandwich,
+            np.ones(sandwich.shape[0]),
+            nlead,
+            np.zeros((q, k, k)),
+            np.full(sandwich.shape[0], -1, dtype=np.intp),
+            out,
+            np.zeros(1),
+        )
         return out
     a21 = sp.csc_array(sp.csr_array(cp.a21)[:nlead])
     product = np.asarray(a21.T @ sandwich).T  # (nlead, q k): sandwich A21, dense
@@ -203,7 +213,9 @@ def _slabs(cp: BlockedCrossProducts):
     return cached
 
 
-def _rest_terms_dense(cp: BlockedCrossProducts, factor: Factorization, p: np.ndarray, nlead: int, out: np.ndarray) -> None:
+def _rest_terms_dense(
+    cp: BlockedCrossProducts, factor: Factorization, p: np.ndarray, nlead: int, out: np.ndarray
+) -> None:
     """``2 sum_l (P Lambda~' C)_{(l,c),(l,r)}`` for every rest term, written into ``out``."""
     c = factor.unscaled_rest[:nlead]
     offset = 0
@@ -219,7 +231,9 @@ def _rest_terms_dense(cp: BlockedCrossProducts, factor: Factorization, p: np.nda
         offset += term.size
 
 
-def _rows_lambda_transposed(mat: np.ndarray, terms: tuple[TermLayout, ...], theta: np.ndarray, nrows: int) -> np.ndarray:
+def _rows_lambda_transposed(
+    mat: np.ndarray, terms: tuple[TermLayout, ...], theta: np.ndarray, nrows: int
+) -> np.ndarray:
     """``Lambda~' mat`` for a matrix with ``nrows`` rows (the rest terms' rows first)."""
     out = mat.copy()
     offset = 0
@@ -265,8 +279,9 @@ def _logdet_gradient_reordered(factor: Factorization, nlead: int) -> np.ndarray:
     update_sums = np.zeros(len(cp.rest_terms))
     a22_sums = np.zeros(len(cp.rest_terms))
     update = reordered.update
-    _kernels.compiled("level_gradient_sums")(update.indptr, update.rows, update.values, p, row_scale, nlead,
-                                             weights, reordered.row_term, quad, update_sums)
+    _kernels.compiled("level_gradient_sums")(
+        update.indptr, update.rows, update.values, p, row_scale, nlead, weights, reordered.row_term, quad, update_sums
+    )
     _kernels.compiled("lower_trace_sums")(p, reordered.a22, row_scale, reordered.row_term, nlead, a22_sums)
     out = np.zeros(cp.ntheta)
     _term_gradient(cp.first, _first_term_total(cp, factor, quad), out)
@@ -340,8 +355,11 @@ class ProfiledObjective:
                 factor = kept[1]
                 break
         else:
-            factor = self._factor(scaled) if self.dense is not None or self.with_gradient else \
-                gradient_factor(self.cp, self.cp.from_scaled_theta(scaled))
+            factor = (
+                self._factor(scaled)
+                if self.dense is not None or self.with_gradient
+                else gradient_factor(self.cp, self.cp.from_scaled_theta(scaled))
+            )
         if self.dense is not None:
             return self.dense.gradient(factor, self.REML, self.cp.nobs)
         if factor.order is None and factor.unscaled_rest is None:

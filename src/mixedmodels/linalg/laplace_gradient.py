@@ -57,8 +57,9 @@ class LaplaceGradient:
     permutation: np.ndarray | None = None  # the model's index of each u here (None: the same order)
 
     @classmethod
-    def build(cls, refs, z, nlevels, x: np.ndarray, response,
-              permutation: np.ndarray | None = None) -> "LaplaceGradient | None":
+    def build(
+        cls, refs, z, nlevels, x: np.ndarray, response, permutation: np.ndarray | None = None
+    ) -> "LaplaceGradient | None":
         """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense.
 
         ``permutation`` (``u_here = u_model[permutation]``) lets scalar terms stand for the columns
@@ -71,11 +72,19 @@ class LaplaceGradient:
         if rest * nlevels[0] > MAX_DENSE_ENTRIES:
             return None
         offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
-        return cls(tuple(np.asarray(r) for r in refs), tuple(np.asarray(c, dtype=float) for c in z), tuple(nlevels),
-                   offsets, x, response, permutation)
+        return cls(
+            tuple(np.asarray(r) for r in refs),
+            tuple(np.asarray(c, dtype=float) for c in z),
+            tuple(nlevels),
+            offsets,
+            x,
+            response,
+            permutation,
+        )
 
-    def __call__(self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray,
-                 modes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray, modes: list | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Gradients over the scaled lambdas (one per term) and over beta, at a PIRLS solution.
 
         With a list ``modes``, also appends ``du / d(lambda, beta)`` (q x (terms + p)): how the
@@ -95,7 +104,9 @@ class LaplaceGradient:
         explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
         rhs = self._lambda_zt(lams, weights[:, None] * explicit)
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
-            rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(refs, weights=z * score, minlength=self.nlevels[t])
+            rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
+                refs, weights=z * score, minlength=self.nlevels[t]
+            )
         du = -inverse.solve(rhs)
         if modes is not None:
             if self.permutation is None:
@@ -168,7 +179,10 @@ class LaplaceGradient:
             import scipy.sparse as sp
 
             n = self.x.shape[0]
-            cached = [sp.csr_array((z, (refs, np.arange(n))), shape=(q, n)) for z, refs, q in zip(self.z, self.refs, self.nlevels)]
+            cached = [
+                sp.csr_array((z, (refs, np.arange(n))), shape=(q, n))
+                for z, refs, q in zip(self.z, self.refs, self.nlevels)
+            ]
             object.__setattr__(self, "_zt", cached)
         return cached
 
@@ -248,8 +262,9 @@ class _BlockedInverse:
             first_diagonal = 1.0 / diagonal - np.einsum("rl,rl->l", scaled, cross)
         else:
             coo = scaled.tocoo()
-            first_diagonal = 1.0 / diagonal - np.bincount(coo.col, weights=coo.data * cross[coo.row, coo.col],
-                                                          minlength=diagonal.size)
+            first_diagonal = 1.0 / diagonal - np.bincount(
+                coo.col, weights=coo.data * cross[coo.row, coo.col], minlength=diagonal.size
+            )
         return cls(diagonal, scaled, b, first_diagonal, cross, rest)
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:

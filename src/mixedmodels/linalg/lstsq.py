@@ -119,8 +119,15 @@ class LeastSquares:
         return solve_upper(self.r, self.q.T @ b)
 
 
-def lstsq(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, alias: bool = True,
-          tol: float = ALIAS_TOLERANCE, norms: np.ndarray | None = None) -> LeastSquares:
+def lstsq(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    alias: bool = True,
+    tol: float = ALIAS_TOLERANCE,
+    norms: np.ndarray | None = None,
+) -> LeastSquares:
     """Weighted least squares of ``y`` on ``x`` (see the module docstring).
 
     ``alias=False`` skips the aliasing check (for a matrix already checked,

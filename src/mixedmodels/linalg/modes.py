@@ -19,8 +19,9 @@ import scipy.sparse as sp
 __all__ = ["spherical_modes"]
 
 
-def spherical_modes(cp: Any, theta: np.ndarray, l11: np.ndarray, u_rest_flat: np.ndarray,
-                    beta: np.ndarray) -> list[np.ndarray]:
+def spherical_modes(
+    cp: Any, theta: np.ndarray, l11: np.ndarray, u_rest_flat: np.ndarray, beta: np.ndarray
+) -> list[np.ndarray]:
     """Spherical random effects per term ((q, k) arrays, block order) given the rest terms' and beta."""
     u_rest = _split_terms(u_rest_flat, cp.rest_terms)
     b_and_beta = np.concatenate([_spherical_to_b(u_rest, cp.rest_terms, theta), beta])

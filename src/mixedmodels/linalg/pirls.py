@@ -160,14 +160,15 @@ class ReweightedBlocks:
         """From random-effects terms (``refs``, ``z``, ``nlevels``) in block order."""
         layouts = _layouts(terms)
         offsets = np.concatenate([[0], np.cumsum([lay.size for lay in layouts])])
-        parts = [_Term(t.refs, np.asarray(t.z, dtype=float) / lay.scales, lay, int(o))
-                 for t, lay, o in zip(terms, layouts, offsets)]
+        parts = [
+            _Term(t.refs, np.asarray(t.z, dtype=float) / lay.scales, lay, int(o))
+            for t, lay, o in zip(terms, layouts, offsets)
+        ]
         first, rest = parts[0], parts[1:]
         q1k1, k1 = first.layout.size, first.layout.ncols
         m_re = int(offsets[-1] - q1k1)
         # A11: level l, columns (a, b) -> l k1^2 + a k1 + b
-        scatters = [_scatter(0, rows * k1 + (cols % k1), coef)
-                    for rows, cols, coef in _column_pairs(first, first)]
+        scatters = [_scatter(0, rows * k1 + (cols % k1), coef) for rows, cols, coef in _column_pairs(first, first)]
         pairs21 = [pair for t in rest for pair in _column_pairs(t, first)]
         dests21 = [(rows - q1k1) * q1k1 + cols for rows, cols, _ in pairs21]
         size21, pattern = m_re * q1k1, None
@@ -177,8 +178,12 @@ class ReweightedBlocks:
             indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // q1k1, minlength=m_re))])
             size21, pattern = keys.size, ((keys % q1k1).astype(np.int32), indptr.astype(np.int64))
         scatters += [_scatter(1, d, coef) for d, (_, _, coef) in zip(dests21, pairs21)]
-        scatters += [_scatter(2, (rows - q1k1) * m_re + (cols - q1k1), coef)
-                     for a in rest for b in rest for rows, cols, coef in _column_pairs(a, b)]
+        scatters += [
+            _scatter(2, (rows - q1k1) * m_re + (cols - q1k1), coef)
+            for a in rest
+            for b in rest
+            for rows, cols, coef in _column_pairs(a, b)
+        ]
         zmat = cls._model_matrix(parts, int(offsets[-1]))
         return cls(
             layouts=tuple(layouts),
@@ -198,7 +203,9 @@ class ReweightedBlocks:
             rows.append(np.repeat(np.arange(t.refs.size), k))
             cols.append((t.offset + t.refs[:, None] * k + np.arange(k)).ravel())
             vals.append(t.z.ravel())
-        coo = sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(parts[0].refs.size, q))
+        coo = sp.coo_array(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(parts[0].refs.size, q)
+        )
         return sp.csr_array(coo)
 
     @property
@@ -299,8 +306,9 @@ class PirlsResult:
         return self.dev + self.ussq
 
 
-def _scalar_system(refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], x: np.ndarray,
-                   zt: sp.csr_array) -> ScalarSystem | SparseScalarSystem:
+def _scalar_system(
+    refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], x: np.ndarray, zt: sp.csr_array
+) -> ScalarSystem | SparseScalarSystem:
     """The compiled sparse LDL' system where it is worth it (numba installed, a large dense rest
     block, little fill), else numpy's.  Both give the same numbers to rounding.
 
@@ -356,8 +364,16 @@ class Pirls:
     maxit : int
     """
 
-    def __init__(self, response, x: np.ndarray, offset: np.ndarray, plan: ReweightedBlocks,
-                 tol: float = 1e-10, maxit: int = 200, terms: Sequence | None = None):
+    def __init__(
+        self,
+        response,
+        x: np.ndarray,
+        offset: np.ndarray,
+        plan: ReweightedBlocks,
+        tol: float = 1e-10,
+        maxit: int = 200,
+        terms: Sequence | None = None,
+    ):
         self.response = response
         self.link = response.family.link
         self.family = response.family
@@ -375,10 +391,14 @@ class Pirls:
         self._system = None
         if self._scalar and terms is not None:
             zs = [np.asarray(t.z, dtype=float)[:, 0] / lay.scales[0] for t, lay in zip(terms, plan.layouts)]
-            self._system = _scalar_system([np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts],
-                                          x, plan.zt)
-        self._re_predictor = (self._system.linear_predictor if isinstance(self._system, SparseScalarSystem)
-                              else lambda base, lam_u: base + self.plan.z @ lam_u)
+            self._system = _scalar_system(
+                [np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts], x, plan.zt
+            )
+        self._re_predictor = (
+            self._system.linear_predictor
+            if isinstance(self._system, SparseScalarSystem)
+            else lambda base, lam_u: base + self.plan.z @ lam_u
+        )
 
     def with_response(self, response) -> "Pirls":
         """The same iterations for another response of the same rows (a family with another parameter,
@@ -460,8 +480,9 @@ class Pirls:
         fixed = self.x @ beta + self.offset
         return self._iterate(theta, fixed, beta, u0, joint=False)
 
-    def joint(self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None,
-              eta0: np.ndarray | None = None) -> PirlsResult:
+    def joint(
+        self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None, eta0: np.ndarray | None = None
+    ) -> PirlsResult:
         """Modes u and fixed effects beta together (nAGQ = 0).
 
         Starts from ``(beta0, u0)``, or, when those are None or give an
@@ -483,6 +504,7 @@ class Pirls:
 
         def blocked(w, zw, joint, solve=True):
             return (self._joint_blocks(w, zw) if joint else self.plan.blocks(w, zw[:, None])).factorize(theta)
+
         return blocked
 
     def _solution(self, factor) -> tuple[np.ndarray, np.ndarray]:
@@ -525,8 +547,9 @@ class Pirls:
         if u is None:
             u, beta = np.zeros(self.plan.z.shape[1]), np.zeros(self.x.shape[1])
         converged = converged and bool(np.isfinite(dev))
-        return PirlsResult(u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged,
-                           theta=theta)
+        return PirlsResult(
+            u=u, beta=beta, eta=eta, mu=mu, dev=dev, factor=factor, iterations=it, converged=converged, theta=theta
+        )
 
     def _start(self, base, lam, u, beta, joint, eta0):
         """The starting state: from (beta, u) if its mean is valid, else u = 0, else eta0 (joint only).
@@ -585,7 +608,15 @@ class Pirls:
                 break
             if step < 1e-10:
                 if not math.isfinite(pdev_try):  # no valid point along the step: stay
-                    return u, beta, self._eta(base, lam, u, beta, joint), *self._evaluate_pair(base, lam, u, beta, joint), pdev, 0.0, 0.0
+                    return (
+                        u,
+                        beta,
+                        self._eta(base, lam, u, beta, joint),
+                        *self._evaluate_pair(base, lam, u, beta, joint),
+                        pdev,
+                        0.0,
+                        0.0,
+                    )
                 break
             step *= 0.5
         change = step * size

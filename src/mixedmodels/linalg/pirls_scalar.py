@@ -112,23 +112,30 @@ class ScalarSystem:
     zt : sparse (q, n), ``Z'`` with the scaled columns
     """
 
-    def __init__(self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray,
-                 zt: sp.csr_array):
+    def __init__(
+        self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray, zt: sp.csr_array
+    ):
         n = refs[0].size
         self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], zt, x
         self.nlevels = list(nlevels)
         offsets = np.concatenate([[0], np.cumsum(nlevels[1:])]).astype(np.int64)
         rows_rest = [offsets[t - 1] + refs[t] for t in range(1, len(refs))]
-        self.e21, inv21 = _distinct(np.concatenate(rows_rest) if rows_rest else np.empty(0, np.int64),
-                                    np.tile(refs[0], len(rows_rest)), max(self.m_re, 1))
+        self.e21, inv21 = _distinct(
+            np.concatenate(rows_rest) if rows_rest else np.empty(0, np.int64),
+            np.tile(refs[0], len(rows_rest)),
+            max(self.m_re, 1),
+        )
         pairs = [(t, s) for t in range(1, len(refs)) for s in range(1, t + 1)]
-        self.e22, inv22 = _distinct(np.concatenate([rows_rest[t - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
-                                    np.concatenate([rows_rest[s - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
-                                    max(self.m_re, 1))
+        self.e22, inv22 = _distinct(
+            np.concatenate([rows_rest[t - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
+            np.concatenate([rows_rest[s - 1] for t, s in pairs]) if pairs else np.empty(0, np.int64),
+            max(self.m_re, 1),
+        )
         n21, n22 = self.e21.rows.size, self.e22.rows.size
         gather_rows = np.concatenate([refs[0], self.q1 + inv21, self.q1 + n21 + inv22]).astype(np.int64)
-        gather_vals = np.concatenate([z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))]
-                                     + [z[t] * z[s] for t, s in pairs])
+        gather_vals = np.concatenate(
+            [z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))] + [z[t] * z[s] for t, s in pairs]
+        )
         gather_cols = np.tile(np.arange(n), 1 + len(rows_rest) + len(pairs))
         self.gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
         self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
@@ -150,7 +157,9 @@ class ScalarSystem:
             x, n, p = self.x, self.x.shape[0], self.p
             xx = np.ascontiguousarray((x[:, :, None] * x[:, None, :]).reshape(n, p * p).T)
             offsets = np.concatenate([[0], np.cumsum(self.nlevels)])
-            rows = np.concatenate([((offsets[t] + r)[:, None] * p + np.arange(p)).ravel() for t, r in enumerate(self._refs)])
+            rows = np.concatenate(
+                [((offsets[t] + r)[:, None] * p + np.arange(p)).ravel() for t, r in enumerate(self._refs)]
+            )
             vals = np.concatenate([(zc[:, None] * x).ravel() for zc in self._z])
             cols = np.tile(np.repeat(np.arange(n), p), len(self._refs))
             self._joint_gathers = (xx, sp.csr_array((vals, (rows, cols)), shape=(offsets[-1] * p, n)))
@@ -159,13 +168,17 @@ class ScalarSystem:
     def at(self, lams: np.ndarray) -> "_ThetaState":
         """Per-run quantities for one theta (``lams``: each term's scaled lambda)."""
         rest = lams[self.term_of_rest]
-        return _ThetaState(lams[0], lams[self.term_of_u], rest[self.e21.rows] * lams[0] if self.e21.rows.size else np.empty(0),
-                           rest[self.e22.rows] * rest[self.e22.cols] if self.e22.rows.size else np.empty(0))
+        return _ThetaState(
+            lams[0],
+            lams[self.term_of_u],
+            rest[self.e21.rows] * lams[0] if self.e21.rows.size else np.empty(0),
+            rest[self.e22.rows] * rest[self.e22.cols] if self.e22.rows.size else np.empty(0),
+        )
 
     def factorize(self, state: "_ThetaState", w: np.ndarray, zw: np.ndarray, joint: bool) -> "ScalarFactor":
         """Factor the system for weights ``w`` and working response ``zw`` and solve it."""
         g = self.gather @ w
-        d1 = state.lam1 ** 2 * g[self._slices[0]] + 1.0
+        d1 = state.lam1**2 * g[self._slices[0]] + 1.0
         a21 = g[self._slices[1]] * state.coef21
         rz = state.lamu * (self.zt @ (w * zw))
         rz1, rz2 = rz[: self.q1], rz[self.q1 :]
@@ -231,8 +244,11 @@ class ScalarSystem:
             ax = zxw[:q1].T  # X rows of A21 (p x q1), dense
             scaled = ax / d1
             p = self.p
-            cross = np.bincount((rows[:, None] * p + np.arange(p)).ravel(), weights=(a21[:, None] * scaled.T[cols]).ravel(),
-                                minlength=m_re * p).reshape(m_re, p)
+            cross = np.bincount(
+                (rows[:, None] * p + np.arange(p)).ravel(),
+                weights=(a21[:, None] * scaled.T[cols]).ravel(),
+                minlength=m_re * p,
+            ).reshape(m_re, p)
             s[m_re:, :m_re] = zxw[q1:].T - cross.T
             s[m_re:, m_re:] = xx - scaled @ ax.T
         return s, apply, apply_t
@@ -320,8 +336,14 @@ class SparseScalarSystem:
     and ``linear_predictor``.
     """
 
-    def __init__(self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray,
-                 kernels: dict[str, Callable]):
+    def __init__(
+        self,
+        refs: list[np.ndarray],
+        z: list[np.ndarray],
+        nlevels: list[int],
+        x: np.ndarray,
+        kernels: dict[str, Callable],
+    ):
         nobs = refs[0].size
         self.q1, self.nre, self.p, self.x, self._kernels = nlevels[0], int(sum(nlevels)), x.shape[1], x, kernels
         self._term_of_u = np.repeat(np.arange(len(nlevels)), nlevels)
@@ -340,7 +362,9 @@ class SparseScalarSystem:
         self._pair_vals = np.ascontiguousarray(vals[:, hi] * vals[:, lo], dtype=float)
         self.shift = (self.column_of == self.ai).astype(float)
         self.lp, self.parent = np.empty(size + 1, np.int64), np.empty(size, np.int64)
-        kernels["ldl_symbolic"](self.ap, self.ai, self.lp, self.parent, np.empty(size, np.int64), np.empty(size, np.int64))
+        kernels["ldl_symbolic"](
+            self.ap, self.ai, self.lp, self.parent, np.empty(size, np.int64), np.empty(size, np.int64)
+        )
         self.li = self._pattern()
         self._lnz = np.diff(self.lp)
         self._amap, self._pairs = _update_maps(self.ap, self.ai, self.column_of, self.lp, self.li)
@@ -349,8 +373,20 @@ class SparseScalarSystem:
         """Row indices of L, column by column: what :func:`ldl_numeric` writes for any values (here I)."""
         size, nnz = self.nre, int(self.lp[-1])
         li, ints = np.empty(nnz, np.int64), [np.empty(size, np.int64) for _ in range(3)]
-        self._kernels["ldl_numeric"](self.ap, self.ai, self.shift.copy(), self.lp, self.parent, ints[0], li,
-                                     np.empty(nnz), np.empty(size), np.zeros(size), ints[1], ints[2])
+        self._kernels["ldl_numeric"](
+            self.ap,
+            self.ai,
+            self.shift.copy(),
+            self.lp,
+            self.parent,
+            ints[0],
+            li,
+            np.empty(nnz),
+            np.empty(size),
+            np.zeros(size),
+            ints[1],
+            ints[2],
+        )
         return li
 
     def ldl_flops(self) -> float:
@@ -368,8 +404,9 @@ class SparseScalarSystem:
         self._kernels["linear_predictor"](*self._rows, lam_u, base, out)
         return out
 
-    def factorize(self, state: "_SparseState", w: np.ndarray, zw: np.ndarray, joint: bool,
-                  solve: bool = True) -> "SparseFactor":
+    def factorize(
+        self, state: "_SparseState", w: np.ndarray, zw: np.ndarray, joint: bool, solve: bool = True
+    ) -> "SparseFactor":
         """Assemble, factor and solve for weights ``w`` and working response ``zw``.
 
         ``solve=False``: just the random-effects factor, for the log-determinant at the modes
@@ -380,8 +417,22 @@ class SparseScalarSystem:
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
         nnz = self.li.size
         vals, u, beta = np.empty(nnz + self.nre), np.empty(self.nre), np.empty(p)
-        k["assemble"](p, self._entries, self._pair_vals, *self._rows, self.column_of, self.ai, self.shift, state.lam,
-                      w, zw, self.x, state.ax, y, s)
+        k["assemble"](
+            p,
+            self._entries,
+            self._pair_vals,
+            *self._rows,
+            self.column_of,
+            self.ai,
+            self.shift,
+            state.lam,
+            w,
+            zw,
+            self.x,
+            state.ax,
+            y,
+            s,
+        )
         logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
         d = vals[nnz:]
         if not solve:
@@ -408,7 +459,9 @@ def _update_maps(ap, ai, column_of, lp, li) -> tuple[np.ndarray, tuple[np.ndarra
     for c in np.unique(counts[counts > 0]):
         columns = np.flatnonzero(counts == c)
         hi, lo = np.tril_indices(c)
-        parts.append((np.repeat(columns, lo.size), (lp[columns][:, None] + lo).ravel(), (lp[columns][:, None] + hi).ravel()))
+        parts.append(
+            (np.repeat(columns, lo.size), (lp[columns][:, None] + lo).ravel(), (lp[columns][:, None] + hi).ravel())
+        )
     column, first, second = (np.concatenate(v).astype(np.int64) for v in zip(*parts))
     order = np.argsort(column, kind="stable")
     column, first, second = column[order], first[order], second[order]

@@ -94,8 +94,9 @@ class ReorderedRest:
         return self._in_order(self.cholesky, self.row_term, self.nre, a21, a22)
 
     @classmethod
-    def _in_order(cls, cholesky: SupernodalCholesky, row_term: np.ndarray, nre: int, a21: sp.csr_array,
-                  a22: np.ndarray) -> "ReorderedRest":
+    def _in_order(
+        cls, cholesky: SupernodalCholesky, row_term: np.ndarray, nre: int, a21: sp.csr_array, a22: np.ndarray
+    ) -> "ReorderedRest":
         """A22 and the big term's update taken in ``cholesky.order`` (``row_term`` already in that order)."""
         order = cholesky.order
         update = VectorRankUpdate.build(sp.csr_array(a21)[order], 1)

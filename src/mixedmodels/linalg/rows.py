@@ -104,7 +104,9 @@ def _spherical(rows: TermRows, layout, scaled_lam: np.ndarray) -> np.ndarray:
     return r
 
 
-def _first_block(l11: np.ndarray, levels: np.ndarray, r1: np.ndarray, lam1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _first_block(
+    l11: np.ndarray, levels: np.ndarray, r1: np.ndarray, lam1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``v1 = L11^-1 r1`` and ``w1 = Lambda_1 (L11 L11')^-1 r1`` per row at its level."""
     if l11.ndim == 1:
         v1 = r1 / l11[levels][:, None]

@@ -217,8 +217,9 @@ class _RootFactor:
 
     @classmethod
     def build(cls, permuted: sp.csc_array, split: int, perm: np.ndarray, kernel: Any) -> "_RootFactor | None":
-        lu = spla.splu(sp.csc_array(permuted[:split, :split]), permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                       options=_SYMMETRIC)
+        lu = spla.splu(
+            sp.csc_array(permuted[:split, :split]), permc_spec="NATURAL", diag_pivot_thresh=0.0, options=_SYMMETRIC
+        )
         lower, upper = sp.csc_array(lu.L), sp.csc_array(lu.U)
         pivots = upper.diagonal()
         if not np.all(pivots > 0):
@@ -242,8 +243,15 @@ class _RootFactor:
 
     def _a_solve(self, rhs: np.ndarray) -> np.ndarray:
         x = np.array(rhs, dtype=float, order="C", copy=True)
-        self.kernel(self.lower.indptr, self.lower.indices, self.lower.data, self.upper.indptr, self.upper.indices,
-                    self.upper.data, x)
+        self.kernel(
+            self.lower.indptr,
+            self.lower.indices,
+            self.lower.data,
+            self.upper.indptr,
+            self.upper.indices,
+            self.upper.data,
+            x,
+        )
         return x
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -321,5 +329,5 @@ def _dense_needed(what: str) -> MixedModelsError:
     return MixedModelsError(
         f"{what} needs the dense factor of the rest block, which this model does not form: its rest block is "
         "factored sparsely because the dense one would not fit in memory (see mixedmodels.linalg.sparse_rest); "
-        "the estimates, the random effects' conditional modes, vcov() and the log-likelihood are available")
-
+        "the estimates, the random effects' conditional modes, vcov() and the log-likelihood are available"
+    )

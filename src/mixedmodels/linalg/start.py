@@ -154,8 +154,11 @@ def _dense_moments(cp: BlockedCrossProducts, a: np.ndarray, gram_inv: np.ndarray
         first += term.ncols
     indicator = np.zeros((first, q))
     indicator[component, np.arange(q)] = 1.0
-    return _Moments(indicator @ (resid_cross * resid_cross) @ indicator.T, indicator @ np.diagonal(resid_cross),
-                    indicator @ score_rows**2)
+    return _Moments(
+        indicator @ (resid_cross * resid_cross) @ indicator.T,
+        indicator @ np.diagonal(resid_cross),
+        indicator @ score_rows**2,
+    )
 
 
 def _first_rest_sums(a21_c, g_c_rest: np.ndarray, c_first_c: np.ndarray, indicator: np.ndarray) -> np.ndarray:

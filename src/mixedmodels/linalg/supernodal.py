@@ -159,8 +159,7 @@ class SupernodalCholesky:
             rowptr.append(rowptr[-1] + below.size)
             width, n = stop - first, below.size
             flops += width**3 / 3 + n * width**2 + n * n * width
-        return cls(order, starts, np.asarray(rowptr, dtype=np.int64),
-                   np.concatenate(rows).astype(np.int64), flops)
+        return cls(order, starts, np.asarray(rowptr, dtype=np.int64), np.concatenate(rows).astype(np.int64), flops)
 
     @property
     def size(self) -> int:
@@ -203,8 +202,9 @@ class SupernodalCholesky:
                 rows.append(below)
                 rowptr.append(rowptr[-1] + below.size)
             rows_all = np.concatenate(rows).astype(np.int64) if rows else np.empty(0, np.int64)
-            self._leading[nlead] = SupernodalCholesky(self.order[:nlead], starts.astype(np.int64),
-                                                      np.asarray(rowptr, dtype=np.int64), rows_all, np.nan)
+            self._leading[nlead] = SupernodalCholesky(
+                self.order[:nlead], starts.astype(np.int64), np.asarray(rowptr, dtype=np.int64), rows_all, np.nan
+            )
         return self._leading[nlead]
 
     def selected_inverse(self, factor: np.ndarray, nlead: int | None = None) -> np.ndarray:
@@ -226,8 +226,9 @@ class SupernodalCholesky:
         panel = np.empty(max(1, int((widths * counts).max())))
         pdr = np.empty_like(panel)
         prr = np.empty(max(1, int((counts * counts).max())))
-        status = supernodal_inverse(out.reshape(-1), self.size, structure.starts, structure.rowptr, structure.rows,
-                                    diag, panel, prr, pdr)
+        status = supernodal_inverse(
+            out.reshape(-1), self.size, structure.starts, structure.rowptr, structure.rows, diag, panel, prr, pdr
+        )
         if status != 0:
             raise np.linalg.LinAlgError(f"the factor has a zero pivot in column {status - 1}")
         return out

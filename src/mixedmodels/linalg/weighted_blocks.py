@@ -66,8 +66,15 @@ class WeightedBlocks:
     nobs: int
 
     @classmethod
-    def build(cls, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int], xy: np.ndarray,
-              layouts: tuple[TermLayout, ...], pieces: Sequence) -> "WeightedBlocks":
+    def build(
+        cls,
+        refs: list[np.ndarray],
+        zs: list[np.ndarray],
+        nlevels: list[int],
+        xy: np.ndarray,
+        layouts: tuple[TermLayout, ...],
+        pieces: Sequence,
+    ) -> "WeightedBlocks":
         """Each piece's blocks (``piece.rows``, with ``piece.partner`` for a lag term), stored side by side."""
         dense = _dense_model_matrix(refs, zs, nlevels, xy, layouts)
         if dense is not None:
@@ -136,18 +143,31 @@ def _dense_piece(m: np.ndarray, layouts, ncols_xy: int, piece) -> BlockedCrossPr
     q1, k1, size1 = first.nlevels, first.ncols, first.size
     level = np.arange(q1)
     a11 = gram[:size1, :size1].reshape(q1, k1, q1, k1)[level, :, level, :]
-    return BlockedCrossProducts(layouts, np.ascontiguousarray(a11), np.ascontiguousarray(gram[size1:, :size1]),
-                                np.ascontiguousarray(gram[size1:, size1:]), ncols_xy - 1, m.shape[0])
+    return BlockedCrossProducts(
+        layouts,
+        np.ascontiguousarray(a11),
+        np.ascontiguousarray(gram[size1:, :size1]),
+        np.ascontiguousarray(gram[size1:, size1:]),
+        ncols_xy - 1,
+        m.shape[0],
+    )
 
 
 def _rows_blocks(refs, zs, nlevels, xy, layouts, rows: np.ndarray, signs: tuple[np.ndarray, np.ndarray] | None = None):
     """The blocks of the rows ``rows`` (or of ``m_a + sign m_b`` for the pairs in ``signs``)."""
     if signs is None:
-        return BlockedCrossProducts.build([r[rows] for r in refs], [z[rows] for z in zs], nlevels, xy[rows], layouts=layouts,
-                                         allow_sparse=False)
+        return BlockedCrossProducts.build(
+            [r[rows] for r in refs], [z[rows] for z in zs], nlevels, xy[rows], layouts=layouts, allow_sparse=False
+        )
     first, second, sign = rows, signs[0], signs[1]
-    return BlockedCrossProducts.build([r[first] for r in refs], [z[first] + sign * z[second] for z in zs], nlevels,
-                                      xy[first] + sign * xy[second], layouts=layouts, allow_sparse=False)
+    return BlockedCrossProducts.build(
+        [r[first] for r in refs],
+        [z[first] + sign * z[second] for z in zs],
+        nlevels,
+        xy[first] + sign * xy[second],
+        layouts=layouts,
+        allow_sparse=False,
+    )
 
 
 def _piece_blocks(refs, zs, nlevels, xy, layouts, piece) -> BlockedCrossProducts:
@@ -156,8 +176,14 @@ def _piece_blocks(refs, zs, nlevels, xy, layouts, piece) -> BlockedCrossProducts
     plus = _rows_blocks(refs, zs, nlevels, xy, layouts, piece.rows, (piece.partner, 1.0))
     minus = _rows_blocks(refs, zs, nlevels, xy, layouts, piece.rows, (piece.partner, -1.0))
     a21 = (plus.a21 - minus.a21) * 0.5
-    return BlockedCrossProducts(layouts, (plus.a11 - minus.a11) * 0.5, sp.csr_array(a21) if sp.issparse(a21) else a21,
-                                (plus.a22 - minus.a22) * 0.5, plus.nfixef, plus.nobs)
+    return BlockedCrossProducts(
+        layouts,
+        (plus.a11 - minus.a11) * 0.5,
+        sp.csr_array(a21) if sp.issparse(a21) else a21,
+        (plus.a22 - minus.a22) * 0.5,
+        plus.nfixef,
+        plus.nobs,
+    )
 
 
 def _stack_a21(blocks: list) -> tuple[np.ndarray, tuple | None]:

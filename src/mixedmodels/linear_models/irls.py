@@ -107,7 +107,9 @@ def _evaluate(x: np.ndarray, beta: np.ndarray, offset: np.ndarray, family: Famil
     return eta, mu, dev
 
 
-def null_deviance(inputs: ModelInputs, response: Any, offset: np.ndarray, family: Family, maxit: int, tol: float) -> float:
+def null_deviance(
+    inputs: ModelInputs, response: Any, offset: np.ndarray, family: Family, maxit: int, tol: float
+) -> float:
     """Deviance of the intercept-only model (or of the offset alone without an intercept)."""
     if "(Intercept)" not in inputs.fixed.column_names:
         return response.deviance(family.link.inverse(offset))

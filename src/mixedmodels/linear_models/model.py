@@ -101,8 +101,9 @@ def lm(
     >>> mm.anova(pooled, partial)                                # LRT, partial refitted by ML
     """
     check_arguments(locals())
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm",
-                                  max_memory=max_memory)
+    inputs = prepare_fixed_inputs(
+        formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="lm", max_memory=max_memory
+    )
     return LinearModel(inputs).fit()
 
 
@@ -144,6 +145,7 @@ def glm(
     """
     check_arguments(locals())
     chosen = get_family(family)
-    inputs = prepare_fixed_inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm",
-                                  max_memory=max_memory)
+    inputs = prepare_fixed_inputs(
+        formula, data, weights=weights, offset=offset, contrasts=contrasts, caller="glm", max_memory=max_memory
+    )
     return GlmResults.from_model(LinearModel(inputs, chosen), maxit=maxit, tol=tol)

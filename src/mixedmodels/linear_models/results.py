@@ -290,7 +290,9 @@ class GlmResults(NoRandomEffectsResults):
         offset = np.zeros(inputs.nobs) if inputs.offset is None else inputs.offset
         fit = irls(x, response, offset, family, maxit, tol)
         if not fit.converged:
-            warnings.warn(f"glm.fit: algorithm did not converge in {maxit} iterations", ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"glm.fit: algorithm did not converge in {maxit} iterations", ConvergenceWarning, stacklevel=3
+            )
         return cls(model, fit.beta, fit, response, null_deviance(inputs, response, offset, family, maxit, tol))
 
     # --- facts ---------------------------------------------------------------------
@@ -306,7 +308,7 @@ class GlmResults(NoRandomEffectsResults):
     def family_label(self) -> str:
         name = self.family.name
         default = type(self.family)().link.name
-        return name if self.family.link.name == default else f"{name}(link = \"{self.family.link.name}\")"
+        return name if self.family.link.name == default else f'{name}(link = "{self.family.link.name}")'
 
     @property
     def link(self) -> str:
@@ -419,10 +421,14 @@ class GlmResults(NoRandomEffectsResults):
         elif type == "response":
             values = y - mu
         else:
-            raise MixedModelsError(f"unknown residual type {type!r}; choose 'deviance', 'pearson', 'working' or 'response'")
+            raise MixedModelsError(
+                f"unknown residual type {type!r}; choose 'deviance', 'pearson', 'working' or 'response'"
+            )
         return pd.Series(values, index=self.model.inputs.row_index, name="residuals")
 
-    def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None) -> pd.DataFrame:
+    def simulate(
+        self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, weights: Any = None
+    ) -> pd.DataFrame:
         """Simulated responses from the fitted distribution."""
         check_arguments(locals())
         from ..simulate import simulate  # upward: a convenience method (see tests/test_layering.py)

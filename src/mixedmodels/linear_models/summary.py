@@ -40,13 +40,17 @@ class LmSummary(Printable):
         out += ["", "Coefficients:", *coefmat_lines(r.coef_table(), legend=_LEGEND)]
         out += ["", f"Residual standard error: {format_g(r.sigma)} on {r.df_resid} degrees of freedom"]
         if inputs.n_dropped:
-            out.append(f"  ({inputs.n_dropped} observation{'s' if inputs.n_dropped != 1 else ''} deleted due to missingness)")
+            out.append(
+                f"  ({inputs.n_dropped} observation{'s' if inputs.n_dropped != 1 else ''} deleted due to missingness)"
+            )
         value, numdf, dendf = r.fstatistic
         if numdf > 0:
             from scipy import stats
 
             p = format_pval([stats.f.sf(value, numdf, dendf)], 4)[0]
-            out.append(f"Multiple R-squared:  {format_g(r.r_squared)},\tAdjusted R-squared:  {format_g(r.adj_r_squared)} ")
+            out.append(
+                f"Multiple R-squared:  {format_g(r.r_squared)},\tAdjusted R-squared:  {format_g(r.adj_r_squared)} "
+            )
             out.append(f"F-statistic: {format_g(value)} on {numdf} and {dendf} DF,  p-value: {p}")
         return out + [""]
 
@@ -60,8 +64,11 @@ class GlmSummary(Printable):
 
     def lines(self) -> list[str]:
         r = self.result
-        call = f"glm(formula = {r.formula}, family = {r.family_label}" + (
-            ", weights = given" if r.model.inputs.weights is not None else "") + ")"
+        call = (
+            f"glm(formula = {r.formula}, family = {r.family_label}"
+            + (", weights = given" if r.model.inputs.weights is not None else "")
+            + ")"
+        )
         out = ["", "Call:", call, "", "Deviance Residuals: "]
         out += quantile_lines(r.residuals("deviance").to_numpy(), gap=2)
         out += ["", "Coefficients:", *coefmat_lines(r.coef_table(), legend=_LEGEND)]

@@ -35,8 +35,21 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._threads import blas_threads_for
-from .._validate import (Anything, FitData, Flag, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
-                         check_arguments, check_bool)
+from .._validate import (
+    Anything,
+    FitData,
+    Flag,
+    Instance,
+    Integer,
+    Numbers,
+    OneOf,
+    PerRow,
+    Real,
+    Text,
+    argument_kinds,
+    check_arguments,
+    check_bool,
+)
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.covariance import canonical_theta
 from ..design.inputs import ModelInputs, prepare_inputs
@@ -46,8 +59,14 @@ from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitW
 from ..linalg import BlockedCrossProducts, Factorization
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
-from ..optim import (OptInfo, OptimizerSettings, minimize_bounded, minimize_newton, minimize_quasi_newton,
-                     snap_to_zero_bounds)
+from ..optim import (
+    OptInfo,
+    OptimizerSettings,
+    minimize_bounded,
+    minimize_newton,
+    minimize_quasi_newton,
+    snap_to_zero_bounds,
+)
 from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
 from .results import FACTOR, LmerResults
 
@@ -55,8 +74,12 @@ __all__ = ["LinearMixedModel", "lmer", "ThetaParameters", "start_theta"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
-_WEIGHTS = OneOf(PerRow(), Instance(VarIdent), allow_none=True,
-                 what="numbers, one per row of the data (e.g. data['w']), or mm.var_ident('column')")
+_WEIGHTS = OneOf(
+    PerRow(),
+    Instance(VarIdent),
+    allow_none=True,
+    what="numbers, one per row of the data (e.g. data['w']), or mm.var_ident('column')",
+)
 _CORRELATION = Anything("checked by design.residual.bind_residual: 'correlation= takes mm.cor_ar1(...)'")
 _METHOD = Anything("any value but None is refused by lmer itself, saying what to write instead (REML=False)")
 
@@ -83,7 +106,9 @@ class ThetaParameters:
     def theta_names(self) -> list[str]:
         return [name for t in self.inputs.terms for name in t.theta_names]
 
-    @argument_kinds(theta=Anything("a sequence, Series or dict by theta's names, checked here against the model"), what=Text())
+    @argument_kinds(
+        theta=Anything("a sequence, Series or dict by theta's names, checked here against the model"), what=Text()
+    )
     def check_theta(self, theta: Any, what: str = "start") -> np.ndarray:
         """``theta`` as floats of the model's length within its bounds, or a ModelSpecError naming them.
 
@@ -102,12 +127,16 @@ class ThetaParameters:
         except (TypeError, ValueError):
             raise ModelSpecError(f"{what} theta must be {len(names)} numbers ({', '.join(names)})") from None
         if values.size != len(names):
-            raise ModelSpecError(f"{what} theta has {values.size} values; the model has {len(names)}: {', '.join(names)}")
+            raise ModelSpecError(
+                f"{what} theta has {values.size} values; the model has {len(names)}: {', '.join(names)}"
+            )
         lower, upper = self.theta_lower, self.theta_upper
         if not np.all(np.isfinite(values)) or np.any(values < lower) or np.any(values > upper):
             bad = [n for n, v, lo, up in zip(names, values, lower, upper) if not (np.isfinite(v) and lo <= v <= up)]
-            raise ModelSpecError(f"{what} theta must be finite and >= 0 for the diagonal elements (correlations of cs() "
-                                 f"and ar1() terms within their bounds); check {', '.join(bad)}")
+            raise ModelSpecError(
+                f"{what} theta must be finite and >= 0 for the diagonal elements (correlations of cs() "
+                f"and ar1() terms within their bounds); check {', '.join(bad)}"
+            )
         return values
 
 
@@ -136,15 +165,29 @@ class LinearMixedModel(ThetaParameters):
 
     @classmethod
     @argument_kinds(weights=_WEIGHTS, correlation=_CORRELATION)
-    def from_formula(cls, formula: str, data: pd.DataFrame, *, REML: bool = True, weights: Any = None,
-                     correlation: CorAR1 | None = None, **kwargs: Any) -> "LinearMixedModel":
+    def from_formula(
+        cls,
+        formula: str,
+        data: pd.DataFrame,
+        *,
+        REML: bool = True,
+        weights: Any = None,
+        correlation: CorAR1 | None = None,
+        **kwargs: Any,
+    ) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
         check_arguments(locals())
         check_bool(REML, "REML")
         variance = weights if isinstance(weights, VarIdent) else None
         extra = residual_variables(variance, correlation)
-        inputs = prepare_inputs(formula, data, weights=None if variance is not None else weights,
-                                extra_variables=extra, sparse_rest=variance is None and correlation is None, **kwargs)
+        inputs = prepare_inputs(
+            formula,
+            data,
+            weights=None if variance is not None else weights,
+            extra_variables=extra,
+            sparse_rest=variance is None and correlation is None,
+            **kwargs,
+        )
         if inputs.y.ndim != 1:
             raise DataError(
                 f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
@@ -155,10 +198,19 @@ class LinearMixedModel(ThetaParameters):
         return cls.from_inputs(inputs, REML=REML, variance=variance, correlation=correlation)
 
     @classmethod
-    @argument_kinds(inputs=Instance(ModelInputs), variance=Instance(VarIdent, what="mm.var_ident(...)", allow_none=True),
-                    correlation=Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True))
-    def from_inputs(cls, inputs: ModelInputs, *, REML: bool = True, variance: VarIdent | None = None,
-                    correlation: CorAR1 | None = None) -> "LinearMixedModel":
+    @argument_kinds(
+        inputs=Instance(ModelInputs),
+        variance=Instance(VarIdent, what="mm.var_ident(...)", allow_none=True),
+        correlation=Instance(CorAR1, what="mm.cor_ar1(...)", allow_none=True),
+    )
+    def from_inputs(
+        cls,
+        inputs: ModelInputs,
+        *,
+        REML: bool = True,
+        variance: VarIdent | None = None,
+        correlation: CorAR1 | None = None,
+    ) -> "LinearMixedModel":
         """Build the cross-product blocks for prepared inputs (rows with weight 0 left out: they add nothing).
 
         With a residual structure (``variance``, ``correlation``; their columns
@@ -207,7 +259,9 @@ class LinearMixedModel(ThetaParameters):
         if self.residual is None:
             return type(self).from_inputs(inputs, REML=REML)
         structure = self.residual.structure
-        model = type(self).from_inputs(inputs, REML=REML, variance=structure.variance, correlation=structure.correlation)
+        model = type(self).from_inputs(
+            inputs, REML=REML, variance=structure.variance, correlation=structure.correlation
+        )
         return model.at_residual(self.residual.params)
 
     @argument_kinds(rows=Numbers(Integer(0), what="row positions: whole numbers >= 0"))
@@ -220,13 +274,17 @@ class LinearMixedModel(ThetaParameters):
         """
         check_arguments(locals())
         if self.residual is not None:
-            raise ModelSpecError("influence diagnostics (refits without rows) are not available for a model with a "
-                                 "residual structure (weights=var_ident() or correlation=): its rows are correlated")
+            raise ModelSpecError(
+                "influence diagnostics (refits without rows) are not available for a model with a "
+                "residual structure (weights=var_ident() or correlation=): its rows are correlated"
+            )
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         inputs = self.inputs
         keep = np.setdiff1d(np.arange(inputs.nobs), rows)
         if keep.size <= self.nfixef:
-            raise ModelSpecError(f"without {rows.size} rows, {keep.size} are left: too few for {self.nfixef} fixed effects")
+            raise ModelSpecError(
+                f"without {rows.size} rows, {keep.size} are left: too few for {self.nfixef} fixed effects"
+            )
         sqrtw = np.ones(rows.size) if inputs.weights is None else np.sqrt(inputs.weights[rows])
         y = inputs.y[rows] - (inputs.offset[rows] if inputs.offset is not None else 0.0)
         xy = np.column_stack([inputs.fixed.matrix[rows], y]) * sqrtw[:, None]
@@ -260,7 +318,9 @@ class LinearMixedModel(ThetaParameters):
     def _log_weights(self) -> float:
         return self.inputs.sum_log_weights
 
-    def objective_from(self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None) -> float:
+    def objective_from(
+        self, factor: Factorization, REML: bool | None = None, residual_logdet: float | None = None
+    ) -> float:
         """The profiled REML criterion or deviance given a factorization.
 
         With a residual structure, ``log det R`` at its current parameters is
@@ -326,7 +386,9 @@ class LinearMixedModel(ThetaParameters):
             guess = None
         return [self.theta_start] if guess is None else [self.theta_start, self.crossprods.from_scaled_theta(guess)]
 
-    def _optimize(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> "tuple[OptInfo, Factorization | None]":
+    def _optimize(
+        self, settings: OptimizerSettings | None, start: np.ndarray | None
+    ) -> "tuple[OptInfo, Factorization | None]":
         """Minimize over theta in the units of the scaled columns, then lme4's checks.
 
         The optimizer sees theta for unit-RMS random-effects columns, so its
@@ -353,8 +415,9 @@ class LinearMixedModel(ThetaParameters):
                 first = _reuse_first_value(objective.value, points[best], value)
                 info = minimize_bounded(first, points[best], self.theta_lower, upper, settings=settings)
             else:
-                info = _derivative_fit(objective, points[best], value, self.layouts, self.theta_lower, settings,
-                                       newton=method == "newton")
+                info = _derivative_fit(
+                    objective, points[best], value, self.layouts, self.theta_lower, settings, newton=method == "newton"
+                )
             if len(points) > 1:  # the start candidates' evaluations (the best one's reused)
                 info = replace(info, feval=info.feval + len(points) - (1 if method == "bobyqa" else 0))
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
@@ -362,8 +425,14 @@ class LinearMixedModel(ThetaParameters):
                 if method == "newton":  # the optimizer's own at its final point, when it stopped there
                     known = info.gradient is not None and info.hessian is not None
                     derivatives = (info.gradient, info.hessian) if known else objective.derivatives(info.final)
-                check = check_convergence(objective.value, info.final, self.theta_lower, upper,
-                                          grad=objective.gradient if method == "bfgs" else None, derivatives=derivatives)
+                check = check_convergence(
+                    objective.value,
+                    info.final,
+                    self.theta_lower,
+                    upper,
+                    grad=objective.gradient if method == "bfgs" else None,
+                    derivatives=derivatives,
+                )
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
         factor = objective.best_factor_at(info.final)
@@ -402,7 +471,9 @@ class LinearMixedModel(ThetaParameters):
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
         result = LmerResults.from_fit(model, info, factor)
         if result.is_singular:
-            warnings.warn("boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3)
+            warnings.warn(
+                "boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3
+            )
         return result
 
 
@@ -439,14 +510,16 @@ def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> s
             raise ModelSpecError(
                 f"optimizer={settings.optimizer!r} needs the analytic gradient, which this model's sparsely "
                 "factored rest block (a crossed design too large for the dense one) does not give: use "
-                "optimizer='bobyqa' or 'auto'")
+                "optimizer='bobyqa' or 'auto'"
+            )
         return "bobyqa"
     if not cp.unstructured:
         if settings.optimizer in ("bfgs", "newton"):
             structured = sorted({t.structure.name for t in cp.terms if not t.structure.is_default()})
             raise ModelSpecError(
                 f"optimizer={settings.optimizer!r} needs unstructured random-effects terms; this model has "
-                f"{', '.join(structured)} terms: use optimizer='bobyqa' or 'auto'")
+                f"{', '.join(structured)} terms: use optimizer='bobyqa' or 'auto'"
+            )
         return "bobyqa"
     if settings.optimizer != "auto":
         return settings.optimizer
@@ -486,8 +559,15 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
     return gradient / evaluation
 
 
-def _derivative_fit(objective: ProfiledObjective, x0: np.ndarray, f0: float | None, layouts, lower: np.ndarray,
-                    settings: OptimizerSettings, newton: bool) -> OptInfo:
+def _derivative_fit(
+    objective: ProfiledObjective,
+    x0: np.ndarray,
+    f0: float | None,
+    layouts,
+    lower: np.ndarray,
+    settings: OptimizerSettings,
+    newton: bool,
+) -> OptInfo:
     """Newton or BFGS over the scaled theta, then the optimum with non-negative diagonals.
 
     At a boundary (a diagonal within ``settings.zero_tol`` of zero, where
@@ -520,8 +600,13 @@ def _derivative_fit(objective: ProfiledObjective, x0: np.ndarray, f0: float | No
         return replace(info, final=x, feval=info.feval + 1, gradient=None, hessian=None)
     polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
     polish = minimize_bounded(objective.value, np.maximum(x, lower), lower, settings=polish_settings)
-    return replace(polish, optimizer=f"{info.optimizer} + {polish.optimizer}", feval=info.feval + polish.feval,
-                   geval=info.geval, seconds=info.seconds + polish.seconds)
+    return replace(
+        polish,
+        optimizer=f"{info.optimizer} + {polish.optimizer}",
+        feval=info.feval + polish.feval,
+        geval=info.geval,
+        seconds=info.seconds + polish.seconds,
+    )
 
 
 _POLISH_STEP = 0.05
@@ -536,7 +621,9 @@ def _better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], flo
     return best, values[best]
 
 
-def _reuse_first_value(func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None) -> Callable[[np.ndarray], float]:
+def _reuse_first_value(
+    func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None
+) -> Callable[[np.ndarray], float]:
     """``func``, except that its first call at ``point`` returns the already known ``value`` (once)."""
     known = [value]
 
@@ -633,13 +720,30 @@ def lmer(
     if is_dask_input(data):  # weights and offset are column names there: mixedmodels.dask checks its arguments
         from ..dask import lmer as dask_lmer  # upward: data on Dask are fitted there (see tests/test_layering.py)
 
-        return dask_lmer(formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts,
-                         settings=settings, start=start, na_action=na_action, correlation=correlation)
+        return dask_lmer(
+            formula,
+            data,
+            REML=REML,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            settings=settings,
+            start=start,
+            na_action=na_action,
+            correlation=correlation,
+        )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     model = LinearMixedModel.from_formula(
-        formula, data, REML=REML, weights=weights, offset=offset, contrasts=contrasts, correlation=correlation,
-        na_action=na_action, max_memory=max_memory
+        formula,
+        data,
+        REML=REML,
+        weights=weights,
+        offset=offset,
+        contrasts=contrasts,
+        correlation=correlation,
+        na_action=na_action,
+        max_memory=max_memory,
     )
     return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))
 
@@ -658,8 +762,10 @@ def _method_message(method: Any) -> str:
     """What to write instead of nlme's (and old lme4's) ``method=`` argument."""
     wanted = str(method).upper() if isinstance(method, str) else None
     if wanted == "ML":
-        return ("lmer has no method= argument: for maximum likelihood (nlme's method='ML') use REML=False, "
-                "e.g. mm.lmer(formula, data, REML=False)")
+        return (
+            "lmer has no method= argument: for maximum likelihood (nlme's method='ML') use REML=False, "
+            "e.g. mm.lmer(formula, data, REML=False)"
+        )
     if wanted == "REML":
         return "lmer has no method= argument: REML is the default (REML=True); drop method='REML'"
     return f"lmer has no method= argument (got {method!r}); choose the criterion with REML=True (default) or REML=False"

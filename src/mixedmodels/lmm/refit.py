@@ -22,8 +22,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..convergence import (BOUNDARY_TOLERANCE, GRADIENT_TOLERANCE, HESSIAN_TOLERANCE, MAX_NOBS_FOR_CHECKS,
-                           check_convergence)
+from ..convergence import (
+    BOUNDARY_TOLERANCE,
+    GRADIENT_TOLERANCE,
+    HESSIAN_TOLERANCE,
+    MAX_NOBS_FOR_CHECKS,
+    check_convergence,
+)
 from ..design.covariance import lower_triangle
 from ..errors import ConvergenceWarning, MixedModelsError
 from ..linalg.blocked_batch import BATCH_ENTRIES, BlockedBatch, bfgs_batch
@@ -180,8 +185,14 @@ class ManyFits:
         return model.results_from_estimates(self.infos[j], self.beta[j], self.sigma[j], self.objective[j])
 
 
-def fit_many(model: LinearMixedModel, responses: np.ndarray, start: np.ndarray, rows: ResponseRows | None = None,
-             settings: OptimizerSettings | None = None, checks: bool = True) -> ManyFits:
+def fit_many(
+    model: LinearMixedModel,
+    responses: np.ndarray,
+    start: np.ndarray,
+    rows: ResponseRows | None = None,
+    settings: OptimizerSettings | None = None,
+    checks: bool = True,
+) -> ManyFits:
     """Fit ``model`` to every column of ``responses`` (n x B), each from ``start`` (theta, units of the data).
 
     Batched (:mod:`.linalg.blocked_batch`) when the model's ``A21`` is held
@@ -201,15 +212,19 @@ def fit_many(model: LinearMixedModel, responses: np.ndarray, start: np.ndarray, 
     # start such coordinates a little inside, from where BFGS goes to the bound or away from it.
     x0 = np.where((model.theta_lower == 0) & (x0 == 0), _OFF_THE_BOUND, x0)
     inverse_hessian = _start_inverse_hessian(model, rows, x0)
-    parts = [_batched(model, rows, responses[:, first : first + chunk], start, x0, inverse_hessian, settings, checks)
-             for first in range(0, responses.shape[1], chunk)]
+    parts = [
+        _batched(model, rows, responses[:, first : first + chunk], start, x0, inverse_hessian, settings, checks)
+        for first in range(0, responses.shape[1], chunk)
+    ]
     return _concatenate(parts)
 
 
 def _start_inverse_hessian(model, rows: ResponseRows, x0: np.ndarray) -> np.ndarray:
     """BFGS's first inverse Hessian: the model's own at the start (central differences of the gradient),
     with each eigenvalue's magnitude floored so that it is positive definite."""
-    single = BlockedBatch.from_rows(model.crossprods, rows.rows(model.inputs.y[:, None]), model.REML, model._log_weights())
+    single = BlockedBatch.from_rows(
+        model.crossprods, rows.rows(model.inputs.y[:, None]), model.REML, model._log_weights()
+    )
     hessian = _hessians(single, x0[None])[0]
     values, vectors = np.linalg.eigh(hessian)
     floor = 1e-6 * max(float(np.abs(values).max()), 1e-12)
@@ -247,8 +262,17 @@ def _one_by_one(model, rows: ResponseRows, responses: np.ndarray, start: np.ndar
 def _empty(model, count: int) -> ManyFits:
     ntheta, p = model.crossprods.ntheta, model.nfixef
     nan = np.full
-    return ManyFits(nan((count, ntheta), np.nan), nan(count, np.nan), nan((count, p), np.nan), nan((count, p), np.nan),
-                    nan(count, np.nan), np.zeros(count, dtype=bool), [()] * count, [None] * count, [None] * count)
+    return ManyFits(
+        nan((count, ntheta), np.nan),
+        nan(count, np.nan),
+        nan((count, p), np.nan),
+        nan((count, p), np.nan),
+        nan(count, np.nan),
+        np.zeros(count, dtype=bool),
+        [()] * count,
+        [None] * count,
+        [None] * count,
+    )
 
 
 def _store(out: ManyFits, j: int, fit: MixedFit, messages: tuple) -> None:
@@ -261,20 +285,36 @@ def _concatenate(parts: list[ManyFits]) -> ManyFits:
     if len(parts) == 1:
         return parts[0]
     rows = None if any(p.y_rows is None for p in parts) else np.concatenate([p.y_rows for p in parts])
-    return ManyFits(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("theta", "objective", "beta", "se", "sigma", "singular")),
-                    sum((p.messages for p in parts), []), sum((p.failures for p in parts), []), sum((p.infos for p in parts), []),
-                    rows)
+    return ManyFits(
+        *(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("theta", "objective", "beta", "se", "sigma", "singular")
+        ),
+        sum((p.messages for p in parts), []),
+        sum((p.failures for p in parts), []),
+        sum((p.infos for p in parts), []),
+        rows,
+    )
 
 
-def _batched(model, rows: ResponseRows, responses: np.ndarray, start: np.ndarray, x0: np.ndarray,
-             inverse_hessian: np.ndarray, settings: OptimizerSettings, checks: bool = True) -> ManyFits:
+def _batched(
+    model,
+    rows: ResponseRows,
+    responses: np.ndarray,
+    start: np.ndarray,
+    x0: np.ndarray,
+    inverse_hessian: np.ndarray,
+    settings: OptimizerSettings,
+    checks: bool = True,
+) -> ManyFits:
     """The batched BFGS fits, lme4's boundary rule and checks per fit; the rest refitted one by one."""
     y_rows = rows.rows(responses)
     batch = BlockedBatch.from_rows(model.crossprods, y_rows, model.REML, model._log_weights())
     fits = bfgs_batch(batch, x0, inverse_hessian, settings.ftol_abs, settings.maxeval)
     x = _canonical(model, fits.x)
-    x, values = snap_rows_to_zero_bounds(lambda rows, points: batch.subset(rows).factor(points).value,
-                                         x, fits.f, model.theta_lower, settings)
+    x, values = snap_rows_to_zero_bounds(
+        lambda rows, points: batch.subset(rows).factor(points).value, x, fits.f, model.theta_lower, settings
+    )
     ok = (fits.code == 1) & np.isfinite(values)
     out = _empty(model, responses.shape[1])
     out.y_rows = y_rows
@@ -289,16 +329,32 @@ def _batched(model, rows: ResponseRows, responses: np.ndarray, start: np.ndarray
         for position, j in enumerate(which):
             gradient, hessian, messages = checks[position] if checks is not None else (None, None, ())
             out.messages[j] = messages
-            out.infos[j] = OptInfo(QUASI_NEWTON + " (batched)", start.copy(), out.theta[j].copy(), float(values[j]),
-                                   int(fits.feval[j]), 0.0, 1, "success", settings, messages, gradient, hessian,
-                                   int(fits.geval[j]))
+            out.infos[j] = OptInfo(
+                QUASI_NEWTON + " (batched)",
+                start.copy(),
+                out.theta[j].copy(),
+                float(values[j]),
+                int(fits.feval[j]),
+                0.0,
+                1,
+                "success",
+                settings,
+                messages,
+                gradient,
+                hessian,
+                int(fits.geval[j]),
+            )
     if not ok.all():
         redo = np.flatnonzero(~ok)
         again = _one_by_one(model, rows, responses[:, redo], start, settings)
         for position, j in enumerate(redo):
             for name in ("theta", "objective", "beta", "se", "sigma", "singular"):
                 getattr(out, name)[j] = getattr(again, name)[position]
-            out.messages[j], out.failures[j], out.infos[j] = again.messages[position], again.failures[position], again.infos[position]
+            out.messages[j], out.failures[j], out.infos[j] = (
+                again.messages[position],
+                again.failures[position],
+                again.infos[position],
+            )
     return out
 
 
@@ -327,11 +383,16 @@ def _checks(batch: BlockedBatch, state, x: np.ndarray, lower: np.ndarray) -> lis
 def _messages(gradient: np.ndarray, hessian: np.ndarray, eigenvalues: np.ndarray) -> tuple:
     """lme4's messages for one fit whose eigenvalues are known; the full check only when one could warn."""
     largest = float(eigenvalues.max())
-    clean = (eigenvalues.min() > HESSIAN_TOLERANCE * max(largest, 0.0) and eigenvalues.min() > 0
-             and float(np.abs(gradient).max(initial=0.0)) <= GRADIENT_TOLERANCE)
+    clean = (
+        eigenvalues.min() > HESSIAN_TOLERANCE * max(largest, 0.0)
+        and eigenvalues.min() > 0
+        and float(np.abs(gradient).max(initial=0.0)) <= GRADIENT_TOLERANCE
+    )
     if clean:  # positive definite, well conditioned, and min(|scaled|, |gradient|) <= |gradient| is small
         return ()
-    return check_convergence(None, np.ones(gradient.size), np.zeros(gradient.size), derivatives=(gradient, hessian)).messages
+    return check_convergence(
+        None, np.ones(gradient.size), np.zeros(gradient.size), derivatives=(gradient, hessian)
+    ).messages
 
 
 def _canonical(model, x: np.ndarray) -> np.ndarray:

@@ -57,8 +57,15 @@ class ResidualModel:
     params: np.ndarray
 
     @classmethod
-    def build(cls, structure: ResidualStructure, refs: list[np.ndarray], zs: list[np.ndarray], nlevels: list[int],
-              xy: np.ndarray, structures: list) -> "ResidualModel":
+    def build(
+        cls,
+        structure: ResidualStructure,
+        refs: list[np.ndarray],
+        zs: list[np.ndarray],
+        nlevels: list[int],
+        xy: np.ndarray,
+        structures: list,
+    ) -> "ResidualModel":
         """Store the pieces of ``[Z X y]' R^-1 [Z X y]`` (rows already scaled by sqrt(prior weights))."""
         layouts = term_layouts(zs, nlevels, structures)
         blocks = WeightedBlocks.build(refs, zs, nlevels, xy, layouts, structure.pieces)
@@ -82,8 +89,10 @@ class ResidualModel:
 def check_no_zero_weights(weights: np.ndarray | None) -> None:
     """Rows of weight 0 would break the residual structure's groups: refuse them."""
     if weights is not None and not np.all(weights > 0):
-        raise DataError("weights of 0 cannot be combined with a residual structure (weights=var_ident() or "
-                        "correlation=): drop those rows from the data instead")
+        raise DataError(
+            "weights of 0 cannot be combined with a residual structure (weights=var_ident() or "
+            "correlation=): drop those rows from the data instead"
+        )
 
 
 _PHI_STARTS = (0.3, 0.6, 0.9)
@@ -114,16 +123,19 @@ def _starting_params(model: Any, theta0: np.ndarray) -> tuple[np.ndarray, int]:
     return candidates[int(np.argmin(values))], len(values)
 
 
-def optimize_with_residual(model: Any, settings: OptimizerSettings | None,
-                           start: np.ndarray | None) -> tuple[OptInfo, np.ndarray]:
+def optimize_with_residual(
+    model: Any, settings: OptimizerSettings | None, start: np.ndarray | None
+) -> tuple[OptInfo, np.ndarray]:
     """BOBYQA over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
 
     ``model`` is a :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
     if settings is not None and settings.optimizer in ("bfgs", "newton"):
-        raise ModelSpecError(f"optimizer={settings.optimizer!r} has no gradient for a residual structure: "
-                             "use optimizer='bobyqa' or 'auto'")
+        raise ModelSpecError(
+            f"optimizer={settings.optimizer!r} has no gradient for a residual structure: "
+            "use optimizer='bobyqa' or 'auto'"
+        )
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
     ntheta = model.theta_lower.size

@@ -15,8 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import (Anything, Duck, Instance, Integer, Numbers, OneOf, PerRow, Real, Text, argument_kinds,
-                         check_arguments, check_bool)
+from .._validate import (
+    Anything,
+    Duck,
+    Instance,
+    Integer,
+    Numbers,
+    OneOf,
+    PerRow,
+    Real,
+    Text,
+    argument_kinds,
+    check_arguments,
+    check_bool,
+)
 from ..convergence import BOUNDARY_TOLERANCE
 from ..design.random import unique_group_names
 from ..errors import MixedModelsError
@@ -88,7 +100,9 @@ class LmerResults(InformationCriteria):
     _spherical: tuple[np.ndarray, ...] | None
 
     @classmethod
-    @argument_kinds(model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo), factor=FACTOR)
+    @argument_kinds(
+        model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo), factor=FACTOR
+    )
     def from_fit(cls, model: MixedModel, info: OptInfo, factor: "Factorization | None" = None) -> "LmerResults":
         """Assemble the results from the optimizer's final theta (and its factorization, if at hand)."""
         check_arguments(locals())
@@ -100,15 +114,29 @@ class LmerResults(InformationCriteria):
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
 
     @classmethod
-    @argument_kinds(model=Duck("inputs", "crossprods", what="a LinearMixedModel"), info=Instance(OptInfo),
-                    beta=Numbers(), sigma=Real(0.0), objective=Real(allow_inf=True))
-    def from_estimates(cls, model: MixedModel, info: OptInfo, beta: np.ndarray, sigma: float,
-                       objective: float) -> "LmerResults":
+    @argument_kinds(
+        model=Duck("inputs", "crossprods", what="a LinearMixedModel"),
+        info=Instance(OptInfo),
+        beta=Numbers(),
+        sigma=Real(0.0),
+        objective=Real(allow_inf=True),
+    )
+    def from_estimates(
+        cls, model: MixedModel, info: OptInfo, beta: np.ndarray, sigma: float, objective: float
+    ) -> "LmerResults":
         """Results whose estimates were computed elsewhere (batched refits, from the same factor's
         formulas); the factorization and the modes are formed on first use, not for every refit."""
         check_arguments(locals())
-        return cls(model, info.final.copy(), np.asarray(beta, dtype=float).copy(), float(sigma), float(objective),
-                   info, None, None)
+        return cls(
+            model,
+            info.final.copy(),
+            np.asarray(beta, dtype=float).copy(),
+            float(sigma),
+            float(objective),
+            info,
+            None,
+            None,
+        )
 
     # --- basic facts ----------------------------------------------------------
     @property
@@ -240,7 +268,9 @@ class LmerResults(InformationCriteria):
     @property
     def se(self) -> pd.Series:
         """Standard errors of the fixed effects."""
-        return pd.Series(np.sqrt(np.diag(self.sigma**2 * self._vcov_unscaled)), index=self.fixef_names, name="Std. Error")
+        return pd.Series(
+            np.sqrt(np.diag(self.sigma**2 * self._vcov_unscaled)), index=self.fixef_names, name="Std. Error"
+        )
 
     # --- likelihood -----------------------------------------------------------
     @property
@@ -300,7 +330,10 @@ class LmerResults(InformationCriteria):
         from ..linalg.condvar import conditional_variances
 
         variances = conditional_variances(self.factor)
-        return [self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam)) for lam, v in zip(self.relative_factors(), variances)]
+        return [
+            self.sigma * np.sqrt(np.einsum("ij,qjk,ik->qi", lam, v, lam))
+            for lam, v in zip(self.relative_factors(), variances)
+        ]
 
     def _term_frame(self, index: int, values: np.ndarray) -> pd.DataFrame:
         term = self.terms[index]
@@ -395,7 +428,9 @@ class LmerResults(InformationCriteria):
         """
         check_arguments(locals())
         if type not in _RESIDUAL_TYPES:
-            raise MixedModelsError(f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}")
+            raise MixedModelsError(
+                f"unknown residual type {type!r}; choose one of {', '.join(map(repr, _RESIDUAL_TYPES))}"
+            )
         inputs = self.model.inputs
         resid = inputs.y - self._linear_predictor
         if type == "normalized" and self._residual is not None:
@@ -490,8 +525,14 @@ class LmerResults(InformationCriteria):
 
         return profile(self, **kwargs)
 
-    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "response", **kwargs) -> pd.Series | pd.DataFrame:
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_form: str | None = None,
+        allow_new_levels: bool = False,
+        type: str = "response",
+        **kwargs,
+    ) -> pd.Series | pd.DataFrame:
         """Predictions with all (default), none (``re_form="~0"``) or some random effects.
 
         Extra keywords go to :func:`mixedmodels.predict.predict`: ``se_fit=True``
@@ -516,8 +557,9 @@ class LmerResults(InformationCriteria):
 
         return refit(self, y)
 
-    def simulate(self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None,
-                 re_form: str | bool | None = "~0", **kwargs) -> pd.DataFrame:
+    def simulate(
+        self, nsim: int = 1, seed=None, newdata: pd.DataFrame | None = None, re_form: str | bool | None = "~0", **kwargs
+    ) -> pd.DataFrame:
         """Simulated responses (lme4's simulate), with lme4's ``re.form``.
 
         ``re_form="~0"`` (default, R's ``NA``): new random effects for every term;

@@ -10,7 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..fitted import MixedFit
-from ..format import Printable, abbreviate, coefmat_lines, common_width, deparse_lines, five_number_lines, format_r, table_lines
+from ..format import (
+    Printable,
+    abbreviate,
+    coefmat_lines,
+    common_width,
+    deparse_lines,
+    five_number_lines,
+    format_r,
+    table_lines,
+)
 
 __all__ = ["LmerSummary"]
 
@@ -47,7 +56,9 @@ class LmerSummary(Printable):
         self.result = result
         self.ddf = ddf
         if ddf is not None:  # refuse a bad method now, not when the summary is printed
-            from ..inference.ddf import coef_table  # upward: summary(ddf=...) is lmerTest's (see tests/test_layering.py)
+            from ..inference.ddf import (
+                coef_table,
+            )  # upward: summary(ddf=...) is lmerTest's (see tests/test_layering.py)
 
             coef_table(result, ddf=ddf)
 
@@ -142,7 +153,11 @@ class LmerSummary(Printable):
         corr = cov / np.outer(sd, sd)
         rows = [[""] + [abbreviate(n) for n in names[:-1]]]
         for i in range(1, len(names)):  # lme4: abbreviate(rownames, 11), abbreviate(colnames, 6)
-            rows.append([abbreviate(names[i], 11)] + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)] + [""] * (len(names) - 1 - i))
+            rows.append(
+                [abbreviate(names[i], 11)]
+                + [f"{round(corr[i, j], 3) + 0.0:.3f}" for j in range(i)]
+                + [""] * (len(names) - 1 - i)
+            )
         return ["", "Correlation of Fixed Effects:", *table_lines(rows, "l" + "r" * (len(names) - 1))]
 
     def _footer(self) -> list[str]:

@@ -99,8 +99,12 @@ class _Model:
             return False
         old, inputs = self._cache
         response = data[self.parsed.response]
-        return (inputs.n_dropped == 0 and not response.isna().any() and len(data) == len(old)
-                and data[self.predictors].equals(old))
+        return (
+            inputs.n_dropped == 0
+            and not response.isna().any()
+            and len(data) == len(old)
+            and data[self.predictors].equals(old)
+        )
 
     def inputs(self, data: pd.DataFrame):
         """Model inputs for this data set (no random-effects terms for OLS)."""
@@ -110,7 +114,9 @@ class _Model:
         self._cache = (data[self.predictors].copy(), inputs)
         return inputs
 
-    def pvalues_many(self, frame: pd.DataFrame, responses: np.ndarray, test: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    def pvalues_many(
+        self, frame: pd.DataFrame, responses: np.ndarray, test: str, method: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """p-values and singular flags for every response (columns of an n x nsim array) on one design."""
         data = frame.assign(**{self.parsed.response: responses[:, 0]})
         inputs = prepare_inputs(self.formula, data) if self.mixed else prepare_fixed_part(self.parsed, data)
@@ -299,9 +305,18 @@ def _one_run(models, data, test, method, strict: bool) -> tuple[list[float], lis
     return pvals, singular
 
 
-@argument_kinds(design=OneOf(Dict(), Frame(), Function(), what="a dict of simulate_design's arguments, a data set it made, or a function rng -> DataFrame"),
-            formula=OneOf(TextList(), Dict(Text()), what="a formula, a list of formulas or a dict label -> formula"),
-            test=Text(), seed=Seed(generator=False), ci=Text())
+@argument_kinds(
+    design=OneOf(
+        Dict(),
+        Frame(),
+        Function(),
+        what="a dict of simulate_design's arguments, a data set it made, or a function rng -> DataFrame",
+    ),
+    formula=OneOf(TextList(), Dict(Text()), what="a formula, a list of formulas or a dict label -> formula"),
+    test=Text(),
+    seed=Seed(generator=False),
+    ci=Text(),
+)
 def power(
     design: Any,
     formula: str | Sequence[str] | Mapping[str, str],
@@ -385,13 +400,16 @@ def _response_batch(design: Any, streams, progress: bool) -> tuple[pd.DataFrame,
     if sampler is None:
         return None
     frame, draw = sampler
-    responses = [draw(np.random.default_rng(stream))
-                 for stream in tqdm(streams, desc="power: simulate", unit="sim", disable=not progress, leave=False)]
+    responses = [
+        draw(np.random.default_rng(stream))
+        for stream in tqdm(streams, desc="power: simulate", unit="sim", disable=not progress, leave=False)
+    ]
     return frame, np.column_stack(responses)
 
 
-def _all_runs(models: dict[str, "_Model"], frame: pd.DataFrame, responses: np.ndarray, test: str,
-              method: str) -> tuple[np.ndarray, np.ndarray]:
+def _all_runs(
+    models: dict[str, "_Model"], frame: pd.DataFrame, responses: np.ndarray, test: str, method: str
+) -> tuple[np.ndarray, np.ndarray]:
     """p-values and singular flags (data sets x models) with each model's design built once."""
     pvals = np.full((responses.shape[1], len(models)), np.nan)
     singular = np.zeros(pvals.shape, dtype=bool)
@@ -407,10 +425,18 @@ def _summarise(pvals, singular, alpha, level, ci, formulas, labels) -> pd.DataFr
         rejected = int(np.sum(pvals[ok, k] < alpha))
         n = int(ok.sum())
         low, high = binomial_ci(rejected, n, level, ci)
-        rows.append({
-            "formula": formula, "rejected": rejected, "fits": n, "rate": rejected / n if n else np.nan,
-            "ci_low": low, "ci_high": high, "failed": int((~ok).sum()), "singular": int(singular[:, k].sum()),
-        })
+        rows.append(
+            {
+                "formula": formula,
+                "rejected": rejected,
+                "fits": n,
+                "rate": rejected / n if n else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "failed": int((~ok).sum()),
+                "singular": int(singular[:, k].sum()),
+            }
+        )
     return pd.DataFrame(rows, index=pd.Index(labels, name="model"))
 
 
@@ -453,10 +479,16 @@ class PowerResult:
     def __str__(self) -> str:
         kind = ""
         if self.true_value is not None:
-            kind = " (true value 0: Type-I error rate)" if self.true_value == 0 else f" (true value {self.true_value:g}: power)"
+            kind = (
+                " (true value 0: Type-I error rate)"
+                if self.true_value == 0
+                else f" (true value {self.true_value:g}: power)"
+            )
         nsim = len(self.pvalues)
-        head = [f"Rejection rate of H0: {self.test} = 0 by {self.method}, alpha = {self.alpha:g}, "
-                f"{nsim} simulated data sets{kind}"]
+        head = [
+            f"Rejection rate of H0: {self.test} = 0 by {self.method}, alpha = {self.alpha:g}, "
+            f"{nsim} simulated data sets{kind}"
+        ]
         ci_name = f"{self.level:.0%} CI ({self.ci})"
         rows = [["model", "rejected", "rate", ci_name, "failed", "singular"]]
         for label, r in self.table.iterrows():
@@ -464,8 +496,10 @@ class PowerResult:
             rate = f"{r.rate:.3f}" if r.fits else "-"
             rows.append([str(label), f"{r.rejected}/{r.fits}", rate, interval, str(r.failed), str(r.singular)])
         widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
-                 for row in rows]
+        lines = [
+            "  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
+            for row in rows
+        ]
         return "\n".join(head + lines)
 
     def __repr__(self) -> str:

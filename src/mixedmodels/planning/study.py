@@ -215,8 +215,12 @@ def _check_covariates(covariates: Mapping[str, Any], n_max: int) -> dict[str, An
 def _check_keys(spec: _Spec) -> None:
     """Every named column must be a design column or a product a:b of them."""
     base = set(spec.base_columns)
-    for what, keys in (("fixed", spec.fixed), ("outlier_shift", spec.outlier_shift), ("group_sd", spec.group_sd),
-                       ("item_sd", spec.item_sd)):
+    for what, keys in (
+        ("fixed", spec.fixed),
+        ("outlier_shift", spec.outlier_shift),
+        ("group_sd", spec.group_sd),
+        ("item_sd", spec.item_sd),
+    ):
         for key in keys:
             unknown = [part for part in key.split(":") if part not in base]
             if unknown:
@@ -253,12 +257,36 @@ def _check_size(n_groups: int, n_obs: Any, n_items: int | None, within: Mapping 
     cells = math.prod(max(len(levels), 1) for levels in (within or {}).values())
     rows = trials * max(int(n_items or 1), 1) * cells
     estimate = MemoryEstimate().add(f"{rows:,} rows x ~12 columns", rows * 12 * 8 * 2)
-    check_memory(estimate, None, "the simulated data set",
-                 "simulate fewer groups, trials or items (or several smaller data sets)", settable=False)
+    check_memory(
+        estimate,
+        None,
+        "the simulated data set",
+        "simulate fewer groups, trials or items (or several smaller data sets)",
+        settable=False,
+    )
 
 
-def _make_spec(n_groups, n_obs, *, n_items, within, between, between_items, covariates, fixed, group_sd, group_corr,
-               item_sd, item_corr, sigma, outliers, outlier_shift, response, group, item) -> _Spec:
+def _make_spec(
+    n_groups,
+    n_obs,
+    *,
+    n_items,
+    within,
+    between,
+    between_items,
+    covariates,
+    fixed,
+    group_sd,
+    group_corr,
+    item_sd,
+    item_corr,
+    sigma,
+    outliers,
+    outlier_shift,
+    response,
+    group,
+    item,
+) -> _Spec:
     _check_size(n_groups, n_obs, n_items, within)
     counts = _n_obs(n_groups, n_obs)
     if n_items is not None and (not isinstance(n_items, (int, np.integer)) or n_items < 1):
@@ -280,11 +308,19 @@ def _make_spec(n_groups, n_obs, *, n_items, within, between, between_items, cova
     factors = wf + bf + ibf
     variable_names = [f.name for f in factors] + list(cov) + [f"{f.name}_label" for f in factors if f.codes]
     spec = _Spec(
-        n_obs=counts, n_items=int(n_items or 0), within=wf, between=bf, item_between=ibf, covariates=cov,
+        n_obs=counts,
+        n_items=int(n_items or 0),
+        within=wf,
+        between=bf,
+        item_between=ibf,
+        covariates=cov,
         fixed={_intercept_key(str(k)): float(v) for k, v in (fixed or {INTERCEPT: 0.0}).items()},
-        group_sd=gsd, group_corr=_corr_matrix(group_corr, len(gsd), "group_corr"),
-        item_sd=isd, item_corr=_corr_matrix(item_corr, len(isd), "item_corr"),
-        sigma=float(sigma), outliers=int(outliers),
+        group_sd=gsd,
+        group_corr=_corr_matrix(group_corr, len(gsd), "group_corr"),
+        item_sd=isd,
+        item_corr=_corr_matrix(item_corr, len(isd), "item_corr"),
+        sigma=float(sigma),
+        outliers=int(outliers),
         outlier_shift=shift,
         names=_names(response, group, item, variable_names),
     )
@@ -337,8 +373,7 @@ def _design_columns(spec: _Spec, rows, levels, covariates) -> dict[str, np.ndarr
 def _draw_covariates(spec: _Spec, rows, rng: np.random.Generator) -> dict[str, np.ndarray]:
     n = len(rows["group"])
     return {
-        name: (rng.normal(0.0, s, n) if np.ndim(s) == 0 else s[rows["trial"]])
-        for name, s in spec.covariates.items()
+        name: (rng.normal(0.0, s, n) if np.ndim(s) == 0 else s[rows["trial"]]) for name, s in spec.covariates.items()
     }
 
 
@@ -378,7 +413,7 @@ def _draw_response(spec: _Spec, rows, cols, rng: np.random.Generator) -> tuple[n
     b = _draw_effects(spec.group_sd, spec.group_corr, spec.n_groups, rng)
     gkeys = list(spec.group_sd)
     for key, shift in spec.outlier_shift.items():
-        b[spec.n_groups - spec.outliers:, gkeys.index(key)] += shift
+        b[spec.n_groups - spec.outliers :, gkeys.index(key)] += shift
     c = _draw_effects(spec.item_sd, spec.item_corr, spec.n_items, rng)
     eta = sum(cols[k] * v for k, v in spec.fixed.items()) + _random_part(cols, b, gkeys, rows["group"])
     if spec.n_items:
@@ -454,8 +489,11 @@ class DesignTruth:
 
     def coef(self) -> pd.DataFrame:
         """True per-group coefficients: fixed effects plus each group's random effects (as lme4's ``coef()``)."""
-        out = pd.DataFrame(np.tile(self.fixef.to_numpy(), (len(self.group_effects), 1)),
-                           index=self.group_effects.index, columns=self.fixef.index)
+        out = pd.DataFrame(
+            np.tile(self.fixef.to_numpy(), (len(self.group_effects), 1)),
+            index=self.group_effects.index,
+            columns=self.fixef.index,
+        )
         for col in self.group_effects.columns:
             out[col] = out[col] + self.group_effects[col] if col in out.columns else self.group_effects[col]
         return out
@@ -495,8 +533,9 @@ def _truth(spec: _Spec, frame: pd.DataFrame, effects: dict[str, Any]) -> DesignT
         item_cov=pd.DataFrame(_covariance(spec.item_sd, spec.item_corr), index=ikeys, columns=ikeys) if item else None,
         group_effects=pd.DataFrame(effects["group_effects"], index=pd.Index(glevels, name=nm["group"]), columns=gkeys),
         item_effects=pd.DataFrame(effects["item_effects"], index=pd.Index(ilevels, name=nm["item"]), columns=ikeys)
-        if item else None,
-        outlier_groups=tuple(glevels[spec.n_groups - spec.outliers:]) if spec.outliers else (),
+        if item
+        else None,
+        outlier_groups=tuple(glevels[spec.n_groups - spec.outliers :]) if spec.outliers else (),
         settings=dict(spec.settings),
     )
 
@@ -509,11 +548,26 @@ _SD = OneOf(Real(0.0), Dict(Real(0.0)), what="an SD >= 0 or a dict of design col
 _CORR = OneOf(Real(-1.0, 1.0), Instance(np.ndarray, list), what="a correlation in [-1, 1] or a correlation matrix")
 
 
-@argument_kinds(n_groups=Integer(1), n_obs=OneOf(Integer(1), Numbers(Integer(1), min_length=1), what="a whole number >= 1 or one per group"),
-            n_items=Integer(1, allow_none=True), within=Dict(allow_none=True), between=Dict(allow_none=True),
-            between_items=Dict(allow_none=True), covariates=Dict(allow_none=True), fixed=Dict(Real(), allow_none=True),
-            group_sd=_SD, group_corr=_CORR, item_sd=_SD, item_corr=_CORR, sigma=Real(0.0), outliers=Integer(0),
-            outlier_shift=Dict(Real(), allow_none=True), response=Text(), group=Text(), item=Text())
+@argument_kinds(
+    n_groups=Integer(1),
+    n_obs=OneOf(Integer(1), Numbers(Integer(1), min_length=1), what="a whole number >= 1 or one per group"),
+    n_items=Integer(1, allow_none=True),
+    within=Dict(allow_none=True),
+    between=Dict(allow_none=True),
+    between_items=Dict(allow_none=True),
+    covariates=Dict(allow_none=True),
+    fixed=Dict(Real(), allow_none=True),
+    group_sd=_SD,
+    group_corr=_CORR,
+    item_sd=_SD,
+    item_corr=_CORR,
+    sigma=Real(0.0),
+    outliers=Integer(0),
+    outlier_shift=Dict(Real(), allow_none=True),
+    response=Text(),
+    group=Text(),
+    item=Text(),
+)
 def simulate_design(
     n_groups: int = 20,
     n_obs: int | Sequence[int] = 10,
@@ -630,4 +684,3 @@ def response_sampler(settings: Mapping[str, Any]) -> tuple[pd.DataFrame, Any] | 
     cols = _design_columns(spec, rows, levels, covariates)
     frame = _frame(spec, rows, levels, covariates, np.zeros(len(rows["group"])))
     return frame, (lambda rng: _draw_response(spec, rows, cols, _as_rng(rng))[0])
-

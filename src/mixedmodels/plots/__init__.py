@@ -26,4 +26,13 @@ from .pooling import pooling_lines, shrinkage
 from .ranef import caterpillar, ranef_scatter
 from .smooth import lowess
 
-__all__ = ["by_group", "lowess", "pooling_lines", "shrinkage", "caterpillar", "ranef_scatter", "diagnostics", "profile_zeta"]
+__all__ = [
+    "by_group",
+    "lowess",
+    "pooling_lines",
+    "shrinkage",
+    "caterpillar",
+    "ranef_scatter",
+    "diagnostics",
+    "profile_zeta",
+]

@@ -26,9 +26,7 @@ def pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plotting needs matplotlib, an optional extra: pip install 'mixedmodels[plot]'"
-        ) from exc
+        raise ImportError("plotting needs matplotlib, an optional extra: pip install 'mixedmodels[plot]'") from exc
     return plt
 
 
@@ -48,7 +46,9 @@ def grid_shape(npanels: int, ncols: int | None = None) -> tuple[int, int]:
     return math.ceil(npanels / ncols), ncols
 
 
-def figure_legend(fig: "Figure", handles: list, labels: list[str], where: str = "upper", ncol: int | None = None) -> Any:
+def figure_legend(
+    fig: "Figure", handles: list, labels: list[str], where: str = "upper", ncol: int | None = None
+) -> Any:
     """A figure-level legend outside the panels, in one row unless ``ncol`` says otherwise."""
     ncol = ncol or len(labels)
     try:

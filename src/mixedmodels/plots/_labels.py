@@ -72,8 +72,9 @@ def points_per_unit(ax: "Axes") -> tuple[float, float]:
     return box.width * to_points / (x1 - x0), box.height * to_points / (y1 - y0)
 
 
-def label_column(ax: "Axes", x: float, y: np.ndarray, texts: Sequence[str], *, fontsize: float = 7.0,
-                 dx: float = -6.0) -> None:
+def label_column(
+    ax: "Axes", x: float, y: np.ndarray, texts: Sequence[str], *, fontsize: float = 7.0, dx: float = -6.0
+) -> None:
     """Labels left (``dx < 0``) or right of points stacked at ``x``, spread so none overlap.
 
     A label moved off its point's height gets a thin leader line to the point.
@@ -84,9 +85,19 @@ def label_column(ax: "Axes", x: float, y: np.ndarray, texts: Sequence[str], *, f
     _, ppu = points_per_unit(ax)
     wanted = spread_1d(y * ppu, gap=_line_height(ax, texts, fontsize) + 0.5)
     for yi, text, offset in zip(y, texts, wanted - y * ppu):
-        ax.annotate(text, xy=(x, yi), xytext=(dx, offset), textcoords="offset points", fontsize=fontsize,
-                    ha="right" if dx < 0 else "left", va="center", color="#424242", gid=LABEL_GID, bbox=_BACKING,
-                    arrowprops=_LEADER if abs(offset) > 0.6 * fontsize else None)
+        ax.annotate(
+            text,
+            xy=(x, yi),
+            xytext=(dx, offset),
+            textcoords="offset points",
+            fontsize=fontsize,
+            ha="right" if dx < 0 else "left",
+            va="center",
+            color="#424242",
+            gid=LABEL_GID,
+            bbox=_BACKING,
+            arrowprops=_LEADER if abs(offset) > 0.6 * fontsize else None,
+        )
 
 
 def _line_height(ax: "Axes", texts: Sequence[str], fontsize: float) -> float:
@@ -105,8 +116,15 @@ _DIRECTIONS = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, 
 _RINGS = (4.0, 9.0, 15.0, 22.0)
 
 
-def label_points(ax: "Axes", xy: np.ndarray, texts: Sequence[str], *, obstacles: np.ndarray | None = None,
-                 segments: np.ndarray | None = None, fontsize: float = 7.0) -> None:
+def label_points(
+    ax: "Axes",
+    xy: np.ndarray,
+    texts: Sequence[str],
+    *,
+    obstacles: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
+    fontsize: float = 7.0,
+) -> None:
     """Label points in a plane so labels overlap neither each other, nor markers, nor arrows.
 
     Parameters
@@ -126,7 +144,9 @@ def label_points(ax: "Axes", xy: np.ndarray, texts: Sequence[str], *, obstacles:
     px_per_pt = ax.figure.dpi / 72.0
     anchors = to_px(xy)
     marks = anchors if obstacles is None else np.vstack([anchors, to_px(np.asarray(obstacles, float))])
-    segs = np.empty((0, 2, 2)) if segments is None else to_px(np.asarray(segments, float).reshape(-1, 2)).reshape(-1, 2, 2)
+    segs = (
+        np.empty((0, 2, 2)) if segments is None else to_px(np.asarray(segments, float).reshape(-1, 2)).reshape(-1, 2, 2)
+    )
     frame = ax.get_window_extent()
     renderer = ax.figure.canvas.get_renderer()
     placed: list[np.ndarray] = [_text_box(t, ax) for t in ax.texts if t.get_text()]  # e.g. contour labels
@@ -147,10 +167,19 @@ def label_points(ax: "Axes", xy: np.ndarray, texts: Sequence[str], *, obstacles:
         _, offset, ux, uy, box = best
         placed.append(box)
         far = np.hypot(*offset) > 10.0 * px_per_pt
-        ax.annotate(texts[k], xy=tuple(xy[k]), xytext=tuple(offset / px_per_pt), textcoords="offset points",
-                    fontsize=fontsize, color="#424242", gid=LABEL_GID, bbox=_BACKING,
-                    ha={1: "left", -1: "right", 0: "center"}[ux], va={1: "bottom", -1: "top", 0: "center"}[uy],
-                    arrowprops=_LEADER if far else None)
+        ax.annotate(
+            texts[k],
+            xy=tuple(xy[k]),
+            xytext=tuple(offset / px_per_pt),
+            textcoords="offset points",
+            fontsize=fontsize,
+            color="#424242",
+            gid=LABEL_GID,
+            bbox=_BACKING,
+            ha={1: "left", -1: "right", 0: "center"}[ux],
+            va={1: "bottom", -1: "top", 0: "center"}[uy],
+            arrowprops=_LEADER if far else None,
+        )
 
 
 def _crowded_first(anchors: np.ndarray) -> np.ndarray:

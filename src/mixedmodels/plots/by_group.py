@@ -48,11 +48,17 @@ def _check_columns(data: Any, x: str, y: str, group: str) -> pd.DataFrame:
 
 
 def _levels(values: pd.Series, groups: Sequence[Any] | None) -> list:
-    present = list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype) else sorted(values.dropna().unique())
+    present = (
+        list(values.cat.categories)
+        if isinstance(values.dtype, pd.CategoricalDtype)
+        else sorted(values.dropna().unique())
+    )
     present = [lv for lv in present if (values == lv).any()]
     if groups is None:
         if len(present) > _MAX_PANELS:
-            raise MixedModelsError(f"{len(present)} groups is too many panels; choose up to {_MAX_PANELS} with groups=[...]")
+            raise MixedModelsError(
+                f"{len(present)} groups is too many panels; choose up to {_MAX_PANELS} with groups=[...]"
+            )
         return present
     chosen = [groups] if isinstance(groups, (str, int)) else list(groups)
     by_text = {str(lv): lv for lv in present}
@@ -86,9 +92,16 @@ def _conditional_line(fit: Any, rows: pd.DataFrame, x: str, npoints: int):
     return grid, np.asarray(values, dtype=float)
 
 
-@argument_kinds(x=Text(), y=Text(), group=Text(), smooth=Choice("lowess", "lm", allow_none=True), fit=_FIT,
-                groups=Anything("levels of any type, matched against the group column by _levels, which names what is missing"),
-                span=Real(0.0, 1.0, low_open=True), iterations=Integer(0, 100))
+@argument_kinds(
+    x=Text(),
+    y=Text(),
+    group=Text(),
+    smooth=Choice("lowess", "lm", allow_none=True),
+    fit=_FIT,
+    groups=Anything("levels of any type, matched against the group column by _levels, which names what is missing"),
+    span=Real(0.0, 1.0, low_open=True),
+    iterations=Integer(0, 100),
+)
 def by_group(
     data: pd.DataFrame,
     x: str,
@@ -139,13 +152,16 @@ def by_group(
     if smooth not in _SMOOTHERS:
         raise MixedModelsError(f"smooth must be 'lowess', 'lm' or None, not {smooth!r}")
     if not 0.0 < float(span) <= 1.0:
-        raise MixedModelsError(f"span must be in (0, 1] (the fraction of each group's points per local fit), got {span!r}")
+        raise MixedModelsError(
+            f"span must be in (0, 1] (the fraction of each group's points per local fit), got {span!r}"
+        )
     data = _check_columns(data, x, y, group)
     levels = _levels(data[group], groups)
     nrows, ncols = grid_shape(len(levels), ncols)
     figsize = figsize or (max(6.0, 1.75 * ncols + 0.8), 1.75 * nrows + 1.2)
-    fig, axes = pyplot().subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize,
-                                  layout="constrained")
+    fig, axes = pyplot().subplots(
+        nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize, layout="constrained"
+    )
     flat = axes.ravel()
     for ax, level in zip(flat, levels):
         rows = data[(data[group] == level) & data[x].notna() & data[y].notna()]

@@ -38,7 +38,9 @@ def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float
     check_arguments(locals())
     scales = _scales(fit)
     panels = [("Residuals vs fitted", None)]
-    panels.append(("Normal Q-Q: residuals", fit.residuals(type="pearson").dropna().to_numpy()))  # na_action="exclude" pads
+    panels.append(
+        ("Normal Q-Q: residuals", fit.residuals(type="pearson").dropna().to_numpy())
+    )  # na_action="exclude" pads
     for group, modes in fit.ranef().items():
         for term in modes.columns:
             panels.append((f"Normal Q-Q: {group} {term}", modes[term].to_numpy()))
@@ -50,7 +52,7 @@ def diagnostics(fit: MixedFit, *, ncols: int | None = None, figsize: tuple[float
     for k, (ax, (title, values)) in enumerate(zip(flat[1:], panels[1:])):
         draw_qq(ax, values, title)
         ax.set_ylabel("Pearson residuals" if k == 0 else scales["modes"])
-    for ax in flat[len(panels):]:
+    for ax in flat[len(panels) :]:
         ax.remove()
     fig.suptitle(f"Diagnostics: {fit.formula}")
     return fig
@@ -103,7 +105,14 @@ def _profile_frame(profile: Any) -> pd.DataFrame:
     return frame
 
 
-@argument_kinds(profile=OneOf(Frame(), *(Duck(a, what="a profile") for a in ("to_frame", "frame", "table")), what="a profile (m.profile()) or its data frame"), levels=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"))
+@argument_kinds(
+    profile=OneOf(
+        Frame(),
+        *(Duck(a, what="a profile") for a in ("to_frame", "frame", "table")),
+        what="a profile (m.profile()) or its data frame",
+    ),
+    levels=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"),
+)
 def profile_zeta(
     profile: Any,
     *,
@@ -162,7 +171,7 @@ def profile_zeta(
             grid = np.linspace(value.min(), value.max(), 200)
             curve = np.asarray(interpolate(name, grid), dtype=float)
             ax.plot(grid, np.abs(curve) if absolute else curve, color="#0072B2", linewidth=1.4, gid="spline")
-    for ax in flat[len(names):]:
+    for ax in flat[len(names) :]:
         ax.remove()
     for row in range(nrows):  # the last panel of each row names the reference lines' levels
         _label_levels(flat[min((row + 1) * ncols, len(names)) - 1], levels, absolute)

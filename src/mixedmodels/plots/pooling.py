@@ -47,7 +47,9 @@ def _observed(cmp: Comparison, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return xs, layout.y, layout.refs
 
 
-@argument_kinds(x=Text(allow_none=True), cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)"))
+@argument_kinds(
+    x=Text(allow_none=True), cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)")
+)
 def pooling_lines(
     cmp: Comparison,
     *,
@@ -98,7 +100,9 @@ def _pooling_panels(cmp, x: str, levels: list[str], ncols, npoints: int, figsize
     lines = cmp.lines(x=x, npoints=npoints, groups=levels)
     nrows, ncols = grid_shape(len(levels), ncols)
     figsize = figsize or (max(6.0, 1.75 * ncols + 0.8), 1.75 * nrows + 1.2)
-    fig, axes = pyplot().subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize, layout="constrained")
+    fig, axes = pyplot().subplots(
+        nrows, ncols, sharex=True, sharey=True, squeeze=False, figsize=figsize, layout="constrained"
+    )
     xs, ys, refs = _observed(cmp, x)
     flat = axes.ravel()
     for ax, level in zip(flat, levels):
@@ -125,8 +129,15 @@ def _draw_lines(ax: "Axes", lines, x: str) -> None:
         seg = lines[lines["approach"] == approach]
         if seg["fitted"].isna().all():
             if approach == "no":
-                ax.text(0.04, 0.94, "no-pooling line\nnot estimable", transform=ax.transAxes, fontsize=7, va="top",
-                        color=POOLING_STYLE["no"]["color"])
+                ax.text(
+                    0.04,
+                    0.94,
+                    "no-pooling line\nnot estimable",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    va="top",
+                    color=POOLING_STYLE["no"]["color"],
+                )
             continue
         ax.plot(seg[x].to_numpy(), seg["fitted"].to_numpy(), linewidth=1.4, gid=approach, **POOLING_STYLE[approach])
 
@@ -166,9 +177,17 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
         if approach == "complete":
             ax.plot([-0.5, len(levels) - 0.5], [values[0]] * 2, gid=approach, **style)
         else:
-            ax.plot(positions, np.where(np.isinf(values), np.nan, values), marker=marker, linestyle="none",
-                    markersize=7, color=style["color"], label=style["label"], gid=approach,
-                    markerfacecolor="none" if approach == "no" else style["color"])
+            ax.plot(
+                positions,
+                np.where(np.isinf(values), np.nan, values),
+                marker=marker,
+                linestyle="none",
+                markersize=7,
+                color=style["color"],
+                label=style["label"],
+                gid=approach,
+                markerfacecolor="none" if approach == "no" else style["color"],
+            )
     no = cmp.estimates("no").loc[levels, term].to_numpy()
     _mark_infinite(ax, positions, no, cmp.estimates("partial").loc[levels, term].to_numpy(), arrows=False)
     ax.set_xticks(positions, levels)
@@ -185,7 +204,10 @@ def _pooling_strip(cmp, levels: list[str], figsize) -> "Figure":
 # shrinkage
 
 
-@argument_kinds(cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)"), contours=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"))
+@argument_kinds(
+    cmp=Duck("layout", "partial_fit", what="a pooling comparison (from mm.compare_pooling)"),
+    contours=Numbers(Real(0.0, 1.0, low_open=True, high_open=True), what="a list of probabilities in (0, 1)"),
+)
 def shrinkage(
     cmp: Comparison,
     *,
@@ -243,17 +265,27 @@ def _shrinkage_terms(cmp: Comparison, terms) -> list[str]:
     terms = [terms] if isinstance(terms, str) else list(terms)
     bad = [t for t in terms if t not in cmp.random_terms]
     if bad or not 1 <= len(terms) <= 2:
-        raise MixedModelsError(
-            f"terms must be one or two of the pooled terms {list(cmp.random_terms)}; got {terms}"
-        )
+        raise MixedModelsError(f"terms must be one or two of the pooled terms {list(cmp.random_terms)}; got {terms}")
     return terms
 
 
 def _arrow(ax: "Axes", start, end, alpha: float = 0.8) -> None:
     color = POOLING_STYLE["partial"]["color"]
-    ax.annotate("", xy=tuple(end), xytext=tuple(start), zorder=4,
-                arrowprops={"arrowstyle": "-|>", "color": color, "alpha": alpha, "linewidth": 1.0,
-                            "shrinkA": 0, "shrinkB": 2, "mutation_scale": 9})
+    ax.annotate(
+        "",
+        xy=tuple(end),
+        xytext=tuple(start),
+        zorder=4,
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": color,
+            "alpha": alpha,
+            "linewidth": 1.0,
+            "shrinkA": 0,
+            "shrinkB": 2,
+            "mutation_scale": 9,
+        },
+    )
 
 
 def _arrow_alpha(narrows: int) -> float:
@@ -273,10 +305,23 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
         top = pts[np.argmax(pts[:, 1])]
         ax.text(top[0], top[1], f"{p:.0%}", fontsize=7, color="#757575", ha="center", va="bottom")
     ok = np.all(np.isfinite(no), axis=1)
-    ax.scatter(no[ok, 0], no[ok, 1], s=28, facecolors="none", edgecolors=POOLING_STYLE["no"]["color"],
-               label="no pooling", zorder=3)
-    ax.scatter(partial[:, 0], partial[:, 1], s=22, color=POOLING_STYLE["partial"]["color"],
-               label="partial pooling (mixed model)", zorder=3)
+    ax.scatter(
+        no[ok, 0],
+        no[ok, 1],
+        s=28,
+        facecolors="none",
+        edgecolors=POOLING_STYLE["no"]["color"],
+        label="no pooling",
+        zorder=3,
+    )
+    ax.scatter(
+        partial[:, 0],
+        partial[:, 1],
+        s=22,
+        color=POOLING_STYLE["partial"]["color"],
+        label="partial pooling (mixed model)",
+        zorder=3,
+    )
     for j in np.flatnonzero(ok):
         _arrow(ax, no[j], partial[j], _arrow_alpha(int(ok.sum())))
     _mark_centres(cmp, terms, center, ax)
@@ -287,41 +332,88 @@ def _shrinkage_2d(cmp, terms: list[str], contours, ax: "Axes", label_groups: boo
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=4.6, ncol=3, frameon=False)
     if label_groups:
         where = np.where(ok[:, None], no, partial)
-        label_points(ax, where, list(cmp.levels), obstacles=np.vstack([partial, center[None, :]]),
-                     segments=np.stack([no[ok], partial[ok]], axis=1))
+        label_points(
+            ax,
+            where,
+            list(cmp.levels),
+            obstacles=np.vstack([partial, center[None, :]]),
+            segments=np.stack([no[ok], partial[ok]], axis=1),
+        )
 
 
 def _title(ax: "Axes", title: str, cmp: Comparison) -> None:
     """The title, and under it what no pooling estimated per level and what it held fixed."""
     ax.set_title(title, pad=18)
-    ax.text(0.5, 1.012, cmp.no_pooling_note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
-            color="#424242", gid="no-pooling-note", wrap=True)
+    ax.text(
+        0.5,
+        1.012,
+        cmp.no_pooling_note,
+        transform=ax.transAxes,
+        ha="center",
+        va="bottom",
+        fontsize=7.5,
+        color="#424242",
+        gid="no-pooling-note",
+        wrap=True,
+    )
 
 
 def _mark_centres(cmp, terms: list[str], center: np.ndarray, ax: "Axes") -> None:
-    ax.plot(*center, marker="X", markersize=9, color="black", linestyle="none", gid="population",
-            label="population (fixed effects)", zorder=6)
+    ax.plot(
+        *center,
+        marker="X",
+        markersize=9,
+        color="black",
+        linestyle="none",
+        gid="population",
+        label="population (fixed effects)",
+        zorder=6,
+    )
     complete = cmp.complete_fit.coef
     if all(t in complete.index for t in terms):
-        ax.plot(*complete[terms].to_numpy(), marker="D", markersize=13, markerfacecolor="none", markeredgewidth=1.5,
-                color=POOLING_STYLE["complete"]["color"], linestyle="none", gid="complete", label="complete pooling",
-                zorder=5)
+        ax.plot(
+            *complete[terms].to_numpy(),
+            marker="D",
+            markersize=13,
+            markerfacecolor="none",
+            markeredgewidth=1.5,
+            color=POOLING_STYLE["complete"]["color"],
+            linestyle="none",
+            gid="complete",
+            label="complete pooling",
+            zorder=5,
+        )
 
 
 def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
     no = cmp.estimates("no")[term].to_numpy()
     partial = cmp.estimates("partial")[term].to_numpy()
     ok = np.isfinite(no)
-    ax.scatter(np.zeros(ok.sum()), no[ok], s=28, facecolors="none", edgecolors=POOLING_STYLE["no"]["color"],
-               label="no pooling", zorder=3)
-    ax.scatter(np.ones(partial.size), partial, s=22, color=POOLING_STYLE["partial"]["color"],
-               label="partial pooling (mixed model)", zorder=3)
+    ax.scatter(
+        np.zeros(ok.sum()),
+        no[ok],
+        s=28,
+        facecolors="none",
+        edgecolors=POOLING_STYLE["no"]["color"],
+        label="no pooling",
+        zorder=3,
+    )
+    ax.scatter(
+        np.ones(partial.size),
+        partial,
+        s=22,
+        color=POOLING_STYLE["partial"]["color"],
+        label="partial pooling (mixed model)",
+        zorder=3,
+    )
     alpha = _arrow_alpha(int(np.count_nonzero(~np.isnan(no))))
     for j in np.flatnonzero(ok):
         _arrow(ax, (0.0, no[j]), (1.0, partial[j]), alpha)
     edges = _mark_infinite(ax, np.zeros(len(no)), no, partial, arrows=True, alpha=alpha)
     population = float(cmp.population[term])
-    ax.axhline(population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)")
+    ax.axhline(
+        population, color="black", linestyle=":", linewidth=1, gid="population", label="population (fixed effect)"
+    )
     ax.set_xticks([0, 1], ["no pooling", "partial pooling"])
     ax.set_xlim(-0.45, 1.25)
     ax.set_ylabel(_estimate_label(cmp, term))
@@ -332,8 +424,9 @@ def _shrinkage_1d(cmp, term: str, ax: "Axes", label_groups: bool) -> None:
         label_column(ax, 0.0, np.where(np.isinf(no), edges, no)[shown], [cmp.levels[j] for j in shown])
 
 
-def _mark_infinite(ax: "Axes", where: np.ndarray, values: np.ndarray, partial: np.ndarray, *, arrows: bool,
-                   alpha: float = 0.8) -> np.ndarray:
+def _mark_infinite(
+    ax: "Axes", where: np.ndarray, values: np.ndarray, partial: np.ndarray, *, arrows: bool, alpha: float = 0.8
+) -> np.ndarray:
     """No-pooling estimates of -inf/+inf (separation in a GLMM): triangles just past the other points.
 
     ``where`` is each level's position along the other axis; with ``arrows`` a dashed arrow runs
@@ -353,12 +446,34 @@ def _mark_infinite(ax: "Axes", where: np.ndarray, values: np.ndarray, partial: n
         rows = infinite & (np.sign(values) == sign)
         if rows.any():
             label = f"no pooling: {'-' if sign < 0 else '+'}\u221e (separation)"
-            ax.scatter(where[rows], edges[rows], marker=marker, s=40, facecolors="none", edgecolors=color,
-                       label=label, zorder=3, gid="separated")
+            ax.scatter(
+                where[rows],
+                edges[rows],
+                marker=marker,
+                s=40,
+                facecolors="none",
+                edgecolors=color,
+                label=label,
+                zorder=3,
+                gid="separated",
+            )
     if arrows:
         for j in np.flatnonzero(infinite):
-            ax.annotate("", xy=(1.0, partial[j]), xytext=(0.0, edges[j]), zorder=4, gid="separated-arrow",
-                        arrowprops={"arrowstyle": "-|>", "color": POOLING_STYLE["partial"]["color"], "alpha": alpha,
-                                    "linewidth": 1.0, "linestyle": "--", "shrinkA": 0, "shrinkB": 2,
-                                    "mutation_scale": 9})
+            ax.annotate(
+                "",
+                xy=(1.0, partial[j]),
+                xytext=(0.0, edges[j]),
+                zorder=4,
+                gid="separated-arrow",
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": POOLING_STYLE["partial"]["color"],
+                    "alpha": alpha,
+                    "linewidth": 1.0,
+                    "linestyle": "--",
+                    "shrinkA": 0,
+                    "shrinkB": 2,
+                    "mutation_scale": 9,
+                },
+            )
     return edges

@@ -67,8 +67,9 @@ def caterpillar(
     ncols = max(ranef[g]["condval"].shape[1] for g in chosen)
     heights = [min(max(ranef[g].shape[0], 4), 60) for g in chosen]
     figsize = figsize or (max(5.0, 3.2 * ncols + 1.0), 0.16 * sum(heights) + 1.2 * len(chosen) + 0.6)
-    fig, axes = pyplot().subplots(len(chosen), ncols, squeeze=False, figsize=figsize, layout="constrained",
-                                  gridspec_kw={"height_ratios": heights})
+    fig, axes = pyplot().subplots(
+        len(chosen), ncols, squeeze=False, figsize=figsize, layout="constrained", gridspec_kw={"height_ratios": heights}
+    )
     for row, group in zip(axes, chosen):
         _caterpillar_row(row, group, ranef[group], z, sort)
     fig.suptitle(f"Conditional modes with {level:.0%} prediction intervals")
@@ -85,8 +86,18 @@ def _caterpillar_row(row, group: str, frame, z: float, sort: bool) -> None:
             ax.remove()
             continue
         values, sd = modes.iloc[order, k].to_numpy(), sds.iloc[order, k].to_numpy()
-        ax.errorbar(values, positions, xerr=z * sd, fmt="o", markersize=3, color=POOLING_STYLE["no"]["color"],
-                    ecolor="#8FB8D8", elinewidth=1.2, capsize=0, gid="modes")
+        ax.errorbar(
+            values,
+            positions,
+            xerr=z * sd,
+            fmt="o",
+            markersize=3,
+            color=POOLING_STYLE["no"]["color"],
+            ecolor="#8FB8D8",
+            elinewidth=1.2,
+            capsize=0,
+            gid="modes",
+        )
         ax.axvline(0.0, color="#9E9E9E", linewidth=0.8, linestyle="--")
         ax.set_title(f"{group}: {modes.columns[k]}", fontsize=10)
         ax.set_xlabel("conditional mode")
@@ -136,12 +147,20 @@ def ranef_scatter(
     modes = fit.ranef()[group][terms]
     fig, ax = single_axes(ax, figsize)
     values = modes.to_numpy()
-    ax.scatter(values[:, 0], values[:, 1], s=20, color=POOLING_STYLE["partial"]["color"], zorder=3, label="conditional modes")
+    ax.scatter(
+        values[:, 0], values[:, 1], s=20, color=POOLING_STYLE["partial"]["color"], zorder=3, label="conditional modes"
+    )
     if ellipse_level is not None:
         cov = group_covariance(fit, group).loc[terms, terms].to_numpy()
         pts = ellipse(np.zeros(2), cov, ellipse_level)
-        ax.plot(pts[:, 0], pts[:, 1], color="#9E9E9E", linewidth=0.8, gid="contour",
-                label=f"{ellipse_level:.0%} contour of the estimated distribution")
+        ax.plot(
+            pts[:, 0],
+            pts[:, 1],
+            color="#9E9E9E",
+            linewidth=0.8,
+            gid="contour",
+            label=f"{ellipse_level:.0%} contour of the estimated distribution",
+        )
     ax.axhline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.axvline(0.0, color="#BDBDBD", linewidth=0.8)
     ax.set_xlabel(f"{terms[0]} (conditional mode)")

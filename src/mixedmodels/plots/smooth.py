@@ -32,8 +32,9 @@ _ARRAY = Anything("checked below: finite numbers, as many of each (DataError nam
 __all__ = ["lowess", "least_squares_line"]
 
 
-def _local_fit(x: np.ndarray, y: np.ndarray, i: int, left: int, right: int, robustness: np.ndarray | None,
-               span: float) -> float | None:
+def _local_fit(
+    x: np.ndarray, y: np.ndarray, i: int, left: int, right: int, robustness: np.ndarray | None, span: float
+) -> float | None:
     """The fitted value at ``x[i]`` from the window ``left..right`` (ties beyond it included); None if no weight."""
     xs = x[i]
     h = max(xs - x[left], x[right] - xs)
@@ -71,8 +72,8 @@ def _smooth_pass(x: np.ndarray, y: np.ndarray, q: int, delta: float, robustness:
         value = _local_fit(x, y, i, left, right, robustness, span)
         fitted[i] = y[i] if value is None else value
         if last < i - 1:  # interpolate the points skipped since the last fit
-            t = (x[last + 1:i] - x[last]) / (x[i] - x[last])
-            fitted[last + 1:i] = t * fitted[i] + (1.0 - t) * fitted[last]
+            t = (x[last + 1 : i] - x[last]) / (x[i] - x[last])
+            fitted[last + 1 : i] = t * fitted[i] + (1.0 - t) * fitted[last]
         last = i
         cut = x[last] + delta
         j = last + 1
@@ -94,12 +95,14 @@ def _bisquare_weights(residuals: np.ndarray) -> np.ndarray | None:
         return None
     if six_mad == 0.0:  # every residual is 0: full weight for all
         return np.ones(len(size))
-    return np.where(size <= 0.001 * six_mad, 1.0,
-                    np.where(size <= 0.999 * six_mad, (1.0 - (size / six_mad) ** 2) ** 2, 0.0))
+    return np.where(
+        size <= 0.001 * six_mad, 1.0, np.where(size <= 0.999 * six_mad, (1.0 - (size / six_mad) ** 2) ** 2, 0.0)
+    )
 
 
-@argument_kinds(x=_ARRAY, y=_ARRAY, f=Real(0.0, 1.0, low_open=True), iter=Integer(0, 100),
-                delta=Real(0.0, allow_none=True))
+@argument_kinds(
+    x=_ARRAY, y=_ARRAY, f=Real(0.0, 1.0, low_open=True), iter=Integer(0, 100), delta=Real(0.0, allow_none=True)
+)
 def lowess(x, y, f: float = 2.0 / 3.0, iter: int = 3, delta: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """R's ``lowess(x, y, f, iter, delta)``: the sorted x and the smoothed y there.
 

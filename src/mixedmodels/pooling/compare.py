@@ -18,8 +18,16 @@ from ..errors import MixedModelsError
 from ..lmm.model import lmer
 from ..lmm.results import LmerResults
 from .layout import (
-    build_layout, complete_arrays, complete_pooling, long_table, no_pooling_arrays, no_pooling_separate,
-    no_pooling_shared, partial_array, shared_terms, shrinkage_table,
+    build_layout,
+    complete_arrays,
+    complete_pooling,
+    long_table,
+    no_pooling_arrays,
+    no_pooling_separate,
+    no_pooling_shared,
+    partial_array,
+    shared_terms,
+    shrinkage_table,
 )
 from .generalized import compare_generalized
 from .results import PoolingComparison
@@ -40,9 +48,13 @@ def _fit_model(formula, data, family: Any, kwargs: Mapping[str, Any]) -> LmerRes
     return lmer(formula, data, **kwargs)
 
 
-@argument_kinds(formula=OneOf(Text(), FIT, what="a formula (str) or an lmer fit"), data=Frame(allow_none=True),
-                family=OneOf(FAMILY, allow_none=True, what=FAMILY.what), method=Choice("lmer", "bayes"),
-                share_fixed=Flag(allow_none=True))
+@argument_kinds(
+    formula=OneOf(Text(), FIT, what="a formula (str) or an lmer fit"),
+    data=Frame(allow_none=True),
+    family=OneOf(FAMILY, allow_none=True, what=FAMILY.what),
+    method=Choice("lmer", "bayes"),
+    share_fixed=Flag(allow_none=True),
+)
 def compare_pooling(
     formula: "str | LmerResults",
     data: pd.DataFrame | None = None,

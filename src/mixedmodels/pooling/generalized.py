@@ -44,8 +44,16 @@ from ..families import GlmResponse
 from ..fitted import MixedFit
 from ..linalg.lstsq import kept_columns, lstsq, unscaled_covariance
 from .layout import (
-    LeastSquaresFit, Layout, complete_arrays, level_rows, long_table, no_pooling_arrays, partial_array,
-    shared_least_squares, shared_names, shrinkage_table,
+    LeastSquaresFit,
+    Layout,
+    complete_arrays,
+    level_rows,
+    long_table,
+    no_pooling_arrays,
+    partial_array,
+    shared_least_squares,
+    shared_names,
+    shrinkage_table,
 )
 from .results import PoolingComparison
 
@@ -113,7 +121,7 @@ def _shared_solver(layout: Layout):
     def eta(coef: np.ndarray) -> np.ndarray:
         c = np.nan_to_num(coef)
         b = c[: len(layout.levels) * k].reshape(len(layout.levels), k)
-        return np.einsum("ij,ij->i", layout.design[:, per], b[layout.refs]) + layout.design[:, shared] @ c[len(b) * k:]
+        return np.einsum("ij,ij->i", layout.design[:, per], b[layout.refs]) + layout.design[:, shared] @ c[len(b) * k :]
 
     return solve, eta
 
@@ -168,8 +176,9 @@ def _dispersion(response: GlmResponse, mu: np.ndarray, df: int) -> float:
     return float(np.sum(pearson) / df) if df > 0 else np.nan
 
 
-def glm_fit(solver, response: GlmResponse, offset: np.ndarray | None, names: list[str],
-            reach: np.ndarray) -> tuple[GlmFit, np.ndarray]:
+def glm_fit(
+    solver, response: GlmResponse, offset: np.ndarray | None, names: list[str], reach: np.ndarray
+) -> tuple[GlmFit, np.ndarray]:
     """Fit by IRLS with ``solver`` (dense or shared); the fit and each coefficient's divergence.
 
     ``reach``: the largest ``|x|`` of each coefficient's column (over its rows), so that a
@@ -186,8 +195,16 @@ def glm_fit(solver, response: GlmResponse, offset: np.ndarray | None, names: lis
     coef = np.where(diverging > 0, np.inf, np.where(diverging < 0, -np.inf, step.coef))
     se = np.where(diverging != 0, np.nan, np.sqrt(phi * step.unscaled_var))
     index = pd.Index(names, name="term")
-    fit = GlmFit(pd.Series(coef, index=index, name="estimate"), pd.Series(se, index=index, name="se"),
-                 float(np.sqrt(phi)), df, nobs, step.rank, converged or bool(np.any(diverging)), float(dev))
+    fit = GlmFit(
+        pd.Series(coef, index=index, name="estimate"),
+        pd.Series(se, index=index, name="se"),
+        float(np.sqrt(phi)),
+        df,
+        nobs,
+        step.rank,
+        converged or bool(np.any(diverging)),
+        float(dev),
+    )
     return fit, diverging
 
 
@@ -223,12 +240,17 @@ def complete_glm(fit: MixedFit, layout: Layout) -> GlmFit:
     """R's ``glm`` of the fixed part (diverging coefficients, if any, are -inf/+inf and warned about)."""
     inputs = fit.model.inputs
     x = inputs.fixed.matrix
-    glm, diverging = glm_fit(_dense_solver(x), layout.response, layout.offset, list(inputs.fixed.column_names),
-                             _reach(x))
+    glm, diverging = glm_fit(
+        _dense_solver(x), layout.response, layout.offset, list(inputs.fixed.column_names), _reach(x)
+    )
     if np.any(diverging):
         names = ", ".join(glm.coef.index[diverging != 0])
-        warnings.warn(f"complete pooling: the {fit.family.name} glm of the fixed part has no finite estimate of "
-                      f"{names} (separation); reported as -inf/+inf", SeparationWarning, stacklevel=4)
+        warnings.warn(
+            f"complete pooling: the {fit.family.name} glm of the fixed part has no finite estimate of "
+            f"{names} (separation); reported as -inf/+inf",
+            SeparationWarning,
+            stacklevel=4,
+        )
     return glm
 
 
@@ -241,10 +263,19 @@ def no_pooling_separate_glm(layout: Layout) -> tuple[dict[str, GlmFit], list[dic
         response = _subset(layout.response, rows)
         sign = _bound(layout.response, rows)
         if sign:  # every response at a bound: only the intercept is (infinitely) determined
-            coef = pd.Series([sign * np.inf if t == "(Intercept)" else np.nan for t in layout.terms], index=index,
-                             name="estimate")
-            fits[level] = GlmFit(coef, pd.Series(np.nan, index=index, name="se"), np.nan, 0,
-                                 int(np.count_nonzero(response.weights)), 0, True, 0.0)
+            coef = pd.Series(
+                [sign * np.inf if t == "(Intercept)" else np.nan for t in layout.terms], index=index, name="estimate"
+            )
+            fits[level] = GlmFit(
+                coef,
+                pd.Series(np.nan, index=index, name="se"),
+                np.nan,
+                0,
+                int(np.count_nonzero(response.weights)),
+                0,
+                True,
+                0.0,
+            )
             separated += _separation_rows(layout, level, rows, coef, _bound_reason(sign))
             continue
         x = layout.design[rows]
@@ -265,25 +296,26 @@ def no_pooling_shared_glm(layout: Layout) -> tuple[GlmFit, list[dict]]:
             keep[rows] = False
     weights = np.where(keep, layout.response.weights, 0.0)
     response = GlmResponse.make(layout.response.family, layout.response.y, weights, layout.response.trials)
-    glm, diverging = glm_fit(_shared_solver(layout), response, layout.offset, shared_names(layout),
-                             _shared_reach(layout, groups))
+    glm, diverging = glm_fit(
+        _shared_solver(layout), response, layout.offset, shared_names(layout), _shared_reach(layout, groups)
+    )
     coef, se = glm.coef.copy(), glm.se.copy()
     separated = []
     k = len(layout.random_terms)
     for j, (level, rows, sign) in enumerate(zip(layout.levels, groups, signs)):
-        names = coef.index[j * k:(j + 1) * k]
+        names = coef.index[j * k : (j + 1) * k]
         if sign:
             values = _bound_estimates(layout, sign)
             coef[names] = [values[t] for t in layout.random_terms]
             se[names] = np.nan
             separated += _separation_rows(layout, level, rows, coef[names], _bound_reason(sign))
-        elif np.any(diverging[j * k:(j + 1) * k]):
-            gone = names[diverging[j * k:(j + 1) * k] != 0]
+        elif np.any(diverging[j * k : (j + 1) * k]):
+            gone = names[diverging[j * k : (j + 1) * k] != 0]
             separated += _separation_rows(layout, level, rows, coef[gone], _DIVERGED)
-    shared = diverging[len(groups) * k:] != 0
+    shared = diverging[len(groups) * k :] != 0
     if np.any(shared):
         rows = np.arange(len(layout.y))
-        separated += _separation_rows(layout, "(all)", rows, coef.iloc[len(groups) * k:][shared], _DIVERGED)
+        separated += _separation_rows(layout, "(all)", rows, coef.iloc[len(groups) * k :][shared], _DIVERGED)
     return replace(glm, coef=coef, se=se), separated
 
 
@@ -306,8 +338,16 @@ def _separation_rows(layout: Layout, level: str, rows: np.ndarray, coef: pd.Seri
     out = []
     for name, value in coef.items():
         term = _term_of(layout, level, str(name))
-        out.append({"group": level, "term": term, "n": len(rows), "mean_response": float(np.mean(layout.y[rows])),
-                    "estimate": value, "reason": why})
+        out.append(
+            {
+                "group": level,
+                "term": term,
+                "n": len(rows),
+                "mean_response": float(np.mean(layout.y[rows])),
+                "estimate": value,
+                "reason": why,
+            }
+        )
     return out
 
 
@@ -316,7 +356,7 @@ def _term_of(layout: Layout, level: str, name: str) -> str:
     prefix = f"{layout.group}{level}"
     if name == prefix:
         return "(Intercept)"
-    return name[len(prefix) + 1:] if name.startswith(prefix + ":") else name
+    return name[len(prefix) + 1 :] if name.startswith(prefix + ":") else name
 
 
 def _warn_separation(layout: Layout, rows: list[dict], family: str) -> None:
@@ -328,7 +368,9 @@ def _warn_separation(layout: Layout, rows: list[dict], family: str) -> None:
         f"no pooling: {len(rows)} coefficient(s) of the {family} fits of {len(levels)} level(s) of {layout.group!r} "
         f"({shown}) have no finite estimate (separation, e.g. every response 0): reported as -inf/+inf (NaN where "
         "nothing is left to estimate them); see .separation.  Partial pooling keeps every level finite.",
-        SeparationWarning, stacklevel=4)
+        SeparationWarning,
+        stacklevel=4,
+    )
 
 
 def compare_generalized(fit: MixedFit, layout: Layout, share_fixed: bool) -> PoolingComparison:
@@ -349,9 +391,15 @@ def compare_generalized(fit: MixedFit, layout: Layout, share_fixed: bool) -> Poo
     ses = {"complete": np.tile(c_se, (nlev, 1)), "no": no_se, "partial": np.full_like(partial, np.nan)}
     columns = ["group", "term", "n", "mean_response", "estimate", "reason"]
     return PoolingComparison(
-        group=layout.group, terms=layout.terms, random_terms=layout.random_terms, share_fixed=bool(share_fixed),
-        complete_fit=complete, no_pooling_fit=no_fit if share_fixed else MappingProxyType(no_fit), partial_fit=fit,
+        group=layout.group,
+        terms=layout.terms,
+        random_terms=layout.random_terms,
+        share_fixed=bool(share_fixed),
+        complete_fit=complete,
+        no_pooling_fit=no_fit if share_fixed else MappingProxyType(no_fit),
+        partial_fit=fit,
         _table=long_table(layout, counts, estimates, ses, list(complete.coef.index)),
-        _shrinkage=shrinkage_table(fit, layout, counts, no_est, partial), layout=layout,
+        _shrinkage=shrinkage_table(fit, layout, counts, no_est, partial),
+        layout=layout,
         _separation=pd.DataFrame(separated, columns=columns),
     )

@@ -48,10 +48,31 @@ from ..fitted import MixedFit
 from ..linalg.lstsq import LeastSquares, lstsq
 
 __all__ = [
-    "APPROACHES", "LeastSquaresFit", "Layout", "Comparison", "build_layout", "level_rows", "complete_pooling",
-    "no_pooling_separate", "no_pooling_shared", "joint_name", "group_covariance", "no_pooling_arrays",
-    "complete_arrays", "partial_array", "long_table", "shrinkage_factor", "shrinkage_table", "numeric_variables",
-    "choose_x", "select_levels", "shared_terms", "is_glmm", "shared_names", "shared_least_squares", "SharedSolution",
+    "APPROACHES",
+    "LeastSquaresFit",
+    "Layout",
+    "Comparison",
+    "build_layout",
+    "level_rows",
+    "complete_pooling",
+    "no_pooling_separate",
+    "no_pooling_shared",
+    "joint_name",
+    "group_covariance",
+    "no_pooling_arrays",
+    "complete_arrays",
+    "partial_array",
+    "long_table",
+    "shrinkage_factor",
+    "shrinkage_table",
+    "numeric_variables",
+    "choose_x",
+    "select_levels",
+    "shared_terms",
+    "is_glmm",
+    "shared_names",
+    "shared_least_squares",
+    "SharedSolution",
 ]
 
 APPROACHES = ("complete", "no", "partial")
@@ -85,8 +106,9 @@ class LeastSquaresFit:
     rank: int
 
 
-def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int,
-                rank: int) -> LeastSquaresFit:
+def _fit_result(
+    names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float, df: int, n: int, rank: int
+) -> LeastSquaresFit:
     index = pd.Index(names, name="term")
     return LeastSquaresFit(
         coef=pd.Series(coef, index=index, name="estimate"),
@@ -98,7 +120,9 @@ def _fit_result(names: list[str], coef: np.ndarray, se: np.ndarray, sigma: float
     )
 
 
-def _least_squares(x: np.ndarray, y: np.ndarray, names: list[str], weights: np.ndarray | None = None) -> LeastSquaresFit:
+def _least_squares(
+    x: np.ndarray, y: np.ndarray, names: list[str], weights: np.ndarray | None = None
+) -> LeastSquaresFit:
     """Least squares ``min sum w_i (y_i - x_i'b)^2`` with R's rule for aliased columns (NaN)."""
     fit = lstsq(x, y, weights)
     sigma = fit.sigma if fit.rank else np.nan
@@ -158,12 +182,23 @@ def build_layout(fit: MixedFit, group: str | None) -> Layout:
                 columns.setdefault(name, term.z[:, j])
     names = fixed + [r for r in random if r not in fixed]
     design = np.column_stack([columns[n] for n in names])
-    common = dict(group=group, levels=tuple(terms[0].levels), refs=terms[0].refs, terms=tuple(names),
-                  random_terms=tuple(random), design=design)
+    common = dict(
+        group=group,
+        levels=tuple(terms[0].levels),
+        refs=terms[0].refs,
+        terms=tuple(names),
+        random_terms=tuple(random),
+        design=design,
+    )
     if is_glmm(fit):
         response = fit.family.response(inputs.y, inputs.weights, str(inputs.formula.response))
-        return Layout(**common, y=np.asarray(response.y, dtype=float), weights=np.asarray(response.weights, dtype=float),
-                      response=response, offset=inputs.offset)
+        return Layout(
+            **common,
+            y=np.asarray(response.y, dtype=float),
+            weights=np.asarray(response.weights, dtype=float),
+            response=response,
+            offset=inputs.offset,
+        )
     y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
     return Layout(**common, y=np.asarray(y, dtype=float), weights=inputs.weights)
 
@@ -196,7 +231,9 @@ def no_pooling_separate(layout: Layout) -> dict[str, LeastSquaresFit]:
     fits = {}
     w = layout.weights
     for level, rows in zip(layout.levels, level_rows(layout)):
-        fits[level] = _least_squares(layout.design[rows], layout.y[rows], list(layout.terms), None if w is None else w[rows])
+        fits[level] = _least_squares(
+            layout.design[rows], layout.y[rows], list(layout.terms), None if w is None else w[rows]
+        )
     return fits
 
 
@@ -212,8 +249,15 @@ def no_pooling_shared(layout: Layout) -> LeastSquaresFit:
     """
     sol = shared_least_squares(layout, layout.y, layout.weights)
     sigma = float(np.sqrt(sol.rss / sol.df_resid)) if sol.df_resid > 0 else np.nan
-    return _fit_result(shared_names(layout), sol.coef, sigma * np.sqrt(sol.unscaled_var), sigma, sol.df_resid,
-                       sol.df_resid + sol.rank, sol.rank)
+    return _fit_result(
+        shared_names(layout),
+        sol.coef,
+        sigma * np.sqrt(sol.unscaled_var),
+        sigma,
+        sol.df_resid,
+        sol.df_resid + sol.rank,
+        sol.rank,
+    )
 
 
 def shared_names(layout: Layout) -> list[str]:
@@ -269,8 +313,9 @@ def shared_least_squares(layout: Layout, y: np.ndarray, weights: np.ndarray | No
     return SharedSolution(coef, var, rank, float(common.rss), int(np.count_nonzero(sw)) - rank)
 
 
-def _level_coef(level: LeastSquares, xj: np.ndarray, yj: np.ndarray, beta: np.ndarray,
-                cov_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _level_coef(
+    level: LeastSquares, xj: np.ndarray, yj: np.ndarray, beta: np.ndarray, cov_x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """A level's coefficients given the shared ones, and the diagonal of their unscaled covariance."""
     a = level.solve(xj)
     return level.solve(yj - xj @ beta), np.diag(level.unscaled_cov + a @ cov_x @ a.T)
@@ -327,19 +372,27 @@ def partial_array(fit: MixedFit, layout: Layout) -> np.ndarray:
     return coef.loc[list(layout.levels), list(layout.terms)].to_numpy(dtype=float)
 
 
-def long_table(layout: Layout, counts: np.ndarray, estimates: dict[str, np.ndarray], ses: dict[str, np.ndarray],
-           fixed: list[str]) -> pd.DataFrame:
+def long_table(
+    layout: Layout, counts: np.ndarray, estimates: dict[str, np.ndarray], ses: dict[str, np.ndarray], fixed: list[str]
+) -> pd.DataFrame:
     """Long format, level by level, then approach, then term; complete pooling lists only the fixed terms."""
     terms = np.array(layout.terms, dtype=object)
     parts = []
     for a, approach in enumerate(APPROACHES):
         cols = np.flatnonzero(np.isin(terms, fixed)) if approach == "complete" else np.arange(len(terms))
         nlev, ncol = len(layout.levels), len(cols)
-        parts.append(pd.DataFrame({
-            "level": np.repeat(np.arange(nlev), ncol), "order": a * len(terms) + np.tile(cols, nlev),
-            "approach": approach, "term": np.tile(terms[cols], nlev),
-            "estimate": estimates[approach][:, cols].ravel(), "se": ses[approach][:, cols].ravel(),
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "level": np.repeat(np.arange(nlev), ncol),
+                    "order": a * len(terms) + np.tile(cols, nlev),
+                    "approach": approach,
+                    "term": np.tile(terms[cols], nlev),
+                    "estimate": estimates[approach][:, cols].ravel(),
+                    "se": ses[approach][:, cols].ravel(),
+                }
+            )
+        )
     long = pd.concat(parts, ignore_index=True).sort_values(["level", "order"], kind="stable")
     levels = np.array(layout.levels, dtype=object)
     long.insert(0, "group", levels[long["level"].to_numpy()])
@@ -361,7 +414,9 @@ def shrinkage_factor(fit: MixedFit, layout: Layout, counts: np.ndarray) -> np.nd
     return su2 / (su2 + fit.sigma**2 / counts)
 
 
-def shrinkage_table(fit: MixedFit, layout: Layout, counts: np.ndarray, no_pool: np.ndarray, partial: np.ndarray) -> pd.DataFrame:
+def shrinkage_table(
+    fit: MixedFit, layout: Layout, counts: np.ndarray, no_pool: np.ndarray, partial: np.ndarray
+) -> pd.DataFrame:
     fixef = fit.fixef
     lam = shrinkage_factor(fit, layout, counts)
     frames = []
@@ -371,11 +426,18 @@ def shrinkage_table(fit: MixedFit, layout: Layout, counts: np.ndarray, no_pool: 
         toward = population - no_pool[:, k]
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = np.where(toward != 0, (partial[:, k] - no_pool[:, k]) / toward, np.nan)
-        frame = pd.DataFrame({
-            "group": list(layout.levels), "n": counts.astype(int), "term": term,
-            "no_pooling": no_pool[:, k], "partial_pooling": partial[:, k], "population": population,
-            "shift": partial[:, k] - no_pool[:, k], "fraction": fraction,
-        })
+        frame = pd.DataFrame(
+            {
+                "group": list(layout.levels),
+                "n": counts.astype(int),
+                "term": term,
+                "no_pooling": no_pool[:, k],
+                "partial_pooling": partial[:, k],
+                "population": population,
+                "shift": partial[:, k] - no_pool[:, k],
+                "fraction": fraction,
+            }
+        )
         if lam is not None:
             frame["shrinkage_factor"] = lam
         frames.append(frame)
@@ -437,7 +499,9 @@ def choose_x(cmp: Comparison, x: str | None) -> str | None:
     frame = fit.model.inputs.frame
     if x is not None:
         if x not in frame.columns or not pd.api.types.is_numeric_dtype(frame[x]):
-            raise MixedModelsError(f"x={x!r} is not a numeric variable of the model; choose one of its numeric predictors")
+            raise MixedModelsError(
+                f"x={x!r} is not a numeric variable of the model; choose one of its numeric predictors"
+            )
         return x
     parsed = fit.model.inputs.formula
     random = [v for t in parsed.random if t.group == cmp.group for v in numeric_variables(fit, t.expr)]

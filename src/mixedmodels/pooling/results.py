@@ -150,9 +150,13 @@ class PoolingComparison:
             return f"no pooling: {pooled} estimated separately for each {self.group}"
         if self.share_fixed:
             held = ", ".join(f"{t} = {v:.4g}" for t, v in self.held_fixed.items())
-            return f"no pooling: {pooled} per {self.group}, with {held} held fixed (shared by all, as in partial pooling)"
-        return (f"no pooling: a separate regression per {self.group}, each with its own "
-                f"{', '.join(others)} (share_fixed=False)")
+            return (
+                f"no pooling: {pooled} per {self.group}, with {held} held fixed (shared by all, as in partial pooling)"
+            )
+        return (
+            f"no pooling: a separate regression per {self.group}, each with its own "
+            f"{', '.join(others)} (share_fixed=False)"
+        )
 
     @argument_kinds(approach=Text())
     def estimates(self, approach: str) -> pd.DataFrame:
@@ -195,8 +199,10 @@ class PoolingComparison:
         return shrinkage(self, **kwargs)
 
     def __repr__(self) -> str:
-        return (f"<PoolingComparison {self.partial_fit.formula!r}: {len(self.levels)} levels of "
-                f"{self.group!r}, terms {list(self.terms)}>")
+        return (
+            f"<PoolingComparison {self.partial_fit.formula!r}: {len(self.levels)} levels of "
+            f"{self.group!r}, terms {list(self.terms)}>"
+        )
 
 
 def _first_finite(values: pd.Series) -> float:
