@@ -19,7 +19,6 @@ log-likelihood is the deviance plus a constant of the data).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any, ClassVar, Mapping
@@ -27,9 +26,9 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from ..design.residual import VarIdent
-from ..errors import DataError, MixedModelsWarning, ModelSpecError, NotOnDaskError
+from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
-from ..glmm.model import GeneralizedLinearMixedModel
+from ..glmm.model import GeneralizedLinearMixedModel, is_linear_mixed_model
 from ..glmm.results import GlmerResults
 from ..glmm.summary import GlmerSummary
 from ..linalg.blocked import TermLayout
@@ -341,15 +340,9 @@ def glmer(
     DaskGlmerResults
     """
     fam = get_family(family)
-    if fam.name == "gaussian" and fam.link.name == "identity":
+    if is_linear_mixed_model(fam):
         from .lmm import lmer
 
-        warnings.warn(
-            "glmer() with family='gaussian' (identity link) is a linear mixed model: "
-            "fitting it with mm.lmer(); call lmer() directly",
-            MixedModelsWarning,
-            stacklevel=2,
-        )
         return lmer(
             formula, data, weights=weights, offset=offset, contrasts=contrasts, start=start, na_action=na_action
         )

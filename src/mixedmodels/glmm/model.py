@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
-from ..errors import DataError, ModelSpecError
+from ..errors import DataError, MixedModelsWarning, ModelSpecError
 from ..families import Family, GlmResponse, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
@@ -46,7 +46,7 @@ from .._validate import Anything, FitData, Instance, Numbers, argument_kinds, ch
 from .fit import GlmmStart, fit_glmm
 from .results import GlmerResults
 
-__all__ = ["GeneralizedLinearMixedModel", "glmer", "GLMM_SETTINGS", "MAX_NAGQ"]
+__all__ = ["GeneralizedLinearMixedModel", "glmer", "is_linear_mixed_model", "GLMM_SETTINGS", "MAX_NAGQ"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
@@ -318,6 +318,20 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return GlmmStart(theta, fixef)
 
 
+def is_linear_mixed_model(family: Family) -> bool:
+    """True for ``family="gaussian"`` with the identity link, which glmer fits with lmer, as lme4 does
+    (with a warning saying so; ``stacklevel`` 3 points at the caller of glmer)."""
+    if family.name != "gaussian" or family.link.name != "identity":
+        return False
+    warnings.warn(
+        "glmer() with family='gaussian' (identity link) is a linear mixed model: "
+        "fitting it with mm.lmer(); call lmer() directly",
+        MixedModelsWarning,
+        stacklevel=3,
+    )
+    return True
+
+
 @argument_kinds(
     data=FitData(),
     settings=_SETTINGS,
@@ -419,16 +433,9 @@ def glmer(
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     fam = get_family(family)
-    if fam.name == "gaussian" and fam.link.name == "identity":
-        from ..errors import MixedModelsWarning
+    if is_linear_mixed_model(fam):
         from ..lmm.model import lmer
 
-        warnings.warn(
-            "glmer() with family='gaussian' (identity link) is a linear mixed model: "
-            "fitting it with mm.lmer(); call lmer() directly",
-            MixedModelsWarning,
-            stacklevel=2,
-        )
         return lmer(
             formula,
             data,
