@@ -28,7 +28,7 @@ import numpy as np
 from ..design.residual import VarIdent
 from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..families import Family, GlmResponse, get_family
-from ..glmm.model import GeneralizedLinearMixedModel, is_linear_mixed_model
+from ..glmm.model import GeneralizedLinearMixedModel, hands_over_to_lmer
 from ..glmm.results import GlmerResults
 from ..glmm.summary import GlmerSummary
 from ..linalg.blocked import TermLayout
@@ -340,7 +340,7 @@ def glmer(
     DaskGlmerResults
     """
     fam = get_family(family)
-    if is_linear_mixed_model(fam):
+    if hands_over_to_lmer(fam):
         from .lmm import lmer
 
         return lmer(

@@ -46,7 +46,7 @@ from .._validate import Anything, FitData, Instance, Numbers, argument_kinds, ch
 from .fit import GlmmStart, fit_glmm
 from .results import GlmerResults
 
-__all__ = ["GeneralizedLinearMixedModel", "glmer", "is_linear_mixed_model", "GLMM_SETTINGS", "MAX_NAGQ"]
+__all__ = ["GeneralizedLinearMixedModel", "glmer", "hands_over_to_lmer", "GLMM_SETTINGS", "MAX_NAGQ"]
 
 # Tolerances of both stages.  Stage 2 works in units of standard errors for beta,
 # where a deviance change of 1e-6 is a step of ~1e-3 SE; the Newton step made with
@@ -318,9 +318,9 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return GlmmStart(theta, fixef)
 
 
-def is_linear_mixed_model(family: Family) -> bool:
-    """True for ``family="gaussian"`` with the identity link, which glmer fits with lmer, as lme4 does
-    (with a warning saying so; ``stacklevel`` 3 points at the caller of glmer)."""
+def hands_over_to_lmer(family: Family) -> bool:
+    """Whether glmer hands the fit to lmer: ``family="gaussian"`` with the identity link is a linear
+    mixed model, as lme4 says, with a warning (``stacklevel`` 3 points at glmer's caller)."""
     if family.name != "gaussian" or family.link.name != "identity":
         return False
     warnings.warn(
@@ -433,7 +433,7 @@ def glmer(
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
     fam = get_family(family)
-    if is_linear_mixed_model(fam):
+    if hands_over_to_lmer(fam):
         from ..lmm.model import lmer
 
         return lmer(
