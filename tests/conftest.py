@@ -70,6 +70,29 @@ def fitted_issue19(kind: str, formula: str, data_name: str, **kwargs):
         return fit(formula, issue19_dataset(data_name), **kwargs)
 
 
+# The post-fit references' models (tests/reference/make_postfit*.R): lmer on sleepstudy and
+# Penicillin, glmer on cbpp, and a weighted sleepstudy fit (weights 1 + Days % 3, sleepstudy$w).
+POSTFIT_CALLS = {
+    "ss": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", None),
+    "pen": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", None),
+    "cb": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial"),
+    "ssw": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "weights"),
+}
+
+
+@lru_cache(maxsize=None)
+def fitted_postfit(key: str):
+    """A model of :data:`POSTFIT_CALLS`, fitted once per session (warnings are tested separately)."""
+    formula, data_name, kind = POSTFIT_CALLS[key]
+    data = dataset(data_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "binomial":
+            return mm.glmer(formula, data, family="binomial")
+        weights = 1 + data["Days"] % 3 if kind == "weights" else None
+        return mm.lmer(formula, data, weights=weights)
+
+
 @lru_cache(maxsize=None)
 def fitted_glmer(formula: str, data_name: str, family="binomial", nAGQ: int = 1):
     """Fit once per session (``family`` a name or a (name, link) pair); warnings are tested separately."""

@@ -18,8 +18,6 @@ finite-difference Hessian.
 
 from __future__ import annotations
 
-import warnings
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -27,28 +25,14 @@ import pytest
 from scipy.stats import norm
 
 import mixedmodels as mm
-from conftest import dataset, reference
+from conftest import POSTFIT_CALLS, dataset, fitted_postfit, reference
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
-CALLS = {
-    "ss": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", None),
-    "pen": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", None),
-    "cb": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial"),
-    "ssw": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "weights"),
-}
+CALLS = POSTFIT_CALLS
 
 
-@lru_cache(maxsize=None)
-def fit(key: str):
-    formula, data_name, kind = CALLS[key]
-    data = dataset(data_name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "binomial":
-            return mm.glmer(formula, data, family="binomial")
-        weights = 1 + data["Days"] % 3 if kind == "weights" else None  # tests/reference/README.md: sleepstudy$w
-        return mm.lmer(formula, data, weights=weights)
+fit = fitted_postfit  # shared with the other post-fit tests (conftest.py)
 
 
 def ref(key: str) -> dict:

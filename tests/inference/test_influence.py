@@ -32,7 +32,6 @@ ours uses the working weights (the GLM hat values), so ours are lme4's times
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -40,29 +39,15 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from conftest import dataset, reference
+from conftest import POSTFIT_CALLS, fitted_postfit, reference
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
-CALLS = {
-    "ss": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", None),
-    "pen": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", None),
-    "cb": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "cbpp", "binomial"),
-    "ssw": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "weights"),
-}
+CALLS = POSTFIT_CALLS
 GROUPS = {"ss": "Subject", "pen": "plate", "cb": "herd", "ssw": "Subject"}
 
 
-@lru_cache(maxsize=None)
-def fit(key: str):
-    formula, data_name, kind = CALLS[key]
-    data = dataset(data_name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if kind == "binomial":
-            return mm.glmer(formula, data, family="binomial")
-        weights = 1 + data["Days"] % 3 if kind == "weights" else None  # tests/reference/README.md: sleepstudy$w
-        return mm.lmer(formula, data, weights=weights)
+fit = fitted_postfit  # shared with the other post-fit tests (conftest.py)
 
 
 @lru_cache(maxsize=None)
