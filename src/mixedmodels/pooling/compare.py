@@ -7,10 +7,8 @@ The comparison's pieces are in :mod:`.layout` and its result is a
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
 from .._validate import FAMILY, FIT, Choice, Flag, Frame, OneOf, Text, check_arguments, check_bool, argument_kinds
@@ -19,18 +17,14 @@ from ..lmm.model import lmer
 from ..lmm.results import LmerResults
 from .layout import (
     build_layout,
-    complete_arrays,
     complete_pooling,
-    long_table,
     no_pooling_arrays,
     no_pooling_separate,
     no_pooling_shared,
-    partial_array,
     shared_terms,
-    shrinkage_table,
 )
 from .generalized import compare_generalized
-from .results import PoolingComparison
+from .results import PoolingComparison, assemble_comparison
 
 __all__ = ["compare_pooling"]
 
@@ -139,24 +133,7 @@ def compare_pooling(
         share_fixed = bool(shared_terms(layout))
     if layout.generalized:
         return compare_generalized(fit, layout, share_fixed)
-    counts = np.bincount(layout.refs, minlength=len(layout.levels))
     complete = complete_pooling(fit, layout)
     no_fit = no_pooling_shared(layout) if share_fixed else no_pooling_separate(layout)
     no_est, no_se = no_pooling_arrays(layout, no_fit)
-    c_est, c_se = complete_arrays(layout, complete)
-    partial = partial_array(fit, layout)
-    nlev = len(layout.levels)
-    estimates = {"complete": np.tile(c_est, (nlev, 1)), "no": no_est, "partial": partial}
-    ses = {"complete": np.tile(c_se, (nlev, 1)), "no": no_se, "partial": np.full_like(partial, np.nan)}
-    return PoolingComparison(
-        group=layout.group,
-        terms=layout.terms,
-        random_terms=layout.random_terms,
-        share_fixed=bool(share_fixed),
-        complete_fit=complete,
-        no_pooling_fit=no_fit if share_fixed else MappingProxyType(no_fit),
-        partial_fit=fit,
-        _table=long_table(layout, counts, estimates, ses, list(complete.coef.index)),
-        _shrinkage=shrinkage_table(fit, layout, counts, no_est, partial),
-        layout=layout,
-    )
+    return assemble_comparison(fit, layout, share_fixed, complete, no_fit, no_est, no_se)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -46,16 +45,12 @@ from ..linalg.lstsq import kept_columns, lstsq, unscaled_covariance
 from .layout import (
     LeastSquaresFit,
     Layout,
-    complete_arrays,
     level_rows,
-    long_table,
     no_pooling_arrays,
-    partial_array,
     shared_least_squares,
     shared_names,
-    shrinkage_table,
 )
-from .results import PoolingComparison
+from .results import PoolingComparison, assemble_comparison
 
 __all__ = ["GlmFit", "glm_fit", "compare_generalized", "SeparationWarning"]
 
@@ -375,7 +370,6 @@ def _warn_separation(layout: Layout, rows: list[dict], family: str) -> None:
 
 def compare_generalized(fit: MixedFit, layout: Layout, share_fixed: bool) -> PoolingComparison:
     """The three approaches for a glmer fit, on the link scale (see the module docstring)."""
-    counts = np.bincount(layout.refs, minlength=len(layout.levels))
     complete = complete_glm(fit, layout)
     if share_fixed:
         no_fit, separated = no_pooling_shared_glm(layout)
@@ -384,22 +378,6 @@ def compare_generalized(fit: MixedFit, layout: Layout, share_fixed: bool) -> Poo
     _warn_separation(layout, separated, fit.family.name)
     with np.errstate(invalid="ignore"):
         no_est, no_se = no_pooling_arrays(layout, no_fit)
-    c_est, c_se = complete_arrays(layout, complete)
-    partial = partial_array(fit, layout)
-    nlev = len(layout.levels)
-    estimates = {"complete": np.tile(c_est, (nlev, 1)), "no": no_est, "partial": partial}
-    ses = {"complete": np.tile(c_se, (nlev, 1)), "no": no_se, "partial": np.full_like(partial, np.nan)}
     columns = ["group", "term", "n", "mean_response", "estimate", "reason"]
-    return PoolingComparison(
-        group=layout.group,
-        terms=layout.terms,
-        random_terms=layout.random_terms,
-        share_fixed=bool(share_fixed),
-        complete_fit=complete,
-        no_pooling_fit=no_fit if share_fixed else MappingProxyType(no_fit),
-        partial_fit=fit,
-        _table=long_table(layout, counts, estimates, ses, list(complete.coef.index)),
-        _shrinkage=shrinkage_table(fit, layout, counts, no_est, partial),
-        layout=layout,
-        _separation=pd.DataFrame(separated, columns=columns),
-    )
+    separation = pd.DataFrame(separated, columns=columns)
+    return assemble_comparison(fit, layout, share_fixed, complete, no_fit, no_est, no_se, separation)

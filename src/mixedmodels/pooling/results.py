@@ -10,6 +10,7 @@ fits are made in :mod:`.layout` (lmer) or :mod:`mixedmodels.bayes.pooling`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,13 +18,24 @@ import pandas as pd
 
 from ..errors import MixedModelsError
 from ..fitted import MixedFit
-from .layout import APPROACHES, LeastSquaresFit, Layout, choose_x, group_covariance, select_levels
+from .layout import (
+    APPROACHES,
+    LeastSquaresFit,
+    Layout,
+    choose_x,
+    complete_arrays,
+    group_covariance,
+    long_table,
+    partial_array,
+    select_levels,
+    shrinkage_table,
+)
 from .._validate import Text, argument_kinds, check_arguments
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["PoolingComparison"]
+__all__ = ["assemble_comparison", "PoolingComparison"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,3 +268,36 @@ def _fitted_lines(cmp: PoolingComparison, x: str | None, npoints: int, groups) -
                 frame["fitted"] = cmp.partial_fit.family.link.inverse(frame["link"].to_numpy())
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def assemble_comparison(
+    fit: MixedFit,
+    layout: Layout,
+    share_fixed: bool,
+    complete: LeastSquaresFit,
+    no_fit: Any,
+    no_estimates: np.ndarray,
+    no_se: np.ndarray,
+    separation: pd.DataFrame | None = None,
+) -> PoolingComparison:
+    """The comparison from the three fits: complete pooling, no pooling (one fit with the shared
+    terms, else a dict of per-level fits, with their coefficient arrays) and the mixed model."""
+    counts = np.bincount(layout.refs, minlength=len(layout.levels))
+    complete_estimates, complete_se = complete_arrays(layout, complete)
+    partial = partial_array(fit, layout)
+    nlev = len(layout.levels)
+    estimates = {"complete": np.tile(complete_estimates, (nlev, 1)), "no": no_estimates, "partial": partial}
+    ses = {"complete": np.tile(complete_se, (nlev, 1)), "no": no_se, "partial": np.full_like(partial, np.nan)}
+    return PoolingComparison(
+        group=layout.group,
+        terms=layout.terms,
+        random_terms=layout.random_terms,
+        share_fixed=bool(share_fixed),
+        complete_fit=complete,
+        no_pooling_fit=no_fit if share_fixed else MappingProxyType(no_fit),
+        partial_fit=fit,
+        _table=long_table(layout, counts, estimates, ses, list(complete.coef.index)),
+        _shrinkage=shrinkage_table(fit, layout, counts, no_estimates, partial),
+        layout=layout,
+        _separation=separation,
+    )
