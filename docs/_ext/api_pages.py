@@ -29,6 +29,7 @@ from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 import mixedmodels as mm
+from mixedmodels import errors
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +100,7 @@ SECTIONS = (
     Section(
         "Errors and warnings",
         "Everything the package raises or warns derives from these.",
-        (
-            "MixedModelsError",
-            "FormulaError",
-            "DataError",
-            "ModelSpecError",
-            "NotOnDaskError",
-            "MixedModelsWarning",
-            "SingularFitWarning",
-            "ConvergenceWarning",
-            "RankDeficiencyWarning",
-            "ScaleWarning",
-        ),
+        tuple(errors.__all__),  # the errors module lists them once
     ),
 )
 
