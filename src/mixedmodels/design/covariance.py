@@ -347,16 +347,28 @@ class CompoundSymmetry(CovarianceStructure):
         return np.append(np.arange(k), -1)
 
 
-def _ar1_factor(phi: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factor of the AR(1) correlation ``phi^|i-j|`` (k x k) and its derivative in phi."""
+@lru_cache(maxsize=64)
+def _ar1_lags(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lags ``i - j`` below the diagonal (0 above), the below-diagonal mask, and ``max(lag - 1, 0)`` (cached)."""
     lag = np.subtract.outer(np.arange(k), np.arange(k))
     lower = lag >= 0
-    power = np.where(lower, np.power(phi, np.where(lower, lag, 0)), 0.0)
-    dpower = np.where(lower & (lag > 0), lag * np.power(phi, np.maximum(lag - 1, 0)), 0.0)
+    lags, below = np.where(lower, lag, 0), lower & (lag > 0)
+    for array in (lags, lower, below):
+        array.flags.writeable = False
+    return lags, lower, below
+
+
+def _ar1_factor(phi: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factor of the AR(1) correlation ``phi^|i-j|`` (k x k) and its derivative in phi."""
+    lags, lower, below = _ar1_lags(k)
+    powers = phi ** np.arange(k, dtype=float)  # phi^0 .. phi^(k-1): 0^0 = 1
+    power = np.where(lower, powers[lags], 0.0)
+    dpower = np.where(below, lags * powers[np.maximum(lags - 1, 0)], 0.0)
     innovation = np.sqrt(max(1.0 - phi * phi, 0.0))
-    column = np.append(1.0, np.full(k - 1, innovation))
-    dinnovation = -phi / innovation if innovation > 0 else 0.0
-    dcolumn = np.append(0.0, np.full(k - 1, dinnovation))
+    column = np.full(k, innovation)
+    column[0] = 1.0
+    dcolumn = np.full(k, -phi / innovation if innovation > 0 else 0.0)
+    dcolumn[0] = 0.0
     return power * column, dpower * column + power * dcolumn
 
 
