@@ -221,6 +221,41 @@ class ResidualStructure:
                 out[i] = -c * phi / (delta[s] * delta[t])
         return out
 
+    def coefficient_jacobian(self, params: np.ndarray) -> np.ndarray:
+        """``d coefficients / d free`` (pieces x params) over the optimizer's ``log delta`` and ``atanh phi``.
+
+        With ``c = 1 / (1 - phi^2)`` (``dc / d phi = 2 phi c^2``) and ``d phi / d atanh phi = 1 / c``:
+        an "all" or "interior" piece of stratum s (``c / delta_s^2``, ``c phi^2 / delta_s^2``) has
+        ``-2`` times its coefficient by ``log delta_s`` and ``2 phi c / delta_s^2`` by ``atanh phi``
+        (both); a lag piece (``-c phi / (delta_s delta_t)``) has minus its coefficient by
+        ``log delta_s`` and by ``log delta_t`` (twice when s = t), and
+        ``-c (1 + phi^2) / (delta_s delta_t)`` by ``atanh phi``.
+        """
+        delta = self.ratios(params)
+        phi = self.phi(params) or 0.0
+        c = 1.0 / (1.0 - phi * phi)
+        coefficients = self.coefficients(params)
+        nd = len(self.levels) - 1
+        out = np.zeros((len(self.pieces), self.nparams))
+        for i, piece in enumerate(self.pieces):
+            s, t = piece.strata
+            for stratum in (s, t) if piece.kind == "pair" else (s, s):
+                if stratum > 0:
+                    out[i, stratum - 1] -= coefficients[i]
+            if self.ar1 is None:
+                continue
+            scale = c / (delta[s] * delta[t])
+            out[i, nd] = 2.0 * phi * scale if piece.kind != "pair" else -(1.0 + phi * phi) * scale
+        return out
+
+    def logdet_gradient(self, params: np.ndarray) -> np.ndarray:
+        """``d log det R / d free``: ``2 n_s`` by ``log delta_s`` and ``-2 phi (n - G)`` by ``atanh phi``."""
+        counts = np.bincount(self.strata, minlength=len(self.levels))[1:].astype(float)
+        out = 2.0 * counts
+        if self.ar1 is not None:
+            out = np.append(out, -2.0 * self.phi(params) * (self.strata.size - self.ar1.ngroups))
+        return out
+
     def logdet(self, params: np.ndarray) -> float:
         """``log det R`` (R the residual covariance over sigma^2)."""
         delta = self.ratios(params)

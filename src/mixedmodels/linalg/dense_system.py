@@ -40,7 +40,7 @@ from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
 
-__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE"]
+__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "dense_crossproducts"]
 
 # Systems up to this many rows are factored dense: at N = 64 a factorization
 # and a gradient cost ~25 and ~40 us (one thread), below the blocked path's
@@ -68,6 +68,22 @@ class DenseFactor:
 
     def pwrss(self) -> float:
         return float(self.lower[-1, -1] ** 2)
+
+
+def dense_crossproducts(cp: Any) -> np.ndarray:
+    """The blocks ``a11``, ``a21``, ``a22`` of a :class:`.blocked.BlockedCrossProducts` as one dense matrix."""
+    q1 = cp.first.size
+    size = q1 + cp.a22.shape[0]
+    a = np.zeros((size, size))
+    k1 = cp.first.ncols
+    for level in range(cp.first.nlevels):
+        block = slice(level * k1, (level + 1) * k1)
+        a[block, block] = cp.a11[level]
+    a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else cp.a21.toarray()
+    a[q1:, :q1] = a21
+    a[:q1, q1:] = a21.T
+    a[q1:, q1:] = cp.a22
+    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,15 +124,7 @@ class DenseSystem:
         size = q1 + cp.a22.shape[0]
         if size > MAX_SIZE or not all(t.structure.has_derivative for t in cp.terms):
             return None
-        a = np.zeros((size, size))
-        k1 = cp.first.ncols
-        for level in range(cp.first.nlevels):
-            block = slice(level * k1, (level + 1) * k1)
-            a[block, block] = cp.a11[level]
-        a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else cp.a21.toarray()
-        a[q1:, :q1] = a21
-        a[:q1, q1:] = a21.T
-        a[q1:, q1:] = cp.a22
+        a = dense_crossproducts(cp)
         rows, cols, index, offset, entries = [], [], [], 0, 0
         for term in cp.terms:
             r, c = lower_triangle(term.ncols)
