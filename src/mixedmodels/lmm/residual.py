@@ -171,26 +171,36 @@ class DenseResidualObjective:
 _PHI_STARTS = (0.3, 0.6, 0.9)
 
 
-def _starting_params(model: Any, theta0: np.ndarray, value: Any) -> tuple[np.ndarray, int]:
-    """The residual parameters to start from, and how many evaluations choosing them took.
+def _starting_point(model: Any, value: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where the optimizer starts: theta (data units), the residual parameters, and the evaluations it took.
 
-    The structure's start (equal SDs, phi = 0), or for an AR(1) structure the best, at the
-    starting theta, of phi = 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its
-    evaluations walking phi up (sleepstudy, Ovary and BodyWeight all have phi near 0.6;
-    BodyWeight's BOBYQA fit takes 90 evaluations instead of 129).  (SD ratios started from the
-    strata's least-squares residuals saved nothing on Orthodont.)  ``value`` is the objective
-    over ``(scaled theta, free rho)``.
+    Theta is the better of lmer's candidates (:meth:`~mixedmodels.lmm.model.LinearMixedModel.starting_theta`)
+    at the structure's start (equal SDs, phi = 0); then for an AR(1) structure phi is the best, at that
+    theta, of 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its evaluations walking phi
+    up (sleepstudy, Ovary and BodyWeight all have phi near 0.6; BodyWeight's BOBYQA fit takes 90
+    evaluations instead of 129).  (SD ratios started from the strata's least-squares residuals saved
+    nothing on Orthodont.)  ``value`` is the objective over ``(scaled theta, free rho)``: the dense one
+    where there is one, so that choosing costs a few dense evaluations.
     """
-    residual = model.residual
+    residual, cp = model.residual, model.crossprods
+    free0 = residual.structure.to_free(residual.params)
+    thetas = model._start_candidates()
+    scaled = [cp.to_scaled_theta(theta) for theta in thetas]
+    values = [value(np.concatenate([x, free0])) for x in scaled] if len(thetas) > 1 else [np.inf]
+    best = int(np.argmin(values))
     if residual.structure.ar1 is None:
-        return residual.params.copy(), 0
+        return thetas[best], residual.params.copy(), len(values) if len(thetas) > 1 else 0
     candidates = [residual.params.copy()]
     for phi in _PHI_STARTS:
         candidates.append(candidates[0].copy())
         candidates[-1][-1] = phi
-    scaled = model.crossprods.to_scaled_theta(theta0)
-    values = [value(np.concatenate([scaled, residual.structure.to_free(c)])) for c in candidates]
-    return candidates[int(np.argmin(values))], len(values)
+    known = values[best] if len(thetas) > 1 else None
+    phis = [
+        known if known is not None and i == 0 else value(np.concatenate([scaled[best], residual.structure.to_free(c)]))
+        for i, c in enumerate(candidates)
+    ]
+    evaluations = (len(values) if len(thetas) > 1 else 0) + len(candidates) - (known is not None)
+    return thetas[best], candidates[int(np.argmin(phis))], evaluations
 
 
 def optimize_with_residual(
@@ -214,8 +224,10 @@ def optimize_with_residual(
     structure = residual.structure
     ntheta = model.theta_lower.size
     objective = dense.value if dense is not None else _blocked_objective(model)
-    theta0 = np.asarray(start, dtype=float) if start is not None else model.starting_theta()
-    rho0, tries = (residual.params, 0) if start is not None else _starting_params(model, theta0, objective)
+    if start is not None:
+        theta0, rho0, tries = np.asarray(start, dtype=float), residual.params, 0
+    else:
+        theta0, rho0, tries = _starting_point(model, objective)
     x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
     lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
