@@ -159,3 +159,14 @@ def test_free_coordinates_map_bounds_and_chain_the_gradient():
         np.testing.assert_allclose(coordinates.chain(point, weights), differences, rtol=1e-7)
     assert not coordinates.identity
     assert FreeCoordinates(np.zeros(2), np.full(2, np.inf), np.zeros(2, dtype=bool)).identity
+
+
+def test_free_coordinates_at_boundary():
+    """An even element at 0 or an interval element at a bound is a point BFGS's coordinates cannot judge."""
+    from mixedmodels.optim import FreeCoordinates
+
+    coordinates = FreeCoordinates(np.array([0.0, -1.0]), np.array([np.inf, 1.0]), np.array([True, False]))
+    assert not coordinates.at_boundary(np.array([0.5, 0.3]))
+    assert coordinates.at_boundary(np.array([0.0, 0.3]))
+    assert coordinates.at_boundary(np.array([0.5, 1.0 - 1e-5]))
+    assert coordinates.at_boundary(np.array([0.5, -1.0]))

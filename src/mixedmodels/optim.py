@@ -162,6 +162,16 @@ class FreeCoordinates:
     upper: np.ndarray
     even: np.ndarray
 
+    @classmethod
+    def for_terms(cls, layouts, lower: np.ndarray, upper: np.ndarray | None) -> "FreeCoordinates":
+        """For theta of random-effects terms (their layouts: ``theta_start``, ``theta_stop``, ``structure``),
+        then any further parameters (unbounded): structured terms' SDs by ``|x|``, correlations by tanh."""
+        upper = np.full(lower.size, np.inf) if upper is None else upper
+        structured = np.zeros(lower.size, dtype=bool)
+        for t in layouts:
+            structured[t.theta_start : t.theta_stop] = not t.structure.is_default()
+        return cls(lower, upper, structured & (lower == 0) & np.isinf(upper))
+
     @property
     def interval(self) -> np.ndarray:
         return np.isfinite(self.lower) & np.isfinite(self.upper)
@@ -198,6 +208,19 @@ class FreeCoordinates:
             width = self.upper[inside] - self.lower[inside]
             factor[inside] = width * (1.0 - np.tanh(x[inside]) ** 2) / 2.0
         return gradient * factor
+
+    def at_boundary(self, t: np.ndarray, tol: float = 1e-4) -> bool:
+        """Whether an ``even`` element of ``t`` is below ``tol`` or an interval element within ``tol``
+        (relative to the interval's width) of a bound.
+
+        There the unbounded coordinates are a poor guide: 0 is a stationary point of ``|x|``,
+        and a bound is at infinity of the tanh map, so a caller checks such a point with BOBYQA.
+        """
+        t = np.asarray(t, dtype=float)
+        inside = self.interval
+        width = self.upper[inside] - self.lower[inside]
+        near = (t[inside] - self.lower[inside] < tol * width) | (self.upper[inside] - t[inside] < tol * width)
+        return bool(np.any(np.abs(t[self.even]) < tol) or np.any(near))
 
     def wrap(
         self, func: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray]

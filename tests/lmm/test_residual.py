@@ -387,3 +387,16 @@ def test_newton_is_refused_for_residual_structures():
     with pytest.raises(mm.ModelSpecError, match="residual structure"):
         model.fit(settings=mm.OptimizerSettings(optimizer="newton"))
     assert model.fit(settings=mm.OptimizerSettings(optimizer="bfgs")).optinfo.optimizer.startswith("BFGS")
+
+
+def test_dense_objective_is_infinite_where_phi_rounds_to_one():
+    """atanh phi = 25 rounds to phi = 1 (tanh(25) == 1.0 in floating point), where R is singular: the
+    objective is +inf there (BFGS's line search backs off) rather than a division by zero."""
+    from mixedmodels.lmm.residual import DenseResidualObjective
+
+    model = _model("sleepstudy_ar1", True)
+    dense = DenseResidualObjective.build(model)
+    y = np.concatenate([model.crossprods.to_scaled_theta(model.theta_start), [25.0]])
+    assert dense.value(y) == np.inf
+    assert np.isnan(dense.gradient(y)).all()
+    assert np.isfinite(dense.value(np.concatenate([y[:-1], [3.0]])))

@@ -501,12 +501,10 @@ def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> s
     (InstEval: ~2, so BFGS; nested_50k: ~30, so BOBYQA).  Deterministic: the
     choice never depends on the machine's load.
 
-    Structured terms (``diag``, ``cs``, ``ar1``) have the gradient through
-    ``d lambda / d theta`` but no exact Hessian: BFGS (measured on sleepstudy,
-    diag 7 + 5 evaluations against BOBYQA's 23, cs 19 + 16 against 76-90, ar1
-    13 + 11 against 49-51: fits 1.3-2x faster), Newton refused.  So are the
-    derivative-based optimizers for a sparsely factored rest block
-    (:mod:`.linalg.sparse_rest`: the gradient needs the dense inverse).
+    Structured terms have the gradient through ``d lambda / d theta`` but no
+    exact Hessian: BFGS (sleepstudy: diag, cs, ar1 in 7 + 5, 19 + 16, 13 + 11
+    evaluations + gradients against BOBYQA's 23, 76-90, 49-51), Newton refused;
+    a sparsely factored rest block (:mod:`.linalg.sparse_rest`) gets BOBYQA.
     """
     if cp.sparse_rest is not None or not cp.unstructured:
         return _restricted_choice(settings, cp)
@@ -580,7 +578,9 @@ def _derivative_fit(
 
     Structured terms' parameters are optimized in unbounded coordinates
     (:class:`~mixedmodels.optim.FreeCoordinates`: ``|x|`` for their SDs, a
-    tanh map into a correlation's interval).  At a boundary (a diagonal within
+    tanh map into a correlation's interval); where BFGS ends at one of their
+    bounds, BOBYQA fits from the start too and the better optimum is kept
+    (an SD of 0 is a stationary point of ``|x|``).  At a boundary (a diagonal within
     ``settings.zero_tol`` of zero, where lme4's optimum sits on the bound
     exactly) the small diagonals are set to zero when that is not worse by more
     than ``ftol_abs`` (:func:`~mixedmodels.optim.snap_to_zero_bounds`, as after
@@ -591,7 +591,7 @@ def _derivative_fit(
     final point's.
     """
     lower, upper = bounds
-    coordinates = _free_coordinates(layouts, lower, upper)
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     if newton:
         info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
     elif coordinates.identity:
@@ -606,6 +606,11 @@ def _derivative_fit(
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
+    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
+        bobyqa = minimize_bounded(objective.value, x0, lower, upper, settings=settings)  # see at_boundary
+        if bobyqa.fmin < info.fmin:
+            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
+        info = replace(info, feval=info.feval + bobyqa.feval)
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
@@ -625,13 +630,6 @@ def _derivative_fit(
         geval=info.geval,
         seconds=info.seconds + polish.seconds,
     )
-
-
-def _free_coordinates(layouts, lower: np.ndarray, upper: np.ndarray | None) -> FreeCoordinates:
-    """The optimizer's unbounded coordinates: structured terms' SDs by ``|x|``, their correlations by tanh."""
-    upper = np.full(lower.size, np.inf) if upper is None else upper
-    structured = np.concatenate([np.full(t.theta_stop - t.theta_start, not t.structure.is_default()) for t in layouts])
-    return FreeCoordinates(lower, upper, structured & (lower == 0) & np.isinf(upper))
 
 
 _POLISH_STEP = 0.05

@@ -136,7 +136,7 @@ class DenseResidualObjective:
         blocks = residual.blocks
         self.pieces = np.stack([dense_crossproducts(blocks.piece(k)).ravel() for k in range(blocks.npieces)])
         self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
-        self._last: tuple[np.ndarray, DenseFactor, np.ndarray] | None = None
+        self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
 
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
@@ -144,8 +144,12 @@ class DenseResidualObjective:
         system = DenseSystem.build(model.crossprods)
         return None if system is None else cls(model, system)
 
-    def _factor(self, y: np.ndarray) -> tuple[DenseFactor, np.ndarray]:
+    def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
+        """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``)."""
         rho = self.structure.from_free(y[self.ntheta :])
+        nd = len(self.structure.levels) - 1
+        if not (np.all(rho[:nd] > 0) and np.all(np.isfinite(rho)) and np.all(np.abs(rho[nd:]) < 1.0)):
+            return None, rho
         a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
         return self.system.factor(y[: self.ntheta], a), rho
 
@@ -153,6 +157,8 @@ class DenseResidualObjective:
         y = np.asarray(y, dtype=float)
         factor, rho = self._factor(y)
         self._last = (y.copy(), factor, rho)
+        if factor is None:
+            return np.inf
         return self.model.objective_from(factor, residual_logdet=self.structure.logdet(rho))
 
     def gradient(self, y: np.ndarray) -> np.ndarray:
@@ -161,6 +167,8 @@ class DenseResidualObjective:
             factor, rho = self._last[1], self._last[2]
         else:
             factor, rho = self._factor(y)
+        if factor is None:
+            return np.full(y.size, np.nan)
         model = self.model
         theta, pieces = self.system.piece_gradient(factor, model.REML, model.n_likelihood, self.pieces)
         structure = self.structure
@@ -268,10 +276,7 @@ def _bfgs_fit(
     or BOBYQA from where BFGS stopped when it stopped short of an optimum (as lmer's
     derivative-based fit)."""
     lower, upper = bounds
-    structured = np.zeros(lower.size, dtype=bool)
-    for t in layouts:
-        structured[t.theta_start : t.theta_stop] = not t.structure.is_default()
-    coordinates = FreeCoordinates(lower, upper, structured & (lower == 0) & np.isinf(upper))
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     value, gradient = coordinates.wrap(dense.value, dense.gradient)
     info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings)
     x = coordinates.from_free(info.final)
@@ -279,13 +284,18 @@ def _bfgs_fit(
         if t.structure.is_default():
             x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
     stuck = np.any((lower == 0) & (x == 0) & (x0 == 0))
+    bounded = None if np.all(np.isinf(upper)) else upper
+    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
+        bobyqa = minimize_bounded(dense.value, x0, lower, bounded, settings=settings)  # as lmer's fit does
+        if bobyqa.fmin < info.fmin:
+            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
+        info = replace(info, feval=info.feval + bobyqa.feval)
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(dense.value, x, info.fmin, lower, settings)
         if snapped is not None:
             return replace(info, initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
         return replace(info, initial=x0, final=x)
     polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
-    bounded = None if np.all(np.isinf(upper)) else upper
     polish = minimize_bounded(dense.value, np.clip(x, lower, upper), lower, bounded, settings=polish_settings)
     return replace(
         polish,
