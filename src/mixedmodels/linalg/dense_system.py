@@ -46,6 +46,9 @@ __all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "dense_crossproducts"]
 # and a gradient cost ~25 and ~40 us (one thread), below the blocked path's
 # numpy overhead; the dense flops grow as N^3.
 MAX_SIZE = 64
+# Structured terms have no Newton step (whose Hessian grows as N^2 per theta pair) and pay more per
+# blocked evaluation (their lambda per level): their dense systems go further, with one BLAS thread.
+MAX_SIZE_STRUCTURED = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +125,8 @@ class DenseSystem:
         ``d lambda / d theta``."""
         q1 = cp.first.size
         size = q1 + cp.a22.shape[0]
-        if size > MAX_SIZE or not all(t.structure.has_derivative for t in cp.terms):
+        limit = MAX_SIZE if cp.unstructured else MAX_SIZE_STRUCTURED
+        if size > limit or not all(t.structure.has_derivative for t in cp.terms):
             return None
         a = dense_crossproducts(cp)
         rows, cols, index, offset, entries = [], [], [], 0, 0

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._threads import blas_threads_for
+from .._threads import blas_threads_for, one_blas_thread
 from .._validate import (
     Anything,
     FitData,
@@ -57,6 +57,7 @@ from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variable
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
+from ..linalg.dense_system import MAX_SIZE
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
 from ..optim import (
@@ -407,7 +408,7 @@ class LinearMixedModel(ThetaParameters):
         settings = settings or OptimizerSettings()
         method = choose_optimizer(settings, cp)
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
-        with blas_threads_for(cp.a22.shape[0]):
+        with _threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = _better_start(points, objective.value)
@@ -444,10 +445,7 @@ class LinearMixedModel(ThetaParameters):
         return info, factor
 
     def _scaled_upper(self) -> np.ndarray | None:
-        """Upper bounds of the scaled theta, or None when there are none (no cs or ar1 term).
-
-        Only correlation parameters have upper bounds, and scaling the columns leaves them alone.
-        """
+        """Upper bounds of the scaled theta (only correlations have them: scaling leaves them alone), or None."""
         upper = self.theta_upper
         return None if np.all(np.isinf(upper)) else upper
 
@@ -515,6 +513,13 @@ def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> s
     return "bfgs" if _gradient_cost_ratio(cp) < _GRADIENT_COST_LIMIT else "bobyqa"
 
 
+def _threads_for(cp: BlockedCrossProducts, objective: ProfiledObjective):
+    """One BLAS thread for a dense system past ``MAX_SIZE`` rows (threaded products cost 10x when busy)."""
+    if objective.dense is not None and objective.dense.a.shape[0] > MAX_SIZE:
+        return one_blas_thread()
+    return blas_threads_for(cp.a22.shape[0])
+
+
 def _restricted_choice(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
     """:func:`choose_optimizer` for a sparsely factored rest block (BOBYQA) or structured terms (BFGS)."""
     wanted = settings.optimizer
@@ -578,9 +583,8 @@ def _derivative_fit(
 
     Structured terms' parameters are optimized in unbounded coordinates
     (:class:`~mixedmodels.optim.FreeCoordinates`: ``|x|`` for their SDs, a
-    tanh map into a correlation's interval); where BFGS ends at one of their
-    bounds, BOBYQA fits from the start too and the better optimum is kept
-    (an SD of 0 is a stationary point of ``|x|``).  At a boundary (a diagonal within
+    tanh map into a correlation's interval); where BFGS ends at one of their bounds
+    (0 is a stationary point of ``|x|``) BOBYQA fits too, the better kept.  At a boundary (a diagonal within
     ``settings.zero_tol`` of zero, where lme4's optimum sits on the bound
     exactly) the small diagonals are set to zero when that is not worse by more
     than ``ftol_abs`` (:func:`~mixedmodels.optim.snap_to_zero_bounds`, as after

@@ -45,14 +45,14 @@ from typing import Any
 import nlopt
 import numpy as np
 
-from .._threads import blas_threads_for
+from .._threads import blas_threads_for, one_blas_thread
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.residual import ResidualStructure
 from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
 from ..design.covariance import canonical_theta
 from ..linalg.blocked import term_layouts
-from ..linalg.dense_system import DenseFactor, DenseSystem, dense_crossproducts
+from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
 from ..optim import (
     FreeCoordinates,
@@ -240,7 +240,7 @@ def optimize_with_residual(
     lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
     bounded = None if np.all(np.isinf(upper)) else upper
-    with blas_threads_for(cp.a22.shape[0]):
+    with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
         if dense is not None and settings.optimizer != "bobyqa":
             info = _bfgs_fit(dense, model.layouts, x0, (lower, upper), settings)
         else:
