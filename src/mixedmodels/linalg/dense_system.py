@@ -40,7 +40,7 @@ from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
 
-__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "dense_crossproducts"]
+__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "MAX_SIZE_STRUCTURED", "dense_crossproducts"]
 
 # Systems up to this many rows are factored dense: at N = 64 a factorization
 # and a gradient cost ~25 and ~40 us (one thread), below the blocked path's
