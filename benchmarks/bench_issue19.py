@@ -1,6 +1,7 @@
 """Time issue #19's model classes against the R packages they are checked against, in one run.
 
     PYTHONPATH=src python benchmarks/bench_issue19.py [--repeats 7] [--rounds 2] [--cases a,b] [--name NAME]
+        [--baseline OTHER/src]
 
 Cases are the reference fits of tests/reference/make_{glmmtmb_covstruct,nlme_residual,negbin}.R:
 structured covariances (mm.lmer with diag/cs/ar1 against glmmTMB), residual structures
@@ -10,6 +11,9 @@ against lme4's glmer.nb and glmmTMB's nbinom2; a known theta against glmer). Eac
 of the call alone) and then Python (the same, in this process), so load bursts hit both; the
 times of all rounds are pooled and their medians compared. The 1-minute load average is recorded
 around every block: the machine is shared, and a loaded machine inflates both sides' times.
+With ``--baseline`` (the ``src`` directory of another version, e.g. from
+``git archive <commit> src | tar -x -C DIR``) each round also times that version, in a
+subprocess between R and this version, so a before/after comparison shares the same load.
 Writes benchmarks/results/<date>-issue19[-NAME].{md,json}.
 """
 
@@ -138,6 +142,15 @@ def run_python(cases: list[Case], repeats: int) -> None:
             case.minus2ll = -2.0 * fit.loglik
 
 
+def run_baseline(src: str, cases: list[Case], repeats: int) -> dict[str, dict]:
+    """Time the same cases with the mixedmodels of ``src`` (a subprocess with it first on the path)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--python-only", "--repeats", str(repeats)]
+    cmd += ["--cases", ",".join(c.id for c in cases)]
+    env = {**os.environ, "PYTHONPATH": src}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def run_r(ids: list[str], repeats: int) -> dict[str, dict]:
     cmd = ["Rscript", str(HERE / "issue19_worker.R"), str(repeats), ",".join(ids)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -150,7 +163,11 @@ def run_r(ids: list[str], repeats: int) -> dict[str, dict]:
     return out
 
 
-def _table(cases: list[Case], r_times: dict[str, list[float]], r_m2ll: dict[str, float]) -> list[str]:
+def _table(
+    cases: list[Case], r_times: dict[str, list[float]], r_m2ll: dict[str, float], before: dict[str, dict] | None
+) -> list[str]:
+    if before:
+        return _before_after_table(cases, r_times, r_m2ll, before)
     lines = [
         "| case | R fit | R median (ms) | mixedmodels median (ms) | R / mixedmodels | -2 log L: R, mixedmodels |",
         "|---|---|---:|---:|---:|---|",
@@ -159,14 +176,37 @@ def _table(cases: list[Case], r_times: dict[str, list[float]], r_m2ll: dict[str,
         ours = statistics.median(case.times) * 1e3
         for rid in case.r_cases:
             theirs = statistics.median(r_times[rid]) * 1e3
-            tool = (
-                "glmmTMB"
-                if ("glmmTMB" in rid or case.kind == "covariance")
-                else ("nlme" if case.kind == "residual" else "lme4")
-            )
+            tool = _tool(rid, case)
             lines.append(
                 f"| {case.id} | {tool} | {theirs:.1f} | {ours:.1f} | {theirs / ours:.1f} | "
                 f"{r_m2ll[rid]:.4f}, {case.minus2ll:.4f} |"
+            )
+    return lines
+
+
+def _tool(rid: str, case: Case) -> str:
+    if "glmmTMB" in rid or case.kind == "covariance":
+        return "glmmTMB"
+    return "nlme" if case.kind == "residual" else "lme4"
+
+
+def _before_after_table(
+    cases: list[Case], r_times: dict[str, list[float]], r_m2ll: dict[str, float], before: dict[str, dict]
+) -> list[str]:
+    lines = [
+        "| case | R fit | R median (ms) | before (ms) | after (ms) | R / before | R / after | "
+        "-2 log L: R, before, after |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for case in cases:
+        ours = statistics.median(case.times) * 1e3
+        old = statistics.median(before[case.id]["seconds"]) * 1e3
+        for rid in case.r_cases:
+            theirs = statistics.median(r_times[rid]) * 1e3
+            lines.append(
+                f"| {case.id} | {_tool(rid, case)} | {theirs:.1f} | {old:.1f} | {ours:.1f} | {theirs / old:.1f} | "
+                f"{theirs / ours:.1f} | {r_m2ll[rid]:.4f}, {before[case.id]['minus2logLik']:.4f}, "
+                f"{case.minus2ll:.4f} |"
             )
     return lines
 
@@ -177,11 +217,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cases", default="", help="comma-separated case ids (default: all)")
     parser.add_argument("--name", default="")
+    parser.add_argument("--baseline", default="", help="the src directory of another version, timed in each round")
+    parser.add_argument("--python-only", action="store_true", help=argparse.SUPPRESS)  # the baseline's subprocess
     args = parser.parse_args()
     cases = _cases()
     if args.cases:
         wanted = set(args.cases.split(","))
         cases = [c for c in cases if c.id in wanted]
+    if args.python_only:
+        run_python(cases, args.repeats)
+        print(json.dumps({c.id: {"seconds": c.times, "minus2logLik": c.minus2ll} for c in cases}))
+        return
+    before: dict[str, dict] = {}
     r_ids = [rid for c in cases for rid in c.r_cases]
     r_times: dict[str, list[float]] = {rid: [] for rid in r_ids}
     r_m2ll: dict[str, float] = {}
@@ -191,6 +238,11 @@ def main() -> None:
         for rid, item in run_r(r_ids, args.repeats).items():
             r_times[rid] += item["seconds"]
             r_m2ll[rid] = item["minus2logLik"]
+        if args.baseline:
+            loads.append(("before", round_, _load()))
+            for cid, item in run_baseline(args.baseline, cases, args.repeats).items():
+                kept = before.setdefault(cid, {"seconds": [], "minus2logLik": item["minus2logLik"]})
+                kept["seconds"] += item["seconds"]
         loads.append(("python", round_, _load()))
         run_python(cases, args.repeats)
     loads.append(("end", args.rounds, _load()))
@@ -209,7 +261,12 @@ def main() -> None:
         + ".",
         "",
     ]
-    lines = header + _table(cases, r_times, r_m2ll)
+    if args.baseline:
+        header += [
+            "Before: the version at --baseline, timed in a subprocess after R in every round; after: this one.",
+            "",
+        ]
+    lines = header + _table(cases, r_times, r_m2ll, before or None)
     print("\n".join(lines))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
@@ -220,6 +277,7 @@ def main() -> None:
         "rounds": args.rounds,
         "python": {c.id: {"seconds": c.times, "minus2logLik": c.minus2ll, "r_cases": c.r_cases} for c in cases},
         "R": {rid: {"seconds": r_times[rid], "minus2logLik": r_m2ll.get(rid)} for rid in r_ids},
+        "before": before,
     }
     (results / f"{name}.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"\nwrote {results / name}.md and .json", file=sys.stderr)

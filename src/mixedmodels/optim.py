@@ -29,6 +29,7 @@ __all__ = [
     "minimize_newton",
     "snap_to_zero_bounds",
     "snap_rows_to_zero_bounds",
+    "FreeCoordinates",
     "QUASI_NEWTON",
     "NEWTON",
 ]
@@ -139,6 +140,98 @@ class OptInfo:
             f"OptInfo(optimizer={self.optimizer!r}, feval={self.feval}, geval={self.geval}, fmin={self.fmin:.10g}, "
             f"seconds={self.seconds:.3g}, message={self.message!r}, converged={self.converged})"
         )
+
+
+@dataclass(frozen=True, eq=False)
+class FreeCoordinates:
+    """Unbounded coordinates ``x`` for parameters ``t`` with bounds, for the unconstrained BFGS.
+
+    ``t = lower + (upper - lower)(1 + tanh x) / 2`` where both bounds are finite (a
+    correlation parameter), ``t = |x|`` where ``even`` says so (the standard deviations
+    of structured terms: a negative one would be another model, e.g. for ``cs``), and
+    ``t = x`` elsewhere (theta of unstructured terms, whose objective is even in each
+    column of lambda: the caller makes the signs canonical afterwards).
+
+    Attributes
+    ----------
+    lower, upper : ndarray
+    even : ndarray of bool
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    even: np.ndarray
+
+    @classmethod
+    def for_terms(cls, layouts, lower: np.ndarray, upper: np.ndarray | None) -> "FreeCoordinates":
+        """For theta of random-effects terms (their layouts: ``theta_start``, ``theta_stop``, ``structure``),
+        then any further parameters (unbounded): structured terms' SDs by ``|x|``, correlations by tanh."""
+        upper = np.full(lower.size, np.inf) if upper is None else upper
+        structured = np.zeros(lower.size, dtype=bool)
+        for t in layouts:
+            structured[t.theta_start : t.theta_stop] = not t.structure.is_default()
+        return cls(lower, upper, structured & (lower == 0) & np.isinf(upper))
+
+    @property
+    def interval(self) -> np.ndarray:
+        return np.isfinite(self.lower) & np.isfinite(self.upper)
+
+    @property
+    def identity(self) -> bool:
+        """Whether ``x`` is ``t`` itself (no interval and no even element)."""
+        return not (self.interval.any() or self.even.any())
+
+    def from_free(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        t = np.where(self.even, np.abs(x), x)
+        inside = self.interval
+        if inside.any():
+            low, width = self.lower[inside], self.upper[inside] - self.lower[inside]
+            t[inside] = low + width * (1.0 + np.tanh(x[inside])) / 2.0
+        return t
+
+    def to_free(self, t: np.ndarray) -> np.ndarray:
+        x = np.asarray(t, dtype=float).copy()
+        inside = self.interval
+        if inside.any():
+            low, width = self.lower[inside], self.upper[inside] - self.lower[inside]
+            unit = np.clip(2.0 * (x[inside] - low) / width - 1.0, -_INTERVAL_EDGE, _INTERVAL_EDGE)
+            x[inside] = np.arctanh(unit)
+        return x
+
+    def chain(self, x: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+        """The gradient over ``x`` from the gradient over ``t`` at ``t = from_free(x)``."""
+        x = np.asarray(x, dtype=float)
+        factor = np.where(self.even, np.sign(x), 1.0)
+        inside = self.interval
+        if inside.any():
+            width = self.upper[inside] - self.lower[inside]
+            factor[inside] = width * (1.0 - np.tanh(x[inside]) ** 2) / 2.0
+        return gradient * factor
+
+    def at_boundary(self, t: np.ndarray, tol: float = 1e-4) -> bool:
+        """Whether an ``even`` element of ``t`` is below ``tol`` or an interval element within ``tol``
+        (relative to the interval's width) of a bound.
+
+        There the unbounded coordinates are a poor guide: 0 is a stationary point of ``|x|``,
+        and a bound is at infinity of the tanh map, so a caller checks such a point with BOBYQA.
+        """
+        t = np.asarray(t, dtype=float)
+        inside = self.interval
+        width = self.upper[inside] - self.lower[inside]
+        near = (t[inside] - self.lower[inside] < tol * width) | (self.upper[inside] - t[inside] < tol * width)
+        return bool(np.any(np.abs(t[self.even]) < tol) or np.any(near))
+
+    def wrap(
+        self, func: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], np.ndarray]]:
+        """``func`` and ``grad`` over ``x`` (each maps ``x`` to ``t`` the same way, so a caller's
+        cache keyed by ``t`` sees equal arrays)."""
+        return (lambda x: func(self.from_free(x))), (lambda x: self.chain(x, grad(self.from_free(x))))
+
+
+# a correlation started at a bound starts just inside it (atanh(1 - 1e-12) = 14.2)
+_INTERVAL_EDGE = 1.0 - 1e-12
 
 
 def _initial_steps(x0: np.ndarray, lower: np.ndarray, step: float) -> np.ndarray:

@@ -180,3 +180,56 @@ def test_dense_system_objective_gradient_and_hessian(name, reml):
 
 def test_large_systems_have_no_dense_version():
     assert _model("insteval", True).crossprods.dense_system is None
+
+
+# --- structured terms: the chain rule through d lambda / d theta ---------------------------------
+STRUCTURED = [
+    "Reaction ~ Days + diag(Days | Subject)",
+    "Reaction ~ Days + cs(0 + Phase3 | Subject)",
+    "Reaction ~ Days + ar1(0 + DayPair | Subject)",
+    "Reaction ~ Days + cs(0 + Phase3 | Subject) + (1 | DayPair)",
+    "Reaction ~ Days + (1 | Subject) + ar1(0 + DayPair | Phase3)",
+    "Reaction ~ Days + (Days | Subject) + diag(0 + Phase3 | DayPair)",
+]
+
+
+def _structured_points(model: LinearMixedModel) -> list[np.ndarray]:
+    """A point inside the bounds (SDs 0.3-1.1, correlations 0.35) and one with a negative correlation."""
+    lower, upper = model.theta_lower, model.theta_upper
+    sds = 0.3 + 0.8 * np.linspace(0, 1, lower.size)
+    inside = np.where(np.isfinite(upper), 0.35, np.where(lower == 0, sds, 0.2))
+    negative = np.where(np.isfinite(upper), np.maximum(lower + 0.05, -0.3), inside)
+    cp = model.crossprods
+    return [cp.to_scaled_theta(inside), cp.to_scaled_theta(negative)]
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("formula", STRUCTURED)
+def test_structured_gradient_equals_finite_differences(formula, reml):
+    """The blocked gradient of diag, cs and ar1 terms (first term and rest terms) and the dense system's,
+    against finite differences (tolerance as above; the structures' lambdas are smooth inside their bounds)."""
+    from conftest import issue19_dataset
+
+    model = LinearMixedModel.from_formula(formula, issue19_dataset("sleepstudy"), REML=reml)
+    cp = model.crossprods
+    assert not cp.unstructured
+    dense = cp.dense_system
+    for point in _structured_points(model):
+        _check(model, point)
+        if dense is not None:
+            func = _objective(model)
+            expected = _differences(func, point)
+            gradient = dense.gradient(dense.factor(point), reml, cp.nobs)
+            tolerance = 2e-8 * (abs(func(point)) + 1) + 1e-6 * np.abs(expected)
+            np.testing.assert_array_less(np.abs(gradient - expected), tolerance)
+            assert model.objective_from(dense.factor(point)) == pytest.approx(func(point), rel=1e-12)
+
+
+def test_structured_dense_systems_have_no_exact_hessian():
+    from conftest import issue19_dataset
+
+    model = LinearMixedModel.from_formula(STRUCTURED[1], issue19_dataset("sleepstudy"), REML=True)
+    dense = model.crossprods.dense_system
+    assert dense is not None and dense.structured
+    with pytest.raises(ValueError, match="unstructured"):
+        dense.derivatives(dense.factor(model.crossprods.to_scaled_theta(model.theta_start)), True, 180)

@@ -317,11 +317,86 @@ def test_influence_and_prediction_intervals_refuse_residual_structures():
     assert np.all(confidence["lower"] < confidence["fit"])
 
 
-def test_residual_structures_are_fitted_by_bobyqa():
-    """The analytic gradient knows nothing of a residual structure: BOBYQA fits it, and a
-    derivative-based optimizer asked for by name is refused."""
-    assert _fit("sleepstudy_ar1", True).optinfo.optimizer == "NLopt LN_BOBYQA"
+GRADIENT_MODELS = {
+    **MODELS,
+    "sleepstudy_both_cs": (
+        "Reaction ~ Days + cs(0 + Phase3 | Subject)",
+        "sleepstudy",
+        dict(weights=mm.var_ident("Phase3"), correlation=mm.cor_ar1("Days", group="Subject")),
+    ),
+}
+
+
+def _model(name: str, reml: bool):
+    formula, data, kwargs = GRADIENT_MODELS[name]
+    return mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", sorted(GRADIENT_MODELS))
+def test_dense_residual_gradient_equals_finite_differences(name, reml):
+    """The gradient over (scaled theta, log delta, atanh phi) against fourth-order central differences
+    (step 1e-4: truncation ~1e-16 f^(5), rounding ~1e-13 |f| / 1e-4; bound as in
+    tests/linalg/test_gradient.py), at two points; the dense objective equals the blocked one."""
+    from mixedmodels.lmm.residual import DenseResidualObjective, _blocked_objective
+
+    model = _model(name, reml)
+    dense = DenseResidualObjective.build(model)
+    assert dense is not None
+    lower, upper = model.theta_lower, model.theta_upper
+    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
+    scaled = model.crossprods.to_scaled_theta(theta)
+    for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
+        y = np.concatenate([scaled, rho])
+        h = 1e-4
+        expected = np.array(
+            [
+                (8 * (dense.value(y + e) - dense.value(y - e)) - (dense.value(y + 2 * e) - dense.value(y - 2 * e)))
+                / 12
+                / h
+                for e in np.eye(y.size) * h
+            ]
+        )
+        value = dense.value(y)
+        assert value == pytest.approx(_blocked_objective(model)(y), rel=1e-12)
+        tolerance = 2e-8 * (abs(value) + 1) + 1e-6 * np.abs(expected)
+        np.testing.assert_array_less(np.abs(dense.gradient(y) - expected), tolerance)
+
+
+@pytest.mark.parametrize("name,reml", CASES)
+def test_bfgs_reaches_bobyqas_optimum_or_better(name, reml):
+    """Residual structures on dense systems are fitted by BFGS with the analytic gradient; BOBYQA's
+    optimum is not better by more than the optimizers' tolerance (ftol_abs 1e-6), and the
+    estimates agree (to the precision the optimizers stop at)."""
+    fit = _fit(name, reml)
+    assert fit.optinfo.optimizer.startswith("BFGS") and fit.optinfo.converged
+    formula, data, kwargs = MODELS[name]
+    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bobyqa = model.fit(settings=mm.OptimizerSettings(optimizer="bobyqa"))
+    assert bobyqa.optinfo.optimizer == "NLopt LN_BOBYQA"
+    assert -2 * fit.loglik <= -2 * bobyqa.loglik + 1e-6
+    np.testing.assert_allclose(fit.model.residual.params, bobyqa.model.residual.params, rtol=2e-3)
+    np.testing.assert_allclose(fit.theta, bobyqa.theta, rtol=2e-3, atol=1e-3)
+
+
+def test_newton_is_refused_for_residual_structures():
     formula, data, kwargs = MODELS["sleepstudy_ar1"]
     model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), **kwargs)
     with pytest.raises(mm.ModelSpecError, match="residual structure"):
-        model.fit(settings=mm.OptimizerSettings(optimizer="bfgs"))
+        model.fit(settings=mm.OptimizerSettings(optimizer="newton"))
+    assert model.fit(settings=mm.OptimizerSettings(optimizer="bfgs")).optinfo.optimizer.startswith("BFGS")
+
+
+def test_dense_objective_is_infinite_where_phi_rounds_to_one():
+    """atanh phi = 25 rounds to phi = 1 (tanh(25) == 1.0 in floating point), where R is singular: the
+    objective is +inf there (BFGS's line search backs off) rather than a division by zero."""
+    from mixedmodels.lmm.residual import DenseResidualObjective
+
+    model = _model("sleepstudy_ar1", True)
+    dense = DenseResidualObjective.build(model)
+    y = np.concatenate([model.crossprods.to_scaled_theta(model.theta_start), [25.0]])
+    assert dense.value(y) == np.inf
+    assert np.isnan(dense.gradient(y)).all()
+    assert np.isfinite(dense.value(np.concatenate([y[:-1], [3.0]])))

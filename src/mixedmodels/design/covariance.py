@@ -281,6 +281,7 @@ class Diagonal(CovarianceStructure):
         return np.arange(k)
 
 
+@lru_cache(maxsize=16)
 def _compound_symmetry_factor(rho: float, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Cholesky factor ``C`` of ``(1 - rho) I + rho 11'`` and ``dC / d rho``.
 
@@ -289,7 +290,8 @@ def _compound_symmetry_factor(rho: float, k: int) -> tuple[np.ndarray, np.ndarra
     column j of C is ``sqrt(a_j)`` on the diagonal and ``b_j / sqrt(a_j)`` below,
     then ``a_{j+1} = a_j - b_j^2 / a_j`` and ``b_{j+1} = b_j - b_j^2 / a_j``.
     At a semidefinite boundary (``rho = 1`` or ``-1/(k-1)``) a column with
-    ``a_j = 0`` stays zero (and so does its derivative).
+    ``a_j = 0`` stays zero (and so does its derivative).  Cached (read-only):
+    an evaluation and its gradient ask for the same rho several times.
     """
     factor, deriv = np.zeros((k, k)), np.zeros((k, k))
     a, b, da, db = 1.0, float(rho), 0.0, 1.0
@@ -302,7 +304,12 @@ def _compound_symmetry_factor(rho: float, k: int) -> tuple[np.ndarray, np.ndarra
         deriv[j + 1 :, j] = db / root - b * da / (2.0 * a * root)
         ratio, dratio = b * b / a, (2.0 * b * db * a - b * b * da) / (a * a)
         a, b, da, db = a - ratio, b - ratio, da - dratio, db - dratio
-    return factor, deriv
+    return _read_only(factor), _read_only(deriv)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 @dataclass(frozen=True)
@@ -347,17 +354,30 @@ class CompoundSymmetry(CovarianceStructure):
         return np.append(np.arange(k), -1)
 
 
-def _ar1_factor(phi: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factor of the AR(1) correlation ``phi^|i-j|`` (k x k) and its derivative in phi."""
+@lru_cache(maxsize=64)
+def _ar1_lags(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lags ``i - j`` below the diagonal (0 above), the below-diagonal mask, and ``max(lag - 1, 0)`` (cached)."""
     lag = np.subtract.outer(np.arange(k), np.arange(k))
     lower = lag >= 0
-    power = np.where(lower, np.power(phi, np.where(lower, lag, 0)), 0.0)
-    dpower = np.where(lower & (lag > 0), lag * np.power(phi, np.maximum(lag - 1, 0)), 0.0)
+    lags, below = np.where(lower, lag, 0), lower & (lag > 0)
+    for array in (lags, lower, below):
+        array.flags.writeable = False
+    return lags, lower, below
+
+
+@lru_cache(maxsize=16)
+def _ar1_factor(phi: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factor of the AR(1) correlation ``phi^|i-j|`` (k x k) and its derivative in phi (cached, read-only)."""
+    lags, lower, below = _ar1_lags(k)
+    powers = phi ** np.arange(k, dtype=float)  # phi^0 .. phi^(k-1): 0^0 = 1
+    power = np.where(lower, powers[lags], 0.0)
+    dpower = np.where(below, lags * powers[np.maximum(lags - 1, 0)], 0.0)
     innovation = np.sqrt(max(1.0 - phi * phi, 0.0))
-    column = np.append(1.0, np.full(k - 1, innovation))
-    dinnovation = -phi / innovation if innovation > 0 else 0.0
-    dcolumn = np.append(0.0, np.full(k - 1, dinnovation))
-    return power * column, dpower * column + power * dcolumn
+    column = np.full(k, innovation)
+    column[0] = 1.0
+    dcolumn = np.full(k, -phi / innovation if innovation > 0 else 0.0)
+    dcolumn[0] = 0.0
+    return _read_only(power * column), _read_only(dpower * column + power * dcolumn)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ factor are errors naming the group or the term.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -205,26 +206,64 @@ class ResidualStructure:
         return float(params[-1]) if self.ar1 is not None else None
 
     # --- the likelihood's pieces -----------------------------------------------------------
+    @cached_property
+    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per piece: its strata s and t, whether it is a lag piece, whether an interior one; and the
+        pieces-by-ratios incidence (how often each free ratio divides the piece's coefficient)."""
+        s = np.array([p.strata[0] for p in self.pieces], dtype=np.intp)
+        t = np.array([p.strata[1] for p in self.pieces], dtype=np.intp)
+        pair = np.array([p.kind == "pair" for p in self.pieces])
+        interior = np.array([p.kind == "interior" for p in self.pieces])
+        incidence = np.zeros((len(self.pieces), len(self.levels)))
+        np.add.at(incidence, (np.arange(s.size), s), 1.0)
+        np.add.at(incidence, (np.arange(t.size), t), 1.0)
+        return s, t, pair, interior, incidence[:, 1:]
+
+    @cached_property
+    def _stratum_counts(self) -> np.ndarray:
+        return np.bincount(self.strata, minlength=len(self.levels)).astype(float)
+
     def coefficients(self, params: np.ndarray) -> np.ndarray:
-        """The weight of each stored cross-product in ``M' R^-1 M``."""
+        """The weight of each stored cross-product in ``M' R^-1 M``: ``c / delta_s^2`` (all rows),
+        ``c phi^2 / delta_s^2`` (inner rows), ``-c phi / (delta_s delta_t)`` (lag pairs)."""
         delta = self.ratios(params)
         phi = self.phi(params) or 0.0
         c = 1.0 / (1.0 - phi * phi)
-        out = np.empty(len(self.pieces))
-        for i, piece in enumerate(self.pieces):
-            s, t = piece.strata
-            if piece.kind == "all":
-                out[i] = c / delta[s] ** 2
-            elif piece.kind == "interior":
-                out[i] = c * phi * phi / delta[s] ** 2
-            else:
-                out[i] = -c * phi / (delta[s] * delta[t])
+        s, t, pair, interior, _ = self._piece_table
+        scale = c / (delta[s] * delta[t])
+        return np.where(pair, -phi * scale, np.where(interior, phi * phi * scale, scale))
+
+    def coefficient_jacobian(self, params: np.ndarray) -> np.ndarray:
+        """``d coefficients / d free`` (pieces x params) over the optimizer's ``log delta`` and ``atanh phi``.
+
+        With ``c = 1 / (1 - phi^2)`` (``dc / d phi = 2 phi c^2``) and ``d phi / d atanh phi = 1 / c``:
+        an "all" or "interior" piece of stratum s (``c / delta_s^2``, ``c phi^2 / delta_s^2``) has
+        ``-2`` times its coefficient by ``log delta_s`` and ``2 phi c / delta_s^2`` by ``atanh phi``
+        (both); a lag piece (``-c phi / (delta_s delta_t)``) has minus its coefficient by
+        ``log delta_s`` and by ``log delta_t`` (twice when s = t), and
+        ``-c (1 + phi^2) / (delta_s delta_t)`` by ``atanh phi``.
+        """
+        s, t, pair, _, incidence = self._piece_table
+        coefficients = self.coefficients(params)
+        ratios = -coefficients[:, None] * incidence
+        if self.ar1 is None:
+            return ratios
+        delta = self.ratios(params)
+        phi = self.phi(params)
+        scale = 1.0 / ((1.0 - phi * phi) * delta[s] * delta[t])
+        return np.column_stack([ratios, np.where(pair, -(1.0 + phi * phi) * scale, 2.0 * phi * scale)])
+
+    def logdet_gradient(self, params: np.ndarray) -> np.ndarray:
+        """``d log det R / d free``: ``2 n_s`` by ``log delta_s`` and ``-2 phi (n - G)`` by ``atanh phi``."""
+        out = 2.0 * self._stratum_counts[1:]
+        if self.ar1 is not None:
+            out = np.append(out, -2.0 * self.phi(params) * (self.strata.size - self.ar1.ngroups))
         return out
 
     def logdet(self, params: np.ndarray) -> float:
         """``log det R`` (R the residual covariance over sigma^2)."""
         delta = self.ratios(params)
-        value = 2.0 * float(np.sum(np.bincount(self.strata, minlength=len(self.levels)) * np.log(delta)))
+        value = 2.0 * float(self._stratum_counts @ np.log(delta))
         if self.ar1 is not None:
             phi = self.phi(params)
             value += (self.strata.size - self.ar1.ngroups) * np.log1p(-phi * phi)

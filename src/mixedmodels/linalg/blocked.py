@@ -396,8 +396,9 @@ class BlockedCrossProducts:
     def unstructured(self) -> bool:
         """Whether every term is unstructured (theta is the lower triangle of each lambda).
 
-        The derivative-based paths (:mod:`.gradient`, :mod:`.dense_system`,
-        :mod:`.blocked_batch`) assume it; other structures are fitted by BOBYQA.
+        The batched refits (:mod:`.blocked_batch`) and Newton's exact Hessian
+        (:mod:`.dense_system`) assume it; the gradient (:mod:`.gradient`,
+        :mod:`.dense_system`) takes other structures through their ``d lambda / d theta``.
         """
         return all(t.structure.is_default() for t in self.terms)
 

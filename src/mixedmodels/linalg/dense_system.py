@@ -32,7 +32,7 @@ Everything is in the units of the scaled columns (the optimizer's theta).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,15 @@ from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
 
-__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE"]
+__all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "MAX_SIZE_STRUCTURED", "dense_crossproducts"]
 
 # Systems up to this many rows are factored dense: at N = 64 a factorization
 # and a gradient cost ~25 and ~40 us (one thread), below the blocked path's
 # numpy overhead; the dense flops grow as N^3.
 MAX_SIZE = 64
+# Structured terms have no Newton step (whose Hessian grows as N^2 per theta pair) and pay more per
+# blocked evaluation (their lambda per level): their dense systems go further, with one BLAS thread.
+MAX_SIZE_STRUCTURED = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +61,7 @@ class DenseFactor:
     nre: int
     nfixef: int
     ok: bool
+    a: np.ndarray | None = None
 
     def logdet_re(self) -> float:
         return 2.0 * float(np.log(np.diagonal(self.lower)[: self.nre]).sum())
@@ -67,6 +71,22 @@ class DenseFactor:
 
     def pwrss(self) -> float:
         return float(self.lower[-1, -1] ** 2)
+
+
+def dense_crossproducts(cp: Any) -> np.ndarray:
+    """The blocks ``a11``, ``a21``, ``a22`` of a :class:`.blocked.BlockedCrossProducts` as one dense matrix."""
+    q1 = cp.first.size
+    size = q1 + cp.a22.shape[0]
+    a = np.zeros((size, size))
+    k1 = cp.first.ncols
+    for level in range(cp.first.nlevels):
+        block = slice(level * k1, (level + 1) * k1)
+        a[block, block] = cp.a11[level]
+    a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else cp.a21.toarray()
+    a[q1:, :q1] = a21
+    a[:q1, q1:] = a21.T
+    a[q1:, q1:] = cp.a22
+    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,8 +100,12 @@ class DenseSystem:
     base : ndarray (N, N)
         ``Lambda~`` with theta's entries zero (identity on the X and y rows).
     rows, cols, index : ndarray
-        Position ``(rows[e], cols[e])`` of ``Lambda~`` holds ``theta[index[e]]`` (scaled).
+        Position ``(rows[e], cols[e])`` of ``Lambda~`` holds entry ``index[e]`` of the terms' lambdas'
+        lower triangles, one after the other (for unstructured terms: ``theta[index[e]]``, scaled).
     nre, nfixef, ntheta : int
+    terms : tuple of TermLayout
+        Empty when every term is unstructured (the entries are theta); else every term's layout, whose
+        structure makes its lambda (and ``d lambda / d theta``) from theta.
     """
 
     a: np.ndarray
@@ -92,38 +116,33 @@ class DenseSystem:
     nre: int
     nfixef: int
     ntheta: int
+    terms: tuple = ()
 
     @classmethod
     def build(cls, cp: Any) -> "DenseSystem | None":
         """The dense system of a :class:`.blocked.BlockedCrossProducts` (typed Any: that module imports this
-        one), or None when it would have more than ``MAX_SIZE`` rows or a structured term (its lambda
-        is not the lower triangle of theta)."""
+        one), or None when it would have more than ``MAX_SIZE`` rows or a structured term without
+        ``d lambda / d theta``."""
         q1 = cp.first.size
         size = q1 + cp.a22.shape[0]
-        if size > MAX_SIZE or not cp.unstructured:
+        limit = MAX_SIZE if cp.unstructured else MAX_SIZE_STRUCTURED
+        if size > limit or not all(t.structure.has_derivative for t in cp.terms):
             return None
-        a = np.zeros((size, size))
-        k1 = cp.first.ncols
-        for level in range(cp.first.nlevels):
-            block = slice(level * k1, (level + 1) * k1)
-            a[block, block] = cp.a11[level]
-        a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else cp.a21.toarray()
-        a[q1:, :q1] = a21
-        a[:q1, q1:] = a21.T
-        a[q1:, q1:] = cp.a22
-        rows, cols, index, offset = [], [], [], 0
+        a = dense_crossproducts(cp)
+        rows, cols, index, offset, entries = [], [], [], 0, 0
         for term in cp.terms:
             r, c = lower_triangle(term.ncols)
             levels = offset + np.arange(term.nlevels)[:, None] * term.ncols
             rows.append((levels + r).ravel())
             cols.append((levels + c).ravel())
-            index.append(np.tile(term.theta_start + np.arange(r.size), term.nlevels))
-            offset += term.size
+            index.append(np.tile(entries + np.arange(r.size), term.nlevels))
+            offset, entries = offset + term.size, entries + r.size
         nre = offset
         base = np.zeros((size, size))
         base[np.arange(nre, size), np.arange(nre, size)] = 1.0
+        terms = () if cp.unstructured else tuple(cp.terms)
         return cls(
-            a, base, np.concatenate(rows), np.concatenate(cols), np.concatenate(index), nre, cp.nfixef, cp.ntheta
+            a, base, np.concatenate(rows), np.concatenate(cols), np.concatenate(index), nre, cp.nfixef, cp.ntheta, terms
         )
 
     def with_response(self, cp: Any) -> "DenseSystem":
@@ -133,47 +152,107 @@ class DenseSystem:
         last = cp.a21[-1] if isinstance(cp.a21, np.ndarray) else cp.a21[[-1], :].toarray().ravel()
         a[-1, :q1] = a[:q1, -1] = last
         a[-1, q1:] = a[q1:, -1] = cp.a22[-1]
-        system = DenseSystem(a, self.base, self.rows, self.cols, self.index, self.nre, self.nfixef, self.ntheta)
+        system = replace(self, a=a)
         if "_pair_cache" in self.__dict__:  # theta's positions are random-effects rows: the y row is not among them
             object.__setattr__(system, "_pair_cache", self.__dict__["_pair_cache"])
         return system
 
+    @property
+    def structured(self) -> bool:
+        """Whether a term is structured (its lambda's entries are functions of theta, not theta itself)."""
+        return bool(self.terms)
+
+    def _entries(self, scaled: np.ndarray) -> np.ndarray:
+        """The terms' lambdas' lower triangles, one after the other (theta itself when unstructured)."""
+        if not self.terms:
+            return scaled
+        parts = []
+        for term in self.terms:
+            lam = term.structure.lam(scaled[term.theta_start : term.theta_stop], term.ncols)
+            parts.append(lam[lower_triangle(term.ncols)])
+        return np.concatenate(parts)
+
+    def _entry_jacobian(self, scaled: np.ndarray) -> np.ndarray:
+        """``d entries / d theta`` (entries x ntheta): each structure's ``d lambda / d theta`` on its lower triangle."""
+        offset = 0
+        out = np.zeros((self.index.max() + 1, self.ntheta))
+        for term in self.terms:
+            rows, cols = lower_triangle(term.ncols)
+            dlam = term.structure.dlam(scaled[term.theta_start : term.theta_stop], term.ncols)
+            out[offset : offset + rows.size, term.theta_start : term.theta_stop] = dlam[:, rows, cols].T
+            offset += rows.size
+        return out
+
     def lam(self, scaled: np.ndarray) -> np.ndarray:
         """``Lambda~`` for a scaled theta."""
         lam = self.base.copy()
-        lam[self.rows, self.cols] = scaled[self.index]
+        lam[self.rows, self.cols] = self._entries(scaled)[self.index]
         return lam
 
-    def factor(self, scaled: np.ndarray) -> DenseFactor:
-        """Cholesky factor of ``Lambda~' A Lambda~ + I~`` at a scaled theta."""
+    def factor(self, scaled: np.ndarray, a: np.ndarray | None = None) -> DenseFactor:
+        """Cholesky factor of ``Lambda~' A Lambda~ + I~`` at a scaled theta (with ``a`` in place of ``A``: a
+        residual structure's cross-products at its parameters)."""
         scaled = np.asarray(scaled, dtype=float)
         lam = self.lam(scaled)
-        omega = lam.T @ self.a @ lam
+        omega = lam.T @ (self.a if a is None else a) @ lam
         diagonal = np.arange(self.nre)
         omega[diagonal, diagonal] += 1.0
         lower, info = lapack.dpotrf(omega, lower=1, clean=1, overwrite_a=1)
-        return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0)
+        return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, a)
 
-    def gradient(self, factor: DenseFactor, REML: bool, nobs: int) -> np.ndarray:
-        """Gradient of the REML criterion (or deviance) at the factor's scaled theta."""
-        if not factor.ok:
-            return np.full(self.ntheta, np.nan)
+    def _weights(self, factor: DenseFactor, REML: bool, nobs: int) -> np.ndarray | None:
+        """``M = P + dof z z'`` with ``df = tr(M dOmega)`` (see the module docstring); None if L is singular."""
         size = self.a.shape[0]
         nlead = size - 1 if REML else self.nre
         dof = nobs - (self.nfixef if REML else 0)
         inverse, info = lapack.dtrtri(factor.lower, lower=1)
         if info != 0:
-            return np.full(self.ntheta, np.nan)
+            return None
         lead = inverse[:nlead, :nlead]
         weights = np.zeros((size, size))
         weights[:nlead, :nlead] = lead.T @ lead
         z = inverse[-1]
         weights += dof * np.outer(z, z)
-        product = weights @ factor.lam.T @ self.a
-        return 2.0 * np.bincount(self.index, weights=product[self.cols, self.rows], minlength=self.ntheta)
+        return weights
+
+    def gradient(self, factor: DenseFactor, REML: bool, nobs: int) -> np.ndarray:
+        """Gradient of the REML criterion (or deviance) at the factor's scaled theta.
+
+        For structured terms, the chain rule through each structure's ``d lambda / d theta``.
+        """
+        weights = self._weights(factor, REML, nobs) if factor.ok else None
+        if weights is None:
+            return np.full(self.ntheta, np.nan)
+        return self._theta_gradient(factor, weights)
+
+    def _theta_gradient(self, factor: DenseFactor, weights: np.ndarray) -> np.ndarray:
+        a = self.a if factor.a is None else factor.a
+        product = weights @ factor.lam.T @ a
+        nentries = int(self.index.max()) + 1
+        entries = 2.0 * np.bincount(self.index, weights=product[self.cols, self.rows], minlength=nentries)
+        return entries @ self._entry_jacobian(factor.scaled) if self.terms else entries
+
+    def piece_gradient(
+        self, factor: DenseFactor, REML: bool, nobs: int, pieces: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient over the scaled theta and over the coefficients ``c`` of ``A = sum_k c_k A_k``.
+
+        ``pieces`` holds ``A_k`` flattened, one row each; ``df / dc_k = tr(M Lambda~' A_k Lambda~)
+        = sum(A_k * (Lambda~ M Lambda~'))``: one matrix-vector product for all pieces.
+        """
+        weights = self._weights(factor, REML, nobs) if factor.ok else None
+        if weights is None:
+            return np.full(self.ntheta, np.nan), np.full(pieces.shape[0], np.nan)
+        sandwich = factor.lam @ weights @ factor.lam.T
+        return self._theta_gradient(factor, weights), pieces @ sandwich.reshape(-1)
 
     def derivatives(self, factor: DenseFactor, REML: bool, nobs: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient and Hessian of the REML criterion (or deviance) at the factor's scaled theta."""
+        """Gradient and Hessian of the REML criterion (or deviance) at the factor's scaled theta.
+
+        Unstructured terms only (a structure's second derivatives are not available).
+        """
+        if self.terms:
+            raise ValueError("the exact Hessian needs unstructured terms")
         k = self.ntheta
         if not factor.ok:
             return np.full(k, np.nan), np.full((k, k), np.nan)

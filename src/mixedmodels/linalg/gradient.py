@@ -97,10 +97,21 @@ def profiled_gradient(factor: Factorization, REML: bool) -> np.ndarray:
     return logdet + dof * _residual_gradient(factor) / factor.pwrss()
 
 
-def _term_gradient(layout: TermLayout, total: np.ndarray, out: np.ndarray, factor: float = 2.0) -> None:
-    """Write ``factor * total[c, r]`` for each theta element (r, c) of the term into ``out``."""
+def _term_gradient(
+    layout: TermLayout, total: np.ndarray, out: np.ndarray, theta: np.ndarray, factor: float = 2.0
+) -> None:
+    """Write the term's gradient into ``out``: ``factor * total[c, r]`` is the derivative by lambda's entry (r, c).
+
+    For an unstructured term those entries are theta; for a structured one the chain rule
+    ``sum_(r, c) factor * total[c, r] * d lambda_rc / d theta_i`` through the structure's
+    ``dlam`` at the term's scaled theta (``theta`` is in the units of the data).
+    """
     rows, cols = lower_triangle(layout.ncols)
-    out[layout.theta_start : layout.theta_stop] = factor * total[cols, rows]
+    entries = factor * total[cols, rows]
+    if not layout.structure.is_default():
+        dlam = layout.structure.dlam(layout.scale_theta(theta), layout.ncols)
+        entries = dlam[:, rows, cols] @ entries
+    out[layout.theta_start : layout.theta_stop] = entries
 
 
 # --- the first (big) term ----------------------------------------------------------------
@@ -227,7 +238,7 @@ def _rest_terms_dense(
         lc = _rows_lambda_transposed(rows_c, cp.rest_terms, factor.theta, nlead)
         prow = p[block, :].reshape(term.nlevels, k, nlead)  # P[(l, a), :]
         total = np.einsum("lam,mlb->ab", prow, lc)
-        _term_gradient(term, total, out)
+        _term_gradient(term, total, out, factor.theta)
         offset += term.size
 
 
@@ -258,7 +269,7 @@ def _logdet_gradient_dense(factor: Factorization, nlead: int) -> np.ndarray:
     p = _leading_inverse(factor._l22, nlead)
     out = np.zeros(cp.ntheta)
     quad = _quadratic_forms_dense(cp, _lambda_sandwich(p, cp.rest_terms, factor.theta), nlead)
-    _term_gradient(cp.first, _first_term_total(cp, factor, quad), out)
+    _term_gradient(cp.first, _first_term_total(cp, factor, quad), out, factor.theta)
     if cp.rest_terms:
         _rest_terms_dense(cp, factor, p, nlead, out)
     return out
@@ -284,7 +295,7 @@ def _logdet_gradient_reordered(factor: Factorization, nlead: int) -> np.ndarray:
     )
     _kernels.compiled("lower_trace_sums")(p, reordered.a22, row_scale, reordered.row_term, nlead, a22_sums)
     out = np.zeros(cp.ntheta)
-    _term_gradient(cp.first, _first_term_total(cp, factor, quad), out)
+    _term_gradient(cp.first, _first_term_total(cp, factor, quad), out, factor.theta)
     for t, term in enumerate(cp.rest_terms):
         out[term.theta_start] = 2.0 * (a22_sums[t] - update_sums[t])
     return out
@@ -305,14 +316,14 @@ def _residual_gradient(factor: Factorization) -> np.ndarray:
     ze_first = np.asarray(a21.T @ coefficients).ravel()
     ze_first = ze_first.reshape(b[0].shape) - np.einsum("lab,lb->la", cp.a11, b[0])
     out = np.empty(cp.ntheta)
-    _term_gradient(cp.first, us[0].T @ ze_first, out, factor=-2.0)
+    _term_gradient(cp.first, us[0].T @ ze_first, out, factor.theta, factor=-2.0)
     if nre:
         ze_rest = a22[:nre, -1] - a22[:nre, :nre] @ b_rest - a22[:nre, nre : nre + p] @ beta
         ze_rest = ze_rest - np.asarray(a21 @ b[0].ravel()).ravel()[:nre]
         offset = 0
         for term, u in zip(cp.rest_terms, us[1:]):
             part = ze_rest[offset : offset + term.size].reshape(term.nlevels, term.ncols)
-            _term_gradient(term, u.T @ part, out, factor=-2.0)
+            _term_gradient(term, u.T @ part, out, factor.theta, factor=-2.0)
             offset += term.size
     return out
 

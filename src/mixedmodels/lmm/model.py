@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._threads import blas_threads_for
+from .._threads import blas_threads_for, one_blas_thread
 from .._validate import (
     Anything,
     FitData,
@@ -57,9 +57,11 @@ from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variable
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
+from ..linalg.dense_system import MAX_SIZE
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
 from ..optim import (
+    FreeCoordinates,
     OptInfo,
     OptimizerSettings,
     minimize_bounded,
@@ -406,7 +408,7 @@ class LinearMixedModel(ThetaParameters):
         settings = settings or OptimizerSettings()
         method = choose_optimizer(settings, cp)
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
-        with blas_threads_for(cp.a22.shape[0]):
+        with _threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = _better_start(points, objective.value)
@@ -415,8 +417,9 @@ class LinearMixedModel(ThetaParameters):
                 first = _reuse_first_value(objective.value, points[best], value)
                 info = minimize_bounded(first, points[best], self.theta_lower, upper, settings=settings)
             else:
+                bounds = (self.theta_lower, upper)
                 info = _derivative_fit(
-                    objective, points[best], value, self.layouts, self.theta_lower, settings, newton=method == "newton"
+                    objective, points[best], value, self.layouts, bounds, settings, newton=method == "newton"
                 )
             if len(points) > 1:  # the start candidates' evaluations (the best one's reused)
                 info = replace(info, feval=info.feval + len(points) - (1 if method == "bobyqa" else 0))
@@ -442,10 +445,7 @@ class LinearMixedModel(ThetaParameters):
         return info, factor
 
     def _scaled_upper(self) -> np.ndarray | None:
-        """Upper bounds of the scaled theta, or None when there are none (no cs or ar1 term).
-
-        Only correlation parameters have upper bounds, and scaling the columns leaves them alone.
-        """
+        """Upper bounds of the scaled theta (only correlations have them: scaling leaves them alone), or None."""
         upper = self.theta_upper
         return None if np.all(np.isinf(upper)) else upper
 
@@ -499,33 +499,44 @@ def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> s
     (InstEval: ~2, so BFGS; nested_50k: ~30, so BOBYQA).  Deterministic: the
     choice never depends on the machine's load.
 
-    Only unstructured terms have the analytic gradient: a model with a
-    structured term (``diag``, ``cs``, ``ar1``) is fitted by BOBYQA, and
-    asking for a derivative-based optimizer for it is an error.  So is a
-    model whose rest block is factored sparsely (:mod:`.linalg.sparse_rest`:
-    the gradient needs the dense inverse of the rest block).
+    Structured terms have the gradient through ``d lambda / d theta`` but no
+    exact Hessian: BFGS (sleepstudy: diag, cs, ar1 in 7 + 5, 19 + 16, 13 + 11
+    evaluations + gradients against BOBYQA's 23, 76-90, 49-51), Newton refused;
+    a sparsely factored rest block (:mod:`.linalg.sparse_rest`) gets BOBYQA.
     """
-    if cp.sparse_rest is not None:
-        if settings.optimizer in ("bfgs", "newton"):
-            raise ModelSpecError(
-                f"optimizer={settings.optimizer!r} needs the analytic gradient, which this model's sparsely "
-                "factored rest block (a crossed design too large for the dense one) does not give: use "
-                "optimizer='bobyqa' or 'auto'"
-            )
-        return "bobyqa"
-    if not cp.unstructured:
-        if settings.optimizer in ("bfgs", "newton"):
-            structured = sorted({t.structure.name for t in cp.terms if not t.structure.is_default()})
-            raise ModelSpecError(
-                f"optimizer={settings.optimizer!r} needs unstructured random-effects terms; this model has "
-                f"{', '.join(structured)} terms: use optimizer='bobyqa' or 'auto'"
-            )
-        return "bobyqa"
+    if cp.sparse_rest is not None or not cp.unstructured:
+        return _restricted_choice(settings, cp)
     if settings.optimizer != "auto":
         return settings.optimizer
     if cp.dense_system is not None:
         return "newton"
     return "bfgs" if _gradient_cost_ratio(cp) < _GRADIENT_COST_LIMIT else "bobyqa"
+
+
+def _threads_for(cp: BlockedCrossProducts, objective: ProfiledObjective):
+    """One BLAS thread for a dense system past ``MAX_SIZE`` rows (threaded products cost 10x when busy)."""
+    if objective.dense is not None and objective.dense.a.shape[0] > MAX_SIZE:
+        return one_blas_thread()
+    return blas_threads_for(cp.a22.shape[0])
+
+
+def _restricted_choice(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
+    """:func:`choose_optimizer` for a sparsely factored rest block (BOBYQA) or structured terms (BFGS)."""
+    wanted = settings.optimizer
+    if cp.sparse_rest is not None or not all(t.structure.has_derivative for t in cp.terms):
+        if wanted in ("bfgs", "newton"):
+            raise ModelSpecError(
+                f"optimizer={wanted!r} needs the analytic gradient, which this model (a sparsely factored rest "
+                "block, or a structure without d lambda / d theta) does not give: use optimizer='bobyqa' or 'auto'"
+            )
+        return "bobyqa"
+    if wanted == "newton":
+        structured = sorted({t.structure.name for t in cp.terms if not t.structure.is_default()})
+        raise ModelSpecError(
+            f"optimizer='newton' needs the exact Hessian, which this model's {', '.join(structured)} terms "
+            "do not give: use optimizer='bfgs', 'bobyqa' or 'auto'"
+        )
+    return "bobyqa" if wanted == "bobyqa" else "bfgs"
 
 
 _GRADIENT_COST_LIMIT = 2.5
@@ -564,31 +575,46 @@ def _derivative_fit(
     x0: np.ndarray,
     f0: float | None,
     layouts,
-    lower: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray | None],
     settings: OptimizerSettings,
     newton: bool,
 ) -> OptInfo:
     """Newton or BFGS over the scaled theta, then the optimum with non-negative diagonals.
 
-    At a boundary (a diagonal within ``settings.zero_tol`` of zero, where
-    lme4's optimum sits on the bound exactly) the small diagonals are set to
-    zero when that is not worse by more than ``ftol_abs``
-    (:func:`~mixedmodels.optim.snap_to_zero_bounds`, as after BOBYQA).
-    BOBYQA takes over when the optimizer stalls far from an optimum, and when
-    a diagonal started at zero and never moved (zero is a stationary point of
-    a scalar term, so the gradient cannot tell a minimum there from a
+    Structured terms' parameters are optimized in unbounded coordinates
+    (:class:`~mixedmodels.optim.FreeCoordinates`: ``|x|`` for their SDs, a
+    tanh map into a correlation's interval); where BFGS ends at one of their bounds
+    (0 is a stationary point of ``|x|``) BOBYQA fits too, the better kept.  At a boundary (a diagonal within
+    ``settings.zero_tol`` of zero, where lme4's optimum sits on the bound
+    exactly) the small diagonals are set to zero when that is not worse by more
+    than ``ftol_abs`` (:func:`~mixedmodels.optim.snap_to_zero_bounds`, as after
+    BOBYQA).  BOBYQA takes over when the optimizer stalls far from an optimum,
+    and when a diagonal started at zero and never moved (zero is a stationary
+    point of a scalar term, so the gradient cannot tell a minimum there from a
     maximum).  ``gradient`` and ``hessian`` are kept only when they are the
     final point's.
     """
+    lower, upper = bounds
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     if newton:
         info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
-    else:
+    elif coordinates.identity:
         info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
-    x = np.concatenate([canonical_theta(info.final[t.theta_start : t.theta_stop], t.ncols) for t in layouts])
+    else:
+        value, gradient = coordinates.wrap(objective.value, objective.gradient)
+        info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
+        info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
+    parts = [(info.final[t.theta_start : t.theta_stop], t) for t in layouts]  # structured parts are canonical
+    x = np.concatenate([canonical_theta(p, t.ncols) if t.structure.is_default() else p for p, t in parts])
     bounded = lower == 0
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
+    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
+        bobyqa = minimize_bounded(objective.value, x0, lower, upper, settings=settings)  # see at_boundary
+        if bobyqa.fmin < info.fmin:
+            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
+        info = replace(info, feval=info.feval + bobyqa.feval)
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
@@ -599,7 +625,8 @@ def _derivative_fit(
         objective.value(x)
         return replace(info, final=x, feval=info.feval + 1, gradient=None, hessian=None)
     polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
-    polish = minimize_bounded(objective.value, np.maximum(x, lower), lower, settings=polish_settings)
+    start = np.maximum(x, lower) if upper is None else np.clip(x, lower, upper)
+    polish = minimize_bounded(objective.value, start, lower, upper, settings=polish_settings)
     return replace(
         polish,
         optimizer=f"{info.optimizer} + {polish.optimizer}",

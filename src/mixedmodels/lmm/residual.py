@@ -10,9 +10,25 @@ in place of the cross-products, and the profiled objective gains ``log det R``:
 ``R^-1`` is a weighted sum of fixed patterns, so the cross-products are a
 weighted sum of stored pieces (:class:`~mixedmodels.linalg.weighted_blocks.WeightedBlocks`):
 an evaluation at ``(theta, rho)`` adds the pieces up with ``rho``'s weights,
-factors, and reads the objective off the factor, as lmer does.  BOBYQA
-minimizes over ``theta`` (in the units of the scaled columns) and ``rho`` in
+factors, and reads the objective off the factor, as lmer does.  The optimizer
+works on ``theta`` (in the units of the scaled columns) and ``rho`` in
 unbounded coordinates (``log delta``, ``atanh phi``) together.
+
+Small systems (:data:`~mixedmodels.linalg.dense_system.MAX_SIZE` rows: every
+reference fit) are held as dense matrices, ``A(c) = sum_k c_k A_k`` one
+vector-matrix product, and get the analytic gradient
+(:class:`DenseResidualObjective`): over theta as for lmer
+(:meth:`~mixedmodels.linalg.dense_system.DenseSystem.gradient`), and over the
+residual parameters by the chain rule
+
+    d f / d rho = sum_k (d f / d c_k)(d c_k / d rho) + d log det R / d rho,
+    d f / d c_k = tr(M Lambda~' A_k Lambda~)
+
+(:meth:`~mixedmodels.linalg.dense_system.DenseSystem.piece_gradient`,
+:meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_jacobian`).
+They are fitted by BFGS (structured terms' parameters in
+:class:`~mixedmodels.optim.FreeCoordinates`), with BOBYQA taking over where
+BFGS stops short of an optimum; larger systems by BOBYQA.
 
 The fitted model is the model at the estimated ``rho``
 (:meth:`~mixedmodels.lmm.model.LinearMixedModel.at_residual`): its
@@ -26,18 +42,28 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import nlopt
 import numpy as np
 
-from .._threads import blas_threads_for
+from .._threads import blas_threads_for, one_blas_thread
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.residual import ResidualStructure
 from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
+from ..design.covariance import canonical_theta
 from ..linalg.blocked import term_layouts
+from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
-from ..optim import OptInfo, OptimizerSettings, minimize_bounded
+from ..optim import (
+    FreeCoordinates,
+    OptInfo,
+    OptimizerSettings,
+    minimize_bounded,
+    minimize_quasi_newton,
+    snap_to_zero_bounds,
+)
 
-__all__ = ["ResidualModel", "optimize_with_residual", "check_no_zero_weights"]
+__all__ = ["ResidualModel", "DenseResidualObjective", "optimize_with_residual", "check_no_zero_weights"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,69 +121,189 @@ def check_no_zero_weights(weights: np.ndarray | None) -> None:
         )
 
 
+class DenseResidualObjective:
+    """The objective over ``y = (scaled theta, free rho)`` and its gradient, on the dense system.
+
+    ``value(y)`` combines the pieces (one product), factors, and keeps the factor;
+    ``gradient(y)`` reuses the factor of the last ``value`` call when it was at ``y``.
+    ``model`` is the :class:`~mixedmodels.lmm.model.LinearMixedModel` (its
+    ``objective_from`` reads the objective off the dense factor as off a blocked one).
+    """
+
+    def __init__(self, model: Any, system: DenseSystem) -> None:
+        residual = model.residual
+        self.model, self.system, self.structure = model, system, residual.structure
+        blocks = residual.blocks
+        self.pieces = np.stack([dense_crossproducts(blocks.piece(k)).ravel() for k in range(blocks.npieces)])
+        self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
+        self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, model: Any) -> "DenseResidualObjective | None":
+        """The dense objective, or None for a system larger than ``MAX_SIZE`` rows."""
+        system = DenseSystem.build(model.crossprods)
+        return None if system is None else cls(model, system)
+
+    def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
+        """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``)."""
+        rho = self.structure.from_free(y[self.ntheta :])
+        nd = len(self.structure.levels) - 1
+        if not (np.all(rho[:nd] > 0) and np.all(np.isfinite(rho)) and np.all(np.abs(rho[nd:]) < 1.0)):
+            return None, rho
+        a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
+        return self.system.factor(y[: self.ntheta], a), rho
+
+    def value(self, y: np.ndarray) -> float:
+        y = np.asarray(y, dtype=float)
+        factor, rho = self._factor(y)
+        self._last = (y.copy(), factor, rho)
+        if factor is None:
+            return np.inf
+        return self.model.objective_from(factor, residual_logdet=self.structure.logdet(rho))
+
+    def gradient(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], y):
+            factor, rho = self._last[1], self._last[2]
+        else:
+            factor, rho = self._factor(y)
+        if factor is None:
+            return np.full(y.size, np.nan)
+        model = self.model
+        theta, pieces = self.system.piece_gradient(factor, model.REML, model.n_likelihood, self.pieces)
+        structure = self.structure
+        rho_gradient = pieces @ structure.coefficient_jacobian(rho) + structure.logdet_gradient(rho)
+        return np.concatenate([theta, rho_gradient])
+
+
 _PHI_STARTS = (0.3, 0.6, 0.9)
 
 
-def _starting_params(model: Any, theta0: np.ndarray) -> tuple[np.ndarray, int]:
-    """The residual parameters to start from, and how many evaluations choosing them took.
+def _starting_point(model: Any, value: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where the optimizer starts: theta (data units), the residual parameters, and the evaluations it took.
 
-    The structure's start (equal SDs, phi = 0), or for an AR(1) structure the best, at the
-    starting theta, of phi = 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its
-    evaluations walking phi up (sleepstudy, Ovary and BodyWeight all have phi near 0.6;
-    BodyWeight's fit takes 90 evaluations instead of 129).  (SD ratios started from the
-    strata's least-squares residuals saved nothing on Orthodont.)
+    Theta is the better of lmer's candidates (:meth:`~mixedmodels.lmm.model.LinearMixedModel.starting_theta`)
+    at the structure's start (equal SDs, phi = 0); then for an AR(1) structure phi is the best, at that
+    theta, of 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its evaluations walking phi
+    up (sleepstudy, Ovary and BodyWeight all have phi near 0.6; BodyWeight's BOBYQA fit takes 90
+    evaluations instead of 129).  (SD ratios started from the strata's least-squares residuals saved
+    nothing on Orthodont.)  ``value`` is the objective over ``(scaled theta, free rho)``: the dense one
+    where there is one, so that choosing costs a few dense evaluations.
     """
-    residual = model.residual
+    residual, cp = model.residual, model.crossprods
+    free0 = residual.structure.to_free(residual.params)
+    thetas = model._start_candidates()
+    scaled = [cp.to_scaled_theta(theta) for theta in thetas]
+    values = [value(np.concatenate([x, free0])) for x in scaled] if len(thetas) > 1 else [np.inf]
+    best = int(np.argmin(values))
     if residual.structure.ar1 is None:
-        return residual.params.copy(), 0
-
-    def value(params: np.ndarray) -> float:
-        factor = residual.crossprods(params).objective_factor(theta0)
-        return model.objective_from(factor, residual_logdet=residual.logdet(params))
-
+        return thetas[best], residual.params.copy(), len(values) if len(thetas) > 1 else 0
     candidates = [residual.params.copy()]
     for phi in _PHI_STARTS:
         candidates.append(candidates[0].copy())
         candidates[-1][-1] = phi
-    values = [value(c) for c in candidates]
-    return candidates[int(np.argmin(values))], len(values)
+    known = values[best] if len(thetas) > 1 else None
+    phis = [
+        known if known is not None and i == 0 else value(np.concatenate([scaled[best], residual.structure.to_free(c)]))
+        for i, c in enumerate(candidates)
+    ]
+    evaluations = (len(values) if len(thetas) > 1 else 0) + len(candidates) - (known is not None)
+    return thetas[best], candidates[int(np.argmin(phis))], evaluations
 
 
 def optimize_with_residual(
     model: Any, settings: OptimizerSettings | None, start: np.ndarray | None
 ) -> tuple[OptInfo, np.ndarray]:
-    """BOBYQA over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
+    """Minimize over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
 
-    ``model`` is a :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
+    BFGS with the analytic gradient on a dense system (:class:`DenseResidualObjective`),
+    else BOBYQA (also when ``settings.optimizer`` says so).  ``model`` is a
+    :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
-    if settings is not None and settings.optimizer in ("bfgs", "newton"):
+    settings = settings or OptimizerSettings()
+    dense = DenseResidualObjective.build(model)
+    if settings.optimizer == "newton" or (settings.optimizer == "bfgs" and dense is None):
         raise ModelSpecError(
-            f"optimizer={settings.optimizer!r} has no gradient for a residual structure: "
-            "use optimizer='bobyqa' or 'auto'"
+            f"optimizer={settings.optimizer!r} has no {'exact Hessian' if dense else 'gradient'} for this residual "
+            "structure: use optimizer='bobyqa' or 'auto'"
         )
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
     ntheta = model.theta_lower.size
-
-    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return cp.from_scaled_theta(x[:ntheta]), structure.from_free(x[ntheta:])
-
-    def objective(x: np.ndarray) -> float:
-        theta, rho = split(x)
-        factor = residual.crossprods(rho).objective_factor(theta)
-        return model.objective_from(factor, residual_logdet=residual.logdet(rho))
-
-    theta0 = np.asarray(start, dtype=float) if start is not None else model.starting_theta()
-    rho0, tries = (residual.params, 0) if start is not None else _starting_params(model, theta0)
+    objective = dense.value if dense is not None else _blocked_objective(model)
+    if start is not None:
+        theta0, rho0, tries = np.asarray(start, dtype=float), residual.params, 0
+    else:
+        theta0, rho0, tries = _starting_point(model, objective)
     x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
     lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
     bounded = None if np.all(np.isinf(upper)) else upper
-    with blas_threads_for(cp.a22.shape[0]):
-        info = minimize_bounded(objective, x0, lower, bounded, settings=settings)
+    with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
+        if dense is not None and settings.optimizer != "bobyqa":
+            info = _bfgs_fit(dense, model.layouts, x0, (lower, upper), settings)
+        else:
+            info = minimize_bounded(objective, x0, lower, bounded, settings=settings)
         if info.optimizer_converged and model.nobs <= MAX_NOBS_FOR_CHECKS:
-            check = check_convergence(objective, info.final, lower, bounded)
+            grad = dense.gradient if dense is not None else None
+            check = check_convergence(objective, info.final, lower, bounded, grad=grad)
             info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
-    theta, rho = split(info.final)
+    theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
     return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho
+
+
+def _blocked_objective(model: Any):
+    """The objective over ``(scaled theta, free rho)`` on the blocked factorization (BOBYQA's, for large systems)."""
+    residual, cp, ntheta = model.residual, model.crossprods, model.theta_lower.size
+
+    def objective(x: np.ndarray) -> float:
+        rho = residual.structure.from_free(x[ntheta:])
+        factor = residual.crossprods(rho).objective_factor(cp.from_scaled_theta(x[:ntheta]))
+        return model.objective_from(factor, residual_logdet=residual.logdet(rho))
+
+    return objective
+
+
+def _bfgs_fit(
+    dense: DenseResidualObjective,
+    layouts,
+    x0: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    settings: OptimizerSettings,
+) -> OptInfo:
+    """BFGS over unbounded coordinates, then the optimum with canonical signs (and zeros snapped),
+    or BOBYQA from where BFGS stopped when it stopped short of an optimum (as lmer's
+    derivative-based fit)."""
+    lower, upper = bounds
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
+    value, gradient = coordinates.wrap(dense.value, dense.gradient)
+    info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings)
+    x = coordinates.from_free(info.final)
+    for t in layouts:
+        if t.structure.is_default():
+            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+    stuck = np.any((lower == 0) & (x == 0) & (x0 == 0))
+    bounded = None if np.all(np.isinf(upper)) else upper
+    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
+        bobyqa = minimize_bounded(dense.value, x0, lower, bounded, settings=settings)  # as lmer's fit does
+        if bobyqa.fmin < info.fmin:
+            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
+        info = replace(info, feval=info.feval + bobyqa.feval)
+    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
+        snapped = snap_to_zero_bounds(dense.value, x, info.fmin, lower, settings)
+        if snapped is not None:
+            return replace(info, initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
+        return replace(info, initial=x0, final=x)
+    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
+    polish = minimize_bounded(dense.value, np.clip(x, lower, upper), lower, bounded, settings=polish_settings)
+    return replace(
+        polish,
+        optimizer=f"{info.optimizer} + {polish.optimizer}",
+        feval=info.feval + polish.feval,
+        geval=info.geval,
+        seconds=info.seconds + polish.seconds,
+    )
+
+
+_POLISH_STEP = 0.05
