@@ -26,6 +26,13 @@ M is factored as the blocked systems are: the first term's diagonal ``D``,
 the first-to-rest block ``B`` and the rest block, whose Schur complement is
 inverted densely; the entries of ``M^-1`` every observation needs (its first
 term's diagonal, first-to-rest and rest-to-rest entries) follow from those.
+Where PIRLS factors M as a sparse ``L D L'``
+(:class:`.pirls_scalar.SparseScalarSystem`: grouseticks, whose dense rest
+block has 185 rows and its sparse factor ~3 entries a column), the gradient
+uses that factor instead: the entries of ``M^-1`` an observation needs are on
+the pattern of M, so Takahashi's recurrences give them on L's pattern
+(:func:`._pirls_kernels.selected_inverse`), and the modes' derivatives are
+sparse triangular solves.
 All of theta's derivatives are with respect to the scaled lambdas.
 """
 
@@ -55,21 +62,25 @@ class LaplaceGradient:
     x: np.ndarray
     response: object
     permutation: np.ndarray | None = None  # the model's index of each u here (None: the same order)
+    system: object = None  # PIRLS's SparseScalarSystem, whose sparse factor replaces the blocked inverse
 
     @classmethod
     def build(
-        cls, refs, z, nlevels, x: np.ndarray, response, permutation: np.ndarray | None = None
+        cls, refs, z, nlevels, x: np.ndarray, response, permutation: np.ndarray | None = None, system=None
     ) -> "LaplaceGradient | None":
-        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense.
+        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense
+        (or a sparse ``system`` is given).
 
         ``permutation`` (``u_here = u_model[permutation]``) lets scalar terms stand for the columns
         of a diagonal term (one scalar term per column, all on its grouping factor), whose modes
-        the model keeps level by level.
+        the model keeps level by level.  ``system``: PIRLS's
+        :class:`.pirls_scalar.SparseScalarSystem` for the same terms in the same order (then no
+        permutation), whose sparse ``L D L'`` the gradient uses.
         """
-        if not getattr(response, "natural", False):
+        if not getattr(response, "natural", False) or (system is not None and permutation is not None):
             return None
         rest = int(sum(nlevels[1:]))
-        if rest * nlevels[0] > MAX_DENSE_ENTRIES:
+        if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
             return None
         offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
         return cls(
@@ -80,6 +91,7 @@ class LaplaceGradient:
             x,
             response,
             permutation,
+            system,
         )
 
     def __call__(
@@ -98,8 +110,12 @@ class LaplaceGradient:
         slope = r.weights * r.family.variance_deriv(mu) * var  # dW / d eta
         score = -r.weights * (r.y - mu)
         c = [lam * z for lam, z in zip(lams, self.z)]
-        inverse = self._inverse(weights, c)
-        v, leverage = self._solved_rows(inverse, c)
+        if self.system is not None:
+            v, leverage, solve = self._sparse_rows(lams, weights, c)
+        else:
+            inverse = self._inverse(weights, c)
+            v, leverage = self._solved_rows(inverse, c)
+            solve = inverse.solve
         us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
         explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
         rhs = self._lambda_zt(lams, weights[:, None] * explicit)
@@ -107,7 +123,7 @@ class LaplaceGradient:
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
                 refs, weights=z * score, minlength=self.nlevels[t]
             )
-        du = -inverse.solve(rhs)
+        du = -solve(rhs)
         if modes is not None:
             if self.permutation is None:
                 modes.append(du)
@@ -163,6 +179,33 @@ class LaplaceGradient:
             v.append(vt)
         leverage = sum(ct * vt for ct, vt in zip(c, v))
         return v, leverage
+
+    def _sparse_rows(self, lams: np.ndarray, weights: np.ndarray, c: list):
+        """``v_t``, the leverages and ``M^-1`` as a function, from the sparse system's ``L D L'`` of M.
+
+        Observation i's entries of ``M^-1`` (every pair of its terms' levels) are on M's pattern:
+        one gather from the selected inverse gives them all.
+        """
+        system = self.system
+        vals = system.weighted_factor(lams, weights)
+        if vals is None:
+            raise np.linalg.LinAlgError("Lambda' Z' W Z Lambda + I is not positive definite")
+        entries = system.inverse_on_pattern(vals)[self._observation_entries()[0]]  # n x pairs
+        _, lo, hi = self._observation_entries()
+        v = [np.zeros(weights.size) for _ in c]
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            v[a] += entries[:, k] * c[b]
+            if a != b:
+                v[b] += entries[:, k] * c[a]
+        leverage = sum(ct * vt for ct, vt in zip(c, v))
+        return v, leverage, lambda rhs: system.solve_with(vals, rhs)
+
+    def _observation_entries(self) -> tuple:
+        cached = self.__dict__.get("_entries")
+        if cached is None:
+            cached = self.system.observation_entries()
+            object.__setattr__(self, "_entries", cached)
+        return cached
 
     # --- products with Z Lambda -------------------------------------------------------------
     def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -441,6 +441,51 @@ class SparseScalarSystem:
             return SparseFactor(d, self.q1, np.nan, u, beta)
         return SparseFactor(d, self.q1, float(logdet), u, beta)
 
+    # --- what the Laplace gradient reads (:mod:`.laplace_gradient`) ---------------------------
+    def weighted_factor(self, lams: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+        """``L D L'`` of ``Lambda' Z' W Z Lambda + I`` for weights ``w`` in :func:`._pirls_kernels.ldl_mapped`'s
+        layout (L's entries, then D), or None when it is not positive definite."""
+        k, state = self._kernels, self.at(lams)
+        vals = np.empty(self.li.size + self.nre)
+        zw, x0 = np.zeros(w.size), np.empty((w.size, 0))
+        y, s = np.empty((self.nre, 1)), np.empty((0, 1))
+        k["assemble"](
+            0,
+            self._entries,
+            self._pair_vals,
+            *self._rows,
+            self.column_of,
+            self.ai,
+            self.shift,
+            state.lam,
+            w,
+            zw,
+            x0,
+            state.ax,
+            y,
+            s,
+        )
+        logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+        return None if np.isnan(logdet) else vals
+
+    def inverse_on_pattern(self, vals: np.ndarray) -> np.ndarray:
+        """The entries of the inverse on the factor's pattern (same layout), by Takahashi's recurrences."""
+        out = np.empty_like(vals)
+        self._kernels["selected_inverse"](self.lp, self.li, vals, out)
+        return out
+
+    def solve_with(self, vals: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``(L D L')^-1 rhs`` for a factor from :meth:`weighted_factor` (rhs: nre x k)."""
+        out = np.array(rhs, dtype=float, order="C")
+        self._kernels["ldl_solve"](self.lp, self.li, vals, out)
+        return out
+
+    def observation_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per observation, where each pair of its terms' entries sits in the factor's layout
+        (n x pairs), and the pairs' terms ``(lo, hi)`` (upper-triangle order)."""
+        lo, hi = np.triu_indices(self._rows[0].shape[1])
+        return self._amap[self._entries], lo, hi
+
 
 def _update_maps(ap, ai, column_of, lp, li) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """Where :func:`._pirls_kernels.ldl_mapped` puts each matrix entry, and its pairs per column of L.
