@@ -33,7 +33,7 @@ from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
 from ..linalg.laplace_gradient import LaplaceGradient
 from ..linalg.pirls_scalar import SparseScalarSystem
-from ..optim import OptimizerSettings, OptInfo, minimize_bounded, minimize_quasi_newton
+from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
 from .results import GlmerResults
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class _WarmStart:
     beta: np.ndarray | None = None
     last: tuple | None = None  # (x, PIRLS result) of the last stage-2 evaluation
     prediction: tuple | None = None  # (x, u, du/dx) at the last gradient
+    curvature: np.ndarray | None = None  # stage 1's BFGS inverse Hessian over the scaled theta
 
     def start_for(self, x: np.ndarray) -> np.ndarray:
         """PIRLS's start at x: the first-order prediction of the modes from the last gradient, else u."""
@@ -146,9 +147,16 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
 def _stage1(
     model, settings: OptimizerSettings, warm: _WarmStart, theta0: np.ndarray | None = None
 ) -> tuple[OptInfo, "PirlsResult"]:
-    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
-    pirls, eta0 = model.pirls, model.eta_start()
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start.
+
+    BFGS with the criterion's gradient (:meth:`.linalg.laplace_gradient.LaplaceGradient.profiled`)
+    where the Laplace gradient applies, else BOBYQA.
+    """
     theta0 = model.theta_start if theta0 is None else theta0
+    gradient = _laplace_gradient(model)
+    if gradient is not None and settings.optimizer in ("auto", "bfgs"):
+        return _ProfiledCriterion(model, gradient, warm).minimize(theta0, settings)
+    pirls, eta0 = model.pirls, model.eta_start()
 
     def objective(scaled: np.ndarray) -> float:
         res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
@@ -163,6 +171,53 @@ def _stage1(
     info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
+
+
+class _ProfiledCriterion:
+    """The nAGQ = 0 criterion over the scaled theta (unconstrained: even in each scalar theta), for BFGS.
+
+    Keeps the last joint PIRLS solution for the gradient there, and after each
+    gradient the first-order prediction of beta and u, PIRLS's start nearby.
+    """
+
+    def __init__(self, model, gradient, warm: _WarmStart):
+        self.model, self.gradient, self.warm, self.eta0 = model, gradient, warm, model.eta_start()
+        self.last: tuple | None = None
+        self.prediction: tuple | None = None
+        self.points: list[tuple[np.ndarray, np.ndarray]] = []  # (x, gradient) where BFGS asked for one
+
+    def value(self, x: np.ndarray) -> float:
+        beta0, u0 = self.warm.beta, self.warm.u
+        if self.prediction is not None:
+            base, u, du, beta, dbeta = self.prediction
+            u0, beta0 = u + du @ (x - base), beta + dbeta @ (x - base)
+        res = self.model.pirls.joint(from_scaled(self.model, x), beta0, u0, self.eta0)
+        self.last = (x.copy(), res)
+        value = self.model.laplace_value(res)
+        if np.isfinite(value):
+            self.warm.beta, self.warm.u = res.beta, res.u
+        return value
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        if self.last is None or not np.array_equal(self.last[0], x):
+            self.value(x)
+        res = self.last[1]
+        g, dbeta, du = self.gradient.profiled(x, res.eta, res.mu, res.u)
+        self.prediction = (x.copy(), res.u, du, res.beta, dbeta)
+        self.points.append((x.copy(), g))
+        return g
+
+    def minimize(self, theta0: np.ndarray, settings: OptimizerSettings) -> tuple[OptInfo, "PirlsResult"]:
+        info = minimize_quasi_newton(self.value, self.grad, to_scaled(self.model, theta0), settings)
+        x = np.abs(info.final)
+        if self.last is not None and np.array_equal(self.last[0], x):
+            res = self.last[1]
+        else:  # a negative theta: the same criterion, its term's modes change sign
+            self.value(x)
+            res = self.last[1]
+        info = replace(info, initial=theta0, final=from_scaled(self.model, x))
+        self.warm.curvature = bfgs_inverse_hessian(*map(list, zip(*self.points))) if self.points else None
+        return info, res
 
 
 def _finite_or_none(upper: np.ndarray) -> np.ndarray | None:
@@ -195,6 +250,20 @@ class _Criterion:
         self.units = _theta_units(model, theta1)
         self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
         self.upper = np.concatenate([model.theta_upper, np.full(model.nfixef, np.inf)])  # correlations: unit 1
+
+    def curvature(self, theta_block: np.ndarray | None) -> np.ndarray | None:
+        """BFGS's start for the inverse Hessian over x, from stage 1's over the scaled theta (None: none).
+
+        Stage 1's criterion is the deviance with beta profiled out (nearly: by the penalized
+        deviance), so its inverse Hessian is close to the theta block of the inverse Hessian
+        over (theta, beta); in delta the deviance is close to ``||delta - delta*||^2`` (the
+        whitening), whose inverse Hessian is ``I / 2``.  The cross terms start at 0.
+        """
+        if theta_block is None or theta_block.shape[0] != self.ntheta:
+            return None
+        start = np.eye(self.lower.size) / 2.0
+        start[: self.ntheta, : self.ntheta] = theta_block / np.outer(self.units, self.units)
+        return start
 
     def x0(self, theta: np.ndarray) -> np.ndarray:
         return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
@@ -271,7 +340,13 @@ def _stage2(
     """
     crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
     if crit.gradient is not None and settings.optimizer in ("auto", "bfgs"):
-        info = minimize_quasi_newton(crit.value_for(warm), crit.gradient_for(warm), crit.x0(theta1), settings)
+        info = minimize_quasi_newton(
+            crit.value_for(warm),
+            crit.gradient_for(warm),
+            crit.x0(theta1),
+            settings,
+            inverse_hessian=crit.curvature(warm.curvature),
+        )
         x = np.concatenate([np.abs(info.final[: crit.ntheta]), info.final[crit.ntheta :]])  # even in each scalar theta
         return replace(info, final=x), crit
 
@@ -589,6 +664,7 @@ def make_results(
         final=np.concatenate([stages.theta, stages.beta]),
         fmin=stages.value,
         feval=info1.feval + (info.feval if nAGQ else 0) + extra_evaluations,
+        geval=info1.geval + (info.geval if nAGQ else 0),
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )

@@ -102,6 +102,47 @@ class LaplaceGradient:
         With a list ``modes``, also appends ``du / d(lambda, beta)`` (q x (terms + p)): how the
         modes move, a first-order start for PIRLS at nearby parameters.
         """
+        parts = self._parts(lams, eta, mu, u)
+        if modes is not None:
+            modes.append(self._model_order(parts.du))
+        ntheta = len(self.z)
+        return parts.gradient[:ntheta], parts.gradient[ntheta:]
+
+    def profiled(
+        self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The gradient of the ``nAGQ = 0`` criterion over the scaled lambdas, at a joint PIRLS solution.
+
+        There beta minimizes the penalized deviance with u, so ``f_0(lambda) = f(lambda,
+        beta*(lambda))`` and ``df_0 = df/dlambda + df/dbeta dbeta*/dlambda``.  Differentiating
+        the joint mode equations (``X' s = 0`` with the mode equation) gives, with
+        ``B = Lambda' Z' W X`` and ``S = X'WX - B' M^-1 B`` (its Schur complement),
+
+            dbeta*/dlambda_t = -S^-1 (X' W a_t - B' M^-1 r_t),    du*/dlambda_t = du_t - M^-1 B dbeta*/dlambda_t,
+
+        ``M du_t = -r_t`` being the modes' derivative at fixed beta (:meth:`__call__`).  Returns the
+        gradient, ``dbeta*/dlambda`` (p x terms) and ``du*/dlambda`` (q x terms, the model's order of u).
+        """
+        parts = self._parts(lams, eta, mu, u)
+        ntheta = len(self.z)
+        du_lam, du_beta = parts.du[:, :ntheta], parts.du[:, ntheta:]  # du_beta = -M^-1 B
+        b = parts.rhs[:, ntheta:]
+        schur = self.x.T @ (parts.weights[:, None] * self.x) + b.T @ du_beta
+        cross = self.x.T @ (parts.weights[:, None] * parts.explicit[:, :ntheta]) + b.T @ du_lam
+        dbeta = -np.linalg.solve(schur, cross)
+        gradient = parts.gradient[:ntheta] + parts.gradient[ntheta:] @ dbeta
+        return gradient, dbeta, self._model_order(du_lam + du_beta @ dbeta)
+
+    def _model_order(self, du: np.ndarray) -> np.ndarray:
+        """Rows of a matrix over u in the model's order of u."""
+        if self.permutation is None:
+            return du
+        in_model_order = np.empty_like(du)
+        in_model_order[self.permutation] = du
+        return in_model_order
+
+    def _parts(self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray) -> "_Parts":
+        """The gradient over (lambda, beta) and what it is made of (see the module's docstring)."""
         if self.permutation is not None:
             u = u[self.permutation]
         r = self.response
@@ -124,19 +165,11 @@ class LaplaceGradient:
                 refs, weights=z * score, minlength=self.nlevels[t]
             )
         du = -solve(rhs)
-        if modes is not None:
-            if self.permutation is None:
-                modes.append(du)
-            else:  # rows in the model's order of u
-                in_model_order = np.empty_like(du)
-                in_model_order[self.permutation] = du
-                modes.append(in_model_order)
         d_eta = explicit + self._z_lambda(lams, du)
         gradient = 2.0 * score @ explicit + (slope * leverage) @ d_eta
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             gradient[t] += 2.0 * np.sum(weights * z * v[t])
-        ntheta = len(self.z)
-        return gradient[:ntheta], gradient[ntheta:]
+        return _Parts(gradient, du, rhs, explicit, weights)
 
     # --- M and the entries of its inverse ------------------------------------------------
     def _inverse(self, weights: np.ndarray, c: list) -> "_BlockedInverse":
@@ -235,6 +268,17 @@ class LaplaceGradient:
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             out += (lams[t] * z)[:, None] * values[self.offsets[t] : self.offsets[t + 1]][refs]
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Parts:
+    """The gradient over (lambda, beta) and the pieces :meth:`LaplaceGradient.profiled` reuses."""
+
+    gradient: np.ndarray
+    du: np.ndarray  # d u / d (lambda, beta) at fixed beta (rows in this gradient's order of u)
+    rhs: np.ndarray  # the mode equation's right-hand sides: r_t, then B = Lambda' Z' W X
+    explicit: np.ndarray  # d eta / d (lambda, beta) at fixed u
+    weights: np.ndarray
 
 
 # B is held dense when it has at most this many entries or is at least this dense
