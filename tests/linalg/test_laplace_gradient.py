@@ -100,3 +100,29 @@ def test_the_sparse_factor_gives_the_blocked_inverse_gradient():
     want = np.concatenate(dense(lam, res.eta, res.mu, res.u, want_modes))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(got_modes[0], want_modes[0], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("formula, data_name, family", CASES[:3])
+def test_profiled_gradient_equals_central_differences_of_the_nagq0_criterion(formula, data_name, family):
+    """:meth:`LaplaceGradient.profiled`: the gradient of the nAGQ = 0 criterion (beta and u from one joint
+    PIRLS run) and how beta and u move, against central differences (step 1e-5, PIRLS to 1e-10 from
+    the same start: the same accuracy argument and bound as above)."""
+    model = GeneralizedLinearMixedModel.from_formula(formula, dataset(data_name), family)
+    gradient, scales, eta0 = _laplace_gradient(model), model.theta_scales, model.eta_start()
+    start = model.pirls.joint(model.theta_start, None, None, eta0)
+    for theta in [model.theta_start * 0.7, model.theta_start * 1.2 + 0.1]:
+
+        def joint(lam):
+            return model.pirls.joint(lam / scales, start.beta, start.u, eta0)
+
+        lam = theta * scales
+        res = joint(lam)
+        got, dbeta, du = gradient.profiled(lam, res.eta, res.mu, res.u)
+        h = 1e-5
+        plus, minus = [joint(lam + h * e) for e in np.eye(lam.size)], [joint(lam - h * e) for e in np.eye(lam.size)]
+        expected = np.array([(model.laplace_value(p) - model.laplace_value(m)) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_array_less(np.abs(got - expected), 1e-5 * (np.abs(expected) + 1))
+        moved_beta = np.column_stack([(p.beta - m.beta) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_allclose(dbeta, moved_beta, rtol=0, atol=1e-5 * (np.abs(moved_beta).max() + 1))
+        moved_u = np.column_stack([(p.u - m.u) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_allclose(du, moved_u, rtol=0, atol=1e-5 * (np.abs(moved_u).max() + 1))
