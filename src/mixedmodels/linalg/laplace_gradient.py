@@ -165,8 +165,9 @@ class LaplaceGradient:
                 refs, weights=z * score, minlength=self.nlevels[t]
             )
         du = -solve(rhs)
-        d_eta = explicit + self._z_lambda(lams, du)
-        gradient = 2.0 * score @ explicit + (slope * leverage) @ d_eta
+        # (slope h)' d eta with d eta = explicit + Z Lambda du: the second part as (Lambda' Z' slope h)' du
+        weighted = slope * leverage
+        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, weighted[:, None])[:, 0] @ du
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             gradient[t] += 2.0 * np.sum(weights * z * v[t])
         return _Parts(gradient, du, rhs, explicit, weights)
@@ -261,13 +262,6 @@ class LaplaceGradient:
             ]
             object.__setattr__(self, "_zt", cached)
         return cached
-
-    def _z_lambda(self, lams: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``Z Lambda values`` (n x k) for values on the random effects (q x k)."""
-        out = np.zeros((self.x.shape[0], values.shape[1]))
-        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
-            out += (lams[t] * z)[:, None] * values[self.offsets[t] : self.offsets[t + 1]][refs]
-        return out
 
 
 @dataclass(frozen=True, eq=False)
