@@ -473,14 +473,23 @@ class Pirls:
         return self._iterate(theta, fixed, beta, u0, joint=False)
 
     def joint(
-        self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None, eta0: np.ndarray | None = None
+        self,
+        theta: np.ndarray,
+        beta0: np.ndarray | None,
+        u0: np.ndarray | None,
+        eta0: np.ndarray | None = None,
+        tol: float | None = None,
     ) -> PirlsResult:
         """Modes u and fixed effects beta together (nAGQ = 0).
 
         Starts from ``(beta0, u0)``, or, when those are None or give an
         invalid mean, from the linear predictor ``eta0`` (R's ``etastart``).
+        A ``tol`` looser than the model's ends the iterations at a step that
+        small and keeps the factor from before it (for a canonical link): the
+        criterion is then off by about ``tol`` times the number of random
+        effects, enough for a search that only gives the next stage its start.
         """
-        return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0)
+        return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0, tol=tol)
 
     def _eta(self, base: np.ndarray, lam, u: np.ndarray, beta: np.ndarray | None, joint: bool) -> np.ndarray:
         eta = self._re_predictor(base, lam(u))
@@ -505,7 +514,10 @@ class Pirls:
         new_beta, new_u = factor.solve()
         return new_beta, self._stack(new_u)
 
-    def _iterate(self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None) -> PirlsResult:
+    def _iterate(
+        self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None, tol: float | None = None
+    ) -> PirlsResult:
+        tol, reuse = (self.tol, _REUSE_FACTOR) if tol is None else (tol, tol)
         lam = self.lambda_op(theta)
         system = self._step_system(theta)
         newton = not self.family.canonical
@@ -525,13 +537,13 @@ class Pirls:
                 continue
             du, dbeta = new_u - u, (new_beta - beta if joint else None)
             size = self._step_size(du, dbeta)
-            if not newton and size < _REUSE_FACTOR:
+            if not newton and size < reuse:
                 converged = True  # a step below rounding: u is the mode, and this factor is its own
                 break
             u, beta, eta, mu, dev, pdev, change, step = self._halving(base, lam, u, beta, du, dbeta, size, pdev, joint)
-            if change < self.tol:
+            if change < tol:
                 converged = True
-                if not newton and change < _REUSE_FACTOR:  # this factor's weights are the modes' own
+                if not newton and change < reuse:  # this factor's weights are the modes' own
                     break
                 # one more pass for the factor at the modes (with lme4's weights after Newton steps)
             elif step < 1e-10:
