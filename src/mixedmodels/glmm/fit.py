@@ -61,6 +61,9 @@ _START_TOLERANCES = dict(ftol_rel=1e-6, ftol_abs=1e-3, xtol_rel=1e-3, xtol_abs=1
 # criterion is then off by ~1e-9 q (3e-7 on VerbAgg), far below stage 1's tolerance, for ~2 fewer
 # iterations a run (the last steps stall at ~1e-12, above the 1e-13 at which the factor is kept)
 _START_PIRLS_TOL = 1e-9
+# The Hessian's difference points need the modes (for the gradient), not the factor at them: PIRLS stops
+# after a step below this (Newton's convergence leaves the modes within ~its square), not one pass later
+_MODES_TOL = 1e-8
 
 
 def _start_settings(settings: OptimizerSettings) -> OptimizerSettings:
@@ -280,9 +283,9 @@ class _Criterion:
         theta = from_scaled(self.model, x[: self.ntheta] * self.units)
         return theta, self.beta1 + self.scale @ x[self.ntheta :]
 
-    def evaluate(self, x: np.ndarray, u0: np.ndarray) -> tuple[float, "PirlsResult"]:
+    def evaluate(self, x: np.ndarray, u0: np.ndarray, tol: float | None = None) -> tuple[float, "PirlsResult"]:
         theta, beta = self.params(x)
-        res = self.model.pirls.modes(theta, beta, u0)
+        res = self.model.pirls.modes(theta, beta, u0, tol)
         if self.nAGQ == 1:
             return self.model.laplace_value(res), res
         return self.model.agq_value(res, theta, beta, self.nAGQ), res
@@ -511,7 +514,10 @@ def _gradient_derivatives(
     def grad_at(delta: np.ndarray) -> np.ndarray:
         point = x.copy()
         point[index] += delta
-        _, res = crit.evaluate(point, warm.start_for(point) if delta.any() else u_hat)
+        if delta.any():  # only the modes: PIRLS stops at a step below _MODES_TOL (the modes then exact to ~its square)
+            _, res = crit.evaluate(point, warm.start_for(point), _MODES_TOL)
+        else:
+            _, res = crit.evaluate(point, u_hat)
         return crit.gradient_at(point, res, None if delta.any() else warm)[index]
 
     gradient = grad_at(np.zeros(index.size))  # keeps the modes' prediction for the difference points

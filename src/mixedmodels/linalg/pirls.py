@@ -467,10 +467,11 @@ class Pirls:
         return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)
 
     # --- iterations -----------------------------------------------------------------
-    def modes(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray) -> PirlsResult:
-        """Conditional modes u for fixed theta and beta (nAGQ >= 1), starting from u0."""
+    def modes(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray, tol: float | None = None) -> PirlsResult:
+        """Conditional modes u for fixed theta and beta (nAGQ >= 1), starting from u0 (``tol`` as in
+        :meth:`joint`: a caller that needs only the modes, not the factor at them)."""
         fixed = self.x @ beta + self.offset
-        return self._iterate(theta, fixed, beta, u0, joint=False)
+        return self._iterate(theta, fixed, beta, u0, joint=False, tol=tol)
 
     def joint(
         self,
