@@ -26,6 +26,7 @@ __all__ = [
     "OptInfo",
     "minimize_bounded",
     "minimize_quasi_newton",
+    "bfgs_inverse_hessian",
     "minimize_newton",
     "snap_to_zero_bounds",
     "snap_rows_to_zero_bounds",
