@@ -199,17 +199,22 @@ class LaplaceGradient:
         return cached
 
     def _solved_rows(self, inverse: "_BlockedInverse", c: list) -> tuple[list, np.ndarray]:
-        """``v_t`` (per term, per observation) and the leverages ``h = sum_t c_t v_t``."""
-        q1, refs0 = self.nlevels[0], self.refs[0]
-        index = [self.offsets[t] - q1 + self.refs[t] for t in range(1, len(c))]
-        v0 = inverse.first_diagonal[refs0] * c[0]
-        for t, rows in enumerate(index, start=1):
-            v0 = v0 + inverse.cross[rows, refs0] * c[t]
+        """``v_t`` (per term, per observation) and the leverages ``h = sum_t c_t v_t``.
+
+        Each observation's entries of ``(M^-1)_21`` and ``(M^-1)_22`` are read by flat positions
+        found once (:meth:`_Layout.build`), one ``take`` per pair of terms.
+        """
+        layout = self._layout()
+        cross, rest = inverse.cross.ravel(), inverse.rest.ravel()
+        crosses = [cross.take(flat) for flat in layout.cross_rows]  # (M^-1)_{t, first} per observation
+        v0 = inverse.first_diagonal.take(self.refs[0]) * c[0]
+        for t, entries in enumerate(crosses, start=1):
+            v0 += entries * c[t]
         v = [v0]
-        for rows in index:
-            vt = inverse.cross[rows, refs0] * c[0]
-            for s, cols in enumerate(index, start=1):
-                vt = vt + inverse.rest[rows, cols] * c[s]
+        for t, entries in enumerate(crosses, start=1):
+            vt = entries * c[0]
+            for s in range(1, len(c)):
+                vt += rest.take(layout.rest_pairs[(t, s) if s <= t else (s, t)]) * c[s]
             v.append(vt)
         leverage = sum(ct * vt for ct, vt in zip(c, v))
         return v, leverage
@@ -291,6 +296,7 @@ class _Layout:
     cross_pattern: object
     cross_entry: np.ndarray | None
     rest_pairs: dict
+    cross_rows: tuple  # per rest term, each observation's flat position in a dense m_re x q1 block
 
     @classmethod
     def build(cls, refs, nlevels, offsets) -> "_Layout":
@@ -303,13 +309,14 @@ class _Layout:
         rows = np.concatenate(index) if index else np.empty(0, dtype=np.intp)
         cols = np.tile(refs[0], len(index))
         flat = rows * q1 + cols
+        cross_rows = tuple(rows_t * q1 + refs[0] for rows_t in index)  # in the dense (M^-1)_21
         unique, entry = np.unique(flat, return_inverse=True)
         dense = m_re * q1 <= _DENSE_B_ENTRIES or unique.size >= _DENSE_B_SHARE * m_re * q1
         if dense:
-            return cls(m_re, True, flat, None, None, rest_pairs)
+            return cls(m_re, True, flat, None, None, rest_pairs, cross_rows)
         pattern = sp.csr_array((np.zeros(unique.size), (unique // q1, unique % q1)), shape=(m_re, q1))
         pattern.sort_indices()  # unique flat positions are row-major: CSR order already
-        return cls(m_re, False, None, pattern, entry.ravel(), rest_pairs)
+        return cls(m_re, False, None, pattern, entry.ravel(), rest_pairs, cross_rows)
 
 
 @dataclass(frozen=True, eq=False)
