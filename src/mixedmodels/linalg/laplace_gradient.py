@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pirls_scalar import small_dense
+
 __all__ = ["LaplaceGradient"]
 
 # B (rest random effects x first-term levels) is held dense up to this many entries
@@ -262,7 +264,7 @@ class LaplaceGradient:
 
             n = self.x.shape[0]
             cached = [
-                sp.csr_array((z, (refs, np.arange(n))), shape=(q, n))
+                small_dense(sp.csr_array((z, (refs, np.arange(n))), shape=(q, n)))
                 for z, refs, q in zip(self.z, self.refs, self.nlevels)
             ]
             object.__setattr__(self, "_zt", cached)

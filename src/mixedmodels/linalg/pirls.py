@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from ..design.covariance import UNSTRUCTURED, lower_triangle
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 from . import _pirls_kernels
-from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem
+from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem, small_dense
 
 __all__ = ["ReweightedBlocks", "PirlsResult", "Pirls"]
 
@@ -405,8 +405,13 @@ class Pirls:
         self._re_predictor = (
             self._system.linear_predictor
             if isinstance(self._system, SparseScalarSystem)
-            else lambda base, lam_u: base + self.plan.z @ lam_u
+            else self._dense_or_sparse_predictor()
         )
+
+    def _dense_or_sparse_predictor(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``(base, Lambda u) -> base + Z Lambda u``, Z dense when small (:func:`.pirls_scalar.small_dense`)."""
+        z = small_dense(self.plan.z)
+        return lambda base, lam_u: base + z @ lam_u
 
     def with_response(self, response) -> "Pirls":
         """The same iterations for another response of the same rows (a family with another parameter,

@@ -42,10 +42,23 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-__all__ = ["ScalarSystem", "ScalarFactor", "SparseScalarSystem", "SparseFactor"]
+__all__ = ["ScalarSystem", "ScalarFactor", "SparseScalarSystem", "SparseFactor", "small_dense"]
 
 # A21 (rest rows x first-term levels) is handled dense below this many entries
 _DENSE_LIMIT = 50_000
+# A sparse matrix with at most this many entries (zeros included) is held dense: its product with a
+# vector then costs ~10 us less (scipy.sparse's dispatch), more than the dense product's extra flops
+_SMALL_DENSE = 20_000
+
+
+def small_dense(matrix):
+    """``matrix`` as a dense array when it has at most ``_SMALL_DENSE`` entries, else as it is.
+
+    PIRLS multiplies by Z' and by the gather matrix a few times an iteration; for a small model
+    (cbpp: 15 x 56) scipy.sparse's per-call overhead is most of the product's time.
+    """
+    rows, cols = matrix.shape
+    return matrix.toarray() if rows * cols <= _SMALL_DENSE else matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +129,7 @@ class ScalarSystem:
         self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray, zt: sp.csr_array
     ):
         n = refs[0].size
-        self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], zt, x
+        self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], small_dense(zt), x
         self.nlevels = list(nlevels)
         offsets = np.concatenate([[0], np.cumsum(nlevels[1:])]).astype(np.int64)
         rows_rest = [offsets[t - 1] + refs[t] for t in range(1, len(refs))]
@@ -137,7 +150,9 @@ class ScalarSystem:
             [z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))] + [z[t] * z[s] for t, s in pairs]
         )
         gather_cols = np.tile(np.arange(n), 1 + len(rows_rest) + len(pairs))
-        self.gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        self.gather = small_dense(
+            sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        )
         self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
         # which term each rest row belongs to (for lambda products), and the column scale per stacked u
         self.term_of_rest = np.repeat(np.arange(1, len(refs)), nlevels[1:]).astype(np.intp)
