@@ -393,6 +393,7 @@ class Pirls:
         self.maxit = maxit
         self._scalar = all(lay.ncols == 1 for lay in plan.layouts)
         self._term_of_column = np.repeat(np.arange(len(plan.layouts)), [lay.size for lay in plan.layouts])
+        self._x_products: tuple[np.ndarray, sp.csr_array] | None = None
         self._theta_starts = np.array([lay.theta_start for lay in plan.layouts], dtype=np.intp)
         self._scales = np.array([lay.scales[0] for lay in plan.layouts]) if self._scalar else None
         # all-scalar terms: the PIRLS step's own linear algebra (see pirls_scalar); else the blocked factor
@@ -420,17 +421,33 @@ class Pirls:
         other.response, other.family, other.link = response, response.family, response.family.link
         return other
 
+    def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
+        """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
+        if self._x_products is None:
+            x, z = self.x, self.plan.z.tocoo()
+            n, p = x.shape
+            xx = (x[:, :, None] * x[:, None, :]).reshape(n, p * p)
+            rows = (z.col[:, None] * p + np.arange(p)).ravel()
+            cols = np.repeat(z.row, p)
+            vals = (z.data[:, None] * x[z.row]).ravel()
+            zx = sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(z.shape[1] * p, n)))
+            self._x_products = (np.ascontiguousarray(xx.T), zx)
+        return self._x_products
+
     def _joint_blocks(self, w: np.ndarray, zw: np.ndarray) -> BlockedCrossProducts:
-        """Blocks of ``[Z X z]' W [Z X z]`` by BLAS and one sparse product."""
+        """Blocks of ``[Z X z]' W [Z X z]`` from the precomputed fixed-effects products."""
+        xx, zx = self._fixed_products()
         p = self.x.shape[1]
-        wxz = np.empty((w.size, p + 1))
-        np.multiply(w[:, None], self.x, out=wxz[:, :p])
-        np.multiply(w, zw, out=wxz[:, p])
+        wz = w * zw
+        xwz = self.x.T @ wz
         gram = np.empty((p + 1, p + 1))
-        gram[:p] = self.x.T @ wxz
-        gram[p, :p] = gram[:p, p]
-        gram[p, p] = zw @ wxz[:, p]
-        return self.plan.assemble(w, self.plan.zt @ wxz, gram)
+        gram[:p, :p] = (xx @ w).reshape(p, p)
+        gram[:p, p] = gram[p, :p] = xwz
+        gram[p, p] = zw @ wz
+        ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
+        ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
+        ztwxy[:, p] = self.plan.zt @ wz
+        return self.plan.assemble(w, ztwxy, gram)
 
     # --- pieces -------------------------------------------------------------------
     def lambda_op(self, theta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

@@ -162,6 +162,23 @@ class ScalarSystem:
         if not self.dense21 and n21:
             self.pairs = _lower_pairs(self.e21, (self.m_re, self.m_re + self.p))
         self.nd = _diagonal_lead_size(self.e21, self.e22, nlevels, self.dense21)
+        self._joint_gathers: tuple[np.ndarray, sp.csr_array] | None = None
+        self._z = z
+        self._refs = refs
+
+    def joint_gathers(self) -> tuple[np.ndarray, sp.csr_array]:
+        """``x_i x_i'`` per observation (p^2 x n) and the gather matrix of ``Z'WX`` (q p x n), on first use."""
+        if self._joint_gathers is None:
+            x, n, p = self.x, self.x.shape[0], self.p
+            xx = np.ascontiguousarray((x[:, :, None] * x[:, None, :]).reshape(n, p * p).T)
+            offsets = np.concatenate([[0], np.cumsum(self.nlevels)])
+            rows = np.concatenate(
+                [((offsets[t] + r)[:, None] * p + np.arange(p)).ravel() for t, r in enumerate(self._refs)]
+            )
+            vals = np.concatenate([(zc[:, None] * x).ravel() for zc in self._z])
+            cols = np.tile(np.repeat(np.arange(n), p), len(self._refs))
+            self._joint_gathers = (xx, sp.csr_array((vals, (rows, cols)), shape=(offsets[-1] * p, n)))
+        return self._joint_gathers
 
     def at(self, lams: np.ndarray) -> "_ThetaState":
         """Per-run quantities for one theta (``lams``: each term's scaled lambda)."""
@@ -180,11 +197,11 @@ class ScalarSystem:
         a21 = g[self._slices[1]] * state.coef21
         rz = state.lamu * (self.zt @ (w * zw))
         rz1, rz2 = rz[: self.q1], rz[self.q1 :]
-        if joint:  # X'WX, X'Wz and Lambda'Z'WX by BLAS and one sparse product (no per-observation gathers)
-            wx = w[:, None] * self.x
-            xx = self.x.T @ wx
+        if joint:
+            xx, zx = self.joint_gathers()
+            xx = (xx @ w).reshape(self.p, self.p)
             wz = self.x.T @ (w * zw)
-            zxw = (self.zt @ wx) * state.lamu[:, None]  # (also without fixed effects)
+            zxw = (zx @ w).reshape(state.lamu.size, self.p) * state.lamu[:, None]  # (also without fixed effects)
             rz2 = np.concatenate([rz2, wz])
         m = self.m_re + (self.p if joint else 0)
         if self.dense21:
