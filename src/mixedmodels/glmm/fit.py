@@ -285,7 +285,8 @@ class _Criterion:
 
     def evaluate(self, x: np.ndarray, u0: np.ndarray, tol: float | None = None) -> tuple[float, "PirlsResult"]:
         theta, beta = self.params(x)
-        res = self.model.pirls.modes(theta, beta, u0, tol)
+        pirls = self.model.pirls  # (a Dask model's PIRLS takes no tol: only the gradient's difference points pass one)
+        res = pirls.modes(theta, beta, u0) if tol is None else pirls.modes(theta, beta, u0, tol)
         if self.nAGQ == 1:
             return self.model.laplace_value(res), res
         return self.model.agq_value(res, theta, beta, self.nAGQ), res

@@ -422,7 +422,13 @@ class Pirls:
         return other
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
-        """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
+        """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w.
+
+        The scalar system's own (:meth:`.pirls_scalar.ScalarSystem.joint_gathers`: the same
+        matrices, entry for entry and in the same order) where PIRLS has one, else built here.
+        """
+        if self._x_products is None and isinstance(self._system, ScalarSystem):
+            self._x_products = self._system.joint_gathers()
         if self._x_products is None:
             x, z = self.x, self.plan.z.tocoo()
             n, p = x.shape
