@@ -139,9 +139,7 @@ def test_standard_errors(case):
     assert fit.vcov_method == ("RX" if fit.nAGQ == 0 else "hessian")
 
 
-@pytest.mark.parametrize(
-    "name", ["shared/cbpp_binomial", "shared/grouseticks_poisson", "shared/verbagg_binomial", "cbpp_nagq0"]
-)
+@pytest.mark.parametrize("name", ["shared/cbpp_binomial", "shared/grouseticks_poisson", "shared/verbagg_binomial"])
 def test_canonical_links_use_the_analytic_gradient_in_both_stages(name):
     """Scalar terms and a canonical link: both stages by BFGS with analytic gradients (grouseticks on
     PIRLS's sparse factor when numba is there), so tens of evaluations, not lme4's hundreds: the

@@ -157,15 +157,15 @@ def _stage1(
 ) -> tuple[OptInfo, "PirlsResult"]:
     """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start.
 
-    BFGS with the criterion's gradient (:meth:`.linalg.laplace_gradient.LaplaceGradient.profiled`)
-    where the Laplace gradient applies, else BOBYQA.  ``start``: the result only starts stage 2
-    (PIRLS then stops at steps below ``_START_PIRLS_TOL``).
+    ``start``: the result only starts stage 2.  Then BFGS with the criterion's gradient
+    (:meth:`.linalg.laplace_gradient.LaplaceGradient.profiled`) where the Laplace gradient applies,
+    PIRLS stopping at steps below ``_START_PIRLS_TOL``; else (and for an ``nAGQ = 0`` fit, whose
+    answer this is) BOBYQA, as lme4.
     """
     theta0 = model.theta_start if theta0 is None else theta0
-    gradient = _laplace_gradient(model)
+    gradient = _laplace_gradient(model) if start else None
     if gradient is not None and settings.optimizer in ("auto", "bfgs"):
-        tol = _START_PIRLS_TOL if start else None
-        return _ProfiledCriterion(model, gradient, warm, tol).minimize(theta0, settings)
+        return _ProfiledCriterion(model, gradient, warm, _START_PIRLS_TOL).minimize(theta0, settings)
     pirls, eta0 = model.pirls, model.eta_start()
 
     def objective(scaled: np.ndarray) -> float:
