@@ -202,7 +202,10 @@ class _ProfiledCriterion:
         if self.prediction is not None:
             base, u, du, beta, dbeta = self.prediction
             u0, beta0 = u + du @ (x - base), beta + dbeta @ (x - base)
-        res = self.model.pirls.joint(from_scaled(self.model, x), beta0, u0, self.eta0, self.tol)
+        try:
+            res = self.model.pirls.joint(from_scaled(self.model, x), beta0, u0, self.eta0, self.tol)
+        except np.linalg.LinAlgError:  # a step far out (eta overflowing): the line search steps back
+            return np.inf
         self.last = (x.copy(), res)
         value = self.model.laplace_value(res)
         if np.isfinite(value):
