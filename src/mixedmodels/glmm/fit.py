@@ -223,6 +223,7 @@ class _ProfiledCriterion:
 
     def minimize(self, theta0: np.ndarray, settings: OptimizerSettings) -> tuple[OptInfo, "PirlsResult"]:
         info = minimize_quasi_newton(self.value, self.grad, to_scaled(self.model, theta0), settings)
+        signs = np.where(info.final < 0, -1.0, 1.0)
         x = np.abs(info.final)
         if self.last is not None and np.array_equal(self.last[0], x):
             res = self.last[1]
@@ -230,7 +231,9 @@ class _ProfiledCriterion:
             self.value(x)
             res = self.last[1]
         info = replace(info, initial=theta0, final=from_scaled(self.model, x))
-        self.warm.curvature = bfgs_inverse_hessian(*map(list, zip(*self.points))) if self.points else None
+        curvature = bfgs_inverse_hessian(*map(list, zip(*self.points))) if self.points else None
+        # at |x| instead of x: a coordinate whose sign flipped flips its cross terms
+        self.warm.curvature = None if curvature is None else curvature * np.outer(signs, signs)
         return info, res
 
 
