@@ -26,6 +26,7 @@ __all__ = [
     "OptInfo",
     "minimize_bounded",
     "minimize_quasi_newton",
+    "bfgs_inverse_hessian",
     "minimize_newton",
     "snap_to_zero_bounds",
     "snap_rows_to_zero_bounds",
@@ -372,6 +373,7 @@ def minimize_quasi_newton(
     x0: np.ndarray,
     settings: OptimizerSettings | None = None,
     f0: float | None = None,
+    inverse_hessian: np.ndarray | None = None,
 ) -> OptInfo:
     """Minimize ``func`` over all of R^n by BFGS with a backtracking (Armijo) line search.
 
@@ -379,6 +381,8 @@ def minimize_quasi_newton(
     (so a caller may keep the factorization of the last ``func`` call for it).  The first step is steepest descent of length
     ``settings.initial_step`` at most; later steps use the BFGS inverse-Hessian
     approximation ``H``, scaled after the first step by ``s'y / y'y`` (Shanno).
+    A caller that knows the curvature passes ``inverse_hessian``, ``H`` at ``x0``
+    (then the first step is ``-H g``, not steepest descent).
     Stops when the decrease the quadratic model predicts, ``g'Hg / 2``, is
     below ``settings.ftol_abs / 100`` (``converged``), when a step gains less
     than ``ftol_abs / 100`` with a predicted decrease below ``ftol_abs``, when the
@@ -399,7 +403,7 @@ def minimize_quasi_newton(
 
     start = time.perf_counter()
     x = np.asarray(x0, dtype=float).copy()
-    state = _QuasiNewtonState(x, value(x) if f0 is None else float(f0), np.empty(0))
+    state = _QuasiNewtonState(x, value(x) if f0 is None else float(f0), np.empty(0), inverse_hessian)
     state.g = gradient(x)
     code = _bfgs_iterations(state, value, gradient, counts, settings)
     return OptInfo(
@@ -487,6 +491,17 @@ def _update_inverse_hessian(state: _QuasiNewtonState, s: np.ndarray, y: np.ndarr
     rho = 1.0 / sy
     left = np.eye(n) - rho * np.outer(s, y)
     state.inverse_hessian = left @ state.inverse_hessian @ left.T + rho * np.outer(s, s)
+
+
+def bfgs_inverse_hessian(points: list[np.ndarray], gradients: list[np.ndarray]) -> np.ndarray | None:
+    """The inverse-Hessian approximation :func:`minimize_quasi_newton` holds after accepting ``points``
+    (with their ``gradients``) in turn, from steepest descent: for a caller that wants the curvature
+    a BFGS run found (None before the first update with positive curvature)."""
+    state = _QuasiNewtonState(points[0], 0.0, gradients[0]) if points else None
+    for x, g in zip(points[1:], gradients[1:]):
+        _update_inverse_hessian(state, x - state.x, g - state.g)
+        state.x, state.g = x, g
+    return None if state is None else state.inverse_hessian
 
 
 NEWTON = "Newton (analytic gradient and Hessian)"

@@ -76,3 +76,53 @@ def test_the_gradient_applies_to_canonical_links_only():
     assert _gradient(cloglog) is None and _laplace_gradient(cloglog) is None
     logit = GeneralizedLinearMixedModel.from_formula(CASES[1][0], dataset("VerbAgg"), "binomial")
     assert _laplace_gradient(logit) is not None
+
+
+def test_the_sparse_factor_gives_the_blocked_inverse_gradient():
+    """Where PIRLS uses the sparse LDL' (grouseticks with numba), the gradient reads ``M^-1`` from its
+    selected inverse: the same numbers as the blocked dense inverse, to rounding (1e-9 relative;
+    the test above checks it against central differences too)."""
+    from mixedmodels.linalg.pirls_scalar import SparseScalarSystem
+
+    model = GeneralizedLinearMixedModel.from_formula(CASES[2][0], dataset("grouseticks"), "poisson")
+    if not isinstance(model.pirls._system, SparseScalarSystem):
+        pytest.skip("the sparse PIRLS system needs numba (the 'fast' extra) and MIXEDMODELS_NO_NUMBA unset")
+    sparse = _laplace_gradient(model)
+    assert sparse is not None and sparse.system is model.pirls._system
+    refs, z, nlevels, permutation = _scalar_columns(model)
+    dense = LaplaceGradient.build(refs, z, nlevels, model.pirls.x, model.response, permutation)
+    theta, beta = np.array([0.8, 1.1, 0.6]), np.array([0.5, 1.0, -1.0, -0.5])
+    res = model.pirls.modes(theta, beta, np.zeros(model.nranef))
+    lam = theta * model.theta_scales
+    got_modes: list = []
+    want_modes: list = []
+    got = np.concatenate(sparse(lam, res.eta, res.mu, res.u, got_modes))
+    want = np.concatenate(dense(lam, res.eta, res.mu, res.u, want_modes))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got_modes[0], want_modes[0], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("formula, data_name, family", CASES[:3])
+def test_profiled_gradient_equals_central_differences_of_the_nagq0_criterion(formula, data_name, family):
+    """:meth:`LaplaceGradient.profiled`: the gradient of the nAGQ = 0 criterion (beta and u from one joint
+    PIRLS run) and how beta and u move, against central differences (step 1e-5, PIRLS to 1e-10 from
+    the same start: the same accuracy argument and bound as above)."""
+    model = GeneralizedLinearMixedModel.from_formula(formula, dataset(data_name), family)
+    gradient, scales, eta0 = _laplace_gradient(model), model.theta_scales, model.eta_start()
+    start = model.pirls.joint(model.theta_start, None, None, eta0)
+    for theta in [model.theta_start * 0.7, model.theta_start * 1.2 + 0.1]:
+
+        def joint(lam):
+            return model.pirls.joint(lam / scales, start.beta, start.u, eta0)
+
+        lam = theta * scales
+        res = joint(lam)
+        got, dbeta, du = gradient.profiled(lam, res.eta, res.mu, res.u)
+        h = 1e-5
+        plus, minus = [joint(lam + h * e) for e in np.eye(lam.size)], [joint(lam - h * e) for e in np.eye(lam.size)]
+        expected = np.array([(model.laplace_value(p) - model.laplace_value(m)) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_array_less(np.abs(got - expected), 1e-5 * (np.abs(expected) + 1))
+        moved_beta = np.column_stack([(p.beta - m.beta) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_allclose(dbeta, moved_beta, rtol=0, atol=1e-5 * (np.abs(moved_beta).max() + 1))
+        moved_u = np.column_stack([(p.u - m.u) / (2 * h) for p, m in zip(plus, minus)])
+        np.testing.assert_allclose(du, moved_u, rtol=0, atol=1e-5 * (np.abs(moved_u).max() + 1))

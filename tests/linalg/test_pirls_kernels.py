@@ -13,7 +13,7 @@ from mixedmodels.linalg.pirls_scalar import ScalarSystem, SparseScalarSystem
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
-_NAMES = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
+_NAMES = _pirls_kernels.__all__[1:]  # every kernel
 
 
 def _design(seed: int, nested: bool):
@@ -128,3 +128,44 @@ def test_factor_only_gives_the_same_log_determinant(joint):
     state = sparse.at(np.array([0.8, 1.1, 0.7]))
     full, only = sparse.factorize(state, w, zw, joint), sparse.factorize(state, w, zw, joint, solve=False)
     assert only.u is None and only.logdet_re() == full.logdet_re()
+
+
+def _dense_system(refs, z, nlevels, lams, w) -> np.ndarray:
+    """``Lambda' Z' W Z Lambda + I`` as a dense matrix, from scratch."""
+    offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
+    zl = np.zeros((refs[0].size, sum(nlevels)))
+    for o, r, c, lam in zip(offsets, refs, z, lams):
+        zl[np.arange(r.size), o + r] = lam * c
+    return zl.T @ (w[:, None] * zl) + np.eye(zl.shape[1])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("nested", [True, False])
+def test_selected_inverse_and_solve_equal_the_dense_inverse(compiled, nested):
+    """Takahashi's recurrences give ``K^-1`` on L's pattern (every entry an observation's pairs need),
+    and the LDL' solve ``K^-1 B``, to rounding of the dense inverse (cond(K) < 1e3 here)."""
+    if compiled and _pirls_kernels.compiled("selected_inverse") is None:
+        pytest.skip("compiled kernels need numba (the 'fast' extra) and MIXEDMODELS_NO_NUMBA unset")
+    refs, z, nlevels, x, _, w, _ = _design(10, nested)
+    lams = np.array([0.7, 1.3, 0.9])
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled))
+    vals = sparse.weighted_factor(lams, w)
+    inverse = np.linalg.inv(_dense_system(refs, z, nlevels, lams, w))
+    selected, nnz = sparse.inverse_on_pattern(vals), int(sparse.lp[-1])
+    columns = np.repeat(np.arange(sparse.nre), np.diff(sparse.lp))
+    np.testing.assert_allclose(selected[:nnz], inverse[sparse.li, columns], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(selected[nnz:], np.diagonal(inverse), rtol=1e-10)
+    # each observation's pairs of levels are on the pattern
+    positions, lo, hi = sparse.observation_entries()
+    rows = np.column_stack([o + r for o, r in zip(np.concatenate([[0], np.cumsum(nlevels)[:-1]]), refs)])
+    np.testing.assert_allclose(selected[positions], inverse[rows[:, lo], rows[:, hi]], rtol=1e-10, atol=1e-13)
+    rhs = np.random.default_rng(11).normal(size=(sparse.nre, 4))
+    np.testing.assert_allclose(sparse.solve_with(vals, rhs), inverse @ rhs, rtol=1e-9, atol=1e-12)
+
+
+def test_weighted_factor_is_none_when_not_positive_definite():
+    refs, z, nlevels, x, _, w, _ = _design(3, nested=True)
+    sparse = SparseScalarSystem(refs, z, nlevels, x, _kernels(compiled=False))
+    w = w.copy()
+    w[refs[1] == 0] = -50.0
+    assert sparse.weighted_factor(np.ones(3), w) is None

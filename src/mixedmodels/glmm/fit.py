@@ -33,7 +33,7 @@ from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
 from ..linalg.laplace_gradient import LaplaceGradient
 from ..linalg.pirls_scalar import SparseScalarSystem
-from ..optim import OptimizerSettings, OptInfo, minimize_bounded, minimize_quasi_newton
+from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
 from .results import GlmerResults
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # 1 % of an SE is still a short step)
 _STEP_THETA = 5e-3
 _STEP_BETA = 1e-2
+_FORWARD_SHARE = 2e-2  # forward differences of the analytic gradient: steps this share of the above
 _BOUNDARY = 1e-4  # diagonal thetas below this are held at the boundary in the Hessian
 _NEWTON_ROUNDS = 3  # Hessians at most: a Newton step longer than _HESSIAN_HOLDS gets a new one
 # A Newton step this long (whitened units) changes the Hessian little: on VerbAgg a step of 0.011
@@ -56,6 +57,13 @@ _HESSIAN_HOLDS = 2e-2
 # Stage 1 only gives stage 2 its start (and its whitening of beta) when nAGQ >= 1: deviance
 # changes below 1e-3 there are refined by stage 2 anyway (VerbAgg 39 -> ~20 stage-1 evaluations)
 _START_TOLERANCES = dict(ftol_rel=1e-6, ftol_abs=1e-3, xtol_rel=1e-3, xtol_abs=1e-3)
+# ... and its PIRLS stops at steps this small (not 1e-10), keeping the factor from before the step: the
+# criterion is then off by ~1e-9 q (3e-7 on VerbAgg), far below stage 1's tolerance, for ~2 fewer
+# iterations a run (the last steps stall at ~1e-12, above the 1e-13 at which the factor is kept)
+_START_PIRLS_TOL = 1e-9
+# The Hessian's difference points need the modes (for the gradient), not the factor at them: PIRLS stops
+# after a step below this (Newton's convergence leaves the modes within ~its square), not one pass later
+_MODES_TOL = 1e-8
 
 
 def _start_settings(settings: OptimizerSettings) -> OptimizerSettings:
@@ -71,6 +79,7 @@ class _WarmStart:
     beta: np.ndarray | None = None
     last: tuple | None = None  # (x, PIRLS result) of the last stage-2 evaluation
     prediction: tuple | None = None  # (x, u, du/dx) at the last gradient
+    curvature: np.ndarray | None = None  # stage 1's BFGS inverse Hessian over the scaled theta
 
     def start_for(self, x: np.ndarray) -> np.ndarray:
         """PIRLS's start at x: the first-order prediction of the modes from the last gradient, else u."""
@@ -81,23 +90,23 @@ class _WarmStart:
 
 
 def _laplace_gradient(model):
-    """The model's :class:`.linalg.laplace_gradient.LaplaceGradient`, built once; None where it does not
-    apply or does not pay.
+    """The model's :class:`.linalg.laplace_gradient.LaplaceGradient`, built once; None where it does not apply.
 
     A model whose rows are not in memory (``rows_in_memory`` False: a fit on
-    Dask) has none.  It does not pay where PIRLS factors the system as a sparse ``L D L'``
+    Dask) has none.  Where PIRLS factors the system as a sparse ``L D L'``
     (:class:`.linalg.pirls_scalar.SparseScalarSystem`, chosen when that has
-    little fill): there a PIRLS run is cheap and the gradient's dense rest
-    block is not (grouseticks: 0.4 ms against 7 ms), so BOBYQA's 160
-    evaluations cost less than 30 gradients.
+    little fill), the gradient uses that factor (a selected inverse on its
+    pattern): on grouseticks 0.1 ms a gradient where the dense rest block
+    cost 7 ms.
     """
     if "_laplace_gradient" not in model.__dict__:
         gradient = None
         # the gradient reads each term's columns row by row: not for a model whose rows stay on Dask's workers
         columns = _scalar_columns(model) if getattr(model, "rows_in_memory", True) else None
-        if columns is not None and not isinstance(model.pirls._system, SparseScalarSystem):
+        if columns is not None:
             refs, z, nlevels, permutation = columns
-            gradient = LaplaceGradient.build(refs, z, nlevels, model.pirls.x, model.response, permutation)
+            system = model.pirls._system if isinstance(model.pirls._system, SparseScalarSystem) else None
+            gradient = LaplaceGradient.build(refs, z, nlevels, model.pirls.x, model.response, permutation, system)
         model.__dict__["_laplace_gradient"] = gradient
     return model.__dict__["_laplace_gradient"]
 
@@ -144,11 +153,20 @@ def _x_block_inverse_factor(model: GeneralizedMixedModel, theta: np.ndarray, res
 
 
 def _stage1(
-    model, settings: OptimizerSettings, warm: _WarmStart, theta0: np.ndarray | None = None
+    model, settings: OptimizerSettings, warm: _WarmStart, theta0: np.ndarray | None = None, start: bool = False
 ) -> tuple[OptInfo, "PirlsResult"]:
-    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start."""
-    pirls, eta0 = model.pirls, model.eta_start()
+    """Minimize the nAGQ = 0 criterion over theta (beta and u from PIRLS), from ``theta0`` or lme4's start.
+
+    ``start``: the result only starts stage 2.  Then BFGS with the criterion's gradient
+    (:meth:`.linalg.laplace_gradient.LaplaceGradient.profiled`) where the Laplace gradient applies,
+    PIRLS stopping at steps below ``_START_PIRLS_TOL``; else (and for an ``nAGQ = 0`` fit, whose
+    answer this is) BOBYQA, as lme4.
+    """
     theta0 = model.theta_start if theta0 is None else theta0
+    gradient = _laplace_gradient(model) if start else None
+    if gradient is not None and settings.optimizer in ("auto", "bfgs"):
+        return _ProfiledCriterion(model, gradient, warm, _START_PIRLS_TOL).minimize(theta0, settings)
+    pirls, eta0 = model.pirls, model.eta_start()
 
     def objective(scaled: np.ndarray) -> float:
         res = pirls.joint(from_scaled(model, scaled), warm.beta, warm.u, eta0)
@@ -163,6 +181,60 @@ def _stage1(
     info = replace(info, initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
+
+
+class _ProfiledCriterion:
+    """The nAGQ = 0 criterion over the scaled theta (unconstrained: even in each scalar theta), for BFGS.
+
+    Keeps the last joint PIRLS solution for the gradient there, and after each
+    gradient the first-order prediction of beta and u, PIRLS's start nearby.
+    """
+
+    def __init__(self, model, gradient, warm: _WarmStart, tol: float | None = None):
+        self.model, self.gradient, self.warm, self.eta0 = model, gradient, warm, model.eta_start()
+        self.tol = tol  # PIRLS's, when looser than the model's (see :meth:`.linalg.pirls.Pirls.joint`)
+        self.last: tuple | None = None
+        self.prediction: tuple | None = None
+        self.points: list[tuple[np.ndarray, np.ndarray]] = []  # (x, gradient) where BFGS asked for one
+
+    def value(self, x: np.ndarray) -> float:
+        beta0, u0 = self.warm.beta, self.warm.u
+        if self.prediction is not None:
+            base, u, du, beta, dbeta = self.prediction
+            u0, beta0 = u + du @ (x - base), beta + dbeta @ (x - base)
+        try:
+            res = self.model.pirls.joint(from_scaled(self.model, x), beta0, u0, self.eta0, self.tol)
+        except np.linalg.LinAlgError:  # a step far out (eta overflowing): the line search steps back
+            return np.inf
+        self.last = (x.copy(), res)
+        value = self.model.laplace_value(res)
+        if np.isfinite(value):
+            self.warm.beta, self.warm.u = res.beta, res.u
+        return value
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        if self.last is None or not np.array_equal(self.last[0], x):
+            self.value(x)
+        res = self.last[1]
+        g, dbeta, du = self.gradient.profiled(x, res.eta, res.mu, res.u)
+        self.prediction = (x.copy(), res.u, du, res.beta, dbeta)
+        self.points.append((x.copy(), g))
+        return g
+
+    def minimize(self, theta0: np.ndarray, settings: OptimizerSettings) -> tuple[OptInfo, "PirlsResult"]:
+        info = minimize_quasi_newton(self.value, self.grad, to_scaled(self.model, theta0), settings)
+        signs = np.where(info.final < 0, -1.0, 1.0)
+        x = np.abs(info.final)
+        if self.last is not None and np.array_equal(self.last[0], x):
+            res = self.last[1]
+        else:  # a negative theta: the same criterion, its term's modes change sign
+            self.value(x)
+            res = self.last[1]
+        info = replace(info, initial=theta0, final=from_scaled(self.model, x))
+        curvature = bfgs_inverse_hessian(*map(list, zip(*self.points))) if self.points else None
+        # at |x| instead of x: a coordinate whose sign flipped flips its cross terms
+        self.warm.curvature = None if curvature is None else curvature * np.outer(signs, signs)
+        return info, res
 
 
 def _finite_or_none(upper: np.ndarray) -> np.ndarray | None:
@@ -196,6 +268,20 @@ class _Criterion:
         self.lower = np.concatenate([model.theta_lower, np.full(model.nfixef, -np.inf)])
         self.upper = np.concatenate([model.theta_upper, np.full(model.nfixef, np.inf)])  # correlations: unit 1
 
+    def curvature(self, theta_block: np.ndarray | None) -> np.ndarray | None:
+        """BFGS's start for the inverse Hessian over x, from stage 1's over the scaled theta (None: none).
+
+        Stage 1's criterion is the deviance with beta profiled out (nearly: by the penalized
+        deviance), so its inverse Hessian is close to the theta block of the inverse Hessian
+        over (theta, beta); in delta the deviance is close to ``||delta - delta*||^2`` (the
+        whitening), whose inverse Hessian is ``I / 2``.  The cross terms start at 0.
+        """
+        if theta_block is None or theta_block.shape[0] != self.ntheta:
+            return None
+        start = np.eye(self.lower.size) / 2.0
+        start[: self.ntheta, : self.ntheta] = theta_block / np.outer(self.units, self.units)
+        return start
+
     def x0(self, theta: np.ndarray) -> np.ndarray:
         return np.concatenate([to_scaled(self.model, theta) / self.units, np.zeros(self.model.nfixef)])
 
@@ -203,9 +289,10 @@ class _Criterion:
         theta = from_scaled(self.model, x[: self.ntheta] * self.units)
         return theta, self.beta1 + self.scale @ x[self.ntheta :]
 
-    def evaluate(self, x: np.ndarray, u0: np.ndarray) -> tuple[float, "PirlsResult"]:
+    def evaluate(self, x: np.ndarray, u0: np.ndarray, tol: float | None = None) -> tuple[float, "PirlsResult"]:
         theta, beta = self.params(x)
-        res = self.model.pirls.modes(theta, beta, u0)
+        pirls = self.model.pirls  # (a Dask model's PIRLS takes no tol: only the gradient's difference points pass one)
+        res = pirls.modes(theta, beta, u0) if tol is None else pirls.modes(theta, beta, u0, tol)
         if self.nAGQ == 1:
             return self.model.laplace_value(res), res
         return self.model.agq_value(res, theta, beta, self.nAGQ), res
@@ -271,7 +358,13 @@ def _stage2(
     """
     crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
     if crit.gradient is not None and settings.optimizer in ("auto", "bfgs"):
-        info = minimize_quasi_newton(crit.value_for(warm), crit.gradient_for(warm), crit.x0(theta1), settings)
+        info = minimize_quasi_newton(
+            crit.value_for(warm),
+            crit.gradient_for(warm),
+            crit.x0(theta1),
+            settings,
+            inverse_hessian=crit.curvature(warm.curvature),
+        )
         x = np.concatenate([np.abs(info.final[: crit.ntheta]), info.final[crit.ntheta :]])  # even in each scalar theta
         return replace(info, final=x), crit
 
@@ -413,15 +506,25 @@ def _polish(crit: _Criterion, free: np.ndarray, x: np.ndarray, value: float, res
 def _gradient_derivatives(
     crit: _Criterion, free: np.ndarray, x: np.ndarray, steps: np.ndarray, u_hat: np.ndarray, hessian: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The analytic gradient over the free coordinates, and the Hessian by its central differences
-    (``2 d`` PIRLS runs and gradients instead of ``d (d + 1)`` runs; symmetrized)."""
+    """The analytic gradient over the free coordinates, and the Hessian by its forward differences
+    (``d`` PIRLS runs and gradients instead of ``d (d + 1)`` runs; symmetrized).
+
+    The gradient is exact to rounding (PIRLS converges quadratically to 1e-10), so forward
+    differences with steps ``_FORWARD_SHARE`` of the central ones (1e-4 of theta, 2e-4 SEs of
+    beta) are about as accurate as central ones of the full steps (truncation ``h f_3 / 2``
+    against ``h^2 f_4 / 6``: ~2e-5 and ~4e-6 of the curvature; rounding ~1e-9 / h), for half
+    the gradients.
+    """
     index = np.flatnonzero(free)
     warm = _WarmStart(u_hat)
 
     def grad_at(delta: np.ndarray) -> np.ndarray:
         point = x.copy()
         point[index] += delta
-        _, res = crit.evaluate(point, warm.start_for(point) if delta.any() else u_hat)
+        if delta.any():  # only the modes: PIRLS stops at a step below _MODES_TOL (the modes then exact to ~its square)
+            _, res = crit.evaluate(point, warm.start_for(point), _MODES_TOL)
+        else:
+            _, res = crit.evaluate(point, u_hat)
         return crit.gradient_at(point, res, None if delta.any() else warm)[index]
 
     gradient = grad_at(np.zeros(index.size))  # keeps the modes' prediction for the difference points
@@ -430,8 +533,8 @@ def _gradient_derivatives(
     columns = []
     for i in range(index.size):
         e = np.zeros(index.size)
-        e[i] = steps[i]
-        columns.append((grad_at(e) - grad_at(-e)) / (2.0 * steps[i]))
+        e[i] = steps[i] * _FORWARD_SHARE
+        columns.append((grad_at(e) - gradient) / e[i])
     hess = np.array(columns)
     return gradient, (hess + hess.T) / 2.0
 
@@ -536,7 +639,7 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
         if given is not None and given.fixef is not None:
             warm.beta = given.fixef
         theta0 = None if given is None else given.theta
-        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0)
+        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0, nAGQ > 0)
     if nAGQ == 0:
         return make_results(
             model,
@@ -589,6 +692,7 @@ def make_results(
         final=np.concatenate([stages.theta, stages.beta]),
         fmin=stages.value,
         feval=info1.feval + (info.feval if nAGQ else 0) + extra_evaluations,
+        geval=info1.geval + (info.geval if nAGQ else 0),
         seconds=time.perf_counter() - start,
         warnings=tuple(messages),
     )

@@ -28,7 +28,17 @@ import numpy as np
 
 from ._kernels import jit
 
-__all__ = ["compiled", "ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor"]
+__all__ = [
+    "compiled",
+    "ldl_symbolic",
+    "assemble",
+    "ldl_numeric",
+    "ldl_mapped",
+    "block_solve",
+    "linear_predictor",
+    "selected_inverse",
+    "ldl_solve",
+]
 
 
 def ldl_symbolic(
@@ -274,6 +284,65 @@ def linear_predictor(cols: np.ndarray, vals: np.ndarray, v: np.ndarray, base: np
         for t in range(cols.shape[1]):
             total += vals[i, t] * v[cols[i, t]]
         out[i] = base[i] + total
+
+
+def selected_inverse(lp: np.ndarray, li: np.ndarray, vals: np.ndarray, out: np.ndarray) -> None:
+    """The entries of ``K^-1`` on the pattern of ``L + L'`` (and the diagonal) from ``K = L D L'``.
+
+    ``vals`` is :func:`ldl_mapped`'s layout (L's strictly lower entries in CSC order, rows sorted
+    within a column, then D); ``out`` gets ``K^-1`` in the same layout.  Takahashi's recurrences,
+    from the last column back: with ``J`` the rows of L's column j,
+
+        Z_ij = -sum_{k in J} Z_ik L_kj  (i in J),      Z_jj = 1/d_j - sum_{k in J} L_kj Z_kj,
+
+    where every ``Z_ik`` (i, k in J) is already known and on the pattern (J is a clique of the
+    filled graph, so the bisection finds it).  The cost is the sum of the squared column counts of L times a bisection.
+    """
+    n, nnz = lp.shape[0] - 1, lp[-1]
+    for j in range(n - 1, -1, -1):
+        start, stop = lp[j], lp[j + 1]
+        for a in range(start, stop):
+            i = li[a]
+            total = 0.0
+            for b in range(start, stop):
+                k = li[b]
+                if k == i:
+                    total += out[nnz + i] * vals[b]
+                    continue
+                column, row = (k, i) if k < i else (i, k)
+                lo, hi = lp[column], lp[column + 1]  # bisection for the row in the column's sorted rows
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if li[mid] < row:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                total += out[lo] * vals[b]
+            out[a] = -total
+        diagonal = 1.0 / vals[nnz + j]
+        for a in range(start, stop):
+            diagonal -= vals[a] * out[a]
+        out[nnz + j] = diagonal
+
+
+def ldl_solve(lp: np.ndarray, li: np.ndarray, vals: np.ndarray, rhs: np.ndarray) -> None:
+    """``rhs <- K^-1 rhs`` (n x k, in place) for ``K = L D L'`` in :func:`ldl_mapped`'s layout."""
+    n, nnz = lp.shape[0] - 1, lp[-1]
+    k = rhs.shape[1]
+    for j in range(n):
+        for q in range(lp[j], lp[j + 1]):
+            r, value = li[q], vals[q]
+            for c in range(k):
+                rhs[r, c] -= value * rhs[j, c]
+    for j in range(n):
+        inv = 1.0 / vals[nnz + j]
+        for c in range(k):
+            rhs[j, c] *= inv
+    for j in range(n - 1, -1, -1):
+        for q in range(lp[j], lp[j + 1]):
+            r, value = li[q], vals[q]
+            for c in range(k):
+                rhs[j, c] -= value * rhs[r, c]
 
 
 def compiled(name: str) -> Callable | None:

@@ -26,6 +26,13 @@ M is factored as the blocked systems are: the first term's diagonal ``D``,
 the first-to-rest block ``B`` and the rest block, whose Schur complement is
 inverted densely; the entries of ``M^-1`` every observation needs (its first
 term's diagonal, first-to-rest and rest-to-rest entries) follow from those.
+Where PIRLS factors M as a sparse ``L D L'``
+(:class:`.pirls_scalar.SparseScalarSystem`: grouseticks, whose dense rest
+block has 185 rows and its sparse factor ~3 entries a column), the gradient
+uses that factor instead: the entries of ``M^-1`` an observation needs are on
+the pattern of M, so Takahashi's recurrences give them on L's pattern
+(:func:`._pirls_kernels.selected_inverse`), and the modes' derivatives are
+sparse triangular solves.
 All of theta's derivatives are with respect to the scaled lambdas.
 """
 
@@ -34,6 +41,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .pirls_scalar import small_dense
 
 __all__ = ["LaplaceGradient"]
 
@@ -55,21 +64,25 @@ class LaplaceGradient:
     x: np.ndarray
     response: object
     permutation: np.ndarray | None = None  # the model's index of each u here (None: the same order)
+    system: object = None  # PIRLS's SparseScalarSystem, whose sparse factor replaces the blocked inverse
 
     @classmethod
     def build(
-        cls, refs, z, nlevels, x: np.ndarray, response, permutation: np.ndarray | None = None
+        cls, refs, z, nlevels, x: np.ndarray, response, permutation: np.ndarray | None = None, system=None
     ) -> "LaplaceGradient | None":
-        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense.
+        """None unless the link is canonical (logit-binomial, log-Poisson) and B is small enough to hold dense
+        (or a sparse ``system`` is given).
 
         ``permutation`` (``u_here = u_model[permutation]``) lets scalar terms stand for the columns
         of a diagonal term (one scalar term per column, all on its grouping factor), whose modes
-        the model keeps level by level.
+        the model keeps level by level.  ``system``: PIRLS's
+        :class:`.pirls_scalar.SparseScalarSystem` for the same terms in the same order (then no
+        permutation), whose sparse ``L D L'`` the gradient uses.
         """
-        if not getattr(response, "natural", False):
+        if not getattr(response, "natural", False) or (system is not None and permutation is not None):
             return None
         rest = int(sum(nlevels[1:]))
-        if rest * nlevels[0] > MAX_DENSE_ENTRIES:
+        if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
             return None
         offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
         return cls(
@@ -80,6 +93,7 @@ class LaplaceGradient:
             x,
             response,
             permutation,
+            system,
         )
 
     def __call__(
@@ -90,6 +104,47 @@ class LaplaceGradient:
         With a list ``modes``, also appends ``du / d(lambda, beta)`` (q x (terms + p)): how the
         modes move, a first-order start for PIRLS at nearby parameters.
         """
+        parts = self._parts(lams, eta, mu, u)
+        if modes is not None:
+            modes.append(self._model_order(parts.du))
+        ntheta = len(self.z)
+        return parts.gradient[:ntheta], parts.gradient[ntheta:]
+
+    def profiled(
+        self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The gradient of the ``nAGQ = 0`` criterion over the scaled lambdas, at a joint PIRLS solution.
+
+        There beta minimizes the penalized deviance with u, so ``f_0(lambda) = f(lambda,
+        beta*(lambda))`` and ``df_0 = df/dlambda + df/dbeta dbeta*/dlambda``.  Differentiating
+        the joint mode equations (``X' s = 0`` with the mode equation) gives, with
+        ``B = Lambda' Z' W X`` and ``S = X'WX - B' M^-1 B`` (its Schur complement),
+
+            dbeta*/dlambda_t = -S^-1 (X' W a_t - B' M^-1 r_t),    du*/dlambda_t = du_t - M^-1 B dbeta*/dlambda_t,
+
+        ``M du_t = -r_t`` being the modes' derivative at fixed beta (:meth:`__call__`).  Returns the
+        gradient, ``dbeta*/dlambda`` (p x terms) and ``du*/dlambda`` (q x terms, the model's order of u).
+        """
+        parts = self._parts(lams, eta, mu, u)
+        ntheta = len(self.z)
+        du_lam, du_beta = parts.du[:, :ntheta], parts.du[:, ntheta:]  # du_beta = -M^-1 B
+        b = parts.rhs[:, ntheta:]
+        schur = self.x.T @ (parts.weights[:, None] * self.x) + b.T @ du_beta
+        cross = self.x.T @ (parts.weights[:, None] * parts.explicit[:, :ntheta]) + b.T @ du_lam
+        dbeta = -np.linalg.solve(schur, cross)
+        gradient = parts.gradient[:ntheta] + parts.gradient[ntheta:] @ dbeta
+        return gradient, dbeta, self._model_order(du_lam + du_beta @ dbeta)
+
+    def _model_order(self, du: np.ndarray) -> np.ndarray:
+        """Rows of a matrix over u in the model's order of u."""
+        if self.permutation is None:
+            return du
+        in_model_order = np.empty_like(du)
+        in_model_order[self.permutation] = du
+        return in_model_order
+
+    def _parts(self, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray) -> "_Parts":
+        """The gradient over (lambda, beta) and what it is made of (see the module's docstring)."""
         if self.permutation is not None:
             u = u[self.permutation]
         r = self.response
@@ -98,8 +153,12 @@ class LaplaceGradient:
         slope = r.weights * r.family.variance_deriv(mu) * var  # dW / d eta
         score = -r.weights * (r.y - mu)
         c = [lam * z for lam, z in zip(lams, self.z)]
-        inverse = self._inverse(weights, c)
-        v, leverage = self._solved_rows(inverse, c)
+        if self.system is not None:
+            v, leverage, solve = self._sparse_rows(lams, weights, c)
+        else:
+            inverse = self._inverse(weights, c)
+            v, leverage = self._solved_rows(inverse, c)
+            solve = inverse.solve
         us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
         explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
         rhs = self._lambda_zt(lams, weights[:, None] * explicit)
@@ -107,20 +166,13 @@ class LaplaceGradient:
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
                 refs, weights=z * score, minlength=self.nlevels[t]
             )
-        du = -inverse.solve(rhs)
-        if modes is not None:
-            if self.permutation is None:
-                modes.append(du)
-            else:  # rows in the model's order of u
-                in_model_order = np.empty_like(du)
-                in_model_order[self.permutation] = du
-                modes.append(in_model_order)
-        d_eta = explicit + self._z_lambda(lams, du)
-        gradient = 2.0 * score @ explicit + (slope * leverage) @ d_eta
+        du = -solve(rhs)
+        # (slope h)' d eta with d eta = explicit + Z Lambda du: the second part as (Lambda' Z' slope h)' du
+        weighted = slope * leverage
+        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, weighted[:, None])[:, 0] @ du
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             gradient[t] += 2.0 * np.sum(weights * z * v[t])
-        ntheta = len(self.z)
-        return gradient[:ntheta], gradient[ntheta:]
+        return _Parts(gradient, du, rhs, explicit, weights)
 
     # --- M and the entries of its inverse ------------------------------------------------
     def _inverse(self, weights: np.ndarray, c: list) -> "_BlockedInverse":
@@ -149,20 +201,52 @@ class LaplaceGradient:
         return cached
 
     def _solved_rows(self, inverse: "_BlockedInverse", c: list) -> tuple[list, np.ndarray]:
-        """``v_t`` (per term, per observation) and the leverages ``h = sum_t c_t v_t``."""
-        q1, refs0 = self.nlevels[0], self.refs[0]
-        index = [self.offsets[t] - q1 + self.refs[t] for t in range(1, len(c))]
-        v0 = inverse.first_diagonal[refs0] * c[0]
-        for t, rows in enumerate(index, start=1):
-            v0 = v0 + inverse.cross[rows, refs0] * c[t]
+        """``v_t`` (per term, per observation) and the leverages ``h = sum_t c_t v_t``.
+
+        Each observation's entries of ``(M^-1)_21`` and ``(M^-1)_22`` are read by flat positions
+        found once (:meth:`_Layout.build`), one ``take`` per pair of terms.
+        """
+        layout = self._layout()
+        cross, rest = inverse.cross.ravel(), inverse.rest.ravel()
+        crosses = [cross.take(flat) for flat in layout.cross_rows]  # (M^-1)_{t, first} per observation
+        v0 = inverse.first_diagonal.take(self.refs[0]) * c[0]
+        for t, entries in enumerate(crosses, start=1):
+            v0 += entries * c[t]
         v = [v0]
-        for rows in index:
-            vt = inverse.cross[rows, refs0] * c[0]
-            for s, cols in enumerate(index, start=1):
-                vt = vt + inverse.rest[rows, cols] * c[s]
+        for t, entries in enumerate(crosses, start=1):
+            vt = entries * c[0]
+            for s in range(1, len(c)):
+                vt += rest.take(layout.rest_pairs[(t, s) if s <= t else (s, t)]) * c[s]
             v.append(vt)
         leverage = sum(ct * vt for ct, vt in zip(c, v))
         return v, leverage
+
+    def _sparse_rows(self, lams: np.ndarray, weights: np.ndarray, c: list):
+        """``v_t``, the leverages and ``M^-1`` as a function, from the sparse system's ``L D L'`` of M.
+
+        Observation i's entries of ``M^-1`` (every pair of its terms' levels) are on M's pattern:
+        one gather from the selected inverse gives them all.
+        """
+        system = self.system
+        vals = system.weighted_factor(lams, weights)
+        if vals is None:
+            raise np.linalg.LinAlgError("Lambda' Z' W Z Lambda + I is not positive definite")
+        entries = system.inverse_on_pattern(vals)[self._observation_entries()[0]]  # n x pairs
+        _, lo, hi = self._observation_entries()
+        v = [np.zeros(weights.size) for _ in c]
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            v[a] += entries[:, k] * c[b]
+            if a != b:
+                v[b] += entries[:, k] * c[a]
+        leverage = sum(ct * vt for ct, vt in zip(c, v))
+        return v, leverage, lambda rhs: system.solve_with(vals, rhs)
+
+    def _observation_entries(self) -> tuple:
+        cached = self.__dict__.get("_entries")
+        if cached is None:
+            cached = self.system.observation_entries()
+            object.__setattr__(self, "_entries", cached)
+        return cached
 
     # --- products with Z Lambda -------------------------------------------------------------
     def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -180,18 +264,22 @@ class LaplaceGradient:
 
             n = self.x.shape[0]
             cached = [
-                sp.csr_array((z, (refs, np.arange(n))), shape=(q, n))
+                small_dense(sp.csr_array((z, (refs, np.arange(n))), shape=(q, n)))
                 for z, refs, q in zip(self.z, self.refs, self.nlevels)
             ]
             object.__setattr__(self, "_zt", cached)
         return cached
 
-    def _z_lambda(self, lams: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``Z Lambda values`` (n x k) for values on the random effects (q x k)."""
-        out = np.zeros((self.x.shape[0], values.shape[1]))
-        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
-            out += (lams[t] * z)[:, None] * values[self.offsets[t] : self.offsets[t + 1]][refs]
-        return out
+
+@dataclass(frozen=True, eq=False)
+class _Parts:
+    """The gradient over (lambda, beta) and the pieces :meth:`LaplaceGradient.profiled` reuses."""
+
+    gradient: np.ndarray
+    du: np.ndarray  # d u / d (lambda, beta) at fixed beta (rows in this gradient's order of u)
+    rhs: np.ndarray  # the mode equation's right-hand sides: r_t, then B = Lambda' Z' W X
+    explicit: np.ndarray  # d eta / d (lambda, beta) at fixed u
+    weights: np.ndarray
 
 
 # B is held dense when it has at most this many entries or is at least this dense
@@ -210,6 +298,7 @@ class _Layout:
     cross_pattern: object
     cross_entry: np.ndarray | None
     rest_pairs: dict
+    cross_rows: tuple  # per rest term, each observation's flat position in a dense m_re x q1 block
 
     @classmethod
     def build(cls, refs, nlevels, offsets) -> "_Layout":
@@ -222,13 +311,14 @@ class _Layout:
         rows = np.concatenate(index) if index else np.empty(0, dtype=np.intp)
         cols = np.tile(refs[0], len(index))
         flat = rows * q1 + cols
+        cross_rows = tuple(rows_t * q1 + refs[0] for rows_t in index)  # in the dense (M^-1)_21
         unique, entry = np.unique(flat, return_inverse=True)
         dense = m_re * q1 <= _DENSE_B_ENTRIES or unique.size >= _DENSE_B_SHARE * m_re * q1
         if dense:
-            return cls(m_re, True, flat, None, None, rest_pairs)
+            return cls(m_re, True, flat, None, None, rest_pairs, cross_rows)
         pattern = sp.csr_array((np.zeros(unique.size), (unique // q1, unique % q1)), shape=(m_re, q1))
         pattern.sort_indices()  # unique flat positions are row-major: CSR order already
-        return cls(m_re, False, None, pattern, entry.ravel(), rest_pairs)
+        return cls(m_re, False, None, pattern, entry.ravel(), rest_pairs, cross_rows)
 
 
 @dataclass(frozen=True, eq=False)

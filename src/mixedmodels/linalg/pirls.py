@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from ..design.covariance import UNSTRUCTURED, lower_triangle
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 from . import _pirls_kernels
-from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem
+from .pirls_scalar import ScalarFactor, ScalarSystem, SparseFactor, SparseScalarSystem, small_dense
 
 __all__ = ["ReweightedBlocks", "PirlsResult", "Pirls"]
 
@@ -336,7 +336,16 @@ def _scalar_system(
     return sparse if sparse.ldl_flops() <= budget else dense
 
 
-_SPARSE_KERNELS = ("ldl_symbolic", "assemble", "ldl_numeric", "ldl_mapped", "block_solve", "linear_predictor")
+_SPARSE_KERNELS = (
+    "ldl_symbolic",
+    "assemble",
+    "ldl_numeric",
+    "ldl_mapped",
+    "block_solve",
+    "linear_predictor",
+    "selected_inverse",
+    "ldl_solve",
+)
 _SPARSE_SLOWDOWN = 8.0  # flops of LDL's indexed loops per flop of BLAS, in time
 _NUMPY_OVERHEAD = 20_000.0  # the dense system's fixed cost per iteration, in flops
 _COMPILE_FROM = 1e6  # dense flops per iteration from which compiling is worth numba's import
@@ -397,8 +406,13 @@ class Pirls:
         self._re_predictor = (
             self._system.linear_predictor
             if isinstance(self._system, SparseScalarSystem)
-            else lambda base, lam_u: base + self.plan.z @ lam_u
+            else self._dense_or_sparse_predictor()
         )
+
+    def _dense_or_sparse_predictor(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``(base, Lambda u) -> base + Z Lambda u``, Z dense when small (:func:`.pirls_scalar.small_dense`)."""
+        z = small_dense(self.plan.z)
+        return lambda base, lam_u: base + z @ lam_u
 
     def with_response(self, response) -> "Pirls":
         """The same iterations for another response of the same rows (a family with another parameter,
@@ -408,7 +422,13 @@ class Pirls:
         return other
 
     def _fixed_products(self) -> tuple[np.ndarray, sp.csr_array]:
-        """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w."""
+        """Per-observation products ``x_i x_i'`` (n x p^2) and the matrix giving ``Z' W X`` from w.
+
+        The scalar system's own (:meth:`.pirls_scalar.ScalarSystem.joint_gathers`: the same
+        matrices, entry for entry and in the same order) where PIRLS has one, else built here.
+        """
+        if self._x_products is None and isinstance(self._system, ScalarSystem):
+            self._x_products = self._system.joint_gathers()
         if self._x_products is None:
             x, z = self.x, self.plan.z.tocoo()
             n, p = x.shape
@@ -475,20 +495,30 @@ class Pirls:
         return np.concatenate([p.ravel() for p in parts]) if parts else np.empty(0)
 
     # --- iterations -----------------------------------------------------------------
-    def modes(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray) -> PirlsResult:
-        """Conditional modes u for fixed theta and beta (nAGQ >= 1), starting from u0."""
+    def modes(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray, tol: float | None = None) -> PirlsResult:
+        """Conditional modes u for fixed theta and beta (nAGQ >= 1), starting from u0 (``tol`` as in
+        :meth:`joint`: a caller that needs only the modes, not the factor at them)."""
         fixed = self.x @ beta + self.offset
-        return self._iterate(theta, fixed, beta, u0, joint=False)
+        return self._iterate(theta, fixed, beta, u0, joint=False, tol=tol)
 
     def joint(
-        self, theta: np.ndarray, beta0: np.ndarray | None, u0: np.ndarray | None, eta0: np.ndarray | None = None
+        self,
+        theta: np.ndarray,
+        beta0: np.ndarray | None,
+        u0: np.ndarray | None,
+        eta0: np.ndarray | None = None,
+        tol: float | None = None,
     ) -> PirlsResult:
         """Modes u and fixed effects beta together (nAGQ = 0).
 
         Starts from ``(beta0, u0)``, or, when those are None or give an
         invalid mean, from the linear predictor ``eta0`` (R's ``etastart``).
+        A ``tol`` looser than the model's ends the iterations at a step that
+        small and keeps the factor from before it (for a canonical link): the
+        criterion is then off by about ``tol`` times the number of random
+        effects, enough for a search that only gives the next stage its start.
         """
-        return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0)
+        return self._iterate(theta, self.offset, beta0, u0, joint=True, eta0=eta0, tol=tol)
 
     def _eta(self, base: np.ndarray, lam, u: np.ndarray, beta: np.ndarray | None, joint: bool) -> np.ndarray:
         eta = self._re_predictor(base, lam(u))
@@ -513,7 +543,10 @@ class Pirls:
         new_beta, new_u = factor.solve()
         return new_beta, self._stack(new_u)
 
-    def _iterate(self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None) -> PirlsResult:
+    def _iterate(
+        self, theta, base, beta, u, joint: bool, eta0: np.ndarray | None = None, tol: float | None = None
+    ) -> PirlsResult:
+        tol, reuse = (self.tol, _REUSE_FACTOR) if tol is None else (tol, tol)
         lam = self.lambda_op(theta)
         system = self._step_system(theta)
         newton = not self.family.canonical
@@ -533,13 +566,13 @@ class Pirls:
                 continue
             du, dbeta = new_u - u, (new_beta - beta if joint else None)
             size = self._step_size(du, dbeta)
-            if not newton and size < _REUSE_FACTOR:
+            if not newton and size < reuse:
                 converged = True  # a step below rounding: u is the mode, and this factor is its own
                 break
             u, beta, eta, mu, dev, pdev, change, step = self._halving(base, lam, u, beta, du, dbeta, size, pdev, joint)
-            if change < self.tol:
+            if change < tol:
                 converged = True
-                if not newton and change < _REUSE_FACTOR:  # this factor's weights are the modes' own
+                if not newton and change < reuse:  # this factor's weights are the modes' own
                     break
                 # one more pass for the factor at the modes (with lme4's weights after Newton steps)
             elif step < 1e-10:

@@ -42,10 +42,23 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-__all__ = ["ScalarSystem", "ScalarFactor", "SparseScalarSystem", "SparseFactor"]
+__all__ = ["ScalarSystem", "ScalarFactor", "SparseScalarSystem", "SparseFactor", "small_dense"]
 
 # A21 (rest rows x first-term levels) is handled dense below this many entries
 _DENSE_LIMIT = 50_000
+# A sparse matrix with at most this many entries (zeros included) is held dense: its product with a
+# vector then costs ~10 us less (scipy.sparse's dispatch), more than the dense product's extra flops
+_SMALL_DENSE = 20_000
+
+
+def small_dense(matrix):
+    """``matrix`` as a dense array when it has at most ``_SMALL_DENSE`` entries, else as it is.
+
+    PIRLS multiplies by Z' and by the gather matrix a few times an iteration; for a small model
+    (cbpp: 15 x 56) scipy.sparse's per-call overhead is most of the product's time.
+    """
+    rows, cols = matrix.shape
+    return matrix.toarray() if rows * cols <= _SMALL_DENSE else matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +129,7 @@ class ScalarSystem:
         self, refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int], x: np.ndarray, zt: sp.csr_array
     ):
         n = refs[0].size
-        self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], zt, x
+        self.q1, self.m_re, self.p, self.zt, self.x = nlevels[0], int(sum(nlevels[1:])), x.shape[1], small_dense(zt), x
         self.nlevels = list(nlevels)
         offsets = np.concatenate([[0], np.cumsum(nlevels[1:])]).astype(np.int64)
         rows_rest = [offsets[t - 1] + refs[t] for t in range(1, len(refs))]
@@ -137,7 +150,9 @@ class ScalarSystem:
             [z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))] + [z[t] * z[s] for t, s in pairs]
         )
         gather_cols = np.tile(np.arange(n), 1 + len(rows_rest) + len(pairs))
-        self.gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        self.gather = small_dense(
+            sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        )
         self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
         # which term each rest row belongs to (for lambda products), and the column scale per stacked u
         self.term_of_rest = np.repeat(np.arange(1, len(refs)), nlevels[1:]).astype(np.intp)
@@ -440,6 +455,51 @@ class SparseScalarSystem:
         if np.isnan(logdet) or not k["block_solve"](self.lp, self._lnz, self.li, vals[:nnz], d, y, s, u, beta):
             return SparseFactor(d, self.q1, np.nan, u, beta)
         return SparseFactor(d, self.q1, float(logdet), u, beta)
+
+    # --- what the Laplace gradient reads (:mod:`.laplace_gradient`) ---------------------------
+    def weighted_factor(self, lams: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+        """``L D L'`` of ``Lambda' Z' W Z Lambda + I`` for weights ``w`` in :func:`._pirls_kernels.ldl_mapped`'s
+        layout (L's entries, then D), or None when it is not positive definite."""
+        k, state = self._kernels, self.at(lams)
+        vals = np.empty(self.li.size + self.nre)
+        zw, x0 = np.zeros(w.size), np.empty((w.size, 0))
+        y, s = np.empty((self.nre, 1)), np.empty((0, 1))
+        k["assemble"](
+            0,
+            self._entries,
+            self._pair_vals,
+            *self._rows,
+            self.column_of,
+            self.ai,
+            self.shift,
+            state.lam,
+            w,
+            zw,
+            x0,
+            state.ax,
+            y,
+            s,
+        )
+        logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+        return None if np.isnan(logdet) else vals
+
+    def inverse_on_pattern(self, vals: np.ndarray) -> np.ndarray:
+        """The entries of the inverse on the factor's pattern (same layout), by Takahashi's recurrences."""
+        out = np.empty_like(vals)
+        self._kernels["selected_inverse"](self.lp, self.li, vals, out)
+        return out
+
+    def solve_with(self, vals: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``(L D L')^-1 rhs`` for a factor from :meth:`weighted_factor` (rhs: nre x k)."""
+        out = np.array(rhs, dtype=float, order="C")
+        self._kernels["ldl_solve"](self.lp, self.li, vals, out)
+        return out
+
+    def observation_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per observation, where each pair of its terms' entries sits in the factor's layout
+        (n x pairs), and the pairs' terms ``(lo, hi)`` (upper-triangle order)."""
+        lo, hi = np.triu_indices(self._rows[0].shape[1])
+        return self._amap[self._entries], lo, hi
 
 
 def _update_maps(ap, ai, column_of, lp, li) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
