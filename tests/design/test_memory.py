@@ -52,7 +52,6 @@ def test_a_factor_crossed_as_fixed_effects_is_refused_before_x_is_built():
     assert "(1 | a:b)" in str(info.value) and "max_memory='1GB'" in str(info.value)
 
 
-
 def _text_factors(n: int, levels: int) -> pd.DataFrame:
     rng = np.random.default_rng(2)
     return pd.DataFrame(
@@ -115,6 +114,7 @@ def test_the_available_memory_is_read_at_most_once_a_second(monkeypatch):
     assert _memory.available_memory() == 8e9  # the same reading within the second
     clock[0] += 1.0
     assert _memory.available_memory() == 4e9
+
 
 def _crossed(n: int, levels: int) -> pd.DataFrame:
     rng = np.random.default_rng(1)
