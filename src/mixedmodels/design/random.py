@@ -20,7 +20,7 @@ from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import UNSTRUCTURED, CovarianceStructure, get_structure
 from .fixed import DesignMatrix, build_design
-from .frame import ModelFrame
+from .frame import ModelFrame, get_column
 from .values import level_values
 
 __all__ = [
@@ -118,7 +118,9 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), labels
 
 
-def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+def grouping_factor(
+    frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Level index per row and level labels of a (possibly interacted) grouping factor.
 
     Labels of an interaction ``a:b`` are ``"a_level:b_level"``; the first factor
@@ -126,13 +128,14 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
     R's ``factor(a:b)``.  Unused levels are dropped.
     """
     if len(factors) == 1:
-        codes, labels = _factor_codes(frame[factors[0]])
+        codes, labels = _factor_codes(get_column(frame, factors[0]))
         if np.bincount(codes, minlength=len(labels)).all():  # every level used: codes are the refs
             return codes, tuple(labels)
-    combined = np.zeros(len(frame), dtype=np.int64)
+    nrows = len(frame.data) if isinstance(frame, ModelFrame) else len(frame)
+    combined = np.zeros(nrows, dtype=np.int64)
     label_lists = []
     for name in factors:
-        codes, labels = _factor_codes(frame[name])
+        codes, labels = _factor_codes(get_column(frame, name))
         combined = combined * len(labels) + codes
         label_lists.append(labels)
     present, refs = np.unique(combined, return_inverse=True)
@@ -147,7 +150,7 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
 
 
 def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
-    refs, levels = grouping_factor(frame.data, term.factors)
+    refs, levels = grouping_factor(frame, term.factors)
     if len(levels) < 2:
         raise ModelSpecError(
             f"grouping factor {term.group!r} in {term} has {len(levels)} level; "

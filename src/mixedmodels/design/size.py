@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._memory import MemoryEstimate, check_memory, memory_limit
-from .frame import formula_code, required_variables
+from .frame import ModelFrame, formula_code, get_column, required_variables
 
 __all__ = [
     "fixed_columns",
@@ -86,11 +86,14 @@ def _fixed_terms(rhs: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((str(term), tuple(str(factor.expr) for factor in term.factors)) for term in terms)
 
 
-def _term_columns(factors: tuple[str, ...], data: pd.DataFrame, levels: Callable[[pd.Series], int | None]) -> int:
+def _term_columns(
+    factors: tuple[str, ...], data: pd.DataFrame | ModelFrame, levels: Callable[[pd.Series], int | None]
+) -> int:
+    frame = data.data if isinstance(data, ModelFrame) else data
     count = 1
     for expr in factors:
-        for name in _variables(expr, data):
-            count *= levels(data[name]) or 1
+        for name in _variables(expr, frame):
+            count *= levels(get_column(data, name)) or 1
     return count
 
 
@@ -111,7 +114,7 @@ def _fixed_estimate(nrows: int, total: int) -> MemoryEstimate:
     return estimate
 
 
-def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> None:
+def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any = None) -> None:
     """Refuse a fixed-effects part whose X would not fit in memory, naming the largest term.
 
     First from a bound read off the columns' types (a column of text counted
@@ -124,6 +127,7 @@ def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> No
         return
     limit, _ = memory_limit(max_memory)  # also checks max_memory=
     bound = sum(_term_columns(factors, data, _level_bound) for _, factors in terms)
+    data = data.data if isinstance(data, ModelFrame) else data
     if limit is None or _fixed_estimate(len(data), bound).total <= limit:
         return
     columns = fixed_columns(rhs, data)
