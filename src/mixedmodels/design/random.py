@@ -118,9 +118,7 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), labels
 
 
-def grouping_factor(
-    frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]
-) -> tuple[np.ndarray, tuple[str, ...]]:
+def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Level index per row and level labels of a (possibly interacted) grouping factor.
 
     Labels of an interaction ``a:b`` are ``"a_level:b_level"``; the first factor
