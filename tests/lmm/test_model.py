@@ -266,7 +266,7 @@ def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused(sle
         mm.lmer(formula, data, offset="o")
 
 
-def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
+def test_results_reuse_the_optimizers_best_factorization(sleepstudy):
     """A small model's results are read off the optimizer's dense factor at the optimum, and the blocked
     factor is formed on first use; a fresh blocked factorization at the same theta gives the same results
     (to rounding: the two factor the same matrix in different orders of operations).  A model too large
@@ -274,7 +274,9 @@ def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
     theta gives the same results exactly."""
     from mixedmodels.lmm.results import LmerResults
 
-    assert sleep_fit.model.crossprods.dense_system is not None and sleep_fit._spherical is None
+    sleep_fit = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)  # fresh: nothing read off it yet
+    assert sleep_fit.model.crossprods.dense_system is not None
+    assert sleep_fit._factor is None and sleep_fit._spherical is None
     assert sleep_fit.objective == sleep_fit.optinfo.fmin
     fresh = LmerResults.from_fit(sleep_fit.model, sleep_fit.optinfo)
     np.testing.assert_allclose(fresh.beta, sleep_fit.beta, rtol=1e-12)
