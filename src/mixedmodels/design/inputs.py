@@ -391,7 +391,7 @@ def _fixed_part(
     inputs = ModelInputs(
         formula=parsed,
         frame=mf.data,
-        row_index=data.index[keep],
+        row_index=data.index if len(keep) == len(data) else data.index[keep],  # an Index is immutable: shared
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, mf),
         fixed=fixed,

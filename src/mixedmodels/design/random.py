@@ -111,7 +111,7 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
         codes = categorical.codes
-        labels = [str(c) for c in categorical.categories]
+        labels = [str(c) for c in categorical.categories.tolist()]  # the same scalars as iterating, in one pass
     else:
         uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = [str(u) for u in uniques]
