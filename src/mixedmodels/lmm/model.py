@@ -440,7 +440,7 @@ class LinearMixedModel(ThetaParameters):
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(scaled_final))
         factor = objective.best_factor_at(info.final)
         if factor is None and objective.dense is not None:  # the results read beta and sigma off the dense factor
-            factor = objective.dense.factor(scaled_final)
+            factor = objective.kept_factor_at(scaled_final) or objective.dense.factor(scaled_final)
             info = replace(info, fmin=self.objective_from(factor))
         return info, factor
 
