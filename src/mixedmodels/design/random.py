@@ -137,14 +137,12 @@ def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) 
         combined = combined * len(labels) + codes
         label_lists.append(labels)
     present, refs = np.unique(combined, return_inverse=True)
-    labels = []
-    for code in present:
-        parts = []
-        for level_labels in reversed(label_lists):
-            code, index = divmod(code, len(level_labels))
-            parts.append(level_labels[index])
-        labels.append(":".join(reversed(parts)))
-    return refs.astype(np.int64), tuple(labels)
+    digits, rest = [], present
+    for level_labels in reversed(label_lists):  # the last factor varies fastest
+        rest, index = np.divmod(rest, len(level_labels))
+        digits.append([level_labels[i] for i in index.tolist()])
+    labels = tuple(":".join(parts) for parts in zip(*reversed(digits)))
+    return refs.astype(np.int64), labels
 
 
 def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
