@@ -95,6 +95,8 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
     if x.shape[0] < 2:
         return
     binary = np.all((x == 0) | (x == 1), axis=0)
+    if binary.all():  # an intercept alone, or indicators: nothing to compare
+        return
     sd = x.std(axis=0, ddof=1)
     check_column_scales(design.column_names, sd, binary, tol, stacklevel=2)
 
