@@ -62,7 +62,7 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
         return None
     nre, p = cp.nre_rest, cp.nfixef
     xs = slice(nre, nre + p)
-    gram_inv = _gram_inverse(cp.a22[xs, xs])
+    gram_inv = np.linalg.pinv(cp.a22[xs, xs]) if p else np.zeros((0, 0))
     beta = gram_inv @ cp.a22[xs, -1]
     dof = cp.nobs - p
     rss = cp.a22[-1, -1] - beta @ cp.a22[xs, -1]
@@ -76,31 +76,12 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     lhs[count, count] = dof
     scale = np.sqrt(np.abs(np.diagonal(lhs)))
     scale[scale == 0] = 1.0
-    if not np.all(np.isfinite(lhs)) or _condition(lhs / np.outer(scale, scale)) > _MAX_CONDITION:
+    if not np.all(np.isfinite(lhs)) or np.linalg.cond(lhs / np.outer(scale, scale)) > _MAX_CONDITION:
         return None  # e.g. a component with one observation per level, aliased with sigma
     solution = np.linalg.solve(lhs, np.append(moments.score, rss))
     tau2 = np.maximum(solution[:count], 0.0)
     sigma2 = max(solution[count], _MIN_SIGMA2_FRACTION * rss / dof)
     return _theta_from_components(cp, np.sqrt(tau2 / sigma2))
-
-
-def _gram_inverse(gram: np.ndarray) -> np.ndarray:
-    """``(X'X)^-1``: by its Cholesky factor (X's aliased columns were dropped), the pseudo-inverse
-    where that fails; a start only needs it approximately, and the factor costs a fifth of an SVD."""
-    if gram.shape[0] == 0:
-        return np.zeros((0, 0))
-    try:
-        root_inv = np.linalg.inv(np.linalg.cholesky(gram))
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(gram)
-    return root_inv.T @ root_inv
-
-
-def _condition(matrix: np.ndarray) -> float:
-    """The 2-norm condition number of a symmetric matrix (``np.linalg.cond``) from its eigenvalues, not an SVD."""
-    magnitudes = np.abs(np.linalg.eigvalsh(matrix))
-    smallest = magnitudes.min()
-    return float(magnitudes.max() / smallest) if smallest > 0 else np.inf
 
 
 def _theta_from_components(cp: BlockedCrossProducts, relative_sd: np.ndarray) -> np.ndarray:
