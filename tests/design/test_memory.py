@@ -52,6 +52,70 @@ def test_a_factor_crossed_as_fixed_effects_is_refused_before_x_is_built():
     assert "(1 | a:b)" in str(info.value) and "max_memory='1GB'" in str(info.value)
 
 
+def _text_factors(n: int, levels: int) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "a": rng.integers(0, levels, n).astype(str),
+            "b": rng.integers(0, levels, n).astype(str),
+            "g": rng.integers(0, 10, n).astype(str),
+        }
+    )
+
+
+def test_text_factors_crossed_as_fixed_effects_are_refused_as_categorical_ones_are():
+    """The bound read off the dtypes (one level per row for text) is over the limit, so the levels are
+    counted: the refusal names the same term and counts as for categorical columns."""
+    with pytest.raises(mm.MixedModelsError, match=r"fixed-effects matrix X needs about .* the term 'a:b'") as info:
+        mm.lmer("y ~ a * b + (1 | g)", _text_factors(2000, 1000), max_memory="1GB")
+    assert "'a' (" in str(info.value) and "max_memory='1GB'" in str(info.value)
+
+
+def test_a_design_over_the_dtype_bound_but_within_the_limit_is_fitted():
+    """Two text factors of 3 levels on 2,000 rows: bounded by 2,000^2 columns of X (96 GB) from their
+    dtypes, but 16 by their levels: the count decides, and the model is fitted."""
+    data = _text_factors(2000, 3)
+    data["y"] += np.arange(10.0)[data["g"].astype(int)]  # a clear group effect: not a singular fit
+    fit = mm.lmer("y ~ a * b + (1 | g)", data, max_memory="1GB")
+    assert fit.nobs == 2000 and len(fit.fixef) == 9
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.arange(6.0),
+        np.arange(6),
+        pd.array([1, 2, None, 4, 5, 6], dtype="Int64"),
+        np.array(list("aabbcc"), dtype=object),
+        pd.array(list("aabbcc"), dtype="string"),
+        pd.Categorical(list("aabbcc"), categories=list("abcd")),
+        np.array([True, False] * 3),
+    ],
+    ids=["float", "int", "Int64", "object", "string", "categorical", "bool"],
+)
+def test_the_dtype_bound_is_never_below_the_level_count(column):
+    from mixedmodels.design.size import _level_bound, _levels
+
+    series = pd.Series(column)
+    assert _level_bound(series) >= (_levels(series) or 1)
+
+
+def test_the_available_memory_is_read_at_most_once_a_second(monkeypatch):
+    from mixedmodels import _memory
+
+    readings = iter([8e9, 4e9])
+    monkeypatch.setattr(_memory, "_read_available_memory", lambda: next(readings))
+    monkeypatch.setattr(_memory, "_last_reading", None)
+    clock = [100.0]
+    monkeypatch.setattr(_memory, "_clock", lambda: clock[0])
+    assert _memory.available_memory() == 8e9
+    clock[0] += 0.5
+    assert _memory.available_memory() == 8e9  # the same reading within the second
+    clock[0] += 1.0
+    assert _memory.available_memory() == 4e9
+
+
 def _crossed(n: int, levels: int) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     return pd.DataFrame(

@@ -266,16 +266,34 @@ def test_missing_offset_values_drop_their_rows_and_infinite_ones_are_refused(sle
         mm.lmer(formula, data, offset="o")
 
 
-def test_results_reuse_the_optimizers_best_factorization(sleep_fit):
-    """The fit keeps the factorization of its best evaluation; a fresh one at the same theta gives the same results."""
+def test_results_reuse_the_optimizers_best_factorization(sleepstudy):
+    """A small model's results are read off the optimizer's dense factor at the optimum, and the blocked
+    factor is formed on first use; a fresh blocked factorization at the same theta gives the same results
+    (to rounding: the two factor the same matrix in different orders of operations).  A model too large
+    for the dense system keeps the factorization of its best evaluation, and a fresh one at the same
+    theta gives the same results exactly."""
     from mixedmodels.lmm.results import LmerResults
 
-    np.testing.assert_array_equal(sleep_fit._factor.theta, sleep_fit.theta)
+    sleep_fit = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)  # fresh: nothing read off it yet
+    assert sleep_fit.model.crossprods.dense_system is not None
+    assert sleep_fit._factor is None and sleep_fit._spherical is None
     assert sleep_fit.objective == sleep_fit.optinfo.fmin
     fresh = LmerResults.from_fit(sleep_fit.model, sleep_fit.optinfo)
-    assert fresh._factor is not sleep_fit._factor
-    np.testing.assert_array_equal(fresh.beta, sleep_fit.beta)
-    assert (fresh.sigma, fresh.objective) == (sleep_fit.sigma, sleep_fit.objective)
+    np.testing.assert_allclose(fresh.beta, sleep_fit.beta, rtol=1e-12)
+    assert fresh.sigma == pytest.approx(sleep_fit.sigma, rel=1e-12)
+    assert fresh.objective == pytest.approx(sleep_fit.objective, rel=1e-12)
+    np.testing.assert_array_equal(sleep_fit.factor.theta, sleep_fit.theta)  # formed now, at the optimum
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(100), 5)
+    data = pd.DataFrame({"y": rng.normal(size=500) + rng.normal(size=100)[groups], "g": groups.astype(str)})
+    large = mm.lmer("y ~ 1 + (1 | g)", data)  # 100 + 1 + 1 rows: blocked
+    assert large.model.crossprods.dense_system is None
+    np.testing.assert_array_equal(large._factor.theta, large.theta)
+    fresh = LmerResults.from_fit(large.model, large.optinfo)
+    assert fresh._factor is not large._factor
+    np.testing.assert_array_equal(fresh.beta, large.beta)
+    assert (fresh.sigma, fresh.objective) == (large.sigma, large.objective)
 
 
 def test_method_ml_says_use_reml_false(sleepstudy):

@@ -65,6 +65,8 @@ def independent_columns(x: np.ndarray, tol: float = 1e-7, norms: np.ndarray | No
     assembled from blocks of rows (tall-skinny QR).
     """
     x = np.asarray(x, dtype=float)
+    if x.shape[1] == 1 and norms is None:  # one column (an intercept): R is its norm, so it goes only if zero
+        return [0] if np.any(x != 0) else []
     keep = list(range(x.shape[1]))
     norms = np.linalg.norm(x, axis=0) if norms is None else norms
     reference = np.where(norms > 0, norms, 1.0) * tol
@@ -93,6 +95,8 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
     if x.shape[0] < 2:
         return
     binary = np.all((x == 0) | (x == 1), axis=0)
+    if binary.all():  # an intercept alone, or indicators: nothing to compare
+        return
     sd = x.std(axis=0, ddof=1)
     check_column_scales(design.column_names, sd, binary, tol, stacklevel=2)
 

@@ -56,6 +56,7 @@ from .frame import (
     check_real,
     formula_code,
     frame_data,
+    get_column,
     plain_message,
     required_variables,
 )
@@ -376,10 +377,11 @@ def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[s
     ------
     FormulaError, DataError, ModelSpecError
     """
+    source = data
     data, trusted = frame_data(data)
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
-    simple = _simple_design(rhs, data, contrasts, trusted)
+    simple = _simple_design(rhs, source, contrasts, trusted)
     if simple is not None:
         return simple
     variables = required_variables(rhs)
@@ -424,22 +426,23 @@ def _new_spec(
 
 
 def _simple_design(
-    rhs: str, data: pd.DataFrame, contrasts: Mapping[str, str] | None, trusted: bool
+    rhs: str, source: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None, trusted: bool
 ) -> DesignMatrix | None:
     """The design of an intercept and plain numeric columns without formulaic, else None.
 
     Same checks, in the same order, and the same matrix as the formulaic path
     (see :mod:`.simple`); formulaic's spec is made only if a replay or the
-    term structure is asked for.  ``trusted``: ``data`` is a model frame's.
+    term structure is asked for.  ``trusted``: ``source`` is a model frame.
     """
     terms = simple_terms(rhs)
     if terms is None or any(name in RESERVED for name in terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)
+    data = source.data if isinstance(source, ModelFrame) else source
     if not trusted:
         check_columns(data, sorted(variables))
-    columns = numeric_columns(data, names)
+    columns = numeric_columns(source, names)
     if columns is None:
         return None
     if not trusted and any(np.isnan(column).any() for column in columns):
@@ -448,7 +451,7 @@ def _simple_design(
     matrix = simple_matrix(intercept, columns, len(data))
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
-    sample = {name: data[name].to_numpy()[:2].copy() for name in names}
+    sample = {name: get_column(source, name).to_numpy()[:2].copy() for name in names}
     deferred = _DeferredSpec(rhs, chosen, sample, min(2, len(data)))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
 

@@ -343,6 +343,30 @@ def prepare_fixed_part(
     uses, the grouping factors of its random terms included, and in
     ``extra_variables`` (a residual structure's strata, times and groups).
     """
+    return _fixed_part(
+        parsed,
+        data,
+        weights=weights,
+        offset=offset,
+        contrasts=contrasts,
+        extra_variables=extra_variables,
+        na_action=na_action,
+        max_memory=max_memory,
+    )[0]
+
+
+def _fixed_part(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    *,
+    weights: Any,
+    offset: Any,
+    contrasts: Mapping[str, str] | None,
+    extra_variables: tuple[str, ...],
+    na_action: str,
+    max_memory: Any,
+) -> tuple[ModelInputs, ModelFrame]:
+    """:func:`prepare_fixed_part`, and the model frame, whose columns the random-effects terms read again."""
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
@@ -359,15 +383,15 @@ def prepare_fixed_part(
     keep = mf.data.index.to_numpy()
     w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
-    check_fixed_size(parsed.fixed, mf.data, max_memory)  # before X is built: refuse what would not fit
+    check_fixed_size(parsed.fixed, mf, max_memory)  # before X is built: refuse what would not fit
     full = build_design(parsed.fixed, mf, contrasts)
     fixed, dropped = drop_aliased_columns(full)
     check_scale(fixed)
     extra_offset = None if all_offsets is None else all_offsets[keep]
-    return ModelInputs(
+    inputs = ModelInputs(
         formula=parsed,
         frame=mf.data,
-        row_index=data.index[keep],
+        row_index=data.index if len(keep) == len(data) else data.index[keep],  # an Index is immutable: shared
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, mf),
         fixed=fixed,
@@ -379,6 +403,7 @@ def prepare_fixed_part(
         na_action=na_action,
         data_index=data.index,
     )
+    return inputs, mf
 
 
 def prepare_inputs(
@@ -403,7 +428,7 @@ def prepare_inputs(
     glmer's PIRLS), which the memory estimate takes into account.
     """
     parsed = parse_formula(formula)
-    inputs = prepare_fixed_part(
+    inputs, frame = _fixed_part(  # the frame was checked there
         parsed,
         data,
         weights=weights,
@@ -413,7 +438,6 @@ def prepare_inputs(
         na_action=na_action,
         max_memory=max_memory,
     )
-    frame = ModelFrame(inputs.frame, inputs.n_dropped)  # checked in prepare_fixed_part
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     check_model_size(
         inputs.nobs,

@@ -20,7 +20,7 @@ from ..errors import ModelSpecError
 from ..formula import RandomTerm
 from .covariance import UNSTRUCTURED, CovarianceStructure, get_structure
 from .fixed import DesignMatrix, build_design
-from .frame import ModelFrame
+from .frame import ModelFrame, get_column
 from .values import level_values
 
 __all__ = [
@@ -111,14 +111,14 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         categorical = column.array  # its codes and categories directly: .cat.codes builds a Series
         codes = categorical.codes
-        labels = [str(c) for c in categorical.categories]
+        labels = [str(c) for c in categorical.categories.tolist()]  # the same scalars as iterating, in one pass
     else:
         uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = [str(u) for u in uniques]
     return codes.astype(np.int64), labels
 
 
-def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Level index per row and level labels of a (possibly interacted) grouping factor.
 
     Labels of an interaction ``a:b`` are ``"a_level:b_level"``; the first factor
@@ -126,28 +126,27 @@ def grouping_factor(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.n
     R's ``factor(a:b)``.  Unused levels are dropped.
     """
     if len(factors) == 1:
-        codes, labels = _factor_codes(frame[factors[0]])
+        codes, labels = _factor_codes(get_column(frame, factors[0]))
         if np.bincount(codes, minlength=len(labels)).all():  # every level used: codes are the refs
             return codes, tuple(labels)
-    combined = np.zeros(len(frame), dtype=np.int64)
+    nrows = len(frame.data) if isinstance(frame, ModelFrame) else len(frame)
+    combined = np.zeros(nrows, dtype=np.int64)
     label_lists = []
     for name in factors:
-        codes, labels = _factor_codes(frame[name])
+        codes, labels = _factor_codes(get_column(frame, name))
         combined = combined * len(labels) + codes
         label_lists.append(labels)
     present, refs = np.unique(combined, return_inverse=True)
-    labels = []
-    for code in present:
-        parts = []
-        for level_labels in reversed(label_lists):
-            code, index = divmod(code, len(level_labels))
-            parts.append(level_labels[index])
-        labels.append(":".join(reversed(parts)))
-    return refs.astype(np.int64), tuple(labels)
+    digits, rest = [], present
+    for level_labels in reversed(label_lists):  # the last factor varies fastest
+        rest, index = np.divmod(rest, len(level_labels))
+        digits.append([level_labels[i] for i in index.tolist()])
+    labels = tuple(":".join(parts) for parts in zip(*reversed(digits)))
+    return refs.astype(np.int64), labels
 
 
 def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str] | None) -> RandomEffectsTerm:
-    refs, levels = grouping_factor(frame.data, term.factors)
+    refs, levels = grouping_factor(frame, term.factors)
     if len(levels) < 2:
         raise ModelSpecError(
             f"grouping factor {term.group!r} in {term} has {len(levels)} level; "

@@ -20,7 +20,7 @@ from formulaic.utils.stateful_transforms import stateful_eval
 from ..errors import DataError, FormulaError
 from .contrasts import as_labelled, is_boolean, observed_levels
 from .fixed import run_formulaic
-from .frame import ModelFrame, check_columns, check_real, formula_code, frame_data, required_variables
+from .frame import ModelFrame, check_columns, check_real, formula_code, frame_data, get_column, required_variables
 from .transforms import CONTEXT
 from .values import formula_data
 
@@ -42,6 +42,7 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         For a missing column, a non-numeric response with more than two
         levels, or non-finite values.
     """
+    source = data
     data, trusted = frame_data(data)
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
@@ -51,7 +52,7 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         check_columns(data, sorted(variables))
         check_real(data, sorted(variables))
     if text in data.columns:
-        values = data[text]
+        values = get_column(source, text)
     else:
         code, aliases = formula_code(text)
         env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
@@ -64,6 +65,9 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
 
 def _response_array(values: Any, name: str, n: int) -> np.ndarray:
     """Float response from evaluated values (numeric, binary factor, or matrix)."""
+    numeric = isinstance(values, pd.Series) and isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf"
+    if numeric and len(values) == n:
+        return np.ascontiguousarray(values.to_numpy(dtype=np.float64))  # a numeric column, the usual case
     if isinstance(values, pd.DataFrame):
         values = values.to_numpy()
     raw = getattr(values, "__wrapped__", values)

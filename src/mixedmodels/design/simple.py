@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .frame import ModelFrame, get_column
+
 __all__ = ["simple_terms", "numeric_columns", "simple_matrix"]
 
 
@@ -48,7 +50,7 @@ def _plain_name(token: str) -> bool:
     return token.isidentifier() and token.isascii() and not keyword.iskeyword(token)
 
 
-def numeric_columns(data: pd.DataFrame, names: Sequence[str]) -> list[np.ndarray] | None:
+def numeric_columns(data: pd.DataFrame | ModelFrame, names: Sequence[str]) -> list[np.ndarray] | None:
     """The named columns as float64 arrays, or None unless every one is a plain numeric column.
 
     Plain numeric: a NumPy integer or float dtype.  Booleans (factors in R),
@@ -56,10 +58,11 @@ def numeric_columns(data: pd.DataFrame, names: Sequence[str]) -> list[np.ndarray
     """
     columns = []
     for name in names:
-        dtype = data[name].dtype
+        column = get_column(data, name)
+        dtype = column.dtype
         if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
             return None
-        columns.append(data[name].to_numpy(dtype=np.float64))
+        columns.append(column.to_numpy(dtype=np.float64))
     return columns
 
 

@@ -12,15 +12,16 @@ not fit, saying which term is to blame.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._memory import MemoryEstimate, check_memory
-from .frame import formula_code, required_variables
+from .._memory import MemoryEstimate, check_memory, memory_limit
+from .frame import ModelFrame, formula_code, get_column, required_variables
 
 __all__ = [
     "fixed_columns",
@@ -51,6 +52,17 @@ def _levels(values: pd.Series) -> int | None:
     return max(int(values.nunique(dropna=True)), 1)
 
 
+def _level_bound(values: pd.Series) -> int:
+    """An upper bound on :func:`_levels` (1 for a numeric column) read off the dtype alone: a column
+    of text or objects has at most one level per row (counting them is what costs)."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return 1
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return _levels(values) or 1
+    return 1 if pd.api.types.is_numeric_dtype(dtype) else max(len(values), 1)
+
+
 def _variables(expr: str, data: pd.DataFrame) -> set[str]:
     """The data's columns a factor of a term reads (a backticked name such as ``Sepal Width`` is one column)."""
     if expr in data.columns:
@@ -61,6 +73,30 @@ def _variables(expr: str, data: pd.DataFrame) -> set[str]:
         return set()
 
 
+@functools.lru_cache(maxsize=256)
+def _fixed_terms(rhs: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The terms of ``rhs`` as ``(term, factors' code)``, parsed by formulaic once per text (empty when
+    it cannot parse it: the formula's own errors are reported when X is built)."""
+    from formulaic import Formula
+
+    try:
+        terms = list(Formula(formula_code(rhs)[0]))
+    except Exception:  # noqa: BLE001
+        return ()
+    return tuple((str(term), tuple(str(factor.expr) for factor in term.factors)) for term in terms)
+
+
+def _term_columns(
+    factors: tuple[str, ...], data: pd.DataFrame | ModelFrame, levels: Callable[[pd.Series], int | None]
+) -> int:
+    frame = data.data if isinstance(data, ModelFrame) else data
+    count = 1
+    for expr in factors:
+        for name in _variables(expr, frame):
+            count *= levels(get_column(data, name)) or 1
+    return count
+
+
 def fixed_columns(rhs: str, data: pd.DataFrame) -> list[tuple[str, int]]:
     """An upper bound on the columns of X per term of ``rhs`` (``[(term, columns), ...]``).
 
@@ -68,32 +104,35 @@ def fixed_columns(rhs: str, data: pd.DataFrame) -> list[tuple[str, int]]:
     factors count 1; a call such as ``poly(x, 3)`` counts 1 per column it
     names, an underestimate that does not matter for the size of X).
     """
-    from formulaic import Formula
-
-    try:
-        terms = list(Formula(formula_code(rhs)[0]))
-    except Exception:  # noqa: BLE001 - the formula's own errors are reported when X is built
-        return []
-    out = []
-    for term in terms:
-        count = 1
-        for factor in term.factors:
-            for name in _variables(str(factor.expr), data):
-                count *= _levels(data[name]) or 1
-        out.append((str(term), count))
-    return out
+    return [(term, _term_columns(factors, data, _levels)) for term, factors in _fixed_terms(rhs)]
 
 
-def check_fixed_size(rhs: str, data: pd.DataFrame, max_memory: Any = None) -> None:
-    """Refuse a fixed-effects part whose X would not fit in memory, naming the largest term."""
-    columns = fixed_columns(rhs, data)
-    if not columns:
+def _fixed_estimate(nrows: int, total: int) -> MemoryEstimate:
+    estimate = MemoryEstimate().add(f"X, {nrows:,} rows x up to {total:,} columns", X_COPIES * 8.0 * nrows * total)
+    if total > nrows:
+        estimate.add("its QR decomposition", 8.0 * min(nrows, total) * total)
+    return estimate
+
+
+def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any = None) -> None:
+    """Refuse a fixed-effects part whose X would not fit in memory, naming the largest term.
+
+    First from a bound read off the columns' types (a column of text counted
+    as one level per row): a design within the limit by that bound is within
+    it by the count of levels, which is made (for text, by counting distinct
+    values) only when the bound is over the limit.
+    """
+    terms = _fixed_terms(rhs)
+    if not terms:
         return
+    limit, _ = memory_limit(max_memory)  # also checks max_memory=
+    bound = sum(_term_columns(factors, data, _level_bound) for _, factors in terms)
+    data = data.data if isinstance(data, ModelFrame) else data
+    if limit is None or _fixed_estimate(len(data), bound).total <= limit:
+        return
+    columns = fixed_columns(rhs, data)
     total = sum(count for _, count in columns)
-    n = len(data)
-    estimate = MemoryEstimate().add(f"X, {n:,} rows x up to {total:,} columns", X_COPIES * 8.0 * n * total)
-    if total > n:
-        estimate.add("its QR decomposition", 8.0 * min(n, total) * total)
+    estimate = _fixed_estimate(len(data), total)
     term, count = max(columns, key=lambda item: item[1])
     factors = ", ".join(
         f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data)) if _levels(data[v])

@@ -22,6 +22,7 @@ so that it reads back as that name (R's rule: backticks unless the name is synta
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from collections.abc import Sequence
@@ -118,8 +119,9 @@ def _dot_tokens(text: str) -> list[re.Match]:
     return [m for m in _TOKEN.finditer(text) if m["name"] == "."]
 
 
+@functools.lru_cache(maxsize=512)
 def has_dot(text: str) -> bool:
-    """Whether ``text`` uses R's ``.`` (all other columns)."""
+    """Whether ``text`` uses R's ``.`` (all other columns); cached by text (every fit asks it of each part)."""
     return bool(_dot_tokens(text))
 
 

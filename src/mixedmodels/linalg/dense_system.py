@@ -79,9 +79,8 @@ def dense_crossproducts(cp: Any) -> np.ndarray:
     size = q1 + cp.a22.shape[0]
     a = np.zeros((size, size))
     k1 = cp.first.ncols
-    for level in range(cp.first.nlevels):
-        block = slice(level * k1, (level + 1) * k1)
-        a[block, block] = cp.a11[level]
+    starts = np.arange(cp.first.nlevels)[:, None, None] * k1  # the diagonal blocks, in one assignment
+    a[starts + np.arange(k1)[:, None], starts + np.arange(k1)] = cp.a11
     a21 = cp.a21 if isinstance(cp.a21, np.ndarray) else cp.a21.toarray()
     a[q1:, :q1] = a21
     a[:q1, q1:] = a21.T

@@ -388,6 +388,13 @@ class ProfiledObjective:
             factor = self.dense.factor(scaled)
         return self.dense.derivatives(factor, self.REML, self.cp.nobs)
 
+    def kept_factor_at(self, scaled: np.ndarray):
+        """The factor of the last or the best evaluation when it was at exactly ``scaled``, else None."""
+        for kept in (self._last, self._best):
+            if kept is not None and np.array_equal(kept[0], scaled):
+                return kept[1]
+        return None
+
     def best_factor_at(self, theta: np.ndarray) -> Factorization | None:
         """The kept best blocked factorization if it is the one at exactly ``theta`` (in the units of the data)."""
         if self._best is None or not isinstance(self._best[1], Factorization):

@@ -57,7 +57,7 @@ from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variable
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
-from ..linalg.dense_system import MAX_SIZE
+from ..linalg.dense_system import MAX_SIZE, DenseFactor
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
 from ..optim import (
@@ -390,7 +390,7 @@ class LinearMixedModel(ThetaParameters):
 
     def _optimize(
         self, settings: OptimizerSettings | None, start: np.ndarray | None
-    ) -> "tuple[OptInfo, Factorization | None]":
+    ) -> "tuple[OptInfo, Factorization | DenseFactor | None]":
         """Minimize over theta in the units of the scaled columns, then lme4's checks.
 
         The optimizer sees theta for unit-RMS random-effects columns, so its
@@ -402,7 +402,8 @@ class LinearMixedModel(ThetaParameters):
         its first evaluation.  BFGS with the analytic gradient or BOBYQA, as
         :func:`choose_optimizer` says.  Also returns the factorization at the
         final theta when it was the best evaluation (else None), so the
-        results need not factor again.
+        results need not factor again; for a dense system, its dense factor
+        there (the blocked one is made if the results need it).
         """
         cp = self.crossprods
         settings = settings or OptimizerSettings()
@@ -437,10 +438,11 @@ class LinearMixedModel(ThetaParameters):
                     derivatives=derivatives,
                 )
                 info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
-        info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(info.final))
+        scaled_final = info.final
+        info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(scaled_final))
         factor = objective.best_factor_at(info.final)
-        if factor is None and objective.dense is not None:  # the results' blocked factor, and its objective's bits
-            factor = cp.objective_factor(info.final)
+        if factor is None and objective.dense is not None:  # the results read beta and sigma off the dense factor
+            factor = objective.kept_factor_at(scaled_final) or objective.dense.factor(scaled_final)
             info = replace(info, fmin=self.objective_from(factor))
         return info, factor
 
@@ -469,7 +471,10 @@ class LinearMixedModel(ThetaParameters):
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
-        result = LmerResults.from_fit(model, info, factor)
+        if isinstance(factor, DenseFactor):
+            result = LmerResults.from_dense_factor(model, info, factor)
+        else:
+            result = LmerResults.from_fit(model, info, factor)
         if result.is_singular:
             warnings.warn(
                 "boundary (singular) fit: see help(mm.LmerResults.is_singular)", SingularFitWarning, stacklevel=3

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from .._validate import (
     Anything,
@@ -34,6 +35,7 @@ from ..design.random import unique_group_names
 from ..errors import MixedModelsError
 from ..fitted import InformationCriteria, MixedModel
 from ..linalg.dense import triangular_inverse
+from ..linalg.dense_system import DenseFactor
 from ..optim import OptInfo
 
 if TYPE_CHECKING:
@@ -112,6 +114,29 @@ class LmerResults(InformationCriteria):
         dof = model.n_likelihood - (model.nfixef if model.REML else 0)
         sigma = float(np.sqrt(factor.pwrss() / dof))
         return cls(model, info.final.copy(), beta, sigma, model.objective_from(factor), info, factor, tuple(spherical))
+
+    @classmethod
+    @argument_kinds(
+        model=Duck("inputs", "crossprods", what="a LinearMixedModel"),
+        info=Instance(OptInfo),
+        factor=Instance(DenseFactor, what="the dense factor at the optimum (model.crossprods.dense_system.factor)"),
+    )
+    def from_dense_factor(cls, model: MixedModel, info: OptInfo, factor: DenseFactor) -> "LmerResults":
+        """The results of a small model from the dense factor of its whole system at the optimum
+        (:mod:`mixedmodels.linalg.dense_system`), whose objective is ``info.fmin``.
+
+        With ``L_X`` the factor's X block and ``l_y`` the y row beside it,
+        ``L_X' beta = l_y`` and ``sigma^2 = r^2 / dof`` (as :meth:`from_fit`
+        reads them off the blocked factor); that factor and the modes are
+        formed on first use.
+        """
+        check_arguments(locals())
+        nre, p = factor.nre, factor.nfixef
+        x_block, y_row = factor.lower[nre : nre + p, nre : nre + p], factor.lower[-1, nre : nre + p]
+        beta, _ = lapack.dtrtrs(x_block, y_row, lower=1, trans=1)
+        dof = model.n_likelihood - (model.nfixef if model.REML else 0)
+        sigma = float(np.sqrt(factor.pwrss() / dof))
+        return cls(model, info.final.copy(), beta, sigma, float(info.fmin), info, None, None)
 
     @classmethod
     @argument_kinds(
