@@ -56,9 +56,41 @@ def level_syrk(
     the 1M-row design's 2,003^2 block is 32 MB, and untiled writes ran 4x
     slower whenever another process shared the cache.  Every entry still
     receives its levels' terms in level order, so tiling does not change a bit.
+    A rest block of one tile (few rows, e.g. only X and y beside a million
+    subjects) is updated level by level from a small buffer instead: the
+    full ``scaled`` array (k values per entry of A21) cost more to write
+    than the update itself.
     (One function, not several, so that numba compiles it without helpers.)
     """
     nlevels, k = factors.shape[0], factors.shape[1]
+    ntiles = bounds.shape[1] - 1
+    if ntiles == 1:  # a small rest block (one tile): each level scaled into a small buffer and applied at once
+        longest = 1
+        for lev in range(nlevels):
+            longest = max(longest, indptr[lev + 1] - indptr[lev])
+        local = np.empty((k, longest))
+        for lev in range(nlevels):
+            start, count = indptr[lev], indptr[lev + 1] - indptr[lev]
+            for e in range(count):
+                for a in range(k):
+                    total = 0.0
+                    for c in range(k):
+                        total += values[start + e, c] * factors[lev, a, c]
+                    local[a, e] = total * row_scale[rows[start + e]]
+            for e in range(count):
+                target = rows[start + e]
+                for f in range(e + 1):
+                    total = 0.0
+                    if k == 2:
+                        total = local[0, e] * local[0, f] + local[1, e] * local[1, f]
+                        out[target, rows[start + f]] -= total
+                    elif k == 1:
+                        out[target, rows[start + f]] -= local[0, e] * local[0, f]
+                    else:
+                        for a in range(k):
+                            total += local[a, e] * local[a, f]
+                        out[target, rows[start + f]] -= total
+        return
     scaled = np.empty((k, values.shape[0]))  # V_l g_l', column-wise
     for lev in range(nlevels):
         for e in range(indptr[lev], indptr[lev + 1]):
@@ -68,7 +100,6 @@ def level_syrk(
                     total += values[e, c] * factors[lev, a, c]
                 scaled[a, e] = total * row_scale[rows[e]]
     first, second = scaled[0], scaled[min(1, k - 1)]
-    ntiles = bounds.shape[1] - 1
     for tile_p in range(ntiles):
         for tile_s in range(tile_p + 1):
             for lev in range(nlevels):
