@@ -118,3 +118,26 @@ def test_rows_times_is_the_matrix_product() -> None:
     mat = np.random.default_rng(7).normal(size=(3, 3))
     np.testing.assert_allclose(small.rows_times(u, mat), u @ mat, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(small.rows_times(u[:, :1], mat[:1, :1]), u[:, :1] * mat[0, 0], rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_level_slabs_gather_each_levels_columns_on_the_union_of_their_rows(k: int) -> None:
+    """Against the definition: level l's slab is A21[:, l k : (l+1) k] on the rows where any of them is non-zero."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(k)
+    m, nlevels = 23, 40
+    dense = rng.normal(size=(m, nlevels * k)) * (rng.random((m, nlevels * k)) < 0.15)
+    dense[:, 5 * k : 6 * k] = 0.0  # a level without entries
+    a21 = sp.csr_array(dense)
+    for kernel in _versions("level_slabs"):
+        indptr, rows, values, bounds = kernel(a21.indptr, a21.indices, a21.data, k, nlevels, 8)
+        assert indptr[0] == 0 and indptr[-1] == rows.size
+        for level in range(nlevels):
+            block = dense[:, level * k : (level + 1) * k]
+            expected_rows = np.flatnonzero(np.any(block != 0, axis=1))
+            entries = slice(indptr[level], indptr[level + 1])
+            np.testing.assert_array_equal(rows[entries], expected_rows)
+            np.testing.assert_array_equal(values[entries], block[expected_rows])
+            edges = np.minimum(np.arange(bounds.shape[1]) * 8, m)
+            np.testing.assert_array_equal(bounds[level], indptr[level] + np.searchsorted(expected_rows, edges))

@@ -112,6 +112,9 @@ class PartialBlocks:
         rows = np.concatenate([np.arange(m_re), m_re + keep])
         if isinstance(self.a21, np.ndarray):
             a21 = self.a21[rows]
+        elif rows.size == self.a21.shape[0]:  # every row kept: the summed matrix itself, not a copy
+            a21 = sp.csr_array(self.a21)
+            a21.eliminate_zeros()
         else:
             a21 = sp.csr_array(self.a21[rows])
             a21.eliminate_zeros()

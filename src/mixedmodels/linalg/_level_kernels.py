@@ -25,7 +25,7 @@ import numpy as np
 
 from .jit import jit
 
-__all__ = ["factor_2x2", "roots_2x2", "solve_2x2", "gradient_total_2x2", "compiled_if_loaded"]
+__all__ = ["factor_2x2", "roots_2x2", "solve_2x2", "gradient_total_2x2", "level_slabs", "compiled_if_loaded"]
 
 
 def factor_2x2(a11: np.ndarray, lam: np.ndarray, out: np.ndarray) -> bool:
@@ -132,3 +132,51 @@ def compiled_if_loaded(name: str):
     compiled rank update of :mod:`.rank_update`).
     """
     return jit(globals()[name]) if "numba" in sys.modules else None
+
+
+def level_slabs(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int, nlevels: int, tile: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each level's k columns of a CSR ``A21`` (sorted column indices) as a dense slab on the union of their rows.
+
+    Returns ``(level_ptr, rows, values, bounds)`` as :class:`.rank_update.VectorRankUpdate`
+    holds them: level l owns entries ``level_ptr[l]:level_ptr[l+1]``, whose
+    ``rows`` ascend, ``values`` (entries, k) are its columns on those rows
+    (zero where a column has no entry), and ``bounds[l, t]`` is its first
+    entry at or past row ``t * tile``.  Two sweeps over the non-zeros in row
+    order, no sort and no temporaries of their size (a sort of the 40M
+    non-zeros of a crossed design held 2-3 GB).
+    """
+    m = indptr.shape[0] - 1
+    counts = np.zeros(nlevels + 1, dtype=np.int64)
+    for i in range(m):
+        previous = -1
+        for e in range(indptr[i], indptr[i + 1]):
+            level = indices[e] // k
+            if level != previous:
+                counts[level + 1] += 1
+                previous = level
+    level_ptr = np.cumsum(counts)
+    entries = level_ptr[nlevels]
+    rows = np.empty(entries, dtype=np.int64)
+    values = np.zeros((entries, k))
+    cursor = level_ptr[:nlevels].copy()
+    for i in range(m):
+        previous = -1
+        for e in range(indptr[i], indptr[i + 1]):
+            level = indices[e] // k
+            if level != previous:
+                rows[cursor[level]] = i
+                cursor[level] += 1
+                previous = level
+            values[cursor[level] - 1, indices[e] - level * k] = data[e]
+    ntiles = max(1, (m + tile - 1) // tile)
+    bounds = np.empty((nlevels, ntiles + 1), dtype=np.int64)
+    for level in range(nlevels):
+        e, stop = level_ptr[level], level_ptr[level + 1]
+        for t in range(ntiles + 1):
+            edge = min(t * tile, m)
+            while e < stop and rows[e] < edge:
+                e += 1
+            bounds[level, t] = e
+    return level_ptr, rows, values, bounds

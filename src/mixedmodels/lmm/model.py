@@ -548,7 +548,8 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
     if isinstance(cp.a21, np.ndarray):
         update = quadratic = float(m * m * cp.first.size)
     else:
-        counts = np.diff(sp.csc_array(cp.a21).indptr).reshape(-1, k).max(axis=1).astype(float)
+        a21 = sp.csr_array(cp.a21)  # non-zeros per column counted on the CSR (a CSC copy held 40M entries again)
+        counts = np.bincount(a21.indices, minlength=a21.shape[1]).reshape(-1, k).max(axis=1).astype(float)
         pairs = float(counts @ counts) / 2.0
         update = pairs * k
         # the compiled per-level pass where numba is certainly loaded (the supernodal path needs it);
