@@ -473,10 +473,11 @@ def _scaled_csr(a: sp.csr_array, row_factor: np.ndarray, column_factor: np.ndarr
     of the matrix that way.
     """
     data = a.data.astype(float, copy=True)
-    indptr = a.indptr
-    for i in np.flatnonzero(np.diff(indptr)):
-        data[indptr[i] : indptr[i + 1]] *= row_factor[i]
-    data *= column_factor[a.indices]
+    indptr, indices = a.indptr, a.indices
+    for i in np.flatnonzero(np.diff(indptr)):  # row by row: no temporary the size of the values
+        row = slice(indptr[i], indptr[i + 1])
+        data[row] *= row_factor[i]
+        data[row] *= column_factor[indices[row]]
     if not np.all(data):  # the products drop zeros; eliminating them rewrites the pattern, so on a copy of it
         out = sp.csr_array((data, a.indices.copy(), indptr.copy()), shape=a.shape)
         out.eliminate_zeros()
