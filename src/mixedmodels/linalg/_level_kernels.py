@@ -158,7 +158,7 @@ def level_slabs(
                 previous = level
     level_ptr = np.cumsum(counts)
     entries = level_ptr[nlevels]
-    rows = np.empty(entries, dtype=np.int64)
+    rows = np.empty(entries, dtype=np.int32)  # rows of A21: the rest block, far below 2^31
     values = np.zeros((entries, k))
     cursor = level_ptr[:nlevels].copy()
     for i in range(m):

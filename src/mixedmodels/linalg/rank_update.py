@@ -150,7 +150,7 @@ class VectorRankUpdate:
     ----------
     indptr : ndarray (q + 1,)
         Level l's entries are ``indptr[l]:indptr[l+1]``.
-    rows : ndarray of int64
+    rows : ndarray of int32 or int64
         Row of ``A21`` of each entry, ascending within a level.
     values : ndarray (entries, k)
         The level's k columns on those rows (zeros where one column has none).
