@@ -338,26 +338,30 @@ def _rest_by_first(
     k1 = z1.shape[1]
     if not m_re:
         return np.zeros(1, dtype=np.int64), np.empty(0, dtype=index), np.empty(0)
-    keys, values = [], []
-    for r, z, offset in rest:
-        for b in range(z.shape[1]):
-            keys.append((offset + r * z.shape[1] + b) * present.size + local)
-            values.append(z[:, b])
-    key = np.concatenate(keys)
+    n, width = local.size, present.size
+    key_type = np.int32 if m_re * width < 2**31 else np.int64  # halves the sort's arrays when the keys fit
+    columns = [(offset + r * z.shape[1] + b, z[:, b]) for r, z, offset in rest for b in range(z.shape[1])]
+    key = np.concatenate([(row * width + local).astype(key_type) for row, _ in columns])
     order = np.argsort(key, kind="stable")
     key = key[order]
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.empty(0, np.int64)
-    value = np.concatenate(values)[order]
-    rows_of = order % local.size  # each entry's row of the data
+    starts = np.flatnonzero(key[1:] != key[:-1]) + 1 if key.size else np.empty(0, np.int64)
+    starts = np.concatenate([[0], starts]) if key.size else starts
+    key = key[starts]  # each run's (row, level) key
+    value = columns[0][1][order] if len(columns) == 1 else np.concatenate([v for _, v in columns])[order]
+    rows_of = order if len(columns) == 1 else order % n  # each entry's row of the data
+    del order
     sums = np.empty((starts.size, k1))
     for a in range(k1):
         sums[:, a] = np.add.reduceat(value * z1[rows_of, a], starts) if starts.size else 0.0
-    unique = key[starts]
-    row, level = np.divmod(unique, present.size)
+    del value, rows_of, starts
+    row = key // width
     indptr = np.zeros(m_re + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=m_re) * k1, out=indptr[1:])
-    indices = (present[level][:, None] * k1 + np.arange(k1)).ravel().astype(index)
-    return indptr, indices, sums.ravel()
+    key -= row * width  # now each run's level among the present ones
+    del row
+    indices = np.empty((key.size, k1), dtype=index)
+    indices[:] = (present.astype(index) * k1)[key][:, None] + np.arange(k1, dtype=index)
+    return indptr, indices.ravel(), sums.ravel()
 
 
 def _sparse_rest(rest: list, n: int, m_re: int) -> sp.csr_array:
