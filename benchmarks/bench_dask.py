@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import sys
 import time
@@ -130,6 +131,9 @@ def fit(args: argparse.Namespace) -> dict:
         "build_s": built - started,
         "optimizer_s": result.optinfo.seconds,
         "evaluations": result.optinfo.feval,
+        "optimizer": result.optinfo.optimizer,
+        "gradients": result.optinfo.geval,
+        "load_average": list(os.getloadavg()),
         "peak_mib": {"client": _peak_mib(), "workers": workers, "total": _peak_mib() + sum(workers.values())},
         "theta": result.theta.tolist(),
         "fixef": result.fixef.to_dict(),

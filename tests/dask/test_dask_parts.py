@@ -18,7 +18,7 @@ dd = pytest.importorskip("dask.dataframe")
 
 from formulaic.transforms import TRANSFORMS  # noqa: E402
 
-from mixedmodels.dask.crossprods import PartialBlocks, assemble, partial_blocks  # noqa: E402
+from mixedmodels.dask.crossprods import PartialBlocks, assemble, partial_blocks, sum_sparse  # noqa: E402
 from mixedmodels.dask.moments import Moments, poly_state, scale_state  # noqa: E402
 from mixedmodels.dask.placeholders import RowsOnWorkers  # noqa: E402
 from mixedmodels.dask.plan import LevelCoder  # noqa: E402
@@ -95,19 +95,30 @@ def test_rows_on_workers_refuse_everything_but_their_shape():
     [
         ("Reaction ~ Days + (Days | Subject)", "sleepstudy", 5),  # dense partial blocks
         ("y ~ service + (1 | s) + (1 | d) + (1 | dept:service)", "InstEval", 6),  # sparse ones
+        ("y ~ service + (1 + service | s) + (1 + service | d)", "InstEval", 4),  # vector terms, sparse
     ],
 )
-def test_summed_partial_blocks_are_the_in_memory_blocks(formula, data, pieces):
+@pytest.mark.parametrize("merged", [False, True], ids=["pairwise", "merged"])
+def test_summed_partial_blocks_are_the_in_memory_blocks(formula, data, pieces, merged):
     model = LinearMixedModel.from_formula(formula, dataset(data))
     inputs = model.inputs
     x, y = inputs.fixed.matrix, inputs.y
     nlevels = tuple(t.nlevels for t in inputs.terms)
-    total = None
+    total, parts = None, []
     for rows in np.array_split(np.arange(inputs.nobs), pieces):
         x_rows = x[rows]  # a z that is X itself (the same array) takes the kernel's shortcut
         zs = tuple(x_rows if np.array_equal(t.z, x) else t.z[rows] for t in inputs.terms)
         part = partial_blocks(tuple(t.refs[rows] for t in inputs.terms), zs, nlevels, x_rows, y[rows])
+        parts.append(part)
         total = part if total is None else total + part
+    if merged:  # the reduction's merge of several parts: the pairwise sums' values, added in the same order
+        pairwise, total = total, PartialBlocks.sum(parts)
+        for name in ("a11", "a21", "a22_re", "a22_re_xy", "a22_xy"):
+            a, b = getattr(total, name), getattr(pairwise, name)
+            if sp.issparse(a):
+                assert a.indices.dtype == np.int32
+                a, b = a.toarray(), b.toarray()
+            np.testing.assert_array_equal(a, b)
     assert isinstance(total, PartialBlocks)
     ours = assemble(total, list(range(x.shape[1])), nlevels, tuple(t.ncols for t in inputs.terms))
     theirs = model.crossprods
@@ -118,6 +129,25 @@ def test_summed_partial_blocks_are_the_in_memory_blocks(formula, data, pieces):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     for lo, lt in zip(ours.terms, theirs.terms):
         np.testing.assert_allclose(lo.scales, lt.scales, rtol=1e-13)
+
+
+def test_merged_sparse_sums_are_the_chained_sums():
+    """Rows whose parts interleave and share entries, rows in one part only, empty rows: the same values
+    as ``a + b + c`` (each entry's terms added in the same order), with 32-bit indices."""
+    rng = np.random.default_rng(3)
+    blocks = []
+    for seed in range(4):
+        dense = rng.normal(size=(7, 30)) * (rng.random((7, 30)) < 0.3)
+        dense[seed] = 0.0  # a row empty in one part
+        dense[5] = 0.0  # a row empty in every part
+        if seed:
+            dense[6] = 0.0  # a row in the first part only
+        blocks.append(sp.csr_array(dense))
+    merged, chained = sum_sparse(blocks), blocks[0] + blocks[1] + blocks[2] + blocks[3]
+    assert merged.indices.dtype == np.int32 and merged.has_canonical_format
+    np.testing.assert_array_equal(merged.toarray(), chained.toarray())
+    dense_blocks = [b.toarray() for b in blocks]
+    np.testing.assert_array_equal(sum_sparse(dense_blocks), sum(dense_blocks[1:], dense_blocks[0]))
 
 
 def test_level_coder_handles_runs_values_and_known_categories():

@@ -22,7 +22,10 @@ and the response's range and sums.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +42,8 @@ __all__ = [
     "Pass2",
     "partial_blocks",
     "pass2_partition",
+    "sum_pass2",
+    "sum_sparse",
     "response_row",
     "ResponseRow",
     "assemble",
@@ -100,6 +105,20 @@ class PartialBlocks:
             self.a22_xy + other.a22_xy,
         )
 
+    @staticmethod
+    def sum(parts: list["PartialBlocks"]) -> "PartialBlocks":
+        """The sum of several parts, sparse blocks added in one merge (see :func:`sum_sparse`)."""
+        if len(parts) == 1:
+            return parts[0]
+        return PartialBlocks(
+            sum(part.nobs for part in parts),
+            sum_sparse([part.a11 for part in parts]),
+            sum_sparse([part.a21 for part in parts]),
+            sum_sparse([part.a22_re for part in parts]),
+            sum_sparse([part.a22_re_xy for part in parts]),
+            sum_sparse([part.a22_xy for part in parts]),
+        )
+
     def dense_blocks(
         self, keep_xy: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | sp.csr_array, np.ndarray]:
@@ -112,6 +131,9 @@ class PartialBlocks:
         rows = np.concatenate([np.arange(m_re), m_re + keep])
         if isinstance(self.a21, np.ndarray):
             a21 = self.a21[rows]
+        elif rows.size == self.a21.shape[0]:  # every row kept: the summed matrix itself, not a copy
+            a21 = sp.csr_array(self.a21)
+            a21.eliminate_zeros()
         else:
             a21 = sp.csr_array(self.a21[rows])
             a21.eliminate_zeros()
@@ -121,6 +143,69 @@ class PartialBlocks:
         a22[m_re:, :m_re] = self.a22_re_xy[:, keep].T
         a22[m_re:, m_re:] = self.a22_xy[np.ix_(keep, keep)]
         return a11, a21, a22
+
+
+# Sparse sums with at most this many rows are merged row by row (a Python loop over the rows).
+_MERGED_ROWS = 8_192
+
+
+def sum_sparse(blocks: list) -> Any:
+    """The sum of several blocks of one shape: dense ones added, sparse ones merged into one CSR.
+
+    ``a + b + c + ...`` with scipy allocates every partial sum, each as large
+    as the ones before together, while all the terms are still held: the
+    root of a crossed design's reduction (8 partial A21 of ~5M non-zeros each)
+    peaked at ~3 times the final 40M.  Merged row by row, the result is
+    written once, into arrays as large as the terms together (trimmed only
+    where terms share entries).  Each entry's terms are added in the
+    blocks' order, as the chain of additions adds them.
+    """
+    if not sp.issparse(blocks[0]) or blocks[0].shape[0] > _MERGED_ROWS:
+        return functools.reduce(operator.add, blocks)
+    mats = [sp.csr_array(b) for b in blocks]
+    for mat in mats:
+        if not mat.has_canonical_format:
+            mat.sum_duplicates()
+    nrows, ncols = mats[0].shape
+    bound = sum(mat.nnz for mat in mats)
+    index = np.int32 if max(ncols, bound) < 2**31 else np.int64
+    indices, data = np.empty(bound, dtype=index), np.empty(bound)
+    indptr = np.zeros(nrows + 1, dtype=index)
+    position = 0
+    for i in range(nrows):
+        cols, vals = _merged_row(
+            [
+                (mat.indices[mat.indptr[i] : mat.indptr[i + 1]], mat.data[mat.indptr[i] : mat.indptr[i + 1]])
+                for mat in mats
+            ]
+        )
+        indices[position : position + cols.size], data[position : position + cols.size] = cols, vals
+        position += cols.size
+        indptr[i + 1] = position
+    if position < bound:
+        indices, data = indices[:position].copy(), data[:position].copy()
+    return sp.csr_array((data, indices, indptr), shape=(nrows, ncols))
+
+
+def _merged_row(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One row's sorted column indices and summed values from several sorted rows."""
+    parts = [part for part in parts if part[0].size]
+    if not parts:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    if len(parts) == 1:
+        return parts[0]
+    cols = np.concatenate([part[0] for part in parts])
+    vals = np.concatenate([part[1] for part in parts])
+    if np.all(cols[1:] > cols[:-1]):  # the parts' columns do not interleave (e.g. partitions of sorted ids)
+        return cols, vals
+    order = np.argsort(cols, kind="stable")
+    cols, vals = cols[order], vals[order]
+    starts = np.flatnonzero(np.concatenate([[True], cols[1:] != cols[:-1]]))
+    sums, lengths = vals[starts], np.diff(np.append(starts, cols.size))
+    for j in range(1, int(lengths.max())):  # ((v0 + v1) + v2) + ...: the order of a + b + c (reduceat pairs them)
+        more = lengths > j
+        sums[more] += vals[starts[more] + j]
+    return cols[starts], sums
 
 
 def _as_dense(block: np.ndarray | sp.sparray) -> np.ndarray:
@@ -205,36 +290,94 @@ def _column_sums(refs: np.ndarray, z: np.ndarray, nlevels: int, x: np.ndarray, y
 def _sparse_first(
     refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int, x: np.ndarray, y: np.ndarray
 ) -> tuple[sp.csr_array, sp.csr_array]:
-    """The big term's blocks as sparse matrices over its levels present in these rows."""
-    n, c = x.shape[0], x.shape[1] + 1
+    """The big term's blocks as sparse matrices over its levels present in these rows (32-bit indices)."""
+    c = x.shape[1] + 1
     k1 = z1.shape[1]
     present, local = _present_levels(refs1, q1)
     blocks, z1_xy = per_level_sums(local, z1, x, y, present.size)
+    index = _index_type(q1 * k1)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
     a11 = sp.csr_array(
-        (blocks.reshape(-1), np.tile(np.arange(k1 * k1), present.size), np.cumsum(indptr)), shape=(q1, k1 * k1)
+        (blocks.reshape(-1), np.tile(np.arange(k1 * k1, dtype=index), present.size), np.cumsum(indptr).astype(index)),
+        shape=(q1, k1 * k1),
     )
-    global_columns = (present[:, None] * k1 + np.arange(k1)).ravel()
-    if m_re:
-        z1_local = _term_matrix(local, z1, present.size * k1)
-        re_z1 = sp.coo_array(_rest_matrix(rest, n, m_re).T @ z1_local)
-    else:
-        re_z1 = sp.coo_array((0, present.size * k1))
-    rows = np.concatenate([re_z1.row, np.repeat(m_re + np.arange(c), present.size * k1)])
-    cols = np.concatenate([global_columns[re_z1.col], np.tile(global_columns, c)])
-    vals = np.concatenate([re_z1.data, z1_xy.transpose(2, 0, 1).ravel()])
-    a21 = sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=(m_re + c, q1 * k1)))
+    global_columns = (present[:, None] * k1 + np.arange(k1)).ravel().astype(index)
+    re_indptr, re_indices, re_data = _rest_by_first(rest, local, z1, present, m_re, index)
+    width = present.size * k1  # each xy row: every present level's k1 columns
+    row_starts = np.concatenate([re_indptr, re_indptr[-1] + width * np.arange(1, c + 1)])
+    index = np.int32 if max(q1 * k1, row_starts[-1]) < 2**31 else np.int64  # scipy keeps 32 bits only if both fit
+    a21 = sp.csr_array(
+        (
+            np.concatenate([re_data, z1_xy.transpose(2, 0, 1).ravel()]),
+            np.concatenate([re_indices, np.tile(global_columns, c)]).astype(index, copy=False),
+            row_starts.astype(index),
+        ),
+        shape=(m_re + c, q1 * k1),
+    )
     return a11, a21
 
 
-def _rest_matrix(rest: list, n: int, m_re: int) -> sp.csr_array:
-    return sum((_term_matrix(r, z, m_re, o) for r, z, o in rest), start=sp.csr_array((n, m_re)))
+def _index_type(ncols: int) -> type:
+    """32-bit column indices where they fit: the partial sums travel and are added in the reduction."""
+    return np.int32 if ncols < 2**31 else np.int64
+
+
+def _rest_by_first(
+    rest: list, local: np.ndarray, z1: np.ndarray, present: np.ndarray, m_re: int, index: type
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Z_rest' Z1`` of some rows as CSR arrays ``(indptr, indices, data)`` over the big term's global columns.
+
+    Each row's entry of a rest term (row ``r`` of the block, value ``v``) meets its
+    big-term level ``l`` in the k1 entries ``(r, l k1 + a)`` with value ``v z1_a``:
+    the (r, l) keys are sorted once (stably, so the sums run in row order) and
+    summed in runs.  Temporaries the size of the rows, not of a sparse
+    product's intermediates (a 2.5M-row partition of the crossed design: ~0.5 GB
+    by scipy's products and COO conversions).
+    """
+    k1 = z1.shape[1]
+    if not m_re:
+        return np.zeros(1, dtype=np.int64), np.empty(0, dtype=index), np.empty(0)
+    n, width = local.size, present.size
+    key_type = np.int32 if m_re * width < 2**31 else np.int64  # halves the sort's arrays when the keys fit
+    columns = [(offset + r * z.shape[1] + b, z[:, b]) for r, z, offset in rest for b in range(z.shape[1])]
+    key = np.concatenate([(row * width + local).astype(key_type) for row, _ in columns])
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(key[1:] != key[:-1]) + 1 if key.size else np.empty(0, np.int64)
+    starts = np.concatenate([[0], starts]) if key.size else starts
+    key = key[starts]  # each run's (row, level) key
+    value = columns[0][1][order] if len(columns) == 1 else np.concatenate([v for _, v in columns])[order]
+    rows_of = order if len(columns) == 1 else order % n  # each entry's row of the data
+    del order
+    sums = np.empty((starts.size, k1))
+    for a in range(k1):
+        sums[:, a] = np.add.reduceat(value * z1[rows_of, a], starts) if starts.size else 0.0
+    del value, rows_of, starts
+    row = key // width
+    indptr = np.zeros(m_re + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=m_re) * k1, out=indptr[1:])
+    key -= row * width  # now each run's level among the present ones
+    del row
+    indices = np.empty((key.size, k1), dtype=index)
+    indices[:] = (present.astype(index) * k1)[key][:, None] + np.arange(k1, dtype=index)
+    return indptr, indices.ravel(), sums.ravel()
 
 
 def _sparse_rest(rest: list, n: int, m_re: int) -> sp.csr_array:
-    z_rest = _rest_matrix(rest, n, m_re)
-    return sp.csr_array(z_rest.T @ z_rest)
+    """``Z_rest' Z_rest`` of some rows, summed by sorted (row, column) keys as :func:`_rest_by_first` does."""
+    entries = [(offset + r * z.shape[1] + b, z[:, b]) for r, z, offset in rest for b in range(z.shape[1])]
+    keys = np.concatenate([first * m_re + second for first, _ in entries for second, _ in entries])
+    values = np.concatenate([u * v for _, u in entries for _, v in entries])
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else np.empty(0, np.int64)
+    row, column = np.divmod(keys[starts], m_re)
+    sums = np.add.reduceat(values, starts) if starts.size else np.empty(0)
+    indptr = np.zeros(m_re + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=m_re), out=indptr[1:])
+    index = _index_type(max(m_re, int(indptr[-1])))
+    return sp.csr_array((sums, column.astype(index), indptr.astype(index)), shape=(m_re, m_re))
 
 
 def _present_levels(refs: np.ndarray, nlevels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -426,6 +569,12 @@ def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
 
 def combine_pass2(a: Pass2, b: Pass2) -> Pass2:
     return a.combine(b)
+
+
+def sum_pass2(parts: list[Pass2]) -> Pass2:
+    """Several partitions' pass 2 at once: the blocks merged (:meth:`PartialBlocks.sum`), the facts combined in order."""
+    facts = functools.reduce(DesignFacts.combine, [part.facts for part in parts])
+    return Pass2(PartialBlocks.sum([part.blocks for part in parts]), facts)
 
 
 def assemble(

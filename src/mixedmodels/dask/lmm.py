@@ -30,7 +30,16 @@ from .._validate import Anything, Duck, FitData, Instance, OneOf, Text, argument
 from ..errors import DataError, ModelSpecError, NotOnDaskError
 from ..lmm.model import LinearMixedModel, start_theta
 from ..optim import OptimizerSettings
-from .crossprods import Pass2, ResponseRow, assemble, combine_pass2, pass2_partition, qr_pass, response_row
+from .crossprods import (
+    Pass2,
+    ResponseRow,
+    assemble,
+    combine_pass2,
+    pass2_partition,
+    qr_pass,
+    response_row,
+    sum_pass2,
+)
 from .encode import encode_partition
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
 from .reduction import map_reduce
@@ -73,7 +82,9 @@ class DaskLinearMixedModel(LinearMixedModel):
                 f"the response {parsed.response!r} must be a single numeric column for lmer; "
                 "cbind() responses are for binomial glmer"
             )
-        total: Pass2 = map_reduce(source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2)
+        total: Pass2 = map_reduce(
+            source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2, combine_many=sum_pass2
+        )
         pass2 = time.perf_counter()
         keep, design, dropped = check_design(plan, total.facts, lambda: qr_pass(source, plan))
         if total.facts.y_min == total.facts.y_max:

@@ -31,12 +31,23 @@ def shared(value: Any, what: str = "shared") -> Any:
     return dask.delayed(value, name=f"mixedmodels-{what}-{uuid.uuid4().hex}", traverse=False)
 
 
-def _combine_all(combine: Callable[[Any, Any], Any], *items: Any) -> Any:
+def _combine_all(combine: Callable[[Any, Any], Any], combine_many: Callable[[list], Any] | None, *items: Any) -> Any:
+    if combine_many is not None:
+        return combine_many(list(items))
     return functools.reduce(combine, items)
 
 
-def tree_reduce(items: Sequence[Any], combine: Callable[[Any, Any], Any], split_every: int = SPLIT_EVERY) -> Any:
-    """The delayed combination of delayed items, ``split_every`` at a time."""
+def tree_reduce(
+    items: Sequence[Any],
+    combine: Callable[[Any, Any], Any],
+    split_every: int = SPLIT_EVERY,
+    combine_many: Callable[[list], Any] | None = None,
+) -> Any:
+    """The delayed combination of delayed items, ``split_every`` at a time.
+
+    ``combine_many``, when given, combines a task's items at once (the same
+    result as ``combine`` pairwise, in less memory: see :func:`.crossprods.sum_sparse`).
+    """
     import dask
 
     level = list(items)
@@ -44,7 +55,7 @@ def tree_reduce(items: Sequence[Any], combine: Callable[[Any, Any], Any], split_
         raise ValueError("nothing to reduce")
     while len(level) > 1:
         level = [
-            dask.delayed(_combine_all, pure=False)(combine, *level[i : i + split_every])
+            dask.delayed(_combine_all, pure=False)(combine, combine_many, *level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -56,11 +67,13 @@ def map_reduce(
     shared_value: Any,
     combine: Callable[[Any, Any], Any],
     *extra: Any,
+    combine_many: Callable[[list], Any] | None = None,
 ) -> Any:
-    """``combine`` over ``summarize(part, shared_value, *extra)`` for every partition, computed."""
+    """``combine`` over ``summarize(part, shared_value, *extra)`` for every partition, computed
+    (``combine_many``: as in :func:`tree_reduce`)."""
     import dask
 
     node = shared(shared_value, getattr(summarize, "__name__", "pass"))
     mapped = [dask.delayed(summarize, pure=False)(part, node, *extra) for part in parts]
-    (total,) = dask.compute(tree_reduce(mapped, combine))
+    (total,) = dask.compute(tree_reduce(mapped, combine, combine_many=combine_many))
     return total

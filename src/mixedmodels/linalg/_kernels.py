@@ -56,38 +56,61 @@ def level_syrk(
     the 1M-row design's 2,003^2 block is 32 MB, and untiled writes ran 4x
     slower whenever another process shared the cache.  Every entry still
     receives its levels' terms in level order, so tiling does not change a bit.
+    Each level's ``D V_l g_l'`` is formed in a small buffer for the tiles
+    it meets (recomputed per pair of tiles: k^2 flops an entry, against the
+    update's k per pair of entries), not for every entry of ``A21`` at once:
+    that array (k values per non-zero) held 330 MB for the 20M-row crossed
+    design, and for a one-tile rest block (X and y beside a million
+    subjects) cost more to write than the update itself.
     (One function, not several, so that numba compiles it without helpers.)
     """
     nlevels, k = factors.shape[0], factors.shape[1]
-    scaled = np.empty((k, values.shape[0]))  # V_l g_l', column-wise
-    for lev in range(nlevels):
-        for e in range(indptr[lev], indptr[lev + 1]):
-            for a in range(k):
-                total = 0.0
-                for c in range(k):
-                    total += values[e, c] * factors[lev, a, c]
-                scaled[a, e] = total * row_scale[rows[e]]
-    first, second = scaled[0], scaled[min(1, k - 1)]
     ntiles = bounds.shape[1] - 1
+    longest = 1
+    for lev in range(nlevels):
+        longest = max(longest, indptr[lev + 1] - indptr[lev])
+    first = np.empty((k, longest))  # D V g' on tile_p's entries of the level
+    second = np.empty((k, longest))  # ... and on tile_s's (the same when tile_s == tile_p)
     for tile_p in range(ntiles):
         for tile_s in range(tile_p + 1):
             for lev in range(nlevels):
-                for p in range(bounds[lev, tile_p], bounds[lev, tile_p + 1]):
+                p0, p1 = bounds[lev, tile_p], bounds[lev, tile_p + 1]
+                s0 = bounds[lev, tile_s]
+                s1 = p1 if tile_s == tile_p else bounds[lev, tile_s + 1]
+                if p0 == p1 or s0 == s1:
+                    continue
+                for e in range(p0, p1):
+                    for a in range(k):
+                        total = 0.0
+                        for c in range(k):
+                            total += values[e, c] * factors[lev, a, c]
+                        first[a, e - p0] = total * row_scale[rows[e]]
+                other = first
+                if tile_s != tile_p:
+                    other = second
+                    for e in range(s0, s1):
+                        for a in range(k):
+                            total = 0.0
+                            for c in range(k):
+                                total += values[e, c] * factors[lev, a, c]
+                            second[a, e - s0] = total * row_scale[rows[e]]
+                for p in range(p0, p1):
                     target = out[rows[p]]
-                    stop = p + 1 if tile_s == tile_p else bounds[lev, tile_s + 1]
+                    i = p - p0
+                    stop = p + 1 if tile_s == tile_p else s1
                     if k == 1:  # scalar big term (InstEval's students)
-                        x0 = first[p]
-                        for s in range(bounds[lev, tile_s], stop):
-                            target[rows[s]] -= x0 * first[s]
+                        x0 = first[0, i]
+                        for s in range(s0, stop):
+                            target[rows[s]] -= x0 * other[0, s - s0]
                     elif k == 2:  # intercept + slope, the common case: ~2x faster without the loop over a
-                        x0, x1 = first[p], second[p]
-                        for s in range(bounds[lev, tile_s], stop):
-                            target[rows[s]] -= x0 * first[s] + x1 * second[s]
+                        x0, x1 = first[0, i], first[1, i]
+                        for s in range(s0, stop):
+                            target[rows[s]] -= x0 * other[0, s - s0] + x1 * other[1, s - s0]
                     else:
-                        for s in range(bounds[lev, tile_s], stop):
+                        for s in range(s0, stop):
                             total = 0.0
                             for a in range(k):
-                                total += scaled[a, p] * scaled[a, s]
+                                total += first[a, i] * other[a, s - s0]
                             target[rows[s]] -= total
 
 

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
-from . import _kernels
+from . import _kernels, _level_kernels, small
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 
 __all__ = ["profiled_gradient", "gradient_factor", "ProfiledObjective"]
@@ -128,6 +128,11 @@ def _first_term_pieces(cp: BlockedCrossProducts, l11: np.ndarray, lam: np.ndarra
 def _first_term_total(cp: BlockedCrossProducts, factor: Factorization, quad: np.ndarray) -> np.ndarray:
     """``sum_l G_l A11_l - G_l Q_l (I - W_l A11_l)`` (k x k) for the quadratic forms ``quad`` = Q."""
     lam = cp.first.scaled_lam(factor.theta)
+    kernel = _level_kernels.compiled_if_loaded("gradient_total_2x2") if lam.shape[0] == 2 else None
+    if kernel is not None:  # a million 2 x 2 levels: one compiled pass instead of ~1.5 s of einsums
+        total = np.empty((2, 2))
+        kernel(factor.l11, np.ascontiguousarray(lam), cp.a11, np.ascontiguousarray(quad), total)
+        return total
     g, w = _first_term_pieces(cp, factor.l11, lam)
     k = lam.shape[0]
     if k == 1:
@@ -308,7 +313,7 @@ def _residual_gradient(factor: Factorization) -> np.ndarray:
     beta, us = factor.solve()
     nre, p = cp.nre_rest, cp.nfixef
     lams = [t.scaled_lam(factor.theta) for t in cp.terms]
-    b = [u @ lam.T for u, lam in zip(us, lams)]
+    b = [small.rows_times(u, lam.T) for u, lam in zip(us, lams)]
     b_rest = np.concatenate([part.ravel() for part in b[1:]]) if nre else np.empty(0)
     a21, a22 = cp.a21, cp.a22
     # Z1'e = Z1'y - [Z_rest X]'Z1 [b_rest; beta] - Z1'Z1 b1: one product with A21' (no slicing of a sparse A21)

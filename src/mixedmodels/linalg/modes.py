@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from . import _level_kernels
+
 __all__ = ["spherical_modes"]
 
 
@@ -32,6 +34,12 @@ def spherical_modes(
 
 def _first_block_solve(l11: np.ndarray, lam: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """``(L11 L11')^-1 lam' rhs_l`` per level of the big term."""
+    if l11.ndim == 3 and l11.shape[1] == 2:
+        kernel = _level_kernels.compiled_if_loaded("solve_2x2")
+        if kernel is not None:
+            out = np.empty((l11.shape[0], 2))
+            kernel(np.ascontiguousarray(l11), np.ascontiguousarray(lam, dtype=float), np.ascontiguousarray(rhs), out)
+            return out
     t = rhs @ lam  # rows: lam' rhs_l
     if l11.ndim == 1:
         return t / l11[:, None] ** 2

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import _kernels
+from . import _kernels, _level_kernels
 
 __all__ = ["ScalarRankUpdate", "VectorRankUpdate", "tile_bounds"]
 
@@ -150,7 +150,7 @@ class VectorRankUpdate:
     ----------
     indptr : ndarray (q + 1,)
         Level l's entries are ``indptr[l]:indptr[l+1]``.
-    rows : ndarray of int64
+    rows : ndarray of int32 or int64
         Row of ``A21`` of each entry, ascending within a level.
     values : ndarray (entries, k)
         The level's k columns on those rows (zeros where one column has none).
@@ -175,6 +175,14 @@ class VectorRankUpdate:
         kernel = _kernels.compiled("level_syrk")
         if kernel is None:
             return None
+        slabs = _level_kernels.compiled_if_loaded("level_slabs")  # loaded: compiled("level_syrk") imported numba
+        if slabs is not None:
+            csr = sp.csr_array(a21)
+            if not csr.has_sorted_indices:
+                csr = csr.sorted_indices()
+            nlevels = a21.shape[1] // ncols
+            indptr, rows, values, bounds = slabs(csr.indptr, csr.indices, csr.data, ncols, nlevels, _TILE_ROWS)
+            return cls(indptr, rows, values, a21.shape[0], kernel, bounds)
         coo = sp.coo_array(a21)
         m = coo.shape[0]
         level, column = np.divmod(coo.col.astype(np.int64), ncols)

@@ -564,7 +564,7 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
     if isinstance(cp.a21, np.ndarray):
         update = quadratic = float(m * m * cp.first.size)
     else:
-        counts = np.diff(sp.csc_array(cp.a21).indptr).reshape(-1, k).max(axis=1).astype(float)
+        counts = _column_counts(sp.csr_array(cp.a21)).reshape(-1, k).max(axis=1).astype(float)
         pairs = float(counts @ counts) / 2.0
         update = pairs * k
         # the compiled per-level pass where numba is certainly loaded (the supernodal path needs it);
@@ -573,6 +573,15 @@ def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
     evaluation = _EVALUATION_OVERHEAD + factor + update
     gradient = _GRADIENT_OVERHEAD + 2.0 * factor + quadratic + m * m
     return gradient / evaluation
+
+
+def _column_counts(a21: sp.csr_array, chunk: int = 1 << 22) -> np.ndarray:
+    """Non-zeros per column of a CSR matrix, counted in chunks (a CSC copy, or one ``bincount`` of every
+    index as 64-bit integers, held the 40M non-zeros of a crossed design again)."""
+    counts = np.zeros(a21.shape[1], dtype=np.int64)
+    for start in range(0, a21.nnz, chunk):
+        counts += np.bincount(a21.indices[start : start + chunk], minlength=a21.shape[1])
+    return counts
 
 
 def _derivative_fit(
