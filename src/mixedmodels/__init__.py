@@ -12,7 +12,7 @@ stages above it (but for a few deferred doors such as ``m.confint()``):
     design/      model frame, y, X (R's contrasts), Z terms, theta <-> Lambda; inputs.py: lme4's lFormula
     linalg/      blocked [Z X y]'[Z X y] and its Cholesky factor, PIRLS, weighted least squares
     model        linear_models/model.py (lm, glm)   lmm/model.py (lmer)   glmm/model.py (glmer)
-    fit          linear_models/irls.py   lmm/model.py (BOBYQA over theta)   glmm/fit.py (two stages, Hessian)
+    fit          linear_models/irls.py   lmm/minimize.py (Newton, BFGS or BOBYQA over theta)   glmm/fit.py (two stages, Hessian)
     results      {linear_models,lmm,glmm}/results.py and summary.py, printed by format.py, read via fitted.py
     inference/   df, F tests, profiles, intervals, bootstrap, emmeans, anova; with predict.py, simulate.py
     on top       pooling/, planning/, plots/, explore/, bayes/, dask/ (data larger than memory), cli.py

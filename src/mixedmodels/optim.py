@@ -66,7 +66,7 @@ class OptimizerSettings:
 
     ``optimizer``: ``"bobyqa"``, ``"bfgs"`` (quasi-Newton with the analytic
     gradient), ``"newton"`` (exact Hessian; small linear mixed models only),
-    or ``"auto"`` (the model picks: see ``mixedmodels.lmm.model.choose_optimizer``).
+    or ``"auto"`` (the model picks: see ``mixedmodels.lmm.minimize.choose_optimizer``).
     """
 
     ftol_rel: float = 1e-14

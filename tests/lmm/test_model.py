@@ -339,7 +339,7 @@ def test_every_optimizer_puts_a_singular_fit_exactly_on_the_boundary(optimizer):
 def test_the_automatic_optimizer_follows_the_cost_of_a_gradient():
     """Newton for systems held dense, BFGS where a gradient costs about two evaluations (InstEval, with
     numba's supernodal path), BOBYQA where it would cost several (a nested design with a cheap update)."""
-    from mixedmodels.lmm.model import _gradient_cost_ratio, choose_optimizer
+    from mixedmodels.lmm.minimize import _gradient_cost_ratio, choose_optimizer
 
     auto = mm.OptimizerSettings()
     sleep = LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", dataset("sleepstudy"))

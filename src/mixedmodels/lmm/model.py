@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import nlopt
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from .._threads import blas_threads_for, one_blas_thread
 from .._validate import (
     Anything,
     FitData,
@@ -51,24 +48,20 @@ from .._validate import (
     check_bool,
 )
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
-from ..design.covariance import canonical_theta
 from ..design.inputs import ModelInputs, prepare_inputs
 from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variables
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
-from ..linalg.dense_system import MAX_SIZE, DenseFactor
+from ..linalg.dense_system import DenseFactor
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
 from ..optim import (
-    FreeCoordinates,
     OptInfo,
     OptimizerSettings,
     minimize_bounded,
-    minimize_newton,
-    minimize_quasi_newton,
-    snap_to_zero_bounds,
 )
+from .minimize import better_start, choose_optimizer, derivative_fit, reuse_first_value, threads_for
 from .residual import ResidualModel, check_no_zero_weights, optimize_with_residual
 from .results import FACTOR, LmerResults
 
@@ -378,7 +371,7 @@ class LinearMixedModel(ThetaParameters):
         worse start.
         """
         candidates = self._start_candidates()
-        return candidates[_better_start(candidates, self.objective)[0]]
+        return candidates[better_start(candidates, self.objective)[0]]
 
     def _start_candidates(self) -> list[np.ndarray]:
         """lme4's identity start, then the moment estimate where there is one (theta in the units of the data)."""
@@ -409,17 +402,17 @@ class LinearMixedModel(ThetaParameters):
         settings = settings or OptimizerSettings()
         method = choose_optimizer(settings, cp)
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
-        with _threads_for(cp, objective):
+        with threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
-            best, value = _better_start(points, objective.value)
+            best, value = better_start(points, objective.value)
             upper = self._scaled_upper()
             if method == "bobyqa":
-                first = _reuse_first_value(objective.value, points[best], value)
+                first = reuse_first_value(objective.value, points[best], value)
                 info = minimize_bounded(first, points[best], self.theta_lower, upper, settings=settings)
             else:
                 bounds = (self.theta_lower, upper)
-                info = _derivative_fit(
+                info = derivative_fit(
                     objective, points[best], value, self.layouts, bounds, settings, newton=method == "newton"
                 )
             if len(points) > 1:  # the start candidates' evaluations (the best one's reused)
@@ -487,194 +480,6 @@ def _informative_rows(weights: np.ndarray | None) -> np.ndarray | None:
     if weights is None or np.all(weights > 0):
         return None
     return np.flatnonzero(weights > 0)
-
-
-def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
-    """``"newton"``, ``"bfgs"`` or ``"bobyqa"``: the settings' choice, or for ``"auto"`` the one expected to be fastest.
-
-    Small systems (at most :data:`.linalg.dense_system.MAX_SIZE` rows: one
-    dense matrix) get Newton's method with the exact Hessian, whose gradient
-    and Hessian at the optimum also serve lme4's convergence checks.  Larger
-    ones get BFGS with the analytic gradient when a gradient costs less than
-    :data:`_GRADIENT_COST_LIMIT` evaluations (:func:`_gradient_cost_ratio`), else
-    BOBYQA.  Measured on the reference and benchmark models: BFGS needs about
-    a quarter of BOBYQA's evaluations plus as many gradients (InstEval 13 + 10
-    against 53, crossed_100k 15 + 13 against 65, nested_50k 10 + 5 against 22),
-    so it wins while a gradient costs less than about three evaluations
-    (InstEval: ~2, so BFGS; nested_50k: ~30, so BOBYQA).  Deterministic: the
-    choice never depends on the machine's load.
-
-    Structured terms have the gradient through ``d lambda / d theta`` but no
-    exact Hessian: BFGS (sleepstudy: diag, cs, ar1 in 7 + 5, 19 + 16, 13 + 11
-    evaluations + gradients against BOBYQA's 23, 76-90, 49-51), Newton refused;
-    a sparsely factored rest block (:mod:`.linalg.sparse_rest`) gets BOBYQA.
-    """
-    if cp.sparse_rest is not None or not cp.unstructured:
-        return _restricted_choice(settings, cp)
-    if settings.optimizer != "auto":
-        return settings.optimizer
-    if cp.dense_system is not None:
-        return "newton"
-    return "bfgs" if _gradient_cost_ratio(cp) < _GRADIENT_COST_LIMIT else "bobyqa"
-
-
-def _threads_for(cp: BlockedCrossProducts, objective: ProfiledObjective):
-    """One BLAS thread for a dense system past ``MAX_SIZE`` rows (threaded products cost 10x when busy)."""
-    if objective.dense is not None and objective.dense.a.shape[0] > MAX_SIZE:
-        return one_blas_thread()
-    return blas_threads_for(cp.a22.shape[0])
-
-
-def _restricted_choice(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
-    """:func:`choose_optimizer` for a sparsely factored rest block (BOBYQA) or structured terms (BFGS)."""
-    wanted = settings.optimizer
-    if cp.sparse_rest is not None or not all(t.structure.has_derivative for t in cp.terms):
-        if wanted in ("bfgs", "newton"):
-            raise ModelSpecError(
-                f"optimizer={wanted!r} needs the analytic gradient, which this model (a sparsely factored rest "
-                "block, or a structure without d lambda / d theta) does not give: use optimizer='bobyqa' or 'auto'"
-            )
-        return "bobyqa"
-    if wanted == "newton":
-        structured = sorted({t.structure.name for t in cp.terms if not t.structure.is_default()})
-        raise ModelSpecError(
-            f"optimizer='newton' needs the exact Hessian, which this model's {', '.join(structured)} terms "
-            "do not give: use optimizer='bfgs', 'bobyqa' or 'auto'"
-        )
-    return "bobyqa" if wanted == "bobyqa" else "bfgs"
-
-
-_GRADIENT_COST_LIMIT = 2.5
-# Python's overhead per call in flop-equivalents (~0.1-0.3 ms at ~1 Gflop/s for these small operations)
-_EVALUATION_OVERHEAD, _GRADIENT_OVERHEAD = 2e5, 5e5
-
-
-def _gradient_cost_ratio(cp: BlockedCrossProducts) -> float:
-    """Estimated cost of one gradient over one objective evaluation, from flop counts of their parts.
-
-    An evaluation factors the rest block (``m^3 / 3`` flops, or the supernodal
-    count) after the big term's update; a gradient inverts the rest block on
-    its pattern (about twice the factorization) and forms the per-level
-    quadratic forms of A21 (as many products as the update, times k, with the
-    supernodal path's compiled kernel; else counted as scipy's ``nnz(A21) m``).
-    """
-    m, k = cp.a22.shape[0], cp.first.ncols
-    reordered = cp.reordered_rest
-    factor = reordered.cholesky.flops if reordered is not None else m**3 / 3.0
-    if isinstance(cp.a21, np.ndarray):
-        update = quadratic = float(m * m * cp.first.size)
-    else:
-        counts = _column_counts(sp.csr_array(cp.a21)).reshape(-1, k).max(axis=1).astype(float)
-        pairs = float(counts @ counts) / 2.0
-        update = pairs * k
-        # the compiled per-level pass where numba is certainly loaded (the supernodal path needs it);
-        # elsewhere scipy's products, whatever this process imported before (the choice must not depend on it)
-        quadratic = 2.0 * pairs * k * k if reordered is not None else float(cp.a21.nnz * m)
-    evaluation = _EVALUATION_OVERHEAD + factor + update
-    gradient = _GRADIENT_OVERHEAD + 2.0 * factor + quadratic + m * m
-    return gradient / evaluation
-
-
-def _column_counts(a21: sp.csr_array, chunk: int = 1 << 22) -> np.ndarray:
-    """Non-zeros per column of a CSR matrix, counted in chunks (a CSC copy, or one ``bincount`` of every
-    index as 64-bit integers, held the 40M non-zeros of a crossed design again)."""
-    counts = np.zeros(a21.shape[1], dtype=np.int64)
-    for start in range(0, a21.nnz, chunk):
-        counts += np.bincount(a21.indices[start : start + chunk], minlength=a21.shape[1])
-    return counts
-
-
-def _derivative_fit(
-    objective: ProfiledObjective,
-    x0: np.ndarray,
-    f0: float | None,
-    layouts,
-    bounds: tuple[np.ndarray, np.ndarray | None],
-    settings: OptimizerSettings,
-    newton: bool,
-) -> OptInfo:
-    """Newton or BFGS over the scaled theta, then the optimum with non-negative diagonals.
-
-    Structured terms' parameters are optimized in unbounded coordinates
-    (:class:`~mixedmodels.optim.FreeCoordinates`: ``|x|`` for their SDs, a
-    tanh map into a correlation's interval); where BFGS ends at one of their bounds
-    (0 is a stationary point of ``|x|``) BOBYQA fits too, the better kept.  At a boundary (a diagonal within
-    ``settings.zero_tol`` of zero, where lme4's optimum sits on the bound
-    exactly) the small diagonals are set to zero when that is not worse by more
-    than ``ftol_abs`` (:func:`~mixedmodels.optim.snap_to_zero_bounds`, as after
-    BOBYQA).  BOBYQA takes over when the optimizer stalls far from an optimum,
-    and when a diagonal started at zero and never moved (zero is a stationary
-    point of a scalar term, so the gradient cannot tell a minimum there from a
-    maximum).  ``gradient`` and ``hessian`` are kept only when they are the
-    final point's.
-    """
-    lower, upper = bounds
-    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
-    if newton:
-        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
-    elif coordinates.identity:
-        info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
-    else:
-        value, gradient = coordinates.wrap(objective.value, objective.gradient)
-        info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
-        info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
-    parts = [(info.final[t.theta_start : t.theta_stop], t) for t in layouts]  # structured parts are canonical
-    x = np.concatenate([canonical_theta(p, t.ncols) if t.structure.is_default() else p for p, t in parts])
-    bounded = lower == 0
-    stuck = np.any(bounded & (x == 0) & (x0 == 0))
-    if info.return_code == nlopt.MAXEVAL_REACHED:
-        return replace(info, final=x, gradient=None, hessian=None)
-    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
-        bobyqa = minimize_bounded(objective.value, x0, lower, upper, settings=settings)  # see at_boundary
-        if bobyqa.fmin < info.fmin:
-            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
-        info = replace(info, feval=info.feval + bobyqa.feval)
-    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
-        snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
-        if snapped is not None:
-            return replace(info, final=snapped[1], fmin=snapped[0], feval=info.feval + 1, gradient=None, hessian=None)
-        if np.array_equal(x, info.final):
-            return info
-        # the same objective after sign changes, but the results need the factor at the reported theta
-        objective.value(x)
-        return replace(info, final=x, feval=info.feval + 1, gradient=None, hessian=None)
-    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
-    start = np.maximum(x, lower) if upper is None else np.clip(x, lower, upper)
-    polish = minimize_bounded(objective.value, start, lower, upper, settings=polish_settings)
-    return replace(
-        polish,
-        optimizer=f"{info.optimizer} + {polish.optimizer}",
-        feval=info.feval + polish.feval,
-        geval=info.geval,
-        seconds=info.seconds + polish.seconds,
-    )
-
-
-_POLISH_STEP = 0.05
-
-
-def _better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], float]) -> tuple[int, float | None]:
-    """Index of the start with the lowest objective (the first on ties) and that objective; a lone start is not evaluated."""
-    if len(points) == 1:
-        return 0, None
-    values = [evaluate(point) for point in points]
-    best = int(np.argmin(values))
-    return best, values[best]
-
-
-def _reuse_first_value(
-    func: Callable[[np.ndarray], float], point: np.ndarray, value: float | None
-) -> Callable[[np.ndarray], float]:
-    """``func``, except that its first call at ``point`` returns the already known ``value`` (once)."""
-    known = [value]
-
-    def wrapped(x: np.ndarray) -> float:
-        if known[0] is not None and np.array_equal(x, point):
-            result, known[0] = known[0], None
-            return result
-        return func(x)
-
-    return wrapped
 
 
 @argument_kinds(data=FitData(), settings=_SETTINGS, weights=_WEIGHTS, correlation=_CORRELATION, method=_METHOD)

@@ -54,6 +54,7 @@ from ..design.covariance import canonical_theta
 from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
+from .minimize import POLISH_STEP
 from ..optim import (
     FreeCoordinates,
     OptInfo,
@@ -295,7 +296,7 @@ def _bfgs_fit(
         if snapped is not None:
             return replace(info, initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
         return replace(info, initial=x0, final=x)
-    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
+    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=POLISH_STEP)
     polish = minimize_bounded(dense.value, np.clip(x, lower, upper), lower, bounded, settings=polish_settings)
     return replace(
         polish,
@@ -304,6 +305,3 @@ def _bfgs_fit(
         geval=info.geval,
         seconds=info.seconds + polish.seconds,
     )
-
-
-_POLISH_STEP = 0.05
