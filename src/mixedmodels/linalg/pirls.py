@@ -336,16 +336,7 @@ def _scalar_system(
     return sparse if sparse.ldl_flops() <= budget else dense
 
 
-_SPARSE_KERNELS = (
-    "ldl_symbolic",
-    "assemble",
-    "ldl_numeric",
-    "ldl_mapped",
-    "block_solve",
-    "linear_predictor",
-    "selected_inverse",
-    "ldl_solve",
-)
+_SPARSE_KERNELS = tuple(name for name in _pirls_kernels.__all__ if name != "compiled")  # every kernel
 _SPARSE_SLOWDOWN = 8.0  # flops of LDL's indexed loops per flop of BLAS, in time
 _NUMPY_OVERHEAD = 20_000.0  # the dense system's fixed cost per iteration, in flops
 _COMPILE_FROM = 1e6  # dense flops per iteration from which compiling is worth numba's import

@@ -33,7 +33,15 @@ from ..optim import (
     snap_to_zero_bounds,
 )
 
-__all__ = ["choose_optimizer", "derivative_fit", "better_start", "reuse_first_value", "threads_for", "POLISH_STEP"]
+__all__ = [
+    "choose_optimizer",
+    "derivative_fit",
+    "bobyqa_at_structured_bound",
+    "better_start",
+    "reuse_first_value",
+    "threads_for",
+    "POLISH_STEP",
+]
 
 
 def choose_optimizer(settings: OptimizerSettings, cp: BlockedCrossProducts) -> str:
@@ -171,11 +179,9 @@ def derivative_fit(
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
-    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
-        bobyqa = minimize_bounded(objective.value, x0, lower, upper, settings=settings)  # see at_boundary
-        if bobyqa.fmin < info.fmin:
-            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
-        info = replace(info, feval=info.feval + bobyqa.feval)
+    info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
+    if replaced:
+        return info
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
@@ -222,3 +228,32 @@ def reuse_first_value(
         return func(x)
 
     return wrapped
+
+
+def bobyqa_at_structured_bound(
+    info: OptInfo,
+    value: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    x0: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray | None],
+    coordinates: FreeCoordinates,
+    settings: OptimizerSettings,
+) -> tuple[OptInfo, bool]:
+    """Where BFGS in free coordinates ended at ``x`` on a structured term's bound, BOBYQA from ``x0`` as well.
+
+    0 is a stationary point of ``|x|`` (an SD) and a correlation's bound one
+    of the tanh map, so BFGS can stop there without the bound being an
+    optimum (:meth:`~mixedmodels.optim.FreeCoordinates.at_boundary`).
+    Returns BOBYQA's result and True when it is better, else ``info`` with
+    BOBYQA's evaluations counted and False; ``info`` unchanged and False when
+    BFGS did not converge or ended off the bounds.
+    """
+    if info.return_code not in (nlopt.SUCCESS, nlopt.FTOL_REACHED) or not coordinates.at_boundary(x):
+        return info, False
+    lower, upper = bounds
+    bobyqa = minimize_bounded(value, x0, lower, upper, settings=settings)
+    if bobyqa.fmin < info.fmin:
+        return replace(
+            bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval
+        ), True
+    return replace(info, feval=info.feval + bobyqa.feval), False

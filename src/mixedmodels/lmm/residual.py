@@ -54,7 +54,7 @@ from ..design.covariance import canonical_theta
 from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
-from .minimize import POLISH_STEP
+from .minimize import POLISH_STEP, bobyqa_at_structured_bound
 from ..optim import (
     FreeCoordinates,
     OptInfo,
@@ -286,11 +286,9 @@ def _bfgs_fit(
             x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
     stuck = np.any((lower == 0) & (x == 0) & (x0 == 0))
     bounded = None if np.all(np.isinf(upper)) else upper
-    if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and coordinates.at_boundary(x):
-        bobyqa = minimize_bounded(dense.value, x0, lower, bounded, settings=settings)  # as lmer's fit does
-        if bobyqa.fmin < info.fmin:
-            return replace(bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval)
-        info = replace(info, feval=info.feval + bobyqa.feval)
+    info, replaced = bobyqa_at_structured_bound(info, dense.value, x, x0, (lower, bounded), coordinates, settings)
+    if replaced:
+        return info
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(dense.value, x, info.fmin, lower, settings)
         if snapped is not None:
