@@ -419,6 +419,16 @@ class SparseScalarSystem:
         self._kernels["linear_predictor"](*self._rows, lam_u, base, out)
         return out
 
+    def _assemble_and_factor(
+        self, p: int, state: "_SparseState", w: np.ndarray, zw: np.ndarray, x: np.ndarray, y, s, vals: np.ndarray
+    ) -> float:
+        """Assemble the system for weights ``w`` (into ``state.ax``, ``y``, ``s``; ``p`` fixed-effects
+        columns of ``x``) and factor it into ``vals``; the log-determinant (NaN: not positive definite)."""
+        k = self._kernels
+        args = (self._entries, self._pair_vals, *self._rows, self.column_of, self.ai, self.shift, state.lam)
+        k["assemble"](p, *args, w, zw, x, state.ax, y, s)
+        return k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+
     def factorize(
         self, state: "_SparseState", w: np.ndarray, zw: np.ndarray, joint: bool, solve: bool = True
     ) -> "SparseFactor":
@@ -432,23 +442,7 @@ class SparseScalarSystem:
         y, s = np.empty((self.nre, p + 1)), np.empty((p, p + 1))
         nnz = self.li.size
         vals, u, beta = np.empty(nnz + self.nre), np.empty(self.nre), np.empty(p)
-        k["assemble"](
-            p,
-            self._entries,
-            self._pair_vals,
-            *self._rows,
-            self.column_of,
-            self.ai,
-            self.shift,
-            state.lam,
-            w,
-            zw,
-            self.x,
-            state.ax,
-            y,
-            s,
-        )
-        logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+        logdet = self._assemble_and_factor(p, state, w, zw, self.x, y, s, vals)
         d = vals[nnz:]
         if not solve:
             return SparseFactor(d, self.q1, float(logdet), None, None)
@@ -460,27 +454,11 @@ class SparseScalarSystem:
     def weighted_factor(self, lams: np.ndarray, w: np.ndarray) -> np.ndarray | None:
         """``L D L'`` of ``Lambda' Z' W Z Lambda + I`` for weights ``w`` in :func:`._pirls_kernels.ldl_mapped`'s
         layout (L's entries, then D), or None when it is not positive definite."""
-        k, state = self._kernels, self.at(lams)
+        state = self.at(lams)
         vals = np.empty(self.li.size + self.nre)
         zw, x0 = np.zeros(w.size), np.empty((w.size, 0))
         y, s = np.empty((self.nre, 1)), np.empty((0, 1))
-        k["assemble"](
-            0,
-            self._entries,
-            self._pair_vals,
-            *self._rows,
-            self.column_of,
-            self.ai,
-            self.shift,
-            state.lam,
-            w,
-            zw,
-            x0,
-            state.ax,
-            y,
-            s,
-        )
-        logdet = k["ldl_mapped"](self._amap, state.ax, *self._pairs, self.lp, vals)
+        logdet = self._assemble_and_factor(0, state, w, zw, x0, y, s, vals)
         return None if np.isnan(logdet) else vals
 
     def inverse_on_pattern(self, vals: np.ndarray) -> np.ndarray:
