@@ -4,7 +4,7 @@
     python benchmarks/evaluation_counts.py --compare results/counts-before.json
 
 Fits every linear and generalized mixed model of the reference tests
-(``tests/test_lmm.py``'s ``LMM_CASES`` and ``EXTRA_CASES``, ``tests/test_glmm.py``'s
+(``tests/lmm/test_model.py``'s ``LMM_CASES`` and ``EXTRA_CASES``, ``tests/glmm/test_glmm.py``'s
 ``CASES``) and records what ``optinfo`` says: evaluations, gradient calls (when
 the optimizer used them), the optimizer, and the objective (REML criterion,
 deviance, or the GLMM's -2 log L).  Evaluation counts do not depend on the
@@ -22,13 +22,14 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the tests as a package (tests/lmm, tests/glmm)
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import mixedmodels as mm  # noqa: E402
-import test_glmm  # noqa: E402
-import test_lmm  # noqa: E402
 from conftest import dataset  # noqa: E402
+from tests.glmm import test_glmm  # noqa: E402
+from tests.lmm import test_model as test_lmm  # noqa: E402
 
 
 def _lmm_fits():
