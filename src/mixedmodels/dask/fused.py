@@ -138,6 +138,11 @@ def _ranges(part: pd.DataFrame, columns: tuple[str, ...]) -> tuple[int, dict[str
     return len(part), {name: (int(part[name].min()), int(part[name].max())) for name in columns}
 
 
+def _every_category(categories: tuple | None) -> np.ndarray:
+    assert categories is not None  # noqa: S101 (integer columns are the others)
+    return _ordered_levels(np.ones(len(categories)), categories)
+
+
 def _combine_ranges(a: tuple, b: tuple) -> tuple:
     return a[0] + b[0], {k: (min(v[0], b[1][k][0]), max(v[1], b[1][k][1])) for k, v in a[1].items()}
 
@@ -148,11 +153,7 @@ def _range_levels(
     """Every possible level of each grouping factor (categories, or the integers of the range), and whether
     a reduction over the id columns was needed; None when a range is empty or too wide for its rows."""
     integers = tuple(name for name in grouping if spec.level_columns[name] is None)
-    levels = {
-        name: _ordered_levels(np.ones(len(spec.level_columns[name])), spec.level_columns[name])
-        for name in grouping
-        if name not in integers
-    }
+    levels = {name: _every_category(spec.level_columns[name]) for name in grouping if name not in integers}
     if not integers:
         return levels, False
     nrows, bounds = map_reduce(source.partitions(list(integers)), _ranges, integers, _combine_ranges)
@@ -173,7 +174,9 @@ def _summary(
         missing=missing,
         levels=levels,
         combos={},
-        samples={name: np.arange(2).astype(meta[name].dtype) for name in spec.numeric},  # designs are plain columns
+        samples={
+            name: np.arange(2).astype(meta[name].to_numpy().dtype) for name in spec.numeric
+        },  # designs are plain columns
         transform_states={},
         categorical={name: categories is not None for name, categories in spec.level_columns.items()},
     )
