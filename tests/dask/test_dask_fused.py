@@ -143,3 +143,14 @@ def test_dropping_levels_gives_the_blocks_of_the_observed_levels():
             ours = ours.toarray() if hasattr(ours, "toarray") else ours
             theirs = theirs.toarray() if hasattr(theirs, "toarray") else theirs
             np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-12)  # the same sums, perhaps in another order
+
+
+def test_parquet_statistics_give_the_ranges_without_a_pass(tmp_path):
+    """Integer ids read from Parquet files: their row groups' min and max give the range, so one pass in all."""
+    df = _sleep(lambda codes: 1000 + 7 * codes.astype(np.int64))
+    for i, (start, stop) in enumerate([(0, 70), (70, 130), (130, 180)]):
+        df.iloc[start:stop].to_parquet(tmp_path / f"part{i}.parquet", index=False)
+    with on("sync"):
+        fit = mm.lmer(FORMULA, str(tmp_path / "*.parquet"))
+    assert _fused(fit, 1) and "ranges" not in fit.model.seconds
+    assert_same_fit(fit, mm.lmer(FORMULA, df))

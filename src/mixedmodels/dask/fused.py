@@ -138,6 +138,33 @@ def _ranges(part: pd.DataFrame, columns: tuple[str, ...]) -> tuple[int, dict[str
     return len(part), {name: (int(part[name].min()), int(part[name].max())) for name in columns}
 
 
+def _parquet_ranges(path: str, columns: tuple[str, ...]) -> tuple[int, dict[str, tuple[int, int]]] | None:
+    """Rows and each column's (min, max) from the Parquet files' footers (their row groups' statistics), without
+    reading the columns; None when a file or row group lacks them (or the files cannot be listed so)."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    try:
+        files = sorted(glob.glob(path)) if glob.has_magic(path) else path
+        metadata = [fragment.metadata for fragment in pq.ParquetDataset(files).fragments]
+    except (OSError, ValueError, TypeError, ImportError):
+        return None
+    nrows, bounds = 0, {name: (np.iinfo(np.int64).max, np.iinfo(np.int64).min) for name in columns}
+    for meta in metadata:
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            nrows += row_group.num_rows
+            chunks = {row_group.column(j).path_in_schema: row_group.column(j) for j in range(row_group.num_columns)}
+            for name in columns:
+                stats = chunks[name].statistics if name in chunks else None
+                if stats is None or not stats.has_min_max or stats.null_count:
+                    return None
+                low, high = bounds[name]
+                bounds[name] = (min(low, int(stats.min)), max(high, int(stats.max)))
+    return nrows, bounds
+
+
 def _every_category(categories: tuple | None) -> np.ndarray:
     assert categories is not None  # noqa: S101 (integer columns are the others)
     return _ordered_levels(np.ones(len(categories)), categories)
@@ -151,17 +178,21 @@ def _range_levels(
     source: DataSource, spec: SummarySpec, grouping: list[str]
 ) -> tuple[dict[str, np.ndarray], bool] | None:
     """Every possible level of each grouping factor (categories, or the integers of the range), and whether
-    a reduction over the id columns was needed; None when a range is empty or too wide for its rows."""
+    a reduction over the id columns was needed (not when Parquet files' statistics give the ranges); None when a range is empty or too wide for its rows."""
     integers = tuple(name for name in grouping if spec.level_columns[name] is None)
     levels = {name: _every_category(spec.level_columns[name]) for name in grouping if name not in integers}
     if not integers:
         return levels, False
-    nrows, bounds = map_reduce(source.partitions(list(integers)), _ranges, integers, _combine_ranges)
+    found = _parquet_ranges(source.path, integers) if source.path is not None else None
+    reduced = found is None
+    if found is None:
+        found = map_reduce(source.partitions(list(integers)), _ranges, integers, _combine_ranges)
+    nrows, bounds = found
     for name, (low, high) in bounds.items():
         if not nrows or high < low or high - low + 1 > RANGE_PER_ROW * nrows:
             return None
         levels[name] = np.arange(low, high + 1, dtype=source.meta[name].dtype)
-    return levels, True
+    return levels, reduced
 
 
 # --------------------------------------------------------------------------- the pass and its result
