@@ -243,20 +243,38 @@ def fused_pass(
         source.partitions(wide.read_columns), _fused_partition, wide, _combine_fused, combine_many=_sum_fused
     )
     fused = time.perf_counter()
+    result = _narrowed(total, wide, levels, parsed, spec, meta, contrasts, allow_as_many_ranef_as_obs)
+    if result is None:
+        return None
+    plan, summary, pass2 = result
+    seconds = {"ranges": ranges - started, "pass 2": fused - ranges} if ranged else {"pass 2": fused - started}
+    return FusedResult(plan, summary, pass2, seconds, 1 + int(ranged))
+
+
+def _narrowed(
+    total: _FusedPart,
+    wide: EncodingPlan,
+    levels: dict[str, np.ndarray],
+    parsed: ParsedFormula,
+    spec: SummarySpec,
+    meta: pd.DataFrame,
+    contrasts: Mapping[str, str] | None,
+    allow_as_many_ranef_as_obs: bool,
+) -> tuple[EncodingPlan, DataSummary, Pass2] | None:
+    """The plan and summary of the observed levels (lme4's checks on the counts) and the blocks of those levels;
+    None when dropping levels changes the order of the terms."""
     rows = total.rows
     observed = {
         term.term.factors[0]: _observed(levels[term.term.factors[0]], counts, spec.level_columns[term.term.factors[0]])
         for term, counts in zip(wide.terms, rows.counts)
     }
-    ncomplete = int(rows.counts[0].sum())
-    summary = _summary(spec, meta, observed, rows.nrows, ncomplete, rows.missing)
+    summary = _summary(spec, meta, observed, rows.nrows, int(rows.counts[0].sum()), rows.missing)
     plan = encoding_plan(parsed, summary, spec, meta, contrasts, allow_as_many_ranef_as_obs)
     if [t.term for t in plan.terms] != [t.term for t in wide.terms]:
         return None
     keeps = [np.flatnonzero(counts) for counts in rows.counts]
     blocks = drop_levels(total.pass2.blocks, keeps, [t.nlevels for t in wide.terms], [t.ncols for t in wide.terms])
-    seconds = {"ranges": ranges - started, "pass 2": fused - ranges} if ranged else {"pass 2": fused - started}
-    return FusedResult(plan, summary, Pass2(blocks, total.pass2.facts), seconds, 1 + int(ranged))
+    return plan, summary, Pass2(blocks, total.pass2.facts)
 
 
 def _observed(levels: np.ndarray, counts: np.ndarray, categories: tuple | None) -> np.ndarray:
