@@ -66,17 +66,24 @@ class FusedResult:
 
 @dataclass(frozen=True, eq=False)
 class _RowFacts:
-    """Rows, missing values per variable and complete rows per level (of each term, over its whole range)."""
+    """Rows, missing values per variable, complete rows, and each term's levels (over its whole range) with some.
+
+    The levels travel as sorted indices, not as counts over the whole range:
+    a partition of sorted ids holds a few of a million levels, and a million
+    counts per partition would be most of what the reduction sends.
+    """
 
     nrows: int
     missing: dict[str, int]
-    counts: tuple[np.ndarray, ...]
+    ncomplete: int
+    present: tuple[np.ndarray, ...]
 
     def combine(self, other: "_RowFacts") -> "_RowFacts":
         return _RowFacts(
             self.nrows + other.nrows,
             {k: v + other.missing[k] for k, v in self.missing.items()},
-            tuple(a + b for a, b in zip(self.counts, other.counts)),
+            self.ncomplete + other.ncomplete,
+            tuple(np.union1d(a, b) for a, b in zip(self.present, other.present)),
         )
 
 
@@ -90,8 +97,14 @@ def _fused_partition(frame: pd.DataFrame, plan: EncodingPlan) -> _FusedPart:
     """One partition's pass 2 over the whole ranges, and the counts pass 1 would have made."""
     missing = {name: int(_missing(frame[name]).sum()) for name in plan.frame_columns}
     kept = complete_rows(frame, plan.complete_columns)
-    counts = tuple(np.bincount(term.refs(kept), minlength=term.nlevels) for term in plan.terms)
-    return _FusedPart(pass2_partition(frame, plan), _RowFacts(len(frame), missing, counts))
+    present = tuple(_present(term.refs(kept), term.nlevels) for term in plan.terms)
+    return _FusedPart(pass2_partition(frame, plan), _RowFacts(len(frame), missing, len(kept), present))
+
+
+def _present(refs: np.ndarray, nlevels: int) -> np.ndarray:
+    """The sorted level indices that occur (32-bit where they fit)."""
+    index = np.flatnonzero(np.bincount(refs, minlength=nlevels))
+    return index.astype(np.int32) if nlevels < 2**31 else index
 
 
 def _sum_fused(parts: list[_FusedPart]) -> _FusedPart:
@@ -265,23 +278,25 @@ def _narrowed(
     None when dropping levels changes the order of the terms."""
     rows = total.rows
     observed = {
-        term.term.factors[0]: _observed(levels[term.term.factors[0]], counts, spec.level_columns[term.term.factors[0]])
-        for term, counts in zip(wide.terms, rows.counts)
+        term.term.factors[0]: _observed(levels[term.term.factors[0]], keep, spec.level_columns[term.term.factors[0]])
+        for term, keep in zip(wide.terms, rows.present)
     }
-    summary = _summary(spec, meta, observed, rows.nrows, int(rows.counts[0].sum()), rows.missing)
+    summary = _summary(spec, meta, observed, rows.nrows, rows.ncomplete, rows.missing)
     plan = encoding_plan(parsed, summary, spec, meta, contrasts, allow_as_many_ranef_as_obs)
     if [t.term for t in plan.terms] != [t.term for t in wide.terms]:
         return None
-    keeps = [np.flatnonzero(counts) for counts in rows.counts]
+    keeps = [keep.astype(np.int64) for keep in rows.present]
     blocks = drop_levels(total.pass2.blocks, keeps, [t.nlevels for t in wide.terms], [t.ncols for t in wide.terms])
     return plan, summary, Pass2(blocks, total.pass2.facts)
 
 
-def _observed(levels: np.ndarray, counts: np.ndarray, categories: tuple | None) -> np.ndarray:
-    """The levels with complete rows, in the order pass 1 gives them."""
+def _observed(levels: np.ndarray, present: np.ndarray, categories: tuple | None) -> np.ndarray:
+    """The levels with complete rows (``present``: their indices), in the order pass 1 gives them."""
     if categories is not None:
+        counts = np.zeros(len(categories), dtype=np.int64)
+        counts[present] = 1
         return _ordered_levels(counts, categories)
-    return _ordered_levels(levels[counts > 0], None)
+    return _ordered_levels(levels[present], None)
 
 
 def drop_levels(blocks: PartialBlocks, keeps: list[np.ndarray], nlevels: list[int], ncols: list[int]) -> PartialBlocks:
