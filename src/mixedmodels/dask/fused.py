@@ -40,8 +40,8 @@ from ..design.inputs import expand_formula_dot
 from ..design.simple import simple_terms
 from ..errors import MixedModelsError
 from ..formula import ParsedFormula
-from .crossprods import PartialBlocks, Pass2, pass2_partition, sum_pass2
-from .encode import complete_rows
+from .crossprods import PartialBlocks, Pass2, pass2_encoded, sum_pass2
+from .encode import encode_partition
 from .metadata import DataSummary, SummarySpec, _missing, _ordered_levels
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
@@ -96,9 +96,9 @@ class _FusedPart:
 def _fused_partition(frame: pd.DataFrame, plan: EncodingPlan) -> _FusedPart:
     """One partition's pass 2 over the whole ranges, and the counts pass 1 would have made."""
     missing = {name: int(_missing(frame[name]).sum()) for name in plan.frame_columns}
-    kept = complete_rows(frame, plan.complete_columns)
-    present = tuple(_present(term.refs(kept), term.nlevels) for term in plan.terms)
-    return _FusedPart(pass2_partition(frame, plan), _RowFacts(len(frame), missing, len(kept), present))
+    part = encode_partition(frame, plan)
+    present = tuple(_present(refs, term.nlevels) for refs, term in zip(part.refs, plan.terms))
+    return _FusedPart(pass2_encoded(part, plan), _RowFacts(len(frame), missing, part.nobs, present))
 
 
 def _present(refs: np.ndarray, nlevels: int) -> np.ndarray:
