@@ -179,8 +179,9 @@ def _parquet_ranges(path: str, columns: tuple[str, ...]) -> tuple[int, dict[str,
 
 
 def _every_category(categories: tuple | None) -> np.ndarray:
-    assert categories is not None  # noqa: S101 (integer columns are the others)
-    return _ordered_levels(np.ones(len(categories)), categories)
+    """Every known category, as pass 1 would order them had each rows."""
+    known = tuple(categories or ())
+    return _ordered_levels(np.ones(len(known)), known)
 
 
 def _combine_ranges(a: tuple, b: tuple) -> tuple:
@@ -190,8 +191,9 @@ def _combine_ranges(a: tuple, b: tuple) -> tuple:
 def _range_levels(
     source: DataSource, spec: SummarySpec, grouping: list[str]
 ) -> tuple[dict[str, np.ndarray], bool] | None:
-    """Every possible level of each grouping factor (categories, or the integers of the range), and whether
-    a reduction over the id columns was needed (not when Parquet files' statistics give the ranges); None when a range is empty or too wide for its rows."""
+    """Every possible level of each grouping factor (categories, or the integers of the range), and
+    whether a reduction over the id columns was needed (not when the Parquet files' statistics give
+    the ranges); None when a range is empty or too wide for its rows."""
     integers = tuple(name for name in grouping if spec.level_columns[name] is None)
     levels = {name: _every_category(spec.level_columns[name]) for name in grouping if name not in integers}
     if not integers:
