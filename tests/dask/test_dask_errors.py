@@ -3,7 +3,10 @@
 Each case is fitted in memory and on Dask and must raise the same class with
 the same message.  The errors that pass 1 can find (columns, levels, missing
 values, weights, numbers of random effects) must come before pass 2 ever
-runs: the tests replace pass 2's partition function with one that fails.
+runs when pass 1 is made: the tests replace pass 2's partition function with
+one that fails.  When pass 1 is folded into pass 2 (``mixedmodels.dask.fused``:
+known categories, integer ids) they come from the fused pass's counts, with
+the same messages (``test_dask_fused``).
 """
 
 from __future__ import annotations

@@ -197,8 +197,11 @@ def test_partitions_with_missing_levels_and_an_empty_one_give_lme4s_levels(dask_
     assert _dask_frame("sleepstudy").npartitions == 7
 
 
-def test_two_passes_build_the_model(dask_fit):
-    assert dask_fit("penicillin", "sync").data_passes == 2
+def test_one_or_two_passes_build_the_model(dask_fit):
+    """Known categories and plain numeric columns: pass 1 folded into pass 2 (.fused); C() needs pass 1 first."""
+    assert dask_fit("penicillin", "sync").data_passes == 1
+    assert "pass 1" not in dask_fit("penicillin", "sync").model.seconds
+    assert dask_fit("categorical", "sync").data_passes == 2
 
 
 def test_summary_is_the_in_memory_summary(dask_fit):

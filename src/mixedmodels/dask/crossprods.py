@@ -42,6 +42,7 @@ __all__ = [
     "Pass2",
     "partial_blocks",
     "pass2_partition",
+    "pass2_encoded",
     "sum_pass2",
     "sum_sparse",
     "response_row",
@@ -547,7 +548,11 @@ def weighted_columns(part: EncodedPartition) -> tuple[tuple[np.ndarray, ...], np
 
 def pass2_partition(frame, plan: EncodingPlan) -> Pass2:
     """One partition's blocks and facts (the function the workers run)."""
-    part = encode_partition(frame, plan)
+    return pass2_encoded(encode_partition(frame, plan), plan)
+
+
+def pass2_encoded(part: EncodedPartition, plan: EncodingPlan) -> Pass2:
+    """The blocks and facts of a partition's encoded rows."""
     facts = DesignFacts.of(part)
     nlevels = tuple(t.nlevels for t in plan.terms)
     if part.nobs == 0 or facts.nonfinite_rows or facts.offset_nonfinite:

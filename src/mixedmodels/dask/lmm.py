@@ -41,6 +41,7 @@ from .crossprods import (
     sum_pass2,
 )
 from .encode import encode_partition
+from .fused import fused_pass
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
 from .reduction import map_reduce
 from .source import DataSource
@@ -70,21 +71,16 @@ class DaskLinearMixedModel(LinearMixedModel):
         offset: Any = None,
         contrasts: Mapping[str, str] | None = None,
     ) -> "DaskLinearMixedModel":
-        """Build the model from a dask DataFrame (or Parquet path) in two passes (see :func:`lmer`)."""
-        started = time.perf_counter()
+        """Build the model from a dask DataFrame (or Parquet path) in two passes, or one (see :mod:`.fused`)."""
         REML = check_bool(REML, "REML")
         parsed = parse_with_response(formula)
         source = DataSource.make(data, weights, offset)
-        plan, summary = plan_model(parsed, source, contrasts)
-        pass1 = time.perf_counter()
-        if plan.response_ndim != 1:
-            raise DataError(
-                f"the response {parsed.response!r} must be a single numeric column for lmer; "
-                "cbind() responses are for binomial glmer"
-            )
-        total: Pass2 = map_reduce(
-            source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2, combine_many=sum_pass2
-        )
+        fused = fused_pass(parsed, source, contrasts)
+        if fused is not None:  # pass 1 folded into pass 2 (see .fused)
+            plan, summary, total, seconds, passes = fused.plan, fused.summary, fused.total, fused.seconds, fused.passes
+        else:
+            plan, summary, total, seconds = _two_passes(parsed, source, contrasts)
+            passes = 2
         pass2 = time.perf_counter()
         keep, design, dropped = check_design(plan, total.facts, lambda: qr_pass(source, plan))
         if total.facts.y_min == total.facts.y_max:
@@ -104,12 +100,13 @@ class DaskLinearMixedModel(LinearMixedModel):
             tuple(t.ncols for t in plan.terms),
             structures=tuple(t.structure for t in plan.terms),
         )
-        seconds = {"pass 1": pass1 - started, "pass 2": pass2 - pass1, "blocks": time.perf_counter() - pass2}
-        return cls(inputs, crossprods, bool(REML), _cache={"seconds": seconds})
+        seconds = seconds | {"blocks": time.perf_counter() - pass2}
+        return cls(inputs, crossprods, bool(REML), _cache={"seconds": seconds, "build passes": passes})
 
     @property
     def seconds(self) -> dict[str, float]:
-        """Wall-clock seconds of pass 1, pass 2 and the assembly of the summed blocks."""
+        """Wall-clock seconds of pass 1, pass 2 and the assembly of the summed blocks (with pass 1
+        folded into pass 2: no ``"pass 1"``, and ``"ranges"`` for the reduction over integer ids, if made)."""
         return dict(self._cache.get("seconds", {}))
 
     def hypothesis_columns(self):
@@ -123,8 +120,11 @@ class DaskLinearMixedModel(LinearMixedModel):
 
     @property
     def data_passes(self) -> int:
-        """Passes over the data so far (2 to build the model, 1 more for Satterthwaite's residuals, 1 per type III anova)."""
-        return 2 + int("centre" in self._cache) + self._cache.get("hypothesis passes", 0)
+        """Passes over the data so far (2 to build the model, or 1 when pass 1 is folded into pass 2, plus the
+        reduction over integer ids' ranges if made; 1 more for Satterthwaite's residuals, 1 per type III anova)."""
+        return (
+            self._cache.get("build passes", 2) + int("centre" in self._cache) + self._cache.get("hypothesis passes", 0)
+        )
 
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None):
         from .results import as_dask_results
@@ -176,6 +176,22 @@ class DaskLinearMixedModel(LinearMixedModel):
         scales = [np.tile(lay.scales, lay.nlevels) for lay in layouts]
         z_rest = [total.rest] if len(layouts) > 1 else []
         return np.concatenate([total.z1 / scales[0], *(r / np.concatenate(scales[1:]) for r in z_rest), total.x])
+
+
+def _two_passes(parsed, source: DataSource, contrasts) -> tuple:
+    """Pass 1 (levels, transform states, missing rows), then pass 2 (cross-products): plan, summary, total, seconds."""
+    started = time.perf_counter()
+    plan, summary = plan_model(parsed, source, contrasts)
+    pass1 = time.perf_counter()
+    if plan.response_ndim != 1:
+        raise DataError(
+            f"the response {parsed.response!r} must be a single numeric column for lmer; "
+            "cbind() responses are for binomial glmer"
+        )
+    total: Pass2 = map_reduce(
+        source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2, combine_many=sum_pass2
+    )
+    return plan, summary, total, {"pass 1": pass1 - started, "pass 2": time.perf_counter() - pass1}
 
 
 @dataclass(frozen=True)

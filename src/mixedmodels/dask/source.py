@@ -63,13 +63,15 @@ class DataSource:
     frame: Any
     weights: str | None
     offset: str | None
+    path: str | None = None  # the Parquet files' path (or glob) the frame was read from, if given so
 
     @classmethod
     def make(cls, data: Any, weights: Any = None, offset: Any = None) -> "DataSource":
         frame = read_data(data)
         frame, weights_column = _as_column(frame, weights, "weights", _WEIGHTS)
         frame, offset_column = _as_column(frame, offset, "offset", _OFFSET)
-        return cls(frame, weights_column, offset_column)
+        path = os.fspath(data) if isinstance(data, (str, os.PathLike)) else None
+        return cls(frame, weights_column, offset_column, path)
 
     @property
     def meta(self) -> pd.DataFrame:

@@ -1,0 +1,156 @@
+"""Pass 1 folded into pass 2 (mixedmodels.dask.fused): the two-pass answers, and the in-memory ones, from one pass.
+
+The fused pass builds blocks over every known category or every integer of
+an id's range and drops the levels without rows after the reduction; the
+fits are compared with the in-memory fits of the same rows with the issue's
+tolerances (``conftest_dask.assert_same_fit``).  Which path was taken is read
+from the model: ``data_passes`` (1 for known categories, 2 with the
+reduction over integer ids' ranges) and the keys of ``model.seconds``
+(``"pass 1"`` only when pass 1 was made).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from conftest import dataset
+from conftest_dask import assert_same_fit, on, partitioned
+from mixedmodels.dask.fused import drop_levels
+from mixedmodels.dask.crossprods import partial_blocks
+
+dd = pytest.importorskip("dask.dataframe")
+
+FORMULA = "Reaction ~ Days + (Days | G)"
+# 180 rows sorted by subject in 6 partitions, one empty: most partitions miss most subjects
+SIZES = [40, 30, 0, 50, 30, 30]
+
+
+def _sleep(group) -> pd.DataFrame:
+    df = dataset("sleepstudy")[["Reaction", "Days", "Subject"]].copy()
+    df["G"] = group(df["Subject"].cat.codes.to_numpy())
+    return df
+
+
+def _fit(df: pd.DataFrame, formula: str = FORMULA, scheduler: str = "sync", client=None):
+    with on(scheduler, client):
+        return mm.lmer(formula, partitioned(df, SIZES))
+
+
+def _fused(fit, passes: int) -> bool:
+    return fit.model.data_passes == passes and "pass 1" not in fit.model.seconds
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "cluster"])
+def test_integer_ids_with_gaps(scheduler, request):
+    """Ids 1000, 1007, ...: the range has 7 times as many integers as subjects, most without rows."""
+    df = _sleep(lambda codes: 1000 + 7 * codes.astype(np.int64))
+    client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+    fit, memory = _fit(df, scheduler=scheduler, client=client), mm.lmer(FORMULA, df)
+    assert _fused(fit, 2) and "ranges" in fit.model.seconds
+    assert_same_fit(fit, memory)
+    assert fit.ranef()["G"].index.tolist() == [str(1000 + 7 * i) for i in range(18)]
+
+
+def test_known_categories_with_an_unused_one_and_their_own_order():
+    """The unused category gets no level (as in memory), the others keep the categories' order (not sorted)."""
+    names = [f"s{i:02d}" for i in range(18)]
+    categories = names[::-1] + ["never"]
+    df = _sleep(lambda codes: pd.Categorical(np.asarray(names)[codes], categories=categories))
+    fit, memory = _fit(df), mm.lmer(FORMULA, df)
+    assert _fused(fit, 1)
+    assert_same_fit(fit, memory)
+    assert fit.ranef()["G"].index.tolist() == names[::-1]
+
+
+def test_rows_with_missing_values_are_dropped_and_counted():
+    df = _sleep(lambda codes: codes.astype(np.int32))
+    df.loc[[3, 50, 51, 170], "Reaction"] = np.nan
+    df.loc[[7, 50, 120], "Days"] = np.nan
+    df.loc[df["G"] == 5, "Reaction"] = np.nan  # one subject has no complete row: no level
+    fit, memory = _fit(df), mm.lmer(FORMULA, df)
+    assert _fused(fit, 2)
+    assert_same_fit(fit, memory)
+    assert fit.model.inputs.n_dropped == memory.model.inputs.n_dropped == 14  # rows 3, 7, 120, 170 and subject 5's 10
+    assert "5" not in fit.ranef()["G"].index
+
+
+def test_two_terms_on_crossed_integer_ids():
+    """A second term with absent levels: its rows and columns of A21 and A22 are dropped too."""
+    df = _sleep(lambda codes: codes.astype(np.int64) * 2)
+    df["H"] = 10 + 3 * (df["Days"].astype(int) % 4)
+    df["Reaction"] += np.array([-30.0, 10.0, 25.0, -5.0])[df["Days"].astype(int) % 4]  # H's effects: no singular fit
+    formula = "Reaction ~ Days + (1 | G) + (1 | H)"
+    fit, memory = _fit(df, formula), mm.lmer(formula, df)
+    assert _fused(fit, 2)
+    assert_same_fit(fit, memory)
+
+
+@pytest.mark.parametrize(
+    "formula, column",
+    [
+        ("Reaction ~ scale(Days) + (1 | G)", lambda codes: codes.astype(np.int64)),  # a transform's global state
+        ("Reaction ~ Days + (1 | G)", lambda codes: np.array([f"s{c}" for c in codes], dtype=object)),  # text
+        ("Reaction ~ Days + (1 | G)", lambda codes: codes.astype(np.int64) * 10**6),  # range >> rows
+    ],
+)
+def test_pass1_is_kept_when_it_must_come_first(formula, column):
+    df = _sleep(column)
+    fit, memory = _fit(df, formula), mm.lmer(formula, df)
+    assert fit.model.data_passes == 2 and "pass 1" in fit.model.seconds
+    assert_same_fit(fit, memory)
+
+
+@pytest.mark.parametrize(
+    "formula, data, error",
+    [
+        # one category with complete rows out of two known ones: found from the counts of the fused pass
+        (
+            "Reaction ~ Days + (1 | G)",
+            lambda df: df.assign(G=pd.Categorical(["a"] * len(df), categories=["a", "b"])),
+            mm.ModelSpecError,
+        ),
+        ("Reaction ~ Days + (1 | G)", lambda df: df.assign(Reaction=np.nan), mm.DataError),  # NaN-only response
+        ("Reaction ~ Days + (1 | G)", lambda df: df.assign(G=np.arange(len(df))), mm.ModelSpecError),  # one per row
+        ("Reaction ~ Dayz + (1 | G)", lambda df: df, mm.DataError),  # an unknown column: from dask's metadata
+    ],
+)
+def test_bad_input_gets_the_in_memory_errors(formula, data, error):
+    df = data(_sleep(lambda codes: codes.astype(np.int64)))
+    with pytest.raises(error) as in_memory:
+        mm.lmer(formula, df)
+    with pytest.raises(error) as on_dask:
+        _fit(df, formula)
+    assert str(on_dask.value) == str(in_memory.value)
+
+
+def test_dropping_levels_gives_the_blocks_of_the_observed_levels():
+    """drop_levels on blocks over a range equals the blocks built on the observed levels alone (dense and sparse)."""
+    rng = np.random.default_rng(3)
+    n = 400
+    observed1, observed2 = np.sort(rng.choice(60, 25, replace=False)), np.array([1, 4, 6])
+    r1, r2 = rng.integers(0, 25, n), rng.integers(0, 3, n)
+    z1, z2 = np.column_stack([np.ones(n), rng.normal(size=n)]), np.ones((n, 1))
+    x, y = np.column_stack([np.ones(n), rng.normal(size=n)]), rng.normal(size=n)
+    small = partial_blocks((r1, r2), (z1, z2), (25, 3), x, y)
+    for scale in (1, 400):  # 400: A21 over the range is sparse
+        wide = partial_blocks((observed1[r1] * scale, observed2[r2]), (z1, z2), (60 * scale, 7), x, y)
+        keeps = [observed1 * scale, observed2]
+        dropped = drop_levels(wide, keeps, [60 * scale, 7], [2, 1])
+        for ours, theirs in zip(dropped.dense_blocks(), small.dense_blocks()):
+            ours = ours.toarray() if hasattr(ours, "toarray") else ours
+            theirs = theirs.toarray() if hasattr(theirs, "toarray") else theirs
+            np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-12)  # the same sums, perhaps in another order
+
+
+def test_parquet_statistics_give_the_ranges_without_a_pass(tmp_path):
+    """Integer ids read from Parquet files: their row groups' min and max give the range, so one pass in all."""
+    df = _sleep(lambda codes: 1000 + 7 * codes.astype(np.int64))
+    for i, (start, stop) in enumerate([(0, 70), (70, 130), (130, 180)]):
+        df.iloc[start:stop].to_parquet(tmp_path / f"part{i}.parquet", index=False)
+    with on("sync"):
+        fit = mm.lmer(FORMULA, str(tmp_path / "*.parquet"))
+    assert _fused(fit, 1) and "ranges" not in fit.model.seconds
+    assert_same_fit(fit, mm.lmer(FORMULA, df))
