@@ -37,10 +37,11 @@ __all__ = [
     "choose_optimizer",
     "derivative_fit",
     "bobyqa_at_structured_bound",
+    "canonical_signs",
+    "polish_with_bobyqa",
     "better_start",
     "reuse_first_value",
     "threads_for",
-    "POLISH_STEP",
 ]
 
 
@@ -173,8 +174,7 @@ def derivative_fit(
         value, gradient = coordinates.wrap(objective.value, objective.gradient)
         info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
         info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
-    parts = [(info.final[t.theta_start : t.theta_stop], t) for t in layouts]  # structured parts are canonical
-    x = np.concatenate([canonical_theta(p, t.ncols) if t.structure.is_default() else p for p, t in parts])
+    x = canonical_signs(info.final, layouts)
     bounded = lower == 0
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
@@ -191,19 +191,10 @@ def derivative_fit(
         # the same objective after sign changes, but the results need the factor at the reported theta
         objective.value(x)
         return replace(info, final=x, feval=info.feval + 1, gradient=None, hessian=None)
-    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=POLISH_STEP)
-    start = np.maximum(x, lower) if upper is None else np.clip(x, lower, upper)
-    polish = minimize_bounded(objective.value, start, lower, upper, settings=polish_settings)
-    return replace(
-        polish,
-        optimizer=f"{info.optimizer} + {polish.optimizer}",
-        feval=info.feval + polish.feval,
-        geval=info.geval,
-        seconds=info.seconds + polish.seconds,
-    )
+    return polish_with_bobyqa(info, objective.value, x, (lower, upper), settings)
 
 
-POLISH_STEP = 0.05
+_POLISH_STEP = 0.05
 
 
 def better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], float]) -> tuple[int, float | None]:
@@ -257,3 +248,36 @@ def bobyqa_at_structured_bound(
             bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval
         ), True
     return replace(info, feval=info.feval + bobyqa.feval), False
+
+
+def canonical_signs(theta: np.ndarray, layouts) -> np.ndarray:
+    """A copy of ``theta`` with each unstructured term's lambda in lme4's canonical signs (non-negative
+    diagonal; the objective is the same); structured terms' parameters are canonical already, and entries
+    after the terms' (a residual structure's parameters) are kept as they are."""
+    x = np.array(theta, dtype=float)
+    for t in layouts:
+        if t.structure.is_default():
+            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+    return x
+
+
+def polish_with_bobyqa(
+    info: OptInfo,
+    value: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray | None],
+    settings: OptimizerSettings,
+) -> OptInfo:
+    """BOBYQA from ``x`` (moved into the bounds) with small first steps and what is left of the evaluation
+    budget, where a derivative-based run (``info``) stopped short of an optimum; both runs' counts."""
+    lower, upper = bounds
+    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
+    start = np.maximum(x, lower) if upper is None else np.clip(x, lower, upper)
+    polish = minimize_bounded(value, start, lower, upper, settings=polish_settings)
+    return replace(
+        polish,
+        optimizer=f"{info.optimizer} + {polish.optimizer}",
+        feval=info.feval + polish.feval,
+        geval=info.geval,
+        seconds=info.seconds + polish.seconds,
+    )

@@ -50,11 +50,10 @@ from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
 from ..design.residual import ResidualStructure
 from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
-from ..design.covariance import canonical_theta
 from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
-from .minimize import POLISH_STEP, bobyqa_at_structured_bound
+from .minimize import bobyqa_at_structured_bound, canonical_signs, polish_with_bobyqa
 from ..optim import (
     FreeCoordinates,
     OptInfo,
@@ -280,10 +279,7 @@ def _bfgs_fit(
     coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     value, gradient = coordinates.wrap(dense.value, dense.gradient)
     info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings)
-    x = coordinates.from_free(info.final)
-    for t in layouts:
-        if t.structure.is_default():
-            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+    x = canonical_signs(coordinates.from_free(info.final), layouts)
     stuck = np.any((lower == 0) & (x == 0) & (x0 == 0))
     bounded = None if np.all(np.isinf(upper)) else upper
     info, replaced = bobyqa_at_structured_bound(info, dense.value, x, x0, (lower, bounded), coordinates, settings)
@@ -294,12 +290,4 @@ def _bfgs_fit(
         if snapped is not None:
             return replace(info, initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
         return replace(info, initial=x0, final=x)
-    polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=POLISH_STEP)
-    polish = minimize_bounded(dense.value, np.clip(x, lower, upper), lower, bounded, settings=polish_settings)
-    return replace(
-        polish,
-        optimizer=f"{info.optimizer} + {polish.optimizer}",
-        feval=info.feval + polish.feval,
-        geval=info.geval,
-        seconds=info.seconds + polish.seconds,
-    )
+    return polish_with_bobyqa(info, dense.value, x, (lower, bounded), settings)
