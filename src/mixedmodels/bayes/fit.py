@@ -186,13 +186,7 @@ def lmer(
     check_arguments(locals())
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, weights=weights, offset=offset, contrasts=contrasts)
-    if inputs.y.ndim != 1:
-        raise DataError(
-            f"the response {inputs.formula.response!r} must be a single numeric column for lmer; "
-            "cbind() responses are for binomial glmer"
-        )
-    if np.ptp(inputs.y) == 0:
-        raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
+    _check_gaussian_response(inputs, "lmer", "binomial glmer")
     model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center, parametrization=parametrization)
     return sample(
         model,
@@ -205,6 +199,17 @@ def lmer(
         progress=progress,
         prior_only=prior_only,
     )
+
+
+def _check_gaussian_response(inputs: Any, caller: str, binomial: str) -> None:
+    """A Gaussian model needs one numeric response column that varies (``binomial``: what takes cbind())."""
+    if inputs.y.ndim != 1:
+        raise DataError(
+            f"the response {inputs.formula.response!r} must be a single numeric column for {caller}; "
+            f"cbind() responses are for {binomial}"
+        )
+    if np.ptp(inputs.y) == 0:
+        raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
 
 
 def _inputs(formula: str, data: pd.DataFrame, *, generalized: bool = False, fixed_only: bool = False, **kwargs: Any):
@@ -251,13 +256,7 @@ def lm(
     check_arguments(locals())
     _check_flags(progress=progress, prior_only=prior_only, center=center)
     inputs = _inputs(formula, data, fixed_only=True, weights=weights, offset=offset, contrasts=contrasts)
-    if inputs.y.ndim != 1:
-        raise DataError(
-            f"the response {inputs.formula.response!r} must be a single numeric column for lm; "
-            "cbind() responses are for mm.bayes.glm(family='binomial')"
-        )
-    if np.ptp(inputs.y) == 0:
-        raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
+    _check_gaussian_response(inputs, "lm", "mm.bayes.glm(family='binomial')")
     model = BayesModel.build(inputs, get_family("gaussian"), priors, center=center)
     return sample(
         model,
