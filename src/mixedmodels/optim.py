@@ -406,17 +406,34 @@ def minimize_quasi_newton(
     state = _QuasiNewtonState(x, value(x) if f0 is None else float(f0), np.empty(0), inverse_hessian)
     state.g = gradient(x)
     code = _bfgs_iterations(state, value, gradient, counts, settings)
+    return _derivative_result(QUASI_NEWTON, x0, (state.x, state.f), code, counts, start, settings)
+
+
+def _derivative_result(
+    optimizer: str,
+    x0: np.ndarray,
+    optimum: tuple[np.ndarray, float],
+    code: int,
+    counts: list[int],
+    start: float,
+    settings: OptimizerSettings,
+    **derivatives: np.ndarray | None,
+) -> OptInfo:
+    """The :class:`OptInfo` of a derivative-based run: its optimum ``(x, f)``, NLopt-style ``code``,
+    ``counts`` of evaluations and gradients, time since ``start`` (``perf_counter``), and optionally the
+    final point's ``gradient`` and ``hessian``."""
     return OptInfo(
-        optimizer=QUASI_NEWTON,
+        optimizer=optimizer,
         initial=np.asarray(x0, dtype=float).copy(),
-        final=state.x,
-        fmin=state.f,
+        final=optimum[0],
+        fmin=optimum[1],
         feval=counts[0],
         seconds=time.perf_counter() - start,
         return_code=code,
         message=_RESULT_MESSAGES.get(code, f"code {code}"),
         settings=settings,
         geval=counts[1],
+        **derivatives,
     )
 
 
@@ -563,20 +580,7 @@ def minimize_newton(
         x, f = found
         counts[1] += 1
         g, h = derivatives(x)
-    return OptInfo(
-        optimizer=NEWTON,
-        initial=np.asarray(x0, dtype=float).copy(),
-        final=x,
-        fmin=f,
-        feval=counts[0],
-        seconds=time.perf_counter() - start,
-        return_code=code,
-        message=_RESULT_MESSAGES.get(code, f"code {code}"),
-        settings=settings,
-        geval=counts[1],
-        gradient=g,
-        hessian=h,
-    )
+    return _derivative_result(NEWTON, x0, (x, f), code, counts, start, settings, gradient=g, hessian=h)
 
 
 def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
