@@ -363,13 +363,61 @@ def test_dense_residual_gradient_equals_finite_differences(name, reml):
         np.testing.assert_array_less(np.abs(dense.gradient(y) - expected), tolerance)
 
 
+HESSIAN_MODELS = {
+    **MODELS,
+    "sleepstudy_both_slopes": (
+        "Reaction ~ Days + (Days | Subject)",
+        "sleepstudy",
+        dict(weights=mm.var_ident("Phase3"), correlation=mm.cor_ar1("Days", group="Subject")),
+    ),
+}
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", sorted(HESSIAN_MODELS))
+def test_dense_residual_hessian_equals_differences_of_the_gradient(name, reml):
+    """The exact Hessian over (scaled theta, log delta, atanh phi) against fourth-order central
+    differences of the analytic gradient (itself checked above; step 1e-4: truncation ~1e-16 g^(5),
+    rounding ~1e-12 |f| / 1e-4), at two points; its gradient is the gradient's.  Three SD ratios and
+    phi together (sleepstudy_both_slopes) exercise every second derivative of the coefficients."""
+    from mixedmodels.lmm.residual import DenseResidualObjective
+
+    formula, data, kwargs = HESSIAN_MODELS[name]
+    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    dense = DenseResidualObjective.build(model)
+    assert dense is not None and dense.has_hessian
+    lower, upper = model.theta_lower, model.theta_upper
+    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
+    scaled = model.crossprods.to_scaled_theta(theta)
+    for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
+        y = np.concatenate([scaled, rho])
+        h = 1e-4
+        expected = np.array(
+            [
+                (
+                    8 * (dense.gradient(y + e) - dense.gradient(y - e))
+                    - (dense.gradient(y + 2 * e) - dense.gradient(y - 2 * e))
+                )
+                / 12
+                / h
+                for e in np.eye(y.size) * h
+            ]
+        )
+        value = dense.value(y)
+        gradient, hessian = dense.derivatives(y)
+        np.testing.assert_allclose(gradient, dense.gradient(y), rtol=1e-10, atol=1e-9 * (abs(value) + 1))
+        np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-10 * np.abs(hessian).max())
+        tolerance = 1e-7 * (abs(value) + 1) + 1e-6 * np.abs(expected)
+        np.testing.assert_array_less(np.abs(hessian - expected), tolerance)
+
+
 @pytest.mark.parametrize("name,reml", CASES)
-def test_bfgs_reaches_bobyqas_optimum_or_better(name, reml):
-    """Residual structures on dense systems are fitted by BFGS with the analytic gradient; BOBYQA's
-    optimum is not better by more than the optimizers' tolerance (ftol_abs 1e-6), and the
-    estimates agree (to the precision the optimizers stop at)."""
+def test_newton_reaches_bobyqas_optimum_or_better(name, reml):
+    """Residual structures on dense systems with unstructured terms are fitted by Newton's method
+    with the exact Hessian; BOBYQA's optimum is not better by more than the optimizers' tolerance
+    (ftol_abs 1e-6), and the estimates agree (to the precision the optimizers stop at)."""
     fit = _fit(name, reml)
-    assert fit.optinfo.optimizer.startswith("BFGS") and fit.optinfo.converged
+    assert fit.optinfo.optimizer.startswith("Newton") and fit.optinfo.converged
     formula, data, kwargs = MODELS[name]
     model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
     with warnings.catch_warnings():
@@ -381,12 +429,21 @@ def test_bfgs_reaches_bobyqas_optimum_or_better(name, reml):
     np.testing.assert_allclose(fit.theta, bobyqa.theta, rtol=2e-3, atol=1e-3)
 
 
-def test_newton_is_refused_for_residual_structures():
+def test_optimizer_choice_for_residual_structures():
+    """Newton (the default with unstructured terms) and BFGS reach the same optimum; Newton is refused
+    where a structured term has no second derivatives, and BFGS is that model's default."""
     formula, data, kwargs = MODELS["sleepstudy_ar1"]
     model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), **kwargs)
-    with pytest.raises(mm.ModelSpecError, match="residual structure"):
-        model.fit(settings=mm.OptimizerSettings(optimizer="newton"))
-    assert model.fit(settings=mm.OptimizerSettings(optimizer="bfgs")).optinfo.optimizer.startswith("BFGS")
+    newton = model.fit(settings=mm.OptimizerSettings(optimizer="newton"))
+    bfgs = model.fit(settings=mm.OptimizerSettings(optimizer="bfgs"))
+    assert newton.optinfo.optimizer.startswith("Newton") and bfgs.optinfo.optimizer.startswith("BFGS")
+    assert -2 * newton.loglik <= -2 * bfgs.loglik + 1e-6
+    structured = _model("sleepstudy_both_cs", True)
+    with pytest.raises(mm.ModelSpecError, match="exact Hessian"):
+        structured.fit(settings=mm.OptimizerSettings(optimizer="newton"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert structured.fit().optinfo.optimizer.startswith("BFGS")
 
 
 def test_dense_objective_is_infinite_where_phi_rounds_to_one():

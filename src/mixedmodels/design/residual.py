@@ -253,6 +253,39 @@ class ResidualStructure:
         scale = 1.0 / ((1.0 - phi * phi) * delta[s] * delta[t])
         return np.column_stack([ratios, np.where(pair, -(1.0 + phi * phi) * scale, 2.0 * phi * scale)])
 
+    def coefficient_hessian(self, params: np.ndarray) -> np.ndarray:
+        """``d^2 coefficients / d free d free`` (pieces x params x params), over ``log delta`` and ``atanh phi``.
+
+        A coefficient is ``f(v) exp(-u_s - u_t)`` (``u = log delta``, ``u_0 = 0``; ``v = atanh phi``;
+        ``f = cosh^2 v``, ``sinh^2 v`` or ``-sinh v cosh v`` for an "all", "interior" or lag piece, 1
+        without AR(1)).  So by ``u_a u_b`` it is the coefficient times ``n_a n_b`` (how often a divides it),
+        by ``u_a v`` minus ``n_a`` times its derivative by ``v``, and by ``v v``
+        ``f'' exp(-u_s - u_t)``: ``2 cosh 2v = 2 (1 + phi^2) c`` or, for a lag piece,
+        ``-2 sinh 2v = -4 phi c``, divided by ``delta_s delta_t``.
+        """
+        s, t, pair, _, incidence = self._piece_table
+        coefficients = self.coefficients(params)
+        nd = incidence.shape[1]
+        out = np.zeros((coefficients.size, self.nparams, self.nparams))
+        out[:, :nd, :nd] = coefficients[:, None, None] * incidence[:, :, None] * incidence[:, None, :]
+        if self.ar1 is None:
+            return out
+        by_v = self.coefficient_jacobian(params)[:, -1]
+        out[:, :nd, -1] = out[:, -1, :nd] = -incidence * by_v[:, None]
+        delta = self.ratios(params)
+        phi = self.phi(params)
+        c = 1.0 / (1.0 - phi * phi)
+        out[:, -1, -1] = np.where(pair, -4.0 * phi * c, 2.0 * (1.0 + phi * phi) * c) / (delta[s] * delta[t])
+        return out
+
+    def logdet_hessian(self, params: np.ndarray) -> np.ndarray:
+        """``d^2 log det R / d free d free``: only ``-2 (1 - phi^2) (n - G)`` by ``atanh phi`` twice."""
+        out = np.zeros((self.nparams, self.nparams))
+        if self.ar1 is not None:
+            phi = self.phi(params)
+            out[-1, -1] = -2.0 * (1.0 - phi * phi) * (self.strata.size - self.ar1.ngroups)
+        return out
+
     def logdet_gradient(self, params: np.ndarray) -> np.ndarray:
         """``d log det R / d free``: ``2 n_s`` by ``log delta_s`` and ``-2 phi (n - G)`` by ``atanh phi``."""
         out = 2.0 * self._stratum_counts[1:]

@@ -44,6 +44,7 @@ from typing import Any
 
 import nlopt
 import numpy as np
+from scipy.linalg import lapack
 
 from .._threads import blas_threads_for, one_blas_thread
 from ..convergence import MAX_NOBS_FOR_CHECKS, check_convergence
@@ -53,7 +54,7 @@ from ..linalg import BlockedCrossProducts
 from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
 from ..linalg.weighted_blocks import WeightedBlocks
-from .minimize import bobyqa_at_structured_bound, canonical_signs, polish_with_bobyqa
+from .minimize import bobyqa_at_structured_bound, canonical_signs, derivative_fit, polish_with_bobyqa
 from ..optim import (
     FreeCoordinates,
     OptInfo,
@@ -175,6 +176,104 @@ class DenseResidualObjective:
         rho_gradient = pieces @ structure.coefficient_jacobian(rho) + structure.logdet_gradient(rho)
         return np.concatenate([theta, rho_gradient])
 
+    @property
+    def has_hessian(self) -> bool:
+        """Whether :meth:`derivatives` is available: every random-effects term unstructured (a structure's
+        second derivatives ``d^2 lambda / d theta^2`` are not)."""
+        return not self.system.structured
+
+    def derivatives(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and exact Hessian over ``y = (scaled theta, free rho)`` (unstructured terms only).
+
+        Over theta and the coefficients ``c`` (:func:`_piece_derivatives`), then the chain rule:
+        ``H_theta,rho = H_theta,c J``, ``H_rho,rho = J' H_c,c J + sum_k (df/dc_k) d^2 c_k / d rho^2
+        + d^2 log det R / d rho^2`` (``J = d c / d rho``,
+        :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_hessian`).
+        """
+        y = np.asarray(y, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], y):
+            factor, rho = self._last[1], self._last[2]
+        else:
+            factor, rho = self._factor(y)
+        k = y.size
+        if factor is None or not factor.ok:
+            return np.full(k, np.nan), np.full((k, k), np.nan)
+        model, structure, nt = self.model, self.structure, self.ntheta
+        found = _piece_derivatives(self.system, factor, model.REML, model.n_likelihood, self.pieces)
+        if found is None:
+            return np.full(k, np.nan), np.full((k, k), np.nan)
+        gradient, hessian = found
+        jacobian = structure.coefficient_jacobian(rho)
+        g_c = gradient[nt:]
+        out_g = np.concatenate([gradient[:nt], g_c @ jacobian + structure.logdet_gradient(rho)])
+        out_h = np.empty((k, k))
+        out_h[:nt, :nt] = hessian[:nt, :nt]
+        out_h[:nt, nt:] = hessian[:nt, nt:] @ jacobian
+        out_h[nt:, :nt] = out_h[:nt, nt:].T
+        curvature = np.tensordot(g_c, structure.coefficient_hessian(rho), axes=1)
+        out_h[nt:, nt:] = jacobian.T @ hessian[nt:, nt:] @ jacobian + curvature + structure.logdet_hessian(rho)
+        return out_g, out_h
+
+
+def _piece_derivatives(
+    system: DenseSystem, factor: DenseFactor, REML: bool, nobs: int, pieces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Gradient and Hessian of the criterion over (scaled theta, the coefficients ``c`` of ``A = sum c_k A_k``).
+
+    As :meth:`~mixedmodels.linalg.dense_system.DenseSystem.derivatives` (see that module's docstring),
+    with ``Omega_a`` for every parameter: ``Lambda~_j' A Lambda~ + Lambda~' A Lambda~_j`` for theta_j and
+    ``B_k = Lambda~' A_k Lambda~`` for c_k, and second derivatives ``Omega_ab`` entering as
+    ``tr(M Omega_ab)`` (``M = P + dof z z'``): ``2 sum_(e in j, f in l) A[rows_e, rows_f] M[cols_f, cols_e]``
+    for two thetas, ``2 sum_(e in j) (A_k Lambda~ M)[rows_e, cols_e]`` for theta_j and c_k, and 0 for two
+    c's (A is linear in c).  The traces ``tr(P Omega_a P Omega_b)`` are one matrix product of the
+    flattened ``P Omega_a``.  None when the factor is singular.
+    """
+    size, nt, npieces = system.a.shape[0], system.ntheta, pieces.shape[0]
+    nlead = size - 1 if REML else system.nre
+    dof = nobs - (system.nfixef if REML else 0)
+    inverse, info = lapack.dtrtri(factor.lower, lower=1)
+    if info != 0:
+        return None
+    a, lam = factor.a, factor.lam
+    rows, cols, index = system.rows, system.cols, system.index
+    lead = np.zeros((size, size))
+    lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
+    z = inverse[-1]
+    stacked = pieces.reshape(npieces, size, size)
+    omegas = np.empty((nt + npieces, size, size))
+    transposed = omegas[:nt]
+    transposed.fill(0.0)
+    transposed[index, cols] = (a @ lam)[rows]
+    transposed += np.swapaxes(transposed, 1, 2).copy()
+    np.matmul(lam.T @ stacked, lam, out=omegas[nt:])
+    times_lead = lead @ omegas
+    omega_z = omegas @ z
+    residual_gradient = omega_z @ z
+    flat = times_lead.reshape(nt + npieces, -1)
+    gradient = flat @ np.eye(size).ravel() + dof * residual_gradient
+    hessian = -(flat @ np.swapaxes(times_lead, 1, 2).reshape(nt + npieces, -1).T)
+    full = inverse.T @ inverse
+    hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * omega_z @ full @ omega_z.T)
+    weights = lead
+    weights += dof * np.outer(z, z)
+    indicator = _indicator(system)
+    pairs = a[np.ix_(rows, rows)] * weights[np.ix_(cols, cols)]
+    hessian[:nt, :nt] += 2.0 * indicator @ pairs @ indicator.T
+    mixed = 2.0 * (stacked @ (lam @ weights))[:, rows, cols] @ indicator.T
+    hessian[nt:, :nt] += mixed
+    hessian[:nt, nt:] += mixed.T
+    return gradient, (hessian + hessian.T) / 2.0
+
+
+def _indicator(system: DenseSystem) -> np.ndarray:
+    """Theta's positions in ``Lambda~`` to theta (ntheta x positions, 0/1), made once per system."""
+    cached = system.__dict__.get("_residual_indicator")
+    if cached is None:
+        cached = np.zeros((system.ntheta, system.index.size))
+        cached[system.index, np.arange(system.index.size)] = 1.0
+        object.__setattr__(system, "_residual_indicator", cached)
+    return cached
+
 
 _PHI_STARTS = (0.3, 0.6, 0.9)
 
@@ -216,18 +315,16 @@ def optimize_with_residual(
 ) -> tuple[OptInfo, np.ndarray]:
     """Minimize over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
 
-    BFGS with the analytic gradient on a dense system (:class:`DenseResidualObjective`),
-    else BOBYQA (also when ``settings.optimizer`` says so).  ``model`` is a
+    On a dense system Newton's method with the exact Hessian
+    (:meth:`DenseResidualObjective.derivatives`) where every term is
+    unstructured, else BFGS with the analytic gradient; BOBYQA for larger
+    systems (and when ``settings.optimizer`` says so).  ``model`` is a
     :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
     settings = settings or OptimizerSettings()
     dense = DenseResidualObjective.build(model)
-    if settings.optimizer == "newton" or (settings.optimizer == "bfgs" and dense is None):
-        raise ModelSpecError(
-            f"optimizer={settings.optimizer!r} has no {'exact Hessian' if dense else 'gradient'} for this residual "
-            "structure: use optimizer='bobyqa' or 'auto'"
-        )
+    method = _method(settings, dense)
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
     ntheta = model.theta_lower.size
@@ -241,16 +338,45 @@ def optimize_with_residual(
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
     bounded = None if np.all(np.isinf(upper)) else upper
     with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
-        if dense is not None and settings.optimizer != "bobyqa":
+        if method == "newton":
+            info = derivative_fit(dense, x0, None, model.layouts, (lower, bounded), settings, newton=True)
+        elif method == "bfgs":
             info = _bfgs_fit(dense, model.layouts, x0, (lower, upper), settings)
         else:
             info = minimize_bounded(objective, x0, lower, bounded, settings=settings)
         if info.optimizer_converged and model.nobs <= MAX_NOBS_FOR_CHECKS:
-            grad = dense.gradient if dense is not None else None
-            check = check_convergence(objective, info.final, lower, bounded, grad=grad)
-            info = replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+            info = _checked(info, objective, dense, method, (lower, bounded))
     theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
     return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho
+
+
+def _method(settings: OptimizerSettings, dense: "DenseResidualObjective | None") -> str:
+    """``"newton"``, ``"bfgs"`` or ``"bobyqa"``: the settings' choice where this model has what it needs,
+    for ``"auto"`` Newton where there is an exact Hessian, else BFGS on a dense system, else BOBYQA."""
+    wanted = settings.optimizer
+    if wanted == "bobyqa":
+        return wanted
+    has_hessian = dense is not None and dense.has_hessian
+    if (wanted == "newton" and not has_hessian) or (wanted == "bfgs" and dense is None):
+        what = "exact Hessian (structured random-effects terms)" if dense is not None else "gradient"
+        raise ModelSpecError(
+            f"optimizer={wanted!r} has no {what} for this residual structure: use optimizer='bobyqa' or 'auto'"
+        )
+    if wanted == "auto":
+        return "newton" if has_hessian else ("bfgs" if dense is not None else "bobyqa")
+    return wanted
+
+
+def _checked(info: OptInfo, objective, dense, method: str, bounds: tuple[np.ndarray, np.ndarray | None]) -> OptInfo:
+    """lme4's convergence checks at the optimum: with Newton's exact gradient and Hessian there (its own
+    when it stopped at its final point), else central differences of the analytic gradient or of the objective."""
+    derivatives = None
+    if method == "newton":
+        known = info.gradient is not None and info.hessian is not None
+        derivatives = (info.gradient, info.hessian) if known else dense.derivatives(info.final)
+    grad = dense.gradient if dense is not None and derivatives is None else None
+    check = check_convergence(objective, info.final, bounds[0], bounds[1], grad=grad, derivatives=derivatives)
+    return replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
 
 
 def _blocked_objective(model: Any):
