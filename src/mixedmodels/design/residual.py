@@ -207,31 +207,50 @@ class ResidualStructure:
 
     # --- the likelihood's pieces -----------------------------------------------------------
     @cached_property
-    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per piece: its strata s and t, whether it is a lag piece, whether an interior one; and the
+    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per piece: its strata s and t and its kind (0 all rows, 1 inner rows, 2 lag pairs); and the
         pieces-by-ratios incidence (how often each free ratio divides the piece's coefficient)."""
         s = np.array([p.strata[0] for p in self.pieces], dtype=np.intp)
         t = np.array([p.strata[1] for p in self.pieces], dtype=np.intp)
-        pair = np.array([p.kind == "pair" for p in self.pieces])
-        interior = np.array([p.kind == "interior" for p in self.pieces])
+        kinds = np.array([("all", "interior", "pair").index(p.kind) for p in self.pieces], dtype=np.intp)
         incidence = np.zeros((len(self.pieces), len(self.levels)))
         np.add.at(incidence, (np.arange(s.size), s), 1.0)
         np.add.at(incidence, (np.arange(t.size), t), 1.0)
-        return s, t, pair, interior, incidence[:, 1:]
+        return s, t, kinds, incidence[:, 1:]
 
     @cached_property
     def _stratum_counts(self) -> np.ndarray:
         return np.bincount(self.strata, minlength=len(self.levels)).astype(float)
 
+    def _scales(self, params: np.ndarray) -> np.ndarray:
+        """``1 / (delta_s delta_t)`` per piece (an evaluation's hot path: a few numpy calls)."""
+        s, t, _, _ = self._piece_table
+        delta = np.ones(len(self.levels))
+        delta[1:] = params[: len(self.levels) - 1]
+        return 1.0 / (delta[s] * delta[t])
+
+    def _phi_factors(self, phi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per kind (all, interior, pair): the coefficient's factor of phi and its first and second
+        derivatives by ``v = atanh phi`` (``cosh^2 v``, ``sinh^2 v``, ``-sinh v cosh v``)."""
+        c = 1.0 / (1.0 - phi * phi)
+        first = 2.0 * phi * c
+        second = 2.0 * (1.0 + phi * phi) * c
+        return (
+            np.array((c, c * phi * phi, -c * phi)),
+            np.array((first, first, -(1.0 + phi * phi) * c)),
+            np.array((second, second, -4.0 * phi * c)),
+        )
+
     def coefficients(self, params: np.ndarray) -> np.ndarray:
         """The weight of each stored cross-product in ``M' R^-1 M``: ``c / delta_s^2`` (all rows),
         ``c phi^2 / delta_s^2`` (inner rows), ``-c phi / (delta_s delta_t)`` (lag pairs)."""
-        delta = self.ratios(params)
-        phi = self.phi(params) or 0.0
+        params = np.asarray(params, dtype=float)
+        scale = self._scales(params)
+        if self.ar1 is None:
+            return scale
+        phi = float(params[-1])
         c = 1.0 / (1.0 - phi * phi)
-        s, t, pair, interior, _ = self._piece_table
-        scale = c / (delta[s] * delta[t])
-        return np.where(pair, -phi * scale, np.where(interior, phi * phi * scale, scale))
+        return np.array((c, c * phi * phi, -c * phi))[self._piece_table[2]] * scale
 
     def coefficient_jacobian(self, params: np.ndarray) -> np.ndarray:
         """``d coefficients / d free`` (pieces x params) over the optimizer's ``log delta`` and ``atanh phi``.
@@ -243,18 +262,10 @@ class ResidualStructure:
         ``log delta_s`` and by ``log delta_t`` (twice when s = t), and
         ``-c (1 + phi^2) / (delta_s delta_t)`` by ``atanh phi``.
         """
-        s, t, pair, _, incidence = self._piece_table
-        coefficients = self.coefficients(params)
-        ratios = -coefficients[:, None] * incidence
-        if self.ar1 is None:
-            return ratios
-        delta = self.ratios(params)
-        phi = self.phi(params)
-        scale = 1.0 / ((1.0 - phi * phi) * delta[s] * delta[t])
-        return np.column_stack([ratios, np.where(pair, -(1.0 + phi * phi) * scale, 2.0 * phi * scale)])
+        return self.coefficient_derivatives(params)[0]
 
-    def coefficient_hessian(self, params: np.ndarray) -> np.ndarray:
-        """``d^2 coefficients / d free d free`` (pieces x params x params), over ``log delta`` and ``atanh phi``.
+    def coefficient_derivatives(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`coefficient_jacobian` and ``d^2 coefficients / d free d free`` (pieces x params x params).
 
         A coefficient is ``f(v) exp(-u_s - u_t)`` (``u = log delta``, ``u_0 = 0``; ``v = atanh phi``;
         ``f = cosh^2 v``, ``sinh^2 v`` or ``-sinh v cosh v`` for an "all", "interior" or lag piece, 1
@@ -263,20 +274,22 @@ class ResidualStructure:
         ``f'' exp(-u_s - u_t)``: ``2 cosh 2v = 2 (1 + phi^2) c`` or, for a lag piece,
         ``-2 sinh 2v = -4 phi c``, divided by ``delta_s delta_t``.
         """
-        s, t, pair, _, incidence = self._piece_table
-        coefficients = self.coefficients(params)
-        nd = incidence.shape[1]
-        out = np.zeros((coefficients.size, self.nparams, self.nparams))
-        out[:, :nd, :nd] = coefficients[:, None, None] * incidence[:, :, None] * incidence[:, None, :]
+        params = np.asarray(params, dtype=float)
+        _, _, kinds, incidence = self._piece_table
+        scale = self._scales(params)
+        nd, k = incidence.shape[1], self.nparams
+        jacobian, hessian = np.empty((scale.size, k)), np.empty((scale.size, k, k))
         if self.ar1 is None:
-            return out
-        by_v = self.coefficient_jacobian(params)[:, -1]
-        out[:, :nd, -1] = out[:, -1, :nd] = -incidence * by_v[:, None]
-        delta = self.ratios(params)
-        phi = self.phi(params)
-        c = 1.0 / (1.0 - phi * phi)
-        out[:, -1, -1] = np.where(pair, -4.0 * phi * c, 2.0 * (1.0 + phi * phi) * c) / (delta[s] * delta[t])
-        return out
+            coefficients = scale
+        else:
+            factors, first, second = self._phi_factors(float(params[-1]))
+            coefficients = factors[kinds] * scale
+            jacobian[:, -1] = by_v = first[kinds] * scale
+            hessian[:, :nd, -1] = hessian[:, -1, :nd] = -incidence * by_v[:, None]
+            hessian[:, -1, -1] = second[kinds] * scale
+        jacobian[:, :nd] = -coefficients[:, None] * incidence
+        hessian[:, :nd, :nd] = coefficients[:, None, None] * incidence[:, :, None] * incidence[:, None, :]
+        return jacobian, hessian
 
     def logdet_hessian(self, params: np.ndarray) -> np.ndarray:
         """``d^2 log det R / d free d free``: only ``-2 (1 - phi^2) (n - G)`` by ``atanh phi`` twice."""

@@ -137,6 +137,10 @@ class DenseResidualObjective:
         blocks = residual.blocks
         self.pieces = np.stack([dense_crossproducts(blocks.piece(k)).ravel() for k in range(blocks.npieces)])
         self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
+        nd = len(self.structure.levels) - 1
+        # the open range of rho: ratios in (0, inf), phi in (-1, 1)
+        self._rho_lower = np.concatenate([np.zeros(nd), -np.ones(self.structure.nparams - nd)])
+        self._rho_upper = np.concatenate([np.full(nd, np.inf), np.ones(self.structure.nparams - nd)])
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
 
     @classmethod
@@ -146,10 +150,10 @@ class DenseResidualObjective:
         return None if system is None else cls(model, system)
 
     def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
-        """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``)."""
+        """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``,
+        ``exp`` to 0 or infinity)."""
         rho = self.structure.from_free(y[self.ntheta :])
-        nd = len(self.structure.levels) - 1
-        if not (np.all(rho[:nd] > 0) and np.all(np.isfinite(rho)) and np.all(np.abs(rho[nd:]) < 1.0)):
+        if not np.all((rho > self._rho_lower) & (rho < self._rho_upper)):
             return None, rho
         a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
         return self.system.factor(y[: self.ntheta], a), rho
@@ -188,7 +192,7 @@ class DenseResidualObjective:
         Over theta and the coefficients ``c`` (:func:`_piece_derivatives`), then the chain rule:
         ``H_theta,rho = H_theta,c J``, ``H_rho,rho = J' H_c,c J + sum_k (df/dc_k) d^2 c_k / d rho^2
         + d^2 log det R / d rho^2`` (``J = d c / d rho``,
-        :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_hessian`).
+        :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_derivatives`).
         """
         y = np.asarray(y, dtype=float)
         if self._last is not None and np.array_equal(self._last[0], y):
@@ -203,14 +207,14 @@ class DenseResidualObjective:
         if found is None:
             return np.full(k, np.nan), np.full((k, k), np.nan)
         gradient, hessian = found
-        jacobian = structure.coefficient_jacobian(rho)
+        jacobian, second = structure.coefficient_derivatives(rho)
         g_c = gradient[nt:]
         out_g = np.concatenate([gradient[:nt], g_c @ jacobian + structure.logdet_gradient(rho)])
         out_h = np.empty((k, k))
         out_h[:nt, :nt] = hessian[:nt, :nt]
         out_h[:nt, nt:] = hessian[:nt, nt:] @ jacobian
         out_h[nt:, :nt] = out_h[:nt, nt:].T
-        curvature = np.tensordot(g_c, structure.coefficient_hessian(rho), axes=1)
+        curvature = (g_c @ second.reshape(g_c.size, -1)).reshape(k - nt, k - nt)
         out_h[nt:, nt:] = jacobian.T @ hessian[nt:, nt:] @ jacobian + curvature + structure.logdet_hessian(rho)
         return out_g, out_h
 
@@ -256,8 +260,8 @@ def _piece_derivatives(
     hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * omega_z @ full @ omega_z.T)
     weights = lead
     weights += dof * np.outer(z, z)
-    indicator = _indicator(system)
-    pairs = a[np.ix_(rows, rows)] * weights[np.ix_(cols, cols)]
+    indicator, row_pairs, col_pairs = _positions(system)
+    pairs = (a.ravel()[row_pairs] * weights.ravel()[col_pairs]).reshape(index.size, index.size)
     hessian[:nt, :nt] += 2.0 * indicator @ pairs @ indicator.T
     mixed = 2.0 * (stacked @ (lam @ weights))[:, rows, cols] @ indicator.T
     hessian[nt:, :nt] += mixed
@@ -265,49 +269,85 @@ def _piece_derivatives(
     return gradient, (hessian + hessian.T) / 2.0
 
 
-def _indicator(system: DenseSystem) -> np.ndarray:
-    """Theta's positions in ``Lambda~`` to theta (ntheta x positions, 0/1), made once per system."""
-    cached = system.__dict__.get("_residual_indicator")
+def _positions(system: DenseSystem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Theta's positions in ``Lambda~`` to theta (ntheta x positions, 0/1), and the flat indices of
+    ``[rows_e, rows_f]`` and ``[cols_e, cols_f]`` for every pair of positions; made once per system."""
+    cached = system.__dict__.get("_residual_positions")
     if cached is None:
-        cached = np.zeros((system.ntheta, system.index.size))
-        cached[system.index, np.arange(system.index.size)] = 1.0
-        object.__setattr__(system, "_residual_indicator", cached)
+        size, index = system.a.shape[0], system.index
+        indicator = np.zeros((system.ntheta, index.size))
+        indicator[index, np.arange(index.size)] = 1.0
+        row_pairs = (system.rows[:, None] * size + system.rows).ravel()
+        col_pairs = (system.cols[:, None] * size + system.cols).ravel()
+        cached = (indicator, row_pairs, col_pairs)
+        object.__setattr__(system, "_residual_positions", cached)
     return cached
 
 
 _PHI_STARTS = (0.3, 0.6, 0.9)
 
 
-def _starting_point(model: Any, value: Any) -> tuple[np.ndarray, np.ndarray, int]:
+def _starting_point(
+    model: Any, value: Any, dense: "DenseResidualObjective | None"
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Where the optimizer starts: theta (data units), the residual parameters, and the evaluations it took.
 
-    Theta is the better of lmer's candidates (:meth:`~mixedmodels.lmm.model.LinearMixedModel.starting_theta`)
-    at the structure's start (equal SDs, phi = 0); then for an AR(1) structure phi is the best, at that
-    theta, of 0, 0.3, 0.6, 0.9: from phi = 0 the optimizer spends a third of its evaluations walking phi
-    up (sleepstudy, Ovary and BodyWeight all have phi near 0.6; BodyWeight's BOBYQA fit takes 90
-    evaluations instead of 129).  (SD ratios started from the strata's least-squares residuals saved
-    nothing on Orthodont.)  ``value`` is the objective over ``(scaled theta, free rho)``: the dense one
-    where there is one, so that choosing costs a few dense evaluations.
+    The residual parameters start where the model has them; at the structure's own start (equal
+    SDs, phi = 0) the SD ratios start at their moment estimates where the system is dense
+    (:func:`_moment_ratios`: Newton's first step from equal SDs overshoots Orthodont's ratio of
+    0.45, and the estimate 0.46 saves two or three of its six derivative evaluations).  Theta is
+    the better of lmer's candidates (:meth:`~mixedmodels.lmm.model.LinearMixedModel.starting_theta`)
+    there; then for an AR(1) structure phi is the best, at that theta, of 0, 0.3, 0.6, 0.9: from
+    phi = 0 the optimizer spends a third of its evaluations walking phi up (sleepstudy, Ovary and
+    BodyWeight all have phi near 0.6; BodyWeight's BOBYQA fit takes 90 evaluations instead of 129,
+    its ML Newton fit 6 evaluations and 6 derivatives after the start instead of 12 + 9).  (phi's
+    moment estimates from least-squares residuals were no better a start: 0.34, 0.48, 0.09 from the
+    residuals within subjects and 0.69, 0.70, 0.89 from the fixed effects' residuals, where the ML
+    fits have 0.64, 0.60, 0.53.)  ``value`` is the objective over ``(scaled theta, free rho)``: the
+    dense one where there is one, so that choosing costs a few dense evaluations.
     """
-    residual, cp = model.residual, model.crossprods
-    free0 = residual.structure.to_free(residual.params)
+    residual, cp, structure = model.residual, model.crossprods, model.residual.structure
+    rho0 = residual.params.copy()
+    if dense is not None and np.array_equal(rho0, structure.start()):
+        ratios = _moment_ratios(structure, dense.pieces, dense.size)
+        if ratios is not None:
+            rho0[: ratios.size] = ratios
+    free0 = structure.to_free(rho0)
     thetas = model._start_candidates()
     scaled = [cp.to_scaled_theta(theta) for theta in thetas]
     values = [value(np.concatenate([x, free0])) for x in scaled] if len(thetas) > 1 else [np.inf]
     best = int(np.argmin(values))
-    if residual.structure.ar1 is None:
-        return thetas[best], residual.params.copy(), len(values) if len(thetas) > 1 else 0
-    candidates = [residual.params.copy()]
+    if structure.ar1 is None:
+        return thetas[best], rho0, len(values) if len(thetas) > 1 else 0
+    candidates = [rho0]
     for phi in _PHI_STARTS:
-        candidates.append(candidates[0].copy())
+        candidates.append(rho0.copy())
         candidates[-1][-1] = phi
     known = values[best] if len(thetas) > 1 else None
     phis = [
-        known if known is not None and i == 0 else value(np.concatenate([scaled[best], residual.structure.to_free(c)]))
+        known if known is not None and i == 0 else value(np.concatenate([scaled[best], structure.to_free(c)]))
         for i, c in enumerate(candidates)
     ]
     evaluations = (len(values) if len(thetas) > 1 else 0) + len(candidates) - (known is not None)
     return thetas[best], candidates[int(np.argmin(phis))], evaluations
+
+
+def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) -> np.ndarray | None:
+    """The SD ratios of the strata's least-squares residual SDs (y on all of ``[Z X]`` within each stratum:
+    ``rss_s = y'y - y'W (W'W)^+ W'y`` from the stratum's stored cross-product, over ``n_s - rank``), or None
+    without a variance structure or where a stratum has no residual degrees of freedom."""
+    if structure.variance is None:
+        return None
+    variances = np.zeros(len(structure.levels))
+    for piece, flat in zip(structure.pieces, pieces):
+        if piece.kind != "all":
+            continue
+        a = flat.reshape(size, size)
+        coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+        dof = piece.rows.size - rank
+        variances[piece.strata[0]] = (a[-1, -1] - coef @ a[:-1, -1]) / dof if dof > 0 else np.nan
+    ratios = np.sqrt(variances[1:] / variances[0])
+    return ratios if np.all(np.isfinite(ratios) & (ratios > 0)) else None
 
 
 def optimize_with_residual(
@@ -332,7 +372,7 @@ def optimize_with_residual(
     if start is not None:
         theta0, rho0, tries = np.asarray(start, dtype=float), residual.params, 0
     else:
-        theta0, rho0, tries = _starting_point(model, objective)
+        theta0, rho0, tries = _starting_point(model, objective, dense)
     x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
     lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
