@@ -56,6 +56,23 @@ def test_dense_and_sparse_builds_agree(monkeypatch):
     )
 
 
+def test_dense_pieces_place_each_pieces_blocks(monkeypatch):
+    """All pieces as dense matrices at once are each piece's blocks as one matrix (dense_crossproducts),
+    exactly (the same numbers, placed), on the dense and the sparse build; they add up as combine does."""
+    from mixedmodels.linalg.dense_system import dense_crossproducts
+
+    model = _model()
+    dense = _pieces(model, monkeypatch, dense=True)
+    sparse = _pieces(model, monkeypatch, dense=False)
+    for blocks in (dense, sparse):
+        expected = np.stack([dense_crossproducts(blocks.piece(k)) for k in range(blocks.npieces)])
+        np.testing.assert_array_equal(blocks.dense_pieces(), expected)
+    c = np.random.default_rng(2).normal(size=dense.npieces)
+    np.testing.assert_allclose(
+        np.tensordot(c, dense.dense_pieces(), axes=1), dense_crossproducts(dense.combine(c)), rtol=1e-12, atol=1e-9
+    )
+
+
 def test_pieces_add_up_to_the_unweighted_cross_products(monkeypatch):
     """With every stratum weight 1 and phi 0, A(c) is [Z X y]'[Z X y]: lmer's own blocks."""
     model = _model()

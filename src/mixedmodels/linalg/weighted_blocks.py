@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .blocked import _DENSE_LIMIT, BlockedCrossProducts, TermLayout
+from .dense_system import dense_crossproducts
 
 __all__ = ["WeightedBlocks"]
 
@@ -95,6 +96,25 @@ class WeightedBlocks:
     def piece(self, k: int) -> BlockedCrossProducts:
         """Piece k alone (its blocks)."""
         return self.combine(np.eye(self.npieces)[k])
+
+    def dense_pieces(self) -> np.ndarray:
+        """Every piece as one dense matrix, (pieces, N, N): the first term's diagonal blocks, ``a21`` below
+        them and its transpose beside them, ``a22`` (the layout of
+        :func:`~.dense_system.dense_crossproducts`), placed for all pieces at once."""
+        if self.a21_pattern is not None:
+            return np.stack([dense_crossproducts(self.piece(k)) for k in range(self.npieces)])
+        shape11, shape22, size21, shape21 = self.shapes
+        q1 = shape11[0] * shape11[1]
+        size, npieces, k1 = q1 + shape22[0], self.npieces, shape11[1]
+        n11 = int(np.prod(shape11))
+        out = np.zeros((npieces, size, size))
+        starts = np.arange(shape11[0])[:, None, None] * k1
+        out[:, starts + np.arange(k1)[:, None], starts + np.arange(k1)] = self.packed[:, :n11].reshape(-1, *shape11)
+        a21 = self.packed[:, n11 : n11 + size21].reshape(npieces, *shape21)
+        out[:, q1:, :q1] = a21
+        out[:, :q1, q1:] = np.swapaxes(a21, 1, 2)
+        out[:, q1:, q1:] = self.packed[:, n11 + size21 :].reshape(npieces, *shape22)
+        return out
 
     def combine(self, coefficients: np.ndarray) -> BlockedCrossProducts:
         """``sum_k c_k A_k`` as blocks to factor (no precomputed rank-update plan: the values change every time)."""

@@ -458,8 +458,8 @@ class LinearMixedModel(ThetaParameters):
             info, factor = self._optimize(settings, start)
             model = self
         else:
-            info, params = optimize_with_residual(self, settings, start)
-            model, factor = self.at_residual(params), None
+            info, params, factor = optimize_with_residual(self, settings, start)
+            model = self.at_residual(params)
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:

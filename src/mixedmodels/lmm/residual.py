@@ -52,7 +52,7 @@ from ..design.residual import ResidualStructure
 from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
 from ..linalg.blocked import term_layouts
-from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem, dense_crossproducts
+from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem
 from ..linalg.weighted_blocks import WeightedBlocks
 from .minimize import bobyqa_at_structured_bound, canonical_signs, derivative_fit, polish_with_bobyqa
 from ..optim import (
@@ -135,7 +135,7 @@ class DenseResidualObjective:
         residual = model.residual
         self.model, self.system, self.structure = model, system, residual.structure
         blocks = residual.blocks
-        self.pieces = np.stack([dense_crossproducts(blocks.piece(k)).ravel() for k in range(blocks.npieces)])
+        self.pieces = blocks.dense_pieces().reshape(blocks.npieces, -1)
         self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
         nd = len(self.structure.levels) - 1
         # the open range of rho: ratios in (0, inf), phi in (-1, 1)
@@ -352,8 +352,10 @@ def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) 
 
 def optimize_with_residual(
     model: Any, settings: OptimizerSettings | None, start: np.ndarray | None
-) -> tuple[OptInfo, np.ndarray]:
-    """Minimize over (scaled theta, free rho); returns the optimizer's log for theta and the estimated rho.
+) -> tuple[OptInfo, np.ndarray, DenseFactor | None]:
+    """Minimize over (scaled theta, free rho); returns the optimizer's log for theta, the estimated rho,
+    and the dense factor at the optimum when the last evaluation was there (the results read beta and
+    sigma off it: :meth:`~mixedmodels.lmm.results.LmerResults.from_dense_factor`), else None.
 
     On a dense system Newton's method with the exact Hessian
     (:meth:`DenseResidualObjective.derivatives`) where every term is
@@ -386,8 +388,10 @@ def optimize_with_residual(
             info = minimize_bounded(objective, x0, lower, bounded, settings=settings)
         if info.optimizer_converged and model.nobs <= MAX_NOBS_FOR_CHECKS:
             info = _checked(info, objective, dense, method, (lower, bounded))
+    last = dense._last if dense is not None else None
+    factor = last[1] if last is not None and last[1] is not None and np.array_equal(last[0], info.final) else None
     theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
-    return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho
+    return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho, factor
 
 
 def _method(settings: OptimizerSettings, dense: "DenseResidualObjective | None") -> str:
