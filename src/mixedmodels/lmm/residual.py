@@ -26,9 +26,15 @@ residual parameters by the chain rule
 
 (:meth:`~mixedmodels.linalg.dense_system.DenseSystem.piece_gradient`,
 :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_jacobian`).
-They are fitted by BFGS (structured terms' parameters in
-:class:`~mixedmodels.optim.FreeCoordinates`), with BOBYQA taking over where
-BFGS stops short of an optimum; larger systems by BOBYQA.
+With unstructured random-effects terms they also get the exact Hessian
+(:meth:`DenseResidualObjective.derivatives`: ``A`` is linear in ``c``, so
+``d^2 Omega / d c_k d c_l = 0``, and the chain rule adds ``(d f / d c) d^2 c / d rho^2``)
+and are fitted by Newton's method, whose gradient and Hessian at the optimum
+are lme4's convergence checks' (Orthodont, sleepstudy, Ovary: 3-6 derivative
+evaluations; BodyWeight 6 instead of BFGS's 24 gradients and 2k + 1 more for the
+checks).  With structured terms (no second derivatives) they are fitted by
+BFGS (the structures' parameters in :class:`~mixedmodels.optim.FreeCoordinates`);
+BOBYQA takes over where either stops short of an optimum; larger systems get BOBYQA.
 
 The fitted model is the model at the estimated ``rho``
 (:meth:`~mixedmodels.lmm.model.LinearMixedModel.at_residual`): its
