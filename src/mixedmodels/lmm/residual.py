@@ -250,12 +250,7 @@ def _piece_derivatives(
     lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
     z = inverse[-1]
     stacked = pieces.reshape(npieces, size, size)
-    omegas = np.empty((nt + npieces, size, size))
-    transposed = omegas[:nt]
-    transposed.fill(0.0)
-    transposed[index, cols] = (a @ lam)[rows]
-    transposed += np.swapaxes(transposed, 1, 2).copy()
-    np.matmul(lam.T @ stacked, lam, out=omegas[nt:])
+    omegas = _first_derivatives(system, factor, stacked)
     times_lead = lead @ omegas
     omega_z = omegas @ z
     residual_gradient = omega_z @ z
@@ -273,6 +268,19 @@ def _piece_derivatives(
     hessian[nt:, :nt] += mixed
     hessian[:nt, nt:] += mixed.T
     return gradient, (hessian + hessian.T) / 2.0
+
+
+def _first_derivatives(system: DenseSystem, factor: DenseFactor, stacked: np.ndarray) -> np.ndarray:
+    """``Omega_a`` for theta then the pieces: ``C_j + C_j'`` with ``C_j' = Lambda~_j' A Lambda~`` (row
+    ``cols_e`` of it is row ``rows_e`` of ``A Lambda~``), and ``Lambda~' A_k Lambda~``."""
+    nt, size = system.ntheta, stacked.shape[1]
+    omegas = np.empty((nt + stacked.shape[0], size, size))
+    transposed = omegas[:nt]
+    transposed.fill(0.0)
+    transposed[system.index, system.cols] = (factor.a @ factor.lam)[system.rows]
+    transposed += np.swapaxes(transposed, 1, 2).copy()
+    np.matmul(factor.lam.T @ stacked, factor.lam, out=omegas[nt:])
+    return omegas
 
 
 def _positions(system: DenseSystem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
