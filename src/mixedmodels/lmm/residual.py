@@ -152,7 +152,7 @@ class DenseResidualObjective:
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
         """The dense objective, or None for a system larger than ``MAX_SIZE`` rows."""
-        system = DenseSystem.build(model.crossprods)
+        system = model.crossprods.dense_system  # shared with lmer's moment start
         return None if system is None else cls(model, system)
 
     def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
