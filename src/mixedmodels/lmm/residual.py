@@ -417,8 +417,9 @@ def _method(settings: OptimizerSettings, dense: "DenseResidualObjective | None")
     has_hessian = dense is not None and dense.has_hessian
     if (wanted == "newton" and not has_hessian) or (wanted == "bfgs" and dense is None):
         what = "exact Hessian (structured random-effects terms)" if dense is not None else "gradient"
+        others = "'bfgs', 'bobyqa'" if dense is not None else "'bobyqa'"
         raise ModelSpecError(
-            f"optimizer={wanted!r} has no {what} for this residual structure: use optimizer='bobyqa' or 'auto'"
+            f"optimizer={wanted!r} has no {what} for this residual structure: use optimizer={others} or 'auto'"
         )
     if wanted == "auto":
         return "newton" if has_hessian else ("bfgs" if dense is not None else "bobyqa")
