@@ -48,7 +48,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .laplace_gradient import LaplaceGradient, _Parts
+from scipy.linalg import cho_factor, cho_solve
+
+from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -175,4 +177,32 @@ class LinkLaplaceGradient(LaplaceGradient):
                 raise np.linalg.LinAlgError("Lambda' Z' O Z Lambda + I is not positive definite")
             return v, leverage, lambda rhs: self.system.solve_with(vals, rhs)
         v, leverage = self._solved_rows(self._inverse(w.expected, c), c)
-        return v, leverage, self._inverse(w.observed, c).solve
+        return v, leverage, self._inverse(w.observed, c, _BlockedSolver).solve
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockedSolver(_BlockedInverse):
+    """Solves with ``M_O = [[D, B'], [B, R]]`` by its Schur complement's Cholesky factor (held in ``rest``):
+    no entries of the inverse, which only the expected ``M`` needs.  Raises ``LinAlgError`` unless
+    ``M_O`` is positive definite."""
+
+    @classmethod
+    def compute(cls, diagonal: np.ndarray, b, r: np.ndarray) -> "_BlockedSolver":
+        if np.any(diagonal <= 0):
+            raise np.linalg.LinAlgError("Lambda' Z' O Z Lambda + I is not positive definite")
+        if isinstance(b, np.ndarray):
+            scaled = b / diagonal
+            schur = r - scaled @ b.T
+        else:
+            scaled = b.copy()
+            scaled.data = scaled.data / diagonal[scaled.indices]
+            schur = r - (scaled @ b.T).toarray()
+        factor = cho_factor(schur, lower=True, check_finite=False) if schur.size else None
+        return cls(diagonal, scaled, b, np.empty(0), np.empty(0), factor)  # type: ignore[arg-type]
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """``M_O^-1 rhs`` (first-term rows first)."""
+        q1 = self.diagonal.size
+        first, second = rhs[:q1], rhs[q1:]
+        rest = second if self.rest is None else cho_solve(self.rest, second - self.scaled @ first, check_finite=False)
+        return np.vstack([(first - self.b.T @ rest) / self.diagonal[:, None], rest])
