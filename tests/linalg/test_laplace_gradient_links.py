@@ -164,3 +164,23 @@ def test_no_gradient_where_the_formula_does_not_hold():
 
     observed = replace(_model("owls_nb"), laplace="observed")
     assert _laplace_gradient(observed) is None
+
+
+@pytest.mark.parametrize("name", ["owls_nb", "grouseticks_nb", "grouseticks_nb_sparse"])
+def test_an_indefinite_observed_system_gives_nan_not_an_error(name):
+    """Where ``Lambda' Z' O Z Lambda + I`` is not positive definite (modes PIRLS did not converge
+    to; the families above are log-concave, so O > 0 at any point for them) the modes'
+    derivatives do not exist: NaN, which stops BFGS there, not an error or a wrong number."""
+    from mixedmodels.linalg.laplace_gradient_links import _Weights
+
+    model = _model(name)
+    gradient, (theta, beta) = _laplace_gradient(model), _points(model)[0]
+    res = model.pirls.modes(theta, beta, np.zeros(model.nranef))
+    lam = theta * model.theta_scales
+    w = _Weights.at(model.response, res.eta, res.mu)
+    indefinite = _Weights(w.score, w.expected, -10.0 * w.expected - 10.0, w.slope)
+    c = [lt * z for lt, z in zip(lam, gradient.z)]
+    _, _, solve = gradient._rows_and_solver(lam, indefinite, c)
+    assert np.all(np.isnan(solve(np.ones((model.nranef, 2)))))
+    _, _, solve = gradient._rows_and_solver(lam, w, c)
+    assert np.all(np.isfinite(solve(np.ones((model.nranef, 2)))))

@@ -169,15 +169,27 @@ class LinkLaplaceGradient(LaplaceGradient):
         return self._lambda_zt(lams, ds[:, None])[:, 0], float(-2.0 * (wt @ dlogp)), dw
 
     def _rows_and_solver(self, lams: np.ndarray, w: _Weights, c: list):
-        """``v_t`` and the leverages from the expected ``M``, and ``M_O^-1`` as a function."""
+        """``v_t`` and the leverages from the expected ``M``, and ``M_O^-1`` as a function.
+
+        ``M_O`` is positive definite at modes PIRLS converged to (the penalized deviance's
+        Hessian at its minimum); where it is not (PIRLS stopped short), the modes' derivatives
+        and so the gradient are NaN, which stops BFGS there rather than misleading it.
+        """
         if self.system is not None:
             v, leverage, _ = self._sparse_rows(lams, w.expected, c)
             vals = self.system.weighted_factor(lams, w.observed)
             if vals is None:
-                raise np.linalg.LinAlgError("Lambda' Z' O Z Lambda + I is not positive definite")
+                return v, leverage, _not_positive_definite
             return v, leverage, lambda rhs: self.system.solve_with(vals, rhs)
         v, leverage = self._solved_rows(self._inverse(w.expected, c), c)
-        return v, leverage, self._inverse(w.observed, c, _BlockedSolver).solve
+        try:
+            return v, leverage, self._inverse(w.observed, c, _BlockedSolver).solve
+        except np.linalg.LinAlgError:
+            return v, leverage, _not_positive_definite
+
+
+def _not_positive_definite(rhs: np.ndarray) -> np.ndarray:
+    return np.full(rhs.shape, np.nan)
 
 
 @dataclass(frozen=True, eq=False)
