@@ -357,7 +357,7 @@ def _stage2(
     """Minimize the Laplace / quadrature deviance over theta and (whitened) beta.
 
     BFGS with the analytic gradient (:mod:`.linalg.laplace_gradient`) where it
-    applies (Laplace, scalar terms, canonical link), else BOBYQA.
+    applies (Laplace, scalar terms; :mod:`.linalg.laplace_gradient_links` for non-canonical links), else BOBYQA.
     """
     crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
     if crit.gradient is not None and settings.optimizer in ("auto", "bfgs"):

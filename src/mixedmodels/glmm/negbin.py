@@ -13,12 +13,17 @@ approximation instead (the observed information in the log-determinant).
 
 The stages:
 
-1. a start for theta: a Poisson GLMM (``nAGQ = 0`` criterion) gives means
+1. a start for theta: a Poisson GLMM (``nAGQ = 0`` criterion, by BFGS) gives means
    ``mu``, and theta maximizes the negative binomial likelihood of ``y`` given
    them (MASS's ``theta.ml``);
 2. glmer's first stage at that theta (theta_cov with beta from PIRLS), which
    also sets the second stage's coordinates (:mod:`.fit`);
-3. BOBYQA over the second stage's coordinates and ``log theta``;
+3. BFGS over the second stage's coordinates and ``log theta`` with the Laplace
+   gradient (:mod:`.linalg.laplace_gradient_links`, which has the derivative in
+   ``log theta``: the deviance's explicit one, the weights' and the modes'),
+   from the Poisson start's curvature; BOBYQA from its end where it does not
+   converge, and instead of it where there is no gradient (``laplace="observed"``,
+   vector terms, quadrature);
 4. glmer's finish at the estimated theta: Newton steps and the covariance of
    beta from the finite-difference Hessian over (theta_cov, beta) -- given
    theta, as lme4's ``vcov`` of a ``glmer.nb`` fit.
