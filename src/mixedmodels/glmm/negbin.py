@@ -149,6 +149,8 @@ class _JointDerivatives:
     def grad(self, x: np.ndarray) -> np.ndarray:
         if self.last is None or not np.array_equal(self.last[0], x):
             self.value(x)
+        if self.last is None or not np.array_equal(self.last[0], x):  # PIRLS failed at x: BFGS stops
+            return np.full(x.size, np.nan)
         res, base = self.last[1], self.joint.base
         model = self.joint.model_at(x)
         theta, _ = base.params(x[:-1])

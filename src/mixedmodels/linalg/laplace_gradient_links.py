@@ -45,6 +45,7 @@ explicit ``-2 sum wt d log p(y | mu) / dk``; then
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +123,7 @@ class LinkLaplaceGradient(LaplaceGradient):
         With a list ``modes``, also appends ``du / d(lambda, beta, log theta)`` (model's order of u).
         """
         parts, extra = self._parts_with(response, lams, eta, mu, u, family_parameter=True)
+        assert extra is not None
         if modes is not None:
             modes.append(self._model_order(np.column_stack([parts.du, extra[1]])))
         ntheta = len(self.z)
@@ -175,12 +177,13 @@ class LinkLaplaceGradient(LaplaceGradient):
         Hessian at its minimum); where it is not (PIRLS stopped short), the modes' derivatives
         and so the gradient are NaN, which stops BFGS there rather than misleading it.
         """
-        if self.system is not None:
+        system: Any = self.system
+        if system is not None:
             v, leverage, _ = self._sparse_rows(lams, w.expected, c)
-            vals = self.system.weighted_factor(lams, w.observed)
+            vals = system.weighted_factor(lams, w.observed)
             if vals is None:
                 return v, leverage, _not_positive_definite
-            return v, leverage, lambda rhs: self.system.solve_with(vals, rhs)
+            return v, leverage, lambda rhs: system.solve_with(vals, rhs)
         v, leverage = self._solved_rows(self._inverse(w.expected, c), c)
         try:
             return v, leverage, self._inverse(w.observed, c, _BlockedSolver).solve
@@ -215,6 +218,8 @@ class _BlockedSolver(_BlockedInverse):
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """``M_O^-1 rhs`` (first-term rows first)."""
         q1 = self.diagonal.size
+        b: Any = self.b
+        scaled: Any = self.scaled
         first, second = rhs[:q1], rhs[q1:]
-        rest = second if self.rest is None else cho_solve(self.rest, second - self.scaled @ first, check_finite=False)
-        return np.vstack([(first - self.b.T @ rest) / self.diagonal[:, None], rest])
+        rest = second if self.rest is None else cho_solve(self.rest, second - scaled @ first, check_finite=False)
+        return np.vstack([(first - b.T @ rest) / self.diagonal[:, None], rest])
