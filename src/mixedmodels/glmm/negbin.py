@@ -115,7 +115,14 @@ class _JointCriterion:
         return self._model[1]
 
     def evaluate(self, x: np.ndarray, u0: np.ndarray):
-        return _criterion_for(self.base, self.model_at(x)).evaluate(x[:-1], u0)
+        """``-2 log L`` at ``x`` and PIRLS there.
+
+        The quadrature deviance (``nAGQ > 1``, lme4's: the deviance residuals') leaves out
+        ``-2 log L - deviance``, a constant for a known theta but not over theta: it is added.
+        """
+        model = self.model_at(x)
+        value, res = _criterion_for(self.base, model).evaluate(x[:-1], u0)
+        return (value + model.response.constant if self.base.nAGQ > 1 else value), res
 
 
 class _JointDerivatives:
