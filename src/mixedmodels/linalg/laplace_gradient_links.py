@@ -51,7 +51,7 @@ import numpy as np
 
 from scipy.linalg import cho_factor, cho_solve
 
-from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts
+from .laplace_gradient import MAX_DENSE_ENTRIES, LaplaceGradient, _BlockedInverse, _Parts
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -100,7 +100,7 @@ class LinkLaplaceGradient(LaplaceGradient):
         if system is not None and permutation is not None:
             return None
         rest = int(sum(nlevels[1:]))
-        if system is None and rest * nlevels[0] > 4_000_000:
+        if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
             return None
         offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
         return cls(
