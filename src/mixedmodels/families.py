@@ -580,6 +580,16 @@ class NegativeBinomial(Family):
             )
         _check_integers(y, name, "whole-number counts for the negative binomial family")
 
+    def log_theta_derivatives(self, y: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per observation at fixed mu, with respect to ``log theta``: ``d log p(y | mu) / d log theta``
+        (``theta [psi(y + theta) - psi(theta) + log theta + 1 - log(mu + theta) - (y + theta) / (mu + theta)]``)
+        and ``dV / d log theta = -mu^2 / theta`` (the Laplace gradient's, :mod:`.linalg.laplace_gradient_links`)."""
+        t = self.theta
+        dlogp = t * (
+            special.digamma(y + t) - special.digamma(t) + np.log(t) + 1.0 - np.log(mu + t) - (y + t) / (mu + t)
+        )
+        return dlogp, -mu * mu / t
+
     def log_density_constant(self, y: np.ndarray) -> np.ndarray:
         """The part of ``log p(y | mu)`` without mu: ``lgamma(y + theta) - lgamma(theta) - lgamma(y + 1) + theta log theta``."""
         t = self.theta

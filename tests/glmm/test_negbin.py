@@ -196,3 +196,26 @@ def test_glmer_nb_observed_against_glmmtmb(case):
         assert np.sqrt(fit.covariances[group][0, 0]) == pytest.approx(sd, rel=REL)
     with pytest.raises(mm.ModelSpecError, match="laplace must be 'expected'"):
         mm.glmer_nb(formula, mm.datasets.load(data), laplace="tmb")
+
+
+def test_quadrature_estimates_theta_from_the_whole_likelihood():
+    """``glmer_nb(nAGQ=5)``: the quadrature deviance (lme4's, of the deviance residuals) leaves out
+    ``-2 log L - deviance``, which depends on theta, so over theta the constant is added.
+
+    lme4 1.1-31's ``glmer.nb(nAGQ = 5)`` on Owls (tests/reference/make_negbin_agq.R) optimizes
+    theta without it and ends at theta 0.045 with the Nest SD at 0 (a boundary fit); ours stays
+    within 1 % of the Laplace fit's theta (0.842), and its -2 log L (deviance plus the constant)
+    is lower than at lme4's estimates by far more than quadrature's precision (it was at the
+    1e-4 bound before the constant was added)."""
+    formula, data = ESTIMATED["owls"]
+    laplace = _fit("owls")
+    fit = fitted_issue19("glmer_nb", formula, data, nAGQ=5)
+    assert fit.family.theta == pytest.approx(laplace.family.theta, rel=REL)
+    lme4 = reference("negbin_agq")["owls_agq5"]
+
+    def minus2_loglik(model, theta, beta):
+        return model.deviance(theta, beta, nAGQ=5) + model.response.constant
+
+    at_lme4 = fit.model.with_family(mm.families.NegativeBinomial(theta=lme4["nb_theta"]))
+    ours = minus2_loglik(fit.model, fit.theta, fit.beta)
+    assert ours < minus2_loglik(at_lme4, np.array([lme4["random_sd"]]), np.array(list(lme4["fixef"].values()))) - 100

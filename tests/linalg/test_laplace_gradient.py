@@ -70,10 +70,12 @@ def test_laplace_gradient_equals_central_differences(formula, data_name, family)
 
 
 def test_the_gradient_applies_to_canonical_links_only():
+    """(Other links have linalg/laplace_gradient_links.py's: tests/linalg/test_laplace_gradient_links.py.)"""
     from mixedmodels.families import get_family
 
     cloglog = GeneralizedLinearMixedModel.from_formula(CASES[0][0], dataset("cbpp"), get_family("binomial", "cloglog"))
-    assert _gradient(cloglog) is None and _laplace_gradient(cloglog) is None
+    assert LaplaceGradient.build(*_scalar_columns(cloglog)[:3], cloglog.pirls.x, cloglog.response) is None
+    assert type(_laplace_gradient(cloglog)) is not LaplaceGradient
     logit = GeneralizedLinearMixedModel.from_formula(CASES[1][0], dataset("VerbAgg"), "binomial")
     assert _laplace_gradient(logit) is not None
 

@@ -32,6 +32,7 @@ from ..errors import ConvergenceWarning, SingularFitWarning
 from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
 from ..linalg.laplace_gradient import LaplaceGradient
+from ..linalg.laplace_gradient_links import LinkLaplaceGradient
 from ..linalg.pirls_scalar import SparseScalarSystem
 from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
 from .results import GlmerResults
@@ -106,7 +107,9 @@ def _laplace_gradient(model):
         if columns is not None:
             refs, z, nlevels, permutation = columns
             system = model.pirls._system if isinstance(model.pirls._system, SparseScalarSystem) else None
-            gradient = LaplaceGradient.build(refs, z, nlevels, model.pirls.x, model.response, permutation, system)
+            kind = LaplaceGradient if model.response.natural else LinkLaplaceGradient
+            if getattr(model, "laplace", "expected") == "expected":  # glmmTMB's ("observed"): no gradient
+                gradient = kind.build(refs, z, nlevels, model.pirls.x, model.response, permutation, system)
         model.__dict__["_laplace_gradient"] = gradient
     return model.__dict__["_laplace_gradient"]
 
@@ -354,7 +357,7 @@ def _stage2(
     """Minimize the Laplace / quadrature deviance over theta and (whitened) beta.
 
     BFGS with the analytic gradient (:mod:`.linalg.laplace_gradient`) where it
-    applies (Laplace, scalar terms, canonical link), else BOBYQA.
+    applies (Laplace, scalar terms; :mod:`.linalg.laplace_gradient_links` for non-canonical links), else BOBYQA.
     """
     crit = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, theta1, res1), theta1)
     if crit.gradient is not None and settings.optimizer in ("auto", "bfgs"):

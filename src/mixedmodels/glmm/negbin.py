@@ -13,12 +13,17 @@ approximation instead (the observed information in the log-determinant).
 
 The stages:
 
-1. a start for theta: a Poisson GLMM (``nAGQ = 0`` criterion) gives means
+1. a start for theta: a Poisson GLMM (``nAGQ = 0`` criterion, by BFGS) gives means
    ``mu``, and theta maximizes the negative binomial likelihood of ``y`` given
    them (MASS's ``theta.ml``);
 2. glmer's first stage at that theta (theta_cov with beta from PIRLS), which
    also sets the second stage's coordinates (:mod:`.fit`);
-3. BOBYQA over the second stage's coordinates and ``log theta``;
+3. BFGS over the second stage's coordinates and ``log theta`` with the Laplace
+   gradient (:mod:`.linalg.laplace_gradient_links`, which has the derivative in
+   ``log theta``: the deviance's explicit one, the weights' and the modes'),
+   from the Poisson start's curvature; BOBYQA from its end where it does not
+   converge, and instead of it where there is no gradient (``laplace="observed"``,
+   vector terms, quadrature);
 4. glmer's finish at the estimated theta: Newton steps and the covariance of
    beta from the finite-difference Hessian over (theta_cov, beta) -- given
    theta, as lme4's ``vcov`` of a ``glmer.nb`` fit.
@@ -41,17 +46,19 @@ from ..design.inputs import prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ModelSpecError, NotOnDaskError
 from ..families import NegativeBinomial, Poisson
-from ..optim import OptimizerSettings, minimize_bounded
+from ..optim import OptimizerSettings, OptInfo, minimize_bounded, minimize_quasi_newton
 from .fit import (
     Stages,
     _Criterion,
     _finish,
     _finite_or_none,
+    _laplace_gradient,
     _stage1,
     _start_settings,
     _WarmStart,
     _x_block_inverse_factor,
     make_results,
+    to_scaled,
 )
 from .model import GLMM_SETTINGS, GeneralizedLinearMixedModel
 from .results import GlmerResults
@@ -108,7 +115,114 @@ class _JointCriterion:
         return self._model[1]
 
     def evaluate(self, x: np.ndarray, u0: np.ndarray):
-        return _criterion_for(self.base, self.model_at(x)).evaluate(x[:-1], u0)
+        """``-2 log L`` at ``x`` and PIRLS there.
+
+        The quadrature deviance (``nAGQ > 1``, lme4's: the deviance residuals') leaves out
+        ``-2 log L - deviance``, a constant for a known theta but not over theta: it is added.
+        """
+        model = self.model_at(x)
+        value, res = _criterion_for(self.base, model).evaluate(x[:-1], u0)
+        return (value + model.response.constant if self.base.nAGQ > 1 else value), res
+
+
+class _JointDerivatives:
+    """The joint criterion and its gradient over ``(stage-2 coordinates, log(theta / theta0))`` for BFGS.
+
+    The gradient is :meth:`.linalg.laplace_gradient_links.LinkLaplaceGradient.with_family_parameter`'s
+    (built once, for the first model, and given each theta's response).  Keeps the last PIRLS
+    solution for the gradient there, and after each gradient the modes' first-order
+    prediction, PIRLS's start nearby.
+    """
+
+    def __init__(self, joint: _JointCriterion, gradient, warm: _WarmStart):
+        self.joint, self.gradient, self.warm = joint, gradient, warm
+        self.last: tuple | None = None
+        self.prediction: tuple | None = None
+
+    def value(self, x: np.ndarray) -> float:
+        u0 = self.warm.u
+        if self.prediction is not None:
+            base, u, du = self.prediction
+            u0 = u + du @ (x - base)
+        try:
+            value, res = self.joint.evaluate(x, u0)
+        except np.linalg.LinAlgError:  # a step far out (eta overflowing): the line search steps back
+            return np.inf
+        self.last = (x.copy(), res)
+        if np.isfinite(value):
+            self.warm.u = res.u
+        return value
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        if self.last is None or not np.array_equal(self.last[0], x):
+            self.value(x)
+        if self.last is None or not np.array_equal(self.last[0], x):  # PIRLS failed at x: BFGS stops
+            return np.full(x.size, np.nan)
+        res, base = self.last[1], self.joint.base
+        model = self.joint.model_at(x)
+        theta, _ = base.params(x[:-1])
+        modes: list = []
+        d_lam, d_beta, d_log_theta = self.gradient.with_family_parameter(
+            model.response, to_scaled(model, theta), res.eta, res.mu, res.u, modes
+        )
+        nt, du = base.ntheta, modes[0]
+        dx = np.hstack([du[:, :nt] * base.units, du[:, nt:-1] @ base.scale, du[:, -1:]])
+        self.prediction = (x.copy(), res.u, dx)
+        return np.concatenate([d_lam * base.units, base.scale.T @ d_beta, [d_log_theta]])
+
+
+def _start_curvature(joint: _JointCriterion, warm: _WarmStart, mu: np.ndarray) -> np.ndarray:
+    """BFGS's start for the inverse Hessian over the joint coordinates.
+
+    Over (theta, delta): :meth:`.fit._Criterion.curvature` from the Poisson start's BFGS (the
+    theta block; ``I / 2`` for the whitened beta), or ``I / 2`` throughout without one.  Over
+    ``log theta``: the inverse of the second derivative of ``-2 log L`` at the start's means
+    (its explicit part: the modes held), ``-2 sum wt (k g + k^2 g')`` with ``g = d log p / dk``.
+    """
+    base = joint.base
+    block = base.curvature(warm.curvature)
+    if block is None:
+        block = np.eye(base.lower.size) / 2.0
+    r, k = base.model.response, base.model.family.theta
+    g = special.digamma(r.y + k) - special.digamma(k) + np.log(k) + 1.0 - np.log(mu + k) - (r.y + k) / (mu + k)
+    dg = special.polygamma(1, r.y + k) - special.polygamma(1, k) + 1.0 / k - 1.0 / (mu + k) - (mu - r.y) / (mu + k) ** 2
+    second = -2.0 * float(r.weights @ (k * g + k * k * dg))
+    out = np.zeros((block.shape[0] + 1,) * 2)
+    out[:-1, :-1] = block
+    out[-1, -1] = 1.0 / second if second > 0 else 1.0
+    return out
+
+
+def _joint_stage(
+    joint: _JointCriterion, x0: np.ndarray, settings: OptimizerSettings, warm: _WarmStart, mu: np.ndarray
+) -> OptInfo:
+    """BFGS with the analytic gradient where it applies (:class:`_JointDerivatives`), BOBYQA from its end
+    if it did not converge (or where there is no gradient: an ``"observed"`` Laplace, a vector term)."""
+    gradient = _laplace_gradient(joint.base.model) if joint.base.nAGQ == 1 else None
+    first = None
+    if gradient is not None and settings.optimizer in ("auto", "bfgs"):
+        derivatives = _JointDerivatives(joint, gradient, warm)
+        first = minimize_quasi_newton(
+            derivatives.value, derivatives.grad, x0, settings, inverse_hessian=_start_curvature(joint, warm, mu)
+        )
+        nt = joint.base.ntheta
+        x = np.concatenate([np.abs(first.final[:nt]), first.final[nt:]])  # even in each scalar theta
+        x[-1] = np.clip(x[-1], joint.lower[-1], joint.upper[-1])
+        first = replace(first, final=x)
+        if first.return_code > 0 and first.return_code != 5:  # converged (5: out of evaluations)
+            return first
+        x0 = x
+
+    def objective(x: np.ndarray) -> float:
+        value, res = joint.evaluate(x, warm.u)
+        if np.isfinite(value):
+            warm.u = res.u
+        return value
+
+    info = minimize_bounded(objective, x0, joint.lower, _finite_or_none(joint.upper), settings=settings)
+    if first is None:
+        return info
+    return replace(info, initial=first.initial, feval=info.feval + first.feval, geval=first.geval)
 
 
 def _criterion_for(base: _Criterion, model: GeneralizedLinearMixedModel) -> _Criterion:
@@ -121,7 +235,7 @@ def _criterion_for(base: _Criterion, model: GeneralizedLinearMixedModel) -> _Cri
 def _poisson_start(model: GeneralizedLinearMixedModel, settings: OptimizerSettings, warm: _WarmStart):
     """A Poisson GLMM's ``nAGQ = 0`` stage: the covariance parameters, and theta from its means (MASS's theta.ml)."""
     poisson = model.with_family(Poisson(link=model.family.link.name))
-    info, res = _stage1(poisson, _start_settings(settings), warm)
+    info, res = _stage1(poisson, _start_settings(settings), warm, start=True)
     return info, theta_ml(model.response.y, res.mu, model.response.weights)
 
 
@@ -137,15 +251,7 @@ def fit_negbin(model: GeneralizedLinearMixedModel, nAGQ: int, settings: Optimize
         base = _Criterion(model, nAGQ, res1.beta, _x_block_inverse_factor(model, info1.final, res1), info1.final)
         joint = _JointCriterion(base, model.family.theta)
 
-        def objective(x: np.ndarray) -> float:
-            value, res = joint.evaluate(x, warm.u)
-            if np.isfinite(value):
-                warm.u = res.u
-            return value
-
-        info = minimize_bounded(
-            objective, joint.x0(info1.final), joint.lower, _finite_or_none(joint.upper), settings=settings
-        )
+        info = _joint_stage(joint, joint.x0(info1.final), settings, warm, res1.mu)
         fitted = joint.model_at(info.final)
         crit = _criterion_for(base, fitted)
         value, res = crit.evaluate(info.final[:-1], warm.u)

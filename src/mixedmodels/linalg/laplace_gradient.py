@@ -175,7 +175,7 @@ class LaplaceGradient:
         return _Parts(gradient, du, rhs, explicit, weights)
 
     # --- M and the entries of its inverse ------------------------------------------------
-    def _inverse(self, weights: np.ndarray, c: list) -> "_BlockedInverse":
+    def _inverse(self, weights: np.ndarray, c: list, kind: "type[_BlockedInverse] | None" = None) -> "_BlockedInverse":
         q1, refs0 = self.nlevels[0], self.refs[0]
         diagonal = 1.0 + np.bincount(refs0, weights=weights * c[0] ** 2, minlength=q1)
         layout = self._layout()
@@ -190,7 +190,7 @@ class LaplaceGradient:
         else:
             cross = layout.cross_pattern.copy()
             cross.data = np.bincount(layout.cross_entry, weights=values, minlength=cross.nnz)
-        return _BlockedInverse.compute(diagonal, cross, rest)
+        return (kind or _BlockedInverse).compute(diagonal, cross, rest)
 
     def _layout(self) -> "_Layout":
         """Where every observation's products land in B and the rest block (found once)."""
