@@ -38,6 +38,8 @@ __all__ = [
     "linear_predictor",
     "selected_inverse",
     "ldl_solve",
+    "weighted_sums",
+    "weighted_columns",
 ]
 
 
@@ -343,6 +345,57 @@ def ldl_solve(lp: np.ndarray, li: np.ndarray, vals: np.ndarray, rhs: np.ndarray)
             r, value = li[q], vals[q]
             for c in range(k):
                 rhs[j, c] -= value * rhs[r, c]
+
+
+def weighted_sums(
+    g_rows: np.ndarray,
+    g_vals: np.ndarray,
+    z_rows: np.ndarray,
+    z_vals: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    zw: np.ndarray,
+    p: int,
+    g: np.ndarray,
+    zwz: np.ndarray,
+    zwx: np.ndarray,
+) -> None:
+    """The dense scalar system's weighted sums in one pass over the observations.
+
+    ``g`` gets ``sum_i g_vals[i, k] w_i`` at ``g_rows[i, k]`` (the first term's diagonal, A21's and
+    A22's entries), ``zwz`` gets ``Z' W zw`` and the first ``p`` columns of ``zwx`` get ``Z' W X``
+    (Z's row i: ``z_vals[i]`` at ``z_rows[i]``).  Each sum adds its terms in increasing i, as
+    scipy's CSR product over the same entries does, so the numbers are the same.
+    """
+    g[:] = 0.0
+    zwz[:] = 0.0
+    zwx[:, :] = 0.0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        for k in range(g_rows.shape[1]):
+            g[g_rows[i, k]] += g_vals[i, k] * wi
+        wzi = wi * zw[i]
+        for t in range(z_rows.shape[1]):
+            r = z_rows[i, t]
+            zv = z_vals[i, t]
+            zwz[r] += zv * wzi
+            for j in range(p):
+                zwx[r, j] += zv * x[i, j] * wi
+
+
+def weighted_columns(
+    z_rows: np.ndarray, z_vals: np.ndarray, w: np.ndarray, columns: np.ndarray, out: np.ndarray
+) -> None:
+    """``out = Z' diag(w) columns`` (q x k; Z's row i: ``z_vals[i]`` at ``z_rows[i]``), each sum in
+    increasing i as scipy's CSR product of ``Z'`` with ``w columns`` adds them."""
+    out[:, :] = 0.0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        for t in range(z_rows.shape[1]):
+            r = z_rows[i, t]
+            zv = z_vals[i, t]
+            for c in range(columns.shape[1]):
+                out[r, c] += zv * (wi * columns[i, c])
 
 
 def compiled(name: str) -> Callable | None:

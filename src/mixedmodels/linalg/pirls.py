@@ -433,17 +433,21 @@ class Pirls:
 
     def _joint_blocks(self, w: np.ndarray, zw: np.ndarray) -> BlockedCrossProducts:
         """Blocks of ``[Z X z]' W [Z X z]`` from the precomputed fixed-effects products."""
-        xx, zx = self._fixed_products()
         p = self.x.shape[1]
         wz = w * zw
+        ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
+        if isinstance(self._system, ScalarSystem) and self._system.compiled:  # the same sums, in one pass
+            xx = self._system.x_products()
+            _, ztwxy[:, p], ztwxy[:, :p] = self._system.weighted_sums(w, zw, True)
+        else:
+            xx, zx = self._fixed_products()
+            ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
+            ztwxy[:, p] = self.plan.zt @ wz
         xwz = self.x.T @ wz
         gram = np.empty((p + 1, p + 1))
         gram[:p, :p] = (xx @ w).reshape(p, p)
         gram[:p, p] = gram[p, :p] = xwz
         gram[p, p] = zw @ wz
-        ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
-        ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
-        ztwxy[:, p] = self.plan.zt @ wz
         return self.plan.assemble(w, ztwxy, gram)
 
     # --- pieces -------------------------------------------------------------------
