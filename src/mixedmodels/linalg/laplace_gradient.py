@@ -42,12 +42,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pirls_scalar import small_dense
+from .pirls_scalar import _SMALL_DENSE, small_dense
 
 __all__ = ["LaplaceGradient"]
 
 # B (rest random effects x first-term levels) is held dense up to this many entries
 MAX_DENSE_ENTRIES = 4_000_000
+# Products with Z' by one compiled pass from this many multiply-adds (observations x terms x columns;
+# VerbAgg 121,000): below, numba's import (~0.3 s once per process) costs more than a fit saves
+_COMPILED_FROM = 50_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +164,7 @@ class LaplaceGradient:
             solve = inverse.solve
         us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
         explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
-        rhs = self._lambda_zt(lams, weights[:, None] * explicit)
+        rhs = self._lambda_zt(lams, explicit, weights)
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
                 refs, weights=z * score, minlength=self.nlevels[t]
@@ -249,12 +252,44 @@ class LaplaceGradient:
         return cached
 
     # --- products with Z Lambda -------------------------------------------------------------
-    def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """``Lambda' Z' columns`` (q x k), by one sparse product per term."""
+    def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """``Lambda' Z' W columns`` (q x k; ``W = diag(weights)``, I when None), by one sparse product per
+        term, or one compiled pass over the observations for a large model (the same sums in the same order)."""
+        kernel = self._compiled_columns()
+        if kernel is not None and weights is not None:
+            out = np.empty((int(self.offsets[-1]), columns.shape[1]))
+            kernel(*self._z_rows(), weights, columns, out)
+            for t in range(len(self.z)):
+                out[self.offsets[t] : self.offsets[t + 1]] *= lams[t]
+            return out
+        if weights is not None:
+            columns = weights[:, None] * columns
         out = np.empty((int(self.offsets[-1]), columns.shape[1]))
         for t, zt in enumerate(self._transposed()):
             out[self.offsets[t] : self.offsets[t + 1]] = lams[t] * (zt @ columns)
         return out
+
+    def _compiled_columns(self):
+        """:func:`._pirls_kernels.weighted_columns` compiled, for a model with ``_COMPILED_FROM`` entries
+        of Z (a product with ``Z'`` then costs more than numba's import, once per process), else None."""
+        if "_columns_kernel" not in self.__dict__:
+            kernel = None
+            small = any(q * self.x.shape[0] <= _SMALL_DENSE for q in self.nlevels)  # a dense Z_t' adds in BLAS's order
+            if self.x.shape[0] * len(self.z) * (self.x.shape[1] + len(self.z)) >= _COMPILED_FROM and not small:
+                from . import _pirls_kernels
+
+                kernel = _pirls_kernels.compiled("weighted_columns")
+            object.__setattr__(self, "_columns_kernel", kernel)
+        return self.__dict__["_columns_kernel"]
+
+    def _z_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Z's non-zeros per observation: its column of each term (n x terms) and the values."""
+        cached = self.__dict__.get("_rows")
+        if cached is None:
+            rows = np.column_stack([o + r for o, r in zip(self.offsets[:-1], self.refs)]).astype(np.int64)
+            cached = (np.ascontiguousarray(rows), np.ascontiguousarray(np.column_stack(self.z), dtype=float))
+            object.__setattr__(self, "_rows", cached)
+        return cached
 
     def _transposed(self) -> list:
         """Each term's ``Z_t'`` (levels x n) as a sparse matrix, built on first use."""
