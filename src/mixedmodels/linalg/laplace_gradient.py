@@ -162,8 +162,11 @@ class LaplaceGradient:
             inverse = self._inverse(weights, c)
             v, leverage = self._solved_rows(inverse, c)
             solve = inverse.solve
-        us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
-        explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
+        ntheta = len(self.z)
+        explicit = np.empty((self.x.shape[0], ntheta + self.x.shape[1]))
+        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
+            np.multiply(z, u[self.offsets[t] : self.offsets[t + 1]].take(refs), out=explicit[:, t])
+        explicit[:, ntheta:] = self.x
         rhs = self._lambda_zt(lams, explicit, weights)
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
@@ -172,7 +175,9 @@ class LaplaceGradient:
         du = -solve(rhs)
         # (slope h)' d eta with d eta = explicit + Z Lambda du: the second part as (Lambda' Z' slope h)' du
         weighted = slope * leverage
-        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, weighted[:, None])[:, 0] @ du
+        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, np.ones((weighted.size, 1)), weighted)[
+            :, 0
+        ] @ du
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             gradient[t] += 2.0 * np.sum(weights * z * v[t])
         return _Parts(gradient, du, rhs, explicit, weights)

@@ -394,11 +394,10 @@ class Pirls:
             self._system = _scalar_system(
                 [np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts], x, plan.zt
             )
-        self._re_predictor = (
-            self._system.linear_predictor
-            if isinstance(self._system, SparseScalarSystem)
-            else self._dense_or_sparse_predictor()
+        compiled = isinstance(self._system, SparseScalarSystem) or (
+            isinstance(self._system, ScalarSystem) and self._system.compiled
         )
+        self._re_predictor = self._system.linear_predictor if compiled else self._dense_or_sparse_predictor()
 
     def _dense_or_sparse_predictor(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``(base, Lambda u) -> base + Z Lambda u``, Z dense when small (:func:`.pirls_scalar.small_dense`)."""

@@ -210,6 +210,15 @@ class ScalarSystem:
         """Whether the weighted sums are the compiled pass (:meth:`weighted_sums`)."""
         return self._sums is not None
 
+    def linear_predictor(self, base: np.ndarray, lam_u: np.ndarray) -> np.ndarray:
+        """``base + Z Lambda u`` (given ``Lambda u``) by the compiled loop (only where :attr:`compiled`),
+        adding as scipy's CSR product does."""
+        from . import _pirls_kernels
+
+        out = np.empty(base.size)
+        _pirls_kernels.compiled("linear_predictor")(*self._per_observation[2:], lam_u, base, out)
+        return out
+
     def weighted_sums(
         self, w: np.ndarray, zw: np.ndarray, joint: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
