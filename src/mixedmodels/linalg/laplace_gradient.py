@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 from .pirls_scalar import _SMALL_DENSE, small_dense
 
@@ -382,9 +383,13 @@ class _BlockedInverse:
             scaled = b.copy()
             scaled.data = scaled.data / diagonal[scaled.indices]
             schur = r - (scaled @ b.T).toarray()
-        if schur.size:
-            inverse_lower = np.linalg.inv(np.linalg.cholesky(schur))
-            rest = inverse_lower.T @ inverse_lower
+        if schur.size:  # LAPACK directly: numpy's wrappers cost ~0.1 ms a call more at VerbAgg's 24 x 24
+            lower, info = lapack.dpotrf(schur, lower=1, clean=1)
+            if info == 0:
+                lower, info = lapack.dtrtri(lower, lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("Lambda' Z' W Z Lambda + I is not positive definite")
+            rest = lower.T @ lower
         else:
             rest = schur
         cross = -np.asarray(scaled.T @ rest).T  # -(M^-1)_22 B D^-1, dense m_re x q1
