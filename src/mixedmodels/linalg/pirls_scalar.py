@@ -303,8 +303,8 @@ class ScalarSystem:
         np.negative(s, out=s)
         if self.e22.rows.size:
             s[self.e22.rows, self.e22.cols] += g[self._slices[2]] * state.coef22
-        idx = np.arange(m_re)
-        s[idx, idx] += 1.0
+        if m_re:  # the identity on the random-effects rows, through a strided view of the (C-ordered) product
+            s.reshape(-1)[: m_re * (m + 1) : m + 1] += 1.0
         if joint:
             s[m_re:, :m_re] += zxw[self.q1 :].T
             s[m_re:, m_re:] += xx
