@@ -173,8 +173,8 @@ def test_weighted_factor_is_none_when_not_positive_definite():
 
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("joint", [False, True])
-def test_weighted_sums_in_one_pass_are_the_sparse_products_numbers(monkeypatch, compiled, joint):
-    """The one-pass sums (``weighted_sums``) add in the order of scipy's CSR products: the same bits."""
+def test_compiled_row_sums_are_the_sparse_products_numbers(monkeypatch, compiled, joint):
+    """The compiled row sums (``row_sums``) add in the order of scipy's CSR products: the same bits."""
     from mixedmodels.linalg import pirls_scalar
 
     refs, z, nlevels, x, zt, w, zw = _design(3, nested=False)
@@ -182,17 +182,17 @@ def test_weighted_sums_in_one_pass_are_the_sparse_products_numbers(monkeypatch, 
     monkeypatch.setattr(pirls_scalar, "_COMPILED_SUMS_FROM", 10**12)
     monkeypatch.setattr(pirls_scalar, "_SMALL_DENSE", 0)  # scipy's CSR products (a dense product adds in another order)
     sparse_products = ScalarSystem(refs, z, nlevels, x, zt)
-    kernel = _pirls_kernels.compiled("weighted_sums") if compiled else _pirls_kernels.weighted_sums
+    kernel = _pirls_kernels.compiled("row_sums") if compiled else _pirls_kernels.row_sums
     if kernel is None:
         pytest.skip("numba not available")
     monkeypatch.setattr(pirls_scalar, "_COMPILED_SUMS_FROM", 0)
     monkeypatch.setattr(_pirls_kernels, "compiled", lambda name: kernel)
-    one_pass = ScalarSystem(refs, z, nlevels, x, zt)
-    assert one_pass.compiled and not sparse_products.compiled
-    for got, expected in zip(one_pass.weighted_sums(w, zw, joint), sparse_products.weighted_sums(w, zw, joint)):
+    row_sums = ScalarSystem(refs, z, nlevels, x, zt)
+    assert row_sums.compiled and not sparse_products.compiled
+    for got, expected in zip(row_sums.weighted_sums(w, zw, joint), sparse_products.weighted_sums(w, zw, joint)):
         assert (got is None) == (expected is None)
         if got is not None:
             np.testing.assert_array_equal(got, expected)
-    a, b = (s.factorize(s.at(lams), w, zw, joint) for s in (one_pass, sparse_products))
+    a, b = (s.factorize(s.at(lams), w, zw, joint) for s in (row_sums, sparse_products))
     np.testing.assert_array_equal(a.u, b.u)
     assert a.logdet_re() == b.logdet_re()

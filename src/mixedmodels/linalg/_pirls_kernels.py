@@ -38,7 +38,7 @@ __all__ = [
     "linear_predictor",
     "selected_inverse",
     "ldl_solve",
-    "weighted_sums",
+    "row_sums",
     "weighted_columns",
 ]
 
@@ -347,10 +347,12 @@ def ldl_solve(lp: np.ndarray, li: np.ndarray, vals: np.ndarray, rhs: np.ndarray)
                 rhs[j, c] -= value * rhs[r, c]
 
 
-def weighted_sums(
-    g_rows: np.ndarray,
+def row_sums(
+    g_ptr: np.ndarray,
+    g_obs: np.ndarray,
     g_vals: np.ndarray,
-    z_rows: np.ndarray,
+    z_ptr: np.ndarray,
+    z_obs: np.ndarray,
     z_vals: np.ndarray,
     x: np.ndarray,
     w: np.ndarray,
@@ -360,27 +362,30 @@ def weighted_sums(
     zwz: np.ndarray,
     zwx: np.ndarray,
 ) -> None:
-    """The dense scalar system's weighted sums in one pass over the observations.
+    """The dense scalar system's weighted sums, row by row of two CSR matrices (pointers, observations, values).
 
-    ``g`` gets ``sum_i g_vals[i, k] w_i`` at ``g_rows[i, k]`` (the first term's diagonal, A21's and
-    A22's entries), ``zwz`` gets ``Z' W zw`` and the first ``p`` columns of ``zwx`` get ``Z' W X``
-    (Z's row i: ``z_vals[i]`` at ``z_rows[i]``).  Each sum adds its terms in increasing i, as
-    scipy's CSR product over the same entries does, so the numbers are the same.
+    ``g = G w`` for the gather matrix G (the first term's diagonal, A21's and A22's entries),
+    ``zwz = Z' (w zw)`` and the first ``p`` columns of ``zwx`` ``Z' W X`` (Z' as CSR).  Each sum
+    starts at 0 and adds its row's entries in order, as scipy's CSR product does: the same numbers,
+    without its per-call dispatch and temporaries.
     """
-    g[:] = 0.0
-    zwz[:] = 0.0
-    zwx[:, :] = 0.0
-    for i in range(w.shape[0]):
-        wi = w[i]
-        for k in range(g_rows.shape[1]):
-            g[g_rows[i, k]] += g_vals[i, k] * wi
-        wzi = wi * zw[i]
-        for t in range(z_rows.shape[1]):
-            r = z_rows[i, t]
-            zv = z_vals[i, t]
-            zwz[r] += zv * wzi
+    for r in range(g_ptr.shape[0] - 1):
+        total = 0.0
+        for k in range(g_ptr[r], g_ptr[r + 1]):
+            total += g_vals[k] * w[g_obs[k]]
+        g[r] = total
+    totals = np.empty(p)
+    for r in range(z_ptr.shape[0] - 1):
+        total = 0.0
+        totals[:] = 0.0
+        for k in range(z_ptr[r], z_ptr[r + 1]):
+            i = z_obs[k]
+            total += z_vals[k] * (w[i] * zw[i])
             for j in range(p):
-                zwx[r, j] += zv * x[i, j] * wi
+                totals[j] += z_vals[k] * x[i, j] * w[i]
+        zwz[r] = total
+        for j in range(p):
+            zwx[r, j] = totals[j]
 
 
 def weighted_columns(

@@ -114,25 +114,25 @@ def _diagonal_lead_size(e21: _Entries, e22: _Entries, nlevels: list[int], dense2
     return q2 if np.all(e22.rows[in_block] == e22.cols[in_block]) else 0
 
 
-# The compiled pass over the observations (:func:`._pirls_kernels.weighted_sums`) replaces scipy's products
-# from this many gathered entries per iteration (observations x (blocks + terms x (p + 1))): below it, a fit
-# spends too little there for numba's import (~0.3 s once per process) to pay (VerbAgg: 129,000)
+# The compiled row sums (:func:`._pirls_kernels.row_sums`) replace scipy's products from this many gathered
+# entries per iteration (observations x (blocks + terms x (p + 1))): below it, a fit spends too little there
+# for numba's import (~0.3 s once per process) to pay (VerbAgg: 129,000)
 _COMPILED_SUMS_FROM = 50_000
 
 
-def _compiled_sums(gather_rows, gather_vals, blocks, refs, z, nlevels, x) -> Callable | None:
-    """The compiled :func:`._pirls_kernels.weighted_sums` where it is worth it (see ``_COMPILED_SUMS_FROM``), else None."""
+def _compiled_sums(blocks, refs, x) -> Callable | None:
+    """The compiled :func:`._pirls_kernels.row_sums` where it is worth it (see ``_COMPILED_SUMS_FROM``), else None."""
     n = refs[0].size
     if n * (blocks + len(refs) * (x.shape[1] + 1)) < _COMPILED_SUMS_FROM:
         return None
     from . import _pirls_kernels
 
-    return _pirls_kernels.compiled("weighted_sums")
+    return _pirls_kernels.compiled("row_sums")
 
 
-def _by_observation(flat: np.ndarray, blocks: int) -> np.ndarray:
-    """Block-major per-observation values (block k's n values, then block k + 1's) as n x blocks."""
-    return np.ascontiguousarray(flat.reshape(blocks, -1).T)
+def _csr_parts(matrix: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CSR matrix's row pointers, column indices and values."""
+    return matrix.indptr, matrix.indices, matrix.data
 
 
 def _z_rows(refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -178,13 +178,12 @@ class ScalarSystem:
             [z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))] + [z[t] * z[s] for t, s in pairs]
         )
         blocks = 1 + len(rows_rest) + len(pairs)
-        self._sums = _compiled_sums(gather_rows, gather_vals, blocks, refs, z, nlevels, x)
-        self.gather = None
-        if self._sums is None:
-            gather_cols = np.tile(np.arange(n), blocks)
-            self.gather = small_dense(
-                sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
-            )
+        gather_cols = np.tile(np.arange(n), blocks)
+        gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        self.gather = small_dense(gather)
+        self._sums = _compiled_sums(blocks, refs, x)
+        # the compiled row sums read the CSR matrices whose products they replace (the same sums in the same order)
+        self._rows = (*_csr_parts(gather), *_csr_parts(zt)) if self._sums is not None else ()
         self._sizes = (self.q1 + n21 + n22, int(sum(nlevels)))
         self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
         # which term each rest row belongs to (for lambda products), and the column scale per stacked u
@@ -197,11 +196,7 @@ class ScalarSystem:
         self.nd = _diagonal_lead_size(self.e21, self.e22, nlevels, self.dense21)
         self._joint_gathers: tuple[np.ndarray, sp.csr_array] | None = None
         self._x_products: np.ndarray | None = None
-        self._per_observation = (
-            (_by_observation(gather_rows, blocks), _by_observation(gather_vals, blocks), *_z_rows(refs, z, nlevels))
-            if self._sums is not None
-            else ()
-        )
+        self._per_observation = _z_rows(refs, z, nlevels) if self._sums is not None else ()
         self._z = z
         self._refs = refs
 
@@ -216,18 +211,19 @@ class ScalarSystem:
         from . import _pirls_kernels
 
         out = np.empty(base.size)
-        _pirls_kernels.compiled("linear_predictor")(*self._per_observation[2:], lam_u, base, out)
+        _pirls_kernels.compiled("linear_predictor")(*self._per_observation, lam_u, base, out)
         return out
 
     def weighted_sums(
         self, w: np.ndarray, zw: np.ndarray, joint: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The gathered sums for weights w (the first term's diagonal, A21's and A22's entries), ``Z' W zw``
-        and (``joint``) ``Z' W X`` (q x p): one compiled pass where set up, else sparse products."""
+        and (``joint``) ``Z' W X`` (q x p): compiled row sums where set up (no per-call dispatch, no
+        temporaries), else scipy's sparse products; the same numbers either way."""
         if self._sums is not None:
             p = self.p if joint else 0
             g, ztwz, ztwx = np.empty(self._sizes[0]), np.empty(self._sizes[1]), np.empty((self._sizes[1], p))
-            self._sums(*self._per_observation, self.x, w, zw, p, g, ztwz, ztwx)
+            self._sums(*self._rows, self.x, w, zw, p, g, ztwz, ztwx)
             return g, ztwz, ztwx if joint else None
         ztwx = (self.joint_gathers()[1] @ w).reshape(self._sizes[1], self.p) if joint else None
         return self.gather @ w, self.zt @ (w * zw), ztwx
