@@ -43,15 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from .pirls_scalar import _SMALL_DENSE, small_dense
+from .pirls_scalar import _SMALL_DENSE, _compiled_pays, small_dense
 
 __all__ = ["LaplaceGradient"]
 
 # B (rest random effects x first-term levels) is held dense up to this many entries
 MAX_DENSE_ENTRIES = 4_000_000
-# Products with Z' by one compiled pass from this many multiply-adds (observations x terms x columns;
-# VerbAgg 121,000): below, numba's import (~0.3 s once per process) costs more than a fit saves
-_COMPILED_FROM = 50_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,12 +273,12 @@ class LaplaceGradient:
         return out
 
     def _compiled_columns(self):
-        """:func:`._pirls_kernels.weighted_columns` compiled, for a model with ``_COMPILED_FROM`` entries
-        of Z (a product with ``Z'`` then costs more than numba's import, once per process), else None."""
+        """:func:`._pirls_kernels.weighted_columns` compiled where it pays (:func:`.pirls_scalar._compiled_pays`
+        over the products' multiply-adds), else None."""
         if "_columns_kernel" not in self.__dict__:
             kernel = None
             small = any(q * self.x.shape[0] <= _SMALL_DENSE for q in self.nlevels)  # a dense Z_t' adds in BLAS's order
-            if self.x.shape[0] * len(self.z) * (self.x.shape[1] + len(self.z)) >= _COMPILED_FROM and not small:
+            if _compiled_pays(self.x.shape[0] * len(self.z) * (self.x.shape[1] + len(self.z))) and not small:
                 from . import _pirls_kernels
 
                 kernel = _pirls_kernels.compiled("weighted_columns")

@@ -35,6 +35,7 @@ dense rest block has 185 rows and the sparse factor ~3 entries a column).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -114,16 +115,23 @@ def _diagonal_lead_size(e21: _Entries, e22: _Entries, nlevels: list[int], dense2
     return q2 if np.all(e22.rows[in_block] == e22.cols[in_block]) else 0
 
 
-# The compiled row sums (:func:`._pirls_kernels.row_sums`) replace scipy's products from this many gathered
-# entries per iteration (observations x (blocks + terms x (p + 1))): below it, a fit spends too little there
-# for numba's import (~0.3 s once per process) to pay (VerbAgg: 129,000)
+# The compiled row sums (:func:`._pirls_kernels.row_sums`, the same numbers as scipy's products) replace
+# scipy's products from this many gathered entries per iteration (observations x (blocks + terms x (p + 1)))
+# once numba is imported (VerbAgg: 129,000, ~0.1 ms an iteration less).  Importing numba and loading the
+# kernels costs ~0.3-0.5 s and ~110 MB once per process, more than a one-off fit of such a model saves, so
+# below ``_COMPILED_ALWAYS`` entries (~60 iterations saving ~1 ns an entry) the import is not made for them
 _COMPILED_SUMS_FROM = 50_000
+_COMPILED_ALWAYS = 5_000_000
+
+
+def _compiled_pays(entries: int) -> bool:
+    """Whether compiled loops over ``entries`` per call pay: numba already imported, or a model this large."""
+    return entries >= _COMPILED_ALWAYS or (entries >= _COMPILED_SUMS_FROM and "numba" in sys.modules)
 
 
 def _compiled_sums(blocks, refs, x) -> Callable | None:
-    """The compiled :func:`._pirls_kernels.row_sums` where it is worth it (see ``_COMPILED_SUMS_FROM``), else None."""
-    n = refs[0].size
-    if n * (blocks + len(refs) * (x.shape[1] + 1)) < _COMPILED_SUMS_FROM:
+    """The compiled :func:`._pirls_kernels.row_sums` where it pays (:func:`_compiled_pays`), else None."""
+    if not _compiled_pays(refs[0].size * (blocks + len(refs) * (x.shape[1] + 1))):
         return None
     from . import _pirls_kernels
 
