@@ -169,3 +169,46 @@ def test_weighted_factor_is_none_when_not_positive_definite():
     w = w.copy()
     w[refs[1] == 0] = -50.0
     assert sparse.weighted_factor(np.ones(3), w) is None
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("joint", [False, True])
+def test_compiled_row_sums_are_the_sparse_products_numbers(monkeypatch, compiled, joint):
+    """The compiled row sums (``row_sums``) add in the order of scipy's CSR products: the same bits."""
+    from mixedmodels.linalg import pirls_scalar
+
+    refs, z, nlevels, x, zt, w, zw = _design(3, nested=False)
+    lams = np.array([0.6, 1.4, 0.3])
+    monkeypatch.setattr(pirls_scalar, "_COMPILED_SUMS_FROM", 10**12)
+    monkeypatch.setattr(pirls_scalar, "_COMPILED_ALWAYS", 10**12)
+    monkeypatch.setattr(pirls_scalar, "_SMALL_DENSE", 0)  # scipy's CSR products (a dense product adds in another order)
+    sparse_products = ScalarSystem(refs, z, nlevels, x, zt)
+    kernel = _pirls_kernels.compiled("row_sums") if compiled else _pirls_kernels.row_sums
+    if kernel is None:
+        pytest.skip("numba not available")
+    monkeypatch.setattr(pirls_scalar, "_COMPILED_ALWAYS", 0)
+    monkeypatch.setattr(_pirls_kernels, "compiled", lambda name: kernel)
+    row_sums = ScalarSystem(refs, z, nlevels, x, zt)
+    assert row_sums.compiled and not sparse_products.compiled
+    for got, expected in zip(row_sums.weighted_sums(w, zw, joint), sparse_products.weighted_sums(w, zw, joint)):
+        assert (got is None) == (expected is None)
+        if got is not None:
+            np.testing.assert_array_equal(got, expected)
+    a, b = (s.factorize(s.at(lams), w, zw, joint) for s in (row_sums, sparse_products))
+    np.testing.assert_array_equal(a.u, b.u)
+    assert a.logdet_re() == b.logdet_re()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_weighted_columns_are_the_sparse_products_numbers(compiled):
+    """``Z' diag(w) C`` by the kernel adds in the order of scipy's CSR product of ``Z'`` with ``w C``."""
+    refs, z, nlevels, x, zt, w, _ = _design(4, nested=False)
+    kernel = _pirls_kernels.compiled("weighted_columns") if compiled else _pirls_kernels.weighted_columns
+    if kernel is None:
+        pytest.skip("numba not available")
+    offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
+    rows = np.ascontiguousarray(np.column_stack([o + r for o, r in zip(offsets, refs)]).astype(np.int64))
+    columns = np.column_stack([x, z[1]])
+    got = np.empty((zt.shape[0], columns.shape[1]))
+    kernel(rows, np.ascontiguousarray(np.column_stack(z)), w, columns, got)
+    np.testing.assert_array_equal(got, zt @ (w[:, None] * columns))

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .._threads import one_blas_thread
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import DataError, MixedModelsWarning, ModelSpecError
@@ -120,16 +121,20 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
-        inputs = prepare_glmm_inputs(
-            formula,
-            data,
-            weights=weights,
-            offset=offset,
-            contrasts=contrasts,
-            na_action=na_action,
-            max_memory=max_memory,
-        )
-        return cls.from_inputs(inputs, fam)
+        # One BLAS thread, as for the fit (:func:`.fit.fit_glmm`): the design's few products with n rows
+        # (X's rank check by QR) woke OpenBLAS's pool, whose spinning threads cost a VerbAgg fit ~30 % of
+        # its CPU time on a busy 2-core machine
+        with one_blas_thread():
+            inputs = prepare_glmm_inputs(
+                formula,
+                data,
+                weights=weights,
+                offset=offset,
+                contrasts=contrasts,
+                na_action=na_action,
+                max_memory=max_memory,
+            )
+            return cls.from_inputs(inputs, fam)
 
     @classmethod
     @argument_kinds(inputs=Instance(ModelInputs))

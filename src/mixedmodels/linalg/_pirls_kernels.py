@@ -38,6 +38,8 @@ __all__ = [
     "linear_predictor",
     "selected_inverse",
     "ldl_solve",
+    "row_sums",
+    "weighted_columns",
 ]
 
 
@@ -343,6 +345,62 @@ def ldl_solve(lp: np.ndarray, li: np.ndarray, vals: np.ndarray, rhs: np.ndarray)
             r, value = li[q], vals[q]
             for c in range(k):
                 rhs[j, c] -= value * rhs[r, c]
+
+
+def row_sums(
+    g_ptr: np.ndarray,
+    g_obs: np.ndarray,
+    g_vals: np.ndarray,
+    z_ptr: np.ndarray,
+    z_obs: np.ndarray,
+    z_vals: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    zw: np.ndarray,
+    p: int,
+    g: np.ndarray,
+    zwz: np.ndarray,
+    zwx: np.ndarray,
+) -> None:
+    """The dense scalar system's weighted sums, row by row of two CSR matrices (pointers, observations, values).
+
+    ``g = G w`` for the gather matrix G (the first term's diagonal, A21's and A22's entries),
+    ``zwz = Z' (w zw)`` and the first ``p`` columns of ``zwx`` ``Z' W X`` (Z' as CSR).  Each sum
+    starts at 0 and adds its row's entries in order, as scipy's CSR product does: the same numbers,
+    without its per-call dispatch and temporaries.
+    """
+    for r in range(g_ptr.shape[0] - 1):
+        total = 0.0
+        for k in range(g_ptr[r], g_ptr[r + 1]):
+            total += g_vals[k] * w[g_obs[k]]
+        g[r] = total
+    totals = np.empty(p)
+    for r in range(z_ptr.shape[0] - 1):
+        total = 0.0
+        totals[:] = 0.0
+        for k in range(z_ptr[r], z_ptr[r + 1]):
+            i = z_obs[k]
+            total += z_vals[k] * (w[i] * zw[i])
+            for j in range(p):
+                totals[j] += z_vals[k] * x[i, j] * w[i]
+        zwz[r] = total
+        for j in range(p):
+            zwx[r, j] = totals[j]
+
+
+def weighted_columns(
+    z_rows: np.ndarray, z_vals: np.ndarray, w: np.ndarray, columns: np.ndarray, out: np.ndarray
+) -> None:
+    """``out = Z' diag(w) columns`` (q x k; Z's row i: ``z_vals[i]`` at ``z_rows[i]``), each sum in
+    increasing i as scipy's CSR product of ``Z'`` with ``w columns`` adds them."""
+    out[:, :] = 0.0
+    for i in range(w.shape[0]):
+        wi = w[i]
+        for t in range(z_rows.shape[1]):
+            r = z_rows[i, t]
+            zv = z_vals[i, t]
+            for c in range(columns.shape[1]):
+                out[r, c] += zv * (wi * columns[i, c])
 
 
 def compiled(name: str) -> Callable | None:

@@ -41,8 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
-from .pirls_scalar import small_dense
+from .pirls_scalar import _SMALL_DENSE, _compiled_pays, small_dense
 
 __all__ = ["LaplaceGradient"]
 
@@ -159,9 +160,12 @@ class LaplaceGradient:
             inverse = self._inverse(weights, c)
             v, leverage = self._solved_rows(inverse, c)
             solve = inverse.solve
-        us = [u[self.offsets[t] : self.offsets[t + 1]] for t in range(len(self.z))]
-        explicit = np.column_stack([z * ut[refs] for z, ut, refs in zip(self.z, us, self.refs)] + [self.x])
-        rhs = self._lambda_zt(lams, weights[:, None] * explicit)
+        ntheta = len(self.z)
+        explicit = np.empty((self.x.shape[0], ntheta + self.x.shape[1]))
+        for t, (z, refs) in enumerate(zip(self.z, self.refs)):
+            np.multiply(z, u[self.offsets[t] : self.offsets[t + 1]].take(refs), out=explicit[:, t])
+        explicit[:, ntheta:] = self.x
+        rhs = self._lambda_zt(lams, explicit, weights)
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             rhs[self.offsets[t] : self.offsets[t + 1], t] += np.bincount(
                 refs, weights=z * score, minlength=self.nlevels[t]
@@ -169,7 +173,9 @@ class LaplaceGradient:
         du = -solve(rhs)
         # (slope h)' d eta with d eta = explicit + Z Lambda du: the second part as (Lambda' Z' slope h)' du
         weighted = slope * leverage
-        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, weighted[:, None])[:, 0] @ du
+        gradient = (2.0 * score + weighted) @ explicit + self._lambda_zt(lams, np.ones((weighted.size, 1)), weighted)[
+            :, 0
+        ] @ du
         for t, (z, refs) in enumerate(zip(self.z, self.refs)):
             gradient[t] += 2.0 * np.sum(weights * z * v[t])
         return _Parts(gradient, du, rhs, explicit, weights)
@@ -249,12 +255,44 @@ class LaplaceGradient:
         return cached
 
     # --- products with Z Lambda -------------------------------------------------------------
-    def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """``Lambda' Z' columns`` (q x k), by one sparse product per term."""
+    def _lambda_zt(self, lams: np.ndarray, columns: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """``Lambda' Z' W columns`` (q x k; ``W = diag(weights)``, I when None), by one sparse product per
+        term, or one compiled pass over the observations for a large model (the same sums in the same order)."""
+        kernel = self._compiled_columns()
+        if kernel is not None and weights is not None:
+            out = np.empty((int(self.offsets[-1]), columns.shape[1]))
+            kernel(*self._z_rows(), weights, columns, out)
+            for t in range(len(self.z)):
+                out[self.offsets[t] : self.offsets[t + 1]] *= lams[t]
+            return out
+        if weights is not None:
+            columns = weights[:, None] * columns
         out = np.empty((int(self.offsets[-1]), columns.shape[1]))
         for t, zt in enumerate(self._transposed()):
             out[self.offsets[t] : self.offsets[t + 1]] = lams[t] * (zt @ columns)
         return out
+
+    def _compiled_columns(self):
+        """:func:`._pirls_kernels.weighted_columns` compiled where it pays (:func:`.pirls_scalar._compiled_pays`
+        over the products' multiply-adds), else None."""
+        if "_columns_kernel" not in self.__dict__:
+            kernel = None
+            small = any(q * self.x.shape[0] <= _SMALL_DENSE for q in self.nlevels)  # a dense Z_t' adds in BLAS's order
+            if _compiled_pays(self.x.shape[0] * len(self.z) * (self.x.shape[1] + len(self.z))) and not small:
+                from . import _pirls_kernels
+
+                kernel = _pirls_kernels.compiled("weighted_columns")
+            object.__setattr__(self, "_columns_kernel", kernel)
+        return self.__dict__["_columns_kernel"]
+
+    def _z_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Z's non-zeros per observation: its column of each term (n x terms) and the values."""
+        cached = self.__dict__.get("_rows")
+        if cached is None:
+            rows = np.column_stack([o + r for o, r in zip(self.offsets[:-1], self.refs)]).astype(np.int64)
+            cached = (np.ascontiguousarray(rows), np.ascontiguousarray(np.column_stack(self.z), dtype=float))
+            object.__setattr__(self, "_rows", cached)
+        return cached
 
     def _transposed(self) -> list:
         """Each term's ``Z_t'`` (levels x n) as a sparse matrix, built on first use."""
@@ -342,9 +380,13 @@ class _BlockedInverse:
             scaled = b.copy()
             scaled.data = scaled.data / diagonal[scaled.indices]
             schur = r - (scaled @ b.T).toarray()
-        if schur.size:
-            inverse_lower = np.linalg.inv(np.linalg.cholesky(schur))
-            rest = inverse_lower.T @ inverse_lower
+        if schur.size:  # LAPACK directly: numpy's wrappers cost ~0.1 ms a call more at VerbAgg's 24 x 24
+            lower, info = lapack.dpotrf(schur, lower=1, clean=1)
+            if info == 0:
+                lower, info = lapack.dtrtri(lower, lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("Lambda' Z' W Z Lambda + I is not positive definite")
+            rest = lower.T @ lower
         else:
             rest = schur
         cross = -np.asarray(scaled.T @ rest).T  # -(M^-1)_22 B D^-1, dense m_re x q1

@@ -394,11 +394,10 @@ class Pirls:
             self._system = _scalar_system(
                 [np.asarray(t.refs) for t in terms], zs, [lay.nlevels for lay in plan.layouts], x, plan.zt
             )
-        self._re_predictor = (
-            self._system.linear_predictor
-            if isinstance(self._system, SparseScalarSystem)
-            else self._dense_or_sparse_predictor()
+        compiled = isinstance(self._system, SparseScalarSystem) or (
+            isinstance(self._system, ScalarSystem) and self._system.compiled
         )
+        self._re_predictor = self._system.linear_predictor if compiled else self._dense_or_sparse_predictor()
 
     def _dense_or_sparse_predictor(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``(base, Lambda u) -> base + Z Lambda u``, Z dense when small (:func:`.pirls_scalar.small_dense`)."""
@@ -433,17 +432,21 @@ class Pirls:
 
     def _joint_blocks(self, w: np.ndarray, zw: np.ndarray) -> BlockedCrossProducts:
         """Blocks of ``[Z X z]' W [Z X z]`` from the precomputed fixed-effects products."""
-        xx, zx = self._fixed_products()
         p = self.x.shape[1]
         wz = w * zw
+        ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
+        if isinstance(self._system, ScalarSystem) and self._system.compiled:  # the same sums, in one pass
+            xx = self._system.x_products()
+            _, ztwxy[:, p], ztwxy[:, :p] = self._system.weighted_sums(w, zw, True)
+        else:
+            xx, zx = self._fixed_products()
+            ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
+            ztwxy[:, p] = self.plan.zt @ wz
         xwz = self.x.T @ wz
         gram = np.empty((p + 1, p + 1))
         gram[:p, :p] = (xx @ w).reshape(p, p)
         gram[:p, p] = gram[p, :p] = xwz
         gram[p, p] = zw @ wz
-        ztwxy = np.empty((self.plan.zt.shape[0], p + 1))
-        ztwxy[:, :p] = (zx @ w).reshape(ztwxy.shape[0], p)  # (also without fixed effects)
-        ztwxy[:, p] = self.plan.zt @ wz
         return self.plan.assemble(w, ztwxy, gram)
 
     # --- pieces -------------------------------------------------------------------

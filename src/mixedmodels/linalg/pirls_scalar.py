@@ -35,6 +35,7 @@ dense rest block has 185 rows and the sparse factor ~3 entries a column).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -114,6 +115,41 @@ def _diagonal_lead_size(e21: _Entries, e22: _Entries, nlevels: list[int], dense2
     return q2 if np.all(e22.rows[in_block] == e22.cols[in_block]) else 0
 
 
+# The compiled row sums (:func:`._pirls_kernels.row_sums`, the same numbers as scipy's products) replace
+# scipy's products from this many gathered entries per iteration (observations x (blocks + terms x (p + 1)))
+# once numba is imported (VerbAgg: 129,000, ~0.1 ms an iteration less).  Importing numba and loading the
+# kernels costs ~0.3-0.5 s and ~110 MB once per process, more than a one-off fit of such a model saves, so
+# below ``_COMPILED_ALWAYS`` entries (~60 iterations saving ~1 ns an entry) the import is not made for them
+_COMPILED_SUMS_FROM = 50_000
+_COMPILED_ALWAYS = 5_000_000
+
+
+def _compiled_pays(entries: int) -> bool:
+    """Whether compiled loops over ``entries`` per call pay: numba already imported, or a model this large."""
+    return entries >= _COMPILED_ALWAYS or (entries >= _COMPILED_SUMS_FROM and "numba" in sys.modules)
+
+
+def _compiled_sums(blocks, refs, x) -> Callable | None:
+    """The compiled :func:`._pirls_kernels.row_sums` where it pays (:func:`_compiled_pays`), else None."""
+    if not _compiled_pays(refs[0].size * (blocks + len(refs) * (x.shape[1] + 1))):
+        return None
+    from . import _pirls_kernels
+
+    return _pirls_kernels.compiled("row_sums")
+
+
+def _csr_parts(matrix: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CSR matrix's row pointers, column indices and values."""
+    return matrix.indptr, matrix.indices, matrix.data
+
+
+def _z_rows(refs: list[np.ndarray], z: list[np.ndarray], nlevels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Z's non-zeros per observation: its column of each term (n x terms) and the values."""
+    offsets = np.concatenate([[0], np.cumsum(nlevels)[:-1]])
+    rows = np.column_stack([o + r for o, r in zip(offsets, refs)]).astype(np.int64)
+    return np.ascontiguousarray(rows), np.ascontiguousarray(np.column_stack(z), dtype=float)
+
+
 class ScalarSystem:
     """The weight-independent layout of PIRLS's system for scalar terms (built once per model).
 
@@ -149,10 +185,14 @@ class ScalarSystem:
         gather_vals = np.concatenate(
             [z[0] * z[0]] + [z[t] * z[0] for t in range(1, len(refs))] + [z[t] * z[s] for t, s in pairs]
         )
-        gather_cols = np.tile(np.arange(n), 1 + len(rows_rest) + len(pairs))
-        self.gather = small_dense(
-            sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
-        )
+        blocks = 1 + len(rows_rest) + len(pairs)
+        gather_cols = np.tile(np.arange(n), blocks)
+        gather = sp.csr_array((gather_vals, (gather_rows, gather_cols)), shape=(self.q1 + n21 + n22, n))
+        self.gather = small_dense(gather)
+        self._sums = _compiled_sums(blocks, refs, x)
+        # the compiled row sums read the CSR matrices whose products they replace (the same sums in the same order)
+        self._rows = (*_csr_parts(gather), *_csr_parts(zt)) if self._sums is not None else ()
+        self._sizes = (self.q1 + n21 + n22, int(sum(nlevels)))
         self._slices = (slice(0, self.q1), slice(self.q1, self.q1 + n21), slice(self.q1 + n21, self.q1 + n21 + n22))
         # which term each rest row belongs to (for lambda products), and the column scale per stacked u
         self.term_of_rest = np.repeat(np.arange(1, len(refs)), nlevels[1:]).astype(np.intp)
@@ -163,21 +203,61 @@ class ScalarSystem:
             self.pairs = _lower_pairs(self.e21, (self.m_re, self.m_re + self.p))
         self.nd = _diagonal_lead_size(self.e21, self.e22, nlevels, self.dense21)
         self._joint_gathers: tuple[np.ndarray, sp.csr_array] | None = None
+        self._x_products: np.ndarray | None = None
+        self._per_observation = _z_rows(refs, z, nlevels) if self._sums is not None else ()
         self._z = z
         self._refs = refs
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the weighted sums are the compiled pass (:meth:`weighted_sums`)."""
+        return self._sums is not None
+
+    def linear_predictor(self, base: np.ndarray, lam_u: np.ndarray) -> np.ndarray:
+        """``base + Z Lambda u`` (given ``Lambda u``) by the compiled loop (only where :attr:`compiled`),
+        adding as scipy's CSR product does."""
+        from . import _pirls_kernels
+
+        out = np.empty(base.size)
+        _pirls_kernels.compiled("linear_predictor")(*self._per_observation, lam_u, base, out)
+        return out
+
+    def weighted_sums(
+        self, w: np.ndarray, zw: np.ndarray, joint: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The gathered sums for weights w (the first term's diagonal, A21's and A22's entries), ``Z' W zw``
+        and (``joint``) ``Z' W X`` (q x p): compiled row sums where set up (no per-call dispatch, no
+        temporaries), else scipy's sparse products; the same numbers either way."""
+        if self._sums is not None:
+            p = self.p if joint else 0
+            g, ztwz, ztwx = np.empty(self._sizes[0]), np.empty(self._sizes[1]), np.empty((self._sizes[1], p))
+            self._sums(*self._rows, self.x, w, zw, p, g, ztwz, ztwx)
+            return g, ztwz, ztwx if joint else None
+        ztwx = (self.joint_gathers()[1] @ w).reshape(self._sizes[1], self.p) if joint else None
+        return self.gather @ w, self.zt @ (w * zw), ztwx
+
+    def x_products(self) -> np.ndarray:
+        """``x_i x_i'`` per observation (p^2 x n: row ``a p + b`` holds ``x_a x_b``), on first use."""
+        if self._x_products is None:
+            xt = np.ascontiguousarray(self.x.T)
+            p = self.p
+            xx = np.empty((p * p, xt.shape[1]))  # (a transposed copy of the n x p^2 products took ~1 ms)
+            for a in range(p):
+                np.multiply(xt[a], xt, out=xx[a * p : (a + 1) * p])
+            self._x_products = xx
+        return self._x_products
 
     def joint_gathers(self) -> tuple[np.ndarray, sp.csr_array]:
         """``x_i x_i'`` per observation (p^2 x n) and the gather matrix of ``Z'WX`` (q p x n), on first use."""
         if self._joint_gathers is None:
             x, n, p = self.x, self.x.shape[0], self.p
-            xx = np.ascontiguousarray((x[:, :, None] * x[:, None, :]).reshape(n, p * p).T)
             offsets = np.concatenate([[0], np.cumsum(self.nlevels)])
             rows = np.concatenate(
                 [((offsets[t] + r)[:, None] * p + np.arange(p)).ravel() for t, r in enumerate(self._refs)]
             )
             vals = np.concatenate([(zc[:, None] * x).ravel() for zc in self._z])
             cols = np.tile(np.repeat(np.arange(n), p), len(self._refs))
-            self._joint_gathers = (xx, sp.csr_array((vals, (rows, cols)), shape=(offsets[-1] * p, n)))
+            self._joint_gathers = (self.x_products(), sp.csr_array((vals, (rows, cols)), shape=(offsets[-1] * p, n)))
         return self._joint_gathers
 
     def at(self, lams: np.ndarray) -> "_ThetaState":
@@ -192,16 +272,15 @@ class ScalarSystem:
 
     def factorize(self, state: "_ThetaState", w: np.ndarray, zw: np.ndarray, joint: bool) -> "ScalarFactor":
         """Factor the system for weights ``w`` and working response ``zw`` and solve it."""
-        g = self.gather @ w
+        g, ztwz, ztwx = self.weighted_sums(w, zw, joint)
         d1 = state.lam1**2 * g[self._slices[0]] + 1.0
         a21 = g[self._slices[1]] * state.coef21
-        rz = state.lamu * (self.zt @ (w * zw))
+        rz = state.lamu * ztwz
         rz1, rz2 = rz[: self.q1], rz[self.q1 :]
         if joint:
-            xx, zx = self.joint_gathers()
-            xx = (xx @ w).reshape(self.p, self.p)
+            xx = (self.x_products() @ w).reshape(self.p, self.p)
             wz = self.x.T @ (w * zw)
-            zxw = (zx @ w).reshape(state.lamu.size, self.p) * state.lamu[:, None]  # (also without fixed effects)
+            zxw = ztwx * state.lamu[:, None]  # (also without fixed effects)
             rz2 = np.concatenate([rz2, wz])
         m = self.m_re + (self.p if joint else 0)
         if self.dense21:
@@ -228,8 +307,8 @@ class ScalarSystem:
         np.negative(s, out=s)
         if self.e22.rows.size:
             s[self.e22.rows, self.e22.cols] += g[self._slices[2]] * state.coef22
-        idx = np.arange(m_re)
-        s[idx, idx] += 1.0
+        if m_re:  # the identity on the random-effects rows, through a strided view of the (C-ordered) product
+            s.reshape(-1)[: m_re * (m + 1) : m + 1] += 1.0
         if joint:
             s[m_re:, :m_re] += zxw[self.q1 :].T
             s[m_re:, m_re:] += xx
