@@ -14,7 +14,7 @@ import difflib
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
 
 import numpy as np
 import pandas as pd
@@ -194,7 +194,6 @@ def plain_message(exc: BaseException) -> str:
     return " ".join(text.replace("⧛", "").replace("⧚", "").split())
 
 
-@dataclass(frozen=True)
 class ModelFrame:
     """The data a model is fitted to (R's model frame).
 
@@ -202,18 +201,72 @@ class ModelFrame:
     ----------
     data : pandas.DataFrame
         Only the used columns, rows with any missing value dropped, original
-        index kept.
+        index kept.  A frame that drops no row keeps the data's own columns
+        and makes this DataFrame (a copy) on first use: a fit reads only the
+        columns (:meth:`column`), and the DataFrame is most of the cost of a
+        small model's frame.
     n_dropped : int
         Number of rows dropped because of missing values (R's ``na.omit``).
     """
 
-    data: pd.DataFrame
+    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows")
+
+    _data: pd.DataFrame | None
     n_dropped: int
-    _columns: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _columns: dict
+    _index: pd.Index | None
+    nrows: int
+
+    def __init__(self, data: pd.DataFrame, n_dropped: int) -> None:
+        self._set(data, n_dropped, {}, None, len(data))
+
+    @classmethod
+    def from_columns(cls, columns: dict, index: pd.Index) -> "ModelFrame":
+        """A frame of complete ``columns`` (name -> the data's Series, no row dropped), labelled by ``index``,
+        whose DataFrame is made on first use.  Only with copy-on-write (pandas >= 3): the Series held
+        keep the values the data had, whatever the caller does to the data later."""
+        frame = cls.__new__(cls)
+        frame._set(None, 0, dict(columns), index, len(index))
+        return frame
+
+    def _set(self, *values: object) -> None:
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a model frame is immutable")
+
+    @property
+    def data(self) -> pd.DataFrame:
+        if self._data is None:
+            names = list(self._columns)
+            arrays = {i: self._columns[name].array for i, name in enumerate(names)}
+            kept = pd.DataFrame(arrays, index=self._index, copy=True)
+            kept.columns = _column_labels(names)
+            self._set(kept, self.n_dropped, {}, None, self.nrows)  # its own columns from now on
+        assert self._data is not None
+        return self._data
+
+    @property
+    def names(self) -> list:
+        """The column names."""
+        return list(self._columns) if self._data is None else list(self._data.columns)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """The row labels (positions in the data, for a frame made with ``positional=True``) as an array."""
+        index = self._index if self._data is None else self._data.index
+        return index.to_numpy()
+
+    @property
+    def borrowed(self) -> bool:
+        """Whether :meth:`column` gives the data's own Series (copy what is kept from them)."""
+        return self._data is None
 
     def column(self, name: str) -> pd.Series:
-        """The column ``name`` of :attr:`data`, looked up once: pandas makes a new Series for every
-        ``data[name]`` (~10 us), and the response, X and every random-effects term read the same columns."""
+        """The column ``name``, looked up once: pandas makes a new Series for every ``data[name]`` (~10 us),
+        and the response, X and every random-effects term read the same columns.  Before :attr:`data` is
+        made, the data's own Series (its values are those of :attr:`data`, its index the data's)."""
         found = self._columns.get(name)
         if found is None:
             found = self._columns[name] = self.data[name]
@@ -252,6 +305,8 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         return _model_frame_by_label(data, columns, index)
     complete = ~_missing_rows(series, len(data))
     n_dropped = int(len(data) - complete.sum())
+    if not n_dropped and _copy_on_write() and data.columns.is_unique:
+        return ModelFrame.from_columns(dict(zip(columns, series)), index)
     if n_dropped == len(data):
         _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
@@ -261,6 +316,14 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         kept = pd.DataFrame(dict(enumerate(s.array for s in series)), index=index, copy=True)
     kept.columns = _column_labels(columns)
     return ModelFrame(data=kept, n_dropped=n_dropped)
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies on write (always from pandas 3): a Series taken from the data then keeps its values."""
+    return _PANDAS_3 or pd.options.mode.copy_on_write is True
+
+
+_PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 
 
 def _column_labels(columns: list) -> pd.Index:
