@@ -221,12 +221,13 @@ class ModelFrame:
         self._set(data, n_dropped, {}, None, len(data))
 
     @classmethod
-    def from_columns(cls, columns: dict, index: pd.Index) -> "ModelFrame":
-        """A frame of complete ``columns`` (name -> the data's Series, no row dropped), labelled by ``index``,
-        whose DataFrame is made on first use.  Only with copy-on-write (pandas >= 3): the Series held
-        keep the values the data had, whatever the caller does to the data later."""
+    def from_columns(cls, columns: dict, index: pd.Index | None, nrows: int) -> "ModelFrame":
+        """A frame of ``nrows`` complete rows of ``columns`` (name -> the data's Series), labelled by ``index``
+        (None: by position, 0 to ``nrows - 1``), whose DataFrame is made on first use.  Only with
+        copy-on-write (pandas >= 3): the Series held keep the values the data had, whatever the caller
+        does to the data later."""
         frame = cls.__new__(cls)
-        frame._set(None, 0, dict(columns), index, len(index))
+        frame._set(None, 0, dict(columns), index, nrows)
         return frame
 
     def _set(self, *values: object) -> None:
@@ -241,7 +242,8 @@ class ModelFrame:
         if self._data is None:
             names = list(self._columns)
             arrays = {i: self._columns[name].array for i, name in enumerate(names)}
-            kept = pd.DataFrame(arrays, index=self._index, copy=True)
+            index = pd.RangeIndex(self.nrows) if self._index is None else self._index
+            kept = pd.DataFrame(arrays, index=index, copy=True)
             kept.columns = _column_labels(names)
             self._set(kept, self.n_dropped, {}, None, self.nrows)  # its own columns from now on
         assert self._data is not None
@@ -255,8 +257,9 @@ class ModelFrame:
     @property
     def positions(self) -> np.ndarray:
         """The row labels (positions in the data, for a frame made with ``positional=True``) as an array."""
-        index = self._index if self._data is None else self._data.index
-        return index.to_numpy()
+        if self._data is None:
+            return np.arange(self.nrows) if self._index is None else self._index.to_numpy()
+        return self._data.index.to_numpy()
 
     @property
     def borrowed(self) -> bool:
@@ -300,13 +303,14 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         _check_real_column(name, column)
     if len(data) == 0:
         raise DataError("data has no rows")
-    index = pd.RangeIndex(len(data)) if positional else data.index
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns, index)
-    complete = ~_missing_rows(series, len(data))
+        return _model_frame_by_label(data, columns, pd.RangeIndex(len(data)) if positional else data.index)
+    missing = _missing_rows(series, len(data))
+    if not missing.any() and _copy_on_write():
+        return ModelFrame.from_columns(dict(zip(columns, series)), None if positional else data.index, len(data))
+    index = pd.RangeIndex(len(data)) if positional else data.index
+    complete = ~missing
     n_dropped = int(len(data) - complete.sum())
-    if not n_dropped and _copy_on_write() and data.columns.is_unique:
-        return ModelFrame.from_columns(dict(zip(columns, series)), index)
     if n_dropped == len(data):
         _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
@@ -417,8 +421,8 @@ def check_real(data: pd.DataFrame, names: Iterable[str]) -> None:
 
 def _check_real_column(name: str, column: object) -> None:
     dtype = getattr(column, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":  # the usual case, without pandas' dtype tests
-        return
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf" or isinstance(dtype, pd.CategoricalDtype):
+        return  # the usual cases, without pandas' dtype tests (a categorical is a factor, never numbers)
     if isinstance(column, pd.Series) and pd.api.types.is_complex_dtype(column.dtype):
         raise DataError(
             f"column {name!r} has complex values; models need real numbers: "

@@ -249,6 +249,9 @@ def check_model_size(
     if not terms:
         return
     estimate = model_memory(nobs, nfixef, terms, sparse_rest)
+    limit, _ = memory_limit(max_memory)
+    if limit is None or estimate.total <= limit:
+        return  # what follows words the refusal
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]
