@@ -121,6 +121,22 @@ def test_a_lazy_frames_columns_are_the_eager_frames() -> None:
         lazy.n_dropped = 3  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_fit_whose_frame_is_not_made_yet_pickles_and_copies(how: str) -> None:
+    import copy
+    import pickle
+
+    data = mm.datasets.load("sleepstudy")
+    fit = mm.lmer("Reaction ~ Days + (Days | Subject)", data)
+    other = pickle.loads(pickle.dumps(fit)) if how == "pickle" else copy.deepcopy(fit)
+    pd.testing.assert_frame_equal(other.model.inputs.frame, fit.model.inputs.frame)
+    pd.testing.assert_series_equal(other.fitted, fit.fitted)
+    mf = model_frame(data, ["Reaction", "Days"], positional=True)
+    again = pickle.loads(pickle.dumps(mf)) if how == "pickle" else copy.deepcopy(mf)
+    assert again.nrows == mf.nrows and again.names == mf.names
+    pd.testing.assert_frame_equal(again.data, mf.data)
+
+
 def test_a_frame_with_dropped_rows_is_made_at_once() -> None:
     data = mm.datasets.load("sleepstudy").copy()
     data.loc[data.index[:3], "Reaction"] = np.nan

@@ -237,6 +237,12 @@ class ModelFrame:
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}: a model frame is immutable")
 
+    def __getstate__(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:  # pickle and copy (their default would assign each slot)
+        self._set(*(state[name] for name in self.__slots__))
+
     @property
     def data(self) -> pd.DataFrame:
         if self._data is None:
