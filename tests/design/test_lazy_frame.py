@@ -79,6 +79,9 @@ def test_a_fit_does_not_make_the_frame_and_the_frame_is_the_eager_one(monkeypatc
     formula, data = _data()["factors and transforms"]
     inputs = prepare_inputs(formula, data)
     assert isinstance(inputs.__dict__["_frame"], ModelFrame)  # not made yet
+    assert not inputs.__dict__["_frame"].borrowed  # released: copies, not the caller's Series
+    held = inputs.__dict__["_frame"]._columns.values()
+    assert not any(np.shares_memory(np.asarray(data[name]), np.asarray(column)) for name in data for column in held)
     assert inputs.nobs == len(data)
     made = inputs.frame
     assert inputs.frame is made  # made once
@@ -112,8 +115,11 @@ def test_a_lazy_frames_columns_are_the_eager_frames() -> None:
     before = {name: lazy.column(name).to_numpy() for name in names}
     assert lazy.nrows == len(data) and lazy.names == names and lazy.borrowed
     np.testing.assert_array_equal(lazy.positions, np.arange(len(data)))
+    lazy.release()
+    assert not lazy.borrowed and lazy.names == names
+    np.testing.assert_array_equal(lazy.column("Reaction").to_numpy(), before["Reaction"])  # the frame, made now
     made = lazy.data
-    assert not lazy.borrowed and list(made.columns) == names
+    assert list(made.columns) == names
     for name in names:
         np.testing.assert_array_equal(lazy.column(name).to_numpy(), before[name])
         assert made[name].dtype == data[name].dtype

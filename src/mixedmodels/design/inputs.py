@@ -374,7 +374,7 @@ def prepare_fixed_part(
     uses, the grouping factors of its random terms included, and in
     ``extra_variables`` (a residual structure's strata, times and groups).
     """
-    return _fixed_part(
+    inputs, frame = _fixed_part(
         parsed,
         data,
         weights=weights,
@@ -383,7 +383,9 @@ def prepare_fixed_part(
         extra_variables=extra_variables,
         na_action=na_action,
         max_memory=max_memory,
-    )[0]
+    )
+    frame.release()
+    return inputs
 
 
 def _fixed_part(
@@ -397,7 +399,8 @@ def _fixed_part(
     na_action: str,
     max_memory: Any,
 ) -> tuple[ModelInputs, ModelFrame]:
-    """:func:`prepare_fixed_part`, and the model frame, whose columns the random-effects terms read again."""
+    """:func:`prepare_fixed_part`, and the model frame, whose columns the random-effects terms read again
+    (the caller releases it: :meth:`ModelFrame.release`)."""
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
@@ -470,6 +473,7 @@ def prepare_inputs(
         max_memory=max_memory,
     )
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
+    frame.release()  # the frame's columns were read: keep no reference to the caller's data
     check_model_size(
         inputs.nobs,
         len(inputs.fixed.column_names),
