@@ -191,20 +191,31 @@ def run(tool: str, case_name: str, repeats: int) -> None:
         reset_peak()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 result = fit()
             except Exception as exc:  # noqa: BLE001 - reported, not hidden
                 emit(event="error", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
                 return
             seconds = time.perf_counter() - start
+            # CPU time of all the process's threads: without the time spent waiting for a core
+            cpu_seconds = time.process_time() - cpu_start
         peak = peak_mb()
         try:
             described = describe(result)
         except Exception as exc:  # noqa: BLE001
             described = {"describe_error": f"{type(exc).__name__}: {exc}"}
         messages = sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught})
-        emit(event="fit", i=i, seconds=seconds, rss_before_mb=before, peak_mb=peak, warnings=messages[:5], **described)
+        emit(
+            event="fit",
+            i=i,
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            rss_before_mb=before,
+            peak_mb=peak,
+            warnings=messages[:5],
+            **described,
+        )
         del result
 
 

@@ -194,3 +194,28 @@ def test_a_failed_fit_leaves_no_state_behind(sleep):
         mm.lmer("Reaction ~ Days + (1 | g)", sleep.assign(g="a"))
     np.testing.assert_array_equal(first.theta, theta)
     assert mm.lmer(FORMULA, sleep).theta.tobytes() == theta.tobytes()
+
+
+def test_the_quick_aliasing_check_keeps_only_what_the_qr_keeps() -> None:
+    """X'X's Cholesky factor decides only far from lme4's threshold (issue 18): on random designs with
+    near-aliased columns at every distance from it, whenever it decides, the QR's rule keeps the same columns."""
+    from mixedmodels.design.checks import _clearly_independent, independent_columns
+
+    rng = np.random.default_rng(18)
+    decided = 0
+    for _ in range(3000):
+        n, p = int(rng.integers(3, 40)), int(rng.integers(2, 6))
+        x = rng.normal(size=(n, p)) * 10.0 ** rng.uniform(-5, 5, size=p)
+        if rng.random() < 0.6:  # a column within 1e-13 to 1e-2 of the span of the earlier ones
+            j = int(rng.integers(1, p))
+            x[:, j] = x[:, :j] @ rng.normal(size=j) + x[:, j] * 10.0 ** rng.uniform(-13, -2)
+        if rng.random() < 0.3:
+            x[:, 0] = 1.0
+        quick = _clearly_independent(x, 1e-7)
+        if quick is not None:
+            decided += 1
+            assert quick == independent_columns(x, 1e-7)
+    assert decided > 500  # the quick path is taken for most designs, so the comparison means something
+    exact = np.column_stack([np.ones(10), np.arange(10.0), 2.0 * np.arange(10.0)])
+    assert _clearly_independent(exact, 1e-7) is None  # aliased: the QR decides (and drops the last)
+    assert _clearly_independent(np.ones((5, 1)), 1e-7) is None  # one column: the QR's shortcut

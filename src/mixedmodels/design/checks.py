@@ -12,6 +12,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ..errors import RankDeficiencyWarning, ScaleWarning
 
@@ -32,7 +33,33 @@ def drop_aliased_columns(design: DesignMatrix, tol: float = 1e-7) -> tuple[Desig
     dropped columns.  The returned design's ``for_newdata`` gives only the
     kept columns.
     """
-    return keep_columns(design, independent_columns(design.matrix, tol), stacklevel=2)
+    keep = _clearly_independent(design.matrix, tol)
+    return keep_columns(design, independent_columns(design.matrix, tol) if keep is None else keep, stacklevel=2)
+
+
+# A column whose part orthogonal to the others, read off the Cholesky factor of X'X, is above this share of
+# its norm is kept by the QR's rule too.  X'X's factor has an absolute error of about sqrt(eps) (1.5e-8) of
+# each norm where the QR's is about eps, so above 1e-5 both are far from lme4's threshold (tol = 1e-7).
+_CLEAR_SHARE = 1e-5
+
+
+def _clearly_independent(x: np.ndarray, tol: float) -> list[int] | None:
+    """Every column, when X'X shows each far from being aliased (the QR would keep them all); None if not
+    clearly so (the QR decides).  A small X's aliasing check in ~10 us instead of NumPy's QR's ~100 us."""
+    n, p = x.shape
+    if p < 2 or n < p or tol * 100 > _CLEAR_SHARE:
+        return None
+    gram = x.T @ x
+    squares = np.diagonal(gram)
+    if not (np.all(np.isfinite(gram)) and np.all(squares > _MIN_SQUARE)):
+        return None  # an empty column, or values so small or large that X'X loses them
+    lower, info = lapack.dpotrf(gram, lower=1)
+    if info != 0 or not np.all(np.diagonal(lower) > _CLEAR_SHARE * np.sqrt(squares)):
+        return None
+    return list(range(p))
+
+
+_MIN_SQUARE = 1e-200
 
 
 def keep_columns(design: DesignMatrix, keep: list[int], stacklevel: int = 1) -> tuple[DesignMatrix, tuple[str, ...]]:

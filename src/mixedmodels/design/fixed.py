@@ -378,12 +378,16 @@ def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[s
     FormulaError, DataError, ModelSpecError
     """
     source = data
-    data, trusted = frame_data(data)
+    trusted = isinstance(source, ModelFrame)
+    if not trusted:
+        data, _ = frame_data(data)  # checks that it is a DataFrame
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
     simple = _simple_design(rhs, source, contrasts, trusted)
     if simple is not None:
         return simple
+    if trusted:
+        data = source.data
     variables = required_variables(rhs)
     if not trusted:
         check_columns(data, sorted(variables))
@@ -439,20 +443,20 @@ def _simple_design(
         return None
     intercept, names = terms
     variables = frozenset(names)
-    data = source.data if isinstance(source, ModelFrame) else source
+    nrows = source.nrows if isinstance(source, ModelFrame) else len(source)
     if not trusted:
-        check_columns(data, sorted(variables))
+        check_columns(source, sorted(variables))
     columns = numeric_columns(source, names)
     if columns is None:
         return None
     if not trusted and any(np.isnan(column).any() for column in columns):
-        _check_complete(data, variables)  # raises, naming the columns
+        _check_complete(source, variables)  # raises, naming the columns
     chosen = _chosen_contrasts(contrasts)
-    matrix = simple_matrix(intercept, columns, len(data))
+    matrix = simple_matrix(intercept, columns, nrows)
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
     sample = {name: get_column(source, name).to_numpy()[:2].copy() for name in names}
-    deferred = _DeferredSpec(rhs, chosen, sample, min(2, len(data)))
+    deferred = _DeferredSpec(rhs, chosen, sample, min(2, nrows))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
 
 

@@ -14,7 +14,7 @@ import difflib
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
 
 import numpy as np
 import pandas as pd
@@ -194,7 +194,6 @@ def plain_message(exc: BaseException) -> str:
     return " ".join(text.replace("⧛", "").replace("⧚", "").split())
 
 
-@dataclass(frozen=True)
 class ModelFrame:
     """The data a model is fitted to (R's model frame).
 
@@ -202,20 +201,100 @@ class ModelFrame:
     ----------
     data : pandas.DataFrame
         Only the used columns, rows with any missing value dropped, original
-        index kept.
+        index kept.  A frame that drops no row keeps the data's own columns
+        and makes this DataFrame (a copy) on first use: a fit reads only the
+        columns (:meth:`column`), and the DataFrame is most of the cost of a
+        small model's frame.
     n_dropped : int
         Number of rows dropped because of missing values (R's ``na.omit``).
     """
 
-    data: pd.DataFrame
+    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows", "_owned")
+
+    _data: pd.DataFrame | None
     n_dropped: int
-    _columns: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _columns: dict
+    _index: pd.Index | None
+    nrows: int
+    _owned: bool  # False while the columns are the caller's Series (see release)
+
+    def __init__(self, data: pd.DataFrame, n_dropped: int) -> None:
+        self._set(data, n_dropped, {}, None, len(data), True)
+
+    @classmethod
+    def from_columns(cls, columns: dict, index: pd.Index | None, nrows: int) -> "ModelFrame":
+        """A frame of ``nrows`` complete rows of ``columns`` (name -> the data's Series), labelled by ``index``
+        (None: by position, 0 to ``nrows - 1``), whose DataFrame is made on first use.  Only with
+        copy-on-write (pandas >= 3): the Series held keep the values the data had, whatever the caller
+        does to the data later."""
+        frame = cls.__new__(cls)
+        frame._set(None, 0, dict(columns), index, nrows, False)
+        return frame
+
+    def release(self) -> None:
+        """Let go of the caller's data once the model's arrays are built: a frame not made yet keeps
+        copies of its columns' values instead of the data's Series, which hold the data's whole blocks
+        (every float column of a wide DataFrame, say) and make pandas copy them if the caller changes
+        the data in place.  ~1 us per column of a small model; the DataFrame is still made on first use."""
+        if self._data is None and not self._owned:
+            owned = {name: series.array.copy() for name, series in self._columns.items()}
+            self._set(None, self.n_dropped, owned, self._index, self.nrows, True)
+
+    def _set(self, *values: object) -> None:
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a model frame is immutable")
+
+    def __getstate__(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:  # pickle and copy (their default would assign each slot)
+        self._set(*(state[name] for name in self.__slots__))
+
+    @property
+    def data(self) -> pd.DataFrame:
+        if self._data is None:
+            names = list(self._columns)
+            columns = self._columns
+            arrays = {i: columns[name] if self._owned else columns[name].array for i, name in enumerate(names)}
+            index = pd.RangeIndex(self.nrows) if self._index is None else self._index
+            kept = pd.DataFrame(arrays, index=index, copy=True)
+            kept.columns = _column_labels(names)
+            self._set(kept, self.n_dropped, {}, None, self.nrows, True)  # its own columns from now on
+        assert self._data is not None
+        return self._data
+
+    @property
+    def names(self) -> list:
+        """The column names."""
+        return list(self._columns) if self._data is None else list(self._data.columns)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """The row labels (positions in the data, for a frame made with ``positional=True``) as an array."""
+        if self._data is None:
+            return np.arange(self.nrows) if self._index is None else self._index.to_numpy()
+        return self._data.index.to_numpy()
+
+    @property
+    def borrowed(self) -> bool:
+        """Whether :meth:`column` gives the data's own Series (copy what is kept from them)."""
+        return self._data is None and not self._owned
 
     def column(self, name: str) -> pd.Series:
-        """The column ``name`` of :attr:`data`, looked up once: pandas makes a new Series for every
-        ``data[name]`` (~10 us), and the response, X and every random-effects term read the same columns."""
+        """The column ``name``, looked up once: pandas makes a new Series for every ``data[name]`` (~10 us),
+        and the response, X and every random-effects term read the same columns.  Before :attr:`data` is
+        made, the data's own Series (its values are those of :attr:`data`, its index the data's)."""
+        if not self.borrowed:
+            frame = self.data  # made on first use (a released frame's copies are for it)
+            found = self._columns.get(name)
+            if found is None:
+                found = self._columns[name] = frame[name]
+            return found
         found = self._columns.get(name)
-        if found is None:
+        if found is None:  # not a column of the frame: the DataFrame says so
             found = self._columns[name] = self.data[name]
         return found
 
@@ -247,10 +326,13 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         _check_real_column(name, column)
     if len(data) == 0:
         raise DataError("data has no rows")
-    index = pd.RangeIndex(len(data)) if positional else data.index
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns, index)
-    complete = ~_missing_rows(series, len(data))
+        return _model_frame_by_label(data, columns, pd.RangeIndex(len(data)) if positional else data.index)
+    missing = _missing_rows(series, len(data))
+    if not missing.any() and _copy_on_write():
+        return ModelFrame.from_columns(dict(zip(columns, series)), None if positional else data.index, len(data))
+    index = pd.RangeIndex(len(data)) if positional else data.index
+    complete = ~missing
     n_dropped = int(len(data) - complete.sum())
     if n_dropped == len(data):
         _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
@@ -261,6 +343,14 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         kept = pd.DataFrame(dict(enumerate(s.array for s in series)), index=index, copy=True)
     kept.columns = _column_labels(columns)
     return ModelFrame(data=kept, n_dropped=n_dropped)
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copies on write (always from pandas 3): a Series taken from the data then keeps its values."""
+    return _PANDAS_3 or pd.options.mode.copy_on_write is True
+
+
+_PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 
 
 def _column_labels(columns: list) -> pd.Index:
@@ -354,8 +444,8 @@ def check_real(data: pd.DataFrame, names: Iterable[str]) -> None:
 
 def _check_real_column(name: str, column: object) -> None:
     dtype = getattr(column, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":  # the usual case, without pandas' dtype tests
-        return
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf" or isinstance(dtype, pd.CategoricalDtype):
+        return  # the usual cases, without pandas' dtype tests (a categorical is a factor, never numbers)
     if isinstance(column, pd.Series) and pd.api.types.is_complex_dtype(column.dtype):
         raise DataError(
             f"column {name!r} has complex values; models need real numbers: "

@@ -54,6 +54,34 @@ __all__ = [
 ]
 
 
+class _FrameField:
+    """``ModelInputs.frame``: given a :class:`ModelFrame`, its DataFrame made on first use.
+
+    A fit reads the model frame's columns once, when y, X and the terms are
+    built; the DataFrame is for the methods after the fit (``model_frame()``,
+    ``predict``, ``anova``, ...), and is most of a small model frame's cost.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> pd.DataFrame:
+        if obj is None:
+            raise AttributeError(self.slot[1:])  # no default value for the dataclass
+        value = obj.__dict__[self.slot]
+        if isinstance(value, ModelFrame):
+            value = obj.__dict__[self.slot] = value.data
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+    def rows(self, obj: Any) -> int:
+        """The number of rows of the frame, without making it."""
+        value = obj.__dict__[self.slot]
+        return value.nrows if isinstance(value, ModelFrame) else len(value)
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInputs:
     """Everything a model is made of, before any fitting.
@@ -92,7 +120,7 @@ class ModelInputs:
     """
 
     formula: ParsedFormula
-    frame: pd.DataFrame
+    frame: pd.DataFrame = _FrameField()  # type: ignore[assignment]
     row_index: pd.Index
     n_dropped: int
     y: np.ndarray
@@ -107,7 +135,7 @@ class ModelInputs:
 
     @property
     def nobs(self) -> int:
-        return len(self.frame)
+        return _FRAME_FIELD.rows(self)
 
     @property
     def sum_log_weights(self) -> float:
@@ -156,6 +184,9 @@ class ModelInputs:
         padded = np.full((len(self.data_index), values.shape[1]), np.nan)
         padded[self.frame.index.to_numpy()] = values  # the frame is labelled by position in the data
         return pd.DataFrame(padded, index=self.data_index, columns=columns)
+
+
+_FRAME_FIELD: _FrameField = vars(ModelInputs)["frame"]
 
 
 def _used_variables(parsed: ParsedFormula) -> set[str]:
@@ -343,7 +374,7 @@ def prepare_fixed_part(
     uses, the grouping factors of its random terms included, and in
     ``extra_variables`` (a residual structure's strata, times and groups).
     """
-    return _fixed_part(
+    inputs, frame = _fixed_part(
         parsed,
         data,
         weights=weights,
@@ -352,7 +383,9 @@ def prepare_fixed_part(
         extra_variables=extra_variables,
         na_action=na_action,
         max_memory=max_memory,
-    )[0]
+    )
+    frame.release()
+    return inputs
 
 
 def _fixed_part(
@@ -366,7 +399,8 @@ def _fixed_part(
     na_action: str,
     max_memory: Any,
 ) -> tuple[ModelInputs, ModelFrame]:
-    """:func:`prepare_fixed_part`, and the model frame, whose columns the random-effects terms read again."""
+    """:func:`prepare_fixed_part`, and the model frame, whose columns the random-effects terms read again
+    (the caller releases it: :meth:`ModelFrame.release`)."""
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
@@ -380,7 +414,7 @@ def _fixed_part(
         _missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index)
     )
     mf = _without_rows(mf, missing)
-    keep = mf.data.index.to_numpy()
+    keep = mf.positions
     w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
     check_fixed_size(parsed.fixed, mf, max_memory)  # before X is built: refuse what would not fit
@@ -390,7 +424,7 @@ def _fixed_part(
     extra_offset = None if all_offsets is None else all_offsets[keep]
     inputs = ModelInputs(
         formula=parsed,
-        frame=mf.data,
+        frame=mf,  # its DataFrame made on first use
         row_index=data.index if len(keep) == len(data) else data.index[keep],  # an Index is immutable: shared
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, mf),
@@ -439,6 +473,7 @@ def prepare_inputs(
         max_memory=max_memory,
     )
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
+    frame.release()  # the frame's columns were read: keep no reference to the caller's data
     check_model_size(
         inputs.nobs,
         len(inputs.fixed.column_names),
@@ -446,7 +481,15 @@ def prepare_inputs(
         max_memory,  # before the cross-products
         sparse_rest=sparse_rest,
     )
-    return replace(inputs, terms=terms)
+    return _with_terms(inputs, terms)
+
+
+def _with_terms(inputs: ModelInputs, terms: tuple[RandomEffectsTerm, ...]) -> ModelInputs:
+    """``replace(inputs, terms=terms)`` without making the model frame's DataFrame (``replace`` reads every field)."""
+    new = object.__new__(type(inputs))
+    new.__dict__.update(inputs.__dict__)
+    object.__setattr__(new, "terms", terms)
+    return new
 
 
 def prepare_glmm_inputs(

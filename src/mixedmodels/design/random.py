@@ -129,7 +129,7 @@ def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) 
         codes, labels = _factor_codes(get_column(frame, factors[0]))
         if np.bincount(codes, minlength=len(labels)).all():  # every level used: codes are the refs
             return codes, tuple(labels)
-    nrows = len(frame.data) if isinstance(frame, ModelFrame) else len(frame)
+    nrows = frame.nrows if isinstance(frame, ModelFrame) else len(frame)
     combined = np.zeros(nrows, dtype=np.int64)
     label_lists = []
     for name in factors:
@@ -156,7 +156,7 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     if design.matrix.shape[1] == 0:
         raise ModelSpecError(f"random-effects term {term} has no columns")
     structure = get_structure(term.structure)
-    check_structure(term, structure, design, frame.data)
+    check_structure(term, structure, design, frame.data if structure.name == "ar1" else None)
     return RandomEffectsTerm(
         group=term.group,
         factors=term.factors,
@@ -169,10 +169,12 @@ def _build_term(term: RandomTerm, frame: ModelFrame, contrasts: Mapping[str, str
     )
 
 
-def check_structure(term: RandomTerm, structure: CovarianceStructure, design: DesignMatrix, data: pd.DataFrame) -> None:
+def check_structure(
+    term: RandomTerm, structure: CovarianceStructure, design: DesignMatrix, data: pd.DataFrame | None
+) -> None:
     """Refuse a structure the term's columns cannot carry: ``cs`` with one column, ``ar1`` not over an ordered factor.
 
-    ``data`` needs the ``ar1`` factor's column with every category and at
+    ``data`` (only read for ``ar1``: None otherwise) needs the ``ar1`` factor's column with every category and at
     least one row per level used (the Dask path passes such a small frame).
     """
     k = len(design.column_names)
@@ -183,6 +185,8 @@ def check_structure(term: RandomTerm, structure: CovarianceStructure, design: De
             "with a factor f"
         )
     if structure.name == "ar1":
+        if data is None:
+            raise ValueError("check_structure needs the data to check ar1()")  # a caller's mistake, not the user's
         _check_ar1(term, design, data)
 
 
@@ -255,7 +259,7 @@ def build_random_terms(
     if not terms:
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
-    nobs = len(frame.data)
+    nobs = frame.nrows
     for term in built:
         if term.nranef > nobs or (term.nranef == nobs and not allow_as_many_as_observations):
             relation = "<=" if term.nranef == nobs else "<"

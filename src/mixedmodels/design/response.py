@@ -43,10 +43,13 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         levels, or non-finite values.
     """
     source = data
-    data, trusted = frame_data(data)
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
+    if isinstance(source, ModelFrame) and text in source.names:  # a column: the model frame's own
+        response = _response_array(source.column(text), text, source.nrows)
+        return _finite_response(response.copy() if source.borrowed else response, text)
+    data, trusted = frame_data(data)
     variables = required_variables(text)
     if not trusted:
         check_columns(data, sorted(variables))
@@ -57,7 +60,10 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         code, aliases = formula_code(text)
         env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = run_formulaic(lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text)
-    response = _response_array(values, text, len(data))
+    return _finite_response(_response_array(values, text, len(data)), text)
+
+
+def _finite_response(response: np.ndarray, text: str) -> np.ndarray:
     if not np.isfinite(response).all():
         raise DataError(f"the response {text!r} has missing or non-finite values (NaN or infinite)")
     return response

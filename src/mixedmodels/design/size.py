@@ -63,12 +63,13 @@ def _level_bound(values: pd.Series) -> int:
     return 1 if pd.api.types.is_numeric_dtype(dtype) else max(len(values), 1)
 
 
-def _variables(expr: str, data: pd.DataFrame) -> set[str]:
+def _variables(expr: str, data: "pd.DataFrame | ModelFrame") -> set[str]:
     """The data's columns a factor of a term reads (a backticked name such as ``Sepal Width`` is one column)."""
-    if expr in data.columns:
+    columns = data.names if isinstance(data, ModelFrame) else data.columns
+    if expr in columns:
         return {expr}
     try:
-        return {name for name in required_variables(expr) if name in data.columns}
+        return {name for name in required_variables(expr) if name in columns}
     except Exception:  # noqa: BLE001 - the formula's own errors are reported when X is built
         return set()
 
@@ -89,10 +90,9 @@ def _fixed_terms(rhs: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _term_columns(
     factors: tuple[str, ...], data: pd.DataFrame | ModelFrame, levels: Callable[[pd.Series], int | None]
 ) -> int:
-    frame = data.data if isinstance(data, ModelFrame) else data
     count = 1
     for expr in factors:
-        for name in _variables(expr, frame):
+        for name in _variables(expr, data):
             count *= levels(get_column(data, name)) or 1
     return count
 
@@ -127,9 +127,10 @@ def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any 
         return
     limit, _ = memory_limit(max_memory)  # also checks max_memory=
     bound = sum(_term_columns(factors, data, _level_bound) for _, factors in terms)
-    data = data.data if isinstance(data, ModelFrame) else data
-    if limit is None or _fixed_estimate(len(data), bound).total <= limit:
+    nrows = data.nrows if isinstance(data, ModelFrame) else len(data)
+    if limit is None or _fixed_estimate(nrows, bound).total <= limit:
         return
+    data = data.data if isinstance(data, ModelFrame) else data
     columns = fixed_columns(rhs, data)
     total = sum(count for _, count in columns)
     estimate = _fixed_estimate(len(data), total)
@@ -248,6 +249,9 @@ def check_model_size(
     if not terms:
         return
     estimate = model_memory(nobs, nfixef, terms, sparse_rest)
+    limit, _ = memory_limit(max_memory)
+    if limit is None or estimate.total <= limit:
+        return  # what follows words the refusal
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]

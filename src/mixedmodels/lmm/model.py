@@ -68,6 +68,7 @@ from .results import FACTOR, LmerResults
 __all__ = ["LinearMixedModel", "lmer", "ThetaParameters", "start_theta"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+_DEFAULT_SETTINGS = OptimizerSettings()  # immutable: one instance serves every fit without settings
 _SETTINGS = Instance(OptimizerSettings, what="an OptimizerSettings", allow_none=True)
 _WEIGHTS = OneOf(
     PerRow(),
@@ -172,6 +173,13 @@ class LinearMixedModel(ThetaParameters):
     ) -> "LinearMixedModel":
         """Build the model from an lme4 formula (see :func:`lmer` for the arguments)."""
         check_arguments(locals())
+        return cls._from_formula(formula, data, REML=REML, weights=weights, correlation=correlation, **kwargs)
+
+    @classmethod
+    def _from_formula(
+        cls, formula: str, data: pd.DataFrame, *, REML: bool, weights: Any, correlation: CorAR1 | None, **kwargs: Any
+    ) -> "LinearMixedModel":
+        """:meth:`from_formula` for arguments already checked (by :func:`lmer`)."""
         check_bool(REML, "REML")
         variance = weights if isinstance(weights, VarIdent) else None
         extra = residual_variables(variance, correlation)
@@ -190,7 +198,7 @@ class LinearMixedModel(ThetaParameters):
             )
         if np.ptp(inputs.y) == 0:
             raise DataError(f"the response {inputs.formula.response!r} is constant; there is no variation to model")
-        return cls.from_inputs(inputs, REML=REML, variance=variance, correlation=correlation)
+        return cls._from_inputs(inputs, REML, variance, correlation)
 
     @classmethod
     @argument_kinds(
@@ -213,8 +221,17 @@ class LinearMixedModel(ThetaParameters):
         at the structure's start.
         """
         check_arguments(locals())
+        return cls._from_inputs(inputs, REML, variance, correlation)
+
+    @classmethod
+    def _from_inputs(
+        cls, inputs: ModelInputs, REML: bool, variance: VarIdent | None, correlation: CorAR1 | None
+    ) -> "LinearMixedModel":
+        """:meth:`from_inputs` for arguments already checked."""
         REML = check_bool(REML, "REML")
-        structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
+        structure = None  # inputs.frame (made on first use) only for a residual structure
+        if variance is not None or correlation is not None:
+            structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
         if structure is not None:
             check_no_zero_weights(inputs.weights)
         rows = _informative_rows(inputs.weights)
@@ -399,7 +416,7 @@ class LinearMixedModel(ThetaParameters):
         there (the blocked one is made if the results need it).
         """
         cp = self.crossprods
-        settings = settings or OptimizerSettings()
+        settings = settings or _DEFAULT_SETTINGS
         method = choose_optimizer(settings, cp)
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
         with threads_for(cp, objective):
@@ -453,7 +470,10 @@ class LinearMixedModel(ThetaParameters):
         residual structure starts from its current parameters.
         """
         check_arguments(locals())
-        start = None if start is None else self.check_theta(start)
+        return self._fit(settings, None if start is None else self.check_theta(start))
+
+    def _fit(self, settings: OptimizerSettings | None, start: np.ndarray | None) -> LmerResults:
+        """:meth:`fit` for a checked ``settings`` and ``start`` (theta checked by :meth:`check_theta`)."""
         if self.residual is None:
             info, factor = self._optimize(settings, start)
             model = self
@@ -465,7 +485,7 @@ class LinearMixedModel(ThetaParameters):
         for message in info.warnings:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
         if isinstance(factor, DenseFactor):
-            result = LmerResults.from_dense_factor(model, info, factor)
+            result = LmerResults._from_dense_factor(model, info, factor)
         else:
             result = LmerResults.from_fit(model, info, factor)
         if result.is_singular:
@@ -580,7 +600,7 @@ def lmer(
         )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
     check_arguments(locals())
-    model = LinearMixedModel.from_formula(
+    model = LinearMixedModel._from_formula(  # the arguments were checked above
         formula,
         data,
         REML=REML,
@@ -591,7 +611,7 @@ def lmer(
         na_action=na_action,
         max_memory=max_memory,
     )
-    return model.fit(settings=settings, start=None if start is None else model.check_theta(start_theta(start)))
+    return model._fit(settings, None if start is None else model.check_theta(start_theta(start)))
 
 
 def start_theta(start: Any) -> Any:

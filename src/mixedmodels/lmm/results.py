@@ -131,6 +131,11 @@ class LmerResults(InformationCriteria):
         formed on first use.
         """
         check_arguments(locals())
+        return cls._from_dense_factor(model, info, factor)
+
+    @classmethod
+    def _from_dense_factor(cls, model: MixedModel, info: OptInfo, factor: DenseFactor) -> "LmerResults":
+        """:meth:`from_dense_factor` for arguments known to be right (the fit's own)."""
         nre, p = factor.nre, factor.nfixef
         x_block, y_row = factor.lower[nre : nre + p, nre : nre + p], factor.lower[-1, nre : nre + p]
         beta, _ = lapack.dtrtrs(x_block, y_row, lower=1, trans=1)
