@@ -185,9 +185,7 @@ def product_design(
     blocks = [_term_block(term, coding, numbers, factors) for term, coding in _codings(terms, factors)]
     matrix, names = _assemble(terms.intercept, blocks, nrows)
     rows = _sample_rows(factors.values(), nrows)
-    sample: dict[str, np.ndarray | pd.Categorical] = {
-        name: columns[name].to_numpy()[rows].copy() for name in numbers
-    }
+    sample: dict[str, np.ndarray | pd.Categorical] = {name: columns[name].to_numpy()[rows].copy() for name in numbers}
     sample.update({name: factor.labelled[rows] for name, factor in factors.items()})
     return ProductDesign(matrix, names, sample, len(rows))
 
@@ -235,10 +233,11 @@ def _term_block(
         labels, matrix = _coding(factor.contrast, factor.levels, coding[name])
         parts.append([(f"{name}{label}", matrix[factor.codes, j]) for j, label in enumerate(labels)])
     names, columns = [], []
-    for reverse_product in itertools.product(*reversed(parts)):
-        product = reverse_product[::-1]
-        names.append(":".join(label for label, _ in product))
-        columns.append(functools.reduce(operator.mul, (values for _, values in product)))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: the caller reports non-finite columns
+        for reverse_product in itertools.product(*reversed(parts)):
+            product = reverse_product[::-1]
+            names.append(":".join(label for label, _ in product))
+            columns.append(functools.reduce(operator.mul, (values for _, values in product)))
     return names, columns
 
 
