@@ -281,3 +281,18 @@ def test_fits_anova_emmeans_and_predictions_as_formulaic(monkeypatch) -> None:
     pd.testing.assert_series_equal(
         pd.Series(fast.predict(new, re_form="NA")), pd.Series(slow.predict(new, re_form="NA"))
     )
+
+
+def test_mixed_and_clashing_levels_as_formulaic(monkeypatch) -> None:
+    """Object columns mixing numbers and text, and categories whose R labels clash ("1" and 1)."""
+    rng = np.random.default_rng(3)
+    n = 30
+    data = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "mixed": pd.Series(rng.choice([10, 2, "x", "2"], size=n), dtype=object),
+            "clash": pd.Categorical(rng.choice(["1", 1, "b"], size=n), categories=["b", "1", 1]),
+        }
+    )
+    for rhs in ["x * mixed", "0 + mixed:x", "clash + x", "clash:mixed"]:
+        _assert_same(build_design(rhs, data), _formulaic(rhs, data, monkeypatch))

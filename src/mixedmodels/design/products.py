@@ -39,9 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .contrasts import CONTRASTS, as_labelled, default_contrast, observed_levels
+from .contrasts import CONTRASTS, as_labelled, default_contrast
 from .frame import formula_code
 from .transforms import RESERVED
+from .values import level_label
 
 __all__ = ["ProductTerms", "ProductDesign", "product_terms", "plain_column", "product_design"]
 
@@ -153,12 +154,18 @@ class ProductDesign:
 
 @dataclass(frozen=True)
 class _Factor:
-    """A factor column: its labelled values, observed levels, codes into them and contrast."""
+    """A factor column: its level labels (all categories), observed levels, codes into them and contrast."""
 
-    labelled: pd.Categorical
-    levels: tuple[str, ...]
-    codes: np.ndarray
+    raw_codes: np.ndarray  # into ``labels``
+    labels: pd.Index
+    ordered: bool
+    levels: tuple
+    codes: np.ndarray  # into ``levels``
     contrast: str
+
+    def rows(self, rows: np.ndarray) -> pd.Categorical:
+        """The labelled values of ``rows`` (as :func:`~.contrasts.as_labelled` gives them)."""
+        return pd.Categorical.from_codes(self.raw_codes[rows], categories=self.labels, ordered=self.ordered)
 
 
 def product_design(
@@ -186,21 +193,31 @@ def product_design(
     matrix, names = _assemble(terms.intercept, blocks, nrows)
     rows = _sample_rows(factors.values(), nrows)
     sample: dict[str, np.ndarray | pd.Categorical] = {name: columns[name].to_numpy()[rows].copy() for name in numbers}
-    sample.update({name: factor.labelled[rows] for name, factor in factors.items()})
+    sample.update({name: factor.rows(rows) for name, factor in factors.items()})
     return ProductDesign(matrix, names, sample, len(rows))
 
 
 def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
     """The factor's levels and codes as the formulaic path takes them; None for fewer than two levels."""
-    labelled = as_labelled(column)
-    levels = observed_levels(labelled)
-    if len(levels) < 2:
+    raw_codes, labels, ordered = _labelled(column)
+    used = np.bincount(raw_codes, minlength=len(labels)) > 0  # complete data: no code -1
+    if used.sum() < 2:
         return None
-    categorical = labelled.array
-    positions = np.full(len(categorical.categories), -1, dtype=np.intp)
-    positions[categorical.categories.get_indexer(levels)] = np.arange(len(levels))
-    codes = positions[categorical.codes]
-    return _Factor(categorical, tuple(levels), codes, chosen or default_contrast(column))
+    positions = np.cumsum(used) - 1
+    levels = tuple(label for label, kept in zip(labels, used) if kept)
+    contrast = chosen or default_contrast(column)
+    return _Factor(raw_codes, labels, ordered, levels, positions[raw_codes], contrast)
+
+
+def _labelled(column: pd.Series) -> tuple[np.ndarray, pd.Index, bool]:
+    """Codes, categories and order of :func:`~.contrasts.as_labelled`; without pandas for a Categorical."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        labels = [level_label(category) for category in dtype.categories]
+        if len(set(labels)) == len(labels):
+            return np.asarray(column.array.codes), pd.Index(labels, dtype=object), bool(dtype.ordered)
+    categorical = as_labelled(column).array
+    return np.asarray(categorical.codes), categorical.categories, bool(categorical.ordered)
 
 
 def _codings(terms: ProductTerms, factors: Mapping[str, _Factor]):
