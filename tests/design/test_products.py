@@ -130,6 +130,8 @@ SYNTHETIC = [
     "flag:f",
     "t + num",
     "k * s",
+    "x:k",  # numbers only: products of numeric columns
+    "x * k - 1",
     "s + k + f + o + flag",
 ]
 
@@ -295,4 +297,12 @@ def test_mixed_and_clashing_levels_as_formulaic(monkeypatch) -> None:
         }
     )
     for rhs in ["x * mixed", "0 + mixed:x", "clash + x", "clash:mixed"]:
+        _assert_same(build_design(rhs, data), _formulaic(rhs, data, monkeypatch))
+
+
+def test_pandas_default_string_columns(monkeypatch) -> None:
+    """Text columns as pandas makes them by default (``str`` in pandas 3, object before)."""
+    data = pd.DataFrame({"x": np.arange(8.0), "w": list("mnmnmnnm"), "v": list("ababbbaa")})
+    assert plain_column(data["w"]) == "factor"
+    for rhs in ["x * w", "w:v", "0 + v + w"]:
         _assert_same(build_design(rhs, data), _formulaic(rhs, data, monkeypatch))
