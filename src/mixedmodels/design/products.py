@@ -9,9 +9,10 @@ builds it directly, with the same pieces the formulaic path uses:
 
 * the terms and their factors, in formulaic's order, from formulaic's parser
   (:func:`product_terms`, cached by text);
-* a factor's levels and labels from :mod:`.contrasts` (``as_labelled``,
-  ``observed_levels``: the Categorical's category order without unused ones,
-  sorted unique values otherwise, logicals as ``FALSE``/``TRUE``);
+* a factor's levels and labels as :mod:`.contrasts` takes them (``as_labelled``
+  and ``observed_levels``: the Categorical's category order without unused
+  ones, sorted unique values otherwise, logicals as ``FALSE``/``TRUE``), read
+  from the codes with NumPy for a Categorical;
 * contrasts or indicators per factor by R's rule (``TermCode``: contrasts iff
   the term without the factor is empty or contained in an earlier term; without
   an intercept the first factor gets indicators), the codings of
