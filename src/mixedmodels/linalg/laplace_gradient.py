@@ -80,7 +80,15 @@ class LaplaceGradient:
         :class:`.pirls_scalar.SparseScalarSystem` for the same terms in the same order (then no
         permutation), whose sparse ``L D L'`` the gradient uses.
         """
-        if not getattr(response, "natural", False) or (system is not None and permutation is not None):
+        if not getattr(response, "natural", False):
+            return None
+        return cls._assemble(refs, z, nlevels, x, response, permutation, system)
+
+    @classmethod
+    def _assemble(cls, refs, z, nlevels, x: np.ndarray, response, permutation, system):
+        """The gradient for a family :meth:`build` accepted, or None where B is too large to hold dense
+        (without a sparse ``system``) or a sparse ``system`` comes with a permutation."""
+        if system is not None and permutation is not None:
             return None
         rest = int(sum(nlevels[1:]))
         if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:

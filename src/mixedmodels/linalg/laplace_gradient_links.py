@@ -51,7 +51,7 @@ import numpy as np
 
 from scipy.linalg import cho_factor, cho_solve
 
-from .laplace_gradient import MAX_DENSE_ENTRIES, LaplaceGradient, _BlockedInverse, _Parts
+from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -97,22 +97,7 @@ class LinkLaplaceGradient(LaplaceGradient):
         :meth:`.laplace_gradient.LaplaceGradient.build` would give none."""
         if getattr(response, "natural", True) or response.family.name not in _FAMILIES:
             return None
-        if system is not None and permutation is not None:
-            return None
-        rest = int(sum(nlevels[1:]))
-        if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
-            return None
-        offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
-        return cls(
-            tuple(np.asarray(r) for r in refs),
-            tuple(np.asarray(c, dtype=float) for c in z),
-            tuple(nlevels),
-            offsets,
-            x,
-            response,
-            permutation,
-            system,
-        )
+        return cls._assemble(refs, z, nlevels, x, response, permutation, system)
 
     def with_family_parameter(
         self, response, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray, modes: list | None = None
