@@ -51,7 +51,7 @@ import numpy as np
 
 from scipy.linalg import cho_factor, cho_solve
 
-from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts
+from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts, _schur_complement
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -190,13 +190,7 @@ class _BlockedSolver(_BlockedInverse):
     def compute(cls, diagonal: np.ndarray, b, r: np.ndarray) -> "_BlockedSolver":
         if np.any(diagonal <= 0):
             raise np.linalg.LinAlgError("Lambda' Z' O Z Lambda + I is not positive definite")
-        if isinstance(b, np.ndarray):
-            scaled = b / diagonal
-            schur = r - scaled @ b.T
-        else:
-            scaled = b.copy()
-            scaled.data = scaled.data / diagonal[scaled.indices]
-            schur = r - (scaled @ b.T).toarray()
+        scaled, schur = _schur_complement(diagonal, b, r)
         factor = cho_factor(schur, lower=True, check_finite=False) if schur.size else None
         return cls(diagonal, scaled, b, np.empty(0), np.empty(0), factor)  # type: ignore[arg-type]
 
