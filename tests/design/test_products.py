@@ -21,6 +21,7 @@ from mixedmodels.design import fixed
 from mixedmodels.design.fixed import build_design
 from mixedmodels.design.frame import model_frame
 from mixedmodels.design.products import ProductTerms, plain_column, product_terms
+from conftest import raised
 from mixedmodels.errors import DataError, ModelSpecError
 
 
@@ -216,15 +217,9 @@ def test_unseen_level_in_newdata_raises_as_formulaic(column, level, data, monkey
     else:
         new[column] = new[column].astype(object)
     new.loc[new.index[1], column] = level
-    errors = [_message(lambda d=d: d.for_newdata(new)) for d in (fast, slow)]
+    errors = [raised(lambda d=d: d.for_newdata(new)) for d in (fast, slow)]
     assert errors[0] == errors[1]
     assert errors[0][0] is DataError and "not in the data the model was fitted to" in errors[0][1]
-
-
-def _message(build) -> tuple[type, str]:
-    with pytest.raises(Exception) as info:
-        build()
-    return type(info.value), str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -250,8 +245,8 @@ def test_direct_path_raises_as_formulaic(rhs, change, contrasts, data, monkeypat
     elif change == "one level":
         data["f"] = pd.Categorical(["a"] * len(data), categories=["a", "b"])
         data["s"] = "p"
-    fast = _message(lambda: build_design(rhs, data, contrasts))
-    slow = _message(lambda: _formulaic(rhs, data, monkeypatch, contrasts=contrasts))
+    fast = raised(lambda: build_design(rhs, data, contrasts))
+    slow = raised(lambda: _formulaic(rhs, data, monkeypatch, contrasts=contrasts))
     assert fast == slow
     assert fast[0] in (DataError, ModelSpecError)
 
