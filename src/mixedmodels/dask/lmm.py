@@ -150,8 +150,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         d1, d_rest = d[:q1k1], d[q1k1:]
         a11 = cp.a11
         quad = float(np.einsum("qi,qij,qj->", d1.reshape(-1, cp.first.ncols), a11, d1.reshape(-1, cp.first.ncols)))
-        a21 = cp.a21[:-1]
-        cross = float(d_rest @ np.asarray(a21 @ d1).ravel())
+        cross = float(d_rest @ np.asarray(cp.a21 @ d1).ravel()[:-1])  # no a21[:-1]: a sparse slice is a copy
         rest = float(d_rest @ cp.a22[:-1, :-1] @ d_rest)
         linear = float(d @ row)
         rr = self._cache["rr"]
