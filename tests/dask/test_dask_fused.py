@@ -240,3 +240,43 @@ def test_compiled_column_facts_are_the_numpy_facts():
     np.testing.assert_allclose(y_stats, [y.sum(), y @ y, y.min(), y.max()], rtol=1e-12)
     x[7, 1] = np.inf
     assert kernels.plain_column_facts(x, y) is None
+
+
+# --------------------------------------------------------------------------- A21 merged on the client in pieces
+def _wide_crossed(text_ids: bool = False) -> pd.DataFrame:
+    """A crossed design whose second term has 300 levels: A21 is sparse with more rows than ``WIDE_ROWS``."""
+    rng = np.random.default_rng(17)
+    n = 9_000
+    user = np.sort(rng.integers(0, 600, n))  # rows partitioned by user
+    item = rng.integers(0, 300, n)
+    x = rng.normal(size=n)
+    y = 1.0 + 0.2 * x + rng.normal(0, 0.8, 600)[user] + rng.normal(0, 0.5, 300)[item] + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
+    if text_ids:
+        df["item"] = np.array([f"i{i}" for i in item], dtype=object)
+    return df
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "cluster"])
+@pytest.mark.parametrize("text_ids", [False, True])  # the fused pass; two passes (text ids need pass 1)
+def test_wide_a21_is_merged_in_pieces_as_the_root_merges_it(scheduler, text_ids, request, monkeypatch):
+    """The last sum made on the client, A21 in pieces of a few rows: the root's A21 bit for bit, and the fit is
+    the in-memory one with the issue's tolerances."""
+    from mixedmodels.dask import pieces
+
+    df = _wide_crossed(text_ids)
+    formula = "y ~ x + (1 | user) + (1 | item)"
+    client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+    monkeypatch.setattr(pieces, "PIECE_NONZEROS", 1_000)  # pieces of a few rows
+    runs: list = []
+    cut = pieces._pieces
+    monkeypatch.setattr(pieces, "_pieces", lambda bound: runs.append(cut(bound)) or runs[-1])
+    with on(scheduler, client):
+        fit = mm.lmer(formula, partitioned(df, [1_500] * 6))
+        monkeypatch.setattr(pieces, "WIDE_ROWS", 10**9)  # the tree's root merges A21
+        rooted = mm.lmer(formula, partitioned(df, [1_500] * 6))
+    assert len(runs) == 1 and len(runs[0]) > 10  # merged in pieces once, then by the root
+    assert ("pass 1" in fit.model.seconds) == text_ids
+    assert (fit.model.crossprods.a21 != rooted.model.crossprods.a21).nnz == 0
+    assert fit.objective == rooted.objective
+    assert_same_fit(fit, mm.lmer(formula, df))

@@ -43,6 +43,7 @@ from ..formula import ParsedFormula
 from .crossprods import PartialBlocks, Pass2, pass2_encoded, sum_pass2
 from .encode import encode_partition
 from .metadata import DataSummary, SummarySpec, _missing, _ordered_levels
+from .pieces import summed_in_pieces, wide_first_to_rest
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
@@ -285,6 +286,7 @@ def fused_pass(
         for_workers(wide),
         _combine_fused,
         combine_many=_sum_fused,
+        root=functools.partial(summed_in_pieces, combine_many=_sum_fused) if wide_first_to_rest(wide) else None,
     )
     fused = time.perf_counter()
     result = _narrowed(total, wide, levels, parsed, spec, meta, contrasts, allow_as_many_ranef_as_obs)

@@ -20,6 +20,7 @@ where every term is small near ``s0``, so no large ``y'y`` cancels.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -43,6 +44,7 @@ from .crossprods import (
 from .encode import encode_partition
 from .fused import fused_pass
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
+from .pieces import summed_in_pieces, wide_first_to_rest
 from .reduction import map_reduce
 from .source import DataSource
 
@@ -188,7 +190,12 @@ def _two_passes(parsed, source: DataSource, contrasts) -> tuple:
             "cbind() responses are for binomial glmer"
         )
     total: Pass2 = map_reduce(
-        source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2, combine_many=sum_pass2
+        source.partitions(plan.read_columns),
+        pass2_partition,
+        plan,
+        combine_pass2,
+        combine_many=sum_pass2,
+        root=functools.partial(summed_in_pieces, combine_many=sum_pass2) if wide_first_to_rest(plan) else None,
     )
     return plan, summary, total, {"pass 1": pass1 - started, "pass 2": time.perf_counter() - pass1}
 
