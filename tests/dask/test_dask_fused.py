@@ -280,3 +280,28 @@ def test_wide_a21_is_merged_in_pieces_as_the_root_merges_it(scheduler, text_ids,
     assert (fit.model.crossprods.a21 != rooted.model.crossprods.a21).nnz == 0
     assert fit.objective == rooted.objective
     assert_same_fit(fit, mm.lmer(formula, df))
+
+
+def test_the_workers_plan_encodes_as_the_plan_without_the_level_labels():
+    """Integer ids in a range and known categories: the partitions' codes need only the number of levels."""
+    import pickle
+
+    from mixedmodels.dask.encode import encode_partition
+    from mixedmodels.dask.fused import for_workers
+    from mixedmodels.dask.inputs import parse_with_response, plan_model
+    from mixedmodels.dask.source import DataSource
+
+    df = _large()
+    df["subject"] = (df["subject"] - 50) // 3  # ids 0, 1, ...: coded by subtracting the first
+    df["item"] = pd.Categorical(df["item"].astype(str))
+    source = DataSource.make(dd.from_pandas(df, npartitions=3))
+    with on("sync"):
+        plan, _ = plan_model(parse_with_response("y ~ x + (1 + x | subject) + (1 | item)"), source, None)
+    slim = for_workers(plan)
+    for term, light in zip(plan.terms, slim.terms):  # 900 labels and ids; 40 labels and categories
+        assert len(pickle.dumps(light.levels)) + len(pickle.dumps(light.coders[0].levels)) < 500
+        assert len(pickle.dumps(term.levels)) + len(pickle.dumps(term.coders[0].levels)) > 500
+    full, light = encode_partition(df, plan), encode_partition(df, slim)
+    for a, b in zip(full.refs, light.refs):
+        np.testing.assert_array_equal(a, b)
+    assert [t.nlevels for t in slim.terms] == [t.nlevels for t in plan.terms]
