@@ -18,6 +18,7 @@ from typing import Callable
 
 import nlopt
 import numpy as np
+from scipy.linalg import lapack
 
 from ._validate import Choice, Integer, Real, argument_kinds, check_arguments
 
@@ -595,7 +596,7 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
     """
     if g.size == 0:
         return g.copy(), True
-    values, vectors = np.linalg.eigh(h)
+    values, vectors = _eigh(h)
     floor = 1e-10 * max(float(np.max(np.abs(values))), 1e-300)
     along = vectors.T @ g
     positive = bool(values.min() > floor)
@@ -608,3 +609,12 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
     if largest > limit:
         step *= limit / largest
     return step, positive
+
+
+def _eigh(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.linalg.eigh(h)`` by its LAPACK routine (``dsyevd``, lower triangle) without numpy's wrapper
+    (~2 us against ~6 us for 3 x 3: four calls a sleepstudy fit)."""
+    values, vectors, info = lapack.dsyevd(h, compute_v=1, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+    return values, vectors
