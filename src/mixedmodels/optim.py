@@ -487,7 +487,7 @@ def _line_search(
         f_trial = value(trial)
         if f_trial <= state.f + _ARMIJO * alpha * slope:
             return trial, f_trial
-        if alpha * float(np.max(np.abs(direction))) < 1e-12 * max(1.0, float(np.max(np.abs(state.x)))):
+        if alpha * float(np.abs(direction).max()) < 1e-12 * max(1.0, float(np.abs(state.x).max())):
             return None
         if np.isfinite(f_trial):
             curvature = f_trial - state.f - slope * alpha
@@ -563,8 +563,8 @@ def minimize_newton(
     counts[1] += 1
     g, h = derivatives(x)
     code = _STALLED
-    while np.all(np.isfinite(g)) and np.all(np.isfinite(h)):
-        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.max(np.abs(x), initial=0.0))))
+    while np.isfinite(g).all() and np.isfinite(h).all():
+        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.abs(x).max(initial=0.0))))
         predicted = -float(g @ step)
         if positive and predicted / 2.0 < settings.ftol_abs * _NEWTON_DECREMENT:
             code = _SUCCESS
@@ -597,7 +597,7 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
     if g.size == 0:
         return g.copy(), True
     values, vectors = _eigh(h)
-    floor = 1e-10 * max(float(np.max(np.abs(values))), 1e-300)
+    floor = 1e-10 * max(float(np.abs(values).max()), 1e-300)
     along = vectors.T @ g
     positive = bool(values.min() > floor)
     steps = -along / np.maximum(np.abs(values), floor)
@@ -605,7 +605,7 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
         push = (values < -floor) & (np.abs(steps) < 0.1 * limit)
         steps[push] = np.where(along[push] > 0, -0.1, 0.1) * limit
     step = vectors @ steps
-    largest = float(np.max(np.abs(step)))
+    largest = float(np.abs(step).max())
     if largest > limit:
         step *= limit / largest
     return step, positive

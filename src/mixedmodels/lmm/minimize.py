@@ -179,9 +179,10 @@ def derivative_fit(
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
-    info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
-    if replaced:
-        return info
+    if not coordinates.identity:  # else no coordinate is at a structured bound
+        info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
+        if replaced:
+            return info
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:

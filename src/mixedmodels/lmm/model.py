@@ -423,12 +423,12 @@ class LinearMixedModel(ThetaParameters):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = better_start(points, objective.value)
-            upper = self._scaled_upper()
+            lower, upper = self.theta_lower, self._scaled_upper()
             if method == "bobyqa":
                 first = reuse_first_value(objective.value, points[best], value)
-                info = minimize_bounded(first, points[best], self.theta_lower, upper, settings=settings)
+                info = minimize_bounded(first, points[best], lower, upper, settings=settings)
             else:
-                bounds = (self.theta_lower, upper)
+                bounds = (lower, upper)
                 info = derivative_fit(
                     objective, points[best], value, self.layouts, bounds, settings, newton=method == "newton"
                 )
@@ -442,7 +442,7 @@ class LinearMixedModel(ThetaParameters):
                 check = check_convergence(
                     objective.value,
                     info.final,
-                    self.theta_lower,
+                    lower,
                     upper,
                     grad=objective.gradient if method == "bfgs" else None,
                     derivatives=derivatives,
