@@ -134,7 +134,7 @@ class DenseSystem:
             levels = offset + np.arange(term.nlevels)[:, None] * term.ncols
             rows.append((levels + r).ravel())
             cols.append((levels + c).ravel())
-            index.append(np.tile(entries + np.arange(r.size), term.nlevels))
+            index.append(entries + np.arange(term.nlevels * r.size) % r.size)  # np.tile's, cheaper
             offset, entries = offset + term.size, entries + r.size
         nre = offset
         base = np.zeros((size, size))

@@ -77,7 +77,7 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     lhs[count, count] = dof
     scale = np.sqrt(np.abs(np.diagonal(lhs)))
     scale[scale == 0] = 1.0
-    if not np.isfinite(lhs).all() or _condition(lhs / np.outer(scale, scale)) > _MAX_CONDITION:
+    if not np.isfinite(lhs).all() or _condition(lhs / (scale[:, None] * scale)) > _MAX_CONDITION:
         return None  # e.g. a component with one observation per level, aliased with sigma
     solution = _solve(lhs, np.append(moments.score, rss))
     tau2 = np.maximum(solution[:count], 0.0)
@@ -181,7 +181,7 @@ def _dense_moments(cp: BlockedCrossProducts, a: np.ndarray, gram_inv: np.ndarray
     score_rows = a[:q, -1] - zx @ beta
     component, offset, first = np.empty(q, dtype=np.intp), 0, 0
     for term in cp.terms:
-        component[offset : offset + term.size] = np.tile(np.arange(term.ncols), term.nlevels) + first
+        component[offset : offset + term.size] = np.arange(term.size) % term.ncols + first  # np.tile's, cheaper
         offset += term.size
         first += term.ncols
     indicator = np.zeros((first, q))

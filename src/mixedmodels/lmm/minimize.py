@@ -257,8 +257,13 @@ def canonical_signs(theta: np.ndarray, layouts) -> np.ndarray:
     after the terms' (a residual structure's parameters) are kept as they are."""
     x = np.array(theta, dtype=float)
     for t in layouts:
-        if t.structure.is_default():
-            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+        if not t.structure.is_default():
+            continue
+        if t.ncols == 1:  # canonical_theta's sign flip of a 1 x 1 lambda, without forming it
+            if x[t.theta_start] < 0:
+                x[t.theta_start] = -x[t.theta_start]
+            continue
+        x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
     return x
 
 
