@@ -194,8 +194,8 @@ class DenseSystem:
         scaled = np.asarray(scaled, dtype=float)
         lam = self.lam(scaled)
         omega = lam.T @ (self.a if a is None else a) @ lam
-        diagonal = np.arange(self.nre)
-        omega[diagonal, diagonal] += 1.0
+        size = omega.shape[0]
+        omega.reshape(-1)[: self.nre * (size + 1) : size + 1] += 1.0  # the random effects' diagonal (a view)
         lower, info = lapack.dpotrf(omega, lower=1, clean=1, overwrite_a=1)
         return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, a)
 
