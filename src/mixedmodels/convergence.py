@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy.linalg import lapack
 
 __all__ = ["ConvergenceCheck", "check_convergence", "finite_difference_derivatives", "gradient_differences"]
 
@@ -54,10 +55,11 @@ def finite_difference_derivatives(
 
 
 def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
-    try:
-        scaled = np.linalg.solve(np.linalg.cholesky(hessian), gradient)
-    except np.linalg.LinAlgError:
-        scaled = gradient
+    lower, info = lapack.dpotrf(hessian, lower=1, clean=1)
+    scaled = gradient
+    if info == 0:
+        scaled, info = lapack.dtrtrs(lower, gradient, lower=1)
+        scaled = gradient if info != 0 else scaled
     worst = np.minimum(np.abs(scaled), np.abs(gradient))
     if worst.size and worst.max() > GRADIENT_TOLERANCE:
         return [
@@ -69,7 +71,9 @@ def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
 def _hessian_messages(hessian: np.ndarray) -> list[str]:
     if not np.all(np.isfinite(hessian)):
         return ["Model failed to converge: the Hessian has non-finite entries"]
-    eigen = np.linalg.eigvalsh(hessian)
+    eigen, _, info = lapack.dsyevd(hessian, compute_v=0, lower=1)  # np.linalg.eigvalsh without its wrapper
+    if info != 0:
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
     if np.any(eigen < -HESSIAN_TOLERANCE):
         negative = int(np.sum(eigen < -HESSIAN_TOLERANCE))
         return [

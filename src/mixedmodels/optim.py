@@ -18,6 +18,7 @@ from typing import Callable
 
 import nlopt
 import numpy as np
+from scipy.linalg import lapack
 
 from ._validate import Choice, Integer, Real, argument_kinds, check_arguments
 
@@ -486,7 +487,7 @@ def _line_search(
         f_trial = value(trial)
         if f_trial <= state.f + _ARMIJO * alpha * slope:
             return trial, f_trial
-        if alpha * float(np.max(np.abs(direction))) < 1e-12 * max(1.0, float(np.max(np.abs(state.x)))):
+        if alpha * float(np.abs(direction).max()) < 1e-12 * max(1.0, float(np.abs(state.x).max())):
             return None
         if np.isfinite(f_trial):
             curvature = f_trial - state.f - slope * alpha
@@ -562,8 +563,8 @@ def minimize_newton(
     counts[1] += 1
     g, h = derivatives(x)
     code = _STALLED
-    while np.all(np.isfinite(g)) and np.all(np.isfinite(h)):
-        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.max(np.abs(x), initial=0.0))))
+    while np.isfinite(g).all() and np.isfinite(h).all():
+        step, positive = _newton_direction(g, h, _MAX_NEWTON_STEP * max(1.0, float(np.abs(x).max(initial=0.0))))
         predicted = -float(g @ step)
         if positive and predicted / 2.0 < settings.ftol_abs * _NEWTON_DECREMENT:
             code = _SUCCESS
@@ -595,8 +596,8 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
     """
     if g.size == 0:
         return g.copy(), True
-    values, vectors = np.linalg.eigh(h)
-    floor = 1e-10 * max(float(np.max(np.abs(values))), 1e-300)
+    values, vectors = _eigh(h)
+    floor = 1e-10 * max(float(np.abs(values).max()), 1e-300)
     along = vectors.T @ g
     positive = bool(values.min() > floor)
     steps = -along / np.maximum(np.abs(values), floor)
@@ -604,7 +605,16 @@ def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.nd
         push = (values < -floor) & (np.abs(steps) < 0.1 * limit)
         steps[push] = np.where(along[push] > 0, -0.1, 0.1) * limit
     step = vectors @ steps
-    largest = float(np.max(np.abs(step)))
+    largest = float(np.abs(step).max())
     if largest > limit:
         step *= limit / largest
     return step, positive
+
+
+def _eigh(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.linalg.eigh(h)`` by its LAPACK routine (``dsyevd``, lower triangle) without numpy's wrapper
+    (~2 us against ~6 us for 3 x 3: four calls a sleepstudy fit)."""
+    values, vectors, info = lapack.dsyevd(h, compute_v=1, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+    return values, vectors

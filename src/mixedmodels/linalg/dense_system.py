@@ -134,7 +134,7 @@ class DenseSystem:
             levels = offset + np.arange(term.nlevels)[:, None] * term.ncols
             rows.append((levels + r).ravel())
             cols.append((levels + c).ravel())
-            index.append(np.tile(entries + np.arange(r.size), term.nlevels))
+            index.append(entries + np.arange(term.nlevels * r.size) % r.size)  # np.tile's, cheaper
             offset, entries = offset + term.size, entries + r.size
         nre = offset
         base = np.zeros((size, size))
@@ -194,8 +194,8 @@ class DenseSystem:
         scaled = np.asarray(scaled, dtype=float)
         lam = self.lam(scaled)
         omega = lam.T @ (self.a if a is None else a) @ lam
-        diagonal = np.arange(self.nre)
-        omega[diagonal, diagonal] += 1.0
+        size = omega.shape[0]
+        omega.reshape(-1)[: self.nre * (size + 1) : size + 1] += 1.0  # the random effects' diagonal (a view)
         lower, info = lapack.dpotrf(omega, lower=1, clean=1, overwrite_a=1)
         return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, a)
 
@@ -248,7 +248,20 @@ class DenseSystem:
     def derivatives(self, factor: DenseFactor, REML: bool, nobs: int) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and Hessian of the REML criterion (or deviance) at the factor's scaled theta.
 
-        Unstructured terms only (a structure's second derivatives are not available).
+        Unstructured terms only (a structure's second derivatives are not available).  With
+        ``B = A Lambda~``, ``Omega_k = C_k + C_k'`` where ``C_k = B' E_k`` and ``E_k`` holds ones at theta_k's
+        positions ``(rows_e, cols_e)`` of ``Lambda~``, every trace is a sum over pairs of positions
+        (``Q = P B'``, ``R = B P B'``):
+
+            tr(P Omega_k)                = 2 sum_{e in k} Q[cols_e, rows_e]
+            tr(P Omega_l P Omega_k)      = 2 sum_{e in l, f in k} (Q[cols_f, rows_e] Q[cols_e, rows_f]
+                                                                   + P[cols_e, cols_f] R[rows_e, rows_f])
+            tr(P Omega_kl)               = 2 sum_{e in k, f in l} P[cols_e, cols_f] A[rows_e, rows_f]
+            Omega_k z                    = B' w_k + v_k,  w_k = sum_{e in k} z[cols_e] e_{rows_e},
+                                                          v_k = sum_{e in k} (B z)[rows_e] e_{cols_e}
+
+        so no ``N x N`` matrix per parameter is formed (a handful of ``N x N`` products, then gathers of the
+        positions' pairs).
         """
         if self.terms:
             raise ValueError("the exact Hessian needs unstructured terms")
@@ -263,48 +276,42 @@ class DenseSystem:
             return np.full(k, np.nan), np.full((k, k), np.nan)
         lead = np.zeros((size, size))
         lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
-        full = inverse.T @ inverse
         z = inverse[-1]
-        omega_k = self._first_derivatives(factor.lam)  # (k, N, N)
-        times_lead = lead @ omega_k  # P Omega_k, stacked
-        omega_z = omega_k @ z  # (k, N)
-        residual_gradient = omega_z @ z
-        gradient = np.einsum("kii->k", times_lead) + dof * residual_gradient
-        cross_a, cross_p, cross_z = self._second_derivative_pieces(lead, z)
-        hessian = -np.einsum("lij,kji->kl", times_lead, times_lead) + 2.0 * cross_p
-        residual = -2.0 * omega_z @ full @ omega_z.T + 2.0 * cross_z + np.outer(residual_gradient, residual_gradient)
-        hessian += dof * residual
+        b = self.a @ factor.lam
+        q = lead @ b.T
+        r = b @ q
+        bz = b @ z
+        a_pairs, cols_flat, indicator, cross_flat, rows_flat = self._pairs()
+        zc, bzr = z[self.cols], bz[self.rows]
+        residual_gradient = indicator @ (2.0 * zc * bzr)
+        gradient = indicator @ (2.0 * q.reshape(-1)[self.cols * size + self.rows]) + dof * residual_gradient
+        x = q.reshape(-1)[cross_flat]  # Q[cols_f, rows_e]
+        pairs = np.subtract(a_pairs, r.reshape(-1)[rows_flat])
+        pairs *= lead.reshape(-1)[cols_flat]
+        pairs -= x * x.T
+        weighted = indicator * zc  # z' Omega_kl z / 2 = sum_{e in k, f in l} z[cols_e] A[rows_e, rows_f] z[cols_f]
+        hessian = 2.0 * (indicator @ pairs @ indicator.T + dof * (weighted @ a_pairs @ weighted.T))
+        w = np.zeros((k, size))
+        w[self.index, self.rows] = zc
+        omega_z = w @ b
+        omega_z[self.index, self.cols] += bzr
+        u = omega_z @ inverse.T  # (Omega_k z)' Omega^-1 (Omega_l z) = u_k . u_l
+        hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * u @ u.T)
         return gradient, (hessian + hessian.T) / 2.0
 
-    def _first_derivatives(self, lam: np.ndarray) -> np.ndarray:
-        """``Omega_k = C_k + C_k'`` with ``C_k' = Lambda~_k' A Lambda~``: row ``cols_e`` of ``C_k'`` is row ``rows_e`` of ``A Lambda~``."""
-        size = self.a.shape[0]
-        a_lam = self.a @ lam
-        transposed = np.zeros((self.ntheta, size, size))
-        transposed[self.index, self.cols] = a_lam[self.rows]
-        return transposed + np.swapaxes(transposed, 1, 2)
-
-    def _second_derivative_pieces(self, lead: np.ndarray, z: np.ndarray):
-        """``tr(P Lambda~_k' A Lambda~_l)`` and ``z' Lambda~_k' A Lambda~_l z`` summed over theta's positions.
-
-        ``Lambda~_k' A Lambda~_l = sum_{e in k, f in l} A[rows_e, rows_f] E_{cols_e, cols_f}``.
-        """
-        a_pairs, cols_flat, indicator = self._pairs()
-        p_pairs = a_pairs * lead.reshape(-1)[cols_flat]  # lead[cols_e, cols_f]: P is symmetric
-        zc = z[self.cols]
-        z_pairs = a_pairs * np.outer(zc, zc)
-        return a_pairs, indicator @ p_pairs @ indicator.T, indicator @ z_pairs @ indicator.T
-
-    def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A[rows_e, rows_f]`` for every pair of theta's positions, the flat positions ``(cols_e, cols_f)``,
-        and the positions-to-theta indicator (all fixed for a system: found once)."""
+        the positions-to-theta indicator, and the flat positions ``(cols_e, rows_f)`` and ``(rows_e, rows_f)``
+        (all fixed for a system: found once)."""
         cached = self.__dict__.get("_pair_cache")
         if cached is None:
             size = self.a.shape[0]
             indicator = np.zeros((self.ntheta, self.index.size))
             indicator[self.index, np.arange(self.index.size)] = 1.0
             cols_flat = self.cols[:, None] * size + self.cols[None, :]
-            cached = (self.a[np.ix_(self.rows, self.rows)], cols_flat, indicator)
+            cross_flat = self.cols[:, None] * size + self.rows[None, :]
+            rows_flat = self.rows[:, None] * size + self.rows[None, :]
+            cached = (self.a[np.ix_(self.rows, self.rows)], cols_flat, indicator, cross_flat, rows_flat)
             object.__setattr__(self, "_pair_cache", cached)
         return cached
 

@@ -179,9 +179,10 @@ def derivative_fit(
     stuck = np.any(bounded & (x == 0) & (x0 == 0))
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
-    info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
-    if replaced:
-        return info
+    if not coordinates.identity:  # else no coordinate is at a structured bound
+        info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
+        if replaced:
+            return info
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
@@ -256,8 +257,13 @@ def canonical_signs(theta: np.ndarray, layouts) -> np.ndarray:
     after the terms' (a residual structure's parameters) are kept as they are."""
     x = np.array(theta, dtype=float)
     for t in layouts:
-        if t.structure.is_default():
-            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+        if not t.structure.is_default():
+            continue
+        if t.ncols == 1:  # canonical_theta's sign flip of a 1 x 1 lambda, without forming it
+            if x[t.theta_start] < 0:
+                x[t.theta_start] = -x[t.theta_start]
+            continue
+        x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
     return x
 
 
