@@ -138,6 +138,19 @@ def _scalar_columns(model):
     return refs, z, nlevels, None if np.array_equal(order, np.arange(order.size)) else order
 
 
+def _mode_elements(model) -> np.ndarray:
+    """For each random effect (the model's order), the index of the scalar theta element scaling it.
+
+    For models whose terms are scalar or ``diag`` (those with a Laplace gradient): a ``diag``
+    term's effects are level by level, its columns' elements in order.
+    """
+    elements, start = [], 0
+    for term, lay in zip(model.inputs.terms, model.layouts):
+        elements.append(np.tile(start + np.arange(term.ncols), term.nlevels))
+        start += term.ncols
+    return np.concatenate(elements) if elements else np.zeros(0, dtype=np.intp)
+
+
 def to_scaled(model, theta: np.ndarray) -> np.ndarray:
     """Theta in the units of the unit-RMS random-effects columns (what the optimizer sees)."""
     return np.asarray(theta, dtype=float) * model.theta_scales
@@ -199,12 +212,30 @@ class _ProfiledCriterion:
         self.last: tuple | None = None
         self.prediction: tuple | None = None
         self.points: list[tuple[np.ndarray, np.ndarray]] = []  # (x, gradient) where BFGS asked for one
+        self.mode_elements = _mode_elements(model)  # the theta element each mode is scaled by
+
+    def start_for(self, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """PIRLS's start (beta, u) at x: the first-order prediction from the last gradient, else the last solution.
+
+        The criterion is even in each scalar theta, and a term's modes change sign with its
+        theta: the prediction is made at ``|x|`` (from the base's mirror image there) and
+        mirrored to x's signs, so a line search stepping across 0 starts next to its modes
+        (Owls with a known theta: 24 PIRLS iterations at theta -0.93 from the unmirrored
+        prediction, 5 from the mirrored one).
+        """
+        if self.prediction is None:
+            return self.warm.beta, self.warm.u
+        base, u, du, beta, dbeta = self.prediction
+        base_signs, x_signs = np.sign(base) + (base == 0), np.sign(x) + (x == 0)
+        if np.array_equal(base_signs, x_signs):
+            return beta + dbeta @ (x - base), u + du @ (x - base)
+        elements = self.mode_elements
+        move = base_signs * (np.abs(x) - np.abs(base))  # (x - base) in the base's own orthant, from |x|
+        modes = base_signs[elements] * (u + du @ move)  # the modes at |x|
+        return beta + dbeta @ move, x_signs[elements] * modes
 
     def value(self, x: np.ndarray) -> float:
-        beta0, u0 = self.warm.beta, self.warm.u
-        if self.prediction is not None:
-            base, u, du, beta, dbeta = self.prediction
-            u0, beta0 = u + du @ (x - base), beta + dbeta @ (x - base)
+        beta0, u0 = self.start_for(x)
         try:
             res = self.model.pirls.joint(from_scaled(self.model, x), beta0, u0, self.eta0, self.tol)
         except np.linalg.LinAlgError:  # a step far out (eta overflowing): the line search steps back
