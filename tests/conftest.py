@@ -27,6 +27,13 @@ def as_list(value) -> list:
 
 
 @lru_cache(maxsize=None)
+def raised(build) -> tuple[type, str]:
+    """The type and message of the exception ``build()`` raises (to compare two paths' errors)."""
+    with pytest.raises(Exception) as info:
+        build()
+    return type(info.value), str(info.value)
+
+
 def dataset(name: str):
     return mm.datasets.load(name)
 

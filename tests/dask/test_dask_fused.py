@@ -154,3 +154,154 @@ def test_parquet_statistics_give_the_ranges_without_a_pass(tmp_path):
         fit = mm.lmer(FORMULA, str(tmp_path / "*.parquet"))
     assert _fused(fit, 1) and "ranges" not in fit.model.seconds
     assert_same_fit(fit, mm.lmer(FORMULA, df))
+
+
+# --------------------------------------------------------------------------- partitions of 10,000 rows and more
+def _large(seed: int = 11) -> pd.DataFrame:
+    """36,000 rows (three partitions above the size of the compiled sweeps), a big term with ids in blocks of
+    consecutive integers and gaps, a crossed second term, and some missing values."""
+    rng = np.random.default_rng(seed)
+    n, groups = 36_000, 900
+    subject = np.sort(rng.integers(0, groups, n)) * 3 + 50  # sorted: each partition spans a third of the ids
+    item = rng.integers(0, 40, n)
+    x = rng.normal(size=n)
+    effects = rng.normal(size=(3 * groups + 50, 2)) * [0.8, 0.3]
+    y = (
+        0.5
+        + 0.3 * x
+        + effects[subject, 0]
+        + effects[subject, 1] * x
+        + rng.normal(0, 0.5, 40)[item]
+        + rng.normal(size=n)
+    )
+    df = pd.DataFrame({"y": y, "x": x, "subject": subject, "item": item})
+    df.loc[rng.choice(n, 30, replace=False), "y"] = np.nan
+    return df
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "cluster"])
+@pytest.mark.parametrize("formula", ["y ~ x + (1 + x | subject)", "y ~ x + (1 + x | subject) + (1 | item)"])
+def test_large_partitions_take_the_compiled_sweeps(scheduler, formula, request):
+    """Partitions of 12,000 rows: the big term's sums over the span of its ids and the columns' facts come from
+    the compiled sweeps (with numba), and the fit is the in-memory one with the issue's tolerances."""
+    df = _large()
+    client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+    with on(scheduler, client):
+        fit = mm.lmer(formula, partitioned(df, [12_000] * 3))
+    memory = mm.lmer(formula, df)
+    assert _fused(fit, 2)
+    assert_same_fit(fit, memory)
+
+
+@pytest.mark.parametrize("z_is_x", [True, False])
+def test_span_sums_are_the_per_level_sums_of_the_present_levels(z_is_x):
+    """The sweep over the span of the ids gives the levels with rows and the bincounts' sums of those levels."""
+    from mixedmodels.dask import kernels
+    from mixedmodels.dask.crossprods import _present_levels
+
+    if kernels._compiled_span() is None:
+        pytest.skip("numba is not installed (or MIXEDMODELS_NO_NUMBA is set)")
+    rng = np.random.default_rng(3)
+    n = 15_000
+    refs = 500 + 2 * rng.integers(0, 3_000, n)  # every other id of a span, a third of them without rows
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    z = x if z_is_x else rng.normal(size=(n, 2))
+    y = rng.normal(size=n)
+    present, a11, zxy = kernels.present_level_sums(refs, z, x, y, 10_000)
+    expected_present, local = _present_levels(refs, 10_000)
+    np.testing.assert_array_equal(present, expected_present)
+    monkey = kernels._compiled
+    try:
+        kernels._compiled = lambda: None  # type: ignore[assignment]  # the bincounts
+        b11, bxy = kernels.per_level_sums(local, z, x, y, present.size)
+    finally:
+        kernels._compiled = monkey
+    np.testing.assert_allclose(a11, b11, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(zxy, bxy, rtol=1e-12, atol=1e-9)
+    assert kernels.present_level_sums(refs * 1000, z, x, y, 10**7) is None  # span >> rows: the caller's path
+
+
+def test_compiled_column_facts_are_the_numpy_facts():
+    """X's sums, deviations, 0/1 flags and X'X and the response's sums and range: the numpy path's numbers;
+    a non-finite value leaves the facts to the numpy path (which counts it)."""
+    from mixedmodels.dask import kernels
+
+    if kernels._compiled_facts() is None:
+        pytest.skip("numba is not installed (or MIXEDMODELS_NO_NUMBA is set)")
+    rng = np.random.default_rng(5)
+    n = 12_000
+    x = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n).astype(float), rng.normal(3, 1, n)])
+    y = rng.normal(size=n)
+    sums, m2, binary, gram, y_stats = kernels.plain_column_facts(x, y)
+    np.testing.assert_allclose(sums, x.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(m2, ((x - x.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(binary, [True, False, True, False])
+    np.testing.assert_allclose(gram, x.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(y_stats, [y.sum(), y @ y, y.min(), y.max()], rtol=1e-12)
+    x[7, 1] = np.inf
+    assert kernels.plain_column_facts(x, y) is None
+
+
+# --------------------------------------------------------------------------- A21 merged on the client in pieces
+def _wide_crossed(text_ids: bool = False) -> pd.DataFrame:
+    """A crossed design whose second term has 300 levels: A21 is sparse with more rows than ``WIDE_ROWS``."""
+    rng = np.random.default_rng(17)
+    n = 9_000
+    user = np.sort(rng.integers(0, 600, n))  # rows partitioned by user
+    item = rng.integers(0, 300, n)
+    x = rng.normal(size=n)
+    y = 1.0 + 0.2 * x + rng.normal(0, 0.8, 600)[user] + rng.normal(0, 0.5, 300)[item] + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
+    if text_ids:
+        df["item"] = np.array([f"i{i}" for i in item], dtype=object)
+    return df
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "cluster"])
+@pytest.mark.parametrize("text_ids", [False, True])  # the fused pass; two passes (text ids need pass 1)
+def test_wide_a21_is_merged_in_pieces_as_the_root_merges_it(scheduler, text_ids, request, monkeypatch):
+    """The last sum made on the client, A21 in pieces of a few rows: the root's A21 bit for bit, and the fit is
+    the in-memory one with the issue's tolerances."""
+    from mixedmodels.dask import pieces
+
+    df = _wide_crossed(text_ids)
+    formula = "y ~ x + (1 | user) + (1 | item)"
+    client = request.getfixturevalue("dask_client") if scheduler == "cluster" else None
+    monkeypatch.setattr(pieces, "PIECE_NONZEROS", 1_000)  # pieces of a few rows
+    runs: list = []
+    cut = pieces._pieces
+    monkeypatch.setattr(pieces, "_pieces", lambda bound: runs.append(cut(bound)) or runs[-1])
+    with on(scheduler, client):
+        fit = mm.lmer(formula, partitioned(df, [1_500] * 6))
+        monkeypatch.setattr(pieces, "WIDE_ROWS", 10**9)  # the tree's root merges A21
+        rooted = mm.lmer(formula, partitioned(df, [1_500] * 6))
+    assert len(runs) == 1 and len(runs[0]) > 10  # merged in pieces once, then by the root
+    assert ("pass 1" in fit.model.seconds) == text_ids
+    assert (fit.model.crossprods.a21 != rooted.model.crossprods.a21).nnz == 0
+    assert fit.objective == rooted.objective
+    assert_same_fit(fit, mm.lmer(formula, df))
+
+
+def test_the_workers_plan_encodes_as_the_plan_without_the_level_labels():
+    """Integer ids in a range and known categories: the partitions' codes need only the number of levels."""
+    import pickle
+
+    from mixedmodels.dask.encode import encode_partition
+    from mixedmodels.dask.fused import for_workers
+    from mixedmodels.dask.inputs import parse_with_response, plan_model
+    from mixedmodels.dask.source import DataSource
+
+    df = _large()
+    df["subject"] = (df["subject"] - 50) // 3  # ids 0, 1, ...: coded by subtracting the first
+    df["item"] = pd.Categorical(df["item"].astype(str))
+    source = DataSource.make(dd.from_pandas(df, npartitions=3))
+    with on("sync"):
+        plan, _ = plan_model(parse_with_response("y ~ x + (1 + x | subject) + (1 | item)"), source, None)
+    slim = for_workers(plan)
+    for term, light in zip(plan.terms, slim.terms):  # 900 labels and ids; 40 labels and categories
+        assert len(pickle.dumps(light.levels)) + len(pickle.dumps(light.coders[0].levels)) < 500
+        assert len(pickle.dumps(term.levels)) + len(pickle.dumps(term.coders[0].levels)) > 500
+    full, light = encode_partition(df, plan), encode_partition(df, slim)
+    for a, b in zip(full.refs, light.refs):
+        np.testing.assert_array_equal(a, b)
+    assert [t.nlevels for t in slim.terms] == [t.nlevels for t in plan.terms]

@@ -327,6 +327,16 @@ GRADIENT_MODELS = {
 }
 
 
+def _central_differences(function, y: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Fourth-order central differences of ``function`` at ``y``, one row per coordinate."""
+    return np.array(
+        [
+            (8 * (function(y + e) - function(y - e)) - (function(y + 2 * e) - function(y - 2 * e))) / 12 / h
+            for e in np.eye(y.size) * h
+        ]
+    )
+
+
 def _model(name: str, reml: bool):
     formula, data, kwargs = GRADIENT_MODELS[name]
     return mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
@@ -348,15 +358,7 @@ def test_dense_residual_gradient_equals_finite_differences(name, reml):
     scaled = model.crossprods.to_scaled_theta(theta)
     for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
         y = np.concatenate([scaled, rho])
-        h = 1e-4
-        expected = np.array(
-            [
-                (8 * (dense.value(y + e) - dense.value(y - e)) - (dense.value(y + 2 * e) - dense.value(y - 2 * e)))
-                / 12
-                / h
-                for e in np.eye(y.size) * h
-            ]
-        )
+        expected = _central_differences(dense.value, y)
         value = dense.value(y)
         assert value == pytest.approx(_blocked_objective(model)(y), rel=1e-12)
         tolerance = 2e-8 * (abs(value) + 1) + 1e-6 * np.abs(expected)
@@ -391,18 +393,7 @@ def test_dense_residual_hessian_equals_differences_of_the_gradient(name, reml):
     scaled = model.crossprods.to_scaled_theta(theta)
     for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
         y = np.concatenate([scaled, rho])
-        h = 1e-4
-        expected = np.array(
-            [
-                (
-                    8 * (dense.gradient(y + e) - dense.gradient(y - e))
-                    - (dense.gradient(y + 2 * e) - dense.gradient(y - 2 * e))
-                )
-                / 12
-                / h
-                for e in np.eye(y.size) * h
-            ]
-        )
+        expected = _central_differences(dense.gradient, y)
         value = dense.value(y)
         gradient, hessian = dense.derivatives(y)
         np.testing.assert_allclose(gradient, dense.gradient(y), rtol=1e-10, atol=1e-9 * (abs(value) + 1))

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from ..design.covariance import CovarianceStructure
 from ..linalg import BlockedCrossProducts
 from .encode import EncodedPartition, encode_partition
-from .kernels import per_level_sums
+from .kernels import per_level_sums, plain_column_facts, present_level_sums
 from .plan import EncodingPlan
 
 __all__ = [
@@ -294,8 +294,13 @@ def _sparse_first(
     """The big term's blocks as sparse matrices over its levels present in these rows (32-bit indices)."""
     c = x.shape[1] + 1
     k1 = z1.shape[1]
-    present, local = _present_levels(refs1, q1)
-    blocks, z1_xy = per_level_sums(local, z1, x, y, present.size)
+    swept = present_level_sums(refs1, z1, x, y, q1)
+    if swept is None:
+        present, local = _present_levels(refs1, q1)
+        blocks, z1_xy = per_level_sums(local, z1, x, y, present.size)
+    else:
+        present, blocks, z1_xy = swept
+        local = np.searchsorted(present, refs1) if m_re else refs1  # each row's position among the present levels
     index = _index_type(q1 * k1)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
@@ -437,6 +442,12 @@ class DesignFacts:
         if n == 0:
             zeros = np.zeros(p)
             return cls(0, np.zeros((p, p)), zeros, zeros, np.ones(p, dtype=bool), zeros, 0, offset_bad, *y_facts)
+        if y.ndim == 1 and part.offset is None:
+            plain = plain_column_facts(part.x, y)
+            if plain is not None:  # a finite X: two compiled sweeps
+                sums, m2, binary, gram, y_stats = plain
+                y_min, y_max = float(y_stats[2]), float(y_stats[3])
+                return cls(n, gram, sums / n, m2, binary, np.zeros(p), 0, 0, y_min, y_max, y_stats[:2].copy())
         x = np.asfortranarray(part.x)  # contiguous columns
         if np.isfinite(x).all():
             nonfinite, bad_rows = np.zeros(p), 0

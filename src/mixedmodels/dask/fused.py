@@ -29,7 +29,7 @@ are ordered by number of levels), the caller makes the two passes.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
@@ -43,11 +43,12 @@ from ..formula import ParsedFormula
 from .crossprods import PartialBlocks, Pass2, pass2_encoded, sum_pass2
 from .encode import encode_partition
 from .metadata import DataSummary, SummarySpec, _missing, _ordered_levels
+from .pieces import summed_in_pieces, wide_first_to_rest
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
 
-__all__ = ["FusedResult", "fused_pass"]
+__all__ = ["FusedResult", "fused_pass", "for_workers"]
 
 RANGE_PER_ROW = 4  # an integer id's range may be at most this many times the number of rows
 _PLACEHOLDER_ROWS = 2**62  # the range plan's row count: lme4's count checks wait for the real one
@@ -114,6 +115,31 @@ def _sum_fused(parts: list[_FusedPart]) -> _FusedPart:
 
 def _combine_fused(a: _FusedPart, b: _FusedPart) -> _FusedPart:
     return _sum_fused([a, b])
+
+
+class _LevelCount:
+    """The number of a term's levels, standing in for their labels (and its coder's level values) in the plan
+    the workers get: with an integer range or known categories the codes need only that number, and a million
+    labels made the plan ~17 MB to pickle on the client, send and unpickle on every worker."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def for_workers(plan: EncodingPlan) -> EncodingPlan:
+    """The plan without the level labels and values the partitions do not read (see :class:`_LevelCount`)."""
+    terms = []
+    for term in plan.terms:
+        if term.combos is None and all(c.first is not None or c.categories is not None for c in term.coders):
+            coders = tuple(replace(c, levels=_LevelCount(c.levels.size)) for c in term.coders)
+            term = replace(term, levels=_LevelCount(term.nlevels), coders=coders)
+        terms.append(term)
+    return replace(plan, terms=tuple(terms))
 
 
 # --------------------------------------------------------------------------- when it applies
@@ -255,7 +281,12 @@ def fused_pass(
         return None
     ranges = time.perf_counter()
     total: _FusedPart = map_reduce(
-        source.partitions(wide.read_columns), _fused_partition, wide, _combine_fused, combine_many=_sum_fused
+        source.partitions(wide.read_columns),
+        _fused_partition,
+        for_workers(wide),
+        _combine_fused,
+        combine_many=_sum_fused,
+        root=functools.partial(summed_in_pieces, combine_many=_sum_fused) if wide_first_to_rest(wide) else None,
     )
     fused = time.perf_counter()
     result = _narrowed(total, wide, levels, parsed, spec, meta, contrasts, allow_as_many_ranef_as_obs)
@@ -288,6 +319,8 @@ def _narrowed(
     plan = encoding_plan(parsed, summary, spec, meta, contrasts, allow_as_many_ranef_as_obs)
     if [t.term for t in plan.terms] != [t.term for t in wide.terms]:
         return None
+    if all(keep.size == t.nlevels for keep, t in zip(keeps, wide.terms)):  # every level has rows: nothing to drop
+        return plan, summary, total.pass2
     blocks = drop_levels(total.pass2.blocks, keeps, [t.nlevels for t in wide.terms], [t.ncols for t in wide.terms])
     return plan, summary, Pass2(blocks, total.pass2.facts)
 

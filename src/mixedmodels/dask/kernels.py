@@ -25,7 +25,14 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["level_sums", "per_level_sums"]
+__all__ = [
+    "level_sums",
+    "per_level_sums",
+    "span_level_sums",
+    "present_level_sums",
+    "column_facts",
+    "plain_column_facts",
+]
 
 
 def level_sums(
@@ -46,11 +53,139 @@ def level_sums(
             zxy[lev, a, p] += za * yi
 
 
+def span_level_sums(
+    levels: np.ndarray,
+    low: int,
+    z: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    with_zz: bool,
+    counts: np.ndarray,
+    a11: np.ndarray,
+    zxy: np.ndarray,
+) -> None:
+    """:func:`level_sums` at level ``levels[i] - low`` (arrays over the span of the rows' levels), counting rows."""
+    k, p = z.shape[1], x.shape[1]
+    for i in range(levels.shape[0]):
+        lev = levels[i] - low
+        counts[lev] += 1
+        yi = y[i]
+        for a in range(k):
+            za = z[i, a]
+            if with_zz:
+                for b in range(a + 1):
+                    a11[lev, a, b] += za * z[i, b]
+            for j in range(p):
+                zxy[lev, a, j] += za * x[i, j]
+            zxy[lev, a, p] += za * yi
+
+
+def column_facts(
+    x: np.ndarray, y: np.ndarray, sums: np.ndarray, m2: np.ndarray, binary: np.ndarray, gram: np.ndarray
+) -> bool:
+    """Column sums, sums of squared deviations from the mean, whether each column is 0/1, and ``x'x`` (lower
+    triangle) of a finite ``x``; ``y``'s sum, sum of squares, min and max in ``sums[p:]``.  False (nothing
+    usable) at the first non-finite x."""
+    n, p = x.shape
+    low, high, total, squares = np.inf, -np.inf, 0.0, 0.0
+    for i in range(n):
+        for j in range(p):
+            v = x[i, j]
+            if not np.isfinite(v):
+                return False
+            sums[j] += v
+            if v != 0.0 and v != 1.0:
+                binary[j] = False
+            for b in range(j + 1):
+                gram[j, b] += v * x[i, b]
+        v = y[i]
+        total += v
+        squares += v * v
+        low = min(low, v)
+        high = max(high, v)
+    for j in range(p):
+        mean = sums[j] / n
+        for i in range(n):
+            m2[j] += (x[i, j] - mean) ** 2
+    sums[p], sums[p + 1], sums[p + 2], sums[p + 3] = total, squares, low, high
+    return True
+
+
 @lru_cache(maxsize=None)
 def _compiled() -> Callable | None:
     from ..linalg.jit import jit
 
     return jit(level_sums)
+
+
+@lru_cache(maxsize=None)
+def _compiled_span() -> Callable | None:
+    from ..linalg.jit import jit
+
+    return jit(span_level_sums)
+
+
+@lru_cache(maxsize=None)
+def _compiled_facts() -> Callable | None:
+    from ..linalg.jit import jit
+
+    return jit(column_facts)
+
+
+SPAN_PER_ROW = 4  # sums over the span of the rows' levels when it is at most this many times the rows
+
+
+def present_level_sums(
+    refs: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray, nlevels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(present, a11, zxy)``: the levels with rows (sorted) and their :func:`per_level_sums`, in one compiled
+    sweep over the rows into arrays over the span of their levels (``max - min + 1``, not every level);
+    None without the compiled loop, or when the span is much wider than the rows."""
+    n, k = z.shape
+    p = x.shape[1]
+    kernel = _compiled_span() if n >= 10_000 else None
+    if kernel is None:
+        return None
+    levels = np.ascontiguousarray(refs, dtype=np.int64)
+    low, high = int(levels.min()), int(levels.max())
+    span = high - low + 1
+    if span > SPAN_PER_ROW * n:
+        return None
+    same = z is x
+    counts = np.zeros(span, dtype=np.int64)
+    a11, zxy = np.zeros((span, k, k)), np.zeros((span, k, p + 1))
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    x = z if same else np.ascontiguousarray(x, dtype=np.float64)
+    kernel(levels, low, z, x, np.ascontiguousarray(y, dtype=np.float64), not same, counts, a11, zxy)
+    local = np.flatnonzero(counts)
+    if local.size < span:
+        a11, zxy = a11[local], zxy[local]
+    if same:
+        a11[:] = zxy[:, :, :k]
+    else:
+        for a in range(k):
+            for b in range(a):
+                a11[:, b, a] = a11[:, a, b]
+    return local + low, a11, zxy
+
+
+def plain_column_facts(
+    x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(sums, m2, binary, x'x, (sum y, sum y^2, min y, max y))`` of a finite ``x`` in two compiled sweeps
+    (:func:`column_facts`); None without the compiled loop, for wide ``x``, or when ``x`` has a non-finite
+    value (the caller's numpy path counts them)."""
+    n, p = x.shape
+    kernel = _compiled_facts() if n >= 10_000 and p <= 16 else None
+    if kernel is None:
+        return None
+    sums, m2, binary, gram = np.zeros(p + 4), np.zeros(p), np.ones(p, dtype=np.bool_), np.zeros((p, p))
+    x, y = np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64)
+    if not kernel(x, y, sums, m2, binary, gram):
+        return None
+    lower = np.tril_indices(p, -1)
+    gram.T[lower] = gram[lower]
+    return sums[:p], m2, binary, gram, sums[p:]
 
 
 def per_level_sums(

@@ -20,6 +20,7 @@ where every term is small near ``s0``, so no large ``y'y`` cancels.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -43,6 +44,7 @@ from .crossprods import (
 from .encode import encode_partition
 from .fused import fused_pass
 from .inputs import DaskModelInputs, check_design, dask_inputs, parse_with_response, plan_model, refuse_na_exclude
+from .pieces import summed_in_pieces, wide_first_to_rest
 from .reduction import map_reduce
 from .source import DataSource
 
@@ -150,8 +152,7 @@ class DaskLinearMixedModel(LinearMixedModel):
         d1, d_rest = d[:q1k1], d[q1k1:]
         a11 = cp.a11
         quad = float(np.einsum("qi,qij,qj->", d1.reshape(-1, cp.first.ncols), a11, d1.reshape(-1, cp.first.ncols)))
-        a21 = cp.a21[:-1]
-        cross = float(d_rest @ np.asarray(a21 @ d1).ravel())
+        cross = float(d_rest @ np.asarray(cp.a21 @ d1).ravel()[:-1])  # no a21[:-1]: a sparse slice is a copy
         rest = float(d_rest @ cp.a22[:-1, :-1] @ d_rest)
         linear = float(d @ row)
         rr = self._cache["rr"]
@@ -189,7 +190,12 @@ def _two_passes(parsed, source: DataSource, contrasts) -> tuple:
             "cbind() responses are for binomial glmer"
         )
     total: Pass2 = map_reduce(
-        source.partitions(plan.read_columns), pass2_partition, plan, combine_pass2, combine_many=sum_pass2
+        source.partitions(plan.read_columns),
+        pass2_partition,
+        plan,
+        combine_pass2,
+        combine_many=sum_pass2,
+        root=functools.partial(summed_in_pieces, combine_many=sum_pass2) if wide_first_to_rest(plan) else None,
     )
     return plan, summary, total, {"pass 1": pass1 - started, "pass 2": time.perf_counter() - pass1}
 

@@ -42,23 +42,25 @@ def tree_reduce(
     combine: Callable[[Any, Any], Any],
     split_every: int = SPLIT_EVERY,
     combine_many: Callable[[list], Any] | None = None,
+    below_root: bool = False,
 ) -> Any:
     """The delayed combination of delayed items, ``split_every`` at a time.
 
     ``combine_many``, when given, combines a task's items at once (the same
     result as ``combine`` pairwise, in less memory: see :func:`.crossprods.sum_sparse`).
+    ``below_root``: the list of at most ``split_every`` delayed partial sums the root would combine, instead.
     """
     import dask
 
     level = list(items)
     if not level:
         raise ValueError("nothing to reduce")
-    while len(level) > 1:
+    while len(level) > (split_every if below_root else 1):
         level = [
             dask.delayed(_combine_all, pure=False)(combine, combine_many, *level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
-    return level[0]
+    return level if below_root else level[0]
 
 
 def map_reduce(
@@ -68,12 +70,20 @@ def map_reduce(
     combine: Callable[[Any, Any], Any],
     *extra: Any,
     combine_many: Callable[[list], Any] | None = None,
+    root: Callable[[list], Any] | None = None,
 ) -> Any:
     """``combine`` over ``summarize(part, shared_value, *extra)`` for every partition, computed
-    (``combine_many``: as in :func:`tree_reduce`)."""
+    (``combine_many``: as in :func:`tree_reduce`).
+
+    ``root``, when given, makes the last sum instead of the tree's root: it gets the partial sums the root
+    would combine, persisted where they were computed (see :func:`.pieces.summed_in_pieces`).
+    """
     import dask
 
     node = shared(shared_value, getattr(summarize, "__name__", "pass"))
     mapped = [dask.delayed(summarize, pure=False)(part, node, *extra) for part in parts]
+    if root is not None:
+        tops = dask.persist(*tree_reduce(mapped, combine, combine_many=combine_many, below_root=True))
+        return root(list(tops))
     (total,) = dask.compute(tree_reduce(mapped, combine, combine_many=combine_many))
     return total

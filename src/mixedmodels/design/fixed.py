@@ -48,6 +48,7 @@ from ..errors import (
     ModelSpecError,
 )
 from ..formula import is_plain_name
+from ..options import get_option, option_context
 from .contrasts import contrast_name, default_contrast, encode_factor, is_boolean
 from .frame import (
     ModelFrame,
@@ -60,6 +61,7 @@ from .frame import (
     plain_message,
     required_variables,
 )
+from .products import plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -384,6 +386,8 @@ def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[s
     if not isinstance(rhs, str) or "~" in rhs:
         raise FormulaError(f"build_design expects one side of a formula, got {rhs!r}")
     simple = _simple_design(rhs, source, contrasts, trusted)
+    if simple is None:
+        simple = _product_design(rhs, source, contrasts, trusted)
     if simple is not None:
         return simple
     if trusted:
@@ -460,25 +464,59 @@ def _simple_design(
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
 
 
-class _DeferredSpec:
-    """formulaic's fitted spec of a simple design, made on first use.
+def _product_design(
+    rhs: str, source: pd.DataFrame | ModelFrame, contrasts: Mapping[str, str] | None, trusted: bool
+) -> DesignMatrix | None:
+    """The design of products of plain numeric and factor columns without formulaic, else None.
 
-    A simple design (intercept and plain numeric columns) has no stateful
-    transform nor factor level to remember, so its spec fitted on the first
-    two rows equals the one fitted on all of them (tested); those rows are
-    kept (copied) instead of the data.
+    Same checks, in the same order, and the same matrix as the formulaic path
+    (see :mod:`.products`); formulaic's spec is fitted, on a few rows holding
+    every level, only if a replay or the term structure is asked for.
+    """
+    terms = product_terms(rhs)
+    if terms is None:
+        return None
+    variables = frozenset(terms.names)
+    data = source.data if isinstance(source, ModelFrame) else source
+    if not trusted:
+        check_columns(data, sorted(variables))
+    columns = {name: get_column(source, name) for name in terms.names}
+    if not all(plain_column(column) for column in columns.values()):
+        return None
+    if not trusted:
+        _check_complete(data, variables)
+    chosen = _chosen_contrasts(contrasts)
+    built = product_design(terms, columns, chosen, len(data))
+    if built is None:
+        return None
+    _check_finite(built.matrix, built.column_names, None)
+    deferred = _DeferredSpec(rhs, chosen, built.sample, built.nrows_sample)
+    every = tuple(range(len(built.column_names)))
+    return DesignMatrix(built.matrix, built.column_names, None, deferred, every, (), variables)
+
+
+class _DeferredSpec:
+    """formulaic's fitted spec of a simple or product design, made on first use.
+
+    Such a design has no stateful transform to remember, and its factors'
+    levels are those of a few rows holding every level, so its spec fitted on
+    those rows equals the one fitted on all of them (tested); those rows are
+    kept (copied) instead of the data, and the default contrasts in force when
+    the design was built (``mm.options``) are used for the fit.
     """
 
-    __slots__ = ("_rhs", "_chosen", "_sample", "_nrows", "_spec")
+    __slots__ = ("_rhs", "_chosen", "_sample", "_nrows", "_defaults", "_spec")
 
-    def __init__(self, rhs: str, chosen: Mapping[str, str], sample: dict[str, np.ndarray], nrows: int) -> None:
-        self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), sample, nrows
+    def __init__(self, rhs: str, chosen: Mapping[str, str], sample: Mapping[str, Any], nrows: int) -> None:
+        self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), dict(sample), nrows
+        self._defaults = get_option("contrasts")
         self._spec: ModelSpec | None = None
 
     def get(self) -> ModelSpec:
         if self._spec is None:
             sample = pd.DataFrame(self._sample, index=range(self._nrows))
-            self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
+            with option_context(contrasts=self._defaults):
+                self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec
 
 

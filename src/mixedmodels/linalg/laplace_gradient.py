@@ -81,7 +81,15 @@ class LaplaceGradient:
         :class:`.pirls_scalar.SparseScalarSystem` for the same terms in the same order (then no
         permutation), whose sparse ``L D L'`` the gradient uses.
         """
-        if not getattr(response, "natural", False) or (system is not None and permutation is not None):
+        if not getattr(response, "natural", False):
+            return None
+        return cls._assemble(refs, z, nlevels, x, response, permutation, system)
+
+    @classmethod
+    def _assemble(cls, refs, z, nlevels, x: np.ndarray, response, permutation, system):
+        """The gradient for a family :meth:`build` accepted, or None where B is too large to hold dense
+        (without a sparse ``system``) or a sparse ``system`` comes with a permutation."""
+        if system is not None and permutation is not None:
             return None
         rest = int(sum(nlevels[1:]))
         if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
@@ -381,6 +389,17 @@ def _diagonal_solve(diagonal: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rhs: rhs / diagonal[:, None]
 
 
+def _schur_complement(diagonal: np.ndarray, b, r: np.ndarray) -> tuple[object, np.ndarray]:
+    """``(B D^-1, R - B D^-1 B')`` of ``[[D, B'], [B, R]]`` with ``D`` diagonal; ``B`` dense or sparse
+    (then ``B D^-1`` is sparse on B's pattern)."""
+    if isinstance(b, np.ndarray):
+        scaled = b / diagonal
+        return scaled, r - scaled @ b.T
+    scaled = b.copy()
+    scaled.data = scaled.data / diagonal[scaled.indices]
+    return scaled, r - (scaled @ b.T).toarray()
+
+
 @dataclass(frozen=True, eq=False)
 class _BlockedInverse:
     """``M^-1`` of ``M = [[D, B'], [B, R]]`` (D diagonal, B dense or sparse): its first block's diagonal,
@@ -395,13 +414,7 @@ class _BlockedInverse:
 
     @classmethod
     def compute(cls, diagonal: np.ndarray, b, r: np.ndarray) -> "_BlockedInverse":
-        if isinstance(b, np.ndarray):
-            scaled = b / diagonal
-            schur = r - scaled @ b.T
-        else:
-            scaled = b.copy()
-            scaled.data = scaled.data / diagonal[scaled.indices]
-            schur = r - (scaled @ b.T).toarray()
+        scaled, schur = _schur_complement(diagonal, b, r)
         if schur.size:  # LAPACK directly: numpy's wrappers cost ~0.1 ms a call more at VerbAgg's 24 x 24
             lower, info = lapack.dpotrf(schur, lower=1, clean=1)
             if info == 0:

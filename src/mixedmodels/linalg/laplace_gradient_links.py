@@ -51,7 +51,7 @@ import numpy as np
 
 from scipy.linalg import cho_factor, cho_solve
 
-from .laplace_gradient import MAX_DENSE_ENTRIES, LaplaceGradient, _BlockedInverse, _diagonal_solve, _Parts
+from .laplace_gradient import LaplaceGradient, _BlockedInverse, _diagonal_solve, _Parts, _schur_complement
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -97,22 +97,7 @@ class LinkLaplaceGradient(LaplaceGradient):
         :meth:`.laplace_gradient.LaplaceGradient.build` would give none."""
         if getattr(response, "natural", True) or response.family.name not in _FAMILIES:
             return None
-        if system is not None and permutation is not None:
-            return None
-        rest = int(sum(nlevels[1:]))
-        if system is None and rest * nlevels[0] > MAX_DENSE_ENTRIES:
-            return None
-        offsets = np.concatenate([[0], np.cumsum(nlevels)]).astype(np.intp)
-        return cls(
-            tuple(np.asarray(r) for r in refs),
-            tuple(np.asarray(c, dtype=float) for c in z),
-            tuple(nlevels),
-            offsets,
-            x,
-            response,
-            permutation,
-            system,
-        )
+        return cls._assemble(refs, z, nlevels, x, response, permutation, system)
 
     def with_family_parameter(
         self, response, lams: np.ndarray, eta: np.ndarray, mu: np.ndarray, u: np.ndarray, modes: list | None = None
@@ -209,13 +194,7 @@ class _BlockedSolver(_BlockedInverse):
     def compute(cls, diagonal: np.ndarray, b, r: np.ndarray) -> "_BlockedSolver":
         if np.any(diagonal <= 0):
             raise np.linalg.LinAlgError("Lambda' Z' O Z Lambda + I is not positive definite")
-        if isinstance(b, np.ndarray):
-            scaled = b / diagonal
-            schur = r - scaled @ b.T
-        else:
-            scaled = b.copy()
-            scaled.data = scaled.data / diagonal[scaled.indices]
-            schur = r - (scaled @ b.T).toarray()
+        scaled, schur = _schur_complement(diagonal, b, r)
         factor = cho_factor(schur, lower=True, check_finite=False) if schur.size else None
         return cls(diagonal, scaled, b, np.empty(0), np.empty(0), factor)  # type: ignore[arg-type]
 

@@ -133,7 +133,7 @@ def _moments(cp: BlockedCrossProducts, gram_inv: np.ndarray, beta: np.ndarray) -
             a = cp.a11[:, c, d]
             cross = np.einsum("pl,pl->l", g_c, c_first[:, slice(d, None, k1)])
             frobenius[c, d] = np.sum(a * a) - 2.0 * np.sum(a * cross)
-        frobenius[k1:, c] = _first_rest_sums(a21[:nre, cols], g_c_rest, c_first[:, cols], indicator)[k1:]
+        frobenius[k1:, c] = _first_rest_sums(a21, nre, (c, k1), g_c_rest, c_first[:, cols], indicator)[k1:]
     for t in range(count):  # the sum H^2 part of every block involving the big term
         for u in range(min(t + 1, k1)):
             frobenius[t, u] += np.sum(outer[t] * outer[u].T)
@@ -161,16 +161,43 @@ def _dense_moments(cp: BlockedCrossProducts, a: np.ndarray, gram_inv: np.ndarray
     )
 
 
-def _first_rest_sums(a21_c, g_c_rest: np.ndarray, c_first_c: np.ndarray, indicator: np.ndarray) -> np.ndarray:
+_CHUNK_NONZEROS = 1 << 20  # a sparse A21's rows are read in runs of about this many non-zeros
+
+
+def _first_rest_sums(
+    a21, nre: int, column: tuple[int, int], g_c_rest: np.ndarray, c_first_c: np.ndarray, indicator: np.ndarray
+) -> np.ndarray:
     """``sum (A - H)^2 - sum H^2`` over the block of one big-term column against each rest component.
 
-    ``A`` is the column's part of ``A21`` (sparse or dense), ``H_rl = c_r' G c_l``;
-    the ``sum H^2`` part is added by the caller from p x p products.
+    ``A`` is the rest rows' part of ``A21`` (sparse or dense) in the big term's
+    column ``c`` of every level (``column = (c, k1)``: columns ``c, c + k1, ...``),
+    ``H_rl = c_r' G c_l``; the ``sum H^2`` part is added by the caller from
+    p x p products.  A sparse ``A21`` is read in runs of rows, not sliced: a
+    slice and its gathers were ~1 GB at once for a crossed design's 40M non-zeros.
     """
-    coo = sp.coo_array(a21_c)
-    h = np.einsum("pn,pn->n", g_c_rest[:, coo.row], c_first_c[:, coo.col])
-    per_row = np.bincount(coo.row, weights=coo.data * coo.data - 2.0 * coo.data * h, minlength=indicator.shape[1])
+    c, k1 = column
+    if isinstance(a21, np.ndarray):
+        coo = sp.coo_array(a21[:nre, c::k1])
+        return indicator @ _row_sums(coo.row, coo.col, coo.data, g_c_rest, c_first_c, nre)
+    per_row, start = np.zeros(nre), 0
+    while start < nre:
+        reach = int(np.searchsorted(a21.indptr, a21.indptr[start] + _CHUNK_NONZEROS, side="right")) - 1
+        stop = min(nre, max(reach, start + 1))
+        lo, hi = a21.indptr[start], a21.indptr[stop]
+        indices, data = a21.indices[lo:hi], a21.data[lo:hi]
+        rows = np.repeat(np.arange(start, stop), np.diff(a21.indptr[start : stop + 1]))
+        mine = indices % k1 == c
+        per_row += _row_sums(rows[mine], indices[mine] // k1, data[mine], g_c_rest, c_first_c, nre)
+        start = stop
     return indicator @ per_row
+
+
+def _row_sums(
+    row: np.ndarray, level: np.ndarray, data: np.ndarray, g_c_rest: np.ndarray, c_first_c: np.ndarray, nre: int
+) -> np.ndarray:
+    """Per rest row, ``sum over its entries of a^2 - 2 a h`` (``h`` of the entry's row and level)."""
+    h = np.einsum("pn,pn->n", g_c_rest[:, row], c_first_c[:, level])
+    return np.bincount(row, weights=data * data - 2.0 * data * h, minlength=nre)
 
 
 def _dense(block) -> np.ndarray:

@@ -1,0 +1,292 @@
+"""Model matrices of products of plain columns (numbers and factors), built without formulaic.
+
+Fixed-effects parts such as ``age + Sex``, ``Time * Diet`` or ``0 + a:b`` are
+products of data columns: an intercept, numeric columns used as they are, and
+factors coded by contrasts or indicators.  formulaic's materializer builds such
+a matrix through several pandas DataFrames per factor, milliseconds for a
+matrix of a few hundred rows: the largest piece of a small fit.  This module
+builds it directly, with the same pieces the formulaic path uses:
+
+* the terms and their factors, in formulaic's order, from formulaic's parser
+  (:func:`product_terms`, cached by text);
+* a factor's levels and labels as :mod:`.contrasts` takes them (``as_labelled``
+  and ``observed_levels``: the Categorical's category order without unused
+  ones, sorted unique values otherwise, logicals as ``FALSE``/``TRUE``), read
+  from the codes with NumPy for a Categorical;
+* contrasts or indicators per factor by R's rule (``TermCode``: contrasts iff
+  the term without the factor is empty or contained in an earlier term; without
+  an intercept the first factor gets indicators), the codings of
+  :data:`~.contrasts.CONTRASTS` (treatment, poly for ordered factors, the
+  chosen ``sum``/``helmert``/``SAS``) and their column names (``SexFemale``,
+  ``f.L``, ``f1``);
+* interaction columns in formulaic's order (the first factor varying fastest)
+  and names (``Time:Diet2``), products taken in the same order.
+
+Anything else (calls, offsets, backticks, other column types, a factor with
+fewer than two levels) is left to formulaic, which decides and words its errors.
+The fixed path (:mod:`.fixed`) compares nothing at run time: the tests build
+every design both ways.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import keyword
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .contrasts import CONTRASTS, as_labelled, default_contrast
+from .frame import formula_code
+from .transforms import RESERVED
+from .values import level_label
+
+__all__ = ["ProductTerms", "ProductDesign", "product_terms", "plain_column", "product_design"]
+
+
+@dataclass(frozen=True)
+class ProductTerms:
+    """The terms of a formula part made of plain column names, in formulaic's order.
+
+    Attributes
+    ----------
+    intercept : bool
+        Whether the part has an intercept.
+    terms : tuple of tuple of str
+        Each term's column names, in formulaic's order (``Time * Diet`` gives
+        ``(("Time",), ("Diet",), ("Time", "Diet"))``).
+    """
+
+    intercept: bool
+    terms: tuple[tuple[str, ...], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The distinct column names, in order of first use."""
+        return tuple(dict.fromkeys(name for term in self.terms for name in term))
+
+
+@functools.lru_cache(maxsize=512)
+def product_terms(rhs: str) -> ProductTerms | None:
+    """The terms of ``rhs`` when every one is ``1`` or a product of plain column names, else None.
+
+    ``+``, ``:``, ``*``, ``-``, ``0``/``1`` and parentheses are expanded by
+    formulaic's parser, so the terms and their order are formulaic's.  None for
+    text that formulaic would rewrite (R spellings, backticks), calls,
+    literals other than the intercept, names of formula functions, text that
+    does not parse, and a part without any column, so that formulaic decides.
+    """
+    if "`" in rhs:
+        return None
+    try:
+        code, aliases = formula_code(rhs)
+        formula = _parse(code)
+    except Exception:  # noqa: BLE001 -- formulaic reports bad text itself, on its own path
+        return None
+    if code != rhs or aliases or formula is None:
+        return None
+    intercept, terms = False, []
+    for term in formula:
+        methods = {factor.eval_method.value for factor in term.factors}
+        if methods == {"literal"} and str(term) == "1" and not terms:
+            intercept = True
+        elif methods == {"lookup"} and all(_plain_name(f.expr) for f in term.factors):
+            terms.append(tuple(factor.expr for factor in term.factors))
+        else:
+            return None
+    return ProductTerms(intercept, tuple(terms)) if terms else None
+
+
+def _parse(code: str):
+    """formulaic's parse of ``code`` (what ``ModelSpec.from_spec`` makes), or None for several parts."""
+    from formulaic import Formula
+    from formulaic.formula import SimpleFormula
+
+    formula = Formula(code)
+    return formula if isinstance(formula, SimpleFormula) else None
+
+
+def _plain_name(name: str) -> bool:
+    """An ASCII identifier that is no Python keyword and no formula function's name."""
+    return name.isidentifier() and name.isascii() and not keyword.iskeyword(name) and name not in RESERVED
+
+
+def plain_column(column: pd.Series) -> str | None:
+    """``"numeric"`` (NumPy integers and floats), ``"factor"`` (Categorical, object, string, bool), else None.
+
+    Pandas' nullable numbers and booleans, dates, complex numbers and other
+    types go to formulaic.
+    """
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        return {"i": "numeric", "u": "numeric", "f": "numeric", "b": "factor", "O": "factor"}.get(dtype.kind)
+    if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        return "factor"
+    return None
+
+
+@dataclass(frozen=True)
+class ProductDesign:
+    """A directly built model matrix and what the deferred formulaic spec needs.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray
+        ``(n, p)`` float64, C-contiguous.
+    column_names : tuple of str
+        formulaic's (and R's) names: ``(Intercept)``, ``age``, ``SexFemale``, ``Time:Diet2``.
+    sample : dict
+        A few rows of every column (factors as their labelled Categoricals)
+        holding every level of every factor: formulaic's spec fitted on them
+        equals the spec fitted on all rows.
+    nrows_sample : int
+        The number of rows in ``sample``.
+    """
+
+    matrix: np.ndarray
+    column_names: tuple[str, ...]
+    sample: dict[str, np.ndarray | pd.Categorical]
+    nrows_sample: int
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """A factor column: its level labels (all categories), observed levels, codes into them and contrast."""
+
+    raw_codes: np.ndarray  # into ``labels``
+    labels: pd.Index
+    ordered: bool
+    levels: tuple
+    codes: np.ndarray  # into ``levels``
+    contrast: str
+
+    def rows(self, rows: np.ndarray) -> pd.Categorical:
+        """The labelled values of ``rows`` (as :func:`~.contrasts.as_labelled` gives them)."""
+        return pd.Categorical.from_codes(self.raw_codes[rows], categories=self.labels, ordered=self.ordered)
+
+
+def product_design(
+    terms: ProductTerms, columns: Mapping[str, pd.Series], chosen: Mapping[str, str], nrows: int
+) -> ProductDesign | None:
+    """The model matrix of ``terms`` on complete ``columns``, or None when formulaic must build it.
+
+    ``columns`` maps each name to a column that :func:`plain_column` accepts;
+    ``chosen`` are the canonical contrasts by name (the others take
+    :func:`~.contrasts.default_contrast`).  None when a factor has fewer than
+    two levels (formulaic raises the error).
+    """
+    numbers: dict[str, np.ndarray] = {}
+    factors: dict[str, _Factor] = {}
+    for name in terms.names:
+        column = columns[name]
+        if plain_column(column) == "numeric":
+            numbers[name] = column.to_numpy(dtype=np.float64)
+            continue
+        factor = _factor(column, chosen.get(name))
+        if factor is None:
+            return None
+        factors[name] = factor
+    blocks = [_term_block(term, coding, numbers, factors) for term, coding in _codings(terms, factors)]
+    matrix, names = _assemble(terms.intercept, blocks, nrows)
+    rows = _sample_rows(factors.values(), nrows)
+    sample: dict[str, np.ndarray | pd.Categorical] = {name: columns[name].to_numpy()[rows].copy() for name in numbers}
+    sample.update({name: factor.rows(rows) for name, factor in factors.items()})
+    return ProductDesign(matrix, names, sample, len(rows))
+
+
+def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
+    """The factor's levels and codes as the formulaic path takes them; None for fewer than two levels."""
+    raw_codes, labels, ordered = _labelled(column)
+    used = np.bincount(raw_codes, minlength=len(labels)) > 0  # complete data: no code -1
+    if used.sum() < 2:
+        return None
+    positions = np.cumsum(used) - 1
+    levels = tuple(label for label, kept in zip(labels, used) if kept)
+    contrast = chosen or default_contrast(column)
+    return _Factor(raw_codes, labels, ordered, levels, positions[raw_codes], contrast)
+
+
+def _labelled(column: pd.Series) -> tuple[np.ndarray, pd.Index, bool]:
+    """Codes, categories and order of :func:`~.contrasts.as_labelled`; without pandas for a Categorical."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        labels = [level_label(category) for category in dtype.categories]
+        if len(set(labels)) == len(labels):
+            return np.asarray(column.array.codes), pd.Index(labels, dtype=object), bool(dtype.ordered)
+    categorical = as_labelled(column).array
+    return np.asarray(categorical.codes), categorical.categories, bool(categorical.ordered)
+
+
+def _codings(terms: ProductTerms, factors: Mapping[str, _Factor]):
+    """Each term with, per column name, whether it is coded by contrasts (R's ``TermCode``)."""
+    full_first = None
+    if not terms.intercept:
+        full_first = next(((i, n) for i, term in enumerate(terms.terms) for n in term if n in factors), None)
+    earlier: list[frozenset[str]] = [frozenset()] if terms.intercept else []
+    for i, term in enumerate(terms.terms):
+        names = frozenset(term)
+        coding = {}
+        for name in term:
+            rest = names - {name}
+            reduced = not rest or any(rest <= other for other in earlier)
+            coding[name] = name in factors and (i, name) != full_first and reduced
+        earlier.append(names)
+        yield term, coding
+
+
+def _term_block(
+    term: tuple[str, ...], coding: Mapping[str, bool], numbers: Mapping[str, np.ndarray], factors: Mapping[str, _Factor]
+) -> tuple[list[str], list[np.ndarray]]:
+    """A term's column names and columns: the row-wise product of its factors, the first varying fastest."""
+    parts = []
+    for name in term:
+        if name in numbers:
+            parts.append([(name, numbers[name])])
+            continue
+        factor = factors[name]
+        labels, matrix = _coding(factor.contrast, factor.levels, coding[name])
+        parts.append([(f"{name}{label}", matrix[factor.codes, j]) for j, label in enumerate(labels)])
+    names, columns = [], []
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: the caller reports non-finite columns
+        for reverse_product in itertools.product(*reversed(parts)):
+            product = reverse_product[::-1]
+            names.append(":".join(label for label, _ in product))
+            columns.append(functools.reduce(operator.mul, (values for _, values in product)))
+    return names, columns
+
+
+@functools.lru_cache(maxsize=256)
+def _coding(contrast: str, levels: tuple[str, ...], reduced: bool) -> tuple[tuple[str, ...], np.ndarray]:
+    """The coding's column labels and ``(levels, columns)`` matrix (formulaic's, as the formulaic path uses)."""
+    coder = CONTRASTS[contrast]()
+    matrix = np.asarray(coder.get_coding_matrix(list(levels), reduced), dtype=np.float64)
+    labels = tuple(str(label) for label in coder.get_coding_column_names(list(levels), reduced_rank=reduced))
+    matrix.setflags(write=False)
+    return labels, matrix
+
+
+def _assemble(
+    intercept: bool, blocks: Sequence[tuple[list[str], list[np.ndarray]]], nrows: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``[1, block columns...]`` as one C-contiguous matrix, and its column names."""
+    names = ["(Intercept)"] * intercept + [name for block_names, _ in blocks for name in block_names]
+    matrix = np.empty((nrows, len(names)), dtype=np.float64)
+    if intercept:
+        matrix[:, 0] = 1.0
+    j = int(intercept)
+    for _, columns in blocks:
+        for column in columns:
+            matrix[:, j] = column
+            j += 1
+    return matrix, tuple(names)
+
+
+def _sample_rows(factors, nrows: int) -> np.ndarray:
+    """The first two rows and the first row of every level of every factor, in data order."""
+    rows = [np.arange(min(2, nrows))]
+    rows += [np.unique(factor.codes, return_index=True)[1] for factor in factors]
+    return np.unique(np.concatenate(rows))
