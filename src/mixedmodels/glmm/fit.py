@@ -78,7 +78,7 @@ class _WarmStart:
 
     u: np.ndarray
     beta: np.ndarray | None = None
-    last: tuple | None = None  # (x, PIRLS result) of the last stage-2 evaluation
+    last: tuple | None = None  # (x, PIRLS result, deviance) of the last stage-2 evaluation
     prediction: tuple | None = None  # (x, u, du/dx) at the last gradient
     curvature: np.ndarray | None = None  # stage 1's BFGS inverse Hessian over the scaled theta
 
@@ -357,12 +357,23 @@ class _Criterion:
 
         def value(x: np.ndarray) -> float:
             result, res = self.evaluate(x, warm.start_for(x))
-            warm.last = (x.copy(), res)
+            warm.last = (x.copy(), res, result)
             if np.isfinite(result):
                 warm.u = res.u
             return result
 
         return value
+
+    def at_optimum(self, x: np.ndarray, warm: _WarmStart) -> tuple[float, "PirlsResult"]:
+        """The deviance and PIRLS result at the optimizer's optimum: the last evaluation's where that was at
+        x (BFGS ends at the point it evaluated last), else a new PIRLS run there.
+
+        (A new run from the modes there gave the same numbers to rounding for one more PIRLS run a fit.)
+        """
+        last = warm.last
+        if last is not None and np.array_equal(last[0], x):
+            return last[2], last[1]
+        return self.evaluate(x, warm.u)
 
     def gradient_for(self, warm: _WarmStart):
         def gradient(x: np.ndarray) -> np.ndarray:
@@ -682,7 +693,7 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
             start,
         )
     info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
-    value, res = crit.evaluate(info.final, warm.u)
+    value, res = crit.at_optimum(info.final, warm)
     done = _finish(crit, info.final, value, res)
     theta, beta = crit.params(done.x)
     return make_results(
