@@ -65,6 +65,10 @@ _START_PIRLS_TOL = 1e-9
 # The Hessian's difference points need the modes (for the gradient), not the factor at them: PIRLS stops
 # after a step below this (Newton's convergence leaves the modes within ~its square), not one pass later
 _MODES_TOL = 1e-8
+# Stage 1 mirrors the modes' prediction to a theta of the other sign only this near (scaled theta units):
+# a first-order prediction from farther is no start (the line search's far trial points; there the
+# unmirrored prediction's invalid mean sends the search back at once, as before)
+_MIRROR_REACH = 1.0
 
 
 def _start_settings(settings: OptimizerSettings) -> OptimizerSettings:
@@ -221,16 +225,19 @@ class _ProfiledCriterion:
         theta: the prediction is made at ``|x|`` (from the base's mirror image there) and
         mirrored to x's signs, so a line search stepping across 0 starts next to its modes
         (Owls with a known theta: 24 PIRLS iterations at theta -0.93 from the unmirrored
-        prediction, 5 from the mirrored one).
+        prediction, 5 from the mirrored one).  Only within ``_MIRROR_REACH`` of the base: from
+        farther the unmirrored prediction is kept (on grouseticks' ``diag(1 + cHEIGHT | LOCATION)``
+        a mirrored start 19 units away let PIRLS run 200 iterations where the unmirrored one's
+        invalid mean stops at once, and changed BFGS's path).
         """
         if self.prediction is None:
             return self.warm.beta, self.warm.u
         base, u, du, beta, dbeta = self.prediction
         base_signs, x_signs = np.sign(base) + (base == 0), np.sign(x) + (x == 0)
-        if np.array_equal(base_signs, x_signs):
+        move = base_signs * (np.abs(x) - np.abs(base))  # (x - base) in the base's own orthant, from |x|
+        if np.array_equal(base_signs, x_signs) or np.max(np.abs(move)) > _MIRROR_REACH:
             return beta + dbeta @ (x - base), u + du @ (x - base)
         elements = self.mode_elements
-        move = base_signs * (np.abs(x) - np.abs(base))  # (x - base) in the base's own orthant, from |x|
         modes = base_signs[elements] * (u + du @ move)  # the modes at |x|
         return beta + dbeta @ move, x_signs[elements] * modes
 
@@ -356,7 +363,10 @@ class _Criterion:
         """``x -> deviance``, keeping the last PIRLS solution for :meth:`gradient_for` and warm starts."""
 
         def value(x: np.ndarray) -> float:
-            result, res = self.evaluate(x, warm.start_for(x))
+            try:
+                result, res = self.evaluate(x, warm.start_for(x))
+            except np.linalg.LinAlgError:  # a step far out (NaN weights, M not positive definite): step back
+                return np.inf
             warm.last = (x.copy(), res, result)
             if np.isfinite(result):
                 warm.u = res.u
