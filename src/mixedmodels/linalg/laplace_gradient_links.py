@@ -51,7 +51,7 @@ import numpy as np
 
 from scipy.linalg import cho_factor, cho_solve
 
-from .laplace_gradient import LaplaceGradient, _BlockedInverse, _Parts, _schur_complement
+from .laplace_gradient import LaplaceGradient, _BlockedInverse, _diagonal_solve, _Parts, _schur_complement
 
 __all__ = ["LinkLaplaceGradient"]
 
@@ -169,6 +169,10 @@ class LinkLaplaceGradient(LaplaceGradient):
             if vals is None:
                 return v, leverage, _not_positive_definite
             return v, leverage, lambda rhs: system.solve_with(vals, rhs)
+        if len(c) == 1:  # M and M_O diagonal
+            v, leverage, _ = self._diagonal_rows(w.expected, c)
+            observed = self._diagonal(w.observed, c)
+            return v, leverage, _not_positive_definite if np.any(observed <= 0) else _diagonal_solve(observed)
         v, leverage = self._solved_rows(self._inverse(w.expected, c), c)
         try:
             return v, leverage, self._inverse(w.observed, c, _BlockedSolver).solve

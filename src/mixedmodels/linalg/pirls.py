@@ -546,7 +546,9 @@ class Pirls:
         newton = not self.family.canonical
         eta, mu, dev, u, beta = self._start(base, lam, u, beta, joint, eta0)
         pdev = np.inf if u is None else dev + u @ u
-        converged, it, change = False, 0, np.inf
+        # a warm start (modes from a nearby solution) is within Newton's reach: no Fisher steps first
+        change = 0.0 if newton and u is not None and u.any() else np.inf
+        converged, it = False, 0
         for it in range(1, self.maxit + 1):
             polish = newton and not converged and change < _NEWTON_FROM
             w, resid = self.response.working_weights(eta, mu, observed=polish)
