@@ -199,7 +199,7 @@ def test_span_sums_are_the_per_level_sums_of_the_present_levels(z_is_x):
     from mixedmodels.dask import kernels
     from mixedmodels.dask.crossprods import _present_levels
 
-    if kernels._compiled_span() is None:
+    if kernels._compiled() is None:
         pytest.skip("numba is not installed (or MIXEDMODELS_NO_NUMBA is set)")
     rng = np.random.default_rng(3)
     n = 15_000

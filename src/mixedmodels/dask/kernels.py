@@ -28,7 +28,6 @@ import numpy as np
 __all__ = [
     "level_sums",
     "per_level_sums",
-    "span_level_sums",
     "present_level_sums",
     "column_facts",
     "plain_column_facts",
@@ -36,24 +35,6 @@ __all__ = [
 
 
 def level_sums(
-    levels: np.ndarray, z: np.ndarray, x: np.ndarray, y: np.ndarray, with_zz: bool, a11: np.ndarray, zxy: np.ndarray
-) -> None:
-    """Add each row's ``z [x' y]`` to ``zxy[l]`` and, if ``with_zz``, ``z z'`` (lower triangle) to ``a11[l]``."""
-    k, p = z.shape[1], x.shape[1]
-    for i in range(levels.shape[0]):
-        lev = levels[i]
-        yi = y[i]
-        for a in range(k):
-            za = z[i, a]
-            if with_zz:
-                for b in range(a + 1):
-                    a11[lev, a, b] += za * z[i, b]
-            for j in range(p):
-                zxy[lev, a, j] += za * x[i, j]
-            zxy[lev, a, p] += za * yi
-
-
-def span_level_sums(
     levels: np.ndarray,
     low: int,
     z: np.ndarray,
@@ -64,11 +45,17 @@ def span_level_sums(
     a11: np.ndarray,
     zxy: np.ndarray,
 ) -> None:
-    """:func:`level_sums` at level ``levels[i] - low`` (arrays over the span of the rows' levels), counting rows."""
+    """Add each row's ``z [x' y]`` to ``zxy[l]`` and, if ``with_zz``, ``z z'`` (lower triangle) to ``a11[l]``,
+    at ``l = levels[i] - low``; also count the rows per level in ``counts`` unless it is empty.
+
+    ``low = 0`` sums over every level; ``low`` = the rows' smallest level sums over the span of the
+    rows' levels (arrays of ``max - min + 1`` levels)."""
     k, p = z.shape[1], x.shape[1]
+    counting = counts.shape[0] > 0
     for i in range(levels.shape[0]):
         lev = levels[i] - low
-        counts[lev] += 1
+        if counting:
+            counts[lev] += 1
         yi = y[i]
         for a in range(k):
             za = z[i, a]
@@ -119,13 +106,6 @@ def _compiled() -> Callable | None:
 
 
 @lru_cache(maxsize=None)
-def _compiled_span() -> Callable | None:
-    from ..linalg.jit import jit
-
-    return jit(span_level_sums)
-
-
-@lru_cache(maxsize=None)
 def _compiled_facts() -> Callable | None:
     from ..linalg.jit import jit
 
@@ -143,7 +123,7 @@ def present_level_sums(
     None without the compiled loop, or when the span is much wider than the rows."""
     n, k = z.shape
     p = x.shape[1]
-    kernel = _compiled_span() if n >= 10_000 else None
+    kernel = _compiled() if n >= 10_000 else None
     if kernel is None:
         return None
     levels = np.ascontiguousarray(refs, dtype=np.int64)
@@ -160,13 +140,19 @@ def present_level_sums(
     local = np.flatnonzero(counts)
     if local.size < span:
         a11, zxy = a11[local], zxy[local]
+    _complete_a11(a11, zxy, same)
+    return local + low, a11, zxy
+
+
+def _complete_a11(a11: np.ndarray, zxy: np.ndarray, same: bool) -> None:
+    """Fill ``a11`` after :func:`level_sums`: read off ``zxy`` when z is x, else mirror its lower triangle."""
+    k = a11.shape[1]
     if same:
         a11[:] = zxy[:, :, :k]
-    else:
-        for a in range(k):
-            for b in range(a):
-                a11[:, b, a] = a11[:, a, b]
-    return local + low, a11, zxy
+        return
+    for a in range(k):
+        for b in range(a):
+            a11[:, b, a] = a11[:, a, b]
 
 
 def plain_column_facts(
@@ -203,19 +189,16 @@ def per_level_sums(
         a11, zxy = np.zeros((nlevels, k, k)), np.zeros((nlevels, k, p + 1))
         kernel(
             np.ascontiguousarray(levels, dtype=np.int64),
+            0,
             np.ascontiguousarray(z, dtype=np.float64),
             np.ascontiguousarray(x, dtype=np.float64),
             np.ascontiguousarray(y, dtype=np.float64),
             not same,
+            np.zeros(0, dtype=np.int64),  # no counts
             a11,
             zxy,
         )
-        if same:
-            a11[:] = zxy[:, :, :k]
-        else:
-            for a in range(k):
-                for b in range(a):
-                    a11[:, b, a] = a11[:, a, b]
+        _complete_a11(a11, zxy, same)
         return a11, zxy
     zxy = np.empty((nlevels, k, p + 1))
     for a in range(k):
