@@ -34,6 +34,39 @@ def raised(build) -> tuple[type, str]:
     return type(info.value), str(info.value)
 
 
+def formulaic_design(rhs, data, monkeypatch: pytest.MonkeyPatch, **kwargs):
+    """The fixed-effects design built by formulaic's materializer: both direct paths switched off."""
+    from mixedmodels.design import fixed
+
+    with monkeypatch.context() as m:
+        m.setattr(fixed, "_simple_design", lambda *args: None)
+        m.setattr(fixed, "_product_design", lambda *args: None)
+        return fixed.build_design(rhs, data, **kwargs)
+
+
+def assert_same_design(fast, slow) -> None:
+    """A direct path's design (``fast``, its formulaic spec deferred) is formulaic's (``slow``): matrix,
+    names, columns, variables, the spec (replays, levels, contrasts, term structure)."""
+    import numpy as np
+
+    from mixedmodels.design import fixed
+
+    assert isinstance(fast._spec_source, fixed._DeferredSpec)
+    assert not isinstance(slow._spec_source, fixed._DeferredSpec)
+    assert fast.column_names == slow.column_names
+    np.testing.assert_array_equal(fast.matrix, slow.matrix)
+    assert fast.matrix.dtype == np.float64 and fast.matrix.flags.c_contiguous
+    assert fast.offset is None and slow.offset is None
+    assert (fast._columns, fast._offset_columns, fast._variables) == (
+        slow._columns,
+        slow._offset_columns,
+        slow._variables,
+    )
+    assert fast._spec == slow._spec  # replays, levels, contrasts, term structure
+    assert fast.factor_levels() == slow.factor_levels()
+    assert fast.transform_state == slow.transform_state == {}
+
+
 def dataset(name: str):
     return mm.datasets.load(name)
 

@@ -21,32 +21,8 @@ from mixedmodels.design import fixed
 from mixedmodels.design.fixed import build_design
 from mixedmodels.design.frame import model_frame
 from mixedmodels.design.products import ProductTerms, plain_column, product_terms
-from conftest import raised
+from conftest import assert_same_design, formulaic_design, raised
 from mixedmodels.errors import DataError, ModelSpecError
-
-
-def _formulaic(rhs, data, monkeypatch: pytest.MonkeyPatch, **kwargs):
-    """The design built by formulaic: both direct paths switched off."""
-    with monkeypatch.context() as m:
-        m.setattr(fixed, "_simple_design", lambda *args: None)
-        m.setattr(fixed, "_product_design", lambda *args: None)
-        return build_design(rhs, data, **kwargs)
-
-
-def _assert_same(fast, slow) -> None:
-    assert isinstance(fast._spec_source, fixed._DeferredSpec)
-    assert fast.column_names == slow.column_names
-    np.testing.assert_array_equal(fast.matrix, slow.matrix)
-    assert fast.matrix.dtype == np.float64 and fast.matrix.flags.c_contiguous
-    assert fast.offset is None and slow.offset is None
-    assert (fast._columns, fast._offset_columns, fast._variables) == (
-        slow._columns,
-        slow._offset_columns,
-        slow._variables,
-    )
-    assert fast._spec == slow._spec  # replays, levels, contrasts, term structure
-    assert fast.factor_levels() == slow.factor_levels()
-    assert fast.transform_state == slow.transform_state == {}
 
 
 @pytest.fixture
@@ -143,7 +119,7 @@ def test_direct_path_equals_formulaic(rhs, contrasts, data, monkeypatch) -> None
     chosen = None if contrasts is None else {name: contrasts for name in ("f", "o", "s", "t", "flag", "num")}
     before = data.copy()
     fast = build_design(rhs, data, chosen)
-    _assert_same(fast, _formulaic(rhs, data, monkeypatch, contrasts=chosen))
+    assert_same_design(fast, formulaic_design(rhs, data, monkeypatch, contrasts=chosen))
     pd.testing.assert_frame_equal(data, before)
 
 
@@ -151,13 +127,13 @@ def test_direct_path_equals_formulaic(rhs, contrasts, data, monkeypatch) -> None
 def test_default_contrasts_option_is_the_one_at_build_time(defaults, data, monkeypatch) -> None:
     with mm.option_context(contrasts=defaults):
         fast = build_design("o * f + s", data)
-        slow = _formulaic("o * f + s", data, monkeypatch)
-    _assert_same(fast, slow)  # the spec is fitted later, outside the block, with the defaults in force at build
+        slow = formulaic_design("o * f + s", data, monkeypatch)
+    assert_same_design(fast, slow)  # the spec is fitted later, outside the block, with the defaults in force at build
 
 
 def test_model_frame_input(data, monkeypatch) -> None:
     frame = model_frame(data, ["x", "f", "s"])
-    _assert_same(build_design("x * f + s", frame), _formulaic("x * f + s", frame, monkeypatch))
+    assert_same_design(build_design("x * f + s", frame), formulaic_design("x * f + s", frame, monkeypatch))
 
 
 DATASETS = [
@@ -186,12 +162,12 @@ def test_shared_data_sets(name, rhs, contrasts, monkeypatch) -> None:
     if name == "InstEval":
         data = data.iloc[:3000]  # a small slice: studage and lectage as the full data, dept partly
     chosen = None if contrasts is None else {column: contrasts for column in data.columns}
-    _assert_same(build_design(rhs, data, chosen), _formulaic(rhs, data, monkeypatch, contrasts=chosen))
+    assert_same_design(build_design(rhs, data, chosen), formulaic_design(rhs, data, monkeypatch, contrasts=chosen))
 
 
 @pytest.mark.parametrize("rhs", ["x * f + s", "0 + o:flag", "t + num"])
 def test_replays_like_formulaic(rhs, data, monkeypatch) -> None:
-    fast, slow = build_design(rhs, data), _formulaic(rhs, data, monkeypatch)
+    fast, slow = build_design(rhs, data), formulaic_design(rhs, data, monkeypatch)
     new = data.iloc[[3, 1, 4, 1]].copy()  # a few levels only, repeated rows
     new.loc[new.index[2], "x"] = np.nan
     np.testing.assert_array_equal(fast.for_newdata(new), slow.for_newdata(new))
@@ -206,7 +182,7 @@ def test_replays_like_formulaic(rhs, data, monkeypatch) -> None:
 )
 def test_unseen_level_in_newdata_raises_as_formulaic(column, level, data, monkeypatch) -> None:
     rhs = "x + f + s + num"
-    fast, slow = build_design(rhs, data), _formulaic(rhs, data, monkeypatch)
+    fast, slow = build_design(rhs, data), formulaic_design(rhs, data, monkeypatch)
     new = data.iloc[:4].copy()
     if isinstance(new[column].dtype, pd.CategoricalDtype):
         new[column] = new[column].cat.set_categories(
@@ -246,7 +222,7 @@ def test_direct_path_raises_as_formulaic(rhs, change, contrasts, data, monkeypat
         data["f"] = pd.Categorical(["a"] * len(data), categories=["a", "b"])
         data["s"] = "p"
     fast = raised(lambda: build_design(rhs, data, contrasts))
-    slow = raised(lambda: _formulaic(rhs, data, monkeypatch, contrasts=contrasts))
+    slow = raised(lambda: formulaic_design(rhs, data, monkeypatch, contrasts=contrasts))
     assert fast == slow
     assert fast[0] in (DataError, ModelSpecError)
 
@@ -255,7 +231,7 @@ def test_direct_path_raises_as_formulaic(rhs, change, contrasts, data, monkeypat
 def test_other_parts_go_to_formulaic(rhs, data, monkeypatch) -> None:
     design = build_design(rhs, data)
     assert not isinstance(design._spec_source, fixed._DeferredSpec)
-    slow = _formulaic(rhs, data, monkeypatch)
+    slow = formulaic_design(rhs, data, monkeypatch)
     assert design.column_names == slow.column_names
     np.testing.assert_array_equal(design.matrix, slow.matrix)
 
@@ -292,7 +268,7 @@ def test_mixed_and_clashing_levels_as_formulaic(monkeypatch) -> None:
         }
     )
     for rhs in ["x * mixed", "0 + mixed:x", "clash + x", "clash:mixed"]:
-        _assert_same(build_design(rhs, data), _formulaic(rhs, data, monkeypatch))
+        assert_same_design(build_design(rhs, data), formulaic_design(rhs, data, monkeypatch))
 
 
 def test_pandas_default_string_columns(monkeypatch) -> None:
@@ -300,4 +276,4 @@ def test_pandas_default_string_columns(monkeypatch) -> None:
     data = pd.DataFrame({"x": np.arange(8.0), "w": list("mnmnmnnm"), "v": list("ababbbaa")})
     assert plain_column(data["w"]) == "factor"
     for rhs in ["x * w", "w:v", "0 + v + w"]:
-        _assert_same(build_design(rhs, data), _formulaic(rhs, data, monkeypatch))
+        assert_same_design(build_design(rhs, data), formulaic_design(rhs, data, monkeypatch))

@@ -16,7 +16,7 @@ import pytest
 from mixedmodels.design import fixed
 from mixedmodels.design.fixed import build_design
 from mixedmodels.design.simple import numeric_columns, simple_matrix, simple_terms
-from conftest import raised
+from conftest import assert_same_design, formulaic_design, raised
 from mixedmodels.errors import DataError, ModelSpecError
 
 
@@ -37,12 +37,6 @@ def data() -> pd.DataFrame:
         },
         index=np.arange(100, 100 + n),  # not positional
     )
-
-
-def _formulaic(rhs: str, data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, **kwargs):
-    with monkeypatch.context() as m:
-        m.setattr(fixed, "_simple_design", lambda *args: None)
-        return build_design(rhs, data, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -76,24 +70,14 @@ def test_simple_terms_reads_only_plain_sums(rhs: str, expected) -> None:
 def test_simple_path_equals_formulaic(rhs: str, data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     before = data.copy()
     fast = build_design(rhs, data)
-    slow = _formulaic(rhs, data, monkeypatch)
-    assert isinstance(fast._spec_source, fixed._DeferredSpec)
-    assert fast.column_names == slow.column_names
-    np.testing.assert_array_equal(fast.matrix, slow.matrix)
-    assert fast.matrix.dtype == np.float64 and fast.matrix.flags.c_contiguous
-    assert fast.offset is None and slow.offset is None
-    assert (fast._columns, fast._offset_columns, fast._variables) == (
-        slow._columns,
-        slow._offset_columns,
-        slow._variables,
-    )
-    assert fast._spec == slow._spec
+    slow = formulaic_design(rhs, data, monkeypatch)
+    assert_same_design(fast, slow)
     assert fast._spec is fast._spec  # made once
     pd.testing.assert_frame_equal(data, before)
 
 
 def test_simple_path_replays_like_formulaic(data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, slow = build_design("1 + x + k", data), _formulaic("1 + x + k", data, monkeypatch)
+    fast, slow = build_design("1 + x + k", data), formulaic_design("1 + x + k", data, monkeypatch)
     new = data.iloc[:5].copy()
     new.loc[new.index[2], "x"] = np.nan
     np.testing.assert_array_equal(fast.for_newdata(new), slow.for_newdata(new))
@@ -109,7 +93,7 @@ def test_other_columns_go_to_formulaic(rhs: str, data: pd.DataFrame, monkeypatch
     monkeypatch.setattr(fixed, "_product_design", lambda *args: None)  # factors: tests/design/test_products.py
     design = build_design(rhs, data)
     assert not isinstance(design._spec_source, fixed._DeferredSpec)
-    slow = _formulaic(rhs, data, monkeypatch)
+    slow = formulaic_design(rhs, data, monkeypatch)
     assert design.column_names == slow.column_names
     np.testing.assert_array_equal(design.matrix, slow.matrix)
 
@@ -128,7 +112,7 @@ def test_simple_path_raises_as_formulaic(rhs, change, contrasts, data, monkeypat
         data = data.copy()
         data.loc[data.index[3], "x"] = np.nan if change == "nan" else np.inf
     fast = raised(lambda: build_design(rhs, data, contrasts))
-    slow = raised(lambda: _formulaic(rhs, data, monkeypatch, contrasts=contrasts))
+    slow = raised(lambda: formulaic_design(rhs, data, monkeypatch, contrasts=contrasts))
     assert fast == slow
     assert fast[0] in (DataError, ModelSpecError)
 
