@@ -61,6 +61,7 @@ from .frame import (
     plain_message,
     required_variables,
 )
+from .calls import FUNCTION_ROOTS
 from .products import plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
@@ -476,23 +477,26 @@ def _product_design(
     terms = product_terms(rhs)
     if terms is None:
         return None
-    variables = frozenset(terms.names)
+    variables = frozenset(terms.variables)
     data = source.data if isinstance(source, ModelFrame) else source
+    if terms.calls and not FUNCTION_ROOTS.isdisjoint(data.columns):
+        return None  # a column named np, log, ...: formulaic's lookup would find it
     if not trusted:
         check_columns(data, sorted(variables))
-    columns = {name: get_column(source, name) for name in terms.names}
+    columns = {name: get_column(source, name) for name in terms.variables}
     if not all(plain_column(column) for column in columns.values()):
         return None
     if not trusted:
         _check_complete(data, variables)
     chosen = _chosen_contrasts(contrasts)
-    built = product_design(terms, columns, chosen, len(data))
+    built = product_design(terms, columns, chosen, len(data), _spellings(rhs) if terms.calls else None)
     if built is None:
         return None
-    _check_finite(built.matrix, built.column_names, None)
+    _check_finite(built.matrix, built.column_names, built.offset)
     deferred = _DeferredSpec(rhs, chosen, built.sample, built.nrows_sample)
-    every = tuple(range(len(built.column_names)))
-    return DesignMatrix(built.matrix, built.column_names, None, deferred, every, (), variables)
+    return DesignMatrix(
+        built.matrix, built.column_names, built.offset, deferred, built.columns, built.offset_columns, variables
+    )
 
 
 class _DeferredSpec:
