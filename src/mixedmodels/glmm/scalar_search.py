@@ -1,0 +1,173 @@
+"""Stage 1's search over one scalar theta: a safeguarded secant method on the derivative in ``log theta``.
+
+The ``nAGQ = 0`` criterion ``f(t)`` of a GLMM with one scalar random-effects
+term is even in its scaled theta ``t``, so its minimum over ``t >= 0`` is a
+root of ``h(s) = df/ds = t f'(t)`` in ``s = log t``.  ``f`` is far from
+quadratic in ``t`` (concave above the optimum on Owls: BFGS's fixed first
+step and secant step overshoot to ``t = -0.93``, then backtrack: 10
+evaluations), while ``h`` is close to linear in ``s`` (cbpp: the secant of the
+first two points lands within 0.01 of the optimum).  So:
+
+* from ``t0``, a first step of ``+-0.5`` in ``s`` (a factor 1.65, against the
+  sign of ``h``);
+* secant steps on ``h`` from the last two points, each at most 2 in ``s``
+  (a factor 7.4), until ``h`` changes sign; then the bracket keeps them in
+  (a secant step falling outside it is replaced by its midpoint);
+* a step to a point where ``f`` is not finite (PIRLS failed) is halved;
+* it stops when the decrease the secant model predicts, ``h^2 / (2 h')``,
+  is below ``ftol_abs / 100`` (BFGS's rule, :func:`~mixedmodels.optim.minimize_quasi_newton`),
+  or when a step gains less than that and the prediction is below ``ftol_abs``.
+
+Where this does not apply -- a start at 0, a minimum at ``t = 0`` (``h > 0``
+down to ``t0 * 1e-4``), a gradient that is not finite, a search that runs out
+of steps -- BFGS runs from ``t0`` instead, as before, and the evaluations add up.
+Each evaluation is one PIRLS run and one profiled gradient (the gradient is
+asked for at every point evaluated, as BFGS asks for it at every point it
+accepts).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import nlopt
+
+from ..optim import OptimizerSettings, OptInfo, minimize_quasi_newton
+
+__all__ = ["minimize_even_scalar", "SECANT"]
+
+SECANT = "secant on d f / d log theta (analytic gradient)"
+_FIRST_STEP = 0.5  # in log t
+_LONGEST_STEP = 2.0  # in log t, before the root is bracketed
+_SMALLEST = 1e-4  # relative to t0: below this the minimum is taken to be at 0 (BFGS decides)
+_SPARE = 4  # evaluations left to BFGS's fallback within maxeval
+
+
+@dataclass
+class _Point:
+    s: float
+    f: float
+    h: float
+
+
+class _NoSearch(Exception):
+    """The secant search does not apply here: BFGS from the start instead."""
+
+
+def minimize_even_scalar(
+    func: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    settings: OptimizerSettings,
+) -> OptInfo:
+    """Minimize an even function of one variable (``func(x) == func(-x)``) from ``x0`` (size 1).
+
+    See the module docstring; ``grad`` is called at each point ``func`` was just called at.
+    Returns the :class:`~mixedmodels.optim.OptInfo` of the search (optimizer :data:`SECANT`),
+    or of BFGS where the search does not apply (its evaluations including the search's).
+    """
+    start = time.perf_counter()
+    search = _Search(func, grad, settings)
+    try:
+        if x0.size != 1 or not np.isfinite(x0[0]) or x0[0] == 0:
+            raise _NoSearch
+        best, code = search.run(math.log(abs(float(x0[0]))))
+    except _NoSearch:
+        info = minimize_quasi_newton(func, grad, x0, settings)
+        return replace(info, feval=info.feval + search.feval, geval=info.geval + search.geval)
+    return OptInfo(
+        optimizer=SECANT,
+        initial=np.asarray(x0, dtype=float).copy(),
+        final=np.array([math.exp(best.s)]),
+        fmin=best.f,
+        feval=search.feval,
+        seconds=time.perf_counter() - start,
+        return_code=code,
+        message="secant search converged" if code > 0 else "secant search stopped at maxeval",
+        settings=settings,
+        geval=search.geval,
+    )
+
+
+class _Search:
+    """The state of one search: the points evaluated, in order, and the counts."""
+
+    def __init__(self, func, grad, settings: OptimizerSettings):
+        self.func, self.grad, self.settings = func, grad, settings
+        self.tol = settings.ftol_abs / 100.0
+        self.points: list[_Point] = []
+        self.feval = self.geval = 0
+
+    def evaluate(self, s: float) -> _Point | None:
+        """``f`` and ``h`` at ``log t = s``, or None where ``f`` is not finite."""
+        x = np.array([math.exp(s)])
+        self.feval += 1
+        f = float(self.func(x))
+        if not np.isfinite(f):
+            return None
+        self.geval += 1
+        g = float(np.asarray(self.grad(x), dtype=float)[0])
+        if not np.isfinite(g):
+            raise _NoSearch
+        point = _Point(s, f, x[0] * g)
+        self.points.append(point)
+        return point
+
+    def run(self, s0: float) -> tuple[_Point, int]:
+        """The best point and an NLopt-style code."""
+        first = self.evaluate(s0)
+        if first is None:
+            raise _NoSearch
+        self.floor = s0 + math.log(_SMALLEST)
+        target = s0 - math.copysign(_FIRST_STEP, first.h)
+        last = first
+        while True:
+            point = self.step_to(last, target)
+            gain = last.f - point.f
+            slope = (point.h - last.h) / (point.s - last.s)
+            predicted = point.h * point.h / (2.0 * slope) if slope > 0 else math.inf
+            best = min(self.points, key=lambda p: p.f)
+            if predicted < self.tol or (0 <= gain < self.tol and predicted < self.settings.ftol_abs):
+                return best, nlopt.SUCCESS
+            if self.feval >= self.settings.maxeval:
+                return best, nlopt.MAXEVAL_REACHED
+            if self.feval >= self.settings.maxeval - _SPARE:
+                raise _NoSearch
+            target = self.next_target(last, point, slope)
+            last = point
+
+    def step_to(self, last: _Point, target: float) -> _Point:
+        """The point at ``target``, halving the step from ``last`` while ``f`` is not finite there."""
+        for _ in range(30):
+            if target < self.floor:
+                raise _NoSearch  # the minimum at (or near) 0: BFGS's
+            point = self.evaluate(target)
+            if point is not None:
+                return point
+            target = (last.s + target) / 2.0
+        raise _NoSearch
+
+    def next_target(self, last: _Point, point: _Point, slope: float) -> float:
+        """The secant root of ``h`` from the last two points, safeguarded by the bracket (if any)."""
+        below = [p.s for p in self.points if p.h < 0]
+        above = [p.s for p in self.points if p.h > 0]
+        if point.h == 0:
+            return point.s
+        if below and above:
+            low, high = max(below), min(above)
+            if low > high:  # several roots: bracket around the last point
+                low, high = sorted((point.s, last.s if last.h * point.h < 0 else point.s))
+                if low == high:
+                    raise _NoSearch
+            target = point.s - point.h / slope if slope > 0 else math.nan
+            return target if low < target < high else (low + high) / 2.0
+        direction = -math.copysign(1.0, point.h)
+        if slope > 0:
+            step = min(abs(point.h / slope), _LONGEST_STEP)
+        else:
+            step = min(2.0 * abs(point.s - last.s), _LONGEST_STEP)
+        return point.s + direction * step
