@@ -8,14 +8,18 @@ step and secant step overshoot to ``t = -0.93``, then backtrack: 10
 evaluations), while ``h`` is close to linear in ``s`` (cbpp: the secant of the
 first two points lands within 0.01 of the optimum).  So:
 
-* from ``t0``, a first step of ``+-0.5`` in ``s`` (a factor 1.65, against the
-  sign of ``h``);
+* from ``t0`` a first step against the sign of ``h``: 0.5 in ``s`` towards 0
+  (a factor 0.61), BFGS's first step (``settings.initial_step`` in ``t``) away from it;
 * secant steps on ``h`` from the last two points, each at most 2 in ``s``
-  (a factor 7.4), until ``h`` changes sign; then the bracket keeps them in
+  (a factor 7.4), until ``h`` changes sign; towards 0 by that longest step
+  where ``h`` shrinks like ``t^p`` with ``p >= 1.5`` and the secant of
+  ``f'`` in ``t`` has its root below ``t / 4`` (towards a minimum at or near
+  0, ``f' ~ t`` and ``h ~ t^2``: secant steps in ``s`` would shrink
+  geometrically and never get there); then the bracket keeps them in
   (a secant step falling outside it is replaced by its midpoint);
 * a step to a point where ``f`` is not finite (PIRLS failed) is halved;
-* it stops when the decrease the secant model predicts, ``h^2 / (2 h')``,
-  is below ``ftol_abs / 100`` (BFGS's rule, :func:`~mixedmodels.optim.minimize_quasi_newton`),
+* it stops when the decrease the secant model predicts, ``h^2 / (2 h')``
+  (or ``f'^2 / (2 f'')`` in ``t``, the larger), is below ``ftol_abs / 100`` (BFGS's rule, :func:`~mixedmodels.optim.minimize_quasi_newton`),
   or when a step gains less than that and the prediction is below ``ftol_abs``.
 
 Where this does not apply -- a start at 0, a minimum at ``t = 0`` (``h > 0``
@@ -41,8 +45,10 @@ from ..optim import OptimizerSettings, OptInfo, minimize_quasi_newton
 __all__ = ["minimize_even_scalar", "SECANT"]
 
 SECANT = "secant on d f / d log theta (analytic gradient)"
-_FIRST_STEP = 0.5  # in log t
+_FIRST_STEP = 0.5  # in log t, towards 0
 _LONGEST_STEP = 2.0  # in log t, before the root is bracketed
+_SHRINKING = 1.5  # h ~ t^p with p at least this, moving towards 0, ...
+_NEAR_ZERO = 0.25  # ... and the secant of f' in t with its root below this fraction of t: a minimum near 0
 _SMALLEST = 1e-4  # relative to t0: below this the minimum is taken to be at 0 (BFGS decides)
 _SPARE = 4  # evaluations left to BFGS's fallback within maxeval
 
@@ -123,13 +129,15 @@ class _Search:
         if first is None:
             raise _NoSearch
         self.floor = s0 + math.log(_SMALLEST)
-        target = s0 - math.copysign(_FIRST_STEP, first.h)
+        # towards 0 a factor 0.61; away from it BFGS's first step (a step up by a factor changes the
+        # modes' scale as much: on grouseticks' sqrt link, 1 -> 1.65 let PIRLS find other modes)
+        target = s0 - _FIRST_STEP if first.h > 0 else math.log(math.exp(s0) + self.settings.initial_step)
         last = first
         while True:
             point = self.step_to(last, target)
             gain = last.f - point.f
             slope = (point.h - last.h) / (point.s - last.s)
-            predicted = point.h * point.h / (2.0 * slope) if slope > 0 else math.inf
+            predicted = _predicted_decrease(last, point, slope)
             best = min(self.points, key=lambda p: p.f)
             if predicted < self.tol or (0 <= gain < self.tol and predicted < self.settings.ftol_abs):
                 return best, nlopt.SUCCESS
@@ -166,8 +174,40 @@ class _Search:
             target = point.s - point.h / slope if slope > 0 else math.nan
             return target if low < target < high else (low + high) / 2.0
         direction = -math.copysign(1.0, point.h)
-        if slope > 0:
+        if (
+            direction < 0
+            and _power(last, point) >= _SHRINKING
+            and _root_in_t(last, point) <= _NEAR_ZERO * math.exp(point.s)
+        ):
+            step = _LONGEST_STEP  # h shrinking like t^2 and f' like t: a minimum at (or near) 0
+        elif slope > 0:
             step = min(abs(point.h / slope), _LONGEST_STEP)
         else:
             step = min(2.0 * abs(point.s - last.s), _LONGEST_STEP)
         return point.s + direction * step
+
+
+def _predicted_decrease(a: _Point, b: _Point, slope: float) -> float:
+    """The decrease of ``f`` to the secant's root, the larger of the models in ``s`` and in ``t`` (inf
+    where neither has positive curvature): in ``s`` alone it vanishes near ``t = 0`` with ``h``."""
+    ta, tb = math.exp(a.s), math.exp(b.s)
+    slope_t = (b.h / tb - a.h / ta) / (tb - ta)
+    in_s = b.h * b.h / (2.0 * slope) if slope > 0 else -math.inf
+    in_t = (b.h / tb) ** 2 / (2.0 * slope_t) if slope_t > 0 else -math.inf
+    decrease = max(in_s, in_t)
+    return decrease if decrease > -math.inf else math.inf
+
+
+def _power(a: _Point, b: _Point) -> float:
+    """``p`` of ``h ~ t^p`` through two points with ``h > 0`` (0 otherwise)."""
+    if a.h <= 0 or b.h <= 0 or a.s == b.s:
+        return 0.0
+    return math.log(b.h / a.h) / (b.s - a.s)
+
+
+def _root_in_t(a: _Point, b: _Point) -> float:
+    """The root of the secant of ``f'(t)`` through two points (inf where its slope is not positive)."""
+    ta, tb = math.exp(a.s), math.exp(b.s)
+    ga, gb = a.h / ta, b.h / tb
+    slope = (gb - ga) / (tb - ta)
+    return tb - gb / slope if slope > 0 else math.inf
