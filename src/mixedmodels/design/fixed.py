@@ -478,18 +478,19 @@ def _product_design(
     if terms is None:
         return None
     variables = frozenset(terms.variables)
-    data = source.data if isinstance(source, ModelFrame) else source
-    if terms.calls and not FUNCTION_ROOTS.isdisjoint(data.columns):
+    framed = isinstance(source, ModelFrame)  # its DataFrame is made on first use: not here
+    names, nrows = (source.names, source.nrows) if framed else (source.columns, len(source))
+    if terms.calls and not FUNCTION_ROOTS.isdisjoint(names):
         return None  # a column named np, log, ...: formulaic's lookup would find it
     if not trusted:
-        check_columns(data, sorted(variables))
+        check_columns(source, sorted(variables))
     columns = {name: get_column(source, name) for name in terms.variables}
     if not all(plain_column(column) for column in columns.values()):
         return None
     if not trusted:
-        _check_complete(data, variables)
+        _check_complete(source, variables)
     chosen = _chosen_contrasts(contrasts)
-    built = product_design(terms, columns, chosen, len(data), _spellings(rhs) if terms.calls else None)
+    built = product_design(terms, columns, chosen, nrows, _spellings(rhs) if terms.calls else None)
     if built is None:
         return None
     _check_finite(built.matrix, built.column_names, built.offset)
