@@ -55,6 +55,7 @@ CALLS = [
     "0 + f + offset(np.log(k))",
     "np.log10(pos) + np.log2(k) + np.log1p(pos) + np.expm1(x) + np.abs(x) + np.tan(x)",
     "x:np.sin(pos) + np.cos(x):f",
+    "1 + offset(log(pos))",  # an intercept and an offset only
 ]
 
 
