@@ -117,3 +117,14 @@ def test_stage_one_reaches_bfgs_minimum_in_fewer_evaluations(case) -> None:
     # both stop at a predicted decrease below 1e-5: the values agree to about that, the thetas to its root
     assert secant.fmin <= bfgs.fmin + 1e-4
     assert abs(secant.final[0] - abs(bfgs.final[0])) < 1e-2
+
+
+def test_a_stationary_point_stops_the_search() -> None:
+    """f' = 0 exactly at a trial point: it stops there (no secant through one point twice)."""
+    info = minimize_even_scalar(
+        lambda x: float(x[0] ** 2),
+        lambda x: np.array([2.0 * x[0] if x[0] > 0.9 else 0.0]),
+        np.array([1.0]),
+        SETTINGS,
+    )
+    assert info.optimizer == SECANT and info.feval == 2 and info.final[0] == pytest.approx(math.exp(-0.5))

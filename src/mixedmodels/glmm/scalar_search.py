@@ -135,10 +135,12 @@ class _Search:
         last = first
         while True:
             point = self.step_to(last, target)
+            best = min(self.points, key=lambda p: p.f)
+            if point.h == 0 or point.s == last.s:  # a stationary point, or no step left
+                return best, nlopt.SUCCESS
             gain = last.f - point.f
             slope = (point.h - last.h) / (point.s - last.s)
             predicted = _predicted_decrease(last, point, slope)
-            best = min(self.points, key=lambda p: p.f)
             if predicted < self.tol or (0 <= gain < self.tol and predicted < self.settings.ftol_abs):
                 return best, nlopt.SUCCESS
             if self.feval >= self.settings.maxeval:
@@ -163,8 +165,6 @@ class _Search:
         """The secant root of ``h`` from the last two points, safeguarded by the bracket (if any)."""
         below = [p.s for p in self.points if p.h < 0]
         above = [p.s for p in self.points if p.h > 0]
-        if point.h == 0:
-            return point.s
         if below and above:
             low, high = max(below), min(above)
             if low > high:  # several roots: bracket around the last point
