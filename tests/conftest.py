@@ -56,7 +56,10 @@ def assert_same_design(fast, slow) -> None:
     assert fast.column_names == slow.column_names
     np.testing.assert_array_equal(fast.matrix, slow.matrix)
     assert fast.matrix.dtype == np.float64 and fast.matrix.flags.c_contiguous
-    assert fast.offset is None and slow.offset is None
+    if slow.offset is None:
+        assert fast.offset is None
+    else:
+        np.testing.assert_array_equal(fast.offset, slow.offset)
     assert (fast._columns, fast._offset_columns, fast._variables) == (
         slow._columns,
         slow._offset_columns,

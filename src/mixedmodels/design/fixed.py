@@ -61,6 +61,7 @@ from .frame import (
     plain_message,
     required_variables,
 )
+from .calls import FUNCTION_ROOTS
 from .products import plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
@@ -476,23 +477,27 @@ def _product_design(
     terms = product_terms(rhs)
     if terms is None:
         return None
-    variables = frozenset(terms.names)
-    data = source.data if isinstance(source, ModelFrame) else source
+    variables = frozenset(terms.variables)
+    framed = isinstance(source, ModelFrame)  # its DataFrame is made on first use: not here
+    names, nrows = (source.names, source.nrows) if framed else (source.columns, len(source))
+    if terms.calls and not FUNCTION_ROOTS.isdisjoint(names):
+        return None  # a column named np, log, ...: formulaic's lookup would find it
     if not trusted:
-        check_columns(data, sorted(variables))
-    columns = {name: get_column(source, name) for name in terms.names}
+        check_columns(source, sorted(variables))
+    columns = {name: get_column(source, name) for name in terms.variables}
     if not all(plain_column(column) for column in columns.values()):
         return None
     if not trusted:
-        _check_complete(data, variables)
+        _check_complete(source, variables)
     chosen = _chosen_contrasts(contrasts)
-    built = product_design(terms, columns, chosen, len(data))
+    built = product_design(terms, columns, chosen, nrows, _spellings(rhs) if terms.calls else None)
     if built is None:
         return None
-    _check_finite(built.matrix, built.column_names, None)
+    _check_finite(built.matrix, built.column_names, built.offset)
     deferred = _DeferredSpec(rhs, chosen, built.sample, built.nrows_sample)
-    every = tuple(range(len(built.column_names)))
-    return DesignMatrix(built.matrix, built.column_names, None, deferred, every, (), variables)
+    return DesignMatrix(
+        built.matrix, built.column_names, built.offset, deferred, built.columns, built.offset_columns, variables
+    )
 
 
 class _DeferredSpec:

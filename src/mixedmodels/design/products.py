@@ -22,7 +22,12 @@ builds it directly, with the same pieces the formulaic path uses:
 * interaction columns in formulaic's order (the first factor varying fastest)
   and names (``Time:Diet2``), products taken in the same order.
 
-Anything else (calls, offsets, backticks, other column types, a factor with
+Simple numeric calls of numeric columns (``np.sin(2 * np.pi * Time)``,
+``I(x**2)``, ``log(n)``; :mod:`.calls`) are numeric columns too, and
+``offset(...)`` terms of them give the offset; they are evaluated by NumPy in
+formulaic's order of operations (the same values), and named as written.
+
+Anything else (other calls, backticks, other column types, a factor with
 fewer than two levels) is left to formulaic, which decides and words its errors.
 The fixed path (:mod:`.fixed`) compares nothing at run time: the tests build
 every design both ways.
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .calls import NumericCall, numeric_call
 from .contrasts import CONTRASTS, as_labelled, default_contrast
 from .frame import formula_code
 from .transforms import RESERVED
@@ -63,11 +69,19 @@ class ProductTerms:
 
     intercept: bool
     terms: tuple[tuple[str, ...], ...]
+    calls: tuple[NumericCall, ...] = ()
+    offsets: frozenset[int] = frozenset()
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The distinct column names, in order of first use."""
+        """The distinct factors (column names and calls' code), in order of first use."""
         return tuple(dict.fromkeys(name for term in self.terms for name in term))
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The data columns used (those the calls read included), in order of first use."""
+        calls = {call.expr: call.variables for call in self.calls}
+        return tuple(dict.fromkeys(v for name in self.names for v in calls.get(name, (name,))))
 
 
 @functools.lru_cache(maxsize=512)
@@ -89,16 +103,26 @@ def product_terms(rhs: str) -> ProductTerms | None:
         return None
     if code != rhs or aliases or formula is None:
         return None
-    intercept, terms = False, []
+    intercept, terms, calls, offsets = False, [], {}, set()
     for term in formula:
         methods = {factor.eval_method.value for factor in term.factors}
         if methods == {"literal"} and str(term) == "1" and not terms:
             intercept = True
-        elif methods == {"lookup"} and all(_plain_name(f.expr) for f in term.factors):
-            terms.append(tuple(factor.expr for factor in term.factors))
-        else:
-            return None
-    return ProductTerms(intercept, tuple(terms)) if terms else None
+            continue
+        for factor in term.factors:
+            call = numeric_call(factor.expr) if factor.eval_method.value == "python" else None
+            if call is not None:
+                calls[factor.expr] = call
+            elif factor.eval_method.value != "lookup" or not _plain_name(factor.expr):
+                return None
+        if any(calls[f.expr].offset for f in term.factors if f.expr in calls):
+            if len(term.factors) > 1:
+                return None  # an offset in a product: formulaic decides
+            offsets.add(len(terms))
+        terms.append(tuple(factor.expr for factor in term.factors))
+    if len(offsets) == len(terms) and not intercept:
+        return None
+    return ProductTerms(intercept, tuple(terms), tuple(calls.values()), frozenset(offsets)) if terms else None
 
 
 def _parse(code: str):
@@ -139,6 +163,11 @@ class ProductDesign:
         ``(n, p)`` float64, C-contiguous.
     column_names : tuple of str
         formulaic's (and R's) names: ``(Intercept)``, ``age``, ``SexFemale``, ``Time:Diet2``.
+    offset : numpy.ndarray or None
+        The sum of the ``offset(...)`` terms, or None without one.
+    columns, offset_columns : tuple of int
+        The positions of the matrix's and the offsets' columns among all of
+        formulaic's columns (its matrix has the offsets among the others, in term order).
     sample : dict
         A few rows of every column (factors as their labelled Categoricals)
         holding every level of every factor: formulaic's spec fitted on them
@@ -149,6 +178,9 @@ class ProductDesign:
 
     matrix: np.ndarray
     column_names: tuple[str, ...]
+    offset: np.ndarray | None
+    columns: tuple[int, ...]
+    offset_columns: tuple[int, ...]
     sample: dict[str, np.ndarray | pd.Categorical]
     nrows_sample: int
 
@@ -170,32 +202,73 @@ class _Factor:
 
 
 def product_design(
-    terms: ProductTerms, columns: Mapping[str, pd.Series], chosen: Mapping[str, str], nrows: int
+    terms: ProductTerms,
+    columns: Mapping[str, pd.Series],
+    chosen: Mapping[str, str],
+    nrows: int,
+    spellings: Mapping[str, str] | None = None,
 ) -> ProductDesign | None:
     """The model matrix of ``terms`` on complete ``columns``, or None when formulaic must build it.
 
-    ``columns`` maps each name to a column that :func:`plain_column` accepts;
+    ``columns`` maps each variable to a column that :func:`plain_column` accepts;
     ``chosen`` are the canonical contrasts by name (the others take
-    :func:`~.contrasts.default_contrast`).  None when a factor has fewer than
-    two levels (formulaic raises the error).
+    :func:`~.contrasts.default_contrast`); ``spellings`` name calls as written
+    (by their code).  None when a factor has fewer than two levels (formulaic
+    raises the error) or a call reads a factor.
     """
-    numbers: dict[str, np.ndarray] = {}
+    numbers = _numbers(terms, columns)
+    if numbers is None:
+        return None
     factors: dict[str, _Factor] = {}
     for name in terms.names:
-        column = columns[name]
-        if plain_column(column) == "numeric":
-            numbers[name] = column.to_numpy(dtype=np.float64)
-            continue
-        factor = _factor(column, chosen.get(name))
-        if factor is None:
-            return None
-        factors[name] = factor
-    blocks = [_term_block(term, coding, numbers, factors) for term, coding in _codings(terms, factors)]
-    matrix, names = _assemble(terms.intercept, blocks, nrows)
+        if name not in numbers:
+            factor = _factor(columns[name], chosen.get(name))
+            if factor is None:
+                return None
+            factors[name] = factor
+    blocks = [_term_block(term, coding, numbers, factors, spellings or {}) for term, coding in _codings(terms, factors)]
+    design = [block for i, block in enumerate(blocks) if i not in terms.offsets]
+    matrix, names = _assemble(terms.intercept, design, nrows)
+    offset = _offset([block for i, block in enumerate(blocks) if i in terms.offsets])
+    every, offset_columns = _positions(terms, blocks)
     rows = _sample_rows(factors.values(), nrows)
-    sample: dict[str, np.ndarray | pd.Categorical] = {name: columns[name].to_numpy()[rows].copy() for name in numbers}
-    sample.update({name: factor.rows(rows) for name, factor in factors.items()})
-    return ProductDesign(matrix, names, sample, len(rows))
+    sample: dict[str, np.ndarray | pd.Categorical] = {}
+    for name in terms.variables:
+        values = factors[name].rows(rows) if name in factors else columns[name].to_numpy()[rows].copy()
+        sample[name] = values
+    for call in terms.calls:  # formulaic reads the columns of calls as float64 (formula_data)
+        sample.update({v: columns[v].to_numpy(dtype=np.float64)[rows] for v in call.variables})
+    return ProductDesign(matrix, names, offset, every, offset_columns, sample, len(rows))
+
+
+def _numbers(terms: ProductTerms, columns: Mapping[str, pd.Series]) -> dict[str, np.ndarray] | None:
+    """The numeric columns by name and the calls' values by code; None when a call reads a factor."""
+    numbers = {
+        name: columns[name].to_numpy(dtype=np.float64)
+        for name in terms.variables
+        if plain_column(columns[name]) == "numeric"
+    }
+    for call in terms.calls:
+        if not all(v in numbers for v in call.variables):
+            return None
+        numbers[call.expr] = call.evaluate(numbers)
+    return numbers
+
+
+def _offset(blocks: Sequence[tuple[list[str], list[np.ndarray]]]) -> np.ndarray | None:
+    """The sum of the offset terms' columns (as the formulaic path sums them), or None."""
+    if not blocks:
+        return None
+    return np.column_stack([column for _, block_columns in blocks for column in block_columns]).sum(axis=1)
+
+
+def _positions(terms: ProductTerms, blocks) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The design's and the offsets' column positions in formulaic's matrix (offsets in their term's place)."""
+    design, offsets, j = list(range(int(terms.intercept))), [], int(terms.intercept)
+    for i, (names, _) in enumerate(blocks):
+        (offsets if i in terms.offsets else design).extend(range(j, j + len(names)))
+        j += len(names)
+    return tuple(design), tuple(offsets)
 
 
 def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
@@ -239,13 +312,17 @@ def _codings(terms: ProductTerms, factors: Mapping[str, _Factor]):
 
 
 def _term_block(
-    term: tuple[str, ...], coding: Mapping[str, bool], numbers: Mapping[str, np.ndarray], factors: Mapping[str, _Factor]
+    term: tuple[str, ...],
+    coding: Mapping[str, bool],
+    numbers: Mapping[str, np.ndarray],
+    factors: Mapping[str, _Factor],
+    spellings: Mapping[str, str],
 ) -> tuple[list[str], list[np.ndarray]]:
     """A term's column names and columns: the row-wise product of its factors, the first varying fastest."""
     parts = []
     for name in term:
         if name in numbers:
-            parts.append([(name, numbers[name])])
+            parts.append([(spellings.get(name, name), numbers[name])])
             continue
         factor = factors[name]
         labels, matrix = _coding(factor.contrast, factor.levels, coding[name])

@@ -36,6 +36,7 @@ from ..linalg.laplace_gradient_links import LinkLaplaceGradient
 from ..linalg.pirls_scalar import SparseScalarSystem
 from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
 from .results import GlmerResults
+from .scalar_search import minimize_even_scalar
 
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
@@ -263,7 +264,9 @@ class _ProfiledCriterion:
         return g
 
     def minimize(self, theta0: np.ndarray, settings: OptimizerSettings) -> tuple[OptInfo, "PirlsResult"]:
-        info = minimize_quasi_newton(self.value, self.grad, to_scaled(self.model, theta0), settings)
+        x0 = to_scaled(self.model, theta0)
+        search = minimize_even_scalar if x0.size == 1 else minimize_quasi_newton  # one theta: a 1-D search
+        info = search(self.value, self.grad, x0, settings)
         signs = np.where(info.final < 0, -1.0, 1.0)
         x = np.abs(info.final)
         if self.last is not None and np.array_equal(self.last[0], x):
