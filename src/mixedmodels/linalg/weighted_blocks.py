@@ -16,7 +16,8 @@ symmetric lag term of pairs of rows ``(a_p, b_p)``,
 formed from the sums and differences of the paired rows (``G(N) = N'N``).
 That needs the two rows of a pair to share each term's level, which the
 residual structure checks (its groups are nested in the grouping factors).
-When ``[Z X y]`` is small enough to hold densely (``_DENSE_ENTRIES``), every
+When ``[Z X y]`` is small enough to hold densely and to multiply
+(``_DENSE_ENTRIES``, ``_DENSE_FLOPS``), every
 piece is instead ``M_a' M_b (+ M_b' M_a)`` of the dense matrix, which
 avoids the sparse builder's overhead on small data.
 
@@ -37,8 +38,13 @@ from .dense_system import dense_crossproducts
 
 __all__ = ["WeightedBlocks"]
 
-# Below this many entries of [Z X y] the pieces come from the dense matrix.
+# Below this many entries of [Z X y] the pieces come from the dense matrix,
 _DENSE_ENTRIES = 4_000_000
+# and only while n (q + p + 1)^2, the dense products' flops per piece, stays below this: with one term
+# of 10 rows per level the columns grow with the rows and the dense products as n^3 (1,000 rows x 103
+# columns: 15-70 ms for three pieces at load 2.4, against 7-8 ms for the blocked builder; the reference
+# fits' 100-400 rows x 15-39 columns, 0.1-0.3M, stay dense, where it saves the builder's overhead).
+_DENSE_FLOPS = 2_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +144,7 @@ def _dense_model_matrix(refs, zs, nlevels, xy, layouts) -> np.ndarray | None:
     n = xy.shape[0]
     sizes = [lay.size for lay in layouts]
     total = sum(sizes) + xy.shape[1]
-    if n * total > _DENSE_ENTRIES or (total - sizes[0]) * sizes[0] > _DENSE_LIMIT:
+    if n * total > _DENSE_ENTRIES or n * total * total > _DENSE_FLOPS or (total - sizes[0]) * sizes[0] > _DENSE_LIMIT:
         return None
     out = np.zeros((n, total))
     start, rows = 0, np.arange(n)
