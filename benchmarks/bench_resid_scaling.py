@@ -115,6 +115,7 @@ def time_r(files: list[tuple[Path, str]], repeats: int) -> dict[str, dict]:
     for line in done.stdout.splitlines():
         if line.startswith("@@BENCH "):
             item = json.loads(line[len("@@BENCH ") :])
+            item["seconds"] = [float(v) for v in np.atleast_1d(item["seconds"])]  # one fit: jsonlite unboxes it
             out[item["file"]] = item
     return out
 
