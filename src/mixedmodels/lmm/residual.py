@@ -149,6 +149,7 @@ class DenseResidualObjective:
         self._rho_lower = np.concatenate([np.zeros(nd), -np.ones(self.structure.nparams - nd)])
         self._rho_upper = np.concatenate([np.full(nd, np.inf), np.ones(self.structure.nparams - nd)])
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
+        self._best: tuple[np.ndarray, DenseFactor, np.ndarray, float] | None = None
 
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
@@ -167,18 +168,41 @@ class DenseResidualObjective:
 
     def value(self, y: np.ndarray) -> float:
         y = np.asarray(y, dtype=float)
+        known = self.known_value(y)
+        if known is not None:
+            return known
         factor, rho = self._factor(y)
         self._last = (y.copy(), factor, rho)
         if factor is None:
             return np.inf
-        return self.model.objective_from(factor, residual_logdet=self.structure.logdet(rho))
+        value = self.model.objective_from(factor, residual_logdet=self.structure.logdet(rho))
+        if self._best is None or value < self._best[3]:
+            self._best = (self._last[0], factor, rho, value)
+        return value
+
+    def known_value(self, y: np.ndarray) -> float | None:
+        """The value at ``y`` when it is the lowest one so far (kept with its factor: the start's chosen
+        candidate, where Newton starts, after the other candidates were evaluated), else None."""
+        best = self._best
+        return best[3] if best is not None and np.array_equal(best[0], y) else None
+
+    def kept_factor(self, y: np.ndarray) -> DenseFactor | None:
+        """The factor at ``y`` if the last or the lowest value was there (no new factorization), else None."""
+        for kept in (self._last, self._best):
+            if kept is not None and np.array_equal(kept[0], y):
+                return kept[1]
+        return None
+
+    def _factor_at(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
+        """The factor at ``y``: the last value's or the lowest value's when they were at ``y``, else a new one."""
+        for kept in (self._last, self._best):
+            if kept is not None and np.array_equal(kept[0], y):
+                return kept[1], kept[2]
+        return self._factor(y)  # not kept: gradient() and derivatives() at a point value() was not called at
 
     def gradient(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=float)
-        if self._last is not None and np.array_equal(self._last[0], y):
-            factor, rho = self._last[1], self._last[2]
-        else:
-            factor, rho = self._factor(y)
+        factor, rho = self._factor_at(y)
         if factor is None:
             return np.full(y.size, np.nan)
         model = self.model
@@ -202,10 +226,7 @@ class DenseResidualObjective:
         :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_derivatives`).
         """
         y = np.asarray(y, dtype=float)
-        if self._last is not None and np.array_equal(self._last[0], y):
-            factor, rho = self._last[1], self._last[2]
-        else:
-            factor, rho = self._factor(y)
+        factor, rho = self._factor_at(y)
         k = y.size
         if factor is None or not factor.ok:
             return np.full(k, np.nan), np.full((k, k), np.nan)
@@ -410,15 +431,15 @@ def optimize_with_residual(
     bounded = None if np.all(np.isinf(upper)) else upper
     with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
         if method == "newton":
-            info = derivative_fit(dense, x0, None, model.layouts, (lower, bounded), settings, newton=True)
+            f0 = dense.known_value(x0)  # the start's chosen candidate: not evaluated again
+            info = derivative_fit(dense, x0, f0, model.layouts, (lower, bounded), settings, newton=True)
         elif method == "bfgs":
             info = _bfgs_fit(dense, model.layouts, x0, (lower, upper), settings)
         else:
             info = minimize_bounded(objective, x0, lower, bounded, settings=settings)
         if info.optimizer_converged and model.nobs <= MAX_NOBS_FOR_CHECKS:
             info = _checked(info, objective, dense, method, (lower, bounded))
-    last = dense._last if dense is not None else None
-    factor = last[1] if last is not None and last[1] is not None and np.array_equal(last[0], info.final) else None
+    factor = dense.kept_factor(info.final) if dense is not None else None
     theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
     return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho, factor
 
