@@ -428,15 +428,15 @@ def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
     stacked = dense.pieces.reshape(-1, size, size)
     inverse = lapack.dtrtri(factor.lower, lower=1)[0]
     nlead, dof = (size - 1, model.n_likelihood - system.nfixef) if reml else (system.nre, model.n_likelihood)
-    pairs = kernels.position_pairs(stacked, system.rows)
-    args = (inverse, factor.a, factor.lam, stacked, system.rows, system.cols, system.index, system.ntheta)
-    found = [kernels.piece_derivatives(*args, nlead, float(dof), pairs)]
+    positions = (system.rows, system.cols, system.index, kernels.position_pairs(stacked, system.rows))
+    args = (inverse, factor.a, factor.lam, stacked, positions, (system.ntheta, system.nre, nlead), float(dof))
+    found = [kernels.piece_derivatives(*args)]
     if importlib.util.find_spec("numba") is not None and os.environ.get("MIXEDMODELS_NO_NUMBA", "") in ("", "0"):
         import numba  # noqa: F401  (the kernels are used once numba is loaded)
 
         compiled = kernels.compiled_piece_derivatives()
         assert compiled is not None
-        found.append(kernels.piece_derivatives(*args, nlead, float(dof), pairs, compiled))
+        found.append(kernels.piece_derivatives(*args, compiled))
     for gradient, hessian in found:
         scale = np.abs(expected[1]).max()
         np.testing.assert_allclose(gradient, expected[0], rtol=0, atol=1e-11 * np.abs(expected[0]).max())

@@ -289,8 +289,8 @@ def _piece_derivatives(
     kernels = compiled_piece_derivatives()
     if kernels is not None:  # two compiled calls instead of ~45 numpy calls on 15-39-row matrices
         stacked = pieces.reshape(npieces, size, size)
-        pairs = _compiled_pairs(system, stacked)
-        return piece_derivatives(inverse, a, lam, stacked, rows, cols, index, nt, nlead, float(dof), pairs, kernels)
+        positions = (rows, cols, index, _compiled_pairs(system, stacked))
+        return piece_derivatives(inverse, a, lam, stacked, positions, (nt, system.nre, nlead), float(dof), kernels)
     lead = np.zeros((size, size))
     lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
     z = inverse[-1]
