@@ -58,9 +58,8 @@ from ..design.residual import ResidualStructure
 from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
 from ..linalg.blocked import term_layouts
-from ..linalg._residual_kernels import compiled_piece_derivatives, piece_derivatives, position_pairs
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem
-from ..linalg.weighted_blocks import WeightedBlocks
+from ..linalg.weighted_blocks import WeightedBlocks, compiled_piece_derivatives, piece_derivatives, position_pairs
 from .minimize import bobyqa_at_structured_bound, canonical_signs, derivative_fit, polish_with_bobyqa
 from ..optim import (
     FreeCoordinates,
