@@ -43,10 +43,12 @@ __all__ = ["WeightedBlocks", "compiled_piece_derivatives", "piece_derivatives", 
 # Below this many entries of [Z X y] the pieces come from the dense matrix,
 _DENSE_ENTRIES = 4_000_000
 # and only while n (q + p + 1)^2, the dense products' flops per piece, stays below this: with one term
-# of 10 rows per level the columns grow with the rows and the dense products as n^3 (1,000 rows x 103
-# columns: 15-70 ms for three pieces at load 2.4, against 7-8 ms for the blocked builder; the reference
-# fits' 100-400 rows x 15-39 columns, 0.1-0.3M, stay dense, where it saves the builder's overhead).
-_DENSE_FLOPS = 2_000_000
+# of 10 rows per level the columns grow with the rows and the dense products as n^3, and OpenBLAS
+# threads the lag pieces' products from ~1M, which stall on a busy machine (CPU time at load 5-7: 500
+# rows x 53 columns 17-25 ms against 2.5 ms for the blocked builder, 1,000 x 103 60-70 ms against ~8 ms
+# for the whole fit; 300 x 33 1.25 ms against 1.4-1.6).  The reference fits' 100-400 rows x 15-39
+# columns (0.07-0.27M) stay dense, where it saves the blocked builder's overhead.
+_DENSE_FLOPS = 500_000
 
 
 @dataclass(frozen=True, eq=False)
