@@ -288,7 +288,7 @@ def _piece_derivatives(
     kernels = compiled_piece_derivatives()
     if kernels is not None:  # two compiled calls instead of ~45 numpy calls on 15-39-row matrices
         stacked = pieces.reshape(npieces, size, size)
-        positions = (rows, cols, index, _compiled_pairs(system, stacked))
+        positions = (rows, cols, index, _compiled_pairs(system, pieces, stacked))
         return piece_derivatives(inverse, a, lam, stacked, positions, (nt, system.nre, nlead), float(dof), kernels)
     lead = np.zeros((size, size))
     lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
@@ -327,11 +327,12 @@ def _first_derivatives(system: DenseSystem, factor: DenseFactor, stacked: np.nda
     return omegas
 
 
-def _compiled_pairs(system: DenseSystem, stacked: np.ndarray) -> np.ndarray:
-    """:func:`~mixedmodels.linalg._residual_kernels.position_pairs` of the pieces, made once per system."""
+def _compiled_pairs(system: DenseSystem, pieces: np.ndarray, stacked: np.ndarray) -> np.ndarray:
+    """:func:`~mixedmodels.linalg._residual_kernels.position_pairs` of the pieces (``pieces`` flattened,
+    ``stacked`` as matrices), made once per system and pieces."""
     cached = system.__dict__.get("_residual_pairs")
-    if cached is None or cached[0] is not stacked.base:
-        cached = (stacked.base, position_pairs(stacked, system.rows))
+    if cached is None or cached[0] is not pieces:
+        cached = (pieces, position_pairs(stacked, system.rows))
         object.__setattr__(system, "_residual_pairs", cached)
     return cached[1]
 
