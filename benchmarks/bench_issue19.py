@@ -1,7 +1,7 @@
 """Time issue #19's model classes against the R packages they are checked against, in one run.
 
     PYTHONPATH=src python benchmarks/bench_issue19.py [--repeats 7] [--rounds 2] [--cases a,b] [--name NAME]
-        [--baseline OTHER/src]
+        [--baseline OTHER/src] [--numba]
 
 Cases are the reference fits of tests/reference/make_{glmmtmb_covstruct,nlme_residual,negbin}.R:
 structured covariances (mm.lmer with diag/cs/ar1 against glmmTMB), residual structures
@@ -142,9 +142,10 @@ def run_python(cases: list[Case], repeats: int) -> None:
             case.minus2ll = -2.0 * fit.loglik
 
 
-def run_baseline(src: str, cases: list[Case], repeats: int) -> dict[str, dict]:
+def run_baseline(src: str, cases: list[Case], repeats: int, numba: bool = False) -> dict[str, dict]:
     """Time the same cases with the mixedmodels of ``src`` (a subprocess with it first on the path)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--python-only", "--repeats", str(repeats)]
+    cmd += ["--numba"] if numba else []
     cmd += ["--cases", ",".join(c.id for c in cases)]
     env = {**os.environ, "PYTHONPATH": src}
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
@@ -218,8 +219,16 @@ def main() -> None:
     parser.add_argument("--cases", default="", help="comma-separated case ids (default: all)")
     parser.add_argument("--name", default="")
     parser.add_argument("--baseline", default="", help="the src directory of another version, timed in each round")
+    parser.add_argument(
+        "--numba",
+        action="store_true",
+        help="import numba first (both versions), as a session that has loaded it: the kernels that are used only "
+        "once numba is loaded (e.g. the residual structures' derivatives) then run compiled",
+    )
     parser.add_argument("--python-only", action="store_true", help=argparse.SUPPRESS)  # the baseline's subprocess
     args = parser.parse_args()
+    if args.numba:
+        import numba  # noqa: F401
     cases = _cases()
     if args.cases:
         wanted = set(args.cases.split(","))
@@ -240,7 +249,7 @@ def main() -> None:
             r_m2ll[rid] = item["minus2logLik"]
         if args.baseline:
             loads.append(("before", round_, _load()))
-            for cid, item in run_baseline(args.baseline, cases, args.repeats).items():
+            for cid, item in run_baseline(args.baseline, cases, args.repeats, args.numba).items():
                 kept = before.setdefault(cid, {"seconds": [], "minus2logLik": item["minus2logLik"]})
                 kept["seconds"] += item["seconds"]
         loads.append(("python", round_, _load()))
@@ -261,6 +270,8 @@ def main() -> None:
         + ".",
         "",
     ]
+    if args.numba:
+        header += ["numba was imported before the fits (--numba), in both versions.", ""]
     if args.baseline:
         header += [
             "Before: the version at --baseline, timed in a subprocess after R in every round; after: this one.",

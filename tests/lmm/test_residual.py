@@ -11,6 +11,8 @@ factor; REML SEs directly.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import warnings
 
 import numpy as np
@@ -400,6 +402,45 @@ def test_dense_residual_hessian_equals_differences_of_the_gradient(name, reml):
         np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-10 * np.abs(hessian).max())
         tolerance = 1e-7 * (abs(value) + 1) + 1e-6 * np.abs(expected)
         np.testing.assert_array_less(np.abs(hessian - expected), tolerance)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", sorted(HESSIAN_MODELS))
+def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
+    """The derivatives' kernels (linalg/_residual_kernels.py: their Python bodies, and compiled where
+    numba is installed) give the numpy path's gradient and Hessian over (scaled theta, the pieces'
+    coefficients), to rounding (1e-11 of the largest entry: the same products summed in another order)."""
+    from mixedmodels.linalg import _residual_kernels as kernels
+    from mixedmodels.lmm import residual
+    from scipy.linalg import lapack
+
+    formula, data, kwargs = HESSIAN_MODELS[name]
+    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    dense = residual.DenseResidualObjective.build(model)
+    lower, upper = model.theta_lower, model.theta_upper
+    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
+    y = np.concatenate([model.crossprods.to_scaled_theta(theta), 0.2 + 0.1 * np.arange(model.residual.nparams)])
+    dense.value(y)
+    system, factor = dense.system, dense._last[1]
+    monkeypatch.setattr(residual, "compiled_piece_derivatives", lambda: None)
+    expected = residual._piece_derivatives(system, factor, reml, model.n_likelihood, dense.pieces)
+    size = dense.size
+    stacked = dense.pieces.reshape(-1, size, size)
+    inverse = lapack.dtrtri(factor.lower, lower=1)[0]
+    nlead, dof = (size - 1, model.n_likelihood - system.nfixef) if reml else (system.nre, model.n_likelihood)
+    positions = (system.rows, system.cols, system.index, kernels.position_pairs(stacked, system.rows))
+    args = (inverse, factor.a, factor.lam, stacked, positions, (system.ntheta, system.nre, nlead), float(dof))
+    found = [kernels.piece_derivatives(*args)]
+    if importlib.util.find_spec("numba") is not None and os.environ.get("MIXEDMODELS_NO_NUMBA", "") in ("", "0"):
+        import numba  # noqa: F401  (the kernels are used once numba is loaded)
+
+        compiled = kernels.compiled_piece_derivatives()
+        assert compiled is not None
+        found.append(kernels.piece_derivatives(*args, compiled))
+    for gradient, hessian in found:
+        scale = np.abs(expected[1]).max()
+        np.testing.assert_allclose(gradient, expected[0], rtol=0, atol=1e-11 * np.abs(expected[0]).max())
+        np.testing.assert_allclose(hessian, expected[1], rtol=0, atol=1e-11 * scale)
 
 
 @pytest.mark.parametrize("name,reml", CASES)

@@ -218,6 +218,11 @@ class ResidualStructure:
         np.add.at(incidence, (np.arange(t.size), t), 1.0)
         return s, t, kinds, incidence[:, 1:]
 
+    @property
+    def piece_kinds(self) -> np.ndarray:
+        """Each piece's kind: 0 all rows of a stratum, 1 its inner rows, 2 lag pairs."""
+        return self._piece_table[2]
+
     @cached_property
     def _stratum_counts(self) -> np.ndarray:
         return np.bincount(self.strata, minlength=len(self.levels)).astype(float)
@@ -276,6 +281,9 @@ class ResidualStructure:
         """
         params = np.asarray(params, dtype=float)
         _, _, kinds, incidence = self._piece_table
+        if self.variance is None:  # AR(1) alone: every delta is 1, the only parameter is atanh phi
+            _, first, second = self._phi_factors(float(params[-1]))
+            return first[kinds][:, None], second[kinds][:, None, None]
         scale = self._scales(params)
         nd, k = incidence.shape[1], self.nparams
         jacobian, hessian = np.empty((scale.size, k)), np.empty((scale.size, k, k))
@@ -308,8 +316,9 @@ class ResidualStructure:
 
     def logdet(self, params: np.ndarray) -> float:
         """``log det R`` (R the residual covariance over sigma^2)."""
-        delta = self.ratios(params)
-        value = 2.0 * float(self._stratum_counts @ np.log(delta))
+        value = 0.0  # without a variance structure every delta is 1
+        if self.variance is not None:
+            value = 2.0 * float(self._stratum_counts @ np.log(self.ratios(params)))
         if self.ar1 is not None:
             phi = self.phi(params)
             value += (self.strata.size - self.ar1.ngroups) * np.log1p(-phi * phi)

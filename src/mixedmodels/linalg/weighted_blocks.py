@@ -16,7 +16,8 @@ symmetric lag term of pairs of rows ``(a_p, b_p)``,
 formed from the sums and differences of the paired rows (``G(N) = N'N``).
 That needs the two rows of a pair to share each term's level, which the
 residual structure checks (its groups are nested in the grouping factors).
-When ``[Z X y]`` is small enough to hold densely (``_DENSE_ENTRIES``), every
+When ``[Z X y]`` is small enough to hold densely and to multiply
+(``_DENSE_ENTRIES``, ``_DENSE_FLOPS``), every
 piece is instead ``M_a' M_b (+ M_b' M_a)`` of the dense matrix, which
 avoids the sparse builder's overhead on small data.
 
@@ -32,13 +33,22 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ._residual_kernels import compiled_piece_derivatives, piece_derivatives, position_pairs
 from .blocked import _DENSE_LIMIT, BlockedCrossProducts, TermLayout
 from .dense_system import dense_crossproducts
 
-__all__ = ["WeightedBlocks"]
+# the exact derivatives over the pieces' coefficients, compiled (linalg/_residual_kernels.py)
+__all__ = ["WeightedBlocks", "compiled_piece_derivatives", "piece_derivatives", "position_pairs"]
 
-# Below this many entries of [Z X y] the pieces come from the dense matrix.
+# Below this many entries of [Z X y] the pieces come from the dense matrix,
 _DENSE_ENTRIES = 4_000_000
+# and only while n (q + p + 1)^2, the dense products' flops per piece, stays below this: with one term
+# of 10 rows per level the columns grow with the rows and the dense products as n^3, and OpenBLAS
+# threads the lag pieces' products from ~1M, which stall on a busy machine (CPU time at load 5-7: 500
+# rows x 53 columns 17-25 ms against 2.5 ms for the blocked builder, 1,000 x 103 60-70 ms against ~8 ms
+# for the whole fit; 300 x 33 1.25 ms against 1.4-1.6).  The reference fits' 100-400 rows x 15-39
+# columns (0.07-0.27M) stay dense, where it saves the blocked builder's overhead.
+_DENSE_FLOPS = 500_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +148,7 @@ def _dense_model_matrix(refs, zs, nlevels, xy, layouts) -> np.ndarray | None:
     n = xy.shape[0]
     sizes = [lay.size for lay in layouts]
     total = sum(sizes) + xy.shape[1]
-    if n * total > _DENSE_ENTRIES or (total - sizes[0]) * sizes[0] > _DENSE_LIMIT:
+    if n * total > _DENSE_ENTRIES or n * total * total > _DENSE_FLOPS or (total - sizes[0]) * sizes[0] > _DENSE_LIMIT:
         return None
     out = np.zeros((n, total))
     start, rows = 0, np.arange(n)
