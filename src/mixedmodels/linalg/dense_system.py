@@ -39,6 +39,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
+from ._dense_kernels import compiled
 
 __all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "MAX_SIZE_STRUCTURED", "dense_crossproducts"]
 
@@ -62,6 +63,7 @@ class DenseFactor:
     nfixef: int
     ok: bool
     a: np.ndarray | None = None
+    b: np.ndarray | None = None  # A Lambda~, kept by the compiled path for the derivatives
 
     def logdet_re(self) -> float:
         return 2.0 * float(np.log(np.diagonal(self.lower)[: self.nre]).sum())
@@ -192,6 +194,10 @@ class DenseSystem:
         """Cholesky factor of ``Lambda~' A Lambda~ + I~`` at a scaled theta (with ``a`` in place of ``A``: a
         residual structure's cross-products at its parameters)."""
         scaled = np.asarray(scaled, dtype=float)
+        kernel = compiled("dense_factor") if a is None else None
+        if kernel is not None:  # one compiled call (see ._dense_kernels); the numpy path's results to rounding
+            lam, lower, b, info = kernel(self.a, self.rows, self.cols, self.index, self._entries(scaled), self.nre)
+            return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, None, b)
         lam = self.lam(scaled)
         omega = lam.T @ (self.a if a is None else a) @ lam
         size = omega.shape[0]
@@ -271,6 +277,12 @@ class DenseSystem:
         size = self.a.shape[0]
         nlead = size - 1 if REML else self.nre
         dof = nobs - (self.nfixef if REML else 0)
+        kernel = compiled("dense_derivatives") if factor.b is not None else None
+        if kernel is not None:
+            gradient, hessian, info = kernel(
+                self.a, factor.b, factor.lower, self.rows, self.cols, self.index, k, nlead, float(dof)
+            )
+            return (gradient, hessian) if info == 0 else (np.full(k, np.nan), np.full((k, k), np.nan))
         inverse, info = lapack.dtrtri(factor.lower, lower=1)
         if info != 0:
             return np.full(k, np.nan), np.full((k, k), np.nan)
