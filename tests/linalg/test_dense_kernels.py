@@ -52,7 +52,11 @@ def test_compiled_and_numpy_paths_agree(name, reml, monkeypatch):
     for x in _points(model):
         (factor, gradient, hessian), (numpy_factor, numpy_gradient, numpy_hessian) = _both(model, x, monkeypatch)
         assert factor.b is not None and numpy_factor.b is None  # each path was taken
-        assert factor.ok and numpy_factor.ok
+        assert factor.ok and numpy_factor.ok and numpy_factor.pieces is None
+        pieces = [factor.logdet_re(), factor.logdet_x(), factor.pwrss()]
+        assert pieces == pytest.approx(
+            [numpy_factor.logdet_re(), numpy_factor.logdet_x(), numpy_factor.pwrss()], rel=1e-11
+        )
         np.testing.assert_array_equal(factor.lam, numpy_factor.lam)
         scale = np.abs(numpy_factor.lower).max()
         np.testing.assert_allclose(factor.lower, numpy_factor.lower, rtol=0, atol=1e-11 * scale)
@@ -70,7 +74,9 @@ def test_python_bodies_equal_the_numpy_path(name, monkeypatch):
     model = _model(name, True)
     dense, cp = model.crossprods.dense_system, model.crossprods
     x = _points(model)[1]
-    lam, lower, b, info = _dense_kernels.dense_factor(dense.a, dense.rows, dense.cols, dense.index, x, dense.nre)
+    lam, lower, b, pieces, info = _dense_kernels.dense_factor(
+        dense.a, dense.rows, dense.cols, dense.index, x, dense.nre, dense.nfixef
+    )
     gradient, hessian, info2 = _dense_kernels.dense_derivatives(
         dense.a, b, lower, dense.rows, dense.cols, dense.index, dense.ntheta, dense.a.shape[0] - 1, cp.nobs - cp.nfixef
     )
@@ -78,6 +84,9 @@ def test_python_bodies_equal_the_numpy_path(name, monkeypatch):
     numpy_factor = dense.factor(x)
     numpy_gradient, numpy_hessian = dense.derivatives(numpy_factor, True, cp.nobs)
     assert info == 0 and info2 == 0
+    assert pieces.tolist() == pytest.approx(
+        [numpy_factor.logdet_re(), numpy_factor.logdet_x(), numpy_factor.pwrss()], rel=1e-11
+    )
     np.testing.assert_array_equal(lam, numpy_factor.lam)
     np.testing.assert_allclose(b, dense.a @ lam, rtol=0, atol=1e-13 * np.abs(dense.a).max())
     np.testing.assert_allclose(lower, numpy_factor.lower, rtol=0, atol=1e-11 * np.abs(lower).max())
@@ -90,9 +99,9 @@ def test_a_matrix_that_is_not_positive_definite_is_refused_as_lapack_does():
     """``info`` is the 1-based column of the first pivot that is not positive (dpotrf's), also for NaN."""
     a = np.array([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     rows = cols = index = np.zeros(0, dtype=np.int64)
-    assert _dense_kernels.dense_factor(a, rows, cols, index, np.zeros(0), 0)[3] == 2
+    assert _dense_kernels.dense_factor(a, rows, cols, index, np.zeros(0), 0, 0)[4] == 2
     a[2, 2] = np.nan
-    assert _dense_kernels.dense_factor(np.eye(3) * [1.0, 1.0, np.nan], rows, cols, index, np.zeros(0), 0)[3] == 3
+    assert _dense_kernels.dense_factor(np.eye(3) * [1.0, 1.0, np.nan], rows, cols, index, np.zeros(0), 0, 0)[4] == 3
 
 
 def test_the_fit_takes_the_same_path_on_both(monkeypatch):

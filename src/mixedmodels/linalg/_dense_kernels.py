@@ -28,9 +28,16 @@ __all__ = ["compiled", "dense_factor", "dense_derivatives"]
 
 
 def dense_factor(
-    a: np.ndarray, rows: np.ndarray, cols: np.ndarray, index: np.ndarray, entries: np.ndarray, nre: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """``Lambda~``, the lower Cholesky factor of ``Lambda~' A Lambda~ + I~``, ``B = A Lambda~`` and LAPACK's ``info``.
+    a: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    index: np.ndarray,
+    entries: np.ndarray,
+    nre: int,
+    nfixef: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """``Lambda~``, the lower Cholesky factor ``L`` of ``Lambda~' A Lambda~ + I~``, ``B = A Lambda~``, the
+    objective's pieces ``(log det L_re^2, log det L_x^2, L_yy^2)`` and LAPACK's ``info``.
 
     ``Lambda~`` is the identity past ``nre`` and ``entries[index[e]]`` at ``(rows[e], cols[e])``; so is ``B``'s
     column ``c`` the sum over the positions in column ``c`` of ``lambda_e A[:, rows_e]`` (past ``nre``: A's
@@ -39,6 +46,7 @@ def dense_factor(
     positive.
     """
     size, npos = a.shape[0], rows.shape[0]
+    pieces = np.zeros(3)
     lam = np.zeros((size, size))
     b = np.zeros((size, size))
     omega = np.zeros((size, size))
@@ -66,7 +74,7 @@ def dense_factor(
         for k in range(j):
             s -= omega[j, k] * omega[j, k]
         if not s > 0.0:
-            return lam, omega, b, j + 1
+            return lam, omega, b, pieces, j + 1
         d = np.sqrt(s)
         omega[j, j] = d
         for i in range(j + 1, size):
@@ -76,7 +84,14 @@ def dense_factor(
             omega[i, j] = t / d
         for i in range(j):
             omega[i, j] = 0.0
-    return lam, omega, b, 0
+    for i in range(nre):
+        pieces[0] += np.log(omega[i, i])
+    for i in range(nre, nre + nfixef):
+        pieces[1] += np.log(omega[i, i])
+    pieces[0] *= 2.0
+    pieces[1] *= 2.0
+    pieces[2] = omega[size - 1, size - 1] ** 2
+    return lam, omega, b, pieces, 0
 
 
 def dense_derivatives(
@@ -146,9 +161,7 @@ def dense_derivatives(
             uu = 0.0
             for i in range(size):
                 uu += u[k, i] * u[m, i]
-            hessian[k, m] = 2.0 * (hessian[k, m] + dof * weighted[k, m]) + dof * (
-                residual[k] * residual[m] - 2.0 * uu
-            )
+            hessian[k, m] = 2.0 * (hessian[k, m] + dof * weighted[k, m]) + dof * (residual[k] * residual[m] - 2.0 * uu)
     for k in range(ntheta):
         for m in range(k):
             mean = (hessian[k, m] + hessian[m, k]) / 2.0

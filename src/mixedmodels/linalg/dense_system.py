@@ -64,14 +64,21 @@ class DenseFactor:
     ok: bool
     a: np.ndarray | None = None
     b: np.ndarray | None = None  # A Lambda~, kept by the compiled path for the derivatives
+    pieces: tuple[float, float, float] | None = None  # the compiled path's logdet_re, logdet_x, pwrss
 
     def logdet_re(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[0]
         return 2.0 * float(np.log(np.diagonal(self.lower)[: self.nre]).sum())
 
     def logdet_x(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[1]
         return 2.0 * float(np.log(np.diagonal(self.lower)[self.nre : self.nre + self.nfixef]).sum())
 
     def pwrss(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[2]
         return float(self.lower[-1, -1] ** 2)
 
 
@@ -196,8 +203,11 @@ class DenseSystem:
         scaled = np.asarray(scaled, dtype=float)
         kernel = compiled("dense_factor") if a is None else None
         if kernel is not None:  # one compiled call (see ._dense_kernels); the numpy path's results to rounding
-            lam, lower, b, info = kernel(self.a, self.rows, self.cols, self.index, self._entries(scaled), self.nre)
-            return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, None, b)
+            entries = self._entries(scaled)
+            lam, lower, b, pieces, info = kernel(
+                self.a, self.rows, self.cols, self.index, entries, self.nre, self.nfixef
+            )
+            return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, None, b, tuple(pieces.tolist()))
         lam = self.lam(scaled)
         omega = lam.T @ (self.a if a is None else a) @ lam
         size = omega.shape[0]
