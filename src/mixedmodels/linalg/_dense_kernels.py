@@ -24,7 +24,7 @@ import numpy as np
 
 from .jit import jit
 
-__all__ = ["compiled", "dense_factor", "dense_derivatives"]
+__all__ = ["compiled", "dense_factor", "dense_derivatives", "newton_step", "dense_newton"]
 
 
 def dense_factor(
@@ -170,6 +170,124 @@ def dense_derivatives(
     return gradient, hessian, 0
 
 
+def newton_step(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:
+    """:func:`mixedmodels.optim.minimize_newton`'s step: ``-H^-1 g`` over H's eigen-directions, curvature in
+    absolute value, at least a tenth of ``limit`` along negative curvature, at most ``limit`` in any
+    coordinate; and whether H was positive definite (the same LAPACK routine, ``dsyevd``, as there)."""
+    if g.shape[0] == 0:
+        return g.copy(), True
+    values, vectors = np.linalg.eigh(h)
+    floor = 1e-10 * max(np.abs(values).max(), 1e-300)
+    along = np.dot(np.ascontiguousarray(vectors.T), g)
+    positive = values.min() > floor
+    steps = -along / np.maximum(np.abs(values), floor)
+    if not positive:
+        for i in range(steps.shape[0]):
+            if values[i] < -floor and abs(steps[i]) < 0.1 * limit:
+                steps[i] = (-0.1 if along[i] > 0 else 0.1) * limit
+    step = np.dot(vectors, steps)
+    largest = np.abs(step).max()
+    if largest > limit:
+        step *= limit / largest
+    return step, positive
+
+
+def dense_newton(
+    a: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    index: np.ndarray,
+    layout: np.ndarray,
+    objective: np.ndarray,
+    x0: np.ndarray,
+    f0: float,
+    rules: np.ndarray,
+    codes: np.ndarray,
+) -> tuple[np.ndarray, float, int, int, int, np.ndarray, np.ndarray]:
+    """:func:`mixedmodels.optim.minimize_newton` on a dense system, factor and derivatives compiled: the same
+    steps, line search and stopping rules (the Python loop is the reference; the tests compare the paths).
+
+    ``layout`` is ``(ntheta, nre, nfixef, nlead)``; ``objective`` ``(dof, n, log_weights, reml)`` with the
+    criterion ``log det L_re^2 + n (1 + log 2 pi + log(pwrss / n)) [+ log det L_x^2] - log_weights``;
+    ``f0`` the criterion at ``x0`` or NaN when unknown; ``rules`` ``(decrement tolerance, ftol_abs,
+    maxeval, largest step, Armijo share)``; ``codes`` NLopt's ``(success, maxeval, stalled)``.  Returns
+    the final ``x``, its criterion, the code, the evaluation and derivative counts and the final point's
+    gradient and Hessian.
+    """
+    ntheta, nre, nfixef, nlead = layout[0], layout[1], layout[2], layout[3]
+    dof, n, log_weights, reml = objective[0], objective[1], objective[2], objective[3] != 0.0
+    decrement, ftol_abs, maxeval, max_step, armijo = rules[0], rules[1], rules[2], rules[3], rules[4]
+    x = x0.copy()
+    lam, lower, b, pieces, info = _factor(a, rows, cols, index, x, nre, nfixef)
+    evaluations = 0
+    f = f0
+    if np.isnan(f0):
+        f = _value(pieces, info, n, log_weights, reml)
+        evaluations += 1
+    derivatives = 1
+    g, h, info = _derivatives(a, b, lower, rows, cols, index, ntheta, nlead, dof)
+    code = codes[2]
+    while np.isfinite(g).all() and np.isfinite(h).all():
+        step, positive = _step(g, h, max_step * max(1.0, np.abs(x).max() if x.shape[0] else 0.0))
+        predicted = -np.dot(g, step)
+        if positive and predicted / 2.0 < ftol_abs * decrement:
+            code = codes[0]
+            break
+        if evaluations >= maxeval:
+            code = codes[1]
+            break
+        near = positive and predicted < ftol_abs
+        found, alpha, slope, trial, f_trial = False, 1.0, -predicted, x, f
+        largest_step, largest_x = np.abs(step).max(), max(1.0, np.abs(x).max())
+        for _ in range(1 if near else 60):  # the line search (optim._line_search)
+            if evaluations >= maxeval:
+                break
+            trial = x + alpha * step
+            lam, lower, b, pieces, info = _factor(a, rows, cols, index, trial, nre, nfixef)
+            f_trial = _value(pieces, info, n, log_weights, reml)
+            evaluations += 1
+            if f_trial <= f + armijo * alpha * slope:
+                found = True
+                break
+            if alpha * largest_step < 1e-12 * largest_x:
+                break
+            if np.isfinite(f_trial):
+                curvature = f_trial - f - slope * alpha
+                guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
+                alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
+            else:
+                alpha *= 0.1
+        if not found:
+            code = codes[0] if near else (codes[1] if evaluations >= maxeval else codes[2])
+            break
+        x, f = trial, f_trial
+        derivatives += 1
+        g, h, info = _derivatives(a, b, lower, rows, cols, index, ntheta, nlead, dof)
+    return x, f, code, evaluations, derivatives, g, h
+
+
+def _criterion(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
+    """The profiled criterion from the factor's pieces (``LinearMixedModel.objective_from``), inf if not finite."""
+    if info != 0:
+        return np.inf
+    value = pieces[0] + n * (1.0 + _LOG_2PI + np.log(pieces[2] / n))
+    if reml:
+        value += pieces[1]
+    value = value - log_weights + 0.0
+    return value if np.isfinite(value) else np.inf
+
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+# dense_newton calls these names; compiled("dense_newton") binds them to the compiled kernels first
+_factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, _criterion
+_HELPERS = {"_factor": dense_factor, "_derivatives": dense_derivatives, "_step": newton_step, "_value": _criterion}
+
+
 def compiled(name: str) -> Callable | None:
     """The numba-compiled version of this module's kernel ``name``, or None (see :func:`.jit.jit`)."""
+    if name == "dense_newton":
+        bound = {helper: jit(kernel) for helper, kernel in _HELPERS.items()}
+        if any(kernel is None for kernel in bound.values()):
+            return None
+        globals().update(bound)
     return jit(globals()[name])

@@ -33,7 +33,7 @@ Everything is in the units of the scaled columns (the optimizer's theta).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.linalg import lapack
@@ -197,11 +197,13 @@ class DenseSystem:
         lam[self.rows, self.cols] = self._entries(scaled)[self.index]
         return lam
 
-    def factor(self, scaled: np.ndarray, a: np.ndarray | None = None) -> DenseFactor:
+    def factor(self, scaled: np.ndarray, a: np.ndarray | None = None, exact_lapack: bool = False) -> DenseFactor:
         """Cholesky factor of ``Lambda~' A Lambda~ + I~`` at a scaled theta (with ``a`` in place of ``A``: a
-        residual structure's cross-products at its parameters)."""
+        residual structure's cross-products at its parameters).  Compiled (:mod:`._dense_kernels`) where numba
+        is available, unless ``exact_lapack``: then numpy's products and LAPACK's Cholesky, as without numba (the
+        results' factor, so that a fit reports the same criterion, beta and sigma at the same theta either way)."""
         scaled = np.asarray(scaled, dtype=float)
-        kernel = compiled("dense_factor") if a is None else None
+        kernel = compiled("dense_factor") if a is None and not exact_lapack else None
         if kernel is not None:  # one compiled call (see ._dense_kernels); the numpy path's results to rounding
             entries = self._entries(scaled)
             lam, lower, b, pieces, info = kernel(
@@ -320,6 +322,23 @@ class DenseSystem:
         u = omega_z @ inverse.T  # (Omega_k z)' Omega^-1 (Omega_l z) = u_k . u_l
         hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * u @ u.T)
         return gradient, (hessian + hessian.T) / 2.0
+
+    def newton_loop(self, REML: bool, nobs: int, n: float, log_weights: float) -> Callable | None:
+        """:func:`mixedmodels.optim.minimize_newton`'s compiled loop on this system (``loop``), for the criterion
+        ``log det L_re^2 + n (1 + log 2 pi + log(pwrss / n)) [+ log det L_x^2] - log_weights``; None without
+        numba or with structured terms."""
+        kernel = compiled("dense_newton") if not self.terms else None
+        if kernel is None:
+            return None
+        size = self.a.shape[0]
+        layout = np.array([self.ntheta, self.nre, self.nfixef, size - 1 if REML else self.nre])
+        criterion = np.array([nobs - (self.nfixef if REML else 0), n, log_weights, float(REML)], dtype=float)
+
+        def loop(x0: np.ndarray, f0: float | None, rules: np.ndarray, codes: np.ndarray) -> tuple:
+            f0 = np.nan if f0 is None else float(f0)
+            return kernel(self.a, self.rows, self.cols, self.index, layout, criterion, x0, f0, rules, codes)
+
+        return loop
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A[rows_e, rows_f]`` for every pair of theta's positions, the flat positions ``(cols_e, cols_f)``,

@@ -167,7 +167,9 @@ def derivative_fit(
     lower, upper = bounds
     coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     if newton:
-        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
+        info = minimize_newton(
+            objective.value, objective.derivatives, x0, settings, f0=f0, loop=objective.newton_loop()
+        )
     elif coordinates.identity:
         info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
     else:
