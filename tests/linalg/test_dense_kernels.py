@@ -22,7 +22,7 @@ from lmm.test_model import EXTRA_CASES, LMM_CASES
 from linalg.test_gradient import _model, _points
 from mixedmodels.linalg import _dense_kernels, dense_system
 
-pytestmark = pytest.mark.numerics
+pytestmark = [pytest.mark.numerics, pytest.mark.filterwarnings("ignore:boundary .singular. fit")]
 
 SMALL = sorted(name for name in set(LMM_CASES) | set(EXTRA_CASES) if name != "insteval")
 
