@@ -1,19 +1,23 @@
-"""Compiled kernels for the small dense system of :mod:`.dense_system`: one call per evaluation.
+"""Compiled kernels for the small dense system of :mod:`.dense_system`: a Newton fit in one call.
 
 For sleepstudy (39 x 39) a factorization is ~8 numpy and LAPACK calls and a
 gradient-and-Hessian call ~25, each of a few microseconds on tiny arrays; in
 a fit that follows ``gc.collect()`` (caches cold) what costs is the number of
 distinct calls, not the arithmetic.  :func:`dense_factor` forms ``Lambda~``,
 ``Omega = Lambda~' A Lambda~ + I~`` (from ``Lambda~``'s positions, not two
-dense products) and its Cholesky factor in one call; :func:`dense_derivatives`
-gives the gradient and exact Hessian of :meth:`.dense_system.DenseSystem.derivatives`
-(the same formulas, the same pairs of positions) in one more.  The two
-``N x N`` products of the Hessian go to BLAS (``np.dot``).
+dense products), its Cholesky factor and the objective's pieces in one call;
+:func:`dense_derivatives` gives the gradient and exact Hessian of
+:meth:`.dense_system.DenseSystem.derivatives` (the same formulas, the same
+pairs of positions; the two ``N x N`` products go to BLAS);
+:func:`dense_newton` is :func:`mixedmodels.optim.minimize_newton`'s loop
+around them (:func:`newton_step` its step), so that a small model's whole
+Newton fit is one call.
 
 The kernels compute what the numpy path computes in a different order of
 summation, so the two agree to rounding, not bit for bit (the tests state the
-tolerance).  Without numba (or with ``MIXEDMODELS_NO_NUMBA=1``) :func:`compiled`
-gives None and :mod:`.dense_system` keeps its numpy path.
+tolerances and compare the Newton paths).  Without numba (or with
+``MIXEDMODELS_NO_NUMBA=1``) :func:`compiled` gives None and the callers keep
+the numpy path and the Python loop.
 """
 
 from __future__ import annotations
