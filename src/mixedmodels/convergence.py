@@ -60,7 +60,7 @@ def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
     if info == 0:
         scaled, info = lapack.dtrtrs(lower, gradient, lower=1)
         scaled = gradient if info != 0 else scaled
-    worst = np.minimum(np.abs(scaled), np.abs(gradient))
+    worst = np.minimum(abs(scaled), abs(gradient))  # array methods and operators: numpy's wrappers cost more here
     if worst.size and worst.max() > GRADIENT_TOLERANCE:
         return [
             f"Model failed to converge with max|grad| = {worst.max():.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"
@@ -69,13 +69,13 @@ def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
 
 
 def _hessian_messages(hessian: np.ndarray) -> list[str]:
-    if not np.all(np.isfinite(hessian)):
+    if not np.isfinite(hessian).all():
         return ["Model failed to converge: the Hessian has non-finite entries"]
     eigen, _, info = lapack.dsyevd(hessian, compute_v=0, lower=1)  # np.linalg.eigvalsh without its wrapper
     if info != 0:
         raise np.linalg.LinAlgError("Eigenvalues did not converge")
-    if np.any(eigen < -HESSIAN_TOLERANCE):
-        negative = int(np.sum(eigen < -HESSIAN_TOLERANCE))
+    if (eigen < -HESSIAN_TOLERANCE).any():
+        negative = int((eigen < -HESSIAN_TOLERANCE).sum())
         return [
             f"Model failed to converge: degenerate Hessian with {negative} negative eigenvalue{'s' if negative > 1 else ''}"
         ]
@@ -128,7 +128,10 @@ def check_convergence(
     if interior.size == 0:
         return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
     if derivatives is not None:
-        gradient, hessian = derivatives[0][interior], derivatives[1][np.ix_(interior, interior)]
+        if interior.size == x.size:  # every coordinate: copies, as the selection below makes (without np.ix_)
+            gradient, hessian = derivatives[0].copy(), derivatives[1].copy()
+        else:
+            gradient, hessian = derivatives[0][interior], derivatives[1][np.ix_(interior, interior)]
         messages = _hessian_messages(hessian) or _gradient_messages(gradient, hessian)
         return ConvergenceCheck(gradient, hessian, tuple(messages))
 

@@ -525,6 +525,7 @@ def bfgs_inverse_hessian(points: list[np.ndarray], gradients: list[np.ndarray]) 
 NEWTON = "Newton (analytic gradient and Hessian)"
 _NEWTON_DECREMENT = 1e-6  # stop when half the Newton decrement is below ftol_abs times this
 _MAX_NEWTON_STEP = 1.0  # longest step in any coordinate, relative to the largest (scaled theta is O(1))
+_NEWTON_CODES = np.array([_SUCCESS, _MAXEVAL, _STALLED])
 
 
 def minimize_newton(
@@ -533,6 +534,7 @@ def minimize_newton(
     x0: np.ndarray,
     settings: OptimizerSettings | None = None,
     f0: float | None = None,
+    loop: Callable | None = None,
 ) -> OptInfo:
     """Minimize ``func`` over R^n by Newton's method with the exact Hessian and a backtracking line search.
 
@@ -548,8 +550,19 @@ def minimize_newton(
     one whose gradient and Hessian are returned in ``gradient`` and ``hessian``),
     when the line search cannot decrease ``func``, or after ``maxeval`` calls.
     Directions of negative curvature are followed downhill (:func:`_newton_direction`).
+
+    ``loop``, when given, runs this same loop compiled (a small dense system's:
+    :func:`mixedmodels.linalg._dense_kernels.dense_newton`) with ``(x0, f0, rules, codes)``, the rules and
+    NLopt codes of this function, and returns ``(x, f, code, evaluations, derivative calls, gradient,
+    Hessian)``; ``func`` and ``derivatives`` are then not called.
     """
     settings = settings or OptimizerSettings()
+    if loop is not None:
+        start = time.perf_counter()
+        rules = np.array([_NEWTON_DECREMENT, settings.ftol_abs, settings.maxeval, _MAX_NEWTON_STEP, _ARMIJO])
+        x, f, code, nfev, ngev, g, h = loop(np.array(x0, dtype=float), f0, rules, _NEWTON_CODES)
+        counts = [int(nfev), int(ngev)]
+        return _derivative_result(NEWTON, x0, (x, float(f)), int(code), counts, start, settings, gradient=g, hessian=h)
     counts = [0, 0]
 
     def value(x: np.ndarray) -> float:

@@ -119,3 +119,19 @@ def test_ar1_over_a_factor_with_an_unobserved_level_is_refused():
     data = data[data["DayPair"] != "2"]
     with pytest.raises(mm.ModelSpecError, match=r"level\(s\) '2' have no rows"):
         mm.lmer("Reaction ~ Days + ar1(0 + DayPair | Subject)", data)
+
+
+def test_category_labels_are_kept_per_categories_object_and_follow_a_new_one():
+    """The grouping factor's labels of a categorical column are converted once per categories Index (immutable);
+    renamed or reordered categories are a new Index, whose labels are converted anew."""
+    data = pd.DataFrame({"g": pd.Categorical(["b", "a", "b", "c"], categories=["a", "b", "c"])})
+    first = grouping_factor(data, ("g",))
+    again = grouping_factor(data, ("g",))
+    assert first[1] == again[1] == ("a", "b", "c")
+    np.testing.assert_array_equal(first[0], again[0])
+    renamed = data.assign(g=data["g"].cat.rename_categories(["x", "y", "z"]))
+    assert grouping_factor(renamed, ("g",))[1] == ("x", "y", "z")
+    reordered = data.assign(g=data["g"].cat.reorder_categories(["c", "b", "a"]))
+    codes, labels = grouping_factor(reordered, ("g",))
+    assert labels == ("c", "b", "a")
+    np.testing.assert_array_equal(codes, [1, 2, 1, 0])

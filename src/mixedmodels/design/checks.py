@@ -50,11 +50,11 @@ def _clearly_independent(x: np.ndarray, tol: float) -> list[int] | None:
     if p < 2 or n < p or tol * 100 > _CLEAR_SHARE:
         return None
     gram = x.T @ x
-    squares = np.diagonal(gram)
-    if not (np.all(np.isfinite(gram)) and np.all(squares > _MIN_SQUARE)):
+    squares = gram.diagonal()  # array methods, not np.all / np.diagonal: their dispatch wrappers cost more here
+    if not (np.isfinite(gram).all() and (squares > _MIN_SQUARE).all()):
         return None  # an empty column, or values so small or large that X'X loses them
     lower, info = lapack.dpotrf(gram, lower=1)
-    if info != 0 or not np.all(np.diagonal(lower) > _CLEAR_SHARE * np.sqrt(squares)):
+    if info != 0 or not (lower.diagonal() > _CLEAR_SHARE * np.sqrt(squares)).all():
         return None
     return list(range(p))
 
@@ -121,7 +121,7 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
     x = design.matrix
     if x.shape[0] < 2:
         return
-    binary = np.all((x == 0) | (x == 1), axis=0)
+    binary = ((x == 0) | (x == 1)).all(axis=0)
     if binary.all():  # an intercept alone, or indicators: nothing to compare
         return
     sd = x.std(axis=0, ddof=1)

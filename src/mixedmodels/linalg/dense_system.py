@@ -33,12 +33,13 @@ Everything is in the units of the scaled columns (the optimizer's theta).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
+from ._dense_kernels import compiled
 
 __all__ = ["DenseSystem", "DenseFactor", "MAX_SIZE", "MAX_SIZE_STRUCTURED", "dense_crossproducts"]
 
@@ -62,14 +63,22 @@ class DenseFactor:
     nfixef: int
     ok: bool
     a: np.ndarray | None = None
+    b: np.ndarray | None = None  # A Lambda~, kept by the compiled path for the derivatives
+    pieces: tuple[float, float, float] | None = None  # the compiled path's logdet_re, logdet_x, pwrss
 
     def logdet_re(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[0]
         return 2.0 * float(np.log(np.diagonal(self.lower)[: self.nre]).sum())
 
     def logdet_x(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[1]
         return 2.0 * float(np.log(np.diagonal(self.lower)[self.nre : self.nre + self.nfixef]).sum())
 
     def pwrss(self) -> float:
+        if self.pieces is not None:
+            return self.pieces[2]
         return float(self.lower[-1, -1] ** 2)
 
 
@@ -188,10 +197,19 @@ class DenseSystem:
         lam[self.rows, self.cols] = self._entries(scaled)[self.index]
         return lam
 
-    def factor(self, scaled: np.ndarray, a: np.ndarray | None = None) -> DenseFactor:
+    def factor(self, scaled: np.ndarray, a: np.ndarray | None = None, exact_lapack: bool = False) -> DenseFactor:
         """Cholesky factor of ``Lambda~' A Lambda~ + I~`` at a scaled theta (with ``a`` in place of ``A``: a
-        residual structure's cross-products at its parameters)."""
+        residual structure's cross-products at its parameters).  Compiled (:mod:`._dense_kernels`) where numba
+        is available, unless ``exact_lapack``: then numpy's products and LAPACK's Cholesky, as without numba (the
+        results' factor, so that a fit reports the same criterion, beta and sigma at the same theta either way)."""
         scaled = np.asarray(scaled, dtype=float)
+        kernel = compiled("dense_factor") if a is None and not exact_lapack else None
+        if kernel is not None:  # one compiled call (see ._dense_kernels); the numpy path's results to rounding
+            entries = self._entries(scaled)
+            lam, lower, b, pieces, info = kernel(
+                self.a, self.rows, self.cols, self.index, entries, self.nre, self.nfixef
+            )
+            return DenseFactor(scaled, lam, lower, self.nre, self.nfixef, info == 0, None, b, tuple(pieces.tolist()))
         lam = self.lam(scaled)
         omega = lam.T @ (self.a if a is None else a) @ lam
         size = omega.shape[0]
@@ -271,6 +289,12 @@ class DenseSystem:
         size = self.a.shape[0]
         nlead = size - 1 if REML else self.nre
         dof = nobs - (self.nfixef if REML else 0)
+        kernel = compiled("dense_derivatives") if factor.b is not None else None
+        if kernel is not None:
+            gradient, hessian, info = kernel(
+                self.a, factor.b, factor.lower, self.rows, self.cols, self.index, k, nlead, float(dof)
+            )
+            return (gradient, hessian) if info == 0 else (np.full(k, np.nan), np.full((k, k), np.nan))
         inverse, info = lapack.dtrtri(factor.lower, lower=1)
         if info != 0:
             return np.full(k, np.nan), np.full((k, k), np.nan)
@@ -298,6 +322,23 @@ class DenseSystem:
         u = omega_z @ inverse.T  # (Omega_k z)' Omega^-1 (Omega_l z) = u_k . u_l
         hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * u @ u.T)
         return gradient, (hessian + hessian.T) / 2.0
+
+    def newton_loop(self, REML: bool, nobs: int, n: float, log_weights: float) -> Callable | None:
+        """:func:`mixedmodels.optim.minimize_newton`'s compiled loop on this system (``loop``), for the criterion
+        ``log det L_re^2 + n (1 + log 2 pi + log(pwrss / n)) [+ log det L_x^2] - log_weights``; None without
+        numba or with structured terms."""
+        kernel = compiled("dense_newton") if not self.terms else None
+        if kernel is None:
+            return None
+        size = self.a.shape[0]
+        layout = np.array([self.ntheta, self.nre, self.nfixef, size - 1 if REML else self.nre])
+        criterion = np.array([nobs - (self.nfixef if REML else 0), n, log_weights, float(REML)], dtype=float)
+
+        def loop(x0: np.ndarray, f0: float | None, rules: np.ndarray, codes: np.ndarray) -> tuple:
+            f0 = np.nan if f0 is None else float(f0)
+            return kernel(self.a, self.rows, self.cols, self.index, layout, criterion, x0, f0, rules, codes)
+
+        return loop
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A[rows_e, rows_f]`` for every pair of theta's positions, the flat positions ``(cols_e, cols_f)``,

@@ -348,6 +348,14 @@ class ProfiledObjective:
         self.dense = cp.dense_system
         self._last = None
         self.best_value, self._best = np.inf, None
+        self.criterion: tuple[float, float] | None = None  # (n, log weights) of objective_from, if it is the plain one
+
+    def newton_loop(self):
+        """The dense system's compiled Newton loop (:meth:`.dense_system.DenseSystem.newton_loop`) for the criterion
+        ``criterion`` says ``objective_from`` computes, or None."""
+        if self.dense is None or self.criterion is None:
+            return None
+        return self.dense.newton_loop(self.REML, self.cp.nobs, *self.criterion)
 
     def _factor(self, scaled: np.ndarray):
         if self.dense is not None:

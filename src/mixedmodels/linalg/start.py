@@ -75,11 +75,13 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     lhs = np.empty((count + 1, count + 1))
     lhs[:count, :count], lhs[:count, count], lhs[count, :count] = moments.frobenius, moments.trace, moments.trace
     lhs[count, count] = dof
-    scale = np.sqrt(np.abs(np.diagonal(lhs)))
+    scale = np.sqrt(np.abs(lhs.diagonal()))  # array methods here, not numpy's dispatch wrappers (cheaper, same values)
     scale[scale == 0] = 1.0
     if not np.isfinite(lhs).all() or _condition(lhs / (scale[:, None] * scale)) > _MAX_CONDITION:
         return None  # e.g. a component with one observation per level, aliased with sigma
-    solution = _solve(lhs, np.append(moments.score, rss))
+    rhs = np.empty(count + 1)
+    rhs[:count], rhs[count] = moments.score, rss
+    solution = _solve(lhs, rhs)
     tau2 = np.maximum(solution[:count], 0.0)
     sigma2 = max(solution[count], _MIN_SIGMA2_FRACTION * rss / dof)
     return _theta_from_components(cp, np.sqrt(tau2 / sigma2))
@@ -188,7 +190,7 @@ def _dense_moments(cp: BlockedCrossProducts, a: np.ndarray, gram_inv: np.ndarray
     indicator[component, np.arange(q)] = 1.0
     return _Moments(
         indicator @ (resid_cross * resid_cross) @ indicator.T,
-        indicator @ np.diagonal(resid_cross),
+        indicator @ resid_cross.diagonal(),
         indicator @ score_rows**2,
     )
 

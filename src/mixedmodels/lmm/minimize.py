@@ -167,7 +167,8 @@ def derivative_fit(
     lower, upper = bounds
     coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     if newton:
-        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0)
+        loop = objective.newton_loop() if isinstance(objective, ProfiledObjective) else None  # not a residual's
+        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
     elif coordinates.identity:
         info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
     else:

@@ -419,6 +419,8 @@ class LinearMixedModel(ThetaParameters):
         settings = settings or _DEFAULT_SETTINGS
         method = choose_optimizer(settings, cp)
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
+        if self.residual is None and type(self).objective_from is LinearMixedModel.objective_from:
+            objective.criterion = (self.n_likelihood - (self.nfixef if self.REML else 0), self._log_weights())
         with threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
@@ -453,7 +455,11 @@ class LinearMixedModel(ThetaParameters):
         info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(scaled_final), **changes)
         factor = objective.best_factor_at(info.final)
         if factor is None and objective.dense is not None:  # the results read beta and sigma off the dense factor
-            factor = objective.kept_factor_at(scaled_final) or objective.dense.factor(scaled_final)
+            factor = objective.kept_factor_at(scaled_final)
+            if (
+                factor is None or factor.pieces is not None
+            ):  # not LAPACK's (the compiled kernel's): see DenseSystem.factor
+                factor = objective.dense.factor(scaled_final, exact_lapack=True)
             info = replace(info, fmin=self.objective_from(factor))
         return info, factor
 

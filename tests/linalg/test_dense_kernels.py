@@ -1,0 +1,148 @@
+"""The compiled kernels of the small dense system (linalg/_dense_kernels.py) against its numpy path.
+
+Both paths compute the same factor, objective, gradient and exact Hessian with the same formulas in a
+different order of summation (the kernels sum over theta's positions of ``Lambda~`` where numpy multiplies
+dense matrices, and factor with their own Cholesky loop instead of LAPACK's), so they agree to rounding,
+not bit for bit.  A priori the relative forward error of a Cholesky factor is bounded by about
+``N cond(Omega) eps`` (``N <= 64``; ``cond(Omega)`` is 1e3 to 2.5e9 on these cases); in practice it is far
+smaller.  Measured on every small reference case, REML and ML, at the optimum and away from it: factor
+2.1e-13 of its largest entry, objective 1.6e-12 relative (through ``pwrss``, a difference of large
+cross-products: 6.8e-12 relative on Pastes), gradient and Hessian 1.8e-11 of their largest entry.  The
+tolerances are 1e-11 for the factor and the objective and 1e-9 for the derivatives (5x and 50x what
+was measured): far below what moves a Newton step, whose fit stops at a Newton decrement of 1e-12
+(the fits' own comparison is the last test).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmm.test_model import EXTRA_CASES, LMM_CASES
+from linalg.test_gradient import _model, _points
+from mixedmodels.linalg import _dense_kernels, dense_system
+
+pytestmark = [pytest.mark.numerics, pytest.mark.filterwarnings("ignore:boundary .singular. fit")]
+
+SMALL = sorted(name for name in set(LMM_CASES) | set(EXTRA_CASES) if name != "insteval")
+
+
+def _numpy_path(monkeypatch) -> None:
+    monkeypatch.setattr(dense_system, "compiled", lambda name: None)
+
+
+def _both(model, x, monkeypatch):
+    dense, cp = model.crossprods.dense_system, model.crossprods
+    compiled_factor = dense.factor(x)
+    compiled = compiled_factor, *dense.derivatives(compiled_factor, model.REML, cp.nobs)
+    with monkeypatch.context() as patch:
+        _numpy_path(patch)
+        numpy_factor = dense.factor(x)
+        reference = numpy_factor, *dense.derivatives(numpy_factor, model.REML, cp.nobs)
+    return compiled, reference
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", SMALL)
+def test_compiled_and_numpy_paths_agree(name, reml, monkeypatch):
+    pytest.importorskip("numba")
+    if _dense_kernels.compiled("dense_factor") is None:
+        pytest.skip("MIXEDMODELS_NO_NUMBA is set")
+    model = _model(name, reml)
+    for x in _points(model):
+        (factor, gradient, hessian), (numpy_factor, numpy_gradient, numpy_hessian) = _both(model, x, monkeypatch)
+        assert factor.b is not None and numpy_factor.b is None  # each path was taken
+        assert factor.ok and numpy_factor.ok and numpy_factor.pieces is None
+        pieces = [factor.logdet_re(), factor.logdet_x(), factor.pwrss()]
+        assert pieces == pytest.approx(
+            [numpy_factor.logdet_re(), numpy_factor.logdet_x(), numpy_factor.pwrss()], rel=1e-11
+        )
+        np.testing.assert_array_equal(factor.lam, numpy_factor.lam)
+        scale = np.abs(numpy_factor.lower).max()
+        np.testing.assert_allclose(factor.lower, numpy_factor.lower, rtol=0, atol=1e-11 * scale)
+        np.testing.assert_array_equal(np.triu(factor.lower, 1), 0.0)
+        assert model.objective_from(factor) == pytest.approx(model.objective_from(numpy_factor), rel=1e-11)
+        size = max(np.abs(numpy_gradient).max(), np.abs(numpy_hessian).max())
+        np.testing.assert_allclose(gradient, numpy_gradient, rtol=0, atol=1e-9 * size)
+        np.testing.assert_allclose(hessian, numpy_hessian, rtol=0, atol=1e-9 * size)
+        np.testing.assert_array_equal(hessian, hessian.T)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy_slope_reml", "penicillin_crossed", "pastes_nested"])
+def test_python_bodies_equal_the_numpy_path(name, monkeypatch):
+    """The kernels' Python bodies (what numba compiles) give the numpy path's results too (same tolerances)."""
+    model = _model(name, True)
+    dense, cp = model.crossprods.dense_system, model.crossprods
+    x = _points(model)[1]
+    lam, lower, b, pieces, info = _dense_kernels.dense_factor(
+        dense.a, dense.rows, dense.cols, dense.index, x, dense.nre, dense.nfixef
+    )
+    gradient, hessian, info2 = _dense_kernels.dense_derivatives(
+        dense.a, b, lower, dense.rows, dense.cols, dense.index, dense.ntheta, dense.a.shape[0] - 1, cp.nobs - cp.nfixef
+    )
+    _numpy_path(monkeypatch)
+    numpy_factor = dense.factor(x)
+    numpy_gradient, numpy_hessian = dense.derivatives(numpy_factor, True, cp.nobs)
+    assert info == 0 and info2 == 0
+    assert pieces.tolist() == pytest.approx(
+        [numpy_factor.logdet_re(), numpy_factor.logdet_x(), numpy_factor.pwrss()], rel=1e-11
+    )
+    np.testing.assert_array_equal(lam, numpy_factor.lam)
+    np.testing.assert_allclose(b, dense.a @ lam, rtol=0, atol=1e-13 * np.abs(dense.a).max())
+    np.testing.assert_allclose(lower, numpy_factor.lower, rtol=0, atol=1e-11 * np.abs(lower).max())
+    size = max(np.abs(numpy_gradient).max(), np.abs(numpy_hessian).max())
+    np.testing.assert_allclose(gradient, numpy_gradient, rtol=0, atol=1e-9 * size)
+    np.testing.assert_allclose(hessian, numpy_hessian, rtol=0, atol=1e-9 * size)
+
+
+def test_a_matrix_that_is_not_positive_definite_is_refused_as_lapack_does():
+    """``info`` is the 1-based column of the first pivot that is not positive (dpotrf's), also for NaN."""
+    a = np.array([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    rows = cols = index = np.zeros(0, dtype=np.int64)
+    assert _dense_kernels.dense_factor(a, rows, cols, index, np.zeros(0), 0, 0)[4] == 2
+    a[2, 2] = np.nan
+    assert _dense_kernels.dense_factor(np.eye(3) * [1.0, 1.0, np.nan], rows, cols, index, np.zeros(0), 0, 0)[4] == 3
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", SMALL)
+def test_the_compiled_newton_loop_takes_the_python_loops_path(name, reml, monkeypatch):
+    """Every small reference case: the compiled Newton loop (``_dense_kernels.dense_newton``, with the compiled
+    factor and derivatives) and optim.minimize_newton's Python loop on the numpy path make the same evaluations
+    and derivative calls and end at the same theta (measured: at most 6e-13 apart; tolerance 1e-9 relative, far
+    below lme4's reference tolerances) with the same criterion (the results read LAPACK's factor either way:
+    measured at most 5.4e-13 relative apart, the criterion's rounding at theta that differ in the last bits;
+    tolerance 5e-12).  One case, dyestuff ML, has its last line-search trial's Armijo test decided by rounding
+    (a decrease of 1.6e-11 against a required ~1e-15): the compiled loop takes the step, the Python loop
+    does not, so one derivative call more, theta 2.8e-7 apart and a criterion 1.6e-11 lower; where the paths so
+    part, the compiled one must not end higher."""
+    pytest.importorskip("numba")
+    if _dense_kernels.compiled("dense_newton") is None:
+        pytest.skip("MIXEDMODELS_NO_NUMBA is set")
+    model = _model(name, reml)
+    if model.crossprods.dense_system.structured:
+        pytest.skip("structured terms have no Newton step")
+    fitted = model.fit()
+    with monkeypatch.context() as patch:
+        _numpy_path(patch)
+        reference = _model(name, reml).fit()
+    info, expected = fitted.optinfo, reference.optinfo
+    assert info.optimizer == expected.optimizer
+    assert info.feval == expected.feval
+    assert info.warnings == expected.warnings
+    if info.geval != expected.geval:  # the last trial's Armijo test at rounding level
+        assert abs(info.geval - expected.geval) == 1
+        assert info.fmin <= expected.fmin * (1 + 5e-12)
+        np.testing.assert_allclose(fitted.theta, reference.theta, rtol=1e-5)
+        return
+    np.testing.assert_allclose(fitted.theta, reference.theta, rtol=1e-9, atol=1e-12)
+    assert info.fmin == pytest.approx(expected.fmin, rel=5e-12)
+    np.testing.assert_allclose(fitted.fixef, reference.fixef, rtol=1e-9)
+
+
+def test_the_python_newton_loop_runs_without_the_compiled_one(monkeypatch):
+    """Without numba the dense system offers no compiled loop and minimize_newton runs its own."""
+    _numpy_path(monkeypatch)
+    model = _model("sleepstudy_slope_reml", True)
+    assert model.crossprods.dense_system.newton_loop(True, 180, 178.0, 0.0) is None
+    assert model.fit().optinfo.feval == 5
