@@ -33,6 +33,7 @@ from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
 from ..linalg.laplace_gradient import LaplaceGradient
 from ..linalg.laplace_gradient_links import LinkLaplaceGradient
+from ..linalg.one_term import COMPILED_NEWTON, COMPILED_SEARCH, OneTermFit, fit_one_term, one_term_applies
 from ..linalg.pirls_scalar import SparseScalarSystem
 from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
 from .results import GlmerResults
@@ -687,6 +688,10 @@ def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "P
 
 def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, given: GlmmStart | None) -> GlmerResults:
     start = time.perf_counter()
+    if given is None and one_term_applies(model, nAGQ, settings.optimizer):
+        fast = fit_one_term(model)
+        if fast is not None:
+            return _compiled_results(model, fast, settings, start)
     warm = _WarmStart(np.zeros(model.nranef))
     if given is not None and given.fixef is not None and nAGQ > 0:
         info1, res1 = _given_start(model, given, warm)
@@ -709,6 +714,42 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
     return make_results(
         model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov, list(done.messages)), start
     )
+
+
+def _compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: OptimizerSettings, start: float):
+    """The results of :func:`.linalg.one_term.fit_one_term` (one scalar term), with the same logs and checks
+    as the general path's: stage 1 and stage 2 as two optimizer logs, lme4's gradient check at the optimum."""
+    res = model.pirls.modes(fast.theta, fast.beta, fast.u)  # converged already: the factor at the modes
+    res1 = replace(res, beta=fast.beta1)  # (the results read only stage 1's beta)
+    evals1, evals2, hessian_evals = fast.evaluations
+    info1 = OptInfo(
+        COMPILED_SEARCH,
+        model.theta_start,
+        fast.theta1,
+        fast.value1,
+        evals1,
+        fast.seconds[0],
+        1,
+        "stage 1: derivative below tolerance",
+        replace(settings, **{k: max(getattr(settings, k), v) for k, v in _START_TOLERANCES.items()}),
+        geval=evals1,
+    )
+    info = OptInfo(
+        COMPILED_NEWTON,
+        np.concatenate([fast.theta1, fast.beta1]),
+        np.concatenate([fast.theta, fast.beta]),
+        fast.value,
+        evals2,
+        fast.seconds[1],
+        1,
+        "Newton decrement below 1e-12",
+        settings,
+        geval=evals2 + hessian_evals,
+    )
+    scales = np.concatenate([model.theta_scales, np.ones(fast.beta.size)])  # d(scaled theta, beta) / d(theta, beta)
+    message = _gradient_message(fast.grad * scales, fast.hess * np.outer(scales, scales))
+    stages = Stages(info1, res1, info, fast.theta, fast.beta, res, fast.value, fast.vcov, [message] if message else [])
+    return make_results(model, 1, stages, start)
 
 
 @dataclass

@@ -1,0 +1,524 @@
+"""Compiled loops for a GLMM with one scalar random-effects term: the whole fit in numba.
+
+With one scalar term ``(1 | g)`` (or ``(0 + x | g)``) the random-effects block
+``Lambda' Z' W Z Lambda + I`` is diagonal: each level's mode solves its own
+one-dimensional problem, and everything PIRLS, the Laplace deviance and its
+gradient need are sums over the rows of each level.  On arrays of 15-60
+entries (cbpp) numpy's per-call cost is most of a fit's time; these loops do
+the same arithmetic without it.
+
+Notation (``x`` is theta in the units of the scaled column ``z``; level ``j``
+of row ``i`` is ``g_i``; ``eta_i = fixed_i + x z_i u_j``):
+
+* per row: the mean ``mu``, squared deviance residual, score
+  ``r = wt (y - mu) mu' / V``, expected weight ``w = wt mu'^2 / V`` (lme4's
+  PIRLS weight), observed weight ``o = -dr/deta`` and ``dw = dw/deta``;
+* the penalized deviance ``P = sum dev + ||u||^2``; the modes make its
+  half-gradient ``S_j = u_j - x sum_j r z`` zero, with half-Hessian
+  ``h_j = 1 + x^2 sum_j o z^2``;
+* the Laplace deviance ``F = P + const + sum_j log d_j``, ``d_j = 1 + x^2 sum_j w z^2``;
+  its total derivative adds to the partial derivative of ``P`` (the modes'
+  own derivative is zero there) the derivative of ``log d_j`` through ``w(eta)``,
+  with ``d u / d(x, beta) = -h^-1 dS/d(x, beta)`` (implicit function theorem).
+
+Stage 1 (``nAGQ = 0``) minimizes ``F`` with beta and u found together by
+Newton steps on ``P`` (a ``p x p`` Schur complement of the diagonal block).
+
+Family codes: 0 binomial, 1 Poisson; link codes: 0 logit, 1 probit,
+2 cloglog, 3 log.  Each kernel is a plain-Python function; :func:`compiled`
+compiles them (None without numba or with ``MIXEDMODELS_NO_NUMBA=1``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import jit
+
+__all__ = ["compiled", "FAMILIES", "LINKS"]
+
+FAMILIES = {"binomial": 0, "poisson": 1}
+LINKS = {"logit": 0, "probit": 1, "cloglog": 2, "log": 3}
+_EPS = float(np.finfo(float).eps)
+_PROBIT_BOUND = 8.125890664701906  # -qnorm(eps), as families._PROBIT_BOUND
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def _row(eta, y, wt, sat, fam, link):
+    """``(mu, dev, r, w, o, dw)`` of one row at eta (see the module's notation)."""
+    if link == 0:
+        mu = 1.0 / (1.0 + math.exp(-min(max(eta, -30.0), 30.0)))
+        m1 = mu * (1.0 - mu)  # as PIRLS's natural case: mu' = V(mu)
+        m2 = m1 * (1.0 - 2.0 * mu)
+    elif link == 1:
+        mu = 0.5 * math.erfc(-min(max(eta, -_PROBIT_BOUND), _PROBIT_BOUND) / _SQRT2)
+        m1 = max(math.exp(-0.5 * min(eta * eta, 1e300)) / _SQRT2PI, _EPS)
+        m2 = -eta * m1
+    elif link == 2:
+        e = math.exp(min(eta, 700.0))
+        mu = min(max(-math.expm1(-e), _EPS), 1.0 - _EPS)
+        m1 = max(e * math.exp(-e), _EPS)
+        m2 = m1 * (1.0 - e)
+    else:
+        mu = max(math.exp(min(eta, 700.0)), _EPS)
+        m1 = mu
+        m2 = mu
+    if fam == 0:
+        var, dvar = mu * (1.0 - mu), 1.0 - 2.0 * mu
+        kernel = (y * math.log(mu) if y != 0.0 else 0.0) + ((1.0 - y) * math.log1p(-mu) if y != 1.0 else 0.0)
+    else:
+        var, dvar = mu, 1.0
+        kernel = (y * math.log(mu) if y != 0.0 else 0.0) - mu
+    dev = 2.0 * wt * (sat - kernel)
+    w = wt * m1 * m1 / var
+    r = wt * (y - mu) * m1 / var
+    o = w - wt * (y - mu) * (m2 / var - m1 * m1 * dvar / (var * var))
+    dw = wt * (2.0 * m1 * m2 / var - m1 * m1 * m1 * dvar / (var * var))
+    return mu, dev, r, w, o, dw
+
+
+def _newton_weight(w, o):
+    """The weight of a Newton step: the observed information where clearly positive, else lme4's."""
+    return o if o > 1e-3 * w else w
+
+
+def _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess):
+    """Per level: ``pen = sum dev + u^2``, ``score = S_j``, ``hess = h_j`` (Newton weights) at the modes u."""
+    for j in range(u.size):
+        pen[j] = u[j] * u[j]
+        score[j] = u[j]
+        hess[j] = 1.0
+    for i in range(y.size):
+        j = g[i]
+        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        pen[j] += dev
+        score[j] -= x * r * z[i]
+        hess[j] += x * x * _newton_weight(w, o) * z[i] * z[i]
+
+
+def _level_penalties(x, fixed, u, y, wt, sat, z, g, fam, link, pen):
+    for j in range(u.size):
+        pen[j] = u[j] * u[j]
+    for i in range(y.size):
+        j = g[i]
+        pen[j] += _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)[1]
+
+
+def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
+    """The conditional modes at (x, fixed): Newton steps level by level, each halved while its
+    penalized deviance rises; the last step (below ``tol``) is taken too.  Returns the iterations, -1 if
+    not converged."""
+    q = u.size
+    pen, score, hess = np.empty(q), np.empty(q), np.empty(q)
+    trial, tpen, step = np.empty(q), np.empty(q), np.empty(q)
+    open_ = np.empty(q, dtype=np.bool_)
+    for it in range(maxit):
+        _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
+        size = 0.0
+        for j in range(q):
+            step[j] = -score[j] / hess[j]
+            size = max(size, abs(step[j]))
+        if not math.isfinite(size):
+            return -1
+        if size < tol:
+            for j in range(q):
+                u[j] += step[j]
+            return it + 1
+        open_[:] = True
+        t = 1.0
+        for _ in range(40):
+            for j in range(q):
+                trial[j] = u[j] + t * step[j] if open_[j] else u[j]
+            _level_penalties(x, fixed, trial, y, wt, sat, z, g, fam, link, tpen)
+            left = False
+            for j in range(q):
+                if open_[j]:
+                    if tpen[j] <= pen[j] + 1e-10 * (1.0 + abs(pen[j])):
+                        u[j] = trial[j]
+                        open_[j] = False
+                    else:
+                        left = True
+            if not left:
+                break
+            t *= 0.5
+    return -1
+
+
+def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev):
+    """One pass at the modes: the deviance and per-level sums into ``lev`` (q x (5 + p)):
+    ``u^2 + dev``, ``sum r z``, ``sum o z^2``, ``sum w z^2``, unused, ``sum o z X_k``."""
+    p = xmat.shape[1]
+    lev[:, :] = 0.0
+    for j in range(u.size):
+        lev[j, 0] = u[j] * u[j]
+    for i in range(y.size):
+        j = g[i]
+        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        lev[j, 0] += dev
+        lev[j, 1] += r * z[i]
+        lev[j, 2] += o * z[i] * z[i]
+        lev[j, 3] += w * z[i] * z[i]
+        for k in range(p):
+            lev[j, 5 + k] += o * z[i] * xmat[i, k]
+
+
+def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, grad):
+    """The Laplace deviance at (x, beta) with the modes found from ``u`` (updated), and its
+    gradient over (x, beta) into ``grad`` (size 1 + p).  inf where PIRLS fails."""
+    n, p, q = y.size, xmat.shape[1], u.size
+    fixed = off.copy()
+    for i in range(n):
+        for k in range(p):
+            fixed[i] += xmat[i, k] * beta[k]
+    if _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit) < 0:
+        return np.inf
+    lev = np.empty((q, 5 + p))
+    _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev)
+    value = const
+    grad[:] = 0.0
+    for j in range(q):
+        d = 1.0 + x * x * lev[j, 3]
+        h = 1.0 + x * x * lev[j, 2]
+        value += lev[j, 0] + math.log(d)
+        grad[0] += 2.0 * x * lev[j, 3] / d
+        lev[j, 3] = d
+        lev[j, 4] = (lev[j, 1] - x * u[j] * lev[j, 2]) / h  # du_j / dx
+        for k in range(p):
+            lev[j, 5 + k] = -x * lev[j, 5 + k] / h  # du_j / dbeta_k
+    for i in range(n):
+        j = g[i]
+        _, _, r, _, _, dw = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        c = x * x * z[i] * z[i] * dw / lev[j, 3]
+        grad[0] += -2.0 * r * z[i] * u[j] + c * z[i] * (u[j] + x * lev[j, 4])
+        for k in range(p):
+            grad[1 + k] += -2.0 * r * xmat[i, k] + c * (xmat[i, k] + x * z[i] * lev[j, 5 + k])
+    return value
+
+
+def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, exact, lev, hbb, sb):
+    """Penalized deviance of (beta, u) and the Newton system's pieces.
+
+    ``lev`` (q x (5 + p)): ``S_j``, ``h_j``, ``sum w z^2``, ``sum r z``, ``sum o z^2``, ``C_jk = x sum o z X_k``;
+    ``hbb = sum o X X'``, ``sb = -sum r X``.  Newton weights (``exact`` False) or the observed ones.
+    """
+    p = xmat.shape[1]
+    lev[:, :] = 0.0
+    hbb[:, :] = 0.0
+    sb[:] = 0.0
+    pen = 0.0
+    for j in range(u.size):
+        lev[j, 0] = u[j]
+        lev[j, 1] = 1.0
+        pen += u[j] * u[j]
+    for i in range(y.size):
+        j = g[i]
+        eta = off[i] + x * z[i] * u[j]
+        for k in range(p):
+            eta += xmat[i, k] * beta[k]
+        _, dev, r, w, o, _ = _row(eta, y[i], wt[i], sat[i], fam, link)
+        wn = o if exact else _newton_weight(w, o)
+        pen += dev
+        lev[j, 0] -= x * r * z[i]
+        lev[j, 1] += x * x * wn * z[i] * z[i]
+        lev[j, 2] += w * z[i] * z[i]
+        lev[j, 3] += r * z[i]
+        lev[j, 4] += o * z[i] * z[i]
+        for k in range(p):
+            lev[j, 5 + k] += x * wn * z[i] * xmat[i, k]
+            sb[k] -= r * xmat[i, k]
+            for m in range(k + 1):
+                hbb[k, m] += wn * xmat[i, k] * xmat[i, m]
+    for k in range(p):
+        for m in range(k):
+            hbb[m, k] = hbb[k, m]
+    return pen
+
+
+def _cholesky_solve(a, b):
+    """Solve ``a s = b`` (a small, symmetric positive definite; overwritten by its factor); False if it is not."""
+    p = a.shape[0]
+    for k in range(p):
+        s = a[k, k]
+        for m in range(k):
+            s -= a[k, m] * a[k, m]
+        if not s > 0.0:
+            return False
+        a[k, k] = math.sqrt(s)
+        for i in range(k + 1, p):
+            t = a[i, k]
+            for m in range(k):
+                t -= a[i, m] * a[k, m]
+            a[i, k] = t / a[k, k]
+    for k in range(p):
+        t = b[k]
+        for m in range(k):
+            t -= a[k, m] * b[m]
+        b[k] = t / a[k, k]
+    for k in range(p - 1, -1, -1):
+        t = b[k]
+        for m in range(k + 1, p):
+            t -= a[m, k] * b[m]
+        b[k] = t / a[k, k]
+    return True
+
+
+def _schur_step(lev, hbb, rhs_u, rhs_b, du, db, schur):
+    """``[du; db] = -H^-1 [rhs_u; rhs_b]`` for ``H = [diag(h), C; C', hbb]`` (h, C in ``lev``);
+    ``schur`` gets ``hbb - C' h^-1 C`` (then its factor).  False if that is not positive definite."""
+    q, p = lev.shape[0], hbb.shape[0]
+    schur[:, :] = hbb
+    for k in range(p):
+        db[k] = -rhs_b[k]
+    for j in range(q):
+        h = lev[j, 1]
+        for k in range(p):
+            c = lev[j, 5 + k] / h
+            db[k] += c * rhs_u[j]
+            for m in range(p):
+                schur[k, m] -= c * lev[j, 5 + m]
+    if not _cholesky_solve(schur, db):
+        return False
+    for j in range(q):
+        t = rhs_u[j]
+        for k in range(p):
+            t += lev[j, 5 + k] * db[k]
+        du[j] = -t / lev[j, 1]
+    return True
+
+
+def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link):
+    pen = 0.0
+    for j in range(u.size):
+        pen += u[j] * u[j]
+    for i in range(y.size):
+        eta = off[i] + x * z[i] * u[g[i]]
+        for k in range(xmat.shape[1]):
+            eta += xmat[i, k] * beta[k]
+        pen += _row(eta, y[i], wt[i], sat[i], fam, link)[1]
+    return pen
+
+
+def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit):
+    """beta and u together minimizing the penalized deviance at x (Newton steps, halved while it
+    rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged."""
+    q, p = u.size, xmat.shape[1]
+    lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
+    du, db, tu, tb = np.empty(q), np.empty(p), np.empty(q), np.empty(p)
+    for it in range(maxit):
+        pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, False, lev, hbb, sb)
+        if not _schur_step(lev, hbb, lev[:, 0].copy(), sb, du, db, schur):
+            return -1
+        size = max(np.max(np.abs(du)) if q else 0.0, np.max(np.abs(db)) if p else 0.0)
+        if not math.isfinite(size):
+            return -1
+        if size < tol:
+            u += du
+            beta += db
+            return it + 1
+        t = 1.0
+        for _ in range(40):
+            tu[:] = u + t * du
+            tb[:] = beta + t * db
+            if _joint_penalty(x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link) <= pen + 1e-10 * (1.0 + abs(pen)):
+                break
+            t *= 0.5
+        u[:] = tu
+        beta[:] = tb
+    return -1
+
+
+def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, cov):
+    """Stage 1's criterion (``nAGQ = 0``) at x, beta and u found together from the given ones (updated),
+    and its derivative in x; ``cov`` gets the inverse of the beta block's Schur complement (the RX
+    covariance of beta).  ``(inf, nan)`` where PIRLS fails."""
+    q, p, n = u.size, xmat.shape[1], y.size
+    if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit) < 0:
+        return np.inf, np.nan
+    lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, True, lev, hbb, sb)
+    value, dx = pen + const, 0.0
+    dsu, dsb, du, db = np.empty(q), np.zeros(p), np.empty(q), np.empty(p)
+    for j in range(q):
+        d = 1.0 + x * x * lev[j, 2]
+        value += math.log(d)
+        dx += 2.0 * x * lev[j, 2] / d
+        dsu[j] = -lev[j, 3] + x * u[j] * lev[j, 4]
+    for i in range(n):
+        o = _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link) * z[i] * u[g[i]]
+        for k in range(p):
+            dsb[k] += o * xmat[i, k]
+    if not _schur_step(lev, hbb, dsu, dsb, du, db, schur):
+        return np.inf, np.nan
+    _covariance(schur, cov)
+    for i in range(n):
+        j = g[i]
+        eta = off[i] + x * z[i] * u[j]
+        deta = z[i] * (u[j] + x * du[j])
+        for k in range(p):
+            eta += xmat[i, k] * beta[k]
+            deta += xmat[i, k] * db[k]
+        _, _, r, _, _, dw = _row(eta, y[i], wt[i], sat[i], fam, link)
+        dx += -2.0 * r * z[i] * u[j] + x * x * z[i] * z[i] * dw / (1.0 + x * x * lev[j, 2]) * deta
+    return value, dx
+
+
+def _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link):
+    """The observed weight of row i at (x, beta, u)."""
+    eta = off[i] + x * z[i] * u[g[i]]
+    for k in range(xmat.shape[1]):
+        eta += xmat[i, k] * beta[k]
+    return _row(eta, y[i], wt[i], sat[i], fam, link)[4]
+
+
+def _covariance(factor, cov):
+    """``cov = (L L')^-1`` from the lower Cholesky factor in ``factor``."""
+    p = factor.shape[0]
+    e = np.empty(p)
+    for c in range(p):
+        e[:] = 0.0
+        e[c] = 1.0
+        for k in range(p):
+            t = e[k]
+            for m in range(k):
+                t -= factor[k, m] * e[m]
+            e[k] = t / factor[k, k]
+        for k in range(p - 1, -1, -1):
+            t = e[k]
+            for m in range(k + 1, p):
+                t -= factor[m, k] * e[m]
+            e[k] = t / factor[k, k]
+        cov[:, c] = e
+
+
+def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, counts):
+    """Minimize stage 1's criterion over x >= 0 from x (a safeguarded secant search on its
+    derivative, bracketing the root); beta, u and ``cov`` as at the last point.  Stops when a step
+    is below 1e-4 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
+    x falls below 1e-3 (a singular fit: the caller takes the general path)."""
+    f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov)
+    counts[0] += 1
+    lo, hi = 0.0, np.inf
+    x_old, d_old = np.nan, np.nan
+    for _ in range(60):
+        if not (math.isfinite(f) and math.isfinite(dx)):
+            return -1.0, f
+        if dx < 0.0:
+            lo = x
+        else:
+            hi = x
+        new = np.nan
+        if math.isfinite(x_old) and dx != d_old:
+            slope = (dx - d_old) / (x - x_old)
+            if slope > 0.0:
+                new = x - dx / slope
+        if not (lo < new < hi):
+            new = 2.0 * x if hi == np.inf else 0.5 * (lo + hi)
+        x_old, d_old = x, dx
+        x = new
+        f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov)
+        counts[0] += 1
+        if abs(x - x_old) < 1e-4 * x:
+            return (x, f) if x > 1e-3 and math.isfinite(f) else (-1.0, f)
+        if hi < 1e-3 or lo > 1e3:
+            return -1.0, f
+    return -1.0, f
+
+
+def _hessian(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+    """Central differences of the Laplace gradient over (x, beta) (steps ``steps``), symmetrized;
+    False where a point fails."""
+    d = p_all.size
+    gp, gm, pt, ut = np.empty(d), np.empty(d), np.empty(d), np.empty(u.size)
+    for k in range(d):
+        for sign in (1.0, -1.0):
+            pt[:] = p_all
+            pt[k] += sign * steps[k]
+            ut[:] = u
+            v = laplace(
+                pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gp if sign > 0 else gm
+            )
+            if not math.isfinite(v):
+                return False
+        for m in range(d):
+            hess[m, k] = (gp[m] - gm[m]) / (2.0 * steps[k])
+    for k in range(d):
+        for m in range(k):
+            hess[k, m] = hess[m, k] = 0.5 * (hess[k, m] + hess[m, k])
+    return True
+
+
+def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess, grad, counts):
+    """Newton steps on the Laplace deviance over (x, beta) (the Hessian by differences of the analytic
+    gradient, backtracking on the deviance; the deviance is even in x, so a step across 0 is mirrored)
+    until the Newton decrement is below 1e-12.  ``hess``, ``grad`` end at the returned point.
+    Returns the deviance, inf where it fails."""
+    d = p_all.size
+    f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, grad)
+    counts[1] += 1
+    pt, ut, gt, fac, step = np.empty(d), np.empty(u.size), np.empty(d), np.empty((d, d)), np.empty(d)
+    for _ in range(30):
+        if not math.isfinite(f) or not _hessian(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+            return np.inf
+        counts[2] += 2 * d
+        fac[:, :] = hess
+        step[:] = -grad
+        if not _cholesky_solve(fac, step):
+            return np.inf
+        decrement = -(grad @ step)
+        if decrement < 1e-12:
+            return f
+        t, accepted = 1.0, False
+        for _ in range(30):
+            pt[:] = p_all + t * step
+            ut[:] = u
+            if pt[0] < 0.0:
+                pt[0] = -pt[0]
+                ut[:] = -u
+            ft = laplace(pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gt)
+            counts[1] += 1
+            if ft <= f - 1e-4 * t * decrement:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            return f if decrement < 1e-8 else np.inf
+        p_all[:], u[:], grad[:], f = pt, ut, gt, ft
+    return np.inf
+
+
+_ORDER = (
+    "_row",
+    "_newton_weight",
+    "_level_sums",
+    "_level_penalties",
+    "_modes",
+    "_laplace_parts",
+    "laplace",
+    "_joint_sums",
+    "_cholesky_solve",
+    "_schur_step",
+    "_joint_penalty",
+    "_joint_modes",
+    "_row_eta_o",
+    "_covariance",
+    "profiled",
+    "stage1",
+    "_hessian",
+    "stage2",
+)
+_PLAIN = {name: globals()[name] for name in _ORDER}
+
+
+def compiled() -> dict | None:
+    """The compiled kernels by name (each calls the others' compiled versions), or None without numba."""
+    kernels = {}
+    for name in _ORDER:
+        kernel = jit(_PLAIN[name])
+        if kernel is None:
+            return None
+        kernels[name] = kernel
+    globals().update(kernels)
+    return kernels
