@@ -44,7 +44,8 @@ def test_column_cbind_is_formulaics_bit_for_bit(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(
-    "lhs", ["cbind(k, round(n) - k)", "cbind(f32, 1 - f32)", "cbind(flag, 1 - flag)", "cbind(k, n - k, k)", "cbind(k, n * 2)"]
+    "lhs",
+    ["cbind(k, round(n) - k)", "cbind(f32, 1 - f32)", "cbind(flag, 1 - flag)", "cbind(k, n - k, k)", "cbind(k, n * 2)"],
 )
 def test_other_cbinds_take_formulaics_evaluation(data: pd.DataFrame, lhs: str) -> None:
     assert response_module._column_cbind(lhs, data, data) is None

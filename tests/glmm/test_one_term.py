@@ -113,7 +113,9 @@ def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
 
     def deviance(p: np.ndarray, grad: np.ndarray) -> float:
         u = np.zeros(q)
-        return kern["laplace"](p[0], p[1:].copy(), u, y, wt, sat, z, refs, xmat, offset, fam, code, const, 1e-10, 200, grad)
+        return kern["laplace"](
+            p[0], p[1:].copy(), u, y, wt, sat, z, refs, xmat, offset, fam, code, const, 1e-10, 200, grad
+        )
 
     grad, scratch = np.empty(point.size), np.empty(point.size)
     deviance(point, grad)
