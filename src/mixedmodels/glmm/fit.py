@@ -717,39 +717,39 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
 
 
 def _compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: OptimizerSettings, start: float):
-    """The results of :func:`.linalg.one_term.fit_one_term` (one scalar term), with the same logs and checks
-    as the general path's: stage 1 and stage 2 as two optimizer logs, lme4's gradient check at the optimum."""
-    res = model.pirls.modes(fast.theta, fast.beta, fast.u)  # converged already: the factor at the modes
-    res1 = replace(res, beta=fast.beta1)  # (the results read only stage 1's beta)
+    """The results of :func:`.linalg.one_term.fit_one_term` (one scalar term), with the same log and checks
+    as the general path's: both stages in one optimizer log, lme4's gradient check at the optimum.  The
+    joint factor (conditional variances, prediction SEs) is formed on first use."""
     evals1, evals2, hessian_evals = fast.evaluations
-    info1 = OptInfo(
-        COMPILED_SEARCH,
-        model.theta_start,
-        fast.theta1,
-        fast.value1,
-        evals1,
-        fast.seconds[0],
-        1,
-        "stage 1: derivative below tolerance",
-        replace(settings, **{k: max(getattr(settings, k), v) for k, v in _START_TOLERANCES.items()}),
-        geval=evals1,
-    )
-    info = OptInfo(
-        COMPILED_NEWTON,
-        np.concatenate([fast.theta1, fast.beta1]),
-        np.concatenate([fast.theta, fast.beta]),
-        fast.value,
-        evals2,
-        fast.seconds[1],
-        1,
-        "Newton decrement below 1e-12",
-        settings,
-        geval=evals2 + hessian_evals,
-    )
     scales = np.concatenate([model.theta_scales, np.ones(fast.beta.size)])  # d(scaled theta, beta) / d(theta, beta)
     message = _gradient_message(fast.grad * scales, fast.hess * np.outer(scales, scales))
-    stages = Stages(info1, res1, info, fast.theta, fast.beta, res, fast.value, fast.vcov, [message] if message else [])
-    return make_results(model, 1, stages, start)
+    messages = [message] if message else []
+    info = OptInfo(
+        COMPILED_NEWTON,
+        np.concatenate([model.theta_start, fast.beta1]),
+        np.concatenate([fast.theta, fast.beta]),
+        fast.value,
+        evals1 + evals2,
+        time.perf_counter() - start,
+        1,
+        f"stage 1 ({COMPILED_SEARCH}): theta {fast.theta1[0]:.6g}; stage 2: Newton decrement below 1e-12",
+        settings,
+        tuple(messages),
+        geval=evals1 + evals2 + hessian_evals,
+    )
+    result = GlmerResults._from_modes(model, fast.theta, fast.beta, fast.u, fast.mu, fast.value, info, fast.vcov)
+    _warn(result, messages, 6)
+    return result
+
+
+def _warn(result: GlmerResults, messages: list[str], stacklevel: int) -> None:
+    """lme4's warnings: the convergence messages, a singular fit."""
+    for message in messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
+    if result.is_singular:
+        warnings.warn(
+            "boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=stacklevel
+        )
 
 
 @dataclass
@@ -797,10 +797,5 @@ def make_results(
     result = GlmerResults.from_fit(
         model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov, family_npar=family_npar
     )
-    for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
-    if result.is_singular:
-        warnings.warn(
-            "boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=stacklevel
-        )
+    _warn(result, messages, stacklevel + 1)
     return result

@@ -56,6 +56,7 @@ class OneTermFit:
     theta: np.ndarray
     beta: np.ndarray
     u: np.ndarray
+    mu: np.ndarray
     value: float
     grad: np.ndarray
     hess: np.ndarray
@@ -140,6 +141,7 @@ def fit_one_term(model) -> OneTermFit | None:
         np.array([point[0] / scale]),
         point[1:].copy(),
         u,
+        _means(model, point, u, z, refs, xmat, offset),
         float(value),
         grad,
         hess,
@@ -147,6 +149,12 @@ def fit_one_term(model) -> OneTermFit | None:
         (int(counts[0]), int(counts[1]), int(counts[2])),
         (middle - start, time.perf_counter() - middle),
     )
+
+
+def _means(model, point: np.ndarray, u: np.ndarray, z, refs, xmat, offset) -> np.ndarray:
+    """The conditional means at the optimum, by the family's own inverse link."""
+    eta = xmat @ point[1:] + offset + point[0] * z * u[refs]
+    return model.family.link.inverse(eta)
 
 
 def _beta_covariance(hess: np.ndarray) -> np.ndarray | None:
