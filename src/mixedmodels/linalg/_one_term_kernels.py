@@ -45,6 +45,10 @@ _EPS = float(np.finfo(float).eps)
 _PROBIT_BOUND = 8.125890664701906  # -qnorm(eps), as families._PROBIT_BOUND
 _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
+# Stage 2 keeps its Hessian over Newton steps shorter than this (units of theta and of stage 1's SEs):
+# the steps then converge linearly at a rate of the Hessian's relative change; the Hessian is formed again
+# at the optimum in any case (cbpp: 3 -> 2 Hessians of 10 gradients each)
+_REUSE = 0.5
 
 
 def _row(eta, y, wt, sat, fam, link):
@@ -165,9 +169,10 @@ def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev):
             lev[j, 5 + k] += o * z[i] * xmat[i, k]
 
 
-def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, grad):
-    """The Laplace deviance at (x, beta) with the modes found from ``u`` (updated), and its
-    gradient over (x, beta) into ``grad`` (size 1 + p).  inf where PIRLS fails."""
+def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, grad, dudp):
+    """The Laplace deviance at (x, beta) with the modes found from ``u`` (updated), its gradient over
+    (x, beta) into ``grad`` (size 1 + p) and the modes' derivatives into ``dudp`` (q x (1 + p): PIRLS's
+    start nearby by a first-order prediction).  inf where PIRLS fails."""
     n, p, q = y.size, xmat.shape[1], u.size
     fixed = off.copy()
     for i in range(n):
@@ -186,8 +191,10 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxi
         grad[0] += 2.0 * x * lev[j, 3] / d
         lev[j, 3] = d
         lev[j, 4] = (lev[j, 1] - x * u[j] * lev[j, 2]) / h  # du_j / dx
+        dudp[j, 0] = lev[j, 4]
         for k in range(p):
             lev[j, 5 + k] = -x * lev[j, 5 + k] / h  # du_j / dbeta_k
+            dudp[j, 1 + k] = lev[j, 5 + k]
     for i in range(n):
         j = g[i]
         _, _, r, _, _, dw = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
@@ -330,17 +337,18 @@ def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit)
     return -1
 
 
-def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, cov):
+def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, cov, du, db):
     """Stage 1's criterion (``nAGQ = 0``) at x, beta and u found together from the given ones (updated),
     and its derivative in x; ``cov`` gets the inverse of the beta block's Schur complement (the RX
-    covariance of beta).  ``(inf, nan)`` where PIRLS fails."""
+    covariance of beta), ``du``, ``db`` the derivatives of the modes and beta in x.  ``(inf, nan)``
+    where PIRLS fails."""
     q, p, n = u.size, xmat.shape[1], y.size
     if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit) < 0:
         return np.inf, np.nan
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
     pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, True, lev, hbb, sb)
     value, dx = pen + const, 0.0
-    dsu, dsb, du, db = np.empty(q), np.zeros(p), np.empty(q), np.empty(p)
+    dsu, dsb = np.empty(q), np.zeros(p)
     for j in range(q):
         d = 1.0 + x * x * lev[j, 2]
         value += math.log(d)
@@ -398,7 +406,8 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, count
     derivative, bracketing the root); beta, u and ``cov`` as at the last point.  Stops when a step
     is below 1e-4 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
     x falls below 1e-3 (a singular fit: the caller takes the general path)."""
-    f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov)
+    du, db = np.empty(u.size), np.empty(beta.size)
+    f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov, du, db)
     counts[0] += 1
     lo, hi = 0.0, np.inf
     x_old, d_old = np.nan, np.nan
@@ -418,7 +427,10 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, count
             new = 2.0 * x if hi == np.inf else 0.5 * (lo + hi)
         x_old, d_old = x, dx
         x = new
-        f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov)
+        if abs(x - x_old) < 0.5 * x_old:  # PIRLS from the first-order prediction of beta and the modes
+            u += (x - x_old) * du
+            beta += (x - x_old) * db
+        f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov, du, db)
         counts[0] += 1
         if abs(x - x_old) < 1e-4 * x:
             return (x, f) if x > 1e-3 and math.isfinite(f) else (-1.0, f)
@@ -427,18 +439,34 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, count
     return -1.0, f
 
 
-def _hessian(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
-    """Central differences of the Laplace gradient over (x, beta) (steps ``steps``), symmetrized;
-    False where a point fails."""
+def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+    """Central differences of the Laplace gradient over (x, beta) (steps ``steps``; PIRLS starting from
+    the modes' first-order prediction ``u + dudp step``), symmetrized; False where a point fails."""
     d = p_all.size
-    gp, gm, pt, ut = np.empty(d), np.empty(d), np.empty(d), np.empty(u.size)
+    gp, gm, pt, ut, scratch = np.empty(d), np.empty(d), np.empty(d), np.empty(u.size), np.empty((u.size, d))
     for k in range(d):
         for sign in (1.0, -1.0):
             pt[:] = p_all
             pt[k] += sign * steps[k]
-            ut[:] = u
+            ut[:] = u + (sign * steps[k]) * dudp[:, k]
             v = laplace(
-                pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gp if sign > 0 else gm
+                pt[0],
+                pt[1:],
+                ut,
+                y,
+                wt,
+                sat,
+                z,
+                g,
+                xmat,
+                off,
+                fam,
+                link,
+                const,
+                1e-10,
+                200,
+                gp if sign > 0 else gm,
+                scratch,
             )
             if not math.isfinite(v):
                 return False
@@ -451,41 +479,56 @@ def _hessian(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hes
 
 
 def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess, grad, counts):
-    """Newton steps on the Laplace deviance over (x, beta) (the Hessian by differences of the analytic
-    gradient, backtracking on the deviance; the deviance is even in x, so a step across 0 is mirrored)
-    until the Newton decrement is below 1e-12.  ``hess``, ``grad`` end at the returned point.
-    Returns the deviance, inf where it fails."""
-    d = p_all.size
-    f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, grad)
+    """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below 1e-12.
+
+    The Hessian is by differences of the analytic gradient (:func:`_hessian`), formed again only after
+    a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end, so that ``hess`` is the
+    Hessian at the returned point (as ``grad``); steps backtrack on the deviance, and as the deviance
+    is even in x a step across 0 is mirrored.  Returns the deviance, inf where it fails.
+    """
+    d, q = p_all.size, u.size
+    dudp, dudt = np.empty((q, d)), np.empty((q, d))
+    f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, grad, dudp)
     counts[1] += 1
-    pt, ut, gt, fac, step = np.empty(d), np.empty(u.size), np.empty(d), np.empty((d, d)), np.empty(d)
-    for _ in range(30):
-        if not math.isfinite(f) or not _hessian(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+    pt, ut, gt, fac, step = np.empty(d), np.empty(q), np.empty(d), np.empty((d, d)), np.empty(d)
+    have, fresh = False, False  # a Hessian to step with; whether it is the one at p_all
+    for _ in range(40):
+        if not math.isfinite(f):
             return np.inf
-        counts[2] += 2 * d
+        if not have:
+            if not _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+                return np.inf
+            counts[2] += 2 * d
+            have, fresh = True, True
         fac[:, :] = hess
         step[:] = -grad
         if not _cholesky_solve(fac, step):
             return np.inf
         decrement = -(grad @ step)
         if decrement < 1e-12:
-            return f
+            if fresh:
+                return f
+            have = False
+            continue
         t, accepted = 1.0, False
         for _ in range(30):
             pt[:] = p_all + t * step
-            ut[:] = u
+            ut[:] = u + dudp @ (t * step)
             if pt[0] < 0.0:
                 pt[0] = -pt[0]
-                ut[:] = -u
-            ft = laplace(pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gt)
+                ut[:] = -ut
+            ft = laplace(pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gt, dudt)
             counts[1] += 1
             if ft <= f - 1e-4 * t * decrement:
                 accepted = True
                 break
             t *= 0.5
         if not accepted:
-            return f if decrement < 1e-8 else np.inf
-        p_all[:], u[:], grad[:], f = pt, ut, gt, ft
+            return f if decrement < 1e-8 and fresh else np.inf
+        long_step = np.max(np.abs(t * step) / steps) * 1e-4 > _REUSE
+        p_all[:], u[:], grad[:], dudp[:, :], f = pt, ut, gt, dudt, ft
+        fresh = False
+        have = not long_step
     return np.inf
 
 
