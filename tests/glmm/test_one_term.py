@@ -114,7 +114,23 @@ def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
     def deviance(p: np.ndarray, grad: np.ndarray) -> float:
         u = np.zeros(q)
         return kern["laplace"](
-            p[0], p[1:].copy(), u, y, wt, sat, z, refs, xmat, offset, fam, code, const, 1e-10, 200, grad
+            p[0],
+            p[1:].copy(),
+            u,
+            y,
+            wt,
+            sat,
+            z,
+            refs,
+            xmat,
+            offset,
+            fam,
+            code,
+            const,
+            1e-10,
+            200,
+            grad,
+            np.empty((q, p.size)),
         )
 
     grad, scratch = np.empty(point.size), np.empty(point.size)
