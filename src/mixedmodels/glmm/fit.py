@@ -722,7 +722,13 @@ def _compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: 
     joint factor (conditional variances, prediction SEs) is formed on first use."""
     evals1, evals2, hessian_evals = fast.evaluations
     scales = np.concatenate([model.theta_scales, np.ones(fast.beta.size)])  # d(scaled theta, beta) / d(theta, beta)
-    message = _gradient_message(fast.grad * scales, fast.hess * np.outer(scales, scales))
+    grad = fast.grad * scales
+    # (the check passes whenever the gradient itself is below its tolerance: no Hessian scaling needed)
+    message = (
+        None
+        if np.max(np.abs(grad)) <= GRADIENT_TOLERANCE
+        else _gradient_message(grad, fast.hess * np.outer(scales, scales))
+    )
     messages = [message] if message else []
     info = OptInfo(
         COMPILED_NEWTON,
