@@ -738,7 +738,7 @@ def _compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: 
         evals1 + evals2,
         time.perf_counter() - start,
         1,
-        f"stage 1 ({COMPILED_SEARCH}): theta {fast.theta1[0]:.6g}; stage 2: Newton decrement below 1e-12",
+        f"stage 1 ({COMPILED_SEARCH}): theta {fast.theta1[0]:.6g}; stage 2: Newton decrement below 1e-14",
         settings,
         tuple(messages),
         geval=evals1 + evals2 + hessian_evals,

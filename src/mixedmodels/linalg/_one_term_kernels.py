@@ -49,6 +49,10 @@ _SQRT2PI = math.sqrt(2.0 * math.pi)
 # the steps then converge linearly at a rate of the Hessian's relative change; the Hessian is formed again
 # at the optimum in any case (cbpp: 3 -> 2 Hessians of 10 gradients each)
 _REUSE = 0.5
+# Stage 2 stops at a Newton decrement g' H^-1 g below this: the deviance is then within half of it of the
+# optimum (the general path's BFGS and Newton polish end ~1e-13 from it on cbpp); the gradient's rounding
+# (~1e-7 on cbpp's cloglog fit) puts a floor of ~2e-15 under it
+_DECREMENT = 1e-14
 
 
 def _row(eta, y, wt, sat, fam, link):
@@ -479,7 +483,7 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, cons
 
 
 def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess, grad, counts):
-    """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below 1e-12.
+    """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below ``_DECREMENT``.
 
     The Hessian is by differences of the analytic gradient (:func:`_hessian`), formed again only after
     a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end, so that ``hess`` is the
@@ -491,7 +495,7 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
     f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, grad, dudp)
     counts[1] += 1
     pt, ut, gt, fac, step = np.empty(d), np.empty(q), np.empty(d), np.empty((d, d)), np.empty(d)
-    have, fresh = False, False  # a Hessian to step with; whether it is the one at p_all
+    have, fresh, decrement = False, False, np.inf  # a Hessian to step with; whether it is the one at p_all
     for _ in range(40):
         if not math.isfinite(f):
             return np.inf
@@ -505,13 +509,13 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
         if not _cholesky_solve(fac, step):
             return np.inf
         decrement = -(grad @ step)
-        if decrement < 1e-12:
+        if decrement < _DECREMENT:
             if fresh:
                 return f
             have = False
             continue
         t, accepted = 1.0, False
-        for _ in range(30):
+        for _ in range(30 if decrement > 1e-10 else 2):  # (at the deviance's rounding halving is no help)
             pt[:] = p_all + t * step
             ut[:] = u + dudp @ (t * step)
             if pt[0] < 0.0:
@@ -523,13 +527,18 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
                 accepted = True
                 break
             t *= 0.5
-        if not accepted:
-            return f if decrement < 1e-8 and fresh else np.inf
+        if not accepted:  # no decrease along the step: at the optimum to rounding, if the Hessian is its own
+            if decrement >= 1e-10:
+                return np.inf
+            if fresh:
+                return f
+            have = False
+            continue
         long_step = np.max(np.abs(t * step) / steps) * 1e-4 > _REUSE
         p_all[:], u[:], grad[:], dudp[:, :], f = pt, ut, gt, dudt, ft
         fresh = False
         have = not long_step
-    return np.inf
+    return f if have and fresh and decrement < 1e-10 else np.inf
 
 
 _ORDER = (

@@ -11,7 +11,7 @@ compiled loops of :mod:`._one_term_kernels`:
 2. stage 2 (``nAGQ = 1``): Newton steps on the Laplace deviance over
    (theta, beta) from stage 1's optimum, with the analytic gradient and its
    central differences as the Hessian (steps 1e-4 of theta and of stage 1's
-   standard errors), until the Newton decrement is below 1e-12;
+   standard errors), until the Newton decrement is below 1e-14;
 3. the covariance of beta: the beta block of ``2 H^-1`` at the optimum
    (lme4's ``use.hessian``; the Hessian is the last Newton step's).
 
