@@ -57,11 +57,18 @@ _DECREMENT = 1e-14
 
 def _row(eta, y, wt, sat, fam, link):
     """``(mu, dev, r, w, o, dw)`` of one row at eta (see the module's notation)."""
-    if link == 0:
+    if fam == 0 and link == 0:  # canonical: mu' = V(mu), o = w (as PIRLS's natural case), no divisions
         mu = 1.0 / (1.0 + math.exp(-min(max(eta, -30.0), 30.0)))
-        m1 = mu * (1.0 - mu)  # as PIRLS's natural case: mu' = V(mu)
-        m2 = m1 * (1.0 - 2.0 * mu)
-    elif link == 1:
+        var = mu * (1.0 - mu)
+        kernel = (y * math.log(mu) if y != 0.0 else 0.0) + ((1.0 - y) * math.log1p(-mu) if y != 1.0 else 0.0)
+        w = wt * var
+        return mu, 2.0 * wt * (sat - kernel), wt * (y - mu), w, w, w * (1.0 - 2.0 * mu)
+    if fam == 1 and link == 3:
+        mu = max(math.exp(min(eta, 700.0)), _EPS)
+        kernel = (y * math.log(mu) if y != 0.0 else 0.0) - mu
+        w = wt * mu
+        return mu, 2.0 * wt * (sat - kernel), wt * (y - mu), w, w, w
+    if link == 1:
         mu = 0.5 * math.erfc(-min(max(eta, -_PROBIT_BOUND), _PROBIT_BOUND) / _SQRT2)
         m1 = max(math.exp(-0.5 * min(eta * eta, 1e300)) / _SQRT2PI, _EPS)
         m2 = -eta * m1
@@ -80,11 +87,13 @@ def _row(eta, y, wt, sat, fam, link):
     else:
         var, dvar = mu, 1.0
         kernel = (y * math.log(mu) if y != 0.0 else 0.0) - mu
+    inv = 1.0 / var
     dev = 2.0 * wt * (sat - kernel)
-    w = wt * m1 * m1 / var
-    r = wt * (y - mu) * m1 / var
-    o = w - wt * (y - mu) * (m2 / var - m1 * m1 * dvar / (var * var))
-    dw = wt * (2.0 * m1 * m2 / var - m1 * m1 * m1 * dvar / (var * var))
+    w = wt * m1 * m1 * inv
+    r = wt * (y - mu) * m1 * inv
+    curve = m2 * inv - m1 * m1 * dvar * inv * inv
+    o = w - wt * (y - mu) * curve
+    dw = wt * m1 * inv * (2.0 * m2 - m1 * m1 * dvar * inv)
     return mu, dev, r, w, o, dw
 
 
@@ -107,24 +116,15 @@ def _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess):
         hess[j] += x * x * _newton_weight(w, o) * z[i] * z[i]
 
 
-def _level_penalties(x, fixed, u, y, wt, sat, z, g, fam, link, pen):
-    for j in range(u.size):
-        pen[j] = u[j] * u[j]
-    for i in range(y.size):
-        j = g[i]
-        pen[j] += _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)[1]
-
-
 def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
-    """The conditional modes at (x, fixed): Newton steps level by level, each halved while its
-    penalized deviance rises; the last step (below ``tol``) is taken too.  Returns the iterations, -1 if
-    not converged."""
+    """The conditional modes at (x, fixed): Newton steps level by level, a level's step halved while its
+    penalized deviance rises (one pass over the rows an iteration: the sums at the new modes are the next
+    step's); the last step (below ``tol``) is taken too.  Returns the iterations, -1 if not converged."""
     q = u.size
     pen, score, hess = np.empty(q), np.empty(q), np.empty(q)
-    trial, tpen, step = np.empty(q), np.empty(q), np.empty(q)
-    open_ = np.empty(q, dtype=np.bool_)
+    old, old_pen, step = np.empty(q), np.empty(q), np.empty(q)
+    _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
     for it in range(maxit):
-        _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
         size = 0.0
         for j in range(q):
             step[j] = -score[j] / hess[j]
@@ -135,23 +135,19 @@ def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
             for j in range(q):
                 u[j] += step[j]
             return it + 1
-        open_[:] = True
-        t = 1.0
+        old[:] = u
+        old_pen[:] = pen
+        u += step
         for _ in range(40):
+            _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
+            rising = False
             for j in range(q):
-                trial[j] = u[j] + t * step[j] if open_[j] else u[j]
-            _level_penalties(x, fixed, trial, y, wt, sat, z, g, fam, link, tpen)
-            left = False
-            for j in range(q):
-                if open_[j]:
-                    if tpen[j] <= pen[j] + 1e-10 * (1.0 + abs(pen[j])):
-                        u[j] = trial[j]
-                        open_[j] = False
-                    else:
-                        left = True
-            if not left:
+                if not pen[j] <= old_pen[j] + 1e-10 * (1.0 + abs(old_pen[j])):
+                    rising = True
+                    step[j] *= 0.5
+                    u[j] = old[j] + step[j]
+            if not rising:
                 break
-            t *= 0.5
     return -1
 
 
@@ -545,7 +541,6 @@ _ORDER = (
     "_row",
     "_newton_weight",
     "_level_sums",
-    "_level_penalties",
     "_modes",
     "_laplace_parts",
     "laplace",
