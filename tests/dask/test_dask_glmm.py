@@ -90,6 +90,7 @@ def memory_fit(name: str):
             formula, df, family, **{k: df[v].to_numpy() for k, v in kwargs.items()}
         )
         model.__dict__["_laplace_gradient"] = None  # as on Dask (glmm.fit._laplace_gradient's cache): no gradient
+        model.__dict__["rows_in_memory"] = False  # ... and no compiled one-term fit (linalg.one_term), as on Dask
         return model.fit(nAGQ=nagq)
 
 

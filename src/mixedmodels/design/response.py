@@ -9,6 +9,7 @@ values are refused.
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import numpy as np
@@ -56,11 +57,53 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         check_real(data, sorted(variables))
     if text in data.columns:
         values = get_column(source, text)
+    elif (pair := _column_cbind(text, source, data)) is not None:
+        values = pair
     else:
         code, aliases = formula_code(text)
         env = LayeredMapping(formula_data(data, variables, aliases), CONTEXT, TRANSFORMS)
         values = run_formulaic(lambda: stateful_eval(code, env, None, {}, None), f"the response {text!r}", text)
     return _finite_response(_response_array(values, text, len(data)), text)
+
+
+_ARITHMETIC = {ast.Add: np.add, ast.Sub: np.subtract}
+
+
+def _column_cbind(text: str, source: Any, data: pd.DataFrame) -> np.ndarray | None:
+    """``cbind(a, b)`` whose arguments are numeric columns, numbers and their sums and differences
+    (``cbind(incidence, size - incidence)``), evaluated on the columns directly: the same numbers as
+    formulaic's evaluation (whole numbers are exact in float64) without its per-call set-up (~0.8 ms
+    on cbpp).  None for anything else, which takes the general evaluation."""
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "cbind"):
+        return None
+    if len(node.args) != 2 or node.keywords:
+        return None
+    columns = [_column_arithmetic(arg, source, data) for arg in node.args]
+    if columns[0] is None or columns[1] is None:
+        return None
+    return np.column_stack(np.broadcast_arrays(*columns))
+
+
+def _column_arithmetic(node: ast.AST, source: Any, data: pd.DataFrame) -> np.ndarray | float | None:
+    if isinstance(node, ast.Name):
+        if node.id not in data.columns:
+            return None
+        column = get_column(source, node.id)
+        dtype = column.dtype  # integers (exact in float64) and float64: the same numbers as pandas' arithmetic
+        exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
+        return column.to_numpy(dtype=np.float64) if exact else None
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _column_arithmetic(node.left, source, data), _column_arithmetic(node.right, source, data)
+        if left is None or right is None:
+            return None
+        return _ARITHMETIC[type(node.op)](left, right)
+    return None
 
 
 def _finite_response(response: np.ndarray, text: str) -> np.ndarray:

@@ -19,22 +19,22 @@ difference point, so the deviance is a smooth, deterministic function there.
 from __future__ import annotations
 
 import time
-import warnings
 
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-from scipy.linalg import cho_factor, solve_triangular
 
 from .._threads import one_blas_thread
-from ..errors import ConvergenceWarning, SingularFitWarning
 from ..fitted import GeneralizedMixedModel
 from ..linalg.dense import triangular_inverse
 from ..linalg.laplace_gradient import LaplaceGradient
 from ..linalg.laplace_gradient_links import LinkLaplaceGradient
+from ..linalg.one_term import fit_one_term, one_term_applies
 from ..linalg.pirls_scalar import SparseScalarSystem
 from ..optim import OptimizerSettings, OptInfo, bfgs_inverse_hessian, minimize_bounded, minimize_quasi_newton
+from .checks import GRADIENT_TOLERANCE, gradient_message as _gradient_message, warn_fit
+from .compiled import compiled_results
 from .results import GlmerResults
 from .scalar_search import minimize_even_scalar
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
-GRADIENT_TOLERANCE = 2e-3  # lme4's checkConv tolerance on the (scaled) gradient
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
 # whitened beta (units of the stage-1 SEs, where the deviance is close to ||delta||^2, so
 # 1 % of an SE is still a short step)
@@ -469,20 +468,6 @@ def fd_hessian(
     return f0, (plus - minus) / (2.0 * steps), hess
 
 
-def _gradient_message(grad: np.ndarray, hess: np.ndarray) -> str | None:
-    """lme4's checkConv: min(|scaled gradient|, |gradient|) must stay below 0.002."""
-    try:
-        upper = cho_factor(hess, lower=False)[0]
-        scaled = solve_triangular(np.triu(upper), grad)
-        worst = np.minimum(np.abs(scaled), np.abs(grad))
-    except np.linalg.LinAlgError:
-        worst = np.abs(grad)
-    if worst.size == 0 or np.max(worst) <= GRADIENT_TOLERANCE:
-        return None
-    k = int(np.argmax(worst))
-    return f"Model failed to converge with max|grad| = {worst[k]:.6g} (tol = {GRADIENT_TOLERANCE:g}, component {k + 1})"
-
-
 def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
     """``-H^-1 g`` when H is positive definite and the step is small enough to trust."""
     try:
@@ -690,6 +675,10 @@ def _given_start(model, start: GlmmStart, warm: _WarmStart) -> tuple[OptInfo, "P
 
 def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, given: GlmmStart | None) -> GlmerResults:
     start = time.perf_counter()
+    if given is None and one_term_applies(model, nAGQ, settings.optimizer):
+        fast = fit_one_term(model)
+        if fast is not None:
+            return compiled_results(model, fast, settings, start)
     warm = _WarmStart(np.zeros(model.nranef))
     if given is not None and given.fixef is not None and nAGQ > 0:
         info1, res1 = _given_start(model, given, warm)
@@ -759,10 +748,5 @@ def make_results(
     result = GlmerResults.from_fit(
         model, nAGQ, stages.theta, stages.beta, res, stages.value, info, stages.vcov, family_npar=family_npar
     )
-    for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
-    if result.is_singular:
-        warnings.warn(
-            "boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=stacklevel
-        )
+    warn_fit(result, messages, stacklevel + 1)
     return result

@@ -35,6 +35,7 @@ from ..optim import OptInfo
 
 if TYPE_CHECKING:
     from ..families import Family
+    from ..linalg import Factorization
     from ..linalg.pirls import PirlsResult
     from .summary import GlmerSummary
 
@@ -131,6 +132,34 @@ class GlmerResults(LmerResults):
             vcov,
             int(family_npar),
         )
+
+    @classmethod
+    def _from_modes(
+        cls,
+        model: GeneralizedMixedModel,
+        theta: np.ndarray,
+        beta: np.ndarray,
+        u: np.ndarray,
+        mu: np.ndarray,
+        value: float,
+        info: "OptInfo",
+        vcov: np.ndarray,
+    ) -> "GlmerResults":
+        """Laplace results from estimates found elsewhere (the compiled one-term fit): the modes ``u``,
+        the means ``mu`` and the Hessian's covariance of beta; the joint factor is formed on first use
+        (:attr:`factor`).  For families without a dispersion (sigma 1)."""
+        return cls(model, theta, beta, 1.0, float(value), info, None, _split(u, model.layouts), 1, "hessian", mu, vcov)
+
+    @property
+    def factor(self) -> "Factorization":
+        """The blocked Cholesky factor of ``[Z Lambda, X, z]`` at PIRLS's weights at the optimum:
+        prediction SEs, leverages and conditional covariances are solves with it."""
+        if self._factor is None:
+            pirls = self.model.pirls
+            u = np.concatenate([m.ravel() for m in self._modes])
+            res = pirls.modes(self.theta, self.beta, u)  # converged already: the weights at the modes
+            object.__setattr__(self, "_factor", pirls.joint_factor(self.theta, res))
+        return self._factor
 
     # --- family -------------------------------------------------------------------
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -133,32 +133,17 @@ def _scatter_matrix(scatters: list[_Scatter], sizes: tuple[int, int, int], n: in
 
 
 @dataclass(frozen=True, eq=False)
-class ReweightedBlocks:
-    """Where each observation's products land in the blocks of ``[Z X y]' W [Z X y]``.
+class _Pattern:
+    """The products' pattern of :class:`ReweightedBlocks`: Z, Z' and where each observation's products go."""
 
-    Built once per model; :meth:`blocks` then gives the
-    :class:`~mixedmodels.linalg.blocked.BlockedCrossProducts` for any weights
-    ``w`` and dense columns ``xy`` (``[X z]`` or just ``[z]``) without
-    rebuilding a model matrix: the random-effects blocks are one sparse
-    matrix-vector product ``S w`` (S holds, for every observation, where its
-    products ``z_a z_b`` go), the products with the dense columns one
-    sparse-times-dense product with ``Z'``.  ``A21``'s random-effects rows are dense
-    (``m_re x q1 k1``) or, above 50,000 entries, the data of a CSR matrix
-    whose pattern is fixed here.
-    """
-
-    layouts: tuple[TermLayout, ...]
-    nobs: int
-    z: sp.csr_array  # n x q, all terms (columns scaled), level-major within each term
-    zt: sp.csr_array  # q x n
-    scatter: sp.csr_array  # (A11 + A21 + A22 buffer entries) x n: the buffers are scatter @ w
-    sizes: tuple[int, int, int]  # lengths of the A11, A21 (random-effects rows) and A22 (random-effects part) buffers
-    a21_pattern: tuple[np.ndarray, np.ndarray] | None  # CSR (indices, indptr) of A21's random-effects rows, when sparse
+    z: sp.csr_array
+    zt: sp.csr_array
+    scatter: sp.csr_array
+    sizes: tuple[int, int, int]
+    a21_pattern: tuple[np.ndarray, np.ndarray] | None
 
     @classmethod
-    def build(cls, terms: Sequence) -> "ReweightedBlocks":
-        """From random-effects terms (``refs``, ``z``, ``nlevels``) in block order."""
-        layouts = _layouts(terms)
+    def build(cls, terms: Sequence, layouts: Sequence[TermLayout]) -> "_Pattern":
         offsets = np.concatenate([[0], np.cumsum([lay.size for lay in layouts])])
         parts = [
             _Term(t.refs, np.asarray(t.z, dtype=float) / lay.scales, lay, int(o))
@@ -185,15 +170,8 @@ class ReweightedBlocks:
             for rows, cols, coef in _column_pairs(a, b)
         ]
         zmat = cls._model_matrix(parts, int(offsets[-1]))
-        return cls(
-            layouts=tuple(layouts),
-            nobs=first.refs.size,
-            z=zmat,
-            zt=sp.csr_array(zmat.T),
-            scatter=_scatter_matrix(scatters, (first.layout.nlevels * k1 * k1, size21, m_re * m_re), first.refs.size),
-            sizes=(first.layout.nlevels * k1 * k1, size21, m_re * m_re),
-            a21_pattern=pattern,
-        )
+        sizes = (first.layout.nlevels * k1 * k1, size21, m_re * m_re)
+        return cls(zmat, sp.csr_array(zmat.T), _scatter_matrix(scatters, sizes, first.refs.size), sizes, pattern)
 
     @staticmethod
     def _model_matrix(parts: list[_Term], q: int) -> sp.csr_array:
@@ -207,6 +185,62 @@ class ReweightedBlocks:
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(parts[0].refs.size, q)
         )
         return sp.csr_array(coo)
+
+
+@dataclass(frozen=True, eq=False)
+class ReweightedBlocks:
+    """Where each observation's products land in the blocks of ``[Z X y]' W [Z X y]``.
+
+    Built once per model (its pattern on first use); :meth:`blocks` then gives the
+    :class:`~mixedmodels.linalg.blocked.BlockedCrossProducts` for any weights
+    ``w`` and dense columns ``xy`` (``[X z]`` or just ``[z]``) without
+    rebuilding a model matrix: the random-effects blocks are one sparse
+    matrix-vector product ``S w`` (S holds, for every observation, where its
+    products ``z_a z_b`` go), the products with the dense columns one
+    sparse-times-dense product with ``Z'``.  ``A21``'s random-effects rows are dense
+    (``m_re x q1 k1``) or, above 50,000 entries, the data of a CSR matrix
+    whose pattern is fixed here.
+    """
+
+    layouts: tuple[TermLayout, ...]
+    nobs: int
+    terms: tuple  # the random-effects terms (``refs``, ``z``, ``nlevels``) in block order
+
+    @classmethod
+    def build(cls, terms: Sequence) -> "ReweightedBlocks":
+        """From random-effects terms (``refs``, ``z``, ``nlevels``) in block order: the layouts now, the
+        products' pattern on first use (:attr:`z`, :attr:`scatter`; a compiled one-term fit,
+        :mod:`.one_term`, never needs it: ~0.4 ms of a cbpp fit)."""
+        layouts = tuple(_layouts(terms))
+        return cls(layouts, int(np.asarray(terms[0].refs).size), tuple(terms))
+
+    @cached_property
+    def _pattern(self) -> "_Pattern":
+        return _Pattern.build(self.terms, self.layouts)
+
+    @property
+    def z(self) -> sp.csr_array:
+        """n x q, all terms (columns scaled), level-major within each term."""
+        return self._pattern.z
+
+    @property
+    def zt(self) -> sp.csr_array:
+        return self._pattern.zt
+
+    @property
+    def scatter(self) -> sp.csr_array:
+        """(A11 + A21 + A22 buffer entries) x n: the buffers are ``scatter @ w``."""
+        return self._pattern.scatter
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Lengths of the A11, A21 (random-effects rows) and A22 (random-effects part) buffers."""
+        return self._pattern.sizes
+
+    @property
+    def a21_pattern(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """CSR (indices, indptr) of A21's random-effects rows, when sparse."""
+        return self._pattern.a21_pattern
 
     @property
     def first(self) -> TermLayout:

@@ -1,0 +1,47 @@
+"""The results of the compiled fit of a GLMM with one scalar term (:mod:`mixedmodels.linalg.one_term`)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..fitted import GeneralizedMixedModel
+from ..linalg.one_term import COMPILED_NEWTON, COMPILED_SEARCH, OneTermFit
+from ..optim import OptimizerSettings, OptInfo
+from .checks import GRADIENT_TOLERANCE, gradient_message, warn_fit
+from .results import GlmerResults
+
+__all__ = ["compiled_results"]
+
+
+def compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: OptimizerSettings, start: float):
+    """The results of :func:`.linalg.one_term.fit_one_term` (one scalar term), with the same log and checks
+    as the general path's: both stages in one optimizer log, lme4's gradient check at the optimum.  The
+    joint factor (conditional variances, prediction SEs) is formed on first use."""
+    evals1, evals2, hessian_evals = fast.evaluations
+    scales = np.concatenate([model.theta_scales, np.ones(fast.beta.size)])  # d(scaled theta, beta) / d(theta, beta)
+    grad = fast.grad * scales
+    # (the check passes whenever the gradient itself is below its tolerance: no Hessian scaling needed)
+    message = (
+        None
+        if np.max(np.abs(grad)) <= GRADIENT_TOLERANCE
+        else gradient_message(grad, fast.hess * np.outer(scales, scales))
+    )
+    messages = [message] if message else []
+    info = OptInfo(
+        COMPILED_NEWTON,
+        np.concatenate([model.theta_start, fast.beta1]),
+        np.concatenate([fast.theta, fast.beta]),
+        fast.value,
+        evals1 + evals2,
+        time.perf_counter() - start,
+        1,
+        f"stage 1 ({COMPILED_SEARCH}): theta {fast.theta1[0]:.6g}; stage 2: Newton decrement below 1e-14",
+        settings,
+        tuple(messages),
+        geval=evals1 + evals2 + hessian_evals,
+    )
+    result = GlmerResults._from_modes(model, fast.theta, fast.beta, fast.u, fast.mu, fast.value, info, fast.vcov)
+    warn_fit(result, messages, 6)
+    return result
