@@ -432,8 +432,6 @@ def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
     args = (inverse, factor.a, factor.lam, stacked, positions, (system.ntheta, system.nre, nlead), float(dof))
     found = [kernels.piece_derivatives(*args)]
     if importlib.util.find_spec("numba") is not None and os.environ.get("MIXEDMODELS_NO_NUMBA", "") in ("", "0"):
-        import numba  # noqa: F401  (the kernels are used once numba is loaded)
-
         compiled = kernels.compiled_piece_derivatives()
         assert compiled is not None
         found.append(kernels.piece_derivatives(*args, compiled))

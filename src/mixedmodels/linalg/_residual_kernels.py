@@ -5,14 +5,13 @@
 inverse (see there for the algebra): the numpy version is ~45 calls on
 matrices of 15-39 rows, call overhead rather than flops; compiled, the same
 products run as a few BLAS calls and plain loops in one call.  Without numba
-(or with ``MIXEDMODELS_NO_NUMBA=1``), and until something else has imported
-numba, :func:`compiled_piece_derivatives` is None and the caller keeps its
+(or with ``MIXEDMODELS_NO_NUMBA=1``) :func:`compiled_piece_derivatives` is
+None and the caller keeps its
 numpy path; the tests run both.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 import numpy as np
@@ -159,11 +158,9 @@ def position_pairs(pieces: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def compiled_piece_derivatives() -> tuple[Callable, Callable, Callable] | None:
-    """The numba-compiled halves of :func:`piece_derivatives` (cached on disk), or None without numba, and
-    None until numba has been imported: the kernels save 0.05-0.1 ms per derivative evaluation, 0.3-0.6 ms
-    per fit, where importing numba and loading them costs a process ~0.5-0.8 s once (as
-    :func:`mixedmodels.linalg._kernels.compiled_if_loaded`)."""
-    if "numba" not in sys.modules:
-        return None
+    """The numba-compiled halves of :func:`piece_derivatives` (cached on disk), or None without numba (or
+    with ``MIXEDMODELS_NO_NUMBA=1``).  They save 0.05-0.1 ms per derivative evaluation, 0.3-0.6 ms per fit;
+    as for the other small models' kernels, the first fit of a process pays numba's import and the
+    kernels' loading (~0.5-1 s once)."""
     kernels = (jit(_omegas), jit(_first_derivative_traces), jit(_second_derivatives))
     return None if any(kernel is None for kernel in kernels) else kernels  # type: ignore[return-value]
