@@ -259,17 +259,23 @@ def _cholesky_solve(a, b):
             for m in range(k):
                 t -= a[i, m] * a[k, m]
             a[i, k] = t / a[k, k]
+    _substitute(a, b)
+    return True
+
+
+def _substitute(factor, b):
+    """``b <- (L L')^-1 b`` in place, ``L`` the lower triangle of ``factor``: forward, then back substitution."""
+    p = factor.shape[0]
     for k in range(p):
         t = b[k]
         for m in range(k):
-            t -= a[k, m] * b[m]
-        b[k] = t / a[k, k]
+            t -= factor[k, m] * b[m]
+        b[k] = t / factor[k, k]
     for k in range(p - 1, -1, -1):
         t = b[k]
         for m in range(k + 1, p):
-            t -= a[m, k] * b[m]
-        b[k] = t / a[k, k]
-    return True
+            t -= factor[m, k] * b[m]
+        b[k] = t / factor[k, k]
 
 
 def _schur_step(lev, hbb, rhs_u, rhs_b, du, db, schur):
@@ -388,16 +394,7 @@ def _covariance(factor, cov):
     for c in range(p):
         e[:] = 0.0
         e[c] = 1.0
-        for k in range(p):
-            t = e[k]
-            for m in range(k):
-                t -= factor[k, m] * e[m]
-            e[k] = t / factor[k, k]
-        for k in range(p - 1, -1, -1):
-            t = e[k]
-            for m in range(k + 1, p):
-                t -= factor[m, k] * e[m]
-            e[k] = t / factor[k, k]
+        _substitute(factor, e)
         cov[:, c] = e
 
 
@@ -545,6 +542,7 @@ _ORDER = (
     "_laplace_parts",
     "laplace",
     "_joint_sums",
+    "_substitute",
     "_cholesky_solve",
     "_schur_step",
     "_joint_penalty",
