@@ -41,6 +41,7 @@ __all__ = [
     "DesignFacts",
     "Pass2",
     "partial_blocks",
+    "first_term_blocks",
     "pass2_partition",
     "pass2_encoded",
     "sum_pass2",
@@ -292,8 +293,6 @@ def _sparse_first(
     refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int, x: np.ndarray, y: np.ndarray
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """The big term's blocks as sparse matrices over its levels present in these rows (32-bit indices)."""
-    c = x.shape[1] + 1
-    k1 = z1.shape[1]
     swept = present_level_sums(refs1, z1, x, y, q1)
     if swept is None:
         present, local = _present_levels(refs1, q1)
@@ -301,6 +300,16 @@ def _sparse_first(
     else:
         present, blocks, z1_xy = swept
         local = np.searchsorted(present, refs1) if m_re else refs1  # each row's position among the present levels
+    index = _index_type(q1 * z1.shape[1])
+    return _sparse_first_blocks(present, blocks, z1_xy, q1, _rest_by_first(rest, local, z1, present, m_re, index))
+
+
+def _sparse_first_blocks(
+    present: np.ndarray, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, re: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """A11 and A21 as CSR matrices from the present levels' sums and ``Z_rest' Z1`` (``re``: CSR arrays)."""
+    k1, c = blocks.shape[1], z1_xy.shape[2]
+    m_re = re[0].size - 1
     index = _index_type(q1 * k1)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
@@ -309,7 +318,7 @@ def _sparse_first(
         shape=(q1, k1 * k1),
     )
     global_columns = (present[:, None] * k1 + np.arange(k1)).ravel().astype(index)
-    re_indptr, re_indices, re_data = _rest_by_first(rest, local, z1, present, m_re, index)
+    re_indptr, re_indices, re_data = re
     width = present.size * k1  # each xy row: every present level's k1 columns
     row_starts = np.concatenate([re_indptr, re_indptr[-1] + width * np.arange(1, c + 1)])
     index = np.int32 if max(q1 * k1, row_starts[-1]) < 2**31 else np.int64  # scipy keeps 32 bits only if both fit
@@ -322,6 +331,32 @@ def _sparse_first(
         shape=(m_re + c, q1 * k1),
     )
     return a11, a21
+
+
+def first_term_blocks(
+    nobs: int, present: np.ndarray, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, gram: np.ndarray
+) -> PartialBlocks:
+    """The blocks of some rows of a model with one random term, from its present levels' sums.
+
+    ``present``: the levels with rows (sorted); ``blocks`` (their ``z z'``, full) and ``z1_xy`` (their
+    ``z [x' y]``) as :func:`~.kernels.present_level_sums` gives them; ``gram``: ``[x y]'[x y]``.
+    """
+    k1, c = blocks.shape[1], z1_xy.shape[2]
+    if _dense(c, q1 * k1):
+        a11 = np.zeros((q1, k1 * k1))
+        a11[present] = blocks.reshape(present.size, k1 * k1)
+        full = np.zeros((q1, k1, c))
+        full[present] = z1_xy
+        a21: np.ndarray | sp.csr_array = full.transpose(2, 0, 1).reshape(c, q1 * k1)
+        a11_block: np.ndarray | sp.csr_array = a11
+    else:
+        empty: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            np.zeros(1, dtype=np.int64),
+            np.empty(0, dtype=_index_type(q1 * k1)),
+            np.empty(0),
+        )
+        a11_block, a21 = _sparse_first_blocks(present, blocks, z1_xy, q1, empty)
+    return PartialBlocks(nobs, a11_block, a21, np.zeros((0, 0)), np.zeros((0, c)), gram)
 
 
 def _index_type(ncols: int) -> type:

@@ -47,6 +47,7 @@ from .pieces import summed_in_pieces, wide_first_to_rest
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
+from .sweep import swept_partition
 
 __all__ = ["FusedResult", "fused_pass", "for_workers"]
 
@@ -97,6 +98,10 @@ class _FusedPart:
 
 def _fused_partition(frame: pd.DataFrame, plan: EncodingPlan) -> _FusedPart:
     """One partition's pass 2 over the whole ranges, and the counts pass 1 would have made."""
+    swept = swept_partition(frame, plan)  # one compiled sweep over the columns, when it applies
+    if swept is not None:
+        rows = _RowFacts(len(frame), swept.missing, swept.ncomplete, (swept.present,))
+        return _FusedPart(swept.pass2, rows)
     missing = {name: int(_missing(frame[name]).sum()) for name in plan.frame_columns}
     part = encode_partition(frame, plan)
     present = tuple(_present(refs, term.nlevels) for refs, term in zip(part.refs, plan.terms))
