@@ -83,7 +83,9 @@ def test_the_sweep_gives_the_general_paths_blocks_and_counts(formula, groups, mo
     assert a.nobs == b.nobs == len(df)
     for name in ("a11", "a21", "a22_re", "a22_re_xy", "a22_xy"):
         left, right = getattr(a, name), getattr(b, name)
-        assert type(left) is type(right) and left.shape == right.shape, name
+        assert left.shape == right.shape, name
+        if name in ("a11", "a21"):  # dense as in the general path, else spans of levels for its sparse matrices
+            assert isinstance(left, np.ndarray) == isinstance(right, np.ndarray) == (groups == 900)
         np.testing.assert_allclose(_dense(left), _dense(right), rtol=1e-12, atol=1e-9, err_msg=name)
     f, g = swept.pass2.facts, general.pass2.facts
     for name in ("gram", "mean", "m2", "y_sums"):

@@ -35,6 +35,7 @@ from ..linalg import BlockedCrossProducts
 from .encode import EncodedPartition, encode_partition
 from .kernels import per_level_sums, plain_column_facts, present_level_sums
 from .plan import EncodingPlan
+from .spans import LevelSpan
 
 __all__ = [
     "PartialBlocks",
@@ -131,13 +132,14 @@ class PartialBlocks:
         m_re, c = self.a22_re_xy.shape
         keep = np.arange(c) if keep_xy is None else np.asarray(keep_xy)
         rows = np.concatenate([np.arange(m_re), m_re + keep])
-        if isinstance(self.a21, np.ndarray):
-            a21 = self.a21[rows]
-        elif rows.size == self.a21.shape[0]:  # every row kept: the summed matrix itself, not a copy
-            a21 = sp.csr_array(self.a21)
+        block = self.a21.tocsr() if isinstance(self.a21, LevelSpan) else self.a21
+        if isinstance(block, np.ndarray):
+            a21 = block[rows]
+        elif rows.size == block.shape[0]:  # every row kept: the summed matrix itself, not a copy
+            a21 = sp.csr_array(block)
             a21.eliminate_zeros()
         else:
-            a21 = sp.csr_array(self.a21[rows])
+            a21 = sp.csr_array(block[rows])
             a21.eliminate_zeros()
         a22 = np.empty((rows.size, rows.size))
         a22[:m_re, :m_re] = _as_dense(self.a22_re)
@@ -162,6 +164,11 @@ def sum_sparse(blocks: list) -> Any:
     where terms share entries).  Each entry's terms are added in the
     blocks' order, as the chain of additions adds them.
     """
+    spans = [isinstance(b, LevelSpan) for b in blocks]
+    if all(spans):
+        return LevelSpan.sum(blocks)
+    if any(spans):  # some partitions took the general path: their sparse matrices, and the spans as such
+        blocks = [b.tocsr() if isinstance(b, LevelSpan) else b for b in blocks]
     if not sp.issparse(blocks[0]) or blocks[0].shape[0] > _MERGED_ROWS:
         return functools.reduce(operator.add, blocks)
     mats = [sp.csr_array(b) for b in blocks]
@@ -333,30 +340,26 @@ def _sparse_first_blocks(
     return a11, a21
 
 
-def first_term_blocks(
-    nobs: int, present: np.ndarray, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, gram: np.ndarray
-) -> PartialBlocks:
-    """The blocks of some rows of a model with one random term, from its present levels' sums.
+def first_term_blocks(nobs: int, start: int, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, gram: np.ndarray) -> Any:
+    """The blocks of some rows of a model with one random term, from its sums over a run of levels.
 
-    ``present``: the levels with rows (sorted); ``blocks`` (their ``z z'``, full) and ``z1_xy`` (their
-    ``z [x' y]``) as :func:`~.kernels.present_level_sums` gives them; ``gram``: ``[x y]'[x y]``.
+    ``blocks`` (``z z'``, full) and ``z1_xy`` (``z [x' y]``) of levels ``start, start + 1, ...``
+    (zeros for those without rows); ``gram``: ``[x y]'[x y]``.  Dense blocks where the general path
+    makes them dense, else :class:`~.spans.LevelSpan` s over the run.
     """
-    k1, c = blocks.shape[1], z1_xy.shape[2]
+    span, k1, c = blocks.shape[0], blocks.shape[1], z1_xy.shape[2]
+    a11: np.ndarray | LevelSpan
+    a21: np.ndarray | LevelSpan
     if _dense(c, q1 * k1):
         a11 = np.zeros((q1, k1 * k1))
-        a11[present] = blocks.reshape(present.size, k1 * k1)
+        a11[start : start + span] = blocks.reshape(span, k1 * k1)
         full = np.zeros((q1, k1, c))
-        full[present] = z1_xy
-        a21: np.ndarray | sp.csr_array = full.transpose(2, 0, 1).reshape(c, q1 * k1)
-        a11_block: np.ndarray | sp.csr_array = a11
+        full[start : start + span] = z1_xy
+        a21 = full.transpose(2, 0, 1).reshape(c, q1 * k1)
     else:
-        empty: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            np.zeros(1, dtype=np.int64),
-            np.empty(0, dtype=_index_type(q1 * k1)),
-            np.empty(0),
-        )
-        a11_block, a21 = _sparse_first_blocks(present, blocks, z1_xy, q1, empty)
-    return PartialBlocks(nobs, a11_block, a21, np.zeros((0, 0)), np.zeros((0, c)), gram)
+        a11 = LevelSpan(start, blocks.reshape(span, k1 * k1), (q1, k1 * k1))
+        a21 = LevelSpan(start, z1_xy.reshape(span, k1 * c), (c, q1 * k1), transposed=True)
+    return PartialBlocks(nobs, a11, a21, np.zeros((0, 0)), np.zeros((0, c)), gram)
 
 
 def _index_type(ncols: int) -> type:

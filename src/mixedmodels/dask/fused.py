@@ -47,6 +47,7 @@ from .pieces import summed_in_pieces, wide_first_to_rest
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
+from .spans import LevelSpan
 from .sweep import swept_partition
 
 __all__ = ["FusedResult", "fused_pass", "for_workers"]
@@ -358,7 +359,11 @@ def drop_levels(blocks: PartialBlocks, keeps: list[np.ndarray], nlevels: list[in
     )
 
 
-def _take(block: np.ndarray | sp.csr_array, rows: np.ndarray, cols: np.ndarray | None) -> np.ndarray | sp.csr_array:
+def _take(
+    block: np.ndarray | sp.csr_array | LevelSpan, rows: np.ndarray, cols: np.ndarray | None
+) -> np.ndarray | sp.csr_array:
+    if isinstance(block, LevelSpan):
+        block = block.tocsr()
     if isinstance(block, np.ndarray):
         return block[rows] if cols is None else block[np.ix_(rows, cols)]
     return sp.csr_array(block[rows] if cols is None else block[rows][:, cols])

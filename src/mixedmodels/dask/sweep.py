@@ -141,6 +141,8 @@ def _layout(frame: pd.DataFrame, plan: EncodingPlan) -> tuple | None:
     ids = frame[group].to_numpy()
     if not isinstance(ids.dtype, np.dtype) or ids.dtype.kind != "i":
         return None
+    ids = np.ascontiguousarray(ids, dtype=np.int64).view()
+    ids.flags.writeable = False  # one compiled signature, whether pandas gave a read-only view or not
     cols = []
     for name in names:
         dtype = frame[name].dtype
@@ -185,15 +187,11 @@ def swept_partition(frame: pd.DataFrame, plan: EncodingPlan) -> SweptPartition |
     a11, zxy = np.zeros((span, k, k)), np.zeros((span, k, p + 1))
     sweep, deviations = kernels
     sweep(ids, low, cols, xcols, zcols, ycol, same, counts, a11, zxy)
-    local = np.flatnonzero(counts)
-    if local.size < span:
-        a11, zxy = a11[local], zxy[local]
     _complete_a11(a11, zxy, same)
-    present_codes = local + (low - first)
     facts, gram = _facts(cols, xcols, ycol, ranges, deviations)
-    blocks = first_term_blocks(n, present_codes, a11, zxy, q1, gram)
+    blocks = first_term_blocks(n, low - first, a11, zxy, q1, gram)
     present = np.zeros(q1, dtype=bool)
-    present[present_codes] = True
+    present[low - first : high - first + 1] = counts > 0
     return SweptPartition(Pass2(blocks, facts), dict.fromkeys(plan.frame_columns, 0), n, np.packbits(present))
 
 
