@@ -57,6 +57,30 @@ def _warm_up() -> None:
     from mixedmodels.dask.kernels import per_level_sums
 
     per_level_sums(np.zeros(20_000, dtype=np.int64), np.ones((20_000, 1)), np.ones((20_000, 1)), np.ones(20_000), 1)
+    try:  # the one-term sweep (absent from older code compared with this one)
+        from mixedmodels.dask.sweep import _compiled
+    except ImportError:
+        return
+    kernels = _compiled()
+    if kernels is not None:
+        column = np.ones(4)
+        column.flags.writeable = False
+        both, ids = np.array([-1, 0]), np.zeros(4, dtype=np.int64)
+        ids.flags.writeable = False
+        for same in (True, False):
+            kernels[0](
+                ids,
+                0,
+                (column, column),
+                both,
+                both,
+                1,
+                same,
+                np.zeros(1, np.int64),
+                np.zeros((1, 2, 2)),
+                np.zeros((1, 2, 3)),
+            )
+        kernels[1](column, 0.0)
 
 
 def _read_floor(path: str, columns: list[str]) -> float:
@@ -143,7 +167,10 @@ def fit(args: argparse.Namespace) -> dict:
         "objective": result.objective,
         "date": dt.date.today().isoformat(),
     }
-    _save(record, f"dask-{design.name}-{result.nobs}")
+    if args.record:
+        Path(args.record).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    else:
+        _save(record, f"dask-{design.name}-{result.nobs}")
     _print(record)
     return record
 
@@ -293,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", required=True, help="the folder make wrote")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-limit", default="auto")
+    p.add_argument("--record", help="write the record to this file (default: the results folder, dated)")
     p = sub.add_parser("partitions", help="per partition: read, pass 1 and pass 2 compute, in one process")
     p.add_argument("--design", choices=sorted(dask_data.DESIGNS), required=True)
     p.add_argument("--data", required=True, help="the folder make wrote")

@@ -35,12 +35,14 @@ from ..linalg import BlockedCrossProducts
 from .encode import EncodedPartition, encode_partition
 from .kernels import per_level_sums, plain_column_facts, present_level_sums
 from .plan import EncodingPlan
+from .spans import LevelSpan
 
 __all__ = [
     "PartialBlocks",
     "DesignFacts",
     "Pass2",
     "partial_blocks",
+    "first_term_blocks",
     "pass2_partition",
     "pass2_encoded",
     "sum_pass2",
@@ -130,13 +132,14 @@ class PartialBlocks:
         m_re, c = self.a22_re_xy.shape
         keep = np.arange(c) if keep_xy is None else np.asarray(keep_xy)
         rows = np.concatenate([np.arange(m_re), m_re + keep])
-        if isinstance(self.a21, np.ndarray):
-            a21 = self.a21[rows]
-        elif rows.size == self.a21.shape[0]:  # every row kept: the summed matrix itself, not a copy
-            a21 = sp.csr_array(self.a21)
+        block = self.a21.tocsr() if isinstance(self.a21, LevelSpan) else self.a21
+        if isinstance(block, np.ndarray):
+            a21 = block[rows]
+        elif rows.size == block.shape[0]:  # every row kept: the summed matrix itself, not a copy
+            a21 = sp.csr_array(block)
             a21.eliminate_zeros()
         else:
-            a21 = sp.csr_array(self.a21[rows])
+            a21 = sp.csr_array(block[rows])
             a21.eliminate_zeros()
         a22 = np.empty((rows.size, rows.size))
         a22[:m_re, :m_re] = _as_dense(self.a22_re)
@@ -161,6 +164,11 @@ def sum_sparse(blocks: list) -> Any:
     where terms share entries).  Each entry's terms are added in the
     blocks' order, as the chain of additions adds them.
     """
+    spans = [isinstance(b, LevelSpan) for b in blocks]
+    if all(spans):
+        return LevelSpan.sum(blocks)
+    if any(spans):  # some partitions took the general path: their sparse matrices, and the spans as such
+        blocks = [b.tocsr() if isinstance(b, LevelSpan) else b for b in blocks]
     if not sp.issparse(blocks[0]) or blocks[0].shape[0] > _MERGED_ROWS:
         return functools.reduce(operator.add, blocks)
     mats = [sp.csr_array(b) for b in blocks]
@@ -292,8 +300,6 @@ def _sparse_first(
     refs1: np.ndarray, z1: np.ndarray, q1: int, rest: list, m_re: int, x: np.ndarray, y: np.ndarray
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """The big term's blocks as sparse matrices over its levels present in these rows (32-bit indices)."""
-    c = x.shape[1] + 1
-    k1 = z1.shape[1]
     swept = present_level_sums(refs1, z1, x, y, q1)
     if swept is None:
         present, local = _present_levels(refs1, q1)
@@ -301,6 +307,16 @@ def _sparse_first(
     else:
         present, blocks, z1_xy = swept
         local = np.searchsorted(present, refs1) if m_re else refs1  # each row's position among the present levels
+    index = _index_type(q1 * z1.shape[1])
+    return _sparse_first_blocks(present, blocks, z1_xy, q1, _rest_by_first(rest, local, z1, present, m_re, index))
+
+
+def _sparse_first_blocks(
+    present: np.ndarray, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, re: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """A11 and A21 as CSR matrices from the present levels' sums and ``Z_rest' Z1`` (``re``: CSR arrays)."""
+    k1, c = blocks.shape[1], z1_xy.shape[2]
+    m_re = re[0].size - 1
     index = _index_type(q1 * k1)
     indptr = np.zeros(q1 + 1, dtype=np.int64)
     indptr[present + 1] = k1 * k1
@@ -309,7 +325,7 @@ def _sparse_first(
         shape=(q1, k1 * k1),
     )
     global_columns = (present[:, None] * k1 + np.arange(k1)).ravel().astype(index)
-    re_indptr, re_indices, re_data = _rest_by_first(rest, local, z1, present, m_re, index)
+    re_indptr, re_indices, re_data = re
     width = present.size * k1  # each xy row: every present level's k1 columns
     row_starts = np.concatenate([re_indptr, re_indptr[-1] + width * np.arange(1, c + 1)])
     index = np.int32 if max(q1 * k1, row_starts[-1]) < 2**31 else np.int64  # scipy keeps 32 bits only if both fit
@@ -322,6 +338,28 @@ def _sparse_first(
         shape=(m_re + c, q1 * k1),
     )
     return a11, a21
+
+
+def first_term_blocks(nobs: int, start: int, blocks: np.ndarray, z1_xy: np.ndarray, q1: int, gram: np.ndarray) -> Any:
+    """The blocks of some rows of a model with one random term, from its sums over a run of levels.
+
+    ``blocks`` (``z z'``, full) and ``z1_xy`` (``z [x' y]``) of levels ``start, start + 1, ...``
+    (zeros for those without rows); ``gram``: ``[x y]'[x y]``.  Dense blocks where the general path
+    makes them dense, else :class:`~.spans.LevelSpan` s over the run.
+    """
+    span, k1, c = blocks.shape[0], blocks.shape[1], z1_xy.shape[2]
+    a11: np.ndarray | LevelSpan
+    a21: np.ndarray | LevelSpan
+    if _dense(c, q1 * k1):
+        a11 = np.zeros((q1, k1 * k1))
+        a11[start : start + span] = blocks.reshape(span, k1 * k1)
+        full = np.zeros((q1, k1, c))
+        full[start : start + span] = z1_xy
+        a21 = full.transpose(2, 0, 1).reshape(c, q1 * k1)
+    else:
+        a11 = LevelSpan(start, blocks.reshape(span, k1 * k1), (q1, k1 * k1))
+        a21 = LevelSpan(start, z1_xy.reshape(span, k1 * c), (c, q1 * k1), transposed=True)
+    return PartialBlocks(nobs, a11, a21, np.zeros((0, 0)), np.zeros((0, c)), gram)
 
 
 def _index_type(ncols: int) -> type:

@@ -47,6 +47,8 @@ from .pieces import summed_in_pieces, wide_first_to_rest
 from .plan import EncodingPlan, encoding_plan, summary_spec
 from .reduction import map_reduce
 from .source import DataSource
+from .spans import LevelSpan
+from .sweep import swept_partition
 
 __all__ = ["FusedResult", "fused_pass", "for_workers"]
 
@@ -97,6 +99,10 @@ class _FusedPart:
 
 def _fused_partition(frame: pd.DataFrame, plan: EncodingPlan) -> _FusedPart:
     """One partition's pass 2 over the whole ranges, and the counts pass 1 would have made."""
+    swept = swept_partition(frame, plan)  # one compiled sweep over the columns, when it applies
+    if swept is not None:
+        rows = _RowFacts(len(frame), swept.missing, swept.ncomplete, (swept.present,))
+        return _FusedPart(swept.pass2, rows)
     missing = {name: int(_missing(frame[name]).sum()) for name in plan.frame_columns}
     part = encode_partition(frame, plan)
     present = tuple(_present(refs, term.nlevels) for refs, term in zip(part.refs, plan.terms))
@@ -331,6 +337,8 @@ def _observed(levels: np.ndarray, present: np.ndarray, categories: tuple | None)
         counts = np.zeros(len(categories), dtype=np.int64)
         counts[present] = 1
         return _ordered_levels(counts, categories)
+    if levels.dtype.kind in "iu":  # a range's integers: sorted and distinct already (a Categorical of 1M: 0.12 s)
+        return levels[present]
     return _ordered_levels(levels[present], None)
 
 
@@ -353,7 +361,11 @@ def drop_levels(blocks: PartialBlocks, keeps: list[np.ndarray], nlevels: list[in
     )
 
 
-def _take(block: np.ndarray | sp.csr_array, rows: np.ndarray, cols: np.ndarray | None) -> np.ndarray | sp.csr_array:
+def _take(
+    block: np.ndarray | sp.csr_array | LevelSpan, rows: np.ndarray, cols: np.ndarray | None
+) -> np.ndarray | sp.csr_array:
+    if isinstance(block, LevelSpan):
+        block = block.tocsr()
     if isinstance(block, np.ndarray):
         return block[rows] if cols is None else block[np.ix_(rows, cols)]
     return sp.csr_array(block[rows] if cols is None else block[rows][:, cols])
