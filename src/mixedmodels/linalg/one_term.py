@@ -2,8 +2,9 @@
 
 For a model with one term ``(1 | g)`` (or ``(0 + x | g)``), a binomial
 (logit, probit, cloglog), Poisson (log) or negative binomial with a known
-theta (log) response and the Laplace approximation, :func:`fit_one_term` runs the whole optimization in the
-compiled loops of :mod:`._one_term_kernels`:
+theta (log) response and the Laplace approximation, :func:`fit_one_term`
+runs the whole optimization in the compiled loops of
+:mod:`._one_term_kernels`:
 
 1. stage 1 (``nAGQ = 0``, as lme4): theta minimizing the Laplace formula at
    the beta and modes that minimize the penalized deviance together, by a
@@ -93,7 +94,7 @@ _SUPPORTED = {
     ("binomial", "probit"),
     ("binomial", "cloglog"),
     ("poisson", "log"),
-    ("Negative Binomial", "log"),  # a known theta (glmer_nb's inner fits too); PIRLS as lme4: expected weights
+    ("Negative Binomial", "log"),  # a known theta (glmer_nb estimates it jointly: not this path)
 }
 
 
