@@ -6,7 +6,8 @@ Each round runs, for each side in turn, one process per case that fits the model
 warm (consecutive fits) and ``--fits`` times cold (``gc.collect()`` before each fit), and reports the
 median CPU time (``time.process_time``) per fit.  The sides alternate process by process, so a change
 of the machine's load falls on both.  Cases: cbpp (logit and cloglog), a grouseticks Poisson model
-with one term, and a simulated binary model with 200 levels.
+with one term, a simulated binary model with 200 levels, and negative binomial models with a known
+theta: Owls NB(1), the grouseticks model NB(2), simulated counts NB(1.5) (80 levels x 8).
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ if case.startswith("cbpp"):
     family = mm.families.Binomial(link="cloglog" if case.endswith("cloglog") else "logit")
 elif case == "grouseticks1":
     data, formula, family = mm.datasets.load("grouseticks"), "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", "poisson"
+elif case == "owls_nb1":
+    data = mm.datasets.load("Owls")
+    formula = "SiblingNegotiation ~ FoodTreatment * SexParent + offset(logBroodSize) + (1 | Nest)"
+    family = mm.families.NegativeBinomial(theta=1.0)
+elif case == "grouseticks1_nb2":
+    data, formula = mm.datasets.load("grouseticks"), "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)"
+    family = mm.families.NegativeBinomial(theta=2.0)
+elif case == "counts_nb":
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(80), 8)
+    x = rng.normal(size=g.size)
+    mu = np.exp(0.8 + 0.5 * x + 0.6 * rng.normal(size=80)[g])
+    y = rng.negative_binomial(1.5, 1.5 / (1.5 + mu)).astype(float)
+    data, formula = pd.DataFrame({"y": y, "x": x, "g": [f"L{k}" for k in g]}), "y ~ x + (1 | g)"
+    family = mm.families.NegativeBinomial(theta=1.5)
 else:
     rng = np.random.default_rng(11)
     g = np.repeat(np.arange(200), 6)
@@ -52,7 +68,7 @@ print(json.dumps({"warm": float(np.median(warm)), "cold": float(np.median(cold))
                   "optimizer": m.optinfo.optimizer, "file": mm.__file__}))
 """
 
-CASES = ["cbpp", "cbpp_cloglog", "grouseticks1", "simulated200"]
+CASES = ["cbpp", "cbpp_cloglog", "grouseticks1", "simulated200", "owls_nb1", "grouseticks1_nb2", "counts_nb"]
 
 
 def run(src: Path, case: str, fits: int) -> dict:

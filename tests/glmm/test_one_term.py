@@ -1,8 +1,10 @@
 """The compiled fit of GLMMs with one scalar random-effects term (:mod:`mixedmodels.linalg.one_term`).
 
 Each fit is compared with the general path's (``fit_glmm`` with the compiled path switched off) on
-the same model: cbpp with every binomial link, a Poisson model of grouseticks with one term, and a
-simulated binary model with 200 levels.  Tolerances, and why:
+the same model: cbpp with every binomial link, a Poisson model of grouseticks with one term, a
+simulated binary model with 200 levels, and the negative binomial with a known theta (log link) on
+Owls (theta 1, as the reference test against lme4's ``glmer(family = negative.binomial(1))``),
+grouseticks (theta 2) and a simulated count model.  Tolerances, and why:
 
 * objective: the compiled optimum never worse than the general one by more than 1e-10 relative, and
   within 1e-8 relative (both are converged optima of the same deviance; the general path stops BFGS
@@ -37,6 +39,7 @@ from mixedmodels.linalg.one_term import COMPILED_NEWTON, one_term_compiled
 needs_numba = pytest.mark.skipif(not one_term_compiled(), reason="the compiled path needs numba")
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+OWLS = "SiblingNegotiation ~ FoodTreatment * SexParent + offset(logBroodSize) + (1 | Nest)"
 
 
 def _fit(formula: str, data: pd.DataFrame, family, compiled: bool, **kwargs):
@@ -60,6 +63,16 @@ def _simulated_binary(nlevels: int = 200, per_level: int = 6, seed: int = 11) ->
     return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"L{k}" for k in g])})
 
 
+def _simulated_counts(nlevels: int = 80, per_level: int = 8, seed: int = 5, size: float = 1.5) -> pd.DataFrame:
+    """Negative binomial counts (variance mu + mu^2 / size) with a random intercept per level."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(nlevels), per_level)
+    x = rng.normal(size=g.size)
+    mu = np.exp(0.8 + 0.5 * x + 0.6 * rng.normal(size=nlevels)[g])
+    y = rng.negative_binomial(size, size / (size + mu)).astype(float)
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical([f"L{k}" for k in g])})
+
+
 def _grouseticks() -> pd.DataFrame:
     return mm.datasets.load("grouseticks")
 
@@ -71,10 +84,19 @@ CASES = {
     "grouseticks_poisson": ("TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", "grouseticks", mm.families.Poisson()),
     "simulated_200_logit": ("y ~ x + (1 | g)", "simulated", mm.families.Binomial()),
     "simulated_200_probit": ("y ~ x + (1 | g)", "simulated", mm.families.Binomial(link="probit")),
+    "owls_negbin_1": (OWLS, "Owls", mm.families.NegativeBinomial(theta=1.0)),
+    "grouseticks_negbin_2": (
+        "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
+        "grouseticks",
+        mm.families.NegativeBinomial(2.0),
+    ),
+    "simulated_counts_negbin": ("y ~ x + (1 | g)", "counts", mm.families.NegativeBinomial(theta=1.5)),
 }
 
 
 def _data(name: str) -> pd.DataFrame:
+    if name == "counts":
+        return _simulated_counts()
     return _simulated_binary() if name == "simulated" else mm.datasets.load(name)
 
 
@@ -99,16 +121,22 @@ def test_the_compiled_fit_is_the_general_paths(case: str) -> None:
 
 
 @needs_numba
-@pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "log"])
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "log", "negbin"])
 def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
     """The analytic gradient of the Laplace deviance against central differences of the deviance (steps
-    1e-5: truncation ~1e-10, rounding ~1e-11 / 1e-5; 1e-5 relative), away from the optimum."""
-    family = mm.families.Poisson() if link == "log" else mm.families.Binomial(link=link)
-    formula = "TICKS ~ YEAR + (1 | LOCATION)" if link == "log" else CBPP
-    data = _grouseticks() if link == "log" else mm.datasets.load("cbpp")
+    1e-5: truncation ~1e-10, rounding ~1e-11 / 1e-5; 1e-5 relative), away from the optimum.  For the
+    negative binomial (log link, not canonical) the modes and the log-determinant's weights differ
+    (observed vs expected information), so the gradient's term through ``dw/deta`` is checked too."""
+    if link in ("log", "negbin"):
+        family = mm.families.Poisson() if link == "log" else mm.families.NegativeBinomial(theta=2.0)
+    else:
+        family = mm.families.Binomial(link=link)
+    counts = link in ("log", "negbin")
+    formula = "TICKS ~ YEAR + (1 | LOCATION)" if counts else CBPP
+    data = _grouseticks() if counts else mm.datasets.load("cbpp")
     model = mm.GeneralizedLinearMixedModel.from_formula(formula, data, family)
     kern = one_term._compiled()
-    (y, wt, sat, z, refs, xmat, offset), (fam, code), const, q = one_term._arrays(model)
+    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q = one_term._arrays(model)
     point = np.concatenate([[0.8], np.linspace(-1.0, 0.5, xmat.shape[1])])
 
     def deviance(p: np.ndarray, grad: np.ndarray) -> float:
@@ -126,6 +154,7 @@ def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
             offset,
             fam,
             code,
+            nbtheta,
             const,
             1e-10,
             200,
@@ -165,6 +194,10 @@ def test_which_fits_take_the_compiled_path() -> None:
     assert optimizer("TICKS ~ YEAR + (1 + cHEIGHT | LOCATION)", grouse, "poisson") != COMPILED_NEWTON
     assert optimizer("TICKS ~ YEAR + (1 | LOCATION)", grouse, mm.families.Poisson(link="sqrt")) != COMPILED_NEWTON
     assert optimizer("TICKS ~ YEAR + (1 | LOCATION)", grouse, "poisson") == COMPILED_NEWTON
+    negbin = mm.families.NegativeBinomial(theta=2.0)
+    assert optimizer("TICKS ~ YEAR + (1 | LOCATION)", grouse, negbin) == COMPILED_NEWTON
+    sqrt_negbin = mm.families.NegativeBinomial(theta=2.0, link="sqrt")
+    assert optimizer("TICKS ~ YEAR + (1 | LOCATION)", grouse, sqrt_negbin) != COMPILED_NEWTON
 
 
 @needs_numba

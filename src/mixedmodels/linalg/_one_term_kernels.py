@@ -24,8 +24,9 @@ of row ``i`` is ``g_i``; ``eta_i = fixed_i + x z_i u_j``):
 Stage 1 (``nAGQ = 0``) minimizes ``F`` with beta and u found together by
 Newton steps on ``P`` (a ``p x p`` Schur complement of the diagonal block).
 
-Family codes: 0 binomial, 1 Poisson; link codes: 0 logit, 1 probit,
-2 cloglog, 3 log.  Each kernel is a plain-Python function; :func:`compiled`
+Family codes: 0 binomial, 1 Poisson, 2 negative binomial with a known
+``nbtheta`` (variance ``mu + mu^2 / nbtheta``; the other families ignore it);
+link codes: 0 logit, 1 probit, 2 cloglog, 3 log.  Each kernel is a plain-Python function; :func:`compiled`
 compiles them (None without numba or with ``MIXEDMODELS_NO_NUMBA=1``).
 """
 
@@ -39,7 +40,7 @@ from .jit import jit
 
 __all__ = ["compiled", "FAMILIES", "LINKS"]
 
-FAMILIES = {"binomial": 0, "poisson": 1}
+FAMILIES = {"binomial": 0, "poisson": 1, "Negative Binomial": 2}
 LINKS = {"logit": 0, "probit": 1, "cloglog": 2, "log": 3}
 _EPS = float(np.finfo(float).eps)
 _PROBIT_BOUND = 8.125890664701906  # -qnorm(eps), as families._PROBIT_BOUND
@@ -55,7 +56,7 @@ _REUSE = 0.5
 _DECREMENT = 1e-14
 
 
-def _row(eta, y, wt, sat, fam, link):
+def _row(eta, y, wt, sat, fam, link, nbtheta):
     """``(mu, dev, r, w, o, dw)`` of one row at eta (see the module's notation)."""
     if fam == 0 and link == 0:  # canonical: mu' = V(mu), o = w (as PIRLS's natural case), no divisions
         mu = 1.0 / (1.0 + math.exp(-min(max(eta, -30.0), 30.0)))
@@ -84,6 +85,9 @@ def _row(eta, y, wt, sat, fam, link):
     if fam == 0:
         var, dvar = mu * (1.0 - mu), 1.0 - 2.0 * mu
         kernel = (y * math.log(mu) if y != 0.0 else 0.0) + ((1.0 - y) * math.log1p(-mu) if y != 1.0 else 0.0)
+    elif fam == 2:  # as families.NegativeBinomial's kernel, xlogy(y, mu) - (y + theta) log(mu + theta)
+        var, dvar = mu + mu * mu / nbtheta, 1.0 + 2.0 * mu / nbtheta
+        kernel = (y * math.log(mu) if y != 0.0 else 0.0) - (y + nbtheta) * math.log(mu + nbtheta)
     else:
         var, dvar = mu, 1.0
         kernel = (y * math.log(mu) if y != 0.0 else 0.0) - mu
@@ -102,7 +106,7 @@ def _newton_weight(w, o):
     return o if o > 1e-3 * w else w
 
 
-def _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess):
+def _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, nbtheta, pen, score, hess):
     """Per level: ``pen = sum dev + u^2``, ``score = S_j``, ``hess = h_j`` (Newton weights) at the modes u."""
     for j in range(u.size):
         pen[j] = u[j] * u[j]
@@ -110,20 +114,20 @@ def _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess):
         hess[j] = 1.0
     for i in range(y.size):
         j = g[i]
-        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link, nbtheta)
         pen[j] += dev
         score[j] -= x * r * z[i]
         hess[j] += x * x * _newton_weight(w, o) * z[i] * z[i]
 
 
-def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
+def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, nbtheta, tol, maxit):
     """The conditional modes at (x, fixed): Newton steps level by level, a level's step halved while its
     penalized deviance rises (one pass over the rows an iteration: the sums at the new modes are the next
     step's); the last step (below ``tol``) is taken too.  Returns the iterations, -1 if not converged."""
     q = u.size
     pen, score, hess = np.empty(q), np.empty(q), np.empty(q)
     old, old_pen, step = np.empty(q), np.empty(q), np.empty(q)
-    _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
+    _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, nbtheta, pen, score, hess)
     for it in range(maxit):
         size = 0.0
         for j in range(q):
@@ -139,7 +143,7 @@ def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
         old_pen[:] = pen
         u += step
         for _ in range(40):
-            _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, pen, score, hess)
+            _level_sums(x, fixed, u, y, wt, sat, z, g, fam, link, nbtheta, pen, score, hess)
             rising = False
             for j in range(q):
                 if not pen[j] <= old_pen[j] + 1e-10 * (1.0 + abs(old_pen[j])):
@@ -151,7 +155,7 @@ def _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit):
     return -1
 
 
-def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev):
+def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, lev):
     """One pass at the modes: the deviance and per-level sums into ``lev`` (q x (5 + p)):
     ``u^2 + dev``, ``sum r z``, ``sum o z^2``, ``sum w z^2``, unused, ``sum o z X_k``."""
     p = xmat.shape[1]
@@ -160,7 +164,7 @@ def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev):
         lev[j, 0] = u[j] * u[j]
     for i in range(y.size):
         j = g[i]
-        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        _, dev, r, w, o, _ = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link, nbtheta)
         lev[j, 0] += dev
         lev[j, 1] += r * z[i]
         lev[j, 2] += o * z[i] * z[i]
@@ -169,7 +173,7 @@ def _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev):
             lev[j, 5 + k] += o * z[i] * xmat[i, k]
 
 
-def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, grad, dudp):
+def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, tol, maxit, grad, dudp):
     """The Laplace deviance at (x, beta) with the modes found from ``u`` (updated), its gradient over
     (x, beta) into ``grad`` (size 1 + p) and the modes' derivatives into ``dudp`` (q x (1 + p): PIRLS's
     start nearby by a first-order prediction).  inf where PIRLS fails."""
@@ -178,10 +182,10 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxi
     for i in range(n):
         for k in range(p):
             fixed[i] += xmat[i, k] * beta[k]
-    if _modes(x, fixed, u, y, wt, sat, z, g, fam, link, tol, maxit) < 0:
+    if _modes(x, fixed, u, y, wt, sat, z, g, fam, link, nbtheta, tol, maxit) < 0:
         return np.inf
     lev = np.empty((q, 5 + p))
-    _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, lev)
+    _laplace_parts(x, fixed, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, lev)
     value = const
     grad[:] = 0.0
     for j in range(q):
@@ -197,7 +201,7 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxi
             dudp[j, 1 + k] = lev[j, 5 + k]
     for i in range(n):
         j = g[i]
-        _, _, r, _, _, dw = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link)
+        _, _, r, _, _, dw = _row(fixed[i] + x * z[i] * u[j], y[i], wt[i], sat[i], fam, link, nbtheta)
         c = x * x * z[i] * z[i] * dw / lev[j, 3]
         grad[0] += -2.0 * r * z[i] * u[j] + c * z[i] * (u[j] + x * lev[j, 4])
         for k in range(p):
@@ -205,7 +209,7 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxi
     return value
 
 
-def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, exact, lev, hbb, sb):
+def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exact, lev, hbb, sb):
     """Penalized deviance of (beta, u) and the Newton system's pieces.
 
     ``lev`` (q x (5 + p)): ``S_j``, ``h_j``, ``sum w z^2``, ``sum r z``, ``sum o z^2``, ``C_jk = x sum o z X_k``;
@@ -225,7 +229,7 @@ def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, exact, lev, 
         eta = off[i] + x * z[i] * u[j]
         for k in range(p):
             eta += xmat[i, k] * beta[k]
-        _, dev, r, w, o, _ = _row(eta, y[i], wt[i], sat[i], fam, link)
+        _, dev, r, w, o, _ = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
         wn = o if exact else _newton_weight(w, o)
         pen += dev
         lev[j, 0] -= x * r * z[i]
@@ -302,7 +306,7 @@ def _schur_step(lev, hbb, rhs_u, rhs_b, du, db, schur):
     return True
 
 
-def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link):
+def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta):
     pen = 0.0
     for j in range(u.size):
         pen += u[j] * u[j]
@@ -310,18 +314,18 @@ def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link):
         eta = off[i] + x * z[i] * u[g[i]]
         for k in range(xmat.shape[1]):
             eta += xmat[i, k] * beta[k]
-        pen += _row(eta, y[i], wt[i], sat[i], fam, link)[1]
+        pen += _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[1]
     return pen
 
 
-def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit):
+def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit):
     """beta and u together minimizing the penalized deviance at x (Newton steps, halved while it
     rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged."""
     q, p = u.size, xmat.shape[1]
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
     du, db, tu, tb = np.empty(q), np.empty(p), np.empty(q), np.empty(p)
     for it in range(maxit):
-        pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, False, lev, hbb, sb)
+        pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb)
         if not _schur_step(lev, hbb, lev[:, 0].copy(), sb, du, db, schur):
             return -1
         size = max(np.max(np.abs(du)) if q else 0.0, np.max(np.abs(db)) if p else 0.0)
@@ -335,7 +339,9 @@ def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit)
         for _ in range(40):
             tu[:] = u + t * du
             tb[:] = beta + t * db
-            if _joint_penalty(x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link) <= pen + 1e-10 * (1.0 + abs(pen)):
+            if _joint_penalty(x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link, nbtheta) <= pen + 1e-10 * (
+                1.0 + abs(pen)
+            ):
                 break
             t *= 0.5
         u[:] = tu
@@ -343,16 +349,16 @@ def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit)
     return -1
 
 
-def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, maxit, cov, du, db):
+def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, tol, maxit, cov, du, db):
     """Stage 1's criterion (``nAGQ = 0``) at x, beta and u found together from the given ones (updated),
     and its derivative in x; ``cov`` gets the inverse of the beta block's Schur complement (the RX
     covariance of beta), ``du``, ``db`` the derivatives of the modes and beta in x.  ``(inf, nan)``
     where PIRLS fails."""
     q, p, n = u.size, xmat.shape[1], y.size
-    if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, tol, maxit) < 0:
+    if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit) < 0:
         return np.inf, np.nan
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
-    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, True, lev, hbb, sb)
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, True, lev, hbb, sb)
     value, dx = pen + const, 0.0
     dsu, dsb = np.empty(q), np.zeros(p)
     for j in range(q):
@@ -361,7 +367,7 @@ def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, max
         dx += 2.0 * x * lev[j, 2] / d
         dsu[j] = -lev[j, 3] + x * u[j] * lev[j, 4]
     for i in range(n):
-        o = _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link) * z[i] * u[g[i]]
+        o = _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta) * z[i] * u[g[i]]
         for k in range(p):
             dsb[k] += o * xmat[i, k]
     if not _schur_step(lev, hbb, dsu, dsb, du, db, schur):
@@ -374,17 +380,17 @@ def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, tol, max
         for k in range(p):
             eta += xmat[i, k] * beta[k]
             deta += xmat[i, k] * db[k]
-        _, _, r, _, _, dw = _row(eta, y[i], wt[i], sat[i], fam, link)
+        _, _, r, _, _, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
         dx += -2.0 * r * z[i] * u[j] + x * x * z[i] * z[i] * dw / (1.0 + x * x * lev[j, 2]) * deta
     return value, dx
 
 
-def _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link):
+def _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta):
     """The observed weight of row i at (x, beta, u)."""
     eta = off[i] + x * z[i] * u[g[i]]
     for k in range(xmat.shape[1]):
         eta += xmat[i, k] * beta[k]
-    return _row(eta, y[i], wt[i], sat[i], fam, link)[4]
+    return _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[4]
 
 
 def _covariance(factor, cov):
@@ -398,13 +404,13 @@ def _covariance(factor, cov):
         cov[:, c] = e
 
 
-def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, counts):
+def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, cov, counts):
     """Minimize stage 1's criterion over x >= 0 from x (a safeguarded secant search on its
     derivative, bracketing the root); beta, u and ``cov`` as at the last point.  Stops when a step
     is below 1e-4 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
     x falls below 1e-3 (a singular fit: the caller takes the general path)."""
     du, db = np.empty(u.size), np.empty(beta.size)
-    f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov, du, db)
+    f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
     counts[0] += 1
     lo, hi = 0.0, np.inf
     x_old, d_old = np.nan, np.nan
@@ -427,7 +433,7 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, count
         if abs(x - x_old) < 0.5 * x_old:  # PIRLS from the first-order prediction of beta and the modes
             u += (x - x_old) * du
             beta += (x - x_old) * db
-        f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, cov, du, db)
+        f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
         counts[0] += 1
         if abs(x - x_old) < 1e-4 * x:
             return (x, f) if x > 1e-3 and math.isfinite(f) else (-1.0, f)
@@ -436,7 +442,7 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, const, cov, count
     return -1.0, f
 
 
-def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
     """Central differences of the Laplace gradient over (x, beta) (steps ``steps``; PIRLS starting from
     the modes' first-order prediction ``u + dudp step``), symmetrized; False where a point fails."""
     d = p_all.size
@@ -459,6 +465,7 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, cons
                 off,
                 fam,
                 link,
+                nbtheta,
                 const,
                 1e-10,
                 200,
@@ -475,7 +482,7 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, cons
     return True
 
 
-def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess, grad, counts):
+def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
     """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below ``_DECREMENT``.
 
     The Hessian is by differences of the analytic gradient (:func:`_hessian`), formed again only after
@@ -485,7 +492,7 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
     """
     d, q = p_all.size, u.size
     dudp, dudt = np.empty((q, d)), np.empty((q, d))
-    f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, grad, dudp)
+    f = laplace(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, grad, dudp)
     counts[1] += 1
     pt, ut, gt, fac, step = np.empty(d), np.empty(q), np.empty(d), np.empty((d, d)), np.empty(d)
     have, fresh, decrement = False, False, np.inf  # a Hessian to step with; whether it is the one at p_all
@@ -493,7 +500,7 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
         if not math.isfinite(f):
             return np.inf
         if not have:
-            if not _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess):
+            if not _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
                 return np.inf
             counts[2] += 2 * d
             have, fresh = True, True
@@ -514,7 +521,9 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, const, hess,
             if pt[0] < 0.0:
                 pt[0] = -pt[0]
                 ut[:] = -ut
-            ft = laplace(pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, const, 1e-10, 200, gt, dudt)
+            ft = laplace(
+                pt[0], pt[1:], ut, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, gt, dudt
+            )
             counts[1] += 1
             if ft <= f - 1e-4 * t * decrement:
                 accepted = True

@@ -1,9 +1,10 @@
 """The compiled fit of a GLMM with one scalar random-effects term (lme4's two stages, in numba).
 
 For a model with one term ``(1 | g)`` (or ``(0 + x | g)``), a binomial
-(logit, probit, cloglog) or Poisson (log) response and the Laplace
-approximation, :func:`fit_one_term` runs the whole optimization in the
-compiled loops of :mod:`._one_term_kernels`:
+(logit, probit, cloglog), Poisson (log) or negative binomial with a known
+theta (log) response and the Laplace approximation, :func:`fit_one_term`
+runs the whole optimization in the compiled loops of
+:mod:`._one_term_kernels`:
 
 1. stage 1 (``nAGQ = 0``, as lme4): theta minimizing the Laplace formula at
    the beta and modes that minimize the penalized deviance together, by a
@@ -88,11 +89,17 @@ def one_term_applies(model, nAGQ: int, optimizer: str) -> bool:
     return kernels.FAMILIES.get(family.name, -1) >= 0 and (family.name, family.link.name) in _SUPPORTED
 
 
-_SUPPORTED = {("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"), ("poisson", "log")}
+_SUPPORTED = {
+    ("binomial", "logit"),
+    ("binomial", "probit"),
+    ("binomial", "cloglog"),
+    ("poisson", "log"),
+    ("Negative Binomial", "log"),  # a known theta (glmer_nb estimates it jointly: not this path)
+}
 
 
 def _arrays(model) -> tuple:
-    """The kernels' data: y, prior weights, saturated kernel, scaled z, levels, X, offset."""
+    """The kernels' data: y, prior weights, saturated kernel, scaled z, levels, X, offset; the family's codes."""
     term, lay, response = model.inputs.terms[0], model.layouts[0], model.response
     scale = float(lay.scales[0]) if lay.scales is not None else 1.0
     z = np.ascontiguousarray(np.asarray(term.z, dtype=float)[:, 0] / scale)
@@ -100,7 +107,8 @@ def _arrays(model) -> tuple:
     offset = np.zeros(model.nobs) if offset is None else np.ascontiguousarray(offset, dtype=float)
     xmat = np.ascontiguousarray(model.inputs.fixed.matrix, dtype=float)
     family = model.family
-    codes = (kernels.FAMILIES[family.name], kernels.LINKS[family.link.name])
+    nbtheta = float(getattr(family, "theta", 1.0))  # the negative binomial's; unused by the others
+    codes = (kernels.FAMILIES[family.name], kernels.LINKS[family.link.name], nbtheta)
     refs = np.ascontiguousarray(term.refs, dtype=np.intp)
     data = (response.y, response.weights, response.saturated, z, refs, xmat, offset)
     return tuple(np.ascontiguousarray(a) for a in data), codes, float(response.constant), term.nlevels
@@ -111,7 +119,7 @@ def fit_one_term(model) -> OneTermFit | None:
     kern = _compiled()
     if kern is None:
         return None
-    data, (fam, link), const, q = _arrays(model)
+    data, (fam, link, nbtheta), const, q = _arrays(model)
     y, wt, sat, z, refs, xmat, offset = data
     scale = float(model.theta_scales[0])
     p = xmat.shape[1]
@@ -120,7 +128,7 @@ def fit_one_term(model) -> OneTermFit | None:
     u, cov, counts = np.zeros(q), np.zeros((p, p)), np.zeros(3, dtype=np.int64)
     start = time.perf_counter()
     x0 = float(model.theta_start[0]) * scale
-    x1, f1 = kern["stage1"](x0, beta, u, y, wt, sat, z, refs, xmat, offset, fam, link, const, cov, counts)
+    x1, f1 = kern["stage1"](x0, beta, u, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, cov, counts)
     middle = time.perf_counter()
     if not x1 > 0.0:
         return None
@@ -128,7 +136,9 @@ def fit_one_term(model) -> OneTermFit | None:
     point = np.concatenate([[x1], beta])
     steps = _STEP * np.concatenate([[x1], np.sqrt(np.maximum(np.diag(cov), 1e-300))])
     hess, grad = np.empty((p + 1, p + 1)), np.empty(p + 1)
-    value = kern["stage2"](point, u, steps, y, wt, sat, z, refs, xmat, offset, fam, link, const, hess, grad, counts)
+    value = kern["stage2"](
+        point, u, steps, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, hess, grad, counts
+    )
     if not np.isfinite(value) or point[0] < _SINGULAR:
         return None
     vcov = _beta_covariance(hess)
