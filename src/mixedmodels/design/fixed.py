@@ -48,7 +48,7 @@ from ..errors import (
     ModelSpecError,
 )
 from ..formula import is_plain_name
-from ..options import get_option, option_context
+from ..options import current_contrasts, option_context
 from .contrasts import contrast_name, default_contrast, encode_factor, is_boolean
 from .frame import (
     ModelFrame,
@@ -514,7 +514,7 @@ class _DeferredSpec:
 
     def __init__(self, rhs: str, chosen: Mapping[str, str], sample: Mapping[str, Any], nrows: int) -> None:
         self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), dict(sample), nrows
-        self._defaults = get_option("contrasts")
+        self._defaults = current_contrasts()
         self._spec: ModelSpec | None = None
 
     def get(self) -> ModelSpec:
