@@ -62,7 +62,7 @@ from .frame import (
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import plain_column, product_design, product_terms
+from .products import FactorRows, plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -519,7 +519,8 @@ class _DeferredSpec:
 
     def get(self) -> ModelSpec:
         if self._spec is None:
-            sample = pd.DataFrame(self._sample, index=range(self._nrows))
+            columns = {k: v.values() if isinstance(v, FactorRows) else v for k, v in self._sample.items()}
+            sample = pd.DataFrame(columns, index=range(self._nrows))
             with option_context(contrasts=self._defaults):
                 self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec
