@@ -622,6 +622,8 @@ def get_family(family: Any, link: str | None = None) -> Family:
         For an unknown family or a link the family does not offer; the
         message lists the choices.
     """
+    if link is None and isinstance(family, Family):
+        return family  # already a family: nothing to check (glmer's fit asks three times)
     check_arguments(locals())
     if isinstance(family, Family):
         if link is not None and link != family.link.name:

@@ -96,6 +96,12 @@ def get_option(name: str) -> Any:
     return _current[name]
 
 
+def current_contrasts() -> tuple[str, str]:
+    """The ``contrasts`` setting, for the design code: :func:`get_option` without checking its argument
+    (a fit reads it twice; each check costs more than the read)."""
+    return _current["contrasts"]
+
+
 @contextmanager
 def option_context(**settings: Any) -> Iterator[dict[str, Any]]:
     """Change settings inside a ``with`` block only; they are restored on leaving it, errors included.

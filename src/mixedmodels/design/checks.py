@@ -124,20 +124,32 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
     binary = ((x == 0) | (x == 1)).all(axis=0)
     if binary.all():  # an intercept alone, or indicators: nothing to compare
         return
-    sd = x.std(axis=0, ddof=1)
-    check_column_scales(design.column_names, sd, binary, tol, stacklevel=2)
+    check_column_scales(design.column_names, _column_sd(x), binary, tol, stacklevel=2)
+
+
+def _column_sd(x: np.ndarray) -> np.ndarray:
+    """``x.std(axis=0, ddof=1)`` by NumPy's own operations in its order (the same numbers, bit for bit),
+    without its wrappers' checks and dispatch (~30 us of a small model's cold set-up)."""
+    n = x.shape[0]
+    mean = x.sum(axis=0, keepdims=True)
+    mean /= n
+    deviations = x - mean
+    deviations *= deviations
+    sd = deviations.sum(axis=0)
+    sd /= n - 1
+    return np.sqrt(sd, out=sd)
 
 
 def check_column_scales(names, sd: np.ndarray, binary: np.ndarray, tol: float = 1e3, stacklevel: int = 1) -> None:
     """:func:`check_scale` given each column's standard deviation (ddof 1) and whether it is all 0/1."""
-    sd, binary = np.asarray(sd, dtype=float), np.asarray(binary, dtype=bool)
-    idx = np.flatnonzero(~binary & (sd > 0))
-    if idx.size == 0:
+    sd = np.asarray(sd, dtype=float)
+    values = sd.tolist()  # a few columns: Python floats, the same comparisons without NumPy's per-call cost
+    idx = [j for j, (s, b) in enumerate(zip(values, np.asarray(binary, dtype=bool).tolist())) if not b and s > 0]
+    if not idx:
         return
-    sds = sd[idx]
-    lo, hi = idx[np.argmin(sds)], idx[np.argmax(sds)]
-    flagged = [j for j in idx if sd[j] > tol or sd[j] < 1 / tol]
-    if sd[hi] / sd[lo] > tol:
+    lo, hi = min(idx, key=values.__getitem__), max(idx, key=values.__getitem__)  # the first extreme, as argmin/max
+    flagged = [j for j in idx if values[j] > tol or values[j] < 1 / tol]
+    if sd[hi] / sd[lo] > tol:  # NumPy's division (its overflow warning included)
         flagged = [hi, lo] + flagged
     if not flagged:
         return

@@ -38,7 +38,7 @@ from formulaic.transforms.contrasts import (
 )
 
 from ..errors import DataError, ModelSpecError
-from ..options import get_option
+from ..options import current_contrasts
 from .values import level_label, level_values
 
 __all__ = [
@@ -126,7 +126,7 @@ def default_contrast(values: Any) -> str:
     """
     dtype = getattr(values, "dtype", None)
     ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
-    unordered_coding, ordered_coding = get_option("contrasts")
+    unordered_coding, ordered_coding = current_contrasts()
     return ordered_coding if ordered else unordered_coding
 
 

@@ -48,7 +48,7 @@ from ..errors import (
     ModelSpecError,
 )
 from ..formula import is_plain_name
-from ..options import get_option, option_context
+from ..options import current_contrasts, option_context
 from .contrasts import contrast_name, default_contrast, encode_factor, is_boolean
 from .frame import (
     ModelFrame,
@@ -62,7 +62,7 @@ from .frame import (
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import plain_column, product_design, product_terms
+from .products import FactorRows, plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -514,12 +514,13 @@ class _DeferredSpec:
 
     def __init__(self, rhs: str, chosen: Mapping[str, str], sample: Mapping[str, Any], nrows: int) -> None:
         self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), dict(sample), nrows
-        self._defaults = get_option("contrasts")
+        self._defaults = current_contrasts()
         self._spec: ModelSpec | None = None
 
     def get(self) -> ModelSpec:
         if self._spec is None:
-            sample = pd.DataFrame(self._sample, index=range(self._nrows))
+            columns = {k: v.values() if isinstance(v, FactorRows) else v for k, v in self._sample.items()}
+            sample = pd.DataFrame(columns, index=range(self._nrows))
             with option_context(contrasts=self._defaults):
                 self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec

@@ -49,9 +49,9 @@ from .calls import NumericCall, numeric_call
 from .contrasts import CONTRASTS, as_labelled, default_contrast
 from .frame import formula_code
 from .transforms import RESERVED
-from .values import level_label
+from .values import kept_per_index, level_label
 
-__all__ = ["ProductTerms", "ProductDesign", "product_terms", "plain_column", "product_design"]
+__all__ = ["ProductTerms", "ProductDesign", "FactorRows", "product_terms", "plain_column", "product_design"]
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,9 @@ class ProductDesign:
         The positions of the matrix's and the offsets' columns among all of
         formulaic's columns (its matrix has the offsets among the others, in term order).
     sample : dict
-        A few rows of every column (factors as their labelled Categoricals)
-        holding every level of every factor: formulaic's spec fitted on them
-        equals the spec fitted on all rows.
+        A few rows of every column (factors as :class:`FactorRows`, their labelled
+        Categoricals made on demand) holding every level of every factor:
+        formulaic's spec fitted on them equals the spec fitted on all rows.
     nrows_sample : int
         The number of rows in ``sample``.
     """
@@ -181,8 +181,22 @@ class ProductDesign:
     offset: np.ndarray | None
     columns: tuple[int, ...]
     offset_columns: tuple[int, ...]
-    sample: dict[str, np.ndarray | pd.Categorical]
+    sample: dict[str, "np.ndarray | FactorRows"]
     nrows_sample: int
+
+
+@dataclass(frozen=True)
+class FactorRows:
+    """A factor's values on a few rows, as codes into its labels: :meth:`values` makes the labelled
+    Categorical (~0.1 ms cold) only when formulaic's spec is fitted, which a fit does not need."""
+
+    codes: np.ndarray  # a copy: into ``labels``
+    labels: pd.Index
+    ordered: bool
+
+    def values(self) -> pd.Categorical:
+        """The labelled values (as :func:`~.contrasts.as_labelled` gives them)."""
+        return pd.Categorical.from_codes(self.codes, categories=self.labels, ordered=self.ordered)
 
 
 @dataclass(frozen=True)
@@ -196,9 +210,9 @@ class _Factor:
     codes: np.ndarray  # into ``levels``
     contrast: str
 
-    def rows(self, rows: np.ndarray) -> pd.Categorical:
-        """The labelled values of ``rows`` (as :func:`~.contrasts.as_labelled` gives them)."""
-        return pd.Categorical.from_codes(self.raw_codes[rows], categories=self.labels, ordered=self.ordered)
+    def rows(self, rows: np.ndarray) -> FactorRows:
+        """The values of ``rows``."""
+        return FactorRows(self.raw_codes[rows], self.labels, self.ordered)
 
 
 def product_design(
@@ -232,7 +246,7 @@ def product_design(
     offset = _offset([block for i, block in enumerate(blocks) if i in terms.offsets])
     every, offset_columns = _positions(terms, blocks)
     rows = _sample_rows(factors.values(), nrows)
-    sample: dict[str, np.ndarray | pd.Categorical] = {}
+    sample: dict[str, np.ndarray | FactorRows] = {}
     for name in terms.variables:
         values = factors[name].rows(rows) if name in factors else columns[name].to_numpy()[rows].copy()
         sample[name] = values
@@ -287,11 +301,17 @@ def _labelled(column: pd.Series) -> tuple[np.ndarray, pd.Index, bool]:
     """Codes, categories and order of :func:`~.contrasts.as_labelled`; without pandas for a Categorical."""
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        labels = [level_label(category) for category in dtype.categories]
-        if len(set(labels)) == len(labels):
-            return np.asarray(column.array.codes), pd.Index(labels, dtype=object), bool(dtype.ordered)
+        labels = kept_per_index(dtype.categories, "level labels", _level_labels)  # the same Index every fit
+        if labels is not None:
+            return np.asarray(column.array.codes), labels, bool(dtype.ordered)
     categorical = as_labelled(column).array
     return np.asarray(categorical.codes), categorical.categories, bool(categorical.ordered)
+
+
+def _level_labels(categories: pd.Index) -> pd.Index | None:
+    """The categories' R labels as an object Index, or None when two share a label (as_labelled decides)."""
+    labels = [level_label(category) for category in categories]
+    return pd.Index(labels, dtype=object) if len(set(labels)) == len(labels) else None
 
 
 def _codings(terms: ProductTerms, factors: Mapping[str, _Factor]):

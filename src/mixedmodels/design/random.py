@@ -10,7 +10,6 @@ is checked against its columns here, where the data are known.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -22,7 +21,7 @@ from ..formula import RandomTerm
 from .covariance import UNSTRUCTURED, CovarianceStructure, get_structure
 from .fixed import DesignMatrix, build_design
 from .frame import ModelFrame, get_column
-from .values import level_values
+from .values import kept_per_index, level_values
 
 __all__ = [
     "RandomEffectsTerm",
@@ -122,27 +121,12 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
 def _category_labels(categories: pd.Index) -> list[str]:
     """``[str(c) for c in categories]``, kept for the same (immutable) Index object: a categorical column's
     categories are one Index shared by every fit of the column, and Arrow-backed string categories (pandas 3's
-    default) cost ~10-40 us to convert each time.  Keyed by ``id`` and checked by a weak reference, so a new
-    Index at a reused address is not mistaken for the old; at most ``_MAX_KEPT_LABELS`` are kept."""
-    kept = _LABELS.get(id(categories))
-    if kept is not None and kept[0]() is categories:
-        return list(kept[1])
-    labels = [str(c) for c in categories.tolist()]  # the same scalars as iterating, in one pass
-    try:
-        reference = weakref.ref(categories)
-    except TypeError:  # not weakly referable: not kept
-        return labels
-    if len(_LABELS) >= _MAX_KEPT_LABELS:
-        try:  # the oldest goes (another thread may be changing the dict too: then nothing goes)
-            _LABELS.pop(next(iter(_LABELS)), None)
-        except (RuntimeError, StopIteration):
-            pass
-    _LABELS[id(categories)] = (reference, tuple(labels))
-    return labels
+    default) cost ~10-40 us to convert each time (:func:`.values.kept_per_index`)."""
+    return list(kept_per_index(categories, "str", _str_labels))
 
 
-_LABELS: dict[int, tuple] = {}
-_MAX_KEPT_LABELS = 64
+def _str_labels(categories: pd.Index) -> tuple[str, ...]:
+    return tuple(str(c) for c in categories.tolist())  # the same scalars as iterating, in one pass
 
 
 def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -10,6 +10,7 @@ values are refused.
 from __future__ import annotations
 
 import ast
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     if isinstance(source, ModelFrame) and text in source.names:  # a column: the model frame's own
         response = _response_array(source.column(text), text, source.nrows)
         return _finite_response(response.copy() if source.borrowed else response, text)
+    if isinstance(source, ModelFrame) and (pair := _column_cbind(text, source, source.names)) is not None:
+        return _finite_response(_response_array(pair, text, source.nrows), text)  # without making its DataFrame
     data, trusted = frame_data(data)
     variables = required_variables(text)
     if not trusted:
@@ -57,7 +60,7 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         check_real(data, sorted(variables))
     if text in data.columns:
         values = get_column(source, text)
-    elif (pair := _column_cbind(text, source, data)) is not None:
+    elif (pair := _column_cbind(text, source, data.columns)) is not None:
         values = pair
     else:
         code, aliases = formula_code(text)
@@ -69,11 +72,12 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
 _ARITHMETIC = {ast.Add: np.add, ast.Sub: np.subtract}
 
 
-def _column_cbind(text: str, source: Any, data: pd.DataFrame) -> np.ndarray | None:
+def _column_cbind(text: str, source: Any, names: Container) -> np.ndarray | None:
     """``cbind(a, b)`` whose arguments are numeric columns, numbers and their sums and differences
     (``cbind(incidence, size - incidence)``), evaluated on the columns directly: the same numbers as
     formulaic's evaluation (whole numbers are exact in float64) without its per-call set-up (~0.8 ms
-    on cbpp).  None for anything else, which takes the general evaluation."""
+    on cbpp).  ``names``: the columns of ``source``.  None for anything else, which takes the general
+    evaluation."""
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError:
@@ -82,15 +86,15 @@ def _column_cbind(text: str, source: Any, data: pd.DataFrame) -> np.ndarray | No
         return None
     if len(node.args) != 2 or node.keywords:
         return None
-    columns = [_column_arithmetic(arg, source, data) for arg in node.args]
+    columns = [_column_arithmetic(arg, source, names) for arg in node.args]
     if columns[0] is None or columns[1] is None:
         return None
     return np.column_stack(np.broadcast_arrays(*columns))
 
 
-def _column_arithmetic(node: ast.AST, source: Any, data: pd.DataFrame) -> np.ndarray | float | None:
+def _column_arithmetic(node: ast.AST, source: Any, names: Container) -> np.ndarray | float | None:
     if isinstance(node, ast.Name):
-        if node.id not in data.columns:
+        if node.id not in names:
             return None
         column = get_column(source, node.id)
         dtype = column.dtype  # integers (exact in float64) and float64: the same numbers as pandas' arithmetic
@@ -99,7 +103,7 @@ def _column_arithmetic(node: ast.AST, source: Any, data: pd.DataFrame) -> np.nda
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        left, right = _column_arithmetic(node.left, source, data), _column_arithmetic(node.right, source, data)
+        left, right = _column_arithmetic(node.left, source, names), _column_arithmetic(node.right, source, names)
         if left is None or right is None:
             return None
         return _ARITHMETIC[type(node.op)](left, right)

@@ -10,13 +10,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["level_label", "level_values", "formula_data"]
+__all__ = ["level_label", "level_values", "formula_data", "kept_per_index"]
+
+
+def kept_per_index(categories: pd.Index, kind: str, make: Callable[[pd.Index], Any]) -> Any:
+    """``make(categories)``, kept for the same (immutable) Index object under the name ``kind``.
+
+    A categorical column's categories are one Index shared by every fit of the column, and Arrow-backed
+    string categories (pandas 3's default) cost ~10-40 us to convert each time.  Keyed by ``id`` and
+    checked by a weak reference, so a new Index at a reused address is not mistaken for the old; at most
+    ``_MAX_KEPT`` are kept.  ``make``'s result must be immutable (it is shared).
+    """
+    key = (id(categories), kind)
+    kept = _KEPT.get(key)
+    if kept is not None and kept[0]() is categories:
+        return kept[1]
+    value = make(categories)
+    try:
+        reference = weakref.ref(categories)
+    except TypeError:  # not weakly referable: not kept
+        return value
+    if len(_KEPT) >= _MAX_KEPT:
+        try:  # the oldest goes (another thread may be changing the dict too: then nothing goes)
+            _KEPT.pop(next(iter(_KEPT)), None)
+        except (RuntimeError, StopIteration):
+            pass
+    _KEPT[key] = (reference, value)
+    return value
+
+
+_KEPT: dict[tuple[int, str], tuple] = {}
+_MAX_KEPT = 64
 
 
 def level_label(value: Any) -> str:

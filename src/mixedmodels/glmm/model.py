@@ -121,26 +121,33 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
+        with one_blas_thread():  # as in _from_formula (the same depth of calls, for the warnings' stacklevel)
+            options = {"weights": weights, "offset": offset, "contrasts": contrasts, "na_action": na_action}
+            inputs = prepare_glmm_inputs(formula, data, **options, max_memory=max_memory)
+            return cls._from_inputs(inputs, fam)
+
+    @classmethod
+    def _from_formula(
+        cls, formula: str, data: pd.DataFrame, family: Family, **options: Any
+    ) -> "GeneralizedLinearMixedModel":
+        """:meth:`from_formula` for :func:`glmer`, whose check covered the arguments; ``options``: weights,
+        offset, contrasts, na_action and max_memory."""
         # One BLAS thread, as for the fit (:func:`.fit.fit_glmm`): the design's few products with n rows
         # (X's rank check by QR) woke OpenBLAS's pool, whose spinning threads cost a VerbAgg fit ~30 % of
         # its CPU time on a busy 2-core machine
         with one_blas_thread():
-            inputs = prepare_glmm_inputs(
-                formula,
-                data,
-                weights=weights,
-                offset=offset,
-                contrasts=contrasts,
-                na_action=na_action,
-                max_memory=max_memory,
-            )
-            return cls.from_inputs(inputs, fam)
+            inputs = prepare_glmm_inputs(formula, data, **options)
+            return cls._from_inputs(inputs, family)
 
     @classmethod
     @argument_kinds(inputs=Instance(ModelInputs))
     def from_inputs(cls, inputs: ModelInputs, family: Any) -> "GeneralizedLinearMixedModel":
         check_arguments(locals())
-        fam = get_family(family)
+        return cls._from_inputs(inputs, get_family(family))
+
+    @classmethod
+    def _from_inputs(cls, inputs: ModelInputs, fam: Family) -> "GeneralizedLinearMixedModel":
+        """:meth:`from_inputs` with its arguments checked."""
         response = fam.response(inputs.y, inputs.weights, inputs.formula.response)
         _check_not_constant(response, inputs.formula.response)
         n, p = int(np.count_nonzero(response.weights)), len(inputs.fixed.column_names)
@@ -301,6 +308,10 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         check_arguments(locals())
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
+    def _fit(self, nAGQ: int, settings: OptimizerSettings | None, start: Any) -> GlmerResults:
+        """:meth:`fit` for :func:`glmer`, whose check covered the arguments (the same depth of calls)."""
+        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+
     def _check_start(self, start: Any) -> GlmmStart | None:
         """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
         if start is None:
@@ -451,7 +462,8 @@ def glmer(
             start=start,
             max_memory=max_memory,
         )
-    model = GeneralizedLinearMixedModel.from_formula(
+    # glmer's check covered the model's and the fit's arguments (the same kinds): not checked again
+    model = GeneralizedLinearMixedModel._from_formula(
         formula,
         data,
         fam,
@@ -461,4 +473,4 @@ def glmer(
         na_action=na_action,
         max_memory=max_memory,
     )
-    return model.fit(nAGQ=nAGQ, settings=settings, start=start)
+    return model._fit(nAGQ, settings, start)
