@@ -339,9 +339,18 @@ def _central_differences(function, y: np.ndarray, h: float = 1e-4) -> np.ndarray
     )
 
 
-def _model(name: str, reml: bool):
-    formula, data, kwargs = GRADIENT_MODELS[name]
+def _model(name: str, reml: bool, models: dict | None = None):
+    formula, data, kwargs = (GRADIENT_MODELS if models is None else models)[name]
     return mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+
+
+def _points(model) -> list[np.ndarray]:
+    """Two points (scaled theta, then the residual parameters) inside the bounds where the derivatives are checked."""
+    lower, upper = model.theta_lower, model.theta_upper
+    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
+    scaled = model.crossprods.to_scaled_theta(theta)
+    rhos = (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams))
+    return [np.concatenate([scaled, rho]) for rho in rhos]
 
 
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
@@ -355,11 +364,7 @@ def test_dense_residual_gradient_equals_finite_differences(name, reml):
     model = _model(name, reml)
     dense = DenseResidualObjective.build(model)
     assert dense is not None
-    lower, upper = model.theta_lower, model.theta_upper
-    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
-    scaled = model.crossprods.to_scaled_theta(theta)
-    for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
-        y = np.concatenate([scaled, rho])
+    for y in _points(model):
         expected = _central_differences(dense.value, y)
         value = dense.value(y)
         assert value == pytest.approx(_blocked_objective(model)(y), rel=1e-12)
@@ -386,15 +391,10 @@ def test_dense_residual_hessian_equals_differences_of_the_gradient(name, reml):
     phi together (sleepstudy_both_slopes) exercise every second derivative of the coefficients."""
     from mixedmodels.lmm.residual import DenseResidualObjective
 
-    formula, data, kwargs = HESSIAN_MODELS[name]
-    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    model = _model(name, reml, HESSIAN_MODELS)
     dense = DenseResidualObjective.build(model)
     assert dense is not None and dense.has_hessian
-    lower, upper = model.theta_lower, model.theta_upper
-    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
-    scaled = model.crossprods.to_scaled_theta(theta)
-    for rho in (0.2 + 0.1 * np.arange(model.residual.nparams), -0.4 * np.ones(model.residual.nparams)):
-        y = np.concatenate([scaled, rho])
+    for y in _points(model):
         expected = _central_differences(dense.gradient, y)
         value = dense.value(y)
         gradient, hessian = dense.derivatives(y)
@@ -414,12 +414,9 @@ def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
     from mixedmodels.lmm import residual
     from scipy.linalg import lapack
 
-    formula, data, kwargs = HESSIAN_MODELS[name]
-    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    model = _model(name, reml, HESSIAN_MODELS)
     dense = residual.DenseResidualObjective.build(model)
-    lower, upper = model.theta_lower, model.theta_upper
-    theta = np.where(np.isfinite(upper), 0.3, np.where(lower == 0, 0.8, 0.1))
-    y = np.concatenate([model.crossprods.to_scaled_theta(theta), 0.2 + 0.1 * np.arange(model.residual.nparams)])
+    y = _points(model)[0]
     dense.value(y)
     system, factor = dense.system, dense._last[1]
     monkeypatch.setattr(residual, "compiled_piece_derivatives", lambda: None)
