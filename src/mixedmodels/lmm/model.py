@@ -606,7 +606,8 @@ def lmer(
             correlation=correlation,
         )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
-    check_arguments(locals())
+    # formula and method were checked above, once is enough (data again: it may be the pandas copy now)
+    check_arguments({name: value for name, value in locals().items() if name not in ("formula", "method")})
     model = LinearMixedModel._from_formula(  # the arguments were checked above
         formula,
         data,
