@@ -28,7 +28,7 @@ import numpy as np
 
 from .jit import jit
 
-__all__ = ["compiled", "dense_factor", "dense_derivatives", "newton_step", "dense_newton"]
+__all__ = ["compiled", "dense_factor", "dense_derivatives", "newton_step", "dense_newton", "dense_values"]
 
 
 def dense_factor(
@@ -270,6 +270,26 @@ def dense_newton(
     return x, f, code, evaluations, derivatives, g, h
 
 
+def dense_values(
+    a: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    index: np.ndarray,
+    layout: np.ndarray,
+    objective: np.ndarray,
+    points: np.ndarray,
+) -> np.ndarray:
+    """The criterion of :func:`dense_newton` (``layout``, ``objective`` as there) at each row of ``points``: the
+    start candidates' evaluations in one call, by the same factor and criterion as the loop's."""
+    nre, nfixef = layout[1], layout[2]
+    n, log_weights, reml = objective[1], objective[2], objective[3] != 0.0
+    values = np.empty(points.shape[0])
+    for i in range(points.shape[0]):
+        lam, lower, b, pieces, info = _factor(a, rows, cols, index, points[i], nre, nfixef)
+        values[i] = _value(pieces, info, n, log_weights, reml)
+    return values
+
+
 def _criterion(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
     """The profiled criterion from the factor's pieces (``LinearMixedModel.objective_from``), inf if not finite."""
     if info != 0:
@@ -282,14 +302,14 @@ def _criterion(pieces: np.ndarray, info: int, n: float, log_weights: float, reml
 
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-# dense_newton calls these names; compiled("dense_newton") binds them to the compiled kernels first
+# dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
 _factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, _criterion
 _HELPERS = {"_factor": dense_factor, "_derivatives": dense_derivatives, "_step": newton_step, "_value": _criterion}
 
 
 def compiled(name: str) -> Callable | None:
     """The numba-compiled version of this module's kernel ``name``, or None (see :func:`.jit.jit`)."""
-    if name == "dense_newton":
+    if name in ("dense_newton", "dense_values"):
         bound = {helper: jit(kernel) for helper, kernel in _HELPERS.items()}
         if any(kernel is None for kernel in bound.values()):
             return None

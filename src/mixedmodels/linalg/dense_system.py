@@ -330,15 +330,32 @@ class DenseSystem:
         kernel = compiled("dense_newton") if not self.terms else None
         if kernel is None:
             return None
-        size = self.a.shape[0]
-        layout = np.array([self.ntheta, self.nre, self.nfixef, size - 1 if REML else self.nre])
-        criterion = np.array([nobs - (self.nfixef if REML else 0), n, log_weights, float(REML)], dtype=float)
+        layout, criterion = self._criterion(REML, nobs, n, log_weights)
 
         def loop(x0: np.ndarray, f0: float | None, rules: np.ndarray, codes: np.ndarray) -> tuple:
             f0 = np.nan if f0 is None else float(f0)
             return kernel(self.a, self.rows, self.cols, self.index, layout, criterion, x0, f0, rules, codes)
 
         return loop
+
+    def values(self, REML: bool, nobs: int, n: float, log_weights: float) -> Callable | None:
+        """The criterion of :meth:`newton_loop` at each of a list of scaled thetas, in one compiled call (the
+        start candidates'); None without numba or with structured terms."""
+        kernel = compiled("dense_values") if not self.terms else None
+        if kernel is None:
+            return None
+        layout, criterion = self._criterion(REML, nobs, n, log_weights)
+
+        def values(points: list[np.ndarray]) -> list[float]:
+            return kernel(self.a, self.rows, self.cols, self.index, layout, criterion, np.array(points)).tolist()
+
+        return values
+
+    def _criterion(self, REML: bool, nobs: int, n: float, log_weights: float) -> tuple[np.ndarray, np.ndarray]:
+        """The compiled kernels' ``layout`` and ``objective`` arrays (see ``._dense_kernels.dense_newton``)."""
+        layout = np.array([self.ntheta, self.nre, self.nfixef, self.a.shape[0] - 1 if REML else self.nre])
+        criterion = np.array([nobs - (self.nfixef if REML else 0), n, log_weights, float(REML)], dtype=float)
+        return layout, criterion
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A[rows_e, rows_f]`` for every pair of theta's positions, the flat positions ``(cols_e, cols_f)``,

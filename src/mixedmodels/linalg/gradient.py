@@ -357,6 +357,14 @@ class ProfiledObjective:
             return None
         return self.dense.newton_loop(self.REML, self.cp.nobs, *self.criterion)
 
+    def values(self, points: list[np.ndarray]) -> list[float]:
+        """:meth:`value` at each point; on a dense system with the plain criterion one compiled call
+        (:meth:`.dense_system.DenseSystem.values`), whose factors are not kept."""
+        compiled = None
+        if self.dense is not None and self.criterion is not None:
+            compiled = self.dense.values(self.REML, self.cp.nobs, *self.criterion)
+        return [self.value(point) for point in points] if compiled is None else compiled(points)
+
     def _factor(self, scaled: np.ndarray):
         if self.dense is not None:
             return self.dense.factor(scaled)

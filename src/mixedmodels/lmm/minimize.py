@@ -199,11 +199,17 @@ def derivative_fit(
 _POLISH_STEP = 0.05
 
 
-def better_start(points: list[np.ndarray], evaluate: Callable[[np.ndarray], float]) -> tuple[int, float | None]:
-    """Index of the start with the lowest objective (the first on ties) and that objective; a lone start is not evaluated."""
+def better_start(
+    points: list[np.ndarray],
+    evaluate: Callable[[np.ndarray], float],
+    evaluate_all: Callable[[list[np.ndarray]], list[float]] | None = None,
+) -> tuple[int, float | None]:
+    """Index of the start with the lowest objective (the first on ties) and that objective; a lone start is not
+    evaluated.  ``evaluate_all``, if given, evaluates all the points at once (a small dense system's compiled
+    :meth:`~mixedmodels.linalg.gradient.ProfiledObjective.values`) instead of ``evaluate`` one by one."""
     if len(points) == 1:
         return 0, None
-    values = [evaluate(point) for point in points]
+    values = evaluate_all(points) if evaluate_all is not None else [evaluate(point) for point in points]
     best = int(np.argmin(values))
     return best, values[best]
 

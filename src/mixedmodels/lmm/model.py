@@ -424,7 +424,7 @@ class LinearMixedModel(ThetaParameters):
         with threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
-            best, value = better_start(points, objective.value)
+            best, value = better_start(points, objective.value, objective.values)
             lower, upper = self.theta_lower, self._scaled_upper()
             if method == "bobyqa":
                 first = reuse_first_value(objective.value, points[best], value)
