@@ -21,6 +21,7 @@ import pytest
 from lmm.test_model import EXTRA_CASES, LMM_CASES
 from linalg.test_gradient import _model, _points
 from mixedmodels.linalg import _dense_kernels, dense_system
+from mixedmodels.linalg.gradient import ProfiledObjective
 
 pytestmark = [pytest.mark.numerics, pytest.mark.filterwarnings("ignore:boundary .singular. fit")]
 
@@ -146,3 +147,34 @@ def test_the_python_newton_loop_runs_without_the_compiled_one(monkeypatch):
     model = _model("sleepstudy_slope_reml", True)
     assert model.crossprods.dense_system.newton_loop(True, 180, 178.0, 0.0) is None
     assert model.fit().optinfo.feval == 5
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", SMALL)
+def test_the_start_candidates_values_in_one_call_equal_value(name, reml):
+    """``ProfiledObjective.values`` (one compiled ``dense_values`` call for all points) gives ``value``'s
+    criterion at each point: the same compiled factor and criterion (tolerance 1e-13 relative: NumPy's and
+    the kernel's ``log`` may round differently; measured equal)."""
+    pytest.importorskip("numba")
+    if _dense_kernels.compiled("dense_values") is None:
+        pytest.skip("MIXEDMODELS_NO_NUMBA is set")
+    model = _model(name, reml)
+    if model.crossprods.dense_system.structured:
+        pytest.skip("structured terms: no compiled values (value's own path)")
+    objective = ProfiledObjective(model.crossprods, model.objective_from, model.REML, with_gradient=True)
+    objective.criterion = (model.n_likelihood - (model.nfixef if reml else 0), model._log_weights())
+    points = [*_points(model), model.crossprods.to_scaled_theta(model.theta_start)]
+    expected = [objective.value(point) for point in points]
+    assert objective.values(points) == pytest.approx(expected, rel=1e-13)
+
+
+def test_the_start_candidates_values_without_numba_are_value(monkeypatch):
+    """Without numba ``values`` is ``value`` at each point (the numpy path, its factors kept)."""
+    _numpy_path(monkeypatch)
+    model = _model("sleepstudy_slope_reml", True)
+    objective = ProfiledObjective(model.crossprods, model.objective_from, model.REML, with_gradient=True)
+    objective.criterion = (model.n_likelihood - model.nfixef, 0.0)
+    points = _points(model)
+    values = objective.values(points)
+    assert values == [model.objective_from(model.crossprods.dense_system.factor(x)) for x in points]
+    assert objective.kept_factor_at(points[-1]) is not None
