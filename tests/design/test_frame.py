@@ -112,6 +112,22 @@ def test_model_frame_names_every_missing_column(sleepstudy: pd.DataFrame) -> Non
     assert "'Reacton'" in str(err.value) and "'Subjects'" in str(err.value)
 
 
+def test_model_frame_refuses_a_duplicated_column_it_uses(sleepstudy: pd.DataFrame) -> None:
+    """A used name that labels two columns is refused (``data[name]`` is then a DataFrame); a duplicated
+    name the model does not use is no matter."""
+    doubled = pd.concat([sleepstudy, sleepstudy[["Days"]]], axis=1)
+    with pytest.raises(DataError, match="column 'Days' appears more than once in data"):
+        model_frame(doubled, ["Reaction", "Days"])
+    assert model_frame(doubled, ["Reaction", "Subject"]).names == ["Reaction", "Subject"]
+
+
+def test_model_frame_names_an_absent_column_before_other_problems(sleepstudy: pd.DataFrame) -> None:
+    """The absent column is named even when another used column would be refused later (complex values)."""
+    data = sleepstudy.assign(z=sleepstudy["Reaction"] * 1j)
+    with pytest.raises(DataError, match="column 'Reacton' not found"):
+        model_frame(data, ["z", "Reacton"])
+
+
 @pytest.mark.parametrize("bad", [[{"a": 1}], {"a": [1, 2]}, np.zeros((3, 2)), None, "data.csv"])
 def test_model_frame_requires_a_data_frame(bad: object) -> None:
     with pytest.raises(DataError, match="data must be a pandas DataFrame"):
