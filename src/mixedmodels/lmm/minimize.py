@@ -270,8 +270,20 @@ def canonical_signs(theta: np.ndarray, layouts) -> np.ndarray:
             if x[t.theta_start] < 0:
                 x[t.theta_start] = -x[t.theta_start]
             continue
-        x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
+        if _negative_diagonal(x, t.theta_start, t.ncols):  # else canonical already (lambda times signs of 1)
+            x[t.theta_start : t.theta_stop] = canonical_theta(x[t.theta_start : t.theta_stop], t.ncols)
     return x
+
+
+def _negative_diagonal(x: np.ndarray, start: int, k: int) -> bool:
+    """Whether the ``k x k`` lambda whose lower triangle (column-major) starts at ``x[start]`` has a negative
+    diagonal element (each column's first entry: offsets 0, k, 2k - 1, ...)."""
+    position = start
+    for column in range(k):
+        if x[position] < 0:
+            return True
+        position += k - column
+    return False
 
 
 def polish_with_bobyqa(
