@@ -320,19 +320,13 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
     """
     check_data_frame(data)
     columns = list(dict.fromkeys(variables))
-    try:  # each column looked up once: check_columns only where a look-up fails or is not one column
-        series = [data[name] for name in columns]
-    except KeyError:
-        check_columns(data, columns)  # raises, naming every absent column
-        raise
-    whole = all(isinstance(s, pd.Series) for s in series)
-    if not whole:  # a duplicated name (refused here) or e.g. a MultiIndex column label
-        check_columns(data, columns)
+    check_columns(data, columns)
+    series = [data[name] for name in columns]
     for name, column in zip(columns, series):
         _check_real_column(name, column)
     if len(data) == 0:
         raise DataError("data has no rows")
-    if not whole:
+    if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
         return _model_frame_by_label(data, columns, pd.RangeIndex(len(data)) if positional else data.index)
     missing = _missing_rows(series, len(data))
     if not missing.any() and _copy_on_write():
