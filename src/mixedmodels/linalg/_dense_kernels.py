@@ -309,9 +309,13 @@ _HELPERS = {"_factor": dense_factor, "_derivatives": dense_derivatives, "_step":
 
 def compiled(name: str) -> Callable | None:
     """The numba-compiled version of this module's kernel ``name``, or None (see :func:`.jit.jit`)."""
-    if name in ("dense_newton", "dense_values"):
+    if name in ("dense_newton", "dense_values") and not _BOUND:  # bind the helpers once (jit's result is cached)
         bound = {helper: jit(kernel) for helper, kernel in _HELPERS.items()}
         if any(kernel is None for kernel in bound.values()):
             return None
         globals().update(bound)
+        _BOUND.append(True)
     return jit(globals()[name])
+
+
+_BOUND: list[bool] = []  # [True] once the helpers' compiled versions are bound
