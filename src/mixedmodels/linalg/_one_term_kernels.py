@@ -442,6 +442,90 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, c
     return -1.0, f
 
 
+def _canonical(fam, link):
+    """Whether the link is the family's canonical one (binomial logit, Poisson log): ``o = w``."""
+    return (fam == 0 and link == 0) or (fam == 1 and link == 3)
+
+
+def _hessian_sums(
+    x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, t1, v1, t2, v2, o2, w2, z3, rz, hp
+):
+    """:func:`_exact_hessian`'s pass over the rows: per level ``T_a``, ``sum dw z^2 D_a eta``,
+    ``sum dw z D_a eta D_b eta``, ``sum d2w z^2 D_a eta D_b eta``, ``O_j``, ``sum w z^2``,
+    ``sum dw z^3``, ``R_j``; and ``hp += 2 sum o e_a D_b eta``."""
+    n, p, d = y.size, xmat.shape[1], xmat.shape[1] + 1
+    e, de = np.empty(d), np.empty(d)
+    for i in range(n):
+        j, zi = g[i], z[i]
+        eta = off[i] + x * zi * u[j]
+        for k in range(p):
+            eta += xmat[i, k] * beta[k]
+        mu, _, r, w, o, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        # d2w = d(dw)/deta: logit w = wt mu (1 - mu), dw = w (1 - 2 mu); log w = dw = d2w = wt mu
+        d2w = dw * (1.0 - 2.0 * mu) - 2.0 * w * mu * (1.0 - mu) if fam == 0 else dw
+        e[0] = zi * u[j]
+        for k in range(p):
+            e[1 + k] = xmat[i, k]
+        for a in range(d):
+            de[a] = e[a] + x * zi * dudp[j, a]
+        o2[j] += o * zi * zi
+        w2[j] += w * zi * zi
+        z3[j] += dw * zi * zi * zi
+        rz[j] += r * zi
+        for a in range(d):
+            t1[j, a] += o * zi * de[a]
+            v1[j, a] += dw * zi * zi * de[a]
+            for b in range(d):
+                t2[j, a, b] += dw * zi * de[a] * de[b]  # do/deta = dw/deta (canonical)
+                v2[j, a, b] += d2w * zi * zi * de[a] * de[b]
+                hp[a, b] += 2.0 * o * e[a] * de[b]
+
+
+def _exact_hessian(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, hess):
+    """The Laplace deviance's Hessian over (x, beta) at the modes u, for a canonical link (``o = w``).
+
+    With ``D_a eta_i = e_ia + x z_i u_a`` (``e_i0 = z_i u_j``, ``e_ik = X_ik``; ``u_a`` the modes'
+    derivatives ``dudp``) it adds the penalized deviance's part ``2 sum o e_a D_b eta - 2 [a = 0] sum_j
+    R_j u_b`` (``R_j = sum r z``) and the log-determinants' ``D_ab d_j / d_j - D_a d_j D_b d_j / d_j^2``
+    (``d_j = 1 + x^2 sum w z^2``), with the modes' second derivatives from differentiating the modes'
+    condition twice: ``h_j u_ab = -([a = 0] T_b + [b = 0] T_a + x sum dw z D_a eta D_b eta +
+    x O_j ([b = 0] u_a + [a = 0] u_b))``, ``T_a = sum o z D_a eta``, ``O_j = sum o z^2``.
+    """
+    q, d = u.size, beta.size + 1
+    t1, v1 = np.zeros((q, d)), np.zeros((q, d))
+    t2, v2 = np.zeros((q, d, d)), np.zeros((q, d, d))
+    o2, w2, z3, rz = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
+    hess[:, :] = 0.0
+    _hessian_sums(
+        x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, t1, v1, t2, v2, o2, w2, z3, rz, hess
+    )
+    big = np.empty(d)
+    for j in range(q):
+        h = 1.0 + x * x * o2[j]
+        dj = 1.0 + x * x * w2[j]
+        for a in range(d):
+            big[a] = x * x * v1[j, a]
+        big[0] += 2.0 * x * w2[j]
+        for a in range(d):
+            for b in range(d):
+                first = x * o2[j] * ((dudp[j, a] if b == 0 else 0.0) + (dudp[j, b] if a == 0 else 0.0))
+                uab = -((t1[j, b] if a == 0 else 0.0) + (t1[j, a] if b == 0 else 0.0) + x * t2[j, a, b] + first) / h
+                ddab = x * x * v2[j, a, b] + x * x * z3[j] * (
+                    (dudp[j, a] if b == 0 else 0.0) + (dudp[j, b] if a == 0 else 0.0) + x * uab
+                )
+                if a == 0:
+                    ddab += 2.0 * x * v1[j, b]
+                    hess[a, b] -= 2.0 * rz[j] * dudp[j, b]
+                if b == 0:
+                    ddab += 2.0 * x * v1[j, a]
+                if a == 0 and b == 0:
+                    ddab += 2.0 * w2[j]
+                hess[a, b] += ddab / dj - big[a] * big[b] / (dj * dj)
+    for a in range(d):
+        for b in range(a):
+            hess[a, b] = hess[b, a] = 0.5 * (hess[a, b] + hess[b, a])
+
+
 def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
     """Central differences of the Laplace gradient over (x, beta) (steps ``steps``; PIRLS starting from
     the modes' first-order prediction ``u + dudp step``), symmetrized; False where a point fails."""
@@ -485,9 +569,10 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbth
 def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
     """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below ``_DECREMENT``.
 
-    The Hessian is by differences of the analytic gradient (:func:`_hessian`), formed again only after
-    a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end, so that ``hess`` is the
-    Hessian at the returned point (as ``grad``); steps backtrack on the deviance, and as the deviance
+    For a canonical link the Hessian is exact (:func:`_exact_hessian`, one pass over the rows) and formed
+    at every point; otherwise it is by differences of the analytic gradient (:func:`_hessian`), formed again
+    only after a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end.  Either way
+    ``hess`` is the Hessian at the returned point (as ``grad``); steps backtrack on the deviance, and as the deviance
     is even in x a step across 0 is mirrored.  Returns the deviance, inf where it fails.
     """
     d, q = p_all.size, u.size
@@ -496,13 +581,18 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, con
     counts[1] += 1
     pt, ut, gt, fac, step = np.empty(d), np.empty(q), np.empty(d), np.empty((d, d)), np.empty(d)
     have, fresh, decrement = False, False, np.inf  # a Hessian to step with; whether it is the one at p_all
+    exact = _canonical(fam, link)  # the exact Hessian (one pass), formed at every point; else differences
     for _ in range(40):
         if not math.isfinite(f):
             return np.inf
         if not have:
-            if not _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
+            if exact:
+                _exact_hessian(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, hess)
+                counts[2] += 1
+            elif _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
+                counts[2] += 2 * d
+            else:
                 return np.inf
-            counts[2] += 2 * d
             have, fresh = True, True
         fac[:, :] = hess
         step[:] = -grad
@@ -539,7 +629,7 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, con
         long_step = np.max(np.abs(t * step) / steps) * 1e-4 > _REUSE
         p_all[:], u[:], grad[:], dudp[:, :], f = pt, ut, gt, dudt, ft
         fresh = False
-        have = not long_step
+        have = not (long_step or exact)
     return f if have and fresh and decrement < 1e-10 else np.inf
 
 
@@ -560,6 +650,9 @@ _ORDER = (
     "_covariance",
     "profiled",
     "stage1",
+    "_canonical",
+    "_hessian_sums",
+    "_exact_hessian",
     "_hessian",
     "stage2",
 )

@@ -10,9 +10,10 @@ runs the whole optimization in the compiled loops of
    the beta and modes that minimize the penalized deviance together, by a
    safeguarded secant search on the criterion's analytic derivative;
 2. stage 2 (``nAGQ = 1``): Newton steps on the Laplace deviance over
-   (theta, beta) from stage 1's optimum, with the analytic gradient and its
-   central differences as the Hessian (steps 1e-4 of theta and of stage 1's
-   standard errors), until the Newton decrement is below 1e-14;
+   (theta, beta) from stage 1's optimum, with the analytic gradient and, for
+   the canonical links (binomial logit, Poisson log), the exact Hessian; for
+   the others the gradient's central differences (steps 1e-4 of theta and of
+   stage 1's standard errors); until the Newton decrement is below 1e-14;
 3. the covariance of beta: the beta block of ``2 H^-1`` at the optimum
    (lme4's ``use.hessian``; the Hessian is the last Newton step's).
 
@@ -48,7 +49,7 @@ class OneTermFit:
 
     ``theta1``, ``theta`` are in the data's units; ``grad`` and ``hess`` are over
     (scaled theta, beta); ``evaluations`` counts stage 1's criterion evaluations, stage 2's
-    deviance-and-gradient evaluations and the Hessians' gradient evaluations.
+    deviance-and-gradient evaluations and the Hessians' gradient evaluations (an exact Hessian counts one).
     """
 
     theta1: np.ndarray
