@@ -209,16 +209,18 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 
     return value
 
 
-def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exact, lev, hbb, sb):
+def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exact, lev, hbb, sb, rows, sbu):
     """Penalized deviance of (beta, u) and the Newton system's pieces.
 
     ``lev`` (q x (5 + p)): ``S_j``, ``h_j``, ``sum w z^2``, ``sum r z``, ``sum o z^2``, ``C_jk = x sum o z X_k``;
-    ``hbb = sum o X X'``, ``sb = -sum r X``.  Newton weights (``exact`` False) or the observed ones.
+    ``hbb = sum o X X'``, ``sb = -sum r X``, ``sbu = sum o z u X`` (stage 1's derivative); ``rows`` (n x 2)
+    each row's ``r`` and ``dw``.  Newton weights (``exact`` False) or the observed ones.
     """
     p = xmat.shape[1]
     lev[:, :] = 0.0
     hbb[:, :] = 0.0
     sb[:] = 0.0
+    sbu[:] = 0.0
     pen = 0.0
     for j in range(u.size):
         lev[j, 0] = u[j]
@@ -229,8 +231,11 @@ def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exa
         eta = off[i] + x * z[i] * u[j]
         for k in range(p):
             eta += xmat[i, k] * beta[k]
-        _, dev, r, w, o, _ = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        _, dev, r, w, o, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        rows[i, 0] = r
+        rows[i, 1] = dw
         wn = o if exact else _newton_weight(w, o)
+        ozu = o * z[i] * u[j]
         pen += dev
         lev[j, 0] -= x * r * z[i]
         lev[j, 1] += x * x * wn * z[i] * z[i]
@@ -240,6 +245,7 @@ def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exa
         for k in range(p):
             lev[j, 5 + k] += x * wn * z[i] * xmat[i, k]
             sb[k] -= r * xmat[i, k]
+            sbu[k] += ozu * xmat[i, k]
             for m in range(k + 1):
                 hbb[k, m] += wn * xmat[i, k] * xmat[i, m]
     for k in range(p):
@@ -306,26 +312,15 @@ def _schur_step(lev, hbb, rhs_u, rhs_b, du, db, schur):
     return True
 
 
-def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta):
-    pen = 0.0
-    for j in range(u.size):
-        pen += u[j] * u[j]
-    for i in range(y.size):
-        eta = off[i] + x * z[i] * u[g[i]]
-        for k in range(xmat.shape[1]):
-            eta += xmat[i, k] * beta[k]
-        pen += _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[1]
-    return pen
-
-
 def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit):
     """beta and u together minimizing the penalized deviance at x (Newton steps, halved while it
-    rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged."""
-    q, p = u.size, xmat.shape[1]
+    rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged.
+    A trial point's sums are the next step's (one pass over the rows a trial)."""
+    q, p, n = u.size, xmat.shape[1], y.size
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
-    du, db, tu, tb = np.empty(q), np.empty(p), np.empty(q), np.empty(p)
+    du, db, tu, tb, sbu, rows = np.empty(q), np.empty(p), np.empty(q), np.empty(p), np.empty(p), np.empty((n, 2))
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb, rows, sbu)
     for it in range(maxit):
-        pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb)
         if not _schur_step(lev, hbb, lev[:, 0].copy(), sb, du, db, schur):
             return -1
         size = max(np.max(np.abs(du)) if q else 0.0, np.max(np.abs(db)) if p else 0.0)
@@ -339,13 +334,15 @@ def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, to
         for _ in range(40):
             tu[:] = u + t * du
             tb[:] = beta + t * db
-            if _joint_penalty(x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link, nbtheta) <= pen + 1e-10 * (
-                1.0 + abs(pen)
-            ):
+            trial = _joint_sums(
+                x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb, rows, sbu
+            )
+            if trial <= pen + 1e-10 * (1.0 + abs(pen)):
                 break
             t *= 0.5
         u[:] = tu
         beta[:] = tb
+        pen = trial
     return -1
 
 
@@ -358,39 +355,26 @@ def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const,
     if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit) < 0:
         return np.inf, np.nan
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
-    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, True, lev, hbb, sb)
+    dsb, rows = np.empty(p), np.empty((n, 2))
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, True, lev, hbb, sb, rows, dsb)
     value, dx = pen + const, 0.0
-    dsu, dsb = np.empty(q), np.zeros(p)
+    dsu = np.empty(q)
     for j in range(q):
         d = 1.0 + x * x * lev[j, 2]
         value += math.log(d)
         dx += 2.0 * x * lev[j, 2] / d
         dsu[j] = -lev[j, 3] + x * u[j] * lev[j, 4]
-    for i in range(n):
-        o = _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta) * z[i] * u[g[i]]
-        for k in range(p):
-            dsb[k] += o * xmat[i, k]
     if not _schur_step(lev, hbb, dsu, dsb, du, db, schur):
         return np.inf, np.nan
     _covariance(schur, cov)
     for i in range(n):
         j = g[i]
-        eta = off[i] + x * z[i] * u[j]
         deta = z[i] * (u[j] + x * du[j])
         for k in range(p):
-            eta += xmat[i, k] * beta[k]
             deta += xmat[i, k] * db[k]
-        _, _, r, _, _, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        r, dw = rows[i, 0], rows[i, 1]
         dx += -2.0 * r * z[i] * u[j] + x * x * z[i] * z[i] * dw / (1.0 + x * x * lev[j, 2]) * deta
     return value, dx
-
-
-def _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta):
-    """The observed weight of row i at (x, beta, u)."""
-    eta = off[i] + x * z[i] * u[g[i]]
-    for k in range(xmat.shape[1]):
-        eta += xmat[i, k] * beta[k]
-    return _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[4]
 
 
 def _covariance(factor, cov):
@@ -644,9 +628,7 @@ _ORDER = (
     "_substitute",
     "_cholesky_solve",
     "_schur_step",
-    "_joint_penalty",
     "_joint_modes",
-    "_row_eta_o",
     "_covariance",
     "profiled",
     "stage1",
