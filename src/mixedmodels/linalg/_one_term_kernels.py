@@ -550,7 +550,7 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbth
     return True
 
 
-def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
+def _newton(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
     """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below ``_DECREMENT``.
 
     For a canonical link the Hessian is exact (:func:`_exact_hessian`, one pass over the rows) and formed
@@ -617,6 +617,29 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, con
     return f if have and fresh and decrement < 1e-10 else np.inf
 
 
+def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts, vcov, mu):
+    """Stage 2 (:func:`_newton`), then at its optimum the covariance of beta, the beta block of ``2 H^-1``
+    (lme4's ``use.hessian``), into ``vcov`` and the means into ``mu``.  Returns the deviance, inf where the
+    Newton steps fail or the Hessian is not positive definite."""
+    f = _newton(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts)
+    d, p = p_all.size, xmat.shape[1]
+    if not math.isfinite(f):
+        return np.inf
+    factor, inv = hess.copy(), np.empty((d, d))
+    if not _cholesky_solve(factor, np.zeros(d)):
+        return np.inf
+    _covariance(factor, inv)
+    for a in range(p):
+        for b in range(p):
+            vcov[a, b] = inv[1 + a, 1 + b] + inv[1 + b, 1 + a]
+    for i in range(y.size):
+        eta = off[i] + p_all[0] * z[i] * u[g[i]]
+        for k in range(p):
+            eta += xmat[i, k] * p_all[1 + k]
+        mu[i] = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[0]
+    return f
+
+
 _ORDER = (
     "_row",
     "_newton_weight",
@@ -636,6 +659,7 @@ _ORDER = (
     "_hessian_sums",
     "_exact_hessian",
     "_hessian",
+    "_newton",
     "stage2",
 )
 _PLAIN = {name: globals()[name] for name in _ORDER}
