@@ -391,7 +391,7 @@ def _covariance(factor, cov):
 def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, cov, counts):
     """Minimize stage 1's criterion over x >= 0 from x (a safeguarded secant search on its
     derivative, bracketing the root); beta, u and ``cov`` as at the last point.  Stops when a step
-    is below 1e-4 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
+    is below 1e-2 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
     x falls below 1e-3 (a singular fit: the caller takes the general path)."""
     du, db = np.empty(u.size), np.empty(beta.size)
     f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
@@ -419,7 +419,7 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, c
             beta += (x - x_old) * db
         f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
         counts[0] += 1
-        if abs(x - x_old) < 1e-4 * x:
+        if abs(x - x_old) < 1e-2 * x:  # (stage 2's Newton steps take it from there)
             return (x, f) if x > 1e-3 and math.isfinite(f) else (-1.0, f)
         if hi < 1e-3 or lo > 1e3:
             return -1.0, f

@@ -8,7 +8,8 @@ runs the whole optimization in the compiled loops of
 
 1. stage 1 (``nAGQ = 0``, as lme4): theta minimizing the Laplace formula at
    the beta and modes that minimize the penalized deviance together, by a
-   safeguarded secant search on the criterion's analytic derivative;
+   safeguarded secant search on the criterion's analytic derivative, to a
+   step of 1e-2 of theta (a start: stage 2 converges from there);
 2. stage 2 (``nAGQ = 1``): Newton steps on the Laplace deviance over
    (theta, beta) from stage 1's optimum, with the analytic gradient and, for
    the canonical links (binomial logit, Poisson log), the exact Hessian; for
