@@ -304,6 +304,8 @@ class Family:
 
 
 def _check_integers(values: np.ndarray, name: str, what: str) -> None:
+    if (values == np.round(values)).all():  # whole numbers already (the usual case): none is off by 1e-7
+        return
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
         raise DataError(f"the response {name!r} must be {what}; row {bad[0]} has {values[bad[0]]:g}")

@@ -12,8 +12,8 @@ grouseticks (theta 2) and a simulated count model.  Tolerances, and why:
 * theta, beta, the modes: 2e-6 relative / absolute (the optimum's position is determined to about the
   square root of the deviance's convergence);
 * standard errors: 5e-5 relative (the general path's Hessian is by forward differences of the gradient
-  with steps 1e-4 of theta and 2e-4 SEs: truncation ~2e-5 of the curvature; the compiled one central
-  differences with steps 1e-4);
+  with steps 1e-4 of theta and 2e-4 SEs: truncation ~2e-5 of the curvature; the compiled one exact for
+  the canonical links, central differences with steps 1e-4 otherwise);
 * conditional variances: 1e-6 relative (they follow the modes and theta).
 
 The reference tests (tests/glmm/test_glmm.py) check cbpp against lme4 with their unchanged tolerances.
@@ -170,6 +170,34 @@ def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
         step[k] = 1e-5
         numeric[k] = (deviance(point + step, scratch) - deviance(point - step, scratch)) / 2e-5
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("link", ["logit", "log"])
+@pytest.mark.parametrize("where", ["optimum", "away"])
+def test_the_exact_hessian_is_the_gradients_derivative(link: str, where: str) -> None:
+    """The exact Hessian of the Laplace deviance (canonical links) against central differences of the
+    analytic gradient (the kernel the other links use, steps 1e-4 of theta and of the SEs: truncation
+    ~1e-8 of the largest entry, rounding ~1e-10; 1e-6 of the largest entry), at the optimum and away."""
+    family = mm.families.Poisson() if link == "log" else mm.families.Binomial()
+    formula, data = ("TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", _grouseticks()) if link == "log" else (CBPP, "cbpp")
+    data = mm.datasets.load(data) if isinstance(data, str) else data
+    model = mm.GeneralizedLinearMixedModel.from_formula(formula, data, family)
+    fit = one_term.fit_one_term(model)
+    kern = one_term._compiled()
+    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q = one_term._arrays(model)
+    shift = 0.0 if where == "optimum" else 0.3
+    point = np.concatenate([fit.theta * model.theta_scales * (1.0 + shift), fit.beta + 0.1 * shift])
+    d = point.size
+    u, grad, dudp = np.zeros(q), np.empty(d), np.empty((q, d))
+    args = (y, wt, sat, z, refs, xmat, offset, fam, code, nbtheta)
+    assert np.isfinite(kern["laplace"](point[0], point[1:].copy(), u, *args, const, 1e-10, 200, grad, dudp))
+    steps = 1e-4 * np.concatenate([point[:1], np.sqrt(np.diag(fit.vcov))])
+    exact, numeric = np.empty((d, d)), np.empty((d, d))
+    kern["_exact_hessian"](point[0], point[1:].copy(), u, *args, dudp, exact)
+    assert kern["_hessian"](point, u, dudp, steps, *args, const, numeric)
+    np.testing.assert_allclose(exact, numeric, rtol=0, atol=1e-6 * np.max(np.abs(numeric)))
+    np.testing.assert_array_equal(exact, exact.T)
 
 
 @needs_numba

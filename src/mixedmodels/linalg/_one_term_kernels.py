@@ -209,16 +209,18 @@ def laplace(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 
     return value
 
 
-def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exact, lev, hbb, sb):
+def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exact, lev, hbb, sb, rows, sbu):
     """Penalized deviance of (beta, u) and the Newton system's pieces.
 
     ``lev`` (q x (5 + p)): ``S_j``, ``h_j``, ``sum w z^2``, ``sum r z``, ``sum o z^2``, ``C_jk = x sum o z X_k``;
-    ``hbb = sum o X X'``, ``sb = -sum r X``.  Newton weights (``exact`` False) or the observed ones.
+    ``hbb = sum o X X'``, ``sb = -sum r X``, ``sbu = sum o z u X`` (stage 1's derivative); ``rows`` (n x 2)
+    each row's ``r`` and ``dw``.  Newton weights (``exact`` False) or the observed ones.
     """
     p = xmat.shape[1]
     lev[:, :] = 0.0
     hbb[:, :] = 0.0
     sb[:] = 0.0
+    sbu[:] = 0.0
     pen = 0.0
     for j in range(u.size):
         lev[j, 0] = u[j]
@@ -229,8 +231,11 @@ def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exa
         eta = off[i] + x * z[i] * u[j]
         for k in range(p):
             eta += xmat[i, k] * beta[k]
-        _, dev, r, w, o, _ = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        _, dev, r, w, o, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        rows[i, 0] = r
+        rows[i, 1] = dw
         wn = o if exact else _newton_weight(w, o)
+        ozu = o * z[i] * u[j]
         pen += dev
         lev[j, 0] -= x * r * z[i]
         lev[j, 1] += x * x * wn * z[i] * z[i]
@@ -240,6 +245,7 @@ def _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, exa
         for k in range(p):
             lev[j, 5 + k] += x * wn * z[i] * xmat[i, k]
             sb[k] -= r * xmat[i, k]
+            sbu[k] += ozu * xmat[i, k]
             for m in range(k + 1):
                 hbb[k, m] += wn * xmat[i, k] * xmat[i, m]
     for k in range(p):
@@ -306,26 +312,15 @@ def _schur_step(lev, hbb, rhs_u, rhs_b, du, db, schur):
     return True
 
 
-def _joint_penalty(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta):
-    pen = 0.0
-    for j in range(u.size):
-        pen += u[j] * u[j]
-    for i in range(y.size):
-        eta = off[i] + x * z[i] * u[g[i]]
-        for k in range(xmat.shape[1]):
-            eta += xmat[i, k] * beta[k]
-        pen += _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[1]
-    return pen
-
-
 def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit):
     """beta and u together minimizing the penalized deviance at x (Newton steps, halved while it
-    rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged."""
-    q, p = u.size, xmat.shape[1]
+    rises; the last step, below ``tol``, taken too).  Returns the iterations, -1 if not converged.
+    A trial point's sums are the next step's (one pass over the rows a trial)."""
+    q, p, n = u.size, xmat.shape[1], y.size
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
-    du, db, tu, tb = np.empty(q), np.empty(p), np.empty(q), np.empty(p)
+    du, db, tu, tb, sbu, rows = np.empty(q), np.empty(p), np.empty(q), np.empty(p), np.empty(p), np.empty((n, 2))
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb, rows, sbu)
     for it in range(maxit):
-        pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb)
         if not _schur_step(lev, hbb, lev[:, 0].copy(), sb, du, db, schur):
             return -1
         size = max(np.max(np.abs(du)) if q else 0.0, np.max(np.abs(db)) if p else 0.0)
@@ -339,13 +334,15 @@ def _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, to
         for _ in range(40):
             tu[:] = u + t * du
             tb[:] = beta + t * db
-            if _joint_penalty(x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link, nbtheta) <= pen + 1e-10 * (
-                1.0 + abs(pen)
-            ):
+            trial = _joint_sums(
+                x, off, tb, tu, y, wt, sat, z, g, xmat, fam, link, nbtheta, False, lev, hbb, sb, rows, sbu
+            )
+            if trial <= pen + 1e-10 * (1.0 + abs(pen)):
                 break
             t *= 0.5
         u[:] = tu
         beta[:] = tb
+        pen = trial
     return -1
 
 
@@ -358,39 +355,26 @@ def profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const,
     if _joint_modes(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, tol, maxit) < 0:
         return np.inf, np.nan
     lev, hbb, sb, schur = np.empty((q, 5 + p)), np.empty((p, p)), np.empty(p), np.empty((p, p))
-    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, True, lev, hbb, sb)
+    dsb, rows = np.empty(p), np.empty((n, 2))
+    pen = _joint_sums(x, off, beta, u, y, wt, sat, z, g, xmat, fam, link, nbtheta, True, lev, hbb, sb, rows, dsb)
     value, dx = pen + const, 0.0
-    dsu, dsb = np.empty(q), np.zeros(p)
+    dsu = np.empty(q)
     for j in range(q):
         d = 1.0 + x * x * lev[j, 2]
         value += math.log(d)
         dx += 2.0 * x * lev[j, 2] / d
         dsu[j] = -lev[j, 3] + x * u[j] * lev[j, 4]
-    for i in range(n):
-        o = _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta) * z[i] * u[g[i]]
-        for k in range(p):
-            dsb[k] += o * xmat[i, k]
     if not _schur_step(lev, hbb, dsu, dsb, du, db, schur):
         return np.inf, np.nan
     _covariance(schur, cov)
     for i in range(n):
         j = g[i]
-        eta = off[i] + x * z[i] * u[j]
         deta = z[i] * (u[j] + x * du[j])
         for k in range(p):
-            eta += xmat[i, k] * beta[k]
             deta += xmat[i, k] * db[k]
-        _, _, r, _, _, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        r, dw = rows[i, 0], rows[i, 1]
         dx += -2.0 * r * z[i] * u[j] + x * x * z[i] * z[i] * dw / (1.0 + x * x * lev[j, 2]) * deta
     return value, dx
-
-
-def _row_eta_o(x, beta, u, i, y, wt, sat, z, g, xmat, off, fam, link, nbtheta):
-    """The observed weight of row i at (x, beta, u)."""
-    eta = off[i] + x * z[i] * u[g[i]]
-    for k in range(xmat.shape[1]):
-        eta += xmat[i, k] * beta[k]
-    return _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[4]
 
 
 def _covariance(factor, cov):
@@ -407,7 +391,7 @@ def _covariance(factor, cov):
 def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, cov, counts):
     """Minimize stage 1's criterion over x >= 0 from x (a safeguarded secant search on its
     derivative, bracketing the root); beta, u and ``cov`` as at the last point.  Stops when a step
-    is below 1e-4 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
+    is below 1e-2 of x (stage 2 refines it).  Returns (x, criterion); x = -1 where it fails or
     x falls below 1e-3 (a singular fit: the caller takes the general path)."""
     du, db = np.empty(u.size), np.empty(beta.size)
     f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
@@ -435,11 +419,95 @@ def stage1(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, c
             beta += (x - x_old) * db
         f, dx = profiled(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, 1e-10, 200, cov, du, db)
         counts[0] += 1
-        if abs(x - x_old) < 1e-4 * x:
+        if abs(x - x_old) < 1e-2 * x:  # (stage 2's Newton steps take it from there)
             return (x, f) if x > 1e-3 and math.isfinite(f) else (-1.0, f)
         if hi < 1e-3 or lo > 1e3:
             return -1.0, f
     return -1.0, f
+
+
+def _canonical(fam, link):
+    """Whether the link is the family's canonical one (binomial logit, Poisson log): ``o = w``."""
+    return (fam == 0 and link == 0) or (fam == 1 and link == 3)
+
+
+def _hessian_sums(
+    x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, t1, v1, t2, v2, o2, w2, z3, rz, hp
+):
+    """:func:`_exact_hessian`'s pass over the rows: per level ``T_a``, ``sum dw z^2 D_a eta``,
+    ``sum dw z D_a eta D_b eta``, ``sum d2w z^2 D_a eta D_b eta``, ``O_j``, ``sum w z^2``,
+    ``sum dw z^3``, ``R_j``; and ``hp += 2 sum o e_a D_b eta``."""
+    n, p, d = y.size, xmat.shape[1], xmat.shape[1] + 1
+    e, de = np.empty(d), np.empty(d)
+    for i in range(n):
+        j, zi = g[i], z[i]
+        eta = off[i] + x * zi * u[j]
+        for k in range(p):
+            eta += xmat[i, k] * beta[k]
+        mu, _, r, w, o, dw = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)
+        # d2w = d(dw)/deta: logit w = wt mu (1 - mu), dw = w (1 - 2 mu); log w = dw = d2w = wt mu
+        d2w = dw * (1.0 - 2.0 * mu) - 2.0 * w * mu * (1.0 - mu) if fam == 0 else dw
+        e[0] = zi * u[j]
+        for k in range(p):
+            e[1 + k] = xmat[i, k]
+        for a in range(d):
+            de[a] = e[a] + x * zi * dudp[j, a]
+        o2[j] += o * zi * zi
+        w2[j] += w * zi * zi
+        z3[j] += dw * zi * zi * zi
+        rz[j] += r * zi
+        for a in range(d):
+            t1[j, a] += o * zi * de[a]
+            v1[j, a] += dw * zi * zi * de[a]
+            for b in range(d):
+                t2[j, a, b] += dw * zi * de[a] * de[b]  # do/deta = dw/deta (canonical)
+                v2[j, a, b] += d2w * zi * zi * de[a] * de[b]
+                hp[a, b] += 2.0 * o * e[a] * de[b]
+
+
+def _exact_hessian(x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, hess):
+    """The Laplace deviance's Hessian over (x, beta) at the modes u, for a canonical link (``o = w``).
+
+    With ``D_a eta_i = e_ia + x z_i u_a`` (``e_i0 = z_i u_j``, ``e_ik = X_ik``; ``u_a`` the modes'
+    derivatives ``dudp``) it adds the penalized deviance's part ``2 sum o e_a D_b eta - 2 [a = 0] sum_j
+    R_j u_b`` (``R_j = sum r z``) and the log-determinants' ``D_ab d_j / d_j - D_a d_j D_b d_j / d_j^2``
+    (``d_j = 1 + x^2 sum w z^2``), with the modes' second derivatives from differentiating the modes'
+    condition twice: ``h_j u_ab = -([a = 0] T_b + [b = 0] T_a + x sum dw z D_a eta D_b eta +
+    x O_j ([b = 0] u_a + [a = 0] u_b))``, ``T_a = sum o z D_a eta``, ``O_j = sum o z^2``.
+    """
+    q, d = u.size, beta.size + 1
+    t1, v1 = np.zeros((q, d)), np.zeros((q, d))
+    t2, v2 = np.zeros((q, d, d)), np.zeros((q, d, d))
+    o2, w2, z3, rz = np.zeros(q), np.zeros(q), np.zeros(q), np.zeros(q)
+    hess[:, :] = 0.0
+    _hessian_sums(
+        x, beta, u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, t1, v1, t2, v2, o2, w2, z3, rz, hess
+    )
+    big = np.empty(d)
+    for j in range(q):
+        h = 1.0 + x * x * o2[j]
+        dj = 1.0 + x * x * w2[j]
+        for a in range(d):
+            big[a] = x * x * v1[j, a]
+        big[0] += 2.0 * x * w2[j]
+        for a in range(d):
+            for b in range(d):
+                first = x * o2[j] * ((dudp[j, a] if b == 0 else 0.0) + (dudp[j, b] if a == 0 else 0.0))
+                uab = -((t1[j, b] if a == 0 else 0.0) + (t1[j, a] if b == 0 else 0.0) + x * t2[j, a, b] + first) / h
+                ddab = x * x * v2[j, a, b] + x * x * z3[j] * (
+                    (dudp[j, a] if b == 0 else 0.0) + (dudp[j, b] if a == 0 else 0.0) + x * uab
+                )
+                if a == 0:
+                    ddab += 2.0 * x * v1[j, b]
+                    hess[a, b] -= 2.0 * rz[j] * dudp[j, b]
+                if b == 0:
+                    ddab += 2.0 * x * v1[j, a]
+                if a == 0 and b == 0:
+                    ddab += 2.0 * w2[j]
+                hess[a, b] += ddab / dj - big[a] * big[b] / (dj * dj)
+    for a in range(d):
+        for b in range(a):
+            hess[a, b] = hess[b, a] = 0.5 * (hess[a, b] + hess[b, a])
 
 
 def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
@@ -482,12 +550,13 @@ def _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbth
     return True
 
 
-def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
+def _newton(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts):
     """Newton steps on the Laplace deviance over (x, beta) until the Newton decrement is below ``_DECREMENT``.
 
-    The Hessian is by differences of the analytic gradient (:func:`_hessian`), formed again only after
-    a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end, so that ``hess`` is the
-    Hessian at the returned point (as ``grad``); steps backtrack on the deviance, and as the deviance
+    For a canonical link the Hessian is exact (:func:`_exact_hessian`, one pass over the rows) and formed
+    at every point; otherwise it is by differences of the analytic gradient (:func:`_hessian`), formed again
+    only after a step longer than ``_REUSE`` (in units of the steps / 1e-4) and at the end.  Either way
+    ``hess`` is the Hessian at the returned point (as ``grad``); steps backtrack on the deviance, and as the deviance
     is even in x a step across 0 is mirrored.  Returns the deviance, inf where it fails.
     """
     d, q = p_all.size, u.size
@@ -496,13 +565,18 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, con
     counts[1] += 1
     pt, ut, gt, fac, step = np.empty(d), np.empty(q), np.empty(d), np.empty((d, d)), np.empty(d)
     have, fresh, decrement = False, False, np.inf  # a Hessian to step with; whether it is the one at p_all
+    exact = _canonical(fam, link)  # the exact Hessian (one pass), formed at every point; else differences
     for _ in range(40):
         if not math.isfinite(f):
             return np.inf
         if not have:
-            if not _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
+            if exact:
+                _exact_hessian(p_all[0], p_all[1:], u, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, dudp, hess)
+                counts[2] += 1
+            elif _hessian(p_all, u, dudp, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess):
+                counts[2] += 2 * d
+            else:
                 return np.inf
-            counts[2] += 2 * d
             have, fresh = True, True
         fac[:, :] = hess
         step[:] = -grad
@@ -539,8 +613,31 @@ def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, con
         long_step = np.max(np.abs(t * step) / steps) * 1e-4 > _REUSE
         p_all[:], u[:], grad[:], dudp[:, :], f = pt, ut, gt, dudt, ft
         fresh = False
-        have = not long_step
+        have = not (long_step or exact)
     return f if have and fresh and decrement < 1e-10 else np.inf
+
+
+def stage2(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts, vcov, mu):
+    """Stage 2 (:func:`_newton`), then at its optimum the covariance of beta, the beta block of ``2 H^-1``
+    (lme4's ``use.hessian``), into ``vcov`` and the means into ``mu``.  Returns the deviance, inf where the
+    Newton steps fail or the Hessian is not positive definite."""
+    f = _newton(p_all, u, steps, y, wt, sat, z, g, xmat, off, fam, link, nbtheta, const, hess, grad, counts)
+    d, p = p_all.size, xmat.shape[1]
+    if not math.isfinite(f):
+        return np.inf
+    factor, inv = hess.copy(), np.empty((d, d))
+    if not _cholesky_solve(factor, np.zeros(d)):
+        return np.inf
+    _covariance(factor, inv)
+    for a in range(p):
+        for b in range(p):
+            vcov[a, b] = inv[1 + a, 1 + b] + inv[1 + b, 1 + a]
+    for i in range(y.size):
+        eta = off[i] + p_all[0] * z[i] * u[g[i]]
+        for k in range(p):
+            eta += xmat[i, k] * p_all[1 + k]
+        mu[i] = _row(eta, y[i], wt[i], sat[i], fam, link, nbtheta)[0]
+    return f
 
 
 _ORDER = (
@@ -554,13 +651,15 @@ _ORDER = (
     "_substitute",
     "_cholesky_solve",
     "_schur_step",
-    "_joint_penalty",
     "_joint_modes",
-    "_row_eta_o",
     "_covariance",
     "profiled",
     "stage1",
+    "_canonical",
+    "_hessian_sums",
+    "_exact_hessian",
     "_hessian",
+    "_newton",
     "stage2",
 )
 _PLAIN = {name: globals()[name] for name in _ORDER}

@@ -8,13 +8,16 @@ runs the whole optimization in the compiled loops of
 
 1. stage 1 (``nAGQ = 0``, as lme4): theta minimizing the Laplace formula at
    the beta and modes that minimize the penalized deviance together, by a
-   safeguarded secant search on the criterion's analytic derivative;
+   safeguarded secant search on the criterion's analytic derivative, to a
+   step of 1e-2 of theta (a start: stage 2 converges from there);
 2. stage 2 (``nAGQ = 1``): Newton steps on the Laplace deviance over
-   (theta, beta) from stage 1's optimum, with the analytic gradient and its
-   central differences as the Hessian (steps 1e-4 of theta and of stage 1's
-   standard errors), until the Newton decrement is below 1e-14;
+   (theta, beta) from stage 1's optimum, with the analytic gradient and, for
+   the canonical links (binomial logit, Poisson log), the exact Hessian; for
+   the others the gradient's central differences (steps 1e-4 of theta and of
+   stage 1's standard errors); until the Newton decrement is below 1e-14;
 3. the covariance of beta: the beta block of ``2 H^-1`` at the optimum
-   (lme4's ``use.hessian``; the Hessian is the last Newton step's).
+   (lme4's ``use.hessian``; the Hessian is the last Newton step's), and the
+   conditional means there, in the same compiled call.
 
 It answers None where it does not apply or does not succeed (no numba, a
 theta below 1e-3 in stage 1 or 1e-4 at the end -- a singular fit whose
@@ -48,7 +51,7 @@ class OneTermFit:
 
     ``theta1``, ``theta`` are in the data's units; ``grad`` and ``hess`` are over
     (scaled theta, beta); ``evaluations`` counts stage 1's criterion evaluations, stage 2's
-    deviance-and-gradient evaluations and the Hessians' gradient evaluations.
+    deviance-and-gradient evaluations and the Hessians' gradient evaluations (an exact Hessian counts one).
     """
 
     theta1: np.ndarray
@@ -135,14 +138,11 @@ def fit_one_term(model) -> OneTermFit | None:
     beta1 = beta.copy()
     point = np.concatenate([[x1], beta])
     steps = _STEP * np.concatenate([[x1], np.sqrt(np.maximum(np.diag(cov), 1e-300))])
-    hess, grad = np.empty((p + 1, p + 1)), np.empty(p + 1)
+    hess, grad, vcov, mu = np.empty((p + 1, p + 1)), np.empty(p + 1), np.empty((p, p)), np.empty(y.size)
     value = kern["stage2"](
-        point, u, steps, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, hess, grad, counts
+        point, u, steps, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, hess, grad, counts, vcov, mu
     )
     if not np.isfinite(value) or point[0] < _SINGULAR:
-        return None
-    vcov = _beta_covariance(hess)
-    if vcov is None:
         return None
     return OneTermFit(
         np.array([x1 / scale]),
@@ -151,7 +151,7 @@ def fit_one_term(model) -> OneTermFit | None:
         np.array([point[0] / scale]),
         point[1:].copy(),
         u,
-        _means(model, point, u, z, refs, xmat, offset),
+        mu,
         float(value),
         grad,
         hess,
@@ -159,20 +159,3 @@ def fit_one_term(model) -> OneTermFit | None:
         (int(counts[0]), int(counts[1]), int(counts[2])),
         (middle - start, time.perf_counter() - middle),
     )
-
-
-def _means(model, point: np.ndarray, u: np.ndarray, z, refs, xmat, offset) -> np.ndarray:
-    """The conditional means at the optimum, by the family's own inverse link."""
-    eta = xmat @ point[1:] + offset + point[0] * z * u[refs]
-    return model.family.link.inverse(eta)
-
-
-def _beta_covariance(hess: np.ndarray) -> np.ndarray | None:
-    """The beta block of ``2 H^-1``; None unless H is positive definite."""
-    try:
-        np.linalg.cholesky(hess)
-        inv = np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        return None
-    block = inv[1:, 1:]
-    return block + block.T
