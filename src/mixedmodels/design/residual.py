@@ -299,6 +299,16 @@ class ResidualStructure:
         hessian[:, :nd, :nd] = coefficients[:, None, None] * incidence[:, :, None] * incidence[:, None, :]
         return jacobian, hessian
 
+    def kernel_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """This structure as arrays for a compiled loop
+        (:func:`~mixedmodels.linalg._residual_kernels.structure_terms`): per piece its strata s, t and kind
+        (-1 without AR(1)), the pieces-by-ratios incidence, the strata's rows but the first's, and ``n - G``."""
+        s, t, kinds, incidence = self._piece_table
+        kinds = kinds if self.ar1 is not None else np.full(kinds.size, -1)
+        table = np.ascontiguousarray(np.column_stack([s, t, kinds]).astype(np.int64))
+        lag_rows = float(self.strata.size - self.ar1.ngroups) if self.ar1 is not None else 0.0
+        return table, np.ascontiguousarray(incidence), np.ascontiguousarray(self._stratum_counts[1:]), lag_rows
+
     def logdet_hessian(self, params: np.ndarray) -> np.ndarray:
         """``d^2 log det R / d free d free``: only ``-2 (1 - phi^2) (n - G)`` by ``atanh phi`` twice."""
         out = np.zeros((self.nparams, self.nparams))

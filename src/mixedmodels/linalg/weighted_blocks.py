@@ -33,12 +33,18 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ._residual_kernels import compiled_piece_derivatives, piece_derivatives, position_pairs
+from ._residual_kernels import compiled_piece_derivatives, compiled_residual_newton, piece_derivatives, position_pairs
 from .blocked import _DENSE_LIMIT, BlockedCrossProducts, TermLayout
 from .dense_system import dense_crossproducts
 
-# the exact derivatives over the pieces' coefficients, compiled (linalg/_residual_kernels.py)
-__all__ = ["WeightedBlocks", "compiled_piece_derivatives", "piece_derivatives", "position_pairs"]
+# the exact derivatives over the pieces' coefficients and the whole Newton fit, compiled (linalg/_residual_kernels.py)
+__all__ = [
+    "WeightedBlocks",
+    "compiled_piece_derivatives",
+    "compiled_residual_newton",
+    "piece_derivatives",
+    "position_pairs",
+]
 
 # Below this many entries of [Z X y] the pieces come from the dense matrix,
 _DENSE_ENTRIES = 4_000_000
