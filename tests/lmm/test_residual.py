@@ -464,7 +464,10 @@ def test_compiled_objective_and_derivatives_equal_numpys(name, reml):
         from mixedmodels.linalg.jit import jit
 
         bodies.append((jit(kernels.residual_value), jit(kernels.residual_derivatives)))
-    for y in _points(model):
+    points = _points(model)
+    batch = DenseResidualObjective.build(model).values(points)  # the start's candidates in one call
+    np.testing.assert_allclose(batch, [dense.value(y) for y in points], rtol=1e-12)
+    for y in points:
         value = dense.value(y)
         gradient, hessian = dense.derivatives(y)
         for value_of, derivatives_of in bodies:

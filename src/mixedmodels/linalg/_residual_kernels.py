@@ -28,6 +28,7 @@ numpy path and the Python loop; the tests compare the paths.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -43,7 +44,9 @@ __all__ = [
     "residual_value",
     "residual_derivatives",
     "residual_newton",
+    "residual_values",
     "compiled_residual_newton",
+    "compiled_residual_values",
 ]
 
 
@@ -438,15 +441,39 @@ _HELPERS = {
 }
 
 
+def residual_values(
+    stacked: np.ndarray,
+    positions: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    structure: tuple[np.ndarray, np.ndarray, np.ndarray],
+    layout: np.ndarray,
+    criterion: np.ndarray,
+    points: np.ndarray,
+) -> np.ndarray:
+    """:func:`residual_value` at each row of ``points`` (the start's candidates: one call for all)."""
+    out = np.empty(points.shape[0])
+    for i in range(points.shape[0]):
+        out[i] = _value(stacked, positions, structure, layout, criterion, np.ascontiguousarray(points[i]))[0]
+    return out
+
+
 def compiled_residual_newton() -> Callable | None:
     """:func:`residual_newton` compiled (its helpers first), or None without numba (or with
     ``MIXEDMODELS_NO_NUMBA=1``)."""
+    return jit(residual_newton) if _bind_compiled() else None
+
+
+def compiled_residual_values() -> Callable | None:
+    """:func:`residual_values` compiled, or None (as :func:`compiled_residual_newton`)."""
+    return jit(residual_values) if _bind_compiled() else None
+
+
+@lru_cache(maxsize=None)
+def _bind_compiled() -> bool:
+    """Bind the names the loop and the values call to their compiled kernels; False without numba."""
     bound = {name: jit(kernel) for name, kernel in _HELPERS.items()}
     if any(kernel is None for kernel in bound.values()):
-        return None
+        return False
     globals().update(bound)
     bound = {"_value": jit(residual_value), "_derivatives": jit(residual_derivatives)}
-    if any(kernel is None for kernel in bound.values()):
-        return None
     globals().update(bound)
-    return jit(residual_newton)
+    return True

@@ -33,7 +33,13 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ._residual_kernels import compiled_piece_derivatives, compiled_residual_newton, piece_derivatives, position_pairs
+from ._residual_kernels import (
+    compiled_piece_derivatives,
+    compiled_residual_newton,
+    compiled_residual_values,
+    piece_derivatives,
+    position_pairs,
+)
 from .blocked import _DENSE_LIMIT, BlockedCrossProducts, TermLayout
 from .dense_system import dense_crossproducts
 
@@ -42,6 +48,7 @@ __all__ = [
     "WeightedBlocks",
     "compiled_piece_derivatives",
     "compiled_residual_newton",
+    "compiled_residual_values",
     "piece_derivatives",
     "position_pairs",
 ]

@@ -63,6 +63,7 @@ from ..linalg.weighted_blocks import (
     WeightedBlocks,
     compiled_piece_derivatives,
     compiled_residual_newton,
+    compiled_residual_values,
     piece_derivatives,
     position_pairs,
 )
@@ -158,6 +159,8 @@ class DenseResidualObjective:
         self._ar1_kinds = structure.piece_kinds if structure.variance is None and structure.ar1 is not None else None
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
         self._best: tuple[np.ndarray, DenseFactor, np.ndarray, float] | None = None
+        self._lowest: tuple[np.ndarray, float] | None = None  # the lowest of values()
+        self._arguments: tuple | None = None
 
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
@@ -185,9 +188,9 @@ class DenseResidualObjective:
 
     def value(self, y: np.ndarray) -> float:
         y = np.asarray(y, dtype=float)
-        known = self.known_value(y)
-        if known is not None:
-            return known
+        best = self._best
+        if best is not None and _same_point(best[0], y):  # the lowest so far, with its factor
+            return best[3]
         factor, rho = self._factor(y)
         self._last = (y.copy(), factor, rho)
         if factor is None:
@@ -197,11 +200,27 @@ class DenseResidualObjective:
             self._best = (self._last[0], factor, rho, value)
         return value
 
+    def values(self, points: list[np.ndarray]) -> list[float]:
+        """The objective at each point (the start's candidates): one compiled call
+        (:func:`~mixedmodels.linalg._residual_kernels.residual_values`) where numba is installed and every
+        term is unstructured, else :meth:`value` at each.  The lowest is kept for :meth:`known_value`."""
+        kernel = compiled_residual_values() if self.has_hessian and points else None
+        if kernel is None:
+            return [self.value(y) for y in points]
+        found = kernel(*self.kernel_arguments(), np.array(points, dtype=float)).tolist()
+        best = int(np.argmin(found))
+        if self._lowest is None or found[best] < self._lowest[1]:
+            self._lowest = (np.array(points[best], dtype=float), found[best])
+        return found
+
     def known_value(self, y: np.ndarray) -> float | None:
-        """The value at ``y`` when it is the lowest one so far (kept with its factor: the start's chosen
-        candidate, where Newton starts, after the other candidates were evaluated), else None."""
-        best = self._best
-        return best[3] if best is not None and _same_point(best[0], y) else None
+        """The value at ``y`` when it is the lowest one so far (kept with its factor, or from :meth:`values`:
+        the start's chosen candidate, where Newton starts, after the other candidates were evaluated), else
+        None."""
+        for kept, value in ((self._best, 3), (self._lowest, 1)):
+            if kept is not None and _same_point(kept[0], y):
+                return kept[value]  # type: ignore[return-value]
+        return None
 
     def kept_factor(self, y: np.ndarray) -> DenseFactor | None:
         """The factor at ``y`` if the last or the lowest value was there (no new factorization), else None."""
@@ -251,7 +270,12 @@ class DenseResidualObjective:
 
     def kernel_arguments(self) -> tuple:
         """``(stacked, positions, structure, layout, criterion)`` of
-        :func:`~mixedmodels.linalg._residual_kernels.residual_newton` for this objective."""
+        :func:`~mixedmodels.linalg._residual_kernels.residual_newton` for this objective (made once)."""
+        if self._arguments is None:
+            self._arguments = self._make_kernel_arguments()
+        return self._arguments
+
+    def _make_kernel_arguments(self) -> tuple:
         system, model, size = self.system, self.model, self.size
         stacked = self.pieces.reshape(-1, size, size)
         positions = (system.rows, system.cols, system.index, _compiled_pairs(system, self.pieces, stacked))
@@ -417,22 +441,21 @@ def _starting_point(
         if ratios is not None:
             rho0[: ratios.size] = ratios
     free0 = structure.to_free(rho0)
+    values = dense.values if dense is not None else (lambda points: [value(y) for y in points])
     thetas = model._start_candidates()
     scaled = [cp.to_scaled_theta(theta) for theta in thetas]
-    values = [value(np.concatenate([x, free0])) for x in scaled] if len(thetas) > 1 else [np.inf]
-    best = int(np.argmin(values))
+    found = values([np.concatenate([x, free0]) for x in scaled]) if len(thetas) > 1 else [np.inf]
+    best = int(np.argmin(found))
     if structure.ar1 is None:
-        return thetas[best], rho0, len(values) if len(thetas) > 1 else 0
+        return thetas[best], rho0, len(found) if len(thetas) > 1 else 0
     candidates = [rho0]
     for phi in _PHI_STARTS:
         candidates.append(rho0.copy())
         candidates[-1][-1] = phi
-    known = values[best] if len(thetas) > 1 else None
-    phis = [
-        known if known is not None and i == 0 else value(np.concatenate([scaled[best], structure.to_free(c)]))
-        for i, c in enumerate(candidates)
-    ]
-    evaluations = (len(values) if len(thetas) > 1 else 0) + len(candidates) - (known is not None)
+    known = found[best] if len(thetas) > 1 else None
+    others = values([np.concatenate([scaled[best], structure.to_free(c)]) for c in candidates[known is not None :]])
+    phis = ([known] if known is not None else []) + list(others)
+    evaluations = (len(found) if len(thetas) > 1 else 0) + len(others)
     return thetas[best], candidates[int(np.argmin(phis))], evaluations
 
 
