@@ -550,3 +550,28 @@ def test_dense_objective_is_infinite_where_phi_rounds_to_one():
     assert dense.value(y) == np.inf
     assert np.isnan(dense.gradient(y)).all()
     assert np.isfinite(dense.value(np.concatenate([y[:-1], [3.0]])))
+
+
+@pytest.mark.parametrize("name", ["orthodont_varident", "sleepstudy_both_slopes"])
+def test_stratum_least_squares_equal_lstsq(name):
+    """The SD ratios' moment start: each stratum's residual sum of squares and rank by elimination
+    (linalg/_residual_kernels.least_squares_rss: its Python body, and compiled where numba is installed)
+    equal np.linalg.lstsq's (the rank exactly, the sum of squares to 1e-9 relative: lstsq's SVD rounds to
+    ~1e-12 of y'y here)."""
+    from mixedmodels.linalg import _residual_kernels as kernels
+    from mixedmodels.lmm import residual
+
+    model = _model(name, True, HESSIAN_MODELS)
+    dense = residual.DenseResidualObjective.build(model)
+    bodies = [kernels.least_squares_rss]
+    if _numba_used():
+        bodies.append(kernels.compiled_least_squares_rss())
+    for piece, flat in zip(dense.structure.pieces, dense.pieces):
+        if piece.kind != "all":
+            continue
+        a = flat.reshape(dense.size, dense.size)
+        coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+        for body in bodies:
+            rss, found = body(a, residual._COLLINEAR)
+            assert found == rank
+            assert rss == pytest.approx(a[-1, -1] - coef @ a[:-1, -1], rel=1e-9)

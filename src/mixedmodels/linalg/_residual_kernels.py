@@ -47,6 +47,8 @@ __all__ = [
     "residual_values",
     "compiled_residual_newton",
     "compiled_residual_values",
+    "least_squares_rss",
+    "compiled_least_squares_rss",
 ]
 
 
@@ -454,6 +456,34 @@ def residual_values(
     for i in range(points.shape[0]):
         out[i] = _value(stacked, positions, structure, layout, criterion, np.ascontiguousarray(points[i]))[0]
     return out
+
+
+def least_squares_rss(gram: np.ndarray, tolerance: float) -> tuple[float, int]:
+    """The residual sum of squares of the last column on the others, and their rank, from the cross-product
+    ``gram`` of ``[W y]`` by Gaussian elimination: each column of W is eliminated in turn unless what is left of its
+    diagonal is below ``tolerance`` times its own (zero or collinear with those before: skipped, as a
+    pivoted QR's rank drops it).  ``y'y - y'W (W'W)^+ W'y``: ``np.linalg.lstsq``'s residual in ~N^3 / 3
+    flops of plain loops instead of an SVD (an SVD of 30 columns costs ~0.2 ms in a cold fit)."""
+    a = gram.copy()
+    n = a.shape[0]
+    rank = 0
+    for k in range(n - 1):
+        pivot = a[k, k]
+        if not pivot > tolerance * gram[k, k] or pivot <= 0.0:
+            continue
+        rank += 1
+        for i in range(k + 1, n):  # the Schur complement of the columns swept so far (the lower right block)
+            factor = a[i, k] / pivot
+            if factor == 0.0:
+                continue
+            for j in range(k + 1, n):
+                a[i, j] -= factor * a[k, j]
+    return a[n - 1, n - 1], rank
+
+
+def compiled_least_squares_rss() -> Callable | None:
+    """:func:`least_squares_rss` compiled, or None without numba (the caller then takes ``np.linalg.lstsq``)."""
+    return jit(least_squares_rss)
 
 
 def compiled_residual_newton() -> Callable | None:

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._residual_kernels import (
+    compiled_least_squares_rss,
     compiled_piece_derivatives,
     compiled_residual_newton,
     compiled_residual_values,
@@ -46,6 +47,7 @@ from .dense_system import dense_crossproducts
 # the exact derivatives over the pieces' coefficients and the whole Newton fit, compiled (linalg/_residual_kernels.py)
 __all__ = [
     "WeightedBlocks",
+    "compiled_least_squares_rss",
     "compiled_piece_derivatives",
     "compiled_residual_newton",
     "compiled_residual_values",

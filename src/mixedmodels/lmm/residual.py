@@ -61,6 +61,7 @@ from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem
 from ..linalg.weighted_blocks import (
     WeightedBlocks,
+    compiled_least_squares_rss,
     compiled_piece_derivatives,
     compiled_residual_newton,
     compiled_residual_values,
@@ -469,12 +470,26 @@ def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) 
     for piece, flat in zip(structure.pieces, pieces):
         if piece.kind != "all":
             continue
-        a = flat.reshape(size, size)
-        coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+        rss, rank = _stratum_rss(flat.reshape(size, size))
         dof = piece.rows.size - rank
-        variances[piece.strata[0]] = (a[-1, -1] - coef @ a[:-1, -1]) / dof if dof > 0 else np.nan
+        variances[piece.strata[0]] = rss / dof if dof > 0 else np.nan
     ratios = np.sqrt(variances[1:] / variances[0])
     return ratios if np.all(np.isfinite(ratios) & (ratios > 0)) else None
+
+
+_COLLINEAR = 1e-10  # a column whose share of its sum of squares not explained by the columns before is below this
+
+
+def _stratum_rss(a: np.ndarray) -> tuple[float, int]:
+    """The residual sum of squares of y on ``[Z X]`` and their rank from the cross-product of ``[Z X y]``:
+    compiled elimination (:func:`~mixedmodels.linalg._residual_kernels.least_squares_rss`) where numba is
+    installed, else ``np.linalg.lstsq`` (the tests compare them)."""
+    kernel = compiled_least_squares_rss()
+    if kernel is not None:
+        rss, rank = kernel(a, _COLLINEAR)
+        return float(rss), int(rank)
+    coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+    return float(a[-1, -1] - coef @ a[:-1, -1]), int(rank)
 
 
 def optimize_with_residual(
