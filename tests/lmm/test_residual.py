@@ -408,8 +408,9 @@ def test_dense_residual_hessian_equals_differences_of_the_gradient(name, reml):
 @pytest.mark.parametrize("name", sorted(HESSIAN_MODELS))
 def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
     """The derivatives' kernels (linalg/_residual_kernels.py: their Python bodies, and compiled where
-    numba is installed) give the numpy path's gradient and Hessian over (scaled theta, the pieces'
-    coefficients), to rounding (1e-11 of the largest entry: the same products summed in another order)."""
+    numba is installed) give the numpy path's gradient, Hessian and ``M`` over (scaled theta, the
+    directions ``dA / d rho``), to rounding (1e-11 of the largest entry: the same products summed in
+    another order)."""
     from mixedmodels.linalg import _residual_kernels as kernels
     from mixedmodels.lmm import residual
     from scipy.linalg import lapack
@@ -418,24 +419,89 @@ def test_compiled_derivatives_equal_numpys(name, reml, monkeypatch):
     dense = residual.DenseResidualObjective.build(model)
     y = _points(model)[0]
     dense.value(y)
-    system, factor = dense.system, dense._last[1]
+    system, factor, rho = dense.system, dense._last[1], dense._last[2]
+    directions = np.ascontiguousarray(dense.structure.coefficient_jacobian(rho).T @ dense.pieces)
     monkeypatch.setattr(residual, "compiled_piece_derivatives", lambda: None)
-    expected = residual._piece_derivatives(system, factor, reml, model.n_likelihood, dense.pieces)
+    expected = residual._piece_derivatives(system, factor, reml, model.n_likelihood, directions, dense.pieces)
     size = dense.size
-    stacked = dense.pieces.reshape(-1, size, size)
+    stacked = directions.reshape(-1, size, size)
     inverse = lapack.dtrtri(factor.lower, lower=1)[0]
     nlead, dof = (size - 1, model.n_likelihood - system.nfixef) if reml else (system.nre, model.n_likelihood)
-    positions = (system.rows, system.cols, system.index, kernels.position_pairs(stacked, system.rows))
+    pairs = kernels.position_pairs(dense.pieces.reshape(-1, size, size), system.rows)
+    positions = (system.rows, system.cols, system.index, pairs)
     args = (inverse, factor.a, factor.lam, stacked, positions, (system.ntheta, system.nre, nlead), float(dof))
     found = [kernels.piece_derivatives(*args)]
-    if importlib.util.find_spec("numba") is not None and os.environ.get("MIXEDMODELS_NO_NUMBA", "") in ("", "0"):
+    if _numba_used():
         compiled = kernels.compiled_piece_derivatives()
         assert compiled is not None
         found.append(kernels.piece_derivatives(*args, compiled))
-    for gradient, hessian in found:
-        scale = np.abs(expected[1]).max()
-        np.testing.assert_allclose(gradient, expected[0], rtol=0, atol=1e-11 * np.abs(expected[0]).max())
-        np.testing.assert_allclose(hessian, expected[1], rtol=0, atol=1e-11 * scale)
+    for result in found:
+        for got, want in zip(result, expected):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-11 * np.abs(want).max())
+
+
+def _numba_used() -> bool:
+    return importlib.util.find_spec("numba") is not None and os.environ.get("MIXEDMODELS_NO_NUMBA", "") in ("", "0")
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
+@pytest.mark.parametrize("name", sorted(HESSIAN_MODELS))
+def test_compiled_objective_and_derivatives_equal_numpys(name, reml):
+    """The compiled Newton loop's objective and derivatives (linalg/_residual_kernels.py: residual_value,
+    residual_derivatives; their Python bodies, and compiled where numba is installed) are the numpy path's
+    (DenseResidualObjective.value and derivatives) at two points, to rounding: the value to 1e-12
+    relative, the gradient and Hessian to 1e-9 of their largest entry (a Cholesky and a triangular
+    inverse in loops against LAPACK's, whose rounding the derivatives' differences of large terms carry)."""
+    from mixedmodels.linalg import _residual_kernels as kernels
+    from mixedmodels.lmm.residual import DenseResidualObjective
+
+    model = _model(name, reml, HESSIAN_MODELS)
+    dense = DenseResidualObjective.build(model)
+    arguments = dense.kernel_arguments()
+    bodies = [(kernels.residual_value, kernels.residual_derivatives)]
+    if _numba_used():
+        assert kernels.compiled_residual_newton() is not None
+        from mixedmodels.linalg.jit import jit
+
+        bodies.append((jit(kernels.residual_value), jit(kernels.residual_derivatives)))
+    points = _points(model)
+    batch = DenseResidualObjective.build(model).values(points)  # the start's candidates in one call
+    np.testing.assert_allclose(batch, [dense.value(y) for y in points], rtol=1e-12)
+    for y in points:
+        value = dense.value(y)
+        gradient, hessian = dense.derivatives(y)
+        for value_of, derivatives_of in bodies:
+            found, a, lam, lower, _, info = value_of(*arguments, y)
+            assert info == 0 and found == pytest.approx(value, rel=1e-12)
+            got_gradient, got_hessian, info = derivatives_of(a, lam, lower, arguments[0], *arguments[1:], y)
+            assert info == 0
+            np.testing.assert_allclose(got_gradient, gradient, rtol=0, atol=1e-9 * np.abs(gradient).max())
+            np.testing.assert_allclose(got_hessian, hessian, rtol=0, atol=1e-9 * np.abs(hessian).max())
+
+
+@pytest.mark.parametrize("name,reml", CASES)
+def test_compiled_newton_loop_equals_pythons(name, reml):
+    """The compiled Newton loop (DenseResidualObjective.newton_loop) takes the Python loop's steps from the
+    same start: the same evaluation and derivative counts and code, the optimum to 1e-9 in -2 log L and
+    1e-5 in the coordinates (Newton's last step is ~1e-7; the two paths' rounding differs by ~1e-15)."""
+    from mixedmodels.lmm import residual
+    from mixedmodels.optim import OptimizerSettings, minimize_newton
+
+    if not _numba_used():
+        pytest.skip("numba is not installed: no compiled loop")
+    formula, data, kwargs = MODELS[name]
+    model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
+    dense = residual.DenseResidualObjective.build(model)
+    theta, rho, _ = residual._starting_point(model, dense.value, dense)
+    x0 = np.concatenate([model.crossprods.to_scaled_theta(theta), model.residual.structure.to_free(rho)])
+    settings = OptimizerSettings()
+    python = minimize_newton(dense.value, dense.derivatives, x0, settings)
+    loop = dense.newton_loop()
+    assert loop is not None
+    compiled = minimize_newton(dense.value, dense.derivatives, x0, settings, loop=loop)
+    assert (compiled.feval, compiled.return_code) == (python.feval, python.return_code)
+    assert compiled.fmin == pytest.approx(python.fmin, abs=1e-9)
+    np.testing.assert_allclose(compiled.final, python.final, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,reml", CASES)
@@ -484,3 +550,28 @@ def test_dense_objective_is_infinite_where_phi_rounds_to_one():
     assert dense.value(y) == np.inf
     assert np.isnan(dense.gradient(y)).all()
     assert np.isfinite(dense.value(np.concatenate([y[:-1], [3.0]])))
+
+
+@pytest.mark.parametrize("name", ["orthodont_varident", "sleepstudy_both_slopes"])
+def test_stratum_least_squares_equal_lstsq(name):
+    """The SD ratios' moment start: each stratum's residual sum of squares and rank by elimination
+    (linalg/_residual_kernels.least_squares_rss: its Python body, and compiled where numba is installed)
+    equal np.linalg.lstsq's (the rank exactly, the sum of squares to 1e-9 relative: lstsq's SVD rounds to
+    ~1e-12 of y'y here)."""
+    from mixedmodels.linalg import _residual_kernels as kernels
+    from mixedmodels.lmm import residual
+
+    model = _model(name, True, HESSIAN_MODELS)
+    dense = residual.DenseResidualObjective.build(model)
+    bodies = [kernels.least_squares_rss]
+    if _numba_used():
+        bodies.append(kernels.compiled_least_squares_rss())
+    for piece, flat in zip(dense.structure.pieces, dense.pieces):
+        if piece.kind != "all":
+            continue
+        a = flat.reshape(dense.size, dense.size)
+        coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+        for body in bodies:
+            rss, found = body(a, residual._COLLINEAR)
+            assert found == rank
+            assert rss == pytest.approx(a[-1, -1] - coef @ a[:-1, -1], rel=1e-9)

@@ -299,6 +299,16 @@ class ResidualStructure:
         hessian[:, :nd, :nd] = coefficients[:, None, None] * incidence[:, :, None] * incidence[:, None, :]
         return jacobian, hessian
 
+    def kernel_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """This structure as arrays for a compiled loop
+        (:func:`~mixedmodels.linalg._residual_kernels.structure_terms`): per piece its strata s, t and kind
+        (-1 without AR(1)), the pieces-by-ratios incidence, the strata's rows but the first's, and ``n - G``."""
+        s, t, kinds, incidence = self._piece_table
+        kinds = kinds if self.ar1 is not None else np.full(kinds.size, -1)
+        table = np.ascontiguousarray(np.column_stack([s, t, kinds]).astype(np.int64))
+        lag_rows = float(self.strata.size - self.ar1.ngroups) if self.ar1 is not None else 0.0
+        return table, np.ascontiguousarray(incidence), np.ascontiguousarray(self._stratum_counts[1:]), lag_rows
+
     def logdet_hessian(self, params: np.ndarray) -> np.ndarray:
         """``d^2 log det R / d free d free``: only ``-2 (1 - phi^2) (n - G)`` by ``atanh phi`` twice."""
         out = np.zeros((self.nparams, self.nparams))
@@ -405,6 +415,20 @@ def bind_residual(
     return ResidualStructure(variance, correlation, strata, levels, ar1, _pieces(strata, len(levels), ar1))
 
 
+class _Labels:
+    """A group factor's level labels as strings, made one at a time (they name groups in error messages
+    only; listing a string factor's categories costs ~0.1 ms a fit)."""
+
+    def __init__(self, levels: Any) -> None:
+        self.levels = levels
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.levels[i])
+
+
 def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Stratum codes per row and labels (used levels, in the factor's order)."""
     n = len(frame)
@@ -412,11 +436,10 @@ def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray,
         return np.zeros(n, dtype=np.int64), ("all",)
     column = frame[variance.column]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.array.codes.astype(np.int64)
-        labels = [str(c) for c in column.dtype.categories]
+        codes, labels = column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
     else:
         uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
-        labels = [str(u) for u in uniques]
+        labels = _Labels(uniques)
     used = np.flatnonzero(np.bincount(codes, minlength=len(labels)))
     if used.size < 2:
         raise ModelSpecError(
@@ -428,12 +451,12 @@ def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray,
     return remap[codes], tuple(labels[i] for i in used)
 
 
-def _group_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+def _group_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, _Labels]:
     column = frame[name]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.array.codes.astype(np.int64), [str(c) for c in column.dtype.categories]
+        return column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
     uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), [str(u) for u in uniques]
+    return codes.astype(np.int64), _Labels(uniques)
 
 
 def _times(frame: pd.DataFrame, correlation: CorAR1) -> np.ndarray:

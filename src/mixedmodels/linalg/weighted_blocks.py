@@ -33,12 +33,27 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ._residual_kernels import compiled_piece_derivatives, piece_derivatives, position_pairs
+from ._residual_kernels import (
+    compiled_least_squares_rss,
+    compiled_piece_derivatives,
+    compiled_residual_newton,
+    compiled_residual_values,
+    piece_derivatives,
+    position_pairs,
+)
 from .blocked import _DENSE_LIMIT, BlockedCrossProducts, TermLayout
 from .dense_system import dense_crossproducts
 
-# the exact derivatives over the pieces' coefficients, compiled (linalg/_residual_kernels.py)
-__all__ = ["WeightedBlocks", "compiled_piece_derivatives", "piece_derivatives", "position_pairs"]
+# the exact derivatives over the pieces' coefficients and the whole Newton fit, compiled (linalg/_residual_kernels.py)
+__all__ = [
+    "WeightedBlocks",
+    "compiled_least_squares_rss",
+    "compiled_piece_derivatives",
+    "compiled_residual_newton",
+    "compiled_residual_values",
+    "piece_derivatives",
+    "position_pairs",
+]
 
 # Below this many entries of [Z X y] the pieces come from the dense matrix,
 _DENSE_ENTRIES = 4_000_000
@@ -75,6 +90,7 @@ class WeightedBlocks:
     a21_pattern: tuple[np.ndarray, np.ndarray, tuple[int, int]] | None
     nfixef: int
     nobs: int
+    dense: np.ndarray | None = None  # the pieces as dense matrices, when they were formed as such
 
     @classmethod
     def build(
@@ -88,8 +104,10 @@ class WeightedBlocks:
     ) -> "WeightedBlocks":
         """Each piece's blocks (``piece.rows``, with ``piece.partner`` for a lag term), stored side by side."""
         dense = _dense_model_matrix(refs, zs, nlevels, xy, layouts)
+        grams = None
         if dense is not None:
-            blocks = [_dense_piece(dense, layouts, xy.shape[1], piece) for piece in pieces]
+            grams = np.stack([_dense_gram(dense, piece) for piece in pieces])
+            blocks = [_gram_blocks(gram, layouts, xy.shape[1] - 1, xy.shape[0]) for gram in grams]
         else:
             blocks = [_piece_blocks(refs, zs, nlevels, xy, layouts, piece) for piece in pieces]
         a21, pattern = _stack_a21([b.a21 for b in blocks])
@@ -97,7 +115,7 @@ class WeightedBlocks:
         packed = np.hstack([a11.reshape(len(blocks), -1), a21.reshape(len(blocks), -1), a22.reshape(len(blocks), -1)])
         dense_a21 = pattern is None
         shapes = (a11.shape[1:], a22.shape[1:], a21[0].size, blocks[0].a21.shape if dense_a21 else pattern[2])
-        return cls(layouts, np.ascontiguousarray(packed), shapes, pattern, xy.shape[1] - 1, xy.shape[0])
+        return cls(layouts, np.ascontiguousarray(packed), shapes, pattern, xy.shape[1] - 1, xy.shape[0], grams)
 
     @property
     def npieces(self) -> int:
@@ -110,7 +128,10 @@ class WeightedBlocks:
     def dense_pieces(self) -> np.ndarray:
         """Every piece as one dense matrix, (pieces, N, N): the first term's diagonal blocks, ``a21`` below
         them and its transpose beside them, ``a22`` (the layout of
-        :func:`~.dense_system.dense_crossproducts`), placed for all pieces at once."""
+        :func:`~.dense_system.dense_crossproducts`), placed for all pieces at once (the products themselves
+        when they were formed from the dense ``[Z X y]``: the same matrices)."""
+        if self.dense is not None:
+            return self.dense
         if self.a21_pattern is not None:
             return np.stack([dense_crossproducts(self.piece(k)) for k in range(self.npieces)])
         shape11, shape22, size21, shape21 = self.shapes
@@ -161,14 +182,20 @@ def _dense_model_matrix(refs, zs, nlevels, xy, layouts) -> np.ndarray | None:
     return out
 
 
-def _dense_piece(m: np.ndarray, layouts, ncols_xy: int, piece) -> BlockedCrossProducts:
-    """One piece's blocks from the dense ``[Z X y]``: ``M_a'M_a``, or ``M_a'M_b + M_b'M_a`` for a lag term."""
+def _dense_gram(m: np.ndarray, piece) -> np.ndarray:
+    """One piece from the dense ``[Z X y]``: ``M_a'M_a``, or ``M_a'M_b + M_b'M_a`` for a lag term (symmetric:
+    numpy forms ``A'A`` by a symmetric rank update)."""
     a = m[piece.rows]
     if piece.partner is None:
-        gram = a.T @ a
-    else:
-        cross = a.T @ m[piece.partner]
-        gram = cross + cross.T
+        return a.T @ a
+    cross = a.T @ m[piece.partner]
+    return cross + cross.T
+
+
+def _gram_blocks(gram: np.ndarray, layouts, nfixef: int, nobs: int) -> BlockedCrossProducts:
+    """A dense piece's blocks: the first term's diagonal blocks, ``a21`` below them, ``a22`` (the layout of
+    :func:`~.dense_system.dense_crossproducts`; the first term's levels share no row, so the rest of its
+    block is zero)."""
     first = layouts[0]
     q1, k1, size1 = first.nlevels, first.ncols, first.size
     level = np.arange(q1)
@@ -178,8 +205,8 @@ def _dense_piece(m: np.ndarray, layouts, ncols_xy: int, piece) -> BlockedCrossPr
         np.ascontiguousarray(a11),
         np.ascontiguousarray(gram[size1:, :size1]),
         np.ascontiguousarray(gram[size1:, size1:]),
-        ncols_xy - 1,
-        m.shape[0],
+        nfixef,
+        nobs,
     )
 
 

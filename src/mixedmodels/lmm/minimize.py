@@ -167,7 +167,7 @@ def derivative_fit(
     lower, upper = bounds
     coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
     if newton:
-        loop = objective.newton_loop() if isinstance(objective, ProfiledObjective) else None  # not a residual's
+        loop = objective.newton_loop()  # lmer's and a residual structure's objective (lmm/residual.py)
         info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
     elif coordinates.identity:
         info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)

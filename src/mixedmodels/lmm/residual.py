@@ -59,7 +59,15 @@ from ..errors import DataError, ModelSpecError
 from ..linalg import BlockedCrossProducts
 from ..linalg.blocked import term_layouts
 from ..linalg.dense_system import MAX_SIZE, DenseFactor, DenseSystem
-from ..linalg.weighted_blocks import WeightedBlocks, compiled_piece_derivatives, piece_derivatives, position_pairs
+from ..linalg.weighted_blocks import (
+    WeightedBlocks,
+    compiled_least_squares_rss,
+    compiled_piece_derivatives,
+    compiled_residual_newton,
+    compiled_residual_values,
+    piece_derivatives,
+    position_pairs,
+)
 from .minimize import bobyqa_at_structured_bound, canonical_signs, derivative_fit, polish_with_bobyqa
 from ..optim import (
     FreeCoordinates,
@@ -152,6 +160,8 @@ class DenseResidualObjective:
         self._ar1_kinds = structure.piece_kinds if structure.variance is None and structure.ar1 is not None else None
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
         self._best: tuple[np.ndarray, DenseFactor, np.ndarray, float] | None = None
+        self._lowest: tuple[np.ndarray, float] | None = None  # the lowest of values()
+        self._arguments: tuple | None = None
 
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
@@ -179,9 +189,9 @@ class DenseResidualObjective:
 
     def value(self, y: np.ndarray) -> float:
         y = np.asarray(y, dtype=float)
-        known = self.known_value(y)
-        if known is not None:
-            return known
+        best = self._best
+        if best is not None and _same_point(best[0], y):  # the lowest so far, with its factor
+            return best[3]
         factor, rho = self._factor(y)
         self._last = (y.copy(), factor, rho)
         if factor is None:
@@ -191,11 +201,27 @@ class DenseResidualObjective:
             self._best = (self._last[0], factor, rho, value)
         return value
 
+    def values(self, points: list[np.ndarray]) -> list[float]:
+        """The objective at each point (the start's candidates): one compiled call
+        (:func:`~mixedmodels.linalg._residual_kernels.residual_values`) where numba is installed and every
+        term is unstructured, else :meth:`value` at each.  The lowest is kept for :meth:`known_value`."""
+        kernel = compiled_residual_values() if self.has_hessian and points else None
+        if kernel is None:
+            return [self.value(y) for y in points]
+        found = kernel(*self.kernel_arguments(), np.array(points, dtype=float)).tolist()
+        best = int(np.argmin(found))
+        if self._lowest is None or found[best] < self._lowest[1]:
+            self._lowest = (np.array(points[best], dtype=float), found[best])
+        return found
+
     def known_value(self, y: np.ndarray) -> float | None:
-        """The value at ``y`` when it is the lowest one so far (kept with its factor: the start's chosen
-        candidate, where Newton starts, after the other candidates were evaluated), else None."""
-        best = self._best
-        return best[3] if best is not None and _same_point(best[0], y) else None
+        """The value at ``y`` when it is the lowest one so far (kept with its factor, or from :meth:`values`:
+        the start's chosen candidate, where Newton starts, after the other candidates were evaluated), else
+        None."""
+        for kept, value in ((self._best, 3), (self._lowest, 1)):
+            if kept is not None and _same_point(kept[0], y):
+                return kept[value]  # type: ignore[return-value]
+        return None
 
     def kept_factor(self, y: np.ndarray) -> DenseFactor | None:
         """The factor at ``y`` if the last or the lowest value was there (no new factorization), else None."""
@@ -228,13 +254,49 @@ class DenseResidualObjective:
         second derivatives ``d^2 lambda / d theta^2`` are not)."""
         return not self.system.structured
 
+    def newton_loop(self) -> Any:
+        """:func:`mixedmodels.optim.minimize_newton`'s loop compiled on this objective
+        (:func:`~mixedmodels.linalg._residual_kernels.residual_newton`: the whole fit one call), or None without
+        numba or with structured terms."""
+        kernel = compiled_residual_newton() if self.has_hessian else None
+        if kernel is None:
+            return None
+        arguments = self.kernel_arguments()
+
+        def loop(x0: np.ndarray, f0: float | None, rules: np.ndarray, codes: np.ndarray) -> tuple:
+            f0 = np.nan if f0 is None else float(f0)
+            return kernel(*arguments, x0, f0, rules, codes)
+
+        return loop
+
+    def kernel_arguments(self) -> tuple:
+        """``(stacked, positions, structure, layout, criterion)`` of
+        :func:`~mixedmodels.linalg._residual_kernels.residual_newton` for this objective (made once)."""
+        if self._arguments is None:
+            self._arguments = self._make_kernel_arguments()
+        return self._arguments
+
+    def _make_kernel_arguments(self) -> tuple:
+        system, model, size = self.system, self.model, self.size
+        stacked = self.pieces.reshape(-1, size, size)
+        positions = (system.rows, system.cols, system.index, _compiled_pairs(system, self.pieces, stacked))
+        table, incidence, counts, lag_rows = self.structure.kernel_tables()
+        nlead = size - 1 if model.REML else system.nre
+        layout = np.array([self.ntheta, system.nre, system.nfixef, nlead], dtype=np.int64)
+        dof = model.n_likelihood - (system.nfixef if model.REML else 0)
+        criterion = np.array([dof, dof, model._log_weights(), float(model.REML), lag_rows], dtype=float)
+        return stacked, positions, (table, incidence, counts), layout, criterion
+
     def derivatives(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient and exact Hessian over ``y = (scaled theta, free rho)`` (unstructured terms only).
 
-        Over theta and the coefficients ``c`` (:func:`_piece_derivatives`), then the chain rule:
-        ``H_theta,rho = H_theta,c J``, ``H_rho,rho = J' H_c,c J + sum_k (df/dc_k) d^2 c_k / d rho^2
-        + d^2 log det R / d rho^2`` (``J = d c / d rho``,
-        :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_derivatives`).
+        ``A(rho) = sum_k c_k(rho) A_k``, so ``dA / d rho_r = A_r = sum_k J_kr A_k`` (``J = d c / d rho``,
+        :meth:`~mixedmodels.design.residual.ResidualStructure.coefficient_derivatives`) and
+        ``d^2 A / d rho_r d rho_s = sum_k (d^2 c_k / d rho_r d rho_s) A_k``.  The derivatives over theta
+        and the directions ``A_r`` (:func:`_piece_derivatives`: one ``Omega_r`` per residual parameter,
+        not one per piece) give the gradient, ``H_theta,theta``, ``H_theta,rho`` and ``J' H_c,c J``; the
+        Hessian over rho adds ``sum_k (df/dc_k) d^2 c_k / d rho^2`` (``df/dc_k = tr(M Lambda~' A_k
+        Lambda~)``, with the ``M`` of the derivatives) and ``d^2 log det R / d rho^2``.
         """
         y = np.asarray(y, dtype=float)
         factor, rho = self._factor_at(y)
@@ -242,20 +304,17 @@ class DenseResidualObjective:
         if factor is None or not factor.ok:
             return np.full(k, np.nan), np.full((k, k), np.nan)
         model, structure, nt = self.model, self.structure, self.ntheta
-        found = _piece_derivatives(self.system, factor, model.REML, model.n_likelihood, self.pieces)
+        jacobian, second = structure.coefficient_derivatives(rho)
+        directions = np.ascontiguousarray(jacobian.T @ self.pieces)
+        found = _piece_derivatives(self.system, factor, model.REML, model.n_likelihood, directions, self.pieces)
         if found is None:
             return np.full(k, np.nan), np.full((k, k), np.nan)
-        gradient, hessian = found
-        jacobian, second = structure.coefficient_derivatives(rho)
-        g_c = gradient[nt:]
-        out_g = np.concatenate([gradient[:nt], g_c @ jacobian + structure.logdet_gradient(rho)])
-        out_h = np.empty((k, k))
-        out_h[:nt, :nt] = hessian[:nt, :nt]
-        out_h[:nt, nt:] = hessian[:nt, nt:] @ jacobian
-        out_h[nt:, :nt] = out_h[:nt, nt:].T
+        gradient, hessian, weights = found
+        gradient[nt:] += structure.logdet_gradient(rho)
+        g_c = self.pieces @ (factor.lam @ weights @ factor.lam.T).ravel()
         curvature = (g_c @ second.reshape(g_c.size, -1)).reshape(k - nt, k - nt)
-        out_h[nt:, nt:] = jacobian.T @ hessian[nt:, nt:] @ jacobian + curvature + structure.logdet_hessian(rho)
-        return out_g, out_h
+        hessian[nt:, nt:] += curvature + structure.logdet_hessian(rho)
+        return gradient, hessian
 
 
 def _same_point(kept: np.ndarray, y: np.ndarray) -> bool:
@@ -265,19 +324,21 @@ def _same_point(kept: np.ndarray, y: np.ndarray) -> bool:
 
 
 def _piece_derivatives(
-    system: DenseSystem, factor: DenseFactor, REML: bool, nobs: int, pieces: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Gradient and Hessian of the criterion over (scaled theta, the coefficients ``c`` of ``A = sum c_k A_k``).
+    system: DenseSystem, factor: DenseFactor, REML: bool, nobs: int, directions: np.ndarray, pieces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Gradient and Hessian of the criterion over (scaled theta, ``t``) for ``A = A(c) + sum_r t_r D_r`` at
+    ``t = 0`` (``directions``: the ``D_r`` flattened, one row each; the stored ``pieces`` only for the pairs
+    of theta's positions where some piece is non-zero), and ``M`` (below).
 
     As :meth:`~mixedmodels.linalg.dense_system.DenseSystem.derivatives` (see that module's docstring),
     with ``Omega_a`` for every parameter: ``Lambda~_j' A Lambda~ + Lambda~' A Lambda~_j`` for theta_j and
-    ``B_k = Lambda~' A_k Lambda~`` for c_k, and second derivatives ``Omega_ab`` entering as
+    ``B_r = Lambda~' D_r Lambda~`` for t_r, and second derivatives ``Omega_ab`` entering as
     ``tr(M Omega_ab)`` (``M = P + dof z z'``): ``2 sum_(e in j, f in l) A[rows_e, rows_f] M[cols_f, cols_e]``
-    for two thetas, ``2 sum_(e in j) (A_k Lambda~ M)[rows_e, cols_e]`` for theta_j and c_k, and 0 for two
-    c's (A is linear in c).  The traces ``tr(P Omega_a P Omega_b)`` are one matrix product of the
+    for two thetas, ``2 sum_(e in j) (D_r Lambda~ M)[rows_e, cols_e]`` for theta_j and t_r, and 0 for two
+    t's (A is linear in t).  The traces ``tr(P Omega_a P Omega_b)`` are one matrix product of the
     flattened ``P Omega_a``.  None when the factor is singular.
     """
-    size, nt, npieces = system.a.shape[0], system.ntheta, pieces.shape[0]
+    size, nt, ndirections = system.a.shape[0], system.ntheta, directions.shape[0]
     nlead = size - 1 if REML else system.nre
     dof = nobs - (system.nfixef if REML else 0)
     inverse, info = lapack.dtrtri(factor.lower, lower=1)
@@ -286,21 +347,21 @@ def _piece_derivatives(
     a, lam = factor.a, factor.lam
     rows, cols, index = system.rows, system.cols, system.index
     kernels = compiled_piece_derivatives()
+    stacked = directions.reshape(ndirections, size, size)
     if kernels is not None:  # two compiled calls instead of ~45 numpy calls on 15-39-row matrices
-        stacked = pieces.reshape(npieces, size, size)
-        positions = (rows, cols, index, _compiled_pairs(system, pieces, stacked))
+        pairs = _compiled_pairs(system, pieces, pieces.reshape(-1, size, size))
+        positions = (rows, cols, index, pairs)
         return piece_derivatives(inverse, a, lam, stacked, positions, (nt, system.nre, nlead), float(dof), kernels)
     lead = np.zeros((size, size))
     lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
     z = inverse[-1]
-    stacked = pieces.reshape(npieces, size, size)
     omegas = _first_derivatives(system, factor, stacked)
     times_lead = lead @ omegas
     omega_z = omegas @ z
     residual_gradient = omega_z @ z
-    flat = times_lead.reshape(nt + npieces, -1)
+    flat = times_lead.reshape(nt + ndirections, -1)
     gradient = flat @ np.eye(size).ravel() + dof * residual_gradient
-    hessian = -(flat @ np.swapaxes(times_lead, 1, 2).reshape(nt + npieces, -1).T)
+    hessian = -(flat @ np.swapaxes(times_lead, 1, 2).reshape(nt + ndirections, -1).T)
     full = inverse.T @ inverse
     hessian += dof * (np.outer(residual_gradient, residual_gradient) - 2.0 * omega_z @ full @ omega_z.T)
     weights = lead
@@ -311,7 +372,7 @@ def _piece_derivatives(
     mixed = 2.0 * (stacked @ (lam @ weights))[:, rows, cols] @ indicator.T
     hessian[nt:, :nt] += mixed
     hessian[:nt, nt:] += mixed.T
-    return gradient, (hessian + hessian.T) / 2.0
+    return gradient, (hessian + hessian.T) / 2.0, weights
 
 
 def _first_derivatives(system: DenseSystem, factor: DenseFactor, stacked: np.ndarray) -> np.ndarray:
@@ -381,22 +442,21 @@ def _starting_point(
         if ratios is not None:
             rho0[: ratios.size] = ratios
     free0 = structure.to_free(rho0)
+    values = dense.values if dense is not None else (lambda points: [value(y) for y in points])
     thetas = model._start_candidates()
     scaled = [cp.to_scaled_theta(theta) for theta in thetas]
-    values = [value(np.concatenate([x, free0])) for x in scaled] if len(thetas) > 1 else [np.inf]
-    best = int(np.argmin(values))
+    found = values([np.concatenate([x, free0]) for x in scaled]) if len(thetas) > 1 else [np.inf]
+    best = int(np.argmin(found))
     if structure.ar1 is None:
-        return thetas[best], rho0, len(values) if len(thetas) > 1 else 0
+        return thetas[best], rho0, len(found) if len(thetas) > 1 else 0
     candidates = [rho0]
     for phi in _PHI_STARTS:
         candidates.append(rho0.copy())
         candidates[-1][-1] = phi
-    known = values[best] if len(thetas) > 1 else None
-    phis = [
-        known if known is not None and i == 0 else value(np.concatenate([scaled[best], structure.to_free(c)]))
-        for i, c in enumerate(candidates)
-    ]
-    evaluations = (len(values) if len(thetas) > 1 else 0) + len(candidates) - (known is not None)
+    known = found[best] if len(thetas) > 1 else None
+    others = values([np.concatenate([scaled[best], structure.to_free(c)]) for c in candidates[known is not None :]])
+    phis = ([known] if known is not None else []) + list(others)
+    evaluations = (len(found) if len(thetas) > 1 else 0) + len(others)
     return thetas[best], candidates[int(np.argmin(phis))], evaluations
 
 
@@ -410,12 +470,26 @@ def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) 
     for piece, flat in zip(structure.pieces, pieces):
         if piece.kind != "all":
             continue
-        a = flat.reshape(size, size)
-        coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+        rss, rank = _stratum_rss(flat.reshape(size, size))
         dof = piece.rows.size - rank
-        variances[piece.strata[0]] = (a[-1, -1] - coef @ a[:-1, -1]) / dof if dof > 0 else np.nan
+        variances[piece.strata[0]] = rss / dof if dof > 0 else np.nan
     ratios = np.sqrt(variances[1:] / variances[0])
     return ratios if np.all(np.isfinite(ratios) & (ratios > 0)) else None
+
+
+_COLLINEAR = 1e-10  # a column whose share of its sum of squares not explained by the columns before is below this
+
+
+def _stratum_rss(a: np.ndarray) -> tuple[float, int]:
+    """The residual sum of squares of y on ``[Z X]`` and their rank from the cross-product of ``[Z X y]``:
+    compiled elimination (:func:`~mixedmodels.linalg._residual_kernels.least_squares_rss`) where numba is
+    installed, else ``np.linalg.lstsq`` (the tests compare them)."""
+    kernel = compiled_least_squares_rss()
+    if kernel is not None:
+        rss, rank = kernel(a, _COLLINEAR)
+        return float(rss), int(rank)
+    coef, _, rank, _ = np.linalg.lstsq(a[:-1, :-1], a[:-1, -1], rcond=None)
+    return float(a[-1, -1] - coef @ a[:-1, -1]), int(rank)
 
 
 def optimize_with_residual(
@@ -458,6 +532,8 @@ def optimize_with_residual(
         if info.optimizer_converged and model.nobs <= MAX_NOBS_FOR_CHECKS:
             info = _checked(info, objective, dense, method, (lower, bounded))
     factor = dense.kept_factor(info.final) if dense is not None else None
+    if factor is None and dense is not None and np.isfinite(dense.value(info.final)):  # after the compiled loop
+        factor = dense.kept_factor(info.final)
     theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
     return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho, factor
 
