@@ -93,6 +93,20 @@ def test_model_frame_result_is_independent_of_input(sleepstudy: pd.DataFrame) ->
         mf.n_dropped = 3  # type: ignore[misc]
 
 
+def test_a_released_frame_gives_its_columns_without_making_its_data_frame(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.copy()
+    frame = model_frame(data, ["Reaction", "Subject"], positional=True)
+    frame.release()
+    data.loc[0, "Reaction"] = -1.0  # the caller's change after release: the frame keeps its copy
+    reaction, subject = frame.column("Reaction"), frame.column("Subject")
+    assert frame._data is None  # still not made: a residual structure reads columns this way
+    np.testing.assert_array_equal(reaction.to_numpy(), sleepstudy["Reaction"].to_numpy())
+    assert isinstance(subject.dtype, pd.CategoricalDtype)
+    np.testing.assert_array_equal(subject.array.codes, sleepstudy["Subject"].array.codes)
+    pd.testing.assert_index_equal(reaction.index, pd.RangeIndex(len(sleepstudy)))
+    pd.testing.assert_series_equal(frame.data["Reaction"], reaction, check_names=False)
+
+
 def test_model_frame_suggests_close_column_names(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(DataError) as err:
         model_frame(sleepstudy, ["Reacton", "Days"])

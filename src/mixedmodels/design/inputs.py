@@ -76,6 +76,11 @@ class _FrameField:
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.slot] = value
 
+    def column(self, obj: Any, name: str) -> pd.Series:
+        """The frame's column ``name``, without making the DataFrame when it is not made yet."""
+        value = obj.__dict__[self.slot]
+        return value.column(name) if isinstance(value, ModelFrame) else value[name]
+
     def rows(self, obj: Any) -> int:
         """The number of rows of the frame, without making it."""
         value = obj.__dict__[self.slot]
@@ -136,6 +141,10 @@ class ModelInputs:
     @property
     def nobs(self) -> int:
         return _FRAME_FIELD.rows(self)
+
+    def column(self, name: str) -> pd.Series:
+        """The model frame's column ``name`` (rows as in :attr:`frame`), without making :attr:`frame`."""
+        return _FRAME_FIELD.column(self, name)
 
     @property
     def sum_log_weights(self) -> float:

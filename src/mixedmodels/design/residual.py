@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -400,9 +400,10 @@ def residual_variables(variance: Any, correlation: Any) -> tuple[str, ...]:
 
 
 def bind_residual(
-    variance: Any, correlation: Any, frame: pd.DataFrame, terms: Sequence = ()
+    variance: Any, correlation: Any, column: Callable[[str], pd.Series], nrows: int, terms: Sequence = ()
 ) -> ResidualStructure | None:
-    """The structure for the rows of ``frame`` (a model frame, rows in model order), or None for neither.
+    """The structure for the ``nrows`` rows of a model frame (rows in model order) whose columns ``column``
+    gives by name (``ModelInputs.column``: no DataFrame made), or None for neither.
 
     ``terms`` are the model's random-effects terms: an AR(1) group must lie
     within one level of each of their grouping factors (nlme's nesting).
@@ -410,8 +411,8 @@ def bind_residual(
     residual_variables(variance, correlation)
     if variance is None and correlation is None:
         return None
-    strata, levels = _strata(frame, variance)
-    ar1 = _ar1_rows(frame, correlation, terms) if correlation is not None else None
+    strata, levels = _strata(column, nrows, variance)
+    ar1 = _ar1_rows(column, nrows, correlation, terms) if correlation is not None else None
     return ResidualStructure(variance, correlation, strata, levels, ar1, _pieces(strata, len(levels), ar1))
 
 
@@ -429,12 +430,13 @@ class _Labels:
         return str(self.levels[i])
 
 
-def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray, tuple[str, ...]]:
+def _strata(
+    columns: Callable[[str], pd.Series], n: int, variance: VarIdent | None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Stratum codes per row and labels (used levels, in the factor's order)."""
-    n = len(frame)
     if variance is None:
         return np.zeros(n, dtype=np.int64), ("all",)
-    column = frame[variance.column]
+    column = columns(variance.column)
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes, labels = column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
     else:
@@ -451,18 +453,17 @@ def _strata(frame: pd.DataFrame, variance: VarIdent | None) -> tuple[np.ndarray,
     return remap[codes], tuple(labels[i] for i in used)
 
 
-def _group_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, _Labels]:
-    column = frame[name]
+def _group_codes(column: pd.Series) -> tuple[np.ndarray, _Labels]:
     if isinstance(column.dtype, pd.CategoricalDtype):
         return column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
     uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
     return codes.astype(np.int64), _Labels(uniques)
 
 
-def _times(frame: pd.DataFrame, correlation: CorAR1) -> np.ndarray:
+def _times(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1) -> np.ndarray:
     if correlation.time is None:
-        return np.arange(len(frame), dtype=float)
-    column = frame[correlation.time]
+        return np.arange(n, dtype=float)
+    column = columns(correlation.time)
     if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
         raise DataError(
             f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}"
@@ -470,10 +471,10 @@ def _times(frame: pd.DataFrame, correlation: CorAR1) -> np.ndarray:
     return column.to_numpy(dtype=float)
 
 
-def _ar1_rows(frame: pd.DataFrame, correlation: CorAR1, terms: Sequence) -> _AR1Rows:
+def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, terms: Sequence) -> _AR1Rows:
     """Sort each group by time, check the spacing and the nesting, and pair consecutive times."""
-    groups, labels = _group_codes(frame, correlation.group)
-    times = _times(frame, correlation)
+    groups, labels = _group_codes(columns(correlation.group))
+    times = _times(columns, n, correlation)
     order = np.lexsort((times, groups))
     g, t = groups[order], times[order]
     same = g[1:] == g[:-1]
@@ -485,12 +486,12 @@ def _ar1_rows(frame: pd.DataFrame, correlation: CorAR1, terms: Sequence) -> _AR1
         _check_nested(term, previous, following, groups, labels, correlation)
     starts = np.concatenate([[True], ~same])
     ends = np.concatenate([~same, [True]])
-    interior = np.empty(len(frame), dtype=bool)
+    interior = np.empty(n, dtype=bool)
     interior[order] = ~(starts | ends)
-    position = np.empty(len(frame), dtype=np.int64)
-    run_start = np.maximum.accumulate(np.where(starts, np.arange(len(frame)), 0))
-    position[order] = np.arange(len(frame)) - run_start
-    predecessor = np.full(len(frame), -1, dtype=np.int64)
+    position = np.empty(n, dtype=np.int64)
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    position[order] = np.arange(n) - run_start
+    predecessor = np.full(n, -1, dtype=np.int64)
     predecessor[following] = previous
     return _AR1Rows(previous, following, interior, int(starts.sum()), position, predecessor)
 

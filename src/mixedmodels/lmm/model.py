@@ -229,9 +229,9 @@ class LinearMixedModel(ThetaParameters):
     ) -> "LinearMixedModel":
         """:meth:`from_inputs` for arguments already checked."""
         REML = check_bool(REML, "REML")
-        structure = None  # inputs.frame (made on first use) only for a residual structure
+        structure = None
         if variance is not None or correlation is not None:
-            structure = bind_residual(variance, correlation, inputs.frame, inputs.terms)
+            structure = bind_residual(variance, correlation, inputs.column, inputs.nobs, inputs.terms)
         if structure is not None:
             check_no_zero_weights(inputs.weights)
         rows = _informative_rows(inputs.weights)
