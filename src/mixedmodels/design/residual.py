@@ -145,8 +145,24 @@ class _AR1Rows:
     following: np.ndarray  # row of each pair's later time
     interior: np.ndarray  # bool per row: neither the first nor the last time of its group
     ngroups: int
-    position: np.ndarray  # position of each row within its group (0 = first time)
-    predecessor: np.ndarray  # the row before each row in its group, -1 for the first
+    order: np.ndarray  # the rows sorted by group, then time
+    starts: np.ndarray  # bool per sorted row: the first time of its group
+
+    @cached_property
+    def position(self) -> np.ndarray:
+        """Position of each row within its group (0 = first time); made when residuals or simulations need it."""
+        n = self.order.size
+        position = np.empty(n, dtype=np.int64)
+        run_start = np.maximum.accumulate(np.where(self.starts, np.arange(n), 0))
+        position[self.order] = np.arange(n) - run_start
+        return position
+
+    @cached_property
+    def predecessor(self) -> np.ndarray:
+        """The row before each row in its group, -1 for the first."""
+        predecessor = np.full(self.order.size, -1, dtype=np.int64)
+        predecessor[self.following] = self.previous
+        return predecessor
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,8 +230,9 @@ class ResidualStructure:
         t = np.array([p.strata[1] for p in self.pieces], dtype=np.intp)
         kinds = np.array([("all", "interior", "pair").index(p.kind) for p in self.pieces], dtype=np.intp)
         incidence = np.zeros((len(self.pieces), len(self.levels)))
-        np.add.at(incidence, (np.arange(s.size), s), 1.0)
-        np.add.at(incidence, (np.arange(t.size), t), 1.0)
+        pieces = np.arange(s.size)  # one entry per piece in each update: no repeated index, no np.add.at needed
+        incidence[pieces, s] += 1.0
+        incidence[pieces, t] += 1.0
         return s, t, kinds, incidence[:, 1:]
 
     @property
@@ -488,12 +505,7 @@ def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, 
     ends = np.concatenate([~same, [True]])
     interior = np.empty(n, dtype=bool)
     interior[order] = ~(starts | ends)
-    position = np.empty(n, dtype=np.int64)
-    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    position[order] = np.arange(n) - run_start
-    predecessor = np.full(n, -1, dtype=np.int64)
-    predecessor[following] = previous
-    return _AR1Rows(previous, following, interior, int(starts.sum()), position, predecessor)
+    return _AR1Rows(previous, following, interior, int(starts.sum()), order, starts)
 
 
 def _check_groups(g, t, same, step, labels, correlation: CorAR1, spacing: float | None) -> None:

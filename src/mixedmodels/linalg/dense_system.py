@@ -127,16 +127,16 @@ class DenseSystem:
     terms: tuple = ()
 
     @classmethod
-    def build(cls, cp: Any) -> "DenseSystem | None":
+    def build(cls, cp: Any, a: np.ndarray | None = None) -> "DenseSystem | None":
         """The dense system of a :class:`.blocked.BlockedCrossProducts` (typed Any: that module imports this
         one), or None when it would have more than ``MAX_SIZE`` rows or a structured term without
-        ``d lambda / d theta``."""
+        ``d lambda / d theta``.  ``a`` is ``dense_crossproducts(cp)`` when the caller has it already."""
         q1 = cp.first.size
         size = q1 + cp.a22.shape[0]
         limit = MAX_SIZE if cp.unstructured else MAX_SIZE_STRUCTURED
         if size > limit or not all(t.structure.has_derivative for t in cp.terms):
             return None
-        a = dense_crossproducts(cp)
+        a = dense_crossproducts(cp) if a is None else a
         rows, cols, index, offset, entries = [], [], [], 0, 0
         for term in cp.terms:
             r, c = lower_triangle(term.ncols)

@@ -103,19 +103,18 @@ class WeightedBlocks:
         pieces: Sequence,
     ) -> "WeightedBlocks":
         """Each piece's blocks (``piece.rows``, with ``piece.partner`` for a lag term), stored side by side."""
+        nfixef, nobs = xy.shape[1] - 1, xy.shape[0]
         dense = _dense_model_matrix(refs, zs, nlevels, xy, layouts)
-        grams = None
         if dense is not None:
             grams = np.stack([_dense_gram(dense, piece) for piece in pieces])
-            blocks = [_gram_blocks(gram, layouts, xy.shape[1] - 1, xy.shape[0]) for gram in grams]
-        else:
-            blocks = [_piece_blocks(refs, zs, nlevels, xy, layouts, piece) for piece in pieces]
+            return cls(layouts, *_packed_grams(grams, layouts[0]), None, nfixef, nobs, grams)
+        blocks = [_piece_blocks(refs, zs, nlevels, xy, layouts, piece) for piece in pieces]
         a21, pattern = _stack_a21([b.a21 for b in blocks])
         a11, a22 = np.stack([b.a11 for b in blocks]), np.stack([b.a22 for b in blocks])
         packed = np.hstack([a11.reshape(len(blocks), -1), a21.reshape(len(blocks), -1), a22.reshape(len(blocks), -1)])
         dense_a21 = pattern is None
         shapes = (a11.shape[1:], a22.shape[1:], a21[0].size, blocks[0].a21.shape if dense_a21 else pattern[2])
-        return cls(layouts, np.ascontiguousarray(packed), shapes, pattern, xy.shape[1] - 1, xy.shape[0], grams)
+        return cls(layouts, np.ascontiguousarray(packed), shapes, pattern, nfixef, nobs)
 
     @property
     def npieces(self) -> int:
@@ -192,22 +191,20 @@ def _dense_gram(m: np.ndarray, piece) -> np.ndarray:
     return cross + cross.T
 
 
-def _gram_blocks(gram: np.ndarray, layouts, nfixef: int, nobs: int) -> BlockedCrossProducts:
-    """A dense piece's blocks: the first term's diagonal blocks, ``a21`` below them, ``a22`` (the layout of
-    :func:`~.dense_system.dense_crossproducts`; the first term's levels share no row, so the rest of its
-    block is zero)."""
-    first = layouts[0]
+def _packed_grams(grams: np.ndarray, first: TermLayout) -> tuple[np.ndarray, tuple]:
+    """The dense pieces' blocks packed side by side, all pieces at once, and their shapes: the first term's
+    diagonal blocks, ``a21`` below them, ``a22`` (the layout of :func:`~.dense_system.dense_crossproducts`;
+    the first term's levels share no row, so the rest of its block is zero).  Copies of the grams' entries."""
+    npieces, size = grams.shape[:2]
     q1, k1, size1 = first.nlevels, first.ncols, first.size
     level = np.arange(q1)
-    a11 = gram[:size1, :size1].reshape(q1, k1, q1, k1)[level, :, level, :]
-    return BlockedCrossProducts(
-        layouts,
-        np.ascontiguousarray(a11),
-        np.ascontiguousarray(gram[size1:, :size1]),
-        np.ascontiguousarray(gram[size1:, size1:]),
-        nfixef,
-        nobs,
+    a11 = grams[:, :size1, :size1].reshape(npieces, q1, k1, q1, k1)[:, level, :, level, :]  # (q1, pieces, k1, k1)
+    a21, a22 = grams[:, size1:, :size1], grams[:, size1:, size1:]
+    packed = np.hstack(
+        [np.swapaxes(a11, 0, 1).reshape(npieces, -1), a21.reshape(npieces, -1), a22.reshape(npieces, -1)]
     )
+    m = size - size1
+    return packed, ((q1, k1, k1), (m, m), m * size1, (m, size1))
 
 
 def _rows_blocks(refs, zs, nlevels, xy, layouts, rows: np.ndarray, signs: tuple[np.ndarray, np.ndarray] | None = None):
