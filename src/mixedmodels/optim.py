@@ -28,6 +28,7 @@ __all__ = [
     "minimize_bounded",
     "minimize_quasi_newton",
     "bfgs_inverse_hessian",
+    "backtracked_step",
     "minimize_newton",
     "snap_to_zero_bounds",
     "snap_rows_to_zero_bounds",
@@ -489,13 +490,20 @@ def _line_search(
             return trial, f_trial
         if alpha * float(np.abs(direction).max()) < 1e-12 * max(1.0, float(np.abs(state.x).max())):
             return None
-        if np.isfinite(f_trial):
-            curvature = f_trial - state.f - slope * alpha
-            guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
-            alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
-        else:
-            alpha *= 0.1
+        alpha = backtracked_step(f_trial, state.f, slope, alpha)
     return None
+
+
+def backtracked_step(f_trial: float, f: float, slope: float, alpha: float) -> float:
+    """The line search's next step length after ``alpha`` gave ``f_trial`` from ``f`` (directional derivative
+    ``slope``): the minimum of the quadratic through them, clipped to [0.1, 0.5] of ``alpha``; a tenth of it
+    after a non-finite trial.  The compiled Newton loops (``linalg._dense_kernels``, ``linalg._residual_kernels``)
+    call this function too (numba-compiled)."""
+    if np.isfinite(f_trial):
+        curvature = f_trial - f - slope * alpha
+        guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
+        return min(max(guess, 0.1 * alpha), 0.5 * alpha)
+    return alpha * 0.1
 
 
 def _update_inverse_hessian(state: _QuasiNewtonState, s: np.ndarray, y: np.ndarray) -> None:

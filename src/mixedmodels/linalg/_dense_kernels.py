@@ -26,9 +26,18 @@ from typing import Callable
 
 import numpy as np
 
+from ..optim import backtracked_step
 from .jit import jit
 
-__all__ = ["compiled", "dense_factor", "dense_derivatives", "newton_step", "dense_newton", "dense_values"]
+__all__ = [
+    "compiled",
+    "criterion_from_pieces",
+    "dense_factor",
+    "dense_derivatives",
+    "newton_step",
+    "dense_newton",
+    "dense_values",
+]
 
 
 def dense_factor(
@@ -255,12 +264,7 @@ def dense_newton(
                 break
             if alpha * largest_step < 1e-12 * largest_x:
                 break
-            if np.isfinite(f_trial):
-                curvature = f_trial - f - slope * alpha
-                guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
-                alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
-            else:
-                alpha *= 0.1
+            alpha = _backtrack(f_trial, f, slope, alpha)
         if not found:
             code = codes[0] if near else (codes[1] if evaluations >= maxeval else codes[2])
             break
@@ -290,7 +294,7 @@ def dense_values(
     return values
 
 
-def _criterion(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
+def criterion_from_pieces(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
     """The profiled criterion from the factor's pieces (``LinearMixedModel.objective_from``), inf if not finite."""
     if info != 0:
         return np.inf
@@ -303,8 +307,15 @@ def _criterion(pieces: np.ndarray, info: int, n: float, log_weights: float, reml
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 # dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
-_factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, _criterion
-_HELPERS = {"_factor": dense_factor, "_derivatives": dense_derivatives, "_step": newton_step, "_value": _criterion}
+_factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, criterion_from_pieces
+_backtrack = backtracked_step
+_HELPERS = {
+    "_factor": dense_factor,
+    "_derivatives": dense_derivatives,
+    "_step": newton_step,
+    "_value": criterion_from_pieces,
+    "_backtrack": backtracked_step,
+}
 
 
 def compiled(name: str) -> Callable | None:

@@ -33,7 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._dense_kernels import dense_factor, newton_step
+from ..optim import backtracked_step
+from ._dense_kernels import criterion_from_pieces, dense_factor, newton_step
 from .jit import jit
 
 __all__ = [
@@ -286,11 +287,7 @@ def residual_value(
     lam, lower, b, pieces, info = _factor(a, rows, cols, index, y[:ntheta], nre, nfixef)
     if info != 0:
         return np.inf, a, lam, lower, b, info
-    n, log_weights = criterion[1], criterion[2]
-    value = pieces[0] + n * (1.0 + _LOG_2PI + np.log(pieces[2] / n))
-    if criterion[3] != 0.0:
-        value += pieces[1]
-    value = value - log_weights + logdet
+    value = _criterion(pieces, info, criterion[1], criterion[2], criterion[3] != 0.0) + logdet
     return (value if np.isfinite(value) else np.inf), a, lam, lower, b, info
 
 
@@ -413,12 +410,7 @@ def residual_newton(
                 break
             if alpha * largest_step < 1e-12 * largest_x:
                 break
-            if np.isfinite(f_trial):
-                curvature = f_trial - f - slope * alpha
-                guess = -slope * alpha * alpha / (2.0 * curvature) if curvature > 0 else 0.5 * alpha
-                alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
-            else:
-                alpha *= 0.1
+            alpha = _backtrack(f_trial, f, slope, alpha)
         if not found:
             code = codes[0] if near else (codes[1] if evaluations >= maxeval else codes[2])
             break
@@ -428,10 +420,10 @@ def residual_newton(
     return x, f, code, evaluations, derivatives, g, h
 
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 # the loop and the derivatives call these names; compiled_residual_newton binds them to the compiled kernels first
 _first, _traces, _second = _omegas, _first_derivative_traces, _second_derivatives
 _terms, _factor, _step = structure_terms, dense_factor, newton_step
+_criterion, _backtrack = criterion_from_pieces, backtracked_step
 _value, _derivatives = residual_value, residual_derivatives
 _HELPERS = {
     "_first": _omegas,
@@ -440,6 +432,8 @@ _HELPERS = {
     "_terms": structure_terms,
     "_factor": dense_factor,
     "_step": newton_step,
+    "_criterion": criterion_from_pieces,
+    "_backtrack": backtracked_step,
 }
 
 
