@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -346,6 +347,16 @@ class BlockedCrossProducts:
         from .dense_system import DenseSystem
 
         return DenseSystem.build(self)
+
+    def dense_system_from(self, dense_matrix: Callable[[], np.ndarray]):
+        """:attr:`dense_system`, made (if not made already) with ``dense_matrix()`` as its matrix: the caller's
+        own ``dense_crossproducts(self)``, formed otherwise (a residual structure's dense pieces at its
+        parameters), instead of from the blocks once more."""
+        if "dense_system" not in self.__dict__:
+            from .dense_system import DenseSystem
+
+            self.__dict__["dense_system"] = DenseSystem.build(self, dense_matrix())
+        return self.dense_system
 
     def without_rows(
         self, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray, nrows: int

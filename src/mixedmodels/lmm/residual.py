@@ -166,11 +166,17 @@ class DenseResidualObjective:
     @classmethod
     def build(cls, model: Any) -> "DenseResidualObjective | None":
         """The dense objective, or None for a system larger than ``MAX_SIZE`` rows."""
-        cp, blocks = model.crossprods, model.residual.blocks
-        if "dense_system" not in cp.__dict__ and blocks.dense is not None:  # A from the dense pieces, not the blocks
-            a = model.residual.structure.coefficients(model.residual.params) @ blocks.dense.reshape(blocks.npieces, -1)
-            cp.__dict__["dense_system"] = DenseSystem.build(cp, a.reshape(blocks.dense.shape[1:]))
-        system = cp.dense_system  # shared with lmer's moment start
+        cp, residual = model.crossprods, model.residual
+        blocks = residual.blocks
+        if blocks.dense is None:
+            system = cp.dense_system  # shared with lmer's moment start
+        else:  # A from the dense pieces at the structure's parameters, not from the blocks
+
+            def dense_matrix() -> np.ndarray:
+                a = residual.structure.coefficients(residual.params) @ blocks.dense.reshape(blocks.npieces, -1)
+                return a.reshape(blocks.dense.shape[1:])
+
+            system = cp.dense_system_from(dense_matrix)
         return None if system is None else cls(model, system)
 
     def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
