@@ -114,6 +114,11 @@ def _fixed_estimate(nrows: int, total: int) -> MemoryEstimate:
     return estimate
 
 
+def _fixed_bytes(nrows: int, total: int) -> float:
+    """``_fixed_estimate(nrows, total).total`` (the same sum), without making the estimate's words."""
+    return X_COPIES * 8.0 * nrows * total if total <= nrows else _fixed_estimate(nrows, total).total
+
+
 def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any = None) -> None:
     """Refuse a fixed-effects part whose X would not fit in memory, naming the largest term.
 
@@ -128,7 +133,7 @@ def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any 
     limit, _ = memory_limit(max_memory)  # also checks max_memory=
     bound = sum(_term_columns(factors, data, _level_bound) for _, factors in terms)
     nrows = data.nrows if isinstance(data, ModelFrame) else len(data)
-    if limit is None or _fixed_estimate(nrows, bound).total <= limit:
+    if limit is None or _fixed_bytes(nrows, bound) <= limit:
         return
     data = data.data if isinstance(data, ModelFrame) else data
     columns = fixed_columns(rhs, data)
@@ -192,13 +197,11 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool
     fill (:func:`sparse_factor_entries`, ``SPARSE_FACTOR_BYTES`` per entry)
     -- for models that have that path (``sparse_rest``; glmer does not).
     """
-    m = rest_block_size(terms, nfixef)
-    estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", X_COPIES * 8.0 * nobs * nfixef)
-    estimate.add("random-effects columns", sum(16.0 * nobs * t.z.shape[1] for t in terms))
+    m, x, columns, first = _part_bytes(nobs, nfixef, terms)
+    estimate = MemoryEstimate().add(f"X, {nobs:,} x {nfixef:,}", x)
+    estimate.add("random-effects columns", columns)
     if terms:
-        k1 = max(terms, key=lambda t: len(t.levels) * t.z.shape[1]).z.shape[1]
-        per_row = sum(t.z.shape[1] for t in terms) - k1 + nfixef + 1
-        estimate.add("the first term's cross-products", 12.0 * nobs * k1 * per_row)
+        estimate.add("the first term's cross-products", first)
     if sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES:
         nre = m - nfixef - 1
         entries = sparse_factor_entries(terms) + nre * (nfixef + 1)
@@ -208,6 +211,20 @@ def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool
     else:
         estimate.add(f"the dense rest block, {m:,} x {m:,}, {REST_COPIES} copies", REST_COPIES * 8.0 * m * m)
     return estimate
+
+
+def _part_bytes(nobs: int, nfixef: int, terms: Sequence[Any]) -> tuple[int, float, float, float]:
+    """:func:`model_memory`'s rest block's rows ``m`` and its first three parts' bytes: X, the random-effects
+    columns, the first term's cross-products (0 without terms)."""
+    sizes = [len(t.levels) * t.z.shape[1] for t in terms]
+    ordered = sorted(sizes, reverse=True)
+    m = sum(ordered[1:]) + nfixef + 1  # rest_block_size's
+    widths = [t.z.shape[1] for t in terms]
+    first = 0.0
+    if terms:
+        k1 = widths[sizes.index(max(sizes))]  # the first largest term's, as max(terms, key=...) picks
+        first = 12.0 * nobs * k1 * (sum(widths) - k1 + nfixef + 1)
+    return m, X_COPIES * 8.0 * nobs * nfixef, sum(16.0 * nobs * k for k in widths), first
 
 
 def _indicator(term: Any) -> sp.csc_array:
@@ -248,9 +265,15 @@ def check_model_size(
     """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
     if not terms:
         return
-    estimate = model_memory(nobs, nfixef, terms, sparse_rest)
     limit, _ = memory_limit(max_memory)
-    if limit is None or estimate.total <= limit:
+    if limit is None:
+        return
+    m, x, columns, first = _part_bytes(nobs, nfixef, terms)
+    if not (sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES):  # model_memory's total, without its words
+        if sum((x, columns, first, REST_COPIES * 8.0 * m * m)) <= limit:
+            return
+    estimate = model_memory(nobs, nfixef, terms, sparse_rest)
+    if estimate.total <= limit:
         return  # what follows words the refusal
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:

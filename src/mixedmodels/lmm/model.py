@@ -452,16 +452,16 @@ class LinearMixedModel(ThetaParameters):
                 )
                 changes.update(gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
         scaled_final = info.final
-        info = replace(info, initial=candidates[best].copy(), final=cp.from_scaled_theta(scaled_final), **changes)
-        factor = objective.best_factor_at(info.final)
+        final = cp.from_scaled_theta(scaled_final)
+        factor = objective.best_factor_at(final)
         if factor is None and objective.dense is not None:  # the results read beta and sigma off the dense factor
             factor = objective.kept_factor_at(scaled_final)
             if (
                 factor is None or factor.pieces is not None
             ):  # not LAPACK's (the compiled kernel's): see DenseSystem.factor
                 factor = objective.dense.factor(scaled_final, exact_lapack=True)
-            info = replace(info, fmin=self.objective_from(factor))
-        return info, factor
+            changes["fmin"] = self.objective_from(factor)
+        return replace(info, initial=candidates[best].copy(), final=final, **changes), factor
 
     def _scaled_upper(self) -> np.ndarray | None:
         """Upper bounds of the scaled theta (only correlations have them: scaling leaves them alone), or None."""
