@@ -55,6 +55,7 @@ from .frame import (
     check_columns,
     check_data_frame,
     check_real,
+    column_numbers,
     formula_code,
     frame_data,
     get_column,
@@ -460,7 +461,7 @@ def _simple_design(
     matrix = simple_matrix(intercept, columns, nrows)
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
-    sample = {name: get_column(source, name).to_numpy()[:2].copy() for name in names}
+    sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # NumPy columns (see above)
     deferred = _DeferredSpec(rhs, chosen, sample, min(2, nrows))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
 

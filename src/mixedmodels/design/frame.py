@@ -25,6 +25,7 @@ from ..formula import has_dot, to_formulaic
 __all__ = [
     "ModelFrame",
     "get_column",
+    "column_numbers",
     "model_frame",
     "required_variables",
     "formula_code",
@@ -209,7 +210,8 @@ class ModelFrame:
         Number of rows dropped because of missing values (R's ``na.omit``).
     """
 
-    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows", "_owned")
+    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows", "_owned", "_read")
+    _STATE = __slots__[:-1]  # ``_read`` (what :meth:`numbers` read) starts empty in every state
 
     _data: pd.DataFrame | None
     n_dropped: int
@@ -217,6 +219,7 @@ class ModelFrame:
     _index: pd.Index | None
     nrows: int
     _owned: bool  # False while the columns are the caller's Series (see release)
+    _read: dict  # name -> (dtype, values): see numbers
 
     def __init__(self, data: pd.DataFrame, n_dropped: int) -> None:
         self._set(data, n_dropped, {}, None, len(data), True)
@@ -237,21 +240,26 @@ class ModelFrame:
         (every float column of a wide DataFrame, say) and make pandas copy them if the caller changes
         the data in place.  ~1 us per column of a small model; the DataFrame is still made on first use."""
         if self._data is None and not self._owned:
-            owned = {name: series.array.copy() for name, series in self._columns.items()}
+            read = self._read  # a NumPy column's values already read: their copy, without its Series' array
+            owned = {
+                name: series.array.copy() if read.get(name, (None, None))[1] is None else read[name][1].copy()
+                for name, series in self._columns.items()
+            }
             self._set(None, self.n_dropped, owned, self._index, self.nrows, True)
 
     def _set(self, *values: object) -> None:
-        for name, value in zip(self.__slots__, values):
+        for name, value in zip(self._STATE, values):
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "_read", {})
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}: a model frame is immutable")
 
     def __getstate__(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self._STATE}
 
     def __setstate__(self, state: dict) -> None:  # pickle and copy (their default would assign each slot)
-        self._set(*(state[name] for name in self.__slots__))
+        self._set(*(state[name] for name in self._STATE))
 
     @property
     def data(self) -> pd.DataFrame:
@@ -303,6 +311,27 @@ class ModelFrame:
             found = self._columns[name] = self.data[name]
         return found
 
+    def numbers(self, name: str) -> tuple[object, np.ndarray | None]:
+        """``(dtype, values)`` of the column ``name``: its dtype and, for a NumPy dtype, its values as
+        ``Series.to_numpy()`` gives them (read them, do not change them), else None.  Read once per frame
+        state: the response, X, the size check and the terms ask for the same columns' dtypes and values,
+        and each ``Series.dtype`` or ``to_numpy()`` is a few pandas calls."""
+        found = self._read.get(name)
+        if found is None:
+            column = self.column(name)
+            dtype = column.dtype
+            found = self._read[name] = (dtype, column.to_numpy() if isinstance(dtype, np.dtype) else None)
+        return found
+
+
+def column_numbers(data: "pd.DataFrame | ModelFrame", name: str) -> tuple[object, np.ndarray | None]:
+    """:meth:`ModelFrame.numbers` for a model frame or a DataFrame (read anew from a DataFrame)."""
+    if isinstance(data, ModelFrame):
+        return data.numbers(name)
+    column = data[name]
+    dtype = column.dtype
+    return dtype, column.to_numpy() if isinstance(dtype, np.dtype) else None
+
 
 def get_column(data: "pd.DataFrame | ModelFrame", name: str) -> pd.Series:
     """``data[name]``, through a model frame's :meth:`ModelFrame.column` when ``data`` is one."""
@@ -329,17 +358,21 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
     dtypes = [getattr(column, "dtype", None) for column in series]
     for name, column, dtype in zip(columns, series, dtypes):
         _check_real_column(name, column, dtype)
-    if len(data) == 0:
+    nrows = len(data)
+    if nrows == 0:
         raise DataError("data has no rows")
     if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
-        return _model_frame_by_label(data, columns, pd.RangeIndex(len(data)) if positional else data.index)
-    missing = _missing_rows(series, len(data), dtypes)
+        return _model_frame_by_label(data, columns, pd.RangeIndex(nrows) if positional else data.index)
+    values = [column.to_numpy() if isinstance(dtype, np.dtype) else None for column, dtype in zip(series, dtypes)]
+    missing = _missing_rows(series, nrows, dtypes, values)
     if not missing.any() and _copy_on_write():
-        return ModelFrame.from_columns(dict(zip(columns, series)), None if positional else data.index, len(data))
-    index = pd.RangeIndex(len(data)) if positional else data.index
+        frame = ModelFrame.from_columns(dict(zip(columns, series)), None if positional else data.index, nrows)
+        frame._read.update(zip(columns, zip(dtypes, values)))  # as numbers() would read them
+        return frame
+    index = pd.RangeIndex(nrows) if positional else data.index
     complete = ~missing
-    n_dropped = int(len(data) - complete.sum())
-    if n_dropped == len(data):
+    n_dropped = int(nrows - complete.sum())
+    if n_dropped == nrows:
         _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
     if n_dropped:
         arrays = [s.array[complete] for s in series]
@@ -390,14 +423,15 @@ def _column_labels(columns: list) -> pd.Index:
     return pd.Index(columns)
 
 
-def _missing_rows(series: list[pd.Series], nrows: int, dtypes: list) -> np.ndarray:
-    """Rows with a missing value in any of ``series`` (of ``dtypes``); NumPy numbers are checked without pandas."""
+def _missing_rows(series: list[pd.Series], nrows: int, dtypes: list, values: list) -> np.ndarray:
+    """Rows with a missing value in any of ``series`` (of ``dtypes``, their ``to_numpy()`` ``values`` for a NumPy
+    dtype); NumPy numbers are checked without pandas."""
     missing = np.zeros(nrows, dtype=bool)
-    for column, dtype in zip(series, dtypes):
+    for column, dtype, array in zip(series, dtypes, values):
         if isinstance(dtype, np.dtype) and dtype.kind in "biu":
             continue
         if isinstance(dtype, np.dtype) and dtype.kind == "f":
-            missing |= np.isnan(column.to_numpy())
+            missing |= np.isnan(array)
         else:
             missing |= np.asarray(column.array.isna(), dtype=bool)  # the array's own isna: no Series built
     return missing

@@ -418,7 +418,8 @@ def _fixed_part(
     _check_contrasts(contrasts, parsed, data)
     variables = sorted(_used_variables(parsed) | set(extra_variables))
     mf = model_frame(data, variables, positional=True)  # the one check of the data
-    all_weights, all_offsets = _per_row(weights, "weights", len(data)), _per_row(offset, "offset", len(data))
+    nrows = len(data)
+    all_weights, all_offsets = _per_row(weights, "weights", nrows), _per_row(offset, "offset", nrows)
     missing = _either(
         _missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index)
     )
@@ -434,7 +435,7 @@ def _fixed_part(
     inputs = ModelInputs(
         formula=parsed,
         frame=mf,  # its DataFrame made on first use
-        row_index=data.index if len(keep) == len(data) else data.index[keep],  # an Index is immutable: shared
+        row_index=data.index if len(keep) == nrows else data.index[keep],  # an Index is immutable: shared
         n_dropped=mf.n_dropped,
         y=build_response(parsed.response, mf),
         fixed=fixed,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .frame import ModelFrame, get_column
+from .frame import ModelFrame, column_numbers
 
 __all__ = ["simple_terms", "numeric_columns", "simple_matrix"]
 
@@ -58,11 +58,10 @@ def numeric_columns(data: pd.DataFrame | ModelFrame, names: Sequence[str]) -> li
     """
     columns = []
     for name in names:
-        column = get_column(data, name)
-        dtype = column.dtype
+        dtype, values = column_numbers(data, name)
         if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
             return None
-        columns.append(column.to_numpy(dtype=np.float64))
+        columns.append(np.asarray(values, dtype=np.float64))  # Series.to_numpy(dtype=np.float64)'s conversion
     return columns
 
 

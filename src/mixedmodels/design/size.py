@@ -93,6 +93,10 @@ def _term_columns(
     count = 1
     for expr in factors:
         for name in _variables(expr, data):
+            if levels is _level_bound and isinstance(data, ModelFrame):  # numbers count 1: the frame knows the dtype
+                dtype = data.numbers(name)[0]
+                if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+                    continue
             count *= levels(get_column(data, name)) or 1
     return count
 
