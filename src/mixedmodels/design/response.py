@@ -49,7 +49,11 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
     if isinstance(source, ModelFrame) and text in source.names:  # a column: the model frame's own
-        response = _response_array(source.column(text), text, source.nrows)
+        dtype, values = source.numbers(text)
+        if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # _response_array's usual case, on the values read
+            response = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+        else:
+            response = _response_array(source.column(text), text, source.nrows)
         return _finite_response(response.copy() if source.borrowed else response, text)
     if isinstance(source, ModelFrame) and (pair := _column_cbind(text, source, source.names)) is not None:
         return _finite_response(_response_array(pair, text, source.nrows), text)  # without making its DataFrame
