@@ -149,3 +149,52 @@ def test_a_frame_with_dropped_rows_is_made_at_once() -> None:
     mf = model_frame(data, ["Reaction", "Days"], positional=True)
     assert not mf.borrowed and mf.n_dropped == 3 and mf.nrows == len(data) - 3
     np.testing.assert_array_equal(mf.positions, np.arange(3, len(data)))
+
+
+@pytest.mark.parametrize("state", ["borrowed", "released", "made"])
+def test_a_frames_numbers_are_its_columns_dtype_and_values(state: str) -> None:
+    # ModelFrame.numbers is what X, y and the size check read instead of each column's Series: the same
+    # dtype and, for a NumPy dtype, Series.to_numpy()'s values (None otherwise), in every state of the frame
+    data = _data()["factors and transforms"][1]
+    names = ["Reaction", "week", "late", "whole", "Subject"]
+    mf = model_frame(data, names, positional=True)
+    if state != "borrowed":
+        mf.release()
+    if state == "made":
+        mf.data
+    for name in names:
+        dtype, values = mf.numbers(name)
+        assert dtype == data[name].dtype
+        if isinstance(data[name].dtype, np.dtype):
+            np.testing.assert_array_equal(values, data[name].to_numpy())
+            assert values.dtype == data[name].dtype
+        else:
+            assert values is None
+        assert mf.numbers(name) is mf.numbers(name)  # read once per state
+        assert frame_module.column_numbers(data, name)[0] == dtype
+
+
+@lazy_frames
+def test_a_released_frame_keeps_copies_of_the_values_it_read() -> None:
+    data = mm.datasets.load("sleepstudy").copy()
+    mf = model_frame(data, ["Reaction", "Days", "Subject"], positional=True)
+    read = mf.numbers("Reaction")[1]
+    assert np.shares_memory(read, data["Reaction"].to_numpy())  # borrowed: the data's own values, read only
+    mf.release()
+    released = mf.numbers("Reaction")[1]
+    assert not np.shares_memory(released, data["Reaction"].to_numpy())
+    np.testing.assert_array_equal(released, data["Reaction"].to_numpy())
+    data.loc[data.index[0], "Reaction"] = -1.0
+    assert mf.numbers("Reaction")[1][0] != -1.0 and mf.data["Reaction"].iloc[0] != -1.0
+
+
+@pytest.mark.parametrize("extra", [0, 1, 5], ids=["every column used", "one more", "five more"])
+def test_the_frame_reads_the_used_columns_whichever_way(extra: int) -> None:
+    # one pass over data.items() when the data have few other columns, else by name: the same frame
+    sleep = mm.datasets.load("sleepstudy")
+    data = sleep.assign(**{f"other{i}": float(i) for i in range(extra)})
+    mf = model_frame(data, ["Subject", "Reaction", "Days"], positional=True)
+    assert mf.names == ["Subject", "Reaction", "Days"]
+    pd.testing.assert_frame_equal(
+        mf.data, sleep[["Subject", "Reaction", "Days"]].set_axis(mf.data.index), check_column_type=False
+    )
