@@ -494,35 +494,35 @@ def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, 
     times = _times(columns, n, correlation)
     order = np.lexsort((times, groups))
     g, t = groups[order], times[order]
-    same = g[1:] == g[:-1]
-    step = np.diff(t)
-    spacing = 1.0 if correlation.time is not None else None
-    _check_groups(g, t, same, step, labels, correlation, spacing)
+    # edges[i]: sorted row i starts a group (i < n), ends[i] = edges[i + 1]: it ends one; one array, three views
+    edges = np.ones(n + 1, dtype=bool)
+    np.not_equal(g[1:], g[:-1], out=edges[1:n])
+    starts, ends, same = edges[:n], edges[1:], ~edges[1:n]
+    _check_groups(g, t, starts & ends, same, labels, correlation)
     previous, following = order[:-1][same], order[1:][same]
     for term in terms:
         _check_nested(term, previous, following, groups, labels, correlation)
-    starts = np.concatenate([[True], ~same])
-    ends = np.concatenate([~same, [True]])
     interior = np.empty(n, dtype=bool)
     interior[order] = ~(starts | ends)
-    return _AR1Rows(previous, following, interior, int(starts.sum()), order, starts)
+    return _AR1Rows(previous, following, interior, int(np.count_nonzero(starts)), order, starts)
 
 
-def _check_groups(g, t, same, step, labels, correlation: CorAR1, spacing: float | None) -> None:
-    """Two or more times per group, distinct, one unit apart (when a time column is given)."""
-    sizes = np.bincount(g, minlength=len(labels))
-    lone = np.flatnonzero(sizes == 1)
-    if lone.size:
+def _check_groups(g, t, lone_rows, same, labels, correlation: CorAR1) -> None:
+    """Two or more times per group (``lone_rows``: the sorted rows alone in their group), distinct, one unit
+    apart (when a time column is given)."""
+    if lone_rows.any():
+        lone = g[lone_rows]  # the lone groups' codes, in order
         raise ModelSpecError(
             f"cor_ar1(group={correlation.group!r}): group {labels[lone[0]]!r} has one time point"
             f"{f' (and {lone.size - 1} more groups)' if lone.size > 1 else ''}; an AR(1) correlation needs at "
             "least two observations per group: drop those rows or group differently"
         )
-    if spacing is None:
+    if correlation.time is None:
         return
     if not np.all(np.isfinite(t)):
         raise DataError(f"cor_ar1(): the time column {correlation.time!r} has infinite values")
-    bad = np.flatnonzero(same & (np.abs(step - spacing) > _SPACING_TOLERANCE))
+    step = np.diff(t)
+    bad = np.flatnonzero(same & (np.abs(step - 1.0) > _SPACING_TOLERANCE))
     if bad.size:
         group = labels[g[bad[0] + 1]]
         shown = ", ".join(f"{v:g}" for v in t[g == g[bad[0] + 1]][:8])
@@ -550,6 +550,12 @@ def _check_nested(
 
 def _pieces(strata: np.ndarray, nstrata: int, ar1: _AR1Rows | None) -> tuple[RowPiece, ...]:
     """The stored cross-products: per stratum all rows (and the inner ones), and the lag pairs per pair of strata."""
+    if nstrata == 1 and ar1 is not None:  # AR(1) alone: all rows, the inner ones, every pair (no selecting)
+        pieces = [RowPiece(np.arange(strata.size), None, "all", (0, 0))]
+        inner = np.flatnonzero(ar1.interior)
+        if inner.size:
+            pieces.append(RowPiece(inner, None, "interior", (0, 0)))
+        return (*pieces, RowPiece(ar1.previous, ar1.following, "pair", (0, 0)))
     pieces = []
     for s in range(nstrata):
         pieces.append(RowPiece(np.flatnonzero(strata == s), None, "all", (s, s)))

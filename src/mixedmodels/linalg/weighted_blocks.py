@@ -183,8 +183,8 @@ def _dense_model_matrix(refs, zs, nlevels, xy, layouts) -> np.ndarray | None:
 
 def _dense_gram(m: np.ndarray, piece) -> np.ndarray:
     """One piece from the dense ``[Z X y]``: ``M_a'M_a``, or ``M_a'M_b + M_b'M_a`` for a lag term (symmetric:
-    numpy forms ``A'A`` by a symmetric rank update)."""
-    a = m[piece.rows]
+    numpy forms ``A'A`` by a symmetric rank update; a piece of all rows, sorted and distinct, is ``M'M`` itself)."""
+    a = m if piece.partner is None and piece.rows.size == m.shape[0] else m[piece.rows]
     if piece.partner is None:
         return a.T @ a
     cross = a.T @ m[piece.partner]
