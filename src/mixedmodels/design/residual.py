@@ -235,11 +235,6 @@ class ResidualStructure:
         incidence[pieces, t] += 1.0
         return s, t, kinds, incidence[:, 1:]
 
-    @property
-    def piece_kinds(self) -> np.ndarray:
-        """Each piece's kind: 0 all rows of a stratum, 1 its inner rows, 2 lag pairs."""
-        return self._piece_table[2]
-
     @cached_property
     def _stratum_counts(self) -> np.ndarray:
         return np.bincount(self.strata, minlength=len(self.levels)).astype(float)
@@ -267,12 +262,12 @@ class ResidualStructure:
         """The weight of each stored cross-product in ``M' R^-1 M``: ``c / delta_s^2`` (all rows),
         ``c phi^2 / delta_s^2`` (inner rows), ``-c phi / (delta_s delta_t)`` (lag pairs)."""
         params = np.asarray(params, dtype=float)
-        scale = self._scales(params)
         if self.ar1 is None:
-            return scale
+            return self._scales(params)
         phi = float(params[-1])
         c = 1.0 / (1.0 - phi * phi)
-        return np.array((c, c * phi * phi, -c * phi))[self._piece_table[2]] * scale
+        factors = np.array((c, c * phi * phi, -c * phi))[self._piece_table[2]]
+        return factors if self.variance is None else factors * self._scales(params)  # AR(1) alone: every scale is 1
 
     def coefficient_jacobian(self, params: np.ndarray) -> np.ndarray:
         """``d coefficients / d free`` (pieces x params) over the optimizer's ``log delta`` and ``atanh phi``.

@@ -150,14 +150,13 @@ class DenseResidualObjective:
         self.model, self.system, self.structure = model, system, residual.structure
         blocks = residual.blocks
         self.pieces = blocks.dense_pieces().reshape(blocks.npieces, -1)
-        self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
-        nd = len(self.structure.levels) - 1
-        # the open range of rho: ratios in (0, inf), phi in (-1, 1)
-        self._rho_lower = np.concatenate([np.zeros(nd), -np.ones(self.structure.nparams - nd)])
-        self._rho_upper = np.concatenate([np.full(nd, np.inf), np.ones(self.structure.nparams - nd)])
+        self.ntheta, self.size = system.ntheta, system.a.shape[0]
         structure = self.structure
-        # an evaluation's hot path: with AR(1) alone, the kinds of the pieces (all rows, interior, lag pairs)
-        self._ar1_kinds = structure.piece_kinds if structure.variance is None and structure.ar1 is not None else None
+        nd = len(structure.levels) - 1
+        # the open range of rho: ratios in (0, inf), phi in (-1, 1)
+        self._rho_lower, self._rho_upper = np.zeros(structure.nparams), np.ones(structure.nparams)
+        self._rho_lower[nd:], self._rho_upper[:nd] = -1.0, np.inf
+        self._ar1_alone = structure.variance is None and structure.ar1 is not None  # an evaluation's hot path
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
         self._best: tuple[np.ndarray, DenseFactor, np.ndarray, float] | None = None
         self._lowest: tuple[np.ndarray, float] | None = None  # the lowest of values()
@@ -182,19 +181,15 @@ class DenseResidualObjective:
     def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
         """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``,
         ``exp`` to 0 or infinity)."""
-        if self._ar1_kinds is not None:  # AR(1) alone: rho = (phi,), the coefficients from three numbers
+        if self._ar1_alone:  # rho = (phi,) = tanh(y's last)
             rho = np.tanh(y[self.ntheta :])
-            phi = float(rho[0])
-            if not -1.0 < phi < 1.0:
+            if not -1.0 < rho[0] < 1.0:
                 return None, rho
-            c = 1.0 / (1.0 - phi * phi)
-            coefficients = np.array((c, c * phi * phi, -c * phi))[self._ar1_kinds]
         else:
             rho = self.structure.from_free(y[self.ntheta :])
             if not np.all((rho > self._rho_lower) & (rho < self._rho_upper)):
                 return None, rho
-            coefficients = self.structure.coefficients(rho)
-        a = (coefficients @ self.pieces).reshape(self.size, self.size)
+        a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
         return self.system.factor(y[: self.ntheta], a), rho
 
     def value(self, y: np.ndarray) -> float:
