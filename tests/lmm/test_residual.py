@@ -492,8 +492,7 @@ def test_compiled_newton_loop_equals_pythons(name, reml):
     formula, data, kwargs = MODELS[name]
     model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
     dense = residual.DenseResidualObjective.build(model)
-    theta, rho, _ = residual._starting_point(model, dense.value, dense)
-    x0 = np.concatenate([model.crossprods.to_scaled_theta(theta), model.residual.structure.to_free(rho)])
+    _, x0, _ = residual._starting_point(model, dense.value, dense)
     settings = OptimizerSettings()
     python = minimize_newton(dense.value, dense.derivatives, x0, settings)
     loop = dense.newton_loop()

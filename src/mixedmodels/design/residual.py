@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 _SPACING_TOLERANCE = 1e-8
+_PIECE_KINDS = ("all", "interior", "pair")  # a RowPiece's kind, numbered as in the structure's tables
 
 
 @dataclass(frozen=True)
@@ -223,17 +224,17 @@ class ResidualStructure:
 
     # --- the likelihood's pieces -----------------------------------------------------------
     @cached_property
-    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per piece: its strata s and t and its kind (0 all rows, 1 inner rows, 2 lag pairs); and the
-        pieces-by-ratios incidence (how often each free ratio divides the piece's coefficient)."""
-        s = np.array([p.strata[0] for p in self.pieces], dtype=np.intp)
-        t = np.array([p.strata[1] for p in self.pieces], dtype=np.intp)
-        kinds = np.array([("all", "interior", "pair").index(p.kind) for p in self.pieces], dtype=np.intp)
+    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per piece: its strata s and t and its kind (0 all rows, 1 inner rows, 2 lag pairs), views of one
+        (pieces x 3) table; the pieces-by-ratios incidence (how often each free ratio divides the piece's
+        coefficient); and the table itself."""
+        table = np.array([(*p.strata, _PIECE_KINDS.index(p.kind)) for p in self.pieces], dtype=np.int64)
+        s, t, kinds = table.T
         incidence = np.zeros((len(self.pieces), len(self.levels)))
         pieces = np.arange(s.size)  # one entry per piece in each update: no repeated index, no np.add.at needed
         incidence[pieces, s] += 1.0
         incidence[pieces, t] += 1.0
-        return s, t, kinds, incidence[:, 1:]
+        return s, t, kinds, incidence[:, 1:], table
 
     @cached_property
     def _stratum_counts(self) -> np.ndarray:
@@ -241,7 +242,7 @@ class ResidualStructure:
 
     def _scales(self, params: np.ndarray) -> np.ndarray:
         """``1 / (delta_s delta_t)`` per piece (an evaluation's hot path: a few numpy calls)."""
-        s, t, _, _ = self._piece_table
+        s, t, *_ = self._piece_table
         delta = np.ones(len(self.levels))
         delta[1:] = params[: len(self.levels) - 1]
         return 1.0 / (delta[s] * delta[t])
@@ -292,7 +293,7 @@ class ResidualStructure:
         ``-2 sinh 2v = -4 phi c``, divided by ``delta_s delta_t``.
         """
         params = np.asarray(params, dtype=float)
-        _, _, kinds, incidence = self._piece_table
+        _, _, kinds, incidence, _ = self._piece_table
         if self.variance is None:  # AR(1) alone: every delta is 1, the only parameter is atanh phi
             _, first, second = self._phi_factors(float(params[-1]))
             return first[kinds][:, None], second[kinds][:, None, None]
@@ -315,9 +316,10 @@ class ResidualStructure:
         """This structure as arrays for a compiled loop
         (:func:`~mixedmodels.linalg._residual_kernels.structure_terms`): per piece its strata s, t and kind
         (-1 without AR(1)), the pieces-by-ratios incidence, the strata's rows but the first's, and ``n - G``."""
-        s, t, kinds, incidence = self._piece_table
-        kinds = kinds if self.ar1 is not None else np.full(kinds.size, -1)
-        table = np.ascontiguousarray(np.column_stack([s, t, kinds]).astype(np.int64))
+        *_, incidence, table = self._piece_table
+        if self.ar1 is None:
+            table = table.copy()
+            table[:, 2] = -1
         lag_rows = float(self.strata.size - self.ar1.ngroups) if self.ar1 is not None else 0.0
         return table, np.ascontiguousarray(incidence), np.ascontiguousarray(self._stratum_counts[1:]), lag_rows
 

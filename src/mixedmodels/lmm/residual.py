@@ -424,7 +424,8 @@ _PHI_STARTS = (0.3, 0.6, 0.9)
 def _starting_point(
     model: Any, value: Any, dense: "DenseResidualObjective | None"
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Where the optimizer starts: theta (data units), the residual parameters, and the evaluations it took.
+    """Where the optimizer starts: theta (data units), the point ``(scaled theta, free rho)``, and the
+    evaluations it took.
 
     The residual parameters start where the model has them; at the structure's own start (equal
     SDs, phi = 0) the SD ratios start at their moment estimates where the system is dense
@@ -449,20 +450,20 @@ def _starting_point(
     free0 = structure.to_free(rho0)
     values = dense.values if dense is not None else (lambda points: [value(y) for y in points])
     thetas = model._start_candidates()
-    scaled = [cp.to_scaled_theta(theta) for theta in thetas]
-    found = values([np.concatenate([x, free0]) for x in scaled]) if len(thetas) > 1 else [np.inf]
-    best = int(np.argmin(found))
+    points = [np.concatenate([cp.to_scaled_theta(theta), free0]) for theta in thetas]
+    found = values(points) if len(points) > 1 else []
+    best = int(np.argmin(found)) if found else 0
     if structure.ar1 is None:
-        return thetas[best], rho0, len(found) if len(thetas) > 1 else 0
-    candidates = [rho0]
+        return thetas[best], points[best], len(found)
+    scaled = points[best][: points[best].size - free0.size]
+    tried = [points[best]]  # phi = rho0's, then each of _PHI_STARTS
     for phi in _PHI_STARTS:
-        candidates.append(rho0.copy())
-        candidates[-1][-1] = phi
-    known = found[best] if len(thetas) > 1 else None
-    others = values([np.concatenate([scaled[best], structure.to_free(c)]) for c in candidates[known is not None :]])
-    phis = ([known] if known is not None else []) + list(others)
-    evaluations = (len(found) if len(thetas) > 1 else 0) + len(others)
-    return thetas[best], candidates[int(np.argmin(phis))], evaluations
+        candidate = rho0.copy()
+        candidate[-1] = phi
+        tried.append(np.concatenate([scaled, structure.to_free(candidate)]))
+    others = values(tried[1:] if found else tried)
+    phis = ([found[best]] if found else []) + list(others)
+    return thetas[best], tried[int(np.argmin(phis))], len(found) + len(others)
 
 
 def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) -> np.ndarray | None:
@@ -516,14 +517,15 @@ def optimize_with_residual(
     method = _method(settings, dense)
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
-    ntheta = model.theta_lower.size
+    theta_lower = model.theta_lower
+    ntheta = theta_lower.size
     objective = dense.value if dense is not None else _blocked_objective(model)
     if start is not None:
-        theta0, rho0, tries = np.asarray(start, dtype=float), residual.params, 0
+        theta0, tries = np.asarray(start, dtype=float), 0
+        x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(residual.params)])
     else:
-        theta0, rho0, tries = _starting_point(model, objective, dense)
-    x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
-    lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
+        theta0, x0, tries = _starting_point(model, objective, dense)
+    lower = np.concatenate([theta_lower, np.full(structure.nparams, -np.inf)])
     upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
     bounded = None if np.all(np.isinf(upper)) else upper
     with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
