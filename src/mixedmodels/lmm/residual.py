@@ -80,6 +80,8 @@ from ..optim import (
 
 __all__ = ["ResidualModel", "DenseResidualObjective", "optimize_with_residual", "check_no_zero_weights"]
 
+_DEFAULT_SETTINGS = OptimizerSettings()  # immutable (as lmm/model.py's): not made and checked again every fit
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualModel:
@@ -512,7 +514,7 @@ def optimize_with_residual(
     :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
-    settings = settings or OptimizerSettings()
+    settings = settings or _DEFAULT_SETTINGS
     dense = DenseResidualObjective.build(model)
     method = _method(settings, dense)
     residual, cp = model.residual, model.crossprods
