@@ -46,6 +46,7 @@ fixed variance parameters (the results, conditional modes and variances,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import nlopt
@@ -114,9 +115,14 @@ class ResidualModel:
         blocks = WeightedBlocks.build(refs, zs, nlevels, xy, layouts, structure.pieces)
         return cls(structure, blocks, structure.start())
 
+    @cached_property
+    def coefficients(self) -> np.ndarray:
+        """The pieces' weights at this model's parameters (its blocks' and its dense system's)."""
+        return self.structure.coefficients(self.params)
+
     def crossprods(self, params: np.ndarray | None = None) -> BlockedCrossProducts:
         """The blocks at ``params`` (default: this model's)."""
-        return self.blocks.combine(self.structure.coefficients(self.params if params is None else params))
+        return self.blocks.combine(self.coefficients if params is None else self.structure.coefficients(params))
 
     def at(self, params: np.ndarray) -> "ResidualModel":
         return replace(self, params=np.asarray(params, dtype=float).copy())
@@ -174,7 +180,7 @@ class DenseResidualObjective:
         else:  # A from the dense pieces at the structure's parameters, not from the blocks
 
             def dense_matrix() -> np.ndarray:
-                a = residual.structure.coefficients(residual.params) @ blocks.dense.reshape(blocks.npieces, -1)
+                a = residual.coefficients @ blocks.dense.reshape(blocks.npieces, -1)
                 return a.reshape(blocks.dense.shape[1:])
 
             system = cp.dense_system_from(dense_matrix)
