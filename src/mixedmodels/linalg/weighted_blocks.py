@@ -27,6 +27,7 @@ combining them is one vector-matrix product.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -136,7 +137,7 @@ class WeightedBlocks:
         shape11, shape22, size21, shape21 = self.shapes
         q1 = shape11[0] * shape11[1]
         size, npieces, k1 = q1 + shape22[0], self.npieces, shape11[1]
-        n11 = int(np.prod(shape11))
+        n11 = math.prod(shape11)
         out = np.zeros((npieces, size, size))
         starts = np.arange(shape11[0])[:, None, None] * k1
         out[:, starts + np.arange(k1)[:, None], starts + np.arange(k1)] = self.packed[:, :n11].reshape(-1, *shape11)
@@ -150,7 +151,7 @@ class WeightedBlocks:
         """``sum_k c_k A_k`` as blocks to factor (no precomputed rank-update plan: the values change every time)."""
         flat = np.asarray(coefficients, dtype=float) @ self.packed
         shape11, shape22, size21, shape21 = self.shapes
-        n11 = int(np.prod(shape11))
+        n11 = math.prod(shape11)
         a11 = flat[:n11].reshape(shape11)
         part21 = flat[n11 : n11 + size21]
         a22 = flat[n11 + size21 :].reshape(shape22)

@@ -221,8 +221,8 @@ class DenseResidualObjective:
         kernel = compiled_residual_values() if self.has_hessian and points else None
         if kernel is None:
             return [self.value(y) for y in points]
-        found = kernel(*self.kernel_arguments(), np.array(points, dtype=float)).tolist()
-        best = int(np.argmin(found))
+        values = kernel(*self.kernel_arguments(), np.array(points, dtype=float))
+        best, found = int(values.argmin()), values.tolist()
         if self._lowest is None or found[best] < self._lowest[1]:
             self._lowest = (np.array(points[best], dtype=float), found[best])
         return found
