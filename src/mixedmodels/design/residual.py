@@ -459,13 +459,14 @@ def _strata(
     else:
         uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = _Labels(uniques)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(labels)))
+    used = np.bincount(codes, minlength=len(labels)).nonzero()[0]
     if used.size < 2:
         raise ModelSpecError(
             f"var_ident({variance.column!r}) needs at least two levels with observations to compare; "
             f"{variance.column!r} has {used.size} ({', '.join(labels[i] for i in used)})"
         )
-    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap = np.empty(len(labels), dtype=np.int64)
+    remap.fill(-1)
     remap[used] = np.arange(used.size)
     return remap[codes], tuple(labels[i] for i in used)
 
@@ -509,7 +510,7 @@ def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, 
         _check_nested(term, previous, following, groups, labels, correlation)
     interior = np.empty(n, dtype=bool)
     interior[order] = ~(starts | ends)
-    return _AR1Rows(previous, following, interior, int(np.count_nonzero(starts)), order, starts)
+    return _AR1Rows(previous, following, interior, int(starts.sum()), order, starts)
 
 
 def _check_groups(g, t, lone_rows, same, labels, correlation: CorAR1) -> None:
@@ -524,10 +525,10 @@ def _check_groups(g, t, lone_rows, same, labels, correlation: CorAR1) -> None:
         )
     if correlation.time is None:
         return
-    if not np.all(np.isfinite(t)):
+    if not np.isfinite(t).all():
         raise DataError(f"cor_ar1(): the time column {correlation.time!r} has infinite values")
-    step = np.diff(t)
-    bad = np.flatnonzero(same & (np.abs(step - 1.0) > _SPACING_TOLERANCE))
+    step = t[1:] - t[:-1]
+    bad = (same & (np.abs(step - 1.0) > _SPACING_TOLERANCE)).nonzero()[0]
     if bad.size:
         group = labels[g[bad[0] + 1]]
         shown = ", ".join(f"{v:g}" for v in t[g == g[bad[0] + 1]][:8])
@@ -543,7 +544,7 @@ def _check_nested(
     term, previous: np.ndarray, following: np.ndarray, groups: np.ndarray, labels, correlation: CorAR1
 ) -> None:
     """Every correlation group lies within one level of the term's grouping factor."""
-    crossing = np.flatnonzero(term.refs[previous] != term.refs[following])
+    crossing = (term.refs[previous] != term.refs[following]).nonzero()[0]
     if crossing.size:
         group = labels[groups[previous[crossing[0]]]]
         raise ModelSpecError(
@@ -557,7 +558,7 @@ def _pieces(strata: np.ndarray, nstrata: int, ar1: _AR1Rows | None) -> tuple[Row
     """The stored cross-products: per stratum all rows (and the inner ones), and the lag pairs per pair of strata."""
     if nstrata == 1 and ar1 is not None:  # AR(1) alone: all rows, the inner ones, every pair (no selecting)
         pieces = [RowPiece(np.arange(strata.size), None, "all", (0, 0))]
-        inner = np.flatnonzero(ar1.interior)
+        inner = ar1.interior.nonzero()[0]
         if inner.size:
             pieces.append(RowPiece(inner, None, "interior", (0, 0)))
         return (*pieces, RowPiece(ar1.previous, ar1.following, "pair", (0, 0)))

@@ -195,7 +195,7 @@ class DenseResidualObjective:
                 return None, rho
         else:
             rho = self.structure.from_free(y[self.ntheta :])
-            if not np.all((rho > self._rho_lower) & (rho < self._rho_upper)):
+            if not ((rho > self._rho_lower) & (rho < self._rho_upper)).all():
                 return None, rho
         a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
         return self.system.factor(y[: self.ntheta], a), rho
@@ -488,7 +488,7 @@ def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) 
         dof = piece.rows.size - rank
         variances[piece.strata[0]] = rss / dof if dof > 0 else np.nan
     ratios = np.sqrt(variances[1:] / variances[0])
-    return ratios if np.all(np.isfinite(ratios) & (ratios > 0)) else None
+    return ratios if (np.isfinite(ratios) & (ratios > 0)).all() else None
 
 
 _COLLINEAR = 1e-10  # a column whose share of its sum of squares not explained by the columns before is below this
@@ -533,9 +533,10 @@ def optimize_with_residual(
         x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(residual.params)])
     else:
         theta0, x0, tries = _starting_point(model, objective, dense)
-    lower = np.concatenate([theta_lower, np.full(structure.nparams, -np.inf)])
-    upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
-    bounded = None if np.all(np.isinf(upper)) else upper
+    lower, upper = np.empty(ntheta + structure.nparams), np.empty(ntheta + structure.nparams)
+    lower[:ntheta], lower[ntheta:] = theta_lower, -np.inf
+    upper[:ntheta], upper[ntheta:] = model.theta_upper, np.inf
+    bounded = None if np.isinf(upper).all() else upper
     with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
         if method == "newton":
             f0 = dense.known_value(x0)  # the start's chosen candidate: not evaluated again
