@@ -564,9 +564,9 @@ def _pieces(strata: np.ndarray, nstrata: int, ar1: _AR1Rows | None) -> tuple[Row
         return (*pieces, RowPiece(ar1.previous, ar1.following, "pair", (0, 0)))
     pieces = []
     for s in range(nstrata):
-        pieces.append(RowPiece(np.flatnonzero(strata == s), None, "all", (s, s)))
+        pieces.append(RowPiece((strata == s).nonzero()[0], None, "all", (s, s)))
         if ar1 is not None:
-            inner = np.flatnonzero((strata == s) & ar1.interior)
+            inner = ((strata == s) & ar1.interior).nonzero()[0]
             if inner.size:
                 pieces.append(RowPiece(inner, None, "interior", (s, s)))
     if ar1 is not None:

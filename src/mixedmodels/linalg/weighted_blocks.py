@@ -201,8 +201,8 @@ def _packed_grams(grams: np.ndarray, first: TermLayout) -> tuple[np.ndarray, tup
     level = np.arange(q1)
     a11 = grams[:, :size1, :size1].reshape(npieces, q1, k1, q1, k1)[:, level, :, level, :]  # (q1, pieces, k1, k1)
     a21, a22 = grams[:, size1:, :size1], grams[:, size1:, size1:]
-    packed = np.hstack(
-        [np.swapaxes(a11, 0, 1).reshape(npieces, -1), a21.reshape(npieces, -1), a22.reshape(npieces, -1)]
+    packed = np.concatenate(
+        [a11.swapaxes(0, 1).reshape(npieces, -1), a21.reshape(npieces, -1), a22.reshape(npieces, -1)], axis=1
     )
     m = size - size1
     return packed, ((q1, k1, k1), (m, m), m * size1, (m, size1))
