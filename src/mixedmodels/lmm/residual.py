@@ -460,7 +460,7 @@ def _starting_point(
     thetas = model._start_candidates()
     points = [np.concatenate([cp.to_scaled_theta(theta), free0]) for theta in thetas]
     found = values(points) if len(points) > 1 else []
-    best = int(np.argmin(found)) if found else 0
+    best = int(np.asarray(found).argmin()) if found else 0  # np.argmin's answer without its list wrapping
     if structure.ar1 is None:
         return thetas[best], points[best], len(found)
     scaled = points[best][: points[best].size - free0.size]
@@ -471,7 +471,7 @@ def _starting_point(
         tried.append(np.concatenate([scaled, structure.to_free(candidate)]))
     others = values(tried[1:] if found else tried)
     phis = ([found[best]] if found else []) + list(others)
-    return thetas[best], tried[int(np.argmin(phis))], len(found) + len(others)
+    return thetas[best], tried[int(np.asarray(phis).argmin())], len(found) + len(others)
 
 
 def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) -> np.ndarray | None:
