@@ -260,6 +260,42 @@ def test_bad_correlation_groups_are_named(data, correlation, message):
         mm.lmer("Reaction ~ Days + (1 | Subject)", data(), correlation=correlation)
 
 
+def test_one_lone_group_and_infinite_times_are_named():
+    """One group with a single row is named alone (no "and n more"); an infinite time is a DataError."""
+    data = _sleep(g=np.where(np.arange(180) == 0, "lone", issue19_dataset("sleepstudy")["Subject"].astype(str)))
+    with pytest.raises(mm.ModelSpecError, match=r"group 'lone' has one time point; an AR\(1\) correlation needs"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", data, correlation=mm.cor_ar1("Days", group="g"))
+    days = issue19_dataset("sleepstudy")["Days"].to_numpy(dtype=float)
+    with pytest.raises(mm.DataError, match=r"the time column 't' has infinite values"):
+        mm.lmer(
+            "Reaction ~ Days + (1 | Subject)",
+            _sleep(t=np.where(np.arange(180) == 5, np.inf, days)),
+            correlation=mm.cor_ar1("t", group="Subject"),
+        )
+
+
+def test_ar1_alone_pieces_are_all_rows_inner_rows_and_consecutive_pairs():
+    """AR(1) without strata stores M'M (all rows, as the dense [Z X y] itself: the same bits as its rows'
+    copy), the inner rows (neither a group's first nor its last time) and every consecutive pair; rows
+    shuffled so that the model's order is not the time order."""
+    from mixedmodels.linalg import weighted_blocks
+
+    data = issue19_dataset("sleepstudy").sample(frac=1.0, random_state=3)
+    model = mm.LinearMixedModel.from_formula(
+        "Reaction ~ Days + (1 | Subject)", data, correlation=mm.cor_ar1("Days", group="Subject")
+    )
+    everything, inner, pairs = model.residual.structure.pieces
+    days, subject = data["Days"].to_numpy(), data["Subject"].astype(str).to_numpy()
+    assert (everything.kind, inner.kind, pairs.kind) == ("all", "interior", "pair")
+    np.testing.assert_array_equal(everything.rows, np.arange(180))
+    np.testing.assert_array_equal(inner.rows, np.flatnonzero((days > 0) & (days < 9)))
+    assert np.all(subject[pairs.rows] == subject[pairs.partner]) and np.all(days[pairs.partner] == days[pairs.rows] + 1)
+    assert pairs.rows.size == 180 - 18
+    m = np.random.default_rng(0).normal(size=(180, 7))
+    copied = m[np.arange(180)]
+    assert np.array_equal(weighted_blocks._dense_gram(m, everything), copied.T @ copied)
+
+
 def test_var_ident_with_one_level_and_bad_arguments():
     data = _sleep(one=["a"] * 180)
     with pytest.raises(mm.ModelSpecError, match=r"var_ident\('one'\) needs at least two levels"):
@@ -492,8 +528,7 @@ def test_compiled_newton_loop_equals_pythons(name, reml):
     formula, data, kwargs = MODELS[name]
     model = mm.LinearMixedModel.from_formula(formula, issue19_dataset(data), REML=reml, **kwargs)
     dense = residual.DenseResidualObjective.build(model)
-    theta, rho, _ = residual._starting_point(model, dense.value, dense)
-    x0 = np.concatenate([model.crossprods.to_scaled_theta(theta), model.residual.structure.to_free(rho)])
+    _, x0, _ = residual._starting_point(model, dense.value, dense)
     settings = OptimizerSettings()
     python = minimize_newton(dense.value, dense.derivatives, x0, settings)
     loop = dense.newton_loop()

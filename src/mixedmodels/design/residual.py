@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 _SPACING_TOLERANCE = 1e-8
+_PIECE_KINDS = ("all", "interior", "pair")  # a RowPiece's kind, numbered as in the structure's tables
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,10 @@ class ResidualStructure:
 
     def start(self) -> np.ndarray:
         """Equal SDs and no correlation."""
-        return np.concatenate([np.ones(len(self.levels) - 1), np.zeros(int(self.ar1 is not None))])
+        start = np.ones(self.nparams)
+        if self.ar1 is not None:
+            start[-1] = 0.0
+        return start
 
     def to_free(self, params: np.ndarray) -> np.ndarray:
         """The optimizer's coordinates: ``log delta`` and ``atanh phi`` (unbounded)."""
@@ -223,22 +227,17 @@ class ResidualStructure:
 
     # --- the likelihood's pieces -----------------------------------------------------------
     @cached_property
-    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per piece: its strata s and t and its kind (0 all rows, 1 inner rows, 2 lag pairs); and the
-        pieces-by-ratios incidence (how often each free ratio divides the piece's coefficient)."""
-        s = np.array([p.strata[0] for p in self.pieces], dtype=np.intp)
-        t = np.array([p.strata[1] for p in self.pieces], dtype=np.intp)
-        kinds = np.array([("all", "interior", "pair").index(p.kind) for p in self.pieces], dtype=np.intp)
+    def _piece_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per piece: its strata s and t and its kind (0 all rows, 1 inner rows, 2 lag pairs), views of one
+        (pieces x 3) table; the pieces-by-ratios incidence (how often each free ratio divides the piece's
+        coefficient); and the table itself."""
+        table = np.array([(*p.strata, _PIECE_KINDS.index(p.kind)) for p in self.pieces], dtype=np.int64)
+        s, t, kinds = table.T
         incidence = np.zeros((len(self.pieces), len(self.levels)))
         pieces = np.arange(s.size)  # one entry per piece in each update: no repeated index, no np.add.at needed
         incidence[pieces, s] += 1.0
         incidence[pieces, t] += 1.0
-        return s, t, kinds, incidence[:, 1:]
-
-    @property
-    def piece_kinds(self) -> np.ndarray:
-        """Each piece's kind: 0 all rows of a stratum, 1 its inner rows, 2 lag pairs."""
-        return self._piece_table[2]
+        return s, t, kinds, incidence[:, 1:], table
 
     @cached_property
     def _stratum_counts(self) -> np.ndarray:
@@ -246,7 +245,7 @@ class ResidualStructure:
 
     def _scales(self, params: np.ndarray) -> np.ndarray:
         """``1 / (delta_s delta_t)`` per piece (an evaluation's hot path: a few numpy calls)."""
-        s, t, _, _ = self._piece_table
+        s, t, *_ = self._piece_table
         delta = np.ones(len(self.levels))
         delta[1:] = params[: len(self.levels) - 1]
         return 1.0 / (delta[s] * delta[t])
@@ -267,12 +266,12 @@ class ResidualStructure:
         """The weight of each stored cross-product in ``M' R^-1 M``: ``c / delta_s^2`` (all rows),
         ``c phi^2 / delta_s^2`` (inner rows), ``-c phi / (delta_s delta_t)`` (lag pairs)."""
         params = np.asarray(params, dtype=float)
-        scale = self._scales(params)
         if self.ar1 is None:
-            return scale
+            return self._scales(params)
         phi = float(params[-1])
         c = 1.0 / (1.0 - phi * phi)
-        return np.array((c, c * phi * phi, -c * phi))[self._piece_table[2]] * scale
+        factors = np.array((c, c * phi * phi, -c * phi))[self._piece_table[2]]
+        return factors if self.variance is None else factors * self._scales(params)  # AR(1) alone: every scale is 1
 
     def coefficient_jacobian(self, params: np.ndarray) -> np.ndarray:
         """``d coefficients / d free`` (pieces x params) over the optimizer's ``log delta`` and ``atanh phi``.
@@ -297,7 +296,7 @@ class ResidualStructure:
         ``-2 sinh 2v = -4 phi c``, divided by ``delta_s delta_t``.
         """
         params = np.asarray(params, dtype=float)
-        _, _, kinds, incidence = self._piece_table
+        _, _, kinds, incidence, _ = self._piece_table
         if self.variance is None:  # AR(1) alone: every delta is 1, the only parameter is atanh phi
             _, first, second = self._phi_factors(float(params[-1]))
             return first[kinds][:, None], second[kinds][:, None, None]
@@ -320,9 +319,10 @@ class ResidualStructure:
         """This structure as arrays for a compiled loop
         (:func:`~mixedmodels.linalg._residual_kernels.structure_terms`): per piece its strata s, t and kind
         (-1 without AR(1)), the pieces-by-ratios incidence, the strata's rows but the first's, and ``n - G``."""
-        s, t, kinds, incidence = self._piece_table
-        kinds = kinds if self.ar1 is not None else np.full(kinds.size, -1)
-        table = np.ascontiguousarray(np.column_stack([s, t, kinds]).astype(np.int64))
+        *_, incidence, table = self._piece_table
+        if self.ar1 is None:
+            table = table.copy()
+            table[:, 2] = -1
         lag_rows = float(self.strata.size - self.ar1.ngroups) if self.ar1 is not None else 0.0
         return table, np.ascontiguousarray(incidence), np.ascontiguousarray(self._stratum_counts[1:]), lag_rows
 
@@ -459,13 +459,14 @@ def _strata(
     else:
         uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
         labels = _Labels(uniques)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(labels)))
+    used = np.bincount(codes, minlength=len(labels)).nonzero()[0]
     if used.size < 2:
         raise ModelSpecError(
             f"var_ident({variance.column!r}) needs at least two levels with observations to compare; "
             f"{variance.column!r} has {used.size} ({', '.join(labels[i] for i in used)})"
         )
-    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap = np.empty(len(labels), dtype=np.int64)
+    remap.fill(-1)
     remap[used] = np.arange(used.size)
     return remap[codes], tuple(labels[i] for i in used)
 
@@ -481,7 +482,12 @@ def _times(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1) -> 
     if correlation.time is None:
         return np.arange(n, dtype=float)
     column = columns(correlation.time)
-    if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):  # pandas' numeric dtypes but bool, without its dtype dispatch (~4 us)
+        numeric = dtype.kind in "iufc"
+    else:
+        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if not numeric:
         raise DataError(
             f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}"
         )
@@ -494,35 +500,35 @@ def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, 
     times = _times(columns, n, correlation)
     order = np.lexsort((times, groups))
     g, t = groups[order], times[order]
-    same = g[1:] == g[:-1]
-    step = np.diff(t)
-    spacing = 1.0 if correlation.time is not None else None
-    _check_groups(g, t, same, step, labels, correlation, spacing)
+    # edges[i]: sorted row i starts a group (i < n), ends[i] = edges[i + 1]: it ends one; one array, three views
+    edges = np.ones(n + 1, dtype=bool)
+    np.not_equal(g[1:], g[:-1], out=edges[1:n])
+    starts, ends, same = edges[:n], edges[1:], ~edges[1:n]
+    _check_groups(g, t, starts & ends, same, labels, correlation)
     previous, following = order[:-1][same], order[1:][same]
     for term in terms:
         _check_nested(term, previous, following, groups, labels, correlation)
-    starts = np.concatenate([[True], ~same])
-    ends = np.concatenate([~same, [True]])
     interior = np.empty(n, dtype=bool)
     interior[order] = ~(starts | ends)
     return _AR1Rows(previous, following, interior, int(starts.sum()), order, starts)
 
 
-def _check_groups(g, t, same, step, labels, correlation: CorAR1, spacing: float | None) -> None:
-    """Two or more times per group, distinct, one unit apart (when a time column is given)."""
-    sizes = np.bincount(g, minlength=len(labels))
-    lone = np.flatnonzero(sizes == 1)
-    if lone.size:
+def _check_groups(g, t, lone_rows, same, labels, correlation: CorAR1) -> None:
+    """Two or more times per group (``lone_rows``: the sorted rows alone in their group), distinct, one unit
+    apart (when a time column is given)."""
+    if lone_rows.any():
+        lone = g[lone_rows]  # the lone groups' codes, in order
         raise ModelSpecError(
             f"cor_ar1(group={correlation.group!r}): group {labels[lone[0]]!r} has one time point"
             f"{f' (and {lone.size - 1} more groups)' if lone.size > 1 else ''}; an AR(1) correlation needs at "
             "least two observations per group: drop those rows or group differently"
         )
-    if spacing is None:
+    if correlation.time is None:
         return
-    if not np.all(np.isfinite(t)):
+    if not np.isfinite(t).all():
         raise DataError(f"cor_ar1(): the time column {correlation.time!r} has infinite values")
-    bad = np.flatnonzero(same & (np.abs(step - spacing) > _SPACING_TOLERANCE))
+    step = t[1:] - t[:-1]
+    bad = (same & (np.abs(step - 1.0) > _SPACING_TOLERANCE)).nonzero()[0]
     if bad.size:
         group = labels[g[bad[0] + 1]]
         shown = ", ".join(f"{v:g}" for v in t[g == g[bad[0] + 1]][:8])
@@ -538,7 +544,7 @@ def _check_nested(
     term, previous: np.ndarray, following: np.ndarray, groups: np.ndarray, labels, correlation: CorAR1
 ) -> None:
     """Every correlation group lies within one level of the term's grouping factor."""
-    crossing = np.flatnonzero(term.refs[previous] != term.refs[following])
+    crossing = (term.refs[previous] != term.refs[following]).nonzero()[0]
     if crossing.size:
         group = labels[groups[previous[crossing[0]]]]
         raise ModelSpecError(
@@ -550,11 +556,17 @@ def _check_nested(
 
 def _pieces(strata: np.ndarray, nstrata: int, ar1: _AR1Rows | None) -> tuple[RowPiece, ...]:
     """The stored cross-products: per stratum all rows (and the inner ones), and the lag pairs per pair of strata."""
+    if nstrata == 1 and ar1 is not None:  # AR(1) alone: all rows, the inner ones, every pair (no selecting)
+        pieces = [RowPiece(np.arange(strata.size), None, "all", (0, 0))]
+        inner = ar1.interior.nonzero()[0]
+        if inner.size:
+            pieces.append(RowPiece(inner, None, "interior", (0, 0)))
+        return (*pieces, RowPiece(ar1.previous, ar1.following, "pair", (0, 0)))
     pieces = []
     for s in range(nstrata):
-        pieces.append(RowPiece(np.flatnonzero(strata == s), None, "all", (s, s)))
+        pieces.append(RowPiece((strata == s).nonzero()[0], None, "all", (s, s)))
         if ar1 is not None:
-            inner = np.flatnonzero((strata == s) & ar1.interior)
+            inner = ((strata == s) & ar1.interior).nonzero()[0]
             if inner.size:
                 pieces.append(RowPiece(inner, None, "interior", (s, s)))
     if ar1 is not None:

@@ -27,6 +27,7 @@ combining them is one vector-matrix product.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -136,7 +137,7 @@ class WeightedBlocks:
         shape11, shape22, size21, shape21 = self.shapes
         q1 = shape11[0] * shape11[1]
         size, npieces, k1 = q1 + shape22[0], self.npieces, shape11[1]
-        n11 = int(np.prod(shape11))
+        n11 = math.prod(shape11)
         out = np.zeros((npieces, size, size))
         starts = np.arange(shape11[0])[:, None, None] * k1
         out[:, starts + np.arange(k1)[:, None], starts + np.arange(k1)] = self.packed[:, :n11].reshape(-1, *shape11)
@@ -150,7 +151,7 @@ class WeightedBlocks:
         """``sum_k c_k A_k`` as blocks to factor (no precomputed rank-update plan: the values change every time)."""
         flat = np.asarray(coefficients, dtype=float) @ self.packed
         shape11, shape22, size21, shape21 = self.shapes
-        n11 = int(np.prod(shape11))
+        n11 = math.prod(shape11)
         a11 = flat[:n11].reshape(shape11)
         part21 = flat[n11 : n11 + size21]
         a22 = flat[n11 + size21 :].reshape(shape22)
@@ -183,8 +184,8 @@ def _dense_model_matrix(refs, zs, nlevels, xy, layouts) -> np.ndarray | None:
 
 def _dense_gram(m: np.ndarray, piece) -> np.ndarray:
     """One piece from the dense ``[Z X y]``: ``M_a'M_a``, or ``M_a'M_b + M_b'M_a`` for a lag term (symmetric:
-    numpy forms ``A'A`` by a symmetric rank update)."""
-    a = m[piece.rows]
+    numpy forms ``A'A`` by a symmetric rank update; a piece of all rows, sorted and distinct, is ``M'M`` itself)."""
+    a = m if piece.partner is None and piece.rows.size == m.shape[0] else m[piece.rows]
     if piece.partner is None:
         return a.T @ a
     cross = a.T @ m[piece.partner]
@@ -200,8 +201,8 @@ def _packed_grams(grams: np.ndarray, first: TermLayout) -> tuple[np.ndarray, tup
     level = np.arange(q1)
     a11 = grams[:, :size1, :size1].reshape(npieces, q1, k1, q1, k1)[:, level, :, level, :]  # (q1, pieces, k1, k1)
     a21, a22 = grams[:, size1:, :size1], grams[:, size1:, size1:]
-    packed = np.hstack(
-        [np.swapaxes(a11, 0, 1).reshape(npieces, -1), a21.reshape(npieces, -1), a22.reshape(npieces, -1)]
+    packed = np.concatenate(
+        [a11.swapaxes(0, 1).reshape(npieces, -1), a21.reshape(npieces, -1), a22.reshape(npieces, -1)], axis=1
     )
     m = size - size1
     return packed, ((q1, k1, k1), (m, m), m * size1, (m, size1))

@@ -258,6 +258,10 @@ class LinearMixedModel(ThetaParameters):
     def at_residual(self, params: np.ndarray) -> "LinearMixedModel":
         """The model with its residual structure's parameters fixed at ``params`` (delta's, then phi)."""
         check_arguments(locals())
+        return self._at_residual(params)
+
+    def _at_residual(self, params: np.ndarray) -> "LinearMixedModel":
+        """:meth:`at_residual` for parameters already checked (the fit's estimates)."""
         residual = self.residual.at(params)
         return replace(self, crossprods=residual.crossprods(), residual=residual)
 
@@ -486,7 +490,7 @@ class LinearMixedModel(ThetaParameters):
             model = self
         else:
             info, params, factor = optimize_with_residual(self, settings, start)
-            model = self.at_residual(params)
+            model = self._at_residual(params)
         if not info.optimizer_converged:
             warnings.warn(f"optimizer did not converge: {info.message}", ConvergenceWarning, stacklevel=3)
         for message in info.warnings:

@@ -46,6 +46,7 @@ fixed variance parameters (the results, conditional modes and variances,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import nlopt
@@ -80,6 +81,8 @@ from ..optim import (
 
 __all__ = ["ResidualModel", "DenseResidualObjective", "optimize_with_residual", "check_no_zero_weights"]
 
+_DEFAULT_SETTINGS = OptimizerSettings()  # immutable (as lmm/model.py's): not made and checked again every fit
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualModel:
@@ -112,9 +115,14 @@ class ResidualModel:
         blocks = WeightedBlocks.build(refs, zs, nlevels, xy, layouts, structure.pieces)
         return cls(structure, blocks, structure.start())
 
+    @cached_property
+    def coefficients(self) -> np.ndarray:
+        """The pieces' weights at this model's parameters (its blocks' and its dense system's)."""
+        return self.structure.coefficients(self.params)
+
     def crossprods(self, params: np.ndarray | None = None) -> BlockedCrossProducts:
         """The blocks at ``params`` (default: this model's)."""
-        return self.blocks.combine(self.structure.coefficients(self.params if params is None else params))
+        return self.blocks.combine(self.coefficients if params is None else self.structure.coefficients(params))
 
     def at(self, params: np.ndarray) -> "ResidualModel":
         return replace(self, params=np.asarray(params, dtype=float).copy())
@@ -150,14 +158,13 @@ class DenseResidualObjective:
         self.model, self.system, self.structure = model, system, residual.structure
         blocks = residual.blocks
         self.pieces = blocks.dense_pieces().reshape(blocks.npieces, -1)
-        self.ntheta, self.size = model.theta_lower.size, system.a.shape[0]
-        nd = len(self.structure.levels) - 1
-        # the open range of rho: ratios in (0, inf), phi in (-1, 1)
-        self._rho_lower = np.concatenate([np.zeros(nd), -np.ones(self.structure.nparams - nd)])
-        self._rho_upper = np.concatenate([np.full(nd, np.inf), np.ones(self.structure.nparams - nd)])
+        self.ntheta, self.size = system.ntheta, system.a.shape[0]
         structure = self.structure
-        # an evaluation's hot path: with AR(1) alone, the kinds of the pieces (all rows, interior, lag pairs)
-        self._ar1_kinds = structure.piece_kinds if structure.variance is None and structure.ar1 is not None else None
+        nd = len(structure.levels) - 1
+        # the open range of rho: ratios in (0, inf), phi in (-1, 1)
+        self._rho_lower, self._rho_upper = np.zeros(structure.nparams), np.ones(structure.nparams)
+        self._rho_lower[nd:], self._rho_upper[:nd] = -1.0, np.inf
+        self._ar1_alone = structure.variance is None and structure.ar1 is not None  # an evaluation's hot path
         self._last: tuple[np.ndarray, DenseFactor | None, np.ndarray] | None = None
         self._best: tuple[np.ndarray, DenseFactor, np.ndarray, float] | None = None
         self._lowest: tuple[np.ndarray, float] | None = None  # the lowest of values()
@@ -173,7 +180,7 @@ class DenseResidualObjective:
         else:  # A from the dense pieces at the structure's parameters, not from the blocks
 
             def dense_matrix() -> np.ndarray:
-                a = residual.structure.coefficients(residual.params) @ blocks.dense.reshape(blocks.npieces, -1)
+                a = residual.coefficients @ blocks.dense.reshape(blocks.npieces, -1)
                 return a.reshape(blocks.dense.shape[1:])
 
             system = cp.dense_system_from(dense_matrix)
@@ -182,19 +189,15 @@ class DenseResidualObjective:
     def _factor(self, y: np.ndarray) -> tuple[DenseFactor | None, np.ndarray]:
         """The factor at ``y`` (None where ``rho`` left its range in floating point: ``tanh(20) = 1``,
         ``exp`` to 0 or infinity)."""
-        if self._ar1_kinds is not None:  # AR(1) alone: rho = (phi,), the coefficients from three numbers
+        if self._ar1_alone:  # rho = (phi,) = tanh(y's last)
             rho = np.tanh(y[self.ntheta :])
-            phi = float(rho[0])
-            if not -1.0 < phi < 1.0:
+            if not -1.0 < rho[0] < 1.0:
                 return None, rho
-            c = 1.0 / (1.0 - phi * phi)
-            coefficients = np.array((c, c * phi * phi, -c * phi))[self._ar1_kinds]
         else:
             rho = self.structure.from_free(y[self.ntheta :])
-            if not np.all((rho > self._rho_lower) & (rho < self._rho_upper)):
+            if not ((rho > self._rho_lower) & (rho < self._rho_upper)).all():
                 return None, rho
-            coefficients = self.structure.coefficients(rho)
-        a = (coefficients @ self.pieces).reshape(self.size, self.size)
+        a = (self.structure.coefficients(rho) @ self.pieces).reshape(self.size, self.size)
         return self.system.factor(y[: self.ntheta], a), rho
 
     def value(self, y: np.ndarray) -> float:
@@ -218,8 +221,8 @@ class DenseResidualObjective:
         kernel = compiled_residual_values() if self.has_hessian and points else None
         if kernel is None:
             return [self.value(y) for y in points]
-        found = kernel(*self.kernel_arguments(), np.array(points, dtype=float)).tolist()
-        best = int(np.argmin(found))
+        values = kernel(*self.kernel_arguments(), np.array(points, dtype=float))
+        best, found = int(values.argmin()), values.tolist()
         if self._lowest is None or found[best] < self._lowest[1]:
             self._lowest = (np.array(points[best], dtype=float), found[best])
         return found
@@ -429,7 +432,8 @@ _PHI_STARTS = (0.3, 0.6, 0.9)
 def _starting_point(
     model: Any, value: Any, dense: "DenseResidualObjective | None"
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Where the optimizer starts: theta (data units), the residual parameters, and the evaluations it took.
+    """Where the optimizer starts: theta (data units), the point ``(scaled theta, free rho)``, and the
+    evaluations it took.
 
     The residual parameters start where the model has them; at the structure's own start (equal
     SDs, phi = 0) the SD ratios start at their moment estimates where the system is dense
@@ -454,20 +458,20 @@ def _starting_point(
     free0 = structure.to_free(rho0)
     values = dense.values if dense is not None else (lambda points: [value(y) for y in points])
     thetas = model._start_candidates()
-    scaled = [cp.to_scaled_theta(theta) for theta in thetas]
-    found = values([np.concatenate([x, free0]) for x in scaled]) if len(thetas) > 1 else [np.inf]
-    best = int(np.argmin(found))
+    points = [np.concatenate([cp.to_scaled_theta(theta), free0]) for theta in thetas]
+    found = values(points) if len(points) > 1 else []
+    best = int(np.asarray(found).argmin()) if found else 0  # np.argmin's answer without its list wrapping
     if structure.ar1 is None:
-        return thetas[best], rho0, len(found) if len(thetas) > 1 else 0
-    candidates = [rho0]
+        return thetas[best], points[best], len(found)
+    scaled = points[best][: points[best].size - free0.size]
+    tried = [points[best]]  # phi = rho0's, then each of _PHI_STARTS
     for phi in _PHI_STARTS:
-        candidates.append(rho0.copy())
-        candidates[-1][-1] = phi
-    known = found[best] if len(thetas) > 1 else None
-    others = values([np.concatenate([scaled[best], structure.to_free(c)]) for c in candidates[known is not None :]])
-    phis = ([known] if known is not None else []) + list(others)
-    evaluations = (len(found) if len(thetas) > 1 else 0) + len(others)
-    return thetas[best], candidates[int(np.argmin(phis))], evaluations
+        candidate = rho0.copy()
+        candidate[-1] = phi
+        tried.append(np.concatenate([scaled, structure.to_free(candidate)]))
+    others = values(tried[1:] if found else tried)
+    phis = ([found[best]] if found else []) + list(others)
+    return thetas[best], tried[int(np.asarray(phis).argmin())], len(found) + len(others)
 
 
 def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) -> np.ndarray | None:
@@ -484,7 +488,7 @@ def _moment_ratios(structure: ResidualStructure, pieces: np.ndarray, size: int) 
         dof = piece.rows.size - rank
         variances[piece.strata[0]] = rss / dof if dof > 0 else np.nan
     ratios = np.sqrt(variances[1:] / variances[0])
-    return ratios if np.all(np.isfinite(ratios) & (ratios > 0)) else None
+    return ratios if (np.isfinite(ratios) & (ratios > 0)).all() else None
 
 
 _COLLINEAR = 1e-10  # a column whose share of its sum of squares not explained by the columns before is below this
@@ -516,21 +520,23 @@ def optimize_with_residual(
     :class:`~mixedmodels.lmm.model.LinearMixedModel` with a residual structure
     (not imported here: the model module imports this one).
     """
-    settings = settings or OptimizerSettings()
+    settings = settings or _DEFAULT_SETTINGS
     dense = DenseResidualObjective.build(model)
     method = _method(settings, dense)
     residual, cp = model.residual, model.crossprods
     structure = residual.structure
-    ntheta = model.theta_lower.size
+    theta_lower = model.theta_lower
+    ntheta = theta_lower.size
     objective = dense.value if dense is not None else _blocked_objective(model)
     if start is not None:
-        theta0, rho0, tries = np.asarray(start, dtype=float), residual.params, 0
+        theta0, tries = np.asarray(start, dtype=float), 0
+        x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(residual.params)])
     else:
-        theta0, rho0, tries = _starting_point(model, objective, dense)
-    x0 = np.concatenate([cp.to_scaled_theta(theta0), structure.to_free(rho0)])
-    lower = np.concatenate([model.theta_lower, np.full(structure.nparams, -np.inf)])
-    upper = np.concatenate([model.theta_upper, np.full(structure.nparams, np.inf)])
-    bounded = None if np.all(np.isinf(upper)) else upper
+        theta0, x0, tries = _starting_point(model, objective, dense)
+    lower, upper = np.empty(ntheta + structure.nparams), np.empty(ntheta + structure.nparams)
+    lower[:ntheta], lower[ntheta:] = theta_lower, -np.inf
+    upper[:ntheta], upper[ntheta:] = model.theta_upper, np.inf
+    bounded = None if np.isinf(upper).all() else upper
     with one_blas_thread() if dense is not None and dense.size > MAX_SIZE else blas_threads_for(cp.a22.shape[0]):
         if method == "newton":
             f0 = dense.known_value(x0)  # the start's chosen candidate: not evaluated again
