@@ -30,7 +30,6 @@ __all__ = [
     "bfgs_inverse_hessian",
     "backtracked_step",
     "minimize_newton",
-    "newton_rules",
     "snap_to_zero_bounds",
     "snap_rows_to_zero_bounds",
     "FreeCoordinates",
@@ -568,7 +567,8 @@ def minimize_newton(
     settings = settings or OptimizerSettings()
     if loop is not None:
         start = time.perf_counter()
-        x, f, code, nfev, ngev, g, h = loop(np.array(x0, dtype=float), f0, *newton_rules(settings))
+        rules = np.array([_NEWTON_DECREMENT, settings.ftol_abs, settings.maxeval, _MAX_NEWTON_STEP, _ARMIJO])
+        x, f, code, nfev, ngev, g, h = loop(np.array(x0, dtype=float), f0, rules, _NEWTON_CODES)
         counts = [int(nfev), int(ngev)]
         return _derivative_result(NEWTON, x0, (x, float(f)), int(code), counts, start, settings, gradient=g, hessian=h)
     counts = [0, 0]
@@ -603,13 +603,6 @@ def minimize_newton(
         counts[1] += 1
         g, h = derivatives(x)
     return _derivative_result(NEWTON, x0, (x, f), code, counts, start, settings, gradient=g, hessian=h)
-
-
-def newton_rules(settings: OptimizerSettings) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`minimize_newton`'s rules for a compiled loop: ``(decrement tolerance, ftol_abs, maxeval, largest
-    step, Armijo share)``, and NLopt's ``(success, maxeval, stalled)`` codes."""
-    rules = np.array([_NEWTON_DECREMENT, settings.ftol_abs, settings.maxeval, _MAX_NEWTON_STEP, _ARMIJO])
-    return rules, _NEWTON_CODES
 
 
 def _newton_direction(g: np.ndarray, h: np.ndarray, limit: float) -> tuple[np.ndarray, bool]:

@@ -22,7 +22,6 @@ from lmm.test_model import EXTRA_CASES, LMM_CASES
 from linalg.test_gradient import _model, _points
 from mixedmodels.linalg import _dense_kernels, dense_system
 from mixedmodels.linalg.gradient import ProfiledObjective
-from mixedmodels.optim import OptimizerSettings, newton_rules
 
 pytestmark = [pytest.mark.numerics, pytest.mark.filterwarnings("ignore:boundary .singular. fit")]
 
@@ -232,40 +231,3 @@ def test_the_start_candidates_values_without_numba_are_value(monkeypatch):
     values = objective.values(points)
     assert values == [model.objective_from(model.crossprods.dense_system.factor(x)) for x in points]
     assert objective.kept_factor_at(points[-1]) is not None
-
-
-@pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
-@pytest.mark.parametrize("name", SMALL)
-def test_the_start_and_newton_in_one_call_equal_the_two_calls(name, reml):
-    """``dense_fit`` (the start candidates' values and Newton's loop from the best, one compiled call) gives
-    what ``dense_values`` then ``dense_newton`` give, bit for bit (the same compiled kernels); ``newton_loop``
-    then hands the kept results for that start and rules, and runs the loop for any other start."""
-    pytest.importorskip("numba")
-    if _dense_kernels.compiled("dense_fit") is None:
-        pytest.skip("MIXEDMODELS_NO_NUMBA is set")
-    model = _model(name, reml)
-    dense = model.crossprods.dense_system
-    if dense.structured:
-        pytest.skip("structured terms have no Newton step")
-    criterion = (model.n_likelihood - (model.nfixef if reml else 0), model._log_weights())
-    objective = ProfiledObjective(model.crossprods, model.objective_from, model.REML, with_gradient=True)
-    objective.criterion = criterion
-    objective.newton_settings = OptimizerSettings()
-    points = [model.crossprods.to_scaled_theta(model.theta_start), *_points(model)]
-    values = objective.values(points)
-    separate = dense.values(reml, model.crossprods.nobs, *criterion)(points)
-    assert values == separate
-    best = int(np.argmin(separate))
-    rules, codes = newton_rules(OptimizerSettings())
-    expected = dense.newton_loop(reml, model.crossprods.nobs, *criterion)(
-        points[best].copy(), separate[best], rules, codes
-    )
-    kept = objective.newton_loop()(points[best].copy(), separate[best], rules, codes)
-    for got, want in zip(kept, expected):
-        np.testing.assert_array_equal(got, want)
-    index = 1 if best == 0 else 0  # another start: the loop runs
-    other = points[index].copy()
-    fresh = objective.newton_loop()(other, separate[index], rules, codes)
-    again = dense.newton_loop(reml, model.crossprods.nobs, *criterion)(other, separate[index], rules, codes)
-    for got, want in zip(fresh, again):
-        np.testing.assert_array_equal(got, want)

@@ -41,7 +41,6 @@ __all__ = [
     "newton_step",
     "dense_newton",
     "dense_values",
-    "dense_fit",
 ]
 
 
@@ -363,30 +362,6 @@ def dense_values(
     return values
 
 
-def dense_fit(
-    a: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    index: np.ndarray,
-    layout: np.ndarray,
-    objective: np.ndarray,
-    points: np.ndarray,
-    rules: np.ndarray,
-    codes: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, float, int, int, int, np.ndarray, np.ndarray]:
-    """A small model's whole Newton fit in one call: :func:`dense_values` at the start candidates (the rows of
-    ``points``), then :func:`dense_newton` from the best one (the first on ties, as
-    :func:`mixedmodels.lmm.minimize.better_start`), its value reused.  Returns the candidates' values, then
-    :func:`dense_newton`'s results."""
-    values = _values(a, rows, cols, index, layout, objective, points)
-    best = np.argmin(values)
-    x0 = np.ascontiguousarray(points[best])
-    x, f, code, evaluations, derivatives, g, h = _newton(
-        a, rows, cols, index, layout, objective, x0, values[best], rules, codes
-    )
-    return values, x, f, code, evaluations, derivatives, g, h
-
-
 def criterion_from_pieces(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
     """The profiled criterion from the factor's pieces (``LinearMixedModel.objective_from``), inf if not finite."""
     if info != 0:
@@ -402,7 +377,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 # dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
 _factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, criterion_from_pieces
 _backtrack, _cholesky, _inverse, _lead = backtracked_step, envelope_cholesky, lower_inverse, lead_product
-_newton, _values = dense_newton, dense_values
 _HELPERS = {
     "_cholesky": envelope_cholesky,
     "_inverse": lower_inverse,
@@ -428,7 +402,6 @@ def bind_helpers() -> bool:
         bound = {helper: jit(kernel) for helper, kernel in _HELPERS.items()}
         if any(kernel is None for kernel in bound.values()):
             return False
-        bound.update(_newton=jit(dense_newton), _values=jit(dense_values))
         globals().update(bound)
         _BOUND.append(True)
     return True

@@ -351,23 +351,6 @@ class DenseSystem:
 
         return values
 
-    def start_and_newton(self, REML: bool, nobs: int, n: float, log_weights: float) -> Callable | None:
-        """:meth:`values` at the start candidates and :meth:`newton_loop` from the best one, in one compiled call
-        (``._dense_kernels.dense_fit``): ``fit(points, rules, codes)`` gives the candidates' values and the
-        loop's results; None without numba or with structured terms."""
-        kernel = compiled("dense_fit") if not self.terms else None
-        if kernel is None:
-            return None
-        layout, criterion = self._criterion(REML, nobs, n, log_weights)
-
-        def fit(points: list[np.ndarray], rules: np.ndarray, codes: np.ndarray) -> tuple[list[float], tuple]:
-            values, *newton = kernel(
-                self.a, self.rows, self.cols, self.index, layout, criterion, np.array(points), rules, codes
-            )
-            return values.tolist(), tuple(newton)
-
-        return fit
-
     def _criterion(self, REML: bool, nobs: int, n: float, log_weights: float) -> tuple[np.ndarray, np.ndarray]:
         """The compiled kernels' ``layout`` and ``objective`` arrays (see ``._dense_kernels.dense_newton``)."""
         layout = np.array([self.ntheta, self.nre, self.nfixef, self.a.shape[0] - 1 if REML else self.nre])

@@ -62,7 +62,6 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..design.covariance import lower_triangle
-from ..optim import OptimizerSettings, newton_rules
 from . import _kernels, _level_kernels, small
 from .blocked import BlockedCrossProducts, Factorization, TermLayout
 
@@ -350,44 +349,20 @@ class ProfiledObjective:
         self._last = None
         self.best_value, self._best = np.inf, None
         self.criterion: tuple[float, float] | None = None  # (n, log weights) of objective_from, if it is the plain one
-        # the Newton fit's settings when Newton's method follows the start (values() then runs it in the same call)
-        self.newton_settings: OptimizerSettings | None = None
-        self._newton: tuple | None = None  # (start, its value, rules, the loop's results) of that fused call
 
     def newton_loop(self):
         """The dense system's compiled Newton loop (:meth:`.dense_system.DenseSystem.newton_loop`) for the criterion
-        ``criterion`` says ``objective_from`` computes, or None.  When :meth:`values` has run the loop already
-        (``newton_settings``), the loop from that start with those rules gives its results without a call."""
+        ``criterion`` says ``objective_from`` computes, or None."""
         if self.dense is None or self.criterion is None:
             return None
-        known = self._newton
-        if known is None:
-            return self.dense.newton_loop(self.REML, self.cp.nobs, *self.criterion)
-
-        def fused(x0: np.ndarray, f0: float | None, rules: np.ndarray, codes: np.ndarray) -> tuple:
-            if (x0 == known[0]).all() and f0 == known[1] and (rules == known[2]).all():
-                return known[3]
-            loop = self.dense.newton_loop(self.REML, self.cp.nobs, *self.criterion)
-            return loop(x0, f0, rules, codes)  # type: ignore[misc]
-
-        return fused
+        return self.dense.newton_loop(self.REML, self.cp.nobs, *self.criterion)
 
     def values(self, points: list[np.ndarray]) -> list[float]:
         """:meth:`value` at each point; on a dense system with the plain criterion one compiled call
-        (:meth:`.dense_system.DenseSystem.values`), whose factors are not kept; with ``newton_settings``, the
-        same call runs Newton's loop from the best point too (:meth:`.dense_system.DenseSystem.start_and_newton`,
-        its results kept for :meth:`newton_loop`)."""
-        if self.dense is None or self.criterion is None:
-            return [self.value(point) for point in points]
-        if self.newton_settings is not None:
-            fit = self.dense.start_and_newton(self.REML, self.cp.nobs, *self.criterion)
-            if fit is not None:
-                rules, codes = newton_rules(self.newton_settings)
-                values, newton = fit(points, rules, codes)
-                best = values.index(min(values))  # np.argmin's: the first of equal values (and NaN never here)
-                self._newton = (points[best], values[best], rules, newton)
-                return values
-        compiled = self.dense.values(self.REML, self.cp.nobs, *self.criterion)
+        (:meth:`.dense_system.DenseSystem.values`), whose factors are not kept."""
+        compiled = None
+        if self.dense is not None and self.criterion is not None:
+            compiled = self.dense.values(self.REML, self.cp.nobs, *self.criterion)
         return [self.value(point) for point in points] if compiled is None else compiled(points)
 
     def _factor(self, scaled: np.ndarray):

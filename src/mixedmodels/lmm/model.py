@@ -421,7 +421,6 @@ class LinearMixedModel(ThetaParameters):
         objective = ProfiledObjective(cp, self.objective_from, self.REML, with_gradient=method != "bobyqa")
         if self.residual is None and type(self).objective_from is LinearMixedModel.objective_from:
             objective.criterion = (self.n_likelihood - (self.nfixef if self.REML else 0), self._log_weights())
-            objective.newton_settings = settings if method == "newton" else None  # start and Newton: one call
         with threads_for(cp, objective):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
