@@ -105,6 +105,59 @@ def test_a_matrix_that_is_not_positive_definite_is_refused_as_lapack_does():
     assert _dense_kernels.dense_factor(np.eye(3) * [1.0, 1.0, np.nan], rows, cols, index, np.zeros(0), 0, 0)[4] == 3
 
 
+def _block_system(rng, blocks: int, k: int, rest: int) -> np.ndarray:
+    """A positive definite matrix whose leading ``blocks * k`` rows are block-diagonal (k x k blocks) and whose
+    last ``rest`` rows are dense: the shape of a small model's Omega."""
+    q = blocks * k
+    size = q + rest
+    m = np.zeros((size, size))
+    for level in range(blocks):
+        part = rng.standard_normal((k, k + 2))
+        m[level * k : (level + 1) * k, level * k : (level + 1) * k] = part @ part.T
+    cross = rng.standard_normal((rest, size + 2))
+    m[q:, :] = (cross @ rng.standard_normal((size + 2, size))) / size
+    m[:q, q:] = m[q:, :q].T
+    m[q:, q:] = cross @ cross.T + np.eye(rest)
+    return m + size * np.eye(size) * 0.1
+
+
+@pytest.mark.parametrize("shape", [(18, 2, 3), (24, 1, 8), (30, 1, 12), (5, 3, 0), (1, 1, 1)])
+def test_the_envelope_cholesky_inverse_and_lead_are_the_dense_ones(shape):
+    """``envelope_cholesky`` (inner products over the envelope only), ``lower_inverse`` and ``lead_product`` on
+    block-diagonal-then-dense matrices: LAPACK's Cholesky factor and the triangular inverse and ``P`` to
+    rounding (tolerance 1e-12 of the largest entry: a factor's forward error is about ``N cond eps``, and these
+    matrices have cond < 1e3), exact zeros outside each block and left of each inverse row's ``start``."""
+    rng = np.random.default_rng(sum(shape))
+    omega = _block_system(rng, *shape)
+    lower = omega.copy()
+    assert _dense_kernels.envelope_cholesky(lower) == 0
+    expected = np.linalg.cholesky(omega)
+    np.testing.assert_allclose(lower, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    blocks, k, _ = shape
+    q = blocks * k
+    for i in range(q):  # no fill-in outside the leading blocks
+        assert not lower[i, : i - i % k].any()
+    inverse, start = _dense_kernels.lower_inverse(lower)
+    np.testing.assert_allclose(inverse @ lower, np.eye(omega.shape[0]), rtol=0, atol=1e-12)
+    for i in range(omega.shape[0]):
+        assert not inverse[i, : start[i]].any()
+        assert start[i] == (i - i % k if i < q else 0 if q else start[i])
+    nlead = omega.shape[0] - 1
+    lead = _dense_kernels.lead_product(inverse, start, nlead)
+    expected_lead = np.zeros_like(lead)
+    expected_lead[:nlead, :nlead] = inverse[:nlead, :nlead].T @ inverse[:nlead, :nlead]
+    np.testing.assert_allclose(lead, expected_lead, rtol=0, atol=1e-12 * np.abs(expected_lead).max())
+
+
+def test_the_envelope_cholesky_refuses_what_lapack_refuses():
+    """A pivot that is not positive inside a block, or in the dense rows, gives dpotrf's 1-based column."""
+    omega = _block_system(np.random.default_rng(1), 4, 2, 2)
+    for column in (3, 9):
+        bad = omega.copy()
+        bad[column, column] = -1.0
+        assert _dense_kernels.envelope_cholesky(bad) == column + 1
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 @pytest.mark.parametrize("name", SMALL)
 def test_the_compiled_newton_loop_takes_the_python_loops_path(name, reml, monkeypatch):

@@ -31,7 +31,11 @@ from .jit import jit
 
 __all__ = [
     "compiled",
+    "bind_helpers",
     "criterion_from_pieces",
+    "envelope_cholesky",
+    "lower_inverse",
+    "lead_product",
     "dense_factor",
     "dense_derivatives",
     "newton_step",
@@ -82,21 +86,9 @@ def dense_factor(
             omega[c, j] += v * b[r, j]
     for i in range(nre):
         omega[i, i] += 1.0
-    for j in range(size):  # Cholesky, row by row (the upper triangle zeroed, as dpotrf with clean=1)
-        s = omega[j, j]
-        for k in range(j):
-            s -= omega[j, k] * omega[j, k]
-        if not s > 0.0:
-            return lam, omega, b, pieces, j + 1
-        d = np.sqrt(s)
-        omega[j, j] = d
-        for i in range(j + 1, size):
-            t = omega[i, j]
-            for k in range(j):
-                t -= omega[i, k] * omega[j, k]
-            omega[i, j] = t / d
-        for i in range(j):
-            omega[i, j] = 0.0
+    info = _cholesky(omega)
+    if info != 0:
+        return lam, omega, b, pieces, info
     for i in range(nre):
         pieces[0] += np.log(omega[i, i])
     for i in range(nre, nre + nfixef):
@@ -105,6 +97,94 @@ def dense_factor(
     pieces[1] *= 2.0
     pieces[2] = omega[size - 1, size - 1] ** 2
     return lam, omega, b, pieces, 0
+
+
+def envelope_cholesky(omega: np.ndarray) -> int:
+    """Overwrite the symmetric ``omega`` with its lower Cholesky factor (the upper triangle zeroed, as ``dpotrf``
+    with ``clean=1``); 0, or the 1-based column whose pivot is not positive (``dpotrf``'s ``info``).
+
+    Row by row, within Omega's envelope: ``first[i]``, the first non-zero of row ``i`` (found here), is also
+    ``L``'s (no fill-in left of the envelope), so each inner product runs from ``max(first[i], first[j])``
+    instead of 0.  The terms left out are products with an exact zero, so the factor is the dense loop's to
+    the bit.  A small model's leading block (the first random-effects term) is block-diagonal: for
+    sleepstudy, 18 blocks of 2 x 2 and the three X and y rows, ~1/20 of the dense loop's flops.
+    """
+    size = omega.shape[0]
+    first = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        first[i] = i
+        for j in range(i):
+            if omega[i, j] != 0.0:
+                first[i] = j
+                break
+    for j in range(size):
+        s = omega[j, j]
+        for k in range(first[j], j):
+            s -= omega[j, k] * omega[j, k]
+        if not s > 0.0:
+            return j + 1
+        d = np.sqrt(s)
+        omega[j, j] = d
+        for i in range(j + 1, size):
+            if first[i] > j:  # left of row i's envelope: L[i, j] is 0 (as omega[i, j])
+                continue
+            t = omega[i, j]
+            for k in range(max(first[i], first[j]), j):
+                t -= omega[i, k] * omega[j, k]
+            omega[i, j] = t / d
+        for i in range(j):
+            omega[i, j] = 0.0
+    return 0
+
+
+def lower_inverse(lower: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``L^-1`` of a lower-triangular ``L`` with a non-zero diagonal, and the first column of each of its rows
+    that can be non-zero (``start``).
+
+    Column by column, ``(L^-1)[i, j] = -sum_{k=j}^{i-1} L[i, k] (L^-1)[k, j] / L[i, i]``, each sum run over the
+    ``k`` where both factors can be non-zero: from ``L``'s envelope (``first[i]``) on, and only for ``j >=
+    start[i] = min(first[i], start[k] for first[i] <= k < i)`` (row ``i`` of ``L^-1`` is zero left of it).  The
+    terms left out are exact zeros: the same bits as the full loop.  For a block-diagonal leading block the
+    inverse's is block-diagonal too.
+    """
+    size = lower.shape[0]
+    first = np.empty(size, dtype=np.int64)
+    start = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        first[i] = i
+        for j in range(i):
+            if lower[i, j] != 0.0:
+                first[i] = j
+                break
+        start[i] = first[i]
+        for k in range(first[i], i):
+            start[i] = min(start[i], start[k])
+    inverse = np.zeros((size, size))
+    for j in range(size):
+        inverse[j, j] = 1.0 / lower[j, j]
+        for i in range(j + 1, size):
+            if start[i] > j:
+                continue
+            t = 0.0
+            for k in range(max(j, first[i]), i):
+                if start[k] <= j:
+                    t += lower[i, k] * inverse[k, j]
+            inverse[i, j] = -t / lower[i, i]
+    return inverse, start
+
+
+def lead_product(inverse: np.ndarray, start: np.ndarray, nlead: int) -> np.ndarray:
+    """``P = L_lead^-T L_lead^-1`` (``L_lead^-1``: the leading ``nlead`` rows and columns of ``inverse``), padded
+    with zeros to ``inverse``'s size: the sum over rows ``k < nlead`` of row ``k``'s outer product, over its
+    columns from ``start[k]`` on (:func:`lower_inverse`; the zeros left of it left out: the same bits)."""
+    size = inverse.shape[0]
+    lead = np.zeros((size, size))
+    for k in range(nlead):
+        for i in range(start[k], k + 1):
+            w = inverse[k, i]
+            for j in range(start[k], k + 1):
+                lead[i, j] += w * inverse[k, j]
+    return lead
 
 
 def dense_derivatives(
@@ -127,20 +207,8 @@ def dense_derivatives(
     for j in range(size):
         if lower[j, j] == 0.0:
             return gradient, hessian, j + 1
-    inverse = np.zeros((size, size))  # L^-1, column by column
-    for j in range(size):
-        inverse[j, j] = 1.0 / lower[j, j]
-        for i in range(j + 1, size):
-            t = 0.0
-            for k in range(j, i):
-                t += lower[i, k] * inverse[k, j]
-            inverse[i, j] = -t / lower[i, i]
-    lead = np.zeros((size, size))  # P = L_lead^-T L_lead^-1, padded with zeros
-    for k in range(nlead):
-        for i in range(k + 1):
-            w = inverse[k, i]
-            for j in range(k + 1):
-                lead[i, j] += w * inverse[k, j]
+    inverse, start = _inverse(lower)
+    lead = _lead(inverse, start, nlead)  # P = L_lead^-T L_lead^-1, padded with zeros
     npos = rows.shape[0]
     q = np.dot(lead, np.ascontiguousarray(b.T))
     r = np.dot(b, q)
@@ -308,8 +376,11 @@ def criterion_from_pieces(pieces: np.ndarray, info: int, n: float, log_weights: 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 # dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
 _factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, criterion_from_pieces
-_backtrack = backtracked_step
+_backtrack, _cholesky, _inverse, _lead = backtracked_step, envelope_cholesky, lower_inverse, lead_product
 _HELPERS = {
+    "_cholesky": envelope_cholesky,
+    "_inverse": lower_inverse,
+    "_lead": lead_product,
     "_factor": dense_factor,
     "_derivatives": dense_derivatives,
     "_step": newton_step,
@@ -320,13 +391,20 @@ _HELPERS = {
 
 def compiled(name: str) -> Callable | None:
     """The numba-compiled version of this module's kernel ``name``, or None (see :func:`.jit.jit`)."""
-    if name in ("dense_newton", "dense_values") and not _BOUND:  # bind the helpers once (jit's result is cached)
+    return jit(globals()[name]) if bind_helpers() else None
+
+
+def bind_helpers() -> bool:
+    """Bind the names the kernels call (``_factor``, ``_cholesky``, ...) to their compiled versions, once (jit's
+    result is cached); False without numba.  Before any kernel of this module is compiled: numba reads them as
+    globals."""
+    if not _BOUND:
         bound = {helper: jit(kernel) for helper, kernel in _HELPERS.items()}
         if any(kernel is None for kernel in bound.values()):
-            return None
+            return False
         globals().update(bound)
         _BOUND.append(True)
-    return jit(globals()[name])
+    return True
 
 
 _BOUND: list[bool] = []  # [True] once the helpers' compiled versions are bound

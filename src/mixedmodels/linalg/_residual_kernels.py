@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from ..optim import backtracked_step
-from ._dense_kernels import criterion_from_pieces, dense_factor, newton_step
+from ._dense_kernels import bind_helpers, criterion_from_pieces, dense_factor, lower_inverse, newton_step
 from .jit import jit
 
 __all__ = [
@@ -314,14 +314,7 @@ def residual_derivatives(
     for j in range(size):
         if lower[j, j] == 0.0:
             return gradient, hessian, j + 1
-    inverse = np.zeros((size, size))  # L^-1, column by column
-    for j in range(size):
-        inverse[j, j] = 1.0 / lower[j, j]
-        for i in range(j + 1, size):
-            t = 0.0
-            for m in range(j, i):
-                t += lower[i, m] * inverse[m, j]
-            inverse[i, j] = -t / lower[i, i]
+    inverse = _inverse(lower)[0]
     values = np.empty(rows.shape[0])
     for e in range(rows.shape[0]):
         values[e] = lam[rows[e], cols[e]]
@@ -423,7 +416,7 @@ def residual_newton(
 # the loop and the derivatives call these names; compiled_residual_newton binds them to the compiled kernels first
 _first, _traces, _second = _omegas, _first_derivative_traces, _second_derivatives
 _terms, _factor, _step = structure_terms, dense_factor, newton_step
-_criterion, _backtrack = criterion_from_pieces, backtracked_step
+_criterion, _backtrack, _inverse = criterion_from_pieces, backtracked_step, lower_inverse
 _value, _derivatives = residual_value, residual_derivatives
 _HELPERS = {
     "_first": _omegas,
@@ -434,6 +427,7 @@ _HELPERS = {
     "_step": newton_step,
     "_criterion": criterion_from_pieces,
     "_backtrack": backtracked_step,
+    "_inverse": lower_inverse,
 }
 
 
@@ -495,7 +489,7 @@ def compiled_residual_values() -> Callable | None:
 def _bind_compiled() -> bool:
     """Bind the names the loop and the values call to their compiled kernels; False without numba."""
     bound = {name: jit(kernel) for name, kernel in _HELPERS.items()}
-    if any(kernel is None for kernel in bound.values()):
+    if not bind_helpers() or any(kernel is None for kernel in bound.values()):
         return False
     globals().update(bound)
     bound = {"_value": jit(residual_value), "_derivatives": jit(residual_derivatives)}
