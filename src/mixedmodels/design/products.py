@@ -289,11 +289,14 @@ def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
     """The factor's levels and codes as the formulaic path takes them; None for fewer than two levels."""
     raw_codes, labels, ordered = _labelled(column)
     used = np.bincount(raw_codes, minlength=len(labels)) > 0  # complete data: no code -1
+    contrast = chosen or default_contrast(column)
+    if used.all():  # every level observed (the usual case): the codes are the levels' already
+        levels = tuple(labels.tolist())
+        return _Factor(raw_codes, labels, ordered, levels, raw_codes, contrast) if len(levels) >= 2 else None
     if used.sum() < 2:
         return None
     positions = np.cumsum(used) - 1
     levels = tuple(label for label, kept in zip(labels, used) if kept)
-    contrast = chosen or default_contrast(column)
     return _Factor(raw_codes, labels, ordered, levels, positions[raw_codes], contrast)
 
 
