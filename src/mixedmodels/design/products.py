@@ -72,12 +72,12 @@ class ProductTerms:
     calls: tuple[NumericCall, ...] = ()
     offsets: frozenset[int] = frozenset()
 
-    @property
+    @functools.cached_property  # (the terms are cached by text: once per formula, not per fit)
     def names(self) -> tuple[str, ...]:
         """The distinct factors (column names and calls' code), in order of first use."""
         return tuple(dict.fromkeys(name for term in self.terms for name in term))
 
-    @property
+    @functools.cached_property
     def variables(self) -> tuple[str, ...]:
         """The data columns used (those the calls read included), in order of first use."""
         calls = {call.expr: call.variables for call in self.calls}
