@@ -349,7 +349,10 @@ def _term_block(
             continue
         factor = factors[name]
         labels, matrix = _coding(factor.contrast, factor.levels, coding[name])
-        parts.append([(f"{name}{label}", matrix[factor.codes, j]) for j, label in enumerate(labels)])
+        coded = matrix[factor.codes]  # every row's coding, at once
+        parts.append([(f"{name}{label}", coded[:, j]) for j, label in enumerate(labels)])
+    if len(parts) == 1:  # one factor or number: its columns as they are, no products
+        return [label for label, _ in parts[0]], [values for _, values in parts[0]]
     names, columns = [], []
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: the caller reports non-finite columns
         for reverse_product in itertools.product(*reversed(parts)):
