@@ -303,12 +303,23 @@ class Family:
         return 0.0
 
 
-def _check_integers(values: np.ndarray, name: str, what: str) -> None:
+def _check_integers(values: np.ndarray, name: str, what: str) -> bool:
+    """Refuse values more than 1e-7 (relative) from a whole number; True when every one is exactly whole."""
     if (values == np.round(values)).all():  # whole numbers already (the usual case): none is off by 1e-7
-        return
+        return True
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
         raise DataError(f"the response {name!r} must be {what}; row {bad[0]} has {values[bad[0]]:g}")
+    return False
+
+
+def _log_binomial(k: np.ndarray, f: np.ndarray, m: np.ndarray, k_share: np.ndarray, f_share: np.ndarray) -> np.ndarray:
+    """``log dbinom(k, m, k / m)`` per row, for ``k`` successes and ``f = m - k`` failures of ``m``:
+    ``log choose(m, k) + k log(k / m) + f log(f / m)`` (``k_share``, ``f_share``: ``k / m``, ``f / m``)."""
+    log_choose = special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(f + 1)
+    saturated = special.xlogy(k, k_share)
+    saturated += special.xlogy(f, f_share)
+    return log_choose + saturated
 
 
 class Binomial(Family):
@@ -339,17 +350,9 @@ class Binomial(Family):
     def response(self, y: np.ndarray, weights: np.ndarray | None, name: str) -> "GlmResponse":
         """``cbind(s, f)`` becomes proportions with weights ``s + f`` (times any prior weights)."""
         y = np.asarray(y, dtype=float)
-        prior = np.ones(y.shape[0]) if weights is None else np.asarray(weights, dtype=float)
         if y.ndim == 2:
-            if np.any(y < 0):
-                raise DataError(f"the response {name!r} has negative counts; cbind() needs successes and failures >= 0")
-            _check_integers(y.ravel(), name, "whole numbers of successes and failures")
-            trials = y.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                prop = np.where(trials > 0, y[:, 0] / np.where(trials > 0, trials, 1.0), 0.0)
-            wt = prior * trials
-            m = trials if np.any(trials > 1) else wt
-            return GlmResponse.make(self, prop, wt, m)
+            return self._counts_response(y, weights, name)
+        prior = np.ones(y.shape[0]) if weights is None else np.asarray(weights, dtype=float)
         if np.any((y < 0) | (y > 1)):
             bad = np.flatnonzero((y < 0) | (y > 1))[0]
             raise DataError(
@@ -360,15 +363,39 @@ class Binomial(Family):
         _check_integers(prior * y, name, "a whole number of successes (proportion times weights)")
         return GlmResponse.make(self, y, prior, prior)
 
+    def _counts_response(self, counts: np.ndarray, weights: np.ndarray | None, name: str) -> "GlmResponse":
+        """``cbind(s, f)``: proportions ``s / (s + f)`` with weights ``s + f`` times any prior weights.
+
+        Whole counts without prior weights and with trials in every row (the
+        usual case) give the constant from the counts themselves: the same
+        numbers as :meth:`_constant` (there ``m y`` rounds back to ``s``, and the
+        weight ratio is one), without recovering them from the proportions.
+        """
+        if np.any(counts < 0):
+            raise DataError(f"the response {name!r} has negative counts; cbind() needs successes and failures >= 0")
+        whole = _check_integers(counts.ravel(), name, "whole numbers of successes and failures")
+        successes, failures = counts[:, 0], counts[:, 1]
+        trials = successes + failures  # (two columns: the same sum as counts.sum(axis=1))
+        if weights is None and whole and trials.all():
+            prop = successes / trials
+            log_dbinom = _log_binomial(successes, failures, trials, prop, failures / trials)
+            return GlmResponse.make(self, prop, trials, trials, constant=float(-2.0 * np.sum(log_dbinom)))
+        prior = np.ones(counts.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prop = np.where(trials > 0, successes / np.where(trials > 0, trials, 1.0), 0.0)
+        wt = prior * trials
+        m = trials if np.any(trials > 1) else wt
+        return GlmResponse.make(self, prop, wt, m)
+
     def _constant(self, y: np.ndarray, wt: np.ndarray, m: np.ndarray) -> float:
         # -2 sum (wt/m) log dbinom(k, m, mu) = deviance + this, when k = m y is whole
         mr = np.round(m)
         k = np.round(m * y)
+        f = mr - k
         ratio = np.divide(wt, m, out=np.zeros_like(wt), where=m > 0)
-        log_choose = special.gammaln(mr + 1) - special.gammaln(k + 1) - special.gammaln(mr - k + 1)
-        saturated = special.xlogy(k, np.divide(k, mr, out=np.zeros_like(k), where=mr > 0))
-        saturated += special.xlogy(mr - k, np.divide(mr - k, mr, out=np.zeros_like(k), where=mr > 0))
-        return float(-2.0 * np.sum(ratio * (log_choose + saturated)))
+        k_share = np.divide(k, mr, out=np.zeros_like(k), where=mr > 0)
+        f_share = np.divide(f, mr, out=np.zeros_like(k), where=mr > 0)
+        return float(-2.0 * np.sum(ratio * _log_binomial(k, f, mr, k_share, f_share)))
 
     def _minus2_loglik(self, r: "GlmResponse", mu: np.ndarray, dev: float) -> float:
         return dev + r.constant
@@ -693,7 +720,10 @@ class GlmResponse:
     always_valid: bool = False  # the clamped inverse link keeps mu inside the family's range
 
     @classmethod
-    def make(cls, family: Family, y: np.ndarray, weights: np.ndarray, trials: np.ndarray) -> "GlmResponse":
+    def make(
+        cls, family: Family, y: np.ndarray, weights: np.ndarray, trials: np.ndarray, constant: float | None = None
+    ) -> "GlmResponse":
+        """The response with its constants; ``constant``: the family's, when the caller has it already."""
         sat = family.saturated(y)
         binary = None
         if isinstance(family, Binomial) and np.all((y == 0) | (y == 1)):
@@ -711,7 +741,7 @@ class GlmResponse:
             y,
             weights,
             trials,
-            family._constant(y, weights, trials),
+            family._constant(y, weights, trials) if constant is None else constant,
             sat,
             float(weights @ sat),
             binary,

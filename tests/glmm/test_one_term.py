@@ -120,6 +120,23 @@ def test_the_compiled_fit_is_the_general_paths(case: str) -> None:
     assert fast.optinfo.converged and not fast.optinfo.warnings
 
 
+def test_the_starting_least_squares_are_numpys() -> None:
+    """The kernels' least squares for stage 1's starting beta (the normal equations, plain Python: the compiled
+    version is the same code) against numpy's lstsq on cbpp's X: the same solution to 1e-12 relative (X'X's
+    condition squares X's, ~1e2 here, so both are within ~1e-14 of the exact solution); a rank-deficient X is
+    refused (False), so that the caller takes lstsq."""
+    from mixedmodels.linalg._one_term_kernels import least_squares
+
+    model = mm.GeneralizedLinearMixedModel.from_formula(CBPP, mm.datasets.load("cbpp"), "binomial")
+    xmat = np.ascontiguousarray(model.inputs.fixed.matrix)
+    target = model.eta_start()
+    beta = np.zeros(xmat.shape[1])
+    assert least_squares(xmat, target, beta)
+    np.testing.assert_allclose(beta, np.linalg.lstsq(xmat, target, rcond=None)[0], rtol=1e-12, atol=1e-14)
+    aliased = np.column_stack([xmat, xmat[:, 1]])
+    assert not least_squares(aliased, target, np.zeros(aliased.shape[1]))
+
+
 @needs_numba
 @pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "log", "negbin"])
 def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:

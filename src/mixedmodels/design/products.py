@@ -72,12 +72,12 @@ class ProductTerms:
     calls: tuple[NumericCall, ...] = ()
     offsets: frozenset[int] = frozenset()
 
-    @property
+    @functools.cached_property  # (the terms are cached by text: once per formula, not per fit)
     def names(self) -> tuple[str, ...]:
         """The distinct factors (column names and calls' code), in order of first use."""
         return tuple(dict.fromkeys(name for term in self.terms for name in term))
 
-    @property
+    @functools.cached_property
     def variables(self) -> tuple[str, ...]:
         """The data columns used (those the calls read included), in order of first use."""
         calls = {call.expr: call.variables for call in self.calls}
@@ -289,11 +289,14 @@ def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
     """The factor's levels and codes as the formulaic path takes them; None for fewer than two levels."""
     raw_codes, labels, ordered = _labelled(column)
     used = np.bincount(raw_codes, minlength=len(labels)) > 0  # complete data: no code -1
+    contrast = chosen or default_contrast(column)
+    if used.all():  # every level observed (the usual case): the codes are the levels' already
+        levels = tuple(labels.tolist())
+        return _Factor(raw_codes, labels, ordered, levels, raw_codes, contrast) if len(levels) >= 2 else None
     if used.sum() < 2:
         return None
     positions = np.cumsum(used) - 1
     levels = tuple(label for label, kept in zip(labels, used) if kept)
-    contrast = chosen or default_contrast(column)
     return _Factor(raw_codes, labels, ordered, levels, positions[raw_codes], contrast)
 
 
@@ -346,7 +349,10 @@ def _term_block(
             continue
         factor = factors[name]
         labels, matrix = _coding(factor.contrast, factor.levels, coding[name])
-        parts.append([(f"{name}{label}", matrix[factor.codes, j]) for j, label in enumerate(labels)])
+        coded = matrix[factor.codes]  # every row's coding, at once
+        parts.append([(f"{name}{label}", coded[:, j]) for j, label in enumerate(labels)])
+    if len(parts) == 1:  # one factor or number: its columns as they are, no products
+        return [label for label, _ in parts[0]], [values for _, values in parts[0]]
     names, columns = [], []
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: the caller reports non-finite columns
         for reverse_product in itertools.product(*reversed(parts)):

@@ -10,6 +10,7 @@ values are refused.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Container
 from typing import Any
 
@@ -82,6 +83,19 @@ def _column_cbind(text: str, source: Any, names: Container) -> np.ndarray | None
     formulaic's evaluation (whole numbers are exact in float64) without its per-call set-up (~0.8 ms
     on cbpp).  ``names``: the columns of ``source``.  None for anything else, which takes the general
     evaluation."""
+    arguments = _cbind_arguments(text)
+    if arguments is None:
+        return None
+    read: dict[str, np.ndarray | None] = {}  # each column read once (cbpp's ``incidence`` is used twice)
+    columns = [_column_arithmetic(arg, source, names, read) for arg in arguments]
+    if columns[0] is None or columns[1] is None:
+        return None
+    return np.column_stack(np.broadcast_arrays(*columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _cbind_arguments(text: str) -> tuple[ast.expr, ast.expr] | None:
+    """The two arguments of ``cbind(a, b)`` as parsed (by text, once: the trees are only read), else None."""
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError:
@@ -90,28 +104,34 @@ def _column_cbind(text: str, source: Any, names: Container) -> np.ndarray | None
         return None
     if len(node.args) != 2 or node.keywords:
         return None
-    columns = [_column_arithmetic(arg, source, names) for arg in node.args]
-    if columns[0] is None or columns[1] is None:
-        return None
-    return np.column_stack(np.broadcast_arrays(*columns))
+    return node.args[0], node.args[1]
 
 
-def _column_arithmetic(node: ast.AST, source: Any, names: Container) -> np.ndarray | float | None:
+def _column_arithmetic(
+    node: ast.AST, source: Any, names: Container, read: dict[str, np.ndarray | None]
+) -> np.ndarray | float | None:
     if isinstance(node, ast.Name):
         if node.id not in names:
             return None
-        column = get_column(source, node.id)
-        dtype = column.dtype  # integers (exact in float64) and float64: the same numbers as pandas' arithmetic
-        exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
-        return column.to_numpy(dtype=np.float64) if exact else None
+        if node.id not in read:
+            read[node.id] = _exact_column(get_column(source, node.id))
+        return read[node.id]
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        left, right = _column_arithmetic(node.left, source, names), _column_arithmetic(node.right, source, names)
+        left = _column_arithmetic(node.left, source, names, read)
+        right = _column_arithmetic(node.right, source, names, read)
         if left is None or right is None:
             return None
         return _ARITHMETIC[type(node.op)](left, right)
     return None
+
+
+def _exact_column(column: pd.Series) -> np.ndarray | None:
+    """A column as float64 when that is exact (integers, float64): the same numbers as pandas' arithmetic."""
+    dtype = column.dtype
+    exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
+    return column.to_numpy(dtype=np.float64) if exact else None
 
 
 def _finite_response(response: np.ndarray, text: str) -> np.ndarray:

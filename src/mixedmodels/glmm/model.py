@@ -121,7 +121,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
-        with one_blas_thread():  # as in _from_formula (the same depth of calls, for the warnings' stacklevel)
+        with one_blas_thread():  # as glmer does (the same depth of calls, for the warnings' stacklevel)
             options = {"weights": weights, "offset": offset, "contrasts": contrasts, "na_action": na_action}
             inputs = prepare_glmm_inputs(formula, data, **options, max_memory=max_memory)
             return cls._from_inputs(inputs, fam)
@@ -132,12 +132,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     ) -> "GeneralizedLinearMixedModel":
         """:meth:`from_formula` for :func:`glmer`, whose check covered the arguments; ``options``: weights,
         offset, contrasts, na_action and max_memory."""
-        # One BLAS thread, as for the fit (:func:`.fit.fit_glmm`): the design's few products with n rows
-        # (X's rank check by QR) woke OpenBLAS's pool, whose spinning threads cost a VerbAgg fit ~30 % of
-        # its CPU time on a busy 2-core machine
-        with one_blas_thread():
-            inputs = prepare_glmm_inputs(formula, data, **options)
-            return cls._from_inputs(inputs, family)
+        # (under glmer's one BLAS thread: the design's few products with n rows, X's rank check by QR,
+        # woke OpenBLAS's pool, whose spinning threads cost a VerbAgg fit ~30 % of its CPU time on a busy
+        # 2-core machine)
+        inputs = prepare_glmm_inputs(formula, data, **options)
+        return cls._from_inputs(inputs, family)
 
     @classmethod
     @argument_kinds(inputs=Instance(ModelInputs))
@@ -282,6 +281,10 @@ class GeneralizedLinearMixedModel(ThetaParameters):
     def check_nagq(self, nAGQ: int) -> int:
         """lme4's rules for nAGQ: a whole number from 0 to 100, above 1 only for one scalar term."""
         check_arguments(locals())
+        return self._nagq_rules(nAGQ)
+
+    def _nagq_rules(self, nAGQ: int) -> int:
+        """:meth:`check_nagq` with nAGQ's kind checked already (by :func:`glmer`)."""
         if isinstance(nAGQ, bool) or int(nAGQ) != nAGQ or nAGQ < 0:
             raise ModelSpecError(f"nAGQ must be a whole number >= 0, got {nAGQ!r}")
         nAGQ = int(nAGQ)
@@ -310,7 +313,7 @@ class GeneralizedLinearMixedModel(ThetaParameters):
 
     def _fit(self, nAGQ: int, settings: OptimizerSettings | None, start: Any) -> GlmerResults:
         """:meth:`fit` for :func:`glmer`, whose check covered the arguments (the same depth of calls)."""
-        return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+        return fit_glmm(self, self._nagq_rules(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _check_start(self, start: Any) -> GlmmStart | None:
         """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
@@ -462,15 +465,17 @@ def glmer(
             start=start,
             max_memory=max_memory,
         )
-    # glmer's check covered the model's and the fit's arguments (the same kinds): not checked again
-    model = GeneralizedLinearMixedModel._from_formula(
-        formula,
-        data,
-        fam,
-        weights=weights,
-        offset=offset,
-        contrasts=contrasts,
-        na_action=na_action,
-        max_memory=max_memory,
-    )
-    return model._fit(nAGQ, settings, start)
+    # glmer's check covered the model's and the fit's arguments (the same kinds): not checked again.
+    # One BLAS thread for the model and the fit, set once (the fit's own limit then finds it set)
+    with one_blas_thread():
+        model = GeneralizedLinearMixedModel._from_formula(
+            formula,
+            data,
+            fam,
+            weights=weights,
+            offset=offset,
+            contrasts=contrasts,
+            na_action=na_action,
+            max_memory=max_memory,
+        )
+        return model._fit(nAGQ, settings, start)

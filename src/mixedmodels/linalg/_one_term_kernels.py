@@ -273,6 +273,24 @@ def _cholesky_solve(a, b):
     return True
 
 
+def least_squares(xmat, r, beta):
+    """``beta = (X'X)^-1 X' r`` by the normal equations' Cholesky factor (X has full column rank: the design
+    checked it); False, beta unset, if ``X'X`` is not numerically positive definite."""
+    n, p = xmat.shape
+    a = np.zeros((p, p))
+    b = np.zeros(p)
+    for i in range(n):
+        for k in range(p):
+            xik = xmat[i, k]
+            b[k] += xik * r[i]
+            for m in range(k + 1):
+                a[k, m] += xik * xmat[i, m]
+    if not _cholesky_solve(a, b):
+        return False
+    beta[:] = b
+    return True
+
+
 def _substitute(factor, b):
     """``b <- (L L')^-1 b`` in place, ``L`` the lower triangle of ``factor``: forward, then back substitution."""
     p = factor.shape[0]
@@ -650,6 +668,7 @@ _ORDER = (
     "_joint_sums",
     "_substitute",
     "_cholesky_solve",
+    "least_squares",
     "_schur_step",
     "_joint_modes",
     "_covariance",
