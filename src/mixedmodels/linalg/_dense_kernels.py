@@ -33,6 +33,7 @@ __all__ = [
     "compiled",
     "bind_helpers",
     "criterion_from_pieces",
+    "row_envelope",
     "envelope_cholesky",
     "lower_inverse",
     "lead_product",
@@ -99,6 +100,20 @@ def dense_factor(
     return lam, omega, b, pieces, 0
 
 
+def row_envelope(matrix: np.ndarray) -> np.ndarray:
+    """The column of each row's first non-zero left of (or on) the diagonal: row ``i``'s envelope starts at
+    ``first[i]`` (``i`` for a row with nothing left of its diagonal).  The lower triangle alone is read."""
+    size = matrix.shape[0]
+    first = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        first[i] = i
+        for j in range(i):
+            if matrix[i, j] != 0.0:
+                first[i] = j
+                break
+    return first
+
+
 def envelope_cholesky(omega: np.ndarray) -> int:
     """Overwrite the symmetric ``omega`` with its lower Cholesky factor (the upper triangle zeroed, as ``dpotrf``
     with ``clean=1``); 0, or the 1-based column whose pivot is not positive (``dpotrf``'s ``info``).
@@ -110,13 +125,7 @@ def envelope_cholesky(omega: np.ndarray) -> int:
     sleepstudy, 18 blocks of 2 x 2 and the three X and y rows, ~1/20 of the dense loop's flops.
     """
     size = omega.shape[0]
-    first = np.empty(size, dtype=np.int64)
-    for i in range(size):
-        first[i] = i
-        for j in range(i):
-            if omega[i, j] != 0.0:
-                first[i] = j
-                break
+    first = _envelope(omega)
     for j in range(size):
         s = omega[j, j]
         for k in range(first[j], j):
@@ -148,14 +157,9 @@ def lower_inverse(lower: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inverse's is block-diagonal too.
     """
     size = lower.shape[0]
-    first = np.empty(size, dtype=np.int64)
+    first = _envelope(lower)
     start = np.empty(size, dtype=np.int64)
     for i in range(size):
-        first[i] = i
-        for j in range(i):
-            if lower[i, j] != 0.0:
-                first[i] = j
-                break
         start[i] = first[i]
         for k in range(first[i], i):
             start[i] = min(start[i], start[k])
@@ -377,7 +381,9 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 # dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
 _factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, criterion_from_pieces
 _backtrack, _cholesky, _inverse, _lead = backtracked_step, envelope_cholesky, lower_inverse, lead_product
+_envelope = row_envelope
 _HELPERS = {
+    "_envelope": row_envelope,
     "_cholesky": envelope_cholesky,
     "_inverse": lower_inverse,
     "_lead": lead_product,
