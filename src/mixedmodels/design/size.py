@@ -183,8 +183,12 @@ _MAX_PATTERN_PAIRS = 50_000_000
 
 def rest_block_size(terms: Sequence[Any], nfixef: int) -> int:
     """Rows of the dense rest block: every random effect after the first (largest) term's, X's columns and y."""
-    sizes = sorted((len(t.levels) * t.z.shape[1] for t in terms), reverse=True)
-    return sum(sizes[1:]) + nfixef + 1
+    return _rest_rows([len(t.levels) * t.z.shape[1] for t in terms], nfixef)
+
+
+def _rest_rows(sizes: list[int], nfixef: int) -> int:
+    """:func:`rest_block_size` from the terms' random-effects counts ``sizes`` (levels x columns)."""
+    return sum(sorted(sizes, reverse=True)[1:]) + nfixef + 1
 
 
 def model_memory(nobs: int, nfixef: int, terms: Sequence[Any], sparse_rest: bool = True) -> MemoryEstimate:
@@ -221,8 +225,7 @@ def _part_bytes(nobs: int, nfixef: int, terms: Sequence[Any]) -> tuple[int, floa
     """:func:`model_memory`'s rest block's rows ``m`` and its first three parts' bytes: X, the random-effects
     columns, the first term's cross-products (0 without terms)."""
     sizes = [len(t.levels) * t.z.shape[1] for t in terms]
-    ordered = sorted(sizes, reverse=True)
-    m = sum(ordered[1:]) + nfixef + 1  # rest_block_size's
+    m = _rest_rows(sizes, nfixef)
     widths = [t.z.shape[1] for t in terms]
     first = 0.0
     if terms:
@@ -282,7 +285,6 @@ def check_model_size(
     biggest = sorted(terms, key=lambda t: len(t.levels) * t.z.shape[1], reverse=True)[1:2]
     if biggest:
         term = biggest[0]
-        m = rest_block_size(terms, nfixef)
         sparse = sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES
         held = "factored sparsely" if sparse else "held as one dense block"
         advice = (
