@@ -500,7 +500,8 @@ def _scaled_csr(a: sp.csr_array, row_factor: np.ndarray, column_factor: np.ndarr
 
 def _column_scales(z: np.ndarray) -> np.ndarray:
     """Root-mean-square of each column (1 for all-zero columns)."""
-    rms = np.sqrt(np.mean(z * z, axis=0)) if z.shape[0] else np.ones(z.shape[1])
+    # np.mean's own arithmetic (add.reduce, then divide by n) without its Python wrapper
+    rms = np.sqrt(np.add.reduce(z * z, axis=0) / z.shape[0]) if z.shape[0] else np.ones(z.shape[1])
     return np.where(rms > 0, rms, 1.0)
 
 
