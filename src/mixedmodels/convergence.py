@@ -124,7 +124,7 @@ def check_convergence(
     inside = x - lower > BOUNDARY_TOLERANCE
     if upper is not None:
         inside &= np.asarray(upper, dtype=float) - x > BOUNDARY_TOLERANCE
-    interior = np.flatnonzero(inside)
+    interior = inside.nonzero()[0]  # np.flatnonzero's, without its Python wrappers
     if interior.size == 0:
         return ConvergenceCheck(np.empty(0), np.empty((0, 0)), ())
     if derivatives is not None:

@@ -224,16 +224,17 @@ class BlockedCrossProducts:
         full[:, q:] = xy
         gram = full.T @ full
         q1, k1 = layouts[0].size, layouts[0].ncols
-        a11 = np.array([gram[i : i + k1, i : i + k1] for i in range(0, q1, k1)]).reshape(-1, k1, k1)
-        return cls(
-            layouts,
-            a11,
-            np.ascontiguousarray(gram[q1:, :q1]),
-            np.ascontiguousarray(gram[q1:, q1:]),
-            xy.shape[1] - 1,
-            n,
-            plan_rank_update=True,
-        )
+        starts = np.arange(0, q1, k1)[:, None, None]  # the first term's diagonal blocks, in one fancy index
+        block = (starts + np.arange(k1)[:, None], starts + np.arange(k1))
+        a11, a21 = gram[block], np.ascontiguousarray(gram[q1:, :q1])
+        cp = cls(layouts, a11, a21, np.ascontiguousarray(gram[q1:, q1:]), xy.shape[1] - 1, n, True)
+        # The product is already the dense A of dense_system (dense_crossproducts' matrix, the same
+        # entries): the first term's off-diagonal blocks exact zeros, the upper right A21'.
+        gram[:q1, :q1] = 0.0
+        gram[block] = a11
+        gram[:q1, q1:] = a21.T
+        cp.__dict__["_dense_matrix"] = gram
+        return cp
 
     @classmethod
     def from_sums(
@@ -346,7 +347,7 @@ class BlockedCrossProducts:
         """The whole system as one dense matrix when it is small (:mod:`.dense_system`), else None."""
         from .dense_system import DenseSystem
 
-        return DenseSystem.build(self)
+        return DenseSystem.build(self, self.__dict__.get("_dense_matrix"))  # _build_dense's product, if any
 
     def dense_system_from(self, dense_matrix: Callable[[], np.ndarray]):
         """:attr:`dense_system`, made (if not made already) with ``dense_matrix()`` as its matrix: the caller's
@@ -499,7 +500,8 @@ def _scaled_csr(a: sp.csr_array, row_factor: np.ndarray, column_factor: np.ndarr
 
 def _column_scales(z: np.ndarray) -> np.ndarray:
     """Root-mean-square of each column (1 for all-zero columns)."""
-    rms = np.sqrt(np.mean(z * z, axis=0)) if z.shape[0] else np.ones(z.shape[1])
+    # np.mean's own arithmetic (add.reduce, then divide by n) without its Python wrapper
+    rms = np.sqrt(np.add.reduce(z * z, axis=0) / z.shape[0]) if z.shape[0] else np.ones(z.shape[1])
     return np.where(rms > 0, rms, 1.0)
 
 

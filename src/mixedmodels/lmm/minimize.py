@@ -177,7 +177,7 @@ def derivative_fit(
         info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
     x = canonical_signs(info.final, layouts)
     bounded = lower == 0
-    stuck = np.any(bounded & (x == 0) & (x0 == 0))
+    stuck = np.logical_or.reduce(bounded & (x == 0) & (x0 == 0))  # np.any's reduction
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
     if not coordinates.identity:  # else no coordinate is at a structured bound

@@ -241,7 +241,9 @@ class LinearMixedModel(ThetaParameters):
             raise ModelSpecError(f"{n} observations{zero} cannot estimate {p} fixed effects and a residual variance")
         sqrtw = np.sqrt(inputs.weights) if inputs.weights is not None else None
         y = inputs.y - inputs.offset if inputs.offset is not None else inputs.y
-        xy = np.column_stack([inputs.fixed.matrix, y])
+        x = inputs.fixed.matrix  # [X y] as np.column_stack makes it, without its Python wrapper
+        xy = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.result_type(x, y))
+        xy[:, :-1], xy[:, -1] = x, y
         if sqrtw is not None:
             xy = xy * sqrtw[:, None]
         zs = [t.z if sqrtw is None else t.z * sqrtw[:, None] for t in inputs.terms]
@@ -470,7 +472,7 @@ class LinearMixedModel(ThetaParameters):
     def _scaled_upper(self) -> np.ndarray | None:
         """Upper bounds of the scaled theta (only correlations have them: scaling leaves them alone), or None."""
         upper = self.theta_upper
-        return None if np.all(np.isinf(upper)) else upper
+        return None if np.logical_and.reduce(np.isinf(upper)) else upper  # np.all's reduction
 
     @argument_kinds(settings=_SETTINGS)
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:
