@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import scipy.linalg as sl
@@ -136,6 +138,8 @@ def test_rank_update_plan_equals_the_sparse_product(monkeypatch, shared_weights)
 
 def test_compiled_update_is_used_for_a_vector_big_term(monkeypatch):
     pytest.importorskip("numba", reason="the compiled rank update needs numba (the 'fast' extra)")
+    if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
+        pytest.skip("MIXEDMODELS_NO_NUMBA is set: no compiled update (the next test checks that case)")
     from mixedmodels.linalg.rank_update import VectorRankUpdate
 
     monkeypatch.setattr(blocked, "_DENSE_LIMIT", 0)
