@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import FrozenInstanceError
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -310,6 +311,14 @@ class ModelFrame:
         if found is None:  # not a column of the frame: the DataFrame says so
             found = self._columns[name] = self.data[name]
         return found
+
+    def array(self, name: str) -> Any:
+        """The column ``name``'s values as its Series holds them (``Series.array``: a Categorical, a NumPy-backed
+        or Arrow-backed array; read them, do not change them), without making a Series (~10 us) once the frame
+        holds its own copy (after :meth:`release`)."""
+        if self._data is None and self._owned and name in self._columns:
+            return self._columns[name]
+        return self.column(name).array
 
     def numbers(self, name: str) -> tuple[object, np.ndarray | None]:
         """``(dtype, values)`` of the column ``name``: its dtype and, for a NumPy dtype, its values as

@@ -81,6 +81,11 @@ class _FrameField:
         value = obj.__dict__[self.slot]
         return value.column(name) if isinstance(value, ModelFrame) else value[name]
 
+    def array(self, obj: Any, name: str) -> Any:
+        """The frame's column ``name`` as an array (``Series.array``), without a Series where it can."""
+        value = obj.__dict__[self.slot]
+        return value.array(name) if isinstance(value, ModelFrame) else value[name].array
+
     def rows(self, obj: Any) -> int:
         """The number of rows of the frame, without making it."""
         value = obj.__dict__[self.slot]
@@ -145,6 +150,11 @@ class ModelInputs:
     def column(self, name: str) -> pd.Series:
         """The model frame's column ``name`` (rows as in :attr:`frame`), without making :attr:`frame`."""
         return _FRAME_FIELD.column(self, name)
+
+    def array(self, name: str) -> Any:
+        """The model frame's column ``name`` as an array (``Series.array``; rows as in :attr:`frame`), without a
+        Series once the frame holds its own copy."""
+        return _FRAME_FIELD.array(self, name)
 
     @property
     def sum_log_weights(self) -> float:
