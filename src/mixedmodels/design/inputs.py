@@ -82,9 +82,12 @@ class _FrameField:
         return value.column(name) if isinstance(value, ModelFrame) else value[name]
 
     def array(self, obj: Any, name: str) -> Any:
-        """The frame's column ``name`` as an array (``Series.array``), without a Series where it can."""
+        """The frame's column ``name``'s values as :meth:`ModelFrame.array` gives them, without a Series where it can."""
         value = obj.__dict__[self.slot]
-        return value.array(name) if isinstance(value, ModelFrame) else value[name].array
+        if isinstance(value, ModelFrame):
+            return value.array(name)
+        column = value[name]
+        return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
 
     def rows(self, obj: Any) -> int:
         """The number of rows of the frame, without making it."""
@@ -152,8 +155,9 @@ class ModelInputs:
         return _FRAME_FIELD.column(self, name)
 
     def array(self, name: str) -> Any:
-        """The model frame's column ``name`` as an array (``Series.array``; rows as in :attr:`frame`), without a
-        Series once the frame holds its own copy."""
+        """The model frame's column ``name``'s values (rows as in :attr:`frame`): a NumPy array for a NumPy dtype, else
+        the column's extension array (:meth:`~.frame.ModelFrame.array`), without a Series once the frame holds its
+        own copy."""
         return _FRAME_FIELD.array(self, name)
 
     @property

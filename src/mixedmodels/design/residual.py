@@ -421,8 +421,8 @@ def bind_residual(
     variance: Any, correlation: Any, column: Callable[[str], Any], nrows: int, terms: Sequence = ()
 ) -> ResidualStructure | None:
     """The structure for the ``nrows`` rows of a model frame (rows in model order) whose columns' values
-    ``column`` gives by name as arrays (``ModelInputs.array``: a column's ``Series.array``, or a NumPy array;
-    neither a DataFrame nor a Series made), or None for neither.
+    ``column`` gives by name as arrays (``ModelInputs.array``: a NumPy array for a NumPy dtype, else the column's
+    extension array; neither a DataFrame nor a Series made), or None for neither.
 
     ``terms`` are the model's random-effects terms: an AR(1) group must lie
     within one level of each of their grouping factors (nlme's nesting).
