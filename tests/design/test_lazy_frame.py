@@ -174,6 +174,33 @@ def test_a_frames_numbers_are_its_columns_dtype_and_values(state: str) -> None:
         assert frame_module.column_numbers(data, name)[0] == dtype
 
 
+@pytest.mark.parametrize("state", ["borrowed", "released", "read then released", "made"])
+def test_a_frames_arrays_are_its_columns_values(state: str) -> None:
+    # ModelFrame.array is what the residual structures read instead of each column's Series: a NumPy column's
+    # values as Series.to_numpy() gives them, else Series.array (a Categorical's codes and categories), in every state
+    data = _data()["factors and transforms"][1]
+    names = ["Reaction", "week", "late", "whole", "Subject"]
+    mf = model_frame(data, names, positional=True)
+    if state == "read then released":
+        for name in names:
+            mf.numbers(name)
+    if state != "borrowed":
+        mf.release()
+    if state == "made":
+        mf.data
+    for name in names:
+        values, expected = mf.array(name), data[name].array
+        if isinstance(data[name].dtype, np.dtype):
+            expected = data[name].to_numpy()
+            assert isinstance(values, np.ndarray)
+        assert values.dtype == expected.dtype and len(values) == len(expected)
+        if isinstance(expected.dtype, pd.CategoricalDtype):
+            np.testing.assert_array_equal(values.codes, expected.codes)
+            assert list(values.categories) == list(expected.categories)
+        else:
+            np.testing.assert_array_equal(np.asarray(values), np.asarray(expected))
+
+
 @lazy_frames
 def test_a_released_frame_keeps_copies_of_the_values_it_read() -> None:
     data = mm.datasets.load("sleepstudy").copy()

@@ -81,6 +81,14 @@ class _FrameField:
         value = obj.__dict__[self.slot]
         return value.column(name) if isinstance(value, ModelFrame) else value[name]
 
+    def array(self, obj: Any, name: str) -> Any:
+        """The frame's column ``name``'s values as :meth:`ModelFrame.array` gives them, without a Series where it can."""
+        value = obj.__dict__[self.slot]
+        if isinstance(value, ModelFrame):
+            return value.array(name)
+        column = value[name]
+        return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
     def rows(self, obj: Any) -> int:
         """The number of rows of the frame, without making it."""
         value = obj.__dict__[self.slot]
@@ -145,6 +153,12 @@ class ModelInputs:
     def column(self, name: str) -> pd.Series:
         """The model frame's column ``name`` (rows as in :attr:`frame`), without making :attr:`frame`."""
         return _FRAME_FIELD.column(self, name)
+
+    def array(self, name: str) -> Any:
+        """The model frame's column ``name``'s values (rows as in :attr:`frame`): a NumPy array for a NumPy dtype, else
+        the column's extension array (:meth:`~.frame.ModelFrame.array`), without a Series once the frame holds its
+        own copy."""
+        return _FRAME_FIELD.array(self, name)
 
     @property
     def sum_log_weights(self) -> float:

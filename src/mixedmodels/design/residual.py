@@ -48,6 +48,7 @@ from .._validate import Text, argument_kinds, check_arguments
 import pandas as pd
 
 from ..errors import DataError, ModelSpecError
+from .random import _category_labels
 from .values import level_values
 
 __all__ = [
@@ -417,10 +418,11 @@ def residual_variables(variance: Any, correlation: Any) -> tuple[str, ...]:
 
 
 def bind_residual(
-    variance: Any, correlation: Any, column: Callable[[str], pd.Series], nrows: int, terms: Sequence = ()
+    variance: Any, correlation: Any, column: Callable[[str], Any], nrows: int, terms: Sequence = ()
 ) -> ResidualStructure | None:
-    """The structure for the ``nrows`` rows of a model frame (rows in model order) whose columns ``column``
-    gives by name (``ModelInputs.column``: no DataFrame made), or None for neither.
+    """The structure for the ``nrows`` rows of a model frame (rows in model order) whose columns' values
+    ``column`` gives by name as arrays (``ModelInputs.array``: a NumPy array for a NumPy dtype, else the column's
+    extension array; neither a DataFrame nor a Series made), or None for neither.
 
     ``terms`` are the model's random-effects terms: an AR(1) group must lie
     within one level of each of their grouping factors (nlme's nesting).
@@ -447,18 +449,11 @@ class _Labels:
         return str(self.levels[i])
 
 
-def _strata(
-    columns: Callable[[str], pd.Series], n: int, variance: VarIdent | None
-) -> tuple[np.ndarray, tuple[str, ...]]:
+def _strata(columns: Callable[[str], Any], n: int, variance: VarIdent | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Stratum codes per row and labels (used levels, in the factor's order)."""
     if variance is None:
         return np.zeros(n, dtype=np.int64), ("all",)
-    column = columns(variance.column)
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes, labels = column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
-    else:
-        uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
-        labels = _Labels(uniques)
+    codes, labels = _group_codes(columns(variance.column))
     used = np.bincount(codes, minlength=len(labels)).nonzero()[0]
     if used.size < 2:
         raise ModelSpecError(
@@ -471,30 +466,31 @@ def _strata(
     return remap[codes], tuple(labels[i] for i in used)
 
 
-def _group_codes(column: pd.Series) -> tuple[np.ndarray, _Labels]:
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.array.codes.astype(np.int64), _Labels(column.dtype.categories)
-    uniques, codes = np.unique(level_values(column).to_numpy(), return_inverse=True)
+def _group_codes(values: Any) -> tuple[np.ndarray, Sequence[str]]:
+    """Codes and labels of a factor's values (an array): a Categorical's own (its categories' labels kept per
+    categories Index, as the random-effects terms' grouping factors, :func:`.random._category_labels`), else the
+    sorted distinct values' (an object column mixing numbers and strings as text, :func:`.values.level_values`)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.codes.astype(np.int64), _category_labels(values.categories)
+    uniques, codes = np.unique(level_values(np.asarray(values)), return_inverse=True)
     return codes.astype(np.int64), _Labels(uniques)
 
 
-def _times(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1) -> np.ndarray:
+def _times(columns: Callable[[str], Any], n: int, correlation: CorAR1) -> np.ndarray:
     if correlation.time is None:
         return np.arange(n, dtype=float)
-    column = columns(correlation.time)
-    dtype = column.dtype
+    values = columns(correlation.time)
+    dtype = values.dtype
     if isinstance(dtype, np.dtype):  # pandas' numeric dtypes but bool, without its dtype dispatch (~4 us)
         numeric = dtype.kind in "iufc"
     else:
-        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if not numeric:
-        raise DataError(
-            f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {column.dtype}"
-        )
-    return column.to_numpy(dtype=float)
+        raise DataError(f"cor_ar1(): the time column {correlation.time!r} must be numeric (whole numbers), not {dtype}")
+    return np.asarray(values, dtype=float) if isinstance(values, np.ndarray) else values.to_numpy(dtype=float)
 
 
-def _ar1_rows(columns: Callable[[str], pd.Series], n: int, correlation: CorAR1, terms: Sequence) -> _AR1Rows:
+def _ar1_rows(columns: Callable[[str], Any], n: int, correlation: CorAR1, terms: Sequence) -> _AR1Rows:
     """Sort each group by time, check the spacing and the nesting, and pair consecutive times."""
     groups, labels = _group_codes(columns(correlation.group))
     times = _times(columns, n, correlation)

@@ -184,9 +184,11 @@ def position_pairs(pieces: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The pairs (e, f) of theta's positions in ``Lambda~`` whose ``A[rows_e, rows_f]`` is non-zero in some
     piece (two rows x pairs): ``Z'Z`` is block-diagonal over a term's levels (and the correlation groups are
     nested in them), so these are a few per level instead of all positions squared."""
-    pattern = np.any(pieces != 0.0, axis=0)
-    e, f = np.nonzero(pattern[rows[:, None], rows[None, :]])
-    return np.ascontiguousarray(np.column_stack([e, f]).astype(np.int64))
+    pattern = (pieces != 0.0).any(axis=0)  # the array methods: numpy's wrappers are a Python call each
+    e, f = pattern[rows[:, None], rows].nonzero()
+    pairs = np.empty((e.size, 2), dtype=np.int64)
+    pairs[:, 0], pairs[:, 1] = e, f
+    return pairs
 
 
 def compiled_piece_derivatives() -> tuple[Callable, Callable, Callable] | None:

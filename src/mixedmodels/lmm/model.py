@@ -231,7 +231,7 @@ class LinearMixedModel(ThetaParameters):
         REML = check_bool(REML, "REML")
         structure = None
         if variance is not None or correlation is not None:
-            structure = bind_residual(variance, correlation, inputs.column, inputs.nobs, inputs.terms)
+            structure = bind_residual(variance, correlation, inputs.array, inputs.nobs, inputs.terms)
         if structure is not None:
             check_no_zero_weights(inputs.weights)
         rows = _informative_rows(inputs.weights)
