@@ -316,14 +316,11 @@ class ModelFrame:
         return found
 
     def array(self, name: str) -> Any:
-        """The column ``name``'s values without a Series (~10 us) once the frame holds its own copy (after
-        :meth:`release`): for a NumPy dtype a NumPy array (``Series.to_numpy()``'s values), else the Series'
-        extension array (a Categorical, an Arrow-backed array, ...).  Read them, do not change them."""
-        if self._data is None and self._owned and name in self._columns:
-            values = self._columns[name]
-        else:
-            values = self.column(name).array
-        return values.to_numpy() if isinstance(values, _NUMPY_BACKED) else values
+        """The column ``name``'s values: for a NumPy dtype a NumPy array (:meth:`numbers`' values), else the
+        Series' extension array (a Categorical, an Arrow-backed array, ...); without a Series (~10 us) once the
+        frame holds its own copy (after :meth:`release`).  Read them, do not change them."""
+        values = self.numbers(name)[1]
+        return self._pandas_array(name) if values is None else values
 
     def numbers(self, name: str) -> tuple[object, np.ndarray | None]:
         """``(dtype, values)`` of the column ``name``: its dtype and, for a NumPy dtype, its values as
@@ -332,10 +329,21 @@ class ModelFrame:
         and each ``Series.dtype`` or ``to_numpy()`` is a few pandas calls."""
         found = self._read.get(name)
         if found is None:
-            column = self.column(name)
-            dtype = column.dtype
-            found = self._read[name] = (dtype, column.to_numpy() if isinstance(dtype, np.dtype) else None)
+            values = self._pandas_array(name)
+            if isinstance(values, np.ndarray):  # a released frame's copy of values read before
+                found = (values.dtype, values)
+            else:  # the Series' dtype: a NumPy-backed array's own dtype wraps it
+                dtype = values.dtype.numpy_dtype if isinstance(values, _NUMPY_BACKED) else values.dtype
+                found = (dtype, values.to_numpy() if isinstance(dtype, np.dtype) else None)
+            self._read[name] = found
         return found
+
+    def _pandas_array(self, name: str) -> Any:
+        """``column(name).array``, without the Series once the frame holds its own copy (a NumPy array for a
+        column whose values :meth:`numbers` had read before :meth:`release`)."""
+        if self._data is None and self._owned and name in self._columns:
+            return self._columns[name]
+        return self.column(name).array
 
 
 def column_numbers(data: "pd.DataFrame | ModelFrame", name: str) -> tuple[object, np.ndarray | None]:
