@@ -12,7 +12,6 @@ to thread need no limit, which saves the limit's own cost (~0.1 ms).
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import ContextManager, Iterator
@@ -43,16 +42,8 @@ def one_blas_thread() -> Iterator[None]:
 
     What ``threadpoolctl``'s ``limit`` does, without its summary of every library before and after
     (~0.1 ms cold, twice per small GLMM fit): each BLAS library's thread count is read, set to one
-    where it is not, and restored on exit.  Inside another such limit (glmer's, around its fit's) the
-    libraries are not read again: the outer limit set them to one and restores them.
+    where it is not, and restored on exit.
     """
-    if getattr(_OPEN, "depth", 0):
-        _OPEN.depth += 1
-        try:
-            yield
-        finally:
-            _OPEN.depth -= 1
-        return
     changed = []
     for library in _blas_libraries():
         threads = library.get_num_threads()
@@ -60,16 +51,11 @@ def one_blas_thread() -> Iterator[None]:
             library.set_num_threads(1)
             if threads is not None:
                 changed.append((library, threads))
-    _OPEN.depth = 1
     try:
         yield
     finally:
-        _OPEN.depth = 0
         for library, threads in changed:
             library.set_num_threads(threads)
-
-
-_OPEN = threading.local()  # depth: how many one_blas_thread limits this thread has open
 
 
 def blas_threads_for(block_size: int) -> ContextManager[None]:
