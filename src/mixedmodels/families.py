@@ -305,7 +305,7 @@ class Family:
 
 def _check_integers(values: np.ndarray, name: str, what: str) -> bool:
     """Refuse values more than 1e-7 (relative) from a whole number; True when every one is exactly whole."""
-    if (values == values.round()).all():  # whole numbers already (the usual case): none is off by 1e-7
+    if (values == np.round(values)).all():  # whole numbers already (the usual case): none is off by 1e-7
         return True
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
@@ -371,7 +371,7 @@ class Binomial(Family):
         numbers as :meth:`_constant` (there ``m y`` rounds back to ``s``, and the
         weight ratio is one), without recovering them from the proportions.
         """
-        if (counts < 0).any():  # (array methods: NumPy's np.any / np.all wrappers cost more per call)
+        if np.any(counts < 0):
             raise DataError(f"the response {name!r} has negative counts; cbind() needs successes and failures >= 0")
         whole = _check_integers(counts.ravel(), name, "whole numbers of successes and failures")
         successes, failures = counts[:, 0], counts[:, 1]
@@ -726,7 +726,7 @@ class GlmResponse:
         """The response with its constants; ``constant``: the family's, when the caller has it already."""
         sat = family.saturated(y)
         binary = None
-        if isinstance(family, Binomial) and ((y == 0) | (y == 1)).all():
+        if isinstance(family, Binomial) and np.all((y == 0) | (y == 1)):
             binary = y == 1
         # R clamps mu_eta at eps where |eta| > 30 (logit) and exp(eta) at eps (log); with eta
         # clamped the same, V(mu) differs from those only at weights below 1e-13.
