@@ -64,7 +64,7 @@ from .frame import (
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import plain_column, product_design, product_terms
+from .products import SampleRows, plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -496,9 +496,10 @@ def _product_design(
     if built is None:
         return None
     _check_finite(built.matrix, built.column_names, built.offset)
-    # a model frame's columns are never modified: the sample rows are found if the spec is asked for
-    sample = built.sample.frame if framed else functools.partial(pd.DataFrame, built.sample.frame())
-    deferred = _DeferredSpec(rhs, chosen, sample)
+    # a model frame's columns (its own copies once released) are never modified: the rows are found from them
+    # when the spec is asked for; a caller's DataFrame may change, so its rows are taken now
+    rows = SampleRows(source, terms.variables, built.factors, built.floats, nrows)
+    deferred = _DeferredSpec(rhs, chosen, rows.frame if framed else functools.partial(pd.DataFrame, rows.frame()))
     return DesignMatrix(
         built.matrix, built.column_names, built.offset, deferred, built.columns, built.offset_columns, variables
     )

@@ -40,15 +40,15 @@ import itertools
 import keyword
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .calls import NumericCall, numeric_call
 from .contrasts import CONTRASTS, as_labelled, default_contrast
-from .frame import formula_code
+from .frame import formula_code, get_column
 from .transforms import RESERVED
 from .values import kept_per_index, level_label
 
@@ -169,9 +169,10 @@ class ProductDesign:
     columns, offset_columns : tuple of int
         The positions of the matrix's and the offsets' columns among all of
         formulaic's columns (its matrix has the offsets among the others, in term order).
-    sample : SampleRows
-        Makes, on demand, a few rows of every column holding every level of
-        every factor: formulaic's spec fitted on them equals the spec fitted on all rows.
+    factors : frozenset of str
+        The variables coded as factors.
+    floats : tuple of str
+        The variables of calls (formulaic reads them as float64).
     """
 
     matrix: np.ndarray
@@ -179,37 +180,40 @@ class ProductDesign:
     offset: np.ndarray | None
     columns: tuple[int, ...]
     offset_columns: tuple[int, ...]
-    sample: "SampleRows"
+    factors: frozenset[str]
+    floats: tuple[str, ...]
 
 
 @dataclass(frozen=True, eq=False)
 class SampleRows:
-    """The first two rows and the first row of every level of every factor, as a DataFrame made on demand
-    (:meth:`frame`): only formulaic's spec is fitted on it, which a fit does not need (finding the rows, two
-    ``np.unique`` per factor, and copying the values cost a cbpp fit ~0.03 ms cold).
+    """The rows formulaic's spec of a product design is fitted on: the first two and the first row of every
+    level of every factor, made by :meth:`frame` when the spec is asked for (a fit does not need it: finding
+    the rows, two ``np.unique`` per factor, and copying them cost a cbpp fit ~0.06 ms cold).
 
-    It holds the columns it reads and the factors' codes, not copies: give it columns nobody modifies (a
-    model frame's), or call :meth:`frame` at once.
+    It reads the columns from ``source`` then: give it a model frame (after its release, the frame's own
+    copies; never the caller's data), or call :meth:`frame` at once.
     """
 
-    factors: Mapping[str, "_Factor"]
-    columns: Mapping[str, pd.Series]  # every variable's column, in the terms' order
+    source: Any  # a ModelFrame or a DataFrame (read with get_column)
+    variables: tuple[str, ...]  # the terms' variables, in their order
+    factors: frozenset[str]
     floats: tuple[str, ...]  # the calls' variables: formulaic reads them as float64 (formula_data)
     nrows: int
 
     def frame(self) -> pd.DataFrame:
         """The rows, labelled ``0, 1, ...``: factors as labelled Categoricals (as
         :func:`~.contrasts.as_labelled` gives them), other columns as they are."""
-        rows = _sample_rows(self.factors.values(), self.nrows)
+        columns = {name: get_column(self.source, name) for name in self.variables}
+        labelled = {name: _labelled(columns[name]) for name in self.variables if name in self.factors}
+        rows = _sample_rows([codes for codes, _, _ in labelled.values()], self.nrows)
         sample: dict[str, Any] = {}
-        for name, column in self.columns.items():
-            factor = self.factors.get(name)
-            if factor is None:
-                sample[name] = column.to_numpy()[rows].copy()
+        for name, column in columns.items():
+            if name in labelled:
+                codes, labels, ordered = labelled[name]
+                sample[name] = pd.Categorical.from_codes(codes[rows], categories=labels, ordered=ordered)
             else:
-                codes = factor.raw_codes[rows]
-                sample[name] = pd.Categorical.from_codes(codes, categories=factor.labels, ordered=factor.ordered)
-        sample.update({v: self.columns[v].to_numpy(dtype=np.float64)[rows] for v in self.floats})
+                sample[name] = column.to_numpy()[rows].copy()
+        sample.update({v: columns[v].to_numpy(dtype=np.float64)[rows] for v in self.floats})
         return pd.DataFrame(sample, index=range(len(rows)))
 
 
@@ -256,8 +260,7 @@ def product_design(
     offset = _offset([block for i, block in enumerate(blocks) if i in terms.offsets])
     every, offset_columns = _positions(terms, blocks)
     floats = tuple(v for call in terms.calls for v in call.variables)
-    sample = SampleRows(factors, {name: columns[name] for name in terms.variables}, floats, nrows)
-    return ProductDesign(matrix, names, offset, every, offset_columns, sample)
+    return ProductDesign(matrix, names, offset, every, offset_columns, frozenset(factors), floats)
 
 
 def _numbers(terms: ProductTerms, columns: Mapping[str, pd.Series]) -> dict[str, np.ndarray] | None:
@@ -393,8 +396,8 @@ def _assemble(
     return matrix, tuple(names)
 
 
-def _sample_rows(factors, nrows: int) -> np.ndarray:
-    """The first two rows and the first row of every level of every factor, in data order."""
+def _sample_rows(codes: Sequence[np.ndarray], nrows: int) -> np.ndarray:
+    """The first two rows and the first row of every level of every factor (its ``codes``), in data order."""
     rows = [np.arange(min(2, nrows))]
-    rows += [np.unique(factor.codes, return_index=True)[1] for factor in factors]
+    rows += [np.unique(factor_codes, return_index=True)[1] for factor_codes in codes]
     return np.unique(np.concatenate(rows))
