@@ -19,7 +19,8 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.design import fixed
 from mixedmodels.design.fixed import build_design
-from mixedmodels.design.frame import model_frame
+from mixedmodels.design.frame import ModelFrame, model_frame
+from mixedmodels.design import products
 from mixedmodels.design.products import ProductTerms, plain_column, product_terms
 from conftest import assert_same_design, formulaic_design, raised
 from mixedmodels.errors import DataError, ModelSpecError
@@ -254,6 +255,33 @@ def test_fits_anova_emmeans_and_predictions_as_formulaic(monkeypatch) -> None:
     pd.testing.assert_series_equal(
         pd.Series(fast.predict(new, re_form="NA")), pd.Series(slow.predict(new, re_form="NA"))
     )
+
+
+def test_sample_rows_found_only_for_the_spec(monkeypatch) -> None:
+    """A fit does not look for the spec's sample rows; asked for after the caller changed the data, the spec
+    is the one of the data as fitted (the released model frame's copies), and a replay on new data is formulaic's."""
+    data = mm.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    looked = []
+    sample_rows = products._sample_rows
+    monkeypatch.setattr(products, "_sample_rows", lambda *args: looked.append(1) or sample_rows(*args))
+    mutable = data.copy()
+    fast = mm.glmer(formula, mutable, family="binomial")
+    assert looked == []
+    mutable.loc[:, "period"] = "1"  # the caller's frame changed after the fit: not the model frame's columns
+    mutable.loc[:, "size"] = 0.5
+    copy = data.copy()
+    with monkeypatch.context() as m:
+        m.setattr(fixed, "_product_design", lambda *args: None)
+        slow = mm.glmer(formula, copy, family="binomial")
+    assert looked == []
+    source = fast.model.inputs.fixed._spec_source
+    assert isinstance(source, fixed._DeferredSpec)
+    frame = source._sample.__self__.source  # the rows come from the model frame's own copies, not the caller's data
+    assert isinstance(frame, ModelFrame) and not frame.borrowed
+    new = data.iloc[::7].assign(period=lambda d: d["period"].cat.set_categories(["2", "1", "3", "4"]))
+    np.testing.assert_array_equal(fast.predict(new, re_form="NA"), slow.predict(new, re_form="NA"))
+    assert looked == [1]
 
 
 def test_mixed_and_clashing_levels_as_formulaic(monkeypatch) -> None:

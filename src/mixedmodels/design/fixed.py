@@ -26,8 +26,9 @@ functions (:data:`CONTEXT`).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,7 +64,7 @@ from .frame import (
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import FactorRows, plain_column, product_design, product_terms
+from .products import SampleRows, plain_column, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -462,7 +463,7 @@ def _simple_design(
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
     sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # NumPy columns (see above)
-    deferred = _DeferredSpec(rhs, chosen, sample, min(2, nrows))
+    deferred = _DeferredSpec(rhs, chosen, functools.partial(pd.DataFrame, sample, index=range(min(2, nrows))))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
 
 
@@ -495,7 +496,10 @@ def _product_design(
     if built is None:
         return None
     _check_finite(built.matrix, built.column_names, built.offset)
-    deferred = _DeferredSpec(rhs, chosen, built.sample, built.nrows_sample)
+    # a model frame's columns (its own copies once released) are never modified: the rows are found from them
+    # when the spec is asked for; a caller's DataFrame may change, so its rows are taken now
+    rows = SampleRows(source, terms.variables, built.factors, built.floats, nrows)
+    deferred = _DeferredSpec(rhs, chosen, rows.frame if framed else functools.partial(pd.DataFrame, rows.frame()))
     return DesignMatrix(
         built.matrix, built.column_names, built.offset, deferred, built.columns, built.offset_columns, variables
     )
@@ -506,22 +510,22 @@ class _DeferredSpec:
 
     Such a design has no stateful transform to remember, and its factors'
     levels are those of a few rows holding every level, so its spec fitted on
-    those rows equals the one fitted on all of them (tested); those rows are
-    kept (copied) instead of the data, and the default contrasts in force when
-    the design was built (``mm.options``) are used for the fit.
+    those rows equals the one fitted on all of them (tested); ``sample`` makes
+    those rows (a DataFrame) from columns nobody modifies or from copies, and
+    the default contrasts in force when the design was built (``mm.options``)
+    are used for the fit.
     """
 
-    __slots__ = ("_rhs", "_chosen", "_sample", "_nrows", "_defaults", "_spec")
+    __slots__ = ("_rhs", "_chosen", "_sample", "_defaults", "_spec")
 
-    def __init__(self, rhs: str, chosen: Mapping[str, str], sample: Mapping[str, Any], nrows: int) -> None:
-        self._rhs, self._chosen, self._sample, self._nrows = rhs, dict(chosen), dict(sample), nrows
+    def __init__(self, rhs: str, chosen: Mapping[str, str], sample: Callable[[], pd.DataFrame]) -> None:
+        self._rhs, self._chosen, self._sample = rhs, dict(chosen), sample
         self._defaults = current_contrasts()
         self._spec: ModelSpec | None = None
 
     def get(self) -> ModelSpec:
         if self._spec is None:
-            columns = {k: v.values() if isinstance(v, FactorRows) else v for k, v in self._sample.items()}
-            sample = pd.DataFrame(columns, index=range(self._nrows))
+            sample = self._sample()
             with option_context(contrasts=self._defaults):
                 self._spec = _materialize_new(_new_spec(self._rhs, self._chosen), sample, self._rhs)[1]
         return self._spec

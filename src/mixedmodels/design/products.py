@@ -41,17 +41,18 @@ import keyword
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .calls import NumericCall, numeric_call
 from .contrasts import CONTRASTS, as_labelled, default_contrast
-from .frame import formula_code
+from .frame import formula_code, get_column
 from .transforms import RESERVED
 from .values import kept_per_index, level_label
 
-__all__ = ["ProductTerms", "ProductDesign", "FactorRows", "product_terms", "plain_column", "product_design"]
+__all__ = ["ProductTerms", "ProductDesign", "SampleRows", "product_terms", "plain_column", "product_design"]
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,10 @@ class ProductDesign:
     columns, offset_columns : tuple of int
         The positions of the matrix's and the offsets' columns among all of
         formulaic's columns (its matrix has the offsets among the others, in term order).
-    sample : dict
-        A few rows of every column (factors as :class:`FactorRows`, their labelled
-        Categoricals made on demand) holding every level of every factor:
-        formulaic's spec fitted on them equals the spec fitted on all rows.
-    nrows_sample : int
-        The number of rows in ``sample``.
+    factors : frozenset of str
+        The variables coded as factors.
+    floats : tuple of str
+        The variables of calls (formulaic reads them as float64).
     """
 
     matrix: np.ndarray
@@ -181,22 +180,41 @@ class ProductDesign:
     offset: np.ndarray | None
     columns: tuple[int, ...]
     offset_columns: tuple[int, ...]
-    sample: dict[str, "np.ndarray | FactorRows"]
-    nrows_sample: int
+    factors: frozenset[str]
+    floats: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class FactorRows:
-    """A factor's values on a few rows, as codes into its labels: :meth:`values` makes the labelled
-    Categorical (~0.1 ms cold) only when formulaic's spec is fitted, which a fit does not need."""
+@dataclass(frozen=True, eq=False)
+class SampleRows:
+    """The rows formulaic's spec of a product design is fitted on: the first two and the first row of every
+    level of every factor, made by :meth:`frame` when the spec is asked for (a fit does not need it: finding
+    the rows, two ``np.unique`` per factor, and copying them cost a cbpp fit ~0.06 ms cold).
 
-    codes: np.ndarray  # a copy: into ``labels``
-    labels: pd.Index
-    ordered: bool
+    It reads the columns from ``source`` then: give it a model frame (after its release, the frame's own
+    copies; never the caller's data), or call :meth:`frame` at once.
+    """
 
-    def values(self) -> pd.Categorical:
-        """The labelled values (as :func:`~.contrasts.as_labelled` gives them)."""
-        return pd.Categorical.from_codes(self.codes, categories=self.labels, ordered=self.ordered)
+    source: Any  # a ModelFrame or a DataFrame (read with get_column)
+    variables: tuple[str, ...]  # the terms' variables, in their order
+    factors: frozenset[str]
+    floats: tuple[str, ...]  # the calls' variables: formulaic reads them as float64 (formula_data)
+    nrows: int
+
+    def frame(self) -> pd.DataFrame:
+        """The rows, labelled ``0, 1, ...``: factors as labelled Categoricals (as
+        :func:`~.contrasts.as_labelled` gives them), other columns as they are."""
+        columns = {name: get_column(self.source, name) for name in self.variables}
+        labelled = {name: _labelled(columns[name]) for name in self.variables if name in self.factors}
+        rows = _sample_rows([codes for codes, _, _ in labelled.values()], self.nrows)
+        sample: dict[str, Any] = {}
+        for name, column in columns.items():
+            if name in labelled:
+                codes, labels, ordered = labelled[name]
+                sample[name] = pd.Categorical.from_codes(codes[rows], categories=labels, ordered=ordered)
+            else:
+                sample[name] = column.to_numpy()[rows].copy()
+        sample.update({v: columns[v].to_numpy(dtype=np.float64)[rows] for v in self.floats})
+        return pd.DataFrame(sample, index=range(len(rows)))
 
 
 @dataclass(frozen=True)
@@ -209,10 +227,6 @@ class _Factor:
     levels: tuple
     codes: np.ndarray  # into ``levels``
     contrast: str
-
-    def rows(self, rows: np.ndarray) -> FactorRows:
-        """The values of ``rows``."""
-        return FactorRows(self.raw_codes[rows], self.labels, self.ordered)
 
 
 def product_design(
@@ -245,14 +259,8 @@ def product_design(
     matrix, names = _assemble(terms.intercept, design, nrows)
     offset = _offset([block for i, block in enumerate(blocks) if i in terms.offsets])
     every, offset_columns = _positions(terms, blocks)
-    rows = _sample_rows(factors.values(), nrows)
-    sample: dict[str, np.ndarray | FactorRows] = {}
-    for name in terms.variables:
-        values = factors[name].rows(rows) if name in factors else columns[name].to_numpy()[rows].copy()
-        sample[name] = values
-    for call in terms.calls:  # formulaic reads the columns of calls as float64 (formula_data)
-        sample.update({v: columns[v].to_numpy(dtype=np.float64)[rows] for v in call.variables})
-    return ProductDesign(matrix, names, offset, every, offset_columns, sample, len(rows))
+    floats = tuple(v for call in terms.calls for v in call.variables)
+    return ProductDesign(matrix, names, offset, every, offset_columns, frozenset(factors), floats)
 
 
 def _numbers(terms: ProductTerms, columns: Mapping[str, pd.Series]) -> dict[str, np.ndarray] | None:
@@ -388,8 +396,8 @@ def _assemble(
     return matrix, tuple(names)
 
 
-def _sample_rows(factors, nrows: int) -> np.ndarray:
-    """The first two rows and the first row of every level of every factor, in data order."""
+def _sample_rows(codes: Sequence[np.ndarray], nrows: int) -> np.ndarray:
+    """The first two rows and the first row of every level of every factor (its ``codes``), in data order."""
     rows = [np.arange(min(2, nrows))]
-    rows += [np.unique(factor.codes, return_index=True)[1] for factor in factors]
+    rows += [np.unique(factor_codes, return_index=True)[1] for factor_codes in codes]
     return np.unique(np.concatenate(rows))
