@@ -30,6 +30,7 @@ __all__ = [
     "ModelFrame",
     "get_column",
     "column_numbers",
+    "column_array",
     "model_frame",
     "required_variables",
     "formula_code",
@@ -353,6 +354,15 @@ def column_numbers(data: "pd.DataFrame | ModelFrame", name: str) -> tuple[object
     column = data[name]
     dtype = column.dtype
     return dtype, column.to_numpy() if isinstance(dtype, np.dtype) else None
+
+
+def column_array(data: "pd.DataFrame | ModelFrame", name: str) -> Any:
+    """:meth:`ModelFrame.array` for a model frame or a DataFrame: a NumPy dtype's values as a NumPy array,
+    else the column's pandas array."""
+    if isinstance(data, ModelFrame):
+        return data.array(name)
+    column = data[name]
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
 
 
 def get_column(data: "pd.DataFrame | ModelFrame", name: str) -> pd.Series:

@@ -37,7 +37,7 @@ from ..formula import ParsedFormula, parse_formula, random_terms_text
 from ..formula import expand_dot, has_dot
 from .checks import check_scale, drop_aliased_columns
 from .fixed import DesignMatrix, build_design
-from .frame import ModelFrame, check_data_frame, model_frame, required_variables
+from .frame import ModelFrame, check_data_frame, column_array, get_column, model_frame, required_variables
 from .random import RandomEffectsTerm, build_random_terms
 from .size import check_fixed_size, check_model_size
 from .response import build_response
@@ -78,16 +78,11 @@ class _FrameField:
 
     def column(self, obj: Any, name: str) -> pd.Series:
         """The frame's column ``name``, without making the DataFrame when it is not made yet."""
-        value = obj.__dict__[self.slot]
-        return value.column(name) if isinstance(value, ModelFrame) else value[name]
+        return get_column(obj.__dict__[self.slot], name)
 
     def array(self, obj: Any, name: str) -> Any:
         """The frame's column ``name``'s values as :meth:`ModelFrame.array` gives them, without a Series where it can."""
-        value = obj.__dict__[self.slot]
-        if isinstance(value, ModelFrame):
-            return value.array(name)
-        column = value[name]
-        return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+        return column_array(obj.__dict__[self.slot], name)
 
     def rows(self, obj: Any) -> int:
         """The number of rows of the frame, without making it."""

@@ -347,16 +347,15 @@ class BlockedCrossProducts:
         """The whole system as one dense matrix when it is small (:mod:`.dense_system`), else None."""
         from .dense_system import DenseSystem
 
-        return DenseSystem.build(self, self.__dict__.get("_dense_matrix"))  # _build_dense's product, if any
+        # A's matrix when it is made already (build's product, or dense_system_from's): let go of it here
+        return DenseSystem.build(self, self.__dict__.pop("_dense_matrix", None))
 
     def dense_system_from(self, dense_matrix: Callable[[], np.ndarray]):
         """:attr:`dense_system`, made (if not made already) with ``dense_matrix()`` as its matrix: the caller's
         own ``dense_crossproducts(self)``, formed otherwise (a residual structure's dense pieces at its
         parameters), instead of from the blocks once more."""
         if "dense_system" not in self.__dict__:
-            from .dense_system import DenseSystem
-
-            self.__dict__["dense_system"] = DenseSystem.build(self, dense_matrix())
+            self.__dict__["_dense_matrix"] = dense_matrix()
         return self.dense_system
 
     def without_rows(
