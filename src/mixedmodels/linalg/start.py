@@ -43,6 +43,9 @@ _MIN_SIGMA2_FRACTION = 0.05
 _MIN_THETA = 0.05
 # A moment system this ill-conditioned (after scaling) cannot separate its components.
 _MAX_CONDITION = 1e10
+# A component whose residual trace tr(Z_t'MZ_t) is below this fraction of tr(Z_t'Z_t) (= n for unit-RMS
+# columns) lies in X's column space: the moments hold no information about it.
+_MIN_TRACE_FRACTION = 1e-8
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
         return None
     dense = cp.dense_system
     moments = _moments(cp, gram_inv, beta) if dense is None else _dense_moments(cp, dense.a, gram_inv, beta)
+    if (moments.trace <= _MIN_TRACE_FRACTION * cp.nobs).any():
+        # e.g. a factor both fixed and grouping (lmer(y ~ . + (1 | Species), iris)): its tau^2 would be a
+        # ratio of rounding errors (385162^2 on one machine), where the criterion is flat in theta but its
+        # computed value is not (a Schur complement cancels): lme4's start instead
+        return None
     count = moments.trace.size
     lhs = np.empty((count + 1, count + 1))
     lhs[:count, :count], lhs[:count, count], lhs[count, :count] = moments.frobenius, moments.trace, moments.trace
