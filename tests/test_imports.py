@@ -23,13 +23,15 @@ def _modules_after(code: str) -> list[str]:
     return ast.literal_eval(out.stdout.strip().splitlines()[-1])
 
 
-def test_lmer_and_glmer_fits_do_not_import_stats_interpolate_or_optimize():
+def test_fits_do_not_import_stats_interpolate_or_optimize():
     code = (
         "import mixedmodels as mm\n"
         "mm.lmer('Reaction ~ Days + (Days | Subject)', mm.datasets.load('sleepstudy'))\n"
         "mm.glmer('cbind(incidence, size - incidence) ~ period + (1 | herd)', mm.datasets.load('cbpp'),"
         " family='binomial')\n"
         "mm.glmer('TICKS ~ YEAR + (1 | BROOD)', mm.datasets.load('grouseticks'), family='poisson')\n"
+        "mm.lm('Reaction ~ Days', mm.datasets.load('sleepstudy'))\n"
+        "mm.glm('cbind(incidence, size - incidence) ~ period', mm.datasets.load('cbpp'), family='binomial')\n"
     )
     assert _modules_after(code) == []
 
