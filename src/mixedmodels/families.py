@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .errors import DataError, ModelSpecError
 from ._validate import Anything, Text, check_arguments, argument_kinds
@@ -59,8 +59,10 @@ __all__ = [
 
 _EPS = np.finfo(float).eps
 _LOGIT_BOUND = 30.0
-_PROBIT_BOUND = -stats.norm.ppf(_EPS)
-_CAUCHIT_BOUND = -stats.cauchy.ppf(_EPS)
+# -qnorm(eps) and -qcauchy(eps) = cot(pi eps), without importing scipy.stats (~17k objects) for two
+# constants: the same bits as stats.norm.ppf and stats.cauchy.ppf give.
+_PROBIT_BOUND = -special.ndtri(_EPS)
+_CAUCHIT_BOUND = 1.0 / (np.pi * _EPS)
 
 
 # --------------------------------------------------------------------------- links

@@ -32,7 +32,6 @@ import pandas as pd
 import scipy.linalg
 from formulaic.materializers.types import FactorValues
 from formulaic.utils.stateful_transforms import stateful_transform
-from scipy.interpolate import BSpline
 
 from ..errors import FormulaError, MixedModelsWarning
 
@@ -49,6 +48,8 @@ def _knot_sequence(knots: np.ndarray, boundary: np.ndarray, order: int) -> np.nd
 
 def _all_bsplines(x: np.ndarray, t: np.ndarray, order: int, nu: int = 0) -> np.ndarray:
     """``(len(x), len(t) - order)``: every B-spline (or its ``nu``-th derivative) at x, end pieces continued."""
+    from scipy.interpolate import BSpline  # here: scipy.interpolate (and scipy.optimize) only for bs()/ns()
+
     nbasis = len(t) - order
     spline = BSpline(t, np.eye(nbasis), order - 1, extrapolate=True)
     return np.atleast_2d(spline(x, nu=nu)).reshape(len(x), nbasis)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._validate import Duck, Instance, Integer, Numbers, Real, check_arguments, check_bool, argument_kinds
 from ..errors import MixedModelsError, ModelSpecError
@@ -196,6 +195,8 @@ class GlmerResults(LmerResults):
         check_arguments(locals())
         if ddf is not None:
             raise ModelSpecError("denominator degrees of freedom (ddf) apply to lmer fits; glmer uses z tests")
+        from scipy import stats  # here, not at import: a fit does not need scipy.stats (~17k objects)
+
         est, se = self.fixef.to_numpy(), self.se.to_numpy()
         z = est / se
         stat = "t value" if self.family.has_dispersion else "z value"

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._validate import Duck, check_arguments, check_bool, argument_kinds
 from ..errors import ConvergenceWarning, DataError, MixedModelsError, ModelSpecError
@@ -161,6 +160,8 @@ class LmResults(NoRandomEffectsResults):
 
     def coef_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, t value, Pr(>|t|) (R's ``coef(summary(lm))``, printed as R prints it)."""
+        from scipy import stats  # here, not at import: a fit does not need scipy.stats (~17k objects)
+
         est, se = self.beta, self.se.to_numpy()
         t = est / se
         p = 2.0 * stats.t.sf(np.abs(t), self.df_resid)
@@ -369,6 +370,8 @@ class GlmResults(NoRandomEffectsResults):
 
     def coef_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, z value and Pr(>|z|) (t and Pr(>|t|) when the dispersion is estimated)."""
+        from scipy import stats  # here, not at import: a fit does not need scipy.stats (~17k objects)
+
         est, se = self.beta, self.se.to_numpy()
         stat = est / se
         if self.estimates_dispersion:
