@@ -306,7 +306,8 @@ class Family:
 
 def _check_integers(values: np.ndarray, name: str, what: str) -> bool:
     """Refuse values more than 1e-7 (relative) from a whole number; True when every one is exactly whole."""
-    if (values == values.round()).all():  # whole numbers already (the usual case): none is off by 1e-7
+    # (ufuncs' reductions here: the array methods' numbers, without their Python wrappers in numpy's _methods)
+    if np.logical_and.reduce(values == values.round()):  # whole numbers already (usual): none is off by 1e-7
         return True
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
@@ -372,15 +373,16 @@ class Binomial(Family):
         numbers as :meth:`_constant` (there ``m y`` rounds back to ``s``, and the
         weight ratio is one), without recovering them from the proportions.
         """
-        if (counts < 0).any():  # (array methods: np.any's wrappers cost more than the test on a few rows)
+        if np.logical_or.reduce(counts < 0, axis=None):  # (ndarray.any's reduction, without its wrapper)
             raise DataError(f"the response {name!r} has negative counts; cbind() needs successes and failures >= 0")
         whole = _check_integers(counts.ravel(), name, "whole numbers of successes and failures")
         successes, failures = counts[:, 0], counts[:, 1]
         trials = successes + failures  # (two columns: the same sum as counts.sum(axis=1))
-        if weights is None and whole and trials.all():
+        if weights is None and whole and np.logical_and.reduce(trials):  # (trials.all())
             prop = successes / trials
             log_dbinom = _log_binomial(successes, failures, trials, prop, failures / trials)
-            return GlmResponse.make(self, prop, trials, trials, constant=float(-2.0 * log_dbinom.sum()))
+            constant = float(-2.0 * np.add.reduce(log_dbinom))  # (log_dbinom.sum(), the same pairwise sum)
+            return GlmResponse.make(self, prop, trials, trials, constant=constant)
         prior = np.ones(counts.shape[0]) if weights is None else np.asarray(weights, dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             prop = np.where(trials > 0, successes / np.where(trials > 0, trials, 1.0), 0.0)
@@ -733,7 +735,7 @@ class GlmResponse:
         """The response with its constants; ``constant``: the family's, when the caller has it already."""
         sat = family.saturated(y)
         binary = None
-        if isinstance(family, Binomial) and ((y == 0) | (y == 1)).all():
+        if isinstance(family, Binomial) and np.logical_and.reduce((y == 0) | (y == 1)):  # (.all())
             binary = y == 1
         # R clamps mu_eta at eps where |eta| > 30 (logit) and exp(eta) at eps (log); with eta
         # clamped the same, V(mu) differs from those only at weights below 1e-13.

@@ -26,7 +26,8 @@ def compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: O
     grad = fast.grad.copy()
     grad[0] *= fast.scale
     # (the check passes whenever the gradient itself is below its tolerance: no Hessian scaling needed)
-    message = None if np.abs(grad).max() <= GRADIENT_TOLERANCE else _gradient_message(fast, grad)
+    largest = np.maximum.reduce(np.abs(grad))  # (its .max(), without the method's Python wrapper)
+    message = None if largest <= GRADIENT_TOLERANCE else _gradient_message(fast, grad)
     messages = [message] if message else []
     info = OptInfo(
         COMPILED_NEWTON,

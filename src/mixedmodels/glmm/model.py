@@ -65,7 +65,7 @@ def _check_not_constant(response: GlmResponse, name: str) -> None:
     minus infinity (PIRLS ends in NaN); lme4 refuses every constant response.
     """
     values = response.y[response.weights > 0]
-    if values.size and values.max() - values.min() == 0:  # np.ptp's numbers, without its wrappers
+    if values.size and np.maximum.reduce(values) - np.minimum.reduce(values) == 0:  # np.ptp's, without wrappers
         what = "proportion of successes" if response.family.name == "binomial" else "value"
         raise DataError(
             f"the response {name!r} is constant (every {what} is {values[0]:g}): there is no variation "

@@ -85,8 +85,7 @@ def _column_scales(z: np.ndarray) -> np.ndarray:
     ``np.mean(z * z, axis=0)`` by its own operations (a sum, then a division by the count): the same
     numbers, bit for bit, without its wrappers' ~10 Python calls per term of every fit.
     """
-    squares = z * z
-    rms = squares.sum(axis=0)
+    rms = np.add.reduce(z * z, axis=0)
     rms /= z.shape[0]
     np.sqrt(rms, out=rms)
     return np.where(rms > 0, rms, 1.0)
