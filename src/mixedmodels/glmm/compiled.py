@@ -44,7 +44,9 @@ def compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: O
     )
     result = GlmerResults._from_modes(model, fast.theta, fast.beta, fast.u, fast.mu, fast.value, info, fast.vcov)
     # is_singular read off theta: the one scalar term of the default structure has the lower bound 0
-    warn_fit(result, messages, 6, singular=bool(fast.theta[0] < SINGULAR_TOLERANCE))
+    singular = bool(fast.theta[0] < SINGULAR_TOLERANCE)
+    if messages or singular:  # (nothing to warn about otherwise)
+        warn_fit(result, messages, 6, singular=singular)
     return result
 
 
