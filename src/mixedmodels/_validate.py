@@ -380,6 +380,8 @@ class FitData(Frame):
         super().check(value, name)
 
     def problem(self, value: Any) -> bool:
+        if not super().problem(value):  # a pandas DataFrame, the usual case: accepted as below
+            return False
         if isinstance(value, (str, os.PathLike)):
             text = os.fspath(value)
             return not isinstance(text, str) or ("://" not in text and not glob.glob(text))
@@ -778,6 +780,19 @@ def kinds_of(func: Any) -> dict[str, Kind]:
 
 
 _SKIPPED = ("self", "cls", "__class__")
+_MERGED: dict[CodeType, dict[str, Kind]] = {}
+
+
+def _kinds_for(code: CodeType) -> dict[str, Kind]:
+    """The kinds a function's parameters are checked against: :data:`COMMON`'s, with its declared ones in
+    their place (merged once per function that declares any, on its first check: one look-up per argument)."""
+    merged = _MERGED.get(code)
+    if merged is None:
+        declared = _DECLARED.get(code)
+        if declared is None:
+            return COMMON
+        merged = _MERGED[code] = {**COMMON, **declared}
+    return merged
 
 
 def check_arguments(arguments: Mapping[str, Any]) -> None:
@@ -789,13 +804,15 @@ def check_arguments(arguments: Mapping[str, Any]) -> None:
     Raises a MixedModelsError that starts with the parameter's name.
     """
     caller = sys._getframe(1).f_code
-    declared = _DECLARED.get(caller, {})
+    kinds = _kinds_for(caller)
     varargs = caller.co_varnames[caller.co_argcount + caller.co_kwonlyargcount] if caller.co_flags & 0x04 else None
     for name, value in arguments.items():
         if name in _SKIPPED:
             continue
-        kind = declared.get(name) or COMMON.get(name)
+        kind = kinds.get(name)
         if kind is None:
+            continue
+        if value is None and kind.allow_none:  # what every kind's check does with None then (tested): nothing
             continue
         if name == varargs:
             for item in value:

@@ -219,7 +219,8 @@ class Family:
 
     @argument_kinds(link=Text(allow_none=True))
     def __init__(self, link: str | None = None):
-        check_arguments(locals())
+        if link is not None:  # None, the default link, is of link's kind (Text(allow_none=True)): no check to do
+            check_arguments(locals())
         chosen = self.links[0] if link is None else _LINK_ALIASES.get(link, link)
         if chosen not in self.links:
             raise ModelSpecError(
@@ -307,7 +308,8 @@ class Family:
 
 def _check_integers(values: np.ndarray, name: str, what: str) -> bool:
     """Refuse values more than 1e-7 (relative) from a whole number; True when every one is exactly whole."""
-    if (values == np.round(values)).all():  # whole numbers already (the usual case): none is off by 1e-7
+    # (ufuncs' reductions here: the array methods' numbers, without their Python wrappers in numpy's _methods)
+    if np.logical_and.reduce(values == values.round()):  # whole numbers already (usual): none is off by 1e-7
         return True
     bad = np.flatnonzero(np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values)))
     if bad.size:
@@ -373,15 +375,16 @@ class Binomial(Family):
         numbers as :meth:`_constant` (there ``m y`` rounds back to ``s``, and the
         weight ratio is one), without recovering them from the proportions.
         """
-        if np.any(counts < 0):
+        if np.logical_or.reduce(counts < 0, axis=None):  # (ndarray.any's reduction, without its wrapper)
             raise DataError(f"the response {name!r} has negative counts; cbind() needs successes and failures >= 0")
         whole = _check_integers(counts.ravel(), name, "whole numbers of successes and failures")
         successes, failures = counts[:, 0], counts[:, 1]
         trials = successes + failures  # (two columns: the same sum as counts.sum(axis=1))
-        if weights is None and whole and trials.all():
+        if weights is None and whole and np.logical_and.reduce(trials):  # (trials.all())
             prop = successes / trials
             log_dbinom = _log_binomial(successes, failures, trials, prop, failures / trials)
-            return GlmResponse.make(self, prop, trials, trials, constant=float(-2.0 * np.sum(log_dbinom)))
+            constant = float(-2.0 * np.add.reduce(log_dbinom))  # (log_dbinom.sum(), the same pairwise sum)
+            return GlmResponse.make(self, prop, trials, trials, constant=constant)
         prior = np.ones(counts.shape[0]) if weights is None else np.asarray(weights, dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             prop = np.where(trials > 0, successes / np.where(trials > 0, trials, 1.0), 0.0)
@@ -428,7 +431,7 @@ class Poisson(Family):
         return y + 0.1
 
     def _check(self, y: np.ndarray, name: str) -> None:
-        if np.any(y < 0):
+        if (y < 0).any():
             bad = np.flatnonzero(y < 0)[0]
             raise DataError(
                 f"the response {name!r} has a negative count (row {bad}: {y[bad]:g}); Poisson counts must be >= 0"
@@ -436,7 +439,7 @@ class Poisson(Family):
         _check_integers(y, name, "whole-number counts for the Poisson family")
 
     def _constant(self, y: np.ndarray, wt: np.ndarray, m: np.ndarray) -> float:
-        return float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - special.gammaln(y + 1))))
+        return float(-2.0 * (wt * (special.xlogy(y, y) - y - special.gammaln(y + 1))).sum())
 
     def _minus2_loglik(self, r: "GlmResponse", mu: np.ndarray, dev: float) -> float:
         return dev + r.constant
@@ -656,6 +659,12 @@ def get_family(family: Any, link: str | None = None) -> Family:
     if link is None and isinstance(family, Family):
         return family  # already a family: nothing to check (glmer's fit asks three times)
     check_arguments(locals())
+    return family_of(family, link)
+
+
+def family_of(family: Any, link: str | None = None) -> Family:
+    """:func:`get_family` for a caller that checked ``family``'s kind already (glmer checks its arguments
+    once) and passes a link only when it is a string or None."""
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
             return (
@@ -728,7 +737,7 @@ class GlmResponse:
         """The response with its constants; ``constant``: the family's, when the caller has it already."""
         sat = family.saturated(y)
         binary = None
-        if isinstance(family, Binomial) and np.all((y == 0) | (y == 1)):
+        if isinstance(family, Binomial) and np.logical_and.reduce((y == 0) | (y == 1)):  # (.all())
             binary = y == 1
         # R clamps mu_eta at eps where |eta| > 30 (logit) and exp(eta) at eps (log); with eta
         # clamped the same, V(mu) differs from those only at weights below 1e-13.

@@ -153,7 +153,7 @@ def test_the_kernels_gradient_is_the_deviances_derivative(link: str) -> None:
     data = _grouseticks() if counts else mm.datasets.load("cbpp")
     model = mm.GeneralizedLinearMixedModel.from_formula(formula, data, family)
     kern = one_term._compiled()
-    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q = one_term._arrays(model)
+    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q, _ = one_term._arrays(model)
     point = np.concatenate([[0.8], np.linspace(-1.0, 0.5, xmat.shape[1])])
 
     def deviance(p: np.ndarray, grad: np.ndarray) -> float:
@@ -202,7 +202,7 @@ def test_the_exact_hessian_is_the_gradients_derivative(link: str, where: str) ->
     model = mm.GeneralizedLinearMixedModel.from_formula(formula, data, family)
     fit = one_term.fit_one_term(model)
     kern = one_term._compiled()
-    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q = one_term._arrays(model)
+    (y, wt, sat, z, refs, xmat, offset), (fam, code, nbtheta), const, q, _ = one_term._arrays(model)
     shift = 0.0 if where == "optimum" else 0.3
     point = np.concatenate([fit.theta * model.theta_scales * (1.0 + shift), fit.beta + 0.1 * shift])
     d = point.size

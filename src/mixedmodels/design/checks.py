@@ -50,11 +50,12 @@ def _clearly_independent(x: np.ndarray, tol: float) -> list[int] | None:
     if p < 2 or n < p or tol * 100 > _CLEAR_SHARE:
         return None
     gram = x.T @ x
-    squares = gram.diagonal()  # array methods, not np.all / np.diagonal: their dispatch wrappers cost more here
-    if not (np.isfinite(gram).all() and (squares > _MIN_SQUARE).all()):
+    # (a method and ufuncs' reductions, not np.diagonal / np.all / .all(): their Python wrappers cost more here)
+    squares = gram.diagonal()
+    if not (np.logical_and.reduce(np.isfinite(gram), axis=None) and np.logical_and.reduce(squares > _MIN_SQUARE)):
         return None  # an empty column, or values so small or large that X'X loses them
     lower, info = lapack.dpotrf(gram, lower=1)
-    if info != 0 or not (lower.diagonal() > _CLEAR_SHARE * np.sqrt(squares)).all():
+    if info != 0 or not np.logical_and.reduce(lower.diagonal() > _CLEAR_SHARE * np.sqrt(squares)):
         return None
     return list(range(p))
 
@@ -121,8 +122,8 @@ def check_scale(design: DesignMatrix, tol: float = 1e3) -> None:
     x = design.matrix
     if x.shape[0] < 2:
         return
-    binary = ((x == 0) | (x == 1)).all(axis=0)
-    if binary.all():  # an intercept alone, or indicators: nothing to compare
+    binary = np.logical_and.reduce((x == 0) | (x == 1), axis=0)  # (.all(axis=0), without its Python wrapper)
+    if np.logical_and.reduce(binary):  # an intercept alone, or indicators: nothing to compare
         return
     check_column_scales(design.column_names, _column_sd(x), binary, tol, stacklevel=2)
 

@@ -49,15 +49,19 @@ def build_response(lhs: str, data: pd.DataFrame | ModelFrame) -> np.ndarray:
     if not isinstance(lhs, str) or not lhs.strip():
         raise FormulaError(f"the response must be a non-empty string, got {lhs!r}")
     text = lhs.strip()
-    if isinstance(source, ModelFrame) and text in source.names:  # a column: the model frame's own
-        dtype, values = source.numbers(text)
-        if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # _response_array's usual case, on the values read
-            response = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
-        else:
-            response = _response_array(source.column(text), text, source.nrows)
-        return _finite_response(response.copy() if source.borrowed else response, text)
-    if isinstance(source, ModelFrame) and (pair := _column_cbind(text, source, source.names)) is not None:
-        return _finite_response(_response_array(pair, text, source.nrows), text)  # without making its DataFrame
+    if isinstance(source, ModelFrame):
+        names = source.names
+        if text in names:  # a column: the model frame's own
+            dtype, values = source.numbers(text)
+            if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # _response_array's usual case, on the values
+                response = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+            else:
+                response = _response_array(source.column(text), text, source.nrows)
+            return _finite_response(response.copy() if source.borrowed else response, text)
+        if (pair := _column_cbind(text, source, names)) is not None:  # without making the frame's DataFrame
+            if not (pair.shape == (source.nrows, 2) and pair.flags.c_contiguous):  # (float64 by construction)
+                pair = _response_array(pair, text, source.nrows)  # which would return such a pair as it is
+            return _finite_response(pair, text)
     data, trusted = frame_data(data)
     variables = required_variables(text)
     if not trusted:
@@ -87,10 +91,17 @@ def _column_cbind(text: str, source: Any, names: Container) -> np.ndarray | None
     if arguments is None:
         return None
     read: dict[str, np.ndarray | None] = {}  # each column read once (cbpp's ``incidence`` is used twice)
-    columns = [_column_arithmetic(arg, source, names, read) for arg in arguments]
-    if columns[0] is None or columns[1] is None:
+    first = _column_arithmetic(arguments[0], source, names, read)
+    second = _column_arithmetic(arguments[1], source, names, read)
+    if first is None or second is None:
         return None
-    return np.column_stack(np.broadcast_arrays(*columns))
+    if isinstance(first, np.ndarray) and isinstance(second, np.ndarray) and first.ndim == 1 == second.ndim:
+        if first.size == second.size:  # two columns (the usual case): column_stack's copy, without its wrappers
+            pair = np.empty((first.size, 2))
+            pair[:, 0] = first
+            pair[:, 1] = second
+            return pair
+    return np.column_stack(np.broadcast_arrays(first, second))
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,7 +125,7 @@ def _column_arithmetic(
         if node.id not in names:
             return None
         if node.id not in read:
-            read[node.id] = _exact_column(get_column(source, node.id))
+            read[node.id] = _exact_values(source, node.id)
         return read[node.id]
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
@@ -127,15 +138,25 @@ def _column_arithmetic(
     return None
 
 
-def _exact_column(column: pd.Series) -> np.ndarray | None:
-    """A column as float64 when that is exact (integers, float64): the same numbers as pandas' arithmetic."""
-    dtype = column.dtype
-    exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
-    return column.to_numpy(dtype=np.float64) if exact else None
+def _exact_values(source: Any, name: str) -> np.ndarray | None:
+    """A column as float64 when that is exact (integers, float64): the same numbers as pandas' arithmetic.
+
+    A model frame's column is read by its :meth:`~.frame.ModelFrame.numbers` (``Series.dtype`` and the
+    NumPy values of ``to_numpy()``, read once per frame) rather than through a Series: the same float64
+    values as ``to_numpy(dtype=np.float64)`` in fewer pandas calls.
+    """
+    if isinstance(source, ModelFrame):
+        dtype, values = source.numbers(name)
+    else:
+        column = source[name]
+        dtype, values = column.dtype, column
+    if not (isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)):
+        return None
+    return np.asarray(values, dtype=np.float64)
 
 
 def _finite_response(response: np.ndarray, text: str) -> np.ndarray:
-    if not np.isfinite(response).all():
+    if not np.logical_and.reduce(np.isfinite(response), axis=None):  # (.all(), without its Python wrapper)
         raise DataError(f"the response {text!r} has missing or non-finite values (NaN or infinite)")
     return response
 

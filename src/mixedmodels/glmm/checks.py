@@ -32,11 +32,12 @@ def gradient_message(grad: np.ndarray, hess: np.ndarray) -> str | None:
     return f"Model failed to converge with max|grad| = {worst[k]:.6g} (tol = {GRADIENT_TOLERANCE:g}, component {k + 1})"
 
 
-def warn_fit(result: GlmerResults, messages: list[str], stacklevel: int) -> None:
-    """lme4's warnings: the convergence messages, a singular fit."""
+def warn_fit(result: GlmerResults, messages: list[str], stacklevel: int, singular: bool | None = None) -> None:
+    """lme4's warnings: the convergence messages, a singular fit (``singular``: ``result.is_singular``, when
+    the caller knows it already)."""
     for message in messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
-    if result.is_singular:
+    if result.is_singular if singular is None else singular:
         warnings.warn(
             "boundary (singular) fit: see help(mm.GlmerResults.is_singular)", SingularFitWarning, stacklevel=stacklevel
         )

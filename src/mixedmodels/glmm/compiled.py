@@ -8,6 +8,7 @@ import numpy as np
 
 from ..fitted import GeneralizedMixedModel
 from ..linalg.one_term import COMPILED_NEWTON, COMPILED_SEARCH, OneTermFit
+from ..lmm.results import SINGULAR_TOLERANCE
 from ..optim import OptimizerSettings, OptInfo
 from .checks import GRADIENT_TOLERANCE, gradient_message, warn_fit
 from .results import GlmerResults
@@ -20,18 +21,17 @@ def compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: O
     as the general path's: both stages in one optimizer log, lme4's gradient check at the optimum.  The
     joint factor (conditional variances, prediction SEs) is formed on first use."""
     evals1, evals2, hessian_evals = fast.evaluations
-    scales = np.concatenate([model.theta_scales, np.ones(fast.beta.size)])  # d(scaled theta, beta) / d(theta, beta)
-    grad = fast.grad * scales
+    # d(scaled theta, beta) / d(theta, beta) is (scale, 1, ..., 1) for the one scalar term: the gradient times
+    # it is the gradient with its first entry scaled (x * 1.0 is x: the same numbers as the product)
+    grad = fast.grad.copy()
+    grad[0] *= fast.scale
     # (the check passes whenever the gradient itself is below its tolerance: no Hessian scaling needed)
-    message = (
-        None
-        if np.max(np.abs(grad)) <= GRADIENT_TOLERANCE
-        else gradient_message(grad, fast.hess * np.outer(scales, scales))
-    )
+    largest = np.maximum.reduce(np.abs(grad))  # (its .max(), without the method's Python wrapper)
+    message = None if largest <= GRADIENT_TOLERANCE else _gradient_message(fast, grad)
     messages = [message] if message else []
     info = OptInfo(
         COMPILED_NEWTON,
-        np.concatenate([model.theta_start, fast.beta1]),
+        np.concatenate([fast.theta0, fast.beta1]),
         np.concatenate([fast.theta, fast.beta]),
         fast.value,
         evals1 + evals2,
@@ -43,5 +43,15 @@ def compiled_results(model: GeneralizedMixedModel, fast: OneTermFit, settings: O
         geval=evals1 + evals2 + hessian_evals,
     )
     result = GlmerResults._from_modes(model, fast.theta, fast.beta, fast.u, fast.mu, fast.value, info, fast.vcov)
-    warn_fit(result, messages, 6)
+    # is_singular read off theta: the one scalar term of the default structure has the lower bound 0
+    singular = bool(fast.theta[0] < SINGULAR_TOLERANCE)
+    if messages or singular:  # (nothing to warn about otherwise)
+        warn_fit(result, messages, 6, singular=singular)
     return result
+
+
+def _gradient_message(fast: OneTermFit, grad: np.ndarray) -> str | None:
+    """lme4's gradient check with the Hessian over (theta, beta), where the gradient is above the tolerance."""
+    scales = np.ones(grad.size)
+    scales[0] = fast.scale
+    return gradient_message(grad, fast.hess * np.outer(scales, scales))

@@ -41,7 +41,7 @@ from .scalar_search import minimize_even_scalar
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
+__all__ = ["fit_glmm", "fit_glmm_one_thread", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
 # whitened beta (units of the stage-1 SEs, where the deviance is close to ||delta||^2, so
@@ -646,6 +646,15 @@ def fit_glmm(
     """
     with one_blas_thread():  # every matrix of a GLMM fit is small
         return _fit(model, nAGQ, settings, start)
+
+
+def fit_glmm_one_thread(
+    model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, start: "GlmmStart | None" = None
+) -> GlmerResults:
+    """:func:`fit_glmm` for a caller that runs it under one BLAS thread already (glmer): the limit is not set
+    again (its context manager and the libraries' thread counts read twice: ~25 Python calls per fit), and
+    the fit is one call deeper here too, as there (the warnings' ``stacklevel`` counts the frames)."""
+    return _fit(model, nAGQ, settings, start)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,12 @@ from .._threads import one_blas_thread
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import DataError, MixedModelsWarning, ModelSpecError
-from ..families import Family, GlmResponse, get_family
+from ..families import Family, GlmResponse, family_of, get_family
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
 from .._validate import Anything, FitData, Instance, Numbers, argument_kinds, check_arguments
-from .fit import GlmmStart, fit_glmm
+from .fit import GlmmStart, fit_glmm, fit_glmm_one_thread
 from .results import GlmerResults
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "hands_over_to_lmer", "GLMM_SETTINGS", "MAX_NAGQ"]
@@ -65,7 +65,7 @@ def _check_not_constant(response: GlmResponse, name: str) -> None:
     minus infinity (PIRLS ends in NaN); lme4 refuses every constant response.
     """
     values = response.y[response.weights > 0]
-    if values.size and np.ptp(values) == 0:
+    if values.size and np.maximum.reduce(values) - np.minimum.reduce(values) == 0:  # np.ptp's, without wrappers
         what = "proportion of successes" if response.family.name == "binomial" else "value"
         raise DataError(
             f"the response {name!r} is constant (every {what} is {values[0]:g}): there is no variation "
@@ -312,8 +312,9 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _fit(self, nAGQ: int, settings: OptimizerSettings | None, start: Any) -> GlmerResults:
-        """:meth:`fit` for :func:`glmer`, whose check covered the arguments (the same depth of calls)."""
-        return fit_glmm(self, self._nagq_rules(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+        """:meth:`fit` for :func:`glmer`, whose check covered the arguments and whose one BLAS thread is set
+        already (the same depth of calls)."""
+        return fit_glmm_one_thread(self, self._nagq_rules(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _check_start(self, start: Any) -> GlmmStart | None:
         """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
@@ -450,8 +451,23 @@ def glmer(
             na_action=na_action,
         )
     data = as_pandas(data)  # polars DataFrames and pyarrow Tables are fitted as their pandas copies
-    check_arguments(locals())
-    fam = get_family(family)
+    # The other arguments, once: formula and method were checked above, and so was data, which is now a pandas
+    # DataFrame (FitData accepted a pandas, polars or dask frame, a pyarrow Table or a path; the dask ones went
+    # to mixedmodels.dask, as_pandas made one of the others) -- Frame's check of it again could not fire.
+    check_arguments(
+        {
+            "family": family,
+            "nAGQ": nAGQ,
+            "weights": weights,
+            "offset": offset,
+            "contrasts": contrasts,
+            "settings": settings,
+            "start": start,
+            "na_action": na_action,
+            "max_memory": max_memory,
+        }
+    )
+    fam = family_of(family)  # its kind checked just now: get_family would check it again
     if hands_over_to_lmer(fam):
         from ..lmm.model import lmer
 

@@ -67,6 +67,8 @@ class OneTermFit:
     vcov: np.ndarray
     evaluations: tuple[int, int, int]
     seconds: tuple[float, float]
+    theta0: np.ndarray  # the model's theta_start, where stage 1 began (the optimizer log's initial theta)
+    scale: float  # the term's column scale: scaled theta = theta * scale (the model's theta_scales[0])
 
 
 @lru_cache(maxsize=1)
@@ -102,19 +104,28 @@ _SUPPORTED = {
 
 
 def _arrays(model) -> tuple:
-    """The kernels' data: y, prior weights, saturated kernel, scaled z, levels, X, offset; the family's codes."""
+    """The kernels' data: y, prior weights, saturated kernel, scaled z, levels, X, offset; the family's codes;
+    the response's constant, the number of levels and the term's column scale.
+
+    The scale is the model's ``theta_scales[0]`` by construction: that is the term's ``scale_theta`` of a
+    one, ``1.0 * scales[0]`` for the one scalar term of the default structure (or 1 without scales), so
+    the cached property is not formed for this fit.  z divided by the scale and the offset's zeros are
+    new contiguous arrays already; the zeros have one entry per response row.
+    """
     term, lay, response = model.inputs.terms[0], model.layouts[0], model.response
     scale = float(lay.scales[0]) if lay.scales is not None else 1.0
-    z = np.ascontiguousarray(np.asarray(term.z, dtype=float)[:, 0] / scale)
+    z = np.asarray(term.z, dtype=float)[:, 0] / scale
     offset = model.inputs.offset
-    offset = np.zeros(model.nobs) if offset is None else np.ascontiguousarray(offset, dtype=float)
+    y = np.ascontiguousarray(response.y)
+    offset = np.zeros(y.size) if offset is None else np.ascontiguousarray(offset, dtype=float)
     xmat = np.ascontiguousarray(model.inputs.fixed.matrix, dtype=float)
-    family = model.family
+    family = response.family
     nbtheta = float(getattr(family, "theta", 1.0))  # the negative binomial's; unused by the others
     codes = (kernels.FAMILIES[family.name], kernels.LINKS[family.link.name], nbtheta)
     refs = np.ascontiguousarray(term.refs, dtype=np.intp)
-    data = (response.y, response.weights, response.saturated, z, refs, xmat, offset)
-    return tuple(np.ascontiguousarray(a) for a in data), codes, float(response.constant), term.nlevels
+    weights, saturated = np.ascontiguousarray(response.weights), np.ascontiguousarray(response.saturated)
+    data = (y, weights, saturated, z, refs, xmat, offset)
+    return data, codes, float(response.constant), term.nlevels, scale
 
 
 def fit_one_term(model) -> OneTermFit | None:
@@ -122,9 +133,8 @@ def fit_one_term(model) -> OneTermFit | None:
     kern = _compiled()
     if kern is None:
         return None
-    data, (fam, link, nbtheta), const, q = _arrays(model)
+    data, (fam, link, nbtheta), const, q, scale = _arrays(model)
     y, wt, sat, z, refs, xmat, offset = data
-    scale = float(model.theta_scales[0])
     p = xmat.shape[1]
     # stage 1 starts as the general path's PIRLS does: eta from the family's starting means (u = 0, beta by least
     # squares: the normal equations in the kernel, where numpy's lstsq cost ~0.09 ms cold)
@@ -133,14 +143,17 @@ def fit_one_term(model) -> OneTermFit | None:
         beta = np.linalg.lstsq(xmat, target, rcond=None)[0]
     u, cov, counts = np.zeros(q), np.zeros((p, p)), np.zeros(3, dtype=np.int64)
     start = time.perf_counter()
-    x0 = float(model.theta_start[0]) * scale
+    # the model's theta_start by construction: the default structure's start for one column is lme4's identity
+    # factor, [1.0] (one_term_applies takes no other; a test compares them), without its look-up per term
+    theta0 = np.ones(1)
+    x0 = scale  # (theta0[0] * scale)
     x1, f1 = kern["stage1"](x0, beta, u, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, cov, counts)
     middle = time.perf_counter()
     if not x1 > 0.0:
         return None
     beta1 = beta.copy()
     point = np.concatenate([[x1], beta])
-    steps = _STEP * np.concatenate([[x1], np.sqrt(np.maximum(np.diag(cov), 1e-300))])
+    steps = _STEP * np.concatenate([[x1], np.sqrt(np.maximum(cov.diagonal(), 1e-300))])  # (np.diag's numbers)
     hess, grad, vcov, mu = np.empty((p + 1, p + 1)), np.empty(p + 1), np.empty((p, p)), np.empty(y.size)
     value = kern["stage2"](
         point, u, steps, y, wt, sat, z, refs, xmat, offset, fam, link, nbtheta, const, hess, grad, counts, vcov, mu
@@ -161,4 +174,6 @@ def fit_one_term(model) -> OneTermFit | None:
         vcov,
         (int(counts[0]), int(counts[1]), int(counts[2])),
         (middle - start, time.perf_counter() - middle),
+        theta0,
+        scale,
     )

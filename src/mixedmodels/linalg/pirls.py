@@ -80,8 +80,14 @@ class _Layout(TermLayout):
 
 
 def _column_scales(z: np.ndarray) -> np.ndarray:
-    """Root-mean-square of each column (1 for all-zero columns)."""
-    rms = np.sqrt(np.mean(z * z, axis=0))
+    """Root-mean-square of each column (1 for all-zero columns).
+
+    ``np.mean(z * z, axis=0)`` by its own operations (a sum, then a division by the count): the same
+    numbers, bit for bit, without its wrappers' ~10 Python calls per term of every fit.
+    """
+    rms = np.add.reduce(z * z, axis=0)
+    rms /= z.shape[0]
+    np.sqrt(rms, out=rms)
     return np.where(rms > 0, rms, 1.0)
 
 
