@@ -59,12 +59,11 @@ from .frame import (
     column_numbers,
     formula_code,
     frame_data,
-    get_column,
     plain_message,
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import SampleRows, plain_column, product_design, product_terms
+from .products import SampleRows, plain_kind, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -481,18 +480,18 @@ def _product_design(
         return None
     variables = frozenset(terms.variables)
     framed = isinstance(source, ModelFrame)  # its DataFrame is made on first use: not here
-    names, nrows = (source.names, source.nrows) if framed else (source.columns, len(source))
-    if terms.calls and not FUNCTION_ROOTS.isdisjoint(names):
+    if terms.calls and not FUNCTION_ROOTS.isdisjoint(source.names if framed else source.columns):
         return None  # a column named np, log, ...: formulaic's lookup would find it
     if not trusted:
         check_columns(source, sorted(variables))
-    columns = {name: get_column(source, name) for name in terms.variables}
-    if not all(plain_column(column) for column in columns.values()):
+    reads = {name: column_numbers(source, name) for name in terms.variables}  # a model frame's, read already
+    if not all(plain_kind(dtype) for dtype, _ in reads.values()):
         return None
     if not trusted:
         _check_complete(source, variables)
     chosen = _chosen_contrasts(contrasts)
-    built = product_design(terms, columns, chosen, nrows, _spellings(rhs) if terms.calls else None)
+    nrows = source.nrows if framed else len(source)
+    built = product_design(terms, source, reads, chosen, nrows, _spellings(rhs) if terms.calls else None)
     if built is None:
         return None
     _check_finite(built.matrix, built.column_names, built.offset)
