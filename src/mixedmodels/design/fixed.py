@@ -411,7 +411,9 @@ def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[s
 
 def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     """Canonical contrast names per variable; unknown names raise ModelSpecError."""
-    return {str(k): contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
+    if not contrasts:
+        return {}
+    return {str(k): contrast_name(v, f"variable {k!r}") for k, v in contrasts.items()}
 
 
 def _new_spec(

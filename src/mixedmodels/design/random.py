@@ -281,12 +281,14 @@ def build_random_terms(
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
     nobs = frame.nrows
-    for term in built:
-        if term.nranef > nobs or (term.nranef == nobs and not allow_as_many_as_observations):
-            relation = "<=" if term.nranef == nobs else "<"
+    nlevels = [len(term.levels) for term in built]
+    for term, levels in zip(built, nlevels):
+        nranef = levels * term.z.shape[1]  # term.nranef
+        if nranef > nobs or (nranef == nobs and not allow_as_many_as_observations):
+            relation = "<=" if nranef == nobs else "<"
             raise ModelSpecError(
-                f"number of observations (={nobs}) {relation} number of random effects (={term.nranef}) "
+                f"number of observations (={nobs}) {relation} number of random effects (={nranef}) "
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
-    return tuple(built[i] for i in lme4_term_order([t.nlevels for t in built]))
+    return tuple(built[i] for i in lme4_term_order(nlevels))
