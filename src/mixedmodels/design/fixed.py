@@ -447,7 +447,7 @@ def _simple_design(
     term structure is asked for.  ``trusted``: ``source`` is a model frame.
     """
     terms = simple_terms(rhs)
-    if terms is None or any(name in RESERVED for name in terms[1]):
+    if terms is None or not RESERVED.isdisjoint(terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)
@@ -463,9 +463,17 @@ def _simple_design(
     matrix = simple_matrix(intercept, columns, nrows)
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
-    sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # NumPy columns (see above)
-    deferred = _DeferredSpec(rhs, chosen, functools.partial(pd.DataFrame, sample, index=range(min(2, nrows))))
+    # a model frame's columns are never modified (see _product_design): its rows are read when the spec is
+    # asked for; a caller's DataFrame may change, so its rows are taken now
+    sample = functools.partial(_simple_sample, source, names, nrows)
+    deferred = _DeferredSpec(rhs, chosen, sample if trusted else functools.partial(pd.DataFrame, sample()))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
+
+
+def _simple_sample(source: pd.DataFrame | ModelFrame, names: tuple[str, ...], nrows: int) -> pd.DataFrame:
+    """The first two rows of a simple design's columns (NumPy numbers), which its formulaic spec is fitted on."""
+    sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # type: ignore[index]
+    return pd.DataFrame(sample, index=range(min(2, nrows)))
 
 
 def _product_design(

@@ -23,7 +23,16 @@ from formulaic.utils.stateful_transforms import stateful_eval
 from ..errors import DataError, FormulaError
 from .contrasts import as_labelled, is_boolean, observed_levels
 from .fixed import run_formulaic
-from .frame import ModelFrame, check_columns, check_real, formula_code, frame_data, get_column, required_variables
+from .frame import (
+    ModelFrame,
+    check_columns,
+    check_real,
+    column_numbers,
+    formula_code,
+    frame_data,
+    get_column,
+    required_variables,
+)
 from .transforms import CONTEXT
 from .values import formula_data
 
@@ -114,7 +123,7 @@ def _column_arithmetic(
         if node.id not in names:
             return None
         if node.id not in read:
-            read[node.id] = _exact_column(get_column(source, node.id))
+            read[node.id] = _exact_values(*column_numbers(source, node.id))  # a model frame's: read already
         return read[node.id]
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
@@ -127,11 +136,11 @@ def _column_arithmetic(
     return None
 
 
-def _exact_column(column: pd.Series) -> np.ndarray | None:
-    """A column as float64 when that is exact (integers, float64): the same numbers as pandas' arithmetic."""
-    dtype = column.dtype
+def _exact_values(dtype: Any, values: np.ndarray | None) -> np.ndarray | None:
+    """A column's values (as :func:`~.frame.column_numbers` reads them) as float64 when that is exact (integers,
+    float64): the same numbers as pandas' arithmetic (and as ``Series.to_numpy(dtype=np.float64)``)."""
     exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
-    return column.to_numpy(dtype=np.float64) if exact else None
+    return np.asarray(values, dtype=np.float64) if exact else None
 
 
 def _finite_response(response: np.ndarray, text: str) -> np.ndarray:
