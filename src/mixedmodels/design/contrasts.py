@@ -47,6 +47,7 @@ __all__ = [
     "ContrastNamespace",
     "contrast_name",
     "default_contrast",
+    "coding_for",
     "is_boolean",
     "as_labelled",
     "observed_levels",
@@ -125,7 +126,11 @@ def default_contrast(values: Any) -> str:
     The pair is :func:`mixedmodels.options`' ``contrasts`` setting, read when the design is built.
     """
     dtype = getattr(values, "dtype", None)
-    ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
+    return coding_for(isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered))
+
+
+def coding_for(ordered: bool) -> str:
+    """:func:`default_contrast` of an ordered (or any other) factor."""
     unordered_coding, ordered_coding = current_contrasts()
     return ordered_coding if ordered else unordered_coding
 

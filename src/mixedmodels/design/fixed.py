@@ -59,12 +59,11 @@ from .frame import (
     column_numbers,
     formula_code,
     frame_data,
-    get_column,
     plain_message,
     required_variables,
 )
 from .calls import FUNCTION_ROOTS
-from .products import SampleRows, plain_column, product_design, product_terms
+from .products import SampleRows, plain_kind, product_design, product_terms
 from .simple import numeric_columns, simple_matrix, simple_terms
 from .transforms import CONTEXT, RESERVED
 from .values import formula_data
@@ -412,7 +411,9 @@ def build_design(rhs: str, data: pd.DataFrame | ModelFrame, contrasts: Mapping[s
 
 def _chosen_contrasts(contrasts: Mapping[str, str] | None) -> dict[str, str]:
     """Canonical contrast names per variable; unknown names raise ModelSpecError."""
-    return {str(k): contrast_name(v, f"variable {k!r}") for k, v in (contrasts or {}).items()}
+    if not contrasts:
+        return {}
+    return {str(k): contrast_name(v, f"variable {k!r}") for k, v in contrasts.items()}
 
 
 def _new_spec(
@@ -446,7 +447,7 @@ def _simple_design(
     term structure is asked for.  ``trusted``: ``source`` is a model frame.
     """
     terms = simple_terms(rhs)
-    if terms is None or any(name in RESERVED for name in terms[1]):
+    if terms is None or not RESERVED.isdisjoint(terms[1]):
         return None
     intercept, names = terms
     variables = frozenset(names)
@@ -462,9 +463,17 @@ def _simple_design(
     matrix = simple_matrix(intercept, columns, nrows)
     column_names = ("(Intercept)",) * intercept + names
     _check_finite(matrix, column_names, None)
-    sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # NumPy columns (see above)
-    deferred = _DeferredSpec(rhs, chosen, functools.partial(pd.DataFrame, sample, index=range(min(2, nrows))))
+    # a model frame's columns are never modified (see _product_design): its rows are read when the spec is
+    # asked for; a caller's DataFrame may change, so its rows are taken now
+    sample = functools.partial(_simple_sample, source, names, nrows)
+    deferred = _DeferredSpec(rhs, chosen, sample if trusted else functools.partial(pd.DataFrame, sample()))
     return DesignMatrix(matrix, column_names, None, deferred, tuple(range(len(column_names))), (), variables)
+
+
+def _simple_sample(source: pd.DataFrame | ModelFrame, names: tuple[str, ...], nrows: int) -> pd.DataFrame:
+    """The first two rows of a simple design's columns (NumPy numbers), which its formulaic spec is fitted on."""
+    sample = {name: column_numbers(source, name)[1][:2].copy() for name in names}  # type: ignore[index]
+    return pd.DataFrame(sample, index=range(min(2, nrows)))
 
 
 def _product_design(
@@ -481,18 +490,18 @@ def _product_design(
         return None
     variables = frozenset(terms.variables)
     framed = isinstance(source, ModelFrame)  # its DataFrame is made on first use: not here
-    names, nrows = (source.names, source.nrows) if framed else (source.columns, len(source))
-    if terms.calls and not FUNCTION_ROOTS.isdisjoint(names):
+    if terms.calls and not FUNCTION_ROOTS.isdisjoint(source.names if framed else source.columns):
         return None  # a column named np, log, ...: formulaic's lookup would find it
     if not trusted:
         check_columns(source, sorted(variables))
-    columns = {name: get_column(source, name) for name in terms.variables}
-    if not all(plain_column(column) for column in columns.values()):
+    reads = {name: column_numbers(source, name) for name in terms.variables}  # a model frame's, read already
+    if not all(plain_kind(dtype) for dtype, _ in reads.values()):
         return None
     if not trusted:
         _check_complete(source, variables)
     chosen = _chosen_contrasts(contrasts)
-    built = product_design(terms, columns, chosen, nrows, _spellings(rhs) if terms.calls else None)
+    nrows = source.nrows if framed else len(source)
+    built = product_design(terms, source, reads, chosen, nrows, _spellings(rhs) if terms.calls else None)
     if built is None:
         return None
     _check_finite(built.matrix, built.column_names, built.offset)

@@ -31,6 +31,7 @@ __all__ = [
     "get_column",
     "column_numbers",
     "column_array",
+    "column_codes",
     "model_frame",
     "required_variables",
     "formula_code",
@@ -215,8 +216,8 @@ class ModelFrame:
         Number of rows dropped because of missing values (R's ``na.omit``).
     """
 
-    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows", "_owned", "_read")
-    _STATE = __slots__[:-1]  # ``_read`` (what :meth:`numbers` read) starts empty in every state
+    __slots__ = ("_data", "n_dropped", "_columns", "_index", "nrows", "_owned", "_read", "_codes")
+    _STATE = __slots__[:-2]  # ``_read`` and ``_codes`` (what :meth:`numbers`, :meth:`codes` read) start empty
 
     _data: pd.DataFrame | None
     n_dropped: int
@@ -225,6 +226,7 @@ class ModelFrame:
     nrows: int
     _owned: bool  # False while the columns are the caller's Series (see release)
     _read: dict  # name -> (dtype, values): see numbers
+    _codes: dict  # name -> a categorical column's codes: see codes
 
     def __init__(self, data: pd.DataFrame, n_dropped: int) -> None:
         self._set(data, n_dropped, {}, None, len(data), True)
@@ -256,6 +258,7 @@ class ModelFrame:
         for name, value in zip(self._STATE, values):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_read", {})
+        object.__setattr__(self, "_codes", {})
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}: a model frame is immutable")
@@ -339,6 +342,15 @@ class ModelFrame:
             self._read[name] = found
         return found
 
+    def codes(self, name: str) -> np.ndarray:
+        """The codes of the categorical column ``name`` (``Categorical.codes``; -1 for a missing value), read once
+        per frame state: the missing-value check, X's factors and the grouping factors read the same codes, and
+        each ``Series.array.codes`` is several pandas calls.  Read them, do not change them."""
+        found = self._codes.get(name)
+        if found is None:
+            found = self._codes[name] = self._pandas_array(name).codes
+        return found
+
     def _pandas_array(self, name: str) -> Any:
         """``column(name).array``, without the Series once the frame holds its own copy (a NumPy array for a
         column whose values :meth:`numbers` had read before :meth:`release`)."""
@@ -365,6 +377,12 @@ def column_array(data: "pd.DataFrame | ModelFrame", name: str) -> Any:
     return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
 
 
+def column_codes(data: "pd.DataFrame | ModelFrame", name: str) -> np.ndarray:
+    """The categorical column ``name``'s codes: :meth:`ModelFrame.codes` for a model frame (read once), else
+    ``data[name].array.codes``."""
+    return data.codes(name) if isinstance(data, ModelFrame) else data[name].array.codes
+
+
 def get_column(data: "pd.DataFrame | ModelFrame", name: str) -> pd.Series:
     """``data[name]``, through a model frame's :meth:`ModelFrame.column` when ``data`` is one."""
     return data.column(name) if isinstance(data, ModelFrame) else data[name]
@@ -387,22 +405,22 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
     check_data_frame(data)
     columns = list(dict.fromkeys(variables))
     series = _used_series(data, columns)
-    dtypes = [getattr(column, "dtype", None) for column in series]
-    for name, column, dtype in zip(columns, series, dtypes):
-        _check_real_column(name, column, dtype)
-    nrows = len(data)
+    reads = [_checked_read(name, column) for name, column in zip(columns, series)]
+    nrows = len(reads[0][2]) if reads and reads[0] is not None else len(data)
     if nrows == 0:
         raise DataError("data has no rows")
-    if not all(isinstance(s, pd.Series) for s in series):  # e.g. a MultiIndex column label
+    if not all(reads):  # e.g. a MultiIndex column label
         return _model_frame_by_label(data, columns, pd.RangeIndex(nrows) if positional else data.index)
-    values = [column.to_numpy() if isinstance(dtype, np.dtype) else None for column, dtype in zip(series, dtypes)]
-    missing = _missing_rows(series, nrows, dtypes, values)
-    if not missing.any() and _copy_on_write():
+    missing = _missing_rows(reads)  # type: ignore[arg-type]  # (all read)
+    if (missing is None or not missing.any()) and _copy_on_write():
         frame = ModelFrame.from_columns(dict(zip(columns, series)), None if positional else data.index, nrows)
-        frame._read.update(zip(columns, zip(dtypes, values)))  # as numbers() would read them
+        for name, (dtype, values, _, codes) in zip(columns, reads):  # type: ignore[misc]  # as numbers(), codes() read
+            frame._read[name] = (dtype, values)
+            if codes is not None:
+                frame._codes[name] = codes
         return frame
     index = pd.RangeIndex(nrows) if positional else data.index
-    complete = ~missing
+    complete = np.ones(nrows, dtype=bool) if missing is None else ~missing
     n_dropped = int(nrows - complete.sum())
     if n_dropped == nrows:
         _model_frame_by_label(data, columns, index)  # raises, summarising the missing values
@@ -413,6 +431,28 @@ def model_frame(data: pd.DataFrame, variables: Iterable[str], *, positional: boo
         kept = pd.DataFrame(dict(enumerate(s.array for s in series)), index=index, copy=True)
     kept.columns = _column_labels(columns)
     return ModelFrame(data=kept, n_dropped=n_dropped)
+
+
+def _checked_read(name: str, column: object) -> tuple | None:
+    """``(dtype, values, array, codes)`` of a used column, checked by :func:`_check_real_column`: ``values`` as
+    :meth:`ModelFrame.numbers` reads them (``to_numpy()`` for a NumPy dtype, else None), ``array`` those values or
+    the Series' extension array, ``codes`` a Categorical's codes (else None).  None for a column that is no
+    Series (a label of a MultiIndex gives a DataFrame).  Every column is read once, here: its dtype, values and
+    codes serve the missing-value check and then the design (each is a few pandas calls)."""
+    dtype = getattr(column, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":  # the usual cases first, without pandas' dtype tests
+        values = column.to_numpy()  # type: ignore[attr-defined]
+        return dtype, values, values, None
+    if isinstance(dtype, pd.CategoricalDtype):
+        array = column.array  # type: ignore[attr-defined]
+        return dtype, None, array, array.codes
+    _check_real_column(name, column, dtype)
+    if not isinstance(column, pd.Series):
+        return None
+    if isinstance(dtype, np.dtype):
+        values = column.to_numpy()
+        return dtype, values, values, None
+    return dtype, None, column.array, None
 
 
 def _used_series(data: pd.DataFrame, columns: list) -> list:
@@ -455,17 +495,22 @@ def _column_labels(columns: list) -> pd.Index:
     return pd.Index(columns)
 
 
-def _missing_rows(series: list[pd.Series], nrows: int, dtypes: list, values: list) -> np.ndarray:
-    """Rows with a missing value in any of ``series`` (of ``dtypes``, their ``to_numpy()`` ``values`` for a NumPy
-    dtype); NumPy numbers are checked without pandas."""
-    missing = np.zeros(nrows, dtype=bool)
-    for column, dtype, array in zip(series, dtypes, values):
-        if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+def _missing_rows(reads: list[tuple]) -> np.ndarray | None:
+    """Rows with a missing value in any of the columns read by :func:`_checked_read` (None when no column
+    can hold one); NumPy numbers and a Categorical's codes are checked without pandas."""
+    missing = None
+    for dtype, values, array, codes in reads:
+        if codes is not None:
+            found = codes < 0
+        elif values is None:
+            found = np.asarray(array.isna(), dtype=bool)  # the array's own isna: no Series built
+        elif dtype.kind in "biu":
             continue
-        if isinstance(dtype, np.dtype) and dtype.kind == "f":
-            missing |= np.isnan(array)
+        elif dtype.kind == "f":
+            found = np.isnan(values)
         else:
-            missing |= np.asarray(column.array.isna(), dtype=bool)  # the array's own isna: no Series built
+            found = np.asarray(pd.isna(values), dtype=bool)  # as the Series' NumPy-backed array's isna
+        missing = found if missing is None else missing | found
     return missing
 
 

@@ -366,6 +366,8 @@ _NA_ACTIONS = ("omit", "exclude")
 
 def check_na_action(na_action: Any) -> str:
     """R's ``na.action`` by name: ``"omit"`` (or ``"na.omit"``) or ``"exclude"`` (``"na.exclude"``)."""
+    if isinstance(na_action, str) and na_action in _NA_ACTIONS:  # as given (the usual "omit")
+        return na_action
     key = str(na_action).lower().replace("na.", "").replace("na_", "") if isinstance(na_action, str) else None
     if key not in _NA_ACTIONS:
         raise ModelSpecError(
@@ -422,17 +424,19 @@ def _fixed_part(
     na_action = check_na_action(na_action)
     if parsed.response is None:
         raise FormulaError(f"formula {parsed.formula!r} has no response; write it as 'y ~ ...'")
-    data = as_pandas(data)  # polars DataFrames and pyarrow Tables
+    if not isinstance(data, pd.DataFrame):
+        data = as_pandas(data)  # polars DataFrames and pyarrow Tables
     parsed = expand_formula_dot(parsed, data)
     _check_contrasts(contrasts, parsed, data)
     variables = sorted(_used_variables(parsed) | set(extra_variables))
     mf = model_frame(data, variables, positional=True)  # the one check of the data
-    nrows = len(data)
+    nrows = mf.nrows + mf.n_dropped  # len(data): the frame's rows and those it dropped
     all_weights, all_offsets = _per_row(weights, "weights", nrows), _per_row(offset, "offset", nrows)
-    missing = _either(
-        _missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index)
-    )
-    mf = _without_rows(mf, missing)
+    if all_weights is not None or all_offsets is not None:
+        missing = _either(
+            _missing_values(all_offsets, "offset", data.index), _missing_values(all_weights, "weights", data.index)
+        )
+        mf = _without_rows(mf, missing)
     keep = mf.positions
     w = None if all_weights is None else all_weights[keep]
     _check_weights(w)
@@ -451,12 +455,19 @@ def _fixed_part(
         dropped_columns=dropped,
         terms=(),
         weights=w,
-        offset=_sum_offsets(fixed.offset, extra_offset),
-        dropped_positions=tuple(j for j, name in enumerate(full.column_names) if name in set(dropped)),
+        offset=_sum_offsets(fixed.offset, extra_offset) if extra_offset is not None else fixed.offset,
+        dropped_positions=_positions_of(dropped, full.column_names),
         na_action=na_action,
         data_index=data.index,
     )
     return inputs, mf
+
+
+def _positions_of(dropped: tuple[str, ...], names: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the ``dropped`` columns were among X's ``names`` (lme4's ``col.dropped``)."""
+    if not dropped:
+        return ()
+    return tuple(j for j, name in enumerate(names) if name in set(dropped))
 
 
 def prepare_inputs(
@@ -494,7 +505,7 @@ def prepare_inputs(
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     frame.release()  # the frame's columns were read: keep no reference to the caller's data
     check_model_size(
-        inputs.nobs,
+        frame.nrows,  # inputs.nobs
         len(inputs.fixed.column_names),
         terms,
         max_memory,  # before the cross-products

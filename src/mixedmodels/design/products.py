@@ -47,12 +47,20 @@ import numpy as np
 import pandas as pd
 
 from .calls import NumericCall, numeric_call
-from .contrasts import CONTRASTS, as_labelled, default_contrast
-from .frame import formula_code, get_column
+from .contrasts import CONTRASTS, as_labelled, coding_for
+from .frame import ModelFrame, column_codes, formula_code, get_column
 from .transforms import RESERVED
 from .values import kept_per_index, level_label
 
-__all__ = ["ProductTerms", "ProductDesign", "SampleRows", "product_terms", "plain_column", "product_design"]
+__all__ = [
+    "ProductTerms",
+    "ProductDesign",
+    "SampleRows",
+    "product_terms",
+    "plain_column",
+    "plain_kind",
+    "product_design",
+]
 
 
 @dataclass(frozen=True)
@@ -146,9 +154,16 @@ def plain_column(column: pd.Series) -> str | None:
     Pandas' nullable numbers and booleans, dates, complex numbers and other
     types go to formulaic.
     """
-    dtype = column.dtype
+    return plain_kind(column.dtype)
+
+
+_NUMPY_KINDS = {"i": "numeric", "u": "numeric", "f": "numeric", "b": "factor", "O": "factor"}
+
+
+def plain_kind(dtype: Any) -> str | None:
+    """:func:`plain_column` of a column of type ``dtype``."""
     if isinstance(dtype, np.dtype):
-        return {"i": "numeric", "u": "numeric", "f": "numeric", "b": "factor", "O": "factor"}.get(dtype.kind)
+        return _NUMPY_KINDS.get(dtype.kind)
     if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
         return "factor"
     return None
@@ -204,7 +219,9 @@ class SampleRows:
         """The rows, labelled ``0, 1, ...``: factors as labelled Categoricals (as
         :func:`~.contrasts.as_labelled` gives them), other columns as they are."""
         columns = {name: get_column(self.source, name) for name in self.variables}
-        labelled = {name: _labelled(columns[name]) for name in self.variables if name in self.factors}
+        labelled = {
+            name: _labelled(self.source, name, columns[name].dtype) for name in self.variables if name in self.factors
+        }
         rows = _sample_rows([codes for codes, _, _ in labelled.values()], self.nrows)
         sample: dict[str, Any] = {}
         for name, column in columns.items():
@@ -231,26 +248,29 @@ class _Factor:
 
 def product_design(
     terms: ProductTerms,
-    columns: Mapping[str, pd.Series],
+    source: pd.DataFrame | ModelFrame,
+    reads: Mapping[str, tuple[Any, np.ndarray | None]],
     chosen: Mapping[str, str],
     nrows: int,
     spellings: Mapping[str, str] | None = None,
 ) -> ProductDesign | None:
-    """The model matrix of ``terms`` on complete ``columns``, or None when formulaic must build it.
+    """The model matrix of ``terms`` on the complete columns of ``source``, or None when formulaic must build it.
 
-    ``columns`` maps each variable to a column that :func:`plain_column` accepts;
+    ``reads`` maps each variable to its ``(dtype, values)`` as
+    :func:`~.frame.column_numbers` reads them, of a type :func:`plain_kind`
+    accepts; a factor's codes or Series are read from ``source``.
     ``chosen`` are the canonical contrasts by name (the others take
     :func:`~.contrasts.default_contrast`); ``spellings`` name calls as written
     (by their code).  None when a factor has fewer than two levels (formulaic
     raises the error) or a call reads a factor.
     """
-    numbers = _numbers(terms, columns)
+    numbers = _numbers(terms, reads)
     if numbers is None:
         return None
     factors: dict[str, _Factor] = {}
     for name in terms.names:
         if name not in numbers:
-            factor = _factor(columns[name], chosen.get(name))
+            factor = _factor(source, name, reads[name][0], chosen.get(name))
             if factor is None:
                 return None
             factors[name] = factor
@@ -263,12 +283,12 @@ def product_design(
     return ProductDesign(matrix, names, offset, every, offset_columns, frozenset(factors), floats)
 
 
-def _numbers(terms: ProductTerms, columns: Mapping[str, pd.Series]) -> dict[str, np.ndarray] | None:
+def _numbers(terms: ProductTerms, reads: Mapping[str, tuple[Any, Any]]) -> dict[str, np.ndarray] | None:
     """The numeric columns by name and the calls' values by code; None when a call reads a factor."""
-    numbers = {
-        name: columns[name].to_numpy(dtype=np.float64)
-        for name in terms.variables
-        if plain_column(columns[name]) == "numeric"
+    numbers = {  # Series.to_numpy(dtype=np.float64)'s conversion
+        name: np.asarray(values, dtype=np.float64)
+        for name, (dtype, values) in reads.items()
+        if values is not None and dtype.kind in "iuf"
     }
     for call in terms.calls:
         if not all(v in numbers for v in call.variables):
@@ -293,11 +313,11 @@ def _positions(terms: ProductTerms, blocks) -> tuple[tuple[int, ...], tuple[int,
     return tuple(design), tuple(offsets)
 
 
-def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
+def _factor(source: pd.DataFrame | ModelFrame, name: str, dtype: Any, chosen: str | None) -> _Factor | None:
     """The factor's levels and codes as the formulaic path takes them; None for fewer than two levels."""
-    raw_codes, labels, ordered = _labelled(column)
+    raw_codes, labels, ordered = _labelled(source, name, dtype)
     used = np.bincount(raw_codes, minlength=len(labels)) > 0  # complete data: no code -1
-    contrast = chosen or default_contrast(column)
+    contrast = chosen or coding_for(ordered)  # default_contrast: a Categorical's order (others have none)
     if used.all():  # every level observed (the usual case): the codes are the levels' already
         levels = tuple(labels.tolist())
         return _Factor(raw_codes, labels, ordered, levels, raw_codes, contrast) if len(levels) >= 2 else None
@@ -308,14 +328,14 @@ def _factor(column: pd.Series, chosen: str | None) -> _Factor | None:
     return _Factor(raw_codes, labels, ordered, levels, positions[raw_codes], contrast)
 
 
-def _labelled(column: pd.Series) -> tuple[np.ndarray, pd.Index, bool]:
-    """Codes, categories and order of :func:`~.contrasts.as_labelled`; without pandas for a Categorical."""
-    dtype = column.dtype
+def _labelled(source: pd.DataFrame | ModelFrame, name: str, dtype: Any) -> tuple[np.ndarray, pd.Index, bool]:
+    """Codes, categories and order of :func:`~.contrasts.as_labelled` of the column ``name`` (of type ``dtype``);
+    without pandas for a Categorical (a model frame has read its codes already)."""
     if isinstance(dtype, pd.CategoricalDtype):
         labels = kept_per_index(dtype.categories, "level labels", _level_labels)  # the same Index every fit
         if labels is not None:
-            return np.asarray(column.array.codes), labels, bool(dtype.ordered)
-    categorical = as_labelled(column).array
+            return np.asarray(column_codes(source, name)), labels, bool(dtype.ordered)
+    categorical = as_labelled(get_column(source, name)).array
     return np.asarray(categorical.codes), categorical.categories, bool(categorical.ordered)
 
 

@@ -118,6 +118,16 @@ def _factor_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), labels
 
 
+def _column_codes(frame: pd.DataFrame | ModelFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    """:func:`_factor_codes` of the column ``name``; a model frame's categorical column from the codes and dtype
+    the frame read (:meth:`ModelFrame.codes`), without its Series."""
+    if isinstance(frame, ModelFrame):
+        dtype = frame.numbers(name)[0]
+        if isinstance(dtype, pd.CategoricalDtype):
+            return frame.codes(name).astype(np.int64), _category_labels(dtype.categories)
+    return _factor_codes(get_column(frame, name))
+
+
 def _category_labels(categories: pd.Index) -> list[str]:
     """``[str(c) for c in categories]``, kept for the same (immutable) Index object: a categorical column's
     categories are one Index shared by every fit of the column, and Arrow-backed string categories (pandas 3's
@@ -137,14 +147,14 @@ def grouping_factor(frame: pd.DataFrame | ModelFrame, factors: tuple[str, ...]) 
     R's ``factor(a:b)``.  Unused levels are dropped.
     """
     if len(factors) == 1:
-        codes, labels = _factor_codes(get_column(frame, factors[0]))
+        codes, labels = _column_codes(frame, factors[0])
         if np.bincount(codes, minlength=len(labels)).all():  # every level used: codes are the refs
             return codes, tuple(labels)
     nrows = frame.nrows if isinstance(frame, ModelFrame) else len(frame)
     combined = np.zeros(nrows, dtype=np.int64)
     label_lists = []
     for name in factors:
-        codes, labels = _factor_codes(get_column(frame, name))
+        codes, labels = _column_codes(frame, name)
         combined = combined * len(labels) + codes
         label_lists.append(labels)
     present, refs = np.unique(combined, return_inverse=True)
@@ -271,12 +281,14 @@ def build_random_terms(
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
     nobs = frame.nrows
-    for term in built:
-        if term.nranef > nobs or (term.nranef == nobs and not allow_as_many_as_observations):
-            relation = "<=" if term.nranef == nobs else "<"
+    nlevels = [len(term.levels) for term in built]
+    for term, levels in zip(built, nlevels):
+        nranef = levels * term.z.shape[1]  # term.nranef
+        if nranef > nobs or (nranef == nobs and not allow_as_many_as_observations):
+            relation = "<=" if nranef == nobs else "<"
             raise ModelSpecError(
-                f"number of observations (={nobs}) {relation} number of random effects (={term.nranef}) "
+                f"number of observations (={nobs}) {relation} number of random effects (={nranef}) "
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
-    return tuple(built[i] for i in lme4_term_order([t.nlevels for t in built]))
+    return tuple(built[i] for i in lme4_term_order(nlevels))

@@ -23,7 +23,16 @@ from formulaic.utils.stateful_transforms import stateful_eval
 from ..errors import DataError, FormulaError
 from .contrasts import as_labelled, is_boolean, observed_levels
 from .fixed import run_formulaic
-from .frame import ModelFrame, check_columns, check_real, formula_code, frame_data, get_column, required_variables
+from .frame import (
+    ModelFrame,
+    check_columns,
+    check_real,
+    column_numbers,
+    formula_code,
+    frame_data,
+    get_column,
+    required_variables,
+)
 from .transforms import CONTEXT
 from .values import formula_data
 
@@ -125,7 +134,7 @@ def _column_arithmetic(
         if node.id not in names:
             return None
         if node.id not in read:
-            read[node.id] = _exact_values(source, node.id)
+            read[node.id] = _exact_values(*column_numbers(source, node.id))  # a model frame's: read already
         return read[node.id]
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return float(node.value)
@@ -138,21 +147,11 @@ def _column_arithmetic(
     return None
 
 
-def _exact_values(source: Any, name: str) -> np.ndarray | None:
-    """A column as float64 when that is exact (integers, float64): the same numbers as pandas' arithmetic.
-
-    A model frame's column is read by its :meth:`~.frame.ModelFrame.numbers` (``Series.dtype`` and the
-    NumPy values of ``to_numpy()``, read once per frame) rather than through a Series: the same float64
-    values as ``to_numpy(dtype=np.float64)`` in fewer pandas calls.
-    """
-    if isinstance(source, ModelFrame):
-        dtype, values = source.numbers(name)
-    else:
-        column = source[name]
-        dtype, values = column.dtype, column
-    if not (isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)):
-        return None
-    return np.asarray(values, dtype=np.float64)
+def _exact_values(dtype: Any, values: np.ndarray | None) -> np.ndarray | None:
+    """A column's values (as :func:`~.frame.column_numbers` reads them) as float64 when that is exact (integers,
+    float64): the same numbers as pandas' arithmetic (and as ``Series.to_numpy(dtype=np.float64)``)."""
+    exact = isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)
+    return np.asarray(values, dtype=np.float64) if exact else None
 
 
 def _finite_response(response: np.ndarray, text: str) -> np.ndarray:

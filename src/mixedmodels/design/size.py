@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .._memory import MemoryEstimate, check_memory, memory_limit
-from .frame import ModelFrame, formula_code, get_column, required_variables
+from .frame import ModelFrame, formula_code, required_variables
 
 __all__ = [
     "fixed_columns",
@@ -55,17 +55,23 @@ def _levels(values: pd.Series) -> int | None:
 def _level_bound(values: pd.Series) -> int:
     """An upper bound on :func:`_levels` (1 for a numeric column) read off the dtype alone: a column
     of text or objects has at most one level per row (counting them is what costs)."""
-    dtype = values.dtype
+    return _dtype_level_bound(values.dtype, len(values))
+
+
+def _dtype_level_bound(dtype: Any, nrows: int) -> int:
+    """:func:`_level_bound` of a column of type ``dtype`` and ``nrows`` rows."""
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         return 1
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
-        return _levels(values) or 1
-    return 1 if pd.api.types.is_numeric_dtype(dtype) else max(len(values), 1)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return max(len(dtype.categories), 1)
+    if pd.api.types.is_bool_dtype(dtype):
+        return 2
+    return 1 if pd.api.types.is_numeric_dtype(dtype) else max(nrows, 1)
 
 
-def _variables(expr: str, data: "pd.DataFrame | ModelFrame") -> set[str]:
-    """The data's columns a factor of a term reads (a backticked name such as ``Sepal Width`` is one column)."""
-    columns = data.names if isinstance(data, ModelFrame) else data.columns
+def _variables(expr: str, columns: Any) -> set[str]:
+    """The ``columns`` (the data's names) a factor of a term reads (a backticked name such as ``Sepal Width``
+    is one column)."""
     if expr in columns:
         return {expr}
     try:
@@ -87,18 +93,31 @@ def _fixed_terms(rhs: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((str(term), tuple(str(factor.expr) for factor in term.factors)) for term in terms)
 
 
-def _term_columns(
-    factors: tuple[str, ...], data: pd.DataFrame | ModelFrame, levels: Callable[[pd.Series], int | None]
-) -> int:
+def _term_columns(factors: tuple[str, ...], data: pd.DataFrame) -> int:
+    """A term's columns: the product of its factors' :func:`_levels` (numbers count 1)."""
     count = 1
     for expr in factors:
-        for name in _variables(expr, data):
-            if levels is _level_bound and isinstance(data, ModelFrame):  # numbers count 1: the frame knows the dtype
-                dtype = data.numbers(name)[0]
-                if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
-                    continue
-            count *= levels(get_column(data, name)) or 1
+        for name in _variables(expr, data.columns):
+            count *= _levels(data[name]) or 1
     return count
+
+
+def _column_bound(terms: tuple[tuple[str, tuple[str, ...]], ...], data: pd.DataFrame | ModelFrame) -> int:
+    """An upper bound on X's columns: per term the product of its factors' :func:`_dtype_level_bound`, read off
+    the columns' types (a model frame has read them already)."""
+    names: Any
+    if isinstance(data, ModelFrame):
+        names, nrows, dtype_of = data.names, data.nrows, lambda name: data.numbers(name)[0]
+    else:
+        names, nrows, dtype_of = data.columns, len(data.index), lambda name: data[name].dtype
+    total = 0
+    for _, factors in terms:
+        count = 1
+        for expr in factors:
+            for name in _variables(expr, names):
+                count *= _dtype_level_bound(dtype_of(name), nrows)
+        total += count
+    return total
 
 
 def fixed_columns(rhs: str, data: pd.DataFrame) -> list[tuple[str, int]]:
@@ -108,7 +127,7 @@ def fixed_columns(rhs: str, data: pd.DataFrame) -> list[tuple[str, int]]:
     factors count 1; a call such as ``poly(x, 3)`` counts 1 per column it
     names, an underestimate that does not matter for the size of X).
     """
-    return [(term, _term_columns(factors, data, _levels)) for term, factors in _fixed_terms(rhs)]
+    return [(term, _term_columns(factors, data)) for term, factors in _fixed_terms(rhs)]
 
 
 def _fixed_estimate(nrows: int, total: int) -> MemoryEstimate:
@@ -135,7 +154,7 @@ def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any 
     if not terms:
         return
     limit, _ = memory_limit(max_memory)  # also checks max_memory=
-    bound = sum(_term_columns(factors, data, _level_bound) for _, factors in terms)
+    bound = _column_bound(terms, data)
     nrows = data.nrows if isinstance(data, ModelFrame) else len(data)
     if limit is None or _fixed_bytes(nrows, bound) <= limit:
         return
@@ -145,7 +164,7 @@ def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any 
     estimate = _fixed_estimate(len(data), total)
     term, count = max(columns, key=lambda item: item[1])
     factors = ", ".join(
-        f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data)) if _levels(data[v])
+        f"{v!r} ({_levels(data[v]):,} levels)" for v in sorted(_variables(term, data.columns)) if _levels(data[v])
     )
     advice = (
         f"the term {term!r} alone has up to {count:,} columns ({factors}) -- "
