@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,14 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
 @lru_cache(maxsize=None)
+def need_numba(reason: str) -> None:
+    """Skip (the test, or at module level the module) unless the compiled kernels run: numba importable
+    and ``MIXEDMODELS_NO_NUMBA`` not set (with it set, numba imports but every kernel is off)."""
+    pytest.importorskip("numba", reason=reason)
+    if os.environ.get("MIXEDMODELS_NO_NUMBA", "") not in ("", "0"):
+        pytest.skip(f"MIXEDMODELS_NO_NUMBA is set: {reason}", allow_module_level=True)
+
+
 def reference(name: str) -> dict:
     """An R reference result: ``shared/<name>.json`` (from ../shared/reference) or ``<name>.json``."""
     path = REFERENCE_DIR / f"{name}.json"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from conftest import need_numba
 import scipy.sparse as sp
 
 from mixedmodels.linalg import _kernels
@@ -62,7 +64,7 @@ def test_level_syrk_python_body_subtracts_the_lower_triangle_of_a21_w_a21t(k, ti
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_compiled_level_syrk_equals_its_python_body(k):
-    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    need_numba("compiled kernels need numba (the 'fast' extra)")
     kernel = _kernels.compiled("level_syrk")
     indptr, rows, values, factors, _ = _level_slabs(10 + k, nlevels=40, k=k, m=25)
     untiled = np.zeros((25, 25))
@@ -85,14 +87,14 @@ def test_grouped_scatter_python_and_compiled():
     python_out = np.zeros(36)
     _kernels.grouped_scatter(flat, values, group, weights, python_out)
     np.testing.assert_allclose(python_out, expected, rtol=1e-13, atol=1e-13)
-    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    need_numba("compiled kernels need numba (the 'fast' extra)")
     compiled_out = np.zeros(36)
     _kernels.compiled("grouped_scatter")(flat, values, group, weights, compiled_out)
     np.testing.assert_allclose(compiled_out, expected, rtol=1e-13, atol=1e-13)
 
 
 def test_vector_rank_update_gathers_columns_with_different_row_patterns():
-    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    need_numba("compiled kernels need numba (the 'fast' extra)")
     _, _, _, factors, a21 = _level_slabs(3, nlevels=8, k=2, m=12)
     a21[::3, 1::2] = 0.0  # the slope column misses rows the intercept column has
     plan = VectorRankUpdate.build(sp.csr_array(a21), ncols=2)
@@ -117,7 +119,7 @@ def test_compiled_is_none_when_disabled(without_numba):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_scalar_rank_update_subtracts_with_and_without_numba(compiled, request):
     if compiled:
-        pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+        need_numba("compiled kernels need numba (the 'fast' extra)")
     else:
         request.getfixturevalue("without_numba")
     _, _, _, _, a21 = _level_slabs(5, nlevels=30, k=1, m=10)
@@ -130,7 +132,7 @@ def test_scalar_rank_update_subtracts_with_and_without_numba(compiled, request):
 
 
 def test_grouped_scatter_gives_the_bits_of_bincount():
-    pytest.importorskip("numba", reason="compiled kernels need numba (the 'fast' extra)")
+    need_numba("compiled kernels need numba (the 'fast' extra)")
     _, _, _, _, a21 = _level_slabs(8, nlevels=200, k=1, m=40)
     diagonal = np.random.default_rng(9).integers(1, 6, 200).astype(float)
     plan = ScalarRankUpdate.build(sp.csr_array(a21), diagonal)

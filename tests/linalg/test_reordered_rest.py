@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the reordered rest block needs numba (the 'fast' extra)")
+from conftest import need_numba
+
+need_numba("the reordered rest block needs numba (the 'fast' extra)")
 
 import mixedmodels.linalg.blocked as blocked  # noqa: E402
 import mixedmodels.linalg.reordered_rest as reordered_rest  # noqa: E402

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the supernodal factorization's numeric phase needs numba (the 'fast' extra)")
+from conftest import need_numba
+
+need_numba("the supernodal factorization's numeric phase needs numba (the 'fast' extra)")
 
 from mixedmodels.linalg import _ordering_kernels as kernels  # noqa: E402
 from mixedmodels.linalg.supernodal import (  # noqa: E402
