@@ -61,26 +61,30 @@ def _gradient_messages(gradient: np.ndarray, hessian: np.ndarray) -> list[str]:
         scaled, info = lapack.dtrtrs(lower, gradient, lower=1)
         scaled = gradient if info != 0 else scaled
     worst = np.minimum(abs(scaled), abs(gradient))  # array methods and operators: numpy's wrappers cost more here
-    if worst.size and worst.max() > GRADIENT_TOLERANCE:
+    largest = np.maximum.reduce(worst) if worst.size else 0.0  # ndarray.max's reduction, without its wrapper
+    if largest > GRADIENT_TOLERANCE:
         return [
-            f"Model failed to converge with max|grad| = {worst.max():.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"
+            f"Model failed to converge with max|grad| = {largest:.6g} (tol = {GRADIENT_TOLERANCE:g}, component {int(worst.argmax()) + 1})"
         ]
     return []
 
 
 def _hessian_messages(hessian: np.ndarray) -> list[str]:
-    if not np.isfinite(hessian).all():
+    # ufuncs' reductions, not the array methods (all, any, max, min: each a Python wrapper around the same one)
+    if not np.logical_and.reduce(np.isfinite(hessian), axis=None):
         return ["Model failed to converge: the Hessian has non-finite entries"]
     eigen, _, info = lapack.dsyevd(hessian, compute_v=0, lower=1)  # np.linalg.eigvalsh without its wrapper
     if info != 0:
         raise np.linalg.LinAlgError("Eigenvalues did not converge")
-    if (eigen < -HESSIAN_TOLERANCE).any():
-        negative = int((eigen < -HESSIAN_TOLERANCE).sum())
+    negative = int(np.add.reduce(eigen < -HESSIAN_TOLERANCE))
+    if negative:
         return [
             f"Model failed to converge: degenerate Hessian with {negative} negative eigenvalue{'s' if negative > 1 else ''}"
         ]
-    if eigen.size and eigen.max() > 0 and eigen.min() / eigen.max() < HESSIAN_TOLERANCE:
-        return ["Model is nearly unidentifiable: very large eigenvalue ratio - rescale variables?"]
+    if eigen.size:
+        largest = np.maximum.reduce(eigen)
+        if largest > 0 and np.minimum.reduce(eigen) / largest < HESSIAN_TOLERANCE:
+            return ["Model is nearly unidentifiable: very large eigenvalue ratio - rescale variables?"]
     return []
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import nlopt
 import numpy as np
@@ -121,6 +121,11 @@ class OptInfo:
     gradient: np.ndarray | None = None
     hessian: np.ndarray | None = None
     geval: int = 0
+
+    def updated(self, **changes: Any) -> "OptInfo":
+        """A copy with ``changes``: ``dataclasses.replace`` without its per-field work (a dozen Python calls
+        where a fit makes its final log); every field is an ``__init__`` argument."""
+        return OptInfo(**{**self.__dict__, **changes})
 
     @property
     def optimizer_converged(self) -> bool:
@@ -258,7 +263,7 @@ def snap_to_zero_bounds(
     evaluated once, or not at all; None when nothing changes.
     """
     near = _near_zero_bound(x, lower, settings.zero_tol)
-    if not near.any():
+    if not np.logical_or.reduce(near):  # ndarray.any's reduction, without its Python wrapper
         return None
     candidate = np.where(near, 0.0, x)
     value = float(func(candidate))

@@ -29,8 +29,8 @@ The objective is read off the diagonals of ``L11`` and ``L22``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
@@ -82,14 +82,13 @@ class TermLayout:
     theta_start: int
     scales: np.ndarray | None = None
     structure: CovarianceStructure = UNSTRUCTURED
+    # derived once here: a fit read them some twenty times (each a property call)
+    size: int = field(init=False, repr=False)
+    theta_stop: int = field(init=False, repr=False)
 
-    @property
-    def size(self) -> int:
-        return self.nlevels * self.ncols
-
-    @property
-    def theta_stop(self) -> int:
-        return self.theta_start + self.structure.ntheta(self.ncols)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", self.nlevels * self.ncols)
+        object.__setattr__(self, "theta_stop", self.theta_start + self.structure.ntheta(self.ncols))
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """This term's ``k x k`` relative covariance factor."""
@@ -111,6 +110,66 @@ class TermLayout:
             return part.copy()
         factors = self.structure.scale_factors(self.scales)
         return part / factors if inverse else part * factors
+
+
+@dataclass(frozen=True, eq=False)
+class ThetaVectors:
+    """Per theta element of a set of terms (read-only arrays, made once per blocks): what every fit reads.
+
+    Each was a concatenation of per-term pieces on every read (some fifty
+    Python calls a sleepstudy fit).
+
+    Attributes
+    ----------
+    lower, upper : ndarray
+        Each structure's bounds (``upper`` is ``inf`` but for correlations of ``cs`` and ``ar1`` terms).
+    upper_or_none : ndarray or None
+        ``upper``, or None when no element has an upper bound (what the optimizers take).
+    start : ndarray
+        lme4's start (each structure's ``initial``).
+    scale : ndarray
+        Theta in the scaled columns' units is theta times this (each structure's ``scale_factors``
+        of its term's ``scales``; 1 for a term without).
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    upper_or_none: np.ndarray | None
+    start: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, terms: tuple[TermLayout, ...]) -> "ThetaVectors":
+        lowers, uppers, starts, scales = [], [], [], []
+        for t in terms:
+            lower, upper, start = _structure_vectors(t.structure, t.ncols)
+            lowers.append(lower)
+            uppers.append(upper)
+            starts.append(start)
+            scales.append(np.ones(lower.size) if t.scales is None else t.structure.scale_factors(t.scales))
+        vectors = [np.concatenate(parts) for parts in (lowers, uppers, starts, scales)]
+        for vector in vectors:
+            vector.flags.writeable = False
+        lower, upper, start, scale = vectors
+        bounded = not np.logical_and.reduce(np.isinf(upper))  # np.all's reduction, without its wrapper
+        return cls(lower, upper, upper if bounded else None, start, scale)
+
+
+def _structure_vectors(structure: CovarianceStructure, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A structure's ``lower``, ``upper`` and ``initial`` for ``k`` columns: fixed for the pair, so looked up
+    (:func:`_cached_structure_vectors`) where the structure is hashable (the package's frozen ones are)."""
+    try:
+        return _cached_structure_vectors(structure, k)
+    except TypeError:  # a structure that cannot be a key
+        return structure.lower(k), structure.upper(k), structure.initial(k)
+
+
+@lru_cache(maxsize=64)
+def _cached_structure_vectors(structure: CovarianceStructure, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    vectors = (structure.lower(k), structure.upper(k), structure.initial(k))
+    for vector in vectors:
+        vector.flags.writeable = False
+    return vectors
 
 
 def _term_matrix(refs: np.ndarray, z: np.ndarray, nlevels: int) -> sp.csc_array:
@@ -196,7 +255,7 @@ class BlockedCrossProducts:
         size = sum(t.size for t in layouts) + xy.shape[1]
         small = size <= _SMALL_SYSTEM and xy.shape[0] * size <= _SMALL_SYSTEM_ENTRIES
         if small and (size - layouts[0].size) * layouts[0].size <= _DENSE_LIMIT:  # A21 would be held dense anyway
-            return cls._build_dense(tuple(layouts), refs, zs, xy)
+            return cls._build_dense(tuple(layouts), refs, zs, xy, size - xy.shape[1])
         z1 = _term_matrix(refs[0], zs[0], nlevels[0])
         rest_re = [_term_matrix(r, z, q) for r, z, q in zip(refs[1:], zs[1:], nlevels[1:])]
         rest = sp.hstack(rest_re + [sp.csc_array(xy)], format="csc") if rest_re else sp.csc_array(xy)
@@ -210,11 +269,11 @@ class BlockedCrossProducts:
 
     @classmethod
     def _build_dense(
-        cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray
+        cls, layouts: tuple, refs: list[np.ndarray], zs: list[np.ndarray], xy: np.ndarray, q: int
     ) -> "BlockedCrossProducts":
-        """The blocks of a small system from one dense ``[Z X y]`` (one product; no sparse matrices built)."""
+        """The blocks of a small system from one dense ``[Z X y]`` (one product; no sparse matrices built);
+        ``q`` random effects in all."""
         n = xy.shape[0]
-        q = sum(t.size for t in layouts)
         full = np.zeros((n, q + xy.shape[1]))
         offset = 0
         for layout, r, z in zip(layouts, refs, zs):
@@ -403,7 +462,7 @@ class BlockedCrossProducts:
     def rest_terms(self) -> tuple[TermLayout, ...]:
         return self.terms[1:]
 
-    @property
+    @cached_property
     def unstructured(self) -> bool:
         """Whether every term is unstructured (theta is the lower triangle of each lambda).
 
@@ -412,6 +471,11 @@ class BlockedCrossProducts:
         :mod:`.dense_system`) takes other structures through their ``d lambda / d theta``.
         """
         return all(t.structure.is_default() for t in self.terms)
+
+    @cached_property
+    def theta_vectors(self) -> ThetaVectors:
+        """Theta's bounds, lme4's start and the scaling to the scaled columns' units, made once (read-only)."""
+        return ThetaVectors.of(self.terms)
 
     @cached_property
     def nre_rest(self) -> int:
@@ -423,12 +487,13 @@ class BlockedCrossProducts:
         return self.terms[-1].theta_stop
 
     def to_scaled_theta(self, theta: np.ndarray) -> np.ndarray:
-        """Theta in the units of the scaled columns (what the optimizer works on)."""
-        return np.concatenate([t.scale_theta(np.asarray(theta, dtype=float)) for t in self.terms])
+        """Theta in the units of the scaled columns (what the optimizer works on): each term's
+        :meth:`TermLayout.scale_theta`, in one product (times 1 for a term without scales)."""
+        return np.asarray(theta, dtype=float) * self.theta_vectors.scale
 
     def from_scaled_theta(self, scaled: np.ndarray) -> np.ndarray:
         """Theta in the units of the data from its scaled version."""
-        return np.concatenate([t.scale_theta(np.asarray(scaled, dtype=float), inverse=True) for t in self.terms])
+        return np.asarray(scaled, dtype=float) / self.theta_vectors.scale
 
     def factorize(self, theta: np.ndarray) -> "Factorization":
         """Cholesky factor of the penalized system for this theta."""

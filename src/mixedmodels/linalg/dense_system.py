@@ -66,15 +66,16 @@ class DenseFactor:
     b: np.ndarray | None = None  # A Lambda~, kept by the compiled path for the derivatives
     pieces: tuple[float, float, float] | None = None  # the compiled path's logdet_re, logdet_x, pwrss
 
+    # the diagonal's sums by np.add.reduce: ndarray.sum's and np.diagonal's arithmetic without their Python wrappers
     def logdet_re(self) -> float:
         if self.pieces is not None:
             return self.pieces[0]
-        return 2.0 * float(np.log(np.diagonal(self.lower)[: self.nre]).sum())
+        return 2.0 * float(np.add.reduce(np.log(self.lower.diagonal()[: self.nre])))
 
     def logdet_x(self) -> float:
         if self.pieces is not None:
             return self.pieces[1]
-        return 2.0 * float(np.log(np.diagonal(self.lower)[self.nre : self.nre + self.nfixef]).sum())
+        return 2.0 * float(np.add.reduce(np.log(self.lower.diagonal()[self.nre : self.nre + self.nfixef])))
 
     def pwrss(self) -> float:
         if self.pieces is not None:

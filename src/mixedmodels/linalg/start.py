@@ -85,7 +85,10 @@ def moment_start(cp: BlockedCrossProducts) -> np.ndarray | None:
     lhs[count, count] = dof
     scale = np.sqrt(np.abs(lhs.diagonal()))  # array methods here, not numpy's dispatch wrappers (cheaper, same values)
     scale[scale == 0] = 1.0
-    if not np.isfinite(lhs).all() or _condition(lhs / (scale[:, None] * scale)) > _MAX_CONDITION:
+    if (
+        not np.logical_and.reduce(np.isfinite(lhs), axis=None)
+        or _condition(lhs / (scale[:, None] * scale)) > _MAX_CONDITION
+    ):
         return None  # e.g. a component with one observation per level, aliased with sigma
     rhs = np.empty(count + 1)
     rhs[:count], rhs[count] = moments.score, rss
@@ -105,8 +108,9 @@ def _pinv(a: np.ndarray) -> np.ndarray:
     u, s, vt, info = lapack.dgesdd(a, compute_uv=1, full_matrices=0)
     if info != 0:
         raise np.linalg.LinAlgError("SVD did not converge")
-    large = s > 1e-15 * s.max(initial=0.0)
-    inverse = np.divide(1.0, s, where=large, out=np.zeros_like(s))
+    # s.max's and np.zeros_like's arithmetic (s is a float vector) without their Python wrappers
+    large = s > 1e-15 * np.maximum.reduce(s, initial=0.0)
+    inverse = np.divide(1.0, s, where=large, out=np.zeros(s.shape))
     return vt.T @ (inverse[:, None] * u.T)
 
 

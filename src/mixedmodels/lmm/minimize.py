@@ -165,13 +165,16 @@ def derivative_fit(
     final point's.
     """
     lower, upper = bounds
-    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
+    # Newton's terms are unstructured (choose_optimizer's rule): without an upper bound, x is theta itself
+    coordinates = None if newton and upper is None else FreeCoordinates.for_terms(layouts, lower, upper)
+    identity = coordinates is None or coordinates.identity
     if newton:
         loop = objective.newton_loop()  # lmer's and a residual structure's objective (lmm/residual.py)
         info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
-    elif coordinates.identity:
+    elif identity:
         info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
     else:
+        assert coordinates is not None
         value, gradient = coordinates.wrap(objective.value, objective.gradient)
         info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
         info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
@@ -180,7 +183,7 @@ def derivative_fit(
     stuck = np.logical_or.reduce(bounded & (x == 0) & (x0 == 0))  # np.any's reduction
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return replace(info, final=x, gradient=None, hessian=None)
-    if not coordinates.identity:  # else no coordinate is at a structured bound
+    if coordinates is not None and not identity:  # else no coordinate is at a structured bound
         info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
         if replaced:
             return info
@@ -188,7 +191,7 @@ def derivative_fit(
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
             return replace(info, final=snapped[1], fmin=snapped[0], feval=info.feval + 1, gradient=None, hessian=None)
-        if np.array_equal(x, info.final):
+        if np.logical_and.reduce(x == info.final):  # np.array_equal's test (same shapes), without its wrappers
             return info
         # the same objective after sign changes, but the results need the factor at the reported theta
         objective.value(x)
@@ -210,7 +213,7 @@ def better_start(
     if len(points) == 1:
         return 0, None
     values = evaluate_all(points) if evaluate_all is not None else [evaluate(point) for point in points]
-    best = int(np.argmin(values))
+    best = int(np.array(values).argmin())  # np.argmin's conversion and method, without its Python wrappers
     return best, values[best]
 
 

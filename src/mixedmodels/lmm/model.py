@@ -311,6 +311,20 @@ class LinearMixedModel(ThetaParameters):
         crossprods = self.crossprods.without_rows(refs, zs, xy, int(np.count_nonzero(sqrtw)))
         return LinearMixedModel(inputs.subset(keep), crossprods, self.REML)
 
+    # --- theta's bounds and start: the cross-products' (made once), as ThetaParameters makes them ---------
+    @property
+    def theta_lower(self) -> np.ndarray:
+        return self.crossprods.theta_vectors.lower.copy()
+
+    @property
+    def theta_upper(self) -> np.ndarray:
+        """Upper bounds (``inf`` but for the correlation parameters of ``cs`` and ``ar1`` terms)."""
+        return self.crossprods.theta_vectors.upper.copy()
+
+    @property
+    def theta_start(self) -> np.ndarray:
+        return self.crossprods.theta_vectors.start.copy()
+
     # --- the objective --------------------------------------------------------
     @property
     def nobs(self) -> int:
@@ -431,7 +445,8 @@ class LinearMixedModel(ThetaParameters):
             candidates = [np.asarray(start, dtype=float)] if start is not None else self._start_candidates()
             points = [cp.to_scaled_theta(theta) for theta in candidates]
             best, value = better_start(points, objective.value, objective.values)
-            lower, upper = self.theta_lower, self._scaled_upper()
+            vectors = cp.theta_vectors  # read-only; scaling leaves the bounds alone (only correlations have one above)
+            lower, upper = vectors.lower, vectors.upper_or_none
             if method == "bobyqa":
                 first = reuse_first_value(objective.value, points[best], value)
                 info = minimize_bounded(first, points[best], lower, upper, settings=settings)
@@ -440,7 +455,7 @@ class LinearMixedModel(ThetaParameters):
                 info = derivative_fit(
                     objective, points[best], value, self.layouts, bounds, settings, newton=method == "newton"
                 )
-            changes: dict = {}  # one replace of info at the end (each costs ~5 us)
+            changes: dict = {}  # one copy of info at the end
             if len(points) > 1:  # the start candidates' evaluations (the best one's reused)
                 changes["feval"] = info.feval + len(points) - (1 if method == "bobyqa" else 0)
             if info.optimizer_converged and self.nobs <= MAX_NOBS_FOR_CHECKS:
@@ -467,12 +482,7 @@ class LinearMixedModel(ThetaParameters):
             ):  # not LAPACK's (the compiled kernel's): see DenseSystem.factor
                 factor = objective.dense.factor(scaled_final, exact_lapack=True)
             changes["fmin"] = self.objective_from(factor)
-        return replace(info, initial=candidates[best].copy(), final=final, **changes), factor
-
-    def _scaled_upper(self) -> np.ndarray | None:
-        """Upper bounds of the scaled theta (only correlations have them: scaling leaves them alone), or None."""
-        upper = self.theta_upper
-        return None if np.logical_and.reduce(np.isinf(upper)) else upper  # np.all's reduction
+        return info.updated(initial=candidates[best].copy(), final=final, **changes), factor
 
     @argument_kinds(settings=_SETTINGS)
     def fit(self, settings: OptimizerSettings | None = None, start: np.ndarray | None = None) -> LmerResults:

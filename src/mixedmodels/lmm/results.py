@@ -219,7 +219,7 @@ class LmerResults(InformationCriteria):
     def is_singular(self) -> bool:
         """True when a variance parameter is on the boundary (a diagonal theta < 1e-4), as lme4's isSingular."""
         lower = self.model.theta_lower
-        return bool(np.any(self.theta[lower == 0] < SINGULAR_TOLERANCE))
+        return bool(np.logical_or.reduce(self.theta[lower == 0] < SINGULAR_TOLERANCE))  # np.any's reduction
 
     @property
     def npar(self) -> int:
