@@ -98,7 +98,7 @@ def test_the_dtype_bound_is_never_below_the_level_count(column):
     from mixedmodels.design.size import _level_bound, _levels
 
     series = pd.Series(column)
-    assert _level_bound(series) >= (_levels(series) or 1)
+    assert _level_bound(series.dtype, len(series)) >= (_levels(series) or 1)
 
 
 def test_the_available_memory_is_read_at_most_once_a_second(monkeypatch):

@@ -21,7 +21,7 @@ from mixedmodels.design import fixed
 from mixedmodels.design.fixed import build_design
 from mixedmodels.design.frame import ModelFrame, model_frame
 from mixedmodels.design import products
-from mixedmodels.design.products import ProductTerms, plain_column, product_terms
+from mixedmodels.design.products import ProductTerms, plain_kind, product_terms
 from conftest import assert_same_design, formulaic_design, raised
 from mixedmodels.errors import DataError, ModelSpecError
 
@@ -73,8 +73,8 @@ def test_product_terms_reads_products_of_names(rhs: str, expected) -> None:
     assert product_terms(rhs) == expected
 
 
-def test_plain_column_kinds(data: pd.DataFrame) -> None:
-    kinds = {name: plain_column(data[name]) for name in data.columns}
+def test_plain_kinds(data: pd.DataFrame) -> None:
+    kinds = {name: plain_kind(data[name].dtype) for name in data.columns}
     assert kinds == {
         "x": "numeric",
         "k": "numeric",
@@ -302,6 +302,6 @@ def test_mixed_and_clashing_levels_as_formulaic(monkeypatch) -> None:
 def test_pandas_default_string_columns(monkeypatch) -> None:
     """Text columns as pandas makes them by default (``str`` in pandas 3, object before)."""
     data = pd.DataFrame({"x": np.arange(8.0), "w": list("mnmnmnnm"), "v": list("ababbbaa")})
-    assert plain_column(data["w"]) == "factor"
+    assert plain_kind(data["w"].dtype) == "factor"
     for rhs in ["x * w", "w:v", "0 + v + w"]:
         assert_same_design(build_design(rhs, data), formulaic_design(rhs, data, monkeypatch))

@@ -467,7 +467,8 @@ def _positions_of(dropped: tuple[str, ...], names: tuple[str, ...]) -> tuple[int
     """Where the ``dropped`` columns were among X's ``names`` (lme4's ``col.dropped``)."""
     if not dropped:
         return ()
-    return tuple(j for j, name in enumerate(names) if name in set(dropped))
+    kept_out = set(dropped)
+    return tuple(j for j, name in enumerate(names) if name in kept_out)
 
 
 def prepare_inputs(
@@ -505,7 +506,7 @@ def prepare_inputs(
     terms = build_random_terms(inputs.formula.random, frame, contrasts, allow_as_many_ranef_as_obs)
     frame.release()  # the frame's columns were read: keep no reference to the caller's data
     check_model_size(
-        frame.nrows,  # inputs.nobs
+        frame.nrows,  # (inputs.nobs: the frame's rows)
         len(inputs.fixed.column_names),
         terms,
         max_memory,  # before the cross-products

@@ -57,7 +57,6 @@ __all__ = [
     "ProductDesign",
     "SampleRows",
     "product_terms",
-    "plain_column",
     "plain_kind",
     "product_design",
 ]
@@ -148,20 +147,16 @@ def _plain_name(name: str) -> bool:
     return name.isidentifier() and name.isascii() and not keyword.iskeyword(name) and name not in RESERVED
 
 
-def plain_column(column: pd.Series) -> str | None:
-    """``"numeric"`` (NumPy integers and floats), ``"factor"`` (Categorical, object, string, bool), else None.
-
-    Pandas' nullable numbers and booleans, dates, complex numbers and other
-    types go to formulaic.
-    """
-    return plain_kind(column.dtype)
-
-
 _NUMPY_KINDS = {"i": "numeric", "u": "numeric", "f": "numeric", "b": "factor", "O": "factor"}
 
 
 def plain_kind(dtype: Any) -> str | None:
-    """:func:`plain_column` of a column of type ``dtype``."""
+    """A column of type ``dtype``: ``"numeric"`` (NumPy integers and floats), ``"factor"`` (Categorical, object,
+    string, bool), else None.
+
+    Pandas' nullable numbers and booleans, dates, complex numbers and other
+    types go to formulaic.
+    """
     if isinstance(dtype, np.dtype):
         return _NUMPY_KINDS.get(dtype.kind)
     if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):

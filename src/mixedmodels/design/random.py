@@ -281,9 +281,8 @@ def build_random_terms(
         raise ModelSpecError("no random-effects terms in the formula; use mm.lm() or mm.glm() for a model without them")
     built = [_build_term(term, frame, contrasts) for term in terms]
     nobs = frame.nrows
-    nlevels = [len(term.levels) for term in built]
-    for term, levels in zip(built, nlevels):
-        nranef = levels * term.z.shape[1]  # term.nranef
+    for term in built:
+        nranef = term.nranef
         if nranef > nobs or (nranef == nobs and not allow_as_many_as_observations):
             relation = "<=" if nranef == nobs else "<"
             raise ModelSpecError(
@@ -291,4 +290,4 @@ def build_random_terms(
                 f"for term {term}; the random-effects parameters and the residual variance "
                 "are probably unidentifiable"
             )
-    return tuple(built[i] for i in lme4_term_order(nlevels))
+    return tuple(built[i] for i in lme4_term_order([term.nlevels for term in built]))

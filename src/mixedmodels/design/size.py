@@ -52,14 +52,10 @@ def _levels(values: pd.Series) -> int | None:
     return max(int(values.nunique(dropna=True)), 1)
 
 
-def _level_bound(values: pd.Series) -> int:
-    """An upper bound on :func:`_levels` (1 for a numeric column) read off the dtype alone: a column
-    of text or objects has at most one level per row (counting them is what costs)."""
-    return _dtype_level_bound(values.dtype, len(values))
-
-
-def _dtype_level_bound(dtype: Any, nrows: int) -> int:
-    """:func:`_level_bound` of a column of type ``dtype`` and ``nrows`` rows."""
+def _level_bound(dtype: Any, nrows: int) -> int:
+    """An upper bound on :func:`_levels` (1 for a numeric column) of a column of type ``dtype`` and ``nrows``
+    rows, read off the dtype alone: a column of text or objects has at most one level per row (counting them
+    is what costs)."""
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         return 1
     if isinstance(dtype, pd.CategoricalDtype):
@@ -103,7 +99,7 @@ def _term_columns(factors: tuple[str, ...], data: pd.DataFrame) -> int:
 
 
 def _column_bound(terms: tuple[tuple[str, tuple[str, ...]], ...], data: pd.DataFrame | ModelFrame) -> int:
-    """An upper bound on X's columns: per term the product of its factors' :func:`_dtype_level_bound`, read off
+    """An upper bound on X's columns: per term the product of its factors' :func:`_level_bound`, read off
     the columns' types (a model frame has read them already)."""
     names: Any
     if isinstance(data, ModelFrame):
@@ -115,7 +111,7 @@ def _column_bound(terms: tuple[tuple[str, tuple[str, ...]], ...], data: pd.DataF
         count = 1
         for expr in factors:
             for name in _variables(expr, names):
-                count *= _dtype_level_bound(dtype_of(name), nrows)
+                count *= _level_bound(dtype_of(name), nrows)
         total += count
     return total
 
