@@ -10,7 +10,7 @@ from mixedmodels import LinearMixedModel
 from mixedmodels.linalg.start import moment_start
 from mixedmodels.design.inputs import prepare_inputs
 
-from conftest import dataset
+from conftest import dataset, need_numba
 
 pytestmark = pytest.mark.numerics  # .ci/run runs these again under another BLAS kernel
 
@@ -46,8 +46,53 @@ def test_moment_start_is_none_for_observation_level_effects():
     np.testing.assert_array_equal(model.starting_theta(), model.theta_start)
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def dense_moment_path(request, monkeypatch):
+    """A small model's moment start by the compiled kernel, or by the numpy path (as without numba)."""
+    if request.param == "compiled":
+        need_numba("the compiled moment start")
+    else:
+        monkeypatch.setattr("mixedmodels.linalg.start.compiled", lambda name: None)
+    return request.param
+
+
+@pytest.mark.parametrize(
+    "formula, data_name",
+    [
+        ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+        ("Reaction ~ Days + (Days || Subject)", "sleepstudy"),
+        ("Reaction ~ 0 + (1 | Subject)", "sleepstudy"),
+        ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+        ("strength ~ 1 + (1 | batch/cask)", "Pastes"),
+    ],
+)
+def test_compiled_moment_start_agrees_with_the_numpy_path(monkeypatch, formula, data_name):
+    """The dense system's compiled start solves the same equations (its sums in another order: to rounding,
+    which the moment system's conditioning amplifies to ~1e-13 here)."""
+    need_numba("the compiled moment start")
+    cp = LinearMixedModel.from_formula(formula, dataset(data_name)).crossprods
+    assert cp.dense_system is not None
+    compiled_start = moment_start(cp)
+    monkeypatch.setattr("mixedmodels.linalg.start.compiled", lambda name: None)
+    numpy_start = moment_start(cp)
+    assert compiled_start.shape == numpy_start.shape
+    np.testing.assert_allclose(compiled_start, numpy_start, rtol=1e-11, atol=0)
+
+
+def test_moment_start_is_none_for_observation_level_effects_of_a_small_model(dense_moment_path):
+    """One observation per level of ``obs``: its variance is aliased with sigma's, on either dense path."""
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame(
+        {"y": rng.normal(size=30), "obs": pd.Categorical(np.arange(30)), "g": pd.Categorical(np.arange(30) % 3)}
+    )
+    inputs = prepare_inputs("y ~ 1 + (1 | obs) + (1 | g)", data, allow_as_many_ranef_as_obs=True)
+    model = LinearMixedModel.from_inputs(inputs)
+    assert model.crossprods.dense_system is not None
+    assert moment_start(model.crossprods) is None
+
+
 @pytest.mark.parametrize("sparse_path", [False, True])
-def test_moment_start_is_none_for_a_term_inside_the_fixed_effects(monkeypatch, sparse_path):
+def test_moment_start_is_none_for_a_term_inside_the_fixed_effects(monkeypatch, sparse_path, dense_moment_path):
     """``Species`` both fixed and grouping: Z'MZ = 0, so the moments would divide rounding errors.
 
     On an AMD EPYC machine they gave a relative SD of 385162, where the (flat) REML criterion's

@@ -42,6 +42,7 @@ __all__ = [
     "newton_step",
     "dense_newton",
     "dense_values",
+    "dense_moment_start",
 ]
 
 
@@ -364,6 +365,73 @@ def dense_values(
         lam, lower, b, pieces, info = _factor(a, rows, cols, index, points[i], nre, nfixef)
         values[i] = _value(pieces, info, n, log_weights, reml)
     return values
+
+
+def dense_moment_start(
+    a: np.ndarray, nre: int, nfixef: int, shapes: np.ndarray, nobs: float, rules: np.ndarray
+) -> np.ndarray:
+    """:func:`mixedmodels.linalg.start.moment_start` on a dense system: every variance component's relative SD
+    (``tau_t / sigma``, before the floor on theta), or an empty array where it gives None.
+
+    ``a`` is the dense ``[Z X y]'[Z X y]`` (``nre`` random-effects rows, then ``nfixef`` of X, then y);
+    ``shapes`` each term's ``(rows, columns)``, in order; ``rules`` ``(minimum trace fraction, maximum
+    condition, minimum sigma^2 fraction)``.  The same equations as the numpy path (``start._dense_moments``
+    and ``moment_start``) in one call, its component sums as loops instead of products with an indicator
+    matrix: the two agree to rounding (the tests compare them).
+    """
+    q, p, last = nre, nfixef, a.shape[0] - 1
+    gram_inv = np.zeros((p, p))
+    if p:
+        gram_inv = np.linalg.pinv(np.ascontiguousarray(a[q : q + p, q : q + p]), rcond=1e-15)
+    beta, rss, dof = np.zeros(p), a[last, last], nobs - p
+    for k in range(p):
+        for m in range(p):
+            beta[k] += gram_inv[k, m] * a[q + m, last]
+        rss -= beta[k] * a[q + k, last]
+    if dof <= 0 or not rss > 0:
+        return np.empty(0)
+    projected = np.zeros((q, p))  # Z'X (X'X)^-1
+    score_rows = a[:q, last].copy()  # Z'r = Z'y - Z'X beta
+    for i in range(q):
+        for k in range(p):
+            score_rows[i] -= a[i, q + k] * beta[k]
+            for m in range(p):
+                projected[i, k] += a[i, q + m] * gram_inv[m, k]
+    resid_cross = a[:q, :q].copy()  # Z'MZ = Z'Z - Z'X (X'X)^-1 X'Z
+    for i in range(q):
+        for j in range(q):
+            for k in range(p):
+                resid_cross[i, j] -= projected[i, k] * a[j, q + k]
+    component, offset, count = np.empty(q, dtype=np.int64), 0, 0
+    for t in range(shapes.shape[0]):
+        for i in range(shapes[t, 0]):
+            component[offset + i] = i % shapes[t, 1] + count
+        offset += shapes[t, 0]
+        count += shapes[t, 1]
+    lhs, rhs = np.zeros((count + 1, count + 1)), np.zeros(count + 1)
+    for i in range(q):
+        c = component[i]
+        lhs[c, count] += resid_cross[i, i]
+        rhs[c] += score_rows[i] * score_rows[i]
+        for j in range(q):
+            lhs[c, component[j]] += resid_cross[i, j] * resid_cross[i, j]
+    for c in range(count):
+        if lhs[c, count] <= rules[0] * nobs:  # a component inside X's column space: see moment_start
+            return np.empty(0)
+        lhs[count, c] = lhs[c, count]
+    lhs[count, count], rhs[count] = dof, rss
+    if not np.isfinite(lhs).all():
+        return np.empty(0)
+    scale = np.sqrt(np.abs(np.diag(lhs)))
+    for c in range(count + 1):
+        if scale[c] == 0.0:
+            scale[c] = 1.0
+    singular = np.linalg.svd(lhs / np.outer(scale, scale))[1]  # its condition number, as start._condition's
+    if not (singular[-1] > 0.0 and singular[0] / singular[-1] <= rules[1]):
+        return np.empty(0)
+    solution = np.linalg.solve(lhs, rhs)
+    sigma2 = max(solution[count], rules[2] * rss / dof)
+    return np.sqrt(np.maximum(solution[:count], 0.0) / sigma2)
 
 
 def criterion_from_pieces(pieces: np.ndarray, info: int, n: float, log_weights: float, reml: bool) -> float:
