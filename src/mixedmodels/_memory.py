@@ -21,7 +21,15 @@ from typing import Any
 
 from .errors import MixedModelsError
 
-__all__ = ["parse_size", "format_size", "available_memory", "memory_limit", "check_memory", "MemoryEstimate"]
+__all__ = [
+    "parse_size",
+    "format_size",
+    "available_memory",
+    "memory_limit",
+    "worth_checking",
+    "check_memory",
+    "MemoryEstimate",
+]
 
 _UNITS = {
     "": 1,
@@ -122,6 +130,19 @@ def _read_available_memory() -> float | None:
     if cgroup is not None:
         room = cgroup if room is None else min(room, cgroup)
     return room
+
+
+# Without max_memory=, an estimate up to this size is never refused: it is a fraction of what this process
+# already holds (Python with numpy and pandas, ~100 MB), so the available memory is not read for it.
+NEVER_REFUSED_BYTES = 16 * 2**20
+
+
+def worth_checking(nbytes: float, max_memory: Any) -> bool:
+    """Whether an estimate of ``nbytes`` is compared with a limit: always with ``max_memory=`` (the caller's
+    limit, however small), else only above :data:`NEVER_REFUSED_BYTES`.  A small model's checks then read
+    no file: reading the available memory costs ~30 us warm and ~220 us after a ``gc.collect()``, once a
+    second (:data:`_READING_LIFETIME`), a tenth of a small fit."""
+    return max_memory is not None or nbytes > NEVER_REFUSED_BYTES
 
 
 def memory_limit(max_memory: Any = None) -> tuple[float | None, str]:

@@ -192,3 +192,34 @@ def test_the_sparse_fill_estimate_is_within_2x_of_a_minimum_degree_factor(levels
     lu = spla.splu(block, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     measured = lu.L.nnz
     assert 0.5 * measured <= sparse_factor_entries(inputs.terms) <= 2.0 * measured
+
+
+def test_a_small_model_reads_no_available_memory(monkeypatch, sleepstudy):
+    """A design far below what the process holds is not compared with the machine's memory (no file read);
+    with max_memory= it is, however small the model."""
+    from mixedmodels import _memory
+
+    def unexpected():
+        raise AssertionError("the available memory was read for a small model")
+
+    monkeypatch.setattr(_memory, "_last_reading", None)
+    monkeypatch.setattr(_memory, "_read_available_memory", unexpected)
+    assert mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy).nobs == 180
+    with pytest.raises(mm.MixedModelsError, match="more than max_memory='1kB'"):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, max_memory="1kB")
+
+
+def test_an_estimate_over_the_floor_is_checked_against_the_available_memory(monkeypatch):
+    """X of 200,000 rows x 11 columns (~53 MB at its peak) is over the floor: the available memory (made
+    1 MB here) is read and refuses it."""
+    from mixedmodels import _memory
+    from mixedmodels.design.size import check_fixed_size
+
+    monkeypatch.setattr(_memory, "_last_reading", None)
+    monkeypatch.setattr(_memory, "_read_available_memory", lambda: 1e6)
+    data = pd.DataFrame(np.zeros((200_000, 10)), columns=[f"x{j}" for j in range(10)])
+    rhs = " + ".join(data.columns)
+    with pytest.raises(mm.MixedModelsError, match="fixed-effects matrix X needs about .* the memory available now"):
+        check_fixed_size(rhs, data)
+    assert not _memory.worth_checking(_memory.NEVER_REFUSED_BYTES, None)
+    assert _memory.worth_checking(1.0, "1kB")

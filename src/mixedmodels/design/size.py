@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._memory import MemoryEstimate, check_memory, memory_limit
+from .._memory import MemoryEstimate, check_memory, memory_limit, worth_checking
 from .frame import ModelFrame, formula_code, required_variables
 
 __all__ = [
@@ -149,10 +149,13 @@ def check_fixed_size(rhs: str, data: pd.DataFrame | ModelFrame, max_memory: Any 
     terms = _fixed_terms(rhs)
     if not terms:
         return
-    limit, _ = memory_limit(max_memory)  # also checks max_memory=
     bound = _column_bound(terms, data)
     nrows = data.nrows if isinstance(data, ModelFrame) else len(data)
-    if limit is None or _fixed_bytes(nrows, bound) <= limit:
+    nbytes = _fixed_bytes(nrows, bound)
+    if not worth_checking(nbytes, max_memory):
+        return
+    limit, _ = memory_limit(max_memory)  # also checks max_memory=
+    if limit is None or nbytes <= limit:
         return
     data = data.data if isinstance(data, ModelFrame) else data
     columns = fixed_columns(rhs, data)
@@ -287,13 +290,14 @@ def check_model_size(
     """Refuse a mixed model whose cross-products would not fit in memory, before they are formed."""
     if not terms:
         return
-    limit, _ = memory_limit(max_memory)
-    if limit is None:
-        return
     m, x, columns, first = _part_bytes(nobs, nfixef, terms)
-    if not (sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES):  # model_memory's total, without its words
-        if sum((x, columns, first, REST_COPIES * 8.0 * m * m)) <= limit:
-            return
+    dense_rest = not (sparse_rest and 8.0 * m * m > SPARSE_REST_MIN_BYTES)
+    total = sum((x, columns, first, REST_COPIES * 8.0 * m * m))  # model_memory's, without its words
+    if dense_rest and not worth_checking(total, max_memory):
+        return
+    limit, _ = memory_limit(max_memory)
+    if limit is None or (dense_rest and total <= limit):
+        return
     estimate = model_memory(nobs, nfixef, terms, sparse_rest)
     if estimate.total <= limit:
         return  # what follows words the refusal
