@@ -372,6 +372,8 @@ class FitData(Frame):
     what = "a pandas DataFrame (or a polars or dask DataFrame, a pyarrow Table, or a path or glob of Parquet files)"
 
     def check(self, value: Any, name: str) -> None:
+        if not Frame.problem(self, value):  # a pandas DataFrame, the usual case: no test against os.PathLike's ABC
+            return
         if isinstance(value, (str, os.PathLike)) and self.problem(value):
             raise self.error(
                 f"{name}: no Parquet data found at {os.fspath(value)!r} (no file matches this path "
