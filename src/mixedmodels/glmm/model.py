@@ -40,6 +40,7 @@ from ..design.inputs import ModelInputs, prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import DataError, MixedModelsWarning, ModelSpecError
 from ..families import Family, GlmResponse, family_of, get_family
+from ..linalg.blocked import ThetaVectors
 from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
@@ -188,6 +189,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return self.plan.layouts
 
     @cached_property
+    def theta_vectors(self) -> ThetaVectors:
+        """Theta's bounds, start and scaling per element, from the terms' layouts (made once per model)."""
+        return ThetaVectors.of(self.layouts)
+
+    @cached_property
     def pirls(self) -> Pirls:
         offset = self.inputs.offset if self.inputs.offset is not None else np.zeros(self.nobs)
         return Pirls(
@@ -198,12 +204,11 @@ class GeneralizedLinearMixedModel(ThetaParameters):
             terms=self.inputs.terms,
         )
 
-    @cached_property
+    @property
     def theta_scales(self) -> np.ndarray:
-        """Per theta element, its row's column scale: scaled theta = theta * this (each term's
-        ``scale_theta`` as one product, as it is called for every evaluation)."""
-        ones = np.ones(sum(lay.theta_stop - lay.theta_start for lay in self.layouts))
-        return np.concatenate([lay.scale_theta(ones) for lay in self.layouts]) if self.layouts else ones
+        """Per theta element, its row's column scale: scaled theta = theta * this (each term's ``scale_theta``
+        as one product, as it is called for every evaluation; read-only)."""
+        return self.theta_vectors.scale
 
     @property
     def default_settings(self) -> OptimizerSettings:

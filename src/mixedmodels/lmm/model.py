@@ -53,6 +53,7 @@ from ..design.residual import CorAR1, VarIdent, bind_residual, residual_variable
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import ConvergenceWarning, DataError, ModelSpecError, SingularFitWarning
 from ..linalg import BlockedCrossProducts, Factorization
+from ..linalg.blocked import ThetaVectors
 from ..linalg.dense_system import DenseFactor
 from ..linalg.gradient import ProfiledObjective
 from ..linalg.start import moment_start
@@ -86,17 +87,23 @@ class ThetaParameters:
     inputs: ModelInputs
 
     @property
+    def theta_vectors(self) -> ThetaVectors:
+        """Theta's bounds, lme4's start and the columns' scaling per element, each term's structure's
+        (read-only arrays, made once per model: the subclass says where they are kept)."""
+        raise NotImplementedError
+
+    @property
     def theta_lower(self) -> np.ndarray:
-        return np.concatenate([t.structure.lower(t.ncols) for t in self.inputs.terms])
+        return self.theta_vectors.lower.copy()
 
     @property
     def theta_upper(self) -> np.ndarray:
         """Upper bounds (``inf`` but for the correlation parameters of ``cs`` and ``ar1`` terms)."""
-        return np.concatenate([t.structure.upper(t.ncols) for t in self.inputs.terms])
+        return self.theta_vectors.upper.copy()
 
     @property
     def theta_start(self) -> np.ndarray:
-        return np.concatenate([t.structure.initial(t.ncols) for t in self.inputs.terms])
+        return self.theta_vectors.start.copy()
 
     @property
     def theta_names(self) -> list[str]:
@@ -311,19 +318,10 @@ class LinearMixedModel(ThetaParameters):
         crossprods = self.crossprods.without_rows(refs, zs, xy, int(np.count_nonzero(sqrtw)))
         return LinearMixedModel(inputs.subset(keep), crossprods, self.REML)
 
-    # --- theta's bounds and start: the cross-products' (made once), as ThetaParameters makes them ---------
     @property
-    def theta_lower(self) -> np.ndarray:
-        return self.crossprods.theta_vectors.lower.copy()
-
-    @property
-    def theta_upper(self) -> np.ndarray:
-        """Upper bounds (``inf`` but for the correlation parameters of ``cs`` and ``ar1`` terms)."""
-        return self.crossprods.theta_vectors.upper.copy()
-
-    @property
-    def theta_start(self) -> np.ndarray:
-        return self.crossprods.theta_vectors.start.copy()
+    def theta_vectors(self) -> ThetaVectors:
+        """Theta's bounds, start and scaling: the cross-products' (made once with them)."""
+        return self.crossprods.theta_vectors
 
     # --- the objective --------------------------------------------------------
     @property
