@@ -42,6 +42,7 @@ __all__ = [
     "newton_step",
     "dense_newton",
     "dense_values",
+    "residual_moments",
     "dense_moment_start",
 ]
 
@@ -367,53 +368,60 @@ def dense_values(
     return values
 
 
-def dense_moment_start(
-    a: np.ndarray, nre: int, nfixef: int, shapes: np.ndarray, nobs: float, rules: np.ndarray
-) -> np.ndarray:
-    """:func:`mixedmodels.linalg.start.moment_start` on a dense system: every variance component's relative SD
-    (``tau_t / sigma``, before the floor on theta), or an empty array where it gives None.
-
-    ``a`` is the dense ``[Z X y]'[Z X y]`` (``nre`` random-effects rows, then ``nfixef`` of X, then y);
-    ``shapes`` each term's ``(rows, columns)``, in order; ``rules`` ``(minimum trace fraction, maximum
-    condition, minimum sigma^2 fraction)``.  The same equations as the numpy path (``start._dense_moments``
-    and ``moment_start``) in one call, its component sums as loops instead of products with an indicator
-    matrix: the two agree to rounding (the tests compare them).
-    """
+def residual_moments(a: np.ndarray, nre: int, nfixef: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``Z'MZ``, ``Z'r`` and ``r'r`` of the ordinary-least-squares residuals ``r = M y`` (``M = I - X (X'X)^+ X'``)
+    from the dense ``[Z X y]'[Z X y]`` (``nre`` random-effects rows, then ``nfixef`` of X, then y)."""
     q, p, last = nre, nfixef, a.shape[0] - 1
     gram_inv = np.zeros((p, p))
     if p:
         gram_inv = np.linalg.pinv(np.ascontiguousarray(a[q : q + p, q : q + p]), rcond=1e-15)
-    beta, rss, dof = np.zeros(p), a[last, last], nobs - p
+    beta, rss = np.zeros(p), a[last, last]
     for k in range(p):
         for m in range(p):
             beta[k] += gram_inv[k, m] * a[q + m, last]
         rss -= beta[k] * a[q + k, last]
-    if dof <= 0 or not rss > 0:
-        return np.empty(0)
-    projected = np.zeros((q, p))  # Z'X (X'X)^-1
+    projected = np.zeros((q, p))  # Z'X (X'X)^+
     score_rows = a[:q, last].copy()  # Z'r = Z'y - Z'X beta
     for i in range(q):
         for k in range(p):
             score_rows[i] -= a[i, q + k] * beta[k]
             for m in range(p):
                 projected[i, k] += a[i, q + m] * gram_inv[m, k]
-    resid_cross = a[:q, :q].copy()  # Z'MZ = Z'Z - Z'X (X'X)^-1 X'Z
+    resid_cross = a[:q, :q].copy()  # Z'MZ = Z'Z - Z'X (X'X)^+ X'Z
     for i in range(q):
         for j in range(q):
             for k in range(p):
                 resid_cross[i, j] -= projected[i, k] * a[j, q + k]
-    component, offset, count = np.empty(q, dtype=np.int64), 0, 0
+    return resid_cross, score_rows, rss
+
+
+def dense_moment_start(
+    a: np.ndarray, nre: int, nfixef: int, shapes: np.ndarray, nobs: float, rules: np.ndarray
+) -> np.ndarray:
+    """:func:`mixedmodels.linalg.start.moment_start` on a dense system: every variance component's relative SD
+    (``tau_t / sigma``, before the floor on theta), or an empty array where it gives None.
+
+    ``a``, ``nre`` and ``nfixef`` as :func:`residual_moments`'s; ``shapes`` each term's ``(rows, columns)``, in
+    order; ``rules`` ``(minimum trace fraction, maximum condition, minimum sigma^2 fraction)``.  The same
+    equations as the numpy path (``start._dense_moments`` and ``moment_start``) in one call, the component
+    sums as loops instead of products with an indicator matrix: the two agree to rounding (the tests compare).
+    """
+    resid_cross, score_rows, rss = _residual_moments(a, nre, nfixef)
+    dof = nobs - nfixef
+    if dof <= 0 or not rss > 0:
+        return np.empty(0)
+    component, offset, count = np.empty(nre, dtype=np.int64), 0, 0
     for t in range(shapes.shape[0]):
         for i in range(shapes[t, 0]):
             component[offset + i] = i % shapes[t, 1] + count
         offset += shapes[t, 0]
         count += shapes[t, 1]
     lhs, rhs = np.zeros((count + 1, count + 1)), np.zeros(count + 1)
-    for i in range(q):
+    for i in range(nre):
         c = component[i]
         lhs[c, count] += resid_cross[i, i]
         rhs[c] += score_rows[i] * score_rows[i]
-        for j in range(q):
+        for j in range(nre):
             lhs[c, component[j]] += resid_cross[i, j] * resid_cross[i, j]
     for c in range(count):
         if lhs[c, count] <= rules[0] * nobs:  # a component inside X's column space: see moment_start
@@ -449,7 +457,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 # dense_newton and dense_values call these names; compiled(...) binds them to the compiled kernels first
 _factor, _derivatives, _step, _value = dense_factor, dense_derivatives, newton_step, criterion_from_pieces
 _backtrack, _cholesky, _inverse, _lead = backtracked_step, envelope_cholesky, lower_inverse, lead_product
-_envelope = row_envelope
+_envelope, _residual_moments = row_envelope, residual_moments
 _HELPERS = {
     "_envelope": row_envelope,
     "_cholesky": envelope_cholesky,
@@ -460,6 +468,7 @@ _HELPERS = {
     "_step": newton_step,
     "_value": criterion_from_pieces,
     "_backtrack": backtracked_step,
+    "_residual_moments": residual_moments,
 }
 
 
