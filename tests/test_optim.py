@@ -208,3 +208,18 @@ def test_free_coordinates_at_boundary():
     assert coordinates.at_boundary(np.array([0.0, 0.3]))
     assert coordinates.at_boundary(np.array([0.5, 1.0 - 1e-5]))
     assert coordinates.at_boundary(np.array([0.5, -1.0]))
+
+
+def test_a_log_is_copied_with_changes_as_dataclasses_replace_copies_it():
+    """OptInfo.updated, the one way the fits copy a log, gives what dataclasses.replace gives, and refuses
+    an unknown name as it does."""
+    import dataclasses
+
+    info = minimize_bounded(lambda x: float(np.sum((x - 1.0) ** 2)), np.zeros(2), np.zeros(2))
+    changes = {"feval": info.feval + 3, "final": np.array([2.0, 3.0]), "warnings": ("a check",)}
+    copied, replaced = info.updated(**changes), dataclasses.replace(info, **changes)
+    for field in dataclasses.fields(info):
+        np.testing.assert_equal(getattr(copied, field.name), getattr(replaced, field.name))
+    assert copied.feval == info.feval + 3 and info.warnings == ()
+    with pytest.raises(TypeError):
+        info.updated(evaluations=1)

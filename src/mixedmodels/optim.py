@@ -123,8 +123,9 @@ class OptInfo:
     geval: int = 0
 
     def updated(self, **changes: Any) -> "OptInfo":
-        """A copy with ``changes``: ``dataclasses.replace`` without its per-field work (a dozen Python calls
-        where a fit makes its final log); every field is an ``__init__`` argument."""
+        """A copy with ``changes`` (the way every log is copied): ``dataclasses.replace`` without its per-field
+        work (a dozen Python calls where a fit makes its final log); every field is an ``__init__`` argument,
+        and an unknown name is a TypeError, as there."""
         return OptInfo(**{**self.__dict__, **changes})
 
     @property

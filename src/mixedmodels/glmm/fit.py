@@ -198,7 +198,7 @@ def _stage1(
     info = minimize_bounded(
         objective, to_scaled(model, theta0), model.theta_lower, _finite_or_none(model.theta_upper), settings=settings
     )
-    info = replace(info, initial=theta0, final=from_scaled(model, info.final))
+    info = info.updated(initial=theta0, final=from_scaled(model, info.final))
     res = pirls.joint(info.final, warm.beta, warm.u, eta0)
     return info, res
 
@@ -273,7 +273,7 @@ class _ProfiledCriterion:
         else:  # a negative theta: the same criterion, its term's modes change sign
             self.value(x)
             res = self.last[1]
-        info = replace(info, initial=theta0, final=from_scaled(self.model, x))
+        info = info.updated(initial=theta0, final=from_scaled(self.model, x))
         curvature = bfgs_inverse_hessian(*map(list, zip(*self.points))) if self.points else None
         # at |x| instead of x: a coordinate whose sign flipped flips its cross terms
         self.warm.curvature = None if curvature is None else curvature * np.outer(signs, signs)
@@ -423,7 +423,7 @@ def _stage2(
             inverse_hessian=crit.curvature(warm.curvature),
         )
         x = np.concatenate([np.abs(info.final[: crit.ntheta]), info.final[crit.ntheta :]])  # even in each scalar theta
-        return replace(info, final=x), crit
+        return info.updated(final=x), crit
 
     def objective(x: np.ndarray) -> float:
         value, res = crit.evaluate(x, warm.u)
@@ -742,8 +742,7 @@ def make_results(
     for code_info in [info1] if nAGQ == 0 else [info1, info]:
         if code_info.return_code < 0 or code_info.return_code == 5:
             messages.append(f"optimizer did not converge: {code_info.message}")
-    info = replace(
-        info,
+    info = info.updated(
         initial=np.concatenate([info1.initial, stages.res1.beta]) if nAGQ else info1.initial,
         final=np.concatenate([stages.theta, stages.beta]),
         fmin=stages.value,

@@ -222,7 +222,7 @@ def _joint_stage(
     info = minimize_bounded(objective, x0, joint.lower, _finite_or_none(joint.upper), settings=settings)
     if first is None:
         return info
-    return replace(info, initial=first.initial, feval=info.feval + first.feval, geval=first.geval)
+    return info.updated(initial=first.initial, feval=info.feval + first.feval, geval=first.geval)
 
 
 def _criterion_for(base: _Criterion, model: GeneralizedLinearMixedModel) -> _Criterion:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import nlopt
@@ -84,7 +84,7 @@ def minimize_even_scalar(
         best, code = search.run(math.log(abs(float(x0[0]))))
     except _NoSearch:
         info = minimize_quasi_newton(func, grad, x0, settings)
-        return replace(info, feval=info.feval + search.feval, geval=info.geval + search.geval)
+        return info.updated(feval=info.feval + search.feval, geval=info.geval + search.geval)
     return OptInfo(
         optimizer=SECANT,
         initial=np.asarray(x0, dtype=float).copy(),

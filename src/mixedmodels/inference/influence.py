@@ -294,7 +294,7 @@ def _lmer_refit(model: Any, theta: np.ndarray, settings: Any) -> Any:
     again = model.fit(settings=settings, start=first.theta)
     better = again if again.objective <= first.objective else first
     feval = first.optinfo.feval + again.optinfo.feval  # both runs count, as they would in one
-    return dataclasses.replace(better, optinfo=dataclasses.replace(better.optinfo, feval=feval))
+    return dataclasses.replace(better, optinfo=better.optinfo.updated(feval=feval))
 
 
 def _glmer_refit(result: MixedFit, rows: np.ndarray, maxfun: int) -> Any:

@@ -177,12 +177,12 @@ def derivative_fit(
         assert coordinates is not None
         value, gradient = coordinates.wrap(objective.value, objective.gradient)
         info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
-        info = replace(info, initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
+        info = info.updated(initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
     x = canonical_signs(info.final, layouts)
     bounded = lower == 0
     stuck = np.logical_or.reduce(bounded & (x == 0) & (x0 == 0))  # np.any's reduction
     if info.return_code == nlopt.MAXEVAL_REACHED:
-        return replace(info, final=x, gradient=None, hessian=None)
+        return info.updated(final=x, gradient=None, hessian=None)
     if coordinates is not None and not identity:  # else no coordinate is at a structured bound
         info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
         if replaced:
@@ -190,12 +190,12 @@ def derivative_fit(
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(objective.value, x, info.fmin, lower, settings)
         if snapped is not None:
-            return replace(info, final=snapped[1], fmin=snapped[0], feval=info.feval + 1, gradient=None, hessian=None)
+            return info.updated(final=snapped[1], fmin=snapped[0], feval=info.feval + 1, gradient=None, hessian=None)
         if np.logical_and.reduce(x == info.final):  # np.array_equal's test (same shapes), without its wrappers
             return info
         # the same objective after sign changes, but the results need the factor at the reported theta
         objective.value(x)
-        return replace(info, final=x, feval=info.feval + 1, gradient=None, hessian=None)
+        return info.updated(final=x, feval=info.feval + 1, gradient=None, hessian=None)
     return polish_with_bobyqa(info, objective.value, x, (lower, upper), settings)
 
 
@@ -258,7 +258,7 @@ def bobyqa_at_structured_bound(
         return replace(
             bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval
         ), True
-    return replace(info, feval=info.feval + bobyqa.feval), False
+    return info.updated(feval=info.feval + bobyqa.feval), False
 
 
 def canonical_signs(theta: np.ndarray, layouts) -> np.ndarray:

@@ -551,7 +551,7 @@ def optimize_with_residual(
     if factor is None and dense is not None and np.isfinite(dense.value(info.final)):  # after the compiled loop
         factor = dense.kept_factor(info.final)
     theta, rho = cp.from_scaled_theta(info.final[:ntheta]), structure.from_free(info.final[ntheta:])
-    return replace(info, initial=theta0.copy(), final=theta, feval=info.feval + tries), rho, factor
+    return info.updated(initial=theta0.copy(), final=theta, feval=info.feval + tries), rho, factor
 
 
 def _method(settings: OptimizerSettings, dense: "DenseResidualObjective | None") -> str:
@@ -581,7 +581,7 @@ def _checked(info: OptInfo, objective, dense, method: str, bounds: tuple[np.ndar
         derivatives = (info.gradient, info.hessian) if known else dense.derivatives(info.final)
     grad = dense.gradient if dense is not None and derivatives is None else None
     check = check_convergence(objective, info.final, bounds[0], bounds[1], grad=grad, derivatives=derivatives)
-    return replace(info, gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
+    return info.updated(gradient=check.gradient, hessian=check.hessian, warnings=check.messages)
 
 
 def _blocked_objective(model: Any):
@@ -619,6 +619,6 @@ def _bfgs_fit(
     if info.return_code in (nlopt.SUCCESS, nlopt.FTOL_REACHED) and not stuck:
         snapped = snap_to_zero_bounds(dense.value, x, info.fmin, lower, settings)
         if snapped is not None:
-            return replace(info, initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
-        return replace(info, initial=x0, final=x)
+            return info.updated(initial=x0, final=snapped[1], fmin=snapped[0], feval=info.feval + 1)
+        return info.updated(initial=x0, final=x)
     return polish_with_bobyqa(info, dense.value, x, (lower, bounded), settings)
