@@ -165,25 +165,13 @@ def derivative_fit(
     final point's.
     """
     lower, upper = bounds
-    # Newton's terms are unstructured (choose_optimizer's rule): without an upper bound, x is theta itself
-    coordinates = None if newton and upper is None else FreeCoordinates.for_terms(layouts, lower, upper)
-    identity = coordinates is None or coordinates.identity
-    if newton:
-        loop = objective.newton_loop()  # lmer's and a residual structure's objective (lmm/residual.py)
-        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
-    elif identity:
-        info = minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
-    else:
-        assert coordinates is not None
-        value, gradient = coordinates.wrap(objective.value, objective.gradient)
-        info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
-        info = info.updated(initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
+    info, coordinates = _minimize(objective, x0, f0, layouts, bounds, settings, newton)
     x = canonical_signs(info.final, layouts)
     bounded = lower == 0
     stuck = np.logical_or.reduce(bounded & (x == 0) & (x0 == 0))  # np.any's reduction
     if info.return_code == nlopt.MAXEVAL_REACHED:
         return info.updated(final=x, gradient=None, hessian=None)
-    if coordinates is not None and not identity:  # else no coordinate is at a structured bound
+    if coordinates is not None:  # else no coordinate is at a structured bound
         info, replaced = bobyqa_at_structured_bound(info, objective.value, x, x0, (lower, upper), coordinates, settings)
         if replaced:
             return info
@@ -197,6 +185,32 @@ def derivative_fit(
         objective.value(x)
         return info.updated(final=x, feval=info.feval + 1, gradient=None, hessian=None)
     return polish_with_bobyqa(info, objective.value, x, (lower, upper), settings)
+
+
+def _minimize(
+    objective: ProfiledObjective,
+    x0: np.ndarray,
+    f0: float | None,
+    layouts,
+    bounds: tuple[np.ndarray, np.ndarray | None],
+    settings: OptimizerSettings,
+    newton: bool,
+) -> tuple[OptInfo, FreeCoordinates | None]:
+    """:func:`derivative_fit`'s optimizer run (its log in theta's coordinates), and the free coordinates it ran
+    in: None where those are theta itself (Newton's terms are unstructured, by choose_optimizer's rule, and
+    unbounded above; or every structured parameter maps to itself)."""
+    lower, upper = bounds
+    if newton:
+        loop = objective.newton_loop()  # lmer's and a residual structure's objective (lmm/residual.py)
+        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
+        coordinates = None if upper is None else FreeCoordinates.for_terms(layouts, lower, upper)
+        return info, None if coordinates is None or coordinates.identity else coordinates
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
+    if coordinates.identity:
+        return minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0), None
+    value, gradient = coordinates.wrap(objective.value, objective.gradient)
+    info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
+    return info.updated(initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None), coordinates
 
 
 _POLISH_STEP = 0.05
