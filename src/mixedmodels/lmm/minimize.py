@@ -165,7 +165,8 @@ def derivative_fit(
     final point's.
     """
     lower, upper = bounds
-    info, coordinates = _minimize(objective, x0, f0, layouts, bounds, settings, newton)
+    coordinates = _free_coordinates(layouts, bounds, newton)
+    info = _minimize(objective, x0, f0, settings, newton, coordinates)
     x = canonical_signs(info.final, layouts)
     bounded = lower == 0
     stuck = np.logical_or.reduce(bounded & (x == 0) & (x0 == 0))  # np.any's reduction
@@ -187,30 +188,34 @@ def derivative_fit(
     return polish_with_bobyqa(info, objective.value, x, (lower, upper), settings)
 
 
+def _free_coordinates(layouts, bounds: tuple[np.ndarray, np.ndarray | None], newton: bool) -> FreeCoordinates | None:
+    """The structured terms' unbounded coordinates, or None where they are theta itself (Newton's terms are
+    unstructured, by choose_optimizer's rule, and unbounded above; or every parameter maps to itself)."""
+    lower, upper = bounds
+    if newton and upper is None:
+        return None
+    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
+    return None if coordinates.identity else coordinates
+
+
 def _minimize(
     objective: ProfiledObjective,
     x0: np.ndarray,
     f0: float | None,
-    layouts,
-    bounds: tuple[np.ndarray, np.ndarray | None],
     settings: OptimizerSettings,
     newton: bool,
-) -> tuple[OptInfo, FreeCoordinates | None]:
-    """:func:`derivative_fit`'s optimizer run (its log in theta's coordinates), and the free coordinates it ran
-    in: None where those are theta itself (Newton's terms are unstructured, by choose_optimizer's rule, and
-    unbounded above; or every structured parameter maps to itself)."""
-    lower, upper = bounds
+    coordinates: FreeCoordinates | None,
+) -> OptInfo:
+    """:func:`derivative_fit`'s optimizer run, its log in theta's coordinates: Newton on theta, BFGS on theta,
+    or BFGS in the structured terms' free ``coordinates``."""
     if newton:
         loop = objective.newton_loop()  # lmer's and a residual structure's objective (lmm/residual.py)
-        info = minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
-        coordinates = None if upper is None else FreeCoordinates.for_terms(layouts, lower, upper)
-        return info, None if coordinates is None or coordinates.identity else coordinates
-    coordinates = FreeCoordinates.for_terms(layouts, lower, upper)
-    if coordinates.identity:
-        return minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0), None
+        return minimize_newton(objective.value, objective.derivatives, x0, settings, f0=f0, loop=loop)
+    if coordinates is None:
+        return minimize_quasi_newton(objective.value, objective.gradient, x0, settings, f0=f0)
     value, gradient = coordinates.wrap(objective.value, objective.gradient)
     info = minimize_quasi_newton(value, gradient, coordinates.to_free(x0), settings, f0=f0)
-    return info.updated(initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None), coordinates
+    return info.updated(initial=x0.copy(), final=coordinates.from_free(info.final), gradient=None)
 
 
 _POLISH_STEP = 0.05
