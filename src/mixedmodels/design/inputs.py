@@ -357,8 +357,11 @@ def _check_weights(weights: np.ndarray | None) -> None:
 
 
 def _sum_offsets(*offsets: np.ndarray | None) -> np.ndarray | None:
+    """The sum of the offsets given (None for none; a lone one as it is, not a copy)."""
     present = [o for o in offsets if o is not None]
-    return np.sum(present, axis=0) if present else None
+    if len(present) < 2:
+        return present[0] if present else None
+    return np.sum(present, axis=0)
 
 
 _NA_ACTIONS = ("omit", "exclude")
@@ -455,7 +458,7 @@ def _fixed_part(
         dropped_columns=dropped,
         terms=(),
         weights=w,
-        offset=_sum_offsets(fixed.offset, extra_offset) if extra_offset is not None else fixed.offset,
+        offset=_sum_offsets(fixed.offset, extra_offset),
         dropped_positions=_positions_of(dropped, full.column_names),
         na_action=na_action,
         data_index=data.index,
