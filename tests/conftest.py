@@ -15,7 +15,6 @@ import mixedmodels as mm
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
-@lru_cache(maxsize=None)
 def need_numba(reason: str) -> None:
     """Skip (the test, or at module level the module) unless the compiled kernels run: numba importable
     and ``MIXEDMODELS_NO_NUMBA`` not set (with it set, numba imports but every kernel is off)."""
@@ -24,6 +23,7 @@ def need_numba(reason: str) -> None:
         pytest.skip(f"MIXEDMODELS_NO_NUMBA is set: {reason}", allow_module_level=True)
 
 
+@lru_cache(maxsize=None)
 def reference(name: str) -> dict:
     """An R reference result: ``shared/<name>.json`` (from ../shared/reference) or ``<name>.json``."""
     path = REFERENCE_DIR / f"{name}.json"
