@@ -4,8 +4,9 @@ Each shortcut of that path (issue 18, small models' cold time) rests on a fact a
 skipped; these tests check the facts:
 
 * glmer checks each argument once (formula, data and method before the hand-over to Dask, the
-  rest after) and sets one BLAS thread once (the fit under it does not set it again); a bad
-  argument is still refused by name;
+  rest after); a bad argument is still refused by name.  It sets one BLAS thread for a design of
+  ``SMALL_DESIGN`` rows or more; the general fit sets it too (then found set), the compiled one-term
+  fit, which calls no BLAS, does not;
 * a family made without a link checks nothing (None is the link's kind), one with a link does;
 * the compiled one-term fit reads its column scale off the term's layout: the model's
   ``theta_scales`` there, exactly; its theta's lower bound is 0, so ``is_singular`` is theta below
@@ -24,7 +25,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels import _validate
+from mixedmodels import _threads, _validate
 from mixedmodels.design.frame import model_frame
 from mixedmodels.design.response import build_response
 from mixedmodels.glmm import fit as glmm_fit
@@ -43,20 +44,36 @@ def _glmer_quietly(*args, **kwargs):
         return mm.glmer(*args, **kwargs)
 
 
-def test_glmer_sets_one_blas_thread_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    entered = []
-    original = glmm_fit.one_blas_thread
+def _count_limits(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Entries into glmer's BLAS limit (through ``design_threads_for``) and the general fit's."""
+    entered: dict[str, list[int]] = {"glmer": [], "fit": []}
+    original = _threads.one_blas_thread
 
-    def counted():
-        entered.append(1)
-        return original()
+    def counted(name: str):
+        def limit():
+            entered[name].append(1)
+            return original()
 
-    monkeypatch.setattr(glmm_fit, "one_blas_thread", counted)
-    cbpp = mm.datasets.load("cbpp")
-    _glmer_quietly(CBPP, cbpp, family="binomial")
-    assert entered == []  # glmer's own limit covers the fit
-    GeneralizedLinearMixedModel.from_formula(CBPP, cbpp, family="binomial").fit()
-    assert entered == [1]  # a model's fit() sets it itself
+        return limit
+
+    monkeypatch.setattr(_threads, "one_blas_thread", counted("glmer"))
+    monkeypatch.setattr(glmm_fit, "one_blas_thread", counted("fit"))
+    return entered
+
+
+@needs_numba
+def test_glmer_limits_blas_threads_only_where_openblas_could_start_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered = _count_limits(monkeypatch)
+    cbpp = mm.datasets.load("cbpp")  # 56 rows: below SMALL_DESIGN
+    assert len(cbpp) < _threads.SMALL_DESIGN <= len(mm.datasets.load("grouseticks"))
+    assert _glmer_quietly(CBPP, cbpp, family="binomial").optinfo.optimizer == one_term.COMPILED_NEWTON
+    assert entered == {"glmer": [], "fit": []}  # a small design, and the compiled fit calls no BLAS
+    _glmer_quietly(CBPP, cbpp, family="binomial", nAGQ=0)  # the general path
+    assert entered == {"glmer": [], "fit": [1]}
+    _glmer_quietly("TICKS ~ YEAR + (1 | LOCATION)", mm.datasets.load("grouseticks"), family="poisson")
+    assert entered == {"glmer": [1], "fit": [1]}  # 403 rows: the design under the limit; the fit compiled
+    GeneralizedLinearMixedModel.from_formula(CBPP, cbpp, family="binomial").fit(nAGQ=0)
+    assert entered["fit"] == [1, 1]  # a model's general fit sets it itself
 
 
 def test_glmer_still_refuses_each_bad_argument_by_name() -> None:

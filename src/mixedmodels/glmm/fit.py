@@ -41,7 +41,7 @@ from .scalar_search import minimize_even_scalar
 if TYPE_CHECKING:
     from ..linalg.pirls import PirlsResult
 
-__all__ = ["fit_glmm", "fit_glmm_one_thread", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
+__all__ = ["fit_glmm", "fd_hessian", "GlmmStart", "GRADIENT_TOLERANCE", "Stages", "make_results"]
 
 # finite-difference steps: in theta's stage-2 units (relative to its stage-1 value), and in
 # whitened beta (units of the stage-1 SEs, where the deviance is close to ||delta||^2, so
@@ -643,17 +643,10 @@ def fit_glmm(
     With a ``start`` (lme4's ``start = list(theta, fixef)``), stage 1 starts at
     its theta; given fixef too (and nAGQ >= 1), stage 1 is skipped and stage 2
     starts at (theta, fixef), as lme4's ``influence`` refits do.
+
+    The general path runs with one BLAS thread (every matrix of a GLMM fit is small); the compiled fit of
+    one scalar term calls no BLAS and sets no limit.
     """
-    with one_blas_thread():  # every matrix of a GLMM fit is small
-        return _fit(model, nAGQ, settings, start)
-
-
-def fit_glmm_one_thread(
-    model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, start: "GlmmStart | None" = None
-) -> GlmerResults:
-    """:func:`fit_glmm` for a caller that runs it under one BLAS thread already (glmer): the limit is not set
-    again (its context manager and the libraries' thread counts read twice: ~25 Python calls per fit), and
-    the fit is one call deeper here too, as there (the warnings' ``stacklevel`` counts the frames)."""
     return _fit(model, nAGQ, settings, start)
 
 
@@ -688,28 +681,24 @@ def _fit(model: GeneralizedMixedModel, nAGQ: int, settings: OptimizerSettings, g
         fast = fit_one_term(model)
         if fast is not None:
             return compiled_results(model, fast, settings, start)
-    warm = _WarmStart(np.zeros(model.nranef))
-    if given is not None and given.fixef is not None and nAGQ > 0:
-        info1, res1 = _given_start(model, given, warm)
-    else:
-        if given is not None and given.fixef is not None:
-            warm.beta = given.fixef
-        theta0 = None if given is None else given.theta
-        info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0, nAGQ > 0)
-    if nAGQ == 0:
-        return make_results(
-            model,
-            nAGQ,
-            Stages(info1, res1, info1, info1.final, res1.beta, res1, model.laplace_value(res1), None, []),
-            start,
-        )
-    info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
-    value, res = crit.at_optimum(info.final, warm)
-    done = _finish(crit, info.final, value, res)
-    theta, beta = crit.params(done.x)
-    return make_results(
-        model, nAGQ, Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov, list(done.messages)), start
-    )
+    with one_blas_thread():  # (the same depth of calls: the warnings' stacklevel counts the frames)
+        warm = _WarmStart(np.zeros(model.nranef))
+        if given is not None and given.fixef is not None and nAGQ > 0:
+            info1, res1 = _given_start(model, given, warm)
+        else:
+            if given is not None and given.fixef is not None:
+                warm.beta = given.fixef
+            theta0 = None if given is None else given.theta
+            info1, res1 = _stage1(model, settings if nAGQ == 0 else _start_settings(settings), warm, theta0, nAGQ > 0)
+        if nAGQ == 0:
+            stages = Stages(info1, res1, info1, info1.final, res1.beta, res1, model.laplace_value(res1), None, [])
+            return make_results(model, nAGQ, stages, start)
+        info, crit = _stage2(model, nAGQ, info1.final, res1, settings, warm)
+        value, res = crit.at_optimum(info.final, warm)
+        done = _finish(crit, info.final, value, res)
+        theta, beta = crit.params(done.x)
+        stages = Stages(info1, res1, info, theta, beta, done.res, done.value, done.vcov, list(done.messages))
+        return make_results(model, nAGQ, stages, start)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .._threads import one_blas_thread
+from .._threads import design_threads_for, one_blas_thread
 from ..design.inputs import ModelInputs, prepare_glmm_inputs
 from ..design.tables import as_pandas, is_dask_input
 from ..errors import DataError, MixedModelsWarning, ModelSpecError
@@ -45,7 +45,7 @@ from ..linalg.pirls import Pirls, PirlsResult, ReweightedBlocks
 from ..lmm.model import ThetaParameters
 from ..optim import OptimizerSettings
 from .._validate import Anything, FitData, Instance, Numbers, argument_kinds, check_arguments
-from .fit import GlmmStart, fit_glmm, fit_glmm_one_thread
+from .fit import GlmmStart, fit_glmm
 from .results import GlmerResults
 
 __all__ = ["GeneralizedLinearMixedModel", "glmer", "hands_over_to_lmer", "GLMM_SETTINGS", "MAX_NAGQ"]
@@ -317,9 +317,8 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         return fit_glmm(self, self.check_nagq(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _fit(self, nAGQ: int, settings: OptimizerSettings | None, start: Any) -> GlmerResults:
-        """:meth:`fit` for :func:`glmer`, whose check covered the arguments and whose one BLAS thread is set
-        already (the same depth of calls)."""
-        return fit_glmm_one_thread(self, self._nagq_rules(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
+        """:meth:`fit` for :func:`glmer`, whose check covered the arguments (the same depth of calls)."""
+        return fit_glmm(self, self._nagq_rules(nAGQ), settings or GLMM_SETTINGS, self._check_start(start))
 
     def _check_start(self, start: Any) -> GlmmStart | None:
         """lme4's ``start`` for glmer: theta, or a dict with "theta" and/or "fixef"."""
@@ -487,8 +486,9 @@ def glmer(
             max_memory=max_memory,
         )
     # glmer's check covered the model's and the fit's arguments (the same kinds): not checked again.
-    # One BLAS thread for the model and the fit, set once (the fit's own limit then finds it set)
-    with one_blas_thread():
+    # One BLAS thread for the model and the fit, unless the data are too few rows for OpenBLAS to thread a
+    # product (the general fit sets its own limit, which then finds it set; the compiled one-term fit calls no BLAS)
+    with design_threads_for(len(data)):
         model = GeneralizedLinearMixedModel._from_formula(
             formula,
             data,
