@@ -17,6 +17,11 @@ rounds interleaved, under four preparations before each fit:
 Medians of ``--repeats`` fits per preparation; the ratio tool / mixedmodels per preparation shows
 whether a gap is in the work itself (warm) or in how much code and data a fit touches (cold).
 Writes ``results/<name>.md`` and ``.json``.
+
+``--preload numba`` imports numba into each worker and compiles one small function before
+the tool's first fit (the state a mixedmodels process is in after its first compiled fit), without
+calling numba during the timed fits: what the heap that a collection walks costs a tool that never
+uses it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ import numpy as np
 sys.path.insert(0, sys.argv[4])
 import cases, worker
 case = cases.CASES[sys.argv[1]]
+if sys.argv[5] == "numba":
+    import numba
+    numba.njit(lambda x: x + 1.0)(1.0)  # (compiled here: a -c script has no file for numba's cache)
 fit, _ = worker.TOOLS[sys.argv[2]](case, cases.load(case))
 repeats = int(sys.argv[3])
 for _ in range(20):
@@ -65,10 +73,10 @@ print("@@BENCH " + json.dumps({"times": times, "objects": objects}), flush=True)
 """
 
 
-def _measure(case: str, tool: str, repeats: int) -> dict:
+def _measure(case: str, tool: str, repeats: int, preload: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, case, tool, str(repeats), str(HERE)],
+        [sys.executable, "-c", WORKER, case, tool, str(repeats), str(HERE), preload],
         capture_output=True,
         text=True,
         env=env,
@@ -85,6 +93,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--name", default=f"{date.today().isoformat()}-cold")
+    parser.add_argument("--preload", choices=("none", "numba"), default="none")
     args = parser.parse_args()
     cases, tools = args.cases.split(","), args.tools.split(",")
     runs: dict[str, dict[str, list]] = {c: {t: [] for t in tools} for c in cases}
@@ -93,7 +102,7 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         for case in cases:
             for tool in tools if r % 2 == 0 else tools[::-1]:
-                runs[case][tool].append(_measure(case, tool, args.repeats))
+                runs[case][tool].append(_measure(case, tool, args.repeats, args.preload))
     loads.append(os.getloadavg()[0])
     _write(args.name, runs, tools, loads, args)
 
@@ -108,7 +117,7 @@ def _write(name: str, runs: dict, tools: list[str], loads: list[float], args: ar
         f"# A small fit warm and cold ({date.today().isoformat()})",
         "",
         f"`python benchmarks/bench_cold.py --cases {args.cases} --tools {args.tools} --rounds {args.rounds} "
-        f"--repeats {args.repeats}`: a fresh process per (case, tool, round), rounds interleaved; medians of all "
+        f"--repeats {args.repeats} --preload {args.preload}`: a fresh process per (case, tool, round), rounds interleaved; medians of all "
         f"timed fits (wall clock). 1-minute load at each round's start and at the end: "
         + ", ".join(f"{load:.1f}" for load in loads)
         + ".",
