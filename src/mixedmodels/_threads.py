@@ -66,7 +66,7 @@ def design_threads_for(nrows: int) -> ContextManager[None]:
     """One BLAS thread while a GLMM's design is built from ``nrows`` rows (its products of n rows woke
     OpenBLAS's pool: VerbAgg), none below ``SMALL_DESIGN`` rows, whose products OpenBLAS does not thread.
 
-    The limit's own cost is ~0.05 ms of a 1.7 ms fit (cbpp, 56 rows, cold).  A design with as many
+    The limit's own cost is ~0.04-0.09 ms of a 1.7 ms fit (cbpp, 56 rows, cold).  A design with as many
     columns as rows is refused after it is built (it cannot estimate them); its products may be threaded.
     """
     return one_blas_thread() if nrows >= SMALL_DESIGN else nullcontext()
