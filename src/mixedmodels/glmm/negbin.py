@@ -208,7 +208,7 @@ def _joint_stage(
         nt = joint.base.ntheta
         x = np.concatenate([np.abs(first.final[:nt]), first.final[nt:]])  # even in each scalar theta
         x[-1] = np.clip(x[-1], joint.lower[-1], joint.upper[-1])
-        first = replace(first, final=x)
+        first = first.updated(final=x)
         if first.return_code > 0 and first.return_code != 5:  # converged (5: out of evaluations)
             return first
         x0 = x

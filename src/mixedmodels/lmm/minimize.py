@@ -274,9 +274,7 @@ def bobyqa_at_structured_bound(
     lower, upper = bounds
     bobyqa = minimize_bounded(value, x0, lower, upper, settings=settings)
     if bobyqa.fmin < info.fmin:
-        return replace(
-            bobyqa, optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval
-        ), True
+        return bobyqa.updated(optimizer=f"{info.optimizer} + {bobyqa.optimizer}", feval=info.feval + bobyqa.feval), True
     return info.updated(feval=info.feval + bobyqa.feval), False
 
 
@@ -321,8 +319,7 @@ def polish_with_bobyqa(
     polish_settings = replace(settings, maxeval=max(1, settings.maxeval - info.feval), initial_step=_POLISH_STEP)
     start = np.maximum(x, lower) if upper is None else np.clip(x, lower, upper)
     polish = minimize_bounded(value, start, lower, upper, settings=polish_settings)
-    return replace(
-        polish,
+    return polish.updated(
         optimizer=f"{info.optimizer} + {polish.optimizer}",
         feval=info.feval + polish.feval,
         geval=info.geval,
