@@ -122,7 +122,9 @@ class GeneralizedLinearMixedModel(ThetaParameters):
         """Build the model from an lme4 formula (see :func:`glmer` for the arguments)."""
         check_arguments(locals())
         fam = get_family(family)
-        with one_blas_thread():  # as glmer does (the same depth of calls, for the warnings' stacklevel)
+        # one BLAS thread for the design, whatever its rows (glmer skips it below SMALL_DESIGN rows of a pandas
+        # frame); the with-block adds no frame, so the warnings' stacklevel is glmer's
+        with one_blas_thread():
             options = {"weights": weights, "offset": offset, "contrasts": contrasts, "na_action": na_action}
             inputs = prepare_glmm_inputs(formula, data, **options, max_memory=max_memory)
             return cls._from_inputs(inputs, fam)
